@@ -1,0 +1,114 @@
+import { PlatformError } from './errors.js';
+
+/** What a user may set when deploying; every field optional. */
+export interface FunctionConfigInput {
+  handler?: string | undefined;
+  runtime?: string | undefined;
+  env?: Record<string, string> | undefined;
+  timeoutSeconds?: number | undefined;
+  memoryMB?: number | undefined;
+  maxInstances?: number | undefined;
+  minInstances?: number | undefined;
+  idleSeconds?: number | undefined;
+}
+
+/** Validated, defaulted configuration of one function version. Immutable once deployed. */
+export interface FunctionConfig {
+  handler: string;
+  runtime: string;
+  env: Record<string, string>;
+  timeoutSeconds: number;
+  memoryMB: number;
+  maxInstances: number;
+  minInstances: number;
+  idleSeconds: number;
+}
+
+export const functionLimits = {
+  timeoutSeconds: { min: 1, max: 900, default: 30 },
+  memoryMB: { min: 64, max: 10240, default: 256 },
+  maxInstances: { min: 1, max: 1000, default: 10 },
+  minInstances: { min: 0, max: 100, default: 0 },
+  idleSeconds: { min: 1, max: 86400, default: 300 },
+  envBytes: 4096,
+} as const;
+
+export const runtimes = ['nodejs20'] as const;
+export const defaultRuntime = 'nodejs20';
+
+const namePattern = /^[a-z][a-z0-9-]{0,62}$/;
+const handlerPattern = /^[A-Za-z0-9_\-/]+(?:\.[A-Za-z0-9_-]+)*\.[A-Za-z_$][A-Za-z0-9_$]*$/;
+const envKeyPattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const reservedEnvPrefixes = ['SAVASSAN_', 'AWS_LAMBDA_', 'NODE_OPTIONS'];
+
+/** Function names: lowercase letters, digits and dashes, starting with a letter, at most 63 characters. */
+export function validateFunctionName(name: unknown): string {
+  if (typeof name !== 'string' || !namePattern.test(name)) {
+    throw new PlatformError(
+      'INVALID_NAME',
+      `invalid function name ${JSON.stringify(name)}: use 1-63 lowercase letters, digits or dashes, starting with a letter`,
+    );
+  }
+  return name;
+}
+
+function intInRange(field: keyof typeof functionLimits, value: unknown): number {
+  const limits = functionLimits[field];
+  if (typeof limits === 'number') throw new Error('unreachable');
+  if (value === undefined) return limits.default;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < limits.min || value > limits.max) {
+    throw new PlatformError(
+      'INVALID_CONFIG',
+      `${field} must be an integer from ${limits.min} to ${limits.max}, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Validate and default a deploy's settings once, at the edge. */
+export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfig {
+  const handler = input.handler ?? 'index.handler';
+  if (typeof handler !== 'string' || !handlerPattern.test(handler) || handler.includes('..')) {
+    throw new PlatformError(
+      'INVALID_CONFIG',
+      `handler must look like "file.export" (e.g. "index.handler" or "src/app.main"), got ${JSON.stringify(handler)}`,
+    );
+  }
+  const runtime = input.runtime ?? defaultRuntime;
+  if (!(runtimes as readonly string[]).includes(runtime)) {
+    throw new PlatformError('INVALID_CONFIG', `runtime must be one of ${runtimes.join(', ')}, got ${JSON.stringify(runtime)}`);
+  }
+  const env: Record<string, string> = {};
+  let envBytes = 0;
+  for (const [key, value] of Object.entries(input.env ?? {})) {
+    if (!envKeyPattern.test(key)) {
+      throw new PlatformError('INVALID_CONFIG', `environment variable name ${JSON.stringify(key)} is not valid`);
+    }
+    if (reservedEnvPrefixes.some((prefix) => key.startsWith(prefix))) {
+      throw new PlatformError('INVALID_CONFIG', `environment variable ${key} is reserved by the platform`);
+    }
+    if (typeof value !== 'string') {
+      throw new PlatformError('INVALID_CONFIG', `environment variable ${key} must be a string`);
+    }
+    envBytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+    env[key] = value;
+  }
+  if (envBytes > functionLimits.envBytes) {
+    throw new PlatformError('INVALID_CONFIG', `environment variables total ${envBytes} bytes, over the ${functionLimits.envBytes}-byte limit`);
+  }
+  const maxInstances = intInRange('maxInstances', input.maxInstances);
+  const minInstances = intInRange('minInstances', input.minInstances);
+  if (minInstances > maxInstances) {
+    throw new PlatformError('INVALID_CONFIG', `minInstances (${minInstances}) cannot exceed maxInstances (${maxInstances})`);
+  }
+  return {
+    handler,
+    runtime,
+    env,
+    timeoutSeconds: intInRange('timeoutSeconds', input.timeoutSeconds),
+    memoryMB: intInRange('memoryMB', input.memoryMB),
+    maxInstances,
+    minInstances,
+    idleSeconds: intInRange('idleSeconds', input.idleSeconds),
+  };
+}

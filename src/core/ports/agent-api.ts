@@ -1,0 +1,62 @@
+import type { FunctionConfig } from '../function-config.js';
+import type { InstanceRef, SerializedError } from '../types.js';
+
+/** What the Agent needs to create a sandbox for one function version. */
+export interface SandboxSpec {
+  functionName: string;
+  version: number;
+  codeSha256: string;
+  config: FunctionConfig;
+}
+
+export interface InvokeRequest {
+  invocationId: string;
+  /** The event as JSON text, already validated by the gateway; passed through untouched. */
+  eventJson: string;
+  /** The function timeout; the Agent kills the sandbox when it passes (the one place it is enforced). */
+  timeoutMs: number;
+}
+
+export type InvokeStatus = 'success' | 'error' | 'timeout' | 'crash' | 'oom';
+
+export interface InvokeOutcome {
+  status: InvokeStatus;
+  /** The handler's result as JSON text (`success` only); `undefined` results become `null`. */
+  payloadJson?: string | undefined;
+  error?: SerializedError | undefined;
+  durationMs: number;
+  /** Peak resident memory of the sandbox so far, when known. */
+  peakMemoryBytes: number | null;
+  /** Blob key of this invocation's log, or null if it could not be stored. */
+  logKey: string | null;
+  /** False when the sandbox was destroyed (timeout, crash, OOM) and must not return to the pool. */
+  reusable: boolean;
+}
+
+export interface SandboxInfo {
+  instanceId: string;
+  functionName: string;
+  version: number;
+  pid: number | null;
+  state: 'starting' | 'idle' | 'busy' | 'stopping';
+  createdAt: number;
+  invocations: number;
+}
+
+/**
+ * The Agent as the Gateway and Manager see it: a direct object in embedded mode,
+ * a gRPC client in cluster mode.
+ */
+export interface AgentApi {
+  readonly nodeId: string;
+  /**
+   * Create a sandbox and run the function's init (load module, resolve handler).
+   * Rejects with FUNCTION_INIT_ERROR / INVALID_BUNDLE when the code cannot load.
+   */
+  createSandbox(spec: SandboxSpec): Promise<InstanceRef>;
+  /** Run one invocation on an idle sandbox. Function failures are outcomes, not rejections. */
+  invoke(instanceId: string, request: InvokeRequest): Promise<InvokeOutcome>;
+  /** Stop a sandbox and wait for its process to exit. Idempotent. */
+  destroySandbox(instanceId: string): Promise<void>;
+  listSandboxes(): Promise<SandboxInfo[]>;
+}

@@ -1,0 +1,59 @@
+import type { InstanceRef, SerializedError } from '../types.js';
+
+/**
+ * What a waiter receives from the pool: an instance, or a provisioning failure
+ * that the Manager pushed so that a cold request fails fast instead of timing out.
+ */
+export type PoolItem = { kind: 'instance'; instance: InstanceRef } | { kind: 'failure'; error: SerializedError };
+
+export interface CheckoutOptions {
+  /** Who holds the lease (a gateway id). */
+  holder: string;
+  /** Lease duration; an unreturned instance past it is reported by `reclaimExpired`. */
+  leaseMs: number;
+}
+
+export interface WaitOptions extends CheckoutOptions {
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Warm pool of idle sandboxes, one FIFO list per pool key (`fn@version`).
+ *
+ * Invariants every adapter holds (tested by `test/contracts/pool.contract.ts`):
+ * - an instance is either idle in the pool or checked out, never both, and is never handed to two callers;
+ * - blocked waiters are served first-come first-served; a pushed instance goes to the oldest waiter;
+ * - a waiter is served by whichever comes first: a newly created instance or a returned one;
+ * - idle reaping and purges never remove a checked-out instance.
+ */
+export interface Pool {
+  /** Atomically take an idle instance, or null when the pool is empty. Never blocks. */
+  checkout(key: string, options: CheckoutOptions): Promise<InstanceRef | null>;
+  /**
+   * Block until an instance (or provisioning failure) is pushed for `key`, FIFO among waiters.
+   * Resolves null on timeout or abort; the waiter is then removed and can never receive an item.
+   */
+  wait(key: string, options: WaitOptions): Promise<PoolItem | null>;
+  /** Add a new instance or give a checked-out one back (ends its lease); hands it to the oldest waiter if any. */
+  push(instance: InstanceRef): Promise<void>;
+  /** Wake the oldest waiter on `key` with a provisioning failure; dropped when nobody waits. Returns whether delivered. */
+  pushFailure(key: string, error: SerializedError): Promise<boolean>;
+  /** Forget a checked-out instance that will not come back (destroyed after a timeout, crash...). */
+  release(instanceId: string): Promise<void>;
+  /** Extend the lease of a checked-out instance. */
+  renew(instanceId: string, leaseMs: number): Promise<void>;
+  /** Remove and return idle instances of `key` idle since before `idleBefore`, keeping at least `keep` idle ones. */
+  reapIdle(key: string, idleBefore: number, keep: number): Promise<InstanceRef[]>;
+  /** Remove and return every idle instance of `key` (a version retired or deleted). */
+  drain(key: string): Promise<InstanceRef[]>;
+  /** Remove and return every instance (idle or checked out) on a node that left. */
+  purgeNode(nodeId: string): Promise<InstanceRef[]>;
+  /** Remove and return checked-out instances whose lease expired before `now`. */
+  reclaimExpired(now: number): Promise<InstanceRef[]>;
+  /** Counts for one key: idle instances, checked-out instances, blocked waiters. */
+  stats(key: string): Promise<{ idle: number; checkedOut: number; waiters: number }>;
+  /** Keys that currently have idle or checked-out instances. */
+  keys(): Promise<string[]>;
+  close(): Promise<void>;
+}

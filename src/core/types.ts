@@ -1,0 +1,85 @@
+import type { FunctionConfig } from './function-config.js';
+
+/** A deployed function: a name pointing at its current immutable version. */
+export interface FunctionRecord {
+  name: string;
+  currentVersion: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One immutable version of a function. `codeSha256` addresses the zip in the blob store (`code/{sha}.zip`). */
+export interface FunctionVersion {
+  functionName: string;
+  version: number;
+  codeSha256: string;
+  codeSizeBytes: number;
+  /** sha256 over code hash + config: two deploys with equal hashes are the same version. */
+  contentHash: string;
+  config: FunctionConfig;
+  createdAt: Date;
+}
+
+/** What a warm pool holds: the address of one idle sandbox. JSON-safe so a Redis adapter can store it. */
+export interface InstanceRef {
+  instanceId: string;
+  functionName: string;
+  version: number;
+  nodeId: string;
+  /** When the sandbox finished init (ms since epoch). */
+  createdAt: number;
+  /** Init duration of this sandbox, reported on its first (cold) invocation. */
+  initMs: number;
+  /** Completed invocations so far; 0 means the next one is the instance's first. */
+  invocations: number;
+  /** When the instance was last pushed to the pool (ms since epoch); idle reaping uses it. */
+  idleSince: number;
+}
+
+/** The pool key of a function version. */
+export function poolKey(functionName: string, version: number): string {
+  return `${functionName}@${version}`;
+}
+
+export type StartKind = 'cold' | 'warm';
+
+export type InvocationStatus = 'success' | 'error' | 'timeout' | 'crash' | 'oom' | 'init-error' | 'throttled';
+
+/** An error as it crosses a process boundary and is stored: plain data. */
+export interface SerializedError {
+  name: string;
+  code?: string | undefined;
+  message: string;
+  stack?: string | undefined;
+}
+
+export interface InvocationRecord {
+  id: string;
+  functionName: string;
+  version: number;
+  start: StartKind;
+  status: InvocationStatus;
+  initMs: number | null;
+  durationMs: number;
+  peakMemoryBytes: number | null;
+  error: SerializedError | null;
+  logKey: string | null;
+  nodeId: string | null;
+  instanceId: string | null;
+  createdAt: Date;
+}
+
+/** A request for the Manager to create a sandbox for a function version. */
+export interface ProvisionRequest {
+  functionName: string;
+  version: number;
+  reason: 'demand' | 'min-instances';
+  requestedAt: number;
+}
+
+/** Blob keys, in one place. */
+export const blobKeys = {
+  code: (sha256: string): string => `code/${sha256}.zip`,
+  log: (functionName: string, at: Date, invocationId: string): string =>
+    `logs/${functionName}/${at.toISOString().slice(0, 10)}/${invocationId}.log`,
+};
