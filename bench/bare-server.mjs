@@ -1,0 +1,29 @@
+// The baseline: a bare Node http server that calls the same handler in-process (no sandbox, no pool).
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { handler } = require('./functions/noop/index.js');
+const context = { functionName: 'noop', functionVersion: '1', getRemainingTimeInMillis: () => 30000 };
+
+const server = createServer((req, res) => {
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (chunk) => (body += chunk));
+  req.on('end', () => {
+    handler(JSON.parse(body || '{}'), context).then(
+      (result) => {
+        const text = JSON.stringify(result);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+      },
+      (err) => {
+        res.writeHead(502);
+        res.end(String(err));
+      },
+    );
+  });
+});
+server.keepAliveTimeout = 60_000;
+server.listen(0, '127.0.0.1', () => process.stdout.write(`listening on http://127.0.0.1:${server.address().port}\n`));
+process.on('SIGTERM', () => server.close(() => process.exit(0)));

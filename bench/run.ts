@@ -1,0 +1,211 @@
+// `npm run bench`: measures Savassan side by side with a bare baseline in one run, writes
+// bench/results/<date>.json and rewrites the figures in BENCHMARKS.md. Uses only Node itself as the load
+// generator (keep-alive http.Agent), so it needs nothing installed beyond the project.
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { Agent, request } from 'node:http';
+import { cpus, totalmem, release } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readBundle } from '../src/client/bundle.js';
+import { SavassanClient } from '../src/client/client.js';
+import { repoRoot, startServer } from '../test/helpers/server-process.js';
+
+const quick = process.env.BENCH_QUICK === '1';
+const warmRequests = quick ? 300 : 3000;
+const throughputRequests = quick ? 2000 : 20000;
+const coldRuns = quick ? 8 : 40;
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function summarise(samples: number[]) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { n: sorted.length, p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), max: round(sorted.at(-1) ?? NaN) };
+}
+
+const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+interface Hit {
+  status: number;
+  ms: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+function post(agent: Agent, url: URL, body: string): Promise<Hit> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const req = request(
+      url,
+      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started, body: text, headers: res.headers }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Fires `total` requests with `concurrency` in flight; returns latencies and wall time. */
+async function load(url: string, total: number, concurrency: number) {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const target = new URL(url);
+  const latencies: number[] = [];
+  let errors = 0;
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const n = next++;
+        const hit = await post(agent, target, `{"n":${n}}`);
+        if (hit.status !== 200) errors++;
+        latencies.push(hit.ms);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  return { latencies, errors, seconds, rps: total / seconds };
+}
+
+async function startBare(): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [join(repoRoot, 'bench', 'bare-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      const m = /listening on (\S+)/.exec(d.toString());
+      if (m?.[1] !== undefined) resolve(m[1]);
+    });
+  });
+  return { url, child };
+}
+
+async function main(): Promise<void> {
+  const results: Record<string, unknown> = {
+    date: new Date().toISOString(),
+    machine: {
+      cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}`,
+      memoryGiB: round(totalmem() / 2 ** 30, 1),
+      kernel: release(),
+      node: process.version,
+    },
+    quick,
+  };
+  const server = await startServer(['--no-examples', '--queue-wait', '30', '--log-level', 'error']);
+  const bare = await startBare();
+  try {
+    const client = new SavassanClient({ url: server.url });
+    const noop = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
+    await client.deploy('noop', noop, { maxInstances: 64 });
+    const invokeUrl = `${server.url}/v1/functions/noop/invoke`;
+
+    // Warm-up both sides (JIT, sandboxes for concurrency 32).
+    await load(bare.url, 500, 32);
+    await load(invokeUrl, 500, 32);
+
+    // 1. Warm invoke at concurrency 1, interleaved in rounds so both sides see the same machine noise.
+    const warm = { bare: [] as number[], savassan: [] as number[] };
+    const rounds = 5;
+    for (let r = 0; r < rounds; r++) {
+      warm.bare.push(...(await load(bare.url, warmRequests / rounds, 1)).latencies);
+      warm.savassan.push(...(await load(invokeUrl, warmRequests / rounds, 1)).latencies);
+    }
+    const warmBare = summarise(warm.bare);
+    const warmSavassan = summarise(warm.savassan);
+
+    // 2. Throughput at concurrency 32, interleaved halves.
+    const rps = { bare: [] as number[], savassan: [] as number[] };
+    let savassanErrors = 0;
+    for (let r = 0; r < 2; r++) {
+      rps.bare.push((await load(bare.url, throughputRequests / 2, 32)).rps);
+      const s = await load(invokeUrl, throughputRequests / 2, 32);
+      savassanErrors += s.errors;
+      rps.savassan.push(s.rps);
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    results.warmInvoke = {
+      concurrency1: {
+        bareMs: warmBare,
+        savassanMs: warmSavassan,
+        p50Ratio: round(warmSavassan.p50 / warmBare.p50, 2),
+        target: 'p50 <= 2x bare',
+      },
+      concurrency32: {
+        bareRps: round(mean(rps.bare), 0),
+        savassanRps: round(mean(rps.savassan), 0),
+        ratio: round(mean(rps.savassan) / mean(rps.bare), 2),
+        savassanErrors,
+        target: 'throughput >= 0.4x bare',
+      },
+    };
+
+    // 3. Cold start: deploy a fresh function, then its first invoke.
+    const cold: number[] = [];
+    const initMs: number[] = [];
+    for (let i = 0; i < coldRuns; i++) {
+      const name = `cold-${i}`;
+      await client.deploy(name, noop, { idleSeconds: 1 });
+      const hit = await post(new Agent(), new URL(`${server.url}/v1/functions/${name}/invoke`), '{}');
+      if (hit.headers['x-savassan-start'] !== 'cold') throw new Error(`expected a cold start, got ${String(hit.headers['x-savassan-start'])}`);
+      cold.push(hit.ms);
+      const record = await client.getInvocation(String(hit.headers['x-savassan-invocation-id']));
+      initMs.push(record.initMs ?? NaN);
+      await client.deleteFunction(name);
+    }
+    const spawnMs: number[] = [];
+    for (let i = 0; i < coldRuns; i++) {
+      const t = performance.now();
+      spawnSync(process.execPath, ['-e', '']);
+      spawnMs.push(performance.now() - t);
+    }
+    results.coldStart = {
+      savassanFirstInvokeMs: summarise(cold),
+      sandboxInitMs: summarise(initMs),
+      bareNodeSpawnMs: summarise(spawnMs),
+      note: 'process runtime, no stem cells yet (the sandbox issue adds them)',
+    };
+
+    // 4. Burst: 200 concurrent first requests to a fresh function with max instances 10.
+    await client.deploy('burst', noop, { maxInstances: 10 });
+    const before = (await client.listNodes()).nodes[0]!.sandboxes;
+    const burstAgent = new Agent({ keepAlive: true, maxSockets: 200 });
+    const target = new URL(`${server.url}/v1/functions/burst/invoke`);
+    const hits = await Promise.all(Array.from({ length: 200 }, () => post(burstAgent, target, '{}')));
+    burstAgent.destroy();
+    const created = (await client.listNodes()).nodes[0]!.sandboxes - before;
+    results.burst = {
+      requests: 200,
+      succeeded: hits.filter((h) => h.status === 200).length,
+      sandboxesCreated: created,
+      cold: hits.filter((h) => h.headers['x-savassan-start'] === 'cold').length,
+      latencyMs: summarise(hits.map((h) => h.ms)),
+      target: 'all succeed, at most 10 sandboxes',
+    };
+  } finally {
+    bare.child.kill('SIGTERM');
+    await server.cleanup();
+  }
+
+  await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
+  const file = join(repoRoot, 'bench', 'results', `${String(results.date).replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(join(repoRoot, 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  await updateBenchmarksMd(results);
+  process.stdout.write(`${JSON.stringify(results, null, 2)}\nwritten to ${file}\n`);
+}
+
+async function updateBenchmarksMd(results: Record<string, unknown>): Promise<void> {
+  const path = join(repoRoot, 'BENCHMARKS.md');
+  const text = await readFile(path, 'utf8').catch(() => '# Benchmarks\n\n<!-- latest:start -->\n<!-- latest:end -->\n');
+  const block = `<!-- latest:start -->\nLatest run (\`npm run bench\`${quick ? ', BENCH_QUICK=1' : ''}), ${String(results.date)}:\n\n\`\`\`json\n${JSON.stringify(results, null, 2)}\n\`\`\`\n<!-- latest:end -->`;
+  await writeFile(path, text.replace(/<!-- latest:start -->[\s\S]*<!-- latest:end -->/, block));
+}
+
+await main();

@@ -1,0 +1,202 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { PlatformError } from '../../core/errors.js';
+import type { BlobStore } from '../../core/ports/blob-store.js';
+
+export const maxBlobKeyLength = 1024;
+
+/** One key segment. `~` is deliberately absent: temporary files use it, so they can never be keys. */
+const segmentPattern = /^[A-Za-z0-9._@=-]+$/;
+const partialSegmentPattern = /^[A-Za-z0-9._@=-]*$/;
+
+/**
+ * A `BlobStore` on the local file system: key `a/b/c` is the file `{root}/a/b/c`. Directories are made on
+ * demand. Writes are atomic (a temporary file in the target directory, fsynced, then renamed over the key),
+ * so readers see the old or the new content, never a part. Keys must be relative, `/`-separated, made of
+ * segments of `[A-Za-z0-9._@=-]`, at most 1024 characters; anything else is BAD_REQUEST.
+ *
+ * A key cannot be both a blob and a prefix of another blob's directory (`a` and `a/b`): that put is BAD_REQUEST.
+ */
+export class FsBlobStore implements BlobStore {
+  readonly root: string;
+  #closed = false;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+  }
+
+  async put(key: string, data: Uint8Array | string): Promise<void> {
+    this.#assertOpen('write');
+    const path = this.#pathOf(key);
+    const dir = dirname(path);
+    const temp = join(dir, `~tmp-${randomUUID()}`);
+    try {
+      await mkdir(dir, { recursive: true });
+      const handle = await open(temp, 'wx');
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, path);
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      if (hasCode(err, 'ENOTDIR', 'EEXIST', 'EISDIR', 'ENAMETOOLONG')) {
+        throw new PlatformError(
+          'BAD_REQUEST',
+          `cannot store blob ${key}: it conflicts with an existing key or its name is too long for the file system`,
+          { cause: err },
+        );
+      }
+      throw unavailable(`write blob ${key}`, err);
+    }
+    await syncDirectory(dir);
+  }
+
+  async get(key: string): Promise<Buffer | null> {
+    this.#assertOpen('read');
+    const path = this.#pathOf(key);
+    try {
+      return await readFile(path);
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw unavailable(`read blob ${key}`, err);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    this.#assertOpen('read');
+    const path = this.#pathOf(key);
+    try {
+      return (await stat(path)).isFile();
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw unavailable(`check blob ${key}`, err);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#assertOpen('delete');
+    const path = this.#pathOf(key);
+    try {
+      await unlink(path);
+    } catch (err) {
+      if (isMissing(err)) return;
+      // unlink on a directory: EISDIR on Linux, EPERM on macOS. A directory is not a blob, so nothing to delete.
+      if (hasCode(err, 'EPERM') && (await isDirectory(path))) return;
+      throw unavailable(`delete blob ${key}`, err);
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    this.#assertOpen('list');
+    const { dirSegments, partial } = parsePrefix(prefix);
+    const keys: string[] = [];
+    await this.#walk(dirSegments, partial, keys);
+    return keys.filter((key) => key.startsWith(prefix)).sort();
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  async #walk(segments: string[], namePrefix: string, out: string[]): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(join(this.root, ...segments), { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err)) return; // no such prefix, or deleted while we walked
+      throw unavailable(`list blobs under ${segments.join('/')}`, err);
+    }
+    for (const entry of entries) {
+      if (!entry.name.startsWith(namePrefix) || !isValidSegment(entry.name)) continue;
+      const child = [...segments, entry.name];
+      if (entry.isDirectory()) await this.#walk(child, '', out);
+      else if (entry.isFile()) out.push(child.join('/'));
+    }
+  }
+
+  #pathOf(key: string): string {
+    return join(this.root, ...validateBlobKey(key).split('/'));
+  }
+
+  #assertOpen(action: string): void {
+    if (this.#closed) throw new PlatformError('UNAVAILABLE', `cannot ${action}: the blob store is closed`);
+  }
+}
+
+/** Check a blob key; throws BAD_REQUEST saying what is wrong with it. */
+export function validateBlobKey(key: unknown): string {
+  if (typeof key !== 'string' || key.length === 0) throw badKey(key, 'it is empty');
+  if (key.length > maxBlobKeyLength) throw badKey(key, `it is longer than ${maxBlobKeyLength} characters`);
+  if (key.startsWith('/')) throw badKey(key, 'it must be relative, not start with "/"');
+  for (const segment of key.split('/')) {
+    if (segment.length === 0) throw badKey(key, 'it has an empty segment ("//" or a trailing "/")');
+    if (!isValidSegment(segment)) {
+      throw badKey(key, 'segments may only use letters, digits and ._@=- and may not be "." or ".."');
+    }
+  }
+  return key;
+}
+
+function parsePrefix(prefix: unknown): { dirSegments: string[]; partial: string } {
+  if (typeof prefix !== 'string') throw badKey(prefix, 'a prefix must be a string');
+  if (prefix.length > maxBlobKeyLength) throw badKey(prefix, `it is longer than ${maxBlobKeyLength} characters`);
+  if (prefix.startsWith('/')) throw badKey(prefix, 'it must be relative, not start with "/"');
+  const dirSegments = prefix.split('/');
+  const partial = dirSegments.pop() ?? '';
+  if (!dirSegments.every(isValidSegment) || !partialSegmentPattern.test(partial)) {
+    throw badKey(prefix, 'segments may only use letters, digits and ._@=- and may not be empty, "." or ".."');
+  }
+  return { dirSegments, partial };
+}
+
+function isValidSegment(segment: string): boolean {
+  return segmentPattern.test(segment) && segment !== '.' && segment !== '..';
+}
+
+function badKey(key: unknown, why: string): PlatformError {
+  const shown = typeof key === 'string' && key.length > 80 ? `${key.slice(0, 80)}…` : key;
+  return new PlatformError('BAD_REQUEST', `invalid blob key ${JSON.stringify(shown)}: ${why}`);
+}
+
+function hasCode(err: unknown, ...codes: string[]): boolean {
+  return (
+    typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' && codes.includes(err.code)
+  );
+}
+
+/** Errors that mean "no blob at this path". */
+function isMissing(err: unknown): boolean {
+  return hasCode(err, 'ENOENT', 'ENOTDIR', 'EISDIR', 'ENAMETOOLONG');
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Make the rename itself durable. Best effort: some platforms (Windows) cannot open a directory. */
+async function syncDirectory(dir: string): Promise<void> {
+  try {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // The file's own data is already synced; only the directory entry's durability is best effort.
+  }
+}
+
+function unavailable(action: string, err: unknown): PlatformError {
+  const message = err instanceof Error ? err.message : String(err);
+  return new PlatformError('UNAVAILABLE', `cannot ${action}: ${message}`, { cause: err });
+}

@@ -1,0 +1,85 @@
+import type { ColumnType, Selectable } from 'kysely';
+
+/**
+ * The metadata tables as Kysely sees them, shared by the SQLite, PostgreSQL and MySQL adapters.
+ *
+ * Representation rules, chosen so that one set of queries behaves the same on all three engines:
+ * - Timestamps are epoch milliseconds in BIGINT columns: no time zones, no driver date parsing, and
+ *   numeric ordering that every engine indexes the same way.
+ * - BIGINT values come back as whatever the driver returns (pg: string; mysql2 and better-sqlite3:
+ *   number, or bigint when configured), so their select type says so and rows are converted in one place
+ *   (`sql-metadata-store.ts`).
+ * - Function configuration and serialized errors are JSON in TEXT columns, not native JSON types, so
+ *   no driver parses or reorders them.
+ */
+
+/** A BIGINT as drivers return it. */
+export type BigIntValue = number | string | bigint;
+
+/** A BIGINT column: written as a number, read as whatever the driver returns. */
+export type BigIntColumn = ColumnType<BigIntValue, number, number>;
+
+/** Milliseconds since the Unix epoch, UTC. */
+export type EpochMillisColumn = BigIntColumn;
+
+export interface FunctionsTable {
+  /** Function name (validated: at most 63 characters). Primary key. */
+  name: string;
+  current_version: number;
+  created_at: EpochMillisColumn;
+  updated_at: EpochMillisColumn;
+}
+
+export interface FunctionVersionsTable {
+  /** References `functions.name`. Primary key with `version`. */
+  function_name: string;
+  version: number;
+  code_sha256: string;
+  code_size_bytes: BigIntColumn;
+  content_hash: string;
+  /** `FunctionConfig` as JSON. */
+  config: string;
+  created_at: EpochMillisColumn;
+}
+
+export interface InvocationsTable {
+  id: string;
+  /** Not a foreign key: records may arrive after their function was deleted. */
+  function_name: string;
+  version: number;
+  /** `StartKind`; `start` is a keyword in MySQL. */
+  start_kind: string;
+  /** `InvocationStatus`. */
+  status: string;
+  init_ms: number | null;
+  duration_ms: number;
+  peak_memory_bytes: ColumnType<BigIntValue | null, number | null, number | null>;
+  /** `SerializedError` as JSON, or null. */
+  error: string | null;
+  log_key: string | null;
+  node_id: string | null;
+  instance_id: string | null;
+  created_at: EpochMillisColumn;
+}
+
+export interface Database {
+  functions: FunctionsTable;
+  function_versions: FunctionVersionsTable;
+  invocations: InvocationsTable;
+}
+
+export type FunctionRow = Selectable<FunctionsTable>;
+export type FunctionVersionRow = Selectable<FunctionVersionsTable>;
+export type InvocationRow = Selectable<InvocationsTable>;
+
+/** Column sizes shared by the migrations and the adapter's checks. */
+export const columnLengths = {
+  functionName: 64,
+  sha256: 64,
+  contentHash: 128,
+  invocationId: 128,
+  kind: 16,
+  logKey: 1024,
+  nodeId: 255,
+  instanceId: 255,
+} as const;

@@ -1,0 +1,598 @@
+import type { Insertable, Kysely, Transaction } from 'kysely';
+import { PlatformError } from '../../core/errors.js';
+import { validateFunctionName } from '../../core/function-config.js';
+import type { FunctionConfig } from '../../core/function-config.js';
+import type { InvocationQuery, MetadataStore, NewVersion } from '../../core/ports/metadata-store.js';
+import type {
+  FunctionRecord,
+  FunctionVersion,
+  InvocationRecord,
+  InvocationStatus,
+  SerializedError,
+  StartKind,
+} from '../../core/types.js';
+import { createMigrator } from './migrations.js';
+import { columnLengths } from './schema.js';
+import type {
+  BigIntValue,
+  Database,
+  FunctionRow,
+  FunctionVersionRow,
+  InvocationRow,
+  InvocationsTable,
+} from './schema.js';
+
+export interface SqlMetadataStoreOptions {
+  /** Most invocation records written in one group-commit transaction. Default 256. */
+  maxInvocationBatch?: number;
+  /** Destroy the Kysely instance (and its connections) on `close()`. Default true: the store owns it. */
+  destroyOnClose?: boolean;
+}
+
+export const invocationListLimits = { default: 50, max: 1000 } as const;
+
+/** Longest error fields stored, in characters, so a serialized error fits any engine's `text` (MySQL: 64 KiB). */
+export const storedErrorLimits = { name: 256, code: 256, message: 4096, stack: 8192 } as const;
+
+const defaultMaxInvocationBatch = 256;
+/** Rows per INSERT statement: keeps bound parameters under SQLite's historical limit of 999. */
+const rowsPerInsert = 64;
+const maxWriteAttempts = 5;
+
+type DbExecutor = Kysely<Database> | Transaction<Database>;
+
+interface PendingInvocation {
+  row: Insertable<InvocationsTable>;
+  resolve: () => void;
+  reject: (err: PlatformError) => void;
+}
+
+/**
+ * `MetadataStore` over Kysely, shared by the SQLite, PostgreSQL and MySQL adapters: they differ only in the
+ * dialect they build the `Kysely<Database>` with. Construction does no I/O; call `migrate()` before use.
+ *
+ * Invocation records are written with group commit: records submitted in the same event-loop turn share
+ * one transaction, and each `recordInvocation` promise settles only once that transaction has committed.
+ */
+export class SqlMetadataStore implements MetadataStore {
+  readonly #db: Kysely<Database>;
+  readonly #maxInvocationBatch: number;
+  readonly #destroyOnClose: boolean;
+  #state: 'open' | 'closing' | 'closed' = 'open';
+  #closing: Promise<void> | undefined;
+  /** Operations and batch writes under way; `close()` waits for them before destroying the connection. */
+  readonly #active = new Set<Promise<void>>();
+  #pending: PendingInvocation[] = [];
+  #flushScheduled = false;
+
+  constructor(db: Kysely<Database>, options: SqlMetadataStoreOptions = {}) {
+    this.#db = db;
+    this.#maxInvocationBatch = Math.max(1, options.maxInvocationBatch ?? defaultMaxInvocationBatch);
+    this.#destroyOnClose = options.destroyOnClose ?? true;
+  }
+
+  migrate(): Promise<void> {
+    return this.#run('migrate the metadata database', async () => {
+      const { error, results } = await createMigrator(this.#db).migrateToLatest();
+      if (error !== undefined) {
+        const failed = results?.find((result) => result.status === 'Error');
+        const which = failed === undefined ? '' : ` ${failed.migrationName}`;
+        throw new PlatformError('UNAVAILABLE', `migration${which} failed: ${errorMessage(error)}`, { cause: error });
+      }
+    });
+  }
+
+  deployVersion(input: NewVersion): Promise<{ function: FunctionRecord; version: FunctionVersion; created: boolean }> {
+    return this.#run(`deploy function ${input.functionName}`, async () => {
+      validateFunctionName(input.functionName);
+      // Fast path for an unchanged redeploy: one consistent read, no transaction, nothing written.
+      const current = await this.#currentOf(input.functionName);
+      if (current !== null && current.version.contentHash === input.contentHash) return { ...current, created: false };
+      return this.#retrying(() => this.#db.transaction().execute((trx) => deployIn(trx, input)));
+    });
+  }
+
+  getFunction(name: string): Promise<FunctionRecord | null> {
+    return this.#run(`read function ${name}`, async () => {
+      const row = await this.#db.selectFrom('functions').selectAll().where('name', '=', name).executeTakeFirst();
+      return row === undefined ? null : functionFromRow(row);
+    });
+  }
+
+  listFunctions(): Promise<FunctionRecord[]> {
+    return this.#run('list functions', async () => {
+      const rows = await this.#db.selectFrom('functions').selectAll().orderBy('name').execute();
+      return rows.map(functionFromRow);
+    });
+  }
+
+  deleteFunction(name: string): Promise<boolean> {
+    return this.#run(`delete function ${name}`, () =>
+      this.#retrying(() =>
+        this.#db.transaction().execute(async (trx) => {
+          await lockFunction(trx, name);
+          // Invocations are not foreign keys (records can arrive after a delete), so clear them either way.
+          await trx.deleteFrom('invocations').where('function_name', '=', name).execute();
+          await trx.deleteFrom('function_versions').where('function_name', '=', name).execute();
+          const result = await trx.deleteFrom('functions').where('name', '=', name).executeTakeFirst();
+          return result.numDeletedRows > 0n;
+        }),
+      ),
+    );
+  }
+
+  getVersion(name: string, version: number): Promise<FunctionVersion | null> {
+    return this.#run(`read version ${version} of function ${name}`, async () => {
+      if (!isVersionNumber(version)) return null;
+      const row = await selectVersion(this.#db, name, version);
+      return row === undefined ? null : versionFromRow(row);
+    });
+  }
+
+  listVersions(name: string): Promise<FunctionVersion[]> {
+    return this.#run(`list versions of function ${name}`, async () => {
+      const rows = await this.#db
+        .selectFrom('function_versions')
+        .selectAll()
+        .where('function_name', '=', name)
+        .orderBy('version')
+        .execute();
+      return rows.map(versionFromRow);
+    });
+  }
+
+  setCurrentVersion(name: string, version: number): Promise<FunctionRecord> {
+    return this.#run(`set the current version of function ${name}`, () =>
+      this.#retrying(() =>
+        this.#db.transaction().execute(async (trx) => {
+          await lockFunction(trx, name);
+          const fn = await trx.selectFrom('functions').selectAll().where('name', '=', name).executeTakeFirst();
+          if (fn === undefined) throw new PlatformError('NOT_FOUND', `function ${name} does not exist`);
+          const target = isVersionNumber(version) ? await selectVersion(trx, name, version) : undefined;
+          if (target === undefined) {
+            const latest = await latestVersion(trx, name);
+            throw new PlatformError(
+              'NOT_FOUND',
+              `function ${name} has no version ${String(version)} (versions are 1 to ${latest})`,
+            );
+          }
+          const now = Date.now();
+          await trx
+            .updateTable('functions')
+            .set({ current_version: version, updated_at: now })
+            .where('name', '=', name)
+            .execute();
+          return functionFromRow({ ...fn, current_version: version, updated_at: now });
+        }),
+      ),
+    );
+  }
+
+  recordInvocation(record: InvocationRecord): Promise<void> {
+    if (this.#state !== 'open') return Promise.reject(closedError(`record invocation ${record.id}`));
+    let row: Insertable<InvocationsTable>;
+    try {
+      row = invocationToRow(record);
+    } catch (err) {
+      return Promise.reject(PlatformError.from(err, 'BAD_REQUEST'));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#pending.push({ row, resolve, reject });
+      if (this.#pending.length >= this.#maxInvocationBatch) {
+        this.#flush();
+      } else if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => {
+          this.#flushScheduled = false;
+          this.#flush();
+        });
+      }
+    });
+  }
+
+  getInvocation(id: string): Promise<InvocationRecord | null> {
+    return this.#run(`read invocation ${id}`, async () => {
+      const row = await this.#db.selectFrom('invocations').selectAll().where('id', '=', id).executeTakeFirst();
+      return row === undefined ? null : invocationFromRow(row);
+    });
+  }
+
+  listInvocations(query: InvocationQuery): Promise<InvocationRecord[]> {
+    return this.#run('list invocations', async () => {
+      const limit = compileLimit(query.limit);
+      let select = this.#db.selectFrom('invocations').selectAll();
+      if (query.functionName !== undefined) select = select.where('function_name', '=', query.functionName);
+      if (query.afterCreatedAt !== undefined) {
+        select = select.where('created_at', '>', millisFromDate(query.afterCreatedAt, 'afterCreatedAt'));
+      }
+      const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+      return rows.map(invocationFromRow);
+    });
+  }
+
+  /** Idempotent. Writes invocation records still queued, waits for running operations, then disconnects. */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#state = 'closing';
+    this.#flush();
+    while (this.#active.size > 0) await Promise.all([...this.#active]);
+    try {
+      if (this.#destroyOnClose) await this.#db.destroy();
+    } finally {
+      this.#state = 'closed';
+    }
+  }
+
+  /** Run one public operation: refused after close, tracked for close, driver errors mapped. */
+  #run<T>(action: string, operation: () => Promise<T>): Promise<T> {
+    if (this.#state !== 'open') return Promise.reject(closedError(action));
+    const result = operation().catch((err: unknown) => {
+      throw platformErrorFromSql(err, action);
+    });
+    this.#track(result);
+    return result;
+  }
+
+  #track(promise: Promise<unknown>): void {
+    const settled = promise.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#active.add(settled);
+    void settled.then(() => this.#active.delete(settled));
+  }
+
+  /** Retry a write transaction that lost a race (lock contention, deadlock, concurrent insert of the same key). */
+  async #retrying<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        const kind = classifySqlError(err);
+        if (attempt >= maxWriteAttempts || (kind !== 'unique-violation' && kind !== 'contention')) throw err;
+        await sleep(attempt * 10 + Math.random() * 10);
+      }
+    }
+  }
+
+  /** The function and its current version, read in one statement so they are consistent. */
+  async #currentOf(name: string): Promise<{ function: FunctionRecord; version: FunctionVersion } | null> {
+    const row = await this.#db
+      .selectFrom('functions as f')
+      .innerJoin('function_versions as v', (join) =>
+        join.onRef('v.function_name', '=', 'f.name').onRef('v.version', '=', 'f.current_version'),
+      )
+      .select([
+        'f.name',
+        'f.current_version',
+        'f.created_at as function_created_at',
+        'f.updated_at as function_updated_at',
+        'v.function_name',
+        'v.version',
+        'v.code_sha256',
+        'v.code_size_bytes',
+        'v.content_hash',
+        'v.config',
+        'v.created_at',
+      ])
+      .where('f.name', '=', name)
+      .executeTakeFirst();
+    if (row === undefined) return null;
+    return {
+      function: functionFromRow({
+        name: row.name,
+        current_version: row.current_version,
+        created_at: row.function_created_at,
+        updated_at: row.function_updated_at,
+      }),
+      version: versionFromRow(row),
+    };
+  }
+
+  /** Start writing the queued invocation records as one batch. */
+  #flush(): void {
+    while (this.#pending.length > 0) {
+      const batch = this.#pending.splice(0, this.#maxInvocationBatch);
+      this.#track(this.#writeBatch(batch));
+    }
+  }
+
+  async #writeBatch(batch: PendingInvocation[]): Promise<void> {
+    try {
+      await this.#db.transaction().execute(async (trx) => {
+        for (let start = 0; start < batch.length; start += rowsPerInsert) {
+          const rows = batch.slice(start, start + rowsPerInsert).map((pending) => pending.row);
+          await trx.insertInto('invocations').values(rows).execute();
+        }
+      });
+    } catch (err) {
+      const [only] = batch;
+      if (batch.length === 1 && only !== undefined) {
+        only.reject(recordError(err, only.row.id));
+        return;
+      }
+      // One bad record (a duplicate id) must not fail the rest of its batch: write each on its own.
+      await Promise.all(batch.map((pending) => this.#writeOne(pending)));
+      return;
+    }
+    for (const pending of batch) pending.resolve();
+  }
+
+  async #writeOne(pending: PendingInvocation): Promise<void> {
+    try {
+      await this.#db.insertInto('invocations').values(pending.row).execute();
+    } catch (err) {
+      pending.reject(recordError(err, pending.row.id));
+      return;
+    }
+    pending.resolve();
+  }
+}
+
+/** The body of `deployVersion`'s transaction. */
+async function deployIn(
+  trx: Transaction<Database>,
+  input: NewVersion,
+): Promise<{ function: FunctionRecord; version: FunctionVersion; created: boolean }> {
+  const name = input.functionName;
+  await lockFunction(trx, name);
+  const fn = await trx.selectFrom('functions').selectAll().where('name', '=', name).executeTakeFirst();
+  const now = Date.now();
+  let version = 1;
+  let createdAt = now;
+  if (fn === undefined) {
+    // A concurrent first deploy makes this a unique violation; the retry then finds the row and locks it.
+    await trx.insertInto('functions').values({ name, current_version: 1, created_at: now, updated_at: now }).execute();
+  } else {
+    const current = await selectVersion(trx, name, fn.current_version);
+    if (current !== undefined && current.content_hash === input.contentHash) {
+      return { function: functionFromRow(fn), version: versionFromRow(current), created: false };
+    }
+    version = (await latestVersion(trx, name)) + 1;
+    createdAt = intFromDb(fn.created_at, 'functions.created_at');
+    await trx
+      .updateTable('functions')
+      .set({ current_version: version, updated_at: now })
+      .where('name', '=', name)
+      .execute();
+  }
+  const row = {
+    function_name: name,
+    version,
+    code_sha256: input.codeSha256,
+    code_size_bytes: input.codeSizeBytes,
+    content_hash: input.contentHash,
+    config: JSON.stringify(input.config),
+    created_at: now,
+  };
+  await trx.insertInto('function_versions').values(row).execute();
+  return {
+    function: functionFromRow({ name, current_version: version, created_at: createdAt, updated_at: now }),
+    version: versionFromRow(row),
+    created: true,
+  };
+}
+
+/**
+ * Take the function row's write lock before reading it: a no-op update. Concurrent writers of one function then
+ * queue on PostgreSQL and MySQL, and SQLite takes its write lock up front instead of upgrading a read lock
+ * (which fails with SQLITE_BUSY without waiting).
+ */
+async function lockFunction(trx: Transaction<Database>, name: string): Promise<void> {
+  await trx
+    .updateTable('functions')
+    .set((eb) => ({ current_version: eb.ref('current_version') }))
+    .where('name', '=', name)
+    .execute();
+}
+
+function selectVersion(db: DbExecutor, name: string, version: number): Promise<FunctionVersionRow | undefined> {
+  return db
+    .selectFrom('function_versions')
+    .selectAll()
+    .where('function_name', '=', name)
+    .where('version', '=', version)
+    .executeTakeFirst();
+}
+
+/** Highest version number of a function, 0 when it has none. */
+async function latestVersion(db: DbExecutor, name: string): Promise<number> {
+  const row = await db
+    .selectFrom('function_versions')
+    .select('version')
+    .where('function_name', '=', name)
+    .orderBy('version', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row === undefined ? 0 : Number(row.version);
+}
+
+// ---- Rows <-> domain types: the only place that knows the column representations. ----
+
+export function functionFromRow(row: FunctionRow): FunctionRecord {
+  return {
+    name: row.name,
+    currentVersion: Number(row.current_version),
+    createdAt: new Date(intFromDb(row.created_at, 'functions.created_at')),
+    updatedAt: new Date(intFromDb(row.updated_at, 'functions.updated_at')),
+  };
+}
+
+export function versionFromRow(row: FunctionVersionRow): FunctionVersion {
+  return {
+    functionName: row.function_name,
+    version: Number(row.version),
+    codeSha256: row.code_sha256,
+    codeSizeBytes: intFromDb(row.code_size_bytes, 'function_versions.code_size_bytes'),
+    contentHash: row.content_hash,
+    config: JSON.parse(row.config) as FunctionConfig,
+    createdAt: new Date(intFromDb(row.created_at, 'function_versions.created_at')),
+  };
+}
+
+export function invocationFromRow(row: InvocationRow): InvocationRecord {
+  return {
+    id: row.id,
+    functionName: row.function_name,
+    version: Number(row.version),
+    start: row.start_kind as StartKind,
+    status: row.status as InvocationStatus,
+    initMs: row.init_ms === null ? null : Number(row.init_ms),
+    durationMs: Number(row.duration_ms),
+    peakMemoryBytes:
+      row.peak_memory_bytes === null ? null : intFromDb(row.peak_memory_bytes, 'invocations.peak_memory_bytes'),
+    error: row.error === null ? null : errorFromJson(row.error),
+    logKey: row.log_key,
+    nodeId: row.node_id,
+    instanceId: row.instance_id,
+    createdAt: new Date(intFromDb(row.created_at, 'invocations.created_at')),
+  };
+}
+
+/** Throws BAD_REQUEST for a record the database could not store faithfully. */
+export function invocationToRow(record: InvocationRecord): Insertable<InvocationsTable> {
+  if (typeof record.id !== 'string' || record.id.length === 0 || record.id.length > columnLengths.invocationId) {
+    throw new PlatformError(
+      'BAD_REQUEST',
+      `invocation id must be 1 to ${columnLengths.invocationId} characters, got ${JSON.stringify(record.id)}`,
+    );
+  }
+  return {
+    id: record.id,
+    function_name: record.functionName,
+    version: record.version,
+    start_kind: record.start,
+    status: record.status,
+    init_ms: record.initMs,
+    duration_ms: record.durationMs,
+    // BIGINT: PostgreSQL rejects a fractional value outright.
+    peak_memory_bytes: record.peakMemoryBytes === null ? null : Math.round(record.peakMemoryBytes),
+    error: record.error === null ? null : errorToJson(record.error),
+    log_key: record.logKey,
+    node_id: record.nodeId,
+    instance_id: record.instanceId,
+    created_at: millisFromDate(record.createdAt, 'createdAt'),
+  };
+}
+
+function errorToJson(error: SerializedError): string {
+  const stored: SerializedError = {
+    name: truncate(error.name, storedErrorLimits.name),
+    message: truncate(error.message, storedErrorLimits.message),
+  };
+  if (error.code !== undefined) stored.code = truncate(error.code, storedErrorLimits.code);
+  if (error.stack !== undefined) stored.stack = truncate(error.stack, storedErrorLimits.stack);
+  return JSON.stringify(stored);
+}
+
+function errorFromJson(text: string): SerializedError {
+  const parsed = JSON.parse(text) as Partial<Record<keyof SerializedError, unknown>>;
+  const error: SerializedError = {
+    name: typeof parsed.name === 'string' ? parsed.name : 'Error',
+    message: typeof parsed.message === 'string' ? parsed.message : '',
+  };
+  if (typeof parsed.code === 'string') error.code = parsed.code;
+  if (typeof parsed.stack === 'string') error.stack = parsed.stack;
+  return error;
+}
+
+function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 14)}…[truncated]`;
+}
+
+/** A BIGINT as the driver returned it, as a number. */
+function intFromDb(value: BigIntValue, column: string): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isSafeInteger(n)) {
+    throw new PlatformError('INTERNAL', `column ${column} holds ${String(value)}, which is not a safe integer`);
+  }
+  return n;
+}
+
+function millisFromDate(date: Date, field: string): number {
+  const ms = date instanceof Date ? date.getTime() : Number.NaN;
+  if (!Number.isFinite(ms)) throw new PlatformError('BAD_REQUEST', `${field} must be a valid date`);
+  return ms;
+}
+
+function compileLimit(limit: number | undefined): number {
+  if (limit === undefined) return invocationListLimits.default;
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new PlatformError('BAD_REQUEST', `limit must be a positive integer, got ${String(limit)}`);
+  }
+  return Math.min(limit, invocationListLimits.max);
+}
+
+function isVersionNumber(version: number): boolean {
+  return Number.isSafeInteger(version) && version >= 1 && version <= 2_147_483_647;
+}
+
+// ---- Driver errors -> PlatformError. Drivers are recognised by their error codes, never imported. ----
+
+export type SqlErrorKind = 'unique-violation' | 'contention' | 'other';
+
+/** Classify an error from better-sqlite3, pg or mysql2 by its `code` / `errno`. */
+export function classifySqlError(err: unknown): SqlErrorKind {
+  if (typeof err !== 'object' || err === null) return 'other';
+  const code = 'code' in err && typeof err.code === 'string' ? err.code : '';
+  const errno = 'errno' in err && typeof err.errno === 'number' ? err.errno : 0;
+  if (
+    code === 'SQLITE_CONSTRAINT_PRIMARYKEY' ||
+    code === 'SQLITE_CONSTRAINT_UNIQUE' ||
+    code === '23505' || // PostgreSQL unique_violation
+    code === 'ER_DUP_ENTRY' ||
+    errno === 1062
+  ) {
+    return 'unique-violation';
+  }
+  if (
+    code.startsWith('SQLITE_BUSY') ||
+    code.startsWith('SQLITE_LOCKED') ||
+    code === '40001' || // PostgreSQL serialization_failure
+    code === '40P01' || // PostgreSQL deadlock_detected
+    code === 'ER_LOCK_DEADLOCK' ||
+    code === 'ER_LOCK_WAIT_TIMEOUT' ||
+    errno === 1213 ||
+    errno === 1205
+  ) {
+    return 'contention';
+  }
+  return 'other';
+}
+
+function platformErrorFromSql(err: unknown, action: string): PlatformError {
+  if (err instanceof PlatformError) return err;
+  switch (classifySqlError(err)) {
+    case 'contention':
+      return new PlatformError('UNAVAILABLE', `could not ${action}: the database is busy, retry`, { cause: err });
+    case 'unique-violation':
+      return new PlatformError('UNAVAILABLE', `could not ${action}: a concurrent write conflicted, retry`, {
+        cause: err,
+      });
+    default:
+      return new PlatformError('UNAVAILABLE', `could not ${action}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+function recordError(err: unknown, id: string): PlatformError {
+  if (classifySqlError(err) === 'unique-violation') {
+    return new PlatformError('BAD_REQUEST', `invocation ${id} is already recorded`, { cause: err });
+  }
+  return platformErrorFromSql(err, `record invocation ${id}`);
+}
+
+function closedError(action: string): PlatformError {
+  return new PlatformError('UNAVAILABLE', `cannot ${action}: the metadata store is closed`);
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,253 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import pino from 'pino';
+import { ApiError, SavassanClient } from '../client/client.js';
+import { readBundle } from '../client/bundle.js';
+import { PlatformError } from '../core/errors.js';
+import type { FunctionConfigInput } from '../core/function-config.js';
+import type { Logger } from '../core/logger.js';
+import { startEmbedded } from '../embedded/embedded-platform.js';
+import type { SandboxKind } from '../embedded/embedded-platform.js';
+import { deployExamples } from '../embedded/examples.js';
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`not an integer: ${value}`);
+  return n;
+}
+
+function keyValue(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`expected KEY=VALUE, got ${value}`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const info = (line: string) => process.stderr.write(`${line}\n`);
+
+function table(rows: string[][]): void {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  for (const row of rows) out(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
+}
+
+export function buildProgram(): Command {
+  const program = new Command('savassan')
+    .description('Savassan: a self-hosted serverless platform. Server URL from SAVASSAN_URL (default http://127.0.0.1:8080).')
+    .showHelpAfterError();
+  const client = () => new SavassanClient();
+
+  program
+    .command('start')
+    .description('run the whole platform in this process (gateway, manager, agent) on embedded defaults')
+    .option('--data-dir <dir>', 'where data lives', '.savassan')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', integer, 8080)
+    .addOption(new Option('--sandbox <kind>', 'sandbox runtime').choices(['process', 'bwrap', 'runc']).default('process'))
+    .option('--queue-wait <seconds>', 'how long an invocation waits for a free instance before 429', integer, 10)
+    .option('--no-examples', 'do not deploy the example functions on first start')
+    .option('--log-level <level>', 'server log level (debug, info, warn, error)', 'info')
+    .action(async (opts: { dataDir: string; host: string; port: number; sandbox: SandboxKind; queueWait: number; examples: boolean; logLevel: string }) => {
+      const logger = pino({ level: opts.logLevel }, pino.destination(2)) as unknown as Logger;
+      const platform = await startEmbedded({
+        dataDir: opts.dataDir,
+        host: opts.host,
+        port: opts.port,
+        sandbox: opts.sandbox,
+        queueWaitMs: opts.queueWait * 1000,
+        logger,
+      });
+      if (!platform.runtime.isolating) {
+        info('WARNING: --sandbox process runs function code as plain processes with NO isolation from this host. Use it for development only.');
+      }
+      const deployed = opts.examples
+        ? await deployExamples(platform.deployer, platform.metadata, join(packageRoot, 'examples'), logger)
+        : [];
+      out(`Savassan is listening on ${platform.url} (data in ${platform.options.dataDir}, sandbox: ${platform.runtime.kind})`);
+      if (deployed.length > 0) out(`Deployed the examples: ${deployed.join(', ')}`);
+      out('Try:');
+      out(`  curl -s -X POST ${platform.url}/v1/functions/hello/invoke -d '{"name":"Ada"}'`);
+      out(`  SAVASSAN_URL=${platform.url} npx savassan invoke hello --data '{"name":"Ada"}'`);
+      out(`  SAVASSAN_URL=${platform.url} npx savassan ls`);
+      out('Press Ctrl-C to stop.');
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        info(`${signal}: draining in-flight invocations and stopping sandboxes...`);
+        void platform.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            info(`shutdown failed: ${String(err)}`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    });
+
+  program
+    .command('deploy')
+    .description('deploy a function from a directory or .zip (creates a new immutable version)')
+    .argument('<name>', 'function name')
+    .argument('<path>', 'directory or .zip holding the code and its node_modules')
+    .option('--handler <file.export>', 'handler, default index.handler')
+    .option('--runtime <runtime>', 'runtime, default nodejs20')
+    .option('--env <KEY=VALUE>', 'environment variable (repeatable)', keyValue)
+    .option('--timeout <seconds>', 'timeout in seconds', integer)
+    .option('--memory <mb>', 'memory limit in MB', integer)
+    .option('--max-instances <n>', 'max concurrent instances', integer)
+    .option('--min-instances <n>', 'instances kept warm', integer)
+    .option('--idle <seconds>', 'keep-alive of an idle instance', integer)
+    .action(async (name: string, path: string, opts: Record<string, unknown>) => {
+      const config: FunctionConfigInput = {
+        handler: opts.handler as string | undefined,
+        runtime: opts.runtime as string | undefined,
+        env: opts.env as Record<string, string> | undefined,
+        timeoutSeconds: opts.timeout as number | undefined,
+        memoryMB: opts.memory as number | undefined,
+        maxInstances: opts.maxInstances as number | undefined,
+        minInstances: opts.minInstances as number | undefined,
+        idleSeconds: opts.idle as number | undefined,
+      };
+      const answer = await client().deploy(name, await readBundle(path), config);
+      out(
+        answer.created
+          ? `deployed ${name} version ${answer.version.version} (code ${answer.version.codeSha256.slice(0, 12)})`
+          : `${name} is unchanged: version ${answer.version.version} is current`,
+      );
+    });
+
+  program
+    .command('invoke')
+    .description("invoke a function and print its result (JSON) on stdout")
+    .argument('<name>', 'function name')
+    .option('-d, --data <json>', 'the event, as JSON', '{}')
+    .option('-f, --file <path>', 'read the event from a file')
+    .option('-v, --verbose', 'print invocation id, start kind and version on stderr')
+    .action(async (name: string, opts: { data: string; file?: string; verbose?: boolean }) => {
+      const event = opts.file === undefined ? opts.data : await readFile(opts.file, 'utf8');
+      const answer = await client().invoke(name, event);
+      if (opts.verbose === true) info(`invocation ${answer.invocationId} (${answer.start}, version ${answer.version})`);
+      out(answer.payload);
+    });
+
+  program
+    .command('logs')
+    .description('print the logs of recent invocations of a function, or of one invocation')
+    .argument('<name>', 'function name')
+    .option('-i, --invocation <id>', 'only this invocation')
+    .option('-n, --limit <n>', 'how many recent invocations', integer, 20)
+    .option('-f, --follow', 'keep printing new invocations as they finish')
+    .action(async (name: string, opts: { invocation?: string; limit: number; follow?: boolean }) => {
+      if (opts.invocation !== undefined) {
+        process.stdout.write(await client().invocationLog(opts.invocation));
+        return;
+      }
+      if (opts.follow !== true) {
+        process.stdout.write(await client().functionLogs(name, opts.limit));
+        return;
+      }
+      const response = await client().request('GET', `/v1/functions/${encodeURIComponent(name)}/logs?follow=1&limit=${opts.limit}`);
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of response.body ?? []) {
+        buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const frame = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = frame.split('\n').find((l) => l.startsWith('data: '));
+          if (data === undefined) continue;
+          const entry = JSON.parse(data.slice(6)) as { invocationId: string; createdAt: string; status: string; log: string };
+          process.stdout.write(`--- ${entry.createdAt} ${entry.invocationId} ${entry.status}\n${entry.log}`);
+        }
+      }
+    });
+
+  program
+    .command('ls')
+    .description('list functions')
+    .action(async () => {
+      const { functions } = await client().listFunctions();
+      if (functions.length === 0) {
+        info('no functions deployed; try: savassan deploy hello ./examples/hello');
+        return;
+      }
+      table([
+        ['NAME', 'VERSION', 'HANDLER', 'MEMORY', 'TIMEOUT', 'UPDATED'],
+        ...functions.map((f) => [
+          f.name,
+          String(f.currentVersion),
+          String(f.config?.handler ?? ''),
+          `${String(f.config?.memoryMB ?? '')}MB`,
+          `${String(f.config?.timeoutSeconds ?? '')}s`,
+          f.updatedAt,
+        ]),
+      ]);
+    });
+
+  program
+    .command('rm')
+    .description('delete a function and all its versions')
+    .argument('<name>', 'function name')
+    .action(async (name: string) => {
+      await client().deleteFunction(name);
+      out(`deleted ${name}`);
+    });
+
+  program
+    .command('versions')
+    .description("list a function's versions, or make an older one current with --use")
+    .argument('<name>', 'function name')
+    .option('--use <version>', 'make this version current (roll back or forward)', integer)
+    .action(async (name: string, opts: { use?: number }) => {
+      if (opts.use !== undefined) {
+        const fn = await client().setCurrentVersion(name, opts.use);
+        out(`${name} now serves version ${fn.currentVersion}`);
+        return;
+      }
+      const { versions } = await client().listVersions(name);
+      table([
+        ['VERSION', 'CURRENT', 'CODE', 'SIZE', 'CREATED'],
+        ...versions.map((v) => [String(v.version), v.current ? '*' : '', v.codeSha256.slice(0, 12), String(v.codeSizeBytes), v.createdAt]),
+      ]);
+    });
+
+  program
+    .command('nodes')
+    .description('list nodes and their sandboxes')
+    .action(async () => {
+      const { nodes } = await client().listNodes();
+      table([
+        ['NODE', 'STATUS', 'SANDBOX', 'ISOLATING', 'SANDBOXES'],
+        ...nodes.map((n) => [n.nodeId, n.status, n.sandboxRuntime, n.isolating ? 'yes' : 'NO', String(n.sandboxes)]),
+      ]);
+      for (const n of nodes) for (const w of n.warnings) info(`warning (${n.nodeId}): ${w}`);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof ApiError) {
+      info(`error: ${err.message}`);
+      const stack = err.body.stack;
+      if (typeof stack === 'string') info(stack);
+      const retry = err.headers.get('retry-after');
+      if (retry !== null) info(`retry after ${retry} s`);
+    } else if (err instanceof PlatformError) {
+      info(`error: ${err.message}`);
+    } else {
+      info(`error: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,190 @@
+import type { FunctionConfigInput } from '../core/function-config.js';
+
+/** An error answer from the API: `{ error: { code, message, ... } }` plus the HTTP status. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly body: Record<string, unknown>,
+    readonly headers: Headers,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}
+
+export interface InvokeResponse {
+  /** The function's result as JSON text. */
+  payload: string;
+  invocationId: string;
+  start: 'cold' | 'warm';
+  version: number;
+}
+
+export interface ClientOptions {
+  /** Default `SAVASSAN_URL` or http://127.0.0.1:8080. */
+  url?: string;
+  /** Default `SAVASSAN_API_KEY`. */
+  apiKey?: string;
+}
+
+/**
+ * HTTP client for the Savassan API v1.
+ *
+ * @example
+ * const client = new SavassanClient({ url: 'http://127.0.0.1:8080' });
+ * await client.deploy('hello', await readBundle('./hello'), { timeoutSeconds: 5 });
+ * const { payload, start } = await client.invoke('hello', { name: 'Ada' });
+ */
+export class SavassanClient {
+  readonly url: string;
+  readonly #apiKey: string | undefined;
+
+  constructor(options: ClientOptions = {}) {
+    this.url = (options.url ?? process.env.SAVASSAN_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+    this.#apiKey = options.apiKey ?? process.env.SAVASSAN_API_KEY;
+  }
+
+  async request(method: string, path: string, body?: string, contentType = 'application/json'): Promise<Response> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = contentType;
+    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
+    let response: Response;
+    try {
+      response = await fetch(`${this.url}${path}`, { method, headers, body });
+    } catch (err) {
+      throw new Error(
+        `cannot reach Savassan at ${this.url} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}); is it running? Start it with "savassan start" or set SAVASSAN_URL`,
+      );
+    }
+    if (response.status >= 400) {
+      const text = await response.text();
+      let parsed: Record<string, unknown> = {};
+      try {
+        parsed = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        // not JSON
+      }
+      const error = (parsed.error ?? {}) as Record<string, unknown>;
+      throw new ApiError(
+        response.status,
+        typeof error.code === 'string' ? error.code : `HTTP_${response.status}`,
+        typeof error.message === 'string' ? error.message : text.slice(0, 500),
+        error,
+        response.headers,
+      );
+    }
+    return response;
+  }
+
+  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await this.request(method, path, body === undefined ? undefined : JSON.stringify(body));
+    if (response.status === 204) return undefined as T;
+    return (await response.json()) as T;
+  }
+
+  deploy(name: string, zip: Uint8Array, config: FunctionConfigInput = {}): Promise<DeployAnswer> {
+    return this.json('PUT', `/v1/functions/${encodeURIComponent(name)}`, {
+      code: Buffer.from(zip).toString('base64'),
+      ...config,
+    });
+  }
+
+  /** Invoke synchronously. `event` is sent as JSON; pass a string to send JSON text as is. */
+  async invoke(name: string, event: unknown = {}): Promise<InvokeResponse> {
+    const body = typeof event === 'string' ? event : JSON.stringify(event);
+    const response = await this.request('POST', `/v1/functions/${encodeURIComponent(name)}/invoke`, body);
+    return {
+      payload: await response.text(),
+      invocationId: response.headers.get('x-savassan-invocation-id') ?? '',
+      start: response.headers.get('x-savassan-start') === 'cold' ? 'cold' : 'warm',
+      version: Number(response.headers.get('x-savassan-version')),
+    };
+  }
+
+  listFunctions(): Promise<{ functions: FunctionAnswer[] }> {
+    return this.json('GET', '/v1/functions');
+  }
+
+  getFunction(name: string): Promise<FunctionAnswer> {
+    return this.json('GET', `/v1/functions/${encodeURIComponent(name)}`);
+  }
+
+  deleteFunction(name: string): Promise<void> {
+    return this.json('DELETE', `/v1/functions/${encodeURIComponent(name)}`);
+  }
+
+  listVersions(name: string): Promise<{ versions: VersionAnswer[] }> {
+    return this.json('GET', `/v1/functions/${encodeURIComponent(name)}/versions`);
+  }
+
+  setCurrentVersion(name: string, version: number): Promise<FunctionAnswer> {
+    return this.json('PUT', `/v1/functions/${encodeURIComponent(name)}/current`, { version });
+  }
+
+  getInvocation(id: string): Promise<InvocationAnswer> {
+    return this.json('GET', `/v1/invocations/${encodeURIComponent(id)}`);
+  }
+
+  async invocationLog(id: string): Promise<string> {
+    return (await this.request('GET', `/v1/invocations/${encodeURIComponent(id)}/logs`)).text();
+  }
+
+  async functionLogs(name: string, limit = 20): Promise<string> {
+    return (await this.request('GET', `/v1/functions/${encodeURIComponent(name)}/logs?limit=${limit}`)).text();
+  }
+
+  listNodes(): Promise<{ nodes: NodeAnswer[] }> {
+    return this.json('GET', '/v1/nodes');
+  }
+}
+
+export interface FunctionAnswer {
+  name: string;
+  currentVersion: number;
+  createdAt: string;
+  updatedAt: string;
+  codeSha256?: string;
+  codeSizeBytes?: number;
+  config?: Record<string, unknown>;
+}
+
+export interface VersionAnswer {
+  version: number;
+  current: boolean;
+  codeSha256: string;
+  codeSizeBytes: number;
+  contentHash: string;
+  config: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface DeployAnswer {
+  created: boolean;
+  function: FunctionAnswer;
+  version: VersionAnswer;
+}
+
+export interface InvocationAnswer {
+  id: string;
+  functionName: string;
+  version: number;
+  start: 'cold' | 'warm';
+  status: string;
+  initMs: number | null;
+  durationMs: number;
+  peakMemoryBytes: number | null;
+  error: { name: string; message: string; stack?: string } | null;
+  logKey: string | null;
+  createdAt: string;
+}
+
+export interface NodeAnswer {
+  nodeId: string;
+  status: string;
+  sandboxRuntime: string;
+  isolating: boolean;
+  sandboxes: number;
+  warnings: string[];
+}

@@ -1,0 +1,205 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
+import { MemoryPool } from '../adapters/memory/memory-pool.js';
+import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
+import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
+import { Agent } from '../agent/agent.js';
+import { PlatformError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { silentLogger } from '../core/logger.js';
+import type { MetadataStore } from '../core/ports/metadata-store.js';
+import type { SandboxRuntime } from '../core/ports/sandbox-runtime.js';
+import { Deployer } from '../gateway/deployer.js';
+import { FunctionResolver } from '../gateway/function-resolver.js';
+import { createGatewayServer } from '../gateway/http/server.js';
+import { Invoker } from '../gateway/invoker.js';
+import { GatewayMetrics } from '../gateway/metrics.js';
+import { Manager } from '../manager/manager.js';
+import { ProcessRuntime } from '../sandbox/process-runtime.js';
+
+export type SandboxKind = 'process' | 'bwrap' | 'runc';
+
+export interface EmbeddedOptions {
+  dataDir?: string;
+  host?: string;
+  port?: number;
+  sandbox?: SandboxKind;
+  /** How long an invocation waits for a free instance before 429. */
+  queueWaitMs?: number;
+  /** Capacity of the provisioning queue. */
+  queueCapacity?: number;
+  managerConcurrency?: number;
+  reconcileIntervalMs?: number;
+  logger?: Logger;
+}
+
+export interface CompiledEmbeddedOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  sandbox: SandboxKind;
+  queueWaitMs: number;
+  queueCapacity: number;
+  managerConcurrency: number;
+  reconcileIntervalMs: number;
+  logger: Logger;
+}
+
+/** Validate and default once, at the edge. */
+export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbeddedOptions {
+  const port = options.port ?? 8080;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new PlatformError('INVALID_CONFIG', `port must be an integer from 0 to 65535, got ${port}`);
+  }
+  const sandbox = options.sandbox ?? 'process';
+  if (!['process', 'bwrap', 'runc'].includes(sandbox)) {
+    throw new PlatformError('INVALID_CONFIG', `sandbox must be process, bwrap or runc, got ${String(sandbox)}`);
+  }
+  const positive = (name: string, value: number) => {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new PlatformError('INVALID_CONFIG', `${name} must be a positive integer, got ${value}`);
+    }
+    return value;
+  };
+  return {
+    dataDir: resolve(options.dataDir ?? '.savassan'),
+    host: options.host ?? '127.0.0.1',
+    port,
+    sandbox,
+    queueWaitMs: positive('queueWaitMs', options.queueWaitMs ?? 10_000),
+    queueCapacity: positive('queueCapacity', options.queueCapacity ?? 1000),
+    managerConcurrency: positive('managerConcurrency', options.managerConcurrency ?? 4),
+    reconcileIntervalMs: positive('reconcileIntervalMs', options.reconcileIntervalMs ?? 1000),
+    logger: options.logger ?? silentLogger,
+  };
+}
+
+function createRuntime(kind: SandboxKind): SandboxRuntime {
+  if (kind === 'process') return new ProcessRuntime();
+  throw new PlatformError(
+    'INVALID_CONFIG',
+    `the ${kind} sandbox runtime is not available yet in this version; use --sandbox process`,
+  );
+}
+
+export interface EmbeddedPlatform {
+  readonly url: string;
+  readonly options: CompiledEmbeddedOptions;
+  readonly deployer: Deployer;
+  readonly metadata: MetadataStore;
+  readonly runtime: SandboxRuntime;
+  readonly server: FastifyInstance;
+  /** Stop taking requests, drain in-flight invocations, destroy every sandbox. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Embedded mode: gateway, manager and agent in one process, with the in-memory pool and queue, SQLite
+ * metadata and a filesystem blob store. Sandboxes are still separate processes.
+ */
+export async function startEmbedded(input: EmbeddedOptions = {}): Promise<EmbeddedPlatform> {
+  const options = compileEmbeddedOptions(input);
+  const { dataDir, logger } = options;
+  await mkdir(dataDir, { recursive: true });
+  const runtime = createRuntime(options.sandbox);
+  const nodeId = 'local';
+  const metadata = await openSqliteMetadataStore(join(dataDir, 'savassan.db'));
+  const blobStore = new FsBlobStore(join(dataDir, 'blobs'));
+  const pool = new MemoryPool();
+  const queue = new MemoryProvisionQueue({ capacity: options.queueCapacity });
+  const agent = new Agent({ nodeId, runtime, blobStore, workDir: join(dataDir, 'agent'), logger });
+  const manager = new Manager({
+    queue,
+    pool,
+    metadata,
+    agent,
+    logger,
+    concurrency: options.managerConcurrency,
+    reconcileIntervalMs: options.reconcileIntervalMs,
+  });
+  const resolver = new FunctionResolver(metadata);
+  const deployer = new Deployer({
+    metadata,
+    blobStore,
+    pool,
+    agent,
+    resolver,
+    logger,
+    onChange: () => void manager.reconcile(),
+  });
+  const invoker = new Invoker({
+    pool,
+    queue,
+    metadata,
+    resolver,
+    agentFor: () => agent,
+    gatewayId: `gateway-${randomUUID()}`,
+    queueWaitMs: options.queueWaitMs,
+    logger,
+  });
+  let ready = false;
+  const server = await createGatewayServer({
+    invoker,
+    deployer,
+    metadata,
+    blobStore,
+    metrics: new GatewayMetrics(),
+    logger,
+    ready: () => ready,
+    nodes: async () => [
+      {
+        nodeId,
+        status: ready ? 'ready' : 'draining',
+        sandboxRuntime: runtime.kind,
+        isolating: runtime.isolating,
+        sandboxes: (await agent.listSandboxes()).length,
+        warnings: runtime.isolating ? [] : ['sandboxes are plain processes: function code is NOT isolated from the host'],
+      },
+    ],
+  });
+
+  manager.start();
+  let address: string;
+  try {
+    address = await server.listen({ host: options.host, port: options.port });
+  } catch (err) {
+    await manager.stop();
+    await agent.close();
+    await metadata.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') {
+      throw new PlatformError('UNAVAILABLE', `port ${options.port} on ${options.host} is already in use; pick another with --port`, { cause: err });
+    }
+    throw PlatformError.from(err, 'UNAVAILABLE');
+  }
+  ready = true;
+  void manager.reconcile();
+  logger.info({ address, dataDir, sandbox: runtime.kind }, 'savassan started');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: address,
+    options,
+    deployer,
+    metadata,
+    runtime,
+    server,
+    close() {
+      closing ??= (async () => {
+        ready = false;
+        await server.close(); // waits for in-flight requests (invocations) to finish
+        await manager.stop();
+        await agent.close();
+        await pool.close();
+        await queue.close();
+        await metadata.close();
+        await blobStore.close();
+        logger.info({}, 'savassan stopped');
+      })();
+      return closing;
+    },
+  };
+}

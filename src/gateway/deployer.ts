@@ -1,0 +1,119 @@
+import { createHash } from 'node:crypto';
+import { PlatformError, isPlatformError } from '../core/errors.js';
+import type { FunctionConfigInput } from '../core/function-config.js';
+import { compileFunctionConfig, validateFunctionName } from '../core/function-config.js';
+import type { Logger } from '../core/logger.js';
+import { silentLogger } from '../core/logger.js';
+import type { AgentApi } from '../core/ports/agent-api.js';
+import type { BlobStore } from '../core/ports/blob-store.js';
+import type { MetadataStore } from '../core/ports/metadata-store.js';
+import type { Pool } from '../core/ports/pool.js';
+import type { FunctionRecord, FunctionVersion } from '../core/types.js';
+import { blobKeys, poolKey } from '../core/types.js';
+import type { FunctionResolver } from './function-resolver.js';
+
+export interface DeployerOptions {
+  metadata: MetadataStore;
+  blobStore: BlobStore;
+  pool: Pool;
+  /** Used to load a new bundle once before it becomes current, and to destroy instances of deleted functions. */
+  agent: AgentApi;
+  resolver: FunctionResolver;
+  /** Called after the current version of a function changed (deploy, rollback, delete). */
+  onChange?: (name: string) => void;
+  logger?: Logger;
+}
+
+export const maxCodeBytes = 50 * 1024 * 1024;
+
+export interface DeployResult {
+  function: FunctionRecord;
+  version: FunctionVersion;
+  created: boolean;
+}
+
+/** Deploys, rolls back and deletes functions. Every deploy is an immutable, content-addressed version. */
+export class Deployer {
+  readonly #logger: Logger;
+
+  constructor(private readonly options: DeployerOptions) {
+    this.#logger = (options.logger ?? silentLogger).child({ role: 'deployer' });
+  }
+
+  async deploy(name: string, code: Uint8Array, input: FunctionConfigInput): Promise<DeployResult> {
+    validateFunctionName(name);
+    const config = compileFunctionConfig(input);
+    if (code.byteLength === 0) throw new PlatformError('INVALID_BUNDLE', 'the code bundle is empty');
+    if (code.byteLength > maxCodeBytes) {
+      throw new PlatformError('PAYLOAD_TOO_LARGE', `the code bundle is ${code.byteLength} bytes, over ${maxCodeBytes}`);
+    }
+    const codeSha256 = createHash('sha256').update(code).digest('hex');
+    const contentHash = createHash('sha256')
+      .update(codeSha256)
+      .update(JSON.stringify(config, Object.keys(config).sort()))
+      .update(JSON.stringify(config.env))
+      .digest('hex');
+    const { blobStore, metadata } = this.options;
+    const key = blobKeys.code(codeSha256);
+    if (!(await blobStore.exists(key))) await blobStore.put(key, code);
+
+    // Load the bundle once in a real sandbox before it becomes current: a syntax error or a missing
+    // handler is rejected here and the previous version keeps serving.
+    await this.#trial(name, codeSha256, config);
+
+    const result = await metadata.deployVersion({
+      functionName: name,
+      codeSha256,
+      codeSizeBytes: code.byteLength,
+      contentHash,
+      config,
+    });
+    this.#changed(name);
+    this.#logger.info({ name, version: result.version.version, created: result.created }, 'deployed');
+    return result;
+  }
+
+  async #trial(name: string, codeSha256: string, config: FunctionVersion['config']): Promise<void> {
+    const { agent } = this.options;
+    let instanceId: string | undefined;
+    try {
+      const instance = await agent.createSandbox({ functionName: name, version: 0, codeSha256, config });
+      instanceId = instance.instanceId;
+    } catch (err) {
+      if (isPlatformError(err, 'FUNCTION_INIT_ERROR') || isPlatformError(err, 'INVALID_BUNDLE')) {
+        throw new PlatformError('INVALID_BUNDLE', `the function failed to load: ${err.rawMessage}`, {
+          cause: err,
+          details: err.details,
+        });
+      }
+      throw err;
+    } finally {
+      if (instanceId !== undefined) await agent.destroySandbox(instanceId);
+    }
+  }
+
+  async setCurrentVersion(name: string, version: number): Promise<FunctionRecord> {
+    validateFunctionName(name);
+    const fn = await this.options.metadata.setCurrentVersion(name, version);
+    this.#changed(name);
+    return fn;
+  }
+
+  async remove(name: string): Promise<void> {
+    validateFunctionName(name);
+    const { metadata, pool, agent } = this.options;
+    const versions = await metadata.listVersions(name);
+    if (!(await metadata.deleteFunction(name))) throw new PlatformError('NOT_FOUND', `function ${name} not found`);
+    this.#changed(name);
+    for (const v of versions) {
+      const idle = await pool.drain(poolKey(name, v.version));
+      await Promise.allSettled(idle.map((instance) => agent.destroySandbox(instance.instanceId)));
+    }
+  }
+
+  #changed(name: string): void {
+    this.options.resolver.invalidate(name);
+    this.options.onChange?.(name);
+  }
+}
+

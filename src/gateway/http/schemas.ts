@@ -1,0 +1,28 @@
+import { Type } from 'typebox';
+
+export const FunctionNameParams = Type.Object({ name: Type.String({ maxLength: 200 }) });
+
+export const DeployBody = Type.Object(
+  {
+    code: Type.String({ description: 'The function bundle: a zip file, base64-encoded.', contentEncoding: 'base64' }),
+    handler: Type.Optional(Type.String({ description: 'file.export, default "index.handler"' })),
+    runtime: Type.Optional(Type.String({ description: 'nodejs20 (default)' })),
+    env: Type.Optional(Type.Record(Type.String(), Type.String())),
+    timeoutSeconds: Type.Optional(Type.Integer()),
+    memoryMB: Type.Optional(Type.Integer()),
+    maxInstances: Type.Optional(Type.Integer()),
+    minInstances: Type.Optional(Type.Integer()),
+    idleSeconds: Type.Optional(Type.Integer()),
+  },
+  { additionalProperties: false },
+);
+
+export const SetCurrentBody = Type.Object({ version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
+
+export const LogsQuery = Type.Object({
+  follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+});
+
+export const InvocationParams = Type.Object({ id: Type.String({ maxLength: 100 }) });
+

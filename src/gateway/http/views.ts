@@ -1,0 +1,28 @@
+import type { FunctionRecord, FunctionVersion, InvocationRecord } from '../../core/types.js';
+
+/** Domain → JSON views for the HTTP API, in one place. */
+export function functionView(fn: FunctionRecord, current: FunctionVersion | null): Record<string, unknown> {
+  return {
+    name: fn.name,
+    currentVersion: fn.currentVersion,
+    createdAt: fn.createdAt.toISOString(),
+    updatedAt: fn.updatedAt.toISOString(),
+    ...(current === null ? {} : { codeSha256: current.codeSha256, codeSizeBytes: current.codeSizeBytes, config: current.config }),
+  };
+}
+
+export function versionView(v: FunctionVersion, currentVersion: number): Record<string, unknown> {
+  return {
+    version: v.version,
+    current: v.version === currentVersion,
+    codeSha256: v.codeSha256,
+    codeSizeBytes: v.codeSizeBytes,
+    contentHash: v.contentHash,
+    config: v.config,
+    createdAt: v.createdAt.toISOString(),
+  };
+}
+
+export function invocationView(r: InvocationRecord): Record<string, unknown> {
+  return { ...r, createdAt: r.createdAt.toISOString() };
+}

@@ -1,0 +1,161 @@
+import { randomUUID } from 'node:crypto';
+import { PlatformError, isPlatformError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { silentLogger } from '../core/logger.js';
+import type { AgentApi, InvokeOutcome } from '../core/ports/agent-api.js';
+import type { MetadataStore } from '../core/ports/metadata-store.js';
+import type { Pool } from '../core/ports/pool.js';
+import type { ProvisionQueue } from '../core/ports/provision-queue.js';
+import type { FunctionVersion, InstanceRef, InvocationRecord, InvocationStatus, StartKind } from '../core/types.js';
+import { poolKey } from '../core/types.js';
+import type { FunctionResolver } from './function-resolver.js';
+
+export interface InvokerOptions {
+  pool: Pool;
+  queue: ProvisionQueue;
+  metadata: MetadataStore;
+  resolver: FunctionResolver;
+  /** The agent that owns an instance's node. */
+  agentFor: (nodeId: string) => AgentApi;
+  gatewayId: string;
+  /** How long a request waits for an instance before 429. */
+  queueWaitMs: number;
+  logger?: Logger;
+}
+
+export interface InvocationResult {
+  invocationId: string;
+  functionName: string;
+  version: number;
+  start: StartKind;
+  initMs: number | null;
+  outcome: InvokeOutcome;
+}
+
+/** Sandbox gone between checkout and dispatch: retry with another instance this many times. */
+const maxDispatchAttempts = 3;
+
+/**
+ * The invoke path, end to end (architecture §2): pool checkout, or on a miss a provisioning request plus a
+ * FIFO wait on the pool (whichever instance comes first wins); dispatch to the instance's Agent; return or
+ * discard the instance; record the invocation before the caller gets an answer.
+ */
+export class Invoker {
+  readonly #logger: Logger;
+
+  constructor(private readonly options: InvokerOptions) {
+    this.#logger = (options.logger ?? silentLogger).child({ role: 'gateway' });
+  }
+
+  async invoke(functionName: string, eventJson: string, signal?: AbortSignal): Promise<InvocationResult> {
+    const version = await this.options.resolver.current(functionName);
+    const invocationId = randomUUID();
+    for (let attempt = 1; ; attempt++) {
+      const { instance, start } = await this.#acquire(version, signal);
+      const agent = this.options.agentFor(instance.nodeId);
+      let outcome: InvokeOutcome;
+      try {
+        outcome = await agent.invoke(instance.instanceId, {
+          invocationId,
+          eventJson,
+          timeoutMs: version.config.timeoutSeconds * 1000,
+        });
+      } catch (err) {
+        await this.options.pool.release(instance.instanceId);
+        await agent.destroySandbox(instance.instanceId).catch(() => {});
+        if (isPlatformError(err, 'UNAVAILABLE') && attempt < maxDispatchAttempts) {
+          this.#logger.warn({ instanceId: instance.instanceId }, 'sandbox gone before dispatch; retrying');
+          continue;
+        }
+        throw err;
+      }
+      await this.#giveBack(agent, instance, outcome);
+      const initMs = start === 'cold' ? instance.initMs : null;
+      await this.options.metadata.recordInvocation(record(invocationId, version, instance, start, initMs, outcome));
+      return { invocationId, functionName, version: version.version, start, initMs, outcome };
+    }
+  }
+
+  async #acquire(version: FunctionVersion, signal?: AbortSignal): Promise<{ instance: InstanceRef; start: StartKind }> {
+    const { pool, queue, gatewayId, queueWaitMs } = this.options;
+    const key = poolKey(version.functionName, version.version);
+    const lease = { holder: gatewayId, leaseMs: version.config.timeoutSeconds * 1000 + 60_000 };
+    const warm = await pool.checkout(key, lease);
+    // An idle instance means no init in this request's path, even if it never served before (min instances).
+    if (warm !== null) return { instance: warm, start: 'warm' };
+
+    const accepted = await queue.push({
+      functionName: version.functionName,
+      version: version.version,
+      reason: 'demand',
+      requestedAt: Date.now(),
+    });
+    if (!accepted) {
+      throw new PlatformError('TOO_MANY_REQUESTS', `provisioning queue is full (${queue.capacity} requests)`, {
+        details: { retryAfterSeconds: 1 },
+      });
+    }
+    const item = await pool.wait(key, { ...lease, timeoutMs: queueWaitMs, signal });
+    if (item === null) {
+      if (signal?.aborted) throw new PlatformError('UNAVAILABLE', 'request aborted while waiting for an instance');
+      throw new PlatformError(
+        'TOO_MANY_REQUESTS',
+        `no instance of ${version.functionName} became free within ${queueWaitMs} ms (max instances: ${version.config.maxInstances})`,
+        { details: { retryAfterSeconds: Math.max(1, Math.ceil(queueWaitMs / 1000)) } },
+      );
+    }
+    if (item.kind === 'failure') {
+      throw new PlatformError('FUNCTION_INIT_ERROR', item.error.message, {
+        details: { errorType: item.error.name, stack: item.error.stack },
+      });
+    }
+    // A fresh instance that arrived while we waited is a cold start; one another request returned is warm.
+    return { instance: item.instance, start: item.instance.invocations === 0 ? 'cold' : 'warm' };
+  }
+
+  async #giveBack(agent: AgentApi, instance: InstanceRef, outcome: InvokeOutcome): Promise<void> {
+    const { pool } = this.options;
+    if (outcome.reusable) {
+      await pool.push({ ...instance, invocations: instance.invocations + 1 });
+      return;
+    }
+    // Timed out, crashed or OOM-killed instances are destroyed, never returned.
+    await pool.release(instance.instanceId);
+    await agent.destroySandbox(instance.instanceId).catch((err: unknown) => {
+      this.#logger.warn({ err, instanceId: instance.instanceId }, 'destroying a failed sandbox failed');
+    });
+  }
+}
+
+const statusOf: Record<InvokeOutcome['status'], InvocationStatus> = {
+  success: 'success',
+  error: 'error',
+  timeout: 'timeout',
+  crash: 'crash',
+  oom: 'oom',
+};
+
+function record(
+  id: string,
+  version: FunctionVersion,
+  instance: InstanceRef,
+  start: StartKind,
+  initMs: number | null,
+  outcome: InvokeOutcome,
+): InvocationRecord {
+  return {
+    id,
+    functionName: version.functionName,
+    version: version.version,
+    start,
+    status: statusOf[outcome.status],
+    initMs,
+    durationMs: outcome.durationMs,
+    peakMemoryBytes: outcome.peakMemoryBytes,
+    error: outcome.error ?? null,
+    logKey: outcome.logKey,
+    nodeId: instance.nodeId,
+    instanceId: instance.instanceId,
+    createdAt: new Date(),
+  };
+}

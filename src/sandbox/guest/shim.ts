@@ -1,0 +1,513 @@
+/**
+ * The guest shim: the process inside a sandbox. It connects to the Agent's socket (`SAVASSAN_SOCKET`), loads the
+ * function on `init` and runs one invocation at a time on `invoke`, forwarding console output as `log` messages.
+ *
+ * Runs in the sandbox: imports only node builtins and the protocol module.
+ */
+import { spawnSync } from 'node:child_process';
+import { realpathSync, statSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { format, inspect } from 'node:util';
+import {
+  FrameDecoder,
+  MAX_PAYLOAD_BYTES,
+  encodeMessage,
+  guestErrorNames,
+  parseHostMessage,
+  type GuestMessage,
+  type InitMessage,
+  type InvokeMessage,
+  type WireError,
+} from '../protocol.js';
+
+type Handler = (event: unknown, context: LambdaContext, callback: Callback) => unknown;
+type Callback = (error?: unknown, result?: unknown) => void;
+
+interface LambdaContext {
+  awsRequestId: string;
+  functionName: string;
+  functionVersion: string;
+  memoryLimitInMB: string;
+  invokedFunctionArn: string;
+  logGroupName: string;
+  logStreamName: string;
+  callbackWaitsForEmptyEventLoop: boolean;
+  getRemainingTimeInMillis(): number;
+  done(error?: unknown, result?: unknown): void;
+  succeed(result?: unknown): void;
+  fail(error?: unknown): void;
+}
+
+interface Loaded {
+  handler: Handler;
+  init: InitMessage;
+}
+
+interface Invocation {
+  id: string;
+  settled: boolean;
+}
+
+const shimFile = fileURLToPath(import.meta.url);
+const maxStackLines = 20;
+/** Log text is split into messages of at most this many characters so a huge write never makes a huge frame. */
+const maxLogChunk = 256 * 1024;
+
+const rawStderrWrite = process.stderr.write.bind(process.stderr);
+
+/** Write to the real stderr, outside the protocol; the Agent keeps its tail for crash reports. */
+function diagnostic(text: string): void {
+  rawStderrWrite(`[savassan-guest] ${text}\n`);
+}
+
+const socketPath = process.env['SAVASSAN_SOCKET'];
+if (socketPath === undefined || socketPath === '') {
+  diagnostic('SAVASSAN_SOCKET is not set; the shim must be started by the Savassan agent');
+  process.exit(2);
+}
+// The function has no business with the socket path.
+delete process.env['SAVASSAN_SOCKET'];
+
+const socket: Socket = createConnection(socketPath);
+let loaded: Loaded | null = null;
+let initStarted = false;
+let initPending: InitMessage | null = null;
+let current: Invocation | null = null;
+/** Set once the shim decided to exit; the socket closing must not change the code. */
+let exitCode: number | null = null;
+/** Log messages are tagged with the request being served; after it, with the last one (the host files them). */
+let logId = '';
+
+function send(message: GuestMessage): void {
+  if (!socket.destroyed) socket.write(encodeMessage(message));
+}
+
+function maxRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+/** Flush what was written, then exit; a fallback timer exits anyway if the socket is stuck. */
+function exitAfterFlush(code: number): void {
+  exitCode = code;
+  setTimeout(() => process.exit(code), 1000).unref();
+  if (socket.destroyed) process.exit(code);
+  socket.end(() => process.exit(code));
+}
+
+// ---- log capture ----
+
+function emitLog(stream: 'stdout' | 'stderr', text: string): void {
+  for (let at = 0; at < text.length; at += maxLogChunk) {
+    send({ type: 'log', id: logId, stream, text: text.slice(at, at + maxLogChunk) });
+  }
+}
+
+function chunkToText(chunk: unknown): string {
+  if (typeof chunk === 'string') return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+  return String(chunk);
+}
+
+function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr'): void {
+  // Replaces the instance's write: console, process.stdout.write and libraries writing to either end up here.
+  stream.write = ((chunk: unknown, encodingOrCallback?: unknown, callback?: unknown): boolean => {
+    emitLog(name, chunkToText(chunk));
+    const done = typeof encodingOrCallback === 'function' ? encodingOrCallback : callback;
+    if (typeof done === 'function') process.nextTick(done as () => void);
+    return true;
+  }) as NodeJS.WriteStream['write'];
+}
+
+function captureConsole(): void {
+  const toStdout = (...args: unknown[]): void => emitLog('stdout', `${format(...args)}\n`);
+  const toStderr = (...args: unknown[]): void => emitLog('stderr', `${format(...args)}\n`);
+  console.log = toStdout;
+  console.info = toStdout;
+  console.debug = toStdout;
+  console.warn = toStderr;
+  console.error = toStderr;
+  console.trace = (...args: unknown[]): void => {
+    const trace = { name: 'Trace', message: format(...args) } as Error;
+    Error.captureStackTrace(trace, console.trace);
+    emitLog('stderr', `${trimStack(trace.stack ?? `Trace: ${trace.message}`)}\n`);
+  };
+  console.dir = (value: unknown, options?: object): void =>
+    emitLog('stdout', `${inspect(value, { customInspect: false, ...options })}\n`);
+}
+
+captureStream(process.stdout, 'stdout');
+captureStream(process.stderr, 'stderr');
+captureConsole();
+
+// ---- errors ----
+
+function trimStack(stack: string): string {
+  const lines = stack.split('\n').filter((line) => {
+    const frame = line.trimStart();
+    if (!frame.startsWith('at ')) return true;
+    return !frame.includes(shimFile) && !frame.includes('node:internal/');
+  });
+  if (lines.length <= maxStackLines) return lines.join('\n');
+  return [...lines.slice(0, maxStackLines), `    ... ${lines.length - maxStackLines} more lines`].join('\n');
+}
+
+function serializeError(value: unknown): WireError {
+  if (value instanceof Error) {
+    const code = (value as { code?: unknown }).code;
+    return {
+      name: value.name || 'Error',
+      code: typeof code === 'string' ? code : undefined,
+      message: value.message,
+      stack: value.stack === undefined ? undefined : trimStack(value.stack),
+    };
+  }
+  if (typeof value === 'string') return { name: 'Error', message: value };
+  if (typeof value === 'object' && value !== null) {
+    // Lambda-style error objects: { errorType, errorMessage } or { name, message }.
+    const fields = value as Record<string, unknown>;
+    const name = fields['errorType'] ?? fields['name'];
+    const message = fields['errorMessage'] ?? fields['message'];
+    if (typeof message === 'string') return { name: typeof name === 'string' ? name : 'Error', message };
+  }
+  return { name: 'Error', message: inspect(value, { depth: 2, breakLength: Infinity }) };
+}
+
+// ---- init ----
+
+class InitFailure extends Error {
+  constructor(
+    readonly errorName: string,
+    message: string,
+    readonly original?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+function isInside(dir: string, file: string): boolean {
+  const rel = relative(dir, file);
+  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel);
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** "src/app.main" → the first of codeDir/src/app.js, .mjs, .cjs that exists, plus the export name. */
+function resolveHandlerFile(codeDir: string, handler: string): { file: string; shown: string; exportName: string } {
+  const dot = handler.lastIndexOf('.');
+  const base = dot > 0 ? handler.slice(0, dot) : '';
+  const exportName = dot > 0 ? handler.slice(dot + 1) : '';
+  if (base === '' || exportName === '') {
+    throw new InitFailure(guestErrorNames.handlerNotFound, `handler "${handler}" must look like "file.export"`);
+  }
+  const root = realpathSync(codeDir);
+  const candidates = ['.js', '.mjs', '.cjs'].map((ext) => `${base}${ext}`);
+  if (/\.(?:m|c)?js$/.test(base)) candidates.push(base);
+  for (const candidate of candidates) {
+    const file = resolve(root, candidate);
+    if (!isInside(root, file)) {
+      throw new InitFailure(guestErrorNames.handlerNotFound, `handler "${handler}" points outside the function code`);
+    }
+    if (!isFile(file)) continue;
+    if (!isInside(root, realpathSync(file))) {
+      throw new InitFailure(guestErrorNames.handlerNotFound, `handler "${handler}" points outside the function code`);
+    }
+    return { file, shown: candidate, exportName };
+  }
+  const names = candidates.slice(0, 3);
+  throw new InitFailure(
+    guestErrorNames.handlerNotFound,
+    `handler "${handler}" not found: no ${names.slice(0, -1).join(', ')} or ${names.at(-1) ?? ''} in the function code`,
+  );
+}
+
+/** Node gives ESM syntax errors no location; `node --check` on the handler file finds it (when it is there). */
+function syntaxErrorLocation(file: string, root: string): string | null {
+  const check = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 5000 });
+  if (check.status === 0) return null;
+  for (const line of check.stderr.split('\n')) {
+    const match = /^(file:\/\/\/.+|\/.+):(\d+)$/.exec(line.trim());
+    if (match?.[1] === undefined || match[2] === undefined) continue;
+    const path = match[1].startsWith('file:') ? fileURLToPath(match[1]) : match[1];
+    return `${relative(root, path)}:${match[2]}`;
+  }
+  return null;
+}
+
+function describeLoadError(err: unknown, file: string, shown: string, root: string): InitFailure {
+  if (err instanceof SyntaxError) {
+    const stackLocation = /^(\/[^\n]+:\d+)\n/.exec(err.stack ?? '')?.[1];
+    const location =
+      stackLocation === undefined ? syntaxErrorLocation(file, root) : relative(root, stackLocation) || stackLocation;
+    const where = location ?? `${shown} or a module it imports`;
+    return new InitFailure(guestErrorNames.syntaxError, `SyntaxError in ${where}: ${err.message}`, err);
+  }
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    return new InitFailure(guestErrorNames.importModuleError, `${shown} could not be loaded: ${message}`, err);
+  }
+  const wire = serializeError(err);
+  return new InitFailure(wire.name, wire.message, err);
+}
+
+function exportedFunction(mod: Record<string, unknown>, exportName: string): unknown {
+  if (exportName in mod && mod[exportName] !== undefined) return mod[exportName];
+  // CommonJS modules whose exports Node's lexer could not see: the value is on `default`.
+  const fallback = mod['default'];
+  if (typeof fallback === 'object' && fallback !== null) return (fallback as Record<string, unknown>)[exportName];
+  if (typeof fallback === 'function') return (fallback as unknown as Record<string, unknown>)[exportName];
+  return undefined;
+}
+
+async function loadHandler(init: InitMessage): Promise<Handler> {
+  Object.assign(process.env, init.env, {
+    AWS_LAMBDA_FUNCTION_NAME: init.functionName,
+    AWS_LAMBDA_FUNCTION_VERSION: String(init.functionVersion),
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(init.memoryMB),
+    LAMBDA_TASK_ROOT: init.codeDir,
+  });
+  process.chdir(init.codeDir);
+  const root = realpathSync(init.codeDir);
+  const { file, shown, exportName } = resolveHandlerFile(init.codeDir, init.handler);
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (err) {
+    throw describeLoadError(err, file, shown, root);
+  }
+  const value = exportedFunction(mod, exportName);
+  if (typeof value !== 'function') {
+    const what = value === undefined ? `exports no function "${exportName}"` : `exports "${exportName}" as a ${typeof value}, not a function`;
+    throw new InitFailure(guestErrorNames.handlerNotFound, `handler "${init.handler}" not found: ${shown} ${what}`);
+  }
+  return value as Handler;
+}
+
+async function handleInit(init: InitMessage): Promise<void> {
+  if (initStarted) {
+    send({
+      type: 'init-error',
+      id: init.id,
+      error: { name: guestErrorNames.protocolError, message: 'init was already received' },
+    });
+    return;
+  }
+  initStarted = true;
+  initPending = init;
+  logId = init.id;
+  const started = performance.now();
+  try {
+    const handler = await loadHandler(init);
+    if (initPending !== init) return;
+    initPending = null;
+    loaded = { handler, init };
+    send({ type: 'init-ok', id: init.id, initMs: round(performance.now() - started) });
+  } catch (err) {
+    const error: WireError =
+      err instanceof InitFailure
+        ? {
+            name: err.errorName,
+            message: err.message,
+            stack: trimStack(err.original instanceof Error ? (err.original.stack ?? err.message) : err.message),
+          }
+        : serializeError(err);
+    if (initPending !== init) return;
+    initPending = null;
+    send({ type: 'init-error', id: init.id, error });
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+// ---- invoke ----
+
+function serializeResult(value: unknown): { ok: true; json: string } | { ok: false; error: WireError } {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value === undefined ? null : value);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    return {
+      ok: false,
+      error: {
+        name: guestErrorNames.responseInvalid,
+        message: `the handler's result cannot be serialised to JSON: ${reason}`,
+      },
+    };
+  }
+  // JSON.stringify gives undefined for functions and symbols; like Lambda, they become null.
+  json ??= 'null';
+  const bytes = Buffer.byteLength(json);
+  if (bytes > MAX_PAYLOAD_BYTES) {
+    return {
+      ok: false,
+      error: {
+        name: guestErrorNames.responseInvalid,
+        message: `the handler's result is ${bytes} bytes of JSON, over the ${MAX_PAYLOAD_BYTES}-byte limit`,
+      },
+    };
+  }
+  return { ok: true, json };
+}
+
+function finish(invocation: Invocation, outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void {
+  if (invocation.settled) return;
+  invocation.settled = true;
+  if (current === invocation) current = null;
+  if (outcome.ok) {
+    const serialized = serializeResult(outcome.value);
+    if (serialized.ok) {
+      send({ type: 'result', id: invocation.id, payloadJson: serialized.json, maxRssBytes: maxRssBytes() });
+    } else {
+      send({ type: 'error', id: invocation.id, error: serialized.error, maxRssBytes: maxRssBytes(), fatal: false });
+    }
+  } else {
+    send({
+      type: 'error',
+      id: invocation.id,
+      error: serializeError(outcome.error),
+      maxRssBytes: maxRssBytes(),
+      fatal: false,
+    });
+  }
+}
+
+function buildContext(
+  message: InvokeMessage,
+  init: InitMessage,
+  complete: (error: unknown, result: unknown) => void,
+): LambdaContext {
+  const version = String(init.functionVersion);
+  return {
+    awsRequestId: message.invocationId,
+    functionName: init.functionName,
+    functionVersion: version,
+    memoryLimitInMB: String(init.memoryMB),
+    invokedFunctionArn: `arn:savassan:lambda:local:000000000000:function:${init.functionName}:${version}`,
+    logGroupName: `/savassan/functions/${init.functionName}`,
+    logStreamName: `${init.functionName}/${version}/${process.pid}`,
+    // Accepted for compatibility; the result is always sent as soon as the handler completes.
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => Math.max(0, message.deadline - Date.now()),
+    done: (error?: unknown, result?: unknown) => complete(error, result),
+    succeed: (result?: unknown) => complete(null, result),
+    fail: (error?: unknown) => complete(error ?? new Error('context.fail called'), undefined),
+  };
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+function handleInvoke(message: InvokeMessage): void {
+  logId = message.id;
+  const invocation: Invocation = { id: message.id, settled: false };
+  const reject = (name: string, text: string): void =>
+    send({ type: 'error', id: message.id, error: { name, message: text }, maxRssBytes: maxRssBytes(), fatal: false });
+  if (loaded === null) return reject(guestErrorNames.protocolError, 'invoke received before a successful init');
+  if (current !== null) {
+    return reject(guestErrorNames.protocolError, `invoke received while ${current.id} is still running`);
+  }
+  let event: unknown;
+  try {
+    event = JSON.parse(message.eventJson);
+  } catch (err) {
+    return reject(guestErrorNames.invalidEvent, `the event is not valid JSON: ${(err as Error).message}`);
+  }
+  current = invocation;
+  const complete = (error: unknown, result: unknown): void =>
+    finish(invocation, error === null || error === undefined ? { ok: true, value: result } : { ok: false, error });
+  const context = buildContext(message, loaded.init, complete);
+  const { handler } = loaded;
+  let returned: unknown;
+  try {
+    returned = handler(event, context, complete);
+  } catch (err) {
+    finish(invocation, { ok: false, error: err });
+    return;
+  }
+  if (isThenable(returned)) {
+    returned.then(
+      (value) => finish(invocation, { ok: true, value }),
+      (err: unknown) => finish(invocation, { ok: false, error: err ?? new Error('the handler rejected') }),
+    );
+  } else if (handler.length < 3) {
+    // A synchronous handler: its return value is the result. A callback-style one waits for its callback.
+    finish(invocation, { ok: true, value: returned });
+  }
+}
+
+// ---- fatal errors ----
+
+function onFatal(err: unknown, kind: 'uncaught exception' | 'unhandled rejection'): void {
+  const wire = serializeError(err);
+  const error: WireError =
+    kind === 'unhandled rejection'
+      ? { ...wire, name: guestErrorNames.unhandledRejection, message: `${wire.name}: ${wire.message}` }
+      : wire;
+  emitLog('stderr', `${kind}: ${wire.stack ?? `${wire.name}: ${wire.message}`}\n`);
+  diagnostic(`${kind}, exiting: ${wire.name}: ${wire.message}`);
+  const invocation = current;
+  if (invocation !== null && !invocation.settled) {
+    invocation.settled = true;
+    send({ type: 'error', id: invocation.id, error, maxRssBytes: maxRssBytes(), fatal: true });
+  } else if (initPending !== null) {
+    send({ type: 'init-error', id: initPending.id, error });
+    initPending = null;
+  }
+  exitAfterFlush(1);
+}
+
+process.on('uncaughtException', (err) => onFatal(err, 'uncaught exception'));
+process.on('unhandledRejection', (reason) => onFatal(reason, 'unhandled rejection'));
+
+// ---- socket ----
+
+const decoder = new FrameDecoder();
+
+socket.on('connect', () => {
+  send({ type: 'hello', id: '', pid: process.pid, nodeVersion: process.version });
+});
+
+socket.on('data', (chunk: Buffer) => {
+  let lines: string[];
+  try {
+    lines = decoder.push(chunk);
+  } catch (err) {
+    diagnostic(`protocol error from the agent, exiting: ${(err as Error).message}`);
+    process.exit(70);
+  }
+  for (const line of lines) {
+    let message;
+    try {
+      message = parseHostMessage(line);
+    } catch (err) {
+      diagnostic(`protocol error from the agent, exiting: ${(err as Error).message}`);
+      process.exit(70);
+    }
+    if (message.type === 'init') void handleInit(message);
+    else handleInvoke(message);
+  }
+});
+
+socket.on('error', (err) => {
+  diagnostic(`socket error, exiting: ${err.message}`);
+  process.exit(1);
+});
+
+// The Agent closed the connection (or died): nobody is left to serve.
+socket.on('close', () => process.exit(exitCode ?? 0));

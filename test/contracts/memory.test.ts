@@ -1,0 +1,14 @@
+import { MemoryPool } from '../../src/adapters/memory/memory-pool.js';
+import { MemoryProvisionQueue } from '../../src/adapters/memory/memory-provision-queue.js';
+import { poolContract } from './pool.contract.js';
+import { provisionQueueContract } from './provision-queue.contract.js';
+
+poolContract('MemoryPool', () => {
+  const pool = new MemoryPool();
+  return Promise.resolve({ pool, cleanup: () => pool.close() });
+});
+
+provisionQueueContract('MemoryProvisionQueue', (capacity) => {
+  const queue = new MemoryProvisionQueue({ capacity });
+  return Promise.resolve({ queue, cleanup: () => queue.close() });
+});

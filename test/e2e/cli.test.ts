@@ -1,0 +1,89 @@
+// End to end through the real CLI (`bin/savassan.js`) against a real server started with the examples.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { repoRoot, runCli, startServer } from '../helpers/server-process.js';
+import type { ServerProcess } from '../helpers/server-process.js';
+
+describe('CLI end to end', () => {
+  let server: ServerProcess;
+  const cli = (...args: string[]) => runCli(server.url, args);
+
+  before(async () => {
+    server = await startServer();
+  });
+  after(async () => {
+    await server.cleanup();
+  });
+
+  it('deploys the examples on first start and says what to try', async () => {
+    assert.match(server.output(), /Deployed the examples: echo, hello/);
+    assert.match(server.output(), /Try:/);
+    assert.match(server.output(), /WARNING: --sandbox process/);
+    const ls = await cli('ls');
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /^NAME\s+VERSION/m);
+    assert.match(ls.stdout, /^hello\s+1\s+index\.handler/m);
+    const hello = await cli('invoke', 'hello', '--data', '{"name":"Ada"}', '--verbose');
+    assert.equal(hello.code, 0, hello.stderr);
+    assert.equal((JSON.parse(hello.stdout) as { message: string }).message, 'Hello, Ada!');
+    assert.match(hello.stderr, /\(cold, version 1\)/);
+    const echo = await cli('invoke', 'echo', '-d', '[1,2]');
+    assert.equal((JSON.parse(echo.stdout) as { greeting: string; event: unknown }).greeting, 'hi from function.json');
+  });
+
+  it('deploys with flags, invokes cold then warm, shows logs and versions, rolls back', async () => {
+    const dir = join(repoRoot, 'test', 'fixtures', 'e2e', 'probe');
+    const deployed = await cli('deploy', 'cli-probe', dir, '--env', 'GREETING=hey', '--env', 'TOKEN=x=y', '--timeout', '5', '--memory', '128', '--max-instances', '2');
+    assert.equal(deployed.code, 0, deployed.stderr);
+    assert.match(deployed.stdout, /deployed cli-probe version 1/);
+    const cold = await cli('invoke', 'cli-probe', '-d', '{"a":1}', '-v');
+    assert.match(cold.stderr, /cold/);
+    const payload = JSON.parse(cold.stdout) as { env: Record<string, string>; context: { memoryLimitInMB: number } };
+    assert.equal(payload.env.GREETING, 'hey');
+    assert.equal(payload.env.TOKEN, 'x=y');
+    assert.equal(payload.context.memoryLimitInMB, 128);
+    const warm = await cli('invoke', 'cli-probe', '-v');
+    assert.match(warm.stderr, /warm/);
+    const id = /invocation ([0-9a-f-]+)/.exec(cold.stderr)?.[1] ?? '';
+    const oneLog = await cli('logs', 'cli-probe', '--invocation', id);
+    assert.match(oneLog.stdout, new RegExp(`probe ${id}`));
+    const logs = await cli('logs', 'cli-probe');
+    assert.equal((logs.stdout.match(/^--- /gm) ?? []).length, 2);
+
+    const eventFile = join(server.dataDir, 'event.json');
+    await writeFile(eventFile, '{"from":"file"}');
+    const fromFile = await cli('invoke', 'cli-probe', '--file', eventFile);
+    assert.deepEqual((JSON.parse(fromFile.stdout) as { event: unknown }).event, { from: 'file' });
+
+    const v2 = await cli('deploy', 'cli-probe', join(repoRoot, 'test', 'fixtures', 'e2e', 'v2'));
+    assert.match(v2.stdout, /version 2/);
+    assert.deepEqual(JSON.parse((await cli('invoke', 'cli-probe')).stdout), { version: 'two' });
+    const versions = await cli('versions', 'cli-probe');
+    assert.match(versions.stdout, /^2\s+\*/m);
+    const rollback = await cli('versions', 'cli-probe', '--use', '1');
+    assert.match(rollback.stdout, /now serves version 1/);
+    assert.ok('env' in (JSON.parse((await cli('invoke', 'cli-probe')).stdout) as object));
+
+    const nodes = await cli('nodes');
+    assert.match(nodes.stdout, /^local\s+ready\s+process\s+NO/m);
+
+    assert.equal((await cli('rm', 'cli-probe')).code, 0);
+    const gone = await cli('invoke', 'cli-probe');
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /NOT_FOUND: function cli-probe not found/);
+  });
+
+  it('explains errors and bad usage', async () => {
+    const failing = await cli('deploy', 'x', '/definitely/not/here');
+    assert.equal(failing.code, 1);
+    assert.match(failing.stderr, /no such file or directory/);
+    const badFlag = await cli('deploy', 'x', '.', '--timeout', 'soon');
+    assert.notEqual(badFlag.code, 0);
+    assert.match(badFlag.stderr, /not an integer/);
+    const unreachable = await runCli('http://127.0.0.1:1', ['ls']);
+    assert.equal(unreachable.code, 1);
+    assert.match(unreachable.stderr, /cannot reach Savassan/);
+  });
+});
