@@ -23,7 +23,12 @@ function percentile(sorted: number[], p: number): number {
 
 function summarise(samples: number[]) {
   const sorted = [...samples].sort((a, b) => a - b);
-  return { n: sorted.length, p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), max: round(sorted.at(-1) ?? NaN) };
+  return {
+    n: sorted.length,
+    p50: round(percentile(sorted, 50)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted.at(-1) ?? NaN),
+  };
 }
 
 const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
@@ -40,12 +45,18 @@ function post(agent: Agent, url: URL, body: string): Promise<Hit> {
     const started = performance.now();
     const req = request(
       url,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started, body: text, headers: res.headers }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, ms: performance.now() - started, body: text, headers: res.headers }),
+        );
       },
     );
     req.on('error', reject);
@@ -77,7 +88,9 @@ async function load(url: string, total: number, concurrency: number) {
 }
 
 async function startBare(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(repoRoot, 'bench', 'bare-server.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(repoRoot, 'bench', 'bare-server.mjs')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve) => {
     child.stdout!.on('data', (d: Buffer) => {
       const m = /listening on (\S+)/.exec(d.toString());
@@ -153,7 +166,8 @@ async function main(): Promise<void> {
       const name = `cold-${i}`;
       await client.deploy(name, noop, { idleSeconds: 1 });
       const hit = await post(new Agent(), new URL(`${server.url}/v1/functions/${name}/invoke`), '{}');
-      if (hit.headers['x-savassan-start'] !== 'cold') throw new Error(`expected a cold start, got ${String(hit.headers['x-savassan-start'])}`);
+      if (hit.headers['x-savassan-start'] !== 'cold')
+        throw new Error(`expected a cold start, got ${String(hit.headers['x-savassan-start'])}`);
       cold.push(hit.ms);
       const record = await client.getInvocation(String(hit.headers['x-savassan-invocation-id']));
       initMs.push(record.initMs ?? NaN);

@@ -31,12 +31,20 @@ const info = (line: string) => process.stderr.write(`${line}\n`);
 
 function table(rows: string[][]): void {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  for (const row of rows) out(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd());
+  for (const row of rows)
+    out(
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    );
 }
 
 export function buildProgram(): Command {
   const program = new Command('savassan')
-    .description('Savassan: a self-hosted serverless platform. Server URL from SAVASSAN_URL (default http://127.0.0.1:8080).')
+    .description(
+      'Savassan: a self-hosted serverless platform. Server URL from SAVASSAN_URL (default http://127.0.0.1:8080).',
+    )
     .showHelpAfterError();
   const client = () => new SavassanClient();
 
@@ -46,49 +54,65 @@ export function buildProgram(): Command {
     .option('--data-dir <dir>', 'where data lives', '.savassan')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', integer, 8080)
-    .addOption(new Option('--sandbox <kind>', 'sandbox runtime').choices(['process', 'bwrap', 'runc']).default('process'))
+    .addOption(
+      new Option('--sandbox <kind>', 'sandbox runtime').choices(['process', 'bwrap', 'runc']).default('process'),
+    )
     .option('--queue-wait <seconds>', 'how long an invocation waits for a free instance before 429', integer, 10)
     .option('--no-examples', 'do not deploy the example functions on first start')
     .option('--log-level <level>', 'server log level (debug, info, warn, error)', 'info')
-    .action(async (opts: { dataDir: string; host: string; port: number; sandbox: SandboxKind; queueWait: number; examples: boolean; logLevel: string }) => {
-      const logger = pino({ level: opts.logLevel }, pino.destination(2)) as unknown as Logger;
-      const platform = await startEmbedded({
-        dataDir: opts.dataDir,
-        host: opts.host,
-        port: opts.port,
-        sandbox: opts.sandbox,
-        queueWaitMs: opts.queueWait * 1000,
-        logger,
-      });
-      if (!platform.runtime.isolating) {
-        info('WARNING: --sandbox process runs function code as plain processes with NO isolation from this host. Use it for development only.');
-      }
-      const deployed = opts.examples
-        ? await deployExamples(platform.deployer, platform.metadata, join(packageRoot, 'examples'), logger)
-        : [];
-      out(`Savassan is listening on ${platform.url} (data in ${platform.options.dataDir}, sandbox: ${platform.runtime.kind})`);
-      if (deployed.length > 0) out(`Deployed the examples: ${deployed.join(', ')}`);
-      out('Try:');
-      out(`  curl -s -X POST ${platform.url}/v1/functions/hello/invoke -d '{"name":"Ada"}'`);
-      out(`  SAVASSAN_URL=${platform.url} npx savassan invoke hello --data '{"name":"Ada"}'`);
-      out(`  SAVASSAN_URL=${platform.url} npx savassan ls`);
-      out('Press Ctrl-C to stop.');
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        info(`${signal}: draining in-flight invocations and stopping sandboxes...`);
-        void platform.close().then(
-          () => process.exit(0),
-          (err: unknown) => {
-            info(`shutdown failed: ${String(err)}`);
-            process.exit(1);
-          },
+    .action(
+      async (opts: {
+        dataDir: string;
+        host: string;
+        port: number;
+        sandbox: SandboxKind;
+        queueWait: number;
+        examples: boolean;
+        logLevel: string;
+      }) => {
+        const logger = pino({ level: opts.logLevel }, pino.destination(2)) as unknown as Logger;
+        const platform = await startEmbedded({
+          dataDir: opts.dataDir,
+          host: opts.host,
+          port: opts.port,
+          sandbox: opts.sandbox,
+          queueWaitMs: opts.queueWait * 1000,
+          logger,
+        });
+        if (!platform.runtime.isolating) {
+          info(
+            'WARNING: --sandbox process runs function code as plain processes with NO isolation from this host. Use it for development only.',
+          );
+        }
+        const deployed = opts.examples
+          ? await deployExamples(platform.deployer, platform.metadata, join(packageRoot, 'examples'), logger)
+          : [];
+        out(
+          `Savassan is listening on ${platform.url} (data in ${platform.options.dataDir}, sandbox: ${platform.runtime.kind})`,
         );
-      };
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGTERM', () => stop('SIGTERM'));
-    });
+        if (deployed.length > 0) out(`Deployed the examples: ${deployed.join(', ')}`);
+        out('Try:');
+        out(`  curl -s -X POST ${platform.url}/v1/functions/hello/invoke -d '{"name":"Ada"}'`);
+        out(`  SAVASSAN_URL=${platform.url} npx savassan invoke hello --data '{"name":"Ada"}'`);
+        out(`  SAVASSAN_URL=${platform.url} npx savassan ls`);
+        out('Press Ctrl-C to stop.');
+        let stopping = false;
+        const stop = (signal: string) => {
+          if (stopping) return;
+          stopping = true;
+          info(`${signal}: draining in-flight invocations and stopping sandboxes...`);
+          void platform.close().then(
+            () => process.exit(0),
+            (err: unknown) => {
+              info(`shutdown failed: ${String(err)}`);
+              process.exit(1);
+            },
+          );
+        };
+        process.on('SIGINT', () => stop('SIGINT'));
+        process.on('SIGTERM', () => stop('SIGTERM'));
+      },
+    );
 
   program
     .command('deploy')
@@ -124,7 +148,7 @@ export function buildProgram(): Command {
 
   program
     .command('invoke')
-    .description("invoke a function and print its result (JSON) on stdout")
+    .description('invoke a function and print its result (JSON) on stdout')
     .argument('<name>', 'function name')
     .option('-d, --data <json>', 'the event, as JSON', '{}')
     .option('-f, --file <path>', 'read the event from a file')
@@ -152,7 +176,10 @@ export function buildProgram(): Command {
         process.stdout.write(await client().functionLogs(name, opts.limit));
         return;
       }
-      const response = await client().request('GET', `/v1/functions/${encodeURIComponent(name)}/logs?follow=1&limit=${opts.limit}`);
+      const response = await client().request(
+        'GET',
+        `/v1/functions/${encodeURIComponent(name)}/logs?follow=1&limit=${opts.limit}`,
+      );
       const decoder = new TextDecoder();
       let buffer = '';
       for await (const chunk of response.body ?? []) {
@@ -163,7 +190,12 @@ export function buildProgram(): Command {
           buffer = buffer.slice(end + 2);
           const data = frame.split('\n').find((l) => l.startsWith('data: '));
           if (data === undefined) continue;
-          const entry = JSON.parse(data.slice(6)) as { invocationId: string; createdAt: string; status: string; log: string };
+          const entry = JSON.parse(data.slice(6)) as {
+            invocationId: string;
+            createdAt: string;
+            status: string;
+            log: string;
+          };
           process.stdout.write(`--- ${entry.createdAt} ${entry.invocationId} ${entry.status}\n${entry.log}`);
         }
       }
@@ -214,7 +246,13 @@ export function buildProgram(): Command {
       const { versions } = await client().listVersions(name);
       table([
         ['VERSION', 'CURRENT', 'CODE', 'SIZE', 'CREATED'],
-        ...versions.map((v) => [String(v.version), v.current ? '*' : '', v.codeSha256.slice(0, 12), String(v.codeSizeBytes), v.createdAt]),
+        ...versions.map((v) => [
+          String(v.version),
+          v.current ? '*' : '',
+          v.codeSha256.slice(0, 12),
+          String(v.codeSizeBytes),
+          v.createdAt,
+        ]),
       ]);
     });
 

@@ -29,7 +29,10 @@ export const errorCodes = {
     status: 502,
     description: 'The handler returned a value that cannot be sent as JSON or is too large.',
   },
-  FUNCTION_TIMEOUT: { status: 504, description: 'The invocation ran past the function timeout; the sandbox was killed.' },
+  FUNCTION_TIMEOUT: {
+    status: 504,
+    description: 'The invocation ran past the function timeout; the sandbox was killed.',
+  },
   UNAVAILABLE: { status: 503, description: 'A backend or the server itself is not available right now.' },
   INTERNAL: { status: 500, description: 'An unexpected platform failure.' },
 } as const satisfies Record<string, { status: number; description: string }>;

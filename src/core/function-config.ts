@@ -76,7 +76,10 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
   }
   const runtime = input.runtime ?? defaultRuntime;
   if (!(runtimes as readonly string[]).includes(runtime)) {
-    throw new PlatformError('INVALID_CONFIG', `runtime must be one of ${runtimes.join(', ')}, got ${JSON.stringify(runtime)}`);
+    throw new PlatformError(
+      'INVALID_CONFIG',
+      `runtime must be one of ${runtimes.join(', ')}, got ${JSON.stringify(runtime)}`,
+    );
   }
   const env: Record<string, string> = {};
   let envBytes = 0;
@@ -94,12 +97,18 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
     env[key] = value;
   }
   if (envBytes > functionLimits.envBytes) {
-    throw new PlatformError('INVALID_CONFIG', `environment variables total ${envBytes} bytes, over the ${functionLimits.envBytes}-byte limit`);
+    throw new PlatformError(
+      'INVALID_CONFIG',
+      `environment variables total ${envBytes} bytes, over the ${functionLimits.envBytes}-byte limit`,
+    );
   }
   const maxInstances = intInRange('maxInstances', input.maxInstances);
   const minInstances = intInRange('minInstances', input.minInstances);
   if (minInstances > maxInstances) {
-    throw new PlatformError('INVALID_CONFIG', `minInstances (${minInstances}) cannot exceed maxInstances (${maxInstances})`);
+    throw new PlatformError(
+      'INVALID_CONFIG',
+      `minInstances (${minInstances}) cannot exceed maxInstances (${maxInstances})`,
+    );
   }
   return {
     handler,

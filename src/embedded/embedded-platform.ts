@@ -156,7 +156,9 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
         sandboxRuntime: runtime.kind,
         isolating: runtime.isolating,
         sandboxes: (await agent.listSandboxes()).length,
-        warnings: runtime.isolating ? [] : ['sandboxes are plain processes: function code is NOT isolated from the host'],
+        warnings: runtime.isolating
+          ? []
+          : ['sandboxes are plain processes: function code is NOT isolated from the host'],
       },
     ],
   });
@@ -171,7 +173,11 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     await metadata.close();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
-      throw new PlatformError('UNAVAILABLE', `port ${options.port} on ${options.host} is already in use; pick another with --port`, { cause: err });
+      throw new PlatformError(
+        'UNAVAILABLE',
+        `port ${options.port} on ${options.host} is already in use; pick another with --port`,
+        { cause: err },
+      );
     }
     throw PlatformError.from(err, 'UNAVAILABLE');
   }

@@ -116,4 +116,3 @@ export class Deployer {
     this.options.onChange?.(name);
   }
 }
-

@@ -161,7 +161,10 @@ export class Manager {
     for (const fn of functions.values()) {
       const version = await metadata.getVersion(fn.name, fn.currentVersion);
       if (version === null || version.config.minInstances === 0) continue;
-      const missing = version.config.minInstances - (await this.#countInstances(version)) - this.inFlight(poolKey(fn.name, fn.currentVersion));
+      const missing =
+        version.config.minInstances -
+        (await this.#countInstances(version)) -
+        this.inFlight(poolKey(fn.name, fn.currentVersion));
       for (let i = 0; i < missing && !this.#stopped; i++) {
         await this.#provision({
           functionName: fn.name,

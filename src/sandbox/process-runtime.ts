@@ -64,7 +64,11 @@ export class ProcessRuntime implements SandboxRuntime {
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (err) =>
-        reject(new PlatformError('INTERNAL', `cannot start sandbox process ${this.nodePath}: ${err.message}`, { cause: err })),
+        reject(
+          new PlatformError('INTERNAL', `cannot start sandbox process ${this.nodePath}: ${err.message}`, {
+            cause: err,
+          }),
+        ),
       );
     });
     return new ChildSandboxProcess(child);

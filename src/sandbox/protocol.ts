@@ -90,13 +90,7 @@ export interface LogMessage {
   text: string;
 }
 
-export type GuestMessage =
-  | HelloMessage
-  | InitOkMessage
-  | InitErrorMessage
-  | ResultMessage
-  | ErrorMessage
-  | LogMessage;
+export type GuestMessage = HelloMessage | InitOkMessage | InitErrorMessage | ResultMessage | ErrorMessage | LogMessage;
 
 /** Error names the guest uses for failures that are not the function's own errors (Lambda's names where it has one). */
 export const guestErrorNames = {

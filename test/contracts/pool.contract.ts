@@ -23,7 +23,7 @@ const LONG_WAIT_MS = 10_000;
  * with `Date.now()`, so an adapter must stamp them with the wall clock (the default of every adapter).
  */
 export function poolContract(name: string, makePool: MakePool): void {
-  void describe(`Pool contract: ${name}`, () => {
+  describe(`Pool contract: ${name}`, () => {
     let pool: Pool;
     let cleanup: () => Promise<void>;
     let fn: string;
@@ -81,23 +81,23 @@ export function poolContract(name: string, makePool: MakePool): void {
       while (Date.now() <= until) await sleep(ms);
     };
 
-    void beforeEach(async () => {
+    beforeEach(async () => {
       ({ pool, cleanup } = await makePool());
       fn = `fn-${randomUUID().slice(0, 8)}`;
       key = poolKey(fn, 1);
     });
 
-    void afterEach(async () => {
+    afterEach(async () => {
       await cleanup();
     });
 
-    void describe('checkout', () => {
-      void it('returns null on an empty pool', async () => {
+    describe('checkout', () => {
+      it('returns null on an empty pool', async () => {
         assert.equal(await checkout(), null);
         assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 0, waiters: 0 });
       });
 
-      void it('takes a pushed instance exactly once and keeps its fields', async () => {
+      it('takes a pushed instance exactly once and keeps its fields', async () => {
         const pushed = instance({ initMs: 321, invocations: 7, nodeId: 'node-x' });
         await pool.push(pushed);
         const got = await checkout();
@@ -113,7 +113,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 1, waiters: 0 });
       });
 
-      void it('stamps idleSince when an instance is pushed', async () => {
+      it('stamps idleSince when an instance is pushed', async () => {
         const before = Date.now();
         await pool.push(instance({ idleSince: 1 }));
         const got = await checkout();
@@ -121,7 +121,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.ok(got.idleSince >= before, `idleSince ${got.idleSince} < ${before}`);
       });
 
-      void it('keeps keys apart', async () => {
+      it('keeps keys apart', async () => {
         const v2 = instance({ version: 2 });
         await pool.push(v2);
         assert.equal(await checkout(), null);
@@ -129,15 +129,15 @@ export function poolContract(name: string, makePool: MakePool): void {
       });
     });
 
-    void describe('push', () => {
-      void it('refuses an instance that is already idle', async () => {
+    describe('push', () => {
+      it('refuses an instance that is already idle', async () => {
         const i1 = instance();
         await pool.push(i1);
         await assert.rejects(pool.push(i1), (err) => isPlatformError(err, 'INTERNAL'));
         assert.deepEqual(await pool.stats(key), { idle: 1, checkedOut: 0, waiters: 0 });
       });
 
-      void it('takes back a checked-out instance and ends its lease', async () => {
+      it('takes back a checked-out instance and ends its lease', async () => {
         await pool.push(instance());
         const got = await checkout(key, 1);
         assert.ok(got);
@@ -148,8 +148,8 @@ export function poolContract(name: string, makePool: MakePool): void {
       });
     });
 
-    void describe('wait', () => {
-      void it('serves waiters first-come first-served', async () => {
+    describe('wait', () => {
+      it('serves waiters first-come first-served', async () => {
         const first = wait();
         await waiters(1);
         const second = wait();
@@ -166,14 +166,14 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 3, waiters: 0 });
       });
 
-      void it('returns an instance that is already idle at once', async () => {
+      it('returns an instance that is already idle at once', async () => {
         const i1 = instance();
         await pool.push(i1);
         assert.equal(instanceOf(await wait()).instanceId, i1.instanceId);
         assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 1, waiters: 0 });
       });
 
-      void it('returns null on timeout, and a later push is not lost', async () => {
+      it('returns null on timeout, and a later push is not lost', async () => {
         assert.equal(await wait({ timeoutMs: 30 }), null);
         assert.equal((await pool.stats(key)).waiters, 0);
 
@@ -183,7 +183,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.equal((await checkout())?.instanceId, i1.instanceId);
       });
 
-      void it('returns null on abort, and a later push is not lost', async () => {
+      it('returns null on abort, and a later push is not lost', async () => {
         const controller = new AbortController();
         const waiting = wait({ signal: controller.signal });
         await waiters(1);
@@ -196,13 +196,13 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.deepEqual(await pool.stats(key), { idle: 1, checkedOut: 0, waiters: 0 });
       });
 
-      void it('returns null for an already aborted signal without taking an idle instance', async () => {
+      it('returns null for an already aborted signal without taking an idle instance', async () => {
         await pool.push(instance());
         assert.equal(await wait({ signal: AbortSignal.abort() }), null);
         assert.deepEqual(await pool.stats(key), { idle: 1, checkedOut: 0, waiters: 0 });
       });
 
-      void it('skips timed-out waiters: the next push goes to the oldest live one', async () => {
+      it('skips timed-out waiters: the next push goes to the oldest live one', async () => {
         const expiring = wait({ timeoutMs: 30 });
         await waiters(1);
         const live = wait();
@@ -215,7 +215,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 1, waiters: 0 });
       });
 
-      void it("checks the instance out with the waiter's lease", async () => {
+      it("checks the instance out with the waiter's lease", async () => {
         const waiting = wait({ leaseMs: 1_000 });
         await waiters(1);
         const i1 = instance();
@@ -225,7 +225,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.deepEqual(ids(await pool.reclaimExpired(Date.now() + 30_000)), [i1.instanceId]);
       });
 
-      void it('serves a cold waiter with whichever instance comes first (competitive consumption)', async () => {
+      it('serves a cold waiter with whichever instance comes first (competitive consumption)', async () => {
         // Request A runs on the only warm instance.
         const warm = instance();
         await pool.push(warm);
@@ -249,8 +249,8 @@ export function poolContract(name: string, makePool: MakePool): void {
       });
     });
 
-    void describe('concurrency', () => {
-      void it('never hands an instance to two callers at once', async () => {
+    describe('concurrency', () => {
+      it('never hands an instance to two callers at once', async () => {
         const instances = Array.from({ length: 5 }, () => instance());
         for (const i of instances) await pool.push(i);
 
@@ -280,8 +280,8 @@ export function poolContract(name: string, makePool: MakePool): void {
       });
     });
 
-    void describe('pushFailure', () => {
-      void it('wakes exactly one waiter, the oldest', async () => {
+    describe('pushFailure', () => {
+      it('wakes exactly one waiter, the oldest', async () => {
         const first = wait();
         await waiters(1);
         const second = wait();
@@ -300,15 +300,15 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.equal(instanceOf(await second).instanceId, i1.instanceId);
       });
 
-      void it('is dropped when nobody waits', async () => {
+      it('is dropped when nobody waits', async () => {
         assert.equal(await pool.pushFailure(key, { name: 'Error', message: 'nobody listens' }), false);
         assert.equal(await wait({ timeoutMs: 30 }), null);
         assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 0, waiters: 0 });
       });
     });
 
-    void describe('release and renew', () => {
-      void it('release forgets a checked-out instance', async () => {
+    describe('release and renew', () => {
+      it('release forgets a checked-out instance', async () => {
         const i1 = instance();
         await pool.push(i1);
         assert.ok(await checkout());
@@ -318,7 +318,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.ok(!(await pool.keys()).includes(key));
       });
 
-      void it('renew extends a lease', async () => {
+      it('renew extends a lease', async () => {
         const i1 = instance();
         await pool.push(i1);
         assert.ok(await checkout(key, 1_000));
@@ -328,8 +328,8 @@ export function poolContract(name: string, makePool: MakePool): void {
       });
     });
 
-    void describe('reclaimExpired', () => {
-      void it('returns checked-out instances whose lease expired, and only those', async () => {
+    describe('reclaimExpired', () => {
+      it('returns checked-out instances whose lease expired, and only those', async () => {
         const short = instance();
         const long = instance();
         const idle = instance();
@@ -347,8 +347,8 @@ export function poolContract(name: string, makePool: MakePool): void {
       });
     });
 
-    void describe('reapIdle', () => {
-      void it('removes idle instances idle since before the cutoff, oldest first', async () => {
+    describe('reapIdle', () => {
+      it('removes idle instances idle since before the cutoff, oldest first', async () => {
         const old1 = instance();
         const old2 = instance();
         const fresh = instance();
@@ -369,7 +369,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.equal((await checkout())?.instanceId, fresh.instanceId);
       });
 
-      void it('keeps at least `keep` idle instances, reaping the oldest', async () => {
+      it('keeps at least `keep` idle instances, reaping the oldest', async () => {
         const pushed = [instance(), instance(), instance(), instance()];
         for (const i of pushed) {
           await pool.push(i);
@@ -385,7 +385,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.deepEqual(await pool.reapIdle(key, Date.now() + 60_000, 5), []);
       });
 
-      void it('never removes a checked-out instance', async () => {
+      it('never removes a checked-out instance', async () => {
         const busy = instance();
         const idle = instance();
         await pool.push(busy);
@@ -398,13 +398,13 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.equal((await pool.stats(key)).idle, 1);
       });
 
-      void it('returns nothing for an unknown key', async () => {
+      it('returns nothing for an unknown key', async () => {
         assert.deepEqual(await pool.reapIdle(poolKey('missing', 1), Date.now() + 60_000, 0), []);
       });
     });
 
-    void describe('drain', () => {
-      void it('removes every idle instance of a key and leaves checked-out ones', async () => {
+    describe('drain', () => {
+      it('removes every idle instance of a key and leaves checked-out ones', async () => {
         const busy = instance();
         await pool.push(busy);
         assert.ok(await checkout());
@@ -420,8 +420,8 @@ export function poolContract(name: string, makePool: MakePool): void {
       });
     });
 
-    void describe('purgeNode', () => {
-      void it('removes idle and checked-out instances of that node only', async () => {
+    describe('purgeNode', () => {
+      it('removes idle and checked-out instances of that node only', async () => {
         const key2 = poolKey(fn, 2);
         const aBusy = instance({ nodeId: 'node-a' });
         const bBusy = instance({ nodeId: 'node-b', version: 2 });
@@ -444,8 +444,8 @@ export function poolContract(name: string, makePool: MakePool): void {
       });
     });
 
-    void describe('stats and keys', () => {
-      void it('counts idle, checked-out and waiters per key', async () => {
+    describe('stats and keys', () => {
+      it('counts idle, checked-out and waiters per key', async () => {
         const key2 = poolKey(fn, 2);
         const waiting = pool.wait(key2, { holder: HOLDER, leaseMs: LEASE_MS, timeoutMs: LONG_WAIT_MS });
         await waiters(1, key2);
@@ -462,7 +462,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.deepEqual(await pool.stats(key2), { idle: 0, checkedOut: 1, waiters: 0 });
       });
 
-      void it('lists keys with idle or checked-out instances', async () => {
+      it('lists keys with idle or checked-out instances', async () => {
         const idleKey = key;
         const busyKey = poolKey(fn, 2);
         const waitKey = poolKey(fn, 3);
@@ -481,8 +481,8 @@ export function poolContract(name: string, makePool: MakePool): void {
       });
     });
 
-    void describe('close', () => {
-      void it('resolves pending waiters with null, is idempotent, and refuses later calls', async () => {
+    describe('close', () => {
+      it('resolves pending waiters with null, is idempotent, and refuses later calls', async () => {
         const waiting = wait();
         await waiters(1);
         await pool.close();

@@ -21,7 +21,7 @@ const SETTLE_MS = 25;
  * may be called after the test already closed the queue.
  */
 export function provisionQueueContract(name: string, makeQueue: MakeProvisionQueue): void {
-  void describe(`ProvisionQueue contract: ${name}`, () => {
+  describe(`ProvisionQueue contract: ${name}`, () => {
     const cleanups: (() => Promise<void>)[] = [];
     const prefix = `fn-${randomUUID().slice(0, 8)}`;
 
@@ -38,17 +38,17 @@ export function provisionQueueContract(name: string, makeQueue: MakeProvisionQue
       requestedAt: 1_700_000_000_000 + n,
     });
 
-    void afterEach(async () => {
+    afterEach(async () => {
       for (const cleanup of cleanups.splice(0)) await cleanup();
     });
 
-    void it('reports its capacity', async () => {
+    it('reports its capacity', async () => {
       const queue = await open(7);
       assert.equal(queue.capacity, 7);
       assert.equal(await queue.size(), 0);
     });
 
-    void it('is first-in first-out and keeps every field', async () => {
+    it('is first-in first-out and keeps every field', async () => {
       const queue = await open();
       const pushed = [request(1), { ...request(2, 4), reason: 'min-instances' as const }, request(3)];
       for (const r of pushed) assert.equal(await queue.push(r), true);
@@ -58,7 +58,7 @@ export function provisionQueueContract(name: string, makeQueue: MakeProvisionQue
       assert.equal(await queue.pop(0), null);
     });
 
-    void it('refuses a push when full and loses nothing', async () => {
+    it('refuses a push when full and loses nothing', async () => {
       const queue = await open(3);
       for (let n = 1; n <= 3; n++) assert.equal(await queue.push(request(n)), true);
       assert.equal(await queue.push(request(4)), false);
@@ -71,7 +71,7 @@ export function provisionQueueContract(name: string, makeQueue: MakeProvisionQue
       assert.equal(await queue.size(), 0);
     });
 
-    void it('wakes a blocked pop on push', async () => {
+    it('wakes a blocked pop on push', async () => {
       const queue = await open();
       const popping = queue.pop(LONG_POP_MS);
       await sleep(SETTLE_MS);
@@ -80,7 +80,7 @@ export function provisionQueueContract(name: string, makeQueue: MakeProvisionQue
       assert.equal(await queue.size(), 0);
     });
 
-    void it('serves blocked pops first-come first-served', async () => {
+    it('serves blocked pops first-come first-served', async () => {
       const queue = await open();
       const pops: Promise<ProvisionRequest | null>[] = [];
       for (let n = 0; n < 3; n++) {
@@ -91,7 +91,7 @@ export function provisionQueueContract(name: string, makeQueue: MakeProvisionQue
       assert.deepEqual(await Promise.all(pops), [request(1), request(2), request(3)]);
     });
 
-    void it('returns null on timeout, and a later push is kept', async () => {
+    it('returns null on timeout, and a later push is kept', async () => {
       const queue = await open();
       assert.equal(await queue.pop(30), null);
       assert.equal(await queue.push(request(1)), true);
@@ -99,7 +99,7 @@ export function provisionQueueContract(name: string, makeQueue: MakeProvisionQue
       assert.deepEqual(await queue.pop(0), request(1));
     });
 
-    void it('returns null on abort, and a later push is kept', async () => {
+    it('returns null on abort, and a later push is kept', async () => {
       const queue = await open();
       const controller = new AbortController();
       const popping = queue.pop(LONG_POP_MS, controller.signal);
@@ -111,14 +111,14 @@ export function provisionQueueContract(name: string, makeQueue: MakeProvisionQue
       assert.equal(await queue.size(), 1);
     });
 
-    void it('returns null for an already aborted signal without taking a request', async () => {
+    it('returns null for an already aborted signal without taking a request', async () => {
       const queue = await open();
       await queue.push(request(1));
       assert.equal(await queue.pop(LONG_POP_MS, AbortSignal.abort()), null);
       assert.equal(await queue.size(), 1);
     });
 
-    void it('delivers each request exactly once to concurrent consumers', async () => {
+    it('delivers each request exactly once to concurrent consumers', async () => {
       const queue = await open(10);
       const producers = 5;
       const perProducer = 40;
@@ -152,7 +152,7 @@ export function provisionQueueContract(name: string, makeQueue: MakeProvisionQue
       assert.equal(await queue.size(), 0);
     });
 
-    void it('resolves blocked pops with null on close, is idempotent, and refuses later calls', async () => {
+    it('resolves blocked pops with null on close, is idempotent, and refuses later calls', async () => {
       const queue = await open();
       const popping = queue.pop(LONG_POP_MS);
       await sleep(SETTLE_MS);

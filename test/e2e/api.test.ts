@@ -50,7 +50,10 @@ describe('HTTP API end to end', () => {
   it('serves health, readiness, OpenAPI and metrics', async () => {
     assert.deepEqual(await server.client.json('GET', '/healthz'), { status: 'ok' });
     assert.deepEqual(await server.client.json('GET', '/readyz'), { status: 'ready' });
-    const openapi = await server.client.json<{ openapi: string; paths: Record<string, unknown> }>('GET', '/v1/openapi.json');
+    const openapi = await server.client.json<{ openapi: string; paths: Record<string, unknown> }>(
+      'GET',
+      '/v1/openapi.json',
+    );
     assert.equal(openapi.openapi, '3.1.0');
     assert.ok('/v1/functions/{name}/invoke' in openapi.paths);
     const metrics = await (await server.client.request('GET', '/metrics')).text();
@@ -58,7 +61,11 @@ describe('HTTP API end to end', () => {
   });
 
   it('deploys, invokes cold then warm, passes env and the Lambda context, keeps host env out', async () => {
-    const deployed = await deploy('probe', 'probe', { env: { GREETING: 'hallo', TOKEN: 'a=b' }, memoryMB: 192, timeoutSeconds: 7 });
+    const deployed = await deploy('probe', 'probe', {
+      env: { GREETING: 'hallo', TOKEN: 'a=b' },
+      memoryMB: 192,
+      timeoutSeconds: 7,
+    });
     assert.equal(deployed.created, true);
     assert.equal(deployed.version.version, 1);
     const first = await invoke<Probe>('probe', { n: 1 });
@@ -103,7 +110,13 @@ describe('HTTP API end to end', () => {
     assert.equal(v2.version.version, 2);
     assert.deepEqual((await invoke('flip')).body, { version: 'two' });
     const { versions } = await server.client.listVersions('flip');
-    assert.deepEqual(versions.map((v) => [v.version, v.current]), [[1, false], [2, true]]);
+    assert.deepEqual(
+      versions.map((v) => [v.version, v.current]),
+      [
+        [1, false],
+        [2, true],
+      ],
+    );
     await server.client.setCurrentVersion('flip', 1);
     const back = await invoke<Probe>('flip');
     assert.equal(back.version, 1);
@@ -179,9 +192,13 @@ describe('HTTP API end to end', () => {
     assert.match(badConfig.message, /timeoutSeconds/);
     const badEnv = await apiError(deploy('okname', 'probe', { env: { 'BAD-KEY': 'x' } }));
     assert.equal(badEnv.code, 'INVALID_CONFIG');
-    const badZip = await apiError(server.client.json('PUT', '/v1/functions/okname', { code: Buffer.from('not a zip').toString('base64') }));
+    const badZip = await apiError(
+      server.client.json('PUT', '/v1/functions/okname', { code: Buffer.from('not a zip').toString('base64') }),
+    );
     assert.equal(badZip.status, 400);
-    const extra = await apiError(server.client.json('PUT', '/v1/functions/okname', { code: 'UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==', bogus: 1 }));
+    const extra = await apiError(
+      server.client.json('PUT', '/v1/functions/okname', { code: 'UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA==', bogus: 1 }),
+    );
     assert.equal(extra.status, 400);
     assert.equal((await apiError(server.client.getFunction('okname'))).status, 404, 'nothing was created');
     assert.equal((await apiError(server.client.json('GET', '/v1/nowhere'))).status, 404);
@@ -202,13 +219,16 @@ describe('HTTP API end to end', () => {
 
   it('runs concurrent invocations one at a time per sandbox, within max instances, then 429s past the wait', async () => {
     await deploy('capped', 'probe', { maxInstances: 3 });
-    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => invoke<Probe>('capped', { sleepMs: 150, i })));
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => invoke<Probe>('capped', { sleepMs: 150, i })),
+    );
     const byPid = new Map<number, Probe[]>();
     for (const { body } of results) byPid.set(body.pid, [...(byPid.get(body.pid) ?? []), body]);
     assert.ok(byPid.size <= 3, `at most 3 sandboxes, saw ${byPid.size}`);
     for (const runs of byPid.values()) {
       runs.sort((a, b) => a.begin - b.begin);
-      for (let i = 1; i < runs.length; i++) assert.ok(runs[i]!.begin >= runs[i - 1]!.end, 'invocations overlapped in one sandbox');
+      for (let i = 1; i < runs.length; i++)
+        assert.ok(runs[i]!.begin >= runs[i - 1]!.end, 'invocations overlapped in one sandbox');
     }
 
     await deploy('single', 'probe', { maxInstances: 1 });
@@ -244,7 +264,10 @@ describe('HTTP API end to end', () => {
     const { body } = await invoke<Probe>('doomed');
     await server.client.deleteFunction('doomed');
     assert.equal((await apiError(server.client.invoke('doomed'))).status, 404);
-    const pids = await eventually(() => sandboxPids(server.dataDir), (p) => !p.includes(body.pid));
+    const pids = await eventually(
+      () => sandboxPids(server.dataDir),
+      (p) => !p.includes(body.pid),
+    );
     assert.ok(!pids.includes(body.pid));
     assert.equal((await apiError(server.client.deleteFunction('doomed'))).status, 404);
   });

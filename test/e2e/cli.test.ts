@@ -35,7 +35,21 @@ describe('CLI end to end', () => {
 
   it('deploys with flags, invokes cold then warm, shows logs and versions, rolls back', async () => {
     const dir = join(repoRoot, 'test', 'fixtures', 'e2e', 'probe');
-    const deployed = await cli('deploy', 'cli-probe', dir, '--env', 'GREETING=hey', '--env', 'TOKEN=x=y', '--timeout', '5', '--memory', '128', '--max-instances', '2');
+    const deployed = await cli(
+      'deploy',
+      'cli-probe',
+      dir,
+      '--env',
+      'GREETING=hey',
+      '--env',
+      'TOKEN=x=y',
+      '--timeout',
+      '5',
+      '--memory',
+      '128',
+      '--max-instances',
+      '2',
+    );
     assert.equal(deployed.code, 0, deployed.stderr);
     assert.match(deployed.stdout, /deployed cli-probe version 1/);
     const cold = await cli('invoke', 'cli-probe', '-d', '{"a":1}', '-v');

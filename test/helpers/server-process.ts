@@ -23,11 +23,15 @@ export interface ServerProcess {
 /** Starts `savassan start` as a real process on a random port with a fresh data dir. */
 export async function startServer(args: string[] = []): Promise<ServerProcess> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sv-'));
-  const child = spawn(process.execPath, [cliPath, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...args], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, SAVASSAN_URL: '' },
-  });
+  const child = spawn(
+    process.execPath,
+    [cliPath, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...args],
+    {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SAVASSAN_URL: '' },
+    },
+  );
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -66,10 +70,7 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
 }
 
 /** Runs the real CLI against a server; resolves with exit code and output. */
-export function runCli(
-  url: string,
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(url: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cliPath, ...args], {
       cwd: repoRoot,
@@ -93,7 +94,8 @@ export async function sandboxPids(dataDir: string): Promise<number[]> {
       const environ = await readFile(`/proc/${entry}/environ`, 'utf8');
       const status = await readFile(`/proc/${entry}/status`, 'utf8');
       if (/^State:\s+Z/m.test(status)) continue;
-      if (environ.split('\0').some((v) => v.startsWith('SAVASSAN_SOCKET=') && v.includes(dataDir))) pids.push(Number(entry));
+      if (environ.split('\0').some((v) => v.startsWith('SAVASSAN_SOCKET=') && v.includes(dataDir)))
+        pids.push(Number(entry));
     } catch {
       // process gone or not ours
     }
@@ -101,7 +103,11 @@ export async function sandboxPids(dataDir: string): Promise<number[]> {
   return pids;
 }
 
-export async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T>,
+  ok: (value: T) => boolean,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

@@ -23,8 +23,8 @@ function instance(instanceId: string): InstanceRef {
   };
 }
 
-void describe('MemoryPool', () => {
-  void it('stamps idleSince and lease expiry with the injected clock', async () => {
+describe('MemoryPool', () => {
+  it('stamps idleSince and lease expiry with the injected clock', async () => {
     let now = 1_000;
     const pool = new MemoryPool({ now: () => now });
     await pool.push(instance('a'));
@@ -43,7 +43,7 @@ void describe('MemoryPool', () => {
     await pool.close();
   });
 
-  void it('checks out the most recently pushed instance first (LIFO)', async () => {
+  it('checks out the most recently pushed instance first (LIFO)', async () => {
     const pool = new MemoryPool();
     for (const id of ['a', 'b', 'c']) await pool.push(instance(id));
     assert.equal((await pool.checkout(key, lease))?.instanceId, 'c');
@@ -53,7 +53,7 @@ void describe('MemoryPool', () => {
     await pool.close();
   });
 
-  void it('does not share objects with callers', async () => {
+  it('does not share objects with callers', async () => {
     const pool = new MemoryPool({ now: () => 42 });
     const pushed = instance('a');
     await pool.push(pushed);

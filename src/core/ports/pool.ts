@@ -19,7 +19,9 @@ export interface WaitOptions extends CheckoutOptions {
 }
 
 /**
- * Warm pool of idle sandboxes, one FIFO list per pool key (`fn@version`).
+ * Warm pool of idle sandboxes, one list per pool key (`fn@version`). Checkout order is the adapter's
+ * choice (the memory adapter takes the most recently returned instance so surplus ones idle out);
+ * waiters are always served first-come first-served.
  *
  * Invariants every adapter holds (tested by `test/contracts/pool.contract.ts`):
  * - an instance is either idle in the pool or checked out, never both, and is never handed to two callers;

@@ -20,9 +20,10 @@ export const DeployBody = Type.Object(
 export const SetCurrentBody = Type.Object({ version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
 
 export const LogsQuery = Type.Object({
-  follow: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])),
+  follow: Type.Optional(
+    Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')]),
+  ),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
 });
 
 export const InvocationParams = Type.Object({ id: Type.String({ maxLength: 100 }) });
-

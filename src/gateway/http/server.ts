@@ -58,7 +58,8 @@ function toPlatformError(err: unknown): PlatformError {
   const fe = err as Partial<FastifyError>;
   const mapped = typeof fe.code === 'string' ? fastifyCodeMap[fe.code] : undefined;
   if (mapped !== undefined) return new PlatformError(mapped, fe.message ?? 'bad request', { cause: err });
-  if (fe.validation !== undefined) return new PlatformError('BAD_REQUEST', fe.message ?? 'invalid request', { cause: err });
+  if (fe.validation !== undefined)
+    return new PlatformError('BAD_REQUEST', fe.message ?? 'invalid request', { cause: err });
   if (typeof fe.statusCode === 'number' && fe.statusCode === 413)
     return new PlatformError('PAYLOAD_TOO_LARGE', fe.message ?? 'too large');
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500)
@@ -149,10 +150,14 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     return fn;
   };
 
-  app.get('/v1/functions/:name', { schema: { summary: 'Get a function', params: FunctionNameParams } }, async (request) => {
-    const fn = await getFunction(request.params.name);
-    return functionView(fn, await metadata.getVersion(fn.name, fn.currentVersion));
-  });
+  app.get(
+    '/v1/functions/:name',
+    { schema: { summary: 'Get a function', params: FunctionNameParams } },
+    async (request) => {
+      const fn = await getFunction(request.params.name);
+      return functionView(fn, await metadata.getVersion(fn.name, fn.currentVersion));
+    },
+  );
 
   app.delete(
     '/v1/functions/:name',
@@ -216,21 +221,34 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     async (request, reply) => {
       const fn = await getFunction(request.params.name);
       const follow = request.query.follow === '1' || request.query.follow === 'true';
-      const recent = (await metadata.listInvocations({ functionName: fn.name, limit: request.query.limit ?? 20 })).reverse();
+      const recent = (
+        await metadata.listInvocations({ functionName: fn.name, limit: request.query.limit ?? 20 })
+      ).reverse();
       const render = async (r: (typeof recent)[number]) => {
         const log = r.logKey === null ? null : await blobStore.get(r.logKey);
-        return { invocationId: r.id, createdAt: r.createdAt.toISOString(), status: r.status, log: log?.toString('utf8') ?? '' };
+        return {
+          invocationId: r.id,
+          createdAt: r.createdAt.toISOString(),
+          status: r.status,
+          log: log?.toString('utf8') ?? '',
+        };
       };
       if (!follow) {
-        return reply.type('text/plain; charset=utf-8').send(
-          (await Promise.all(recent.map(render)))
-            .map((e) => `--- ${e.createdAt} ${e.invocationId} ${e.status}\n${e.log}`)
-            .join(''),
-        );
+        return reply
+          .type('text/plain; charset=utf-8')
+          .send(
+            (await Promise.all(recent.map(render)))
+              .map((e) => `--- ${e.createdAt} ${e.invocationId} ${e.status}\n${e.log}`)
+              .join(''),
+          );
       }
       reply.hijack();
       const raw = reply.raw;
-      raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      raw.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
       const seen = new Set<string>();
       let after = new Date(0);
       const emit = async (records: typeof recent) => {
@@ -244,7 +262,11 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       await emit(recent);
       const timer = setInterval(() => {
         void (async () => {
-          const next = await metadata.listInvocations({ functionName: fn.name, limit: 100, afterCreatedAt: new Date(after.getTime() - 1) });
+          const next = await metadata.listInvocations({
+            functionName: fn.name,
+            limit: 100,
+            afterCreatedAt: new Date(after.getTime() - 1),
+          });
           await emit(next.reverse());
           raw.write(': keep-alive\n\n');
         })().catch(() => raw.end());
@@ -306,7 +328,11 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         const started = performance.now();
         let result: InvocationResult;
         try {
-          result = await invoker.invoke(request.params.name, (request.body as string | undefined) ?? '{}', abort.signal);
+          result = await invoker.invoke(
+            request.params.name,
+            (request.body as string | undefined) ?? '{}',
+            abort.signal,
+          );
         } catch (err) {
           const error = PlatformError.from(err);
           metrics.rejected(error.code);

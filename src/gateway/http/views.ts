@@ -7,7 +7,9 @@ export function functionView(fn: FunctionRecord, current: FunctionVersion | null
     currentVersion: fn.currentVersion,
     createdAt: fn.createdAt.toISOString(),
     updatedAt: fn.updatedAt.toISOString(),
-    ...(current === null ? {} : { codeSha256: current.codeSha256, codeSizeBytes: current.codeSizeBytes, config: current.config }),
+    ...(current === null
+      ? {}
+      : { codeSha256: current.codeSha256, codeSizeBytes: current.codeSizeBytes, config: current.config }),
   };
 }
 

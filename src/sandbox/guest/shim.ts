@@ -106,7 +106,8 @@ function emitLog(stream: 'stdout' | 'stderr', text: string): void {
 
 function chunkToText(chunk: unknown): string {
   if (typeof chunk === 'string') return chunk;
-  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+  if (chunk instanceof Uint8Array)
+    return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
   return String(chunk);
 }
 
@@ -285,7 +286,10 @@ async function loadHandler(init: InitMessage): Promise<Handler> {
   }
   const value = exportedFunction(mod, exportName);
   if (typeof value !== 'function') {
-    const what = value === undefined ? `exports no function "${exportName}"` : `exports "${exportName}" as a ${typeof value}, not a function`;
+    const what =
+      value === undefined
+        ? `exports no function "${exportName}"`
+        : `exports "${exportName}" as a ${typeof value}, not a function`;
     throw new InitFailure(guestErrorNames.handlerNotFound, `handler "${init.handler}" not found: ${shown} ${what}`);
   }
   return value as Handler;

@@ -1,0 +1,657 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+import { PlatformError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import type { AgentApi, InvokeOutcome, InvokeRequest, SandboxInfo, SandboxSpec } from '../core/ports/agent-api.js';
+import type { BlobStore } from '../core/ports/blob-store.js';
+import type { SandboxExit, SandboxProcess, SandboxRuntime } from '../core/ports/sandbox-runtime.js';
+import { blobKeys, type InstanceRef, type SerializedError } from '../core/types.js';
+import { extractBundle } from '../sandbox/code-bundle.js';
+import {
+  FrameDecoder,
+  encodeMessage,
+  parseGuestMessage,
+  type ErrorMessage,
+  type GuestMessage,
+  type HostMessage,
+  type ResultMessage,
+} from '../sandbox/protocol.js';
+import { LogBuffer } from './log-buffer.js';
+
+export interface AgentOptions {
+  nodeId: string;
+  runtime: SandboxRuntime;
+  blobStore: BlobStore;
+  /** Where code is extracted (`code/{sha}`) and sandboxes live (`sandboxes/{id}`, with their sockets when short enough). */
+  workDir: string;
+  logger?: Logger | undefined;
+  /** Largest stored log per invocation; the rest is dropped with a marker line. Default 1 MiB. */
+  logCapBytes?: number | undefined;
+  /** How long a sandbox may take from launch to `init-ok`. Default 10 s. */
+  initTimeoutMs?: number | undefined;
+}
+
+/** Longest Unix socket path Linux accepts (sun_path is 108 bytes with the terminating NUL). */
+const maxSocketPathBytes = 107;
+const socketName = 'guest.sock';
+/** After a sandbox process exits, how long to wait for the rest of its socket data (an error sent just before). */
+const socketDrainMs = 250;
+const stderrInMessage = 2000;
+
+type SandboxState = 'starting' | 'idle' | 'busy' | 'stopping';
+
+type SandboxEvent =
+  { kind: 'message'; message: GuestMessage } | { kind: 'exit'; exit: SandboxExit } | { kind: 'timeout' };
+
+interface ActiveInvocation {
+  requestId: string;
+  invocationId: string;
+  log: LogBuffer;
+}
+
+/** The Agent's record of one sandbox: its process, its socket and what it is doing. */
+interface Sandbox {
+  readonly instanceId: string;
+  readonly spec: SandboxSpec;
+  readonly dir: string;
+  /** Where the socket lives: `dir`, or a short directory under the system temp dir when `dir` is too long for it. */
+  socketDir: string;
+  socketPath: string;
+  readonly server: Server;
+  readonly createdAt: number;
+  state: SandboxState;
+  initMs: number;
+  invocations: number;
+  idleSince: number;
+  launching: Promise<SandboxProcess> | null;
+  proc: SandboxProcess | null;
+  socket: Socket | null;
+  /** Resolves when the guest's connection closes (or at once if it never connected). */
+  socketClosed: Promise<void>;
+  markSocketClosed: () => void;
+  exit: SandboxExit | null;
+  /** Why the Agent hung up on the guest, when it broke the protocol. */
+  protocolError: string | null;
+  /** The phase waiting on this sandbox (creation or an invocation); gets messages, the exit and timeouts. */
+  listener: ((event: SandboxEvent) => void) | null;
+  active: ActiveInvocation | null;
+  /** Output outside an invocation (init, or after a result); it goes with the next invocation's log. */
+  pendingLog: LogBuffer;
+  lastMaxRssBytes: number | null;
+  destroying: Promise<void> | null;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+function describeExit(exit: SandboxExit): string {
+  return exit.signal !== null ? `was killed by signal ${exit.signal}` : `exited with code ${exit.code ?? 'unknown'}`;
+}
+
+function isOutOfMemory(exit: SandboxExit): boolean {
+  return (
+    /heap out of memory|Allocation failed/i.test(exit.stderrTail) || exit.signal === 'SIGABRT' || exit.code === 134
+  );
+}
+
+function stderrSuffix(exit: SandboxExit): string {
+  const tail = exit.stderrTail.trim();
+  if (tail === '') return '';
+  return `; stderr: ${tail.length > stderrInMessage ? `...${tail.slice(-stderrInMessage)}` : tail}`;
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+  });
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The Agent of one node: creates sandboxes through a SandboxRuntime, speaks the guest protocol with each over its
+ * own Unix socket, runs one invocation at a time per sandbox, enforces the function timeout, and stores each
+ * invocation's log in the blob store itself.
+ */
+export class Agent implements AgentApi {
+  readonly nodeId: string;
+  private readonly runtime: SandboxRuntime;
+  private readonly blobStore: BlobStore;
+  private readonly codeRoot: string;
+  private readonly sandboxRoot: string;
+  private readonly logger: Logger;
+  private readonly logCapBytes: number;
+  private readonly initTimeoutMs: number;
+  private readonly sandboxes = new Map<string, Sandbox>();
+  private readonly extractions = new Map<string, Promise<string>>();
+  private readonly creations = new Set<Promise<unknown>>();
+  private closing: Promise<void> | null = null;
+
+  constructor(options: AgentOptions) {
+    this.nodeId = options.nodeId;
+    this.runtime = options.runtime;
+    this.blobStore = options.blobStore;
+    const workDir = resolve(options.workDir);
+    this.codeRoot = join(workDir, 'code');
+    this.sandboxRoot = join(workDir, 'sandboxes');
+    this.logger = (options.logger ?? silentLogger).child({ component: 'agent', nodeId: options.nodeId });
+    this.logCapBytes = options.logCapBytes ?? 1024 * 1024;
+    this.initTimeoutMs = options.initTimeoutMs ?? 10_000;
+  }
+
+  createSandbox(spec: SandboxSpec): Promise<InstanceRef> {
+    if (this.closing !== null) return Promise.reject(this.closedError());
+    const creation = this.create(spec);
+    this.creations.add(creation);
+    const forget = (): void => {
+      this.creations.delete(creation);
+    };
+    creation.then(forget, forget);
+    return creation;
+  }
+
+  async invoke(instanceId: string, request: InvokeRequest): Promise<InvokeOutcome> {
+    const sandbox = this.sandboxes.get(instanceId);
+    const socket = sandbox?.socket;
+    if (
+      this.closing !== null ||
+      sandbox === undefined ||
+      sandbox.state === 'stopping' ||
+      sandbox.exit !== null ||
+      socket === null ||
+      socket === undefined ||
+      socket.destroyed
+    ) {
+      throw new PlatformError('UNAVAILABLE', `sandbox ${instanceId} is gone`);
+    }
+    if (sandbox.state !== 'idle') {
+      const doing = sandbox.active === null ? 'still starting' : `running invocation ${sandbox.active.invocationId}`;
+      throw new PlatformError(
+        'INTERNAL',
+        `sandbox ${instanceId} is ${doing}: a sandbox serves one invocation at a time`,
+      );
+    }
+    if (request.invocationId === '' || !(request.timeoutMs > 0)) {
+      throw new PlatformError('INTERNAL', `invalid invoke request for sandbox ${instanceId}`);
+    }
+
+    sandbox.state = 'busy';
+    const active: ActiveInvocation = {
+      requestId: randomUUID(),
+      invocationId: request.invocationId,
+      log: new LogBuffer(this.logCapBytes),
+    };
+    active.log.takeFrom(sandbox.pendingLog);
+    sandbox.active = active;
+    const started = performance.now();
+    const event = await new Promise<SandboxEvent>((resolve) => {
+      const timer = setTimeout(() => settle({ kind: 'timeout' }), request.timeoutMs);
+      const settle = (settled: SandboxEvent): void => {
+        clearTimeout(timer);
+        sandbox.listener = null;
+        resolve(settled);
+      };
+      sandbox.listener = (event) => {
+        if (event.kind !== 'message') return settle(event);
+        const { message } = event;
+        if ((message.type === 'result' || message.type === 'error') && message.id === active.requestId) {
+          return settle(event);
+        }
+        this.logger.warn({ instanceId, type: message.type }, 'unexpected message from a sandbox during an invocation');
+      };
+      this.send(sandbox, {
+        type: 'invoke',
+        id: active.requestId,
+        invocationId: request.invocationId,
+        eventJson: request.eventJson,
+        deadline: Date.now() + request.timeoutMs,
+      });
+    });
+    const durationMs = round(performance.now() - started);
+    sandbox.active = null;
+
+    const outcome = await this.outcomeOf(sandbox, event, request, durationMs, active.log);
+    const [logKey] = await Promise.all([
+      this.uploadLog(sandbox.spec.functionName, request.invocationId, active.log),
+      outcome.reusable ? undefined : this.destroySandbox(instanceId),
+    ]);
+    if (outcome.reusable) {
+      sandbox.state = 'idle';
+      sandbox.invocations += 1;
+      sandbox.idleSince = Date.now();
+    }
+    return { ...outcome, logKey };
+  }
+
+  destroySandbox(instanceId: string): Promise<void> {
+    const sandbox = this.sandboxes.get(instanceId);
+    if (sandbox === undefined) return Promise.resolve();
+    sandbox.destroying ??= this.teardown(sandbox);
+    return sandbox.destroying;
+  }
+
+  listSandboxes(): Promise<SandboxInfo[]> {
+    return Promise.resolve(
+      [...this.sandboxes.values()].map((sandbox) => ({
+        instanceId: sandbox.instanceId,
+        functionName: sandbox.spec.functionName,
+        version: sandbox.spec.version,
+        pid: sandbox.proc?.pid ?? null,
+        state: sandbox.state,
+        createdAt: sandbox.createdAt,
+        invocations: sandbox.invocations,
+      })),
+    );
+  }
+
+  /** Destroy every sandbox and wait for their processes to exit. Idempotent; later creations reject UNAVAILABLE. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const destroyAll = (): Promise<unknown> =>
+        Promise.all([...this.sandboxes.keys()].map((id) => this.destroySandbox(id)));
+      await destroyAll();
+      await Promise.allSettled([...this.creations]);
+      await destroyAll();
+      this.logger.debug({}, 'agent closed');
+    })();
+    return this.closing;
+  }
+
+  // ---- creation ----
+
+  private closedError(): PlatformError {
+    return new PlatformError('UNAVAILABLE', `agent ${this.nodeId} is closed`);
+  }
+
+  private async create(spec: SandboxSpec): Promise<InstanceRef> {
+    const codeDir = await this.ensureCode(spec.codeSha256);
+    if (this.closing !== null) throw this.closedError();
+
+    const instanceId = randomUUID();
+    const dir = join(this.sandboxRoot, instanceId);
+    let markSocketClosed = (): void => {};
+    const socketClosed = new Promise<void>((resolve) => {
+      markSocketClosed = resolve;
+    });
+    const sandbox: Sandbox = {
+      instanceId,
+      spec,
+      dir,
+      socketDir: dir,
+      socketPath: join(dir, socketName),
+      server: createServer(),
+      createdAt: Date.now(),
+      state: 'starting',
+      initMs: 0,
+      invocations: 0,
+      idleSince: 0,
+      launching: null,
+      proc: null,
+      socket: null,
+      socketClosed,
+      markSocketClosed,
+      exit: null,
+      protocolError: null,
+      listener: null,
+      active: null,
+      pendingLog: new LogBuffer(this.logCapBytes),
+      lastMaxRssBytes: null,
+      destroying: null,
+    };
+    this.sandboxes.set(instanceId, sandbox);
+    const log = this.logger.child({ instanceId, functionName: spec.functionName, version: spec.version });
+    try {
+      await mkdir(join(dir, 'tmp'), { recursive: true, mode: 0o700 });
+      if (Buffer.byteLength(sandbox.socketPath) > maxSocketPathBytes) {
+        // sun_path holds 107 bytes: a deep workDir gets its sockets in a short private directory instead.
+        sandbox.socketDir = await mkdtemp(join(tmpdir(), 'savassan-'));
+        sandbox.socketPath = join(sandbox.socketDir, socketName);
+        if (Buffer.byteLength(sandbox.socketPath) > maxSocketPathBytes) {
+          throw new PlatformError(
+            'INTERNAL',
+            `sandbox socket path ${sandbox.socketPath} exceeds the ${maxSocketPathBytes}-byte Unix socket limit; ` +
+              'use a shorter agent workDir or TMPDIR',
+          );
+        }
+      }
+      await this.listen(sandbox);
+      const started = performance.now();
+      sandbox.launching = this.runtime.launch({
+        instanceId,
+        socketPath: sandbox.socketPath,
+        codeDir,
+        scratchDir: join(dir, 'tmp'),
+        memoryMB: spec.config.memoryMB,
+        runtime: spec.config.runtime,
+      });
+      const proc = await sandbox.launching;
+      sandbox.proc = proc;
+      void proc.exited.then((exit) => this.onExit(sandbox, exit));
+      if (sandbox.state !== 'starting') throw this.closedError();
+      await this.initialise(sandbox, codeDir);
+      if (sandbox.state !== 'starting') throw this.closedError();
+      sandbox.initMs = round(performance.now() - started);
+      sandbox.state = 'idle';
+      sandbox.idleSince = Date.now();
+      log.debug({ pid: proc.pid, initMs: sandbox.initMs }, 'sandbox ready');
+      return {
+        instanceId,
+        functionName: spec.functionName,
+        version: spec.version,
+        nodeId: this.nodeId,
+        createdAt: sandbox.idleSince,
+        initMs: sandbox.initMs,
+        invocations: 0,
+        idleSince: sandbox.idleSince,
+      };
+    } catch (err) {
+      await this.destroySandbox(instanceId);
+      if (this.closing !== null) throw this.closedError();
+      log.debug({ err }, 'sandbox creation failed');
+      throw PlatformError.from(err);
+    }
+  }
+
+  /** The extracted code directory of a bundle: fetched and extracted once per node, shared by concurrent creations. */
+  private ensureCode(sha256: string): Promise<string> {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) {
+      return Promise.reject(
+        new PlatformError('INVALID_BUNDLE', `code hash ${JSON.stringify(sha256)} is not a lowercase hex sha256`),
+      );
+    }
+    const existing = this.extractions.get(sha256);
+    if (existing !== undefined) return existing;
+    const dir = join(this.codeRoot, sha256);
+    const extraction = (async () => {
+      if (await pathExists(dir)) return dir;
+      const key = blobKeys.code(sha256);
+      const zip = await this.blobStore.get(key);
+      if (zip === null) throw new PlatformError('NOT_FOUND', `code bundle ${key} is not in the blob store`);
+      const actual = createHash('sha256').update(zip).digest('hex');
+      if (actual !== sha256) {
+        throw new PlatformError('INVALID_BUNDLE', `code bundle ${key} is corrupt: its sha256 is ${actual}`);
+      }
+      await extractBundle(zip, dir);
+      return dir;
+    })();
+    this.extractions.set(sha256, extraction);
+    const forget = (): void => {
+      this.extractions.delete(sha256);
+    };
+    extraction.then(forget, forget);
+    return extraction;
+  }
+
+  private listen(sandbox: Sandbox): Promise<void> {
+    const { server } = sandbox;
+    server.on('connection', (socket) => this.onConnection(sandbox, socket));
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(sandbox.socketPath, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.logger.warn({ err, instanceId: sandbox.instanceId }, 'sandbox socket error'));
+        resolve();
+      });
+    });
+  }
+
+  /** Wait for the guest's hello, send init, wait for its answer; all within initTimeoutMs. */
+  private initialise(sandbox: Sandbox, codeDir: string): Promise<void> {
+    const { spec, instanceId } = sandbox;
+    const initId = randomUUID();
+    const timeoutMs = this.initTimeoutMs;
+    let phase: 'hello' | 'init' = 'hello';
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => sandbox.listener?.({ kind: 'timeout' }), timeoutMs);
+      const fail = (error: PlatformError): void => {
+        clearTimeout(timer);
+        sandbox.listener = null;
+        reject(error);
+      };
+      sandbox.listener = (event) => {
+        if (event.kind === 'timeout') {
+          if (phase === 'hello') {
+            return fail(new PlatformError('INTERNAL', `sandbox ${instanceId} did not connect within ${timeoutMs} ms`));
+          }
+          return fail(
+            new PlatformError('FUNCTION_INIT_ERROR', `function init did not finish within ${timeoutMs} ms`, {
+              details: { errorType: 'Runtime.InitTimeout' },
+            }),
+          );
+        }
+        if (event.kind === 'exit') {
+          const { exit } = event;
+          const why = sandbox.protocolError === null ? '' : ` after a protocol error (${sandbox.protocolError})`;
+          if (phase === 'hello') {
+            return fail(
+              new PlatformError(
+                'INTERNAL',
+                `sandbox process ${describeExit(exit)} before connecting to the agent${why}${stderrSuffix(exit)}`,
+              ),
+            );
+          }
+          const oom = isOutOfMemory(exit);
+          const message = oom
+            ? `function init failed: out of memory: the function exceeded its memory limit of ${spec.config.memoryMB} MB`
+            : `function init failed: the process ${describeExit(exit)} during init${why}`;
+          return fail(
+            new PlatformError('FUNCTION_INIT_ERROR', `${message}${stderrSuffix(exit)}`, {
+              details: { errorType: oom ? 'Runtime.OutOfMemory' : 'Runtime.ExitError' },
+            }),
+          );
+        }
+        const { message } = event;
+        if (message.type === 'hello' && phase === 'hello') {
+          phase = 'init';
+          this.send(sandbox, {
+            type: 'init',
+            id: initId,
+            handler: spec.config.handler,
+            codeDir,
+            env: spec.config.env,
+            functionName: spec.functionName,
+            functionVersion: spec.version,
+            memoryMB: spec.config.memoryMB,
+            timeoutMs: spec.config.timeoutSeconds * 1000,
+          });
+          return;
+        }
+        if (message.type === 'init-ok' && message.id === initId) {
+          clearTimeout(timer);
+          sandbox.listener = null;
+          return resolve();
+        }
+        if (message.type === 'init-error' && message.id === initId) {
+          const { error } = message;
+          return fail(
+            new PlatformError('FUNCTION_INIT_ERROR', `function init failed: ${error.name}: ${error.message}`, {
+              details: { errorType: error.name, stack: error.stack },
+            }),
+          );
+        }
+        this.logger.warn({ instanceId, type: message.type }, 'unexpected message from a sandbox during init');
+      };
+    });
+  }
+
+  // ---- the guest connection ----
+
+  private onConnection(sandbox: Sandbox, socket: Socket): void {
+    if (sandbox.socket !== null) {
+      // One guest per sandbox; anyone else is turned away.
+      socket.destroy();
+      return;
+    }
+    sandbox.socket = socket;
+    const decoder = new FrameDecoder();
+    socket.on('data', (chunk: Buffer) => {
+      if (sandbox.protocolError !== null) return;
+      try {
+        for (const line of decoder.push(chunk)) this.onMessage(sandbox, parseGuestMessage(line));
+      } catch (err) {
+        this.protocolFailure(sandbox, err instanceof Error ? err.message : String(err));
+      }
+    });
+    socket.on('error', (err) => this.logger.debug({ err, instanceId: sandbox.instanceId }, 'sandbox socket error'));
+    socket.on('close', () => {
+      sandbox.markSocketClosed();
+      if (sandbox.exit === null && sandbox.state !== 'stopping') {
+        // The guest hung up but lives on: it is of no use any more.
+        this.logger.warn({ instanceId: sandbox.instanceId }, 'sandbox closed its connection; killing it');
+        void this.killProcess(sandbox);
+      }
+    });
+  }
+
+  private onMessage(sandbox: Sandbox, message: GuestMessage): void {
+    if (message.type === 'log') {
+      const { active } = sandbox;
+      if (active !== null && message.id === active.requestId) active.log.append(message.text);
+      else sandbox.pendingLog.append(message.text);
+      return;
+    }
+    if (message.type === 'result' || message.type === 'error') sandbox.lastMaxRssBytes = message.maxRssBytes;
+    if (sandbox.listener !== null) sandbox.listener({ kind: 'message', message });
+    else this.logger.warn({ instanceId: sandbox.instanceId, type: message.type }, 'unexpected message from a sandbox');
+  }
+
+  private protocolFailure(sandbox: Sandbox, reason: string): void {
+    if (sandbox.protocolError !== null) return;
+    sandbox.protocolError = reason;
+    this.logger.warn({ instanceId: sandbox.instanceId, reason }, 'sandbox broke the protocol; killing it');
+    sandbox.socket?.destroy();
+    void this.killProcess(sandbox);
+  }
+
+  private send(sandbox: Sandbox, message: HostMessage): void {
+    const socket = sandbox.socket;
+    if (socket === null || socket.destroyed) return;
+    socket.write(encodeMessage(message));
+  }
+
+  private async onExit(sandbox: Sandbox, exit: SandboxExit): Promise<void> {
+    sandbox.exit = exit;
+    // Data the guest sent just before exiting (an error, its last logs) may still be in flight.
+    if (sandbox.socket !== null) {
+      await Promise.race([sandbox.socketClosed, new Promise((resolve) => setTimeout(resolve, socketDrainMs))]);
+    }
+    if (sandbox.listener !== null) {
+      sandbox.listener({ kind: 'exit', exit });
+      return;
+    }
+    if (sandbox.state === 'idle') {
+      this.logger.warn(
+        { instanceId: sandbox.instanceId, code: exit.code, signal: exit.signal, stderrTail: exit.stderrTail },
+        'idle sandbox exited; discarding it',
+      );
+      void this.destroySandbox(sandbox.instanceId);
+    }
+  }
+
+  private async killProcess(sandbox: Sandbox): Promise<void> {
+    const proc = sandbox.proc ?? (sandbox.launching === null ? null : await sandbox.launching.catch(() => null));
+    if (proc !== null) await proc.kill();
+  }
+
+  private async teardown(sandbox: Sandbox): Promise<void> {
+    sandbox.state = 'stopping';
+    await this.killProcess(sandbox);
+    sandbox.socket?.destroy();
+    await closeServer(sandbox.server);
+    try {
+      await rm(sandbox.dir, { recursive: true, force: true });
+      if (sandbox.socketDir !== sandbox.dir) await rm(sandbox.socketDir, { recursive: true, force: true });
+    } catch (err) {
+      this.logger.warn({ err, instanceId: sandbox.instanceId }, 'could not remove the sandbox directory');
+    }
+    this.sandboxes.delete(sandbox.instanceId);
+    this.logger.debug({ instanceId: sandbox.instanceId }, 'sandbox destroyed');
+  }
+
+  // ---- outcomes ----
+
+  private async outcomeOf(
+    sandbox: Sandbox,
+    event: SandboxEvent,
+    request: InvokeRequest,
+    durationMs: number,
+    log: LogBuffer,
+  ): Promise<Omit<InvokeOutcome, 'logKey'>> {
+    const base = { durationMs, peakMemoryBytes: sandbox.lastMaxRssBytes };
+    switch (event.kind) {
+      case 'message': {
+        const message = event.message as ResultMessage | ErrorMessage;
+        if (message.type === 'result') {
+          return { ...base, status: 'success', payloadJson: message.payloadJson, reusable: true };
+        }
+        if (message.fatal) log.note(`${message.error.name}: the sandbox exits after this error and is discarded`);
+        return { ...base, status: 'error', error: toSerializedError(message.error), reusable: !message.fatal };
+      }
+      case 'timeout': {
+        const peak = (await sandbox.proc?.memoryBytes()) ?? null;
+        const message = `Task timed out after ${(request.timeoutMs / 1000).toFixed(2)} seconds`;
+        log.note(message);
+        return {
+          durationMs,
+          peakMemoryBytes: peak ?? sandbox.lastMaxRssBytes,
+          status: 'timeout',
+          error: { name: 'TimeoutError', message },
+          reusable: false,
+        };
+      }
+      case 'exit': {
+        const { exit } = event;
+        const oom = isOutOfMemory(exit);
+        let message: string;
+        if (oom) {
+          message = `out of memory: the function exceeded its memory limit of ${sandbox.spec.config.memoryMB} MB`;
+        } else if (sandbox.protocolError !== null) {
+          message = `the sandbox broke the protocol during the invocation (${sandbox.protocolError})`;
+        } else if (sandbox.state === 'stopping') {
+          message = 'the sandbox was destroyed during the invocation';
+        } else {
+          message = `process ${describeExit(exit)} during the invocation`;
+        }
+        log.note(message);
+        const tail = exit.stderrTail.trim();
+        if (tail !== '') log.note(`sandbox stderr:\n${tail.slice(-stderrInMessage)}`);
+        return {
+          ...base,
+          status: oom ? 'oom' : 'crash',
+          error: { name: oom ? 'Runtime.OutOfMemory' : 'Runtime.ExitError', message },
+          reusable: false,
+        };
+      }
+    }
+  }
+
+  private async uploadLog(functionName: string, invocationId: string, log: LogBuffer): Promise<string | null> {
+    const key = blobKeys.log(functionName, new Date(), invocationId);
+    try {
+      await this.blobStore.put(key, log.render());
+      return key;
+    } catch (err) {
+      this.logger.warn({ err, key }, 'could not store the invocation log');
+      return null;
+    }
+  }
+}
+
+function toSerializedError(error: SerializedError): SerializedError {
+  const out: SerializedError = { name: error.name, message: error.message };
+  if (error.code !== undefined) out.code = error.code;
+  if (error.stack !== undefined) out.stack = error.stack;
+  return out;
+}

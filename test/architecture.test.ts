@@ -1,0 +1,58 @@
+// Keeps dependencies pointing one way: core <- adapters / sandbox <- agent, manager, gateway <- embedded <- cli.
+// A forbidden import fails this test with the file and the import.
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { it } from 'node:test';
+
+const src = resolve(import.meta.dirname, '..', 'src');
+
+/** For each area (first path segments under src/), the areas and packages it may import. */
+const rules: { area: string; mayImport: string[]; packages: boolean }[] = [
+  { area: 'core', mayImport: ['core'], packages: false },
+  { area: 'sandbox/guest', mayImport: ['sandbox/guest', 'sandbox/protocol.ts'], packages: false },
+  { area: 'sandbox', mayImport: ['core', 'sandbox'], packages: true },
+  { area: 'adapters', mayImport: ['core', 'adapters'], packages: true },
+  { area: 'agent', mayImport: ['core', 'sandbox', 'agent'], packages: true },
+  { area: 'manager', mayImport: ['core', 'manager'], packages: true },
+  { area: 'gateway', mayImport: ['core', 'gateway'], packages: true },
+  { area: 'client', mayImport: ['core', 'client'], packages: true },
+  {
+    area: 'embedded',
+    mayImport: ['core', 'adapters', 'sandbox', 'agent', 'manager', 'gateway', 'client', 'embedded'],
+    packages: true,
+  },
+  { area: 'cli', mayImport: ['core', 'client', 'embedded', 'cli'], packages: true },
+];
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((entry) => {
+    const path = join(dir, entry);
+    return statSync(path).isDirectory() ? files(path) : path.endsWith('.ts') ? [path] : [];
+  });
+}
+
+it('imports respect the layering', () => {
+  const violations: string[] = [];
+  for (const file of files(src)) {
+    const rel = relative(src, file);
+    const rule = rules.find((r) => rel === r.area || rel.startsWith(`${r.area}/`));
+    assert.ok(rule, `no layering rule covers src/${rel}`);
+    const text = readFileSync(file, 'utf8');
+    for (const match of text.matchAll(
+      /^\s*(?:import|export)\b[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm,
+    )) {
+      const spec = match[1] ?? match[2] ?? '';
+      if (spec.startsWith('node:')) continue;
+      if (!spec.startsWith('.')) {
+        if (!rule.packages) violations.push(`src/${rel} imports package ${spec}`);
+        continue;
+      }
+      const target = relative(src, resolve(dirname(file), spec)).replace(/\.js$/, '.ts');
+      if (!rule.mayImport.some((allowed) => target === allowed || target.startsWith(`${allowed}/`))) {
+        violations.push(`src/${rel} imports src/${target}`);
+      }
+    }
+  }
+  assert.deepEqual(violations, []);
+});

@@ -1,0 +1,468 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isPlatformError } from '../../src/core/errors.js';
+import type { ErrorCode } from '../../src/core/errors.js';
+import type { FunctionConfig } from '../../src/core/function-config.js';
+import type { MetadataStore, NewVersion } from '../../src/core/ports/metadata-store.js';
+import type { InvocationRecord } from '../../src/core/types.js';
+
+/** What an adapter's test gives the contract: a fresh, migrated, empty store. */
+export interface MetadataStoreFixture {
+  store: MetadataStore;
+  /**
+   * Open another store over the same data once `store` is closed, to prove writes are durable. Leave it out
+   * where the data dies with the store (SQLite `:memory:`); the contract then reads back before closing.
+   */
+  reopen?: () => Promise<MetadataStore>;
+  /** Remove the data. Called after the contract has closed every store it opened. */
+  cleanup: () => Promise<void>;
+}
+
+/**
+ * The behaviour every `MetadataStore` adapter must have. Each test opens its own fixture.
+ *
+ * @example
+ * metadataStoreContract('SQLite', async () => ({ store: await openSqliteMetadataStore(':memory:'), cleanup: async () => {} }));
+ */
+export function metadataStoreContract(name: string, open: () => Promise<MetadataStoreFixture>): void {
+  /** Run a test against a fresh fixture; every store it opens, reopened ones included, is closed afterwards. */
+  async function withStore(
+    body: (store: MetadataStore, reopen: (() => Promise<MetadataStore>) | undefined) => Promise<void>,
+  ): Promise<void> {
+    const fixture = await open();
+    const opened: MetadataStore[] = [fixture.store];
+    const reopenFixture = fixture.reopen;
+    const reopen =
+      reopenFixture === undefined
+        ? undefined
+        : async (): Promise<MetadataStore> => {
+            const store = await reopenFixture();
+            opened.push(store);
+            return store;
+          };
+    try {
+      await body(fixture.store, reopen);
+    } finally {
+      for (const store of opened) await store.close();
+      await fixture.cleanup();
+    }
+  }
+
+  describe(`MetadataStore contract: ${name}`, () => {
+    it('migrate is safe to run again', async () => {
+      await withStore(async (store) => {
+        await store.migrate();
+        await store.deployVersion(newVersion('alpha', 'h1'));
+        await store.migrate();
+        await store.migrate();
+        assert.equal((await store.getFunction('alpha'))?.currentVersion, 1);
+        assert.equal((await store.listVersions('alpha')).length, 1);
+      });
+    });
+
+    it('deploy creates version 1, then version 2, and makes each current', async () => {
+      await withStore(async (store) => {
+        const before = Date.now();
+        const first = await store.deployVersion(newVersion('alpha', 'h1'));
+        assert.equal(first.created, true);
+        assert.equal(first.version.version, 1);
+        assert.equal(first.function.name, 'alpha');
+        assert.equal(first.function.currentVersion, 1);
+        assertRecent(first.function.createdAt, before);
+        assertRecent(first.version.createdAt, before);
+
+        const input = newVersion('alpha', 'h2', { codeSizeBytes: 5_000_000_123 });
+        const second = await store.deployVersion(input);
+        assert.equal(second.created, true);
+        assert.equal(second.version.version, 2);
+        assert.equal(second.function.currentVersion, 2);
+        assert.equal(second.function.createdAt.getTime(), first.function.createdAt.getTime());
+        assert.ok(second.function.updatedAt.getTime() >= first.function.updatedAt.getTime());
+        assert.deepEqual(
+          { ...second.version, createdAt: undefined },
+          { ...input, version: 2, createdAt: undefined },
+          'the version holds exactly what was deployed',
+        );
+
+        const stored = await store.getFunction('alpha');
+        assert.deepEqual(stored, second.function);
+        assert.deepEqual(await store.getVersion('alpha', 2), second.version);
+      });
+    });
+
+    it('deploying the current content hash again returns the current version and writes nothing', async () => {
+      await withStore(async (store) => {
+        await store.deployVersion(newVersion('alpha', 'h1'));
+        const second = await store.deployVersion(newVersion('alpha', 'h2'));
+        const again = await store.deployVersion(newVersion('alpha', 'h2'));
+        assert.equal(again.created, false);
+        assert.deepEqual(again.version, second.version);
+        assert.deepEqual(again.function, second.function);
+        assert.deepEqual(await store.getFunction('alpha'), second.function, 'updatedAt unchanged');
+        assert.equal((await store.listVersions('alpha')).length, 2);
+      });
+    });
+
+    it('compares with the current version only, not with older ones', async () => {
+      await withStore(async (store) => {
+        await store.deployVersion(newVersion('alpha', 'h1'));
+        await store.deployVersion(newVersion('alpha', 'h2'));
+        await store.setCurrentVersion('alpha', 1);
+        const third = await store.deployVersion(newVersion('alpha', 'h2'));
+        assert.equal(third.created, true);
+        assert.equal(third.version.version, 3);
+        assert.equal((await store.getFunction('alpha'))?.currentVersion, 3);
+        await store.setCurrentVersion('alpha', 1);
+        const same = await store.deployVersion(newVersion('alpha', 'h1'));
+        assert.equal(same.created, false);
+        assert.equal(same.version.version, 1);
+      });
+    });
+
+    it('lists versions in ascending order with their config exactly as deployed', async () => {
+      await withStore(async (store) => {
+        const configs: FunctionConfig[] = [
+          config(),
+          config({
+            handler: 'src/app.main',
+            env: {
+              GREETING: 'héllo wörld 世界 🎉',
+              EMPTY: '',
+              QUOTED: 'say "hi"\\n\n\ttab',
+              JSON_LIKE: '{"a":[1,2,{"b":null}]}',
+              NUL_AND_SEP: 'a\u0000b\u2028c',
+            },
+            timeoutSeconds: 900,
+            memoryMB: 10240,
+            maxInstances: 1000,
+            minInstances: 3,
+            idleSeconds: 86400,
+          }),
+          config({ env: {} }),
+        ];
+        const deployed: NewVersion[] = [];
+        for (const [i, cfg] of configs.entries()) {
+          const input = newVersion('alpha', `h${i}`, { config: cfg });
+          deployed.push(input);
+          await store.deployVersion(input);
+        }
+        const versions = await store.listVersions('alpha');
+        assert.deepEqual(
+          versions.map((v) => v.version),
+          [1, 2, 3],
+        );
+        for (const [i, version] of versions.entries()) {
+          assert.deepEqual(version.config, configs[i]);
+          assert.equal(version.codeSha256, deployed[i]?.codeSha256);
+          assert.equal(version.contentHash, deployed[i]?.contentHash);
+          assert.deepEqual(await store.getVersion('alpha', version.version), version);
+        }
+        assert.deepEqual(await store.listVersions('nope'), []);
+        assert.equal(await store.getVersion('alpha', 4), null);
+        assert.equal(await store.getVersion('nope', 1), null);
+      });
+    });
+
+    it('setCurrentVersion points the function at an existing version, NOT_FOUND otherwise', async () => {
+      await withStore(async (store) => {
+        const first = await store.deployVersion(newVersion('alpha', 'h1'));
+        await store.deployVersion(newVersion('alpha', 'h2'));
+        const rolledBack = await store.setCurrentVersion('alpha', 1);
+        assert.equal(rolledBack.currentVersion, 1);
+        assert.equal(rolledBack.name, 'alpha');
+        assert.equal(rolledBack.createdAt.getTime(), first.function.createdAt.getTime());
+        assert.deepEqual(await store.getFunction('alpha'), rolledBack);
+
+        await assertRejectsWith(store.setCurrentVersion('alpha', 99), 'NOT_FOUND', /alpha/);
+        await assertRejectsWith(store.setCurrentVersion('alpha', 99), 'NOT_FOUND', /99/);
+        await assertRejectsWith(store.setCurrentVersion('alpha', 0), 'NOT_FOUND');
+        await assertRejectsWith(store.setCurrentVersion('nope', 1), 'NOT_FOUND', /nope/);
+        assert.equal((await store.getFunction('alpha'))?.currentVersion, 1, 'failed calls change nothing');
+      });
+    });
+
+    it('lists, gets and deletes functions; delete removes versions and invocation records', async () => {
+      await withStore(async (store) => {
+        await store.deployVersion(newVersion('charlie', 'h1'));
+        await store.deployVersion(newVersion('alpha', 'h1'));
+        await store.deployVersion(newVersion('alpha', 'h2'));
+        await store.deployVersion(newVersion('bravo', 'h1'));
+        assert.deepEqual(
+          (await store.listFunctions()).map((f) => [f.name, f.currentVersion]),
+          [
+            ['alpha', 2],
+            ['bravo', 1],
+            ['charlie', 1],
+          ],
+        );
+        assert.equal(await store.getFunction('nope'), null);
+
+        await store.recordInvocation(invocation({ id: 'inv-alpha', functionName: 'alpha' }));
+        await store.recordInvocation(invocation({ id: 'inv-bravo', functionName: 'bravo' }));
+
+        assert.equal(await store.deleteFunction('alpha'), true);
+        assert.equal(await store.getFunction('alpha'), null);
+        assert.deepEqual(await store.listVersions('alpha'), []);
+        assert.equal(await store.getVersion('alpha', 1), null);
+        assert.equal(await store.getInvocation('inv-alpha'), null);
+        assert.deepEqual(await store.listInvocations({ functionName: 'alpha' }), []);
+        assert.notEqual(await store.getInvocation('inv-bravo'), null, 'other functions keep their records');
+        assert.deepEqual(
+          (await store.listFunctions()).map((f) => f.name),
+          ['bravo', 'charlie'],
+        );
+
+        assert.equal(await store.deleteFunction('alpha'), false);
+        assert.equal(await store.deleteFunction('nope'), false);
+
+        const redeployed = await store.deployVersion(newVersion('alpha', 'h2'));
+        assert.equal(redeployed.created, true);
+        assert.equal(redeployed.version.version, 1, 'a deleted function starts again at version 1');
+      });
+    });
+
+    it('concurrent deploys of one function get distinct consecutive versions', async () => {
+      await withStore(async (store) => {
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => store.deployVersion(newVersion('alpha', `h${i}`))),
+        );
+        assert.ok(results.every((r) => r.created));
+        assert.deepEqual(
+          results.map((r) => r.version.version).sort((a, b) => a - b),
+          [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        );
+        const fn = await store.getFunction('alpha');
+        assert.equal(fn?.currentVersion, 10);
+
+        const same = await Promise.all(
+          Array.from({ length: 5 }, () => store.deployVersion(newVersion('bravo', 'same'))),
+        );
+        assert.equal(same.filter((r) => r.created).length, 1, 'one identical deploy creates, the rest find it');
+        assert.ok(same.every((r) => r.version.version === 1));
+        assert.equal((await store.listVersions('bravo')).length, 1);
+      });
+    });
+
+    it('recordInvocation and getInvocation round-trip every field', async () => {
+      await withStore(async (store) => {
+        const full = invocation({
+          id: 'inv-full',
+          functionName: 'alpha',
+          version: 7,
+          start: 'cold',
+          status: 'error',
+          initMs: 123.456,
+          durationMs: 78.9,
+          peakMemoryBytes: 6_442_450_944,
+          error: {
+            name: 'TypeError',
+            code: 'ERR_THING',
+            message: 'cannot read "x" of undefined — ünïcödé 🎉',
+            stack: 'TypeError: cannot read\n    at handler (index.js:1:2)',
+          },
+          logKey: 'logs/alpha/2023-11-14/inv-full.log',
+          nodeId: 'node-1',
+          instanceId: 'inst-1',
+          createdAt: new Date(1_700_000_000_123),
+        });
+        const sparse = invocation({
+          id: 'inv-sparse',
+          functionName: 'alpha',
+          start: 'warm',
+          status: 'success',
+          initMs: null,
+          durationMs: 0,
+          peakMemoryBytes: null,
+          error: null,
+          logKey: null,
+          nodeId: null,
+          instanceId: null,
+          createdAt: new Date(1_700_000_000_999),
+        });
+        const minimalError = invocation({
+          id: 'inv-min-error',
+          status: 'timeout',
+          error: { name: 'TimeoutError', message: '' },
+        });
+        await Promise.all([store.recordInvocation(full), store.recordInvocation(sparse)]);
+        await store.recordInvocation(minimalError);
+        assert.deepEqual(await store.getInvocation('inv-full'), full);
+        assert.deepEqual(await store.getInvocation('inv-sparse'), sparse);
+        assert.deepEqual(await store.getInvocation('inv-min-error'), minimalError);
+        assert.equal(await store.getInvocation('nope'), null);
+      });
+    });
+
+    it('500 concurrent recordInvocation calls are all durable when they resolve', async () => {
+      await withStore(async (store, reopen) => {
+        const records = Array.from({ length: 500 }, (_, i) =>
+          invocation({ id: `inv-${String(i).padStart(4, '0')}`, createdAt: new Date(1_700_000_000_000 + i) }),
+        );
+        await Promise.all(records.map((record) => store.recordInvocation(record)));
+        let reader = store;
+        if (reopen !== undefined) {
+          await store.close();
+          reader = await reopen();
+        }
+        const listed = await reader.listInvocations({ functionName: 'alpha', limit: 1000 });
+        assert.equal(listed.length, 500);
+        assert.deepEqual(listed, [...records].reverse());
+      });
+    });
+
+    it('close writes invocation records still queued before it returns', async () => {
+      await withStore(async (store, reopen) => {
+        const record = invocation({ id: 'inv-late' });
+        const recorded = store.recordInvocation(record);
+        await store.close();
+        await recorded;
+        if (reopen !== undefined) {
+          const reader = await reopen();
+          assert.deepEqual(await reader.getInvocation('inv-late'), record);
+        }
+      });
+    });
+
+    it('a duplicate invocation id is rejected without failing the records written with it', async () => {
+      await withStore(async (store) => {
+        await store.recordInvocation(invocation({ id: 'inv-dup' }));
+        const results = await Promise.allSettled([
+          store.recordInvocation(invocation({ id: 'inv-a' })),
+          store.recordInvocation(invocation({ id: 'inv-dup', status: 'crash' })),
+          store.recordInvocation(invocation({ id: 'inv-b' })),
+        ]);
+        assert.equal(results[0]?.status, 'fulfilled');
+        assert.equal(results[2]?.status, 'fulfilled');
+        const failed = results[1];
+        assert.ok(failed?.status === 'rejected', 'the duplicate is rejected');
+        assert.ok(isPlatformError(failed.reason), `expected a PlatformError, got ${String(failed.reason)}`);
+        assert.equal((await store.getInvocation('inv-dup'))?.status, 'success', 'the first record is kept');
+        assert.notEqual(await store.getInvocation('inv-a'), null);
+        assert.notEqual(await store.getInvocation('inv-b'), null);
+      });
+    });
+
+    it('listInvocations is newest first, filtered by function and time, limited', async () => {
+      await withStore(async (store) => {
+        const t0 = 1_700_000_000_000;
+        const records = [
+          invocation({ id: 'a1', functionName: 'alpha', createdAt: new Date(t0 + 1) }),
+          invocation({ id: 'b1', functionName: 'bravo', createdAt: new Date(t0 + 2) }),
+          invocation({ id: 'a2', functionName: 'alpha', createdAt: new Date(t0 + 3) }),
+          invocation({ id: 'a3', functionName: 'alpha', createdAt: new Date(t0 + 5) }),
+          invocation({ id: 'b2', functionName: 'bravo', createdAt: new Date(t0 + 4) }),
+        ];
+        for (const record of records) await store.recordInvocation(record);
+        const ids = async (query: Parameters<MetadataStore['listInvocations']>[0]): Promise<string[]> =>
+          (await store.listInvocations(query)).map((r) => r.id);
+
+        assert.deepEqual(await ids({}), ['a3', 'b2', 'a2', 'b1', 'a1']);
+        assert.deepEqual(await ids({ functionName: 'alpha' }), ['a3', 'a2', 'a1']);
+        assert.deepEqual(await ids({ functionName: 'alpha', limit: 2 }), ['a3', 'a2']);
+        assert.deepEqual(await ids({ afterCreatedAt: new Date(t0 + 2) }), ['a3', 'b2', 'a2']);
+        assert.deepEqual(await ids({ functionName: 'bravo', afterCreatedAt: new Date(t0 + 2) }), ['b2']);
+        assert.deepEqual(await ids({ afterCreatedAt: new Date(t0 + 5) }), []);
+        assert.deepEqual(await ids({ functionName: 'nope' }), []);
+      });
+    });
+
+    it('listInvocations returns 50 by default and at most 1000', async () => {
+      await withStore(async (store) => {
+        await Promise.all(
+          Array.from({ length: 1005 }, (_, i) =>
+            store.recordInvocation(invocation({ id: `inv-${i}`, createdAt: new Date(1_700_000_000_000 + i) })),
+          ),
+        );
+        const page = await store.listInvocations({ functionName: 'alpha' });
+        assert.equal(page.length, 50);
+        assert.equal(page[0]?.id, 'inv-1004');
+        assert.equal((await store.listInvocations({ limit: 5000 })).length, 1000);
+      });
+    });
+
+    it('rejects use after close with UNAVAILABLE; close is idempotent', async () => {
+      await withStore(async (store) => {
+        await store.deployVersion(newVersion('alpha', 'h1'));
+        await Promise.all([store.close(), store.close()]);
+        await store.close();
+        const calls: [string, () => Promise<unknown>][] = [
+          ['migrate', () => store.migrate()],
+          ['deployVersion', () => store.deployVersion(newVersion('alpha', 'h2'))],
+          ['getFunction', () => store.getFunction('alpha')],
+          ['listFunctions', () => store.listFunctions()],
+          ['deleteFunction', () => store.deleteFunction('alpha')],
+          ['getVersion', () => store.getVersion('alpha', 1)],
+          ['listVersions', () => store.listVersions('alpha')],
+          ['setCurrentVersion', () => store.setCurrentVersion('alpha', 1)],
+          ['recordInvocation', () => store.recordInvocation(invocation({ id: 'after-close' }))],
+          ['getInvocation', () => store.getInvocation('x')],
+          ['listInvocations', () => store.listInvocations({})],
+        ];
+        for (const [method, call] of calls) await assertRejectsWith(call(), 'UNAVAILABLE', undefined, method);
+      });
+    });
+  });
+}
+
+function config(overrides: Partial<FunctionConfig> = {}): FunctionConfig {
+  return {
+    handler: 'index.handler',
+    runtime: 'nodejs20',
+    env: { MODE: 'test' },
+    timeoutSeconds: 30,
+    memoryMB: 256,
+    maxInstances: 10,
+    minInstances: 0,
+    idleSeconds: 300,
+    ...overrides,
+  };
+}
+
+function newVersion(functionName: string, contentHash: string, overrides: Partial<NewVersion> = {}): NewVersion {
+  return {
+    functionName,
+    codeSha256: `${contentHash}-code`.padEnd(64, '0'),
+    codeSizeBytes: 1234,
+    contentHash,
+    config: config(),
+    ...overrides,
+  };
+}
+
+function invocation(overrides: Partial<InvocationRecord> = {}): InvocationRecord {
+  return {
+    id: 'inv-1',
+    functionName: 'alpha',
+    version: 1,
+    start: 'warm',
+    status: 'success',
+    initMs: null,
+    durationMs: 12,
+    peakMemoryBytes: 50_000_000,
+    error: null,
+    logKey: null,
+    nodeId: 'node-1',
+    instanceId: 'inst-1',
+    createdAt: new Date(1_700_000_000_000),
+    ...overrides,
+  };
+}
+
+function assertRecent(date: Date, since: number): void {
+  assert.ok(date instanceof Date, 'a Date');
+  assert.ok(date.getTime() >= since - 1000 && date.getTime() <= Date.now() + 1000, `${date.toISOString()} is now`);
+}
+
+async function assertRejectsWith(
+  promise: Promise<unknown>,
+  code: ErrorCode,
+  message?: RegExp,
+  what = 'the call',
+): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(isPlatformError(err), `${what}: expected a PlatformError, got ${String(err)}`);
+    assert.equal(err.code, code, `${what}: ${err.message}`);
+    if (message !== undefined) assert.match(err.message, message);
+    return true;
+  });
+}

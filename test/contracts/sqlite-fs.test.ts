@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
+import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
+import { openSqliteMetadataStore } from '../../src/adapters/sqlite/sqlite-metadata-store.js';
+import { blobStoreContract } from './blob-store.contract.js';
+import { metadataStoreContract } from './metadata-store.contract.js';
+
+const tempDirs = new Set<string>();
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `savassan-${prefix}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+async function removeTempDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
+
+// Anything a failed test left behind.
+after(async () => {
+  await Promise.all([...tempDirs].map(removeTempDir));
+});
+
+metadataStoreContract('SQLite file', async () => {
+  const dir = await tempDir('sqlite');
+  const path = join(dir, 'nested', 'metadata.db');
+  return {
+    store: await openSqliteMetadataStore(path),
+    reopen: () => openSqliteMetadataStore(path),
+    cleanup: () => removeTempDir(dir),
+  };
+});
+
+metadataStoreContract('SQLite :memory:', async () => ({
+  store: await openSqliteMetadataStore(':memory:'),
+  cleanup: () => Promise.resolve(),
+}));
+
+blobStoreContract('FsBlobStore', async () => {
+  const dir = await tempDir('blobs');
+  return { store: new FsBlobStore(join(dir, 'root')), cleanup: () => removeTempDir(dir) };
+});
+
+describe('SQLite metadata store specifics', () => {
+  it('uses WAL and keeps data across reopen', async () => {
+    const dir = await tempDir('sqlite');
+    const path = join(dir, 'metadata.db');
+    try {
+      const store = await openSqliteMetadataStore(path);
+      await store.deployVersion({
+        functionName: 'alpha',
+        codeSha256: 'a'.repeat(64),
+        codeSizeBytes: 1,
+        contentHash: 'h1',
+        config: {
+          handler: 'index.handler',
+          runtime: 'nodejs20',
+          env: {},
+          timeoutSeconds: 30,
+          memoryMB: 256,
+          maxInstances: 10,
+          minInstances: 0,
+          idleSeconds: 300,
+        },
+      });
+      await store.close();
+
+      const raw = new BetterSqlite3(path, { readonly: true });
+      try {
+        assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+        const tables = raw
+          .prepare<[], { name: string }>("select name from sqlite_master where type = 'table' order by name")
+          .all()
+          .map((row) => row.name);
+        for (const table of ['functions', 'function_versions', 'invocations']) assert.ok(tables.includes(table));
+      } finally {
+        raw.close();
+      }
+
+      const reopened = await openSqliteMetadataStore(path);
+      try {
+        assert.equal((await reopened.getFunction('alpha'))?.currentVersion, 1);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await removeTempDir(dir);
+    }
+  });
+
+  it('fails to open an unusable path with UNAVAILABLE', async () => {
+    const dir = await tempDir('sqlite');
+    try {
+      await assert.rejects(openSqliteMetadataStore(dir), /UNAVAILABLE/);
+    } finally {
+      await removeTempDir(dir);
+    }
+  });
+});
+
+describe('FsBlobStore specifics', () => {
+  it('never writes outside its root and leaves no temporary files', async () => {
+    const dir = await tempDir('blobs');
+    const root = join(dir, 'root');
+    const store = new FsBlobStore(root);
+    try {
+      await assert.rejects(store.put('../escaped', 'x'), /BAD_REQUEST/);
+      await assert.rejects(store.put('a/../../escaped', 'x'), /BAD_REQUEST/);
+      assert.deepEqual(await readdir(dir), [], 'nothing written, not even the root');
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.put('k/v', `value ${i}`)));
+      assert.deepEqual(await readdir(join(root, 'k')), ['v']);
+    } finally {
+      await store.close();
+      await removeTempDir(dir);
+    }
+  });
+
+  it('rejects a key that collides with a directory of other keys', async () => {
+    const dir = await tempDir('blobs');
+    const store = new FsBlobStore(dir);
+    try {
+      await store.put('a/b', 'x');
+      await assert.rejects(store.put('a', 'y'), /BAD_REQUEST/);
+      await assert.rejects(store.put('a/b/c', 'y'), /BAD_REQUEST/);
+      assert.deepEqual(await store.list(''), ['a/b']);
+    } finally {
+      await store.close();
+      await removeTempDir(dir);
+    }
+  });
+});
