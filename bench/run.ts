@@ -92,7 +92,7 @@ async function startBare(): Promise<{ url: string; child: ChildProcess }> {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve) => {
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       const m = /listening on (\S+)/.exec(d.toString());
       if (m?.[1] !== undefined) resolve(m[1]);
     });

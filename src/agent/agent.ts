@@ -98,10 +98,18 @@ function isOutOfMemory(exit: SandboxExit): boolean {
   );
 }
 
+/** The useful end of a sandbox's stderr: for V8's out-of-memory report its FATAL ERROR line, else at most ~2 KB. */
+function stderrExcerpt(exit: SandboxExit): string {
+  const lines = exit.stderrTail.split('\n').filter((line) => line.trim() !== '');
+  const fatal = lines.find((line) => line.startsWith('FATAL ERROR:'));
+  if (fatal !== undefined && isOutOfMemory(exit)) return fatal;
+  const text = lines.join('\n');
+  return text.length > stderrInMessage ? `...${text.slice(-stderrInMessage)}` : text;
+}
+
 function stderrSuffix(exit: SandboxExit): string {
-  const tail = exit.stderrTail.trim();
-  if (tail === '') return '';
-  return `; stderr: ${tail.length > stderrInMessage ? `...${tail.slice(-stderrInMessage)}` : tail}`;
+  const excerpt = stderrExcerpt(exit);
+  return excerpt === '' ? '' : `; stderr: ${excerpt}`;
 }
 
 function closeServer(server: Server): Promise<void> {
@@ -625,8 +633,8 @@ export class Agent implements AgentApi {
           message = `process ${describeExit(exit)} during the invocation`;
         }
         log.note(message);
-        const tail = exit.stderrTail.trim();
-        if (tail !== '') log.note(`sandbox stderr:\n${tail.slice(-stderrInMessage)}`);
+        const excerpt = stderrExcerpt(exit);
+        if (excerpt !== '') log.note(`sandbox stderr:\n${excerpt}`);
         return {
           ...base,
           status: oom ? 'oom' : 'crash',

@@ -215,9 +215,9 @@ export function buildProgram(): Command {
         ...functions.map((f) => [
           f.name,
           String(f.currentVersion),
-          String(f.config?.handler ?? ''),
-          `${String(f.config?.memoryMB ?? '')}MB`,
-          `${String(f.config?.timeoutSeconds ?? '')}s`,
+          f.config?.handler ?? '',
+          `${f.config?.memoryMB ?? '?'}MB`,
+          `${f.config?.timeoutSeconds ?? '?'}s`,
           f.updatedAt,
         ]),
       ]);

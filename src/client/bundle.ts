@@ -4,6 +4,7 @@ import { zipSync } from 'fflate';
 import type { Zippable } from 'fflate';
 import { PlatformError } from '../core/errors.js';
 
+const fixedMtime = new Date(1980, 0, 2);
 const skipped = new Set(['.git', '.savassan', '.DS_Store']);
 
 /**
@@ -30,7 +31,7 @@ export async function readBundle(path: string): Promise<Uint8Array> {
       const full = join(dir, entry.name);
       if (entry.isDirectory()) await walk(full);
       else if (entry.isFile()) {
-        files[relative(path, full).split(sep).join('/')] = [await readFile(full), { mtime: new Date(0) }];
+        files[relative(path, full).split(sep).join('/')] = [await readFile(full), { mtime: fixedMtime }];
         count++;
       }
     }

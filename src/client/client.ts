@@ -1,4 +1,4 @@
-import type { FunctionConfigInput } from '../core/function-config.js';
+import type { FunctionConfig, FunctionConfigInput } from '../core/function-config.js';
 
 /** An error answer from the API: `{ error: { code, message, ... } }` plus the HTTP status. */
 export class ApiError extends Error {
@@ -147,7 +147,7 @@ export interface FunctionAnswer {
   updatedAt: string;
   codeSha256?: string;
   codeSizeBytes?: number;
-  config?: Record<string, unknown>;
+  config?: FunctionConfig;
 }
 
 export interface VersionAnswer {
@@ -156,7 +156,7 @@ export interface VersionAnswer {
   codeSha256: string;
   codeSizeBytes: number;
   contentHash: string;
-  config: Record<string, unknown>;
+  config: FunctionConfig;
   createdAt: string;
 }
 

@@ -266,12 +266,12 @@ class FieldReader {
     const value = this.fields[key];
     if (typeof value !== 'object' || value === null || Array.isArray(value)) this.bad(key, 'an error object');
     const reader = new FieldReader(value as Fields, `${this.what} "${key}"`);
-    return {
-      name: reader.string('name', { nonEmpty: true }),
-      code: reader.optionalString('code'),
-      message: reader.string('message'),
-      stack: reader.optionalString('stack'),
-    };
+    const error: WireError = { name: reader.string('name', { nonEmpty: true }), message: reader.string('message') };
+    const code = reader.optionalString('code');
+    const stack = reader.optionalString('stack');
+    if (code !== undefined) error.code = code;
+    if (stack !== undefined) error.stack = stack;
+    return error;
   }
 }
 

@@ -16,7 +16,7 @@ interface Probe {
   end: number;
   env: Record<string, string | null>;
   hostEnvLeak: string | null;
-  context: { functionName: string; functionVersion: string; memoryLimitInMB: number; remaining: number };
+  context: { functionName: string; functionVersion: string; memoryLimitInMB: string; remaining: number };
   event: unknown;
 }
 
@@ -77,7 +77,7 @@ describe('HTTP API end to end', () => {
     assert.equal(first.body.hostEnvLeak, null, 'host environment must not reach the function');
     assert.equal(first.body.context.functionName, 'probe');
     assert.equal(first.body.context.functionVersion, '1');
-    assert.equal(first.body.context.memoryLimitInMB, 192);
+    assert.equal(first.body.context.memoryLimitInMB, '192', 'a string, as in AWS Lambda');
     assert.ok(first.body.context.remaining > 5000 && first.body.context.remaining <= 7000);
     const second = await invoke<Probe>('probe', { n: 2 });
     assert.equal(second.start, 'warm');
@@ -148,7 +148,7 @@ describe('HTTP API end to end', () => {
     const err = await apiError(server.client.invoke('sleepy', { ms: 30_000 }));
     assert.equal(err.status, 504);
     assert.equal(err.code, 'FUNCTION_TIMEOUT');
-    assert.match(err.message, /timed out after 1 second/);
+    assert.match(err.message, /Task timed out after 1.00 seconds/);
     assert.ok(!(await sandboxPids(server.dataDir)).includes(warm.body.pid), 'the timed-out sandbox is gone');
     const next = await invoke<{ pid: number }>('sleepy', { ms: 1 });
     assert.notEqual(next.body.pid, warm.body.pid);

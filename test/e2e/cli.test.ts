@@ -54,10 +54,10 @@ describe('CLI end to end', () => {
     assert.match(deployed.stdout, /deployed cli-probe version 1/);
     const cold = await cli('invoke', 'cli-probe', '-d', '{"a":1}', '-v');
     assert.match(cold.stderr, /cold/);
-    const payload = JSON.parse(cold.stdout) as { env: Record<string, string>; context: { memoryLimitInMB: number } };
+    const payload = JSON.parse(cold.stdout) as { env: Record<string, string>; context: { memoryLimitInMB: string } };
     assert.equal(payload.env.GREETING, 'hey');
     assert.equal(payload.env.TOKEN, 'x=y');
-    assert.equal(payload.context.memoryLimitInMB, 128);
+    assert.equal(payload.context.memoryLimitInMB, '128');
     const warm = await cli('invoke', 'cli-probe', '-v');
     assert.match(warm.stderr, /warm/);
     const id = /invocation ([0-9a-f-]+)/.exec(cold.stderr)?.[1] ?? '';

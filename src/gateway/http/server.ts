@@ -297,7 +297,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     },
   );
 
-  await app.register(async (plugin) => {
+  await app.register((plugin, _opts, registered) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
     // The event is passed to the sandbox as the JSON text it arrived as; it is parsed once here to reject
     // invalid JSON with a 400. An empty body is the event {} (as with Lambda).
@@ -322,8 +322,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       },
       async (request, reply) => {
         const abort = new AbortController();
-        request.raw.once('close', () => {
-          if (!reply.sent) abort.abort();
+        // The client went away before its answer: stop waiting for an instance (the response stream closes
+        // early; the request stream closes as soon as the body has been read, so it cannot tell).
+        reply.raw.once('close', () => {
+          if (!reply.raw.writableEnded) abort.abort();
         });
         const started = performance.now();
         let result: InvocationResult;
@@ -364,6 +366,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         );
       },
     );
+    registered();
   });
 
   return app;

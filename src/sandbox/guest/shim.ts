@@ -113,12 +113,12 @@ function chunkToText(chunk: unknown): string {
 
 function captureStream(stream: NodeJS.WriteStream, name: 'stdout' | 'stderr'): void {
   // Replaces the instance's write: console, process.stdout.write and libraries writing to either end up here.
-  stream.write = ((chunk: unknown, encodingOrCallback?: unknown, callback?: unknown): boolean => {
+  stream.write = (chunk: unknown, encodingOrCallback?: unknown, callback?: unknown): boolean => {
     emitLog(name, chunkToText(chunk));
     const done = typeof encodingOrCallback === 'function' ? encodingOrCallback : callback;
-    if (typeof done === 'function') process.nextTick(done as () => void);
+    if (typeof done === 'function') process.nextTick(done);
     return true;
-  }) as NodeJS.WriteStream['write'];
+  };
 }
 
 function captureConsole(): void {

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { zipSync } from 'fflate';
+import { isPlatformError } from '../core/errors.js';
+import { extractBundle } from './code-bundle.js';
+
+const text = (value: string): Uint8Array => Buffer.from(value);
+
+function invalidBundle(message: RegExp) {
+  return (err: unknown): boolean => {
+    assert.ok(isPlatformError(err, 'INVALID_BUNDLE'), String(err));
+    assert.match(err.message, message);
+    return true;
+  };
+}
+
+describe('extractBundle', () => {
+  let root: string;
+  let n = 0;
+  const dest = (): string => join(root, 'code', `bundle-${++n}`);
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'sv-bundle-'));
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('extracts files and directories, and treats an existing destination as a cache hit', async () => {
+    const zip = zipSync({
+      'index.js': text('exports.handler = 1;'),
+      'lib/': new Uint8Array(0),
+      'node_modules/dep/index.js': text('module.exports = 2;'),
+      'empty-dir/': new Uint8Array(0),
+    });
+    const target = dest();
+    assert.equal(await extractBundle(zip, target), true);
+    assert.equal(await readFile(join(target, 'index.js'), 'utf8'), 'exports.handler = 1;');
+    assert.equal(await readFile(join(target, 'node_modules/dep/index.js'), 'utf8'), 'module.exports = 2;');
+    assert.ok((await stat(join(target, 'empty-dir'))).isDirectory());
+    assert.equal(await extractBundle(zipSync({ 'other.js': text('') }), target), false);
+    assert.deepEqual((await readdir(target)).sort(), ['empty-dir', 'index.js', 'lib', 'node_modules']);
+  });
+
+  it('lets concurrent extractions of one bundle race safely', async () => {
+    const zip = zipSync({ 'index.js': text('x') });
+    const target = dest();
+    const results = await Promise.all([1, 2, 3, 4].map(() => extractBundle(zip, target)));
+    assert.ok(results.filter(Boolean).length >= 1);
+    assert.equal(await readFile(join(target, 'index.js'), 'utf8'), 'x');
+    assert.deepEqual(
+      (await readdir(join(root, 'code'))).filter((name) => name.startsWith('.')),
+      [],
+      'temporary directories are cleaned up',
+    );
+  });
+
+  it('rejects data that is not a zip, and an empty zip', async () => {
+    await assert.rejects(extractBundle(text('definitely not a zip'), dest()), invalidBundle(/not a valid zip archive/));
+    await assert.rejects(extractBundle(new Uint8Array(0), dest()), invalidBundle(/not a valid zip archive/));
+    await assert.rejects(extractBundle(zipSync({}), dest()), invalidBundle(/contains no files/));
+    await assert.rejects(extractBundle(zipSync({ 'only-dir/': new Uint8Array(0) }), dest()), invalidBundle(/no files/));
+  });
+
+  it('rejects zip-slip paths', async () => {
+    const cases: [string, RegExp][] = [
+      ['../evil.js', /escapes the bundle/],
+      ['a/../../evil.js', /escapes the bundle/],
+      ['/etc/evil.js', /absolute path/],
+      ['C:/evil.js', /absolute path/],
+      ['a\\..\\evil.js', /backslashes/],
+    ];
+    for (const [name, message] of cases) {
+      const target = dest();
+      await assert.rejects(
+        extractBundle(zipSync({ [name]: text('x'), 'ok.js': text('y') }), target),
+        invalidBundle(message),
+      );
+      await assert.rejects(stat(target), 'nothing is extracted');
+    }
+    await assert.rejects(readFile(join(root, 'evil.js')));
+  });
+
+  it('caps the entry count and the total uncompressed size before inflating', async () => {
+    const many: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 11; i++) many[`f${i}.js`] = text('x');
+    await assert.rejects(
+      extractBundle(zipSync(many), dest(), { maxEntries: 10 }),
+      invalidBundle(/more than 10 entries/),
+    );
+
+    // A small zip of a large, very compressible file: refused from its declared size.
+    const bomb = zipSync({ 'big.bin': new Uint8Array(2 * 1024 * 1024) }, { level: 9 });
+    assert.ok(bomb.length < 10_000);
+    await assert.rejects(
+      extractBundle(bomb, dest(), { maxUncompressedBytes: 1024 * 1024 }),
+      invalidBundle(/uncompresses to more than 1048576 bytes/),
+    );
+  });
+
+  it('rejects a path that is both a file and a directory', async () => {
+    const zip = zipSync({ a: text('file'), 'a/b.js': text('nested') });
+    const target = dest();
+    await assert.rejects(extractBundle(zip, target), invalidBundle(/both a file and a directory/));
+    await assert.rejects(stat(target));
+  });
+});
