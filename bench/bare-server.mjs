@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { handler } = require('./functions/noop/index.js');
+const { handler } = require('./functions/noop/index.cjs');
 const context = { functionName: 'noop', functionVersion: '1', getRemainingTimeInMillis: () => 30000 };
 
 const server = createServer((req, res) => {

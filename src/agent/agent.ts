@@ -235,12 +235,19 @@ export class Agent implements AgentApi {
       this.uploadLog(sandbox.spec.functionName, request.invocationId, active.log),
       outcome.reusable ? undefined : this.destroySandbox(instanceId),
     ]);
-    if (outcome.reusable) {
-      sandbox.state = 'idle';
-      sandbox.invocations += 1;
-      sandbox.idleSince = Date.now();
+    let { reusable } = outcome;
+    if (reusable) {
+      if (sandbox.state === 'busy' && sandbox.exit === null) {
+        sandbox.state = 'idle';
+        sandbox.invocations += 1;
+        sandbox.idleSince = Date.now();
+      } else {
+        // It died or was destroyed while the log was being stored.
+        reusable = false;
+        await this.destroySandbox(instanceId);
+      }
     }
-    return { ...outcome, logKey };
+    return { ...outcome, reusable, logKey };
   }
 
   destroySandbox(instanceId: string): Promise<void> {

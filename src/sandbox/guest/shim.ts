@@ -148,7 +148,8 @@ function trimStack(stack: string): string {
   const lines = stack.split('\n').filter((line) => {
     const frame = line.trimStart();
     if (!frame.startsWith('at ')) return true;
-    return !frame.includes(shimFile) && !frame.includes('node:internal/');
+    // The shim's frames and Node's own (node:internal, node:events) say nothing about the function.
+    return !frame.includes(shimFile) && !frame.includes(import.meta.url) && !/\(node:|^at node:/.test(frame);
   });
   if (lines.length <= maxStackLines) return lines.join('\n');
   return [...lines.slice(0, maxStackLines), `    ... ${lines.length - maxStackLines} more lines`].join('\n');
@@ -418,7 +419,6 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 function handleInvoke(message: InvokeMessage): void {
-  logId = message.id;
   const invocation: Invocation = { id: message.id, settled: false };
   const reject = (name: string, text: string): void =>
     send({ type: 'error', id: message.id, error: { name, message: text }, maxRssBytes: maxRssBytes(), fatal: false });
@@ -433,6 +433,7 @@ function handleInvoke(message: InvokeMessage): void {
     return reject(guestErrorNames.invalidEvent, `the event is not valid JSON: ${(err as Error).message}`);
   }
   current = invocation;
+  logId = message.id;
   const complete = (error: unknown, result: unknown): void =>
     finish(invocation, error === null || error === undefined ? { ok: true, value: result } : { ok: false, error });
   const context = buildContext(message, loaded.init, complete);
