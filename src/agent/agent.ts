@@ -145,6 +145,7 @@ export class Agent implements AgentApi {
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly extractions = new Map<string, Promise<string>>();
   private readonly creations = new Set<Promise<unknown>>();
+  private readonly uploads = new Set<Promise<unknown>>();
   private closing: Promise<void> | null = null;
 
   constructor(options: AgentOptions) {
@@ -231,10 +232,8 @@ export class Agent implements AgentApi {
     sandbox.active = null;
 
     const outcome = await this.outcomeOf(sandbox, event, request, durationMs, active.log);
-    const [logKey] = await Promise.all([
-      this.uploadLog(sandbox.spec.functionName, request.invocationId, active.log),
-      outcome.reusable ? undefined : this.destroySandbox(instanceId),
-    ]);
+    const logKey = this.uploadLog(sandbox.spec.functionName, request.invocationId, active.log);
+    if (!outcome.reusable) await this.destroySandbox(instanceId);
     let { reusable } = outcome;
     if (reusable) {
       if (sandbox.state === 'busy' && sandbox.exit === null) {
@@ -279,6 +278,7 @@ export class Agent implements AgentApi {
       await destroyAll();
       await Promise.allSettled([...this.creations]);
       await destroyAll();
+      await this.flushLogs();
       this.logger.debug({}, 'agent closed');
     })();
     return this.closing;
@@ -652,15 +652,24 @@ export class Agent implements AgentApi {
     }
   }
 
-  private async uploadLog(functionName: string, invocationId: string, log: LogBuffer): Promise<string | null> {
+  /**
+   * Ships a log to the blob store off the invocation's path (ADR-001 §4: the Agent uploads logs itself) and
+   * returns its key at once; an empty log is not stored (key null). `close()` waits for pending uploads.
+   */
+  private uploadLog(functionName: string, invocationId: string, log: LogBuffer): string | null {
+    if (log.isEmpty) return null;
     const key = blobKeys.log(functionName, new Date(), invocationId);
-    try {
-      await this.blobStore.put(key, log.render());
-      return key;
-    } catch (err) {
-      this.logger.warn({ err, key }, 'could not store the invocation log');
-      return null;
-    }
+    const upload = this.blobStore
+      .put(key, log.render())
+      .catch((err: unknown) => this.logger.warn({ err, key }, 'could not store the invocation log'))
+      .finally(() => this.uploads.delete(upload));
+    this.uploads.add(upload);
+    return key;
+  }
+
+  /** Resolves when every log upload started so far has finished. */
+  async flushLogs(): Promise<void> {
+    while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
   }
 }
 

@@ -49,6 +49,11 @@ export class LogBuffer {
     return this.keptBytes;
   }
 
+  /** Nothing captured, nothing dropped, no platform notes. */
+  get isEmpty(): boolean {
+    return this.keptBytes === 0 && this.omittedBytes === 0 && this.notes.length === 0;
+  }
+
   get omitted(): number {
     return this.omittedBytes;
   }

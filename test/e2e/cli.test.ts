@@ -89,6 +89,16 @@ describe('CLI end to end', () => {
     assert.match(gone.stderr, /NOT_FOUND: function cli-probe not found/);
   });
 
+  it('deploys a .zip with a nested handler', async () => {
+    const { zipSync, strToU8 } = await import('fflate');
+    const zip = zipSync({ 'src/app.mjs': strToU8('export const main = async (e) => ({ zipped: e.x });') });
+    const path = join(server.dataDir, 'fn.zip');
+    await writeFile(path, zip);
+    const deployed = await cli('deploy', 'zipped', path, '--handler', 'src/app.main');
+    assert.equal(deployed.code, 0, deployed.stderr);
+    assert.deepEqual(JSON.parse((await cli('invoke', 'zipped', '-d', '{"x":7}')).stdout), { zipped: 7 });
+  });
+
   it('explains errors and bad usage', async () => {
     const failing = await cli('deploy', 'x', '/definitely/not/here');
     assert.equal(failing.code, 1);

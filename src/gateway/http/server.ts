@@ -8,6 +8,7 @@ import type { ErrorCode } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { MetadataStore } from '../../core/ports/metadata-store.js';
+import type { InvocationRecord } from '../../core/types.js';
 import type { Deployer } from '../deployer.js';
 import type { InvocationResult, Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -38,6 +39,7 @@ export interface GatewayServerOptions {
 /** Invocation payloads (request and response) are capped like AWS Lambda's synchronous invoke. */
 export const maxEventBytes = 6 * 1024 * 1024;
 const maxDeployBodyBytes = 70 * 1024 * 1024;
+const logShipWaitMs = 3000;
 
 const fastifyCodeMap: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
@@ -144,6 +146,19 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     };
   });
 
+  /**
+   * An invocation's log: empty when it wrote nothing (no key), null when it is missing. Agents ship logs off the
+   * invocation's path, so a log of a record younger than `logShipWaitMs` may still be on its way: wait for it.
+   */
+  const readLog = async (record: InvocationRecord): Promise<Buffer | null> => {
+    if (record.logKey === null) return Buffer.alloc(0);
+    for (;;) {
+      const log = await blobStore.get(record.logKey);
+      if (log !== null || Date.now() - record.createdAt.getTime() > logShipWaitMs) return log;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
   const getFunction = async (name: string) => {
     const fn = await metadata.getFunction(name);
     if (fn === null) throw new PlatformError('NOT_FOUND', `function ${name} not found`);
@@ -225,7 +240,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         await metadata.listInvocations({ functionName: fn.name, limit: request.query.limit ?? 20 })
       ).reverse();
       const render = async (r: (typeof recent)[number]) => {
-        const log = r.logKey === null ? null : await blobStore.get(r.logKey);
+        const log = await readLog(r);
         return {
           invocationId: r.id,
           createdAt: r.createdAt.toISOString(),
@@ -291,8 +306,9 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     async (request, reply) => {
       const record = await metadata.getInvocation(request.params.id);
       if (record === null) throw new PlatformError('NOT_FOUND', `invocation ${request.params.id} not found`);
-      const log = record.logKey === null ? null : await blobStore.get(record.logKey);
-      if (log === null) throw new PlatformError('NOT_FOUND', `invocation ${request.params.id} has no stored log`);
+      const log = await readLog(record);
+      if (log === null)
+        throw new PlatformError('NOT_FOUND', `the log of invocation ${request.params.id} is not stored`);
       return reply.type('text/plain; charset=utf-8').send(log);
     },
   );
