@@ -145,6 +145,8 @@ describe('Agent with the process runtime', () => {
 
   async function logOf(outcome: InvokeOutcome): Promise<string> {
     assert.ok(outcome.logKey !== null, 'the outcome has a log key');
+    await agent.flushLogs();
+
     const data = await blobs.get(outcome.logKey);
     assert.ok(data !== null, `log ${outcome.logKey} was stored`);
     return data.toString('utf8');
@@ -474,16 +476,21 @@ describe('Agent with the process runtime', () => {
     await Promise.all(refs.map((r) => agent.destroySandbox(r.instanceId)));
   });
 
-  it('returns a null logKey when the log cannot be stored', async () => {
+  it('ships logs off the invocation path: a failed upload does not fail the invocation', async () => {
     const ref = await agent.createSandbox(await deploy('echo'));
     blobs.failPuts = true;
     try {
       const outcome = await invoke(ref.instanceId, {});
       assert.equal(outcome.status, 'success');
-      assert.equal(outcome.logKey, null);
+      assert.ok(outcome.logKey !== null);
+      await agent.flushLogs();
+      assert.equal(await blobs.get(outcome.logKey), null, 'the upload failed and was only logged');
     } finally {
       blobs.failPuts = false;
     }
+    const stored = await invoke(ref.instanceId, {});
+    await agent.flushLogs();
+    assert.ok(stored.logKey !== null && (await blobs.get(stored.logKey)) !== null);
     await agent.destroySandbox(ref.instanceId);
   });
 
