@@ -17,7 +17,8 @@ export interface SqliteMetadataStoreOptions extends SqlMetadataStoreOptions {
  * `:memory:` gives a private in-memory database that lives until `close()`.
  *
  * WAL with `synchronous=FULL`: every committed transaction is on disk before its promise resolves. better-sqlite3
- * runs in a worker thread (`WorkerSqliteDialect`), so statements and fsyncs do not block the event loop.
+ * runs in a worker thread (`WorkerSqliteDialect`), so statements and fsyncs do not block the event loop, and a
+ * batch of invocation records is written in one round trip to it.
  */
 export async function openSqliteMetadataStore(
   path: string,
@@ -39,7 +40,10 @@ export async function openSqliteMetadataStore(
     await db.destroy();
     throw PlatformError.from(err, 'UNAVAILABLE');
   }
-  const store = new SqlMetadataStore(db, options);
+  const store = new SqlMetadataStore(db, {
+    ...options,
+    executeBatch: (statements) => dialect.executeBatch(statements),
+  });
   try {
     await store.migrate();
   } catch (err) {

@@ -25,12 +25,19 @@ export interface QueryRequest {
   parameters: readonly unknown[];
 }
 
+/** Statements run as one transaction in one round trip (begin, each statement, commit; rollback on error). */
+export interface BatchRequest {
+  type: 'batch';
+  id: number;
+  statements: { sql: string; parameters: readonly unknown[] }[];
+}
+
 export interface CloseRequest {
   type: 'close';
   id: number;
 }
 
-export type WorkerRequest = OpenRequest | QueryRequest | CloseRequest;
+export type WorkerRequest = OpenRequest | QueryRequest | BatchRequest | CloseRequest;
 
 // ---- worker → main ----
 
@@ -100,6 +107,17 @@ export function parseWorkerRequest(message: unknown): WorkerRequest {
       if (typeof sql !== 'string') throw new SqliteWorkerProtocolError('query: sql must be a string');
       if (!Array.isArray(parameters)) throw new SqliteWorkerProtocolError('query: parameters must be an array');
       return { type: 'query', id, begin, sql, parameters: parameters as unknown[] };
+    }
+    case 'batch': {
+      const { statements } = message;
+      if (!Array.isArray(statements)) throw new SqliteWorkerProtocolError('batch: statements must be an array');
+      const parsed = statements.map((statement: unknown, i) => {
+        if (!isRecord(statement) || typeof statement.sql !== 'string' || !Array.isArray(statement.parameters)) {
+          throw new SqliteWorkerProtocolError(`batch: statement ${i} must be { sql: string, parameters: array }`);
+        }
+        return { sql: statement.sql, parameters: statement.parameters as unknown[] };
+      });
+      return { type: 'batch', id, statements: parsed };
     }
     case 'close':
       return { type: 'close', id };

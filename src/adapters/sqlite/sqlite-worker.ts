@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import BetterSqlite3 from 'better-sqlite3';
 import { messageId, parseWorkerRequest, toWireError } from './sqlite-worker-protocol.js';
-import type { OpenRequest, QueryRequest, ResultReply, WorkerReply } from './sqlite-worker-protocol.js';
+import type { BatchRequest, OpenRequest, QueryRequest, ResultReply, WorkerReply } from './sqlite-worker-protocol.js';
 
 /** Prepared statements kept per SQL text; Kysely compiles the same few statements over and over. */
 const statementCacheSize = 128;
@@ -30,6 +30,9 @@ port.on('message', (message: unknown) => {
         break;
       case 'query':
         reply = query(request);
+        break;
+      case 'batch':
+        reply = batch(request);
         break;
       case 'close':
         closed = true;
@@ -80,6 +83,15 @@ function query(request: QueryRequest): ResultReply {
     numAffectedRows: BigInt(changes),
     insertId: BigInt(lastInsertRowid),
   };
+}
+
+function batch(request: BatchRequest): ResultReply {
+  if (database === undefined) throw new Error('the database is not open');
+  let changes = 0;
+  database.transaction(() => {
+    for (const statement of request.statements) changes += prepare(statement.sql).run(statement.parameters).changes;
+  })();
+  return { type: 'result', id: request.id, rows: [], numAffectedRows: BigInt(changes) };
 }
 
 function prepare(sql: string): Statement {

@@ -40,13 +40,23 @@ export interface WorkerSqliteDialectConfig {
  */
 export class WorkerSqliteDialect implements Dialect {
   readonly #config: WorkerSqliteDialectConfig;
+  #driver: WorkerSqliteDriver | undefined;
 
   constructor(config: WorkerSqliteDialectConfig) {
     this.#config = { ...config };
   }
 
   createDriver(): Driver {
-    return new WorkerSqliteDriver(this.#config);
+    this.#driver = new WorkerSqliteDriver(this.#config);
+    return this.#driver;
+  }
+
+  /** `WorkerSqliteDriver.executeBatch` of the driver Kysely created from this dialect. */
+  executeBatch(statements: readonly CompiledQuery[]): Promise<void> {
+    if (this.#driver === undefined) {
+      return Promise.reject(new PlatformError('INTERNAL', 'the SQLite worker dialect has no driver yet'));
+    }
+    return this.#driver.executeBatch(statements);
   }
 
   createQueryCompiler(): QueryCompiler {
@@ -152,6 +162,24 @@ export class WorkerSqliteDriver implements Driver {
   releaseConnection(): Promise<void> {
     this.#mutex.unlock();
     return Promise.resolve();
+  }
+
+  /**
+   * Runs write statements as one transaction in a single round trip to the worker (the group commit of
+   * invocation records uses it). All or nothing: an error rolls the whole batch back.
+   */
+  async executeBatch(statements: readonly CompiledQuery[]): Promise<void> {
+    await this.#mutex.lock();
+    try {
+      const channel = this.#channel;
+      if (channel === undefined) throw new PlatformError('INTERNAL', 'the SQLite worker driver is not initialised');
+      await channel.request({
+        type: 'batch',
+        statements: statements.map((q) => ({ sql: q.sql, parameters: q.parameters })),
+      });
+    } finally {
+      this.#mutex.unlock();
+    }
   }
 
   /** Closes the database in the worker (after the statements already sent to it), then ends the thread. */
