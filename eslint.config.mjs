@@ -14,7 +14,7 @@ export default tseslint.config(
       'bin/**',
       'test/fixtures/**',
       'bench/functions/**',
-      'bench/bare-server.mjs',
+      'bench/*.{mjs,cjs}',
     ],
   },
   js.configs.recommended,

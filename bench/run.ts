@@ -2,7 +2,6 @@
 // bench/results/<date>.json and rewrites the figures in BENCHMARKS.md. Uses only Node itself as the load
 // generator (keep-alive http.Agent), so it needs nothing installed beyond the project.
 import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { cpus, totalmem, release } from 'node:os';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -87,17 +86,25 @@ async function load(url: string, total: number, concurrency: number) {
   return { latencies, errors, seconds, rps: total / seconds };
 }
 
-async function startBare(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(repoRoot, 'bench', 'bare-server.mjs')], {
+/** Starts one of the bench's baseline servers (a script under bench/) and waits for its address. */
+async function startBaseline(script: string, args: string[] = []) {
+  const child = spawn(process.execPath, [join(repoRoot, 'bench', script), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const url = await new Promise<string>((resolve) => {
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => {
       const m = /listening on (\S+)/.exec(d.toString());
       if (m?.[1] !== undefined) resolve(m[1]);
     });
+    void exited.then(() => reject(new Error(`${script} exited before listening`)));
   });
-  return { url, child };
+  /** SIGTERM and wait for exit (the IPC floor server kills and awaits its children before it exits). */
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  return { url, child, stop };
 }
 
 async function main(): Promise<void> {
@@ -112,32 +119,48 @@ async function main(): Promise<void> {
     quick,
   };
   const server = await startServer(['--no-examples', '--queue-wait', '30', '--log-level', 'error']);
-  const bare = await startBare();
+  const bare = await startBaseline('bare-server.mjs').catch(async (err: unknown) => {
+    await server.cleanup();
+    throw err;
+  });
+  // The IPC floor: bare http server + a pool of 32 child processes over a Unix socket (one request each).
+  const floor = await startBaseline('ipc-floor-server.mjs', ['32']).catch(async (err: unknown) => {
+    await bare.stop();
+    await server.cleanup();
+    throw err;
+  });
   try {
     const client = new SavassanClient({ url: server.url });
     const noop = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
     await client.deploy('noop', noop, { maxInstances: 64 });
     const invokeUrl = `${server.url}/v1/functions/noop/invoke`;
 
-    // Warm-up both sides (JIT, sandboxes for concurrency 32).
+    // Warm-up all three (JIT, sandboxes for concurrency 32).
     await load(bare.url, 500, 32);
+    await load(floor.url, 500, 32);
     await load(invokeUrl, 500, 32);
 
-    // 1. Warm invoke at concurrency 1, interleaved in rounds so both sides see the same machine noise.
-    const warm = { bare: [] as number[], savassan: [] as number[] };
+    // 1. Warm invoke at concurrency 1, interleaved in rounds so all sides see the same machine noise.
+    const warm = { bare: [] as number[], floor: [] as number[], savassan: [] as number[] };
     const rounds = 5;
     for (let r = 0; r < rounds; r++) {
       warm.bare.push(...(await load(bare.url, warmRequests / rounds, 1)).latencies);
+      warm.floor.push(...(await load(floor.url, warmRequests / rounds, 1)).latencies);
       warm.savassan.push(...(await load(invokeUrl, warmRequests / rounds, 1)).latencies);
     }
     const warmBare = summarise(warm.bare);
+    const warmFloor = summarise(warm.floor);
     const warmSavassan = summarise(warm.savassan);
 
     // 2. Throughput at concurrency 32, interleaved halves.
-    const rps = { bare: [] as number[], savassan: [] as number[] };
+    const rps = { bare: [] as number[], floor: [] as number[], savassan: [] as number[] };
     let savassanErrors = 0;
+    let floorErrors = 0;
     for (let r = 0; r < 2; r++) {
       rps.bare.push((await load(bare.url, throughputRequests / 2, 32)).rps);
+      const f = await load(floor.url, throughputRequests / 2, 32);
+      floorErrors += f.errors;
+      rps.floor.push(f.rps);
       const s = await load(invokeUrl, throughputRequests / 2, 32);
       savassanErrors += s.errors;
       rps.savassan.push(s.rps);
@@ -148,6 +171,8 @@ async function main(): Promise<void> {
         bareMs: warmBare,
         savassanMs: warmSavassan,
         p50Ratio: round(warmSavassan.p50 / warmBare.p50, 2),
+        ipcFloorMs: warmFloor,
+        ipcFloorP50Ratio: round(warmFloor.p50 / warmBare.p50, 2),
         target: 'p50 <= 2x bare',
       },
       concurrency32: {
@@ -155,6 +180,9 @@ async function main(): Promise<void> {
         savassanRps: round(mean(rps.savassan), 0),
         ratio: round(mean(rps.savassan) / mean(rps.bare), 2),
         savassanErrors,
+        ipcFloorRps: round(mean(rps.floor), 0),
+        ipcFloorRatio: round(mean(rps.floor) / mean(rps.bare), 2),
+        ipcFloorErrors: floorErrors,
         target: 'throughput >= 0.4x bare',
       },
     };
@@ -203,8 +231,7 @@ async function main(): Promise<void> {
       target: 'all succeed, at most 10 sandboxes',
     };
   } finally {
-    bare.child.kill('SIGTERM');
-    await server.cleanup();
+    await Promise.all([bare.stop(), floor.stop(), server.cleanup()]);
   }
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });

@@ -1,6 +1,7 @@
 // End to end through the HTTP API against a real `savassan start` process with real sandbox processes.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { ApiError } from '../../src/client/client.js';
 import { readBundle } from '../../src/client/bundle.js';
@@ -18,6 +19,27 @@ interface Probe {
   hostEnvLeak: string | null;
   context: { functionName: string; functionVersion: string; memoryLimitInMB: string; remaining: number };
   event: unknown;
+}
+
+/**
+ * POST that still reads the answer when the server refuses the body before it was all sent (413): the write may
+ * then fail with EPIPE, which fetch reports instead of the response.
+ */
+function postRaw(url: string, body: string): Promise<{ status: number; code: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, code: (JSON.parse(text) as { error: { code: string } }).error.code }),
+      );
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
+    });
+    req.end(body);
+  });
 }
 
 async function apiError(promise: Promise<unknown>): Promise<ApiError> {
@@ -182,8 +204,12 @@ describe('HTTP API end to end', () => {
     const badJson = await apiError(server.client.invoke('probe', '{"a":'));
     assert.equal(badJson.status, 400);
     assert.match(badJson.message, /not valid JSON/);
-    const big = await apiError(server.client.invoke('probe', JSON.stringify({ s: 'x'.repeat(6 * 1024 * 1024 + 10) })));
+    const big = await postRaw(
+      `${server.url}/v1/functions/probe/invoke`,
+      JSON.stringify({ s: 'x'.repeat(6 * 1024 * 1024 + 10) }),
+    );
     assert.equal(big.status, 413);
+    assert.equal(big.code, 'PAYLOAD_TOO_LARGE');
     const badName = await apiError(deploy('Bad_Name', 'probe'));
     assert.equal(badName.status, 400);
     assert.equal(badName.code, 'INVALID_NAME');

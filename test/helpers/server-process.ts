@@ -39,7 +39,8 @@ export async function startServer(args: string[] = []): Promise<ServerProcess> {
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${output}`)), 30_000);
     const check = () => {
-      const match = /listening on (http:\/\/[^\s]+)/.exec(output);
+      // The banner ends with "Press Ctrl-C to stop."; wait for all of it (stdout is a pipe: lines arrive in chunks).
+      const match = /listening on (http:\/\/[^\s]+)[\s\S]*Press Ctrl-C/.exec(output);
       if (match?.[1] !== undefined) {
         clearTimeout(timer);
         resolve(match[1]);
