@@ -37,6 +37,16 @@ metadataStoreContract('SQLite file', async () => {
   };
 });
 
+metadataStoreContract('SQLite file, durability full', async () => {
+  const dir = await tempDir('sqlite-full');
+  const path = join(dir, 'metadata.db');
+  return {
+    store: await openSqliteMetadataStore(path, { durability: 'full' }),
+    reopen: () => openSqliteMetadataStore(path, { durability: 'full' }),
+    cleanup: () => removeTempDir(dir),
+  };
+});
+
 metadataStoreContract('SQLite :memory:', async () => ({
   store: await openSqliteMetadataStore(':memory:'),
   cleanup: () => Promise.resolve(),

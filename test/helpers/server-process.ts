@@ -21,8 +21,8 @@ export interface ServerProcess {
 }
 
 /** Starts `savassan start` as a real process on a random port with a fresh data dir. */
-export async function startServer(args: string[] = []): Promise<ServerProcess> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'sv-'));
+export async function startServer(args: string[] = [], existingDataDir?: string): Promise<ServerProcess> {
+  const dataDir = existingDataDir ?? (await mkdtemp(join(tmpdir(), 'sv-')));
   const child = spawn(
     process.execPath,
     [cliPath, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...args],

@@ -32,6 +32,12 @@ export interface SqlMetadataStoreOptions {
    * Kysely's statement-by-statement transaction (the SQLite worker does it in one round trip).
    */
   executeBatch?: ((statements: CompiledQuery[]) => Promise<void>) | undefined;
+  /**
+   * Makes every committed transaction durable against an OS crash. Called after each deploy, current-version
+   * change and delete commits, when the database's ordinary commits are only crash-safe for the process
+   * (SQLite with `synchronous=NORMAL`: a WAL checkpoint).
+   */
+  durabilityBarrier?: (() => Promise<void>) | undefined;
 }
 
 export const invocationListLimits = { default: 50, max: 1000 } as const;
@@ -64,6 +70,7 @@ export class SqlMetadataStore implements MetadataStore {
   readonly #maxInvocationBatch: number;
   readonly #destroyOnClose: boolean;
   readonly #executeBatch: SqlMetadataStoreOptions['executeBatch'];
+  readonly #barrier: () => Promise<void>;
   #state: 'open' | 'closing' | 'closed' = 'open';
   #closing: Promise<void> | undefined;
   /** Operations and batch writes under way; `close()` waits for them before destroying the connection. */
@@ -78,6 +85,7 @@ export class SqlMetadataStore implements MetadataStore {
     this.#maxInvocationBatch = Math.max(1, options.maxInvocationBatch ?? defaultMaxInvocationBatch);
     this.#destroyOnClose = options.destroyOnClose ?? true;
     this.#executeBatch = options.executeBatch;
+    this.#barrier = options.durabilityBarrier ?? (() => Promise.resolve());
   }
 
   migrate(): Promise<void> {
@@ -97,7 +105,9 @@ export class SqlMetadataStore implements MetadataStore {
       // Fast path for an unchanged redeploy: one consistent read, no transaction, nothing written.
       const current = await this.#currentOf(input.functionName);
       if (current !== null && current.version.contentHash === input.contentHash) return { ...current, created: false };
-      return this.#retrying(() => this.#db.transaction().execute((trx) => deployIn(trx, input)));
+      const result = await this.#retrying(() => this.#db.transaction().execute((trx) => deployIn(trx, input)));
+      await this.#barrier();
+      return result;
     });
   }
 
@@ -126,7 +136,10 @@ export class SqlMetadataStore implements MetadataStore {
           const result = await trx.deleteFrom('functions').where('name', '=', name).executeTakeFirst();
           return result.numDeletedRows > 0n;
         }),
-      ),
+      ).then(async (deleted) => {
+        await this.#barrier();
+        return deleted;
+      }),
     );
   }
 
@@ -173,7 +186,10 @@ export class SqlMetadataStore implements MetadataStore {
             .execute();
           return functionFromRow({ ...fn, current_version: version, updated_at: now });
         }),
-      ),
+      ).then(async (fn) => {
+        await this.#barrier();
+        return fn;
+      }),
     );
   }
 

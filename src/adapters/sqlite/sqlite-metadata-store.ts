@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Kysely } from 'kysely';
+import { Kysely, sql } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
 import type { Database } from '../sql/schema.js';
 import { SqlMetadataStore } from '../sql/sql-metadata-store.js';
@@ -10,14 +10,20 @@ import { WorkerSqliteDialect } from './worker-sqlite-dialect.js';
 export interface SqliteMetadataStoreOptions extends SqlMetadataStoreOptions {
   /** How long a write waits for another process's lock before failing with UNAVAILABLE. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /**
+   * `process` (default): invocation records are committed with `synchronous=NORMAL` — they survive any crash of
+   * the Savassan process, and an OS crash or power loss can lose the last ones since the previous checkpoint;
+   * deploys, version changes and deletes are checkpointed and survive both. `full`: every commit is fsynced
+   * (`synchronous=FULL`), about 0.15-0.3 ms more per invocation at low concurrency on these machines.
+   */
+  durability?: 'process' | 'full';
 }
 
 /**
  * Open (creating if needed) a SQLite metadata database at `path` and apply pending migrations.
  * `:memory:` gives a private in-memory database that lives until `close()`.
  *
- * WAL with `synchronous=FULL`: every committed transaction is on disk before its promise resolves. better-sqlite3
- * runs in a worker thread (`WorkerSqliteDialect`), so statements and fsyncs do not block the event loop, and a
+ * WAL mode; see `durability` for when a commit reaches the disk. better-sqlite3 runs in a worker thread (`WorkerSqliteDialect`), so statements and fsyncs do not block the event loop, and a
  * batch of invocation records is written in one round trip to it.
  */
 export async function openSqliteMetadataStore(
@@ -31,7 +37,12 @@ export async function openSqliteMetadataStore(
     const message = err instanceof Error ? err.message : String(err);
     throw new PlatformError('UNAVAILABLE', `cannot open SQLite database ${path}: ${message}`, { cause: err });
   }
-  const dialect = new WorkerSqliteDialect({ path, busyTimeoutMs: options.busyTimeoutMs ?? 5000 });
+  const full = options.durability === 'full';
+  const dialect = new WorkerSqliteDialect({
+    path,
+    busyTimeoutMs: options.busyTimeoutMs ?? 5000,
+    synchronous: full ? 'FULL' : 'NORMAL',
+  });
   const db = new Kysely<Database>({ dialect });
   try {
     // Start the worker and open the database now, so a bad path fails here rather than inside the migration.
@@ -43,6 +54,9 @@ export async function openSqliteMetadataStore(
   const store = new SqlMetadataStore(db, {
     ...options,
     executeBatch: (statements) => dialect.executeBatch(statements),
+    // With NORMAL, a checkpoint fsyncs the WAL and then the database: what was committed is on disk after it.
+    durabilityBarrier:
+      full || inMemory ? undefined : () => sql`PRAGMA wal_checkpoint(FULL)`.execute(db).then(() => undefined),
   });
   try {
     await store.migrate();

@@ -14,6 +14,7 @@ export interface OpenRequest {
   id: number;
   path: string;
   busyTimeoutMs: number;
+  synchronous: 'FULL' | 'NORMAL';
 }
 
 export interface QueryRequest {
@@ -94,12 +95,15 @@ export function parseWorkerRequest(message: unknown): WorkerRequest {
   if (!isRequestId(id)) throw new SqliteWorkerProtocolError('request has no valid id');
   switch (message.type) {
     case 'open': {
-      const { path, busyTimeoutMs } = message;
+      const { path, busyTimeoutMs, synchronous } = message;
+      if (synchronous !== 'FULL' && synchronous !== 'NORMAL') {
+        throw new SqliteWorkerProtocolError('open: synchronous must be FULL or NORMAL');
+      }
       if (typeof path !== 'string') throw new SqliteWorkerProtocolError('open: path must be a string');
       if (typeof busyTimeoutMs !== 'number' || !Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
         throw new SqliteWorkerProtocolError('open: busyTimeoutMs must be a non-negative integer');
       }
-      return { type: 'open', id, path, busyTimeoutMs };
+      return { type: 'open', id, path, busyTimeoutMs, synchronous };
     }
     case 'query': {
       const { begin, sql, parameters } = message;

@@ -56,7 +56,7 @@ function open(request: OpenRequest): ResultReply {
   const opened = new BetterSqlite3(request.path);
   try {
     opened.pragma('journal_mode = WAL');
-    opened.pragma('synchronous = FULL');
+    opened.pragma(`synchronous = ${request.synchronous}`);
     opened.pragma(`busy_timeout = ${request.busyTimeoutMs}`);
     opened.pragma('foreign_keys = ON');
   } catch (err) {

@@ -29,6 +29,8 @@ export interface WorkerSqliteDialectConfig {
   path: string;
   /** How long a write waits for another connection's lock before failing with SQLITE_BUSY. Default 5000 ms. */
   busyTimeoutMs?: number;
+  /** SQLite's `synchronous` pragma (WAL mode): FULL fsyncs every commit, NORMAL only at checkpoints. Default FULL. */
+  synchronous?: 'FULL' | 'NORMAL';
   /** Called with each worker thread right after it is created (tests use it to kill the worker). */
   onWorkerStart?: (worker: Worker) => void;
 }
@@ -100,7 +102,7 @@ export class WorkerSqliteDriver implements Driver {
     const channel = new WorkerChannel(worker, path);
     try {
       this.#config.onWorkerStart?.(worker);
-      await channel.request({ type: 'open', path, busyTimeoutMs });
+      await channel.request({ type: 'open', path, busyTimeoutMs, synchronous: this.#config.synchronous ?? 'FULL' });
     } catch (err) {
       await channel.close().catch(() => undefined);
       const message = err instanceof PlatformError ? err.rawMessage : errorMessage(err);
