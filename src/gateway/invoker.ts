@@ -69,9 +69,11 @@ export class Invoker {
         }
         throw err;
       }
-      await this.#giveBack(agent, instance, outcome);
       const initMs = start === 'cold' ? instance.initMs : null;
-      await this.options.metadata.recordInvocation(record(invocationId, version, instance, start, initMs, outcome));
+      await Promise.all([
+        this.#giveBack(agent, instance, outcome),
+        this.options.metadata.recordInvocation(record(invocationId, version, instance, start, initMs, outcome)),
+      ]);
       return { invocationId, functionName, version: version.version, start, initMs, outcome };
     }
   }
@@ -84,18 +86,35 @@ export class Invoker {
     // An idle instance means no init in this request's path, even if it never served before (min instances).
     if (warm !== null) return { instance: warm, start: 'warm' };
 
-    const accepted = await queue.push({
-      functionName: version.functionName,
-      version: version.version,
-      reason: 'demand',
-      requestedAt: Date.now(),
-    });
-    if (!accepted) {
-      throw new PlatformError('TOO_MANY_REQUESTS', `provisioning queue is full (${queue.capacity} requests)`, {
-        details: { retryAfterSeconds: 1 },
+    // Wait first, then ask for a sandbox: the Manager provisions only while someone waits, so the waiter must
+    // be registered before the request can reach it.
+    const cancel = new AbortController();
+    const abortWait = () => cancel.abort();
+    signal?.addEventListener('abort', abortWait, { once: true });
+    const waiting = pool.wait(key, { ...lease, timeoutMs: queueWaitMs, signal: cancel.signal });
+    let item;
+    try {
+      const accepted = await queue.push({
+        functionName: version.functionName,
+        version: version.version,
+        reason: 'demand',
+        requestedAt: Date.now(),
       });
+      if (!accepted) {
+        cancel.abort();
+        const late = await waiting;
+        // An instance may have reached us between the push and the abort: keep it rather than lose it.
+        if (late?.kind === 'instance') {
+          return { instance: late.instance, start: late.instance.invocations === 0 ? 'cold' : 'warm' };
+        }
+        throw new PlatformError('TOO_MANY_REQUESTS', `provisioning queue is full (${queue.capacity} requests)`, {
+          details: { retryAfterSeconds: 1 },
+        });
+      }
+      item = await waiting;
+    } finally {
+      signal?.removeEventListener('abort', abortWait);
     }
-    const item = await pool.wait(key, { ...lease, timeoutMs: queueWaitMs, signal });
     if (item === null) {
       if (signal?.aborted) throw new PlatformError('UNAVAILABLE', 'request aborted while waiting for an instance');
       throw new PlatformError(
