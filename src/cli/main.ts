@@ -58,6 +58,11 @@ export function buildProgram(): Command {
       new Option('--sandbox <kind>', 'sandbox runtime').choices(['process', 'bwrap', 'runc']).default('process'),
     )
     .option('--queue-wait <seconds>', 'how long an invocation waits for a free instance before 429', integer, 10)
+    .addOption(
+      new Option('--durability <mode>', 'process: records survive a crash of this process; full: fsync every commit')
+        .choices(['process', 'full'])
+        .default('process'),
+    )
     .option('--no-examples', 'do not deploy the example functions on first start')
     .option('--log-level <level>', 'server log level (debug, info, warn, error)', 'info')
     .action(
@@ -67,6 +72,7 @@ export function buildProgram(): Command {
         port: number;
         sandbox: SandboxKind;
         queueWait: number;
+        durability: 'process' | 'full';
         examples: boolean;
         logLevel: string;
       }) => {

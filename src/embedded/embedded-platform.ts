@@ -33,6 +33,8 @@ export interface EmbeddedOptions {
   queueCapacity?: number;
   managerConcurrency?: number;
   reconcileIntervalMs?: number;
+  /** Metadata durability: `process` (default) or `full` (fsync every commit); see `openSqliteMetadataStore`. */
+  durability?: 'process' | 'full';
   logger?: Logger;
 }
 
@@ -45,6 +47,7 @@ export interface CompiledEmbeddedOptions {
   queueCapacity: number;
   managerConcurrency: number;
   reconcileIntervalMs: number;
+  durability: 'process' | 'full';
   logger: Logger;
 }
 
@@ -57,6 +60,10 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
   const sandbox = options.sandbox ?? 'process';
   if (!['process', 'bwrap', 'runc'].includes(sandbox)) {
     throw new PlatformError('INVALID_CONFIG', `sandbox must be process, bwrap or runc, got ${String(sandbox)}`);
+  }
+  const durability = options.durability ?? 'process';
+  if (durability !== 'process' && durability !== 'full') {
+    throw new PlatformError('INVALID_CONFIG', `durability must be process or full, got ${String(durability)}`);
   }
   const positive = (name: string, value: number) => {
     if (!Number.isInteger(value) || value < 1) {
@@ -73,6 +80,7 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     queueCapacity: positive('queueCapacity', options.queueCapacity ?? 1000),
     managerConcurrency: positive('managerConcurrency', options.managerConcurrency ?? 4),
     reconcileIntervalMs: positive('reconcileIntervalMs', options.reconcileIntervalMs ?? 1000),
+    durability,
     logger: options.logger ?? silentLogger,
   };
 }
@@ -106,7 +114,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   await mkdir(dataDir, { recursive: true });
   const runtime = createRuntime(options.sandbox);
   const nodeId = 'local';
-  const metadata = await openSqliteMetadataStore(join(dataDir, 'savassan.db'));
+  const metadata = await openSqliteMetadataStore(join(dataDir, 'savassan.db'), { durability: options.durability });
   const blobStore = new FsBlobStore(join(dataDir, 'blobs'));
   const pool = new MemoryPool();
   const queue = new MemoryProvisionQueue({ capacity: options.queueCapacity });
