@@ -1,5 +1,8 @@
 import type { FunctionConfig, FunctionConfigInput } from '../core/function-config.js';
 
+/** The largest event (request body) an invocation accepts, as AWS Lambda's synchronous invoke. */
+export const maxEventBytes = 6 * 1024 * 1024;
+
 /** An error answer from the API: `{ error: { code, message, ... } }` plus the HTTP status. */
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -94,6 +97,18 @@ export class SavassanClient {
   /** Invoke synchronously. `event` is sent as JSON; pass a string to send JSON text as is. */
   async invoke(name: string, event: unknown = {}): Promise<InvokeResponse> {
     const body = typeof event === 'string' ? event : JSON.stringify(event);
+    // The server refuses a larger event from its length and closes the connection, which fetch reports as a
+    // write error rather than the 413: say it here instead.
+    const size = Buffer.byteLength(body);
+    if (size > maxEventBytes) {
+      throw new ApiError(
+        413,
+        'PAYLOAD_TOO_LARGE',
+        `the event is ${size} bytes, over the ${maxEventBytes}-byte limit`,
+        {},
+        new Headers(),
+      );
+    }
     const response = await this.request('POST', `/v1/functions/${encodeURIComponent(name)}/invoke`, body);
     return {
       payload: await response.text(),

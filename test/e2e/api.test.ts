@@ -22,23 +22,41 @@ interface Probe {
 }
 
 /**
- * POST that still reads the answer when the server refuses the body before it was all sent (413): the write may
- * then fail with EPIPE, which fetch reports instead of the response.
+ * POSTs an oversized body the way careful clients do (curl, for one): headers first, then the body only if the
+ * server has not answered yet. The server refuses it (413) from its content-length and closes the connection;
+ * a client that kept writing would get EPIPE instead of the answer.
  */
-function postRaw(url: string, body: string): Promise<{ status: number; code: string }> {
+function postOversized(url: string, bytes: number): Promise<{ status: number; code: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+    let answered = false;
+    const req = request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': String(bytes) },
+    });
+    req.on('response', (res) => {
+      answered = true;
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, code: (JSON.parse(text) as { error: { code: string } }).error.code }),
-      );
+      res.on('end', () => {
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, code: (JSON.parse(text) as { error: { code: string } }).error.code });
+      });
     });
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') reject(err);
+    req.on('error', (err) => {
+      if (!answered) reject(err);
     });
-    req.end(body);
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    let sent = 0;
+    const pump = () => {
+      if (answered || sent >= bytes) return;
+      const part = chunk.subarray(0, Math.min(chunk.length, bytes - sent));
+      sent += part.length;
+      req.write(part, () => setImmediate(pump));
+    };
+    // The server judges by content-length and answers before any body is sent; only start sending if it waits.
+    req.flushHeaders();
+    setTimeout(pump, 1000);
   });
 }
 
@@ -204,10 +222,7 @@ describe('HTTP API end to end', () => {
     const badJson = await apiError(server.client.invoke('probe', '{"a":'));
     assert.equal(badJson.status, 400);
     assert.match(badJson.message, /not valid JSON/);
-    const big = await postRaw(
-      `${server.url}/v1/functions/probe/invoke`,
-      JSON.stringify({ s: 'x'.repeat(6 * 1024 * 1024 + 10) }),
-    );
+    const big = await postOversized(`${server.url}/v1/functions/probe/invoke`, 6 * 1024 * 1024 + 10);
     assert.equal(big.status, 413);
     assert.equal(big.code, 'PAYLOAD_TOO_LARGE');
     const badName = await apiError(deploy('Bad_Name', 'probe'));
