@@ -1,7 +1,5 @@
+import { maxEventBytes } from '../core/function-config.js';
 import type { FunctionConfig, FunctionConfigInput } from '../core/function-config.js';
-
-/** The largest event (request body) an invocation accepts, as AWS Lambda's synchronous invoke. */
-export const maxEventBytes = 6 * 1024 * 1024;
 
 /** An error answer from the API: `{ error: { code, message, ... } }` plus the HTTP status. */
 export class ApiError extends Error {

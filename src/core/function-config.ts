@@ -33,6 +33,9 @@ export const functionLimits = {
   envBytes: 4096,
 } as const;
 
+/** Largest invocation event and result, as with AWS Lambda's synchronous invoke. */
+export const maxEventBytes = 6 * 1024 * 1024;
+
 export const runtimes = ['nodejs20'] as const;
 export const defaultRuntime = 'nodejs20';
 

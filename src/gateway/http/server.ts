@@ -5,6 +5,7 @@ import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { PlatformError, errorCodes } from '../../core/errors.js';
 import type { ErrorCode } from '../../core/errors.js';
+import { maxEventBytes } from '../../core/function-config.js';
 import type { Logger } from '../../core/logger.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { MetadataStore } from '../../core/ports/metadata-store.js';
@@ -36,8 +37,6 @@ export interface GatewayServerOptions {
   logger?: Logger;
 }
 
-/** Invocation payloads (request and response) are capped like AWS Lambda's synchronous invoke. */
-export const maxEventBytes = 6 * 1024 * 1024;
 const maxDeployBodyBytes = 70 * 1024 * 1024;
 const logShipWaitMs = 3000;
 
