@@ -9,6 +9,7 @@ export default tseslint.config(
       'dist/**',
       'node_modules/**',
       '.savassan/**',
+      '.savassan-test-*/**',
       'examples/**',
       'bench/results/**',
       'bin/**',

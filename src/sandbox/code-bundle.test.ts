@@ -42,7 +42,16 @@ describe('extractBundle', () => {
     assert.equal(await readFile(join(target, 'node_modules/dep/index.js'), 'utf8'), 'module.exports = 2;');
     assert.ok((await stat(join(target, 'empty-dir'))).isDirectory());
     assert.equal(await extractBundle(zipSync({ 'other.js': text('') }), target), false);
-    assert.deepEqual((await readdir(target)).sort(), ['empty-dir', 'index.js', 'lib', 'node_modules']);
+    assert.deepEqual((await readdir(target)).sort(), ['empty-dir', 'index.js', 'lib', 'node_modules', 'package.json']);
+  });
+
+  it('marks a bundle without package.json as CommonJS, and leaves a bundle's own package.json alone', async () => {
+    const plain = dest();
+    await extractBundle(zipSync({ 'index.js': text('exports.handler = 1;') }), plain);
+    assert.deepEqual(JSON.parse(await readFile(join(plain, 'package.json'), 'utf8')), { type: 'commonjs' });
+    const own = dest();
+    await extractBundle(zipSync({ 'index.js': text('export const handler = 1;'), 'package.json': text('{"type":"module"}') }), own);
+    assert.equal(await readFile(join(own, 'package.json'), 'utf8'), '{"type":"module"}');
   });
 
   it('lets concurrent extractions of one bundle race safely', async () => {

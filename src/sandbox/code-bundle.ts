@@ -102,6 +102,13 @@ export async function extractBundle(
     for (const file of files.filter((entry) => entry.isDir)) {
       await mkdir(join(tmp, ...file.segments), { recursive: true });
     }
+    // Node decides whether a `.js` file is CommonJS or ESM from the nearest package.json, searching parent
+    // directories: without a boundary here, a bundle extracted under a project with "type": "module" (such as
+    // Savassan's own data dir) would turn a Lambda-style CommonJS index.js into ESM. As on Lambda, a bundle
+    // without a package.json is CommonJS.
+    if (!(await exists(join(tmp, 'package.json')))) {
+      await writeFile(join(tmp, 'package.json'), '{"type":"commonjs"}\n');
+    }
   } catch (err) {
     await rm(tmp, { recursive: true, force: true });
     // A file and a directory of the same name: the zip is at fault. Anything else (disk full) is ours.

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { repoRoot, runCli, startServer } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 
@@ -11,7 +11,9 @@ describe('CLI end to end', () => {
   const cli = (...args: string[]) => runCli(server.url, args);
 
   before(async () => {
-    server = await startServer();
+    // Data inside the project, as `npm start` has it: bundles are extracted below a package.json with
+    // "type": "module", which must not turn the CommonJS examples into ES modules.
+    server = await startServer([], await mkdtemp(join(repoRoot, '.savassan-test-')));
   });
   after(async () => {
     await server.cleanup();
