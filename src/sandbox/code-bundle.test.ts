@@ -45,12 +45,15 @@ describe('extractBundle', () => {
     assert.deepEqual((await readdir(target)).sort(), ['empty-dir', 'index.js', 'lib', 'node_modules', 'package.json']);
   });
 
-  it('marks a bundle without package.json as CommonJS, and leaves a bundle's own package.json alone', async () => {
+  it("marks a bundle without package.json as CommonJS, and leaves the bundle's own package.json alone", async () => {
     const plain = dest();
     await extractBundle(zipSync({ 'index.js': text('exports.handler = 1;') }), plain);
     assert.deepEqual(JSON.parse(await readFile(join(plain, 'package.json'), 'utf8')), { type: 'commonjs' });
     const own = dest();
-    await extractBundle(zipSync({ 'index.js': text('export const handler = 1;'), 'package.json': text('{"type":"module"}') }), own);
+    await extractBundle(
+      zipSync({ 'index.js': text('export const handler = 1;'), 'package.json': text('{"type":"module"}') }),
+      own,
+    );
     assert.equal(await readFile(join(own, 'package.json'), 'utf8'), '{"type":"module"}');
   });
 
