@@ -142,6 +142,33 @@ describe('HTTP API end to end', () => {
     assert.deepEqual(body.event, {});
   });
 
+  it('streams new invocation logs with follow=1 (server-sent events)', async () => {
+    const abort = new AbortController();
+    const response = await fetch(`${server.url}/v1/functions/probe/logs?follow=1&limit=1`, { signal: abort.signal });
+    assert.equal(response.headers.get('content-type'), 'text/event-stream');
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const nextEvent = async (): Promise<{ invocationId: string; log: string }> => {
+      for (;;) {
+        const match = /event: invocation\ndata: (.*)\n\n/.exec(text);
+        if (match !== null) {
+          text = text.slice(match.index + match[0].length);
+          return JSON.parse(match[1]!) as { invocationId: string; log: string };
+        }
+        const { value, done } = await reader.read();
+        assert.ok(!done, 'the stream ended');
+        text += decoder.decode(value, { stream: true });
+      }
+    };
+    await nextEvent(); // the most recent invocation, replayed first
+    const { invocationId } = await invoke<Probe>('probe', { followed: true });
+    const followed = await nextEvent();
+    assert.equal(followed.invocationId, invocationId);
+    assert.match(followed.log, new RegExp(`probe ${invocationId}`));
+    abort.abort();
+  });
+
   it('keeps versions immutable and can go back to an older one', async () => {
     await deploy('flip', 'probe');
     const again = await deploy('flip', 'probe');
