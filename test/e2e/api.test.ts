@@ -146,7 +146,7 @@ describe('HTTP API end to end', () => {
     const abort = new AbortController();
     const response = await fetch(`${server.url}/v1/functions/probe/logs?follow=1&limit=1`, { signal: abort.signal });
     assert.equal(response.headers.get('content-type'), 'text/event-stream');
-    const reader = response.body!.getReader();
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     const decoder = new TextDecoder();
     let text = '';
     const nextEvent = async (): Promise<{ invocationId: string; log: string }> => {
