@@ -11,24 +11,22 @@ export const errorCodes = {
     status: 400,
     description: 'The function code cannot be loaded: bad zip, syntax error or missing handler.',
   },
-  UNAUTHORIZED: { status: 401, description: 'An API key is required and was missing or wrong.' },
   NOT_FOUND: { status: 404, description: 'The function, version or invocation does not exist.' },
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The request body is over the allowed size.' },
   TOO_MANY_REQUESTS: {
     status: 429,
     description: 'Max instances reached or provisioning queue full; retry after the given delay.',
   },
-  FUNCTION_ERROR: { status: 502, description: 'The handler threw or rejected.' },
+  FUNCTION_ERROR: {
+    status: 502,
+    description: 'The handler threw, rejected or returned a result that cannot be sent (errorType tells which).',
+  },
   FUNCTION_INIT_ERROR: { status: 502, description: 'The function failed while loading or initialising.' },
   FUNCTION_CRASHED: {
     status: 502,
     description: 'The sandbox exited during the invocation (process.exit, crash, signal).',
   },
   FUNCTION_OUT_OF_MEMORY: { status: 502, description: 'The sandbox ran out of memory and was killed.' },
-  FUNCTION_RESPONSE_INVALID: {
-    status: 502,
-    description: 'The handler returned a value that cannot be sent as JSON or is too large.',
-  },
   FUNCTION_TIMEOUT: {
     status: 504,
     description: 'The invocation ran past the function timeout; the sandbox was killed.',
