@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -9,7 +9,7 @@ import type { AgentApi, InvokeOutcome, InvokeRequest, SandboxInfo, SandboxSpec }
 import type { BlobStore } from '../core/ports/blob-store.js';
 import type { SandboxExit, SandboxProcess, SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { blobKeys, type InstanceRef, type SerializedError } from '../core/types.js';
-import { extractBundle } from '../sandbox/code-bundle.js';
+import { exists, extractBundle } from '../sandbox/code-bundle.js';
 import {
   FrameDecoder,
   encodeMessage,
@@ -117,15 +117,6 @@ function closeServer(server: Server): Promise<void> {
     if (!server.listening) return resolve();
     server.close(() => resolve());
   });
-}
-
-async function pathExists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -390,7 +381,7 @@ export class Agent implements AgentApi {
     if (existing !== undefined) return existing;
     const dir = join(this.codeRoot, sha256);
     const extraction = (async () => {
-      if (await pathExists(dir)) return dir;
+      if (await exists(dir)) return dir;
       const key = blobKeys.code(sha256);
       const zip = await this.blobStore.get(key);
       if (zip === null) throw new PlatformError('NOT_FOUND', `code bundle ${key} is not in the blob store`);

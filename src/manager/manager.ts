@@ -5,7 +5,7 @@ import type { AgentApi } from '../core/ports/agent-api.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
-import type { FunctionVersion, InstanceRef, ProvisionRequest, SerializedError } from '../core/types.js';
+import type { FunctionRecord, FunctionVersion, InstanceRef, ProvisionRequest, SerializedError } from '../core/types.js';
 import { poolKey } from '../core/types.js';
 
 export interface ManagerOptions {
@@ -141,6 +141,16 @@ export class Manager {
     const { pool, metadata, agent, now } = this.#options;
     const functions = new Map((await metadata.listFunctions()).map((f) => [f.name, f]));
     const toDestroy: InstanceRef[] = [...(await pool.reclaimExpired(now()))];
+    // Each current version is read once per pass, however many steps below need it.
+    const versions = new Map<string, Promise<FunctionVersion | null>>();
+    const currentOf = (fn: FunctionRecord): Promise<FunctionVersion | null> => {
+      let version = versions.get(fn.name);
+      if (version === undefined) {
+        version = metadata.getVersion(fn.name, fn.currentVersion);
+        versions.set(fn.name, version);
+      }
+      return version;
+    };
 
     for (const key of await pool.keys()) {
       const [name = '', versionText = ''] = splitKey(key);
@@ -150,7 +160,7 @@ export class Manager {
         toDestroy.push(...(await pool.drain(key)));
         continue;
       }
-      const version = await metadata.getVersion(name, fn.currentVersion);
+      const version = await currentOf(fn);
       if (version === null) continue;
       const idleBefore = now() - version.config.idleSeconds * 1000;
       toDestroy.push(...(await pool.reapIdle(key, idleBefore, version.config.minInstances)));
@@ -159,7 +169,7 @@ export class Manager {
 
     // Keep min instances of each current version warm.
     for (const fn of functions.values()) {
-      const version = await metadata.getVersion(fn.name, fn.currentVersion);
+      const version = await currentOf(fn);
       if (version === null || version.config.minInstances === 0) continue;
       const missing =
         version.config.minInstances -

@@ -31,7 +31,8 @@ function safeSegments(name: string): string[] {
   return segments;
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether a path exists; `extractBundle`'s cache check, exported so callers can skip fetching a bundle already extracted. */
+export async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;
