@@ -263,13 +263,17 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         'cache-control': 'no-cache',
         connection: 'keep-alive',
       });
-      const seen = new Set<string>();
+      // Ids already sent, by creation time: polls overlap by 1 ms, so only ids that recent are kept.
+      const seen = new Map<string, number>();
       let after = new Date(0);
       const emit = async (records: typeof recent) => {
         for (const r of records) {
           if (seen.has(r.id)) continue;
-          seen.add(r.id);
-          if (r.createdAt > after) after = r.createdAt;
+          seen.set(r.id, r.createdAt.getTime());
+          if (r.createdAt > after) {
+            after = r.createdAt;
+            for (const [id, at] of seen) if (at < after.getTime() - 1) seen.delete(id);
+          }
           raw.write(`event: invocation\ndata: ${JSON.stringify(await render(r))}\n\n`);
         }
       };
