@@ -10,42 +10,20 @@ import { zipSync } from 'fflate';
 import { isPlatformError } from '../core/errors.js';
 import { compileFunctionConfig, type FunctionConfigInput } from '../core/function-config.js';
 import type { InvokeOutcome, SandboxSpec } from '../core/ports/agent-api.js';
-import type { BlobStore } from '../core/ports/blob-store.js';
 import { blobKeys } from '../core/types.js';
+import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
 import { ProcessRuntime } from '../sandbox/process-runtime.js';
 import { Agent } from './agent.js';
 
 const fixturesDir = fileURLToPath(new URL('../../test/fixtures/functions/', import.meta.url));
 const logCapBytes = 64 * 1024;
 
-/**
- * A BlobStore over a Map, whose puts can be made to fail. (The agent may not import adapters — see
- * test/architecture.test.ts — so the fs adapter is not used here; its contract suite covers it.)
- */
-class MapBlobStore implements BlobStore {
+/** The real filesystem blob store, whose puts can be made to fail (a blob store outage). */
+class FlakyBlobStore extends FsBlobStore {
   failPuts = false;
-  private readonly blobs = new Map<string, Buffer>();
-  put(key: string, data: Uint8Array | string): Promise<void> {
+  override put(key: string, data: Uint8Array | string): Promise<void> {
     if (this.failPuts) return Promise.reject(new Error('blob store is down'));
-    this.blobs.set(key, Buffer.from(data));
-    return Promise.resolve();
-  }
-  get(key: string): Promise<Buffer | null> {
-    const data = this.blobs.get(key);
-    return Promise.resolve(data === undefined ? null : Buffer.from(data));
-  }
-  exists(key: string): Promise<boolean> {
-    return Promise.resolve(this.blobs.has(key));
-  }
-  delete(key: string): Promise<void> {
-    this.blobs.delete(key);
-    return Promise.resolve();
-  }
-  list(prefix: string): Promise<string[]> {
-    return Promise.resolve([...this.blobs.keys()].filter((key) => key.startsWith(prefix)).sort());
-  }
-  close(): Promise<void> {
-    return Promise.resolve();
+    return super.put(key, data);
   }
 }
 
@@ -105,14 +83,14 @@ async function eventually(check: () => Promise<boolean>, what: string, timeoutMs
 describe('Agent with the process runtime', () => {
   let root: string;
   let workDir: string;
-  let blobs: MapBlobStore;
+  let blobs: FlakyBlobStore;
   let agent: Agent;
   const agents: Agent[] = [];
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'sv-agent-'));
     workDir = join(root, 'w');
-    blobs = new MapBlobStore();
+    blobs = new FlakyBlobStore(join(root, 'blobs'));
     agent = new Agent({ nodeId: 'node-a', runtime: new ProcessRuntime(), blobStore: blobs, workDir, logCapBytes });
     agents.push(agent);
     process.env['SAVASSAN_TEST_HOST_SECRET'] = 'must-not-leak';
