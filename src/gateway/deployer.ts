@@ -48,11 +48,12 @@ export class Deployer {
       throw new PlatformError('PAYLOAD_TOO_LARGE', `the code bundle is ${code.byteLength} bytes, over ${maxCodeBytes}`);
     }
     const codeSha256 = createHash('sha256').update(code).digest('hex');
-    const contentHash = createHash('sha256')
-      .update(codeSha256)
-      .update(JSON.stringify(config, Object.keys(config).sort()))
-      .update(JSON.stringify(config.env))
-      .digest('hex');
+    // compileFunctionConfig fixes the key order; only env keeps the caller's order, so sort it.
+    const canonical = {
+      ...config,
+      env: Object.fromEntries(Object.entries(config.env).sort(([a], [b]) => (a < b ? -1 : 1))),
+    };
+    const contentHash = createHash('sha256').update(codeSha256).update(JSON.stringify(canonical)).digest('hex');
     const { blobStore, metadata } = this.options;
     const key = blobKeys.code(codeSha256);
     if (!(await blobStore.exists(key))) await blobStore.put(key, code);

@@ -173,6 +173,9 @@ describe('HTTP API end to end', () => {
     await deploy('flip', 'probe');
     const again = await deploy('flip', 'probe');
     assert.equal(again.created, false, 'same code and config is the same version');
+    await deploy('env-order', 'probe', { env: { A: '1', B: '2' } });
+    const reordered = await deploy('env-order', 'probe', { env: { B: '2', A: '1' } });
+    assert.equal(reordered.created, false, 'the order of environment variables does not make a new version');
     const v2 = await deploy('flip', 'v2');
     assert.equal(v2.version.version, 2);
     assert.deepEqual((await invoke('flip')).body, { version: 'two' });
