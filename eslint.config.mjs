@@ -16,6 +16,7 @@ export default tseslint.config(
       'test/fixtures/**',
       'bench/functions/**',
       'bench/*.{mjs,cjs}',
+      'runtimes/**',
     ],
   },
   js.configs.recommended,

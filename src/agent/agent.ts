@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -7,9 +7,16 @@ import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { AgentApi, InvokeOutcome, InvokeRequest, SandboxInfo, SandboxSpec } from '../core/ports/agent-api.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
-import type { SandboxExit, SandboxProcess, SandboxRuntime } from '../core/ports/sandbox-runtime.js';
+import type { FunctionConfig } from '../core/function-config.js';
+import type {
+  LimitHits,
+  SandboxExit,
+  SandboxLimits,
+  SandboxProcess,
+  SandboxRuntime,
+} from '../core/ports/sandbox-runtime.js';
 import { blobKeys, type InstanceRef, type SerializedError } from '../core/types.js';
-import { exists, extractBundle } from '../sandbox/code-bundle.js';
+import { exists, extractBundle, placeCode } from '../sandbox/code-bundle.js';
 import {
   FrameDecoder,
   encodeMessage,
@@ -20,6 +27,7 @@ import {
   type ResultMessage,
 } from '../sandbox/protocol.js';
 import { LogBuffer } from './log-buffer.js';
+import { StemCells, defaultStemCellOptions, type StemCellOptions, type StemCellStats } from './stem-cells.js';
 
 export interface AgentOptions {
   nodeId: string;
@@ -30,8 +38,29 @@ export interface AgentOptions {
   logger?: Logger | undefined;
   /** Largest stored log per invocation; the rest is dropped with a marker line. Default 1 MiB. */
   logCapBytes?: number | undefined;
-  /** How long a sandbox may take from launch to `init-ok`. Default 10 s. */
+  /** How long a sandbox may take to connect after launch, and then to run `init`. Default 10 s each. */
   initTimeoutMs?: number | undefined;
+  /** Limits every sandbox gets besides its function's memory. */
+  limits?: Partial<Omit<SandboxLimits, 'memoryMB'>> | undefined;
+  /** Pre-started generic sandboxes for fast cold starts; `false` turns them off. */
+  stemCells?: Partial<StemCellOptions> | false | undefined;
+}
+
+export const defaultSandboxLimits: Omit<SandboxLimits, 'memoryMB'> = {
+  pids: 128,
+  openFiles: 1024,
+  tmpMB: 64,
+  cpus: 1,
+};
+
+/** The settings a generic sandbox is started with: sandboxes of one kind are interchangeable before `init`. */
+export function sandboxKind(config: Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network'>): string {
+  return `${config.runtime}/${config.memoryMB}MB/${config.network ? 'net' : 'nonet'}`;
+}
+
+function parseKind(kind: string): Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network'> {
+  const [runtime = '', memory = '', network = ''] = kind.split('/');
+  return { runtime, memoryMB: Number.parseInt(memory, 10), network: network === 'net' };
 }
 
 /** Longest Unix socket path Linux accepts (sun_path is 108 bytes with the terminating NUL). */
@@ -41,7 +70,7 @@ const socketName = 'guest.sock';
 const socketDrainMs = 250;
 const stderrInMessage = 2000;
 
-type SandboxState = 'starting' | 'idle' | 'busy' | 'stopping';
+type SandboxState = 'starting' | 'stem' | 'idle' | 'busy' | 'stopping';
 
 type SandboxEvent =
   { kind: 'message'; message: GuestMessage } | { kind: 'exit'; exit: SandboxExit } | { kind: 'timeout' };
@@ -55,9 +84,14 @@ interface ActiveInvocation {
 /** The Agent's record of one sandbox: its process, its socket and what it is doing. */
 interface Sandbox {
   readonly instanceId: string;
-  readonly spec: SandboxSpec;
+  /** The kind it was started as (`sandboxKind`). */
+  readonly kind: string;
+  /** The function it runs; null while it is a generic stem cell. */
+  spec: SandboxSpec | null;
   readonly dir: string;
-  /** Where the socket lives: `dir`, or a short directory under the system temp dir when `dir` is too long for it. */
+  /** Where the code is placed before init (read-only inside isolating runtimes). */
+  readonly taskDir: string;
+  /** Where the socket lives: `dir/sock`, or a short directory under the system temp dir when that is too long. */
   socketDir: string;
   socketPath: string;
   readonly server: Server;
@@ -66,6 +100,8 @@ interface Sandbox {
   initMs: number;
   invocations: number;
   idleSince: number;
+  /** Whether it was a stem cell when its function claimed it. */
+  fromStemCell: boolean;
   launching: Promise<SandboxProcess> | null;
   proc: SandboxProcess | null;
   socket: Socket | null;
@@ -90,6 +126,18 @@ function round(ms: number): number {
 
 function describeExit(exit: SandboxExit): string {
   return exit.signal !== null ? `was killed by signal ${exit.signal}` : `exited with code ${exit.code ?? 'unknown'}`;
+}
+
+function outOfMemoryMessage(memoryMB: number): string {
+  return `out of memory: the function exceeded its memory limit of ${memoryMB} MB`;
+}
+
+/** What limits a failed sandbox ran into, as a sentence to add to its error. */
+function limitSuffix(hits: LimitHits, limits: Omit<SandboxLimits, 'memoryMB'>): string {
+  const reasons: string[] = [];
+  if (hits.pids) reasons.push(`it reached its limit of ${limits.pids} processes and threads`);
+  if (hits.tmp) reasons.push(`its /tmp (${limits.tmpMB} MB) is full`);
+  return reasons.length === 0 ? '' : ` (${reasons.join('; ')})`;
 }
 
 function isOutOfMemory(exit: SandboxExit): boolean {
@@ -133,6 +181,8 @@ export class Agent implements AgentApi {
   private readonly logger: Logger;
   private readonly logCapBytes: number;
   private readonly initTimeoutMs: number;
+  private readonly limits: Omit<SandboxLimits, 'memoryMB'>;
+  private readonly stemCells: StemCells<Sandbox> | null;
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly extractions = new Map<string, Promise<string>>();
   private readonly creations = new Set<Promise<unknown>>();
@@ -149,6 +199,26 @@ export class Agent implements AgentApi {
     this.logger = (options.logger ?? silentLogger).child({ component: 'agent', nodeId: options.nodeId });
     this.logCapBytes = options.logCapBytes ?? 1024 * 1024;
     this.initTimeoutMs = options.initTimeoutMs ?? 10_000;
+    this.limits = { ...defaultSandboxLimits, ...options.limits };
+    this.stemCells =
+      options.stemCells === false
+        ? null
+        : new StemCells<Sandbox>(
+            { ...defaultStemCellOptions, ...options.stemCells },
+            (kind) => this.prepare(kind),
+            (cell) => this.destroySandbox(cell.instanceId),
+            this.logger,
+          );
+  }
+
+  /** Stem cells ready or starting, per kind. */
+  stemCellStats(): StemCellStats {
+    return this.stemCells?.stats() ?? { idle: 0, starting: 0, byKind: {} };
+  }
+
+  /** Resident memory of each idle stem cell, in bytes (null where unknown). */
+  stemCellMemory(): Promise<(number | null)[]> {
+    return Promise.all((this.stemCells?.cells() ?? []).map((cell) => cell.proc?.memoryBytes() ?? null));
   }
 
   createSandbox(spec: SandboxSpec): Promise<InstanceRef> {
@@ -168,6 +238,7 @@ export class Agent implements AgentApi {
     if (
       this.closing !== null ||
       sandbox === undefined ||
+      sandbox.spec === null ||
       sandbox.state === 'stopping' ||
       sandbox.exit !== null ||
       socket === null ||
@@ -187,6 +258,7 @@ export class Agent implements AgentApi {
       throw new PlatformError('INTERNAL', `invalid invoke request for sandbox ${instanceId}`);
     }
 
+    const { spec } = sandbox;
     sandbox.state = 'busy';
     const active: ActiveInvocation = {
       requestId: randomUUID(),
@@ -222,8 +294,8 @@ export class Agent implements AgentApi {
     const durationMs = round(performance.now() - started);
     sandbox.active = null;
 
-    const outcome = await this.outcomeOf(sandbox, event, request, durationMs, active.log);
-    const logKey = this.uploadLog(sandbox.spec.functionName, request.invocationId, active.log);
+    const outcome = await this.outcomeOf(sandbox, spec, event, request, durationMs, active.log);
+    const logKey = this.uploadLog(spec.functionName, request.invocationId, active.log);
     if (!outcome.reusable) await this.destroySandbox(instanceId);
     let { reusable } = outcome;
     if (reusable) {
@@ -249,21 +321,28 @@ export class Agent implements AgentApi {
 
   listSandboxes(): Promise<SandboxInfo[]> {
     return Promise.resolve(
-      [...this.sandboxes.values()].map((sandbox) => ({
-        instanceId: sandbox.instanceId,
-        functionName: sandbox.spec.functionName,
-        version: sandbox.spec.version,
-        pid: sandbox.proc?.pid ?? null,
-        state: sandbox.state,
-        createdAt: sandbox.createdAt,
-        invocations: sandbox.invocations,
-      })),
+      [...this.sandboxes.values()].flatMap((sandbox) => {
+        const { spec, state } = sandbox;
+        if (spec === null || state === 'stem') return [];
+        return [
+          {
+            instanceId: sandbox.instanceId,
+            functionName: spec.functionName,
+            version: spec.version,
+            pid: sandbox.proc?.pid ?? null,
+            state,
+            createdAt: sandbox.createdAt,
+            invocations: sandbox.invocations,
+          },
+        ];
+      }),
     );
   }
 
   /** Destroy every sandbox and wait for their processes to exit. Idempotent; later creations reject UNAVAILABLE. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      await this.stemCells?.close();
       const destroyAll = (): Promise<unknown> =>
         Promise.all([...this.sandboxes.keys()].map((id) => this.destroySandbox(id)));
       await destroyAll();
@@ -284,7 +363,43 @@ export class Agent implements AgentApi {
   private async create(spec: SandboxSpec): Promise<InstanceRef> {
     const codeDir = await this.ensureCode(spec.codeSha256);
     if (this.closing !== null) throw this.closedError();
+    const started = performance.now();
+    const kind = sandboxKind(spec.config);
+    const stem = this.stemCells?.take(kind) ?? null;
+    const sandbox = stem ?? (await this.prepare(kind));
+    const log = this.logger.child({ instanceId: sandbox.instanceId, functionName: spec.functionName, version: spec.version });
+    try {
+      sandbox.spec = spec;
+      sandbox.fromStemCell = stem !== null;
+      sandbox.state = 'starting';
+      await placeCode(codeDir, sandbox.taskDir);
+      await this.initialise(sandbox, spec);
+      if (sandbox.state !== 'starting') throw this.closedError();
+      sandbox.initMs = round(performance.now() - started);
+      sandbox.state = 'idle';
+      sandbox.idleSince = Date.now();
+      log.debug({ pid: sandbox.proc?.pid, initMs: sandbox.initMs, stemCell: sandbox.fromStemCell }, 'sandbox ready');
+      return {
+        instanceId: sandbox.instanceId,
+        functionName: spec.functionName,
+        version: spec.version,
+        nodeId: this.nodeId,
+        createdAt: sandbox.idleSince,
+        initMs: sandbox.initMs,
+        invocations: 0,
+        idleSince: sandbox.idleSince,
+      };
+    } catch (err) {
+      await this.destroySandbox(sandbox.instanceId);
+      if (this.closing !== null) throw this.closedError();
+      log.debug({ err }, 'sandbox creation failed');
+      throw PlatformError.from(err);
+    }
+  }
 
+  /** Launch a generic sandbox of a kind and wait for its guest to connect: a stem cell, not yet any function's. */
+  private async prepare(kind: string): Promise<Sandbox> {
+    if (this.closing !== null) throw this.closedError();
     const instanceId = randomUUID();
     const dir = join(this.sandboxRoot, instanceId);
     let markSocketClosed = (): void => {};
@@ -293,16 +408,19 @@ export class Agent implements AgentApi {
     });
     const sandbox: Sandbox = {
       instanceId,
-      spec,
+      kind,
+      spec: null,
       dir,
-      socketDir: dir,
-      socketPath: join(dir, socketName),
+      taskDir: join(dir, 'task'),
+      socketDir: join(dir, 'sock'),
+      socketPath: join(dir, 'sock', socketName),
       server: createServer(),
       createdAt: Date.now(),
       state: 'starting',
       initMs: 0,
       invocations: 0,
       idleSince: 0,
+      fromStemCell: false,
       launching: null,
       proc: null,
       socket: null,
@@ -317,57 +435,62 @@ export class Agent implements AgentApi {
       destroying: null,
     };
     this.sandboxes.set(instanceId, sandbox);
-    const log = this.logger.child({ instanceId, functionName: spec.functionName, version: spec.version });
     try {
-      await mkdir(join(dir, 'tmp'), { recursive: true, mode: 0o700 });
-      if (Buffer.byteLength(sandbox.socketPath) > maxSocketPathBytes) {
-        // sun_path holds 107 bytes: a deep workDir gets its sockets in a short private directory instead.
-        sandbox.socketDir = await mkdtemp(join(tmpdir(), 'savassan-'));
-        sandbox.socketPath = join(sandbox.socketDir, socketName);
-        if (Buffer.byteLength(sandbox.socketPath) > maxSocketPathBytes) {
-          throw new PlatformError(
-            'INTERNAL',
-            `sandbox socket path ${sandbox.socketPath} exceeds the ${maxSocketPathBytes}-byte Unix socket limit; ` +
-              'use a shorter agent workDir or TMPDIR',
-          );
-        }
-      }
+      await this.makeDirs(sandbox);
       await this.listen(sandbox);
-      const started = performance.now();
+      // The guest runs as another user: it must be able to connect.
+      await chmod(sandbox.socketPath, 0o666);
+      const { runtime, memoryMB, network } = parseKind(kind);
       sandbox.launching = this.runtime.launch({
         instanceId,
-        socketPath: sandbox.socketPath,
-        codeDir,
+        socketDir: sandbox.socketDir,
+        socketName,
+        taskDir: sandbox.taskDir,
         scratchDir: join(dir, 'tmp'),
-        memoryMB: spec.config.memoryMB,
-        runtime: spec.config.runtime,
+        runtime,
+        network,
+        limits: { ...this.limits, memoryMB },
       });
       const proc = await sandbox.launching;
       sandbox.proc = proc;
       void proc.exited.then((exit) => this.onExit(sandbox, exit));
       if (sandbox.state !== 'starting') throw this.closedError();
-      await this.initialise(sandbox, codeDir);
+      await this.awaitHello(sandbox);
       if (sandbox.state !== 'starting') throw this.closedError();
-      sandbox.initMs = round(performance.now() - started);
-      sandbox.state = 'idle';
-      sandbox.idleSince = Date.now();
-      log.debug({ pid: proc.pid, initMs: sandbox.initMs }, 'sandbox ready');
-      return {
-        instanceId,
-        functionName: spec.functionName,
-        version: spec.version,
-        nodeId: this.nodeId,
-        createdAt: sandbox.idleSince,
-        initMs: sandbox.initMs,
-        invocations: 0,
-        idleSince: sandbox.idleSince,
-      };
+      sandbox.state = 'stem';
+      return sandbox;
     } catch (err) {
       await this.destroySandbox(instanceId);
       if (this.closing !== null) throw this.closedError();
-      log.debug({ err }, 'sandbox creation failed');
       throw PlatformError.from(err);
     }
+  }
+
+  /** `dir` (0711), `dir/task` for the code (0755), `dir/sock` for the socket (0711), `dir/tmp` for scratch (0700). */
+  private async makeDirs(sandbox: Sandbox): Promise<void> {
+    const { dir } = sandbox;
+    // Sandbox users must pass through (not list) the sandboxes directory to reach their own.
+    await mkdir(this.sandboxRoot, { recursive: true, mode: 0o711 });
+    await chmod(this.sandboxRoot, 0o711);
+    await mkdir(join(dir, 'tmp'), { recursive: true, mode: 0o700 });
+    await mkdir(sandbox.taskDir, { mode: 0o755 });
+    await chmod(sandbox.taskDir, 0o755);
+    await chmod(dir, 0o711);
+    if (Buffer.byteLength(sandbox.socketPath) > maxSocketPathBytes) {
+      // sun_path holds 107 bytes: a deep workDir gets its sockets in a short private directory instead.
+      sandbox.socketDir = await mkdtemp(join(tmpdir(), 'savassan-'));
+      sandbox.socketPath = join(sandbox.socketDir, socketName);
+      if (Buffer.byteLength(sandbox.socketPath) > maxSocketPathBytes) {
+        throw new PlatformError(
+          'INTERNAL',
+          `sandbox socket path ${sandbox.socketPath} exceeds the ${maxSocketPathBytes}-byte Unix socket limit; ` +
+            'use a shorter agent workDir or TMPDIR',
+        );
+      }
+    } else {
+      await mkdir(sandbox.socketDir);
+    }
+    await chmod(sandbox.socketDir, 0o711);
   }
 
   /** The extracted code directory of a bundle: fetched and extracted once per node, shared by concurrent creations. */
@@ -413,83 +536,113 @@ export class Agent implements AgentApi {
     });
   }
 
-  /** Wait for the guest's hello, send init, wait for its answer; all within initTimeoutMs. */
-  private initialise(sandbox: Sandbox, codeDir: string): Promise<void> {
-    const { spec, instanceId } = sandbox;
-    const initId = randomUUID();
-    const timeoutMs = this.initTimeoutMs;
-    let phase: 'hello' | 'init' = 'hello';
-    return new Promise<void>((resolve, reject) => {
+  /** Run `body` with a listener on the sandbox's events and a timer, until it settles the promise. */
+  private phase<T>(
+    sandbox: Sandbox,
+    timeoutMs: number,
+    body: (event: SandboxEvent, resolve: (value: T) => void, reject: (error: PlatformError) => void) => void,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => sandbox.listener?.({ kind: 'timeout' }), timeoutMs);
-      const fail = (error: PlatformError): void => {
+      const done = (): void => {
         clearTimeout(timer);
         sandbox.listener = null;
-        reject(error);
       };
-      sandbox.listener = (event) => {
-        if (event.kind === 'timeout') {
-          if (phase === 'hello') {
-            return fail(new PlatformError('INTERNAL', `sandbox ${instanceId} did not connect within ${timeoutMs} ms`));
-          }
-          return fail(
-            new PlatformError('FUNCTION_INIT_ERROR', `function init did not finish within ${timeoutMs} ms`, {
-              details: { errorType: 'Runtime.InitTimeout' },
-            }),
-          );
-        }
-        if (event.kind === 'exit') {
-          const { exit } = event;
+      sandbox.listener = (event) =>
+        body(
+          event,
+          (value) => {
+            done();
+            resolve(value);
+          },
+          (error) => {
+            done();
+            reject(error);
+          },
+        );
+    });
+  }
+
+  /** Wait for the guest's hello, within initTimeoutMs. */
+  private awaitHello(sandbox: Sandbox): Promise<void> {
+    const timeoutMs = this.initTimeoutMs;
+    return this.phase<void>(sandbox, timeoutMs, (event, resolve, reject) => {
+      if (event.kind === 'timeout') {
+        return reject(
+          new PlatformError('INTERNAL', `sandbox ${sandbox.instanceId} did not connect within ${timeoutMs} ms`),
+        );
+      }
+      if (event.kind === 'exit') {
+        const why = sandbox.protocolError === null ? '' : ` after a protocol error (${sandbox.protocolError})`;
+        return reject(
+          new PlatformError(
+            'INTERNAL',
+            `sandbox process ${describeExit(event.exit)} before connecting to the agent${why}${stderrSuffix(event.exit)}`,
+          ),
+        );
+      }
+      if (event.message.type === 'hello') return resolve();
+      this.logger.warn({ instanceId: sandbox.instanceId, type: event.message.type }, 'unexpected message before hello');
+    });
+  }
+
+  /** Send init and wait for the guest's answer, within initTimeoutMs. */
+  private initialise(sandbox: Sandbox, spec: SandboxSpec): Promise<void> {
+    const initId = randomUUID();
+    const timeoutMs = this.initTimeoutMs;
+    const initialised = this.phase<void>(sandbox, timeoutMs, (event, resolve, reject) => {
+      if (event.kind === 'timeout') {
+        return reject(
+          new PlatformError('FUNCTION_INIT_ERROR', `function init did not finish within ${timeoutMs} ms`, {
+            details: { errorType: 'Runtime.InitTimeout' },
+          }),
+        );
+      }
+      if (event.kind === 'exit') {
+        const { exit } = event;
+        void this.limitHitsOf(sandbox).then((hits) => {
           const why = sandbox.protocolError === null ? '' : ` after a protocol error (${sandbox.protocolError})`;
-          if (phase === 'hello') {
-            return fail(
-              new PlatformError(
-                'INTERNAL',
-                `sandbox process ${describeExit(exit)} before connecting to the agent${why}${stderrSuffix(exit)}`,
-              ),
-            );
-          }
-          const oom = isOutOfMemory(exit);
+          const oom = hits.memory || isOutOfMemory(exit);
           const message = oom
-            ? `function init failed: out of memory: the function exceeded its memory limit of ${spec.config.memoryMB} MB`
-            : `function init failed: the process ${describeExit(exit)} during init${why}`;
-          return fail(
+            ? `function init failed: ${outOfMemoryMessage(spec.config.memoryMB)}`
+            : `function init failed: the process ${describeExit(exit)} during init${why}${limitSuffix(hits, this.limits)}`;
+          reject(
             new PlatformError('FUNCTION_INIT_ERROR', `${message}${stderrSuffix(exit)}`, {
               details: { errorType: oom ? 'Runtime.OutOfMemory' : 'Runtime.ExitError' },
             }),
           );
-        }
-        const { message } = event;
-        if (message.type === 'hello' && phase === 'hello') {
-          phase = 'init';
-          this.send(sandbox, {
-            type: 'init',
-            id: initId,
-            handler: spec.config.handler,
-            codeDir,
-            env: spec.config.env,
-            functionName: spec.functionName,
-            functionVersion: spec.version,
-            memoryMB: spec.config.memoryMB,
-            timeoutMs: spec.config.timeoutSeconds * 1000,
-          });
-          return;
-        }
-        if (message.type === 'init-ok' && message.id === initId) {
-          clearTimeout(timer);
-          sandbox.listener = null;
-          return resolve();
-        }
-        if (message.type === 'init-error' && message.id === initId) {
-          const { error } = message;
-          return fail(
-            new PlatformError('FUNCTION_INIT_ERROR', `function init failed: ${error.name}: ${error.message}`, {
-              details: { errorType: error.name, stack: error.stack },
-            }),
-          );
-        }
-        this.logger.warn({ instanceId, type: message.type }, 'unexpected message from a sandbox during init');
-      };
+        });
+        return;
+      }
+      const { message } = event;
+      if (message.type === 'init-ok' && message.id === initId) return resolve();
+      if (message.type === 'init-error' && message.id === initId) {
+        const { error } = message;
+        return reject(
+          new PlatformError('FUNCTION_INIT_ERROR', `function init failed: ${error.name}: ${error.message}`, {
+            details: { errorType: error.name, stack: error.stack },
+          }),
+        );
+      }
+      this.logger.warn({ instanceId: sandbox.instanceId, type: message.type }, 'unexpected message during init');
     });
+    this.send(sandbox, {
+      type: 'init',
+      id: initId,
+      handler: spec.config.handler,
+      codeDir: sandbox.proc?.guestTaskDir ?? sandbox.taskDir,
+      env: spec.config.env,
+      functionName: spec.functionName,
+      functionVersion: spec.version,
+      memoryMB: spec.config.memoryMB,
+      timeoutMs: spec.config.timeoutSeconds * 1000,
+    });
+    return initialised;
+  }
+
+  private async limitHitsOf(sandbox: Sandbox): Promise<LimitHits> {
+    const none: LimitHits = { memory: false, pids: false, tmp: false };
+    return (await sandbox.proc?.limitHits().catch(() => none)) ?? none;
   }
 
   // ---- the guest connection ----
@@ -557,6 +710,15 @@ export class Agent implements AgentApi {
       sandbox.listener({ kind: 'exit', exit });
       return;
     }
+    if (sandbox.state === 'stem') {
+      this.logger.warn(
+        { instanceId: sandbox.instanceId, code: exit.code, signal: exit.signal, stderrTail: exit.stderrTail },
+        'stem cell exited; discarding it',
+      );
+      this.stemCells?.forget(sandbox);
+      void this.destroySandbox(sandbox.instanceId);
+      return;
+    }
     if (sandbox.state === 'idle') {
       this.logger.warn(
         { instanceId: sandbox.instanceId, code: exit.code, signal: exit.signal, stderrTail: exit.stderrTail },
@@ -590,24 +752,31 @@ export class Agent implements AgentApi {
 
   private async outcomeOf(
     sandbox: Sandbox,
+    spec: SandboxSpec,
     event: SandboxEvent,
     request: InvokeRequest,
     durationMs: number,
     log: LogBuffer,
   ): Promise<Omit<InvokeOutcome, 'logKey'>> {
     const base = { durationMs, peakMemoryBytes: sandbox.lastMaxRssBytes };
+    if (event.kind === 'message' && event.message.type === 'result') {
+      return { ...base, status: 'success', payloadJson: event.message.payloadJson, reusable: true };
+    }
+    // A failure: which limits did the sandbox run into? (Read before the sandbox and its cgroup are gone.)
+    const hits = await this.limitHitsOf(sandbox);
+    const limits = limitSuffix(hits, this.limits);
+    if (limits !== '') log.note(`the sandbox hit a limit${limits}`);
     switch (event.kind) {
       case 'message': {
-        const message = event.message as ResultMessage | ErrorMessage;
-        if (message.type === 'result') {
-          return { ...base, status: 'success', payloadJson: message.payloadJson, reusable: true };
-        }
+        const message = event.message as ErrorMessage;
         if (message.fatal) log.note(`${message.error.name}: the sandbox exits after this error and is discarded`);
-        return { ...base, status: 'error', error: toSerializedError(message.error), reusable: !message.fatal };
+        const error = toSerializedError(message.error);
+        error.message += limits;
+        return { ...base, status: 'error', error, reusable: !message.fatal && limits === '' };
       }
       case 'timeout': {
         const peak = (await sandbox.proc?.memoryBytes()) ?? null;
-        const message = `Task timed out after ${(request.timeoutMs / 1000).toFixed(2)} seconds`;
+        const message = `Task timed out after ${(request.timeoutMs / 1000).toFixed(2)} seconds${limits}`;
         log.note(message);
         return {
           durationMs,
@@ -619,16 +788,16 @@ export class Agent implements AgentApi {
       }
       case 'exit': {
         const { exit } = event;
-        const oom = isOutOfMemory(exit);
+        const oom = hits.memory || isOutOfMemory(exit);
         let message: string;
         if (oom) {
-          message = `out of memory: the function exceeded its memory limit of ${sandbox.spec.config.memoryMB} MB`;
+          message = outOfMemoryMessage(spec.config.memoryMB);
         } else if (sandbox.protocolError !== null) {
           message = `the sandbox broke the protocol during the invocation (${sandbox.protocolError})`;
         } else if (sandbox.state === 'stopping') {
           message = 'the sandbox was destroyed during the invocation';
         } else {
-          message = `process ${describeExit(exit)} during the invocation`;
+          message = `process ${describeExit(exit)} during the invocation${limits}`;
         }
         log.note(message);
         const excerpt = stderrExcerpt(exit);

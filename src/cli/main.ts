@@ -8,7 +8,7 @@ import { readBundle } from '../client/bundle.js';
 import { PlatformError } from '../core/errors.js';
 import type { FunctionConfigInput } from '../core/function-config.js';
 import type { Logger } from '../core/logger.js';
-import { startEmbedded } from '../embedded/embedded-platform.js';
+import { runtimeWarnings, startEmbedded } from '../embedded/embedded-platform.js';
 import type { SandboxKind } from '../embedded/embedded-platform.js';
 import { deployExamples } from '../embedded/examples.js';
 
@@ -55,7 +55,11 @@ export function buildProgram(): Command {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', integer, 8080)
     .addOption(
-      new Option('--sandbox <kind>', 'sandbox runtime').choices(['process', 'bwrap', 'runc']).default('process'),
+      new Option('--sandbox <kind>', 'sandbox runtime: bwrap where bubblewrap is installed, else process').choices([
+        'process',
+        'bwrap',
+        'runc',
+      ]),
     )
     .option('--queue-wait <seconds>', 'how long an invocation waits for a free instance before 429', integer, 10)
     .addOption(
@@ -64,16 +68,18 @@ export function buildProgram(): Command {
         .default('process'),
     )
     .option('--no-examples', 'do not deploy the example functions on first start')
+    .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts')
     .option('--log-level <level>', 'server log level (debug, info, warn, error)', 'info')
     .action(
       async (opts: {
         dataDir: string;
         host: string;
         port: number;
-        sandbox: SandboxKind;
+        sandbox: SandboxKind | undefined;
         queueWait: number;
         durability: 'process' | 'full';
         examples: boolean;
+        stemCells: boolean;
         logLevel: string;
       }) => {
         const logger = pino({ level: opts.logLevel }, pino.destination(2)) as unknown as Logger;
@@ -83,12 +89,16 @@ export function buildProgram(): Command {
           port: opts.port,
           sandbox: opts.sandbox,
           queueWaitMs: opts.queueWait * 1000,
+          durability: opts.durability,
+          stemCells: opts.stemCells,
           logger,
         });
         if (!platform.runtime.isolating) {
           info(
             'WARNING: --sandbox process runs function code as plain processes with NO isolation from this host. Use it for development only.',
           );
+        } else {
+          for (const warning of runtimeWarnings(platform.runtime)) info(`WARNING: ${warning}`);
         }
         const deployed = opts.examples
           ? await deployExamples(platform.deployer, platform.metadata, join(packageRoot, 'examples'), logger)
@@ -126,13 +136,14 @@ export function buildProgram(): Command {
     .argument('<name>', 'function name')
     .argument('<path>', 'directory or .zip holding the code and its node_modules')
     .option('--handler <file.export>', 'handler, default index.handler')
-    .option('--runtime <runtime>', 'runtime, default nodejs20')
+    .option('--runtime <runtime>', 'runtime: nodejs20 (default) or nodejs24')
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', keyValue)
     .option('--timeout <seconds>', 'timeout in seconds', integer)
     .option('--memory <mb>', 'memory limit in MB', integer)
     .option('--max-instances <n>', 'max concurrent instances', integer)
     .option('--min-instances <n>', 'instances kept warm', integer)
     .option('--idle <seconds>', 'keep-alive of an idle instance', integer)
+    .option('--network', 'let the function reach the network (isolating sandboxes have none otherwise)')
     .action(async (name: string, path: string, opts: Record<string, unknown>) => {
       const config: FunctionConfigInput = {
         handler: opts.handler as string | undefined,
@@ -143,6 +154,7 @@ export function buildProgram(): Command {
         maxInstances: opts.maxInstances as number | undefined,
         minInstances: opts.minInstances as number | undefined,
         idleSeconds: opts.idle as number | undefined,
+        network: opts.network === true ? true : undefined,
       };
       const answer = await client().deploy(name, await readBundle(path), config);
       out(

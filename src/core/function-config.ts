@@ -10,6 +10,7 @@ export interface FunctionConfigInput {
   maxInstances?: number | undefined;
   minInstances?: number | undefined;
   idleSeconds?: number | undefined;
+  network?: boolean | undefined;
 }
 
 /** Validated, defaulted configuration of one function version. Immutable once deployed. */
@@ -22,6 +23,8 @@ export interface FunctionConfig {
   maxInstances: number;
   minInstances: number;
   idleSeconds: number;
+  /** Whether the function may reach the network; isolating sandboxes have none otherwise. */
+  network: boolean;
 }
 
 export const functionLimits = {
@@ -36,7 +39,7 @@ export const functionLimits = {
 /** Largest invocation event and result, as with AWS Lambda's synchronous invoke. */
 export const maxEventBytes = 6 * 1024 * 1024;
 
-export const runtimes = ['nodejs20'] as const;
+export const runtimes = ['nodejs20', 'nodejs24'] as const;
 export const defaultRuntime = 'nodejs20';
 
 const namePattern = /^[a-z][a-z0-9-]{0,62}$/;
@@ -113,6 +116,10 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
       `minInstances (${minInstances}) cannot exceed maxInstances (${maxInstances})`,
     );
   }
+  const network = input.network ?? false;
+  if (typeof network !== 'boolean') {
+    throw new PlatformError('INVALID_CONFIG', `network must be true or false, got ${JSON.stringify(network)}`);
+  }
   return {
     handler,
     runtime,
@@ -122,5 +129,6 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
     maxInstances,
     minInstances,
     idleSeconds: intInRange('idleSeconds', input.idleSeconds),
+    network,
   };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -6,7 +7,8 @@ import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
 import { MemoryPool } from '../adapters/memory/memory-pool.js';
 import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
-import { Agent } from '../agent/agent.js';
+import { Agent, sandboxKind } from '../agent/agent.js';
+import { compileFunctionConfig } from '../core/function-config.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
@@ -18,7 +20,9 @@ import { createGatewayServer } from '../gateway/http/server.js';
 import { Invoker } from '../gateway/invoker.js';
 import { GatewayMetrics } from '../gateway/metrics.js';
 import { Manager } from '../manager/manager.js';
+import { BwrapRuntime } from '../sandbox/bwrap-runtime.js';
 import { ProcessRuntime } from '../sandbox/process-runtime.js';
+import { RuncRuntime } from '../sandbox/runc-runtime.js';
 
 export type SandboxKind = 'process' | 'bwrap' | 'runc';
 
@@ -35,6 +39,8 @@ export interface EmbeddedOptions {
   reconcileIntervalMs?: number;
   /** Metadata durability: `process` (default) or `full` (fsync every commit); see `openSqliteMetadataStore`. */
   durability?: 'process' | 'full';
+  /** Keep pre-started generic sandboxes for fast cold starts (default true). */
+  stemCells?: boolean;
   logger?: Logger;
 }
 
@@ -48,6 +54,7 @@ export interface CompiledEmbeddedOptions {
   managerConcurrency: number;
   reconcileIntervalMs: number;
   durability: 'process' | 'full';
+  stemCells: boolean;
   logger: Logger;
 }
 
@@ -57,7 +64,8 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new PlatformError('INVALID_CONFIG', `port must be an integer from 0 to 65535, got ${port}`);
   }
-  const sandbox = options.sandbox ?? 'process';
+  // bwrap where bubblewrap is installed: isolation is the default, the unisolated process runtime the fallback.
+  const sandbox = options.sandbox ?? (existsSync('/usr/bin/bwrap') ? 'bwrap' : 'process');
   if (!['process', 'bwrap', 'runc'].includes(sandbox)) {
     throw new PlatformError('INVALID_CONFIG', `sandbox must be process, bwrap or runc, got ${String(sandbox)}`);
   }
@@ -81,16 +89,36 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     managerConcurrency: positive('managerConcurrency', options.managerConcurrency ?? 4),
     reconcileIntervalMs: positive('reconcileIntervalMs', options.reconcileIntervalMs ?? 1000),
     durability,
+    stemCells: options.stemCells ?? true,
     logger: options.logger ?? silentLogger,
   };
 }
 
-function createRuntime(kind: SandboxKind): SandboxRuntime {
-  if (kind === 'process') return new ProcessRuntime();
-  throw new PlatformError(
-    'INVALID_CONFIG',
-    `the ${kind} sandbox runtime is not available yet in this version; use --sandbox process`,
-  );
+function createRuntime(kind: SandboxKind, workDir: string, logger: Logger): Promise<SandboxRuntime> {
+  const cgroupName = `savassan-${process.pid}`;
+  switch (kind) {
+    case 'process':
+      return Promise.resolve(new ProcessRuntime());
+    case 'bwrap':
+      return BwrapRuntime.open({ workDir, cgroupName, logger });
+    case 'runc':
+      return RuncRuntime.open({ workDir, cgroupName, logger });
+  }
+}
+
+/** What the node cannot enforce, as warnings for `savassan start` and `GET /v1/nodes`. */
+export function runtimeWarnings(runtime: SandboxRuntime): string[] {
+  if (!runtime.isolating) return ['sandboxes are plain processes: function code is NOT isolated from the host'];
+  return Object.entries(runtime.capabilities)
+    .filter(([, enforcement]) => !enforcement.enforced)
+    .map(([limit, enforcement]) => `${limit} is not enforced: ${enforcement.note}`);
+}
+
+async function stemCellView(agent: Agent): Promise<{ idle: number; starting: number; memoryBytes: number | null }> {
+  const { idle, starting } = agent.stemCellStats();
+  const memory = await agent.stemCellMemory();
+  const known = memory.filter((bytes): bytes is number => bytes !== null);
+  return { idle, starting, memoryBytes: known.length === 0 ? null : known.reduce((a, b) => a + b, 0) };
 }
 
 export interface EmbeddedPlatform {
@@ -112,13 +140,21 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   const options = compileEmbeddedOptions(input);
   const { dataDir, logger } = options;
   await mkdir(dataDir, { recursive: true });
-  const runtime = createRuntime(options.sandbox);
+  const workDir = join(dataDir, 'agent');
+  const runtime = await createRuntime(options.sandbox, workDir, logger);
   const nodeId = 'local';
   const metadata = await openSqliteMetadataStore(join(dataDir, 'savassan.db'), { durability: options.durability });
   const blobStore = new FsBlobStore(join(dataDir, 'blobs'));
   const pool = new MemoryPool();
   const queue = new MemoryProvisionQueue({ capacity: options.queueCapacity });
-  const agent = new Agent({ nodeId, runtime, blobStore, workDir: join(dataDir, 'agent'), logger });
+  const agent = new Agent({
+    nodeId,
+    runtime,
+    blobStore,
+    workDir,
+    logger,
+    stemCells: options.stemCells ? { baseKinds: [sandboxKind(compileFunctionConfig({}))] } : false,
+  });
   const manager = new Manager({
     queue,
     pool,
@@ -164,9 +200,9 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
         sandboxRuntime: runtime.kind,
         isolating: runtime.isolating,
         sandboxes: (await agent.listSandboxes()).length,
-        warnings: runtime.isolating
-          ? []
-          : ['sandboxes are plain processes: function code is NOT isolated from the host'],
+        enforcement: { ...runtime.capabilities },
+        stemCells: await stemCellView(agent),
+        warnings: runtimeWarnings(runtime),
       },
     ],
   });
@@ -178,6 +214,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   } catch (err) {
     await manager.stop();
     await agent.close();
+    await runtime.close();
     await metadata.close();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
@@ -207,6 +244,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
         await server.close(); // waits for in-flight requests (invocations) to finish
         await manager.stop();
         await agent.close();
+        await runtime.close();
         await pool.close();
         await queue.close();
         await metadata.close();

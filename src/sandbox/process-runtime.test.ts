@@ -41,11 +41,13 @@ describe('ProcessRuntime', () => {
     await mkdir(join(root, 'scratch'));
     spec = {
       instanceId: 'i-1',
-      socketPath: join(root, 'guest.sock'),
-      codeDir: join(root, 'code'),
+      socketDir: root,
+      socketName: 'guest.sock',
+      taskDir: join(root, 'code'),
       scratchDir: join(root, 'scratch'),
-      memoryMB: 64,
       runtime: 'nodejs20',
+      network: false,
+      limits: { memoryMB: 64, pids: 64, openFiles: 256, tmpMB: 16, cpus: 1 },
     };
   });
   after(async () => {
@@ -68,7 +70,7 @@ describe('ProcessRuntime', () => {
       assert.equal(exit.signal, null);
       const report = JSON.parse(exit.stderrTail) as { env: Record<string, string>; cwd: string; execArgv: string[] };
       assert.deepEqual(report.env, {
-        SAVASSAN_SOCKET: spec.socketPath,
+        SAVASSAN_SOCKET: join(root, 'guest.sock'),
         PATH: '/usr/local/bin:/usr/bin:/bin',
         HOME: spec.scratchDir,
         TMPDIR: spec.scratchDir,
@@ -76,7 +78,8 @@ describe('ProcessRuntime', () => {
         TZ: 'UTC',
         NODE_ENV: 'production',
       });
-      assert.equal(report.cwd, spec.codeDir);
+      assert.equal(report.cwd, spec.taskDir);
+      assert.equal(proc.guestTaskDir, spec.taskDir);
       assert.deepEqual(report.execArgv, ['--max-old-space-size=64']);
       assert.equal(await proc.memoryBytes(), null, 'no memory reading once exited');
       assert.deepEqual(await proc.kill(), exit, 'kill after exit is a no-op');

@@ -1,33 +1,37 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { access, readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
 import { PlatformError } from '../core/errors.js';
-import type { SandboxExit, SandboxLaunchSpec, SandboxProcess, SandboxRuntime } from '../core/ports/sandbox-runtime.js';
+import type {
+  RuntimeCapabilities,
+  SandboxLaunchSpec,
+  SandboxProcess,
+  SandboxRuntime,
+} from '../core/ports/sandbox-runtime.js';
+import { ChildSandboxProcess } from './child-sandbox.js';
+import { nodeBinaryFor } from './node-runtimes.js';
+import { builtSandboxDir } from './package-root.js';
 
 export interface ProcessRuntimeOptions {
   /** The compiled guest shim; defaults to `<package root>/dist/sandbox/guest/shim.js`. */
   shimPath?: string | undefined;
-  /** The node binary; defaults to the one running the Agent. */
+  /** The node binary for every runtime; defaults to the one each runtime name stands for. */
   nodePath?: string | undefined;
 }
 
-/** How much of the sandbox's stderr (outside the protocol) is kept for crash reports. */
-const stderrTailBytes = 8 * 1024;
-/** After the process exits, how long to wait for its stderr pipe to drain (a grandchild may hold it open). */
-const stderrDrainMs = 200;
+const none = (mechanism: string, note: string) => ({ mechanism, enforced: false, note });
 
-/** The directory holding package.json above this module (src/sandbox or dist/sandbox alike). */
-function findPackageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new PlatformError('INTERNAL', `no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
+/** What the process runtime enforces: the V8 heap limit and the timeout, nothing else. */
+export const processRuntimeCapabilities: RuntimeCapabilities = {
+  filesystem: none('none', 'the function can read and write whatever the Savassan process can'),
+  network: none('none', 'the function can reach any address'),
+  processes: none('process group', 'the function sees every process on the host'),
+  memory: { mechanism: 'V8 heap limit', enforced: false, note: 'only the JavaScript heap is limited' },
+  pids: none('none', 'no process limit'),
+  cpu: none('none', 'no CPU share or quota'),
+  tmp: none('none', 'scratch space on the host disk, unbounded'),
+  openFiles: none('none', 'inherits the Savassan process limit'),
+};
 
 /**
  * Runs each sandbox as a plain child process of the Agent: no isolation, for development only. The process gets
@@ -37,20 +41,22 @@ function findPackageRoot(): string {
 export class ProcessRuntime implements SandboxRuntime {
   readonly kind = 'process' as const;
   readonly isolating = false;
+  readonly capabilities = processRuntimeCapabilities;
   private shimPath: string | null;
-  private readonly nodePath: string;
+  private readonly nodePath: string | null;
 
   constructor(options: ProcessRuntimeOptions = {}) {
     this.shimPath = options.shimPath ?? null;
-    this.nodePath = options.nodePath ?? process.execPath;
+    this.nodePath = options.nodePath ?? null;
   }
 
   async launch(spec: SandboxLaunchSpec): Promise<SandboxProcess> {
     const shim = await this.resolveShim();
-    const child = spawn(this.nodePath, [`--max-old-space-size=${spec.memoryMB}`, shim], {
-      cwd: spec.codeDir,
+    const nodePath = this.nodePath ?? (await nodeBinaryFor(spec.runtime));
+    const child = spawn(nodePath, [`--max-old-space-size=${spec.limits.memoryMB}`, shim], {
+      cwd: spec.taskDir,
       env: {
-        SAVASSAN_SOCKET: spec.socketPath,
+        SAVASSAN_SOCKET: join(spec.socketDir, spec.socketName),
         PATH: '/usr/local/bin:/usr/bin:/bin',
         HOME: spec.scratchDir,
         TMPDIR: spec.scratchDir,
@@ -65,13 +71,17 @@ export class ProcessRuntime implements SandboxRuntime {
       child.once('spawn', resolve);
       child.once('error', (err) =>
         reject(
-          new PlatformError('INTERNAL', `cannot start sandbox process ${this.nodePath}: ${err.message}`, {
+          new PlatformError('INTERNAL', `cannot start sandbox process ${nodePath}: ${err.message}`, {
             cause: err,
           }),
         ),
       );
     });
-    return new ChildSandboxProcess(child);
+    return new ChildSandboxProcess(child, { guestTaskDir: spec.taskDir });
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 
   private async resolveShim(): Promise<string> {
@@ -81,7 +91,7 @@ export class ProcessRuntime implements SandboxRuntime {
       });
       return this.shimPath;
     }
-    const shim = join(findPackageRoot(), 'dist', 'sandbox', 'guest', 'shim.js');
+    const shim = join(builtSandboxDir(), 'guest', 'shim.js');
     try {
       await access(shim);
     } catch {
@@ -89,61 +99,5 @@ export class ProcessRuntime implements SandboxRuntime {
     }
     this.shimPath = shim;
     return shim;
-  }
-}
-
-class ChildSandboxProcess implements SandboxProcess {
-  readonly pid: number | null;
-  readonly exited: Promise<SandboxExit>;
-  private stderr: Buffer = Buffer.alloc(0);
-  private done = false;
-
-  constructor(private readonly child: ChildProcess) {
-    this.pid = child.pid ?? null;
-    child.stderr?.on('data', (chunk: Buffer) => {
-      const joined = Buffer.concat([this.stderr, chunk]);
-      this.stderr = joined.length > stderrTailBytes ? joined.subarray(joined.length - stderrTailBytes) : joined;
-    });
-    // Swallow read errors on the pipe; the exit is what matters.
-    child.stderr?.on('error', () => {});
-    this.exited = new Promise<SandboxExit>((resolve) => {
-      child.once('exit', (code, signal) => {
-        const finish = (): void => {
-          this.done = true;
-          resolve({ code, signal, stderrTail: this.stderr.toString('utf8') });
-        };
-        const stderr = child.stderr;
-        if (stderr === null || stderr.readableEnded || stderr.destroyed) return finish();
-        const timer = setTimeout(finish, stderrDrainMs);
-        stderr.once('close', () => {
-          clearTimeout(timer);
-          finish();
-        });
-      });
-    });
-  }
-
-  async memoryBytes(): Promise<number | null> {
-    if (this.done || this.pid === null) return null;
-    try {
-      const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
-      const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
-      return match?.[1] === undefined ? null : Number(match[1]) * 1024;
-    } catch {
-      return null;
-    }
-  }
-
-  kill(): Promise<SandboxExit> {
-    if (this.pid !== null) {
-      try {
-        // The whole process group: the sandbox and anything it spawned. Also after the leader exited, since its
-        // children may live on; ESRCH means the group is gone.
-        process.kill(-this.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-    return this.exited;
   }
 }

@@ -414,6 +414,7 @@ function config(overrides: Partial<FunctionConfig> = {}): FunctionConfig {
     maxInstances: 10,
     minInstances: 0,
     idleSeconds: 300,
+    network: false,
     ...overrides,
   };
 }

@@ -77,6 +77,7 @@ describe('SQLite metadata store specifics', () => {
           maxInstances: 10,
           minInstances: 0,
           idleSeconds: 300,
+          network: false,
         },
       });
       await store.close();

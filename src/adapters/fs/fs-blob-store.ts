@@ -1,14 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { isValidBlobKeySegment, parseBlobPrefix, validateBlobKey } from '../../core/blob-keys.js';
 import { PlatformError } from '../../core/errors.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
-
-export const maxBlobKeyLength = 1024;
-
-/** One key segment. `~` is deliberately absent: temporary files use it, so they can never be keys. */
-const segmentPattern = /^[A-Za-z0-9._@=-]+$/;
-const partialSegmentPattern = /^[A-Za-z0-9._@=-]*$/;
 
 /**
  * A `BlobStore` on the local file system: key `a/b/c` is the file `{root}/a/b/c`. Directories are made on
@@ -92,7 +87,7 @@ export class FsBlobStore implements BlobStore {
 
   async list(prefix: string): Promise<string[]> {
     this.#assertOpen('list');
-    const { dirSegments, partial } = parsePrefix(prefix);
+    const { dirSegments, partial } = parseBlobPrefix(prefix);
     const keys: string[] = [];
     await this.#walk(dirSegments, partial, keys);
     return keys.filter((key) => key.startsWith(prefix)).sort();
@@ -112,7 +107,7 @@ export class FsBlobStore implements BlobStore {
       throw unavailable(`list blobs under ${segments.join('/')}`, err);
     }
     for (const entry of entries) {
-      if (!entry.name.startsWith(namePrefix) || !isValidSegment(entry.name)) continue;
+      if (!entry.name.startsWith(namePrefix) || !isValidBlobKeySegment(entry.name)) continue;
       const child = [...segments, entry.name];
       if (entry.isDirectory()) await this.#walk(child, '', out);
       else if (entry.isFile()) out.push(child.join('/'));
@@ -126,41 +121,6 @@ export class FsBlobStore implements BlobStore {
   #assertOpen(action: string): void {
     if (this.#closed) throw new PlatformError('UNAVAILABLE', `cannot ${action}: the blob store is closed`);
   }
-}
-
-/** Check a blob key; throws BAD_REQUEST saying what is wrong with it. */
-export function validateBlobKey(key: unknown): string {
-  if (typeof key !== 'string' || key.length === 0) throw badKey(key, 'it is empty');
-  if (key.length > maxBlobKeyLength) throw badKey(key, `it is longer than ${maxBlobKeyLength} characters`);
-  if (key.startsWith('/')) throw badKey(key, 'it must be relative, not start with "/"');
-  for (const segment of key.split('/')) {
-    if (segment.length === 0) throw badKey(key, 'it has an empty segment ("//" or a trailing "/")');
-    if (!isValidSegment(segment)) {
-      throw badKey(key, 'segments may only use letters, digits and ._@=- and may not be "." or ".."');
-    }
-  }
-  return key;
-}
-
-function parsePrefix(prefix: unknown): { dirSegments: string[]; partial: string } {
-  if (typeof prefix !== 'string') throw badKey(prefix, 'a prefix must be a string');
-  if (prefix.length > maxBlobKeyLength) throw badKey(prefix, `it is longer than ${maxBlobKeyLength} characters`);
-  if (prefix.startsWith('/')) throw badKey(prefix, 'it must be relative, not start with "/"');
-  const dirSegments = prefix.split('/');
-  const partial = dirSegments.pop() ?? '';
-  if (!dirSegments.every(isValidSegment) || !partialSegmentPattern.test(partial)) {
-    throw badKey(prefix, 'segments may only use letters, digits and ._@=- and may not be empty, "." or ".."');
-  }
-  return { dirSegments, partial };
-}
-
-function isValidSegment(segment: string): boolean {
-  return segmentPattern.test(segment) && segment !== '.' && segment !== '..';
-}
-
-function badKey(key: unknown, why: string): PlatformError {
-  const shown = typeof key === 'string' && key.length > 80 ? `${key.slice(0, 80)}…` : key;
-  return new PlatformError('BAD_REQUEST', `invalid blob key ${JSON.stringify(shown)}: ${why}`);
 }
 
 function hasCode(err: unknown, ...codes: string[]): boolean {

@@ -1,20 +1,23 @@
-import { Migrator } from 'kysely';
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { Migrator, MysqlAdapter, PostgresAdapter, sql } from 'kysely';
+import type { ColumnDataType, CreateTableBuilder, Expression, Kysely, Migration, MigrationProvider } from 'kysely';
 import { columnLengths } from './schema.js';
 
 /**
  * Schema migrations, in code so the built package needs no migration files on disk.
  *
- * Dialect-neutral on purpose: only `varchar(n)`, `text`, `integer`, `bigint` and `double precision`,
- * which SQLite, PostgreSQL and MySQL all understand. Indexed text columns are `varchar(n)` because MySQL
- * cannot index unbounded `text`. Never edit a migration that has shipped; add a new one.
+ * One set for every engine: only `varchar(n)`, `text`, `integer`, `bigint` and `double precision`, which SQLite,
+ * PostgreSQL and MySQL all understand. Indexed text columns are `varchar(n)` because MySQL cannot index unbounded
+ * `text`. Where an engine's defaults would change what the queries mean, the column types pin the same meaning
+ * everywhere (see `textTypes`). Never edit a migration that has shipped; add a new one.
  */
 export const migrations: Readonly<Record<string, Migration>> = {
   '0001_initial': {
     async up(db: Kysely<unknown>): Promise<void> {
+      const { varchar, text, table } = textTypes(db);
       await db.schema
         .createTable('functions')
-        .addColumn('name', `varchar(${columnLengths.functionName})`, (col) => col.primaryKey())
+        .$call(table)
+        .addColumn('name', varchar(columnLengths.functionName), (col) => col.primaryKey())
         .addColumn('current_version', 'integer', (col) => col.notNull())
         .addColumn('created_at', 'bigint', (col) => col.notNull())
         .addColumn('updated_at', 'bigint', (col) => col.notNull())
@@ -22,12 +25,13 @@ export const migrations: Readonly<Record<string, Migration>> = {
 
       await db.schema
         .createTable('function_versions')
-        .addColumn('function_name', `varchar(${columnLengths.functionName})`, (col) => col.notNull())
+        .$call(table)
+        .addColumn('function_name', varchar(columnLengths.functionName), (col) => col.notNull())
         .addColumn('version', 'integer', (col) => col.notNull())
-        .addColumn('code_sha256', `varchar(${columnLengths.sha256})`, (col) => col.notNull())
+        .addColumn('code_sha256', varchar(columnLengths.sha256), (col) => col.notNull())
         .addColumn('code_size_bytes', 'bigint', (col) => col.notNull())
-        .addColumn('content_hash', `varchar(${columnLengths.contentHash})`, (col) => col.notNull())
-        .addColumn('config', 'text', (col) => col.notNull())
+        .addColumn('content_hash', varchar(columnLengths.contentHash), (col) => col.notNull())
+        .addColumn('config', text, (col) => col.notNull())
         .addColumn('created_at', 'bigint', (col) => col.notNull())
         .addPrimaryKeyConstraint('function_versions_pk', ['function_name', 'version'])
         .addForeignKeyConstraint('function_versions_function_fk', ['function_name'], 'functions', ['name'], (fk) =>
@@ -37,18 +41,19 @@ export const migrations: Readonly<Record<string, Migration>> = {
 
       await db.schema
         .createTable('invocations')
-        .addColumn('id', `varchar(${columnLengths.invocationId})`, (col) => col.primaryKey())
-        .addColumn('function_name', `varchar(${columnLengths.functionName})`, (col) => col.notNull())
+        .$call(table)
+        .addColumn('id', varchar(columnLengths.invocationId), (col) => col.primaryKey())
+        .addColumn('function_name', varchar(columnLengths.functionName), (col) => col.notNull())
         .addColumn('version', 'integer', (col) => col.notNull())
-        .addColumn('start_kind', `varchar(${columnLengths.kind})`, (col) => col.notNull())
-        .addColumn('status', `varchar(${columnLengths.kind})`, (col) => col.notNull())
+        .addColumn('start_kind', varchar(columnLengths.kind), (col) => col.notNull())
+        .addColumn('status', varchar(columnLengths.kind), (col) => col.notNull())
         .addColumn('init_ms', 'double precision')
         .addColumn('duration_ms', 'double precision', (col) => col.notNull())
         .addColumn('peak_memory_bytes', 'bigint')
-        .addColumn('error', 'text')
-        .addColumn('log_key', `varchar(${columnLengths.logKey})`)
-        .addColumn('node_id', `varchar(${columnLengths.nodeId})`)
-        .addColumn('instance_id', `varchar(${columnLengths.instanceId})`)
+        .addColumn('error', text)
+        .addColumn('log_key', varchar(columnLengths.logKey))
+        .addColumn('node_id', varchar(columnLengths.nodeId))
+        .addColumn('instance_id', varchar(columnLengths.instanceId))
         .addColumn('created_at', 'bigint', (col) => col.notNull())
         .execute();
 
@@ -68,6 +73,48 @@ export const migrations: Readonly<Record<string, Migration>> = {
     },
   },
 };
+
+/** A column type as Kysely's `addColumn` takes it. */
+type DataTypeExpression = ColumnDataType | Expression<unknown>;
+
+/** Column types and table options for text, per engine. */
+interface TextTypes {
+  /** An indexable string of at most `length` characters. */
+  varchar: (length: number) => DataTypeExpression;
+  /** A long string: JSON documents. */
+  text: DataTypeExpression;
+  /** Applied to every table: its default character set, where the engine has one. */
+  table: <TB extends string, C extends string>(builder: CreateTableBuilder<TB, C>) => CreateTableBuilder<TB, C>;
+}
+
+/**
+ * Text that stores all of Unicode and compares byte by byte on every engine, as SQLite's default BINARY collation
+ * does: equality and `order by` then mean the same on all three, whatever the server's defaults.
+ * - PostgreSQL: columns collate "C" (a database's default collation can be a locale's, which ignores dashes when
+ *   sorting).
+ * - MySQL/MariaDB: tables are utf8mb4 with the binary collation (MariaDB before 11.6 defaults to latin1, which
+ *   cannot hold an emoji, and MySQL's default collations are case-insensitive), and long text is `mediumtext`:
+ *   `text` holds only 64 KiB there, less than the longest serialized error.
+ * The `utf8mb4_bin` collation exists on MySQL 5.5+ and every MariaDB; it ignores trailing spaces in comparisons.
+ */
+function textTypes(db: Kysely<unknown>): TextTypes {
+  const adapter = db.getExecutor().adapter;
+  if (adapter instanceof PostgresAdapter) {
+    return { varchar: (length) => sql`varchar(${sql.raw(String(length))}) collate "C"`, text: 'text', table: same };
+  }
+  if (adapter instanceof MysqlAdapter) {
+    return {
+      varchar: (length) => `varchar(${length})` as const,
+      text: sql`mediumtext`,
+      table: (builder) => builder.modifyEnd(sql`engine = InnoDB default character set utf8mb4 collate utf8mb4_bin`),
+    };
+  }
+  return { varchar: (length) => `varchar(${length})` as const, text: 'text', table: same };
+}
+
+function same<T>(value: T): T {
+  return value;
+}
 
 /** The migrations above as a Kysely `MigrationProvider`. */
 export const migrationProvider: MigrationProvider = {

@@ -464,6 +464,12 @@ export function functionFromRow(row: FunctionRow): FunctionRecord {
   };
 }
 
+/** A stored config; versions stored before a setting existed get its default. */
+function configFromJson(json: string): FunctionConfig {
+  const stored = JSON.parse(json) as Omit<FunctionConfig, 'network'> & { network?: boolean };
+  return { ...stored, network: stored.network ?? false };
+}
+
 export function versionFromRow(row: FunctionVersionRow): FunctionVersion {
   return {
     functionName: row.function_name,
@@ -471,7 +477,7 @@ export function versionFromRow(row: FunctionVersionRow): FunctionVersion {
     codeSha256: row.code_sha256,
     codeSizeBytes: intFromDb(row.code_size_bytes, 'function_versions.code_size_bytes'),
     contentHash: row.content_hash,
-    config: JSON.parse(row.config) as FunctionConfig,
+    config: configFromJson(row.config),
     createdAt: new Date(intFromDb(row.created_at, 'function_versions.created_at')),
   };
 }

@@ -1,14 +1,35 @@
+/** Resource limits of one sandbox. Isolating runtimes enforce each one they have a mechanism for. */
+export interface SandboxLimits {
+  /** Memory of the whole sandbox (V8 heap, buffers, /tmp contents), in MB. */
+  memoryMB: number;
+  /** Most processes and threads at once (a fork bomb stops here). */
+  pids: number;
+  /** Most open file descriptors per process. */
+  openFiles: number;
+  /** Size of the private /tmp, in MB. */
+  tmpMB: number;
+  /** CPU time share as a number of cores (a quota, not a pin). */
+  cpus: number;
+}
+
 /** How a sandbox process is launched. The Agent owns the socket protocol; a runtime only starts the process. */
 export interface SandboxLaunchSpec {
   instanceId: string;
-  /** Unix socket the guest must connect to (listening, owned by the Agent). */
-  socketPath: string;
-  /** Extracted function code, mounted read-only where the runtime can. */
-  codeDir: string;
-  /** Writable scratch directory for the sandbox (its /tmp). */
+  /** Host directory holding the Agent's listening socket `socketName`; the runtime exposes it to the guest. */
+  socketDir: string;
+  socketName: string;
+  /**
+   * Host directory the function's code is placed in before `init` (it may still be empty at launch: a stem
+   * cell is launched before anyone knows which function it will run). Read-only inside isolating runtimes.
+   */
+  taskDir: string;
+  /** Writable scratch directory on the host, for runtimes without a private /tmp of their own. */
   scratchDir: string;
-  memoryMB: number;
+  /** Function runtime name (`nodejs20`, `nodejs24`). */
   runtime: string;
+  /** Whether the sandbox may reach the network. */
+  network: boolean;
+  limits: SandboxLimits;
 }
 
 export interface SandboxExit {
@@ -18,19 +39,56 @@ export interface SandboxExit {
   stderrTail: string;
 }
 
+/** Limits a sandbox ran into, read from the kernel's counters where the runtime has them. */
+export interface LimitHits {
+  /** The kernel's OOM killer fired inside the sandbox's memory limit. */
+  memory: boolean;
+  /** A fork or thread creation was refused at the process limit. */
+  pids: boolean;
+  /** The private /tmp is full. */
+  tmp: boolean;
+}
+
 export interface SandboxProcess {
   readonly pid: number | null;
   /** Resolves once when the process has exited. */
   readonly exited: Promise<SandboxExit>;
+  /** Where the guest sees `taskDir`. */
+  readonly guestTaskDir: string;
   /** Best-effort resident memory of the sandbox in bytes, or null if unknown. */
   memoryBytes(): Promise<number | null>;
-  /** SIGKILL the sandbox (and anything it spawned) and wait for exit. Idempotent. */
+  /** Which limits the sandbox hit so far; all false where the runtime cannot tell. Call before `kill()` resolves. */
+  limitHits(): Promise<LimitHits>;
+  /** SIGKILL the sandbox (and anything it spawned), wait for exit and release what it held. Idempotent. */
   kill(): Promise<SandboxExit>;
+}
+
+/** One isolation mechanism and whether this host enforces it. */
+export interface Enforcement {
+  mechanism: string;
+  enforced: boolean;
+  /** Why it is not enforced, or how, for `GET /v1/nodes`. */
+  note: string;
+}
+
+/** What a runtime enforces on this host, reported at start and by `GET /v1/nodes` instead of running weaker silently. */
+export interface RuntimeCapabilities {
+  filesystem: Enforcement;
+  network: Enforcement;
+  processes: Enforcement;
+  memory: Enforcement;
+  pids: Enforcement;
+  cpu: Enforcement;
+  tmp: Enforcement;
+  openFiles: Enforcement;
 }
 
 export interface SandboxRuntime {
   readonly kind: 'process' | 'bwrap' | 'runc';
   /** Whether this runtime isolates code from the host; `process` does not. */
   readonly isolating: boolean;
+  readonly capabilities: RuntimeCapabilities;
   launch(spec: SandboxLaunchSpec): Promise<SandboxProcess>;
+  /** Release host resources the runtime set up (cgroup parents). Sandboxes must be killed first. */
+  close(): Promise<void>;
 }

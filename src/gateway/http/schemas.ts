@@ -6,13 +6,14 @@ export const DeployBody = Type.Object(
   {
     code: Type.String({ description: 'The function bundle: a zip file, base64-encoded.', contentEncoding: 'base64' }),
     handler: Type.Optional(Type.String({ description: 'file.export, default "index.handler"' })),
-    runtime: Type.Optional(Type.String({ description: 'nodejs20 (default)' })),
+    runtime: Type.Optional(Type.String({ description: 'nodejs20 (default) or nodejs24' })),
     env: Type.Optional(Type.Record(Type.String(), Type.String())),
     timeoutSeconds: Type.Optional(Type.Integer()),
     memoryMB: Type.Optional(Type.Integer()),
     maxInstances: Type.Optional(Type.Integer()),
     minInstances: Type.Optional(Type.Integer()),
     idleSeconds: Type.Optional(Type.Integer()),
+    network: Type.Optional(Type.Boolean({ description: 'let the function reach the network (default false)' })),
   },
   { additionalProperties: false },
 );

@@ -9,6 +9,7 @@ import { maxEventBytes } from '../../core/function-config.js';
 import type { Logger } from '../../core/logger.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { MetadataStore } from '../../core/ports/metadata-store.js';
+import type { Enforcement } from '../../core/ports/sandbox-runtime.js';
 import type { InvocationRecord } from '../../core/types.js';
 import type { Deployer } from '../deployer.js';
 import type { InvocationResult, Invoker } from '../invoker.js';
@@ -22,6 +23,9 @@ export interface NodeView {
   sandboxRuntime: string;
   isolating: boolean;
   sandboxes: number;
+  /** What the sandbox runtime enforces on this node, mechanism by mechanism. */
+  enforcement: Record<string, Enforcement>;
+  stemCells: { idle: number; starting: number; memoryBytes: number | null };
   warnings: string[];
 }
 

@@ -1,0 +1,176 @@
+import type { Logger } from '../core/logger.js';
+
+export interface StemCellOptions {
+  /** Most idle stem cells kept for one kind (runtime, memory, network). Default 2. */
+  maxPerKind: number;
+  /** Most stem cells on the node in all, idle or starting: the bound on the idle memory they cost. Default 4. */
+  maxTotal: number;
+  /** A kind nobody asked for in this long shrinks by one cell. Default 60 s. */
+  idleMs: number;
+  /** Kinds always kept at one cell at least (the default function settings). */
+  baseKinds: string[];
+}
+
+export const defaultStemCellOptions: StemCellOptions = {
+  maxPerKind: 2,
+  maxTotal: 4,
+  idleMs: 60_000,
+  baseKinds: [],
+};
+
+/** What the pool needs from a cell. */
+export interface StemCell {
+  readonly instanceId: string;
+}
+
+interface Kind<T extends StemCell> {
+  idle: T[];
+  starting: number;
+  /** How many cells this kind should have ready; grows on a miss, shrinks when unused. */
+  target: number;
+  lastDemand: number;
+  failures: number;
+}
+
+export interface StemCellStats {
+  idle: number;
+  starting: number;
+  byKind: Record<string, { idle: number; starting: number; target: number }>;
+}
+
+/**
+ * Pre-started generic sandboxes, one small pool per kind, sized to demand: a cold start that finds no cell raises
+ * its kind's target (up to `maxPerKind`); a kind left unused for `idleMs` loses a cell. The total, idle or
+ * starting, never exceeds `maxTotal`: a kind in demand takes the place of the least recently wanted one.
+ */
+export class StemCells<T extends StemCell> {
+  private readonly kinds = new Map<string, Kind<T>>();
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly options: StemCellOptions,
+    private readonly launch: (kind: string) => Promise<T>,
+    private readonly discard: (cell: T) => Promise<void>,
+    private readonly logger: Logger,
+  ) {
+    for (const kind of options.baseKinds) this.kindOf(kind).target = 1;
+    this.timer = setInterval(() => this.shrinkUnused(), Math.max(1000, options.idleMs / 2));
+    this.timer.unref();
+    for (const kind of options.baseKinds) this.refill(kind);
+  }
+
+  /** Take a ready cell of this kind, or null (a miss, which raises the kind's target). Refills in the background. */
+  take(kind: string): T | null {
+    if (this.closed) return null;
+    const entry = this.kindOf(kind);
+    entry.lastDemand = Date.now();
+    const cell = entry.idle.pop() ?? null;
+    if (cell === null) entry.target = Math.min(this.options.maxPerKind, entry.target + 1);
+    this.refill(kind);
+    return cell;
+  }
+
+  /** A cell died while waiting: drop it and start another. */
+  forget(cell: T): void {
+    for (const [name, entry] of this.kinds) {
+      const at = entry.idle.indexOf(cell);
+      if (at === -1) continue;
+      entry.idle.splice(at, 1);
+      this.refill(name);
+      return;
+    }
+  }
+
+  stats(): StemCellStats {
+    const byKind: StemCellStats['byKind'] = {};
+    let idle = 0;
+    let starting = 0;
+    for (const [name, entry] of this.kinds) {
+      byKind[name] = { idle: entry.idle.length, starting: entry.starting, target: entry.target };
+      idle += entry.idle.length;
+      starting += entry.starting;
+    }
+    return { idle, starting, byKind };
+  }
+
+  /** Every idle cell (for memory reports). */
+  cells(): T[] {
+    return [...this.kinds.values()].flatMap((entry) => entry.idle);
+  }
+
+  /** Stop refilling and discard every idle cell; cells still starting are discarded as they arrive. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    const cells = this.cells();
+    for (const entry of this.kinds.values()) entry.idle = [];
+    await Promise.all(cells.map((cell) => this.discard(cell)));
+  }
+
+  private kindOf(kind: string): Kind<T> {
+    let entry = this.kinds.get(kind);
+    if (entry === undefined) {
+      entry = { idle: [], starting: 0, target: 0, lastDemand: Date.now(), failures: 0 };
+      this.kinds.set(kind, entry);
+    }
+    return entry;
+  }
+
+  private total(): number {
+    let total = 0;
+    for (const entry of this.kinds.values()) total += entry.idle.length + entry.starting;
+    return total;
+  }
+
+  /** Start cells until the kind reaches its target, making room by evicting the least wanted kind's idle cells. */
+  private refill(kind: string): void {
+    const entry = this.kindOf(kind);
+    while (!this.closed && entry.idle.length + entry.starting < entry.target) {
+      if (this.total() >= this.options.maxTotal && !this.evictFor(kind)) return;
+      entry.starting += 1;
+      void this.launch(kind).then(
+        (cell) => {
+          entry.starting -= 1;
+          entry.failures = 0;
+          if (this.closed || entry.idle.length >= entry.target) return void this.discard(cell);
+          entry.idle.push(cell);
+        },
+        (err: unknown) => {
+          entry.starting -= 1;
+          entry.failures += 1;
+          // A kind that cannot start (a runtime not installed) stops being refilled until it is wanted again.
+          entry.target = 0;
+          this.logger.warn({ err, kind, failures: entry.failures }, 'could not start a stem cell');
+        },
+      );
+    }
+  }
+
+  private evictFor(kind: string): boolean {
+    let victim: [string, Kind<T>] | null = null;
+    for (const candidate of this.kinds) {
+      if (candidate[0] === kind || candidate[1].idle.length === 0) continue;
+      if (victim === null || candidate[1].lastDemand < victim[1].lastDemand) victim = candidate;
+    }
+    const cell = victim?.[1].idle.shift();
+    if (victim === null || cell === undefined) return false;
+    victim[1].target = Math.min(victim[1].target, victim[1].idle.length);
+    void this.discard(cell);
+    return true;
+  }
+
+  private shrinkUnused(): void {
+    const now = Date.now();
+    for (const [name, entry] of this.kinds) {
+      const floor = this.options.baseKinds.includes(name) ? 1 : 0;
+      if (now - entry.lastDemand < this.options.idleMs || entry.target <= floor) continue;
+      entry.target -= 1;
+      entry.lastDemand = now;
+      while (entry.idle.length > entry.target) {
+        const cell = entry.idle.shift();
+        if (cell !== undefined) void this.discard(cell);
+      }
+    }
+  }
+}

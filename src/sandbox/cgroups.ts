@@ -1,0 +1,250 @@
+import { access, constants, mkdir, readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** Limits one sandbox's cgroup enforces. */
+export interface CgroupLimits {
+  memoryBytes: number;
+  pids: number;
+  cpus: number;
+}
+
+/** Counters read back from a sandbox's cgroup. */
+export interface CgroupHits {
+  memory: boolean;
+  pids: boolean;
+}
+
+const cpuPeriodUs = 100_000;
+/** Relative CPU weight of all sandboxes together against a control-plane process (1024 = equal). */
+const sandboxesCpuShares = 256;
+const v1Controllers = ['memory', 'pids', 'cpu'] as const;
+
+async function writable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readCounter(file: string, name: string): Promise<number> {
+  try {
+    const text = await readFile(file, 'utf8');
+    const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+    return match?.[1] === undefined ? 0 : Number(match[1]);
+  } catch {
+    return 0;
+  }
+}
+
+async function writeIfPresent(file: string, value: string): Promise<void> {
+  try {
+    await writeFile(file, value);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/** Kill every process listed in a cgroup.procs file; the group can only be removed once it is empty. */
+async function killMembers(procsFile: string): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(procsFile, 'utf8');
+  } catch {
+    return 0;
+  }
+  const pids = text.split('\n').filter((line) => line !== '');
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return pids.length;
+}
+
+async function removeDir(dir: string, procsFile: string): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    try {
+      await rmdir(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY') throw err;
+      await killMembers(procsFile);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+/** One sandbox's cgroup (in every controller under v1, one directory under v2). */
+export interface SandboxCgroup {
+  /** Files the sandbox's first process writes its pid into to join the group, before it runs anything. */
+  readonly procsFiles: string[];
+  hits(): Promise<CgroupHits>;
+  memoryBytes(): Promise<number | null>;
+  /** Kill anything left in the group and remove it. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Per-sandbox cgroups under one parent group for the node's sandboxes, on cgroup v1 (memory, pids and cpu
+ * controllers, as on these machines) or v2. The parent has a low CPU weight so sandboxes never starve the
+ * control plane; each sandbox gets a memory limit without swap, a pids limit and a CPU quota.
+ */
+export class Cgroups {
+  private constructor(
+    readonly version: 1 | 2,
+    private readonly parents: string[],
+  ) {}
+
+  /** Set up the parent group, or explain why this host cannot (not root, nothing mounted, read-only). */
+  static async open(name: string, root = '/sys/fs/cgroup'): Promise<Cgroups | { unavailable: string }> {
+    if (process.platform !== 'linux') return { unavailable: 'cgroups exist on Linux only' };
+    try {
+      await access(join(root, 'cgroup.controllers'));
+      return await Cgroups.openV2(name, root);
+    } catch {
+      return Cgroups.openV1(name, root);
+    }
+  }
+
+  private static async openV1(name: string, root: string): Promise<Cgroups | { unavailable: string }> {
+    const parents: string[] = [];
+    for (const controller of v1Controllers) {
+      const base = join(root, controller);
+      if (!(await writable(base))) return { unavailable: `cgroup v1 ${controller} controller at ${base} is not writable` };
+      parents.push(join(base, name));
+    }
+    try {
+      for (const parent of parents) await mkdir(parent, { recursive: true });
+      await writeFile(join(root, 'cpu', name, 'cpu.shares'), String(sandboxesCpuShares));
+      // Children count against the parent's memory (hierarchical accounting); already the default on new kernels.
+      await writeIfPresent(join(root, 'memory', name, 'memory.use_hierarchy'), '1').catch(() => {});
+    } catch (err) {
+      return { unavailable: `cannot create cgroup ${name}: ${(err as Error).message}` };
+    }
+    return new Cgroups(1, parents);
+  }
+
+  private static async openV2(name: string, root: string): Promise<Cgroups | { unavailable: string }> {
+    const parent = join(root, name);
+    try {
+      const available = (await readFile(join(root, 'cgroup.controllers'), 'utf8')).split(/\s+/);
+      for (const controller of ['memory', 'pids', 'cpu']) {
+        if (!available.includes(controller)) return { unavailable: `cgroup v2 has no ${controller} controller here` };
+      }
+      await writeFile(join(root, 'cgroup.subtree_control'), '+memory +pids +cpu');
+      await mkdir(parent, { recursive: true });
+      await writeFile(join(parent, 'cgroup.subtree_control'), '+memory +pids +cpu');
+      await writeFile(join(parent, 'cpu.weight'), String(Math.round((sandboxesCpuShares / 1024) * 100)));
+    } catch (err) {
+      return { unavailable: `cannot set up cgroup v2 group ${parent}: ${(err as Error).message}` };
+    }
+    return new Cgroups(2, [parent]);
+  }
+
+  /** Create the group of one sandbox with its limits. */
+  async create(id: string, limits: CgroupLimits): Promise<SandboxCgroup> {
+    const dirs = this.parents.map((parent) => join(parent, id));
+    for (const dir of dirs) await mkdir(dir);
+    const group = this.version === 1 ? new V1Group(dirs) : new V2Group(dirs[0] ?? '');
+    try {
+      await group.limit(limits);
+    } catch (err) {
+      await group.remove();
+      throw err;
+    }
+    return group;
+  }
+
+  /** Remove the parent groups (after every sandbox group is gone), also in controllers runc joined on its own. */
+  async close(): Promise<void> {
+    for (const parent of this.parents) await rmdir(parent).catch(() => {});
+    if (this.version !== 1) return;
+    const root = dirname(dirname(this.parents[0] ?? '/'));
+    const name = basename(this.parents[0] ?? '');
+    const controllers = await readdir(root).catch(() => [] as string[]);
+    for (const controller of controllers) await rmdir(join(root, controller, name)).catch(() => {});
+  }
+}
+
+class V1Group implements SandboxCgroup {
+  readonly procsFiles: string[];
+  private readonly memory: string;
+  private readonly pids: string;
+  private readonly cpu: string;
+
+  constructor(private readonly dirs: string[]) {
+    this.procsFiles = dirs.map((dir) => join(dir, 'cgroup.procs'));
+    [this.memory = '', this.pids = '', this.cpu = ''] = dirs;
+  }
+
+  async limit(limits: CgroupLimits): Promise<void> {
+    await writeFile(join(this.memory, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+    // No swap either, where swap accounting exists.
+    await writeIfPresent(join(this.memory, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes));
+    await writeFile(join(this.pids, 'pids.max'), String(limits.pids));
+    await writeFile(join(this.cpu, 'cpu.cfs_period_us'), String(cpuPeriodUs));
+    await writeFile(join(this.cpu, 'cpu.cfs_quota_us'), String(Math.round(limits.cpus * cpuPeriodUs)));
+  }
+
+  async hits(): Promise<CgroupHits> {
+    const [oomKills, pidsMax] = await Promise.all([
+      readCounter(join(this.memory, 'memory.oom_control'), 'oom_kill'),
+      readCounter(join(this.pids, 'pids.events'), 'max'),
+    ]);
+    return { memory: oomKills > 0, pids: pidsMax > 0 };
+  }
+
+  async memoryBytes(): Promise<number | null> {
+    try {
+      return Number(await readFile(join(this.memory, 'memory.usage_in_bytes'), 'utf8'));
+    } catch {
+      return null;
+    }
+  }
+
+  async remove(): Promise<void> {
+    for (const dir of this.dirs) await removeDir(dir, join(dir, 'cgroup.procs'));
+  }
+}
+
+class V2Group implements SandboxCgroup {
+  readonly procsFiles: string[];
+
+  constructor(private readonly dir: string) {
+    this.procsFiles = [join(dir, 'cgroup.procs')];
+  }
+
+  async limit(limits: CgroupLimits): Promise<void> {
+    await writeFile(join(this.dir, 'memory.max'), String(limits.memoryBytes));
+    await writeIfPresent(join(this.dir, 'memory.swap.max'), '0');
+    await writeFile(join(this.dir, 'pids.max'), String(limits.pids));
+    await writeFile(join(this.dir, 'cpu.max'), `${Math.round(limits.cpus * cpuPeriodUs)} ${cpuPeriodUs}`);
+  }
+
+  async hits(): Promise<CgroupHits> {
+    const [oomKills, pidsMax] = await Promise.all([
+      readCounter(join(this.dir, 'memory.events'), 'oom_kill'),
+      readCounter(join(this.dir, 'pids.events'), 'max'),
+    ]);
+    return { memory: oomKills > 0, pids: pidsMax > 0 };
+  }
+
+  async memoryBytes(): Promise<number | null> {
+    try {
+      return Number(await readFile(join(this.dir, 'memory.current'), 'utf8'));
+    } catch {
+      return null;
+    }
+  }
+
+  async remove(): Promise<void> {
+    await writeIfPresent(join(this.dir, 'cgroup.kill'), '1').catch(() => {});
+    await removeDir(this.dir, join(this.dir, 'cgroup.procs'));
+  }
+}

@@ -1,0 +1,127 @@
+import type { ChildProcess } from 'node:child_process';
+import { readFile, statfs } from 'node:fs/promises';
+import type { LimitHits, SandboxExit, SandboxProcess } from '../core/ports/sandbox-runtime.js';
+import type { SandboxCgroup } from './cgroups.js';
+
+/** How much of the sandbox's stderr (outside the protocol) is kept for crash reports. */
+const stderrTailBytes = 8 * 1024;
+/** After the process exits, how long to wait for its stderr pipe to drain (a grandchild may hold it open). */
+const stderrDrainMs = 200;
+
+export interface ChildSandboxOptions {
+  guestTaskDir: string;
+  /** The sandbox's cgroup, removed once the process is gone; null where the runtime has none. */
+  cgroup?: SandboxCgroup | null | undefined;
+  /** The host path of the sandbox's private /tmp, once known, to tell whether it filled up. */
+  tmpPath?: (() => string | null) | undefined;
+  /** Stops processes the group kill cannot reach (a container's), before waiting for the exit. */
+  terminate?: (() => Promise<void>) | undefined;
+  /** Releases what the sandbox held once it has exited (a container's state), before its cgroup goes. */
+  release?: (() => Promise<void>) | undefined;
+}
+
+/** Resident memory of one process from /proc, or null once it is gone. */
+export async function processRssBytes(pid: number): Promise<number | null> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+    return match?.[1] === undefined ? null : Number(match[1]) * 1024;
+  } catch {
+    return null;
+  }
+}
+
+async function isFull(path: string | null): Promise<boolean> {
+  if (path === null) return false;
+  try {
+    const stats = await statfs(path);
+    return stats.bavail === 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A sandbox that is a child process of the Agent, leading its own process group: keeps the tail of its stderr for
+ * crash reports, kills the whole group, and removes the sandbox's cgroup after the process is gone.
+ */
+export class ChildSandboxProcess implements SandboxProcess {
+  readonly pid: number | null;
+  readonly exited: Promise<SandboxExit>;
+  readonly guestTaskDir: string;
+  private readonly cgroup: SandboxCgroup | null;
+  private readonly tmpPath: () => string | null;
+  private readonly terminate: () => Promise<void>;
+  private readonly release: () => Promise<void>;
+  private stderr: Buffer = Buffer.alloc(0);
+  private done = false;
+  private killing: Promise<SandboxExit> | null = null;
+
+  constructor(
+    child: ChildProcess,
+    options: ChildSandboxOptions,
+  ) {
+    this.pid = child.pid ?? null;
+    this.guestTaskDir = options.guestTaskDir;
+    this.cgroup = options.cgroup ?? null;
+    this.tmpPath = options.tmpPath ?? (() => null);
+    this.terminate = options.terminate ?? (() => Promise.resolve());
+    this.release = options.release ?? (() => Promise.resolve());
+    child.stderr?.on('data', (chunk: Buffer) => {
+      const joined = Buffer.concat([this.stderr, chunk]);
+      this.stderr = joined.length > stderrTailBytes ? joined.subarray(joined.length - stderrTailBytes) : joined;
+    });
+    // Swallow read errors on the pipe; the exit is what matters.
+    child.stderr?.on('error', () => {});
+    this.exited = new Promise<SandboxExit>((resolve) => {
+      child.once('exit', (code, signal) => {
+        const finish = (): void => {
+          this.done = true;
+          resolve({ code, signal, stderrTail: this.stderr.toString('utf8') });
+        };
+        const stderr = child.stderr;
+        if (stderr === null || stderr.readableEnded || stderr.destroyed) return finish();
+        const timer = setTimeout(finish, stderrDrainMs);
+        stderr.once('close', () => {
+          clearTimeout(timer);
+          finish();
+        });
+      });
+    });
+  }
+
+  async memoryBytes(): Promise<number | null> {
+    if (this.done || this.pid === null) return null;
+    if (this.cgroup !== null) return this.cgroup.memoryBytes();
+    return processRssBytes(this.pid);
+  }
+
+  async limitHits(): Promise<LimitHits> {
+    const [counters, tmp] = await Promise.all([
+      this.cgroup?.hits() ?? Promise.resolve({ memory: false, pids: false }),
+      isFull(this.tmpPath()),
+    ]);
+    return { ...counters, tmp };
+  }
+
+  kill(): Promise<SandboxExit> {
+    this.killing ??= (async () => {
+      if (this.pid !== null) {
+        try {
+          // The whole process group: the sandbox and anything it spawned. Also after the leader exited, since its
+          // children may live on; ESRCH means the group is gone.
+          process.kill(-this.pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+      await this.terminate().catch(() => {});
+      const exit = await this.exited;
+      await this.release().catch(() => {});
+      // Whatever escaped the process group (a new session inside the sandbox) dies with the cgroup.
+      await this.cgroup?.remove();
+      return exit;
+    })();
+    return this.killing;
+  }
+}

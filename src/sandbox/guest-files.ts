@@ -1,0 +1,36 @@
+import { chmod, copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PlatformError } from '../core/errors.js';
+import { builtSandboxDir } from './package-root.js';
+
+/** The guest shim inside a prepared guest directory. */
+export const guestShimPath = join('sandbox', 'guest', 'shim.js');
+
+/**
+ * Copies the compiled guest shim and the one module it imports into `dir` with a package.json marking them as ES
+ * modules: all an isolating runtime needs to expose of Savassan itself (read-only), not the whole package.
+ */
+export async function prepareGuestFiles(dir: string): Promise<string> {
+  const source = builtSandboxDir();
+  const staging = `${dir}.staging-${process.pid}`;
+  await rm(staging, { recursive: true, force: true });
+  try {
+    await mkdir(join(staging, 'sandbox', 'guest'), { recursive: true, mode: 0o755 });
+    await copyFile(join(source, 'guest', 'shim.js'), join(staging, guestShimPath));
+    await copyFile(join(source, 'protocol.js'), join(staging, 'sandbox', 'protocol.js'));
+    await writeFile(join(staging, 'package.json'), '{"type":"module"}\n');
+    // Readable by the unprivileged sandbox user whatever the umask.
+    for (const file of [guestShimPath, join('sandbox', 'protocol.js'), 'package.json']) {
+      await chmod(join(staging, file), 0o644);
+    }
+    for (const subdir of ['', 'sandbox', join('sandbox', 'guest')]) await chmod(join(staging, subdir), 0o755);
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw new PlatformError('INTERNAL', `guest shim not built: run npm run build (looked in ${source})`, {
+      cause: err,
+    });
+  }
+  await rm(dir, { recursive: true, force: true });
+  await rename(staging, dir);
+  return dir;
+}

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { openMysqlMetadataStore } from '../../src/adapters/mysql/mysql-metadata-store.js';
+import { isPlatformError } from '../../src/core/errors.js';
+import { startMariadbServer } from '../kit/mariadb-server.js';
+import { sharedServer } from '../kit/sql-server-common.js';
+import { metadataStoreContract } from './metadata-store.contract.js';
+import { queryAfterMigration, serverStoreFixture, sqlServerStoreCases } from './sql-server-store.cases.js';
+
+// One MariaDB server for this file, a fresh database per test.
+const server = sharedServer(startMariadbServer);
+
+metadataStoreContract('MariaDB', serverStoreFixture(server, openMysqlMetadataStore));
+
+sqlServerStoreCases('MySQL', server, openMysqlMetadataStore);
+
+describe('MySQL metadata store specifics', () => {
+  it('creates InnoDB tables in utf8mb4 with binary collation on a latin1 server', async () => {
+    const tables = await queryAfterMigration(
+      server,
+      openMysqlMetadataStore,
+      `select table_name, engine, table_collation, @@character_set_server as server_charset
+       from information_schema.tables where table_schema = database() and table_name not like 'savassan_%'`,
+    );
+    assert.deepEqual(
+      tables.map((table) => [table.table_name, table.engine, table.table_collation, table.server_charset]).sort(),
+      [
+        ['function_versions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['functions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+      ],
+    );
+  });
+
+  it('rejects a URL that names no database with BAD_REQUEST, without the password', async () => {
+    const mariadb = await server();
+    await assert.rejects(
+      openMysqlMetadataStore(`mysql://savassan:s3cret-pw@127.0.0.1:${mariadb.port}`),
+      (err: unknown) => isPlatformError(err, 'BAD_REQUEST') && !err.message.includes('s3cret-pw'),
+    );
+  });
+});

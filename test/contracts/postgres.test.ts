@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { openPostgresMetadataStore } from '../../src/adapters/postgres/postgres-metadata-store.js';
+import { startPostgresServer } from '../kit/postgres-server.js';
+import { sharedServer } from '../kit/sql-server-common.js';
+import { metadataStoreContract } from './metadata-store.contract.js';
+import { queryAfterMigration, serverStoreFixture, sqlServerStoreCases } from './sql-server-store.cases.js';
+
+// One PostgreSQL server for this file, a fresh database per test.
+const server = sharedServer(startPostgresServer);
+
+metadataStoreContract('PostgreSQL', serverStoreFixture(server, openPostgresMetadataStore));
+
+sqlServerStoreCases('PostgreSQL', server, openPostgresMetadataStore);
+
+describe('PostgreSQL metadata store specifics', () => {
+  it('text columns collate "C", whatever the database default, so sorting matches SQLite', async () => {
+    const columns = await queryAfterMigration(
+      server,
+      openPostgresMetadataStore,
+      `select table_name, column_name, collation_name from information_schema.columns
+       where table_schema = 'public' and data_type = 'character varying' and table_name not like 'savassan_%'`,
+    );
+    assert.equal(columns.length, 11, 'every varchar column of the three tables');
+    assert.deepEqual(
+      columns.filter((column) => column.collation_name !== 'C'),
+      [],
+    );
+  });
+});

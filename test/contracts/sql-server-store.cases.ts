@@ -1,0 +1,345 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import type { Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import { classifySqlError } from '../../src/adapters/sql/sql-metadata-store.js';
+import type { ServerMetadataStoreOptions } from '../../src/adapters/sql/server-metadata-store.js';
+import { isPlatformError } from '../../src/core/errors.js';
+import { compileFunctionConfig } from '../../src/core/function-config.js';
+import type { ErrorCode } from '../../src/core/errors.js';
+import type { MetadataStore, NewVersion } from '../../src/core/ports/metadata-store.js';
+import type { InvocationRecord } from '../../src/core/types.js';
+import { freeLoopbackPort } from '../kit/sql-server-common.js';
+import type { SqlTestServer } from '../kit/sql-server-common.js';
+import type { MetadataStoreFixture } from './metadata-store.contract.js';
+
+/** `openPostgresMetadataStore` or `openMysqlMetadataStore`. */
+export type OpenServerStore = (url: string, options?: ServerMetadataStoreOptions) => Promise<MetadataStore>;
+
+/** The metadata store contract's fixture on a server: a fresh database per test, dropped by `cleanup`. */
+export function serverStoreFixture(
+  server: () => Promise<SqlTestServer>,
+  open: OpenServerStore,
+): () => Promise<MetadataStoreFixture> {
+  return async () => {
+    const sqlServer = await server();
+    const database = await sqlServer.createDatabase();
+    const url = sqlServer.url(database);
+    return { store: await open(url), reopen: () => open(url), cleanup: () => sqlServer.dropDatabase(database) };
+  };
+}
+
+/**
+ * What a metadata store on a database server must do beyond the contract: open under a migration lock, fail fast
+ * and recover across an outage, and read the engine's errors. `backend` is the name its messages use.
+ */
+export function sqlServerStoreCases(
+  backend: string,
+  server: () => Promise<SqlTestServer>,
+  open: OpenServerStore,
+): void {
+  describe(`${backend} metadata store on a real server`, () => {
+    it('stores opening one fresh database together all succeed, and the schema is migrated once', async () => {
+      await withDatabase(server, async (sqlServer, database) => {
+        const url = sqlServer.url(database);
+        const stores = await Promise.all([open(url), open(url), open(url)]);
+        try {
+          const [first, second] = stores;
+          await first?.deployVersion(newVersion('alpha'));
+          assert.equal((await second?.getFunction('alpha'))?.currentVersion, 1);
+          const rows = await queryOnce(sqlServer, database, 'select name from savassan_migration');
+          assert.deepEqual(
+            rows.map((row) => row.name),
+            ['0001_initial'],
+          );
+        } finally {
+          await Promise.all(stores.map((store) => store.close()));
+        }
+      });
+    });
+
+    it('compares names and ids exactly, as SQLite does: case and accents matter', async () => {
+      await withDatabase(server, async (sqlServer, database) => {
+        const store = await open(sqlServer.url(database));
+        try {
+          await store.deployVersion(newVersion('alpha'));
+          await store.recordInvocation(invocation('inv-a'));
+          await store.recordInvocation(invocation('inv-é'));
+          await store.recordInvocation(invocation('INV-A'));
+          assert.equal((await store.getInvocation('inv-a'))?.id, 'inv-a');
+          assert.equal((await store.getInvocation('INV-A'))?.id, 'INV-A');
+          assert.equal(await store.getInvocation('inv-e'), null);
+          assert.equal(await store.getFunction('ALPHA'), null);
+          assert.deepEqual(await store.listInvocations({ functionName: 'ALPHA' }), []);
+        } finally {
+          await store.close();
+        }
+      });
+    });
+
+    it('fails to open an unreachable server with UNAVAILABLE naming it, without the password', async () => {
+      const port = await freeLoopbackPort();
+      const started = Date.now();
+      const err = await rejection(open(urlWith(await server(), port, 'hunter2-secret')));
+      assertPlatformError(err, 'UNAVAILABLE', new RegExp(`${backend} at 127\\.0\\.0\\.1:${port}`));
+      assert.doesNotMatch(err.message, /hunter2-secret/);
+      assert.ok(Date.now() - started < 5000, 'fails at once');
+    });
+
+    it('fails to open a server that never answers with UNAVAILABLE after the connect timeout', async () => {
+      await withSilentServer(async (port) => {
+        const started = Date.now();
+        const err = await rejection(open(urlWith(await server(), port, 'pw'), { connectTimeoutMs: 300 }));
+        assertPlatformError(err, 'UNAVAILABLE', new RegExp(`${backend} at 127\\.0\\.0\\.1:${port}`));
+        assert.ok(Date.now() - started < 5000, `gave up after ${Date.now() - started} ms`);
+      });
+    });
+
+    it('rejects a URL of another scheme with BAD_REQUEST, without the password', async () => {
+      const err = await rejection(open('http://user:hunter2-secret@127.0.0.1:1/db'));
+      assertPlatformError(err, 'BAD_REQUEST', new RegExp(backend));
+      assert.doesNotMatch(err.message, /hunter2-secret/);
+    });
+
+    it("classifies the server's unique violations and deadlocks", async () => {
+      await withDatabase(server, async (sqlServer, database) => {
+        const [a, b] = await Promise.all([sqlServer.session(database), sqlServer.session(database)]);
+        try {
+          await a.query('create table t (id integer primary key, v integer not null)');
+          await a.query('insert into t (id, v) values (1, 0), (2, 0)');
+          const duplicate = await rejection(a.query('insert into t (id, v) values (1, 0)'));
+          assert.equal(classifySqlError(duplicate), 'unique-violation', String(duplicate));
+          const deadlock = await provokeDeadlock(a, b);
+          assert.equal(classifySqlError(deadlock), 'contention', String(deadlock));
+        } finally {
+          await Promise.all([a.close(), b.close()]);
+        }
+      });
+    });
+
+    it('fails fast with UNAVAILABLE while the server is down, recovers when it returns, loses no acknowledged record', async () => {
+      await withDatabase(server, async (sqlServer, database) => {
+        const store = await open(sqlServer.url(database));
+        await store.deployVersion(newVersion('alpha'));
+        const writer = recordContinuously(store);
+        let down = false;
+        try {
+          await writer.acknowledgedAtLeast(50);
+          await sqlServer.halt();
+          down = true;
+
+          const started = Date.now();
+          await assertRejectsWith(store.getFunction('alpha'), 'UNAVAILABLE');
+          await assertRejectsWith(store.recordInvocation(invocation('during-outage')), 'UNAVAILABLE');
+          await assertRejectsWith(store.deployVersion(newVersion('bravo')), 'UNAVAILABLE');
+          assert.ok(Date.now() - started < 5000, `failing took ${Date.now() - started} ms`);
+          const acknowledged = await writer.stop();
+
+          await sqlServer.restart();
+          down = false;
+          assert.equal((await store.getFunction('alpha'))?.currentVersion, 1, 'works again at once');
+          await store.recordInvocation(invocation('after-outage'));
+          await store.deployVersion(newVersion('bravo'));
+
+          const stored = await storedInvocationIds(sqlServer, database);
+          const lost = acknowledged.filter((id) => !stored.has(id));
+          assert.deepEqual(lost, [], `${lost.length} of ${acknowledged.length} acknowledged records lost`);
+          assert.ok(stored.has('after-outage'));
+        } finally {
+          await writer.stop();
+          // Later tests share the server.
+          if (down) await sqlServer.restart();
+          await store.close();
+        }
+      });
+    });
+  });
+}
+
+/** Run `body` on a fresh database of the shared server, dropped afterwards. */
+async function withDatabase(
+  server: () => Promise<SqlTestServer>,
+  body: (server: SqlTestServer, database: string) => Promise<void>,
+): Promise<void> {
+  const sqlServer = await server();
+  const database = await sqlServer.createDatabase();
+  try {
+    await body(sqlServer, database);
+  } finally {
+    await sqlServer.dropDatabase(database);
+  }
+}
+
+/** The server's URL scheme and user with another port and password. */
+function urlWith(sqlServer: SqlTestServer, port: number, password: string): string {
+  const url = new URL(sqlServer.url('savassan'));
+  url.port = String(port);
+  url.password = password;
+  return url.href;
+}
+
+/** A loopback TCP server that accepts connections and never says a word, as a hung database would. */
+async function withSilentServer(body: (port: number) => Promise<void>): Promise<void> {
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const address = silent.address();
+  try {
+    await body(typeof address === 'object' && address !== null ? address.port : 0);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+}
+
+/** Two transactions each lock a row, then want the other's: the server aborts one; return its error. */
+async function provokeDeadlock(
+  a: Awaited<ReturnType<SqlTestServer['session']>>,
+  b: Awaited<ReturnType<SqlTestServer['session']>>,
+): Promise<unknown> {
+  await a.query('begin');
+  await b.query('begin');
+  await a.query('update t set v = v + 1 where id = 1');
+  await b.query('update t set v = v + 1 where id = 2');
+  const crossed = [
+    [a, 2],
+    [b, 1],
+  ] as const;
+  const results = await Promise.allSettled(
+    crossed.map(async ([session, id]) => {
+      try {
+        await session.query(`update t set v = v + 1 where id = ${id}`);
+      } finally {
+        // The victim's transaction is over either way; ending both lets the survivor's update finish.
+        await session.query('rollback');
+      }
+    }),
+  );
+  const failures = results.filter((result) => result.status === 'rejected');
+  assert.equal(failures.length, 1, 'exactly one transaction is chosen as the victim');
+  return failures[0]?.reason;
+}
+
+interface ContinuousWriter {
+  acknowledgedAtLeast(count: number): Promise<void>;
+  /** Stop writing; the ids whose `recordInvocation` resolved. */
+  stop(): Promise<string[]>;
+}
+
+/** Record invocations ten at a time until stopped, remembering which were acknowledged. */
+function recordContinuously(store: MetadataStore): ContinuousWriter {
+  const acknowledged: string[] = [];
+  let writing = true;
+  const loop = (async () => {
+    for (let round = 0; writing && round < 5000; round++) {
+      const ids = Array.from({ length: 10 }, (_, i) => `inv-${round}-${i}`);
+      await Promise.all(
+        ids.map((id) =>
+          store.recordInvocation(invocation(id)).then(
+            () => acknowledged.push(id),
+            () => undefined,
+          ),
+        ),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  })();
+  return {
+    acknowledgedAtLeast: async (count) => {
+      for (let waited = 0; acknowledged.length < count; waited += 10) {
+        assert.ok(waited < 10_000, `only ${acknowledged.length} records acknowledged in 10 s`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    },
+    stop: async () => {
+      writing = false;
+      await loop;
+      return acknowledged;
+    },
+  };
+}
+
+async function storedInvocationIds(sqlServer: SqlTestServer, database: string): Promise<Set<string>> {
+  const rows = await queryOnce(sqlServer, database, 'select id from invocations');
+  return new Set(rows.map((row) => String(row.id)));
+}
+
+/** Open a store on a fresh database (migrating it), close it, and return what `statement` reads there. */
+export async function queryAfterMigration(
+  server: () => Promise<SqlTestServer>,
+  open: OpenServerStore,
+  statement: string,
+): Promise<Record<string, unknown>[]> {
+  let rows: Record<string, unknown>[] = [];
+  await withDatabase(server, async (sqlServer, database) => {
+    await (await open(sqlServer.url(database))).close();
+    rows = await queryOnce(sqlServer, database, statement);
+  });
+  return rows;
+}
+
+/** Run one statement on its own connection to `database`. */
+async function queryOnce(
+  sqlServer: SqlTestServer,
+  database: string,
+  statement: string,
+): Promise<Record<string, unknown>[]> {
+  const session = await sqlServer.session(database);
+  try {
+    return await session.query(statement);
+  } finally {
+    await session.close();
+  }
+}
+
+function newVersion(functionName: string): NewVersion {
+  return {
+    functionName,
+    codeSha256: 'a'.repeat(64),
+    codeSizeBytes: 1234,
+    contentHash: `${functionName}-h1`,
+    config: compileFunctionConfig({}),
+  };
+}
+
+function invocation(id: string): InvocationRecord {
+  return {
+    id,
+    functionName: 'alpha',
+    version: 1,
+    start: 'warm',
+    status: 'success',
+    initMs: null,
+    durationMs: 3,
+    peakMemoryBytes: 50_000_000,
+    error: null,
+    logKey: null,
+    nodeId: 'node-1',
+    instanceId: 'inst-1',
+    createdAt: new Date(),
+  };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
+
+function assertPlatformError(err: unknown, code: ErrorCode, message: RegExp): asserts err is Error {
+  assert.ok(isPlatformError(err), `expected a PlatformError, got ${String(err)}`);
+  assert.equal(err.code, code, err.message);
+  assert.match(err.message, message);
+}
+
+async function assertRejectsWith(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
+  const err = await rejection(promise);
+  assert.ok(isPlatformError(err), `expected a PlatformError, got ${String(err)}`);
+  assert.equal(err.code, code, err.message);
+}
