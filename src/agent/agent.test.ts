@@ -174,7 +174,8 @@ describe('Agent with the process runtime', () => {
     const remaining = context['remaining'] as number;
     assert.ok(remaining > 2000 && remaining <= 3000, `remaining time ${remaining}`);
     const env = body['env'] as Record<string, unknown>;
-    const codeDir = join(workDir, 'code', spec.codeSha256);
+    // The code is placed (hard-linked) into the sandbox's own task directory.
+    const codeDir = join(workDir, 'sandboxes', ref.instanceId, 'task');
     assert.deepEqual(env, {
       GREETING: 'hej',
       AWS_LAMBDA_FUNCTION_NAME: 'echo',
@@ -427,7 +428,7 @@ describe('Agent with the process runtime', () => {
   it('destroys idempotently, killing the process and removing its directory', async () => {
     const ref = await agent.createSandbox(await deploy('echo'));
     const pid = await pidOf(ref.instanceId);
-    assert.equal(await exists(join(workDir, 'sandboxes', ref.instanceId, 'guest.sock')), true);
+    assert.equal(await exists(join(workDir, 'sandboxes', ref.instanceId, 'sock', 'guest.sock')), true);
     await Promise.all([agent.destroySandbox(ref.instanceId), agent.destroySandbox(ref.instanceId)]);
     await agent.destroySandbox(ref.instanceId);
     await agent.destroySandbox('no-such-sandbox');
@@ -479,9 +480,9 @@ describe('Agent with the process runtime', () => {
     agents.push(deepAgent);
     const spec = await deploy('echo');
     const ref = await deepAgent.createSandbox(spec);
-    assert.equal(await exists(join(deep, 'sandboxes', ref.instanceId, 'guest.sock')), false);
+    assert.equal(await exists(join(deep, 'sandboxes', ref.instanceId, 'sock', 'guest.sock')), false);
     const body = payload(await invoke(ref.instanceId, { deep: true }, 3000, deepAgent));
-    assert.equal(body['cwd'], join(deep, 'code', spec.codeSha256));
+    assert.equal(body['cwd'], join(deep, 'sandboxes', ref.instanceId, 'task'));
     await deepAgent.close();
   });
 

@@ -24,7 +24,6 @@ import {
   type ErrorMessage,
   type GuestMessage,
   type HostMessage,
-  type ResultMessage,
 } from '../sandbox/protocol.js';
 import { LogBuffer } from './log-buffer.js';
 import { StemCells, defaultStemCellOptions, type StemCellOptions, type StemCellStats } from './stem-cells.js';
@@ -42,7 +41,7 @@ export interface AgentOptions {
   initTimeoutMs?: number | undefined;
   /** Limits every sandbox gets besides its function's memory. */
   limits?: Partial<Omit<SandboxLimits, 'memoryMB'>> | undefined;
-  /** Pre-started generic sandboxes for fast cold starts; `false` turns them off. */
+  /** Pre-started generic sandboxes for fast cold starts; off unless given. */
   stemCells?: Partial<StemCellOptions> | false | undefined;
 }
 
@@ -133,10 +132,11 @@ function outOfMemoryMessage(memoryMB: number): string {
 }
 
 /** What limits a failed sandbox ran into, as a sentence to add to its error. */
-function limitSuffix(hits: LimitHits, limits: Omit<SandboxLimits, 'memoryMB'>): string {
+function limitSuffix(hits: LimitHits, limits: Omit<SandboxLimits, 'memoryMB'>, errorCode?: string): string {
   const reasons: string[] = [];
   if (hits.pids) reasons.push(`it reached its limit of ${limits.pids} processes and threads`);
   if (hits.tmp) reasons.push(`its /tmp (${limits.tmpMB} MB) is full`);
+  if (errorCode === 'EMFILE') reasons.push(`it reached its limit of ${limits.openFiles} open files`);
   return reasons.length === 0 ? '' : ` (${reasons.join('; ')})`;
 }
 
@@ -201,7 +201,7 @@ export class Agent implements AgentApi {
     this.initTimeoutMs = options.initTimeoutMs ?? 10_000;
     this.limits = { ...defaultSandboxLimits, ...options.limits };
     this.stemCells =
-      options.stemCells === false
+      options.stemCells === false || options.stemCells === undefined
         ? null
         : new StemCells<Sandbox>(
             { ...defaultStemCellOptions, ...options.stemCells },
@@ -218,7 +218,9 @@ export class Agent implements AgentApi {
 
   /** Resident memory of each idle stem cell, in bytes (null where unknown). */
   stemCellMemory(): Promise<(number | null)[]> {
-    return Promise.all((this.stemCells?.cells() ?? []).map((cell) => cell.proc?.memoryBytes() ?? null));
+    return Promise.all(
+      (this.stemCells?.cells() ?? []).map((cell) => cell.proc?.memoryBytes() ?? Promise.resolve(null)),
+    );
   }
 
   createSandbox(spec: SandboxSpec): Promise<InstanceRef> {
@@ -367,7 +369,11 @@ export class Agent implements AgentApi {
     const kind = sandboxKind(spec.config);
     const stem = this.stemCells?.take(kind) ?? null;
     const sandbox = stem ?? (await this.prepare(kind));
-    const log = this.logger.child({ instanceId: sandbox.instanceId, functionName: spec.functionName, version: spec.version });
+    const log = this.logger.child({
+      instanceId: sandbox.instanceId,
+      functionName: spec.functionName,
+      version: spec.version,
+    });
     try {
       sandbox.spec = spec;
       sandbox.fromStemCell = stem !== null;
@@ -764,7 +770,8 @@ export class Agent implements AgentApi {
     }
     // A failure: which limits did the sandbox run into? (Read before the sandbox and its cgroup are gone.)
     const hits = await this.limitHitsOf(sandbox);
-    const limits = limitSuffix(hits, this.limits);
+    const errorCode = event.kind === 'message' && event.message.type === 'error' ? event.message.error.code : undefined;
+    const limits = limitSuffix(hits, this.limits, errorCode);
     if (limits !== '') log.note(`the sandbox hit a limit${limits}`);
     switch (event.kind) {
       case 'message': {

@@ -13,7 +13,7 @@ import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
-import type { SandboxRuntime } from '../core/ports/sandbox-runtime.js';
+import type { Enforcement, SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { Deployer } from '../gateway/deployer.js';
 import { FunctionResolver } from '../gateway/function-resolver.js';
 import { createGatewayServer } from '../gateway/http/server.js';
@@ -109,7 +109,7 @@ function createRuntime(kind: SandboxKind, workDir: string, logger: Logger): Prom
 /** What the node cannot enforce, as warnings for `savassan start` and `GET /v1/nodes`. */
 export function runtimeWarnings(runtime: SandboxRuntime): string[] {
   if (!runtime.isolating) return ['sandboxes are plain processes: function code is NOT isolated from the host'];
-  return Object.entries(runtime.capabilities)
+  return (Object.entries(runtime.capabilities) as [string, Enforcement][])
     .filter(([, enforcement]) => !enforcement.enforced)
     .map(([limit, enforcement]) => `${limit} is not enforced: ${enforcement.note}`);
 }

@@ -236,13 +236,7 @@ export class BwrapRuntime implements SandboxRuntime {
     await assertTraversable(join(guestDir, 'package.json'));
     const cgroups = await Cgroups.open(options.cgroupName);
     const logger = (options.logger ?? silentLogger).child({ component: 'bwrap' });
-    const runtime = new BwrapRuntime(
-      bwrapPath,
-      guestDir,
-      cgroups instanceof Cgroups ? cgroups : null,
-      cgroups,
-      logger,
-    );
+    const runtime = new BwrapRuntime(bwrapPath, guestDir, cgroups instanceof Cgroups ? cgroups : null, cgroups, logger);
     await runtime.probe();
     return runtime;
   }
@@ -277,7 +271,7 @@ export class BwrapRuntime implements SandboxRuntime {
       const proc = new ChildSandboxProcess(child, {
         guestTaskDir: bwrapGuestPaths.task,
         cgroup,
-        tmpPath: () => (sandboxPid === null ? null : `/proc/${sandboxPid}/root/tmp`),
+        tmpPath: () => Promise.resolve(sandboxPid === null ? null : `/proc/${sandboxPid}/root/tmp`),
       });
       await this.start(child, cgroup, proc);
       return proc;

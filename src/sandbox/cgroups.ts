@@ -116,7 +116,8 @@ export class Cgroups {
     const parents: string[] = [];
     for (const controller of v1Controllers) {
       const base = join(root, controller);
-      if (!(await writable(base))) return { unavailable: `cgroup v1 ${controller} controller at ${base} is not writable` };
+      if (!(await writable(base)))
+        return { unavailable: `cgroup v1 ${controller} controller at ${base} is not writable` };
       parents.push(join(base, name));
     }
     try {

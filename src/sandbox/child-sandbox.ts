@@ -13,7 +13,7 @@ export interface ChildSandboxOptions {
   /** The sandbox's cgroup, removed once the process is gone; null where the runtime has none. */
   cgroup?: SandboxCgroup | null | undefined;
   /** The host path of the sandbox's private /tmp, once known, to tell whether it filled up. */
-  tmpPath?: (() => string | null) | undefined;
+  tmpPath?: (() => Promise<string | null>) | undefined;
   /** Stops processes the group kill cannot reach (a container's), before waiting for the exit. */
   terminate?: (() => Promise<void>) | undefined;
   /** Releases what the sandbox held once it has exited (a container's state), before its cgroup goes. */
@@ -35,7 +35,9 @@ async function isFull(path: string | null): Promise<boolean> {
   if (path === null) return false;
   try {
     const stats = await statfs(path);
-    return stats.bavail === 0;
+    // Full for a writer when less than a write's worth is left (1 MiB, or 2% of a large /tmp).
+    const free = stats.bavail * stats.bsize;
+    return free < Math.max(1024 * 1024, (stats.blocks * stats.bsize) / 50);
   } catch {
     return false;
   }
@@ -50,21 +52,20 @@ export class ChildSandboxProcess implements SandboxProcess {
   readonly exited: Promise<SandboxExit>;
   readonly guestTaskDir: string;
   private readonly cgroup: SandboxCgroup | null;
-  private readonly tmpPath: () => string | null;
+  private readonly tmpPath: () => Promise<string | null>;
   private readonly terminate: () => Promise<void>;
   private readonly release: () => Promise<void>;
   private stderr: Buffer = Buffer.alloc(0);
   private done = false;
   private killing: Promise<SandboxExit> | null = null;
+  /** The counters as they were just before the cgroup went away. */
+  private finalHits: Promise<LimitHits> | null = null;
 
-  constructor(
-    child: ChildProcess,
-    options: ChildSandboxOptions,
-  ) {
+  constructor(child: ChildProcess, options: ChildSandboxOptions) {
     this.pid = child.pid ?? null;
     this.guestTaskDir = options.guestTaskDir;
     this.cgroup = options.cgroup ?? null;
-    this.tmpPath = options.tmpPath ?? (() => null);
+    this.tmpPath = options.tmpPath ?? (() => Promise.resolve(null));
     this.terminate = options.terminate ?? (() => Promise.resolve());
     this.release = options.release ?? (() => Promise.resolve());
     child.stderr?.on('data', (chunk: Buffer) => {
@@ -96,10 +97,14 @@ export class ChildSandboxProcess implements SandboxProcess {
     return processRssBytes(this.pid);
   }
 
-  async limitHits(): Promise<LimitHits> {
+  limitHits(): Promise<LimitHits> {
+    return this.finalHits ?? this.readLimitHits();
+  }
+
+  private async readLimitHits(): Promise<LimitHits> {
     const [counters, tmp] = await Promise.all([
       this.cgroup?.hits() ?? Promise.resolve({ memory: false, pids: false }),
-      isFull(this.tmpPath()),
+      this.tmpPath().then(isFull),
     ]);
     return { ...counters, tmp };
   }
@@ -117,6 +122,8 @@ export class ChildSandboxProcess implements SandboxProcess {
       }
       await this.terminate().catch(() => {});
       const exit = await this.exited;
+      this.finalHits = this.readLimitHits();
+      await this.finalHits;
       await this.release().catch(() => {});
       // Whatever escaped the process group (a new session inside the sandbox) dies with the cgroup.
       await this.cgroup?.remove();

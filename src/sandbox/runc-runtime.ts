@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { PlatformError } from '../core/errors.js';
@@ -130,6 +130,8 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
 /** Mount points in the shared skeleton: directories for directory binds, empty files for file binds. */
 async function ensureMountPoints(rootfs: string, dirs: string[], files: string[]): Promise<void> {
   for (const dir of dirs) await mkdir(join(rootfs, dir), { recursive: true, mode: 0o755 });
+  // runc gives a tmpfs the mode of its mount point: /tmp must be world-writable and sticky, as usual.
+  await chmod(join(rootfs, 'tmp'), 0o1777);
   for (const file of files) {
     const path = join(rootfs, file);
     if (existsSync(path)) continue;
@@ -254,27 +256,20 @@ export class RuncRuntime implements SandboxRuntime {
           reject(new PlatformError('INTERNAL', `cannot start runc: ${err.message}`, { cause: err })),
         );
       });
-      let sandboxPid: number | null = null;
       const proc = new ChildSandboxProcess(child, {
         guestTaskDir: guestPaths.task,
         cgroup,
-        tmpPath: () => (sandboxPid === null ? null : `/proc/${sandboxPid}/root/tmp`),
+        // runc's own setup processes are gone by the time anyone asks: what is left runs in the container.
+        tmpPath: async () => {
+          const pid = await firstPid(cgroup);
+          return pid === null ? null : `/proc/${pid}/root/tmp`;
+        },
         terminate: () => this.runc(['kill', '--all', id, 'KILL']),
         release: async () => {
           await this.runc(['delete', '--force', id]);
           await rm(bundle, { recursive: true, force: true });
         },
       });
-      // The container's first process, once runc has started it, for the /tmp check.
-      const pidTimer = setInterval(() => {
-        void firstPid(cgroup).then((pid) => {
-          if (pid !== null) {
-            sandboxPid = pid;
-            clearInterval(pidTimer);
-          }
-        });
-      }, 20);
-      void proc.exited.finally(() => clearInterval(pidTimer));
       return proc;
     } catch (err) {
       await cgroup.remove();

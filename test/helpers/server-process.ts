@@ -9,6 +9,7 @@ export const repoRoot = new URL('../../', import.meta.url).pathname;
 export const cliPath = join(repoRoot, 'bin', 'savassan.js');
 
 export interface ServerProcess {
+  pid: number;
   url: string;
   dataDir: string;
   child: ChildProcess;
@@ -20,12 +21,16 @@ export interface ServerProcess {
   cleanup: () => Promise<void>;
 }
 
-/** Starts `savassan start` as a real process on a random port with a fresh data dir. */
+/**
+ * Starts `savassan start` as a real process on a random port with a fresh data dir. The sandbox runtime is
+ * `process` unless `args` names one: these tests are about the engine; test/sandbox covers isolation.
+ */
 export async function startServer(args: string[] = [], existingDataDir?: string): Promise<ServerProcess> {
   const dataDir = existingDataDir ?? (await mkdtemp(join(tmpdir(), 'sv-')));
+  const sandbox = args.includes('--sandbox') ? [] : ['--sandbox', 'process'];
   const child = spawn(
     process.execPath,
-    [cliPath, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...args],
+    [cliPath, 'start', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn', ...sandbox, ...args],
     {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -57,6 +62,7 @@ export async function startServer(args: string[] = [], existingDataDir?: string)
     return exited;
   };
   return {
+    pid: child.pid ?? 0,
     url,
     dataDir,
     child,
@@ -99,6 +105,23 @@ export async function sandboxPids(dataDir: string): Promise<number[]> {
         pids.push(Number(entry));
     } catch {
       // process gone or not ours
+    }
+  }
+  return pids;
+}
+
+/** Pids of live processes in the sandbox cgroups of the server process `serverPid` (isolating runtimes). */
+export async function cgroupSandboxPids(serverPid: number): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cgroup = await readFile(`/proc/${entry}/cgroup`, 'utf8');
+      const status = await readFile(`/proc/${entry}/status`, 'utf8');
+      if (/^State:\s+Z/m.test(status)) continue;
+      if (cgroup.includes(`/savassan-${serverPid}/`)) pids.push(Number(entry));
+    } catch {
+      // process gone
     }
   }
   return pids;

@@ -234,7 +234,10 @@ class TestServer implements SqlTestServer {
     const child = spawnAs(command, args, this.#dir, this.#owner);
     const output = captureOutput(child);
     this.#child = child;
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.once('error', () => resolve()); // it never started
+    });
     try {
       await waitForOutput(child, output, this.#spec.ready, `${this.engine} on port ${port}`);
     } catch (err) {

@@ -84,13 +84,15 @@ export function redisDisplayUrl(url: string): string {
 export function redisFailure(err: unknown, displayUrl: string, action: string): PlatformError {
   if (err instanceof PlatformError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  const refused =
-    err instanceof Error &&
-    err.name === 'ReplyError' &&
-    !/^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|OOM)\b/.test(message);
-  return refused
-    ? new PlatformError('INTERNAL', `Redis at ${displayUrl} refused ${action}: ${message}`, { cause: err })
-    : new PlatformError('UNAVAILABLE', `Redis at ${displayUrl} is unavailable (${action}): ${message}`, { cause: err });
+  const transient = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|OOM)\b/.test(message);
+  if (err instanceof Error && err.name === 'ReplyError' && !transient) {
+    return new PlatformError('INTERNAL', `Redis at ${displayUrl} refused ${action}: ${message}`, { cause: err });
+  }
+  return unavailable(displayUrl, action, message, err);
+}
+
+function unavailable(displayUrl: string, action: string, reason: string, cause: unknown): PlatformError {
+  return new PlatformError('UNAVAILABLE', `Redis at ${displayUrl} is unavailable (${action}): ${reason}`, { cause });
 }
 
 /** ioredis settings that make a command fail fast during an outage while the client reconnects by itself. */
@@ -109,7 +111,11 @@ function clientOptions(compiled: CompiledRedisConnectionOptions): RedisOptions {
   };
 }
 
-/** Options of a connection dedicated to blocking pops: no command timeout, but a client-side guard on BLPOP. */
+/**
+ * Options of a connection dedicated to blocking pops: no command timeout, but a client-side guard that ends a BLPOP
+ * whose server-side timeout passed `blockingTimeoutGrace` ago (a silently dead connection). `blockingTimeout` itself
+ * only applies to pops without a timeout, which the adapters never send.
+ */
 const blockingOverrides: RedisOptions = {
   commandTimeout: undefined,
   blockingTimeout: 60_000,
@@ -163,17 +169,12 @@ export class RedisConnection {
 
   /** The PlatformError for a failed `action`; UNAVAILABLE errors carry the last connection error when known. */
   failure(err: unknown, action: string): PlatformError {
-    const mapped = redisFailure(err, this.options.displayUrl, action);
-    // ioredis flushes pending commands with this error when the connection drops; say what is known instead.
-    if (!(err instanceof Error && err.name === 'MaxRetriesPerRequestError')) return mapped;
-    const reason = this.#lastError === undefined ? 'connection lost' : `connection lost (${this.#lastError})`;
-    return new PlatformError(
-      'UNAVAILABLE',
-      `Redis at ${this.options.displayUrl} is unavailable (${action}): ${reason}`,
-      {
-        cause: err,
-      },
-    );
+    // ioredis fails the commands pending when a connection drops with this error; say what is known instead.
+    if (err instanceof Error && err.name === 'MaxRetriesPerRequestError') {
+      const reason = this.#lastError === undefined ? 'connection lost' : `connection lost (${this.#lastError})`;
+      return unavailable(this.options.displayUrl, action, reason, err);
+    }
+    return redisFailure(err, this.options.displayUrl, action);
   }
 
   /** Closes every connection; idempotent. Pending replies on the shared connection are awaited briefly. */

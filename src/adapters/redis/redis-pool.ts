@@ -6,6 +6,16 @@ import type { Logger } from '../../core/logger.js';
 import type { CheckoutOptions, Pool, PoolItem, WaitOptions } from '../../core/ports/pool.js';
 import { poolKey } from '../../core/types.js';
 import type { InstanceRef, SerializedError } from '../../core/types.js';
+import {
+  deliveryFromJson,
+  instanceFromJson,
+  numberList,
+  optionalString,
+  serializedError,
+  serializedInstance,
+  stringList,
+} from './redis-codec.js';
+import type { Delivery } from './redis-codec.js';
 import { blockingPop, compileRedisConnectionOptions, LuaScript, RedisConnection } from './redis-connection.js';
 import type { RedisConnectionOptions } from './redis-connection.js';
 import { poolScripts } from './scripts.js';
@@ -36,12 +46,6 @@ interface WaiterEntry {
   deadline: number;
 }
 
-/** What a script leaves in a mailbox for one waiter; a null item says its registration was dropped as expired. */
-interface Delivery {
-  waiter: string;
-  item: PoolItem | null;
-}
-
 type ScriptName = keyof typeof poolScripts;
 
 const scripts = Object.fromEntries(
@@ -49,11 +53,13 @@ const scripts = Object.fromEntries(
 ) as Record<ScriptName, LuaScript>;
 
 const DEFAULT_WAITER_GRACE_MS = 5_000;
+/** The longest delay setTimeout supports. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Server-side timeout of one mailbox read; the reader loops until the pool closes. */
 const MAILBOX_BLOCK_MS = 10_000;
 /** Pause before reading the mailbox again after a failed read (Redis down). */
 const MAILBOX_RETRY_MS = 200;
-/** How long a timed-out waiter that was served at the same moment waits for that instance to be given back. */
+/** How long a timed-out waiter whose entry was taken at the same moment waits for that delivery to be handled. */
 const ORPHAN_WAIT_MS = 2_000;
 /** Most deliveries given back when the pool closes; more would mean a runaway producer. */
 const MAX_DRAINED_ON_CLOSE = 10_000;
@@ -74,7 +80,8 @@ const MAX_DRAINED_ON_CLOSE = 10_000;
  *
  * @example
  * const pool = new RedisPool({ url: 'redis://127.0.0.1:6379/0', keyPrefix: 'savassan:' });
- * const instance = (await pool.checkout('hello@1', { holder: 'gw-1', leaseMs: 60_000 })) ?? null;
+ * const lease = { holder: 'gw-1', leaseMs: 60_000 };
+ * const item = await pool.wait('hello@1', { ...lease, timeoutMs: 30_000 }); // null on timeout
  * await pool.close();
  */
 export class RedisPool implements Pool {
@@ -126,17 +133,19 @@ export class RedisPool implements Pool {
     this.#assertOpen();
     const { signal } = options;
     if (signal?.aborted) return null;
-    if (options.timeoutMs <= 0) {
+    // NaN or <= 0: no blocking. Longer than a timer can run: clamped, as setTimeout would otherwise fire at once.
+    if (!(options.timeoutMs > 0)) {
       const instance = await this.checkout(key, options);
       return instance ? { kind: 'instance', instance } : null;
     }
+    const timeoutMs = Math.min(options.timeoutMs, MAX_TIMER_MS);
     const startedAt = Date.now();
     const entry: WaiterEntry = {
       id: randomUUID(),
       mailbox: this.#mailbox,
       holder: options.holder,
       leaseMs: options.leaseMs,
-      deadline: this.#now() + options.timeoutMs + this.#waiterGraceMs,
+      deadline: this.#now() + timeoutMs + this.#waiterGraceMs,
     };
     const pending = new PendingWait(key, entry);
     // Registered locally first: the delivery can reach the mailbox reader before the script's reply reaches us.
@@ -151,7 +160,7 @@ export class RedisPool implements Pool {
       throw err;
     }
     if (pending.state === 'waiting') {
-      pending.arm(options.timeoutMs - (Date.now() - startedAt), signal, () => void this.#expire(pending));
+      pending.arm(timeoutMs - (Date.now() - startedAt), signal, () => void this.#expire(pending));
     }
     return pending.result;
   }
@@ -230,8 +239,10 @@ export class RedisPool implements Pool {
       ).catch((err: unknown) => this.#logger.warn({ err }, 'could not remove waiters from Redis on close'));
     }
     this.#stopping.abort();
-    await this.#reader;
-    await this.#drainMailbox();
+    if (this.#reader) {
+      await this.#reader;
+      await this.#drainMailbox();
+    }
     await this.#redis.close();
   }
 
@@ -251,13 +262,12 @@ export class RedisPool implements Pool {
       'wait',
     );
     if (json === null) return;
+    this.#waits.delete(entry.id);
     const instance = instanceFromJson(json);
     if (pending.state === 'waiting' && !signal?.aborted) {
-      this.#waits.delete(entry.id);
       pending.settle({ kind: 'instance', instance });
       return;
     }
-    this.#waits.delete(entry.id);
     pending.settle(null);
     await this.#giveBack(instance, entry.id);
   }
@@ -456,87 +466,4 @@ class PendingWait {
       };
     });
   }
-}
-
-/** The stored form of an instance: exactly the InstanceRef fields, stamped with the time it went idle. */
-function serializedInstance(instance: InstanceRef, idleSince: number): InstanceRef {
-  return {
-    instanceId: instance.instanceId,
-    functionName: instance.functionName,
-    version: instance.version,
-    nodeId: instance.nodeId,
-    createdAt: instance.createdAt,
-    initMs: instance.initMs,
-    invocations: instance.invocations,
-    idleSince,
-  };
-}
-
-function serializedError(error: SerializedError): SerializedError {
-  const copy: SerializedError = { name: error.name, message: error.message };
-  if (error.code !== undefined) copy.code = error.code;
-  if (error.stack !== undefined) copy.stack = error.stack;
-  return copy;
-}
-
-const instanceStringFields = ['instanceId', 'functionName', 'nodeId'] as const;
-const instanceNumberFields = ['version', 'createdAt', 'initMs', 'invocations', 'idleSince'] as const;
-
-function instanceFromJson(json: string): InstanceRef {
-  return instanceFromValue(JSON.parse(json) as unknown);
-}
-
-function instanceFromValue(value: unknown): InstanceRef {
-  if (!isRecord(value)) throw malformed('instance');
-  for (const field of instanceStringFields) if (typeof value[field] !== 'string') throw malformed(`instance ${field}`);
-  for (const field of instanceNumberFields) if (typeof value[field] !== 'number') throw malformed(`instance ${field}`);
-  return serializedInstance(value as unknown as InstanceRef, value.idleSince as number);
-}
-
-function deliveryFromJson(json: string): Delivery {
-  const value = JSON.parse(json) as unknown;
-  if (!isRecord(value) || typeof value.waiter !== 'string') throw malformed('delivery');
-  const { item } = value;
-  if (item === null) return { waiter: value.waiter, item: null };
-  if (!isRecord(item)) throw malformed('delivery item');
-  if (item.kind === 'instance')
-    return { waiter: value.waiter, item: { kind: 'instance', instance: instanceFromValue(item.instance) } };
-  if (item.kind === 'failure' && isRecord(item.error)) {
-    const { name, message, code, stack } = item.error;
-    if (typeof name !== 'string' || typeof message !== 'string') throw malformed('failure');
-    const error: SerializedError = { name, message };
-    if (typeof code === 'string') error.code = code;
-    if (typeof stack === 'string') error.stack = stack;
-    return { waiter: value.waiter, item: { kind: 'failure', error } };
-  }
-  throw malformed('delivery item');
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function malformed(what: string): PlatformError {
-  return new PlatformError('INTERNAL', `malformed ${what} in the Redis pool`);
-}
-
-function optionalString(reply: unknown, action: string): string | null {
-  if (reply === null || typeof reply === 'string') return reply;
-  throw unexpectedReply(action);
-}
-
-function stringList(reply: unknown, action: string): string[] {
-  if (Array.isArray(reply) && reply.every((item) => typeof item === 'string')) return reply as string[];
-  throw unexpectedReply(action);
-}
-
-function numberList(reply: unknown, action: string, length: number): number[] {
-  if (Array.isArray(reply) && reply.length === length && reply.every((item) => typeof item === 'number')) {
-    return reply as number[];
-  }
-  throw unexpectedReply(action);
-}
-
-function unexpectedReply(action: string): PlatformError {
-  return new PlatformError('INTERNAL', `unexpected reply from Redis to ${action}`);
 }

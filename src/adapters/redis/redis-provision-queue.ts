@@ -4,6 +4,7 @@ import { PlatformError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { ProvisionQueue } from '../../core/ports/provision-queue.js';
 import type { ProvisionRequest } from '../../core/types.js';
+import { requestFromJson, serializedRequest } from './redis-codec.js';
 import { blockingPop, compileRedisConnectionOptions, LuaScript, RedisConnection } from './redis-connection.js';
 import type { RedisConnectionOptions } from './redis-connection.js';
 import { queueScripts } from './scripts.js';
@@ -20,6 +21,8 @@ export interface RedisProvisionQueueOptions extends RedisConnectionOptions {
 const DEFAULT_CAPACITY = 1000;
 /** Blocking connections kept open for later pops; a Manager usually has one or two consumers. */
 const MAX_IDLE_BLOCKERS = 4;
+/** Longest single BLPOP (a day); a longer timeout returns null after it, as a timed-out pop does. */
+const MAX_POP_MS = 86_400_000;
 
 const pushScript = new LuaScript(queueScripts.push);
 
@@ -65,11 +68,11 @@ export class RedisProvisionQueue implements ProvisionQueue {
   async pop(timeoutMs: number, signal?: AbortSignal): Promise<ProvisionRequest | null> {
     this.#assertOpen();
     if (signal?.aborted) return null;
-    if (timeoutMs <= 0) {
+    if (!(timeoutMs > 0)) {
       const raw = await this.#redis.run('pop', (client) => client.lpop(this.#key));
       return raw === null ? null : requestFromJson(raw);
     }
-    const popping = this.#blockingPop(timeoutMs, signal);
+    const popping = this.#blockingPop(Math.min(timeoutMs, MAX_POP_MS), signal);
     this.#pops.add(popping);
     try {
       return await popping;
@@ -129,31 +132,4 @@ export class RedisProvisionQueue implements ProvisionQueue {
   #assertOpen(): void {
     if (this.#closed) throw new PlatformError('UNAVAILABLE', 'Redis provision queue is closed');
   }
-}
-
-function serializedRequest(request: ProvisionRequest): ProvisionRequest {
-  return {
-    functionName: request.functionName,
-    version: request.version,
-    reason: request.reason,
-    requestedAt: request.requestedAt,
-  };
-}
-
-function requestFromJson(json: string): ProvisionRequest {
-  const value = JSON.parse(json) as Partial<Record<keyof ProvisionRequest, unknown>> | null;
-  if (
-    typeof value?.functionName !== 'string' ||
-    typeof value.version !== 'number' ||
-    (value.reason !== 'demand' && value.reason !== 'min-instances') ||
-    typeof value.requestedAt !== 'number'
-  ) {
-    throw new PlatformError('INTERNAL', 'malformed provisioning request in the Redis queue');
-  }
-  return {
-    functionName: value.functionName,
-    version: value.version,
-    reason: value.reason,
-    requestedAt: value.requestedAt,
-  };
 }

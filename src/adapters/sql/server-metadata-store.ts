@@ -111,7 +111,7 @@ export async function openServerMetadataStore(
     await sql`select 1`.execute(db);
   } catch (err) {
     await db.destroy();
-    throw new PlatformError('UNAVAILABLE', `cannot reach ${describeServer(address)}: ${errorMessage(err)}`, {
+    throw new PlatformError('UNAVAILABLE', `cannot connect to ${describeServer(address)}: ${errorMessage(err)}`, {
       cause: err,
     });
   }

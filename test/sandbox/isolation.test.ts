@@ -1,0 +1,247 @@
+// The sandbox boundary, tested from inside with a hostile function on every isolating runtime. Each assertion
+// would fail with the boundary removed: the same function run by the process runtime reads, writes and connects.
+import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
+import { Agent } from '../../src/agent/agent.js';
+import { compileFunctionConfig, type FunctionConfigInput } from '../../src/core/function-config.js';
+import type { InvokeOutcome, SandboxSpec } from '../../src/core/ports/agent-api.js';
+import type { Enforcement, SandboxRuntime } from '../../src/core/ports/sandbox-runtime.js';
+import { blobKeys } from '../../src/core/types.js';
+import { readBundle } from '../../src/client/bundle.js';
+import { BwrapRuntime } from '../../src/sandbox/bwrap-runtime.js';
+import { bundledNode24Path } from '../../src/sandbox/node-runtimes.js';
+import { ProcessRuntime } from '../../src/sandbox/process-runtime.js';
+import { RuncRuntime } from '../../src/sandbox/runc-runtime.js';
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const hostile = join(repoRoot, 'test', 'fixtures', 'functions', 'hostile');
+const limits = { pids: 64, openFiles: 256, tmpMB: 16, cpus: 1 };
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+interface Harness {
+  agent: Agent;
+  runtime: SandboxRuntime;
+  root: string;
+  /** A file outside the sandbox that no function may read. */
+  secretPath: string;
+  /** A listening TCP port on the host's loopback (as the gateway's would be). */
+  port: number;
+  deploy(config?: FunctionConfigInput): Promise<SandboxSpec>;
+  run(spec: SandboxSpec, event: Record<string, unknown>, timeoutMs?: number): Promise<InvokeOutcome>;
+  close(): Promise<void>;
+}
+
+async function harness(kind: 'process' | 'bwrap' | 'runc'): Promise<Harness> {
+  const root = await mkdtemp(join(tmpdir(), `sv-iso-${kind}-`));
+  // Sandbox users pass through (but cannot list) the test's directory, as with a data dir made by mkdir.
+  await chmod(root, 0o711);
+  const workDir = join(root, 'agent');
+  const blobs = new FsBlobStore(join(root, 'blobs'));
+  const cgroupName = `savassan-test-${process.pid}-${kind}`;
+  const runtime =
+    kind === 'process'
+      ? new ProcessRuntime()
+      : kind === 'bwrap'
+        ? await BwrapRuntime.open({ workDir, cgroupName })
+        : await RuncRuntime.open({ workDir, cgroupName });
+  const agent = new Agent({ nodeId: kind, runtime, blobStore: blobs, workDir, limits });
+  const secretPath = join(root, 'savassan.db');
+  await writeFile(secretPath, 'the platform database');
+  const server: Server = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.end('gateway\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const zip = await readBundle(hostile);
+  const sha = createHash('sha256').update(zip).digest('hex');
+  await blobs.put(blobKeys.code(sha), zip);
+  let version = 0;
+  return {
+    agent,
+    runtime,
+    root,
+    secretPath,
+    port,
+    deploy(config = {}) {
+      version += 1;
+      return Promise.resolve({
+        functionName: 'hostile',
+        version,
+        codeSha256: sha,
+        config: compileFunctionConfig({ memoryMB: 128, timeoutSeconds: 5, ...config }),
+      });
+    },
+    async run(spec, event, timeoutMs = 5000) {
+      const ref = await agent.createSandbox(spec);
+      try {
+        return await agent.invoke(ref.instanceId, {
+          invocationId: randomUUID(),
+          eventJson: JSON.stringify(event),
+          timeoutMs,
+        });
+      } finally {
+        await agent.destroySandbox(ref.instanceId);
+      }
+    },
+    async close() {
+      await agent.close();
+      await runtime.close();
+      await new Promise((resolve) => server.close(resolve));
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+function result(outcome: InvokeOutcome): Record<string, unknown> {
+  assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
+  return JSON.parse(outcome.payloadJson ?? 'null') as Record<string, unknown>;
+}
+
+function skipReason(kind: 'bwrap' | 'runc'): string | false {
+  if (process.platform !== 'linux') return 'Linux only';
+  if (kind === 'bwrap' && !existsSync('/usr/bin/bwrap')) return 'bubblewrap is not installed';
+  if (kind === 'runc' && !existsSync('/usr/sbin/runc')) return 'runc is not installed';
+  if (kind === 'runc' && !isRoot) return 'runc needs root';
+  return false;
+}
+
+describe('the process runtime does not isolate (what the boundary tests would see without a boundary)', () => {
+  let h: Harness;
+  before(async () => {
+    h = await harness('process');
+  });
+  after(() => h.close());
+
+  it('lets a function read host files and reach loopback', async () => {
+    const spec = await h.deploy();
+    assert.equal(result(await h.run(spec, { action: 'read', path: h.secretPath }))['ok'], true);
+    assert.equal(result(await h.run(spec, { action: 'connect', host: '127.0.0.1', port: h.port }))['ok'], true);
+  });
+});
+
+for (const kind of ['bwrap', 'runc'] as const) {
+  describe(`the ${kind} sandbox`, { skip: skipReason(kind) }, () => {
+    let h: Harness;
+    let spec: SandboxSpec;
+    before(async () => {
+      h = await harness(kind);
+      spec = await h.deploy();
+    });
+    after(() => h?.close());
+
+    it('enforces every mechanism on this host, or says which it cannot', () => {
+      for (const [limit, enforcement] of Object.entries(h.runtime.capabilities) as [string, Enforcement][]) {
+        if (!isRoot && ['memory', 'pids', 'cpu'].includes(limit)) continue;
+        assert.equal(enforcement.enforced, true, `${limit}: ${enforcement.note}`);
+      }
+    });
+
+    it('runs the function as an unprivileged user in its code directory', async () => {
+      const identity = result(await h.run(spec, { action: 'identity' }));
+      assert.notEqual(identity['uid'], 0);
+      assert.equal(identity['cwd'], '/var/task');
+      assert.equal(result(await h.run(spec, { action: 'read', path: '/var/task/index.js' }))['ok'], true);
+    });
+
+    it('cannot read host files outside its code', async () => {
+      for (const path of [h.secretPath, '/etc/shadow', '/etc/passwd', join(repoRoot, 'package.json'), h.root]) {
+        const read = result(await h.run(spec, { action: path === h.root ? 'list' : 'read', path }));
+        assert.equal(read['ok'], false, `read ${path}: ${JSON.stringify(read)}`);
+      }
+      const root = result(await h.run(spec, { action: 'list', path: '/' }));
+      assert.equal(root['ok'], true);
+      assert.ok(!(root['value'] as string[]).includes('home'), `visible at /: ${String(root['value'])}`);
+    });
+
+    it('cannot write outside /tmp', async () => {
+      for (const path of ['/var/task/index.js', '/var/task/new.js', '/etc/x', '/x', '/usr/bin/node']) {
+        const write = result(await h.run(spec, { action: 'write', path }));
+        assert.equal(write['ok'], false, `write ${path}`);
+      }
+      assert.equal(result(await h.run(spec, { action: 'write', path: '/tmp/scratch' }))['ok'], true);
+    });
+
+    it('cannot reach the gateway port or any address with network off, and can with --network', async () => {
+      const local = result(await h.run(spec, { action: 'connect', host: '127.0.0.1', port: h.port }));
+      assert.equal(local['ok'], false, 'loopback of the host');
+      const remote = result(await h.run(spec, { action: 'connect', host: '10.255.255.1', port: 80 }));
+      assert.equal(remote['ok'], false, 'another address');
+      const networked = await h.deploy({ network: true });
+      const allowed = result(await h.run(networked, { action: 'connect', host: '127.0.0.1', port: h.port }));
+      assert.equal(allowed['ok'], true, `with --network: ${JSON.stringify(allowed)}`);
+    });
+
+    it('sees only its own processes', async () => {
+      const seen = result(await h.run(spec, { action: 'processes' }));
+      const pids = seen['pids'] as string[];
+      assert.ok(pids.length <= 3, `pids visible: ${pids.join(' ')}`);
+      assert.ok(!pids.includes(String(process.pid)) || pids.length <= 3);
+      for (const cmdline of seen['cmdlines'] as (string | null)[]) {
+        assert.ok(cmdline === null || !cmdline.includes('isolation.test'), `sees the test runner: ${cmdline}`);
+      }
+    });
+
+    it('contains a fork bomb at the process limit and reports it', { skip: !isRoot }, async () => {
+      const outcome = await h.run(spec, { action: 'forkBomb' }, 3000);
+      assert.equal(outcome.status, 'timeout');
+      assert.match(outcome.error?.message ?? '', /limit of 64 processes and threads/);
+      const cgroups = await readdir(`/sys/fs/cgroup/pids/savassan-test-${process.pid}-${kind}`).catch(() => []);
+      assert.deepEqual(
+        cgroups.filter((entry) => /^[0-9a-f-]{36}$/.test(entry)),
+        [],
+        'the bomb left no cgroup (and so no process) behind',
+      );
+    });
+
+    it('kills a heap bomb at its memory limit and says so', async () => {
+      const outcome = await h.run(spec, { action: 'heapBomb' }, 20_000);
+      assert.equal(outcome.status, 'oom', JSON.stringify(outcome.error));
+      assert.match(outcome.error?.message ?? '', /out of memory.*128 MB/);
+    });
+
+    it('kills a memory bomb outside the JavaScript heap at the sandbox limit', { skip: !isRoot }, async () => {
+      const outcome = await h.run(spec, { action: 'bufferBomb' }, 20_000);
+      assert.equal(outcome.status, 'oom', JSON.stringify(outcome.error));
+      assert.match(outcome.error?.message ?? '', /out of memory.*128 MB/);
+    });
+
+    it('kills an infinite loop at its timeout', async () => {
+      const outcome = await h.run(spec, { action: 'spin' }, 1000);
+      assert.equal(outcome.status, 'timeout');
+      assert.equal(outcome.reusable, false);
+    });
+
+    it('caps /tmp and reports it full', async () => {
+      const outcome = await h.run(spec, { action: 'fillTmp' });
+      assert.equal(outcome.status, 'error');
+      assert.match(outcome.error?.message ?? '', /ENOSPC.*\/tmp \(16 MB\) is full/s);
+    });
+
+    it('caps open files and reports it', async () => {
+      const outcome = await h.run(spec, { action: 'openFiles' });
+      assert.equal(outcome.status, 'error');
+      assert.match(outcome.error?.message ?? '', /EMFILE.*limit of 256 open files/s);
+    });
+
+    it(
+      'runs the nodejs24 runtime',
+      { skip: !existsSync(bundledNode24Path()) && 'nodejs24 is not installed' },
+      async () => {
+        const identity = result(await h.run(await h.deploy({ runtime: 'nodejs24' }), { action: 'identity' }));
+        assert.match(String(identity['version']), /^v24\./);
+        const host = result(await h.run(spec, { action: 'identity' }));
+        assert.equal(host['version'], process.version);
+      },
+    );
+  });
+}
