@@ -13,7 +13,7 @@ import type { InvokeOutcome, SandboxSpec } from '../core/ports/agent-api.js';
 import { blobKeys } from '../core/types.js';
 import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
 import { ProcessRuntime } from '../sandbox/process-runtime.js';
-import { Agent } from './agent.js';
+import { Agent, sandboxKind } from './agent.js';
 
 const fixturesDir = fileURLToPath(new URL('../../test/fixtures/functions/', import.meta.url));
 const logCapBytes = 64 * 1024;
@@ -511,5 +511,46 @@ describe('Agent with the process runtime', () => {
       isPlatformError(err, 'UNAVAILABLE'),
     );
     assert.deepEqual(await shimsUnder(join(root, 'c')), []);
+  });
+
+  it('specialises stem cells: a cold start takes a pre-started sandbox of its kind, refilled in the background', async () => {
+    const spec = await deploy('echo', { env: { GREETING: 'stem' }, memoryMB: 128 });
+    const kind = sandboxKind(spec.config);
+    const stemAgent = new Agent({
+      nodeId: 'stem',
+      runtime: new ProcessRuntime(),
+      blobStore: blobs,
+      workDir: join(root, 's'),
+      stemCells: { baseKinds: [kind], maxPerKind: 1, maxTotal: 2 },
+    });
+    agents.push(stemAgent);
+    await eventually(() => Promise.resolve(stemAgent.stemCellStats().idle === 1), 'the base stem cell');
+    const [cellPid] = await shimsUnder(join(root, 's'));
+    assert.ok(cellPid !== undefined);
+    assert.deepEqual(await stemAgent.listSandboxes(), [], "a stem cell is nobody's sandbox");
+
+    const ref = await stemAgent.createSandbox(spec);
+    assert.equal(await pidOf(ref.instanceId, stemAgent), cellPid, 'the stem cell became the sandbox');
+    const body = payload(await invoke(ref.instanceId, { hi: 1 }, 3000, stemAgent));
+    assert.equal((body['env'] as Record<string, unknown>)['GREETING'], 'stem', 'it runs the function it was given');
+    await eventually(() => Promise.resolve(stemAgent.stemCellStats().idle === 1), 'the refill');
+
+    // Another kind misses, starts cold, and its kind gets a cell of its own within the total.
+    const other = await deploy('echo', { memoryMB: 512 });
+    const otherRef = await stemAgent.createSandbox(other);
+    assert.notEqual(await pidOf(otherRef.instanceId, stemAgent), cellPid);
+    await eventually(
+      () => Promise.resolve(stemAgent.stemCellStats().byKind[sandboxKind(other.config)]?.idle === 1),
+      'a cell of the second kind',
+    );
+    assert.ok(stemAgent.stemCellStats().idle <= 2);
+    const memory = await stemAgent.stemCellMemory();
+    assert.ok(
+      memory.every((bytes) => bytes !== null && bytes > 1024 * 1024),
+      `stem cell memory ${memory.join()}`,
+    );
+
+    await stemAgent.close();
+    assert.deepEqual(await shimsUnder(join(root, 's')), [], 'close() also stops the stem cells');
   });
 });
