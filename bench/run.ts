@@ -4,11 +4,13 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { cpus, totalmem, release } from 'node:os';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readBundle } from '../src/client/bundle.js';
 import { SavassanClient } from '../src/client/client.js';
 import { repoRoot, startServer } from '../test/helpers/server-process.js';
+import { measureSandboxColdStarts } from './cold-start.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const warmRequests = quick ? 300 : 3000;
@@ -220,7 +222,7 @@ async function main(): Promise<void> {
       savassanFirstInvokeMs: summarise(cold),
       sandboxInitMs: summarise(initMs),
       bareNodeSpawnMs: summarise(spawnMs),
-      note: 'process runtime, no stem cells yet (the sandbox issue adds them)',
+      note: 'process runtime (unisolated) with stem cells; the isolating bwrap figures are under sandboxColdStart',
     };
 
     // 4. Burst: 200 concurrent first requests to a fresh function with max instances 10.
@@ -241,6 +243,19 @@ async function main(): Promise<void> {
     };
   } finally {
     await Promise.all([bare.stop(), floor.stop(), server.cleanup()]);
+  }
+
+  // 5. Cold start on the isolating bwrap sandbox, with and without stem cells, against a bare node spawn.
+  if (existsSync('/usr/bin/bwrap')) {
+    const noop = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
+    results.sandboxColdStart = await measureSandboxColdStarts(noop, coldRuns, summarise, async (url) => {
+      const hit = await post(new Agent(), new URL(url), '{}');
+      return {
+        ms: hit.ms,
+        start: String(hit.headers['x-savassan-start']),
+        invocationId: String(hit.headers['x-savassan-invocation-id']),
+      };
+    });
   }
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });

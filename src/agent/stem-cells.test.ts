@@ -36,12 +36,12 @@ describe('StemCells', () => {
   it('keeps base kinds warm from the start and refills after a take', async () => {
     const { cells, launched } = pool({ baseKinds: ['nodejs20/256MB/nonet'] });
     await settle();
-    assert.deepEqual(cells.stats().byKind['nodejs20/256MB/nonet'], { idle: 1, starting: 0, target: 1 });
+    assert.deepEqual(cells.stats().byKind['nodejs20/256MB/nonet'], { idle: 2, starting: 0, target: 2 });
     const cell = cells.take('nodejs20/256MB/nonet');
     assert.equal(cell?.kind, 'nodejs20/256MB/nonet');
     await settle();
-    assert.equal(cells.stats().idle, 1, 'refilled');
-    assert.equal(launched.length, 2);
+    assert.equal(cells.stats().idle, 2, 'refilled');
+    assert.equal(launched.length, 3);
     await cells.close();
   });
 
@@ -90,7 +90,7 @@ describe('StemCells', () => {
   });
 
   it('replaces a cell that died while idle, and discards everything on close', async () => {
-    const { cells, discarded } = pool({ baseKinds: ['k'] });
+    const { cells, discarded } = pool({ baseKinds: ['k'], maxPerKind: 1 });
     await settle();
     const [cell] = cells.cells();
     assert.ok(cell !== undefined);

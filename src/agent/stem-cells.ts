@@ -54,7 +54,8 @@ export class StemCells<T extends StemCell> {
     private readonly discard: (cell: T) => Promise<void>,
     private readonly logger: Logger,
   ) {
-    for (const kind of options.baseKinds) this.kindOf(kind).target = 1;
+    // Base kinds start full: a deploy's trial and the first invoke after it each take a cell.
+    for (const kind of options.baseKinds) this.kindOf(kind).target = options.maxPerKind;
     this.timer = setInterval(() => this.shrinkUnused(), Math.max(1000, options.idleMs / 2));
     this.timer.unref();
     for (const kind of options.baseKinds) this.refill(kind);

@@ -190,6 +190,8 @@ export interface InvocationAnswer {
   peakMemoryBytes: number | null;
   error: { name: string; message: string; stack?: string } | null;
   logKey: string | null;
+  nodeId: string | null;
+  instanceId: string | null;
   createdAt: string;
 }
 
@@ -199,5 +201,7 @@ export interface NodeAnswer {
   sandboxRuntime: string;
   isolating: boolean;
   sandboxes: number;
+  enforcement: Record<string, { mechanism: string; enforced: boolean; note: string }>;
+  stemCells: { idle: number; starting: number; memoryBytes: number | null };
   warnings: string[];
 }

@@ -16,7 +16,16 @@ it('defaults every setting', () => {
     maxInstances: functionLimits.maxInstances.default,
     minInstances: 0,
     idleSeconds: functionLimits.idleSeconds.default,
+    network: false,
   });
+});
+
+it('takes the nodejs24 runtime and network access, and refuses anything else', () => {
+  const config = compileFunctionConfig({ runtime: 'nodejs24', network: true });
+  assert.equal(config.runtime, 'nodejs24');
+  assert.equal(config.network, true);
+  assert.throws(() => compileFunctionConfig({ runtime: 'nodejs18' }), /INVALID_CONFIG.*nodejs20, nodejs24/);
+  assert.throws(() => compileFunctionConfig({ network: 'yes' as unknown as boolean }), /INVALID_CONFIG.*network/);
 });
 
 it('accepts nested handlers and valid env', () => {

@@ -80,6 +80,28 @@ async function removeDir(dir: string, procsFile: string): Promise<void> {
   }
 }
 
+/** Empty groups left by a Savassan process that died without cleaning up (`savassan-<pid>...` of a dead pid). */
+async function removeStaleGroups(base: string): Promise<void> {
+  for (const entry of await readdir(base).catch(() => [] as string[])) {
+    const pid = /^savassan-(?:test-)?(\d+)(?:-|$)/.exec(entry)?.[1];
+    if (pid === undefined || isAlive(Number(pid))) continue;
+    const dir = join(base, entry);
+    for (const child of await readdir(dir).catch(() => [] as string[])) {
+      if (/^[0-9a-f-]{36}$/.test(child)) await rmdir(join(dir, child)).catch(() => {});
+    }
+    await rmdir(dir).catch(() => {});
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** One sandbox's cgroup (in every controller under v1, one directory under v2). */
 export interface SandboxCgroup {
   /** Files the sandbox's first process writes its pid into to join the group, before it runs anything. */
@@ -118,6 +140,7 @@ export class Cgroups {
       const base = join(root, controller);
       if (!(await writable(base)))
         return { unavailable: `cgroup v1 ${controller} controller at ${base} is not writable` };
+      await removeStaleGroups(base);
       parents.push(join(base, name));
     }
     try {

@@ -5,9 +5,10 @@
  * Runs in the sandbox: imports only node builtins and the protocol module.
  */
 import { spawnSync } from 'node:child_process';
-import { realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createConnection, type Socket } from 'node:net';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { format, inspect } from 'node:util';
 import {
@@ -484,8 +485,28 @@ process.on('unhandledRejection', (reason) => onFatal(reason, 'unhandled rejectio
 
 const decoder = new FrameDecoder();
 
+/**
+ * Runs the module loaders once (ESM from a data URL, CommonJS from a file in the scratch dir) so the first load of
+ * the function's code does not pay for their start-up: a stem cell says hello only once it is warm.
+ */
+async function warmUp(): Promise<void> {
+  try {
+    const inline: string = 'data:text/javascript,export default 1';
+    await import(inline);
+    const file = join(tmpdir(), `.savassan-warm-${process.pid}.cjs`);
+    writeFileSync(file, 'module.exports = 1;\n');
+    try {
+      await import(pathToFileURL(file).href);
+    } finally {
+      unlinkSync(file);
+    }
+  } catch (err) {
+    diagnostic(`warm-up skipped: ${(err as Error).message}`);
+  }
+}
+
 socket.on('connect', () => {
-  send({ type: 'hello', id: '', pid: process.pid, nodeVersion: process.version });
+  void warmUp().then(() => send({ type: 'hello', id: '', pid: process.pid, nodeVersion: process.version }));
 });
 
 socket.on('data', (chunk: Buffer) => {
