@@ -1,0 +1,71 @@
+/** What an Agent says about its node, kept in the registry while the node lives. */
+export interface NodeInfo {
+  nodeId: string;
+  /** Where the Agent's gRPC server listens (`host:port` or `unix:/path`). */
+  agentAddress: string;
+  /** Sandboxes it will run at once. */
+  capacity: number;
+  /** Sandboxes it runs now (updated as they change). */
+  sandboxes: number;
+  /** Sandbox runtime kind (`bwrap`, `runc`, `process`) and whether it isolates. */
+  sandboxRuntime: string;
+  isolating: boolean;
+  /** Code bundles (sha256) already extracted on the node: managers prefer placing there. */
+  codeCached: string[];
+  /** Epoch ms of registration. */
+  startedAt: number;
+}
+
+/** Registers this node on a lease kept alive in the background; the entry vanishes when the lease expires. */
+export interface NodeRegistration {
+  /** Replace the published NodeInfo (capacity and sandboxes change). */
+  update(info: NodeInfo): Promise<void>;
+  /** Delete the entry and revoke the lease (graceful stop). Idempotent. */
+  deregister(): Promise<void>;
+  /** Resolves if the lease is lost for good (keepalive failed past the TTL) so the caller can stop or re-register. */
+  readonly lost: Promise<void>;
+}
+
+export interface NodeRegistry {
+  /** Publish `info` under `nodes/{nodeId}` on a lease of `ttlSeconds`. */
+  register(info: NodeInfo, ttlSeconds: number): Promise<NodeRegistration>;
+  /** Every live node now. */
+  list(): Promise<NodeInfo[]>;
+}
+
+export type MembershipEvent =
+  { type: 'join'; node: NodeInfo } | { type: 'update'; node: NodeInfo } | { type: 'leave'; nodeId: string };
+
+/**
+ * Join/leave events for the registry. The first events are the current members (as joins); after a watch
+ * reconnect the watcher re-reads the snapshot and emits the difference, so no leave is ever missed.
+ */
+export interface MembershipWatcher {
+  watch(listener: (event: MembershipEvent) => void): Promise<{ close(): Promise<void> }>;
+}
+
+/** Which gateways serve and which agents run what: versioned, written by the control-plane leader. */
+export interface RoutingTable {
+  version: number;
+  /** nodeId → agent address, for the gateways to dial. */
+  agents: Record<string, string>;
+  updatedAt: number;
+}
+
+export interface RoutingTableStore {
+  get(): Promise<RoutingTable | null>;
+  /** Write `table` if the stored version is `expectedVersion` (0 for none); returns false on a conflict. */
+  put(table: RoutingTable, expectedVersion: number): Promise<boolean>;
+  /** Delivers the current table first (if any), then each change. */
+  watch(listener: (table: RoutingTable) => void): Promise<{ close(): Promise<void> }>;
+}
+
+/** The cluster port: membership, routing and leadership, on etcd or in memory for a single node. */
+export interface Cluster {
+  readonly registry: NodeRegistry;
+  readonly membership: MembershipWatcher;
+  readonly routing: RoutingTableStore;
+  /** Campaign for leadership under `leader`; resolves when this candidate leads. `resign` gives it up. */
+  campaign(candidateId: string): Promise<{ resign(): Promise<void>; readonly lost: Promise<void> }>;
+  close(): Promise<void>;
+}
