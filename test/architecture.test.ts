@@ -1,4 +1,6 @@
-// Keeps dependencies pointing one way: core <- adapters / sandbox <- agent, manager, gateway <- embedded <- cli.
+// Keeps dependencies pointing one way: core <- adapters / sandbox <- agent, manager, gateway <- embedded, cluster <- cli.
+// Generated gRPC code (src/gen, from proto/) and its hand-written glue (src/grpc) sit at the adapter level: only the
+// roles' gRPC edges import them, never core.
 // A forbidden import fails this test with the file and the import.
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -13,16 +15,24 @@ const rules: { area: string; mayImport: string[]; packages: boolean }[] = [
   { area: 'sandbox/guest', mayImport: ['sandbox/guest', 'sandbox/protocol.ts'], packages: false },
   { area: 'sandbox', mayImport: ['core', 'sandbox'], packages: true },
   { area: 'adapters', mayImport: ['core', 'adapters'], packages: true },
-  { area: 'agent', mayImport: ['core', 'sandbox', 'agent'], packages: true },
+  { area: 'gen', mayImport: ['gen'], packages: true },
+  { area: 'grpc', mayImport: ['core', 'gen', 'grpc'], packages: true },
+  { area: 'agent', mayImport: ['core', 'sandbox', 'gen', 'grpc', 'agent'], packages: true },
   { area: 'manager', mayImport: ['core', 'manager'], packages: true },
-  { area: 'gateway', mayImport: ['core', 'gateway'], packages: true },
+  { area: 'gateway', mayImport: ['core', 'gen', 'grpc', 'gateway'], packages: true },
   { area: 'client', mayImport: ['core', 'client'], packages: true },
   {
     area: 'embedded',
     mayImport: ['core', 'adapters', 'sandbox', 'agent', 'manager', 'gateway', 'client', 'embedded'],
     packages: true,
   },
-  { area: 'cli', mayImport: ['core', 'client', 'embedded', 'cli'], packages: true },
+  // Cluster processes (gateway, manager, agent as separate processes) wire the same roles as embedded mode.
+  {
+    area: 'cluster',
+    mayImport: ['core', 'adapters', 'sandbox', 'agent', 'manager', 'gateway', 'embedded', 'cluster'],
+    packages: true,
+  },
+  { area: 'cli', mayImport: ['core', 'client', 'embedded', 'cluster', 'cli'], packages: true },
 ];
 
 function files(dir: string): string[] {

@@ -5,7 +5,14 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import type { AgentApi, InvokeOutcome, InvokeRequest, SandboxInfo, SandboxSpec } from '../core/ports/agent-api.js';
+import type {
+  AgentApi,
+  InvokeOutcome,
+  InvokeRequest,
+  SandboxInfo,
+  SandboxLogLine,
+  SandboxSpec,
+} from '../core/ports/agent-api.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
 import type { FunctionConfig } from '../core/function-config.js';
 import type {
@@ -187,6 +194,7 @@ export class Agent implements AgentApi {
   private readonly extractions = new Map<string, Promise<string>>();
   private readonly creations = new Set<Promise<unknown>>();
   private readonly uploads = new Set<Promise<unknown>>();
+  private readonly logListeners = new Set<(line: SandboxLogLine) => void>();
   private closing: Promise<void> | null = null;
 
   constructor(options: AgentOptions) {
@@ -339,6 +347,12 @@ export class Agent implements AgentApi {
         ];
       }),
     );
+  }
+
+  /** Live output of this node's sandboxes from now on (the StreamLogs RPC); returns the unsubscribe function. */
+  onLog(listener: (line: SandboxLogLine) => void): () => void {
+    this.logListeners.add(listener);
+    return () => void this.logListeners.delete(listener);
   }
 
   /** Destroy every sandbox and wait for their processes to exit. Idempotent; later creations reject UNAVAILABLE. */
@@ -683,8 +697,27 @@ export class Agent implements AgentApi {
   private onMessage(sandbox: Sandbox, message: GuestMessage): void {
     if (message.type === 'log') {
       const { active } = sandbox;
-      if (active !== null && message.id === active.requestId) active.log.append(message.text);
+      const current = active !== null && message.id === active.requestId ? active : null;
+      if (current !== null) current.log.append(message.text);
       else sandbox.pendingLog.append(message.text);
+      if (this.logListeners.size > 0) {
+        const { instanceId, spec } = sandbox;
+        const line: SandboxLogLine = {
+          instanceId,
+          functionName: spec?.functionName ?? null,
+          invocationId: current?.invocationId ?? null,
+          stream: message.stream,
+          text: message.text,
+          time: Date.now(),
+        };
+        for (const listener of this.logListeners) {
+          try {
+            listener(line);
+          } catch (err) {
+            this.logger.warn({ err, instanceId }, 'a log listener failed');
+          }
+        }
+      }
       return;
     }
     if (message.type === 'result' || message.type === 'error') sandbox.lastMaxRssBytes = message.maxRssBytes;

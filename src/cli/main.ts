@@ -69,6 +69,21 @@ export function buildProgram(): Command {
     )
     .option('--no-examples', 'do not deploy the example functions on first start')
     .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts')
+    .addOption(
+      new Option('--redis <url>', 'keep the warm pool and provisioning queue in Redis (redis://host:6379/0)').env(
+        'SAVASSAN_REDIS_URL',
+      ),
+    )
+    .addOption(
+      new Option('--db <url>', 'keep metadata in PostgreSQL or MySQL (postgres://… or mysql://…), not SQLite').env(
+        'SAVASSAN_DB_URL',
+      ),
+    )
+    .addOption(
+      new Option('--s3 <url>', 'keep code and logs in S3 (s3://KEY:SECRET@host/bucket or http://…/bucket)').env(
+        'SAVASSAN_S3_URL',
+      ),
+    )
     .option('--log-level <level>', 'server log level (debug, info, warn, error)', 'info')
     .action(
       async (opts: {
@@ -80,6 +95,9 @@ export function buildProgram(): Command {
         durability: 'process' | 'full';
         examples: boolean;
         stemCells: boolean;
+        redis: string | undefined;
+        db: string | undefined;
+        s3: string | undefined;
         logLevel: string;
       }) => {
         const logger = pino({ level: opts.logLevel }, pino.destination(2)) as unknown as Logger;
@@ -91,6 +109,9 @@ export function buildProgram(): Command {
           queueWaitMs: opts.queueWait * 1000,
           durability: opts.durability,
           stemCells: opts.stemCells,
+          redisUrl: opts.redis,
+          dbUrl: opts.db,
+          s3Url: opts.s3,
           logger,
         });
         if (!platform.runtime.isolating) {
@@ -105,6 +126,10 @@ export function buildProgram(): Command {
           : [];
         out(
           `Savassan is listening on ${platform.url} (data in ${platform.options.dataDir}, sandbox: ${platform.runtime.kind})`,
+        );
+        const { backends } = platform;
+        out(
+          `Backends: pool and queue in ${backends.pool}; metadata in ${backends.metadata}; blobs in ${backends.blobs}`,
         );
         if (deployed.length > 0) out(`Deployed the examples: ${deployed.join(', ')}`);
         out('Try:');

@@ -11,6 +11,10 @@ export const errorCodes = {
     status: 400,
     description: 'The function code cannot be loaded: bad zip, syntax error or missing handler.',
   },
+  UNAUTHORIZED: {
+    status: 401,
+    description: 'The caller did not present valid credentials (API key, or the cluster token between nodes).',
+  },
   NOT_FOUND: { status: 404, description: 'The function, version or invocation does not exist.' },
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The request body is over the allowed size.' },
   TOO_MANY_REQUESTS: {

@@ -3,10 +3,6 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
-import { MemoryPool } from '../adapters/memory/memory-pool.js';
-import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
-import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import { Agent, sandboxKind } from '../agent/agent.js';
 import { compileFunctionConfig } from '../core/function-config.js';
 import { PlatformError } from '../core/errors.js';
@@ -23,10 +19,12 @@ import { Manager } from '../manager/manager.js';
 import { BwrapRuntime } from '../sandbox/bwrap-runtime.js';
 import { ProcessRuntime } from '../sandbox/process-runtime.js';
 import { RuncRuntime } from '../sandbox/runc-runtime.js';
+import { openBackends } from './backends.js';
+import type { BackendSummary, BackendUrls } from './backends.js';
 
 export type SandboxKind = 'process' | 'bwrap' | 'runc';
 
-export interface EmbeddedOptions {
+export interface EmbeddedOptions extends BackendUrls {
   dataDir?: string;
   host?: string;
   port?: number;
@@ -56,6 +54,10 @@ export interface CompiledEmbeddedOptions {
   durability: 'process' | 'full';
   stemCells: boolean;
   logger: Logger;
+  /** Real backends; undefined keeps the embedded default (memory pool and queue, SQLite, filesystem blobs). */
+  redisUrl: string | undefined;
+  dbUrl: string | undefined;
+  s3Url: string | undefined;
 }
 
 /** Validate and default once, at the edge. */
@@ -91,6 +93,10 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     durability,
     stemCells: options.stemCells ?? true,
     logger: options.logger ?? silentLogger,
+    // An empty value (an environment variable set to '') means the default, as if it were not given.
+    redisUrl: options.redisUrl || undefined,
+    dbUrl: options.dbUrl || undefined,
+    s3Url: options.s3Url || undefined,
   };
 }
 
@@ -127,26 +133,33 @@ export interface EmbeddedPlatform {
   readonly deployer: Deployer;
   readonly metadata: MetadataStore;
   readonly runtime: SandboxRuntime;
+  /** What backs the pool, queue, metadata and blobs, without credentials. */
+  readonly backends: BackendSummary;
   readonly server: FastifyInstance;
   /** Stop taking requests, drain in-flight invocations, destroy every sandbox. Idempotent. */
   close(): Promise<void>;
 }
 
 /**
- * Embedded mode: gateway, manager and agent in one process, with the in-memory pool and queue, SQLite
- * metadata and a filesystem blob store. Sandboxes are still separate processes.
+ * Embedded mode: gateway, manager and agent in one process, by default with the in-memory pool and queue, SQLite
+ * metadata and a filesystem blob store; `redisUrl`, `dbUrl` and `s3Url` move those onto real backends (see
+ * `openBackends`). Sandboxes are still separate processes.
  */
 export async function startEmbedded(input: EmbeddedOptions = {}): Promise<EmbeddedPlatform> {
   const options = compileEmbeddedOptions(input);
   const { dataDir, logger } = options;
   await mkdir(dataDir, { recursive: true });
   const workDir = join(dataDir, 'agent');
-  const runtime = await createRuntime(options.sandbox, workDir, logger);
+  const backends = await openBackends(options);
+  const { pool, queue, metadata, blobStore } = backends;
+  let runtime: SandboxRuntime;
+  try {
+    runtime = await createRuntime(options.sandbox, workDir, logger);
+  } catch (err) {
+    await backends.close();
+    throw err;
+  }
   const nodeId = 'local';
-  const metadata = await openSqliteMetadataStore(join(dataDir, 'savassan.db'), { durability: options.durability });
-  const blobStore = new FsBlobStore(join(dataDir, 'blobs'));
-  const pool = new MemoryPool();
-  const queue = new MemoryProvisionQueue({ capacity: options.queueCapacity });
   const agent = new Agent({
     nodeId,
     runtime,
@@ -215,7 +228,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     await manager.stop();
     await agent.close();
     await runtime.close();
-    await metadata.close();
+    await backends.close();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
       throw new PlatformError(
@@ -228,7 +241,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   }
   ready = true;
   void manager.reconcile();
-  logger.info({ address, dataDir, sandbox: runtime.kind }, 'savassan started');
+  logger.info({ address, dataDir, sandbox: runtime.kind, backends: backends.describe() }, 'savassan started');
 
   let closing: Promise<void> | undefined;
   return {
@@ -237,6 +250,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     deployer,
     metadata,
     runtime,
+    backends: backends.describe(),
     server,
     close() {
       closing ??= (async () => {
@@ -245,10 +259,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
         await manager.stop();
         await agent.close();
         await runtime.close();
-        await pool.close();
-        await queue.close();
-        await metadata.close();
-        await blobStore.close();
+        await backends.close();
         logger.info({}, 'savassan stopped');
       })();
       return closing;

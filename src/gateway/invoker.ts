@@ -61,8 +61,7 @@ export class Invoker {
           timeoutMs: version.config.timeoutSeconds * 1000,
         });
       } catch (err) {
-        await this.options.pool.release(instance.instanceId);
-        await agent.destroySandbox(instance.instanceId).catch(() => {});
+        await this.#discard(agent, instance);
         if (isPlatformError(err, 'UNAVAILABLE') && attempt < maxDispatchAttempts) {
           this.#logger.warn({ instanceId: instance.instanceId }, 'sandbox gone before dispatch; retrying');
           continue;
@@ -92,21 +91,32 @@ export class Invoker {
     const abortWait = () => cancel.abort();
     signal?.addEventListener('abort', abortWait, { once: true });
     const waiting = pool.wait(key, { ...lease, timeoutMs: queueWaitMs, signal: cancel.signal });
+    // A registration that fails (the pool's backend went down) must not go unhandled while the push is in flight.
+    waiting.catch(() => {});
+    /** Stop waiting; an instance that reached us meanwhile is kept rather than lost. */
+    const late = async () => {
+      cancel.abort();
+      const got = await waiting.catch(() => null);
+      return got?.kind === 'instance' ? { instance: got.instance, start: startOf(got.instance) } : null;
+    };
     let item;
     try {
-      const accepted = await queue.push({
-        functionName: version.functionName,
-        version: version.version,
-        reason: 'demand',
-        requestedAt: Date.now(),
-      });
+      let accepted: boolean;
+      try {
+        accepted = await queue.push({
+          functionName: version.functionName,
+          version: version.version,
+          reason: 'demand',
+          requestedAt: Date.now(),
+        });
+      } catch (err) {
+        const kept = await late();
+        if (kept !== null) return kept;
+        throw err;
+      }
       if (!accepted) {
-        cancel.abort();
-        const late = await waiting;
-        // An instance may have reached us between the push and the abort: keep it rather than lose it.
-        if (late?.kind === 'instance') {
-          return { instance: late.instance, start: late.instance.invocations === 0 ? 'cold' : 'warm' };
-        }
+        const kept = await late();
+        if (kept !== null) return kept;
         throw new PlatformError('TOO_MANY_REQUESTS', `provisioning queue is full (${queue.capacity} requests)`, {
           details: { retryAfterSeconds: 1 },
         });
@@ -124,26 +134,51 @@ export class Invoker {
       );
     }
     if (item.kind === 'failure') {
+      // The Manager could not provision because a backend is down: that is the platform's failure, not the code's.
+      if (item.error.code === 'UNAVAILABLE') throw new PlatformError('UNAVAILABLE', item.error.message);
       throw new PlatformError('FUNCTION_INIT_ERROR', item.error.message, {
         details: { errorType: item.error.name, stack: item.error.stack },
       });
     }
-    // A fresh instance that arrived while we waited is a cold start; one another request returned is warm.
-    return { instance: item.instance, start: item.instance.invocations === 0 ? 'cold' : 'warm' };
+    return { instance: item.instance, start: startOf(item.instance) };
   }
 
+  /**
+   * Returns a reusable instance to the pool, or destroys it. Never throws: the invocation ran and its answer stands.
+   * An instance the pool could not take back (its backend is down) stays idle on its Agent; the Manager's reconcile
+   * gets it back (lease expiry, or the pool rebuild after Redis lost its data).
+   */
   async #giveBack(agent: AgentApi, instance: InstanceRef, outcome: InvokeOutcome): Promise<void> {
-    const { pool } = this.options;
-    if (outcome.reusable) {
-      await pool.push({ ...instance, invocations: instance.invocations + 1 });
+    if (!outcome.reusable) {
+      // Timed out, crashed or OOM-killed instances are destroyed, never returned.
+      await this.#discard(agent, instance);
       return;
     }
-    // Timed out, crashed or OOM-killed instances are destroyed, never returned.
-    await pool.release(instance.instanceId);
-    await agent.destroySandbox(instance.instanceId).catch((err: unknown) => {
-      this.#logger.warn({ err, instanceId: instance.instanceId }, 'destroying a failed sandbox failed');
-    });
+    try {
+      await this.options.pool.push({ ...instance, invocations: instance.invocations + 1 });
+    } catch (err) {
+      this.#logger.warn({ err, instanceId: instance.instanceId }, 'could not return an instance to the pool');
+    }
   }
+
+  /** Forgets a checked-out instance and destroys its sandbox; the destroy happens even if the pool is down. */
+  async #discard(agent: AgentApi, instance: InstanceRef): Promise<void> {
+    const { instanceId } = instance;
+    await Promise.all([
+      this.options.pool.release(instanceId).catch((err: unknown) => {
+        // Its lease runs out and reclaimExpired reports it; destroying it again then is harmless.
+        this.#logger.warn({ err, instanceId }, 'could not release an instance from the pool');
+      }),
+      agent.destroySandbox(instanceId).catch((err: unknown) => {
+        this.#logger.warn({ err, instanceId }, 'destroying a failed sandbox failed');
+      }),
+    ]);
+  }
+}
+
+/** A fresh instance that arrived while a request waited is a cold start; one another request returned is warm. */
+function startOf(instance: InstanceRef): StartKind {
+  return instance.invocations === 0 ? 'cold' : 'warm';
 }
 
 const statusOf: Record<InvokeOutcome['status'], InvocationStatus> = {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
@@ -7,6 +8,7 @@ import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import type { FunctionRecord, FunctionVersion, InstanceRef, ProvisionRequest, SerializedError } from '../core/types.js';
 import { poolKey } from '../core/types.js';
+import { OutageLog } from './outage-log.js';
 
 export interface ManagerOptions {
   queue: ProvisionQueue;
@@ -22,15 +24,33 @@ export interface ManagerOptions {
   now?: () => number;
 }
 
+/** Pauses of a worker whose queue pop failed (a backend outage): doubling from the first to the last. */
+const popRetryMs = { first: 250, max: 2000 } as const;
+
+/** An idle sandbox of the Agent as the reconcile saw it first: its invocation count and when. */
+interface IdleSighting {
+  invocations: number;
+  since: number;
+}
+
 /**
  * Provisions sandboxes: pops requests from the queue with bounded concurrency, creates them through the
  * Agent and pushes ready instances to the warm pool. It never runs functions. A reconcile loop keeps
- * min instances warm, reaps idle instances, retires old versions and reclaims expired leases.
+ * min instances warm, reaps idle instances, retires old versions, reclaims expired leases and rebuilds
+ * the pool from the Agent's idle sandboxes when the pool lost them (Redis restarted empty).
+ *
+ * A backend outage never stops it: a failing queue pop is retried with a growing pause, a failing provisioning
+ * or reconcile pass is retried by the next request or pass, and each is logged once per outage.
  */
 export class Manager {
   readonly #options: Required<Omit<ManagerOptions, 'logger'>> & { logger: Logger };
   readonly #abort = new AbortController();
   readonly #inFlight = new Map<string, number>();
+  readonly #popLog: OutageLog;
+  readonly #provisionLog: OutageLog;
+  readonly #reconcileLog: OutageLog;
+  /** The Agent's idle sandboxes at the last reconcile pass, by instance id. */
+  #idleSightings = new Map<string, IdleSighting>();
   #workers: Promise<void>[] = [];
   #reconcileTimer: NodeJS.Timeout | undefined;
   #reconciling: Promise<void> | undefined;
@@ -45,6 +65,10 @@ export class Manager {
       ...options,
       logger: (options.logger ?? silentLogger).child({ role: 'manager' }),
     };
+    const { logger } = this.#options;
+    this.#popLog = new OutageLog(logger, 'taking provisioning requests from the queue');
+    this.#provisionLog = new OutageLog(logger, 'provisioning');
+    this.#reconcileLog = new OutageLog(logger, 'reconcile');
   }
 
   start(): void {
@@ -70,26 +94,42 @@ export class Manager {
   }
 
   async #work(): Promise<void> {
-    const { queue, logger } = this.#options;
-    while (!this.#abort.signal.aborted) {
+    const { queue } = this.#options;
+    const { signal } = this.#abort;
+    let pauseMs = 0;
+    while (!signal.aborted) {
       let request: ProvisionRequest | null;
       try {
-        request = await queue.pop(1000, this.#abort.signal);
+        request = await queue.pop(1000, signal);
+        this.#popLog.succeeded();
+        pauseMs = 0;
       } catch (err) {
-        if (this.#abort.signal.aborted) return;
-        logger.warn({ err }, 'provision queue pop failed; retrying');
-        await delay(500);
+        if (signal.aborted) return;
+        this.#popLog.failed(err);
+        pauseMs = Math.min(Math.max(pauseMs * 2, popRetryMs.first), popRetryMs.max);
+        await sleep(pauseMs, undefined, { signal }).catch(() => {});
         continue;
       }
       if (request === null) continue;
-      await this.#provision(request).catch((err: unknown) => logger.error({ err }, 'provisioning failed'));
+      await this.#provision(request).then(
+        () => this.#provisionLog.succeeded(),
+        (err: unknown) => this.#provisionLog.failed(err),
+      );
     }
   }
 
   async #provision(request: ProvisionRequest): Promise<void> {
     const { pool, metadata, agent, logger } = this.#options;
     const key = poolKey(request.functionName, request.version);
-    const version = await metadata.getVersion(request.functionName, request.version);
+    let version: FunctionVersion | null;
+    try {
+      version = await metadata.getVersion(request.functionName, request.version);
+    } catch (err) {
+      // The metadata store is down: fail the waiting request now (503) rather than let it wait out its time.
+      const error = PlatformError.from(err, 'UNAVAILABLE');
+      await pool.pushFailure(key, failureOf(error)).catch(() => {});
+      throw error;
+    }
     if (version === null) {
       await pool.pushFailure(key, notFound(request));
       return;
@@ -104,18 +144,23 @@ export class Manager {
 
     this.#inFlight.set(key, this.inFlight(key) + 1);
     try {
-      const instance = await agent.createSandbox({
-        functionName: version.functionName,
-        version: version.version,
-        codeSha256: version.codeSha256,
-        config: version.config,
-      });
+      let instance: InstanceRef;
+      try {
+        instance = await agent.createSandbox({
+          functionName: version.functionName,
+          version: version.version,
+          codeSha256: version.codeSha256,
+          config: version.config,
+        });
+      } catch (err) {
+        const error = PlatformError.from(err);
+        logger.warn({ key, err: error }, 'sandbox creation failed');
+        await pool.pushFailure(key, failureOf(error)).catch(() => {});
+        return;
+      }
+      // If the pool is down this throws; the new sandbox stays idle on the Agent and a reconcile pass adopts it.
       await pool.push(instance);
       logger.debug({ key, instanceId: instance.instanceId, initMs: instance.initMs }, 'sandbox ready');
-    } catch (err) {
-      const error = PlatformError.from(err);
-      logger.warn({ key, err: error }, 'sandbox creation failed');
-      await pool.pushFailure(key, { name: error.name, code: error.code, message: error.rawMessage }).catch(() => {});
     } finally {
       this.#inFlight.set(key, this.inFlight(key) - 1);
     }
@@ -130,7 +175,10 @@ export class Manager {
   reconcile(): Promise<void> {
     if (this.#stopped) return Promise.resolve();
     this.#reconciling ??= this.#reconcileOnce()
-      .catch((err: unknown) => this.#options.logger.warn({ err }, 'reconcile failed'))
+      .then(
+        () => this.#reconcileLog.succeeded(),
+        (err: unknown) => this.#reconcileLog.failed(err),
+      )
       .finally(() => {
         this.#reconciling = undefined;
       });
@@ -139,6 +187,9 @@ export class Manager {
 
   async #reconcileOnce(): Promise<void> {
     const { pool, metadata, agent, now } = this.#options;
+    // First, as it needs neither metadata nor a current version: an instance restored here of a version that is no
+    // longer current is retired by the steps below in the same pass.
+    await this.#restoreLostInstances();
     const functions = new Map((await metadata.listFunctions()).map((f) => [f.name, f]));
     const toDestroy: InstanceRef[] = [...(await pool.reclaimExpired(now()))];
     // Each current version is read once per pass, however many steps below need it.
@@ -185,11 +236,59 @@ export class Manager {
       }
     }
   }
+
+  /**
+   * Rebuilds the pool from the Agent's sandboxes: an idle sandbox that the pool holds neither idle nor checked out
+   * was lost by the pool (Redis restarted empty or was flushed, or a return failed during an outage) and is put
+   * back. Only sandboxes seen idle, with the same invocation count, for at least one reconcile interval are
+   * candidates: one that just finished an invocation or its creation is on its way back to the pool already, and
+   * `restore` is atomic, so an instance the pool holds is never added twice.
+   */
+  async #restoreLostInstances(): Promise<void> {
+    const { pool, agent, logger, now, reconcileIntervalMs } = this.#options;
+    const at = now();
+    const sightings = new Map<string, IdleSighting>();
+    const candidates: InstanceRef[] = [];
+    for (const sandbox of await agent.listSandboxes()) {
+      if (sandbox.state !== 'idle') continue;
+      const previous = this.#idleSightings.get(sandbox.instanceId);
+      const sighting =
+        previous?.invocations === sandbox.invocations ? previous : { invocations: sandbox.invocations, since: at };
+      sightings.set(sandbox.instanceId, sighting);
+      if (at - sighting.since < reconcileIntervalMs) continue;
+      candidates.push({
+        instanceId: sandbox.instanceId,
+        functionName: sandbox.functionName,
+        version: sandbox.version,
+        nodeId: agent.nodeId,
+        createdAt: sandbox.createdAt,
+        // Not reported by the Agent; it only shows on a restored instance that never served (a cold start).
+        initMs: 0,
+        invocations: sandbox.invocations,
+        idleSince: at,
+      });
+    }
+    this.#idleSightings = sightings;
+    if (candidates.length === 0) return;
+    const restored = await pool.restore(candidates);
+    if (restored.length === 0) return;
+    logger.warn(
+      {
+        restored: restored.length,
+        instances: restored.map((i) => `${poolKey(i.functionName, i.version)}/${i.instanceId}`),
+      },
+      `pool rebuilt from the agent: ${restored.length} idle sandbox(es) the pool had lost are back in it`,
+    );
+  }
 }
 
 function splitKey(key: string): [string, string] {
   const at = key.lastIndexOf('@');
   return [key.slice(0, at), key.slice(at + 1)];
+}
+
+function failureOf(error: PlatformError): SerializedError {
+  return { name: error.name, code: error.code, message: error.rawMessage };
 }
 
 function notFound(request: ProvisionRequest): SerializedError {
@@ -198,8 +297,4 @@ function notFound(request: ProvisionRequest): SerializedError {
     code: 'NOT_FOUND',
     message: `function ${request.functionName} version ${request.version} no longer exists`,
   };
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

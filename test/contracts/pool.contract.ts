@@ -130,11 +130,13 @@ export function poolContract(name: string, makePool: MakePool): void {
     });
 
     describe('push', () => {
-      it('refuses an instance that is already idle', async () => {
+      it('keeps an instance pushed twice idle once', async () => {
         const i1 = instance();
         await pool.push(i1);
-        await assert.rejects(pool.push(i1), (err) => isPlatformError(err, 'INTERNAL'));
+        await pool.push(i1);
         assert.deepEqual(await pool.stats(key), { idle: 1, checkedOut: 0, waiters: 0 });
+        assert.equal((await checkout())?.instanceId, i1.instanceId);
+        assert.equal(await checkout(), null);
       });
 
       it('takes back a checked-out instance and ends its lease', async () => {
@@ -145,6 +147,44 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.deepEqual(await pool.stats(key), { idle: 1, checkedOut: 0, waiters: 0 });
         assert.deepEqual(await pool.reclaimExpired(Date.now() + 3_600_000), []);
         assert.equal((await checkout())?.invocations, 1);
+      });
+    });
+
+    describe('restore', () => {
+      it('adds the instances the pool does not hold, and only those', async () => {
+        const [i1, i2] = [instance(), instance()];
+        await pool.push(i1);
+        await pool.push(i2);
+        const leased = await checkout();
+        assert.ok(leased);
+        const stillIdle = leased.instanceId === i1.instanceId ? i2 : i1;
+        const [lost, lostV2] = [instance({ invocations: 3 }), instance({ version: 2 })];
+
+        const restored = await pool.restore([i1, i2, lost, lostV2, lost]);
+        assert.deepEqual(ids(restored), ids([lost, lostV2]));
+        assert.deepEqual(await pool.stats(key), { idle: 2, checkedOut: 1, waiters: 0 });
+        assert.deepEqual(await pool.stats(poolKey(fn, 2)), { idle: 1, checkedOut: 0, waiters: 0 });
+        assert.deepEqual(await pool.restore([i1, i2, lost, lostV2]), []);
+        assert.deepEqual(await pool.restore([]), []);
+
+        // The checked-out instance kept its lease; the restored one comes out with its fields.
+        assert.deepEqual(ids(await pool.reclaimExpired(Date.now() + 3_600_000)), [leased.instanceId]);
+        const taken = [await checkout(), await checkout()].filter((i): i is InstanceRef => i !== null);
+        assert.deepEqual(ids(taken), ids([stillIdle, lost]));
+        assert.equal(taken.find((i) => i.instanceId === lost.instanceId)?.invocations, 3);
+      });
+
+      it('hands a restored instance to the oldest waiter', async () => {
+        const first = wait();
+        await waiters(1);
+        const second = wait();
+        await waiters(2);
+        const lost = instance({ invocations: 2 });
+        assert.deepEqual(ids(await pool.restore([lost])), [lost.instanceId]);
+        assert.equal(instanceOf(await first).instanceId, lost.instanceId);
+        assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 1, waiters: 1 });
+        await pool.push(instance());
+        instanceOf(await second);
       });
     });
 

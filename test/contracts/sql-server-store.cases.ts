@@ -9,7 +9,7 @@ import { compileFunctionConfig } from '../../src/core/function-config.js';
 import type { ErrorCode } from '../../src/core/errors.js';
 import type { MetadataStore, NewVersion } from '../../src/core/ports/metadata-store.js';
 import type { InvocationRecord } from '../../src/core/types.js';
-import { freeLoopbackPort } from '../kit/sql-server-common.js';
+import { freeLoopbackPort } from '../kit/free-port.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
 import type { MetadataStoreFixture } from './metadata-store.contract.js';
 

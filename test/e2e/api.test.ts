@@ -3,10 +3,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { ApiError } from '../../src/client/client.js';
 import { readBundle } from '../../src/client/bundle.js';
 import type { FunctionConfigInput } from '../../src/core/function-config.js';
-import { eventually, repoRoot, sandboxPids, startServer } from '../helpers/server-process.js';
+import { apiError, eventually, repoRoot, sandboxPids, startServer } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 
 const fixture = (name: string) => join(repoRoot, 'test', 'fixtures', 'e2e', name);
@@ -58,16 +57,6 @@ function postOversized(url: string, bytes: number): Promise<{ status: number; co
     req.flushHeaders();
     setTimeout(pump, 1000);
   });
-}
-
-async function apiError(promise: Promise<unknown>): Promise<ApiError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof ApiError) return err;
-    throw err;
-  }
-  assert.fail('expected an API error');
 }
 
 describe('HTTP API end to end', () => {

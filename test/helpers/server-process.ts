@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SavassanClient } from '../../src/client/client.js';
+import { ApiError, SavassanClient } from '../../src/client/client.js';
 
 export const repoRoot = new URL('../../', import.meta.url).pathname;
 export const cliPath = join(repoRoot, 'bin', 'savassan.js');
@@ -23,9 +23,14 @@ export interface ServerProcess {
 
 /**
  * Starts `savassan start` as a real process on a random port with a fresh data dir. The sandbox runtime is
- * `process` unless `args` names one: these tests are about the engine; test/sandbox covers isolation.
+ * `process` unless `args` names one: these tests are about the engine; test/sandbox covers isolation. `env` is
+ * added to this process's environment (`SAVASSAN_REDIS_URL`, ...).
  */
-export async function startServer(args: string[] = [], existingDataDir?: string): Promise<ServerProcess> {
+export async function startServer(
+  args: string[] = [],
+  existingDataDir?: string,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
   const dataDir = existingDataDir ?? (await mkdtemp(join(tmpdir(), 'sv-')));
   const sandbox = args.includes('--sandbox') ? [] : ['--sandbox', 'process'];
   const child = spawn(
@@ -34,7 +39,7 @@ export async function startServer(args: string[] = [], existingDataDir?: string)
     {
       cwd: repoRoot,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SAVASSAN_URL: '' },
+      env: { ...process.env, SAVASSAN_URL: '', ...env },
     },
   );
   let output = '';
@@ -76,12 +81,16 @@ export async function startServer(args: string[] = [], existingDataDir?: string)
   };
 }
 
-/** Runs the real CLI against a server; resolves with exit code and output. */
-export function runCli(url: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs the real CLI against a server, `env` added to the environment; resolves with exit code and output. */
+export function runCli(
+  url: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cliPath, ...args], {
       cwd: repoRoot,
-      env: { ...process.env, SAVASSAN_URL: url },
+      env: { ...process.env, SAVASSAN_URL: url, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -138,4 +147,15 @@ export async function eventually<T>(
     if (ok(value) || Date.now() > deadline) return value;
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The API error a call fails with; throws if it succeeds or fails otherwise. */
+export async function apiError(call: Promise<unknown>): Promise<ApiError> {
+  try {
+    await call;
+  } catch (err) {
+    if (err instanceof ApiError) return err;
+    throw err;
+  }
+  throw new Error('expected an API error, the call succeeded');
 }

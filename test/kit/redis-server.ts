@@ -3,12 +3,14 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Redis } from 'ioredis';
+
+import { freeLoopbackPort } from './free-port.js';
 
 /** The redis-server binary the kit runs; `SAVASSAN_REDIS_SERVER` overrides it. */
 export const redisServerBinary = process.env.SAVASSAN_REDIS_SERVER ?? '/usr/bin/redis-server';
@@ -57,12 +59,12 @@ export async function startRedisServer(): Promise<RedisServer> {
   const dir = await mkdtemp(join(tmpdir(), 'savassan-redis-'));
   let lastError: unknown;
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     try {
       const child = await spawnRedis(port, dir);
       return new RunningRedisServer(port, dir, child);
     } catch (err) {
-      lastError = err; // most likely the port was taken between freePort() and the bind: try another
+      lastError = err; // most likely the port was taken between freeLoopbackPort() and the bind: try another
     }
   }
   await rm(dir, { recursive: true, force: true });
@@ -146,19 +148,6 @@ async function scanKeys(client: Redis, prefix: string): Promise<string[]> {
     keys.push(...batch);
   } while (cursor !== '0');
   return keys;
-}
-
-/** A port that was free a moment ago (the OS picks it); the caller retries if it is taken before the bind. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function spawnRedis(port: number, dir: string): Promise<ChildProcess> {

@@ -3,10 +3,10 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
+import { freeLoopbackPort } from './free-port.js';
 
 /**
  * What the PostgreSQL and MariaDB test kits share: a database server started from the system binaries, as an
@@ -124,19 +124,6 @@ export function sharedServer(start: () => Promise<SqlTestServer>): () => Promise
 /** A random database name, safe unquoted on every engine. */
 export function randomDatabaseName(): string {
   return `savassan_t_${randomBytes(6).toString('hex')}`;
-}
-
-/** A loopback TCP port that nothing listens on right now. */
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 class TestServer implements SqlTestServer {

@@ -92,10 +92,25 @@ export class MemoryPool implements Pool {
 
   async push(instance: InstanceRef): Promise<void> {
     this.#assertOpen();
-    const { instanceId } = instance;
-    if (this.#idleIds.has(instanceId)) {
-      throw new PlatformError('INTERNAL', `instance ${instanceId} pushed while already idle in the pool`);
+    // Already idle: pushed twice (a gateway returning an instance the Manager restored meanwhile); keep it once.
+    if (this.#idleIds.has(instance.instanceId)) return;
+    this.#place(instance);
+  }
+
+  async restore(instances: InstanceRef[]): Promise<InstanceRef[]> {
+    this.#assertOpen();
+    const restored: InstanceRef[] = [];
+    for (const instance of instances) {
+      const { instanceId } = instance;
+      if (this.#idleIds.has(instanceId) || this.#leases.has(instanceId)) continue;
+      restored.push(this.#place(instance));
     }
+    return restored;
+  }
+
+  /** Ends the instance's lease, if any, and hands it to the oldest waiter or makes it idle; returns it as stored. */
+  #place(instance: InstanceRef): InstanceRef {
+    const { instanceId } = instance;
     this.#leases.delete(instanceId);
     const key = poolKey(instance.functionName, instance.version);
     const pushed: InstanceRef = { ...instance, idleSince: this.#now() };
@@ -103,10 +118,11 @@ export class MemoryPool implements Pool {
     if (waiter) {
       this.#lease(key, pushed, waiter);
       waiter.settle({ kind: 'instance', instance: { ...pushed } });
-      return;
+      return { ...pushed };
     }
     this.#state(key).idle.push(pushed);
     this.#idleIds.add(instanceId);
+    return { ...pushed };
   }
 
   async pushFailure(key: string, error: SerializedError): Promise<boolean> {

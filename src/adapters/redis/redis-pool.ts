@@ -167,9 +167,21 @@ export class RedisPool implements Pool {
 
   async push(instance: InstanceRef): Promise<void> {
     this.#assertOpen();
-    if ((await this.#pushScript(instance, '')) === 'duplicate') {
-      throw new PlatformError('INTERNAL', `instance ${instance.instanceId} pushed while already idle in the pool`);
-    }
+    // 'duplicate' (already idle) leaves the instance idle once, as the port asks.
+    await this.#pushScript(instance, '');
+  }
+
+  async restore(instances: InstanceRef[]): Promise<InstanceRef[]> {
+    this.#assertOpen();
+    if (instances.length === 0) return [];
+    const now = this.#now();
+    const args = instances.flatMap((instance) => [
+      instance.instanceId,
+      poolKey(instance.functionName, instance.version),
+      instance.nodeId,
+      JSON.stringify(serializedInstance(instance, now)),
+    ]);
+    return this.#instances('restore', [now, ...args]);
   }
 
   async pushFailure(key: string, error: SerializedError): Promise<boolean> {

@@ -76,6 +76,24 @@ local function nextWaiter(poolKey, now)
     deliver(waiter, 'null')
   end
 end
+
+-- Adds an instance the pool does not hold: to the oldest live waiter (leased to it), else idle.
+-- Returns 'waiter' or 'idle'.
+local function place(id, poolKey, node, json, now)
+  local h = k('instance', id)
+  redis.call('HSET', h, 'json', json, 'key', poolKey, 'node', node)
+  redis.call('SADD', k('node', node), id)
+  redis.call('HINCRBY', k('keys'), poolKey, 1)
+  local waiter = nextWaiter(poolKey, now)
+  if waiter then
+    lease(id, poolKey, waiter.holder, now + waiter.leaseMs, waiter.id)
+    deliver(waiter, '{"kind":"instance","instance":' .. json .. '}')
+    return 'waiter'
+  end
+  redis.call('HSET', h, 'state', 'idle')
+  redis.call('ZADD', k('idle', poolKey), now, id)
+  return 'idle'
+end
 `;
 
 /** A Lua script: its source and the name used in error messages. */
@@ -125,7 +143,8 @@ return removed
   /**
    * ARGV: now, instanceId, poolKey, nodeId, json, expectWaiter. Adds or returns an instance: it goes to the oldest
    * live waiter, else idle. With expectWaiter set (an instance given back by a waiter that timed out) nothing
-   * happens unless the instance is still leased to that waiter. Returns 'waiter', 'idle', 'duplicate' or 'stale'.
+   * happens unless the instance is still leased to that waiter. Returns 'waiter', 'idle', 'duplicate' (already idle:
+   * nothing changes) or 'stale'.
    */
   push: poolScript(
     'push',
@@ -137,18 +156,27 @@ local state, leasedTo = record[1], record[2]
 if expectWaiter ~= '' and (state ~= 'leased' or leasedTo ~= expectWaiter) then return 'stale' end
 if state == 'idle' then return 'duplicate' end
 if state then forget(id) end
-redis.call('HSET', h, 'json', json, 'key', poolKey, 'node', node)
-redis.call('SADD', k('node', node), id)
-redis.call('HINCRBY', k('keys'), poolKey, 1)
-local waiter = nextWaiter(poolKey, now)
-if waiter then
-  lease(id, poolKey, waiter.holder, now + waiter.leaseMs, waiter.id)
-  deliver(waiter, '{"kind":"instance","instance":' .. json .. '}')
-  return 'waiter'
+return place(id, poolKey, node, json, now)
+`,
+  ),
+
+  /**
+   * ARGV: now, then (instanceId, poolKey, nodeId, json) for each instance. Adds every instance the pool holds
+   * neither idle nor leased, as push does; returns the JSON of those added.
+   */
+  restore: poolScript(
+    'restore',
+    `
+local now = tonumber(ARGV[2])
+local added = {}
+for i = 3, #ARGV, 4 do
+  local id, json = ARGV[i], ARGV[i + 3]
+  if redis.call('EXISTS', k('instance', id)) == 0 then
+    place(id, ARGV[i + 1], ARGV[i + 2], json, now)
+    added[#added + 1] = json
+  end
 end
-redis.call('HSET', h, 'state', 'idle')
-redis.call('ZADD', k('idle', poolKey), now, id)
-return 'idle'
+return added
 `,
   ),
 

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
 import type { Database } from './schema.js';
-import { SqlMetadataStore } from './sql-metadata-store.js';
+import { errorMessage, SqlMetadataStore } from './sql-metadata-store.js';
 
 /** Options shared by the metadata stores on a database server (PostgreSQL, MySQL). */
 export interface ServerMetadataStoreOptions {
@@ -115,7 +115,10 @@ export async function openServerMetadataStore(
       cause: err,
     });
   }
-  const store = new SqlMetadataStore(db, { maxInvocationBatch: options.maxInvocationBatch });
+  const store = new SqlMetadataStore(db, {
+    maxInvocationBatch: options.maxInvocationBatch,
+    backend: describeServer(address),
+  });
   try {
     await store.migrate();
   } catch (err) {
@@ -126,10 +129,4 @@ export async function openServerMetadataStore(
     });
   }
   return store;
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(errorMessage).join('; ');
-  if (err instanceof Error) return err.message !== '' ? err.message : err.name;
-  return String(err);
 }

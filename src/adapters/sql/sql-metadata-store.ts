@@ -38,6 +38,8 @@ export interface SqlMetadataStoreOptions {
    * (SQLite with `synchronous=NORMAL`: a WAL checkpoint).
    */
   durabilityBarrier?: (() => Promise<void>) | undefined;
+  /** Names the database in the messages of failed calls (`PostgreSQL at 127.0.0.1:5432`); never with a password. */
+  backend?: string | undefined;
 }
 
 export const invocationListLimits = { default: 50, max: 1000 } as const;
@@ -71,6 +73,7 @@ export class SqlMetadataStore implements MetadataStore {
   readonly #destroyOnClose: boolean;
   readonly #executeBatch: SqlMetadataStoreOptions['executeBatch'];
   readonly #barrier: () => Promise<void>;
+  readonly #backend: string | undefined;
   #state: 'open' | 'closing' | 'closed' = 'open';
   #closing: Promise<void> | undefined;
   /** Operations and batch writes under way; `close()` waits for them before destroying the connection. */
@@ -86,6 +89,7 @@ export class SqlMetadataStore implements MetadataStore {
     this.#destroyOnClose = options.destroyOnClose ?? true;
     this.#executeBatch = options.executeBatch;
     this.#barrier = options.durabilityBarrier ?? (() => Promise.resolve());
+    this.#backend = options.backend;
   }
 
   migrate(): Promise<void> {
@@ -256,7 +260,7 @@ export class SqlMetadataStore implements MetadataStore {
   #run<T>(action: string, operation: () => Promise<T>): Promise<T> {
     if (this.#state !== 'open') return Promise.reject(closedError(action));
     const result = operation().catch((err: unknown) => {
-      throw platformErrorFromSql(err, action);
+      throw platformErrorFromSql(err, action, this.#backend);
     });
     this.#track(result);
     return result;
@@ -354,7 +358,7 @@ export class SqlMetadataStore implements MetadataStore {
     } catch (err) {
       const [only] = batch;
       if (batch.length === 1 && only !== undefined) {
-        only.reject(recordError(err, only.row.id));
+        only.reject(recordError(err, only.row.id, this.#backend));
         return;
       }
       // One bad record (a duplicate id) must not fail the rest of its batch: write each on its own.
@@ -368,7 +372,7 @@ export class SqlMetadataStore implements MetadataStore {
     try {
       await this.#db.insertInto('invocations').values(pending.row).execute();
     } catch (err) {
-      pending.reject(recordError(err, pending.row.id));
+      pending.reject(recordError(err, pending.row.id, this.#backend));
       return;
     }
     pending.resolve();
@@ -612,7 +616,7 @@ export function classifySqlError(err: unknown): SqlErrorKind {
   return 'other';
 }
 
-function platformErrorFromSql(err: unknown, action: string): PlatformError {
+function platformErrorFromSql(err: unknown, action: string, backend: string | undefined): PlatformError {
   if (err instanceof PlatformError) return err;
   switch (classifySqlError(err)) {
     case 'contention':
@@ -622,23 +626,30 @@ function platformErrorFromSql(err: unknown, action: string): PlatformError {
         cause: err,
       });
     default:
-      return new PlatformError('UNAVAILABLE', `could not ${action}: ${errorMessage(err)}`, { cause: err });
+      return new PlatformError(
+        'UNAVAILABLE',
+        `could not ${action}: ${backend === undefined ? '' : `${backend}: `}${errorMessage(err)}`,
+        { cause: err },
+      );
   }
 }
 
-function recordError(err: unknown, id: string): PlatformError {
+function recordError(err: unknown, id: string, backend: string | undefined): PlatformError {
   if (classifySqlError(err) === 'unique-violation') {
     return new PlatformError('BAD_REQUEST', `invocation ${id} is already recorded`, { cause: err });
   }
-  return platformErrorFromSql(err, `record invocation ${id}`);
+  return platformErrorFromSql(err, `record invocation ${id}`, backend);
 }
 
 function closedError(action: string): PlatformError {
   return new PlatformError('UNAVAILABLE', `cannot ${action}: the metadata store is closed`);
 }
 
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/** A driver error as text; pg reports a refused dual-stack connect as an AggregateError with an empty message. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return err.errors.map(errorMessage).join('; ');
+  if (err instanceof Error) return err.message !== '' ? err.message : err.name;
+  return String(err);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -43,6 +43,19 @@ export interface SandboxInfo {
   invocations: number;
 }
 
+/** One chunk of a sandbox's output as the Agent receives it (usually whole lines), for live log streams. */
+export interface SandboxLogLine {
+  instanceId: string;
+  /** Null while the sandbox is a generic stem cell, not yet any function's. */
+  functionName: string | null;
+  /** Null for output outside an invocation (module load, or after a result). */
+  invocationId: string | null;
+  stream: 'stdout' | 'stderr';
+  text: string;
+  /** When the Agent received it (ms since epoch). */
+  time: number;
+}
+
 /**
  * The Agent as the Gateway and Manager see it: a direct object in embedded mode,
  * a gRPC client in cluster mode.

@@ -27,7 +27,8 @@ export interface WaitOptions extends CheckoutOptions {
  * - an instance is either idle in the pool or checked out, never both, and is never handed to two callers;
  * - blocked waiters are served first-come first-served; a pushed instance goes to the oldest waiter;
  * - a waiter is served by whichever comes first: a newly created instance or a returned one;
- * - idle reaping and purges never remove a checked-out instance.
+ * - idle reaping and purges never remove a checked-out instance;
+ * - `push` of an instance that is already idle and `restore` of an instance the pool holds change nothing.
  */
 export interface Pool {
   /** Atomically take an idle instance, or null when the pool is empty. Never blocks. */
@@ -37,8 +38,17 @@ export interface Pool {
    * Resolves null on timeout or abort; the waiter is then removed and can never receive an item.
    */
   wait(key: string, options: WaitOptions): Promise<PoolItem | null>;
-  /** Add a new instance or give a checked-out one back (ends its lease); hands it to the oldest waiter if any. */
+  /**
+   * Add a new instance or give a checked-out one back (ends its lease); hands it to the oldest waiter if any.
+   * Pushing an instance that is already idle does nothing: it stays idle once.
+   */
   push(instance: InstanceRef): Promise<void>;
+  /**
+   * Put back instances the pool lost (Redis restarted empty): each one the pool holds neither idle nor checked out
+   * is added as `push` adds it (to the oldest waiter, else idle); the others are left as they are. Returns those
+   * added. The Manager calls it with the idle sandboxes its Agent reports, so that pools are rebuilt from them.
+   */
+  restore(instances: InstanceRef[]): Promise<InstanceRef[]>;
   /** Wake the oldest waiter on `key` with a provisioning failure; dropped when nobody waits. Returns whether delivered. */
   pushFailure(key: string, error: SerializedError): Promise<boolean>;
   /** Forget a checked-out instance that will not come back (destroyed after a timeout, crash...). */

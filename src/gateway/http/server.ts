@@ -89,6 +89,12 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     }
     return sendError(reply, error);
   });
+  // While draining, each answer closes its connection: a keep-alive connection that was busy when the close began
+  // would otherwise keep the server open until its keep-alive timeout (72 s) after the last answer.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (!options.ready()) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new PlatformError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );

@@ -1,0 +1,94 @@
+import type { Logger } from '../core/logger.js';
+import type { AgentApi, SandboxSpec } from '../core/ports/agent-api.js';
+import type { AgentDirectory } from '../core/ports/agent-directory.js';
+import type { MembershipEvent, MembershipWatcher, NodeInfo } from '../core/ports/cluster.js';
+import { choosePlacement } from '../manager/placement.js';
+
+/** An Agent reached over the network, which must be closed when its node leaves. */
+export type RemoteAgent = AgentApi & { close(): Promise<void> };
+
+export interface MembershipDirectoryOptions {
+  membership: MembershipWatcher;
+  /** Dial a node's Agent (a gRPC client in cluster mode). */
+  connect: (node: NodeInfo) => RemoteAgent;
+  /** Called when a node leaves (lease expired or deregistered), after its client is closed. */
+  onLeave?: ((nodeId: string) => void) | undefined;
+  logger: Logger;
+}
+
+interface Member {
+  info: NodeInfo;
+  agent: RemoteAgent;
+}
+
+/**
+ * The cluster's live Agents as the membership watcher reports them: a client per node, opened on join and
+ * closed on leave. Placement uses the published capacity and code cache of each node, plus the sandboxes this
+ * process asked for that the node has not reported yet.
+ */
+export class MembershipDirectory implements AgentDirectory {
+  private readonly members = new Map<string, Member>();
+  private readonly pending = new Map<string, number>();
+  private watch: { close(): Promise<void> } | null = null;
+
+  private constructor(private readonly options: MembershipDirectoryOptions) {}
+
+  /** Start watching; resolves once the current members are known. */
+  static async open(options: MembershipDirectoryOptions): Promise<MembershipDirectory> {
+    const directory = new MembershipDirectory(options);
+    directory.watch = await options.membership.watch((event) => directory.apply(event));
+    return directory;
+  }
+
+  get(nodeId: string): AgentApi | null {
+    return this.members.get(nodeId)?.agent ?? null;
+  }
+
+  all(): AgentApi[] {
+    return [...this.members.values()].map((member) => member.agent);
+  }
+
+  nodes(): NodeInfo[] {
+    return [...this.members.values()].map((member) => member.info);
+  }
+
+  place(spec: SandboxSpec): AgentApi | null {
+    const node = choosePlacement({ nodes: this.nodes(), codeSha256: spec.codeSha256, pending: this.pending });
+    if (node === null) return null;
+    const member = this.members.get(node.nodeId);
+    if (member === undefined) return null;
+    // Counted until the node's next NodeInfo, which includes the sandbox once it exists.
+    this.pending.set(node.nodeId, (this.pending.get(node.nodeId) ?? 0) + 1);
+    return member.agent;
+  }
+
+  async close(): Promise<void> {
+    await this.watch?.close();
+    const members = [...this.members.values()];
+    this.members.clear();
+    await Promise.all(members.map((member) => member.agent.close()));
+  }
+
+  private apply(event: MembershipEvent): void {
+    const { logger } = this.options;
+    if (event.type === 'leave') {
+      const member = this.members.get(event.nodeId);
+      this.members.delete(event.nodeId);
+      this.pending.delete(event.nodeId);
+      if (member !== undefined) void member.agent.close().catch(() => {});
+      logger.info({ nodeId: event.nodeId }, 'node left the cluster');
+      this.options.onLeave?.(event.nodeId);
+      return;
+    }
+    const existing = this.members.get(event.node.nodeId);
+    if (existing !== undefined && existing.info.agentAddress === event.node.agentAddress) {
+      existing.info = event.node;
+      this.pending.delete(event.node.nodeId);
+      return;
+    }
+    if (existing !== undefined) void existing.agent.close().catch(() => {});
+    this.members.set(event.node.nodeId, { info: event.node, agent: this.options.connect(event.node) });
+    this.pending.delete(event.node.nodeId);
+    logger.info({ nodeId: event.node.nodeId, address: event.node.agentAddress }, 'node joined the cluster');
+  }
+}

@@ -1,0 +1,190 @@
+import { join } from 'node:path';
+import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
+import { MemoryPool } from '../adapters/memory/memory-pool.js';
+import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
+import { openMysqlMetadataStore } from '../adapters/mysql/mysql-metadata-store.js';
+import { openPostgresMetadataStore } from '../adapters/postgres/postgres-metadata-store.js';
+import { redisDisplayUrl } from '../adapters/redis/redis-connection.js';
+import { RedisPool } from '../adapters/redis/redis-pool.js';
+import { RedisProvisionQueue } from '../adapters/redis/redis-provision-queue.js';
+import { openS3BlobStore } from '../adapters/s3/s3-blob-store.js';
+import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
+import { PlatformError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { BlobStore } from '../core/ports/blob-store.js';
+import type { MetadataStore } from '../core/ports/metadata-store.js';
+import type { Pool } from '../core/ports/pool.js';
+import type { ProvisionQueue } from '../core/ports/provision-queue.js';
+
+/** Where the ports live. Each one left out keeps its embedded default. URLs may carry credentials. */
+export interface BackendUrls {
+  /** `redis://[:password@]host:port[/db]`: pool and provisioning queue on Redis instead of in memory. */
+  redisUrl?: string | undefined;
+  /** `postgres://…` or `mysql://…` (also `postgresql://`, `mariadb://`): metadata there instead of SQLite. */
+  dbUrl?: string | undefined;
+  /** An S3 URL as `openS3BlobStore` takes it: code and logs there instead of `{dataDir}/blobs`. */
+  s3Url?: string | undefined;
+}
+
+export interface BackendOptions extends BackendUrls {
+  /** Home of the embedded defaults: `savassan.db` (SQLite) and `blobs/`. */
+  dataDir: string;
+  queueCapacity: number;
+  /** SQLite only; see `openSqliteMetadataStore`. */
+  durability: 'process' | 'full';
+  logger: Logger;
+}
+
+/** What backs each port, in words and without credentials: for the start banner and logs. */
+export interface BackendSummary {
+  /** Pool and provisioning queue. */
+  pool: string;
+  metadata: string;
+  blobs: string;
+}
+
+export interface Backends {
+  readonly pool: Pool;
+  readonly queue: ProvisionQueue;
+  readonly metadata: MetadataStore;
+  readonly blobStore: BlobStore;
+  describe(): BackendSummary;
+  /** Closes every backend once (idempotent); the caller has stopped using them. */
+  close(): Promise<void>;
+}
+
+interface Opened<T> {
+  value: T;
+  summary: string;
+  close: () => Promise<void>;
+}
+
+/**
+ * Opens the backends that `options` name, each checked to answer (and, for databases, migrated), with the embedded
+ * defaults for the others: memory pool and queue, SQLite in the data dir, blobs in the data dir. A backend that
+ * cannot be reached fails the whole call with UNAVAILABLE, `cannot start: …` naming it (never its password), after
+ * closing the ones that did open.
+ *
+ * @example
+ * const backends = await openBackends({ dataDir, queueCapacity: 1000, durability: 'process', logger,
+ *   redisUrl: 'redis://127.0.0.1:6379/0', dbUrl: 'postgres://savassan:secret@db:5432/savassan' });
+ */
+export async function openBackends(options: BackendOptions): Promise<Backends> {
+  const results = await Promise.allSettled([openPoolAndQueue(options), openMetadata(options), openBlobs(options)]);
+  const [pool, metadata, blobs] = results;
+  if (pool.status === 'rejected' || metadata.status === 'rejected' || blobs.status === 'rejected') {
+    const opened = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    await Promise.allSettled(opened.map((backend) => backend.close()));
+    const failed = results.find((result) => result.status === 'rejected');
+    throw startError(failed?.reason);
+  }
+  const summary: BackendSummary = {
+    pool: pool.value.summary,
+    metadata: metadata.value.summary,
+    blobs: blobs.value.summary,
+  };
+  let closing: Promise<void> | undefined;
+  return {
+    pool: pool.value.value.pool,
+    queue: pool.value.value.queue,
+    metadata: metadata.value.value,
+    blobStore: blobs.value.value,
+    describe: () => ({ ...summary }),
+    close() {
+      // Pool and queue first: the metadata store may still be writing the last invocation records.
+      closing ??= (async () => {
+        await pool.value.close();
+        await metadata.value.close();
+        await blobs.value.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+async function openPoolAndQueue(options: BackendOptions): Promise<Opened<{ pool: Pool; queue: ProvisionQueue }>> {
+  const { redisUrl, queueCapacity, logger } = options;
+  if (redisUrl === undefined) {
+    const pool = new MemoryPool();
+    const queue = new MemoryProvisionQueue({ capacity: queueCapacity });
+    return { value: { pool, queue }, summary: 'memory (this process)', close: () => closeBoth(pool, queue) };
+  }
+  const displayUrl = redisDisplayUrl(redisUrl);
+  const pool = new RedisPool({ url: redisUrl, logger });
+  const queue = new RedisProvisionQueue({ url: redisUrl, capacity: queueCapacity, logger });
+  try {
+    // The constructors do no I/O: make each connect now, so an unreachable Redis fails the start.
+    await Promise.all([pool.keys(), queue.size()]);
+  } catch (err) {
+    await closeBoth(pool, queue);
+    // The adapter says `Redis at URL is unavailable (keys): why`; the start only needs the why.
+    const message = err instanceof PlatformError ? err.rawMessage : String(err);
+    const reason = message.replace(/^Redis at \S+ is unavailable \([^)]*\): /, '');
+    throw new PlatformError('UNAVAILABLE', `Redis at ${displayUrl} is unreachable: ${reason}`, { cause: err });
+  }
+  return { value: { pool, queue }, summary: `Redis at ${displayUrl}`, close: () => closeBoth(pool, queue) };
+}
+
+async function openMetadata(options: BackendOptions): Promise<Opened<MetadataStore>> {
+  const { dbUrl } = options;
+  if (dbUrl === undefined) {
+    const path = join(options.dataDir, 'savassan.db');
+    const store = await openSqliteMetadataStore(path, { durability: options.durability });
+    return { value: store, summary: `SQLite at ${path}`, close: () => store.close() };
+  }
+  const scheme = schemeOf(dbUrl, 'database');
+  let store: MetadataStore;
+  let engine: string;
+  if (scheme === 'postgres:' || scheme === 'postgresql:') {
+    engine = 'PostgreSQL';
+    store = await openPostgresMetadataStore(dbUrl);
+  } else if (scheme === 'mysql:' || scheme === 'mariadb:') {
+    engine = 'MySQL';
+    store = await openMysqlMetadataStore(dbUrl);
+  } else {
+    throw new PlatformError(
+      'BAD_REQUEST',
+      `database URL scheme ${scheme}// is not supported: use postgres:// or mysql:// (leave it out for SQLite)`,
+    );
+  }
+  return { value: store, summary: `${engine} at ${displayUrl(dbUrl)}`, close: () => store.close() };
+}
+
+async function openBlobs(options: BackendOptions): Promise<Opened<BlobStore>> {
+  if (options.s3Url === undefined) {
+    const root = join(options.dataDir, 'blobs');
+    const store = new FsBlobStore(root);
+    return { value: store, summary: `the filesystem at ${root}`, close: () => store.close() };
+  }
+  const store = await openS3BlobStore(options.s3Url);
+  const prefix = store.keyPrefix === '' ? '' : `, key prefix ${store.keyPrefix}`;
+  return {
+    value: store,
+    summary: `S3 at ${store.endpoint} (bucket ${store.bucket}${prefix})`,
+    close: () => store.close(),
+  };
+}
+
+async function closeBoth(pool: Pool, queue: ProvisionQueue): Promise<void> {
+  await Promise.all([pool.close(), queue.close()]);
+}
+
+/** The protocol of a URL, with its colon; the URL itself is never echoed (it may hold a password). */
+function schemeOf(url: string, what: string): string {
+  try {
+    return new URL(url).protocol;
+  } catch {
+    throw new PlatformError('BAD_REQUEST', `the ${what} URL is not a valid URL (expected scheme://host:port/…)`);
+  }
+}
+
+/** `scheme://host:port/path`: no user, password or query (libpq URLs may carry `?password=`). */
+function displayUrl(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+}
+
+function startError(err: unknown): PlatformError {
+  const error = PlatformError.from(err, 'UNAVAILABLE');
+  return new PlatformError(error.code, `cannot start: ${error.rawMessage}`, { cause: err, details: error.details });
+}

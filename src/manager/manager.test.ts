@@ -1,0 +1,274 @@
+// The Manager against the real memory pool and queue and an in-memory SQLite store; the Agent is a fake that
+// implements the port, since these tests are about what the Manager does with what an Agent reports.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MemoryPool } from '../adapters/memory/memory-pool.js';
+import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
+import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
+import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
+import { PlatformError } from '../core/errors.js';
+import { compileFunctionConfig } from '../core/function-config.js';
+import type { Logger } from '../core/logger.js';
+import type { AgentApi, InvokeOutcome, SandboxInfo, SandboxSpec } from '../core/ports/agent-api.js';
+import type { ProvisionQueue } from '../core/ports/provision-queue.js';
+import type { InstanceRef, ProvisionRequest } from '../core/types.js';
+import { poolKey } from '../core/types.js';
+import { Manager } from './manager.js';
+
+/** An Agent whose sandboxes are plain records the test sets the state of. */
+class FakeAgent implements AgentApi {
+  readonly nodeId = 'node-test';
+  readonly sandboxes = new Map<string, SandboxInfo>();
+  readonly destroyed: string[] = [];
+
+  createSandbox(spec: SandboxSpec): Promise<InstanceRef> {
+    const info = this.add(spec.functionName, spec.version, 'idle', 0);
+    return Promise.resolve({
+      instanceId: info.instanceId,
+      functionName: spec.functionName,
+      version: spec.version,
+      nodeId: this.nodeId,
+      createdAt: info.createdAt,
+      initMs: 5,
+      invocations: 0,
+      idleSince: info.createdAt,
+    });
+  }
+
+  invoke(): Promise<InvokeOutcome> {
+    return Promise.reject(new Error('the Manager never invokes'));
+  }
+
+  destroySandbox(instanceId: string): Promise<void> {
+    this.sandboxes.delete(instanceId);
+    this.destroyed.push(instanceId);
+    return Promise.resolve();
+  }
+
+  listSandboxes(): Promise<SandboxInfo[]> {
+    return Promise.resolve([...this.sandboxes.values()].map((info) => ({ ...info })));
+  }
+
+  add(functionName: string, version: number, state: SandboxInfo['state'], invocations: number): SandboxInfo {
+    const info: SandboxInfo = {
+      instanceId: randomUUID(),
+      functionName,
+      version,
+      pid: null,
+      state,
+      createdAt: Date.now(),
+      invocations,
+    };
+    this.sandboxes.set(info.instanceId, info);
+    return info;
+  }
+}
+
+/** A queue that fails while `down`, as a Redis queue does during an outage. */
+class FlakyQueue implements ProvisionQueue {
+  down = false;
+  pops = 0;
+  readonly #queue = new MemoryProvisionQueue({ capacity: 10 });
+  readonly capacity = 10;
+
+  push(request: ProvisionRequest): Promise<boolean> {
+    return this.#queue.push(request);
+  }
+
+  async pop(timeoutMs: number, signal?: AbortSignal): Promise<ProvisionRequest | null> {
+    this.pops++;
+    if (this.down) throw new PlatformError('UNAVAILABLE', 'Redis at redis://test is unavailable (pop): down');
+    return this.#queue.pop(Math.min(timeoutMs, 50), signal);
+  }
+
+  size(): Promise<number> {
+    return this.#queue.size();
+  }
+
+  close(): Promise<void> {
+    return this.#queue.close();
+  }
+}
+
+/** Records what is logged, by level. */
+function recordingLogger(): Logger & { lines: { level: string; msg: string }[] } {
+  const lines: { level: string; msg: string }[] = [];
+  const at =
+    (level: string) =>
+    (_obj: object, msg = ''): void => {
+      lines.push({ level, msg });
+    };
+  const logger = {
+    lines,
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: () => logger,
+  };
+  return logger;
+}
+
+const intervalMs = 1000;
+
+describe('Manager', () => {
+  let metadata: SqlMetadataStore;
+  let pool: MemoryPool;
+  let agent: FakeAgent;
+  let clock: number;
+  let fn: string;
+
+  const deploy = (name: string, config = {}) =>
+    metadata.deployVersion({
+      functionName: name,
+      codeSha256: 'a'.repeat(64),
+      codeSizeBytes: 1,
+      contentHash: randomUUID(),
+      config: compileFunctionConfig(config),
+    });
+
+  beforeEach(async () => {
+    metadata = await openSqliteMetadataStore(':memory:');
+    pool = new MemoryPool();
+    agent = new FakeAgent();
+    clock = Date.now();
+    fn = `fn-${randomUUID().slice(0, 8)}`;
+    await deploy(fn);
+  });
+
+  afterEach(async () => {
+    await pool.close();
+    await metadata.close();
+  });
+
+  const manager = (options: { queue?: ProvisionQueue; logger?: Logger } = {}) =>
+    new Manager({
+      queue: options.queue ?? new MemoryProvisionQueue({ capacity: 10 }),
+      pool,
+      metadata,
+      agent,
+      logger: options.logger,
+      concurrency: 1,
+      reconcileIntervalMs: intervalMs,
+      now: () => clock,
+    });
+
+  const toRef = (info: SandboxInfo): InstanceRef => ({
+    instanceId: info.instanceId,
+    functionName: info.functionName,
+    version: info.version,
+    nodeId: agent.nodeId,
+    createdAt: info.createdAt,
+    initMs: 1,
+    invocations: info.invocations,
+    idleSince: 0,
+  });
+
+  describe('pool rebuild from the agent', () => {
+    it('puts back idle sandboxes the pool lost, once they have been idle for a reconcile interval', async () => {
+      const logger = recordingLogger();
+      const m = manager({ logger });
+      const key = poolKey(fn, 1);
+      const held = agent.add(fn, 1, 'idle', 3);
+      const lost = agent.add(fn, 1, 'idle', 2);
+      const busy = agent.add(fn, 1, 'busy', 1);
+      await pool.push(toRef(held));
+
+      await m.reconcile();
+      assert.deepEqual(await pool.stats(key), { idle: 1, checkedOut: 0, waiters: 0 }, 'not idle long enough yet');
+      clock += intervalMs;
+      await m.reconcile();
+      assert.deepEqual(await pool.stats(key), { idle: 2, checkedOut: 0, waiters: 0 });
+      const warm = [await pool.checkout(key, { holder: 'gw', leaseMs: 60_000 })];
+      warm.push(await pool.checkout(key, { holder: 'gw', leaseMs: 60_000 }));
+      assert.deepEqual(warm.map((i) => i?.instanceId).sort(), [held.instanceId, lost.instanceId].sort());
+      assert.equal(warm.find((i) => i?.instanceId === lost.instanceId)?.invocations, 2);
+      assert.ok(!warm.some((i) => i?.instanceId === busy.instanceId), 'a busy sandbox is not put in the pool');
+      assert.equal(logger.lines.filter((l) => l.msg.startsWith('pool rebuilt from the agent')).length, 1);
+
+      // Checked out (leased): never added a second time, however long the agent reports it idle.
+      clock += 10 * intervalMs;
+      await m.reconcile();
+      assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 2, waiters: 0 });
+      await m.stop();
+    });
+
+    it('waits again when a sandbox served an invocation between two passes', async () => {
+      const m = manager();
+      const key = poolKey(fn, 1);
+      const sandbox = agent.add(fn, 1, 'idle', 1);
+      await m.reconcile();
+      clock += intervalMs / 2;
+      sandbox.invocations = 2; // it went out, served, and is on its way back: not a candidate yet
+      await m.reconcile();
+      clock += intervalMs / 2;
+      await m.reconcile();
+      assert.equal((await pool.stats(key)).idle, 0);
+      clock += intervalMs / 2;
+      await m.reconcile();
+      assert.equal((await pool.stats(key)).idle, 1);
+      await m.stop();
+    });
+
+    it('retires a restored sandbox of a version that is no longer current in the same pass', async () => {
+      const m = manager();
+      await deploy(fn); // version 2 is current now
+      const old = agent.add(fn, 1, 'idle', 4);
+      await m.reconcile();
+      clock += intervalMs;
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed, [old.instanceId]);
+      assert.deepEqual(await pool.keys(), []);
+      await m.stop();
+    });
+  });
+
+  describe('outages', () => {
+    it('keeps taking requests after the queue fails, logging the outage once', async () => {
+      const logger = recordingLogger();
+      const queue = new FlakyQueue();
+      const m = manager({ queue, logger });
+      queue.down = true;
+      m.start();
+      while (queue.pops < 3) await sleep(20);
+      queue.down = false;
+
+      const key = poolKey(fn, 1);
+      const waiting = pool.wait(key, { holder: 'gw', leaseMs: 60_000, timeoutMs: 5_000 });
+      await queue.push({ functionName: fn, version: 1, reason: 'demand', requestedAt: clock });
+      const item = await waiting;
+      assert.equal(item?.kind, 'instance');
+      await m.stop();
+      await queue.close();
+
+      const outage = logger.lines.filter((l) => l.msg.startsWith('taking provisioning requests'));
+      assert.deepEqual(
+        outage.map((l) => l.level),
+        ['warn', ...Array<string>(outage.length - 2).fill('debug'), 'info'],
+        JSON.stringify(outage),
+      );
+    });
+
+    it('survives reconcile failures and fails a waiting request with UNAVAILABLE while metadata is down', async () => {
+      const logger = recordingLogger();
+      const queue = new MemoryProvisionQueue({ capacity: 10 });
+      const m = manager({ queue, logger });
+      m.start();
+      const key = poolKey(fn, 1);
+      await metadata.close(); // every call now fails with UNAVAILABLE, as with the database down
+      await m.reconcile();
+      await m.reconcile();
+      assert.equal(logger.lines.filter((l) => l.msg.startsWith('reconcile') && l.level === 'warn').length, 1);
+
+      const waiting = pool.wait(key, { holder: 'gw', leaseMs: 60_000, timeoutMs: 5_000 });
+      await queue.push({ functionName: fn, version: 1, reason: 'demand', requestedAt: clock });
+      const item = await waiting;
+      assert.equal(item?.kind, 'failure');
+      assert.equal(item.kind === 'failure' ? item.error.code : '', 'UNAVAILABLE');
+      await m.stop();
+      await queue.close();
+    });
+  });
+});

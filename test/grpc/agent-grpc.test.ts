@@ -1,0 +1,408 @@
+// The Agent over gRPC, end to end: a real Agent with real sandboxes (the process runtime and the compiled guest shim,
+// `npm run build`), its gRPC server on loopback TCP and on a Unix socket, and the Gateway's client.
+import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { zipSync } from 'fflate';
+import { isPlatformError, type ErrorCode, type PlatformError } from '../../src/core/errors.js';
+import { compileFunctionConfig, type FunctionConfigInput } from '../../src/core/function-config.js';
+import type { SandboxSpec } from '../../src/core/ports/agent-api.js';
+import type { NodeInfo, RoutingTable } from '../../src/core/ports/cluster.js';
+import { blobKeys } from '../../src/core/types.js';
+import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
+import { Agent } from '../../src/agent/agent.js';
+import { serveAgent } from '../../src/agent/grpc-server.js';
+import { AgentClient, type StreamLogsResponse } from '../../src/gen/savassan/agent/v1/agent.js';
+import { GrpcAgentClient, type StreamedLogLine } from '../../src/gateway/grpc-agent-client.js';
+import { pushRoutingTable, serveRouting } from '../../src/gateway/grpc-routing.js';
+import { bearerMetadata, type GrpcServerHandle } from '../../src/grpc/grpc-transport.js';
+import { ProcessRuntime } from '../../src/sandbox/process-runtime.js';
+
+const fixturesDir = fileURLToPath(new URL('../fixtures/functions/', import.meta.url));
+const token = 'cluster-secret-token';
+
+/** A fixture function as the zip a deploy stores. */
+async function zipFixture(name: string): Promise<Uint8Array> {
+  const dir = join(fixturesDir, name);
+  const files: Record<string, Uint8Array> = {};
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (entry.isFile()) files[relative(dir, path).split(sep).join('/')] = await readFile(path);
+  }
+  return zipSync(files);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    return process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+}
+
+function rejectsWith(code: ErrorCode, check?: (err: PlatformError) => void): (err: unknown) => boolean {
+  return (err) => {
+    assert.ok(isPlatformError(err, code), `expected ${code}, got ${String(err)}`);
+    check?.(err);
+    return true;
+  };
+}
+
+describe('Agent over gRPC', () => {
+  let root: string;
+  let blobs: FsBlobStore;
+  let agent: Agent;
+  let tcp: GrpcServerHandle;
+  let unix: GrpcServerHandle;
+  let tcpClient: GrpcAgentClient;
+  let unixClient: GrpcAgentClient;
+  const clients: GrpcAgentClient[] = [];
+  const servers: GrpcServerHandle[] = [];
+  const pids = new Set<number>();
+  const nodeInfo: NodeInfo = {
+    nodeId: 'node-a',
+    agentAddress: '',
+    capacity: 8,
+    sandboxes: 0,
+    sandboxRuntime: 'process',
+    isolating: false,
+    codeCached: ['a'.repeat(64)],
+    startedAt: 1_700_000_000_123,
+  };
+
+  function client(address: string, options: { token?: string; nodeId?: string } = {}): GrpcAgentClient {
+    const made = new GrpcAgentClient({ nodeId: options.nodeId ?? 'node-a', address, token: options.token ?? token });
+    clients.push(made);
+    return made;
+  }
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'sv-grpc-'));
+    blobs = new FsBlobStore(join(root, 'blobs'));
+    agent = new Agent({ nodeId: 'node-a', runtime: new ProcessRuntime(), blobStore: blobs, workDir: join(root, 'w') });
+    const served = { address: '', token, nodeInfo: () => Promise.resolve(nodeInfo), graceMs: 1000 };
+    tcp = await serveAgent(agent, { ...served, address: '127.0.0.1:0' });
+    unix = await serveAgent(agent, { ...served, address: `unix:${join(root, 'agent.sock')}` });
+    servers.push(tcp, unix);
+    nodeInfo.agentAddress = tcp.address;
+    tcpClient = client(tcp.address);
+    unixClient = client(unix.address);
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(servers.map((s) => s.close()));
+    await agent.close();
+    for (const pid of pids) assert.ok(!isAlive(pid), `sandbox process ${pid} outlived the agent`);
+    await blobs.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  async function deploy(fixture: string, config: FunctionConfigInput = {}): Promise<SandboxSpec> {
+    const zip = await zipFixture(fixture);
+    const sha = createHash('sha256').update(zip).digest('hex');
+    await blobs.put(blobKeys.code(sha), zip);
+    return { functionName: fixture, version: 1, codeSha256: sha, config: compileFunctionConfig(config) };
+  }
+
+  it('binds a TCP port and a Unix socket', () => {
+    assert.ok(tcp.port > 0);
+    assert.equal(tcp.address, `127.0.0.1:${tcp.port}`);
+    assert.equal(unix.port, 0);
+    assert.equal(unix.address, `unix:${join(root, 'agent.sock')}`);
+  });
+
+  for (const transport of ['tcp', 'unix'] as const) {
+    it(`creates, invokes, lists and destroys sandboxes over ${transport}`, async () => {
+      const remote = transport === 'tcp' ? tcpClient : unixClient;
+      const echo = await remote.createSandbox(await deploy('echo', { env: { GREETING: 'hej' } }));
+      assert.equal(echo.nodeId, 'node-a');
+      assert.equal(echo.functionName, 'echo');
+      assert.equal(echo.version, 1);
+      assert.equal(echo.invocations, 0);
+      assert.ok(echo.initMs > 0 && echo.createdAt > 0 && echo.idleSince === echo.createdAt);
+
+      const invocationId = randomUUID();
+      const ok = await remote.invoke(echo.instanceId, {
+        invocationId,
+        eventJson: '{"n":[1,2],"s":"é"}',
+        timeoutMs: 3000,
+      });
+      assert.equal(ok.status, 'success');
+      assert.equal(ok.reusable, true);
+      assert.equal(ok.error, undefined);
+      assert.ok(ok.peakMemoryBytes !== null && ok.peakMemoryBytes > 1024 * 1024);
+      assert.equal(ok.logKey, blobKeys.log('echo', new Date(), invocationId));
+      const body = JSON.parse(ok.payloadJson ?? 'null') as { event: unknown; context: { awsRequestId: string } };
+      assert.deepEqual(body.event, { n: [1, 2], s: 'é' });
+      assert.equal(body.context.awsRequestId, invocationId);
+
+      const throws = await remote.createSandbox(await deploy('throws'));
+      const failed = await remote.invoke(throws.instanceId, {
+        invocationId: randomUUID(),
+        eventJson: '{"x":1}',
+        timeoutMs: 3000,
+      });
+      assert.equal(failed.status, 'error');
+      assert.equal(failed.reusable, true);
+      assert.equal(failed.payloadJson, undefined);
+      assert.equal(failed.error?.name, 'ValidationError');
+      assert.equal(failed.error?.code, 'E_VALIDATION');
+      assert.equal(failed.error?.message, 'bad input: {"x":1}');
+      assert.match(failed.error?.stack ?? '', /^ValidationError: bad input/);
+
+      const sleeper = await remote.createSandbox(await deploy('sleeper'));
+      const listed = await remote.listSandboxes();
+      for (const ref of [echo, throws, sleeper]) {
+        const info = listed.find((s) => s.instanceId === ref.instanceId);
+        assert.ok(info, `${ref.functionName} is listed`);
+        assert.equal(info.functionName, ref.functionName);
+        assert.equal(info.state, 'idle');
+        assert.ok(info.pid !== null && info.createdAt > 0);
+        pids.add(info.pid);
+      }
+      assert.equal(listed.find((s) => s.instanceId === echo.instanceId)?.invocations, 1);
+
+      const late = await remote.invoke(sleeper.instanceId, {
+        invocationId: randomUUID(),
+        eventJson: '{"ms":60000}',
+        timeoutMs: 300,
+      });
+      assert.equal(late.status, 'timeout');
+      assert.equal(late.reusable, false);
+      assert.equal(late.error?.name, 'TimeoutError');
+      assert.match(late.error?.message ?? '', /Task timed out after 0\.30 seconds/);
+
+      await remote.destroySandbox(echo.instanceId);
+      await remote.destroySandbox(throws.instanceId);
+      await remote.destroySandbox(throws.instanceId);
+      const left = (await remote.listSandboxes()).map((s) => s.instanceId);
+      for (const ref of [echo, throws, sleeper]) assert.ok(!left.includes(ref.instanceId), ref.functionName);
+    });
+  }
+
+  it('carries events and results of several MiB', async () => {
+    const echo = await tcpClient.createSandbox(await deploy('echo'));
+    const big = 'x'.repeat(5 * 1024 * 1024);
+    const outcome = await tcpClient.invoke(echo.instanceId, {
+      invocationId: randomUUID(),
+      eventJson: JSON.stringify({ big }),
+      timeoutMs: 10_000,
+    });
+    assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
+    assert.equal((JSON.parse(outcome.payloadJson ?? '{}') as { event: { big: string } }).event.big, big);
+    await tcpClient.destroySandbox(echo.instanceId);
+  });
+
+  it('rethrows the Agent’s PlatformErrors with their code, message and details', async () => {
+    const missing = await deploy('echo');
+    missing.codeSha256 = '0'.repeat(64);
+    await assert.rejects(
+      tcpClient.createSandbox(missing),
+      rejectsWith('NOT_FOUND', (err) =>
+        assert.match(err.rawMessage, /code bundle code\/0{64}\.zip is not in the blob store/),
+      ),
+    );
+    await assert.rejects(
+      unixClient.createSandbox({ ...missing, codeSha256: 'not-a-sha' }),
+      rejectsWith('INVALID_BUNDLE'),
+    );
+    await assert.rejects(
+      tcpClient.createSandbox(await deploy('syntax-error')),
+      rejectsWith('FUNCTION_INIT_ERROR', (err) => {
+        assert.equal(err.details['errorType'], 'Runtime.UserCodeSyntaxError');
+        assert.match(err.message, /^\[FUNCTION_INIT_ERROR\] function init failed: Runtime\.UserCodeSyntaxError/);
+      }),
+    );
+    await assert.rejects(
+      tcpClient.invoke(randomUUID(), { invocationId: randomUUID(), eventJson: '{}', timeoutMs: 1000 }),
+      rejectsWith('UNAVAILABLE', (err) => assert.match(err.rawMessage, /^sandbox [0-9a-f-]+ is gone$/)),
+    );
+  });
+
+  it('answers GetNodeInfo', async () => {
+    assert.deepEqual(await unixClient.getNodeInfo(), nodeInfo);
+  });
+
+  it('refuses calls without the cluster token', async () => {
+    const wrong = client(tcp.address, { token: 'not-the-token' });
+    await assert.rejects(
+      wrong.listSandboxes(),
+      rejectsWith('UNAUTHORIZED', (err) => {
+        assert.equal(err.status, 401);
+        assert.match(err.rawMessage, /ListSandboxes needs the cluster token/);
+      }),
+    );
+    await assert.rejects(
+      wrong.streamLogs({}, () => {}),
+      rejectsWith('UNAUTHORIZED'),
+    );
+
+    // A client of another kind that sends no token at all gets UNAUTHENTICATED and the code in the trailer.
+    const raw = new AgentClient(tcp.address, credentials.createInsecure());
+    try {
+      const err = await new Promise<ServiceError | null>((resolve) =>
+        raw.listSandboxes({}, new Metadata(), (error) => resolve(error)),
+      );
+      assert.equal(err?.code, status.UNAUTHENTICATED);
+      assert.deepEqual(err.metadata.get('savassan-error-code'), ['UNAUTHORIZED']);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('fails fast with UNAVAILABLE naming the node when its Agent is not there', async () => {
+    const stopped = await serveAgent(agent, {
+      address: '127.0.0.1:0',
+      token,
+      nodeInfo: () => Promise.resolve(nodeInfo),
+    });
+    const gone = client(stopped.address, { nodeId: 'node-gone' });
+    assert.equal((await gone.listSandboxes()).length >= 0, true);
+    await stopped.close();
+    for (const remote of [gone, client(`unix:${join(root, 'nobody.sock')}`, { nodeId: 'node-none' })]) {
+      const started = Date.now();
+      await assert.rejects(
+        remote.listSandboxes(),
+        rejectsWith('UNAVAILABLE', (err) =>
+          assert.ok(err.rawMessage.includes(`agent ${remote.nodeId} at ${remote.address}`), err.rawMessage),
+        ),
+      );
+      assert.ok(Date.now() - started < 3000, `failed after ${Date.now() - started} ms`);
+    }
+    const closed = client(tcp.address);
+    await closed.close();
+    await assert.rejects(closed.listSandboxes(), rejectsWith('UNAVAILABLE'));
+  });
+
+  it('streams the live output of invocations, filtered', async () => {
+    const spec = await deploy('echo');
+    const echo = await unixClient.createSandbox(spec);
+    const lines: StreamedLogLine[] = [];
+    const others: StreamedLogLine[] = [];
+    const mine = await tcpClient.streamLogs({ functionName: 'echo' }, (line) => lines.push(line));
+    const elsewhere = await tcpClient.streamLogs({ functionName: 'throws' }, (line) => others.push(line));
+    const invocationId = randomUUID();
+    await unixClient.invoke(echo.instanceId, { invocationId, eventJson: '{"hello":"logs"}', timeoutMs: 3000 });
+    const deadline = Date.now() + 3000;
+    while (!lines.some((line) => line.text.includes('raw write')) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const invoked = lines.find((line) => line.text.includes('echo: invoked with'));
+    assert.ok(invoked, `got ${JSON.stringify(lines)}`);
+    assert.equal(invoked.text, "echo: invoked with { hello: 'logs' }\n");
+    assert.equal(invoked.stream, 'stdout');
+    assert.equal(invoked.instanceId, echo.instanceId);
+    assert.equal(invoked.functionName, 'echo');
+    assert.equal(invoked.invocationId, invocationId);
+    assert.equal(invoked.droppedBefore, 0);
+    assert.ok(Math.abs(invoked.time - Date.now()) < 5000);
+    assert.ok(lines.some((line) => line.stream === 'stderr' && line.text === 'echo: to stderr 42\n'));
+    assert.deepEqual(others, []);
+    mine.close();
+    mine.close();
+    assert.equal(await mine.ended, null);
+
+    // Closing the server ends the streams it serves, without waiting out the grace period.
+    const own = await serveAgent(agent, { address: '127.0.0.1:0', token, nodeInfo: () => Promise.resolve(nodeInfo) });
+    const follower = client(own.address);
+    const followed = await follower.streamLogs({}, () => {});
+    const started = Date.now();
+    await own.close();
+    assert.equal(await followed.ended, null);
+    assert.ok(Date.now() - started < 2000);
+    elsewhere.close();
+    await unixClient.destroySandbox(echo.instanceId);
+  });
+
+  it('drops and counts lines for a log reader that does not keep up', async () => {
+    const own = await serveAgent(agent, {
+      address: '127.0.0.1:0',
+      token,
+      nodeInfo: () => Promise.resolve(nodeInfo),
+      logStreamBufferBytes: 64 * 1024,
+    });
+    servers.push(own);
+    const raw = new AgentClient(own.address, credentials.createInsecure());
+    try {
+      const call = raw.streamLogs({ functionName: 'chatty' }, bearerMetadata(token));
+      await once(call, 'metadata');
+      let received = 0;
+      let dropped = 0;
+      call.on('data', (line: StreamLogsResponse) => {
+        received += 1;
+        dropped += line.droppedBefore;
+      });
+      // A reader that stops reading: grpc-js stops taking data from HTTP/2, whose window fills up.
+      call.pause();
+      const chatty = await tcpClient.createSandbox(await deploy('chatty'));
+      const burst = await tcpClient.invoke(chatty.instanceId, {
+        invocationId: randomUUID(),
+        eventJson: '{"lines":3000,"width":1000}',
+        timeoutMs: 10_000,
+      });
+      assert.equal(burst.status, 'success', 'the Agent is not held up by the reader');
+      call.resume();
+      // The count of dropped lines rides on the next line delivered.
+      await tcpClient.invoke(chatty.instanceId, {
+        invocationId: randomUUID(),
+        eventJson: '{"lines":1}',
+        timeoutMs: 3000,
+      });
+      const deadline = Date.now() + 5000;
+      while (received + dropped < 3001 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(received + dropped, 3001, `received ${received}, dropped ${dropped}`);
+      assert.ok(dropped > 0 && received > 0, `received ${received}, dropped ${dropped}`);
+      call.on('error', () => {}); // CANCELLED, ours
+      call.cancel();
+      await tcpClient.destroySandbox(chatty.instanceId);
+    } finally {
+      raw.close();
+    }
+  });
+});
+
+describe('routing push to gateways', () => {
+  it('delivers newer tables, acknowledges repeats, refuses older ones and strangers', async () => {
+    const tables: RoutingTable[] = [];
+    const server = await serveRouting({
+      address: '127.0.0.1:0',
+      token,
+      onTable: (table) => {
+        tables.push(table);
+      },
+    });
+    try {
+      const table: RoutingTable = {
+        version: 7,
+        agents: { 'node-a': '10.0.0.1:7070', 'node-b': 'unix:/run/savassan/agent.sock' },
+        updatedAt: 1_700_000_000_000,
+      };
+      assert.deepEqual(await pushRoutingTable(server.address, token, table), { accepted: true, currentVersion: 7 });
+      assert.deepEqual(tables, [table]);
+      assert.deepEqual(await pushRoutingTable(server.address, token, table), { accepted: true, currentVersion: 7 });
+      assert.deepEqual(await pushRoutingTable(server.address, token, { ...table, version: 6 }), {
+        accepted: false,
+        currentVersion: 7,
+      });
+      assert.equal(tables.length, 1);
+      await assert.rejects(
+        pushRoutingTable(server.address, 'wrong', { ...table, version: 8 }),
+        rejectsWith('UNAUTHORIZED'),
+      );
+      assert.equal(tables.length, 1);
+    } finally {
+      await server.close();
+    }
+    await assert.rejects(
+      pushRoutingTable(server.address, token, { version: 9, agents: {}, updatedAt: 0 }),
+      rejectsWith('UNAVAILABLE', (err) => assert.match(err.rawMessage, /^gateway at 127\.0\.0\.1:\d+ is unreachable/)),
+    );
+  });
+});
