@@ -255,7 +255,8 @@ export class Agent implements AgentApi {
       socket === undefined ||
       socket.destroyed
     ) {
-      throw new PlatformError('UNAVAILABLE', `sandbox ${instanceId} is gone`);
+      // Nothing was sent to the sandbox: the caller may retry the invocation on another instance.
+      throw new PlatformError('UNAVAILABLE', `sandbox ${instanceId} is gone`, { details: { notDelivered: true } });
     }
     if (sandbox.state !== 'idle') {
       const doing = sandbox.active === null ? 'still starting' : `running invocation ${sandbox.active.invocationId}`;

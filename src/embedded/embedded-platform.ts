@@ -8,6 +8,7 @@ import { compileFunctionConfig } from '../core/function-config.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
+import { SingleAgentDirectory } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Enforcement, SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { Deployer } from '../gateway/deployer.js';
@@ -168,11 +169,12 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     logger,
     stemCells: options.stemCells ? { baseKinds: [sandboxKind(compileFunctionConfig({}))] } : false,
   });
+  const agents = new SingleAgentDirectory(agent);
   const manager = new Manager({
     queue,
     pool,
     metadata,
-    agent,
+    agents,
     logger,
     concurrency: options.managerConcurrency,
     reconcileIntervalMs: options.reconcileIntervalMs,
@@ -182,7 +184,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     metadata,
     blobStore,
     pool,
-    agent,
+    agents,
     resolver,
     logger,
     onChange: () => void manager.reconcile(),
@@ -192,7 +194,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     queue,
     metadata,
     resolver,
-    agentFor: () => agent,
+    agents,
     gatewayId: `gateway-${randomUUID()}`,
     queueWaitMs: options.queueWaitMs,
     logger,

@@ -4,7 +4,7 @@ import type { FunctionConfigInput } from '../core/function-config.js';
 import { compileFunctionConfig, validateFunctionName } from '../core/function-config.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
-import type { AgentApi } from '../core/ports/agent-api.js';
+import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
@@ -17,7 +17,8 @@ export interface DeployerOptions {
   blobStore: BlobStore;
   pool: Pool;
   /** Used to load a new bundle once before it becomes current, and to destroy instances of deleted functions. */
-  agent: AgentApi;
+  /** Where a new version's trial sandbox runs, and whose sandboxes a delete stops. */
+  agents: AgentDirectory;
   resolver: FunctionResolver;
   /** Called after the current version of a function changed (deploy, rollback, delete). */
   onChange?: (name: string) => void;
@@ -75,10 +76,16 @@ export class Deployer {
   }
 
   async #trial(name: string, codeSha256: string, config: FunctionVersion['config']): Promise<void> {
-    const { agent } = this.options;
+    const spec = { functionName: name, version: 0, codeSha256, config };
+    const agent = this.options.agents.place(spec);
+    if (agent === null) {
+      throw new PlatformError('UNAVAILABLE', `no node has room to try the function; deploy again in a moment`, {
+        details: { retryAfterSeconds: 1 },
+      });
+    }
     let instanceId: string | undefined;
     try {
-      const instance = await agent.createSandbox({ functionName: name, version: 0, codeSha256, config });
+      const instance = await agent.createSandbox(spec);
       instanceId = instance.instanceId;
     } catch (err) {
       if (isPlatformError(err, 'FUNCTION_INIT_ERROR') || isPlatformError(err, 'INVALID_BUNDLE')) {
@@ -102,13 +109,15 @@ export class Deployer {
 
   async remove(name: string): Promise<void> {
     validateFunctionName(name);
-    const { metadata, pool, agent } = this.options;
+    const { metadata, pool, agents } = this.options;
     const versions = await metadata.listVersions(name);
     if (!(await metadata.deleteFunction(name))) throw new PlatformError('NOT_FOUND', `function ${name} not found`);
     this.#changed(name);
     for (const v of versions) {
       const idle = await pool.drain(poolKey(name, v.version));
-      await Promise.allSettled(idle.map((instance) => agent.destroySandbox(instance.instanceId)));
+      await Promise.allSettled(
+        idle.map((instance) => agents.get(instance.nodeId)?.destroySandbox(instance.instanceId) ?? Promise.resolve()),
+      );
     }
   }
 

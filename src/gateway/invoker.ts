@@ -3,6 +3,7 @@ import { PlatformError, isPlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import type { AgentApi, InvokeOutcome } from '../core/ports/agent-api.js';
+import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
@@ -16,7 +17,8 @@ export interface InvokerOptions {
   metadata: MetadataStore;
   resolver: FunctionResolver;
   /** The agent that owns an instance's node. */
-  agentFor: (nodeId: string) => AgentApi;
+  /** The Agents named in pool entries: the local one in embedded mode, the cluster's nodes otherwise. */
+  agents: AgentDirectory;
   gatewayId: string;
   /** How long a request waits for an instance before 429. */
   queueWaitMs: number;
@@ -52,7 +54,13 @@ export class Invoker {
     const invocationId = randomUUID();
     for (let attempt = 1; ; attempt++) {
       const { instance, start } = await this.#acquire(version, signal);
-      const agent = this.options.agentFor(instance.nodeId);
+      const agent = this.options.agents.get(instance.nodeId);
+      if (agent === null) {
+        // The instance's node left the cluster: forget it and take another.
+        await this.options.pool.release(instance.instanceId).catch(() => {});
+        if (attempt < maxDispatchAttempts) continue;
+        throw new PlatformError('UNAVAILABLE', `node ${instance.nodeId} left the cluster`);
+      }
       let outcome: InvokeOutcome;
       try {
         outcome = await agent.invoke(instance.instanceId, {
@@ -62,9 +70,21 @@ export class Invoker {
         });
       } catch (err) {
         await this.#discard(agent, instance);
-        if (isPlatformError(err, 'UNAVAILABLE') && attempt < maxDispatchAttempts) {
+        // Retried only when the invocation never reached the sandbox: a node lost mid-invocation may have run it.
+        if (
+          isPlatformError(err, 'UNAVAILABLE') &&
+          err.details['notDelivered'] === true &&
+          attempt < maxDispatchAttempts
+        ) {
           this.#logger.warn({ instanceId: instance.instanceId }, 'sandbox gone before dispatch; retrying');
           continue;
+        }
+        if (isPlatformError(err, 'UNAVAILABLE')) {
+          throw new PlatformError(
+            'UNAVAILABLE',
+            `invocation ${invocationId} failed: the node ${instance.nodeId} running it was lost: ${err.rawMessage}`,
+            { cause: err },
+          );
         }
         throw err;
       }

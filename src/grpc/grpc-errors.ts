@@ -86,8 +86,14 @@ export function platformErrorFromGrpc(err: unknown, call: CallDescription): Plat
   const why = serviceError.details || serviceError.message;
   const options = { cause: err, details: { grpcStatus: status[serviceError.code] } };
   switch (serviceError.code) {
-    case status.UNAVAILABLE:
-      return new PlatformError('UNAVAILABLE', `${peer} is unreachable (${method}): ${why}`, options);
+    case status.UNAVAILABLE: {
+      // No connection was ever made: the call did not reach the peer, so the caller may safely try elsewhere.
+      const notDelivered = /No connection established|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOENT/.test(why);
+      return new PlatformError('UNAVAILABLE', `${peer} is unreachable (${method}): ${why}`, {
+        ...options,
+        details: { ...options.details, notDelivered },
+      });
+    }
     case status.DEADLINE_EXCEEDED: {
       const within = deadlineMs === undefined ? 'in time' : `within ${deadlineMs} ms`;
       return new PlatformError('UNAVAILABLE', `${peer} did not answer ${method} ${within}`, options);

@@ -15,6 +15,7 @@ import type { AgentApi, InvokeOutcome, SandboxInfo, SandboxSpec } from '../core/
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import type { InstanceRef, ProvisionRequest } from '../core/types.js';
 import { poolKey } from '../core/types.js';
+import { SingleAgentDirectory } from '../core/ports/agent-directory.js';
 import { Manager } from './manager.js';
 
 /** An Agent whose sandboxes are plain records the test sets the state of. */
@@ -148,7 +149,7 @@ describe('Manager', () => {
       queue: options.queue ?? new MemoryProvisionQueue({ capacity: 10 }),
       pool,
       metadata,
-      agent,
+      agents: new SingleAgentDirectory(agent),
       logger: options.logger,
       concurrency: 1,
       reconcileIntervalMs: intervalMs,

@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
-import type { AgentApi } from '../core/ports/agent-api.js';
+import type { AgentApi, SandboxInfo } from '../core/ports/agent-api.js';
+import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
@@ -14,8 +15,13 @@ export interface ManagerOptions {
   queue: ProvisionQueue;
   pool: Pool;
   metadata: MetadataStore;
-  /** The node's Agent; placement across several agents comes with cluster mode. */
-  agent: AgentApi;
+  /** The Agents to place sandboxes on: the local one in embedded mode, the cluster's live nodes otherwise. */
+  agents: AgentDirectory;
+  /**
+   * Whether this Manager runs the reconcile loop now. Every Manager provisions from the queue; in a cluster only
+   * the elected leader reconciles (min instances, reaping, lease reclaim, pool rebuild). Default: always.
+   */
+  isLeader?: () => boolean;
   logger?: Logger;
   /** Sandboxes created at once; the Manager provisions at its own pace (ADR-001 §3). */
   concurrency?: number;
@@ -34,8 +40,8 @@ interface IdleSighting {
 }
 
 /**
- * Provisions sandboxes: pops requests from the queue with bounded concurrency, creates them through the
- * Agent and pushes ready instances to the warm pool. It never runs functions. A reconcile loop keeps
+ * Provisions sandboxes: pops requests from the queue with bounded concurrency, creates them on the Agent that
+ * placement picks (free capacity, then code locality) and pushes ready instances to the warm pool. It never runs functions. A reconcile loop keeps
  * min instances warm, reaps idle instances, retires old versions, reclaims expired leases and rebuilds
  * the pool from the Agent's idle sandboxes when the pool lost them (Redis restarted empty).
  *
@@ -62,6 +68,7 @@ export class Manager {
       concurrency: 4,
       reconcileIntervalMs: 1000,
       now: Date.now,
+      isLeader: () => true,
       ...options,
       logger: (options.logger ?? silentLogger).child({ role: 'manager' }),
     };
@@ -119,7 +126,7 @@ export class Manager {
   }
 
   async #provision(request: ProvisionRequest): Promise<void> {
-    const { pool, metadata, agent, logger } = this.#options;
+    const { pool, metadata, agents, logger } = this.#options;
     const key = poolKey(request.functionName, request.version);
     let version: FunctionVersion | null;
     try {
@@ -145,13 +152,20 @@ export class Manager {
     this.#inFlight.set(key, this.inFlight(key) + 1);
     try {
       let instance: InstanceRef;
+      const spec = {
+        functionName: version.functionName,
+        version: version.version,
+        codeSha256: version.codeSha256,
+        config: version.config,
+      };
       try {
-        instance = await agent.createSandbox({
-          functionName: version.functionName,
-          version: version.version,
-          codeSha256: version.codeSha256,
-          config: version.config,
-        });
+        const agent = agents.place(spec);
+        if (agent === null) {
+          throw new PlatformError('TOO_MANY_REQUESTS', 'no node has room for another sandbox right now', {
+            details: { retryAfterSeconds: 1 },
+          });
+        }
+        instance = await agent.createSandbox(spec);
       } catch (err) {
         const error = PlatformError.from(err);
         logger.warn({ key, err: error }, 'sandbox creation failed');
@@ -167,13 +181,26 @@ export class Manager {
   }
 
   async #countInstances(version: FunctionVersion): Promise<number> {
-    const sandboxes = await this.#options.agent.listSandboxes();
+    const sandboxes = await this.#allSandboxes();
     return sandboxes.filter((s) => s.functionName === version.functionName && s.version === version.version).length;
+  }
+
+  /** Sandboxes of every live Agent, each with its node; an Agent that does not answer counts as none. */
+  async #allSandboxes(): Promise<(SandboxInfo & { nodeId: string })[]> {
+    const lists = await Promise.all(
+      this.#options.agents.all().map((agent: AgentApi) =>
+        agent.listSandboxes().then(
+          (sandboxes) => sandboxes.map((sandbox) => ({ ...sandbox, nodeId: agent.nodeId })),
+          () => [],
+        ),
+      ),
+    );
+    return lists.flat();
   }
 
   /** One pass of housekeeping; runs on a timer and after deploys. Concurrent calls share one pass. */
   reconcile(): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
+    if (this.#stopped || !this.#options.isLeader()) return Promise.resolve();
     this.#reconciling ??= this.#reconcileOnce()
       .then(
         () => this.#reconcileLog.succeeded(),
@@ -186,7 +213,7 @@ export class Manager {
   }
 
   async #reconcileOnce(): Promise<void> {
-    const { pool, metadata, agent, now } = this.#options;
+    const { pool, metadata, agents, now } = this.#options;
     // First, as it needs neither metadata nor a current version: an instance restored here of a version that is no
     // longer current is retired by the steps below in the same pass.
     await this.#restoreLostInstances();
@@ -216,7 +243,11 @@ export class Manager {
       const idleBefore = now() - version.config.idleSeconds * 1000;
       toDestroy.push(...(await pool.reapIdle(key, idleBefore, version.config.minInstances)));
     }
-    await Promise.allSettled(toDestroy.map((instance) => agent.destroySandbox(instance.instanceId)));
+    await Promise.allSettled(
+      toDestroy.map(
+        (instance) => agents.get(instance.nodeId)?.destroySandbox(instance.instanceId) ?? Promise.resolve(),
+      ),
+    );
 
     // Keep min instances of each current version warm.
     for (const fn of functions.values()) {
@@ -245,11 +276,11 @@ export class Manager {
    * `restore` is atomic, so an instance the pool holds is never added twice.
    */
   async #restoreLostInstances(): Promise<void> {
-    const { pool, agent, logger, now, reconcileIntervalMs } = this.#options;
+    const { pool, logger, now, reconcileIntervalMs } = this.#options;
     const at = now();
     const sightings = new Map<string, IdleSighting>();
     const candidates: InstanceRef[] = [];
-    for (const sandbox of await agent.listSandboxes()) {
+    for (const sandbox of await this.#allSandboxes()) {
       if (sandbox.state !== 'idle') continue;
       const previous = this.#idleSightings.get(sandbox.instanceId);
       const sighting =
@@ -260,7 +291,7 @@ export class Manager {
         instanceId: sandbox.instanceId,
         functionName: sandbox.functionName,
         version: sandbox.version,
-        nodeId: agent.nodeId,
+        nodeId: sandbox.nodeId,
         createdAt: sandbox.createdAt,
         // Not reported by the Agent; it only shows on a restored instance that never served (a cold start).
         initMs: 0,
