@@ -38,7 +38,8 @@ export type MembershipEvent =
 
 /**
  * Join/leave events for the registry. The first events are the current members (as joins); after a watch
- * reconnect the watcher re-reads the snapshot and emits the difference, so no leave is ever missed.
+ * reconnect the watcher re-reads the snapshot and emits the difference, so no leave is ever missed. The current members
+ * are delivered before the promise `watch` returns resolves.
  */
 export interface MembershipWatcher {
   watch(listener: (event: MembershipEvent) => void): Promise<{ close(): Promise<void> }>;
@@ -54,9 +55,12 @@ export interface RoutingTable {
 
 export interface RoutingTableStore {
   get(): Promise<RoutingTable | null>;
-  /** Write `table` if the stored version is `expectedVersion` (0 for none); returns false on a conflict. */
+  /**
+   * Write `table` if the stored version is `expectedVersion` (0 for none); returns false on a conflict.
+   * `table.version` must be greater than `expectedVersion` (BAD_REQUEST otherwise), so a version is never reused.
+   */
   put(table: RoutingTable, expectedVersion: number): Promise<boolean>;
-  /** Delivers the current table first (if any), then each change. */
+  /** Delivers the current table first (if any; before the returned promise resolves), then each change. */
   watch(listener: (table: RoutingTable) => void): Promise<{ close(): Promise<void> }>;
 }
 
@@ -65,7 +69,10 @@ export interface Cluster {
   readonly registry: NodeRegistry;
   readonly membership: MembershipWatcher;
   readonly routing: RoutingTableStore;
-  /** Campaign for leadership under `leader`; resolves when this candidate leads. `resign` gives it up. */
+  /**
+   * Campaign for leadership under `leader`; resolves when this candidate leads (candidates are served in the order they
+   * campaigned). `resign` gives it up; `lost` resolves if it ends otherwise (the lease expired or could not be kept).
+   */
   campaign(candidateId: string): Promise<{ resign(): Promise<void>; readonly lost: Promise<void> }>;
   close(): Promise<void>;
 }
