@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -217,6 +217,12 @@ export class Agent implements AgentApi {
             (cell) => this.destroySandbox(cell.instanceId),
             this.logger,
           );
+  }
+
+  /** Code bundles (sha256) extracted on this node: placement prefers nodes that hold a function's code. */
+  async cachedCode(): Promise<string[]> {
+    const entries = await readdir(this.codeRoot).catch(() => [] as string[]);
+    return entries.filter((entry) => /^[0-9a-f]{64}$/.test(entry)).sort();
   }
 
   /** Stem cells ready or starting, per kind. */

@@ -11,6 +11,7 @@ import type { Logger } from '../core/logger.js';
 import { runtimeWarnings, startEmbedded } from '../embedded/embedded-platform.js';
 import type { SandboxKind } from '../embedded/embedded-platform.js';
 import { deployExamples } from '../embedded/examples.js';
+import { addClusterCommands } from './cluster-commands.js';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -43,10 +44,12 @@ function table(rows: string[][]): void {
 export function buildProgram(): Command {
   const program = new Command('savassan')
     .description(
-      'Savassan: a self-hosted serverless platform. Server URL from SAVASSAN_URL (default http://127.0.0.1:8080).',
+      'Savassan: a self-hosted serverless platform. Server URL from SAVASSAN_URL (default http://127.0.0.1:8080), API key from SAVASSAN_API_KEY.',
     )
     .showHelpAfterError();
   const client = () => new SavassanClient();
+
+  addClusterCommands(program);
 
   program
     .command('start')
@@ -54,6 +57,14 @@ export function buildProgram(): Command {
     .option('--data-dir <dir>', 'where data lives', '.savassan')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', integer, 8080)
+    .addOption(
+      new Option(
+        '--api-key <key>',
+        'API key callers must present (repeatable; commas separate keys); needed unless --host is a loopback address',
+      )
+        .env('SAVASSAN_API_KEY')
+        .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+    )
     .addOption(
       new Option('--sandbox <kind>', 'sandbox runtime: bwrap where bubblewrap is installed, else process').choices([
         'process',
@@ -90,6 +101,7 @@ export function buildProgram(): Command {
         dataDir: string;
         host: string;
         port: number;
+        apiKey: string[] | undefined;
         sandbox: SandboxKind | undefined;
         queueWait: number;
         durability: 'process' | 'full';
@@ -105,6 +117,7 @@ export function buildProgram(): Command {
           dataDir: opts.dataDir,
           host: opts.host,
           port: opts.port,
+          apiKeys: opts.apiKey,
           sandbox: opts.sandbox,
           queueWaitMs: opts.queueWait * 1000,
           durability: opts.durability,
@@ -132,10 +145,19 @@ export function buildProgram(): Command {
           `Backends: pool and queue in ${backends.pool}; metadata in ${backends.metadata}; blobs in ${backends.blobs}`,
         );
         if (deployed.length > 0) out(`Deployed the examples: ${deployed.join(', ')}`);
+        const keyed = platform.options.apiKeys.length > 0;
+        if (keyed) {
+          const n = platform.options.apiKeys.length;
+          out(
+            `API keys: ${n} key${n === 1 ? '' : 's'}, required on every route but /healthz, /readyz, /v1/openapi.json`,
+          );
+        }
+        const header = keyed ? ` -H 'Authorization: Bearer <key>'` : '';
+        const env = `${keyed ? 'SAVASSAN_API_KEY=<key> ' : ''}SAVASSAN_URL=${platform.url}`;
         out('Try:');
-        out(`  curl -s -X POST ${platform.url}/v1/functions/hello/invoke -d '{"name":"Ada"}'`);
-        out(`  SAVASSAN_URL=${platform.url} npx savassan invoke hello --data '{"name":"Ada"}'`);
-        out(`  SAVASSAN_URL=${platform.url} npx savassan ls`);
+        out(`  curl -s${header} -X POST ${platform.url}/v1/functions/hello/invoke -d '{"name":"Ada"}'`);
+        out(`  ${env} npx savassan invoke hello --data '{"name":"Ada"}'`);
+        out(`  ${env} npx savassan ls`);
         out('Press Ctrl-C to stop.');
         let stopping = false;
         const stop = (signal: string) => {

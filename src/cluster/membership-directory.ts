@@ -13,6 +13,8 @@ export interface MembershipDirectoryOptions {
   connect: (node: NodeInfo) => RemoteAgent;
   /** Called when a node leaves (lease expired or deregistered), after its client is closed. */
   onLeave?: ((nodeId: string) => void) | undefined;
+  /** Called after any join, update or leave. */
+  onChange?: (() => void) | undefined;
   logger: Logger;
 }
 
@@ -78,17 +80,20 @@ export class MembershipDirectory implements AgentDirectory {
       if (member !== undefined) void member.agent.close().catch(() => {});
       logger.info({ nodeId: event.nodeId }, 'node left the cluster');
       this.options.onLeave?.(event.nodeId);
+      this.options.onChange?.();
       return;
     }
     const existing = this.members.get(event.node.nodeId);
     if (existing !== undefined && existing.info.agentAddress === event.node.agentAddress) {
       existing.info = event.node;
       this.pending.delete(event.node.nodeId);
+      this.options.onChange?.();
       return;
     }
     if (existing !== undefined) void existing.agent.close().catch(() => {});
     this.members.set(event.node.nodeId, { info: event.node, agent: this.options.connect(event.node) });
     this.pending.delete(event.node.nodeId);
     logger.info({ nodeId: event.node.nodeId, address: event.node.agentAddress }, 'node joined the cluster');
+    this.options.onChange?.();
   }
 }

@@ -150,7 +150,19 @@ async function openMetadata(options: BackendOptions): Promise<Opened<MetadataSto
   return { value: store, summary: `${engine} at ${displayUrl(dbUrl)}`, close: () => store.close() };
 }
 
-async function openBlobs(options: BackendOptions): Promise<Opened<BlobStore>> {
+/** Only the blob store (an Agent needs nothing else): S3 when `s3Url` is given, else `{dataDir}/blobs`. */
+export async function openBlobStore(
+  options: Pick<BackendOptions, 'dataDir' | 's3Url'>,
+): Promise<{ blobStore: BlobStore; summary: string }> {
+  try {
+    const opened = await openBlobs(options);
+    return { blobStore: opened.value, summary: opened.summary };
+  } catch (err) {
+    throw startError(err);
+  }
+}
+
+async function openBlobs(options: Pick<BackendOptions, 'dataDir' | 's3Url'>): Promise<Opened<BlobStore>> {
   if (options.s3Url === undefined) {
     const root = join(options.dataDir, 'blobs');
     const store = new FsBlobStore(root);

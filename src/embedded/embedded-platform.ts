@@ -10,20 +10,19 @@ import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import { SingleAgentDirectory } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
-import type { Enforcement, SandboxRuntime } from '../core/ports/sandbox-runtime.js';
+import type { SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { Deployer } from '../gateway/deployer.js';
 import { FunctionResolver } from '../gateway/function-resolver.js';
+import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { createGatewayServer } from '../gateway/http/server.js';
 import { Invoker } from '../gateway/invoker.js';
 import { GatewayMetrics } from '../gateway/metrics.js';
 import { Manager } from '../manager/manager.js';
-import { BwrapRuntime } from '../sandbox/bwrap-runtime.js';
-import { ProcessRuntime } from '../sandbox/process-runtime.js';
-import { RuncRuntime } from '../sandbox/runc-runtime.js';
+import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
 import { openBackends } from './backends.js';
 import type { BackendSummary, BackendUrls } from './backends.js';
 
-export type SandboxKind = 'process' | 'bwrap' | 'runc';
+export { runtimeWarnings, type SandboxKind };
 
 export interface EmbeddedOptions extends BackendUrls {
   dataDir?: string;
@@ -40,6 +39,11 @@ export interface EmbeddedOptions extends BackendUrls {
   durability?: 'process' | 'full';
   /** Keep pre-started generic sandboxes for fast cold starts (default true). */
   stemCells?: boolean;
+  /**
+   * API keys of the HTTP API (`--api-key`, `SAVASSAN_API_KEY`; commas separate keys). Required when `host` is not
+   * a loopback address; on loopback, given keys are enforced too. See `requireApiKeys`.
+   */
+  apiKeys?: readonly string[];
   logger?: Logger;
 }
 
@@ -54,6 +58,8 @@ export interface CompiledEmbeddedOptions {
   reconcileIntervalMs: number;
   durability: 'process' | 'full';
   stemCells: boolean;
+  /** Empty: no authentication (loopback only). */
+  apiKeys: string[];
   logger: Logger;
   /** Real backends; undefined keeps the embedded default (memory pool and queue, SQLite, filesystem blobs). */
   redisUrl: string | undefined;
@@ -82,9 +88,10 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     }
     return value;
   };
+  const host = options.host ?? '127.0.0.1';
   return {
     dataDir: resolve(options.dataDir ?? '.savassan'),
-    host: options.host ?? '127.0.0.1',
+    host,
     port,
     sandbox,
     queueWaitMs: positive('queueWaitMs', options.queueWaitMs ?? 10_000),
@@ -93,32 +100,13 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     reconcileIntervalMs: positive('reconcileIntervalMs', options.reconcileIntervalMs ?? 1000),
     durability,
     stemCells: options.stemCells ?? true,
+    apiKeys: requireApiKeys(host, options.apiKeys ?? []),
     logger: options.logger ?? silentLogger,
     // An empty value (an environment variable set to '') means the default, as if it were not given.
     redisUrl: options.redisUrl || undefined,
     dbUrl: options.dbUrl || undefined,
     s3Url: options.s3Url || undefined,
   };
-}
-
-function createRuntime(kind: SandboxKind, workDir: string, logger: Logger): Promise<SandboxRuntime> {
-  const cgroupName = `savassan-${process.pid}`;
-  switch (kind) {
-    case 'process':
-      return Promise.resolve(new ProcessRuntime());
-    case 'bwrap':
-      return BwrapRuntime.open({ workDir, cgroupName, logger });
-    case 'runc':
-      return RuncRuntime.open({ workDir, cgroupName, logger });
-  }
-}
-
-/** What the node cannot enforce, as warnings for `savassan start` and `GET /v1/nodes`. */
-export function runtimeWarnings(runtime: SandboxRuntime): string[] {
-  if (!runtime.isolating) return ['sandboxes are plain processes: function code is NOT isolated from the host'];
-  return (Object.entries(runtime.capabilities) as [string, Enforcement][])
-    .filter(([, enforcement]) => !enforcement.enforced)
-    .map(([limit, enforcement]) => `${limit} is not enforced: ${enforcement.note}`);
 }
 
 async function stemCellView(agent: Agent): Promise<{ idle: number; starting: number; memoryBytes: number | null }> {
@@ -206,6 +194,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     metadata,
     blobStore,
     metrics: new GatewayMetrics(),
+    apiKeys: options.apiKeys,
     logger,
     ready: () => ready,
     nodes: async () => [

@@ -16,7 +16,6 @@ export interface InvokerOptions {
   queue: ProvisionQueue;
   metadata: MetadataStore;
   resolver: FunctionResolver;
-  /** The agent that owns an instance's node. */
   /** The Agents named in pool entries: the local one in embedded mode, the cluster's nodes otherwise. */
   agents: AgentDirectory;
   gatewayId: string;

@@ -54,14 +54,15 @@ process.once('exit', () => {
  * healthy. Heartbeat and election timeout are a tenth of the defaults, which makes 1 s the shortest lease TTL etcd
  * grants (2 s with the defaults) and a restart take well under a second.
  */
-export async function startEtcdServer(): Promise<EtcdServer> {
+export async function startEtcdServer(options: { host?: string } = {}): Promise<EtcdServer> {
+  const host = options.host ?? '127.0.0.1';
   const dir = await mkdtemp(join(tmpdir(), 'savassan-etcd-'));
   directories.add(dir);
   let lastError: unknown;
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
     const [clientPort, peerPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
     if (clientPort === peerPort) continue;
-    const server = new RunningEtcdServer(dir, clientPort, peerPort);
+    const server = new RunningEtcdServer(dir, clientPort, peerPort, host);
     try {
       await server.restart();
       return server;
@@ -82,14 +83,16 @@ class RunningEtcdServer implements EtcdServer {
   readonly clientPort: number;
   readonly peerPort: number;
   readonly #dir: string;
+  readonly #host: string;
   #child: ChildProcess | undefined;
   #stopped = false;
 
-  constructor(dir: string, clientPort: number, peerPort: number) {
+  constructor(dir: string, clientPort: number, peerPort: number, host: string) {
     this.#dir = dir;
+    this.#host = host;
     this.clientPort = clientPort;
     this.peerPort = peerPort;
-    this.endpoints = [`http://127.0.0.1:${clientPort}`];
+    this.endpoints = [`http://${host}:${clientPort}`];
   }
 
   get running(): boolean {
@@ -106,8 +109,8 @@ class RunningEtcdServer implements EtcdServer {
   async restart(): Promise<void> {
     if (this.#stopped) throw new Error('etcd test server was stopped');
     await this.kill();
-    const client = `http://127.0.0.1:${this.clientPort}`;
-    const peer = `http://127.0.0.1:${this.peerPort}`;
+    const client = `http://${this.#host}:${this.clientPort}`;
+    const peer = `http://${this.#host}:${this.peerPort}`;
     const args = [
       ...['--name', 'test', '--data-dir', join(this.#dir, 'data')],
       ...['--listen-client-urls', client, '--advertise-client-urls', client],

@@ -38,12 +38,13 @@ export interface S3Server {
  * await store.close();
  * await s3.stop();
  */
-export async function startS3Server(): Promise<S3Server> {
+export async function startS3Server(options: { host?: string } = {}): Promise<S3Server> {
+  const host = options.host ?? '127.0.0.1';
   const directory = await mkdtemp(join(tmpdir(), 'savassan-s3rver-'));
   let running: S3rver | undefined;
   let port = 0;
   try {
-    [running, port] = await listen(directory, 0);
+    [running, port] = await listen(directory, 0, host);
   } catch (err) {
     await rm(directory, { recursive: true, force: true });
     throw err;
@@ -53,9 +54,9 @@ export async function startS3Server(): Promise<S3Server> {
     running = undefined;
     if (server !== undefined) await close(server);
   };
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `http://${host}:${port}`;
   return {
-    url: `http://${s3rverAccessKeyId}:${s3rverSecretAccessKey}@127.0.0.1:${port}`,
+    url: `http://${s3rverAccessKeyId}:${s3rverSecretAccessKey}@${host}:${port}`,
     endpoint,
     port,
     directory,
@@ -63,7 +64,7 @@ export async function startS3Server(): Promise<S3Server> {
     halt,
     restart: async () => {
       await halt();
-      [running] = await listen(directory, port);
+      [running] = await listen(directory, port, host);
     },
     stop: async () => {
       await halt();
@@ -72,9 +73,9 @@ export async function startS3Server(): Promise<S3Server> {
   };
 }
 
-async function listen(directory: string, port: number): Promise<[S3rver, number]> {
+async function listen(directory: string, port: number, host: string): Promise<[S3rver, number]> {
   // A fresh instance each time: close() shuts the instance's logger for good.
-  const server = new S3rver({ address: '127.0.0.1', port, directory, silent: true, vhostBuckets: false });
+  const server = new S3rver({ address: host, port, directory, silent: true, vhostBuckets: false });
   makePutsAtomic(server);
   const address = await server.run();
   return [server, address.port];

@@ -14,6 +14,7 @@ import type { InvocationRecord } from '../../core/types.js';
 import type { Deployer } from '../deployer.js';
 import type { InvocationResult, Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
+import { apiKeyHook } from './api-keys.js';
 import { DeployBody, FunctionNameParams, InvocationParams, LogsQuery, SetCurrentBody } from './schemas.js';
 import { functionView, invocationView, versionView } from './views.js';
 
@@ -23,9 +24,13 @@ export interface NodeView {
   sandboxRuntime: string;
   isolating: boolean;
   sandboxes: number;
-  /** What the sandbox runtime enforces on this node, mechanism by mechanism. */
-  enforcement: Record<string, Enforcement>;
-  stemCells: { idle: number; starting: number; memoryBytes: number | null };
+  /** Sandboxes the node takes at once (cluster mode). */
+  capacity?: number | undefined;
+  /** Where its Agent listens (cluster mode). */
+  agentAddress?: string | undefined;
+  /** What the sandbox runtime enforces on this node, mechanism by mechanism (embedded mode). */
+  enforcement?: Record<string, Enforcement> | undefined;
+  stemCells?: { idle: number; starting: number; memoryBytes: number | null } | undefined;
   warnings: string[];
 }
 
@@ -38,6 +43,11 @@ export interface GatewayServerOptions {
   nodes: () => Promise<NodeView[]>;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
+  /**
+   * Keys a request must present (`Authorization: Bearer <key>` or `x-api-key`) on every route but `/healthz`,
+   * `/readyz` and `/v1/openapi.json`; empty or absent: no authentication. See `requireApiKeys` for reading them.
+   */
+  apiKeys?: readonly string[];
   logger?: Logger;
 }
 
@@ -95,6 +105,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     if (!options.ready()) void reply.header('connection', 'close');
     done(null, payload);
   });
+  const apiKeys = options.apiKeys ?? [];
+  if (apiKeys.length > 0) app.addHook('onRequest', apiKeyHook(apiKeys));
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new PlatformError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
@@ -109,12 +121,24 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
           'Deploy and invoke functions. Errors are `{ "error": { "code", "message", ... } }`; codes: ' +
           Object.keys(errorCodes).join(', '),
       },
+      // With API keys, every route but the public ones (which say `security: []`) needs one.
+      ...(apiKeys.length === 0
+        ? {}
+        : {
+            components: {
+              securitySchemes: {
+                bearer: { type: 'http', scheme: 'bearer' },
+                apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
+              },
+            },
+            security: [{ bearer: [] }, { apiKey: [] }],
+          }),
     },
   });
   app.get('/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
-  app.get('/healthz', { schema: { summary: 'Liveness' } }, () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { summary: 'Readiness' } }, (_request, reply) =>
+  app.get('/healthz', { schema: { summary: 'Liveness', security: [] } }, () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { summary: 'Readiness', security: [] } }, (_request, reply) =>
     options.ready() ? { status: 'ready' } : reply.code(503).send({ status: 'not ready' }),
   );
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>

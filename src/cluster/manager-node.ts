@@ -1,0 +1,167 @@
+import { openEtcdCluster } from '../adapters/etcd/etcd-cluster.js';
+import { PlatformError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Cluster, RoutingTable } from '../core/ports/cluster.js';
+import { openBackends, type BackendUrls } from '../embedded/backends.js';
+import { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
+import { Manager } from '../manager/manager.js';
+import { MembershipDirectory } from './membership-directory.js';
+
+export interface ManagerNodeOptions extends BackendUrls {
+  managerId: string;
+  dataDir: string;
+  token: string;
+  etcdEndpoints: string[];
+  etcdPrefix?: string | undefined;
+  concurrency: number;
+  reconcileIntervalMs: number;
+  queueCapacity: number;
+  logger: Logger;
+}
+
+export interface ManagerNode {
+  readonly managerId: string;
+  /** Whether this Manager is the control-plane leader now. */
+  isLeader(): boolean;
+  close(): Promise<void>;
+}
+
+/** Cluster mode needs shared backends; say which one is missing rather than fall back to a private one. */
+export function requireSharedBackends(role: string, urls: BackendUrls): void {
+  if (urls.redisUrl === undefined) {
+    throw new PlatformError('INVALID_CONFIG', `savassan ${role} needs Redis for the shared pool: pass --redis URL`);
+  }
+  if (urls.dbUrl === undefined) {
+    throw new PlatformError('INVALID_CONFIG', `savassan ${role} needs a shared database: pass --db postgres://…`);
+  }
+}
+
+/**
+ * `savassan manager`: provisions sandboxes from the shared queue onto the cluster's nodes (placement by free
+ * capacity and code locality). Every Manager consumes the queue; the elected leader alone reconciles (min
+ * instances, idle reaping, lease reclaim, pool rebuild) and keeps the routing table in etcd current. A node that
+ * leaves has its instances purged from the pool.
+ */
+export async function startManagerNode(options: ManagerNodeOptions): Promise<ManagerNode> {
+  const { logger, managerId } = options;
+  requireSharedBackends('manager', options);
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.reverse()) await close().catch((err: unknown) => logger.warn({ err }, 'close failed'));
+  };
+  try {
+    const backends = await openBackends({ ...options, durability: 'process' });
+    closers.push(() => backends.close());
+    const cluster = await openEtcdCluster({ endpoints: options.etcdEndpoints, prefix: options.etcdPrefix, logger });
+    closers.push(() => cluster.close());
+    const { pool } = backends;
+    const leadership = new Leadership(cluster, managerId, logger);
+    const directory = await MembershipDirectory.open({
+      membership: cluster.membership,
+      connect: (node) => new GrpcAgentClient({ nodeId: node.nodeId, address: node.agentAddress, token: options.token }),
+      onLeave: (nodeId) => {
+        void pool.purgeNode(nodeId).then(
+          (purged) =>
+            logger.warn({ nodeId, purged: purged.length }, 'node left: its instances are purged from the pool'),
+          (err: unknown) => logger.warn({ err, nodeId }, 'could not purge the instances of a node that left'),
+        );
+      },
+      onChange: () => leadership.publishRouting(),
+      logger,
+    });
+    closers.push(() => directory.close());
+    const manager = new Manager({
+      queue: backends.queue,
+      pool,
+      metadata: backends.metadata,
+      agents: directory,
+      isLeader: () => leadership.leading,
+      logger,
+      concurrency: options.concurrency,
+      reconcileIntervalMs: options.reconcileIntervalMs,
+    });
+    manager.start();
+    closers.push(() => manager.stop());
+    leadership.start(() => directory.nodes());
+    closers.push(() => leadership.stop());
+    logger.info({ managerId, backends: backends.describe() }, 'manager started');
+    let closing: Promise<void> | undefined;
+    return {
+      managerId,
+      isLeader: () => leadership.leading,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** Campaigns for the control-plane lead, again after losing it; while leading, keeps the routing table current. */
+class Leadership {
+  leading = false;
+  private stopped = false;
+  private resign: (() => Promise<void>) | null = null;
+  private nodes: () => { nodeId: string; agentAddress: string }[] = () => [];
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly candidateId: string,
+    private readonly logger: Logger,
+  ) {}
+
+  start(nodes: () => { nodeId: string; agentAddress: string }[]): void {
+    this.nodes = nodes;
+    void this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.leading = false;
+    await this.resign?.();
+  }
+
+  /** Write the routing table (node → agent address) if this Manager leads; versions only go up. */
+  publishRouting(): void {
+    if (!this.leading) return;
+    void this.writeRouting(this.nodes()).catch((err: unknown) =>
+      this.logger.warn({ err }, 'could not write the routing table'),
+    );
+  }
+
+  private async writeRouting(nodes: { nodeId: string; agentAddress: string }[]): Promise<void> {
+    const agents = Object.fromEntries(nodes.map((node) => [node.nodeId, node.agentAddress]).sort());
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = await this.cluster.routing.get();
+      if (current !== null && JSON.stringify(current.agents) === JSON.stringify(agents)) return;
+      const version = current?.version ?? 0;
+      const table: RoutingTable = { version: version + 1, agents, updatedAt: Date.now() };
+      if (await this.cluster.routing.put(table, version)) return;
+    }
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        const lead = await this.cluster.campaign(this.candidateId);
+        if (this.stopped) {
+          await lead.resign();
+          return;
+        }
+        this.resign = () => lead.resign();
+        this.leading = true;
+        this.logger.info({ managerId: this.candidateId }, 'leading the control plane');
+        this.publishRouting();
+        await lead.lost;
+        this.leading = false;
+        this.resign = null;
+        if (!this.stopped) this.logger.warn({ managerId: this.candidateId }, 'lost the control-plane lead');
+      } catch (err) {
+        this.leading = false;
+        if (this.stopped) return;
+        this.logger.warn({ err }, 'campaign failed; trying again');
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+  }
+}

@@ -1,0 +1,28 @@
+import type { Logger } from '../core/logger.js';
+import type { Enforcement, SandboxRuntime } from '../core/ports/sandbox-runtime.js';
+import { BwrapRuntime } from './bwrap-runtime.js';
+import { ProcessRuntime } from './process-runtime.js';
+import { RuncRuntime } from './runc-runtime.js';
+
+export type SandboxKind = 'process' | 'bwrap' | 'runc';
+
+/** The sandbox runtime of a node; isolating runtimes check the host and set up the node's cgroup first. */
+export function createRuntime(kind: SandboxKind, workDir: string, logger: Logger): Promise<SandboxRuntime> {
+  const cgroupName = `savassan-${process.pid}`;
+  switch (kind) {
+    case 'process':
+      return Promise.resolve(new ProcessRuntime());
+    case 'bwrap':
+      return BwrapRuntime.open({ workDir, cgroupName, logger });
+    case 'runc':
+      return RuncRuntime.open({ workDir, cgroupName, logger });
+  }
+}
+
+/** What the node cannot enforce, as warnings for `savassan start` and `GET /v1/nodes`. */
+export function runtimeWarnings(runtime: SandboxRuntime): string[] {
+  if (!runtime.isolating) return ['sandboxes are plain processes: function code is NOT isolated from the host'];
+  return (Object.entries(runtime.capabilities) as [string, Enforcement][])
+    .filter(([, enforcement]) => !enforcement.enforced)
+    .map(([limit, enforcement]) => `${limit} is not enforced: ${enforcement.note}`);
+}
