@@ -2,7 +2,7 @@
 // bench/results/<date>.json and rewrites the figures in BENCHMARKS.md. Uses only Node itself as the load
 // generator (keep-alive http.Agent), so it needs nothing installed beyond the project.
 import { spawn, spawnSync } from 'node:child_process';
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { cpus, totalmem, release } from 'node:os';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -10,83 +10,15 @@ import { join } from 'node:path';
 import { readBundle } from '../src/client/bundle.js';
 import { SavassanClient } from '../src/client/client.js';
 import { repoRoot, startServer } from '../test/helpers/server-process.js';
+import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
 import { measureSandboxColdStarts } from './cold-start.js';
+import { load, mean, post, round, summarise, warmUntilSteady } from './load.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const warmRequests = quick ? 300 : 3000;
 const throughputRequests = quick ? 2000 : 20000;
 const coldRuns = quick ? 8 : 40;
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-function summarise(samples: number[]) {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return {
-    n: sorted.length,
-    p50: round(percentile(sorted, 50)),
-    p99: round(percentile(sorted, 99)),
-    max: round(sorted.at(-1) ?? NaN),
-  };
-}
-
-const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
-
-interface Hit {
-  status: number;
-  ms: number;
-  body: string;
-  headers: Record<string, string | string[] | undefined>;
-}
-
-function post(agent: Agent, url: URL, body: string): Promise<Hit> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, ms: performance.now() - started, body: text, headers: res.headers }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** Fires `total` requests with `concurrency` in flight; returns latencies and wall time. */
-async function load(url: string, total: number, concurrency: number) {
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const target = new URL(url);
-  const latencies: number[] = [];
-  let errors = 0;
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) {
-        const n = next++;
-        const hit = await post(agent, target, `{"n":${n}}`);
-        if (hit.status !== 200) errors++;
-        latencies.push(hit.ms);
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  agent.destroy();
-  return { latencies, errors, seconds, rps: total / seconds };
-}
+const poolOps = quick ? 2000 : 20000;
 
 /** Starts one of the bench's baseline servers (a script under bench/) and waits for its address. */
 async function startBaseline(script: string, args: string[] = []) {
@@ -140,16 +72,7 @@ async function main(): Promise<void> {
     // Warm-up all three (JIT, sandboxes for concurrency 32).
     await load(bare.url, 500, 32);
     await load(floor.url, 500, 32);
-    // Savassan scales out while warming up: keep going until the number of sandboxes stops growing, so that
-    // no sandbox is being created (a node process start costs ~60 ms of CPU) during the measured rounds.
-    let sandboxes = -1;
-    for (let round = 0; round < 8; round++) {
-      await load(invokeUrl, 1000, 32);
-      const now = (await client.listNodes()).nodes[0]?.sandboxes ?? 0;
-      if (now === sandboxes) break;
-      sandboxes = now;
-    }
-    results.warmSandboxes = sandboxes;
+    results.warmSandboxes = await warmUntilSteady(client, invokeUrl);
 
     // 1. Warm invoke at concurrency 1, interleaved in rounds so all sides see the same machine noise.
     const warm = { bare: [] as number[], floor: [] as number[], savassan: [] as number[] };
@@ -176,7 +99,6 @@ async function main(): Promise<void> {
       savassanErrors += s.errors;
       rps.savassan.push(s.rps);
     }
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     results.warmInvoke = {
       concurrency1: {
         bareMs: warmBare,
@@ -258,6 +180,13 @@ async function main(): Promise<void> {
     });
   }
 
+  // 6. Backends (issue 4): warm invoke with the pool in Redis against the in-memory pool, and pool operations/s.
+  const noopBundle = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
+  results.backends = {
+    redisPoolOverhead: await measureRedisPoolOverhead(noopBundle, { warmRequests, throughputRequests }),
+    poolOps: await measurePoolOps({ ops: poolOps }),
+  };
+
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${String(results.date).replace(/[:.]/g, '-')}.json`);
   await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
@@ -270,7 +199,9 @@ async function updateBenchmarksMd(results: Record<string, unknown>): Promise<voi
   const path = join(repoRoot, 'BENCHMARKS.md');
   const text = await readFile(path, 'utf8').catch(() => '# Benchmarks\n\n<!-- latest:start -->\n<!-- latest:end -->\n');
   const block = `<!-- latest:start -->\nLatest run (\`npm run bench\`${quick ? ', BENCH_QUICK=1' : ''}), ${String(results.date)}:\n\n\`\`\`json\n${JSON.stringify(results, null, 2)}\n\`\`\`\n<!-- latest:end -->`;
-  await writeFile(path, text.replace(/<!-- latest:start -->[\s\S]*<!-- latest:end -->/, block));
+  const markers = /<!-- latest:start -->[\s\S]*<!-- latest:end -->/;
+  if (!markers.test(text)) throw new Error(`${path} lost its <!-- latest:start --> / <!-- latest:end --> markers`);
+  await writeFile(path, text.replace(markers, block));
 }
 
 await main();

@@ -47,7 +47,10 @@ export async function startServer(
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${output}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start in 30 s:\n${output}`));
+    }, 30_000);
     const check = () => {
       // The banner ends with "Press Ctrl-C to stop."; wait for all of it (stdout is a pipe: lines arrive in chunks).
       const match = /listening on (http:\/\/[^\s]+)[\s\S]*Press Ctrl-C/.exec(output);
@@ -57,9 +60,9 @@ export async function startServer(
       }
     };
     child.stdout.on('data', check);
-    void exited.then(() => {
+    void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`server exited before listening:\n${output}`));
+      reject(new Error(`server exited (code ${code}) before listening:\n${output}`));
     });
   });
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
