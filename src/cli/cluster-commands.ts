@@ -1,15 +1,14 @@
 // `savassan gateway | manager | agent`: the cluster's roles as separate processes, configured by flags and the
 // matching environment variables (flags win).
 import { hostname } from 'node:os';
-import { Command, Option } from 'commander';
+import { Option, type Command } from 'commander';
 import pino from 'pino';
 import { startAgentNode } from '../cluster/agent-node.js';
 import { startGatewayNode } from '../cluster/gateway-node.js';
 import { startManagerNode } from '../cluster/manager-node.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { requireApiKeys } from '../gateway/http/api-keys.js';
-import type { SandboxKind } from '../sandbox/runtimes.js';
+import type { SandboxKind } from '../cluster/agent-node.js';
 import { existsSync } from 'node:fs';
 
 interface CommonOptions {
@@ -59,7 +58,7 @@ function withBackends(command: Command): Command {
 }
 
 function loggerOf(level: string): Logger {
-  return pino({ level }, pino.destination(2)) as unknown as Logger;
+  return pino({ level }, pino.destination(2));
 }
 
 function endpoints(value: string): string[] {
@@ -201,7 +200,7 @@ export function addClusterCommands(program: Command): void {
         dataDir: opts.dataDir,
         host: opts.host,
         port: opts.port,
-        apiKeys: requireApiKeys(opts.host, opts.apiKey ?? []),
+        apiKeys: opts.apiKey ?? [],
         token: token(opts.token),
         etcdEndpoints: endpoints(opts.etcd),
         etcdPrefix: opts.etcdPrefix,

@@ -26,7 +26,10 @@ export interface InvokeResponse {
 export interface ClientOptions {
   /** Default `SAVASSAN_URL` or http://127.0.0.1:8080. */
   url?: string;
-  /** Default `SAVASSAN_API_KEY`. */
+  /**
+   * Sent as `Authorization: Bearer <key>` on every request. Default `SAVASSAN_API_KEY` (the first key where it lists
+   * several separated by commas, as `savassan start` accepts). Blank: no key.
+   */
   apiKey?: string;
 }
 
@@ -34,7 +37,7 @@ export interface ClientOptions {
  * HTTP client for the Savassan API v1.
  *
  * @example
- * const client = new SavassanClient({ url: 'http://127.0.0.1:8080' });
+ * const client = new SavassanClient({ url: 'http://127.0.0.1:8080', apiKey: process.env.MY_KEY });
  * await client.deploy('hello', await readBundle('./hello'), { timeoutSeconds: 5 });
  * const { payload, start } = await client.invoke('hello', { name: 'Ada' });
  */
@@ -44,7 +47,8 @@ export class SavassanClient {
 
   constructor(options: ClientOptions = {}) {
     this.url = (options.url ?? process.env.SAVASSAN_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
-    this.#apiKey = options.apiKey ?? process.env.SAVASSAN_API_KEY;
+    const key = (options.apiKey ?? process.env.SAVASSAN_API_KEY?.split(',')[0] ?? '').trim();
+    this.#apiKey = key === '' ? undefined : key;
   }
 
   async request(method: string, path: string, body?: string, contentType = 'application/json'): Promise<Response> {

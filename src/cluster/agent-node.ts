@@ -11,6 +11,8 @@ import type { SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { openBlobStore } from '../embedded/backends.js';
 import { createRuntime, type SandboxKind } from '../sandbox/runtimes.js';
 
+export type { SandboxKind };
+
 export interface AgentNodeOptions {
   nodeId: string;
   dataDir: string;

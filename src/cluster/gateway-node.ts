@@ -6,6 +6,7 @@ import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { Deployer } from '../gateway/deployer.js';
 import { FunctionResolver } from '../gateway/function-resolver.js';
 import { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
+import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { createGatewayServer } from '../gateway/http/server.js';
 import { Invoker } from '../gateway/invoker.js';
 import { GatewayMetrics } from '../gateway/metrics.js';
@@ -17,7 +18,7 @@ export interface GatewayNodeOptions extends BackendUrls {
   dataDir: string;
   host: string;
   port: number;
-  /** Keys the HTTP API requires (mandatory off loopback; see `requireApiKeys`). */
+  /** API keys as given (comma-separated values allowed); mandatory off loopback, see `requireApiKeys`. */
   apiKeys: readonly string[];
   token: string;
   etcdEndpoints: string[];
@@ -39,6 +40,7 @@ export interface GatewayNode {
  */
 export async function startGatewayNode(options: GatewayNodeOptions): Promise<GatewayNode> {
   const { logger } = options;
+  const apiKeys = requireApiKeys(options.host, options.apiKeys);
   requireSharedBackends('gateway', options);
   if (options.s3Url === undefined) {
     throw new PlatformError(
@@ -81,7 +83,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       metadata,
       blobStore,
       metrics: new GatewayMetrics(),
-      apiKeys: options.apiKeys,
+      apiKeys,
       logger,
       ready: () => ready,
       nodes: () =>

@@ -130,7 +130,8 @@ class Leadership {
   }
 
   private async writeRouting(nodes: { nodeId: string; agentAddress: string }[]): Promise<void> {
-    const agents = Object.fromEntries(nodes.map((node) => [node.nodeId, node.agentAddress]).sort());
+    const entries: [string, string][] = nodes.map((node) => [node.nodeId, node.agentAddress]);
+    const agents: Record<string, string> = Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : 1)));
     for (let attempt = 0; attempt < 3; attempt++) {
       const current = await this.cluster.routing.get();
       if (current !== null && JSON.stringify(current.agents) === JSON.stringify(agents)) return;

@@ -1,0 +1,124 @@
+// API keys on the Gateway's HTTP API (issue 5), shared by `savassan start` and the cluster-mode gateway: which
+// hosts may go without a key, how the keys given on the command line or in the environment are read, and the
+// Fastify hook that checks them.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
+import { PlatformError } from '../../core/errors.js';
+
+/** Routes answered without a key: probes of load balancers and orchestrators, and the API's description. */
+export const publicRoutes: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/v1/openapi.json']);
+
+/**
+ * Whether `host` (an address to listen on) is reachable only from this machine: `localhost`, 127.0.0.0/8, `::1`
+ * (also as an IPv4-mapped or bracketed address). Other names count as reachable from elsewhere.
+ *
+ * @example
+ * isLoopbackHost('127.0.0.5'); // true
+ * isLoopbackHost('0.0.0.0'); // false
+ */
+export function isLoopbackHost(host: string): boolean {
+  const name = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1');
+  if (name === 'localhost' || name === 'localhost.') return true;
+  if (isIPv4(name)) return name.startsWith('127.');
+  if (!isIPv6(name)) return false;
+  // The URL parser writes IPv6 addresses in one canonical form: ::1, and ::ffff:7fxx:xxxx for ::ffff:127.x.x.x.
+  const canonical = new URL(`http://[${name}]/`).hostname;
+  return canonical === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(canonical);
+}
+
+/**
+ * The API keys a gateway listening on `host` enforces, from `--api-key` values and `SAVASSAN_API_KEY` (each may hold
+ * several keys separated by commas; blanks are ignored). Throws `INVALID_CONFIG` when `host` is not a loopback
+ * address and there is no key: the API would be open to the network. An empty answer means no authentication.
+ *
+ * @example
+ * requireApiKeys('0.0.0.0', ['k1,k2']); // ['k1', 'k2']
+ * requireApiKeys('127.0.0.1', []); // [] (no authentication on loopback)
+ * requireApiKeys('0.0.0.0', []); // throws INVALID_CONFIG
+ */
+export function requireApiKeys(host: string, values: readonly string[]): string[] {
+  const keys = [
+    ...new Set(
+      values
+        .flatMap((value) => value.split(','))
+        .map((key) => key.trim())
+        .filter((key) => key !== ''),
+    ),
+  ];
+  for (const key of keys) {
+    // A key travels in an HTTP header after "Bearer ": visible ASCII only.
+    if (!/^[\x21-\x7e]+$/.test(key)) {
+      throw new PlatformError('INVALID_CONFIG', 'an API key may hold only visible ASCII characters (no spaces)');
+    }
+  }
+  if (keys.length === 0 && !isLoopbackHost(host)) {
+    throw new PlatformError(
+      'INVALID_CONFIG',
+      `listening on ${host} needs an API key: pass --api-key or set SAVASSAN_API_KEY`,
+    );
+  }
+  return keys;
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** The credentials a request presents: the token of `Authorization: Bearer <key>`, and `x-api-key`. */
+function presentedKeys(request: FastifyRequest): string[] {
+  const presented: string[] = [];
+  const authorization = request.headers.authorization;
+  const bearer = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  if (bearer?.[1] !== undefined) presented.push(bearer[1]);
+  const header = request.headers['x-api-key'];
+  for (const value of Array.isArray(header) ? header : header === undefined ? [] : [header]) {
+    presented.push(value.trim());
+  }
+  return presented;
+}
+
+/**
+ * A Fastify `onRequest` hook that answers 401 `UNAUTHORIZED` (with `WWW-Authenticate: Bearer`) to any request
+ * outside `publicRoutes` that does not present one of `keys` as `Authorization: Bearer <key>` or `x-api-key: <key>`.
+ * Unknown routes are refused too, so a caller without a key learns nothing about which routes exist. Keys are
+ * compared as SHA-256 digests in constant time, against every key, so neither a key's length nor which key matched
+ * shows in the timing. `keys` must not be empty (no keys: do not add the hook).
+ *
+ * @example
+ * app.addHook('onRequest', apiKeyHook(['k1']));
+ */
+export function apiKeyHook(keys: readonly string[]): onRequestHookHandler {
+  if (keys.length === 0) throw new PlatformError('INVALID_CONFIG', 'apiKeyHook needs at least one key');
+  const expected = keys.map(digest);
+  const matches = (presented: string): boolean => {
+    const candidate = digest(presented);
+    let found = false;
+    for (const key of expected) found = timingSafeEqual(candidate, key) || found;
+    return found;
+  };
+  return (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
+    const route = request.routeOptions.url;
+    if (route !== undefined && publicRoutes.has(route)) {
+      done();
+      return;
+    }
+    const presented = presentedKeys(request);
+    if (presented.some(matches)) {
+      done();
+      return;
+    }
+    void reply.header('www-authenticate', 'Bearer realm="savassan"');
+    done(
+      new PlatformError(
+        'UNAUTHORIZED',
+        presented.length === 0
+          ? 'this API needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>" (the CLI and client read SAVASSAN_API_KEY)'
+          : 'the API key is not valid',
+      ),
+    );
+  };
+}
