@@ -216,15 +216,25 @@ export class S3BlobStore implements BlobStore {
     const configuration =
       region === defaultRegion ? undefined : { LocationConstraint: region as BucketLocationConstraint };
     const command = new CreateBucketCommand({ Bucket: bucket, CreateBucketConfiguration: configuration });
-    await this.#call(
+    const created = await this.#call(
       `create bucket ${bucket}`,
       async () => {
         await this.#client.send(command);
         return true;
       },
-      // Another process created it between our HEAD and this PUT.
-      (err) => (errorName(err) === 'BucketAlreadyOwnedByYou' ? true : undefined),
+      // Another process created it between our HEAD and this PUT (some servers, s3rver among them, answer
+      // BucketAlreadyExists even to its owner: then it is ours if we can reach it).
+      (err) => {
+        const name = errorName(err);
+        if (name === 'BucketAlreadyOwnedByYou') return true;
+        return name === 'BucketAlreadyExists' ? false : undefined;
+      },
     );
+    if (created) return;
+    await this.#call(`check bucket ${bucket}`, async () => {
+      await this.#client.send(new HeadBucketCommand({ Bucket: bucket }));
+      return true;
+    });
   }
 
   /**
