@@ -14,7 +14,7 @@ import type {
   SandboxSpec,
 } from '../core/ports/agent-api.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
-import type { FunctionConfig } from '../core/function-config.js';
+import { compileFunctionConfig, type FunctionConfig } from '../core/function-config.js';
 import type {
   LimitHits,
   SandboxExit,
@@ -58,6 +58,11 @@ export const defaultSandboxLimits: Omit<SandboxLimits, 'memoryMB'> = {
   tmpMB: 64,
   cpus: 1,
 };
+
+/** Stem cells as a node runs them by default: the kind of the default function settings kept ready. */
+export function defaultStemCells(enabled: boolean): Partial<StemCellOptions> | false {
+  return enabled ? { baseKinds: [sandboxKind(compileFunctionConfig({}))] } : false;
+}
 
 /** The settings a generic sandbox is started with: sandboxes of one kind are interchangeable before `init`. */
 export function sandboxKind(config: Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network'>): string {

@@ -1,15 +1,15 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { openEtcdCluster } from '../adapters/etcd/etcd-cluster.js';
-import { Agent, sandboxKind } from '../agent/agent.js';
+import { Agent, defaultStemCells } from '../agent/agent.js';
 import { serveAgent } from '../agent/grpc-server.js';
 import { PlatformError } from '../core/errors.js';
-import { compileFunctionConfig } from '../core/function-config.js';
 import type { Logger } from '../core/logger.js';
 import type { NodeInfo, NodeRegistration } from '../core/ports/cluster.js';
 import type { SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { openBlobStore } from '../embedded/backends.js';
 import { createRuntime, type SandboxKind } from '../sandbox/runtimes.js';
+import { Closers } from './closers.js';
 
 export type { SandboxKind };
 
@@ -56,26 +56,23 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
   const dataDir = resolve(options.dataDir);
   await mkdir(dataDir, { recursive: true });
   const workDir = join(dataDir, 'agent');
-  const closers: (() => Promise<void>)[] = [];
-  const closeAll = async (): Promise<void> => {
-    for (const close of closers.reverse()) await close().catch((err: unknown) => logger.warn({ err }, 'close failed'));
-  };
+  const closers = new Closers(logger);
   try {
     const cluster = await openEtcdCluster({ endpoints: options.etcdEndpoints, prefix: options.etcdPrefix, logger });
-    closers.push(() => cluster.close());
+    closers.add(() => cluster.close());
     const { blobStore } = await openBlobStore({ dataDir, s3Url: options.s3Url });
-    closers.push(() => blobStore.close());
+    closers.add(() => blobStore.close());
     const runtime: SandboxRuntime = await createRuntime(options.sandbox, workDir, logger);
-    closers.push(() => runtime.close());
+    closers.add(() => runtime.close());
     const agent = new Agent({
       nodeId,
       runtime,
       blobStore,
       workDir,
       logger,
-      stemCells: options.stemCells ? { baseKinds: [sandboxKind(compileFunctionConfig({}))] } : false,
+      stemCells: defaultStemCells(options.stemCells),
     });
-    closers.push(() => agent.close());
+    closers.add(() => agent.close());
     const startedAt = Date.now();
     let address = options.advertise ?? '';
     const nodeInfo = async (): Promise<NodeInfo> => ({
@@ -89,7 +86,7 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
       startedAt,
     });
     const server = await serveAgent(agent, { address: options.listen, token: options.token, nodeInfo, logger });
-    closers.push(() => server.close());
+    closers.add(() => server.close());
     address = options.advertise ?? server.address;
     if (/^(0\.0\.0\.0|\[::\]|::):/.test(address)) {
       throw new PlatformError(
@@ -99,16 +96,15 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
     }
     const publisher = new Publisher(options, nodeInfo, cluster.registry, logger);
     await publisher.start();
-    closers.push(() => publisher.stop());
+    closers.add(() => publisher.stop());
     logger.info({ nodeId, address, capacity: options.capacity, sandbox: runtime.kind }, 'agent node started');
-    let closing: Promise<void> | undefined;
     return {
       nodeId,
       address,
-      close: () => (closing ??= closeAll()),
+      close: () => closers.close(),
     };
   } catch (err) {
-    await closeAll();
+    await closers.close();
     throw err;
   }
 }

@@ -1,16 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import { openEtcdCluster } from '../adapters/etcd/etcd-cluster.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
-import { Deployer } from '../gateway/deployer.js';
-import { FunctionResolver } from '../gateway/function-resolver.js';
+import { createGateway } from '../gateway/gateway.js';
 import { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
-import { createGatewayServer } from '../gateway/http/server.js';
-import { Invoker } from '../gateway/invoker.js';
-import { GatewayMetrics } from '../gateway/metrics.js';
 import { requireSharedBackends } from './manager-node.js';
+import { Closers } from './closers.js';
 import { MembershipDirectory } from './membership-directory.js';
 
 export interface GatewayNodeOptions extends BackendUrls {
@@ -48,44 +44,29 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       'savassan gateway needs S3 for code and logs shared with the agents: pass --s3 URL',
     );
   }
-  const closers: (() => Promise<void>)[] = [];
-  const closeAll = async (): Promise<void> => {
-    for (const close of closers.reverse()) await close().catch((err: unknown) => logger.warn({ err }, 'close failed'));
-  };
+  const closers = new Closers(logger);
   try {
     const backends = await openBackends({ ...options, durability: 'process' });
-    closers.push(() => backends.close());
+    closers.add(() => backends.close());
     const cluster = await openEtcdCluster({ endpoints: options.etcdEndpoints, prefix: options.etcdPrefix, logger });
-    closers.push(() => cluster.close());
+    closers.add(() => cluster.close());
     const { pool, queue, metadata, blobStore } = backends;
     const agents = await MembershipDirectory.open({
       membership: cluster.membership,
       connect: (node) => new GrpcAgentClient({ nodeId: node.nodeId, address: node.agentAddress, token: options.token }),
       logger,
     });
-    closers.push(() => agents.close());
-    const resolver = new FunctionResolver(metadata);
-    const deployer = new Deployer({ metadata, blobStore, pool, agents, resolver, logger, onChange: () => {} });
-    const invoker = new Invoker({
+    closers.add(() => agents.close());
+    const { server, setReady } = await createGateway({
       pool,
       queue,
       metadata,
-      resolver,
-      agents,
-      gatewayId: options.gatewayId || `gateway-${randomUUID()}`,
-      queueWaitMs: options.queueWaitMs,
-      logger,
-    });
-    let ready = false;
-    const server = await createGatewayServer({
-      invoker,
-      deployer,
-      metadata,
       blobStore,
-      metrics: new GatewayMetrics(),
+      agents,
+      queueWaitMs: options.queueWaitMs,
       apiKeys,
+      gatewayId: options.gatewayId,
       logger,
-      ready: () => ready,
       nodes: () =>
         Promise.resolve(
           agents.nodes().map((node) => ({
@@ -102,17 +83,16 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
           })),
         ),
     });
-    closers.push(async () => {
-      ready = false;
+    closers.add(async () => {
+      setReady(false);
       await server.close();
     });
     const url = await server.listen({ host: options.host, port: options.port });
-    ready = true;
+    setReady(true);
     logger.info({ url, backends: backends.describe() }, 'gateway started');
-    let closing: Promise<void> | undefined;
-    return { url, close: () => (closing ??= closeAll()) };
+    return { url, close: () => closers.close() };
   } catch (err) {
-    await closeAll();
+    await closers.close();
     throw err;
   }
 }

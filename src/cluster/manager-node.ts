@@ -5,6 +5,7 @@ import type { Cluster, RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
 import { Manager } from '../manager/manager.js';
+import { Closers } from './closers.js';
 import { MembershipDirectory } from './membership-directory.js';
 
 export interface ManagerNodeOptions extends BackendUrls {
@@ -45,15 +46,12 @@ export function requireSharedBackends(role: string, urls: BackendUrls): void {
 export async function startManagerNode(options: ManagerNodeOptions): Promise<ManagerNode> {
   const { logger, managerId } = options;
   requireSharedBackends('manager', options);
-  const closers: (() => Promise<void>)[] = [];
-  const closeAll = async (): Promise<void> => {
-    for (const close of closers.reverse()) await close().catch((err: unknown) => logger.warn({ err }, 'close failed'));
-  };
+  const closers = new Closers(logger);
   try {
     const backends = await openBackends({ ...options, durability: 'process' });
-    closers.push(() => backends.close());
+    closers.add(() => backends.close());
     const cluster = await openEtcdCluster({ endpoints: options.etcdEndpoints, prefix: options.etcdPrefix, logger });
-    closers.push(() => cluster.close());
+    closers.add(() => cluster.close());
     const { pool } = backends;
     const leadership = new Leadership(cluster, managerId, logger);
     const directory = await MembershipDirectory.open({
@@ -69,7 +67,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
       onChange: () => leadership.publishRouting(),
       logger,
     });
-    closers.push(() => directory.close());
+    closers.add(() => directory.close());
     const manager = new Manager({
       queue: backends.queue,
       pool,
@@ -81,18 +79,17 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
       reconcileIntervalMs: options.reconcileIntervalMs,
     });
     manager.start();
-    closers.push(() => manager.stop());
+    closers.add(() => manager.stop());
     leadership.start(() => directory.nodes());
-    closers.push(() => leadership.stop());
+    closers.add(() => leadership.stop());
     logger.info({ managerId, backends: backends.describe() }, 'manager started');
-    let closing: Promise<void> | undefined;
     return {
       managerId,
       isLeader: () => leadership.leading,
-      close: () => (closing ??= closeAll()),
+      close: () => closers.close(),
     };
   } catch (err) {
-    await closeAll();
+    await closers.close();
     throw err;
   }
 }

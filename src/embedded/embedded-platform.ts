@@ -1,22 +1,17 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { Agent, sandboxKind } from '../agent/agent.js';
-import { compileFunctionConfig } from '../core/function-config.js';
+import { Agent, defaultStemCells } from '../agent/agent.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import { SingleAgentDirectory } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { SandboxRuntime } from '../core/ports/sandbox-runtime.js';
-import { Deployer } from '../gateway/deployer.js';
-import { FunctionResolver } from '../gateway/function-resolver.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
-import { createGatewayServer } from '../gateway/http/server.js';
-import { Invoker } from '../gateway/invoker.js';
-import { GatewayMetrics } from '../gateway/metrics.js';
+import type { Deployer } from '../gateway/deployer.js';
+import { createGateway } from '../gateway/gateway.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
 import { openBackends } from './backends.js';
@@ -155,7 +150,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     blobStore,
     workDir,
     logger,
-    stemCells: options.stemCells ? { baseKinds: [sandboxKind(compileFunctionConfig({}))] } : false,
+    stemCells: defaultStemCells(options.stemCells),
   });
   const agents = new SingleAgentDirectory(agent);
   const manager = new Manager({
@@ -167,36 +162,17 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     concurrency: options.managerConcurrency,
     reconcileIntervalMs: options.reconcileIntervalMs,
   });
-  const resolver = new FunctionResolver(metadata);
-  const deployer = new Deployer({
-    metadata,
-    blobStore,
-    pool,
-    agents,
-    resolver,
-    logger,
-    onChange: () => void manager.reconcile(),
-  });
-  const invoker = new Invoker({
+  let ready = false;
+  const { deployer, server, setReady } = await createGateway({
     pool,
     queue,
     metadata,
-    resolver,
-    agents,
-    gatewayId: `gateway-${randomUUID()}`,
-    queueWaitMs: options.queueWaitMs,
-    logger,
-  });
-  let ready = false;
-  const server = await createGatewayServer({
-    invoker,
-    deployer,
-    metadata,
     blobStore,
-    metrics: new GatewayMetrics(),
+    agents,
+    queueWaitMs: options.queueWaitMs,
     apiKeys: options.apiKeys,
     logger,
-    ready: () => ready,
+    onChange: () => void manager.reconcile(),
     nodes: async () => [
       {
         nodeId,
@@ -210,6 +186,10 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
       },
     ],
   });
+  const markReady = (value: boolean): void => {
+    ready = value;
+    setReady(value);
+  };
 
   manager.start();
   let address: string;
@@ -230,7 +210,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     }
     throw PlatformError.from(err, 'UNAVAILABLE');
   }
-  ready = true;
+  markReady(true);
   void manager.reconcile();
   logger.info({ address, dataDir, sandbox: runtime.kind, backends: backends.describe() }, 'savassan started');
 
@@ -245,7 +225,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     server,
     close() {
       closing ??= (async () => {
-        ready = false;
+        markReady(false);
         await server.close(); // waits for in-flight requests (invocations) to finish
         await manager.stop();
         await agent.close();

@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from '../core/logger.js';
+import type { AgentDirectory } from '../core/ports/agent-directory.js';
+import type { BlobStore } from '../core/ports/blob-store.js';
+import type { MetadataStore } from '../core/ports/metadata-store.js';
+import type { Pool } from '../core/ports/pool.js';
+import type { ProvisionQueue } from '../core/ports/provision-queue.js';
+import { Deployer } from './deployer.js';
+import { FunctionResolver } from './function-resolver.js';
+import { createGatewayServer, type NodeView } from './http/server.js';
+import { Invoker } from './invoker.js';
+import { GatewayMetrics } from './metrics.js';
+
+export interface GatewayOptions {
+  pool: Pool;
+  queue: ProvisionQueue;
+  metadata: MetadataStore;
+  blobStore: BlobStore;
+  agents: AgentDirectory;
+  /** How long an invocation waits for an instance before 429. */
+  queueWaitMs: number;
+  apiKeys: readonly string[];
+  /** What `GET /v1/nodes` lists. */
+  nodes: () => Promise<NodeView[]>;
+  /** After a deploy, a version change or a delete (embedded mode reconciles at once). */
+  onChange?: (() => void) | undefined;
+  gatewayId?: string | undefined;
+  logger: Logger;
+}
+
+export interface Gateway {
+  readonly deployer: Deployer;
+  readonly server: FastifyInstance;
+  /** Readiness: false while starting and draining (`/readyz` answers 503). */
+  readonly setReady: (ready: boolean) => void;
+}
+
+/** The Gateway role on its ports: invoke path, deploys and the HTTP API, the same in embedded and cluster mode. */
+export async function createGateway(options: GatewayOptions): Promise<Gateway> {
+  const { pool, queue, metadata, blobStore, agents, logger } = options;
+  const resolver = new FunctionResolver(metadata);
+  const deployer = new Deployer({
+    metadata,
+    blobStore,
+    pool,
+    agents,
+    resolver,
+    logger,
+    onChange: options.onChange ?? (() => {}),
+  });
+  const invoker = new Invoker({
+    pool,
+    queue,
+    metadata,
+    resolver,
+    agents,
+    gatewayId: options.gatewayId ?? `gateway-${randomUUID()}`,
+    queueWaitMs: options.queueWaitMs,
+    logger,
+  });
+  let ready = false;
+  const server = await createGatewayServer({
+    invoker,
+    deployer,
+    metadata,
+    blobStore,
+    metrics: new GatewayMetrics(),
+    apiKeys: options.apiKeys,
+    logger,
+    ready: () => ready,
+    nodes: options.nodes,
+  });
+  return {
+    deployer,
+    server,
+    setReady: (value) => {
+      ready = value;
+    },
+  };
+}
