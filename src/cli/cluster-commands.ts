@@ -78,6 +78,21 @@ function token(value: string | undefined): string {
   return value;
 }
 
+/** What every cluster process takes from the common and backend flags. */
+function sharedSettings(opts: CommonOptions & BackendOptions) {
+  return {
+    dataDir: opts.dataDir,
+    token: token(opts.token),
+    etcdEndpoints: endpoints(opts.etcd),
+    etcdPrefix: opts.etcdPrefix,
+    redisUrl: opts.redis,
+    dbUrl: opts.db,
+    s3Url: opts.s3,
+    queueCapacity: 1000,
+    logger: loggerOf(opts.logLevel),
+  };
+}
+
 /** Run until SIGINT/SIGTERM, then close gracefully and exit. */
 function untilSignal(what: string, close: () => Promise<void>): void {
   let stopping = false;
@@ -159,18 +174,10 @@ export function addClusterCommands(program: Command): void {
     ),
   ).action(async (opts: CommonOptions & BackendOptions & { id: string; concurrency: number }) => {
     const node = await startManagerNode({
+      ...sharedSettings(opts),
       managerId: opts.id,
-      dataDir: opts.dataDir,
-      token: token(opts.token),
-      etcdEndpoints: endpoints(opts.etcd),
-      etcdPrefix: opts.etcdPrefix,
-      redisUrl: opts.redis,
-      dbUrl: opts.db,
-      s3Url: opts.s3,
       concurrency: opts.concurrency,
       reconcileIntervalMs: 1000,
-      queueCapacity: 1000,
-      logger: loggerOf(opts.logLevel),
     });
     process.stdout.write(`Savassan manager ${node.managerId} is running\n`);
     untilSignal('manager', () => node.close());
@@ -196,20 +203,12 @@ export function addClusterCommands(program: Command): void {
         BackendOptions & { host: string; port: number; apiKey: string[] | undefined; queueWait: number },
     ) => {
       const node = await startGatewayNode({
+        ...sharedSettings(opts),
         gatewayId: `gateway-${hostname()}-${process.pid}`,
-        dataDir: opts.dataDir,
         host: opts.host,
         port: opts.port,
         apiKeys: opts.apiKey ?? [],
-        token: token(opts.token),
-        etcdEndpoints: endpoints(opts.etcd),
-        etcdPrefix: opts.etcdPrefix,
-        redisUrl: opts.redis,
-        dbUrl: opts.db,
-        s3Url: opts.s3,
         queueWaitMs: opts.queueWait * 1000,
-        queueCapacity: 1000,
-        logger: loggerOf(opts.logLevel),
       });
       process.stdout.write(`Savassan gateway is listening on ${node.url}\n`);
       untilSignal('gateway', () => node.close());
