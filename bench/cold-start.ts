@@ -31,7 +31,7 @@ async function startContender(name: string, args: string[]): Promise<Contender> 
 }
 
 async function stemCellsIdle(client: SavassanClient): Promise<number> {
-  return (await client.listNodes()).nodes[0]?.stemCells.idle ?? 0;
+  return (await client.listNodes()).nodes[0]?.stemCells?.idle ?? 0;
 }
 
 /** Proportional set size of a process in bytes (its share of pages it shares with others), or 0 once gone. */

@@ -323,12 +323,21 @@ export function buildProgram(): Command {
 
   program
     .command('nodes')
-    .description('list nodes and their sandboxes')
+    .description('list nodes: status, sandbox runtime, sandboxes and capacity, stem cells')
     .action(async () => {
       const { nodes } = await client().listNodes();
       table([
-        ['NODE', 'STATUS', 'SANDBOX', 'ISOLATING', 'SANDBOXES'],
-        ...nodes.map((n) => [n.nodeId, n.status, n.sandboxRuntime, n.isolating ? 'yes' : 'NO', String(n.sandboxes)]),
+        ['NODE', 'STATUS', 'SANDBOX', 'ISOLATING', 'SANDBOXES', 'CAPACITY', 'STEM CELLS', 'ADDRESS'],
+        ...nodes.map((n) => [
+          n.nodeId,
+          n.status,
+          n.sandboxRuntime,
+          n.isolating ? 'yes' : 'NO',
+          String(n.sandboxes),
+          n.capacity === undefined ? '-' : String(n.capacity),
+          n.stemCells === undefined ? '-' : String(n.stemCells.idle),
+          n.agentAddress ?? '-',
+        ]),
       ]);
       for (const n of nodes) for (const w of n.warnings) info(`warning (${n.nodeId}): ${w}`);
     });

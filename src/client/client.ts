@@ -205,7 +205,11 @@ export interface NodeAnswer {
   sandboxRuntime: string;
   isolating: boolean;
   sandboxes: number;
-  enforcement: Record<string, { mechanism: string; enforced: boolean; note: string }>;
-  stemCells: { idle: number; starting: number; memoryBytes: number | null };
+  /** Cluster mode: sandboxes the node takes at once, and where its Agent listens. */
+  capacity?: number;
+  agentAddress?: string;
+  /** Embedded mode: what the sandbox runtime enforces, and the stem cells. */
+  enforcement?: Record<string, { mechanism: string; enforced: boolean; note: string }>;
+  stemCells?: { idle: number; starting: number; memoryBytes: number | null };
   warnings: string[];
 }
