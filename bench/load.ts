@@ -78,14 +78,20 @@ export async function load(url: string, total: number, concurrency: number) {
 
 /**
  * Savassan scales out while warming up: keeps loading `invokeUrl` at concurrency 32 until the number of sandboxes
- * stops growing, so that no sandbox is being created (a node process start costs ~60 ms of CPU) during the measured
- * rounds. Returns that number.
+ * (on all nodes) stops growing, so that no sandbox is being created (a node process start costs ~60 ms of CPU)
+ * during the measured rounds. Returns that number. `requests` per round (1000 by default); `settleMs` waits before
+ * each count: a cluster's agents republish their sandbox count about once a second.
  */
-export async function warmUntilSteady(client: SavassanClient, invokeUrl: string): Promise<number> {
+export async function warmUntilSteady(
+  client: SavassanClient,
+  invokeUrl: string,
+  options: { requests?: number; settleMs?: number } = {},
+): Promise<number> {
   let sandboxes = -1;
   for (let round = 0; round < 8; round++) {
-    await load(invokeUrl, 1000, 32);
-    const now = (await client.listNodes()).nodes[0]?.sandboxes ?? 0;
+    await load(invokeUrl, options.requests ?? 1000, 32);
+    if (options.settleMs !== undefined) await new Promise((resolve) => setTimeout(resolve, options.settleMs));
+    const now = (await client.listNodes()).nodes.reduce((sum, node) => sum + node.sandboxes, 0);
     if (now === sandboxes) break;
     sandboxes = now;
   }

@@ -11,6 +11,7 @@ import { readBundle } from '../src/client/bundle.js';
 import { SavassanClient } from '../src/client/client.js';
 import { repoRoot, startServer } from '../test/helpers/server-process.js';
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
+import { measureCluster } from './cluster.js';
 import { measureSandboxColdStarts } from './cold-start.js';
 import { load, mean, post, round, summarise, warmUntilSteady } from './load.js';
 
@@ -186,6 +187,9 @@ async function main(): Promise<void> {
     redisPoolOverhead: await measureRedisPoolOverhead(noopBundle, { warmRequests, throughputRequests }),
     poolOps: await measurePoolOps({ ops: poolOps }),
   };
+
+  // 7. Cluster (issue 5): 3 agents against 1 for a CPU-light function, and the gateway + gRPC path against embedded.
+  results.cluster = await measureCluster(noopBundle, { warmRequests, throughputRequests });
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${String(results.date).replace(/[:.]/g, '-')}.json`);

@@ -513,6 +513,29 @@ describe('Agent with the process runtime', () => {
     assert.deepEqual(await shimsUnder(join(root, 'c')), []);
   });
 
+  it('refuses sandboxes beyond its capacity with TOO_MANY_REQUESTS, and takes them again once one is gone', async () => {
+    const capped = new Agent({
+      nodeId: 'capped',
+      runtime: new ProcessRuntime(),
+      blobStore: blobs,
+      workDir: join(root, 'cap'),
+      capacity: 2,
+    });
+    agents.push(capped);
+    const spec = await deploy('echo');
+    const [first, second] = await Promise.all([capped.createSandbox(spec), capped.createSandbox(spec)]);
+    await assert.rejects(capped.createSandbox(spec), (err: unknown) => {
+      assert.ok(isPlatformError(err, 'TOO_MANY_REQUESTS'));
+      assert.match(err.message, /capped is at its capacity of 2 sandboxes/);
+      return true;
+    });
+    await capped.destroySandbox(first.instanceId);
+    const third = await capped.createSandbox(spec);
+    assert.equal((await capped.listSandboxes()).length, 2);
+    await Promise.all([second, third].map((ref) => capped.destroySandbox(ref.instanceId)));
+    await capped.close();
+  });
+
   it('specialises stem cells: a cold start takes a pre-started sandbox of its kind, refilled in the background', async () => {
     const spec = await deploy('echo', { env: { GREETING: 'stem' }, memoryMB: 128 });
     const kind = sandboxKind(spec.config);

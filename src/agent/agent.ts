@@ -48,6 +48,8 @@ export interface AgentOptions {
   initTimeoutMs?: number | undefined;
   /** Limits every sandbox gets besides its function's memory. */
   limits?: Partial<Omit<SandboxLimits, 'memoryMB'>> | undefined;
+  /** Most function sandboxes (serving or being created) at once; further creations are refused. Default: no limit. */
+  capacity?: number | undefined;
   /** Pre-started generic sandboxes for fast cold starts; off unless given. */
   stemCells?: Partial<StemCellOptions> | false | undefined;
 }
@@ -194,6 +196,7 @@ export class Agent implements AgentApi {
   private readonly logCapBytes: number;
   private readonly initTimeoutMs: number;
   private readonly limits: Omit<SandboxLimits, 'memoryMB'>;
+  private readonly capacity: number | undefined;
   private readonly stemCells: StemCells<Sandbox> | null;
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly extractions = new Map<string, Promise<string>>();
@@ -213,6 +216,7 @@ export class Agent implements AgentApi {
     this.logCapBytes = options.logCapBytes ?? 1024 * 1024;
     this.initTimeoutMs = options.initTimeoutMs ?? 10_000;
     this.limits = { ...defaultSandboxLimits, ...options.limits };
+    this.capacity = options.capacity;
     this.stemCells =
       options.stemCells === false || options.stemCells === undefined
         ? null
@@ -244,6 +248,20 @@ export class Agent implements AgentApi {
 
   createSandbox(spec: SandboxSpec): Promise<InstanceRef> {
     if (this.closing !== null) return Promise.reject(this.closedError());
+    if (this.capacity !== undefined) {
+      const ready = [...this.sandboxes.values()].filter((s) => s.state === 'idle' || s.state === 'busy').length;
+      if (ready + this.creations.size >= this.capacity) {
+        return Promise.reject(
+          new PlatformError(
+            'TOO_MANY_REQUESTS',
+            `node ${this.nodeId} is at its capacity of ${this.capacity} sandboxes`,
+            {
+              details: { retryAfterSeconds: 1 },
+            },
+          ),
+        );
+      }
+    }
     const creation = this.create(spec);
     this.creations.add(creation);
     const forget = (): void => {

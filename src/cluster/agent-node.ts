@@ -70,6 +70,7 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
       blobStore,
       workDir,
       logger,
+      capacity: options.capacity,
       stemCells: defaultStemCells(options.stemCells),
     });
     closers.add(() => agent.close());

@@ -1,7 +1,8 @@
 import type { Logger } from '../core/logger.js';
-import type { AgentApi, SandboxSpec } from '../core/ports/agent-api.js';
+import type { AgentApi, InvokeOutcome, InvokeRequest, SandboxInfo, SandboxSpec } from '../core/ports/agent-api.js';
 import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { MembershipEvent, MembershipWatcher, NodeInfo } from '../core/ports/cluster.js';
+import type { InstanceRef } from '../core/types.js';
 import { choosePlacement } from '../manager/placement.js';
 
 /** An Agent reached over the network, which must be closed when its node leaves. */
@@ -16,6 +17,37 @@ export interface MembershipDirectoryOptions {
   /** Called after any join, update or leave. */
   onChange?: (() => void) | undefined;
   logger: Logger;
+}
+
+/** How long a created sandbox still counts as pending: a little over the Agents' NodeInfo republish interval. */
+const pendingGraceMs = 2000;
+
+/** The Agent a placement chose, reporting when its one `createSandbox` has settled. */
+class PlacedAgent implements AgentApi {
+  readonly nodeId: string;
+
+  constructor(
+    private readonly agent: AgentApi,
+    private readonly settled: () => void,
+  ) {
+    this.nodeId = agent.nodeId;
+  }
+
+  createSandbox(spec: SandboxSpec): Promise<InstanceRef> {
+    return this.agent.createSandbox(spec).finally(this.settled);
+  }
+
+  invoke(instanceId: string, request: InvokeRequest): Promise<InvokeOutcome> {
+    return this.agent.invoke(instanceId, request);
+  }
+
+  destroySandbox(instanceId: string): Promise<void> {
+    return this.agent.destroySandbox(instanceId);
+  }
+
+  listSandboxes(): Promise<SandboxInfo[]> {
+    return this.agent.listSandboxes();
+  }
 }
 
 interface Member {
@@ -59,9 +91,18 @@ export class MembershipDirectory implements AgentDirectory {
     if (node === null) return null;
     const member = this.members.get(node.nodeId);
     if (member === undefined) return null;
-    // Counted until the node's next NodeInfo, which includes the sandbox once it exists.
-    this.pending.set(node.nodeId, (this.pending.get(node.nodeId) ?? 0) + 1);
-    return member.agent;
+    const { nodeId } = node;
+    this.addPending(nodeId, 1);
+    // Counted while the creation runs and a little after, until the node's NodeInfo (republished every second)
+    // includes the new sandbox.
+    const settle = (): void => void setTimeout(() => this.addPending(nodeId, -1), pendingGraceMs).unref();
+    return new PlacedAgent(member.agent, settle);
+  }
+
+  private addPending(nodeId: string, delta: number): void {
+    const count = (this.pending.get(nodeId) ?? 0) + delta;
+    if (count > 0) this.pending.set(nodeId, count);
+    else this.pending.delete(nodeId);
   }
 
   async close(): Promise<void> {
@@ -86,13 +127,11 @@ export class MembershipDirectory implements AgentDirectory {
     const existing = this.members.get(event.node.nodeId);
     if (existing !== undefined && existing.info.agentAddress === event.node.agentAddress) {
       existing.info = event.node;
-      this.pending.delete(event.node.nodeId);
       this.options.onChange?.();
       return;
     }
     if (existing !== undefined) void existing.agent.close().catch(() => {});
     this.members.set(event.node.nodeId, { info: event.node, agent: this.options.connect(event.node) });
-    this.pending.delete(event.node.nodeId);
     logger.info({ nodeId: event.node.nodeId, address: event.node.agentAddress }, 'node joined the cluster');
     this.options.onChange?.();
   }

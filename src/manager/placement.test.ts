@@ -27,9 +27,12 @@ describe('choosePlacement', () => {
   });
 
   it('prefers a node that already holds the code, if it has room', () => {
-    const nodes = [node('a', 10, 1), node('b', 10, 7, ['x'])];
+    const nodes = [node('a', 10, 1), node('b', 10, 4, ['x'])];
     assert.equal(choosePlacement({ nodes, codeSha256: 'x', pending: new Map() })?.nodeId, 'b');
     assert.equal(choosePlacement({ nodes, codeSha256: 'y', pending: new Map() })?.nodeId, 'a');
+    // Locality gives way once the node holding the code has less than half the room of the emptiest one.
+    const crowded = [node('a', 10, 1), node('b', 10, 7, ['x'])];
+    assert.equal(choosePlacement({ nodes: crowded, codeSha256: 'x', pending: new Map() })?.nodeId, 'a');
     const full = [node('a', 10, 1), node('b', 10, 10, ['x'])];
     assert.equal(choosePlacement({ nodes: full, codeSha256: 'x', pending: new Map() })?.nodeId, 'a');
   });

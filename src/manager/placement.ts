@@ -14,21 +14,25 @@ export function freeSlots(node: NodeInfo, pending: ReadonlyMap<string, number>):
 }
 
 /**
- * Where a new sandbox goes: among nodes with a free slot, those that already hold the code (no download, no
- * extraction) come first; then the most free slots; ties go to the node id, so the choice is stable.
- * Null when every node is full.
+ * Where a new sandbox goes: among nodes with a free slot, those with at least half as many free slots as the
+ * emptiest node are the candidates (so locality never piles everything onto one node); among them a node that
+ * already holds the code (no download, no extraction) comes first, then the most free slots; ties go to the node
+ * id, so the choice is stable. Null when every node is full.
  */
 export function choosePlacement(input: PlacementInput): NodeInfo | null {
-  let best: { node: NodeInfo; cached: boolean; free: number } | null = null;
-  for (const node of input.nodes) {
-    const free = freeSlots(node, input.pending);
-    if (free <= 0) continue;
-    const cached = node.codeCached.includes(input.codeSha256);
+  const open = input.nodes
+    .map((node) => ({ node, free: freeSlots(node, input.pending), cached: node.codeCached.includes(input.codeSha256) }))
+    .filter((entry) => entry.free > 0);
+  const mostFree = Math.max(0, ...open.map((entry) => entry.free));
+  let best: (typeof open)[number] | null = null;
+  for (const entry of open) {
+    if (entry.free * 2 < mostFree) continue;
     const better =
       best === null ||
-      (cached && !best.cached) ||
-      (cached === best.cached && (free > best.free || (free === best.free && node.nodeId < best.node.nodeId)));
-    if (better) best = { node, cached, free };
+      (entry.cached && !best.cached) ||
+      (entry.cached === best.cached &&
+        (entry.free > best.free || (entry.free === best.free && entry.node.nodeId < best.node.nodeId)));
+    if (better) best = entry;
   }
   return best?.node ?? null;
 }

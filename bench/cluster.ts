@@ -1,0 +1,342 @@
+// Issue 5: what running Savassan as a cluster costs, on one machine, in one run. Starts etcd, redis-server,
+// PostgreSQL and s3rver from the test kits, then two clusters of real `savassan agent | manager | gateway` processes
+// on 127.0.0.1 that share those servers but nothing in them (an etcd prefix, a Redis database, a PostgreSQL database
+// and an S3 bucket each): one with three agents, one with a single agent; and an embedded `savassan start`.
+// Measures, in interleaved rounds: throughput of a CPU-light function on 3 nodes against 1 node, and the warm
+// latency of the no-op function through the gateway and gRPC against the embedded server. Everything it starts is
+// stopped and removed, even on failure.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readBundle } from '../src/client/bundle.js';
+import { SavassanClient } from '../src/client/client.js';
+import { cliPath, repoRoot, sandboxPids, startServer } from '../test/helpers/server-process.js';
+import { etcdAvailable, etcdBinary, startEtcdServer, type EtcdServer } from '../test/kit/etcd-server.js';
+import { postgresBinDir, startPostgresServer } from '../test/kit/postgres-server.js';
+import { redisServerAvailable, redisServerBinary, startRedisServer } from '../test/kit/redis-server.js';
+import type { RedisServer } from '../test/kit/redis-server.js';
+import { startS3Server, type S3Server } from '../test/kit/s3-server.js';
+import type { SqlTestServer } from '../test/kit/sql-server-common.js';
+import { load, mean, round, summarise, warmUntilSteady } from './load.js';
+
+const CONCURRENCY = 32;
+/** The single agent holds a sandbox for every request in flight. */
+const ONE_NODE_CAPACITY = CONCURRENCY;
+/**
+ * Placement puts a sandbox where its code is cached before it looks at free slots, so with a capacity of 32 each the
+ * three agents would fill the one that ran the deploy trial and leave the others (nearly) empty, depending on when
+ * the agents last published their code cache. 12 each (36 in all, for 32 + the no-op function's sandbox) spreads the
+ * load over all three; not evenly, as a manager can place a few more than a node's capacity while NodeInfo lags.
+ */
+const THREE_NODE_CAPACITY = 12;
+const WARM_ROUNDS = 5;
+const THROUGHPUT_ROUNDS = 6;
+/**
+ * Share of the run's `throughputRequests` each cluster gets: a cluster invocation costs several times the CPU of an
+ * embedded one (HTTP, Redis, PostgreSQL, gRPC and the sandbox on 2 cores), and the section must stay short.
+ */
+const THROUGHPUT_SHARE = 0.6;
+/** Agents republish their NodeInfo (sandbox count) about once a second. */
+const NODE_INFO_SETTLE_MS = 1_500;
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 15_000;
+const OUTPUT_LIMIT = 64 * 1024;
+
+/** A `savassan` role process started by the bench. */
+interface RoleProcess {
+  name: string;
+  role: 'agent' | 'manager' | 'gateway';
+  child: ChildProcess;
+  /** Resolves with the first match of `pattern` in the process's stdout. */
+  waitFor(pattern: RegExp): Promise<RegExpExecArray>;
+  /** SIGTERM (a graceful stop: agents deregister and destroy their sandboxes), SIGKILL if that takes too long. */
+  stop(): Promise<void>;
+}
+
+function startRole(name: string, role: RoleProcess['role'], args: string[]): RoleProcess {
+  const child = spawn(process.execPath, [cliPath, role, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let output = '';
+  const collect = (chunk: Buffer): void => {
+    output = (output + chunk.toString()).slice(-OUTPUT_LIMIT);
+  };
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout = (stdout + chunk.toString()).slice(-OUTPUT_LIMIT);
+    collect(chunk);
+  });
+  child.stderr.on('data', collect);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  return {
+    name,
+    role,
+    child,
+    waitFor: (pattern) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => finish(new Error(`${name} did not print ${pattern}:\n${output}`)),
+          START_TIMEOUT_MS,
+        );
+        const check = (): void => {
+          const match = pattern.exec(stdout);
+          if (match !== null) finish(undefined, match);
+        };
+        const finish = (err?: Error, match?: RegExpExecArray): void => {
+          clearTimeout(timer);
+          child.stdout.off('data', check);
+          if (match !== undefined) resolve(match);
+          else reject(err ?? new Error(`${name} exited:\n${output}`));
+        };
+        child.stdout.on('data', check);
+        void exited.then(() => finish(new Error(`${name} exited before it printed ${pattern}:\n${output}`)));
+        check();
+      }),
+    stop: async () => {
+      if (!running()) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The servers both clusters share, each cluster on its own part of them. */
+interface SharedServers {
+  etcd: EtcdServer;
+  redis: RedisServer;
+  postgres: SqlTestServer;
+  s3: S3Server;
+}
+
+interface RunningCluster {
+  url: string;
+  client: SavassanClient;
+}
+
+/**
+ * Starts `agentCount` agents, a manager and a gateway on 127.0.0.1, on the etcd prefix, Redis database, PostgreSQL
+ * database and S3 bucket of `name`; resolves once the gateway lists every agent. `started` receives every process
+ * as it is spawned, so the caller can stop them even if this fails half-way.
+ */
+async function startCluster(
+  name: string,
+  agentCount: number,
+  capacity: number,
+  redisDb: number,
+  servers: SharedServers,
+  root: string,
+  started: RoleProcess[],
+): Promise<RunningCluster> {
+  const database = await servers.postgres.createDatabase();
+  const common = [
+    ...['--token', `token-${randomUUID()}`, '--log-level', 'error'],
+    ...['--etcd', servers.etcd.endpoints.join(','), '--etcd-prefix', `/savassan-bench/${name}`],
+    ...['--s3', `${servers.s3.url}/${name}?createBucket=true`],
+  ];
+  const agents: RoleProcess[] = [];
+  for (let i = 0; i < agentCount; i++) {
+    const args = ['--node-id', `${name}-${i}`, '--listen', '127.0.0.1:0'];
+    args.push('--capacity', String(capacity), '--sandbox', 'process', '--no-stem-cells');
+    args.push('--data-dir', join(root, name, `agent-${i}`), ...common);
+    const agent = startRole(`${name} agent ${i}`, 'agent', args);
+    started.push(agent);
+    agents.push(agent);
+    // The first agent creates the bucket before the others start: concurrent creates race, and s3rver answers the
+    // loser BucketAlreadyExists, which the S3 blob store does not take for success.
+    if (i === 0) await agent.waitFor(/is serving on \S+/);
+  }
+  await Promise.all(agents.map((agent) => agent.waitFor(/is serving on \S+/)));
+  const backends = [
+    '--redis',
+    servers.redis.url.replace(/\/\d+$/, `/${redisDb}`),
+    '--db',
+    servers.postgres.url(database),
+  ];
+  const manager = startRole(`${name} manager`, 'manager', [
+    ...['--id', `${name}-manager`, '--data-dir', join(root, name, 'manager')],
+    ...backends,
+    ...common,
+  ]);
+  started.push(manager);
+  const gateway = startRole(`${name} gateway`, 'gateway', [
+    ...['--port', '0', '--queue-wait', '30', '--data-dir', join(root, name, 'gateway')],
+    ...backends,
+    ...common,
+  ]);
+  started.push(gateway);
+  const [listening] = await Promise.all([
+    gateway.waitFor(/listening on (http:\/\/\S+)/),
+    manager.waitFor(/is running/),
+  ]);
+  const url = listening[1] ?? '';
+  const client = new SavassanClient({ url });
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    const listed = (await client.listNodes()).nodes.length;
+    if (listed === agentCount) break;
+    if (Date.now() > deadline) throw new Error(`the ${name} gateway lists ${listed} of ${agentCount} agents`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { url, client };
+}
+
+/** One thing measured, with what it collected over the rounds. */
+interface Side {
+  invokeUrl: string;
+  latencies: number[];
+  rps: number[];
+  errors: number;
+}
+
+const side = (invokeUrl: string): Side => ({ invokeUrl, latencies: [], rps: [], errors: 0 });
+/** Alternates which side goes first, so that neither always runs right after the other. */
+const inTurn = <T>(r: number, a: T, b: T): T[] => (r % 2 === 0 ? [a, b] : [b, a]);
+
+/**
+ * Throughput of a CPU-light function (~1 ms of CPU) at concurrency 32 on a 3-agent cluster against a 1-agent one,
+ * and warm p50/p99 of the no-op function at concurrency 1 through the 3-agent cluster's gateway against an embedded
+ * `savassan start`. All sandboxes are `process` ones without stem cells. Skipped when etcd, redis-server or
+ * PostgreSQL is not installed.
+ */
+export async function measureCluster(
+  noop: Uint8Array,
+  counts: { warmRequests: number; throughputRequests: number },
+): Promise<Record<string, unknown>> {
+  if (!etcdAvailable()) return { skipped: `${etcdBinary} is not installed` };
+  if (!redisServerAvailable()) return { skipped: `${redisServerBinary} is not installed` };
+  if (!existsSync(join(postgresBinDir, 'postgres')))
+    return { skipped: `PostgreSQL is not installed in ${postgresBinDir}` };
+  const cpuLight = await readBundle(join(repoRoot, 'bench', 'functions', 'cpu-light'));
+
+  const startedAt = performance.now();
+  const root = await mkdtemp(join(tmpdir(), 'sv-bench-cluster-'));
+  const roles: RoleProcess[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    /** Registers what `starting` resolves to for cleanup, whatever else fails. */
+    const owned = <T>(starting: Promise<T>, close: (value: T) => Promise<void>): Promise<T> =>
+      starting.then((value) => {
+        closers.push(() => close(value));
+        return value;
+      });
+    // Wait for every start to settle before failing, so nothing comes up after the cleanup ran.
+    const startingServers = [
+      owned(startEtcdServer(), (etcd) => etcd.stop()),
+      owned(startRedisServer(), (redis) => redis.close()),
+      owned(startPostgresServer(), (postgres) => postgres.stop()),
+      owned(startS3Server(), (s3) => s3.stop()),
+    ] as const;
+    await Promise.allSettled(startingServers);
+    const [etcd, redis, postgres, s3] = await Promise.all(startingServers);
+    const servers: SharedServers = { etcd, redis, postgres, s3 };
+    const embeddedArgs = ['--sandbox', 'process', '--no-stem-cells', '--no-examples', '--queue-wait', '30'];
+    const starting = [
+      startCluster('three', 3, THREE_NODE_CAPACITY, 0, servers, root, roles),
+      startCluster('one', 1, ONE_NODE_CAPACITY, 1, servers, root, roles),
+      owned(startServer([...embeddedArgs, '--log-level', 'error']), (server) => server.cleanup()),
+    ] as const;
+    await Promise.allSettled(starting);
+    const [three, one, embedded] = await Promise.all(starting);
+    const startupSeconds = (performance.now() - startedAt) / 1000;
+
+    // Deploy and warm: the CPU-light function on both clusters until no sandbox is being created, the no-op
+    // function at concurrency 1 on the 3-agent cluster and the embedded server.
+    for (const cluster of [three, one]) await cluster.client.deploy('cpu-light', cpuLight, { maxInstances: 64 });
+    await three.client.deploy('noop', noop, {});
+    await embedded.client.deploy('noop', noop, {});
+    const throughput = {
+      three: side(`${three.url}/v1/functions/cpu-light/invoke`),
+      one: side(`${one.url}/v1/functions/cpu-light/invoke`),
+    };
+    const warm = {
+      cluster: side(`${three.url}/v1/functions/noop/invoke`),
+      embedded: side(`${embedded.url}/v1/functions/noop/invoke`),
+    };
+    // Both clusters at once: their settle waits overlap. Smaller rounds in a quick run.
+    const warmUp = {
+      requests: Math.min(1000, Math.ceil(counts.throughputRequests / 4)),
+      settleMs: NODE_INFO_SETTLE_MS,
+    };
+    const [threeSandboxes, oneSandboxes] = await Promise.all([
+      warmUntilSteady(three.client, throughput.three.invokeUrl, warmUp),
+      warmUntilSteady(one.client, throughput.one.invokeUrl, warmUp),
+    ]);
+    const warmSandboxes = { three: threeSandboxes, one: oneSandboxes };
+    for (const s of [warm.cluster, warm.embedded]) await load(s.invokeUrl, 500, 1);
+
+    // a. Throughput, 3 agents against 1, interleaved.
+    const perRound = Math.ceil((counts.throughputRequests * THROUGHPUT_SHARE) / THROUGHPUT_ROUNDS);
+    for (let r = 0; r < THROUGHPUT_ROUNDS; r++) {
+      for (const s of inTurn(r, throughput.three, throughput.one)) {
+        const run = await load(s.invokeUrl, perRound, CONCURRENCY);
+        s.rps.push(run.rps);
+        s.errors += run.errors;
+      }
+    }
+    // b. Warm latency through the gateway and gRPC against embedded, interleaved.
+    for (let r = 0; r < WARM_ROUNDS; r++) {
+      for (const s of inTurn(r, warm.cluster, warm.embedded)) {
+        const run = await load(s.invokeUrl, Math.ceil(counts.warmRequests / WARM_ROUNDS), 1);
+        s.latencies.push(...run.latencies);
+        s.errors += run.errors;
+      }
+    }
+
+    const perNode = Object.fromEntries(
+      (await three.client.listNodes()).nodes.map((node) => [node.nodeId, node.sandboxes] as const).sort(),
+    );
+    const clusterMs = summarise(warm.cluster.latencies);
+    const embeddedMs = summarise(warm.embedded.latencies);
+    return {
+      startupSeconds: round(startupSeconds, 1),
+      throughput: {
+        function: 'cpu-light (~1 ms of CPU per call)',
+        concurrency: CONCURRENCY,
+        requestsPerRound: perRound,
+        rounds: THROUGHPUT_ROUNDS,
+        threeNodeRps: round(mean(throughput.three.rps), 0),
+        oneNodeRps: round(mean(throughput.one.rps), 0),
+        ratio: round(mean(throughput.three.rps) / mean(throughput.one.rps), 2),
+        agentCapacity: { threeNode: THREE_NODE_CAPACITY, oneNode: ONE_NODE_CAPACITY },
+        warmSandboxes,
+        /** Sandboxes of both functions on each of the three agents, after the rounds. */
+        threeNodeSandboxesPerNode: perNode,
+        errors: { threeNode: throughput.three.errors, oneNode: throughput.one.errors },
+      },
+      warmOverhead: {
+        function: 'noop',
+        concurrency: 1,
+        clusterMs,
+        embeddedMs,
+        p50Ratio: round(clusterMs.p50 / embeddedMs.p50, 2),
+        p50AddedMs: round(clusterMs.p50 - embeddedMs.p50),
+        p99Ratio: round(clusterMs.p99 / embeddedMs.p99, 2),
+        errors: { cluster: warm.cluster.errors, embedded: warm.embedded.errors },
+      },
+      note:
+        'every process shares the same 2 cores (agents, sandboxes, managers, gateways, etcd, redis-server, ' +
+        'PostgreSQL, s3rver and the load generator), so the 3-node/1-node ratio measures what spreading over ' +
+        'more nodes costs, not scale-out; process sandboxes, no stem cells; cluster = 1 manager + 1 gateway, ' +
+        'all on 127.0.0.1',
+    };
+  } finally {
+    // Gateways and managers first, then agents (they deregister from etcd and destroy their sandboxes), then the
+    // embedded server and the shared servers.
+    await Promise.allSettled(roles.filter((p) => p.role !== 'agent').map((p) => p.stop()));
+    await Promise.allSettled(roles.filter((p) => p.role === 'agent').map((p) => p.stop()));
+    await Promise.allSettled(closers.reverse().map((close) => close()));
+    // An agent killed after the stop timeout leaves its sandboxes behind: they are ours, end them by pid.
+    for (const pid of await sandboxPids(root).catch(() => [] as number[])) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await rm(root, { recursive: true, force: true });
+  }
+}
