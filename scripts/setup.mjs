@@ -103,5 +103,35 @@ function installNode24() {
   }
 }
 
+// buf (for `npm run proto` and the test that checks src/gen against proto/) is installed beside the project, not
+// as a dependency: its npm package lists one optional binary package per platform, and the registry these
+// machines reach has only the Linux ones, so a lock file naming them all could never pass `npm ci`.
+const bufVersion = '1.75.0';
+const bufDir = join(root, 'tools', 'buf');
+const bufBinary = join(bufDir, 'node_modules', '.bin', 'buf');
+
+function installBuf() {
+  if (existsSync(bufBinary)) {
+    const result = spawnSync(bufBinary, ['--version'], { encoding: 'utf8' });
+    if (result.status === 0 && result.stdout.trim() === bufVersion) return;
+  }
+  console.log(`setup: installing buf ${bufVersion} into tools/buf`);
+  execFileSync(
+    'npm',
+    [
+      'install',
+      '--prefix',
+      bufDir,
+      '--no-save',
+      '--no-package-lock',
+      '--no-audit',
+      '--no-fund',
+      `@bufbuild/buf@${bufVersion}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+}
+
 installSystemPackages();
 installNode24();
+if (purpose === 'test') installBuf();

@@ -9,7 +9,8 @@ import { it } from 'node:test';
 import { promisify } from 'node:util';
 
 const root = resolve(import.meta.dirname, '..');
-const buf = join(root, 'node_modules', '.bin', 'buf');
+// Installed by scripts/setup.mjs (npm test runs it first).
+const buf = join(root, 'tools', 'buf', 'node_modules', '.bin', 'buf');
 const run = promisify(execFile);
 
 async function filesOf(dir: string, base = dir, out = new Map<string, string>()): Promise<Map<string, string>> {
