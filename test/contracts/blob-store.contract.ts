@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { isPlatformError } from '../../src/core/errors.js';
 import type { ErrorCode } from '../../src/core/errors.js';
@@ -152,6 +153,34 @@ export function blobStoreContract(name: string, open: () => Promise<BlobStoreFix
         await store.put(key, 'long');
         assert.equal((await store.get(key))?.toString(), 'long');
         assert.deepEqual(await store.list(''), [key]);
+      });
+    });
+
+    it('stores a stream of the declared length without buffering it, byte-exact', async () => {
+      await withStore(async (store) => {
+        const chunks = Array.from({ length: 48 }, () => randomBytes(64 * 1024));
+        const whole = Buffer.concat(chunks);
+        await store.putStream('code/streamed.zip', Readable.from(chunks), whole.length);
+        assert.deepEqual(await store.get('code/streamed.zip'), whole);
+        await store.putStream('code/empty.zip', Readable.from([]), 0);
+        assert.deepEqual(await store.get('code/empty.zip'), Buffer.alloc(0));
+      });
+    });
+
+    it('refuses a stream longer or shorter than declared with BAD_REQUEST and keeps the previous blob', async () => {
+      await withStore(async (store) => {
+        await store.put('code/kept.zip', 'previous');
+        const data = [Buffer.alloc(1000, 1), Buffer.alloc(1000, 2)];
+        for (const declared of [1500, 2500, -1]) {
+          await assert.rejects(store.putStream('code/kept.zip', Readable.from(data), declared), (err: unknown) =>
+            isPlatformError(err, 'BAD_REQUEST'),
+          );
+          assert.equal((await store.get('code/kept.zip'))?.toString(), 'previous', `declared ${declared}`);
+        }
+        await assert.rejects(store.putStream('code/new.zip', Readable.from(data), 1500), (err: unknown) =>
+          isPlatformError(err, 'BAD_REQUEST'),
+        );
+        assert.equal(await store.exists('code/new.zip'), false);
       });
     });
 

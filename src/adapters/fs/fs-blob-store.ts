@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { dirname, join, resolve } from 'node:path';
 import { isValidBlobKeySegment, parseBlobPrefix, validateBlobKey } from '../../core/blob-keys.js';
 import { PlatformError } from '../../core/errors.js';
+import { ExactLength } from '../../core/stream-length.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 
 /**
@@ -21,7 +23,19 @@ export class FsBlobStore implements BlobStore {
     this.root = resolve(root);
   }
 
-  async put(key: string, data: Uint8Array | string): Promise<void> {
+  put(key: string, data: Uint8Array | string): Promise<void> {
+    return this.#write(key, (handle) => handle.writeFile(data));
+  }
+
+  async putStream(key: string, body: Readable, length: number): Promise<void> {
+    const checked = new ExactLength(length, `cannot store blob ${key}`);
+    await this.#write(key, async (handle) => {
+      body.once('error', (err) => checked.destroy(err));
+      for await (const chunk of body.pipe(checked)) await handle.write(chunk as Buffer);
+    });
+  }
+
+  async #write(key: string, fill: (handle: FileHandle) => Promise<void>): Promise<void> {
     this.#assertOpen('write');
     const path = this.#pathOf(key);
     const dir = dirname(path);
@@ -30,7 +44,7 @@ export class FsBlobStore implements BlobStore {
       await mkdir(dir, { recursive: true });
       const handle = await open(temp, 'wx');
       try {
-        await handle.writeFile(data);
+        await fill(handle);
         await handle.sync();
       } finally {
         await handle.close();
@@ -38,6 +52,7 @@ export class FsBlobStore implements BlobStore {
       await rename(temp, path);
     } catch (err) {
       await unlink(temp).catch(() => undefined);
+      if (err instanceof PlatformError) throw err;
       if (hasCode(err, 'ENOTDIR', 'EEXIST', 'EISDIR', 'ENAMETOOLONG')) {
         throw new PlatformError(
           'BAD_REQUEST',

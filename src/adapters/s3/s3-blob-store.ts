@@ -12,6 +12,8 @@ import {
 } from '@aws-sdk/client-s3';
 import type { BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { isValidBlobKey, isValidBlobKeySegment, parseBlobPrefix, validateBlobKey } from '../../core/blob-keys.js';
+import type { Readable } from 'node:stream';
+import { ExactLength } from '../../core/stream-length.js';
 import { PlatformError } from '../../core/errors.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 
@@ -117,6 +119,31 @@ export class S3BlobStore implements BlobStore {
       ContentType: 'application/octet-stream',
     });
     await this.#call(`write blob ${key}`, () => this.#client.send(command));
+  }
+
+  /** A streamed PUT with its length declared up front (no chunked encoding, which s3rver would store). */
+  async putStream(key: string, body: Readable, length: number): Promise<void> {
+    this.#assertOpen('write');
+    const objectKey = this.#objectKey(key);
+    const checked = new ExactLength(length, `cannot store blob ${key}`);
+    let streamError: unknown = null;
+    body.once('error', (err) => checked.destroy(err));
+    checked.once('error', (err) => (streamError = err));
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: objectKey,
+      Body: body.pipe(checked),
+      ContentLength: length,
+      ContentType: 'application/octet-stream',
+    });
+    try {
+      await this.#call(`write blob ${key}`, () => this.#client.send(command));
+    } catch (err) {
+      // A misdeclared length is the caller's fault, whatever the request failed with.
+      if (streamError instanceof PlatformError) throw streamError;
+      throw err;
+    }
+    if (streamError instanceof PlatformError) throw streamError;
   }
 
   async get(key: string): Promise<Buffer | null> {

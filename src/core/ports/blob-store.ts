@@ -1,6 +1,13 @@
+import type { Readable } from 'node:stream';
+
 /** Object storage for code zips and invocation logs. Keys are `/`-separated, never absolute, never `..`. */
 export interface BlobStore {
   put(key: string, data: Uint8Array | string): Promise<void>;
+  /**
+   * Store a stream of exactly `length` bytes without holding it in memory. A stream that is longer or shorter
+   * than declared fails with BAD_REQUEST and stores nothing (the previous blob under `key`, if any, stays).
+   */
+  putStream(key: string, body: Readable, length: number): Promise<void>;
   /** Null when the key does not exist. */
   get(key: string): Promise<Buffer | null>;
   exists(key: string): Promise<boolean>;

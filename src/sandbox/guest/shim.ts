@@ -500,6 +500,13 @@ async function warmUp(): Promise<void> {
     } finally {
       unlinkSync(file);
     }
+    // The message code paths too (V8 compiles functions on first use): parse an init and an invoke, encode a result.
+    const sample = { id: 'warm-up', handler: 'index.handler', codeDir: '/', env: {}, functionName: 'w' };
+    parseHostMessage(JSON.stringify({ type: 'init', ...sample, functionVersion: 1, memoryMB: 128, timeoutMs: 1 }));
+    parseHostMessage(
+      JSON.stringify({ type: 'invoke', id: 'warm-up', invocationId: 'w', eventJson: '{}', deadline: Date.now() }),
+    );
+    encodeMessage({ type: 'result', id: 'warm-up', payloadJson: '{}', maxRssBytes: maxRssBytes() });
   } catch (err) {
     diagnostic(`warm-up skipped: ${(err as Error).message}`);
   }
