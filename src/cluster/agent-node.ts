@@ -116,6 +116,7 @@ class Publisher {
   private last = '';
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private busy = false;
 
   constructor(
     private readonly options: AgentNodeOptions,
@@ -150,7 +151,9 @@ class Publisher {
   }
 
   private async publish(): Promise<void> {
-    if (this.stopped) return;
+    // One tick at a time: with etcd slow or down, overlapping registrations would leave stray leases behind.
+    if (this.stopped || this.busy) return;
+    this.busy = true;
     try {
       if (this.registration === null) {
         await this.register();
@@ -164,6 +167,8 @@ class Publisher {
       this.last = text;
     } catch (err) {
       this.logger.debug({ err }, 'could not publish the node info');
+    } finally {
+      this.busy = false;
     }
   }
 }

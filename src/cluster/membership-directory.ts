@@ -125,6 +125,12 @@ export class MembershipDirectory implements AgentDirectory {
       return;
     }
     const existing = this.members.get(event.node.nodeId);
+    if (existing !== undefined && existing.info.startedAt !== event.node.startedAt) {
+      // The node restarted under the same id before its old lease expired: its old sandboxes are gone.
+      this.apply({ type: 'leave', nodeId: event.node.nodeId });
+      this.apply({ type: 'join', node: event.node });
+      return;
+    }
     if (existing !== undefined && existing.info.agentAddress === event.node.agentAddress) {
       existing.info = event.node;
       this.options.onChange?.();

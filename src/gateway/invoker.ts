@@ -33,6 +33,8 @@ export interface InvocationResult {
   outcome: InvokeOutcome;
 }
 
+/** Pool entries of nodes that left the cluster skipped at most this many times in one invocation. */
+const maxGhostInstances = 32;
 /** Sandbox gone between checkout and dispatch: retry with another instance this many times. */
 const maxDispatchAttempts = 3;
 
@@ -51,13 +53,16 @@ export class Invoker {
   async invoke(functionName: string, eventJson: string, signal?: AbortSignal): Promise<InvocationResult> {
     const version = await this.options.resolver.current(functionName);
     const invocationId = randomUUID();
+    let ghosts = 0;
     for (let attempt = 1; ; attempt++) {
       const { instance, start } = await this.#acquire(version, signal);
       const agent = this.options.agents.get(instance.nodeId);
       if (agent === null) {
-        // The instance's node left the cluster: forget it and take another.
+        // The instance's node left the cluster and the purge has not reached it yet: forget it and take another.
+        // Such leftovers do not count as dispatch attempts (nothing was sent), within a bound.
         await this.options.pool.release(instance.instanceId).catch(() => {});
-        if (attempt < maxDispatchAttempts) continue;
+        attempt -= 1;
+        if ((ghosts += 1) < maxGhostInstances) continue;
         throw new PlatformError('UNAVAILABLE', `node ${instance.nodeId} left the cluster`);
       }
       let outcome: InvokeOutcome;
@@ -155,6 +160,10 @@ export class Invoker {
     if (item.kind === 'failure') {
       // The Manager could not provision because a backend is down: that is the platform's failure, not the code's.
       if (item.error.code === 'UNAVAILABLE') throw new PlatformError('UNAVAILABLE', item.error.message);
+      // No room on any node (or a node at capacity): a limit, answered 429 like max instances.
+      if (item.error.code === 'TOO_MANY_REQUESTS') {
+        throw new PlatformError('TOO_MANY_REQUESTS', item.error.message, { details: { retryAfterSeconds: 1 } });
+      }
       throw new PlatformError('FUNCTION_INIT_ERROR', item.error.message, {
         details: { errorType: item.error.name, stack: item.error.stack },
       });
@@ -171,6 +180,11 @@ export class Invoker {
     if (!outcome.reusable) {
       // Timed out, crashed or OOM-killed instances are destroyed, never returned.
       await this.#discard(agent, instance);
+      return;
+    }
+    if (this.options.agents.get(instance.nodeId) === null) {
+      // Its node left the cluster meanwhile (and was purged from the pool): returning it would hand out a ghost.
+      await this.options.pool.release(instance.instanceId).catch(() => {});
       return;
     }
     try {

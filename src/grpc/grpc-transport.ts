@@ -26,6 +26,12 @@ export const maxMessageBytes = maxEventBytes + 1024 * 1024;
 export const grpcChannelOptions: ChannelOptions = {
   'grpc.max_receive_message_length': maxMessageBytes,
   'grpc.max_send_message_length': maxMessageBytes,
+  // A peer that vanishes without a reset (power loss, partition) is noticed in about 15 s, not at the call's
+  // deadline: clients ping every 10 s and give up after 5 s without an answer; servers accept those pings.
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.http2.min_ping_interval_without_data_ms': 5_000,
 };
 
 const authorizationKey = 'authorization';

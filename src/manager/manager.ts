@@ -172,6 +172,11 @@ export class Manager {
         await pool.pushFailure(key, failureOf(error)).catch(() => {});
         return;
       }
+      if (agents.get(instance.nodeId) === null) {
+        // Its node left while the sandbox was being created: the pool must not get an instance nobody can reach.
+        logger.warn({ key, nodeId: instance.nodeId }, 'node left during sandbox creation; dropping the instance');
+        return;
+      }
       // If the pool is down this throws; the new sandbox stays idle on the Agent and a reconcile pass adopts it.
       await pool.push(instance);
       logger.debug({ key, instanceId: instance.instanceId, initMs: instance.initMs }, 'sandbox ready');
@@ -257,7 +262,8 @@ export class Manager {
         version.config.minInstances -
         (await this.#countInstances(version)) -
         this.inFlight(poolKey(fn.name, fn.currentVersion));
-      for (let i = 0; i < missing && !this.#stopped; i++) {
+      // Leadership can move during a pass: stop provisioning as soon as this Manager no longer leads.
+      for (let i = 0; i < missing && !this.#stopped && this.#options.isLeader(); i++) {
         await this.#provision({
           functionName: fn.name,
           version: fn.currentVersion,
