@@ -20,9 +20,10 @@ if (major < 20 || (major === 20 && minor < 19)) {
 
 /** Debian package → a file it installs, to tell whether it is there. */
 const packages = {
-  start: { bubblewrap: '/usr/bin/bwrap' },
+  start: { bubblewrap: '/usr/bin/bwrap', iptables: '/usr/sbin/iptables' },
   test: {
     bubblewrap: '/usr/bin/bwrap',
+    iptables: '/usr/sbin/iptables',
     runc: '/usr/sbin/runc',
     'redis-server': '/usr/bin/redis-server',
     'etcd-server': '/usr/bin/etcd',

@@ -411,7 +411,13 @@ export class Agent implements AgentApi {
     if (this.closing !== null) throw this.closedError();
     const started = performance.now();
     const kind = sandboxKind(spec.config);
-    const stem = this.stemCells?.take(kind) ?? null;
+    let stem = this.stemCells?.take(kind) ?? null;
+    if (stem !== null && (stem.exit !== null || stem.state !== 'stem')) {
+      // It died a moment ago and its exit is still being handled: start a fresh one instead.
+      this.stemCells?.forget(stem);
+      void this.destroySandbox(stem.instanceId);
+      stem = null;
+    }
     const sandbox = stem ?? (await this.prepare(kind));
     const log = this.logger.child({
       instanceId: sandbox.instanceId,

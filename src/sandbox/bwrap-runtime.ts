@@ -6,6 +6,7 @@ import { Readable, type Writable } from 'node:stream';
 import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type {
+  Enforcement,
   RuntimeCapabilities,
   SandboxLaunchSpec,
   SandboxLimits,
@@ -16,6 +17,7 @@ import { Cgroups, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
 import { guestShimPath, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
+import { protectHostFromSandboxes } from './host-firewall.js';
 import { SandboxUsers } from './sandbox-users.js';
 
 export interface BwrapRuntimeOptions {
@@ -41,8 +43,17 @@ const networkFiles = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/
 /** The file descriptor bwrap writes its `--info-fd` JSON to (stdio 0-2 come first). */
 const infoFd = 3;
 
-/** The wrapper that joins the cgroups (the Agent writes the pid, then says go) and sets rlimits before bwrap. */
-const wrapperScript = 'read -r go || exit 125; ulimit -n "$0" || exit 126; exec "$@" </dev/null';
+/**
+ * The wrapper (bash: it can name descriptors above 9) that joins the cgroups (the Agent writes the pid, then says
+ * go), sets rlimits (open files; no core dumps, hard limit too) and closes every descriptor but stdio and bwrap's
+ * info pipe (3), so nothing the Agent inherited without close-on-exec reaches the sandbox, then execs bwrap.
+ */
+const wrapperScript = [
+  'read -r go || exit 125',
+  'ulimit -n "$0" && ulimit -c 0 || exit 126',
+  'for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ "$n" -gt 3 ]; then eval "exec $n>&-"; fi; done',
+  'exec "$@" </dev/null',
+].join('; ');
 
 /** V8's heap limit under a cgroup memory limit: leave room for code, stacks and buffers outside the heap. */
 export function heapLimitMB(memoryMB: number, cgroupLimited: boolean): number {
@@ -118,6 +129,9 @@ export function bwrapArgs(input: BwrapArgsInput): string[] {
     '/proc',
     '--dev',
     '/dev',
+    // /dev/shm would be writable memory outside the /tmp cap.
+    '--remount-ro',
+    '/dev',
     '--size',
     String(input.limits.tmpMB * 1024 * 1024),
     '--tmpfs',
@@ -144,12 +158,13 @@ function missing(mechanism: string, note: string) {
   return { mechanism, enforced: false, note };
 }
 
-function capabilitiesOf(cgroups: Cgroups | { unavailable: string }): RuntimeCapabilities {
+function capabilitiesOf(cgroups: Cgroups | { unavailable: string }, hostAddresses: Enforcement): RuntimeCapabilities {
   const cgroupNote = 'unavailable' in cgroups ? cgroups.unavailable : `cgroup v${cgroups.version}`;
   const limited = !('unavailable' in cgroups);
   return {
     filesystem: enforced('mount namespace', 'read-only root: node, its libraries, the shim and the code'),
     network: enforced('network namespace', 'no network unless deployed with --network'),
+    hostAddresses,
     processes: enforced('pid namespace', 'the function sees only its own processes'),
     memory: limited
       ? enforced('cgroup memory limit', cgroupNote)
@@ -218,9 +233,10 @@ export class BwrapRuntime implements SandboxRuntime {
     private readonly guestDir: string,
     private readonly cgroups: Cgroups | null,
     cgroupState: Cgroups | { unavailable: string },
+    hostAddresses: Enforcement,
     private readonly logger: Logger,
   ) {
-    this.capabilities = capabilitiesOf(cgroupState);
+    this.capabilities = capabilitiesOf(cgroupState, hostAddresses);
   }
 
   /** Check that bubblewrap runs here, prepare the guest files and the node's cgroup. */
@@ -236,7 +252,9 @@ export class BwrapRuntime implements SandboxRuntime {
     await assertTraversable(join(guestDir, 'package.json'));
     const cgroups = await Cgroups.open(options.cgroupName);
     const logger = (options.logger ?? silentLogger).child({ component: 'bwrap' });
-    const runtime = new BwrapRuntime(bwrapPath, guestDir, cgroups instanceof Cgroups ? cgroups : null, cgroups, logger);
+    const hostAddresses = await protectHostFromSandboxes();
+    const cgroupsOrNull = cgroups instanceof Cgroups ? cgroups : null;
+    const runtime = new BwrapRuntime(bwrapPath, guestDir, cgroupsOrNull, cgroups, hostAddresses, logger);
     await runtime.probe();
     return runtime;
   }
@@ -287,7 +305,7 @@ export class BwrapRuntime implements SandboxRuntime {
 
   private async spawnWrapper(args: string[], openFiles: number): Promise<ChildProcess> {
     const user = this.users.next();
-    const child = spawn('/bin/sh', ['-c', wrapperScript, String(openFiles), this.bwrapPath, ...args], {
+    const child = spawn('/bin/bash', ['-c', wrapperScript, String(openFiles), this.bwrapPath, ...args], {
       env: { PATH: '/usr/bin:/bin' },
       stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
       detached: true,

@@ -25,6 +25,7 @@ const none = (mechanism: string, note: string) => ({ mechanism, enforced: false,
 export const processRuntimeCapabilities: RuntimeCapabilities = {
   filesystem: none('none', 'the function can read and write whatever the Savassan process can'),
   network: none('none', 'the function can reach any address'),
+  hostAddresses: none('none', 'the function can reach every service on this host'),
   processes: none('process group', 'the function sees every process on the host'),
   memory: { mechanism: 'V8 heap limit', enforced: false, note: 'only the JavaScript heap is limited' },
   pids: none('none', 'no process limit'),

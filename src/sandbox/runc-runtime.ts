@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type {
+  Enforcement,
   RuntimeCapabilities,
   SandboxLaunchSpec,
   SandboxProcess,
@@ -15,6 +16,7 @@ import { Cgroups, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
 import { guestShimPath, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
+import { protectHostFromSandboxes } from './host-firewall.js';
 import { SandboxUsers } from './sandbox-users.js';
 import { bwrapGuestPaths as guestPaths, heapLimitMB } from './bwrap-runtime.js';
 
@@ -69,7 +71,7 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
       destination: '/tmp',
       type: 'tmpfs',
       source: 'tmpfs',
-      options: ['nosuid', 'nodev', 'mode=1777', `size=${spec.limits.tmpMB}m`],
+      options: ['nosuid', 'nodev', 'noexec', 'mode=1777', `size=${spec.limits.tmpMB}m`],
     },
     ...input.libraries.map((library) => bind(library, library)),
     bind(input.binary, guestPaths.node),
@@ -97,7 +99,10 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
       ],
       cwd: guestPaths.task,
       capabilities: noCapabilities,
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: spec.limits.openFiles, soft: spec.limits.openFiles }],
+      rlimits: [
+        { type: 'RLIMIT_NOFILE', hard: spec.limits.openFiles, soft: spec.limits.openFiles },
+        { type: 'RLIMIT_CORE', hard: 0, soft: 0 },
+      ],
       noNewPrivileges: true,
     },
     root: { path: input.rootfs, readonly: true },
@@ -123,9 +128,64 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
         '/proc/scsi',
       ],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      seccomp: sandboxSeccomp,
     },
   };
 }
+
+/** CLONE_NEWUSER: a function must not make a user namespace (and with it capabilities over new namespaces). */
+const cloneNewUser = 0x10000000;
+
+/**
+ * Syscalls a function has no use for and that widen the kernel surface an escape would use: new namespaces and
+ * mounts, keyrings, BPF, perf, userfaultfd, io_uring, module and kexec loading, ptrace. `clone3` answers ENOSYS so
+ * the C library falls back to `clone`, whose flags a filter can see.
+ */
+export const sandboxSeccomp = {
+  defaultAction: 'SCMP_ACT_ALLOW',
+  architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_AARCH64'],
+  syscalls: [
+    {
+      names: [
+        'unshare',
+        'setns',
+        'mount',
+        'umount2',
+        'pivot_root',
+        'keyctl',
+        'add_key',
+        'request_key',
+        'bpf',
+        'perf_event_open',
+        'userfaultfd',
+        'io_uring_setup',
+        'io_uring_enter',
+        'io_uring_register',
+        'ptrace',
+        'process_vm_readv',
+        'process_vm_writev',
+        'kexec_load',
+        'kexec_file_load',
+        'init_module',
+        'finit_module',
+        'delete_module',
+        'open_by_handle_at',
+        'reboot',
+        'swapon',
+        'swapoff',
+      ],
+      action: 'SCMP_ACT_ERRNO',
+      errnoRet: 1,
+    },
+    { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
+    {
+      names: ['clone'],
+      action: 'SCMP_ACT_ERRNO',
+      errnoRet: 1,
+      args: [{ index: 0, value: cloneNewUser, valueTwo: cloneNewUser, op: 'SCMP_CMP_MASKED_EQ' }],
+    },
+  ],
+};
 
 /** Mount points in the shared skeleton: directories for directory binds, empty files for file binds. */
 async function ensureMountPoints(rootfs: string, dirs: string[], files: string[]): Promise<void> {
@@ -171,6 +231,7 @@ export class RuncRuntime implements SandboxRuntime {
     private readonly guestDir: string,
     private readonly cgroups: Cgroups,
     private readonly cgroupName: string,
+    hostAddresses: Enforcement,
     private readonly logger: Logger,
   ) {
     this.rootfs = join(workDir, 'runc', 'rootfs');
@@ -181,6 +242,7 @@ export class RuncRuntime implements SandboxRuntime {
     this.capabilities = {
       filesystem: on('mount namespace', 'read-only rootfs: node, its libraries, the shim and the code'),
       network: on('network namespace', 'no network unless deployed with --network'),
+      hostAddresses,
       processes: on('pid namespace', 'the function sees only its own processes'),
       memory: on('cgroup memory limit'),
       pids: on('cgroup pids limit'),
@@ -209,6 +271,7 @@ export class RuncRuntime implements SandboxRuntime {
       guestDir,
       cgroups,
       options.cgroupName,
+      await protectHostFromSandboxes(),
       (options.logger ?? silentLogger).child({ component: 'runc' }),
     );
     await mkdir(runtime.stateDir, { recursive: true, mode: 0o700 });

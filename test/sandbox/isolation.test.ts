@@ -141,7 +141,7 @@ for (const kind of ['bwrap', 'runc'] as const) {
 
     it('enforces every mechanism on this host, or says which it cannot', () => {
       for (const [limit, enforcement] of Object.entries(h.runtime.capabilities) as [string, Enforcement][]) {
-        if (!isRoot && ['memory', 'pids', 'cpu'].includes(limit)) continue;
+        if (!isRoot && ['memory', 'pids', 'cpu', 'hostAddresses'].includes(limit)) continue;
         assert.equal(enforcement.enforced, true, `${limit}: ${enforcement.note}`);
       }
     });
@@ -164,21 +164,30 @@ for (const kind of ['bwrap', 'runc'] as const) {
     });
 
     it('cannot write outside /tmp', async () => {
-      for (const path of ['/var/task/index.js', '/var/task/new.js', '/etc/x', '/x', '/usr/bin/node']) {
+      for (const path of ['/var/task/index.js', '/var/task/new.js', '/etc/x', '/x', '/usr/bin/node', '/dev/shm/x']) {
         const write = result(await h.run(spec, { action: 'write', path }));
         assert.equal(write['ok'], false, `write ${path}`);
       }
       assert.equal(result(await h.run(spec, { action: 'write', path: '/tmp/scratch' }))['ok'], true);
     });
 
-    it('cannot reach the gateway port or any address with network off, and can with --network', async () => {
+    it('has no network without --network; with it, the host network but not the host itself', async () => {
       const local = result(await h.run(spec, { action: 'connect', host: '127.0.0.1', port: h.port }));
       assert.equal(local['ok'], false, 'loopback of the host');
       const remote = result(await h.run(spec, { action: 'connect', host: '10.255.255.1', port: 80 }));
       assert.equal(remote['ok'], false, 'another address');
+      assert.deepEqual(await h.run(spec, { action: 'interfaces' }).then(result), ['lo']);
       const networked = await h.deploy({ network: true });
-      const allowed = result(await h.run(networked, { action: 'connect', host: '127.0.0.1', port: h.port }));
-      assert.equal(allowed['ok'], true, `with --network: ${JSON.stringify(allowed)}`);
+      const interfaces = (await h.run(networked, { action: 'interfaces' }).then(result)) as unknown as string[];
+      assert.ok(interfaces.length > 1, `with --network it sees the host's interfaces: ${interfaces.join(' ')}`);
+      if (h.runtime.capabilities.hostAddresses.enforced) {
+        const gateway = result(await h.run(networked, { action: 'connect', host: '127.0.0.1', port: h.port }));
+        assert.equal(
+          gateway['ok'],
+          false,
+          `with --network, still not the host's own ports: ${JSON.stringify(gateway)}`,
+        );
+      }
     });
 
     it('sees only its own processes', async () => {

@@ -75,6 +75,8 @@ export interface Enforcement {
 export interface RuntimeCapabilities {
   filesystem: Enforcement;
   network: Enforcement;
+  /** Functions deployed with `--network` kept off this host's own addresses (the gateway, databases...). */
+  hostAddresses: Enforcement;
   processes: Enforcement;
   memory: Enforcement;
   pids: Enforcement;
