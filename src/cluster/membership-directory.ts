@@ -86,8 +86,9 @@ export class MembershipDirectory implements AgentDirectory {
     return [...this.members.values()].map((member) => member.info);
   }
 
-  place(spec: SandboxSpec): AgentApi | null {
-    const node = choosePlacement({ nodes: this.nodes(), codeSha256: spec.codeSha256, pending: this.pending });
+  place(spec: SandboxSpec, exclude?: ReadonlySet<string>): AgentApi | null {
+    const nodes = this.nodes().filter((node) => exclude?.has(node.nodeId) !== true);
+    const node = choosePlacement({ nodes, codeSha256: spec.codeSha256, pending: this.pending });
     if (node === null) return null;
     const member = this.members.get(node.nodeId);
     if (member === undefined) return null;

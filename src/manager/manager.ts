@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PlatformError } from '../core/errors.js';
+import { PlatformError, isPlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
-import type { AgentApi, SandboxInfo } from '../core/ports/agent-api.js';
+import type { AgentApi, SandboxInfo, SandboxSpec } from '../core/ports/agent-api.js';
 import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
@@ -159,13 +159,7 @@ export class Manager {
         config: version.config,
       };
       try {
-        const agent = agents.place(spec);
-        if (agent === null) {
-          throw new PlatformError('TOO_MANY_REQUESTS', 'no node has room for another sandbox right now', {
-            details: { retryAfterSeconds: 1 },
-          });
-        }
-        instance = await agent.createSandbox(spec);
+        instance = await this.#createSomewhere(spec);
       } catch (err) {
         const error = PlatformError.from(err);
         logger.warn({ key, err: error }, 'sandbox creation failed');
@@ -182,6 +176,31 @@ export class Manager {
       logger.debug({ key, instanceId: instance.instanceId, initMs: instance.initMs }, 'sandbox ready');
     } finally {
       this.#inFlight.set(key, this.inFlight(key) - 1);
+    }
+  }
+
+  /**
+   * Create the sandbox on the node placement picks; a node that refuses for lack of room (another Manager filled it
+   * first) or cannot be reached before the call is delivered is left out and the next one tried.
+   */
+  async #createSomewhere(spec: SandboxSpec): Promise<InstanceRef> {
+    const tried = new Set<string>();
+    for (;;) {
+      const agent = this.#options.agents.place(spec, tried);
+      if (agent === null) {
+        throw new PlatformError('TOO_MANY_REQUESTS', 'no node has room for another sandbox right now', {
+          details: { retryAfterSeconds: 1 },
+        });
+      }
+      try {
+        return await agent.createSandbox(spec);
+      } catch (err) {
+        const elsewhere =
+          isPlatformError(err, 'TOO_MANY_REQUESTS') ||
+          (isPlatformError(err, 'UNAVAILABLE') && err.details['notDelivered'] === true);
+        if (!elsewhere) throw err;
+        tried.add(agent.nodeId);
+      }
     }
   }
 

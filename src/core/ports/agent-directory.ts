@@ -9,8 +9,8 @@ export interface AgentDirectory {
   get(nodeId: string): AgentApi | null;
   /** Every live Agent. */
   all(): AgentApi[];
-  /** The Agent that should run a new sandbox for `spec`, or null when no node has room. */
-  place(spec: SandboxSpec): AgentApi | null;
+  /** The Agent that should run a new sandbox for `spec`, or null when no node (outside `exclude`) has room. */
+  place(spec: SandboxSpec, exclude?: ReadonlySet<string>): AgentApi | null;
 }
 
 /** Embedded mode: the one local Agent for everything. */
@@ -25,7 +25,7 @@ export class SingleAgentDirectory implements AgentDirectory {
     return [this.agent];
   }
 
-  place(): AgentApi {
-    return this.agent;
+  place(_spec: SandboxSpec, exclude?: ReadonlySet<string>): AgentApi | null {
+    return exclude?.has(this.agent.nodeId) === true ? null : this.agent;
   }
 }
