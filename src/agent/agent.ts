@@ -14,7 +14,7 @@ import type {
   SandboxSpec,
 } from '../core/ports/agent-api.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
-import { compileFunctionConfig, type FunctionConfig } from '../core/function-config.js';
+import { compileFunctionConfig, maxEventBytes, type FunctionConfig } from '../core/function-config.js';
 import type {
   LimitHits,
   SandboxExit,
@@ -82,6 +82,8 @@ const socketName = 'guest.sock';
 /** After a sandbox process exits, how long to wait for the rest of its socket data (an error sent just before). */
 const socketDrainMs = 250;
 const stderrInMessage = 2000;
+/** Messages out of turn a sandbox may send before it is killed as broken. */
+const maxUnexpectedMessages = 100;
 
 type SandboxState = 'starting' | 'stem' | 'idle' | 'busy' | 'stopping';
 
@@ -131,6 +133,7 @@ interface Sandbox {
   pendingLog: LogBuffer;
   lastMaxRssBytes: number | null;
   destroying: Promise<void> | null;
+  unexpectedMessages: number;
 }
 
 function round(ms: number): number {
@@ -321,7 +324,7 @@ export class Agent implements AgentApi {
         if ((message.type === 'result' || message.type === 'error') && message.id === active.requestId) {
           return settle(event);
         }
-        this.logger.warn({ instanceId, type: message.type }, 'unexpected message from a sandbox during an invocation');
+        this.unexpected(sandbox, message.type, 'during an invocation');
       };
       this.send(sandbox, {
         type: 'invoke',
@@ -489,6 +492,7 @@ export class Agent implements AgentApi {
       pendingLog: new LogBuffer(this.logCapBytes),
       lastMaxRssBytes: null,
       destroying: null,
+      unexpectedMessages: 0,
     };
     this.sandboxes.set(instanceId, sandbox);
     try {
@@ -638,7 +642,7 @@ export class Agent implements AgentApi {
         );
       }
       if (event.message.type === 'hello') return resolve();
-      this.logger.warn({ instanceId: sandbox.instanceId, type: event.message.type }, 'unexpected message before hello');
+      this.unexpected(sandbox, event.message.type, 'before hello');
     });
   }
 
@@ -680,7 +684,7 @@ export class Agent implements AgentApi {
           }),
         );
       }
-      this.logger.warn({ instanceId: sandbox.instanceId, type: message.type }, 'unexpected message during init');
+      this.unexpected(sandbox, message.type, 'during init');
     });
     this.send(sandbox, {
       type: 'init',
@@ -758,7 +762,21 @@ export class Agent implements AgentApi {
     }
     if (message.type === 'result' || message.type === 'error') sandbox.lastMaxRssBytes = message.maxRssBytes;
     if (sandbox.listener !== null) sandbox.listener({ kind: 'message', message });
-    else this.logger.warn({ instanceId: sandbox.instanceId, type: message.type }, 'unexpected message from a sandbox');
+    else this.unexpected(sandbox, message.type, 'while idle');
+  }
+
+  /**
+   * A message the protocol does not expect now: logged once per sandbox (a guest must not flood the node's log),
+   * and a sandbox that keeps sending them is treated as broken.
+   */
+  private unexpected(sandbox: Sandbox, type: string, when: string): void {
+    sandbox.unexpectedMessages += 1;
+    if (sandbox.unexpectedMessages === 1) {
+      this.logger.warn({ instanceId: sandbox.instanceId, type }, `unexpected message from a sandbox ${when}`);
+    }
+    if (sandbox.unexpectedMessages > maxUnexpectedMessages) {
+      this.protocolFailure(sandbox, `more than ${maxUnexpectedMessages} unexpected messages`);
+    }
   }
 
   private protocolFailure(sandbox: Sandbox, reason: string): void {
@@ -835,7 +853,13 @@ export class Agent implements AgentApi {
   ): Promise<Omit<InvokeOutcome, 'logKey'>> {
     const base = { durationMs, peakMemoryBytes: sandbox.lastMaxRssBytes };
     if (event.kind === 'message' && event.message.type === 'result') {
-      return { ...base, status: 'success', payloadJson: event.message.payloadJson, reusable: true };
+      const { payloadJson } = event.message;
+      // The shim checks this too, but it runs beside the function's code: the Agent does not trust it.
+      if (payloadJson.length * 3 > maxEventBytes && Buffer.byteLength(payloadJson) > maxEventBytes) {
+        const message = `the result is over the ${maxEventBytes}-byte limit`;
+        return { ...base, status: 'error', error: { name: 'Runtime.ResponseSizeTooLarge', message }, reusable: true };
+      }
+      return { ...base, status: 'success', payloadJson, reusable: true };
     }
     // A failure: which limits did the sandbox run into? (Read before the sandbox and its cgroup are gone.)
     const hits = await this.limitHitsOf(sandbox);
