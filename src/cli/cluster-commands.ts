@@ -195,12 +195,19 @@ export function addClusterCommands(program: Command): void {
             .env('SAVASSAN_API_KEY')
             .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
         )
-        .option('--queue-wait <seconds>', 'how long an invocation waits for an instance before 429', integer, 10),
+        .option('--queue-wait <seconds>', 'how long an invocation waits for an instance before 429', integer, 10)
+        .option('--routing-listen <address>', 'where the leader pushes the routing table (host:port)', '127.0.0.1:0'),
     ),
   ).action(
     async (
       opts: CommonOptions &
-        BackendOptions & { host: string; port: number; apiKey: string[] | undefined; queueWait: number },
+        BackendOptions & {
+          host: string;
+          port: number;
+          apiKey: string[] | undefined;
+          queueWait: number;
+          routingListen: string;
+        },
     ) => {
       const node = await startGatewayNode({
         ...sharedSettings(opts),
@@ -209,6 +216,7 @@ export function addClusterCommands(program: Command): void {
         port: opts.port,
         apiKeys: opts.apiKey ?? [],
         queueWaitMs: opts.queueWait * 1000,
+        routingListen: opts.routingListen,
       });
       process.stdout.write(`Savassan gateway is listening on ${node.url}\n`);
       untilSignal('gateway', () => node.close());

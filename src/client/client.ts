@@ -208,6 +208,7 @@ export interface NodeAnswer {
   /** Cluster mode: sandboxes the node takes at once, and where its Agent listens. */
   capacity?: number;
   agentAddress?: string;
+  routed?: boolean;
   /** Embedded mode: what the sandbox runtime enforces, and the stem cells. */
   enforcement?: Record<string, { mechanism: string; enforced: boolean; note: string }>;
   stemCells?: { idle: number; starting: number; memoryBytes: number | null };

@@ -1,11 +1,15 @@
 import { openEtcdCluster } from '../adapters/etcd/etcd-cluster.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { AgentApi, SandboxSpec } from '../core/ports/agent-api.js';
+import type { AgentDirectory } from '../core/ports/agent-directory.js';
+import type { RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { createGateway } from '../gateway/gateway.js';
 import { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
+import { serveRouting } from '../gateway/grpc-routing.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
-import { requireSharedBackends } from './manager-node.js';
+import { gatewaysPrefix, requireSharedBackends } from './manager-node.js';
 import { Closers } from './closers.js';
 import { MembershipDirectory } from './membership-directory.js';
 
@@ -21,6 +25,8 @@ export interface GatewayNodeOptions extends BackendUrls {
   etcdPrefix?: string | undefined;
   queueWaitMs: number;
   queueCapacity: number;
+  /** Where this gateway takes the leader's routing pushes: `host:port` (port 0 picks one). */
+  routingListen?: string | undefined;
   logger: Logger;
 }
 
@@ -51,12 +57,46 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     const cluster = await openEtcdCluster({ endpoints: options.etcdEndpoints, prefix: options.etcdPrefix, logger });
     closers.add(() => cluster.close());
     const { pool, queue, metadata, blobStore } = backends;
-    const agents = await MembershipDirectory.open({
+    // The leader pushes its routing table here; a node it no longer routes to is not dispatched to, even before
+    // this gateway's own membership watch sees it leave.
+    let routing: RoutingTable | null = null;
+    const routingServer = await serveRouting({
+      address: options.routingListen ?? '127.0.0.1:0',
+      token: options.token,
+      onTable: (table) => {
+        routing = table;
+        logger.info({ version: table.version, nodes: Object.keys(table.agents).length }, 'routing table received');
+      },
+      logger,
+    });
+    closers.add(() => routingServer.close());
+    const gatewaysCluster = await openEtcdCluster({
+      endpoints: options.etcdEndpoints,
+      prefix: gatewaysPrefix(options.etcdPrefix),
+      logger,
+    });
+    closers.add(() => gatewaysCluster.close());
+    const registration = await gatewaysCluster.registry.register(
+      {
+        nodeId: options.gatewayId,
+        agentAddress: routingServer.address,
+        capacity: 0,
+        sandboxes: 0,
+        sandboxRuntime: 'gateway',
+        isolating: false,
+        codeCached: [],
+        startedAt: Date.now(),
+      },
+      10,
+    );
+    closers.add(() => registration.deregister());
+    const members = await MembershipDirectory.open({
       membership: cluster.membership,
       connect: (node) => new GrpcAgentClient({ nodeId: node.nodeId, address: node.agentAddress, token: options.token }),
       logger,
     });
-    closers.add(() => agents.close());
+    closers.add(() => members.close());
+    const agents = new RoutedDirectory(members, () => routing);
     const { server, setReady } = await createGateway({
       pool,
       queue,
@@ -69,7 +109,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       logger,
       nodes: () =>
         Promise.resolve(
-          agents.nodes().map((node) => ({
+          members.nodes().map((node) => ({
             nodeId: node.nodeId,
             status: 'ready' as const,
             sandboxRuntime: node.sandboxRuntime,
@@ -77,6 +117,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
             sandboxes: node.sandboxes,
             capacity: node.capacity,
             agentAddress: node.agentAddress,
+            routed: routing === null ? undefined : node.nodeId in routing.agents,
             warnings: node.isolating
               ? []
               : ['sandboxes are plain processes: function code is NOT isolated from the host'],
@@ -94,5 +135,37 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
   } catch (err) {
     await closers.close();
     throw err;
+  }
+}
+
+/**
+ * The gateway's view of the Agents: the membership watch's clients, less any node the leader's latest routing
+ * table leaves out (the leader saw it go first). Before any table arrives, membership alone decides.
+ */
+class RoutedDirectory implements AgentDirectory {
+  constructor(
+    private readonly members: MembershipDirectory,
+    private readonly routing: () => RoutingTable | null,
+  ) {}
+
+  private routed(nodeId: string): boolean {
+    const table = this.routing();
+    return table === null || nodeId in table.agents;
+  }
+
+  get(nodeId: string): AgentApi | null {
+    return this.routed(nodeId) ? this.members.get(nodeId) : null;
+  }
+
+  all(): AgentApi[] {
+    return this.members.all().filter((agent) => this.routed(agent.nodeId));
+  }
+
+  place(spec: SandboxSpec, exclude?: ReadonlySet<string>): AgentApi | null {
+    const unrouted = this.members
+      .nodes()
+      .map((node) => node.nodeId)
+      .filter((nodeId) => !this.routed(nodeId));
+    return this.members.place(spec, new Set([...(exclude ?? []), ...unrouted]));
   }
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../core/logger.js';
 import type { Cluster, RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
+import { pushRoutingTable } from '../gateway/grpc-routing.js';
 import { Manager } from '../manager/manager.js';
 import { Closers } from './closers.js';
 import { MembershipDirectory } from './membership-directory.js';
@@ -25,6 +26,11 @@ export interface ManagerNode {
   /** Whether this Manager is the control-plane leader now. */
   isLeader(): boolean;
   close(): Promise<void>;
+}
+
+/** Where gateways register (so the leader can push the routing table to them): beside the nodes, apart. */
+export function gatewaysPrefix(prefix: string | undefined): string {
+  return `${prefix ?? '/savassan'}/gateways`;
 }
 
 /** Cluster mode needs shared backends; say which one is missing rather than fall back to a private one. */
@@ -52,8 +58,32 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
     closers.add(() => backends.close());
     const cluster = await openEtcdCluster({ endpoints: options.etcdEndpoints, prefix: options.etcdPrefix, logger });
     closers.add(() => cluster.close());
+    const gatewaysCluster = await openEtcdCluster({
+      endpoints: options.etcdEndpoints,
+      prefix: gatewaysPrefix(options.etcdPrefix),
+      logger,
+    });
+    closers.add(() => gatewaysCluster.close());
     const { pool } = backends;
-    const leadership = new Leadership(cluster, managerId, logger);
+    const gateways = new Map<string, string>();
+    const leadership = new Leadership(cluster, managerId, logger, (table, to) => pushToGateways(table, to ?? gateways));
+    const pushToGateways = (table: RoutingTable, to: Map<string, string>): void => {
+      for (const [gatewayId, address] of to) {
+        void pushRoutingTable(address, options.token, table).catch((err: unknown) =>
+          logger.warn({ err, gatewayId }, 'could not push the routing table to a gateway'),
+        );
+      }
+    };
+    const gatewayWatch = await gatewaysCluster.membership.watch((event) => {
+      if (event.type === 'leave') {
+        gateways.delete(event.nodeId);
+        return;
+      }
+      gateways.set(event.node.nodeId, event.node.agentAddress);
+      // A gateway that joins gets the current table at once.
+      if (leadership.leading) leadership.pushCurrent(new Map([[event.node.nodeId, event.node.agentAddress]]));
+    });
+    closers.add(() => gatewayWatch.close());
     const directory = await MembershipDirectory.open({
       membership: cluster.membership,
       connect: (node) => new GrpcAgentClient({ nodeId: node.nodeId, address: node.agentAddress, token: options.token }),
@@ -97,6 +127,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
 /** Campaigns for the control-plane lead, again after losing it; while leading, keeps the routing table current. */
 class Leadership {
   leading = false;
+  private pushed = 0;
   private stopped = false;
   private resign: (() => Promise<void>) | null = null;
   private nodes: () => { nodeId: string; agentAddress: string }[] = () => [];
@@ -105,7 +136,19 @@ class Leadership {
     private readonly cluster: Cluster,
     private readonly candidateId: string,
     private readonly logger: Logger,
+    /** Push a table to the given gateways, or to all of them. */
+    private readonly push: (table: RoutingTable, to?: Map<string, string>) => void,
   ) {}
+
+  /** Push the table in etcd to some gateways (one that just joined). */
+  pushCurrent(to: Map<string, string>): void {
+    void this.cluster.routing.get().then(
+      (table) => {
+        if (table !== null) this.push(table, to);
+      },
+      (err: unknown) => this.logger.warn({ err }, 'could not read the routing table'),
+    );
+  }
 
   start(nodes: () => { nodeId: string; agentAddress: string }[]): void {
     this.nodes = nodes;
@@ -126,15 +169,27 @@ class Leadership {
     );
   }
 
+  private pushAll(table: RoutingTable): void {
+    this.pushed = table.version;
+    this.push(table);
+  }
+
   private async writeRouting(nodes: { nodeId: string; agentAddress: string }[]): Promise<void> {
     const entries: [string, string][] = nodes.map((node) => [node.nodeId, node.agentAddress]);
     const agents: Record<string, string> = Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : 1)));
     for (let attempt = 0; attempt < 3; attempt++) {
       const current = await this.cluster.routing.get();
-      if (current !== null && JSON.stringify(current.agents) === JSON.stringify(agents)) return;
+      if (current !== null && JSON.stringify(current.agents) === JSON.stringify(agents)) {
+        // Unchanged, but a new leader pushes what it leads with.
+        if (this.pushed < current.version) this.pushAll(current);
+        return;
+      }
       const version = current?.version ?? 0;
       const table: RoutingTable = { version: version + 1, agents, updatedAt: Date.now() };
-      if (await this.cluster.routing.put(table, version)) return;
+      if (await this.cluster.routing.put(table, version)) {
+        this.pushAll(table);
+        return;
+      }
     }
   }
 

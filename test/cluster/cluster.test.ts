@@ -150,6 +150,15 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
       10_000,
     );
     assert.deepEqual(nodes.map((n) => n.nodeId).sort(), ['node-0', 'node-1', 'node-2']);
+    // The leader pushed its routing table to both gateways (they registered under gateways/ in etcd).
+    for (const gateway of gateways) {
+      const routed = await eventually(
+        async () => (await gateway.listNodes()).nodes.map((n) => n.routed === true),
+        (flags) => flags.length === 3 && flags.every(Boolean),
+        10_000,
+      );
+      assert.deepEqual(routed, [true, true, true], 'every node is in the routing table pushed to this gateway');
+    }
     const cliOut = await runCli(gatewayUrls[1]!, ['nodes']);
     assert.equal(cliOut.code, 0, cliOut.stderr);
     for (const id of ['node-0', 'node-1', 'node-2']) assert.match(cliOut.stdout, new RegExp(id));

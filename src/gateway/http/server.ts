@@ -28,6 +28,8 @@ export interface NodeView {
   capacity?: number | undefined;
   /** Where its Agent listens (cluster mode). */
   agentAddress?: string | undefined;
+  /** Whether the leader's routing table, as last pushed to this gateway, includes the node (cluster mode). */
+  routed?: boolean | undefined;
   /** What the sandbox runtime enforces on this node, mechanism by mechanism (embedded mode). */
   enforcement?: Record<string, Enforcement> | undefined;
   stemCells?: { idle: number; starting: number; memoryBytes: number | null } | undefined;
