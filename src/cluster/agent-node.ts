@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { openEtcdCluster } from '../adapters/etcd/etcd-cluster.js';
 import { Agent, defaultStemCells } from '../agent/agent.js';
 import { serveAgent } from '../agent/grpc-server.js';
 import { PlatformError } from '../core/errors.js';
@@ -10,6 +9,7 @@ import type { SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { openBlobStore } from '../embedded/backends.js';
 import { createRuntime, type SandboxKind } from '../sandbox/runtimes.js';
 import { Closers } from './closers.js';
+import { openNodesCluster } from './connections.js';
 
 export type { SandboxKind };
 
@@ -58,7 +58,7 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
   const workDir = join(dataDir, 'agent');
   const closers = new Closers(logger);
   try {
-    const cluster = await openEtcdCluster({ endpoints: options.etcdEndpoints, prefix: options.etcdPrefix, logger });
+    const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());
     const { blobStore } = await openBlobStore({ dataDir, s3Url: options.s3Url });
     closers.add(() => blobStore.close());

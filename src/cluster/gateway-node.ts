@@ -1,15 +1,15 @@
-import { openEtcdCluster } from '../adapters/etcd/etcd-cluster.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { AgentApi, SandboxSpec } from '../core/ports/agent-api.js';
 import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
+import { unisolatedWarning } from '../sandbox/runtimes.js';
 import { createGateway } from '../gateway/gateway.js';
-import { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
-import { gatewaysPrefix, requireSharedBackends } from './manager-node.js';
+import { agentDialer, openGatewaysCluster, openNodesCluster } from './connections.js';
+import { requireSharedBackends } from './manager-node.js';
 import { Closers } from './closers.js';
 import { MembershipDirectory } from './membership-directory.js';
 
@@ -54,7 +54,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
   try {
     const backends = await openBackends({ ...options, durability: 'process' });
     closers.add(() => backends.close());
-    const cluster = await openEtcdCluster({ endpoints: options.etcdEndpoints, prefix: options.etcdPrefix, logger });
+    const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());
     const { pool, queue, metadata, blobStore } = backends;
     // The leader pushes its routing table here; a node it no longer routes to is not dispatched to, even before
@@ -70,11 +70,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       logger,
     });
     closers.add(() => routingServer.close());
-    const gatewaysCluster = await openEtcdCluster({
-      endpoints: options.etcdEndpoints,
-      prefix: gatewaysPrefix(options.etcdPrefix),
-      logger,
-    });
+    const gatewaysCluster = await openGatewaysCluster(options, logger);
     closers.add(() => gatewaysCluster.close());
     const registration = await gatewaysCluster.registry.register(
       {
@@ -92,7 +88,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     closers.add(() => registration.deregister());
     const members = await MembershipDirectory.open({
       membership: cluster.membership,
-      connect: (node) => new GrpcAgentClient({ nodeId: node.nodeId, address: node.agentAddress, token: options.token }),
+      connect: agentDialer(options.token),
       logger,
     });
     closers.add(() => members.close());
@@ -118,9 +114,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
             capacity: node.capacity,
             agentAddress: node.agentAddress,
             routed: routing === null ? undefined : node.nodeId in routing.agents,
-            warnings: node.isolating
-              ? []
-              : ['sandboxes are plain processes: function code is NOT isolated from the host'],
+            warnings: node.isolating ? [] : [unisolatedWarning],
           })),
         ),
     });

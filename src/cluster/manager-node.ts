@@ -1,12 +1,11 @@
-import { openEtcdCluster } from '../adapters/etcd/etcd-cluster.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Cluster, RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
-import { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
 import { pushRoutingTable } from '../gateway/grpc-routing.js';
 import { Manager } from '../manager/manager.js';
 import { Closers } from './closers.js';
+import { agentDialer, openGatewaysCluster, openNodesCluster } from './connections.js';
 import { MembershipDirectory } from './membership-directory.js';
 
 export interface ManagerNodeOptions extends BackendUrls {
@@ -26,11 +25,6 @@ export interface ManagerNode {
   /** Whether this Manager is the control-plane leader now. */
   isLeader(): boolean;
   close(): Promise<void>;
-}
-
-/** Where gateways register (so the leader can push the routing table to them): beside the nodes, apart. */
-export function gatewaysPrefix(prefix: string | undefined): string {
-  return `${prefix ?? '/savassan'}/gateways`;
 }
 
 /** Cluster mode needs shared backends; say which one is missing rather than fall back to a private one. */
@@ -56,13 +50,9 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
   try {
     const backends = await openBackends({ ...options, durability: 'process' });
     closers.add(() => backends.close());
-    const cluster = await openEtcdCluster({ endpoints: options.etcdEndpoints, prefix: options.etcdPrefix, logger });
+    const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());
-    const gatewaysCluster = await openEtcdCluster({
-      endpoints: options.etcdEndpoints,
-      prefix: gatewaysPrefix(options.etcdPrefix),
-      logger,
-    });
+    const gatewaysCluster = await openGatewaysCluster(options, logger);
     closers.add(() => gatewaysCluster.close());
     const { pool } = backends;
     const gateways = new Map<string, string>();
@@ -86,7 +76,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
     closers.add(() => gatewayWatch.close());
     const directory = await MembershipDirectory.open({
       membership: cluster.membership,
-      connect: (node) => new GrpcAgentClient({ nodeId: node.nodeId, address: node.agentAddress, token: options.token }),
+      connect: agentDialer(options.token),
       onLeave: (nodeId) => {
         void pool.purgeNode(nodeId).then(
           (purged) =>

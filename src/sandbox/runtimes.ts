@@ -19,9 +19,12 @@ export function createRuntime(kind: SandboxKind, workDir: string, logger: Logger
   }
 }
 
+/** The warning every node running the `process` runtime carries. */
+export const unisolatedWarning = 'sandboxes are plain processes: function code is NOT isolated from the host';
+
 /** What the node cannot enforce, as warnings for `savassan start` and `GET /v1/nodes`. */
 export function runtimeWarnings(runtime: SandboxRuntime): string[] {
-  if (!runtime.isolating) return ['sandboxes are plain processes: function code is NOT isolated from the host'];
+  if (!runtime.isolating) return [unisolatedWarning];
   return (Object.entries(runtime.capabilities) as [string, Enforcement][])
     .filter(([, enforcement]) => !enforcement.enforced)
     .map(([limit, enforcement]) => `${limit} is not enforced: ${enforcement.note}`);
