@@ -15,7 +15,7 @@ import type {
 } from '../core/ports/sandbox-runtime.js';
 import { Cgroups, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
-import { guestShimPath, prepareGuestFiles } from './guest-files.js';
+import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
 import { protectHostFromSandboxes } from './host-firewall.js';
 import { SandboxUsers } from './sandbox-users.js';
@@ -28,14 +28,6 @@ export interface BwrapRuntimeOptions {
   bwrapPath?: string | undefined;
   logger?: Logger | undefined;
 }
-
-/** Paths as the guest sees them. */
-export const bwrapGuestPaths = {
-  node: '/usr/bin/node',
-  task: '/var/task',
-  socketDir: '/run/savassan',
-  guest: '/opt/savassan',
-} as const;
 
 /** Files a function with network access needs to resolve names and check certificates. */
 const networkFiles = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/ssl/certs'];
@@ -54,11 +46,6 @@ const wrapperScript = [
   'for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ "$n" -gt 3 ]; then eval "exec $n>&-"; fi; done',
   'exec "$@" </dev/null',
 ].join('; ');
-
-/** V8's heap limit under a cgroup memory limit: leave room for code, stacks and buffers outside the heap. */
-export function heapLimitMB(memoryMB: number, cgroupLimited: boolean): number {
-  return cgroupLimited ? Math.max(32, Math.floor(memoryMB * 0.9)) : memoryMB;
-}
 
 export interface BwrapArgsInput {
   binary: string;
@@ -105,7 +92,7 @@ export function bwrapArgs(input: BwrapArgsInput): string[] {
     LANG: 'C.UTF-8',
     TZ: 'UTC',
     NODE_ENV: 'production',
-    SAVASSAN_SOCKET: `${bwrapGuestPaths.socketDir}/${input.socketName}`,
+    SAVASSAN_SOCKET: `${guestPaths.socketDir}/${input.socketName}`,
   };
   for (const [key, value] of Object.entries(env)) args.push('--setenv', key, value);
   for (const library of input.libraries) args.push('--ro-bind', library, library);
@@ -115,16 +102,16 @@ export function bwrapArgs(input: BwrapArgsInput): string[] {
   args.push(
     '--ro-bind',
     input.binary,
-    bwrapGuestPaths.node,
+    guestPaths.node,
     '--ro-bind',
     input.guestDir,
-    bwrapGuestPaths.guest,
+    guestPaths.guest,
     '--ro-bind',
     input.taskDir,
-    bwrapGuestPaths.task,
+    guestPaths.task,
     '--ro-bind',
     input.socketDir,
-    bwrapGuestPaths.socketDir,
+    guestPaths.socketDir,
     '--proc',
     '/proc',
     '--dev',
@@ -139,13 +126,13 @@ export function bwrapArgs(input: BwrapArgsInput): string[] {
     '--remount-ro',
     '/',
     '--chdir',
-    bwrapGuestPaths.task,
+    guestPaths.task,
     '--info-fd',
     String(infoFd),
     '--',
-    bwrapGuestPaths.node,
+    guestPaths.node,
     `--max-old-space-size=${input.heapMB}`,
-    `${bwrapGuestPaths.guest}/${guestShimPath}`,
+    `${guestPaths.guest}/${guestShimPath}`,
   );
   return args;
 }
@@ -287,7 +274,7 @@ export class BwrapRuntime implements SandboxRuntime {
       let sandboxPid: number | null = null;
       void childPid.then((pid) => (sandboxPid = pid));
       const proc = new ChildSandboxProcess(child, {
-        guestTaskDir: bwrapGuestPaths.task,
+        guestTaskDir: guestPaths.task,
         cgroup,
         tmpPath: () => Promise.resolve(sandboxPid === null ? null : `/proc/${sandboxPid}/root/tmp`),
       });
@@ -348,13 +335,13 @@ export class BwrapRuntime implements SandboxRuntime {
       ...libraries.flatMap((library) => ['--ro-bind', library, library]),
       '--ro-bind',
       binary,
-      bwrapGuestPaths.node,
+      guestPaths.node,
       '--proc',
       '/proc',
       '--dev',
       '/dev',
       '--',
-      bwrapGuestPaths.node,
+      guestPaths.node,
       '-e',
       '0',
     ];

@@ -3,6 +3,19 @@ import { join } from 'node:path';
 import { PlatformError } from '../core/errors.js';
 import { builtSandboxDir } from './package-root.js';
 
+/** Paths as the guest sees them in the isolating runtimes (bwrap, runc). */
+export const guestPaths = {
+  node: '/usr/bin/node',
+  task: '/var/task',
+  socketDir: '/run/savassan',
+  guest: '/opt/savassan',
+} as const;
+
+/** V8's heap limit under a cgroup memory limit: leave room for code, stacks and buffers outside the heap. */
+export function heapLimitMB(memoryMB: number, cgroupLimited: boolean): number {
+  return cgroupLimited ? Math.max(32, Math.floor(memoryMB * 0.9)) : memoryMB;
+}
+
 /** The guest shim inside a prepared guest directory. */
 export const guestShimPath = join('sandbox', 'guest', 'shim.js');
 

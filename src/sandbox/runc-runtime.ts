@@ -14,11 +14,10 @@ import type {
 } from '../core/ports/sandbox-runtime.js';
 import { Cgroups, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
-import { guestShimPath, prepareGuestFiles } from './guest-files.js';
+import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
 import { protectHostFromSandboxes } from './host-firewall.js';
 import { SandboxUsers } from './sandbox-users.js';
-import { bwrapGuestPaths as guestPaths, heapLimitMB } from './bwrap-runtime.js';
 
 const run = promisify(execFile);
 
