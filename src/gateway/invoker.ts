@@ -24,6 +24,16 @@ export interface InvokerOptions {
   logger?: Logger;
 }
 
+/**
+ * The caller going away, as far as the invoker needs it: looked at only when a request has to wait for an instance.
+ * An `AbortSignal` is one; the HTTP server passes a cheaper view of its response (`callerGone`).
+ */
+export interface CallerGone {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 export interface InvocationResult {
   invocationId: string;
   functionName: string;
@@ -50,7 +60,7 @@ export class Invoker {
     this.#logger = (options.logger ?? silentLogger).child({ role: 'gateway' });
   }
 
-  async invoke(functionName: string, eventJson: string, signal?: AbortSignal): Promise<InvocationResult> {
+  async invoke(functionName: string, eventJson: string, signal?: CallerGone): Promise<InvocationResult> {
     const version = await this.options.resolver.current(functionName);
     const invocationId = randomUUID();
     let ghosts = 0;
@@ -101,7 +111,7 @@ export class Invoker {
     }
   }
 
-  async #acquire(version: FunctionVersion, signal?: AbortSignal): Promise<{ instance: InstanceRef; start: StartKind }> {
+  async #acquire(version: FunctionVersion, signal?: CallerGone): Promise<{ instance: InstanceRef; start: StartKind }> {
     const { pool, queue, gatewayId, queueWaitMs } = this.options;
     const key = poolKey(version.functionName, version.version);
     const lease = { holder: gatewayId, leaseMs: version.config.timeoutSeconds * 1000 + 60_000 };

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
+import { repoRoot } from '../helpers/server-process.js';
 import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
 import { openSqliteMetadataStore } from '../../src/adapters/sqlite/sqlite-metadata-store.js';
 import { blobStoreContract } from './blob-store.contract.js';
@@ -34,6 +36,7 @@ metadataStoreContract('SQLite file', async () => {
     store: await openSqliteMetadataStore(path),
     reopen: () => openSqliteMetadataStore(path),
     cleanup: () => removeTempDir(dir),
+    acknowledgesFromJournal: true,
   };
 });
 
@@ -101,6 +104,49 @@ describe('SQLite metadata store specifics', () => {
         await reopened.close();
       }
     } finally {
+      await removeTempDir(dir);
+    }
+  });
+
+  it('keeps every acknowledged record when the process is killed before committing them', async () => {
+    const dir = await tempDir('sqlite-crash');
+    const path = join(dir, 'metadata.db');
+    const storeModule = new URL('../../src/adapters/sqlite/sqlite-metadata-store.ts', import.meta.url).href;
+    // A separate process records 300 invocations and is SIGKILLed the moment the last one is acknowledged.
+    const script = join(dir, 'record-and-die.mts');
+    await writeFile(
+      script,
+      `import { openSqliteMetadataStore } from ${JSON.stringify(storeModule)};
+const store = await openSqliteMetadataStore(${JSON.stringify(path)});
+const records = Array.from({ length: 300 }, (_, i) => ({
+  id: 'inv-' + i, functionName: 'alpha', version: 1, start: 'warm', status: 'success', initMs: null,
+  durationMs: 1, peakMemoryBytes: null, error: null, logKey: null, nodeId: 'n', instanceId: 'i',
+  createdAt: new Date(1_700_000_000_000 + i),
+}));
+for (let i = 0; i < records.length; i += 30) {
+  await Promise.all(records.slice(i, i + 30).map((record) => store.recordInvocation(record)));
+}
+process.kill(process.pid, 'SIGKILL');
+`,
+    );
+    const child = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, encoding: 'utf8' });
+    assert.equal(child.signal, 'SIGKILL', `the recorder should have been killed:\n${child.stderr}`);
+    assert.ok(
+      (await readdir(dir)).some((name) => name.startsWith('metadata.db-records.')),
+      'the dead process left its journal behind',
+    );
+
+    const reopened = await openSqliteMetadataStore(path);
+    try {
+      const listed = await reopened.listInvocations({ functionName: 'alpha', limit: 1000 });
+      assert.equal(listed.length, 300, 'every acknowledged record is there');
+      const journals = (await readdir(dir)).filter((name) => name.startsWith('metadata.db-records.'));
+      assert.ok(
+        journals.every((name) => name.startsWith(`metadata.db-records.${process.pid}.`)),
+        `the dead process's journal was cleared, found ${journals.join(', ')}`,
+      );
+    } finally {
+      await reopened.close();
       await removeTempDir(dir);
     }
   });

@@ -33,6 +33,12 @@ export interface SqlMetadataStoreOptions {
    */
   executeBatch?: ((statements: CompiledQuery[]) => Promise<void>) | undefined;
   /**
+   * Acknowledge invocation records once appended here (SQLite's `RecordJournal`), and commit them to the database
+   * right after, in batches. Reads of invocations first wait for the records acknowledged before them. A record
+   * whose id is already stored is then dropped (the first one stays) rather than rejected. Closed by `close()`.
+   */
+  journal?: InvocationJournal | undefined;
+  /**
    * Makes every committed transaction durable against an OS crash. Called after each deploy, current-version
    * change and delete commits, when the database's ordinary commits are only crash-safe for the process
    * (SQLite with `synchronous=NORMAL`: a WAL checkpoint).
@@ -40,6 +46,14 @@ export interface SqlMetadataStoreOptions {
   durabilityBarrier?: (() => Promise<void>) | undefined;
   /** Names the database in the messages of failed calls (`PostgreSQL at 127.0.0.1:5432`); never with a password. */
   backend?: string | undefined;
+}
+
+export interface InvocationJournal {
+  /** Appends rows in one write, safe from then on; returns the ticket to `release` them by. Throws if it cannot. */
+  append(rows: Insertable<InvocationsTable>[]): number;
+  /** `count` rows appended under `ticket` are committed to the database. */
+  release(ticket: number, count: number): void;
+  close(): void;
 }
 
 export const invocationListLimits = { default: 50, max: 1000 } as const;
@@ -51,6 +65,8 @@ const defaultMaxInvocationBatch = 256;
 /** Rows per INSERT statement: keeps bound parameters under SQLite's historical limit of 999. */
 const rowsPerInsert = 64;
 const maxWriteAttempts = 5;
+/** How long journalled records wait for others to share their commit (nobody waits on it: they are acknowledged). */
+const journalCommitDelayMs = 5;
 
 type DbExecutor = Kysely<Database> | Transaction<Database>;
 
@@ -72,6 +88,7 @@ export class SqlMetadataStore implements MetadataStore {
   readonly #maxInvocationBatch: number;
   readonly #destroyOnClose: boolean;
   readonly #executeBatch: SqlMetadataStoreOptions['executeBatch'];
+  readonly #journal: InvocationJournal | undefined;
   readonly #barrier: () => Promise<void>;
   readonly #backend: string | undefined;
   #state: 'open' | 'closing' | 'closed' = 'open';
@@ -80,6 +97,15 @@ export class SqlMetadataStore implements MetadataStore {
   readonly #active = new Set<Promise<void>>();
   #pending: PendingInvocation[] = [];
   #flushScheduled = false;
+  /** Journalled (acknowledged) records not yet committed, in order, with their journal tickets. */
+  #journalled: { row: Insertable<InvocationsTable>; ticket: number }[] = [];
+  /** Records journalled so far and, of those, committed (or given up on); reads wait for the difference. */
+  #journalledCount = 0;
+  #settledCount = 0;
+  #visibilityWaiters: { upTo: number; resolve: () => void }[] = [];
+  /** The loop committing journalled records while it runs, and the timer that starts it. */
+  #committer: Promise<void> | undefined;
+  #commitTimer: NodeJS.Timeout | undefined;
   /** The batch writer loop while it runs. */
   #writer: Promise<void> | undefined;
 
@@ -88,6 +114,7 @@ export class SqlMetadataStore implements MetadataStore {
     this.#maxInvocationBatch = Math.max(1, options.maxInvocationBatch ?? defaultMaxInvocationBatch);
     this.#destroyOnClose = options.destroyOnClose ?? true;
     this.#executeBatch = options.executeBatch;
+    this.#journal = options.journal;
     this.#barrier = options.durabilityBarrier ?? (() => Promise.resolve());
     this.#backend = options.backend;
   }
@@ -131,19 +158,22 @@ export class SqlMetadataStore implements MetadataStore {
 
   deleteFunction(name: string): Promise<boolean> {
     return this.#run(`delete function ${name}`, () =>
-      this.#retrying(() =>
-        this.#db.transaction().execute(async (trx) => {
-          await lockFunction(trx, name);
-          // Invocations are not foreign keys (records can arrive after a delete), so clear them either way.
-          await trx.deleteFrom('invocations').where('function_name', '=', name).execute();
-          await trx.deleteFrom('function_versions').where('function_name', '=', name).execute();
-          const result = await trx.deleteFrom('functions').where('name', '=', name).executeTakeFirst();
-          return result.numDeletedRows > 0n;
+      // Records acknowledged before the delete go with it.
+      this.#recordsVisible().then(() =>
+        this.#retrying(() =>
+          this.#db.transaction().execute(async (trx) => {
+            await lockFunction(trx, name);
+            // Invocations are not foreign keys (records can arrive after a delete), so clear them either way.
+            await trx.deleteFrom('invocations').where('function_name', '=', name).execute();
+            await trx.deleteFrom('function_versions').where('function_name', '=', name).execute();
+            const result = await trx.deleteFrom('functions').where('name', '=', name).executeTakeFirst();
+            return result.numDeletedRows > 0n;
+          }),
+        ).then(async (deleted) => {
+          await this.#barrier();
+          return deleted;
         }),
-      ).then(async (deleted) => {
-        await this.#barrier();
-        return deleted;
-      }),
+      ),
     );
   }
 
@@ -219,8 +249,38 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
+  /**
+   * Writes invocation rows read back from a journal (crash recovery); a row whose id is already stored is skipped.
+   * Rows are checked the way `recordInvocation` checks records: one that is not a valid record is skipped too.
+   * Returns how many were skipped as invalid.
+   */
+  importInvocationRows(rows: readonly Record<string, unknown>[]): Promise<number> {
+    return this.#run('import journalled invocation records', async () => {
+      const valid: Insertable<InvocationsTable>[] = [];
+      for (const row of rows) {
+        try {
+          valid.push(invocationToRow(invocationFromRow(row as unknown as InvocationRow)));
+        } catch {
+          // Not a record this store wrote: leave it out.
+        }
+      }
+      let skipped = rows.length - valid.length;
+      for (let start = 0; start < valid.length; start += this.#maxInvocationBatch) {
+        const batch = valid.slice(start, start + this.#maxInvocationBatch);
+        try {
+          await this.#insertIgnoringDuplicates(batch);
+        } catch {
+          // One row the database refuses must not hold back the others.
+          for (const row of batch) await this.#insertIgnoringDuplicates([row]).catch(() => (skipped += 1));
+        }
+      }
+      return skipped;
+    });
+  }
+
   getInvocation(id: string): Promise<InvocationRecord | null> {
     return this.#run(`read invocation ${id}`, async () => {
+      await this.#recordsVisible();
       const row = await this.#db.selectFrom('invocations').selectAll().where('id', '=', id).executeTakeFirst();
       return row === undefined ? null : invocationFromRow(row);
     });
@@ -229,6 +289,7 @@ export class SqlMetadataStore implements MetadataStore {
   listInvocations(query: InvocationQuery): Promise<InvocationRecord[]> {
     return this.#run('list invocations', async () => {
       const limit = compileLimit(query.limit);
+      await this.#recordsVisible();
       let select = this.#db.selectFrom('invocations').selectAll();
       if (query.functionName !== undefined) select = select.where('function_name', '=', query.functionName);
       if (query.afterCreatedAt !== undefined) {
@@ -248,8 +309,10 @@ export class SqlMetadataStore implements MetadataStore {
   async #shutdown(): Promise<void> {
     this.#state = 'closing';
     this.#flush();
+    if (this.#journalled.length > 0) this.#commitJournalled();
     while (this.#active.size > 0) await Promise.all([...this.#active]);
     try {
+      this.#journal?.close();
       if (this.#destroyOnClose) await this.#db.destroy();
     } finally {
       this.#state = 'closed';
@@ -342,6 +405,7 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   async #writeBatch(batch: PendingInvocation[]): Promise<void> {
+    if (this.#journal !== undefined && this.#acknowledgeFromJournal(this.#journal, batch)) return;
     try {
       const chunks: Insertable<InvocationsTable>[][] = [];
       for (let start = 0; start < batch.length; start += rowsPerInsert) {
@@ -366,6 +430,99 @@ export class SqlMetadataStore implements MetadataStore {
       return;
     }
     for (const pending of batch) pending.resolve();
+  }
+
+  /** Appends the batch to the journal and acknowledges it; false (nothing done) when the journal cannot take it. */
+  #acknowledgeFromJournal(journal: InvocationJournal, batch: PendingInvocation[]): boolean {
+    const rows = batch.map((pending) => pending.row);
+    let ticket: number;
+    try {
+      ticket = journal.append(rows);
+    } catch {
+      // Disk full or an I/O error: these records go the slow way, straight into the database.
+      return false;
+    }
+    for (const row of rows) this.#journalled.push({ row, ticket });
+    this.#journalledCount += rows.length;
+    for (const pending of batch) pending.resolve();
+    // Commit in batches: a trip to the database per record would cost the event loop what the journal saved.
+    if (this.#journalled.length >= this.#maxInvocationBatch || this.#state !== 'open') this.#commitJournalled();
+    else this.#commitTimer ??= setTimeout(() => this.#commitJournalled(), journalCommitDelayMs);
+    return true;
+  }
+
+  /** Commits journalled records in batches until none are left; failures are retried (they are acknowledged). */
+  #commitJournalled(): void {
+    clearTimeout(this.#commitTimer);
+    this.#commitTimer = undefined;
+    if (this.#committer !== undefined) return;
+    this.#committer = (async () => {
+      let failures = 0;
+      while (this.#journalled.length > 0) {
+        const batch = this.#journalled.slice(0, this.#maxInvocationBatch);
+        try {
+          await this.#insertIgnoringDuplicates(batch.map((entry) => entry.row));
+        } catch {
+          failures += 1;
+          // Reads stop waiting for records that cannot be committed right now; the records stay in the journal
+          // and in memory. While closing, give up after a few tries: the next open recovers them from the journal.
+          this.#settle(this.#journalledCount);
+          if (this.#state !== 'open' && failures >= 3) return;
+          await sleep(Math.min(1000, 10 * 2 ** failures));
+          continue;
+        }
+        failures = 0;
+        this.#journalled.splice(0, batch.length);
+        const released = new Map<number, number>();
+        for (const { ticket } of batch) released.set(ticket, (released.get(ticket) ?? 0) + 1);
+        for (const [ticket, count] of released) this.#journal?.release(ticket, count);
+        this.#settle(this.#settledCount + batch.length);
+      }
+    })().finally(() => {
+      this.#committer = undefined;
+      if (this.#journalled.length > 0 && this.#state === 'open') this.#commitJournalled();
+    });
+    this.#track(this.#committer);
+  }
+
+  async #insertIgnoringDuplicates(rows: Insertable<InvocationsTable>[]): Promise<void> {
+    const statements: CompiledQuery[] = [];
+    for (let start = 0; start < rows.length; start += rowsPerInsert) {
+      statements.push(
+        this.#db
+          .insertInto('invocations')
+          .values(rows.slice(start, start + rowsPerInsert))
+          .onConflict((conflict) => conflict.column('id').doNothing())
+          .compile(),
+      );
+    }
+    if (this.#executeBatch !== undefined) {
+      await this.#executeBatch(statements);
+    } else {
+      await this.#db.transaction().execute(async (trx) => {
+        for (const statement of statements) await trx.executeQuery(statement);
+      });
+    }
+  }
+
+  #settle(upTo: number): void {
+    this.#settledCount = Math.max(this.#settledCount, upTo);
+    const waiting = this.#visibilityWaiters;
+    this.#visibilityWaiters = [];
+    for (const waiter of waiting) {
+      if (waiter.upTo <= this.#settledCount) waiter.resolve();
+      else this.#visibilityWaiters.push(waiter);
+    }
+  }
+
+  /** Resolves once every invocation record acknowledged so far is committed (or its commit failed). */
+  #recordsVisible(): Promise<void> {
+    // Records queued for the next flush count too: their callers may already be waiting on them.
+    if (this.#pending.length > 0) this.#flush();
+    const upTo = this.#journalledCount;
+    if (this.#settledCount >= upTo) return Promise.resolve();
+    this.#commitJournalled();
+    return new Promise((resolve) => this.#visibilityWaiters.push({ upTo, resolve }));
   }
 
   async #writeOne(pending: PendingInvocation): Promise<void> {

@@ -5,6 +5,7 @@ import { PlatformError } from '../../core/errors.js';
 import type { Database } from '../sql/schema.js';
 import { SqlMetadataStore } from '../sql/sql-metadata-store.js';
 import type { SqlMetadataStoreOptions } from '../sql/sql-metadata-store.js';
+import { RecordJournal } from './record-journal.js';
 import { WorkerSqliteDialect } from './worker-sqlite-dialect.js';
 
 export interface SqliteMetadataStoreOptions extends SqlMetadataStoreOptions {
@@ -23,8 +24,10 @@ export interface SqliteMetadataStoreOptions extends SqlMetadataStoreOptions {
  * Open (creating if needed) a SQLite metadata database at `path` and apply pending migrations.
  * `:memory:` gives a private in-memory database that lives until `close()`.
  *
- * WAL mode; see `durability` for when a commit reaches the disk. better-sqlite3 runs in a worker thread (`WorkerSqliteDialect`), so statements and fsyncs do not block the event loop, and a
- * batch of invocation records is written in one round trip to it.
+ * WAL mode; see `durability` for when a commit reaches the disk. better-sqlite3 runs in a worker thread
+ * (`WorkerSqliteDialect`), so statements and fsyncs do not block the event loop. Invocation records, the hot path,
+ * are acknowledged from an append-only journal and committed by the worker right after (`RecordJournal`); records
+ * a crashed process journalled are committed here on open.
  */
 export async function openSqliteMetadataStore(
   path: string,
@@ -51,18 +54,49 @@ export async function openSqliteMetadataStore(
     await db.destroy();
     throw PlatformError.from(err, 'UNAVAILABLE');
   }
+  let journal: RecordJournal | undefined;
+  try {
+    // With `full` durability records are committed (and fsynced) before they are acknowledged, journal or not.
+    if (!full && !inMemory) journal = RecordJournal.open(path);
+  } catch (err) {
+    await db.destroy();
+    throw new PlatformError('UNAVAILABLE', `cannot open the invocation record journal of ${path}: ${errorText(err)}`, {
+      cause: err,
+    });
+  }
   const store = new SqlMetadataStore(db, {
     ...options,
     executeBatch: (statements) => dialect.executeBatch(statements),
+    journal,
     // With NORMAL, a checkpoint fsyncs the WAL and then the database: what was committed is on disk after it.
     durabilityBarrier:
       full || inMemory ? undefined : () => sql`PRAGMA wal_checkpoint(FULL)`.execute(db).then(() => undefined),
   });
   try {
     await store.migrate();
+    if (!inMemory) await recoverJournal(store, path);
   } catch (err) {
     await store.close();
     throw err;
   }
   return store;
+}
+
+/** Commits the records a process that died had journalled (and acknowledged), then deletes its journal files. */
+async function recoverJournal(store: SqlMetadataStore, path: string): Promise<void> {
+  let recovered;
+  try {
+    recovered = RecordJournal.recover(path);
+  } catch (err) {
+    throw new PlatformError('UNAVAILABLE', `cannot read the invocation record journal of ${path}: ${errorText(err)}`, {
+      cause: err,
+    });
+  }
+  if (recovered.files.length === 0) return;
+  await store.importInvocationRows(recovered.rows);
+  recovered.discard();
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

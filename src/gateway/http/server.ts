@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
@@ -12,7 +13,7 @@ import type { MetadataStore } from '../../core/ports/metadata-store.js';
 import type { Enforcement } from '../../core/ports/sandbox-runtime.js';
 import type { InvocationRecord } from '../../core/types.js';
 import type { Deployer } from '../deployer.js';
-import type { InvocationResult, Invoker } from '../invoker.js';
+import type { CallerGone, InvocationResult, Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { apiKeyHook } from './api-keys.js';
 import { DeployBody, FunctionNameParams, InvocationParams, LogsQuery, SetCurrentBody } from './schemas.js';
@@ -68,6 +69,34 @@ export function sendError(reply: FastifyReply, err: PlatformError): FastifyReply
   const retryAfter = err.details.retryAfterSeconds;
   if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
   return reply.code(err.status).send({ error: { code: err.code, message: err.rawMessage, ...err.details } });
+}
+
+/**
+ * The client went away before its answer: the invoker stops waiting for an instance. The response stream closes
+ * early (the request stream closes as soon as the body has been read, so it cannot tell). Built for every
+ * invocation, so it costs nothing until the invoker has to wait: no AbortController, no listener before then.
+ */
+function callerGone(response: ServerResponse): CallerGone {
+  const gone = (): boolean => response.destroyed && !response.writableEnded;
+  const listeners = new Map<() => void, () => void>();
+  return {
+    get aborted() {
+      return gone();
+    },
+    addEventListener: (_type, listener) => {
+      const onClose = (): void => {
+        if (!response.writableEnded) listener();
+      };
+      listeners.set(listener, onClose);
+      response.once('close', onClose);
+    },
+    removeEventListener: (_type, listener) => {
+      const onClose = listeners.get(listener);
+      if (onClose === undefined) return;
+      listeners.delete(listener);
+      response.off('close', onClose);
+    },
+  };
 }
 
 function toPlatformError(err: unknown): PlatformError {
@@ -376,19 +405,13 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         },
       },
       async (request, reply) => {
-        const abort = new AbortController();
-        // The client went away before its answer: stop waiting for an instance (the response stream closes
-        // early; the request stream closes as soon as the body has been read, so it cannot tell).
-        reply.raw.once('close', () => {
-          if (!reply.raw.writableEnded) abort.abort();
-        });
         const started = performance.now();
         let result: InvocationResult;
         try {
           result = await invoker.invoke(
             request.params.name,
             (request.body as string | undefined) ?? '{}',
-            abort.signal,
+            callerGone(reply.raw),
           );
         } catch (err) {
           const error = PlatformError.from(err);

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { RecordJournal } from './record-journal.js';
+
+describe('RecordJournal', () => {
+  let dir: string;
+  let database: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'savassan-journal-'));
+    database = join(dir, 'metadata.db');
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  const row = (i: number) => ({ id: `inv-${i}`, function_name: 'alpha', duration_ms: i / 10, error: null });
+
+  it('appends one line per row, rolls over, and deletes a segment once all its rows are released', async () => {
+    const journal = RecordJournal.open(database, { segmentBytes: 200 });
+    const first = journal.append([row(1), row(2), row(3)]);
+    const second = journal.append([row(4)]);
+    assert.notEqual(first, second, 'the first append filled its segment, so the second went to a new one');
+    let files = (await readdir(dir)).sort();
+    assert.equal(files.length, 2);
+    const lines = (await readFile(join(dir, files[0]!), 'utf8')).trimEnd().split('\n');
+    assert.deepEqual(
+      lines.map((line) => JSON.parse(line) as unknown),
+      [row(1), row(2), row(3)],
+    );
+
+    journal.release(first, 2);
+    assert.equal((await readdir(dir)).length, 2, 'one row of the first segment is still uncommitted');
+    journal.release(first, 1);
+    files = await readdir(dir);
+    assert.equal(files.length, 1, 'the committed segment is gone');
+    journal.release(second, 1);
+    journal.close();
+    assert.deepEqual(await readdir(dir), [], 'a closed journal with nothing outstanding leaves no file');
+  });
+
+  it('hands uncommitted rows to the next open, and leaves a live owner alone', async () => {
+    const live = RecordJournal.open(database);
+    live.append([row(1)]);
+    assert.deepEqual(RecordJournal.recover(database).rows, [], 'this process owns it and is alive');
+
+    live.close();
+    const recovered = RecordJournal.recover(database);
+    assert.deepEqual(recovered.rows, [row(1)], 'closed with a row outstanding: it goes to whoever opens next');
+    recovered.discard();
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  it('reads back a segment torn mid-line, skipping only the torn line', async () => {
+    // A process that died (pid 0 is nobody's) in the middle of writing its third line.
+    const lines = `${JSON.stringify(row(1))}\n${JSON.stringify(row(2))}\n{"id":"inv-3","func`;
+    await writeFile(join(dir, 'metadata.db-records.0.abcd1234.0'), lines);
+    await writeFile(join(dir, 'other.db-records.0.abcd1234.0'), `${JSON.stringify(row(9))}\n`);
+    const recovered = RecordJournal.recover(database);
+    assert.deepEqual(recovered.rows, [row(1), row(2)]);
+    assert.equal(recovered.unreadableLines, 1);
+    assert.equal(recovered.files.length, 1, "another database's journal is not read");
+  });
+});
