@@ -235,6 +235,16 @@ export class SqlMetadataStore implements MetadataStore {
     } catch (err) {
       return Promise.reject(PlatformError.from(err, 'BAD_REQUEST'));
     }
+    const journal = this.#journal;
+    if (journal !== undefined && this.#pending.length === 0) {
+      // A journal write costs a few µs: no reason to wait for other records to share it.
+      return new Promise<void>((resolve, reject) => {
+        if (!this.#acknowledgeFromJournal(journal, [{ row, resolve, reject }])) {
+          this.#pending.push({ row, resolve, reject });
+          this.#flush();
+        }
+      });
+    }
     return new Promise<void>((resolve, reject) => {
       this.#pending.push({ row, resolve, reject });
       if (this.#pending.length >= this.#maxInvocationBatch) {
