@@ -137,12 +137,17 @@ export class Invoker {
     try {
       let accepted: boolean;
       try {
-        accepted = await queue.push({
-          functionName: version.functionName,
-          version: version.version,
-          reason: 'demand',
-          requestedAt: Date.now(),
-        });
+        // At max instances a new sandbox cannot be made: wait for one of the busy ones instead of filling the
+        // provisioning queue with requests the Manager would only drop (under sustained load they filled it, and
+        // requests a returned instance was about to serve got 429).
+        accepted =
+          (await this.#atMaxInstances(key, version)) ||
+          (await queue.push({
+            functionName: version.functionName,
+            version: version.version,
+            reason: 'demand',
+            requestedAt: Date.now(),
+          }));
       } catch (err) {
         const kept = await late();
         if (kept !== null) return kept;
@@ -179,6 +184,12 @@ export class Invoker {
       });
     }
     return { instance: item.instance, start: startOf(item.instance) };
+  }
+
+  /** Whether the pool already holds `maxInstances` instances of the version (idle or checked out). */
+  async #atMaxInstances(key: string, version: FunctionVersion): Promise<boolean> {
+    const { idle, checkedOut } = await this.options.pool.stats(key);
+    return idle + checkedOut >= version.config.maxInstances;
   }
 
   /**

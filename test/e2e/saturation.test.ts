@@ -1,0 +1,64 @@
+// A function held at its max instances under sustained load, in process (`startEmbedded`) so the provisioning
+// queue can be made tiny: requests beyond max instances wait for a busy instance and are served, none gets 429.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { readBundle } from '../../src/client/bundle.js';
+import { SavassanClient } from '../../src/client/client.js';
+import { startEmbedded } from '../../src/embedded/embedded-platform.js';
+import type { EmbeddedPlatform } from '../../src/embedded/embedded-platform.js';
+import { repoRoot } from '../helpers/server-process.js';
+
+describe('a function at max instances under sustained load', () => {
+  let dataDir: string;
+  let platform: EmbeddedPlatform;
+
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'savassan-saturation-'));
+    platform = await startEmbedded({
+      dataDir,
+      port: 0,
+      sandbox: 'process',
+      stemCells: false,
+      queueCapacity: 2,
+      queueWaitMs: 30_000,
+    });
+  });
+
+  after(async () => {
+    await platform.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('serves every request from the busy instances: nothing fills the provisioning queue', async () => {
+    const client = new SavassanClient({ url: platform.url });
+    await client.deploy('noop', await readBundle(join(repoRoot, 'bench', 'functions', 'noop')), {
+      maxInstances: 2,
+    });
+    const target = `${platform.url}/v1/functions/noop/invoke`;
+    // Two cold starts first: a burst of 16 first requests would overflow a 2-request queue by design (429).
+    const first = await Promise.all([1, 2].map(() => fetch(target, { method: 'POST', body: '{}' })));
+    await Promise.all(first.map((response) => response.text()));
+    assert.deepEqual(
+      first.map((response) => response.status),
+      [200, 200],
+    );
+    const statuses = new Map<number, number>();
+    let next = 0;
+    // Then 16 callers, 1500 requests, 2 instances: most requests find the pool empty and wait for one.
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next++ < 1500) {
+          const response = await fetch(target, { method: 'POST', body: '{}' });
+          await response.text();
+          statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+        }
+      }),
+    );
+    assert.deepEqual([...statuses], [[200, 1500]]);
+    const { nodes } = await client.listNodes();
+    assert.equal(nodes[0]?.sandboxes, 2, 'never more than max instances');
+  });
+});
