@@ -1,6 +1,9 @@
 // The bench's load generator and statistics, shared by bench/run.ts and bench/backends.ts: Node's own keep-alive
-// http.Agent, nothing installed beyond the project.
+// http.Agent, nothing installed beyond the project. On a machine with the cores for it the requests are fired from
+// several worker threads (bench/load-worker.mjs), so that one generator thread does not cap what a server can do.
 import { Agent, request } from 'node:http';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import type { SavassanClient } from '../src/client/client.js';
 
 export function percentile(sorted: number[], p: number): number {
@@ -53,8 +56,20 @@ export function post(agent: Agent, url: URL, body: string): Promise<Hit> {
   });
 }
 
+/**
+ * Threads that fire the requests of a `load` with concurrency above 1: one on a small machine, where a second
+ * would take CPU from the server under test, up to 4 where there are at least 16 cores. `BENCH_LOAD_THREADS`
+ * overrides it.
+ */
+export const loadThreads = Math.max(
+  1,
+  Number(process.env.BENCH_LOAD_THREADS ?? Math.min(4, Math.floor(availableParallelism() / 4))),
+);
+
 /** Fires `total` requests with `concurrency` in flight; returns latencies and wall time. */
 export async function load(url: string, total: number, concurrency: number) {
+  const threads = Math.min(loadThreads, concurrency);
+  if (threads > 1) return loadFromThreads(url, total, concurrency, threads);
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const target = new URL(url);
   const latencies: number[] = [];
@@ -74,6 +89,51 @@ export async function load(url: string, total: number, concurrency: number) {
   const seconds = (performance.now() - started) / 1000;
   agent.destroy();
   return { latencies, errors, seconds, rps: total / seconds };
+}
+
+interface ThreadResult {
+  latencies: Float64Array;
+  errors: number;
+  startedAt: number;
+  endedAt: number;
+}
+
+/** `load` split over worker threads: each gets its share of requests and concurrency; all start together. */
+async function loadFromThreads(url: string, total: number, concurrency: number, threads: number) {
+  const workers = Array.from({ length: threads }, (_, i) => {
+    const share = (of: number) => Math.floor(of / threads) + (i < of % threads ? 1 : 0);
+    const firstN = Math.floor(total / threads) * i + Math.min(i, total % threads);
+    return new Worker(new URL('./load-worker.mjs', import.meta.url), {
+      workerData: { url, total: share(total), concurrency: share(concurrency), firstN },
+    });
+  });
+  try {
+    await Promise.all(workers.map((worker) => once(worker, (message) => message === 'ready')));
+    const results = workers.map((worker) => once<ThreadResult>(worker, (message) => message !== 'ready'));
+    for (const worker of workers) worker.postMessage('go');
+    const done = await Promise.all(results);
+    const latencies = done.flatMap((result) => [...result.latencies]);
+    const seconds =
+      (Math.max(...done.map((result) => result.endedAt)) - Math.min(...done.map((result) => result.startedAt))) / 1000;
+    const errors = done.reduce((sum, result) => sum + result.errors, 0);
+    return { latencies, errors, seconds, rps: total / seconds };
+  } finally {
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+}
+
+/** The first message of `worker` that `accept` takes; rejects if the worker fails or exits first. */
+function once<T>(worker: Worker, accept: (message: unknown) => boolean): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: unknown) => {
+      if (!accept(message)) return;
+      worker.off('message', onMessage);
+      resolve(message as T);
+    };
+    worker.on('message', onMessage);
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`a load thread exited (code ${code}) before it answered`)));
+  });
 }
 
 /**

@@ -13,7 +13,7 @@ import { repoRoot, startServer } from '../test/helpers/server-process.js';
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
 import { measureCluster } from './cluster.js';
 import { measureSandboxColdStarts } from './cold-start.js';
-import { load, mean, post, round, summarise, warmUntilSteady } from './load.js';
+import { load, loadThreads, mean, post, round, summarise, warmUntilSteady } from './load.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const warmRequests = quick ? 300 : 3000;
@@ -50,6 +50,7 @@ async function main(): Promise<void> {
       memoryGiB: round(totalmem() / 2 ** 30, 1),
       kernel: release(),
       node: process.version,
+      loadThreads,
     },
     quick,
   };
