@@ -8,6 +8,8 @@ import BetterSqlite3 from 'better-sqlite3';
 import { repoRoot } from '../helpers/server-process.js';
 import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
 import { openSqliteMetadataStore } from '../../src/adapters/sqlite/sqlite-metadata-store.js';
+import { isPlatformError } from '../../src/core/errors.js';
+import type { InvocationRecord } from '../../src/core/types.js';
 import { blobStoreContract } from './blob-store.contract.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
 
@@ -147,6 +149,55 @@ process.kill(process.pid, 'SIGKILL');
       );
     } finally {
       await reopened.close();
+      await removeTempDir(dir);
+    }
+  });
+
+  it('while commits fail, acknowledges at most maxJournalBacklog records, refuses the rest, and commits them after', async () => {
+    const dir = await tempDir('sqlite-backlog');
+    const path = join(dir, 'metadata.db');
+    const store = await openSqliteMetadataStore(path, { busyTimeoutMs: 50, maxJournalBacklog: 5 });
+    const record = (i: number): InvocationRecord => ({
+      id: `inv-${i}`,
+      functionName: 'alpha',
+      version: 1,
+      start: 'warm',
+      status: 'success',
+      initMs: null,
+      durationMs: 1,
+      peakMemoryBytes: null,
+      error: null,
+      logKey: null,
+      nodeId: 'n',
+      instanceId: 'i',
+      createdAt: new Date(1_700_000_000_000 + i),
+    });
+    // Another connection holds the write lock: every commit of the store's fails (busy) until it lets go.
+    const blocker = new BetterSqlite3(path);
+    blocker.exec('begin immediate');
+    try {
+      const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.recordInvocation(record(i))));
+      assert.deepEqual(
+        results.map((result) => result.status),
+        ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected', 'rejected'],
+      );
+      const refused = results[5];
+      assert.ok(refused?.status === 'rejected' && isPlatformError(refused.reason, 'UNAVAILABLE'));
+    } finally {
+      blocker.exec('commit');
+      blocker.close();
+    }
+    try {
+      // The five acknowledged records are committed by the store's retries once the lock is gone.
+      const deadline = Date.now() + 10_000;
+      let listed = await store.listInvocations({ functionName: 'alpha', limit: 100 });
+      while (listed.length < 5 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        listed = await store.listInvocations({ functionName: 'alpha', limit: 100 });
+      }
+      assert.deepEqual(listed.map((r) => r.id).sort(), ['inv-0', 'inv-1', 'inv-2', 'inv-3', 'inv-4']);
+    } finally {
+      await store.close();
       await removeTempDir(dir);
     }
   });

@@ -25,6 +25,12 @@ import type {
 export interface SqlMetadataStoreOptions {
   /** Most invocation records written in one group-commit transaction. Default 256. */
   maxInvocationBatch?: number;
+  /**
+   * Most journalled records waiting for their commit (default 50,000). Past it, while the database refuses commits,
+   * records are no longer acknowledged from the journal: they go straight to the database and fail with it, so a
+   * long outage costs errors, not memory.
+   */
+  maxJournalBacklog?: number;
   /** Destroy the Kysely instance (and its connections) on `close()`. Default true: the store owns it. */
   destroyOnClose?: boolean;
   /**
@@ -62,6 +68,7 @@ export const invocationListLimits = { default: 50, max: 1000 } as const;
 export const storedErrorLimits = { name: 256, code: 256, message: 4096, stack: 8192 } as const;
 
 const defaultMaxInvocationBatch = 256;
+const defaultMaxJournalBacklog = 50_000;
 /** Rows per INSERT statement: keeps bound parameters under SQLite's historical limit of 999. */
 const rowsPerInsert = 64;
 const maxWriteAttempts = 5;
@@ -89,6 +96,7 @@ export class SqlMetadataStore implements MetadataStore {
   readonly #destroyOnClose: boolean;
   readonly #executeBatch: SqlMetadataStoreOptions['executeBatch'];
   readonly #journal: InvocationJournal | undefined;
+  readonly #maxJournalBacklog: number;
   readonly #barrier: () => Promise<void>;
   readonly #backend: string | undefined;
   #state: 'open' | 'closing' | 'closed' = 'open';
@@ -115,6 +123,7 @@ export class SqlMetadataStore implements MetadataStore {
     this.#destroyOnClose = options.destroyOnClose ?? true;
     this.#executeBatch = options.executeBatch;
     this.#journal = options.journal;
+    this.#maxJournalBacklog = Math.max(1, options.maxJournalBacklog ?? defaultMaxJournalBacklog);
     this.#barrier = options.durabilityBarrier ?? (() => Promise.resolve());
     this.#backend = options.backend;
   }
@@ -444,6 +453,7 @@ export class SqlMetadataStore implements MetadataStore {
 
   /** Appends the batch to the journal and acknowledges it; false (nothing done) when the journal cannot take it. */
   #acknowledgeFromJournal(journal: InvocationJournal, batch: PendingInvocation[]): boolean {
+    if (this.#journalled.length + batch.length > this.#maxJournalBacklog) return false;
     const rows = batch.map((pending) => pending.row);
     let ticket: number;
     try {
