@@ -413,6 +413,27 @@ describe('Agent with the process runtime', () => {
     await agent.destroySandbox(ref.instanceId);
   });
 
+  it('kills a sandbox whose code floods the channel with forged messages', async () => {
+    const ref = await agent.createSandbox(await deploy('forger'));
+    const outcome = await invoke(ref.instanceId, { forge: 'flood', count: 150 });
+    assert.equal(outcome.status, 'crash');
+    assert.match(outcome.error?.message ?? '', /broke the protocol.*more than 100 unexpected messages/);
+    assert.equal(outcome.reusable, false);
+    assert.equal(
+      (await agent.listSandboxes()).some((s) => s.instanceId === ref.instanceId),
+      false,
+    );
+  });
+
+  it('refuses a result over the size limit even when the code fools the shim into sending it', async () => {
+    const ref = await agent.createSandbox(await deploy('forger'));
+    const outcome = await invoke(ref.instanceId, { forge: 'big-result' });
+    assert.equal(outcome.status, 'error');
+    assert.equal(outcome.error?.name, 'Runtime.ResponseSizeTooLarge');
+    assert.equal(outcome.payloadJson, undefined);
+    await agent.destroySandbox(ref.instanceId);
+  });
+
   it('marks an idle sandbox whose process died as gone', async () => {
     const ref = await agent.createSandbox(await deploy('echo'));
     const pid = await pidOf(ref.instanceId);
