@@ -1,34 +1,15 @@
-// One thread of the bench's load generator (see bench/load.ts): fires its share of the requests with its share of
-// the concurrency over Node's keep-alive http.Agent and posts back the latencies and its start/end times.
-// Plain JavaScript so the worker needs no loader.
-import { Agent, request } from 'node:http';
+// One thread of the bench's load generator (see `load` in bench/load.ts): fires its share of the requests with its
+// share of the concurrency and posts back the latencies and its start and end times. Plain JavaScript: a worker
+// thread does not get the bench's TypeScript loader.
+import { Agent } from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
+import { post } from './http-post.mjs';
 
 const { url, total, concurrency, firstN } = workerData;
-const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-const target = new URL(url);
-
-function post(body) {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const req = request(
-      target,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 parentPort.once('message', async () => {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const target = new URL(url);
   const latencies = new Float64Array(total);
   let errors = 0;
   let next = 0;
@@ -37,7 +18,7 @@ parentPort.once('message', async () => {
     Array.from({ length: concurrency }, async () => {
       while (next < total) {
         const n = next++;
-        const hit = await post(`{"n":${firstN + n}}`);
+        const hit = await post(agent, target, `{"n":${firstN + n}}`);
         if (hit.status !== 200) errors++;
         latencies[n] = hit.ms;
       }

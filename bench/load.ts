@@ -1,9 +1,11 @@
 // The bench's load generator and statistics, shared by bench/run.ts and bench/backends.ts: Node's own keep-alive
 // http.Agent, nothing installed beyond the project. On a machine with the cores for it the requests are fired from
 // several worker threads (bench/load-worker.mjs), so that one generator thread does not cap what a server can do.
-import { Agent, request } from 'node:http';
+import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { post } from './http-post.mjs';
+import type { Hit } from './http-post.mjs';
 import type { SavassanClient } from '../src/client/client.js';
 
 export function percentile(sorted: number[], p: number): number {
@@ -25,36 +27,8 @@ export const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 1
 
 export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-export interface Hit {
-  status: number;
-  ms: number;
-  body: string;
-  headers: Record<string, string | string[] | undefined>;
-}
-
-export function post(agent: Agent, url: URL, body: string): Promise<Hit> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, ms: performance.now() - started, body: text, headers: res.headers }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+export { post };
+export type { Hit };
 
 /**
  * Threads that fire the requests of a `load` with concurrency above 1: one on a small machine, where a second
