@@ -128,6 +128,13 @@ export class Manager {
   async #provision(request: ProvisionRequest): Promise<void> {
     const { pool, metadata, agents, logger } = this.#options;
     const key = poolKey(request.functionName, request.version);
+    if (request.reason === 'demand') {
+      // Someone may already have been served by a returned instance (competitive consumption): create only while
+      // waiters outnumber the sandboxes already on their way. Checked first, before any read of the store: under
+      // load most demand requests are stale by the time they are popped, and must be dropped as fast as they come.
+      const { waiters } = await pool.stats(key);
+      if (waiters <= this.inFlight(key)) return;
+    }
     let version: FunctionVersion | null;
     try {
       version = await metadata.getVersion(request.functionName, request.version);
@@ -140,12 +147,6 @@ export class Manager {
     if (version === null) {
       await pool.pushFailure(key, notFound(request));
       return;
-    }
-    if (request.reason === 'demand') {
-      // Someone may already have been served by a returned instance (competitive consumption):
-      // create only while waiters outnumber the sandboxes already on their way.
-      const { waiters } = await pool.stats(key);
-      if (waiters <= this.inFlight(key)) return;
     }
     if ((await this.#countInstances(version)) + this.inFlight(key) >= version.config.maxInstances) return;
 
