@@ -58,6 +58,13 @@ export class Manager {
   /** The Agent's idle sandboxes at the last reconcile pass, by instance id. */
   #idleSightings = new Map<string, IdleSighting>();
   #workers: Promise<void>[] = [];
+  /**
+   * Demand waiting for a creation slot, one entry per pool key in arrival order: requests are coalesced here so the
+   * queue keeps draining (and stale requests keep being dropped) while every slot is busy creating.
+   */
+  readonly #wanted = new Map<string, ProvisionRequest>();
+  /** Creations under way from the queue, at most `concurrency`. */
+  readonly #creating = new Set<Promise<void>>();
   #reconcileTimer: NodeJS.Timeout | undefined;
   #reconciling: Promise<void> | undefined;
   #started = false;
@@ -92,7 +99,9 @@ export class Manager {
     this.#stopped = true;
     this.#abort.abort();
     clearInterval(this.#reconcileTimer);
+    this.#wanted.clear();
     await Promise.allSettled([...this.#workers, this.#reconciling]);
+    while (this.#creating.size > 0) await Promise.allSettled([...this.#creating]);
   }
 
   /** Provisioning requests currently being served for a pool key. */
@@ -118,23 +127,65 @@ export class Manager {
         continue;
       }
       if (request === null) continue;
-      await this.#provision(request).then(
-        () => this.#provisionLog.succeeded(),
-        (err: unknown) => this.#provisionLog.failed(err),
-      );
+      await this.#accept(request).catch((err: unknown) => this.#provisionLog.failed(err));
     }
   }
 
-  async #provision(request: ProvisionRequest): Promise<void> {
+  /**
+   * Triage of a popped request, without waiting for a creation: a stale demand request is dropped, anything else
+   * is noted as wanted for its key and served when a creation slot is free. Workers thus keep the queue drained
+   * while slots are busy; without this, a function scaling up under sustained load filled the queue with requests
+   * that were stale by the time a worker got to them, and callers got 429.
+   */
+  async #accept(request: ProvisionRequest): Promise<void> {
+    const key = poolKey(request.functionName, request.version);
+    if (request.reason === 'demand' && !(await this.#stillWanted(key))) return;
+    if (!this.#wanted.has(key)) this.#wanted.set(key, request);
+    this.#startCreations();
+  }
+
+  /**
+   * Someone may already have been served by a returned instance (competitive consumption): a demand is wanted only
+   * while waiters outnumber the sandboxes already on their way. Checked before any read of the store: under load
+   * most demand requests are stale by the time they are popped, and must be dropped as fast as they come.
+   */
+  async #stillWanted(key: string): Promise<boolean> {
+    const { waiters } = await this.#options.pool.stats(key);
+    return waiters > this.inFlight(key);
+  }
+
+  /** Serves wanted keys, oldest first, while creation slots are free. */
+  #startCreations(): void {
+    while (!this.#stopped && this.#creating.size < this.#options.concurrency) {
+      const next = this.#wanted.entries().next();
+      if (next.done === true) return;
+      const [key, request] = next.value;
+      this.#wanted.delete(key);
+      const creation = this.#provision(request).then(
+        async (created) => {
+          this.#provisionLog.succeeded();
+          // A burst keeps a key wanted after one creation: serve it again (behind other keys) while waiters remain.
+          if (created && request.reason === 'demand' && !this.#stopped && (await this.#stillWanted(key))) {
+            if (!this.#wanted.has(key)) this.#wanted.set(key, request);
+          }
+        },
+        (err: unknown) => this.#provisionLog.failed(err),
+      );
+      const settled = creation
+        .catch((err: unknown) => this.#provisionLog.failed(err))
+        .finally(() => {
+          this.#creating.delete(settled);
+          this.#startCreations();
+        });
+      this.#creating.add(settled);
+    }
+  }
+
+  /** Creates one sandbox for the request if it is still needed and allowed; true when one was made. */
+  async #provision(request: ProvisionRequest): Promise<boolean> {
     const { pool, metadata, agents, logger } = this.#options;
     const key = poolKey(request.functionName, request.version);
-    if (request.reason === 'demand') {
-      // Someone may already have been served by a returned instance (competitive consumption): create only while
-      // waiters outnumber the sandboxes already on their way. Checked first, before any read of the store: under
-      // load most demand requests are stale by the time they are popped, and must be dropped as fast as they come.
-      const { waiters } = await pool.stats(key);
-      if (waiters <= this.inFlight(key)) return;
-    }
+    if (request.reason === 'demand' && !(await this.#stillWanted(key))) return false;
     let version: FunctionVersion | null;
     try {
       version = await metadata.getVersion(request.functionName, request.version);
@@ -146,9 +197,9 @@ export class Manager {
     }
     if (version === null) {
       await pool.pushFailure(key, notFound(request));
-      return;
+      return false;
     }
-    if ((await this.#countInstances(version)) + this.inFlight(key) >= version.config.maxInstances) return;
+    if ((await this.#countInstances(version)) + this.inFlight(key) >= version.config.maxInstances) return false;
 
     this.#inFlight.set(key, this.inFlight(key) + 1);
     try {
@@ -165,16 +216,17 @@ export class Manager {
         const error = PlatformError.from(err);
         logger.warn({ key, err: error }, 'sandbox creation failed');
         await pool.pushFailure(key, failureOf(error)).catch(() => {});
-        return;
+        return false;
       }
       if (agents.get(instance.nodeId) === null) {
         // Its node left while the sandbox was being created: the pool must not get an instance nobody can reach.
         logger.warn({ key, nodeId: instance.nodeId }, 'node left during sandbox creation; dropping the instance');
-        return;
+        return false;
       }
       // If the pool is down this throws; the new sandbox stays idle on the Agent and a reconcile pass adopts it.
       await pool.push(instance);
       logger.debug({ key, instanceId: instance.instanceId, initMs: instance.initMs }, 'sandbox ready');
+      return true;
     } finally {
       this.#inFlight.set(key, this.inFlight(key) - 1);
     }
