@@ -35,10 +35,16 @@ export type { Hit };
  * would take CPU from the server under test, up to 4 where there are at least 16 cores. `BENCH_LOAD_THREADS`
  * overrides it.
  */
-export const loadThreads = Math.max(
-  1,
-  Number(process.env.BENCH_LOAD_THREADS ?? Math.min(4, Math.floor(availableParallelism() / 4))),
-);
+export const loadThreads = threadsFrom(process.env.BENCH_LOAD_THREADS);
+
+function threadsFrom(setting: string | undefined): number {
+  if (setting === undefined || setting === '') return Math.max(1, Math.min(4, Math.floor(availableParallelism() / 4)));
+  const threads = Number(setting);
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new Error(`BENCH_LOAD_THREADS must be a whole number of threads, at least 1; got ${JSON.stringify(setting)}`);
+  }
+  return threads;
+}
 
 /** Fires `total` requests with `concurrency` in flight; returns latencies and wall time. */
 export async function load(url: string, total: number, concurrency: number) {

@@ -129,7 +129,7 @@ async function openMetadata(options: BackendOptions): Promise<Opened<MetadataSto
   const { dbUrl } = options;
   if (dbUrl === undefined) {
     const path = join(options.dataDir, 'savassan.db');
-    const store = await openSqliteMetadataStore(path, { durability: options.durability });
+    const store = await openSqliteMetadataStore(path, { durability: options.durability, logger: options.logger });
     return { value: store, summary: `SQLite at ${path}`, close: () => store.close() };
   }
   const scheme = schemeOf(dbUrl, 'database');

@@ -119,6 +119,9 @@ export class Invoker {
     // An idle instance means no init in this request's path, even if it never served before (min instances).
     if (warm !== null) return { instance: warm, start: 'warm' };
 
+    // The client may have gone while the checkout ran (its 'close' would not fire again).
+    if (signal?.aborted === true)
+      throw new PlatformError('UNAVAILABLE', 'request aborted while waiting for an instance');
     // Wait first, then ask for a sandbox: the Manager provisions only while someone waits, so the waiter must
     // be registered before the request can reach it.
     const cancel = new AbortController();
@@ -227,6 +230,28 @@ export class Invoker {
         this.#logger.warn({ err, instanceId }, 'destroying a failed sandbox failed');
       }),
     ]);
+    await this.#replaceForWaiters(instance);
+  }
+
+  /**
+   * A discarded instance frees a slot under max instances. Requests that found the function at its max wait without
+   * asking for a sandbox (see `#acquire`), so ask for one now if any are waiting; the Manager drops the request if
+   * they are served first. Never throws: the waiters still have their timeout.
+   */
+  async #replaceForWaiters(instance: InstanceRef): Promise<void> {
+    const { pool, queue } = this.options;
+    try {
+      const { waiters } = await pool.stats(poolKey(instance.functionName, instance.version));
+      if (waiters === 0) return;
+      await queue.push({
+        functionName: instance.functionName,
+        version: instance.version,
+        reason: 'demand',
+        requestedAt: Date.now(),
+      });
+    } catch (err) {
+      this.#logger.warn({ err, instanceId: instance.instanceId }, 'could not ask for a replacement sandbox');
+    }
   }
 }
 

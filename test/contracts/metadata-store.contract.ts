@@ -355,6 +355,31 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
       });
     });
 
+    it('refuses an invalid record with BAD_REQUEST and keeps the valid ones written with it', async () => {
+      await withStore(async (store) => {
+        const bad = [
+          invocation({ id: 'bad-duration', durationMs: Number.NaN }),
+          invocation({ id: 'bad-version', version: 0 }),
+          invocation({ id: 'bad-init', initMs: Number.POSITIVE_INFINITY }),
+          invocation({ id: 'bad-function', functionName: '' }),
+          invocation({ id: '' }),
+        ];
+        const results = await Promise.allSettled([
+          ...bad.map((record) => store.recordInvocation(record)),
+          store.recordInvocation(invocation({ id: 'good' })),
+        ]);
+        for (const [i, result] of results.slice(0, bad.length).entries()) {
+          assert.ok(
+            result.status === 'rejected' && isPlatformError(result.reason, 'BAD_REQUEST'),
+            `${bad[i]?.id || '(empty id)'} is refused with BAD_REQUEST`,
+          );
+        }
+        assert.equal(results.at(-1)?.status, 'fulfilled');
+        assert.equal((await store.getInvocation('good'))?.id, 'good');
+        assert.equal(await store.getInvocation('bad-duration'), null);
+      });
+    });
+
     it('listInvocations is newest first, filtered by function and time, limited', async () => {
       await withStore(async (store) => {
         const t0 = 1_700_000_000_000;

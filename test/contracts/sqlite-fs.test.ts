@@ -62,6 +62,28 @@ blobStoreContract('FsBlobStore', async () => {
   return { store: new FsBlobStore(join(dir, 'root')), cleanup: () => removeTempDir(dir) };
 });
 
+const storeModule = new URL('../../src/adapters/sqlite/sqlite-metadata-store.ts', import.meta.url).href;
+
+/**
+ * A script that opens the store at `path`, records 300 invocations of `alpha` (then deletes `alpha` when
+ * RECORD_THEN=delete) and SIGKILLs itself the moment the last step is acknowledged.
+ */
+function recorderScript(path: string): string {
+  return `import { openSqliteMetadataStore } from ${JSON.stringify(storeModule)};
+const store = await openSqliteMetadataStore(${JSON.stringify(path)});
+const records = Array.from({ length: 300 }, (_, i) => ({
+  id: 'inv-' + i, functionName: 'alpha', version: 1, start: 'warm', status: 'success', initMs: null,
+  durationMs: 1, peakMemoryBytes: null, error: null, logKey: null, nodeId: 'n', instanceId: 'i',
+  createdAt: new Date(1_700_000_000_000 + i),
+}));
+for (let i = 0; i < records.length; i += 30) {
+  await Promise.all(records.slice(i, i + 30).map((record) => store.recordInvocation(record)));
+}
+if (process.env.RECORD_THEN === 'delete') await store.deleteFunction('alpha');
+process.kill(process.pid, 'SIGKILL');
+`;
+}
+
 describe('SQLite metadata store specifics', () => {
   it('uses WAL and keeps data across reopen', async () => {
     const dir = await tempDir('sqlite');
@@ -113,40 +135,24 @@ describe('SQLite metadata store specifics', () => {
   it('keeps every acknowledged record when the process is killed before committing them', async () => {
     const dir = await tempDir('sqlite-crash');
     const path = join(dir, 'metadata.db');
-    const storeModule = new URL('../../src/adapters/sqlite/sqlite-metadata-store.ts', import.meta.url).href;
     // A separate process records 300 invocations and is SIGKILLed the moment the last one is acknowledged.
     const script = join(dir, 'record-and-die.mts');
-    await writeFile(
-      script,
-      `import { openSqliteMetadataStore } from ${JSON.stringify(storeModule)};
-const store = await openSqliteMetadataStore(${JSON.stringify(path)});
-const records = Array.from({ length: 300 }, (_, i) => ({
-  id: 'inv-' + i, functionName: 'alpha', version: 1, start: 'warm', status: 'success', initMs: null,
-  durationMs: 1, peakMemoryBytes: null, error: null, logKey: null, nodeId: 'n', instanceId: 'i',
-  createdAt: new Date(1_700_000_000_000 + i),
-}));
-for (let i = 0; i < records.length; i += 30) {
-  await Promise.all(records.slice(i, i + 30).map((record) => store.recordInvocation(record)));
-}
-process.kill(process.pid, 'SIGKILL');
-`,
-    );
+    await writeFile(script, recorderScript(path));
     const child = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: repoRoot, encoding: 'utf8' });
     assert.equal(child.signal, 'SIGKILL', `the recorder should have been killed:\n${child.stderr}`);
-    assert.ok(
-      (await readdir(dir)).some((name) => name.startsWith('metadata.db-records.')),
-      'the dead process left its journal behind',
-    );
+    const deadJournal = (await readdir(dir)).filter((name) => name.startsWith('metadata.db-records.'));
+    assert.ok(deadJournal.length > 0, 'the dead process left its journal behind');
+    const raw = new BetterSqlite3(path, { readonly: true });
+    const committedBefore = raw.prepare<[], { n: number }>('select count(*) as n from invocations').get()?.n ?? 0;
+    raw.close();
+    assert.ok(committedBefore < 300, `some records were only in the journal (${committedBefore} of 300 committed)`);
 
     const reopened = await openSqliteMetadataStore(path);
     try {
       const listed = await reopened.listInvocations({ functionName: 'alpha', limit: 1000 });
       assert.equal(listed.length, 300, 'every acknowledged record is there');
-      const journals = (await readdir(dir)).filter((name) => name.startsWith('metadata.db-records.'));
-      assert.ok(
-        journals.every((name) => name.startsWith(`metadata.db-records.${process.pid}.`)),
-        `the dead process's journal was cleared, found ${journals.join(', ')}`,
-      );
+      const left = (await readdir(dir)).filter((name) => deadJournal.includes(name));
+      assert.deepEqual(left, [], "the dead process's journal was cleared");
     } finally {
       await reopened.close();
       await removeTempDir(dir);
@@ -196,8 +202,33 @@ process.kill(process.pid, 'SIGKILL');
         listed = await store.listInvocations({ functionName: 'alpha', limit: 100 });
       }
       assert.deepEqual(listed.map((r) => r.id).sort(), ['inv-0', 'inv-1', 'inv-2', 'inv-3', 'inv-4']);
+      // After the failed commits, reads wait for their records again: each is found right after it is recorded.
+      for (let i = 100; i < 120; i++) {
+        await store.recordInvocation(record(i));
+        assert.equal((await store.getInvocation(`inv-${i}`))?.id, `inv-${i}`);
+      }
     } finally {
       await store.close();
+      await removeTempDir(dir);
+    }
+  });
+
+  it("does not bring back a deleted function's records after a crash", async () => {
+    const dir = await tempDir('sqlite-crash-delete');
+    const path = join(dir, 'metadata.db');
+    const script = join(dir, 'record-and-die.mts');
+    await writeFile(script, recorderScript(path));
+    const child = spawnSync(process.execPath, ['--import', 'tsx', script], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { ...process.env, RECORD_THEN: 'delete' },
+    });
+    assert.equal(child.signal, 'SIGKILL', `the recorder should have been killed:\n${child.stderr}`);
+    const reopened = await openSqliteMetadataStore(path);
+    try {
+      assert.deepEqual(await reopened.listInvocations({ functionName: 'alpha', limit: 1000 }), []);
+    } finally {
+      await reopened.close();
       await removeTempDir(dir);
     }
   });

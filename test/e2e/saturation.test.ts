@@ -1,7 +1,7 @@
 // A function held at its max instances under sustained load, in process (`startEmbedded`) so the provisioning
 // queue can be made tiny: requests beyond max instances wait for a busy instance and are served, none gets 429.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -60,6 +60,31 @@ describe('a function at max instances under sustained load', () => {
     assert.deepEqual([...statuses], [[200, 1500]]);
     const { nodes } = await client.listNodes();
     assert.equal(nodes[0]?.sandboxes, 2, 'never more than max instances');
+  });
+
+  it('replaces a crashed instance for the requests waiting at max instances', async () => {
+    const client = new SavassanClient({ url: platform.url });
+    const code = join(dataDir, 'crasher');
+    await mkdir(code);
+    await writeFile(
+      join(code, 'index.js'),
+      'exports.handler = async (event) => {\n' +
+        '  if (event.crash) { await new Promise((r) => setTimeout(r, 300)); process.exit(1); }\n' +
+        '  return { ok: true };\n};\n',
+    );
+    await client.deploy('crasher', await readBundle(code), { maxInstances: 1 });
+    const target = `${platform.url}/v1/functions/crasher/invoke`;
+    const crash = fetch(target, { method: 'POST', body: '{"crash":true}' });
+    // Let the crashing call take the only instance, then queue three behind it: they wait without asking for a
+    // sandbox (max instances), and the crash must bring them one instead of leaving them to time out (429).
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const waiting = await Promise.all([1, 2, 3].map(() => fetch(target, { method: 'POST', body: '{}' })));
+    assert.equal((await crash).status, 502);
+    assert.deepEqual(
+      waiting.map((response) => response.status),
+      [200, 200, 200],
+    );
+    await Promise.all(waiting.map((response) => response.text()));
   });
 
   it('scales a function up under sustained load without overflowing the queue with stale requests', async () => {

@@ -1,5 +1,7 @@
 import type { CompiledQuery, Insertable, Kysely, Transaction } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import { silentLogger } from '../../core/logger.js';
 import { validateFunctionName } from '../../core/function-config.js';
 import type { FunctionConfig } from '../../core/function-config.js';
 import type { InvocationQuery, MetadataStore, NewVersion } from '../../core/ports/metadata-store.js';
@@ -52,6 +54,8 @@ export interface SqlMetadataStoreOptions {
   durabilityBarrier?: (() => Promise<void>) | undefined;
   /** Names the database in the messages of failed calls (`PostgreSQL at 127.0.0.1:5432`); never with a password. */
   backend?: string | undefined;
+  /** Where the journal's commit failures and dropped records are logged. */
+  logger?: Logger | undefined;
 }
 
 export interface InvocationJournal {
@@ -59,6 +63,8 @@ export interface InvocationJournal {
   append(rows: Insertable<InvocationsTable>[]): number;
   /** `count` rows appended under `ticket` are committed to the database. */
   release(ticket: number, count: number): void;
+  /** The function is being deleted: rows of it appended so far must not come back from the journal. */
+  markDeleted(functionName: string): void;
   close(): void;
 }
 
@@ -99,6 +105,7 @@ export class SqlMetadataStore implements MetadataStore {
   readonly #maxJournalBacklog: number;
   readonly #barrier: () => Promise<void>;
   readonly #backend: string | undefined;
+  readonly #logger: Logger;
   #state: 'open' | 'closing' | 'closed' = 'open';
   #closing: Promise<void> | undefined;
   /** Operations and batch writes under way; `close()` waits for them before destroying the connection. */
@@ -106,11 +113,14 @@ export class SqlMetadataStore implements MetadataStore {
   #pending: PendingInvocation[] = [];
   #flushScheduled = false;
   /** Journalled (acknowledged) records not yet committed, in order, with their journal tickets. */
-  #journalled: { row: Insertable<InvocationsTable>; ticket: number }[] = [];
-  /** Records journalled so far and, of those, committed (or given up on); reads wait for the difference. */
+  #journalled: { row: Insertable<InvocationsTable>; ticket: number; seq: number }[] = [];
+  /** Records journalled so far and, of those, committed (or left out: their function was deleted). */
   #journalledCount = 0;
-  #settledCount = 0;
+  #committedCount = 0;
+  /** Reads waiting for the records acknowledged before them. */
   #visibilityWaiters: { upTo: number; resolve: () => void }[] = [];
+  /** Functions deleted while records of theirs were journalled: the journal position of the delete. */
+  readonly #deletedAt = new Map<string, number>();
   /** The loop committing journalled records while it runs, and the timer that starts it. */
   #committer: Promise<void> | undefined;
   #commitTimer: NodeJS.Timeout | undefined;
@@ -126,6 +136,7 @@ export class SqlMetadataStore implements MetadataStore {
     this.#maxJournalBacklog = Math.max(1, options.maxJournalBacklog ?? defaultMaxJournalBacklog);
     this.#barrier = options.durabilityBarrier ?? (() => Promise.resolve());
     this.#backend = options.backend;
+    this.#logger = options.logger ?? silentLogger;
   }
 
   migrate(): Promise<void> {
@@ -167,8 +178,9 @@ export class SqlMetadataStore implements MetadataStore {
 
   deleteFunction(name: string): Promise<boolean> {
     return this.#run(`delete function ${name}`, () =>
-      // Records acknowledged before the delete go with it.
-      this.#recordsVisible().then(() =>
+      // Records acknowledged before the delete go with it: the journal and the committer leave them out from here,
+      // and those already committed are deleted below.
+      this.#forgetJournalled(name).then(() =>
         this.#retrying(() =>
           this.#db.transaction().execute(async (trx) => {
             await lockFunction(trx, name);
@@ -269,9 +281,9 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   /**
-   * Writes invocation rows read back from a journal (crash recovery); a row whose id is already stored is skipped.
-   * Rows are checked the way `recordInvocation` checks records: one that is not a valid record is skipped too.
-   * Returns how many were skipped as invalid.
+   * Writes invocation rows read back from a journal (crash recovery). A row whose id is already stored is skipped,
+   * and so is a row that is not a valid record or that the database refuses (a constraint): their number is
+   * returned. Any other failure (the database is busy, the disk is full) throws, and nothing may be discarded.
    */
   importInvocationRows(rows: readonly Record<string, unknown>[]): Promise<number> {
     return this.#run('import journalled invocation records', async () => {
@@ -288,9 +300,16 @@ export class SqlMetadataStore implements MetadataStore {
         const batch = valid.slice(start, start + this.#maxInvocationBatch);
         try {
           await this.#insertIgnoringDuplicates(batch);
-        } catch {
-          // One row the database refuses must not hold back the others.
-          for (const row of batch) await this.#insertIgnoringDuplicates([row]).catch(() => (skipped += 1));
+        } catch (err) {
+          if (!isConstraintError(err)) throw err;
+          for (const row of batch) {
+            try {
+              await this.#insertIgnoringDuplicates([row]);
+            } catch (rowErr) {
+              if (!isConstraintError(rowErr)) throw rowErr;
+              skipped += 1;
+            }
+          }
         }
       }
       return skipped;
@@ -331,8 +350,11 @@ export class SqlMetadataStore implements MetadataStore {
     if (this.#journalled.length > 0) this.#commitJournalled();
     while (this.#active.size > 0) await Promise.all([...this.#active]);
     try {
-      this.#journal?.close();
-      if (this.#destroyOnClose) await this.#db.destroy();
+      try {
+        this.#journal?.close();
+      } finally {
+        if (this.#destroyOnClose) await this.#db.destroy();
+      }
     } finally {
       this.#state = 'closed';
     }
@@ -462,8 +484,7 @@ export class SqlMetadataStore implements MetadataStore {
       // Disk full or an I/O error: these records go the slow way, straight into the database.
       return false;
     }
-    for (const row of rows) this.#journalled.push({ row, ticket });
-    this.#journalledCount += rows.length;
+    for (const row of rows) this.#journalled.push({ row, ticket, seq: this.#journalledCount++ });
     for (const pending of batch) pending.resolve();
     // Commit in batches: a trip to the database per record would cost the event loop what the journal saved.
     if (this.#journalled.length >= this.#maxInvocationBatch || this.#state !== 'open') this.#commitJournalled();
@@ -471,7 +492,11 @@ export class SqlMetadataStore implements MetadataStore {
     return true;
   }
 
-  /** Commits journalled records in batches until none are left; failures are retried (they are acknowledged). */
+  /**
+   * Commits journalled records in batches until none are left. They are acknowledged, so a failure is retried; a
+   * batch the database refuses for one of its rows (a constraint) is written row by row and the refused rows are
+   * dropped and logged, so one bad record cannot hold back the others.
+   */
   #commitJournalled(): void {
     clearTimeout(this.#commitTimer);
     this.#commitTimer = undefined;
@@ -480,29 +505,58 @@ export class SqlMetadataStore implements MetadataStore {
       let failures = 0;
       while (this.#journalled.length > 0) {
         const batch = this.#journalled.slice(0, this.#maxInvocationBatch);
+        // Rows of a function deleted after they were journalled go with it.
+        const rows = batch
+          .filter((entry) => entry.seq >= (this.#deletedAt.get(entry.row.function_name) ?? -1))
+          .map((entry) => entry.row);
         try {
-          await this.#insertIgnoringDuplicates(batch.map((entry) => entry.row));
-        } catch {
+          await this.#commitRows(rows);
+        } catch (err) {
           failures += 1;
-          // Reads stop waiting for records that cannot be committed right now; the records stay in the journal
-          // and in memory. While closing, give up after a few tries: the next open recovers them from the journal.
-          this.#settle(this.#journalledCount);
+          // Reads waiting now go ahead with what is there (they must not hang on an outage); the records stay in
+          // the journal and in memory. While closing, give up after a few tries: the next open recovers them.
+          this.#releaseReaders();
+          if (failures === 1) this.#logger.warn({ err }, 'could not commit journalled invocation records; retrying');
           if (this.#state !== 'open' && failures >= 3) return;
           await sleep(Math.min(1000, 10 * 2 ** failures));
           continue;
         }
+        if (failures > 0) this.#logger.info({}, 'journalled invocation records committed again');
         failures = 0;
         this.#journalled.splice(0, batch.length);
         const released = new Map<number, number>();
         for (const { ticket } of batch) released.set(ticket, (released.get(ticket) ?? 0) + 1);
         for (const [ticket, count] of released) this.#journal?.release(ticket, count);
-        this.#settle(this.#settledCount + batch.length);
+        this.#committedCount += batch.length;
+        for (const [name, at] of this.#deletedAt) if (at <= this.#committedCount) this.#deletedAt.delete(name);
+        this.#settle();
       }
     })().finally(() => {
       this.#committer = undefined;
       if (this.#journalled.length > 0 && this.#state === 'open') this.#commitJournalled();
     });
     this.#track(this.#committer);
+  }
+
+  /** One batch; on a constraint failure, row by row, dropping (and logging) the rows the database refuses. */
+  async #commitRows(rows: Insertable<InvocationsTable>[]): Promise<void> {
+    if (rows.length === 0) return;
+    try {
+      await this.#insertIgnoringDuplicates(rows);
+    } catch (err) {
+      if (!isConstraintError(err)) throw err;
+      for (const row of rows) {
+        try {
+          await this.#insertIgnoringDuplicates([row]);
+        } catch (rowErr) {
+          if (!isConstraintError(rowErr)) throw rowErr;
+          this.#logger.warn(
+            { err: rowErr, invocationId: row.id },
+            'dropped a journalled invocation record the database refuses',
+          );
+        }
+      }
+    }
   }
 
   async #insertIgnoringDuplicates(rows: Insertable<InvocationsTable>[]): Promise<void> {
@@ -525,22 +579,37 @@ export class SqlMetadataStore implements MetadataStore {
     }
   }
 
-  #settle(upTo: number): void {
-    this.#settledCount = Math.max(this.#settledCount, upTo);
+  /** Before a function's delete: its journalled records must not be committed, or come back after a crash. */
+  async #forgetJournalled(name: string): Promise<void> {
+    if (this.#journal === undefined) return;
+    this.#journal.markDeleted(name);
+    this.#deletedAt.set(name, this.#journalledCount);
+    await this.#recordsVisible();
+  }
+
+  /** Lets go the reads whose records are all committed. */
+  #settle(): void {
     const waiting = this.#visibilityWaiters;
     this.#visibilityWaiters = [];
     for (const waiter of waiting) {
-      if (waiter.upTo <= this.#settledCount) waiter.resolve();
+      if (waiter.upTo <= this.#committedCount) waiter.resolve();
       else this.#visibilityWaiters.push(waiter);
     }
   }
 
-  /** Resolves once every invocation record acknowledged so far is committed (or its commit failed). */
+  /** Lets every waiting read go, committed or not (the database is refusing commits just now). */
+  #releaseReaders(): void {
+    const waiting = this.#visibilityWaiters;
+    this.#visibilityWaiters = [];
+    for (const waiter of waiting) waiter.resolve();
+  }
+
+  /** Resolves once every invocation record acknowledged so far is committed (or a commit of it failed). */
   #recordsVisible(): Promise<void> {
     // Records queued for the next flush count too: their callers may already be waiting on them.
     if (this.#pending.length > 0) this.#flush();
     const upTo = this.#journalledCount;
-    if (this.#settledCount >= upTo) return Promise.resolve();
+    if (this.#committedCount >= upTo) return Promise.resolve();
     this.#commitJournalled();
     return new Promise((resolve) => this.#visibilityWaiters.push({ upTo, resolve }));
   }
@@ -690,6 +759,20 @@ export function invocationToRow(record: InvocationRecord): Insertable<Invocation
       `invocation id must be 1 to ${columnLengths.invocationId} characters, got ${JSON.stringify(record.id)}`,
     );
   }
+  const invalid = (field: string, value: unknown, expected: string): PlatformError =>
+    new PlatformError('BAD_REQUEST', `invocation ${record.id}: ${field} must be ${expected}, got ${String(value)}`);
+  if (typeof record.functionName !== 'string' || record.functionName === '') {
+    throw invalid('functionName', record.functionName, 'a function name');
+  }
+  if (!Number.isInteger(record.version) || record.version < 1)
+    throw invalid('version', record.version, 'an integer >= 1');
+  if (!Number.isFinite(record.durationMs)) throw invalid('durationMs', record.durationMs, 'a finite number');
+  if (record.initMs !== null && !Number.isFinite(record.initMs)) {
+    throw invalid('initMs', record.initMs, 'null or a finite number');
+  }
+  if (record.peakMemoryBytes !== null && !Number.isFinite(record.peakMemoryBytes)) {
+    throw invalid('peakMemoryBytes', record.peakMemoryBytes, 'null or a finite number');
+  }
   return {
     id: record.id,
     function_name: record.functionName,
@@ -761,6 +844,15 @@ function isVersionNumber(version: number): boolean {
 }
 
 // ---- Driver errors -> PlatformError. Drivers are recognised by their error codes, never imported. ----
+
+/** A row the database refuses (NOT NULL, CHECK, a key), as opposed to a database that cannot take any row now. */
+function isConstraintError(err: unknown): boolean {
+  const { code } = err as { code?: unknown };
+  return (
+    (typeof code === 'string' && (code.startsWith('SQLITE_CONSTRAINT') || /^23\d{3}$/.test(code))) ||
+    classifySqlError(err) === 'unique-violation'
+  );
+}
 
 export type SqlErrorKind = 'unique-violation' | 'contention' | 'other';
 
