@@ -191,7 +191,7 @@ export class Invoker {
 
   /** Whether the pool already holds `maxInstances` instances of the version (idle or checked out). */
   async #atMaxInstances(key: string, version: FunctionVersion): Promise<boolean> {
-    const { idle, checkedOut } = await this.options.pool.stats(key);
+    const { idle, checkedOut } = await this.options.pool.instances(key);
     return idle + checkedOut >= version.config.maxInstances;
   }
 

@@ -95,6 +95,7 @@ export function poolContract(name: string, makePool: MakePool): void {
       it('returns null on an empty pool', async () => {
         assert.equal(await checkout(), null);
         assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 0, waiters: 0 });
+        assert.deepEqual(await pool.instances(key), { idle: 0, checkedOut: 0 });
       });
 
       it('takes a pushed instance exactly once and keeps its fields', async () => {
@@ -163,6 +164,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         const restored = await pool.restore([i1, i2, lost, lostV2, lost]);
         assert.deepEqual(ids(restored), ids([lost, lostV2]));
         assert.deepEqual(await pool.stats(key), { idle: 2, checkedOut: 1, waiters: 0 });
+        assert.deepEqual(await pool.instances(key), { idle: 2, checkedOut: 1 });
         assert.deepEqual(await pool.stats(poolKey(fn, 2)), { idle: 1, checkedOut: 0, waiters: 0 });
         assert.deepEqual(await pool.restore([i1, i2, lost, lostV2]), []);
         assert.deepEqual(await pool.restore([]), []);
@@ -183,6 +185,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.deepEqual(ids(await pool.restore([lost])), [lost.instanceId]);
         assert.equal(instanceOf(await first).instanceId, lost.instanceId);
         assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 1, waiters: 1 });
+        assert.deepEqual(await pool.instances(key), { idle: 0, checkedOut: 1 }, 'instances leaves the waiters out');
         await pool.push(instance());
         instanceOf(await second);
       });

@@ -216,6 +216,11 @@ export class MemoryPool implements Pool {
     return { idle: state?.idle.length ?? 0, checkedOut, waiters: state?.waiters.length ?? 0 };
   }
 
+  async instances(key: string): Promise<{ idle: number; checkedOut: number }> {
+    const { idle, checkedOut } = await this.stats(key);
+    return { idle, checkedOut };
+  }
+
   async keys(): Promise<string[]> {
     this.#assertOpen();
     const keys = new Set<string>();

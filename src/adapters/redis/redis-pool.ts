@@ -228,6 +228,12 @@ export class RedisPool implements Pool {
     return { idle: idle ?? 0, checkedOut: checkedOut ?? 0, waiters: waiters ?? 0 };
   }
 
+  async instances(key: string): Promise<{ idle: number; checkedOut: number }> {
+    this.#assertOpen();
+    const [idle, checkedOut] = numberList(await this.#script('instances', [key]), 'instances', 2);
+    return { idle: idle ?? 0, checkedOut: checkedOut ?? 0 };
+  }
+
   async keys(): Promise<string[]> {
     this.#assertOpen();
     return this.#redis.run('keys', (client) => client.hkeys(this.#keysKey));

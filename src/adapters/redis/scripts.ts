@@ -248,6 +248,14 @@ end
 return { redis.call('ZCARD', k('idle', poolKey)), redis.call('SCARD', k('leased', poolKey)), waiters }
 `,
   ),
+  /** ARGV[2]: pool key. Returns { idle, checked out }: `stats` without decoding every waiter. */
+  instances: poolScript(
+    'instances',
+    `
+local poolKey = ARGV[2]
+return { redis.call('ZCARD', k('idle', poolKey)), redis.call('SCARD', k('leased', poolKey)) }
+`,
+  ),
 } satisfies Record<string, LuaSource>;
 
 /** The provision queue's scripts. */

@@ -65,6 +65,8 @@ export interface Pool {
   reclaimExpired(now: number): Promise<InstanceRef[]>;
   /** Counts for one key: idle instances, checked-out instances, blocked waiters. */
   stats(key: string): Promise<{ idle: number; checkedOut: number; waiters: number }>;
+  /** `stats` without the waiters, which cost more to count (the invoke path asks this on every pool miss). */
+  instances(key: string): Promise<{ idle: number; checkedOut: number }>;
   /** Keys that currently have idle or checked-out instances. */
   keys(): Promise<string[]>;
   close(): Promise<void>;
