@@ -24,9 +24,24 @@ class FakeAgent implements AgentApi {
   readonly sandboxes = new Map<string, SandboxInfo>();
   readonly destroyed: string[] = [];
 
-  createSandbox(spec: SandboxSpec): Promise<InstanceRef> {
+  /** Creations of these functions wait for `release()`. */
+  readonly slow = new Set<string>();
+  /** Creations of these functions fail. */
+  readonly failing = new Set<string>();
+  #release: () => void = () => {};
+  readonly #gate = new Promise<void>((resolve) => (this.#release = resolve));
+
+  release(): void {
+    this.#release();
+  }
+
+  async createSandbox(spec: SandboxSpec): Promise<InstanceRef> {
+    if (this.slow.has(spec.functionName)) await this.#gate;
+    if (this.failing.has(spec.functionName)) {
+      throw new PlatformError('FUNCTION_INIT_ERROR', `${spec.functionName} failed to start`);
+    }
     const info = this.add(spec.functionName, spec.version, 'idle', 0);
-    return Promise.resolve({
+    return {
       instanceId: info.instanceId,
       functionName: spec.functionName,
       version: spec.version,
@@ -35,7 +50,7 @@ class FakeAgent implements AgentApi {
       initMs: 5,
       invocations: 0,
       idleSince: info.createdAt,
-    });
+    };
   }
 
   invoke(): Promise<InvokeOutcome> {
@@ -165,6 +180,35 @@ describe('Manager', () => {
     initMs: 1,
     invocations: info.invocations,
     idleSince: 0,
+  });
+
+  describe('demand', () => {
+    it('tells every waiter of a failing function, though their requests were coalesced while the slot was busy', async () => {
+      const queue = new MemoryProvisionQueue({ capacity: 10 });
+      const m = manager({ queue });
+      await deploy('slow');
+      agent.slow.add('slow');
+      agent.failing.add(fn);
+      const lease = { holder: 'gw', leaseMs: 60_000 };
+      m.start();
+      try {
+        const slowWait = pool.wait(poolKey('slow', 1), { ...lease, timeoutMs: 5_000 });
+        await queue.push({ functionName: 'slow', version: 1, reason: 'demand', requestedAt: clock });
+        await sleep(100); // the only creation slot is busy with 'slow'
+        const waits = [1, 2, 3].map(() => pool.wait(poolKey(fn, 1), { ...lease, timeoutMs: 3_000 }));
+        for (let i = 0; i < 3; i++) {
+          await queue.push({ functionName: fn, version: 1, reason: 'demand', requestedAt: clock });
+        }
+        await sleep(100); // all three taken off the queue and coalesced
+        agent.release();
+        const outcomes = await Promise.all(waits.map((wait) => wait.then((item) => item?.kind ?? 'timed out')));
+        assert.deepEqual(outcomes, ['failure', 'failure', 'failure']);
+        assert.equal((await slowWait)?.kind, 'instance');
+      } finally {
+        agent.release();
+        await m.stop();
+      }
+    });
   });
 
   describe('pool rebuild from the agent', () => {

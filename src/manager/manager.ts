@@ -99,7 +99,10 @@ export class Manager {
     this.#stopped = true;
     this.#abort.abort();
     clearInterval(this.#reconcileTimer);
+    // Demand taken off the queue but not served yet goes back to it, for another Manager (best effort).
+    const parked = [...this.#wanted.values()];
     this.#wanted.clear();
+    await Promise.allSettled(parked.map((request) => this.#options.queue.push(request)));
     await Promise.allSettled([...this.#workers, this.#reconciling]);
     while (this.#creating.size > 0) await Promise.allSettled([...this.#creating]);
   }
@@ -161,15 +164,22 @@ export class Manager {
       if (next.done === true) return;
       const [key, request] = next.value;
       this.#wanted.delete(key);
+      // A burst keeps a key wanted after one creation, and a failure told only one waiter: serve the key again
+      // (behind other keys) while its waiters outnumber the sandboxes on their way. Each round creates or tells a
+      // waiter, so this ends.
+      const again = async (): Promise<void> => {
+        if (request.reason !== 'demand' || this.#stopped || !(await this.#stillWanted(key))) return;
+        if (!this.#wanted.has(key)) this.#wanted.set(key, request);
+      };
       const creation = this.#provision(request).then(
-        async (created) => {
+        async (outcome) => {
           this.#provisionLog.succeeded();
-          // A burst keeps a key wanted after one creation: serve it again (behind other keys) while waiters remain.
-          if (created && request.reason === 'demand' && !this.#stopped && (await this.#stillWanted(key))) {
-            if (!this.#wanted.has(key)) this.#wanted.set(key, request);
-          }
+          if (outcome !== 'skipped') await again();
         },
-        (err: unknown) => this.#provisionLog.failed(err),
+        async (err: unknown) => {
+          this.#provisionLog.failed(err);
+          await again();
+        },
       );
       const settled = creation
         .catch((err: unknown) => this.#provisionLog.failed(err))
@@ -181,11 +191,15 @@ export class Manager {
     }
   }
 
-  /** Creates one sandbox for the request if it is still needed and allowed; true when one was made. */
-  async #provision(request: ProvisionRequest): Promise<boolean> {
+  /**
+   * Creates one sandbox for the request if it is still needed and allowed. 'created' or 'failed' (a waiter was told,
+   * or the sandbox was lost): the other waiters of a coalesced demand still need serving. 'skipped': nothing to do
+   * (no longer wanted, or at max instances), and asking again now would only spin.
+   */
+  async #provision(request: ProvisionRequest): Promise<'created' | 'failed' | 'skipped'> {
     const { pool, metadata, agents, logger } = this.#options;
     const key = poolKey(request.functionName, request.version);
-    if (request.reason === 'demand' && !(await this.#stillWanted(key))) return false;
+    if (request.reason === 'demand' && !(await this.#stillWanted(key))) return 'skipped';
     let version: FunctionVersion | null;
     try {
       version = await metadata.getVersion(request.functionName, request.version);
@@ -197,9 +211,9 @@ export class Manager {
     }
     if (version === null) {
       await pool.pushFailure(key, notFound(request));
-      return false;
+      return 'failed';
     }
-    if ((await this.#countInstances(version)) + this.inFlight(key) >= version.config.maxInstances) return false;
+    if ((await this.#countInstances(version)) + this.inFlight(key) >= version.config.maxInstances) return 'skipped';
 
     this.#inFlight.set(key, this.inFlight(key) + 1);
     try {
@@ -216,17 +230,17 @@ export class Manager {
         const error = PlatformError.from(err);
         logger.warn({ key, err: error }, 'sandbox creation failed');
         await pool.pushFailure(key, failureOf(error)).catch(() => {});
-        return false;
+        return 'failed';
       }
       if (agents.get(instance.nodeId) === null) {
         // Its node left while the sandbox was being created: the pool must not get an instance nobody can reach.
         logger.warn({ key, nodeId: instance.nodeId }, 'node left during sandbox creation; dropping the instance');
-        return false;
+        return 'failed';
       }
       // If the pool is down this throws; the new sandbox stays idle on the Agent and a reconcile pass adopts it.
       await pool.push(instance);
       logger.debug({ key, instanceId: instance.instanceId, initMs: instance.initMs }, 'sandbox ready');
-      return true;
+      return 'created';
     } finally {
       this.#inFlight.set(key, this.inFlight(key) - 1);
     }

@@ -84,6 +84,25 @@ process.kill(process.pid, 'SIGKILL');
 `;
 }
 
+/** An invocation of `alpha` with id `inv-{i}`. */
+function recordOf(i: number): InvocationRecord {
+  return {
+    id: `inv-${i}`,
+    functionName: 'alpha',
+    version: 1,
+    start: 'warm',
+    status: 'success',
+    initMs: null,
+    durationMs: 1,
+    peakMemoryBytes: null,
+    error: null,
+    logKey: null,
+    nodeId: 'n',
+    instanceId: 'i',
+    createdAt: new Date(1_700_000_000_000 + i),
+  };
+}
+
 describe('SQLite metadata store specifics', () => {
   it('uses WAL and keeps data across reopen', async () => {
     const dir = await tempDir('sqlite');
@@ -163,21 +182,7 @@ describe('SQLite metadata store specifics', () => {
     const dir = await tempDir('sqlite-backlog');
     const path = join(dir, 'metadata.db');
     const store = await openSqliteMetadataStore(path, { busyTimeoutMs: 50, maxJournalBacklog: 5 });
-    const record = (i: number): InvocationRecord => ({
-      id: `inv-${i}`,
-      functionName: 'alpha',
-      version: 1,
-      start: 'warm',
-      status: 'success',
-      initMs: null,
-      durationMs: 1,
-      peakMemoryBytes: null,
-      error: null,
-      logKey: null,
-      nodeId: 'n',
-      instanceId: 'i',
-      createdAt: new Date(1_700_000_000_000 + i),
-    });
+    const record = recordOf;
     // Another connection holds the write lock: every commit of the store's fails (busy) until it lets go.
     const blocker = new BetterSqlite3(path);
     blocker.exec('begin immediate');
@@ -209,6 +214,40 @@ describe('SQLite metadata store specifics', () => {
       }
     } finally {
       await store.close();
+      await removeTempDir(dir);
+    }
+  });
+
+  it('keeps the acknowledged records of a function whose delete failed', async () => {
+    const dir = await tempDir('sqlite-delete-fails');
+    const path = join(dir, 'metadata.db');
+    const store = await openSqliteMetadataStore(path, { busyTimeoutMs: 50 });
+    const blocker = new BetterSqlite3(path);
+    try {
+      blocker.exec('begin immediate');
+      // Acknowledged from the journal, not committed: the database is locked.
+      for (let i = 0; i < 5; i++) await store.recordInvocation(recordOf(i));
+      await assert.rejects(store.deleteFunction('alpha'), (err: unknown) => isPlatformError(err, 'UNAVAILABLE'));
+    } finally {
+      blocker.exec('commit');
+      blocker.close();
+    }
+    try {
+      const deadline = Date.now() + 10_000;
+      let listed = await store.listInvocations({ functionName: 'alpha', limit: 100 });
+      while (listed.length < 5 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        listed = await store.listInvocations({ functionName: 'alpha', limit: 100 });
+      }
+      assert.equal(listed.length, 5, 'the delete did not happen, so its records stay');
+    } finally {
+      await store.close();
+    }
+    const reopened = await openSqliteMetadataStore(path);
+    try {
+      assert.equal((await reopened.listInvocations({ functionName: 'alpha', limit: 100 })).length, 5);
+    } finally {
+      await reopened.close();
       await removeTempDir(dir);
     }
   });

@@ -73,6 +73,16 @@ export const invocationListLimits = { default: 50, max: 1000 } as const;
 /** Longest error fields stored, in characters, so a serialized error fits any engine's `text` (MySQL: 64 KiB). */
 export const storedErrorLimits = { name: 256, code: 256, message: 4096, stack: 8192 } as const;
 
+const invocationStatuses: ReadonlySet<string> = new Set<InvocationStatus>([
+  'success',
+  'error',
+  'timeout',
+  'crash',
+  'oom',
+  'init-error',
+  'throttled',
+]);
+
 const defaultMaxInvocationBatch = 256;
 const defaultMaxJournalBacklog = 50_000;
 /** Rows per INSERT statement: keeps bound parameters under SQLite's historical limit of 999. */
@@ -177,25 +187,25 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   deleteFunction(name: string): Promise<boolean> {
-    return this.#run(`delete function ${name}`, () =>
-      // Records acknowledged before the delete go with it: the journal and the committer leave them out from here,
-      // and those already committed are deleted below.
-      this.#forgetJournalled(name).then(() =>
-        this.#retrying(() =>
-          this.#db.transaction().execute(async (trx) => {
-            await lockFunction(trx, name);
-            // Invocations are not foreign keys (records can arrive after a delete), so clear them either way.
-            await trx.deleteFrom('invocations').where('function_name', '=', name).execute();
-            await trx.deleteFrom('function_versions').where('function_name', '=', name).execute();
-            const result = await trx.deleteFrom('functions').where('name', '=', name).executeTakeFirst();
-            return result.numDeletedRows > 0n;
-          }),
-        ).then(async (deleted) => {
-          await this.#barrier();
-          return deleted;
+    return this.#run(`delete function ${name}`, async () => {
+      // Records acknowledged before the delete go with it: wait for them to be committed, so the transaction
+      // deletes them; once it has committed, the journal and the committer leave out any still waiting.
+      const journalledBefore = this.#journalledCount;
+      await this.#recordsVisible();
+      const deleted = await this.#retrying(() =>
+        this.#db.transaction().execute(async (trx) => {
+          await lockFunction(trx, name);
+          // Invocations are not foreign keys (records can arrive after a delete), so clear them either way.
+          await trx.deleteFrom('invocations').where('function_name', '=', name).execute();
+          await trx.deleteFrom('function_versions').where('function_name', '=', name).execute();
+          const result = await trx.deleteFrom('functions').where('name', '=', name).executeTakeFirst();
+          return result.numDeletedRows > 0n;
         }),
-      ),
-    );
+      );
+      this.#forgetJournalled(name, journalledBefore);
+      await this.#barrier();
+      return deleted;
+    });
   }
 
   getVersion(name: string, version: number): Promise<FunctionVersion | null> {
@@ -579,12 +589,19 @@ export class SqlMetadataStore implements MetadataStore {
     }
   }
 
-  /** Before a function's delete: its journalled records must not be committed, or come back after a crash. */
-  async #forgetJournalled(name: string): Promise<void> {
+  /**
+   * After a function's delete has committed: its records journalled before the delete began must not be committed
+   * now, nor come back from the journal after a crash. Only after the commit: a delete that fails keeps them all.
+   */
+  #forgetJournalled(name: string, journalledBefore: number): void {
     if (this.#journal === undefined) return;
-    this.#journal.markDeleted(name);
-    this.#deletedAt.set(name, this.#journalledCount);
-    await this.#recordsVisible();
+    this.#deletedAt.set(name, journalledBefore);
+    try {
+      this.#journal.markDeleted(name);
+    } catch (err) {
+      // The delete stands; a crash before these records are committed would bring them back as orphans.
+      this.#logger.warn({ err, functionName: name }, 'could not note a function delete in the record journal');
+    }
   }
 
   /** Lets go the reads whose records are all committed. */
@@ -767,6 +784,12 @@ export function invocationToRow(record: InvocationRecord): Insertable<Invocation
   if (!Number.isInteger(record.version) || record.version < 1)
     throw invalid('version', record.version, 'an integer >= 1');
   if (!Number.isFinite(record.durationMs)) throw invalid('durationMs', record.durationMs, 'a finite number');
+  if (record.start !== 'cold' && record.start !== 'warm') throw invalid('start', record.start, 'cold or warm');
+  if (!invocationStatuses.has(record.status)) throw invalid('status', record.status, 'an invocation status');
+  for (const field of ['logKey', 'nodeId', 'instanceId'] as const) {
+    const value: unknown = record[field];
+    if (value !== null && typeof value !== 'string') throw invalid(field, value, 'null or a string');
+  }
   if (record.initMs !== null && !Number.isFinite(record.initMs)) {
     throw invalid('initMs', record.initMs, 'null or a finite number');
   }

@@ -109,14 +109,24 @@ export class RecordJournal {
     try {
       for (const journal of byTag.values()) {
         if (journal.lock !== null) {
-          const db = takeLock(journal.lock);
+          const db = takeLock(journal.lock, { mustExist: true });
           if (db === null) continue; // its owner is alive
+          // Recovered and removed by another open since the listing: nothing left to read.
+          if (db === 'gone') continue;
           locks.push({ db, path: journal.lock });
         }
         const own: Row[] = [];
         for (const { file } of journal.segments.sort((a, b) => a.n - b.n)) {
+          let text: string;
+          try {
+            text = readFileSync(file, 'utf8');
+          } catch (err) {
+            // Deleted by another open that recovered this journal first.
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+            throw err;
+          }
           files.push(file);
-          for (const line of readFileSync(file, 'utf8').split('\n')) {
+          for (const line of text.split('\n')) {
             if (line === '') continue;
             let row: unknown;
             try {
@@ -253,11 +263,19 @@ function journalBase(databasePath: string): string {
 
 /**
  * An exclusive lock on `path` (a small SQLite file) that lasts until `releaseLock` or this process's end; null when
- * someone else holds it. SQLite's locks are POSIX advisory locks, which SQLite also honours between connections
+ * someone else holds it; 'gone' when `mustExist` and the file is no longer there (it is not created again). SQLite's locks are POSIX advisory locks, which SQLite also honours between connections
  * of one process.
  */
-function takeLock(path: string): BetterSqlite3.Database | null {
-  const db = new BetterSqlite3(path);
+function takeLock(path: string): BetterSqlite3.Database | null;
+function takeLock(path: string, options: { mustExist: true }): BetterSqlite3.Database | null | 'gone';
+function takeLock(path: string, options: { mustExist?: boolean } = {}): BetterSqlite3.Database | null | 'gone' {
+  let db: BetterSqlite3.Database;
+  try {
+    db = new BetterSqlite3(path, { fileMustExist: options.mustExist === true });
+  } catch (err) {
+    if (options.mustExist === true && (err as { code?: unknown }).code === 'SQLITE_CANTOPEN') return 'gone';
+    throw err;
+  }
   try {
     db.pragma('busy_timeout = 0');
     db.pragma('locking_mode = EXCLUSIVE');
