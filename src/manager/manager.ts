@@ -197,9 +197,22 @@ export class Manager {
    * (no longer wanted, or at max instances), and asking again now would only spin.
    */
   async #provision(request: ProvisionRequest): Promise<'created' | 'failed' | 'skipped'> {
-    const { pool, metadata, agents, logger } = this.#options;
     const key = poolKey(request.functionName, request.version);
-    if (request.reason === 'demand' && !(await this.#stillWanted(key))) return 'skipped';
+    // Counted as on its way from the start, so that creations deciding at the same time see each other (the checks
+    // below await the pool, the store and the Agents) and cannot together pass max instances.
+    this.#inFlight.set(key, this.inFlight(key) + 1);
+    try {
+      return await this.#provisionReserved(request, key);
+    } finally {
+      this.#inFlight.set(key, this.inFlight(key) - 1);
+    }
+  }
+
+  async #provisionReserved(request: ProvisionRequest, key: string): Promise<'created' | 'failed' | 'skipped'> {
+    const { pool, metadata, agents, logger } = this.#options;
+    /** Sandboxes on their way other than this one. */
+    const others = (): number => this.inFlight(key) - 1;
+    if (request.reason === 'demand' && (await pool.stats(key)).waiters <= others()) return 'skipped';
     let version: FunctionVersion | null;
     try {
       version = await metadata.getVersion(request.functionName, request.version);
@@ -213,37 +226,32 @@ export class Manager {
       await pool.pushFailure(key, notFound(request));
       return 'failed';
     }
-    if ((await this.#countInstances(version)) + this.inFlight(key) >= version.config.maxInstances) return 'skipped';
+    if ((await this.#countInstances(version)) + others() >= version.config.maxInstances) return 'skipped';
 
-    this.#inFlight.set(key, this.inFlight(key) + 1);
+    let instance: InstanceRef;
+    const spec = {
+      functionName: version.functionName,
+      version: version.version,
+      codeSha256: version.codeSha256,
+      config: version.config,
+    };
     try {
-      let instance: InstanceRef;
-      const spec = {
-        functionName: version.functionName,
-        version: version.version,
-        codeSha256: version.codeSha256,
-        config: version.config,
-      };
-      try {
-        instance = await this.#createSomewhere(spec);
-      } catch (err) {
-        const error = PlatformError.from(err);
-        logger.warn({ key, err: error }, 'sandbox creation failed');
-        await pool.pushFailure(key, failureOf(error)).catch(() => {});
-        return 'failed';
-      }
-      if (agents.get(instance.nodeId) === null) {
-        // Its node left while the sandbox was being created: the pool must not get an instance nobody can reach.
-        logger.warn({ key, nodeId: instance.nodeId }, 'node left during sandbox creation; dropping the instance');
-        return 'failed';
-      }
-      // If the pool is down this throws; the new sandbox stays idle on the Agent and a reconcile pass adopts it.
-      await pool.push(instance);
-      logger.debug({ key, instanceId: instance.instanceId, initMs: instance.initMs }, 'sandbox ready');
-      return 'created';
-    } finally {
-      this.#inFlight.set(key, this.inFlight(key) - 1);
+      instance = await this.#createSomewhere(spec);
+    } catch (err) {
+      const error = PlatformError.from(err);
+      logger.warn({ key, err: error }, 'sandbox creation failed');
+      await pool.pushFailure(key, failureOf(error)).catch(() => {});
+      return 'failed';
     }
+    if (agents.get(instance.nodeId) === null) {
+      // Its node left while the sandbox was being created: the pool must not get an instance nobody can reach.
+      logger.warn({ key, nodeId: instance.nodeId }, 'node left during sandbox creation; dropping the instance');
+      return 'failed';
+    }
+    // If the pool is down this throws; the new sandbox stays idle on the Agent and a reconcile pass adopts it.
+    await pool.push(instance);
+    logger.debug({ key, instanceId: instance.instanceId, initMs: instance.initMs }, 'sandbox ready');
+    return 'created';
   }
 
   /**
