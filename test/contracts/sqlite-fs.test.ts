@@ -9,6 +9,7 @@ import { repoRoot } from '../helpers/server-process.js';
 import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
 import { openSqliteMetadataStore } from '../../src/adapters/sqlite/sqlite-metadata-store.js';
 import { isPlatformError } from '../../src/core/errors.js';
+import type { MetadataStore } from '../../src/core/ports/metadata-store.js';
 import type { InvocationRecord } from '../../src/core/types.js';
 import { blobStoreContract } from './blob-store.contract.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
@@ -103,6 +104,29 @@ function recordOf(i: number): InvocationRecord {
   };
 }
 
+/** `alpha`'s invocations, polled until there are `count` of them (a store retrying its commits) or 10 s pass. */
+async function alphaInvocationsOnceThereAre(store: MetadataStore, count: number): Promise<InvocationRecord[]> {
+  const deadline = Date.now() + 10_000;
+  let listed = await store.listInvocations({ functionName: 'alpha', limit: 100 });
+  while (listed.length < count && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    listed = await store.listInvocations({ functionName: 'alpha', limit: 100 });
+  }
+  return listed;
+}
+
+/** Runs `body` while another connection holds the database's write lock (every commit of a store fails busy). */
+async function whileLocked(path: string, body: () => Promise<void>): Promise<void> {
+  const blocker = new BetterSqlite3(path);
+  blocker.exec('begin immediate');
+  try {
+    await body();
+  } finally {
+    blocker.exec('commit');
+    blocker.close();
+  }
+}
+
 describe('SQLite metadata store specifics', () => {
   it('uses WAL and keeps data across reopen', async () => {
     const dir = await tempDir('sqlite');
@@ -184,9 +208,7 @@ describe('SQLite metadata store specifics', () => {
     const store = await openSqliteMetadataStore(path, { busyTimeoutMs: 50, maxJournalBacklog: 5 });
     const record = recordOf;
     // Another connection holds the write lock: every commit of the store's fails (busy) until it lets go.
-    const blocker = new BetterSqlite3(path);
-    blocker.exec('begin immediate');
-    try {
+    await whileLocked(path, async () => {
       const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => store.recordInvocation(record(i))));
       assert.deepEqual(
         results.map((result) => result.status),
@@ -194,18 +216,10 @@ describe('SQLite metadata store specifics', () => {
       );
       const refused = results[5];
       assert.ok(refused?.status === 'rejected' && isPlatformError(refused.reason, 'UNAVAILABLE'));
-    } finally {
-      blocker.exec('commit');
-      blocker.close();
-    }
+    });
     try {
       // The five acknowledged records are committed by the store's retries once the lock is gone.
-      const deadline = Date.now() + 10_000;
-      let listed = await store.listInvocations({ functionName: 'alpha', limit: 100 });
-      while (listed.length < 5 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        listed = await store.listInvocations({ functionName: 'alpha', limit: 100 });
-      }
+      const listed = await alphaInvocationsOnceThereAre(store, 5);
       assert.deepEqual(listed.map((r) => r.id).sort(), ['inv-0', 'inv-1', 'inv-2', 'inv-3', 'inv-4']);
       // After the failed commits, reads wait for their records again: each is found right after it is recorded.
       for (let i = 100; i < 120; i++) {
@@ -222,23 +236,13 @@ describe('SQLite metadata store specifics', () => {
     const dir = await tempDir('sqlite-delete-fails');
     const path = join(dir, 'metadata.db');
     const store = await openSqliteMetadataStore(path, { busyTimeoutMs: 50 });
-    const blocker = new BetterSqlite3(path);
-    try {
-      blocker.exec('begin immediate');
+    await whileLocked(path, async () => {
       // Acknowledged from the journal, not committed: the database is locked.
       for (let i = 0; i < 5; i++) await store.recordInvocation(recordOf(i));
       await assert.rejects(store.deleteFunction('alpha'), (err: unknown) => isPlatformError(err, 'UNAVAILABLE'));
-    } finally {
-      blocker.exec('commit');
-      blocker.close();
-    }
+    });
     try {
-      const deadline = Date.now() + 10_000;
-      let listed = await store.listInvocations({ functionName: 'alpha', limit: 100 });
-      while (listed.length < 5 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        listed = await store.listInvocations({ functionName: 'alpha', limit: 100 });
-      }
+      const listed = await alphaInvocationsOnceThereAre(store, 5);
       assert.equal(listed.length, 5, 'the delete did not happen, so its records stay');
     } finally {
       await store.close();

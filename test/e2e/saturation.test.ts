@@ -11,6 +11,22 @@ import { startEmbedded } from '../../src/embedded/embedded-platform.js';
 import type { EmbeddedPlatform } from '../../src/embedded/embedded-platform.js';
 import { repoRoot } from '../helpers/server-process.js';
 
+/** `callers` clients POSTing `{}` to `target` back to back until `total` requests are answered: answers by status. */
+async function hammer(target: string, callers: number, total: number): Promise<Map<number, number>> {
+  const statuses = new Map<number, number>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (next++ < total) {
+        const response = await fetch(target, { method: 'POST', body: '{}' });
+        await response.text();
+        statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+      }
+    }),
+  );
+  return statuses;
+}
+
 describe('a function at max instances under sustained load', () => {
   let dataDir: string;
   let platform: EmbeddedPlatform;
@@ -45,18 +61,8 @@ describe('a function at max instances under sustained load', () => {
       first.map((response) => response.status),
       [200, 200],
     );
-    const statuses = new Map<number, number>();
-    let next = 0;
     // Then 16 callers, 1500 requests, 2 instances: most requests find the pool empty and wait for one.
-    await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        while (next++ < 1500) {
-          const response = await fetch(target, { method: 'POST', body: '{}' });
-          await response.text();
-          statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
-        }
-      }),
-    );
+    const statuses = await hammer(target, 16, 1500);
     assert.deepEqual([...statuses], [[200, 1500]]);
     const { nodes } = await client.listNodes();
     assert.equal(nodes[0]?.sandboxes, 2, 'never more than max instances');
@@ -93,20 +99,10 @@ describe('a function at max instances under sustained load', () => {
       maxInstances: 12,
     });
     const target = `${platform.url}/v1/functions/scaling/invoke`;
-    const statuses = new Map<number, number>();
-    let next = 0;
     // 24 callers from the first request on: every request that finds no idle instance while sandboxes are being
     // created (each a Node start, no stem cells here) asks for one; most such asks are stale by the time the
     // Manager sees them, and a 2-request queue only holds if the Manager drains them while it creates.
-    await Promise.all(
-      Array.from({ length: 24 }, async () => {
-        while (next++ < 3000) {
-          const response = await fetch(target, { method: 'POST', body: '{}' });
-          await response.text();
-          statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
-        }
-      }),
-    );
+    const statuses = await hammer(target, 24, 3000);
     // The first wave of 24 cold requests overflows a 2-request queue by design (429); nothing after it may.
     const shown = JSON.stringify([...statuses]);
     assert.ok(

@@ -307,20 +307,7 @@ export class SqlMetadataStore implements MetadataStore {
       }
       let skipped = rows.length - valid.length;
       for (let start = 0; start < valid.length; start += this.#maxInvocationBatch) {
-        const batch = valid.slice(start, start + this.#maxInvocationBatch);
-        try {
-          await this.#insertIgnoringDuplicates(batch);
-        } catch (err) {
-          if (!isConstraintError(err)) throw err;
-          for (const row of batch) {
-            try {
-              await this.#insertIgnoringDuplicates([row]);
-            } catch (rowErr) {
-              if (!isConstraintError(rowErr)) throw rowErr;
-              skipped += 1;
-            }
-          }
-        }
+        skipped += await this.#commitRows(valid.slice(start, start + this.#maxInvocationBatch));
       }
       return skipped;
     });
@@ -548,25 +535,29 @@ export class SqlMetadataStore implements MetadataStore {
     this.#track(this.#committer);
   }
 
-  /** One batch; on a constraint failure, row by row, dropping (and logging) the rows the database refuses. */
-  async #commitRows(rows: Insertable<InvocationsTable>[]): Promise<void> {
-    if (rows.length === 0) return;
+  /**
+   * One batch of journalled rows (a row already stored is skipped); on a constraint failure, row by row, dropping
+   * and logging the rows the database refuses. Returns how many were dropped; any other failure throws.
+   */
+  async #commitRows(rows: Insertable<InvocationsTable>[]): Promise<number> {
+    if (rows.length === 0) return 0;
     try {
       await this.#insertIgnoringDuplicates(rows);
+      return 0;
     } catch (err) {
       if (!isConstraintError(err)) throw err;
-      for (const row of rows) {
-        try {
-          await this.#insertIgnoringDuplicates([row]);
-        } catch (rowErr) {
-          if (!isConstraintError(rowErr)) throw rowErr;
-          this.#logger.warn(
-            { err: rowErr, invocationId: row.id },
-            'dropped a journalled invocation record the database refuses',
-          );
-        }
+    }
+    let dropped = 0;
+    for (const row of rows) {
+      try {
+        await this.#insertIgnoringDuplicates([row]);
+      } catch (err) {
+        if (!isConstraintError(err)) throw err;
+        dropped += 1;
+        this.#logger.warn({ err, invocationId: row.id }, 'dropped a journalled invocation record the database refuses');
       }
     }
+    return dropped;
   }
 
   async #insertIgnoringDuplicates(rows: Insertable<InvocationsTable>[]): Promise<void> {
