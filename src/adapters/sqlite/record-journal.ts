@@ -193,7 +193,7 @@ export class RecordJournal {
     const segment = this.#segments.get(n);
     if (segment === undefined) return;
     segment.outstanding -= count;
-    if (segment.outstanding <= 0 && segment !== this.#current) this.#remove(segment);
+    this.#removeSettled();
   }
 
   /** Closes the files and gives the lock up; segments with uncommitted records stay for the next open to recover. */
@@ -201,13 +201,10 @@ export class RecordJournal {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      for (const segment of [...this.#segments.values()]) {
-        if (segment.outstanding <= 0) {
-          this.#remove(segment);
-        } else if (segment.fd !== null) {
-          closeSync(segment.fd);
-          segment.fd = null;
-        }
+      this.#removeSettled({ current: true });
+      for (const segment of this.#segments.values()) {
+        if (segment.fd !== null) closeSync(segment.fd);
+        segment.fd = null;
       }
     } finally {
       releaseLock(this.#lock, `${this.#prefix}.lock`);
@@ -246,7 +243,21 @@ export class RecordJournal {
     this.#current = this.#openSegment(previous.n + 1);
     if (previous.fd !== null) closeSync(previous.fd);
     previous.fd = null;
-    if (previous.outstanding <= 0) this.#remove(previous);
+    this.#removeSettled();
+  }
+
+  /**
+   * Removes settled segments (nothing outstanding) from the oldest on, stopping at the first one still holding
+   * uncommitted records: a later segment may hold the delete marker that those records must meet at recovery.
+   * The current segment stays unless `current` (at close).
+   */
+  #removeSettled(options: { current?: boolean } = {}): void {
+    const ordered = [...this.#segments.values()].sort((a, b) => a.n - b.n);
+    for (const segment of ordered) {
+      if (segment.outstanding > 0) return;
+      if (segment === this.#current && options.current !== true) return;
+      this.#remove(segment);
+    }
   }
 
   #remove(segment: Segment): void {
