@@ -1,6 +1,7 @@
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Cluster, RoutingTable } from '../core/ports/cluster.js';
+import type { InstanceRef } from '../core/types.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { pushRoutingTable } from '../gateway/grpc-routing.js';
 import { Manager } from '../manager/manager.js';
@@ -74,13 +75,17 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
       if (leadership.leading) leadership.pushCurrent(new Map([[event.node.nodeId, event.node.agentAddress]]));
     });
     closers.add(() => gatewayWatch.close());
+    /** Set once the Manager exists: asks for replacements of what a node that left was running. */
+    let replaceFor: (instances: InstanceRef[]) => void = () => {};
     const directory = await MembershipDirectory.open({
       membership: cluster.membership,
       connect: agentDialer(options.token),
       onLeave: (nodeId) => {
         void pool.purgeNode(nodeId).then(
-          (purged) =>
-            logger.warn({ nodeId, purged: purged.length }, 'node left: its instances are purged from the pool'),
+          (purged) => {
+            logger.warn({ nodeId, purged: purged.length }, 'node left: its instances are purged from the pool');
+            replaceFor(purged);
+          },
           (err: unknown) => logger.warn({ err, nodeId }, 'could not purge the instances of a node that left'),
         );
       },
@@ -98,6 +103,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
       concurrency: options.concurrency,
       reconcileIntervalMs: options.reconcileIntervalMs,
     });
+    replaceFor = (instances) => manager.replaceFor(instances);
     manager.start();
     closers.add(() => manager.stop());
     leadership.start(() => directory.nodes());

@@ -211,6 +211,28 @@ describe('Manager', () => {
     });
   });
 
+  describe('replacements', () => {
+    it('asks for a replacement when a lease expires while requests wait at max instances', async () => {
+      await deploy('single', { maxInstances: 1 });
+      const m = manager();
+      m.start();
+      const key = poolKey('single', 1);
+      try {
+        // The only instance is checked out by a gateway that then dies: its lease runs out.
+        await pool.push(toRef(agent.add('single', 1, 'busy', 1)));
+        assert.notEqual(await pool.checkout(key, { holder: 'dead-gw', leaseMs: 1_000 }), null);
+        const waiting = pool.wait(key, { holder: 'gw', leaseMs: 60_000, timeoutMs: 3_000 });
+        clock += 2_000;
+        // Its sandbox is gone with the gateway's call: the reconcile destroys it, and must ask for another.
+        await m.reconcile();
+        const item = await waiting;
+        assert.equal(item?.kind, 'instance', 'the waiter got a new sandbox instead of timing out');
+      } finally {
+        await m.stop();
+      }
+    });
+  });
+
   describe('pool rebuild from the agent', () => {
     it('puts back idle sandboxes the pool lost, once they have been idle for a reconcile interval', async () => {
       const logger = recordingLogger();

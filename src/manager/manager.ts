@@ -107,6 +107,25 @@ export class Manager {
     while (this.#creating.size > 0) await Promise.allSettled([...this.#creating]);
   }
 
+  /**
+   * Instances that left the pool without being returned (expired leases, a node that left) free room under max
+   * instances: ask for replacements of their versions where requests are waiting. Requests that found the function
+   * at its max wait without asking, so nobody else would.
+   */
+  replaceFor(instances: readonly InstanceRef[]): void {
+    if (this.#stopped) return;
+    const versions = new Map(instances.map((i) => [poolKey(i.functionName, i.version), i] as const));
+    for (const instance of versions.values()) {
+      const request: ProvisionRequest = {
+        functionName: instance.functionName,
+        version: instance.version,
+        reason: 'demand',
+        requestedAt: this.#options.now(),
+      };
+      void this.#accept(request).catch((err: unknown) => this.#provisionLog.failed(err));
+    }
+  }
+
   /** Provisioning requests currently being served for a pool key. */
   inFlight(key: string): number {
     return this.#inFlight.get(key) ?? 0;
@@ -317,7 +336,9 @@ export class Manager {
     // longer current is retired by the steps below in the same pass.
     await this.#restoreLostInstances();
     const functions = new Map((await metadata.listFunctions()).map((f) => [f.name, f]));
-    const toDestroy: InstanceRef[] = [...(await pool.reclaimExpired(now()))];
+    const reclaimed = await pool.reclaimExpired(now());
+    this.replaceFor(reclaimed);
+    const toDestroy: InstanceRef[] = [...reclaimed];
     // Each current version is read once per pass, however many steps below need it.
     const versions = new Map<string, Promise<FunctionVersion | null>>();
     const currentOf = (fn: FunctionRecord): Promise<FunctionVersion | null> => {
