@@ -104,7 +104,9 @@ interface PendingInvocation {
  * dialect they build the `Kysely<Database>` with. Construction does no I/O; call `migrate()` before use.
  *
  * Invocation records are written with group commit: records submitted in the same event-loop turn share
- * one transaction, and each `recordInvocation` promise settles only once that transaction has committed.
+ * one transaction, and each `recordInvocation` promise settles only once that transaction has committed. With a
+ * `journal` (the SQLite file store) a record settles once appended to it instead, and is committed in a batch
+ * shortly after; reads of invocations wait for what was acknowledged before them.
  */
 export class SqlMetadataStore implements MetadataStore {
   readonly #db: Kysely<Database>;
@@ -423,9 +425,8 @@ export class SqlMetadataStore implements MetadataStore {
     };
   }
 
-  /** Start writing the queued invocation records as one batch. */
   /**
-   * Group commit: one batch transaction at a time. Records that arrive while a batch commits wait and go
+   * Start writing the queued invocation records. Group commit: one batch transaction at a time. Records that arrive while a batch commits wait and go
    * together in the next one, so under load a single commit (and fsync) serves many records instead of
    * small transactions queueing one behind another on the connection.
    */

@@ -14,10 +14,11 @@ export interface SqliteMetadataStoreOptions extends SqlMetadataStoreOptions {
   /** How long a write waits for another process's lock before failing with UNAVAILABLE. Default 5000 ms. */
   busyTimeoutMs?: number;
   /**
-   * `process` (default): invocation records are committed with `synchronous=NORMAL` — they survive any crash of
-   * the Savassan process, and an OS crash or power loss can lose the last ones since the previous checkpoint;
-   * deploys, version changes and deletes are checkpointed and survive both. `full`: every commit is fsynced
-   * (`synchronous=FULL`), about 0.15-0.3 ms more per invocation at low concurrency on these machines.
+   * `process` (default): invocation records are acknowledged once written to the record journal and committed with
+   * `synchronous=NORMAL` right after — they survive any crash of the Savassan process, and an OS crash or power
+   * loss can lose the last ones; deploys, version changes and deletes are checkpointed and survive both. `full`: no
+   * journal, and every commit is fsynced (`synchronous=FULL`) before its records are acknowledged, about 0.15-0.3 ms
+   * more per invocation at low concurrency on these machines.
    */
   durability?: 'process' | 'full';
 }
