@@ -230,7 +230,8 @@ export class Invoker {
         this.#logger.warn({ err, instanceId }, 'destroying a failed sandbox failed');
       }),
     ]);
-    await this.#replaceForWaiters(instance);
+    // Not awaited: the failed invocation's answer need not wait for a pool read and a queue push.
+    void this.#replaceForWaiters(instance);
   }
 
   /**
