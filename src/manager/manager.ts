@@ -170,10 +170,11 @@ export class Manager {
    * Someone may already have been served by a returned instance (competitive consumption): a demand is wanted only
    * while waiters outnumber the sandboxes already on their way. Checked before any read of the store: under load
    * most demand requests are stale by the time they are popped, and must be dropped as fast as they come.
+   * `reserved`: how many of the sandboxes counted as on their way are the caller's own.
    */
-  async #stillWanted(key: string): Promise<boolean> {
+  async #stillWanted(key: string, reserved = 0): Promise<boolean> {
     const { waiters } = await this.#options.pool.stats(key);
-    return waiters > this.inFlight(key);
+    return waiters > this.inFlight(key) - reserved;
   }
 
   /** Serves wanted keys, oldest first, while creation slots are free. */
@@ -231,7 +232,7 @@ export class Manager {
     const { pool, metadata, agents, logger } = this.#options;
     /** Sandboxes on their way other than this one. */
     const others = (): number => this.inFlight(key) - 1;
-    if (request.reason === 'demand' && (await pool.stats(key)).waiters <= others()) return 'skipped';
+    if (request.reason === 'demand' && !(await this.#stillWanted(key, 1))) return 'skipped';
     let version: FunctionVersion | null;
     try {
       version = await metadata.getVersion(request.functionName, request.version);
