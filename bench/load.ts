@@ -5,7 +5,6 @@ import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { post } from './http-post.mjs';
-import type { Hit } from './http-post.mjs';
 import type { SavassanClient } from '../src/client/client.js';
 
 export function percentile(sorted: number[], p: number): number {
@@ -28,7 +27,6 @@ export const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 1
 export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 export { post };
-export type { Hit };
 
 /**
  * Threads that fire the requests of a `load` with concurrency above 1: one on a small machine, where a second
