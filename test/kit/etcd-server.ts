@@ -1,5 +1,5 @@
 // Test kit: a real single-member etcd from the system package, on random loopback ports, its data in a temp dir.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { freeLoopbackPort } from './free-port.js';
+import { spawnServer } from './spawn-server.js';
 
 /** The etcd binary the kit runs; `SAVASSAN_ETCD` overrides it. */
 export const etcdBinary = process.env.SAVASSAN_ETCD ?? '/usr/bin/etcd';
@@ -16,7 +17,6 @@ export const etcdctlBinary = process.env.SAVASSAN_ETCDCTL ?? '/usr/bin/etcdctl';
 
 const START_TIMEOUT_MS = 15_000;
 const START_ATTEMPTS = 5;
-const OUTPUT_LIMIT = 64 * 1024;
 
 /** A running etcd owned by the test. */
 export interface EtcdServer {
@@ -41,11 +41,9 @@ export function etcdAvailable(): boolean {
   return existsSync(etcdBinary);
 }
 
-const running = new Set<ChildProcess>();
 const directories = new Set<string>();
-// A test run that crashes must not leave servers or directories behind.
+// A test run that crashes must not leave directories behind (nor servers: see spawnServer).
 process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
   for (const dir of directories) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -119,25 +117,13 @@ class RunningEtcdServer implements EtcdServer {
       ...['--heartbeat-interval', '10', '--election-timeout', '100'],
       ...['--logger', 'zap', '--log-level', 'warn'],
     ];
-    const child = spawn(etcdBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    running.add(child);
-    let output = '';
-    const collect = (chunk: Buffer): void => {
-      if (output.length < OUTPUT_LIMIT) output += chunk.toString();
-    };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
-    let exited = false;
-    child.once('exit', () => {
-      exited = true;
-      running.delete(child);
-    });
+    const { child, output, exited } = spawnServer(etcdBinary, args);
     this.#child = child;
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (!(await healthy(client))) {
-      if (exited || Date.now() > deadline) {
+      if (exited() || Date.now() > deadline) {
         await this.kill();
-        throw new Error(`etcd on port ${this.clientPort} did not become healthy:\n${output}`);
+        throw new Error(`etcd on port ${this.clientPort} did not become healthy:\n${output()}`);
       }
       await sleep(20);
     }

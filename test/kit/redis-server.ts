@@ -1,5 +1,4 @@
 // Test kit: a real redis-server from the system package, on a random loopback port, with nothing persisted.
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 
 import { freeLoopbackPort } from './free-port.js';
+import { spawnServer } from './spawn-server.js';
 
 /** The redis-server binary the kit runs; `SAVASSAN_REDIS_SERVER` overrides it. */
 export const redisServerBinary = process.env.SAVASSAN_REDIS_SERVER ?? '/usr/bin/redis-server';
@@ -47,12 +47,6 @@ export interface RedisServer {
 export function redisServerAvailable(): boolean {
   return existsSync(redisServerBinary);
 }
-
-const running = new Set<ChildProcess>();
-// A test run that crashes must not leave servers behind.
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
 
 /** Starts redis-server on a free loopback port with `--save '' --appendonly no` in a temp dir. */
 export async function startRedisServer(): Promise<RedisServer> {
@@ -153,24 +147,12 @@ async function scanKeys(client: Redis, prefix: string): Promise<string[]> {
 async function spawnRedis(port: number, dir: string): Promise<ChildProcess> {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
   args.push('--dir', dir, '--daemonize', 'no', '--loglevel', 'warning');
-  const child = spawn(redisServerBinary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
-  let output = '';
-  const collect = (chunk: Buffer): void => {
-    output += chunk.toString();
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
-  let exited = false;
-  child.once('exit', () => {
-    exited = true;
-    running.delete(child);
-  });
+  const { child, output, exited } = spawnServer(redisServerBinary, args);
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (!(await answersPing(port))) {
-    if (exited || Date.now() > deadline) {
+    if (exited() || Date.now() > deadline) {
       await stopProcess(child, 'SIGKILL');
-      throw new Error(`redis-server on port ${port} did not start:\n${output}`);
+      throw new Error(`redis-server on port ${port} did not start:\n${output()}`);
     }
     await sleep(20);
   }
