@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { timeOrderedUuid } from '../core/ids.js';
 import { PlatformError, isPlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
@@ -62,7 +62,7 @@ export class Invoker {
 
   async invoke(functionName: string, eventJson: string, signal?: CallerGone): Promise<InvocationResult> {
     const version = await this.options.resolver.current(functionName);
-    const invocationId = randomUUID();
+    const invocationId = timeOrderedUuid();
     let ghosts = 0;
     for (let attempt = 1; ; attempt++) {
       const { instance, start } = await this.#acquire(version, signal);

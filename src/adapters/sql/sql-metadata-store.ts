@@ -88,8 +88,11 @@ const defaultMaxJournalBacklog = 50_000;
 /** Rows per INSERT statement: keeps bound parameters under SQLite's historical limit of 999. */
 const rowsPerInsert = 64;
 const maxWriteAttempts = 5;
-/** How long journalled records wait for others to share their commit (nobody waits on it: they are acknowledged). */
-const journalCommitDelayMs = 5;
+/**
+ * How long journalled records wait for others to share their commit. Nobody waits on it: the records are acknowledged,
+ * and a read that needs them commits them at once.
+ */
+const journalCommitDelayMs = 50;
 
 type DbExecutor = Kysely<Database> | Transaction<Database>;
 
@@ -528,12 +531,26 @@ export class SqlMetadataStore implements MetadataStore {
         this.#committedCount += batch.length;
         for (const [name, at] of this.#deletedAt) if (at <= this.#committedCount) this.#deletedAt.delete(name);
         this.#settle();
+        // What arrived during this commit waits for its own delay, unless it cannot: a spinning committer would
+        // commit a few rows at a time under load, and each commit costs the same few page writes and locks.
+        if (!this.#commitIsDue()) break;
       }
     })().finally(() => {
       this.#committer = undefined;
-      if (this.#journalled.length > 0 && this.#state === 'open') this.#commitJournalled();
+      if (this.#journalled.length === 0) return;
+      if (this.#commitIsDue()) this.#commitJournalled();
+      else this.#commitTimer ??= setTimeout(() => this.#commitJournalled(), journalCommitDelayMs);
     });
     this.#track(this.#committer);
+  }
+
+  /** Whether journalled records must be committed now rather than after the delay: a full batch, a read waiting, or closing. */
+  #commitIsDue(): boolean {
+    return (
+      this.#journalled.length >= this.#maxInvocationBatch ||
+      this.#visibilityWaiters.length > 0 ||
+      this.#state !== 'open'
+    );
   }
 
   /**

@@ -59,6 +59,9 @@ function open(request: OpenRequest): ResultReply {
     opened.pragma(`synchronous = ${request.synchronous}`);
     opened.pragma(`busy_timeout = ${request.busyTimeoutMs}`);
     opened.pragma('foreign_keys = ON');
+    // Statement journals and temporary indexes in memory: a multi-row insert inside a transaction otherwise
+    // creates, writes and unlinks a file under /var/tmp on every commit.
+    opened.pragma('temp_store = MEMORY');
   } catch (err) {
     opened.close();
     throw err;
