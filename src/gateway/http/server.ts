@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, onSendHookHandler } from 'fastify';
 import { Type } from 'typebox';
 import { PlatformError, errorCodes } from '../../core/errors.js';
 import type { ErrorCode } from '../../core/errors.js';
@@ -123,24 +123,35 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // While draining, each answer closes its connection: a keep-alive connection that was busy when the close began
+  // would otherwise keep the server open until its keep-alive timeout (72 s) after the last answer. The invoke
+  // route (and the error and not-found answers) set it themselves: an onSend hook costs every invocation its
+  // hook runner.
+  const closeIfDraining = (reply: FastifyReply): void => {
+    if (!options.ready()) void reply.header('connection', 'close');
+  };
+  app.addHook('onRoute', (route) => {
+    if ((route.config as { closesWhenDraining?: boolean } | undefined)?.closesWhenDraining === true) return;
+    const onSend: onSendHookHandler = (_request, reply, payload, done) => {
+      closeIfDraining(reply);
+      done(null, payload);
+    };
+    route.onSend = route.onSend === undefined ? onSend : [onSend, ...[route.onSend].flat()];
+  });
   app.setErrorHandler((err, request, reply) => {
+    closeIfDraining(reply);
     const error = toPlatformError(err);
     if (error.status >= 500 && !error.isUserError) {
       options.logger?.error({ err, url: request.url }, 'request failed');
     }
     return sendError(reply, error);
   });
-  // While draining, each answer closes its connection: a keep-alive connection that was busy when the close began
-  // would otherwise keep the server open until its keep-alive timeout (72 s) after the last answer.
-  app.addHook('onSend', (_request, reply, payload, done) => {
-    if (!options.ready()) void reply.header('connection', 'close');
-    done(null, payload);
-  });
   const apiKeys = options.apiKeys ?? [];
   if (apiKeys.length > 0) app.addHook('onRequest', apiKeyHook(apiKeys));
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new PlatformError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    closeIfDraining(reply);
+    return sendError(reply, new PlatformError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+  });
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -398,6 +409,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     scope.post(
       '/v1/functions/:name/invoke',
       {
+        config: { closesWhenDraining: true },
         schema: {
           summary: 'Invoke a function synchronously; the body is the event (JSON)',
           params: FunctionNameParams,
@@ -418,14 +430,18 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
           metrics.rejected(error.code);
           throw error;
         }
-        metrics.observe(result, (performance.now() - started) / 1000);
+        closeIfDraining(reply);
         void reply.header('x-savassan-invocation-id', result.invocationId);
         void reply.header('x-savassan-start', result.start);
         void reply.header('x-savassan-version', String(result.version));
         const { outcome } = result;
         if (outcome.status === 'success') {
-          return reply.type('application/json').send(outcome.payloadJson ?? 'null');
+          void reply.type('application/json').send(outcome.payloadJson ?? 'null');
+          // After the answer is on its way: the caller need not wait for the bookkeeping.
+          metrics.observe(result, (performance.now() - started) / 1000);
+          return reply;
         }
+        metrics.observe(result, (performance.now() - started) / 1000);
         const code: ErrorCode = {
           error: 'FUNCTION_ERROR',
           timeout: 'FUNCTION_TIMEOUT',
