@@ -144,7 +144,7 @@ export class FrameDecoder {
   push(chunk: Uint8Array): string[] {
     if (this.failed) throw this.failed;
     const lines: string[] = [];
-    let data = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     for (;;) {
       const at = data.indexOf(newline);
       if (at === -1) break;
@@ -213,11 +213,15 @@ class FieldReader {
     throw new ProtocolError(`invalid ${this.what}: "${key}" must be ${expected}, got ${shown}`);
   }
 
-  string(key: string, options: { nonEmpty?: boolean } = {}): string {
+  string(key: string): string {
     const value = this.fields[key];
-    if (typeof value !== 'string' || (options.nonEmpty === true && value.length === 0)) {
-      this.bad(key, options.nonEmpty === true ? 'a non-empty string' : 'a string');
-    }
+    if (typeof value !== 'string') this.bad(key, 'a string');
+    return value;
+  }
+
+  nonEmptyString(key: string): string {
+    const value = this.fields[key];
+    if (typeof value !== 'string' || value.length === 0) this.bad(key, 'a non-empty string');
     return value;
   }
 
@@ -228,18 +232,19 @@ class FieldReader {
     return value;
   }
 
-  number(key: string, options: { integer?: boolean; min?: number } = {}): number {
+  /** A finite number, at least `min`. */
+  number(key: string, min: number): number {
     const value = this.fields[key];
-    const min = options.min ?? Number.NEGATIVE_INFINITY;
-    if (
-      typeof value !== 'number' ||
-      !Number.isFinite(value) ||
-      (options.integer === true && !Number.isInteger(value)) ||
-      value < min
-    ) {
-      const kind = options.integer === true ? 'an integer' : 'a finite number';
-      this.bad(key, Number.isFinite(min) ? `${kind} >= ${min}` : kind);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+      this.bad(key, `a finite number >= ${min}`);
     }
+    return value;
+  }
+
+  /** An integer, at least `min`. */
+  integer(key: string, min: number): number {
+    const value = this.fields[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) this.bad(key, `an integer >= ${min}`);
     return value;
   }
 
@@ -266,7 +271,7 @@ class FieldReader {
     const value = this.fields[key];
     if (typeof value !== 'object' || value === null || Array.isArray(value)) this.bad(key, 'an error object');
     const reader = new FieldReader(value as Fields, `${this.what} "${key}"`);
-    const error: WireError = { name: reader.string('name', { nonEmpty: true }), message: reader.string('message') };
+    const error: WireError = { name: reader.nonEmptyString('name'), message: reader.string('message') };
     const code = reader.optionalString('code');
     const stack = reader.optionalString('stack');
     if (code !== undefined) error.code = code;
@@ -293,27 +298,27 @@ export function parseHostMessage(line: string): HostMessage {
   const fields = parseObject(line, 'host');
   const type = readType(fields, 'host', hostTypes);
   const r = new FieldReader(fields, `${type} message`);
-  const id = r.string('id', { nonEmpty: true });
+  const id = r.nonEmptyString('id');
   switch (type) {
     case 'init':
       return {
         type,
         id,
-        handler: r.string('handler', { nonEmpty: true }),
-        codeDir: r.string('codeDir', { nonEmpty: true }),
+        handler: r.nonEmptyString('handler'),
+        codeDir: r.nonEmptyString('codeDir'),
         env: r.stringRecord('env'),
-        functionName: r.string('functionName', { nonEmpty: true }),
-        functionVersion: r.number('functionVersion', { integer: true, min: 0 }),
-        memoryMB: r.number('memoryMB', { integer: true, min: 1 }),
-        timeoutMs: r.number('timeoutMs', { min: 1 }),
+        functionName: r.nonEmptyString('functionName'),
+        functionVersion: r.integer('functionVersion', 0),
+        memoryMB: r.integer('memoryMB', 1),
+        timeoutMs: r.number('timeoutMs', 1),
       };
     case 'invoke':
       return {
         type,
         id,
-        invocationId: r.string('invocationId', { nonEmpty: true }),
+        invocationId: r.nonEmptyString('invocationId'),
         eventJson: r.string('eventJson'),
-        deadline: r.number('deadline', { min: 0 }),
+        deadline: r.number('deadline', 0),
       };
   }
 }
@@ -328,24 +333,24 @@ export function parseGuestMessage(line: string): GuestMessage {
     return {
       type,
       id: '',
-      pid: r.number('pid', { integer: true, min: 1 }),
-      nodeVersion: r.string('nodeVersion', { nonEmpty: true }),
+      pid: r.integer('pid', 1),
+      nodeVersion: r.nonEmptyString('nodeVersion'),
     };
   }
-  const id = r.string('id', { nonEmpty: true });
+  const id = r.nonEmptyString('id');
   switch (type) {
     case 'init-ok':
-      return { type, id, initMs: r.number('initMs', { min: 0 }) };
+      return { type, id, initMs: r.number('initMs', 0) };
     case 'init-error':
       return { type, id, error: r.error('error') };
     case 'result':
-      return { type, id, payloadJson: r.string('payloadJson'), maxRssBytes: r.number('maxRssBytes', { min: 0 }) };
+      return { type, id, payloadJson: r.string('payloadJson'), maxRssBytes: r.number('maxRssBytes', 0) };
     case 'error':
       return {
         type,
         id,
         error: r.error('error'),
-        maxRssBytes: r.number('maxRssBytes', { min: 0 }),
+        maxRssBytes: r.number('maxRssBytes', 0),
         fatal: r.boolean('fatal'),
       };
     case 'log': {

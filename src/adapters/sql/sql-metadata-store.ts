@@ -126,6 +126,8 @@ export class SqlMetadataStore implements MetadataStore {
   /** Operations and batch writes under way; `close()` waits for them before destroying the connection. */
   readonly #active = new Set<Promise<void>>();
   #pending: PendingInvocation[] = [];
+  /** Records for the journal, written together at the end of this turn of the event loop. */
+  #toJournal: PendingInvocation[] = [];
   #flushScheduled = false;
   /** Journalled (acknowledged) records not yet committed, in order, with their journal tickets. */
   #journalled: { row: Insertable<InvocationsTable>; ticket: number; seq: number }[] = [];
@@ -271,14 +273,12 @@ export class SqlMetadataStore implements MetadataStore {
     } catch (err) {
       return Promise.reject(PlatformError.from(err, 'BAD_REQUEST'));
     }
-    const journal = this.#journal;
-    if (journal !== undefined && this.#pending.length === 0) {
-      // A journal write costs a few µs: no reason to wait for other records to share it.
+    if (this.#journal !== undefined && this.#pending.length === 0) {
+      // One write(2) for the records of this turn of the event loop: under load, several sandboxes answer in one
+      // turn; alone, a record waits only for the rest of the turn (setImmediate runs right after the I/O callbacks).
       return new Promise<void>((resolve, reject) => {
-        if (!this.#acknowledgeFromJournal(journal, [{ row, resolve, reject }])) {
-          this.#pending.push({ row, resolve, reject });
-          this.#flush();
-        }
+        this.#toJournal.push({ row, resolve, reject });
+        if (this.#toJournal.length === 1) setImmediate(this.#writeToJournal);
       });
     }
     return new Promise<void>((resolve, reject) => {
@@ -348,6 +348,7 @@ export class SqlMetadataStore implements MetadataStore {
 
   async #shutdown(): Promise<void> {
     this.#state = 'closing';
+    this.#writeToJournal();
     this.#flush();
     if (this.#journalled.length > 0) this.#commitJournalled();
     while (this.#active.size > 0) await Promise.all([...this.#active]);
@@ -473,6 +474,28 @@ export class SqlMetadataStore implements MetadataStore {
     }
     for (const pending of batch) pending.resolve();
   }
+
+  /** Journals the records of this turn, or (the journal cannot take them) queues them for the database. */
+  readonly #writeToJournal = (): void => {
+    const batch = this.#toJournal;
+    if (batch.length === 0) return;
+    this.#toJournal = [];
+    // As many as the backlog has room for; the rest go the slow way, straight into the database.
+    const room = Math.max(0, this.#maxJournalBacklog - this.#journalled.length);
+    const journalled = batch.slice(0, room);
+    if (
+      journalled.length === 0 ||
+      this.#journal === undefined ||
+      !this.#acknowledgeFromJournal(this.#journal, journalled)
+    ) {
+      this.#pending.push(...batch);
+    } else if (batch.length > room) {
+      this.#pending.push(...batch.slice(room));
+    } else {
+      return;
+    }
+    this.#flush();
+  };
 
   /** Appends the batch to the journal and acknowledges it; false (nothing done) when the journal cannot take it. */
   #acknowledgeFromJournal(journal: InvocationJournal, batch: PendingInvocation[]): boolean {

@@ -43,7 +43,29 @@ interface LambdaContext {
 
 interface Loaded {
   handler: Handler;
-  init: InitMessage;
+  /** The context fields that stay the same for every invocation of this sandbox, computed once. */
+  constants: ContextConstants;
+}
+
+interface ContextConstants {
+  functionName: string;
+  functionVersion: string;
+  memoryLimitInMB: string;
+  invokedFunctionArn: string;
+  logGroupName: string;
+  logStreamName: string;
+}
+
+function contextConstants(init: InitMessage): ContextConstants {
+  const version = String(init.functionVersion);
+  return {
+    functionName: init.functionName,
+    functionVersion: version,
+    memoryLimitInMB: String(init.memoryMB),
+    invokedFunctionArn: `arn:savassan:lambda:local:000000000000:function:${init.functionName}:${version}`,
+    logGroupName: `/savassan/functions/${init.functionName}`,
+    logStreamName: `${init.functionName}/${version}/${process.pid}`,
+  };
 }
 
 interface Invocation {
@@ -331,7 +353,7 @@ async function handleInit(init: InitMessage): Promise<void> {
     const handler = await loadHandler(init);
     if (initPending !== init) return;
     initPending = null;
-    loaded = { handler, init };
+    loaded = { handler, constants: contextConstants(init) };
     send({ type: 'init-ok', id: init.id, initMs: round(performance.now() - started) });
   } catch (err) {
     const error: WireError =
@@ -409,18 +431,17 @@ function finish(invocation: Invocation, outcome: { ok: true; value: unknown } | 
 
 function buildContext(
   message: InvokeMessage,
-  init: InitMessage,
+  constants: ContextConstants,
   complete: (error: unknown, result: unknown) => void,
 ): LambdaContext {
-  const version = String(init.functionVersion);
   return {
     awsRequestId: message.invocationId,
-    functionName: init.functionName,
-    functionVersion: version,
-    memoryLimitInMB: String(init.memoryMB),
-    invokedFunctionArn: `arn:savassan:lambda:local:000000000000:function:${init.functionName}:${version}`,
-    logGroupName: `/savassan/functions/${init.functionName}`,
-    logStreamName: `${init.functionName}/${version}/${process.pid}`,
+    functionName: constants.functionName,
+    functionVersion: constants.functionVersion,
+    memoryLimitInMB: constants.memoryLimitInMB,
+    invokedFunctionArn: constants.invokedFunctionArn,
+    logGroupName: constants.logGroupName,
+    logStreamName: constants.logStreamName,
     // Accepted for compatibility; the result is always sent as soon as the handler completes.
     callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: () => Math.max(0, message.deadline - Date.now()),
@@ -456,7 +477,7 @@ function handleInvoke(message: InvokeMessage): void {
   logId = message.id;
   const complete = (error: unknown, result: unknown): void =>
     finish(invocation, error === null || error === undefined ? { ok: true, value: result } : { ok: false, error });
-  const context = buildContext(message, loaded.init, complete);
+  const context = buildContext(message, loaded.constants, complete);
   const { handler } = loaded;
   let returned: unknown;
   try {
