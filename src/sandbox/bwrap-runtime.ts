@@ -19,6 +19,7 @@ import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './gue
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
 import { protectHostFromSandboxes } from './host-firewall.js';
 import { SandboxUsers } from './sandbox-users.js';
+import { batchScheduled, schedulingEnforcement } from './scheduling.js';
 
 export interface BwrapRuntimeOptions {
   /** Where the runtime keeps the guest shim it exposes read-only to every sandbox. */
@@ -162,6 +163,7 @@ function capabilitiesOf(cgroups: Cgroups | { unavailable: string }, hostAddresse
       : missing('none', `${cgroupNote}: no CPU quota or weight`),
     tmp: enforced('tmpfs size', 'private /tmp with a size cap'),
     openFiles: enforced('RLIMIT_NOFILE', 'per process'),
+    scheduling: schedulingEnforcement,
   };
 }
 
@@ -292,7 +294,14 @@ export class BwrapRuntime implements SandboxRuntime {
 
   private async spawnWrapper(args: string[], openFiles: number): Promise<ChildProcess> {
     const user = this.users.next();
-    const child = spawn('/bin/bash', ['-c', wrapperScript, String(openFiles), this.bwrapPath, ...args], {
+    const [command, commandArgs] = batchScheduled('/bin/bash', [
+      '-c',
+      wrapperScript,
+      String(openFiles),
+      this.bwrapPath,
+      ...args,
+    ]);
+    const child = spawn(command, commandArgs, {
       env: { PATH: '/usr/bin:/bin' },
       stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
       detached: true,

@@ -11,6 +11,7 @@ import type {
 import { ChildSandboxProcess } from './child-sandbox.js';
 import { nodeBinaryFor } from './node-runtimes.js';
 import { builtSandboxDir } from './package-root.js';
+import { batchScheduled, schedulingEnforcement } from './scheduling.js';
 
 export interface ProcessRuntimeOptions {
   /** The compiled guest shim; defaults to `<package root>/dist/sandbox/guest/shim.js`. */
@@ -32,6 +33,7 @@ export const processRuntimeCapabilities: RuntimeCapabilities = {
   cpu: none('none', 'no CPU share or quota'),
   tmp: none('none', 'scratch space on the host disk, unbounded'),
   openFiles: none('none', 'inherits the Savassan process limit'),
+  scheduling: schedulingEnforcement,
 };
 
 /**
@@ -54,7 +56,8 @@ export class ProcessRuntime implements SandboxRuntime {
   async launch(spec: SandboxLaunchSpec): Promise<SandboxProcess> {
     const shim = await this.resolveShim();
     const nodePath = this.nodePath ?? (await nodeBinaryFor(spec.runtime));
-    const child = spawn(nodePath, [`--max-old-space-size=${spec.limits.memoryMB}`, shim], {
+    const [command, args] = batchScheduled(nodePath, [`--max-old-space-size=${spec.limits.memoryMB}`, shim]);
+    const child = spawn(command, args, {
       cwd: spec.taskDir,
       env: {
         SAVASSAN_SOCKET: join(spec.socketDir, spec.socketName),

@@ -18,6 +18,7 @@ import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './gue
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
 import { protectHostFromSandboxes } from './host-firewall.js';
 import { SandboxUsers } from './sandbox-users.js';
+import { batchScheduled, schedulingEnforcement } from './scheduling.js';
 
 const run = promisify(execFile);
 
@@ -248,6 +249,7 @@ export class RuncRuntime implements SandboxRuntime {
       cpu: on('cgroup CPU quota and weight'),
       tmp: on('tmpfs size', 'private /tmp with a size cap'),
       openFiles: on('RLIMIT_NOFILE', 'per process'),
+      scheduling: schedulingEnforcement,
     };
   }
 
@@ -307,7 +309,17 @@ export class RuncRuntime implements SandboxRuntime {
         heapMB: heapLimitMB(spec.limits.memoryMB, true),
       });
       await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
-      const child = spawn(this.runcPath, ['--root', this.stateDir, 'run', '--keep', '--bundle', bundle, id], {
+      // runc's init and the container's process inherit the policy from the runc process.
+      const [command, args] = batchScheduled(this.runcPath, [
+        '--root',
+        this.stateDir,
+        'run',
+        '--keep',
+        '--bundle',
+        bundle,
+        id,
+      ]);
+      const child = spawn(command, args, {
         env: { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' },
         stdio: ['ignore', 'ignore', 'pipe'],
         detached: true,

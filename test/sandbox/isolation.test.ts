@@ -122,6 +122,12 @@ describe('the process runtime does not isolate (what the boundary tests would se
   });
   after(() => h.close());
 
+  it('runs the function under SCHED_BATCH: waking it does not preempt the platform', async () => {
+    const spec = await h.deploy();
+    assert.deepEqual(result(await h.run(spec, { action: 'schedulingPolicy' })), { policy: 3 });
+    assert.equal(h.runtime.capabilities.scheduling.enforced, true);
+  });
+
   it('lets a function read host files and reach loopback', async () => {
     const spec = await h.deploy();
     assert.equal(result(await h.run(spec, { action: 'read', path: h.secretPath }))['ok'], true);
@@ -144,6 +150,10 @@ for (const kind of ['bwrap', 'runc'] as const) {
         if (!isRoot && ['memory', 'pids', 'cpu', 'hostAddresses'].includes(limit)) continue;
         assert.equal(enforcement.enforced, true, `${limit}: ${enforcement.note}`);
       }
+    });
+
+    it('runs the function under SCHED_BATCH: waking it does not preempt the platform', async () => {
+      assert.deepEqual(result(await h.run(spec, { action: 'schedulingPolicy' })), { policy: 3 });
     });
 
     it('runs the function as an unprivileged user in its code directory', async () => {

@@ -83,6 +83,8 @@ export interface RuntimeCapabilities {
   cpu: Enforcement;
   tmp: Enforcement;
   openFiles: Enforcement;
+  /** Sandboxes scheduled so that they cannot preempt the platform's own threads when they wake up. */
+  scheduling: Enforcement;
 }
 
 export interface SandboxRuntime {

@@ -1,0 +1,48 @@
+import { accessSync, constants } from 'node:fs';
+import type { Enforcement } from '../core/ports/sandbox-runtime.js';
+
+/** util-linux's chrt, on every Debian and most other systems (it is in an essential package). */
+const chrtCandidates = ['/usr/bin/chrt', '/bin/chrt'];
+
+function findChrt(): string | null {
+  for (const path of chrtCandidates) {
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // Not here; try the next.
+    }
+  }
+  return null;
+}
+
+const chrtPath = findChrt();
+
+/**
+ * Sandboxes run under Linux's SCHED_BATCH policy: a sandbox woken by its invocation does not preempt the process
+ * that woke it (the Agent's event loop, which is also the gateway's in embedded mode); it runs when a CPU is free
+ * or at the next scheduler tick. With the normal policy every write to a sandbox's socket could hand the CPU to
+ * the sandbox mid-way through the platform's work, so under load the one event loop that serves every
+ * invocation waited behind the functions it was feeding. CPU shares between sandboxes are unchanged, and an
+ * unprivileged process may choose SCHED_BATCH, so this needs nothing from the host but chrt.
+ *
+ * Returns the command and arguments that start `command args` under SCHED_BATCH (through chrt, which execs it:
+ * same process, one exec more), or them unchanged where chrt is missing (`schedulingEnforcement` says so).
+ */
+export function batchScheduled(command: string, args: readonly string[]): [string, string[]] {
+  if (chrtPath === null) return [command, [...args]];
+  return [chrtPath, ['--batch', '0', command, ...args]];
+}
+
+export const schedulingEnforcement: Enforcement =
+  chrtPath === null
+    ? {
+        mechanism: 'none',
+        enforced: false,
+        note: 'chrt (util-linux) is missing: sandboxes can preempt the platform when they wake up',
+      }
+    : {
+        mechanism: 'SCHED_BATCH',
+        enforced: true,
+        note: 'a sandbox never preempts the platform when it wakes up; CPU shares are unchanged',
+      };
