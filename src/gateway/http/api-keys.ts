@@ -2,6 +2,7 @@
 // hosts may go without a key, how the keys given on the command line or in the environment are read, and the
 // Fastify hook that checks them.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { PlatformError } from '../../core/errors.js';
@@ -69,12 +70,12 @@ function digest(text: string): Buffer {
 }
 
 /** The credentials a request presents: the token of `Authorization: Bearer <key>`, and `x-api-key`. */
-function presentedKeys(request: FastifyRequest): string[] {
+function presentedKeys(headers: IncomingHttpHeaders): string[] {
   const presented: string[] = [];
-  const authorization = request.headers.authorization;
+  const authorization = headers.authorization;
   const bearer = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   if (bearer?.[1] !== undefined) presented.push(bearer[1]);
-  const header = request.headers['x-api-key'];
+  const header = headers['x-api-key'];
   for (const value of Array.isArray(header) ? header : header === undefined ? [] : [header]) {
     presented.push(value.trim());
   }
@@ -82,17 +83,14 @@ function presentedKeys(request: FastifyRequest): string[] {
 }
 
 /**
- * A Fastify `onRequest` hook that answers 401 `UNAUTHORIZED` (with `WWW-Authenticate: Bearer`) to any request
- * outside `publicRoutes` that does not present one of `keys` as `Authorization: Bearer <key>` or `x-api-key: <key>`.
- * Unknown routes are refused too, so a caller without a key learns nothing about which routes exist. Keys are
- * compared as SHA-256 digests in constant time, against every key, so neither a key's length nor which key matched
- * shows in the timing. `keys` must not be empty (no keys: do not add the hook).
- *
- * @example
- * app.addHook('onRequest', apiKeyHook(['k1']));
+ * Whether a request's headers present one of `keys`, and how many credentials they present. Keys are compared as
+ * SHA-256 digests in constant time, against every key, so neither a key's length nor which key matched shows in
+ * the timing. `keys` must not be empty.
  */
-export function apiKeyHook(keys: readonly string[]): onRequestHookHandler {
-  if (keys.length === 0) throw new PlatformError('INVALID_CONFIG', 'apiKeyHook needs at least one key');
+export type ApiKeyCheck = (headers: IncomingHttpHeaders) => { presented: number; valid: boolean };
+
+export function apiKeyCheck(keys: readonly string[]): ApiKeyCheck {
+  if (keys.length === 0) throw new PlatformError('INVALID_CONFIG', 'an API key check needs at least one key');
   const expected = keys.map(digest);
   const matches = (presented: string): boolean => {
     const candidate = digest(presented);
@@ -100,14 +98,31 @@ export function apiKeyHook(keys: readonly string[]): onRequestHookHandler {
     for (const key of expected) found = timingSafeEqual(candidate, key) || found;
     return found;
   };
+  return (headers) => {
+    const presented = presentedKeys(headers);
+    return { presented: presented.length, valid: presented.some(matches) };
+  };
+}
+
+/**
+ * A Fastify `onRequest` hook that answers 401 `UNAUTHORIZED` (with `WWW-Authenticate: Bearer`) to any request
+ * outside `publicRoutes` that does not present one of `keys` as `Authorization: Bearer <key>` or `x-api-key: <key>`.
+ * Unknown routes are refused too, so a caller without a key learns nothing about which routes exist. `keys` must
+ * not be empty (no keys: do not add the hook).
+ *
+ * @example
+ * app.addHook('onRequest', apiKeyHook(['k1']));
+ */
+export function apiKeyHook(keys: readonly string[]): onRequestHookHandler {
+  const check = apiKeyCheck(keys);
   return (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     const route = request.routeOptions.url;
     if (route !== undefined && publicRoutes.has(route)) {
       done();
       return;
     }
-    const presented = presentedKeys(request);
-    if (presented.some(matches)) {
+    const { presented, valid } = check(request.headers);
+    if (valid) {
       done();
       return;
     }
@@ -115,7 +130,7 @@ export function apiKeyHook(keys: readonly string[]): onRequestHookHandler {
     done(
       new PlatformError(
         'UNAUTHORIZED',
-        presented.length === 0
+        presented === 0
           ? 'this API needs an API key: send "Authorization: Bearer <key>" or "x-api-key: <key>" (the CLI and client read SAVASSAN_API_KEY)'
           : 'the API key is not valid',
       ),

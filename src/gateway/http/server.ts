@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
@@ -13,9 +13,10 @@ import type { MetadataStore } from '../../core/ports/metadata-store.js';
 import type { Enforcement } from '../../core/ports/sandbox-runtime.js';
 import type { InvocationRecord } from '../../core/types.js';
 import type { Deployer } from '../deployer.js';
-import type { CallerGone, InvocationResult, Invoker } from '../invoker.js';
+import type { InvocationResult, Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
-import { apiKeyHook } from './api-keys.js';
+import { apiKeyCheck, apiKeyHook } from './api-keys.js';
+import { callerGone, errorAnswer, eventOf, invocationAnswer, invokeFastPath } from './invoke-route.js';
 import { DeployBody, FunctionNameParams, InvocationParams, LogsQuery, SetCurrentBody } from './schemas.js';
 import { functionView, invocationView, versionView } from './views.js';
 
@@ -66,37 +67,8 @@ const fastifyCodeMap: Record<string, ErrorCode> = {
 };
 
 export function sendError(reply: FastifyReply, err: PlatformError): FastifyReply {
-  const retryAfter = err.details.retryAfterSeconds;
-  if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
-  return reply.code(err.status).send({ error: { code: err.code, message: err.rawMessage, ...err.details } });
-}
-
-/**
- * The client went away before its answer: the invoker stops waiting for an instance. The response stream closes
- * early (the request stream closes as soon as the body has been read, so it cannot tell). Built for every
- * invocation, so it costs nothing until the invoker has to wait: no AbortController, no listener before then.
- */
-function callerGone(response: ServerResponse): CallerGone {
-  const gone = (): boolean => response.destroyed && !response.writableEnded;
-  const listeners = new Map<() => void, () => void>();
-  return {
-    get aborted() {
-      return gone();
-    },
-    addEventListener: (_type, listener) => {
-      const onClose = (): void => {
-        if (!response.writableEnded) listener();
-      };
-      listeners.set(listener, onClose);
-      response.once('close', onClose);
-    },
-    removeEventListener: (_type, listener) => {
-      const onClose = listeners.get(listener);
-      if (onClose === undefined) return;
-      listeners.delete(listener);
-      response.off('close', onClose);
-    },
-  };
+  const answer = errorAnswer(err);
+  return reply.code(answer.status).headers(answer.headers).send(answer.body);
 }
 
 function toPlatformError(err: unknown): PlatformError {
@@ -116,7 +88,26 @@ function toPlatformError(err: unknown): PlatformError {
 /** Builds the Gateway's HTTP API v1 (architecture §5). Listening is the caller's job. */
 export async function createGatewayServer(options: GatewayServerOptions): Promise<FastifyInstance> {
   const { invoker, deployer, metadata, blobStore, metrics } = options;
+  const apiKeys = options.apiKeys ?? [];
+  const fastPath = invokeFastPath({
+    invoker,
+    metrics,
+    ready: options.ready,
+    apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
+    logger: options.logger,
+  });
   const app = Fastify({
+    // Plain invoke requests are answered before Fastify sees them (invoke-route.ts); the rest is Fastify's. The
+    // server gets the timeouts Fastify gives the servers it makes itself (its defaults).
+    serverFactory: (handler) => {
+      const server = createServer((req, res) => {
+        if (!fastPath(req, res)) handler(req, res);
+      });
+      server.keepAliveTimeout = 72_000;
+      server.requestTimeout = 0;
+      server.setTimeout(0);
+      return server;
+    },
     logger: false,
     bodyLimit: maxEventBytes,
     forceCloseConnections: 'idle',
@@ -146,7 +137,6 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     }
     return sendError(reply, error);
   });
-  const apiKeys = options.apiKeys ?? [];
   if (apiKeys.length > 0) app.addHook('onRequest', apiKeyHook(apiKeys));
   app.setNotFoundHandler((request, reply) => {
     closeIfDraining(reply);
@@ -398,12 +388,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     // invalid JSON with a 400. An empty body is the event {} (as with Lambda).
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: maxEventBytes }, (_request, body, done) => {
-      const text = (body as string).trim() === '' ? '{}' : (body as string);
       try {
-        JSON.parse(text);
-        done(null, text);
+        done(null, eventOf(body as string));
       } catch (err) {
-        done(new PlatformError('BAD_REQUEST', `the event is not valid JSON: ${(err as Error).message}`), undefined);
+        done(err as PlatformError, undefined);
       }
     });
     scope.post(
@@ -431,33 +419,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
           throw error;
         }
         closeIfDraining(reply);
-        void reply.header('x-savassan-invocation-id', result.invocationId);
-        void reply.header('x-savassan-start', result.start);
-        void reply.header('x-savassan-version', String(result.version));
-        const { outcome } = result;
-        if (outcome.status === 'success') {
-          void reply.type('application/json').send(outcome.payloadJson ?? 'null');
-          // After the answer is on its way: the caller need not wait for the bookkeeping.
-          metrics.observe(result, (performance.now() - started) / 1000);
-          return reply;
-        }
+        const answer = invocationAnswer(result);
+        void reply.code(answer.status).headers(answer.headers).send(answer.body);
         metrics.observe(result, (performance.now() - started) / 1000);
-        const code: ErrorCode = {
-          error: 'FUNCTION_ERROR',
-          timeout: 'FUNCTION_TIMEOUT',
-          crash: 'FUNCTION_CRASHED',
-          oom: 'FUNCTION_OUT_OF_MEMORY',
-        }[outcome.status] as ErrorCode;
-        return sendError(
-          reply,
-          new PlatformError(code, outcome.error?.message ?? outcome.status, {
-            details: {
-              errorType: outcome.error?.name ?? 'Error',
-              ...(outcome.error?.stack === undefined ? {} : { stack: outcome.error.stack }),
-              invocationId: result.invocationId,
-            },
-          }),
-        );
+        return reply;
       },
     );
     registered();

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { maxEventBytes } from '../../core/function-config.js';
+import { apiKeyCheck } from './api-keys.js';
+import { fastPathName } from './invoke-route.js';
+
+const plain = { method: 'POST', url: '/v1/functions/echo/invoke', headers: { 'content-length': '2' } };
+
+describe('fastPathName', () => {
+  it('takes a plain invoke request', () => {
+    assert.equal(fastPathName(plain, null, true), 'echo');
+    assert.equal(fastPathName({ ...plain, headers: { 'content-length': '0' } }, null, true), 'echo');
+    assert.equal(fastPathName({ ...plain, url: '/v1/functions/a-b_c.d/invoke' }, null, true), 'a-b_c.d');
+    const limit = { ...plain, headers: { 'content-length': String(maxEventBytes) } };
+    assert.equal(fastPathName(limit, null, true), 'echo');
+  });
+
+  it('leaves to Fastify every other request', () => {
+    const others = [
+      { ...plain, method: 'GET' },
+      { ...plain, method: 'PUT' },
+      { ...plain, url: '/v1/functions/echo/invoke?x=1' },
+      { ...plain, url: '/v1/functions/ech%6f/invoke' },
+      { ...plain, url: '/v1/functions//invoke' },
+      { ...plain, url: '/v1/functions/a/b/invoke' },
+      { ...plain, url: '/v1/functions/echo/invoke/' },
+      { ...plain, url: `/v1/functions/${'a'.repeat(201)}/invoke` },
+      { ...plain, url: '/v1/functions/echo' },
+      { ...plain, headers: {} },
+      { ...plain, headers: { 'content-length': String(maxEventBytes + 1) } },
+    ];
+    for (const request of others) assert.equal(fastPathName(request, null, true), null, JSON.stringify(request));
+    assert.equal(fastPathName(plain, null, false), null, 'not while starting or draining');
+  });
+
+  it('takes a request with a valid API key only', () => {
+    const keys = apiKeyCheck(['k-1', 'k-2']);
+    const withHeaders = (headers: Record<string, string>) => ({ ...plain, headers: { ...plain.headers, ...headers } });
+    assert.equal(fastPathName(withHeaders({ authorization: 'Bearer k-2' }), keys, true), 'echo');
+    assert.equal(fastPathName(withHeaders({ 'x-api-key': 'k-1' }), keys, true), 'echo');
+    assert.equal(fastPathName(plain, keys, true), null);
+    assert.equal(fastPathName(withHeaders({ authorization: 'Bearer k-3' }), keys, true), null);
+  });
+});
