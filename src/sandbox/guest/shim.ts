@@ -26,14 +26,18 @@ import {
 type Handler = (event: unknown, context: LambdaContext, callback: Callback) => unknown;
 type Callback = (error?: unknown, result?: unknown) => void;
 
-interface LambdaContext {
-  awsRequestId: string;
+/** The context fields that stay the same for every invocation of this sandbox, computed once per init. */
+interface ContextConstants {
   functionName: string;
   functionVersion: string;
   memoryLimitInMB: string;
   invokedFunctionArn: string;
   logGroupName: string;
   logStreamName: string;
+}
+
+interface LambdaContext extends ContextConstants {
+  awsRequestId: string;
   callbackWaitsForEmptyEventLoop: boolean;
   getRemainingTimeInMillis(): number;
   done(error?: unknown, result?: unknown): void;
@@ -43,17 +47,7 @@ interface LambdaContext {
 
 interface Loaded {
   handler: Handler;
-  /** The context fields that stay the same for every invocation of this sandbox, computed once. */
   constants: ContextConstants;
-}
-
-interface ContextConstants {
-  functionName: string;
-  functionVersion: string;
-  memoryLimitInMB: string;
-  invokedFunctionArn: string;
-  logGroupName: string;
-  logStreamName: string;
 }
 
 function contextConstants(init: InitMessage): ContextConstants {
