@@ -135,3 +135,23 @@ export async function warmUntilSteady(
   }
   return sandboxes;
 }
+
+/**
+ * Loads `url` at concurrency 32 in rounds of `requests` until its throughput stops climbing: the mean of the last
+ * two rounds is within 5% of the mean of the two before (after at least four rounds), or `maxRequests` were sent.
+ * A server whose handlers run in freshly started processes (Savassan's sandboxes, the IPC floor's children) gets
+ * faster for tens of thousands of requests while V8 optimises the code in each process; measuring throughput
+ * before that compares their warm-up, not their steady state. Returns the requests sent and each round's rate.
+ */
+export async function warmThroughput(url: string, options: { requests?: number; maxRequests?: number } = {}) {
+  const requests = options.requests ?? 20_000;
+  const maxRequests = options.maxRequests ?? 300_000;
+  const rates: number[] = [];
+  const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  while (rates.length * requests < maxRequests) {
+    rates.push(round((await load(url, requests, 32)).rps, 0));
+    if (rates.length < 4) continue;
+    if (meanOf(rates.slice(-2)) <= 1.05 * meanOf(rates.slice(-4, -2))) break;
+  }
+  return { requests: rates.length * requests, roundRps: rates };
+}

@@ -13,13 +13,14 @@ import { repoRoot, startServer } from '../test/helpers/server-process.js';
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
 import { measureCluster } from './cluster.js';
 import { measureSandboxColdStarts } from './cold-start.js';
-import { load, loadThreads, mean, post, round, summarise, warmUntilSteady } from './load.js';
+import { load, loadThreads, mean, post, round, summarise, warmThroughput, warmUntilSteady } from './load.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const warmRequests = quick ? 300 : 3000;
 const throughputRequests = quick ? 2000 : 20000;
 const coldRuns = quick ? 8 : 40;
 const poolOps = quick ? 2000 : 20000;
+const warmUpSizes = quick ? { requests: 2000, maxRequests: 8000 } : { requests: 20_000, maxRequests: 300_000 };
 
 /** Starts one of the bench's baseline servers (a script under bench/) and waits for its address. */
 async function startBaseline(script: string, args: string[] = []) {
@@ -71,10 +72,15 @@ async function main(): Promise<void> {
     await client.deploy('noop', noop, { maxInstances: 64 });
     const invokeUrl = `${server.url}/v1/functions/noop/invoke`;
 
-    // Warm-up all three (JIT, sandboxes for concurrency 32).
-    await load(bare.url, 500, 32);
-    await load(floor.url, 500, 32);
+    // Warm-up all three: Savassan scales out to its sandboxes for concurrency 32, then each side is loaded until its
+    // throughput stops climbing (V8 optimising the code in every process; see warmThroughput).
     results.warmSandboxes = await warmUntilSteady(client, invokeUrl);
+    results.warmUp = {
+      note: 'requests at concurrency 32 before measuring, and the rate of each warm-up round (until it stopped climbing)',
+      bare: await warmThroughput(bare.url, warmUpSizes),
+      ipcFloor: await warmThroughput(floor.url, warmUpSizes),
+      savassan: await warmThroughput(invokeUrl, warmUpSizes),
+    };
 
     // 1. Warm invoke at concurrency 1, interleaved in rounds so all sides see the same machine noise.
     const warm = { bare: [] as number[], floor: [] as number[], savassan: [] as number[] };
