@@ -17,7 +17,10 @@ import { load, loadThreads, mean, post, round, summarise, warmThroughput, warmUn
 
 const quick = process.env.BENCH_QUICK === '1';
 const warmRequests = quick ? 300 : 3000;
-const throughputRequests = quick ? 2000 : 20000;
+/** Requests at concurrency 32 per side for the warm-invoke throughput (issue 2), in 4 interleaved rounds. */
+const throughputRequests = quick ? 2000 : 40000;
+/** The same for the backend and cluster comparisons (issues 4 and 5). */
+const sectionThroughputRequests = quick ? 2000 : 20000;
 const coldRuns = quick ? 8 : 40;
 const poolOps = quick ? 2000 : 20000;
 const warmUpSizes = quick ? { requests: 2000, total: 8000 } : { requests: 20_000, total: 200_000 };
@@ -82,7 +85,22 @@ async function main(): Promise<void> {
       savassan: await warmThroughput(invokeUrl, warmUpSizes),
     };
 
-    // 1. Warm invoke at concurrency 1, interleaved in rounds so all sides see the same machine noise.
+    // 1. Throughput at concurrency 32, right after the warm-up, in interleaved rounds.
+    const rps = { bare: [] as number[], floor: [] as number[], savassan: [] as number[] };
+    let savassanErrors = 0;
+    let floorErrors = 0;
+    const throughputRounds = 4;
+    for (let r = 0; r < throughputRounds; r++) {
+      rps.bare.push((await load(bare.url, throughputRequests / throughputRounds, 32)).rps);
+      const f = await load(floor.url, throughputRequests / throughputRounds, 32);
+      floorErrors += f.errors;
+      rps.floor.push(f.rps);
+      const s = await load(invokeUrl, throughputRequests / throughputRounds, 32);
+      savassanErrors += s.errors;
+      rps.savassan.push(s.rps);
+    }
+
+    // 2. Warm invoke at concurrency 1, interleaved in rounds so all sides see the same machine noise.
     const warm = { bare: [] as number[], floor: [] as number[], savassan: [] as number[] };
     const rounds = 5;
     for (let r = 0; r < rounds; r++) {
@@ -94,19 +112,6 @@ async function main(): Promise<void> {
     const warmFloor = summarise(warm.floor);
     const warmSavassan = summarise(warm.savassan);
 
-    // 2. Throughput at concurrency 32, interleaved halves.
-    const rps = { bare: [] as number[], floor: [] as number[], savassan: [] as number[] };
-    let savassanErrors = 0;
-    let floorErrors = 0;
-    for (let r = 0; r < 2; r++) {
-      rps.bare.push((await load(bare.url, throughputRequests / 2, 32)).rps);
-      const f = await load(floor.url, throughputRequests / 2, 32);
-      floorErrors += f.errors;
-      rps.floor.push(f.rps);
-      const s = await load(invokeUrl, throughputRequests / 2, 32);
-      savassanErrors += s.errors;
-      rps.savassan.push(s.rps);
-    }
     results.warmInvoke = {
       concurrency1: {
         bareMs: warmBare,
@@ -117,6 +122,11 @@ async function main(): Promise<void> {
         target: 'p50 <= 2x bare',
       },
       concurrency32: {
+        roundRps: {
+          bare: rps.bare.map((r) => round(r, 0)),
+          ipcFloor: rps.floor.map((r) => round(r, 0)),
+          savassan: rps.savassan.map((r) => round(r, 0)),
+        },
         bareRps: round(mean(rps.bare), 0),
         savassanRps: round(mean(rps.savassan), 0),
         ratio: round(mean(rps.savassan) / mean(rps.bare), 2),
@@ -191,12 +201,15 @@ async function main(): Promise<void> {
   // 6. Backends (issue 4): warm invoke with the pool in Redis against the in-memory pool, and pool operations/s.
   const noopBundle = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
   results.backends = {
-    redisPoolOverhead: await measureRedisPoolOverhead(noopBundle, { warmRequests, throughputRequests }),
+    redisPoolOverhead: await measureRedisPoolOverhead(noopBundle, {
+      warmRequests,
+      throughputRequests: sectionThroughputRequests,
+    }),
     poolOps: await measurePoolOps({ ops: poolOps }),
   };
 
   // 7. Cluster (issue 5): 3 agents against 1 for a CPU-light function, and the gateway + gRPC path against embedded.
-  results.cluster = await measureCluster(noopBundle, { warmRequests, throughputRequests });
+  results.cluster = await measureCluster(noopBundle, { warmRequests, throughputRequests: sectionThroughputRequests });
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${String(results.date).replace(/[:.]/g, '-')}.json`);
