@@ -1,22 +1,33 @@
+import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import type { Enforcement } from '../core/ports/sandbox-runtime.js';
 
 /** util-linux's chrt, on every Debian and most other systems (it is in an essential package). */
 const chrtCandidates = ['/usr/bin/chrt', '/bin/chrt'];
 
-function findChrt(): string | null {
-  for (const path of chrtCandidates) {
+/** chrt, if it is here and this process may start a command under SCHED_BATCH with it; else why not. */
+function findChrt(): { path: string } | { unavailable: string } {
+  const path = chrtCandidates.find((candidate) => {
     try {
-      accessSync(path, constants.X_OK);
-      return path;
+      accessSync(candidate, constants.X_OK);
+      return true;
     } catch {
-      // Not here; try the next.
+      return false;
     }
+  });
+  if (path === undefined) return { unavailable: 'chrt (util-linux) is missing' };
+  try {
+    // Once per process (~1 ms): where sched_setscheduler is refused (some seccomp profiles, gVisor), chrt would
+    // fail every sandbox's start instead.
+    execFileSync(path, ['--batch', '0', 'true'], { stdio: 'ignore', timeout: 5000 });
+    return { path };
+  } catch (err) {
+    return { unavailable: `chrt cannot start a process under SCHED_BATCH here (${(err as Error).message})` };
   }
-  return null;
 }
 
-const chrtPath = findChrt();
+const chrt = findChrt();
+const chrtPath = 'path' in chrt ? chrt.path : null;
 
 /**
  * Sandboxes run under Linux's SCHED_BATCH policy: a sandbox woken by its invocation does not preempt the process
@@ -39,7 +50,7 @@ export const schedulingEnforcement: Enforcement =
     ? {
         mechanism: 'none',
         enforced: false,
-        note: 'chrt (util-linux) is missing: sandboxes can preempt the platform when they wake up',
+        note: `${'unavailable' in chrt ? chrt.unavailable : ''}: sandboxes can preempt the platform when they wake up`,
       }
     : {
         mechanism: 'SCHED_BATCH',

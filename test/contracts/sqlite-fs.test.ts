@@ -232,6 +232,25 @@ describe('SQLite metadata store specifics', () => {
     }
   });
 
+  it('closes while commits fail, and the next open commits what was journalled', async () => {
+    const dir = await tempDir('sqlite-close-locked');
+    const path = join(dir, 'metadata.db');
+    const store = await openSqliteMetadataStore(path, { busyTimeoutMs: 50 });
+    await whileLocked(path, async () => {
+      for (let i = 0; i < 3; i++) await store.recordInvocation(recordOf(i));
+      // The store tries a few times, then gives up and closes: a shutdown must not wait for the lock.
+      await store.close();
+    });
+    const reopened = await openSqliteMetadataStore(path);
+    try {
+      const listed = await reopened.listInvocations({ functionName: 'alpha', limit: 100 });
+      assert.deepEqual(listed.map((r) => r.id).sort(), ['inv-0', 'inv-1', 'inv-2']);
+    } finally {
+      await reopened.close();
+      await removeTempDir(dir);
+    }
+  });
+
   it('keeps the acknowledged records of a function whose delete failed', async () => {
     const dir = await tempDir('sqlite-delete-fails');
     const path = join(dir, 'metadata.db');

@@ -48,6 +48,7 @@ function comparable(hit: Hit, keepInvocationFields = false) {
   return {
     status: hit.status,
     contentType: hit.headers['content-type'],
+    connection: hit.headers['connection'],
     start: hit.headers['x-savassan-start'],
     version: hit.headers['x-savassan-version'],
     hasInvocationId: typeof hit.headers['x-savassan-invocation-id'] === 'string',
@@ -94,6 +95,15 @@ for (const apiKeys of [[], ['k-1']]) {
         const fastify = await post(`${base}/${name}/invoke`, body, auth, true);
         assert.deepEqual(comparable(fastify), comparable(fast), `${name} ${JSON.stringify(body)}`);
       }
+      // Requests the fast path leaves to Fastify answer the same whether or not they have a Content-Length.
+      for (const headers of [{ 'content-type': 'json' }, { 'content-type': '' }]) {
+        const fast = await post(`${base}/echo/invoke`, '{}', { ...auth, ...headers });
+        const fastify = await post(`${base}/echo/invoke`, '{}', { ...auth, ...headers }, true);
+        assert.equal(fast.status, 400, JSON.stringify(headers));
+        assert.deepEqual(comparable(fastify), comparable(fast), JSON.stringify(headers));
+      }
+      const long = `${base}/${'a'.repeat(101)}/invoke`;
+      assert.deepEqual((await post(long, '{}', auth)).status, (await post(long, '{}', auth, true)).status);
       const ok = await post(`${base}/echo/invoke`, '{"x":1}', auth);
       assert.equal(ok.status, 200);
       assert.deepEqual((JSON.parse(ok.body) as { event: unknown }).event, { x: 1 });

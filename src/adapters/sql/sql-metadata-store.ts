@@ -560,7 +560,8 @@ export class SqlMetadataStore implements MetadataStore {
       }
     })().finally(() => {
       this.#committer = undefined;
-      if (this.#journalled.length === 0) return;
+      // While closing, a committer that gave up stays given up: the next open recovers its records.
+      if (this.#journalled.length === 0 || this.#state !== 'open') return;
       if (this.#commitIsDue()) this.#commitJournalled();
       else this.#commitTimer ??= setTimeout(() => this.#commitJournalled(), journalCommitDelayMs);
     });

@@ -13,6 +13,13 @@ describe('fastPathName', () => {
     assert.equal(fastPathName({ ...plain, url: '/v1/functions/a-b_c.d/invoke' }, null, true), 'a-b_c.d');
     const limit = { ...plain, headers: { 'content-length': String(maxEventBytes) } };
     assert.equal(fastPathName(limit, null, true), 'echo');
+    assert.equal(
+      fastPathName({ ...plain, url: `/v1/functions/${'a'.repeat(100)}/invoke` }, null, true),
+      'a'.repeat(100),
+    );
+    for (const type of ['application/json', 'text/plain', 'application/json; charset=utf-8', ' foo/bar;x']) {
+      assert.equal(fastPathName({ ...plain, headers: { ...plain.headers, 'content-type': type } }, null, true), 'echo');
+    }
   });
 
   it('leaves to Fastify every other request', () => {
@@ -24,7 +31,10 @@ describe('fastPathName', () => {
       { ...plain, url: '/v1/functions//invoke' },
       { ...plain, url: '/v1/functions/a/b/invoke' },
       { ...plain, url: '/v1/functions/echo/invoke/' },
-      { ...plain, url: `/v1/functions/${'a'.repeat(201)}/invoke` },
+      { ...plain, url: `/v1/functions/${'a'.repeat(101)}/invoke` },
+      { ...plain, headers: { ...plain.headers, 'content-type': 'json' } },
+      { ...plain, headers: { ...plain.headers, 'content-type': '' } },
+      { ...plain, headers: { ...plain.headers, 'content-type': 'application/' } },
       { ...plain, url: '/v1/functions/echo' },
       { ...plain, headers: {} },
       { ...plain, headers: { 'content-length': String(maxEventBytes + 1) } },

@@ -3,8 +3,8 @@
 // HTTP server hands it to `invokeFastPath` first, which answers it with plain `node:http`. Fastify's request
 // handling (routing, the content-type parser, hooks, the reply) cost ~20 µs per invocation, a tenth of a warm
 // no-op's latency. What both paths answer is built here, so they cannot drift apart; anything unusual (a key that
-// does not match, no or too large a Content-Length, an encoded name, a query string, a server that is draining) is
-// left to Fastify, whose answers (401, 413, 400, 503) stay the only ones.
+// does not match, no or too large a Content-Length, a malformed Content-Type, an encoded or over-long name, a query
+// string, a server that is draining) is left to Fastify, whose answers (401, 413, 400, 414, 503) stay the only ones.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PlatformError } from '../../core/errors.js';
 import type { ErrorCode } from '../../core/errors.js';
@@ -116,14 +116,14 @@ export interface InvokeFastPathOptions {
 
 const prefix = '/v1/functions/';
 const suffix = '/invoke';
-/** Longest function name in a path the fast path takes (the route's schema allows 200). */
-const maxNameLength = 200;
+/** Longest function name in a path the fast path takes: Fastify's router refuses longer path parameters (414). */
+const maxNameLength = 100;
+/** A media type Fastify's parser takes as one (type/subtype, parameters after `;`); others are left to it (400). */
+const plainMediaType = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(?:;.*)?$/;
 
 /**
  * Returns a request listener that answers plain invoke requests and returns false for everything else (the caller
- * passes those to Fastify). It takes a request only when nothing about it needs Fastify: `POST`, exactly
- * `/v1/functions/<name>/invoke` with a name that needs no decoding, a Content-Length within the event limit, and a
- * valid API key where keys are required.
+ * passes those to Fastify). It takes a request only when nothing about it needs Fastify (`fastPathName`).
  */
 export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const { invoker, metrics, ready, apiKeys, logger } = options;
@@ -147,23 +147,33 @@ export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMe
       try {
         event = eventOf(body);
       } catch (err) {
-        send(res, errorAnswer(PlatformError.from(err)));
+        // As Fastify answers a body its parser refused: and closes the connection.
+        const answer = errorAnswer(PlatformError.from(err));
+        answer.headers['connection'] = 'close';
+        send(res, answer);
         return;
       }
       const started = performance.now();
-      invoker.invoke(name, event, callerGone(res)).then(
-        (result) => {
-          send(res, invocationAnswer(result));
-          // After the answer is on its way: the caller need not wait for the bookkeeping.
-          metrics.observe(result, (performance.now() - started) / 1000);
-        },
-        (err: unknown) => {
-          const error = PlatformError.from(err);
-          metrics.rejected(error.code);
-          if (error.status >= 500 && !error.isUserError) logger?.error({ err, url: req.url }, 'request failed');
-          send(res, errorAnswer(error));
-        },
-      );
+      invoker
+        .invoke(name, event, callerGone(res))
+        .then(
+          (result) => {
+            send(res, invocationAnswer(result));
+            // After the answer is on its way: the caller need not wait for the bookkeeping.
+            metrics.observe(result, (performance.now() - started) / 1000);
+          },
+          (err: unknown) => {
+            const error = PlatformError.from(err);
+            metrics.rejected(error.code);
+            if (error.status >= 500 && !error.isUserError) logger?.error({ err, url: req.url }, 'request failed');
+            send(res, errorAnswer(error));
+          },
+        )
+        // Nothing above is known to throw; if it ever does, the process must not die of an unhandled rejection.
+        .catch((err: unknown) => {
+          logger?.error({ err, url: req.url }, 'answering an invocation failed');
+          res.destroy();
+        });
     });
   };
 
@@ -177,8 +187,9 @@ export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMe
 
 /**
  * The function a request invokes, if the fast path may take it: `POST` to exactly `/v1/functions/<name>/invoke`
- * (no query, a name that needs no decoding), a Content-Length within the event limit, the server ready, and a valid
- * API key where keys are required. Null: the request is Fastify's.
+ * (no query, a name of at most 100 characters that needs no decoding), a Content-Length within the event limit, no
+ * Content-Type or a well-formed one, the server ready, and a valid API key where keys are required. Null: the
+ * request is Fastify's.
  */
 export function fastPathName(
   req: Pick<IncomingMessage, 'method' | 'url' | 'headers'>,
@@ -191,6 +202,8 @@ export function fastPathName(
   if (name === '' || name.length > maxNameLength || /[/?%#]/.test(name)) return null;
   const length = Number(req.headers['content-length']);
   if (!(length >= 0 && length <= maxEventBytes) || !ready) return null;
+  const type = req.headers['content-type'];
+  if (type !== undefined && !plainMediaType.test(type)) return null;
   if (apiKeys !== null && !apiKeys(req.headers).valid) return null;
   return name;
 }
