@@ -2,9 +2,10 @@
 // route (and documents it in the OpenAPI description), but an ordinary request never gets that far: the gateway's
 // HTTP server hands it to `invokeFastPath` first, which answers it with plain `node:http`. Fastify's request
 // handling (routing, the content-type parser, hooks, the reply) cost ~20 µs per invocation, a tenth of a warm
-// no-op's latency. What both paths answer is built here, so they cannot drift apart; anything unusual (a key that
-// does not match, no or too large a Content-Length, a malformed Content-Type, an encoded or over-long name, a query
-// string, a server that is draining) is left to Fastify, whose answers (401, 413, 400, 414, 503) stay the only ones.
+// no-op's latency. Both run the invocation and build its answer with the same function here (`invokeAndAnswer`),
+// so they cannot drift apart; anything unusual (a key that does not match, no or too large a Content-Length, a
+// malformed Content-Type, an encoded or over-long name, a query string, a server that is draining) is left to
+// Fastify, whose answers (401, 413, 400, 414, 503) stay the only ones.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PlatformError } from '../../core/errors.js';
 import type { ErrorCode } from '../../core/errors.js';
@@ -104,14 +105,43 @@ export function callerGone(response: ServerResponse): CallerGone {
   };
 }
 
-export interface InvokeFastPathOptions {
+/** What running an invocation and answering it needs. */
+export interface Answering {
   invoker: Invoker;
   metrics: GatewayMetrics;
+  logger?: Logger | undefined;
+}
+
+/**
+ * Runs the invocation and builds its answer, counted in the metrics. A platform error (404, 429, 503...) becomes
+ * its answer too, logged when it is the platform's own 5xx; this never rejects for those.
+ */
+export async function invokeAndAnswer(
+  { invoker, metrics, logger }: Answering,
+  name: string,
+  event: string,
+  gone: CallerGone,
+  url: string | undefined,
+): Promise<Answer> {
+  const started = performance.now();
+  let result: InvocationResult;
+  try {
+    result = await invoker.invoke(name, event, gone);
+  } catch (err) {
+    const error = PlatformError.from(err);
+    metrics.rejected(error.code);
+    if (error.status >= 500 && !error.isUserError) logger?.error({ err, url }, 'request failed');
+    return errorAnswer(error);
+  }
+  metrics.observe(result, (performance.now() - started) / 1000);
+  return invocationAnswer(result);
+}
+
+export interface InvokeFastPathOptions extends Answering {
   /** False while starting or draining: requests are left to Fastify (which answers 503 while closing). */
   ready: () => boolean;
   /** The API key check when keys are required; null when the API is open. */
   apiKeys: ApiKeyCheck | null;
-  logger?: Logger | undefined;
 }
 
 const prefix = '/v1/functions/';
@@ -126,10 +156,10 @@ const plainMediaType = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-
  * passes those to Fastify). It takes a request only when nothing about it needs Fastify (`fastPathName`).
  */
 export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { invoker, metrics, ready, apiKeys, logger } = options;
+  const { ready, apiKeys, logger } = options;
 
   const send = (res: ServerResponse, answer: Answer): void => {
-    // While draining, each answer closes its connection (see the server's onRoute hook).
+    // While draining, each answer closes its connection (see the server's onSend hook).
     if (!ready()) answer.headers['connection'] = 'close';
     answer.headers['content-length'] = String(Buffer.byteLength(answer.body));
     res.writeHead(answer.status, answer.headers);
@@ -153,23 +183,9 @@ export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMe
         send(res, answer);
         return;
       }
-      const started = performance.now();
-      invoker
-        .invoke(name, event, callerGone(res))
-        .then(
-          (result) => {
-            send(res, invocationAnswer(result));
-            // After the answer is on its way: the caller need not wait for the bookkeeping.
-            metrics.observe(result, (performance.now() - started) / 1000);
-          },
-          (err: unknown) => {
-            const error = PlatformError.from(err);
-            metrics.rejected(error.code);
-            if (error.status >= 500 && !error.isUserError) logger?.error({ err, url: req.url }, 'request failed');
-            send(res, errorAnswer(error));
-          },
-        )
-        // Nothing above is known to throw; if it ever does, the process must not die of an unhandled rejection.
+      invokeAndAnswer(options, name, event, callerGone(res), req.url)
+        .then((answer) => send(res, answer))
+        // Nothing here is known to throw; if it ever does, the process must not die of an unhandled rejection.
         .catch((err: unknown) => {
           logger?.error({ err, url: req.url }, 'answering an invocation failed');
           res.destroy();

@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
-import type { FastifyError, FastifyInstance, FastifyReply, onSendHookHandler } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { PlatformError, errorCodes } from '../../core/errors.js';
 import type { ErrorCode } from '../../core/errors.js';
@@ -13,10 +13,10 @@ import type { MetadataStore } from '../../core/ports/metadata-store.js';
 import type { Enforcement } from '../../core/ports/sandbox-runtime.js';
 import type { InvocationRecord } from '../../core/types.js';
 import type { Deployer } from '../deployer.js';
-import type { InvocationResult, Invoker } from '../invoker.js';
+import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { apiKeyCheck, apiKeyHook } from './api-keys.js';
-import { callerGone, errorAnswer, eventOf, invocationAnswer, invokeFastPath } from './invoke-route.js';
+import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath } from './invoke-route.js';
 import { DeployBody, FunctionNameParams, InvocationParams, LogsQuery, SetCurrentBody } from './schemas.js';
 import { functionView, invocationView, versionView } from './views.js';
 
@@ -89,9 +89,9 @@ function toPlatformError(err: unknown): PlatformError {
 export async function createGatewayServer(options: GatewayServerOptions): Promise<FastifyInstance> {
   const { invoker, deployer, metadata, blobStore, metrics } = options;
   const apiKeys = options.apiKeys ?? [];
+  const answering = { invoker, metrics, logger: options.logger };
   const fastPath = invokeFastPath({
-    invoker,
-    metrics,
+    ...answering,
     ready: options.ready,
     apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
     logger: options.logger,
@@ -114,34 +114,23 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // While draining, each answer closes its connection: a keep-alive connection that was busy when the close began
-  // would otherwise keep the server open until its keep-alive timeout (72 s) after the last answer. The invoke
-  // route (and the error and not-found answers) set it themselves: an onSend hook costs every invocation its
-  // hook runner.
-  const closeIfDraining = (reply: FastifyReply): void => {
-    if (!options.ready()) void reply.header('connection', 'close');
-  };
-  app.addHook('onRoute', (route) => {
-    if ((route.config as { closesWhenDraining?: boolean } | undefined)?.closesWhenDraining === true) return;
-    const onSend: onSendHookHandler = (_request, reply, payload, done) => {
-      closeIfDraining(reply);
-      done(null, payload);
-    };
-    route.onSend = route.onSend === undefined ? onSend : [onSend, ...[route.onSend].flat()];
-  });
   app.setErrorHandler((err, request, reply) => {
-    closeIfDraining(reply);
     const error = toPlatformError(err);
     if (error.status >= 500 && !error.isUserError) {
       options.logger?.error({ err, url: request.url }, 'request failed');
     }
     return sendError(reply, error);
   });
-  if (apiKeys.length > 0) app.addHook('onRequest', apiKeyHook(apiKeys));
-  app.setNotFoundHandler((request, reply) => {
-    closeIfDraining(reply);
-    return sendError(reply, new PlatformError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+  // While draining, each answer closes its connection: a keep-alive connection that was busy when the close began
+  // would otherwise keep the server open until its keep-alive timeout (72 s) after the last answer.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (!options.ready()) void reply.header('connection', 'close');
+    done(null, payload);
   });
+  if (apiKeys.length > 0) app.addHook('onRequest', apiKeyHook(apiKeys));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new PlatformError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -397,7 +386,6 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     scope.post(
       '/v1/functions/:name/invoke',
       {
-        config: { closesWhenDraining: true },
         schema: {
           summary: 'Invoke a function synchronously; the body is the event (JSON)',
           params: FunctionNameParams,
@@ -405,24 +393,14 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         },
       },
       async (request, reply) => {
-        const started = performance.now();
-        let result: InvocationResult;
-        try {
-          result = await invoker.invoke(
-            request.params.name,
-            (request.body as string | undefined) ?? '{}',
-            callerGone(reply.raw),
-          );
-        } catch (err) {
-          const error = PlatformError.from(err);
-          metrics.rejected(error.code);
-          throw error;
-        }
-        closeIfDraining(reply);
-        const answer = invocationAnswer(result);
-        void reply.code(answer.status).headers(answer.headers).send(answer.body);
-        metrics.observe(result, (performance.now() - started) / 1000);
-        return reply;
+        const answer = await invokeAndAnswer(
+          answering,
+          request.params.name,
+          (request.body as string | undefined) ?? '{}',
+          callerGone(reply.raw),
+          request.url,
+        );
+        return reply.code(answer.status).headers(answer.headers).send(answer.body);
       },
     );
     registered();
