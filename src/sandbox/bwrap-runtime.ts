@@ -163,7 +163,7 @@ function capabilitiesOf(cgroups: Cgroups | { unavailable: string }, hostAddresse
       : missing('none', `${cgroupNote}: no CPU quota or weight`),
     tmp: enforced('tmpfs size', 'private /tmp with a size cap'),
     openFiles: enforced('RLIMIT_NOFILE', 'per process'),
-    scheduling: schedulingEnforcement,
+    scheduling: schedulingEnforcement(),
   };
 }
 

@@ -23,7 +23,7 @@ export interface ProcessRuntimeOptions {
 const none = (mechanism: string, note: string) => ({ mechanism, enforced: false, note });
 
 /** What the process runtime enforces: the V8 heap limit and the timeout, nothing else. */
-export const processRuntimeCapabilities: RuntimeCapabilities = {
+const processRuntimeCapabilities = (): RuntimeCapabilities => ({
   filesystem: none('none', 'the function can read and write whatever the Savassan process can'),
   network: none('none', 'the function can reach any address'),
   hostAddresses: none('none', 'the function can reach every service on this host'),
@@ -33,8 +33,8 @@ export const processRuntimeCapabilities: RuntimeCapabilities = {
   cpu: none('none', 'no CPU share or quota'),
   tmp: none('none', 'scratch space on the host disk, unbounded'),
   openFiles: none('none', 'inherits the Savassan process limit'),
-  scheduling: schedulingEnforcement,
-};
+  scheduling: schedulingEnforcement(),
+});
 
 /**
  * Runs each sandbox as a plain child process of the Agent: no isolation, for development only. The process gets
@@ -44,7 +44,7 @@ export const processRuntimeCapabilities: RuntimeCapabilities = {
 export class ProcessRuntime implements SandboxRuntime {
   readonly kind = 'process' as const;
   readonly isolating = false;
-  readonly capabilities = processRuntimeCapabilities;
+  readonly capabilities = processRuntimeCapabilities();
   private shimPath: string | null;
   private readonly nodePath: string | null;
 

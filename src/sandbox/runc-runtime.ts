@@ -249,7 +249,7 @@ export class RuncRuntime implements SandboxRuntime {
       cpu: on('cgroup CPU quota and weight'),
       tmp: on('tmpfs size', 'private /tmp with a size cap'),
       openFiles: on('RLIMIT_NOFILE', 'per process'),
-      scheduling: schedulingEnforcement,
+      scheduling: schedulingEnforcement(),
     };
   }
 

@@ -26,8 +26,9 @@ function findChrt(): { path: string } | { unavailable: string } {
   }
 }
 
-const chrt = findChrt();
-const chrtPath = 'path' in chrt ? chrt.path : null;
+/** Found on first use, by the first runtime built: not when this module is merely imported (every CLI command). */
+let chrt: { path: string } | { unavailable: string } | undefined;
+const probedChrt = () => (chrt ??= findChrt());
 
 /**
  * Sandboxes run under Linux's SCHED_BATCH policy: a sandbox woken by its invocation does not preempt the process
@@ -41,19 +42,23 @@ const chrtPath = 'path' in chrt ? chrt.path : null;
  * same process, one exec more), or them unchanged where chrt is missing (`schedulingEnforcement` says so).
  */
 export function batchScheduled(command: string, args: readonly string[]): [string, string[]] {
-  if (chrtPath === null) return [command, [...args]];
-  return [chrtPath, ['--batch', '0', command, ...args]];
+  const found = probedChrt();
+  if (!('path' in found)) return [command, [...args]];
+  return [found.path, ['--batch', '0', command, ...args]];
 }
 
-export const schedulingEnforcement: Enforcement =
-  chrtPath === null
+/** What `batchScheduled` gives sandboxes on this host, for a runtime's capabilities. */
+export function schedulingEnforcement(): Enforcement {
+  const found = probedChrt();
+  return 'path' in found
     ? {
-        mechanism: 'none',
-        enforced: false,
-        note: `${'unavailable' in chrt ? chrt.unavailable : ''}: sandboxes can preempt the platform when they wake up`,
-      }
-    : {
         mechanism: 'SCHED_BATCH',
         enforced: true,
         note: 'a sandbox never preempts the platform when it wakes up; CPU shares are unchanged',
+      }
+    : {
+        mechanism: 'none',
+        enforced: false,
+        note: `${found.unavailable}: sandboxes can preempt the platform when they wake up`,
       };
+}
