@@ -480,20 +480,14 @@ export class SqlMetadataStore implements MetadataStore {
     const batch = this.#toJournal;
     if (batch.length === 0) return;
     this.#toJournal = [];
-    // As many as the backlog has room for; the rest go the slow way, straight into the database.
+    // As many as the backlog has room for; the rest (or all, if the journal cannot take them) go the slow way,
+    // straight into the database.
     const room = Math.max(0, this.#maxJournalBacklog - this.#journalled.length);
-    const journalled = batch.slice(0, room);
-    if (
-      journalled.length === 0 ||
-      this.#journal === undefined ||
-      !this.#acknowledgeFromJournal(this.#journal, journalled)
-    ) {
-      this.#pending.push(...batch);
-    } else if (batch.length > room) {
-      this.#pending.push(...batch.slice(room));
-    } else {
-      return;
-    }
+    const journalled =
+      room > 0 && this.#journal !== undefined && this.#acknowledgeFromJournal(this.#journal, batch.slice(0, room));
+    const rest = journalled ? batch.slice(room) : batch;
+    if (rest.length === 0) return;
+    this.#pending.push(...rest);
     this.#flush();
   };
 

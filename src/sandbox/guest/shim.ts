@@ -430,12 +430,7 @@ function buildContext(
 ): LambdaContext {
   return {
     awsRequestId: message.invocationId,
-    functionName: constants.functionName,
-    functionVersion: constants.functionVersion,
-    memoryLimitInMB: constants.memoryLimitInMB,
-    invokedFunctionArn: constants.invokedFunctionArn,
-    logGroupName: constants.logGroupName,
-    logStreamName: constants.logStreamName,
+    ...constants,
     // Accepted for compatibility; the result is always sent as soon as the handler completes.
     callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: () => Math.max(0, message.deadline - Date.now()),
