@@ -115,6 +115,16 @@ async function alphaInvocationsOnceThereAre(store: MetadataStore, count: number)
   return listed;
 }
 
+/** Alpha's invocation records as a fresh open of the store at `path` finds them (the open recovers journals). */
+async function alphaInvocationsAfterReopen(path: string): Promise<InvocationRecord[]> {
+  const reopened = await openSqliteMetadataStore(path);
+  try {
+    return await reopened.listInvocations({ functionName: 'alpha', limit: 1000 });
+  } finally {
+    await reopened.close();
+  }
+}
+
 /** Runs `body` while another connection holds the database's write lock (every commit of a store fails busy). */
 async function whileLocked(path: string, body: () => Promise<void>): Promise<void> {
   const blocker = new BetterSqlite3(path);
@@ -190,16 +200,11 @@ describe('SQLite metadata store specifics', () => {
     raw.close();
     assert.ok(committedBefore < 300, `some records were only in the journal (${committedBefore} of 300 committed)`);
 
-    const reopened = await openSqliteMetadataStore(path);
-    try {
-      const listed = await reopened.listInvocations({ functionName: 'alpha', limit: 1000 });
-      assert.equal(listed.length, 300, 'every acknowledged record is there');
-      const left = (await readdir(dir)).filter((name) => deadJournal.includes(name));
-      assert.deepEqual(left, [], "the dead process's journal was cleared");
-    } finally {
-      await reopened.close();
-      await removeTempDir(dir);
-    }
+    const listed = await alphaInvocationsAfterReopen(path);
+    assert.equal(listed.length, 300, 'every acknowledged record is there');
+    const left = (await readdir(dir)).filter((name) => deadJournal.includes(name));
+    assert.deepEqual(left, [], "the dead process's journal was cleared");
+    await removeTempDir(dir);
   });
 
   it('while commits fail, acknowledges at most maxJournalBacklog records, refuses the rest, and commits them after', async () => {
@@ -241,14 +246,9 @@ describe('SQLite metadata store specifics', () => {
       // The store tries a few times, then gives up and closes: a shutdown must not wait for the lock.
       await store.close();
     });
-    const reopened = await openSqliteMetadataStore(path);
-    try {
-      const listed = await reopened.listInvocations({ functionName: 'alpha', limit: 100 });
-      assert.deepEqual(listed.map((r) => r.id).sort(), ['inv-0', 'inv-1', 'inv-2']);
-    } finally {
-      await reopened.close();
-      await removeTempDir(dir);
-    }
+    const listed = await alphaInvocationsAfterReopen(path);
+    assert.deepEqual(listed.map((r) => r.id).sort(), ['inv-0', 'inv-1', 'inv-2']);
+    await removeTempDir(dir);
   });
 
   it('keeps the acknowledged records of a function whose delete failed', async () => {
@@ -266,13 +266,8 @@ describe('SQLite metadata store specifics', () => {
     } finally {
       await store.close();
     }
-    const reopened = await openSqliteMetadataStore(path);
-    try {
-      assert.equal((await reopened.listInvocations({ functionName: 'alpha', limit: 100 })).length, 5);
-    } finally {
-      await reopened.close();
-      await removeTempDir(dir);
-    }
+    assert.equal((await alphaInvocationsAfterReopen(path)).length, 5);
+    await removeTempDir(dir);
   });
 
   it("does not bring back a deleted function's records after a crash", async () => {
@@ -286,13 +281,8 @@ describe('SQLite metadata store specifics', () => {
       env: { ...process.env, RECORD_THEN: 'delete' },
     });
     assert.equal(child.signal, 'SIGKILL', `the recorder should have been killed:\n${child.stderr}`);
-    const reopened = await openSqliteMetadataStore(path);
-    try {
-      assert.deepEqual(await reopened.listInvocations({ functionName: 'alpha', limit: 1000 }), []);
-    } finally {
-      await reopened.close();
-      await removeTempDir(dir);
-    }
+    assert.deepEqual(await alphaInvocationsAfterReopen(path), []);
+    await removeTempDir(dir);
   });
 
   it('fails to open an unusable path with UNAVAILABLE', async () => {
