@@ -9,6 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readBundle } from '../src/client/bundle.js';
 import { SavassanClient } from '../src/client/client.js';
+import { functionLimits } from '../src/core/function-config.js';
 import { repoRoot, startServer } from '../test/helpers/server-process.js';
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
 import { measureCluster } from './cluster.js';
@@ -23,6 +24,8 @@ const throughputRequests = quick ? 2000 : 40000;
 const sectionThroughputRequests = quick ? 2000 : 20000;
 const coldRuns = quick ? 8 : 40;
 const poolOps = quick ? 2000 : 20000;
+/** Max instances of a function deployed without the option (core/function-config.ts). */
+const defaultMaxInstances = functionLimits.maxInstances.default;
 const warmUpSizes = quick ? { requests: 2000, total: 8000 } : { requests: 20_000, total: 200_000 };
 
 /** Starts one of the bench's baseline servers (a script under bench/) and waits for its address. */
@@ -63,42 +66,64 @@ async function main(): Promise<void> {
     await server.cleanup();
     throw err;
   });
-  // The IPC floor: bare http server + a pool of 32 child processes over a Unix socket (one request each).
-  const floor = await startBaseline('ipc-floor-server.mjs', ['32']).catch(async (err: unknown) => {
-    await bare.stop();
-    await server.cleanup();
+  // The IPC floor: bare http server + a pool of child processes over a Unix socket (one request each): as many
+  // children as the no-op function gets sandboxes with the default max instances (10), and one per concurrent
+  // request (32).
+  const floors: Awaited<ReturnType<typeof startBaseline>>[] = [];
+  try {
+    for (const children of [defaultMaxInstances, 32])
+      floors.push(await startBaseline('ipc-floor-server.mjs', [String(children)]));
+  } catch (err) {
+    await Promise.all([bare.stop(), ...floors.map((f) => f.stop()), server.cleanup()]);
     throw err;
-  });
+  }
+  const [floor, floor32] = floors as [(typeof floors)[0], (typeof floors)[0]];
   try {
     const client = new SavassanClient({ url: server.url });
     const noop = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
-    await client.deploy('noop', noop, { maxInstances: 64 });
+    // As a user deploys it (max instances 10, the default), and with room for one sandbox per concurrent request.
+    await client.deploy('noop', noop);
+    await client.deploy('noop-64', noop, { maxInstances: 64 });
     const invokeUrl = `${server.url}/v1/functions/noop/invoke`;
+    const invokeUrl64 = `${server.url}/v1/functions/noop-64/invoke`;
 
-    // Warm-up all three: Savassan scales out to its sandboxes for concurrency 32, then each side takes 200,000
-    // requests at concurrency 32, so that what follows measures steady states (see warmThroughput).
-    results.warmSandboxes = await warmUntilSteady(client, invokeUrl);
-    results.warmUp = {
-      note: 'requests at concurrency 32 before measuring, and the rate of each warm-up round',
-      bare: await warmThroughput(bare.url, warmUpSizes),
-      ipcFloor: await warmThroughput(floor.url, warmUpSizes),
-      savassan: await warmThroughput(invokeUrl, warmUpSizes),
+    // Warm-up: Savassan scales out to its sandboxes for concurrency 32, then each side takes 200,000 requests at
+    // concurrency 32, so that what follows measures steady states (see warmThroughput).
+    const sides = {
+      bare: bare.url,
+      ipcFloor: floor.url,
+      savassan: invokeUrl,
+      ipcFloor32: floor32.url,
+      savassan64: invokeUrl64,
     };
+    // Sandboxes on the node once each function has scaled out (the count covers every function).
+    const afterNoop = await warmUntilSteady(client, invokeUrl);
+    const afterBoth = await warmUntilSteady(client, invokeUrl64);
+    results.warmSandboxes = { noop: afterNoop, 'noop-64': afterBoth - afterNoop };
+    const warmUp: Record<string, unknown> = {
+      note: 'requests at concurrency 32 before measuring, and the rate of each warm-up round',
+    };
+    for (const [side, url] of Object.entries(sides)) warmUp[side] = await warmThroughput(url, warmUpSizes);
+    results.warmUp = warmUp;
 
     // 1. Throughput at concurrency 32, right after the warm-up, in interleaved rounds.
-    const rps = { bare: [] as number[], floor: [] as number[], savassan: [] as number[] };
-    let savassanErrors = 0;
-    let floorErrors = 0;
+    const rps = Object.fromEntries(Object.keys(sides).map((side) => [side, [] as number[]])) as Record<
+      keyof typeof sides,
+      number[]
+    >;
+    const errors = Object.fromEntries(Object.keys(sides).map((side) => [side, 0])) as Record<
+      keyof typeof sides,
+      number
+    >;
     const throughputRounds = 4;
     for (let r = 0; r < throughputRounds; r++) {
-      rps.bare.push((await load(bare.url, throughputRequests / throughputRounds, 32)).rps);
-      const f = await load(floor.url, throughputRequests / throughputRounds, 32);
-      floorErrors += f.errors;
-      rps.floor.push(f.rps);
-      const s = await load(invokeUrl, throughputRequests / throughputRounds, 32);
-      savassanErrors += s.errors;
-      rps.savassan.push(s.rps);
+      for (const [side, url] of Object.entries(sides) as [keyof typeof sides, string][]) {
+        const measured = await load(url, throughputRequests / throughputRounds, 32);
+        rps[side].push(measured.rps);
+        errors[side] += measured.errors;
+      }
     }
+    const ratioToBare = (side: keyof typeof sides) => round(mean(rps[side]) / mean(rps.bare), 2);
 
     // 2. Warm invoke at concurrency 1, interleaved in rounds so all sides see the same machine noise.
     const warm = { bare: [] as number[], floor: [] as number[], savassan: [] as number[] };
@@ -122,19 +147,25 @@ async function main(): Promise<void> {
         target: 'p50 <= 2x bare',
       },
       concurrency32: {
-        roundRps: {
-          bare: rps.bare.map((r) => round(r, 0)),
-          ipcFloor: rps.floor.map((r) => round(r, 0)),
-          savassan: rps.savassan.map((r) => round(r, 0)),
-        },
+        roundRps: Object.fromEntries(Object.entries(rps).map(([side, rates]) => [side, rates.map((r) => round(r, 0))])),
         bareRps: round(mean(rps.bare), 0),
         savassanRps: round(mean(rps.savassan), 0),
-        ratio: round(mean(rps.savassan) / mean(rps.bare), 2),
-        savassanErrors,
-        ipcFloorRps: round(mean(rps.floor), 0),
-        ipcFloorRatio: round(mean(rps.floor) / mean(rps.bare), 2),
-        ipcFloorErrors: floorErrors,
+        ratio: ratioToBare('savassan'),
+        savassanErrors: errors.savassan,
+        ipcFloorRps: round(mean(rps.ipcFloor), 0),
+        ipcFloorRatio: ratioToBare('ipcFloor'),
+        ipcFloorErrors: errors.ipcFloor,
         target: 'throughput >= 0.4x bare',
+        note: `savassan: the function deployed with the default max instances (${defaultMaxInstances}), the IPC floor with as many children`,
+        oneSandboxPerRequest: {
+          note: 'the function deployed with max instances 64 (it scales to one sandbox per concurrent request), the IPC floor with 32 children',
+          savassanRps: round(mean(rps.savassan64), 0),
+          ratio: ratioToBare('savassan64'),
+          savassanErrors: errors.savassan64,
+          ipcFloorRps: round(mean(rps.ipcFloor32), 0),
+          ipcFloorRatio: ratioToBare('ipcFloor32'),
+          ipcFloorErrors: errors.ipcFloor32,
+        },
       },
     };
 
@@ -182,7 +213,7 @@ async function main(): Promise<void> {
       target: 'all succeed, at most 10 sandboxes',
     };
   } finally {
-    await Promise.all([bare.stop(), floor.stop(), server.cleanup()]);
+    await Promise.all([bare.stop(), floor.stop(), floor32.stop(), server.cleanup()]);
   }
 
   // 5. Cold start on the isolating bwrap sandbox, with and without stem cells, against a bare node spawn.
