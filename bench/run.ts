@@ -24,6 +24,8 @@ const throughputRequests = quick ? 2000 : 40000;
 const sectionThroughputRequests = quick ? 2000 : 20000;
 const coldRuns = quick ? 8 : 40;
 const poolOps = quick ? 2000 : 20000;
+/** Pause after a load before measuring latency: the V8s of the processes that served it shrink their heaps. */
+const settleMs = quick ? 500 : 5000;
 /** Max instances of a function deployed without the option (core/function-config.ts). */
 const defaultMaxInstances = functionLimits.maxInstances.default;
 const warmUpSizes = quick ? { requests: 2000, total: 8000 } : { requests: 20_000, total: 200_000 };
@@ -99,7 +101,8 @@ async function main(): Promise<void> {
     // Sandboxes on the node once each function has scaled out (the count covers every function).
     const afterNoop = await warmUntilSteady(client, invokeUrl);
     const afterBoth = await warmUntilSteady(client, invokeUrl64);
-    results.warmSandboxes = { noop: afterNoop, 'noop-64': afterBoth - afterNoop };
+    const warmSandboxes = { noop: afterNoop, 'noop-64': afterBoth - afterNoop };
+    results.warmSandboxes = warmSandboxes;
     const warmUp: Record<string, unknown> = {
       note: 'requests at concurrency 32 before measuring, and the rate of each warm-up round',
     };
@@ -124,6 +127,17 @@ async function main(): Promise<void> {
       }
     }
     const ratioToBare = (side: keyof typeof sides) => round(mean(rps[side]) / mean(rps.bare), 2);
+
+    // The one-sandbox-per-request side is done: its 32 sandboxes and the 32-child floor go, so that concurrency 1
+    // is not measured beside 64 idle processes whose V8s are shrinking their heaps after the load stopped.
+    const sandboxesBefore = (await client.listNodes()).nodes.reduce((sum, node) => sum + node.sandboxes, 0);
+    await Promise.all([floor32.stop(), client.deleteFunction('noop-64')]);
+    for (let wait = 0; wait < 100; wait++) {
+      const now = (await client.listNodes()).nodes.reduce((sum, node) => sum + node.sandboxes, 0);
+      if (now <= sandboxesBefore - warmSandboxes['noop-64']) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await new Promise((resolve) => setTimeout(resolve, settleMs));
 
     // 2. Warm invoke at concurrency 1, interleaved in rounds so all sides see the same machine noise.
     const warm = { bare: [] as number[], floor: [] as number[], savassan: [] as number[] };
