@@ -127,6 +127,15 @@ async function main(): Promise<void> {
       }
     }
     const ratioToBare = (side: keyof typeof sides) => round(mean(rps[side]) / mean(rps.bare), 2);
+    /** Rate, ratio to bare and errors of a Savassan side and of the IPC floor beside it. */
+    const figuresOf = (savassan: keyof typeof sides, floor: keyof typeof sides) => ({
+      savassanRps: round(mean(rps[savassan]), 0),
+      ratio: ratioToBare(savassan),
+      savassanErrors: errors[savassan],
+      ipcFloorRps: round(mean(rps[floor]), 0),
+      ipcFloorRatio: ratioToBare(floor),
+      ipcFloorErrors: errors[floor],
+    });
 
     // The one-sandbox-per-request side is done: its 32 sandboxes and the 32-child floor go, so that concurrency 1
     // is not measured beside 64 idle processes whose V8s are shrinking their heaps after the load stopped.
@@ -163,22 +172,12 @@ async function main(): Promise<void> {
       concurrency32: {
         roundRps: Object.fromEntries(Object.entries(rps).map(([side, rates]) => [side, rates.map((r) => round(r, 0))])),
         bareRps: round(mean(rps.bare), 0),
-        savassanRps: round(mean(rps.savassan), 0),
-        ratio: ratioToBare('savassan'),
-        savassanErrors: errors.savassan,
-        ipcFloorRps: round(mean(rps.ipcFloor), 0),
-        ipcFloorRatio: ratioToBare('ipcFloor'),
-        ipcFloorErrors: errors.ipcFloor,
+        ...figuresOf('savassan', 'ipcFloor'),
         target: 'throughput >= 0.4x bare',
         note: `savassan: the function deployed with the default max instances (${defaultMaxInstances}), the IPC floor with as many children`,
         oneSandboxPerRequest: {
           note: 'the function deployed with max instances 64 (it scales to one sandbox per concurrent request), the IPC floor with 32 children',
-          savassanRps: round(mean(rps.savassan64), 0),
-          ratio: ratioToBare('savassan64'),
-          savassanErrors: errors.savassan64,
-          ipcFloorRps: round(mean(rps.ipcFloor32), 0),
-          ipcFloorRatio: ratioToBare('ipcFloor32'),
-          ipcFloorErrors: errors.ipcFloor32,
+          ...figuresOf('savassan64', 'ipcFloor32'),
         },
       },
     };
