@@ -129,11 +129,16 @@ export async function warmUntilSteady(
   for (let round = 0; round < 8; round++) {
     await load(invokeUrl, options.requests ?? 1000, 32);
     if (options.settleMs !== undefined) await new Promise((resolve) => setTimeout(resolve, options.settleMs));
-    const now = (await client.listNodes()).nodes.reduce((sum, node) => sum + node.sandboxes, 0);
+    const now = await sandboxCount(client);
     if (now === sandboxes) break;
     sandboxes = now;
   }
   return sandboxes;
+}
+
+/** Sandboxes on every node of the server, of every function. */
+export async function sandboxCount(client: SavassanClient): Promise<number> {
+  return (await client.listNodes()).nodes.reduce((sum, node) => sum + node.sandboxes, 0);
 }
 
 /**

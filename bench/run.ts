@@ -14,7 +14,17 @@ import { repoRoot, startServer } from '../test/helpers/server-process.js';
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
 import { measureCluster } from './cluster.js';
 import { measureSandboxColdStarts } from './cold-start.js';
-import { load, loadThreads, mean, post, round, summarise, warmThroughput, warmUntilSteady } from './load.js';
+import {
+  load,
+  loadThreads,
+  mean,
+  post,
+  round,
+  sandboxCount,
+  summarise,
+  warmThroughput,
+  warmUntilSteady,
+} from './load.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const warmRequests = quick ? 300 : 3000;
@@ -101,8 +111,7 @@ async function main(): Promise<void> {
     // Sandboxes on the node once each function has scaled out (the count covers every function).
     const afterNoop = await warmUntilSteady(client, invokeUrl);
     const afterBoth = await warmUntilSteady(client, invokeUrl64);
-    const warmSandboxes = { noop: afterNoop, 'noop-64': afterBoth - afterNoop };
-    results.warmSandboxes = warmSandboxes;
+    results.warmSandboxes = { noop: afterNoop, 'noop-64': afterBoth - afterNoop };
     const warmUp: Record<string, unknown> = {
       note: 'requests at concurrency 32 before measuring, and the rate of each warm-up round',
     };
@@ -139,11 +148,8 @@ async function main(): Promise<void> {
 
     // The one-sandbox-per-request side is done: its 32 sandboxes and the 32-child floor go, so that concurrency 1
     // is not measured beside 64 idle processes whose V8s are shrinking their heaps after the load stopped.
-    const sandboxesBefore = (await client.listNodes()).nodes.reduce((sum, node) => sum + node.sandboxes, 0);
     await Promise.all([floor32.stop(), client.deleteFunction('noop-64')]);
-    for (let wait = 0; wait < 100; wait++) {
-      const now = (await client.listNodes()).nodes.reduce((sum, node) => sum + node.sandboxes, 0);
-      if (now <= sandboxesBefore - warmSandboxes['noop-64']) break;
+    for (let wait = 0; wait < 100 && (await sandboxCount(client)) > afterNoop; wait++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await new Promise((resolve) => setTimeout(resolve, settleMs));
