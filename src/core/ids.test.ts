@@ -10,6 +10,9 @@ describe('timeOrderedUuid', () => {
     const id = timeOrderedUuid(at);
     assert.match(id, uuidV7);
     assert.equal(parseInt(id.slice(0, 8) + id.slice(9, 13), 16), at);
+    assert.ok(timeOrderedUuid(0).startsWith('00000000-0000-7'));
+    assert.ok(timeOrderedUuid(2 ** 48 - 1).startsWith('ffffffff-ffff-7'));
+    assert.ok(timeOrderedUuid(0x123456789abc + 0.9).startsWith('12345678-9abc-7'));
   });
 
   it('sorts by creation time, as text, across milliseconds', () => {

@@ -19,9 +19,14 @@ export function timeOrderedUuid(now: number = Date.now()): string {
   const r = entropy;
   const at = used;
   used += 10;
-  const time = Math.floor(now).toString(16).padStart(12, '0').slice(-12);
+  // The low 48 bits of the time as two 24-bit halves: whole numbers V8 keeps small, where `toString(16)` on the
+  // full timestamp took its slow path (a quarter of a µs per id).
+  const ms = Math.floor(now);
+  const high = Math.floor(ms / 0x1000000) & 0xffffff;
+  const low = ms % 0x1000000;
   return (
-    `${time.slice(0, 8)}-${time.slice(8)}-7${hex[r[at]! & 0x0f]!.slice(1)}${hex[r[at + 1]!]!}-` +
+    `${hex[high >> 16]!}${hex[(high >> 8) & 0xff]!}${hex[high & 0xff]!}${hex[low >> 16]!}-` +
+    `${hex[(low >> 8) & 0xff]!}${hex[low & 0xff]!}-7${hex[r[at]! & 0x0f]!.slice(1)}${hex[r[at + 1]!]!}-` +
     `${hex[(r[at + 2]! & 0x3f) | 0x80]!}${hex[r[at + 3]!]!}-` +
     `${hex[r[at + 4]!]!}${hex[r[at + 5]!]!}${hex[r[at + 6]!]!}${hex[r[at + 7]!]!}${hex[r[at + 8]!]!}${hex[r[at + 9]!]!}`
   );

@@ -8,7 +8,7 @@ import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import type { FunctionVersion, InstanceRef, InvocationRecord, InvocationStatus, StartKind } from '../core/types.js';
-import { poolKey } from '../core/types.js';
+import { copyInstance, poolKey } from '../core/types.js';
 import type { FunctionResolver } from './function-resolver.js';
 
 export interface InvokerOptions {
@@ -127,7 +127,12 @@ export class Invoker {
     const cancel = new AbortController();
     const abortWait = () => cancel.abort();
     signal?.addEventListener('abort', abortWait, { once: true });
-    const waiting = pool.wait(key, { ...lease, timeoutMs: queueWaitMs, signal: cancel.signal });
+    const waiting = pool.wait(key, {
+      holder: lease.holder,
+      leaseMs: lease.leaseMs,
+      timeoutMs: queueWaitMs,
+      signal: cancel.signal,
+    });
     // A registration that fails (the pool's backend went down) must not go unhandled while the push is in flight.
     waiting.catch(() => {});
     /** Stop waiting; an instance that reached us meanwhile is kept rather than lost. */
@@ -212,7 +217,7 @@ export class Invoker {
       return;
     }
     try {
-      await this.options.pool.push({ ...instance, invocations: instance.invocations + 1 });
+      await this.options.pool.push(copyInstance(instance, { invocations: instance.invocations + 1 }));
     } catch (err) {
       this.#logger.warn({ err, instanceId: instance.instanceId }, 'could not return an instance to the pool');
     }

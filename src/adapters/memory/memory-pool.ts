@@ -2,7 +2,7 @@
    The port is async; this adapter is synchronous inside, and `async` turns its throws into rejections. */
 import { PlatformError } from '../../core/errors.js';
 import type { CheckoutOptions, Pool, PoolItem, WaitOptions } from '../../core/ports/pool.js';
-import { poolKey } from '../../core/types.js';
+import { copyInstance, poolKey } from '../../core/types.js';
 import type { InstanceRef, SerializedError } from '../../core/types.js';
 
 export interface MemoryPoolOptions {
@@ -113,16 +113,16 @@ export class MemoryPool implements Pool {
     const { instanceId } = instance;
     this.#leases.delete(instanceId);
     const key = poolKey(instance.functionName, instance.version);
-    const pushed: InstanceRef = { ...instance, idleSince: this.#now() };
+    const pushed = copyInstance(instance, { idleSince: this.#now() });
     const waiter = this.#shiftWaiter(key);
     if (waiter) {
       this.#lease(key, pushed, waiter);
-      waiter.settle({ kind: 'instance', instance: { ...pushed } });
-      return { ...pushed };
+      waiter.settle({ kind: 'instance', instance: copyInstance(pushed) });
+      return copyInstance(pushed);
     }
     this.#state(key).idle.push(pushed);
     this.#idleIds.add(instanceId);
-    return { ...pushed };
+    return copyInstance(pushed);
   }
 
   async pushFailure(key: string, error: SerializedError): Promise<boolean> {
@@ -159,7 +159,7 @@ export class MemoryPool implements Pool {
     state.idle = state.idle.filter((instance) => !ids.has(instance.instanceId));
     for (const id of ids) this.#idleIds.delete(id);
     this.#dropIfEmpty(key, state);
-    return reaped.map((instance) => ({ ...instance }));
+    return reaped.map((instance) => copyInstance(instance));
   }
 
   async drain(key: string): Promise<InstanceRef[]> {
@@ -250,7 +250,7 @@ export class MemoryPool implements Pool {
     this.#idleIds.delete(instance.instanceId);
     this.#lease(key, instance, options);
     this.#dropIfEmpty(key, state);
-    return { ...instance };
+    return copyInstance(instance);
   }
 
   #lease(key: string, instance: InstanceRef, options: CheckoutOptions): void {

@@ -80,29 +80,41 @@ export function eventOf(body: string): string {
 /**
  * The client went away before its answer: the invoker stops waiting for an instance. The response stream closes
  * early (the request stream closes as soon as the body has been read, so it cannot tell). Built for every
- * invocation, so it costs nothing until the invoker has to wait: no AbortController, no listener before then.
+ * invocation, so it costs nothing until the invoker has to wait: no AbortController, no listener before then. A
+ * class rather than an object literal: V8 builds a literal with a getter through its runtime on every call (~0.7 µs
+ * even when hot).
  */
+class ResponseGone implements CallerGone {
+  readonly #response: ServerResponse;
+  #listeners: Map<() => void, () => void> | null = null;
+
+  constructor(response: ServerResponse) {
+    this.#response = response;
+  }
+
+  get aborted(): boolean {
+    return this.#response.destroyed && !this.#response.writableEnded;
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    const response = this.#response;
+    const onClose = (): void => {
+      if (!response.writableEnded) listener();
+    };
+    (this.#listeners ??= new Map()).set(listener, onClose);
+    response.once('close', onClose);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const onClose = this.#listeners?.get(listener);
+    if (onClose === undefined) return;
+    this.#listeners?.delete(listener);
+    this.#response.off('close', onClose);
+  }
+}
+
 export function callerGone(response: ServerResponse): CallerGone {
-  const gone = (): boolean => response.destroyed && !response.writableEnded;
-  const listeners = new Map<() => void, () => void>();
-  return {
-    get aborted() {
-      return gone();
-    },
-    addEventListener: (_type, listener) => {
-      const onClose = (): void => {
-        if (!response.writableEnded) listener();
-      };
-      listeners.set(listener, onClose);
-      response.once('close', onClose);
-    },
-    removeEventListener: (_type, listener) => {
-      const onClose = listeners.get(listener);
-      if (onClose === undefined) return;
-      listeners.delete(listener);
-      response.off('close', onClose);
-    },
-  };
+  return new ResponseGone(response);
 }
 
 /** What running an invocation and answering it needs. */

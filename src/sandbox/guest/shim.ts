@@ -428,9 +428,15 @@ function buildContext(
   constants: ContextConstants,
   complete: (error: unknown, result: unknown) => void,
 ): LambdaContext {
+  // Written out rather than spread from `constants`: a spread in an object literal copies through V8's slow path.
   return {
     awsRequestId: message.invocationId,
-    ...constants,
+    functionName: constants.functionName,
+    functionVersion: constants.functionVersion,
+    memoryLimitInMB: constants.memoryLimitInMB,
+    invokedFunctionArn: constants.invokedFunctionArn,
+    logGroupName: constants.logGroupName,
+    logStreamName: constants.logStreamName,
     // Accepted for compatibility; the result is always sent as soon as the handler completes.
     callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: () => Math.max(0, message.deadline - Date.now()),
