@@ -1,5 +1,15 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StartKind } from '../core/types.js';
 import type { InvocationResult } from './invoker.js';
+
+/** Durations kept before they are handed to prom-client without waiting for a scrape. */
+const maxPending = 4096;
+
+interface InvocationLabels {
+  function: string;
+  status: string;
+  start: StartKind;
+}
 
 /** Prometheus metrics of one gateway, on its own registry (several servers can live in one process). */
 export class GatewayMetrics {
@@ -25,6 +35,12 @@ export class GatewayMetrics {
     registers: [this.#registry],
   });
 
+  /** Invocations counted since the last flush, by status, start kind and function. */
+  readonly #pendingCounts = new Map<string, { labels: InvocationLabels; count: number }>();
+  /** Durations (seconds) observed since the last flush, by start kind. */
+  readonly #pendingSeconds: Record<StartKind, number[]> = { cold: [], warm: [] };
+  #pendingObservations = 0;
+
   constructor() {
     collectDefaultMetrics({ register: this.#registry });
   }
@@ -33,9 +49,23 @@ export class GatewayMetrics {
     return this.#registry.contentType;
   }
 
+  /**
+   * Counts an invocation. Kept here until the next scrape (or until `maxPending` durations have piled up) and then
+   * handed to prom-client in one go: its label validation and hashing cost ~3 µs per invocation on the invoke path
+   * at concurrency 1, against well under 1 µs when done in a batch. A scrape sees every invocation counted so far.
+   */
   observe(result: InvocationResult, seconds: number): void {
-    this.#invocations.inc({ function: result.functionName, status: result.outcome.status, start: result.start });
-    this.#duration.observe({ start: result.start }, seconds);
+    const { functionName, start } = result;
+    const { status } = result.outcome;
+    const key = `${status} ${start} ${functionName}`;
+    const pending = this.#pendingCounts.get(key);
+    if (pending === undefined) {
+      this.#pendingCounts.set(key, { labels: { function: functionName, status, start }, count: 1 });
+    } else {
+      pending.count += 1;
+    }
+    this.#pendingSeconds[start].push(seconds);
+    if (++this.#pendingObservations >= maxPending) this.#flush();
   }
 
   rejected(code: string): void {
@@ -43,6 +73,18 @@ export class GatewayMetrics {
   }
 
   render(): Promise<string> {
+    this.#flush();
     return this.#registry.metrics();
+  }
+
+  #flush(): void {
+    for (const { labels, count } of this.#pendingCounts.values()) this.#invocations.inc(labels, count);
+    this.#pendingCounts.clear();
+    for (const start of ['cold', 'warm'] as const) {
+      const histogram = this.#duration.labels({ start });
+      for (const seconds of this.#pendingSeconds[start]) histogram.observe(seconds);
+      this.#pendingSeconds[start].length = 0;
+    }
+    this.#pendingObservations = 0;
   }
 }

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { InvocationResult } from './invoker.js';
+import { GatewayMetrics } from './metrics.js';
+
+function result(functionName: string, status: InvocationResult['outcome']['status'], start: 'cold' | 'warm') {
+  return {
+    invocationId: 'id',
+    functionName,
+    version: 1,
+    start,
+    initMs: null,
+    outcome: { status, durationMs: 1, peakMemoryBytes: null, logKey: null, reusable: true },
+  } satisfies InvocationResult;
+}
+
+/** The value of one sample line of the Prometheus text, or null when there is none. */
+function sample(text: string, line: string): number | null {
+  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+  return found === undefined ? null : Number(found.slice(line.length + 1));
+}
+
+describe('GatewayMetrics', () => {
+  it('counts every invocation and duration by the time it is scraped, across scrapes', async () => {
+    const metrics = new GatewayMetrics();
+    metrics.observe(result('a', 'success', 'cold'), 0.02);
+    for (let i = 0; i < 3; i++) metrics.observe(result('a', 'success', 'warm'), 0.0004);
+    metrics.observe(result('b', 'error', 'warm'), 0.003);
+    metrics.rejected('TOO_MANY_REQUESTS');
+    let text = await metrics.render();
+    assert.equal(sample(text, 'savassan_invocations_total{function="a",status="success",start="cold"}'), 1);
+    assert.equal(sample(text, 'savassan_invocations_total{function="a",status="success",start="warm"}'), 3);
+    assert.equal(sample(text, 'savassan_invocations_total{function="b",status="error",start="warm"}'), 1);
+    assert.equal(sample(text, 'savassan_invocations_rejected_total{code="TOO_MANY_REQUESTS"}'), 1);
+    assert.equal(sample(text, 'savassan_invocation_seconds_count{start="warm"}'), 4);
+    assert.equal(sample(text, 'savassan_invocation_seconds_bucket{le="0.001",start="warm"}'), 3);
+    assert.equal(sample(text, 'savassan_invocation_seconds_count{start="cold"}'), 1);
+
+    metrics.observe(result('a', 'success', 'warm'), 0.0004);
+    text = await metrics.render();
+    assert.equal(sample(text, 'savassan_invocations_total{function="a",status="success",start="warm"}'), 4);
+    assert.equal(sample(text, 'savassan_invocation_seconds_count{start="warm"}'), 5);
+  });
+
+  it('keeps counting exactly when many invocations come between scrapes', async () => {
+    const metrics = new GatewayMetrics();
+    for (let i = 0; i < 10_000; i++) metrics.observe(result('a', 'success', 'warm'), 0.0002);
+    const text = await metrics.render();
+    assert.equal(sample(text, 'savassan_invocations_total{function="a",status="success",start="warm"}'), 10_000);
+    assert.equal(sample(text, 'savassan_invocation_seconds_count{start="warm"}'), 10_000);
+  });
+});
