@@ -2,6 +2,7 @@
 // process of a cluster, so a value is validated before it becomes a typed object.
 import { PlatformError } from '../../core/errors.js';
 import type { PoolItem } from '../../core/ports/pool.js';
+import { copyInstance } from '../../core/types.js';
 import type { InstanceRef, ProvisionRequest, SerializedError } from '../../core/types.js';
 
 /** What a pool script leaves in a mailbox for one waiter; a null item says its registration was dropped as expired. */
@@ -12,16 +13,7 @@ export interface Delivery {
 
 /** The stored form of an instance: exactly the InstanceRef fields, stamped with the time it went idle. */
 export function serializedInstance(instance: InstanceRef, idleSince: number): InstanceRef {
-  return {
-    instanceId: instance.instanceId,
-    functionName: instance.functionName,
-    version: instance.version,
-    nodeId: instance.nodeId,
-    createdAt: instance.createdAt,
-    initMs: instance.initMs,
-    invocations: instance.invocations,
-    idleSince,
-  };
+  return copyInstance(instance, { idleSince });
 }
 
 /** Exactly the SerializedError fields, without undefined ones. */
