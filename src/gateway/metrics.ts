@@ -39,7 +39,6 @@ export class GatewayMetrics {
   readonly #pendingCounts = new Map<string, { labels: InvocationLabels; count: number }>();
   /** Durations (seconds) observed since the last flush, by start kind. */
   readonly #pendingSeconds: Record<StartKind, number[]> = { cold: [], warm: [] };
-  #pendingObservations = 0;
 
   constructor() {
     collectDefaultMetrics({ register: this.#registry });
@@ -52,7 +51,7 @@ export class GatewayMetrics {
   /**
    * Counts an invocation. Kept here until the next scrape (or until `maxPending` durations have piled up) and then
    * handed to prom-client in one go: its label validation and hashing cost ~3 µs per invocation on the invoke path
-   * at concurrency 1, against well under 1 µs when done in a batch. A scrape sees every invocation counted so far.
+   * at concurrency 1, against ~0.6 µs in a hot loop. A scrape sees every invocation counted so far.
    */
   observe(result: InvocationResult, seconds: number): void {
     const { functionName, start } = result;
@@ -65,7 +64,7 @@ export class GatewayMetrics {
       pending.count += 1;
     }
     this.#pendingSeconds[start].push(seconds);
-    if (++this.#pendingObservations >= maxPending) this.#flush();
+    if (this.#pendingSeconds.cold.length + this.#pendingSeconds.warm.length >= maxPending) this.#flush();
   }
 
   rejected(code: string): void {
@@ -85,6 +84,5 @@ export class GatewayMetrics {
       for (const seconds of this.#pendingSeconds[start]) histogram.observe(seconds);
       this.#pendingSeconds[start].length = 0;
     }
-    this.#pendingObservations = 0;
   }
 }

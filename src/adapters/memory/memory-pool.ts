@@ -103,12 +103,15 @@ export class MemoryPool implements Pool {
     for (const instance of instances) {
       const { instanceId } = instance;
       if (this.#idleIds.has(instanceId) || this.#leases.has(instanceId)) continue;
-      restored.push(this.#place(instance));
+      restored.push(copyInstance(this.#place(instance)));
     }
     return restored;
   }
 
-  /** Ends the instance's lease, if any, and hands it to the oldest waiter or makes it idle; returns it as stored. */
+  /**
+   * Ends the instance's lease, if any, and hands it to the oldest waiter or makes it idle; returns the stored object
+   * (callers that hand it out copy it).
+   */
   #place(instance: InstanceRef): InstanceRef {
     const { instanceId } = instance;
     this.#leases.delete(instanceId);
@@ -118,11 +121,11 @@ export class MemoryPool implements Pool {
     if (waiter) {
       this.#lease(key, pushed, waiter);
       waiter.settle({ kind: 'instance', instance: copyInstance(pushed) });
-      return copyInstance(pushed);
+      return pushed;
     }
     this.#state(key).idle.push(pushed);
     this.#idleIds.add(instanceId);
-    return copyInstance(pushed);
+    return pushed;
   }
 
   async pushFailure(key: string, error: SerializedError): Promise<boolean> {

@@ -94,7 +94,6 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     ...answering,
     ready: options.ready,
     apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
-    logger: options.logger,
   });
   const app = Fastify({
     // Plain invoke requests are answered before Fastify sees them (invoke-route.ts); the rest is Fastify's. The
