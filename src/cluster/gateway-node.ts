@@ -1,3 +1,4 @@
+import { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { AgentApi, SandboxSpec } from '../core/ports/agent-api.js';
@@ -52,7 +53,12 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
   }
   const closers = new Closers(logger);
   try {
-    const backends = await openBackends({ ...options, durability: 'process' });
+    const sealer = EnvSealer.fromSecret(options.token);
+    const backends = await openBackends({
+      ...options,
+      durability: 'process',
+      sealer,
+    });
     closers.add(() => backends.close());
     const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());
@@ -97,6 +103,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       pool,
       queue,
       metadata,
+      keyedHash: (text: string) => sealer.keyedHash(text),
       blobStore,
       agents,
       queueWaitMs: options.queueWaitMs,

@@ -1,3 +1,4 @@
+import { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Cluster, RoutingTable } from '../core/ports/cluster.js';
@@ -49,7 +50,11 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
   requireSharedBackends('manager', options);
   const closers = new Closers(logger);
   try {
-    const backends = await openBackends({ ...options, durability: 'process' });
+    const backends = await openBackends({
+      ...options,
+      durability: 'process',
+      sealer: EnvSealer.fromSecret(options.token),
+    });
     closers.add(() => backends.close());
     const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());

@@ -8,6 +8,8 @@ import { redisDisplayUrl } from '../adapters/redis/redis-connection.js';
 import { RedisPool } from '../adapters/redis/redis-pool.js';
 import { RedisProvisionQueue } from '../adapters/redis/redis-provision-queue.js';
 import { openS3BlobStore } from '../adapters/s3/s3-blob-store.js';
+import type { EnvSealer } from '../adapters/sealed/env-sealer.js';
+import { SealedMetadataStore } from '../adapters/sealed/sealed-metadata-store.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -32,6 +34,8 @@ export interface BackendOptions extends BackendUrls {
   queueCapacity: number;
   /** SQLite only; see `openSqliteMetadataStore`. */
   durability: 'process' | 'full';
+  /** Encrypts function environments (and keys content hashes) before they reach the metadata store. */
+  sealer: EnvSealer;
   logger: Logger;
 }
 
@@ -130,7 +134,11 @@ async function openMetadata(options: BackendOptions): Promise<Opened<MetadataSto
   if (dbUrl === undefined) {
     const path = join(options.dataDir, 'savassan.db');
     const store = await openSqliteMetadataStore(path, { durability: options.durability, logger: options.logger });
-    return { value: store, summary: `SQLite at ${path}`, close: () => store.close() };
+    return {
+      value: new SealedMetadataStore(store, options.sealer),
+      summary: `SQLite at ${path}`,
+      close: () => store.close(),
+    };
   }
   const scheme = schemeOf(dbUrl, 'database');
   let store: MetadataStore;
@@ -147,7 +155,11 @@ async function openMetadata(options: BackendOptions): Promise<Opened<MetadataSto
       `database URL scheme ${scheme}// is not supported: use postgres:// or mysql:// (leave it out for SQLite)`,
     );
   }
-  return { value: store, summary: `${engine} at ${displayUrl(dbUrl)}`, close: () => store.close() };
+  return {
+    value: new SealedMetadataStore(store, options.sealer),
+    summary: `${engine} at ${displayUrl(dbUrl)}`,
+    close: () => store.close(),
+  };
 }
 
 /** Only the blob store (an Agent needs nothing else): S3 when `s3Url` is given, else `{dataDir}/blobs`. */

@@ -14,6 +14,7 @@ import type { Deployer } from '../gateway/deployer.js';
 import { createGateway } from '../gateway/gateway.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
+import { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { openBackends } from './backends.js';
 import type { BackendSummary, BackendUrls } from './backends.js';
 
@@ -134,7 +135,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   const { dataDir, logger } = options;
   await mkdir(dataDir, { recursive: true });
   const workDir = join(dataDir, 'agent');
-  const backends = await openBackends(options);
+  const sealer = await EnvSealer.fromKeyFile(join(dataDir, 'secret.key'));
+  const backends = await openBackends({ ...options, sealer });
   const { pool, queue, metadata, blobStore } = backends;
   let runtime: SandboxRuntime;
   try {
@@ -171,6 +173,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     agents,
     queueWaitMs: options.queueWaitMs,
     apiKeys: options.apiKeys,
+    keyedHash: (text) => sealer.keyedHash(text),
     logger,
     onChange: () => void manager.reconcile(),
     nodes: async () => [

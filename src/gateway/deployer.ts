@@ -22,6 +22,11 @@ export interface DeployerOptions {
   resolver: FunctionResolver;
   /** Called after the current version of a function changed (deploy, rollback, delete). */
   onChange?: (name: string) => void;
+  /**
+   * A keyed hash (HMAC) for the environment's part of a version's content hash: the hash is stored and shown, and
+   * with a plain hash a weak secret could be guessed from it offline. Plain sha256 without one.
+   */
+  keyedHash?: ((text: string) => string) | undefined;
   logger?: Logger;
 }
 
@@ -50,10 +55,9 @@ export class Deployer {
     }
     const codeSha256 = createHash('sha256').update(code).digest('hex');
     // compileFunctionConfig fixes the key order; only env keeps the caller's order, so sort it.
-    const canonical = {
-      ...config,
-      env: Object.fromEntries(Object.entries(config.env).sort(([a], [b]) => (a < b ? -1 : 1))),
-    };
+    const env = JSON.stringify(Object.entries(config.env).sort(([a], [b]) => (a < b ? -1 : 1)));
+    const keyedHash = this.options.keyedHash ?? ((text: string) => createHash('sha256').update(text).digest('hex'));
+    const canonical = { ...config, env: keyedHash(env) };
     const contentHash = createHash('sha256').update(codeSha256).update(JSON.stringify(canonical)).digest('hex');
     const { blobStore, metadata } = this.options;
     const key = blobKeys.code(codeSha256);

@@ -26,6 +26,8 @@ export interface GatewayOptions {
   /** After a deploy, a version change or a delete (embedded mode reconciles at once). */
   onChange?: (() => void) | undefined;
   gatewayId?: string | undefined;
+  /** See `DeployerOptions.keyedHash`. */
+  keyedHash?: ((text: string) => string) | undefined;
   logger: Logger;
 }
 
@@ -47,6 +49,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     agents,
     resolver,
     logger,
+    keyedHash: options.keyedHash,
     onChange: options.onChange ?? (() => {}),
   });
   const invoker = new Invoker({

@@ -7,6 +7,8 @@ import { after, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { repoRoot } from '../helpers/server-process.js';
 import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
+import { EnvSealer } from '../../src/adapters/sealed/env-sealer.js';
+import { SealedMetadataStore } from '../../src/adapters/sealed/sealed-metadata-store.js';
 import { openSqliteMetadataStore } from '../../src/adapters/sqlite/sqlite-metadata-store.js';
 import { isPlatformError } from '../../src/core/errors.js';
 import type { MetadataStore } from '../../src/core/ports/metadata-store.js';
@@ -50,6 +52,18 @@ metadataStoreContract('SQLite file, durability full', async () => {
     store: await openSqliteMetadataStore(path, { durability: 'full' }),
     reopen: () => openSqliteMetadataStore(path, { durability: 'full' }),
     cleanup: () => removeTempDir(dir),
+  };
+});
+
+metadataStoreContract('SQLite file, environments sealed', async () => {
+  const dir = await tempDir('sqlite-sealed');
+  const path = join(dir, 'metadata.db');
+  const sealer = EnvSealer.fromSecret('contract-suite-token');
+  return {
+    store: new SealedMetadataStore(await openSqliteMetadataStore(path), sealer),
+    reopen: async () => new SealedMetadataStore(await openSqliteMetadataStore(path), sealer),
+    cleanup: () => removeTempDir(dir),
+    acknowledgesFromJournal: true,
   };
 });
 

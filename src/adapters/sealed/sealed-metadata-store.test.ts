@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
+import { compileFunctionConfig } from '../../core/function-config.js';
+import { isPlatformError } from '../../core/errors.js';
+import { openSqliteMetadataStore } from '../sqlite/sqlite-metadata-store.js';
+import { EnvSealer } from './env-sealer.js';
+import { SealedMetadataStore } from './sealed-metadata-store.js';
+
+const secret = 'hunter2-do-not-store-in-clear';
+
+function newVersion(env: Record<string, string>, contentHash = 'b'.repeat(64)) {
+  return {
+    functionName: 'billing',
+    codeSha256: 'a'.repeat(64),
+    codeSizeBytes: 10,
+    contentHash,
+    config: compileFunctionConfig({ env }),
+  };
+}
+
+/** Every byte SQLite holds for a database: the file, its WAL and the record journal beside it. */
+async function storedBytes(dir: string): Promise<string> {
+  const files = await readdir(dir);
+  const contents = await Promise.all(files.map((file) => readFile(join(dir, file))));
+  return Buffer.concat(contents).toString('latin1');
+}
+
+describe('SealedMetadataStore', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'savassan-sealed-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps environments out of the database in clear and gives them back whole', async () => {
+    const path = join(dir, 'clear.db');
+    const sealer = await EnvSealer.fromKeyFile(join(dir, 'secret.key'));
+    const store = new SealedMetadataStore(await openSqliteMetadataStore(path), sealer);
+    const deployed = await store.deployVersion(newVersion({ API_TOKEN: secret, REGION: 'eu' }));
+    assert.deepEqual(deployed.version.config.env, { API_TOKEN: secret, REGION: 'eu' });
+    assert.deepEqual((await store.getVersion('billing', 1))?.config.env, { API_TOKEN: secret, REGION: 'eu' });
+    assert.deepEqual((await store.listVersions('billing'))[0]?.config.env, { API_TOKEN: secret, REGION: 'eu' });
+    // Same content again: the keyed hash still recognises it.
+    const again = await store.deployVersion(newVersion({ REGION: 'eu', API_TOKEN: secret }));
+    assert.equal(again.created, false);
+    await store.close();
+    const bytes = await storedBytes(dir);
+    assert.ok(!bytes.includes(secret), 'the secret is not in the database files');
+    assert.equal((await stat(join(dir, 'secret.key'))).mode & 0o777, 0o600);
+  });
+
+  it('reads environments stored before sealing, and refuses another key with a clear error', async () => {
+    const path = join(dir, 'legacy.db');
+    const plain = await openSqliteMetadataStore(path);
+    await plain.deployVersion(newVersion({ OLD: 'value' }));
+    await plain.close();
+    const sealed = new SealedMetadataStore(await openSqliteMetadataStore(path), EnvSealer.fromSecret('token-a'));
+    assert.deepEqual((await sealed.getVersion('billing', 1))?.config.env, { OLD: 'value' });
+    await sealed.deployVersion(newVersion({ NEW: secret }, 'c'.repeat(64)));
+    await sealed.close();
+
+    const db = new BetterSqlite3(path, { readonly: true });
+    const rows = db.prepare('SELECT config FROM function_versions ORDER BY version').all() as { config: string }[];
+    db.close();
+    assert.equal(rows.length, 2);
+    assert.ok(!rows[1]!.config.includes(secret));
+
+    const wrongKey = new SealedMetadataStore(await openSqliteMetadataStore(path), EnvSealer.fromSecret('token-b'));
+    await assert.rejects(wrongKey.getVersion('billing', 2), (err: unknown) => {
+      assert.ok(isPlatformError(err));
+      assert.equal(err.code, 'UNAVAILABLE');
+      assert.match(err.message, /cannot be decrypted/);
+      assert.ok(!err.message.includes(secret));
+      return true;
+    });
+    await wrongKey.close();
+  });
+
+  it('hashes with its key: equal texts alike, other keys differently', () => {
+    const a = EnvSealer.fromSecret('token-a');
+    assert.equal(a.keyedHash('{"K":"v"}'), a.keyedHash('{"K":"v"}'));
+    assert.notEqual(a.keyedHash('{"K":"v"}'), EnvSealer.fromSecret('token-b').keyedHash('{"K":"v"}'));
+  });
+
+  it('binds a sealed value to its function', () => {
+    const sealer = EnvSealer.fromSecret('token');
+    const sealed = sealer.seal('alpha', '{"K":"v"}');
+    assert.equal(sealer.open('alpha', sealed), '{"K":"v"}');
+    assert.throws(() => sealer.open('beta', sealed), /cannot be decrypted/);
+  });
+});
