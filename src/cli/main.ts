@@ -12,6 +12,7 @@ import { runtimeWarnings, startEmbedded } from '../embedded/embedded-platform.js
 import type { SandboxKind } from '../embedded/embedded-platform.js';
 import { deployExamples } from '../embedded/examples.js';
 import { addClusterCommands } from './cluster-commands.js';
+import { readEnvFile } from './env-file.js';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -25,6 +26,15 @@ function keyValue(value: string, previous: Record<string, string> = {}): Record<
   const eq = value.indexOf('=');
   if (eq <= 0) throw new InvalidArgumentError(`expected KEY=VALUE, got ${value}`);
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+/** `--env-from` then `--env` (a flag wins over the file); undefined when neither is given. */
+async function deployEnv(
+  file: string | undefined,
+  flags: Record<string, string> | undefined,
+): Promise<Record<string, string> | undefined> {
+  if (file === undefined) return flags;
+  return { ...(await readEnvFile(file)), ...flags };
 }
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -185,6 +195,7 @@ export function buildProgram(): Command {
     .option('--handler <file.export>', 'handler, default index.handler')
     .option('--runtime <runtime>', 'runtime: nodejs20 (default) or nodejs24')
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', keyValue)
+    .option('--env-from <file>', 'environment variables from a file of KEY=VALUE lines (for secrets: argv is public)')
     .option('--timeout <seconds>', 'timeout in seconds', integer)
     .option('--memory <mb>', 'memory limit in MB', integer)
     .option('--max-instances <n>', 'max concurrent instances', integer)
@@ -195,7 +206,7 @@ export function buildProgram(): Command {
       const config: FunctionConfigInput = {
         handler: opts.handler as string | undefined,
         runtime: opts.runtime as string | undefined,
-        env: opts.env as Record<string, string> | undefined,
+        env: await deployEnv(opts.envFrom as string | undefined, opts.env as Record<string, string> | undefined),
         timeoutSeconds: opts.timeout as number | undefined,
         memoryMB: opts.memory as number | undefined,
         maxInstances: opts.maxInstances as number | undefined,

@@ -101,6 +101,20 @@ describe('CLI end to end', () => {
     assert.deepEqual(JSON.parse((await cli('invoke', 'zipped', '-d', '{"x":7}')).stdout), { zipped: 7 });
   });
 
+  it('takes secrets from --env-from, with --env winning over the file', async () => {
+    const envFile = join(server.dataDir, 'probe.env');
+    await writeFile(envFile, '# secrets stay out of argv\nTOKEN="from file"\nGREETING=file\n');
+    const dir = join(repoRoot, 'test', 'fixtures', 'e2e', 'probe');
+    const deployed = await cli('deploy', 'env-file-probe', dir, '--env-from', envFile, '--env', 'GREETING=flag');
+    assert.equal(deployed.code, 0, deployed.stderr);
+    const { env } = JSON.parse((await cli('invoke', 'env-file-probe')).stdout) as { env: Record<string, string> };
+    assert.equal(env.TOKEN, 'from file');
+    assert.equal(env.GREETING, 'flag');
+    const missing = await cli('deploy', 'env-file-probe', dir, '--env-from', join(server.dataDir, 'none.env'));
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /cannot read the env file/);
+  });
+
   it('explains errors and bad usage', async () => {
     const failing = await cli('deploy', 'x', '/definitely/not/here');
     assert.equal(failing.code, 1);
