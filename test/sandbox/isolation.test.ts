@@ -2,7 +2,7 @@
 // would fail with the boundary removed: the same function run by the process runtime reads, writes and connects.
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -102,6 +102,13 @@ async function harness(kind: 'process' | 'bwrap' | 'runc'): Promise<Harness> {
   };
 }
 
+/** This process's seccomp mode and filter count (a host in a container may have a filter of its own). */
+function ownSeccomp(): { mode: number; filters: number } {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(status)?.[1] ?? -1);
+  return { mode: field('Seccomp'), filters: field('Seccomp_filters') };
+}
+
 function result(outcome: InvokeOutcome): Record<string, unknown> {
   assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
   return JSON.parse(outcome.payloadJson ?? 'null') as Record<string, unknown>;
@@ -126,6 +133,12 @@ describe('the process runtime does not isolate (what the boundary tests would se
     const spec = await h.deploy();
     assert.deepEqual(result(await h.run(spec, { action: 'schedulingPolicy' })), { policy: 3 });
     assert.equal(h.runtime.capabilities.scheduling.enforced, true);
+  });
+
+  it('installs no seccomp filter', async () => {
+    const spec = await h.deploy();
+    assert.deepEqual(result(await h.run(spec, { action: 'seccomp' })), ownSeccomp());
+    assert.equal(h.runtime.capabilities.syscalls.enforced, false);
   });
 
   it('lets a function read host files and reach loopback', async () => {
@@ -154,6 +167,12 @@ for (const kind of ['bwrap', 'runc'] as const) {
 
     it('runs the function under SCHED_BATCH: waking it does not preempt the platform', async () => {
       assert.deepEqual(result(await h.run(spec, { action: 'schedulingPolicy' })), { policy: 3 });
+    });
+
+    it('runs the function under a seccomp filter (test/sandbox/seccomp.test.ts tries the calls it refuses)', async () => {
+      const host = ownSeccomp();
+      assert.deepEqual(result(await h.run(spec, { action: 'seccomp' })), { mode: 2, filters: host.filters + 1 });
+      assert.equal(h.runtime.capabilities.syscalls.enforced, true);
     });
 
     it('runs the function as an unprivileged user in its code directory', async () => {
