@@ -17,7 +17,7 @@ import type { Enforcement, SandboxRuntime } from '../../src/core/ports/sandbox-r
 import { blobKeys } from '../../src/core/types.js';
 import { readBundle } from '../../src/client/bundle.js';
 import { BwrapRuntime } from '../../src/sandbox/bwrap-runtime.js';
-import { bundledNode24Path } from '../../src/sandbox/node-runtimes.js';
+import { bundledNode24Path, nodeBinaryFor, sharedLibraries } from '../../src/sandbox/node-runtimes.js';
 import { ProcessRuntime } from '../../src/sandbox/process-runtime.js';
 import { RuncRuntime } from '../../src/sandbox/runc-runtime.js';
 
@@ -198,6 +198,27 @@ for (const kind of ['bwrap', 'runc'] as const) {
         assert.equal(write['ok'], false, `write ${path}`);
       }
       assert.equal(result(await h.run(spec, { action: 'write', path: '/tmp/scratch' }))['ok'], true);
+    });
+
+    it('runs a file written to /tmp on bwrap only: the /tmp of runc is noexec, even through the ELF loader', async () => {
+      const libraries = await sharedLibraries(await nodeBinaryFor('nodejs20'));
+      const libc = libraries.find((path) => /\/libc\.so\.6$/.test(path));
+      const loader = libraries.find((path) => /\/ld-linux[^/]*\.so\.\d$/.test(path));
+      assert.ok(libc !== undefined && loader !== undefined, libraries.join(' '));
+      // glibc's libc.so.6 is executable: it prints its version and exits 0.
+      const ran = result(await h.run(spec, { action: 'execFromTmp', from: libc, loader }));
+      const { direct, loader: viaLoader } = ran as Record<
+        string,
+        { status: number | null; error: string | null; stderr: string }
+      >;
+      if (kind === 'runc') {
+        assert.equal(direct?.error, 'EACCES', JSON.stringify(ran));
+        assert.notEqual(viaLoader?.status, 0, `the loader maps /tmp/exec-copy: ${JSON.stringify(ran)}`);
+        assert.match(viaLoader?.stderr ?? '', /failed to map segment/);
+      } else {
+        assert.equal(direct?.status, 0, JSON.stringify(ran));
+        assert.equal(viaLoader?.status, 0, JSON.stringify(ran));
+      }
     });
 
     it('has no network without --network; with it, the host network but not the host itself', async () => {
