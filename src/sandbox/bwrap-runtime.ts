@@ -19,6 +19,7 @@ import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './gue
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
 import { protectHostFromSandboxes } from './host-firewall.js';
 import { SandboxUsers } from './sandbox-users.js';
+import { seccompFilter, seccompNote } from './seccomp.js';
 import { batchScheduled, schedulingEnforcement } from './scheduling.js';
 
 export interface BwrapRuntimeOptions {
@@ -36,15 +37,19 @@ const networkFiles = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/
 /** The file descriptor bwrap writes its `--info-fd` JSON to (stdio 0-2 come first). */
 const infoFd = 3;
 
+/** The file descriptor bwrap reads the seccomp program from (`--seccomp`); it closes it before running the guest. */
+const seccompFd = 4;
+
 /**
  * The wrapper (bash: it can name descriptors above 9) that joins the cgroups (the Agent writes the pid, then says
  * go), sets rlimits (open files; no core dumps, hard limit too) and closes every descriptor but stdio and bwrap's
- * info pipe (3), so nothing the Agent inherited without close-on-exec reaches the sandbox, then execs bwrap.
+ * info pipe (3) and seccomp program (4), so nothing the Agent inherited without close-on-exec reaches the sandbox,
+ * then execs bwrap.
  */
 const wrapperScript = [
   'read -r go || exit 125',
   'ulimit -n "$0" && ulimit -c 0 || exit 126',
-  'for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ "$n" -gt 3 ]; then eval "exec $n>&-"; fi; done',
+  'for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ "$n" -gt 3 ] && [ "$n" -ne 4 ]; then eval "exec $n>&-"; fi; done',
   'exec "$@" </dev/null',
 ].join('; ');
 
@@ -130,6 +135,9 @@ export function bwrapArgs(input: BwrapArgsInput): string[] {
     guestPaths.task,
     '--info-fd',
     String(infoFd),
+    // Installed on the guest's process just before bwrap execs it, after bwrap's own namespace setup.
+    '--seccomp',
+    String(seccompFd),
     '--',
     guestPaths.node,
     `--max-old-space-size=${input.heapMB}`,
@@ -163,6 +171,7 @@ function capabilitiesOf(cgroups: Cgroups | { unavailable: string }, hostAddresse
       : missing('none', `${cgroupNote}: no CPU quota or weight`),
     tmp: enforced('tmpfs size', 'private /tmp with a size cap'),
     openFiles: enforced('RLIMIT_NOFILE', 'per process'),
+    syscalls: enforced('seccomp filter', seccompNote),
     scheduling: schedulingEnforcement(),
   };
 }
@@ -220,6 +229,7 @@ export class BwrapRuntime implements SandboxRuntime {
   private constructor(
     private readonly bwrapPath: string,
     private readonly guestDir: string,
+    private readonly seccomp: Buffer,
     private readonly cgroups: Cgroups | null,
     cgroupState: Cgroups | { unavailable: string },
     hostAddresses: Enforcement,
@@ -237,13 +247,14 @@ export class BwrapRuntime implements SandboxRuntime {
         `bubblewrap is not installed (no ${bwrapPath}): install the bubblewrap package or use --sandbox process`,
       );
     }
+    const seccomp = seccompFilter();
     const guestDir = await prepareGuestFiles(join(options.workDir, 'guest'));
     await assertTraversable(join(guestDir, 'package.json'));
     const cgroups = await Cgroups.open(options.cgroupName);
     const logger = (options.logger ?? silentLogger).child({ component: 'bwrap' });
     const hostAddresses = await protectHostFromSandboxes();
     const cgroupsOrNull = cgroups instanceof Cgroups ? cgroups : null;
-    const runtime = new BwrapRuntime(bwrapPath, guestDir, cgroupsOrNull, cgroups, hostAddresses, logger);
+    const runtime = new BwrapRuntime(bwrapPath, guestDir, seccomp, cgroupsOrNull, cgroups, hostAddresses, logger);
     await runtime.probe();
     return runtime;
   }
@@ -303,7 +314,7 @@ export class BwrapRuntime implements SandboxRuntime {
     ]);
     const child = spawn(command, commandArgs, {
       env: { PATH: '/usr/bin:/bin' },
-      stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe'],
       detached: true,
       ...(user === null ? {} : { uid: user, gid: user }),
     });
@@ -313,6 +324,10 @@ export class BwrapRuntime implements SandboxRuntime {
         reject(new PlatformError('INTERNAL', `cannot start bubblewrap: ${err.message}`, { cause: err })),
       );
     });
+    // A few hundred bytes: the pipe holds them until bwrap reads them.
+    const seccompPipe = (child.stdio as (Readable | Writable | null | undefined)[])[seccompFd] as Writable;
+    seccompPipe.on('error', () => {});
+    seccompPipe.end(this.seccomp);
     return child;
   }
 
@@ -332,7 +347,10 @@ export class BwrapRuntime implements SandboxRuntime {
     child.stdin?.end('go\n');
   }
 
-  /** One real sandbox running `node -e 0`, so a host where bwrap cannot work fails at start with the reason. */
+  /**
+   * One real sandbox running `node -e 0` under the seccomp filter, so a host where bwrap or the filter cannot work
+   * fails at start with the reason.
+   */
   private async probe(): Promise<void> {
     const binary = await nodeBinaryFor('nodejs20').catch(() => process.execPath);
     const libraries = await sharedLibraries(binary);
@@ -349,6 +367,8 @@ export class BwrapRuntime implements SandboxRuntime {
       '/proc',
       '--dev',
       '/dev',
+      '--seccomp',
+      '3',
       '--',
       guestPaths.node,
       '-e',
@@ -357,11 +377,12 @@ export class BwrapRuntime implements SandboxRuntime {
     const user = this.users.next();
     const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const child = spawn(this.bwrapPath, args, {
-        stdio: ['ignore', 'ignore', 'pipe'],
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
         ...(user === null ? {} : { uid: user, gid: user }),
       });
+      (child.stdio[3] as Writable).on('error', () => {}).end(this.seccomp);
       let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
       child.on('error', (err) => resolve({ code: null, stderr: err.message }));
       child.on('close', (code) => resolve({ code, stderr }));
     });

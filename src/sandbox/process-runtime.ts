@@ -33,6 +33,7 @@ const processRuntimeCapabilities = (): RuntimeCapabilities => ({
   cpu: none('none', 'no CPU share or quota'),
   tmp: none('none', 'scratch space on the host disk, unbounded'),
   openFiles: none('none', 'inherits the Savassan process limit'),
+  syscalls: none('none', 'every system call the Savassan process may make'),
   scheduling: schedulingEnforcement(),
 });
 

@@ -17,6 +17,7 @@ import { ChildSandboxProcess } from './child-sandbox.js';
 import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
 import { protectHostFromSandboxes } from './host-firewall.js';
+import { cloneNewUser, deniedSyscalls, ENOSYS, enosysSyscalls, EPERM, seccompNote } from './seccomp.js';
 import { SandboxUsers } from './sandbox-users.js';
 import { batchScheduled, schedulingEnforcement } from './scheduling.js';
 
@@ -133,55 +134,17 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
   };
 }
 
-/** CLONE_NEWUSER: a function must not make a user namespace (and with it capabilities over new namespaces). */
-const cloneNewUser = 0x10000000;
-
-/**
- * Syscalls a function has no use for and that widen the kernel surface an escape would use: new namespaces and
- * mounts, keyrings, BPF, perf, userfaultfd, io_uring, module and kexec loading, ptrace. `clone3` answers ENOSYS so
- * the C library falls back to `clone`, whose flags a filter can see.
- */
+/** The runc (libseccomp) form of the sandbox denylist in `seccomp.ts`, which bwrap's BPF filter is built from too. */
 export const sandboxSeccomp = {
   defaultAction: 'SCMP_ACT_ALLOW',
   architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_AARCH64'],
   syscalls: [
-    {
-      names: [
-        'unshare',
-        'setns',
-        'mount',
-        'umount2',
-        'pivot_root',
-        'keyctl',
-        'add_key',
-        'request_key',
-        'bpf',
-        'perf_event_open',
-        'userfaultfd',
-        'io_uring_setup',
-        'io_uring_enter',
-        'io_uring_register',
-        'ptrace',
-        'process_vm_readv',
-        'process_vm_writev',
-        'kexec_load',
-        'kexec_file_load',
-        'init_module',
-        'finit_module',
-        'delete_module',
-        'open_by_handle_at',
-        'reboot',
-        'swapon',
-        'swapoff',
-      ],
-      action: 'SCMP_ACT_ERRNO',
-      errnoRet: 1,
-    },
-    { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
+    { names: [...deniedSyscalls], action: 'SCMP_ACT_ERRNO', errnoRet: EPERM },
+    { names: [...enosysSyscalls], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
     {
       names: ['clone'],
       action: 'SCMP_ACT_ERRNO',
-      errnoRet: 1,
+      errnoRet: EPERM,
       args: [{ index: 0, value: cloneNewUser, valueTwo: cloneNewUser, op: 'SCMP_CMP_MASKED_EQ' }],
     },
   ],
@@ -249,6 +212,7 @@ export class RuncRuntime implements SandboxRuntime {
       cpu: on('cgroup CPU quota and weight'),
       tmp: on('tmpfs size', 'private /tmp with a size cap'),
       openFiles: on('RLIMIT_NOFILE', 'per process'),
+      syscalls: on('seccomp filter', seccompNote),
       scheduling: schedulingEnforcement(),
     };
   }

@@ -2,7 +2,7 @@
 // would fail with the boundary removed: the same function run by the process runtime reads, writes and connects.
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import type { Enforcement, SandboxRuntime } from '../../src/core/ports/sandbox-r
 import { blobKeys } from '../../src/core/types.js';
 import { readBundle } from '../../src/client/bundle.js';
 import { BwrapRuntime } from '../../src/sandbox/bwrap-runtime.js';
-import { bundledNode24Path } from '../../src/sandbox/node-runtimes.js';
+import { bundledNode24Path, nodeBinaryFor, sharedLibraries } from '../../src/sandbox/node-runtimes.js';
 import { ProcessRuntime } from '../../src/sandbox/process-runtime.js';
 import { RuncRuntime } from '../../src/sandbox/runc-runtime.js';
 
@@ -102,6 +102,13 @@ async function harness(kind: 'process' | 'bwrap' | 'runc'): Promise<Harness> {
   };
 }
 
+/** This process's seccomp mode and filter count (a host in a container may have a filter of its own). */
+function ownSeccomp(): { mode: number; filters: number } {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(status)?.[1] ?? -1);
+  return { mode: field('Seccomp'), filters: field('Seccomp_filters') };
+}
+
 function result(outcome: InvokeOutcome): Record<string, unknown> {
   assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
   return JSON.parse(outcome.payloadJson ?? 'null') as Record<string, unknown>;
@@ -126,6 +133,12 @@ describe('the process runtime does not isolate (what the boundary tests would se
     const spec = await h.deploy();
     assert.deepEqual(result(await h.run(spec, { action: 'schedulingPolicy' })), { policy: 3 });
     assert.equal(h.runtime.capabilities.scheduling.enforced, true);
+  });
+
+  it('installs no seccomp filter', async () => {
+    const spec = await h.deploy();
+    assert.deepEqual(result(await h.run(spec, { action: 'seccomp' })), ownSeccomp());
+    assert.equal(h.runtime.capabilities.syscalls.enforced, false);
   });
 
   it('lets a function read host files and reach loopback', async () => {
@@ -156,6 +169,12 @@ for (const kind of ['bwrap', 'runc'] as const) {
       assert.deepEqual(result(await h.run(spec, { action: 'schedulingPolicy' })), { policy: 3 });
     });
 
+    it('runs the function under a seccomp filter (test/sandbox/seccomp.test.ts tries the calls it refuses)', async () => {
+      const host = ownSeccomp();
+      assert.deepEqual(result(await h.run(spec, { action: 'seccomp' })), { mode: 2, filters: host.filters + 1 });
+      assert.equal(h.runtime.capabilities.syscalls.enforced, true);
+    });
+
     it('runs the function as an unprivileged user in its code directory', async () => {
       const identity = result(await h.run(spec, { action: 'identity' }));
       assert.notEqual(identity['uid'], 0);
@@ -179,6 +198,27 @@ for (const kind of ['bwrap', 'runc'] as const) {
         assert.equal(write['ok'], false, `write ${path}`);
       }
       assert.equal(result(await h.run(spec, { action: 'write', path: '/tmp/scratch' }))['ok'], true);
+    });
+
+    it('runs a file written to /tmp on bwrap only: the /tmp of runc is noexec, even through the ELF loader', async () => {
+      const libraries = await sharedLibraries(await nodeBinaryFor('nodejs20'));
+      const libc = libraries.find((path) => /\/libc\.so\.6$/.test(path));
+      const loader = libraries.find((path) => /\/ld-linux[^/]*\.so\.\d$/.test(path));
+      assert.ok(libc !== undefined && loader !== undefined, libraries.join(' '));
+      // glibc's libc.so.6 is executable: it prints its version and exits 0.
+      const ran = result(await h.run(spec, { action: 'execFromTmp', from: libc, loader }));
+      const { direct, loader: viaLoader } = ran as Record<
+        string,
+        { status: number | null; error: string | null; stderr: string }
+      >;
+      if (kind === 'runc') {
+        assert.equal(direct?.error, 'EACCES', JSON.stringify(ran));
+        assert.notEqual(viaLoader?.status, 0, `the loader maps /tmp/exec-copy: ${JSON.stringify(ran)}`);
+        assert.match(viaLoader?.stderr ?? '', /failed to map segment/);
+      } else {
+        assert.equal(direct?.status, 0, JSON.stringify(ran));
+        assert.equal(viaLoader?.status, 0, JSON.stringify(ran));
+      }
     });
 
     it('has no network without --network; with it, the host network but not the host itself', async () => {

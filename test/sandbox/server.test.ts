@@ -17,7 +17,7 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 interface NodeAnswer {
   sandboxRuntime: string;
   isolating: boolean;
-  enforcement: Record<string, { enforced: boolean; note: string }>;
+  enforcement: Record<string, { mechanism: string; enforced: boolean; note: string }>;
   stemCells: { idle: number; starting: number; memoryBytes: number | null };
   warnings: string[];
 }
@@ -61,6 +61,7 @@ describe(
         if (!isRoot && ['memory', 'pids', 'cpu', 'hostAddresses'].includes(limit)) continue;
         assert.equal(enforcement.enforced, true, `${limit}: ${enforcement.note}`);
       }
+      assert.equal(info.enforcement['syscalls']?.mechanism, 'seccomp filter');
       if (isRoot) assert.deepEqual(info.warnings, []);
     });
 

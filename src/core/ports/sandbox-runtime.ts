@@ -83,6 +83,8 @@ export interface RuntimeCapabilities {
   cpu: Enforcement;
   tmp: Enforcement;
   openFiles: Enforcement;
+  /** System calls that widen the kernel surface (namespaces, mounts, keyrings, BPF, io_uring, ptrace) refused. */
+  syscalls: Enforcement;
   /** Sandboxes scheduled so that they cannot preempt the platform's own threads when they wake up. */
   scheduling: Enforcement;
 }
