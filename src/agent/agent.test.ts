@@ -186,7 +186,7 @@ describe('Agent with the process runtime', () => {
       TMPDIR: join(workDir, 'sandboxes', ref.instanceId, 'tmp'),
       TZ: 'UTC',
       NODE_ENV: 'production',
-      SAVASSAN_SOCKET: null,
+      SAVASSAN_CHANNEL_FD: null,
       hostLeak: null,
     });
     assert.equal(body['cwd'], codeDir);
@@ -449,7 +449,7 @@ describe('Agent with the process runtime', () => {
   it('destroys idempotently, killing the process and removing its directory', async () => {
     const ref = await agent.createSandbox(await deploy('echo'));
     const pid = await pidOf(ref.instanceId);
-    assert.equal(await exists(join(workDir, 'sandboxes', ref.instanceId, 'sock', 'guest.sock')), true);
+    assert.equal(await exists(join(workDir, 'sandboxes', ref.instanceId)), true);
     await Promise.all([agent.destroySandbox(ref.instanceId), agent.destroySandbox(ref.instanceId)]);
     await agent.destroySandbox(ref.instanceId);
     await agent.destroySandbox('no-such-sandbox');
@@ -495,7 +495,7 @@ describe('Agent with the process runtime', () => {
     await agent.destroySandbox(ref.instanceId);
   });
 
-  it('puts sockets in a short temporary directory when workDir is too deep', async () => {
+  it('runs sandboxes under a workDir deeper than a Unix socket path may be (no socket file)', async () => {
     const deep = join(root, 'd'.repeat(60), 'e'.repeat(40));
     const deepAgent = new Agent({ nodeId: 'deep', runtime: new ProcessRuntime(), blobStore: blobs, workDir: deep });
     agents.push(deepAgent);

@@ -5,12 +5,13 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import type {
-  Enforcement,
-  RuntimeCapabilities,
-  SandboxLaunchSpec,
-  SandboxProcess,
-  SandboxRuntime,
+import {
+  channelFdVariable,
+  type Enforcement,
+  type RuntimeCapabilities,
+  type SandboxLaunchSpec,
+  type SandboxProcess,
+  type SandboxRuntime,
 } from '../core/ports/sandbox-runtime.js';
 import { Cgroups, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
@@ -33,6 +34,11 @@ export interface RuncRuntimeOptions {
 
 const networkFiles = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/ssl/certs'];
 const cpuPeriodUs = 100_000;
+/**
+ * The guest's end of its channel to the Agent (a socketpair): runc's descriptor 3, which `runc run --preserve-fds 1`
+ * hands to the container's process as its descriptor 3.
+ */
+const channelFd = 3;
 
 interface Mount {
   destination: string;
@@ -58,7 +64,7 @@ export interface RuncConfigInput {
 
 /**
  * The OCI runtime config of one sandbox: a read-only rootfs skeleton with read-only binds of the node binary, its
- * libraries, the guest shim, the code and the Agent's socket; pid, ipc, uts, mount, cgroup and (unless allowed)
+ * libraries, the guest shim and the code; pid, ipc, uts, mount, cgroup and (unless allowed)
  * network namespaces; an unprivileged user with no capabilities; memory, pids and CPU limits; a private /tmp.
  */
 export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
@@ -77,7 +83,6 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
     bind(input.binary, guestPaths.node),
     bind(input.guestDir, guestPaths.guest),
     bind(spec.taskDir, guestPaths.task),
-    bind(spec.socketDir, guestPaths.socketDir),
     ...(spec.network ? networkFiles.filter((file) => existsSync(file)).map((file) => bind(file, file)) : []),
   ];
   const namespaces = ['pid', 'ipc', 'uts', 'mount', 'cgroup', ...(spec.network ? [] : ['network'])];
@@ -95,7 +100,7 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
         'LANG=C.UTF-8',
         'TZ=UTC',
         'NODE_ENV=production',
-        `SAVASSAN_SOCKET=${guestPaths.socketDir}/${spec.socketName}`,
+        `${channelFdVariable}=${channelFd}`,
       ],
       cwd: guestPaths.task,
       capabilities: noCapabilities,
@@ -285,7 +290,7 @@ export class RuncRuntime implements SandboxRuntime {
     const libraries = await sharedLibraries(binary);
     await ensureMountPoints(
       this.rootfs,
-      ['proc', 'dev', 'tmp', guestPaths.guest, guestPaths.task, guestPaths.socketDir, 'etc/ssl/certs'],
+      ['proc', 'dev', 'tmp', guestPaths.guest, guestPaths.task, 'etc/ssl/certs'],
       [guestPaths.node, ...libraries, ...networkFiles.filter((file) => !file.endsWith('certs'))],
     );
     const uid = this.users.next() ?? 65534;
@@ -315,13 +320,16 @@ export class RuncRuntime implements SandboxRuntime {
         this.stateDir,
         'run',
         '--keep',
+        '--preserve-fds',
+        '1',
         '--bundle',
         bundle,
         id,
       ]);
       const child = spawn(command, args, {
+        cwd: '/',
         env: { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' },
-        stdio: ['ignore', 'ignore', 'pipe'],
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
         detached: true,
       });
       await new Promise<void>((resolve, reject) => {
@@ -332,6 +340,7 @@ export class RuncRuntime implements SandboxRuntime {
       });
       const proc = new ChildSandboxProcess(child, {
         guestTaskDir: guestPaths.task,
+        channelFd,
         cgroup,
         // runc's own setup processes are gone by the time anyone asks: what is left runs in the container.
         tmpPath: async () => {
