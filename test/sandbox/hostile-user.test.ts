@@ -1,0 +1,192 @@
+// Another local user against a running `savassan start --sandbox bwrap`: it must find no socket to connect to (not
+// even while sandboxes are being created), read nothing in the data dir, and see neither a function's secret nor a
+// socket path in any process's arguments or environment. The attacker is a real process running as nobody.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { readBundle } from '../../src/client/bundle.js';
+import { eventually, startServer, type ServerProcess } from '../helpers/server-process.js';
+
+const echo = fileURLToPath(new URL('../fixtures/functions/echo/', import.meta.url));
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const nobody = 65534;
+
+interface Attack {
+  dataDir: string;
+  /** The server's temporary directory (where sockets of a too deep data dir once went). */
+  tmp: string;
+  secret: string;
+  files: string[];
+  watchMs: number;
+}
+
+interface Report {
+  /** Unix socket paths in /proc/net/unix under the data dir or the server's temporary directory. */
+  sockets: string[];
+  /** Sockets it managed to connect to. */
+  connected: string[];
+  /** Files and directories of the data dir it could read. */
+  readable: string[];
+  /** `pid:cmdline|environ` where the secret or a socket path showed up. */
+  leaks: string[];
+  /** Processes whose command line it read (a sanity check that the scan works). */
+  cmdlines: number;
+  sawServer: boolean;
+}
+
+/**
+ * The attacker: watches /proc/net/unix and connects to whatever socket appears for `watchMs`, tries to read every
+ * file it was told of, then scans every process's cmdline and environ. Gets its orders on stdin (the secret is in
+ * no argument), answers JSON on stdout.
+ */
+const attacker = String.raw`
+const fs = require('node:fs');
+const net = require('node:net');
+const { dataDir, tmp, secret, files, watchMs } = JSON.parse(fs.readFileSync(0, 'utf8'));
+const report = { sockets: [], connected: [], readable: [], leaks: [], cmdlines: 0, sawServer: false };
+const suspicious = (path) => path.startsWith(dataDir + '/') || path.startsWith(tmp + '/savassan-');
+const tried = new Set();
+function scanSockets() {
+  for (const line of fs.readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+    const path = line.trim().split(/\s+/)[7];
+    if (path === undefined || path.startsWith('@') || !suspicious(path) || tried.has(path)) continue;
+    tried.add(path);
+    report.sockets.push(path);
+    const socket = net.createConnection(path);
+    socket.on('connect', () => { report.connected.push(path); socket.destroy(); });
+    socket.on('error', () => {});
+  }
+}
+function scanFiles() {
+  for (const file of files) {
+    try {
+      const st = fs.statSync(file);
+      if (st.isDirectory()) fs.readdirSync(file); else fs.readFileSync(file);
+      report.readable.push(file);
+    } catch {}
+  }
+}
+function scanProcesses() {
+  const markers = [secret, 'guest.sock', 'SAVASSAN_SOCKET'];
+  for (const pid of fs.readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    if (Number(pid) === process.pid) continue;
+    for (const what of ['cmdline', 'environ']) {
+      let text;
+      try { text = fs.readFileSync('/proc/' + pid + '/' + what, 'latin1'); } catch { continue; }
+      if (what === 'cmdline') {
+        report.cmdlines += 1;
+        if (text.includes('--data-dir\0' + dataDir)) report.sawServer = true;
+      }
+      for (const marker of markers) if (text.includes(marker)) report.leaks.push(pid + ':' + what + ':' + marker);
+    }
+  }
+}
+const started = Date.now();
+const timer = setInterval(() => {
+  scanSockets();
+  if (Date.now() - started < watchMs) return;
+  clearInterval(timer);
+  scanFiles();
+  scanProcesses();
+  setTimeout(() => process.stdout.write(JSON.stringify(report)), 200);
+}, 5);
+`;
+
+function attack(orders: Attack): Promise<Report> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', attacker], {
+      cwd: '/',
+      uid: nobody,
+      gid: nobody,
+      env: { PATH: '/usr/bin:/bin' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`the attacker failed (${code}): ${err}`));
+      resolve(JSON.parse(out) as Report);
+    });
+    child.stdin.end(JSON.stringify(orders));
+  });
+}
+
+/** Every file and directory under `dir`, as root sees them. */
+async function walk(dir: string): Promise<string[]> {
+  const found: string[] = [dir];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) found.push(...(await walk(path)));
+    else if (entry.isFile()) found.push(path);
+  }
+  return found;
+}
+
+describe(
+  'another local user against a bwrap node',
+  {
+    skip:
+      (!existsSync('/usr/bin/bwrap') && 'bubblewrap is not installed') ||
+      (!isRoot && 'needs root to run the attacker as another user'),
+  },
+  () => {
+    let parent: string;
+    let dataDir: string;
+    let server: ServerProcess;
+    const secret = `s3cret-${randomUUID()}`;
+
+    before(async () => {
+      // The parent is open to all, as /var/lib or a home directory may be: only the data dir's own mode protects it.
+      parent = await mkdtemp(join(tmpdir(), 'sv-hostile-'));
+      await chmod(parent, 0o755);
+      dataDir = join(parent, 'data');
+      server = await startServer(['--sandbox', 'bwrap', '--no-examples'], dataDir);
+      await server.client.deploy('keeper', await readBundle(echo), { env: { API_TOKEN: secret } });
+      // A sandbox initialised with the secret stays warm.
+      await server.client.invoke('keeper', { hello: true });
+    });
+    after(async () => {
+      await server?.cleanup();
+      await rm(parent, { recursive: true, force: true });
+    });
+
+    it('finds no socket, reads nothing in the data dir and sees no secret while sandboxes run and start', async () => {
+      const files = await eventually(
+        () => walk(dataDir),
+        (found) => found.some((file) => file.includes(join('blobs', 'logs'))),
+      );
+      assert.ok(files.some((file) => file.endsWith('savassan.db')));
+      assert.ok(files.some((file) => file.includes(join('agent', 'code'))), 'extracted code is on disk');
+      assert.ok(files.some((file) => file.includes(join('blobs', 'logs'))), 'invocation logs are on disk');
+      const attacking = attack({ dataDir, tmp: tmpdir(), secret, files, watchMs: 3000 });
+      // Sandboxes are created while it watches: a deploy's trial sandbox, a cold start and stem cell refills.
+      await server.client.deploy('second', await readBundle(echo), { env: { API_TOKEN: secret } });
+      await server.client.invoke('second', {});
+      const report = await attacking;
+      assert.ok(report.sawServer && report.cmdlines > 10, `the attacker scanned processes: ${JSON.stringify(report)}`);
+      assert.deepEqual(report.sockets, [], 'no socket file of the platform exists');
+      assert.deepEqual(report.connected, []);
+      assert.deepEqual(report.readable, [], 'nothing in the data dir is readable by another user');
+      assert.deepEqual(report.leaks, [], 'no secret or socket path in any process arguments or environment');
+    });
+
+    it('keeps the data dir 0700 and its files unreadable by others even were the dir opened', async () => {
+      assert.equal((await stat(dataDir)).mode & 0o777, 0o700);
+      const files = (await walk(dataDir)).filter((file) => /savassan\.db|blobs/.test(file));
+      assert.ok(files.length > 2);
+      for (const file of files) {
+        const { mode } = await stat(file);
+        assert.equal(mode & 0o077, 0, `${file} is ${(mode & 0o777).toString(8)}`);
+      }
+    });
+  },
+);
