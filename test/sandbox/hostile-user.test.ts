@@ -21,6 +21,7 @@ interface Attack {
   dataDir: string;
   /** The server's temporary directory (where sockets of a too deep data dir once went). */
   tmp: string;
+  serverPid: number;
   secret: string;
   files: string[];
   watchMs: number;
@@ -38,6 +39,8 @@ interface Report {
   /** Processes whose command line it read (a sanity check that the scan works). */
   cmdlines: number;
   sawServer: boolean;
+  /** Processes in the server's tree: itself and its sandboxes. */
+  treeSize: number;
 }
 
 /**
@@ -48,8 +51,8 @@ interface Report {
 const attacker = String.raw`
 const fs = require('node:fs');
 const net = require('node:net');
-const { dataDir, tmp, secret, files, watchMs } = JSON.parse(fs.readFileSync(0, 'utf8'));
-const report = { sockets: [], connected: [], readable: [], leaks: [], cmdlines: 0, sawServer: false };
+const { dataDir, tmp, serverPid, secret, files, watchMs } = JSON.parse(fs.readFileSync(0, 'utf8'));
+const report = { sockets: [], connected: [], readable: [], leaks: [], cmdlines: 0, sawServer: false, treeSize: 0 };
 const suspicious = (path) => path.startsWith(dataDir + '/') || path.startsWith(tmp + '/savassan-');
 const tried = new Set();
 function scanSockets() {
@@ -72,8 +75,26 @@ function scanFiles() {
     } catch {}
   }
 }
+/** The server and its descendants (other Savassan servers may run on this host). */
+function serverTree() {
+  const parents = new Map();
+  for (const pid of fs.readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      const stat = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
+      parents.set(pid, stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {}
+  }
+  const tree = new Set([String(serverPid)]);
+  for (let grown = true; grown; ) {
+    grown = false;
+    for (const [pid, parent] of parents) if (tree.has(parent) && !tree.has(pid)) { tree.add(pid); grown = true; }
+  }
+  return tree;
+}
 function scanProcesses() {
   const markers = [secret, 'guest.sock', 'SAVASSAN_SOCKET'];
+  const tree = serverTree();
+  report.treeSize = tree.size;
   for (const pid of fs.readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
     if (Number(pid) === process.pid) continue;
     for (const what of ['cmdline', 'environ']) {
@@ -83,7 +104,10 @@ function scanProcesses() {
         report.cmdlines += 1;
         if (text.includes('--data-dir\0' + dataDir)) report.sawServer = true;
       }
-      for (const marker of markers) if (text.includes(marker)) report.leaks.push(pid + ':' + what + ':' + marker);
+      // The secret anywhere; socket paths in this server's processes.
+      for (const marker of markers) {
+        if (text.includes(marker) && (marker === secret || tree.has(pid))) report.leaks.push(pid + ':' + what + ':' + marker);
+      }
     }
   }
 }
@@ -167,12 +191,13 @@ describe(
       assert.ok(files.some((file) => file.endsWith('savassan.db')));
       assert.ok(files.some((file) => file.includes(join('agent', 'code'))), 'extracted code is on disk');
       assert.ok(files.some((file) => file.includes(join('blobs', 'logs'))), 'invocation logs are on disk');
-      const attacking = attack({ dataDir, tmp: tmpdir(), secret, files, watchMs: 3000 });
+      const attacking = attack({ dataDir, tmp: tmpdir(), serverPid: server.pid, secret, files, watchMs: 3000 });
       // Sandboxes are created while it watches: a deploy's trial sandbox, a cold start and stem cell refills.
       await server.client.deploy('second', await readBundle(echo), { env: { API_TOKEN: secret } });
       await server.client.invoke('second', {});
       const report = await attacking;
-      assert.ok(report.sawServer && report.cmdlines > 10, `the attacker scanned processes: ${JSON.stringify(report)}`);
+      const scanned = report.sawServer && report.cmdlines > 10 && report.treeSize > 2;
+      assert.ok(scanned, `the attacker scanned the server and its sandboxes: ${JSON.stringify(report)}`);
       assert.deepEqual(report.sockets, [], 'no socket file of the platform exists');
       assert.deepEqual(report.connected, []);
       assert.deepEqual(report.readable, [], 'nothing in the data dir is readable by another user');
