@@ -218,6 +218,31 @@ async function firstPid(cgroup: SandboxCgroup): Promise<number | null> {
 }
 
 /**
+ * What a previous Agent on this work dir left when it died: its containers (running ones too: nobody speaks to
+ * them any more) and their bundles. Containers live in this work dir's own runc state dir, so none is another's.
+ */
+async function removeLeftovers(runcPath: string, workDir: string, logger: Logger): Promise<void> {
+  const stateDir = join(workDir, 'runc', 'state');
+  const bundles = join(workDir, 'runc', 'bundles');
+  if (existsSync(stateDir)) {
+    let ids: string[] = [];
+    try {
+      const { stdout } = await run(runcPath, ['--root', stateDir, 'list', '--quiet'], { timeout: 10_000 });
+      ids = stdout.split('\n').filter((id) => id !== '');
+    } catch (err) {
+      logger.warn({ err }, 'cannot list leftover runc containers');
+    }
+    for (const id of ids) {
+      await run(runcPath, ['--root', stateDir, 'delete', '--force', id], { timeout: 10_000 }).catch((err: unknown) =>
+        logger.warn({ err, id }, 'cannot delete a leftover runc container'),
+      );
+    }
+    if (ids.length > 0) logger.info({ count: ids.length }, 'deleted leftover runc containers');
+  }
+  await rm(bundles, { recursive: true, force: true });
+}
+
+/**
  * Sandboxes as OCI containers run by `runc`: each sandbox gets a bundle (its config.json) over one shared
  * read-only rootfs skeleton, built from read-only binds of host files; nothing is pulled. Needs root and cgroups.
  */
@@ -266,6 +291,9 @@ export class RuncRuntime implements SandboxRuntime {
     if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
       throw new PlatformError('UNAVAILABLE', 'the runc sandbox needs root here; use --sandbox bwrap');
     }
+    const logger = (options.logger ?? silentLogger).child({ component: 'runc' });
+    // Before the cgroups: deleting a container also removes its groups, and what is left is then empty.
+    await removeLeftovers(runcPath, options.workDir, logger);
     const cgroups = await Cgroups.open(options.cgroupName);
     if (!(cgroups instanceof Cgroups)) {
       throw new PlatformError('UNAVAILABLE', `the runc sandbox needs cgroups: ${cgroups.unavailable}`);
@@ -278,7 +306,7 @@ export class RuncRuntime implements SandboxRuntime {
       cgroups,
       options.cgroupName,
       await protectHostFromSandboxes(),
-      (options.logger ?? silentLogger).child({ component: 'runc' }),
+      logger,
     );
     await mkdir(runtime.stateDir, { recursive: true, mode: 0o700 });
     await mkdir(runtime.bundles, { recursive: true, mode: 0o700 });

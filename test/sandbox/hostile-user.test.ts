@@ -193,8 +193,14 @@ describe(
       assert.ok(files.some((file) => file.includes(join('blobs', 'logs'))), 'invocation logs are on disk');
       const attacking = attack({ dataDir, tmp: tmpdir(), serverPid: server.pid, secret, files, watchMs: 3000 });
       // Sandboxes are created while it watches: a deploy's trial sandbox, a cold start and stem cell refills.
-      await server.client.deploy('second', await readBundle(echo), { env: { API_TOKEN: secret } });
-      await server.client.invoke('second', {});
+      // (A hijacked sandbox fails to start: keep going to see what the attacker got.)
+      const starting = server.client
+        .deploy('second', await readBundle(echo), { env: { API_TOKEN: secret } })
+        .then(() => server.client.invoke('second', {}))
+        .then(
+          () => null,
+          (err: unknown) => err,
+        );
       const report = await attacking;
       const scanned = report.sawServer && report.cmdlines > 10 && report.treeSize > 2;
       assert.ok(scanned, `the attacker scanned the server and its sandboxes: ${JSON.stringify(report)}`);
@@ -202,6 +208,7 @@ describe(
       assert.deepEqual(report.connected, []);
       assert.deepEqual(report.readable, [], 'nothing in the data dir is readable by another user');
       assert.deepEqual(report.leaks, [], 'no secret or socket path in any process arguments or environment');
+      assert.equal(await starting, null, 'sandboxes started while the attacker watched');
     });
 
     it('keeps the data dir 0700 and its files unreadable by others even were the dir opened', async () => {
