@@ -1,7 +1,7 @@
-// Real sandboxes: the compiled guest shim (`npm run build`) in child processes, real Unix sockets, real files.
+// Real sandboxes: the compiled guest shim (`npm run build`) in child processes, real socket pairs, real files.
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -505,6 +505,25 @@ describe('Agent with the process runtime', () => {
     const body = payload(await invoke(ref.instanceId, { deep: true }, 3000, deepAgent));
     assert.equal(body['cwd'], join(deep, 'sandboxes', ref.instanceId, 'task'));
     await deepAgent.close();
+  });
+
+  it('removes sandbox directories a dead Agent left and keeps its work dir private', async () => {
+    const restartDir = join(root, 'restart');
+    const leftover = join(restartDir, 'sandboxes', randomUUID());
+    await mkdir(join(leftover, 'task'), { recursive: true, mode: 0o755 });
+    await writeFile(join(leftover, 'task', 'index.js'), 'the previous function');
+    await chmod(restartDir, 0o755);
+    const restarted = new Agent({
+      nodeId: 'restarted',
+      runtime: new ProcessRuntime(),
+      blobStore: blobs,
+      workDir: restartDir,
+    });
+    agents.push(restarted);
+    const ref = await restarted.createSandbox(await deploy('echo'));
+    assert.deepEqual(await readdir(join(restartDir, 'sandboxes')), [ref.instanceId]);
+    assert.equal((await stat(restartDir)).mode & 0o777, 0o700);
+    await restarted.close();
   });
 
   it('close() destroys every sandbox, is idempotent, and refuses new work', async () => {
