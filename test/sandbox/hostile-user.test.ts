@@ -3,14 +3,19 @@
 // socket path in any process's arguments or environment. The attacker is a real process running as nobody.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
+import { Agent } from '../../src/agent/agent.js';
 import { readBundle } from '../../src/client/bundle.js';
+import { compileFunctionConfig } from '../../src/core/function-config.js';
+import { blobKeys } from '../../src/core/types.js';
+import { BwrapRuntime } from '../../src/sandbox/bwrap-runtime.js';
 import { eventually, startServer, type ServerProcess } from '../helpers/server-process.js';
 
 const echo = fileURLToPath(new URL('../fixtures/functions/echo/', import.meta.url));
@@ -189,8 +194,14 @@ describe(
         (found) => found.some((file) => file.includes(join('blobs', 'logs'))),
       );
       assert.ok(files.some((file) => file.endsWith('savassan.db')));
-      assert.ok(files.some((file) => file.includes(join('agent', 'code'))), 'extracted code is on disk');
-      assert.ok(files.some((file) => file.includes(join('blobs', 'logs'))), 'invocation logs are on disk');
+      assert.ok(
+        files.some((file) => file.includes(join('agent', 'code'))),
+        'extracted code is on disk',
+      );
+      assert.ok(
+        files.some((file) => file.includes(join('blobs', 'logs'))),
+        'invocation logs are on disk',
+      );
       const attacking = attack({ dataDir, tmp: tmpdir(), serverPid: server.pid, secret, files, watchMs: 3000 });
       // Sandboxes are created while it watches: a deploy's trial sandbox, a cold start and stem cell refills.
       // (A hijacked sandbox fails to start: keep going to see what the attacker got.)
@@ -218,6 +229,43 @@ describe(
       for (const file of files) {
         const { mode } = await stat(file);
         assert.equal(mode & 0o077, 0, `${file} is ${(mode & 0o777).toString(8)}`);
+      }
+    });
+  },
+);
+
+describe(
+  'a data dir inside a private directory, with bwrap',
+  { skip: !existsSync('/usr/bin/bwrap') && 'bubblewrap is not installed' },
+  () => {
+    it('runs sandboxes although their user cannot walk the path to the data dir', async () => {
+      const home = await mkdtemp(join(tmpdir(), 'sv-home-'));
+      await chmod(home, 0o700);
+      const workDir = join(home, 'data', 'agent');
+      const blobs = new FsBlobStore(join(home, 'data', 'blobs'));
+      const runtime = await BwrapRuntime.open({ workDir, cgroupName: `savassan-test-${process.pid}-private` });
+      const agent = new Agent({ nodeId: 'private', runtime, blobStore: blobs, workDir });
+      try {
+        const zip = await readBundle(echo);
+        const sha = createHash('sha256').update(zip).digest('hex');
+        await blobs.put(blobKeys.code(sha), zip);
+        const config = compileFunctionConfig({ env: { GREETING: 'private' } });
+        const ref = await agent.createSandbox({ functionName: 'echo', version: 1, codeSha256: sha, config });
+        const outcome = await agent.invoke(ref.instanceId, {
+          invocationId: randomUUID(),
+          eventJson: '{"n":1}',
+          timeoutMs: 5000,
+        });
+        assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
+        const body = JSON.parse(outcome.payloadJson ?? 'null') as { event: unknown; cwd: string; env: object };
+        assert.deepEqual(body.event, { n: 1 });
+        assert.equal(body.cwd, '/var/task');
+        assert.equal((body.env as { GREETING: string }).GREETING, 'private');
+      } finally {
+        await agent.close();
+        await runtime.close();
+        await blobs.close();
+        await rm(home, { recursive: true, force: true });
       }
     });
   },

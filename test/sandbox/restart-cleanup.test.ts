@@ -42,7 +42,9 @@ async function crashWithSandbox(workDir: string): Promise<string> {
       const match = /ready (\d+)/.exec(d.toString());
       if (match?.[1] !== undefined) resolve(match[1]);
     });
-    child.once('exit', (code) => reject(new Error(`the agent exited (${code}) before its sandbox said hello: ${output}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`the agent exited (${code}) before its sandbox said hello: ${output}`)),
+    );
   });
   child.kill('SIGKILL');
   await new Promise((resolve) => child.once('exit', resolve));
