@@ -38,7 +38,7 @@ export interface AgentOptions {
   nodeId: string;
   runtime: SandboxRuntime;
   blobStore: BlobStore;
-  /** Where code is extracted (`code/{sha}`) and sandboxes live (`sandboxes/{id}`); made 0700, emptied of sandboxes at start. */
+  /** Where code is extracted (`code/{sha}`) and sandboxes live (`sandboxes/{id}`); 0700, leftovers removed at start. */
   workDir: string;
   logger?: Logger | undefined;
   /** Largest stored log per invocation; the rest is dropped with a marker line. Default 1 MiB. */
@@ -196,8 +196,8 @@ function stderrSuffix(exit: SandboxExit): string {
 
 /**
  * The Agent of one node: creates sandboxes through a SandboxRuntime, speaks the guest protocol with each over the
- * connected channel its runtime made (a socketpair: no socket file, exactly one peer), runs one invocation at a time per sandbox, enforces the function timeout, and stores each
- * invocation's log in the blob store itself.
+ * connected channel its runtime made (a socket pair: no socket file, exactly one peer), runs one invocation at a
+ * time per sandbox, enforces the function timeout, and stores each invocation's log in the blob store itself.
  */
 export class Agent implements AgentApi {
   readonly nodeId: string;
