@@ -1,7 +1,7 @@
-// Real sandboxes: the compiled guest shim (`npm run build`) in child processes, real Unix sockets, real files.
+// Real sandboxes: the compiled guest shim (`npm run build`) in child processes, real socket pairs, real files.
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdtemp, readFile, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -186,7 +186,7 @@ describe('Agent with the process runtime', () => {
       TMPDIR: join(workDir, 'sandboxes', ref.instanceId, 'tmp'),
       TZ: 'UTC',
       NODE_ENV: 'production',
-      SAVASSAN_SOCKET: null,
+      SAVASSAN_CHANNEL_FD: null,
       hostLeak: null,
     });
     assert.equal(body['cwd'], codeDir);
@@ -449,7 +449,7 @@ describe('Agent with the process runtime', () => {
   it('destroys idempotently, killing the process and removing its directory', async () => {
     const ref = await agent.createSandbox(await deploy('echo'));
     const pid = await pidOf(ref.instanceId);
-    assert.equal(await exists(join(workDir, 'sandboxes', ref.instanceId, 'sock', 'guest.sock')), true);
+    assert.equal(await exists(join(workDir, 'sandboxes', ref.instanceId)), true);
     await Promise.all([agent.destroySandbox(ref.instanceId), agent.destroySandbox(ref.instanceId)]);
     await agent.destroySandbox(ref.instanceId);
     await agent.destroySandbox('no-such-sandbox');
@@ -495,7 +495,7 @@ describe('Agent with the process runtime', () => {
     await agent.destroySandbox(ref.instanceId);
   });
 
-  it('puts sockets in a short temporary directory when workDir is too deep', async () => {
+  it('runs sandboxes under a workDir deeper than a Unix socket path may be (no socket file)', async () => {
     const deep = join(root, 'd'.repeat(60), 'e'.repeat(40));
     const deepAgent = new Agent({ nodeId: 'deep', runtime: new ProcessRuntime(), blobStore: blobs, workDir: deep });
     agents.push(deepAgent);
@@ -505,6 +505,25 @@ describe('Agent with the process runtime', () => {
     const body = payload(await invoke(ref.instanceId, { deep: true }, 3000, deepAgent));
     assert.equal(body['cwd'], join(deep, 'sandboxes', ref.instanceId, 'task'));
     await deepAgent.close();
+  });
+
+  it('removes sandbox directories a dead Agent left and keeps its work dir private', async () => {
+    const restartDir = join(root, 'restart');
+    const leftover = join(restartDir, 'sandboxes', randomUUID());
+    await mkdir(join(leftover, 'task'), { recursive: true, mode: 0o755 });
+    await writeFile(join(leftover, 'task', 'index.js'), 'the previous function');
+    await chmod(restartDir, 0o755);
+    const restarted = new Agent({
+      nodeId: 'restarted',
+      runtime: new ProcessRuntime(),
+      blobStore: blobs,
+      workDir: restartDir,
+    });
+    agents.push(restarted);
+    const ref = await restarted.createSandbox(await deploy('echo'));
+    assert.deepEqual(await readdir(join(restartDir, 'sandboxes')), [ref.instanceId]);
+    assert.equal((await stat(restartDir)).mode & 0o777, 0o700);
+    await restarted.close();
   });
 
   it('close() destroys every sandbox, is idempotent, and refuses new work', async () => {

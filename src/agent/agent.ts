@@ -1,7 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { createServer, type Server, type Socket } from 'node:net';
+import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import { join, resolve } from 'node:path';
 import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -39,7 +38,7 @@ export interface AgentOptions {
   nodeId: string;
   runtime: SandboxRuntime;
   blobStore: BlobStore;
-  /** Where code is extracted (`code/{sha}`) and sandboxes live (`sandboxes/{id}`, with their sockets when short enough). */
+  /** Where code is extracted (`code/{sha}`) and sandboxes live (`sandboxes/{id}`); 0700, leftovers removed at start. */
   workDir: string;
   logger?: Logger | undefined;
   /** Largest stored log per invocation; the rest is dropped with a marker line. Default 1 MiB. */
@@ -76,10 +75,7 @@ function parseKind(kind: string): Pick<FunctionConfig, 'runtime' | 'memoryMB' | 
   return { runtime, memoryMB: Number.parseInt(memory, 10), network: network === 'net' };
 }
 
-/** Longest Unix socket path Linux accepts (sun_path is 108 bytes with the terminating NUL). */
-const maxSocketPathBytes = 107;
-const socketName = 'guest.sock';
-/** After a sandbox process exits, how long to wait for the rest of its socket data (an error sent just before). */
+/** After a sandbox process exits, how long to wait for the rest of its channel's data (an error sent just before). */
 const socketDrainMs = 250;
 const stderrInMessage = 2000;
 /** Messages out of turn a sandbox may send before it is killed as broken. */
@@ -96,7 +92,7 @@ interface ActiveInvocation {
   log: LogBuffer;
 }
 
-/** The Agent's record of one sandbox: its process, its socket and what it is doing. */
+/** The Agent's record of one sandbox: its process, its channel and what it is doing. */
 interface Sandbox {
   readonly instanceId: string;
   /** The kind it was started as (`sandboxKind`). */
@@ -106,10 +102,6 @@ interface Sandbox {
   readonly dir: string;
   /** Where the code is placed before init (read-only inside isolating runtimes). */
   readonly taskDir: string;
-  /** Where the socket lives: `dir/sock`, or a short directory under the system temp dir when that is too long. */
-  socketDir: string;
-  socketPath: string;
-  readonly server: Server;
   readonly createdAt: number;
   state: SandboxState;
   initMs: number;
@@ -119,8 +111,9 @@ interface Sandbox {
   fromStemCell: boolean;
   launching: Promise<SandboxProcess> | null;
   proc: SandboxProcess | null;
-  socket: Socket | null;
-  /** Resolves when the guest's connection closes (or at once if it never connected). */
+  /** The Agent's end of the channel the guest inherited (from `proc.channel`, once launched). */
+  socket: Duplex | null;
+  /** Resolves when the guest's channel closes. */
   socketClosed: Promise<void>;
   markSocketClosed: () => void;
   exit: SandboxExit | null;
@@ -201,17 +194,10 @@ function stderrSuffix(exit: SandboxExit): string {
   return excerpt === '' ? '' : `; stderr: ${excerpt}`;
 }
 
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) return resolve();
-    server.close(() => resolve());
-  });
-}
-
 /**
- * The Agent of one node: creates sandboxes through a SandboxRuntime, speaks the guest protocol with each over its
- * own Unix socket, runs one invocation at a time per sandbox, enforces the function timeout, and stores each
- * invocation's log in the blob store itself.
+ * The Agent of one node: creates sandboxes through a SandboxRuntime, speaks the guest protocol with each over the
+ * connected channel its runtime made (a socket pair: no socket file, exactly one peer), runs one invocation at a
+ * time per sandbox, enforces the function timeout, and stores each invocation's log in the blob store itself.
  */
 export class Agent implements AgentApi {
   readonly nodeId: string;
@@ -231,6 +217,7 @@ export class Agent implements AgentApi {
   private readonly uploads = new Set<Promise<unknown>>();
   private readonly logListeners = new Set<(line: SandboxLogLine) => void>();
   private closing: Promise<void> | null = null;
+  private started: Promise<void> | null = null;
 
   constructor(options: AgentOptions) {
     this.nodeId = options.nodeId;
@@ -493,9 +480,6 @@ export class Agent implements AgentApi {
       spec: null,
       dir,
       taskDir: join(dir, 'task'),
-      socketDir: join(dir, 'sock'),
-      socketPath: join(dir, 'sock', socketName),
-      server: createServer(),
       createdAt: Date.now(),
       state: 'starting',
       initMs: 0,
@@ -519,14 +503,9 @@ export class Agent implements AgentApi {
     this.sandboxes.set(instanceId, sandbox);
     try {
       await this.makeDirs(sandbox);
-      await this.listen(sandbox);
-      // The guest runs as another user: it must be able to connect.
-      await chmod(sandbox.socketPath, 0o666);
       const { runtime, memoryMB, network } = parseKind(kind);
       sandbox.launching = this.runtime.launch({
         instanceId,
-        socketDir: sandbox.socketDir,
-        socketName,
         taskDir: sandbox.taskDir,
         scratchDir: join(dir, 'tmp'),
         runtime,
@@ -535,6 +514,7 @@ export class Agent implements AgentApi {
       });
       const proc = await sandbox.launching;
       sandbox.proc = proc;
+      this.attach(sandbox, proc.channel);
       void proc.exited.then((exit) => this.onExit(sandbox, exit));
       if (sandbox.state !== 'starting') throw this.closedError();
       await this.awaitHello(sandbox);
@@ -548,31 +528,32 @@ export class Agent implements AgentApi {
     }
   }
 
-  /** `dir` (0711), `dir/task` for the code (0755), `dir/sock` for the socket (0711), `dir/tmp` for scratch (0700). */
+  /**
+   * `dir` (0700), `dir/task` for the code (0755: the sandbox reads it through its own bind mount), `dir/tmp` for
+   * scratch (0700). No sandbox user walks these paths: isolating runtimes bind `task` into the sandbox as root (see
+   * bwrap-runtime.ts), and without root the sandbox runs as the Agent's own user.
+   */
   private async makeDirs(sandbox: Sandbox): Promise<void> {
-    const { dir } = sandbox;
-    // Sandbox users must pass through (not list) the sandboxes directory to reach their own.
-    await mkdir(this.sandboxRoot, { recursive: true, mode: 0o711 });
-    await chmod(this.sandboxRoot, 0o711);
-    await mkdir(join(dir, 'tmp'), { recursive: true, mode: 0o700 });
+    await this.start();
+    await mkdir(join(sandbox.dir, 'tmp'), { recursive: true, mode: 0o700 });
     await mkdir(sandbox.taskDir, { mode: 0o755 });
     await chmod(sandbox.taskDir, 0o755);
-    await chmod(dir, 0o711);
-    if (Buffer.byteLength(sandbox.socketPath) > maxSocketPathBytes) {
-      // sun_path holds 107 bytes: a deep workDir gets its sockets in a short private directory instead.
-      sandbox.socketDir = await mkdtemp(join(tmpdir(), 'savassan-'));
-      sandbox.socketPath = join(sandbox.socketDir, socketName);
-      if (Buffer.byteLength(sandbox.socketPath) > maxSocketPathBytes) {
-        throw new PlatformError(
-          'INTERNAL',
-          `sandbox socket path ${sandbox.socketPath} exceeds the ${maxSocketPathBytes}-byte Unix socket limit; ` +
-            'use a shorter agent workDir or TMPDIR',
-        );
-      }
-    } else {
-      await mkdir(sandbox.socketDir);
-    }
-    await chmod(sandbox.socketDir, 0o711);
+  }
+
+  /**
+   * Once per Agent, before its first sandbox: the work directory becomes private (0700), and sandbox directories
+   * left by an Agent that died are removed (their processes died with it).
+   */
+  private start(): Promise<void> {
+    this.started ??= (async () => {
+      await mkdir(this.sandboxRoot, { recursive: true, mode: 0o700 });
+      await chmod(resolve(this.sandboxRoot, '..'), 0o700);
+      await chmod(this.sandboxRoot, 0o700);
+      const leftovers = await readdir(this.sandboxRoot);
+      for (const entry of leftovers) await rm(join(this.sandboxRoot, entry), { recursive: true, force: true });
+      if (leftovers.length > 0) this.logger.info({ count: leftovers.length }, 'removed leftover sandbox directories');
+    })();
+    return this.started;
   }
 
   /** The extracted code directory of a bundle: fetched and extracted once per node, shared by concurrent creations. */
@@ -603,19 +584,6 @@ export class Agent implements AgentApi {
     };
     extraction.then(forget, forget);
     return extraction;
-  }
-
-  private listen(sandbox: Sandbox): Promise<void> {
-    const { server } = sandbox;
-    server.on('connection', (socket) => this.onConnection(sandbox, socket));
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(sandbox.socketPath, () => {
-        server.off('error', reject);
-        server.on('error', (err) => this.logger.warn({ err, instanceId: sandbox.instanceId }, 'sandbox socket error'));
-        resolve();
-      });
-    });
   }
 
   /** Run `body` with a listener on the sandbox's events and a timer, until it settles the promise. */
@@ -651,7 +619,7 @@ export class Agent implements AgentApi {
     return this.phase<void>(sandbox, timeoutMs, (event, resolve, reject) => {
       if (event.kind === 'timeout') {
         return reject(
-          new PlatformError('INTERNAL', `sandbox ${sandbox.instanceId} did not connect within ${timeoutMs} ms`),
+          new PlatformError('INTERNAL', `sandbox ${sandbox.instanceId} did not say hello within ${timeoutMs} ms`),
         );
       }
       if (event.kind === 'exit') {
@@ -659,7 +627,7 @@ export class Agent implements AgentApi {
         return reject(
           new PlatformError(
             'INTERNAL',
-            `sandbox process ${describeExit(event.exit)} before connecting to the agent${why}${stderrSuffix(event.exit)}`,
+            `sandbox process ${describeExit(event.exit)} before saying hello to the agent${why}${stderrSuffix(event.exit)}`,
           ),
         );
       }
@@ -727,14 +695,10 @@ export class Agent implements AgentApi {
     return (await sandbox.proc?.limitHits().catch(() => none)) ?? none;
   }
 
-  // ---- the guest connection ----
+  // ---- the guest channel ----
 
-  private onConnection(sandbox: Sandbox, socket: Socket): void {
-    if (sandbox.socket !== null) {
-      // One guest per sandbox; anyone else is turned away.
-      socket.destroy();
-      return;
-    }
+  /** Speak the protocol over the sandbox's channel: its one and only peer is the process the runtime started. */
+  private attach(sandbox: Sandbox, socket: Duplex): void {
     sandbox.socket = socket;
     const decoder = new FrameDecoder();
     socket.on('data', (chunk: Buffer) => {
@@ -745,12 +709,12 @@ export class Agent implements AgentApi {
         this.protocolFailure(sandbox, err instanceof Error ? err.message : String(err));
       }
     });
-    socket.on('error', (err) => this.logger.debug({ err, instanceId: sandbox.instanceId }, 'sandbox socket error'));
+    socket.on('error', (err) => this.logger.debug({ err, instanceId: sandbox.instanceId }, 'sandbox channel error'));
     socket.on('close', () => {
       sandbox.markSocketClosed();
       if (sandbox.exit === null && sandbox.state !== 'stopping') {
         // The guest hung up but lives on: it is of no use any more.
-        this.logger.warn({ instanceId: sandbox.instanceId }, 'sandbox closed its connection; killing it');
+        this.logger.warn({ instanceId: sandbox.instanceId }, 'sandbox closed its channel; killing it');
         void this.killProcess(sandbox);
       }
     });
@@ -852,10 +816,8 @@ export class Agent implements AgentApi {
     sandbox.state = 'stopping';
     await this.killProcess(sandbox);
     sandbox.socket?.destroy();
-    await closeServer(sandbox.server);
     try {
       await rm(sandbox.dir, { recursive: true, force: true });
-      if (sandbox.socketDir !== sandbox.dir) await rm(sandbox.socketDir, { recursive: true, force: true });
     } catch (err) {
       this.logger.warn({ err, instanceId: sandbox.instanceId }, 'could not remove the sandbox directory');
     }

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Agent, defaultStemCells } from '../agent/agent.js';
 import { serveAgent } from '../agent/grpc-server.js';
@@ -54,7 +54,10 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
   const { nodeId, logger } = options;
   if (options.token === '') throw new PlatformError('INVALID_CONFIG', 'a cluster token is required (--token)');
   const dataDir = resolve(options.dataDir);
-  await mkdir(dataDir, { recursive: true });
+  // Private: the database, code, logs and sandbox directories are nobody else's business (sandboxes reach their
+  // own code through binds made as root, see bwrap-runtime.ts).
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
   const workDir = join(dataDir, 'agent');
   const closers = new Closers(logger);
   try {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Agent, defaultStemCells } from '../agent/agent.js';
@@ -133,7 +133,10 @@ export interface EmbeddedPlatform {
 export async function startEmbedded(input: EmbeddedOptions = {}): Promise<EmbeddedPlatform> {
   const options = compileEmbeddedOptions(input);
   const { dataDir, logger } = options;
-  await mkdir(dataDir, { recursive: true });
+  // Private: the database, code, logs and sandbox directories are nobody else's business (sandboxes reach their
+  // own code through binds made as root, see bwrap-runtime.ts).
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
   const workDir = join(dataDir, 'agent');
   const sealer = await EnvSealer.fromKeyFile(join(dataDir, 'secret.key'));
   const backends = await openBackends({ ...options, sealer });

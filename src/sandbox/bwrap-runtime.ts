@@ -1,17 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import type {
-  Enforcement,
-  RuntimeCapabilities,
-  SandboxLaunchSpec,
-  SandboxLimits,
-  SandboxProcess,
-  SandboxRuntime,
+import {
+  channelFdVariable,
+  type Enforcement,
+  type RuntimeCapabilities,
+  type SandboxLaunchSpec,
+  type SandboxLimits,
+  type SandboxProcess,
+  type SandboxRuntime,
 } from '../core/ports/sandbox-runtime.js';
 import { Cgroups, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
@@ -36,39 +37,64 @@ const networkFiles = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/
 
 /** The file descriptor bwrap writes its `--info-fd` JSON to (stdio 0-2 come first). */
 const infoFd = 3;
+/** The guest's end of its channel to the Agent (a socketpair): bwrap passes inherited descriptors on. */
+const channelFd = 4;
+
+/**
+ * Where the wrapper of a root Agent binds the sandbox's host directories (guest files, task dir) inside a mount
+ * namespace of its own, so that bwrap, running as the sandbox user, reaches them whatever the modes above them:
+ * the data dir is 0700 and may sit in a private directory. bubblewrap 0.8 resolves every bind source, `--ro-bind-fd`
+ * included, with realpath() as the sandbox user, so an inherited descriptor alone does not do.
+ */
+export const hostBindRoot = '/run/savassan';
 
 /** The file descriptor bwrap reads the seccomp program from (`--seccomp`); it closes it before running the guest. */
-const seccompFd = 4;
+const seccompFd = 5;
 
 /**
  * The wrapper (bash: it can name descriptors above 9) that joins the cgroups (the Agent writes the pid, then says
- * go), sets rlimits (open files; no core dumps, hard limit too) and closes every descriptor but stdio and bwrap's
- * info pipe (3) and seccomp program (4), so nothing the Agent inherited without close-on-exec reaches the sandbox,
- * then execs bwrap.
+ * go), sets rlimits (open files; no core dumps, hard limit too) and closes every descriptor but stdio, bwrap's
+ * info pipe (3), the guest channel (4) and the seccomp program (5), so nothing the Agent inherited without
+ * close-on-exec reaches the sandbox, then execs bwrap with an empty environment (bwrap's pid 1 in the sandbox keeps it: no host `PWD`).
+ * Arguments: open files, then the command.
  */
-const wrapperScript = [
+const wrapperPrologue = [
   'read -r go || exit 125',
   'ulimit -n "$0" && ulimit -c 0 || exit 126',
-  'for fd in /proc/$$/fd/*; do n=${fd##*/}; if [ "$n" -gt 3 ] && [ "$n" -ne 4 ]; then eval "exec $n>&-"; fi; done',
-  'exec "$@" </dev/null',
+  `for fd in /proc/$$/fd/*; do n=\${fd##*/}; if [ "$n" -gt ${seccompFd} ]; then eval "exec $n>&-"; fi; done`,
+];
+const wrapperScript = [...wrapperPrologue, 'exec -c "$@" </dev/null'].join('; ');
+
+/**
+ * The wrapper of a root Agent, started as root in a private mount namespace (`unshare --mount`): it binds the guest
+ * files and the task dir (`SAVASSAN_GUEST_DIR`, `SAVASSAN_TASK_DIR` in its environment, readable only by root) under
+ * `hostBindRoot` on a tmpfs nobody else sees, then becomes the sandbox user (setpriv, no capabilities) and execs
+ * bwrap. Arguments: open files, the sandbox uid, then the command.
+ */
+const rootWrapperScript = [
+  ...wrapperPrologue,
+  `mount -t tmpfs -o mode=0755,size=64k,nosuid,nodev savassan ${hostBindRoot} || exit 127`,
+  `mkdir ${hostBindRoot}/guest ${hostBindRoot}/task || exit 127`,
+  `mount --bind "$SAVASSAN_GUEST_DIR" ${hostBindRoot}/guest || exit 127`,
+  `mount --bind "$SAVASSAN_TASK_DIR" ${hostBindRoot}/task || exit 127`,
+  'exec -c /usr/bin/setpriv --reuid "$1" --regid "$1" --clear-groups --inh-caps=-all -- "${@:2}" </dev/null',
 ].join('; ');
 
 export interface BwrapArgsInput {
   binary: string;
   guestDir: string;
   taskDir: string;
-  socketDir: string;
   network: boolean;
   libraries: string[];
-  socketName: string;
   limits: SandboxLimits;
   heapMB: number;
 }
 
 /**
  * The bubblewrap command line for one sandbox: new user, pid, ipc, uts, mount, cgroup and (unless allowed)
- * network namespaces; a read-only root holding only the node binary, its libraries, the guest shim, the
- * function's code and the Agent's socket; a private size-capped /tmp; no capabilities and no nested namespaces.
+ * network namespaces; a read-only root holding only the node binary, its libraries, the guest shim and the
+ * function's code; a private size-capped /tmp; no capabilities and no nested namespaces. The guest talks to the
+ * Agent over the channel it inherits as descriptor `channelFd`.
  */
 export function bwrapArgs(input: BwrapArgsInput): string[] {
   const args = [
@@ -98,7 +124,7 @@ export function bwrapArgs(input: BwrapArgsInput): string[] {
     LANG: 'C.UTF-8',
     TZ: 'UTC',
     NODE_ENV: 'production',
-    SAVASSAN_SOCKET: `${guestPaths.socketDir}/${input.socketName}`,
+    [channelFdVariable]: String(channelFd),
   };
   for (const [key, value] of Object.entries(env)) args.push('--setenv', key, value);
   for (const library of input.libraries) args.push('--ro-bind', library, library);
@@ -115,9 +141,6 @@ export function bwrapArgs(input: BwrapArgsInput): string[] {
     '--ro-bind',
     input.taskDir,
     guestPaths.task,
-    '--ro-bind',
-    input.socketDir,
-    guestPaths.socketDir,
     '--proc',
     '/proc',
     '--dev',
@@ -196,27 +219,6 @@ function readChildPid(child: ChildProcess): Promise<number | null> {
 }
 
 /**
- * bubblewrap resolves bind sources as the sandbox user: every directory above them must let others through
- * (o+x). Fails with the directory to fix rather than with bwrap's bare "Permission denied" at the first launch.
- */
-export async function assertTraversable(path: string): Promise<void> {
-  let dir = dirname(path);
-  for (;;) {
-    const { mode } = await stat(dir);
-    if ((mode & 0o001) === 0) {
-      throw new PlatformError(
-        'UNAVAILABLE',
-        `sandboxes cannot reach ${path}: ${dir} is not searchable by other users (chmod o+x ${dir}, ` +
-          'or use a --data-dir outside it)',
-      );
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return;
-    dir = parent;
-  }
-}
-
-/**
  * Sandboxes in bubblewrap (`bwrap`), as an unprivileged user of their own. Memory, processes and CPU are
  * limited by a cgroup per sandbox where this host lets the Agent create them; otherwise `capabilities` says so.
  */
@@ -249,7 +251,11 @@ export class BwrapRuntime implements SandboxRuntime {
     }
     const seccomp = seccompFilter();
     const guestDir = await prepareGuestFiles(join(options.workDir, 'guest'));
-    await assertTraversable(join(guestDir, 'package.json'));
+    if (process.getuid?.() === 0) {
+      // The mount point of each wrapper's private tmpfs; empty and unused on the host.
+      await mkdir(hostBindRoot, { recursive: true, mode: 0o755 });
+      await chmod(hostBindRoot, 0o755);
+    }
     const cgroups = await Cgroups.open(options.cgroupName);
     const logger = (options.logger ?? silentLogger).child({ component: 'bwrap' });
     const hostAddresses = await protectHostFromSandboxes();
@@ -271,23 +277,24 @@ export class BwrapRuntime implements SandboxRuntime {
             cpus: spec.limits.cpus,
           });
     try {
+      const user = this.users.next();
       const args = bwrapArgs({
         binary,
-        guestDir: this.guestDir,
-        taskDir: spec.taskDir,
-        socketDir: spec.socketDir,
+        // A root Agent's wrapper binds these where the sandbox user can reach them (see rootWrapperScript).
+        guestDir: user === null ? this.guestDir : `${hostBindRoot}/guest`,
+        taskDir: user === null ? spec.taskDir : `${hostBindRoot}/task`,
         network: spec.network,
         libraries,
-        socketName: spec.socketName,
         limits: spec.limits,
         heapMB: heapLimitMB(spec.limits.memoryMB, cgroup !== null),
       });
-      const child = await this.spawnWrapper(args, spec.limits.openFiles);
+      const child = await this.spawnWrapper(args, spec, user);
       const childPid = readChildPid(child);
       let sandboxPid: number | null = null;
       void childPid.then((pid) => (sandboxPid = pid));
       const proc = new ChildSandboxProcess(child, {
         guestTaskDir: guestPaths.task,
+        channelFd,
         cgroup,
         tmpPath: () => Promise.resolve(sandboxPid === null ? null : `/proc/${sandboxPid}/root/tmp`),
       });
@@ -303,20 +310,38 @@ export class BwrapRuntime implements SandboxRuntime {
     return this.cgroups?.close() ?? Promise.resolve();
   }
 
-  private async spawnWrapper(args: string[], openFiles: number): Promise<ChildProcess> {
-    const user = this.users.next();
-    const [command, commandArgs] = batchScheduled('/bin/bash', [
-      '-c',
-      wrapperScript,
-      String(openFiles),
-      this.bwrapPath,
-      ...args,
-    ]);
+  /**
+   * Start the wrapper: as root in a private mount namespace for a root Agent (it becomes the sandbox user itself),
+   * else as the Agent's own user. Its working directory is `/` and its environment minimal: bwrap's pid 1 inside
+   * the sandbox shows both.
+   */
+  private async spawnWrapper(args: string[], spec: SandboxLaunchSpec, user: number | null): Promise<ChildProcess> {
+    const openFiles = String(spec.limits.openFiles);
+    const [command, commandArgs] =
+      user === null
+        ? batchScheduled('/bin/bash', ['-c', wrapperScript, openFiles, this.bwrapPath, ...args])
+        : batchScheduled('/usr/bin/unshare', [
+            '--mount',
+            '--propagation',
+            'private',
+            '/bin/bash',
+            '-c',
+            rootWrapperScript,
+            openFiles,
+            String(user),
+            this.bwrapPath,
+            ...args,
+          ]);
+    const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
+    if (user !== null) {
+      env['SAVASSAN_GUEST_DIR'] = this.guestDir;
+      env['SAVASSAN_TASK_DIR'] = spec.taskDir;
+    }
     const child = spawn(command, commandArgs, {
-      env: { PATH: '/usr/bin:/bin' },
-      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe'],
+      cwd: '/',
+      env,
+      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
       detached: true,
-      ...(user === null ? {} : { uid: user, gid: user }),
     });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);

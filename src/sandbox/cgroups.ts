@@ -140,8 +140,11 @@ export class Cgroups {
       const base = join(root, controller);
       if (!(await writable(base)))
         return { unavailable: `cgroup v1 ${controller} controller at ${base} is not writable` };
-      await removeStaleGroups(base);
       parents.push(join(base, name));
+    }
+    // Every hierarchy, not only ours: runc joins its containers to all of them (freezer, devices, cpuset...).
+    for (const hierarchy of await readdir(root).catch(() => [] as string[])) {
+      await removeStaleGroups(join(root, hierarchy));
     }
     try {
       for (const parent of parents) await mkdir(parent, { recursive: true });

@@ -1,5 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFile, statfs } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { PlatformError } from '../core/errors.js';
 import type { LimitHits, SandboxExit, SandboxProcess } from '../core/ports/sandbox-runtime.js';
 import type { SandboxCgroup } from './cgroups.js';
 
@@ -10,6 +12,8 @@ const stderrDrainMs = 200;
 
 export interface ChildSandboxOptions {
   guestTaskDir: string;
+  /** The stdio index spawned as `'pipe'` that carries the guest channel (a socketpair made by libuv). */
+  channelFd: number;
   /** The sandbox's cgroup, removed once the process is gone; null where the runtime has none. */
   cgroup?: SandboxCgroup | null | undefined;
   /** The host path of the sandbox's private /tmp, once known, to tell whether it filled up. */
@@ -49,6 +53,7 @@ async function isFull(path: string | null): Promise<boolean> {
  */
 export class ChildSandboxProcess implements SandboxProcess {
   readonly pid: number | null;
+  readonly channel: Socket;
   readonly exited: Promise<SandboxExit>;
   readonly guestTaskDir: string;
   private readonly cgroup: SandboxCgroup | null;
@@ -63,6 +68,11 @@ export class ChildSandboxProcess implements SandboxProcess {
 
   constructor(child: ChildProcess, options: ChildSandboxOptions) {
     this.pid = child.pid ?? null;
+    const channel = (child.stdio as unknown[])[options.channelFd];
+    if (!(channel instanceof Socket)) {
+      throw new PlatformError('INTERNAL', `sandbox descriptor ${options.channelFd} was not spawned as a pipe`);
+    }
+    this.channel = channel;
     this.guestTaskDir = options.guestTaskDir;
     this.cgroup = options.cgroup ?? null;
     this.tmpPath = options.tmpPath ?? (() => Promise.resolve(null));

@@ -7,7 +7,6 @@ import { builtSandboxDir } from './package-root.js';
 export const guestPaths = {
   node: '/usr/bin/node',
   task: '/var/task',
-  socketDir: '/run/savassan',
   guest: '/opt/savassan',
 } as const;
 

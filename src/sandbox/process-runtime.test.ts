@@ -41,8 +41,6 @@ describe('ProcessRuntime', () => {
     await mkdir(join(root, 'scratch'));
     spec = {
       instanceId: 'i-1',
-      socketDir: root,
-      socketName: 'guest.sock',
       taskDir: join(root, 'code'),
       scratchDir: join(root, 'scratch'),
       runtime: 'nodejs20',
@@ -70,7 +68,7 @@ describe('ProcessRuntime', () => {
       assert.equal(exit.signal, null);
       const report = JSON.parse(exit.stderrTail) as { env: Record<string, string>; cwd: string; execArgv: string[] };
       assert.deepEqual(report.env, {
-        SAVASSAN_SOCKET: join(root, 'guest.sock'),
+        SAVASSAN_CHANNEL_FD: '3',
         PATH: '/usr/local/bin:/usr/bin:/bin',
         HOME: spec.scratchDir,
         TMPDIR: spec.scratchDir,

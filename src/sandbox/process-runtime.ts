@@ -2,11 +2,12 @@ import { spawn } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PlatformError } from '../core/errors.js';
-import type {
-  RuntimeCapabilities,
-  SandboxLaunchSpec,
-  SandboxProcess,
-  SandboxRuntime,
+import {
+  channelFdVariable,
+  type RuntimeCapabilities,
+  type SandboxLaunchSpec,
+  type SandboxProcess,
+  type SandboxRuntime,
 } from '../core/ports/sandbox-runtime.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
 import { nodeBinaryFor } from './node-runtimes.js';
@@ -19,6 +20,9 @@ export interface ProcessRuntimeOptions {
   /** The node binary for every runtime; defaults to the one each runtime name stands for. */
   nodePath?: string | undefined;
 }
+
+/** The guest's end of its channel to the Agent (stdio 0-2 come first). */
+const channelFd = 3;
 
 const none = (mechanism: string, note: string) => ({ mechanism, enforced: false, note });
 
@@ -61,7 +65,7 @@ export class ProcessRuntime implements SandboxRuntime {
     const child = spawn(command, args, {
       cwd: spec.taskDir,
       env: {
-        SAVASSAN_SOCKET: join(spec.socketDir, spec.socketName),
+        [channelFdVariable]: String(channelFd),
         PATH: '/usr/local/bin:/usr/bin:/bin',
         HOME: spec.scratchDir,
         TMPDIR: spec.scratchDir,
@@ -69,7 +73,7 @@ export class ProcessRuntime implements SandboxRuntime {
         TZ: 'UTC',
         NODE_ENV: 'production',
       },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
       detached: true,
     });
     await new Promise<void>((resolve, reject) => {
@@ -82,7 +86,7 @@ export class ProcessRuntime implements SandboxRuntime {
         ),
       );
     });
-    return new ChildSandboxProcess(child, { guestTaskDir: spec.taskDir });
+    return new ChildSandboxProcess(child, { guestTaskDir: spec.taskDir, channelFd });
   }
 
   close(): Promise<void> {

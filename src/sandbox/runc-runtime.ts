@@ -5,12 +5,13 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import type {
-  Enforcement,
-  RuntimeCapabilities,
-  SandboxLaunchSpec,
-  SandboxProcess,
-  SandboxRuntime,
+import {
+  channelFdVariable,
+  type Enforcement,
+  type RuntimeCapabilities,
+  type SandboxLaunchSpec,
+  type SandboxProcess,
+  type SandboxRuntime,
 } from '../core/ports/sandbox-runtime.js';
 import { Cgroups, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
@@ -34,6 +35,11 @@ export interface RuncRuntimeOptions {
 
 const networkFiles = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/ssl/certs'];
 const cpuPeriodUs = 100_000;
+/**
+ * The guest's end of its channel to the Agent (a socketpair): runc's descriptor 3, which `runc run --preserve-fds 1`
+ * hands to the container's process as its descriptor 3.
+ */
+const channelFd = 3;
 
 interface Mount {
   destination: string;
@@ -59,7 +65,7 @@ export interface RuncConfigInput {
 
 /**
  * The OCI runtime config of one sandbox: a read-only rootfs skeleton with read-only binds of the node binary, its
- * libraries, the guest shim, the code and the Agent's socket; pid, ipc, uts, mount, cgroup and (unless allowed)
+ * libraries, the guest shim and the code; pid, ipc, uts, mount, cgroup and (unless allowed)
  * network namespaces; an unprivileged user with no capabilities; memory, pids and CPU limits; a private /tmp.
  */
 export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
@@ -78,7 +84,6 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
     bind(input.binary, guestPaths.node),
     bind(input.guestDir, guestPaths.guest),
     bind(spec.taskDir, guestPaths.task),
-    bind(spec.socketDir, guestPaths.socketDir),
     ...(spec.network ? networkFiles.filter((file) => existsSync(file)).map((file) => bind(file, file)) : []),
   ];
   const namespaces = ['pid', 'ipc', 'uts', 'mount', 'cgroup', ...(spec.network ? [] : ['network'])];
@@ -96,7 +101,7 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
         'LANG=C.UTF-8',
         'TZ=UTC',
         'NODE_ENV=production',
-        `SAVASSAN_SOCKET=${guestPaths.socketDir}/${spec.socketName}`,
+        `${channelFdVariable}=${channelFd}`,
       ],
       cwd: guestPaths.task,
       capabilities: noCapabilities,
@@ -176,6 +181,31 @@ async function firstPid(cgroup: SandboxCgroup): Promise<number | null> {
 }
 
 /**
+ * What a previous Agent on this work dir left when it died: its containers (running ones too: nobody speaks to
+ * them any more) and their bundles. Containers live in this work dir's own runc state dir, so none is another's.
+ */
+async function removeLeftovers(runcPath: string, workDir: string, logger: Logger): Promise<void> {
+  const stateDir = join(workDir, 'runc', 'state');
+  const bundles = join(workDir, 'runc', 'bundles');
+  if (existsSync(stateDir)) {
+    let ids: string[] = [];
+    try {
+      const { stdout } = await run(runcPath, ['--root', stateDir, 'list', '--quiet'], { timeout: 10_000 });
+      ids = stdout.split('\n').filter((id) => id !== '');
+    } catch (err) {
+      logger.warn({ err }, 'cannot list leftover runc containers');
+    }
+    for (const id of ids) {
+      await run(runcPath, ['--root', stateDir, 'delete', '--force', id], { timeout: 10_000 }).catch((err: unknown) =>
+        logger.warn({ err, id }, 'cannot delete a leftover runc container'),
+      );
+    }
+    if (ids.length > 0) logger.info({ count: ids.length }, 'deleted leftover runc containers');
+  }
+  await rm(bundles, { recursive: true, force: true });
+}
+
+/**
  * Sandboxes as OCI containers run by `runc`: each sandbox gets a bundle (its config.json) over one shared
  * read-only rootfs skeleton, built from read-only binds of host files; nothing is pulled. Needs root and cgroups.
  */
@@ -225,6 +255,9 @@ export class RuncRuntime implements SandboxRuntime {
     if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
       throw new PlatformError('UNAVAILABLE', 'the runc sandbox needs root here; use --sandbox bwrap');
     }
+    const logger = (options.logger ?? silentLogger).child({ component: 'runc' });
+    // Before the cgroups: deleting a container also removes its groups, and what is left is then empty.
+    await removeLeftovers(runcPath, options.workDir, logger);
     const cgroups = await Cgroups.open(options.cgroupName);
     if (!(cgroups instanceof Cgroups)) {
       throw new PlatformError('UNAVAILABLE', `the runc sandbox needs cgroups: ${cgroups.unavailable}`);
@@ -237,7 +270,7 @@ export class RuncRuntime implements SandboxRuntime {
       cgroups,
       options.cgroupName,
       await protectHostFromSandboxes(),
-      (options.logger ?? silentLogger).child({ component: 'runc' }),
+      logger,
     );
     await mkdir(runtime.stateDir, { recursive: true, mode: 0o700 });
     await mkdir(runtime.bundles, { recursive: true, mode: 0o700 });
@@ -249,7 +282,7 @@ export class RuncRuntime implements SandboxRuntime {
     const libraries = await sharedLibraries(binary);
     await ensureMountPoints(
       this.rootfs,
-      ['proc', 'dev', 'tmp', guestPaths.guest, guestPaths.task, guestPaths.socketDir, 'etc/ssl/certs'],
+      ['proc', 'dev', 'tmp', guestPaths.guest, guestPaths.task, 'etc/ssl/certs'],
       [guestPaths.node, ...libraries, ...networkFiles.filter((file) => !file.endsWith('certs'))],
     );
     const uid = this.users.next() ?? 65534;
@@ -279,13 +312,16 @@ export class RuncRuntime implements SandboxRuntime {
         this.stateDir,
         'run',
         '--keep',
+        '--preserve-fds',
+        '1',
         '--bundle',
         bundle,
         id,
       ]);
       const child = spawn(command, args, {
+        cwd: '/',
         env: { PATH: '/usr/bin:/bin:/usr/sbin:/sbin' },
-        stdio: ['ignore', 'ignore', 'pipe'],
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
         detached: true,
       });
       await new Promise<void>((resolve, reject) => {
@@ -296,6 +332,7 @@ export class RuncRuntime implements SandboxRuntime {
       });
       const proc = new ChildSandboxProcess(child, {
         guestTaskDir: guestPaths.task,
+        channelFd,
         cgroup,
         // runc's own setup processes are gone by the time anyone asks: what is left runs in the container.
         tmpPath: async () => {

@@ -104,7 +104,7 @@ export function runCli(
   });
 }
 
-/** Pids of live sandbox processes whose socket lives under `dataDir` (found through /proc/<pid>/environ). */
+/** Pids of live `process` sandboxes whose scratch dir lives under `dataDir` (found through /proc/<pid>/environ). */
 export async function sandboxPids(dataDir: string): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
@@ -113,8 +113,7 @@ export async function sandboxPids(dataDir: string): Promise<number[]> {
       const environ = await readFile(`/proc/${entry}/environ`, 'utf8');
       const status = await readFile(`/proc/${entry}/status`, 'utf8');
       if (/^State:\s+Z/m.test(status)) continue;
-      if (environ.split('\0').some((v) => v.startsWith('SAVASSAN_SOCKET=') && v.includes(dataDir)))
-        pids.push(Number(entry));
+      if (environ.split('\0').some((v) => v.startsWith('TMPDIR=') && v.includes(dataDir))) pids.push(Number(entry));
     } catch {
       // process gone or not ours
     }

@@ -182,6 +182,22 @@ for (const kind of ['bwrap', 'runc'] as const) {
       assert.equal(result(await h.run(spec, { action: 'read', path: '/var/task/index.js' }))['ok'], true);
     });
 
+    it('finds no host path of the platform in the environment or command line of its processes', async () => {
+      const read = async (path: string): Promise<string> => {
+        const answer = result(await h.run(spec, { action: 'read', path, limit: 65536 }));
+        return answer['ok'] === true ? (answer['value'] as string) : '';
+      };
+      const environ = await read('/proc/1/environ');
+      assert.doesNotMatch(environ, /(^|\0)PWD=/, "the Agent's working directory");
+      assert.ok(!environ.includes(repoRoot), environ);
+      // Without root, bwrap binds the data dir's paths directly and its pid 1 shows them in its arguments.
+      const places = isRoot ? ['/proc/1/environ', '/proc/1/cmdline', '/proc/self/environ'] : ['/proc/self/environ'];
+      for (const place of places) {
+        const text = await read(place);
+        assert.ok(!text.includes(h.root), `${place} shows the data dir ${h.root}: ${JSON.stringify(text)}`);
+      }
+    });
+
     it('cannot read host files outside its code', async () => {
       for (const path of [h.secretPath, '/etc/shadow', '/etc/passwd', join(repoRoot, 'package.json'), h.root]) {
         const read = result(await h.run(spec, { action: path === h.root ? 'list' : 'read', path }));

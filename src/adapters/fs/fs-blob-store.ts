@@ -41,8 +41,9 @@ export class FsBlobStore implements BlobStore {
     const dir = dirname(path);
     const temp = join(dir, `~tmp-${randomUUID()}`);
     try {
-      await mkdir(dir, { recursive: true });
-      const handle = await open(temp, 'wx');
+      // Code and logs may hold secrets: readable by the platform's user only, whatever the umask.
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const handle = await open(temp, 'wx', 0o600);
       try {
         await fill(handle);
         await handle.sync();

@@ -282,6 +282,8 @@ function takeLock(path: string, options: { mustExist: true }): BetterSqlite3.Dat
 function takeLock(path: string, options: { mustExist?: boolean } = {}): BetterSqlite3.Database | null | 'gone' {
   let db: BetterSqlite3.Database;
   try {
+    // Created readable by the platform's user only, as the journal's segments are.
+    if (options.mustExist !== true) closeSync(openSync(path, 'a', 0o600));
     db = new BetterSqlite3(path, { fileMustExist: options.mustExist === true });
   } catch (err) {
     if (options.mustExist === true && (err as { code?: unknown }).code === 'SQLITE_CANTOPEN') return 'gone';

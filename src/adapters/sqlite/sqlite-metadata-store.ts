@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Kysely, sql } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
@@ -38,7 +38,12 @@ export async function openSqliteMetadataStore(
 ): Promise<SqlMetadataStore> {
   const inMemory = path === ':memory:' || path === '';
   try {
-    if (!inMemory) await mkdir(dirname(path), { recursive: true });
+    if (!inMemory) {
+      await mkdir(dirname(path), { recursive: true });
+      // Readable by the platform's user only; SQLite gives its -wal and -shm files the database's mode.
+      await (await open(path, 'a', 0o600)).close();
+      await chmod(path, 0o600);
+    }
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     throw new PlatformError('UNAVAILABLE', `cannot open SQLite database ${path}: ${message}`, { cause: err });

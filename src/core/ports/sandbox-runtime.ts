@@ -1,3 +1,5 @@
+import type { Duplex } from 'node:stream';
+
 /** Resource limits of one sandbox. Isolating runtimes enforce each one they have a mechanism for. */
 export interface SandboxLimits {
   /** Memory of the whole sandbox (V8 heap, buffers, /tmp contents), in MB. */
@@ -12,12 +14,12 @@ export interface SandboxLimits {
   cpus: number;
 }
 
-/** How a sandbox process is launched. The Agent owns the socket protocol; a runtime only starts the process. */
+/**
+ * How a sandbox process is launched. The Agent owns the guest protocol; a runtime starts the process and hands it
+ * one end of an already connected channel (see `SandboxProcess.channel`).
+ */
 export interface SandboxLaunchSpec {
   instanceId: string;
-  /** Host directory holding the Agent's listening socket `socketName`; the runtime exposes it to the guest. */
-  socketDir: string;
-  socketName: string;
   /**
    * Host directory the function's code is placed in before `init` (it may still be empty at launch: a stem
    * cell is launched before anyone knows which function it will run). Read-only inside isolating runtimes.
@@ -49,8 +51,16 @@ export interface LimitHits {
   tmp: boolean;
 }
 
+/** The environment variable naming the descriptor the guest inherits its end of the channel on. */
+export const channelFdVariable = 'SAVASSAN_CHANNEL_FD';
+
 export interface SandboxProcess {
   readonly pid: number | null;
+  /**
+   * The Agent's end of the guest protocol: one end of a connected Unix stream socket pair whose other end the guest
+   * inherited as the descriptor named by `SAVASSAN_CHANNEL_FD`. No socket file exists and nothing else can connect.
+   */
+  readonly channel: Duplex;
   /** Resolves once when the process has exited. */
   readonly exited: Promise<SandboxExit>;
   /** Where the guest sees `taskDir`. */

@@ -1,5 +1,6 @@
 /**
- * The guest shim: the process inside a sandbox. It connects to the Agent's socket (`SAVASSAN_SOCKET`), loads the
+ * The guest shim: the process inside a sandbox. It talks to the Agent over the connected socket it inherited (the
+ * descriptor in `SAVASSAN_CHANNEL_FD`: no path, nothing to connect to), loads the
  * function on `init` and runs one invocation at a time on `invoke`, forwarding console output as `log` messages.
  *
  * Runs in the sandbox: imports only node builtins and the protocol module.
@@ -7,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createConnection, type Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { format, inspect } from 'node:util';
@@ -81,15 +82,15 @@ function diagnostic(text: string): void {
   rawStderrWrite(`[savassan-guest] ${text}\n`);
 }
 
-const socketPath = process.env['SAVASSAN_SOCKET'];
-if (socketPath === undefined || socketPath === '') {
-  diagnostic('SAVASSAN_SOCKET is not set; the shim must be started by the Savassan agent');
+const channelFd = Number(process.env['SAVASSAN_CHANNEL_FD']);
+if (!Number.isSafeInteger(channelFd) || channelFd < 3) {
+  diagnostic('SAVASSAN_CHANNEL_FD is not set; the shim must be started by the Savassan agent');
   process.exit(2);
 }
-// The function has no business with the socket path.
-delete process.env['SAVASSAN_SOCKET'];
+// The function has no business with the platform's variables.
+delete process.env['SAVASSAN_CHANNEL_FD'];
 
-const socket: Socket = createConnection(socketPath);
+const socket = new Socket({ fd: channelFd, readable: true, writable: true });
 let loaded: Loaded | null = null;
 let initStarted = false;
 let initPending: InitMessage | null = null;
@@ -547,9 +548,8 @@ async function warmUp(): Promise<void> {
   }
 }
 
-socket.on('connect', () => {
-  void warmUp().then(() => send({ type: 'hello', id: '', pid: process.pid, nodeVersion: process.version }));
-});
+// The channel is connected from the start: say hello once warm.
+void warmUp().then(() => send({ type: 'hello', id: '', pid: process.pid, nodeVersion: process.version }));
 
 socket.on('data', (chunk: Buffer) => {
   let lines: string[];
