@@ -108,7 +108,13 @@ describe('Agent over gRPC', () => {
     const zip = await zipFixture(fixture);
     const sha = createHash('sha256').update(zip).digest('hex');
     await blobs.put(blobKeys.code(sha), zip);
-    return { functionName: fixture, version: 1, codeSha256: sha, config: compileFunctionConfig(config) };
+    return {
+      functionName: fixture,
+      incarnation: 'i1',
+      version: 1,
+      codeSha256: sha,
+      config: compileFunctionConfig(config),
+    };
   }
 
   it('binds a TCP port and a Unix socket', () => {

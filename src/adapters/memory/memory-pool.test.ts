@@ -7,13 +7,14 @@ import { MemoryPool } from './memory-pool.js';
 
 // Behaviour shared by every adapter is in test/contracts/pool.contract.ts; this covers what only MemoryPool promises.
 
-const key = poolKey('fn', 1);
+const key = poolKey({ functionName: 'fn', incarnation: 'i1', version: 1 });
 const lease = { holder: 'gw', leaseMs: 1_000 };
 
 function instance(instanceId: string): InstanceRef {
   return {
     instanceId,
     functionName: 'fn',
+    incarnation: 'i1',
     version: 1,
     nodeId: 'n',
     createdAt: 0,
