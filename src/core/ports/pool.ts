@@ -19,8 +19,8 @@ export interface WaitOptions extends CheckoutOptions {
 }
 
 /**
- * Warm pool of idle sandboxes, one list per pool key (`fn:incarnation@version`, see `poolKey`). Checkout order is the adapter's
- * choice (the memory adapter takes the most recently returned instance so surplus ones idle out);
+ * Warm pool of idle sandboxes, one list per pool key (`fn:incarnation@version`, see `poolKey`). Checkout order is
+ * the adapter's choice (the memory adapter takes the most recently returned instance so surplus ones idle out);
  * waiters are always served first-come first-served.
  *
  * Invariants every adapter holds (tested by `test/contracts/pool.contract.ts`):
