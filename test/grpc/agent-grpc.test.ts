@@ -130,6 +130,7 @@ describe('Agent over gRPC', () => {
       const echo = await remote.createSandbox(await deploy('echo', { env: { GREETING: 'hej' } }));
       assert.equal(echo.nodeId, 'node-a');
       assert.equal(echo.functionName, 'echo');
+      assert.equal(echo.incarnation, 'i1');
       assert.equal(echo.version, 1);
       assert.equal(echo.invocations, 0);
       assert.ok(echo.initMs > 0 && echo.createdAt > 0 && echo.idleSince === echo.createdAt);
@@ -169,6 +170,7 @@ describe('Agent over gRPC', () => {
         const info = listed.find((s) => s.instanceId === ref.instanceId);
         assert.ok(info, `${ref.functionName} is listed`);
         assert.equal(info.functionName, ref.functionName);
+        assert.equal(info.incarnation, 'i1');
         assert.equal(info.state, 'idle');
         assert.ok(info.pid !== null && info.createdAt > 0);
         pids.add(info.pid);
