@@ -82,7 +82,7 @@ const MAX_DRAINED_ON_CLOSE = 10_000;
  * @example
  * const pool = new RedisPool({ url: 'redis://127.0.0.1:6379/0', keyPrefix: 'savassan:' });
  * const lease = { holder: 'gw-1', leaseMs: 60_000 };
- * const item = await pool.wait('hello@1', { ...lease, timeoutMs: 30_000 }); // null on timeout
+ * const item = await pool.wait('hello:9f86d081884c7d65@1', { ...lease, timeoutMs: 30_000 }); // null on timeout
  * await pool.close();
  */
 export class RedisPool implements Pool {
