@@ -290,6 +290,18 @@ describe('Manager', () => {
       await m.stop();
     });
 
+    it('puts back lost sandboxes while the metadata store is down', async () => {
+      const m = manager();
+      const key = keyOf(fn, 1);
+      const lost = agent.add(fn, 1, 'idle', 2);
+      await metadata.close(); // every call now fails with UNAVAILABLE, as with the database down
+      await m.reconcile();
+      clock += intervalMs;
+      await m.reconcile();
+      assert.equal((await pool.checkout(key, { holder: 'gw', leaseMs: 60_000 }))?.instanceId, lost.instanceId);
+      await m.stop();
+    });
+
     it('waits again when a sandbox served an invocation between two passes', async () => {
       const m = manager();
       const key = keyOf(fn, 1);

@@ -350,7 +350,16 @@ export class Manager {
     // not to one being created meanwhile).
     const sandboxes = await this.#allSandboxes();
     const keys = await pool.keys();
-    const functions = new Map((await metadata.listFunctions()).map((f) => [f.name, f]));
+    const listed = await metadata.listFunctions().then(
+      (list) => ({ functions: new Map(list.map((f) => [f.name, f])) }),
+      (err: unknown) => ({ err }),
+    );
+    if ('err' in listed) {
+      // The pool is still rebuilt while the metadata store is down; the pool itself refuses deleted functions' keys.
+      await this.#restoreLostInstances(sandboxes, () => true);
+      throw listed.err;
+    }
+    const { functions } = listed;
     const live = (of: { functionName: string; incarnation: string }): FunctionRecord | null => {
       const fn = functions.get(of.functionName);
       return fn?.incarnation === of.incarnation ? fn : null;
@@ -360,7 +369,7 @@ export class Manager {
       for (const instance of instances) toDestroy.set(instance.instanceId, instance);
     };
     // An instance restored here of a version that is no longer current is retired by the steps below.
-    const { restored, orphans } = await this.#restoreLostInstances(sandboxes, live);
+    const { restored, orphans } = await this.#restoreLostInstances(sandboxes, (of) => live(of) !== null);
     destroy(orphans);
     for (const instance of restored) keys.push(poolKey(instance));
     const reclaimed = await pool.reclaimExpired(now());
@@ -426,12 +435,12 @@ export class Manager {
    * back. Only sandboxes seen idle, with the same invocation count, for at least one reconcile interval are
    * candidates: one that just finished an invocation or its creation is on its way back to the pool already, and
    * `restore` is atomic, so an instance the pool holds is never added twice. Idle sandboxes of a deleted function
-   * (`live` finds no function of their incarnation) are returned as orphans instead, to be destroyed: they would
-   * otherwise keep running with their old code and secrets.
+   * (`live` is false for their incarnation) are returned as orphans instead, to be destroyed: they would otherwise
+   * keep running with their old code and secrets.
    */
   async #restoreLostInstances(
     sandboxes: readonly (SandboxInfo & { nodeId: string })[],
-    live: (of: { functionName: string; incarnation: string }) => FunctionRecord | null,
+    live: (of: { functionName: string; incarnation: string }) => boolean,
   ): Promise<{ restored: InstanceRef[]; orphans: (SandboxInfo & { nodeId: string })[] }> {
     const { pool, logger, now, reconcileIntervalMs } = this.#options;
     const at = now();
@@ -441,7 +450,7 @@ export class Manager {
     for (const sandbox of sandboxes) {
       if (sandbox.state !== 'idle') continue;
       // Version 0 is a deploy's trial sandbox, which its deployer destroys.
-      if (sandbox.version !== 0 && live(sandbox) === null) {
+      if (sandbox.version !== 0 && !live(sandbox)) {
         orphans.push(sandbox);
         continue;
       }
