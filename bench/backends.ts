@@ -22,7 +22,7 @@ const POOL_INSTANCES = 64;
 const POOL_CONCURRENCIES = [1, 16] as const;
 /** Each checkout loop stops after this long even if it has not done its share of operations. */
 const POOL_RUN_CAP_MS = 4_000;
-const POOL_KEY = poolKey('noop', 1);
+const POOL_KEY = poolKey({ functionName: 'noop', incarnation: 'bench', version: 1 });
 const LEASE = { holder: 'bench-gateway', leaseMs: 60_000 };
 
 interface Side {
@@ -196,6 +196,7 @@ function benchInstance(i: number, now: number): InstanceRef {
   return {
     instanceId: `bench-instance-${i}`,
     functionName: 'noop',
+    incarnation: 'bench',
     version: 1,
     nodeId: 'bench-node',
     createdAt: now,

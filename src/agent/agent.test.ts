@@ -114,7 +114,13 @@ describe('Agent with the process runtime', () => {
     const zip = zipSync(files);
     const sha = createHash('sha256').update(zip).digest('hex');
     await blobs.put(blobKeys.code(sha), zip);
-    return { functionName: fixture, version: 1, codeSha256: sha, config: compileFunctionConfig(config) };
+    return {
+      functionName: fixture,
+      incarnation: 'i1',
+      version: 1,
+      codeSha256: sha,
+      config: compileFunctionConfig(config),
+    };
   }
 
   function invoke(instanceId: string, event: unknown, timeoutMs = 5000, on = agent): Promise<InvokeOutcome> {

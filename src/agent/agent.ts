@@ -380,6 +380,7 @@ export class Agent implements AgentApi {
           {
             instanceId: sandbox.instanceId,
             functionName: spec.functionName,
+            incarnation: spec.incarnation,
             version: spec.version,
             pid: sandbox.proc?.pid ?? null,
             state,
@@ -450,6 +451,7 @@ export class Agent implements AgentApi {
       return {
         instanceId: sandbox.instanceId,
         functionName: spec.functionName,
+        incarnation: spec.incarnation,
         version: spec.version,
         nodeId: this.nodeId,
         createdAt: sandbox.idleSince,

@@ -3,6 +3,12 @@ import type { FunctionConfig } from './function-config.js';
 /** A deployed function: a name pointing at its current immutable version. */
 export interface FunctionRecord {
   name: string;
+  /**
+   * Random id drawn when the function is created, and drawn again when it is deleted and created anew (whose
+   * versions restart at 1): pool keys and sandboxes carry it, so an instance of a deleted function can never serve
+   * its successor.
+   */
+  incarnation: string;
   currentVersion: number;
   createdAt: Date;
   updatedAt: Date;
@@ -11,6 +17,8 @@ export interface FunctionRecord {
 /** One immutable version of a function. `codeSha256` addresses the zip in the blob store (`code/{sha}.zip`). */
 export interface FunctionVersion {
   functionName: string;
+  /** The function's incarnation when this version was made (see `FunctionRecord.incarnation`). */
+  incarnation: string;
   version: number;
   codeSha256: string;
   codeSizeBytes: number;
@@ -24,6 +32,7 @@ export interface FunctionVersion {
 export interface InstanceRef {
   instanceId: string;
   functionName: string;
+  incarnation: string;
   version: number;
   nodeId: string;
   /** When the sandbox finished init (ms since epoch). */
@@ -48,6 +57,7 @@ export function copyInstance(
   return {
     instanceId: instance.instanceId,
     functionName: instance.functionName,
+    incarnation: instance.incarnation,
     version: instance.version,
     nodeId: instance.nodeId,
     createdAt: instance.createdAt,
@@ -57,9 +67,26 @@ export function copyInstance(
   };
 }
 
-/** The pool key of a function version. */
-export function poolKey(functionName: string, version: number): string {
-  return `${functionName}@${version}`;
+/** What names one version of one incarnation of a function: a pool key's parts. */
+export interface VersionId {
+  functionName: string;
+  incarnation: string;
+  version: number;
+}
+
+/**
+ * The pool key of a function version: `name:incarnation@version`. The incarnation keeps a re-created function's
+ * versions (numbered from 1 again) apart from its predecessor's.
+ */
+export function poolKey(of: VersionId): string {
+  return `${of.functionName}:${of.incarnation}@${of.version}`;
+}
+
+/** The parts of a pool key, or null for a string `poolKey` does not make. */
+export function parsePoolKey(key: string): VersionId | null {
+  const match = /^([^:@]+):([^:@]*)@(\d+)$/.exec(key);
+  if (match === null) return null;
+  return { functionName: match[1]!, incarnation: match[2]!, version: Number(match[3]) };
 }
 
 export type StartKind = 'cold' | 'warm';
@@ -93,6 +120,7 @@ export interface InvocationRecord {
 /** A request for the Manager to create a sandbox for a function version. */
 export interface ProvisionRequest {
   functionName: string;
+  incarnation: string;
   version: number;
   reason: 'demand' | 'min-instances';
   requestedAt: number;

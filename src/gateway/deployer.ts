@@ -80,7 +80,8 @@ export class Deployer {
   }
 
   async #trial(name: string, codeSha256: string, config: FunctionVersion['config']): Promise<void> {
-    const spec = { functionName: name, version: 0, codeSha256, config };
+    // Version 0 of no incarnation: the trial sandbox is never pooled.
+    const spec = { functionName: name, incarnation: '', version: 0, codeSha256, config };
     const agent = this.options.agents.place(spec);
     if (agent === null) {
       throw new PlatformError('UNAVAILABLE', `no node has room to try the function; deploy again in a moment`, {
@@ -117,8 +118,9 @@ export class Deployer {
     const versions = await metadata.listVersions(name);
     if (!(await metadata.deleteFunction(name))) throw new PlatformError('NOT_FOUND', `function ${name} not found`);
     this.#changed(name);
+    // Retired, not only drained: an instance busy now is refused when it comes back, and destroyed by its invoker.
     for (const v of versions) {
-      const idle = await pool.drain(poolKey(name, v.version));
+      const idle = await pool.retire(poolKey(v));
       await Promise.allSettled(
         idle.map((instance) => agents.get(instance.nodeId)?.destroySandbox(instance.instanceId) ?? Promise.resolve()),
       );

@@ -113,7 +113,7 @@ export class Invoker {
 
   async #acquire(version: FunctionVersion, signal?: CallerGone): Promise<{ instance: InstanceRef; start: StartKind }> {
     const { pool, queue, gatewayId, queueWaitMs } = this.options;
-    const key = poolKey(version.functionName, version.version);
+    const key = poolKey(version);
     const lease = { holder: gatewayId, leaseMs: version.config.timeoutSeconds * 1000 + 60_000 };
     const warm = await pool.checkout(key, lease);
     // An idle instance means no init in this request's path, even if it never served before (min instances).
@@ -152,6 +152,7 @@ export class Invoker {
           (await this.#atMaxInstances(key, version)) ||
           (await queue.push({
             functionName: version.functionName,
+            incarnation: version.incarnation,
             version: version.version,
             reason: 'demand',
             requestedAt: Date.now(),
@@ -217,10 +218,16 @@ export class Invoker {
       return;
     }
     try {
-      await this.options.pool.push(copyInstance(instance, { invocations: instance.invocations + 1 }));
+      if (await this.options.pool.push(copyInstance(instance, { invocations: instance.invocations + 1 }))) return;
     } catch (err) {
       this.#logger.warn({ err, instanceId: instance.instanceId }, 'could not return an instance to the pool');
+      return;
     }
+    // Refused: its function was deleted while it ran. It must never serve again (a function re-created under the
+    // same name has other code and secrets), so it is destroyed.
+    await agent.destroySandbox(instance.instanceId).catch((err: unknown) => {
+      this.#logger.warn({ err, instanceId: instance.instanceId }, 'destroying a sandbox of a deleted function failed');
+    });
   }
 
   /** Forgets a checked-out instance and destroys its sandbox; the destroy happens even if the pool is down. */
@@ -247,10 +254,11 @@ export class Invoker {
   async #replaceForWaiters(instance: InstanceRef): Promise<void> {
     const { pool, queue } = this.options;
     try {
-      const { waiters } = await pool.stats(poolKey(instance.functionName, instance.version));
+      const { waiters } = await pool.stats(poolKey(instance));
       if (waiters === 0) return;
       await queue.push({
         functionName: instance.functionName,
+        incarnation: instance.incarnation,
         version: instance.version,
         reason: 'demand',
         requestedAt: Date.now(),

@@ -96,12 +96,19 @@ export function sandboxSpecToProto(spec: SandboxSpec): pb.SandboxSpec {
     version: spec.version,
     codeSha256: spec.codeSha256,
     config: configToProto(spec.config),
+    incarnation: spec.incarnation,
   };
 }
 
 export function sandboxSpecFromProto(spec: pb.SandboxSpec | undefined): SandboxSpec {
-  const { functionName, version, codeSha256, config } = required(spec, 'a sandbox spec');
-  return { functionName, version, codeSha256, config: configFromProto(required(config, 'a function config')) };
+  const { functionName, incarnation, version, codeSha256, config } = required(spec, 'a sandbox spec');
+  return {
+    functionName,
+    incarnation,
+    version,
+    codeSha256,
+    config: configFromProto(required(config, 'a function config')),
+  };
 }
 
 export function instanceRefToProto(ref: InstanceRef): pb.InstanceRef {
@@ -114,17 +121,17 @@ export function instanceRefToProto(ref: InstanceRef): pb.InstanceRef {
     initMs: ref.initMs,
     invocations: ref.invocations,
     idleSinceMs: ref.idleSince,
+    incarnation: ref.incarnation,
   };
 }
 
 export function instanceRefFromProto(ref: pb.InstanceRef | undefined): InstanceRef {
-  const { instanceId, functionName, version, nodeId, createdAtMs, initMs, invocations, idleSinceMs } = required(
-    ref,
-    'an instance',
-  );
+  const { instanceId, functionName, incarnation, version, nodeId, createdAtMs, initMs, invocations, idleSinceMs } =
+    required(ref, 'an instance');
   return {
     instanceId,
     functionName,
+    incarnation,
     version,
     nodeId,
     createdAt: createdAtMs,
@@ -198,6 +205,7 @@ export function sandboxInfoToProto(info: SandboxInfo): pb.SandboxInfo {
     state: sandboxState.toProto(info.state),
     createdAtMs: info.createdAt,
     invocations: info.invocations,
+    incarnation: info.incarnation,
   };
 }
 
@@ -205,6 +213,7 @@ export function sandboxInfoFromProto(info: pb.SandboxInfo): SandboxInfo {
   return {
     instanceId: info.instanceId,
     functionName: info.functionName,
+    incarnation: info.incarnation,
     version: info.version,
     pid: info.pid ?? null,
     state: sandboxState.fromProto(info.state),

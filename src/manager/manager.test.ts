@@ -21,6 +21,8 @@ import { Manager } from './manager.js';
 /** An Agent whose sandboxes are plain records the test sets the state of. */
 class FakeAgent implements AgentApi {
   readonly nodeId = 'node-test';
+  /** The current incarnation of a function name, for sandboxes the test adds. */
+  incarnationOf: (functionName: string) => string = () => '';
   readonly sandboxes = new Map<string, SandboxInfo>();
   readonly destroyed: string[] = [];
 
@@ -40,10 +42,11 @@ class FakeAgent implements AgentApi {
     if (this.failing.has(spec.functionName)) {
       throw new PlatformError('FUNCTION_INIT_ERROR', `${spec.functionName} failed to start`);
     }
-    const info = this.add(spec.functionName, spec.version, 'idle', 0);
+    const info = this.add(spec.functionName, spec.version, 'idle', 0, spec.incarnation);
     return {
       instanceId: info.instanceId,
       functionName: spec.functionName,
+      incarnation: spec.incarnation,
       version: spec.version,
       nodeId: this.nodeId,
       createdAt: info.createdAt,
@@ -67,10 +70,17 @@ class FakeAgent implements AgentApi {
     return Promise.resolve([...this.sandboxes.values()].map((info) => ({ ...info })));
   }
 
-  add(functionName: string, version: number, state: SandboxInfo['state'], invocations: number): SandboxInfo {
+  add(
+    functionName: string,
+    version: number,
+    state: SandboxInfo['state'],
+    invocations: number,
+    incarnation = this.incarnationOf(functionName),
+  ): SandboxInfo {
     const info: SandboxInfo = {
       instanceId: randomUUID(),
       functionName,
+      incarnation,
       version,
       pid: null,
       state,
@@ -135,20 +145,37 @@ describe('Manager', () => {
   let agent: FakeAgent;
   let clock: number;
   let fn: string;
+  /** Incarnation of each deployed function name. */
+  let incarnations: Map<string, string>;
 
-  const deploy = (name: string, config = {}) =>
-    metadata.deployVersion({
+  const deploy = async (name: string, config = {}) => {
+    const deployed = await metadata.deployVersion({
       functionName: name,
       codeSha256: 'a'.repeat(64),
       codeSizeBytes: 1,
       contentHash: randomUUID(),
       config: compileFunctionConfig(config),
     });
+    incarnations.set(name, deployed.function.incarnation);
+    return deployed;
+  };
+  const incarnationOf = (name: string): string => incarnations.get(name) ?? '';
+  const keyOf = (name: string, version: number): string =>
+    poolKey({ functionName: name, incarnation: incarnationOf(name), version });
+  const demand = (name: string, version = 1): ProvisionRequest => ({
+    functionName: name,
+    incarnation: incarnationOf(name),
+    version,
+    reason: 'demand',
+    requestedAt: clock,
+  });
 
   beforeEach(async () => {
     metadata = await openSqliteMetadataStore(':memory:');
     pool = new MemoryPool();
     agent = new FakeAgent();
+    incarnations = new Map();
+    agent.incarnationOf = incarnationOf;
     clock = Date.now();
     fn = `fn-${randomUUID().slice(0, 8)}`;
     await deploy(fn);
@@ -174,6 +201,7 @@ describe('Manager', () => {
   const toRef = (info: SandboxInfo): InstanceRef => ({
     instanceId: info.instanceId,
     functionName: info.functionName,
+    incarnation: info.incarnation,
     version: info.version,
     nodeId: agent.nodeId,
     createdAt: info.createdAt,
@@ -192,12 +220,12 @@ describe('Manager', () => {
       const lease = { holder: 'gw', leaseMs: 60_000 };
       m.start();
       try {
-        const slowWait = pool.wait(poolKey('slow', 1), { ...lease, timeoutMs: 5_000 });
-        await queue.push({ functionName: 'slow', version: 1, reason: 'demand', requestedAt: clock });
+        const slowWait = pool.wait(keyOf('slow', 1), { ...lease, timeoutMs: 5_000 });
+        await queue.push(demand('slow'));
         await sleep(100); // the only creation slot is busy with 'slow'
-        const waits = [1, 2, 3].map(() => pool.wait(poolKey(fn, 1), { ...lease, timeoutMs: 3_000 }));
+        const waits = [1, 2, 3].map(() => pool.wait(keyOf(fn, 1), { ...lease, timeoutMs: 3_000 }));
         for (let i = 0; i < 3; i++) {
-          await queue.push({ functionName: fn, version: 1, reason: 'demand', requestedAt: clock });
+          await queue.push(demand(fn));
         }
         await sleep(100); // all three taken off the queue and coalesced
         agent.release();
@@ -216,7 +244,7 @@ describe('Manager', () => {
       await deploy('single', { maxInstances: 1 });
       const m = manager();
       m.start();
-      const key = poolKey('single', 1);
+      const key = keyOf('single', 1);
       try {
         // The only instance is checked out by a gateway that then dies: its lease runs out.
         await pool.push(toRef(agent.add('single', 1, 'busy', 1)));
@@ -237,7 +265,7 @@ describe('Manager', () => {
     it('puts back idle sandboxes the pool lost, once they have been idle for a reconcile interval', async () => {
       const logger = recordingLogger();
       const m = manager({ logger });
-      const key = poolKey(fn, 1);
+      const key = keyOf(fn, 1);
       const held = agent.add(fn, 1, 'idle', 3);
       const lost = agent.add(fn, 1, 'idle', 2);
       const busy = agent.add(fn, 1, 'busy', 1);
@@ -262,9 +290,21 @@ describe('Manager', () => {
       await m.stop();
     });
 
+    it('puts back lost sandboxes while the metadata store is down', async () => {
+      const m = manager();
+      const key = keyOf(fn, 1);
+      const lost = agent.add(fn, 1, 'idle', 2);
+      await metadata.close(); // every call now fails with UNAVAILABLE, as with the database down
+      await m.reconcile();
+      clock += intervalMs;
+      await m.reconcile();
+      assert.equal((await pool.checkout(key, { holder: 'gw', leaseMs: 60_000 }))?.instanceId, lost.instanceId);
+      await m.stop();
+    });
+
     it('waits again when a sandbox served an invocation between two passes', async () => {
       const m = manager();
-      const key = poolKey(fn, 1);
+      const key = keyOf(fn, 1);
       const sandbox = agent.add(fn, 1, 'idle', 1);
       await m.reconcile();
       clock += intervalMs / 2;
@@ -292,6 +332,70 @@ describe('Manager', () => {
     });
   });
 
+  describe('deleted functions', () => {
+    it('destroys idle sandboxes of a deleted function and never pools them for its re-created successor', async () => {
+      const m = manager();
+      const oldKey = keyOf(fn, 1);
+      const pooled = agent.add(fn, 1, 'idle', 1);
+      await pool.push(toRef(pooled));
+      const lost = agent.add(fn, 1, 'idle', 2); // idle on the agent, not in the pool
+      const busy = agent.add(fn, 1, 'busy', 1); // still running an invocation
+      assert.equal(await metadata.deleteFunction(fn), true);
+      await deploy(fn); // re-created: version 1 again, another incarnation
+      assert.notEqual(keyOf(fn, 1), oldKey);
+
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed.sort(), [pooled.instanceId, lost.instanceId].sort());
+      clock += 10 * intervalMs;
+      await m.reconcile();
+      assert.deepEqual(await pool.stats(keyOf(fn, 1)), { idle: 0, checkedOut: 0, waiters: 0 });
+      // The busy one comes back after its invocation: the old key is retired, so it is refused.
+      busy.state = 'idle';
+      assert.equal(await pool.push(toRef(busy)), false);
+      await m.stop();
+    });
+
+    it("fails a request for a deleted incarnation's version, though the re-created function has that version", async () => {
+      const queue = new MemoryProvisionQueue({ capacity: 10 });
+      const m = manager({ queue });
+      const stale = demand(fn);
+      assert.equal(await metadata.deleteFunction(fn), true);
+      await deploy(fn);
+      m.start();
+      try {
+        const waiting = pool.wait(poolKey(stale), { holder: 'gw', leaseMs: 60_000, timeoutMs: 5_000 });
+        await queue.push(stale);
+        const item = await waiting;
+        assert.equal(item?.kind === 'failure' ? item.error.code : item?.kind, 'NOT_FOUND');
+        assert.deepEqual([...agent.sandboxes.values()], [], 'no sandbox was created for the deleted incarnation');
+      } finally {
+        await m.stop();
+      }
+    });
+
+    it('destroys a sandbox whose function was deleted while it was being created', async () => {
+      const queue = new MemoryProvisionQueue({ capacity: 10 });
+      const m = manager({ queue });
+      agent.slow.add(fn);
+      m.start();
+      try {
+        const key = keyOf(fn, 1);
+        void pool.wait(key, { holder: 'gw', leaseMs: 60_000, timeoutMs: 2_000 });
+        await queue.push(demand(fn));
+        while (m.inFlight(key) === 0) await sleep(10); // the creation is under way
+        assert.equal(await metadata.deleteFunction(fn), true);
+        await pool.retire(key); // what the deleting gateway does
+        agent.release();
+        while (agent.destroyed.length === 0) await sleep(10);
+        assert.deepEqual([...agent.sandboxes.values()], []);
+        assert.deepEqual(await pool.keys(), []);
+      } finally {
+        agent.release();
+        await m.stop();
+      }
+    });
+  });
+
   describe('outages', () => {
     it('keeps taking requests after the queue fails, logging the outage once', async () => {
       const logger = recordingLogger();
@@ -302,9 +406,9 @@ describe('Manager', () => {
       while (queue.pops < 3) await sleep(20);
       queue.down = false;
 
-      const key = poolKey(fn, 1);
+      const key = keyOf(fn, 1);
       const waiting = pool.wait(key, { holder: 'gw', leaseMs: 60_000, timeoutMs: 5_000 });
-      await queue.push({ functionName: fn, version: 1, reason: 'demand', requestedAt: clock });
+      await queue.push(demand(fn));
       const item = await waiting;
       assert.equal(item?.kind, 'instance');
       await m.stop();
@@ -323,14 +427,14 @@ describe('Manager', () => {
       const queue = new MemoryProvisionQueue({ capacity: 10 });
       const m = manager({ queue, logger });
       m.start();
-      const key = poolKey(fn, 1);
+      const key = keyOf(fn, 1);
       await metadata.close(); // every call now fails with UNAVAILABLE, as with the database down
       await m.reconcile();
       await m.reconcile();
       assert.equal(logger.lines.filter((l) => l.msg.startsWith('reconcile') && l.level === 'warn').length, 1);
 
       const waiting = pool.wait(key, { holder: 'gw', leaseMs: 60_000, timeoutMs: 5_000 });
-      await queue.push({ functionName: fn, version: 1, reason: 'demand', requestedAt: clock });
+      await queue.push(demand(fn));
       const item = await waiting;
       assert.equal(item?.kind, 'failure');
       assert.equal(item.kind === 'failure' ? item.error.code : '', 'UNAVAILABLE');

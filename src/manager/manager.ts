@@ -8,7 +8,7 @@ import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import type { FunctionRecord, FunctionVersion, InstanceRef, ProvisionRequest, SerializedError } from '../core/types.js';
-import { poolKey } from '../core/types.js';
+import { parsePoolKey, poolKey } from '../core/types.js';
 import { OutageLog } from './outage-log.js';
 
 export interface ManagerOptions {
@@ -114,10 +114,11 @@ export class Manager {
    */
   replaceFor(instances: readonly InstanceRef[]): void {
     if (this.#stopped) return;
-    const versions = new Map(instances.map((i) => [poolKey(i.functionName, i.version), i] as const));
+    const versions = new Map(instances.map((i) => [poolKey(i), i] as const));
     for (const instance of versions.values()) {
       const request: ProvisionRequest = {
         functionName: instance.functionName,
+        incarnation: instance.incarnation,
         version: instance.version,
         reason: 'demand',
         requestedAt: this.#options.now(),
@@ -160,7 +161,7 @@ export class Manager {
    * that were stale by the time a worker got to them, and callers got 429.
    */
   async #accept(request: ProvisionRequest): Promise<void> {
-    const key = poolKey(request.functionName, request.version);
+    const key = poolKey(request);
     if (request.reason === 'demand' && !(await this.#stillWanted(key))) return;
     if (!this.#wanted.has(key)) this.#wanted.set(key, request);
     this.#startCreations();
@@ -217,7 +218,7 @@ export class Manager {
    * (no longer wanted, or at max instances), and asking again now would only spin.
    */
   async #provision(request: ProvisionRequest): Promise<'created' | 'failed' | 'skipped'> {
-    const key = poolKey(request.functionName, request.version);
+    const key = poolKey(request);
     // Counted as on its way from the start, so that creations deciding at the same time see each other (the checks
     // below await the pool, the store and the Agents) and cannot together pass max instances.
     this.#inFlight.set(key, this.inFlight(key) + 1);
@@ -242,7 +243,8 @@ export class Manager {
       await pool.pushFailure(key, failureOf(error)).catch(() => {});
       throw error;
     }
-    if (version === null) {
+    // Same name and number but another incarnation: the requested version was deleted with its function.
+    if (version === null || version.incarnation !== request.incarnation) {
       await pool.pushFailure(key, notFound(request));
       return 'failed';
     }
@@ -251,6 +253,7 @@ export class Manager {
     let instance: InstanceRef;
     const spec = {
       functionName: version.functionName,
+      incarnation: version.incarnation,
       version: version.version,
       codeSha256: version.codeSha256,
       config: version.config,
@@ -269,7 +272,11 @@ export class Manager {
       return 'failed';
     }
     // If the pool is down this throws; the new sandbox stays idle on the Agent and a reconcile pass adopts it.
-    await pool.push(instance);
+    if (!(await pool.push(instance))) {
+      // The function was deleted while its sandbox was being created (the pool retired its key).
+      await agents.get(instance.nodeId)?.destroySandbox(instance.instanceId);
+      return 'failed';
+    }
     logger.debug({ key, instanceId: instance.instanceId, initMs: instance.initMs }, 'sandbox ready');
     return 'created';
   }
@@ -301,7 +308,12 @@ export class Manager {
 
   async #countInstances(version: FunctionVersion): Promise<number> {
     const sandboxes = await this.#allSandboxes();
-    return sandboxes.filter((s) => s.functionName === version.functionName && s.version === version.version).length;
+    return sandboxes.filter(
+      (s) =>
+        s.functionName === version.functionName &&
+        s.incarnation === version.incarnation &&
+        s.version === version.version,
+    ).length;
   }
 
   /** Sandboxes of every live Agent, each with its node; an Agent that does not answer counts as none. */
@@ -333,13 +345,36 @@ export class Manager {
 
   async #reconcileOnce(): Promise<void> {
     const { pool, metadata, agents, now } = this.#options;
-    // First, as it needs neither metadata nor a current version: an instance restored here of a version that is no
-    // longer current is retired by the steps below in the same pass.
-    await this.#restoreLostInstances();
-    const functions = new Map((await metadata.listFunctions()).map((f) => [f.name, f]));
+    // Sandboxes and pool keys are read before the functions: a sandbox or key exists only once its incarnation was
+    // stored, so one whose incarnation is missing from the list read after it belongs to a deleted function (and
+    // not to one being created meanwhile).
+    const sandboxes = await this.#allSandboxes();
+    const keys = await pool.keys();
+    const listed = await metadata.listFunctions().then(
+      (list) => ({ functions: new Map(list.map((f) => [f.name, f])) }),
+      (err: unknown) => ({ err }),
+    );
+    if ('err' in listed) {
+      // The pool is still rebuilt while the metadata store is down; the pool itself refuses deleted functions' keys.
+      await this.#restoreLostInstances(sandboxes, () => true);
+      throw listed.err;
+    }
+    const { functions } = listed;
+    const live = (of: { functionName: string; incarnation: string }): FunctionRecord | null => {
+      const fn = functions.get(of.functionName);
+      return fn?.incarnation === of.incarnation ? fn : null;
+    };
+    const toDestroy = new Map<string, { instanceId: string; nodeId: string }>();
+    const destroy = (instances: readonly { instanceId: string; nodeId: string }[]): void => {
+      for (const instance of instances) toDestroy.set(instance.instanceId, instance);
+    };
+    // An instance restored here of a version that is no longer current is retired by the steps below.
+    const { restored, orphans } = await this.#restoreLostInstances(sandboxes, (of) => live(of) !== null);
+    destroy(orphans);
+    for (const instance of restored) keys.push(poolKey(instance));
     const reclaimed = await pool.reclaimExpired(now());
     this.replaceFor(reclaimed);
-    const toDestroy: InstanceRef[] = [...reclaimed];
+    destroy(reclaimed);
     // Each current version is read once per pass, however many steps below need it.
     const versions = new Map<string, Promise<FunctionVersion | null>>();
     const currentOf = (fn: FunctionRecord): Promise<FunctionVersion | null> => {
@@ -351,21 +386,26 @@ export class Manager {
       return version;
     };
 
-    for (const key of await pool.keys()) {
-      const [name = '', versionText = ''] = splitKey(key);
-      const fn = functions.get(name);
-      if (fn === undefined || fn.currentVersion !== Number(versionText)) {
-        // Deleted function or a version no longer current: retire its idle instances now.
-        toDestroy.push(...(await pool.drain(key)));
+    for (const key of new Set(keys)) {
+      const id = parsePoolKey(key);
+      const fn = id === null ? null : live(id);
+      if (id === null || fn === null) {
+        // A deleted function (its deleting gateway may have stopped before retiring the key): never pooled again.
+        destroy(await pool.retire(key));
+        continue;
+      }
+      if (fn.currentVersion !== id.version) {
+        // A version no longer current: retire its idle instances now (a rollback may bring it back).
+        destroy(await pool.drain(key));
         continue;
       }
       const version = await currentOf(fn);
       if (version === null) continue;
       const idleBefore = now() - version.config.idleSeconds * 1000;
-      toDestroy.push(...(await pool.reapIdle(key, idleBefore, version.config.minInstances)));
+      destroy(await pool.reapIdle(key, idleBefore, version.config.minInstances));
     }
     await Promise.allSettled(
-      toDestroy.map(
+      [...toDestroy.values()].map(
         (instance) => agents.get(instance.nodeId)?.destroySandbox(instance.instanceId) ?? Promise.resolve(),
       ),
     );
@@ -375,13 +415,12 @@ export class Manager {
       const version = await currentOf(fn);
       if (version === null || version.config.minInstances === 0) continue;
       const missing =
-        version.config.minInstances -
-        (await this.#countInstances(version)) -
-        this.inFlight(poolKey(fn.name, fn.currentVersion));
+        version.config.minInstances - (await this.#countInstances(version)) - this.inFlight(poolKey(version));
       // Leadership can move during a pass: stop provisioning as soon as this Manager no longer leads.
       for (let i = 0; i < missing && !this.#stopped && this.#options.isLeader(); i++) {
         await this.#provision({
           functionName: fn.name,
+          incarnation: fn.incarnation,
           version: fn.currentVersion,
           reason: 'min-instances',
           requestedAt: now(),
@@ -395,15 +434,26 @@ export class Manager {
    * was lost by the pool (Redis restarted empty or was flushed, or a return failed during an outage) and is put
    * back. Only sandboxes seen idle, with the same invocation count, for at least one reconcile interval are
    * candidates: one that just finished an invocation or its creation is on its way back to the pool already, and
-   * `restore` is atomic, so an instance the pool holds is never added twice.
+   * `restore` is atomic, so an instance the pool holds is never added twice. Idle sandboxes of a deleted function
+   * (`live` is false for their incarnation) are returned as orphans instead, to be destroyed: they would otherwise
+   * keep running with their old code and secrets.
    */
-  async #restoreLostInstances(): Promise<void> {
+  async #restoreLostInstances(
+    sandboxes: readonly (SandboxInfo & { nodeId: string })[],
+    live: (of: { functionName: string; incarnation: string }) => boolean,
+  ): Promise<{ restored: InstanceRef[]; orphans: (SandboxInfo & { nodeId: string })[] }> {
     const { pool, logger, now, reconcileIntervalMs } = this.#options;
     const at = now();
     const sightings = new Map<string, IdleSighting>();
     const candidates: InstanceRef[] = [];
-    for (const sandbox of await this.#allSandboxes()) {
+    const orphans: (SandboxInfo & { nodeId: string })[] = [];
+    for (const sandbox of sandboxes) {
       if (sandbox.state !== 'idle') continue;
+      // Version 0 is a deploy's trial sandbox, which its deployer destroys.
+      if (sandbox.version !== 0 && !live(sandbox)) {
+        orphans.push(sandbox);
+        continue;
+      }
       const previous = this.#idleSightings.get(sandbox.instanceId);
       const sighting =
         previous?.invocations === sandbox.invocations ? previous : { invocations: sandbox.invocations, since: at };
@@ -412,6 +462,7 @@ export class Manager {
       candidates.push({
         instanceId: sandbox.instanceId,
         functionName: sandbox.functionName,
+        incarnation: sandbox.incarnation,
         version: sandbox.version,
         nodeId: sandbox.nodeId,
         createdAt: sandbox.createdAt,
@@ -422,22 +473,19 @@ export class Manager {
       });
     }
     this.#idleSightings = sightings;
-    if (candidates.length === 0) return;
+    if (orphans.length > 0) logger.info({ orphans: orphans.length }, 'destroying idle sandboxes of deleted functions');
+    if (candidates.length === 0) return { restored: [], orphans };
     const restored = await pool.restore(candidates);
-    if (restored.length === 0) return;
+    if (restored.length === 0) return { restored, orphans };
     logger.warn(
       {
         restored: restored.length,
-        instances: restored.map((i) => `${poolKey(i.functionName, i.version)}/${i.instanceId}`),
+        instances: restored.map((i) => `${poolKey(i)}/${i.instanceId}`),
       },
       `pool rebuilt from the agent: ${restored.length} idle sandbox(es) the pool had lost are back in it`,
     );
+    return { restored, orphans };
   }
-}
-
-function splitKey(key: string): [string, string] {
-  const at = key.lastIndexOf('@');
-  return [key.slice(0, at), key.slice(at + 1)];
 }
 
 function failureOf(error: PlatformError): SerializedError {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { strToU8, zipSync } from 'fflate';
 import { readBundle } from '../../src/client/bundle.js';
 import { SavassanClient } from '../../src/client/client.js';
 import { createTestNetwork, netnsUnavailable, type TestNetwork } from '../kit/netns.js';
@@ -172,6 +173,30 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     const records = await Promise.all(results.map((r) => gateways[0]!.getInvocation(r.invocationId)));
     const nodes = new Set(records.map((record) => record.nodeId));
     assert.ok(nodes.size >= 2, `sandboxes ran on ${[...nodes].join(', ')}`);
+  });
+
+  it('never serves a function deleted during an invocation to its re-created successor', async () => {
+    const bundle = (marker: string): Uint8Array =>
+      zipSync({
+        'index.js': strToU8(`exports.handler = async (event) => {
+  await new Promise((resolve) => setTimeout(resolve, event.sleepMs ?? 0));
+  return { code: ${JSON.stringify(marker)}, secret: process.env.SECRET };
+};`),
+      });
+    const answer = async (gateway: SavassanClient, event = {}) =>
+      JSON.parse((await gateway.invoke('recreated', event)).payload) as { code: string; secret: string };
+    await gateways[0]!.deploy('recreated', bundle('old-code'), { env: { SECRET: 'old-secret' }, maxInstances: 1 });
+    assert.deepEqual(await answer(gateways[1]!), { code: 'old-code', secret: 'old-secret' });
+    // Running on the one warm instance through gateway 1 while gateway 0 deletes and re-creates the function.
+    const busy = answer(gateways[1]!, { sleepMs: 1500 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await gateways[0]!.deleteFunction('recreated');
+    await gateways[0]!.deploy('recreated', bundle('new-code'), { env: { SECRET: 'new-secret' }, maxInstances: 1 });
+    assert.deepEqual(await busy, { code: 'old-code', secret: 'old-secret' });
+    // Gateway 1 resolved the old function at least 1.5 s ago, past its 1 s cache.
+    for (let i = 0; i < 4; i++) {
+      assert.deepEqual(await answer(gateways[i % 2]!), { code: 'new-code', secret: 'new-secret' }, `invocation ${i}`);
+    }
   });
 
   it('survives SIGKILL of an agent under load: no acknowledged record lost, the node leaves, errors stop', async () => {

@@ -89,7 +89,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
         assert.ok(second.function.updatedAt.getTime() >= first.function.updatedAt.getTime());
         assert.deepEqual(
           { ...second.version, createdAt: undefined },
-          { ...input, version: 2, createdAt: undefined },
+          { ...input, incarnation: first.function.incarnation, version: 2, createdAt: undefined },
           'the version holds exactly what was deployed',
         );
 
@@ -227,6 +227,40 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
         const redeployed = await store.deployVersion(newVersion('alpha', 'h2'));
         assert.equal(redeployed.created, true);
         assert.equal(redeployed.version.version, 1, 'a deleted function starts again at version 1');
+      });
+    });
+
+    it('a function keeps its incarnation across versions; deleted and created again, it gets a new one', async () => {
+      await withStore(async (store, reopen) => {
+        const first = await store.deployVersion(newVersion('alpha', 'h1'));
+        const { incarnation } = first.function;
+        assert.match(incarnation, /^[0-9a-f]{16}$/);
+        assert.equal(first.version.incarnation, incarnation);
+        const second = await store.deployVersion(newVersion('alpha', 'h2'));
+        assert.equal(second.function.incarnation, incarnation);
+        assert.equal(second.version.incarnation, incarnation);
+        assert.equal((await store.setCurrentVersion('alpha', 1)).incarnation, incarnation);
+        assert.deepEqual(
+          (await store.listVersions('alpha')).map((v) => v.incarnation),
+          [incarnation, incarnation],
+        );
+        const other = await store.deployVersion(newVersion('bravo', 'h1'));
+        assert.notEqual(other.function.incarnation, incarnation, 'each function draws its own');
+
+        assert.equal(await store.deleteFunction('alpha'), true);
+        const again = await store.deployVersion(newVersion('alpha', 'h1'));
+        assert.equal(again.version.version, 1);
+        assert.match(again.function.incarnation, /^[0-9a-f]{16}$/);
+        assert.notEqual(again.function.incarnation, incarnation, 're-created: a new incarnation');
+        assert.equal(again.version.incarnation, again.function.incarnation);
+        assert.equal((await store.getVersion('alpha', 1))?.incarnation, again.function.incarnation);
+
+        const current = reopen === undefined ? store : (await store.close(), await reopen());
+        assert.equal((await current.getFunction('alpha'))?.incarnation, again.function.incarnation);
+        assert.equal(
+          (await current.listFunctions()).find((f) => f.name === 'alpha')?.incarnation,
+          again.function.incarnation,
+        );
       });
     });
 

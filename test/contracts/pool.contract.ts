@@ -27,6 +27,7 @@ export function poolContract(name: string, makePool: MakePool): void {
     let pool: Pool;
     let cleanup: () => Promise<void>;
     let fn: string;
+    let incarnation: string;
     let key: string;
     let counter = 0;
 
@@ -36,6 +37,7 @@ export function poolContract(name: string, makePool: MakePool): void {
       return {
         instanceId: `i-${counter}-${randomUUID().slice(0, 8)}`,
         functionName: fn,
+        incarnation,
         version: 1,
         nodeId: 'node-a',
         createdAt: Date.now(),
@@ -45,6 +47,10 @@ export function poolContract(name: string, makePool: MakePool): void {
         ...overrides,
       };
     };
+
+    /** The pool key of a version of the test's function. */
+    const keyOf = (version: number, of = incarnation): string =>
+      poolKey({ functionName: fn, incarnation: of, version });
 
     const checkout = (k = key, leaseMs = LEASE_MS): Promise<InstanceRef | null> =>
       pool.checkout(k, { holder: HOLDER, leaseMs });
@@ -84,7 +90,8 @@ export function poolContract(name: string, makePool: MakePool): void {
     beforeEach(async () => {
       ({ pool, cleanup } = await makePool());
       fn = `fn-${randomUUID().slice(0, 8)}`;
-      key = poolKey(fn, 1);
+      incarnation = randomUUID().slice(0, 8);
+      key = keyOf(1);
     });
 
     afterEach(async () => {
@@ -126,7 +133,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         const v2 = instance({ version: 2 });
         await pool.push(v2);
         assert.equal(await checkout(), null);
-        assert.equal((await checkout(poolKey(fn, 2)))?.instanceId, v2.instanceId);
+        assert.equal((await checkout(keyOf(2)))?.instanceId, v2.instanceId);
       });
     });
 
@@ -165,7 +172,7 @@ export function poolContract(name: string, makePool: MakePool): void {
         assert.deepEqual(ids(restored), ids([lost, lostV2]));
         assert.deepEqual(await pool.stats(key), { idle: 2, checkedOut: 1, waiters: 0 });
         assert.deepEqual(await pool.instances(key), { idle: 2, checkedOut: 1 });
-        assert.deepEqual(await pool.stats(poolKey(fn, 2)), { idle: 1, checkedOut: 0, waiters: 0 });
+        assert.deepEqual(await pool.stats(keyOf(2)), { idle: 1, checkedOut: 0, waiters: 0 });
         assert.deepEqual(await pool.restore([i1, i2, lost, lostV2]), []);
         assert.deepEqual(await pool.restore([]), []);
 
@@ -442,7 +449,61 @@ export function poolContract(name: string, makePool: MakePool): void {
       });
 
       it('returns nothing for an unknown key', async () => {
-        assert.deepEqual(await pool.reapIdle(poolKey('missing', 1), Date.now() + 60_000, 0), []);
+        assert.deepEqual(
+          await pool.reapIdle(poolKey({ functionName: 'missing', incarnation, version: 1 }), Date.now() + 60_000, 0),
+          [],
+        );
+      });
+    });
+
+    describe('incarnations', () => {
+      it('keeps the versions of a re-created function apart from its predecessor’s', async () => {
+        const old = instance();
+        await pool.push(old);
+        const successor = keyOf(1, `${incarnation}-next`);
+        assert.notEqual(successor, key);
+        assert.equal(await checkout(successor), null);
+        assert.equal(await pool.wait(successor, { holder: HOLDER, leaseMs: LEASE_MS, timeoutMs: 50 }), null);
+        assert.equal((await checkout())?.instanceId, old.instanceId);
+      });
+    });
+
+    describe('retire', () => {
+      it('removes idle instances and refuses an instance busy meanwhile when it comes back', async () => {
+        const [busy, idle] = [instance(), instance()];
+        await pool.push(busy);
+        const leased = await checkout();
+        assert.equal(leased?.instanceId, busy.instanceId);
+        await pool.push(idle);
+
+        assert.deepEqual(ids(await pool.retire(key)), [idle.instanceId]);
+        // The function is deleted and created again: version 1 of another incarnation, with a waiting request.
+        const next = keyOf(1, `${incarnation}-next`);
+        const waiting = pool.wait(next, { holder: HOLDER, leaseMs: LEASE_MS, timeoutMs: LONG_WAIT_MS });
+        await waiters(1, next);
+
+        assert.equal(await pool.push({ ...leased, invocations: 1 }), false, 'the busy instance is refused');
+        assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 0, waiters: 0 });
+        assert.equal(await checkout(), null);
+        assert.ok(!(await pool.keys()).includes(key));
+        assert.deepEqual(await pool.reclaimExpired(Date.now() + 3_600_000), [], 'nothing of it is left leased');
+        assert.deepEqual(await pool.restore([busy, instance()]), [], 'restore refuses the retired key too');
+        assert.equal(await pool.push(instance()), false);
+
+        const fresh = instance({ incarnation: `${incarnation}-next` });
+        assert.equal(await pool.push(fresh), true);
+        assert.equal(instanceOf(await waiting).instanceId, fresh.instanceId, 'the new incarnation gets only its own');
+      });
+
+      it('leaves other versions and incarnations of the function alone', async () => {
+        const v2 = instance({ version: 2 });
+        const next = instance({ incarnation: `${incarnation}-next` });
+        await pool.push(v2);
+        await pool.push(next);
+        assert.deepEqual(await pool.retire(key), []);
+        assert.equal(await pool.push(instance({ version: 2 })), true);
+        assert.equal((await pool.stats(keyOf(2))).idle, 2);
+        assert.equal((await checkout(keyOf(1, `${incarnation}-next`)))?.instanceId, next.instanceId);
       });
     });
 
@@ -458,14 +519,14 @@ export function poolContract(name: string, makePool: MakePool): void {
 
         assert.deepEqual(ids(await pool.drain(key)), ids(idle));
         assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 1, waiters: 0 });
-        assert.equal((await pool.stats(poolKey(fn, 2))).idle, 1);
+        assert.equal((await pool.stats(keyOf(2))).idle, 1);
         assert.deepEqual(await pool.drain(key), []);
       });
     });
 
     describe('purgeNode', () => {
       it('removes idle and checked-out instances of that node only', async () => {
-        const key2 = poolKey(fn, 2);
+        const key2 = keyOf(2);
         const aBusy = instance({ nodeId: 'node-a' });
         const bBusy = instance({ nodeId: 'node-b', version: 2 });
         await pool.push(aBusy);
@@ -489,7 +550,7 @@ export function poolContract(name: string, makePool: MakePool): void {
 
     describe('stats and keys', () => {
       it('counts idle, checked-out and waiters per key', async () => {
-        const key2 = poolKey(fn, 2);
+        const key2 = keyOf(2);
         const waiting = pool.wait(key2, { holder: HOLDER, leaseMs: LEASE_MS, timeoutMs: LONG_WAIT_MS });
         await waiters(1, key2);
         await pool.push(instance());
@@ -498,7 +559,11 @@ export function poolContract(name: string, makePool: MakePool): void {
 
         assert.deepEqual(await pool.stats(key), { idle: 1, checkedOut: 1, waiters: 0 });
         assert.deepEqual(await pool.stats(key2), { idle: 0, checkedOut: 0, waiters: 1 });
-        assert.deepEqual(await pool.stats(poolKey('missing', 1)), { idle: 0, checkedOut: 0, waiters: 0 });
+        assert.deepEqual(await pool.stats(poolKey({ functionName: 'missing', incarnation, version: 1 })), {
+          idle: 0,
+          checkedOut: 0,
+          waiters: 0,
+        });
 
         await pool.push(instance({ version: 2 }));
         instanceOf(await waiting);
@@ -507,8 +572,8 @@ export function poolContract(name: string, makePool: MakePool): void {
 
       it('lists keys with idle or checked-out instances', async () => {
         const idleKey = key;
-        const busyKey = poolKey(fn, 2);
-        const waitKey = poolKey(fn, 3);
+        const busyKey = keyOf(2);
+        const waitKey = keyOf(3);
         await pool.push(instance());
         await pool.push(instance({ version: 2 }));
         assert.ok(await checkout(busyKey));

@@ -33,6 +33,7 @@ export function provisionQueueContract(name: string, makeQueue: MakeProvisionQue
 
     const request = (n: number, version = 1): ProvisionRequest => ({
       functionName: `${prefix}-${n}`,
+      incarnation: 'i1',
       version,
       reason: 'demand',
       requestedAt: 1_700_000_000_000 + n,

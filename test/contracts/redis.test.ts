@@ -26,6 +26,7 @@ function instance(functionName: string, overrides: Partial<InstanceRef> = {}): I
   return {
     instanceId: `i-${counter}-${randomUUID().slice(0, 8)}`,
     functionName,
+    incarnation: 'i1',
     version: 1,
     nodeId: 'node-a',
     createdAt: Date.now(),
@@ -37,7 +38,13 @@ function instance(functionName: string, overrides: Partial<InstanceRef> = {}): I
 }
 
 function request(n: number): ProvisionRequest {
-  return { functionName: `fn-${n}`, version: 1, reason: 'demand', requestedAt: 1_700_000_000_000 + n };
+  return {
+    functionName: `fn-${n}`,
+    incarnation: 'i1',
+    version: 1,
+    reason: 'demand',
+    requestedAt: 1_700_000_000_000 + n,
+  };
 }
 
 function instanceOf(item: PoolItem | null): InstanceRef {
@@ -128,11 +135,14 @@ if (!redisServerAvailable()) {
       const pool = open();
       try {
         const fn = 'keys-fn';
-        const key = poolKey(fn, 1);
+        const key = poolKey({ functionName: fn, incarnation: 'i1', version: 1 });
         const [a, b, c] = [instance(fn), instance(fn, { nodeId: 'node-b' }), instance(fn)];
         for (const i of [a, b, c]) await pool.push(i);
         assert.ok(await pool.checkout(key, lease));
-        assert.equal(await pool.wait(poolKey(fn, 2), { ...lease, timeoutMs: 20 }), null);
+        assert.equal(
+          await pool.wait(poolKey({ functionName: fn, incarnation: 'i1', version: 2 }), { ...lease, timeoutMs: 20 }),
+          null,
+        );
         assert.ok((await server.keys()).every((k) => k.startsWith(keyPrefix)));
 
         await pool.purgeNode('node-b');
@@ -150,7 +160,7 @@ if (!redisServerAvailable()) {
       const [gatewayA, gatewayB, manager] = [open(), open(), open()];
       try {
         const fn = 'shared-fn';
-        const key = poolKey(fn, 1);
+        const key = poolKey({ functionName: fn, incarnation: 'i1', version: 1 });
         const first = gatewayA.wait(key, { ...lease, timeoutMs: 5_000 });
         await waiters(manager, key, 1);
         const second = gatewayB.wait(key, { ...lease, timeoutMs: 5_000 });
@@ -177,7 +187,7 @@ if (!redisServerAvailable()) {
       const [gateway, manager] = [open(), open()];
       try {
         const fn = 'race-fn';
-        const key = poolKey(fn, 1);
+        const key = poolKey({ functionName: fn, incarnation: 'i1', version: 1 });
         const rounds = 40;
         const results = await Promise.all(
           Array.from({ length: rounds }, async (_, n) => {
@@ -202,7 +212,7 @@ if (!redisServerAvailable()) {
       const manager = open();
       try {
         const fn = 'stale-fn';
-        const key = poolKey(fn, 1);
+        const key = poolKey({ functionName: fn, incarnation: 'i1', version: 1 });
         const waiting = lagging.wait(key, { ...lease, timeoutMs: 300 });
         await sleep(50);
         assert.equal((await manager.stats(key)).waiters, 0);
@@ -253,7 +263,7 @@ if (!redisServerAvailable()) {
       const baseline = await server.clientCount();
       const pool = new RedisPool({ url: server.url, keyPrefix });
       const queue = new RedisProvisionQueue({ url: server.url, keyPrefix });
-      const key = poolKey('close-fn', 1);
+      const key = poolKey({ functionName: 'close-fn', incarnation: 'i1', version: 1 });
       const waiting = pool.wait(key, { ...lease, timeoutMs: 5_000 });
       await waiters(pool, key, 1);
       const pops = [queue.pop(5_000), queue.pop(5_000)];
@@ -275,7 +285,7 @@ if (!redisServerAvailable()) {
       const queue = new RedisProvisionQueue({ url: own.url });
       try {
         const fn = 'outage-fn';
-        const key = poolKey(fn, 1);
+        const key = poolKey({ functionName: fn, incarnation: 'i1', version: 1 });
         const waiting = pool.wait(key, { ...lease, timeoutMs: 8_000 });
         await waiters(pool, key, 1);
         assert.equal(await queue.push(request(1)), true);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
+import { migrations } from '../../src/adapters/sql/migrations.js';
 import { classifySqlError } from '../../src/adapters/sql/sql-metadata-store.js';
 import type { ServerMetadataStoreOptions } from '../../src/adapters/sql/server-metadata-store.js';
 import { isPlatformError } from '../../src/core/errors.js';
@@ -55,7 +56,7 @@ export function sqlServerStoreCases(
           const rows = await queryOnce(sqlServer, database, 'select name from savassan_migration');
           assert.deepEqual(
             rows.map((row) => row.name),
-            ['0001_initial'],
+            Object.keys(migrations),
           );
         } finally {
           await Promise.all(stores.map((store) => store.close()));

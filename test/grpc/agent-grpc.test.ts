@@ -108,7 +108,13 @@ describe('Agent over gRPC', () => {
     const zip = await zipFixture(fixture);
     const sha = createHash('sha256').update(zip).digest('hex');
     await blobs.put(blobKeys.code(sha), zip);
-    return { functionName: fixture, version: 1, codeSha256: sha, config: compileFunctionConfig(config) };
+    return {
+      functionName: fixture,
+      incarnation: 'i1',
+      version: 1,
+      codeSha256: sha,
+      config: compileFunctionConfig(config),
+    };
   }
 
   it('binds a TCP port and a Unix socket', () => {
@@ -124,6 +130,7 @@ describe('Agent over gRPC', () => {
       const echo = await remote.createSandbox(await deploy('echo', { env: { GREETING: 'hej' } }));
       assert.equal(echo.nodeId, 'node-a');
       assert.equal(echo.functionName, 'echo');
+      assert.equal(echo.incarnation, 'i1');
       assert.equal(echo.version, 1);
       assert.equal(echo.invocations, 0);
       assert.ok(echo.initMs > 0 && echo.createdAt > 0 && echo.idleSince === echo.createdAt);
@@ -163,6 +170,7 @@ describe('Agent over gRPC', () => {
         const info = listed.find((s) => s.instanceId === ref.instanceId);
         assert.ok(info, `${ref.functionName} is listed`);
         assert.equal(info.functionName, ref.functionName);
+        assert.equal(info.incarnation, 'i1');
         assert.equal(info.state, 'idle');
         assert.ok(info.pid !== null && info.createdAt > 0);
         pids.add(info.pid);

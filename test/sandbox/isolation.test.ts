@@ -76,6 +76,7 @@ async function harness(kind: 'process' | 'bwrap' | 'runc'): Promise<Harness> {
       version += 1;
       return Promise.resolve({
         functionName: 'hostile',
+        incarnation: 'i1',
         version,
         codeSha256: sha,
         config: compileFunctionConfig({ memoryMB: 128, timeoutSeconds: 5, ...config }),

@@ -3,17 +3,19 @@ import { describe, it } from 'node:test';
 
 import { poolKey } from '../../core/types.js';
 import type { InstanceRef } from '../../core/types.js';
+import { retiredKeyTtlMs } from '../../core/ports/pool.js';
 import { MemoryPool } from './memory-pool.js';
 
 // Behaviour shared by every adapter is in test/contracts/pool.contract.ts; this covers what only MemoryPool promises.
 
-const key = poolKey('fn', 1);
+const key = poolKey({ functionName: 'fn', incarnation: 'i1', version: 1 });
 const lease = { holder: 'gw', leaseMs: 1_000 };
 
 function instance(instanceId: string): InstanceRef {
   return {
     instanceId,
     functionName: 'fn',
+    incarnation: 'i1',
     version: 1,
     nodeId: 'n',
     createdAt: 0,
@@ -40,6 +42,17 @@ describe('MemoryPool', () => {
       (await pool.reclaimExpired(6_001)).map((i) => i.instanceId),
       ['b'],
     );
+    await pool.close();
+  });
+
+  it('refuses instances of a retired key for retiredKeyTtlMs, by the injected clock, and then forgets it', async () => {
+    let now = 1_000;
+    const pool = new MemoryPool({ now: () => now });
+    await pool.retire(key);
+    now += retiredKeyTtlMs - 1;
+    assert.equal(await pool.push(instance('a')), false);
+    now += 1;
+    assert.equal(await pool.push(instance('a')), true);
     await pool.close();
   });
 

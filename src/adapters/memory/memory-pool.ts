@@ -2,6 +2,7 @@
    The port is async; this adapter is synchronous inside, and `async` turns its throws into rejections. */
 import { PlatformError } from '../../core/errors.js';
 import type { CheckoutOptions, Pool, PoolItem, WaitOptions } from '../../core/ports/pool.js';
+import { retiredKeyTtlMs } from '../../core/ports/pool.js';
 import { copyInstance, poolKey } from '../../core/types.js';
 import type { InstanceRef, SerializedError } from '../../core/types.js';
 
@@ -44,6 +45,8 @@ export class MemoryPool implements Pool {
   readonly #leases = new Map<string, Lease>();
   /** Idle instance ids, to refuse an instance pushed twice. */
   readonly #idleIds = new Set<string>();
+  /** Retired keys and until when they refuse instances (ms since epoch). */
+  readonly #retired = new Map<string, number>();
   #closed = false;
 
   constructor(options: MemoryPoolOptions = {}) {
@@ -90,11 +93,16 @@ export class MemoryPool implements Pool {
     });
   }
 
-  async push(instance: InstanceRef): Promise<void> {
+  async push(instance: InstanceRef): Promise<boolean> {
     this.#assertOpen();
+    if (this.#isRetired(poolKey(instance))) {
+      this.#leases.delete(instance.instanceId);
+      return false;
+    }
     // Already idle: pushed twice (a gateway returning an instance the Manager restored meanwhile); keep it once.
-    if (this.#idleIds.has(instance.instanceId)) return;
+    if (this.#idleIds.has(instance.instanceId)) return true;
     this.#place(instance);
+    return true;
   }
 
   async restore(instances: InstanceRef[]): Promise<InstanceRef[]> {
@@ -102,7 +110,7 @@ export class MemoryPool implements Pool {
     const restored: InstanceRef[] = [];
     for (const instance of instances) {
       const { instanceId } = instance;
-      if (this.#idleIds.has(instanceId) || this.#leases.has(instanceId)) continue;
+      if (this.#idleIds.has(instanceId) || this.#leases.has(instanceId) || this.#isRetired(poolKey(instance))) continue;
       restored.push(copyInstance(this.#place(instance)));
     }
     return restored;
@@ -115,7 +123,7 @@ export class MemoryPool implements Pool {
   #place(instance: InstanceRef): InstanceRef {
     const { instanceId } = instance;
     this.#leases.delete(instanceId);
-    const key = poolKey(instance.functionName, instance.version);
+    const key = poolKey(instance);
     const pushed = copyInstance(instance, { idleSince: this.#now() });
     const waiter = this.#shiftWaiter(key);
     if (waiter) {
@@ -174,6 +182,14 @@ export class MemoryPool implements Pool {
     for (const instance of drained) this.#idleIds.delete(instance.instanceId);
     this.#dropIfEmpty(key, state);
     return drained;
+  }
+
+  async retire(key: string): Promise<InstanceRef[]> {
+    this.#assertOpen();
+    const now = this.#now();
+    for (const [retired, until] of this.#retired) if (until <= now) this.#retired.delete(retired);
+    this.#retired.set(key, now + retiredKeyTtlMs);
+    return this.drain(key);
   }
 
   async purgeNode(nodeId: string): Promise<InstanceRef[]> {
@@ -239,6 +255,7 @@ export class MemoryPool implements Pool {
     this.#keys.clear();
     this.#leases.clear();
     this.#idleIds.clear();
+    this.#retired.clear();
     for (const waiter of waiters) waiter.settle(null);
   }
 
@@ -254,6 +271,11 @@ export class MemoryPool implements Pool {
     this.#lease(key, instance, options);
     this.#dropIfEmpty(key, state);
     return copyInstance(instance);
+  }
+
+  #isRetired(key: string): boolean {
+    const until = this.#retired.get(key);
+    return until !== undefined && until > this.#now();
   }
 
   #lease(key: string, instance: InstanceRef, options: CheckoutOptions): void {

@@ -28,6 +28,7 @@ export function serializedError(error: SerializedError): SerializedError {
 export function serializedRequest(request: ProvisionRequest): ProvisionRequest {
   return {
     functionName: request.functionName,
+    incarnation: request.incarnation,
     version: request.version,
     reason: request.reason,
     requestedAt: request.requestedAt,
@@ -54,24 +55,26 @@ export function deliveryFromJson(json: string): Delivery {
 export function requestFromJson(json: string): ProvisionRequest {
   const value = parse(json, 'provisioning request');
   if (!isRecord(value)) throw malformed('provisioning request');
-  const { functionName, version, reason, requestedAt } = value;
+  const { functionName, incarnation, version, reason, requestedAt } = value;
   if (
     isString(functionName) &&
+    isString(incarnation) &&
     isNumber(version) &&
     isNumber(requestedAt) &&
     (reason === 'demand' || reason === 'min-instances')
   ) {
-    return { functionName, version, reason, requestedAt };
+    return { functionName, incarnation, version, reason, requestedAt };
   }
   throw malformed('provisioning request');
 }
 
 function instanceFromValue(value: unknown): InstanceRef {
   if (!isRecord(value)) throw malformed('instance');
-  const { instanceId, functionName, version, nodeId, createdAt, initMs, invocations, idleSince } = value;
+  const { instanceId, functionName, incarnation, version, nodeId, createdAt, initMs, invocations, idleSince } = value;
   if (
     isString(instanceId) &&
     isString(functionName) &&
+    isString(incarnation) &&
     isString(nodeId) &&
     isNumber(version) &&
     isNumber(createdAt) &&
@@ -79,7 +82,7 @@ function instanceFromValue(value: unknown): InstanceRef {
     isNumber(invocations) &&
     isNumber(idleSince)
   ) {
-    return { instanceId, functionName, version, nodeId, createdAt, initMs, invocations, idleSince };
+    return { instanceId, functionName, incarnation, version, nodeId, createdAt, initMs, invocations, idleSince };
   }
   throw malformed('instance');
 }

@@ -48,7 +48,9 @@ describe('RedisPool and RedisProvisionQueue without a server', () => {
     const queue = new RedisProvisionQueue({ url });
     await pool.close();
     await queue.close();
-    await assert.rejects(pool.checkout(poolKey('fn', 1), lease), (err) => isPlatformError(err, 'UNAVAILABLE'));
+    await assert.rejects(pool.checkout(poolKey({ functionName: 'fn', incarnation: 'i1', version: 1 }), lease), (err) =>
+      isPlatformError(err, 'UNAVAILABLE'),
+    );
     await server.close();
     assert.equal(server.connections(), 0);
   });
@@ -67,9 +69,18 @@ describe('RedisPool and RedisProvisionQueue without a server', () => {
     };
     try {
       const started = Date.now();
-      await assert.rejects(pool.checkout(poolKey('fn', 1), lease), expected);
-      await assert.rejects(pool.wait(poolKey('fn', 1), { ...lease, timeoutMs: 5_000 }), expected);
-      await assert.rejects(queue.push({ functionName: 'fn', version: 1, reason: 'demand', requestedAt: 0 }), expected);
+      await assert.rejects(
+        pool.checkout(poolKey({ functionName: 'fn', incarnation: 'i1', version: 1 }), lease),
+        expected,
+      );
+      await assert.rejects(
+        pool.wait(poolKey({ functionName: 'fn', incarnation: 'i1', version: 1 }), { ...lease, timeoutMs: 5_000 }),
+        expected,
+      );
+      await assert.rejects(
+        queue.push({ functionName: 'fn', incarnation: 'i1', version: 1, reason: 'demand', requestedAt: 0 }),
+        expected,
+      );
       await assert.rejects(queue.pop(5_000), expected);
       assert.ok(Date.now() - started < 4_000, `took ${Date.now() - started} ms`);
     } finally {

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PlatformError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { CheckoutOptions, Pool, PoolItem, WaitOptions } from '../../core/ports/pool.js';
+import { retiredKeyTtlMs } from '../../core/ports/pool.js';
 import { poolKey } from '../../core/types.js';
 import type { InstanceRef, SerializedError } from '../../core/types.js';
 import {
@@ -81,7 +82,7 @@ const MAX_DRAINED_ON_CLOSE = 10_000;
  * @example
  * const pool = new RedisPool({ url: 'redis://127.0.0.1:6379/0', keyPrefix: 'savassan:' });
  * const lease = { holder: 'gw-1', leaseMs: 60_000 };
- * const item = await pool.wait('hello@1', { ...lease, timeoutMs: 30_000 }); // null on timeout
+ * const item = await pool.wait('hello:9f86d081884c7d65@1', { ...lease, timeoutMs: 30_000 }); // null on timeout
  * await pool.close();
  */
 export class RedisPool implements Pool {
@@ -165,10 +166,10 @@ export class RedisPool implements Pool {
     return pending.result;
   }
 
-  async push(instance: InstanceRef): Promise<void> {
+  async push(instance: InstanceRef): Promise<boolean> {
     this.#assertOpen();
     // 'duplicate' (already idle) leaves the instance idle once, as the port asks.
-    await this.#pushScript(instance, '');
+    return (await this.#pushScript(instance, '')) !== 'retired';
   }
 
   async restore(instances: InstanceRef[]): Promise<InstanceRef[]> {
@@ -177,7 +178,7 @@ export class RedisPool implements Pool {
     const now = this.#now();
     const args = instances.flatMap((instance) => [
       instance.instanceId,
-      poolKey(instance.functionName, instance.version),
+      poolKey(instance),
       instance.nodeId,
       JSON.stringify(serializedInstance(instance, now)),
     ]);
@@ -210,6 +211,11 @@ export class RedisPool implements Pool {
   async drain(key: string): Promise<InstanceRef[]> {
     this.#assertOpen();
     return this.#instances('drain', [key]);
+  }
+
+  async retire(key: string): Promise<InstanceRef[]> {
+    this.#assertOpen();
+    return this.#instances('retire', [key, retiredKeyTtlMs]);
   }
 
   async purgeNode(nodeId: string): Promise<InstanceRef[]> {
@@ -375,7 +381,7 @@ export class RedisPool implements Pool {
   async #pushScript(instance: InstanceRef, expectWaiter: string): Promise<string> {
     const now = this.#now();
     const json = JSON.stringify(serializedInstance(instance, now));
-    const key = poolKey(instance.functionName, instance.version);
+    const key = poolKey(instance);
     const reply = await this.#script('push', [now, instance.instanceId, key, instance.nodeId, json, expectWaiter]);
     return optionalString(reply, 'push') ?? '';
   }

@@ -144,7 +144,7 @@ return removed
    * ARGV: now, instanceId, poolKey, nodeId, json, expectWaiter. Adds or returns an instance: it goes to the oldest
    * live waiter, else idle. With expectWaiter set (an instance given back by a waiter that timed out) nothing
    * happens unless the instance is still leased to that waiter. Returns 'waiter', 'idle', 'duplicate' (already idle:
-   * nothing changes) or 'stale'.
+   * nothing changes), 'stale', or 'retired' (the key is retired: the instance is forgotten, not added).
    */
   push: poolScript(
     'push',
@@ -154,6 +154,10 @@ local h = k('instance', id)
 local record = redis.call('HMGET', h, 'state', 'waiter')
 local state, leasedTo = record[1], record[2]
 if expectWaiter ~= '' and (state ~= 'leased' or leasedTo ~= expectWaiter) then return 'stale' end
+if redis.call('EXISTS', k('retired', poolKey)) == 1 then
+  if state == 'leased' then forget(id) end
+  return 'retired'
+end
 if state == 'idle' then return 'duplicate' end
 if state then forget(id) end
 return place(id, poolKey, node, json, now)
@@ -162,7 +166,7 @@ return place(id, poolKey, node, json, now)
 
   /**
    * ARGV: now, then (instanceId, poolKey, nodeId, json) for each instance. Adds every instance the pool holds
-   * neither idle nor leased, as push does; returns the JSON of those added.
+   * neither idle nor leased, as push does, unless its key is retired; returns the JSON of those added.
    */
   restore: poolScript(
     'restore',
@@ -171,7 +175,7 @@ local now = tonumber(ARGV[2])
 local added = {}
 for i = 3, #ARGV, 4 do
   local id, json = ARGV[i], ARGV[i + 3]
-  if redis.call('EXISTS', k('instance', id)) == 0 then
+  if redis.call('EXISTS', k('instance', id)) == 0 and redis.call('EXISTS', k('retired', ARGV[i + 1])) == 0 then
     place(id, ARGV[i + 1], ARGV[i + 2], json, now)
     added[#added + 1] = json
   end
@@ -226,6 +230,15 @@ return forgetAll(redis.call('ZRANGEBYSCORE', idleKey, '-inf', '(' .. ARGV[3], 'L
 
   /** ARGV: poolKey. Removes every idle instance of the key, oldest first. */
   drain: poolScript('drain', `return forgetAll(redis.call('ZRANGE', k('idle', ARGV[2]), 0, -1))`),
+
+  /** ARGV: poolKey, ttlMs. Marks the key retired for ttlMs (push and restore refuse it), then drains it. */
+  retire: poolScript(
+    'retire',
+    `
+redis.call('SET', k('retired', ARGV[2]), '1', 'PX', ARGV[3])
+return forgetAll(redis.call('ZRANGE', k('idle', ARGV[2]), 0, -1))
+`,
+  ),
 
   /** ARGV: nodeId. Removes every instance, idle or checked out, of the node. */
   purgeNode: poolScript('purgeNode', `return forgetAll(redis.call('SMEMBERS', k('node', ARGV[2])))`),

@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { Migrator, MysqlAdapter, PostgresAdapter, sql } from 'kysely';
 import type { ColumnDataType, CreateTableBuilder, Expression, Kysely, Migration, MigrationProvider } from 'kysely';
 import { columnLengths } from './schema.js';
+import type { Database } from './schema.js';
 
 /**
  * Schema migrations, in code so the built package needs no migration files on disk.
@@ -72,7 +74,40 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.dropTable('functions').execute();
     },
   },
+
+  /**
+   * Function incarnations (`FunctionRecord.incarnation`), which keep a re-created function's pool keys apart from
+   * its predecessor's. Existing functions get one each; their versions take their function's.
+   */
+  '0002_function_incarnation': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      const { varchar } = textTypes(db);
+      for (const table of ['functions', 'function_versions']) {
+        await db.schema
+          .alterTable(table)
+          .addColumn('incarnation', varchar(columnLengths.incarnation), (col) => col.notNull().defaultTo(''))
+          .execute();
+      }
+      const typed = db as unknown as Kysely<Database>;
+      const names = await typed.selectFrom('functions').select('name').execute();
+      for (const { name } of names) {
+        const incarnation = newIncarnation();
+        await typed.updateTable('functions').set({ incarnation }).where('name', '=', name).execute();
+        await typed.updateTable('function_versions').set({ incarnation }).where('function_name', '=', name).execute();
+      }
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('function_versions').dropColumn('incarnation').execute();
+      await db.schema.alterTable('functions').dropColumn('incarnation').execute();
+    },
+  },
 };
+
+/** A fresh function incarnation: 16 random hex digits. */
+export function newIncarnation(): string {
+  return randomBytes(8).toString('hex');
+}
 
 /** A column type as Kysely's `addColumn` takes it. */
 type DataTypeExpression = ColumnDataType | Expression<unknown>;

@@ -25,6 +25,8 @@ export type EpochMillisColumn = BigIntColumn;
 export interface FunctionsTable {
   /** Function name (validated: at most 63 characters). Primary key. */
   name: string;
+  /** `FunctionRecord.incarnation`: random, drawn again when the function is deleted and created anew. */
+  incarnation: string;
   current_version: number;
   created_at: EpochMillisColumn;
   updated_at: EpochMillisColumn;
@@ -33,6 +35,8 @@ export interface FunctionsTable {
 export interface FunctionVersionsTable {
   /** References `functions.name`. Primary key with `version`. */
   function_name: string;
+  /** The function's incarnation, as in `functions.incarnation`. */
+  incarnation: string;
   version: number;
   code_sha256: string;
   code_size_bytes: BigIntColumn;
@@ -75,6 +79,7 @@ export type InvocationRow = Selectable<InvocationsTable>;
 /** Column sizes shared by the migrations and the adapter's checks. */
 export const columnLengths = {
   functionName: 64,
+  incarnation: 32,
   sha256: 64,
   contentHash: 128,
   invocationId: 128,

@@ -13,7 +13,7 @@ import type {
   SerializedError,
   StartKind,
 } from '../../core/types.js';
-import { createMigrator } from './migrations.js';
+import { createMigrator, newIncarnation } from './migrations.js';
 import { columnLengths } from './schema.js';
 import type {
   BigIntValue,
@@ -404,10 +404,12 @@ export class SqlMetadataStore implements MetadataStore {
       )
       .select([
         'f.name',
+        'f.incarnation as function_incarnation',
         'f.current_version',
         'f.created_at as function_created_at',
         'f.updated_at as function_updated_at',
         'v.function_name',
+        'v.incarnation',
         'v.version',
         'v.code_sha256',
         'v.code_size_bytes',
@@ -421,6 +423,7 @@ export class SqlMetadataStore implements MetadataStore {
     return {
       function: functionFromRow({
         name: row.name,
+        incarnation: row.function_incarnation,
         current_version: row.current_version,
         created_at: row.function_created_at,
         updated_at: row.function_updated_at,
@@ -680,10 +683,16 @@ async function deployIn(
   const now = Date.now();
   let version = 1;
   let createdAt = now;
+  let incarnation: string;
   if (fn === undefined) {
+    incarnation = newIncarnation();
     // A concurrent first deploy makes this a unique violation; the retry then finds the row and locks it.
-    await trx.insertInto('functions').values({ name, current_version: 1, created_at: now, updated_at: now }).execute();
+    await trx
+      .insertInto('functions')
+      .values({ name, incarnation, current_version: 1, created_at: now, updated_at: now })
+      .execute();
   } else {
+    incarnation = fn.incarnation;
     const current = await selectVersion(trx, name, fn.current_version);
     if (current !== undefined && current.content_hash === input.contentHash) {
       return { function: functionFromRow(fn), version: versionFromRow(current), created: false };
@@ -698,6 +707,7 @@ async function deployIn(
   }
   const row = {
     function_name: name,
+    incarnation,
     version,
     code_sha256: input.codeSha256,
     code_size_bytes: input.codeSizeBytes,
@@ -707,7 +717,7 @@ async function deployIn(
   };
   await trx.insertInto('function_versions').values(row).execute();
   return {
-    function: functionFromRow({ name, current_version: version, created_at: createdAt, updated_at: now }),
+    function: functionFromRow({ name, incarnation, current_version: version, created_at: createdAt, updated_at: now }),
     version: versionFromRow(row),
     created: true,
   };
@@ -752,6 +762,7 @@ async function latestVersion(db: DbExecutor, name: string): Promise<number> {
 export function functionFromRow(row: FunctionRow): FunctionRecord {
   return {
     name: row.name,
+    incarnation: row.incarnation,
     currentVersion: Number(row.current_version),
     createdAt: new Date(intFromDb(row.created_at, 'functions.created_at')),
     updatedAt: new Date(intFromDb(row.updated_at, 'functions.updated_at')),
@@ -767,6 +778,7 @@ function configFromJson(json: string): FunctionConfig {
 export function versionFromRow(row: FunctionVersionRow): FunctionVersion {
   return {
     functionName: row.function_name,
+    incarnation: row.incarnation,
     version: Number(row.version),
     codeSha256: row.code_sha256,
     codeSizeBytes: intFromDb(row.code_size_bytes, 'function_versions.code_size_bytes'),

@@ -4,6 +4,8 @@ import type { InstanceRef, SerializedError } from '../types.js';
 /** What the Agent needs to create a sandbox for one function version. */
 export interface SandboxSpec {
   functionName: string;
+  /** The function's incarnation (`FunctionRecord.incarnation`); empty for a deploy's trial sandbox. */
+  incarnation: string;
   version: number;
   codeSha256: string;
   config: FunctionConfig;
@@ -36,6 +38,7 @@ export interface InvokeOutcome {
 export interface SandboxInfo {
   instanceId: string;
   functionName: string;
+  incarnation: string;
   version: number;
   pid: number | null;
   state: 'starting' | 'idle' | 'busy' | 'stopping';

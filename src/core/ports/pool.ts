@@ -19,8 +19,8 @@ export interface WaitOptions extends CheckoutOptions {
 }
 
 /**
- * Warm pool of idle sandboxes, one list per pool key (`fn@version`). Checkout order is the adapter's
- * choice (the memory adapter takes the most recently returned instance so surplus ones idle out);
+ * Warm pool of idle sandboxes, one list per pool key (`fn:incarnation@version`, see `poolKey`). Checkout order is
+ * the adapter's choice (the memory adapter takes the most recently returned instance so surplus ones idle out);
  * waiters are always served first-come first-served.
  *
  * Invariants every adapter holds (tested by `test/contracts/pool.contract.ts`):
@@ -28,7 +28,8 @@ export interface WaitOptions extends CheckoutOptions {
  * - blocked waiters are served first-come first-served; a pushed instance goes to the oldest waiter;
  * - a waiter is served by whichever comes first: a newly created instance or a returned one;
  * - idle reaping and purges never remove a checked-out instance;
- * - `push` of an instance that is already idle and `restore` of an instance the pool holds change nothing.
+ * - `push` of an instance that is already idle and `restore` of an instance the pool holds change nothing;
+ * - once a key is retired, no instance of it is ever added again (`push` and `restore` refuse it).
  */
 export interface Pool {
   /** Atomically take an idle instance, or null when the pool is empty. Never blocks. */
@@ -40,13 +41,14 @@ export interface Pool {
   wait(key: string, options: WaitOptions): Promise<PoolItem | null>;
   /**
    * Add a new instance or give a checked-out one back (ends its lease); hands it to the oldest waiter if any.
-   * Pushing an instance that is already idle does nothing: it stays idle once.
+   * Pushing an instance that is already idle does nothing: it stays idle once. Returns false, holding nothing of
+   * the instance any more, when its key was retired: the caller destroys the sandbox.
    */
-  push(instance: InstanceRef): Promise<void>;
+  push(instance: InstanceRef): Promise<boolean>;
   /**
    * Put back instances the pool lost (Redis restarted empty): each one the pool holds neither idle nor checked out
-   * is added as `push` adds it (to the oldest waiter, else idle); the others are left as they are. Returns those
-   * added. The Manager calls it with the idle sandboxes its Agent reports, so that pools are rebuilt from them.
+   * is added as `push` adds it (to the oldest waiter, else idle); the others, and instances of retired keys, are left
+   * as they are. Returns those added. The Manager calls it with the idle sandboxes its Agent reports, so that pools are rebuilt from them.
    */
   restore(instances: InstanceRef[]): Promise<InstanceRef[]>;
   /** Wake the oldest waiter on `key` with a provisioning failure; dropped when nobody waits. Returns whether delivered. */
@@ -57,8 +59,14 @@ export interface Pool {
   renew(instanceId: string, leaseMs: number): Promise<void>;
   /** Remove and return idle instances of `key` idle since before `idleBefore`, keeping at least `keep` idle ones. */
   reapIdle(key: string, idleBefore: number, keep: number): Promise<InstanceRef[]>;
-  /** Remove and return every idle instance of `key` (a version retired or deleted). */
+  /** Remove and return every idle instance of `key` (a version no longer current). */
   drain(key: string): Promise<InstanceRef[]>;
+  /**
+   * `drain`, and refuse instances of `key` from now on (its function was deleted): checked-out instances pushed back
+   * later are refused, so they are destroyed instead of pooled. The refusal lasts at least `retiredKeyTtlMs`, longer
+   * than any lease; an instance pushed after that goes idle under a key nobody asks for and the Manager drains it.
+   */
+  retire(key: string): Promise<InstanceRef[]>;
   /** Remove and return every instance (idle or checked out) on a node that left. */
   purgeNode(nodeId: string): Promise<InstanceRef[]>;
   /** Remove and return checked-out instances whose lease expired before `now`. */
@@ -71,3 +79,6 @@ export interface Pool {
   keys(): Promise<string[]>;
   close(): Promise<void>;
 }
+
+/** How long a retired pool key refuses instances: an hour, longer than the longest lease (timeout + 60 s). */
+export const retiredKeyTtlMs = 60 * 60 * 1000;

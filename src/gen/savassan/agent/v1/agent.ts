@@ -75,7 +75,11 @@ export interface SandboxSpec {
   version: number;
   /** Lowercase hex sha256 of the code zip, stored at `code/{sha256}.zip` in the blob store. */
   codeSha256: string;
-  config?: FunctionConfig | undefined;
+  config?:
+    | FunctionConfig
+    | undefined;
+  /** The function's incarnation (FunctionRecord.incarnation); empty for a deploy's trial sandbox. */
+  incarnation: string;
 }
 
 /** The address of one idle sandbox, as warm pools hold it (InstanceRef). */
@@ -88,6 +92,7 @@ export interface InstanceRef {
   initMs: number;
   invocations: number;
   idleSinceMs: number;
+  incarnation: string;
 }
 
 /** An error of the function's code, as plain data (SerializedError). */
@@ -124,6 +129,7 @@ export interface SandboxInfo {
   state: SandboxState;
   createdAtMs: number;
   invocations: number;
+  incarnation: string;
 }
 
 /** What an Agent says about its node (NodeInfo of src/core/ports/cluster.ts). */
@@ -444,7 +450,7 @@ export const FunctionConfig_EnvEntry: MessageFns<FunctionConfig_EnvEntry> = {
 };
 
 function createBaseSandboxSpec(): SandboxSpec {
-  return { functionName: "", version: 0, codeSha256: "", config: undefined };
+  return { functionName: "", version: 0, codeSha256: "", config: undefined, incarnation: "" };
 }
 
 export const SandboxSpec: MessageFns<SandboxSpec> = {
@@ -460,6 +466,9 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
     }
     if (message.config !== undefined) {
       FunctionConfig.encode(message.config, writer.uint32(34).fork()).join();
+    }
+    if (message.incarnation !== "") {
+      writer.uint32(42).string(message.incarnation);
     }
     return writer;
   },
@@ -509,6 +518,14 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
             message.config = FunctionConfig.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.incarnation = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -532,6 +549,7 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
     message.config = (object.config !== undefined && object.config !== null)
       ? FunctionConfig.fromPartial(object.config)
       : undefined;
+    message.incarnation = object.incarnation ?? "";
     return message;
   },
 };
@@ -546,6 +564,7 @@ function createBaseInstanceRef(): InstanceRef {
     initMs: 0,
     invocations: 0,
     idleSinceMs: 0,
+    incarnation: "",
   };
 }
 
@@ -574,6 +593,9 @@ export const InstanceRef: MessageFns<InstanceRef> = {
     }
     if (message.idleSinceMs !== 0) {
       writer.uint32(64).int64(message.idleSinceMs);
+    }
+    if (message.incarnation !== "") {
+      writer.uint32(74).string(message.incarnation);
     }
     return writer;
   },
@@ -655,6 +677,14 @@ export const InstanceRef: MessageFns<InstanceRef> = {
             message.idleSinceMs = longToNumber(reader.int64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.incarnation = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -680,6 +710,7 @@ export const InstanceRef: MessageFns<InstanceRef> = {
     message.initMs = object.initMs ?? 0;
     message.invocations = object.invocations ?? 0;
     message.idleSinceMs = object.idleSinceMs ?? 0;
+    message.incarnation = object.incarnation ?? "";
     return message;
   },
 };
@@ -913,7 +944,16 @@ export const InvokeOutcome: MessageFns<InvokeOutcome> = {
 };
 
 function createBaseSandboxInfo(): SandboxInfo {
-  return { instanceId: "", functionName: "", version: 0, pid: undefined, state: 0, createdAtMs: 0, invocations: 0 };
+  return {
+    instanceId: "",
+    functionName: "",
+    version: 0,
+    pid: undefined,
+    state: 0,
+    createdAtMs: 0,
+    invocations: 0,
+    incarnation: "",
+  };
 }
 
 export const SandboxInfo: MessageFns<SandboxInfo> = {
@@ -938,6 +978,9 @@ export const SandboxInfo: MessageFns<SandboxInfo> = {
     }
     if (message.invocations !== 0) {
       writer.uint32(56).uint32(message.invocations);
+    }
+    if (message.incarnation !== "") {
+      writer.uint32(66).string(message.incarnation);
     }
     return writer;
   },
@@ -1011,6 +1054,14 @@ export const SandboxInfo: MessageFns<SandboxInfo> = {
             message.invocations = reader.uint32();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.incarnation = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1035,6 +1086,7 @@ export const SandboxInfo: MessageFns<SandboxInfo> = {
     message.state = object.state ?? 0;
     message.createdAtMs = object.createdAtMs ?? 0;
     message.invocations = object.invocations ?? 0;
+    message.incarnation = object.incarnation ?? "";
     return message;
   },
 };

@@ -1,0 +1,70 @@
+// Upgrading a database made by an earlier release: each migration applied to data the release before it wrote.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Kysely, sql } from 'kysely';
+import { openSqliteMetadataStore } from '../sqlite/sqlite-metadata-store.js';
+import { WorkerSqliteDialect } from '../sqlite/worker-sqlite-dialect.js';
+import { createMigrator } from './migrations.js';
+import type { Database } from './schema.js';
+
+const dirs: string[] = [];
+after(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+/** A SQLite database at `0001_initial` holding two functions (one with two versions), as that release wrote them. */
+async function initialDatabase(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'savassan-migrations-'));
+  dirs.push(dir);
+  const path = join(dir, 'savassan.db');
+  const db = new Kysely<Database>({ dialect: new WorkerSqliteDialect({ path }) });
+  try {
+    const { error } = await createMigrator(db).migrateTo('0001_initial');
+    assert.equal(error, undefined);
+    const config = JSON.stringify({ timeoutSeconds: 3 });
+    await sql`insert into functions (name, current_version, created_at, updated_at)
+      values ('alpha', 2, 1, 2), ('bravo', 1, 1, 1)`.execute(db);
+    await sql`insert into function_versions
+      (function_name, version, code_sha256, code_size_bytes, content_hash, config, created_at)
+      values ('alpha', 1, 'a', 1, 'h1', ${config}, 1), ('alpha', 2, 'a', 1, 'h2', ${config}, 2),
+             ('bravo', 1, 'b', 1, 'h1', ${config}, 1)`.execute(db);
+  } finally {
+    await db.destroy();
+  }
+  return path;
+}
+
+describe('migrations', () => {
+  it('0002 gives each existing function its own incarnation, shared by its versions', async () => {
+    const store = await openSqliteMetadataStore(await initialDatabase(), { durability: 'full' });
+    try {
+      const [alpha, bravo] = await store.listFunctions();
+      assert.ok(alpha && bravo);
+      assert.match(alpha.incarnation, /^[0-9a-f]{16}$/);
+      assert.match(bravo.incarnation, /^[0-9a-f]{16}$/);
+      assert.notEqual(alpha.incarnation, bravo.incarnation);
+      assert.deepEqual(
+        (await store.listVersions('alpha')).map((v) => [v.version, v.incarnation]),
+        [
+          [1, alpha.incarnation],
+          [2, alpha.incarnation],
+        ],
+      );
+      assert.equal((await store.getVersion('bravo', 1))?.incarnation, bravo.incarnation);
+
+      // Deleted and created again after the upgrade: a new incarnation, as for any function.
+      await store.deleteFunction('alpha');
+      const again = await store.deployVersion({
+        functionName: 'alpha',
+        codeSha256: 'c',
+        codeSizeBytes: 1,
+        contentHash: 'h3',
+        config: (await store.getVersion('bravo', 1))!.config,
+      });
+      assert.notEqual(again.function.incarnation, alpha.incarnation);
+    } finally {
+      await store.close();
+    }
+  });
+});
