@@ -250,7 +250,13 @@ describe(
         const sha = createHash('sha256').update(zip).digest('hex');
         await blobs.put(blobKeys.code(sha), zip);
         const config = compileFunctionConfig({ env: { GREETING: 'private' } });
-        const ref = await agent.createSandbox({ functionName: 'echo', version: 1, codeSha256: sha, config });
+        const ref = await agent.createSandbox({
+          functionName: 'echo',
+          incarnation: 'i1',
+          version: 1,
+          codeSha256: sha,
+          config,
+        });
         const outcome = await agent.invoke(ref.instanceId, {
           invocationId: randomUUID(),
           eventJson: '{"n":1}',
