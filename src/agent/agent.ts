@@ -66,14 +66,20 @@ export function defaultStemCells(enabled: boolean): Partial<StemCellOptions> | f
   return enabled ? { baseKinds: [sandboxKind(compileFunctionConfig({}))] } : false;
 }
 
-/** The settings a generic sandbox is started with: sandboxes of one kind are interchangeable before `init`. */
-export function sandboxKind(config: Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network'>): string {
-  return `${config.runtime}/${config.memoryMB}MB/${config.network ? 'net' : 'nonet'}`;
+/**
+ * The settings a generic sandbox is started with: sandboxes of one kind are interchangeable before `init`. The
+ * CIDRs a networked function may reach are fixed at launch (its namespace's firewall) and so part of the kind.
+ */
+export function sandboxKind(config: Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network' | 'allowNet'>): string {
+  const allow = config.network && config.allowNet.length > 0 ? ` allow=${config.allowNet.join(',')}` : '';
+  return `${config.runtime}/${config.memoryMB}MB/${config.network ? 'net' : 'nonet'}${allow}`;
 }
 
-function parseKind(kind: string): Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network'> {
-  const [runtime = '', memory = '', network = ''] = kind.split('/');
-  return { runtime, memoryMB: Number.parseInt(memory, 10), network: network === 'net' };
+function parseKind(kind: string): Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network' | 'allowNet'> {
+  const [base = '', allow = ''] = kind.split(' allow=');
+  const [runtime = '', memory = '', network = ''] = base.split('/');
+  const allowNet = allow === '' ? [] : allow.split(',');
+  return { runtime, memoryMB: Number.parseInt(memory, 10), network: network === 'net', allowNet };
 }
 
 /** Longest Unix socket path Linux accepts (sun_path is 108 bytes with the terminating NUL). */
@@ -522,7 +528,7 @@ export class Agent implements AgentApi {
       await this.listen(sandbox);
       // The guest runs as another user: it must be able to connect.
       await chmod(sandbox.socketPath, 0o666);
-      const { runtime, memoryMB, network } = parseKind(kind);
+      const { runtime, memoryMB, network, allowNet } = parseKind(kind);
       sandbox.launching = this.runtime.launch({
         instanceId,
         socketDir: sandbox.socketDir,
@@ -531,6 +537,7 @@ export class Agent implements AgentApi {
         scratchDir: join(dir, 'tmp'),
         runtime,
         network,
+        allowNet,
         limits: { ...this.limits, memoryMB },
       });
       const proc = await sandbox.launching;

@@ -50,8 +50,11 @@ export class Deployer {
     }
     const codeSha256 = createHash('sha256').update(code).digest('hex');
     // compileFunctionConfig fixes the key order; only env keeps the caller's order, so sort it.
+    // An empty allowNet is left out, so versions deployed before the setting existed keep their hash.
+    const { allowNet, ...rest } = config;
     const canonical = {
-      ...config,
+      ...rest,
+      ...(allowNet.length > 0 ? { allowNet } : {}),
       env: Object.fromEntries(Object.entries(config.env).sort(([a], [b]) => (a < b ? -1 : 1))),
     };
     const contentHash = createHash('sha256').update(codeSha256).update(JSON.stringify(canonical)).digest('hex');

@@ -17,7 +17,7 @@ import { Cgroups, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
 import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
-import { protectHostFromSandboxes } from './host-firewall.js';
+import { inNetns, SandboxNetwork, type SandboxNetns } from './sandbox-network.js';
 import { SandboxUsers } from './sandbox-users.js';
 import { batchScheduled, schedulingEnforcement } from './scheduling.js';
 
@@ -27,6 +27,8 @@ export interface BwrapRuntimeOptions {
   /** Name of the parent cgroup of this node's sandboxes. */
   cgroupName: string;
   bwrapPath?: string | undefined;
+  /** IPv4 range for networked sandboxes' links (see `SandboxNetwork`). */
+  sandboxSubnet?: string | undefined;
   logger?: Logger | undefined;
 }
 
@@ -61,8 +63,8 @@ export interface BwrapArgsInput {
 }
 
 /**
- * The bubblewrap command line for one sandbox: new user, pid, ipc, uts, mount, cgroup and (unless allowed)
- * network namespaces; a read-only root holding only the node binary, its libraries, the guest shim, the
+ * The bubblewrap command line for one sandbox: new user, pid, ipc, uts, mount, cgroup and network namespaces (a
+ * networked sandbox's is the one `SandboxNetwork` prepared, which bwrap is started in); a read-only root holding only the node binary, its libraries, the guest shim, the
  * function's code and the Agent's socket; a private size-capped /tmp; no capabilities and no nested namespaces.
  */
 export function bwrapArgs(input: BwrapArgsInput): string[] {
@@ -222,10 +224,10 @@ export class BwrapRuntime implements SandboxRuntime {
     private readonly guestDir: string,
     private readonly cgroups: Cgroups | null,
     cgroupState: Cgroups | { unavailable: string },
-    hostAddresses: Enforcement,
+    private readonly network: SandboxNetwork,
     private readonly logger: Logger,
   ) {
-    this.capabilities = capabilitiesOf(cgroupState, hostAddresses);
+    this.capabilities = capabilitiesOf(cgroupState, network.enforcement);
   }
 
   /** Check that bubblewrap runs here, prepare the guest files and the node's cgroup. */
@@ -241,9 +243,9 @@ export class BwrapRuntime implements SandboxRuntime {
     await assertTraversable(join(guestDir, 'package.json'));
     const cgroups = await Cgroups.open(options.cgroupName);
     const logger = (options.logger ?? silentLogger).child({ component: 'bwrap' });
-    const hostAddresses = await protectHostFromSandboxes();
+    const network = await SandboxNetwork.open({ subnet: options.sandboxSubnet, logger });
     const cgroupsOrNull = cgroups instanceof Cgroups ? cgroups : null;
-    const runtime = new BwrapRuntime(bwrapPath, guestDir, cgroupsOrNull, cgroups, hostAddresses, logger);
+    const runtime = new BwrapRuntime(bwrapPath, guestDir, cgroupsOrNull, cgroups, network, logger);
     await runtime.probe();
     return runtime;
   }
@@ -251,6 +253,7 @@ export class BwrapRuntime implements SandboxRuntime {
   async launch(spec: SandboxLaunchSpec): Promise<SandboxProcess> {
     const binary = await nodeBinaryFor(spec.runtime);
     const libraries = await sharedLibraries(binary);
+    const netns = spec.network ? await this.network.attach(spec.allowNet ?? []) : null;
     const cgroup =
       this.cgroups === null
         ? null
@@ -271,7 +274,7 @@ export class BwrapRuntime implements SandboxRuntime {
         limits: spec.limits,
         heapMB: heapLimitMB(spec.limits.memoryMB, cgroup !== null),
       });
-      const child = await this.spawnWrapper(args, spec.limits.openFiles);
+      const child = await this.spawnWrapper(args, spec.limits.openFiles, netns);
       const childPid = readChildPid(child);
       let sandboxPid: number | null = null;
       void childPid.then((pid) => (sandboxPid = pid));
@@ -279,33 +282,35 @@ export class BwrapRuntime implements SandboxRuntime {
         guestTaskDir: guestPaths.task,
         cgroup,
         tmpPath: () => Promise.resolve(sandboxPid === null ? null : `/proc/${sandboxPid}/root/tmp`),
+        release: () => netns?.release() ?? Promise.resolve(),
       });
       await this.start(child, cgroup, proc);
       return proc;
     } catch (err) {
       await cgroup?.remove();
+      await netns?.release();
       throw err;
     }
   }
 
-  close(): Promise<void> {
-    return this.cgroups?.close() ?? Promise.resolve();
+  async close(): Promise<void> {
+    await this.network.close();
+    await this.cgroups?.close();
   }
 
-  private async spawnWrapper(args: string[], openFiles: number): Promise<ChildProcess> {
+  private async spawnWrapper(args: string[], openFiles: number, netns: SandboxNetns | null): Promise<ChildProcess> {
     const user = this.users.next();
-    const [command, commandArgs] = batchScheduled('/bin/bash', [
-      '-c',
-      wrapperScript,
-      String(openFiles),
-      this.bwrapPath,
-      ...args,
-    ]);
+    if (netns !== null && user === null) throw new PlatformError('INTERNAL', 'a networked sandbox needs its own uid');
+    const wrapper = ['/bin/bash', ['-c', wrapperScript, String(openFiles), this.bwrapPath, ...args]] as const;
+    // A networked sandbox starts in its own namespace: nsenter (as root) joins it, then becomes the sandbox user.
+    const [entry, entryArgs] =
+      netns !== null && user !== null ? inNetns(netns.path, user, ...wrapper) : [wrapper[0], [...wrapper[1]]];
+    const [command, commandArgs] = batchScheduled(entry, entryArgs);
     const child = spawn(command, commandArgs, {
       env: { PATH: '/usr/bin:/bin' },
       stdio: ['pipe', 'ignore', 'pipe', 'pipe'],
       detached: true,
-      ...(user === null ? {} : { uid: user, gid: user }),
+      ...(user === null || netns !== null ? {} : { uid: user, gid: user }),
     });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);

@@ -158,6 +158,7 @@ describe('SQLite metadata store specifics', () => {
           minInstances: 0,
           idleSeconds: 300,
           network: false,
+          allowNet: [],
         },
       });
       await store.close();
