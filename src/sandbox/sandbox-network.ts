@@ -106,7 +106,8 @@ function slotNames(slot: number, subnet: Ipv4Cidr): SlotRules {
 
 /** The jumps into a sandbox's chain and its NAT rule, as `iptables-restore` rule specs without `-A`/`-D`. */
 function hookRules(names: SlotRules): { filter: string[]; nat: string[] } {
-  const mark = `-m comment --comment ${names.comment}`;
+  // Quoted as `iptables -S` prints it, so a rule is found by its text when it is removed.
+  const mark = `-m comment --comment "${names.comment}"`;
   return {
     filter: [
       `INPUT -i ${names.veth} ${mark} -j ${names.chain}`,
@@ -247,6 +248,8 @@ export class SandboxNetwork {
         release: async () => {
           if (!this.live.delete(netns)) return;
           await removeSlot(names).catch((err: unknown) => this.logger.warn({ err }, 'cannot remove sandbox rules'));
+          // Deleting the host end takes the pair at once; a namespace's own links go later, in the background.
+          await run('ip', ['link', 'del', names.veth]).catch(() => {});
           await run('ip', ['netns', 'del', name]).catch((err: unknown) =>
             this.logger.warn({ err }, 'cannot remove a sandbox network namespace'),
           );
@@ -298,8 +301,8 @@ export class SandboxNetwork {
           'ip',
           ['-batch', '-'],
           [
-            `link add ${names.veth} alias savassan:${process.pid} type veth peer name eth0 netns ${netnsName}`,
-            `link set dev ${names.veth} addrgenmode none`,
+            `link add ${names.veth} type veth peer name eth0 netns ${netnsName}`,
+            `link set dev ${names.veth} alias savassan:${process.pid} addrgenmode none`,
             `addr add ${hostIp}/31 dev ${names.veth}`,
             `link set ${names.veth} up`,
             '',
@@ -362,6 +365,7 @@ async function removeStale(): Promise<void> {
     }
   }
   // A veth whose namespace is gone goes with it; one left half made (its peer never moved) is ours by its alias.
+  // A namespace's links are destroyed in the background after `netns del`: the dead owner's veths still show.
   const links = await run('ip', ['-o', 'link', 'show', 'type', 'veth']);
   const present = new Set<string>();
   for (const line of links.split('\n')) {
@@ -393,7 +397,7 @@ function slotNamesFromVeth(veth: string): SlotRules {
 
 /** The sandbox address in a stale NAT rule (the subnet may have been another one when it was made). */
 function sandboxIpsOf(veth: string, nat: string): { sandboxIp: string } {
-  const match = new RegExp(`-s (\\d+\\.\\d+\\.\\d+\\.\\d+)/32 -m comment --comment savassan:${veth} `).exec(nat);
+  const match = new RegExp(`-s (\\d+\\.\\d+\\.\\d+\\.\\d+)/32 -m comment --comment "savassan:${veth}" `).exec(nat);
   return { sandboxIp: match?.[1] ?? '' };
 }
 
