@@ -207,7 +207,7 @@ export class SandboxNetwork {
     const nameservers =
       options.nameservers ?? nameserversOf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
     try {
-      await removeStale();
+      await removeStale(logger);
       await writeFile('/proc/sys/net/ipv4/ip_forward', '1');
       const hostSubnets = await connectedSubnets(subnet.text);
       return new SandboxNetwork(
@@ -356,7 +356,7 @@ async function removeSlot(names: SlotRules): Promise<void> {
 }
 
 /** Remove what agents that are no longer running left behind: namespaces, veths, chains and NAT rules. */
-async function removeStale(): Promise<void> {
+async function removeStale(logger: Logger): Promise<void> {
   const entries = await readdir(netnsDir).catch(() => [] as string[]);
   for (const entry of entries) {
     const pid = Number(netnsPattern.exec(entry)?.[1] ?? Number.NaN);
@@ -364,31 +364,41 @@ async function removeStale(): Promise<void> {
       await run('ip', ['netns', 'del', entry]).catch(() => {});
     }
   }
-  // A veth whose namespace is gone goes with it; one left half made (its peer never moved) is ours by its alias.
-  // A namespace's links are destroyed in the background after `netns del`: the dead owner's veths still show.
-  const links = await run('ip', ['-o', 'link', 'show', 'type', 'veth']);
-  const present = new Set<string>();
-  for (const line of links.split('\n')) {
-    const veth = /^\d+: (svn\d+)[@:]/.exec(line)?.[1];
-    if (veth === undefined) continue;
-    const owner = Number(/alias savassan:(\d+)/.exec(line)?.[1] ?? Number.NaN);
-    if (Number.isInteger(owner) && owner !== process.pid && !pidAlive(owner)) {
+  // A namespace's links are destroyed in the background after `netns del`, and one left half made never moved:
+  // a veth whose alias names a dead agent goes now.
+  for (const { veth, owner } of await svnVeths()) {
+    if (owner !== null && owner !== process.pid && !pidAlive(owner)) {
       await run('ip', ['link', 'del', veth]).catch(() => {});
-    } else present.add(veth);
+    }
   }
+  // Rules first, links second: a live agent makes a veth before its rules, so rules seen here whose veth is
+  // missing afterwards are stale (or being removed by their owner right now, which the catch below allows).
   const state = await iptablesState();
+  const present = new Set((await svnVeths()).map(({ veth }) => veth));
   const stale = new Set<string>();
-  for (const match of `${state.filter}\n${state.nat}`.matchAll(/savassan:(svn\d+)|-N SAVASSAN-(svn\d+)/g)) {
+  for (const match of `${state.filter}\n${state.nat}`.matchAll(/savassan:(svn\d+)|-N SAVASSAN-(svn\d+)\n/g)) {
     const veth = match[1] ?? match[2];
     if (veth !== undefined && !present.has(veth)) stale.add(veth);
   }
-  const lines: string[] = [];
   for (const veth of stale) {
     const removal = removalRules({ ...slotNamesFromVeth(veth), ...sandboxIpsOf(veth, state.nat) }, state);
-    lines.push(removal);
+    await run('iptables-restore', ['-w', '5', '--noflush'], removal).catch((err: unknown) =>
+      logger.warn({ err, veth }, 'cannot remove stale sandbox rules'),
+    );
   }
-  for (const text of lines) await run('iptables-restore', ['-w', '5', '--noflush'], text);
   await removeLegacyChain(state.filter);
+}
+
+/** The host ends of sandbox veths on this host, with the agent pid their alias names (null if none). */
+async function svnVeths(): Promise<{ veth: string; owner: number | null }[]> {
+  const links = await run('ip', ['-o', 'link', 'show', 'type', 'veth']);
+  const found: { veth: string; owner: number | null }[] = [];
+  for (const line of links.split('\n')) {
+    const veth = /^\d+: (svn\d+)[@:]/.exec(line)?.[1];
+    const owner = /alias savassan:(\d+)/.exec(line)?.[1];
+    if (veth !== undefined) found.push({ veth, owner: owner === undefined ? null : Number(owner) });
+  }
+  return found;
 }
 
 function slotNamesFromVeth(veth: string): SlotRules {
