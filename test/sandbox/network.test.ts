@@ -188,6 +188,8 @@ for (const kind of ['bwrap', 'runc'] as const) {
     it('has a network of its own: eth0 and its own loopback', async () => {
       const spec = deploy({ network: true });
       assert.deepEqual(await run(spec, { action: 'interfaces' }), ['eth0', 'lo']);
+      // Joined through nsenter (bwrap) or runc as root, still under SCHED_BATCH.
+      assert.deepEqual(await run(spec, { action: 'schedulingPolicy' }), { policy: 3 });
     });
 
     it('cannot reach this host: loopback, its other addresses, its abstract Unix sockets', async () => {
@@ -248,7 +250,20 @@ for (const kind of ['bwrap', 'runc'] as const) {
       const ref = await agent.createSandbox(deploy({ network: true }));
       const veths = await vethsOf(process.pid);
       assert.equal(veths.length, 1, `one veth while the sandbox lives: ${veths.join(' ')}`);
-      assert.equal((await namespacesOf(process.pid)).length, 1);
+      const namespaces = await namespacesOf(process.pid);
+      assert.equal(namespaces.length, 1);
+      // Every process in the namespace runs as the sandbox's unprivileged host uid (nsenter or runc dropped root).
+      const { stdout } = await exec('ip', ['netns', 'pids', namespaces[0] ?? '']);
+      const pids = stdout.split('\n').filter((pid) => pid !== '');
+      assert.ok(pids.length > 0);
+      for (const pid of pids) {
+        const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+        const uids = (/^Uid:\s+(.*)$/m.exec(status)?.[1] ?? '').split(/\s+/).map(Number);
+        assert.ok(
+          uids.every((uid) => uid >= 1_000_000),
+          `pid ${pid} runs as ${uids.join(' ')}`,
+        );
+      }
       const rules = await iptablesRules();
       assert.match(rules, new RegExp(`-N SAVASSAN-${veths[0]}\\n`));
       assert.match(rules, new RegExp(`--comment "savassan:${veths[0]}" -j MASQUERADE`));
