@@ -65,14 +65,20 @@ export function defaultStemCells(enabled: boolean): Partial<StemCellOptions> | f
   return enabled ? { baseKinds: [sandboxKind(compileFunctionConfig({}))] } : false;
 }
 
-/** The settings a generic sandbox is started with: sandboxes of one kind are interchangeable before `init`. */
-export function sandboxKind(config: Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network'>): string {
-  return `${config.runtime}/${config.memoryMB}MB/${config.network ? 'net' : 'nonet'}`;
+/**
+ * The settings a generic sandbox is started with: sandboxes of one kind are interchangeable before `init`. The
+ * CIDRs a networked function may reach are fixed at launch (its namespace's firewall) and so part of the kind.
+ */
+export function sandboxKind(config: Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network' | 'allowNet'>): string {
+  const allow = config.network && config.allowNet.length > 0 ? ` allow=${config.allowNet.join(',')}` : '';
+  return `${config.runtime}/${config.memoryMB}MB/${config.network ? 'net' : 'nonet'}${allow}`;
 }
 
-function parseKind(kind: string): Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network'> {
-  const [runtime = '', memory = '', network = ''] = kind.split('/');
-  return { runtime, memoryMB: Number.parseInt(memory, 10), network: network === 'net' };
+function parseKind(kind: string): Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network' | 'allowNet'> {
+  const [base = '', allow = ''] = kind.split(' allow=');
+  const [runtime = '', memory = '', network = ''] = base.split('/');
+  const allowNet = allow === '' ? [] : allow.split(',');
+  return { runtime, memoryMB: Number.parseInt(memory, 10), network: network === 'net', allowNet };
 }
 
 /** After a sandbox process exits, how long to wait for the rest of its channel's data (an error sent just before). */
@@ -505,13 +511,14 @@ export class Agent implements AgentApi {
     this.sandboxes.set(instanceId, sandbox);
     try {
       await this.makeDirs(sandbox);
-      const { runtime, memoryMB, network } = parseKind(kind);
+      const { runtime, memoryMB, network, allowNet } = parseKind(kind);
       sandbox.launching = this.runtime.launch({
         instanceId,
         taskDir: sandbox.taskDir,
         scratchDir: join(dir, 'tmp'),
         runtime,
         network,
+        allowNet,
         limits: { ...this.limits, memoryMB },
       });
       const proc = await sandbox.launching;

@@ -202,6 +202,11 @@ export function buildProgram(): Command {
     .option('--min-instances <n>', 'instances kept warm', integer)
     .option('--idle <seconds>', 'keep-alive of an idle instance', integer)
     .option('--network', 'let the function reach the network (isolating sandboxes have none otherwise)')
+    .option(
+      '--allow-net <cidr>',
+      'with --network, an IPv4 CIDR the function may reach although private ranges are denied (repeatable)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .action(async (name: string, path: string, opts: Record<string, unknown>) => {
       const config: FunctionConfigInput = {
         handler: opts.handler as string | undefined,
@@ -213,6 +218,7 @@ export function buildProgram(): Command {
         minInstances: opts.minInstances as number | undefined,
         idleSeconds: opts.idle as number | undefined,
         network: opts.network === true ? true : undefined,
+        allowNet: opts.allowNet as string[] | undefined,
       };
       const answer = await client().deploy(name, await readBundle(path), config);
       out(

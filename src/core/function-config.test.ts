@@ -17,7 +17,30 @@ it('defaults every setting', () => {
     minInstances: 0,
     idleSeconds: functionLimits.idleSeconds.default,
     network: false,
+    allowNet: [],
   });
+});
+
+it('takes --allow-net CIDRs only with network, strictly, canonical and sorted', () => {
+  const config = compileFunctionConfig({ network: true, allowNet: ['192.168.5.0/24', '10.1.2.3/32', '10.1.2.3/32'] });
+  assert.deepEqual(config.allowNet, ['10.1.2.3/32', '192.168.5.0/24']);
+  assert.deepEqual(compileFunctionConfig({ network: true, allowNet: ['0.0.0.0/0'] }).allowNet, ['0.0.0.0/0']);
+  rejects(() => compileFunctionConfig({ allowNet: ['10.0.0.0/8'] }), /INVALID_CONFIG.*allowNet needs network: true/);
+  for (const bad of [
+    '10.1.2.3/24',
+    '10.1.2.0',
+    '010.1.2.0/24',
+    '10.1.2.0/33',
+    '256.0.0.0/8',
+    'fd00::/8',
+    ' 10.0.0.0/8',
+  ]) {
+    rejects(() => compileFunctionConfig({ network: true, allowNet: [bad] }), /INVALID_CONFIG.*allowNet entries/);
+  }
+  rejects(() => compileFunctionConfig({ network: true, allowNet: [8 as unknown as string] }), /allowNet entries/);
+  rejects(() => compileFunctionConfig({ network: true, allowNet: '10.0.0.0/8' as unknown as string[] }), /array/);
+  const many = Array.from({ length: 33 }, (_, i) => `10.0.${i}.0/24`);
+  rejects(() => compileFunctionConfig({ network: true, allowNet: many }), /at most 32/);
 });
 
 it('takes the nodejs24 runtime and network access, and refuses anything else', () => {

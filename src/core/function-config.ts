@@ -11,6 +11,8 @@ export interface FunctionConfigInput {
   minInstances?: number | undefined;
   idleSeconds?: number | undefined;
   network?: boolean | undefined;
+  /** IPv4 CIDRs a networked function may reach besides public addresses (private ranges are denied otherwise). */
+  allowNet?: string[] | undefined;
 }
 
 /** Validated, defaulted configuration of one function version. Immutable once deployed. */
@@ -25,6 +27,8 @@ export interface FunctionConfig {
   idleSeconds: number;
   /** Whether the function may reach the network; isolating sandboxes have none otherwise. */
   network: boolean;
+  /** IPv4 CIDRs (canonical, sorted, unique) a networked function may reach although they are denied by default. */
+  allowNet: string[];
 }
 
 export const functionLimits = {
@@ -34,6 +38,7 @@ export const functionLimits = {
   minInstances: { min: 0, max: 100, default: 0 },
   idleSeconds: { min: 1, max: 86400, default: 300 },
   envBytes: 4096,
+  allowNet: 32,
 } as const;
 
 /** Largest invocation event and result, as with AWS Lambda's synchronous invoke. */
@@ -120,6 +125,7 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
   if (typeof network !== 'boolean') {
     throw new PlatformError('INVALID_CONFIG', `network must be true or false, got ${JSON.stringify(network)}`);
   }
+  const allowNet = compileAllowNet(input.allowNet, network);
   return {
     handler,
     runtime,
@@ -130,5 +136,51 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
     minInstances,
     idleSeconds: intInRange('idleSeconds', input.idleSeconds),
     network,
+    allowNet,
   };
+}
+
+/** An IPv4 network in CIDR notation: its first address as a number, the prefix length, and the canonical text. */
+export interface Ipv4Cidr {
+  base: number;
+  prefix: number;
+  text: string;
+}
+
+const octet = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+const cidrPattern = new RegExp(`^${octet}\\.${octet}\\.${octet}\\.${octet}/(3[0-2]|[12]?[0-9])$`);
+
+/** Parse `a.b.c.d/n` strictly (decimal octets without leading zeros, no host bits set), or null. */
+export function ipv4Cidr(text: string): Ipv4Cidr | null {
+  const match = cidrPattern.exec(text);
+  if (match === null) return null;
+  const [a, b, c, d, prefix] = match.slice(1).map(Number) as [number, number, number, number, number];
+  const address = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  if ((address & mask) >>> 0 !== address) return null;
+  return { base: address, prefix, text };
+}
+
+function compileAllowNet(input: unknown, network: boolean): string[] {
+  if (input === undefined) return [];
+  if (!Array.isArray(input)) {
+    throw new PlatformError('INVALID_CONFIG', `allowNet must be an array of IPv4 CIDRs, got ${JSON.stringify(input)}`);
+  }
+  if (input.length > 0 && !network) {
+    throw new PlatformError('INVALID_CONFIG', 'allowNet needs network: true (--allow-net needs --network)');
+  }
+  if (input.length > functionLimits.allowNet) {
+    throw new PlatformError('INVALID_CONFIG', `allowNet holds at most ${functionLimits.allowNet} CIDRs`);
+  }
+  const cidrs = new Set<string>();
+  for (const entry of input as unknown[]) {
+    if (typeof entry !== 'string' || ipv4Cidr(entry) === null) {
+      throw new PlatformError(
+        'INVALID_CONFIG',
+        `allowNet entries must be IPv4 CIDRs with no host bits set (like "10.1.2.0/24"), got ${JSON.stringify(entry)}`,
+      );
+    }
+    cidrs.add(entry);
+  }
+  return [...cidrs].sort();
 }

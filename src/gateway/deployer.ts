@@ -57,7 +57,9 @@ export class Deployer {
     // compileFunctionConfig fixes the key order; only env keeps the caller's order, so sort it.
     const env = JSON.stringify(Object.entries(config.env).sort(([a], [b]) => (a < b ? -1 : 1)));
     const keyedHash = this.options.keyedHash ?? ((text: string) => createHash('sha256').update(text).digest('hex'));
-    const canonical = { ...config, env: keyedHash(env) };
+    // An empty allowNet is left out, so versions deployed before the setting existed keep their hash.
+    const { allowNet, ...rest } = config;
+    const canonical = { ...rest, ...(allowNet.length > 0 ? { allowNet } : {}), env: keyedHash(env) };
     const contentHash = createHash('sha256').update(codeSha256).update(JSON.stringify(canonical)).digest('hex');
     const { blobStore, metadata } = this.options;
     const key = blobKeys.code(codeSha256);

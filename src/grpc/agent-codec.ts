@@ -73,6 +73,7 @@ function configToProto(config: FunctionConfig): pb.FunctionConfig {
     minInstances: config.minInstances,
     idleSeconds: config.idleSeconds,
     network: config.network,
+    allowNet: [...config.allowNet],
   };
 }
 
@@ -87,6 +88,7 @@ function configFromProto(config: pb.FunctionConfig): FunctionConfig {
     minInstances: config.minInstances,
     idleSeconds: config.idleSeconds,
     network: config.network,
+    allowNet: [...config.allowNet],
   };
 }
 

@@ -18,7 +18,7 @@ import { Cgroups, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
 import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
-import { protectHostFromSandboxes } from './host-firewall.js';
+import { inNetns, SandboxNetwork, type SandboxNetns } from './sandbox-network.js';
 import { SandboxUsers } from './sandbox-users.js';
 import { seccompFilter, seccompNote } from './seccomp.js';
 import { batchScheduled, schedulingEnforcement } from './scheduling.js';
@@ -29,6 +29,8 @@ export interface BwrapRuntimeOptions {
   /** Name of the parent cgroup of this node's sandboxes. */
   cgroupName: string;
   bwrapPath?: string | undefined;
+  /** IPv4 range for networked sandboxes' links (see `SandboxNetwork`). */
+  sandboxSubnet?: string | undefined;
   logger?: Logger | undefined;
 }
 
@@ -91,10 +93,11 @@ export interface BwrapArgsInput {
 }
 
 /**
- * The bubblewrap command line for one sandbox: new user, pid, ipc, uts, mount, cgroup and (unless allowed)
- * network namespaces; a read-only root holding only the node binary, its libraries, the guest shim and the
- * function's code; a private size-capped /tmp; no capabilities and no nested namespaces. The guest talks to the
- * Agent over the channel it inherits as descriptor `channelFd`.
+ * The bubblewrap command line for one sandbox: new user, pid, ipc, uts, mount, cgroup and network namespaces (a
+ * networked sandbox's is the one `SandboxNetwork` prepared, which bwrap is started in); a read-only root holding
+ * only the node binary, its libraries, the guest shim and the function's code; a private size-capped /tmp; no
+ * capabilities and no nested namespaces. The guest talks to the Agent over the channel it inherits as descriptor
+ * `channelFd`.
  */
 export function bwrapArgs(input: BwrapArgsInput): string[] {
   const args = [
@@ -234,10 +237,10 @@ export class BwrapRuntime implements SandboxRuntime {
     private readonly seccomp: Buffer,
     private readonly cgroups: Cgroups | null,
     cgroupState: Cgroups | { unavailable: string },
-    hostAddresses: Enforcement,
+    private readonly network: SandboxNetwork,
     private readonly logger: Logger,
   ) {
-    this.capabilities = capabilitiesOf(cgroupState, hostAddresses);
+    this.capabilities = capabilitiesOf(cgroupState, network.enforcement);
   }
 
   /** Check that bubblewrap runs here, prepare the guest files and the node's cgroup. */
@@ -258,9 +261,9 @@ export class BwrapRuntime implements SandboxRuntime {
     }
     const cgroups = await Cgroups.open(options.cgroupName);
     const logger = (options.logger ?? silentLogger).child({ component: 'bwrap' });
-    const hostAddresses = await protectHostFromSandboxes();
+    const network = await SandboxNetwork.open({ subnet: options.sandboxSubnet, logger });
     const cgroupsOrNull = cgroups instanceof Cgroups ? cgroups : null;
-    const runtime = new BwrapRuntime(bwrapPath, guestDir, seccomp, cgroupsOrNull, cgroups, hostAddresses, logger);
+    const runtime = new BwrapRuntime(bwrapPath, guestDir, seccomp, cgroupsOrNull, cgroups, network, logger);
     await runtime.probe();
     return runtime;
   }
@@ -268,6 +271,7 @@ export class BwrapRuntime implements SandboxRuntime {
   async launch(spec: SandboxLaunchSpec): Promise<SandboxProcess> {
     const binary = await nodeBinaryFor(spec.runtime);
     const libraries = await sharedLibraries(binary);
+    const netns = spec.network ? await this.network.attach(spec.allowNet ?? []) : null;
     const cgroup =
       this.cgroups === null
         ? null
@@ -288,7 +292,7 @@ export class BwrapRuntime implements SandboxRuntime {
         limits: spec.limits,
         heapMB: heapLimitMB(spec.limits.memoryMB, cgroup !== null),
       });
-      const child = await this.spawnWrapper(args, spec, user);
+      const child = await this.spawnWrapper(args, spec, user, netns);
       const childPid = readChildPid(child);
       let sandboxPid: number | null = null;
       void childPid.then((pid) => (sandboxPid = pid));
@@ -297,41 +301,54 @@ export class BwrapRuntime implements SandboxRuntime {
         channelFd,
         cgroup,
         tmpPath: () => Promise.resolve(sandboxPid === null ? null : `/proc/${sandboxPid}/root/tmp`),
+        release: () => netns?.release() ?? Promise.resolve(),
       });
       await this.start(child, cgroup, proc);
       return proc;
     } catch (err) {
       await cgroup?.remove();
+      await netns?.release();
       throw err;
     }
   }
 
-  close(): Promise<void> {
-    return this.cgroups?.close() ?? Promise.resolve();
+  async close(): Promise<void> {
+    await this.network.close();
+    await this.cgroups?.close();
   }
 
   /**
    * Start the wrapper: as root in a private mount namespace for a root Agent (it becomes the sandbox user itself),
-   * else as the Agent's own user. Its working directory is `/` and its environment minimal: bwrap's pid 1 inside
-   * the sandbox shows both.
+   * inside the sandbox's network namespace when it has one, else as the Agent's own user. Its working directory is
+   * `/` and its environment minimal: bwrap's pid 1 inside the sandbox shows both.
    */
-  private async spawnWrapper(args: string[], spec: SandboxLaunchSpec, user: number | null): Promise<ChildProcess> {
+  private async spawnWrapper(
+    args: string[],
+    spec: SandboxLaunchSpec,
+    user: number | null,
+    netns: SandboxNetns | null,
+  ): Promise<ChildProcess> {
+    if (netns !== null && user === null) throw new PlatformError('INTERNAL', 'a networked sandbox needs its own uid');
     const openFiles = String(spec.limits.openFiles);
-    const [command, commandArgs] =
+    const rootWrapper = [
+      '--mount',
+      '--propagation',
+      'private',
+      '/bin/bash',
+      '-c',
+      rootWrapperScript,
+      openFiles,
+      String(user),
+      this.bwrapPath,
+      ...args,
+    ];
+    const [entry, entryArgs] =
       user === null
-        ? batchScheduled('/bin/bash', ['-c', wrapperScript, openFiles, this.bwrapPath, ...args])
-        : batchScheduled('/usr/bin/unshare', [
-            '--mount',
-            '--propagation',
-            'private',
-            '/bin/bash',
-            '-c',
-            rootWrapperScript,
-            openFiles,
-            String(user),
-            this.bwrapPath,
-            ...args,
-          ]);
+        ? ['/bin/bash', ['-c', wrapperScript, openFiles, this.bwrapPath, ...args]]
+        : netns === null
+          ? ['/usr/bin/unshare', rootWrapper]
+          : inNetns(netns.path, '/usr/bin/unshare', rootWrapper);
+    const [command, commandArgs] = batchScheduled(entry, entryArgs);
     const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
     if (user !== null) {
       env['SAVASSAN_GUEST_DIR'] = this.guestDir;

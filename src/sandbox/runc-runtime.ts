@@ -7,7 +7,6 @@ import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import {
   channelFdVariable,
-  type Enforcement,
   type RuntimeCapabilities,
   type SandboxLaunchSpec,
   type SandboxProcess,
@@ -17,8 +16,8 @@ import { Cgroups, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
 import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
-import { protectHostFromSandboxes } from './host-firewall.js';
 import { cloneNewUser, deniedSyscalls, ENOSYS, enosysSyscalls, EPERM, seccompNote } from './seccomp.js';
+import { SandboxNetwork } from './sandbox-network.js';
 import { SandboxUsers } from './sandbox-users.js';
 import { batchScheduled, schedulingEnforcement } from './scheduling.js';
 
@@ -30,6 +29,8 @@ export interface RuncRuntimeOptions {
   /** Name of the parent cgroup of this node's sandboxes. */
   cgroupName: string;
   runcPath?: string | undefined;
+  /** IPv4 range for networked sandboxes' links (see `SandboxNetwork`). */
+  sandboxSubnet?: string | undefined;
   logger?: Logger | undefined;
 }
 
@@ -61,12 +62,15 @@ export interface RuncConfigInput {
   spec: SandboxLaunchSpec;
   cgroupsPath: string;
   heapMB: number;
+  /** A networked sandbox's prepared network namespace (`SandboxNetwork`), joined instead of a new empty one. */
+  netnsPath?: string | undefined;
 }
 
 /**
  * The OCI runtime config of one sandbox: a read-only rootfs skeleton with read-only binds of the node binary, its
- * libraries, the guest shim and the code; pid, ipc, uts, mount, cgroup and (unless allowed)
- * network namespaces; an unprivileged user with no capabilities; memory, pids and CPU limits; a private /tmp.
+ * libraries, the guest shim and the code; pid, ipc, uts, mount, cgroup and network namespaces (a networked sandbox
+ * joins the one `SandboxNetwork` prepared); an unprivileged user with no capabilities; memory, pids and CPU limits;
+ * a private /tmp.
  */
 export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
   const { spec } = input;
@@ -86,7 +90,9 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
     bind(spec.taskDir, guestPaths.task),
     ...(spec.network ? networkFiles.filter((file) => existsSync(file)).map((file) => bind(file, file)) : []),
   ];
-  const namespaces = ['pid', 'ipc', 'uts', 'mount', 'cgroup', ...(spec.network ? [] : ['network'])];
+  const namespaces: { type: string; path?: string }[] = ['pid', 'ipc', 'uts', 'mount', 'cgroup', 'network'].map(
+    (type) => (type === 'network' && input.netnsPath !== undefined ? { type, path: input.netnsPath } : { type }),
+  );
   const noCapabilities = { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] };
   return {
     ociVersion: '1.0.2',
@@ -115,7 +121,7 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
     hostname: 'sandbox',
     mounts,
     linux: {
-      namespaces: namespaces.map((type) => ({ type })),
+      namespaces,
       cgroupsPath: input.cgroupsPath,
       resources: {
         memory: { limit: memoryBytes, swap: memoryBytes },
@@ -224,7 +230,7 @@ export class RuncRuntime implements SandboxRuntime {
     private readonly guestDir: string,
     private readonly cgroups: Cgroups,
     private readonly cgroupName: string,
-    hostAddresses: Enforcement,
+    private readonly network: SandboxNetwork,
     private readonly logger: Logger,
   ) {
     this.rootfs = join(workDir, 'runc', 'rootfs');
@@ -235,7 +241,7 @@ export class RuncRuntime implements SandboxRuntime {
     this.capabilities = {
       filesystem: on('mount namespace', 'read-only rootfs: node, its libraries, the shim and the code'),
       network: on('network namespace', 'no network unless deployed with --network'),
-      hostAddresses,
+      hostAddresses: network.enforcement,
       processes: on('pid namespace', 'the function sees only its own processes'),
       memory: on('cgroup memory limit'),
       pids: on('cgroup pids limit'),
@@ -269,7 +275,7 @@ export class RuncRuntime implements SandboxRuntime {
       guestDir,
       cgroups,
       options.cgroupName,
-      await protectHostFromSandboxes(),
+      await SandboxNetwork.open({ subnet: options.sandboxSubnet, logger: options.logger }),
       logger,
     );
     await mkdir(runtime.stateDir, { recursive: true, mode: 0o700 });
@@ -286,6 +292,7 @@ export class RuncRuntime implements SandboxRuntime {
       [guestPaths.node, ...libraries, ...networkFiles.filter((file) => !file.endsWith('certs'))],
     );
     const uid = this.users.next() ?? 65534;
+    const netns = spec.network ? await this.network.attach(spec.allowNet ?? []) : null;
     const cgroup = await this.cgroups.create(spec.instanceId, {
       memoryBytes: spec.limits.memoryMB * 1024 * 1024,
       pids: spec.limits.pids,
@@ -304,6 +311,7 @@ export class RuncRuntime implements SandboxRuntime {
         spec,
         cgroupsPath: `/${this.cgroupName}/${spec.instanceId}`,
         heapMB: heapLimitMB(spec.limits.memoryMB, true),
+        netnsPath: netns?.path,
       });
       await writeFile(join(bundle, 'config.json'), JSON.stringify(config));
       // runc's init and the container's process inherit the policy from the runc process.
@@ -343,18 +351,21 @@ export class RuncRuntime implements SandboxRuntime {
         release: async () => {
           await this.runc(['delete', '--force', id]);
           await rm(bundle, { recursive: true, force: true });
+          await netns?.release();
         },
       });
       return proc;
     } catch (err) {
       await cgroup.remove();
       await rm(bundle, { recursive: true, force: true });
+      await netns?.release();
       throw err;
     }
   }
 
-  close(): Promise<void> {
-    return this.cgroups.close();
+  async close(): Promise<void> {
+    await this.network.close();
+    await this.cgroups.close();
   }
 
   private async runc(args: string[]): Promise<void> {

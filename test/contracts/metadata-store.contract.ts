@@ -487,6 +487,7 @@ function config(overrides: Partial<FunctionConfig> = {}): FunctionConfig {
     minInstances: 0,
     idleSeconds: 300,
     network: false,
+    allowNet: [],
     ...overrides,
   };
 }

@@ -172,6 +172,7 @@ describe('SQLite metadata store specifics', () => {
           minInstances: 0,
           idleSeconds: 300,
           network: false,
+          allowNet: [],
         },
       });
       await store.close();

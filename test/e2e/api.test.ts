@@ -252,6 +252,13 @@ describe('HTTP API end to end', () => {
     assert.match(badConfig.message, /timeoutSeconds/);
     const badEnv = await apiError(deploy('okname', 'probe', { env: { 'BAD-KEY': 'x' } }));
     assert.equal(badEnv.code, 'INVALID_CONFIG');
+    const allowWithoutNetwork = await apiError(deploy('okname', 'probe', { allowNet: ['10.1.0.0/16'] }));
+    assert.equal(allowWithoutNetwork.status, 400);
+    assert.equal(allowWithoutNetwork.code, 'INVALID_CONFIG');
+    assert.match(allowWithoutNetwork.message, /allowNet needs network: true/);
+    const badCidr = await apiError(deploy('okname', 'probe', { network: true, allowNet: ['10.1.0.1/16'] }));
+    assert.equal(badCidr.status, 400);
+    assert.equal(badCidr.code, 'INVALID_CONFIG');
     const badZip = await apiError(
       server.client.json('PUT', '/v1/functions/okname', { code: Buffer.from('not a zip').toString('base64') }),
     );

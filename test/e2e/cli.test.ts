@@ -115,6 +115,32 @@ describe('CLI end to end', () => {
     assert.match(missing.stderr, /cannot read the env file/);
   });
 
+  it('deploys with --network and repeated --allow-net, and refuses --allow-net alone', async () => {
+    const dir = join(repoRoot, 'test', 'fixtures', 'e2e', 'probe');
+    const alone = await cli('deploy', 'cli-net', dir, '--allow-net', '10.1.0.0/16');
+    assert.equal(alone.code, 1);
+    assert.match(alone.stderr, /allowNet needs network: true/);
+    const bad = await cli('deploy', 'cli-net', dir, '--network', '--allow-net', '10.1.0.1/16');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /IPv4 CIDRs with no host bits set/);
+    const deployed = await cli(
+      'deploy',
+      'cli-net',
+      dir,
+      '--network',
+      '--allow-net',
+      '192.168.7.0/24',
+      '--allow-net',
+      '10.1.0.0/16',
+    );
+    assert.equal(deployed.code, 0, deployed.stderr);
+    const fn = (await (await fetch(`${server.url}/v1/functions/cli-net`)).json()) as {
+      config: { network: boolean; allowNet: string[] };
+    };
+    assert.equal(fn.config.network, true);
+    assert.deepEqual(fn.config.allowNet, ['10.1.0.0/16', '192.168.7.0/24']);
+  });
+
   it('explains errors and bad usage', async () => {
     const failing = await cli('deploy', 'x', '/definitely/not/here');
     assert.equal(failing.code, 1);

@@ -771,8 +771,11 @@ export function functionFromRow(row: FunctionRow): FunctionRecord {
 
 /** A stored config; versions stored before a setting existed get its default. */
 function configFromJson(json: string): FunctionConfig {
-  const stored = JSON.parse(json) as Omit<FunctionConfig, 'network'> & { network?: boolean };
-  return { ...stored, network: stored.network ?? false };
+  const stored = JSON.parse(json) as Omit<FunctionConfig, 'network' | 'allowNet'> & {
+    network?: boolean;
+    allowNet?: string[];
+  };
+  return { ...stored, network: stored.network ?? false, allowNet: stored.allowNet ?? [] };
 }
 
 export function versionFromRow(row: FunctionVersionRow): FunctionVersion {

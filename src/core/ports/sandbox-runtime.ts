@@ -31,6 +31,8 @@ export interface SandboxLaunchSpec {
   runtime: string;
   /** Whether the sandbox may reach the network. */
   network: boolean;
+  /** With `network`: IPv4 CIDRs the sandbox may reach although private ranges are denied by default. */
+  allowNet?: readonly string[] | undefined;
   limits: SandboxLimits;
 }
 
@@ -85,7 +87,10 @@ export interface Enforcement {
 export interface RuntimeCapabilities {
   filesystem: Enforcement;
   network: Enforcement;
-  /** Functions deployed with `--network` kept off this host's own addresses (the gateway, databases...). */
+  /**
+   * Functions deployed with `--network` kept off this host's own addresses (the gateway, databases...), loopback,
+   * link-local and private ranges, by a network namespace per sandbox; where not enforced, such deploys are refused.
+   */
   hostAddresses: Enforcement;
   processes: Enforcement;
   memory: Enforcement;

@@ -14,6 +14,14 @@ export const DeployBody = Type.Object(
     minInstances: Type.Optional(Type.Integer()),
     idleSeconds: Type.Optional(Type.Integer()),
     network: Type.Optional(Type.Boolean({ description: 'let the function reach the network (default false)' })),
+    allowNet: Type.Optional(
+      Type.Array(Type.String({ maxLength: 18 }), {
+        maxItems: 32,
+        description:
+          'IPv4 CIDRs (like "10.1.2.0/24") a networked function may reach although private, loopback and ' +
+          'link-local ranges are denied by default; needs network: true',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -62,6 +62,8 @@ export interface FunctionConfig {
   minInstances: number;
   idleSeconds: number;
   network: boolean;
+  /** IPv4 CIDRs a networked function may reach although they are denied by default. */
+  allowNet: string[];
 }
 
 export interface FunctionConfig_EnvEntry {
@@ -221,6 +223,7 @@ function createBaseFunctionConfig(): FunctionConfig {
     minInstances: 0,
     idleSeconds: 0,
     network: false,
+    allowNet: [],
   };
 }
 
@@ -252,6 +255,9 @@ export const FunctionConfig: MessageFns<FunctionConfig> = {
     }
     if (message.network !== false) {
       writer.uint32(72).bool(message.network);
+    }
+    for (const v of message.allowNet) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -344,6 +350,14 @@ export const FunctionConfig: MessageFns<FunctionConfig> = {
             message.network = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.allowNet.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -378,6 +392,7 @@ export const FunctionConfig: MessageFns<FunctionConfig> = {
     message.minInstances = object.minInstances ?? 0;
     message.idleSeconds = object.idleSeconds ?? 0;
     message.network = object.network ?? false;
+    message.allowNet = object.allowNet?.map((e) => e) || [];
     return message;
   },
 };
