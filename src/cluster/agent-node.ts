@@ -86,7 +86,13 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
       codeCached: await agent.cachedCode(),
       startedAt,
     });
-    const server = await serveAgent(agent, { address: options.listen, token: options.token, nodeInfo, logger });
+    const server = await serveAgent(agent, {
+      address: options.listen,
+      advertise: options.advertise,
+      token: options.token,
+      nodeInfo,
+      logger,
+    });
     closers.add(() => server.close());
     address = options.advertise ?? server.address;
     if (/^(0\.0\.0\.0|\[::\]|::):/.test(address)) {

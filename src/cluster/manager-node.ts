@@ -60,7 +60,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
     const leadership = new Leadership(cluster, managerId, logger, (table, to) => pushToGateways(table, to ?? gateways));
     const pushToGateways = (table: RoutingTable, to: Map<string, string>): void => {
       for (const [gatewayId, address] of to) {
-        void pushRoutingTable(address, options.token, table).catch((err: unknown) =>
+        void pushRoutingTable({ gatewayId, address }, options.token, table).catch((err: unknown) =>
           logger.warn({ err, gatewayId }, 'could not push the routing table to a gateway'),
         );
       }
