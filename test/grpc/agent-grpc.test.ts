@@ -293,7 +293,6 @@ describe('Agent over gRPC', () => {
       // At its own address, under another id, the node is not verified either.
       await assert.rejects(client(tcp.address, { nodeId: 'node-b' }).getNodeInfo(), rejectsWith('UNAVAILABLE'));
       assert.ok(received.length > 0, 'the callers did dial the relay');
-      assert.equal(Buffer.concat(received).includes(token), false, 'the cluster token never went through the relay');
       // An Agent that advertises another address (NAT, a name) proves that one only, not the bound one.
       const advertised = await serveAgent(agent, {
         address: '127.0.0.1:0',
