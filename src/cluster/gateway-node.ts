@@ -8,7 +8,7 @@ import { unisolatedWarning } from '../sandbox/runtimes.js';
 import { createGateway } from '../gateway/gateway.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
-import { agentDialer, openGatewaysCluster, openNodesCluster } from './connections.js';
+import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
 import { requireSharedBackends } from './manager-node.js';
 import { Closers } from './closers.js';
 import { MembershipDirectory } from './membership-directory.js';
@@ -26,6 +26,7 @@ export interface GatewayNodeOptions extends BackendUrls {
   token: string;
   etcdEndpoints: string[];
   etcdPrefix?: string | undefined;
+  etcdSecurity?: EtcdSecurity | undefined;
   queueWaitMs: number;
   queueCapacity: number;
   /** Where this gateway takes the leader's routing pushes: `host:port` (port 0 picks one). */

@@ -6,7 +6,7 @@ import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { pushRoutingTable } from '../gateway/grpc-routing.js';
 import { Manager } from '../manager/manager.js';
 import { Closers } from './closers.js';
-import { agentDialer, openGatewaysCluster, openNodesCluster } from './connections.js';
+import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
 import { MembershipDirectory } from './membership-directory.js';
 
 export interface ManagerNodeOptions extends BackendUrls {
@@ -15,6 +15,7 @@ export interface ManagerNodeOptions extends BackendUrls {
   token: string;
   etcdEndpoints: string[];
   etcdPrefix?: string | undefined;
+  etcdSecurity?: EtcdSecurity | undefined;
   concurrency: number;
   reconcileIntervalMs: number;
   queueCapacity: number;
