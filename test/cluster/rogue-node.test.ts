@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,7 +81,7 @@ async function startRecorder(): Promise<{ address: string; calls: Recorded[]; cl
 /** A TCP relay to `target` (`host:port`). */
 async function startRelay(target: string): Promise<{ address: string; close(): void }> {
   const [host = '', port = ''] = target.split(':');
-  const sockets = new Set<import('node:net').Socket>();
+  const sockets = new Set<Socket>();
   const relay: NetServer = createServer((inbound) => {
     const outbound = connect(Number(port), host);
     sockets.add(inbound).add(outbound);
