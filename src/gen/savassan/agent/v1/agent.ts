@@ -2172,7 +2172,7 @@ export const AgentService = {
   /**
    * The node proves it holds the cluster token before a caller sends it (the only call without the token): the
    * proof is HMAC-SHA256 keyed by the token over the caller's nonce, the node id and the address the caller dialed
-   * (see src/grpc/peer-proof.ts). A node refuses (PERMISSION_DENIED) to prove an id or address that is not its own,
+   * (see src/grpc/peer-proof.ts). A node refuses (UNAUTHENTICATED) to prove an id or address that is not its own,
    * so an etcd entry naming another address that relays to this node fails.
    */
   prove: {
@@ -2206,7 +2206,7 @@ export interface AgentServer extends UntypedServiceImplementation {
   /**
    * The node proves it holds the cluster token before a caller sends it (the only call without the token): the
    * proof is HMAC-SHA256 keyed by the token over the caller's nonce, the node id and the address the caller dialed
-   * (see src/grpc/peer-proof.ts). A node refuses (PERMISSION_DENIED) to prove an id or address that is not its own,
+   * (see src/grpc/peer-proof.ts). A node refuses (UNAUTHENTICATED) to prove an id or address that is not its own,
    * so an etcd entry naming another address that relays to this node fails.
    */
   prove: handleUnaryCall<ProveRequest, ProveResponse>;
@@ -2307,7 +2307,7 @@ export interface AgentClient extends Client {
   /**
    * The node proves it holds the cluster token before a caller sends it (the only call without the token): the
    * proof is HMAC-SHA256 keyed by the token over the caller's nonce, the node id and the address the caller dialed
-   * (see src/grpc/peer-proof.ts). A node refuses (PERMISSION_DENIED) to prove an id or address that is not its own,
+   * (see src/grpc/peer-proof.ts). A node refuses (UNAUTHENTICATED) to prove an id or address that is not its own,
    * so an etcd entry naming another address that relays to this node fails.
    */
   prove(
