@@ -266,6 +266,8 @@ describe('rogue entries in etcd', { skip: skipReason() }, () => {
       const logged = warnings.filter((warning) => warning.startsWith(`${nodeId}: a node listed in etcd did not prove`));
       assert.equal(logged.length, 2, warnings.join('\n'));
     }
+    const pushes = warnings.filter((warning) => warning.endsWith('could not push the routing table to a gateway'));
+    assert.equal(pushes.length, 1, warnings.join('\n'));
   });
 
   it('forgets a rogue entry that etcd drops, and the real node keeps serving', async () => {
