@@ -37,6 +37,9 @@ export interface GrpcAgentClientOptions {
   callDeadlineMs?: number | undefined;
 }
 
+/** A node that does not answer its proof within this long is not verified (it is asked again later). */
+const proveDeadlineMs = 3000;
+
 /** An open StreamLogs call. */
 export interface LogSubscription {
   /**
@@ -89,7 +92,7 @@ export class GrpcAgentClient implements AgentApi {
         this.client.prove.bind(this.client),
         { nonce: challenge.nonce, nodeId: challenge.memberId, address: challenge.address },
         new Metadata(),
-        { ...this.describe('Prove'), deadlineMs: this.callDeadlineMs },
+        { ...this.describe('Prove'), deadlineMs: Math.min(this.callDeadlineMs, proveDeadlineMs) },
       );
       return response.proof;
     }).catch((err: unknown) => {
