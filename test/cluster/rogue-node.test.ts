@@ -172,7 +172,7 @@ describe('rogue entries in etcd', { skip: skipReason() }, () => {
       dataDir: join(root, 'agent'),
       listen: '127.0.0.1:0',
       token,
-      capacity: 4,
+      capacity: 16,
       sandbox: 'process',
       stemCells: false,
       s3Url: `${s3.url}/rogue?createBucket=true`,
