@@ -56,8 +56,13 @@ interface RoleProcess {
   stop(): Promise<void>;
 }
 
-function startRole(name: string, role: RoleProcess['role'], args: string[]): RoleProcess {
-  const child = spawn(process.execPath, [cliPath, role, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Secrets go in the environment: arguments are visible to every local user (`ps`), and the CLI refuses them. */
+function startRole(name: string, role: RoleProcess['role'], args: string[], env: NodeJS.ProcessEnv): RoleProcess {
+  const child = spawn(process.execPath, [cliPath, role, ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let stdout = '';
   let output = '';
   const collect = (chunk: Buffer): void => {
@@ -132,17 +137,22 @@ async function startCluster(
   started: RoleProcess[],
 ): Promise<RunningCluster> {
   const database = await servers.postgres.createDatabase();
+  const env = {
+    SAVASSAN_CLUSTER_TOKEN: `token-${randomUUID()}`,
+    SAVASSAN_S3_URL: `${servers.s3.url}/${name}?createBucket=true`,
+    SAVASSAN_REDIS_URL: servers.redis.url.replace(/\/\d+$/, `/${redisDb}`),
+    SAVASSAN_DB_URL: servers.postgres.url(database),
+  };
   const common = [
-    ...['--token', `token-${randomUUID()}`, '--log-level', 'error'],
+    ...['--log-level', 'error'],
     ...['--etcd', servers.etcd.endpoints.join(','), '--etcd-prefix', `/savassan-bench/${name}`],
-    ...['--s3', `${servers.s3.url}/${name}?createBucket=true`],
   ];
   const agents: RoleProcess[] = [];
   for (let i = 0; i < agentCount; i++) {
     const args = ['--node-id', `${name}-${i}`, '--listen', '127.0.0.1:0'];
     args.push('--capacity', String(capacity), '--sandbox', 'process', '--no-stem-cells');
     args.push('--data-dir', join(root, name, `agent-${i}`), ...common);
-    const agent = startRole(`${name} agent ${i}`, 'agent', args);
+    const agent = startRole(`${name} agent ${i}`, 'agent', args, env);
     started.push(agent);
     agents.push(agent);
     // The first agent creates the bucket before the others start: concurrent creates race, and s3rver answers the
@@ -150,23 +160,19 @@ async function startCluster(
     if (i === 0) await agent.waitFor(/is serving on \S+/);
   }
   await Promise.all(agents.map((agent) => agent.waitFor(/is serving on \S+/)));
-  const backends = [
-    '--redis',
-    servers.redis.url.replace(/\/\d+$/, `/${redisDb}`),
-    '--db',
-    servers.postgres.url(database),
-  ];
-  const manager = startRole(`${name} manager`, 'manager', [
-    ...['--id', `${name}-manager`, '--data-dir', join(root, name, 'manager')],
-    ...backends,
-    ...common,
-  ]);
+  const manager = startRole(
+    `${name} manager`,
+    'manager',
+    [...['--id', `${name}-manager`, '--data-dir', join(root, name, 'manager')], ...common],
+    env,
+  );
   started.push(manager);
-  const gateway = startRole(`${name} gateway`, 'gateway', [
-    ...['--port', '0', '--queue-wait', '30', '--data-dir', join(root, name, 'gateway')],
-    ...backends,
-    ...common,
-  ]);
+  const gateway = startRole(
+    `${name} gateway`,
+    'gateway',
+    [...['--port', '0', '--queue-wait', '30', '--data-dir', join(root, name, 'gateway')], ...common],
+    env,
+  );
   started.push(gateway);
   const [listening] = await Promise.all([
     gateway.waitFor(/listening on (http:\/\/\S+)/),

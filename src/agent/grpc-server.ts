@@ -20,6 +20,7 @@ import {
   sandboxSpecFromProto,
 } from '../grpc/agent-codec.js';
 import { CallGuard, serveGrpc, type GrpcServerHandle } from '../grpc/grpc-transport.js';
+import { ProofSigner } from '../grpc/peer-proof.js';
 import type { Agent } from './agent.js';
 
 export interface AgentServerOptions {
@@ -27,6 +28,8 @@ export interface AgentServerOptions {
   address: string;
   /** The shared cluster token every call must present as `authorization: Bearer <token>`. */
   token: string;
+  /** The address others dial, as the node publishes it in etcd; Prove signs only this one. Default: the bound one. */
+  advertise?: string | undefined;
   /** What GetNodeInfo answers (capacity and sandboxes change, so it is asked each time). */
   nodeInfo: () => Promise<NodeInfo>;
   logger?: Logger | undefined;
@@ -48,6 +51,8 @@ export async function serveAgent(agent: ServedAgent, options: AgentServerOptions
   const guard = new CallGuard(options.token, logger);
   const bufferBytes = options.logStreamBufferBytes ?? 1024 * 1024;
   const streams = new Set<ServerWritableStream<StreamLogsRequest, StreamLogsResponse>>();
+  let bound = '';
+  const signer = new ProofSigner(options.token, 'agent', agent.nodeId, () => options.advertise ?? bound, logger);
 
   const streamLogs: AgentServer['streamLogs'] = (call) => {
     if (!guard.authorized(call.metadata)) {
@@ -101,6 +106,11 @@ export async function serveAgent(agent: ServedAgent, options: AgentServerOptions
     })),
     streamLogs,
     getNodeInfo: guard.unary('GetNodeInfo', async () => ({ node: nodeInfoToProto(await options.nodeInfo()) })),
+    prove: guard.withoutToken('Prove', (request, peer) =>
+      Promise.resolve({
+        proof: signer.sign({ nonce: request.nonce, memberId: request.nodeId, address: request.address }, peer),
+      }),
+    ),
   };
 
   const handle = await serveGrpc(options.address, (server) => server.addService(AgentService, service), {
@@ -109,6 +119,7 @@ export async function serveAgent(agent: ServedAgent, options: AgentServerOptions
       for (const call of streams) call.end();
     },
   });
+  bound = handle.address;
   logger.info({ address: handle.address }, 'agent gRPC server listening');
   return handle;
 }

@@ -9,12 +9,20 @@ import { startManagerNode } from '../cluster/manager-node.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { SandboxKind } from '../cluster/agent-node.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import type { EtcdSecurity } from '../cluster/connections.js';
+import { readSecretFile, refuseSecretArgs } from './secret-args.js';
 
 interface CommonOptions {
   etcd: string;
   etcdPrefix: string;
+  etcdUser: string | undefined;
+  etcdPasswordFile: string | undefined;
+  etcdCa: string | undefined;
+  etcdCert: string | undefined;
+  etcdKey: string | undefined;
   token: string | undefined;
+  tokenFile: string | undefined;
   dataDir: string;
   logLevel: string;
 }
@@ -42,12 +50,33 @@ function withCommon(command: Command): Command {
       new Option('--etcd-prefix <prefix>', 'key prefix in etcd').env('SAVASSAN_ETCD_PREFIX').default('/savassan'),
     )
     .addOption(
-      new Option('--token <token>', 'shared cluster token: agents accept calls only with it').env(
-        'SAVASSAN_CLUSTER_TOKEN',
+      new Option('--etcd-user <name>', 'etcd user (its password: SAVASSAN_ETCD_PASSWORD or --etcd-password-file)').env(
+        'SAVASSAN_ETCD_USER',
+      ),
+    )
+    .addOption(
+      new Option('--etcd-password-file <file>', "the etcd user's password, in a file").env(
+        'SAVASSAN_ETCD_PASSWORD_FILE',
+      ),
+    )
+    .addOption(
+      new Option('--etcd-ca <file>', "CA of etcd's certificate (PEM; https:// endpoints)").env('SAVASSAN_ETCD_CA'),
+    )
+    .addOption(new Option('--etcd-cert <file>', 'client certificate for etcd (PEM)').env('SAVASSAN_ETCD_CERT'))
+    .addOption(new Option('--etcd-key <file>', 'key of the client certificate (PEM)').env('SAVASSAN_ETCD_KEY'))
+    .addOption(
+      new Option('--token <token>', 'refused: the cluster token comes from SAVASSAN_CLUSTER_TOKEN or --token-file')
+        .env('SAVASSAN_CLUSTER_TOKEN')
+        .hideHelp(),
+    )
+    .addOption(
+      new Option('--token-file <file>', 'file holding the shared cluster token (or set SAVASSAN_CLUSTER_TOKEN)').env(
+        'SAVASSAN_CLUSTER_TOKEN_FILE',
       ),
     )
     .option('--data-dir <dir>', 'where this process keeps its files', '.savassan')
-    .option('--log-level <level>', 'log level (debug, info, warn, error)', 'info');
+    .option('--log-level <level>', 'log level (debug, info, warn, error)', 'info')
+    .hook('preAction', (_command, action) => refuseSecretArgs(action));
 }
 
 function withBackends(command: Command): Command {
@@ -68,23 +97,58 @@ function endpoints(value: string): string[] {
     .filter((endpoint) => endpoint !== '');
 }
 
-function token(value: string | undefined): string {
+/** The cluster token: from `--token-file`, else SAVASSAN_CLUSTER_TOKEN (`--token` itself is refused). */
+function token(opts: CommonOptions): string {
+  const value = opts.tokenFile === undefined ? opts.token : readSecretFile(opts.tokenFile, 'cluster token');
   if (value === undefined || value === '') {
     throw new PlatformError(
       'INVALID_CONFIG',
-      'a cluster token is required: pass --token or set SAVASSAN_CLUSTER_TOKEN',
+      'a cluster token is required: set SAVASSAN_CLUSTER_TOKEN or pass --token-file FILE',
     );
   }
   return value;
+}
+
+/** etcd's user and TLS from the flags; the password only from SAVASSAN_ETCD_PASSWORD or a file, never argv. */
+function etcdSecurity(opts: CommonOptions): EtcdSecurity {
+  const pem = (file: string | undefined, what: string): Buffer | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      const reason = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw new PlatformError('INVALID_CONFIG', `cannot read the etcd ${what} from ${file}: ${reason}`, { cause: err });
+    }
+  };
+  const password =
+    opts.etcdPasswordFile === undefined
+      ? process.env.SAVASSAN_ETCD_PASSWORD
+      : readSecretFile(opts.etcdPasswordFile, 'etcd password');
+  if (opts.etcdUser === undefined && password !== undefined && password !== '') {
+    throw new PlatformError('INVALID_CONFIG', 'an etcd password is set but no user: pass --etcd-user NAME');
+  }
+  if (opts.etcdUser !== undefined && (password === undefined || password === '')) {
+    throw new PlatformError(
+      'INVALID_CONFIG',
+      `etcd user ${opts.etcdUser} needs a password: set SAVASSAN_ETCD_PASSWORD or pass --etcd-password-file FILE`,
+    );
+  }
+  const tls = { ca: pem(opts.etcdCa, 'CA'), cert: pem(opts.etcdCert, 'certificate'), key: pem(opts.etcdKey, 'key') };
+  const anyTls = tls.ca !== undefined || tls.cert !== undefined || tls.key !== undefined;
+  return {
+    auth: opts.etcdUser === undefined ? undefined : { username: opts.etcdUser, password: password ?? '' },
+    tls: anyTls ? tls : undefined,
+  };
 }
 
 /** What every cluster process takes from the common and backend flags. */
 function sharedSettings(opts: CommonOptions & BackendOptions) {
   return {
     dataDir: opts.dataDir,
-    token: token(opts.token),
+    token: token(opts),
     etcdEndpoints: endpoints(opts.etcd),
     etcdPrefix: opts.etcdPrefix,
+    etcdSecurity: etcdSecurity(opts),
     redisUrl: opts.redis,
     dbUrl: opts.db,
     s3Url: opts.s3,
@@ -149,12 +213,13 @@ export function addClusterCommands(program: Command): void {
         dataDir: opts.dataDir,
         listen: opts.listen,
         advertise: opts.advertise,
-        token: token(opts.token),
+        token: token(opts),
         capacity: opts.capacity,
         sandbox: opts.sandbox ?? (existsSync('/usr/bin/bwrap') ? 'bwrap' : 'process'),
         stemCells: opts.stemCells,
         etcdEndpoints: endpoints(opts.etcd),
         etcdPrefix: opts.etcdPrefix,
+        etcdSecurity: etcdSecurity(opts),
         s3Url: opts.s3,
         leaseTtlSeconds: opts.leaseTtl,
         logger: loggerOf(opts.logLevel),
@@ -191,9 +256,16 @@ export function addClusterCommands(program: Command): void {
         .option('--host <host>', 'address to listen on', '127.0.0.1')
         .option('--port <port>', 'port to listen on', integer, 8080)
         .addOption(
-          new Option('--api-key <key>', 'API key callers must present (repeatable); needed off loopback')
+          new Option('--api-key <key>', 'refused: API keys come from SAVASSAN_API_KEY or --api-key-file')
             .env('SAVASSAN_API_KEY')
-            .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
+            .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+            .hideHelp(),
+        )
+        .addOption(
+          new Option(
+            '--api-key-file <file>',
+            'file of API keys callers must present, one a line (or set SAVASSAN_API_KEY=K1,K2); needed off loopback',
+          ).env('SAVASSAN_API_KEY_FILE'),
         )
         .option('--queue-wait <seconds>', 'how long an invocation waits for an instance before 429', integer, 10)
         .option('--routing-listen <address>', 'where the leader pushes the routing table (host:port)', '127.0.0.1:0'),
@@ -205,6 +277,7 @@ export function addClusterCommands(program: Command): void {
           host: string;
           port: number;
           apiKey: string[] | undefined;
+          apiKeyFile: string | undefined;
           queueWait: number;
           routingListen: string;
         },
@@ -214,7 +287,12 @@ export function addClusterCommands(program: Command): void {
         gatewayId: `gateway-${hostname()}-${process.pid}`,
         host: opts.host,
         port: opts.port,
-        apiKeys: opts.apiKey ?? [],
+        apiKeys:
+          opts.apiKeyFile === undefined
+            ? (opts.apiKey ?? [])
+            : readSecretFile(opts.apiKeyFile, 'API keys')
+                .split(/\s+/)
+                .filter((key) => key !== ''),
         queueWaitMs: opts.queueWait * 1000,
         routingListen: opts.routingListen,
       });

@@ -9,7 +9,7 @@ import type { SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { openBlobStore } from '../embedded/backends.js';
 import { createRuntime, type SandboxKind } from '../sandbox/runtimes.js';
 import { Closers } from './closers.js';
-import { openNodesCluster } from './connections.js';
+import { openNodesCluster, type EtcdSecurity } from './connections.js';
 
 export type { SandboxKind };
 
@@ -28,6 +28,7 @@ export interface AgentNodeOptions {
   stemCells: boolean;
   etcdEndpoints: string[];
   etcdPrefix?: string | undefined;
+  etcdSecurity?: EtcdSecurity | undefined;
   /** Code and logs: S3 (shared by the cluster) or, for a single machine, `{dataDir}/blobs`. */
   s3Url?: string | undefined;
   /** The registration's lease: a node that stops answering leaves the cluster after this long. */
@@ -89,7 +90,13 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
       codeCached: await agent.cachedCode(),
       startedAt,
     });
-    const server = await serveAgent(agent, { address: options.listen, token: options.token, nodeInfo, logger });
+    const server = await serveAgent(agent, {
+      address: options.listen,
+      advertise: options.advertise,
+      token: options.token,
+      nodeInfo,
+      logger,
+    });
     closers.add(() => server.close());
     address = options.advertise ?? server.address;
     if (/^(0\.0\.0\.0|\[::\]|::):/.test(address)) {

@@ -1,4 +1,4 @@
-import { openEtcdCluster, type EtcdCluster } from '../adapters/etcd/etcd-cluster.js';
+import { openEtcdCluster, type EtcdCluster, type EtcdClusterOptions } from '../adapters/etcd/etcd-cluster.js';
 import type { Logger } from '../core/logger.js';
 import type { NodeInfo } from '../core/ports/cluster.js';
 import { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
@@ -8,17 +8,23 @@ import type { RemoteAgent } from './membership-directory.js';
 export interface EtcdSettings {
   etcdEndpoints: string[];
   etcdPrefix?: string | undefined;
+  /** etcd's user authentication and TLS, when etcd asks for them. */
+  etcdSecurity?: EtcdSecurity | undefined;
 }
+
+/** How a process authenticates to etcd. */
+export type EtcdSecurity = Pick<EtcdClusterOptions, 'auth' | 'tls'>;
 
 /** The cluster of agent nodes (`{prefix}/nodes`, routing, leader). */
 export function openNodesCluster(settings: EtcdSettings, logger: Logger): Promise<EtcdCluster> {
-  return openEtcdCluster({ endpoints: settings.etcdEndpoints, prefix: settings.etcdPrefix, logger });
+  const { etcdSecurity: security } = settings;
+  return openEtcdCluster({ endpoints: settings.etcdEndpoints, prefix: settings.etcdPrefix, logger, ...security });
 }
 
 /** Where gateways register (so the leader can push the routing table to them): beside the nodes, apart. */
 export function openGatewaysCluster(settings: EtcdSettings, logger: Logger): Promise<EtcdCluster> {
   const prefix = `${settings.etcdPrefix ?? '/savassan'}/gateways`;
-  return openEtcdCluster({ endpoints: settings.etcdEndpoints, prefix, logger });
+  return openEtcdCluster({ endpoints: settings.etcdEndpoints, prefix, logger, ...settings.etcdSecurity });
 }
 
 /** How gateways and managers dial a node's Agent: gRPC with the cluster token. */

@@ -9,10 +9,13 @@ import { unisolatedWarning } from '../sandbox/runtimes.js';
 import { createGateway } from '../gateway/gateway.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
-import { agentDialer, openGatewaysCluster, openNodesCluster } from './connections.js';
+import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
 import { requireSharedBackends } from './manager-node.js';
 import { Closers } from './closers.js';
 import { MembershipDirectory } from './membership-directory.js';
+
+const unverifiedWarning =
+  'listed in etcd but did not prove it holds the cluster token: never called, placed on or routed to';
 
 export interface GatewayNodeOptions extends BackendUrls {
   gatewayId: string;
@@ -24,6 +27,7 @@ export interface GatewayNodeOptions extends BackendUrls {
   token: string;
   etcdEndpoints: string[];
   etcdPrefix?: string | undefined;
+  etcdSecurity?: EtcdSecurity | undefined;
   queueWaitMs: number;
   queueCapacity: number;
   /** Where this gateway takes the leader's routing pushes: `host:port` (port 0 picks one). */
@@ -68,6 +72,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     let routing: RoutingTable | null = null;
     const routingServer = await serveRouting({
       address: options.routingListen ?? '127.0.0.1:0',
+      gatewayId: options.gatewayId,
       token: options.token,
       onTable: (table) => {
         routing = table;
@@ -111,8 +116,8 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       gatewayId: options.gatewayId,
       logger,
       nodes: () =>
-        Promise.resolve(
-          members.nodes().map((node) => ({
+        Promise.resolve([
+          ...members.nodes().map((node) => ({
             nodeId: node.nodeId,
             status: 'ready' as const,
             sandboxRuntime: node.sandboxRuntime,
@@ -123,7 +128,19 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
             routed: routing === null ? undefined : node.nodeId in routing.agents,
             warnings: node.isolating ? [] : [unisolatedWarning],
           })),
-        ),
+          // What an unverified entry claims is shown as it claims it, with the reason it is not used.
+          ...members.unverifiedNodes().map((node) => ({
+            nodeId: node.nodeId,
+            status: 'unverified' as const,
+            sandboxRuntime: node.sandboxRuntime,
+            isolating: node.isolating,
+            sandboxes: node.sandboxes,
+            capacity: node.capacity,
+            agentAddress: node.agentAddress,
+            routed: false,
+            warnings: [unverifiedWarning],
+          })),
+        ]),
     });
     closers.add(async () => {
       setReady(false);

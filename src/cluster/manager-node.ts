@@ -7,7 +7,7 @@ import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { pushRoutingTable } from '../gateway/grpc-routing.js';
 import { Manager } from '../manager/manager.js';
 import { Closers } from './closers.js';
-import { agentDialer, openGatewaysCluster, openNodesCluster } from './connections.js';
+import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
 import { MembershipDirectory } from './membership-directory.js';
 
 export interface ManagerNodeOptions extends BackendUrls {
@@ -16,6 +16,7 @@ export interface ManagerNodeOptions extends BackendUrls {
   token: string;
   etcdEndpoints: string[];
   etcdPrefix?: string | undefined;
+  etcdSecurity?: EtcdSecurity | undefined;
   concurrency: number;
   reconcileIntervalMs: number;
   queueCapacity: number;
@@ -63,16 +64,24 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
     const { pool } = backends;
     const gateways = new Map<string, string>();
     const leadership = new Leadership(cluster, managerId, logger, (table, to) => pushToGateways(table, to ?? gateways));
+    // A gateway entry that never proves itself (a rogue one) is logged once, not at every push.
+    const failing = new Set<string>();
     const pushToGateways = (table: RoutingTable, to: Map<string, string>): void => {
       for (const [gatewayId, address] of to) {
-        void pushRoutingTable(address, options.token, table).catch((err: unknown) =>
-          logger.warn({ err, gatewayId }, 'could not push the routing table to a gateway'),
+        void pushRoutingTable({ gatewayId, address }, options.token, table).then(
+          () => failing.delete(gatewayId),
+          (err: unknown) => {
+            if (failing.has(gatewayId)) return;
+            failing.add(gatewayId);
+            logger.warn({ err, gatewayId, address }, 'could not push the routing table to a gateway');
+          },
         );
       }
     };
     const gatewayWatch = await gatewaysCluster.membership.watch((event) => {
       if (event.type === 'leave') {
         gateways.delete(event.nodeId);
+        failing.delete(event.nodeId);
         return;
       }
       gateways.set(event.node.nodeId, event.node.agentAddress);

@@ -5,8 +5,11 @@ import type { MembershipEvent, MembershipWatcher, NodeInfo } from '../core/ports
 import type { InstanceRef } from '../core/types.js';
 import { choosePlacement } from '../manager/placement.js';
 
-/** An Agent reached over the network, which must be closed when its node leaves. */
-export type RemoteAgent = AgentApi & { close(): Promise<void> };
+/**
+ * An Agent reached over the network, which must be closed when its node leaves. `verify` resolves once the node
+ * proved it holds the cluster token for its id and address (rejects otherwise).
+ */
+export type RemoteAgent = AgentApi & { verify(): Promise<void>; close(): Promise<void> };
 
 export interface MembershipDirectoryOptions {
   membership: MembershipWatcher;
@@ -17,6 +20,8 @@ export interface MembershipDirectoryOptions {
   /** Called after any join, update or leave. */
   onChange?: (() => void) | undefined;
   logger: Logger;
+  /** How often a node that failed its proof is asked again while etcd still lists it. Default 5 s. */
+  reverifyMs?: number | undefined;
 }
 
 /** How long a created sandbox still counts as pending: a little over the Agents' NodeInfo republish interval. */
@@ -55,23 +60,40 @@ interface Member {
   agent: RemoteAgent;
 }
 
+/** A node etcd lists that has not proved itself (yet): never dialed with the token, placed on or routed to. */
+interface Candidate extends Member {
+  verifying: Promise<void>;
+  failed: boolean;
+  timer?: NodeJS.Timeout | undefined;
+}
+
 /**
  * The cluster's live Agents as the membership watcher reports them: a client per node, opened on join and
- * closed on leave. Placement uses the published capacity and code cache of each node, plus the sandboxes this
+ * closed on leave. A node counts only once it has proved it holds the cluster token for the id and address etcd
+ * gives (anyone able to write etcd can add an entry); until then it is listed as unverified and asked again every
+ * few seconds. Placement uses the published capacity and code cache of each verified node, plus the sandboxes this
  * process asked for that the node has not reported yet.
  */
 export class MembershipDirectory implements AgentDirectory {
   private readonly members = new Map<string, Member>();
+  private readonly candidates = new Map<string, Candidate>();
   private readonly pending = new Map<string, number>();
   private watch: { close(): Promise<void> } | null = null;
+  private closed = false;
 
   private constructor(private readonly options: MembershipDirectoryOptions) {}
 
-  /** Start watching; resolves once the current members are known. */
+  /** Start watching; resolves once the current members are known and have been asked for their proofs. */
   static async open(options: MembershipDirectoryOptions): Promise<MembershipDirectory> {
     const directory = new MembershipDirectory(options);
     directory.watch = await options.membership.watch((event) => directory.apply(event));
+    await Promise.all([...directory.candidates.values()].map((candidate) => candidate.verifying));
     return directory;
+  }
+
+  /** Nodes etcd lists that have not proved they belong to the cluster: shown, never used. */
+  unverifiedNodes(): NodeInfo[] {
+    return [...this.candidates.values()].map((candidate) => candidate.info);
   }
 
   get(nodeId: string): AgentApi | null {
@@ -107,9 +129,12 @@ export class MembershipDirectory implements AgentDirectory {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.watch?.close();
-    const members = [...this.members.values()];
+    const members = [...this.members.values(), ...this.candidates.values()];
+    for (const candidate of this.candidates.values()) clearTimeout(candidate.timer);
     this.members.clear();
+    this.candidates.clear();
     await Promise.all(members.map((member) => member.agent.close()));
   }
 
@@ -117,29 +142,78 @@ export class MembershipDirectory implements AgentDirectory {
     const { logger } = this.options;
     if (event.type === 'leave') {
       const member = this.members.get(event.nodeId);
+      const candidate = this.candidates.get(event.nodeId);
       this.members.delete(event.nodeId);
+      this.candidates.delete(event.nodeId);
       this.pending.delete(event.nodeId);
+      clearTimeout(candidate?.timer);
       if (member !== undefined) void member.agent.close().catch(() => {});
+      if (candidate !== undefined) void candidate.agent.close().catch(() => {});
       logger.info({ nodeId: event.nodeId }, 'node left the cluster');
       this.options.onLeave?.(event.nodeId);
       this.options.onChange?.();
       return;
     }
-    const existing = this.members.get(event.node.nodeId);
-    if (existing !== undefined && existing.info.startedAt !== event.node.startedAt) {
+    const { node } = event;
+    const existing = this.members.get(node.nodeId) ?? this.candidates.get(node.nodeId);
+    if (existing !== undefined && existing.info.startedAt !== node.startedAt) {
       // The node restarted under the same id before its old lease expired: its old sandboxes are gone.
-      this.apply({ type: 'leave', nodeId: event.node.nodeId });
-      this.apply({ type: 'join', node: event.node });
+      this.apply({ type: 'leave', nodeId: node.nodeId });
+      this.apply({ type: 'join', node });
       return;
     }
-    if (existing !== undefined && existing.info.agentAddress === event.node.agentAddress) {
-      existing.info = event.node;
+    if (existing !== undefined && existing.info.agentAddress === node.agentAddress) {
+      existing.info = node;
       this.options.onChange?.();
       return;
     }
-    if (existing !== undefined) void existing.agent.close().catch(() => {});
-    this.members.set(event.node.nodeId, { info: event.node, agent: this.options.connect(event.node) });
-    logger.info({ nodeId: event.node.nodeId, address: event.node.agentAddress }, 'node joined the cluster');
-    this.options.onChange?.();
+    if (existing !== undefined) {
+      // A new address must prove itself again.
+      this.members.delete(node.nodeId);
+      this.candidates.delete(node.nodeId);
+      clearTimeout((existing as Partial<Candidate>).timer);
+      void existing.agent.close().catch(() => {});
+      this.options.onChange?.();
+    }
+    const candidate: Candidate = {
+      info: node,
+      agent: this.options.connect(node),
+      verifying: Promise.resolve(),
+      failed: false,
+    };
+    this.candidates.set(node.nodeId, candidate);
+    this.verify(candidate);
+  }
+
+  /** Ask `candidate` for its proof; on success it becomes a member, on failure it is asked again later. */
+  private verify(candidate: Candidate): void {
+    const { logger } = this.options;
+    const current = (): boolean => !this.closed && this.candidates.get(candidate.info.nodeId) === candidate;
+    candidate.verifying = candidate.agent.verify().then(
+      () => {
+        if (!current()) return;
+        this.candidates.delete(candidate.info.nodeId);
+        this.members.set(candidate.info.nodeId, { info: candidate.info, agent: candidate.agent });
+        const { nodeId, agentAddress: address } = candidate.info;
+        logger.info({ nodeId, address, verified: true }, 'node joined the cluster');
+        this.options.onChange?.();
+      },
+      (err: unknown) => {
+        if (!current()) return;
+        if (!candidate.failed) {
+          // Logged once per entry: it is asked again every few seconds while etcd lists it.
+          candidate.failed = true;
+          const { nodeId, agentAddress: address } = candidate.info;
+          logger.warn(
+            { err, nodeId, address },
+            'a node listed in etcd did not prove it holds the cluster token: it is not used (etcd may hold a rogue entry)',
+          );
+        }
+        candidate.timer = setTimeout(() => {
+          if (current()) this.verify(candidate);
+        }, this.options.reverifyMs ?? 5000);
+        candidate.timer.unref();
+      },
+    );
   }
 }

@@ -1,4 +1,4 @@
-import { credentials, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, credentials, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { PlatformError } from '../core/errors.js';
 import type { AgentApi, InvokeOutcome, InvokeRequest, SandboxInfo, SandboxSpec } from '../core/ports/agent-api.js';
 import type { NodeInfo } from '../core/ports/cluster.js';
@@ -18,6 +18,7 @@ import {
 } from '../grpc/agent-codec.js';
 import { platformErrorFromGrpc } from '../grpc/grpc-errors.js';
 import { bearerMetadata, callUnary, grpcChannelOptions, type UnaryMethod } from '../grpc/grpc-transport.js';
+import { newChallenge, verifyPeer } from '../grpc/peer-proof.js';
 
 export type { LogFilter, StreamedLogLine } from '../grpc/agent-codec.js';
 
@@ -36,6 +37,9 @@ export interface GrpcAgentClientOptions {
   callDeadlineMs?: number | undefined;
 }
 
+/** A node that does not answer its proof within this long is not verified (it is asked again later). */
+const proveDeadlineMs = 3000;
+
 /** An open StreamLogs call. */
 export interface LogSubscription {
   /**
@@ -50,7 +54,8 @@ export interface LogSubscription {
 /**
  * The Agent of another node, reached over gRPC (cluster mode). Failures the Agent reports keep their PlatformError
  * code; a node that cannot be reached, or does not answer within the deadline, is UNAVAILABLE naming the node and its
- * address. The constructor does no I/O: the connection opens on the first call.
+ * address. The constructor does no I/O: the connection opens on the first call. No call carries the cluster token
+ * before the node has proved it holds it for this node id and address (`verify`, src/grpc/peer-proof.ts).
  */
 export class GrpcAgentClient implements AgentApi {
   readonly nodeId: string;
@@ -62,6 +67,7 @@ export class GrpcAgentClient implements AgentApi {
   private readonly callDeadlineMs: number;
   private readonly client: AgentClient;
   private readonly streams = new Set<ClientReadableStream<StreamLogsResponse>>();
+  private verified: Promise<void> | null = null;
   private closed = false;
 
   constructor(options: GrpcAgentClientOptions) {
@@ -73,6 +79,27 @@ export class GrpcAgentClient implements AgentApi {
     this.createDeadlineMs = options.createDeadlineMs ?? 30_000;
     this.callDeadlineMs = options.callDeadlineMs ?? 10_000;
     this.client = new AgentClient(options.address, credentials.createInsecure(), grpcChannelOptions);
+  }
+
+  /**
+   * Check, once, that the node at this address holds the cluster token and is this node id (a Prove call without
+   * the token). Rejects UNAVAILABLE when it is not; a failed check is tried again on the next call.
+   */
+  verify(): Promise<void> {
+    this.assertOpen('Prove');
+    this.verified ??= verifyPeer(this.token, 'agent', newChallenge(this.nodeId, this.address), async (challenge) => {
+      const response = await callUnary(
+        this.client.prove.bind(this.client),
+        { nonce: challenge.nonce, nodeId: challenge.memberId, address: challenge.address },
+        new Metadata(),
+        { ...this.describe('Prove'), deadlineMs: Math.min(this.callDeadlineMs, proveDeadlineMs) },
+      );
+      return response.proof;
+    }).catch((err: unknown) => {
+      this.verified = null;
+      throw err;
+    });
+    return this.verified;
   }
 
   async createSandbox(spec: SandboxSpec): Promise<InstanceRef> {
@@ -114,6 +141,7 @@ export class GrpcAgentClient implements AgentApi {
    * every line written after that reaches `listener`; rejects when the stream cannot be opened.
    */
   async streamLogs(filter: LogFilter, listener: (line: StreamedLogLine) => void): Promise<LogSubscription> {
+    await this.verify();
     this.assertOpen('StreamLogs');
     const call = this.client.streamLogs(logFilterToProto(filter), bearerMetadata(this.token));
     this.streams.add(call);
@@ -176,6 +204,7 @@ export class GrpcAgentClient implements AgentApi {
     deadlineMs = this.callDeadlineMs,
   ): Promise<Res> {
     this.assertOpen(method);
+    await this.verify();
     return callUnary(unary, request, bearerMetadata(this.token), { ...this.describe(method), deadlineMs });
   }
 }

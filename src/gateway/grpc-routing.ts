@@ -1,4 +1,4 @@
-import { credentials } from '@grpc/grpc-js';
+import { Metadata, credentials } from '@grpc/grpc-js';
 import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { RoutingTable } from '../core/ports/cluster.js';
@@ -16,6 +16,7 @@ import {
   serveGrpc,
   type GrpcServerHandle,
 } from '../grpc/grpc-transport.js';
+import { ProofSigner, newChallenge, verifyPeer } from '../grpc/peer-proof.js';
 
 function tableToProto(table: RoutingTable): RoutingTableMessage {
   return { version: table.version, agents: { ...table.agents }, updatedAtMs: table.updatedAt };
@@ -37,6 +38,10 @@ export interface PushResult {
 export interface RoutingServerOptions {
   /** `host:port` (port 0 picks one) or `unix:/path`. */
   address: string;
+  /** The gateway's id, as it registers in etcd: Prove signs only this one. */
+  gatewayId: string;
+  /** The address the leader dials, as registered; Prove signs only this one. Default: the bound one. */
+  advertise?: string | undefined;
   /** The shared cluster token every push must present. */
   token: string;
   /** Called with each newer table, one at a time; a push is acknowledged once it returns. */
@@ -52,6 +57,8 @@ export interface RoutingServerOptions {
 export async function serveRouting(options: RoutingServerOptions): Promise<GrpcServerHandle> {
   const logger = (options.logger ?? silentLogger).child({ component: 'routing-grpc' });
   const guard = new CallGuard(options.token, logger);
+  let bound = '';
+  const signer = new ProofSigner(options.token, 'gateway', options.gatewayId, () => options.advertise ?? bound, logger);
   let currentVersion = 0;
   // Pushes apply one after another, so versions only go up.
   let applying: Promise<unknown> = Promise.resolve();
@@ -70,26 +77,54 @@ export async function serveRouting(options: RoutingServerOptions): Promise<GrpcS
       applying = result.catch(() => undefined);
       return result;
     }),
+    prove: guard.withoutToken('Prove', (request, peer) =>
+      Promise.resolve({
+        proof: signer.sign({ nonce: request.nonce, memberId: request.gatewayId, address: request.address }, peer),
+      }),
+    ),
   };
-  return serveGrpc(options.address, (server) => server.addService(RoutingService, service), {
+  const handle = await serveGrpc(options.address, (server) => server.addService(RoutingService, service), {
     graceMs: options.graceMs,
   });
+  bound = handle.address;
+  return handle;
 }
 
-/** Push `table` to the gateway at `address` (one short-lived connection). Rejects with a PlatformError. */
+/** A gateway as registered in etcd: where the leader pushes. */
+export interface GatewayAddress {
+  gatewayId: string;
+  address: string;
+}
+
+/**
+ * Push `table` to the gateway at `address` (one short-lived connection), once it has proved it holds the cluster
+ * token for this id and address: an unverified gateway never receives the token. Rejects with a PlatformError
+ * (UNAVAILABLE when the gateway is not verified).
+ */
 export async function pushRoutingTable(
-  address: string,
+  gateway: GatewayAddress,
   token: string,
   table: RoutingTable,
   options: { deadlineMs?: number | undefined } = {},
 ): Promise<PushResult> {
+  const { address } = gateway;
   const client = new RoutingClient(address, credentials.createInsecure(), grpcChannelOptions);
+  const deadlineMs = options.deadlineMs ?? 5000;
   try {
+    await verifyPeer(token, 'gateway', newChallenge(gateway.gatewayId, address), async (challenge) => {
+      const response = await callUnary(
+        client.prove.bind(client),
+        { nonce: challenge.nonce, gatewayId: challenge.memberId, address: challenge.address },
+        new Metadata(),
+        { peer: `gateway ${gateway.gatewayId} at ${address}`, method: 'Prove', deadlineMs },
+      );
+      return response.proof;
+    });
     return await callUnary(
       client.pushRoutingTable.bind(client),
       { table: tableToProto(table) },
       bearerMetadata(token),
-      { peer: `gateway at ${address}`, method: 'PushRoutingTable', deadlineMs: options.deadlineMs ?? 5000 },
+      { peer: `gateway ${gateway.gatewayId} at ${address}`, method: 'PushRoutingTable', deadlineMs },
     );
   } finally {
     client.close();

@@ -88,6 +88,21 @@ export class CallGuard {
     return { code, details, metadata };
   }
 
+  /** A unary handler that takes calls without the token (only Prove, which a caller makes before it sends it). */
+  withoutToken<Req, Res>(
+    method: string,
+    body: (request: Req, peer: string) => Promise<Res>,
+  ): handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      Promise.resolve()
+        .then(() => body(call.request, call.getPeer()))
+        .then(
+          (response) => callback(null, response),
+          (err: unknown) => callback(this.failure(method, err)),
+        );
+    };
+  }
+
   /** A unary handler that checks the token, runs `body` and answers with its result or its error. */
   unary<Req, Res>(method: string, body: (request: Req) => Promise<Res>): handleUnaryCall<Req, Res> {
     return (call, callback) => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,26 +109,35 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
       startPostgresServer(),
       startS3Server({ host: network.bridgeIp }),
     ]);
-    const db = postgres.url(await postgres.createDatabase());
-    const common = [
-      ...['--token', `token-${randomUUID()}`, '--etcd', etcd.endpoints.join(','), '--log-level', 'warn'],
-      ...['--s3', `${s3.url}/cluster?createBucket=true`],
-    ];
+    const token = `token-${randomUUID()}`;
+    // Secrets come from the environment or files, never the arguments (visible to every local user in `ps`).
+    const tokenFile = join(root, 'cluster-token');
+    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    const env = {
+      ...process.env,
+      SAVASSAN_CLUSTER_TOKEN: token,
+      SAVASSAN_S3_URL: `${s3.url}/cluster?createBucket=true`,
+      SAVASSAN_DB_URL: postgres.url(await postgres.createDatabase()),
+      SAVASSAN_REDIS_URL: redis.url,
+    };
+    const common = ['--etcd', etcd.endpoints.join(','), '--log-level', 'warn'];
     for (const [i, host] of network.hosts.entries()) {
       const args = [cli, 'agent', '--node-id', `node-${i}`, '--listen', `${host.ip}:7070`, '--capacity', '8'];
       args.push('--sandbox', 'process', '--no-stem-cells', '--lease-ttl', String(leaseTtlSeconds));
-      args.push('--data-dir', join(root, `agent-${i}`), ...common);
-      agents.push(track(`agent ${i}`, host.spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })));
+      args.push('--data-dir', join(root, `agent-${i}`), '--token-file', tokenFile, ...common);
+      const agentEnv = { ...env, SAVASSAN_CLUSTER_TOKEN: '' };
+      agents.push(
+        track(`agent ${i}`, host.spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: agentEnv })),
+      );
     }
     await Promise.all(agents.map((agent) => agent.waitFor(/is serving on/)));
-    const backends = ['--redis', redis.url, '--db', db];
     for (const i of [0, 1]) {
       const args = [cli, 'manager', '--id', `manager-${i}`, '--data-dir', join(root, `manager-${i}`)];
-      others.push(track(`manager ${i}`, spawn(process.execPath, [...args, ...backends, ...common])));
+      others.push(track(`manager ${i}`, spawn(process.execPath, [...args, ...common], { env })));
     }
     for (const i of [0, 1]) {
-      const args = [cli, 'gateway', '--port', '0', '--data-dir', join(root, `gateway-${i}`), ...backends, ...common];
-      const gateway = track(`gateway ${i}`, spawn(process.execPath, args));
+      const args = [cli, 'gateway', '--port', '0', '--data-dir', join(root, `gateway-${i}`), ...common];
+      const gateway = track(`gateway ${i}`, spawn(process.execPath, args, { env }));
       others.push(gateway);
       const [, url = ''] = await gateway.waitFor(/listening on (http:\/\/\S+)/);
       gatewayUrls.push(url);

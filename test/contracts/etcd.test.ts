@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect, createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +15,7 @@ import type { MembershipEvent, NodeInfo, RoutingTable } from '../../src/core/por
 import { etcdAvailable, etcdBinary, startEtcdServer } from '../kit/etcd-server.js';
 import type { EtcdServer } from '../kit/etcd-server.js';
 import { freeLoopbackPort } from '../kit/free-port.js';
+import { makeTestCertificates, opensslAvailable } from '../kit/test-certificates.js';
 import { clusterContract } from './cluster.contract.js';
 
 /** A key prefix no other test uses; the test's cleanup deletes its keys. */
@@ -217,10 +221,86 @@ if (!etcdAvailable()) {
 
     it('refuses bad options with BAD_REQUEST', async () => {
       await assert.rejects(openEtcdCluster({ endpoints: [] }), code('BAD_REQUEST'));
-      await assert.rejects(openEtcdCluster({ endpoints: ['https://127.0.0.1:2379'] }), code('BAD_REQUEST'));
+      await assert.rejects(openEtcdCluster({ endpoints: ['ftp://127.0.0.1:2379'] }), code('BAD_REQUEST'));
+      await assert.rejects(
+        openEtcdCluster({ endpoints: ['https://127.0.0.1:2379', 'http://127.0.0.1:2380'] }),
+        code('BAD_REQUEST'),
+      );
       await assert.rejects(openEtcdCluster({ endpoints: server.endpoints, prefix: 'x' }), code('BAD_REQUEST'));
       await assert.rejects(openEtcdCluster({ endpoints: server.endpoints, leaderTtlSeconds: 0 }), code('BAD_REQUEST'));
     });
+  });
+
+  describe('EtcdCluster with etcd authentication and TLS', () => {
+    it('works as an etcd user, and fails clearly without the user or with a wrong password', async () => {
+      const own = await startEtcdServer();
+      const password = `pw-${randomUUID()}`;
+      try {
+        await own.ctl(['user', 'add', 'root', '--new-user-password', password]);
+        await own.ctl(['auth', 'enable']);
+        const auth = { username: 'root', password };
+        const cluster = await openEtcdCluster({ endpoints: own.endpoints, prefix: uniquePrefix(), auth });
+        try {
+          const registration = await cluster.registry.register(node('node-a'), 5);
+          assert.equal(await cluster.routing.put({ version: 1, agents: {}, updatedAt: 1 }, 0), true);
+          await registration.deregister();
+        } finally {
+          await cluster.close();
+        }
+        await assert.rejects(openEtcdCluster({ endpoints: own.endpoints }), (err) => {
+          assert.ok(isPlatformError(err, 'UNAUTHORIZED'), String(err));
+          assert.match(err.message, /etcd at .* requires a user: pass --etcd-user and SAVASSAN_ETCD_PASSWORD/);
+          return true;
+        });
+        await assert.rejects(
+          openEtcdCluster({ endpoints: own.endpoints, auth: { ...auth, password: 'wrong' } }),
+          (err) => {
+            assert.ok(isPlatformError(err, 'UNAUTHORIZED'), String(err));
+            assert.match(err.message, /etcd at .* refused the user root: wrong user name or password/);
+            return true;
+          },
+        );
+      } finally {
+        await own.stop();
+      }
+    });
+
+    it(
+      'talks TLS with a client certificate, and fails clearly without one',
+      { skip: !opensslAvailable() },
+      async () => {
+        const dir = await mkdtemp(join(tmpdir(), 'sv-etcd-tls-'));
+        const files = await makeTestCertificates(dir);
+        const own = await startEtcdServer({ tls: files });
+        try {
+          const [ca, cert, key] = await Promise.all(
+            [files.ca, files.clientCert, files.clientKey].map((f) => readFile(f)),
+          );
+          assert.match(own.endpoints[0] ?? '', /^https:/);
+          const cluster = await openEtcdCluster({
+            endpoints: own.endpoints,
+            prefix: uniquePrefix(),
+            tls: { ca, cert, key },
+          });
+          try {
+            const registration = await cluster.registry.register(node('node-a'), 5);
+            await registration.deregister();
+          } finally {
+            await cluster.close();
+          }
+          // etcd checks client certificates: the CA alone is not enough.
+          await assert.rejects(openEtcdCluster({ endpoints: own.endpoints, tls: { ca } }), code('UNAVAILABLE'));
+          await assert.rejects(
+            openEtcdCluster({ endpoints: [own.endpoints[0]!.replace('https:', 'http:')], tls: { ca, cert, key } }),
+            code('BAD_REQUEST'),
+          );
+          await assert.rejects(openEtcdCluster({ endpoints: own.endpoints, tls: { ca, cert } }), code('BAD_REQUEST'));
+        } finally {
+          await own.stop();
+          await rm(dir, { recursive: true, force: true });
+        }
+      },
+    );
   });
 
   describe('EtcdCluster across etcd restarts', () => {

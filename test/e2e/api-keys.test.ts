@@ -1,4 +1,4 @@
-// API keys (issue 5) end to end: a real `savassan start --api-key k1`, driven through raw HTTP, SavassanClient and
+// API keys (issue 5) end to end: a real `savassan start` with SAVASSAN_API_KEY=k1, driven through raw HTTP, SavassanClient and
 // the real CLI, and a start on a non-loopback address without a key, which must refuse to run.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -18,7 +18,7 @@ describe('API keys end to end', () => {
   const get = (path: string, headers: Record<string, string> = {}) => fetch(`${server.url}${path}`, { headers });
 
   before(async () => {
-    server = await startServer(['--api-key', 'k1', '--no-examples'], undefined, { SAVASSAN_API_KEY: '' });
+    server = await startServer(['--no-examples'], undefined, { SAVASSAN_API_KEY: 'k1' });
   });
   after(async () => {
     await server.cleanup();
@@ -124,7 +124,10 @@ describe('savassan start on a non-loopback address', () => {
         startServer(['--host', '0.0.0.0', '--port', '0'], dataDir, { SAVASSAN_API_KEY: '' }),
         (err: Error) => {
           assert.match(err.message, /exited \(code 1\)/);
-          assert.match(err.message, /listening on 0\.0\.0\.0 needs an API key: pass --api-key or set SAVASSAN_API_KEY/);
+          assert.match(
+            err.message,
+            /listening on 0\.0\.0\.0 needs an API key: set SAVASSAN_API_KEY or pass --api-key-file FILE/,
+          );
           return true;
         },
       );

@@ -83,10 +83,14 @@ describe(
 
       before(async () => {
         server = await startServer(
-          ['--no-examples', '--queue-wait', '5', '--redis', redis.url, '--db', postgres.url(database)],
+          ['--no-examples', '--queue-wait', '5', '--redis', redis.url],
           undefined,
-          // S3 from the environment; a Redis URL there loses to the flag.
-          { SAVASSAN_S3_URL: `${s3.url}/${bucket}?createBucket=true`, SAVASSAN_REDIS_URL: 'redis://127.0.0.1:1/0' },
+          // URLs with a password from the environment; a Redis URL there loses to the flag.
+          {
+            SAVASSAN_S3_URL: `${s3.url}/${bucket}?createBucket=true`,
+            SAVASSAN_DB_URL: postgres.url(database),
+            SAVASSAN_REDIS_URL: 'redis://127.0.0.1:1/0',
+          },
         );
       });
 
@@ -230,7 +234,7 @@ describe(
 
     it('runs on MySQL (MariaDB): deploys, invokes cold then warm and records both', async () => {
       const name = await mariadb.createDatabase();
-      const server = await startServer(['--no-examples', '--db', mariadb.url(name)]);
+      const server = await startServer(['--no-examples'], undefined, { SAVASSAN_DB_URL: mariadb.url(name) });
       try {
         assert.match(
           server.output(),
@@ -263,8 +267,8 @@ describe(
       };
       try {
         const [noRedis, noDb, noS3] = await Promise.all([
-          start(['--redis', `redis://:hunter2@127.0.0.1:${port}/0`]),
-          start(['--db', `postgres://savassan:hunter2@127.0.0.1:${port}/savassan`]),
+          start([], { SAVASSAN_REDIS_URL: `redis://:hunter2@127.0.0.1:${port}/0` }),
+          start([], { SAVASSAN_DB_URL: `postgres://savassan:hunter2@127.0.0.1:${port}/savassan` }),
           start([], { SAVASSAN_S3_URL: `http://key:hunter2@127.0.0.1:${port}/${bucket}` }),
         ]);
         const expected: [typeof noRedis, RegExp][] = [

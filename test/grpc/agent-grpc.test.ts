@@ -5,6 +5,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -19,6 +20,7 @@ import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
 import { Agent } from '../../src/agent/agent.js';
 import { serveAgent } from '../../src/agent/grpc-server.js';
 import { AgentClient, type StreamLogsResponse } from '../../src/gen/savassan/agent/v1/agent.js';
+import { RoutingClient } from '../../src/gen/savassan/gateway/v1/routing.js';
 import { GrpcAgentClient, type StreamedLogLine } from '../../src/gateway/grpc-agent-client.js';
 import { pushRoutingTable, serveRouting } from '../../src/gateway/grpc-routing.js';
 import { bearerMetadata, type GrpcServerHandle } from '../../src/grpc/grpc-transport.js';
@@ -239,29 +241,77 @@ describe('Agent over gRPC', () => {
   });
 
   it('refuses calls without the cluster token', async () => {
+    // A client with another token cannot verify the node, so it never sends its token.
     const wrong = client(tcp.address, { token: 'not-the-token' });
-    await assert.rejects(
-      wrong.listSandboxes(),
-      rejectsWith('UNAUTHORIZED', (err) => {
-        assert.equal(err.status, 401);
-        assert.match(err.rawMessage, /ListSandboxes needs the cluster token/);
-      }),
-    );
-    await assert.rejects(
-      wrong.streamLogs({}, () => {}),
-      rejectsWith('UNAUTHORIZED'),
-    );
+    for (const call of [() => wrong.listSandboxes(), () => wrong.streamLogs({}, () => {})]) {
+      await assert.rejects(
+        call(),
+        rejectsWith('UNAVAILABLE', (err) => assert.match(err.rawMessage, /proof does not match the cluster token/)),
+      );
+    }
 
-    // A client of another kind that sends no token at all gets UNAUTHENTICATED and the code in the trailer.
+    // A client of another kind that sends no token, or a wrong one, gets UNAUTHENTICATED and the code in the trailer.
     const raw = new AgentClient(tcp.address, credentials.createInsecure());
     try {
-      const err = await new Promise<ServiceError | null>((resolve) =>
-        raw.listSandboxes({}, new Metadata(), (error) => resolve(error)),
-      );
-      assert.equal(err?.code, status.UNAUTHENTICATED);
-      assert.deepEqual(err.metadata.get('savassan-error-code'), ['UNAUTHORIZED']);
+      for (const metadata of [new Metadata(), bearerMetadata('not-the-token')]) {
+        const err = await new Promise<ServiceError | null>((resolve) =>
+          raw.listSandboxes({}, metadata, (error) => resolve(error)),
+        );
+        assert.equal(err?.code, status.UNAUTHENTICATED);
+        assert.match(err.details, /ListSandboxes needs the cluster token/);
+        assert.deepEqual(err.metadata.get('savassan-error-code'), ['UNAUTHORIZED']);
+      }
     } finally {
       raw.close();
+    }
+  });
+
+  it('proves its identity only for its own node id and address, so a relay fails', async () => {
+    // What a rogue etcd entry would point at: a TCP relay to the real Agent, recording what callers send it.
+    const received: Buffer[] = [];
+    const relay = createServer((inbound) => {
+      const outbound = connect(tcp.port, '127.0.0.1');
+      inbound.on('data', (chunk: Buffer) => received.push(chunk));
+      inbound.pipe(outbound).pipe(inbound);
+      const end = (): void => {
+        inbound.destroy();
+        outbound.destroy();
+      };
+      inbound.on('error', end).on('close', end);
+      outbound.on('error', end).on('close', end);
+    });
+    relay.listen(0, '127.0.0.1');
+    await once(relay, 'listening');
+    const { port } = relay.address() as AddressInfo;
+    try {
+      // The real node id at the relay's address, and another id: the Agent refuses to prove either.
+      for (const nodeId of ['node-a', 'node-rogue']) {
+        const relayed = client(`127.0.0.1:${port}`, { nodeId });
+        await assert.rejects(
+          relayed.listSandboxes(),
+          rejectsWith('UNAVAILABLE', (err) =>
+            assert.match(err.rawMessage, new RegExp(`agent ${nodeId} at 127\\.0\\.0\\.1:${port} is not verified`)),
+          ),
+        );
+        await assert.rejects(
+          relayed.streamLogs({}, () => {}),
+          rejectsWith('UNAVAILABLE'),
+        );
+      }
+      // At its own address, under another id, the node is not verified either.
+      await assert.rejects(client(tcp.address, { nodeId: 'node-b' }).getNodeInfo(), rejectsWith('UNAVAILABLE'));
+      assert.ok(received.length > 0, 'the callers did dial the relay');
+      // An Agent that advertises another address (NAT, a name) proves that one only, not the bound one.
+      const advertised = await serveAgent(agent, {
+        address: '127.0.0.1:0',
+        advertise: 'agent-a.example:7070',
+        token,
+        nodeInfo: () => Promise.resolve(nodeInfo),
+      });
+      servers.push(advertised);
+      await assert.rejects(client(advertised.address).listSandboxes(), rejectsWith('UNAVAILABLE'));
+    } finally {
+      relay.close();
     }
   });
 
@@ -271,7 +321,7 @@ describe('Agent over gRPC', () => {
       token,
       nodeInfo: () => Promise.resolve(nodeInfo),
     });
-    const gone = client(stopped.address, { nodeId: 'node-gone' });
+    const gone = client(stopped.address);
     assert.equal((await gone.listSandboxes()).length >= 0, true);
     await stopped.close();
     for (const remote of [gone, client(`unix:${join(root, 'nobody.sock')}`, { nodeId: 'node-none' })]) {
@@ -381,6 +431,7 @@ describe('routing push to gateways', () => {
     const tables: RoutingTable[] = [];
     const server = await serveRouting({
       address: '127.0.0.1:0',
+      gatewayId: 'gw-1',
       token,
       onTable: (table) => {
         tables.push(table);
@@ -392,25 +443,45 @@ describe('routing push to gateways', () => {
         agents: { 'node-a': '10.0.0.1:7070', 'node-b': 'unix:/run/savassan/agent.sock' },
         updatedAt: 1_700_000_000_000,
       };
-      assert.deepEqual(await pushRoutingTable(server.address, token, table), { accepted: true, currentVersion: 7 });
+      const gateway = { gatewayId: 'gw-1', address: server.address };
+      assert.deepEqual(await pushRoutingTable(gateway, token, table), { accepted: true, currentVersion: 7 });
       assert.deepEqual(tables, [table]);
-      assert.deepEqual(await pushRoutingTable(server.address, token, table), { accepted: true, currentVersion: 7 });
-      assert.deepEqual(await pushRoutingTable(server.address, token, { ...table, version: 6 }), {
+      assert.deepEqual(await pushRoutingTable(gateway, token, table), { accepted: true, currentVersion: 7 });
+      assert.deepEqual(await pushRoutingTable(gateway, token, { ...table, version: 6 }), {
         accepted: false,
         currentVersion: 7,
       });
       assert.equal(tables.length, 1);
+      // A pusher with another token cannot verify the gateway and sends nothing; another id is not verified either.
       await assert.rejects(
-        pushRoutingTable(server.address, 'wrong', { ...table, version: 8 }),
-        rejectsWith('UNAUTHORIZED'),
+        pushRoutingTable(gateway, 'wrong', { ...table, version: 8 }),
+        rejectsWith('UNAVAILABLE', (err) => assert.match(err.rawMessage, /proof does not match the cluster token/)),
       );
+      await assert.rejects(
+        pushRoutingTable({ ...gateway, gatewayId: 'gw-2' }, token, { ...table, version: 8 }),
+        rejectsWith('UNAVAILABLE', (err) => assert.match(err.rawMessage, /^gateway gw-2 at .* is not verified/)),
+      );
+      // A push without the right token is refused by the gateway.
+      const raw = new RoutingClient(server.address, credentials.createInsecure());
+      try {
+        const err = await new Promise<ServiceError | null>((resolve) =>
+          raw.pushRoutingTable({ table: { version: 8, agents: {}, updatedAtMs: 0 } }, bearerMetadata('wrong'), (e) =>
+            resolve(e),
+          ),
+        );
+        assert.equal(err?.code, status.UNAUTHENTICATED);
+      } finally {
+        raw.close();
+      }
       assert.equal(tables.length, 1);
     } finally {
       await server.close();
     }
     await assert.rejects(
-      pushRoutingTable(server.address, token, { version: 9, agents: {}, updatedAt: 0 }),
-      rejectsWith('UNAVAILABLE', (err) => assert.match(err.rawMessage, /^gateway at 127\.0\.0\.1:\d+ is unreachable/)),
+      pushRoutingTable({ gatewayId: 'gw-1', address: server.address }, token, { version: 9, agents: {}, updatedAt: 0 }),
+      rejectsWith('UNAVAILABLE', (err) =>
+        assert.match(err.rawMessage, /^gateway gw-1 at 127\.0\.0\.1:\d+ is not verified: .* is unreachable/),
+      ),
     );
   });
 });

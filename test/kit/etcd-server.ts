@@ -2,7 +2,8 @@
 import { execFile } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -36,6 +37,17 @@ export interface EtcdServer {
   stop(): Promise<void>;
 }
 
+/** PEM files for an etcd that serves its clients over TLS and requires a client certificate signed by `ca`. */
+export interface EtcdTlsFiles {
+  ca: string;
+  /** etcd's certificate and key (for the host it listens on). */
+  serverCert: string;
+  serverKey: string;
+  /** A client certificate and key, which `ctl()` uses. */
+  clientCert: string;
+  clientKey: string;
+}
+
 /** Whether the etcd binary is installed. */
 export function etcdAvailable(): boolean {
   return existsSync(etcdBinary);
@@ -52,7 +64,7 @@ process.once('exit', () => {
  * healthy. Heartbeat and election timeout are a tenth of the defaults, which makes 1 s the shortest lease TTL etcd
  * grants (2 s with the defaults) and a restart take well under a second.
  */
-export async function startEtcdServer(options: { host?: string } = {}): Promise<EtcdServer> {
+export async function startEtcdServer(options: { host?: string; tls?: EtcdTlsFiles } = {}): Promise<EtcdServer> {
   const host = options.host ?? '127.0.0.1';
   const dir = await mkdtemp(join(tmpdir(), 'savassan-etcd-'));
   directories.add(dir);
@@ -60,7 +72,7 @@ export async function startEtcdServer(options: { host?: string } = {}): Promise<
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
     const [clientPort, peerPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
     if (clientPort === peerPort) continue;
-    const server = new RunningEtcdServer(dir, clientPort, peerPort, host);
+    const server = new RunningEtcdServer(dir, clientPort, peerPort, host, options.tls);
     try {
       await server.restart();
       return server;
@@ -82,15 +94,17 @@ class RunningEtcdServer implements EtcdServer {
   readonly peerPort: number;
   readonly #dir: string;
   readonly #host: string;
+  readonly #tls: EtcdTlsFiles | undefined;
   #child: ChildProcess | undefined;
   #stopped = false;
 
-  constructor(dir: string, clientPort: number, peerPort: number, host: string) {
+  constructor(dir: string, clientPort: number, peerPort: number, host: string, tls?: EtcdTlsFiles) {
     this.#dir = dir;
     this.#host = host;
+    this.#tls = tls;
     this.clientPort = clientPort;
     this.peerPort = peerPort;
-    this.endpoints = [`http://${host}:${clientPort}`];
+    this.endpoints = [`${tls === undefined ? 'http' : 'https'}://${host}:${clientPort}`];
   }
 
   get running(): boolean {
@@ -107,7 +121,8 @@ class RunningEtcdServer implements EtcdServer {
   async restart(): Promise<void> {
     if (this.#stopped) throw new Error('etcd test server was stopped');
     await this.kill();
-    const client = `http://${this.#host}:${this.clientPort}`;
+    const [client = ''] = this.endpoints;
+    const tls = this.#tls;
     const peer = `http://${this.#host}:${this.peerPort}`;
     const args = [
       ...['--name', 'test', '--data-dir', join(this.#dir, 'data')],
@@ -116,11 +131,22 @@ class RunningEtcdServer implements EtcdServer {
       ...['--initial-cluster', `test=${peer}`, '--initial-cluster-state', 'new'],
       ...['--heartbeat-interval', '10', '--election-timeout', '100'],
       ...['--logger', 'zap', '--log-level', 'warn'],
+      ...(tls === undefined
+        ? []
+        : [
+            '--cert-file',
+            tls.serverCert,
+            '--key-file',
+            tls.serverKey,
+            '--trusted-ca-file',
+            tls.ca,
+            '--client-cert-auth',
+          ]),
     ];
     const { child, output, exited } = spawnServer(etcdBinary, args);
     this.#child = child;
     const deadline = Date.now() + START_TIMEOUT_MS;
-    while (!(await healthy(client))) {
+    while (!(await healthy(client, tls))) {
       if (exited() || Date.now() > deadline) {
         await this.kill();
         throw new Error(`etcd on port ${this.clientPort} did not become healthy:\n${output()}`);
@@ -132,7 +158,10 @@ class RunningEtcdServer implements EtcdServer {
   ctl(args: string[]): Promise<string> {
     return new Promise((resolve, reject) => {
       const env = { ...process.env, ETCDCTL_API: '3' };
-      execFile(etcdctlBinary, ['--endpoints', this.endpoints.join(','), ...args], { env }, (err, stdout, stderr) => {
+      const tls = this.#tls;
+      const secure = tls === undefined ? [] : ['--cacert', tls.ca, '--cert', tls.clientCert, '--key', tls.clientKey];
+      const all = ['--endpoints', this.endpoints.join(','), ...secure, ...args];
+      execFile(etcdctlBinary, all, { env }, (err, stdout, stderr) => {
         if (err) reject(new Error(`etcdctl ${args.join(' ')} failed: ${stderr}`, { cause: err }));
         else resolve(stdout);
       });
@@ -148,7 +177,8 @@ class RunningEtcdServer implements EtcdServer {
 }
 
 /** etcd's /health answers `{"health":"true"}` once the member has a leader and serves requests. */
-async function healthy(clientUrl: string): Promise<boolean> {
+async function healthy(clientUrl: string, tls: EtcdTlsFiles | undefined): Promise<boolean> {
+  if (tls !== undefined) return healthyOverTls(clientUrl, tls);
   try {
     const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
     const body = (await response.json()) as { health?: string };
@@ -163,4 +193,18 @@ async function killProcess(child: ChildProcess): Promise<void> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGKILL');
   await exited;
+}
+
+async function healthyOverTls(clientUrl: string, tls: EtcdTlsFiles): Promise<boolean> {
+  const [ca, cert, key] = await Promise.all([tls.ca, tls.clientCert, tls.clientKey].map((file) => readFile(file)));
+  return new Promise((resolve) => {
+    const request = httpsGet(`${clientUrl}/health`, { ca, cert, key, timeout: 1_000 }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve(response.statusCode === 200 && body.includes('"health":"true"')));
+      response.on('error', () => resolve(false));
+    });
+    request.on('error', () => resolve(false));
+    request.on('timeout', () => request.destroy());
+  });
 }

@@ -13,7 +13,7 @@ import type {
   RoutingTable,
   RoutingTableStore,
 } from '../../core/ports/cluster.js';
-import { compileEtcdClusterOptions, createEtcdClient, etcdFailure } from './etcd-connection.js';
+import { authFailure, compileEtcdClusterOptions, createEtcdClient, etcdFailure } from './etcd-connection.js';
 import type { CompiledEtcdClusterOptions, EtcdClusterOptions } from './etcd-connection.js';
 import { memberFromKv, NODES_PREFIX, watchMembership } from './etcd-membership.js';
 import { ResyncingWatch, withTimeout } from './etcd-watch.js';
@@ -103,6 +103,8 @@ export class EtcdCluster implements Cluster {
       read.catch(() => undefined); // the deadline may win the race
       await Promise.race([read, deadline]);
     } catch (err) {
+      const refused = authFailure(err, this.#options);
+      if (refused !== null) throw refused;
       // Whatever the reason (nothing listens, no answer, not etcd), this etcd cannot be used now.
       const message = err instanceof Error ? err.message : String(err);
       throw new PlatformError('UNAVAILABLE', `${this.#options.display} is unavailable: ${message}`, { cause: err });

@@ -32,6 +32,24 @@ export interface EtcdClusterOptions {
   requestTimeoutMs?: number;
   /** Where watch reconnects, lost leases and listener failures are reported. Default: dropped. */
   logger?: Logger;
+  /** etcd's user authentication (`etcdctl auth enable`): every request runs as this user. */
+  auth?: EtcdAuth | undefined;
+  /** TLS to etcd; the endpoints must then be `https://`. */
+  tls?: EtcdTls | undefined;
+}
+
+/** A user of etcd's authentication. */
+export interface EtcdAuth {
+  username: string;
+  password: string;
+}
+
+/** PEM contents (not paths): etcd's CA, and a client certificate and key when etcd checks clients (`--client-cert-auth`). */
+export interface EtcdTls {
+  /** The CA that signed etcd's certificate. Default: the system's CAs. */
+  ca?: Buffer | undefined;
+  cert?: Buffer | undefined;
+  key?: Buffer | undefined;
 }
 
 /** {@link EtcdClusterOptions} validated, with defaults applied. */
@@ -45,6 +63,9 @@ export interface CompiledEtcdClusterOptions {
   connectTimeoutMs: number;
   requestTimeoutMs: number;
   logger: Logger;
+  auth: EtcdAuth | undefined;
+  /** Set when the endpoints are `https://`. */
+  tls: EtcdTls | undefined;
 }
 
 const DEFAULT_PREFIX = '/savassan';
@@ -66,12 +87,25 @@ export function compileEtcdClusterOptions(options: EtcdClusterOptions): Compiled
   const endpoints = options.endpoints.map((endpoint) => endpoint.trim()).filter((endpoint) => endpoint.length > 0);
   if (endpoints.length === 0) throw new PlatformError('BAD_REQUEST', 'etcd endpoints must name at least one member');
   for (const endpoint of endpoints) {
-    if (endpoint.startsWith('https://')) {
-      throw new PlatformError('BAD_REQUEST', `etcd endpoint ${endpoint}: TLS is not supported yet, use http://`);
+    if (!/^(https?:\/\/)?[^/\s]+:\d+\/?$/.test(endpoint)) {
+      throw new PlatformError('BAD_REQUEST', `etcd endpoint ${endpoint} is not of the form http(s)://host:port`);
     }
-    if (!/^(http:\/\/)?[^/\s]+:\d+\/?$/.test(endpoint)) {
-      throw new PlatformError('BAD_REQUEST', `etcd endpoint ${endpoint} is not of the form http://host:port`);
-    }
+  }
+  const secure = endpoints.filter((endpoint) => endpoint.startsWith('https://')).length;
+  if (secure !== 0 && secure !== endpoints.length) {
+    throw new PlatformError('BAD_REQUEST', 'etcd endpoints must be all https:// or all http://');
+  }
+  if (secure === 0 && options.tls !== undefined) {
+    throw new PlatformError('BAD_REQUEST', 'etcd TLS files are given but the etcd endpoints are http://: use https://');
+  }
+  if ((options.tls?.cert === undefined) !== (options.tls?.key === undefined)) {
+    throw new PlatformError('BAD_REQUEST', 'an etcd client certificate needs its key, and a key its certificate');
+  }
+  if (options.tls?.cert !== undefined && options.tls.ca === undefined) {
+    throw new PlatformError('BAD_REQUEST', "an etcd client certificate needs the CA of etcd's certificate too");
+  }
+  if (options.auth !== undefined && (options.auth.username === '' || options.auth.password === '')) {
+    throw new PlatformError('BAD_REQUEST', 'etcd authentication needs a user name and a password');
   }
   const prefix = (options.prefix ?? DEFAULT_PREFIX).replace(/\/+$/, '');
   if (!prefix.startsWith('/') || prefix.length < 2) {
@@ -89,6 +123,8 @@ export function compileEtcdClusterOptions(options: EtcdClusterOptions): Compiled
     connectTimeoutMs,
     requestTimeoutMs,
     logger: options.logger ?? silentLogger,
+    auth: options.auth,
+    tls: secure === 0 ? undefined : (options.tls ?? {}),
   };
 }
 
@@ -143,8 +179,14 @@ const retryFastFailures: Policy = {
 /** A client that does no I/O until the first call (etcd3 connects lazily). */
 export function createEtcdClient(options: CompiledEtcdClusterOptions): Etcd3 {
   const constantRetry = { duration: WATCH_RETRY_MS, next: () => constantRetry };
+  const { tls } = options;
   return new Etcd3({
     hosts: options.endpoints.map((endpoint) => endpoint.replace(/\/$/, '')),
+    ...(options.auth === undefined ? {} : { auth: { ...options.auth } }),
+    // Without a CA of its own, etcd3 takes the system's CAs for https:// endpoints.
+    ...(tls?.ca === undefined
+      ? {}
+      : { credentials: { rootCertificate: tls.ca, privateKey: tls.key, certChain: tls.cert } }),
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + options.requestTimeoutMs }),
     faultHandling: { host: () => passThrough, global: retryFastFailures, watchBackoff: constantRetry },
     grpcOptions: {
@@ -164,6 +206,31 @@ const refusals = [
   EtcdPermissionDeniedError,
   EtcdAuthenticationFailedError,
 ];
+
+/**
+ * UNAUTHORIZED saying what to configure when etcd refused the credentials (or their absence); null for other errors.
+ */
+export function authFailure(err: unknown, options: CompiledEtcdClusterOptions): PlatformError | null {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof EtcdAuthenticationFailedError || /authentication failed|invalid auth token/.test(message)) {
+    const user = options.auth === undefined ? 'without a user' : `the user ${options.auth.username}`;
+    return new PlatformError('UNAUTHORIZED', `${options.display} refused ${user}: wrong user name or password`, {
+      cause: err,
+    });
+  }
+  if (/user name is empty|user name not found/.test(message)) {
+    return new PlatformError(
+      'UNAUTHORIZED',
+      `${options.display} requires a user: pass --etcd-user and SAVASSAN_ETCD_PASSWORD (or --etcd-password-file)`,
+      { cause: err },
+    );
+  }
+  if (err instanceof EtcdPermissionDeniedError) {
+    const user = options.auth === undefined ? 'this client' : `the user ${options.auth.username}`;
+    return new PlatformError('UNAUTHORIZED', `${options.display} denies ${user} access: ${message}`, { cause: err });
+  }
+  return null;
+}
 
 /**
  * Maps a failed etcd call to a PlatformError naming etcd and its endpoints: INTERNAL when etcd refused the request

@@ -34,7 +34,7 @@ describe('requireApiKeys', () => {
         () => requireApiKeys(host, [' , ']),
         (err: unknown) =>
           isPlatformError(err, 'INVALID_CONFIG') &&
-          err.rawMessage === `listening on ${host} needs an API key: pass --api-key or set SAVASSAN_API_KEY`,
+          err.rawMessage === `listening on ${host} needs an API key: set SAVASSAN_API_KEY or pass --api-key-file FILE`,
       );
     }
   });

@@ -59,7 +59,7 @@ export function requireApiKeys(host: string, values: readonly string[]): string[
   if (keys.length === 0 && !isLoopbackHost(host)) {
     throw new PlatformError(
       'INVALID_CONFIG',
-      `listening on ${host} needs an API key: pass --api-key or set SAVASSAN_API_KEY`,
+      `listening on ${host} needs an API key: set SAVASSAN_API_KEY or pass --api-key-file FILE`,
     );
   }
   return keys;

@@ -22,7 +22,8 @@ import { functionView, invocationView, versionView } from './views.js';
 
 export interface NodeView {
   nodeId: string;
-  status: 'ready' | 'draining';
+  /** `unverified`: listed in etcd without proving it holds the cluster token (cluster mode), so never used. */
+  status: 'ready' | 'draining' | 'unverified';
   sandboxRuntime: string;
   isolating: boolean;
   sandboxes: number;

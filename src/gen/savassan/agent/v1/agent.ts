@@ -212,6 +212,20 @@ export interface GetNodeInfoResponse {
   node?: NodeInfo | undefined;
 }
 
+export interface ProveRequest {
+  /** 32 random bytes, fresh for each proof. */
+  nonce: Buffer;
+  /** The node id the caller read from etcd. */
+  nodeId: string;
+  /** The address the caller dialed, as read from etcd. */
+  address: string;
+}
+
+export interface ProveResponse {
+  /** HMAC-SHA256(cluster token, proof message of src/grpc/peer-proof.ts). */
+  proof: Buffer;
+}
+
 function createBaseFunctionConfig(): FunctionConfig {
   return {
     handler: "",
@@ -2012,6 +2026,140 @@ export const GetNodeInfoResponse: MessageFns<GetNodeInfoResponse> = {
   },
 };
 
+function createBaseProveRequest(): ProveRequest {
+  return { nonce: Buffer.alloc(0), nodeId: "", address: "" };
+}
+
+export const ProveRequest: MessageFns<ProveRequest> = {
+  encode(message: ProveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nonce.length !== 0) {
+      writer.uint32(10).bytes(message.nonce);
+    }
+    if (message.nodeId !== "") {
+      writer.uint32(18).string(message.nodeId);
+    }
+    if (message.address !== "") {
+      writer.uint32(26).string(message.address);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nonce = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ProveRequest>, I>>(base?: I): ProveRequest {
+    return ProveRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProveRequest>, I>>(object: I): ProveRequest {
+    const message = createBaseProveRequest();
+    message.nonce = object.nonce ?? Buffer.alloc(0);
+    message.nodeId = object.nodeId ?? "";
+    message.address = object.address ?? "";
+    return message;
+  },
+};
+
+function createBaseProveResponse(): ProveResponse {
+  return { proof: Buffer.alloc(0) };
+}
+
+export const ProveResponse: MessageFns<ProveResponse> = {
+  encode(message: ProveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.proof.length !== 0) {
+      writer.uint32(10).bytes(message.proof);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.proof = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ProveResponse>, I>>(base?: I): ProveResponse {
+    return ProveResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProveResponse>, I>>(object: I): ProveResponse {
+    const message = createBaseProveResponse();
+    message.proof = object.proof ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
 /**
  * The Agent of one node, as the Gateway and the Manager call it in cluster mode (the AgentApi port of
  * src/core/ports/agent-api.ts over the wire). Every call carries `authorization: Bearer <cluster token>`; without
@@ -2088,6 +2236,21 @@ export const AgentService = {
     responseSerialize: (value: GetNodeInfoResponse): Buffer => Buffer.from(GetNodeInfoResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetNodeInfoResponse => GetNodeInfoResponse.decode(value),
   },
+  /**
+   * The node proves it holds the cluster token before a caller sends it (the only call without the token): the
+   * proof is HMAC-SHA256 keyed by the token over the caller's nonce, the node id and the address the caller dialed
+   * (see src/grpc/peer-proof.ts). A node refuses (UNAUTHENTICATED) to prove an id or address that is not its own,
+   * so an etcd entry naming another address that relays to this node fails.
+   */
+  prove: {
+    path: "/savassan.agent.v1.Agent/Prove" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ProveRequest): Buffer => Buffer.from(ProveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProveRequest => ProveRequest.decode(value),
+    responseSerialize: (value: ProveResponse): Buffer => Buffer.from(ProveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProveResponse => ProveResponse.decode(value),
+  },
 } as const;
 
 export interface AgentServer extends UntypedServiceImplementation {
@@ -2107,6 +2270,13 @@ export interface AgentServer extends UntypedServiceImplementation {
    */
   streamLogs: handleServerStreamingCall<StreamLogsRequest, StreamLogsResponse>;
   getNodeInfo: handleUnaryCall<GetNodeInfoRequest, GetNodeInfoResponse>;
+  /**
+   * The node proves it holds the cluster token before a caller sends it (the only call without the token): the
+   * proof is HMAC-SHA256 keyed by the token over the caller's nonce, the node id and the address the caller dialed
+   * (see src/grpc/peer-proof.ts). A node refuses (UNAUTHENTICATED) to prove an id or address that is not its own,
+   * so an etcd entry naming another address that relays to this node fails.
+   */
+  prove: handleUnaryCall<ProveRequest, ProveResponse>;
 }
 
 export interface AgentClient extends Client {
@@ -2200,6 +2370,27 @@ export interface AgentClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetNodeInfoResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The node proves it holds the cluster token before a caller sends it (the only call without the token): the
+   * proof is HMAC-SHA256 keyed by the token over the caller's nonce, the node id and the address the caller dialed
+   * (see src/grpc/peer-proof.ts). A node refuses (UNAUTHENTICATED) to prove an id or address that is not its own,
+   * so an etcd entry naming another address that relays to this node fails.
+   */
+  prove(
+    request: ProveRequest,
+    callback: (error: ServiceError | null, response: ProveResponse) => void,
+  ): ClientUnaryCall;
+  prove(
+    request: ProveRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProveResponse) => void,
+  ): ClientUnaryCall;
+  prove(
+    request: ProveRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProveResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -47,6 +47,20 @@ export interface PushRoutingTableResponse {
   currentVersion: number;
 }
 
+export interface ProveRequest {
+  /** 32 random bytes, fresh for each proof. */
+  nonce: Buffer;
+  /** The gateway id the caller read from etcd. */
+  gatewayId: string;
+  /** The address the caller dialed, as read from etcd. */
+  address: string;
+}
+
+export interface ProveResponse {
+  /** HMAC-SHA256(cluster token, proof message of src/grpc/peer-proof.ts). */
+  proof: Buffer;
+}
+
 function createBaseRoutingTable(): RoutingTable {
   return { version: 0, agents: {}, updatedAtMs: 0 };
 }
@@ -328,6 +342,140 @@ export const PushRoutingTableResponse: MessageFns<PushRoutingTableResponse> = {
   },
 };
 
+function createBaseProveRequest(): ProveRequest {
+  return { nonce: Buffer.alloc(0), gatewayId: "", address: "" };
+}
+
+export const ProveRequest: MessageFns<ProveRequest> = {
+  encode(message: ProveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nonce.length !== 0) {
+      writer.uint32(10).bytes(message.nonce);
+    }
+    if (message.gatewayId !== "") {
+      writer.uint32(18).string(message.gatewayId);
+    }
+    if (message.address !== "") {
+      writer.uint32(26).string(message.address);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nonce = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.gatewayId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ProveRequest>, I>>(base?: I): ProveRequest {
+    return ProveRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProveRequest>, I>>(object: I): ProveRequest {
+    const message = createBaseProveRequest();
+    message.nonce = object.nonce ?? Buffer.alloc(0);
+    message.gatewayId = object.gatewayId ?? "";
+    message.address = object.address ?? "";
+    return message;
+  },
+};
+
+function createBaseProveResponse(): ProveResponse {
+  return { proof: Buffer.alloc(0) };
+}
+
+export const ProveResponse: MessageFns<ProveResponse> = {
+  encode(message: ProveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.proof.length !== 0) {
+      writer.uint32(10).bytes(message.proof);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ProveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.proof = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ProveResponse>, I>>(base?: I): ProveResponse {
+    return ProveResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ProveResponse>, I>>(object: I): ProveResponse {
+    const message = createBaseProveResponse();
+    message.proof = object.proof ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
 /**
  * Served by every Gateway: the control-plane leader pushes the routing table to it on each change (one etcd watch
  * at the leader, fan-out over gRPC). Calls carry `authorization: Bearer <cluster token>` as Agent calls do, and
@@ -350,6 +498,19 @@ export const RoutingService = {
       Buffer.from(PushRoutingTableResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): PushRoutingTableResponse => PushRoutingTableResponse.decode(value),
   },
+  /**
+   * The gateway proves it holds the cluster token before the leader pushes (the only call without the token), as
+   * savassan.agent.v1.Agent.Prove does with the gateway's id and routing address.
+   */
+  prove: {
+    path: "/savassan.gateway.v1.Routing/Prove" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ProveRequest): Buffer => Buffer.from(ProveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ProveRequest => ProveRequest.decode(value),
+    responseSerialize: (value: ProveResponse): Buffer => Buffer.from(ProveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ProveResponse => ProveResponse.decode(value),
+  },
 } as const;
 
 export interface RoutingServer extends UntypedServiceImplementation {
@@ -358,6 +519,11 @@ export interface RoutingServer extends UntypedServiceImplementation {
    * false), the same version again is acknowledged without change.
    */
   pushRoutingTable: handleUnaryCall<PushRoutingTableRequest, PushRoutingTableResponse>;
+  /**
+   * The gateway proves it holds the cluster token before the leader pushes (the only call without the token), as
+   * savassan.agent.v1.Agent.Prove does with the gateway's id and routing address.
+   */
+  prove: handleUnaryCall<ProveRequest, ProveResponse>;
 }
 
 export interface RoutingClient extends Client {
@@ -379,6 +545,25 @@ export interface RoutingClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: PushRoutingTableResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The gateway proves it holds the cluster token before the leader pushes (the only call without the token), as
+   * savassan.agent.v1.Agent.Prove does with the gateway's id and routing address.
+   */
+  prove(
+    request: ProveRequest,
+    callback: (error: ServiceError | null, response: ProveResponse) => void,
+  ): ClientUnaryCall;
+  prove(
+    request: ProveRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ProveResponse) => void,
+  ): ClientUnaryCall;
+  prove(
+    request: ProveRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ProveResponse) => void,
   ): ClientUnaryCall;
 }
 
