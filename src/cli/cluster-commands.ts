@@ -11,7 +11,7 @@ import type { Logger } from '../core/logger.js';
 import type { SandboxKind } from '../cluster/agent-node.js';
 import { existsSync, readFileSync } from 'node:fs';
 import type { EtcdSecurity } from '../cluster/connections.js';
-import { readSecretFile, refuseSecretArgs } from './secret-args.js';
+import { apiKeysFrom, readSecretFile, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
 
 interface CommonOptions {
   etcd: string;
@@ -250,23 +250,13 @@ export function addClusterCommands(program: Command): void {
 
   withBackends(
     withCommon(
-      program
-        .command('gateway')
-        .description('run a gateway of a cluster: the HTTP API, calling agents over gRPC')
-        .option('--host <host>', 'address to listen on', '127.0.0.1')
-        .option('--port <port>', 'port to listen on', integer, 8080)
-        .addOption(
-          new Option('--api-key <key>', 'refused: API keys come from SAVASSAN_API_KEY or --api-key-file')
-            .env('SAVASSAN_API_KEY')
-            .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value])
-            .hideHelp(),
-        )
-        .addOption(
-          new Option(
-            '--api-key-file <file>',
-            'file of API keys callers must present, one a line (or set SAVASSAN_API_KEY=K1,K2); needed off loopback',
-          ).env('SAVASSAN_API_KEY_FILE'),
-        )
+      withApiKeyOptions(
+        program
+          .command('gateway')
+          .description('run a gateway of a cluster: the HTTP API, calling agents over gRPC')
+          .option('--host <host>', 'address to listen on', '127.0.0.1')
+          .option('--port <port>', 'port to listen on', integer, 8080),
+      )
         .option('--queue-wait <seconds>', 'how long an invocation waits for an instance before 429', integer, 10)
         .option('--routing-listen <address>', 'where the leader pushes the routing table (host:port)', '127.0.0.1:0'),
     ),
@@ -287,12 +277,7 @@ export function addClusterCommands(program: Command): void {
         gatewayId: `gateway-${hostname()}-${process.pid}`,
         host: opts.host,
         port: opts.port,
-        apiKeys:
-          opts.apiKeyFile === undefined
-            ? (opts.apiKey ?? [])
-            : readSecretFile(opts.apiKeyFile, 'API keys')
-                .split(/\s+/)
-                .filter((key) => key !== ''),
+        apiKeys: apiKeysFrom(opts),
         queueWaitMs: opts.queueWait * 1000,
         routingListen: opts.routingListen,
       });

@@ -13,6 +13,7 @@ import type { SandboxKind } from '../embedded/embedded-platform.js';
 import { deployExamples } from '../embedded/examples.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { readEnvFile } from './env-file.js';
+import { apiKeysFrom, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -61,20 +62,15 @@ export function buildProgram(): Command {
 
   addClusterCommands(program);
 
-  program
-    .command('start')
-    .description('run the whole platform in this process (gateway, manager, agent) on embedded defaults')
-    .option('--data-dir <dir>', 'where data lives', '.savassan')
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on', integer, 8080)
-    .addOption(
-      new Option(
-        '--api-key <key>',
-        'API key callers must present (repeatable; commas separate keys); needed unless --host is a loopback address',
-      )
-        .env('SAVASSAN_API_KEY')
-        .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]),
-    )
+  withApiKeyOptions(
+    program
+      .command('start')
+      .description('run the whole platform in this process (gateway, manager, agent) on embedded defaults')
+      .option('--data-dir <dir>', 'where data lives', '.savassan')
+      .option('--host <host>', 'address to listen on', '127.0.0.1')
+      .option('--port <port>', 'port to listen on', integer, 8080),
+  )
+    .hook('preAction', (_command, action) => refuseSecretArgs(action))
     .addOption(
       new Option('--sandbox <kind>', 'sandbox runtime: bwrap where bubblewrap is installed, else process').choices([
         'process',
@@ -112,6 +108,7 @@ export function buildProgram(): Command {
         host: string;
         port: number;
         apiKey: string[] | undefined;
+        apiKeyFile: string | undefined;
         sandbox: SandboxKind | undefined;
         queueWait: number;
         durability: 'process' | 'full';
@@ -127,7 +124,7 @@ export function buildProgram(): Command {
           dataDir: opts.dataDir,
           host: opts.host,
           port: opts.port,
-          apiKeys: opts.apiKey,
+          apiKeys: apiKeysFrom(opts),
           sandbox: opts.sandbox,
           queueWaitMs: opts.queueWait * 1000,
           durability: opts.durability,

@@ -1,7 +1,7 @@
 // Secrets never come from the command line: every local user can read a process's arguments (`ps`,
 // /proc/PID/cmdline). Flags that would carry one refuse, naming the environment variable or file flag to use.
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { PlatformError } from '../core/errors.js';
 
 /** Option (commander's camelCase name) → how to give it instead, and whether any value is a secret or only a URL's password. */
@@ -62,4 +62,32 @@ export function readSecretFile(path: string, what: string): string {
   const secret = text.replace(/\r?\n$/, '');
   if (secret.trim() === '') throw new PlatformError('INVALID_CONFIG', `the ${what} file ${path} is empty`);
   return secret;
+}
+
+/**
+ * Adds the API key options of a server command: `--api-key-file FILE` (`SAVASSAN_API_KEY_FILE`; keys separated by
+ * spaces or newlines) and `SAVASSAN_API_KEY=K1,K2`; `--api-key` itself is hidden and refused by `refuseSecretArgs`.
+ */
+export function withApiKeyOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--api-key <key>', 'refused: API keys come from SAVASSAN_API_KEY or --api-key-file')
+        .env('SAVASSAN_API_KEY')
+        .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+        .hideHelp(),
+    )
+    .addOption(
+      new Option(
+        '--api-key-file <file>',
+        'file of API keys callers must present, one a line (or set SAVASSAN_API_KEY=K1,K2); needed off loopback',
+      ).env('SAVASSAN_API_KEY_FILE'),
+    );
+}
+
+/** The keys `withApiKeyOptions` gave: the file's when one is named, else the environment's. */
+export function apiKeysFrom(opts: { apiKey?: string[] | undefined; apiKeyFile?: string | undefined }): string[] {
+  if (opts.apiKeyFile === undefined) return opts.apiKey ?? [];
+  return readSecretFile(opts.apiKeyFile, 'API keys')
+    .split(/\s+/)
+    .filter((key) => key !== '');
 }

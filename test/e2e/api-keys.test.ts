@@ -2,7 +2,7 @@
 // the real CLI, and a start on a non-loopback address without a key, which must refuse to run.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -149,6 +149,48 @@ describe('savassan start on a non-loopback address', () => {
       }
     } finally {
       await server.cleanup();
+    }
+  });
+});
+
+describe('savassan start keeps secrets out of its arguments', () => {
+  it('refuses --api-key and URLs with a password, naming what to use instead', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'sv-'));
+    try {
+      const refusals: [string[], RegExp][] = [
+        [['--api-key', 'k1'], /--api-key would be visible to every local user in ps: set SAVASSAN_API_KEY/],
+        [
+          ['--db', 'postgres://savassan:hunter2@127.0.0.1:1/savassan'],
+          /--db with a password in the URL would be visible to every local user in ps: set SAVASSAN_DB_URL/,
+        ],
+      ];
+      for (const [args, message] of refusals) {
+        await assert.rejects(startServer(['--no-examples', ...args], dataDir), (err: Error) => {
+          assert.match(err.message, message);
+          assert.doesNotMatch(err.message, /hunter2/);
+          return true;
+        });
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads keys from --api-key-file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sv-keys-'));
+    const keyFile = join(dir, 'keys');
+    await writeFile(keyFile, 'f1\nf2\n', { mode: 0o600 });
+    const server = await startServer(['--no-examples', '--api-key-file', keyFile], undefined, {
+      SAVASSAN_API_KEY: '',
+    });
+    try {
+      assert.equal((await fetch(`${server.url}/v1/functions`)).status, 401);
+      const ok = await fetch(`${server.url}/v1/functions`, { headers: { authorization: 'Bearer f2' } });
+      assert.equal(ok.status, 200);
+      assert.doesNotMatch(server.output(), /\bf[12]\b/);
+    } finally {
+      await server.cleanup();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
