@@ -13,7 +13,7 @@ import type {
   SandboxProcess,
   SandboxRuntime,
 } from '../core/ports/sandbox-runtime.js';
-import { Cgroups, type SandboxCgroup } from './cgroups.js';
+import { Cgroups, freezingEnforcement, type NodeCgroupLimits, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
 import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
@@ -26,6 +26,8 @@ export interface BwrapRuntimeOptions {
   workDir: string;
   /** Name of the parent cgroup of this node's sandboxes. */
   cgroupName: string;
+  /** Limits of that parent group: the node's memory and pid budgets. */
+  nodeLimits?: NodeCgroupLimits | undefined;
   bwrapPath?: string | undefined;
   logger?: Logger | undefined;
 }
@@ -164,6 +166,7 @@ function capabilitiesOf(cgroups: Cgroups | { unavailable: string }, hostAddresse
     tmp: enforced('tmpfs size', 'private /tmp with a size cap'),
     openFiles: enforced('RLIMIT_NOFILE', 'per process'),
     scheduling: schedulingEnforcement(),
+    freezing: freezingEnforcement(cgroups),
   };
 }
 
@@ -239,7 +242,7 @@ export class BwrapRuntime implements SandboxRuntime {
     }
     const guestDir = await prepareGuestFiles(join(options.workDir, 'guest'));
     await assertTraversable(join(guestDir, 'package.json'));
-    const cgroups = await Cgroups.open(options.cgroupName);
+    const cgroups = await Cgroups.open(options.cgroupName, undefined, options.nodeLimits);
     const logger = (options.logger ?? silentLogger).child({ component: 'bwrap' });
     const hostAddresses = await protectHostFromSandboxes();
     const cgroupsOrNull = cgroups instanceof Cgroups ? cgroups : null;

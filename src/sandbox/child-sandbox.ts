@@ -91,6 +91,22 @@ export class ChildSandboxProcess implements SandboxProcess {
     });
   }
 
+  get freezable(): boolean {
+    return this.cgroup?.freezable ?? false;
+  }
+
+  async freeze(): Promise<void> {
+    if (!this.done) await this.cgroup?.freeze();
+  }
+
+  async thaw(): Promise<void> {
+    await this.cgroup?.thaw();
+  }
+
+  async cpuUsageNs(): Promise<number | null> {
+    return this.done ? null : ((await this.cgroup?.cpuUsageNs()) ?? null);
+  }
+
   async memoryBytes(): Promise<number | null> {
     if (this.done || this.pid === null) return null;
     if (this.cgroup !== null) return this.cgroup.memoryBytes();
@@ -120,6 +136,8 @@ export class ChildSandboxProcess implements SandboxProcess {
           // Already gone.
         }
       }
+      // A frozen process acts on the pending SIGKILL only once thawed; it dies without running any more code.
+      await this.cgroup?.thaw().catch(() => {});
       await this.terminate().catch(() => {});
       const exit = await this.exited;
       this.finalHits = this.readLimitHits();

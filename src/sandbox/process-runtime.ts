@@ -34,6 +34,7 @@ const processRuntimeCapabilities = (): RuntimeCapabilities => ({
   tmp: none('none', 'scratch space on the host disk, unbounded'),
   openFiles: none('none', 'inherits the Savassan process limit'),
   scheduling: schedulingEnforcement(),
+  freezing: none('none', 'idle sandboxes keep running whatever their code left running'),
 });
 
 /**

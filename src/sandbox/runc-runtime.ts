@@ -12,7 +12,7 @@ import type {
   SandboxProcess,
   SandboxRuntime,
 } from '../core/ports/sandbox-runtime.js';
-import { Cgroups, type SandboxCgroup } from './cgroups.js';
+import { Cgroups, freezingEnforcement, type NodeCgroupLimits, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
 import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
@@ -27,6 +27,8 @@ export interface RuncRuntimeOptions {
   workDir: string;
   /** Name of the parent cgroup of this node's sandboxes. */
   cgroupName: string;
+  /** Limits of that parent group: the node's memory and pid budgets. */
+  nodeLimits?: NodeCgroupLimits | undefined;
   runcPath?: string | undefined;
   logger?: Logger | undefined;
 }
@@ -250,6 +252,7 @@ export class RuncRuntime implements SandboxRuntime {
       tmp: on('tmpfs size', 'private /tmp with a size cap'),
       openFiles: on('RLIMIT_NOFILE', 'per process'),
       scheduling: schedulingEnforcement(),
+      freezing: freezingEnforcement(cgroups),
     };
   }
 
@@ -261,7 +264,7 @@ export class RuncRuntime implements SandboxRuntime {
     if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
       throw new PlatformError('UNAVAILABLE', 'the runc sandbox needs root here; use --sandbox bwrap');
     }
-    const cgroups = await Cgroups.open(options.cgroupName);
+    const cgroups = await Cgroups.open(options.cgroupName, undefined, options.nodeLimits);
     if (!(cgroups instanceof Cgroups)) {
       throw new PlatformError('UNAVAILABLE', `the runc sandbox needs cgroups: ${cgroups.unavailable}`);
     }

@@ -1,21 +1,30 @@
 import type { Logger } from '../core/logger.js';
 import type { Enforcement, SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { BwrapRuntime } from './bwrap-runtime.js';
+import type { NodeCgroupLimits } from './cgroups.js';
 import { ProcessRuntime } from './process-runtime.js';
 import { RuncRuntime } from './runc-runtime.js';
 
 export type SandboxKind = 'process' | 'bwrap' | 'runc';
 
-/** The sandbox runtime of a node; isolating runtimes check the host and set up the node's cgroup first. */
-export function createRuntime(kind: SandboxKind, workDir: string, logger: Logger): Promise<SandboxRuntime> {
+/**
+ * The sandbox runtime of a node; isolating runtimes check the host and set up the node's cgroup first, limited to
+ * `nodeLimits` (the node's budgets) when given.
+ */
+export function createRuntime(
+  kind: SandboxKind,
+  workDir: string,
+  logger: Logger,
+  nodeLimits?: NodeCgroupLimits,
+): Promise<SandboxRuntime> {
   const cgroupName = `savassan-${process.pid}`;
   switch (kind) {
     case 'process':
       return Promise.resolve(new ProcessRuntime());
     case 'bwrap':
-      return BwrapRuntime.open({ workDir, cgroupName, logger });
+      return BwrapRuntime.open({ workDir, cgroupName, logger, nodeLimits });
     case 'runc':
-      return RuncRuntime.open({ workDir, cgroupName, logger });
+      return RuncRuntime.open({ workDir, cgroupName, logger, nodeLimits });
   }
 }
 
