@@ -125,7 +125,7 @@ describe(
 
     before(async () => {
       dataDir = await mkdtemp(join(tmpdir(), 'savassan-node-full-'));
-    await chmod(dataDir, 0o711);
+      await chmod(dataDir, 0o711);
       // Room for 3 sandboxes by pids (128 each) and for 1100 MB of memory limits.
       platform = await startEmbedded({
         dataDir,
