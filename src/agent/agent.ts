@@ -75,8 +75,8 @@ export const defaultSandboxLimits: Omit<SandboxLimits, 'memoryMB'> = {
 };
 
 /**
- * How long an idle sandbox runs before it is frozen. Not 0: a thaw costs a warm invocation about
- * (see BENCHMARKS.md, "Freezing idle sandboxes"), so back-to-back invocations of a busy function never pay it.
+ * How long an idle sandbox runs before it is frozen. Not 0: a thaw adds about 0.4 ms to a warm invocation
+ * (BENCHMARKS.md, "Freezing idle sandboxes"); with a delay, back-to-back invocations never pay it.
  */
 export const defaultFreezeIdleMs = 1000;
 
@@ -472,12 +472,12 @@ export class Agent implements AgentApi {
   /** Whether idle sandboxes are frozen on this node: the runtime's mechanism and this Agent's setting. */
   freezing(): Enforcement {
     const runtime = this.runtime.capabilities.freezing;
-    if (!runtime.enforced || this.freezeIdleMs !== false) {
-      if (!runtime.enforced) return runtime;
-      const when = this.freezeIdleMs === 0 ? 'right after each invocation' : `after ${this.freezeIdleMs} ms idle`;
-      return { ...runtime, note: `${runtime.note}, ${when}` };
+    if (!runtime.enforced) return runtime;
+    if (this.freezeIdleMs === false) {
+      return { mechanism: runtime.mechanism, enforced: false, note: 'turned off (--freeze-idle off)' };
     }
-    return { mechanism: runtime.mechanism, enforced: false, note: 'turned off (--freeze-idle off)' };
+    const when = this.freezeIdleMs === 0 ? 'right after each invocation' : `after ${this.freezeIdleMs} ms idle`;
+    return { ...runtime, note: `${runtime.note}, ${when}` };
   }
 
   /** Destroy every sandbox and wait for their processes to exit. Idempotent; later creations reject UNAVAILABLE. */

@@ -2,7 +2,7 @@
 // matching environment variables (flags win).
 import { hostname } from 'node:os';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { defaultFreezeIdleMs } from '../agent/agent.js';
+import { defaultFreezeIdleMs } from '../embedded/embedded-platform.js';
 import pino from 'pino';
 import { startAgentNode } from '../cluster/agent-node.js';
 import { startGatewayNode } from '../cluster/gateway-node.js';

@@ -19,6 +19,7 @@ import { openBackends } from './backends.js';
 import type { BackendSummary, BackendUrls } from './backends.js';
 
 export { runtimeWarnings, type SandboxKind };
+export { defaultFreezeIdleMs } from '../agent/agent.js';
 
 export interface EmbeddedOptions extends BackendUrls {
   dataDir?: string;

@@ -58,6 +58,8 @@ export class ChildSandboxProcess implements SandboxProcess {
   private stderr: Buffer = Buffer.alloc(0);
   private done = false;
   private killing: Promise<SandboxExit> | null = null;
+  /** The last freeze written, so a kill's thaw lands after it. */
+  private freezing: Promise<void> | null = null;
   /** The counters as they were just before the cgroup went away. */
   private finalHits: Promise<LimitHits> | null = null;
 
@@ -95,8 +97,11 @@ export class ChildSandboxProcess implements SandboxProcess {
     return this.cgroup?.freezable ?? false;
   }
 
-  async freeze(): Promise<void> {
-    if (!this.done) await this.cgroup?.freeze();
+  freeze(): Promise<void> {
+    if (this.done || this.cgroup === null) return Promise.resolve();
+    const freezing = this.cgroup.freeze();
+    this.freezing = freezing.catch(() => {});
+    return freezing;
   }
 
   async thaw(): Promise<void> {
@@ -137,6 +142,7 @@ export class ChildSandboxProcess implements SandboxProcess {
         }
       }
       // A frozen process acts on the pending SIGKILL only once thawed; it dies without running any more code.
+      await this.freezing;
       await this.cgroup?.thaw().catch(() => {});
       await this.terminate().catch(() => {});
       const exit = await this.exited;
