@@ -160,10 +160,10 @@ export class StemCells<T extends StemCell> {
         (err: unknown) => {
           entry.starting -= 1;
           entry.failures += 1;
-          // A kind that cannot start (a runtime not installed, a full node) stops being refilled until it is wanted
-          // again.
-          entry.target = 0;
+          // A kind that cannot start (a runtime not installed) stops being refilled until it is wanted again; on a
+          // full node it keeps the cells it has.
           const full = isPlatformError(err, 'TOO_MANY_REQUESTS');
+          entry.target = full ? Math.min(entry.target, entry.idle.length + entry.starting) : 0;
           this.logger[full ? 'debug' : 'warn']({ err, kind, failures: entry.failures }, 'could not start a stem cell');
         },
       );

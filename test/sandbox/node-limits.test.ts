@@ -15,6 +15,7 @@ import { compileFunctionConfig, type FunctionConfigInput } from '../../src/core/
 import type { SandboxSpec } from '../../src/core/ports/agent-api.js';
 import { blobKeys } from '../../src/core/types.js';
 import { BwrapRuntime } from '../../src/sandbox/bwrap-runtime.js';
+import { RuncRuntime } from '../../src/sandbox/runc-runtime.js';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const skip =
@@ -82,11 +83,15 @@ describe('node limits and freezing on bwrap', { skip }, () => {
   async function node(
     options: Partial<AgentOptions>,
     nodeLimits?: { memoryBytes: number; pids: number },
+    kind: 'bwrap' | 'runc' = 'bwrap',
   ): Promise<{ agent: Agent; cgroupName: string }> {
     counter += 1;
     const cgroupName = `savassan-test-${process.pid}-limits${counter}`;
     const workDir = join(root, `node${counter}`);
-    const runtime = await BwrapRuntime.open({ workDir, cgroupName, nodeLimits });
+    const runtime =
+      kind === 'bwrap'
+        ? await BwrapRuntime.open({ workDir, cgroupName, nodeLimits })
+        : await RuncRuntime.open({ workDir, cgroupName, nodeLimits });
     const agent = new Agent({ nodeId: `n${counter}`, runtime, blobStore: blobs, workDir, limits, ...options });
     cleanups.push(async () => {
       await agent.close();
@@ -174,22 +179,29 @@ describe('node limits and freezing on bwrap', { skip }, () => {
     assert.ok((agent.budgetUsage()?.usedMemoryMB ?? 0) <= 512);
   });
 
-  it('freezes an idle sandbox whose code keeps running: no CPU used while idle, and the next invoke answers', async () => {
-    const { agent, cgroupName } = await node({ freezeIdleMs: 100 });
-    assert.equal(agent.freezing().enforced, true, agent.freezing().note);
-    const ref = await agent.createSandbox(spec());
-    const first = await invoke(agent, ref.instanceId, {});
-    assert.deepEqual(JSON.parse(first.payloadJson ?? ''), { calls: 1 });
-    await eventually(() => frozen(cgroupName, ref.instanceId), 'the idle sandbox to be frozen');
-    const before = await cpuUsageNs(cgroupName, ref.instanceId);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const used = (await cpuUsageNs(cgroupName, ref.instanceId)) - before;
-    // Spinning, it would use most of the 500 ms (its quota is one CPU).
-    assert.ok(used < 1_000_000, `a frozen sandbox used ${used} ns of CPU`);
-    const second = await invoke(agent, ref.instanceId, {});
-    assert.equal(second.status, 'success', JSON.stringify(second.error));
-    assert.deepEqual(JSON.parse(second.payloadJson ?? ''), { calls: 2 }, 'the same sandbox, thawed');
-  });
+  for (const kind of ['bwrap', 'runc'] as const) {
+    const why = kind === 'runc' && !existsSync('/usr/sbin/runc') ? 'runc is not installed' : false;
+    it(
+      `freezes an idle ${kind} sandbox whose code keeps running: no CPU used while idle, and the next invoke answers`,
+      { skip: why },
+      async () => {
+        const { agent, cgroupName } = await node({ freezeIdleMs: 100 }, undefined, kind);
+        assert.equal(agent.freezing().enforced, true, agent.freezing().note);
+        const ref = await agent.createSandbox(spec());
+        const first = await invoke(agent, ref.instanceId, {});
+        assert.deepEqual(JSON.parse(first.payloadJson ?? ''), { calls: 1 });
+        await eventually(() => frozen(cgroupName, ref.instanceId), 'the idle sandbox to be frozen');
+        const before = await cpuUsageNs(cgroupName, ref.instanceId);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const used = (await cpuUsageNs(cgroupName, ref.instanceId)) - before;
+        // Spinning, it would use most of the 500 ms (its quota is one CPU).
+        assert.ok(used < 1_000_000, `a frozen sandbox used ${used} ns of CPU`);
+        const second = await invoke(agent, ref.instanceId, {});
+        assert.equal(second.status, 'success', JSON.stringify(second.error));
+        assert.deepEqual(JSON.parse(second.payloadJson ?? ''), { calls: 2 }, 'the same sandbox, thawed');
+      },
+    );
+  }
 
   it('destroys a frozen sandbox, and times out an invocation of a thawed one', async () => {
     const { agent, cgroupName } = await node({ freezeIdleMs: 0 });
