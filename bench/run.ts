@@ -14,6 +14,7 @@ import { repoRoot, startServer } from '../test/helpers/server-process.js';
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
 import { measureCluster } from './cluster.js';
 import { measureSandboxColdStarts } from './cold-start.js';
+import { measureFreezing } from './freeze.js';
 import {
   load,
   loadThreads,
@@ -246,6 +247,8 @@ async function main(): Promise<void> {
         invocationId: String(hit.headers['x-savassan-invocation-id']),
       };
     });
+    // Freezing idle sandboxes: the thaw's cost on a warm invoke, and the default delay against freezing every time.
+    results.freezing = await measureFreezing({ warmRequests, idleRuns: quick ? 5 : 20 });
   }
 
   // 6. Backends (issue 4): warm invoke with the pool in Redis against the in-memory pool, and pool operations/s.

@@ -582,6 +582,37 @@ describe('Agent with the process runtime', () => {
     await capped.close();
   });
 
+  it('refuses sandboxes past its memory budget, counting stem cells, which it discards to make room', async () => {
+    const spec = await deploy('echo', { memoryMB: 128 });
+    const budgeted = new Agent({
+      nodeId: 'budgeted',
+      runtime: new ProcessRuntime(),
+      blobStore: blobs,
+      workDir: join(root, 'budget'),
+      budget: { memoryMB: 512, pids: 100_000 },
+      stemCells: { baseKinds: ['nodejs20/256MB/nonet'], maxPerKind: 2, maxTotal: 2 },
+    });
+    agents.push(budgeted);
+    await eventually(() => Promise.resolve(budgeted.stemCellStats().idle === 2), 'two stem cells');
+    assert.equal(budgeted.budgetUsage()?.usedMemoryMB, 512, 'the stem cells hold the whole budget');
+    // Each creation may discard idle stem cells, never another function's sandbox: at most 4 fit.
+    const created: string[] = [];
+    let refusal: unknown = null;
+    while (refusal === null && created.length < 6) {
+      try {
+        created.push((await budgeted.createSandbox(spec)).instanceId);
+      } catch (err) {
+        refusal = err;
+      }
+      assert.ok((budgeted.budgetUsage()?.usedMemoryMB ?? 0) <= 512);
+    }
+    assert.ok(created.length >= 1 && created.length <= 4, `${created.length} sandboxes`);
+    assert.ok(isPlatformError(refusal, 'TOO_MANY_REQUESTS'), String(refusal));
+    assert.match(refusal.message, /budgeted is full: its memory budget of 512 MB \(--node-memory\)/);
+    await budgeted.close();
+    assert.equal(budgeted.budgetUsage()?.usedMemoryMB, 0, 'every charge is released');
+  });
+
   it('specialises stem cells: a cold start takes a pre-started sandbox of its kind, refilled in the background', async () => {
     const spec = await deploy('echo', { env: { GREETING: 'stem' }, memoryMB: 128 });
     const kind = sandboxKind(spec.config);

@@ -15,6 +15,7 @@ import type {
 import type { BlobStore } from '../core/ports/blob-store.js';
 import { compileFunctionConfig, maxEventBytes, type FunctionConfig } from '../core/function-config.js';
 import type {
+  Enforcement,
   LimitHits,
   SandboxExit,
   SandboxLimits,
@@ -32,6 +33,7 @@ import {
   type HostMessage,
 } from '../sandbox/protocol.js';
 import { LogBuffer } from './log-buffer.js';
+import type { NodeBudget } from './node-budget.js';
 import { StemCells, defaultStemCellOptions, type StemCellOptions, type StemCellStats } from './stem-cells.js';
 
 export interface AgentOptions {
@@ -49,6 +51,17 @@ export interface AgentOptions {
   limits?: Partial<Omit<SandboxLimits, 'memoryMB'>> | undefined;
   /** Most function sandboxes (serving or being created) at once; further creations are refused. Default: no limit. */
   capacity?: number | undefined;
+  /**
+   * What all sandboxes (stem cells included) may hold together: the sum of their memory limits and of their pids
+   * limits (`compileNodeBudget`). A creation past either is refused with TOO_MANY_REQUESTS. Default: no budget.
+   */
+  budget?: NodeBudget | undefined;
+  /**
+   * Freeze a sandbox (cgroup freezer) once it has been idle this long, and thaw it when it is next used, so code left
+   * running after a handler returns uses no CPU; 0 freezes right after each invocation, false never. Only where the
+   * runtime can freeze. Default `defaultFreezeIdleMs`.
+   */
+  freezeIdleMs?: number | false | undefined;
   /** Pre-started generic sandboxes for fast cold starts; off unless given. */
   stemCells?: Partial<StemCellOptions> | false | undefined;
 }
@@ -59,6 +72,12 @@ export const defaultSandboxLimits: Omit<SandboxLimits, 'memoryMB'> = {
   tmpMB: 64,
   cpus: 1,
 };
+
+/**
+ * How long an idle sandbox runs before it is frozen. Not 0: a thaw adds about 0.4 ms to a warm invocation
+ * (BENCHMARKS.md, "Freezing idle sandboxes"); with a delay, back-to-back invocations never pay it.
+ */
+export const defaultFreezeIdleMs = 1000;
 
 /** Stem cells as a node runs them by default: the kind of the default function settings kept ready. */
 export function defaultStemCells(enabled: boolean): Partial<StemCellOptions> | false {
@@ -133,6 +152,10 @@ interface Sandbox {
   lastMaxRssBytes: number | null;
   destroying: Promise<void> | null;
   unexpectedMessages: number;
+  /** Memory (MB) it holds of the node's budget, from its admission until it is torn down; 0 once released. */
+  chargedMB: number;
+  /** The freeze of an idle sandbox (settled once its processes are stopped); null while it runs. */
+  frozen: Promise<void> | null;
 }
 
 function round(ms: number): number {
@@ -216,10 +239,17 @@ export class Agent implements AgentApi {
   private readonly initTimeoutMs: number;
   private readonly limits: Omit<SandboxLimits, 'memoryMB'>;
   private readonly capacity: number | undefined;
+  private readonly budget: NodeBudget | undefined;
+  /** Sandboxes (stem cells included) and their memory, charged against the budget. */
+  private readonly charged = { sandboxes: 0, memoryMB: 0 };
+  private readonly freezeIdleMs: number | false;
+  private readonly freezeTimer: NodeJS.Timeout | null = null;
   private readonly stemCells: StemCells<Sandbox> | null;
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly extractions = new Map<string, Promise<string>>();
   private readonly creations = new Set<Promise<unknown>>();
+  /** Stem cells being discarded to make room: new sandboxes launch once they are gone. */
+  private readonly evictions = new Set<Promise<void>>();
   private readonly uploads = new Set<Promise<unknown>>();
   private readonly logListeners = new Set<(line: SandboxLogLine) => void>();
   private closing: Promise<void> | null = null;
@@ -237,6 +267,13 @@ export class Agent implements AgentApi {
     this.initTimeoutMs = options.initTimeoutMs ?? 10_000;
     this.limits = { ...defaultSandboxLimits, ...options.limits };
     this.capacity = options.capacity;
+    this.budget = options.budget;
+    const freezeIdleMs = options.freezeIdleMs ?? defaultFreezeIdleMs;
+    this.freezeIdleMs = this.runtime.capabilities.freezing.enforced ? freezeIdleMs : false;
+    if (this.freezeIdleMs !== false && this.freezeIdleMs > 0) {
+      this.freezeTimer = setInterval(() => this.freezeIdle(), Math.max(50, Math.round(this.freezeIdleMs / 4)));
+      this.freezeTimer.unref();
+    }
     this.stemCells =
       options.stemCells === false || options.stemCells === undefined
         ? null
@@ -282,7 +319,15 @@ export class Agent implements AgentApi {
         );
       }
     }
-    const creation = this.create(spec);
+    // Charged now, before any await, so that concurrent creations see each other; unless a stem cell of the kind is
+    // ready, which holds its own charge (if another creation takes it first, the launch is charged then).
+    let chargedMB = 0;
+    if (!(this.stemCells?.hasIdle(sandboxKind(spec.config)) ?? false)) {
+      const refused = this.charge(spec.config.memoryMB, true);
+      if (refused !== null) return Promise.reject(refused);
+      chargedMB = spec.config.memoryMB;
+    }
+    const creation = this.create(spec, chargedMB);
     this.creations.add(creation);
     const forget = (): void => {
       this.creations.delete(creation);
@@ -320,6 +365,8 @@ export class Agent implements AgentApi {
 
     const { spec } = sandbox;
     sandbox.state = 'busy';
+    // Before the clock starts: thawing is not the function's time.
+    if (sandbox.frozen !== null) await this.thawForUse(sandbox);
     const active: ActiveInvocation = {
       requestId: randomUUID(),
       invocationId: request.invocationId,
@@ -362,6 +409,7 @@ export class Agent implements AgentApi {
       sandbox.state = 'idle';
       sandbox.invocations += 1;
       sandbox.idleSince = Date.now();
+      if (this.freezeIdleMs === 0) this.freeze(sandbox);
     } else {
       // It died or was destroyed while the log was being stored.
       outcome.reusable = false;
@@ -404,9 +452,32 @@ export class Agent implements AgentApi {
     return () => void this.logListeners.delete(listener);
   }
 
+  /** The node's budgets and what its sandboxes (stem cells included) hold of them; null without a budget. */
+  budgetUsage(): { memoryMB: number; pids: number; usedMemoryMB: number; usedPids: number } | null {
+    if (this.budget === undefined) return null;
+    return {
+      memoryMB: this.budget.memoryMB,
+      pids: this.budget.pids,
+      usedMemoryMB: this.charged.memoryMB,
+      usedPids: this.charged.sandboxes * this.limits.pids,
+    };
+  }
+
+  /** Whether idle sandboxes are frozen on this node: the runtime's mechanism and this Agent's setting. */
+  freezing(): Enforcement {
+    const runtime = this.runtime.capabilities.freezing;
+    if (!runtime.enforced) return runtime;
+    if (this.freezeIdleMs === false) {
+      return { mechanism: runtime.mechanism, enforced: false, note: 'turned off (--freeze-idle off)' };
+    }
+    const when = this.freezeIdleMs === 0 ? 'right after each invocation' : `after ${this.freezeIdleMs} ms idle`;
+    return { ...runtime, note: `${runtime.note}, ${when}` };
+  }
+
   /** Destroy every sandbox and wait for their processes to exit. Idempotent; later creations reject UNAVAILABLE. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      if (this.freezeTimer !== null) clearInterval(this.freezeTimer);
       await this.stemCells?.close();
       const destroyAll = (): Promise<unknown> =>
         Promise.all([...this.sandboxes.keys()].map((id) => this.destroySandbox(id)));
@@ -425,9 +496,24 @@ export class Agent implements AgentApi {
     return new PlatformError('UNAVAILABLE', `agent ${this.nodeId} is closed`);
   }
 
-  private async create(spec: SandboxSpec): Promise<InstanceRef> {
-    const codeDir = await this.ensureCode(spec.codeSha256);
-    if (this.closing !== null) throw this.closedError();
+  /** Create a function's sandbox; `chargedMB` was charged against the budget for it by `createSandbox`. */
+  private async create(spec: SandboxSpec, chargedMB: number): Promise<InstanceRef> {
+    let charge = chargedMB;
+    try {
+      const codeDir = await this.ensureCode(spec.codeSha256);
+      if (this.closing !== null) throw this.closedError();
+      return await this.createFrom(spec, codeDir, () => {
+        const taken = charge;
+        charge = 0;
+        return taken;
+      });
+    } finally {
+      // Still held here: no sandbox took it (a stem cell was used, or nothing was launched).
+      this.uncharge(charge);
+    }
+  }
+
+  private async createFrom(spec: SandboxSpec, codeDir: string, takeCharge: () => number): Promise<InstanceRef> {
     const started = performance.now();
     const kind = sandboxKind(spec.config);
     let stem = this.stemCells?.take(kind) ?? null;
@@ -437,7 +523,7 @@ export class Agent implements AgentApi {
       void this.destroySandbox(stem.instanceId);
       stem = null;
     }
-    const sandbox = stem ?? (await this.prepare(kind));
+    const sandbox = stem ?? (await this.prepare(kind, takeCharge(), true));
     const log = this.logger.child({
       instanceId: sandbox.instanceId,
       functionName: spec.functionName,
@@ -447,6 +533,7 @@ export class Agent implements AgentApi {
       sandbox.spec = spec;
       sandbox.fromStemCell = stem !== null;
       sandbox.state = 'starting';
+      if (sandbox.frozen !== null) await this.thawForUse(sandbox);
       await placeCode(codeDir, sandbox.taskDir);
       await this.initialise(sandbox, spec);
       if (sandbox.state !== 'starting') throw this.closedError();
@@ -473,9 +560,21 @@ export class Agent implements AgentApi {
     }
   }
 
-  /** Launch a generic sandbox of a kind and wait for its guest to connect: a stem cell, not yet any function's. */
-  private async prepare(kind: string): Promise<Sandbox> {
-    if (this.closing !== null) throw this.closedError();
+  /**
+   * Launch a generic sandbox of a kind and wait for its guest to connect: a stem cell, not yet any function's.
+   * `chargedMB`: its memory, already charged against the budget by the caller; otherwise (0) it is charged here,
+   * discarding idle stem cells to make room when `evict` (a function's sandbox, not another stem cell).
+   */
+  private async prepare(kind: string, chargedMB = 0, evict = false): Promise<Sandbox> {
+    const { runtime, memoryMB, network } = parseKind(kind);
+    if (this.closing !== null) {
+      this.uncharge(chargedMB);
+      throw this.closedError();
+    }
+    if (chargedMB === 0) {
+      const refused = this.charge(memoryMB, evict);
+      if (refused !== null) throw refused;
+    }
     const instanceId = randomUUID();
     const dir = join(this.sandboxRoot, instanceId);
     let markSocketClosed = (): void => {};
@@ -507,11 +606,15 @@ export class Agent implements AgentApi {
       lastMaxRssBytes: null,
       destroying: null,
       unexpectedMessages: 0,
+      chargedMB: memoryMB,
+      frozen: null,
     };
     this.sandboxes.set(instanceId, sandbox);
     try {
       await this.makeDirs(sandbox);
       const { runtime, memoryMB, network, allowNet } = parseKind(kind);
+      // The memory of discarded stem cells is free only once they are gone (the node's cgroup is limited to it).
+      if (this.evictions.size > 0) await Promise.all(this.evictions);
       sandbox.launching = this.runtime.launch({
         instanceId,
         taskDir: sandbox.taskDir,
@@ -529,6 +632,8 @@ export class Agent implements AgentApi {
       await this.awaitHello(sandbox);
       if (sandbox.state !== 'starting') throw this.closedError();
       sandbox.state = 'stem';
+      sandbox.idleSince = Date.now();
+      if (this.freezeIdleMs === 0) this.freeze(sandbox);
       return sandbox;
     } catch (err) {
       await this.destroySandbox(instanceId);
@@ -831,7 +936,103 @@ export class Agent implements AgentApi {
       this.logger.warn({ err, instanceId: sandbox.instanceId }, 'could not remove the sandbox directory');
     }
     this.sandboxes.delete(sandbox.instanceId);
+    this.uncharge(sandbox.chargedMB);
+    sandbox.chargedMB = 0;
     this.logger.debug({ instanceId: sandbox.instanceId }, 'sandbox destroyed');
+  }
+
+  // ---- the node's budget ----
+
+  /**
+   * Charge one sandbox of `memoryMB` against the node's budget, or say why the node is full (TOO_MANY_REQUESTS,
+   * naming the limit). A function's creation (`evict`) first discards idle stem cells to make room: they are only
+   * a head start.
+   */
+  private charge(memoryMB: number, evict: boolean): PlatformError | null {
+    const budget = this.budget;
+    if (budget !== undefined) {
+      const maxSandboxes = Math.floor(budget.pids / this.limits.pids);
+      const fits = (): boolean =>
+        this.charged.memoryMB + memoryMB <= budget.memoryMB && this.charged.sandboxes + 1 <= maxSandboxes;
+      while (!fits() && evict && this.evictStemCell()) {
+        // Evicted one; check again.
+      }
+      if (this.charged.sandboxes + 1 > maxSandboxes) {
+        return nodeFull(
+          `node ${this.nodeId} is full: its pid budget of ${budget.pids} (--node-pids) holds ${maxSandboxes} ` +
+            `sandboxes of ${this.limits.pids} processes each, and all are in use`,
+        );
+      }
+      if (this.charged.memoryMB + memoryMB > budget.memoryMB) {
+        return nodeFull(
+          `node ${this.nodeId} is full: its memory budget of ${budget.memoryMB} MB (--node-memory) has ` +
+            `${budget.memoryMB - this.charged.memoryMB} MB left, and the sandbox needs ${memoryMB} MB`,
+        );
+      }
+    }
+    this.charged.sandboxes += 1;
+    this.charged.memoryMB += memoryMB;
+    return null;
+  }
+
+  private uncharge(memoryMB: number): void {
+    if (memoryMB === 0) return;
+    this.charged.sandboxes -= 1;
+    this.charged.memoryMB -= memoryMB;
+  }
+
+  /** Discard one idle stem cell, its charge released at once (it is killed before anything new launches). */
+  private evictStemCell(): boolean {
+    const cell = this.stemCells?.evictOne() ?? null;
+    if (cell === null) return false;
+    this.uncharge(cell.chargedMB);
+    cell.chargedMB = 0;
+    const evicted = this.destroySandbox(cell.instanceId).finally(() => this.evictions.delete(evicted));
+    this.evictions.add(evicted);
+    return true;
+  }
+
+  // ---- freezing idle sandboxes ----
+
+  /** Freeze idle sandboxes and stem cells that have waited `freezeIdleMs` (runs on a timer). */
+  private freezeIdle(): void {
+    if (this.freezeIdleMs === false || this.closing !== null) return;
+    const before = Date.now() - this.freezeIdleMs;
+    for (const sandbox of this.sandboxes.values()) {
+      if ((sandbox.state === 'idle' || sandbox.state === 'stem') && sandbox.frozen === null) {
+        if (sandbox.idleSince <= before) this.freeze(sandbox);
+      }
+    }
+  }
+
+  private freeze(sandbox: Sandbox): void {
+    const proc = sandbox.proc;
+    if (proc === null || !proc.freezable || sandbox.exit !== null) return;
+    sandbox.frozen = proc.freeze().catch((err: unknown) => {
+      this.logger.warn({ err, instanceId: sandbox.instanceId }, 'could not freeze an idle sandbox');
+    });
+  }
+
+  /**
+   * Thaw a sandbox about to be used (an invocation, or a stem cell's init). A sandbox that cannot be thawed, or
+   * died meanwhile, is gone: nothing was sent to it, so the caller may retry elsewhere.
+   */
+  private async thawForUse(sandbox: Sandbox): Promise<void> {
+    const frozen = sandbox.frozen;
+    sandbox.frozen = null;
+    try {
+      await frozen;
+      await sandbox.proc?.thaw();
+    } catch (err) {
+      this.logger.warn({ err, instanceId: sandbox.instanceId }, 'could not thaw a sandbox; discarding it');
+      void this.destroySandbox(sandbox.instanceId);
+    }
+    if (sandbox.exit !== null || sandbox.destroying !== null) {
+      void this.destroySandbox(sandbox.instanceId);
+      throw new PlatformError('UNAVAILABLE', `sandbox ${sandbox.instanceId} is gone`, {
+        details: { notDelivered: true },
+      });
+    }
   }
 
   // ---- outcomes ----
@@ -915,6 +1116,10 @@ export class Agent implements AgentApi {
   async flushLogs(): Promise<void> {
     while (this.uploads.size > 0) await Promise.allSettled([...this.uploads]);
   }
+}
+
+function nodeFull(message: string): PlatformError {
+  return new PlatformError('TOO_MANY_REQUESTS', message, { details: { retryAfterSeconds: 1 } });
 }
 
 function toSerializedError(error: SerializedError): SerializedError {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { PlatformError } from '../core/errors.js';
 import { silentLogger } from '../core/logger.js';
 import { StemCells, type StemCellOptions } from './stem-cells.js';
 
@@ -102,5 +103,27 @@ describe('StemCells', () => {
     assert.equal(cells.stats().idle, 0);
     assert.equal(discarded.length, 1);
     assert.equal(cells.take('k'), null, 'closed');
+  });
+
+  it('keeps the cells it has when the node is full, and gives up the least wanted idle cell to make room', async () => {
+    let launches = 0;
+    const cells = new StemCells<Cell>(
+      { maxPerKind: 2, maxTotal: 3, idleMs: 60_000, baseKinds: ['a'] },
+      (kind) => {
+        launches += 1;
+        if (launches > 1) return Promise.reject(new PlatformError('TOO_MANY_REQUESTS', 'node is full'));
+        return Promise.resolve({ instanceId: `cell-${launches}`, kind });
+      },
+      () => Promise.resolve(),
+      silentLogger,
+    );
+    await settle();
+    assert.deepEqual(cells.stats().byKind['a'], { idle: 1, starting: 0, target: 1 });
+    assert.equal(cells.hasIdle('a'), true);
+    assert.equal(cells.evictOne()?.instanceId, 'cell-1');
+    assert.equal(cells.hasIdle('a'), false);
+    assert.equal(cells.evictOne(), null);
+    assert.deepEqual(cells.stats().byKind['a'], { idle: 0, starting: 0, target: 0 }, 'not started again at once');
+    await cells.close();
   });
 });

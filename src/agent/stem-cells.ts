@@ -1,3 +1,4 @@
+import { isPlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 
 export interface StemCellOptions {
@@ -72,6 +73,25 @@ export class StemCells<T extends StemCell> {
     return cell;
   }
 
+  /** Whether a cell of this kind is ready now. */
+  hasIdle(kind: string): boolean {
+    return (this.kinds.get(kind)?.idle.length ?? 0) > 0;
+  }
+
+  /**
+   * Give up one idle cell, of the least recently wanted kind, to make room on a full node (the caller discards it);
+   * its kind's target drops so it is not started again at once. Null when none is idle.
+   */
+  evictOne(): T | null {
+    let victim: Kind<T> | null = null;
+    for (const entry of this.kinds.values()) {
+      if (entry.idle.length > 0 && (victim === null || entry.lastDemand < victim.lastDemand)) victim = entry;
+    }
+    const cell = victim?.idle.shift() ?? null;
+    if (victim !== null) victim.target = Math.min(victim.target, victim.idle.length);
+    return cell;
+  }
+
   /** A cell died while waiting: drop it and start another. */
   forget(cell: T): void {
     for (const [name, entry] of this.kinds) {
@@ -140,9 +160,11 @@ export class StemCells<T extends StemCell> {
         (err: unknown) => {
           entry.starting -= 1;
           entry.failures += 1;
-          // A kind that cannot start (a runtime not installed) stops being refilled until it is wanted again.
-          entry.target = 0;
-          this.logger.warn({ err, kind, failures: entry.failures }, 'could not start a stem cell');
+          // A kind that cannot start (a runtime not installed) stops being refilled until it is wanted again; on a
+          // full node it keeps the cells it has.
+          const full = isPlatformError(err, 'TOO_MANY_REQUESTS');
+          entry.target = full ? Math.min(entry.target, entry.idle.length + entry.starting) : 0;
+          this.logger[full ? 'debug' : 'warn']({ err, kind, failures: entry.failures }, 'could not start a stem cell');
         },
       );
     }

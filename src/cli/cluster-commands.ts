@@ -1,7 +1,8 @@
 // `savassan gateway | manager | agent`: the cluster's roles as separate processes, configured by flags and the
 // matching environment variables (flags win).
 import { hostname } from 'node:os';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { defaultFreezeIdleMs } from '../embedded/embedded-platform.js';
 import pino from 'pino';
 import { startAgentNode } from '../cluster/agent-node.js';
 import { startGatewayNode } from '../cluster/gateway-node.js';
@@ -37,6 +38,34 @@ function integer(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n)) throw new Error(`not an integer: ${value}`);
   return n;
+}
+
+/** `--freeze-idle`: milliseconds, or `off`. */
+export function freezeIdle(value: string): number | false {
+  if (value === 'off') return false;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected milliseconds or off, got ${value}`);
+  return n;
+}
+
+/** The node's budgets and freezing, for `savassan start` and `savassan agent`. */
+export function withNodeLimits(command: Command): Command {
+  return command
+    .option(
+      '--node-memory <MB>',
+      'memory all sandboxes may hold together (default: host memory less a reserve)',
+      integer,
+    )
+    .option(
+      '--node-pids <n>',
+      'processes and threads all sandboxes may hold together (default: kernel limit less a reserve)',
+      integer,
+    )
+    .option(
+      '--freeze-idle <ms>',
+      `freeze sandboxes idle this long (0: after every invocation; off: never; default ${defaultFreezeIdleMs})`,
+      freezeIdle,
+    );
 }
 
 function withCommon(command: Command): Command {
@@ -178,8 +207,7 @@ function untilSignal(what: string, close: () => Promise<void>): void {
 
 export function addClusterCommands(program: Command): void {
   withCommon(
-    program
-      .command('agent')
+    withNodeLimits(program.command('agent'))
       .description('run one node of a cluster: sandboxes behind a gRPC server, registered in etcd')
       .addOption(new Option('--node-id <id>', "this node's id").env('SAVASSAN_NODE_ID').default(hostname()))
       .addOption(new Option('--listen <address>', 'gRPC address: host:port or unix:/path').default('127.0.0.1:7070'))
@@ -206,6 +234,9 @@ export function addClusterCommands(program: Command): void {
         stemCells: boolean;
         leaseTtl: number;
         s3: string | undefined;
+        nodeMemory: number | undefined;
+        nodePids: number | undefined;
+        freezeIdle: number | false | undefined;
       },
     ) => {
       const node = await startAgentNode({
@@ -217,6 +248,9 @@ export function addClusterCommands(program: Command): void {
         capacity: opts.capacity,
         sandbox: opts.sandbox ?? (existsSync('/usr/bin/bwrap') ? 'bwrap' : 'process'),
         stemCells: opts.stemCells,
+        nodeMemoryMB: opts.nodeMemory,
+        nodePids: opts.nodePids,
+        freezeIdleMs: opts.freezeIdle,
         etcdEndpoints: endpoints(opts.etcd),
         etcdPrefix: opts.etcdPrefix,
         etcdSecurity: etcdSecurity(opts),

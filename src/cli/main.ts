@@ -11,7 +11,7 @@ import type { Logger } from '../core/logger.js';
 import { runtimeWarnings, startEmbedded } from '../embedded/embedded-platform.js';
 import type { SandboxKind } from '../embedded/embedded-platform.js';
 import { deployExamples } from '../embedded/examples.js';
-import { addClusterCommands } from './cluster-commands.js';
+import { addClusterCommands, withNodeLimits } from './cluster-commands.js';
 import { readEnvFile } from './env-file.js';
 import { apiKeysFrom, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
 
@@ -63,8 +63,7 @@ export function buildProgram(): Command {
   addClusterCommands(program);
 
   withApiKeyOptions(
-    program
-      .command('start')
+    withNodeLimits(program.command('start'))
       .description('run the whole platform in this process (gateway, manager, agent) on embedded defaults')
       .option('--data-dir <dir>', 'where data lives', '.savassan')
       .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -118,6 +117,9 @@ export function buildProgram(): Command {
         db: string | undefined;
         s3: string | undefined;
         logLevel: string;
+        nodeMemory: number | undefined;
+        nodePids: number | undefined;
+        freezeIdle: number | false | undefined;
       }) => {
         const logger = pino({ level: opts.logLevel }, pino.destination(2)) as unknown as Logger;
         const platform = await startEmbedded({
@@ -129,6 +131,9 @@ export function buildProgram(): Command {
           queueWaitMs: opts.queueWait * 1000,
           durability: opts.durability,
           stemCells: opts.stemCells,
+          nodeMemoryMB: opts.nodeMemory,
+          nodePids: opts.nodePids,
+          freezeIdleMs: opts.freezeIdle,
           redisUrl: opts.redis,
           dbUrl: opts.db,
           s3Url: opts.s3,

@@ -212,5 +212,7 @@ export interface NodeAnswer {
   /** Embedded mode: what the sandbox runtime enforces, and the stem cells. */
   enforcement?: Record<string, { mechanism: string; enforced: boolean; note: string }>;
   stemCells?: { idle: number; starting: number; memoryBytes: number | null };
+  /** Embedded mode: the node's memory (MB) and pid budgets for all sandboxes, and how much of each is in use. */
+  budget?: { memoryMB: number; pids: number; usedMemoryMB: number; usedPids: number };
   warnings: string[];
 }

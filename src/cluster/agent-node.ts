@@ -1,6 +1,7 @@
 import { chmod, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Agent, defaultStemCells } from '../agent/agent.js';
+import { Agent, defaultSandboxLimits, defaultStemCells } from '../agent/agent.js';
+import { compileNodeBudget, nodeCgroupLimits } from '../agent/node-budget.js';
 import { serveAgent } from '../agent/grpc-server.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -26,6 +27,12 @@ export interface AgentNodeOptions {
   capacity: number;
   sandbox: SandboxKind;
   stemCells: boolean;
+  /** MB all sandboxes may hold together (`--node-memory`); default: the host's memory less a reserve. */
+  nodeMemoryMB?: number | undefined;
+  /** Processes and threads all sandboxes may hold together (`--node-pids`); default: the kernel's limit less a reserve. */
+  nodePids?: number | undefined;
+  /** Freeze sandboxes idle this long (ms; 0: after each invocation; false: never). Default `defaultFreezeIdleMs`. */
+  freezeIdleMs?: number | false | undefined;
   etcdEndpoints: string[];
   etcdPrefix?: string | undefined;
   etcdSecurity?: EtcdSecurity | undefined;
@@ -60,13 +67,19 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
   const workDir = join(dataDir, 'agent');
+  const budget = await compileNodeBudget(
+    { memoryMB: options.nodeMemoryMB, pids: options.nodePids },
+    defaultSandboxLimits.pids,
+  );
+  // Placement counts sandboxes: never more than the pid budget holds.
+  const capacity = Math.min(options.capacity, Math.floor(budget.pids / defaultSandboxLimits.pids));
   const closers = new Closers(logger);
   try {
     const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());
     const { blobStore } = await openBlobStore({ dataDir, s3Url: options.s3Url });
     closers.add(() => blobStore.close());
-    const runtime: SandboxRuntime = await createRuntime(options.sandbox, workDir, logger);
+    const runtime: SandboxRuntime = await createRuntime(options.sandbox, workDir, logger, nodeCgroupLimits(budget));
     closers.add(() => runtime.close());
     const agent = new Agent({
       nodeId,
@@ -74,8 +87,10 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
       blobStore,
       workDir,
       logger,
-      capacity: options.capacity,
+      capacity,
       stemCells: defaultStemCells(options.stemCells),
+      budget,
+      freezeIdleMs: options.freezeIdleMs,
     });
     closers.add(() => agent.close());
     const startedAt = Date.now();
@@ -83,7 +98,7 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
     const nodeInfo = async (): Promise<NodeInfo> => ({
       nodeId,
       agentAddress: address,
-      capacity: options.capacity,
+      capacity,
       sandboxes: (await agent.listSandboxes()).length,
       sandboxRuntime: runtime.kind,
       isolating: runtime.isolating,
@@ -108,7 +123,7 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
     const publisher = new Publisher(options, nodeInfo, cluster.registry, logger);
     await publisher.start();
     closers.add(() => publisher.stop());
-    logger.info({ nodeId, address, capacity: options.capacity, sandbox: runtime.kind }, 'agent node started');
+    logger.info({ nodeId, address, capacity, budget, sandbox: runtime.kind }, 'agent node started');
     return {
       nodeId,
       address,

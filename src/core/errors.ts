@@ -19,7 +19,8 @@ export const errorCodes = {
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The request body is over the allowed size.' },
   TOO_MANY_REQUESTS: {
     status: 429,
-    description: 'Max instances reached or provisioning queue full; retry after the given delay.',
+    description:
+      'Max instances reached, provisioning queue full, or the node full (its memory or pid budget); retry after the given delay.',
   },
   FUNCTION_ERROR: {
     status: 502,

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { Agent, defaultStemCells } from '../agent/agent.js';
+import { Agent, defaultSandboxLimits, defaultStemCells } from '../agent/agent.js';
+import { compileNodeBudget, nodeCgroupLimits } from '../agent/node-budget.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
@@ -19,6 +20,7 @@ import { openBackends } from './backends.js';
 import type { BackendSummary, BackendUrls } from './backends.js';
 
 export { runtimeWarnings, type SandboxKind };
+export { defaultFreezeIdleMs } from '../agent/agent.js';
 
 export interface EmbeddedOptions extends BackendUrls {
   dataDir?: string;
@@ -35,6 +37,12 @@ export interface EmbeddedOptions extends BackendUrls {
   durability?: 'process' | 'full';
   /** Keep pre-started generic sandboxes for fast cold starts (default true). */
   stemCells?: boolean;
+  /** MB all sandboxes may hold together (`--node-memory`); default: the host's memory less a reserve. */
+  nodeMemoryMB?: number;
+  /** Processes and threads all sandboxes may hold together (`--node-pids`); default: the kernel's limit less a reserve. */
+  nodePids?: number;
+  /** Freeze sandboxes idle this long (ms; 0: after each invocation; false: never). Default `defaultFreezeIdleMs`. */
+  freezeIdleMs?: number | false;
   /**
    * API keys of the HTTP API (`--api-key`, `SAVASSAN_API_KEY`; commas separate keys). Required when `host` is not
    * a loopback address; on loopback, given keys are enforced too. See `requireApiKeys`.
@@ -54,6 +62,9 @@ export interface CompiledEmbeddedOptions {
   reconcileIntervalMs: number;
   durability: 'process' | 'full';
   stemCells: boolean;
+  nodeMemoryMB: number | undefined;
+  nodePids: number | undefined;
+  freezeIdleMs: number | false | undefined;
   /** Empty: no authentication (loopback only). */
   apiKeys: string[];
   logger: Logger;
@@ -96,6 +107,9 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     reconcileIntervalMs: positive('reconcileIntervalMs', options.reconcileIntervalMs ?? 1000),
     durability,
     stemCells: options.stemCells ?? true,
+    nodeMemoryMB: options.nodeMemoryMB === undefined ? undefined : positive('nodeMemoryMB', options.nodeMemoryMB),
+    nodePids: options.nodePids === undefined ? undefined : positive('nodePids', options.nodePids),
+    freezeIdleMs: compileFreezeIdleMs(options.freezeIdleMs),
     apiKeys: requireApiKeys(host, options.apiKeys ?? []),
     logger: options.logger ?? silentLogger,
     // An empty value (an environment variable set to '') means the default, as if it were not given.
@@ -103,6 +117,15 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     dbUrl: options.dbUrl || undefined,
     s3Url: options.s3Url || undefined,
   };
+}
+
+/** A freeze delay: a non-negative integer of ms, or false (never). */
+export function compileFreezeIdleMs(value: number | false | undefined): number | false | undefined {
+  if (value === undefined || value === false) return value;
+  if (!Number.isInteger(value) || value < 0) {
+    throw new PlatformError('INVALID_CONFIG', `freezeIdleMs must be a non-negative integer or false, got ${value}`);
+  }
+  return value;
 }
 
 async function stemCellView(agent: Agent): Promise<{ idle: number; starting: number; memoryBytes: number | null }> {
@@ -139,11 +162,15 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   await chmod(dataDir, 0o700);
   const workDir = join(dataDir, 'agent');
   const sealer = await EnvSealer.fromKeyFile(join(dataDir, 'secret.key'));
+  const budget = await compileNodeBudget(
+    { memoryMB: options.nodeMemoryMB, pids: options.nodePids },
+    defaultSandboxLimits.pids,
+  );
   const backends = await openBackends({ ...options, sealer });
   const { pool, queue, metadata, blobStore } = backends;
   let runtime: SandboxRuntime;
   try {
-    runtime = await createRuntime(options.sandbox, workDir, logger);
+    runtime = await createRuntime(options.sandbox, workDir, logger, nodeCgroupLimits(budget));
   } catch (err) {
     await backends.close();
     throw err;
@@ -156,6 +183,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     workDir,
     logger,
     stemCells: defaultStemCells(options.stemCells),
+    budget,
+    freezeIdleMs: options.freezeIdleMs,
   });
   const agents = new SingleAgentDirectory(agent);
   const manager = new Manager({
@@ -186,7 +215,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
         sandboxRuntime: runtime.kind,
         isolating: runtime.isolating,
         sandboxes: (await agent.listSandboxes()).length,
-        enforcement: { ...runtime.capabilities },
+        enforcement: { ...runtime.capabilities, freezing: agent.freezing() },
+        budget: agent.budgetUsage() ?? undefined,
         stemCells: await stemCellView(agent),
         warnings: runtimeWarnings(runtime),
       },

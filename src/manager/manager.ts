@@ -287,20 +287,23 @@ export class Manager {
    */
   async #createSomewhere(spec: SandboxSpec): Promise<InstanceRef> {
     const tried = new Set<string>();
+    /** Why nodes refused for lack of room (their budgets), for the caller's 429. */
+    const full: string[] = [];
     for (;;) {
       const agent = this.#options.agents.place(spec, tried);
       if (agent === null) {
-        throw new PlatformError('TOO_MANY_REQUESTS', 'no node has room for another sandbox right now', {
+        const why = full.length === 0 ? '' : `: ${full.join('; ')}`;
+        throw new PlatformError('TOO_MANY_REQUESTS', `no node has room for another sandbox right now${why}`, {
           details: { retryAfterSeconds: 1 },
         });
       }
       try {
         return await agent.createSandbox(spec);
       } catch (err) {
-        const elsewhere =
-          isPlatformError(err, 'TOO_MANY_REQUESTS') ||
-          (isPlatformError(err, 'UNAVAILABLE') && err.details['notDelivered'] === true);
+        const refused = isPlatformError(err, 'TOO_MANY_REQUESTS');
+        const elsewhere = refused || (isPlatformError(err, 'UNAVAILABLE') && err.details['notDelivered'] === true);
         if (!elsewhere) throw err;
+        if (refused && full.length < 3) full.push(err.rawMessage);
         tried.add(agent.nodeId);
       }
     }

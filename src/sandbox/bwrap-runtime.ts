@@ -14,7 +14,7 @@ import {
   type SandboxProcess,
   type SandboxRuntime,
 } from '../core/ports/sandbox-runtime.js';
-import { Cgroups, type SandboxCgroup } from './cgroups.js';
+import { Cgroups, freezingEnforcement, type NodeCgroupLimits, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
 import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
@@ -28,6 +28,8 @@ export interface BwrapRuntimeOptions {
   workDir: string;
   /** Name of the parent cgroup of this node's sandboxes. */
   cgroupName: string;
+  /** Limits of that parent group: the node's memory and pid budgets. */
+  nodeLimits?: NodeCgroupLimits | undefined;
   bwrapPath?: string | undefined;
   /** IPv4 range for networked sandboxes' links (see `SandboxNetwork`). */
   sandboxSubnet?: string | undefined;
@@ -199,6 +201,7 @@ function capabilitiesOf(cgroups: Cgroups | { unavailable: string }, hostAddresse
     openFiles: enforced('RLIMIT_NOFILE', 'per process'),
     syscalls: enforced('seccomp filter', seccompNote),
     scheduling: schedulingEnforcement(),
+    freezing: freezingEnforcement(cgroups),
   };
 }
 
@@ -259,7 +262,7 @@ export class BwrapRuntime implements SandboxRuntime {
       await mkdir(hostBindRoot, { recursive: true, mode: 0o755 });
       await chmod(hostBindRoot, 0o755);
     }
-    const cgroups = await Cgroups.open(options.cgroupName);
+    const cgroups = await Cgroups.open(options.cgroupName, undefined, options.nodeLimits);
     const logger = (options.logger ?? silentLogger).child({ component: 'bwrap' });
     const network = await SandboxNetwork.open({ subnet: options.sandboxSubnet, logger });
     const cgroupsOrNull = cgroups instanceof Cgroups ? cgroups : null;

@@ -63,6 +63,8 @@ export class ChildSandboxProcess implements SandboxProcess {
   private stderr: Buffer = Buffer.alloc(0);
   private done = false;
   private killing: Promise<SandboxExit> | null = null;
+  /** The last freeze written, so a kill's thaw lands after it. */
+  private freezing: Promise<void> | null = null;
   /** The counters as they were just before the cgroup went away. */
   private finalHits: Promise<LimitHits> | null = null;
 
@@ -101,6 +103,25 @@ export class ChildSandboxProcess implements SandboxProcess {
     });
   }
 
+  get freezable(): boolean {
+    return this.cgroup?.freezable ?? false;
+  }
+
+  freeze(): Promise<void> {
+    if (this.done || this.cgroup === null) return Promise.resolve();
+    const freezing = this.cgroup.freeze();
+    this.freezing = freezing.catch(() => {});
+    return freezing;
+  }
+
+  async thaw(): Promise<void> {
+    await this.cgroup?.thaw();
+  }
+
+  async cpuUsageNs(): Promise<number | null> {
+    return this.done ? null : ((await this.cgroup?.cpuUsageNs()) ?? null);
+  }
+
   async memoryBytes(): Promise<number | null> {
     if (this.done || this.pid === null) return null;
     if (this.cgroup !== null) return this.cgroup.memoryBytes();
@@ -130,6 +151,9 @@ export class ChildSandboxProcess implements SandboxProcess {
           // Already gone.
         }
       }
+      // A frozen process acts on the pending SIGKILL only once thawed; it dies without running any more code.
+      await this.freezing;
+      await this.cgroup?.thaw().catch(() => {});
       await this.terminate().catch(() => {});
       const exit = await this.exited;
       this.finalHits = this.readLimitHits();

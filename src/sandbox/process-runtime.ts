@@ -39,6 +39,7 @@ const processRuntimeCapabilities = (): RuntimeCapabilities => ({
   openFiles: none('none', 'inherits the Savassan process limit'),
   syscalls: none('none', 'every system call the Savassan process may make'),
   scheduling: schedulingEnforcement(),
+  freezing: none('none', 'idle sandboxes keep running whatever their code left running'),
 });
 
 /**

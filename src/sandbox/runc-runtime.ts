@@ -12,7 +12,7 @@ import {
   type SandboxProcess,
   type SandboxRuntime,
 } from '../core/ports/sandbox-runtime.js';
-import { Cgroups, type SandboxCgroup } from './cgroups.js';
+import { Cgroups, freezingEnforcement, type NodeCgroupLimits, type SandboxCgroup } from './cgroups.js';
 import { ChildSandboxProcess } from './child-sandbox.js';
 import { guestPaths, guestShimPath, heapLimitMB, prepareGuestFiles } from './guest-files.js';
 import { nodeBinaryFor, sharedLibraries } from './node-runtimes.js';
@@ -28,6 +28,8 @@ export interface RuncRuntimeOptions {
   workDir: string;
   /** Name of the parent cgroup of this node's sandboxes. */
   cgroupName: string;
+  /** Limits of that parent group: the node's memory and pid budgets. */
+  nodeLimits?: NodeCgroupLimits | undefined;
   runcPath?: string | undefined;
   /** IPv4 range for networked sandboxes' links (see `SandboxNetwork`). */
   sandboxSubnet?: string | undefined;
@@ -250,6 +252,7 @@ export class RuncRuntime implements SandboxRuntime {
       openFiles: on('RLIMIT_NOFILE', 'per process'),
       syscalls: on('seccomp filter', seccompNote),
       scheduling: schedulingEnforcement(),
+      freezing: freezingEnforcement(cgroups),
     };
   }
 
@@ -264,7 +267,7 @@ export class RuncRuntime implements SandboxRuntime {
     const logger = (options.logger ?? silentLogger).child({ component: 'runc' });
     // Before the cgroups: deleting a container also removes its groups, and what is left is then empty.
     await removeLeftovers(runcPath, options.workDir, logger);
-    const cgroups = await Cgroups.open(options.cgroupName);
+    const cgroups = await Cgroups.open(options.cgroupName, undefined, options.nodeLimits);
     if (!(cgroups instanceof Cgroups)) {
       throw new PlatformError('UNAVAILABLE', `the runc sandbox needs cgroups: ${cgroups.unavailable}`);
     }

@@ -1,26 +1,32 @@
 import type { Logger } from '../core/logger.js';
 import type { Enforcement, SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { BwrapRuntime } from './bwrap-runtime.js';
+import type { NodeCgroupLimits } from './cgroups.js';
 import { ProcessRuntime } from './process-runtime.js';
 import { RuncRuntime } from './runc-runtime.js';
 
 export type SandboxKind = 'process' | 'bwrap' | 'runc';
 
 /**
- * The sandbox runtime of a node; isolating runtimes check the host and set up the node's cgroup first.
- * `SAVASSAN_SANDBOX_SUBNET` (an IPv4 CIDR, default 10.254.0.0/16) is where networked sandboxes' links take their
- * addresses from: pick one no network this host must reach uses.
+ * The sandbox runtime of a node; isolating runtimes check the host and set up the node's cgroup first, limited to
+ * `nodeLimits` (the node's budgets) when given. `SAVASSAN_SANDBOX_SUBNET` (an IPv4 CIDR, default 10.254.0.0/16) is
+ * where networked sandboxes' links take their addresses from: pick one no network this host must reach uses.
  */
-export function createRuntime(kind: SandboxKind, workDir: string, logger: Logger): Promise<SandboxRuntime> {
+export function createRuntime(
+  kind: SandboxKind,
+  workDir: string,
+  logger: Logger,
+  nodeLimits?: NodeCgroupLimits,
+): Promise<SandboxRuntime> {
   const cgroupName = `savassan-${process.pid}`;
   const sandboxSubnet = process.env['SAVASSAN_SANDBOX_SUBNET'] || undefined;
   switch (kind) {
     case 'process':
       return Promise.resolve(new ProcessRuntime());
     case 'bwrap':
-      return BwrapRuntime.open({ workDir, cgroupName, logger, sandboxSubnet });
+      return BwrapRuntime.open({ workDir, cgroupName, logger, sandboxSubnet, nodeLimits });
     case 'runc':
-      return RuncRuntime.open({ workDir, cgroupName, logger, sandboxSubnet });
+      return RuncRuntime.open({ workDir, cgroupName, logger, sandboxSubnet, nodeLimits });
   }
 }
 

@@ -1,7 +1,8 @@
 // A function held at its max instances under sustained load, in process (`startEmbedded`) so the provisioning
 // queue can be made tiny: requests beyond max instances wait for a busy instance and are served, none gets 429.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -112,3 +113,74 @@ describe('a function at max instances under sustained load', () => {
     assert.ok((statuses.get(429) ?? 0) <= 22, `only the first wave may be refused: ${shown}`);
   });
 });
+
+describe(
+  'a node at its memory and pid budgets (bwrap, cgroups)',
+  {
+    skip: !existsSync('/usr/bin/bwrap') || process.getuid?.() !== 0 ? 'needs bubblewrap and root' : false,
+  },
+  () => {
+    let dataDir: string;
+    let platform: EmbeddedPlatform;
+
+    before(async () => {
+      dataDir = await mkdtemp(join(tmpdir(), 'savassan-node-full-'));
+      await chmod(dataDir, 0o711);
+      // Room for 3 sandboxes by pids (128 each) and for 1100 MB of memory limits.
+      platform = await startEmbedded({
+        dataDir,
+        port: 0,
+        sandbox: 'bwrap',
+        stemCells: false,
+        nodeMemoryMB: 1100,
+        nodePids: 3 * 128,
+        queueWaitMs: 60_000,
+      });
+    });
+
+    after(async () => {
+      await platform?.close();
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    it('answers a cold start past either budget with 429 naming the limit, at once rather than after the queue wait', async () => {
+      const client = new SavassanClient({ url: platform.url });
+      const noop = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
+      for (const [name, memoryMB] of [
+        ['small1', 128],
+        ['big', 1024],
+        ['small2', 128],
+        ['small3', 128],
+        ['small4', 128],
+      ] as const) {
+        await client.deploy(name, noop, { memoryMB });
+      }
+      const invoke = (name: string) =>
+        fetch(`${platform.url}/v1/functions/${name}/invoke`, { method: 'POST', body: '{}' });
+
+      assert.equal((await invoke('small1')).status, 200);
+      // 128 MB held, 1024 MB more would pass 1100 MB.
+      const big = await invoke('big');
+      assert.equal(big.status, 429);
+      assert.equal(big.headers.get('retry-after'), '1');
+      const bigBody = (await big.json()) as { error: { message: string } };
+      assert.match(
+        bigBody.error.message,
+        /node local is full: its memory budget of 1100 MB \(--node-memory\) has 972 MB left/,
+      );
+
+      assert.equal((await invoke('small2')).status, 200);
+      assert.equal((await invoke('small3')).status, 200);
+      // A fourth sandbox passes the pid budget (3 sandboxes of 128 processes); a warm instance needs none.
+      assert.equal((await invoke('small1')).status, 200);
+      const refused = await invoke('small4');
+      assert.equal(refused.status, 429);
+      const pidBody = (await refused.json()) as { error: { message: string } };
+      assert.match(pidBody.error.message, /pid budget of 384 \(--node-pids\) holds 3 sandboxes of 128 processes each/);
+
+      const { nodes } = await client.listNodes();
+      assert.deepEqual(nodes[0]?.budget, { memoryMB: 1100, pids: 384, usedMemoryMB: 384, usedPids: 384 });
+      assert.equal(nodes[0]?.enforcement?.['freezing']?.enforced, true);
+    });
+  },
+);

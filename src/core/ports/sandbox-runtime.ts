@@ -71,7 +71,14 @@ export interface SandboxProcess {
   memoryBytes(): Promise<number | null>;
   /** Which limits the sandbox hit so far; all false where the runtime cannot tell. Call before `kill()` resolves. */
   limitHits(): Promise<LimitHits>;
-  /** SIGKILL the sandbox (and anything it spawned), wait for exit and release what it held. Idempotent. */
+  /** CPU time the sandbox used so far in nanoseconds, or null where the runtime does not count it. */
+  cpuUsageNs(): Promise<number | null>;
+  /** Whether `freeze` stops the sandbox's processes (a cgroup freezer); where false it does nothing. */
+  readonly freezable: boolean;
+  /** Stop every process of the sandbox until `thaw`: an idle sandbox's leftover timers use no CPU. */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+  /** SIGKILL the sandbox (and anything it spawned; frozen or not), wait for exit and release what it held. Idempotent. */
   kill(): Promise<SandboxExit>;
 }
 
@@ -102,6 +109,8 @@ export interface RuntimeCapabilities {
   syscalls: Enforcement;
   /** Sandboxes scheduled so that they cannot preempt the platform's own threads when they wake up. */
   scheduling: Enforcement;
+  /** Idle sandboxes frozen (cgroup freezer), so code left running after a handler returns uses no CPU. */
+  freezing: Enforcement;
 }
 
 export interface SandboxRuntime {

@@ -36,6 +36,11 @@ export interface NodeView {
   /** What the sandbox runtime enforces on this node, mechanism by mechanism (embedded mode). */
   enforcement?: Record<string, Enforcement> | undefined;
   stemCells?: { idle: number; starting: number; memoryBytes: number | null } | undefined;
+  /**
+   * The node's budgets for all its sandboxes and what they hold (the sums of their memory and pids limits); a
+   * creation past either is refused with 429 (embedded mode).
+   */
+  budget?: { memoryMB: number; pids: number; usedMemoryMB: number; usedPids: number } | undefined;
   warnings: string[];
 }
 
