@@ -566,7 +566,7 @@ export class Agent implements AgentApi {
    * discarding idle stem cells to make room when `evict` (a function's sandbox, not another stem cell).
    */
   private async prepare(kind: string, chargedMB = 0, evict = false): Promise<Sandbox> {
-    const { runtime, memoryMB, network } = parseKind(kind);
+    const { runtime, memoryMB, network, allowNet } = parseKind(kind);
     if (this.closing !== null) {
       this.uncharge(chargedMB);
       throw this.closedError();
@@ -612,7 +612,6 @@ export class Agent implements AgentApi {
     this.sandboxes.set(instanceId, sandbox);
     try {
       await this.makeDirs(sandbox);
-      const { runtime, memoryMB, network, allowNet } = parseKind(kind);
       // The memory of discarded stem cells is free only once they are gone (the node's cgroup is limited to it).
       if (this.evictions.size > 0) await Promise.all(this.evictions);
       sandbox.launching = this.runtime.launch({
