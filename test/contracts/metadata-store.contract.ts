@@ -361,6 +361,10 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
           invocation({ id: 'bad-duration', durationMs: Number.NaN }),
           invocation({ id: 'bad-version', version: 0 }),
           invocation({ id: 'bad-init', initMs: Number.POSITIVE_INFINITY }),
+          // Finite but absurd (a guest's lie): stored as such it could not be read back, and broke listings.
+          invocation({ id: 'bad-peak', peakMemoryBytes: 1e300 }),
+          invocation({ id: 'bad-peak-negative', peakMemoryBytes: -1 }),
+          invocation({ id: 'bad-duration-huge', durationMs: 1e300 }),
           invocation({ id: 'bad-function', functionName: '' }),
           invocation({ id: '' }),
         ];
@@ -377,6 +381,8 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
         assert.equal(results.at(-1)?.status, 'fulfilled');
         assert.equal((await store.getInvocation('good'))?.id, 'good');
         assert.equal(await store.getInvocation('bad-duration'), null);
+        assert.equal(await store.getInvocation('bad-peak'), null);
+        assert.ok((await store.listInvocations({})).length > 0, 'listing still works');
       });
     });
 
