@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { renameSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
-import { PlatformError } from '../core/errors.js';
+import { PlatformError, isPlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type {
   AgentApi,
@@ -227,6 +228,8 @@ export class Agent implements AgentApi {
   private readonly stemCells: StemCells<Sandbox> | null;
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly extractions = new Map<string, Promise<string>>();
+  /** Creations in progress per code bundle (sha256): their extracted code must stay. */
+  private readonly codeUsers = new Map<string, number>();
   private readonly creations = new Set<Promise<unknown>>();
   private readonly uploads = new Set<Promise<unknown>>();
   private readonly logListeners = new Set<(line: SandboxLogLine) => void>();
@@ -291,11 +294,42 @@ export class Agent implements AgentApi {
     }
     const creation = this.create(spec);
     this.creations.add(creation);
-    const forget = (): void => {
+    this.codeUsers.set(spec.codeSha256, (this.codeUsers.get(spec.codeSha256) ?? 0) + 1);
+    const forget = (err: unknown): void => {
       this.creations.delete(creation);
+      this.releaseCode(spec.codeSha256, err);
     };
-    creation.then(forget, forget);
+    creation.then(() => forget(null), forget);
     return creation;
+  }
+
+  /**
+   * A creation of `sha256` ended. When the code failed to load (a rejected deploy's trial: syntax error, missing
+   * handler) and nothing else on this node uses it, its extracted copy goes: a 250 KB zip can extract to 250 MB.
+   * Checked and moved aside synchronously, so no creation can start using the directory in between.
+   */
+  private releaseCode(sha256: string, err: unknown): void {
+    const users = (this.codeUsers.get(sha256) ?? 1) - 1;
+    if (users > 0) {
+      this.codeUsers.set(sha256, users);
+      return;
+    }
+    this.codeUsers.delete(sha256);
+    if (!isPlatformError(err, 'FUNCTION_INIT_ERROR') && !isPlatformError(err, 'INVALID_BUNDLE')) return;
+    if (this.extractions.has(sha256)) return;
+    for (const sandbox of this.sandboxes.values()) {
+      if (sandbox.spec?.codeSha256 === sha256 && sandbox.state !== 'stopping') return;
+    }
+    const dir = join(this.codeRoot, sha256);
+    const trash = join(this.codeRoot, `.drop-${randomUUID()}`);
+    try {
+      renameSync(dir, trash);
+    } catch {
+      return; // never extracted (a bad zip), or already gone
+    }
+    rm(trash, { recursive: true, force: true }).catch((error: unknown) =>
+      this.logger.warn({ err: error, sha256 }, 'cannot remove the code of a bundle that failed to load'),
+    );
   }
 
   async invoke(instanceId: string, request: InvokeRequest): Promise<InvokeOutcome> {

@@ -99,6 +99,22 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
       });
     });
 
+    it('tells whether any version uses a code bundle, until its function is deleted', async () => {
+      await withStore(async (store) => {
+        const shared = newVersion('alpha', 'h1').codeSha256;
+        assert.equal(await store.isCodeInUse(shared), false);
+        await store.deployVersion(newVersion('alpha', 'h1'));
+        await store.deployVersion(newVersion('beta', 'b1', { codeSha256: shared }));
+        await store.deployVersion(newVersion('alpha', 'h2'));
+        assert.equal(await store.isCodeInUse(shared), true, 'an old version still uses it');
+        assert.equal(await store.isCodeInUse(newVersion('gamma', 'g1').codeSha256), false);
+        await store.deleteFunction('alpha');
+        assert.equal(await store.isCodeInUse(shared), true, 'beta uses it');
+        await store.deleteFunction('beta');
+        assert.equal(await store.isCodeInUse(shared), false);
+      });
+    });
+
     it('deploying the current content hash again returns the current version and writes nothing', async () => {
       await withStore(async (store) => {
         await store.deployVersion(newVersion('alpha', 'h1'));

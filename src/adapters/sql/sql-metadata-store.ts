@@ -235,6 +235,18 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
+  isCodeInUse(codeSha256: string): Promise<boolean> {
+    return this.#run(`check whether code ${codeSha256} is in use`, async () => {
+      const row = await this.#db
+        .selectFrom('function_versions')
+        .select('version')
+        .where('code_sha256', '=', codeSha256)
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
+    });
+  }
+
   setCurrentVersion(name: string, version: number): Promise<FunctionRecord> {
     return this.#run(`set the current version of function ${name}`, () =>
       this.#retrying(() =>

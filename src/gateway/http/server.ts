@@ -1,4 +1,6 @@
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
@@ -17,7 +19,15 @@ import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { apiKeyCheck, apiKeyHook } from './api-keys.js';
 import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath } from './invoke-route.js';
-import { DeployBody, FunctionNameParams, InvocationParams, LogsQuery, SetCurrentBody } from './schemas.js';
+import {
+  DeployBody,
+  FunctionNameParams,
+  InvocationParams,
+  LimitQuery,
+  LogsQuery,
+  SetCurrentBody,
+  queryCount,
+} from './schemas.js';
 import { functionView, invocationView, versionView } from './views.js';
 
 export interface NodeView {
@@ -47,6 +57,13 @@ export interface GatewayServerOptions {
   nodes: () => Promise<NodeView[]>;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
+  /** The backends that do not answer right now (`createReadinessCheck`); any: /readyz answers 503 naming them. */
+  backendsDown?: () => Promise<string[]>;
+  /**
+   * How long a client may take to send a whole request, headers and body (default 60 s): a slower one gets 408 and
+   * its connection is closed, so a trickled body cannot hold a connection and its buffer forever.
+   */
+  requestTimeoutMs?: number;
   /**
    * Keys a request must present (`Authorization: Bearer <key>` or `x-api-key`) on every route but `/healthz`,
    * `/readyz` and `/v1/openapi.json`; empty or absent: no authentication. See `requireApiKeys` for reading them.
@@ -57,6 +74,30 @@ export interface GatewayServerOptions {
 
 const maxDeployBodyBytes = 70 * 1024 * 1024;
 const logShipWaitMs = 3000;
+export const defaultRequestTimeoutMs = 60_000;
+/** Logs read ahead of the one being sent, in `GET /v1/functions/:name/logs`: its memory is this many logs. */
+const logReadAhead = 4;
+
+/**
+ * Answers a request that did not arrive in time (408) or could not be parsed (400) on the raw socket, in the API's
+ * error format: Node calls this before any route sees the request.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+  const error = timeout
+    ? new PlatformError('REQUEST_TIMEOUT', 'the request was not received in full in time; send it faster')
+    : new PlatformError('BAD_REQUEST', 'the request is not valid HTTP');
+  const answer = errorAnswer(error);
+  const head = `HTTP/1.1 ${answer.status} ${timeout ? 'Request Timeout' : 'Bad Request'}\r\n`;
+  if (socket.writable) {
+    socket.write(
+      `${head}Content-Type: ${answer.headers['content-type']}\r\nContent-Length: ${Buffer.byteLength(answer.body)}\r\n` +
+        `Connection: close\r\n\r\n${answer.body}`,
+    );
+  }
+  socket.destroy();
+}
 
 const fastifyCodeMap: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
@@ -95,22 +136,33 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     ready: options.ready,
     apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
   });
+  const requestTimeoutMs = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
   const app = Fastify({
-    // Plain invoke requests are answered before Fastify sees them (invoke-route.ts); the rest is Fastify's. The
-    // server gets the timeouts Fastify gives the servers it makes itself (its defaults).
+    // Plain invoke requests are answered before Fastify sees them (invoke-route.ts); the rest is Fastify's. Both
+    // read bodies under the server's request timeout (headers and body, then 408); once a request has arrived in
+    // full, an invocation may take as long as its function's timeout.
     serverFactory: (handler) => {
-      const server = createServer((req, res) => {
-        if (!fastPath(req, res)) handler(req, res);
-      });
+      const server = createServer(
+        {
+          requestTimeout: requestTimeoutMs,
+          headersTimeout: Math.min(requestTimeoutMs, 60_000),
+          // How often Node looks for requests past their timeout (its default is 30 s).
+          connectionsCheckingInterval: Math.min(1000, requestTimeoutMs),
+        },
+        (req, res) => {
+          if (!fastPath(req, res)) handler(req, res);
+        },
+      );
       server.keepAliveTimeout = 72_000;
-      server.requestTimeout = 0;
       server.setTimeout(0);
       return server;
     },
+    clientErrorHandler,
     logger: false,
     bodyLimit: maxEventBytes,
     forceCloseConnections: 'idle',
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
+    // No coercion: `"memoryMB": "256"` is a 400 naming the field, not 256. Query strings are validated as text.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setErrorHandler((err, request, reply) => {
@@ -158,8 +210,19 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   app.get('/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
   app.get('/healthz', { schema: { summary: 'Liveness', security: [] } }, () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { summary: 'Readiness', security: [] } }, (_request, reply) =>
-    options.ready() ? { status: 'ready' } : reply.code(503).send({ status: 'not ready' }),
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'Readiness: 503 while starting, draining, or while a backend (metadata, pool, blobs) does not answer',
+        security: [],
+      },
+    },
+    async (_request, reply) => {
+      if (!options.ready()) return reply.code(503).send({ status: 'not ready' });
+      const down = (await options.backendsDown?.()) ?? [];
+      return down.length === 0 ? { status: 'ready' } : reply.code(503).send({ status: 'not ready', down });
+    },
   );
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
     reply.type(metrics.contentType).send(await metrics.render()),
@@ -211,6 +274,13 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
+
+  // Open `logs?follow=1` streams: they never end by themselves, so closing the server ends them (or it would wait).
+  const followers = new Set<ServerResponse>();
+  app.addHook('preClose', (done) => {
+    for (const raw of followers) raw.end();
+    done();
+  });
 
   const getFunction = async (name: string) => {
     const fn = await metadata.getFunction(name);
@@ -267,12 +337,13 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       schema: {
         summary: 'Recent invocations, newest first',
         params: FunctionNameParams,
-        querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }),
+        querystring: LimitQuery,
       },
     },
     async (request) => {
+      const limit = queryCount(request.query.limit, 'limit', 50, 1000);
       const fn = await getFunction(request.params.name);
-      const records = await metadata.listInvocations({ functionName: fn.name, limit: request.query.limit ?? 50 });
+      const records = await metadata.listInvocations({ functionName: fn.name, limit });
       return { invocations: records.map(invocationView) };
     },
   );
@@ -287,11 +358,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       },
     },
     async (request, reply) => {
+      const limit = queryCount(request.query.limit, 'limit', 20, 1000);
       const fn = await getFunction(request.params.name);
       const follow = request.query.follow === '1' || request.query.follow === 'true';
-      const recent = (
-        await metadata.listInvocations({ functionName: fn.name, limit: request.query.limit ?? 20 })
-      ).reverse();
+      const recent = (await metadata.listInvocations({ functionName: fn.name, limit })).reverse();
       const render = async (r: (typeof recent)[number]) => {
         const log = await readLog(r);
         return {
@@ -302,13 +372,27 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         };
       };
       if (!follow) {
-        return reply
-          .type('text/plain; charset=utf-8')
-          .send(
-            (await Promise.all(recent.map(render)))
-              .map((e) => `--- ${e.createdAt} ${e.invocationId} ${e.status}\n${e.log}`)
-              .join(''),
-          );
+        // Streamed: each log is read (a few ahead) only when the client takes the text before it, so a response
+        // holds at most `logReadAhead` logs in memory (each at most the Agent's 1 MiB cap), however many it lists.
+        async function* text(): AsyncGenerator<string> {
+          const reads: Promise<Buffer | null>[] = [];
+          const readAt = (i: number): void => {
+            const record = recent[i];
+            if (record === undefined) return;
+            const read = readLog(record);
+            read.catch(() => undefined); // awaited in turn below; not unhandled if the client leaves first
+            reads[i] = read;
+          };
+          for (let i = 0; i < logReadAhead; i++) readAt(i);
+          for (const [i, r] of recent.entries()) {
+            const log = await reads[i];
+            delete reads[i];
+            readAt(i + logReadAhead);
+            yield `--- ${r.createdAt.toISOString()} ${r.id} ${r.status}\n`;
+            if (log !== null && log !== undefined && log.length > 0) yield log.toString('utf8');
+          }
+        }
+        return reply.type('text/plain; charset=utf-8').send(Readable.from(text()));
       }
       reply.hijack();
       const raw = reply.raw;
@@ -322,6 +406,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       let after = new Date(0);
       const emit = async (records: typeof recent) => {
         for (const r of records) {
+          if (raw.writableEnded) return; // the server is closing
           if (seen.has(r.id)) continue;
           seen.set(r.id, r.createdAt.getTime());
           if (r.createdAt > after) {
@@ -331,6 +416,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
           raw.write(`event: invocation\ndata: ${JSON.stringify(await render(r))}\n\n`);
         }
       };
+      followers.add(raw);
       await emit(recent);
       const timer = setInterval(() => {
         void (async () => {
@@ -340,10 +426,13 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
             afterCreatedAt: new Date(after.getTime() - 1),
           });
           await emit(next.reverse());
-          raw.write(': keep-alive\n\n');
+          if (!raw.writableEnded) raw.write(': keep-alive\n\n');
         })().catch(() => raw.end());
       }, 500);
-      raw.on('close', () => clearInterval(timer));
+      raw.on('close', () => {
+        clearInterval(timer);
+        followers.delete(raw);
+      });
     },
   );
 
