@@ -8,9 +8,7 @@ import { isPlatformError } from '../core/errors.js';
 import type { BundleLimits, UnzippedEntry } from './bundle-unzip.js';
 import { unzipBundle } from './bundle-unzip.js';
 
-export type UnzipReply =
-  | { ok: true; entries: UnzippedEntry[] }
-  | { ok: false; invalid: boolean; message: string };
+export type UnzipReply = { ok: true; entries: UnzippedEntry[] } | { ok: false; invalid: boolean; message: string };
 
 const { zip, limits } = workerData as { zip: Uint8Array; limits: Partial<BundleLimits> };
 let reply: UnzipReply;

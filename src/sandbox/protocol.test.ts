@@ -155,10 +155,17 @@ describe('protocol messages', () => {
         /"maxRssBytes" must be an integer from 0 to/,
       );
     }
-    rejects(parseGuestMessage, line({ type: 'init-ok', id: 'x', initMs: 1e300 }), /"initMs" must be a number from 0 to/);
+    rejects(
+      parseGuestMessage,
+      line({ type: 'init-ok', id: 'x', initMs: 1e300 }),
+      /"initMs" must be a number from 0 to/,
+    );
     assert.equal(
-      (parseGuestMessage(line({ type: 'result', id: 'x', payloadJson: 'null', maxRssBytes: 2 ** 40 })) as { maxRssBytes: number })
-        .maxRssBytes,
+      (
+        parseGuestMessage(line({ type: 'result', id: 'x', payloadJson: 'null', maxRssBytes: 2 ** 40 })) as {
+          maxRssBytes: number;
+        }
+      ).maxRssBytes,
       2 ** 40,
     );
     rejects(

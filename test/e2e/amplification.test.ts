@@ -62,14 +62,14 @@ describe('cheap amplification, end to end', () => {
     const rejected: [string, Uint8Array, Record<string, unknown>, RegExp][] = [
       ['not a zip', text('not a zip at all'), {}, /not a valid zip archive/],
       ['syntax error', zipSync({ 'index.js': text('exports.handler = ('), 'fill.bin': filler }), {}, /failed to load/],
-      [
-        'missing handler',
-        zipSync({ 'index.js': text('exports.main = 1;'), 'fill.bin': filler }),
-        {},
-        /failed to load/,
-      ],
+      ['missing handler', zipSync({ 'index.js': text('exports.main = 1;'), 'fill.bin': filler }), {}, /failed to load/],
       ['over the size limit', zipSync({ 'big.bin': new Uint8Array(251 * 1024 * 1024) }), {}, /uncompresses to more/],
-      ['a name over 255 bytes', zipSync({ 'index.js': text('1'), [`${'n'.repeat(300)}.js`]: text('1') }), {}, /over 255/],
+      [
+        'a name over 255 bytes',
+        zipSync({ 'index.js': text('1'), [`${'n'.repeat(300)}.js`]: text('1') }),
+        {},
+        /over 255/,
+      ],
     ];
     for (const [what, zip, config, message] of rejected) {
       const err = await apiError(server.client.deploy('rejected', zip, config));
@@ -92,7 +92,8 @@ describe('cheap amplification, end to end', () => {
 
   it('refuses loosely typed bodies and query strings with a 400 naming the field', async () => {
     const zip = Buffer.from(await readBundle(fixture('probe'))).toString('base64');
-    const put = (body: Record<string, unknown>) => server.client.json('PUT', '/v1/functions/typed', { code: zip, ...body });
+    const put = (body: Record<string, unknown>) =>
+      server.client.json('PUT', '/v1/functions/typed', { code: zip, ...body });
     for (const [field, value] of [
       ['memoryMB', '256'],
       ['timeoutSeconds', '3'],
@@ -179,6 +180,56 @@ describe('cheap amplification, end to end', () => {
     assert.equal(releasedAt, 0, 'bytes of the listing arrived before its last log could be read');
     assert.ok(received.indexOf(ids[0] ?? '') < received.indexOf('fifo log line'), received);
     assert.ok(received.includes(`probe ${ids[1]}`), received);
+  });
+});
+
+describe('an invocation log', () => {
+  it('is streamed from the blob store: its first part arrives before the rest is written', async () => {
+    const server = await startServer(['--no-examples']);
+    try {
+      await server.client.deploy('probe', await readBundle(fixture('probe')), {});
+      const { invocationId } = await server.client.invoke('probe', {});
+      await eventually(
+        () => server.client.invocationLog(invocationId).catch(() => ''),
+        (log) => log.includes(invocationId),
+      );
+      const record = await server.client.getInvocation(invocationId);
+      assert.ok(record.logKey !== null);
+      const fifo = join(server.dataDir, 'blobs', ...record.logKey.split('/'));
+      await unlink(fifo);
+      execFileSync('mkfifo', [fifo]);
+      const { hostname, port } = new URL(server.url);
+      let received = '';
+      let firstPart: () => void = () => {};
+      const sawFirstPart = new Promise<string>((resolve) => (firstPart = () => resolve('first part')));
+      const done = new Promise<string>((resolve, reject) => {
+        const req = request({ host: hostname, port, path: `/v1/invocations/${invocationId}/logs` }, (res) => {
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            received += chunk;
+            if (received.includes('part one')) firstPart();
+          });
+          res.on('end', () => resolve(received));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      const writer = await open(fifo, 'w');
+      await writer.write('part one\n');
+      // Not a timing assertion: a server that waits for the whole log would never send the first part.
+      let giveUp: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        sawFirstPart,
+        new Promise<string>((resolve) => (giveUp = setTimeout(() => resolve('nothing yet'), 20_000))),
+      ]);
+      clearTimeout(giveUp);
+      await writer.write('part two\n');
+      await writer.close();
+      assert.equal(outcome, 'first part');
+      assert.equal(await done, 'part one\npart two\n');
+    } finally {
+      await server.cleanup();
+    }
   });
 });
 

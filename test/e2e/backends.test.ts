@@ -163,10 +163,10 @@ describe(
         assertUnavailable(down, /Redis at redis:\/\/127\.0\.0\.1:\d+\/0 is unavailable/);
         assert.deepEqual(await server.client.json('GET', '/healthz'), { status: 'ok' });
         // Readiness follows the backends (checked at most once a second): a balancer stops sending requests.
-        assert.deepEqual(
-          await eventually(readiness, (ready) => ready.status === 503),
-          { status: 503, body: { status: 'not ready', down: ['pool'] } },
-        );
+        assert.deepEqual(await eventually(readiness, (ready) => ready.status === 503), {
+          status: 503,
+          body: { status: 'not ready', down: ['pool'] },
+        });
         assert.equal((await server.client.listFunctions()).functions.length, 1, 'what needs no Redis still works');
 
         await redis.restart(); // on the same port, without the data: the pool is gone

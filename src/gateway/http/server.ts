@@ -266,14 +266,20 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
    * An invocation's log: empty when it wrote nothing (no key), null when it is missing. Agents ship logs off the
    * invocation's path, so a log of a record younger than `logShipWaitMs` may still be on its way: wait for it.
    */
-  const readLog = async (record: InvocationRecord): Promise<Buffer | null> => {
-    if (record.logKey === null) return Buffer.alloc(0);
+  const awaitLog = async <T>(record: InvocationRecord, read: (key: string) => Promise<T | null>): Promise<T | null> => {
+    if (record.logKey === null) return null;
     for (;;) {
-      const log = await blobStore.get(record.logKey);
+      const log = await read(record.logKey);
       if (log !== null || Date.now() - record.createdAt.getTime() > logShipWaitMs) return log;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
+  /** The log whole, for a `follow` event (one JSON object each; the Agent caps a log at 1 MiB). */
+  const readLog = async (record: InvocationRecord): Promise<Buffer | null> =>
+    record.logKey === null ? Buffer.alloc(0) : awaitLog(record, (key) => blobStore.get(key));
+  /** The log as a stream from the blob store (bounded memory whatever its size). */
+  const openLog = async (record: InvocationRecord): Promise<Readable | null> =>
+    record.logKey === null ? Readable.from([]) : awaitLog(record, (key) => blobStore.getStream(key));
 
   // Open `logs?follow=1` streams: they never end by themselves, so closing the server ends them (or it would wait).
   const followers = new Set<ServerResponse>();
@@ -372,27 +378,38 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         };
       };
       if (!follow) {
-        // Streamed: each log is read (a few ahead) only when the client takes the text before it, so a response
-        // holds at most `logReadAhead` logs in memory (each at most the Agent's 1 MiB cap), however many it lists.
-        async function* text(): AsyncGenerator<string> {
-          const reads: Promise<Buffer | null>[] = [];
-          const readAt = (i: number): void => {
+        // Streamed from the blob store as the client takes it, a few logs opened ahead: a response holds a few
+        // stream buffers in memory, however many logs it lists and however large they are.
+        async function* text(): AsyncGenerator<Buffer | string> {
+          const opens = new Map<number, Promise<Readable | null>>();
+          const openAt = (i: number): void => {
             const record = recent[i];
             if (record === undefined) return;
-            const read = readLog(record);
-            read.catch(() => undefined); // awaited in turn below; not unhandled if the client leaves first
-            reads[i] = read;
+            const open = openLog(record);
+            open.catch(() => undefined); // awaited in turn below; not unhandled if the client leaves first
+            opens.set(i, open);
           };
-          for (let i = 0; i < logReadAhead; i++) readAt(i);
-          for (const [i, r] of recent.entries()) {
-            const log = await reads[i];
-            delete reads[i];
-            readAt(i + logReadAhead);
-            yield `--- ${r.createdAt.toISOString()} ${r.id} ${r.status}\n`;
-            if (log !== null && log !== undefined && log.length > 0) yield log.toString('utf8');
+          try {
+            for (let i = 0; i < logReadAhead; i++) openAt(i);
+            for (const [i, r] of recent.entries()) {
+              const log = await opens.get(i);
+              opens.delete(i);
+              openAt(i + logReadAhead);
+              yield `--- ${r.createdAt.toISOString()} ${r.id} ${r.status}\n`;
+              if (log !== null && log !== undefined) yield* log as AsyncIterable<Buffer>;
+            }
+          } finally {
+            // The client left early: close the streams opened ahead.
+            for (const open of opens.values())
+              void open.then(
+                (log) => log?.destroy(),
+                () => undefined,
+              );
           }
         }
-        return reply.type('text/plain; charset=utf-8').send(Readable.from(text()));
+        // A byte stream, not object mode (which would buffer 16 logs ahead of a slow client).
+        const body = Readable.from(text(), { objectMode: false, highWaterMark: 64 * 1024 });
+        return reply.type('text/plain; charset=utf-8').send(body);
       }
       reply.hijack();
       const raw = reply.raw;
@@ -452,7 +469,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     async (request, reply) => {
       const record = await metadata.getInvocation(request.params.id);
       if (record === null) throw new PlatformError('NOT_FOUND', `invocation ${request.params.id} not found`);
-      const log = await readLog(record);
+      const log = await openLog(record);
       if (log === null)
         throw new PlatformError('NOT_FOUND', `the log of invocation ${request.params.id} is not stored`);
       return reply.type('text/plain; charset=utf-8').send(log);
