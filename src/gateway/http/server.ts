@@ -84,16 +84,23 @@ const logReadAhead = 4;
  */
 function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
-  const error = timeout
-    ? new PlatformError('REQUEST_TIMEOUT', 'the request was not received in full in time; send it faster')
-    : new PlatformError('BAD_REQUEST', 'the request is not valid HTTP');
-  const answer = errorAnswer(error);
-  const head = `HTTP/1.1 ${answer.status} ${timeout ? 'Request Timeout' : 'Bad Request'}\r\n`;
-  if (socket.writable) {
+  const [status, reason, error] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', new PlatformError('REQUEST_TIMEOUT', 'the request was not received in full in time')]
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [
+            431,
+            'Request Header Fields Too Large',
+            new PlatformError('BAD_REQUEST', 'the request headers are too large'),
+          ]
+        : [400, 'Bad Request', new PlatformError('BAD_REQUEST', 'the request is not valid HTTP')];
+  const { body } = errorAnswer(error);
+  // As Node's own handler: no answer on a connection whose response has begun (the route answered early, 413).
+  const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (socket.writable && !started) {
     socket.write(
-      `${head}Content-Type: ${answer.headers['content-type']}\r\nContent-Length: ${Buffer.byteLength(answer.body)}\r\n` +
-        `Connection: close\r\n\r\n${answer.body}`,
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy();
