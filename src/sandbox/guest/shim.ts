@@ -78,7 +78,7 @@ const maxLogChunk = 256 * 1024;
  * function logging in a loop never yields to let the socket drain: buffering everything got a 256 MB sandbox
  * OOM-killed. The Agent keeps at most 1 MiB of an invocation's log anyway.
  */
-const maxPendingLogBytes = 2 * 1024 * 1024;
+const maxPendingLogBytes = 8 * 1024 * 1024;
 
 const rawStderrWrite = process.stderr.write.bind(process.stderr);
 
