@@ -292,14 +292,23 @@ export class Agent implements AgentApi {
         );
       }
     }
-    const creation = this.create(spec);
-    this.creations.add(creation);
     this.codeUsers.set(spec.codeSha256, (this.codeUsers.get(spec.codeSha256) ?? 0) + 1);
-    const forget = (err: unknown): void => {
+    // A creation that fails has cleaned up after itself when it rejects (a rejected deploy leaves nothing).
+    const creation = this.create(spec).then(
+      (ref) => {
+        void this.releaseCode(spec.codeSha256, null);
+        return ref;
+      },
+      async (err: unknown) => {
+        await this.releaseCode(spec.codeSha256, err);
+        throw err;
+      },
+    );
+    this.creations.add(creation);
+    const forget = (): void => {
       this.creations.delete(creation);
-      this.releaseCode(spec.codeSha256, err);
     };
-    creation.then(() => forget(null), forget);
+    creation.then(forget, forget);
     return creation;
   }
 
@@ -308,7 +317,7 @@ export class Agent implements AgentApi {
    * handler) and nothing else on this node uses it, its extracted copy goes: a 250 KB zip can extract to 250 MB.
    * Checked and moved aside synchronously, so no creation can start using the directory in between.
    */
-  private releaseCode(sha256: string, err: unknown): void {
+  private async releaseCode(sha256: string, err: unknown): Promise<void> {
     const users = (this.codeUsers.get(sha256) ?? 1) - 1;
     if (users > 0) {
       this.codeUsers.set(sha256, users);
@@ -327,7 +336,7 @@ export class Agent implements AgentApi {
     } catch {
       return; // never extracted (a bad zip), or already gone
     }
-    rm(trash, { recursive: true, force: true }).catch((error: unknown) =>
+    await rm(trash, { recursive: true, force: true }).catch((error: unknown) =>
       this.logger.warn({ err: error, sha256 }, 'cannot remove the code of a bundle that failed to load'),
     );
   }
