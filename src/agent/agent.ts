@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { renameSync } from 'node:fs';
 import { chmod, mkdir, readdir, rm } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import { join, resolve } from 'node:path';
-import { PlatformError } from '../core/errors.js';
+import { PlatformError, isPlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type {
   AgentApi,
@@ -247,6 +248,8 @@ export class Agent implements AgentApi {
   private readonly stemCells: StemCells<Sandbox> | null;
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly extractions = new Map<string, Promise<string>>();
+  /** Creations in progress per code bundle (sha256): their extracted code must stay. */
+  private readonly codeUsers = new Map<string, number>();
   private readonly creations = new Set<Promise<unknown>>();
   /** Stem cells being discarded to make room: new sandboxes launch once they are gone. */
   private readonly evictions = new Set<Promise<void>>();
@@ -327,13 +330,53 @@ export class Agent implements AgentApi {
       if (refused !== null) return Promise.reject(refused);
       chargedMB = spec.config.memoryMB;
     }
-    const creation = this.create(spec, chargedMB);
+    this.codeUsers.set(spec.codeSha256, (this.codeUsers.get(spec.codeSha256) ?? 0) + 1);
+    // A creation that fails has cleaned up after itself when it rejects (a rejected deploy leaves nothing).
+    const creation = this.create(spec, chargedMB).then(
+      (ref) => {
+        void this.releaseCode(spec.codeSha256, null);
+        return ref;
+      },
+      async (err: unknown) => {
+        await this.releaseCode(spec.codeSha256, err);
+        throw err;
+      },
+    );
     this.creations.add(creation);
     const forget = (): void => {
       this.creations.delete(creation);
     };
     creation.then(forget, forget);
     return creation;
+  }
+
+  /**
+   * A creation of `sha256` ended. When the code failed to load (a rejected deploy's trial: syntax error, missing
+   * handler) and nothing else on this node uses it, its extracted copy goes: a 250 KB zip can extract to 250 MB.
+   * Checked and moved aside synchronously, so no creation can start using the directory in between.
+   */
+  private async releaseCode(sha256: string, err: unknown): Promise<void> {
+    const users = (this.codeUsers.get(sha256) ?? 1) - 1;
+    if (users > 0) {
+      this.codeUsers.set(sha256, users);
+      return;
+    }
+    this.codeUsers.delete(sha256);
+    if (!isPlatformError(err, 'FUNCTION_INIT_ERROR') && !isPlatformError(err, 'INVALID_BUNDLE')) return;
+    if (this.extractions.has(sha256)) return;
+    for (const sandbox of this.sandboxes.values()) {
+      if (sandbox.spec?.codeSha256 === sha256 && sandbox.state !== 'stopping') return;
+    }
+    const dir = join(this.codeRoot, sha256);
+    const trash = join(this.codeRoot, `.drop-${randomUUID()}`);
+    try {
+      renameSync(dir, trash);
+    } catch {
+      return; // never extracted (a bad zip), or already gone
+    }
+    await rm(trash, { recursive: true, force: true }).catch((error: unknown) =>
+      this.logger.warn({ err: error, sha256 }, 'cannot remove the code of a bundle that failed to load'),
+    );
   }
 
   async invoke(instanceId: string, request: InvokeRequest): Promise<InvokeOutcome> {

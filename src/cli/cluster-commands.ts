@@ -186,11 +186,14 @@ function sharedSettings(opts: CommonOptions & BackendOptions) {
   };
 }
 
-/** Run until SIGINT/SIGTERM, then close gracefully and exit. */
+/** Run until SIGINT/SIGTERM, then close gracefully and exit; a second signal exits at once. */
 function untilSignal(what: string, close: () => Promise<void>): void {
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      process.stderr.write(`${signal} again: stopping the ${what} at once\n`);
+      process.exit(130);
+    }
     stopping = true;
     process.stderr.write(`${signal}: stopping the ${what}...\n`);
     void close().then(

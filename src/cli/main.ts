@@ -78,6 +78,12 @@ export function buildProgram(): Command {
       ]),
     )
     .option('--queue-wait <seconds>', 'how long an invocation waits for a free instance before 429', integer, 10)
+    .option(
+      '--request-timeout <seconds>',
+      'how long a client may take to send a whole request (headers and body) before 408',
+      integer,
+      60,
+    )
     .addOption(
       new Option('--durability <mode>', 'process: records survive a crash of this process; full: fsync every commit')
         .choices(['process', 'full'])
@@ -110,6 +116,7 @@ export function buildProgram(): Command {
         apiKeyFile: string | undefined;
         sandbox: SandboxKind | undefined;
         queueWait: number;
+        requestTimeout: number;
         durability: 'process' | 'full';
         examples: boolean;
         stemCells: boolean;
@@ -129,6 +136,7 @@ export function buildProgram(): Command {
           apiKeys: apiKeysFrom(opts),
           sandbox: opts.sandbox,
           queueWaitMs: opts.queueWait * 1000,
+          requestTimeoutMs: opts.requestTimeout * 1000,
           durability: opts.durability,
           stemCells: opts.stemCells,
           nodeMemoryMB: opts.nodeMemory,
@@ -173,7 +181,12 @@ export function buildProgram(): Command {
         out('Press Ctrl-C to stop.');
         let stopping = false;
         const stop = (signal: string) => {
-          if (stopping) return;
+          if (stopping) {
+            // A second signal: stop now, without waiting for in-flight invocations or open streams. Sandboxes
+            // exit when their Agent's socket closes (bwrap ones also die with this process).
+            info(`${signal} again: stopping at once`);
+            process.exit(130);
+          }
           stopping = true;
           info(`${signal}: draining in-flight invocations and stopping sandboxes...`);
           void platform.close().then(

@@ -16,6 +16,10 @@ export const errorCodes = {
     description: 'The caller did not present valid credentials (API key, or the cluster token between nodes).',
   },
   NOT_FOUND: { status: 404, description: 'The function, version or invocation does not exist.' },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    description: 'The request (headers and body) did not arrive in full within the server request timeout.',
+  },
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The request body is over the allowed size.' },
   TOO_MANY_REQUESTS: {
     status: 429,

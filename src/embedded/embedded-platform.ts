@@ -11,6 +11,7 @@ import { SingleAgentDirectory } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
+import { defaultRequestTimeoutMs } from '../gateway/http/server.js';
 import type { Deployer } from '../gateway/deployer.js';
 import { createGateway } from '../gateway/gateway.js';
 import { Manager } from '../manager/manager.js';
@@ -29,6 +30,8 @@ export interface EmbeddedOptions extends BackendUrls {
   sandbox?: SandboxKind;
   /** How long an invocation waits for a free instance before 429. */
   queueWaitMs?: number;
+  /** How long a client may take to send a whole request, headers and body, before 408 (default 60 s). */
+  requestTimeoutMs?: number;
   /** Capacity of the provisioning queue. */
   queueCapacity?: number;
   managerConcurrency?: number;
@@ -57,6 +60,7 @@ export interface CompiledEmbeddedOptions {
   port: number;
   sandbox: SandboxKind;
   queueWaitMs: number;
+  requestTimeoutMs: number;
   queueCapacity: number;
   managerConcurrency: number;
   reconcileIntervalMs: number;
@@ -102,6 +106,7 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     port,
     sandbox,
     queueWaitMs: positive('queueWaitMs', options.queueWaitMs ?? 10_000),
+    requestTimeoutMs: positive('requestTimeoutMs', options.requestTimeoutMs ?? defaultRequestTimeoutMs),
     queueCapacity: positive('queueCapacity', options.queueCapacity ?? 1000),
     managerConcurrency: positive('managerConcurrency', options.managerConcurrency ?? 4),
     reconcileIntervalMs: positive('reconcileIntervalMs', options.reconcileIntervalMs ?? 1000),
@@ -204,6 +209,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     blobStore,
     agents,
     queueWaitMs: options.queueWaitMs,
+    requestTimeoutMs: options.requestTimeoutMs,
     apiKeys: options.apiKeys,
     keyedHash: (text) => sealer.keyedHash(text),
     logger,

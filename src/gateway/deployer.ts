@@ -63,11 +63,18 @@ export class Deployer {
     const contentHash = createHash('sha256').update(codeSha256).update(JSON.stringify(canonical)).digest('hex');
     const { blobStore, metadata } = this.options;
     const key = blobKeys.code(codeSha256);
-    if (!(await blobStore.exists(key))) await blobStore.put(key, code);
+    const stored = !(await blobStore.exists(key));
+    if (stored) await blobStore.put(key, code);
 
     // Load the bundle once in a real sandbox before it becomes current: a syntax error or a missing
     // handler is rejected here and the previous version keeps serving.
-    await this.#trial(name, codeSha256, config);
+    try {
+      await this.#trial(name, codeSha256, config);
+    } catch (err) {
+      // A rejected deploy leaves nothing behind: the blob it stored goes (the Agent drops the code it extracted).
+      if (stored) await this.#dropCode(codeSha256, code);
+      throw err;
+    }
 
     const result = await metadata.deployVersion({
       functionName: name,
@@ -76,6 +83,8 @@ export class Deployer {
       contentHash,
       config,
     });
+    // A concurrent rejected deploy of the same code may have deleted the blob after this one found it: put it back.
+    if (!(await blobStore.exists(key))) await blobStore.put(key, code);
     this.#changed(name);
     this.#logger.info({ name, version: result.version.version, created: result.created }, 'deployed');
     return result;
@@ -104,6 +113,24 @@ export class Deployer {
       throw err;
     } finally {
       if (instanceId !== undefined) await agent.destroySandbox(instanceId);
+    }
+  }
+
+  /**
+   * Delete the code blob a rejected deploy stored, unless a version uses it. Deleting first and checking after
+   * (putting it back when a version appeared meanwhile) pairs with `deploy`'s check after `deployVersion`: whichever
+   * order a concurrent deploy of the same code runs in, a version never ends up without its blob.
+   */
+  async #dropCode(codeSha256: string, code: Uint8Array): Promise<void> {
+    const { blobStore, metadata } = this.options;
+    const key = blobKeys.code(codeSha256);
+    try {
+      await blobStore.delete(key);
+      if (await metadata.isCodeInUse(codeSha256)) await blobStore.put(key, code);
+    } catch (err) {
+      this.#logger.warn({ err, key }, 'cannot clean up the code of a rejected deploy');
+      // Unsure whether a version uses it: keep the blob.
+      await blobStore.put(key, code).catch(() => undefined);
     }
   }
 

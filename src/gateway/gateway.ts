@@ -11,6 +11,7 @@ import { FunctionResolver } from './function-resolver.js';
 import { createGatewayServer, type NodeView } from './http/server.js';
 import { Invoker } from './invoker.js';
 import { GatewayMetrics } from './metrics.js';
+import { createReadinessCheck } from './readiness.js';
 
 export interface GatewayOptions {
   pool: Pool;
@@ -28,6 +29,8 @@ export interface GatewayOptions {
   gatewayId?: string | undefined;
   /** See `DeployerOptions.keyedHash`. */
   keyedHash?: ((text: string) => string) | undefined;
+  /** How long a client may take to send a whole request (default 60 s; see `GatewayServerOptions`). */
+  requestTimeoutMs?: number | undefined;
   logger: Logger;
 }
 
@@ -72,6 +75,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     apiKeys: options.apiKeys,
     logger,
     ready: () => ready,
+    backendsDown: createReadinessCheck({ metadata, pool, blobStore, logger }),
+    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     nodes: options.nodes,
   });
   return {

@@ -119,4 +119,43 @@ describe('extractBundle', () => {
     await assert.rejects(extractBundle(zip, target), invalidBundle(/both a file and a directory/));
     await assert.rejects(stat(target));
   });
+
+  it('refuses a name over 255 bytes with INVALID_BUNDLE naming the entry (truncated), never a host path', async () => {
+    const long = `${'x'.repeat(300)}.js`;
+    const target = dest();
+    for (const name of [long, `lib/${long}`, `${'d'.repeat(256)}/index.js`]) {
+      const zip = zipSync({ 'index.js': text('exports.handler = 1;'), [name]: text('1') });
+      await assert.rejects(extractBundle(zip, target), (err: unknown) => {
+        assert.ok(isPlatformError(err, 'INVALID_BUNDLE'), String(err));
+        assert.match(err.message, /zip entry ".{100}…" has a file or directory name over 255 bytes/);
+        assert.ok(!err.message.includes(root), err.message);
+        return true;
+      });
+    }
+    await assert.rejects(stat(target));
+  });
+
+  it('leaves nothing behind when a bundle is refused', async () => {
+    const parent = join(root, 'refused');
+    const zip = zipSync({ a: text('file'), 'a/b.js': text('nested') });
+    await assert.rejects(extractBundle(zip, join(parent, 'bundle')), invalidBundle(/both a file and a directory/));
+    assert.deepEqual(await readdir(parent), []);
+  });
+
+  it('inflates off the event loop: the loop keeps turning while a large bundle is unzipped', async () => {
+    // 96 MiB of zeros, then an entry refused by name: the bundle is rejected after inflating the first entry and
+    // before writing anything, so every turn counted happened during the stat and the unzip. Inflated on the
+    // event loop, the loop turned only while the destination was stat'ed (a handful of turns).
+    const zip = zipSync({ 'big.bin': new Uint8Array(96 * 1024 * 1024), '../escape.js': text('1') }, { level: 1 });
+    let turns = 0;
+    let done = false;
+    const spin = (): void => {
+      turns += 1;
+      if (!done) setImmediate(spin);
+    };
+    setImmediate(spin);
+    await assert.rejects(extractBundle(zip, dest()), invalidBundle(/escapes the bundle/));
+    done = true;
+    assert.ok(turns > 1000, `the event loop turned ${turns} times during the unzip`);
+  });
 });

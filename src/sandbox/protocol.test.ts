@@ -117,7 +117,7 @@ describe('protocol messages', () => {
       line({ type: 'hello', id: '', pid: -1, nodeVersion: 'v' }),
       /"pid" must be an integer >= 1/,
     );
-    rejects(parseGuestMessage, line({ type: 'init-ok', id: 'x', initMs: -1 }), /"initMs" must be a finite number >= 0/);
+    rejects(parseGuestMessage, line({ type: 'init-ok', id: 'x', initMs: -1 }), /"initMs" must be a number from 0 to/);
     rejects(parseGuestMessage, line({ type: 'init-error', id: 'x', error: 'boom' }), /"error" must be an error object/);
     rejects(
       parseGuestMessage,
@@ -140,6 +140,34 @@ describe('protocol messages', () => {
       /"payloadJson" must be a string/,
     );
     rejects(parseGuestMessage, line({ type: 'result', id: 'x', payloadJson: 'null' }), /"maxRssBytes" must be/);
+  });
+
+  it('bounds the numbers a guest reports: a lying guest cannot put 1e300 or a fraction into a record', () => {
+    for (const maxRssBytes of [1e300, 2 ** 40 + 1, 1.5, -1, Number.MAX_SAFE_INTEGER + 2]) {
+      rejects(
+        parseGuestMessage,
+        line({ type: 'result', id: 'x', payloadJson: 'null', maxRssBytes }),
+        /"maxRssBytes" must be an integer from 0 to 1099511627776/,
+      );
+      rejects(
+        parseGuestMessage,
+        line({ type: 'error', id: 'x', error: { name: 'E', message: 'm' }, maxRssBytes, fatal: false }),
+        /"maxRssBytes" must be an integer from 0 to/,
+      );
+    }
+    rejects(
+      parseGuestMessage,
+      line({ type: 'init-ok', id: 'x', initMs: 1e300 }),
+      /"initMs" must be a number from 0 to/,
+    );
+    assert.equal(
+      (
+        parseGuestMessage(line({ type: 'result', id: 'x', payloadJson: 'null', maxRssBytes: 2 ** 40 })) as {
+          maxRssBytes: number;
+        }
+      ).maxRssBytes,
+      2 ** 40,
+    );
     rejects(
       parseGuestMessage,
       line({ type: 'log', id: 'x', stream: 'stdin', text: '' }),

@@ -241,6 +241,24 @@ class FieldReader {
     return value;
   }
 
+  /** A finite number from `min` to `max`: what a guest reports is bounded before anything stores it. */
+  boundedNumber(key: string, min: number, max: number): number {
+    const value = this.fields[key];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+      this.bad(key, `a number from ${min} to ${max}`);
+    }
+    return value;
+  }
+
+  /** A safe integer from `min` to `max`. */
+  boundedInteger(key: string, min: number, max: number): number {
+    const value = this.fields[key];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+      this.bad(key, `an integer from ${min} to ${max}`);
+    }
+    return value;
+  }
+
   /** An integer, at least `min`. */
   integer(key: string, min: number): number {
     const value = this.fields[key];
@@ -279,6 +297,13 @@ class FieldReader {
     return error;
   }
 }
+
+/**
+ * Bounds on the numbers a guest reports. The guest is the function's process and may lie; these are far above
+ * anything real (1 TiB of memory, a day of init) and keep a value like `1e300` out of records, where it would be
+ * stored and then fail to read back.
+ */
+export const guestNumberLimits = { maxRssBytes: 2 ** 40, initMs: 86_400_000 } as const;
 
 const hostTypes = ['init', 'invoke'] as const;
 const guestTypes = ['hello', 'init-ok', 'init-error', 'result', 'error', 'log'] as const;
@@ -340,17 +365,22 @@ export function parseGuestMessage(line: string): GuestMessage {
   const id = r.nonEmptyString('id');
   switch (type) {
     case 'init-ok':
-      return { type, id, initMs: r.number('initMs', 0) };
+      return { type, id, initMs: r.boundedNumber('initMs', 0, guestNumberLimits.initMs) };
     case 'init-error':
       return { type, id, error: r.error('error') };
     case 'result':
-      return { type, id, payloadJson: r.string('payloadJson'), maxRssBytes: r.number('maxRssBytes', 0) };
+      return {
+        type,
+        id,
+        payloadJson: r.string('payloadJson'),
+        maxRssBytes: r.boundedInteger('maxRssBytes', 0, guestNumberLimits.maxRssBytes),
+      };
     case 'error':
       return {
         type,
         id,
         error: r.error('error'),
-        maxRssBytes: r.number('maxRssBytes', 0),
+        maxRssBytes: r.boundedInteger('maxRssBytes', 0, guestNumberLimits.maxRssBytes),
         fatal: r.boolean('fatal'),
       };
     case 'log': {

@@ -67,6 +67,25 @@ export function blobStoreContract(name: string, open: () => Promise<BlobStoreFix
       });
     });
 
+    it('streams a blob as it is read, and answers null for a missing key or a prefix', async () => {
+      await withStore(async (store) => {
+        const data = randomBytes(3 * 1024 * 1024 + 17);
+        await store.put('s/big', data);
+        const stream = await store.getStream('s/big');
+        assert.ok(stream !== null);
+        const chunks: Buffer[] = [];
+        for await (const chunk of stream) chunks.push(chunk as Buffer);
+        assert.ok(chunks.length > 1, 'read in chunks, not as one buffer');
+        assert.ok(Buffer.concat(chunks).equals(data));
+        assert.equal(await store.getStream('s/missing'), null);
+        assert.equal(await store.getStream('s'), null, 'a prefix is not a key');
+        await store.put('s/empty', '');
+        const empty = await store.getStream('s/empty');
+        assert.ok(empty !== null);
+        assert.equal((await empty.toArray()).length, 0);
+      });
+    });
+
     it('delete removes a key and is idempotent', async () => {
       await withStore(async (store) => {
         await store.put('d/one', '1');

@@ -99,6 +99,22 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
       });
     });
 
+    it('tells whether any version uses a code bundle, until its function is deleted', async () => {
+      await withStore(async (store) => {
+        const shared = newVersion('alpha', 'h1').codeSha256;
+        assert.equal(await store.isCodeInUse(shared), false);
+        await store.deployVersion(newVersion('alpha', 'h1'));
+        await store.deployVersion(newVersion('beta', 'b1', { codeSha256: shared }));
+        await store.deployVersion(newVersion('alpha', 'h2'));
+        assert.equal(await store.isCodeInUse(shared), true, 'an old version still uses it');
+        assert.equal(await store.isCodeInUse(newVersion('gamma', 'g1').codeSha256), false);
+        await store.deleteFunction('alpha');
+        assert.equal(await store.isCodeInUse(shared), true, 'beta uses it');
+        await store.deleteFunction('beta');
+        assert.equal(await store.isCodeInUse(shared), false);
+      });
+    });
+
     it('deploying the current content hash again returns the current version and writes nothing', async () => {
       await withStore(async (store) => {
         await store.deployVersion(newVersion('alpha', 'h1'));
@@ -395,6 +411,10 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
           invocation({ id: 'bad-duration', durationMs: Number.NaN }),
           invocation({ id: 'bad-version', version: 0 }),
           invocation({ id: 'bad-init', initMs: Number.POSITIVE_INFINITY }),
+          // Finite but absurd (a guest's lie): stored as such it could not be read back, and broke listings.
+          invocation({ id: 'bad-peak', peakMemoryBytes: 1e300 }),
+          invocation({ id: 'bad-peak-negative', peakMemoryBytes: -1 }),
+          invocation({ id: 'bad-duration-huge', durationMs: 1e300 }),
           invocation({ id: 'bad-function', functionName: '' }),
           invocation({ id: '' }),
         ];
@@ -411,6 +431,8 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
         assert.equal(results.at(-1)?.status, 'fulfilled');
         assert.equal((await store.getInvocation('good'))?.id, 'good');
         assert.equal(await store.getInvocation('bad-duration'), null);
+        assert.equal(await store.getInvocation('bad-peak'), null);
+        assert.ok((await store.listInvocations({})).length > 0, 'listing still works');
       });
     });
 

@@ -75,6 +75,11 @@ describe(
       const answered: string[] = [];
       let warmPid = 0;
 
+      const readiness = async (): Promise<{ status: number; body: unknown }> => {
+        const response = await fetch(`${server.url}/readyz`);
+        return { status: response.status, body: await response.json() };
+      };
+
       const invokeOk = async (): Promise<Invoked> => {
         const result = await invoke(server.client);
         answered.push(result.invocationId);
@@ -156,10 +161,16 @@ describe(
       });
 
       it('answers 503 naming Redis while it is down, and rebuilds the warm pool when it comes back empty', async () => {
+        assert.deepEqual(await readiness(), { status: 200, body: { status: 'ready' } });
         await redis.stop();
         const down = await apiError(invoke(server.client));
         assertUnavailable(down, /Redis at redis:\/\/127\.0\.0\.1:\d+\/0 is unavailable/);
         assert.deepEqual(await server.client.json('GET', '/healthz'), { status: 'ok' });
+        // Readiness follows the backends (checked at most once a second): a balancer stops sending requests.
+        assert.deepEqual(await eventually(readiness, (ready) => ready.status === 503), {
+          status: 503,
+          body: { status: 'not ready', down: ['pool'] },
+        });
         assert.equal((await server.client.listFunctions()).functions.length, 1, 'what needs no Redis still works');
 
         await redis.restart(); // on the same port, without the data: the pool is gone
@@ -170,6 +181,7 @@ describe(
         assert.ok(rebuilt.includes('pool rebuilt from the agent'), 'the manager rebuilt the pool');
         const again = await invokeOk();
         assert.equal(again.start, 'warm', 'the idle sandbox went back into the pool');
+        assert.equal((await eventually(readiness, (ready) => ready.status === 200)).status, 200);
         assert.equal(again.pid, warmPid);
 
         // The same after FLUSHALL, with no reconnect to notice it by.
@@ -186,6 +198,10 @@ describe(
       it('answers 503 naming PostgreSQL while it is down, and records every invocation it answered 200', async () => {
         await invokeOk();
         await postgres.halt();
+        assert.deepEqual((await eventually(readiness, (ready) => ready.status === 503)).body, {
+          status: 'not ready',
+          down: ['metadata'],
+        });
         for (let n = 0; n < 3; n++) {
           assertUnavailable(await apiError(invoke(server.client)), /PostgreSQL at 127\.0\.0\.1:\d+/);
         }

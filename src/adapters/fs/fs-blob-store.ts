@@ -77,6 +77,23 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  async getStream(key: string): Promise<Readable | null> {
+    this.#assertOpen('read');
+    const path = this.#pathOf(key);
+    let handle: FileHandle;
+    try {
+      handle = await open(path, 'r');
+      if ((await handle.stat()).isDirectory()) {
+        await handle.close();
+        return null; // a prefix, not a blob
+      }
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw unavailable(`read blob ${key}`, err);
+    }
+    return handle.createReadStream();
+  }
+
   async exists(key: string): Promise<boolean> {
     this.#assertOpen('read');
     const path = this.#pathOf(key);

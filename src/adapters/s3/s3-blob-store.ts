@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { isValidBlobKey, isValidBlobKeySegment, parseBlobPrefix, validateBlobKey } from '../../core/blob-keys.js';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { ExactLength } from '../../core/stream-length.js';
 import { PlatformError } from '../../core/errors.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
@@ -155,6 +155,21 @@ export class S3BlobStore implements BlobStore {
         const response = await this.#client.send(command);
         const bytes = (await response.Body?.transformToByteArray()) ?? new Uint8Array(0);
         return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      },
+      (err) => (isMissingObject(err) ? null : undefined),
+    );
+  }
+
+  async getStream(key: string): Promise<Readable | null> {
+    this.#assertOpen('read');
+    const command = new GetObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key) });
+    return this.#call(
+      `read blob ${key}`,
+      async () => {
+        const response = await this.#client.send(command);
+        // In Node the SDK's body is the HTTP response itself: a Readable.
+        const body = response.Body;
+        return body instanceof Readable ? body : Readable.from([]);
       },
       (err) => (isMissingObject(err) ? null : undefined),
     );

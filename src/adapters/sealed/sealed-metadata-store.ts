@@ -44,6 +44,10 @@ export class SealedMetadataStore implements MetadataStore {
     return this.#inner.listFunctions();
   }
 
+  isCodeInUse(codeSha256: string): Promise<boolean> {
+    return this.#inner.isCodeInUse(codeSha256);
+  }
+
   deleteFunction(name: string): Promise<boolean> {
     return this.#inner.deleteFunction(name);
   }

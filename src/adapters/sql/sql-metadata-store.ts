@@ -235,6 +235,18 @@ export class SqlMetadataStore implements MetadataStore {
     });
   }
 
+  isCodeInUse(codeSha256: string): Promise<boolean> {
+    return this.#run(`check whether code ${codeSha256} is in use`, async () => {
+      const row = await this.#db
+        .selectFrom('function_versions')
+        .select('version')
+        .where('code_sha256', '=', codeSha256)
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
+    });
+  }
+
   setCurrentVersion(name: string, version: number): Promise<FunctionRecord> {
     return this.#run(`set the current version of function ${name}`, () =>
       this.#retrying(() =>
@@ -810,6 +822,14 @@ export function invocationFromRow(row: InvocationRow): InvocationRecord {
   };
 }
 
+/** Upper bounds of a record's numbers: a week in ms, 1 TiB (the guest protocol's own bound on peak memory). */
+const maxRecordedMs = 7 * 24 * 3600 * 1000;
+const maxRecordedBytes = 2 ** 40;
+
+function isBoundedNumber(value: unknown, max: number): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= max;
+}
+
 /** Throws BAD_REQUEST for a record the database could not store faithfully. */
 export function invocationToRow(record: InvocationRecord): Insertable<InvocationsTable> {
   if (typeof record.id !== 'string' || record.id.length === 0 || record.id.length > columnLengths.invocationId) {
@@ -825,18 +845,21 @@ export function invocationToRow(record: InvocationRecord): Insertable<Invocation
   }
   if (!Number.isInteger(record.version) || record.version < 1)
     throw invalid('version', record.version, 'an integer >= 1');
-  if (!Number.isFinite(record.durationMs)) throw invalid('durationMs', record.durationMs, 'a finite number');
+  // Bounds, not only finiteness: a value like 1e300 would be stored and then fail to read back (BIGINT, intFromDb).
+  if (!isBoundedNumber(record.durationMs, maxRecordedMs)) {
+    throw invalid('durationMs', record.durationMs, `a number from 0 to ${maxRecordedMs}`);
+  }
   if (record.start !== 'cold' && record.start !== 'warm') throw invalid('start', record.start, 'cold or warm');
   if (!invocationStatuses.has(record.status)) throw invalid('status', record.status, 'an invocation status');
   for (const field of ['logKey', 'nodeId', 'instanceId'] as const) {
     const value: unknown = record[field];
     if (value !== null && typeof value !== 'string') throw invalid(field, value, 'null or a string');
   }
-  if (record.initMs !== null && !Number.isFinite(record.initMs)) {
-    throw invalid('initMs', record.initMs, 'null or a finite number');
+  if (record.initMs !== null && !isBoundedNumber(record.initMs, maxRecordedMs)) {
+    throw invalid('initMs', record.initMs, `null or a number from 0 to ${maxRecordedMs}`);
   }
-  if (record.peakMemoryBytes !== null && !Number.isFinite(record.peakMemoryBytes)) {
-    throw invalid('peakMemoryBytes', record.peakMemoryBytes, 'null or a finite number');
+  if (record.peakMemoryBytes !== null && !isBoundedNumber(record.peakMemoryBytes, maxRecordedBytes)) {
+    throw invalid('peakMemoryBytes', record.peakMemoryBytes, `null or a number from 0 to ${maxRecordedBytes}`);
   }
   return {
     id: record.id,
@@ -846,6 +869,7 @@ export function invocationToRow(record: InvocationRecord): Insertable<Invocation
     status: record.status,
     init_ms: record.initMs,
     duration_ms: record.durationMs,
+    // BIGINT: PostgreSQL rejects a fractional value outright.
     // BIGINT: PostgreSQL rejects a fractional value outright.
     peak_memory_bytes: record.peakMemoryBytes === null ? null : Math.round(record.peakMemoryBytes),
     error: record.error === null ? null : errorToJson(record.error),

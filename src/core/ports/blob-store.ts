@@ -10,6 +10,11 @@ export interface BlobStore {
   putStream(key: string, body: Readable, length: number): Promise<void>;
   /** Null when the key does not exist. */
   get(key: string): Promise<Buffer | null>;
+  /**
+   * The blob as a stream, read as the consumer takes it (memory bounded whatever its size); null when the key does
+   * not exist. The caller must consume or destroy it.
+   */
+  getStream(key: string): Promise<Readable | null>;
   exists(key: string): Promise<boolean>;
   delete(key: string): Promise<void>;
   /** Keys under a prefix, sorted. */

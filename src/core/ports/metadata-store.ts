@@ -34,6 +34,8 @@ export interface MetadataStore {
   deleteFunction(name: string): Promise<boolean>;
   getVersion(name: string, version: number): Promise<FunctionVersion | null>;
   listVersions(name: string): Promise<FunctionVersion[]>;
+  /** Whether any version of any function uses this code bundle (a rejected deploy's blob is deleted only if not). */
+  isCodeInUse(codeSha256: string): Promise<boolean>;
   /** Point the function at an existing version. Throws NOT_FOUND for an unknown function or version. */
   setCurrentVersion(name: string, version: number): Promise<FunctionRecord>;
   recordInvocation(record: InvocationRecord): Promise<void>;

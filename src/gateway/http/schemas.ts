@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { PlatformError } from '../../core/errors.js';
 
 export const FunctionNameParams = Type.Object({ name: Type.String({ maxLength: 200 }) });
 
@@ -28,11 +29,29 @@ export const DeployBody = Type.Object(
 
 export const SetCurrentBody = Type.Object({ version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
 
+/**
+ * A count in a query string. Query strings arrive as text and no type is coerced (a body's `"256"` is not a
+ * number either): the text itself must be a plain decimal number; `queryCount` reads it and checks the range.
+ */
+const QueryCount = Type.String({ pattern: '^[0-9]{1,7}$', description: 'a whole number' });
+
+/** The value of a `QueryCount`: its range checked, a 400 naming the field otherwise. */
+export function queryCount(value: string | undefined, field: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const count = Number(value);
+  if (count < 1 || count > max) {
+    throw new PlatformError('BAD_REQUEST', `querystring/${field} must be from 1 to ${max}, got ${value}`);
+  }
+  return count;
+}
+
+export const LimitQuery = Type.Object({ limit: Type.Optional(QueryCount) });
+
 export const LogsQuery = Type.Object({
   follow: Type.Optional(
     Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')]),
   ),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  limit: Type.Optional(QueryCount),
 });
 
 export const InvocationParams = Type.Object({ id: Type.String({ maxLength: 100 }) });

@@ -1,4 +1,6 @@
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
@@ -17,7 +19,15 @@ import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { apiKeyCheck, apiKeyHook } from './api-keys.js';
 import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath } from './invoke-route.js';
-import { DeployBody, FunctionNameParams, InvocationParams, LogsQuery, SetCurrentBody } from './schemas.js';
+import {
+  DeployBody,
+  FunctionNameParams,
+  InvocationParams,
+  LimitQuery,
+  LogsQuery,
+  SetCurrentBody,
+  queryCount,
+} from './schemas.js';
 import { functionView, invocationView, versionView } from './views.js';
 
 export interface NodeView {
@@ -53,6 +63,13 @@ export interface GatewayServerOptions {
   nodes: () => Promise<NodeView[]>;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
+  /** The backends that do not answer right now (`createReadinessCheck`); any: /readyz answers 503 naming them. */
+  backendsDown?: () => Promise<string[]>;
+  /**
+   * How long a client may take to send a whole request, headers and body (default 60 s): a slower one gets 408 and
+   * its connection is closed, so a trickled body cannot hold a connection and its buffer forever.
+   */
+  requestTimeoutMs?: number;
   /**
    * Keys a request must present (`Authorization: Bearer <key>` or `x-api-key`) on every route but `/healthz`,
    * `/readyz` and `/v1/openapi.json`; empty or absent: no authentication. See `requireApiKeys` for reading them.
@@ -63,6 +80,37 @@ export interface GatewayServerOptions {
 
 const maxDeployBodyBytes = 70 * 1024 * 1024;
 const logShipWaitMs = 3000;
+export const defaultRequestTimeoutMs = 60_000;
+/** Logs read ahead of the one being sent, in `GET /v1/functions/:name/logs`: its memory is this many logs. */
+const logReadAhead = 4;
+
+/**
+ * Answers a request that did not arrive in time (408) or could not be parsed (400) on the raw socket, in the API's
+ * error format: Node calls this before any route sees the request.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, reason, error] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', new PlatformError('REQUEST_TIMEOUT', 'the request was not received in full in time')]
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [
+            431,
+            'Request Header Fields Too Large',
+            new PlatformError('BAD_REQUEST', 'the request headers are too large'),
+          ]
+        : [400, 'Bad Request', new PlatformError('BAD_REQUEST', 'the request is not valid HTTP')];
+  const { body } = errorAnswer(error);
+  // As Node's own handler: no answer on a connection whose response has begun (the route answered early, 413).
+  const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (socket.writable && !started) {
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
+}
 
 const fastifyCodeMap: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
@@ -101,22 +149,33 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     ready: options.ready,
     apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
   });
+  const requestTimeoutMs = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
   const app = Fastify({
-    // Plain invoke requests are answered before Fastify sees them (invoke-route.ts); the rest is Fastify's. The
-    // server gets the timeouts Fastify gives the servers it makes itself (its defaults).
+    // Plain invoke requests are answered before Fastify sees them (invoke-route.ts); the rest is Fastify's. Both
+    // read bodies under the server's request timeout (headers and body, then 408); once a request has arrived in
+    // full, an invocation may take as long as its function's timeout.
     serverFactory: (handler) => {
-      const server = createServer((req, res) => {
-        if (!fastPath(req, res)) handler(req, res);
-      });
+      const server = createServer(
+        {
+          requestTimeout: requestTimeoutMs,
+          headersTimeout: Math.min(requestTimeoutMs, 60_000),
+          // How often Node looks for requests past their timeout (its default is 30 s).
+          connectionsCheckingInterval: Math.min(1000, requestTimeoutMs),
+        },
+        (req, res) => {
+          if (!fastPath(req, res)) handler(req, res);
+        },
+      );
       server.keepAliveTimeout = 72_000;
-      server.requestTimeout = 0;
       server.setTimeout(0);
       return server;
     },
+    clientErrorHandler,
     logger: false,
     bodyLimit: maxEventBytes,
     forceCloseConnections: 'idle',
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false } },
+    // No coercion: `"memoryMB": "256"` is a 400 naming the field, not 256. Query strings are validated as text.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setErrorHandler((err, request, reply) => {
@@ -164,8 +223,19 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   app.get('/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
   app.get('/healthz', { schema: { summary: 'Liveness', security: [] } }, () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { summary: 'Readiness', security: [] } }, (_request, reply) =>
-    options.ready() ? { status: 'ready' } : reply.code(503).send({ status: 'not ready' }),
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'Readiness: 503 while starting, draining, or while a backend (metadata, pool, blobs) does not answer',
+        security: [],
+      },
+    },
+    async (_request, reply) => {
+      if (!options.ready()) return reply.code(503).send({ status: 'not ready' });
+      const down = (await options.backendsDown?.()) ?? [];
+      return down.length === 0 ? { status: 'ready' } : reply.code(503).send({ status: 'not ready', down });
+    },
   );
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
     reply.type(metrics.contentType).send(await metrics.render()),
@@ -209,14 +279,27 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
    * An invocation's log: empty when it wrote nothing (no key), null when it is missing. Agents ship logs off the
    * invocation's path, so a log of a record younger than `logShipWaitMs` may still be on its way: wait for it.
    */
-  const readLog = async (record: InvocationRecord): Promise<Buffer | null> => {
-    if (record.logKey === null) return Buffer.alloc(0);
+  const awaitLog = async <T>(record: InvocationRecord, read: (key: string) => Promise<T | null>): Promise<T | null> => {
+    if (record.logKey === null) return null;
     for (;;) {
-      const log = await blobStore.get(record.logKey);
+      const log = await read(record.logKey);
       if (log !== null || Date.now() - record.createdAt.getTime() > logShipWaitMs) return log;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
+  /** The log whole, for a `follow` event (one JSON object each; the Agent caps a log at 1 MiB). */
+  const readLog = async (record: InvocationRecord): Promise<Buffer | null> =>
+    record.logKey === null ? Buffer.alloc(0) : awaitLog(record, (key) => blobStore.get(key));
+  /** The log as a stream from the blob store (bounded memory whatever its size). */
+  const openLog = async (record: InvocationRecord): Promise<Readable | null> =>
+    record.logKey === null ? Readable.from([]) : awaitLog(record, (key) => blobStore.getStream(key));
+
+  // Open `logs?follow=1` streams: they never end by themselves, so closing the server ends them (or it would wait).
+  const followers = new Set<ServerResponse>();
+  app.addHook('preClose', (done) => {
+    for (const raw of followers) raw.end();
+    done();
+  });
 
   const getFunction = async (name: string) => {
     const fn = await metadata.getFunction(name);
@@ -273,12 +356,13 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       schema: {
         summary: 'Recent invocations, newest first',
         params: FunctionNameParams,
-        querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }),
+        querystring: LimitQuery,
       },
     },
     async (request) => {
+      const limit = queryCount(request.query.limit, 'limit', 50, 1000);
       const fn = await getFunction(request.params.name);
-      const records = await metadata.listInvocations({ functionName: fn.name, limit: request.query.limit ?? 50 });
+      const records = await metadata.listInvocations({ functionName: fn.name, limit });
       return { invocations: records.map(invocationView) };
     },
   );
@@ -293,11 +377,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       },
     },
     async (request, reply) => {
+      const limit = queryCount(request.query.limit, 'limit', 20, 1000);
       const fn = await getFunction(request.params.name);
       const follow = request.query.follow === '1' || request.query.follow === 'true';
-      const recent = (
-        await metadata.listInvocations({ functionName: fn.name, limit: request.query.limit ?? 20 })
-      ).reverse();
+      const recent = (await metadata.listInvocations({ functionName: fn.name, limit })).reverse();
       const render = async (r: (typeof recent)[number]) => {
         const log = await readLog(r);
         return {
@@ -308,13 +391,38 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         };
       };
       if (!follow) {
-        return reply
-          .type('text/plain; charset=utf-8')
-          .send(
-            (await Promise.all(recent.map(render)))
-              .map((e) => `--- ${e.createdAt} ${e.invocationId} ${e.status}\n${e.log}`)
-              .join(''),
-          );
+        // Streamed from the blob store as the client takes it, a few logs opened ahead: a response holds a few
+        // stream buffers in memory, however many logs it lists and however large they are.
+        async function* text(): AsyncGenerator<Buffer | string> {
+          const opens = new Map<number, Promise<Readable | null>>();
+          const openAt = (i: number): void => {
+            const record = recent[i];
+            if (record === undefined) return;
+            const open = openLog(record);
+            open.catch(() => undefined); // awaited in turn below; not unhandled if the client leaves first
+            opens.set(i, open);
+          };
+          try {
+            for (let i = 0; i < logReadAhead; i++) openAt(i);
+            for (const [i, r] of recent.entries()) {
+              const log = await opens.get(i);
+              opens.delete(i);
+              openAt(i + logReadAhead);
+              yield `--- ${r.createdAt.toISOString()} ${r.id} ${r.status}\n`;
+              if (log !== null && log !== undefined) yield* log as AsyncIterable<Buffer>;
+            }
+          } finally {
+            // The client left early: close the streams opened ahead.
+            for (const open of opens.values())
+              void open.then(
+                (log) => log?.destroy(),
+                () => undefined,
+              );
+          }
+        }
+        // A byte stream, not object mode (which would buffer 16 logs ahead of a slow client).
+        const body = Readable.from(text(), { objectMode: false, highWaterMark: 64 * 1024 });
+        return reply.type('text/plain; charset=utf-8').send(body);
       }
       reply.hijack();
       const raw = reply.raw;
@@ -328,6 +436,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       let after = new Date(0);
       const emit = async (records: typeof recent) => {
         for (const r of records) {
+          if (raw.writableEnded) return; // the server is closing
           if (seen.has(r.id)) continue;
           seen.set(r.id, r.createdAt.getTime());
           if (r.createdAt > after) {
@@ -337,6 +446,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
           raw.write(`event: invocation\ndata: ${JSON.stringify(await render(r))}\n\n`);
         }
       };
+      followers.add(raw);
       await emit(recent);
       const timer = setInterval(() => {
         void (async () => {
@@ -346,10 +456,13 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
             afterCreatedAt: new Date(after.getTime() - 1),
           });
           await emit(next.reverse());
-          raw.write(': keep-alive\n\n');
+          if (!raw.writableEnded) raw.write(': keep-alive\n\n');
         })().catch(() => raw.end());
       }, 500);
-      raw.on('close', () => clearInterval(timer));
+      raw.on('close', () => {
+        clearInterval(timer);
+        followers.delete(raw);
+      });
     },
   );
 
@@ -369,7 +482,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     async (request, reply) => {
       const record = await metadata.getInvocation(request.params.id);
       if (record === null) throw new PlatformError('NOT_FOUND', `invocation ${request.params.id} not found`);
-      const log = await readLog(record);
+      const log = await openLog(record);
       if (log === null)
         throw new PlatformError('NOT_FOUND', `the log of invocation ${request.params.id} is not stored`);
       return reply.type('text/plain; charset=utf-8').send(log);

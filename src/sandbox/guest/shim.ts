@@ -74,6 +74,12 @@ const shimFile = fileURLToPath(import.meta.url);
 const maxStackLines = 20;
 /** Log text is split into messages of at most this many characters so a huge write never makes a huge frame. */
 const maxLogChunk = 256 * 1024;
+/**
+ * Output the socket has not taken yet, beyond which log output is dropped (and counted) rather than buffered. A
+ * function logging in a loop never yields to let the socket drain: buffering everything got a 256 MB sandbox
+ * OOM-killed. The Agent keeps at most 1 MiB of an invocation's log anyway.
+ */
+const maxPendingLogBytes = 8 * 1024 * 1024;
 
 const rawStderrWrite = process.stderr.write.bind(process.stderr);
 
@@ -101,7 +107,10 @@ let exitCode: number | null = null;
 let logId = '';
 
 function send(message: GuestMessage): void {
-  if (!socket.destroyed) socket.write(encodeMessage(message));
+  if (socket.destroyed) return;
+  // A result or error tells, in the invocation's log, how much output was dropped before it.
+  if (message.type !== 'log' && droppedLogChars > 0) reportDroppedLog();
+  socket.write(encodeMessage(message));
 }
 
 /** When the high-water mark was last read, and what it was. */
@@ -133,8 +142,27 @@ function exitAfterFlush(code: number): void {
 
 // ---- log capture ----
 
+/** Characters of log output dropped since the last report (see `maxPendingLogBytes`). */
+let droppedLogChars = 0;
+
+function reportDroppedLog(): void {
+  const dropped = droppedLogChars;
+  droppedLogChars = 0;
+  send({
+    type: 'log',
+    id: logId,
+    stream: 'stderr',
+    text: `[savassan] ${dropped} characters of log output dropped: the function wrote faster than its log could be shipped\n`,
+  });
+}
+
 function emitLog(stream: 'stdout' | 'stderr', text: string): void {
   for (let at = 0; at < text.length; at += maxLogChunk) {
+    if (socket.writableLength > maxPendingLogBytes) {
+      droppedLogChars += text.length - at;
+      return;
+    }
+    if (droppedLogChars > 0) reportDroppedLog();
     send({ type: 'log', id: logId, stream, text: text.slice(at, at + maxLogChunk) });
   }
 }
