@@ -171,6 +171,10 @@ export function buildProgram(): Command {
           out(
             `API keys: ${n} key${n === 1 ? '' : 's'}, required on every route but /healthz, /readyz, /v1/openapi.json`,
           );
+        } else {
+          info(
+            'WARNING: no API key: every user of this host can use the API (deploy, invoke, read logs); on a shared host set SAVASSAN_API_KEY or --api-key-file.',
+          );
         }
         const header = keyed ? ` -H 'Authorization: Bearer <key>'` : '';
         const env = `${keyed ? 'SAVASSAN_API_KEY=<key> ' : ''}SAVASSAN_URL=${platform.url}`;
