@@ -20,7 +20,7 @@ import { Cgroups } from '../src/sandbox/cgroups.js';
 import { readBundle } from '../src/client/bundle.js';
 import { SavassanClient } from '../src/client/client.js';
 import { repoRoot, startServer, type ServerProcess } from '../test/helpers/server-process.js';
-import { load, post, round, summarise } from './load.js';
+import { load, post, round, startBaseline, summarise } from './load.js';
 
 interface Side {
   name: string;
@@ -40,27 +40,6 @@ async function startSide(name: string, freezeIdle: string): Promise<Side> {
   // One instance: every request at concurrency 1 reaches the same sandbox.
   await client.deploy('noop', await readBundle(join(repoRoot, 'bench', 'functions', 'noop')), { maxInstances: 1 });
   return { name, server, url: `${server.url}/v1/functions/noop/invoke` };
-}
-
-async function startBare(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [join(repoRoot, 'bench', 'bare-server.mjs')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      const m = /listening on (\S+)/.exec(d.toString());
-      if (m?.[1] !== undefined) resolve(m[1]);
-    });
-    void exited.then(() => reject(new Error('bare-server.mjs exited before listening')));
-  });
-  return {
-    url,
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 /**
@@ -146,7 +125,7 @@ type Summary = ReturnType<typeof summarise>;
 
 export async function measureFreezing(options: { warmRequests: number; idleRuns: number }): Promise<unknown> {
   const agentLevel = process.getuid?.() === 0 ? await measureAgentLevel(options.warmRequests) : null;
-  const bare = await startBare();
+  const bare = await startBaseline('bare-server.mjs');
   const sides: Side[] = [];
   try {
     sides.push(await startSide('never', 'off'));

@@ -1,8 +1,10 @@
 // The bench's load generator and statistics, shared by bench/run.ts and bench/backends.ts: Node's own keep-alive
 // http.Agent, nothing installed beyond the project. On a machine with the cores for it the requests are fired from
 // several worker threads (bench/load-worker.mjs), so that one generator thread does not cap what a server can do.
+import { spawn } from 'node:child_process';
 import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { post } from './http-post.mjs';
 import type { SavassanClient } from '../src/client/client.js';
@@ -155,4 +157,25 @@ export async function warmThroughput(url: string, options: { requests: number; t
     roundRps.push(round((await load(url, options.requests, 32)).rps, 0));
   }
   return { requests: options.total, roundRps };
+}
+
+/** Starts one of the bench's baseline servers (a script under bench/) and waits for its address. */
+export async function startBaseline(script: string, args: string[] = []) {
+  const child = spawn(process.execPath, [join(import.meta.dirname, script), ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      const m = /listening on (\S+)/.exec(d.toString());
+      if (m?.[1] !== undefined) resolve(m[1]);
+    });
+    void exited.then(() => reject(new Error(`${script} exited before listening`)));
+  });
+  /** SIGTERM and wait for exit (the IPC floor server kills and awaits its children before it exits). */
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  return { url, child, stop };
 }

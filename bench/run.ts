@@ -1,7 +1,7 @@
 // `npm run bench`: measures Savassan side by side with a bare baseline in one run, writes
 // bench/results/<date>.json and rewrites the figures in BENCHMARKS.md. Uses only Node itself as the load
 // generator (keep-alive http.Agent), so it needs nothing installed beyond the project.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { Agent } from 'node:http';
 import { cpus, totalmem, release } from 'node:os';
 import { existsSync } from 'node:fs';
@@ -22,6 +22,7 @@ import {
   post,
   round,
   sandboxCount,
+  startBaseline,
   summarise,
   warmThroughput,
   warmUntilSteady,
@@ -40,27 +41,6 @@ const settleMs = quick ? 500 : 5000;
 /** Max instances of a function deployed without the option (core/function-config.ts). */
 const defaultMaxInstances = functionLimits.maxInstances.default;
 const warmUpSizes = quick ? { requests: 2000, total: 8000 } : { requests: 20_000, total: 200_000 };
-
-/** Starts one of the bench's baseline servers (a script under bench/) and waits for its address. */
-async function startBaseline(script: string, args: string[] = []) {
-  const child = spawn(process.execPath, [join(repoRoot, 'bench', script), ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      const m = /listening on (\S+)/.exec(d.toString());
-      if (m?.[1] !== undefined) resolve(m[1]);
-    });
-    void exited.then(() => reject(new Error(`${script} exited before listening`)));
-  });
-  /** SIGTERM and wait for exit (the IPC floor server kills and awaits its children before it exits). */
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  };
-  return { url, child, stop };
-}
 
 async function main(): Promise<void> {
   const results: Record<string, unknown> = {
