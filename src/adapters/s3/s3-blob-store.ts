@@ -10,7 +10,7 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import type { BucketLocationConstraint } from '@aws-sdk/client-s3';
+import type { BucketLocationConstraint, GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import { isValidBlobKey, isValidBlobKeySegment, parseBlobPrefix, validateBlobKey } from '../../core/blob-keys.js';
 import { Readable } from 'node:stream';
 import { ExactLength } from '../../core/stream-length.js';
@@ -146,31 +146,25 @@ export class S3BlobStore implements BlobStore {
     if (streamError instanceof PlatformError) throw streamError;
   }
 
-  async get(key: string): Promise<Buffer | null> {
-    this.#assertOpen('read');
-    const command = new GetObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key) });
-    return this.#call(
-      `read blob ${key}`,
-      async () => {
-        const response = await this.#client.send(command);
-        const bytes = (await response.Body?.transformToByteArray()) ?? new Uint8Array(0);
-        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      },
-      (err) => (isMissingObject(err) ? null : undefined),
-    );
+  get(key: string): Promise<Buffer | null> {
+    return this.#getObject(key, async (body) => {
+      const bytes = (await body?.transformToByteArray()) ?? new Uint8Array(0);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    });
   }
 
-  async getStream(key: string): Promise<Readable | null> {
+  getStream(key: string): Promise<Readable | null> {
+    // In Node the SDK's body is the HTTP response itself: a Readable.
+    return this.#getObject(key, (body) => Promise.resolve(body instanceof Readable ? body : Readable.from([])));
+  }
+
+  /** GET an object and hand its body to `read`; null when there is no such object. */
+  async #getObject<T>(key: string, read: (body: GetObjectCommandOutput['Body']) => Promise<T>): Promise<T | null> {
     this.#assertOpen('read');
     const command = new GetObjectCommand({ Bucket: this.bucket, Key: this.#objectKey(key) });
-    return this.#call(
+    return this.#call<T | null>(
       `read blob ${key}`,
-      async () => {
-        const response = await this.#client.send(command);
-        // In Node the SDK's body is the HTTP response itself: a Readable.
-        const body = response.Body;
-        return body instanceof Readable ? body : Readable.from([]);
-      },
+      async () => read((await this.#client.send(command)).Body),
       (err) => (isMissingObject(err) ? null : undefined),
     );
   }
