@@ -21,6 +21,7 @@ import { startRedisServer, redisServerAvailable, type RedisServer } from '../kit
 import { startS3Server, type S3Server } from '../kit/s3-server.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
 import { runCli } from '../helpers/server-process.js';
+import { eventually } from '../helpers/eventually.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(repoRoot, 'bin', 'savassan.js');
@@ -75,16 +76,6 @@ function track(name: string, child: ChildProcess): Proc {
       await exited;
     },
   };
-}
-
-async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined as T);
-    if (value !== undefined && ok(value)) return value;
-    if (Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason() }, () => {

@@ -28,6 +28,7 @@ import { startPostgresServer } from '../kit/postgres-server.js';
 import { redisServerAvailable, startRedisServer, type RedisServer } from '../kit/redis-server.js';
 import { startS3Server, type S3Server } from '../kit/s3-server.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
+import { eventually } from '../helpers/eventually.js';
 
 const probe = fileURLToPath(new URL('../fixtures/e2e/probe', import.meta.url));
 const prefix = '/rogue-test';
@@ -130,16 +131,6 @@ function rogueInfo(nodeId: string, address: string, runtime = 'process'): NodeIn
     codeCached: [],
     startedAt: Date.now(),
   };
-}
-
-async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined as T);
-    if (value !== undefined && ok(value)) return value;
-    if (Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe('rogue entries in etcd', { skip: skipReason() }, () => {
