@@ -20,7 +20,7 @@ if (major < 20 || (major === 20 && minor < 19)) {
 
 /** Debian package → a file it installs, to tell whether it is there. */
 const packages = {
-  start: { bubblewrap: '/usr/bin/bwrap', iptables: '/usr/sbin/iptables' },
+  start: { bubblewrap: '/usr/bin/bwrap', iptables: '/usr/sbin/iptables', iproute2: '/usr/sbin/ip' },
   test: {
     bubblewrap: '/usr/bin/bwrap',
     iptables: '/usr/sbin/iptables',
@@ -31,6 +31,9 @@ const packages = {
     postgresql: '/usr/lib/postgresql',
     'mariadb-server': '/usr/sbin/mariadbd',
     iproute2: '/usr/sbin/ip',
+    // TLS certificates for the etcd tests; the seccomp test calls the kernel through python3's ctypes.
+    openssl: '/usr/bin/openssl',
+    python3: '/usr/bin/python3',
   },
 };
 
