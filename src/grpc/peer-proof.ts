@@ -21,6 +21,11 @@ export interface ProofChallenge {
 }
 
 const nonceBytes = 32;
+/** Longest member id and address a challenge may name: `Prove` needs no token, so its input is bounded first. */
+const maxMemberIdBytes = 256;
+const maxAddressBytes = 512;
+/** Claimed identities remembered so each is logged once; beyond this, the set starts over. */
+const maxWarned = 64;
 
 function proofOf(token: string, role: ProofRole, challenge: ProofChallenge): Buffer {
   // JSON keeps the fields apart: no id or address can shift bytes into its neighbour.
@@ -52,11 +57,21 @@ export class ProofSigner {
     if (challenge.nonce.length !== nonceBytes) {
       throw new PlatformError('BAD_REQUEST', `Prove needs a nonce of ${nonceBytes} bytes`);
     }
+    if (
+      Buffer.byteLength(challenge.memberId) > maxMemberIdBytes ||
+      Buffer.byteLength(challenge.address) > maxAddressBytes
+    ) {
+      throw new PlatformError(
+        'BAD_REQUEST',
+        `Prove takes a member id of at most ${maxMemberIdBytes} bytes and an address of at most ${maxAddressBytes}`,
+      );
+    }
     const address = this.advertised();
     if (challenge.memberId !== this.memberId || challenge.address !== address) {
       const key = `${challenge.memberId}\n${challenge.address}`;
       // Logged once per claimed identity: a relay retries every few seconds.
       if (!this.warned.has(key)) {
+        if (this.warned.size >= maxWarned) this.warned.clear();
         this.warned.add(key);
         this.logger.warn(
           { peer, claimedId: challenge.memberId, claimedAddress: challenge.address, address },
