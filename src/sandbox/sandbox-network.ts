@@ -36,6 +36,19 @@ const vethPattern = /^svn(\d+)$/;
 const chainPrefix = 'SAVASSAN-';
 /** The chain the owner-match firewall of earlier versions left behind. */
 const legacyChain = 'SAVASSAN-SANDBOX';
+/**
+ * Every packet from, to or towards a sandbox link passes this chain (jumped to from INPUT, FORWARD and OUTPUT for
+ * `svn+`): each sandbox's jumps are inserted at its top, and its last rule rejects whatever no sandbox chain took,
+ * so a link whose rules are missing (being set up, removed by a stale cleanup, flushed by hand) is closed, not open.
+ */
+const guardChain = 'SAVASSAN-GUARD';
+/** The jumps into the guard chain; the host's own new connections to a sandbox (OUTPUT) are stopped there too. */
+const guardJumps = [
+  ['INPUT', '-i', `${vethPrefix}+`],
+  ['FORWARD', '-i', `${vethPrefix}+`],
+  ['FORWARD', '-o', `${vethPrefix}+`],
+  ['OUTPUT', '-o', `${vethPrefix}+`],
+] as const;
 
 export interface SandboxNetworkOptions {
   /** IPv4 range the sandboxes' point-to-point links take addresses from (default `defaultSandboxSubnet`). */
@@ -110,9 +123,8 @@ function hookRules(names: SlotRules): { filter: string[]; nat: string[] } {
   const mark = `-m comment --comment "${names.comment}"`;
   return {
     filter: [
-      `INPUT -i ${names.veth} ${mark} -j ${names.chain}`,
-      `FORWARD -i ${names.veth} ${mark} -j ${names.chain}`,
-      `FORWARD -o ${names.veth} ${mark} -j ${names.chain}`,
+      `${guardChain} -i ${names.veth} ${mark} -j ${names.chain}`,
+      `${guardChain} -o ${names.veth} ${mark} -j ${names.chain}`,
     ],
     nat: [`POSTROUTING -s ${names.sandboxIp}/32 ${mark} -j MASQUERADE`],
   };
@@ -207,6 +219,7 @@ export class SandboxNetwork {
     const nameservers =
       options.nameservers ?? nameserversOf(await readFile('/etc/resolv.conf', 'utf8').catch(() => ''));
     try {
+      await ensureGuard();
       await removeStale(logger);
       await writeFile('/proc/sys/net/ipv4/ip_forward', '1');
       const hostSubnets = await connectedSubnets(subnet.text);
@@ -229,8 +242,19 @@ export class SandboxNetwork {
     }
   }
 
-  /** Create a sandbox's namespace, link and rules; it may reach the `allowNet` CIDRs (validated, IPv4). */
+  /**
+   * Create a sandbox's namespace, link and rules; it may reach the `allowNet` CIDRs. They are checked again here,
+   * whatever checked them before: they go into root's firewall, and they arrive from the metadata store or over gRPC.
+   */
   async attach(allowNet: readonly string[]): Promise<SandboxNetns> {
+    for (const cidr of allowNet) {
+      if (ipv4Cidr(cidr)?.text !== cidr) {
+        throw new PlatformError(
+          'INVALID_CONFIG',
+          `allowNet entry ${JSON.stringify(cidr)} is not a canonical IPv4 CIDR`,
+        );
+      }
+    }
     if (!this.enforcement.enforced) {
       throw new PlatformError(
         'UNAVAILABLE',
@@ -343,6 +367,27 @@ async function connectedSubnets(sandboxSubnet: string): Promise<string[]> {
   return [...subnets];
 }
 
+/**
+ * The guard chain and the jumps into it, made once per host and left in place (they touch only sandbox links).
+ * Plain `iptables` rather than `iptables-restore`: declaring an existing chain there would flush the jumps of the
+ * sandboxes other agents on this host are running.
+ */
+async function ensureGuard(): Promise<void> {
+  const iptables = (args: string[]) => run('iptables', ['-w', '5', ...args]);
+  const has = (args: string[]) =>
+    iptables(['-C', ...args]).then(
+      () => true,
+      () => false,
+    );
+  await iptables(['-N', guardChain]).catch(() => {}); // exists already
+  const closed = [guardChain, '-j', 'REJECT', '--reject-with', 'icmp-admin-prohibited'];
+  if (!(await has(closed))) await iptables(['-A', ...closed]);
+  for (const [chain, direction, links] of guardJumps) {
+    const jump = [chain, direction, links, '-j', guardChain];
+    if (!(await has(jump))) await iptables(['-I', ...jump]);
+  }
+}
+
 async function iptablesState(): Promise<{ filter: string; nat: string }> {
   const [filter, nat] = await Promise.all([
     run('iptables', ['-w', '5', '-S']),
@@ -380,7 +425,10 @@ async function removeStale(logger: Logger): Promise<void> {
     const veth = match[1] ?? match[2];
     if (veth !== undefined && !present.has(veth)) stale.add(veth);
   }
+  // A live agent may have taken one of these slots since the links were listed: leave those.
+  const nowPresent = new Set((await svnVeths()).map(({ veth }) => veth));
   for (const veth of stale) {
+    if (nowPresent.has(veth)) continue;
     const removal = removalRules({ ...slotNamesFromVeth(veth), ...sandboxIpsOf(veth, state.nat) }, state);
     await run('iptables-restore', ['-w', '5', '--noflush'], removal).catch((err: unknown) =>
       logger.warn({ err, veth }, 'cannot remove stale sandbox rules'),

@@ -286,6 +286,67 @@ describe('sandbox networking on this host', { skip: skipReason('bwrap') }, () =>
     await network.close();
   });
 
+  it('refuses an allowNet entry that is not a canonical IPv4 CIDR before it reaches the firewall', async () => {
+    const network = await SandboxNetwork.open();
+    try {
+      for (const bad of ['10.9.0.0/16\n-A INPUT -j ACCEPT', '10.9.0.1/16', 'example.com']) {
+        await assert.rejects(network.attach([bad]), /not a canonical IPv4 CIDR/);
+      }
+      assert.deepEqual(await vethsOf(process.pid), []);
+    } finally {
+      await network.close();
+    }
+  });
+
+  it('keeps the host itself (any local user) from opening connections to a sandbox', async () => {
+    const network = await SandboxNetwork.open();
+    const netns = await network.attach([]);
+    const name = netns.path.split('/').pop() ?? '';
+    const script = `require('net').createServer((s) => s.end('hi')).listen(8080, '0.0.0.0', () => console.log('ready'))`;
+    const server = spawn('ip', ['netns', 'exec', name, process.execPath, '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.stdout.once('data', () => resolve());
+        server.once('exit', (code) => reject(new Error(`the server in ${name} exited with ${code}`)));
+      });
+      assert.equal(await hostCanConnect(netns.address, 8080), false, 'the host reached a port inside the sandbox');
+    } finally {
+      server.kill('SIGKILL');
+      await network.close();
+    }
+  });
+
+  it('closes a sandbox link whose own rules are gone instead of leaving it open', async () => {
+    const net = await createTestNetwork(1);
+    const [allowed] = net.hosts as [NetHost];
+    const server = await serveIn(allowed, '0.0.0.0', 8080);
+    const network = await SandboxNetwork.open();
+    try {
+      const netns = await network.attach([`${allowed.ip}/32`]);
+      const name = netns.path.split('/').pop() ?? '';
+      const probe = `require('net').connect({ host: '${allowed.ip}', port: 8080, timeout: 2000 })
+        .on('data', () => process.exit(0)).on('error', () => process.exit(1)).on('timeout', () => process.exit(1))`;
+      const reaches = () =>
+        exec('ip', ['netns', 'exec', name, process.execPath, '-e', probe]).then(
+          () => true,
+          () => false,
+        );
+      assert.equal(await reaches(), true, 'the allowed host is reachable with the rules in place');
+      const veth = (await vethsOf(process.pid))[0] ?? '';
+      const { stdout } = await exec('iptables', ['-w', '5', '-S', 'SAVASSAN-GUARD']);
+      for (const rule of stdout.split('\n').filter((line) => line.includes(`savassan:${veth}"`))) {
+        await exec('iptables', ['-w', '5', ...rule.replace(/^-A /, '-D ').replace(/"/g, '').split(' ')]);
+      }
+      assert.equal(await reaches(), false, 'a sandbox link without its rules still forwards');
+    } finally {
+      await network.close();
+      server.kill('SIGKILL');
+      await net.destroy();
+    }
+  });
+
   it('removes at start what a crashed agent left: namespaces, veths, chains, NAT rules', async () => {
     const source = join(repoRoot, 'src', 'sandbox', 'sandbox-network.ts');
     const script =
