@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PlatformError } from '../../core/errors.js';
 
@@ -15,10 +15,13 @@ const keyBytes = 32;
  * sealed value (additional authenticated data): a value copied into another function's row does not open.
  */
 export class EnvSealer {
+  /** One subkey per use, derived from the stored (or shared) secret: encryption and keyed hashing never share one. */
   readonly #key: Buffer;
+  readonly #hashKey: Buffer;
 
-  private constructor(key: Buffer) {
-    this.#key = key;
+  private constructor(secret: Buffer) {
+    this.#key = subkey(secret, 'function environments v1');
+    this.#hashKey = subkey(secret, 'content hashes v1');
   }
 
   /** A sealer on a 32-byte key. */
@@ -34,8 +37,7 @@ export class EnvSealer {
    * cluster derives the same key without another secret to distribute.
    */
   static fromSecret(secret: string): EnvSealer {
-    const derived = hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'savassan', 'function environments v1', keyBytes);
-    return new EnvSealer(Buffer.from(derived));
+    return new EnvSealer(Buffer.from(secret, 'utf8'));
   }
 
   /**
@@ -43,21 +45,11 @@ export class EnvSealer {
    * database copied away without the data dir does not reveal environments.
    */
   static async fromKeyFile(path: string): Promise<EnvSealer> {
-    let key: Buffer;
-    try {
-      key = await readFile(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-      key = randomBytes(keyBytes);
-      // 'wx': two processes starting at once must not both write a key; the loser reads the winner's.
-      try {
-        await writeFile(path, key, { mode: 0o600, flag: 'wx' });
-      } catch (writeErr) {
-        if ((writeErr as NodeJS.ErrnoException).code !== 'EEXIST') throw writeErr;
-        key = await readFile(path);
-      }
-    }
+    const existing: Buffer | null = await readFile(path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null;
+      throw err;
+    });
+    const key = existing ?? (await createKeyFile(path));
     await chmod(path, 0o600);
     if (key.byteLength !== keyBytes) {
       throw new PlatformError(
@@ -104,7 +96,37 @@ export class EnvSealer {
 
   /** A keyed hash (hex): equal texts give equal hashes, and nothing is learnt from one without the key. */
   keyedHash(text: string): string {
-    return createHmac('sha256', this.#key).update('content-hash\0').update(text).digest('hex');
+    return createHmac('sha256', this.#hashKey).update(text).digest('hex');
+  }
+}
+
+function subkey(secret: Buffer, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, 'savassan', purpose, keyBytes));
+}
+
+/**
+ * A new random key at `path`, complete or not at all: written and synced under a temporary name, then linked into
+ * place, so a crash never leaves a short key and a process starting at the same moment reads the winner's whole key.
+ */
+async function createKeyFile(path: string): Promise<Buffer> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const key = randomBytes(keyBytes);
+  const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  const file = await open(temporary, 'wx', 0o600);
+  try {
+    await file.writeFile(key);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  try {
+    await link(temporary, path);
+    return key;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return readFile(path);
+  } finally {
+    await rm(temporary, { force: true });
   }
 }
 

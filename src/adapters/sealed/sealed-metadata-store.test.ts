@@ -88,6 +88,14 @@ describe('SealedMetadataStore', () => {
     assert.notEqual(a.keyedHash('{"K":"v"}'), EnvSealer.fromSecret('token-b').keyedHash('{"K":"v"}'));
   });
 
+  it('makes one whole key when several starts race for it, and leaves no temporary file', async () => {
+    const keyDir = join(dir, 'race');
+    const sealers = await Promise.all(Array.from({ length: 8 }, () => EnvSealer.fromKeyFile(join(keyDir, 'k'))));
+    const sealed = sealers[0]!.seal('alpha', 'x');
+    for (const sealer of sealers) assert.equal(sealer.open('alpha', sealed), 'x');
+    assert.deepEqual(await readdir(keyDir), ['k']);
+  });
+
   it('binds a sealed value to its function', () => {
     const sealer = EnvSealer.fromSecret('token');
     const sealed = sealer.seal('alpha', '{"K":"v"}');
