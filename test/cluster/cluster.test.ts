@@ -20,8 +20,7 @@ import { startPostgresServer } from '../kit/postgres-server.js';
 import { startRedisServer, redisServerAvailable, type RedisServer } from '../kit/redis-server.js';
 import { startS3Server, type S3Server } from '../kit/s3-server.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
-import { runCli } from '../helpers/server-process.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually, runCli } from '../helpers/server-process.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(repoRoot, 'bin', 'savassan.js');

@@ -28,7 +28,7 @@ import { startPostgresServer } from '../kit/postgres-server.js';
 import { redisServerAvailable, startRedisServer, type RedisServer } from '../kit/redis-server.js';
 import { startS3Server, type S3Server } from '../kit/s3-server.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually } from '../helpers/server-process.js';
 
 const probe = fileURLToPath(new URL('../fixtures/e2e/probe', import.meta.url));
 const prefix = '/rogue-test';
@@ -224,6 +224,7 @@ describe('rogue entries in etcd', { skip: skipReason() }, () => {
     const nodes = await eventually(
       async () => (await client.listNodes()).nodes,
       (list) => list.find((node) => node.nodeId === 'node-0')?.routed === true && list.length === 3,
+      15_000,
     );
     const byId = new Map(nodes.map((node) => [node.nodeId, node]));
     assert.equal(byId.get('node-0')?.status, 'ready');
@@ -243,6 +244,7 @@ describe('rogue entries in etcd', { skip: skipReason() }, () => {
     const proofs = await eventually(
       () => Promise.resolve(recorder.calls.filter((call) => call.method === 'prove').length),
       (count) => count >= 4,
+      15_000,
     );
     assert.ok(proofs >= 4, `${proofs} proofs asked of the recorder`);
     const methods = [...new Set(recorder.calls.map((call) => call.method))];
@@ -266,6 +268,7 @@ describe('rogue entries in etcd', { skip: skipReason() }, () => {
     const ids = await eventually(
       async () => (await client.listNodes()).nodes.map((node) => node.nodeId).sort(),
       (list) => !list.includes('rogue'),
+      15_000,
     );
     assert.deepEqual(ids, ['node-0', 'relay']);
     assert.ok((await client.invoke('probe', {})).invocationId !== '');

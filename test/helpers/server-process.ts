@@ -145,8 +145,13 @@ export async function eventually<T>(
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = await probe();
-    if (ok(value) || Date.now() > deadline) return value;
+    // A probe that throws counts as not yet; at the deadline its error is thrown.
+    const attempt = await probe().then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    );
+    if ('value' in attempt && (ok(attempt.value) || Date.now() > deadline)) return attempt.value;
+    if ('error' in attempt && Date.now() > deadline) throw attempt.error;
     await new Promise((r) => setTimeout(r, 100));
   }
 }

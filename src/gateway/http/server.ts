@@ -443,12 +443,18 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
             after = r.createdAt;
             for (const [id, at] of seen) if (at < after.getTime() - 1) seen.delete(id);
           }
-          raw.write(`event: invocation\ndata: ${JSON.stringify(await render(r))}\n\n`);
+          // One log at a time, each only once the client has taken the last: a client that stops reading holds
+          // one rendered log (at most the 1 MiB log cap, escaped) and the socket's buffer, not the whole backlog.
+          if (!raw.write(`event: invocation\ndata: ${JSON.stringify(await render(r))}\n\n`)) await drained(raw);
         }
       };
       followers.add(raw);
       await emit(recent);
+      // A poll starts only when the previous one has been written out: a slow client slows the polls down.
+      let polling = false;
       const timer = setInterval(() => {
+        if (polling) return;
+        polling = true;
         void (async () => {
           const next = await metadata.listInvocations({
             functionName: fn.name,
@@ -457,7 +463,9 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
           });
           await emit(next.reverse());
           if (!raw.writableEnded) raw.write(': keep-alive\n\n');
-        })().catch(() => raw.end());
+        })()
+          .catch(() => raw.end())
+          .finally(() => (polling = false));
       }, 500);
       raw.on('close', () => {
         clearInterval(timer);
@@ -525,4 +533,17 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   });
 
   return app;
+}
+
+/** Resolves when `stream` can take more (it drained) or will take nothing more (it closed). */
+function drained(stream: NodeJS.WritableStream & { writableEnded: boolean }): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
 }
