@@ -286,3 +286,49 @@ describe('stopping', () => {
     }
   });
 });
+
+describe('logs?follow=1 under back-pressure', () => {
+  it('sends a backlog larger than the socket buffers whole, one log at a time, to a client that reads slowly', async () => {
+    const server = await startServer(['--no-examples']);
+    try {
+      const chatty = join(repoRoot, 'test', 'fixtures', 'functions', 'chatty');
+      await server.client.deploy('chatty', await readBundle(chatty), {});
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        ids.push((await server.client.invoke('chatty', { lines: 2000, width: 250 })).invocationId);
+      }
+      const { hostname, port } = new URL(server.url);
+      const received = await new Promise<string[]>((resolve, reject) => {
+        const req = request({ host: hostname, port, path: '/v1/functions/chatty/logs?follow=1&limit=10' }, (res) => {
+          const seen: string[] = [];
+          let buffer = '';
+          // Read with pauses, so the server's writes fill the socket and must wait for it to drain.
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buffer += chunk;
+            let end;
+            while ((end = buffer.indexOf('\n\n')) >= 0) {
+              const frame = buffer.slice(0, end);
+              buffer = buffer.slice(end + 2);
+              const data = frame.split('\n').find((line) => line.startsWith('data: '));
+              if (data !== undefined) seen.push((JSON.parse(data.slice(6)) as { invocationId: string }).invocationId);
+            }
+            if (seen.length === ids.length) {
+              req.destroy();
+              resolve(seen);
+              return;
+            }
+            res.pause();
+            setTimeout(() => res.resume(), 2);
+          });
+          res.on('error', () => undefined);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.deepEqual(received, ids);
+    } finally {
+      await server.cleanup();
+    }
+  });
+});
