@@ -37,7 +37,8 @@ it('orders a sandbox chain: answers, resolvers, never this host, allowed CIDRs, 
     order,
     [...order].sort((a, b) => a - b),
   );
-  for (const hook of ['INPUT -i svn7', 'FORWARD -i svn7', 'FORWARD -o svn7']) {
+  // Hooked into the guard chain that INPUT, FORWARD and OUTPUT send every sandbox link's packets to.
+  for (const hook of ['SAVASSAN-GUARD -i svn7', 'SAVASSAN-GUARD -o svn7']) {
     assert.ok(text.includes(`-I ${hook} -m comment --comment "savassan:svn7" -j SAVASSAN-svn7`), hook);
   }
   assert.ok(text.includes('-I POSTROUTING -s 10.254.0.15/32 -m comment --comment "savassan:svn7" -j MASQUERADE'));
