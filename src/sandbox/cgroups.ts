@@ -1,6 +1,7 @@
 import { access, constants, mkdir, readFile, readdir, realpath, rmdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Enforcement } from '../core/ports/sandbox-runtime.js';
+import { isProcessAlive } from './process-alive.js';
 
 /** Limits one sandbox's cgroup enforces. */
 export interface CgroupLimits {
@@ -97,21 +98,12 @@ async function removeDir(dir: string, procsFile: string): Promise<void> {
 async function removeStaleGroups(base: string): Promise<void> {
   for (const entry of await readdir(base).catch(() => [] as string[])) {
     const pid = /^savassan-(?:test-)?(\d+)(?:-|$)/.exec(entry)?.[1];
-    if (pid === undefined || isAlive(Number(pid))) continue;
+    if (pid === undefined || isProcessAlive(Number(pid))) continue;
     const dir = join(base, entry);
     for (const child of await readdir(dir).catch(() => [] as string[])) {
       if (/^[0-9a-f-]{36}$/.test(child)) await rmdir(join(dir, child)).catch(() => {});
     }
     await rmdir(dir).catch(() => {});
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -5,6 +5,7 @@ import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Enforcement } from '../core/ports/sandbox-runtime.js';
 import { ipv4Cidr, type Ipv4Cidr } from '../core/function-config.js';
+import { isProcessAlive } from './process-alive.js';
 
 /** The default range networked sandboxes take their addresses from: a /31 each. */
 export const defaultSandboxSubnet = '10.254.0.0/16';
@@ -75,15 +76,6 @@ function run(command: string, args: string[], input?: string): Promise<string> {
     child.stdin?.on('error', () => {});
     child.stdin?.end(input ?? '');
   });
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function intToIp(value: number): string {
@@ -405,14 +397,14 @@ async function removeStale(logger: Logger): Promise<void> {
   const entries = await readdir(netnsDir).catch(() => [] as string[]);
   for (const entry of entries) {
     const pid = Number(netnsPattern.exec(entry)?.[1] ?? Number.NaN);
-    if (Number.isInteger(pid) && pid !== process.pid && !pidAlive(pid)) {
+    if (Number.isInteger(pid) && pid !== process.pid && !isProcessAlive(pid)) {
       await run('ip', ['netns', 'del', entry]).catch(() => {});
     }
   }
   // A namespace's links are destroyed in the background after `netns del`, and one left half made never moved:
   // a veth whose alias names a dead agent goes now.
   for (const { veth, owner } of await svnVeths()) {
-    if (owner !== null && owner !== process.pid && !pidAlive(owner)) {
+    if (owner !== null && owner !== process.pid && !isProcessAlive(owner)) {
       await run('ip', ['link', 'del', veth]).catch(() => {});
     }
   }
