@@ -5,10 +5,8 @@
 // them in the routing table, and list them as unverified, while the real Agent keeps serving.
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +27,7 @@ import { redisServerAvailable, startRedisServer, type RedisServer } from '../kit
 import { startS3Server, type S3Server } from '../kit/s3-server.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
 import { eventually } from '../helpers/server-process.js';
+import { startTcpRelay, type TcpRelay } from '../kit/tcp-relay.js';
 
 const probe = fileURLToPath(new URL('../fixtures/e2e/probe', import.meta.url));
 const prefix = '/rogue-test';
@@ -79,32 +78,6 @@ async function startRecorder(): Promise<{ address: string; calls: Recorded[]; cl
   };
 }
 
-/** A TCP relay to `target` (`host:port`). */
-async function startRelay(target: string): Promise<{ address: string; close(): void }> {
-  const [host = '', port = ''] = target.split(':');
-  const sockets = new Set<Socket>();
-  const relay: NetServer = createServer((inbound) => {
-    const outbound = connect(Number(port), host);
-    sockets.add(inbound).add(outbound);
-    inbound.pipe(outbound).pipe(inbound);
-    const end = (): void => {
-      inbound.destroy();
-      outbound.destroy();
-    };
-    inbound.on('error', end).on('close', end);
-    outbound.on('error', end).on('close', end);
-  });
-  relay.listen(0, '127.0.0.1');
-  await once(relay, 'listening');
-  return {
-    address: `127.0.0.1:${(relay.address() as AddressInfo).port}`,
-    close: () => {
-      for (const socket of sockets) socket.destroy();
-      relay.close();
-    },
-  };
-}
-
 /** Keeps warnings, to count them. */
 function recordingLogger(warnings: string[]): Logger {
   const logger: Logger = {
@@ -140,7 +113,7 @@ describe('rogue entries in etcd', { skip: skipReason() }, () => {
   let s3: S3Server;
   let root: string;
   let recorder: Awaited<ReturnType<typeof startRecorder>>;
-  let relay: Awaited<ReturnType<typeof startRelay>>;
+  let relay: TcpRelay;
   let agent: AgentNode;
   let manager: ManagerNode;
   let gateway: GatewayNode;
@@ -170,7 +143,7 @@ describe('rogue entries in etcd', { skip: skipReason() }, () => {
       leaseTtlSeconds: 5,
       logger: recordingLogger([]),
     });
-    relay = await startRelay(agent.address);
+    relay = await startTcpRelay(agent.address);
     // Written by anyone who reaches etcd: no lease, no proof.
     await etcd.ctl(['put', `${prefix}/nodes/rogue`, JSON.stringify(rogueInfo('rogue', recorder.address))]);
     await etcd.ctl(['put', `${prefix}/nodes/relay`, JSON.stringify(rogueInfo('relay', relay.address))]);

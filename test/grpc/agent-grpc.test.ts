@@ -5,7 +5,6 @@ import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { connect, createServer, type AddressInfo } from 'node:net';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -25,6 +24,7 @@ import { GrpcAgentClient, type StreamedLogLine } from '../../src/gateway/grpc-ag
 import { pushRoutingTable, serveRouting } from '../../src/gateway/grpc-routing.js';
 import { bearerMetadata, type GrpcServerHandle } from '../../src/grpc/grpc-transport.js';
 import { ProcessRuntime } from '../../src/sandbox/process-runtime.js';
+import { startTcpRelay } from '../kit/tcp-relay.js';
 
 const fixturesDir = fileURLToPath(new URL('../fixtures/functions/', import.meta.url));
 const token = 'cluster-secret-token';
@@ -269,20 +269,8 @@ describe('Agent over gRPC', () => {
   it('proves its identity only for its own node id and address, so a relay fails', async () => {
     // What a rogue etcd entry would point at: a TCP relay to the real Agent, recording what callers send it.
     const received: Buffer[] = [];
-    const relay = createServer((inbound) => {
-      const outbound = connect(tcp.port, '127.0.0.1');
-      inbound.on('data', (chunk: Buffer) => received.push(chunk));
-      inbound.pipe(outbound).pipe(inbound);
-      const end = (): void => {
-        inbound.destroy();
-        outbound.destroy();
-      };
-      inbound.on('error', end).on('close', end);
-      outbound.on('error', end).on('close', end);
-    });
-    relay.listen(0, '127.0.0.1');
-    await once(relay, 'listening');
-    const { port } = relay.address() as AddressInfo;
+    const relay = await startTcpRelay(tcp.address, (chunk) => received.push(chunk));
+    const { port } = relay;
     try {
       // The real node id at the relay's address, and another id: the Agent refuses to prove either.
       for (const nodeId of ['node-a', 'node-rogue']) {
