@@ -123,8 +123,9 @@ function hookRules(names: SlotRules): { filter: string[]; nat: string[] } {
 }
 
 /**
- * The `iptables-restore --noflush` input that installs one sandbox's rules: a chain of its own, reached from INPUT
- * (packets to this host) and FORWARD (packets through it), and its NAT. Exported for a unit test of the order.
+ * The `iptables-restore --noflush` input that installs one sandbox's rules: a chain of its own, reached from the
+ * guard chain for its link (which INPUT, FORWARD and OUTPUT send every sandbox link's packets to), and its NAT.
+ * Exported for a unit test of the order.
  */
 export function sandboxRules(
   names: SlotRules,
