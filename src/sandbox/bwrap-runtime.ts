@@ -278,11 +278,16 @@ export class BwrapRuntime implements SandboxRuntime {
     const cgroup =
       this.cgroups === null
         ? null
-        : await this.cgroups.create(spec.instanceId, {
-            memoryBytes: spec.limits.memoryMB * 1024 * 1024,
-            pids: spec.limits.pids,
-            cpus: spec.limits.cpus,
-          });
+        : await this.cgroups
+            .create(spec.instanceId, {
+              memoryBytes: spec.limits.memoryMB * 1024 * 1024,
+              pids: spec.limits.pids,
+              cpus: spec.limits.cpus,
+            })
+            .catch(async (err: unknown) => {
+              await netns?.release();
+              throw err;
+            });
     try {
       const user = this.users.next();
       const args = bwrapArgs({

@@ -296,11 +296,17 @@ export class RuncRuntime implements SandboxRuntime {
     );
     const uid = this.users.next() ?? 65534;
     const netns = spec.network ? await this.network.attach(spec.allowNet ?? []) : null;
-    const cgroup = await this.cgroups.create(spec.instanceId, {
-      memoryBytes: spec.limits.memoryMB * 1024 * 1024,
-      pids: spec.limits.pids,
-      cpus: spec.limits.cpus,
-    });
+    const cgroup = await this.cgroups
+      .create(spec.instanceId, {
+        memoryBytes: spec.limits.memoryMB * 1024 * 1024,
+        pids: spec.limits.pids,
+        cpus: spec.limits.cpus,
+      })
+      .catch(async (err: unknown) => {
+        // The namespace is released with the sandbox; without a sandbox, here.
+        await netns?.release();
+        throw err;
+      });
     const bundle = join(this.bundles, spec.instanceId);
     const id = `savassan-${spec.instanceId}`;
     try {
