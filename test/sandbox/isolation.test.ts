@@ -186,7 +186,9 @@ for (const kind of ['bwrap', 'runc'] as const) {
     it('finds no host path of the platform in the environment or command line of its processes', async () => {
       const read = async (path: string): Promise<string> => {
         const answer = result(await h.run(spec, { action: 'read', path, limit: 65536 }));
-        return answer['ok'] === true ? (answer['value'] as string) : '';
+        // Unreadable would pass every check below: the reads must succeed.
+        assert.equal(answer['ok'], true, `cannot read ${path}: ${JSON.stringify(answer)}`);
+        return answer['value'] as string;
       };
       const environ = await read('/proc/1/environ');
       assert.doesNotMatch(environ, /(^|\0)PWD=/, "the Agent's working directory");
