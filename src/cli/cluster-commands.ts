@@ -10,9 +10,10 @@ import { startManagerNode } from '../cluster/manager-node.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { SandboxKind } from '../cluster/agent-node.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { EtcdSecurity } from '../cluster/connections.js';
-import { apiKeysFrom, readSecretFile, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
+import { apiKeysFrom, readNamedFile, readSecretFile, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
+import { untilSignal } from './signals.js';
 
 interface CommonOptions {
   etcd: string;
@@ -140,15 +141,8 @@ function token(opts: CommonOptions): string {
 
 /** etcd's user and TLS from the flags; the password only from SAVASSAN_ETCD_PASSWORD or a file, never argv. */
 function etcdSecurity(opts: CommonOptions): EtcdSecurity {
-  const pem = (file: string | undefined, what: string): Buffer | undefined => {
-    if (file === undefined) return undefined;
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      const reason = (err as NodeJS.ErrnoException).code ?? String(err);
-      throw new PlatformError('INVALID_CONFIG', `cannot read the etcd ${what} from ${file}: ${reason}`, { cause: err });
-    }
-  };
+  const pem = (file: string | undefined, what: string): Buffer | undefined =>
+    file === undefined ? undefined : readNamedFile(file, `etcd ${what}`);
   const password =
     opts.etcdPasswordFile === undefined
       ? process.env.SAVASSAN_ETCD_PASSWORD
@@ -187,27 +181,6 @@ function sharedSettings(opts: CommonOptions & BackendOptions) {
 }
 
 /** Run until SIGINT/SIGTERM, then close gracefully and exit; a second signal exits at once. */
-function untilSignal(what: string, close: () => Promise<void>): void {
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) {
-      process.stderr.write(`${signal} again: stopping the ${what} at once\n`);
-      process.exit(130);
-    }
-    stopping = true;
-    process.stderr.write(`${signal}: stopping the ${what}...\n`);
-    void close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        process.stderr.write(`shutdown failed: ${String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-}
-
 export function addClusterCommands(program: Command): void {
   withCommon(
     withNodeLimits(program.command('agent'))
@@ -262,7 +235,7 @@ export function addClusterCommands(program: Command): void {
         logger: loggerOf(opts.logLevel),
       });
       process.stdout.write(`Savassan agent ${node.nodeId} is serving on ${node.address}\n`);
-      untilSignal('agent', () => node.close());
+      untilSignal('stopping the agent', () => node.close());
     },
   );
 
@@ -282,7 +255,7 @@ export function addClusterCommands(program: Command): void {
       reconcileIntervalMs: 1000,
     });
     process.stdout.write(`Savassan manager ${node.managerId} is running\n`);
-    untilSignal('manager', () => node.close());
+    untilSignal('stopping the manager', () => node.close());
   });
 
   withBackends(
@@ -319,7 +292,7 @@ export function addClusterCommands(program: Command): void {
         routingListen: opts.routingListen,
       });
       process.stdout.write(`Savassan gateway is listening on ${node.url}\n`);
-      untilSignal('gateway', () => node.close());
+      untilSignal('stopping the gateway', () => node.close());
     },
   );
 }

@@ -13,6 +13,7 @@ import type { SandboxKind } from '../embedded/embedded-platform.js';
 import { deployExamples } from '../embedded/examples.js';
 import { addClusterCommands, withNodeLimits } from './cluster-commands.js';
 import { readEnvFile } from './env-file.js';
+import { untilSignal } from './signals.js';
 import { apiKeysFrom, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -183,26 +184,9 @@ export function buildProgram(): Command {
         out(`  ${env} npx savassan invoke hello --data '{"name":"Ada"}'`);
         out(`  ${env} npx savassan ls`);
         out('Press Ctrl-C to stop.');
-        let stopping = false;
-        const stop = (signal: string) => {
-          if (stopping) {
-            // A second signal: stop now, without waiting for in-flight invocations or open streams. Sandboxes
-            // exit when their Agent's socket closes (bwrap ones also die with this process).
-            info(`${signal} again: stopping at once`);
-            process.exit(130);
-          }
-          stopping = true;
-          info(`${signal}: draining in-flight invocations and stopping sandboxes...`);
-          void platform.close().then(
-            () => process.exit(0),
-            (err: unknown) => {
-              info(`shutdown failed: ${String(err)}`);
-              process.exit(1);
-            },
-          );
-        };
-        process.on('SIGINT', () => stop('SIGINT'));
-        process.on('SIGTERM', () => stop('SIGTERM'));
+        // A second signal stops at once: sandboxes exit when their Agent's channel closes (bwrap ones also die
+        // with this process).
+        untilSignal('draining in-flight invocations and stopping sandboxes', () => platform.close());
       },
     );
 

@@ -50,16 +50,21 @@ export function refuseSecretArgs(command: Command): void {
   }
 }
 
-/** The secret in `path` (a `--token-file`, `--api-key-file`, `--etcd-password-file`), without the final newline. */
-export function readSecretFile(path: string, what: string): string {
-  let text: string;
+/** The bytes of a file a flag names (a secret, a certificate), or INVALID_CONFIG naming `what` and the file. */
+export function readNamedFile(path: string, what: string): Buffer {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? String(err);
     throw new PlatformError('INVALID_CONFIG', `cannot read the ${what} from ${path}: ${reason}`, { cause: err });
   }
-  const secret = text.replace(/\r?\n$/, '');
+}
+
+/** The secret in `path` (a `--token-file`, `--api-key-file`, `--etcd-password-file`), without the final newline. */
+export function readSecretFile(path: string, what: string): string {
+  const secret = readNamedFile(path, what)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
   if (secret.trim() === '') throw new PlatformError('INVALID_CONFIG', `the ${what} file ${path} is empty`);
   return secret;
 }

@@ -1,0 +1,24 @@
+/**
+ * Runs `close` on the first SIGINT or SIGTERM, then exits 0 (1 if closing failed); a second signal exits at once
+ * with 130, without waiting for in-flight work or open streams. `doing` says what the first signal starts.
+ */
+export function untilSignal(doing: string, close: () => Promise<void>): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      process.stderr.write(`${signal} again: stopping at once\n`);
+      process.exit(130);
+    }
+    stopping = true;
+    process.stderr.write(`${signal}: ${doing}...\n`);
+    void close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
