@@ -42,7 +42,7 @@ function integer(value: string): number {
 }
 
 /** `--freeze-idle`: milliseconds, or `off`. */
-export function freezeIdle(value: string): number | false {
+function freezeIdle(value: string): number | false {
   if (value === 'off') return false;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected milliseconds or off, got ${value}`);

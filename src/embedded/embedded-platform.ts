@@ -125,7 +125,7 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
 }
 
 /** A freeze delay: a non-negative integer of ms, or false (never). */
-export function compileFreezeIdleMs(value: number | false | undefined): number | false | undefined {
+function compileFreezeIdleMs(value: number | false | undefined): number | false | undefined {
   if (value === undefined || value === false) return value;
   if (!Number.isInteger(value) || value < 0) {
     throw new PlatformError('INVALID_CONFIG', `freezeIdleMs must be a non-negative integer or false, got ${value}`);

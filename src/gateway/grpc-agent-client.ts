@@ -68,6 +68,8 @@ export class GrpcAgentClient implements AgentApi {
   private readonly client: AgentClient;
   private readonly streams = new Set<ClientReadableStream<StreamLogsResponse>>();
   private verified: Promise<void> | null = null;
+  /** Set once the proof checked out: calls (invocations among them) then skip the await on `verified`. */
+  private proven = false;
   private closed = false;
 
   constructor(options: GrpcAgentClientOptions) {
@@ -95,10 +97,15 @@ export class GrpcAgentClient implements AgentApi {
         { ...this.describe('Prove'), deadlineMs: Math.min(this.callDeadlineMs, proveDeadlineMs) },
       );
       return response.proof;
-    }).catch((err: unknown) => {
-      this.verified = null;
-      throw err;
-    });
+    }).then(
+      () => {
+        this.proven = true;
+      },
+      (err: unknown) => {
+        this.verified = null;
+        throw err;
+      },
+    );
     return this.verified;
   }
 
@@ -204,7 +211,7 @@ export class GrpcAgentClient implements AgentApi {
     deadlineMs = this.callDeadlineMs,
   ): Promise<Res> {
     this.assertOpen(method);
-    await this.verify();
+    if (!this.proven) await this.verify();
     return callUnary(unary, request, bearerMetadata(this.token), { ...this.describe(method), deadlineMs });
   }
 }

@@ -50,7 +50,7 @@ const channelFd = 4;
  * the data dir is 0700 and may sit in a private directory. bubblewrap 0.8 resolves every bind source, `--ro-bind-fd`
  * included, with realpath() as the sandbox user, so an inherited descriptor alone does not do.
  */
-export const hostBindRoot = '/run/savassan';
+const hostBindRoot = '/run/savassan';
 
 /** The file descriptor bwrap reads the seccomp program from (`--seccomp`); it closes it before running the guest. */
 const seccompFd = 5;

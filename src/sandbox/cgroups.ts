@@ -266,11 +266,6 @@ export class Cgroups {
     return this.layout.freezer;
   }
 
-  /** The parent group's directory in each controller (v1) or its one directory (v2), for reports and tests. */
-  get parentDirs(): readonly string[] {
-    return this.parents;
-  }
-
   /** Create the group of one sandbox with its limits. */
   async create(id: string, limits: CgroupLimits): Promise<SandboxCgroup> {
     const dirs = this.parents.map((parent) => join(parent, id));

@@ -303,7 +303,7 @@ class FieldReader {
  * anything real (1 TiB of memory, a day of init) and keep a value like `1e300` out of records, where it would be
  * stored and then fail to read back.
  */
-export const guestNumberLimits = { maxRssBytes: 2 ** 40, initMs: 86_400_000 } as const;
+const guestNumberLimits = { maxRssBytes: 2 ** 40, initMs: 86_400_000 } as const;
 
 const hostTypes = ['init', 'invoke'] as const;
 const guestTypes = ['hello', 'init-ok', 'init-error', 'result', 'error', 'log'] as const;

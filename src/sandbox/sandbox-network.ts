@@ -8,13 +8,13 @@ import { ipv4Cidr, type Ipv4Cidr } from '../core/function-config.js';
 import { isProcessAlive } from './process-alive.js';
 
 /** The default range networked sandboxes take their addresses from: a /31 each. */
-export const defaultSandboxSubnet = '10.254.0.0/16';
+const defaultSandboxSubnet = '10.254.0.0/16';
 
 /**
  * Where a networked sandbox may never connect unless its function allows a CIDR with `--allow-net`: every
  * private, shared, loopback, link-local (cloud metadata), reserved, multicast and broadcast range.
  */
-export const deniedRanges = [
+const deniedRanges = [
   '0.0.0.0/8',
   '10.0.0.0/8',
   '100.64.0.0/10',

@@ -279,20 +279,23 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
    * An invocation's log: empty when it wrote nothing (no key), null when it is missing. Agents ship logs off the
    * invocation's path, so a log of a record younger than `logShipWaitMs` may still be on its way: wait for it.
    */
-  const awaitLog = async <T>(record: InvocationRecord, read: (key: string) => Promise<T | null>): Promise<T | null> => {
-    if (record.logKey === null) return null;
+  const awaitLog = async <T>(
+    key: string,
+    createdAt: Date,
+    read: (key: string) => Promise<T | null>,
+  ): Promise<T | null> => {
     for (;;) {
-      const log = await read(record.logKey);
-      if (log !== null || Date.now() - record.createdAt.getTime() > logShipWaitMs) return log;
+      const log = await read(key);
+      if (log !== null || Date.now() - createdAt.getTime() > logShipWaitMs) return log;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
   /** The log whole, for a `follow` event (one JSON object each; the Agent caps a log at 1 MiB). */
-  const readLog = async (record: InvocationRecord): Promise<Buffer | null> =>
-    record.logKey === null ? Buffer.alloc(0) : awaitLog(record, (key) => blobStore.get(key));
+  const readLog = async ({ logKey, createdAt }: InvocationRecord): Promise<Buffer | null> =>
+    logKey === null ? Buffer.alloc(0) : awaitLog(logKey, createdAt, (key) => blobStore.get(key));
   /** The log as a stream from the blob store (bounded memory whatever its size). */
-  const openLog = async (record: InvocationRecord): Promise<Readable | null> =>
-    record.logKey === null ? Readable.from([]) : awaitLog(record, (key) => blobStore.getStream(key));
+  const openLog = async ({ logKey, createdAt }: InvocationRecord): Promise<Readable | null> =>
+    logKey === null ? Readable.from([]) : awaitLog(logKey, createdAt, (key) => blobStore.getStream(key));
 
   // Open `logs?follow=1` streams: they never end by themselves, so closing the server ends them (or it would wait).
   const followers = new Set<ServerResponse>();
