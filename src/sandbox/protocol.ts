@@ -232,37 +232,26 @@ class FieldReader {
     return value;
   }
 
-  /** A finite number, at least `min`. */
-  number(key: string, min: number): number {
-    const value = this.fields[key];
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
-      this.bad(key, `a finite number >= ${min}`);
-    }
-    return value;
-  }
-
-  /** A finite number from `min` to `max`: what a guest reports is bounded before anything stores it. */
-  boundedNumber(key: string, min: number, max: number): number {
+  /**
+   * A finite number, at least `min` (and at most `max` where given: what a guest reports is bounded before anything
+   * stores it).
+   */
+  number(key: string, min: number, max = Infinity): number {
     const value = this.fields[key];
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-      this.bad(key, `a number from ${min} to ${max}`);
+      this.bad(key, max === Infinity ? `a finite number >= ${min}` : `a number from ${min} to ${max}`);
     }
     return value;
   }
 
-  /** A safe integer from `min` to `max`. */
-  boundedInteger(key: string, min: number, max: number): number {
+  /** An integer, at least `min` (and at most `max`, a safe integer, where given). */
+  integer(key: string, min: number, max?: number): number {
     const value = this.fields[key];
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    if (max === undefined) {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < min) this.bad(key, `an integer >= ${min}`);
+    } else if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
       this.bad(key, `an integer from ${min} to ${max}`);
     }
-    return value;
-  }
-
-  /** An integer, at least `min`. */
-  integer(key: string, min: number): number {
-    const value = this.fields[key];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) this.bad(key, `an integer >= ${min}`);
     return value;
   }
 
@@ -365,7 +354,7 @@ export function parseGuestMessage(line: string): GuestMessage {
   const id = r.nonEmptyString('id');
   switch (type) {
     case 'init-ok':
-      return { type, id, initMs: r.boundedNumber('initMs', 0, guestNumberLimits.initMs) };
+      return { type, id, initMs: r.number('initMs', 0, guestNumberLimits.initMs) };
     case 'init-error':
       return { type, id, error: r.error('error') };
     case 'result':
@@ -373,14 +362,14 @@ export function parseGuestMessage(line: string): GuestMessage {
         type,
         id,
         payloadJson: r.string('payloadJson'),
-        maxRssBytes: r.boundedInteger('maxRssBytes', 0, guestNumberLimits.maxRssBytes),
+        maxRssBytes: r.integer('maxRssBytes', 0, guestNumberLimits.maxRssBytes),
       };
     case 'error':
       return {
         type,
         id,
         error: r.error('error'),
-        maxRssBytes: r.boundedInteger('maxRssBytes', 0, guestNumberLimits.maxRssBytes),
+        maxRssBytes: r.integer('maxRssBytes', 0, guestNumberLimits.maxRssBytes),
         fatal: r.boolean('fatal'),
       };
     case 'log': {
