@@ -100,13 +100,12 @@ interface SlotRules {
 }
 
 function slotNames(slot: number, subnet: Ipv4Cidr): SlotRules {
-  const veth = `${vethPrefix}${slot}`;
-  return {
-    veth,
-    chain: `${chainPrefix}${veth}`,
-    comment: `savassan:${veth}`,
-    sandboxIp: intToIp(subnet.base + slot * 2 + 1),
-  };
+  return namesOf(`${vethPrefix}${slot}`, intToIp(subnet.base + slot * 2 + 1));
+}
+
+/** The names of a slot's rules, from its host-side veth. */
+function namesOf(veth: string, sandboxIp: string): SlotRules {
+  return { veth, chain: `${chainPrefix}${veth}`, comment: `savassan:${veth}`, sandboxIp };
 }
 
 /** The jumps into a sandbox's chain and its NAT rule, as `iptables-restore` rule specs without `-A`/`-D`. */
@@ -422,7 +421,7 @@ async function removeStale(logger: Logger): Promise<void> {
   const nowPresent = new Set((await svnVeths()).map(({ veth }) => veth));
   for (const veth of stale) {
     if (nowPresent.has(veth)) continue;
-    const removal = removalRules({ ...slotNamesFromVeth(veth), ...sandboxIpsOf(veth, state.nat) }, state);
+    const removal = removalRules(namesOf(veth, sandboxIpOf(veth, state.nat)), state);
     await run('iptables-restore', ['-w', '5', '--noflush'], removal).catch((err: unknown) =>
       logger.warn({ err, veth }, 'cannot remove stale sandbox rules'),
     );
@@ -442,14 +441,10 @@ async function svnVeths(): Promise<{ veth: string; owner: number | null }[]> {
   return found;
 }
 
-function slotNamesFromVeth(veth: string): SlotRules {
-  return { veth, chain: `${chainPrefix}${veth}`, comment: `savassan:${veth}`, sandboxIp: '' };
-}
-
 /** The sandbox address in a stale NAT rule (the subnet may have been another one when it was made). */
-function sandboxIpsOf(veth: string, nat: string): { sandboxIp: string } {
+function sandboxIpOf(veth: string, nat: string): string {
   const match = new RegExp(`-s (\\d+\\.\\d+\\.\\d+\\.\\d+)/32 -m comment --comment "savassan:${veth}" `).exec(nat);
-  return { sandboxIp: match?.[1] ?? '' };
+  return match?.[1] ?? '';
 }
 
 /** The owner-match chain earlier versions put on OUTPUT: the namespaces make it unnecessary. */
