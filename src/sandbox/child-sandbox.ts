@@ -118,10 +118,6 @@ export class ChildSandboxProcess implements SandboxProcess {
     await this.cgroup?.thaw();
   }
 
-  async cpuUsageNs(): Promise<number | null> {
-    return this.done ? null : ((await this.cgroup?.cpuUsageNs()) ?? null);
-  }
-
   async memoryBytes(): Promise<number | null> {
     if (this.done || this.pid === null) return null;
     if (this.cgroup !== null) return this.cgroup.memoryBytes();

@@ -71,8 +71,6 @@ export interface SandboxProcess {
   memoryBytes(): Promise<number | null>;
   /** Which limits the sandbox hit so far; all false where the runtime cannot tell. Call before `kill()` resolves. */
   limitHits(): Promise<LimitHits>;
-  /** CPU time the sandbox used so far in nanoseconds, or null where the runtime does not count it. */
-  cpuUsageNs(): Promise<number | null>;
   /** Whether `freeze` stops the sandbox's processes (a cgroup freezer); where false it does nothing. */
   readonly freezable: boolean;
   /** Stop every process of the sandbox until `thaw`: an idle sandbox's leftover timers use no CPU. */
