@@ -15,6 +15,16 @@ import { apiError, eventually, repoRoot, startServer } from '../helpers/server-p
 import type { ServerProcess } from '../helpers/server-process.js';
 
 const fixture = (name: string) => join(repoRoot, 'test', 'fixtures', 'e2e', name);
+
+/** Replaces an invocation's stored log with a FIFO: reading it blocks until the test writes to it. */
+async function logAsFifo(server: ServerProcess, invocationId: string): Promise<string> {
+  const record = await server.client.getInvocation(invocationId);
+  assert.ok(record.logKey !== null);
+  const fifo = join(server.dataDir, 'blobs', ...record.logKey.split('/'));
+  await unlink(fifo);
+  execFileSync('mkfifo', [fifo]);
+  return fifo;
+}
 const text = (value: string): Uint8Array => Buffer.from(value);
 
 /** Entries of a directory, or none when it does not exist. */
@@ -143,11 +153,7 @@ describe('cheap amplification, end to end', () => {
       );
     }
     // The newest log becomes a FIFO: reading it blocks until this test writes to it.
-    const record = await server.client.getInvocation(ids[2] ?? '');
-    assert.ok(record.logKey !== null);
-    const fifo = join(server.dataDir, 'blobs', ...record.logKey.split('/'));
-    await unlink(fifo);
-    execFileSync('mkfifo', [fifo]);
+    const fifo = await logAsFifo(server, ids[2] ?? '');
 
     const { hostname, port } = new URL(server.url);
     let received = '';
@@ -193,11 +199,7 @@ describe('an invocation log', () => {
         () => server.client.invocationLog(invocationId).catch(() => ''),
         (log) => log.includes(invocationId),
       );
-      const record = await server.client.getInvocation(invocationId);
-      assert.ok(record.logKey !== null);
-      const fifo = join(server.dataDir, 'blobs', ...record.logKey.split('/'));
-      await unlink(fifo);
-      execFileSync('mkfifo', [fifo]);
+      const fifo = await logAsFifo(server, invocationId);
       const { hostname, port } = new URL(server.url);
       let received = '';
       let firstPart: () => void = () => {};
