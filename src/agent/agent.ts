@@ -36,6 +36,7 @@ import {
 import { LogBuffer } from './log-buffer.js';
 import type { NodeBudget } from './node-budget.js';
 import { StemCells, defaultStemCellOptions, type StemCellOptions, type StemCellStats } from './stem-cells.js';
+import { defaultFreezeIdleMs } from '../core/node-defaults.js';
 
 export interface AgentOptions {
   nodeId: string;
@@ -74,11 +75,7 @@ export const defaultSandboxLimits: Omit<SandboxLimits, 'memoryMB'> = {
   cpus: 1,
 };
 
-/**
- * How long an idle sandbox runs before it is frozen. Not 0: a thaw adds about 0.4 ms to a warm invocation
- * (BENCHMARKS.md, "Freezing idle sandboxes"); with a delay, back-to-back invocations never pay it.
- */
-export const defaultFreezeIdleMs = 1000;
+export { defaultFreezeIdleMs };
 
 /** Stem cells as a node runs them by default: the kind of the default function settings kept ready. */
 export function defaultStemCells(enabled: boolean): Partial<StemCellOptions> | false {
@@ -657,6 +654,8 @@ export class Agent implements AgentApi {
       await this.makeDirs(sandbox);
       // The memory of discarded stem cells is free only once they are gone (the node's cgroup is limited to it).
       if (this.evictions.size > 0) await Promise.all(this.evictions);
+      // Destroyed while its directories were made (the Agent is closing): launch nothing that nobody would kill.
+      if (sandbox.state !== 'starting') throw this.closedError();
       sandbox.launching = this.runtime.launch({
         instanceId,
         taskDir: sandbox.taskDir,
@@ -679,6 +678,8 @@ export class Agent implements AgentApi {
       return sandbox;
     } catch (err) {
       await this.destroySandbox(instanceId);
+      // A teardown that ran before the process existed could not kill it.
+      if (sandbox.proc !== null && sandbox.exit === null) await sandbox.proc.kill();
       if (this.closing !== null) throw this.closedError();
       throw PlatformError.from(err);
     }

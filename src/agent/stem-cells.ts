@@ -159,6 +159,7 @@ export class StemCells<T extends StemCell> {
         },
         (err: unknown) => {
           entry.starting -= 1;
+          if (this.closed) return; // the node is stopping: nothing failed
           entry.failures += 1;
           // A kind that cannot start (a runtime not installed) stops being refilled until it is wanted again; on a
           // full node it keeps the cells it has.

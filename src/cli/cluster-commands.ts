@@ -2,18 +2,15 @@
 // matching environment variables (flags win).
 import { hostname } from 'node:os';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { defaultFreezeIdleMs } from '../embedded/embedded-platform.js';
-import pino from 'pino';
-import { startAgentNode } from '../cluster/agent-node.js';
-import { startGatewayNode } from '../cluster/gateway-node.js';
-import { startManagerNode } from '../cluster/manager-node.js';
+import { defaultFreezeIdleMs } from '../core/node-defaults.js';
 import { PlatformError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
 import type { SandboxKind } from '../cluster/agent-node.js';
 import { existsSync } from 'node:fs';
 import type { EtcdSecurity } from '../cluster/connections.js';
 import { apiKeysFrom, readNamedFile, readSecretFile, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
 import { untilSignal } from './signals.js';
+import { integer } from './output.js';
+import { loggerOf } from './server-log.js';
 
 interface CommonOptions {
   etcd: string;
@@ -33,12 +30,6 @@ interface BackendOptions {
   redis: string | undefined;
   db: string | undefined;
   s3: string | undefined;
-}
-
-function integer(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new Error(`not an integer: ${value}`);
-  return n;
 }
 
 /** `--freeze-idle`: milliseconds, or `off`. */
@@ -116,10 +107,6 @@ function withBackends(command: Command): Command {
     .addOption(new Option('--s3 <url>', 'shared code and logs').env('SAVASSAN_S3_URL'));
 }
 
-function loggerOf(level: string): Logger {
-  return pino({ level }, pino.destination(2));
-}
-
 function endpoints(value: string): string[] {
   return value
     .split(',')
@@ -165,7 +152,7 @@ function etcdSecurity(opts: CommonOptions): EtcdSecurity {
 }
 
 /** What every cluster process takes from the common and backend flags. */
-function sharedSettings(opts: CommonOptions & BackendOptions) {
+async function sharedSettings(opts: CommonOptions & BackendOptions) {
   return {
     dataDir: opts.dataDir,
     token: token(opts),
@@ -176,7 +163,7 @@ function sharedSettings(opts: CommonOptions & BackendOptions) {
     dbUrl: opts.db,
     s3Url: opts.s3,
     queueCapacity: 1000,
-    logger: loggerOf(opts.logLevel),
+    logger: await loggerOf(opts.logLevel),
   };
 }
 
@@ -215,6 +202,7 @@ export function addClusterCommands(program: Command): void {
         freezeIdle: number | false | undefined;
       },
     ) => {
+      const { startAgentNode } = await import('../cluster/agent-node.js');
       const node = await startAgentNode({
         nodeId: opts.nodeId,
         dataDir: opts.dataDir,
@@ -232,7 +220,7 @@ export function addClusterCommands(program: Command): void {
         etcdSecurity: etcdSecurity(opts),
         s3Url: opts.s3,
         leaseTtlSeconds: opts.leaseTtl,
-        logger: loggerOf(opts.logLevel),
+        logger: await loggerOf(opts.logLevel),
       });
       process.stdout.write(`Savassan agent ${node.nodeId} is serving on ${node.address}\n`);
       untilSignal('stopping the agent', () => node.close());
@@ -248,8 +236,9 @@ export function addClusterCommands(program: Command): void {
         .option('--concurrency <n>', 'sandboxes created at once', integer, 4),
     ),
   ).action(async (opts: CommonOptions & BackendOptions & { id: string; concurrency: number }) => {
+    const { startManagerNode } = await import('../cluster/manager-node.js');
     const node = await startManagerNode({
-      ...sharedSettings(opts),
+      ...(await sharedSettings(opts)),
       managerId: opts.id,
       concurrency: opts.concurrency,
       reconcileIntervalMs: 1000,
@@ -282,8 +271,9 @@ export function addClusterCommands(program: Command): void {
           routingListen: string;
         },
     ) => {
+      const { startGatewayNode } = await import('../cluster/gateway-node.js');
       const node = await startGatewayNode({
-        ...sharedSettings(opts),
+        ...(await sharedSettings(opts)),
         gatewayId: `gateway-${hostname()}-${process.pid}`,
         host: opts.host,
         port: opts.port,

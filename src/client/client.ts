@@ -1,3 +1,4 @@
+import { PlatformError } from '../core/errors.js';
 import { maxEventBytes } from '../core/function-config.js';
 import type { FunctionConfig, FunctionConfigInput } from '../core/function-config.js';
 
@@ -11,16 +12,48 @@ export class ApiError extends Error {
     readonly body: Record<string, unknown>,
     readonly headers: Headers,
   ) {
-    super(`${code}: ${message}`);
+    super(`[${code}] ${message}`);
+  }
+
+  /** The id of the invocation that failed, for errors of an invocation that ran. */
+  get invocationId(): string | undefined {
+    return this.headers.get('x-savassan-invocation-id') ?? undefined;
   }
 }
 
-export interface InvokeResponse {
-  /** The function's result as JSON text. */
-  payload: string;
+/** What an invocation's answer says of it, success or failure (from its headers). */
+export interface InvocationFacts {
   invocationId: string;
   start: 'cold' | 'warm';
   version: number;
+  durationMs: number;
+  initMs: number | null;
+  peakMemoryBytes: number | null;
+  memoryMB: number | null;
+}
+
+export interface InvokeResponse extends InvocationFacts {
+  /** The function's result as JSON text. */
+  payload: string;
+}
+
+/** The facts of an invocation from its answer's headers; null when the answer is not an invocation's. */
+export function invocationFacts(headers: Headers): InvocationFacts | null {
+  const id = headers.get('x-savassan-invocation-id');
+  if (id === null) return null;
+  const number = (name: string): number | null => {
+    const value = headers.get(name);
+    return value === null ? null : Number(value);
+  };
+  return {
+    invocationId: id,
+    start: headers.get('x-savassan-start') === 'cold' ? 'cold' : 'warm',
+    version: number('x-savassan-version') ?? 0,
+    durationMs: number('x-savassan-duration-ms') ?? 0,
+    initMs: number('x-savassan-init-ms'),
+    peakMemoryBytes: number('x-savassan-memory-used'),
+    memoryMB: number('x-savassan-memory-mb'),
+  };
 }
 
 export interface ClientOptions {
@@ -59,7 +92,8 @@ export class SavassanClient {
     try {
       response = await fetch(`${this.url}${path}`, { method, headers, body });
     } catch (err) {
-      throw new Error(
+      throw new PlatformError(
+        'UNAVAILABLE',
         `cannot reach Savassan at ${this.url} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}); is it running? Start it with "savassan start" or set SAVASSAN_URL`,
       );
     }
@@ -112,12 +146,9 @@ export class SavassanClient {
       );
     }
     const response = await this.request('POST', `/v1/functions/${encodeURIComponent(name)}/invoke`, body);
-    return {
-      payload: await response.text(),
-      invocationId: response.headers.get('x-savassan-invocation-id') ?? '',
-      start: response.headers.get('x-savassan-start') === 'cold' ? 'cold' : 'warm',
-      version: Number(response.headers.get('x-savassan-version')),
-    };
+    const facts = invocationFacts(response.headers);
+    if (facts === null) throw new PlatformError('INTERNAL', 'the answer names no invocation');
+    return { payload: await response.text(), ...facts };
   }
 
   listFunctions(): Promise<{ functions: FunctionAnswer[] }> {
@@ -142,6 +173,10 @@ export class SavassanClient {
 
   getInvocation(id: string): Promise<InvocationAnswer> {
     return this.json('GET', `/v1/invocations/${encodeURIComponent(id)}`);
+  }
+
+  listInvocations(name: string, limit = 50): Promise<{ invocations: InvocationAnswer[] }> {
+    return this.json('GET', `/v1/functions/${encodeURIComponent(name)}/invocations?limit=${limit}`);
   }
 
   async invocationLog(id: string): Promise<string> {
@@ -197,6 +232,10 @@ export interface InvocationAnswer {
   nodeId: string | null;
   instanceId: string | null;
   createdAt: string;
+  /** The version's memory limit (MB); null when the version is gone. */
+  memoryMB: number | null;
+  /** The invocation's REPORT line (duration, init, memory, start). */
+  report: string;
 }
 
 export interface NodeAnswer {

@@ -40,6 +40,8 @@ export interface InvocationResult {
   version: number;
   start: StartKind;
   initMs: number | null;
+  /** The version's memory limit (MB), for the caller's report next to the peak the outcome holds. */
+  memoryMB: number;
   outcome: InvokeOutcome;
 }
 
@@ -107,7 +109,15 @@ export class Invoker {
         this.#giveBack(agent, instance, outcome),
         this.options.metadata.recordInvocation(record(invocationId, version, instance, start, initMs, outcome)),
       ]);
-      return { invocationId, functionName, version: version.version, start, initMs, outcome };
+      return {
+        invocationId,
+        functionName,
+        version: version.version,
+        start,
+        initMs,
+        memoryMB: version.config.memoryMB,
+        outcome,
+      };
     }
   }
 

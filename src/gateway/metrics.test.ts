@@ -10,6 +10,7 @@ function result(functionName: string, status: InvocationResult['outcome']['statu
     version: 1,
     start,
     initMs: null,
+    memoryMB: 256,
     outcome: { status, durationMs: 1, peakMemoryBytes: null, logKey: null, reusable: true },
   } satisfies InvocationResult;
 }

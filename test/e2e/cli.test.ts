@@ -88,7 +88,7 @@ describe('CLI end to end', () => {
     assert.equal((await cli('rm', 'cli-probe')).code, 0);
     const gone = await cli('invoke', 'cli-probe');
     assert.equal(gone.code, 1);
-    assert.match(gone.stderr, /NOT_FOUND: function cli-probe not found/);
+    assert.match(gone.stderr, /^\[NOT_FOUND\] function cli-probe not found$/m);
   });
 
   it('deploys a .zip with a nested handler', async () => {

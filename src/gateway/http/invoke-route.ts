@@ -60,6 +60,11 @@ export function invocationAnswer(result: InvocationResult): Answer {
   answer.headers['x-savassan-invocation-id'] = result.invocationId;
   answer.headers['x-savassan-start'] = result.start;
   answer.headers['x-savassan-version'] = String(result.version);
+  // The facts of a REPORT line (`savassan invoke -v`), without a second request for the invocation's record.
+  answer.headers['x-savassan-duration-ms'] = outcome.durationMs.toFixed(3);
+  if (result.initMs !== null) answer.headers['x-savassan-init-ms'] = String(result.initMs);
+  if (outcome.peakMemoryBytes !== null) answer.headers['x-savassan-memory-used'] = String(outcome.peakMemoryBytes);
+  answer.headers['x-savassan-memory-mb'] = String(result.memoryMB);
   return answer;
 }
 

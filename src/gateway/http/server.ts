@@ -10,6 +10,7 @@ import { PlatformError, errorCodes } from '../../core/errors.js';
 import type { ErrorCode } from '../../core/errors.js';
 import { maxEventBytes } from '../../core/function-config.js';
 import type { Logger } from '../../core/logger.js';
+import { reportLine } from '../../core/report.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { MetadataStore } from '../../core/ports/metadata-store.js';
 import type { Enforcement } from '../../core/ports/sandbox-runtime.js';
@@ -304,6 +305,19 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     done();
   });
 
+  /** The memory limit of each version a request's records name, read once per version (null: the version is gone). */
+  const memoryLimits = (name: string) => {
+    const limits = new Map<number, Promise<number | null>>();
+    return (version: number): Promise<number | null> => {
+      let limit = limits.get(version);
+      if (limit === undefined) {
+        limit = metadata.getVersion(name, version).then((v) => v?.config.memoryMB ?? null);
+        limits.set(version, limit);
+      }
+      return limit;
+    };
+  };
+
   const getFunction = async (name: string) => {
     const fn = await metadata.getFunction(name);
     if (fn === null) throw new PlatformError('NOT_FOUND', `function ${name} not found`);
@@ -366,7 +380,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       const limit = queryCount(request.query.limit, 'limit', 50, 1000);
       const fn = await getFunction(request.params.name);
       const records = await metadata.listInvocations({ functionName: fn.name, limit });
-      return { invocations: records.map(invocationView) };
+      const memoryOf = memoryLimits(fn.name);
+      return { invocations: await Promise.all(records.map(async (r) => invocationView(r, await memoryOf(r.version)))) };
     },
   );
 
@@ -384,6 +399,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       const fn = await getFunction(request.params.name);
       const follow = request.query.follow === '1' || request.query.follow === 'true';
       const recent = (await metadata.listInvocations({ functionName: fn.name, limit })).reverse();
+      const memoryOf = memoryLimits(fn.name);
+      const report = async (r: InvocationRecord) => reportLine({ ...r, memoryMB: await memoryOf(r.version) });
       const render = async (r: (typeof recent)[number]) => {
         const log = await readLog(r);
         return {
@@ -391,6 +408,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
           createdAt: r.createdAt.toISOString(),
           status: r.status,
           log: log?.toString('utf8') ?? '',
+          report: await report(r),
         };
       };
       if (!follow) {
@@ -413,6 +431,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
               openAt(i + logReadAhead);
               yield `--- ${r.createdAt.toISOString()} ${r.id} ${r.status}\n`;
               if (log !== null && log !== undefined) yield* log as AsyncIterable<Buffer>;
+              yield `${await report(r)}\n`;
             }
           } finally {
             // The client left early: close the streams opened ahead.
@@ -483,7 +502,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     async (request) => {
       const record = await metadata.getInvocation(request.params.id);
       if (record === null) throw new PlatformError('NOT_FOUND', `invocation ${request.params.id} not found`);
-      return invocationView(record);
+      return invocationView(record, await memoryLimits(record.functionName)(record.version));
     },
   );
 

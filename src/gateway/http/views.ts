@@ -1,3 +1,4 @@
+import { reportLine } from '../../core/report.js';
 import type { FunctionRecord, FunctionVersion, InvocationRecord } from '../../core/types.js';
 
 /** Domain → JSON views for the HTTP API, in one place. */
@@ -25,6 +26,7 @@ export function versionView(v: FunctionVersion, currentVersion: number): Record<
   };
 }
 
-export function invocationView(r: InvocationRecord): Record<string, unknown> {
-  return { ...r, createdAt: r.createdAt.toISOString() };
+/** An invocation's record, with its version's memory limit (null: the version is gone) and its REPORT line. */
+export function invocationView(r: InvocationRecord, memoryMB: number | null): Record<string, unknown> {
+  return { ...r, createdAt: r.createdAt.toISOString(), memoryMB, report: reportLine({ ...r, memoryMB }) };
 }

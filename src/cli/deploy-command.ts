@@ -1,0 +1,72 @@
+// `savassan deploy`: packs a directory (or takes a .zip) and creates a new version with its settings.
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { SavassanClient } from '../client/client.js';
+import { readBundle } from '../client/bundle.js';
+import type { FunctionConfigInput } from '../core/function-config.js';
+import { readEnvFile } from './env-file.js';
+import { integer, out, printJson, repeated } from './output.js';
+
+function keyValue(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const eq = value.indexOf('=');
+  if (eq <= 0) throw new InvalidArgumentError(`expected KEY=VALUE, got ${value}`);
+  return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
+}
+
+/** `--env-from` then `--env` (a flag wins over the file); undefined when neither is given. */
+async function deployEnv(
+  file: string | undefined,
+  flags: Record<string, string> | undefined,
+): Promise<Record<string, string> | undefined> {
+  if (file === undefined) return flags;
+  return { ...(await readEnvFile(file)), ...flags };
+}
+
+export function addDeployCommand(program: Command): void {
+  program
+    .command('deploy')
+    .description('deploy a function from a directory or .zip (creates a new immutable version)')
+    .argument('<name>', 'function name')
+    .argument('<path>', 'directory or .zip holding the code and its node_modules')
+    .option('--handler <file.export>', 'handler (default index.handler)')
+    .option('--runtime <runtime>', 'runtime: nodejs20 or nodejs24 (default nodejs20)')
+    .option('--env <KEY=VALUE>', 'environment variable (repeatable)', keyValue)
+    .option('--env-from <file>', 'environment variables from a file of KEY=VALUE lines (for secrets: argv is public)')
+    .option('--timeout <seconds>', 'timeout in seconds (default 30)', integer)
+    .option('--memory <mb>', 'memory limit in MB (default 256)', integer)
+    .option('--max-instances <n>', 'max concurrent instances (default 10)', integer)
+    .option('--min-instances <n>', 'instances kept warm (default 0)', integer)
+    .option('--idle <seconds>', 'keep-alive of an idle instance (default 300)', integer)
+    .option('--network', 'let the function reach the network (isolating sandboxes have none otherwise)')
+    .option(
+      '--allow-net <cidr>',
+      'with --network, an IPv4 CIDR the function may reach although private ranges are denied (repeatable)',
+      repeated,
+    )
+    .option('--json', 'print {created, function, version} as PUT /v1/functions/NAME answers')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  savassan deploy hello ./examples/hello\n  savassan deploy api ./api --timeout 10 --memory 512 --env-from api.env --network',
+    )
+    .action(async (name: string, path: string, opts: Record<string, unknown>) => {
+      const config: FunctionConfigInput = {
+        handler: opts.handler as string | undefined,
+        runtime: opts.runtime as string | undefined,
+        env: await deployEnv(opts.envFrom as string | undefined, opts.env as Record<string, string> | undefined),
+        timeoutSeconds: opts.timeout as number | undefined,
+        memoryMB: opts.memory as number | undefined,
+        maxInstances: opts.maxInstances as number | undefined,
+        minInstances: opts.minInstances as number | undefined,
+        idleSeconds: opts.idle as number | undefined,
+        network: opts.network === true ? true : undefined,
+        allowNet: opts.allowNet as string[] | undefined,
+      };
+      const answer = await new SavassanClient().deploy(name, await readBundle(path), config);
+      if (opts.json === true) return printJson(answer);
+      out(
+        answer.created
+          ? `deployed ${name} version ${answer.version.version} (code ${answer.version.codeSha256.slice(0, 12)})`
+          : `${name} is unchanged: version ${answer.version.version} is current`,
+      );
+    });
+}

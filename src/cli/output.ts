@@ -1,0 +1,32 @@
+// What every command prints: results on stdout (a table, a line, or JSON with `--json`), everything else on stderr.
+import { InvalidArgumentError } from 'commander';
+
+export const out = (line: string): void => void process.stdout.write(`${line}\n`);
+export const info = (line: string): void => void process.stderr.write(`${line}\n`);
+
+/** `--json`: one JSON document on stdout (stable shapes, documented in the README's CLI reference). */
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function table(rows: string[][]): void {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  for (const row of rows)
+    out(
+      row
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    );
+}
+
+export function integer(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n)) throw new InvalidArgumentError(`not an integer: ${value}`);
+  return n;
+}
+
+/** A repeatable option's values, in order. */
+export function repeated(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,0 +1,167 @@
+// `savassan start`: the whole platform in this process. The platform is loaded when the command runs, so that the
+// other commands start fast.
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Option, type Command } from 'commander';
+import type { SandboxKind } from '../embedded/embedded-platform.js';
+import { withNodeLimits } from './cluster-commands.js';
+import { info, integer, out } from './output.js';
+import { apiKeysFrom, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
+import { loggerOf } from './server-log.js';
+import { untilSignal } from './signals.js';
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+interface StartOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  apiKey: string[] | undefined;
+  apiKeyFile: string | undefined;
+  sandbox: SandboxKind | undefined;
+  queueWait: number;
+  requestTimeout: number;
+  durability: 'process' | 'full';
+  examples: boolean;
+  stemCells: boolean;
+  redis: string | undefined;
+  db: string | undefined;
+  s3: string | undefined;
+  logLevel: string;
+  nodeMemory: number | undefined;
+  nodePids: number | undefined;
+  freezeIdle: number | false | undefined;
+  json: boolean | undefined;
+}
+
+export function addStartCommand(program: Command): void {
+  withApiKeyOptions(
+    withNodeLimits(program.command('start'))
+      .description('run the whole platform in this process (gateway, manager, agent) on embedded defaults')
+      .option('--data-dir <dir>', 'where data lives', '.savassan')
+      .option('--host <host>', 'address to listen on', '127.0.0.1')
+      .option('--port <port>', 'port to listen on', integer, 8080),
+  )
+    .hook('preAction', (_command, action) => refuseSecretArgs(action))
+    .addOption(
+      new Option('--sandbox <kind>', 'sandbox runtime: bwrap where bubblewrap is installed, else process').choices([
+        'process',
+        'bwrap',
+        'runc',
+      ]),
+    )
+    .option('--queue-wait <seconds>', 'how long an invocation waits for a free instance before 429', integer, 10)
+    .option(
+      '--request-timeout <seconds>',
+      'how long a client may take to send a whole request (headers and body) before 408',
+      integer,
+      60,
+    )
+    .addOption(
+      new Option('--durability <mode>', 'process: records survive a crash of this process; full: fsync every commit')
+        .choices(['process', 'full'])
+        .default('process'),
+    )
+    .option('--no-examples', 'do not deploy the example functions on first start')
+    .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts')
+    .addOption(
+      new Option('--redis <url>', 'keep the warm pool and provisioning queue in Redis (redis://host:6379/0)').env(
+        'SAVASSAN_REDIS_URL',
+      ),
+    )
+    .addOption(
+      new Option('--db <url>', 'keep metadata in PostgreSQL or MySQL (postgres://… or mysql://…), not SQLite').env(
+        'SAVASSAN_DB_URL',
+      ),
+    )
+    .addOption(
+      new Option('--s3 <url>', 'keep code and logs in S3 (s3://KEY:SECRET@host/bucket or http://…/bucket)').env(
+        'SAVASSAN_S3_URL',
+      ),
+    )
+    .option('--log-level <level>', 'server log level (debug, info, warn, error)', 'info')
+    .option('--json', 'print one JSON line once serving: {url, dataDir, sandbox, backends, examples, apiKeys}')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  savassan start\n  SAVASSAN_API_KEY=$(openssl rand -hex 16) savassan start --host 0.0.0.0 --sandbox bwrap',
+    )
+    .action(start);
+}
+
+async function start(opts: StartOptions): Promise<void> {
+  const logger = await loggerOf(opts.logLevel);
+  const { runtimeWarnings, startEmbedded } = await import('../embedded/embedded-platform.js');
+  const platform = await startEmbedded({
+    dataDir: opts.dataDir,
+    host: opts.host,
+    port: opts.port,
+    apiKeys: apiKeysFrom(opts),
+    sandbox: opts.sandbox,
+    queueWaitMs: opts.queueWait * 1000,
+    requestTimeoutMs: opts.requestTimeout * 1000,
+    durability: opts.durability,
+    stemCells: opts.stemCells,
+    nodeMemoryMB: opts.nodeMemory,
+    nodePids: opts.nodePids,
+    freezeIdleMs: opts.freezeIdle,
+    redisUrl: opts.redis,
+    dbUrl: opts.db,
+    s3Url: opts.s3,
+    logger,
+  });
+  // A second signal stops at once: sandboxes exit when their Agent's channel closes (bwrap ones also die with
+  // this process).
+  untilSignal('draining in-flight invocations and stopping sandboxes', () => platform.close());
+  const warnings = platform.runtime.isolating
+    ? runtimeWarnings(platform.runtime)
+    : [
+        '--sandbox process runs function code as plain processes with NO isolation from this host. Use it for development only.',
+      ];
+  for (const warning of warnings) info(`WARNING: ${warning}`);
+  let deployed: string[] = [];
+  if (opts.examples) {
+    const { deployExamples } = await import('../embedded/examples.js');
+    deployed = await deployExamples(platform.deployer, platform.metadata, join(packageRoot, 'examples'), logger);
+  }
+  const keys = platform.options.apiKeys.length;
+  if (keys === 0) {
+    info(
+      'WARNING: no API key: every user of this host can use the API (deploy, invoke, read logs); on a shared host set SAVASSAN_API_KEY or --api-key-file.',
+    );
+  }
+  const { backends } = platform;
+  if (opts.json === true) {
+    out(
+      JSON.stringify({
+        url: platform.url,
+        dataDir: platform.options.dataDir,
+        sandbox: platform.runtime.kind,
+        isolating: platform.runtime.isolating,
+        backends,
+        examples: deployed,
+        apiKeys: keys,
+      }),
+    );
+    return;
+  }
+  out(
+    `Savassan is listening on ${platform.url} (data in ${platform.options.dataDir}, sandbox: ${platform.runtime.kind})`,
+  );
+  out(`Backends: pool and queue in ${backends.pool}; metadata in ${backends.metadata}; blobs in ${backends.blobs}`);
+  if (deployed.length > 0) out(`Deployed the examples: ${deployed.join(', ')}`);
+  if (keys > 0)
+    out(
+      `API keys: ${keys} key${keys === 1 ? '' : 's'}, required on every route but /, /healthz, /readyz, /v1/openapi.json`,
+    );
+  const header = keys > 0 ? ` -H 'Authorization: Bearer <key>'` : '';
+  const env = `${keys > 0 ? 'SAVASSAN_API_KEY=<key> ' : ''}SAVASSAN_URL=${platform.url}`;
+  out('Try:');
+  if ((await platform.metadata.getFunction('hello')) !== null) {
+    out(`  curl -s${header} -X POST ${platform.url}/v1/functions/hello/invoke -d '{"name":"Ada"}'`);
+    out(`  ${env} npx savassan invoke hello --data '{"name":"Ada"}'`);
+  } else {
+    out(`  ${env} npx savassan deploy hello ${join(packageRoot, 'examples', 'hello')}`);
+  }
+  out(`  ${env} npx savassan ls`);
+  out('Press Ctrl-C to stop.');
+}
