@@ -172,7 +172,9 @@ export function addClusterCommands(program: Command): void {
   withCommon(
     withNodeLimits(program.command('agent'))
       .description('run one node of a cluster: sandboxes behind a gRPC server, registered in etcd')
-      .addOption(new Option('--node-id <id>', "this node's id").env('SAVASSAN_NODE_ID').default(hostname()))
+      .addOption(
+        new Option('--node-id <id>', "this node's id").env('SAVASSAN_NODE_ID').default(hostname(), 'the host name'),
+      )
       .addOption(new Option('--listen <address>', 'gRPC address: host:port or unix:/path').default('127.0.0.1:7070'))
       .addOption(new Option('--advertise <address>', 'address others dial, if not --listen').env('SAVASSAN_ADVERTISE'))
       .option('--capacity <n>', 'sandboxes this node runs at once', integer, 32)
@@ -232,7 +234,12 @@ export function addClusterCommands(program: Command): void {
       program
         .command('manager')
         .description('run a manager of a cluster: provisions sandboxes on the nodes; the elected leader reconciles')
-        .addOption(new Option('--id <id>', "this manager's id").default(`manager-${hostname()}-${process.pid}`))
+        .addOption(
+          new Option('--id <id>', "this manager's id").default(
+            `manager-${hostname()}-${process.pid}`,
+            'manager-HOST-PID',
+          ),
+        )
         .option('--concurrency <n>', 'sandboxes created at once', integer, 4),
     ),
   ).action(async (opts: CommonOptions & BackendOptions & { id: string; concurrency: number }) => {
