@@ -128,6 +128,7 @@ export function addClientCommands(program: Command): void {
   program
     .command('ls')
     .description('list functions')
+    .addHelpText('after', '\nExamples:\n  savassan ls\n  savassan ls --json | jq -r .functions[].name')
     .option('--json', 'print {functions: [...]} as GET /v1/functions answers')
     .action(async (opts: { json?: boolean }) => {
       const answer = await client().listFunctions();
@@ -153,6 +154,7 @@ export function addClientCommands(program: Command): void {
   program
     .command('rm')
     .description('delete a function and all its versions')
+    .addHelpText('after', '\nExamples:\n  savassan rm hello')
     .argument('<name>', 'function name')
     .option('--json', 'print {deleted: NAME}')
     .action(async (name: string, opts: { json?: boolean }) => {
@@ -194,6 +196,7 @@ export function addClientCommands(program: Command): void {
     .description('look at one invocation')
     .command('show')
     .description('show what is known of an invocation: function, version, status, timings, memory, error')
+    .addHelpText('after', '\nExamples:\n  savassan invocation show 0b1e6f1c-7c1a-4f7e-9d62-3f8f2a9c1d20 --json')
     .argument('<id>', 'invocation id (invoke -v prints it)')
     .option('--json', 'print the record as GET /v1/invocations/ID answers')
     .action(async (id: string, opts: { json?: boolean }) => {
@@ -216,6 +219,7 @@ export function addClientCommands(program: Command): void {
   program
     .command('nodes')
     .description('list nodes: status, sandbox runtime, sandboxes and capacity, stem cells, what the sandbox enforces')
+    .addHelpText('after', '\nExamples:\n  savassan nodes')
     .option('--json', 'print {nodes: [...]} as GET /v1/nodes answers')
     .action(async (opts: { json?: boolean }) => {
       const answer = await client().listNodes();

@@ -13,6 +13,7 @@ import { integer } from './output.js';
 import { loggerOf } from './server-log.js';
 
 interface CommonOptions {
+  json: boolean | undefined;
   etcd: string;
   etcdPrefix: string;
   etcdUser: string | undefined;
@@ -97,7 +98,13 @@ function withCommon(command: Command): Command {
     )
     .option('--data-dir <dir>', 'where this process keeps its files', '.savassan')
     .option('--log-level <level>', 'log level (debug, info, warn, error)', 'info')
+    .option('--json', 'print one JSON line once running: {role, id, address}')
     .hook('preAction', (_command, action) => refuseSecretArgs(action));
+}
+
+/** The line a role prints once it runs: for a person, or with `--json` for a supervisor script. */
+function announce(opts: { json?: boolean }, line: string, facts: { role: string; id: string; address: string | null }) {
+  process.stdout.write(opts.json === true ? `${JSON.stringify(facts)}\n` : `${line}\n`);
 }
 
 function withBackends(command: Command): Command {
@@ -172,6 +179,10 @@ export function addClusterCommands(program: Command): void {
   withCommon(
     withNodeLimits(program.command('agent'))
       .description('run one node of a cluster: sandboxes behind a gRPC server, registered in etcd')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  savassan agent --token-file /etc/savassan/token --etcd http://10.0.0.1:2379 --listen 10.0.0.5:7070',
+      )
       .addOption(
         new Option('--node-id <id>', "this node's id").env('SAVASSAN_NODE_ID').default(hostname(), 'the host name'),
       )
@@ -224,7 +235,11 @@ export function addClusterCommands(program: Command): void {
         leaseTtlSeconds: opts.leaseTtl,
         logger: await loggerOf(opts.logLevel),
       });
-      process.stdout.write(`Savassan agent ${node.nodeId} is serving on ${node.address}\n`);
+      announce(opts, `Savassan agent ${node.nodeId} is serving on ${node.address}`, {
+        role: 'agent',
+        id: node.nodeId,
+        address: node.address,
+      });
       untilSignal('stopping the agent', () => node.close());
     },
   );
@@ -234,6 +249,10 @@ export function addClusterCommands(program: Command): void {
       program
         .command('manager')
         .description('run a manager of a cluster: provisions sandboxes on the nodes; the elected leader reconciles')
+        .addHelpText(
+          'after',
+          '\nExamples:\n  SAVASSAN_DB_URL=postgres://savassan@db/savassan savassan manager --token-file /etc/savassan/token --etcd http://10.0.0.1:2379',
+        )
         .addOption(
           new Option('--id <id>', "this manager's id").default(
             `manager-${hostname()}-${process.pid}`,
@@ -250,7 +269,11 @@ export function addClusterCommands(program: Command): void {
       concurrency: opts.concurrency,
       reconcileIntervalMs: 1000,
     });
-    process.stdout.write(`Savassan manager ${node.managerId} is running\n`);
+    announce(opts, `Savassan manager ${node.managerId} is running`, {
+      role: 'manager',
+      id: node.managerId,
+      address: null,
+    });
     untilSignal('stopping the manager', () => node.close());
   });
 
@@ -260,6 +283,10 @@ export function addClusterCommands(program: Command): void {
         program
           .command('gateway')
           .description('run a gateway of a cluster: the HTTP API, calling agents over gRPC')
+          .addHelpText(
+            'after',
+            '\nExamples:\n  savassan gateway --token-file /etc/savassan/token --api-key-file /etc/savassan/api-keys --host 0.0.0.0',
+          )
           .option('--host <host>', 'address to listen on', '127.0.0.1')
           .option('--port <port>', 'port to listen on', integer, 8080),
       )
@@ -279,16 +306,21 @@ export function addClusterCommands(program: Command): void {
         },
     ) => {
       const { startGatewayNode } = await import('../cluster/gateway-node.js');
+      const gatewayId = `gateway-${hostname()}-${process.pid}`;
       const node = await startGatewayNode({
         ...(await sharedSettings(opts)),
-        gatewayId: `gateway-${hostname()}-${process.pid}`,
+        gatewayId,
         host: opts.host,
         port: opts.port,
         apiKeys: apiKeysFrom(opts),
         queueWaitMs: opts.queueWait * 1000,
         routingListen: opts.routingListen,
       });
-      process.stdout.write(`Savassan gateway is listening on ${node.url}\n`);
+      announce(opts, `Savassan gateway is listening on ${node.url}`, {
+        role: 'gateway',
+        id: gatewayId,
+        address: node.url,
+      });
       untilSignal('stopping the gateway', () => node.close());
     },
   );

@@ -114,26 +114,37 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     for (const [i, host] of network.hosts.entries()) {
       const args = [cli, 'agent', '--node-id', `node-${i}`, '--listen', `${host.ip}:7070`, '--capacity', '8'];
       args.push('--sandbox', 'process', '--no-stem-cells', '--lease-ttl', String(leaseTtlSeconds));
-      args.push('--data-dir', join(root, `agent-${i}`), '--token-file', tokenFile, ...common);
+      args.push('--data-dir', join(root, `agent-${i}`), '--token-file', tokenFile, '--json', ...common);
       const agentEnv = { ...env, SAVASSAN_CLUSTER_TOKEN: '' };
       agents.push(
         track(`agent ${i}`, host.spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: agentEnv })),
       );
     }
-    await Promise.all(agents.map((agent) => agent.waitFor(/is serving on/)));
+    // With --json, each role says once that it runs in one JSON line.
+    const announced = await Promise.all(agents.map((agent) => agent.waitFor(/^\{"role":"agent".*\}$/m)));
+    assert.deepEqual(
+      announced.map(([line]) => (JSON.parse(line) as { id: string; address: string }).id),
+      ['node-0', 'node-1', 'node-2'],
+    );
     for (const i of [0, 1]) {
       const args = [cli, 'manager', '--id', `manager-${i}`, '--data-dir', join(root, `manager-${i}`)];
+      if (i === 1) args.push('--json');
       others.push(track(`manager ${i}`, spawn(process.execPath, [...args, ...common], { env })));
     }
     for (const i of [0, 1]) {
       const args = [cli, 'gateway', '--port', '0', '--data-dir', join(root, `gateway-${i}`), ...common];
+      if (i === 1) args.push('--json');
       const gateway = track(`gateway ${i}`, spawn(process.execPath, args, { env }));
       others.push(gateway);
-      const [, url = ''] = await gateway.waitFor(/listening on (http:\/\/\S+)/);
+      const [, url = ''] =
+        i === 1
+          ? await gateway.waitFor(/^\{"role":"gateway","id":"[^"]+","address":"(http:\/\/[^"]+)"\}$/m)
+          : await gateway.waitFor(/listening on (http:\/\/\S+)/);
       gatewayUrls.push(url);
       gateways.push(new SavassanClient({ url }));
     }
-    await Promise.all(others.slice(0, 2).map((manager) => manager.waitFor(/is running/)));
+    await others[0]!.waitFor(/is running/);
+    await others[1]!.waitFor(/^\{"role":"manager","id":"manager-1","address":null\}$/m);
   });
 
   after(async () => {

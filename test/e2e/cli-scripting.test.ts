@@ -66,6 +66,10 @@ describe('CLI for scripts', () => {
     assert.equal(used.currentVersion, 1);
     const { nodes } = await json<{ nodes: { nodeId: string }[] }>('nodes');
     assert.equal(nodes[0]?.nodeId, 'local');
+    // The table shows what the sandbox runtime enforces, mechanism by mechanism.
+    const table = await cli('nodes');
+    assert.match(table.stdout, /^local enforces:$/m);
+    assert.match(table.stdout, /^ {2}memory\s+\S+/m);
     const shown = await json<{ id: string; functionName: string; memoryMB: number; report: string }>(
       'invocation',
       'show',
@@ -159,8 +163,9 @@ describe('CLI for scripts', () => {
       /Examples:\n {2}savassan deploy /,
     ])
       assert.match(deploy.stdout, fact);
-    for (const command of ['invoke', 'logs', 'versions', 'start'])
-      assert.match((await cli(command, '--help')).stdout, new RegExp(`Examples:\\n {2}savassan ${command}`));
+    for (const command of ['invoke', 'logs', 'ls', 'rm', 'versions', 'nodes', 'start', 'agent', 'manager', 'gateway'])
+      assert.match((await cli(command, '--help')).stdout, new RegExp(`Examples:\\n {2}.*savassan ${command}`));
+    assert.match((await cli('invocation', 'show', '--help')).stdout, /Examples:\n {2}savassan invocation show/);
   });
 });
 
