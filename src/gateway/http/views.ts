@@ -1,7 +1,9 @@
+import type { Static } from 'typebox';
 import type { FunctionRecord, FunctionVersion, InvocationRecord } from '../../core/types.js';
+import type { FunctionView, InvocationView, VersionView } from './schemas.js';
 
-/** Domain → JSON views for the HTTP API, in one place. */
-export function functionView(fn: FunctionRecord, current: FunctionVersion | null): Record<string, unknown> {
+/** Domain → JSON views for the HTTP API, in one place; their schemas are in schemas.ts. */
+export function functionView(fn: FunctionRecord, current: FunctionVersion | null): Static<typeof FunctionView> {
   return {
     name: fn.name,
     currentVersion: fn.currentVersion,
@@ -13,7 +15,7 @@ export function functionView(fn: FunctionRecord, current: FunctionVersion | null
   };
 }
 
-export function versionView(v: FunctionVersion, currentVersion: number): Record<string, unknown> {
+export function versionView(v: FunctionVersion, currentVersion: number): Static<typeof VersionView> {
   return {
     version: v.version,
     current: v.version === currentVersion,
@@ -25,6 +27,6 @@ export function versionView(v: FunctionVersion, currentVersion: number): Record<
   };
 }
 
-export function invocationView(r: InvocationRecord): Record<string, unknown> {
+export function invocationView(r: InvocationRecord): Static<typeof InvocationView> {
   return { ...r, createdAt: r.createdAt.toISOString() };
 }
