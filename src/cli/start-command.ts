@@ -160,6 +160,7 @@ async function start(opts: StartOptions): Promise<void> {
     out(`  curl -s${header} -X POST ${platform.url}/v1/functions/hello/invoke -d '{"name":"Ada"}'`);
     out(`  ${env} npx savassan invoke hello --data '{"name":"Ada"}'`);
   } else {
+    out(`  curl -s${header} ${platform.url}/v1/functions`);
     out(`  ${env} npx savassan deploy hello ${join(packageRoot, 'examples', 'hello')}`);
   }
   out(`  ${env} npx savassan ls`);

@@ -332,6 +332,39 @@ describe('Manager', () => {
     });
   });
 
+  describe('pool rebuild warnings', () => {
+    it('reports only sandboxes that go back into the pool: not those of a deleted function or a retired version', async () => {
+      const logger = recordingLogger();
+      const m = manager({ logger });
+      const rebuilt = () => logger.lines.filter((l) => l.msg.startsWith('pool rebuilt from the agent'));
+      // A deleted function whose idle sandbox is still on the agent, its pool key retired as the deleting gateway
+      // retires it; and a version no longer current, whose idle sandbox the pool does not hold.
+      await deploy('doomed');
+      const doomed = agent.add('doomed', 1, 'idle', 1);
+      const old = agent.add(fn, 1, 'idle', 1);
+      await deploy(fn); // version 2 is current now
+      await m.reconcile();
+      assert.equal(await metadata.deleteFunction('doomed'), true);
+      await pool.retire(keyOf('doomed', 1));
+      clock += intervalMs;
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed.sort(), [doomed.instanceId, old.instanceId].sort());
+      assert.deepEqual(rebuilt(), [], 'nothing went back into the pool');
+
+      // A real loss: an idle sandbox of the current version that the pool does not hold.
+      const lost = agent.add(fn, 2, 'idle', 3);
+      await m.reconcile();
+      clock += intervalMs;
+      await m.reconcile();
+      assert.deepEqual(
+        rebuilt().map((l) => [l.level, l.msg]),
+        [['warn', 'pool rebuilt from the agent: 1 idle sandbox(es) the pool had lost are back in it']],
+      );
+      assert.equal((await pool.checkout(keyOf(fn, 2), { holder: 'gw', leaseMs: 60_000 }))?.instanceId, lost.instanceId);
+      await m.stop();
+    });
+  });
+
   describe('deleted functions', () => {
     it('destroys idle sandboxes of a deleted function and never pools them for its re-created successor', async () => {
       const m = manager();

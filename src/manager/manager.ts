@@ -7,7 +7,14 @@ import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
-import type { FunctionRecord, FunctionVersion, InstanceRef, ProvisionRequest, SerializedError } from '../core/types.js';
+import type {
+  FunctionRecord,
+  FunctionVersion,
+  InstanceRef,
+  ProvisionRequest,
+  SerializedError,
+  VersionId,
+} from '../core/types.js';
 import { parsePoolKey, poolKey } from '../core/types.js';
 import { OutageLog } from './outage-log.js';
 
@@ -372,7 +379,11 @@ export class Manager {
       for (const instance of instances) toDestroy.set(instance.instanceId, instance);
     };
     // An instance restored here of a version that is no longer current is retired by the steps below.
-    const { restored, orphans } = await this.#restoreLostInstances(sandboxes, (of) => live(of) !== null);
+    const { restored, orphans } = await this.#restoreLostInstances(
+      sandboxes,
+      (of) => live(of) !== null,
+      (of) => live(of)?.currentVersion === of.version,
+    );
     destroy(orphans);
     for (const instance of restored) keys.push(poolKey(instance));
     const reclaimed = await pool.reclaimExpired(now());
@@ -439,11 +450,14 @@ export class Manager {
    * candidates: one that just finished an invocation or its creation is on its way back to the pool already, and
    * `restore` is atomic, so an instance the pool holds is never added twice. Idle sandboxes of a deleted function
    * (`live` is false for their incarnation) are returned as orphans instead, to be destroyed: they would otherwise
-   * keep running with their old code and secrets.
+   * keep running with their old code and secrets. Those of a version that is not `current` are restored too, so that
+   * the pass retires them as it retires the pool's (restoring claims them atomically: one the pool holds is not
+   * destroyed under a gateway that checks it out), but they are not reported as losses: they leave the pool at once.
    */
   async #restoreLostInstances(
     sandboxes: readonly (SandboxInfo & { nodeId: string })[],
     live: (of: { functionName: string; incarnation: string }) => boolean,
+    current: (of: VersionId) => boolean = () => true,
   ): Promise<{ restored: InstanceRef[]; orphans: (SandboxInfo & { nodeId: string })[] }> {
     const { pool, logger, now, reconcileIntervalMs } = this.#options;
     const at = now();
@@ -479,13 +493,14 @@ export class Manager {
     if (orphans.length > 0) logger.info({ orphans: orphans.length }, 'destroying idle sandboxes of deleted functions');
     if (candidates.length === 0) return { restored: [], orphans };
     const restored = await pool.restore(candidates);
-    if (restored.length === 0) return { restored, orphans };
+    const back = restored.filter(current);
+    if (back.length === 0) return { restored, orphans };
     logger.warn(
       {
-        restored: restored.length,
-        instances: restored.map((i) => `${poolKey(i)}/${i.instanceId}`),
+        restored: back.length,
+        instances: back.map((i) => `${poolKey(i)}/${i.instanceId}`),
       },
-      `pool rebuilt from the agent: ${restored.length} idle sandbox(es) the pool had lost are back in it`,
+      `pool rebuilt from the agent: ${back.length} idle sandbox(es) the pool had lost are back in it`,
     );
     return { restored, orphans };
   }

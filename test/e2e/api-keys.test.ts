@@ -48,11 +48,24 @@ describe('API keys end to end', () => {
     assert.equal(invoke.status, 401);
   });
 
-  it('answers health, readiness and the OpenAPI description without a key', async () => {
+  it('answers /, health, readiness and the OpenAPI description without a key, and describes the 401s', async () => {
+    assert.equal((await get('/')).status, 200);
     assert.equal((await get('/healthz')).status, 200);
     assert.equal((await get('/readyz')).status, 200);
-    const openapi = (await (await get('/v1/openapi.json')).json()) as { components: { securitySchemes: object } };
+    const openapi = (await (await get('/v1/openapi.json')).json()) as {
+      components: { securitySchemes: object };
+      paths: Record<string, Record<string, { security?: unknown[]; responses: Record<string, unknown> }>>;
+    };
     assert.deepEqual(Object.keys(openapi.components.securitySchemes).sort(), ['apiKey', 'bearer']);
+    const open: string[] = [];
+    for (const [path, methods] of Object.entries(openapi.paths)) {
+      for (const [method, operation] of Object.entries(methods)) {
+        const isPublic = operation.security?.length === 0;
+        if (isPublic) open.push(path);
+        assert.equal('401' in operation.responses, !isPublic, `${method} ${path}`);
+      }
+    }
+    assert.deepEqual(open.sort(), ['/', '/healthz', '/readyz', '/v1/openapi.json']);
   });
 
   it('takes the key as a bearer token or in x-api-key', async () => {
@@ -88,10 +101,10 @@ describe('API keys end to end', () => {
 
     const refused = await cli({ SAVASSAN_API_KEY: '' }, 'ls');
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, /UNAUTHORIZED: this API needs an API key/);
+    assert.match(refused.stderr, /^\[UNAUTHORIZED\] this API needs an API key/);
     const wrong = await cli({ SAVASSAN_API_KEY: 'k2' }, 'invoke', 'cli-keyed');
     assert.equal(wrong.code, 1);
-    assert.match(wrong.stderr, /UNAUTHORIZED: the API key is not valid/);
+    assert.match(wrong.stderr, /^\[UNAUTHORIZED\] the API key is not valid/);
 
     // Server-sent events: the stream starts with the recent invocations.
     const follow = spawn(process.execPath, [cliPath, 'logs', 'cli-keyed', '-f'], {

@@ -113,10 +113,15 @@ for (const apiKeys of [[], ['k-1']]) {
     });
 
     it('leaves to Fastify what the fast path does not take, with the same answers', async () => {
-      // An encoded name and a query string: Fastify decodes and routes them.
-      const encoded = await post(`${base}/ech%6f/invoke?trace=1`, '{"y":2}', auth);
+      // An encoded name: Fastify decodes and routes it.
+      const encoded = await post(`${base}/ech%6f/invoke`, '{"y":2}', auth);
       assert.equal(encoded.status, 200);
       assert.deepEqual((JSON.parse(encoded.body) as { event: unknown }).event, { y: 2 });
+      // A query string: Fastify refuses the parameter the route does not take, and the function does not run.
+      const query = await post(`${base}/echo/invoke?trace=1`, '{"y":2}', auth);
+      assert.equal(query.status, 400);
+      assert.equal(query.headers['x-savassan-invocation-id'], undefined);
+      assert.match(query.body, /unknown query parameter trace/);
       // A declared body over the 6 MiB limit: 413 before any of it is read.
       const tooLarge = await new Promise<number>((resolve, reject) => {
         const req = request(

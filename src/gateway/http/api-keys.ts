@@ -7,8 +7,11 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { PlatformError } from '../../core/errors.js';
 
-/** Routes answered without a key: probes of load balancers and orchestrators, and the API's description. */
-export const publicRoutes: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/v1/openapi.json']);
+/**
+ * Routes answered without a key: probes of load balancers and orchestrators, the API's description, and `/`, which
+ * only says where those are.
+ */
+export const publicRoutes: ReadonlySet<string> = new Set(['/', '/healthz', '/readyz', '/v1/openapi.json']);
 
 /**
  * Whether `host` (an address to listen on) is reachable only from this machine: `localhost`, 127.0.0.0/8, `::1`

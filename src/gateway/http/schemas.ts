@@ -1,5 +1,11 @@
+// The HTTP API's request and response schemas (TypeBox). Fastify validates requests with them, serialises answers
+// with them (a field a response schema does not list is not sent) and @fastify/swagger builds `/v1/openapi.json`
+// from them, so the description cannot drift from what the API does.
 import { Type } from 'typebox';
-import { PlatformError } from '../../core/errors.js';
+import type { Static, TSchema } from 'typebox';
+import { PlatformError, errorCodes } from '../../core/errors.js';
+import type { FunctionConfig } from '../../core/function-config.js';
+import type { InvocationRecord } from '../../core/types.js';
 
 export const FunctionNameParams = Type.Object({ name: Type.String({ maxLength: 200 }) });
 
@@ -29,6 +35,9 @@ export const DeployBody = Type.Object(
 
 export const SetCurrentBody = Type.Object({ version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
 
+/** The query string of a route that takes no parameters: any parameter is a 400 naming it. */
+export const NoQuery = Type.Object({}, { additionalProperties: false });
+
 /**
  * A count in a query string. Query strings arrive as text and no type is coerced (a body's `"256"` is not a
  * number either): the text itself must be a plain decimal number; `queryCount` reads it and checks the range.
@@ -45,13 +54,201 @@ export function queryCount(value: string | undefined, field: string, fallback: n
   return count;
 }
 
-export const LimitQuery = Type.Object({ limit: Type.Optional(QueryCount) });
+export const LimitQuery = Type.Object(
+  { limit: Type.Optional(QueryCount) },
+  { additionalProperties: false, description: 'limit: how many, newest first (default 50, at most 1000)' },
+);
 
-export const LogsQuery = Type.Object({
-  follow: Type.Optional(
-    Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')]),
-  ),
-  limit: Type.Optional(QueryCount),
-});
+export const LogsQuery = Type.Object(
+  {
+    follow: Type.Optional(
+      Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')]),
+    ),
+    limit: Type.Optional(QueryCount),
+  },
+  { additionalProperties: false },
+);
 
 export const InvocationParams = Type.Object({ id: Type.String({ maxLength: 100 }) });
+
+// ---- Responses ----
+
+/** The `$id` of the shared error schema (`ErrorBody`), registered once with `app.addSchema`. */
+export const errorSchemaId = 'Error';
+
+/** Every error answer: `{ "error": { "code", "message", ... } }`. */
+export const ErrorBody = Type.Object(
+  {
+    error: Type.Object(
+      {
+        code: Type.String({ enum: Object.keys(errorCodes), description: 'One of the codes of the catalogue' }),
+        message: Type.String(),
+        retryAfterSeconds: Type.Optional(
+          Type.Integer({ description: '429 and some 503: when to retry (also the Retry-After header)' }),
+        ),
+        errorType: Type.Optional(Type.String({ description: "A function's failure: the error's name" })),
+        stack: Type.Optional(Type.String({ description: "A function's failure: its stack, trimmed" })),
+        invocationId: Type.Optional(Type.String({ description: 'A function failure: the invocation it ended' })),
+        parameters: Type.Optional(
+          Type.Array(Type.String(), { description: 'An unknown query parameter: the parameters not taken' }),
+        ),
+      },
+      { additionalProperties: true },
+    ),
+  },
+  { $id: errorSchemaId, description: 'An error' },
+);
+
+/** A response of the shared error schema, described for one route and status. */
+export function errorResponse(description: string): TSchema {
+  return Type.Ref(errorSchemaId, { description });
+}
+
+export const FunctionConfigView = Type.Object({
+  handler: Type.String(),
+  runtime: Type.String(),
+  env: Type.Record(Type.String(), Type.String()),
+  timeoutSeconds: Type.Integer(),
+  memoryMB: Type.Integer(),
+  maxInstances: Type.Integer(),
+  minInstances: Type.Integer(),
+  idleSeconds: Type.Integer(),
+  network: Type.Boolean(),
+  allowNet: Type.Array(Type.String()),
+});
+
+export const FunctionView = Type.Object(
+  {
+    name: Type.String(),
+    currentVersion: Type.Integer(),
+    createdAt: Type.String({ format: 'date-time' }),
+    updatedAt: Type.String({ format: 'date-time' }),
+    codeSha256: Type.Optional(Type.String({ description: 'Of the current version' })),
+    codeSizeBytes: Type.Optional(Type.Integer({ description: 'Of the current version' })),
+    config: Type.Optional(FunctionConfigView),
+  },
+  { description: 'A function and its current version' },
+);
+
+export const VersionView = Type.Object(
+  {
+    version: Type.Integer(),
+    current: Type.Boolean(),
+    codeSha256: Type.String(),
+    codeSizeBytes: Type.Integer(),
+    contentHash: Type.String({ description: 'sha256 over the code hash and the config: equal hashes, same version' }),
+    config: FunctionConfigView,
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { description: 'One immutable version of a function' },
+);
+
+export const DeployAnswer = Type.Object({
+  created: Type.Boolean({ description: 'False when the same code and config were deployed before' }),
+  function: FunctionView,
+  version: VersionView,
+});
+
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const InvocationView = Type.Object(
+  {
+    id: Type.String(),
+    functionName: Type.String(),
+    version: Type.Integer(),
+    start: Type.Enum(['cold', 'warm'], { type: 'string' }),
+    status: Type.Enum(['success', 'error', 'timeout', 'crash', 'oom', 'init-error', 'throttled'], { type: 'string' }),
+    initMs: Nullable(Type.Number({ description: 'Init duration of a cold start' })),
+    durationMs: Type.Number(),
+    peakMemoryBytes: Nullable(Type.Number()),
+    error: Nullable(
+      Type.Object({
+        name: Type.String(),
+        code: Type.Optional(Type.String()),
+        message: Type.String(),
+        stack: Type.Optional(Type.String()),
+      }),
+    ),
+    logKey: Nullable(Type.String()),
+    nodeId: Nullable(Type.String()),
+    instanceId: Nullable(Type.String()),
+    createdAt: Type.String({ format: 'date-time' }),
+    memoryMB: Nullable(Type.Integer({ description: "The version's memory limit; null when the version is gone" })),
+    report: Type.String({ description: 'The REPORT line: duration, init, memory used of the limit, start' }),
+  },
+  { description: 'The record of one invocation' },
+);
+
+const EnforcementView = Type.Object({
+  mechanism: Type.String(),
+  enforced: Type.Boolean(),
+  note: Type.String(),
+});
+
+export const NodeView = Type.Object({
+  nodeId: Type.String(),
+  status: Type.Enum(['ready', 'draining', 'unverified'], {
+    type: 'string',
+    description:
+      '`unverified`: listed in etcd without proving it holds the cluster token (cluster mode), so never used',
+  }),
+  sandboxRuntime: Type.String(),
+  isolating: Type.Boolean(),
+  sandboxes: Type.Integer(),
+  capacity: Type.Optional(Type.Integer({ description: 'Sandboxes the node takes at once (cluster mode)' })),
+  agentAddress: Type.Optional(Type.String({ description: 'Where its Agent listens (cluster mode)' })),
+  routed: Type.Optional(
+    Type.Boolean({
+      description:
+        "Whether the leader's routing table, as last pushed to this gateway, includes the node (cluster mode)",
+    }),
+  ),
+  enforcement: Type.Optional(
+    Type.Record(Type.String(), EnforcementView, {
+      description: 'What the sandbox runtime enforces on this node, mechanism by mechanism (embedded mode)',
+    }),
+  ),
+  stemCells: Type.Optional(
+    Type.Object({ idle: Type.Integer(), starting: Type.Integer(), memoryBytes: Nullable(Type.Number()) }),
+  ),
+  budget: Type.Optional(
+    Type.Object(
+      { memoryMB: Type.Number(), pids: Type.Integer(), usedMemoryMB: Type.Number(), usedPids: Type.Integer() },
+      {
+        description:
+          "The node's budgets for all its sandboxes and what they hold (the sums of their memory and pids " +
+          'limits); a creation past either is refused with 429 (embedded mode)',
+      },
+    ),
+  ),
+  warnings: Type.Array(Type.String()),
+});
+
+/** A node of the cluster as `GET /v1/nodes` shows it. */
+export type NodeView = Static<typeof NodeView>;
+
+export const ApiIndex = Type.Object(
+  {
+    name: Type.Literal('savassan'),
+    api: Type.String({ description: 'The OpenAPI description of this API' }),
+    health: Type.String({ description: 'Liveness probe' }),
+    ready: Type.String({ description: 'Readiness probe' }),
+  },
+  { description: 'Where things are; more links may be added' },
+);
+
+/** A text body (logs, metrics) in the OpenAPI description. */
+export function textResponse(description: string, mediaType = 'text/plain'): Record<string, unknown> {
+  return { description, content: { [mediaType]: { schema: Type.String() } } };
+}
+
+// The views must list every field of what they show: a field a response schema leaves out is not sent. These
+// fail to compile when a field is added to the domain type and not to its view (or the other way round).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const configViewIsComplete: Same<Static<typeof FunctionConfigView>, FunctionConfig> = true;
+const invocationViewIsComplete: Same<
+  Exclude<keyof Static<typeof InvocationView>, 'memoryMB' | 'report'>,
+  keyof InvocationRecord
+> = true;
+void configViewIsComplete;
+void invocationViewIsComplete;

@@ -13,47 +13,34 @@ import type { Logger } from '../../core/logger.js';
 import { reportLine } from '../../core/report.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { MetadataStore } from '../../core/ports/metadata-store.js';
-import type { Enforcement } from '../../core/ports/sandbox-runtime.js';
 import type { InvocationRecord } from '../../core/types.js';
 import type { Deployer } from '../deployer.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import { apiKeyCheck, apiKeyHook } from './api-keys.js';
 import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath } from './invoke-route.js';
+import { routeDefaults, unknownQueryError } from './route-defaults.js';
 import {
+  ApiIndex,
+  DeployAnswer,
   DeployBody,
+  ErrorBody,
   FunctionNameParams,
+  FunctionView,
   InvocationParams,
+  InvocationView,
   LimitQuery,
   LogsQuery,
+  NodeView,
   SetCurrentBody,
+  VersionView,
+  errorResponse,
   queryCount,
+  textResponse,
 } from './schemas.js';
 import { functionView, invocationView, versionView } from './views.js';
 
-export interface NodeView {
-  nodeId: string;
-  /** `unverified`: listed in etcd without proving it holds the cluster token (cluster mode), so never used. */
-  status: 'ready' | 'draining' | 'unverified';
-  sandboxRuntime: string;
-  isolating: boolean;
-  sandboxes: number;
-  /** Sandboxes the node takes at once (cluster mode). */
-  capacity?: number | undefined;
-  /** Where its Agent listens (cluster mode). */
-  agentAddress?: string | undefined;
-  /** Whether the leader's routing table, as last pushed to this gateway, includes the node (cluster mode). */
-  routed?: boolean | undefined;
-  /** What the sandbox runtime enforces on this node, mechanism by mechanism (embedded mode). */
-  enforcement?: Record<string, Enforcement> | undefined;
-  stemCells?: { idle: number; starting: number; memoryBytes: number | null } | undefined;
-  /**
-   * The node's budgets for all its sandboxes and what they hold (the sums of their memory and pids limits); a
-   * creation past either is refused with 429 (embedded mode).
-   */
-  budget?: { memoryMB: number; pids: number; usedMemoryMB: number; usedPids: number } | undefined;
-  warnings: string[];
-}
+export type { NodeView } from './schemas.js';
 
 export interface GatewayServerOptions {
   invoker: Invoker;
@@ -72,7 +59,7 @@ export interface GatewayServerOptions {
    */
   requestTimeoutMs?: number;
   /**
-   * Keys a request must present (`Authorization: Bearer <key>` or `x-api-key`) on every route but `/healthz`,
+   * Keys a request must present (`Authorization: Bearer <key>` or `x-api-key`) on every route but `/`, `/healthz`,
    * `/readyz` and `/v1/openapi.json`; empty or absent: no authentication. See `requireApiKeys` for reading them.
    */
   apiKeys?: readonly string[];
@@ -180,7 +167,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setErrorHandler((err, request, reply) => {
-    const error = toPlatformError(err);
+    // A query parameter the route does not take: one answer naming them all (the validator stops at the first).
+    const unknownQuery =
+      (err as Partial<FastifyError>).validationContext === 'querystring' ? unknownQueryError(request) : null;
+    const error = unknownQuery ?? toPlatformError(err);
     if (error.status >= 500 && !error.isUserError) {
       options.logger?.error({ err, url: request.url }, 'request failed');
     }
@@ -193,6 +183,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     done(null, payload);
   });
   if (apiKeys.length > 0) app.addHook('onRequest', apiKeyHook(apiKeys));
+  app.addSchema(ErrorBody);
+  app.addHook('onRoute', routeDefaults({ apiKeysRequired: apiKeys.length > 0 }));
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new PlatformError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
   );
@@ -205,7 +197,9 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         version: '1',
         description:
           'Deploy and invoke functions. Errors are `{ "error": { "code", "message", ... } }`; codes: ' +
-          Object.keys(errorCodes).join(', '),
+          Object.keys(errorCodes).join(', ') +
+          '. Besides the answers each operation lists, any request that does not arrive in full within the ' +
+          "server's request timeout gets 408 REQUEST_TIMEOUT, and one with too large headers 431 BAD_REQUEST.",
       },
       // With API keys, every route but the public ones (which say `security: []`) needs one.
       ...(apiKeys.length === 0
@@ -220,30 +214,89 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
             security: [{ bearer: [] }, { apiKey: [] }],
           }),
     },
+    // Shared schemas (the error) under their own names in `components.schemas`.
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
   });
-  app.get('/v1/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
-  app.get('/healthz', { schema: { summary: 'Liveness', security: [] } }, () => ({ status: 'ok' }));
+  app.get(
+    '/',
+    {
+      schema: {
+        summary: 'Where the API is described and probed; public (no API key), as /healthz and the description are',
+        security: [],
+        response: { 200: ApiIndex },
+      },
+    },
+    () => ({ name: 'savassan' as const, api: '/v1/openapi.json', health: '/healthz', ready: '/readyz' }),
+  );
+  app.get(
+    '/v1/openapi.json',
+    {
+      schema: {
+        summary: 'This description (OpenAPI 3.1); public',
+        security: [],
+        response: { 200: Type.Object({}, { additionalProperties: true, description: 'An OpenAPI document' }) },
+      },
+    },
+    () => app.swagger(),
+  );
+
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        summary: 'Liveness; public',
+        security: [],
+        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+      },
+    },
+    () => ({ status: 'ok' as const }),
+  );
+  const NotReady = Type.Object(
+    {
+      status: Type.Literal('not ready'),
+      down: Type.Optional(Type.Array(Type.String(), { description: 'The backends that do not answer' })),
+    },
+    { description: 'Starting, draining, or a backend does not answer' },
+  );
   app.get(
     '/readyz',
     {
       schema: {
-        summary: 'Readiness: 503 while starting, draining, or while a backend (metadata, pool, blobs) does not answer',
+        summary:
+          'Readiness: 503 while starting, draining, or while a backend (metadata, pool, blobs) does not answer; public',
         security: [],
+        response: { 200: Type.Object({ status: Type.Literal('ready') }), 503: NotReady },
       },
     },
     async (_request, reply) => {
       if (!options.ready()) return reply.code(503).send({ status: 'not ready' });
       const down = (await options.backendsDown?.()) ?? [];
-      return down.length === 0 ? { status: 'ready' } : reply.code(503).send({ status: 'not ready', down });
+      return down.length === 0 ? { status: 'ready' as const } : reply.code(503).send({ status: 'not ready', down });
     },
   );
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(metrics.contentType).send(await metrics.render()),
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        summary: 'Prometheus metrics',
+        response: { 200: textResponse('Metrics in the Prometheus text format') },
+      },
+    },
+    async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()),
   );
-  app.get('/v1/nodes', { schema: { summary: 'Nodes of the cluster and their sandboxes' } }, async () => ({
-    nodes: await options.nodes(),
-  }));
+  app.get(
+    '/v1/nodes',
+    {
+      schema: {
+        summary: 'Nodes of the cluster and their sandboxes',
+        response: { 200: Type.Object({ nodes: Type.Array(NodeView) }) },
+      },
+    },
+    async () => ({ nodes: await options.nodes() }),
+  );
 
   app.put(
     '/v1/functions/:name',
@@ -253,6 +306,16 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         summary: 'Deploy a function: creates a new immutable version and makes it current',
         params: FunctionNameParams,
         body: DeployBody,
+        response: {
+          200: { ...DeployAnswer, description: 'The same code and config were deployed before: that version' },
+          201: { ...DeployAnswer, description: 'A new version, now current' },
+          400: errorResponse(
+            'BAD_REQUEST, INVALID_NAME, INVALID_CONFIG, INVALID_BUNDLE (the bundle failed to load; the previous ' +
+              'version keeps serving)',
+          ),
+          413: errorResponse('PAYLOAD_TOO_LARGE: the bundle is over 50 MiB'),
+          429: errorResponse('TOO_MANY_REQUESTS: no node has room to try the bundle; retry after the delay'),
+        },
       },
     },
     async (request, reply) => {
@@ -267,14 +330,18 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     },
   );
 
-  app.get('/v1/functions', { schema: { summary: 'List functions' } }, async () => {
-    const functions = await metadata.listFunctions();
-    return {
-      functions: await Promise.all(
-        functions.map(async (fn) => functionView(fn, await metadata.getVersion(fn.name, fn.currentVersion))),
-      ),
-    };
-  });
+  app.get(
+    '/v1/functions',
+    { schema: { summary: 'List functions', response: { 200: Type.Object({ functions: Type.Array(FunctionView) }) } } },
+    async () => {
+      const functions = await metadata.listFunctions();
+      return {
+        functions: await Promise.all(
+          functions.map(async (fn) => functionView(fn, await metadata.getVersion(fn.name, fn.currentVersion))),
+        ),
+      };
+    },
+  );
 
   /**
    * An invocation's log: empty when it wrote nothing (no key), null when it is missing. Agents ship logs off the
@@ -326,7 +393,13 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
 
   app.get(
     '/v1/functions/:name',
-    { schema: { summary: 'Get a function', params: FunctionNameParams } },
+    {
+      schema: {
+        summary: 'Get a function',
+        params: FunctionNameParams,
+        response: { 200: FunctionView, 404: errorResponse('NOT_FOUND: no function of that name') },
+      },
+    },
     async (request) => {
       const fn = await getFunction(request.params.name);
       return functionView(fn, await metadata.getVersion(fn.name, fn.currentVersion));
@@ -335,16 +408,35 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
 
   app.delete(
     '/v1/functions/:name',
-    { schema: { summary: 'Delete a function and its versions', params: FunctionNameParams } },
+    {
+      schema: {
+        summary: 'Delete a function and its versions',
+        params: FunctionNameParams,
+        response: {
+          204: Type.Null({ description: 'Deleted; its idle sandboxes are gone, busy ones go when they finish' }),
+          400: errorResponse('INVALID_NAME'),
+          404: errorResponse('NOT_FOUND: no function of that name'),
+        },
+      },
+    },
     async (request, reply) => {
       await deployer.remove(request.params.name);
-      return reply.code(204).send();
+      return reply.code(204).send(null);
     },
   );
 
   app.get(
     '/v1/functions/:name/versions',
-    { schema: { summary: 'List versions', params: FunctionNameParams } },
+    {
+      schema: {
+        summary: 'List versions',
+        params: FunctionNameParams,
+        response: {
+          200: Type.Object({ versions: Type.Array(VersionView) }),
+          404: errorResponse('NOT_FOUND: no function of that name'),
+        },
+      },
+    },
     async (request) => {
       const fn = await getFunction(request.params.name);
       const versions = await metadata.listVersions(fn.name);
@@ -359,6 +451,11 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         summary: 'Point the function at an existing version (roll back or forward)',
         params: FunctionNameParams,
         body: SetCurrentBody,
+        response: {
+          200: FunctionView,
+          400: errorResponse('BAD_REQUEST, INVALID_NAME'),
+          404: errorResponse('NOT_FOUND: no function of that name, or no such version'),
+        },
       },
     },
     async (request) => {
@@ -374,6 +471,11 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         summary: 'Recent invocations, newest first',
         params: FunctionNameParams,
         querystring: LimitQuery,
+        response: {
+          200: Type.Object({ invocations: Type.Array(InvocationView) }),
+          400: errorResponse('BAD_REQUEST: an unknown query parameter, or a limit out of range'),
+          404: errorResponse('NOT_FOUND: no function of that name'),
+        },
       },
     },
     async (request) => {
@@ -392,6 +494,19 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         summary: 'Logs of recent invocations (oldest first); follow=1 streams new ones as server-sent events',
         params: FunctionNameParams,
         querystring: LogsQuery,
+        response: {
+          200: {
+            description:
+              'Each log after a line `--- <createdAt> <invocationId> <status>`; with follow=1, server-sent events ' +
+              '`invocation` whose data is `{ invocationId, createdAt, status, log }`, the recent ones first',
+            content: {
+              'text/plain': { schema: Type.String() },
+              'text/event-stream': { schema: Type.String() },
+            },
+          },
+          400: errorResponse('BAD_REQUEST: an unknown query parameter, or a limit or follow out of range'),
+          404: errorResponse('NOT_FOUND: no function of that name'),
+        },
       },
     },
     async (request, reply) => {
@@ -498,7 +613,13 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
 
   app.get(
     '/v1/invocations/:id',
-    { schema: { summary: 'Get an invocation record', params: InvocationParams } },
+    {
+      schema: {
+        summary: 'Get an invocation record',
+        params: InvocationParams,
+        response: { 200: InvocationView, 404: errorResponse('NOT_FOUND: no invocation of that id') },
+      },
+    },
     async (request) => {
       const record = await metadata.getInvocation(request.params.id);
       if (record === null) throw new PlatformError('NOT_FOUND', `invocation ${request.params.id} not found`);
@@ -508,7 +629,16 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
 
   app.get(
     '/v1/invocations/:id/logs',
-    { schema: { summary: "An invocation's log (text)", params: InvocationParams } },
+    {
+      schema: {
+        summary: "An invocation's log (text)",
+        params: InvocationParams,
+        response: {
+          200: textResponse('What the invocation wrote to stdout and stderr (capped, with a truncation marker)'),
+          404: errorResponse('NOT_FOUND: no invocation of that id, or its log is not stored'),
+        },
+      },
+    },
     async (request, reply) => {
       const record = await metadata.getInvocation(request.params.id);
       if (record === null) throw new PlatformError('NOT_FOUND', `invocation ${request.params.id} not found`);
@@ -538,6 +668,24 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
           summary: 'Invoke a function synchronously; the body is the event (JSON)',
           params: FunctionNameParams,
           body: Type.Unknown(),
+          response: {
+            200: Type.Unknown({
+              description: "The handler's result, as JSON",
+              headers: invocationHeaders,
+            }),
+            400: errorResponse('BAD_REQUEST: the event is not JSON, or a query parameter'),
+            404: errorResponse('NOT_FOUND: no function of that name'),
+            413: errorResponse('PAYLOAD_TOO_LARGE: the event is over 6 MiB'),
+            429: errorResponse(
+              'TOO_MANY_REQUESTS: max instances reached, the provisioning queue full or no node with room; ' +
+                'retry after the delay (Retry-After)',
+            ),
+            502: errorResponse(
+              'FUNCTION_ERROR, FUNCTION_INIT_ERROR, FUNCTION_CRASHED, FUNCTION_OUT_OF_MEMORY: the function failed ' +
+                '(errorType, message, a trimmed stack, invocationId)',
+            ),
+            504: errorResponse('FUNCTION_TIMEOUT: the invocation ran past the function timeout'),
+          },
         },
       },
       async (request, reply) => {
@@ -548,7 +696,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
           callerGone(reply.raw),
           request.url,
         );
-        return reply.code(answer.status).headers(answer.headers).send(answer.body);
+        // The answer is JSON text already (sent as it is, whatever its status), as on the fast path.
+        return (reply as FastifyReply).code(answer.status).headers(answer.headers).send(answer.body);
       },
     );
     registered();
@@ -556,6 +705,13 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
 
   return app;
 }
+
+/** The headers of an invocation's answer, failures included (but for those refused before it ran). */
+const invocationHeaders = {
+  'x-savassan-invocation-id': { type: 'string', description: 'The id of the invocation record' },
+  'x-savassan-start': { type: 'string', enum: ['cold', 'warm'], description: 'Whether a sandbox was started for it' },
+  'x-savassan-version': { type: 'string', description: 'The version that ran' },
+};
 
 /** Resolves when `stream` can take more (it drained) or will take nothing more (it closed). */
 function drained(stream: NodeJS.WritableStream & { writableEnded: boolean }): Promise<void> {

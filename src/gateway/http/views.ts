@@ -1,8 +1,10 @@
+import type { Static } from 'typebox';
 import { reportLine } from '../../core/report.js';
 import type { FunctionRecord, FunctionVersion, InvocationRecord } from '../../core/types.js';
+import type { FunctionView, InvocationView, VersionView } from './schemas.js';
 
-/** Domain → JSON views for the HTTP API, in one place. */
-export function functionView(fn: FunctionRecord, current: FunctionVersion | null): Record<string, unknown> {
+/** Domain → JSON views for the HTTP API, in one place; their schemas are in schemas.ts. */
+export function functionView(fn: FunctionRecord, current: FunctionVersion | null): Static<typeof FunctionView> {
   return {
     name: fn.name,
     currentVersion: fn.currentVersion,
@@ -14,7 +16,7 @@ export function functionView(fn: FunctionRecord, current: FunctionVersion | null
   };
 }
 
-export function versionView(v: FunctionVersion, currentVersion: number): Record<string, unknown> {
+export function versionView(v: FunctionVersion, currentVersion: number): Static<typeof VersionView> {
   return {
     version: v.version,
     current: v.version === currentVersion,
@@ -27,6 +29,6 @@ export function versionView(v: FunctionVersion, currentVersion: number): Record<
 }
 
 /** An invocation's record, with its version's memory limit (null: the version is gone) and its REPORT line. */
-export function invocationView(r: InvocationRecord, memoryMB: number | null): Record<string, unknown> {
+export function invocationView(r: InvocationRecord, memoryMB: number | null): Static<typeof InvocationView> {
   return { ...r, createdAt: r.createdAt.toISOString(), memoryMB, report: reportLine({ ...r, memoryMB }) };
 }

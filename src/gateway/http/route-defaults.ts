@@ -1,0 +1,70 @@
+// What every route of the HTTP API gets without declaring it: a strict query string and the error answers any route
+// can give. Done once, in an `onRoute` hook, so that a new route cannot forget either.
+import type { FastifyRequest, onRouteHookHandler } from 'fastify';
+import { PlatformError } from '../../core/errors.js';
+import { publicRoutes } from './api-keys.js';
+import { NoQuery, errorResponse } from './schemas.js';
+
+/** Query parameters clients may expect from other platforms, with what to do instead, by route. */
+const notYet: Record<string, Record<string, (name: string) => string>> = {
+  'POST /v1/functions/:name/invoke': {
+    async: () =>
+      'asynchronous invocation does not exist yet; invoke without ?async and the call answers with the result',
+    version: qualifier,
+    qualifier,
+  },
+  'GET /v1/functions/:name': { version: qualifier, qualifier },
+};
+
+function qualifier(name: string): string {
+  return `invoking a version or alias by qualifier does not exist yet; use \`savassan versions ${name} --use N\` to make version N current`;
+}
+
+/**
+ * An `onRoute` hook that completes each route's schema:
+ * - a route that declares no query string takes none: it gets an empty schema that refuses any parameter (a
+ *   route's declared query schemas say `additionalProperties: false` themselves), so a misspelt or unsupported
+ *   parameter is a 400 naming it (`unknownQueryError`), not silently ignored;
+ * - its responses gain the errors every route can answer, unless it describes them itself: 400 (a query
+ *   parameter), 401 (without a valid API key, where keys are required and the route is not public), 413 (a route
+ *   that takes a body), 500 and 503 (a backend does not answer, or the server is shutting down).
+ */
+export function routeDefaults(options: { apiKeysRequired: boolean }): onRouteHookHandler {
+  return (route) => {
+    const schema = (route.schema ??= {});
+    schema.querystring ??= NoQuery;
+    const common: Record<number, unknown> = {
+      400: errorResponse('BAD_REQUEST: an unknown query parameter, or a value of the wrong type'),
+      ...(options.apiKeysRequired && !publicRoutes.has(route.url)
+        ? { 401: errorResponse('UNAUTHORIZED: no API key, or one that is not valid') }
+        : {}),
+      ...(schema.body === undefined ? {} : { 413: errorResponse('PAYLOAD_TOO_LARGE: the body is over the limit') }),
+      500: errorResponse('INTERNAL: an unexpected platform failure'),
+      503: errorResponse('UNAVAILABLE: a backend does not answer, or the server is shutting down'),
+    };
+    schema.response = { ...common, ...(schema.response as Record<number, unknown> | undefined) };
+  };
+}
+
+/**
+ * The query parameters of `request` that its route does not take, as one 400 that names each of them (and says
+ * what to do instead where a parameter asks for something that does not exist yet); null when there are none.
+ */
+export function unknownQueryError(request: FastifyRequest): PlatformError | null {
+  const declared = request.routeOptions.schema?.querystring as { properties?: Record<string, unknown> } | undefined;
+  const known = Object.keys(declared?.properties ?? {});
+  const query = (request.query ?? {}) as Record<string, unknown>;
+  const unknown = Object.keys(query).filter((parameter) => !known.includes(parameter));
+  if (unknown.length === 0) return null;
+  const route = `${request.method} ${request.routeOptions.url ?? ''}`;
+  const { name } = (request.params ?? {}) as { name?: unknown };
+  const hints = new Set(
+    unknown.flatMap((parameter) => notYet[route]?.[parameter]?.(typeof name === 'string' ? name : 'NAME') ?? []),
+  );
+  const path = route.replace(/:(\w+)/g, '{$1}');
+  const takes = known.length === 0 ? 'takes no query parameters' : `takes only ${known.join(', ')}`;
+  const message =
+    `unknown query parameter${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')} (${path} ${takes})` +
+    (hints.size === 0 ? '' : `: ${[...hints].join('. ')}`);
+  return new PlatformError('BAD_REQUEST', message, { details: { parameters: unknown } });
+}
