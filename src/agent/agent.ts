@@ -103,6 +103,12 @@ function parseKind(kind: string): Pick<FunctionConfig, 'runtime' | 'memoryMB' | 
 
 /** After a sandbox process exits, how long to wait for the rest of its channel's data (an error sent just before). */
 const socketDrainMs = 250;
+/**
+ * How long a sandbox whose guest closed its channel has to exit on its own before the Agent kills it. A guest's
+ * channel closes as it exits, a moment before its exit status reaches the Agent (later still through a monitor such
+ * as bwrap's): killing it at once would replace the status it exits with by the Agent's SIGKILL.
+ */
+export const hangUpGraceMs = 2000;
 const stderrInMessage = 2000;
 /** Messages out of turn a sandbox may send before it is killed as broken. */
 const maxUnexpectedMessages = 100;
@@ -145,6 +151,8 @@ interface Sandbox {
   exit: SandboxExit | null;
   /** Why the Agent hung up on the guest, when it broke the protocol. */
   protocolError: string | null;
+  /** The guest closed its channel and did not exit within `hangUpGraceMs`, so the Agent killed it. */
+  killedAfterHangUp: boolean;
   /** The phase waiting on this sandbox (creation or an invocation); gets messages, the exit and timeouts. */
   listener: ((event: SandboxEvent) => void) | null;
   active: ActiveInvocation | null;
@@ -187,7 +195,11 @@ function invokeOutcome(
   };
 }
 
-function describeExit(exit: SandboxExit): string {
+/** How a sandbox's process ended, as the end of a sentence whose subject is the process. */
+function describeExit(sandbox: Sandbox, exit: SandboxExit): string {
+  if (sandbox.killedAfterHangUp && exit.signal === 'SIGKILL') {
+    return `closed its channel to the agent, did not exit within ${hangUpGraceMs} ms and was killed by the agent`;
+  }
   return exit.signal !== null ? `was killed by signal ${exit.signal}` : `exited with code ${exit.code ?? 'unknown'}`;
 }
 
@@ -643,6 +655,7 @@ export class Agent implements AgentApi {
       markSocketClosed,
       exit: null,
       protocolError: null,
+      killedAfterHangUp: false,
       listener: null,
       active: null,
       pendingLog: new LogBuffer(this.logCapBytes),
@@ -783,7 +796,7 @@ export class Agent implements AgentApi {
         return reject(
           new PlatformError(
             'INTERNAL',
-            `sandbox process ${describeExit(event.exit)} before saying hello to the agent${why}${stderrSuffix(event.exit)}`,
+            `sandbox process ${describeExit(sandbox, event.exit)} before saying hello to the agent${why}${stderrSuffix(event.exit)}`,
           ),
         );
       }
@@ -811,7 +824,7 @@ export class Agent implements AgentApi {
           const oom = hits.memory || isOutOfMemory(exit);
           const message = oom
             ? `function init failed: ${outOfMemoryMessage(spec.config.memoryMB)}`
-            : `function init failed: the process ${describeExit(exit)} during init${why}${limitSuffix(hits, this.limits)}`;
+            : `function init failed: the process ${describeExit(sandbox, exit)} during init${why}${limitSuffix(hits, this.limits)}`;
           reject(
             new PlatformError('FUNCTION_INIT_ERROR', `${message}${stderrSuffix(exit)}`, {
               details: { errorType: oom ? 'Runtime.OutOfMemory' : 'Runtime.ExitError' },
@@ -868,12 +881,29 @@ export class Agent implements AgentApi {
     socket.on('error', (err) => this.logger.debug({ err, instanceId: sandbox.instanceId }, 'sandbox channel error'));
     socket.on('close', () => {
       sandbox.markSocketClosed();
-      if (sandbox.exit === null && sandbox.state !== 'stopping') {
-        // The guest hung up but lives on: it is of no use any more.
-        this.logger.warn({ instanceId: sandbox.instanceId }, 'sandbox closed its channel; killing it');
-        void this.killProcess(sandbox);
-      }
+      if (sandbox.exit === null && sandbox.state !== 'stopping') void this.afterHangUp(sandbox);
     });
+  }
+
+  /**
+   * The guest closed its channel: it is exiting, or it hung up and lives on, of no use any more. It gets
+   * `hangUpGraceMs` to exit, so that its own exit status is what the Agent reports; then it is killed.
+   */
+  private async afterHangUp(sandbox: Sandbox): Promise<void> {
+    const proc = sandbox.proc;
+    if (proc === null) return;
+    let timer: NodeJS.Timeout | undefined;
+    const exited = await Promise.race([
+      proc.exited.then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), hangUpGraceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (exited || sandbox.state === 'stopping') return;
+    sandbox.killedAfterHangUp = true;
+    this.logger.warn({ instanceId: sandbox.instanceId }, 'sandbox closed its channel and did not exit; killing it');
+    await this.killProcess(sandbox);
   }
 
   private onMessage(sandbox: Sandbox, message: GuestMessage): void {
@@ -1128,7 +1158,7 @@ export class Agent implements AgentApi {
         } else if (sandbox.state === 'stopping') {
           message = 'the sandbox was destroyed during the invocation';
         } else {
-          message = `process ${describeExit(exit)} during the invocation${limits}`;
+          message = `process ${describeExit(sandbox, exit)} during the invocation${limits}`;
         }
         log.note(message);
         const excerpt = stderrExcerpt(exit);

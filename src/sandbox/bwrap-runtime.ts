@@ -84,6 +84,13 @@ const rootWrapperScript = [
   'exec -c /usr/bin/setpriv --reuid "$1" --regid "$1" --clear-groups --inh-caps=-all -- "${@:2}" </dev/null',
 ].join('; ');
 
+/**
+ * How the wrappers' bash is started: `--norc`, because bash runs `~/.bashrc` even for `-c` when its stdin is a socket
+ * (it takes that for rshd), and the wrapper's stdin is the pipe (a socket pair) the Agent says go on. That would run
+ * the Agent user's (root's) start-up file in every wrapper and mix its output into the sandbox's stderr.
+ */
+const bashOptions = ['--norc', '--noprofile', '-c'];
+
 export interface BwrapArgsInput {
   binary: string;
   guestDir: string;
@@ -310,6 +317,7 @@ export class BwrapRuntime implements SandboxRuntime {
         cgroup,
         tmpPath: () => Promise.resolve(sandboxPid === null ? null : `/proc/${sandboxPid}/root/tmp`),
         release: () => netns?.release() ?? Promise.resolve(),
+        monitor: true,
       });
       await this.start(child, cgroup, proc);
       return proc;
@@ -343,7 +351,7 @@ export class BwrapRuntime implements SandboxRuntime {
       '--propagation',
       'private',
       '/bin/bash',
-      '-c',
+      ...bashOptions,
       rootWrapperScript,
       openFiles,
       String(user),
@@ -352,7 +360,7 @@ export class BwrapRuntime implements SandboxRuntime {
     ];
     const [entry, entryArgs] =
       user === null
-        ? ['/bin/bash', ['-c', wrapperScript, openFiles, this.bwrapPath, ...args]]
+        ? ['/bin/bash', [...bashOptions, wrapperScript, openFiles, this.bwrapPath, ...args]]
         : netns === null
           ? ['/usr/bin/unshare', rootWrapper]
           : inNetns(netns.path, '/usr/bin/unshare', rootWrapper);

@@ -357,6 +357,7 @@ export class RuncRuntime implements SandboxRuntime {
           return pid === null ? null : `/proc/${pid}/root/tmp`;
         },
         terminate: () => this.runc(['kill', '--all', id, 'KILL']),
+        monitor: true,
         release: async () => {
           await this.runc(['delete', '--force', id]);
           await rm(bundle, { recursive: true, force: true });
