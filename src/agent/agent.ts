@@ -855,6 +855,7 @@ export class Agent implements AgentApi {
       functionVersion: spec.version,
       memoryMB: spec.config.memoryMB,
       timeoutMs: spec.config.timeoutSeconds * 1000,
+      offline: !spec.config.network && this.runtime.capabilities.network.enforced,
     });
     return initialised;
   }

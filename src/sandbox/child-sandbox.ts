@@ -32,7 +32,7 @@ export interface ChildSandboxOptions {
 }
 
 /** The signal a monitor's exit code of 128 + N stands for, or null. */
-export function signalOfMonitorCode(code: number | null): NodeJS.Signals | null {
+function signalOfMonitorCode(code: number | null): NodeJS.Signals | null {
   if (code === null || code <= 128) return null;
   const number = code - 128;
   const entry = Object.entries(constants.signals).find(([, value]) => value === number);
