@@ -14,7 +14,7 @@ import type {
   SandboxSpec,
 } from '../core/ports/agent-api.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
-import { compileFunctionConfig, maxEventBytes, type FunctionConfig } from '../core/function-config.js';
+import { compileFunctionConfig, maxEventBytes, startupEnv, type FunctionConfig } from '../core/function-config.js';
 import type {
   Enforcement,
   LimitHits,
@@ -92,6 +92,14 @@ export function defaultStemCells(enabled: boolean): Partial<StemCellOptions> | f
 export function sandboxKind(config: Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network' | 'allowNet'>): string {
   const allow = config.network && config.allowNet.length > 0 ? ` allow=${config.allowNet.join(',')}` : '';
   return `${config.runtime}/${config.memoryMB}MB/${config.network ? 'net' : 'nonet'}${allow}`;
+}
+
+/**
+ * Whether a function's sandboxes may be stem cells: not when its env holds variables Node reads only as it starts
+ * (`startupEnv`), which a stem cell, started before anyone knew its function, did not have.
+ */
+function usesStemCells(spec: SandboxSpec): boolean {
+  return Object.keys(startupEnv(spec.config)).length === 0;
 }
 
 function parseKind(kind: string): Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network' | 'allowNet'> {
@@ -337,7 +345,7 @@ export class Agent implements AgentApi {
     // Charged now, before any await, so that concurrent creations see each other; unless a stem cell of the kind is
     // ready, which holds its own charge (if another creation takes it first, the launch is charged then).
     let chargedMB = 0;
-    if (!(this.stemCells?.hasIdle(sandboxKind(spec.config)) ?? false)) {
+    if (!(usesStemCells(spec) && (this.stemCells?.hasIdle(sandboxKind(spec.config)) ?? false))) {
       const refused = this.charge(spec.config.memoryMB, true);
       if (refused !== null) return Promise.reject(refused);
       chargedMB = spec.config.memoryMB;
@@ -571,14 +579,17 @@ export class Agent implements AgentApi {
   private async createFrom(spec: SandboxSpec, codeDir: string, takeCharge: () => number): Promise<InstanceRef> {
     const started = performance.now();
     const kind = sandboxKind(spec.config);
-    let stem = this.stemCells?.take(kind) ?? null;
+    // A function with start-up variables gets them at launch, its code in place already: no stem cell had them.
+    const env = startupEnv(spec.config);
+    const start = Object.keys(env).length === 0 ? undefined : { env, codeDir };
+    let stem = start === undefined ? (this.stemCells?.take(kind) ?? null) : null;
     if (stem !== null && (stem.exit !== null || stem.state !== 'stem')) {
       // It died a moment ago and its exit is still being handled: start a fresh one instead.
       this.stemCells?.forget(stem);
       void this.destroySandbox(stem.instanceId);
       stem = null;
     }
-    const sandbox = stem ?? (await this.prepare(kind, takeCharge(), true));
+    const sandbox = stem ?? (await this.prepare(kind, takeCharge(), true, start));
     const log = this.logger.child({
       instanceId: sandbox.instanceId,
       functionName: spec.functionName,
@@ -589,7 +600,7 @@ export class Agent implements AgentApi {
       sandbox.fromStemCell = stem !== null;
       sandbox.state = 'starting';
       if (sandbox.frozen !== null) await this.thawForUse(sandbox);
-      await placeCode(codeDir, sandbox.taskDir);
+      if (start === undefined) await placeCode(codeDir, sandbox.taskDir);
       await this.initialise(sandbox, spec);
       if (sandbox.state !== 'starting') throw this.closedError();
       sandbox.initMs = round(performance.now() - started);
@@ -618,9 +629,16 @@ export class Agent implements AgentApi {
   /**
    * Launch a generic sandbox of a kind and wait for its guest to connect: a stem cell, not yet any function's.
    * `chargedMB`: its memory, already charged against the budget by the caller; otherwise (0) it is charged here,
-   * discarding idle stem cells to make room when `evict` (a function's sandbox, not another stem cell).
+   * discarding idle stem cells to make room when `evict` (a function's sandbox, not another stem cell). With `start`,
+   * the sandbox is one function's from the outset: its code is placed before launch and `start.env` (its start-up
+   * variables) is in the guest's environment from the start.
    */
-  private async prepare(kind: string, chargedMB = 0, evict = false): Promise<Sandbox> {
+  private async prepare(
+    kind: string,
+    chargedMB = 0,
+    evict = false,
+    start?: { env: Record<string, string>; codeDir: string },
+  ): Promise<Sandbox> {
     const { runtime, memoryMB, network, allowNet } = parseKind(kind);
     if (this.closing !== null) {
       this.uncharge(chargedMB);
@@ -670,6 +688,7 @@ export class Agent implements AgentApi {
       await this.makeDirs(sandbox);
       // The memory of discarded stem cells is free only once they are gone (the node's cgroup is limited to it).
       if (this.evictions.size > 0) await Promise.all(this.evictions);
+      if (start !== undefined) await placeCode(start.codeDir, sandbox.taskDir);
       sandbox.launching = this.runtime.launch({
         instanceId,
         taskDir: sandbox.taskDir,
@@ -678,13 +697,14 @@ export class Agent implements AgentApi {
         network,
         allowNet,
         limits: { ...this.limits, memoryMB },
+        env: start?.env,
       });
       const proc = await sandbox.launching;
       sandbox.proc = proc;
       this.attach(sandbox, proc.channel);
       void proc.exited.then((exit) => this.onExit(sandbox, exit));
       if (sandbox.state !== 'starting') throw this.closedError();
-      await this.awaitHello(sandbox);
+      await this.awaitHello(sandbox, start === undefined ? [] : Object.keys(start.env));
       if (sandbox.state !== 'starting') throw this.closedError();
       sandbox.state = 'stem';
       sandbox.idleSince = Date.now();
@@ -782,8 +802,12 @@ export class Agent implements AgentApi {
     });
   }
 
-  /** Wait for the guest's hello, within initTimeoutMs. */
-  private awaitHello(sandbox: Sandbox): Promise<void> {
+  /**
+   * Wait for the guest's hello, within initTimeoutMs. A sandbox started with a function's start-up variables
+   * (`startupVariables`, their names) that dies first failed because of them (a NODE_OPTIONS preload that throws, say):
+   * that is the function's init error.
+   */
+  private awaitHello(sandbox: Sandbox, startupVariables: string[]): Promise<void> {
     const timeoutMs = this.initTimeoutMs;
     return this.phase<void>(sandbox, timeoutMs, (event, resolve, reject) => {
       if (event.kind === 'timeout') {
@@ -793,6 +817,14 @@ export class Agent implements AgentApi {
       }
       if (event.kind === 'exit') {
         const why = sandbox.protocolError === null ? '' : ` after a protocol error (${sandbox.protocolError})`;
+        if (startupVariables.length > 0 && sandbox.protocolError === null) {
+          const message =
+            `function init failed: the process ${describeExit(sandbox, event.exit)} as Node started with the ` +
+            `function's ${startupVariables.join(', ')}${stderrSuffix(event.exit)}`;
+          return reject(
+            new PlatformError('FUNCTION_INIT_ERROR', message, { details: { errorType: 'Runtime.ExitError' } }),
+          );
+        }
         return reject(
           new PlatformError(
             'INTERNAL',

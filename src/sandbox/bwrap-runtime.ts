@@ -99,6 +99,8 @@ export interface BwrapArgsInput {
   libraries: string[];
   limits: SandboxLimits;
   heapMB: number;
+  /** The function's start-up variables (`SandboxLaunchSpec.env`). */
+  env?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -130,6 +132,7 @@ export function bwrapArgs(input: BwrapArgsInput): string[] {
     '--clearenv',
   ];
   const env: Record<string, string> = {
+    ...input.env,
     PATH: '/usr/bin',
     HOME: '/tmp',
     TMPDIR: '/tmp',
@@ -306,6 +309,7 @@ export class BwrapRuntime implements SandboxRuntime {
         libraries,
         limits: spec.limits,
         heapMB: heapLimitMB(spec.limits.memoryMB, cgroup !== null),
+        env: spec.env,
       });
       const child = await this.spawnWrapper(args, spec, user, netns);
       const childPid = readChildPid(child);

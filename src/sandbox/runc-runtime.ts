@@ -103,6 +103,7 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
       user: { uid: input.uid, gid: input.uid },
       args: [guestPaths.node, `--max-old-space-size=${input.heapMB}`, `${guestPaths.guest}/${guestShimPath}`],
       env: [
+        ...Object.entries(spec.env ?? {}).map(([name, value]) => `${name}=${value}`),
         'PATH=/usr/bin',
         'HOME=/tmp',
         'TMPDIR=/tmp',
