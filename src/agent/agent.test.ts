@@ -613,6 +613,54 @@ describe('Agent with the process runtime', () => {
     assert.equal(budgeted.budgetUsage()?.usedMemoryMB, 0, 'every charge is released');
   });
 
+  it('starts a function whose env holds start-up variables with them and its code in place, not from a stem cell', async () => {
+    const env = {
+      NODE_OPTIONS: '--stack-trace-limit=7',
+      NODE_PATH: 'lib',
+      NODE_EXTRA_CA_CERTS: 'certs/ca.pem',
+      TZ: 'Asia/Seoul',
+    };
+    const spec = await deploy('startup-env', { env, memoryMB: 128 });
+    const plain = await deploy('startup-env', { env: { TZ: 'Asia/Seoul' }, memoryMB: 128 });
+    const kind = sandboxKind(spec.config);
+    assert.equal(kind, sandboxKind(plain.config));
+    const stemAgent = new Agent({
+      nodeId: 'startup',
+      runtime: new ProcessRuntime(),
+      blobStore: blobs,
+      workDir: join(root, 'startup'),
+      stemCells: { baseKinds: [kind], maxPerKind: 1, maxTotal: 1 },
+    });
+    agents.push(stemAgent);
+    await eventually(() => Promise.resolve(stemAgent.stemCellStats().idle === 1), 'the stem cell');
+
+    const ref = await stemAgent.createSandbox(spec);
+    assert.equal(stemAgent.stemCellStats().idle, 1, 'the stem cell is left for functions it suits');
+    assert.deepEqual(payload(await invoke(ref.instanceId, {}, 5000, stemAgent)), {
+      stackTraceLimit: 7,
+      nodePath: 'found through NODE_PATH',
+      tls: 'trusted',
+      epoch: 'Thu Jan 01 1970 09:00:00 GMT+0900 (Korean Standard Time)',
+    });
+    // Without them, the same code in a stem cell: TZ applies when set, the start-up variables could not have.
+    const other = await stemAgent.createSandbox(plain);
+    const body = payload(await invoke(other.instanceId, {}, 5000, stemAgent));
+    assert.equal(body['nodePath'], 'MODULE_NOT_FOUND');
+    assert.equal(body['tls'], 'DEPTH_ZERO_SELF_SIGNED_CERT');
+    assert.equal(body['epoch'], 'Thu Jan 01 1970 09:00:00 GMT+0900 (Korean Standard Time)');
+
+    const preload = await deploy('startup-env', { env: { NODE_OPTIONS: '--require ./missing.js' } });
+    await assert.rejects(stemAgent.createSandbox(preload), (err: unknown) => {
+      assert.ok(isPlatformError(err, 'FUNCTION_INIT_ERROR'), String(err));
+      assert.match(
+        err.message,
+        /function init failed: the process exited with code 1 as Node started with the function's NODE_OPTIONS; stderr: .*Cannot find module '\.\/missing\.js'/s,
+      );
+      return true;
+    });
+    await stemAgent.close();
+  });
+
   it('specialises stem cells: a cold start takes a pre-started sandbox of its kind, refilled in the background', async () => {
     const spec = await deploy('echo', { env: { GREETING: 'stem' }, memoryMB: 128 });
     const kind = sandboxKind(spec.config);

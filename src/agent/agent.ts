@@ -14,7 +14,7 @@ import type {
   SandboxSpec,
 } from '../core/ports/agent-api.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
-import { compileFunctionConfig, maxEventBytes, type FunctionConfig } from '../core/function-config.js';
+import { compileFunctionConfig, maxEventBytes, startupEnv, type FunctionConfig } from '../core/function-config.js';
 import type {
   Enforcement,
   LimitHits,
@@ -91,6 +91,14 @@ export function sandboxKind(config: Pick<FunctionConfig, 'runtime' | 'memoryMB' 
   return `${config.runtime}/${config.memoryMB}MB/${config.network ? 'net' : 'nonet'}${allow}`;
 }
 
+/**
+ * Whether a function's sandboxes may be stem cells: not when its env holds variables Node reads only as it starts
+ * (`startupEnv`), which a stem cell, started before anyone knew its function, did not have.
+ */
+function usesStemCells(spec: SandboxSpec): boolean {
+  return Object.keys(startupEnv(spec.config)).length === 0;
+}
+
 function parseKind(kind: string): Pick<FunctionConfig, 'runtime' | 'memoryMB' | 'network' | 'allowNet'> {
   const [base = '', allow = ''] = kind.split(' allow=');
   const [runtime = '', memory = '', network = ''] = base.split('/');
@@ -100,6 +108,12 @@ function parseKind(kind: string): Pick<FunctionConfig, 'runtime' | 'memoryMB' | 
 
 /** After a sandbox process exits, how long to wait for the rest of its channel's data (an error sent just before). */
 const socketDrainMs = 250;
+/**
+ * How long a sandbox whose guest closed its channel has to exit on its own before the Agent kills it. A guest's
+ * channel closes as it exits, a moment before its exit status reaches the Agent (later still through a monitor such
+ * as bwrap's): killing it at once would replace the status it exits with by the Agent's SIGKILL.
+ */
+export const hangUpGraceMs = 2000;
 const stderrInMessage = 2000;
 /** Messages out of turn a sandbox may send before it is killed as broken. */
 const maxUnexpectedMessages = 100;
@@ -142,6 +156,8 @@ interface Sandbox {
   exit: SandboxExit | null;
   /** Why the Agent hung up on the guest, when it broke the protocol. */
   protocolError: string | null;
+  /** The guest closed its channel and did not exit within `hangUpGraceMs`, so the Agent killed it. */
+  killedAfterHangUp: boolean;
   /** The phase waiting on this sandbox (creation or an invocation); gets messages, the exit and timeouts. */
   listener: ((event: SandboxEvent) => void) | null;
   active: ActiveInvocation | null;
@@ -184,7 +200,11 @@ function invokeOutcome(
   };
 }
 
-function describeExit(exit: SandboxExit): string {
+/** How a sandbox's process ended, as the end of a sentence whose subject is the process. */
+function describeExit(sandbox: Sandbox, exit: SandboxExit): string {
+  if (sandbox.killedAfterHangUp && exit.signal === 'SIGKILL') {
+    return `closed its channel to the agent, did not exit within ${hangUpGraceMs} ms and was killed by the agent`;
+  }
   return exit.signal !== null ? `was killed by signal ${exit.signal}` : `exited with code ${exit.code ?? 'unknown'}`;
 }
 
@@ -322,7 +342,7 @@ export class Agent implements AgentApi {
     // Charged now, before any await, so that concurrent creations see each other; unless a stem cell of the kind is
     // ready, which holds its own charge (if another creation takes it first, the launch is charged then).
     let chargedMB = 0;
-    if (!(this.stemCells?.hasIdle(sandboxKind(spec.config)) ?? false)) {
+    if (!(usesStemCells(spec) && (this.stemCells?.hasIdle(sandboxKind(spec.config)) ?? false))) {
       const refused = this.charge(spec.config.memoryMB, true);
       if (refused !== null) return Promise.reject(refused);
       chargedMB = spec.config.memoryMB;
@@ -556,14 +576,17 @@ export class Agent implements AgentApi {
   private async createFrom(spec: SandboxSpec, codeDir: string, takeCharge: () => number): Promise<InstanceRef> {
     const started = performance.now();
     const kind = sandboxKind(spec.config);
-    let stem = this.stemCells?.take(kind) ?? null;
+    // A function with start-up variables gets them at launch, its code in place already: no stem cell had them.
+    const env = startupEnv(spec.config);
+    const start = Object.keys(env).length === 0 ? undefined : { env, codeDir };
+    let stem = start === undefined ? (this.stemCells?.take(kind) ?? null) : null;
     if (stem !== null && (stem.exit !== null || stem.state !== 'stem')) {
       // It died a moment ago and its exit is still being handled: start a fresh one instead.
       this.stemCells?.forget(stem);
       void this.destroySandbox(stem.instanceId);
       stem = null;
     }
-    const sandbox = stem ?? (await this.prepare(kind, takeCharge(), true));
+    const sandbox = stem ?? (await this.prepare(kind, takeCharge(), true, start));
     const log = this.logger.child({
       instanceId: sandbox.instanceId,
       functionName: spec.functionName,
@@ -574,7 +597,7 @@ export class Agent implements AgentApi {
       sandbox.fromStemCell = stem !== null;
       sandbox.state = 'starting';
       if (sandbox.frozen !== null) await this.thawForUse(sandbox);
-      await placeCode(codeDir, sandbox.taskDir);
+      if (start === undefined) await placeCode(codeDir, sandbox.taskDir);
       await this.initialise(sandbox, spec);
       if (sandbox.state !== 'starting') throw this.closedError();
       sandbox.initMs = round(performance.now() - started);
@@ -603,9 +626,16 @@ export class Agent implements AgentApi {
   /**
    * Launch a generic sandbox of a kind and wait for its guest to connect: a stem cell, not yet any function's.
    * `chargedMB`: its memory, already charged against the budget by the caller; otherwise (0) it is charged here,
-   * discarding idle stem cells to make room when `evict` (a function's sandbox, not another stem cell).
+   * discarding idle stem cells to make room when `evict` (a function's sandbox, not another stem cell). With `start`,
+   * the sandbox is one function's from the outset: its code is placed before launch and `start.env` (its start-up
+   * variables) is in the guest's environment from the start.
    */
-  private async prepare(kind: string, chargedMB = 0, evict = false): Promise<Sandbox> {
+  private async prepare(
+    kind: string,
+    chargedMB = 0,
+    evict = false,
+    start?: { env: Record<string, string>; codeDir: string },
+  ): Promise<Sandbox> {
     const { runtime, memoryMB, network, allowNet } = parseKind(kind);
     if (this.closing !== null) {
       this.uncharge(chargedMB);
@@ -640,6 +670,7 @@ export class Agent implements AgentApi {
       markSocketClosed,
       exit: null,
       protocolError: null,
+      killedAfterHangUp: false,
       listener: null,
       active: null,
       pendingLog: new LogBuffer(this.logCapBytes),
@@ -654,6 +685,7 @@ export class Agent implements AgentApi {
       await this.makeDirs(sandbox);
       // The memory of discarded stem cells is free only once they are gone (the node's cgroup is limited to it).
       if (this.evictions.size > 0) await Promise.all(this.evictions);
+      if (start !== undefined) await placeCode(start.codeDir, sandbox.taskDir);
       // Destroyed while its directories were made (the Agent is closing): launch nothing that nobody would kill.
       if (sandbox.state !== 'starting') throw this.closedError();
       sandbox.launching = this.runtime.launch({
@@ -664,13 +696,14 @@ export class Agent implements AgentApi {
         network,
         allowNet,
         limits: { ...this.limits, memoryMB },
+        env: start?.env,
       });
       const proc = await sandbox.launching;
       sandbox.proc = proc;
       this.attach(sandbox, proc.channel);
       void proc.exited.then((exit) => this.onExit(sandbox, exit));
       if (sandbox.state !== 'starting') throw this.closedError();
-      await this.awaitHello(sandbox);
+      await this.awaitHello(sandbox, start === undefined ? [] : Object.keys(start.env));
       if (sandbox.state !== 'starting') throw this.closedError();
       sandbox.state = 'stem';
       sandbox.idleSince = Date.now();
@@ -770,8 +803,12 @@ export class Agent implements AgentApi {
     });
   }
 
-  /** Wait for the guest's hello, within initTimeoutMs. */
-  private awaitHello(sandbox: Sandbox): Promise<void> {
+  /**
+   * Wait for the guest's hello, within initTimeoutMs. A sandbox started with a function's start-up variables
+   * (`startupVariables`, their names) that dies first failed because of them (a NODE_OPTIONS preload that throws, say):
+   * that is the function's init error.
+   */
+  private awaitHello(sandbox: Sandbox, startupVariables: string[]): Promise<void> {
     const timeoutMs = this.initTimeoutMs;
     return this.phase<void>(sandbox, timeoutMs, (event, resolve, reject) => {
       if (event.kind === 'timeout') {
@@ -781,10 +818,18 @@ export class Agent implements AgentApi {
       }
       if (event.kind === 'exit') {
         const why = sandbox.protocolError === null ? '' : ` after a protocol error (${sandbox.protocolError})`;
+        if (startupVariables.length > 0 && sandbox.protocolError === null) {
+          const message =
+            `function init failed: the process ${describeExit(sandbox, event.exit)} as Node started with the ` +
+            `function's ${startupVariables.join(', ')}${stderrSuffix(event.exit)}`;
+          return reject(
+            new PlatformError('FUNCTION_INIT_ERROR', message, { details: { errorType: 'Runtime.ExitError' } }),
+          );
+        }
         return reject(
           new PlatformError(
             'INTERNAL',
-            `sandbox process ${describeExit(event.exit)} before saying hello to the agent${why}${stderrSuffix(event.exit)}`,
+            `sandbox process ${describeExit(sandbox, event.exit)} before saying hello to the agent${why}${stderrSuffix(event.exit)}`,
           ),
         );
       }
@@ -812,7 +857,7 @@ export class Agent implements AgentApi {
           const oom = hits.memory || isOutOfMemory(exit);
           const message = oom
             ? `function init failed: ${outOfMemoryMessage(spec.config.memoryMB)}`
-            : `function init failed: the process ${describeExit(exit)} during init${why}${limitSuffix(hits, this.limits)}`;
+            : `function init failed: the process ${describeExit(sandbox, exit)} during init${why}${limitSuffix(hits, this.limits)}`;
           reject(
             new PlatformError('FUNCTION_INIT_ERROR', `${message}${stderrSuffix(exit)}`, {
               details: { errorType: oom ? 'Runtime.OutOfMemory' : 'Runtime.ExitError' },
@@ -843,6 +888,7 @@ export class Agent implements AgentApi {
       functionVersion: spec.version,
       memoryMB: spec.config.memoryMB,
       timeoutMs: spec.config.timeoutSeconds * 1000,
+      offline: !spec.config.network && this.runtime.capabilities.network.enforced,
     });
     return initialised;
   }
@@ -869,12 +915,29 @@ export class Agent implements AgentApi {
     socket.on('error', (err) => this.logger.debug({ err, instanceId: sandbox.instanceId }, 'sandbox channel error'));
     socket.on('close', () => {
       sandbox.markSocketClosed();
-      if (sandbox.exit === null && sandbox.state !== 'stopping') {
-        // The guest hung up but lives on: it is of no use any more.
-        this.logger.warn({ instanceId: sandbox.instanceId }, 'sandbox closed its channel; killing it');
-        void this.killProcess(sandbox);
-      }
+      if (sandbox.exit === null && sandbox.state !== 'stopping') void this.afterHangUp(sandbox);
     });
+  }
+
+  /**
+   * The guest closed its channel: it is exiting, or it hung up and lives on, of no use any more. It gets
+   * `hangUpGraceMs` to exit, so that its own exit status is what the Agent reports; then it is killed.
+   */
+  private async afterHangUp(sandbox: Sandbox): Promise<void> {
+    const proc = sandbox.proc;
+    if (proc === null) return;
+    let timer: NodeJS.Timeout | undefined;
+    const exited = await Promise.race([
+      proc.exited.then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), hangUpGraceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (exited || sandbox.state === 'stopping') return;
+    sandbox.killedAfterHangUp = true;
+    this.logger.warn({ instanceId: sandbox.instanceId }, 'sandbox closed its channel and did not exit; killing it');
+    await this.killProcess(sandbox);
   }
 
   private onMessage(sandbox: Sandbox, message: GuestMessage): void {
@@ -1129,7 +1192,7 @@ export class Agent implements AgentApi {
         } else if (sandbox.state === 'stopping') {
           message = 'the sandbox was destroyed during the invocation';
         } else {
-          message = `process ${describeExit(exit)} during the invocation${limits}`;
+          message = `process ${describeExit(sandbox, exit)} during the invocation${limits}`;
         }
         log.note(message);
         const excerpt = stderrExcerpt(exit);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { PlatformError } from './errors.js';
-import { compileFunctionConfig, functionLimits, validateFunctionName } from './function-config.js';
+import { compileFunctionConfig, functionLimits, startupEnv, validateFunctionName } from './function-config.js';
 
 const rejects = (fn: () => unknown, pattern: RegExp) =>
   assert.throws(fn, (err: unknown) => err instanceof PlatformError && pattern.test(err.message));
@@ -67,6 +67,40 @@ it('rejects bad values with messages naming the field', () => {
   rejects(() => compileFunctionConfig({ env: { 'A-B': 'x' } }), /not valid/);
   rejects(() => compileFunctionConfig({ env: { SAVASSAN_SOCKET: 'x' } }), /reserved/);
   rejects(() => compileFunctionConfig({ env: { BIG: 'x'.repeat(5000) } }), /over the 4096-byte limit/);
+});
+
+it('takes NODE_OPTIONS that Node takes there, and says why it refuses the rest', () => {
+  for (const options of [
+    '--enable-source-maps --stack-trace-limit=50',
+    '--stack_trace_limit=7 -r ./setup.js --no-inspect',
+    '--require "./with space.js" --title=fn',
+    '',
+  ]) {
+    assert.equal(compileFunctionConfig({ env: { NODE_OPTIONS: options } }).env['NODE_OPTIONS'], options);
+  }
+  for (const inspect of ['--inspect', '--inspect-brk=0.0.0.0:9229', '--inspect_port=1234', '--debug-port=1']) {
+    rejects(
+      () => compileFunctionConfig({ env: { NODE_OPTIONS: `--enable-source-maps ${inspect}` } }),
+      /NODE_OPTIONS may not hold (--inspect|--debug-port)\S*: it opens the inspector/,
+    );
+  }
+  rejects(
+    () => compileFunctionConfig({ env: { NODE_OPTIONS: '--max-old-space-size=4096' } }),
+    /--max-old-space-size: the platform sizes the V8 heap from the function's memoryMB/,
+  );
+  rejects(
+    () => compileFunctionConfig({ env: { NODE_OPTIONS: '--experimental-permission --allow-fs-read=*' } }),
+    /--experimental-permission: Node's permission model/,
+  );
+  rejects(() => compileFunctionConfig({ env: { NODE_OPTIONS: '--expose-internals' } }), /Node does not take it there/);
+  rejects(() => compileFunctionConfig({ env: { NODE_OPTIONS: 'setup.js' } }), /"setup.js", which is not an option/);
+  rejects(() => compileFunctionConfig({ env: { NODE_OPTIONS: '-r "./x.js' } }), /unterminated quoted string/);
+});
+
+it('picks the variables Node reads as it starts out of the env', () => {
+  const config = compileFunctionConfig({ env: { TZ: 'Asia/Seoul', NODE_PATH: 'lib', UV_THREADPOOL_SIZE: '8' } });
+  assert.deepEqual(startupEnv(config), { NODE_PATH: 'lib', UV_THREADPOOL_SIZE: '8' });
+  assert.deepEqual(startupEnv(compileFunctionConfig({ env: { TZ: 'Asia/Seoul' } })), {});
 });
 
 it('validates function names', () => {

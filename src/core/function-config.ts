@@ -50,7 +50,114 @@ export const defaultRuntime = 'nodejs20';
 const namePattern = /^[a-z][a-z0-9-]{0,62}$/;
 const handlerPattern = /^[A-Za-z0-9_\-/]+(?:\.[A-Za-z0-9_-]+)*\.[A-Za-z_$][A-Za-z0-9_$]*$/;
 const envKeyPattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const reservedEnvPrefixes = ['SAVASSAN_', 'AWS_LAMBDA_', 'NODE_OPTIONS'];
+const reservedEnvPrefixes = ['SAVASSAN_', 'AWS_LAMBDA_'];
+
+/**
+ * Variables Node reads only as it starts, or once when first needed, which a pre-started sandbox (a stem cell) has
+ * done before it knows its function. A function whose env holds one of them gets a sandbox started for it, its code
+ * in place and these variables in its environment from the start, rather than a stem cell; other variables are set
+ * when the function is loaded. (`TZ` is not here: Node applies a new `process.env.TZ` at once.)
+ */
+export const startupEnvVariables: readonly string[] = [
+  'NODE_OPTIONS',
+  'NODE_EXTRA_CA_CERTS',
+  'NODE_PATH',
+  'NODE_ICU_DATA',
+  'NODE_NO_WARNINGS',
+  'NODE_PENDING_DEPRECATION',
+  'NODE_PRESERVE_SYMLINKS',
+  'NODE_REDIRECT_WARNINGS',
+  'NODE_V8_COVERAGE',
+  'NODE_DEBUG',
+  'NODE_DEBUG_NATIVE',
+  'NODE_COMPILE_CACHE',
+  'NODE_USE_ENV_PROXY',
+  'NODE_USE_SYSTEM_CA',
+  'OPENSSL_CONF',
+  'SSL_CERT_DIR',
+  'SSL_CERT_FILE',
+  'UV_THREADPOOL_SIZE',
+  'UV_USE_IO_URING',
+];
+
+/** The start-up variables (`startupEnvVariables`) of a function's env; empty for most functions. */
+export function startupEnv(config: Pick<FunctionConfig, 'env'>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of startupEnvVariables) {
+    const value = config.env[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+/** Node options a function may not set in NODE_OPTIONS, and why. */
+const refusedNodeOptions: { pattern: RegExp; reason: string }[] = [
+  {
+    pattern: /^--(?:inspect|debug-port)/,
+    reason: 'it opens the inspector, whose port lets whoever reaches it run any code in the sandbox',
+  },
+  {
+    pattern: /^--max-(?:old|semi)-space-size$/,
+    reason: "the platform sizes the V8 heap from the function's memoryMB: deploy with a different memoryMB instead",
+  },
+  {
+    pattern: /^--(?:experimental-permission|permission|allow-)/,
+    reason: "Node's permission model would confine the platform's guest code too; the sandbox confines the function",
+  },
+];
+
+/** Split NODE_OPTIONS as Node does: on spaces outside double quotes, a backslash escaping a character in quotes. */
+function splitNodeOptions(text: string): string[] {
+  const words: string[] = [];
+  let word: string | null = null;
+  let quoted = false;
+  for (let at = 0; at < text.length; at += 1) {
+    let char = text.charAt(at);
+    if (quoted && char === '\\' && at + 1 < text.length) {
+      at += 1;
+      char = text.charAt(at);
+    } else if (char === '"') {
+      quoted = !quoted;
+      word ??= '';
+      continue;
+    } else if (!quoted && /\s/.test(char)) {
+      if (word !== null) words.push(word);
+      word = null;
+      continue;
+    }
+    word = (word ?? '') + char;
+  }
+  if (quoted) throw new PlatformError('INVALID_CONFIG', 'NODE_OPTIONS has an unterminated quoted string');
+  if (word !== null) words.push(word);
+  return words;
+}
+
+/**
+ * Check NODE_OPTIONS: each option one Node accepts there (`process.allowedNodeEnvironmentFlags`), none of
+ * `refusedNodeOptions`; a word that is not an option is the value of the one before it (`-r ./setup.js`).
+ */
+function validateNodeOptions(text: string): void {
+  let afterOption = false;
+  for (const word of splitNodeOptions(text)) {
+    if (!word.startsWith('-')) {
+      if (!afterOption) {
+        throw new PlatformError('INVALID_CONFIG', `NODE_OPTIONS holds ${JSON.stringify(word)}, which is not an option`);
+      }
+      afterOption = false;
+      continue;
+    }
+    afterOption = true;
+    const name = word.split('=', 1)[0] ?? word;
+    const canonical = name.startsWith('--') ? `--${name.slice(2).replaceAll('_', '-')}` : name;
+    const refused = refusedNodeOptions.find((option) => option.pattern.test(canonical));
+    if (refused !== undefined) {
+      throw new PlatformError('INVALID_CONFIG', `NODE_OPTIONS may not hold ${name}: ${refused.reason}`);
+    }
+    if (!process.allowedNodeEnvironmentFlags.has(name)) {
+      throw new PlatformError('INVALID_CONFIG', `NODE_OPTIONS may not hold ${name}: Node does not take it there`);
+    }
+  }
+}
 
 /** Function names: lowercase letters, digits and dashes, starting with a letter, at most 63 characters. */
 export function validateFunctionName(name: unknown): string {
@@ -104,6 +211,7 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
     if (typeof value !== 'string') {
       throw new PlatformError('INVALID_CONFIG', `environment variable ${key} must be a string`);
     }
+    if (key === 'NODE_OPTIONS') validateNodeOptions(value);
     envBytes += Buffer.byteLength(key) + Buffer.byteLength(value);
     env[key] = value;
   }

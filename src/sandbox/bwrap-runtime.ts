@@ -84,6 +84,13 @@ const rootWrapperScript = [
   'exec -c /usr/bin/setpriv --reuid "$1" --regid "$1" --clear-groups --inh-caps=-all -- "${@:2}" </dev/null',
 ].join('; ');
 
+/**
+ * How the wrappers' bash is started: `--norc`, because bash runs `~/.bashrc` even for `-c` when its stdin is a socket
+ * (it takes that for rshd), and the wrapper's stdin is the pipe (a socket pair) the Agent says go on. That would run
+ * the Agent user's (root's) start-up file in every wrapper and mix its output into the sandbox's stderr.
+ */
+const bashOptions = ['--norc', '--noprofile', '-c'];
+
 export interface BwrapArgsInput {
   binary: string;
   guestDir: string;
@@ -92,6 +99,8 @@ export interface BwrapArgsInput {
   libraries: string[];
   limits: SandboxLimits;
   heapMB: number;
+  /** The function's start-up variables (`SandboxLaunchSpec.env`). */
+  env?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -123,6 +132,7 @@ export function bwrapArgs(input: BwrapArgsInput): string[] {
     '--clearenv',
   ];
   const env: Record<string, string> = {
+    ...input.env,
     PATH: '/usr/bin',
     HOME: '/tmp',
     TMPDIR: '/tmp',
@@ -299,6 +309,7 @@ export class BwrapRuntime implements SandboxRuntime {
         libraries,
         limits: spec.limits,
         heapMB: heapLimitMB(spec.limits.memoryMB, cgroup !== null),
+        env: spec.env,
       });
       const child = await this.spawnWrapper(args, spec, user, netns);
       const childPid = readChildPid(child);
@@ -310,6 +321,7 @@ export class BwrapRuntime implements SandboxRuntime {
         cgroup,
         tmpPath: () => Promise.resolve(sandboxPid === null ? null : `/proc/${sandboxPid}/root/tmp`),
         release: () => netns?.release() ?? Promise.resolve(),
+        monitor: true,
       });
       await this.start(child, cgroup, proc);
       return proc;
@@ -343,7 +355,7 @@ export class BwrapRuntime implements SandboxRuntime {
       '--propagation',
       'private',
       '/bin/bash',
-      '-c',
+      ...bashOptions,
       rootWrapperScript,
       openFiles,
       String(user),
@@ -352,7 +364,7 @@ export class BwrapRuntime implements SandboxRuntime {
     ];
     const [entry, entryArgs] =
       user === null
-        ? ['/bin/bash', ['-c', wrapperScript, openFiles, this.bwrapPath, ...args]]
+        ? ['/bin/bash', [...bashOptions, wrapperScript, openFiles, this.bwrapPath, ...args]]
         : netns === null
           ? ['/usr/bin/unshare', rootWrapper]
           : inNetns(netns.path, '/usr/bin/unshare', rootWrapper);

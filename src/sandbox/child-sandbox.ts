@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFile, statfs } from 'node:fs/promises';
 import { Socket } from 'node:net';
+import { constants } from 'node:os';
 import { PlatformError } from '../core/errors.js';
 import type { LimitHits, SandboxExit, SandboxProcess } from '../core/ports/sandbox-runtime.js';
 import type { SandboxCgroup } from './cgroups.js';
@@ -22,6 +23,20 @@ export interface ChildSandboxOptions {
   terminate?: (() => Promise<void>) | undefined;
   /** Releases what the sandbox held once it has exited (a container's state), before its cgroup goes. */
   release?: (() => Promise<void>) | undefined;
+  /**
+   * The child is a monitor (bwrap, runc) that waits for the guest and exits with the guest's code, or with 128 + N
+   * when signal N killed the guest, as shells do: such a code is reported as that signal. (A guest that calls
+   * `process.exit(137)` is reported as killed by SIGKILL, as a shell would.)
+   */
+  monitor?: boolean | undefined;
+}
+
+/** The signal a monitor's exit code of 128 + N stands for, or null. */
+function signalOfMonitorCode(code: number | null): NodeJS.Signals | null {
+  if (code === null || code <= 128) return null;
+  const number = code - 128;
+  const entry = Object.entries(constants.signals).find(([, value]) => value === number);
+  return entry === undefined ? null : (entry[0] as NodeJS.Signals);
 }
 
 /** Resident memory of one process from /proc, or null once it is gone. */
@@ -88,9 +103,13 @@ export class ChildSandboxProcess implements SandboxProcess {
     child.stderr?.on('error', () => {});
     this.exited = new Promise<SandboxExit>((resolve) => {
       child.once('exit', (code, signal) => {
+        const guestSignal = options.monitor === true ? signalOfMonitorCode(code) : null;
         const finish = (): void => {
           this.done = true;
-          resolve({ code, signal, stderrTail: this.stderr.toString('utf8') });
+          const stderrTail = this.stderr.toString('utf8');
+          resolve(
+            guestSignal === null ? { code, signal, stderrTail } : { code: null, signal: guestSignal, stderrTail },
+          );
         };
         const stderr = child.stderr;
         if (stderr === null || stderr.readableEnded || stderr.destroyed) return finish();

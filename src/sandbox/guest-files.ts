@@ -18,8 +18,11 @@ export function heapLimitMB(memoryMB: number, cgroupLimited: boolean): number {
 /** The guest shim inside a prepared guest directory. */
 export const guestShimPath = join('sandbox', 'guest', 'shim.js');
 
+/** The compiled modules the guest runs: the shim and what it imports. */
+const guestModules = [guestShimPath, join('sandbox', 'guest', 'network-hint.js'), join('sandbox', 'protocol.js')];
+
 /**
- * Copies the compiled guest shim and the one module it imports into `dir` with a package.json marking them as ES
+ * Copies the compiled guest shim and the modules it imports into `dir` with a package.json marking them as ES
  * modules: all an isolating runtime needs to expose of Savassan itself (read-only), not the whole package.
  */
 export async function prepareGuestFiles(dir: string): Promise<string> {
@@ -28,11 +31,10 @@ export async function prepareGuestFiles(dir: string): Promise<string> {
   await rm(staging, { recursive: true, force: true });
   try {
     await mkdir(join(staging, 'sandbox', 'guest'), { recursive: true, mode: 0o755 });
-    await copyFile(join(source, 'guest', 'shim.js'), join(staging, guestShimPath));
-    await copyFile(join(source, 'protocol.js'), join(staging, 'sandbox', 'protocol.js'));
+    for (const file of guestModules) await copyFile(join(source, '..', file), join(staging, file));
     await writeFile(join(staging, 'package.json'), '{"type":"module"}\n');
     // Readable by the unprivileged sandbox user whatever the umask.
-    for (const file of [guestShimPath, join('sandbox', 'protocol.js'), 'package.json']) {
+    for (const file of [...guestModules, 'package.json']) {
       await chmod(join(staging, file), 0o644);
     }
     for (const subdir of ['', 'sandbox', join('sandbox', 'guest')]) await chmod(join(staging, subdir), 0o755);

@@ -66,6 +66,7 @@ export class ProcessRuntime implements SandboxRuntime {
     const child = spawn(command, args, {
       cwd: spec.taskDir,
       env: {
+        ...spec.env,
         [channelFdVariable]: String(channelFd),
         PATH: '/usr/local/bin:/usr/bin:/bin',
         HOME: spec.scratchDir,

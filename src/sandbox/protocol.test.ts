@@ -20,6 +20,7 @@ const init: HostMessage = {
   functionVersion: 3,
   memoryMB: 128,
   timeoutMs: 3000,
+  offline: true,
 };
 const invoke: HostMessage = { type: 'invoke', id: 'r2', invocationId: 'inv', eventJson: '{"a":"\\n"}', deadline: 1e12 };
 

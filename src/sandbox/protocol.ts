@@ -31,6 +31,11 @@ export interface InitMessage {
   functionVersion: number;
   memoryMB: number;
   timeoutMs: number;
+  /**
+   * The sandbox has no network: the function was deployed without network access and the runtime enforces that.
+   * The guest then explains the network failures its errors report.
+   */
+  offline: boolean;
 }
 
 export interface InvokeMessage {
@@ -325,6 +330,7 @@ export function parseHostMessage(line: string): HostMessage {
         functionVersion: r.integer('functionVersion', 0),
         memoryMB: r.integer('memoryMB', 1),
         timeoutMs: r.number('timeoutMs', 1),
+        offline: r.boolean('offline'),
       };
     case 'invoke':
       return {

@@ -103,6 +103,7 @@ export function runcConfig(input: RuncConfigInput): Record<string, unknown> {
       user: { uid: input.uid, gid: input.uid },
       args: [guestPaths.node, `--max-old-space-size=${input.heapMB}`, `${guestPaths.guest}/${guestShimPath}`],
       env: [
+        ...Object.entries(spec.env ?? {}).map(([name, value]) => `${name}=${value}`),
         'PATH=/usr/bin',
         'HOME=/tmp',
         'TMPDIR=/tmp',
@@ -357,6 +358,7 @@ export class RuncRuntime implements SandboxRuntime {
           return pid === null ? null : `/proc/${pid}/root/tmp`;
         },
         terminate: () => this.runc(['kill', '--all', id, 'KILL']),
+        monitor: true,
         release: async () => {
           await this.runc(['delete', '--force', id]);
           await rm(bundle, { recursive: true, force: true });

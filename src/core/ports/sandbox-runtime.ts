@@ -34,6 +34,11 @@ export interface SandboxLaunchSpec {
   /** With `network`: IPv4 CIDRs the sandbox may reach although private ranges are denied by default. */
   allowNet?: readonly string[] | undefined;
   limits: SandboxLimits;
+  /**
+   * Variables the guest's Node must have in its environment as it starts (`startupEnvVariables`: NODE_OPTIONS,
+   * NODE_EXTRA_CA_CERTS...), besides the runtime's own; such a sandbox is launched with its code already in place.
+   */
+  env?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface SandboxExit {

@@ -23,6 +23,7 @@ import {
   type InvokeMessage,
   type WireError,
 } from '../protocol.js';
+import { withOfflineHint } from './network-hint.js';
 
 type Handler = (event: unknown, context: LambdaContext, callback: Callback) => unknown;
 type Callback = (error?: unknown, result?: unknown) => void;
@@ -100,6 +101,8 @@ const socket = new Socket({ fd: channelFd, readable: true, writable: true });
 let loaded: Loaded | null = null;
 let initStarted = false;
 let initPending: InitMessage | null = null;
+/** The sandbox has no network (from `init`): errors caused by network failures say so. */
+let offline = false;
 let current: Invocation | null = null;
 /** Set once the shim decided to exit; the socket closing must not change the code. */
 let exitCode: number | null = null;
@@ -219,6 +222,10 @@ function trimStack(stack: string): string {
 }
 
 function serializeError(value: unknown): WireError {
+  return withOfflineHint(describeValue(value), value, offline);
+}
+
+function describeValue(value: unknown): WireError {
   if (value instanceof Error) {
     const code = (value as { code?: unknown }).code;
     return {
@@ -370,6 +377,7 @@ async function handleInit(init: InitMessage): Promise<void> {
   }
   initStarted = true;
   initPending = init;
+  offline = init.offline;
   logId = init.id;
   const started = performance.now();
   try {
@@ -566,7 +574,9 @@ async function warmUp(): Promise<void> {
     }
     // The message code paths too (V8 compiles functions on first use): parse an init and an invoke, encode a result.
     const sample = { id: 'warm-up', handler: 'index.handler', codeDir: '/', env: {}, functionName: 'w' };
-    parseHostMessage(JSON.stringify({ type: 'init', ...sample, functionVersion: 1, memoryMB: 128, timeoutMs: 1 }));
+    parseHostMessage(
+      JSON.stringify({ type: 'init', ...sample, functionVersion: 1, memoryMB: 128, timeoutMs: 1, offline: false }),
+    );
     parseHostMessage(
       JSON.stringify({ type: 'invoke', id: 'warm-up', invocationId: 'w', eventJson: '{}', deadline: Date.now() }),
     );
