@@ -1,11 +1,13 @@
 // `savassan deploy`: packs a directory (or takes a .zip) and creates a new version with its settings.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { SavassanClient } from '../client/client.js';
+import { ApiError, SavassanClient } from '../client/client.js';
 import { readBundle } from '../client/bundle.js';
-import type { FunctionConfigInput } from '../core/function-config.js';
+import { deployPatch, readDeployConfig } from '../client/deploy-config.js';
+import type { DeployFlags } from '../client/deploy-config.js';
+import { changeLines } from './change-lines.js';
 import { readEnvFile } from './env-file.js';
-import { integer, out, printJson, repeated } from './output.js';
+import { info, integer, out, printJson, repeated } from './output.js';
 
 function keyValue(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const eq = value.indexOf('=');
@@ -22,6 +24,16 @@ async function deployEnv(
   return { ...(await readEnvFile(file)), ...flags };
 }
 
+/** The current version's environment, to add `--env` to or remove `--unset-env` from; empty for a new function. */
+async function currentEnv(client: SavassanClient, name: string): Promise<Record<string, string>> {
+  try {
+    return (await client.getFunction(name)).config?.env ?? {};
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) return {};
+    throw err;
+  }
+}
+
 export function addDeployCommand(program: Command): void {
   program
     .command('deploy')
@@ -32,41 +44,56 @@ export function addDeployCommand(program: Command): void {
     .option('--runtime <runtime>', 'runtime: nodejs20 or nodejs24 (default nodejs20)')
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', keyValue)
     .option('--env-from <file>', 'environment variables from a file of KEY=VALUE lines (for secrets: argv is public)')
+    .option('--unset-env <KEY>', 'remove an environment variable the function has (repeatable)', repeated)
+    .option('--config <file>', 'deploy settings file (default: savassan.json in the directory, if there)')
     .option('--timeout <seconds>', 'timeout in seconds (default 30)', integer)
     .option('--memory <mb>', 'memory limit in MB (default 256)', integer)
     .option('--max-instances <n>', 'max concurrent instances (default 10)', integer)
     .option('--min-instances <n>', 'instances kept warm (default 0)', integer)
     .option('--idle <seconds>', 'keep-alive of an idle instance (default 300)', integer)
     .option('--network', 'let the function reach the network (isolating sandboxes have none otherwise)')
+    .option('--no-network', 'take the network away from a function that has it')
     .option(
       '--allow-net <cidr>',
       'with --network, an IPv4 CIDR the function may reach although private ranges are denied (repeatable)',
       repeated,
     )
-    .option('--json', 'print {created, function, version} as PUT /v1/functions/NAME answers')
+    .option('--json', 'print {created, function, version, changes} as PUT /v1/functions/NAME answers')
     .addHelpText(
       'after',
-      '\nExamples:\n  savassan deploy hello ./examples/hello\n  savassan deploy api ./api --timeout 10 --memory 512 --env-from api.env --network',
+      "\nA setting not given keeps the current version's value (the defaults above are a new function's).\n" +
+        'Flags win over savassan.json, which wins over the current version; its env replaces the current one,\n' +
+        'then --env-from and --env add variables and --unset-env removes them. A .savassanignore in the\n' +
+        'directory lists files to leave out of the bundle (gitignore-style patterns).\n' +
+        '\nExamples:\n  savassan deploy hello ./examples/hello\n  savassan deploy api ./api --timeout 10 --memory 512 --env-from api.env --network' +
+        '\n  savassan deploy api ./api --unset-env DEBUG',
     )
     .action(async (name: string, path: string, opts: Record<string, unknown>) => {
-      const config: FunctionConfigInput = {
-        handler: opts.handler as string | undefined,
-        runtime: opts.runtime as string | undefined,
-        env: await deployEnv(opts.envFrom as string | undefined, opts.env as Record<string, string> | undefined),
-        timeoutSeconds: opts.timeout as number | undefined,
-        memoryMB: opts.memory as number | undefined,
-        maxInstances: opts.maxInstances as number | undefined,
-        minInstances: opts.minInstances as number | undefined,
-        idleSeconds: opts.idle as number | undefined,
-        network: opts.network === true ? true : undefined,
-        allowNet: opts.allowNet as string[] | undefined,
+      const client = new SavassanClient();
+      const flags: DeployFlags = {
+        settings: {
+          handler: opts.handler as string | undefined,
+          runtime: opts.runtime as string | undefined,
+          timeoutSeconds: opts.timeout as number | undefined,
+          memoryMB: opts.memory as number | undefined,
+          maxInstances: opts.maxInstances as number | undefined,
+          minInstances: opts.minInstances as number | undefined,
+          idleSeconds: opts.idle as number | undefined,
+          network: opts.network as boolean | undefined,
+          allowNet: opts.allowNet as string[] | undefined,
+        },
+        setEnv:
+          (await deployEnv(opts.envFrom as string | undefined, opts.env as Record<string, string> | undefined)) ?? {},
+        unsetEnv: (opts.unsetEnv as string[] | undefined) ?? [],
       };
-      const answer = await new SavassanClient().deploy(name, await readBundle(path), config);
+      const bundle = await readBundle(path);
+      const file = await readDeployConfig(path, opts.config as string | undefined);
+      const { patch, notSet } = await deployPatch(file, flags, () => currentEnv(client, name));
+      for (const key of notSet) info(`--unset-env ${key}: ${name} has no such variable`);
+      const answer = await client.deploy(name, bundle, patch);
       if (opts.json === true) return printJson(answer);
-      out(
-        answer.created
-          ? `deployed ${name} version ${answer.version.version} (code ${answer.version.codeSha256.slice(0, 12)})`
-          : `${name} is unchanged: version ${answer.version.version} is current`,
-      );
+      if (!answer.created) return out(`${name} is unchanged: version ${answer.version.version} is current`);
+      out(`deployed ${name} version ${answer.version.version} (code ${answer.version.codeSha256.slice(0, 12)})`);
+      for (const line of changeLines(answer.changes)) out(`  ${line}`);
     });
 }

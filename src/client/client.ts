@@ -1,6 +1,7 @@
 import { PlatformError } from '../core/errors.js';
 import { maxEventBytes } from '../core/function-config.js';
-import type { FunctionConfig, FunctionConfigInput } from '../core/function-config.js';
+import type { FunctionConfig } from '../core/function-config.js';
+import type { FunctionConfigPatch, VersionChange } from '../core/function-config-patch.js';
 
 /** An error answer from the API: `{ error: { code, message, ... } }` plus the HTTP status. */
 export class ApiError extends Error {
@@ -123,7 +124,8 @@ export class SavassanClient {
     return (await response.json()) as T;
   }
 
-  deploy(name: string, zip: Uint8Array, config: FunctionConfigInput = {}): Promise<DeployAnswer> {
+  /** Deploy a new version: settings left out keep the current version's values, `null` restores a default. */
+  deploy(name: string, zip: Uint8Array, config: FunctionConfigPatch = {}): Promise<DeployAnswer> {
     return this.json('PUT', `/v1/functions/${encodeURIComponent(name)}`, {
       code: Buffer.from(zip).toString('base64'),
       ...config,
@@ -216,6 +218,8 @@ export interface DeployAnswer {
   created: boolean;
   function: FunctionAnswer;
   version: VersionAnswer;
+  /** What differs from the version that was current before (empty for a new function or an unchanged deploy). */
+  changes: VersionChange[];
 }
 
 export interface InvocationAnswer {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { PlatformError, isPlatformError } from '../core/errors.js';
-import type { FunctionConfigInput } from '../core/function-config.js';
 import { compileFunctionConfig, validateFunctionName } from '../core/function-config.js';
+import type { FunctionConfigPatch, VersionChange } from '../core/function-config-patch.js';
+import { inheritFunctionConfig, versionChanges } from '../core/function-config-patch.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import type { AgentDirectory } from '../core/ports/agent-directory.js';
@@ -36,6 +37,8 @@ export interface DeployResult {
   function: FunctionRecord;
   version: FunctionVersion;
   created: boolean;
+  /** What differs from the version that was current before (empty for a new function or an unchanged deploy). */
+  changes: VersionChange[];
 }
 
 /** Deploys, rolls back and deletes functions. Every deploy is an immutable, content-addressed version. */
@@ -46,9 +49,16 @@ export class Deployer {
     this.#logger = (options.logger ?? silentLogger).child({ role: 'deployer' });
   }
 
-  async deploy(name: string, code: Uint8Array, input: FunctionConfigInput): Promise<DeployResult> {
+  /**
+   * Deploy `code` with the current version's settings, changed by `patch` (a field left out is kept, `null` restores
+   * its default; a new function starts from the defaults).
+   */
+  async deploy(name: string, code: Uint8Array, patch: FunctionConfigPatch): Promise<DeployResult> {
     validateFunctionName(name);
-    const config = compileFunctionConfig(input);
+    const { metadata } = this.options;
+    const fn = await metadata.getFunction(name);
+    const previous = fn === null ? null : await metadata.getVersion(name, fn.currentVersion);
+    const config = compileFunctionConfig(inheritFunctionConfig(previous?.config ?? null, patch));
     if (code.byteLength === 0) throw new PlatformError('INVALID_BUNDLE', 'the code bundle is empty');
     if (code.byteLength > maxCodeBytes) {
       throw new PlatformError('PAYLOAD_TOO_LARGE', `the code bundle is ${code.byteLength} bytes, over ${maxCodeBytes}`);
@@ -61,7 +71,7 @@ export class Deployer {
     const { allowNet, ...rest } = config;
     const canonical = { ...rest, ...(allowNet.length > 0 ? { allowNet } : {}), env: keyedHash(env) };
     const contentHash = createHash('sha256').update(codeSha256).update(JSON.stringify(canonical)).digest('hex');
-    const { blobStore, metadata } = this.options;
+    const { blobStore } = this.options;
     const key = blobKeys.code(codeSha256);
     const stored = !(await blobStore.exists(key));
     if (stored) await blobStore.put(key, code);
@@ -87,7 +97,8 @@ export class Deployer {
     if (!(await blobStore.exists(key))) await blobStore.put(key, code);
     this.#changed(name);
     this.#logger.info({ name, version: result.version.version, created: result.created }, 'deployed');
-    return result;
+    const changes = result.created && previous !== null ? versionChanges(previous, result.version) : [];
+    return { ...result, changes };
   }
 
   async #trial(name: string, codeSha256: string, config: FunctionVersion['config']): Promise<void> {

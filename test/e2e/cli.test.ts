@@ -32,7 +32,7 @@ describe('CLI end to end', () => {
     assert.equal((JSON.parse(hello.stdout) as { message: string }).message, 'Hello, Ada!');
     assert.match(hello.stderr, /\(cold, version 1\)/);
     const echo = await cli('invoke', 'echo', '-d', '[1,2]');
-    assert.equal((JSON.parse(echo.stdout) as { greeting: string; event: unknown }).greeting, 'hi from function.json');
+    assert.equal((JSON.parse(echo.stdout) as { greeting: string; event: unknown }).greeting, 'hi from savassan.json');
   });
 
   it('deploys with flags, invokes cold then warm, shows logs and versions, rolls back', async () => {

@@ -9,28 +9,43 @@ import type { InvocationRecord } from '../../core/types.js';
 
 export const FunctionNameParams = Type.Object({ name: Type.String({ maxLength: 200 }) });
 
+/** A deploy setting: left out, the current version's value is kept; `null` restores the default. */
+function setting<T extends TSchema>(schema: T) {
+  return Type.Optional(Type.Union([schema, Type.Null()]));
+}
+
 export const DeployBody = Type.Object(
   {
     code: Type.String({ description: 'The function bundle: a zip file, base64-encoded.', contentEncoding: 'base64' }),
-    handler: Type.Optional(Type.String({ description: 'file.export, default "index.handler"' })),
-    runtime: Type.Optional(Type.String({ description: 'nodejs20 (default) or nodejs24' })),
-    env: Type.Optional(Type.Record(Type.String(), Type.String())),
-    timeoutSeconds: Type.Optional(Type.Integer()),
-    memoryMB: Type.Optional(Type.Integer()),
-    maxInstances: Type.Optional(Type.Integer()),
-    minInstances: Type.Optional(Type.Integer()),
-    idleSeconds: Type.Optional(Type.Integer()),
-    network: Type.Optional(Type.Boolean({ description: 'let the function reach the network (default false)' })),
-    allowNet: Type.Optional(
+    handler: setting(Type.String({ description: 'file.export, default "index.handler"' })),
+    runtime: setting(Type.String({ description: 'nodejs20 (default) or nodejs24' })),
+    env: setting(
+      Type.Record(Type.String(), Type.String(), {
+        description: 'the whole environment: replaces the current one ({} or null empties it)',
+      }),
+    ),
+    timeoutSeconds: setting(Type.Integer()),
+    memoryMB: setting(Type.Integer()),
+    maxInstances: setting(Type.Integer()),
+    minInstances: setting(Type.Integer()),
+    idleSeconds: setting(Type.Integer()),
+    network: setting(Type.Boolean({ description: 'let the function reach the network (default false)' })),
+    allowNet: setting(
       Type.Array(Type.String({ maxLength: 18 }), {
         maxItems: 32,
         description:
           'IPv4 CIDRs (like "10.1.2.0/24") a networked function may reach although private, loopback and ' +
-          'link-local ranges are denied by default; needs network: true',
+          'link-local ranges are denied by default; needs network: true. Turning the network off without ' +
+          'naming allowNet drops the current list',
       }),
     ),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description:
+      "A setting left out keeps the current version's value (a new function gets the default); null restores " +
+      'the default.',
+  },
 );
 
 export const SetCurrentBody = Type.Object({ version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
@@ -143,10 +158,29 @@ export const VersionView = Type.Object(
   { description: 'One immutable version of a function' },
 );
 
+const VersionChangeView = Type.Union([
+  Type.Object(
+    { field: Type.String(), from: Type.Unknown(), to: Type.Unknown() },
+    { description: 'A setting (or the code) that changed: its previous and new value' },
+  ),
+  Type.Object(
+    {
+      field: Type.String(),
+      added: Type.Array(Type.String()),
+      removed: Type.Array(Type.String()),
+      changed: Type.Array(Type.String()),
+    },
+    { description: 'A map (env) that changed: the keys added, removed and changed, never the values' },
+  ),
+]);
+
 export const DeployAnswer = Type.Object({
   created: Type.Boolean({ description: 'False when the same code and config were deployed before' }),
   function: FunctionView,
   version: VersionView,
+  changes: Type.Array(VersionChangeView, {
+    description: 'What differs from the version that was current; empty for a new function or an unchanged deploy',
+  }),
 });
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);

@@ -303,7 +303,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     {
       bodyLimit: maxDeployBodyBytes,
       schema: {
-        summary: 'Deploy a function: creates a new immutable version and makes it current',
+        summary:
+          'Deploy a function: creates a new immutable version and makes it current. Settings left out keep the ' +
+          "current version's values; null restores a default. The answer lists what changed from the version " +
+          'that was current (`changes`; only the keys of env, never its values)',
         params: FunctionNameParams,
         body: DeployBody,
         response: {
@@ -326,6 +329,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         created: result.created,
         function: functionView(result.function, result.version),
         version: versionView(result.version, result.function.currentVersion),
+        changes: result.changes,
       });
     },
   );
