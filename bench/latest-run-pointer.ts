@@ -5,20 +5,20 @@
 export interface BenchRun {
   date: string;
   quick: boolean;
-  machine: { cpus: string; memoryGiB: number; kernel: string; node: string };
+  machine: { cpus: string; memoryGiB: number; kernel: string; node: string; loadThreads: number };
 }
 
 const markers = /<!-- latest:start -->[\s\S]*<!-- latest:end -->/;
 
 /** The marked block for a run whose figures are in `resultFile` (a path relative to the repository root). */
 export function latestRunPointer(run: BenchRun, resultFile: string): string {
-  const { cpus, memoryGiB, kernel, node } = run.machine;
+  const { cpus, memoryGiB, kernel, node, loadThreads } = run.machine;
   const quick = run.quick ? ' with `BENCH_QUICK=1` (a smoke run, not figures to quote)' : '';
   return [
     '<!-- latest:start -->',
     '',
     `Newest run: ${run.date}${quick}.`,
-    `Machine: ${cpus}, ${memoryGiB} GiB, Linux ${kernel}, Node ${node}.`,
+    `Machine: ${cpus}, ${memoryGiB} GiB, Linux ${kernel}, Node ${node}, load generator on ${loadThreads} thread${loadThreads === 1 ? '' : 's'}.`,
     `Figures: [\`${resultFile}\`](${resultFile}) (also \`bench/results/latest.json\`).`,
     '<!-- latest:end -->',
   ].join('\n');

@@ -17,7 +17,7 @@ const resultFile = 'bench/results/2026-12-06T05-15-17-983Z.json';
 it('names the date, the machine and the result file, and holds none of the figures', () => {
   const pointer = latestRunPointer(run, resultFile);
   assert.match(pointer, /^<!-- latest:start -->\n[\s\S]*\n<!-- latest:end -->$/);
-  for (const part of [run.date, '2 x Intel Xeon', '23.6 GiB', 'Linux 6.18.0', 'Node v20.20.2'])
+  for (const part of [run.date, '2 x Intel Xeon', '23.6 GiB', 'Linux 6.18.0', 'Node v20.20.2', 'on 1 thread.'])
     assert.ok(pointer.includes(part), `${part} in ${pointer}`);
   assert.ok(pointer.includes(`[\`${resultFile}\`](${resultFile})`), pointer);
   assert.doesNotMatch(pointer, /```|[{}]|0\.115|warmInvoke/);
