@@ -12,6 +12,7 @@ import { SavassanClient } from '../src/client/client.js';
 import { functionLimits } from '../src/core/function-config.js';
 import { repoRoot, startServer } from '../test/helpers/server-process.js';
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
+import { measureCliStartup } from './cli-startup.js';
 import { measureCluster } from './cluster.js';
 import { measureSandboxColdStarts } from './cold-start.js';
 import { measureFreezing } from './freeze.js';
@@ -36,6 +37,8 @@ const throughputRequests = quick ? 2000 : 40000;
 /** The same for the backend and cluster comparisons. */
 const sectionThroughputRequests = quick ? 2000 : 20000;
 const coldRuns = quick ? 8 : 40;
+/** Runs of `savassan ls` for the CLI start-up time. */
+const cliRuns = 10;
 const poolOps = quick ? 2000 : 20000;
 /** Pause after a load before measuring latency: the V8s of the processes that served it shrink their heaps. */
 const settleMs = quick ? 500 : 5000;
@@ -81,6 +84,9 @@ async function main(): Promise<void> {
     await client.deploy('noop-64', noop, { maxInstances: 64 });
     const invokeUrl = `${server.url}/v1/functions/noop/invoke`;
     const invokeUrl64 = `${server.url}/v1/functions/noop-64/invoke`;
+
+    // CLI start-up: `savassan ls` against this server (it lists the two functions), before any load has run.
+    results.cliStartup = measureCliStartup(server.url, cliRuns);
 
     // Warm-up: Savassan scales out to its sandboxes for concurrency 32, then each side takes 200,000 requests at
     // concurrency 32, so that what follows measures steady states (see warmThroughput).
