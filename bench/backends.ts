@@ -1,4 +1,4 @@
-// Issue 4: what keeping the warm pool in Redis costs. First two `savassan start` processes side by side in one run,
+// What keeping the warm pool in Redis costs. First two `savassan start` processes side by side in one run,
 // one with the in-memory pool and one with `--redis`, measured in interleaved rounds (ratios are Redis ÷ memory);
 // then the Pool adapters alone: checkout + return operations per second on RedisPool, with MemoryPool for scale.
 // Each part starts its own redis-server (test/kit) and removes it, its servers and their data dirs, even on failure.

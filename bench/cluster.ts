@@ -1,4 +1,4 @@
-// Issue 5: what running Savassan as a cluster costs, on one machine, in one run. Starts etcd, redis-server,
+// What running Savassan as a cluster costs, on one machine, in one run. Starts etcd, redis-server,
 // PostgreSQL and s3rver from the test kits, then two clusters of real `savassan agent | manager | gateway` processes
 // on 127.0.0.1 that share those servers but nothing in them (an etcd prefix, a Redis database, a PostgreSQL database
 // and an S3 bucket each): one with three agents, one with a single agent; and an embedded `savassan start`.

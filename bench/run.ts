@@ -1,20 +1,22 @@
 // `npm run bench`: measures Savassan side by side with a bare baseline in one run, writes
-// bench/results/<date>.json and rewrites the figures in BENCHMARKS.md. Uses only Node itself as the load
+// bench/results/<date>.json and points BENCHMARKS.md at it. Uses only Node itself as the load
 // generator (keep-alive http.Agent), so it needs nothing installed beyond the project.
 import { spawnSync } from 'node:child_process';
 import { Agent } from 'node:http';
 import { cpus, totalmem, release } from 'node:os';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { readBundle } from '../src/client/bundle.js';
 import { SavassanClient } from '../src/client/client.js';
 import { functionLimits } from '../src/core/function-config.js';
 import { repoRoot, startServer } from '../test/helpers/server-process.js';
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
+import { measureCliStartup } from './cli-startup.js';
 import { measureCluster } from './cluster.js';
 import { measureSandboxColdStarts } from './cold-start.js';
 import { measureFreezing } from './freeze.js';
+import { latestRunPointer, withLatestRunPointer, type BenchRun } from './latest-run-pointer.js';
 import {
   load,
   loadThreads,
@@ -30,11 +32,13 @@ import {
 
 const quick = process.env.BENCH_QUICK === '1';
 const warmRequests = quick ? 300 : 3000;
-/** Requests at concurrency 32 per side for the warm-invoke throughput (issue 2), in 4 interleaved rounds. */
+/** Requests at concurrency 32 per side for the warm-invoke throughput, in 4 interleaved rounds. */
 const throughputRequests = quick ? 2000 : 40000;
-/** The same for the backend and cluster comparisons (issues 4 and 5). */
+/** The same for the backend and cluster comparisons. */
 const sectionThroughputRequests = quick ? 2000 : 20000;
 const coldRuns = quick ? 8 : 40;
+/** Runs of `savassan ls` for the CLI start-up time. */
+const cliRuns = 10;
 const poolOps = quick ? 2000 : 20000;
 /** Pause after a load before measuring latency: the V8s of the processes that served it shrink their heaps. */
 const settleMs = quick ? 500 : 5000;
@@ -43,7 +47,7 @@ const defaultMaxInstances = functionLimits.maxInstances.default;
 const warmUpSizes = quick ? { requests: 2000, total: 8000 } : { requests: 20_000, total: 200_000 };
 
 async function main(): Promise<void> {
-  const results: Record<string, unknown> = {
+  const run = {
     date: new Date().toISOString(),
     machine: {
       cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}`,
@@ -53,7 +57,8 @@ async function main(): Promise<void> {
       loadThreads,
     },
     quick,
-  };
+  } satisfies BenchRun;
+  const results: Record<string, unknown> = { ...run };
   const server = await startServer(['--no-examples', '--queue-wait', '30', '--log-level', 'error']);
   const bare = await startBaseline('bare-server.mjs').catch(async (err: unknown) => {
     await server.cleanup();
@@ -79,6 +84,9 @@ async function main(): Promise<void> {
     await client.deploy('noop-64', noop, { maxInstances: 64 });
     const invokeUrl = `${server.url}/v1/functions/noop/invoke`;
     const invokeUrl64 = `${server.url}/v1/functions/noop-64/invoke`;
+
+    // CLI start-up: `savassan ls` against this server (it lists the two functions), before any load has run.
+    results.cliStartup = measureCliStartup(server.url, cliRuns);
 
     // Warm-up: Savassan scales out to its sandboxes for concurrency 32, then each side takes 200,000 requests at
     // concurrency 32, so that what follows measures steady states (see warmThroughput).
@@ -231,7 +239,7 @@ async function main(): Promise<void> {
     results.freezing = await measureFreezing({ warmRequests, idleRuns: quick ? 5 : 20 });
   }
 
-  // 6. Backends (issue 4): warm invoke with the pool in Redis against the in-memory pool, and pool operations/s.
+  // 6. Backends: warm invoke with the pool in Redis against the in-memory pool, and pool operations/s.
   const noopBundle = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
   results.backends = {
     redisPoolOverhead: await measureRedisPoolOverhead(noopBundle, {
@@ -241,24 +249,22 @@ async function main(): Promise<void> {
     poolOps: await measurePoolOps({ ops: poolOps }),
   };
 
-  // 7. Cluster (issue 5): 3 agents against 1 for a CPU-light function, and the gateway + gRPC path against embedded.
+  // 7. Cluster: 3 agents against 1 for a CPU-light function, and the gateway + gRPC path against embedded.
   results.cluster = await measureCluster(noopBundle, { warmRequests, throughputRequests: sectionThroughputRequests });
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
-  const file = join(repoRoot, 'bench', 'results', `${String(results.date).replace(/[:.]/g, '-')}.json`);
+  const file = join(repoRoot, 'bench', 'results', `${run.date.replace(/[:.]/g, '-')}.json`);
   await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(join(repoRoot, 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  await updateBenchmarksMd(results);
+  await updateBenchmarksMd(run, file);
   process.stdout.write(`${JSON.stringify(results, null, 2)}\nwritten to ${file}\n`);
 }
 
-async function updateBenchmarksMd(results: Record<string, unknown>): Promise<void> {
+/** Points BENCHMARKS.md at the newest run's result file; its figures and tables are written from that by hand. */
+async function updateBenchmarksMd(run: BenchRun, resultFile: string): Promise<void> {
   const path = join(repoRoot, 'BENCHMARKS.md');
   const text = await readFile(path, 'utf8').catch(() => '# Benchmarks\n\n<!-- latest:start -->\n<!-- latest:end -->\n');
-  const block = `<!-- latest:start -->\nLatest run (\`npm run bench\`${quick ? ', BENCH_QUICK=1' : ''}), ${String(results.date)}:\n\n\`\`\`json\n${JSON.stringify(results, null, 2)}\n\`\`\`\n<!-- latest:end -->`;
-  const markers = /<!-- latest:start -->[\s\S]*<!-- latest:end -->/;
-  if (!markers.test(text)) throw new Error(`${path} lost its <!-- latest:start --> / <!-- latest:end --> markers`);
-  await writeFile(path, text.replace(markers, block));
+  await writeFile(path, withLatestRunPointer(text, latestRunPointer(run, relative(repoRoot, resultFile))));
 }
 
 await main();

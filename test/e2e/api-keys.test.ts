@@ -1,4 +1,4 @@
-// API keys (issue 5) end to end: a real `savassan start` with SAVASSAN_API_KEY=k1, driven through raw HTTP, SavassanClient and
+// API keys end to end: a real `savassan start` with SAVASSAN_API_KEY=k1, driven through raw HTTP, SavassanClient and
 // the real CLI, and a start on a non-loopback address without a key, which must refuse to run.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';

@@ -1,4 +1,4 @@
-// API keys on the Gateway's HTTP API (issue 5), shared by `savassan start` and the cluster-mode gateway: which
+// API keys on the Gateway's HTTP API, shared by `savassan start` and the cluster-mode gateway: which
 // hosts may go without a key, how the keys given on the command line or in the environment are read, and the
 // Fastify hook that checks them.
 import { createHash, timingSafeEqual } from 'node:crypto';
