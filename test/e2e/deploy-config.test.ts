@@ -179,7 +179,9 @@ describe('deploy settings end to end', () => {
   });
 
   it('PUT keeps the settings a body leaves out, null restores a default, and the answer lists the changes', async () => {
-    const zip = (text: string) => zipSync({ 'index.js': strToU8(`exports.handler = async () => ${text};`) });
+    // A fixed mtime: the same text zips to the same bytes, whichever second it is.
+    const zip = (text: string) =>
+      zipSync({ 'index.js': [strToU8(`exports.handler = async () => ${text};`), { mtime: new Date(1980, 0, 2) }] });
     const created = await server.client.deploy('http-fn', zip('1'), { env: { A: '1' }, timeoutSeconds: 10 });
     assert.deepEqual([created.created, created.version.version, created.changes], [true, 1, []]);
     assert.equal(created.function.name, 'http-fn');

@@ -34,7 +34,7 @@ describe(
       const err = await apiError(server.client.invoke('ending', { action: 'exit', code: 3 }));
       assert.equal(err.status, 502);
       assert.equal(err.code, 'FUNCTION_CRASHED');
-      assert.equal(err.message, 'FUNCTION_CRASHED: process exited with code 3 during the invocation');
+      assert.equal(err.message, '[FUNCTION_CRASHED] process exited with code 3 during the invocation');
       const id = String(err.body.invocationId);
       assert.equal((await server.client.getInvocation(id)).status, 'crash');
       assert.equal(
