@@ -23,6 +23,13 @@ export const DeployBody = Type.Object(
           'link-local ranges are denied by default; needs network: true',
       }),
     ),
+    secrets: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description:
+          'environment variables whose values are secrets: {"VARIABLE": "SECRET_NAME"}; each secret must exist ' +
+          '(PUT /v1/secrets/{name}); sandboxes get its value when they start',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
