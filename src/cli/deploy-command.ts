@@ -32,6 +32,11 @@ export function addDeployCommand(program: Command): void {
     .option('--runtime <runtime>', 'runtime: nodejs20 or nodejs24 (default nodejs20)')
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', keyValue)
     .option('--env-from <file>', 'environment variables from a file of KEY=VALUE lines (for secrets: argv is public)')
+    .option(
+      '--secret <KEY=SECRET_NAME>',
+      'environment variable KEY gets the value of secret SECRET_NAME when a sandbox starts (repeatable; see secret set)',
+      keyValue,
+    )
     .option('--timeout <seconds>', 'timeout in seconds (default 30)', integer)
     .option('--memory <mb>', 'memory limit in MB (default 256)', integer)
     .option('--max-instances <n>', 'max concurrent instances (default 10)', integer)
@@ -60,6 +65,7 @@ export function addDeployCommand(program: Command): void {
         idleSeconds: opts.idle as number | undefined,
         network: opts.network === true ? true : undefined,
         allowNet: opts.allowNet as string[] | undefined,
+        secrets: opts.secret as Record<string, string> | undefined,
       };
       const answer = await new SavassanClient().deploy(name, await readBundle(path), config);
       if (opts.json === true) return printJson(answer);
