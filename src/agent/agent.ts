@@ -883,7 +883,7 @@ export class Agent implements AgentApi {
       id: initId,
       handler: spec.config.handler,
       codeDir: sandbox.proc?.guestTaskDir ?? sandbox.taskDir,
-      env: spec.config.env,
+      env: { ...spec.config.env, ...spec.secretEnv },
       functionName: spec.functionName,
       functionVersion: spec.version,
       memoryMB: spec.config.memoryMB,

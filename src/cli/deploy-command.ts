@@ -4,7 +4,7 @@ import { InvalidArgumentError } from 'commander';
 import { ApiError, SavassanClient } from '../client/client.js';
 import { readBundle } from '../client/bundle.js';
 import { deployPatch, readDeployConfig } from '../client/deploy-config.js';
-import type { DeployFlags } from '../client/deploy-config.js';
+import type { CurrentMaps, DeployFlags } from '../client/deploy-config.js';
 import { changeLines } from './change-lines.js';
 import { readEnvFile } from './env-file.js';
 import { info, integer, out, printJson, repeated } from './output.js';
@@ -25,11 +25,12 @@ async function deployEnv(
 }
 
 /** The current version's environment, to add `--env` to or remove `--unset-env` from; empty for a new function. */
-async function currentEnv(client: SavassanClient, name: string): Promise<Record<string, string>> {
+async function currentMaps(client: SavassanClient, name: string): Promise<CurrentMaps> {
   try {
-    return (await client.getFunction(name)).config?.env ?? {};
+    const { config } = await client.getFunction(name);
+    return { env: config?.env ?? {}, secrets: config?.secrets ?? {} };
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404) return {};
+    if (err instanceof ApiError && err.status === 404) return { env: {}, secrets: {} };
     throw err;
   }
 }
@@ -45,6 +46,11 @@ export function addDeployCommand(program: Command): void {
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', keyValue)
     .option('--env-from <file>', 'environment variables from a file of KEY=VALUE lines (for secrets: argv is public)')
     .option('--unset-env <KEY>', 'remove an environment variable the function has (repeatable)', repeated)
+    .option(
+      '--secret <KEY=SECRET_NAME>',
+      'environment variable KEY gets the value of secret SECRET_NAME when a sandbox starts (repeatable; see secret set)',
+      keyValue,
+    )
     .option('--config <file>', 'deploy settings file (default: savassan.json in the directory, if there)')
     .option('--timeout <seconds>', 'timeout in seconds (default 30)', integer)
     .option('--memory <mb>', 'memory limit in MB (default 256)', integer)
@@ -85,10 +91,11 @@ export function addDeployCommand(program: Command): void {
         setEnv:
           (await deployEnv(opts.envFrom as string | undefined, opts.env as Record<string, string> | undefined)) ?? {},
         unsetEnv: (opts.unsetEnv as string[] | undefined) ?? [],
+        setSecrets: (opts.secret as Record<string, string> | undefined) ?? {},
       };
       const bundle = await readBundle(path);
       const file = await readDeployConfig(path, opts.config as string | undefined);
-      const { patch, notSet } = await deployPatch(file, flags, () => currentEnv(client, name));
+      const { patch, notSet } = await deployPatch(file, flags, () => currentMaps(client, name));
       for (const key of notSet) info(`--unset-env ${key}: ${name} has no such variable`);
       const answer = await client.deploy(name, bundle, patch);
       if (opts.json === true) return printJson(answer);

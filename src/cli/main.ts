@@ -7,6 +7,7 @@ import { addClientCommands } from './client-commands.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDeployCommand } from './deploy-command.js';
 import { info, printJson } from './output.js';
+import { addSecretCommands } from './secret-commands.js';
 import { addStartCommand } from './start-command.js';
 
 export function buildProgram(): Command {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   addClusterCommands(program);
   addDeployCommand(program);
   addClientCommands(program);
+  addSecretCommands(program);
   return program;
 }
 

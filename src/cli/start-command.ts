@@ -83,12 +83,17 @@ export function addStartCommand(program: Command): void {
     .option('--json', 'print one JSON line once serving: {url, dataDir, sandbox, backends, examples, apiKeys}')
     .addHelpText(
       'after',
-      '\nExamples:\n  savassan start\n  SAVASSAN_API_KEY=$(openssl rand -hex 16) savassan start --host 0.0.0.0 --sandbox bwrap',
+      '\nEnvironment: SAVASSAN_SECRET_KEY (32 bytes as 64 hex digits or base64) is the key that seals function\n' +
+        'environments and secrets in the metadata store; without it the key lives in DATA_DIR/secret.key.\n' +
+        '\nExamples:\n  savassan start\n  SAVASSAN_API_KEY=$(openssl rand -hex 16) savassan start --host 0.0.0.0 --sandbox bwrap',
     )
     .action(start);
 }
 
 async function start(opts: StartOptions): Promise<void> {
+  // Read once and dropped from this process's environment, so that nothing it starts inherits the key.
+  const secretKey = process.env.SAVASSAN_SECRET_KEY;
+  delete process.env.SAVASSAN_SECRET_KEY;
   const logger = await loggerOf(opts.logLevel);
   const { runtimeWarnings, startEmbedded } = await import('../embedded/embedded-platform.js');
   const platform = await startEmbedded({
@@ -107,6 +112,7 @@ async function start(opts: StartOptions): Promise<void> {
     redisUrl: opts.redis,
     dbUrl: opts.db,
     s3Url: opts.s3,
+    secretKey,
     logger,
   });
   // A second signal stops at once: sandboxes exit when their Agent's channel closes (bwrap ones also die with

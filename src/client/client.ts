@@ -192,6 +192,39 @@ export class SavassanClient {
   listNodes(): Promise<{ nodes: NodeAnswer[] }> {
     return this.json('GET', '/v1/nodes');
   }
+
+  /**
+   * Create a secret or replace its value; `created` says which (201 or 200). The answer never holds the value.
+   *
+   * @example
+   * await client.putSecret('STRIPE_KEY', process.env.STRIPE_KEY!);
+   * await client.deploy('billing', zip, { secrets: { STRIPE_KEY: 'STRIPE_KEY' } });
+   */
+  async putSecret(name: string, value: string): Promise<{ created: boolean; secret: SecretAnswer }> {
+    const response = await this.request('PUT', `/v1/secrets/${encodeURIComponent(name)}`, JSON.stringify({ value }));
+    return { created: response.status === 201, secret: (await response.json()) as SecretAnswer };
+  }
+
+  /** Every secret: name, times and the functions whose current version uses it; never values. */
+  listSecrets(): Promise<{ secrets: SecretListAnswer[] }> {
+    return this.json('GET', '/v1/secrets');
+  }
+
+  /** Delete a secret; fails with CONFLICT (409) while a function's current version uses it. */
+  deleteSecret(name: string): Promise<void> {
+    return this.json('DELETE', `/v1/secrets/${encodeURIComponent(name)}`);
+  }
+}
+
+export interface SecretAnswer {
+  name: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SecretListAnswer extends SecretAnswer {
+  /** Functions whose current version uses the secret. */
+  usedBy: string[];
 }
 
 export interface FunctionAnswer {

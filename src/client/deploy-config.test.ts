@@ -80,13 +80,14 @@ describe('deployPatch', () => {
     settings: {},
     setEnv: {},
     unsetEnv: [],
+    setSecrets: {},
     ...partial,
   });
   const current = { OLD: '1', DEBUG: '1' };
   let reads = 0;
   const currentEnv = () => {
     reads++;
-    return Promise.resolve({ ...current });
+    return Promise.resolve({ env: { ...current }, secrets: { OLD_SECRET: 'old-secret' } });
   };
 
   it('sends nothing without a file or flags (the server keeps the current settings)', async () => {
@@ -127,10 +128,18 @@ describe('deployPatch', () => {
     assert.equal(reads, 0);
   });
 
+  it('adds --secret to the current secrets, and takes the variable out of the environment', async () => {
+    const { patch } = await deployPatch(null, flags({ setSecrets: { DEBUG: 'debug-secret' } }), currentEnv);
+    assert.deepEqual(patch, {
+      env: { OLD: '1' },
+      secrets: { OLD_SECRET: 'old-secret', DEBUG: 'debug-secret' },
+    });
+  });
+
   it('refuses a variable both set and unset', async () => {
     await assert.rejects(
       deployPatch(null, flags({ setEnv: { A: '1' }, unsetEnv: ['A'] }), currentEnv),
-      /A is both set \(--env\) and unset/,
+      /A is both set \(--env, --secret\) and unset/,
     );
   });
 });

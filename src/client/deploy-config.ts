@@ -119,40 +119,62 @@ export async function readDeployConfig(path: string, configFile?: string): Promi
 
 /** What the deploy command's flags set. */
 export interface DeployFlags {
-  /** Settings given as flags (undefined: not given); `env` is not one of them. */
-  settings: Omit<FunctionConfigInput, 'env'>;
+  /** Settings given as flags (undefined: not given); `env` and `secrets` are not among them. */
+  settings: Omit<FunctionConfigInput, 'env' | 'secrets'>;
   /** Variables to add or replace (`--env-from`, then `--env`). */
   setEnv: Record<string, string>;
   /** Variables to remove (`--unset-env`). */
   unsetEnv: string[];
+  /** Variables to take from stored secrets (`--secret KEY=SECRET_NAME`), added to or replacing the current ones. */
+  setSecrets: Record<string, string>;
+}
+
+/** The current version's environment and secret references (empty for a new function). */
+export interface CurrentMaps {
+  env: Record<string, string>;
+  secrets: Record<string, string>;
 }
 
 /**
  * The body of a deploy: flags win over the file, the file over the current version (what the body leaves out, the
  * server keeps). The environment starts from the file's `env` when it has one, else from the current version's,
- * then takes the flags' variables and drops the unset ones; it is sent only when the file or a flag touches it, and
- * `currentEnv` is read only then. `notSet` lists unset variables that were not there.
+ * then takes the flags' variables and drops the unset ones; secrets likewise from the file's `secrets` or the
+ * current ones, plus `--secret`, and a variable that becomes a secret leaves the environment. Each is sent only
+ * when the file or a flag touches it, and `current` is read only then. `notSet` lists unset variables that were
+ * not there.
  */
 export async function deployPatch(
   file: DeployConfigFile | null,
   flags: DeployFlags,
-  currentEnv: () => Promise<Record<string, string>>,
+  current: () => Promise<CurrentMaps>,
 ): Promise<{ patch: DeployConfigFile; notSet: string[] }> {
-  const both = flags.unsetEnv.filter((key) => key in flags.setEnv);
+  const both = flags.unsetEnv.filter((key) => key in flags.setEnv || key in flags.setSecrets);
   if (both.length > 0) {
-    throw new PlatformError('BAD_REQUEST', `${both.join(', ')} is both set (--env) and unset (--unset-env)`);
+    throw new PlatformError('BAD_REQUEST', `${both.join(', ')} is both set (--env, --secret) and unset (--unset-env)`);
+  }
+  const twice = Object.keys(flags.setEnv).filter((key) => key in flags.setSecrets);
+  if (twice.length > 0) {
+    throw new PlatformError('BAD_REQUEST', `${twice.join(', ')} is given both as --env and as --secret`);
   }
   const patch: Record<string, unknown> = { ...file };
   for (const [field, value] of Object.entries(flags.settings)) {
     if (value !== undefined) patch[field] = value;
   }
   let notSet: string[] = [];
-  if (Object.keys(flags.setEnv).length > 0 || flags.unsetEnv.length > 0) {
-    const base = file !== null && file.env !== undefined ? (file.env ?? {}) : await currentEnv();
+  const secretKeys = Object.keys(flags.setSecrets);
+  const touchesEnv = Object.keys(flags.setEnv).length > 0 || flags.unsetEnv.length > 0 || secretKeys.length > 0;
+  if (touchesEnv) {
+    let read: CurrentMaps | undefined;
+    const now = async (): Promise<CurrentMaps> => (read ??= await current());
+    const base = file !== null && file.env !== undefined ? (file.env ?? {}) : (await now()).env;
     notSet = flags.unsetEnv.filter((key) => !(key in base));
     const env = { ...base, ...flags.setEnv };
-    for (const key of flags.unsetEnv) delete env[key];
+    for (const key of [...flags.unsetEnv, ...secretKeys]) delete env[key];
     patch.env = env;
+    if (secretKeys.length > 0) {
+      const secrets = file !== null && file.secrets !== undefined ? (file.secrets ?? {}) : (await now()).secrets;
+      patch.secrets = { ...secrets, ...flags.setSecrets };
+    }
   }
   return { patch: patch, notSet };
 }

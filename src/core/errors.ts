@@ -5,7 +5,7 @@
  */
 export const errorCodes = {
   BAD_REQUEST: { status: 400, description: 'The request is malformed or a value is invalid.' },
-  INVALID_NAME: { status: 400, description: 'A function name does not match the allowed pattern.' },
+  INVALID_NAME: { status: 400, description: 'A function or secret name does not match the allowed pattern.' },
   INVALID_CONFIG: { status: 400, description: 'A function setting is out of range or of the wrong type.' },
   INVALID_BUNDLE: {
     status: 400,
@@ -15,10 +15,14 @@ export const errorCodes = {
     status: 401,
     description: 'The caller did not present valid credentials (API key, or the cluster token between nodes).',
   },
-  NOT_FOUND: { status: 404, description: 'The function, version or invocation does not exist.' },
+  NOT_FOUND: { status: 404, description: 'The function, version, invocation or secret does not exist.' },
   REQUEST_TIMEOUT: {
     status: 408,
     description: 'The request (headers and body) did not arrive in full within the server request timeout.',
+  },
+  CONFLICT: {
+    status: 409,
+    description: 'The change conflicts with what exists: a secret cannot be deleted while a function uses it.',
   },
   PAYLOAD_TOO_LARGE: { status: 413, description: 'The request body is over the allowed size.' },
   TOO_MANY_REQUESTS: {

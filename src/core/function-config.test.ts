@@ -18,7 +18,24 @@ it('defaults every setting', () => {
     idleSeconds: functionLimits.idleSeconds.default,
     network: false,
     allowNet: [],
+    secrets: {},
   });
+});
+
+it('takes secrets as variable → secret name, sorted, never a variable that env sets too', () => {
+  const config = compileFunctionConfig({ env: { MODE: 'x' }, secrets: { Z_KEY: 'STRIPE', A_KEY: 'db_password' } });
+  assert.deepEqual(Object.entries(config.secrets), [
+    ['A_KEY', 'db_password'],
+    ['Z_KEY', 'STRIPE'],
+  ]);
+  rejects(() => compileFunctionConfig({ env: { K: 'v' }, secrets: { K: 'S' } }), /INVALID_CONFIG.*K is given both/);
+  rejects(() => compileFunctionConfig({ secrets: { 'BAD-KEY': 'S' } }), /INVALID_CONFIG.*"BAD-KEY" is not valid/);
+  rejects(() => compileFunctionConfig({ secrets: { SAVASSAN_X: 'S' } }), /INVALID_CONFIG.*reserved/);
+  rejects(() => compileFunctionConfig({ secrets: { K: 'not-a-name' } }), /INVALID_CONFIG.*K: invalid secret name/);
+  rejects(() => compileFunctionConfig({ secrets: { K: 3 as unknown as string } }), /INVALID_CONFIG/);
+  rejects(() => compileFunctionConfig({ secrets: ['S'] as unknown as Record<string, string> }), /INVALID_CONFIG/);
+  const many = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`K${i}`, 'S']));
+  rejects(() => compileFunctionConfig({ secrets: many }), /INVALID_CONFIG.*at most 64 secrets/);
 });
 
 it('takes --allow-net CIDRs only with network, strictly, canonical and sorted', () => {

@@ -1,4 +1,5 @@
 import { PlatformError } from './errors.js';
+import { validateSecretName } from './secrets.js';
 
 /** What a user may set when deploying; every field optional. */
 export interface FunctionConfigInput {
@@ -13,6 +14,8 @@ export interface FunctionConfigInput {
   network?: boolean | undefined;
   /** IPv4 CIDRs a networked function may reach besides public addresses (private ranges are denied otherwise). */
   allowNet?: string[] | undefined;
+  /** Environment variables whose values are secrets: variable name → secret name (see `savassan secret set`). */
+  secrets?: Record<string, string> | undefined;
 }
 
 /** Validated, defaulted configuration of one function version. Immutable once deployed. */
@@ -29,6 +32,11 @@ export interface FunctionConfig {
   network: boolean;
   /** IPv4 CIDRs (canonical, sorted, unique) a networked function may reach although they are denied by default. */
   allowNet: string[];
+  /**
+   * Environment variables whose values are secrets, by name: variable → secret name, sorted by variable. Only names
+   * are stored with the version; each sandbox gets the secrets' values when it starts (`SandboxSpec.secretEnv`).
+   */
+  secrets: Record<string, string>;
 }
 
 export const functionLimits = {
@@ -39,6 +47,7 @@ export const functionLimits = {
   idleSeconds: { min: 1, max: 86400, default: 300 },
   envBytes: 4096,
   allowNet: 32,
+  secrets: 64,
 } as const;
 
 /** Largest invocation event and result, as with AWS Lambda's synchronous invoke. */
@@ -202,12 +211,7 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
   const env: Record<string, string> = {};
   let envBytes = 0;
   for (const [key, value] of Object.entries(input.env ?? {})) {
-    if (!envKeyPattern.test(key)) {
-      throw new PlatformError('INVALID_CONFIG', `environment variable name ${JSON.stringify(key)} is not valid`);
-    }
-    if (reservedEnvPrefixes.some((prefix) => key.startsWith(prefix))) {
-      throw new PlatformError('INVALID_CONFIG', `environment variable ${key} is reserved by the platform`);
-    }
+    validEnvKey(key, 'environment variable');
     if (typeof value !== 'string') {
       throw new PlatformError('INVALID_CONFIG', `environment variable ${key} must be a string`);
     }
@@ -221,6 +225,7 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
       `environment variables total ${envBytes} bytes, over the ${functionLimits.envBytes}-byte limit`,
     );
   }
+  const secrets = compileSecrets(input.secrets, env);
   const maxInstances = intInRange('maxInstances', input.maxInstances);
   const minInstances = intInRange('minInstances', input.minInstances);
   if (minInstances > maxInstances) {
@@ -245,7 +250,42 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
     idleSeconds: intInRange('idleSeconds', input.idleSeconds),
     network,
     allowNet,
+    secrets,
   };
+}
+
+function validEnvKey(key: string, what: string): void {
+  if (!envKeyPattern.test(key)) {
+    throw new PlatformError('INVALID_CONFIG', `${what} name ${JSON.stringify(key)} is not valid`);
+  }
+  if (reservedEnvPrefixes.some((prefix) => key.startsWith(prefix))) {
+    throw new PlatformError('INVALID_CONFIG', `environment variable ${key} is reserved by the platform`);
+  }
+}
+
+/** Variable → secret name, sorted by variable; a variable is either in `env` or here, never both. */
+function compileSecrets(input: unknown, env: Record<string, string>): Record<string, string> {
+  if (input === undefined) return {};
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new PlatformError('INVALID_CONFIG', 'secrets must be an object of VARIABLE: SECRET_NAME');
+  }
+  const entries = Object.entries(input as Record<string, unknown>);
+  if (entries.length > functionLimits.secrets) {
+    throw new PlatformError('INVALID_CONFIG', `a function uses at most ${functionLimits.secrets} secrets`);
+  }
+  const secrets: Record<string, string> = {};
+  for (const [key, name] of entries.sort(([a], [b]) => (a < b ? -1 : 1))) {
+    validEnvKey(key, 'secret variable');
+    if (Object.hasOwn(env, key)) {
+      throw new PlatformError('INVALID_CONFIG', `environment variable ${key} is given both a value and a secret`);
+    }
+    try {
+      secrets[key] = validateSecretName(name);
+    } catch (err) {
+      throw new PlatformError('INVALID_CONFIG', `environment variable ${key}: ${(err as PlatformError).rawMessage}`);
+    }
+  }
+  return secrets;
 }
 
 /** An IPv4 network in CIDR notation: its first address as a number, the prefix length, and the canonical text. */

@@ -28,6 +28,18 @@ export interface FunctionVersion {
   createdAt: Date;
 }
 
+/** A stored secret, without its value: values leave the metadata store only for a sandbox's environment. */
+export interface SecretRecord {
+  name: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** A secret as listed: with the functions whose current version uses it (sorted by name). */
+export interface SecretListing extends SecretRecord {
+  usedBy: string[];
+}
+
 /** What a warm pool holds: the address of one idle sandbox. JSON-safe so a Redis adapter can store it. */
 export interface InstanceRef {
   instanceId: string;

@@ -47,6 +47,11 @@ export interface EmbeddedOptions extends BackendUrls {
   /** Freeze sandboxes idle this long (ms; 0: after each invocation; false: never). Default `defaultFreezeIdleMs`. */
   freezeIdleMs?: number | false;
   /**
+   * The key that seals function environments and secret values in the metadata store (`SAVASSAN_SECRET_KEY`): 32
+   * bytes as 64 hex digits or base64. Absent or empty: the key in `{dataDir}/secret.key`, created on first start.
+   */
+  secretKey?: string | undefined;
+  /**
    * API keys of the HTTP API (`--api-key`, `SAVASSAN_API_KEY`; commas separate keys). Required when `host` is not
    * a loopback address; on loopback, given keys are enforced too. See `requireApiKeys`.
    */
@@ -166,7 +171,10 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   await chmod(dataDir, 0o700);
   const workDir = join(dataDir, 'agent');
-  const sealer = await EnvSealer.fromKeyFile(join(dataDir, 'secret.key'));
+  const sealer =
+    input.secretKey === undefined || input.secretKey === ''
+      ? await EnvSealer.fromKeyFile(join(dataDir, 'secret.key'))
+      : EnvSealer.fromKeyText(input.secretKey);
   const budget = await compileNodeBudget(
     { memoryMB: options.nodeMemoryMB, pids: options.nodePids },
     defaultSandboxLimits.pids,

@@ -9,6 +9,7 @@ import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
+import { secretEnvOf } from '../core/secrets.js';
 import type { FunctionRecord, FunctionVersion } from '../core/types.js';
 import { blobKeys, poolKey } from '../core/types.js';
 import type { FunctionResolver } from './function-resolver.js';
@@ -63,13 +64,22 @@ export class Deployer {
     if (code.byteLength > maxCodeBytes) {
       throw new PlatformError('PAYLOAD_TOO_LARGE', `the code bundle is ${code.byteLength} bytes, over ${maxCodeBytes}`);
     }
+    // The named secrets must exist (400 naming them otherwise); the trial sandbox gets their values, as every
+    // sandbox of the function will when it starts. The version stores their names only.
+    const secretEnv = await secretEnvOf(this.options.metadata, name, config.secrets);
     const codeSha256 = createHash('sha256').update(code).digest('hex');
     // compileFunctionConfig fixes the key order; only env keeps the caller's order, so sort it.
     const env = JSON.stringify(Object.entries(config.env).sort(([a], [b]) => (a < b ? -1 : 1)));
     const keyedHash = this.options.keyedHash ?? ((text: string) => createHash('sha256').update(text).digest('hex'));
-    // An empty allowNet is left out, so versions deployed before the setting existed keep their hash.
-    const { allowNet, ...rest } = config;
-    const canonical = { ...rest, ...(allowNet.length > 0 ? { allowNet } : {}), env: keyedHash(env) };
+    // An empty allowNet or secrets is left out, so versions deployed before the setting existed keep their hash.
+    // Secrets count by name: a new value of a secret is not a new version.
+    const { allowNet, secrets, ...rest } = config;
+    const canonical = {
+      ...rest,
+      ...(allowNet.length > 0 ? { allowNet } : {}),
+      ...(Object.keys(secrets).length > 0 ? { secrets: Object.entries(secrets) } : {}),
+      env: keyedHash(env),
+    };
     const contentHash = createHash('sha256').update(codeSha256).update(JSON.stringify(canonical)).digest('hex');
     const { blobStore } = this.options;
     const key = blobKeys.code(codeSha256);
@@ -79,7 +89,7 @@ export class Deployer {
     // Load the bundle once in a real sandbox before it becomes current: a syntax error or a missing
     // handler is rejected here and the previous version keeps serving.
     try {
-      await this.#trial(name, codeSha256, config);
+      await this.#trial(name, codeSha256, config, secretEnv);
     } catch (err) {
       // A rejected deploy leaves nothing behind: the blob it stored goes (the Agent drops the code it extracted).
       if (stored) await this.#dropCode(codeSha256, code);
@@ -101,9 +111,14 @@ export class Deployer {
     return { ...result, changes };
   }
 
-  async #trial(name: string, codeSha256: string, config: FunctionVersion['config']): Promise<void> {
+  async #trial(
+    name: string,
+    codeSha256: string,
+    config: FunctionVersion['config'],
+    secretEnv: Record<string, string> | undefined,
+  ): Promise<void> {
     // Version 0 of no incarnation: the trial sandbox is never pooled.
-    const spec = { functionName: name, incarnation: '', version: 0, codeSha256, config };
+    const spec = { functionName: name, incarnation: '', version: 0, codeSha256, config, secretEnv };
     const agent = this.options.agents.place(spec);
     if (agent === null) {
       throw new PlatformError('UNAVAILABLE', `no node has room to try the function; deploy again in a moment`, {

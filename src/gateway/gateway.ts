@@ -12,6 +12,7 @@ import { createGatewayServer, type NodeView } from './http/server.js';
 import { Invoker } from './invoker.js';
 import { GatewayMetrics } from './metrics.js';
 import { createReadinessCheck } from './readiness.js';
+import { Secrets } from './secrets.js';
 
 export interface GatewayOptions {
   pool: Pool;
@@ -55,6 +56,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     keyedHash: options.keyedHash,
     onChange: options.onChange ?? (() => {}),
   });
+  const secrets = new Secrets({ metadata, pool, agents, logger, onChange: options.onChange });
   const invoker = new Invoker({
     pool,
     queue,
@@ -69,6 +71,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const server = await createGatewayServer({
     invoker,
     deployer,
+    secrets,
     metadata,
     blobStore,
     metrics: new GatewayMetrics(),

@@ -74,6 +74,7 @@ function configToProto(config: FunctionConfig): pb.FunctionConfig {
     idleSeconds: config.idleSeconds,
     network: config.network,
     allowNet: [...config.allowNet],
+    secrets: { ...config.secrets },
   };
 }
 
@@ -89,6 +90,7 @@ function configFromProto(config: pb.FunctionConfig): FunctionConfig {
     idleSeconds: config.idleSeconds,
     network: config.network,
     allowNet: [...config.allowNet],
+    secrets: { ...config.secrets },
   };
 }
 
@@ -99,17 +101,19 @@ export function sandboxSpecToProto(spec: SandboxSpec): pb.SandboxSpec {
     codeSha256: spec.codeSha256,
     config: configToProto(spec.config),
     incarnation: spec.incarnation,
+    secretEnv: { ...spec.secretEnv },
   };
 }
 
 export function sandboxSpecFromProto(spec: pb.SandboxSpec | undefined): SandboxSpec {
-  const { functionName, incarnation, version, codeSha256, config } = required(spec, 'a sandbox spec');
+  const { functionName, incarnation, version, codeSha256, config, secretEnv } = required(spec, 'a sandbox spec');
   return {
     functionName,
     incarnation,
     version,
     codeSha256,
     config: configFromProto(required(config, 'a function config')),
+    ...(Object.keys(secretEnv).length === 0 ? {} : { secretEnv: { ...secretEnv } }),
   };
 }
 

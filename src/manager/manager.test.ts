@@ -25,6 +25,8 @@ class FakeAgent implements AgentApi {
   incarnationOf: (functionName: string) => string = () => '';
   readonly sandboxes = new Map<string, SandboxInfo>();
   readonly destroyed: string[] = [];
+  /** What each creation was asked for, in order. */
+  readonly specs: SandboxSpec[] = [];
 
   /** Creations of these functions wait for `release()`. */
   readonly slow = new Set<string>();
@@ -38,6 +40,7 @@ class FakeAgent implements AgentApi {
   }
 
   async createSandbox(spec: SandboxSpec): Promise<InstanceRef> {
+    this.specs.push(spec);
     if (this.slow.has(spec.functionName)) await this.#gate;
     if (this.failing.has(spec.functionName)) {
       throw new PlatformError('FUNCTION_INIT_ERROR', `${spec.functionName} failed to start`);
@@ -234,6 +237,42 @@ describe('Manager', () => {
         assert.equal((await slowWait)?.kind, 'instance');
       } finally {
         agent.release();
+        await m.stop();
+      }
+    });
+  });
+
+  describe('secrets', () => {
+    it("reads the secrets' values for each sandbox it creates, and fails the waiter of a version whose secret is gone", async () => {
+      await metadata.putSecret('API_TOKEN', 'first');
+      await deploy('keyed', { env: { PLAIN: 'p' }, secrets: { TOKEN: 'API_TOKEN' } });
+      const queue = new MemoryProvisionQueue({ capacity: 10 });
+      const m = manager({ queue });
+      const lease = { holder: 'gw', leaseMs: 60_000, timeoutMs: 3_000 };
+      m.start();
+      try {
+        const created = async (): Promise<SandboxSpec | undefined> => {
+          const waiting = pool.wait(keyOf('keyed', 1), lease);
+          await queue.push(demand('keyed'));
+          assert.equal((await waiting)?.kind, 'instance');
+          return agent.specs.at(-1);
+        };
+        const first = await created();
+        assert.deepEqual(first?.secretEnv, { TOKEN: 'first' });
+        assert.deepEqual(first?.config.env, { PLAIN: 'p' }, 'the stored config holds no value');
+        await metadata.putSecret('API_TOKEN', 'second');
+        assert.deepEqual((await created())?.secretEnv, { TOKEN: 'second' });
+
+        // Version 1 still names the secret, version 2 (current) does not: the secret may go, version 1 cannot start.
+        await deploy('keyed', {});
+        assert.equal(await metadata.deleteSecret('API_TOKEN'), true);
+        const waiting = pool.wait(keyOf('keyed', 1), lease);
+        await queue.push(demand('keyed', 1));
+        const item = await waiting;
+        assert.ok(item?.kind === 'failure', 'the waiter is told at once');
+        assert.equal(item.error.code, 'INVALID_CONFIG');
+        assert.match(item.error.message, /keyed uses a secret that does not exist: API_TOKEN/);
+      } finally {
         await m.stop();
       }
     });

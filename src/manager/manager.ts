@@ -15,6 +15,7 @@ import type {
   SerializedError,
   VersionId,
 } from '../core/types.js';
+import { secretEnvOf } from '../core/secrets.js';
 import { parsePoolKey, poolKey } from '../core/types.js';
 import { OutageLog } from './outage-log.js';
 
@@ -257,13 +258,24 @@ export class Manager {
     }
     if ((await this.#countInstances(version)) + others() >= version.config.maxInstances) return 'skipped';
 
+    // Secret values are read for each sandbox, so one created after a secret changed gets its new value.
+    let secretEnv: Record<string, string> | undefined;
+    try {
+      secretEnv = await secretEnvOf(metadata, version.functionName, version.config.secrets);
+    } catch (err) {
+      const error = PlatformError.from(err, 'UNAVAILABLE');
+      await pool.pushFailure(key, failureOf(error)).catch(() => {});
+      if (error.code === 'INVALID_CONFIG') return 'failed';
+      throw error;
+    }
     let instance: InstanceRef;
-    const spec = {
+    const spec: SandboxSpec = {
       functionName: version.functionName,
       incarnation: version.incarnation,
       version: version.version,
       codeSha256: version.codeSha256,
       config: version.config,
+      secretEnv,
     };
     try {
       instance = await this.#createSomewhere(spec);

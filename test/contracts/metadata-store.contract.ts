@@ -474,6 +474,139 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
       });
     });
 
+    it('puts, replaces, lists and reads secrets; values only through secretValues', async () => {
+      await withStore(async (store, reopen) => {
+        const before = Date.now();
+        const first = await store.putSecret('DB_PASSWORD', 'pw-1 ünïcödé 🎉');
+        assert.equal(first.created, true);
+        assert.deepEqual(Object.keys(first.secret).sort(), ['createdAt', 'name', 'updatedAt']);
+        assert.equal(first.secret.name, 'DB_PASSWORD');
+        assertRecent(first.secret.createdAt, before);
+        assert.equal(first.secret.updatedAt.getTime(), first.secret.createdAt.getTime());
+        const second = await store.putSecret('DB_PASSWORD', 'pw-2');
+        assert.equal(second.created, false);
+        assert.equal(second.secret.createdAt.getTime(), first.secret.createdAt.getTime());
+        assert.ok(second.secret.updatedAt.getTime() >= first.secret.updatedAt.getTime());
+        await store.putSecret('API_KEY', 'k'.repeat(4096));
+
+        const current = reopen === undefined ? store : (await store.close(), await reopen());
+        const listed = await current.listSecrets();
+        assert.deepEqual(
+          listed.map((s) => [s.name, s.usedBy]),
+          [
+            ['API_KEY', []],
+            ['DB_PASSWORD', []],
+          ],
+        );
+        assert.deepEqual(Object.keys(listed[0]!).sort(), ['createdAt', 'name', 'updatedAt', 'usedBy']);
+        assert.equal(listed[1]?.createdAt.getTime(), first.secret.createdAt.getTime());
+        assert.equal(listed[1]?.updatedAt.getTime(), second.secret.updatedAt.getTime());
+        const values = await current.secretValues(['DB_PASSWORD', 'API_KEY', 'NOPE', 'DB_PASSWORD']);
+        assert.deepEqual([...values].sort(), [
+          ['API_KEY', 'k'.repeat(4096)],
+          ['DB_PASSWORD', 'pw-2'],
+        ]);
+        assert.equal((await current.secretValues([])).size, 0);
+      });
+    });
+
+    it('refuses an invalid secret name with INVALID_NAME and an empty value with BAD_REQUEST', async () => {
+      await withStore(async (store) => {
+        for (const name of ['', '1ABC', 'has-dash', 'has space', 'x'.repeat(129), 'ÄB']) {
+          await assertRejectsWith(store.putSecret(name, 'v'), 'INVALID_NAME', undefined, JSON.stringify(name));
+        }
+        await assertRejectsWith(store.putSecret('EMPTY', ''), 'BAD_REQUEST');
+        assert.deepEqual(await store.listSecrets(), []);
+      });
+    });
+
+    it('a version naming a missing secret is refused; setCurrentVersion to one whose secret is gone too', async () => {
+      await withStore(async (store) => {
+        const uses = (contentHash: string, secrets: Record<string, string>) =>
+          newVersion('alpha', contentHash, { config: config({ secrets }) });
+        await assertRejectsWith(
+          store.deployVersion(uses('h1', { TOKEN: 'MISSING', OTHER: 'ALSO_MISSING' })),
+          'INVALID_CONFIG',
+          /ALSO_MISSING, MISSING/,
+        );
+        assert.equal(await store.getFunction('alpha'), null, 'nothing was written');
+
+        await store.putSecret('TOKEN', 't');
+        const first = await store.deployVersion(uses('h1', { TOKEN: 'TOKEN' }));
+        assert.deepEqual(first.version.config.secrets, { TOKEN: 'TOKEN' });
+        assert.deepEqual((await store.getVersion('alpha', 1))?.config.secrets, { TOKEN: 'TOKEN' });
+        await store.deployVersion(uses('h2', {}));
+        assert.equal(await store.deleteSecret('TOKEN'), true, 'only an older version names it');
+        await assertRejectsWith(store.setCurrentVersion('alpha', 1), 'INVALID_CONFIG', /TOKEN/);
+        assert.equal((await store.getFunction('alpha'))?.currentVersion, 2);
+        await store.putSecret('TOKEN', 't2');
+        assert.equal((await store.setCurrentVersion('alpha', 1)).currentVersion, 1);
+      });
+    });
+
+    it('lists the functions whose current version uses a secret, and refuses to delete it with CONFLICT', async () => {
+      await withStore(async (store) => {
+        await store.putSecret('SHARED', 's');
+        await store.putSecret('SPARE', 's');
+        const uses = (name: string, contentHash: string, secrets: Record<string, string>) =>
+          newVersion(name, contentHash, { config: config({ secrets }) });
+        await store.deployVersion(uses('bravo', 'b1', { A: 'SHARED', B: 'SHARED' }));
+        await store.deployVersion(uses('alpha', 'a1', { X: 'SHARED' }));
+        await store.deployVersion(uses('charlie', 'c1', {}));
+        assert.deepEqual(
+          (await store.listSecrets()).map((s) => [s.name, s.usedBy]),
+          [
+            ['SHARED', ['alpha', 'bravo']],
+            ['SPARE', []],
+          ],
+        );
+        await assert.rejects(store.deleteSecret('SHARED'), (err: unknown) => {
+          assert.ok(isPlatformError(err, 'CONFLICT'), String(err));
+          assert.match(err.message, /alpha, bravo/);
+          assert.deepEqual(err.details['usedBy'], ['alpha', 'bravo']);
+          return true;
+        });
+        assert.equal((await store.secretValues(['SHARED'])).get('SHARED'), 's', 'still there');
+
+        await store.deployVersion(uses('alpha', 'a2', {}));
+        await store.deleteFunction('bravo');
+        assert.deepEqual((await store.listSecrets()).find((s) => s.name === 'SHARED')?.usedBy, []);
+        assert.equal(await store.deleteSecret('SHARED'), true);
+        assert.equal(await store.deleteSecret('SHARED'), false);
+        assert.equal(await store.deleteSecret('NEVER'), false);
+        assert.deepEqual(
+          (await store.listSecrets()).map((s) => s.name),
+          ['SPARE'],
+        );
+      });
+    });
+
+    it('a deploy naming a secret and a delete of that secret never both succeed', async () => {
+      await withStore(async (store) => {
+        for (let round = 0; round < 8; round++) {
+          const secret = `RACE_${round}`;
+          await store.putSecret(secret, 'v');
+          const [deployed, deleted] = await Promise.allSettled([
+            store.deployVersion(newVersion('alpha', `h${round}`, { config: config({ secrets: { V: secret } }) })),
+            store.deleteSecret(secret),
+          ]);
+          if (deployed.status === 'fulfilled') {
+            assert.ok(deleted.status === 'rejected' && isPlatformError(deleted.reason, 'CONFLICT'), `round ${round}`);
+            assert.equal((await store.secretValues([secret])).size, 1);
+          } else {
+            assert.ok(isPlatformError(deployed.reason, 'INVALID_CONFIG'), `round ${round}: ${String(deployed.reason)}`);
+            assert.ok(deleted.status === 'fulfilled' && deleted.value, `round ${round}`);
+          }
+          // Whatever happened, the current version names only secrets that exist.
+          const fn = await store.getFunction('alpha');
+          if (fn !== null) {
+            const names = Object.values((await store.getVersion('alpha', fn.currentVersion))!.config.secrets);
+            assert.equal((await store.secretValues(names)).size, new Set(names).size);
+          }
+        }
+      });
+    });
+
     it('rejects use after close with UNAVAILABLE; close is idempotent', async () => {
       await withStore(async (store) => {
         await store.deployVersion(newVersion('alpha', 'h1'));
@@ -491,6 +624,10 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
           ['recordInvocation', () => store.recordInvocation(invocation({ id: 'after-close' }))],
           ['getInvocation', () => store.getInvocation('x')],
           ['listInvocations', () => store.listInvocations({})],
+          ['putSecret', () => store.putSecret('KEY', 'value')],
+          ['listSecrets', () => store.listSecrets()],
+          ['secretValues', () => store.secretValues(['KEY'])],
+          ['deleteSecret', () => store.deleteSecret('KEY')],
         ];
         for (const [method, call] of calls) await assertRejectsWith(call(), 'UNAVAILABLE', undefined, method);
       });
@@ -510,6 +647,7 @@ function config(overrides: Partial<FunctionConfig> = {}): FunctionConfig {
     idleSeconds: 300,
     network: false,
     allowNet: [],
+    secrets: {},
     ...overrides,
   };
 }

@@ -28,6 +28,7 @@ describe('MySQL metadata store specifics', () => {
         ['function_versions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['functions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['secrets', 'InnoDB', 'utf8mb4_bin', 'latin1'],
       ],
     );
   });

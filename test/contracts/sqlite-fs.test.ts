@@ -173,6 +173,7 @@ describe('SQLite metadata store specifics', () => {
           idleSeconds: 300,
           network: false,
           allowNet: [],
+          secrets: {},
         },
       });
       await store.close();
@@ -184,7 +185,9 @@ describe('SQLite metadata store specifics', () => {
           .prepare<[], { name: string }>("select name from sqlite_master where type = 'table' order by name")
           .all()
           .map((row) => row.name);
-        for (const table of ['functions', 'function_versions', 'invocations']) assert.ok(tables.includes(table));
+        for (const table of ['functions', 'function_versions', 'invocations', 'secrets']) {
+          assert.ok(tables.includes(table));
+        }
       } finally {
         raw.close();
       }

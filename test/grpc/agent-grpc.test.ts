@@ -197,6 +197,23 @@ describe('Agent over gRPC', () => {
     });
   }
 
+  it('gives a sandbox its secret values as environment variables beside the plain ones', async () => {
+    const spec = await deploy('env', { env: { PLAIN: 'visible' }, secrets: { TOKEN: 'API_TOKEN' } });
+    const sandbox = await tcpClient.createSandbox({ ...spec, secretEnv: { TOKEN: 'the-secret-value' } });
+    const outcome = await tcpClient.invoke(sandbox.instanceId, {
+      invocationId: randomUUID(),
+      eventJson: JSON.stringify({ names: ['PLAIN', 'TOKEN', 'API_TOKEN'] }),
+      timeoutMs: 3000,
+    });
+    assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
+    assert.deepEqual(JSON.parse(outcome.payloadJson ?? 'null'), {
+      PLAIN: 'visible',
+      TOKEN: 'the-secret-value',
+      API_TOKEN: null,
+    });
+    await tcpClient.destroySandbox(sandbox.instanceId);
+  });
+
   it('carries events and results of several MiB', async () => {
     const echo = await tcpClient.createSandbox(await deploy('echo'));
     const big = 'x'.repeat(5 * 1024 * 1024);

@@ -10,17 +10,20 @@ const tagBytes = 16;
 const keyBytes = 32;
 
 /**
- * Encrypts function environments before they reach a metadata store, and fingerprints content with a keyed hash so
- * that a stored or displayed hash cannot be used to guess a secret offline. The function name is bound to each
- * sealed value (additional authenticated data): a value copied into another function's row does not open.
+ * Encrypts function environments and secret values before they reach a metadata store, and fingerprints content
+ * with a keyed hash so that a stored or displayed hash cannot be used to guess a secret offline. The function (or
+ * secret) name is bound to each sealed value (additional authenticated data): a value copied into another row does
+ * not open.
  */
 export class EnvSealer {
   /** One subkey per use, derived from the stored (or shared) secret: encryption and keyed hashing never share one. */
   readonly #key: Buffer;
+  readonly #secretKey: Buffer;
   readonly #hashKey: Buffer;
 
   private constructor(secret: Buffer) {
     this.#key = subkey(secret, 'function environments v1');
+    this.#secretKey = subkey(secret, 'secrets v1');
     this.#hashKey = subkey(secret, 'content hashes v1');
   }
 
@@ -30,6 +33,24 @@ export class EnvSealer {
       throw new PlatformError('INTERNAL', `an environment sealing key is ${keyBytes} bytes, not ${key.byteLength}`);
     }
     return new EnvSealer(Buffer.from(key));
+  }
+
+  /**
+   * A sealer on a key given as text (`SAVASSAN_SECRET_KEY`): 32 bytes as 64 hex digits or in base64 (44
+   * characters). INVALID_CONFIG otherwise, without quoting the text.
+   */
+  static fromKeyText(text: string): EnvSealer {
+    const trimmed = text.trim();
+    let key: Buffer | null = null;
+    if (/^[0-9a-fA-F]{64}$/.test(trimmed)) key = Buffer.from(trimmed, 'hex');
+    else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(trimmed)) key = Buffer.from(trimmed, 'base64');
+    if (key?.byteLength !== keyBytes) {
+      throw new PlatformError(
+        'INVALID_CONFIG',
+        `SAVASSAN_SECRET_KEY must be ${keyBytes} bytes as 64 hex digits or base64 (make one with: openssl rand -hex 32)`,
+      );
+    }
+    return new EnvSealer(key);
   }
 
   /**
@@ -67,28 +88,45 @@ export class EnvSealer {
   }
 
   seal(functionName: string, plaintext: string): string {
+    return this.#seal(this.#key, envAad(functionName), plaintext);
+  }
+
+  open(functionName: string, sealed: string): string {
+    return this.#open(this.#key, envAad(functionName), sealed, `the stored environment of ${functionName}`);
+  }
+
+  /** Seal a secret's value, bound to its name: a value copied into another secret's row (or a function's) does not open. */
+  sealSecret(name: string, value: string): string {
+    return this.#seal(this.#secretKey, secretAad(name), value);
+  }
+
+  openSecret(name: string, sealed: string): string {
+    return this.#open(this.#secretKey, secretAad(name), sealed, `the stored value of secret ${name}`);
+  }
+
+  #seal(key: Buffer, aad: Buffer, plaintext: string): string {
     const iv = randomBytes(ivBytes);
-    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
-    cipher.setAAD(aad(functionName));
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    cipher.setAAD(aad);
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     return sealedPrefix + Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
   }
 
-  open(functionName: string, sealed: string): string {
+  #open(key: Buffer, aad: Buffer, sealed: string, what: string): string {
     const raw = Buffer.from(sealed.slice(sealedPrefix.length), 'base64url');
     if (!EnvSealer.isSealed(sealed) || raw.byteLength < ivBytes + tagBytes) {
-      throw new PlatformError('INTERNAL', `the stored environment of ${functionName} is malformed`);
+      throw new PlatformError('INTERNAL', `${what} is malformed`);
     }
     try {
-      const decipher = createDecipheriv('aes-256-gcm', this.#key, raw.subarray(0, ivBytes));
-      decipher.setAAD(aad(functionName));
+      const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, ivBytes));
+      decipher.setAAD(aad);
       decipher.setAuthTag(raw.subarray(ivBytes, ivBytes + tagBytes));
       return Buffer.concat([decipher.update(raw.subarray(ivBytes + tagBytes)), decipher.final()]).toString('utf8');
     } catch (err) {
       throw new PlatformError(
         'UNAVAILABLE',
-        `the stored environment of ${functionName} cannot be decrypted: this server's key differs from the one ` +
-          'it was sealed with (another data dir, or another cluster token)',
+        `${what} cannot be decrypted: this server's key differs from the one it was sealed with (another data ` +
+          'dir, SAVASSAN_SECRET_KEY or cluster token)',
         { cause: err },
       );
     }
@@ -130,6 +168,10 @@ async function createKeyFile(path: string): Promise<Buffer> {
   }
 }
 
-function aad(functionName: string): Buffer {
+function envAad(functionName: string): Buffer {
   return Buffer.from(`savassan env v1\0${functionName}`, 'utf8');
+}
+
+function secretAad(name: string): Buffer {
+  return Buffer.from(`savassan secret v1\0${name}`, 'utf8');
 }

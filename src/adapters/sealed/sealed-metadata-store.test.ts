@@ -96,6 +96,47 @@ describe('SealedMetadataStore', () => {
     assert.deepEqual(await readdir(keyDir), ['k']);
   });
 
+  it('keeps secret values out of the database in clear, each bound to its name', async () => {
+    const path = join(dir, 'secrets', 'secrets.db');
+    const sealer = EnvSealer.fromSecret('token');
+    const store = new SealedMetadataStore(await openSqliteMetadataStore(path), sealer);
+    await store.putSecret('STRIPE_KEY', secret);
+    await store.putSecret('OTHER', 'other-value');
+    assert.deepEqual([...(await store.secretValues(['STRIPE_KEY']))], [['STRIPE_KEY', secret]]);
+    await assert.rejects(store.putSecret('TOO_BIG', 'x'.repeat(4097)), /BAD_REQUEST.*4096-byte limit/);
+    await store.close();
+    const db = new BetterSqlite3(path);
+    const rows = db.prepare('SELECT name, value FROM secrets ORDER BY name').all() as { name: string; value: string }[];
+    assert.ok(rows.every((row) => EnvSealer.isSealed(row.value) && !row.value.includes(secret)));
+    // Another secret's sealed value copied into this row does not open.
+    db.prepare(
+      "UPDATE secrets SET value = (SELECT value FROM secrets WHERE name = 'OTHER') WHERE name = 'STRIPE_KEY'",
+    ).run();
+    db.close();
+    assert.ok(!(await storedBytes(join(dir, 'secrets'))).includes(secret), 'the value is in no database file');
+    const reopened = new SealedMetadataStore(await openSqliteMetadataStore(path), sealer);
+    try {
+      await assert.rejects(reopened.secretValues(['STRIPE_KEY']), /UNAVAILABLE.*secret STRIPE_KEY cannot be decrypted/);
+      assert.equal((await reopened.secretValues(['OTHER'])).get('OTHER'), 'other-value');
+    } finally {
+      await reopened.close();
+    }
+  });
+
+  it('takes a key as 64 hex digits or base64, and refuses anything else without quoting it', () => {
+    const key = Buffer.alloc(32, 7);
+    const sealed = EnvSealer.fromKey(key).sealSecret('S', 'v');
+    assert.equal(EnvSealer.fromKeyText(key.toString('hex')).openSecret('S', sealed), 'v');
+    assert.equal(EnvSealer.fromKeyText(`${key.toString('base64')}\n`).openSecret('S', sealed), 'v');
+    assert.equal(EnvSealer.fromKeyText(key.toString('base64url')).openSecret('S', sealed), 'v');
+    for (const bad of ['', 'short-key-material', 'ab'.repeat(31), Buffer.alloc(31).toString('base64')]) {
+      assert.throws(
+        () => EnvSealer.fromKeyText(bad),
+        (err: unknown) => isPlatformError(err, 'INVALID_CONFIG') && (bad === '' || !err.message.includes(bad)),
+      );
+    }
+  });
+
   it('binds a sealed value to its function', () => {
     const sealer = EnvSealer.fromSecret('token');
     const sealed = sealer.seal('alpha', '{"K":"v"}');

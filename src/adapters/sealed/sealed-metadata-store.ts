@@ -1,6 +1,7 @@
 import type { FunctionConfig } from '../../core/function-config.js';
 import type { MetadataStore, NewVersion } from '../../core/ports/metadata-store.js';
-import type { FunctionVersion } from '../../core/types.js';
+import { validateSecretValue } from '../../core/secrets.js';
+import type { FunctionVersion, SecretListing } from '../../core/types.js';
 import type { EnvSealer } from './env-sealer.js';
 
 /**
@@ -10,9 +11,9 @@ import type { EnvSealer } from './env-sealer.js';
 const sealedEnvKey = '@sealed';
 
 /**
- * A MetadataStore that keeps function environments encrypted in the store underneath (any adapter: SQLite,
- * PostgreSQL, MySQL), so neither the database nor its backups hold a secret in clear (content hashes are keyed
- * by the deployer, `EnvSealer.keyedHash`). Callers see plain configs. Environments stored before sealing existed are read as
+ * A MetadataStore that keeps function environments and secret values encrypted in the store underneath (any
+ * adapter: SQLite, PostgreSQL, MySQL), so neither the database nor its backups hold a secret in clear (content
+ * hashes are keyed by the deployer, `EnvSealer.keyedHash`). Callers see plain configs and values. Environments stored before sealing existed are read as
  * they are and sealed when the function is next deployed.
  */
 export class SealedMetadataStore implements MetadataStore {
@@ -75,6 +76,25 @@ export class SealedMetadataStore implements MetadataStore {
 
   listInvocations(...args: Parameters<MetadataStore['listInvocations']>): ReturnType<MetadataStore['listInvocations']> {
     return this.#inner.listInvocations(...args);
+  }
+
+  async putSecret(name: string, value: string): ReturnType<MetadataStore['putSecret']> {
+    // The bounds are the value's own: sealed, it is longer than any plain value may be.
+    validateSecretValue(value);
+    return this.#inner.putSecret(name, this.#sealer.sealSecret(name, value));
+  }
+
+  listSecrets(): Promise<SecretListing[]> {
+    return this.#inner.listSecrets();
+  }
+
+  async secretValues(names: readonly string[]): Promise<Map<string, string>> {
+    const sealed = await this.#inner.secretValues(names);
+    return new Map([...sealed].map(([name, value]) => [name, this.#sealer.openSecret(name, value)]));
+  }
+
+  deleteSecret(name: string): Promise<boolean> {
+    return this.#inner.deleteSecret(name);
   }
 
   close(): Promise<void> {

@@ -67,4 +67,21 @@ describe('migrations', () => {
       await store.close();
     }
   });
+
+  it('0003 adds secrets: versions stored before name none, and rolling back to them needs none', async () => {
+    const store = await openSqliteMetadataStore(await initialDatabase(), { durability: 'full' });
+    try {
+      assert.deepEqual((await store.getVersion('alpha', 1))?.config.secrets, {});
+      assert.deepEqual(await store.listSecrets(), []);
+      await store.putSecret('TOKEN', 'v');
+      assert.deepEqual(
+        (await store.listSecrets()).map((s) => [s.name, s.usedBy]),
+        [['TOKEN', []]],
+      );
+      assert.equal((await store.setCurrentVersion('alpha', 1)).currentVersion, 1);
+      assert.equal(await store.deleteSecret('TOKEN'), true);
+    } finally {
+      await store.close();
+    }
+  });
 });

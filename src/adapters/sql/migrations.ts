@@ -102,6 +102,25 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.alterTable('functions').dropColumn('incarnation').execute();
     },
   },
+
+  /** Secrets: named values that functions' environments refer to (`FunctionConfig.secrets`). */
+  '0003_secrets': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      const { varchar, text, table } = textTypes(db);
+      await db.schema
+        .createTable('secrets')
+        .$call(table)
+        .addColumn('name', varchar(columnLengths.secretName), (col) => col.primaryKey())
+        .addColumn('value', text, (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('updated_at', 'bigint', (col) => col.notNull())
+        .execute();
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('secrets').execute();
+    },
+  },
 };
 
 /** A fresh function incarnation: 16 random hex digits. */

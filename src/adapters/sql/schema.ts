@@ -66,15 +66,26 @@ export interface InvocationsTable {
   created_at: EpochMillisColumn;
 }
 
+export interface SecretsTable {
+  /** Secret name (validated: at most 128 characters). Primary key. */
+  name: string;
+  /** The value as the store was given it: sealed (`SealedMetadataStore`) wherever the platform runs. */
+  value: string;
+  created_at: EpochMillisColumn;
+  updated_at: EpochMillisColumn;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
   invocations: InvocationsTable;
+  secrets: SecretsTable;
 }
 
 export type FunctionRow = Selectable<FunctionsTable>;
 export type FunctionVersionRow = Selectable<FunctionVersionsTable>;
 export type InvocationRow = Selectable<InvocationsTable>;
+export type SecretRow = Selectable<SecretsTable>;
 
 /** Column sizes shared by the migrations and the adapter's checks. */
 export const columnLengths = {
@@ -87,4 +98,7 @@ export const columnLengths = {
   logKey: 1024,
   nodeId: 255,
   instanceId: 255,
+  secretName: 128,
+  /** Characters of a stored secret value: a sealed 4 KiB value takes about 5.5 KiB. */
+  secretValue: 16_384,
 } as const;

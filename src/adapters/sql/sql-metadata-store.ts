@@ -1,15 +1,19 @@
+import { sql } from 'kysely';
 import type { CompiledQuery, Insertable, Kysely, Transaction } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { silentLogger } from '../../core/logger.js';
 import { validateFunctionName } from '../../core/function-config.js';
 import type { FunctionConfig } from '../../core/function-config.js';
+import { validateSecretName } from '../../core/secrets.js';
 import type { InvocationQuery, MetadataStore, NewVersion } from '../../core/ports/metadata-store.js';
 import type {
   FunctionRecord,
   FunctionVersion,
   InvocationRecord,
   InvocationStatus,
+  SecretListing,
+  SecretRecord,
   SerializedError,
   StartKind,
 } from '../../core/types.js';
@@ -22,6 +26,7 @@ import type {
   FunctionVersionRow,
   InvocationRow,
   InvocationsTable,
+  SecretRow,
 } from './schema.js';
 
 export interface SqlMetadataStoreOptions {
@@ -262,6 +267,7 @@ export class SqlMetadataStore implements MetadataStore {
               `function ${name} has no version ${String(version)} (versions are 1 to ${latest})`,
             );
           }
+          await requireSecrets(trx, name, configFromJson(target.config).secrets);
           const now = Date.now();
           await trx
             .updateTable('functions')
@@ -349,6 +355,84 @@ export class SqlMetadataStore implements MetadataStore {
       }
       const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
       return rows.map(invocationFromRow);
+    });
+  }
+
+  putSecret(name: string, value: string): Promise<{ secret: SecretRecord; created: boolean }> {
+    return this.#run(`set secret ${name}`, async () => {
+      validateSecretName(name);
+      if (typeof value !== 'string' || value.length === 0 || value.length > columnLengths.secretValue) {
+        throw new PlatformError(
+          'BAD_REQUEST',
+          `a stored secret value is 1 to ${columnLengths.secretValue} characters (secret ${name})`,
+        );
+      }
+      const result = await this.#retrying(() =>
+        this.#db.transaction().execute(async (trx) => {
+          const now = Date.now();
+          const updated = await trx
+            .updateTable('secrets')
+            .set({ value, updated_at: now })
+            .where('name', '=', name)
+            .executeTakeFirst();
+          if (updated.numUpdatedRows > 0n) {
+            const row = await trx
+              .selectFrom('secrets')
+              .select(['name', 'created_at', 'updated_at'])
+              .where('name', '=', name)
+              .executeTakeFirstOrThrow();
+            return { secret: secretFromRow(row), created: false };
+          }
+          // A concurrent first put makes this a unique violation; the retry then updates the row it wrote.
+          await trx.insertInto('secrets').values({ name, value, created_at: now, updated_at: now }).execute();
+          return { secret: secretFromRow({ name, created_at: now, updated_at: now }), created: true };
+        }),
+      );
+      await this.#barrier();
+      return result;
+    });
+  }
+
+  listSecrets(): Promise<SecretListing[]> {
+    return this.#run('list secrets', async () => {
+      const [rows, users] = await Promise.all([
+        this.#db.selectFrom('secrets').select(['name', 'created_at', 'updated_at']).orderBy('name').execute(),
+        secretUsers(this.#db),
+      ]);
+      return rows.map((row) => ({ ...secretFromRow(row), usedBy: users.get(row.name) ?? [] }));
+    });
+  }
+
+  secretValues(names: readonly string[]): Promise<Map<string, string>> {
+    return this.#run('read secret values', async () => {
+      const wanted = [...new Set(names)];
+      if (wanted.length === 0) return new Map<string, string>();
+      const rows = await this.#db.selectFrom('secrets').select(['name', 'value']).where('name', 'in', wanted).execute();
+      return new Map(rows.map((row) => [row.name, row.value]));
+    });
+  }
+
+  deleteSecret(name: string): Promise<boolean> {
+    return this.#run(`delete secret ${name}`, async () => {
+      const deleted = await this.#retrying(() =>
+        this.#db.transaction().execute(async (trx) => {
+          // The delete takes the row's lock first: a deploy naming the secret either committed before (and is seen
+          // below) or waits for this transaction and then finds the secret gone (`requireSecrets`).
+          const result = await trx.deleteFrom('secrets').where('name', '=', name).executeTakeFirst();
+          if (result.numDeletedRows === 0n) return false;
+          const users = (await secretUsers(trx)).get(name) ?? [];
+          if (users.length > 0) {
+            throw new PlatformError(
+              'CONFLICT',
+              `secret ${name} is used by the current version of ${users.join(', ')}: deploy ${users.length === 1 ? 'it' : 'them'} without it (or delete ${users.length === 1 ? 'it' : 'them'}) first`,
+              { details: { usedBy: users } },
+            );
+          }
+          return true;
+        }),
+      );
+      if (deleted) await this.#barrier();
+      return deleted;
     });
   }
 
@@ -692,6 +776,7 @@ async function deployIn(
   const name = input.functionName;
   await lockFunction(trx, name);
   const fn = await trx.selectFrom('functions').selectAll().where('name', '=', name).executeTakeFirst();
+  await requireSecrets(trx, name, input.config.secrets);
   const now = Date.now();
   let version = 1;
   let createdAt = now;
@@ -748,6 +833,58 @@ async function lockFunction(trx: Transaction<Database>, name: string): Promise<v
     .execute();
 }
 
+/**
+ * Throws INVALID_CONFIG naming the secrets of `secrets` (variable → secret name) that do not exist, after taking
+ * each existing one's write lock (a no-op update, in name order): `deleteSecret` of one of them then waits for this
+ * transaction and sees the version that names it.
+ */
+async function requireSecrets(
+  trx: Transaction<Database>,
+  functionName: string,
+  secrets: Record<string, string>,
+): Promise<void> {
+  const names = [...new Set(Object.values(secrets))].sort();
+  const missing: string[] = [];
+  for (const secret of names) {
+    const result = await trx
+      .updateTable('secrets')
+      .set({ updated_at: sql<number>`updated_at` })
+      .where('name', '=', secret)
+      .executeTakeFirst();
+    if (result.numUpdatedRows === 0n) missing.push(secret);
+  }
+  if (missing.length > 0) {
+    throw new PlatformError(
+      'INVALID_CONFIG',
+      `function ${functionName} names ${missing.length === 1 ? 'a secret that does' : 'secrets that do'} not exist: ${missing.join(', ')} (set ${missing.length === 1 ? 'it' : 'them'} first: savassan secret set NAME)`,
+      { details: { missingSecrets: missing } },
+    );
+  }
+}
+
+/** Secret name → the functions (sorted) whose current version names it. */
+async function secretUsers(db: DbExecutor): Promise<Map<string, string[]>> {
+  const rows = await db
+    .selectFrom('functions as f')
+    .innerJoin('function_versions as v', (join) =>
+      join.onRef('v.function_name', '=', 'f.name').onRef('v.version', '=', 'f.current_version'),
+    )
+    .select(['f.name', 'v.config'])
+    // Only configs that name a secret (JSON.stringify writes no spaces); each one is parsed below.
+    .where('v.config', 'like', '%"secrets":{"%')
+    .orderBy('f.name')
+    .execute();
+  const users = new Map<string, string[]>();
+  for (const row of rows) {
+    for (const secret of new Set(Object.values(configFromJson(row.config).secrets))) {
+      const list = users.get(secret) ?? [];
+      list.push(row.name);
+      users.set(secret, list);
+    }
+  }
+  return users;
+}
+
 function selectVersion(db: DbExecutor, name: string, version: number): Promise<FunctionVersionRow | undefined> {
   return db
     .selectFrom('function_versions')
@@ -783,11 +920,25 @@ export function functionFromRow(row: FunctionRow): FunctionRecord {
 
 /** A stored config; versions stored before a setting existed get its default. */
 function configFromJson(json: string): FunctionConfig {
-  const stored = JSON.parse(json) as Omit<FunctionConfig, 'network' | 'allowNet'> & {
+  const stored = JSON.parse(json) as Omit<FunctionConfig, 'network' | 'allowNet' | 'secrets'> & {
     network?: boolean;
     allowNet?: string[];
+    secrets?: Record<string, string>;
   };
-  return { ...stored, network: stored.network ?? false, allowNet: stored.allowNet ?? [] };
+  return {
+    ...stored,
+    network: stored.network ?? false,
+    allowNet: stored.allowNet ?? [],
+    secrets: stored.secrets ?? {},
+  };
+}
+
+function secretFromRow(row: Pick<SecretRow, 'name' | 'created_at' | 'updated_at'>): SecretRecord {
+  return {
+    name: row.name,
+    createdAt: new Date(intFromDb(row.created_at, 'secrets.created_at')),
+    updatedAt: new Date(intFromDb(row.updated_at, 'secrets.updated_at')),
+  };
 }
 
 export function versionFromRow(row: FunctionVersionRow): FunctionVersion {

@@ -9,6 +9,11 @@ export interface SandboxSpec {
   version: number;
   codeSha256: string;
   config: FunctionConfig;
+  /**
+   * The values of the secrets `config.secrets` names, by variable, read from the metadata store when the sandbox is
+   * created (never stored with the version): the sandbox's environment is `config.env` plus these. Never log them.
+   */
+  secretEnv?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface InvokeRequest {

@@ -1,5 +1,5 @@
 import type { FunctionConfig } from '../function-config.js';
-import type { FunctionRecord, FunctionVersion, InvocationRecord } from '../types.js';
+import type { FunctionRecord, FunctionVersion, InvocationRecord, SecretListing, SecretRecord } from '../types.js';
 
 export interface NewVersion {
   functionName: string;
@@ -17,8 +17,12 @@ export interface InvocationQuery {
 }
 
 /**
- * Functions, versions and invocation records. Writes are durable when the promise resolves:
+ * Functions, versions, invocation records and secrets. Writes are durable when the promise resolves:
  * the API acknowledges only after that.
+ *
+ * A function's current version never names a secret that does not exist: `deployVersion` and `setCurrentVersion`
+ * refuse a version naming a missing one, and `deleteSecret` refuses a secret a current version names, atomically
+ * with each other.
  */
 export interface MetadataStore {
   /** Apply pending migrations; safe to call on every start. */
@@ -26,6 +30,7 @@ export interface MetadataStore {
   /**
    * Create the next version of a function (creating the function if new) and make it current,
    * in one transaction. If the current version has the same `contentHash`, returns it with `created: false`.
+   * Throws INVALID_CONFIG naming them when `config.secrets` names secrets that do not exist.
    */
   deployVersion(input: NewVersion): Promise<{ function: FunctionRecord; version: FunctionVersion; created: boolean }>;
   getFunction(name: string): Promise<FunctionRecord | null>;
@@ -36,11 +41,28 @@ export interface MetadataStore {
   listVersions(name: string): Promise<FunctionVersion[]>;
   /** Whether any version of any function uses this code bundle (a rejected deploy's blob is deleted only if not). */
   isCodeInUse(codeSha256: string): Promise<boolean>;
-  /** Point the function at an existing version. Throws NOT_FOUND for an unknown function or version. */
+  /**
+   * Point the function at an existing version. Throws NOT_FOUND for an unknown function or version, INVALID_CONFIG
+   * when the version names secrets that no longer exist.
+   */
   setCurrentVersion(name: string, version: number): Promise<FunctionRecord>;
   recordInvocation(record: InvocationRecord): Promise<void>;
   getInvocation(id: string): Promise<InvocationRecord | null>;
   /** Newest first. */
   listInvocations(query: InvocationQuery): Promise<InvocationRecord[]>;
+  /**
+   * Create a secret or replace its value (validated: `validateSecretName`, `validateSecretValue`); `created` says
+   * which. The value is stored as given: a store that must not hold it in clear is wrapped (`SealedMetadataStore`).
+   */
+  putSecret(name: string, value: string): Promise<{ secret: SecretRecord; created: boolean }>;
+  /** Every secret, by name, without values, each with the functions whose current version uses it. */
+  listSecrets(): Promise<SecretListing[]>;
+  /** The values of the named secrets that exist, by name (for a sandbox's environment: never log them). */
+  secretValues(names: readonly string[]): Promise<Map<string, string>>;
+  /**
+   * Delete a secret. Returns false if it did not exist; throws CONFLICT naming the functions while a function's
+   * current version uses it (older versions may name it: they cannot be made current again until it exists).
+   */
+  deleteSecret(name: string): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -39,6 +39,13 @@ export const DeployBody = Type.Object(
           'naming allowNet drops the current list',
       }),
     ),
+    secrets: setting(
+      Type.Record(Type.String(), Type.String(), {
+        description:
+          'environment variables whose values are secrets: {"VARIABLE": "SECRET_NAME"}; each secret must exist ' +
+          '(PUT /v1/secrets/{name}); sandboxes get its value when they start. Replaces the current ones',
+      }),
+    ),
   },
   {
     additionalProperties: false,
@@ -122,7 +129,12 @@ export function errorResponse(description: string): TSchema {
 export const FunctionConfigView = Type.Object({
   handler: Type.String(),
   runtime: Type.String(),
-  env: Type.Record(Type.String(), Type.String()),
+  env: Type.Record(Type.String(), Type.String(), {
+    description: 'Plain environment variables: their values are shown to every API user (use secrets for secrets)',
+  }),
+  secrets: Type.Record(Type.String(), Type.String(), {
+    description: 'Variables taken from stored secrets, by secret name; the values are never shown',
+  }),
   timeoutSeconds: Type.Integer(),
   memoryMB: Type.Integer(),
   maxInstances: Type.Integer(),

@@ -17,9 +17,11 @@ import type { InvocationRecord } from '../../core/types.js';
 import type { Deployer } from '../deployer.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
+import type { Secrets } from '../secrets.js';
 import { apiKeyCheck, apiKeyHook } from './api-keys.js';
 import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath } from './invoke-route.js';
 import { routeDefaults, unknownQueryError } from './route-defaults.js';
+import { secretRoutes } from './routes/secrets.js';
 import {
   ApiIndex,
   DeployAnswer,
@@ -45,6 +47,7 @@ export type { NodeView } from './schemas.js';
 export interface GatewayServerOptions {
   invoker: Invoker;
   deployer: Deployer;
+  secrets: Secrets;
   metadata: MetadataStore;
   blobStore: BlobStore;
   metrics: GatewayMetrics;
@@ -652,6 +655,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       return reply.type('text/plain; charset=utf-8').send(log);
     },
   );
+
+  await app.register(secretRoutes(options.secrets));
 
   await app.register((plugin, _opts, registered) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();

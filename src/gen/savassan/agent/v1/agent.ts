@@ -64,9 +64,16 @@ export interface FunctionConfig {
   network: boolean;
   /** IPv4 CIDRs a networked function may reach although they are denied by default. */
   allowNet: string[];
+  /** Environment variables whose values are secrets: variable name -> secret name (names only, never values). */
+  secrets: { [key: string]: string };
 }
 
 export interface FunctionConfig_EnvEntry {
+  key: string;
+  value: string;
+}
+
+export interface FunctionConfig_SecretsEntry {
   key: string;
   value: string;
 }
@@ -82,6 +89,16 @@ export interface SandboxSpec {
     | undefined;
   /** The function's incarnation (FunctionRecord.incarnation); empty for a deploy's trial sandbox. */
   incarnation: string;
+  /**
+   * The values of the secrets config.secrets names, by variable name, read when the sandbox is created: the
+   * sandbox's environment is config.env plus these. Never logged.
+   */
+  secretEnv: { [key: string]: string };
+}
+
+export interface SandboxSpec_SecretEnvEntry {
+  key: string;
+  value: string;
 }
 
 /** The address of one idle sandbox, as warm pools hold it (InstanceRef). */
@@ -238,6 +255,7 @@ function createBaseFunctionConfig(): FunctionConfig {
     idleSeconds: 0,
     network: false,
     allowNet: [],
+    secrets: {},
   };
 }
 
@@ -273,6 +291,9 @@ export const FunctionConfig: MessageFns<FunctionConfig> = {
     for (const v of message.allowNet) {
       writer.uint32(82).string(v!);
     }
+    globalThis.Object.entries(message.secrets).forEach(([key, value]: [string, string]) => {
+      FunctionConfig_SecretsEntry.encode({ key: key as any, value }, writer.uint32(90).fork()).join();
+    });
     return writer;
   },
 
@@ -372,6 +393,17 @@ export const FunctionConfig: MessageFns<FunctionConfig> = {
             message.allowNet.push(reader.string());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            const entry11 = FunctionConfig_SecretsEntry.decode(reader, reader.uint32());
+            if (entry11.value !== undefined) {
+              message.secrets[entry11.key] = entry11.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -407,6 +439,15 @@ export const FunctionConfig: MessageFns<FunctionConfig> = {
     message.idleSeconds = object.idleSeconds ?? 0;
     message.network = object.network ?? false;
     message.allowNet = object.allowNet?.map((e) => e) || [];
+    message.secrets = (globalThis.Object.entries(object.secrets ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
     return message;
   },
 };
@@ -478,8 +519,75 @@ export const FunctionConfig_EnvEntry: MessageFns<FunctionConfig_EnvEntry> = {
   },
 };
 
+function createBaseFunctionConfig_SecretsEntry(): FunctionConfig_SecretsEntry {
+  return { key: "", value: "" };
+}
+
+export const FunctionConfig_SecretsEntry: MessageFns<FunctionConfig_SecretsEntry> = {
+  encode(message: FunctionConfig_SecretsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FunctionConfig_SecretsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFunctionConfig_SecretsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FunctionConfig_SecretsEntry>, I>>(base?: I): FunctionConfig_SecretsEntry {
+    return FunctionConfig_SecretsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FunctionConfig_SecretsEntry>, I>>(object: I): FunctionConfig_SecretsEntry {
+    const message = createBaseFunctionConfig_SecretsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
 function createBaseSandboxSpec(): SandboxSpec {
-  return { functionName: "", version: 0, codeSha256: "", config: undefined, incarnation: "" };
+  return { functionName: "", version: 0, codeSha256: "", config: undefined, incarnation: "", secretEnv: {} };
 }
 
 export const SandboxSpec: MessageFns<SandboxSpec> = {
@@ -499,6 +607,9 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
     if (message.incarnation !== "") {
       writer.uint32(42).string(message.incarnation);
     }
+    globalThis.Object.entries(message.secretEnv).forEach(([key, value]: [string, string]) => {
+      SandboxSpec_SecretEnvEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
     return writer;
   },
 
@@ -555,6 +666,17 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
             message.incarnation = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = SandboxSpec_SecretEnvEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.secretEnv[entry6.key] = entry6.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -579,6 +701,82 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
       ? FunctionConfig.fromPartial(object.config)
       : undefined;
     message.incarnation = object.incarnation ?? "";
+    message.secretEnv = (globalThis.Object.entries(object.secretEnv ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseSandboxSpec_SecretEnvEntry(): SandboxSpec_SecretEnvEntry {
+  return { key: "", value: "" };
+}
+
+export const SandboxSpec_SecretEnvEntry: MessageFns<SandboxSpec_SecretEnvEntry> = {
+  encode(message: SandboxSpec_SecretEnvEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SandboxSpec_SecretEnvEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSandboxSpec_SecretEnvEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SandboxSpec_SecretEnvEntry>, I>>(base?: I): SandboxSpec_SecretEnvEntry {
+    return SandboxSpec_SecretEnvEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SandboxSpec_SecretEnvEntry>, I>>(object: I): SandboxSpec_SecretEnvEntry {
+    const message = createBaseSandboxSpec_SecretEnvEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };
