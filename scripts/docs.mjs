@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Writes the README's generated references from the code itself, so that they cannot drift from it:
-// the CLI reference from the commands (their arguments, options and defaults), the HTTP API reference from the
+// the function settings from the JSON schema of savassan.json, the CLI reference from the commands (their arguments, options and defaults), the HTTP API reference from the
 // OpenAPI document the server serves, and the error codes from the catalogue. `--check` only says whether the
 // README is up to date (the test suite runs it). Needs `npm run build`.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -92,6 +92,26 @@ async function errorReference() {
   return lines.join('\n');
 }
 
+/** The settings of `savassan.json` (and of a deploy), from its JSON schema. */
+async function settingsReference() {
+  const schema = JSON.parse(await readFile(join(root, 'schemas', 'savassan.schema.json'), 'utf8'));
+  const lines = ['| field | type | range | meaning |', '| --- | --- | --- | --- |'];
+  for (const [field, property] of Object.entries(schema.properties)) {
+    if (field === '$schema') continue;
+    const types = property.enum
+      ? property.enum.filter((v) => v !== null).map((v) => `\`"${v}"\``)
+      : [property.type].flat().filter((t) => t !== 'null');
+    const range =
+      property.minimum !== undefined
+        ? `${property.minimum}–${property.maximum}`
+        : property.maxItems !== undefined
+          ? `at most ${property.maxItems}`
+          : '';
+    lines.push(`| \`${field}\` | ${types.join(', ')} | ${range} | ${cell(property.description)} |`);
+  }
+  return lines.join('\n');
+}
+
 /** `text` with the part between `<!-- NAME:start -->` and `<!-- NAME:end -->` replaced. */
 function replaceSection(text, name, body) {
   const start = `<!-- ${name}:start -->`;
@@ -114,6 +134,7 @@ let next = readme;
 next = replaceSection(next, 'cli', await cliReference());
 next = replaceSection(next, 'api', await apiReference());
 next = replaceSection(next, 'errors', await errorReference());
+next = replaceSection(next, 'settings', await settingsReference());
 next = await formatted(next);
 if (process.argv.includes('--check')) {
   if (next !== readme) {
