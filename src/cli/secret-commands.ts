@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { SavassanClient } from '../client/client.js';
 import { PlatformError } from '../core/errors.js';
+import { secretLimits, validateSecretName } from '../core/secrets.js';
 import { info, out, printJson, table } from './output.js';
 
 const client = () => new SavassanClient();
@@ -12,7 +13,13 @@ const client = () => new SavassanClient();
 async function valueFromStdin(): Promise<string> {
   let text = '';
   process.stdin.setEncoding('utf8');
-  for await (const chunk of process.stdin) text += chunk as string;
+  for await (const chunk of process.stdin) {
+    text += chunk as string;
+    // A value is at most 4096 bytes: past that (and its newline), stop reading rather than hold a whole file.
+    if (Buffer.byteLength(text) > secretLimits.valueBytes + 2) {
+      throw new PlatformError('BAD_REQUEST', `a secret value is at most ${secretLimits.valueBytes} bytes`);
+    }
+  }
   return text.replace(/\r?\n$/, '');
 }
 
@@ -63,6 +70,7 @@ export function addSecretCommands(program: Command): void {
         '  savassan deploy billing ./billing --secret STRIPE_KEY=STRIPE_KEY',
     )
     .action(async (name: string, opts: { json?: boolean }) => {
+      validateSecretName(name); // before the value is typed, not after
       const value = process.stdin.isTTY
         ? await valueFromPrompt(`Value of secret ${name} (not shown): `)
         : await valueFromStdin();

@@ -132,7 +132,7 @@ async function start(opts: StartOptions): Promise<void> {
   const keys = platform.options.apiKeys.length;
   if (keys === 0) {
     info(
-      'WARNING: no API key: every user of this host can use the API (deploy, invoke, read logs); on a shared host set SAVASSAN_API_KEY or --api-key-file.',
+      'WARNING: no API key: every user of this host can use the API (deploy, invoke, read logs, and through a function read secrets); on a shared host set SAVASSAN_API_KEY or --api-key-file.',
     );
   }
   const { backends } = platform;

@@ -29,6 +29,10 @@ it('takes secrets as variable → secret name, sorted, never a variable that env
     ['Z_KEY', 'STRIPE'],
   ]);
   rejects(() => compileFunctionConfig({ env: { K: 'v' }, secrets: { K: 'S' } }), /INVALID_CONFIG.*K is given both/);
+  rejects(
+    () => compileFunctionConfig({ secrets: { NODE_OPTIONS: 'S' } }),
+    /NODE_OPTIONS is read by Node as it starts, before secrets are set/,
+  );
   rejects(() => compileFunctionConfig({ secrets: { 'BAD-KEY': 'S' } }), /INVALID_CONFIG.*"BAD-KEY" is not valid/);
   rejects(() => compileFunctionConfig({ secrets: { SAVASSAN_X: 'S' } }), /INVALID_CONFIG.*reserved/);
   rejects(() => compileFunctionConfig({ secrets: { K: 'not-a-name' } }), /INVALID_CONFIG.*K: invalid secret name/);
@@ -108,6 +112,10 @@ it('takes NODE_OPTIONS that Node takes there, and says why it refuses the rest',
   rejects(
     () => compileFunctionConfig({ env: { NODE_OPTIONS: '--experimental-permission --allow-fs-read=*' } }),
     /--experimental-permission: Node's permission model/,
+  );
+  rejects(
+    () => compileFunctionConfig({ env: { NODE_OPTIONS: '--report-uncaught-exception --report-filename=stderr' } }),
+    /--report-uncaught-exception: a diagnostic report holds the whole environment/,
   );
   rejects(() => compileFunctionConfig({ env: { NODE_OPTIONS: '--expose-internals' } }), /Node does not take it there/);
   rejects(() => compileFunctionConfig({ env: { NODE_OPTIONS: 'setup.js' } }), /"setup.js", which is not an option/);

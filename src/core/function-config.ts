@@ -110,6 +110,10 @@ const refusedNodeOptions: { pattern: RegExp; reason: string }[] = [
     reason: "the platform sizes the V8 heap from the function's memoryMB: deploy with a different memoryMB instead",
   },
   {
+    pattern: /^--(?:report|diagnostic-dir)/,
+    reason: "a diagnostic report holds the whole environment, secrets included, and lands in the function's log",
+  },
+  {
     pattern: /^--(?:experimental-permission|permission|allow-)/,
     reason: "Node's permission model would confine the platform's guest code too; the sandbox confines the function",
   },
@@ -276,6 +280,12 @@ function compileSecrets(input: unknown, env: Record<string, string>): Record<str
   const secrets: Record<string, string> = {};
   for (const [key, name] of entries.sort(([a], [b]) => (a < b ? -1 : 1))) {
     validEnvKey(key, 'secret variable');
+    if (startupEnvVariables.includes(key)) {
+      throw new PlatformError(
+        'INVALID_CONFIG',
+        `${key} is read by Node as it starts, before secrets are set: give it as a plain environment variable`,
+      );
+    }
     if (Object.hasOwn(env, key)) {
       throw new PlatformError('INVALID_CONFIG', `environment variable ${key} is given both a value and a secret`);
     }

@@ -104,6 +104,7 @@ describe('a strict, fully described HTTP API', () => {
       'PUT /v1/functions/{name}': JSON.stringify({ code: zip }),
       'PUT /v1/functions/{name}/current': JSON.stringify({ version: 1 }),
       'POST /v1/functions/{name}/invoke': '{}',
+      'PUT /v1/secrets/{name}': JSON.stringify({ value: 'not-stored' }),
     };
     for (const [template, methods] of Object.entries(openapi.paths)) {
       for (const [method, operation] of Object.entries(methods)) {

@@ -132,9 +132,23 @@ describe('secrets', () => {
       'GET',
       '/v1/openapi.json',
     );
-    assert.deepEqual(Object.keys(openapi.paths['/v1/secrets/{name}']?.put?.responses ?? {}), ['200', '201', '400']);
-    assert.deepEqual(Object.keys(openapi.paths['/v1/secrets/{name}']?.delete?.responses ?? {}), ['204', '404', '409']);
-    assert.deepEqual(Object.keys(openapi.paths['/v1/secrets']?.get?.responses ?? {}), ['200']);
+    assert.deepEqual(Object.keys(openapi.paths['/v1/secrets/{name}']?.put?.responses ?? {}), [
+      '200',
+      '201',
+      '400',
+      '413',
+      '500',
+      '503',
+    ]);
+    assert.deepEqual(Object.keys(openapi.paths['/v1/secrets/{name}']?.delete?.responses ?? {}), [
+      '204',
+      '400',
+      '404',
+      '409',
+      '500',
+      '503',
+    ]);
+    assert.deepEqual(Object.keys(openapi.paths['/v1/secrets']?.get?.responses ?? {}), ['200', '400', '500', '503']);
     const answers = [
       deployed.stdout,
       invoked.stderr,

@@ -7,6 +7,7 @@ import { PlatformError } from '../../../core/errors.js';
 import { secretLimits } from '../../../core/secrets.js';
 import type { SecretRecord } from '../../../core/types.js';
 import type { Secrets } from '../../secrets.js';
+import { errorResponse } from '../schemas.js';
 
 /** Largest body of `PUT /v1/secrets/{name}`: a 4 KiB value, JSON-escaped (up to 6 bytes a byte), and some room. */
 const maxSecretBodyBytes = 32 * 1024;
@@ -56,16 +57,6 @@ const SecretListAnswer = Type.Object(
   { additionalProperties: false },
 );
 
-const ErrorAnswer = Type.Object(
-  {
-    error: Type.Object(
-      { code: Type.String(), message: Type.String() },
-      { additionalProperties: true, description: 'a code of the error catalogue, a message, and details' },
-    ),
-  },
-  { description: 'An error' },
-);
-
 function secretView(secret: SecretRecord): { name: string; createdAt: string; updatedAt: string } {
   return { name: secret.name, createdAt: secret.createdAt.toISOString(), updatedAt: secret.updatedAt.toISOString() };
 }
@@ -107,7 +98,7 @@ export function secretRoutes(secrets: Secrets): FastifyPluginAsync {
           response: {
             200: { ...SecretAnswer, description: 'The secret existed: its value was replaced' },
             201: { ...SecretAnswer, description: 'The secret was created' },
-            400: ErrorAnswer,
+            400: errorResponse('The name or the value is not valid'),
           },
         },
       },
@@ -138,8 +129,8 @@ export function secretRoutes(secrets: Secrets): FastifyPluginAsync {
           params: SecretNameParams,
           response: {
             204: Type.Null({ description: 'Deleted' }),
-            404: ErrorAnswer,
-            409: { ...ErrorAnswer, description: 'A function uses it: error.usedBy names the functions' },
+            404: errorResponse('No such secret'),
+            409: errorResponse('A function uses it: error.usedBy names the functions'),
           },
         },
       },
