@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { ApiError, SavassanClient } from '../client/client.js';
-import { readBundle } from '../client/bundle.js';
 import { deployPatch, readDeployConfig } from '../client/deploy-config.js';
 import type { CurrentMaps, DeployFlags } from '../client/deploy-config.js';
 import { changeLines } from './change-lines.js';
@@ -93,6 +92,8 @@ export function addDeployCommand(program: Command): void {
         unsetEnv: (opts.unsetEnv as string[] | undefined) ?? [],
         setSecrets: (opts.secret as Record<string, string> | undefined) ?? {},
       };
+      // The zip library is loaded by the one command that packs a bundle, not by every command.
+      const { readBundle } = await import('../client/bundle.js');
       const bundle = await readBundle(path);
       const file = await readDeployConfig(path, opts.config as string | undefined);
       const { patch, notSet } = await deployPatch(file, flags, () => currentMaps(client, name));

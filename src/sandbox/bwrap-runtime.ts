@@ -54,18 +54,23 @@ const hostBindRoot = '/run/savassan';
 
 /** The file descriptor bwrap reads the seccomp program from (`--seccomp`); it closes it before running the guest. */
 const seccompFd = 5;
+/**
+ * The file descriptor bwrap reads more arguments from (`--args`, NUL-separated): the function's start-up variables,
+ * which are its own settings and so stay out of the command line every local user can read.
+ */
+const envArgsFd = 6;
 
 /**
  * The wrapper (bash: it can name descriptors above 9) that joins the cgroups (the Agent writes the pid, then says
  * go), sets rlimits (open files; no core dumps, hard limit too) and closes every descriptor but stdio, bwrap's
- * info pipe (3), the guest channel (4) and the seccomp program (5), so nothing the Agent inherited without
+ * info pipe (3), the guest channel (4), the seccomp program (5) and the start-up variables (6), so nothing the Agent inherited without
  * close-on-exec reaches the sandbox, then execs bwrap with an empty environment (bwrap's pid 1 in the sandbox keeps it: no host `PWD`).
  * Arguments: open files, then the command.
  */
 const wrapperPrologue = [
   'read -r go || exit 125',
   'ulimit -n "$0" && ulimit -c 0 || exit 126',
-  `for fd in /proc/$$/fd/*; do n=\${fd##*/}; if [ "$n" -gt ${seccompFd} ]; then eval "exec $n>&-"; fi; done`,
+  `for fd in /proc/$$/fd/*; do n=\${fd##*/}; if [ "$n" -gt ${envArgsFd} ]; then eval "exec $n>&-"; fi; done`,
 ];
 const wrapperScript = [...wrapperPrologue, 'exec -c "$@" </dev/null'].join('; ');
 
@@ -131,8 +136,9 @@ export function bwrapArgs(input: BwrapArgsInput): string[] {
     'ALL',
     '--clearenv',
   ];
+  // First, so that the platform's own variables below win.
+  if (Object.keys(input.env ?? {}).length > 0) args.push('--args', String(envArgsFd));
   const env: Record<string, string> = {
-    ...input.env,
     PATH: '/usr/bin',
     HOME: '/tmp',
     TMPDIR: '/tmp',
@@ -182,6 +188,12 @@ export function bwrapArgs(input: BwrapArgsInput): string[] {
     `${guestPaths.guest}/${guestShimPath}`,
   );
   return args;
+}
+
+/** What bwrap reads from `envArgsFd`: `--setenv KEY VALUE` for each start-up variable, NUL-separated. */
+export function envArgsOf(env: Readonly<Record<string, string>> | undefined): Buffer {
+  const words = Object.entries(env ?? {}).flatMap(([key, value]) => ['--setenv', key, value]);
+  return Buffer.from(words.map((word) => `${word}\0`).join(''));
 }
 
 function enforced(mechanism: string, note: string) {
@@ -377,7 +389,7 @@ export class BwrapRuntime implements SandboxRuntime {
     const child = spawn(command, commandArgs, {
       cwd: '/',
       env,
-      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
       detached: true,
     });
     await new Promise<void>((resolve, reject) => {
@@ -390,6 +402,10 @@ export class BwrapRuntime implements SandboxRuntime {
     const seccompPipe = (child.stdio as (Readable | Writable | null | undefined)[])[seccompFd] as Writable;
     seccompPipe.on('error', () => {});
     seccompPipe.end(this.seccomp);
+    // At most the env limit (4 KiB) and its flags: the pipe holds them too.
+    const envArgsPipe = (child.stdio as (Readable | Writable | null | undefined)[])[envArgsFd] as Writable;
+    envArgsPipe.on('error', () => {});
+    envArgsPipe.end(envArgsOf(spec.env));
     return child;
   }
 

@@ -2,7 +2,7 @@
 // given, or sets variables Node reads as it starts: what happened, not a symptom.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,6 +70,19 @@ describe(
         tls: 'trusted',
         epoch: 'Thu Jan 01 1970 09:00:00 GMT+0900 (Korean Standard Time)',
       });
+      // The variables reach the sandbox through a pipe, not a command line every local user can read. The sandbox
+      // is alive (warm) now.
+      const commandLines: string[] = [];
+      for (const entry of await readdir('/proc')) {
+        if (!/^\d+$/.test(entry)) continue;
+        commandLines.push(await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => ''));
+      }
+      assert.ok(
+        commandLines.some((line) => line.includes('bwrap')),
+        'a bwrap sandbox runs',
+      );
+      for (const value of ['--stack-trace-limit=7', '/var/task/certs/ca.pem'])
+        assert.ok(!commandLines.some((line) => line.includes(value)), `${value} is in a command line`);
     });
 
     it('refuses at deploy, with the reason, NODE_OPTIONS it cannot honour', async () => {
