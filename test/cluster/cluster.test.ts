@@ -176,7 +176,13 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
   });
 
   it('deploys through one gateway, invokes through both, and spreads sandboxes across the nodes', async () => {
-    await gateways[0]!.deploy('echo', await readBundle(echo), { maxInstances: 9 });
+    // Nine instances kept warm on nodes that take 8 each: however the load below meets them, two nodes hold them.
+    await gateways[0]!.deploy('echo', await readBundle(echo), { maxInstances: 9, minInstances: 9 });
+    await eventually(
+      async () => (await gateways[0]!.listNodes()).nodes.reduce((sum, node) => sum + node.sandboxes, 0),
+      (sandboxes) => sandboxes >= 9,
+      20_000,
+    );
     const results = await Promise.all(
       Array.from({ length: 36 }, (_, i) => gateways[i % 2]!.invoke('echo', { i, sleepMs: 100 })),
     );
