@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { Agent as HttpAgent, IncomingHttpHeaders } from 'node:http';
 import { PlatformError } from '../core/errors.js';
 import { maxEventBytes } from '../core/function-config.js';
 import type { FunctionConfig } from '../core/function-config.js';
@@ -120,6 +120,7 @@ export interface ClientOptions {
 export class SavassanClient {
   readonly url: string;
   readonly #apiKey: string | undefined;
+  #agent: HttpAgent | undefined;
 
   constructor(options: ClientOptions = {}) {
     this.url = (options.url ?? process.env.SAVASSAN_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
@@ -143,19 +144,22 @@ export class SavassanClient {
 
   /**
    * One request whose whole answer is wanted at once, over `node:http(s)` rather than `fetch`: a command of the CLI
-   * then neither loads the Fetch API (~30 ms) nor waits for fetch's kept-alive socket before it can exit.
+   * then neither loads the Fetch API (~30 ms) nor waits for fetch's kept-alive socket before it can exit. Connections
+   * are kept alive for the next request; an idle one does not keep the process running.
    */
   async send(method: string, path: string, body?: string): Promise<Answer> {
     const url = new URL(`${this.url}${path}`);
-    const { request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
-    const headers: Record<string, string> = { connection: 'close' };
+    const { Agent, request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+    this.#agent ??= new Agent({ keepAlive: true });
+    const agent = this.#agent;
+    const headers: Record<string, string> = {};
     if (body !== undefined) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(Buffer.byteLength(body));
     }
     if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
     const answer = await new Promise<Answer>((resolve, reject) => {
-      const req = request(url, { method, headers, agent: false }, (res) => {
+      const req = request(url, { method, headers, agent }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('error', reject);
