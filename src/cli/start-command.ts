@@ -6,7 +6,7 @@ import { Option, type Command } from 'commander';
 import type { SandboxKind } from '../embedded/embedded-platform.js';
 import { withNodeLimits } from './cluster-commands.js';
 import { info, integer, out } from './output.js';
-import { apiKeysFrom, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
+import { apiKeysFrom, readSecretFile, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
 import { loggerOf } from './server-log.js';
 import { untilSignal } from './signals.js';
 
@@ -32,6 +32,7 @@ interface StartOptions {
   nodePids: number | undefined;
   freezeIdle: number | false | undefined;
   json: boolean | undefined;
+  secretKeyFile: string | undefined;
 }
 
 export function addStartCommand(program: Command): void {
@@ -79,12 +80,19 @@ export function addStartCommand(program: Command): void {
         'SAVASSAN_S3_URL',
       ),
     )
+    .addOption(
+      new Option(
+        '--secret-key-file <file>',
+        'file holding the key that seals environments and secrets (as SAVASSAN_SECRET_KEY)',
+      ).env('SAVASSAN_SECRET_KEY_FILE'),
+    )
     .option('--log-level <level>', 'server log level (debug, info, warn, error)', 'info')
     .option('--json', 'print one JSON line once serving: {url, dataDir, sandbox, backends, examples, apiKeys}')
     .addHelpText(
       'after',
-      '\nEnvironment: SAVASSAN_SECRET_KEY (32 bytes as 64 hex digits or base64) is the key that seals function\n' +
-        'environments and secrets in the metadata store; without it the key lives in DATA_DIR/secret.key.\n' +
+      '\nEnvironment: SAVASSAN_SECRET_KEY (32 bytes as 64 hex digits or base64), or --secret-key-file, is the key\n' +
+        'that seals function environments and secrets in the metadata store; without it the key lives in\n' +
+        'DATA_DIR/secret.key.\n' +
         '\nExamples:\n  savassan start\n  SAVASSAN_API_KEY=$(openssl rand -hex 16) savassan start --host 0.0.0.0 --sandbox bwrap',
     )
     .action(start);
@@ -92,8 +100,11 @@ export function addStartCommand(program: Command): void {
 
 async function start(opts: StartOptions): Promise<void> {
   // Read once and dropped from this process's environment, so that nothing it starts inherits the key.
-  const secretKey = process.env.SAVASSAN_SECRET_KEY;
+  const fromEnvironment = process.env.SAVASSAN_SECRET_KEY;
   delete process.env.SAVASSAN_SECRET_KEY;
+  // A file keeps the key out of this process's environment (/proc/PID/environ) altogether.
+  const secretKey =
+    opts.secretKeyFile === undefined ? fromEnvironment : readSecretFile(opts.secretKeyFile, 'secret key').trim();
   const logger = await loggerOf(opts.logLevel);
   const { runtimeWarnings, startEmbedded } = await import('../embedded/embedded-platform.js');
   const platform = await startEmbedded({

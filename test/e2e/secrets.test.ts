@@ -3,7 +3,7 @@
 // no log, no server output and no file of the data dir.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -295,6 +295,29 @@ describe('SAVASSAN_SECRET_KEY', () => {
         const invoked = await runCli(again.url, ['invoke', 'keyed']);
         assert.equal(invoked.code, 0, invoked.stderr);
         assert.equal((JSON.parse(invoked.stdout) as ProbeResult).env.TOKEN, firstValue);
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await first.cleanup();
+    }
+  });
+
+  it('takes the same key from --secret-key-file, which keeps it out of the environment', async () => {
+    const first = await startServer(['--no-examples'], undefined, { SAVASSAN_SECRET_KEY: key });
+    try {
+      assert.equal((await runCli(first.url, ['secret', 'set', 'K'], {}, firstValue)).code, 0);
+      assert.equal((await runCli(first.url, ['deploy', 'keyed', probe, '--secret', 'TOKEN=K'])).code, 0);
+      await first.stop();
+      const keyFile = join(first.dataDir, 'key.txt');
+      await writeFile(keyFile, `${key}\n`, { mode: 0o600 });
+      const again = await startServer(['--no-examples', '--secret-key-file', keyFile], first.dataDir);
+      try {
+        const invoked = await runCli(again.url, ['invoke', 'keyed']);
+        assert.equal(invoked.code, 0, invoked.stderr);
+        assert.equal((JSON.parse(invoked.stdout) as ProbeResult).env.TOKEN, firstValue);
+        const environ = await readFile(`/proc/${again.pid}/environ`, 'utf8');
+        assert.ok(!environ.includes(key), 'the key is not in the server environment');
       } finally {
         await again.stop();
       }
