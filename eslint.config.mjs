@@ -15,6 +15,8 @@ export default tseslint.config(
       'bin/**',
       'test/fixtures/**',
       'bench/functions/**',
+      // Module workers that run inside workerd, not Node.
+      'bench/workerd/**',
       'bench/*.{mjs,cjs}',
       'runtimes/**',
       'tools/**',

@@ -1,17 +1,27 @@
-// The baseline: a bare Node http server that calls the same handler in-process (no sandbox, no pool).
+// The baseline: a bare Node http server that calls the same handlers in-process (no sandbox, no pool): the echo
+// function's on /echo, the no-op's on every other path.
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { handler } = require('./functions/noop/index.cjs');
-const context = { functionName: 'noop', functionVersion: '1', getRemainingTimeInMillis: () => 30000 };
+const functions = {
+  noop: require('./functions/noop/index.cjs').handler,
+  echo: require('./functions/echo/index.cjs').handler,
+};
+const contexts = Object.fromEntries(
+  Object.keys(functions).map((name) => [
+    name,
+    { functionName: name, functionVersion: '1', getRemainingTimeInMillis: () => 30000 },
+  ]),
+);
 
 const server = createServer((req, res) => {
+  const name = req.url === '/echo' ? 'echo' : 'noop';
   let body = '';
   req.setEncoding('utf8');
   req.on('data', (chunk) => (body += chunk));
   req.on('end', () => {
-    handler(JSON.parse(body || '{}'), context).then(
+    functions[name](JSON.parse(body || '{}'), contexts[name]).then(
       (result) => {
         const text = JSON.stringify(result);
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });

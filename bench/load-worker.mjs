@@ -5,7 +5,7 @@ import { Agent } from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
 import { post } from './http-post.mjs';
 
-const { url, total, concurrency, firstN } = workerData;
+const { url, total, concurrency, firstN, body } = workerData;
 
 parentPort.once('message', async () => {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
@@ -18,7 +18,7 @@ parentPort.once('message', async () => {
     Array.from({ length: concurrency }, async () => {
       while (next < total) {
         const n = next++;
-        const hit = await post(agent, target, `{"n":${firstN + n}}`);
+        const hit = await post(agent, target, body ?? `{"n":${firstN + n}}`);
         if (hit.status !== 200) errors++;
         latencies[n] = hit.ms;
       }

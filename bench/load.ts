@@ -46,10 +46,13 @@ function threadsFrom(setting: string | undefined): number {
   return threads;
 }
 
-/** Fires `total` requests with `concurrency` in flight; returns latencies and wall time. */
-export async function load(url: string, total: number, concurrency: number) {
+/**
+ * Fires `total` requests with `concurrency` in flight; returns latencies and wall time. Each request's body is
+ * `body`, or `{"n":<its number>}` without it.
+ */
+export async function load(url: string, total: number, concurrency: number, body?: string) {
   const threads = Math.min(loadThreads, concurrency);
-  if (threads > 1) return loadFromThreads(url, total, concurrency, threads);
+  if (threads > 1) return loadFromThreads(url, total, concurrency, threads, body);
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const target = new URL(url);
   const latencies: number[] = [];
@@ -60,7 +63,7 @@ export async function load(url: string, total: number, concurrency: number) {
     Array.from({ length: concurrency }, async () => {
       while (next < total) {
         const n = next++;
-        const hit = await post(agent, target, `{"n":${n}}`);
+        const hit = await post(agent, target, body ?? `{"n":${n}}`);
         if (hit.status !== 200) errors++;
         latencies.push(hit.ms);
       }
@@ -79,12 +82,18 @@ interface ThreadResult {
 }
 
 /** `load` split over worker threads: each gets its share of requests and concurrency; all start together. */
-async function loadFromThreads(url: string, total: number, concurrency: number, threads: number) {
+async function loadFromThreads(
+  url: string,
+  total: number,
+  concurrency: number,
+  threads: number,
+  body: string | undefined,
+) {
   const workers = Array.from({ length: threads }, (_, i) => {
     const share = (of: number) => Math.floor(of / threads) + (i < of % threads ? 1 : 0);
     const firstN = Math.floor(total / threads) * i + Math.min(i, total % threads);
     return new Worker(new URL('./load-worker.mjs', import.meta.url), {
-      workerData: { url, total: share(total), concurrency: share(concurrency), firstN },
+      workerData: { url, total: share(total), concurrency: share(concurrency), firstN, body },
     });
   });
   try {

@@ -5,17 +5,20 @@ import { spawnSync } from 'node:child_process';
 import { Agent } from 'node:http';
 import { cpus, totalmem, release } from 'node:os';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { readBundle } from '../src/client/bundle.js';
 import { SavassanClient } from '../src/client/client.js';
 import { functionLimits } from '../src/core/function-config.js';
-import { repoRoot, startServer } from '../test/helpers/server-process.js';
+import { repoRoot, startServer, type ServerProcess } from '../test/helpers/server-process.js';
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
 import { measureCliStartup } from './cli-startup.js';
 import { measureCluster } from './cluster.js';
 import { measureSandboxColdStarts } from './cold-start.js';
 import { measureFreezing } from './freeze.js';
+import { measurePayloads } from './payload.js';
+import { startWorkerd } from './workerd.js';
 import { latestRunPointer, withLatestRunPointer, type BenchRun } from './latest-run-pointer.js';
 import {
   load,
@@ -45,6 +48,22 @@ const settleMs = quick ? 500 : 5000;
 /** Max instances of a function deployed without the option (core/function-config.ts). */
 const defaultMaxInstances = functionLimits.maxInstances.default;
 const warmUpSizes = quick ? { requests: 2000, total: 8000 } : { requests: 20_000, total: 200_000 };
+/** Scale of the payload-size section's request counts (bench/payload.ts). */
+const payloadScale = quick ? 0.1 : 1;
+
+/** Why the warm-path figures on bwrap cannot be measured here, or null where they can. */
+function bwrapSkipReason(): string | null {
+  if (!existsSync('/usr/bin/bwrap')) return '/usr/bin/bwrap is not installed';
+  if (process.getuid?.() !== 0) return 'the bench does not run as root (bwrap sandboxes run as sandbox users)';
+  return null;
+}
+
+/** A `savassan start --sandbox bwrap` server; its data dir is one that sandbox users can pass through. */
+async function startBwrapServer(): Promise<ServerProcess> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'sv-bench-bwrap-'));
+  await chmod(dataDir, 0o711);
+  return startServer(['--no-examples', '--queue-wait', '30', '--log-level', 'error', '--sandbox', 'bwrap'], dataDir);
+}
 
 async function main(): Promise<void> {
   const run = {
@@ -59,48 +78,65 @@ async function main(): Promise<void> {
     quick,
   } satisfies BenchRun;
   const results: Record<string, unknown> = { ...run };
-  const server = await startServer(['--no-examples', '--queue-wait', '30', '--log-level', 'error']);
-  const bare = await startBaseline('bare-server.mjs').catch(async (err: unknown) => {
-    await server.cleanup();
-    throw err;
-  });
-  // The IPC floor: bare http server + a pool of child processes over a Unix socket (one request each): as many
-  // children as the no-op function gets sandboxes with the default max instances (10), and one per concurrent
-  // request (32).
-  const floors: Awaited<ReturnType<typeof startBaseline>>[] = [];
+  // Every server of the warm-path sections; each is stopped at the end (stopping twice is harmless).
+  const stops: (() => Promise<unknown>)[] = [];
+  const started = async <T>(start: Promise<T>, stop: (it: T) => Promise<unknown>): Promise<T> => {
+    const it = await start;
+    stops.push(() => stop(it));
+    return it;
+  };
   try {
-    for (const children of [defaultMaxInstances, 32])
-      floors.push(await startBaseline('ipc-floor-server.mjs', [String(children)]));
-  } catch (err) {
-    await Promise.all([bare.stop(), ...floors.map((f) => f.stop()), server.cleanup()]);
-    throw err;
-  }
-  const [floor, floor32] = floors as [(typeof floors)[0], (typeof floors)[0]];
-  try {
+    const server = await started(startServer(['--no-examples', '--queue-wait', '30', '--log-level', 'error']), (s) =>
+      s.cleanup(),
+    );
+    const bwrapSkipped = bwrapSkipReason();
+    const bwrapServer = bwrapSkipped === null ? await started(startBwrapServer(), (s) => s.cleanup()) : null;
+    const bare = await started(startBaseline('bare-server.mjs'), (b) => b.stop());
+    const workerd = await started(startWorkerd(), (w) => w.stop());
+    // The IPC floor: bare http server + a pool of child processes over a Unix socket (one request each): as many
+    // children as the no-op function gets sandboxes with the default max instances (10), and one per concurrent
+    // request (32).
+    const floor = await started(startBaseline('ipc-floor-server.mjs', [String(defaultMaxInstances)]), (f) => f.stop());
+    const floor32 = await started(startBaseline('ipc-floor-server.mjs', ['32']), (f) => f.stop());
+
     const client = new SavassanClient({ url: server.url });
+    const bwrapClient = bwrapServer === null ? null : new SavassanClient({ url: bwrapServer.url });
     const noop = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
+    const echo = await readBundle(join(repoRoot, 'bench', 'functions', 'echo'));
     // As a user deploys it (max instances 10, the default), and with room for one sandbox per concurrent request.
     await client.deploy('noop', noop);
     await client.deploy('noop-64', noop, { maxInstances: 64 });
+    await client.deploy('echo', echo);
+    await bwrapClient?.deploy('noop', noop);
+    await bwrapClient?.deploy('echo', echo);
     const invokeUrl = `${server.url}/v1/functions/noop/invoke`;
     const invokeUrl64 = `${server.url}/v1/functions/noop-64/invoke`;
+    const bwrapInvokeUrl = bwrapServer === null ? null : `${bwrapServer.url}/v1/functions/noop/invoke`;
 
-    // CLI start-up: `savassan ls` against this server (it lists the two functions), before any load has run.
+    // CLI start-up: `savassan ls` against this server (it lists the three functions), before any load has run.
     results.cliStartup = measureCliStartup(server.url, cliRuns);
 
     // Warm-up: Savassan scales out to its sandboxes for concurrency 32, then each side takes 200,000 requests at
     // concurrency 32, so that what follows measures steady states (see warmThroughput).
-    const sides = {
+    const sides: Record<string, string> = {
       bare: bare.url,
+      workerd: workerd.noopUrl,
       ipcFloor: floor.url,
       savassan: invokeUrl,
+      ...(bwrapInvokeUrl === null ? {} : { savassanBwrap: bwrapInvokeUrl }),
       ipcFloor32: floor32.url,
       savassan64: invokeUrl64,
     };
     // Sandboxes on the node once each function has scaled out (the count covers every function).
     const afterNoop = await warmUntilSteady(client, invokeUrl);
     const afterBoth = await warmUntilSteady(client, invokeUrl64);
-    results.warmSandboxes = { noop: afterNoop, 'noop-64': afterBoth - afterNoop };
+    const bwrapSandboxes =
+      bwrapClient === null || bwrapInvokeUrl === null ? null : await warmUntilSteady(bwrapClient, bwrapInvokeUrl);
+    results.warmSandboxes = {
+      noop: afterNoop,
+      'noop-64': afterBoth - afterNoop,
+      ...(bwrapSandboxes === null ? {} : { noopBwrap: bwrapSandboxes }),
+    };
     const warmUp: Record<string, unknown> = {
       note: 'requests at concurrency 32 before measuring, and the rate of each warm-up round',
     };
@@ -108,29 +144,24 @@ async function main(): Promise<void> {
     results.warmUp = warmUp;
 
     // 1. Throughput at concurrency 32, right after the warm-up, in interleaved rounds.
-    const rps = Object.fromEntries(Object.keys(sides).map((side) => [side, [] as number[]])) as Record<
-      keyof typeof sides,
-      number[]
-    >;
-    const errors = Object.fromEntries(Object.keys(sides).map((side) => [side, 0])) as Record<
-      keyof typeof sides,
-      number
-    >;
+    const rps = Object.fromEntries(Object.keys(sides).map((side) => [side, [] as number[]]));
+    const errors = Object.fromEntries(Object.keys(sides).map((side) => [side, 0]));
     const throughputRounds = 4;
     for (let r = 0; r < throughputRounds; r++) {
-      for (const [side, url] of Object.entries(sides) as [keyof typeof sides, string][]) {
+      for (const [side, url] of Object.entries(sides)) {
         const measured = await load(url, throughputRequests / throughputRounds, 32);
-        rps[side].push(measured.rps);
-        errors[side] += measured.errors;
+        rps[side]!.push(measured.rps);
+        errors[side]! += measured.errors;
       }
     }
-    const ratioToBare = (side: keyof typeof sides) => round(mean(rps[side]) / mean(rps.bare), 2);
+    const meanRps = (side: string) => round(mean(rps[side]!), 0);
+    const ratioToBare = (side: string) => round(mean(rps[side]!) / mean(rps.bare!), 2);
     /** Rate, ratio to bare and errors of a Savassan side and of the IPC floor beside it. */
-    const figuresOf = (savassan: keyof typeof sides, floor: keyof typeof sides) => ({
-      savassanRps: round(mean(rps[savassan]), 0),
+    const figuresOf = (savassan: string, floor: string) => ({
+      savassanRps: meanRps(savassan),
       ratio: ratioToBare(savassan),
       savassanErrors: errors[savassan],
-      ipcFloorRps: round(mean(rps[floor]), 0),
+      ipcFloorRps: meanRps(floor),
       ipcFloorRatio: ratioToBare(floor),
       ipcFloorErrors: errors[floor],
     });
@@ -144,40 +175,97 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, settleMs));
 
     // 2. Warm invoke at concurrency 1, interleaved in rounds so all sides see the same machine noise.
-    const warm = { bare: [] as number[], floor: [] as number[], savassan: [] as number[] };
+    const latencySides: Record<string, string> = {
+      bare: bare.url,
+      workerd: workerd.noopUrl,
+      floor: floor.url,
+      savassan: invokeUrl,
+      ...(bwrapInvokeUrl === null ? {} : { savassanBwrap: bwrapInvokeUrl }),
+    };
+    const warm = Object.fromEntries(Object.keys(latencySides).map((side) => [side, [] as number[]]));
     const rounds = 5;
     for (let r = 0; r < rounds; r++) {
-      warm.bare.push(...(await load(bare.url, warmRequests / rounds, 1)).latencies);
-      warm.floor.push(...(await load(floor.url, warmRequests / rounds, 1)).latencies);
-      warm.savassan.push(...(await load(invokeUrl, warmRequests / rounds, 1)).latencies);
+      for (const [side, url] of Object.entries(latencySides)) {
+        warm[side]!.push(...(await load(url, warmRequests / rounds, 1)).latencies);
+      }
     }
-    const warmBare = summarise(warm.bare);
-    const warmFloor = summarise(warm.floor);
-    const warmSavassan = summarise(warm.savassan);
+    const warmBare = summarise(warm.bare!);
+    const warmFloor = summarise(warm.floor!);
+    const warmSavassan = summarise(warm.savassan!);
+    const warmWorkerd = summarise(warm.workerd!);
+    const warmBwrap = warm.savassanBwrap === undefined ? null : summarise(warm.savassanBwrap);
+    const ratiosOf = (ms: ReturnType<typeof summarise>) => ({
+      p50Ratio: round(ms.p50 / warmBare.p50, 2),
+      p99Ratio: round(ms.p99 / warmBare.p99, 2),
+    });
 
     results.warmInvoke = {
       concurrency1: {
         bareMs: warmBare,
         savassanMs: warmSavassan,
         p50Ratio: round(warmSavassan.p50 / warmBare.p50, 2),
+        p99Ratio: round(warmSavassan.p99 / warmBare.p99, 2),
         ipcFloorMs: warmFloor,
         ipcFloorP50Ratio: round(warmFloor.p50 / warmBare.p50, 2),
+        workerd: { ms: warmWorkerd, ...ratiosOf(warmWorkerd) },
+        bwrap:
+          warmBwrap === null
+            ? { skipped: bwrapSkipped }
+            : { savassanMs: warmBwrap, ...ratiosOf(warmBwrap), target: 'p50 <= 1.5x bare' },
         target: 'p50 <= 2x bare',
       },
       concurrency32: {
         roundRps: Object.fromEntries(Object.entries(rps).map(([side, rates]) => [side, rates.map((r) => round(r, 0))])),
-        bareRps: round(mean(rps.bare), 0),
+        bareRps: meanRps('bare'),
         ...figuresOf('savassan', 'ipcFloor'),
         target: 'throughput >= 0.4x bare',
         note: `savassan: the function deployed with the default max instances (${defaultMaxInstances}), the IPC floor with as many children`,
+        workerd: { rps: meanRps('workerd'), ratio: ratioToBare('workerd'), errors: errors.workerd },
+        bwrap:
+          rps.savassanBwrap === undefined
+            ? { skipped: bwrapSkipped }
+            : {
+                savassanRps: meanRps('savassanBwrap'),
+                ratio: ratioToBare('savassanBwrap'),
+                savassanErrors: errors.savassanBwrap,
+                target: 'throughput >= 0.6x bare',
+                note: `the function deployed with the default max instances (${defaultMaxInstances}) on a --sandbox bwrap server`,
+              },
         oneSandboxPerRequest: {
           note: 'the function deployed with max instances 64 (it scales to one sandbox per concurrent request), the IPC floor with 32 children',
           ...figuresOf('savassan64', 'ipcFloor32'),
         },
       },
+      workerdVersion: workerd.version,
+      note:
+        'workerd: bench/workerd/config.capnp (the same no-op as a module worker); bwrap: a --sandbox bwrap server ' +
+        'with its defaults (idle sandboxes freeze after 1 s, so the first requests of a round may thaw one)',
     };
 
-    // 3. Cold start: deploy a fresh function, then its first invoke.
+    // 3. Payload sizes: the echo function at events from 0 B to 1 MB, concurrency 1 and 8, against the bare
+    // server's echo route and workerd's echo worker. The echo functions scale out first, so that no sandbox starts
+    // during the measured rounds.
+    const echoUrl = `${server.url}/v1/functions/echo/invoke`;
+    const bwrapEchoUrl = bwrapServer === null ? null : `${bwrapServer.url}/v1/functions/echo/invoke`;
+    await warmUntilSteady(client, echoUrl);
+    if (bwrapClient !== null && bwrapEchoUrl !== null) await warmUntilSteady(bwrapClient, bwrapEchoUrl);
+    results.payloadSizes = {
+      note: 'event {"data":"x..."} with a data string of the size named; latency at concurrency 1, throughput at concurrency 8; ratios to bare',
+      target: '100 KB echo: p50 at concurrency 1 <= 1.5x bare',
+      ...(bwrapServer === null ? { bwrapSkipped } : {}),
+      bySize: await measurePayloads(
+        {
+          bare: `${bare.url}/echo`,
+          workerd: workerd.echoUrl,
+          savassan: echoUrl,
+          ...(bwrapEchoUrl === null ? {} : { savassanBwrap: bwrapEchoUrl }),
+        },
+        { scale: payloadScale },
+      ),
+    };
+    // The bwrap server and workerd are done; the cold-start and burst figures below are the process server's.
+    await Promise.all([bwrapServer?.cleanup(), workerd.stop()]);
+    // 4. Cold start: deploy a fresh function, then its first invoke.
     const cold: number[] = [];
     const initMs: number[] = [];
     for (let i = 0; i < coldRuns; i++) {
@@ -204,7 +292,7 @@ async function main(): Promise<void> {
       note: 'process runtime (unisolated) with stem cells; the isolating bwrap figures are under sandboxColdStart',
     };
 
-    // 4. Burst: 200 concurrent first requests to a fresh function with max instances 10.
+    // 5. Burst: 200 concurrent first requests to a fresh function with max instances 10.
     await client.deploy('burst', noop, { maxInstances: 10 });
     const before = (await client.listNodes()).nodes[0]!.sandboxes;
     const burstAgent = new Agent({ keepAlive: true, maxSockets: 200 });
@@ -221,10 +309,10 @@ async function main(): Promise<void> {
       target: 'all succeed, at most 10 sandboxes',
     };
   } finally {
-    await Promise.all([bare.stop(), floor.stop(), floor32.stop(), server.cleanup()]);
+    await Promise.all(stops.map((stop) => stop()));
   }
 
-  // 5. Cold start on the isolating bwrap sandbox, with and without stem cells, against a bare node spawn.
+  // 6. Cold start on the isolating bwrap sandbox, with and without stem cells, against a bare node spawn.
   if (existsSync('/usr/bin/bwrap')) {
     const noop = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
     results.sandboxColdStart = await measureSandboxColdStarts(noop, coldRuns, summarise, async (url) => {
@@ -239,7 +327,7 @@ async function main(): Promise<void> {
     results.freezing = await measureFreezing({ warmRequests, idleRuns: quick ? 5 : 20 });
   }
 
-  // 6. Backends: warm invoke with the pool in Redis against the in-memory pool, and pool operations/s.
+  // 7. Backends: warm invoke with the pool in Redis against the in-memory pool, and pool operations/s.
   const noopBundle = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
   results.backends = {
     redisPoolOverhead: await measureRedisPoolOverhead(noopBundle, {
@@ -249,7 +337,7 @@ async function main(): Promise<void> {
     poolOps: await measurePoolOps({ ops: poolOps }),
   };
 
-  // 7. Cluster: 3 agents against 1 for a CPU-light function, and the gateway + gRPC path against embedded.
+  // 8. Cluster: 3 agents against 1 for a CPU-light function, and the gateway + gRPC path against embedded.
   results.cluster = await measureCluster(noopBundle, { warmRequests, throughputRequests: sectionThroughputRequests });
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
