@@ -221,10 +221,12 @@ function limitSuffix(hits: LimitHits, limits: Omit<SandboxLimits, 'memoryMB'>, e
   return reasons.length === 0 ? '' : ` (${reasons.join('; ')})`;
 }
 
+/**
+ * Whether V8 ran out of heap: it says so on stderr before it aborts. An abort alone (`process.abort()`, a native
+ * addon's assertion) is a crash; a cgroup's out-of-memory kill is told by its counters (`LimitHits.memory`).
+ */
 function isOutOfMemory(exit: SandboxExit): boolean {
-  return (
-    /heap out of memory|Allocation failed/i.test(exit.stderrTail) || exit.signal === 'SIGABRT' || exit.code === 134
-  );
+  return /heap out of memory|Allocation failed/i.test(exit.stderrTail);
 }
 
 /** The useful end of a sandbox's stderr: for V8's out-of-memory report its FATAL ERROR line, else at most ~2 KB. */

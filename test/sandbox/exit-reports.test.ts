@@ -118,5 +118,13 @@ for (const kind of ['process', 'bwrap', 'runc'] as const) {
       assert.equal(outcome.status, 'crash');
       assert.equal(outcome.error?.message, 'process was killed by signal SIGTERM during the invocation');
     });
+
+    // An abort is not a sign of running out of memory: V8's heap exhaustion says so on stderr, a cgroup's in its
+    // counters.
+    it('reports process.abort() as SIGABRT, not as out of memory', { skip: kind === 'runc' && 'pid 1' }, async () => {
+      const { outcome } = await run({ action: 'abort' });
+      assert.equal(outcome.status, 'crash');
+      assert.equal(outcome.error?.message, 'process was killed by signal SIGABRT during the invocation');
+    });
   });
 }
