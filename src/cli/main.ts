@@ -37,7 +37,7 @@ export function describeError(err: unknown): { code: string; message: string; de
     const retry = err.headers.get('retry-after');
     return {
       code: err.code,
-      message: err.message.slice(err.code.length + 3),
+      message: err.rawMessage,
       details: { ...details, ...(retry === null ? {} : { retryAfterSeconds: Number(retry) }) },
     };
   }
@@ -62,7 +62,5 @@ export async function main(argv: string[]): Promise<void> {
       if (typeof details.retryAfterSeconds === 'number') info(`retry after ${details.retryAfterSeconds} s`);
     }
     process.exitCode = 1;
-    // Nothing a failed command started may keep it running (a server that failed to start, a stream).
-    setTimeout(() => process.exit(1), 3000).unref();
   }
 }

@@ -51,16 +51,12 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
-    message: string,
+    /** The server's message, without the `[CODE]` prefix of `message`. */
+    readonly rawMessage: string,
     readonly body: Record<string, unknown>,
     readonly headers: AnswerHeaders,
   ) {
-    super(`[${code}] ${message}`);
-  }
-
-  /** The id of the invocation that failed, for errors of an invocation that ran. */
-  get invocationId(): string | undefined {
-    return this.headers.get('x-savassan-invocation-id') ?? undefined;
+    super(`[${code}] ${rawMessage}`);
   }
 }
 
