@@ -107,11 +107,22 @@ function announce(opts: { json?: boolean }, line: string, facts: { role: string;
   process.stdout.write(opts.json === true ? `${JSON.stringify(facts)}\n` : `${line}\n`);
 }
 
-function withBackends(command: Command): Command {
-  return command
-    .addOption(new Option('--redis <url>', 'shared pool and provisioning queue').env('SAVASSAN_REDIS_URL'))
-    .addOption(new Option('--db <url>', 'shared metadata: postgres://… or mysql://…').env('SAVASSAN_DB_URL'))
-    .addOption(new Option('--s3 <url>', 'shared code and logs').env('SAVASSAN_S3_URL'));
+/** The backend options, one declaration each, for `start` and the cluster roles. */
+const backendOptions = {
+  redis: () =>
+    new Option('--redis <url>', 'keep the warm pool and provisioning queue in Redis (redis://host:6379/0)').env(
+      'SAVASSAN_REDIS_URL',
+    ),
+  db: () =>
+    new Option('--db <url>', 'keep metadata in PostgreSQL or MySQL (postgres://… or mysql://…)').env('SAVASSAN_DB_URL'),
+  s3: () =>
+    new Option('--s3 <url>', 'keep code and logs in S3 (s3://KEY:SECRET@host/bucket or http://…/bucket)').env(
+      'SAVASSAN_S3_URL',
+    ),
+};
+
+export function withBackends(command: Command): Command {
+  return command.addOption(backendOptions.redis()).addOption(backendOptions.db()).addOption(backendOptions.s3());
 }
 
 function endpoints(value: string): string[] {
@@ -198,7 +209,7 @@ export function addClusterCommands(program: Command): void {
       )
       .option('--no-stem-cells', 'do not keep pre-started sandboxes')
       .option('--lease-ttl <seconds>', 'a node that stops answering leaves the cluster after this long', integer, 5)
-      .addOption(new Option('--s3 <url>', 'shared code and logs').env('SAVASSAN_S3_URL')),
+      .addOption(backendOptions.s3()),
   ).action(
     async (
       opts: CommonOptions & {

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Option, type Command } from 'commander';
 import type { SandboxKind } from '../embedded/embedded-platform.js';
-import { withNodeLimits } from './cluster-commands.js';
+import { withBackends, withNodeLimits } from './cluster-commands.js';
 import { info, integer, out } from './output.js';
 import { apiKeysFrom, readSecretFile, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
 import { loggerOf } from './server-log.js';
@@ -36,7 +36,7 @@ interface StartOptions {
 }
 
 export function addStartCommand(program: Command): void {
-  withApiKeyOptions(
+  const command = withApiKeyOptions(
     withNodeLimits(program.command('start'))
       .description('run the whole platform in this process (gateway, manager, agent) on embedded defaults')
       .option('--data-dir <dir>', 'where data lives', '.savassan')
@@ -64,22 +64,8 @@ export function addStartCommand(program: Command): void {
         .default('process'),
     )
     .option('--no-examples', 'do not deploy the example functions on first start')
-    .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts')
-    .addOption(
-      new Option('--redis <url>', 'keep the warm pool and provisioning queue in Redis (redis://host:6379/0)').env(
-        'SAVASSAN_REDIS_URL',
-      ),
-    )
-    .addOption(
-      new Option('--db <url>', 'keep metadata in PostgreSQL or MySQL (postgres://… or mysql://…), not SQLite').env(
-        'SAVASSAN_DB_URL',
-      ),
-    )
-    .addOption(
-      new Option('--s3 <url>', 'keep code and logs in S3 (s3://KEY:SECRET@host/bucket or http://…/bucket)').env(
-        'SAVASSAN_S3_URL',
-      ),
-    )
+    .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts');
+  withBackends(command)
     .addOption(
       new Option(
         '--secret-key-file <file>',
