@@ -33,6 +33,7 @@ interface StartOptions {
   freezeIdle: number | false | undefined;
   json: boolean | undefined;
   secretKeyFile: string | undefined;
+  eventLoops: number | undefined;
 }
 
 export function addStartCommand(program: Command): void {
@@ -64,7 +65,12 @@ export function addStartCommand(program: Command): void {
         .default('process'),
     )
     .option('--no-examples', 'do not deploy the example functions on first start')
-    .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts');
+    .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts')
+    .option(
+      '--event-loops <n>',
+      'event loops serving the HTTP port (worker threads beside the main one); default: half the cores, at least 1',
+      integer,
+    );
   withBackends(command)
     .addOption(
       new Option(
@@ -106,6 +112,7 @@ async function start(opts: StartOptions): Promise<void> {
     nodeMemoryMB: opts.nodeMemory,
     nodePids: opts.nodePids,
     freezeIdleMs: opts.freezeIdle,
+    eventLoops: opts.eventLoops,
     redisUrl: opts.redis,
     dbUrl: opts.db,
     s3Url: opts.s3,

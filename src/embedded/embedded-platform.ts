@@ -14,6 +14,7 @@ import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { defaultRequestTimeoutMs } from '../gateway/http/server.js';
 import type { Deployer } from '../gateway/deployer.js';
 import { createGateway } from '../gateway/gateway.js';
+import { defaultEventLoops, maxEventLoops, startLanes, type LaneHost } from '../gateway/lanes/lane-host.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
 import { EnvSealer } from '../adapters/sealed/env-sealer.js';
@@ -44,6 +45,11 @@ export interface EmbeddedOptions extends BackendUrls {
   nodeMemoryMB?: number;
   /** Processes and threads all sandboxes may hold together (`--node-pids`); default: the kernel's limit less a reserve. */
   nodePids?: number;
+  /**
+   * Event loops serving the HTTP port (`--event-loops`): the main one, plus worker threads that serve invocations on
+   * the same socket. Default: `defaultEventLoops()`, by core count.
+   */
+  eventLoops?: number;
   /** Freeze sandboxes idle this long (ms; 0: after each invocation; false: never). Default `defaultFreezeIdleMs`. */
   freezeIdleMs?: number | false;
   /**
@@ -74,6 +80,7 @@ export interface CompiledEmbeddedOptions {
   nodeMemoryMB: number | undefined;
   nodePids: number | undefined;
   freezeIdleMs: number | false | undefined;
+  eventLoops: number;
   /** Empty: no authentication (loopback only). */
   apiKeys: string[];
   logger: Logger;
@@ -120,6 +127,7 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     nodeMemoryMB: options.nodeMemoryMB === undefined ? undefined : positive('nodeMemoryMB', options.nodeMemoryMB),
     nodePids: options.nodePids === undefined ? undefined : positive('nodePids', options.nodePids),
     freezeIdleMs: compileFreezeIdleMs(options.freezeIdleMs),
+    eventLoops: compileEventLoops(options.eventLoops),
     apiKeys: requireApiKeys(host, options.apiKeys ?? []),
     logger: options.logger ?? silentLogger,
     // An empty value (an environment variable set to '') means the default, as if it were not given.
@@ -127,6 +135,14 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     dbUrl: options.dbUrl || undefined,
     s3Url: options.s3Url || undefined,
   };
+}
+
+function compileEventLoops(value: number | undefined): number {
+  if (value === undefined) return defaultEventLoops();
+  if (!Number.isInteger(value) || value < 1 || value > maxEventLoops) {
+    throw new PlatformError('INVALID_CONFIG', `eventLoops must be an integer from 1 to ${maxEventLoops}, got ${value}`);
+  }
+  return value;
 }
 
 /** A freeze delay: a non-negative integer of ms, or false (never). */
@@ -210,7 +226,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     reconcileIntervalMs: options.reconcileIntervalMs,
   });
   let ready = false;
-  const { deployer, server, setReady } = await createGateway({
+  const { deployer, server, setReady, answerInvoke, metrics } = await createGateway({
     pool,
     queue,
     metadata,
@@ -236,9 +252,11 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
       },
     ],
   });
+  let lanes: LaneHost | null = null;
   const markReady = (value: boolean): void => {
     ready = value;
     setReady(value);
+    lanes?.setReady(value);
   };
 
   manager.start();
@@ -260,9 +278,33 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     }
     throw PlatformError.from(err, 'UNAVAILABLE');
   }
+  if (options.eventLoops > 1) {
+    try {
+      lanes = await startLanes({
+        lanes: options.eventLoops - 1,
+        server: server.server,
+        answerInvoke,
+        ready: false,
+        apiKeys: options.apiKeys,
+        requestTimeoutMs: options.requestTimeoutMs,
+        logger,
+      });
+    } catch (err) {
+      await server.close();
+      await manager.stop();
+      await agent.close();
+      await runtime.close();
+      await backends.close();
+      throw err;
+    }
+  }
+  metrics.watchEventLoops(lanes?.eventLoops ?? 1, () => lanes?.invocations() ?? []);
   markReady(true);
   void manager.reconcile();
-  logger.info({ address, dataDir, sandbox: runtime.kind, backends: backends.describe() }, 'savassan started');
+  logger.info(
+    { address, dataDir, sandbox: runtime.kind, eventLoops: options.eventLoops, backends: backends.describe() },
+    'savassan started',
+  );
 
   let closing: Promise<void> | undefined;
   return {
@@ -276,6 +318,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     close() {
       closing ??= (async () => {
         markReady(false);
+        // The lanes first: what they have in flight runs on this loop's invoker and API.
+        await lanes?.close();
         await server.close(); // waits for in-flight requests (invocations) to finish
         await manager.stop();
         await agent.close();

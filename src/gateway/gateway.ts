@@ -9,7 +9,8 @@ import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import { Deployer } from './deployer.js';
 import { FunctionResolver } from './function-resolver.js';
 import { createGatewayServer, type NodeView } from './http/server.js';
-import { Invoker } from './invoker.js';
+import { type Answer, invokeAndAnswer } from './http/invoke-route.js';
+import { type CallerGone, Invoker } from './invoker.js';
 import { GatewayMetrics } from './metrics.js';
 import { createReadinessCheck } from './readiness.js';
 import { Secrets } from './secrets.js';
@@ -40,6 +41,14 @@ export interface Gateway {
   readonly server: FastifyInstance;
   /** Readiness: false while starting and draining (`/readyz` answers 503). */
   readonly setReady: (ready: boolean) => void;
+  readonly metrics: GatewayMetrics;
+  /** Whether the gateway takes invocations (ready, not draining). */
+  readonly ready: () => boolean;
+  /**
+   * Runs an invocation the way the invoke route does and builds its HTTP answer, counted in the same metrics: for
+   * the extra event loops that serve the route (`LaneHost`).
+   */
+  readonly answerInvoke: (name: string, event: string, gone: CallerGone, url: string | undefined) => Promise<Answer>;
 }
 
 /** The Gateway role on its ports: invoke path, deploys and the HTTP API, the same in embedded and cluster mode. */
@@ -68,13 +77,14 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
   });
   let ready = false;
+  const metrics = new GatewayMetrics();
   const server = await createGatewayServer({
     invoker,
     deployer,
     secrets,
     metadata,
     blobStore,
-    metrics: new GatewayMetrics(),
+    metrics,
     apiKeys: options.apiKeys,
     logger,
     ready: () => ready,
@@ -88,5 +98,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     setReady: (value) => {
       ready = value;
     },
+    metrics,
+    ready: () => ready,
+    answerInvoke: (name, event, gone, url) => invokeAndAnswer({ invoker, metrics, logger }, name, event, gone, url),
   };
 }

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StartKind } from '../core/types.js';
 import type { InvocationResult } from './invoker.js';
 
@@ -65,6 +65,30 @@ export class GatewayMetrics {
     }
     this.#pendingSeconds[start].push(seconds);
     if (this.#pendingSeconds.cold.length + this.#pendingSeconds.warm.length >= maxPending) this.#flush();
+  }
+
+  /**
+   * Exposes the gateway's event loops: how many serve the HTTP port, and how many invocations each extra one (a lane,
+   * numbered from 1) has passed to the main loop, read from `read()` at each scrape.
+   */
+  watchEventLoops(eventLoops: number, read: () => readonly number[]): void {
+    new Gauge({
+      name: 'savassan_gateway_event_loops',
+      help: 'Event loops serving the HTTP port (the main one and its lanes)',
+      registers: [this.#registry],
+    }).set(eventLoops);
+    new Counter({
+      name: 'savassan_lane_invocations_total',
+      help: 'Invocations an extra event loop (lane) of the gateway took from its clients, by lane',
+      labelNames: ['lane'] as const,
+      registers: [this.#registry],
+      collect() {
+        this.reset();
+        read().forEach((count, lane) => {
+          if (lane > 0) this.inc({ lane: String(lane) }, count);
+        });
+      },
+    });
   }
 
   rejected(code: string): void {

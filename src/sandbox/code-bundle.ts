@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { chmod, copyFile, link, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { PlatformError } from '../core/errors.js';
+import { startModuleWorker } from '../core/module-worker.js';
 import type { BundleLimits, UnzippedEntry } from './bundle-unzip.js';
 import { entryLabel, invalidBundle } from './bundle-unzip.js';
 import type { UnzipReply } from './bundle-unzip-worker.js';
@@ -23,19 +22,6 @@ export async function exists(path: string): Promise<boolean> {
 }
 
 /**
- * Starts the unzip worker: from compiled `dist/` the `.js` file next to this one; from `src/` under tsx, a bootstrap
- * that registers tsx in the worker first (Node 20 ignores `--import` in a worker's `execArgv`, nodejs/node#47747).
- */
-function startUnzipWorker(workerData: unknown): Worker {
-  const compiled = new URL('./bundle-unzip-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled, { workerData });
-  const source = new URL('./bundle-unzip-worker.ts', import.meta.url);
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(source.href)}); });`;
-  return new Worker(bootstrap, { eval: true, execArgv: [], workerData });
-}
-
-/**
  * Validate and inflate a zip in a worker thread (`unzipBundle`): inflating a 240 MB bundle took the event loop
  * ~0.7 s when done in place. Same limits and errors as `unzipBundle`.
  */
@@ -49,7 +35,7 @@ export function unzipBundleOffThread(zip: Uint8Array, limits: Partial<BundleLimi
     };
     let worker: Worker;
     try {
-      worker = startUnzipWorker({ zip, limits });
+      worker = startModuleWorker(import.meta.url, 'bundle-unzip-worker', { workerData: { zip, limits } });
     } catch (err) {
       reject(new PlatformError('UNAVAILABLE', 'cannot start the bundle unzip worker', { cause: err }));
       return;

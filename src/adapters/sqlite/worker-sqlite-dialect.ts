@@ -1,6 +1,4 @@
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import {
   CompiledQuery,
   IdentifierNode,
@@ -21,6 +19,7 @@ import type {
   QueryResult,
 } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
+import { startModuleWorker } from '../../core/module-worker.js';
 import { parseWorkerReply } from './sqlite-worker-protocol.js';
 import type { ResultReply, WireSqlError, WorkerReply, WorkerRequest } from './sqlite-worker-protocol.js';
 
@@ -93,7 +92,7 @@ export class WorkerSqliteDriver implements Driver {
     const busyTimeoutMs = Math.max(0, Math.trunc(this.#config.busyTimeoutMs ?? 5000));
     let worker: Worker;
     try {
-      worker = startWorker();
+      worker = startModuleWorker(import.meta.url, 'sqlite-worker');
     } catch (err) {
       throw new PlatformError('UNAVAILABLE', `cannot start the SQLite worker for ${path}: ${errorMessage(err)}`, {
         cause: err,
@@ -399,20 +398,6 @@ class WorkerChannel {
     this.#worker.unref();
     for (const request of pending) request.reject(err);
   }
-}
-
-/**
- * From compiled `dist/`, the worker is the `.js` file next to this one. From `src/` under tsx there is only the
- * `.ts` source; Node 20 ignores `--import` in a worker's `execArgv` (nodejs/node#47747), so a small bootstrap
- * registers tsx inside the worker and then imports the source.
- */
-function startWorker(): Worker {
-  const compiled = new URL('./sqlite-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled);
-  const source = new URL('./sqlite-worker.ts', import.meta.url);
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(source.href)}); });`;
-  return new Worker(bootstrap, { eval: true, execArgv: [] });
 }
 
 /** FIFO lock around the single connection. */

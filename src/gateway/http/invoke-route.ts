@@ -154,11 +154,16 @@ export async function invokeAndAnswer(
   return invocationAnswer(result);
 }
 
-export interface InvokeFastPathOptions extends Answering {
+/** Runs an invocation and builds its answer (`invokeAndAnswer`, or the main event loop's, from a lane). */
+export type AnswerInvoke = (name: string, event: string, gone: CallerGone, url: string | undefined) => Promise<Answer>;
+
+export interface InvokeFastPathOptions {
+  answer: AnswerInvoke;
   /** False while starting or draining: requests are left to Fastify (which answers 503 while closing). */
   ready: () => boolean;
   /** The API key check when keys are required; null when the API is open. */
   apiKeys: ApiKeyCheck | null;
+  logger?: Logger | undefined;
 }
 
 const prefix = '/v1/functions/';
@@ -170,10 +175,11 @@ const plainMediaType = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-
 
 /**
  * Returns a request listener that answers plain invoke requests and returns false for everything else (the caller
- * passes those to Fastify). It takes a request only when nothing about it needs Fastify (`fastPathName`).
+ * passes those to Fastify). It takes a request only when nothing about it needs Fastify (`fastPathName`). While
+ * the server is not ready (draining), each answer closes its connection.
  */
 export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { ready, apiKeys, logger } = options;
+  const { answer: answerInvoke, ready, apiKeys, logger } = options;
 
   const send = (res: ServerResponse, answer: Answer): void => {
     // While draining, each answer closes its connection (see the server's onSend hook).
@@ -200,7 +206,7 @@ export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMe
         send(res, answer);
         return;
       }
-      invokeAndAnswer(options, name, event, callerGone(res), req.url)
+      answerInvoke(name, event, callerGone(res), req.url)
         .then((answer) => send(res, answer))
         // Nothing here is known to throw; if it ever does, the process must not die of an unhandled rejection.
         .catch((err: unknown) => {

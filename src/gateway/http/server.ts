@@ -1,5 +1,4 @@
-import { createServer, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import fastifySwagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -19,6 +18,7 @@ import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { Secrets } from '../secrets.js';
 import { apiKeyCheck, apiKeyHook } from './api-keys.js';
+import { clientErrorHandler, createGatewayHttpServer, defaultRequestTimeoutMs } from './node-server.js';
 import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath } from './invoke-route.js';
 import { routeDefaults, unknownQueryError } from './route-defaults.js';
 import { secretRoutes } from './routes/secrets.js';
@@ -43,6 +43,7 @@ import {
 import { functionView, invocationView, versionView } from './views.js';
 
 export type { NodeView } from './schemas.js';
+export { defaultRequestTimeoutMs };
 
 export interface GatewayServerOptions {
   invoker: Invoker;
@@ -71,37 +72,8 @@ export interface GatewayServerOptions {
 
 const maxDeployBodyBytes = 70 * 1024 * 1024;
 const logShipWaitMs = 3000;
-export const defaultRequestTimeoutMs = 60_000;
 /** Logs read ahead of the one being sent, in `GET /v1/functions/:name/logs`: its memory is this many logs. */
 const logReadAhead = 4;
-
-/**
- * Answers a request that did not arrive in time (408) or could not be parsed (400) on the raw socket, in the API's
- * error format: Node calls this before any route sees the request.
- */
-function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const [status, reason, error] =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? [408, 'Request Timeout', new PlatformError('REQUEST_TIMEOUT', 'the request was not received in full in time')]
-      : err.code === 'HPE_HEADER_OVERFLOW'
-        ? [
-            431,
-            'Request Header Fields Too Large',
-            new PlatformError('BAD_REQUEST', 'the request headers are too large'),
-          ]
-        : [400, 'Bad Request', new PlatformError('BAD_REQUEST', 'the request is not valid HTTP')];
-  const { body } = errorAnswer(error);
-  // As Node's own handler: no answer on a connection whose response has begun (the route answered early, 413).
-  const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
-  if (socket.writable && !started) {
-    socket.write(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
-  }
-  socket.destroy();
-}
 
 const fastifyCodeMap: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
@@ -136,7 +108,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   const apiKeys = options.apiKeys ?? [];
   const answering = { invoker, metrics, logger: options.logger };
   const fastPath = invokeFastPath({
-    ...answering,
+    answer: (name, event, gone, url) => invokeAndAnswer(answering, name, event, gone, url),
+    logger: options.logger,
     ready: options.ready,
     apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
   });
@@ -145,22 +118,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     // Plain invoke requests are answered before Fastify sees them (invoke-route.ts); the rest is Fastify's. Both
     // read bodies under the server's request timeout (headers and body, then 408); once a request has arrived in
     // full, an invocation may take as long as its function's timeout.
-    serverFactory: (handler) => {
-      const server = createServer(
-        {
-          requestTimeout: requestTimeoutMs,
-          headersTimeout: Math.min(requestTimeoutMs, 60_000),
-          // How often Node looks for requests past their timeout (its default is 30 s).
-          connectionsCheckingInterval: Math.min(1000, requestTimeoutMs),
-        },
-        (req, res) => {
-          if (!fastPath(req, res)) handler(req, res);
-        },
-      );
-      server.keepAliveTimeout = 72_000;
-      server.setTimeout(0);
-      return server;
-    },
+    serverFactory: (handler) =>
+      createGatewayHttpServer(requestTimeoutMs, (req, res) => {
+        if (!fastPath(req, res)) handler(req, res);
+      }),
     clientErrorHandler,
     logger: false,
     bodyLimit: maxEventBytes,

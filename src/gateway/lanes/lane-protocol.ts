@@ -1,0 +1,33 @@
+// Messages between the gateway's main event loop and its lanes (worker threads that serve the invoke route on the
+// same listening socket). Both ends are this process's own code, so they are typed, not validated.
+
+/** What a lane is started with (its `workerData`). The API keys stay in this process's memory. */
+export interface LaneSettings {
+  /** 1, 2...: the main event loop is lane 0. */
+  lane: number;
+  /** The listening socket's descriptor in this process, which the lane duplicates for itself. */
+  listenFd: number;
+  /** The main loop's private socket for requests other than plain invocations. */
+  apiSocket: string;
+  apiKeys: readonly string[];
+  requestTimeoutMs: number;
+  ready: boolean;
+}
+
+/** Lane → main. */
+export type LaneMessage =
+  | { kind: 'listening' }
+  | { kind: 'failed'; message: string }
+  /** Run an invocation; answered by an `answer` of the same id. */
+  | { kind: 'invoke'; id: number; name: string; event: string; url: string | undefined }
+  /** The client of invocation `id` went away before its answer. */
+  | { kind: 'gone'; id: number }
+  /** Drained after `close`: every connection of the lane is closed. */
+  | { kind: 'closed' };
+
+/** Main → lane. */
+export type HostMessage =
+  | { kind: 'answer'; id: number; status: number; headers: Record<string, string>; body: string }
+  | { kind: 'ready'; ready: boolean }
+  /** Stop accepting, finish what is in flight, close every connection, then say `closed`. */
+  | { kind: 'close' };

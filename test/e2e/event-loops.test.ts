@@ -1,0 +1,181 @@
+// Several event loops serve one gateway's port (src/gateway/lanes/): worker threads accept connections beside the
+// main loop and pass invocations to its invoker, so the node's one pool keeps its guarantees whichever loop took a
+// request, and every other request reaches the main loop's API. To be sure the lanes are the ones serving, each test
+// blocks the main loop while a client in another process connects: only the lanes can accept meanwhile.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { readBundle } from '../../src/client/bundle.js';
+import { SavassanClient } from '../../src/client/client.js';
+import { startEmbedded } from '../../src/embedded/embedded-platform.js';
+import type { EmbeddedPlatform } from '../../src/embedded/embedded-platform.js';
+import { repoRoot } from '../helpers/server-process.js';
+
+interface Hit {
+  status: number;
+  headers?: Record<string, string>;
+  body: string;
+  error?: string;
+}
+
+/** Blocks this process's event loop, as a busy gateway would be. */
+function blockMainLoop(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // spin
+  }
+}
+
+/**
+ * Runs test/helpers/lane-client.mjs against `url` and blocks the main loop for `blockMs` once it has started, so
+ * that its connections are accepted by the lanes.
+ */
+function fromLanes(url: string, plan: unknown, blockMs = 800): Promise<Hit[]> {
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, 'test', 'helpers', 'lane-client.mjs'), url, JSON.stringify(plan)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  let out = '';
+  let blocked = false;
+  child.stdout.setEncoding('utf8').on('data', (text: string) => {
+    out += text;
+    if (!blocked && out.includes('started\n')) {
+      blocked = true;
+      blockMainLoop(blockMs);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`lane-client exited with ${code}: ${out}`));
+      else resolve(JSON.parse(out.split('\n').filter(Boolean).at(-1)!) as Hit[]);
+    });
+  });
+}
+
+/** `savassan_lane_invocations_total` by lane, from /metrics. */
+async function laneInvocations(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const counts = new Map<string, number>();
+  for (const match of text.matchAll(/^savassan_lane_invocations_total\{lane="(\d+)"\} (\d+)$/gm)) {
+    counts.set(match[1]!, Number(match[2]));
+  }
+  return counts;
+}
+
+const sum = (counts: Map<string, number>): number => [...counts.values()].reduce((a, b) => a + b, 0);
+
+describe('a gateway with three event loops', () => {
+  let dataDir: string;
+  let platform: EmbeddedPlatform;
+  let client: SavassanClient;
+  const fixtures = join(repoRoot, 'test', 'fixtures', 'functions');
+
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'savassan-loops-'));
+    platform = await startEmbedded({ dataDir, port: 0, sandbox: 'process', stemCells: false, eventLoops: 3 });
+    client = new SavassanClient({ url: platform.url });
+    await client.deploy('exclusive', await readBundle(join(fixtures, 'exclusive')), { maxInstances: 2 });
+    await client.deploy('single', await readBundle(join(fixtures, 'exclusive')), { maxInstances: 1 });
+    await client.deploy('echo', await readBundle(join(fixtures, 'echo')), {});
+  });
+
+  after(async () => {
+    await platform.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('says so in /metrics', async () => {
+    const text = await (await fetch(`${platform.url}/metrics`)).text();
+    assert.match(text, /^savassan_gateway_event_loops 3$/m);
+  });
+
+  it('serves invocations from the lanes with one invocation per instance and at most max instances', async () => {
+    const before = await laneInvocations(platform.url);
+    const total = 240;
+    const hits = await fromLanes(platform.url, {
+      load: { path: '/v1/functions/exclusive/invoke', body: '{"sleepMs":2}', total, concurrency: 24 },
+    });
+    assert.equal(hits.length, total);
+    const bad = hits.filter((hit) => hit.status !== 200);
+    assert.deepEqual(bad, [], 'every invocation succeeds (waiters are served, none gets 429)');
+    const results = hits.map((hit) => JSON.parse(hit.body) as { pid: number; overlapped: boolean });
+    assert.ok(
+      results.every((result) => !result.overlapped),
+      'no sandbox ever ran two invocations at once',
+    );
+    const pids = new Set(results.map((result) => result.pid));
+    assert.ok(pids.size <= 2, `at most max instances (2) sandboxes served, got ${pids.size}`);
+    const after = await laneInvocations(platform.url);
+    // The client connected while the main loop was blocked: the lanes took every request.
+    assert.equal(sum(after) - sum(before), total, `lanes: ${JSON.stringify([...after])}`);
+  });
+
+  it('queues requests from several lanes for a single instance and serves them all', async () => {
+    const hits = await fromLanes(platform.url, {
+      requests: Array.from({ length: 30 }, () => ({
+        method: 'POST',
+        path: '/v1/functions/single/invoke',
+        body: '{"sleepMs":5}',
+        headers: { 'content-type': 'application/json' },
+      })),
+    });
+    assert.deepEqual(
+      hits.map((hit) => hit.status),
+      Array.from({ length: 30 }, () => 200),
+    );
+    const results = hits.map((hit) => JSON.parse(hit.body) as { pid: number; overlapped: boolean; served: number });
+    assert.equal(new Set(results.map((result) => result.pid)).size, 1, 'max instances 1: one sandbox');
+    assert.ok(results.every((result) => !result.overlapped));
+    // Served one after another: each answer saw a different count of invocations served before it.
+    assert.equal(new Set(results.map((result) => result.served)).size, 30);
+  });
+
+  it('gives the lanes the whole API: routes, errors, streams', async () => {
+    const answers = fromLanes(platform.url, {
+      requests: [
+        { method: 'GET', path: '/v1/functions' },
+        { method: 'GET', path: '/v1/functions/echo' },
+        { method: 'GET', path: '/v1/nope' },
+        {
+          method: 'POST',
+          path: '/v1/functions/echo/invoke',
+          body: '{"a":',
+          headers: { 'content-type': 'application/json' },
+        },
+        { method: 'POST', path: '/v1/functions/echo/invoke?qualifier=1', body: '{}' },
+        { method: 'GET', path: '/v1/functions/echo/logs?follow=1', until: 'echo: invoked with' },
+      ],
+    });
+    // The log stream ends (for the client) once it has shown an invocation of echo: invoke it until then.
+    let settled = false;
+    void answers.finally(() => (settled = true)).catch(() => {});
+    while (!settled) {
+      await fetch(`${platform.url}/v1/functions/echo/invoke`, { method: 'POST', body: '{}' }).then((r) => r.text());
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const [list, one, missing, badEvent, badQuery, stream] = await answers;
+    assert.equal(stream!.status, 200);
+    assert.match(stream!.headers!['content-type']!, /text\/event-stream/);
+    assert.match(stream!.body, /event: invocation/);
+    assert.equal(list!.status, 200);
+    assert.deepEqual(
+      (JSON.parse(list!.body) as { functions: { name: string }[] }).functions.map((f) => f.name).sort(),
+      ['echo', 'exclusive', 'single'],
+    );
+    assert.equal(one!.status, 200);
+    assert.equal((JSON.parse(one!.body) as { name: string }).name, 'echo');
+    assert.equal(missing!.status, 404);
+    assert.equal((JSON.parse(missing!.body) as { error: { code: string } }).error.code, 'NOT_FOUND');
+    assert.equal(badEvent!.status, 400);
+    assert.match((JSON.parse(badEvent!.body) as { error: { message: string } }).error.message, /not valid JSON/);
+    assert.equal(badQuery!.status, 400);
+    assert.equal((JSON.parse(badQuery!.body) as { error: { code: string } }).error.code, 'BAD_REQUEST');
+  });
+});
