@@ -68,7 +68,7 @@ export function addStartCommand(program: Command): void {
     .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts')
     .option(
       '--event-loops <n>',
-      'event loops serving the HTTP port (worker threads beside the main one); default: half the cores, at least 1',
+      'event loops serving the HTTP port (worker threads beside the main one); default: 1 below 8 cores, else a quarter of the cores (at most 16)',
       integer,
     );
   withBackends(command)

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readBundle } from '../../src/client/bundle.js';
 import { SavassanClient } from '../../src/client/client.js';
-import { startEmbedded } from '../../src/embedded/embedded-platform.js';
+import { compileEmbeddedOptions, startEmbedded } from '../../src/embedded/embedded-platform.js';
+import { isPlatformError } from '../../src/core/errors.js';
+import { defaultEventLoops } from '../../src/gateway/lanes/lane-host.js';
 import type { EmbeddedPlatform } from '../../src/embedded/embedded-platform.js';
 import { repoRoot } from '../helpers/server-process.js';
 
@@ -70,6 +72,24 @@ async function laneInvocations(url: string): Promise<Map<string, number>> {
 }
 
 const sum = (counts: Map<string, number>): number => [...counts.values()].reduce((a, b) => a + b, 0);
+
+describe('the number of event loops', () => {
+  it('is one below 8 cores, then a quarter of the cores, at most 16', () => {
+    assert.deepEqual(
+      [1, 2, 4, 7, 8, 16, 32, 64, 128].map((cores) => defaultEventLoops(cores)),
+      [1, 1, 1, 1, 2, 4, 8, 16, 16],
+    );
+  });
+
+  it('refuses what is not a whole number from 1 to 64', () => {
+    for (const eventLoops of [0, -1, 1.5, 65, Number.NaN]) {
+      assert.throws(
+        () => compileEmbeddedOptions({ eventLoops }),
+        (err: unknown) => isPlatformError(err, 'INVALID_CONFIG') && /eventLoops must be an integer/.test(err.message),
+      );
+    }
+  });
+});
 
 describe('a gateway with three event loops', () => {
   let dataDir: string;

@@ -15,11 +15,13 @@ import type { CallerGone } from '../invoker.js';
 import type { HostMessage, LaneMessage, LaneSettings } from './lane-protocol.js';
 
 /**
- * Event loops serving the HTTP port by default: half the cores (the sandboxes and the main loop's own work need the
- * rest), at least 1 and at most 16. On a 2-core machine that is the main loop alone.
+ * Event loops serving the HTTP port by default: one below 8 cores, then a quarter of the cores, at most 16. A lane
+ * takes a request's HTTP work off the main loop but adds a hop between threads to its invocation (the main loop
+ * still runs the pool and the sandbox's I/O), so lanes pay only where many concurrent clients keep the main loop busy
+ * and there are cores to spare beside the sandboxes.
  */
 export function defaultEventLoops(cores: number = availableParallelism()): number {
-  return Math.max(1, Math.min(16, Math.floor(cores / 2)));
+  return cores < 8 ? 1 : Math.min(16, Math.floor(cores / 4));
 }
 
 /** Most event loops a gateway takes (`--event-loops`). */
