@@ -3,7 +3,7 @@
 // generator (keep-alive http.Agent), so it needs nothing installed beyond the project.
 import { spawnSync } from 'node:child_process';
 import { Agent } from 'node:http';
-import { cpus, totalmem, release } from 'node:os';
+import { availableParallelism, cpus, totalmem, release } from 'node:os';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { repoRoot, startServer, type ServerProcess } from '../test/helpers/serve
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
 import { measureCliStartup } from './cli-startup.js';
 import { measureCluster } from './cluster.js';
+import { eventLoopCounts, measureEventLoops } from './event-loops.js';
 import { measureSandboxColdStarts } from './cold-start.js';
 import { measureFreezing } from './freeze.js';
 import { measurePayloads } from './payload.js';
@@ -59,10 +60,13 @@ function bwrapSkipReason(): string | null {
 }
 
 /** A `savassan start --sandbox bwrap` server; its data dir is one that sandbox users can pass through. */
-async function startBwrapServer(): Promise<ServerProcess> {
+async function startBwrapServer(extraArgs: string[] = []): Promise<ServerProcess> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sv-bench-bwrap-'));
   await chmod(dataDir, 0o711);
-  return startServer(['--no-examples', '--queue-wait', '30', '--log-level', 'error', '--sandbox', 'bwrap'], dataDir);
+  return startServer(
+    ['--no-examples', '--queue-wait', '30', '--log-level', 'error', '--sandbox', 'bwrap', ...extraArgs],
+    dataDir,
+  );
 }
 
 async function main(): Promise<void> {
@@ -308,11 +312,28 @@ async function main(): Promise<void> {
       latencyMs: summarise(hits.map((h) => h.ms)),
       target: 'all succeed, at most 10 sandboxes',
     };
+
+    // 6. Event loops: throughput at concurrency 64 with 1, 2, 4... event loops serving the port (as many as there
+    // are cores for), on bwrap where it runs, beside the bare server.
+    results.eventLoops = {
+      sandbox: bwrapSkipped === null ? 'bwrap' : 'process',
+      ...(await measureEventLoops({
+        loops: eventLoopCounts(availableParallelism()),
+        start: (extraArgs) =>
+          bwrapSkipped === null
+            ? startBwrapServer(extraArgs)
+            : startServer(['--no-examples', '--queue-wait', '30', '--log-level', 'error', ...extraArgs]),
+        bareUrl: bare.url,
+        requests: sectionThroughputRequests,
+        warmUp: quick ? { requests: 1000, total: 2000 } : { requests: 10_000, total: 40_000 },
+      })),
+      target: 'throughput at concurrency 64 grows with the event loops (on a machine with the cores)',
+    };
   } finally {
     await Promise.all(stops.map((stop) => stop()));
   }
 
-  // 6. Cold start on the isolating bwrap sandbox, with and without stem cells, against a bare node spawn.
+  // 7. Cold start on the isolating bwrap sandbox, with and without stem cells, against a bare node spawn.
   if (existsSync('/usr/bin/bwrap')) {
     const noop = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
     results.sandboxColdStart = await measureSandboxColdStarts(noop, coldRuns, summarise, async (url) => {
@@ -327,7 +348,7 @@ async function main(): Promise<void> {
     results.freezing = await measureFreezing({ warmRequests, idleRuns: quick ? 5 : 20 });
   }
 
-  // 7. Backends: warm invoke with the pool in Redis against the in-memory pool, and pool operations/s.
+  // 8. Backends: warm invoke with the pool in Redis against the in-memory pool, and pool operations/s.
   const noopBundle = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
   results.backends = {
     redisPoolOverhead: await measureRedisPoolOverhead(noopBundle, {
@@ -337,7 +358,7 @@ async function main(): Promise<void> {
     poolOps: await measurePoolOps({ ops: poolOps }),
   };
 
-  // 8. Cluster: 3 agents against 1 for a CPU-light function, and the gateway + gRPC path against embedded.
+  // 9. Cluster: 3 agents against 1 for a CPU-light function, and the gateway + gRPC path against embedded.
   results.cluster = await measureCluster(noopBundle, { warmRequests, throughputRequests: sectionThroughputRequests });
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
