@@ -96,17 +96,22 @@ describe('protocol messages', () => {
     }
   });
 
-  it('carries events and results as raw bytes: a body is neither escaped nor copied into the header', () => {
-    const event = Buffer.from('{"text":"a \\"quoted\\" line\\n"}');
+  it('carries events and results as raw bytes: a body is never escaped, and a large one never copied', () => {
+    const event = Buffer.from(JSON.stringify({ text: 'a "quoted" line\n'.repeat(2000) }));
     const [head, body] = encodeMessage({ type: 'invoke', id: 'r', invocationId: 'i', event, deadline: 1 });
-    assert.equal(body, event, 'the body is the very buffer given');
+    assert.equal(body, event, 'a large body is the very buffer given');
     assert.equal(head.readUInt32BE(0), head.length - FRAME_PREFIX_BYTES + event.length);
+    assert.equal(head.readUInt32BE(4), head.length - FRAME_PREFIX_BYTES);
     assert.equal(head[8], frameTypes.invoke);
     assert.deepEqual(JSON.parse(head.subarray(FRAME_PREFIX_BYTES).toString()), {
       id: 'r',
       invocationId: 'i',
       deadline: 1,
     });
+    const small = Buffer.from('{"a":"\\n"}');
+    const [whole, ...rest] = encodeMessage({ type: 'result', id: 'r', payload: small, maxRssBytes: 1 });
+    assert.deepEqual(rest, [], 'a small body is copied behind the header: one piece');
+    assert.deepEqual(whole.subarray(whole.length - small.length), small);
     assert.equal(encodeMessage(init).length, 1, 'a message without a body is one piece');
   });
 

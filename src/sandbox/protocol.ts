@@ -180,24 +180,31 @@ export const guestFrameLimits: FrameLimits = {
 
 const noBody = Buffer.alloc(0);
 
-/** A frame's bytes: the prefix and header, then the body when there is one. */
+/** A frame's bytes: the prefix and header, then the body when it is not copied behind them. */
 export type FrameBytes = [head: Buffer] | [head: Buffer, body: Buffer];
+
+/** Bodies up to this size are copied behind the header (one write); larger ones are written as they are. */
+const inlineBodyBytes = 16 * 1024;
 
 function frameOf(type: number, fields: object, body: Uint8Array): FrameBytes {
   const header = JSON.stringify(fields);
   const headerBytes = Buffer.byteLength(header);
-  const head = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + headerBytes);
+  const inline = body.byteLength <= inlineBodyBytes;
+  const head = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + headerBytes + (inline ? body.byteLength : 0));
   head.writeUInt32BE(headerBytes + body.byteLength, 0);
   head.writeUInt32BE(headerBytes, 4);
   head[8] = type;
   head.write(header, FRAME_PREFIX_BYTES, 'utf8');
-  if (body.byteLength === 0) return [head];
+  if (inline) {
+    head.set(body, FRAME_PREFIX_BYTES + headerBytes);
+    return [head];
+  }
   return [head, Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)];
 }
 
 /**
- * One message as the bytes of its frame, in one or two pieces (the prefix with the header, then the body, which is
- * not copied): write them in order, corked so they leave together.
+ * One message as the bytes of its frame, in one piece, or two when the body is large (the prefix with the header,
+ * then the body, not copied): write them in order, corked so they leave together.
  */
 export function encodeMessage(message: HostMessage | GuestMessage): FrameBytes {
   switch (message.type) {
