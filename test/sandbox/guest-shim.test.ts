@@ -5,8 +5,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { SandboxLaunchSpec, SandboxProcess } from '../../core/ports/sandbox-runtime.js';
-import { ProcessRuntime } from '../process-runtime.js';
+import type { SandboxLaunchSpec, SandboxProcess } from '../../src/core/ports/sandbox-runtime.js';
+import { ProcessRuntime } from '../../src/sandbox/process-runtime.js';
 import {
   FRAME_PREFIX_BYTES,
   FrameDecoder,
@@ -15,7 +15,7 @@ import {
   guestFrameLimits,
   parseGuestMessage,
   type GuestMessage,
-} from '../protocol.js';
+} from '../../src/sandbox/protocol.js';
 
 /** The exit status of a shim that refuses what its Agent sent (EX_SOFTWARE). */
 const protocolExitCode = 70;
