@@ -65,6 +65,11 @@ async function shimsUnder(dir: string): Promise<number[]> {
   return pids;
 }
 
+/** A result's JSON text; "null" when there is none. */
+function textOf(bytes: Uint8Array | undefined): string {
+  return bytes === undefined ? 'null' : Buffer.from(bytes).toString('utf8');
+}
+
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
     () => true,
@@ -124,7 +129,11 @@ describe('Agent with the process runtime', () => {
   }
 
   function invoke(instanceId: string, event: unknown, timeoutMs = 5000, on = agent): Promise<InvokeOutcome> {
-    return on.invoke(instanceId, { invocationId: randomUUID(), eventJson: JSON.stringify(event), timeoutMs });
+    return on.invoke(instanceId, {
+      invocationId: randomUUID(),
+      eventJson: Buffer.from(JSON.stringify(event)),
+      timeoutMs,
+    });
   }
 
   async function logOf(outcome: InvokeOutcome): Promise<string> {
@@ -144,7 +153,7 @@ describe('Agent with the process runtime', () => {
 
   function payload(outcome: InvokeOutcome): Record<string, unknown> {
     assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
-    return JSON.parse(outcome.payloadJson ?? 'null') as Record<string, unknown>;
+    return JSON.parse(textOf(outcome.payloadJson)) as Record<string, unknown>;
   }
 
   it('runs an async ESM handler warm, with Lambda context, function env and a minimal host env', async () => {
@@ -162,7 +171,7 @@ describe('Agent with the process runtime', () => {
     const invocationId = randomUUID();
     const first = await agent.invoke(ref.instanceId, {
       invocationId,
-      eventJson: '{"hello":"world","n":[1,2]}',
+      eventJson: Buffer.from('{"hello":"world","n":[1,2]}'),
       timeoutMs: 3000,
     });
     assert.equal(first.reusable, true);
@@ -272,7 +281,7 @@ describe('Agent with the process runtime', () => {
     for (const kind of ['function', 'undefined']) {
       const outcome = await invoke(ref.instanceId, { kind });
       assert.equal(outcome.status, 'success');
-      assert.equal(outcome.payloadJson, 'null');
+      assert.equal(textOf(outcome.payloadJson), 'null');
     }
     await agent.destroySandbox(ref.instanceId);
   });
@@ -431,12 +440,44 @@ describe('Agent with the process runtime', () => {
     );
   });
 
-  it('refuses a result over the size limit even when the code fools the shim into sending it', async () => {
-    const ref = await agent.createSandbox(await deploy('forger'));
-    const outcome = await invoke(ref.instanceId, { forge: 'big-result' });
-    assert.equal(outcome.status, 'error');
-    assert.equal(outcome.error?.name, 'Runtime.ResponseSizeTooLarge');
-    assert.equal(outcome.payloadJson, undefined);
+  it('treats a sandbox that sends a bad frame as broken: a crash that says why, the sandbox discarded', async () => {
+    const spec = await deploy('forger');
+    const attacks = {
+      // Refused from its prefix alone, before any of its 7 MB is buffered.
+      'big-result': /a frame of type 6 has a 7340032-byte body \(at most 6291456 allowed\)/,
+      'huge-frame': /a frame of 4294967295 bytes exceeds the 16777216-byte limit/,
+      garbage: /a frame of \d+ bytes exceeds the 16777216-byte limit/,
+      'unknown-type': /unexpected frame type 99/,
+      'bad-header': /invalid result message: "id" must be a non-empty string, got 5/,
+      'header-over-frame': /header length \(11\) exceeds its frame length \(10\)/,
+    };
+    for (const [forge, why] of Object.entries(attacks)) {
+      const ref = await agent.createSandbox(spec);
+      const pid = await pidOf(ref.instanceId);
+      const outcome = await invoke(ref.instanceId, { forge });
+      assert.equal(outcome.status, 'crash', forge);
+      assert.equal(outcome.error?.name, 'Runtime.ExitError', forge);
+      assert.match(outcome.error?.message ?? '', /the sandbox broke the protocol during the invocation/, forge);
+      assert.match(outcome.error?.message ?? '', why, forge);
+      assert.equal(outcome.payloadJson, undefined, forge);
+      assert.equal(outcome.reusable, false, forge);
+      assert.equal(
+        (await agent.listSandboxes()).some((s) => s.instanceId === ref.instanceId),
+        false,
+        `${forge}: the sandbox is gone`,
+      );
+      assert.equal(isAlive(pid), false, `${forge}: its process is gone`);
+      await assert.rejects(invoke(ref.instanceId, {}), (err: unknown) => isPlatformError(err, 'UNAVAILABLE'));
+    }
+  });
+
+  it('refuses an event over the size limit before sending it to the sandbox', async () => {
+    const ref = await agent.createSandbox(await deploy('echo'));
+    const request = { invocationId: randomUUID(), eventJson: Buffer.alloc(6 * 1024 * 1024 + 1, 0x20), timeoutMs: 3000 };
+    await assert.rejects(agent.invoke(ref.instanceId, request), (err: unknown) =>
+      isPlatformError(err, 'PAYLOAD_TOO_LARGE'),
+    );
+    assert.deepEqual(payload(await invoke(ref.instanceId, { after: true }))['event'], { after: true });
     await agent.destroySandbox(ref.instanceId);
   });
 

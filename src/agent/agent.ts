@@ -28,6 +28,7 @@ import { exists, extractBundle, placeCode } from '../sandbox/code-bundle.js';
 import {
   FrameDecoder,
   encodeMessage,
+  guestFrameLimits,
   parseGuestMessage,
   type ErrorMessage,
   type GuestMessage,
@@ -187,7 +188,7 @@ function invokeOutcome(
   durationMs: number,
   peakMemoryBytes: number | null,
   reusable: boolean,
-  result: { payloadJson?: string; error?: SerializedError },
+  result: { payloadJson?: Uint8Array; error?: SerializedError },
 ): InvokeOutcome {
   return {
     status,
@@ -424,6 +425,9 @@ export class Agent implements AgentApi {
     if (request.invocationId === '' || !(request.timeoutMs > 0)) {
       throw new PlatformError('INTERNAL', `invalid invoke request for sandbox ${instanceId}`);
     }
+    if (request.eventJson.byteLength > maxEventBytes) {
+      throw new PlatformError('PAYLOAD_TOO_LARGE', `the event is over the ${maxEventBytes}-byte limit`);
+    }
 
     const { spec } = sandbox;
     sandbox.state = 'busy';
@@ -456,7 +460,7 @@ export class Agent implements AgentApi {
         type: 'invoke',
         id: active.requestId,
         invocationId: request.invocationId,
-        eventJson: request.eventJson,
+        event: request.eventJson,
         deadline: Date.now() + request.timeoutMs,
       });
     });
@@ -905,13 +909,24 @@ export class Agent implements AgentApi {
   /** Speak the protocol over the sandbox's channel: its one and only peer is the process the runtime started. */
   private attach(sandbox: Sandbox, socket: Duplex): void {
     sandbox.socket = socket;
-    const decoder = new FrameDecoder();
+    const decoder = new FrameDecoder(guestFrameLimits);
     socket.on('data', (chunk: Buffer) => {
       if (sandbox.protocolError !== null) return;
       try {
-        for (const line of decoder.push(chunk)) this.onMessage(sandbox, parseGuestMessage(line));
+        for (const frame of decoder.push(chunk)) this.onMessage(sandbox, parseGuestMessage(frame));
       } catch (err) {
         this.protocolFailure(sandbox, err instanceof Error ? err.message : String(err));
+      }
+    });
+    // A channel that ends inside a frame: the rest of that frame is dropped. The guest hung up, so it is discarded
+    // (`afterHangUp`), and its exit status says why better than the truncation does (a process that exits while
+    // its output is still being written cuts its last frame short).
+    socket.on('end', () => {
+      if (sandbox.protocolError !== null) return;
+      try {
+        decoder.end();
+      } catch (err) {
+        this.logger.debug({ err, instanceId: sandbox.instanceId }, 'sandbox channel ended inside a frame');
       }
     });
     socket.on('error', (err) => this.logger.debug({ err, instanceId: sandbox.instanceId }, 'sandbox channel error'));
@@ -998,7 +1013,16 @@ export class Agent implements AgentApi {
   private send(sandbox: Sandbox, message: HostMessage): void {
     const socket = sandbox.socket;
     if (socket === null || socket.destroyed) return;
-    socket.write(encodeMessage(message));
+    const [head, body] = encodeMessage(message);
+    if (body === undefined) {
+      socket.write(head);
+      return;
+    }
+    // The body (an event) is written as it is, not copied behind the header: both leave in one writev.
+    socket.cork();
+    socket.write(head);
+    socket.write(body);
+    socket.uncork();
   }
 
   private async onExit(sandbox: Sandbox, exit: SandboxExit): Promise<void> {
@@ -1155,14 +1179,8 @@ export class Agent implements AgentApi {
   ): Promise<InvokeOutcome> {
     const peak = sandbox.lastMaxRssBytes;
     if (event.kind === 'message' && event.message.type === 'result') {
-      const { payloadJson } = event.message;
-      // The shim checks this too, but it runs beside the function's code: the Agent does not trust it.
-      if (payloadJson.length * 3 > maxEventBytes && Buffer.byteLength(payloadJson) > maxEventBytes) {
-        const message = `the result is over the ${maxEventBytes}-byte limit`;
-        const error = { name: 'Runtime.ResponseSizeTooLarge', message };
-        return invokeOutcome('error', durationMs, peak, true, { error });
-      }
-      return invokeOutcome('success', durationMs, peak, true, { payloadJson });
+      // The result's size was checked as its frame arrived (a larger one breaks the protocol).
+      return invokeOutcome('success', durationMs, peak, true, { payloadJson: event.message.payload });
     }
     // A failure: which limits did the sandbox run into? (Read before the sandbox and its cgroup are gone.)
     const hits = await this.limitHitsOf(sandbox);

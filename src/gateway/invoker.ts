@@ -62,7 +62,7 @@ export class Invoker {
     this.#logger = (options.logger ?? silentLogger).child({ role: 'gateway' });
   }
 
-  async invoke(functionName: string, eventJson: string, signal?: CallerGone): Promise<InvocationResult> {
+  async invoke(functionName: string, eventJson: Uint8Array, signal?: CallerGone): Promise<InvocationResult> {
     const version = await this.options.resolver.current(functionName);
     const invocationId = timeOrderedUuid();
     let ghosts = 0;

@@ -147,11 +147,16 @@ export function instanceRefFromProto(ref: pb.InstanceRef | undefined): InstanceR
   };
 }
 
+/** The generated code takes bytes as Buffers: a view of the same memory, not a copy. */
+function bufferOf(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 export function invokeRequestToProto(instanceId: string, request: InvokeRequest): pb.InvokeRequest {
   return {
     instanceId,
     invocationId: request.invocationId,
-    eventJson: request.eventJson,
+    eventJson: bufferOf(request.eventJson),
     // uint32 on the wire; the Agent wants a positive whole number of milliseconds.
     timeoutMs: Math.max(0, Math.ceil(request.timeoutMs)),
   };
@@ -176,7 +181,7 @@ function errorFromProto(error: pb.SerializedError): SerializedError {
 export function invokeOutcomeToProto(outcome: InvokeOutcome): pb.InvokeOutcome {
   return {
     status: invokeStatus.toProto(outcome.status),
-    payloadJson: outcome.payloadJson,
+    payloadJson: outcome.payloadJson === undefined ? undefined : bufferOf(outcome.payloadJson),
     error: outcome.error === undefined ? undefined : errorToProto(outcome.error),
     durationMs: outcome.durationMs,
     peakMemoryBytes: outcome.peakMemoryBytes ?? undefined,

@@ -1,7 +1,19 @@
 /**
  * The message protocol between the Agent (host) and the guest shim inside a sandbox, spoken over the sandbox's
- * Unix-domain socket as newline-delimited JSON: one message per line, every message tagged by `type` and carrying
- * the `id` of the request it belongs to.
+ * connected socket as length-prefixed frames. Every message is tagged by its type and carries the `id` of the
+ * request it belongs to.
+ *
+ * A frame is a fixed 9-byte prefix, a header and a body:
+ *
+ *     u32 BE  frame length: header + body bytes (at most MAX_FRAME_BYTES)
+ *     u32 BE  header length (at most the frame length)
+ *     u8      message type (`frameTypes`)
+ *     header  the message's typed fields as a JSON object (`id` and the rest, but not the body)
+ *     body    raw bytes: the event of an `invoke`, the payload of a `result`, the UTF-8 text of a `log`; empty for
+ *             every other type
+ *
+ * Events and results travel as the bytes they are, never escaped into another JSON document: the guest is the one
+ * place that parses the event and serialises the result.
  *
  * This module has no imports on purpose: the guest shim loads it, and the guest must stay lean.
  *
@@ -42,7 +54,8 @@ export interface InvokeMessage {
   type: 'invoke';
   id: string;
   invocationId: string;
-  eventJson: string;
+  /** The event as JSON bytes, as the caller sent it (the frame's body). */
+  event: Uint8Array;
   /** When the invocation times out, in ms since the epoch. */
   deadline: number;
 }
@@ -74,8 +87,8 @@ export interface InitErrorMessage {
 export interface ResultMessage {
   type: 'result';
   id: string;
-  /** The handler's result as JSON text; `undefined` became `null`. */
-  payloadJson: string;
+  /** The handler's result as JSON bytes (the frame's body); `undefined` became `null`. */
+  payload: Uint8Array;
   maxRssBytes: number;
 }
 
@@ -92,6 +105,7 @@ export interface LogMessage {
   type: 'log';
   id: string;
   stream: 'stdout' | 'stderr';
+  /** The output (the frame's body, UTF-8). */
   text: string;
 }
 
@@ -109,77 +123,216 @@ export const guestErrorNames = {
   responseInvalid: 'Runtime.ResponseInvalid',
   /** A promise rejection nobody handled during the invocation. */
   unhandledRejection: 'Runtime.UnhandledPromiseRejection',
-  /** The event JSON could not be parsed (the gateway validates it, so this is a platform bug). */
+  /** The event is not JSON (the gateway validates it, so this is a platform bug). */
   invalidEvent: 'Runtime.InvalidEvent',
   /** The host broke the protocol (invoke before init, two invocations at once). */
   protocolError: 'Runtime.ProtocolError',
 } as const;
 
-/** Largest frame either side accepts; a longer line is a protocol violation. */
+/** Largest frame (header and body) either side accepts; a longer one is a protocol violation. */
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
-/** Largest handler result, in bytes of JSON. */
+/** Largest event and handler result, in bytes of JSON (a frame body). */
 export const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
+
+/** Bytes before a frame's header: its length, its header's length and its type. */
+export const FRAME_PREFIX_BYTES = 9;
+
+/** The type byte of each message. */
+export const frameTypes = {
+  hello: 1,
+  init: 2,
+  'init-ok': 3,
+  'init-error': 4,
+  invoke: 5,
+  result: 6,
+  error: 7,
+  log: 8,
+} as const satisfies Record<HostMessage['type'] | GuestMessage['type'], number>;
 
 /** A malformed frame or message. The receiver should drop the connection: the peer is broken. */
 export class ProtocolError extends Error {
   override readonly name = 'ProtocolError';
 }
 
-/** One frame on the wire: the message as a single line of JSON (JSON.stringify escapes newlines in strings). */
-export function encodeMessage(message: HostMessage | GuestMessage): string {
-  return `${JSON.stringify(message)}\n`;
+/** One frame as it arrived: its type byte, its header and its body (views of the received bytes). */
+export interface Frame {
+  type: number;
+  header: Buffer;
+  body: Buffer;
 }
 
-const newline = 0x0a;
+/** What a receiver accepts: the type bytes it knows, each with the largest body it takes. */
+export type FrameLimits = Readonly<Record<number, number>>;
+
+/** Frames the guest accepts from the host: `init` has no body; an `invoke`'s body is the event. */
+export const hostFrameLimits: FrameLimits = { [frameTypes.init]: 0, [frameTypes.invoke]: MAX_PAYLOAD_BYTES };
+
+/** Frames the host accepts from a guest: a `result`'s body is the payload, a `log`'s its text. */
+export const guestFrameLimits: FrameLimits = {
+  [frameTypes.hello]: 0,
+  [frameTypes['init-ok']]: 0,
+  [frameTypes['init-error']]: 0,
+  [frameTypes.result]: MAX_PAYLOAD_BYTES,
+  [frameTypes.error]: 0,
+  [frameTypes.log]: MAX_FRAME_BYTES,
+};
+
+const noBody = Buffer.alloc(0);
+
+/** A frame's bytes: the prefix and header, then the body when it is not copied behind them. */
+export type FrameBytes = [head: Buffer] | [head: Buffer, body: Buffer];
+
+/** Bodies up to this size are copied behind the header (one write); larger ones are written as they are. */
+const inlineBodyBytes = 16 * 1024;
+
+function frameOf(type: number, fields: object, body: Uint8Array): FrameBytes {
+  const header = JSON.stringify(fields);
+  const headerBytes = Buffer.byteLength(header);
+  const inline = body.byteLength <= inlineBodyBytes;
+  const head = Buffer.allocUnsafe(FRAME_PREFIX_BYTES + headerBytes + (inline ? body.byteLength : 0));
+  head.writeUInt32BE(headerBytes + body.byteLength, 0);
+  head.writeUInt32BE(headerBytes, 4);
+  head[8] = type;
+  head.write(header, FRAME_PREFIX_BYTES, 'utf8');
+  if (inline) {
+    head.set(body, FRAME_PREFIX_BYTES + headerBytes);
+    return [head];
+  }
+  return [head, Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)];
+}
 
 /**
- * Splits a byte stream into lines. Chunks may end anywhere, including inside a multi-byte character; bytes are
- * only decoded once a whole line is there. A line longer than `maxFrameBytes` throws, and so does every later
- * push: the stream cannot be resynchronised.
+ * One message as the bytes of its frame, in one piece, or two when the body is large (the prefix with the header,
+ * then the body, not copied): write them in order, corked so they leave together.
+ */
+export function encodeMessage(message: HostMessage | GuestMessage): FrameBytes {
+  switch (message.type) {
+    case 'invoke': {
+      const { event, type, ...fields } = message;
+      return frameOf(frameTypes[type], fields, event);
+    }
+    case 'result': {
+      const { payload, type, ...fields } = message;
+      return frameOf(frameTypes[type], fields, payload);
+    }
+    case 'log': {
+      const { text, type, ...fields } = message;
+      return frameOf(frameTypes[type], fields, Buffer.from(text, 'utf8'));
+    }
+    default: {
+      const { type, ...fields } = message;
+      return frameOf(frameTypes[type], fields, noBody);
+    }
+  }
+}
+
+/**
+ * Splits a byte stream into frames. Chunks may end anywhere (inside the prefix, the header or a multi-byte
+ * character of the body). Every length is checked as soon as the prefix is there, before anything of the frame is
+ * buffered: a frame over `maxFrameBytes`, a header longer than its frame, an unknown type or a body over its type's
+ * limit throws, and so does every later push: the stream cannot be resynchronised.
+ *
+ * A frame that arrived whole in one chunk is returned as views of that chunk (not copied); the caller must not
+ * reuse a buffer it pushed. Bytes of an incomplete frame are copied.
  */
 export class FrameDecoder {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private readonly prefix = Buffer.alloc(FRAME_PREFIX_BYTES);
+  private prefixFill = 0;
+  /** The frame being assembled (header and body) once its prefix is known. */
+  private partial: Buffer | null = null;
+  private partialFill = 0;
+  private type = 0;
+  private headerBytes = 0;
   private failed: ProtocolError | null = null;
 
-  constructor(private readonly maxFrameBytes: number = MAX_FRAME_BYTES) {}
+  constructor(
+    private readonly limits: FrameLimits,
+    private readonly maxFrameBytes: number = MAX_FRAME_BYTES,
+  ) {}
 
-  /** Feed a chunk; returns the complete lines it finished (without newlines; empty lines are skipped). */
-  push(chunk: Uint8Array): string[] {
+  /** Feed a chunk; returns the frames it completed. */
+  push(chunk: Uint8Array): Frame[] {
     if (this.failed) throw this.failed;
-    const lines: string[] = [];
-    let data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    for (;;) {
-      const at = data.indexOf(newline);
-      if (at === -1) break;
-      if (this.pendingBytes + at > this.maxFrameBytes) this.fail();
-      const tail = data.subarray(0, at);
-      const line =
-        this.pendingBytes === 0 ? tail.toString('utf8') : Buffer.concat([...this.pending, tail]).toString('utf8');
-      this.pending = [];
-      this.pendingBytes = 0;
-      if (line.length > 0) lines.push(line);
-      data = data.subarray(at + 1);
+    const data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const frames: Frame[] = [];
+    let at = 0;
+    while (at < data.length) {
+      if (this.partial === null) {
+        let frameBytes: number;
+        if (this.prefixFill === 0 && data.length - at >= FRAME_PREFIX_BYTES) {
+          frameBytes = this.readPrefix(data, at);
+          at += FRAME_PREFIX_BYTES;
+        } else {
+          const taken = data.copy(this.prefix, this.prefixFill, at, at + FRAME_PREFIX_BYTES - this.prefixFill);
+          this.prefixFill += taken;
+          at += taken;
+          if (this.prefixFill < FRAME_PREFIX_BYTES) break;
+          this.prefixFill = 0;
+          frameBytes = this.readPrefix(this.prefix, 0);
+        }
+        if (data.length - at >= frameBytes) {
+          frames.push(this.frame(data.subarray(at, at + frameBytes)));
+          at += frameBytes;
+          continue;
+        }
+        this.partial = Buffer.allocUnsafe(frameBytes);
+        this.partialFill = 0;
+      }
+      const partial = this.partial;
+      const taken = data.copy(partial, this.partialFill, at, at + partial.length - this.partialFill);
+      this.partialFill += taken;
+      at += taken;
+      if (this.partialFill < partial.length) break;
+      this.partial = null;
+      frames.push(this.frame(partial));
     }
-    if (data.length > 0) {
-      if (this.pendingBytes + data.length > this.maxFrameBytes) this.fail();
-      // Copy: the caller may reuse its buffer.
-      this.pending.push(Buffer.from(data));
-      this.pendingBytes += data.length;
-    }
-    return lines;
+    return frames;
   }
 
-  /** Bytes received after the last newline (an incomplete frame). */
+  /** The stream ended: throws if it ended inside a frame (a truncated frame). */
+  end(): void {
+    if (this.failed) throw this.failed;
+    const buffered = this.bufferedBytes;
+    if (buffered > 0) this.fail(`the stream ended inside a frame (${buffered} bytes of it received)`);
+  }
+
+  /** Bytes of an incomplete frame received so far. */
   get bufferedBytes(): number {
-    return this.pendingBytes;
+    return this.prefixFill + (this.partial === null ? 0 : FRAME_PREFIX_BYTES + this.partialFill);
   }
 
-  private fail(): never {
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.failed = new ProtocolError(`frame exceeds the ${this.maxFrameBytes}-byte limit`);
+  /** Checks a frame's prefix and remembers its type and header length; returns the bytes after the prefix. */
+  private readPrefix(bytes: Buffer, at: number): number {
+    const frameBytes = bytes.readUInt32BE(at);
+    const headerBytes = bytes.readUInt32BE(at + 4);
+    const type = bytes[at + 8] ?? 0;
+    if (frameBytes > this.maxFrameBytes) {
+      this.fail(`a frame of ${frameBytes} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
+    }
+    if (headerBytes > frameBytes) {
+      this.fail(`a frame's header length (${headerBytes}) exceeds its frame length (${frameBytes})`);
+    }
+    const maxBody = this.limits[type];
+    if (maxBody === undefined) this.fail(`unexpected frame type ${type}`);
+    if (frameBytes - headerBytes > maxBody) {
+      const what = maxBody === 0 ? 'none' : `at most ${maxBody}`;
+      this.fail(`a frame of type ${type} has a ${frameBytes - headerBytes}-byte body (${what} allowed)`);
+    }
+    this.type = type;
+    this.headerBytes = headerBytes;
+    return frameBytes;
+  }
+
+  private frame(bytes: Buffer): Frame {
+    return { type: this.type, header: bytes.subarray(0, this.headerBytes), body: bytes.subarray(this.headerBytes) };
+  }
+
+  private fail(reason: string): never {
+    this.partial = null;
+    this.partialFill = 0;
+    this.prefixFill = 0;
+    this.failed = new ProtocolError(reason);
     throw this.failed;
   }
 }
@@ -192,16 +345,18 @@ function preview(line: string): string {
   return line.length > 80 ? `${JSON.stringify(line.slice(0, 80))}...` : JSON.stringify(line);
 }
 
-function parseObject(line: string, side: string): Fields {
+/** A frame's header as a JSON object (its fields); anything else throws. */
+function parseHeader(header: Buffer, what: string): Fields {
+  const line = header.toString('utf8');
   let value: unknown;
   try {
     value = JSON.parse(line);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new ProtocolError(`invalid ${side} message: not JSON (${reason}): ${preview(line)}`);
+    throw new ProtocolError(`invalid ${what}: header not JSON (${reason}): ${preview(line)}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ProtocolError(`invalid ${side} message: expected a JSON object: ${preview(line)}`);
+    throw new ProtocolError(`invalid ${what}: header must be a JSON object: ${preview(line)}`);
   }
   return value as Fields;
 }
@@ -299,27 +454,30 @@ class FieldReader {
  */
 const guestNumberLimits = { maxRssBytes: 2 ** 40, initMs: 86_400_000 } as const;
 
+/** The message type a frame's type byte names, among the types one side sends. */
+function typeOf<T extends keyof typeof frameTypes>(frame: Frame, side: string, types: readonly T[]): T {
+  for (const type of types) if (frameTypes[type] === frame.type) return type;
+  throw new ProtocolError(`invalid ${side} message: unexpected frame type ${frame.type}`);
+}
+
+function noBodyIn(frame: Frame, type: string): void {
+  if (frame.body.length > 0)
+    throw new ProtocolError(`invalid ${type} message: it has no body, got ${frame.body.length} bytes`);
+}
+
 const hostTypes = ['init', 'invoke'] as const;
 const guestTypes = ['hello', 'init-ok', 'init-error', 'result', 'error', 'log'] as const;
 
-function readType<T extends string>(fields: Fields, side: string, types: readonly T[]): T {
-  const type = fields['type'];
-  if (typeof type !== 'string' || !(types as readonly string[]).includes(type)) {
-    throw new ProtocolError(
-      `invalid ${side} message: "type" must be one of ${types.join(', ')}, got ${JSON.stringify(type) ?? 'nothing'}`,
-    );
-  }
-  return type as T;
-}
-
-/** Parse and validate one line sent by the host. Unknown fields are dropped; anything malformed throws ProtocolError. */
-export function parseHostMessage(line: string): HostMessage {
-  const fields = parseObject(line, 'host');
-  const type = readType(fields, 'host', hostTypes);
-  const r = new FieldReader(fields, `${type} message`);
+/** Validate one frame sent by the host. Unknown header fields are dropped; anything malformed throws ProtocolError. */
+export function parseHostMessage(frame: Frame): HostMessage {
+  const type = typeOf(frame, 'host', hostTypes);
+  const what = `${type} message`;
+  const fields = parseHeader(frame.header, what);
+  const r = new FieldReader(fields, what);
   const id = r.nonEmptyString('id');
   switch (type) {
     case 'init':
+      noBodyIn(frame, type);
       return {
         type,
         id,
@@ -337,17 +495,19 @@ export function parseHostMessage(line: string): HostMessage {
         type,
         id,
         invocationId: r.nonEmptyString('invocationId'),
-        eventJson: r.string('eventJson'),
+        event: frame.body,
         deadline: r.number('deadline', 0),
       };
   }
 }
 
-/** Parse and validate one line sent by the guest. Unknown fields are dropped; anything malformed throws ProtocolError. */
-export function parseGuestMessage(line: string): GuestMessage {
-  const fields = parseObject(line, 'guest');
-  const type = readType(fields, 'guest', guestTypes);
-  const r = new FieldReader(fields, `${type} message`);
+/** Validate one frame sent by the guest. Unknown header fields are dropped; anything malformed throws ProtocolError. */
+export function parseGuestMessage(frame: Frame): GuestMessage {
+  const type = typeOf(frame, 'guest', guestTypes);
+  const what = `${type} message`;
+  const fields = parseHeader(frame.header, what);
+  const r = new FieldReader(fields, what);
+  if (type !== 'result' && type !== 'log') noBodyIn(frame, type);
   if (type === 'hello') {
     if (fields['id'] !== '') throw new ProtocolError('invalid hello message: "id" must be the empty string');
     return {
@@ -367,7 +527,7 @@ export function parseGuestMessage(line: string): GuestMessage {
       return {
         type,
         id,
-        payloadJson: r.string('payloadJson'),
+        payload: frame.body,
         maxRssBytes: r.integer('maxRssBytes', 0, guestNumberLimits.maxRssBytes),
       };
     case 'error':
@@ -383,7 +543,7 @@ export function parseGuestMessage(line: string): GuestMessage {
       if (stream !== 'stdout' && stream !== 'stderr') {
         throw new ProtocolError(`invalid log message: "stream" must be "stdout" or "stderr"`);
       }
-      return { type, id, stream, text: r.string('text') };
+      return { type, id, stream, text: frame.body.toString('utf8') };
     }
   }
 }

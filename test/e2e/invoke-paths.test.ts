@@ -86,6 +86,9 @@ for (const apiKeys of [[], ['k-1']]) {
       const cases: [string, string][] = [
         ['echo', '{"a":[1,2,{"b":"ü"}]}'],
         ['echo', ''],
+        ['echo', ' \r\n\t '],
+        // Multi-byte characters and escapes across every chunk boundary on the way, in and out as bytes.
+        ['echo', JSON.stringify({ s: 'é✓🎉"\\\n'.repeat(60_000), n: [1, 2.5, null] })],
         ['throws', '{}'],
         ['echo', '{"a":'],
         ['nope', '{}'],
@@ -93,7 +96,11 @@ for (const apiKeys of [[], ['k-1']]) {
       for (const [name, body] of cases) {
         const fast = await post(`${base}/${name}/invoke`, body, auth);
         const fastify = await post(`${base}/${name}/invoke`, body, auth, true);
-        assert.deepEqual(comparable(fastify), comparable(fast), `${name} ${JSON.stringify(body)}`);
+        const what = `${name} ${JSON.stringify(body.slice(0, 40))}`;
+        assert.deepEqual(comparable(fastify), comparable(fast), what);
+        if (name === 'echo' && fast.status === 200) {
+          assert.deepEqual(comparable(fast).body, JSON.parse(body.trim() === '' ? '{}' : body), what);
+        }
       }
       // Requests the fast path leaves to Fastify answer the same whether or not they have a Content-Length.
       for (const headers of [{ 'content-type': 'json' }, { 'content-type': '' }]) {

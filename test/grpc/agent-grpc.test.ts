@@ -140,7 +140,7 @@ describe('Agent over gRPC', () => {
       const invocationId = randomUUID();
       const ok = await remote.invoke(echo.instanceId, {
         invocationId,
-        eventJson: '{"n":[1,2],"s":"é"}',
+        eventJson: Buffer.from('{"n":[1,2],"s":"é"}'),
         timeoutMs: 3000,
       });
       assert.equal(ok.status, 'success');
@@ -148,14 +148,17 @@ describe('Agent over gRPC', () => {
       assert.equal(ok.error, undefined);
       assert.ok(ok.peakMemoryBytes !== null && ok.peakMemoryBytes > 1024 * 1024);
       assert.equal(ok.logKey, blobKeys.log('echo', new Date(), invocationId));
-      const body = JSON.parse(ok.payloadJson ?? 'null') as { event: unknown; context: { awsRequestId: string } };
+      const body = JSON.parse(new TextDecoder().decode(ok.payloadJson)) as {
+        event: unknown;
+        context: { awsRequestId: string };
+      };
       assert.deepEqual(body.event, { n: [1, 2], s: 'é' });
       assert.equal(body.context.awsRequestId, invocationId);
 
       const throws = await remote.createSandbox(await deploy('throws'));
       const failed = await remote.invoke(throws.instanceId, {
         invocationId: randomUUID(),
-        eventJson: '{"x":1}',
+        eventJson: Buffer.from('{"x":1}'),
         timeoutMs: 3000,
       });
       assert.equal(failed.status, 'error');
@@ -181,7 +184,7 @@ describe('Agent over gRPC', () => {
 
       const late = await remote.invoke(sleeper.instanceId, {
         invocationId: randomUUID(),
-        eventJson: '{"ms":60000}',
+        eventJson: Buffer.from('{"ms":60000}'),
         timeoutMs: 300,
       });
       assert.equal(late.status, 'timeout');
@@ -202,11 +205,11 @@ describe('Agent over gRPC', () => {
     const sandbox = await tcpClient.createSandbox({ ...spec, secretEnv: { TOKEN: 'the-secret-value' } });
     const outcome = await tcpClient.invoke(sandbox.instanceId, {
       invocationId: randomUUID(),
-      eventJson: JSON.stringify({ names: ['PLAIN', 'TOKEN', 'API_TOKEN'] }),
+      eventJson: Buffer.from(JSON.stringify({ names: ['PLAIN', 'TOKEN', 'API_TOKEN'] })),
       timeoutMs: 3000,
     });
     assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
-    assert.deepEqual(JSON.parse(outcome.payloadJson ?? 'null'), {
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(outcome.payloadJson)), {
       PLAIN: 'visible',
       TOKEN: 'the-secret-value',
       API_TOKEN: null,
@@ -219,11 +222,14 @@ describe('Agent over gRPC', () => {
     const big = 'x'.repeat(5 * 1024 * 1024);
     const outcome = await tcpClient.invoke(echo.instanceId, {
       invocationId: randomUUID(),
-      eventJson: JSON.stringify({ big }),
+      eventJson: Buffer.from(JSON.stringify({ big })),
       timeoutMs: 10_000,
     });
     assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
-    assert.equal((JSON.parse(outcome.payloadJson ?? '{}') as { event: { big: string } }).event.big, big);
+    assert.equal(
+      (JSON.parse(new TextDecoder().decode(outcome.payloadJson)) as { event: { big: string } }).event.big,
+      big,
+    );
     await tcpClient.destroySandbox(echo.instanceId);
   });
 
@@ -248,7 +254,7 @@ describe('Agent over gRPC', () => {
       }),
     );
     await assert.rejects(
-      tcpClient.invoke(randomUUID(), { invocationId: randomUUID(), eventJson: '{}', timeoutMs: 1000 }),
+      tcpClient.invoke(randomUUID(), { invocationId: randomUUID(), eventJson: Buffer.from('{}'), timeoutMs: 1000 }),
       rejectsWith('UNAVAILABLE', (err) => assert.match(err.rawMessage, /^sandbox [0-9a-f-]+ is gone$/)),
     );
   });
@@ -352,7 +358,11 @@ describe('Agent over gRPC', () => {
     const mine = await tcpClient.streamLogs({ functionName: 'echo' }, (line) => lines.push(line));
     const elsewhere = await tcpClient.streamLogs({ functionName: 'throws' }, (line) => others.push(line));
     const invocationId = randomUUID();
-    await unixClient.invoke(echo.instanceId, { invocationId, eventJson: '{"hello":"logs"}', timeoutMs: 3000 });
+    await unixClient.invoke(echo.instanceId, {
+      invocationId,
+      eventJson: Buffer.from('{"hello":"logs"}'),
+      timeoutMs: 3000,
+    });
     const deadline = Date.now() + 3000;
     while (!lines.some((line) => line.text.includes('raw write')) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -407,7 +417,7 @@ describe('Agent over gRPC', () => {
       const chatty = await tcpClient.createSandbox(await deploy('chatty'));
       const burst = await tcpClient.invoke(chatty.instanceId, {
         invocationId: randomUUID(),
-        eventJson: '{"lines":3000,"width":1000}',
+        eventJson: Buffer.from('{"lines":3000,"width":1000}'),
         timeoutMs: 10_000,
       });
       assert.equal(burst.status, 'success', 'the Agent is not held up by the reader');
@@ -415,7 +425,7 @@ describe('Agent over gRPC', () => {
       // The count of dropped lines rides on the next line delivered.
       await tcpClient.invoke(chatty.instanceId, {
         invocationId: randomUUID(),
-        eventJson: '{"lines":1}',
+        eventJson: Buffer.from('{"lines":1}'),
         timeoutMs: 3000,
       });
       const deadline = Date.now() + 5000;

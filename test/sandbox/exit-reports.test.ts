@@ -77,7 +77,7 @@ for (const kind of ['process', 'bwrap', 'runc'] as const) {
       const ref = await agent.createSandbox(spec);
       const outcome = await agent.invoke(ref.instanceId, {
         invocationId: randomUUID(),
-        eventJson: JSON.stringify(event),
+        eventJson: Buffer.from(JSON.stringify(event)),
         timeoutMs: 10_000,
       });
       await agent.flushLogs();

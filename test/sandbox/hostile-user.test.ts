@@ -264,11 +264,15 @@ describe(
         });
         const outcome = await agent.invoke(ref.instanceId, {
           invocationId: randomUUID(),
-          eventJson: '{"n":1}',
+          eventJson: Buffer.from('{"n":1}'),
           timeoutMs: 5000,
         });
         assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
-        const body = JSON.parse(outcome.payloadJson ?? 'null') as { event: unknown; cwd: string; env: object };
+        const body = JSON.parse(new TextDecoder().decode(outcome.payloadJson)) as {
+          event: unknown;
+          cwd: string;
+          env: object;
+        };
         assert.deepEqual(body.event, { n: 1 });
         assert.equal(body.cwd, '/var/task');
         assert.equal((body.env as { GREETING: string }).GREETING, 'private');

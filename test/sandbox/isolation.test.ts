@@ -87,7 +87,7 @@ async function harness(kind: 'process' | 'bwrap' | 'runc'): Promise<Harness> {
       try {
         return await agent.invoke(ref.instanceId, {
           invocationId: randomUUID(),
-          eventJson: JSON.stringify(event),
+          eventJson: Buffer.from(JSON.stringify(event)),
           timeoutMs,
         });
       } finally {
@@ -112,7 +112,7 @@ function ownSeccomp(): { mode: number; filters: number } {
 
 function result(outcome: InvokeOutcome): Record<string, unknown> {
   assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
-  return JSON.parse(outcome.payloadJson ?? 'null') as Record<string, unknown>;
+  return JSON.parse(new TextDecoder().decode(outcome.payloadJson)) as Record<string, unknown>;
 }
 
 function skipReason(kind: 'bwrap' | 'runc'): string | false {

@@ -101,7 +101,7 @@ async function tracesOf(pid: number, veths: string[]): Promise<string[]> {
 
 function result(outcome: InvokeOutcome): Record<string, unknown> {
   assert.equal(outcome.status, 'success', JSON.stringify(outcome.error));
-  return JSON.parse(outcome.payloadJson ?? 'null') as Record<string, unknown>;
+  return JSON.parse(new TextDecoder().decode(outcome.payloadJson)) as Record<string, unknown>;
 }
 
 for (const kind of ['bwrap', 'runc'] as const) {
@@ -132,7 +132,7 @@ for (const kind of ['bwrap', 'runc'] as const) {
         return result(
           await agent.invoke(ref.instanceId, {
             invocationId: randomUUID(),
-            eventJson: JSON.stringify(event),
+            eventJson: Buffer.from(JSON.stringify(event)),
             timeoutMs: 8000,
           }),
         );

@@ -111,7 +111,11 @@ describe('node limits and freezing on bwrap', { skip }, () => {
   }
 
   async function invoke(agent: Agent, instanceId: string, event: unknown, timeoutMs = 5000) {
-    return agent.invoke(instanceId, { invocationId: randomUUID(), eventJson: JSON.stringify(event), timeoutMs });
+    return agent.invoke(instanceId, {
+      invocationId: randomUUID(),
+      eventJson: Buffer.from(JSON.stringify(event)),
+      timeoutMs,
+    });
   }
 
   function cgroupFile(controller: string, cgroupName: string, file: string, instanceId?: string): string {
@@ -190,7 +194,7 @@ describe('node limits and freezing on bwrap', { skip }, () => {
         assert.equal(agent.freezing().enforced, true, agent.freezing().note);
         const ref = await agent.createSandbox(spec());
         const first = await invoke(agent, ref.instanceId, {});
-        assert.deepEqual(JSON.parse(first.payloadJson ?? ''), { calls: 1 });
+        assert.deepEqual(JSON.parse(new TextDecoder().decode(first.payloadJson)), { calls: 1 });
         await eventually(() => frozen(cgroupName, ref.instanceId), 'the idle sandbox to be frozen');
         const before = await cpuUsageNs(cgroupName, ref.instanceId);
         await new Promise((resolve) => setTimeout(resolve, 500));
@@ -199,7 +203,11 @@ describe('node limits and freezing on bwrap', { skip }, () => {
         assert.ok(used < 1_000_000, `a frozen sandbox used ${used} ns of CPU`);
         const second = await invoke(agent, ref.instanceId, {});
         assert.equal(second.status, 'success', JSON.stringify(second.error));
-        assert.deepEqual(JSON.parse(second.payloadJson ?? ''), { calls: 2 }, 'the same sandbox, thawed');
+        assert.deepEqual(
+          JSON.parse(new TextDecoder().decode(second.payloadJson)),
+          { calls: 2 },
+          'the same sandbox, thawed',
+        );
       },
     );
   }

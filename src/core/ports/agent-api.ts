@@ -18,8 +18,11 @@ export interface SandboxSpec {
 
 export interface InvokeRequest {
   invocationId: string;
-  /** The event as JSON text, already validated by the gateway; passed through untouched. */
-  eventJson: string;
+  /**
+   * The event as the bytes of its JSON text, already validated by the gateway; passed through untouched (only the
+   * sandbox parses it). At most `maxEventBytes`.
+   */
+  eventJson: Uint8Array;
   /** The function timeout; the Agent kills the sandbox when it passes (the one place it is enforced). */
   timeoutMs: number;
 }
@@ -28,8 +31,11 @@ export type InvokeStatus = 'success' | 'error' | 'timeout' | 'crash' | 'oom';
 
 export interface InvokeOutcome {
   status: InvokeStatus;
-  /** The handler's result as JSON text (`success` only); `undefined` results become `null`. */
-  payloadJson?: string | undefined;
+  /**
+   * The handler's result as the bytes of its JSON text (`success` only), as the sandbox serialised it; `undefined`
+   * results become `null`.
+   */
+  payloadJson?: Uint8Array | undefined;
   error?: SerializedError | undefined;
   durationMs: number;
   /** Peak resident memory of the sandbox so far, when known. */

@@ -15,15 +15,23 @@ import type { CallerGone, InvocationResult, Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { ApiKeyCheck } from './api-keys.js';
 
-/** An answer of the invoke route: status, headers (without the length) and body. */
+/** An answer of the invoke route: status, headers (without the length) and body (JSON text or its bytes). */
 export interface Answer {
   status: number;
   headers: Record<string, string>;
-  body: string;
+  body: string | Uint8Array;
 }
 
+/** The Content-Length of an answer's body. */
+export function bodyLength(body: string | Uint8Array): number {
+  return typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+}
+
+const nullPayload = Buffer.from('null');
+const emptyEvent = Buffer.from('{}');
+
 /** The JSON body and headers of a platform error, as every route answers one. */
-export function errorAnswer(err: PlatformError): Answer {
+export function errorAnswer(err: PlatformError): Answer & { body: string } {
   const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
   const retryAfter = err.details.retryAfterSeconds;
   if (typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter);
@@ -41,12 +49,12 @@ const failureCodes: Record<Exclude<InvocationResult['outcome']['status'], 'succe
 /** The answer to an invocation that ran: the handler's result, or its failure as an error (502, 504...). */
 export function invocationAnswer(result: InvocationResult): Answer {
   const { outcome } = result;
-  const answer =
+  const answer: Answer =
     outcome.status === 'success'
       ? {
           status: 200,
           headers: { 'content-type': 'application/json; charset=utf-8' },
-          body: outcome.payloadJson ?? 'null',
+          body: outcome.payloadJson ?? nullPayload,
         }
       : errorAnswer(
           new PlatformError(failureCodes[outcome.status], outcome.error?.message ?? outcome.status, {
@@ -69,17 +77,25 @@ export function invocationAnswer(result: InvocationResult): Answer {
 }
 
 /**
- * The event as it goes to the sandbox: the body's JSON text as it arrived, parsed once only to refuse what is not
- * JSON (400). An empty body is the event {} (as with Lambda).
+ * The event as it goes to the sandbox: the body's bytes as they arrived, parsed once only to refuse what is not
+ * JSON (400). An empty body (or one of JSON whitespace only) is the event {} (as with Lambda).
  */
-export function eventOf(body: string): string {
-  const text = body.trim() === '' ? '{}' : body;
+export function eventOf(body: Buffer | undefined): Buffer {
+  if (body === undefined || isBlank(body)) return emptyEvent;
   try {
-    JSON.parse(text);
+    JSON.parse(body.toString('utf8'));
   } catch (err) {
     throw new PlatformError('BAD_REQUEST', `the event is not valid JSON: ${(err as Error).message}`);
   }
-  return text;
+  return body;
+}
+
+/** Whether `bytes` hold JSON whitespace only (space, tab, line feed, carriage return). */
+function isBlank(bytes: Buffer): boolean {
+  for (const byte of bytes) {
+    if (byte !== 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) return false;
+  }
+  return true;
 }
 
 /**
@@ -136,7 +152,7 @@ export interface Answering {
 export async function invokeAndAnswer(
   { invoker, metrics, logger }: Answering,
   name: string,
-  event: string,
+  event: Uint8Array,
   gone: CallerGone,
   url: string | undefined,
 ): Promise<Answer> {
@@ -184,21 +200,21 @@ export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMe
   const send = (res: ServerResponse, answer: Answer): void => {
     // While draining, each answer closes its connection (see the server's onSend hook).
     if (!ready()) answer.headers['connection'] = 'close';
-    answer.headers['content-length'] = String(Buffer.byteLength(answer.body));
+    answer.headers['content-length'] = String(bodyLength(answer.body));
     res.writeHead(answer.status, answer.headers);
     res.end(answer.body);
   };
 
   const serve = (req: IncomingMessage, res: ServerResponse, name: string): void => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (body += chunk));
+    // The body stays bytes: it goes to the sandbox as it arrived.
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
     // A client that goes away mid-body: nothing was asked of the platform yet.
     req.on('error', () => {});
     req.on('end', () => {
-      let event: string;
+      let event: Buffer;
       try {
-        event = eventOf(body);
+        event = eventOf(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
       } catch (err) {
         // As Fastify answers a body its parser refused: and closes the connection.
         const answer = errorAnswer(PlatformError.from(err));

@@ -621,12 +621,12 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
 
   await app.register((plugin, _opts, registered) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
-    // The event is passed to the sandbox as the JSON text it arrived as; it is parsed once here to reject
-    // invalid JSON with a 400. An empty body is the event {} (as with Lambda).
+    // The event is passed to the sandbox as the bytes it arrived as; it is parsed once here to reject invalid
+    // JSON with a 400. An empty body is the event {} (as with Lambda).
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: maxEventBytes }, (_request, body, done) => {
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxEventBytes }, (_request, body, done) => {
       try {
-        done(null, eventOf(body as string));
+        done(null, eventOf(body as Buffer));
       } catch (err) {
         done(err as PlatformError, undefined);
       }
@@ -662,12 +662,18 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         const answer = await invokeAndAnswer(
           answering,
           request.params.name,
-          (request.body as string | undefined) ?? '{}',
+          // Parsed already; no body at all (no parser ran) is the empty event.
+          (request.body as Buffer | undefined) ?? eventOf(undefined),
           callerGone(reply.raw),
           request.url,
         );
-        // The answer is JSON text already (sent as it is, whatever its status), as on the fast path.
-        return (reply as FastifyReply).code(answer.status).headers(answer.headers).send(answer.body);
+        // The answer is JSON already (sent as it is, whatever its status), as on the fast path.
+        const { body } = answer;
+        const payload =
+          typeof body === 'string' || Buffer.isBuffer(body)
+            ? body
+            : Buffer.from(body.buffer, body.byteOffset, body.length);
+        return (reply as FastifyReply).code(answer.status).headers(answer.headers).send(payload);
       },
     );
     registered();

@@ -17,6 +17,7 @@ import {
   MAX_PAYLOAD_BYTES,
   encodeMessage,
   guestErrorNames,
+  hostFrameLimits,
   parseHostMessage,
   type GuestMessage,
   type InitMessage,
@@ -113,7 +114,16 @@ function send(message: GuestMessage): void {
   if (socket.destroyed) return;
   // A result or error tells, in the invocation's log, how much output was dropped before it.
   if (message.type !== 'log' && droppedLogChars > 0) reportDroppedLog();
-  socket.write(encodeMessage(message));
+  const [head, body] = encodeMessage(message);
+  if (body === undefined) {
+    socket.write(head);
+    return;
+  }
+  // The body (a result) is written as it is, not copied behind the header: both leave in one writev.
+  socket.cork();
+  socket.write(head);
+  socket.write(body);
+  socket.uncork();
 }
 
 /** When the high-water mark was last read, and what it was. */
@@ -407,7 +417,7 @@ function round(ms: number): number {
 
 // ---- invoke ----
 
-function serializeResult(value: unknown): { ok: true; json: string } | { ok: false; error: WireError } {
+function serializeResult(value: unknown): { ok: true; bytes: Buffer } | { ok: false; error: WireError } {
   let json: string | undefined;
   try {
     json = JSON.stringify(value === undefined ? null : value);
@@ -423,18 +433,19 @@ function serializeResult(value: unknown): { ok: true; json: string } | { ok: fal
   }
   // JSON.stringify gives undefined for functions and symbols; like Lambda, they become null.
   json ??= 'null';
-  // UTF-8 takes at most 3 bytes per UTF-16 unit: most results need no byte count at all.
-  const bytes = json.length * 3 > MAX_PAYLOAD_BYTES ? Buffer.byteLength(json) : json.length;
-  if (bytes > MAX_PAYLOAD_BYTES) {
+  // UTF-8 takes at least one byte per UTF-16 unit: a result that long is over the limit without encoding it.
+  const bytes = json.length > MAX_PAYLOAD_BYTES ? null : Buffer.from(json, 'utf8');
+  if (bytes === null || bytes.length > MAX_PAYLOAD_BYTES) {
+    const size = bytes?.length ?? Buffer.byteLength(json);
     return {
       ok: false,
       error: {
         name: guestErrorNames.responseInvalid,
-        message: `the handler's result is ${bytes} bytes of JSON, over the ${MAX_PAYLOAD_BYTES}-byte limit`,
+        message: `the handler's result is ${size} bytes of JSON, over the ${MAX_PAYLOAD_BYTES}-byte limit`,
       },
     };
   }
-  return { ok: true, json };
+  return { ok: true, bytes };
 }
 
 function finish(invocation: Invocation, outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): void {
@@ -445,7 +456,7 @@ function finish(invocation: Invocation, outcome: { ok: true; value: unknown } | 
     const serialized = serializeResult(outcome.value);
     if (serialized.ok) {
       const maxRss = maxRssBytes(invocation.startedAt);
-      send({ type: 'result', id: invocation.id, payloadJson: serialized.json, maxRssBytes: maxRss });
+      send({ type: 'result', id: invocation.id, payload: serialized.bytes, maxRssBytes: maxRss });
     } else {
       send({ type: 'error', id: invocation.id, error: serialized.error, maxRssBytes: maxRssBytes(), fatal: false });
     }
@@ -483,6 +494,10 @@ function buildContext(
   };
 }
 
+function textOf(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+}
+
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     (typeof value === 'object' || typeof value === 'function') &&
@@ -501,7 +516,7 @@ function handleInvoke(message: InvokeMessage): void {
   }
   let event: unknown;
   try {
-    event = JSON.parse(message.eventJson);
+    event = JSON.parse(textOf(message.event));
   } catch (err) {
     return reject(guestErrorNames.invalidEvent, `the event is not valid JSON: ${(err as Error).message}`);
   }
@@ -555,7 +570,7 @@ process.on('unhandledRejection', (reason) => onFatal(reason, 'unhandled rejectio
 
 // ---- socket ----
 
-const decoder = new FrameDecoder();
+const decoder = new FrameDecoder(hostFrameLimits);
 
 /**
  * Runs the module loaders once (ESM from a data URL, CommonJS from a file in the scratch dir) so the first load of
@@ -572,15 +587,21 @@ async function warmUp(): Promise<void> {
     } finally {
       unlinkSync(file);
     }
-    // The message code paths too (V8 compiles functions on first use): parse an init and an invoke, encode a result.
+    // The message code paths too (V8 compiles functions on first use): decode an init and an invoke, encode a
+    // result.
     const sample = { id: 'warm-up', handler: 'index.handler', codeDir: '/', env: {}, functionName: 'w' };
-    parseHostMessage(
-      JSON.stringify({ type: 'init', ...sample, functionVersion: 1, memoryMB: 128, timeoutMs: 1, offline: false }),
-    );
-    parseHostMessage(
-      JSON.stringify({ type: 'invoke', id: 'warm-up', invocationId: 'w', eventJson: '{}', deadline: Date.now() }),
-    );
-    encodeMessage({ type: 'result', id: 'warm-up', payloadJson: '{}', maxRssBytes: maxRssBytes() });
+    const frames = [
+      ...encodeMessage({ type: 'init', ...sample, functionVersion: 1, memoryMB: 128, timeoutMs: 1, offline: false }),
+      ...encodeMessage({
+        type: 'invoke',
+        id: 'warm-up',
+        invocationId: 'w',
+        event: Buffer.from('{}'),
+        deadline: Date.now(),
+      }),
+    ];
+    for (const frame of new FrameDecoder(hostFrameLimits).push(Buffer.concat(frames))) parseHostMessage(frame);
+    encodeMessage({ type: 'result', id: 'warm-up', payload: Buffer.from('{}'), maxRssBytes: maxRssBytes() });
   } catch (err) {
     diagnostic(`warm-up skipped: ${(err as Error).message}`);
   }
@@ -589,21 +610,25 @@ async function warmUp(): Promise<void> {
 // The channel is connected from the start: say hello once warm.
 void warmUp().then(() => send({ type: 'hello', id: '', pid: process.pid, nodeVersion: process.version }));
 
+/** A frame from the agent this shim cannot take: the agent is broken, nothing it sends can be trusted. */
+function protocolFailure(err: unknown): never {
+  diagnostic(`protocol error from the agent, exiting: ${(err as Error).message}`);
+  process.exit(70);
+}
+
 socket.on('data', (chunk: Buffer) => {
-  let lines: string[];
+  let frames;
   try {
-    lines = decoder.push(chunk);
+    frames = decoder.push(chunk);
   } catch (err) {
-    diagnostic(`protocol error from the agent, exiting: ${(err as Error).message}`);
-    process.exit(70);
+    protocolFailure(err);
   }
-  for (const line of lines) {
+  for (const frame of frames) {
     let message;
     try {
-      message = parseHostMessage(line);
+      message = parseHostMessage(frame);
     } catch (err) {
-      diagnostic(`protocol error from the agent, exiting: ${(err as Error).message}`);
-      process.exit(70);
+      protocolFailure(err);
     }
     if (message.type === 'init') void handleInit(message);
     else handleInvoke(message);
@@ -616,4 +641,13 @@ socket.on('error', (err) => {
 });
 
 // The Agent closed the connection (or died): nobody is left to serve.
-socket.on('close', () => process.exit(exitCode ?? 0));
+socket.on('close', () => {
+  if (exitCode === null) {
+    try {
+      decoder.end();
+    } catch (err) {
+      protocolFailure(err);
+    }
+  }
+  process.exit(exitCode ?? 0);
+});

@@ -124,8 +124,8 @@ export interface SerializedError {
 
 export interface InvokeOutcome {
   status: InvokeStatus;
-  /** The handler's result as JSON text (`success` only), passed through untouched. */
-  payloadJson?: string | undefined;
+  /** The handler's result as the bytes of its JSON text (`success` only), passed through untouched. */
+  payloadJson?: Buffer | undefined;
   error?: SerializedError | undefined;
   durationMs: number;
   /** Peak resident memory of the sandbox so far, when known. */
@@ -175,8 +175,8 @@ export interface CreateSandboxResponse {
 export interface InvokeRequest {
   instanceId: string;
   invocationId: string;
-  /** The event as JSON text, already validated by the gateway; passed through untouched. */
-  eventJson: string;
+  /** The event as the bytes of its JSON text, already validated by the gateway; passed through untouched. */
+  eventJson: Buffer;
   /** The function timeout: the Agent kills the sandbox when it passes. */
   timeoutMs: number;
 }
@@ -1051,7 +1051,7 @@ export const InvokeOutcome: MessageFns<InvokeOutcome> = {
       writer.uint32(8).int32(message.status);
     }
     if (message.payloadJson !== undefined) {
-      writer.uint32(18).string(message.payloadJson);
+      writer.uint32(18).bytes(message.payloadJson);
     }
     if (message.error !== undefined) {
       SerializedError.encode(message.error, writer.uint32(26).fork()).join();
@@ -1097,7 +1097,7 @@ export const InvokeOutcome: MessageFns<InvokeOutcome> = {
               break;
             }
 
-            message.payloadJson = reader.string();
+            message.payloadJson = Buffer.from(reader.bytes());
             continue;
           }
           case 3: {
@@ -1581,7 +1581,7 @@ export const CreateSandboxResponse: MessageFns<CreateSandboxResponse> = {
 };
 
 function createBaseInvokeRequest(): InvokeRequest {
-  return { instanceId: "", invocationId: "", eventJson: "", timeoutMs: 0 };
+  return { instanceId: "", invocationId: "", eventJson: Buffer.alloc(0), timeoutMs: 0 };
 }
 
 export const InvokeRequest: MessageFns<InvokeRequest> = {
@@ -1592,8 +1592,8 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     if (message.invocationId !== "") {
       writer.uint32(18).string(message.invocationId);
     }
-    if (message.eventJson !== "") {
-      writer.uint32(26).string(message.eventJson);
+    if (message.eventJson.length !== 0) {
+      writer.uint32(26).bytes(message.eventJson);
     }
     if (message.timeoutMs !== 0) {
       writer.uint32(32).uint32(message.timeoutMs);
@@ -1635,7 +1635,7 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
               break;
             }
 
-            message.eventJson = reader.string();
+            message.eventJson = Buffer.from(reader.bytes());
             continue;
           }
           case 4: {
@@ -1665,7 +1665,7 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     const message = createBaseInvokeRequest();
     message.instanceId = object.instanceId ?? "";
     message.invocationId = object.invocationId ?? "";
-    message.eventJson = object.eventJson ?? "";
+    message.eventJson = object.eventJson ?? Buffer.alloc(0);
     message.timeoutMs = object.timeoutMs ?? 0;
     return message;
   },
