@@ -80,7 +80,7 @@ async function measureAgentLevel(requests: number): Promise<unknown> {
     );
     const invoke = async (side: (typeof sides)[number]) => {
       const started = performance.now();
-      const request = { invocationId: randomUUID(), eventJson: '{}', timeoutMs: 5000 };
+      const request = { invocationId: randomUUID(), eventJson: Buffer.from('{}'), timeoutMs: 5000 };
       const outcome = await side.agent.invoke(side.instanceId, request);
       if (outcome.status !== 'success') throw new Error(`${side.name}: ${outcome.status}`);
       return performance.now() - started;

@@ -9,8 +9,8 @@ import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import { Deployer } from './deployer.js';
 import { FunctionResolver } from './function-resolver.js';
 import { createGatewayServer, type NodeView } from './http/server.js';
-import { type Answer, invokeAndAnswer } from './http/invoke-route.js';
-import { type CallerGone, Invoker } from './invoker.js';
+import { type AnswerInvoke, invokeAndAnswer } from './http/invoke-route.js';
+import { Invoker } from './invoker.js';
 import { GatewayMetrics } from './metrics.js';
 import { createReadinessCheck } from './readiness.js';
 import { Secrets } from './secrets.js';
@@ -48,7 +48,7 @@ export interface Gateway {
    * Runs an invocation the way the invoke route does and builds its HTTP answer, counted in the same metrics: for
    * the extra event loops that serve the route (`LaneHost`).
    */
-  readonly answerInvoke: (name: string, event: string, gone: CallerGone, url: string | undefined) => Promise<Answer>;
+  readonly answerInvoke: AnswerInvoke;
 }
 
 /** The Gateway role on its ports: invoke path, deploys and the HTTP API, the same in embedded and cluster mode. */

@@ -171,7 +171,12 @@ export async function invokeAndAnswer(
 }
 
 /** Runs an invocation and builds its answer (`invokeAndAnswer`, or the main event loop's, from a lane). */
-export type AnswerInvoke = (name: string, event: string, gone: CallerGone, url: string | undefined) => Promise<Answer>;
+export type AnswerInvoke = (
+  name: string,
+  event: Uint8Array,
+  gone: CallerGone,
+  url: string | undefined,
+) => Promise<Answer>;
 
 export interface InvokeFastPathOptions {
   answer: AnswerInvoke;

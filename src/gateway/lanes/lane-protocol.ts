@@ -19,7 +19,7 @@ export type LaneMessage =
   | { kind: 'listening' }
   | { kind: 'failed'; message: string }
   /** Run an invocation; answered by an `answer` of the same id. */
-  | { kind: 'invoke'; id: number; name: string; event: string; url: string | undefined }
+  | { kind: 'invoke'; id: number; name: string; event: Uint8Array; url: string | undefined }
   /** The client of invocation `id` went away before its answer. */
   | { kind: 'gone'; id: number }
   /** Drained after `close`: every connection of the lane is closed. */
@@ -27,7 +27,7 @@ export type LaneMessage =
 
 /** Main → lane. */
 export type HostMessage =
-  | { kind: 'answer'; id: number; status: number; headers: Record<string, string>; body: string }
+  | { kind: 'answer'; id: number; status: number; headers: Record<string, string>; body: string | Uint8Array }
   | { kind: 'ready'; ready: boolean }
   /** Stop accepting, finish what is in flight, close every connection, then say `closed`. */
   | { kind: 'close' };

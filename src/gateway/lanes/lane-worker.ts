@@ -25,7 +25,7 @@ const post = (message: LaneMessage): void => port.postMessage(message);
 const pending = new Map<number, (answer: Answer) => void>();
 let nextId = 1;
 
-function answerFromMain(name: string, event: string, gone: CallerGone, url: string | undefined): Promise<Answer> {
+function answerFromMain(name: string, event: Uint8Array, gone: CallerGone, url: string | undefined): Promise<Answer> {
   const id = nextId++;
   const onGone = (): void => post({ kind: 'gone', id });
   gone.addEventListener('abort', onGone, { once: true });
