@@ -27,7 +27,7 @@ import { blobKeys, type InstanceRef, type SerializedError } from '../core/types.
 import { exists, extractBundle, placeCode } from '../sandbox/code-bundle.js';
 import {
   FrameDecoder,
-  encodeMessage,
+  writeMessage,
   guestFrameLimits,
   parseGuestMessage,
   type ErrorMessage,
@@ -1011,18 +1011,7 @@ export class Agent implements AgentApi {
   }
 
   private send(sandbox: Sandbox, message: HostMessage): void {
-    const socket = sandbox.socket;
-    if (socket === null || socket.destroyed) return;
-    const [head, body] = encodeMessage(message);
-    if (body === undefined) {
-      socket.write(head);
-      return;
-    }
-    // The body (an event) is written as it is, not copied behind the header: both leave in one writev.
-    socket.cork();
-    socket.write(head);
-    socket.write(body);
-    socket.uncork();
+    if (sandbox.socket !== null) writeMessage(sandbox.socket, message);
   }
 
   private async onExit(sandbox: Sandbox, exit: SandboxExit): Promise<void> {

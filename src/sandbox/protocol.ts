@@ -227,6 +227,31 @@ export function encodeMessage(message: HostMessage | GuestMessage): FrameBytes {
   }
 }
 
+/** Where `writeMessage` writes: a socket, as far as it needs one (this module imports nothing, not even types). */
+export interface FrameSink {
+  readonly destroyed: boolean;
+  cork(): void;
+  uncork(): void;
+  write(chunk: Uint8Array): boolean;
+}
+
+/**
+ * Writes one message as its frame; nothing once the socket is destroyed. A large body (an event, a result) is
+ * written as it is, not copied behind the header: both leave in one writev.
+ */
+export function writeMessage(sink: FrameSink, message: HostMessage | GuestMessage): void {
+  if (sink.destroyed) return;
+  const [head, body] = encodeMessage(message);
+  if (body === undefined) {
+    sink.write(head);
+    return;
+  }
+  sink.cork();
+  sink.write(head);
+  sink.write(body);
+  sink.uncork();
+}
+
 /**
  * Splits a byte stream into frames. Chunks may end anywhere (inside the prefix, the header or a multi-byte
  * character of the body). Every length is checked as soon as the prefix is there, before anything of the frame is

@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { launchSpecIn } from '../helpers/launch-spec.js';
 import type { SandboxLaunchSpec, SandboxProcess } from '../../src/core/ports/sandbox-runtime.js';
 import { ProcessRuntime } from '../../src/sandbox/process-runtime.js';
 import {
@@ -42,14 +43,7 @@ describe('guest shim', () => {
     await mkdir(join(root, 'code'));
     await mkdir(join(root, 'scratch'));
     await writeFile(join(root, 'code', 'index.js'), 'exports.handler = async (event) => event;\n');
-    spec = {
-      instanceId: 'i-1',
-      taskDir: join(root, 'code'),
-      scratchDir: join(root, 'scratch'),
-      runtime: 'nodejs20',
-      network: false,
-      limits: { memoryMB: 64, pids: 64, openFiles: 256, tmpMB: 16, cpus: 1 },
-    };
+    spec = launchSpecIn(root);
   });
   after(async () => {
     await rm(root, { recursive: true, force: true });

@@ -16,6 +16,7 @@ import {
   FrameDecoder,
   MAX_PAYLOAD_BYTES,
   encodeMessage,
+  writeMessage,
   guestErrorNames,
   hostFrameLimits,
   parseHostMessage,
@@ -114,16 +115,7 @@ function send(message: GuestMessage): void {
   if (socket.destroyed) return;
   // A result or error tells, in the invocation's log, how much output was dropped before it.
   if (message.type !== 'log' && droppedLogChars > 0) reportDroppedLog();
-  const [head, body] = encodeMessage(message);
-  if (body === undefined) {
-    socket.write(head);
-    return;
-  }
-  // The body (a result) is written as it is, not copied behind the header: both leave in one writev.
-  socket.cork();
-  socket.write(head);
-  socket.write(body);
-  socket.uncork();
+  writeMessage(socket, message);
 }
 
 /** When the high-water mark was last read, and what it was. */

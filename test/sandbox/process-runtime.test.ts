@@ -3,9 +3,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { isPlatformError } from '../core/errors.js';
-import type { SandboxLaunchSpec } from '../core/ports/sandbox-runtime.js';
-import { ProcessRuntime } from './process-runtime.js';
+import { launchSpecIn } from '../helpers/launch-spec.js';
+import { isPlatformError } from '../../src/core/errors.js';
+import type { SandboxLaunchSpec } from '../../src/core/ports/sandbox-runtime.js';
+import { ProcessRuntime } from '../../src/sandbox/process-runtime.js';
 
 // Stand-in guests (the real shim is exercised by src/agent/agent.test.ts).
 const reportEnv = `
@@ -39,14 +40,7 @@ describe('ProcessRuntime', () => {
     await writeFile(join(root, 'spawn-tree.cjs'), spawnTree);
     await mkdir(join(root, 'code'));
     await mkdir(join(root, 'scratch'));
-    spec = {
-      instanceId: 'i-1',
-      taskDir: join(root, 'code'),
-      scratchDir: join(root, 'scratch'),
-      runtime: 'nodejs20',
-      network: false,
-      limits: { memoryMB: 64, pids: 64, openFiles: 256, tmpMB: 16, cpus: 1 },
-    };
+    spec = launchSpecIn(root);
   });
   after(async () => {
     await rm(root, { recursive: true, force: true });
