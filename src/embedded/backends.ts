@@ -32,7 +32,11 @@ export interface BackendOptions extends BackendUrls {
   /** Home of the embedded defaults: `savassan.db` (SQLite) and `blobs/`. */
   dataDir: string;
   queueCapacity: number;
-  /** SQLite only; see `openSqliteMetadataStore`. */
+  /**
+   * When invocation records are acknowledged. `process`: once appended to a journal in the data dir (SQLite: beside
+   * the database; PostgreSQL and MySQL: `{dataDir}/journal`), committed in batches right after. `full`: once
+   * committed (SQLite: and fsynced). See `openSqliteMetadataStore` and `ServerMetadataStoreOptions.journalDir`.
+   */
   durability: 'process' | 'full';
   /** Encrypts function environments (and keys content hashes) before they reach the metadata store. */
   sealer: EnvSealer;
@@ -141,14 +145,20 @@ async function openMetadata(options: BackendOptions): Promise<Opened<MetadataSto
     };
   }
   const scheme = schemeOf(dbUrl, 'database');
+  // Records are acknowledged from a journal in the data dir and committed in batches, as with SQLite; with `full`
+  // durability each one is committed before it is acknowledged.
+  const serverOptions = {
+    journalDir: options.durability === 'process' ? join(options.dataDir, 'journal') : undefined,
+    logger: options.logger,
+  };
   let store: MetadataStore;
   let engine: string;
   if (scheme === 'postgres:' || scheme === 'postgresql:') {
     engine = 'PostgreSQL';
-    store = await openPostgresMetadataStore(dbUrl);
+    store = await openPostgresMetadataStore(dbUrl, serverOptions);
   } else if (scheme === 'mysql:' || scheme === 'mariadb:') {
     engine = 'MySQL';
-    store = await openMysqlMetadataStore(dbUrl);
+    store = await openMysqlMetadataStore(dbUrl, serverOptions);
   } else {
     throw new PlatformError(
       'BAD_REQUEST',

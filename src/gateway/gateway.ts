@@ -92,6 +92,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     nodes: options.nodes,
   });
+  // Answers go out before their instances are back in the pool: let those returns land before the pool closes.
+  server.addHook('onClose', () => invoker.settle());
   return {
     deployer,
     server,

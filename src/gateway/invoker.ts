@@ -57,6 +57,8 @@ const maxDispatchAttempts = 3;
  */
 export class Invoker {
   readonly #logger: Logger;
+  /** Instance returns still under way after their answers went out; `settle()` waits for them. */
+  readonly #returning = new Set<Promise<void>>();
 
   constructor(private readonly options: InvokerOptions) {
     this.#logger = (options.logger ?? silentLogger).child({ role: 'gateway' });
@@ -105,10 +107,12 @@ export class Invoker {
         throw err;
       }
       const initMs = start === 'cold' ? instance.initMs : null;
-      await Promise.all([
-        this.#giveBack(agent, instance, outcome),
-        this.options.metadata.recordInvocation(record(invocationId, version, instance, start, initMs, outcome)),
-      ]);
+      // The answer does not wait for the instance's return: it never fails (see #giveBack), and this gateway's next
+      // checkout goes to the pool after it (a Redis pool runs a connection's commands in order), so a client that
+      // calls again at once still finds the instance idle. Until the return lands, the instance is leased, as while
+      // it ran: it serves nobody else, and counts against max instances.
+      this.#background(this.#giveBack(agent, instance, outcome));
+      await this.options.metadata.recordInvocation(record(invocationId, version, instance, start, initMs, outcome));
       return {
         invocationId,
         functionName,
@@ -119,6 +123,19 @@ export class Invoker {
         outcome,
       };
     }
+  }
+
+  /** Resolves once every instance return under way has landed (or failed): call before closing the pool. */
+  async settle(): Promise<void> {
+    while (this.#returning.size > 0) await Promise.all([...this.#returning]);
+  }
+
+  #background(giveBack: Promise<void>): void {
+    const returning = giveBack.catch((err: unknown) => {
+      this.#logger.warn({ err }, 'returning an instance failed');
+    });
+    this.#returning.add(returning);
+    void returning.then(() => this.#returning.delete(returning));
   }
 
   async #acquire(version: FunctionVersion, signal?: CallerGone): Promise<{ instance: InstanceRef; start: StartKind }> {

@@ -88,6 +88,10 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
   const others: Proc[] = [];
   const gateways: SavassanClient[] = [];
   const gatewayUrls: string[] = [];
+  /** How gateways are started: environment, common flags, and the metadata database's name. */
+  let gatewayEnv: NodeJS.ProcessEnv;
+  let commonArgs: string[];
+  let database: string;
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'sv-cluster-'));
@@ -103,14 +107,17 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     // Secrets come from the environment or files, never the arguments (visible to every local user in `ps`).
     const tokenFile = join(root, 'cluster-token');
     await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    database = await postgres.createDatabase();
     const env = {
       ...process.env,
       SAVASSAN_CLUSTER_TOKEN: token,
       SAVASSAN_S3_URL: `${s3.url}/cluster?createBucket=true`,
-      SAVASSAN_DB_URL: postgres.url(await postgres.createDatabase()),
+      SAVASSAN_DB_URL: postgres.url(database),
       SAVASSAN_REDIS_URL: redis.url,
     };
     const common = ['--etcd', etcd.endpoints.join(','), '--log-level', 'warn'];
+    gatewayEnv = env;
+    commonArgs = common;
     for (const [i, host] of network.hosts.entries()) {
       const args = [cli, 'agent', '--node-id', `node-${i}`, '--listen', `${host.ip}:7070`, '--capacity', '8'];
       args.push('--sandbox', 'process', '--no-stem-cells', '--lease-ttl', String(leaseTtlSeconds));
@@ -186,7 +193,8 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     const results = await Promise.all(
       Array.from({ length: 36 }, (_, i) => gateways[i % 2]!.invoke('echo', { i, sleepMs: 100 })),
     );
-    const records = await Promise.all(results.map((r) => gateways[0]!.getInvocation(r.invocationId)));
+    // Each gateway reads its own records at once; the other sees them once committed (journalled, then batched).
+    const records = await Promise.all(results.map((r, i) => gateways[i % 2]!.getInvocation(r.invocationId)));
     const nodes = new Set(records.map((record) => record.nodeId));
     assert.ok(nodes.size >= 2, `sandboxes ran on ${[...nodes].join(', ')}`);
   });
@@ -216,14 +224,14 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
   });
 
   it('survives SIGKILL of an agent under load: no acknowledged record lost, the node leaves, errors stop', async () => {
-    const acknowledged: string[] = [];
+    const acknowledged: { id: string; by: SavassanClient }[] = [];
     const failures: { at: number; message: string }[] = [];
     let killedAt = 0;
     let running = true;
     const worker = async (client: SavassanClient): Promise<void> => {
       while (running) {
         try {
-          acknowledged.push((await client.invoke('echo', { sleepMs: 20 })).invocationId);
+          acknowledged.push({ id: (await client.invoke('echo', { sleepMs: 20 })).invocationId, by: client });
         } catch (err) {
           failures.push({ at: Date.now(), message: String(err) });
           await new Promise((resolve) => setTimeout(resolve, 50));
@@ -250,8 +258,8 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     const late = failures.filter((f) => f.at >= quietFrom);
     assert.deepEqual(late, [], `errors after the node left (${leftAfterMs} ms after the kill)`);
     assert.ok(acknowledged.length > 20, `only ${acknowledged.length} invocations acknowledged`);
-    for (const id of acknowledged) {
-      const record = await gateways[0]!.getInvocation(id);
+    for (const { id, by } of acknowledged) {
+      const record = await by.getInvocation(id);
       assert.equal(record.id, id);
     }
   });
@@ -270,5 +278,29 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     assert.ok(answer.invocationId !== '');
     await gateways[0]!.deploy('echo2', await readBundle(echo), {});
     assert.ok((await gateways[0]!.invoke('echo2', {})).invocationId !== '');
+  });
+
+  it('a gateway killed with SIGKILL while its records wait in its journal commits them when it starts again', async () => {
+    const session = await postgres.session(database);
+    const ids: string[] = [];
+    try {
+      // Inserts into invocations wait behind this lock, reads of functions do not: invocations are answered, their
+      // records acknowledged from the gateway's journal, and none can be committed.
+      await session.query('begin');
+      await session.query('lock table invocations in exclusive mode');
+      for (let i = 0; i < 3; i++) ids.push((await gateways[0]!.invoke('echo', { i })).invocationId);
+      await others[2]!.stop('SIGKILL');
+    } finally {
+      await session.query('rollback');
+      await session.close();
+    }
+    const args = [cli, 'gateway', '--port', '0', '--data-dir', join(root, 'gateway-0'), ...commonArgs];
+    const restarted = track('gateway 0, restarted', spawn(process.execPath, args, { env: gatewayEnv }));
+    others.push(restarted);
+    const [, url = ''] = await restarted.waitFor(/listening on (http:\/\/\S+)/);
+    // Committed before the gateway listens: both gateways read them.
+    for (const client of [new SavassanClient({ url }), gateways[1]!]) {
+      for (const id of ids) assert.equal((await client.getInvocation(id)).id, id);
+    }
   });
 });

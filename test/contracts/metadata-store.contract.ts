@@ -304,6 +304,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
 
     it('recordInvocation and getInvocation round-trip every field', async () => {
       await withStore(async (store) => {
+        await deployFunctions(store, 'alpha');
         const full = invocation({
           id: 'inv-full',
           functionName: 'alpha',
@@ -354,6 +355,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
 
     it('500 concurrent recordInvocation calls are all durable when they resolve', async () => {
       await withStore(async (store, reopen) => {
+        await deployFunctions(store, 'alpha');
         const records = Array.from({ length: 500 }, (_, i) =>
           invocation({ id: `inv-${String(i).padStart(4, '0')}`, createdAt: new Date(1_700_000_000_000 + i) }),
         );
@@ -371,6 +373,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
 
     it('close writes invocation records still queued before it returns', async () => {
       await withStore(async (store, reopen) => {
+        await deployFunctions(store, 'alpha');
         const record = invocation({ id: 'inv-late' });
         const recorded = store.recordInvocation(record);
         await store.close();
@@ -384,6 +387,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
 
     it('a duplicate invocation id is refused without failing the records written with it', async () => {
       await withStore(async (store, _reopen, fixture) => {
+        await deployFunctions(store, 'alpha');
         await store.recordInvocation(invocation({ id: 'inv-dup' }));
         const results = await Promise.allSettled([
           store.recordInvocation(invocation({ id: 'inv-a' })),
@@ -407,6 +411,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
 
     it('refuses an invalid record with BAD_REQUEST and keeps the valid ones written with it', async () => {
       await withStore(async (store) => {
+        await deployFunctions(store, 'alpha');
         const bad = [
           invocation({ id: 'bad-duration', durationMs: Number.NaN }),
           invocation({ id: 'bad-version', version: 0 }),
@@ -438,6 +443,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
 
     it('listInvocations is newest first, filtered by function and time, limited', async () => {
       await withStore(async (store) => {
+        await deployFunctions(store, 'alpha', 'bravo');
         const t0 = 1_700_000_000_000;
         const records = [
           invocation({ id: 'a1', functionName: 'alpha', createdAt: new Date(t0 + 1) }),
@@ -462,6 +468,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
 
     it('listInvocations returns 50 by default and at most 1000', async () => {
       await withStore(async (store) => {
+        await deployFunctions(store, 'alpha');
         await Promise.all(
           Array.from({ length: 1005 }, (_, i) =>
             store.recordInvocation(invocation({ id: `inv-${i}`, createdAt: new Date(1_700_000_000_000 + i) })),
@@ -650,6 +657,14 @@ function config(overrides: Partial<FunctionConfig> = {}): FunctionConfig {
     secrets: {},
     ...overrides,
   };
+}
+
+/**
+ * Deploys the functions that records name: a store that shares its database with other processes commits the
+ * journalled records of existing functions only (a record always names one that was invoked).
+ */
+async function deployFunctions(store: MetadataStore, ...names: string[]): Promise<void> {
+  for (const name of names) await store.deployVersion(newVersion(name, 'records'));
 }
 
 function newVersion(functionName: string, contentHash: string, overrides: Partial<NewVersion> = {}): NewVersion {

@@ -12,6 +12,11 @@ const server = sharedServer(startMariadbServer);
 
 metadataStoreContract('MariaDB', serverStoreFixture(server, openMysqlMetadataStore));
 
+metadataStoreContract(
+  'MariaDB, records journalled',
+  serverStoreFixture(server, openMysqlMetadataStore, { journal: true }),
+);
+
 sqlServerStoreCases('MySQL', server, openMysqlMetadataStore);
 
 describe('MySQL metadata store specifics', () => {

@@ -11,6 +11,11 @@ const server = sharedServer(startPostgresServer);
 
 metadataStoreContract('PostgreSQL', serverStoreFixture(server, openPostgresMetadataStore));
 
+metadataStoreContract(
+  'PostgreSQL, records journalled',
+  serverStoreFixture(server, openPostgresMetadataStore, { journal: true }),
+);
+
 sqlServerStoreCases('PostgreSQL', server, openPostgresMetadataStore);
 
 describe('PostgreSQL metadata store specifics', () => {

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { migrations } from '../../src/adapters/sql/migrations.js';
 import { classifySqlError } from '../../src/adapters/sql/sql-metadata-store.js';
@@ -10,6 +16,7 @@ import { compileFunctionConfig } from '../../src/core/function-config.js';
 import type { ErrorCode } from '../../src/core/errors.js';
 import type { MetadataStore, NewVersion } from '../../src/core/ports/metadata-store.js';
 import type { InvocationRecord } from '../../src/core/types.js';
+import { repoRoot } from '../helpers/server-process.js';
 import { freeLoopbackPort } from '../kit/free-port.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
 import type { MetadataStoreFixture } from './metadata-store.contract.js';
@@ -17,16 +24,30 @@ import type { MetadataStoreFixture } from './metadata-store.contract.js';
 /** `openPostgresMetadataStore` or `openMysqlMetadataStore`. */
 export type OpenServerStore = (url: string, options?: ServerMetadataStoreOptions) => Promise<MetadataStore>;
 
-/** The metadata store contract's fixture on a server: a fresh database per test, dropped by `cleanup`. */
+/**
+ * The metadata store contract's fixture on a server: a fresh database per test, dropped by `cleanup`; with
+ * `journal`, records are acknowledged from a journal in a fresh directory, removed by `cleanup`.
+ */
 export function serverStoreFixture(
   server: () => Promise<SqlTestServer>,
   open: OpenServerStore,
+  options: { journal?: boolean } = {},
 ): () => Promise<MetadataStoreFixture> {
   return async () => {
     const sqlServer = await server();
     const database = await sqlServer.createDatabase();
     const url = sqlServer.url(database);
-    return { store: await open(url), reopen: () => open(url), cleanup: () => sqlServer.dropDatabase(database) };
+    const journalDir = options.journal === true ? await mkdtemp(join(tmpdir(), 'savassan-journal-')) : undefined;
+    const opened = () => open(url, { journalDir });
+    return {
+      store: await opened(),
+      reopen: opened,
+      cleanup: async () => {
+        await sqlServer.dropDatabase(database);
+        if (journalDir !== undefined) await rm(journalDir, { recursive: true, force: true });
+      },
+      acknowledgesFromJournal: options.journal === true,
+    };
   };
 }
 
@@ -156,6 +177,111 @@ export function sqlServerStoreCases(
           // Later tests share the server.
           if (down) await sqlServer.restart();
           await store.close();
+        }
+      });
+    });
+
+    it('acknowledges records from a journal (0600 files in a 0700 directory) and reads them back at once', async () => {
+      await withDatabase(server, async (sqlServer, database) => {
+        const journalDir = join(await mkdtemp(join(tmpdir(), 'savassan-journal-')), 'journal');
+        const store = await open(sqlServer.url(database), { journalDir });
+        try {
+          await store.deployVersion(newVersion('alpha'));
+          await Promise.all(['a', 'b', 'c'].map((id) => store.recordInvocation(invocation(id))));
+          assert.equal((await stat(journalDir)).mode & 0o777, 0o700);
+          const files = await readdir(journalDir);
+          const segments = files.filter((name) => /\.\d+$/.test(name));
+          assert.equal(segments.length, 1, files.join(', '));
+          assert.equal((await stat(join(journalDir, segments[0]!))).mode & 0o777, 0o600);
+          assert.equal((await store.getInvocation('b'))?.id, 'b', 'a read commits what was journalled before it');
+          assert.deepEqual(
+            new Set((await store.listInvocations({})).map((record) => record.id)),
+            new Set(['a', 'b', 'c']),
+          );
+          assert.deepEqual(await storedInvocationIds(sqlServer, database), new Set(['a', 'b', 'c']));
+        } finally {
+          await store.close();
+          await rm(join(journalDir, '..'), { recursive: true, force: true });
+        }
+      });
+    });
+
+    it('commits on the next open what a process killed with SIGKILL journalled, less a function deleted meanwhile', async () => {
+      await withDatabase(server, async (sqlServer, database) => {
+        const url = sqlServer.url(database);
+        const journalDir = await mkdtemp(join(tmpdir(), 'savassan-journal-'));
+        // Another process of the cluster, without a journal: it deploys, and deletes alpha while the first is dead.
+        const other = await open(url);
+        const fixture = join(repoRoot, 'test', 'fixtures', 'stores', 'journalling-store.ts');
+        const child = spawn(process.execPath, ['--import', 'tsx', fixture, url, journalDir, 'alpha', 'bravo'], {
+          cwd: repoRoot,
+          stdio: ['pipe', 'pipe', 'inherit'],
+        });
+        const exited = once(child, 'exit');
+        const lines = createInterface({ input: child.stdout });
+        const nextLine = () => new Promise<string>((resolve) => lines.once('line', resolve));
+        let down = false;
+        try {
+          await other.deployVersion(newVersion('alpha'));
+          await other.deployVersion(newVersion('bravo'));
+          assert.equal(await nextLine(), 'open');
+          // The server goes down: nothing the child records can be committed, all of it is acknowledged from its
+          // journal.
+          await sqlServer.halt();
+          down = true;
+          const acknowledged = nextLine();
+          child.stdin.write('go\n');
+          const ids = JSON.parse(await acknowledged) as Record<string, string[]>;
+          child.kill('SIGKILL');
+          await exited;
+          await sqlServer.restart();
+          down = false;
+          assert.deepEqual(await storedInvocationIds(sqlServer, database), new Set(), 'nothing was committed');
+          assert.equal(await other.deleteFunction('alpha'), true);
+
+          const reopened = await open(url, { journalDir });
+          try {
+            assert.deepEqual(await storedInvocationIds(sqlServer, database), new Set(ids['bravo']));
+            assert.equal((await reopened.getInvocation(ids['bravo']![0]!))?.functionName, 'bravo');
+            assert.equal(await reopened.getInvocation(ids['alpha']![0]!), null);
+          } finally {
+            await reopened.close();
+          }
+          assert.deepEqual(
+            (await readdir(journalDir)).filter((name) => /\.\d+$/.test(name)),
+            [],
+            'the recovered journal is gone',
+          );
+        } finally {
+          child.kill('SIGKILL');
+          if (down) await sqlServer.restart();
+          await other.close();
+          await rm(journalDir, { recursive: true, force: true });
+        }
+      });
+    });
+
+    it("a delete drops the function's records still waiting in the journal of another process", async () => {
+      await withDatabase(server, async (sqlServer, database) => {
+        const url = sqlServer.url(database);
+        const journalDir = await mkdtemp(join(tmpdir(), 'savassan-journal-'));
+        const journalling = await open(url, { journalDir });
+        const other = await open(url);
+        try {
+          await other.deployVersion(newVersion('alpha'));
+          await other.deployVersion(newVersion('bravo'));
+          await journalling.recordInvocation(invocation('alpha-1'));
+          await journalling.recordInvocation({ ...invocation('bravo-1'), functionName: 'bravo' });
+          // Acknowledged, and waiting in the journal for their batch when the delete commits (or committed by then:
+          // the delete then takes them along).
+          const deleting = other.deleteFunction('alpha');
+          assert.equal(await deleting, true);
+          assert.equal(await journalling.getInvocation('alpha-1'), null);
+          assert.equal((await journalling.getInvocation('bravo-1'))?.functionName, 'bravo');
+          assert.deepEqual(await storedInvocationIds(sqlServer, database), new Set(['bravo-1']));
+        } finally {
+          await Promise.all([journalling.close(), other.close()]);
+          await rm(journalDir, { recursive: true, force: true });
         }
       });
     });

@@ -202,6 +202,17 @@ describe(
           status: 'not ready',
           down: ['metadata'],
         });
+        // A warm invocation of a function resolved within the last second needs no database: it is answered, and its
+        // record waits in the journal. Once the resolution is stale, invocations fail naming PostgreSQL.
+        const failed = await eventually(
+          async () => {
+            const result = await invoke(server.client).catch((err: unknown) => (err instanceof Error ? err : null));
+            if (result !== null && !(result instanceof Error)) answered.push(result.invocationId);
+            return result;
+          },
+          (result) => result instanceof ApiError,
+        );
+        assertUnavailable(failed as ApiError, /PostgreSQL at 127\.0\.0\.1:\d+/);
         for (let n = 0; n < 3; n++) {
           assertUnavailable(await apiError(invoke(server.client)), /PostgreSQL at 127\.0\.0\.1:\d+/);
         }

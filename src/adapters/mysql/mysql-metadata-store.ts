@@ -53,7 +53,7 @@ export async function openMysqlMetadataStore(
   const db = new Kysely<Database>({
     dialect: new MysqlDialect({ pool, onCreateConnection: readCommitted }),
   });
-  return openServerMetadataStore(db, address, compiled);
+  return openServerMetadataStore(db, address, compiled, 'MySQL');
 }
 
 async function readCommitted(connection: DatabaseConnection): Promise<void> {

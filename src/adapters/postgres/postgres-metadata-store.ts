@@ -40,7 +40,7 @@ export async function openPostgresMetadataStore(
   pool.on('error', ignore);
   pool.on('connect', (client) => client.on('error', ignore));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return openServerMetadataStore(db, address, compiled);
+  return openServerMetadataStore(db, address, compiled, 'PostgreSQL');
 }
 
 function ignore(): void {}

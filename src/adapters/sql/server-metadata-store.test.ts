@@ -42,12 +42,15 @@ describe('server metadata store URLs', () => {
 });
 
 describe('server metadata store options', () => {
-  it('defaults to 10 connections and a 2 s connect timeout', () => {
-    assert.deepEqual(compileServerOptions({}), {
+  it('defaults to 10 connections, a 2 s connect timeout and no record journal', () => {
+    const { logger, ...compiled } = compileServerOptions({});
+    assert.deepEqual(compiled, {
       maxInvocationBatch: undefined,
       maxConnections: 10,
       connectTimeoutMs: 2000,
+      journalDir: undefined,
     });
+    assert.equal(typeof logger.warn, 'function');
   });
 
   it('rejects nonsense with BAD_REQUEST', () => {

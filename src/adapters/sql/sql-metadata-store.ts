@@ -61,6 +61,13 @@ export interface SqlMetadataStoreOptions {
   backend?: string | undefined;
   /** Where the journal's commit failures and dropped records are logged. */
   logger?: Logger | undefined;
+  /**
+   * Other processes share the database (PostgreSQL, MySQL) and may delete a function while records of it wait in
+   * this store's journal: journalled records are then committed only for functions that still exist, checked under
+   * a share lock on their rows, so that a delete elsewhere either waits for the commit (and deletes the records with
+   * the function) or drops them. `engine` picks the SQL spellings.
+   */
+  sharedDatabase?: { engine: 'PostgreSQL' | 'MySQL' } | undefined;
 }
 
 export interface InvocationJournal {
@@ -126,6 +133,7 @@ export class SqlMetadataStore implements MetadataStore {
   readonly #barrier: () => Promise<void>;
   readonly #backend: string | undefined;
   readonly #logger: Logger;
+  readonly #sharedDatabase: SqlMetadataStoreOptions['sharedDatabase'];
   #state: 'open' | 'closing' | 'closed' = 'open';
   #closing: Promise<void> | undefined;
   /** Operations and batch writes under way; `close()` waits for them before destroying the connection. */
@@ -158,6 +166,7 @@ export class SqlMetadataStore implements MetadataStore {
     this.#maxJournalBacklog = Math.max(1, options.maxJournalBacklog ?? defaultMaxJournalBacklog);
     this.#barrier = options.durabilityBarrier ?? (() => Promise.resolve());
     this.#backend = options.backend;
+    this.#sharedDatabase = options.sharedDatabase;
     this.#logger = options.logger ?? silentLogger;
   }
 
@@ -677,15 +686,14 @@ export class SqlMetadataStore implements MetadataStore {
   async #commitRows(rows: Insertable<InvocationsTable>[]): Promise<number> {
     if (rows.length === 0) return 0;
     try {
-      await this.#insertIgnoringDuplicates(rows);
-      return 0;
+      return await this.#insertIgnoringDuplicates(rows);
     } catch (err) {
       if (!isConstraintError(err)) throw err;
     }
     let dropped = 0;
     for (const row of rows) {
       try {
-        await this.#insertIgnoringDuplicates([row]);
+        dropped += await this.#insertIgnoringDuplicates([row]);
       } catch (err) {
         if (!isConstraintError(err)) throw err;
         dropped += 1;
@@ -695,24 +703,39 @@ export class SqlMetadataStore implements MetadataStore {
     return dropped;
   }
 
-  async #insertIgnoringDuplicates(rows: Insertable<InvocationsTable>[]): Promise<void> {
-    const statements: CompiledQuery[] = [];
-    for (let start = 0; start < rows.length; start += rowsPerInsert) {
-      statements.push(
-        this.#db
-          .insertInto('invocations')
-          .values(rows.slice(start, start + rowsPerInsert))
-          .onConflict((conflict) => conflict.column('id').doNothing())
-          .compile(),
-      );
-    }
+  /** Inserts the rows (one already stored is skipped); returns how many were left out as their function is gone. */
+  async #insertIgnoringDuplicates(rows: Insertable<InvocationsTable>[]): Promise<number> {
+    const mysql = this.#sharedDatabase?.engine === 'MySQL';
+    const statements = (kept: Insertable<InvocationsTable>[]): CompiledQuery[] => {
+      const compiled: CompiledQuery[] = [];
+      for (let start = 0; start < kept.length; start += rowsPerInsert) {
+        const insert = this.#db.insertInto('invocations').values(kept.slice(start, start + rowsPerInsert));
+        compiled.push(
+          (mysql
+            ? insert.onDuplicateKeyUpdate({ id: (eb) => eb.ref('invocations.id') })
+            : insert.onConflict((conflict) => conflict.column('id').doNothing())
+          ).compile(),
+        );
+      }
+      return compiled;
+    };
     if (this.#executeBatch !== undefined) {
-      await this.#executeBatch(statements);
-    } else {
-      await this.#db.transaction().execute(async (trx) => {
-        for (const statement of statements) await trx.executeQuery(statement);
-      });
+      await this.#executeBatch(statements(rows));
+      return 0;
     }
+    const shared = this.#sharedDatabase;
+    return this.#db.transaction().execute(async (trx) => {
+      let kept = rows;
+      if (shared !== undefined) {
+        const names = [...new Set(rows.map((row) => row.function_name))].sort();
+        const existing = await sql<{ name: string }>`select name from functions where name in (${sql.join(names)})
+          order by name ${sql.raw(mysql ? 'lock in share mode' : 'for share')}`.execute(trx);
+        const alive = new Set(existing.rows.map((row) => row.name));
+        kept = rows.filter((row) => alive.has(row.function_name));
+      }
+      for (const statement of statements(kept)) await trx.executeQuery(statement);
+      return rows.length - kept.length;
+    });
   }
 
   /**

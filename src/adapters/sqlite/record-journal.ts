@@ -24,6 +24,8 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
+import { PlatformError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
 
 type Row = Record<string, unknown>;
 
@@ -315,4 +317,61 @@ function unlinkQuietly(path: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+}
+
+/** Where recovered rows go: `SqlMetadataStore.importInvocationRows`. */
+export interface RecoveredRowsImporter {
+  /** Commits the rows; resolves with how many were skipped (stored already, invalid or refused). */
+  importInvocationRows(rows: readonly Row[]): Promise<number>;
+}
+
+/**
+ * Commits the records that processes which stopped had journalled (and acknowledged) for `databasePath`, then
+ * deletes their journal files. When the commit fails the files stay for the next open, and this throws UNAVAILABLE.
+ */
+export async function recoverJournal(
+  store: RecoveredRowsImporter,
+  databasePath: string,
+  logger: Logger,
+): Promise<void> {
+  let recovered;
+  try {
+    recovered = RecordJournal.recover(databasePath);
+  } catch (err) {
+    throw new PlatformError(
+      'UNAVAILABLE',
+      `cannot read the invocation record journal of ${databasePath}: ${errorText(err)}`,
+      { cause: err },
+    );
+  }
+  if (recovered.files.length === 0) {
+    recovered.discard();
+    return;
+  }
+  let skipped: number;
+  try {
+    skipped = await store.importInvocationRows(recovered.rows);
+  } catch (err) {
+    // The rows are acknowledged records: keep the files for the next open rather than lose them.
+    recovered.abandon();
+    throw new PlatformError(
+      'UNAVAILABLE',
+      `cannot commit the ${recovered.rows.length} invocation records journalled by a process that stopped; the journal is kept: ${errorText(err)}`,
+      { cause: err },
+    );
+  }
+  recovered.discard();
+  logger.info(
+    {
+      records: recovered.rows.length - skipped,
+      skipped,
+      unreadableLines: recovered.unreadableLines,
+      ofDeletedFunctions: recovered.deletedRows,
+    },
+    'committed the invocation records a stopped process had journalled',
+  );
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -2,12 +2,11 @@ import { chmod, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Kysely, sql } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
-import type { Logger } from '../../core/logger.js';
 import { silentLogger } from '../../core/logger.js';
 import type { Database } from '../sql/schema.js';
 import { SqlMetadataStore } from '../sql/sql-metadata-store.js';
 import type { SqlMetadataStoreOptions } from '../sql/sql-metadata-store.js';
-import { RecordJournal } from './record-journal.js';
+import { RecordJournal, recoverJournal } from './record-journal.js';
 import { WorkerSqliteDialect } from './worker-sqlite-dialect.js';
 
 export interface SqliteMetadataStoreOptions extends SqlMetadataStoreOptions {
@@ -88,44 +87,6 @@ export async function openSqliteMetadataStore(
     throw err;
   }
   return store;
-}
-
-/** Commits the records a process that died had journalled (and acknowledged), then deletes its journal files. */
-async function recoverJournal(store: SqlMetadataStore, path: string, logger: Logger): Promise<void> {
-  let recovered;
-  try {
-    recovered = RecordJournal.recover(path);
-  } catch (err) {
-    throw new PlatformError('UNAVAILABLE', `cannot read the invocation record journal of ${path}: ${errorText(err)}`, {
-      cause: err,
-    });
-  }
-  if (recovered.files.length === 0) {
-    recovered.discard();
-    return;
-  }
-  let skipped: number;
-  try {
-    skipped = await store.importInvocationRows(recovered.rows);
-  } catch (err) {
-    // The rows are acknowledged records: keep the files for the next open rather than lose them.
-    recovered.abandon();
-    throw new PlatformError(
-      'UNAVAILABLE',
-      `cannot commit the ${recovered.rows.length} invocation records journalled by a process that stopped; the journal is kept: ${errorText(err)}`,
-      { cause: err },
-    );
-  }
-  recovered.discard();
-  logger.info(
-    {
-      records: recovered.rows.length - skipped,
-      skipped,
-      unreadableLines: recovered.unreadableLines,
-      ofDeletedFunctions: recovered.deletedRows,
-    },
-    'committed the invocation records a stopped process had journalled',
-  );
 }
 
 function errorText(err: unknown): string {
