@@ -5,6 +5,7 @@ import type { ErrorCode } from '../../src/core/errors.js';
 import type { FunctionConfig } from '../../src/core/function-config.js';
 import type { MetadataStore, NewVersion } from '../../src/core/ports/metadata-store.js';
 import type { InvocationRecord } from '../../src/core/types.js';
+import { invocationRecord } from '../helpers/records.js';
 
 /** What an adapter's test gives the contract: a fresh, migrated, empty store. */
 export interface MetadataStoreFixture {
@@ -679,22 +680,7 @@ function newVersion(functionName: string, contentHash: string, overrides: Partia
 }
 
 function invocation(overrides: Partial<InvocationRecord> = {}): InvocationRecord {
-  return {
-    id: 'inv-1',
-    functionName: 'alpha',
-    version: 1,
-    start: 'warm',
-    status: 'success',
-    initMs: null,
-    durationMs: 12,
-    peakMemoryBytes: 50_000_000,
-    error: null,
-    logKey: null,
-    nodeId: 'node-1',
-    instanceId: 'inst-1',
-    createdAt: new Date(1_700_000_000_000),
-    ...overrides,
-  };
+  return invocationRecord(overrides);
 }
 
 function assertRecent(date: Date, since: number): void {

@@ -20,6 +20,7 @@ import { repoRoot } from '../helpers/server-process.js';
 import { freeLoopbackPort } from '../kit/free-port.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
 import type { MetadataStoreFixture } from './metadata-store.contract.js';
+import { invocationRecord } from '../helpers/records.js';
 
 /** `openPostgresMetadataStore` or `openMysqlMetadataStore`. */
 export type OpenServerStore = (url: string, options?: ServerMetadataStoreOptions) => Promise<MetadataStore>;
@@ -438,21 +439,7 @@ function newVersion(functionName: string): NewVersion {
 }
 
 function invocation(id: string): InvocationRecord {
-  return {
-    id,
-    functionName: 'alpha',
-    version: 1,
-    start: 'warm',
-    status: 'success',
-    initMs: null,
-    durationMs: 3,
-    peakMemoryBytes: 50_000_000,
-    error: null,
-    logKey: null,
-    nodeId: 'node-1',
-    instanceId: 'inst-1',
-    createdAt: new Date(),
-  };
+  return invocationRecord({ id, durationMs: 3, createdAt: new Date() });
 }
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {

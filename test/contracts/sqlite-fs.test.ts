@@ -15,6 +15,7 @@ import type { MetadataStore } from '../../src/core/ports/metadata-store.js';
 import type { InvocationRecord } from '../../src/core/types.js';
 import { blobStoreContract } from './blob-store.contract.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
+import { invocationRecord } from '../helpers/records.js';
 
 const tempDirs = new Set<string>();
 
@@ -101,21 +102,14 @@ process.kill(process.pid, 'SIGKILL');
 
 /** An invocation of `alpha` with id `inv-{i}`. */
 function recordOf(i: number): InvocationRecord {
-  return {
+  return invocationRecord({
     id: `inv-${i}`,
-    functionName: 'alpha',
-    version: 1,
-    start: 'warm',
-    status: 'success',
-    initMs: null,
     durationMs: 1,
     peakMemoryBytes: null,
-    error: null,
-    logKey: null,
     nodeId: 'n',
     instanceId: 'i',
     createdAt: new Date(1_700_000_000_000 + i),
-  };
+  });
 }
 
 /** `alpha`'s invocations, polled until there are `count` of them (a store retrying its commits) or 10 s pass. */
