@@ -16,6 +16,7 @@ import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
 import { measureCliStartup } from './cli-startup.js';
 import { measureCluster } from './cluster.js';
 import { eventLoopCounts, measureEventLoops } from './event-loops.js';
+import { processCpuSeconds } from './process-cpu.js';
 import { measureSandboxColdStarts } from './cold-start.js';
 import { measureFreezing } from './freeze.js';
 import { measurePayloads } from './payload.js';
@@ -150,14 +151,26 @@ async function main(): Promise<void> {
     // 1. Throughput at concurrency 32, right after the warm-up, in interleaved rounds.
     const rps = Object.fromEntries(Object.keys(sides).map((side) => [side, [] as number[]]));
     const errors = Object.fromEntries(Object.keys(sides).map((side) => [side, 0]));
+    // The gateway's CPU per request (the server process, every thread; its sandboxes are other processes).
+    const serverPids: Record<string, number> = {
+      savassan: server.pid,
+      ...(bwrapServer === null ? {} : { savassanBwrap: bwrapServer.pid }),
+    };
+    const cpuPerRequest = Object.fromEntries(Object.keys(serverPids).map((side) => [side, [] as number[]]));
     const throughputRounds = 4;
+    const perRound = throughputRequests / throughputRounds;
     for (let r = 0; r < throughputRounds; r++) {
       for (const [side, url] of Object.entries(sides)) {
-        const measured = await load(url, throughputRequests / throughputRounds, 32);
+        const pid = serverPids[side];
+        const cpuBefore = pid === undefined ? 0 : await processCpuSeconds(pid);
+        const measured = await load(url, perRound, 32);
+        if (pid !== undefined)
+          cpuPerRequest[side]!.push((((await processCpuSeconds(pid)) - cpuBefore) * 1e6) / perRound);
         rps[side]!.push(measured.rps);
         errors[side]! += measured.errors;
       }
     }
+    const cpuUs = (side: string) => round(mean(cpuPerRequest[side]!), 1);
     const meanRps = (side: string) => round(mean(rps[side]!), 0);
     const ratioToBare = (side: string) => round(mean(rps[side]!) / mean(rps.bare!), 2);
     /** Rate, ratio to bare and errors of a Savassan side and of the IPC floor beside it. */
@@ -235,6 +248,17 @@ async function main(): Promise<void> {
                 target: 'throughput >= 0.6x bare',
                 note: `the function deployed with the default max instances (${defaultMaxInstances}) on a --sandbox bwrap server`,
               },
+        gatewayCpuUsPerRequest: {
+          note: 'CPU time of the server process (all its threads) per request, mean of the rounds',
+          process: cpuUs('savassan'),
+          ...(bwrapServer === null
+            ? {}
+            : {
+                bwrap: cpuUs('savassanBwrap'),
+                bwrapOverProcess: round(cpuUs('savassanBwrap') / cpuUs('savassan'), 2),
+              }),
+          target: 'bwrap within 5% of process (CPU per request and throughput)',
+        },
         oneSandboxPerRequest: {
           note: 'the function deployed with max instances 64 (it scales to one sandbox per concurrent request), the IPC floor with 32 children',
           ...figuresOf('savassan64', 'ipcFloor32'),
