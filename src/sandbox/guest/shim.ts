@@ -598,6 +598,22 @@ async function warmUp(): Promise<void> {
     } finally {
       unlinkSync(file);
     }
+    // An invocation's own steps: its context, its result's JSON.
+    const warmInit: InitMessage = {
+      type: 'init',
+      id: 'warm-up',
+      handler: 'index.handler',
+      codeDir: '/',
+      env: {},
+      functionName: 'w',
+      functionVersion: 1,
+      memoryMB: 128,
+      timeoutMs: 1,
+      offline: false,
+    };
+    const warmInvoke: InvokeMessage = { type: 'invoke', id: 'w', invocationId: 'w', eventJson: '{}', deadline: 0 };
+    buildContext(warmInvoke, contextConstants(warmInit), () => {}).getRemainingTimeInMillis();
+    isThenable(serializeResult(JSON.parse(warmInvoke.eventJson)));
     // The message code paths too (V8 compiles functions on first use): parse an init and an invoke, encode a result.
     const sample = { id: 'warm-up', handler: 'index.handler', codeDir: '/', env: {}, functionName: 'w' };
     parseHostMessage(
