@@ -720,11 +720,12 @@ describe('Agent with the process runtime', () => {
     const body = payload(await invoke(ref.instanceId, { hi: 1 }, 3000, stemAgent));
     assert.equal((body['env'] as Record<string, unknown>)['GREETING'], 'stem', 'it runs the function it was given');
     await eventually(() => Promise.resolve(stemAgent.stemCellStats().idle === 1), 'the refill');
-    // A cell whose function fails to load is replaced as it is torn down.
+    // A cell whose function fails to load (a deploy's trial, say) leaves the invocations that follow to the kind's
+    // other cells, and is replaced after replaceAfterMs.
     const broken = await deploy('syntax-error', { memoryMB: 128 });
     assert.equal(sandboxKind(broken.config), kind);
     await assert.rejects(stemAgent.createSandbox(broken));
-    await eventually(() => Promise.resolve(stemAgent.stemCellStats().idle === 1), 'the replacement of a failed cell');
+    assert.deepEqual(stemAgent.stemCellStats().byKind[kind], { idle: 0, starting: 0, target: 1 });
 
     // Another kind misses, starts cold, and its kind gets a cell of its own within the total.
     const other = await deploy('echo', { memoryMB: 512 });
@@ -743,5 +744,19 @@ describe('Agent with the process runtime', () => {
 
     await stemAgent.close();
     assert.deepEqual(await shimsUnder(join(root, 's')), [], 'close() also stops the stem cells');
+
+    // A cell taken by a sandbox nobody invokes (min instances, a failed trial) is replaced after replaceAfterMs.
+    const unhurried = new Agent({
+      nodeId: 'unhurried',
+      runtime: new ProcessRuntime(),
+      blobStore: blobs,
+      workDir: join(root, 'u'),
+      stemCells: { baseKinds: [kind], maxPerKind: 1, maxTotal: 1, replaceAfterMs: 100 },
+    });
+    agents.push(unhurried);
+    await eventually(() => Promise.resolve(unhurried.stemCellStats().idle === 1), 'the base stem cell');
+    await assert.rejects(unhurried.createSandbox(broken));
+    await eventually(() => Promise.resolve(unhurried.stemCellStats().idle === 1), 'the replacement, unasked');
+    await unhurried.close();
   });
 });

@@ -171,8 +171,8 @@ interface Sandbox {
   /** The freeze of an idle sandbox (settled once its processes are stopped); null while it runs. */
   frozen: Promise<void> | null;
   /**
-   * Set on a stem cell a function took: starts the cell's replacement, once its first invocation has answered, it
-   * is torn down, or `StemCellOptions.replaceAfterMs` passed (see `StemCells.take`).
+   * Set on a stem cell a function took: starts the cell's replacement, once its first invocation has answered or
+   * `StemCellOptions.replaceAfterMs` passed (see `StemCells.take`).
    */
   replaceStemCell: (() => void) | null;
 }
@@ -469,6 +469,7 @@ export class Agent implements AgentApi {
     sandbox.active = null;
 
     const outcome = await this.outcomeOf(sandbox, spec, event, request, durationMs, active.log);
+    sandbox.replaceStemCell?.();
     outcome.logKey = this.uploadLog(spec.functionName, request.invocationId, active.log);
     if (!outcome.reusable) {
       await this.destroySandbox(instanceId);
@@ -477,7 +478,6 @@ export class Agent implements AgentApi {
       sandbox.invocations += 1;
       sandbox.idleSince = Date.now();
       if (this.freezeIdleMs === 0) this.freeze(sandbox);
-      sandbox.replaceStemCell?.();
     } else {
       // It died or was destroyed while the log was being stored.
       outcome.reusable = false;
@@ -634,7 +634,8 @@ export class Agent implements AgentApi {
   /**
    * A ready stem cell of this kind, or null. Its replacement starts once the cell has answered its first invocation
    * (`replaceStemCell`): launching a sandbox takes the node's CPU for tens of ms, which the cold start that took the
-   * cell would otherwise wait behind.
+   * cell would otherwise wait behind. A cell torn down without an answer (a deploy's trial, a failed init) is
+   * replaced after `replaceAfterMs`: the invocations that follow a deploy take the kind's other cells meanwhile.
    */
   private takeStemCell(kind: string): Sandbox | null {
     if (this.stemCells === null) return null;
@@ -1065,7 +1066,6 @@ export class Agent implements AgentApi {
 
   private async teardown(sandbox: Sandbox): Promise<void> {
     sandbox.state = 'stopping';
-    sandbox.replaceStemCell?.();
     await this.killProcess(sandbox);
     sandbox.socket?.destroy();
     try {
