@@ -5,7 +5,6 @@
  *
  * Runs in the sandbox: imports only node builtins and the protocol module.
  */
-import { spawnSync } from 'node:child_process';
 import { realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -303,6 +302,8 @@ function resolveHandlerFile(codeDir: string, handler: string): { file: string; s
 
 /** Node gives ESM syntax errors no location; `node --check` on the handler file finds it (when it is there). */
 function syntaxErrorLocation(file: string, root: string): string | null {
+  // Loaded here only: child_process and what it loads would stay in every idle sandbox's heap.
+  const { spawnSync } = process.getBuiltinModule('node:child_process');
   const check = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 5000 });
   if (check.status === 0) return null;
   for (const line of check.stderr.split('\n')) {
