@@ -248,6 +248,39 @@ describe('Agent with the process runtime', () => {
     await Promise.all([agent.destroySandbox(nested.instanceId), agent.destroySandbox(deps.instanceId)]);
   });
 
+  it('loads CommonJS and ES modules in .js files alike, an ES module with top-level await once', async () => {
+    const files = {
+      'fn.cjs': 'module.exports = function () {};\nmodule.exports.handler = async () => ({ style: "function" });\n',
+      'prim.cjs': 'module.exports = 42;\n',
+      'esm/package.json': '{ "type": "module" }\n',
+      'esm/tla.js':
+        'globalThis.loads = (globalThis.loads ?? 0) + 1;\nconst answer = await Promise.resolve(42);\n' +
+        'export const handler = async () => ({ answer, loads: globalThis.loads });\n',
+      'esm/plain.js': 'export default { handler: async () => ({ via: "default" }) };\n',
+      'bad.js': 'exports.handler = async () => {\n',
+    };
+    const loaded = async (handler: string) => {
+      const ref = await agent.createSandbox(await deploy('missing-export', { handler }, files));
+      const body = payload(await invoke(ref.instanceId, {}));
+      await agent.destroySandbox(ref.instanceId);
+      return body;
+    };
+    assert.deepEqual(await loaded('fn.handler'), { style: 'function' });
+    assert.deepEqual(await loaded('esm/tla.handler'), { answer: 42, loads: 1 });
+    assert.deepEqual(await loaded('esm/plain.handler'), { via: 'default' });
+    const refused = [
+      { handler: 'prim.handler', message: /prim\.cjs exports no function "handler"/ },
+      { handler: 'bad.handler', message: /SyntaxError in bad\.js:\d+: Unexpected end of input/ },
+    ];
+    for (const { handler, message } of refused) {
+      await assert.rejects(agent.createSandbox(await deploy('missing-export', { handler }, files)), (err: unknown) => {
+        assert.ok(isPlatformError(err, 'FUNCTION_INIT_ERROR'), String(err));
+        assert.match(err.message, message);
+        return true;
+      });
+    }
+  });
+
   it('reports handler errors with name, code and a trimmed stack, and keeps the sandbox', async () => {
     const ref = await agent.createSandbox(await deploy('throws'));
     const outcome = await invoke(ref.instanceId, { x: 1 });
@@ -702,7 +735,7 @@ describe('Agent with the process runtime', () => {
     await stemAgent.close();
   });
 
-  it('specialises stem cells: a cold start takes a pre-started sandbox of its kind, refilled in the background', async () => {
+  it('specialises stem cells: a cold start takes a pre-started sandbox of its kind, refilled once it answered', async () => {
     const spec = await deploy('echo', { env: { GREETING: 'stem' }, memoryMB: 128 });
     const kind = sandboxKind(spec.config);
     const stemAgent = new Agent({
@@ -710,7 +743,7 @@ describe('Agent with the process runtime', () => {
       runtime: new ProcessRuntime(),
       blobStore: blobs,
       workDir: join(root, 's'),
-      stemCells: { baseKinds: [kind], maxPerKind: 1, maxTotal: 2 },
+      stemCells: { baseKinds: [kind], maxPerKind: 1, maxTotal: 2, replaceAfterMs: 60_000 },
     });
     agents.push(stemAgent);
     await eventually(() => Promise.resolve(stemAgent.stemCellStats().idle === 1), 'the base stem cell');
@@ -720,9 +753,20 @@ describe('Agent with the process runtime', () => {
 
     const ref = await stemAgent.createSandbox(spec);
     assert.equal(await pidOf(ref.instanceId, stemAgent), cellPid, 'the stem cell became the sandbox');
+    assert.deepEqual(
+      stemAgent.stemCellStats().byKind[kind],
+      { idle: 0, starting: 0, target: 1 },
+      'no replacement starts before the cold start has answered',
+    );
     const body = payload(await invoke(ref.instanceId, { hi: 1 }, 3000, stemAgent));
     assert.equal((body['env'] as Record<string, unknown>)['GREETING'], 'stem', 'it runs the function it was given');
     await eventually(() => Promise.resolve(stemAgent.stemCellStats().idle === 1), 'the refill');
+    // A cell whose function fails to load (a deploy's trial, say) leaves the invocations that follow to the kind's
+    // other cells, and is replaced after replaceAfterMs.
+    const broken = await deploy('syntax-error', { memoryMB: 128 });
+    assert.equal(sandboxKind(broken.config), kind);
+    await assert.rejects(stemAgent.createSandbox(broken));
+    assert.deepEqual(stemAgent.stemCellStats().byKind[kind], { idle: 0, starting: 0, target: 1 });
 
     // Another kind misses, starts cold, and its kind gets a cell of its own within the total.
     const other = await deploy('echo', { memoryMB: 512 });
@@ -741,5 +785,19 @@ describe('Agent with the process runtime', () => {
 
     await stemAgent.close();
     assert.deepEqual(await shimsUnder(join(root, 's')), [], 'close() also stops the stem cells');
+
+    // A cell taken by a sandbox nobody invokes (min instances, a failed trial) is replaced after replaceAfterMs.
+    const unhurried = new Agent({
+      nodeId: 'unhurried',
+      runtime: new ProcessRuntime(),
+      blobStore: blobs,
+      workDir: join(root, 'u'),
+      stemCells: { baseKinds: [kind], maxPerKind: 1, maxTotal: 1, replaceAfterMs: 100 },
+    });
+    agents.push(unhurried);
+    await eventually(() => Promise.resolve(unhurried.stemCellStats().idle === 1), 'the base stem cell');
+    await assert.rejects(unhurried.createSandbox(broken));
+    await eventually(() => Promise.resolve(unhurried.stemCellStats().idle === 1), 'the replacement, unasked');
+    await unhurried.close();
   });
 });

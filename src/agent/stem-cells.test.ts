@@ -15,7 +15,7 @@ function pool(options: Partial<StemCellOptions> = {}, failKinds: string[] = []) 
   const launched: string[] = [];
   const discarded: string[] = [];
   const cells = new StemCells<Cell>(
-    { maxPerKind: 2, maxTotal: 3, idleMs: 60_000, baseKinds: [], ...options },
+    { maxPerKind: 2, maxTotal: 3, idleMs: 60_000, baseKinds: [], replaceAfterMs: 1000, ...options },
     (kind) => {
       launched.push(kind);
       if (failKinds.includes(kind)) return Promise.reject(new Error(`cannot start ${kind}`));
@@ -43,6 +43,34 @@ describe('StemCells', () => {
     await settle();
     assert.equal(cells.stats().idle, 2, 'refilled');
     assert.equal(launched.length, 3);
+    await cells.close();
+  });
+
+  it('starts the replacement of a taken cell once its caller says so, and after a miss at once', async () => {
+    const { cells, launched } = pool({ baseKinds: ['k'], maxPerKind: 1 });
+    await settle();
+    assert.equal(launched.length, 1);
+    let answered = (): void => {};
+    const cell = cells.take('k', new Promise<void>((resolve) => (answered = resolve)));
+    assert.ok(cell !== null);
+    await settle();
+    assert.equal(launched.length, 1, 'no replacement while the cold start that took the cell runs');
+    assert.deepEqual(cells.stats().byKind['k'], { idle: 0, starting: 0, target: 1 });
+    answered();
+    await settle();
+    assert.equal(launched.length, 2, 'replaced once its first answer is out');
+    assert.equal(cells.stats().idle, 1);
+    // A caller whose creation failed says so by rejecting: the cell is replaced all the same.
+    const failed = cells.take('k', Promise.reject(new Error('init failed')));
+    assert.ok(failed !== null);
+    await settle();
+    assert.equal(launched.length, 3);
+    // A miss starts a cell at once, whatever the caller would say.
+    assert.ok(cells.take('k', new Promise<void>(() => {})) !== null);
+    assert.equal(cells.take('k', new Promise<void>(() => {})), null);
+    assert.equal(launched.length, 4);
+    await settle();
+    assert.equal(cells.stats().idle, 1);
     await cells.close();
   });
 
@@ -108,7 +136,7 @@ describe('StemCells', () => {
   it('keeps the cells it has when the node is full, and gives up the least wanted idle cell to make room', async () => {
     let launches = 0;
     const cells = new StemCells<Cell>(
-      { maxPerKind: 2, maxTotal: 3, idleMs: 60_000, baseKinds: ['a'] },
+      { maxPerKind: 2, maxTotal: 3, idleMs: 60_000, baseKinds: ['a'], replaceAfterMs: 1000 },
       (kind) => {
         launches += 1;
         if (launches > 1) return Promise.reject(new PlatformError('TOO_MANY_REQUESTS', 'node is full'));

@@ -10,6 +10,11 @@ export interface StemCellOptions {
   idleMs: number;
   /** Kinds always kept at one cell at least (the default function settings). */
   baseKinds: string[];
+  /**
+   * The longest a taken cell's replacement waits for the caller's word (see `take`): a sandbox created without an
+   * invocation waiting (min instances) may not be invoked for a while. Default 1 s.
+   */
+  replaceAfterMs: number;
 }
 
 export const defaultStemCellOptions: StemCellOptions = {
@@ -17,6 +22,7 @@ export const defaultStemCellOptions: StemCellOptions = {
   maxTotal: 4,
   idleMs: 60_000,
   baseKinds: [],
+  replaceAfterMs: 1000,
 };
 
 /** What the pool needs from a cell. */
@@ -62,14 +68,28 @@ export class StemCells<T extends StemCell> {
     for (const kind of options.baseKinds) this.refill(kind);
   }
 
-  /** Take a ready cell of this kind, or null (a miss, which raises the kind's target). Refills in the background. */
-  take(kind: string): T | null {
+  /** See `StemCellOptions.replaceAfterMs`. */
+  get replaceAfterMs(): number {
+    return this.options.replaceAfterMs;
+  }
+
+  /**
+   * Take a ready cell of this kind, or null (a miss, which raises the kind's target). Refills in the background:
+   * at once after a miss; after a hit, once `refillAfter` settles when given. Starting a sandbox costs the node
+   * far more CPU than specialising one, so a cold start that found a cell lets its caller say when the replacement
+   * may start (its first answer sent) rather than compete with it.
+   */
+  take(kind: string, refillAfter?: Promise<unknown>): T | null {
     if (this.closed) return null;
     const entry = this.kindOf(kind);
     entry.lastDemand = Date.now();
     const cell = entry.idle.pop() ?? null;
     if (cell === null) entry.target = Math.min(this.options.maxPerKind, entry.target + 1);
-    this.refill(kind);
+    if (cell === null || refillAfter === undefined) this.refill(kind);
+    else {
+      const refill = (): void => this.refill(kind);
+      refillAfter.then(refill, refill);
+    }
     return cell;
   }
 

@@ -455,6 +455,8 @@ export class BwrapRuntime implements SandboxRuntime {
     const user = this.users.next();
     const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const child = spawn(this.bwrapPath, args, {
+        // Not the Agent's environment: a NODE_OPTIONS naming a host file would fail the probe's node.
+        env: { PATH: '/usr/bin:/bin' },
         stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
         ...(user === null ? {} : { uid: user, gid: user }),
       });

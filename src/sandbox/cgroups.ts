@@ -1,4 +1,5 @@
 import { access, constants, mkdir, readFile, readdir, realpath, rmdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Enforcement } from '../core/ports/sandbox-runtime.js';
 import { isProcessAlive } from './process-alive.js';
@@ -26,8 +27,20 @@ export interface CgroupHits {
 }
 
 const cpuPeriodUs = 100_000;
-/** Relative CPU weight of all sandboxes together against a control-plane process (1024 = equal). */
-const sandboxesCpuShares = 256;
+/**
+ * CPU weight of all sandboxes together, where one process weighs 1024: one process per CPU. A control-plane
+ * process (the gateway's event loop) can use one CPU at most, and keeps its share against them; the sandboxes, which
+ * weighed a quarter of one process, lost the CPU to any other busy process on the host (a load generator, say), so
+ * that invocations queued and the gateway spent more CPU on each request than with `process` sandboxes.
+ */
+function sandboxesCpuShares(): number {
+  return 1024 * Math.max(1, availableParallelism());
+}
+
+/** The cgroup v2 `cpu.weight` (1..10000, 100 = one process) of `sandboxesCpuShares`. */
+function sandboxesCpuWeight(): number {
+  return Math.min(10_000, Math.round((sandboxesCpuShares() / 1024) * 100));
+}
 const v1Controllers = ['memory', 'pids', 'cpu'] as const;
 /** Used where mounted: the freezer stops idle sandboxes, cpuacct counts their CPU time. */
 const v1OptionalControllers = ['freezer', 'cpuacct'] as const;
@@ -161,8 +174,9 @@ function v1Layout(parents: Map<V1Controller, string>): V1Layout {
 
 /**
  * Per-sandbox cgroups under one parent group for the node's sandboxes, on cgroup v1 (memory, pids and cpu
- * controllers, as on these machines) or v2. The parent has a low CPU weight so sandboxes never starve the
- * control plane; each sandbox gets a memory limit without swap, a pids limit and a CPU quota.
+ * controllers, as on these machines) or v2. The parent weighs one process per CPU (`sandboxesCpuShares`): the
+ * control plane keeps its share against all sandboxes together; each sandbox gets a memory limit without swap, a pids
+ * limit and a CPU quota.
  */
 export class Cgroups {
   private constructor(
@@ -215,7 +229,7 @@ export class Cgroups {
     }
     try {
       for (const parent of parents.values()) await mkdir(parent, { recursive: true });
-      await writeFile(join(root, 'cpu', name, 'cpu.shares'), String(sandboxesCpuShares));
+      await writeFile(join(root, 'cpu', name, 'cpu.shares'), String(sandboxesCpuShares()));
       const memory = join(root, 'memory', name);
       // Children count against the parent's memory (hierarchical accounting); already the default on new kernels.
       await writeIfPresent(join(memory, 'memory.use_hierarchy'), '1').catch(() => {});
@@ -244,7 +258,7 @@ export class Cgroups {
       await writeFile(join(root, 'cgroup.subtree_control'), '+memory +pids +cpu');
       await mkdir(parent, { recursive: true });
       await writeFile(join(parent, 'cgroup.subtree_control'), '+memory +pids +cpu');
-      await writeFile(join(parent, 'cpu.weight'), String(Math.round((sandboxesCpuShares / 1024) * 100)));
+      await writeFile(join(parent, 'cpu.weight'), String(sandboxesCpuWeight()));
       if (node !== undefined) {
         await writeFile(join(parent, 'memory.max'), String(node.memoryBytes));
         await writeIfPresent(join(parent, 'memory.swap.max'), '0');

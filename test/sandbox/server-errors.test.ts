@@ -2,7 +2,7 @@
 // given, or sets variables Node reads as it starts: what happened, not a symptom.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +83,24 @@ describe(
       );
       for (const value of ['--stack-trace-limit=7', '/var/task/certs/ca.pem'])
         assert.ok(!commandLines.some((line) => line.includes(value)), `${value} is in a command line`);
+    });
+
+    it('starts where its own NODE_OPTIONS names a file only the host has, and keeps it from functions', async () => {
+      // What a preload (a profiler, an APM agent) on the server looks like: the sandboxes' root holds no such file.
+      const preload = join(dataDir, 'host-preload.cjs');
+      await writeFile(preload, 'globalThis.hostPreloaded = true;\n');
+      const ownDir = await mkdtemp(join(tmpdir(), 'sv-bwrap-preload-'));
+      await chmod(ownDir, 0o711);
+      const preloaded = await startServer(['--sandbox', 'bwrap', '--no-examples'], ownDir, {
+        NODE_OPTIONS: `--require ${preload}`,
+      });
+      try {
+        await preloaded.client.deploy('env', await readBundle(fixture('env')));
+        const answer = await preloaded.client.invoke('env', { names: ['NODE_OPTIONS'] });
+        assert.deepEqual(JSON.parse(answer.payload), { NODE_OPTIONS: null });
+      } finally {
+        await preloaded.cleanup();
+      }
     });
 
     it('refuses at deploy, with the reason, NODE_OPTIONS it cannot honour', async () => {
