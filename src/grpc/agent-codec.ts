@@ -310,3 +310,53 @@ export function logLineFromProto(line: pb.StreamLogsResponse): StreamedLogLine {
     droppedBefore: line.droppedBefore,
   };
 }
+
+/**
+ * The InvokeStream's messages as bytes. Each side encodes its own messages (the stream's serializer passes bytes
+ * through) so that it knows their exact size before it sends them: grpc-js ends a call on a message over the limit,
+ * and one stream carries many invocations. The decoders return null for bytes that are not a message rather than
+ * throw, so a malformed message is ignored, never the end of the stream (grpc-js ends a call whose deserializer
+ * throws).
+ */
+export function invokeCallToBytes(callId: number, instanceId: string, request: InvokeRequest): Buffer {
+  return bufferOf(pb.InvokeCall.encode({ callId, request: invokeRequestToProto(instanceId, request) }).finish());
+}
+
+export function invokeCallFromBytes(bytes: Buffer): pb.InvokeCall | null {
+  try {
+    return pb.InvokeCall.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+export function invokeReplyToBytes(reply: pb.InvokeReply): Buffer {
+  return bufferOf(pb.InvokeReply.encode(reply).finish());
+}
+
+export function invokeReplyFromBytes(bytes: Buffer): pb.InvokeReply | null {
+  try {
+    return pb.InvokeReply.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** What an InvokeReply says besides its call id: an outcome or an error. */
+export type InvokeReplyResult = Omit<pb.InvokeReply, 'callId'>;
+
+function bytesAsTheyAre(bytes: Buffer): Buffer {
+  return bytes;
+}
+
+/** The Agent service as both ends speak it: InvokeStream's messages are the bytes above. */
+export const agentServiceDefinition = {
+  ...pb.AgentService,
+  invokeStream: {
+    ...pb.AgentService.invokeStream,
+    requestSerialize: bytesAsTheyAre,
+    requestDeserialize: invokeCallFromBytes,
+    responseSerialize: bytesAsTheyAre,
+    responseDeserialize: invokeReplyFromBytes,
+  },
+} as const;
