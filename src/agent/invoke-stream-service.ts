@@ -13,8 +13,8 @@ import { errorInfoFromError } from '../grpc/grpc-errors.js';
 import { maxMessageBytes, type CallGuard } from '../grpc/grpc-transport.js';
 import { StreamWriter } from '../grpc/stream-writer.js';
 
-/** An InvokeStream as the server sees it: decoded calls in (null for a malformed one), encoded replies out. */
-export type InvokeStreamCall = ServerDuplexStream<InvokeCall | null, Buffer>;
+/** An InvokeStream as the server sees it: decoded calls in (call id 0 for a malformed one), encoded replies out. */
+export type InvokeStreamCall = ServerDuplexStream<InvokeCall, Buffer>;
 
 /**
  * The Agent's InvokeStream (proto/savassan/agent/v1/agent.proto): each call on a stream runs as `agent.invoke` and is
@@ -69,9 +69,9 @@ export class InvokeStreamService {
       }
       writer.write(bytes);
     };
-    call.on('data', (message: InvokeCall | null) => {
+    call.on('data', (message: InvokeCall) => {
       if (over) return;
-      if (message === null || message.callId === 0) {
+      if (message.callId === 0) {
         this.logger.warn({ peer: call.getPeer() }, 'ignored a malformed InvokeStream message');
         return;
       }

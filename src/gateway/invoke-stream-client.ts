@@ -8,8 +8,8 @@ import { platformErrorFromGrpc, platformErrorFromInfo } from '../grpc/grpc-error
 import { maxMessageBytes } from '../grpc/grpc-transport.js';
 import { StreamWriter } from '../grpc/stream-writer.js';
 
-/** An InvokeStream as the client sees it: encoded calls out, decoded replies in (null for a malformed one). */
-export type InvokeStreamCall = ClientDuplexStream<Buffer, InvokeReply | null>;
+/** An InvokeStream as the client sees it: encoded calls out, decoded replies in (call id 0 for a malformed one). */
+export type InvokeStreamCall = ClientDuplexStream<Buffer, InvokeReply>;
 
 export interface InvokeStreamClientOptions {
   /** Open a new InvokeStream, with the cluster token; may throw when the channel is closed. */
@@ -96,7 +96,7 @@ export class InvokeStreamClient {
   #open(): OpenStream {
     const stream = new OpenStream(this.#options.open());
     this.#stream = stream;
-    stream.call.on('data', (reply: InvokeReply | null) => this.#answer(stream, reply));
+    stream.call.on('data', (reply: InvokeReply) => this.#answer(stream, reply));
     stream.call.on('error', (err: ServiceError) => this.#fail(stream, err));
     stream.call.on('status', (ended: StatusObject) => {
       if (ended.code === status.OK) this.#fail(stream, null);
@@ -104,16 +104,14 @@ export class InvokeStreamClient {
     return stream;
   }
 
-  #answer(stream: OpenStream, reply: InvokeReply | null): void {
-    const { peer, logger } = this.#options;
-    if (reply === null) {
-      logger.warn({ peer }, 'ignored a malformed InvokeStream reply');
-      return;
-    }
+  #answer(stream: OpenStream, reply: InvokeReply): void {
     const pending = stream.pending.get(reply.callId);
     if (pending === undefined) {
-      // A reply after its call's deadline, or a confused peer.
-      logger.warn({ peer, callId: reply.callId }, 'ignored an InvokeStream reply to no call in flight');
+      // A reply after its call's deadline, or a malformed one (call id 0), or a confused peer.
+      this.#options.logger.warn(
+        { peer: this.#options.peer, callId: reply.callId },
+        'ignored an InvokeStream reply to no call in flight',
+      );
       return;
     }
     stream.pending.delete(reply.callId);

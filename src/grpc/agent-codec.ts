@@ -314,19 +314,19 @@ export function logLineFromProto(line: pb.StreamLogsResponse): StreamedLogLine {
 /**
  * The InvokeStream's messages as bytes. Each side encodes its own messages (the stream's serializer passes bytes
  * through) so that it knows their exact size before it sends them: grpc-js ends a call on a message over the limit,
- * and one stream carries many invocations. The decoders return null for bytes that are not a message rather than
- * throw, so a malformed message is ignored, never the end of the stream (grpc-js ends a call whose deserializer
- * throws).
+ * and one stream carries many invocations. The decoders turn bytes that are not a message into one with call id 0,
+ * which no call has, rather than throw: a malformed message is ignored, never the end of the stream (grpc-js ends a
+ * call whose deserializer throws, and a null message would end the stream's reading side).
  */
 export function invokeCallToBytes(callId: number, instanceId: string, request: InvokeRequest): Buffer {
   return bufferOf(pb.InvokeCall.encode({ callId, request: invokeRequestToProto(instanceId, request) }).finish());
 }
 
-export function invokeCallFromBytes(bytes: Buffer): pb.InvokeCall | null {
+export function invokeCallFromBytes(bytes: Buffer): pb.InvokeCall {
   try {
     return pb.InvokeCall.decode(bytes);
   } catch {
-    return null;
+    return { callId: 0 };
   }
 }
 
@@ -334,11 +334,11 @@ export function invokeReplyToBytes(reply: pb.InvokeReply): Buffer {
   return bufferOf(pb.InvokeReply.encode(reply).finish());
 }
 
-export function invokeReplyFromBytes(bytes: Buffer): pb.InvokeReply | null {
+export function invokeReplyFromBytes(bytes: Buffer): pb.InvokeReply {
   try {
     return pb.InvokeReply.decode(bytes);
   } catch {
-    return null;
+    return { callId: 0 };
   }
 }
 
