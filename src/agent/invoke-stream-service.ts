@@ -2,7 +2,7 @@ import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { AgentApi, InvokeRequest } from '../core/ports/agent-api.js';
-import type { InvokeCall } from '../gen/savassan/agent/v1/agent.js';
+import type { InvokeStreamRequest } from '../gen/savassan/agent/v1/agent.js';
 import {
   invokeOutcomeToProto,
   invokeReplyToBytes,
@@ -14,7 +14,7 @@ import { maxMessageBytes, type CallGuard } from '../grpc/grpc-transport.js';
 import { StreamWriter } from '../grpc/stream-writer.js';
 
 /** An InvokeStream as the server sees it: decoded calls in (call id 0 for a malformed one), encoded replies out. */
-export type InvokeStreamCall = ServerDuplexStream<InvokeCall, Buffer>;
+export type InvokeStreamCall = ServerDuplexStream<InvokeStreamRequest, Buffer>;
 
 /**
  * The Agent's InvokeStream (proto/savassan/agent/v1/agent.proto): each call on a stream runs as `agent.invoke` and is
@@ -69,7 +69,7 @@ export class InvokeStreamService {
       }
       writer.write(bytes);
     };
-    call.on('data', (message: InvokeCall) => {
+    call.on('data', (message: InvokeStreamRequest) => {
       if (over) return;
       if (message.callId === 0) {
         this.logger.warn({ peer: call.getPeer() }, 'ignored a malformed InvokeStream message');

@@ -2,14 +2,14 @@ import { status, type ClientDuplexStream, type ServiceError, type StatusObject }
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { InvokeOutcome, InvokeRequest } from '../core/ports/agent-api.js';
-import type { InvokeReply } from '../gen/savassan/agent/v1/agent.js';
+import type { InvokeStreamResponse } from '../gen/savassan/agent/v1/agent.js';
 import { invokeCallToBytes, invokeOutcomeFromProto } from '../grpc/agent-codec.js';
 import { platformErrorFromGrpc, platformErrorFromInfo } from '../grpc/grpc-errors.js';
 import { maxMessageBytes } from '../grpc/grpc-transport.js';
 import { StreamWriter } from '../grpc/stream-writer.js';
 
 /** An InvokeStream as the client sees it: encoded calls out, decoded replies in (call id 0 for a malformed one). */
-export type InvokeStreamCall = ClientDuplexStream<Buffer, InvokeReply>;
+export type InvokeStreamCall = ClientDuplexStream<Buffer, InvokeStreamResponse>;
 
 export interface InvokeStreamClientOptions {
   /** Open a new InvokeStream, with the cluster token; may throw when the channel is closed. */
@@ -96,7 +96,7 @@ export class InvokeStreamClient {
   #open(): OpenStream {
     const stream = new OpenStream(this.#options.open());
     this.#stream = stream;
-    stream.call.on('data', (reply: InvokeReply) => this.#answer(stream, reply));
+    stream.call.on('data', (reply: InvokeStreamResponse) => this.#answer(stream, reply));
     stream.call.on('error', (err: ServiceError) => this.#fail(stream, err));
     stream.call.on('status', (ended: StatusObject) => {
       if (ended.code === status.OK) this.#fail(stream, null);
@@ -104,7 +104,7 @@ export class InvokeStreamClient {
     return stream;
   }
 
-  #answer(stream: OpenStream, reply: InvokeReply): void {
+  #answer(stream: OpenStream, reply: InvokeStreamResponse): void {
     const pending = stream.pending.get(reply.callId);
     if (pending === undefined) {
       // A reply after its call's deadline, or a malformed one (call id 0), or a confused peer.

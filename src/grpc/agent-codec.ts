@@ -319,31 +319,33 @@ export function logLineFromProto(line: pb.StreamLogsResponse): StreamedLogLine {
  * call whose deserializer throws, and a null message would end the stream's reading side).
  */
 export function invokeCallToBytes(callId: number, instanceId: string, request: InvokeRequest): Buffer {
-  return bufferOf(pb.InvokeCall.encode({ callId, request: invokeRequestToProto(instanceId, request) }).finish());
+  return bufferOf(
+    pb.InvokeStreamRequest.encode({ callId, request: invokeRequestToProto(instanceId, request) }).finish(),
+  );
 }
 
-export function invokeCallFromBytes(bytes: Buffer): pb.InvokeCall {
+export function invokeCallFromBytes(bytes: Buffer): pb.InvokeStreamRequest {
   try {
-    return pb.InvokeCall.decode(bytes);
+    return pb.InvokeStreamRequest.decode(bytes);
   } catch {
     return { callId: 0 };
   }
 }
 
-export function invokeReplyToBytes(reply: pb.InvokeReply): Buffer {
-  return bufferOf(pb.InvokeReply.encode(reply).finish());
+export function invokeReplyToBytes(reply: pb.InvokeStreamResponse): Buffer {
+  return bufferOf(pb.InvokeStreamResponse.encode(reply).finish());
 }
 
-export function invokeReplyFromBytes(bytes: Buffer): pb.InvokeReply {
+export function invokeReplyFromBytes(bytes: Buffer): pb.InvokeStreamResponse {
   try {
-    return pb.InvokeReply.decode(bytes);
+    return pb.InvokeStreamResponse.decode(bytes);
   } catch {
     return { callId: 0 };
   }
 }
 
-/** What an InvokeReply says besides its call id: an outcome or an error. */
-export type InvokeReplyResult = Omit<pb.InvokeReply, 'callId'>;
+/** What an InvokeStreamResponse says besides its call id: an outcome or an error. */
+export type InvokeReplyResult = Omit<pb.InvokeStreamResponse, 'callId'>;
 
 function bytesAsTheyAre(bytes: Buffer): Buffer {
   return bytes;

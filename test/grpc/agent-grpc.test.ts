@@ -22,8 +22,8 @@ import { serveAgent } from '../../src/agent/grpc-server.js';
 import {
   AgentClient,
   AgentService,
-  InvokeCall,
-  InvokeReply,
+  InvokeStreamRequest,
+  InvokeStreamResponse,
   InvokeStatus,
   type InvokeOutcome as ProtoInvokeOutcome,
   type ProveRequest,
@@ -77,7 +77,10 @@ function payloadOf(outcome: { status: string; payloadJson?: Uint8Array | undefin
 }
 
 /** The outcome a raw reply carries, as the client converts it. */
-function agentOutcome(reply: InvokeReply | undefined): { status: string; payloadJson?: Uint8Array | undefined } {
+function agentOutcome(reply: InvokeStreamResponse | undefined): {
+  status: string;
+  payloadJson?: Uint8Array | undefined;
+} {
   const outcome: ProtoInvokeOutcome | undefined = reply?.outcome;
   assert.ok(outcome, `expected an outcome, got ${JSON.stringify(reply)}`);
   return {
@@ -91,20 +94,20 @@ function rawInvokeStream(address: string, metadata: Metadata) {
   const client = new Client(address, credentials.createInsecure());
   const pass = (bytes: Buffer): Buffer => bytes;
   const call = client.makeBidiStreamRequest(AgentService.invokeStream.path, pass, pass, metadata);
-  const replies: InvokeReply[] = [];
+  const replies: InvokeStreamResponse[] = [];
   const waiters: (() => void)[] = [];
   call.on('data', (bytes: Buffer) => {
-    replies.push(InvokeReply.decode(bytes));
+    replies.push(InvokeStreamResponse.decode(bytes));
     for (const wake of waiters.splice(0)) wake();
   });
   const failed = new Promise<ServiceError>((resolve) => call.on('error', resolve));
   return {
     call,
     failed,
-    send: (message: InvokeCall | Buffer) =>
-      call.write(Buffer.isBuffer(message) ? message : Buffer.from(InvokeCall.encode(message).finish())),
+    send: (message: InvokeStreamRequest | Buffer) =>
+      call.write(Buffer.isBuffer(message) ? message : Buffer.from(InvokeStreamRequest.encode(message).finish())),
     /** Resolves once `count` replies came. */
-    async replies(count: number): Promise<InvokeReply[]> {
+    async replies(count: number): Promise<InvokeStreamResponse[]> {
       while (replies.length < count) await new Promise<void>((resolve) => waiters.push(resolve));
       return replies;
     },
@@ -401,7 +404,7 @@ describe('Agent over gRPC', () => {
       timeoutMs: 3000,
     });
     try {
-      raw.send(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x0f])); // not an InvokeCall
+      raw.send(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x0f])); // not an InvokeStreamRequest
       raw.send({ callId: 0, request: request(echo.instanceId, { no: 'call id' }) });
       raw.send({ callId: 7, request: request(randomUUID(), {}) });
       raw.send({ callId: 8 });
@@ -428,7 +431,7 @@ describe('Agent over gRPC', () => {
     const signer = new ProofSigner(token, 'agent', 'node-fake', () => bound, silentLogger);
     const reply = (callId: number, answer: string) =>
       Buffer.from(
-        InvokeReply.encode({
+        InvokeStreamResponse.encode({
           callId,
           outcome: {
             status: InvokeStatus.INVOKE_STATUS_SUCCESS,
@@ -451,7 +454,7 @@ describe('Agent over gRPC', () => {
             callback(null, { proof: signer.sign({ nonce, memberId, address }, call.getPeer()) });
           },
           invokeStream: (call: {
-            on(event: 'data', listener: (m: InvokeCall) => void): void;
+            on(event: 'data', listener: (m: InvokeStreamRequest) => void): void;
             write(b: Buffer): boolean;
           }) => {
             call.on('data', (message) => {

@@ -185,14 +185,14 @@ export interface InvokeRequest {
 }
 
 /** One invocation on the InvokeStream. */
-export interface InvokeCall {
+export interface InvokeStreamRequest {
   /** Chosen by the caller, unique among its calls in flight on the stream, never 0. */
   callId: number;
   request?: InvokeRequest | undefined;
 }
 
-/** The answer to the InvokeCall with the same call id. */
-export interface InvokeReply {
+/** The answer to the InvokeStreamRequest with the same call id. */
+export interface InvokeStreamResponse {
   callId: number;
   outcome?:
     | InvokeOutcome
@@ -1687,12 +1687,12 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
   },
 };
 
-function createBaseInvokeCall(): InvokeCall {
+function createBaseInvokeStreamRequest(): InvokeStreamRequest {
   return { callId: 0, request: undefined };
 }
 
-export const InvokeCall: MessageFns<InvokeCall> = {
-  encode(message: InvokeCall, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
+  encode(message: InvokeStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.callId !== 0) {
       writer.uint32(8).uint64(message.callId);
     }
@@ -1702,7 +1702,7 @@ export const InvokeCall: MessageFns<InvokeCall> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): InvokeCall {
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1711,7 +1711,7 @@ export const InvokeCall: MessageFns<InvokeCall> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseInvokeCall();
+      const message = createBaseInvokeStreamRequest();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1743,11 +1743,11 @@ export const InvokeCall: MessageFns<InvokeCall> = {
     }
   },
 
-  create<I extends Exact<DeepPartial<InvokeCall>, I>>(base?: I): InvokeCall {
-    return InvokeCall.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<InvokeStreamRequest>, I>>(base?: I): InvokeStreamRequest {
+    return InvokeStreamRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<InvokeCall>, I>>(object: I): InvokeCall {
-    const message = createBaseInvokeCall();
+  fromPartial<I extends Exact<DeepPartial<InvokeStreamRequest>, I>>(object: I): InvokeStreamRequest {
+    const message = createBaseInvokeStreamRequest();
     message.callId = object.callId ?? 0;
     message.request = (object.request !== undefined && object.request !== null)
       ? InvokeRequest.fromPartial(object.request)
@@ -1756,12 +1756,12 @@ export const InvokeCall: MessageFns<InvokeCall> = {
   },
 };
 
-function createBaseInvokeReply(): InvokeReply {
+function createBaseInvokeStreamResponse(): InvokeStreamResponse {
   return { callId: 0, outcome: undefined, error: undefined };
 }
 
-export const InvokeReply: MessageFns<InvokeReply> = {
-  encode(message: InvokeReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
+  encode(message: InvokeStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.callId !== 0) {
       writer.uint32(8).uint64(message.callId);
     }
@@ -1774,7 +1774,7 @@ export const InvokeReply: MessageFns<InvokeReply> = {
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): InvokeReply {
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1783,7 +1783,7 @@ export const InvokeReply: MessageFns<InvokeReply> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseInvokeReply();
+      const message = createBaseInvokeStreamResponse();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1823,11 +1823,11 @@ export const InvokeReply: MessageFns<InvokeReply> = {
     }
   },
 
-  create<I extends Exact<DeepPartial<InvokeReply>, I>>(base?: I): InvokeReply {
-    return InvokeReply.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<InvokeStreamResponse>, I>>(base?: I): InvokeStreamResponse {
+    return InvokeStreamResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<InvokeReply>, I>>(object: I): InvokeReply {
-    const message = createBaseInvokeReply();
+  fromPartial<I extends Exact<DeepPartial<InvokeStreamResponse>, I>>(object: I): InvokeStreamResponse {
+    const message = createBaseInvokeStreamResponse();
     message.callId = object.callId ?? 0;
     message.outcome = (object.outcome !== undefined && object.outcome !== null)
       ? InvokeOutcome.fromPartial(object.outcome)
@@ -2492,11 +2492,11 @@ export const AgentService = {
     responseDeserialize: (value: Buffer): CreateSandboxResponse => CreateSandboxResponse.decode(value),
   },
   /**
-   * Invocations, each on an idle sandbox, over one long-lived stream per caller connection: every InvokeCall is
-   * answered by one InvokeReply with its call id, in the order the invocations finish; many may be in flight.
-   * Function failures are outcomes, an invocation the Agent refuses is a reply with its error; the stream itself
-   * fails only when the connection does (or UNAUTHENTICATED at once without the token). The Agent enforces each
-   * function timeout. A message it cannot decode, or without a call id, is ignored. The Agent ends the stream
+   * Invocations, each on an idle sandbox, over one long-lived stream per caller connection: every InvokeStreamRequest
+   * is answered by one InvokeStreamResponse with its call id, in the order the invocations finish; many may be in
+   * flight. Function failures are outcomes, an invocation the Agent refuses is a reply with its error; the stream
+   * itself fails only when the connection does (or UNAUTHENTICATED at once without the token). The Agent enforces
+   * each function timeout. A message it cannot decode, or without a call id, is ignored. The Agent ends the stream
    * (status OK, when it shuts down or the caller half-closes) only after answering every call it read, so a call
    * still unanswered then never reached it.
    */
@@ -2504,10 +2504,11 @@ export const AgentService = {
     path: "/savassan.agent.v1.Agent/InvokeStream" as const,
     requestStream: true as const,
     responseStream: true as const,
-    requestSerialize: (value: InvokeCall): Buffer => Buffer.from(InvokeCall.encode(value).finish()),
-    requestDeserialize: (value: Buffer): InvokeCall => InvokeCall.decode(value),
-    responseSerialize: (value: InvokeReply): Buffer => Buffer.from(InvokeReply.encode(value).finish()),
-    responseDeserialize: (value: Buffer): InvokeReply => InvokeReply.decode(value),
+    requestSerialize: (value: InvokeStreamRequest): Buffer => Buffer.from(InvokeStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): InvokeStreamRequest => InvokeStreamRequest.decode(value),
+    responseSerialize: (value: InvokeStreamResponse): Buffer =>
+      Buffer.from(InvokeStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): InvokeStreamResponse => InvokeStreamResponse.decode(value),
   },
   /** Stop a sandbox and wait for its process to exit. Idempotent. */
   destroySandbox: {
@@ -2577,15 +2578,15 @@ export interface AgentServer extends UntypedServiceImplementation {
    */
   createSandbox: handleUnaryCall<CreateSandboxRequest, CreateSandboxResponse>;
   /**
-   * Invocations, each on an idle sandbox, over one long-lived stream per caller connection: every InvokeCall is
-   * answered by one InvokeReply with its call id, in the order the invocations finish; many may be in flight.
-   * Function failures are outcomes, an invocation the Agent refuses is a reply with its error; the stream itself
-   * fails only when the connection does (or UNAUTHENTICATED at once without the token). The Agent enforces each
-   * function timeout. A message it cannot decode, or without a call id, is ignored. The Agent ends the stream
+   * Invocations, each on an idle sandbox, over one long-lived stream per caller connection: every InvokeStreamRequest
+   * is answered by one InvokeStreamResponse with its call id, in the order the invocations finish; many may be in
+   * flight. Function failures are outcomes, an invocation the Agent refuses is a reply with its error; the stream
+   * itself fails only when the connection does (or UNAUTHENTICATED at once without the token). The Agent enforces
+   * each function timeout. A message it cannot decode, or without a call id, is ignored. The Agent ends the stream
    * (status OK, when it shuts down or the caller half-closes) only after answering every call it read, so a call
    * still unanswered then never reached it.
    */
-  invokeStream: handleBidiStreamingCall<InvokeCall, InvokeReply>;
+  invokeStream: handleBidiStreamingCall<InvokeStreamRequest, InvokeStreamResponse>;
   /** Stop a sandbox and wait for its process to exit. Idempotent. */
   destroySandbox: handleUnaryCall<DestroySandboxRequest, DestroySandboxResponse>;
   listSandboxes: handleUnaryCall<ListSandboxesRequest, ListSandboxesResponse>;
@@ -2625,17 +2626,20 @@ export interface AgentClient extends Client {
     callback: (error: ServiceError | null, response: CreateSandboxResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Invocations, each on an idle sandbox, over one long-lived stream per caller connection: every InvokeCall is
-   * answered by one InvokeReply with its call id, in the order the invocations finish; many may be in flight.
-   * Function failures are outcomes, an invocation the Agent refuses is a reply with its error; the stream itself
-   * fails only when the connection does (or UNAUTHENTICATED at once without the token). The Agent enforces each
-   * function timeout. A message it cannot decode, or without a call id, is ignored. The Agent ends the stream
+   * Invocations, each on an idle sandbox, over one long-lived stream per caller connection: every InvokeStreamRequest
+   * is answered by one InvokeStreamResponse with its call id, in the order the invocations finish; many may be in
+   * flight. Function failures are outcomes, an invocation the Agent refuses is a reply with its error; the stream
+   * itself fails only when the connection does (or UNAUTHENTICATED at once without the token). The Agent enforces
+   * each function timeout. A message it cannot decode, or without a call id, is ignored. The Agent ends the stream
    * (status OK, when it shuts down or the caller half-closes) only after answering every call it read, so a call
    * still unanswered then never reached it.
    */
-  invokeStream(): ClientDuplexStream<InvokeCall, InvokeReply>;
-  invokeStream(options: Partial<CallOptions>): ClientDuplexStream<InvokeCall, InvokeReply>;
-  invokeStream(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<InvokeCall, InvokeReply>;
+  invokeStream(): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;
+  invokeStream(options: Partial<CallOptions>): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;
+  invokeStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;
   /** Stop a sandbox and wait for its process to exit. Idempotent. */
   destroySandbox(
     request: DestroySandboxRequest,
