@@ -2,16 +2,10 @@ import { Metadata, type ServerWritableStream } from '@grpc/grpc-js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { AgentApi, SandboxLogLine } from '../core/ports/agent-api.js';
 import type { NodeInfo } from '../core/ports/cluster.js';
+import type { AgentServer, StreamLogsRequest, StreamLogsResponse } from '../gen/savassan/agent/v1/agent.js';
 import {
-  AgentService,
-  type AgentServer,
-  type StreamLogsRequest,
-  type StreamLogsResponse,
-} from '../gen/savassan/agent/v1/agent.js';
-import {
+  agentServiceDefinition,
   instanceRefToProto,
-  invokeOutcomeToProto,
-  invokeRequestFromProto,
   logFilterFromProto,
   logFilterMatches,
   logLineToProto,
@@ -22,6 +16,7 @@ import {
 import { CallGuard, serveGrpc, type GrpcServerHandle } from '../grpc/grpc-transport.js';
 import { ProofSigner } from '../grpc/peer-proof.js';
 import type { Agent } from './agent.js';
+import { InvokeStreamService, type InvokeStreamCall } from './invoke-stream-service.js';
 
 export interface AgentServerOptions {
   /** `host:port` (port 0 picks one) or `unix:/path`. */
@@ -42,6 +37,13 @@ export interface AgentServerOptions {
 /** What the server needs of the Agent: the port plus its live log hook. */
 export type ServedAgent = AgentApi & Pick<Agent, 'onLog'>;
 
+/** The handlers of the Agent service; InvokeStream's messages are bytes each side encodes itself (agent-codec). */
+type AgentImplementation = {
+  [Method in keyof typeof agentServiceDefinition]: Method extends 'invokeStream'
+    ? (call: InvokeStreamCall) => void
+    : AgentServer[Method];
+};
+
 /**
  * Serve an Agent over gRPC (service savassan.agent.v1.Agent, proto/savassan/agent/v1/agent.proto) for the Gateways
  * and Managers of the cluster. Closing the server ends open log streams and leaves the Agent running.
@@ -53,6 +55,7 @@ export async function serveAgent(agent: ServedAgent, options: AgentServerOptions
   const streams = new Set<ServerWritableStream<StreamLogsRequest, StreamLogsResponse>>();
   let bound = '';
   const signer = new ProofSigner(options.token, 'agent', agent.nodeId, () => options.advertise ?? bound, logger);
+  const invocations = new InvokeStreamService(agent, guard, logger);
 
   const streamLogs: AgentServer['streamLogs'] = (call) => {
     if (!guard.authorized(call.metadata)) {
@@ -89,14 +92,11 @@ export async function serveAgent(agent: ServedAgent, options: AgentServerOptions
     call.sendMetadata(new Metadata());
   };
 
-  const service: AgentServer = {
+  const service: AgentImplementation = {
     createSandbox: guard.unary('CreateSandbox', async (request) => ({
       instance: instanceRefToProto(await agent.createSandbox(sandboxSpecFromProto(request.spec))),
     })),
-    invoke: guard.unary('Invoke', async (message) => {
-      const { instanceId, request } = invokeRequestFromProto(message);
-      return { outcome: invokeOutcomeToProto(await agent.invoke(instanceId, request)) };
-    }),
+    invokeStream: invocations.handle,
     destroySandbox: guard.unary('DestroySandbox', async (request) => {
       await agent.destroySandbox(request.instanceId);
       return {};
@@ -113,10 +113,11 @@ export async function serveAgent(agent: ServedAgent, options: AgentServerOptions
     ),
   };
 
-  const handle = await serveGrpc(options.address, (server) => server.addService(AgentService, service), {
+  const handle = await serveGrpc(options.address, (server) => server.addService(agentServiceDefinition, service), {
     graceMs: options.graceMs,
     beforeClose: () => {
       for (const call of streams) call.end();
+      invocations.drain();
     },
   });
   bound = handle.address;

@@ -99,7 +99,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     closers.add(() => registration.deregister());
     const members = await MembershipDirectory.open({
       membership: cluster.membership,
-      connect: agentDialer(options.token),
+      connect: agentDialer(options.token, logger),
       logger,
     });
     closers.add(() => members.close());

@@ -93,7 +93,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
     let replaceFor: (instances: InstanceRef[]) => void = () => {};
     const directory = await MembershipDirectory.open({
       membership: cluster.membership,
-      connect: agentDialer(options.token),
+      connect: agentDialer(options.token, logger),
       onLeave: (nodeId) => {
         void pool.purgeNode(nodeId).then(
           (purged) => {

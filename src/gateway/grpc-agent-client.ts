@@ -1,13 +1,13 @@
 import { Metadata, credentials, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { PlatformError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import type { AgentApi, InvokeOutcome, InvokeRequest, SandboxInfo, SandboxSpec } from '../core/ports/agent-api.js';
 import type { NodeInfo } from '../core/ports/cluster.js';
 import type { InstanceRef } from '../core/types.js';
 import { AgentClient, type StreamLogsResponse } from '../gen/savassan/agent/v1/agent.js';
 import {
+  agentServiceDefinition,
   instanceRefFromProto,
-  invokeOutcomeFromProto,
-  invokeRequestToProto,
   logFilterToProto,
   logLineFromProto,
   nodeInfoFromProto,
@@ -19,6 +19,7 @@ import {
 import { platformErrorFromGrpc } from '../grpc/grpc-errors.js';
 import { bearerMetadata, callUnary, grpcChannelOptions, type UnaryMethod } from '../grpc/grpc-transport.js';
 import { newChallenge, verifyPeer } from '../grpc/peer-proof.js';
+import { InvokeStreamClient } from './invoke-stream-client.js';
 
 export type { LogFilter, StreamedLogLine } from '../grpc/agent-codec.js';
 
@@ -29,12 +30,14 @@ export interface GrpcAgentClientOptions {
   address: string;
   /** The shared cluster token. */
   token: string;
-  /** Added to the function timeout for the Invoke deadline: the Agent enforces the timeout itself. Default 5 s. */
+  /** Added to the function timeout for an invocation's deadline: the Agent enforces the timeout itself. Default 5 s. */
   invokeMarginMs?: number | undefined;
   /** Deadline of CreateSandbox (code download, extraction, init). Default 30 s. */
   createDeadlineMs?: number | undefined;
   /** Deadline of the other calls. Default 10 s. */
   callDeadlineMs?: number | undefined;
+  /** Where malformed or unexpected replies of the node are reported. */
+  logger?: Logger | undefined;
 }
 
 /** A node that does not answer its proof within this long is not verified (it is asked again later). */
@@ -67,6 +70,7 @@ export class GrpcAgentClient implements AgentApi {
   private readonly callDeadlineMs: number;
   private readonly client: AgentClient;
   private readonly streams = new Set<ClientReadableStream<StreamLogsResponse>>();
+  private readonly invocations: InvokeStreamClient;
   private verified: Promise<void> | null = null;
   /** Set once the proof checked out: calls (invocations among them) then skip the await on `verified`. */
   private proven = false;
@@ -81,6 +85,13 @@ export class GrpcAgentClient implements AgentApi {
     this.createDeadlineMs = options.createDeadlineMs ?? 30_000;
     this.callDeadlineMs = options.callDeadlineMs ?? 10_000;
     this.client = new AgentClient(options.address, credentials.createInsecure(), grpcChannelOptions);
+    const { path, requestSerialize, responseDeserialize } = agentServiceDefinition.invokeStream;
+    this.invocations = new InvokeStreamClient({
+      open: () =>
+        this.client.makeBidiStreamRequest(path, requestSerialize, responseDeserialize, bearerMetadata(this.token)),
+      peer: this.peer,
+      logger: (options.logger ?? silentLogger).child({ component: 'agent-client', nodeId: options.nodeId }),
+    });
   }
 
   /**
@@ -119,14 +130,16 @@ export class GrpcAgentClient implements AgentApi {
     return instanceRefFromProto(response.instance);
   }
 
+  /**
+   * Run one invocation, as a message on the InvokeStream kept open to the node (see InvokeStreamClient): UNAVAILABLE
+   * with `notDelivered` when it provably never reached the Agent, UNAVAILABLE without it when the node was lost
+   * while it may have run.
+   */
   async invoke(instanceId: string, request: InvokeRequest): Promise<InvokeOutcome> {
-    const response = await this.call(
-      'Invoke',
-      this.client.invoke.bind(this.client),
-      invokeRequestToProto(instanceId, request),
-      request.timeoutMs + this.invokeMarginMs,
-    );
-    return invokeOutcomeFromProto(response.outcome);
+    this.assertOpen('Invoke');
+    if (!this.proven) await this.verify();
+    this.assertOpen('Invoke');
+    return this.invocations.invoke(instanceId, request, request.timeoutMs + this.invokeMarginMs);
   }
 
   async destroySandbox(instanceId: string): Promise<void> {
@@ -185,11 +198,12 @@ export class GrpcAgentClient implements AgentApi {
     return { ended, close };
   }
 
-  /** Close the connection; open log streams are cancelled, later calls reject UNAVAILABLE. Idempotent. */
+  /** Close the connection; open streams are cancelled (invocations in flight reject UNAVAILABLE), later calls reject UNAVAILABLE. Idempotent. */
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
       for (const call of this.streams) call.cancel();
+      this.invocations.close();
       this.client.close();
     }
     return Promise.resolve();

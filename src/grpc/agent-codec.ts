@@ -310,3 +310,55 @@ export function logLineFromProto(line: pb.StreamLogsResponse): StreamedLogLine {
     droppedBefore: line.droppedBefore,
   };
 }
+
+/**
+ * The InvokeStream's messages as bytes. Each side encodes its own messages (the stream's serializer passes bytes
+ * through) so that it knows their exact size before it sends them: grpc-js ends a call on a message over the limit,
+ * and one stream carries many invocations. The decoders turn bytes that are not a message into one with call id 0,
+ * which no call has, rather than throw: a malformed message is ignored, never the end of the stream (grpc-js ends a
+ * call whose deserializer throws, and a null message would end the stream's reading side).
+ */
+export function invokeCallToBytes(callId: number, instanceId: string, request: InvokeRequest): Buffer {
+  return bufferOf(
+    pb.InvokeStreamRequest.encode({ callId, request: invokeRequestToProto(instanceId, request) }).finish(),
+  );
+}
+
+export function invokeCallFromBytes(bytes: Buffer): pb.InvokeStreamRequest {
+  try {
+    return pb.InvokeStreamRequest.decode(bytes);
+  } catch {
+    return { callId: 0 };
+  }
+}
+
+export function invokeReplyToBytes(reply: pb.InvokeStreamResponse): Buffer {
+  return bufferOf(pb.InvokeStreamResponse.encode(reply).finish());
+}
+
+export function invokeReplyFromBytes(bytes: Buffer): pb.InvokeStreamResponse {
+  try {
+    return pb.InvokeStreamResponse.decode(bytes);
+  } catch {
+    return { callId: 0 };
+  }
+}
+
+/** What an InvokeStreamResponse says besides its call id: an outcome or an error. */
+export type InvokeReplyResult = Omit<pb.InvokeStreamResponse, 'callId'>;
+
+function bytesAsTheyAre(bytes: Buffer): Buffer {
+  return bytes;
+}
+
+/** The Agent service as both ends speak it: InvokeStream's messages are the bytes above. */
+export const agentServiceDefinition = {
+  ...pb.AgentService,
+  invokeStream: {
+    ...pb.AgentService.invokeStream,
+    requestSerialize: bytesAsTheyAre,
+    requestDeserialize: invokeCallFromBytes,
+    responseSerialize: bytesAsTheyAre,
+    responseDeserialize: invokeReplyFromBytes,
+  },
+} as const;

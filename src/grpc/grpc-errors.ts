@@ -32,15 +32,25 @@ function isErrorCode(code: string): code is ErrorCode {
   return Object.hasOwn(errorCodes, code);
 }
 
+/** A PlatformError as the message that carries it: in a failed call's trailer, or in an InvokeReply. */
+export function errorInfoFromError(error: PlatformError): PlatformErrorInfo {
+  return { code: error.code, message: error.rawMessage, detailsJson: JSON.stringify(error.details) };
+}
+
+/** The PlatformError an info message carries (an unknown code becomes INTERNAL); throws on details that are not JSON. */
+export function platformErrorFromInfo(info: PlatformErrorInfo, cause?: unknown): PlatformError {
+  const details: unknown = info.detailsJson === '' ? {} : JSON.parse(info.detailsJson);
+  return new PlatformError(isErrorCode(info.code) ? info.code : 'INTERNAL', info.message, {
+    cause,
+    details: typeof details === 'object' && details !== null ? (details as Record<string, unknown>) : {},
+  });
+}
+
 /** What a server answers a failed call with: a coarse gRPC status, the PlatformError exactly in the trailer. */
 export function grpcStatusFromError(err: unknown): Partial<StatusObject> & { code: status } {
   const error = PlatformError.from(err);
   const metadata = new Metadata();
-  const info = PlatformErrorInfo.encode({
-    code: error.code,
-    message: error.rawMessage,
-    detailsJson: JSON.stringify(error.details),
-  }).finish();
+  const info = PlatformErrorInfo.encode(errorInfoFromError(error)).finish();
   metadata.set(errorInfoKey, Buffer.from(info));
   metadata.set(errorCodeKey, error.code);
   return { code: grpcStatusOf[error.code], details: error.rawMessage, metadata };
@@ -50,12 +60,7 @@ function decodeInfo(err: ServiceError): PlatformError | null {
   const [value] = err.metadata?.get(errorInfoKey) ?? [];
   if (!Buffer.isBuffer(value)) return null;
   try {
-    const info = PlatformErrorInfo.decode(value);
-    const details: unknown = info.detailsJson === '' ? {} : JSON.parse(info.detailsJson);
-    return new PlatformError(isErrorCode(info.code) ? info.code : 'INTERNAL', info.message, {
-      cause: err,
-      details: typeof details === 'object' && details !== null ? (details as Record<string, unknown>) : {},
-    });
+    return platformErrorFromInfo(PlatformErrorInfo.decode(value), err);
   } catch {
     return null;
   }

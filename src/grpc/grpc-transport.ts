@@ -80,10 +80,16 @@ export class CallGuard {
     );
   }
 
-  /** The status a failed call ends with; logged when the platform is at fault. */
-  failure(method: string, err: unknown): StatusObject {
+  /** The PlatformError a failed call answers with; logged when the platform is at fault. */
+  report(method: string, err: unknown): PlatformError {
     const error = PlatformError.from(err);
     if (!error.isUserError) this.logger.warn({ err: error, method }, 'gRPC call failed');
+    return error;
+  }
+
+  /** The status a failed call ends with; logged when the platform is at fault. */
+  failure(method: string, err: unknown): StatusObject {
+    const error = this.report(method, err);
     const { code, details = error.rawMessage, metadata = new Metadata() } = grpcStatusFromError(error);
     return { code, details, metadata };
   }

@@ -2,13 +2,14 @@
 // `npm run build`), its gRPC server on loopback TCP and on a Unix socket, and the Gateway's client.
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { zipSync } from 'fflate';
 import { isPlatformError, type ErrorCode, type PlatformError } from '../../src/core/errors.js';
 import { compileFunctionConfig, type FunctionConfigInput } from '../../src/core/function-config.js';
@@ -18,15 +19,28 @@ import { blobKeys } from '../../src/core/types.js';
 import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
 import { Agent } from '../../src/agent/agent.js';
 import { serveAgent } from '../../src/agent/grpc-server.js';
-import { AgentClient, type StreamLogsResponse } from '../../src/gen/savassan/agent/v1/agent.js';
+import {
+  AgentClient,
+  AgentService,
+  InvokeStreamRequest,
+  InvokeStreamResponse,
+  InvokeStatus,
+  type InvokeOutcome as ProtoInvokeOutcome,
+  type ProveRequest,
+  type StreamLogsResponse,
+} from '../../src/gen/savassan/agent/v1/agent.js';
 import { RoutingClient } from '../../src/gen/savassan/gateway/v1/routing.js';
 import { GrpcAgentClient, type StreamedLogLine } from '../../src/gateway/grpc-agent-client.js';
 import { pushRoutingTable, serveRouting } from '../../src/gateway/grpc-routing.js';
-import { bearerMetadata, type GrpcServerHandle } from '../../src/grpc/grpc-transport.js';
+import { agentServiceDefinition } from '../../src/grpc/agent-codec.js';
+import { bearerMetadata, serveGrpc, type GrpcServerHandle } from '../../src/grpc/grpc-transport.js';
+import { ProofSigner } from '../../src/grpc/peer-proof.js';
+import { silentLogger } from '../../src/core/logger.js';
 import { ProcessRuntime } from '../../src/sandbox/process-runtime.js';
 import { startTcpRelay } from '../kit/tcp-relay.js';
 
 const fixturesDir = fileURLToPath(new URL('../fixtures/functions/', import.meta.url));
+const agentProcessScript = fileURLToPath(new URL('../helpers/agent-process.ts', import.meta.url));
 const token = 'cluster-secret-token';
 
 /** A fixture function as the zip a deploy stores. */
@@ -53,6 +67,85 @@ function rejectsWith(code: ErrorCode, check?: (err: PlatformError) => void): (er
     assert.ok(isPlatformError(err, code), `expected ${code}, got ${String(err)}`);
     check?.(err);
     return true;
+  };
+}
+
+/** The JSON a successful outcome carries. */
+function payloadOf(outcome: { status: string; payloadJson?: Uint8Array | undefined }): unknown {
+  assert.equal(outcome.status, 'success');
+  return JSON.parse(new TextDecoder().decode(outcome.payloadJson));
+}
+
+/** The outcome a raw reply carries, as the client converts it. */
+function agentOutcome(reply: InvokeStreamResponse | undefined): {
+  status: string;
+  payloadJson?: Uint8Array | undefined;
+} {
+  const outcome: ProtoInvokeOutcome | undefined = reply?.outcome;
+  assert.ok(outcome, `expected an outcome, got ${JSON.stringify(reply)}`);
+  return {
+    status: outcome.status === InvokeStatus.INVOKE_STATUS_SUCCESS ? 'success' : 'other',
+    payloadJson: outcome.payloadJson,
+  };
+}
+
+/** A raw InvokeStream that sends and receives bytes as they are, to play a peer that sends anything. */
+function rawInvokeStream(address: string, metadata: Metadata) {
+  const client = new Client(address, credentials.createInsecure());
+  const pass = (bytes: Buffer): Buffer => bytes;
+  const call = client.makeBidiStreamRequest(AgentService.invokeStream.path, pass, pass, metadata);
+  const replies: InvokeStreamResponse[] = [];
+  const waiters: (() => void)[] = [];
+  call.on('data', (bytes: Buffer) => {
+    replies.push(InvokeStreamResponse.decode(bytes));
+    for (const wake of waiters.splice(0)) wake();
+  });
+  const failed = new Promise<ServiceError>((resolve) => call.on('error', resolve));
+  return {
+    call,
+    failed,
+    send: (message: InvokeStreamRequest | Buffer) =>
+      call.write(Buffer.isBuffer(message) ? message : Buffer.from(InvokeStreamRequest.encode(message).finish())),
+    /** Resolves once `count` replies came. */
+    async replies(count: number): Promise<InvokeStreamResponse[]> {
+      while (replies.length < count) await new Promise<void>((resolve) => waiters.push(resolve));
+      return replies;
+    },
+    close(): void {
+      call.on('error', () => {});
+      call.cancel();
+      client.close();
+    },
+  };
+}
+
+/** An Agent in a process of its own (test/helpers/agent-process.ts). */
+async function startAgentProcess(
+  address: string,
+  root: string,
+): Promise<{ address: string; child: ChildProcess; kill(): Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', agentProcessScript, address, join(root, 'blobs'), join(root, `w-${randomUUID()}`), token],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  const bound = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = /serving (\S+)/.exec(out);
+      if (match) resolve(match[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`the agent process exited (${code}): ${out}`)));
+  });
+  const exited = once(child, 'exit');
+  return {
+    address: bound,
+    child,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    },
   };
 }
 
@@ -263,10 +356,226 @@ describe('Agent over gRPC', () => {
     assert.deepEqual(await unixClient.getNodeInfo(), nodeInfo);
   });
 
+  it('runs many invocations at once on one stream and pairs each reply with its call', async () => {
+    const echoes = await Promise.all([1, 2, 3, 4, 5, 6].map(async () => tcpClient.createSandbox(await deploy('echo'))));
+    const sleeper = await tcpClient.createSandbox(await deploy('sleeper'));
+    // Sent first, answered last: replies come in the order the invocations finish.
+    let slowAnswered = false;
+    const slow = tcpClient
+      .invoke(sleeper.instanceId, {
+        invocationId: randomUUID(),
+        eventJson: Buffer.from('{"ms":60000}'),
+        timeoutMs: 30_000,
+      })
+      .finally(() => (slowAnswered = true));
+    for (let round = 0; round < 5; round++) {
+      const sent = echoes.map((echo, i) => ({ echo, event: { round, i, id: randomUUID() } }));
+      const outcomes = await Promise.all(
+        sent.map(({ echo, event }) =>
+          tcpClient.invoke(echo.instanceId, {
+            invocationId: event.id,
+            eventJson: Buffer.from(JSON.stringify(event)),
+            timeoutMs: 5000,
+          }),
+        ),
+      );
+      outcomes.forEach((outcome, i) => {
+        const body = payloadOf(outcome) as { event: unknown; context: { awsRequestId: string } };
+        assert.deepEqual(body.event, sent[i]!.event);
+        assert.equal(body.context.awsRequestId, sent[i]!.event.id);
+      });
+    }
+    assert.equal(slowAnswered, false);
+    // Destroying the busy sandbox ends its invocation, whose outcome reaches the call still waiting for it.
+    await tcpClient.destroySandbox(sleeper.instanceId);
+    const ended = await slow;
+    assert.equal(ended.reusable, false);
+    assert.notEqual(ended.status, 'success');
+    for (const echo of echoes) await tcpClient.destroySandbox(echo.instanceId);
+  });
+
+  it('answers stream calls it cannot run with their error, ignores malformed messages, and keeps the stream', async () => {
+    const echo = await tcpClient.createSandbox(await deploy('echo'));
+    const raw = rawInvokeStream(tcp.address, bearerMetadata(token));
+    const request = (instanceId: string, event: unknown) => ({
+      instanceId,
+      invocationId: randomUUID(),
+      eventJson: Buffer.from(JSON.stringify(event)),
+      timeoutMs: 3000,
+    });
+    try {
+      raw.send(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x0f])); // not an InvokeStreamRequest
+      raw.send({ callId: 0, request: request(echo.instanceId, { no: 'call id' }) });
+      raw.send({ callId: 7, request: request(randomUUID(), {}) });
+      raw.send({ callId: 8 });
+      raw.send({ callId: 9, request: request(echo.instanceId, { after: 'garbage' }) });
+      const replies = new Map((await raw.replies(3)).map((reply) => [reply.callId, reply]));
+      assert.deepEqual([...replies.keys()].sort(), [7, 8, 9]);
+      assert.equal(replies.get(7)?.error?.code, 'UNAVAILABLE');
+      assert.match(replies.get(7)?.error?.message ?? '', /^sandbox [0-9a-f-]+ is gone$/);
+      assert.deepEqual(JSON.parse(replies.get(7)?.error?.detailsJson ?? ''), { notDelivered: true });
+      assert.equal(replies.get(8)?.error?.code, 'BAD_REQUEST');
+      assert.deepEqual((payloadOf(agentOutcome(replies.get(9))) as { event: unknown }).event, { after: 'garbage' });
+      // Nothing more was answered: the next reply is the next call's.
+      raw.send({ callId: 10, request: request(echo.instanceId, { last: true }) });
+      const [, , , next] = await raw.replies(4);
+      assert.equal(next?.callId, 10);
+    } finally {
+      raw.close();
+    }
+    await tcpClient.destroySandbox(echo.instanceId);
+  });
+
+  it('ignores replies of a node to no call in flight, and malformed ones', async () => {
+    let bound = '';
+    const signer = new ProofSigner(token, 'agent', 'node-fake', () => bound, silentLogger);
+    const reply = (callId: number, answer: string) =>
+      Buffer.from(
+        InvokeStreamResponse.encode({
+          callId,
+          outcome: {
+            status: InvokeStatus.INVOKE_STATUS_SUCCESS,
+            payloadJson: Buffer.from(answer),
+            durationMs: 1,
+            reusable: true,
+          },
+        }).finish(),
+      );
+    // A node that answers each call with a reply to another call, bytes that are no reply, then the reply.
+    const fake = await serveGrpc(
+      '127.0.0.1:0',
+      (server) =>
+        server.addService(agentServiceDefinition, {
+          prove: (
+            call: { request: ProveRequest; getPeer(): string },
+            callback: (error: null, response: { proof: Buffer }) => void,
+          ) => {
+            const { nonce, nodeId: memberId, address } = call.request;
+            callback(null, { proof: signer.sign({ nonce, memberId, address }, call.getPeer()) });
+          },
+          invokeStream: (call: {
+            on(event: 'data', listener: (m: InvokeStreamRequest) => void): void;
+            write(b: Buffer): boolean;
+          }) => {
+            call.on('data', (message) => {
+              call.write(reply(message.callId + 1000, '"wrong"'));
+              call.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]));
+              call.write(reply(message.callId, '"right"'));
+            });
+          },
+        }),
+      { graceMs: 100 },
+    );
+    bound = fake.address;
+    servers.push(fake);
+    const remote = client(fake.address, { nodeId: 'node-fake' });
+    for (let i = 0; i < 3; i++) {
+      const outcome = await remote.invoke(randomUUID(), {
+        invocationId: randomUUID(),
+        eventJson: Buffer.from('{}'),
+        timeoutMs: 3000,
+      });
+      assert.equal(payloadOf(outcome), 'right');
+    }
+    await remote.close();
+  });
+
+  it('answers invocations in flight when its server closes, and the next invocation reopens the stream', async () => {
+    const first = await serveAgent(agent, { address: '127.0.0.1:0', token, nodeInfo: () => Promise.resolve(nodeInfo) });
+    const remote = client(first.address);
+    const echo = await remote.createSandbox(await deploy('echo'));
+    const sleeper = await remote.createSandbox(await deploy('sleeper'));
+    const invoke = (instanceId: string, event: unknown) =>
+      remote.invoke(instanceId, {
+        invocationId: randomUUID(),
+        eventJson: Buffer.from(JSON.stringify(event)),
+        timeoutMs: 10_000,
+      });
+    assert.deepEqual((payloadOf(await invoke(echo.instanceId, { n: 1 })) as { event: unknown }).event, { n: 1 });
+    const running = invoke(sleeper.instanceId, { ms: 300 });
+    while ((await agent.listSandboxes()).find((s) => s.instanceId === sleeper.instanceId)?.state !== 'busy') {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // The stream ends once the sleeper answered; were it cut at the grace period instead, the call would fail.
+    await first.close();
+    assert.deepEqual(payloadOf(await running), { slept: true });
+    const second = await serveAgent(agent, {
+      address: first.address,
+      token,
+      nodeInfo: () => Promise.resolve(nodeInfo),
+    });
+    servers.push(second);
+    assert.deepEqual((payloadOf(await invoke(echo.instanceId, { n: 3 })) as { event: unknown }).event, { n: 3 });
+    await remote.destroySandbox(echo.instanceId);
+    await remote.destroySandbox(sleeper.instanceId);
+  });
+
+  it('fails an invocation UNAVAILABLE when its node is killed mid-invocation, and invokes again once it is back', async () => {
+    const killed = await startAgentProcess('127.0.0.1:0', root);
+    const remote = new GrpcAgentClient({ nodeId: 'node-k', address: killed.address, token });
+    clients.push(remote);
+    const sleeper = await remote.createSandbox(await deploy('sleeper'));
+    const [sandbox] = await remote.listSandboxes();
+    const lines: string[] = [];
+    const logs = await remote.streamLogs({ instanceId: sleeper.instanceId }, (line) => lines.push(line.text));
+    const running = remote
+      .invoke(sleeper.instanceId, {
+        invocationId: randomUUID(),
+        eventJson: Buffer.from('{"ms":60000}'),
+        timeoutMs: 30_000,
+      })
+      .then(
+        () => assert.fail('the invocation outlived its node'),
+        (err: unknown) => err,
+      );
+    while (!lines.some((line) => line.includes('going to sleep'))) await new Promise((r) => setTimeout(r, 5));
+    await killed.kill();
+    // It reached the sandbox, so it may have run: not to be retried elsewhere.
+    assert.ok(
+      rejectsWith('UNAVAILABLE', (err) => {
+        assert.notEqual(err.details['notDelivered'], true);
+        assert.match(err.rawMessage, /agent node-k at 127\.0\.0\.1:\d+/);
+      })(await running),
+    );
+    assert.notEqual(await logs.ended, null);
+    if (sandbox?.pid != null) pids.add(sandbox.pid);
+    // While the node is down, an invocation never reaches it: safe to retry elsewhere.
+    await assert.rejects(
+      remote.invoke(sleeper.instanceId, { invocationId: randomUUID(), eventJson: Buffer.from('{}'), timeoutMs: 1000 }),
+      rejectsWith('UNAVAILABLE', (err) => assert.equal(err.details['notDelivered'], true)),
+    );
+    const back = await startAgentProcess(killed.address, root);
+    try {
+      // The channel dials again after its reconnect backoff (about a second).
+      for (let tries = 0; ; tries++) {
+        try {
+          await remote.getNodeInfo();
+          break;
+        } catch (err) {
+          if (tries > 100) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+      const echo = await remote.createSandbox(await deploy('echo'));
+      const outcome = await remote.invoke(echo.instanceId, {
+        invocationId: randomUUID(),
+        eventJson: Buffer.from('{"back":true}'),
+        timeoutMs: 3000,
+      });
+      assert.deepEqual((payloadOf(outcome) as { event: unknown }).event, { back: true });
+    } finally {
+      await remote.close();
+      back.child.kill('SIGTERM');
+      await once(back.child, 'exit');
+    }
+  });
+
   it('refuses calls without the cluster token', async () => {
     // A client with another token cannot verify the node, so it never sends its token.
     const wrong = client(tcp.address, { token: 'not-the-token' });
-    for (const call of [() => wrong.listSandboxes(), () => wrong.streamLogs({}, () => {})]) {
+    const invoke = () =>
+      wrong.invoke(randomUUID(), { invocationId: randomUUID(), eventJson: Buffer.from('{}'), timeoutMs: 1000 });
+    for (const call of [() => wrong.listSandboxes(), () => wrong.streamLogs({}, () => {}), invoke]) {
       await assert.rejects(
         call(),
         rejectsWith('UNAVAILABLE', (err) => assert.match(err.rawMessage, /proof does not match the cluster token/)),
@@ -274,6 +583,24 @@ describe('Agent over gRPC', () => {
     }
 
     // A client of another kind that sends no token, or a wrong one, gets UNAUTHENTICATED and the code in the trailer.
+    for (const metadata of [new Metadata(), bearerMetadata('not-the-token')]) {
+      const stream = rawInvokeStream(tcp.address, metadata);
+      stream.send({
+        callId: 1,
+        request: {
+          instanceId: randomUUID(),
+          invocationId: randomUUID(),
+          eventJson: Buffer.from('{}'),
+          timeoutMs: 1000,
+        },
+      });
+      const err = await stream.failed;
+      assert.equal(err.code, status.UNAUTHENTICATED);
+      assert.match(err.details, /InvokeStream needs the cluster token/);
+      assert.deepEqual(err.metadata.get('savassan-error-code'), ['UNAUTHORIZED']);
+      assert.deepEqual(await stream.replies(0), []);
+      stream.close();
+    }
     const raw = new AgentClient(tcp.address, credentials.createInsecure());
     try {
       for (const metadata of [new Metadata(), bearerMetadata('not-the-token')]) {
@@ -345,6 +672,11 @@ describe('Agent over gRPC', () => {
       );
       assert.ok(Date.now() - started < 3000, `failed after ${Date.now() - started} ms`);
     }
+    // An invocation sent while the node is not there never reached it: the caller may try another instance.
+    await assert.rejects(
+      gone.invoke(randomUUID(), { invocationId: randomUUID(), eventJson: Buffer.from('{}'), timeoutMs: 1000 }),
+      rejectsWith('UNAVAILABLE', (err) => assert.equal(err.details['notDelivered'], true)),
+    );
     const closed = client(tcp.address);
     await closed.close();
     await assert.rejects(closed.listSandboxes(), rejectsWith('UNAVAILABLE'));

@@ -10,9 +10,11 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -20,6 +22,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { PlatformErrorInfo } from "../../common/v1/error.js";
 
 export const protobufPackage = "savassan.agent.v1";
 
@@ -181,8 +184,21 @@ export interface InvokeRequest {
   timeoutMs: number;
 }
 
-export interface InvokeResponse {
-  outcome?: InvokeOutcome | undefined;
+/** One invocation on the InvokeStream. */
+export interface InvokeStreamRequest {
+  /** Chosen by the caller, unique among its calls in flight on the stream, never 0. */
+  callId: number;
+  request?: InvokeRequest | undefined;
+}
+
+/** The answer to the InvokeStreamRequest with the same call id. */
+export interface InvokeStreamResponse {
+  callId: number;
+  outcome?:
+    | InvokeOutcome
+    | undefined;
+  /** The Agent refused or could not run the invocation (as a failed unary call's trailer would say). */
+  error?: PlatformErrorInfo | undefined;
 }
 
 export interface DestroySandboxRequest {
@@ -1671,19 +1687,22 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
   },
 };
 
-function createBaseInvokeResponse(): InvokeResponse {
-  return { outcome: undefined };
+function createBaseInvokeStreamRequest(): InvokeStreamRequest {
+  return { callId: 0, request: undefined };
 }
 
-export const InvokeResponse: MessageFns<InvokeResponse> = {
-  encode(message: InvokeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.outcome !== undefined) {
-      InvokeOutcome.encode(message.outcome, writer.uint32(10).fork()).join();
+export const InvokeStreamRequest: MessageFns<InvokeStreamRequest> = {
+  encode(message: InvokeStreamRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint64(message.callId);
+    }
+    if (message.request !== undefined) {
+      InvokeRequest.encode(message.request, writer.uint32(18).fork()).join();
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): InvokeResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1692,16 +1711,24 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseInvokeResponse();
+      const message = createBaseInvokeStreamRequest();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
           case 1: {
-            if (tag !== 10) {
+            if (tag !== 8) {
               break;
             }
 
-            message.outcome = InvokeOutcome.decode(reader, reader.uint32());
+            message.callId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = InvokeRequest.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -1716,13 +1743,97 @@ export const InvokeResponse: MessageFns<InvokeResponse> = {
     }
   },
 
-  create<I extends Exact<DeepPartial<InvokeResponse>, I>>(base?: I): InvokeResponse {
-    return InvokeResponse.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<InvokeStreamRequest>, I>>(base?: I): InvokeStreamRequest {
+    return InvokeStreamRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<InvokeResponse>, I>>(object: I): InvokeResponse {
-    const message = createBaseInvokeResponse();
+  fromPartial<I extends Exact<DeepPartial<InvokeStreamRequest>, I>>(object: I): InvokeStreamRequest {
+    const message = createBaseInvokeStreamRequest();
+    message.callId = object.callId ?? 0;
+    message.request = (object.request !== undefined && object.request !== null)
+      ? InvokeRequest.fromPartial(object.request)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseInvokeStreamResponse(): InvokeStreamResponse {
+  return { callId: 0, outcome: undefined, error: undefined };
+}
+
+export const InvokeStreamResponse: MessageFns<InvokeStreamResponse> = {
+  encode(message: InvokeStreamResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== 0) {
+      writer.uint32(8).uint64(message.callId);
+    }
+    if (message.outcome !== undefined) {
+      InvokeOutcome.encode(message.outcome, writer.uint32(18).fork()).join();
+    }
+    if (message.error !== undefined) {
+      PlatformErrorInfo.encode(message.error, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InvokeStreamResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInvokeStreamResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.callId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.outcome = InvokeOutcome.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = PlatformErrorInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<InvokeStreamResponse>, I>>(base?: I): InvokeStreamResponse {
+    return InvokeStreamResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<InvokeStreamResponse>, I>>(object: I): InvokeStreamResponse {
+    const message = createBaseInvokeStreamResponse();
+    message.callId = object.callId ?? 0;
     message.outcome = (object.outcome !== undefined && object.outcome !== null)
       ? InvokeOutcome.fromPartial(object.outcome)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? PlatformErrorInfo.fromPartial(object.error)
       : undefined;
     return message;
   },
@@ -2380,15 +2491,24 @@ export const AgentService = {
       Buffer.from(CreateSandboxResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CreateSandboxResponse => CreateSandboxResponse.decode(value),
   },
-  /** Run one invocation on an idle sandbox. Function failures are outcomes, not call errors. */
-  invoke: {
-    path: "/savassan.agent.v1.Agent/Invoke" as const,
-    requestStream: false as const,
-    responseStream: false as const,
-    requestSerialize: (value: InvokeRequest): Buffer => Buffer.from(InvokeRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): InvokeRequest => InvokeRequest.decode(value),
-    responseSerialize: (value: InvokeResponse): Buffer => Buffer.from(InvokeResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): InvokeResponse => InvokeResponse.decode(value),
+  /**
+   * Invocations, each on an idle sandbox, over one long-lived stream per caller connection: every InvokeStreamRequest
+   * is answered by one InvokeStreamResponse with its call id, in the order the invocations finish; many may be in
+   * flight. Function failures are outcomes, an invocation the Agent refuses is a reply with its error; the stream
+   * itself fails only when the connection does (or UNAUTHENTICATED at once without the token). The Agent enforces
+   * each function timeout. A message it cannot decode, or without a call id, is ignored. The Agent ends the stream
+   * (status OK, when it shuts down or the caller half-closes) only after answering every call it read, so a call
+   * still unanswered then never reached it.
+   */
+  invokeStream: {
+    path: "/savassan.agent.v1.Agent/InvokeStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: InvokeStreamRequest): Buffer => Buffer.from(InvokeStreamRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): InvokeStreamRequest => InvokeStreamRequest.decode(value),
+    responseSerialize: (value: InvokeStreamResponse): Buffer =>
+      Buffer.from(InvokeStreamResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): InvokeStreamResponse => InvokeStreamResponse.decode(value),
   },
   /** Stop a sandbox and wait for its process to exit. Idempotent. */
   destroySandbox: {
@@ -2457,8 +2577,16 @@ export interface AgentServer extends UntypedServiceImplementation {
    * code cannot load, NOT_FOUND when the bundle is not in the blob store, INVALID_ARGUMENT (INVALID_BUNDLE).
    */
   createSandbox: handleUnaryCall<CreateSandboxRequest, CreateSandboxResponse>;
-  /** Run one invocation on an idle sandbox. Function failures are outcomes, not call errors. */
-  invoke: handleUnaryCall<InvokeRequest, InvokeResponse>;
+  /**
+   * Invocations, each on an idle sandbox, over one long-lived stream per caller connection: every InvokeStreamRequest
+   * is answered by one InvokeStreamResponse with its call id, in the order the invocations finish; many may be in
+   * flight. Function failures are outcomes, an invocation the Agent refuses is a reply with its error; the stream
+   * itself fails only when the connection does (or UNAUTHENTICATED at once without the token). The Agent enforces
+   * each function timeout. A message it cannot decode, or without a call id, is ignored. The Agent ends the stream
+   * (status OK, when it shuts down or the caller half-closes) only after answering every call it read, so a call
+   * still unanswered then never reached it.
+   */
+  invokeStream: handleBidiStreamingCall<InvokeStreamRequest, InvokeStreamResponse>;
   /** Stop a sandbox and wait for its process to exit. Idempotent. */
   destroySandbox: handleUnaryCall<DestroySandboxRequest, DestroySandboxResponse>;
   listSandboxes: handleUnaryCall<ListSandboxesRequest, ListSandboxesResponse>;
@@ -2497,22 +2625,21 @@ export interface AgentClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CreateSandboxResponse) => void,
   ): ClientUnaryCall;
-  /** Run one invocation on an idle sandbox. Function failures are outcomes, not call errors. */
-  invoke(
-    request: InvokeRequest,
-    callback: (error: ServiceError | null, response: InvokeResponse) => void,
-  ): ClientUnaryCall;
-  invoke(
-    request: InvokeRequest,
+  /**
+   * Invocations, each on an idle sandbox, over one long-lived stream per caller connection: every InvokeStreamRequest
+   * is answered by one InvokeStreamResponse with its call id, in the order the invocations finish; many may be in
+   * flight. Function failures are outcomes, an invocation the Agent refuses is a reply with its error; the stream
+   * itself fails only when the connection does (or UNAUTHENTICATED at once without the token). The Agent enforces
+   * each function timeout. A message it cannot decode, or without a call id, is ignored. The Agent ends the stream
+   * (status OK, when it shuts down or the caller half-closes) only after answering every call it read, so a call
+   * still unanswered then never reached it.
+   */
+  invokeStream(): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;
+  invokeStream(options: Partial<CallOptions>): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;
+  invokeStream(
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: InvokeResponse) => void,
-  ): ClientUnaryCall;
-  invoke(
-    request: InvokeRequest,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: InvokeResponse) => void,
-  ): ClientUnaryCall;
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<InvokeStreamRequest, InvokeStreamResponse>;
   /** Stop a sandbox and wait for its process to exit. Idempotent. */
   destroySandbox(
     request: DestroySandboxRequest,
