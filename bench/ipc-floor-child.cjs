@@ -1,11 +1,11 @@
 // One process of the IPC floor's pool (see ipc-floor-server.mjs): connects to the server's Unix socket,
-// reads one NDJSON event per line, runs the no-op handler, writes "R<result json>\n" (or "E<message>\n").
-// Exits when the socket closes. Usage: node ipc-floor-child.cjs <socket path>
+// reads one NDJSON event per line, runs the handler of bench/functions/<function>, writes "R<result json>\n" (or
+// "E<message>\n"). Exits when the socket closes. Usage: node ipc-floor-child.cjs <socket path> [function=noop]
 'use strict';
 const { connect } = require('node:net');
-const { handler } = require('./functions/noop/index.cjs');
+const { handler } = require(`./functions/${process.argv[3] ?? 'noop'}/index.cjs`);
 
-const context = { functionName: 'noop', functionVersion: '1', getRemainingTimeInMillis: () => 30000 };
+const context = { functionName: process.argv[3] ?? 'noop', functionVersion: '1', getRemainingTimeInMillis: () => 30000 };
 const conn = connect(process.argv[2]);
 conn.setEncoding('utf8');
 conn.setNoDelay(true);

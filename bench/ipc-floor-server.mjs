@@ -2,7 +2,8 @@
 // processes as one NDJSON line over a Unix-domain socket, and answers with the line the child writes back
 // (bench/ipc-floor-child.cjs runs the same no-op handler). One request at a time per child, a free-list of
 // children, a FIFO of requests waiting for one. No validation, no records: the least any design that runs
-// the handler in a separate process pays. Usage: node ipc-floor-server.mjs [children=32]
+// the handler in a separate process pays. Usage: node ipc-floor-server.mjs [children=32] [function=noop] (a folder
+// of bench/functions: noop, or echo for the payload sizes)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -11,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const size = Number(process.argv[2] ?? 32);
+const functionName = process.argv[3] ?? 'noop';
 const dir = mkdtempSync(join(tmpdir(), 'ipc-floor-'));
 const socketPath = join(dir, 'pool.sock');
 const childPath = new URL('./ipc-floor-child.cjs', import.meta.url).pathname;
@@ -52,7 +54,7 @@ const pool = createNetServer((conn) => {
 pool.listen(socketPath);
 
 const children = Array.from({ length: size }, () =>
-  spawn(process.execPath, [childPath, socketPath], { stdio: ['ignore', 'ignore', 'inherit'] }),
+  spawn(process.execPath, [childPath, socketPath, functionName], { stdio: ['ignore', 'ignore', 'inherit'] }),
 );
 
 const server = createServer((req, res) => {

@@ -277,6 +277,11 @@ async function main(): Promise<void> {
     const bwrapEchoUrl = bwrapServer === null ? null : `${bwrapServer.url}/v1/functions/echo/invoke`;
     await warmUntilSteady(client, echoUrl);
     if (bwrapClient !== null && bwrapEchoUrl !== null) await warmUntilSteady(bwrapClient, bwrapEchoUrl);
+    // The IPC floor with the echo handler: the least a design that runs the handler in another process pays to carry
+    // the event there and the result back.
+    const echoFloor = await started(startBaseline('ipc-floor-server.mjs', [String(defaultMaxInstances), 'echo']), (f) =>
+      f.stop(),
+    );
     results.payloadSizes = {
       note: 'event {"data":"x..."} with a data string of the size named; latency at concurrency 1, throughput at concurrency 8; ratios to bare',
       target: '100 KB echo: p50 at concurrency 1 <= 1.5x bare',
@@ -284,6 +289,7 @@ async function main(): Promise<void> {
       bySize: await measurePayloads(
         {
           bare: `${bare.url}/echo`,
+          ipcFloor: echoFloor.url,
           workerd: workerd.echoUrl,
           savassan: echoUrl,
           ...(bwrapEchoUrl === null ? {} : { savassanBwrap: bwrapEchoUrl }),
@@ -292,7 +298,7 @@ async function main(): Promise<void> {
       ),
     };
     // The bwrap server and workerd are done; the cold-start and burst figures below are the process server's.
-    await Promise.all([bwrapServer?.cleanup(), workerd.stop()]);
+    await Promise.all([bwrapServer?.cleanup(), workerd.stop(), echoFloor.stop()]);
     // 4. Cold start: deploy a fresh function, then its first invoke.
     const cold: number[] = [];
     const initMs: number[] = [];
