@@ -5,7 +5,11 @@
 const { connect } = require('node:net');
 const { handler } = require(`./functions/${process.argv[3] ?? 'noop'}/index.cjs`);
 
-const context = { functionName: process.argv[3] ?? 'noop', functionVersion: '1', getRemainingTimeInMillis: () => 30000 };
+const context = {
+  functionName: process.argv[3] ?? 'noop',
+  functionVersion: '1',
+  getRemainingTimeInMillis: () => 30000,
+};
 const conn = connect(process.argv[2]);
 conn.setEncoding('utf8');
 conn.setNoDelay(true);
