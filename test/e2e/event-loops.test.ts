@@ -199,3 +199,36 @@ describe('a gateway with three event loops', () => {
     assert.equal((JSON.parse(badQuery!.body) as { error: { code: string } }).error.code, 'BAD_REQUEST');
   });
 });
+
+describe('a gateway with one lane', () => {
+  let dataDir: string;
+  let platform: EmbeddedPlatform;
+
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'savassan-lane-'));
+    platform = await startEmbedded({ dataDir, port: 0, sandbox: 'process', stemCells: false, eventLoops: 2 });
+  });
+
+  after(async () => {
+    await platform.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('passes a chunked body on framed: a request hidden in it never reaches the main loop', async () => {
+    const client = new SavassanClient({ url: platform.url });
+    await client.deploy('victim', await readBundle(join(repoRoot, 'test', 'fixtures', 'functions', 'echo')), {});
+    // Unframed on the connection to the main loop, this body would be read there as a request of its own.
+    const smuggled = 'DELETE /v1/functions/victim HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n';
+    const requests = [
+      { method: 'GET', path: '/healthz', headers: { 'transfer-encoding': 'chunked' }, body: smuggled },
+      ...Array.from({ length: 3 }, () => ({ method: 'GET', path: '/v1/functions/victim' })),
+    ];
+    const [first, ...next] = await fromLanes(platform.url, { requests, sequential: true });
+    assert.equal(first!.status, 200);
+    for (const hit of next) {
+      assert.equal(hit.status, 200, hit.body);
+      assert.equal((JSON.parse(hit.body) as { name: string }).name, 'victim');
+    }
+    assert.equal((await client.getFunction('victim')).name, 'victim');
+  });
+});

@@ -1,7 +1,7 @@
 // A client in its own process, for tests that must reach a gateway while its main event loop is blocked (so that
 // only its other event loops accept the connections). Usage: node lane-client.mjs <base-url> <plan-json>; the plan
-// is {requests: [{method, path, body?, headers?, until?}]} (each request on its own connection, all at once; `until`:
-// read a streamed answer until this text appears, then close) or {load: {path, body, total, concurrency}} (keep-alive
+// is {requests: [{method, path, body?, headers?, until?}], sequential?} (each request on its own connection, all at
+// once or one after another; `until`: read a streamed answer until this text appears, then close) or {load: {path, body, total, concurrency}} (keep-alive
 // connections). Prints "started" once it begins, then one JSON line with the results.
 import { Agent, request } from 'node:http';
 
@@ -29,11 +29,10 @@ function send(options, body, until) {
 
 console.log('started');
 if (plan.requests !== undefined) {
-  const results = await Promise.all(
-    plan.requests.map((r) =>
-      send({ method: r.method, path: r.path, headers: r.headers ?? {}, agent: false }, r.body, r.until),
-    ),
-  );
+  const one = (r) => send({ method: r.method, path: r.path, headers: r.headers ?? {}, agent: false }, r.body, r.until);
+  const results = [];
+  if (plan.sequential === true) for (const r of plan.requests) results.push(await one(r));
+  else results.push(...(await Promise.all(plan.requests.map(one))));
   console.log(JSON.stringify(results));
 } else {
   const { path, body, total, concurrency } = plan.load;

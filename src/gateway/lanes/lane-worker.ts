@@ -55,10 +55,35 @@ const hopByHop = new Set([
   'upgrade',
 ]);
 
+/**
+ * The headers to pass on: without those of one connection (the hop-by-hop ones and any the `Connection` header
+ * names).
+ */
 function endToEnd(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const named = new Set(
+    String(headers['connection'] ?? '')
+      .split(',')
+      .map((name) => name.trim().toLowerCase())
+      .filter((name) => name !== ''),
+  );
   const out: IncomingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) if (!hopByHop.has(name)) out[name] = value;
+  for (const [name, value] of Object.entries(headers)) if (!hopByHop.has(name) && !named.has(name)) out[name] = value;
   return out;
+}
+
+/**
+ * The request's headers for the main loop. Its body is framed again on the way: with its Content-Length where it
+ * came with one, chunked where it came chunked. Without that, a chunked body of a GET would go on the shared
+ * connection to the main loop unframed, and be read there as another request (smuggled), whose answer another client
+ * would get.
+ */
+function upstreamHeaders(req: IncomingMessage): IncomingHttpHeaders {
+  const headers = endToEnd(req.headers);
+  if (req.headers['transfer-encoding'] !== undefined) {
+    delete headers['content-length'];
+    headers['transfer-encoding'] = 'chunked';
+  }
+  return headers;
 }
 
 const mainLoop = new Agent({ keepAlive: true });
@@ -79,7 +104,7 @@ function passToMain(req: IncomingMessage, res: ServerResponse): void {
       agent: mainLoop,
       method: req.method,
       path: req.url,
-      headers: endToEnd(req.headers),
+      headers: upstreamHeaders(req),
     },
     (answer) => {
       const headers = endToEnd(answer.headers);
