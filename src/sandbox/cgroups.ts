@@ -1,5 +1,4 @@
 import { access, constants, mkdir, readFile, readdir, realpath, rmdir, writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Enforcement } from '../core/ports/sandbox-runtime.js';
 import { isProcessAlive } from './process-alive.js';
@@ -28,19 +27,17 @@ export interface CgroupHits {
 
 const cpuPeriodUs = 100_000;
 /**
- * CPU weight of all sandboxes together, where one process weighs 1024: one process per CPU. A control-plane
- * process (the gateway's event loop) can use one CPU at most, and keeps its share against them; the sandboxes, which
- * weighed a quarter of one process, lost the CPU to any other busy process on the host (a load generator, say), so
- * that invocations queued and the gateway spent more CPU on each request than with `process` sandboxes.
+ * CPU weight of all sandboxes together, where one process weighs 1024 (cgroup v1 `cpu.shares`): one process's. The
+ * weight only matters when the CPU is contended; then the sandboxes together get as much as one other busy process
+ * (on cgroup v1 every thread of the control plane counts as one) or one sibling group such as `system.slice` (v2).
+ * Less (a quarter of one process) let any busy process on the host take the CPU from them, so that invocations
+ * queued behind a load generator; more (one process per CPU) let CPU-bound functions take it from the control
+ * plane, whose processes share one group under cgroup v2.
  */
-function sandboxesCpuShares(): number {
-  return 1024 * Math.max(1, availableParallelism());
-}
+const sandboxesCpuShares = 1024;
+/** The cgroup v2 `cpu.weight` (1..10000, 100 = the default of a group) of `sandboxesCpuShares`. */
+const sandboxesCpuWeight = Math.round((sandboxesCpuShares / 1024) * 100);
 
-/** The cgroup v2 `cpu.weight` (1..10000, 100 = one process) of `sandboxesCpuShares`. */
-function sandboxesCpuWeight(): number {
-  return Math.min(10_000, Math.round((sandboxesCpuShares() / 1024) * 100));
-}
 const v1Controllers = ['memory', 'pids', 'cpu'] as const;
 /** Used where mounted: the freezer stops idle sandboxes, cpuacct counts their CPU time. */
 const v1OptionalControllers = ['freezer', 'cpuacct'] as const;
@@ -174,9 +171,9 @@ function v1Layout(parents: Map<V1Controller, string>): V1Layout {
 
 /**
  * Per-sandbox cgroups under one parent group for the node's sandboxes, on cgroup v1 (memory, pids and cpu
- * controllers, as on these machines) or v2. The parent weighs one process per CPU (`sandboxesCpuShares`): the
- * control plane keeps its share against all sandboxes together; each sandbox gets a memory limit without swap, a pids
- * limit and a CPU quota.
+ * controllers, as on these machines) or v2. The parent weighs one process (`sandboxesCpuShares`): the control plane
+ * keeps its share against all sandboxes together; each sandbox gets a memory limit without swap, a pids limit and a
+ * CPU quota.
  */
 export class Cgroups {
   private constructor(
@@ -229,7 +226,7 @@ export class Cgroups {
     }
     try {
       for (const parent of parents.values()) await mkdir(parent, { recursive: true });
-      await writeFile(join(root, 'cpu', name, 'cpu.shares'), String(sandboxesCpuShares()));
+      await writeFile(join(root, 'cpu', name, 'cpu.shares'), String(sandboxesCpuShares));
       const memory = join(root, 'memory', name);
       // Children count against the parent's memory (hierarchical accounting); already the default on new kernels.
       await writeIfPresent(join(memory, 'memory.use_hierarchy'), '1').catch(() => {});
@@ -258,7 +255,7 @@ export class Cgroups {
       await writeFile(join(root, 'cgroup.subtree_control'), '+memory +pids +cpu');
       await mkdir(parent, { recursive: true });
       await writeFile(join(parent, 'cgroup.subtree_control'), '+memory +pids +cpu');
-      await writeFile(join(parent, 'cpu.weight'), String(sandboxesCpuWeight()));
+      await writeFile(join(parent, 'cpu.weight'), String(sandboxesCpuWeight));
       if (node !== undefined) {
         await writeFile(join(parent, 'memory.max'), String(node.memoryBytes));
         await writeIfPresent(join(parent, 'memory.swap.max'), '0');
