@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { maxEventBytes } from '../core/function-config.js';
 import {
   FRAME_PREFIX_BYTES,
+  MAX_HEADER_BYTES,
   FrameDecoder,
   MAX_FRAME_BYTES,
   MAX_PAYLOAD_BYTES,
@@ -352,6 +353,11 @@ describe('FrameDecoder', () => {
 
   it('refuses a header longer than its frame, an unknown type and garbage', () => {
     refused(rawFrame(10, 11, frameTypes.result), /header length \(11\) exceeds its frame length \(10\)/);
+    // A log's header is its typed fields only: one over the header limit is refused before it is buffered.
+    refused(
+      rawFrame(MAX_HEADER_BYTES + 1, MAX_HEADER_BYTES + 1, frameTypes.log),
+      /header of 1048577 bytes exceeds the 1048576-byte limit/,
+    );
     refused(rawFrame(10, 2, 0), /unexpected frame type 0/);
     refused(rawFrame(10, 2, 99), /unexpected frame type 99/);
     refused(rawFrame(10, 2, frameTypes.invoke), /unexpected frame type 5/, guestFrameLimits);

@@ -132,6 +132,12 @@ export const guestErrorNames = {
 /** Largest frame (header and body) either side accepts; a longer one is a protocol violation. */
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Largest frame header (its JSON): the typed fields of a message, an error's message and stack included (the guest
+ * clips those to 64 Ki characters each), never its event, result or log text.
+ */
+export const MAX_HEADER_BYTES = 1024 * 1024;
+
 /** Largest event and handler result, in bytes of JSON (a frame body). */
 export const MAX_PAYLOAD_BYTES = 6 * 1024 * 1024;
 
@@ -337,6 +343,9 @@ export class FrameDecoder {
     }
     if (headerBytes > frameBytes) {
       this.fail(`a frame's header length (${headerBytes}) exceeds its frame length (${frameBytes})`);
+    }
+    if (headerBytes > MAX_HEADER_BYTES) {
+      this.fail(`a frame's header of ${headerBytes} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit`);
     }
     const maxBody = this.limits[type];
     if (maxBody === undefined) this.fail(`unexpected frame type ${type}`);

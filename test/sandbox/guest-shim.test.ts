@@ -43,6 +43,10 @@ describe('guest shim', () => {
     await mkdir(join(root, 'code'));
     await mkdir(join(root, 'scratch'));
     await writeFile(join(root, 'code', 'index.js'), 'exports.handler = async (event) => event;\n');
+    await writeFile(
+      join(root, 'code', 'loud.js'),
+      "exports.handler = async () => { throw new Error('x'.repeat(200000)); };\n",
+    );
     spec = launchSpecIn(root);
   });
   after(async () => {
@@ -136,6 +140,40 @@ describe('guest shim', () => {
       result.type === 'result' && Buffer.from(result.payload).toString(),
       '{"text":"héllo ✓ 🎉","n":[1,2.5]}',
     );
+    proc.channel.end();
+    assert.equal((await proc.exited).code, 0);
+  });
+
+  it('clips an error message far over its frame header limit instead of breaking the protocol', async () => {
+    const { proc, next } = await launch();
+    const init = encodeMessage({
+      type: 'init',
+      id: 'r1',
+      handler: 'loud.handler',
+      codeDir: spec.taskDir,
+      env: {},
+      functionName: 'loud',
+      functionVersion: 1,
+      memoryMB: 64,
+      timeoutMs: 3000,
+      offline: false,
+    });
+    for (const part of init) proc.channel.write(part);
+    assert.equal((await next()).type, 'init-ok');
+    const invoke = encodeMessage({
+      type: 'invoke',
+      id: 'r2',
+      invocationId: 'i',
+      event: Buffer.from('{}'),
+      deadline: Date.now() + 3000,
+    });
+    for (const part of invoke) proc.channel.write(part);
+    const answer = await next();
+    assert.equal(answer.type, 'error');
+    if (answer.type !== 'error') return;
+    assert.equal(answer.fatal, false);
+    assert.ok(answer.error.message.startsWith('x'.repeat(1000)));
+    assert.match(answer.error.message, /\.\.\. \(134464 more characters\)$/);
     proc.channel.end();
     assert.equal((await proc.exited).code, 0);
   });

@@ -223,8 +223,22 @@ function trimStack(stack: string): string {
   return [...lines.slice(0, maxStackLines), `    ... ${lines.length - maxStackLines} more lines`].join('\n');
 }
 
+/** Longest error message and stack passed on, in characters: an error's frame header stays far below its limit. */
+const maxErrorTextChars = 64 * 1024;
+
+function clip(text: string): string {
+  if (text.length <= maxErrorTextChars) return text;
+  return `${text.slice(0, maxErrorTextChars)}... (${text.length - maxErrorTextChars} more characters)`;
+}
+
 function serializeError(value: unknown): WireError {
-  return withOfflineHint(describeValue(value), value, offline);
+  const error = withOfflineHint(describeValue(value), value, offline);
+  return {
+    name: clip(error.name),
+    code: error.code === undefined ? undefined : clip(error.code),
+    message: clip(error.message),
+    stack: error.stack === undefined ? undefined : clip(error.stack),
+  };
 }
 
 function describeValue(value: unknown): WireError {
