@@ -1,4 +1,4 @@
-import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
+import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { AgentApi, InvokeRequest } from '../core/ports/agent-api.js';
@@ -22,6 +22,11 @@ export type InvokeStreamCall = ServerDuplexStream<InvokeStreamRequest, Buffer>;
  * like every other call. A call the Agent refuses is answered with its PlatformError; a malformed message, or one
  * without a call id, is logged and ignored.
  */
+/** Malformed messages a stream may carry before the Agent ends it (the first one is logged). */
+const maxMalformedMessages = 16;
+/** Answers waiting for a peer that does not read them, before the Agent ends its stream. */
+const maxHeldReplies = 4096;
+
 export class InvokeStreamService {
   /** How each open stream drains (see `drain`). */
   readonly #open = new Set<() => void>();
@@ -69,10 +74,24 @@ export class InvokeStreamService {
       }
       writer.write(bytes);
     };
+    let malformed = 0;
+    /** A peer that sends garbage, or stops reading its answers, loses the stream (it may open another). */
+    const cutOff = (why: string): void => {
+      if (over) return;
+      stop();
+      this.logger.warn({ peer: call.getPeer() }, `ended an InvokeStream: ${why}`);
+      call.emit('error', { code: status.RESOURCE_EXHAUSTED, details: `InvokeStream ended: ${why}` });
+    };
     call.on('data', (message: InvokeStreamRequest) => {
       if (over) return;
       if (message.callId === 0) {
-        this.logger.warn({ peer: call.getPeer() }, 'ignored a malformed InvokeStream message');
+        malformed += 1;
+        if (malformed === 1) this.logger.warn({ peer: call.getPeer() }, 'ignored a malformed InvokeStream message');
+        if (malformed >= maxMalformedMessages) cutOff(`${malformed} malformed messages`);
+        return;
+      }
+      if (writer.heldCount >= maxHeldReplies) {
+        cutOff(`the peer left ${writer.heldCount} answers unread`);
         return;
       }
       const { callId, request } = message;

@@ -426,6 +426,18 @@ describe('Agent over gRPC', () => {
     await tcpClient.destroySandbox(echo.instanceId);
   });
 
+  it('ends a stream that keeps sending malformed messages', async () => {
+    const raw = rawInvokeStream(tcp.address, bearerMetadata(token));
+    try {
+      for (let i = 0; i < 16; i++) raw.send(Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]));
+      const error = await raw.failed;
+      assert.equal(error.code, 8); // RESOURCE_EXHAUSTED
+      assert.match(error.details, /16 malformed messages/);
+    } finally {
+      raw.close();
+    }
+  });
+
   it('ignores replies of a node to no call in flight, and malformed ones', async () => {
     let bound = '';
     const signer = new ProofSigner(token, 'agent', 'node-fake', () => bound, silentLogger);
