@@ -6,7 +6,7 @@ import { SavassanClient } from '../src/client/client.js';
 import { repoRoot, type ServerProcess } from '../test/helpers/server-process.js';
 import { join } from 'node:path';
 import { load, mean, round, warmThroughput, warmUntilSteady } from './load.js';
-import { processCpuSeconds } from './process-cpu.js';
+import { withCpuPerRequest } from './process-cpu.js';
 
 /** Loop counts worth measuring on a machine with `cores` cores: 1, 2, 4, 8, 16, up to the core count. */
 export function eventLoopCounts(cores: number): number[] {
@@ -41,35 +41,32 @@ export async function measureEventLoops(options: EventLoopOptions) {
       await warmUntilSteady(client, url);
       await warmThroughput(url, options.warmUp);
     }
-    const rps = new Map<string, number[]>([['bare', []]]);
-    const cpuPerRequest = new Map<number, number[]>();
+    const bareRates: number[] = [];
+    const rates = new Map(servers.map(({ loops }) => [loops, [] as number[]]));
+    const cpuPerRequest = new Map(servers.map(({ loops }) => [loops, [] as number[]]));
     const perRound = Math.round(options.requests / rounds);
     for (let r = 0; r < rounds; r++) {
-      rps.get('bare')!.push((await load(options.bareUrl, perRound, concurrency)).rps);
+      bareRates.push((await load(options.bareUrl, perRound, concurrency)).rps);
       for (const { loops, server, url } of servers) {
-        const before = await processCpuSeconds(server.pid);
-        const measured = await load(url, perRound, concurrency);
-        const after = await processCpuSeconds(server.pid);
-        (rps.get(String(loops)) ?? rps.set(String(loops), []).get(String(loops))!).push(measured.rps);
-        (cpuPerRequest.get(loops) ?? cpuPerRequest.set(loops, []).get(loops)!).push(
-          ((after - before) / perRound) * 1e6,
-        );
+        const measured = await withCpuPerRequest(server.pid, perRound, () => load(url, perRound, concurrency));
+        rates.get(loops)!.push(measured.value.rps);
+        cpuPerRequest.get(loops)!.push(measured.cpuMicrosPerRequest);
       }
     }
-    const bareRps = mean(rps.get('bare')!);
+    const bareRps = mean(bareRates);
     return {
       note: 'no-op at concurrency 64, max instances 64; rps per loop count in interleaved rounds; gatewayCpuUsPerRequest: CPU time of the server process (all its threads) per request',
       concurrency,
       bareRps: round(bareRps, 0),
       byLoops: Object.fromEntries(
         servers.map(({ loops }) => {
-          const rates = rps.get(String(loops))!;
+          const loopRates = rates.get(loops)!;
           return [
             String(loops),
             {
-              rps: round(mean(rates), 0),
-              ratio: round(mean(rates) / bareRps, 2),
-              roundRps: rates.map((rate) => round(rate, 0)),
+              rps: round(mean(loopRates), 0),
+              ratio: round(mean(loopRates) / bareRps, 2),
+              roundRps: loopRates.map((rate) => round(rate, 0)),
               gatewayCpuUsPerRequest: round(mean(cpuPerRequest.get(loops)!), 1),
             },
           ];

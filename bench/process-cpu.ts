@@ -20,10 +20,14 @@ export async function processCpuSeconds(pid: number): Promise<number> {
   return (utime + stime) / ticksPerSecond;
 }
 
-/** Microseconds of a process's CPU per request while `run` serves `requests` requests. */
-export async function cpuMicrosPerRequest(pid: number, requests: number, run: () => Promise<unknown>): Promise<number> {
+/** What `run` returns, and the microseconds of `pid`'s CPU per request while it served `requests` requests. */
+export async function withCpuPerRequest<T>(
+  pid: number,
+  requests: number,
+  run: () => Promise<T>,
+): Promise<{ value: T; cpuMicrosPerRequest: number }> {
   const before = await processCpuSeconds(pid);
-  await run();
+  const value = await run();
   const after = await processCpuSeconds(pid);
-  return ((after - before) * 1e6) / requests;
+  return { value, cpuMicrosPerRequest: ((after - before) * 1e6) / requests };
 }

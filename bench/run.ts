@@ -16,7 +16,7 @@ import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
 import { measureCliStartup } from './cli-startup.js';
 import { measureCluster } from './cluster.js';
 import { eventLoopCounts, measureEventLoops } from './event-loops.js';
-import { processCpuSeconds } from './process-cpu.js';
+import { withCpuPerRequest } from './process-cpu.js';
 import { measureSandboxColdStarts } from './cold-start.js';
 import { measureFreezing } from './freeze.js';
 import { measurePayloads } from './payload.js';
@@ -162,10 +162,15 @@ async function main(): Promise<void> {
     for (let r = 0; r < throughputRounds; r++) {
       for (const [side, url] of Object.entries(sides)) {
         const pid = serverPids[side];
-        const cpuBefore = pid === undefined ? 0 : await processCpuSeconds(pid);
-        const measured = await load(url, perRound, 32);
-        if (pid !== undefined)
-          cpuPerRequest[side]!.push((((await processCpuSeconds(pid)) - cpuBefore) * 1e6) / perRound);
+        const run = () => load(url, perRound, 32);
+        let measured: Awaited<ReturnType<typeof run>>;
+        if (pid === undefined) {
+          measured = await run();
+        } else {
+          const withCpu = await withCpuPerRequest(pid, perRound, run);
+          measured = withCpu.value;
+          cpuPerRequest[side]!.push(withCpu.cpuMicrosPerRequest);
+        }
         rps[side]!.push(measured.rps);
         errors[side]! += measured.errors;
       }
