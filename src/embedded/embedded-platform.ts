@@ -261,13 +261,17 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
 
   manager.start();
   let address: string;
-  try {
-    address = await server.listen({ host: options.host, port: options.port });
-  } catch (err) {
+  /** Everything under the HTTP server, stopped in order (after the server, which waits for what is in flight). */
+  const stopRoles = async (): Promise<void> => {
     await manager.stop();
     await agent.close();
     await runtime.close();
     await backends.close();
+  };
+  try {
+    address = await server.listen({ host: options.host, port: options.port });
+  } catch (err) {
+    await stopRoles();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
       throw new PlatformError(
@@ -291,10 +295,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
       });
     } catch (err) {
       await server.close();
-      await manager.stop();
-      await agent.close();
-      await runtime.close();
-      await backends.close();
+      await stopRoles();
       throw err;
     }
   }
@@ -321,10 +322,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
         // The lanes first: what they have in flight runs on this loop's invoker and API.
         await lanes?.close();
         await server.close(); // waits for in-flight requests (invocations) to finish
-        await manager.stop();
-        await agent.close();
-        await runtime.close();
-        await backends.close();
+        await stopRoles();
         logger.info({}, 'savassan stopped');
       })();
       return closing;

@@ -76,6 +76,24 @@ describe('guest shim', () => {
     return { proc, messages, next };
   }
 
+  /** Sends `init` for the handler of `file` in the code dir and waits for `init-ok`. */
+  async function initialise(proc: SandboxProcess, next: () => Promise<GuestMessage>, file: string): Promise<void> {
+    const init = encodeMessage({
+      type: 'init',
+      id: 'r1',
+      handler: `${file}.handler`,
+      codeDir: spec.taskDir,
+      env: {},
+      functionName: file,
+      functionVersion: 1,
+      memoryMB: 64,
+      timeoutMs: 3000,
+      offline: false,
+    });
+    for (const part of init) proc.channel.write(part);
+    assert.equal((await next()).type, 'init-ok');
+  }
+
   const attacks: Record<string, { bytes: () => Buffer; why: RegExp }> = {
     garbage: {
       bytes: () => Buffer.from('{"type":"invoke","id":"x","eventJson":"{}"}\n'),
@@ -115,20 +133,7 @@ describe('guest shim', () => {
 
   it('serves an event written a byte at a time, and answers with its bytes untouched', async () => {
     const { proc, next } = await launch();
-    const init = encodeMessage({
-      type: 'init',
-      id: 'r1',
-      handler: 'index.handler',
-      codeDir: spec.taskDir,
-      env: {},
-      functionName: 'echo',
-      functionVersion: 1,
-      memoryMB: 64,
-      timeoutMs: 3000,
-      offline: false,
-    });
-    for (const part of init) proc.channel.write(part);
-    assert.equal((await next()).type, 'init-ok');
+    await initialise(proc, next, 'index');
     const event = Buffer.from('{"text":"héllo ✓ 🎉","n":[1,2.5]}');
     const invoke = Buffer.concat(
       encodeMessage({ type: 'invoke', id: 'r2', invocationId: 'i', event, deadline: Date.now() + 3000 }),
@@ -146,20 +151,7 @@ describe('guest shim', () => {
 
   it('clips an error message far over its frame header limit instead of breaking the protocol', async () => {
     const { proc, next } = await launch();
-    const init = encodeMessage({
-      type: 'init',
-      id: 'r1',
-      handler: 'loud.handler',
-      codeDir: spec.taskDir,
-      env: {},
-      functionName: 'loud',
-      functionVersion: 1,
-      memoryMB: 64,
-      timeoutMs: 3000,
-      offline: false,
-    });
-    for (const part of init) proc.channel.write(part);
-    assert.equal((await next()).type, 'init-ok');
+    await initialise(proc, next, 'loud');
     const invoke = encodeMessage({
       type: 'invoke',
       id: 'r2',
