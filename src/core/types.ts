@@ -144,3 +144,96 @@ export const blobKeys = {
   log: (functionName: string, at: Date, invocationId: string): string =>
     `logs/${functionName}/${at.toISOString().slice(0, 10)}/${invocationId}.log`,
 };
+
+/** One version's share of an alias's traffic. */
+export interface VersionWeight {
+  version: number;
+  /** In (0, 1]; an alias's weights sum to 1. */
+  weight: number;
+}
+
+/** The alias every function has, created with its first version: what an invoke without a qualifier runs. */
+export const liveAlias = 'live';
+
+/**
+ * A named pointer to one or more versions of a function, each with its share of the traffic. Versions stay
+ * immutable; traffic moves between them by changing aliases. `live` always exists; `FunctionRecord.currentVersion`
+ * is its primary version (the largest weight; the newest version on a tie).
+ */
+export interface Alias {
+  functionName: string;
+  name: string;
+  /** Sorted by version, each weight > 0, summing to 1. */
+  weights: VersionWeight[];
+  /**
+   * A request header whose value picks the version by hash: the same value always lands on the same version, and the
+   * share of values on each version is its weight. Null: each invocation picks at random by weight.
+   */
+  stickyHeader: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type RolloutState = 'running' | 'promoted' | 'rolled_back' | 'aborted';
+
+/** How a rollout moves traffic and judges the canary. */
+export interface RolloutSettings {
+  /** The canary's share at each step, in percent: increasing, the last one 100. */
+  steps: number[];
+  /** How long each step lasts before it is judged and the next one starts. */
+  intervalSeconds: number;
+  /** The error rate the canary may exceed the baseline's by before it fails (0.01: one point). */
+  maxErrorRate: number;
+  /** The canary's p99 latency may be at most this multiple of the baseline's. */
+  maxP99Ratio: number;
+  /** Invocations of the canary in a step before its figures are judged. */
+  minRequests: number;
+  /** How long the baseline's warm instances are kept after promotion, so that going back costs no cold start. */
+  rollbackWindowSeconds: number;
+}
+
+/** What a version did over a window: invocations, those that failed (error, timeout, crash, OOM), p99 duration. */
+export interface VersionFigures {
+  requests: number;
+  errors: number;
+  /** Null without invocations. */
+  p99Ms: number | null;
+}
+
+/** One entry of a rollout's history: a step started, judged, or the rollout ended, and why. */
+export interface RolloutEvent {
+  at: Date;
+  /** The canary's share (percent) at the time. */
+  step: number;
+  canary: VersionFigures;
+  baseline: VersionFigures;
+  decision: 'started' | 'advanced' | 'promoted' | 'rolled_back' | 'aborted';
+  reason: string;
+}
+
+/** A progressive move of an alias's traffic from its baseline version to a canary version, driven by the leader. */
+export interface Rollout {
+  id: string;
+  functionName: string;
+  /** The function's incarnation when the rollout started: a re-created function's rollouts are not its own. */
+  incarnation: string;
+  /** The alias whose traffic moves (`live` unless asked otherwise). */
+  alias: string;
+  /** The canary. */
+  version: number;
+  /** The version that had the traffic when the rollout started. */
+  baseline: number;
+  state: RolloutState;
+  /** Index into `settings.steps` of the step under way (or the last one reached). */
+  stepIndex: number;
+  settings: RolloutSettings;
+  /** When the step under way began: its figures count from here. */
+  stepStartedAt: Date;
+  /** Bumped by every change: updates are compare-and-set on it (the leader and a hand promote or abort race). */
+  revision: number;
+  history: RolloutEvent[];
+  createdAt: Date;
+  updatedAt: Date;
+  /** When it was promoted, rolled back or aborted; null while running. */
+  endedAt: Date | null;
+}

@@ -7,6 +7,11 @@ export interface NewVersion {
   codeSizeBytes: number;
   contentHash: string;
   config: FunctionConfig;
+  /**
+   * Move all of the `live` alias's traffic to the new version (default). False: the version is created without
+   * traffic (a new function's first version gets it all the same).
+   */
+  promote?: boolean;
 }
 
 export interface InvocationQuery {
@@ -18,19 +23,20 @@ export interface InvocationQuery {
 
 /**
  * Functions, versions, invocation records and secrets. Writes are durable when the promise resolves:
- * the API acknowledges only after that.
+ * the API acknowledges only after that. Aliases and rollouts are `TrafficStore`'s, on the same database.
  *
- * A function's current version never names a secret that does not exist: `deployVersion` and `setCurrentVersion`
- * refuse a version naming a missing one, and `deleteSecret` refuses a secret a current version names, atomically
- * with each other.
+ * No version an alias points at names a secret that does not exist: `deployVersion`, `setCurrentVersion` and
+ * `TrafficStore.putAlias` refuse a version naming a missing one, and `deleteSecret` refuses a secret such a version
+ * names, atomically with each other.
  */
 export interface MetadataStore {
   /** Apply pending migrations; safe to call on every start. */
   migrate(): Promise<void>;
   /**
-   * Create the next version of a function (creating the function if new) and make it current,
-   * in one transaction. If the current version has the same `contentHash`, returns it with `created: false`.
-   * Throws INVALID_CONFIG naming them when `config.secrets` names secrets that do not exist.
+   * Create the next version of a function (creating the function and its `live` alias if new) and, with `promote`,
+   * make it current (`live` at 100%), in one transaction. If the current version has the same `contentHash`, returns
+   * it with `created: false`. Throws INVALID_CONFIG naming them when `config.secrets` names secrets that do not
+   * exist, CONFLICT when promoting while a rollout of the function runs.
    */
   deployVersion(input: NewVersion): Promise<{ function: FunctionRecord; version: FunctionVersion; created: boolean }>;
   getFunction(name: string): Promise<FunctionRecord | null>;
@@ -42,8 +48,8 @@ export interface MetadataStore {
   /** Whether any version of any function uses this code bundle (a rejected deploy's blob is deleted only if not). */
   isCodeInUse(codeSha256: string): Promise<boolean>;
   /**
-   * Point the function at an existing version. Throws NOT_FOUND for an unknown function or version, INVALID_CONFIG
-   * when the version names secrets that no longer exist.
+   * Point the function at an existing version (`live` at 100% on it). Throws NOT_FOUND for an unknown function or
+   * version, INVALID_CONFIG when the version names secrets that no longer exist, CONFLICT while a rollout runs.
    */
   setCurrentVersion(name: string, version: number): Promise<FunctionRecord>;
   recordInvocation(record: InvocationRecord): Promise<void>;
