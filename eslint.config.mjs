@@ -50,6 +50,26 @@ export default tseslint.config(
     },
   },
   {
+    // The control plane imports only core (and itself): the composition roots hand it the Manager's provisioning and
+    // the push to the gateways. test/architecture.test.ts holds the whole layering.
+    files: ['src/control-plane/**/*.ts'],
+    ignores: ['src/control-plane/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'child_process', message: 'use node:child_process' }],
+          patterns: [
+            {
+              group: ['../*', '!../core', '!../core/**'],
+              message: 'src/control-plane imports only src/core; the composition roots hand it the rest',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.mjs', 'scripts/**'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {

@@ -1,4 +1,6 @@
-// Keeps dependencies pointing one way: core <- adapters / sandbox <- agent, manager, gateway <- embedded, cluster <- cli.
+// Keeps dependencies pointing one way: core <- adapters / sandbox <- agent, manager, gateway, control-plane <- embedded,
+// cluster <- cli. The control plane reaches the roles only through what the composition roots hand it (the Manager's
+// provisioning, a push to the gateways), so it imports neither them nor adapters.
 // Generated gRPC code (src/gen, from proto/) and its hand-written glue (src/grpc) sit at the adapter level: only the
 // roles' gRPC edges import them, never core.
 // A forbidden import fails this test with the file and the import.
@@ -9,8 +11,11 @@ import { it } from 'node:test';
 
 const src = resolve(import.meta.dirname, '..', 'src');
 
-/** For each area (first path segments under src/), the areas and packages it may import. */
-const rules: { area: string; mayImport: string[]; packages: boolean }[] = [
+/**
+ * For each area (first path segments under src/), the areas and packages it may import; `testsMayImport`: what its
+ * tests may import besides (every test may import adapters and test/helpers, to wire real components).
+ */
+const rules: { area: string; mayImport: string[]; packages: boolean; testsMayImport?: string[] }[] = [
   { area: 'core', mayImport: ['core'], packages: false },
   { area: 'sandbox/guest', mayImport: ['sandbox/guest', 'sandbox/protocol.ts'], packages: false },
   { area: 'sandbox', mayImport: ['core', 'sandbox'], packages: true },
@@ -20,16 +25,17 @@ const rules: { area: string; mayImport: string[]; packages: boolean }[] = [
   { area: 'agent', mayImport: ['core', 'sandbox', 'gen', 'grpc', 'agent'], packages: true },
   { area: 'manager', mayImport: ['core', 'manager'], packages: true },
   { area: 'gateway', mayImport: ['core', 'gen', 'grpc', 'gateway'], packages: true },
+  { area: 'control-plane', mayImport: ['core', 'control-plane'], packages: true, testsMayImport: ['manager'] },
   { area: 'client', mayImport: ['core', 'client'], packages: true },
   {
     area: 'embedded',
-    mayImport: ['core', 'adapters', 'sandbox', 'agent', 'manager', 'gateway', 'client', 'embedded'],
+    mayImport: ['core', 'adapters', 'sandbox', 'agent', 'manager', 'gateway', 'control-plane', 'client', 'embedded'],
     packages: true,
   },
   // Cluster processes (gateway, manager, agent as separate processes) wire the same roles as embedded mode.
   {
     area: 'cluster',
-    mayImport: ['core', 'adapters', 'sandbox', 'agent', 'manager', 'gateway', 'embedded', 'cluster'],
+    mayImport: ['core', 'adapters', 'sandbox', 'agent', 'manager', 'gateway', 'control-plane', 'embedded', 'cluster'],
     packages: true,
   },
   { area: 'cli', mayImport: ['core', 'client', 'embedded', 'cluster', 'cli'], packages: true },
@@ -60,7 +66,9 @@ it('imports respect the layering', () => {
       }
       const target = relative(src, resolve(dirname(file), spec)).replace(/\.js$/, '.ts');
       // Tests wire real components, so a test may also import the adapters of the ports its code uses.
-      const allowed = rel.endsWith('.test.ts') ? [...rule.mayImport, 'adapters'] : rule.mayImport;
+      const allowed = rel.endsWith('.test.ts')
+        ? [...rule.mayImport, ...(rule.testsMayImport ?? []), 'adapters', '../test/helpers']
+        : rule.mayImport;
       if (!allowed.some((area) => target === area || target.startsWith(`${area}/`))) {
         violations.push(`src/${rel} imports src/${target}`);
       }

@@ -15,6 +15,7 @@ import { defaultRequestTimeoutMs } from '../gateway/http/server.js';
 import type { Deployer } from '../gateway/deployer.js';
 import { createGateway } from '../gateway/gateway.js';
 import { defaultEventLoops, maxEventLoops, startLanes, type LaneHost } from '../gateway/lanes/lane-host.js';
+import { ControlPlane } from '../control-plane/control-plane.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
 import { EnvSealer } from '../adapters/sealed/env-sealer.js';
@@ -216,14 +217,15 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     freezeIdleMs: options.freezeIdleMs,
   });
   const agents = new SingleAgentDirectory(agent);
-  const manager = new Manager({
-    queue,
+  const manager = new Manager({ queue, pool, metadata, agents, logger, concurrency: options.managerConcurrency });
+  // The single process always leads the control plane.
+  const controlPlane = new ControlPlane({
     pool,
     metadata,
     agents,
-    logger,
-    concurrency: options.managerConcurrency,
+    provisioning: manager,
     reconcileIntervalMs: options.reconcileIntervalMs,
+    logger,
   });
   let ready = false;
   const { deployer, server, setReady, answerInvoke, metrics } = await createGateway({
@@ -237,7 +239,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     apiKeys: options.apiKeys,
     keyedHash: (text) => sealer.keyedHash(text),
     logger,
-    onChange: () => void manager.reconcile(),
+    onChange: () => void controlPlane.reconcile(),
     nodes: async () => [
       {
         nodeId,
@@ -260,9 +262,11 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   };
 
   manager.start();
+  controlPlane.start();
   let address: string;
   /** Everything under the HTTP server, stopped in order (after the server, which waits for what is in flight). */
   const stopRoles = async (): Promise<void> => {
+    await controlPlane.stop();
     await manager.stop();
     await agent.close();
     await runtime.close();
@@ -301,7 +305,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   }
   metrics.watchEventLoops(lanes?.eventLoops ?? 1, () => lanes?.invocations() ?? []);
   markReady(true);
-  void manager.reconcile();
+  void controlPlane.reconcile();
   logger.info(
     { address, dataDir, sandbox: runtime.kind, eventLoops: options.eventLoops, backends: backends.describe() },
     'savassan started',

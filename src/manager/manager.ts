@@ -2,22 +2,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PlatformError, isPlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
-import type { AgentApi, SandboxInfo, SandboxSpec } from '../core/ports/agent-api.js';
-import type { AgentDirectory } from '../core/ports/agent-directory.js';
+import { OutageLog } from '../core/outage-log.js';
+import type { SandboxSpec } from '../core/ports/agent-api.js';
+import { countInstances, type AgentDirectory } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
-import type {
-  FunctionRecord,
-  FunctionVersion,
-  InstanceRef,
-  ProvisionRequest,
-  SerializedError,
-  VersionId,
-} from '../core/types.js';
+import type { FunctionVersion, InstanceRef, ProvisionRequest, SerializedError } from '../core/types.js';
 import { secretEnvOf } from '../core/secrets.js';
-import { parsePoolKey, poolKey } from '../core/types.js';
-import { OutageLog } from './outage-log.js';
+import { poolKey } from '../core/types.js';
 
 export interface ManagerOptions {
   queue: ProvisionQueue;
@@ -25,36 +18,23 @@ export interface ManagerOptions {
   metadata: MetadataStore;
   /** The Agents to place sandboxes on: the local one in embedded mode, the cluster's live nodes otherwise. */
   agents: AgentDirectory;
-  /**
-   * Whether this Manager runs the reconcile loop now. Every Manager provisions from the queue; in a cluster only
-   * the elected leader reconciles (min instances, reaping, lease reclaim, pool rebuild). Default: always.
-   */
-  isLeader?: () => boolean;
   logger?: Logger;
   /** Sandboxes created at once; the Manager provisions at its own pace (ADR-001 §3). */
   concurrency?: number;
-  /** How often min-instances, idle reaping and lease reclaim run. */
-  reconcileIntervalMs?: number;
   now?: () => number;
 }
 
 /** Pauses of a worker whose queue pop failed (a backend outage): doubling from the first to the last. */
 const popRetryMs = { first: 250, max: 2000 } as const;
 
-/** An idle sandbox of the Agent as the reconcile saw it first: its invocation count and when. */
-interface IdleSighting {
-  invocations: number;
-  since: number;
-}
-
 /**
  * Provisions sandboxes: pops requests from the queue with bounded concurrency, creates them on the Agent that
- * placement picks (free capacity, then code locality) and pushes ready instances to the warm pool. It never runs functions. A reconcile loop keeps
- * min instances warm, reaps idle instances, retires old versions, reclaims expired leases and rebuilds
- * the pool from the Agent's idle sandboxes when the pool lost them (Redis restarted empty).
+ * placement picks (free capacity, then code locality) and pushes ready instances to the warm pool. It never runs
+ * functions. Every Manager consumes the queue; the control plane's `Reconciler` (leader only) asks it for min
+ * instances and replacements through `provision` and `replaceFor`.
  *
- * A backend outage never stops it: a failing queue pop is retried with a growing pause, a failing provisioning
- * or reconcile pass is retried by the next request or pass, and each is logged once per outage.
+ * A backend outage never stops it: a failing queue pop is retried with a growing pause, a failing provisioning is
+ * retried by the next request, and each is logged once per outage.
  */
 export class Manager {
   readonly #options: Required<Omit<ManagerOptions, 'logger'>> & { logger: Logger };
@@ -62,9 +42,6 @@ export class Manager {
   readonly #inFlight = new Map<string, number>();
   readonly #popLog: OutageLog;
   readonly #provisionLog: OutageLog;
-  readonly #reconcileLog: OutageLog;
-  /** The Agent's idle sandboxes at the last reconcile pass, by instance id. */
-  #idleSightings = new Map<string, IdleSighting>();
   #workers: Promise<void>[] = [];
   /**
    * Demand waiting for a creation slot, one entry per pool key in arrival order: requests are coalesced here so the
@@ -73,32 +50,25 @@ export class Manager {
   readonly #wanted = new Map<string, ProvisionRequest>();
   /** Creations under way from the queue, at most `concurrency`. */
   readonly #creating = new Set<Promise<void>>();
-  #reconcileTimer: NodeJS.Timeout | undefined;
-  #reconciling: Promise<void> | undefined;
   #started = false;
   #stopped = false;
 
   constructor(options: ManagerOptions) {
     this.#options = {
       concurrency: 4,
-      reconcileIntervalMs: 1000,
       now: Date.now,
-      isLeader: () => true,
       ...options,
       logger: (options.logger ?? silentLogger).child({ role: 'manager' }),
     };
     const { logger } = this.#options;
     this.#popLog = new OutageLog(logger, 'taking provisioning requests from the queue');
     this.#provisionLog = new OutageLog(logger, 'provisioning');
-    this.#reconcileLog = new OutageLog(logger, 'reconcile');
   }
 
   start(): void {
     if (this.#started) return;
     this.#started = true;
     for (let i = 0; i < this.#options.concurrency; i++) this.#workers.push(this.#work());
-    this.#reconcileTimer = setInterval(() => void this.reconcile(), this.#options.reconcileIntervalMs);
-    this.#reconcileTimer.unref();
   }
 
   /** Stop taking requests and wait for in-flight provisioning to finish. Idempotent. */
@@ -106,12 +76,11 @@ export class Manager {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#abort.abort();
-    clearInterval(this.#reconcileTimer);
     // Demand taken off the queue but not served yet goes back to it, for another Manager (best effort).
     const parked = [...this.#wanted.values()];
     this.#wanted.clear();
     await Promise.allSettled(parked.map((request) => this.#options.queue.push(request)));
-    await Promise.allSettled([...this.#workers, this.#reconciling]);
+    await Promise.allSettled(this.#workers);
     while (this.#creating.size > 0) await Promise.allSettled([...this.#creating]);
   }
 
@@ -200,7 +169,7 @@ export class Manager {
         if (request.reason !== 'demand' || this.#stopped || !(await this.#stillWanted(key))) return;
         if (!this.#wanted.has(key)) this.#wanted.set(key, request);
       };
-      const creation = this.#provision(request).then(
+      const creation = this.provision(request).then(
         async (outcome) => {
           this.#provisionLog.succeeded();
           if (outcome !== 'skipped') await again();
@@ -223,9 +192,10 @@ export class Manager {
   /**
    * Creates one sandbox for the request if it is still needed and allowed. 'created' or 'failed' (a waiter was told,
    * or the sandbox was lost): the other waiters of a coalesced demand still need serving. 'skipped': nothing to do
-   * (no longer wanted, or at max instances), and asking again now would only spin.
+   * (no longer wanted, or at max instances), and asking again now would only spin. Rejects when the metadata store
+   * or the pool is down. The queue's requests come here; so do the control plane's min instances.
    */
-  async #provision(request: ProvisionRequest): Promise<'created' | 'failed' | 'skipped'> {
+  async provision(request: ProvisionRequest): Promise<'created' | 'failed' | 'skipped'> {
     const key = poolKey(request);
     // Counted as on its way from the start, so that creations deciding at the same time see each other (the checks
     // below await the pool, the store and the Agents) and cannot together pass max instances.
@@ -256,7 +226,7 @@ export class Manager {
       await pool.pushFailure(key, notFound(request));
       return 'failed';
     }
-    if ((await this.#countInstances(version)) + others() >= version.config.maxInstances) return 'skipped';
+    if ((await countInstances(agents, version)) + others() >= version.config.maxInstances) return 'skipped';
 
     // Secret values are read for each sandbox, so one created after a secret changed gets its new value.
     let secretEnv: Record<string, string> | undefined;
@@ -326,195 +296,6 @@ export class Manager {
         tried.add(agent.nodeId);
       }
     }
-  }
-
-  async #countInstances(version: FunctionVersion): Promise<number> {
-    const sandboxes = await this.#allSandboxes();
-    return sandboxes.filter(
-      (s) =>
-        s.functionName === version.functionName &&
-        s.incarnation === version.incarnation &&
-        s.version === version.version,
-    ).length;
-  }
-
-  /** Sandboxes of every live Agent, each with its node; an Agent that does not answer counts as none. */
-  async #allSandboxes(): Promise<(SandboxInfo & { nodeId: string })[]> {
-    const lists = await Promise.all(
-      this.#options.agents.all().map((agent: AgentApi) =>
-        agent.listSandboxes().then(
-          (sandboxes) => sandboxes.map((sandbox) => ({ ...sandbox, nodeId: agent.nodeId })),
-          () => [],
-        ),
-      ),
-    );
-    return lists.flat();
-  }
-
-  /** One pass of housekeeping; runs on a timer and after deploys. Concurrent calls share one pass. */
-  reconcile(): Promise<void> {
-    if (this.#stopped || !this.#options.isLeader()) return Promise.resolve();
-    this.#reconciling ??= this.#reconcileOnce()
-      .then(
-        () => this.#reconcileLog.succeeded(),
-        (err: unknown) => this.#reconcileLog.failed(err),
-      )
-      .finally(() => {
-        this.#reconciling = undefined;
-      });
-    return this.#reconciling;
-  }
-
-  async #reconcileOnce(): Promise<void> {
-    const { pool, metadata, agents, now } = this.#options;
-    // Sandboxes and pool keys are read before the functions: a sandbox or key exists only once its incarnation was
-    // stored, so one whose incarnation is missing from the list read after it belongs to a deleted function (and
-    // not to one being created meanwhile).
-    const sandboxes = await this.#allSandboxes();
-    const keys = await pool.keys();
-    const listed = await metadata.listFunctions().then(
-      (list) => ({ functions: new Map(list.map((f) => [f.name, f])) }),
-      (err: unknown) => ({ err }),
-    );
-    if ('err' in listed) {
-      // The pool is still rebuilt while the metadata store is down; the pool itself refuses deleted functions' keys.
-      await this.#restoreLostInstances(sandboxes, () => true);
-      throw listed.err;
-    }
-    const { functions } = listed;
-    const live = (of: { functionName: string; incarnation: string }): FunctionRecord | null => {
-      const fn = functions.get(of.functionName);
-      return fn?.incarnation === of.incarnation ? fn : null;
-    };
-    const toDestroy = new Map<string, { instanceId: string; nodeId: string }>();
-    const destroy = (instances: readonly { instanceId: string; nodeId: string }[]): void => {
-      for (const instance of instances) toDestroy.set(instance.instanceId, instance);
-    };
-    // An instance restored here of a version that is no longer current is retired by the steps below.
-    const { restored, orphans } = await this.#restoreLostInstances(
-      sandboxes,
-      (of) => live(of) !== null,
-      (of) => live(of)?.currentVersion === of.version,
-    );
-    destroy(orphans);
-    for (const instance of restored) keys.push(poolKey(instance));
-    const reclaimed = await pool.reclaimExpired(now());
-    this.replaceFor(reclaimed);
-    destroy(reclaimed);
-    // Each current version is read once per pass, however many steps below need it.
-    const versions = new Map<string, Promise<FunctionVersion | null>>();
-    const currentOf = (fn: FunctionRecord): Promise<FunctionVersion | null> => {
-      let version = versions.get(fn.name);
-      if (version === undefined) {
-        version = metadata.getVersion(fn.name, fn.currentVersion);
-        versions.set(fn.name, version);
-      }
-      return version;
-    };
-
-    for (const key of new Set(keys)) {
-      const id = parsePoolKey(key);
-      const fn = id === null ? null : live(id);
-      if (id === null || fn === null) {
-        // A deleted function (its deleting gateway may have stopped before retiring the key): never pooled again.
-        destroy(await pool.retire(key));
-        continue;
-      }
-      if (fn.currentVersion !== id.version) {
-        // A version no longer current: retire its idle instances now (a rollback may bring it back).
-        destroy(await pool.drain(key));
-        continue;
-      }
-      const version = await currentOf(fn);
-      if (version === null) continue;
-      const idleBefore = now() - version.config.idleSeconds * 1000;
-      destroy(await pool.reapIdle(key, idleBefore, version.config.minInstances));
-    }
-    await Promise.allSettled(
-      [...toDestroy.values()].map(
-        (instance) => agents.get(instance.nodeId)?.destroySandbox(instance.instanceId) ?? Promise.resolve(),
-      ),
-    );
-
-    // Keep min instances of each current version warm.
-    for (const fn of functions.values()) {
-      const version = await currentOf(fn);
-      if (version === null || version.config.minInstances === 0) continue;
-      const missing =
-        version.config.minInstances - (await this.#countInstances(version)) - this.inFlight(poolKey(version));
-      // Leadership can move during a pass: stop provisioning as soon as this Manager no longer leads.
-      for (let i = 0; i < missing && !this.#stopped && this.#options.isLeader(); i++) {
-        await this.#provision({
-          functionName: fn.name,
-          incarnation: fn.incarnation,
-          version: fn.currentVersion,
-          reason: 'min-instances',
-          requestedAt: now(),
-        });
-      }
-    }
-  }
-
-  /**
-   * Rebuilds the pool from the Agent's sandboxes: an idle sandbox that the pool holds neither idle nor checked out
-   * was lost by the pool (Redis restarted empty or was flushed, or a return failed during an outage) and is put
-   * back. Only sandboxes seen idle, with the same invocation count, for at least one reconcile interval are
-   * candidates: one that just finished an invocation or its creation is on its way back to the pool already, and
-   * `restore` is atomic, so an instance the pool holds is never added twice. Idle sandboxes of a deleted function
-   * (`live` is false for their incarnation) are returned as orphans instead, to be destroyed: they would otherwise
-   * keep running with their old code and secrets. Those of a version that is not `current` are restored too, so that
-   * the pass retires them as it retires the pool's (restoring claims them atomically: one the pool holds is not
-   * destroyed under a gateway that checks it out), but they are not reported as losses: they leave the pool at once.
-   */
-  async #restoreLostInstances(
-    sandboxes: readonly (SandboxInfo & { nodeId: string })[],
-    live: (of: { functionName: string; incarnation: string }) => boolean,
-    current: (of: VersionId) => boolean = () => true,
-  ): Promise<{ restored: InstanceRef[]; orphans: (SandboxInfo & { nodeId: string })[] }> {
-    const { pool, logger, now, reconcileIntervalMs } = this.#options;
-    const at = now();
-    const sightings = new Map<string, IdleSighting>();
-    const candidates: InstanceRef[] = [];
-    const orphans: (SandboxInfo & { nodeId: string })[] = [];
-    for (const sandbox of sandboxes) {
-      if (sandbox.state !== 'idle') continue;
-      // Version 0 is a deploy's trial sandbox, which its deployer destroys.
-      if (sandbox.version !== 0 && !live(sandbox)) {
-        orphans.push(sandbox);
-        continue;
-      }
-      const previous = this.#idleSightings.get(sandbox.instanceId);
-      const sighting =
-        previous?.invocations === sandbox.invocations ? previous : { invocations: sandbox.invocations, since: at };
-      sightings.set(sandbox.instanceId, sighting);
-      if (at - sighting.since < reconcileIntervalMs) continue;
-      candidates.push({
-        instanceId: sandbox.instanceId,
-        functionName: sandbox.functionName,
-        incarnation: sandbox.incarnation,
-        version: sandbox.version,
-        nodeId: sandbox.nodeId,
-        createdAt: sandbox.createdAt,
-        // Not reported by the Agent; it only shows on a restored instance that never served (a cold start).
-        initMs: 0,
-        invocations: sandbox.invocations,
-        idleSince: at,
-      });
-    }
-    this.#idleSightings = sightings;
-    if (orphans.length > 0) logger.info({ orphans: orphans.length }, 'destroying idle sandboxes of deleted functions');
-    if (candidates.length === 0) return { restored: [], orphans };
-    const restored = await pool.restore(candidates);
-    const back = restored.filter(current);
-    if (back.length === 0) return { restored, orphans };
-    logger.warn(
-      {
-        restored: back.length,
-        instances: back.map((i) => `${poolKey(i)}/${i.instanceId}`),
-      },
-      `pool rebuilt from the agent: ${back.length} idle sandbox(es) the pool had lost are back in it`,
-    );
-    return { restored, orphans };
   }
 }
 

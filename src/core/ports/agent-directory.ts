@@ -1,4 +1,5 @@
-import type { AgentApi, SandboxSpec } from './agent-api.js';
+import type { VersionId } from '../types.js';
+import type { AgentApi, SandboxInfo, SandboxSpec } from './agent-api.js';
 
 /**
  * The Agents a Manager or Gateway can use: one in embedded mode, the live members of the cluster otherwise.
@@ -28,4 +29,29 @@ export class SingleAgentDirectory implements AgentDirectory {
   place(_spec: SandboxSpec, exclude?: ReadonlySet<string>): AgentApi | null {
     return exclude?.has(this.agent.nodeId) === true ? null : this.agent;
   }
+}
+
+/** A sandbox as an Agent lists it, with the node it runs on. */
+export type NodeSandbox = SandboxInfo & { nodeId: string };
+
+/** The sandboxes of every live Agent, each with its node; an Agent that does not answer counts as none. */
+export async function sandboxesOf(agents: AgentDirectory): Promise<NodeSandbox[]> {
+  const lists = await Promise.all(
+    agents.all().map((agent) =>
+      agent.listSandboxes().then(
+        (sandboxes) => sandboxes.map((sandbox) => ({ ...sandbox, nodeId: agent.nodeId })),
+        () => [],
+      ),
+    ),
+  );
+  return lists.flat();
+}
+
+/** The sandboxes of one version on every live Agent. */
+export async function countInstances(agents: AgentDirectory, version: VersionId): Promise<number> {
+  const sandboxes = await sandboxesOf(agents);
+  return sandboxes.filter(
+    (s) =>
+      s.functionName === version.functionName && s.incarnation === version.incarnation && s.version === version.version,
+  ).length;
 }

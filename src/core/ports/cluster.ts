@@ -50,6 +50,13 @@ export interface RoutingTable {
   version: number;
   /** nodeId → agent address, for the gateways to dial. */
   agents: Record<string, string>;
+  /**
+   * Function name → the table version at which the leader last changed that function's traffic (a rollout moved an
+   * alias's weights). A gateway that sees a function's entry change drops what it cached about the function's
+   * versions, rather than wait for its cache to expire. Absent or partial in tables of older leaders: only the
+   * functions changed last are kept (see `routing-table.ts`).
+   */
+  traffic?: Record<string, number> | undefined;
   updatedAt: number;
 }
 

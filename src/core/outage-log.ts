@@ -1,4 +1,4 @@
-import type { Logger } from '../core/logger.js';
+import type { Logger } from './logger.js';
 
 /**
  * Logs a background step that keeps failing (a backend is down) once per outage rather than once per attempt: the

@@ -1,0 +1,129 @@
+import { silentLogger, type Logger } from '../core/logger.js';
+import type { AgentDirectory } from '../core/ports/agent-directory.js';
+import type { Cluster, RoutingTable } from '../core/ports/cluster.js';
+import type { MetadataStore } from '../core/ports/metadata-store.js';
+import type { Pool } from '../core/ports/pool.js';
+import { Leadership } from './leadership.js';
+import { Reconciler, type Provisioning } from './reconciler.js';
+import { RoutingPublisher, type GatewayAddress, type RoutedNode } from './routing-publisher.js';
+
+/** Cluster mode: the election and the routing table the leader publishes. */
+export interface ControlPlaneClusterOptions {
+  cluster: Cluster;
+  /** Who campaigns for the lead (the Manager's id). */
+  candidateId: string;
+  /** The verified Agents now, for the routing table. */
+  nodes: () => RoutedNode[];
+  /** Push a table to one gateway (over gRPC). */
+  push: (gateway: GatewayAddress, table: RoutingTable) => Promise<unknown>;
+}
+
+export interface ControlPlaneOptions {
+  pool: Pool;
+  metadata: MetadataStore;
+  agents: AgentDirectory;
+  /** The Manager, which provisions what the reconcile asks for. */
+  provisioning: Provisioning;
+  /** Absent: this process always leads (embedded mode). */
+  cluster?: ControlPlaneClusterOptions | undefined;
+  /** How often the reconcile runs while leading. Default 1 s. */
+  reconcileIntervalMs?: number | undefined;
+  logger?: Logger | undefined;
+  now?: (() => number) | undefined;
+}
+
+/**
+ * The control plane: in a cluster one Manager leads it (elected through the cluster store, again after a loss);
+ * in embedded mode the single process always leads. While leading it reconciles the warm pool (`Reconciler`) and
+ * keeps the routing table written and pushed to the gateways (`RoutingPublisher`); otherwise it does nothing.
+ */
+export class ControlPlane {
+  readonly #leadership: Leadership | null;
+  readonly #publisher: RoutingPublisher | null;
+  readonly #reconciler: Reconciler;
+  #started = false;
+  #stopped = false;
+
+  constructor(options: ControlPlaneOptions) {
+    const logger = (options.logger ?? silentLogger).child({ role: 'control-plane' });
+    const { cluster } = options;
+    const isLeader = (): boolean => this.leading;
+    this.#leadership =
+      cluster === undefined
+        ? null
+        : new Leadership({
+            cluster: cluster.cluster,
+            candidateId: cluster.candidateId,
+            logger,
+            onLead: () => this.#onLead(),
+          });
+    this.#publisher =
+      cluster === undefined
+        ? null
+        : new RoutingPublisher({
+            routing: cluster.cluster.routing,
+            isLeader,
+            nodes: cluster.nodes,
+            push: cluster.push,
+            logger,
+          });
+    this.#reconciler = new Reconciler({
+      pool: options.pool,
+      metadata: options.metadata,
+      agents: options.agents,
+      provisioning: options.provisioning,
+      isLeader,
+      logger,
+      ...(options.reconcileIntervalMs === undefined ? {} : { intervalMs: options.reconcileIntervalMs }),
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
+  }
+
+  /** Whether this process leads the control plane now (always in embedded mode, until stopped). */
+  get leading(): boolean {
+    if (this.#stopped) return false;
+    return this.#leadership === null ? this.#started : this.#leadership.leading;
+  }
+
+  /** Campaign (cluster mode) and run the leader's loops while leading. */
+  start(): void {
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    this.#reconciler.start();
+    if (this.#leadership === null) this.#onLead();
+    else this.#leadership.start();
+  }
+
+  /** Stop the loops and give the lead up; waits for work under way. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    // The lead first, so that another candidate takes over while the work under way ends here.
+    await this.#leadership?.stop();
+    await this.#reconciler.stop();
+    await this.#publisher?.settled();
+  }
+
+  /** Reconcile now (after a deploy), if leading. Never rejects. */
+  reconcile(): Promise<void> {
+    return this.#reconciler.reconcile();
+  }
+
+  /** The Agents changed: the leader writes and pushes a new routing table. */
+  nodesChanged(): void {
+    this.#publisher?.publishNodes();
+  }
+
+  /** A gateway registered: it gets the current table at once from the leader. */
+  gatewayJoined(gateway: GatewayAddress): void {
+    this.#publisher?.gatewayJoined(gateway);
+  }
+
+  gatewayLeft(gatewayId: string): void {
+    this.#publisher?.gatewayLeft(gatewayId);
+  }
+
+  #onLead(): void {
+    this.#publisher?.publishNodes();
+  }
+}

@@ -1,0 +1,253 @@
+// The Reconciler with a real Manager, the real memory pool and an in-memory SQLite store; the Agent is a fake that
+// implements the port, since these tests are about what the reconcile does with what an Agent reports.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { MemoryPool } from '../adapters/memory/memory-pool.js';
+import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
+import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
+import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
+import { compileFunctionConfig } from '../core/function-config.js';
+import type { Logger } from '../core/logger.js';
+import { SingleAgentDirectory } from '../core/ports/agent-directory.js';
+import { poolKey } from '../core/types.js';
+import { Manager } from '../manager/manager.js';
+import { FakeAgent, recordingLogger } from '../../test/helpers/fakes.js';
+import { Reconciler } from './reconciler.js';
+
+const intervalMs = 1000;
+
+describe('Reconciler', () => {
+  let metadata: SqlMetadataStore;
+  let pool: MemoryPool;
+  let agent: FakeAgent;
+  let clock: number;
+  let fn: string;
+  /** Incarnation of each deployed function name. */
+  let incarnations: Map<string, string>;
+
+  const deploy = async (name: string, config = {}) => {
+    const deployed = await metadata.deployVersion({
+      functionName: name,
+      codeSha256: 'a'.repeat(64),
+      codeSizeBytes: 1,
+      contentHash: randomUUID(),
+      config: compileFunctionConfig(config),
+    });
+    incarnations.set(name, deployed.function.incarnation);
+    return deployed;
+  };
+  const incarnationOf = (name: string): string => incarnations.get(name) ?? '';
+  const keyOf = (name: string, version: number): string =>
+    poolKey({ functionName: name, incarnation: incarnationOf(name), version });
+
+  beforeEach(async () => {
+    metadata = await openSqliteMetadataStore(':memory:');
+    pool = new MemoryPool();
+    agent = new FakeAgent();
+    incarnations = new Map();
+    agent.incarnationOf = incarnationOf;
+    clock = Date.now();
+    fn = `fn-${randomUUID().slice(0, 8)}`;
+    await deploy(fn);
+  });
+
+  afterEach(async () => {
+    await pool.close();
+    await metadata.close();
+  });
+
+  /** A Manager that provisions (started by the test when it needs the queue served) and a Reconciler over it. */
+  const plane = (options: { logger?: Logger } = {}) => {
+    const agents = new SingleAgentDirectory(agent);
+    const manager = new Manager({
+      queue: new MemoryProvisionQueue({ capacity: 10 }),
+      pool,
+      metadata,
+      agents,
+      logger: options.logger,
+      concurrency: 1,
+      now: () => clock,
+    });
+    const reconciler = new Reconciler({
+      pool,
+      metadata,
+      agents,
+      provisioning: manager,
+      logger: options.logger,
+      intervalMs,
+      now: () => clock,
+    });
+    return {
+      start: () => manager.start(),
+      reconcile: () => reconciler.reconcile(),
+      stop: async () => {
+        await reconciler.stop();
+        await manager.stop();
+      },
+    };
+  };
+
+  describe('replacements', () => {
+    it('asks for a replacement when a lease expires while requests wait at max instances', async () => {
+      await deploy('single', { maxInstances: 1 });
+      const m = plane();
+      m.start();
+      const key = keyOf('single', 1);
+      try {
+        // The only instance is checked out by a gateway that then dies: its lease runs out.
+        await pool.push(agent.ref(agent.add('single', 1, 'busy', 1)));
+        assert.notEqual(await pool.checkout(key, { holder: 'dead-gw', leaseMs: 1_000 }), null);
+        const waiting = pool.wait(key, { holder: 'gw', leaseMs: 60_000, timeoutMs: 3_000 });
+        clock += 2_000;
+        // Its sandbox is gone with the gateway's call: the reconcile destroys it, and must ask for another.
+        await m.reconcile();
+        const item = await waiting;
+        assert.equal(item?.kind, 'instance', 'the waiter got a new sandbox instead of timing out');
+      } finally {
+        await m.stop();
+      }
+    });
+  });
+
+  describe('pool rebuild from the agent', () => {
+    it('puts back idle sandboxes the pool lost, once they have been idle for a reconcile interval', async () => {
+      const logger = recordingLogger();
+      const m = plane({ logger });
+      const key = keyOf(fn, 1);
+      const held = agent.add(fn, 1, 'idle', 3);
+      const lost = agent.add(fn, 1, 'idle', 2);
+      const busy = agent.add(fn, 1, 'busy', 1);
+      await pool.push(agent.ref(held));
+
+      await m.reconcile();
+      assert.deepEqual(await pool.stats(key), { idle: 1, checkedOut: 0, waiters: 0 }, 'not idle long enough yet');
+      clock += intervalMs;
+      await m.reconcile();
+      assert.deepEqual(await pool.stats(key), { idle: 2, checkedOut: 0, waiters: 0 });
+      const warm = [await pool.checkout(key, { holder: 'gw', leaseMs: 60_000 })];
+      warm.push(await pool.checkout(key, { holder: 'gw', leaseMs: 60_000 }));
+      assert.deepEqual(warm.map((i) => i?.instanceId).sort(), [held.instanceId, lost.instanceId].sort());
+      assert.equal(warm.find((i) => i?.instanceId === lost.instanceId)?.invocations, 2);
+      assert.ok(!warm.some((i) => i?.instanceId === busy.instanceId), 'a busy sandbox is not put in the pool');
+      assert.equal(logger.lines.filter((l) => l.msg.startsWith('pool rebuilt from the agent')).length, 1);
+
+      // Checked out (leased): never added a second time, however long the agent reports it idle.
+      clock += 10 * intervalMs;
+      await m.reconcile();
+      assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 2, waiters: 0 });
+      await m.stop();
+    });
+
+    it('puts back lost sandboxes while the metadata store is down', async () => {
+      const m = plane();
+      const key = keyOf(fn, 1);
+      const lost = agent.add(fn, 1, 'idle', 2);
+      await metadata.close(); // every call now fails with UNAVAILABLE, as with the database down
+      await m.reconcile();
+      clock += intervalMs;
+      await m.reconcile();
+      assert.equal((await pool.checkout(key, { holder: 'gw', leaseMs: 60_000 }))?.instanceId, lost.instanceId);
+      await m.stop();
+    });
+
+    it('waits again when a sandbox served an invocation between two passes', async () => {
+      const m = plane();
+      const key = keyOf(fn, 1);
+      const sandbox = agent.add(fn, 1, 'idle', 1);
+      await m.reconcile();
+      clock += intervalMs / 2;
+      sandbox.invocations = 2; // it went out, served, and is on its way back: not a candidate yet
+      await m.reconcile();
+      clock += intervalMs / 2;
+      await m.reconcile();
+      assert.equal((await pool.stats(key)).idle, 0);
+      clock += intervalMs / 2;
+      await m.reconcile();
+      assert.equal((await pool.stats(key)).idle, 1);
+      await m.stop();
+    });
+
+    it('retires a restored sandbox of a version that is no longer current in the same pass', async () => {
+      const m = plane();
+      await deploy(fn); // version 2 is current now
+      const old = agent.add(fn, 1, 'idle', 4);
+      await m.reconcile();
+      clock += intervalMs;
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed, [old.instanceId]);
+      assert.deepEqual(await pool.keys(), []);
+      await m.stop();
+    });
+  });
+
+  describe('pool rebuild warnings', () => {
+    it('reports only sandboxes that go back into the pool: not those of a deleted function or a retired version', async () => {
+      const logger = recordingLogger();
+      const m = plane({ logger });
+      const rebuilt = () => logger.lines.filter((l) => l.msg.startsWith('pool rebuilt from the agent'));
+      // A deleted function whose idle sandbox is still on the agent, its pool key retired as the deleting gateway
+      // retires it; and a version no longer current, whose idle sandbox the pool does not hold.
+      await deploy('doomed');
+      const doomed = agent.add('doomed', 1, 'idle', 1);
+      const old = agent.add(fn, 1, 'idle', 1);
+      await deploy(fn); // version 2 is current now
+      await m.reconcile();
+      assert.equal(await metadata.deleteFunction('doomed'), true);
+      await pool.retire(keyOf('doomed', 1));
+      clock += intervalMs;
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed.sort(), [doomed.instanceId, old.instanceId].sort());
+      assert.deepEqual(rebuilt(), [], 'nothing went back into the pool');
+
+      // A real loss: an idle sandbox of the current version that the pool does not hold.
+      const lost = agent.add(fn, 2, 'idle', 3);
+      await m.reconcile();
+      clock += intervalMs;
+      await m.reconcile();
+      assert.deepEqual(
+        rebuilt().map((l) => [l.level, l.msg]),
+        [['warn', 'pool rebuilt from the agent: 1 idle sandbox(es) the pool had lost are back in it']],
+      );
+      assert.equal((await pool.checkout(keyOf(fn, 2), { holder: 'gw', leaseMs: 60_000 }))?.instanceId, lost.instanceId);
+      await m.stop();
+    });
+  });
+
+  describe('deleted functions', () => {
+    it('destroys idle sandboxes of a deleted function and never pools them for its re-created successor', async () => {
+      const m = plane();
+      const oldKey = keyOf(fn, 1);
+      const pooled = agent.add(fn, 1, 'idle', 1);
+      await pool.push(agent.ref(pooled));
+      const lost = agent.add(fn, 1, 'idle', 2); // idle on the agent, not in the pool
+      const busy = agent.add(fn, 1, 'busy', 1); // still running an invocation
+      assert.equal(await metadata.deleteFunction(fn), true);
+      await deploy(fn); // re-created: version 1 again, another incarnation
+      assert.notEqual(keyOf(fn, 1), oldKey);
+
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed.sort(), [pooled.instanceId, lost.instanceId].sort());
+      clock += 10 * intervalMs;
+      await m.reconcile();
+      assert.deepEqual(await pool.stats(keyOf(fn, 1)), { idle: 0, checkedOut: 0, waiters: 0 });
+      // The busy one comes back after its invocation: the old key is retired, so it is refused.
+      busy.state = 'idle';
+      assert.equal(await pool.push(agent.ref(busy)), false);
+      await m.stop();
+    });
+  });
+
+  describe('outages', () => {
+    it('survives reconcile failures while metadata is down, logging the outage once', async () => {
+      const logger = recordingLogger();
+      const m = plane({ logger });
+      await metadata.close(); // every call now fails with UNAVAILABLE, as with the database down
+      await m.reconcile();
+      await m.reconcile();
+      assert.equal(logger.lines.filter((l) => l.msg.startsWith('reconcile') && l.level === 'warn').length, 1);
+
+      await m.stop();
+    });
+  });
+});

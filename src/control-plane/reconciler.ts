@@ -1,0 +1,247 @@
+import { silentLogger, type Logger } from '../core/logger.js';
+import { OutageLog } from '../core/outage-log.js';
+import { countInstances, sandboxesOf, type AgentDirectory, type NodeSandbox } from '../core/ports/agent-directory.js';
+import type { MetadataStore } from '../core/ports/metadata-store.js';
+import type { Pool } from '../core/ports/pool.js';
+import type { FunctionRecord, FunctionVersion, InstanceRef, ProvisionRequest, VersionId } from '../core/types.js';
+import { parsePoolKey, poolKey } from '../core/types.js';
+
+/** What the reconciler needs of the Manager, which provisions sandboxes. */
+export interface Provisioning {
+  /**
+   * Create one sandbox for `request` now, unless it is no longer needed or the version is at its max instances;
+   * rejects when the metadata store or the pool is down.
+   */
+  provision(request: ProvisionRequest): Promise<unknown>;
+  /** Ask for replacements of instances that left the pool without being returned, where requests wait for them. */
+  replaceFor(instances: readonly InstanceRef[]): void;
+  /** Sandboxes on their way for a pool key. */
+  inFlight(key: string): number;
+}
+
+export interface ReconcilerOptions {
+  pool: Pool;
+  metadata: MetadataStore;
+  /** The Agents whose sandboxes are reconciled: the local one in embedded mode, the cluster's live nodes otherwise. */
+  agents: AgentDirectory;
+  provisioning: Provisioning;
+  /** Whether this process leads the control plane now: a pass runs only then. Default: always. */
+  isLeader?: () => boolean;
+  /** How often a pass runs (`start`); also how long a sandbox must be seen idle before the pool gets it back. */
+  intervalMs?: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/** An idle sandbox of the Agent as the reconcile saw it first: its invocation count and when. */
+interface IdleSighting {
+  invocations: number;
+  since: number;
+}
+
+/**
+ * The control plane's housekeeping of the warm pool, run by the leader: keeps min instances of each current version
+ * warm, reaps idle instances past their idle time, retires versions no longer current, reclaims expired leases (and
+ * asks for replacements) and rebuilds the pool from the Agents' idle sandboxes when the pool lost them (Redis
+ * restarted empty). A failing pass (a backend down) is retried by the next one and logged once per outage.
+ */
+export class Reconciler {
+  readonly #options: Required<Omit<ReconcilerOptions, 'logger'>> & { logger: Logger };
+  readonly #log: OutageLog;
+  /** The Agents' idle sandboxes at the last pass, by instance id. */
+  #idleSightings = new Map<string, IdleSighting>();
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: ReconcilerOptions) {
+    this.#options = {
+      intervalMs: 1000,
+      now: Date.now,
+      isLeader: () => true,
+      ...options,
+      logger: (options.logger ?? silentLogger).child({ role: 'reconciler' }),
+    };
+    this.#log = new OutageLog(this.#options.logger, 'reconcile');
+  }
+
+  /** Run a pass every interval (while leading). */
+  start(): void {
+    if (this.#timer !== undefined || this.#stopped) return;
+    this.#timer = setInterval(() => void this.reconcile(), this.#options.intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Stop the timer and wait for a pass under way. Idempotent. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#running;
+  }
+
+  /** One pass; runs on the timer and after deploys. Concurrent calls share one pass; never rejects. */
+  reconcile(): Promise<void> {
+    if (this.#stopped || !this.#options.isLeader()) return Promise.resolve();
+    this.#running ??= this.#reconcileOnce()
+      .then(
+        () => this.#log.succeeded(),
+        (err: unknown) => this.#log.failed(err),
+      )
+      .finally(() => {
+        this.#running = undefined;
+      });
+    return this.#running;
+  }
+
+  async #reconcileOnce(): Promise<void> {
+    const { pool, metadata, agents, provisioning, now } = this.#options;
+    // Sandboxes and pool keys are read before the functions: a sandbox or key exists only once its incarnation was
+    // stored, so one whose incarnation is missing from the list read after it belongs to a deleted function (and
+    // not to one being created meanwhile).
+    const sandboxes = await sandboxesOf(agents);
+    const keys = await pool.keys();
+    const listed = await metadata.listFunctions().then(
+      (list) => ({ functions: new Map(list.map((f) => [f.name, f])) }),
+      (err: unknown) => ({ err }),
+    );
+    if ('err' in listed) {
+      // The pool is still rebuilt while the metadata store is down; the pool itself refuses deleted functions' keys.
+      await this.#restoreLostInstances(sandboxes, () => true);
+      throw listed.err;
+    }
+    const { functions } = listed;
+    const live = (of: { functionName: string; incarnation: string }): FunctionRecord | null => {
+      const fn = functions.get(of.functionName);
+      return fn?.incarnation === of.incarnation ? fn : null;
+    };
+    const toDestroy = new Map<string, { instanceId: string; nodeId: string }>();
+    const destroy = (instances: readonly { instanceId: string; nodeId: string }[]): void => {
+      for (const instance of instances) toDestroy.set(instance.instanceId, instance);
+    };
+    // An instance restored here of a version that is no longer current is retired by the steps below.
+    const { restored, orphans } = await this.#restoreLostInstances(
+      sandboxes,
+      (of) => live(of) !== null,
+      (of) => live(of)?.currentVersion === of.version,
+    );
+    destroy(orphans);
+    for (const instance of restored) keys.push(poolKey(instance));
+    const reclaimed = await pool.reclaimExpired(now());
+    provisioning.replaceFor(reclaimed);
+    destroy(reclaimed);
+    // Each current version is read once per pass, however many steps below need it.
+    const versions = new Map<string, Promise<FunctionVersion | null>>();
+    const currentOf = (fn: FunctionRecord): Promise<FunctionVersion | null> => {
+      let version = versions.get(fn.name);
+      if (version === undefined) {
+        version = metadata.getVersion(fn.name, fn.currentVersion);
+        versions.set(fn.name, version);
+      }
+      return version;
+    };
+
+    for (const key of new Set(keys)) {
+      const id = parsePoolKey(key);
+      const fn = id === null ? null : live(id);
+      if (id === null || fn === null) {
+        // A deleted function (its deleting gateway may have stopped before retiring the key): never pooled again.
+        destroy(await pool.retire(key));
+        continue;
+      }
+      if (fn.currentVersion !== id.version) {
+        // A version no longer current: retire its idle instances now (a rollback may bring it back).
+        destroy(await pool.drain(key));
+        continue;
+      }
+      const version = await currentOf(fn);
+      if (version === null) continue;
+      const idleBefore = now() - version.config.idleSeconds * 1000;
+      destroy(await pool.reapIdle(key, idleBefore, version.config.minInstances));
+    }
+    await Promise.allSettled(
+      [...toDestroy.values()].map(
+        (instance) => agents.get(instance.nodeId)?.destroySandbox(instance.instanceId) ?? Promise.resolve(),
+      ),
+    );
+
+    // Keep min instances of each current version warm.
+    for (const fn of functions.values()) {
+      const version = await currentOf(fn);
+      if (version === null || version.config.minInstances === 0) continue;
+      const missing =
+        version.config.minInstances - (await countInstances(agents, version)) - provisioning.inFlight(poolKey(version));
+      // Leadership can move during a pass: stop provisioning as soon as this process no longer leads.
+      for (let i = 0; i < missing && !this.#stopped && this.#options.isLeader(); i++) {
+        await provisioning.provision({
+          functionName: fn.name,
+          incarnation: fn.incarnation,
+          version: fn.currentVersion,
+          reason: 'min-instances',
+          requestedAt: now(),
+        });
+      }
+    }
+  }
+
+  /**
+   * Rebuilds the pool from the Agent's sandboxes: an idle sandbox that the pool holds neither idle nor checked out
+   * was lost by the pool (Redis restarted empty or was flushed, or a return failed during an outage) and is put
+   * back. Only sandboxes seen idle, with the same invocation count, for at least one reconcile interval are
+   * candidates: one that just finished an invocation or its creation is on its way back to the pool already, and
+   * `restore` is atomic, so an instance the pool holds is never added twice. Idle sandboxes of a deleted function
+   * (`live` is false for their incarnation) are returned as orphans instead, to be destroyed: they would otherwise
+   * keep running with their old code and secrets. Those of a version that is not `current` are restored too, so that
+   * the pass retires them as it retires the pool's (restoring claims them atomically: one the pool holds is not
+   * destroyed under a gateway that checks it out), but they are not reported as losses: they leave the pool at once.
+   */
+  async #restoreLostInstances(
+    sandboxes: readonly NodeSandbox[],
+    live: (of: { functionName: string; incarnation: string }) => boolean,
+    current: (of: VersionId) => boolean = () => true,
+  ): Promise<{ restored: InstanceRef[]; orphans: NodeSandbox[] }> {
+    const { pool, logger, now, intervalMs } = this.#options;
+    const at = now();
+    const sightings = new Map<string, IdleSighting>();
+    const candidates: InstanceRef[] = [];
+    const orphans: NodeSandbox[] = [];
+    for (const sandbox of sandboxes) {
+      if (sandbox.state !== 'idle') continue;
+      // Version 0 is a deploy's trial sandbox, which its deployer destroys.
+      if (sandbox.version !== 0 && !live(sandbox)) {
+        orphans.push(sandbox);
+        continue;
+      }
+      const previous = this.#idleSightings.get(sandbox.instanceId);
+      const sighting =
+        previous?.invocations === sandbox.invocations ? previous : { invocations: sandbox.invocations, since: at };
+      sightings.set(sandbox.instanceId, sighting);
+      if (at - sighting.since < intervalMs) continue;
+      candidates.push({
+        instanceId: sandbox.instanceId,
+        functionName: sandbox.functionName,
+        incarnation: sandbox.incarnation,
+        version: sandbox.version,
+        nodeId: sandbox.nodeId,
+        createdAt: sandbox.createdAt,
+        // Not reported by the Agent; it only shows on a restored instance that never served (a cold start).
+        initMs: 0,
+        invocations: sandbox.invocations,
+        idleSince: at,
+      });
+    }
+    this.#idleSightings = sightings;
+    if (orphans.length > 0) logger.info({ orphans: orphans.length }, 'destroying idle sandboxes of deleted functions');
+    if (candidates.length === 0) return { restored: [], orphans };
+    const restored = await pool.restore(candidates);
+    const back = restored.filter(current);
+    if (back.length === 0) return { restored, orphans };
+    logger.warn(
+      {
+        restored: back.length,
+        instances: back.map((i) => `${poolKey(i)}/${i.instanceId}`),
+      },
+      `pool rebuilt from the agent: ${back.length} idle sandbox(es) the pool had lost are back in it`,
+    );
+    return { restored, orphans };
+  }
+}
