@@ -70,6 +70,8 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     // The leader pushes its routing table here; a node it no longer routes to is not dispatched to, even before
     // this gateway's own membership watch sees it leave.
     let routing: RoutingTable | null = null;
+    /** Set once the gateway exists: drops what it cached about a function's versions. */
+    let invalidate: (functionName: string) => void = () => {};
     const routingServer = await serveRouting({
       address: options.routingListen ?? '127.0.0.1:0',
       gatewayId: options.gatewayId,
@@ -78,6 +80,8 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
         routing = table;
         logger.info({ version: table.version, nodes: Object.keys(table.agents).length }, 'routing table received');
       },
+      // A rollout step moved these functions' traffic: resolve them afresh rather than wait for the cache to expire.
+      onTrafficChange: (functionNames) => functionNames.forEach((name) => invalidate(name)),
       logger,
     });
     closers.add(() => routingServer.close());
@@ -104,7 +108,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     });
     closers.add(() => members.close());
     const agents = new RoutedDirectory(members, () => routing);
-    const { server, setReady } = await createGateway({
+    const { server, setReady, resolver } = await createGateway({
       pool,
       queue,
       metadata,
@@ -142,6 +146,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
           })),
         ]),
     });
+    invalidate = (name) => resolver.invalidate(name);
     closers.add(async () => {
       setReady(false);
       await server.close();

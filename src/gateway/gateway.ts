@@ -38,6 +38,11 @@ export interface GatewayOptions {
 
 export interface Gateway {
   readonly deployer: Deployer;
+  /**
+   * Resolves invocations to versions, with a short cache: `resolver.invalidate(name)` makes this gateway see a
+   * change to a function's aliases made elsewhere (the control plane's rollout steps) at once.
+   */
+  readonly resolver: FunctionResolver;
   readonly server: FastifyInstance;
   /** Readiness: false while starting and draining (`/readyz` answers 503). */
   readonly setReady: (ready: boolean) => void;
@@ -96,6 +101,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   server.addHook('onClose', () => invoker.settle());
   return {
     deployer,
+    resolver,
     server,
     setReady: (value) => {
       ready = value;

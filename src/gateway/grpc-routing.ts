@@ -2,6 +2,7 @@ import { Metadata, credentials } from '@grpc/grpc-js';
 import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { RoutingTable } from '../core/ports/cluster.js';
+import { trafficChanges } from '../core/routing-table.js';
 import {
   RoutingClient,
   RoutingService,
@@ -19,12 +20,18 @@ import {
 import { ProofSigner, newChallenge, verifyPeer } from '../grpc/peer-proof.js';
 
 function tableToProto(table: RoutingTable): RoutingTableMessage {
-  return { version: table.version, agents: { ...table.agents }, updatedAtMs: table.updatedAt };
+  return {
+    version: table.version,
+    agents: { ...table.agents },
+    updatedAtMs: table.updatedAt,
+    traffic: { ...table.traffic },
+  };
 }
 
 function tableFromProto(table: RoutingTableMessage | undefined): RoutingTable {
   if (table === undefined) throw new PlatformError('BAD_REQUEST', 'PushRoutingTable without a table');
-  return { version: table.version, agents: { ...table.agents }, updatedAt: table.updatedAtMs };
+  const traffic = Object.keys(table.traffic).length === 0 ? {} : { traffic: { ...table.traffic } };
+  return { version: table.version, agents: { ...table.agents }, updatedAt: table.updatedAtMs, ...traffic };
 }
 
 /** What a gateway answers a push. */
@@ -46,6 +53,11 @@ export interface RoutingServerOptions {
   token: string;
   /** Called with each newer table, one at a time; a push is acknowledged once it returns. */
   onTable: (table: RoutingTable) => void | Promise<void>;
+  /**
+   * Called, before `onTable`, with the functions whose traffic the leader changed since the last table applied
+   * (`trafficChanges`): the gateway drops what it cached about their versions. Not called when there are none.
+   */
+  onTrafficChange?: ((functionNames: string[]) => void) | undefined;
   logger?: Logger | undefined;
   graceMs?: number | undefined;
 }
@@ -60,13 +72,17 @@ export async function serveRouting(options: RoutingServerOptions): Promise<GrpcS
   let bound = '';
   const signer = new ProofSigner(options.token, 'gateway', options.gatewayId, () => options.advertise ?? bound, logger);
   let currentVersion = 0;
+  let applied: RoutingTable | null = null;
   // Pushes apply one after another, so versions only go up.
   let applying: Promise<unknown> = Promise.resolve();
   const apply = async (table: RoutingTable): Promise<PushResult> => {
     if (table.version < currentVersion) return { accepted: false, currentVersion };
     if (table.version > currentVersion) {
+      const changed = trafficChanges(applied, table);
+      if (changed.length > 0) options.onTrafficChange?.(changed);
       await options.onTable(table);
       currentVersion = table.version;
+      applied = table;
     }
     return { accepted: true, currentVersion };
   };

@@ -824,8 +824,10 @@ describe('routing push to gateways', () => {
       const raw = new RoutingClient(server.address, credentials.createInsecure());
       try {
         const err = await new Promise<ServiceError | null>((resolve) =>
-          raw.pushRoutingTable({ table: { version: 8, agents: {}, updatedAtMs: 0 } }, bearerMetadata('wrong'), (e) =>
-            resolve(e),
+          raw.pushRoutingTable(
+            { table: { version: 8, agents: {}, updatedAtMs: 0, traffic: {} } },
+            bearerMetadata('wrong'),
+            (e) => resolve(e),
           ),
         );
         assert.equal(err?.code, status.UNAUTHENTICATED);
@@ -842,5 +844,37 @@ describe('routing push to gateways', () => {
         assert.match(err.rawMessage, /^gateway gw-1 at 127\.0\.0\.1:\d+ is not verified: .* is unreachable/),
       ),
     );
+  });
+
+  it('tells the gateway which functions changed traffic since the table it applied last', async () => {
+    const changes: string[][] = [];
+    const tables: RoutingTable[] = [];
+    const server = await serveRouting({
+      address: '127.0.0.1:0',
+      gatewayId: 'gw-1',
+      token,
+      onTable: (table) => {
+        tables.push(table);
+      },
+      onTrafficChange: (names) => changes.push(names),
+    });
+    try {
+      const gateway = { gatewayId: 'gw-1', address: server.address };
+      const agents = { 'node-a': '10.0.0.1:7070' };
+      await pushRoutingTable(gateway, token, { version: 1, agents, updatedAt: 1 });
+      assert.deepEqual(changes, [], 'no traffic entries: nothing to drop');
+      await pushRoutingTable(gateway, token, { version: 4, agents, updatedAt: 4, traffic: { alpha: 2, beta: 4 } });
+      await pushRoutingTable(gateway, token, { version: 5, agents, updatedAt: 5, traffic: { alpha: 2, beta: 4 } });
+      // A table the gateway missed (version 6) is covered: the entries are compared with the last one applied.
+      await pushRoutingTable(gateway, token, { version: 7, agents, updatedAt: 7, traffic: { alpha: 6, beta: 7 } });
+      assert.deepEqual(changes, [
+        ['alpha', 'beta'],
+        ['alpha', 'beta'],
+      ]);
+      assert.deepEqual(tables.at(-1)?.traffic, { alpha: 6, beta: 7 });
+      assert.equal(tables[0]?.traffic, undefined);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -29,11 +29,21 @@ export interface RoutingTable {
   /** nodeId → agent address (`host:port` or `unix:/path`). */
   agents: { [key: string]: string };
   updatedAtMs: number;
+  /**
+   * Function name → the table version at which the leader last changed that function's traffic (a rollout moved an
+   * alias's weights). A gateway drops what it cached about a function whose entry is new or changed.
+   */
+  traffic: { [key: string]: number };
 }
 
 export interface RoutingTable_AgentsEntry {
   key: string;
   value: string;
+}
+
+export interface RoutingTable_TrafficEntry {
+  key: string;
+  value: number;
 }
 
 export interface PushRoutingTableRequest {
@@ -62,7 +72,7 @@ export interface ProveResponse {
 }
 
 function createBaseRoutingTable(): RoutingTable {
-  return { version: 0, agents: {}, updatedAtMs: 0 };
+  return { version: 0, agents: {}, updatedAtMs: 0, traffic: {} };
 }
 
 export const RoutingTable: MessageFns<RoutingTable> = {
@@ -76,6 +86,9 @@ export const RoutingTable: MessageFns<RoutingTable> = {
     if (message.updatedAtMs !== 0) {
       writer.uint32(24).int64(message.updatedAtMs);
     }
+    globalThis.Object.entries(message.traffic).forEach(([key, value]: [string, number]) => {
+      RoutingTable_TrafficEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
     return writer;
   },
 
@@ -119,6 +132,17 @@ export const RoutingTable: MessageFns<RoutingTable> = {
             message.updatedAtMs = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = RoutingTable_TrafficEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.traffic[entry4.key] = entry4.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -147,6 +171,15 @@ export const RoutingTable: MessageFns<RoutingTable> = {
       {},
     );
     message.updatedAtMs = object.updatedAtMs ?? 0;
+    message.traffic = (globalThis.Object.entries(object.traffic ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
     return message;
   },
 };
@@ -214,6 +247,73 @@ export const RoutingTable_AgentsEntry: MessageFns<RoutingTable_AgentsEntry> = {
     const message = createBaseRoutingTable_AgentsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseRoutingTable_TrafficEntry(): RoutingTable_TrafficEntry {
+  return { key: "", value: 0 };
+}
+
+export const RoutingTable_TrafficEntry: MessageFns<RoutingTable_TrafficEntry> = {
+  encode(message: RoutingTable_TrafficEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).int64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RoutingTable_TrafficEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRoutingTable_TrafficEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RoutingTable_TrafficEntry>, I>>(base?: I): RoutingTable_TrafficEntry {
+    return RoutingTable_TrafficEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RoutingTable_TrafficEntry>, I>>(object: I): RoutingTable_TrafficEntry {
+    const message = createBaseRoutingTable_TrafficEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };
