@@ -727,6 +727,28 @@ export function trafficStoreContract(name: string, open: () => Promise<TrafficSt
       });
     });
 
+    it("a running rollout holds its baseline's secrets while a 100% step leaves it out: abort always works", async () => {
+      await withStores(async ({ metadata, traffic }) => {
+        await metadata.putSecret('OLD_TOKEN', 't');
+        await metadata.deployVersion(newVersion('alpha', 'h1', { config: config({ secrets: { T: 'OLD_TOKEN' } }) }));
+        await metadata.deployVersion({ ...newVersion('alpha', 'h2'), promote: false });
+        const rollout = await traffic.startRollout(newRollout('alpha', 2, { ...defaultRolloutSettings, steps: [100] }));
+        assert.deepEqual(await weightsOf(traffic, 'alpha', 'live'), [{ version: 2, weight: 1 }]);
+        assert.deepEqual(await usersOf(metadata, 'OLD_TOKEN'), ['alpha']);
+        await assertRejectsWith(metadata.deleteSecret('OLD_TOKEN'), 'CONFLICT', /alpha/);
+
+        const aborted = await traffic.updateRollout('alpha', rollout.id, rollout.revision, {
+          state: 'aborted',
+          stepIndex: 0,
+          stepStartedAt: rollout.stepStartedAt,
+          events: [event('aborted', 100, 'by hand')],
+          weights: [{ version: 1, weight: 1 }],
+        });
+        assert.equal(aborted.applied, true);
+        assert.equal((await metadata.getFunction('alpha'))?.currentVersion, 1);
+      });
+    });
+
     it('an alias naming a version with a secret and a delete of that secret never both succeed', async () => {
       await withStores(async ({ metadata, traffic }) => {
         await metadata.deployVersion(newVersion('alpha', 'h0'));

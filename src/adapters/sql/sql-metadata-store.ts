@@ -29,7 +29,7 @@ import type {
   InvocationsTable,
   SecretRow,
 } from './schema.js';
-import { aliasedVersions, deleteTrafficOf, refuseWhileRolloutRuns, writeAliasWeights } from './traffic-rows.js';
+import { deleteTrafficOf, refuseWhileRolloutRuns, versionsInService, writeAliasWeights } from './traffic-rows.js';
 
 export interface SqlMetadataStoreOptions {
   /** Most invocation records written in one group-commit transaction. Default 256. */
@@ -922,9 +922,12 @@ export async function requireSecrets(
   }
 }
 
-/** Secret name → the functions (sorted) with a version that names it and that an alias points at. */
+/**
+ * Secret name → the functions (sorted) with a version that names it and that an alias points at (or a running
+ * rollout may move traffic back to).
+ */
 async function secretUsers(db: DbExecutor): Promise<Map<string, string[]>> {
-  const aliased = await aliasedVersions(db);
+  const aliased = await versionsInService(db);
   const rows = await db
     .selectFrom('function_versions')
     .select(['function_name', 'version', 'config'])

@@ -283,12 +283,18 @@ export class SqlTrafficStore implements TrafficStore {
             `stepIndex must be from 0 to ${steps.length - 1}, got ${String(change.stepIndex)}`,
           );
         }
-        const inAlias = new Set((await aliasVersionsOf(trx, functionName, rollout.alias)) ?? []);
+        // The alias's versions and the rollout's own passed the secret check when they got traffic, and
+        // `deleteSecret` has refused their secrets since: going back to the baseline can never fail on one.
+        const vetted = new Set([
+          ...((await aliasVersionsOf(trx, functionName, rollout.alias)) ?? []),
+          rollout.baseline,
+          rollout.version,
+        ]);
         await requireUsableVersions(
           trx,
           functionName,
           weights.map((entry) => entry.version),
-          inAlias,
+          vetted,
         );
         const now = Date.now();
         const running = change.state === 'running';

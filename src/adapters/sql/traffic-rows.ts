@@ -96,14 +96,30 @@ export async function deleteTrafficOf(trx: Transaction<Database>, functionName: 
   await trx.deleteFrom('aliases').where('function_name', '=', functionName).execute();
 }
 
-/** Function name → the versions its aliases name. */
-export async function aliasedVersions(db: DbExecutor): Promise<Map<string, Set<number>>> {
-  const rows = await db.selectFrom('aliases').select(['function_name', 'weights']).execute();
+/**
+ * Function name → the versions that may get traffic without a further check of their secrets: those its aliases
+ * name, and a running rollout's canary and baseline (an abort moves traffic back to the baseline even when a 100%
+ * step has left it out of the alias).
+ */
+export async function versionsInService(db: DbExecutor): Promise<Map<string, Set<number>>> {
+  const aliases = await db.selectFrom('aliases').select(['function_name', 'weights']).execute();
+  const rollouts = await db
+    .selectFrom('rollouts')
+    .select(['function_name', 'version', 'baseline'])
+    .where('running_function', 'is not', null)
+    .execute();
   const versions = new Map<string, Set<number>>();
-  for (const row of rows) {
-    const set = versions.get(row.function_name) ?? new Set<number>();
-    for (const { version } of weightsFromJson(row.weights)) set.add(version);
-    versions.set(row.function_name, set);
+  const add = (functionName: string, version: number): void => {
+    const set = versions.get(functionName) ?? new Set<number>();
+    set.add(version);
+    versions.set(functionName, set);
+  };
+  for (const row of aliases) {
+    for (const { version } of weightsFromJson(row.weights)) add(row.function_name, version);
+  }
+  for (const row of rollouts) {
+    add(row.function_name, Number(row.version));
+    add(row.function_name, Number(row.baseline));
   }
   return versions;
 }
