@@ -14,6 +14,7 @@ import {
   noFigures,
   primaryVersion,
   rolloutErrorStatuses,
+  rolloutSettingLimits,
   stepWeights,
   validateAliasName,
   validateRolloutSettings,
@@ -37,8 +38,8 @@ import { refuseWhileRolloutRuns, runningRollout, weightsFromJson, writeAliasWeig
 
 const rolloutStates: ReadonlySet<string> = new Set<RolloutState>(['running', 'promoted', 'rolled_back', 'aborted']);
 
-/** Longest rollback window (`rolloutSettingLimits`): promoted rollouts older than this retain nothing. */
-const maxRollbackWindowMs = 86_400_000;
+/** Promoted rollouts that ended longer ago than the longest rollback window retain nothing. */
+const maxRollbackWindowMs = rolloutSettingLimits.rollbackWindowSeconds.max * 1000;
 
 /** Versions per `in (...)` list, well under every engine's limit on bound parameters. */
 const versionsPerQuery = 500;
