@@ -93,6 +93,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
     const controlPlane = new ControlPlane({
       pool,
       metadata: backends.metadata,
+      traffic: backends.traffic,
       agents: directory,
       provisioning: manager,
       cluster: {

@@ -3,8 +3,10 @@ import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { Cluster, RoutingTable } from '../core/ports/cluster.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
+import type { TrafficStore } from '../core/ports/traffic-store.js';
 import { Leadership } from './leadership.js';
 import { Reconciler, type Provisioning } from './reconciler.js';
+import { RolloutDriver } from './rollout-driver.js';
 import { RoutingPublisher, type GatewayAddress, type RoutedNode } from './routing-publisher.js';
 
 /** Cluster mode: the election and the routing table the leader publishes. */
@@ -21,6 +23,8 @@ export interface ControlPlaneClusterOptions {
 export interface ControlPlaneOptions {
   pool: Pool;
   metadata: MetadataStore;
+  /** Aliases and rollouts: what the reconcile keeps warm, what the rollout driver moves. */
+  traffic: TrafficStore;
   agents: AgentDirectory;
   /** The Manager, which provisions what the reconcile asks for. */
   provisioning: Provisioning;
@@ -28,19 +32,28 @@ export interface ControlPlaneOptions {
   cluster?: ControlPlaneClusterOptions | undefined;
   /** How often the reconcile runs while leading. Default 1 s. */
   reconcileIntervalMs?: number | undefined;
+  /** How often running rollouts are judged while leading. Default 1 s. */
+  rolloutTickMs?: number | undefined;
+  /**
+   * After a rollout moved a function's traffic: embedded mode drops the local gateway's cached resolution of it. In
+   * a cluster the routing table carries the change to every gateway as well.
+   */
+  onTrafficChange?: ((functionName: string) => void) | undefined;
   logger?: Logger | undefined;
   now?: (() => number) | undefined;
 }
 
 /**
  * The control plane: in a cluster one Manager leads it (elected through the cluster store, again after a loss);
- * in embedded mode the single process always leads. While leading it reconciles the warm pool (`Reconciler`) and
+ * in embedded mode the single process always leads. While leading it reconciles the warm pool (`Reconciler`),
+ * drives the running rollouts (`RolloutDriver`, which resumes them from the store after a change of leader) and
  * keeps the routing table written and pushed to the gateways (`RoutingPublisher`); otherwise it does nothing.
  */
 export class ControlPlane {
   readonly #leadership: Leadership | null;
   readonly #publisher: RoutingPublisher | null;
   readonly #reconciler: Reconciler;
+  readonly #rollouts: RolloutDriver;
   #started = false;
   #stopped = false;
 
@@ -70,11 +83,23 @@ export class ControlPlane {
     this.#reconciler = new Reconciler({
       pool: options.pool,
       metadata: options.metadata,
+      traffic: options.traffic,
       agents: options.agents,
       provisioning: options.provisioning,
       isLeader,
       logger,
       ...(options.reconcileIntervalMs === undefined ? {} : { intervalMs: options.reconcileIntervalMs }),
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
+    this.#rollouts = new RolloutDriver({
+      traffic: options.traffic,
+      isLeader,
+      onTrafficChange: (functionName) => {
+        this.#publisher?.publishTraffic([functionName]);
+        options.onTrafficChange?.(functionName);
+      },
+      logger,
+      ...(options.rolloutTickMs === undefined ? {} : { tickMs: options.rolloutTickMs }),
       ...(options.now === undefined ? {} : { now: options.now }),
     });
   }
@@ -90,6 +115,7 @@ export class ControlPlane {
     if (this.#started || this.#stopped) return;
     this.#started = true;
     this.#reconciler.start();
+    this.#rollouts.start();
     if (this.#leadership === null) this.#onLead();
     else this.#leadership.start();
   }
@@ -100,13 +126,18 @@ export class ControlPlane {
     this.#stopped = true;
     // The lead first, so that another candidate takes over while the work under way ends here.
     await this.#leadership?.stop();
-    await this.#reconciler.stop();
+    await Promise.all([this.#reconciler.stop(), this.#rollouts.stop()]);
     await this.#publisher?.settled();
   }
 
   /** Reconcile now (after a deploy), if leading. Never rejects. */
   reconcile(): Promise<void> {
     return this.#reconciler.reconcile();
+  }
+
+  /** Judge the running rollouts now, if leading. Never rejects. */
+  driveRollouts(): Promise<void> {
+    return this.#rollouts.tick();
   }
 
   /** The Agents changed: the leader writes and pushes a new routing table. */
@@ -125,5 +156,7 @@ export class ControlPlane {
 
   #onLead(): void {
     this.#publisher?.publishNodes();
+    // A new leader goes on with the rollouts where the last one left them, without waiting for a tick.
+    void this.#rollouts.tick();
   }
 }

@@ -7,9 +7,13 @@ import { MemoryPool } from '../adapters/memory/memory-pool.js';
 import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
+import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
 import { compileFunctionConfig } from '../core/function-config.js';
 import type { Logger } from '../core/logger.js';
 import { SingleAgentDirectory } from '../core/ports/agent-directory.js';
+import { endRollout, noFigures } from '../core/rollouts.js';
+import { compileRolloutSettings } from '../core/rollouts.js';
+import type { Rollout } from '../core/types.js';
 import { poolKey } from '../core/types.js';
 import { Manager } from '../manager/manager.js';
 import { FakeAgent, recordingLogger } from '../../test/helpers/fakes.js';
@@ -19,6 +23,7 @@ const intervalMs = 1000;
 
 describe('Reconciler', () => {
   let metadata: SqlMetadataStore;
+  let traffic: SqlTrafficStore;
   let pool: MemoryPool;
   let agent: FakeAgent;
   let clock: number;
@@ -26,13 +31,14 @@ describe('Reconciler', () => {
   /** Incarnation of each deployed function name. */
   let incarnations: Map<string, string>;
 
-  const deploy = async (name: string, config = {}) => {
+  const deploy = async (name: string, config = {}, promote = true) => {
     const deployed = await metadata.deployVersion({
       functionName: name,
       codeSha256: 'a'.repeat(64),
       codeSizeBytes: 1,
       contentHash: randomUUID(),
       config: compileFunctionConfig(config),
+      promote,
     });
     incarnations.set(name, deployed.function.incarnation);
     return deployed;
@@ -43,6 +49,7 @@ describe('Reconciler', () => {
 
   beforeEach(async () => {
     metadata = await openSqliteMetadataStore(':memory:');
+    traffic = new SqlTrafficStore(metadata.shared());
     pool = new MemoryPool();
     agent = new FakeAgent();
     incarnations = new Map();
@@ -72,6 +79,7 @@ describe('Reconciler', () => {
     const reconciler = new Reconciler({
       pool,
       metadata,
+      traffic,
       agents,
       provisioning: manager,
       logger: options.logger,
@@ -247,6 +255,76 @@ describe('Reconciler', () => {
       await m.reconcile();
       assert.equal(logger.lines.filter((l) => l.msg.startsWith('reconcile') && l.level === 'warn').length, 1);
 
+      await m.stop();
+    });
+  });
+
+  describe('versions in service', () => {
+    /** A new version of `fn`, rolled out over the current one (`live` at 90/10). */
+    const rollOut = async (config = {}): Promise<Rollout> => {
+      const { version } = await deploy(fn, config, false);
+      return traffic.startRollout({
+        functionName: fn,
+        alias: 'live',
+        version: version.version,
+        settings: compileRolloutSettings({ rollbackWindowSeconds: 600 }),
+      });
+    };
+    const end = async (rollout: Rollout, outcome: 'promoted' | 'rolled_back'): Promise<void> => {
+      const change = endRollout(rollout, outcome, new Date(), { canary: noFigures, baseline: noFigures }, 'test');
+      assert.equal((await traffic.updateRollout(fn, rollout.id, rollout.revision, change)).applied, true);
+    };
+    /** An idle instance of a version of `fn` in the pool, idle since long ago. */
+    const pooled = async (version: number): Promise<string> => {
+      const sandbox = agent.add(fn, version, 'idle', 1);
+      assert.equal(await pool.push(agent.ref(sandbox)), true);
+      return sandbox.instanceId;
+    };
+
+    it("keeps a running rollout's canary warm and keeps min instances of every version with traffic", async () => {
+      await deploy(fn, { minInstances: 1 }); // version 2, current
+      await rollOut({ minInstances: 1 }); // version 3, its canary
+      const m = plane();
+      await m.reconcile();
+      const created = agent.specs.map((spec) => spec.version).sort();
+      assert.deepEqual(created, [2, 3], 'one sandbox for the baseline and one for the canary');
+      assert.deepEqual(agent.destroyed, []);
+      await m.stop();
+    });
+
+    it('drains a rolled-back canary, and keeps the baseline of a promotion for its rollback window only', async () => {
+      const rollout = await rollOut();
+      const baseline = await pooled(1);
+      const canary = await pooled(2);
+      const m = plane();
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed, [], 'both versions of a running rollout stay warm');
+
+      await end(rollout, 'rolled_back');
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed, [canary], 'the rolled-back canary is drained; the baseline serves again');
+      agent.destroyed.length = 0;
+
+      // Again, promoted this time: the baseline has no traffic, but keeps its warm instance (idle for ages, not
+      // reaped) until the rollback window is over.
+      await pool.drain(keyOf(fn, 1));
+      agent.sandboxes.clear();
+      const again = await traffic.startRollout({
+        functionName: fn,
+        alias: 'live',
+        version: 2,
+        settings: compileRolloutSettings({ rollbackWindowSeconds: 600 }),
+      });
+      const kept = await pooled(1);
+      await end(again, 'promoted');
+      clock = Date.now() + 599_000;
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed, []);
+      assert.equal((await pool.stats(keyOf(fn, 1))).idle, 1);
+      clock = Date.now() + 601_000;
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed, [kept], 'retired once the rollback window is over');
+      assert.notEqual(baseline, kept);
       await m.stop();
     });
   });

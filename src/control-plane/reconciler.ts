@@ -3,6 +3,7 @@ import { OutageLog } from '../core/outage-log.js';
 import { countInstances, sandboxesOf, type AgentDirectory, type NodeSandbox } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
+import type { ServedVersions, TrafficStore } from '../core/ports/traffic-store.js';
 import type { FunctionRecord, FunctionVersion, InstanceRef, ProvisionRequest, VersionId } from '../core/types.js';
 import { parsePoolKey, poolKey } from '../core/types.js';
 
@@ -22,6 +23,8 @@ export interface Provisioning {
 export interface ReconcilerOptions {
   pool: Pool;
   metadata: MetadataStore;
+  /** Which versions carry traffic (an alias points at them) or are kept for a rollout. */
+  traffic: Pick<TrafficStore, 'servedVersions'>;
   /** The Agents whose sandboxes are reconciled: the local one in embedded mode, the cluster's live nodes otherwise. */
   agents: AgentDirectory;
   provisioning: Provisioning;
@@ -40,10 +43,13 @@ interface IdleSighting {
 }
 
 /**
- * The control plane's housekeeping of the warm pool, run by the leader: keeps min instances of each current version
- * warm, reaps idle instances past their idle time, retires versions no longer current, reclaims expired leases (and
- * asks for replacements) and rebuilds the pool from the Agents' idle sandboxes when the pool lost them (Redis
- * restarted empty). A failing pass (a backend down) is retried by the next one and logged once per outage.
+ * The control plane's housekeeping of the warm pool, run by the leader: keeps min instances of every serving version
+ * (one an alias gives traffic) warm, reaps idle instances past their idle time, drains the idle instances of versions
+ * neither serving nor retained (see `ServedVersions`: a running rollout's two versions, the baseline of one promoted
+ * within its rollback window), reclaims expired leases (and asks for replacements) and rebuilds the pool from the
+ * Agents' idle sandboxes when the pool lost them (Redis restarted empty). Retained versions keep their warm instances
+ * without reaping, so that going back to them costs no cold start. A failing pass (a backend down) is retried by the
+ * next one and logged once per outage.
  */
 export class Reconciler {
   readonly #options: Required<Omit<ReconcilerOptions, 'logger'>> & { logger: Logger };
@@ -94,14 +100,14 @@ export class Reconciler {
   }
 
   async #reconcileOnce(): Promise<void> {
-    const { pool, metadata, agents, provisioning, now } = this.#options;
+    const { pool, metadata, traffic, agents, provisioning, now } = this.#options;
     // Sandboxes and pool keys are read before the functions: a sandbox or key exists only once its incarnation was
     // stored, so one whose incarnation is missing from the list read after it belongs to a deleted function (and
     // not to one being created meanwhile).
     const sandboxes = await sandboxesOf(agents);
     const keys = await pool.keys();
-    const listed = await metadata.listFunctions().then(
-      (list) => ({ functions: new Map(list.map((f) => [f.name, f])) }),
+    const listed = await Promise.all([metadata.listFunctions(), traffic.servedVersions(new Date(now()))]).then(
+      ([list, served]) => ({ functions: new Map(list.map((f) => [f.name, f])), served }),
       (err: unknown) => ({ err }),
     );
     if ('err' in listed) {
@@ -109,35 +115,51 @@ export class Reconciler {
       await this.#restoreLostInstances(sandboxes, () => true);
       throw listed.err;
     }
-    const { functions } = listed;
+    const { functions, served } = listed;
     const live = (of: { functionName: string; incarnation: string }): FunctionRecord | null => {
       const fn = functions.get(of.functionName);
       return fn?.incarnation === of.incarnation ? fn : null;
+    };
+    /** The versions of a live function to keep; a function created after the served versions were read has its current one. */
+    const keptOf = (fn: FunctionRecord): ServedVersions => {
+      const kept = served.get(fn.name);
+      return kept?.incarnation === fn.incarnation
+        ? kept
+        : { incarnation: fn.incarnation, serving: [fn.currentVersion], retained: [] };
+    };
+    const serving = (of: VersionId): boolean => {
+      const fn = live(of);
+      return fn !== null && keptOf(fn).serving.includes(of.version);
+    };
+    const retained = (of: VersionId): boolean => {
+      const fn = live(of);
+      return fn !== null && keptOf(fn).retained.includes(of.version);
     };
     const toDestroy = new Map<string, { instanceId: string; nodeId: string }>();
     const destroy = (instances: readonly { instanceId: string; nodeId: string }[]): void => {
       for (const instance of instances) toDestroy.set(instance.instanceId, instance);
     };
-    // An instance restored here of a version that is no longer current is retired by the steps below.
+    // An instance restored here of a version no longer kept is retired by the steps below.
     const { restored, orphans } = await this.#restoreLostInstances(
       sandboxes,
       (of) => live(of) !== null,
-      (of) => live(of)?.currentVersion === of.version,
+      (of) => serving(of) || retained(of),
     );
     destroy(orphans);
     for (const instance of restored) keys.push(poolKey(instance));
     const reclaimed = await pool.reclaimExpired(now());
     provisioning.replaceFor(reclaimed);
     destroy(reclaimed);
-    // Each current version is read once per pass, however many steps below need it.
+    // Each version is read once per pass, however many steps below need it.
     const versions = new Map<string, Promise<FunctionVersion | null>>();
-    const currentOf = (fn: FunctionRecord): Promise<FunctionVersion | null> => {
-      let version = versions.get(fn.name);
-      if (version === undefined) {
-        version = metadata.getVersion(fn.name, fn.currentVersion);
-        versions.set(fn.name, version);
+    const versionOf = (fn: FunctionRecord, version: number): Promise<FunctionVersion | null> => {
+      const key = `${fn.name}@${version}`;
+      let read = versions.get(key);
+      if (read === undefined) {
+        read = metadata.getVersion(fn.name, version);
+        versions.set(key, read);
       }
-      return version;
+      return read;
     };
 
     for (const key of new Set(keys)) {
@@ -148,12 +170,13 @@ export class Reconciler {
         destroy(await pool.retire(key));
         continue;
       }
-      if (fn.currentVersion !== id.version) {
-        // A version no longer current: retire its idle instances now (a rollback may bring it back).
+      if (retained(id) && !serving(id)) continue; // kept warm as it is, for a rollback
+      if (!serving(id)) {
+        // A version no alias serves and no rollout keeps: retire its idle instances now (an alias may bring it back).
         destroy(await pool.drain(key));
         continue;
       }
-      const version = await currentOf(fn);
+      const version = await versionOf(fn, id.version);
       if (version === null) continue;
       const idleBefore = now() - version.config.idleSeconds * 1000;
       destroy(await pool.reapIdle(key, idleBefore, version.config.minInstances));
@@ -164,21 +187,25 @@ export class Reconciler {
       ),
     );
 
-    // Keep min instances of each current version warm.
+    // Keep min instances of every serving version warm.
     for (const fn of functions.values()) {
-      const version = await currentOf(fn);
-      if (version === null || version.config.minInstances === 0) continue;
-      const missing =
-        version.config.minInstances - (await countInstances(agents, version)) - provisioning.inFlight(poolKey(version));
-      // Leadership can move during a pass: stop provisioning as soon as this process no longer leads.
-      for (let i = 0; i < missing && !this.#stopped && this.#options.isLeader(); i++) {
-        await provisioning.provision({
-          functionName: fn.name,
-          incarnation: fn.incarnation,
-          version: fn.currentVersion,
-          reason: 'min-instances',
-          requestedAt: now(),
-        });
+      for (const number of keptOf(fn).serving) {
+        const version = await versionOf(fn, number);
+        if (version === null || version.config.minInstances === 0) continue;
+        const missing =
+          version.config.minInstances -
+          (await countInstances(agents, version)) -
+          provisioning.inFlight(poolKey(version));
+        // Leadership can move during a pass: stop provisioning as soon as this process no longer leads.
+        for (let i = 0; i < missing && !this.#stopped && this.#options.isLeader(); i++) {
+          await provisioning.provision({
+            functionName: fn.name,
+            incarnation: fn.incarnation,
+            version: number,
+            reason: 'min-instances',
+            requestedAt: now(),
+          });
+        }
       }
     }
   }
@@ -190,14 +217,15 @@ export class Reconciler {
    * candidates: one that just finished an invocation or its creation is on its way back to the pool already, and
    * `restore` is atomic, so an instance the pool holds is never added twice. Idle sandboxes of a deleted function
    * (`live` is false for their incarnation) are returned as orphans instead, to be destroyed: they would otherwise
-   * keep running with their old code and secrets. Those of a version that is not `current` are restored too, so that
-   * the pass retires them as it retires the pool's (restoring claims them atomically: one the pool holds is not
-   * destroyed under a gateway that checks it out), but they are not reported as losses: they leave the pool at once.
+   * keep running with their old code and secrets. Those of a version that is not `kept` (neither serving nor retained)
+   * are restored too, so that the pass retires them as it retires the pool's (restoring claims them atomically: one the
+   * pool holds is not destroyed under a gateway that checks it out), but they are not reported as losses: they leave
+   * the pool at once.
    */
   async #restoreLostInstances(
     sandboxes: readonly NodeSandbox[],
     live: (of: { functionName: string; incarnation: string }) => boolean,
-    current: (of: VersionId) => boolean = () => true,
+    kept: (of: VersionId) => boolean = () => true,
   ): Promise<{ restored: InstanceRef[]; orphans: NodeSandbox[] }> {
     const { pool, logger, now, intervalMs } = this.#options;
     const at = now();
@@ -233,7 +261,7 @@ export class Reconciler {
     if (orphans.length > 0) logger.info({ orphans: orphans.length }, 'destroying idle sandboxes of deleted functions');
     if (candidates.length === 0) return { restored: [], orphans };
     const restored = await pool.restore(candidates);
-    const back = restored.filter(current);
+    const back = restored.filter(kept);
     if (back.length === 0) return { restored, orphans };
     logger.warn(
       {

@@ -197,7 +197,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     defaultSandboxLimits.pids,
   );
   const backends = await openBackends({ ...options, sealer });
-  const { pool, queue, metadata, blobStore } = backends;
+  const { pool, queue, metadata, traffic, blobStore } = backends;
   let runtime: SandboxRuntime;
   try {
     runtime = await createRuntime(options.sandbox, workDir, logger, nodeCgroupLimits(budget));
@@ -218,17 +218,21 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   });
   const agents = new SingleAgentDirectory(agent);
   const manager = new Manager({ queue, pool, metadata, agents, logger, concurrency: options.managerConcurrency });
+  /** Set once the gateway exists: drops its cached resolution of a function whose traffic a rollout moved. */
+  let invalidate: (functionName: string) => void = () => {};
   // The single process always leads the control plane.
   const controlPlane = new ControlPlane({
     pool,
     metadata,
+    traffic,
     agents,
     provisioning: manager,
     reconcileIntervalMs: options.reconcileIntervalMs,
+    onTrafficChange: (functionName) => invalidate(functionName),
     logger,
   });
   let ready = false;
-  const { deployer, server, setReady, answerInvoke, metrics } = await createGateway({
+  const { deployer, server, setReady, answerInvoke, metrics, resolver } = await createGateway({
     pool,
     queue,
     metadata,
@@ -254,6 +258,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
       },
     ],
   });
+  invalidate = (functionName) => resolver.invalidate(functionName);
   let lanes: LaneHost | null = null;
   const markReady = (value: boolean): void => {
     ready = value;
