@@ -1,11 +1,11 @@
 import { silentLogger, type Logger } from '../core/logger.js';
-import { OutageLog } from '../core/outage-log.js';
 import { countInstances, sandboxesOf, type AgentDirectory, type NodeSandbox } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ServedVersions, TrafficStore } from '../core/ports/traffic-store.js';
 import type { FunctionRecord, FunctionVersion, InstanceRef, ProvisionRequest, VersionId } from '../core/types.js';
 import { parsePoolKey, poolKey } from '../core/types.js';
+import { LeaderPass } from './leader-pass.js';
 
 /** What the reconciler needs of the Manager, which provisions sandboxes. */
 export interface Provisioning {
@@ -53,12 +53,9 @@ interface IdleSighting {
  */
 export class Reconciler {
   readonly #options: Required<Omit<ReconcilerOptions, 'logger'>> & { logger: Logger };
-  readonly #log: OutageLog;
+  readonly #pass: LeaderPass;
   /** The Agents' idle sandboxes at the last pass, by instance id. */
   #idleSightings = new Map<string, IdleSighting>();
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
-  #stopped = false;
 
   constructor(options: ReconcilerOptions) {
     this.#options = {
@@ -68,35 +65,27 @@ export class Reconciler {
       ...options,
       logger: (options.logger ?? silentLogger).child({ role: 'reconciler' }),
     };
-    this.#log = new OutageLog(this.#options.logger, 'reconcile');
+    this.#pass = new LeaderPass(() => this.#reconcileOnce(), {
+      intervalMs: this.#options.intervalMs,
+      isLeader: this.#options.isLeader,
+      logger: this.#options.logger,
+      what: 'reconcile',
+    });
   }
 
   /** Run a pass every interval (while leading). */
   start(): void {
-    if (this.#timer !== undefined || this.#stopped) return;
-    this.#timer = setInterval(() => void this.reconcile(), this.#options.intervalMs);
-    this.#timer.unref();
+    this.#pass.start();
   }
 
   /** Stop the timer and wait for a pass under way. Idempotent. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearInterval(this.#timer);
-    await this.#running;
+  stop(): Promise<void> {
+    return this.#pass.stop();
   }
 
   /** One pass; runs on the timer and after deploys. Concurrent calls share one pass; never rejects. */
   reconcile(): Promise<void> {
-    if (this.#stopped || !this.#options.isLeader()) return Promise.resolve();
-    this.#running ??= this.#reconcileOnce()
-      .then(
-        () => this.#log.succeeded(),
-        (err: unknown) => this.#log.failed(err),
-      )
-      .finally(() => {
-        this.#running = undefined;
-      });
-    return this.#running;
+    return this.#pass.run();
   }
 
   async #reconcileOnce(): Promise<void> {
@@ -197,7 +186,7 @@ export class Reconciler {
           (await countInstances(agents, version)) -
           provisioning.inFlight(poolKey(version));
         // Leadership can move during a pass: stop provisioning as soon as this process no longer leads.
-        for (let i = 0; i < missing && !this.#stopped && this.#options.isLeader(); i++) {
+        for (let i = 0; i < missing && !this.#pass.stopped && this.#options.isLeader(); i++) {
           await provisioning.provision({
             functionName: fn.name,
             incarnation: fn.incarnation,

@@ -1,9 +1,9 @@
 import { silentLogger, type Logger } from '../core/logger.js';
-import { OutageLog } from '../core/outage-log.js';
 import type { RolloutChange, TrafficStore } from '../core/ports/traffic-store.js';
 import { currentStep, endRollout, noFigures, stepWeights, type StepFigures } from '../core/rollouts.js';
 import type { Rollout } from '../core/types.js';
 import { baselineReference, judgeStep } from './rollout-analysis.js';
+import { LeaderPass } from './leader-pass.js';
 
 export interface RolloutDriverOptions {
   traffic: TrafficStore;
@@ -29,10 +29,7 @@ const raceAttempts = 3;
  */
 export class RolloutDriver {
   readonly #options: Required<Omit<RolloutDriverOptions, 'logger'>> & { logger: Logger };
-  readonly #log: OutageLog;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> | undefined;
-  #stopped = false;
+  readonly #pass: LeaderPass;
 
   constructor(options: RolloutDriverOptions) {
     this.#options = {
@@ -43,35 +40,27 @@ export class RolloutDriver {
       ...options,
       logger: (options.logger ?? silentLogger).child({ component: 'rollouts' }),
     };
-    this.#log = new OutageLog(this.#options.logger, 'driving rollouts');
+    this.#pass = new LeaderPass(() => this.#tickOnce(), {
+      intervalMs: this.#options.tickMs,
+      isLeader: this.#options.isLeader,
+      logger: this.#options.logger,
+      what: 'driving rollouts',
+    });
   }
 
   /** Judge the running rollouts every tick (while leading). */
   start(): void {
-    if (this.#timer !== undefined || this.#stopped) return;
-    this.#timer = setInterval(() => void this.tick(), this.#options.tickMs);
-    this.#timer.unref();
+    this.#pass.start();
   }
 
-  /** Stop the timer and wait for a tick under way. Idempotent. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearInterval(this.#timer);
-    await this.#running;
+  /** Stop the timer and wait for a pass under way. Idempotent. */
+  stop(): Promise<void> {
+    return this.#pass.stop();
   }
 
   /** One tick, if leading: every running rollout judged and moved on. Concurrent calls share one; never rejects. */
   tick(): Promise<void> {
-    if (this.#stopped || !this.#options.isLeader()) return Promise.resolve();
-    this.#running ??= this.#tickOnce()
-      .then(
-        () => this.#log.succeeded(),
-        (err: unknown) => this.#log.failed(err),
-      )
-      .finally(() => {
-        this.#running = undefined;
-      });
-    return this.#running;
+    return this.#pass.run();
   }
 
   async #tickOnce(): Promise<void> {
@@ -85,7 +74,7 @@ export class RolloutDriver {
     const { traffic, logger, now } = this.#options;
     let rollout: Rollout | null = start;
     for (let attempt = 0; attempt < raceAttempts; attempt++) {
-      if (rollout?.state !== 'running' || this.#stopped || !this.#options.isLeader()) return;
+      if (rollout?.state !== 'running' || this.#pass.stopped || !this.#options.isLeader()) return;
       const change: RolloutChange | null = await this.#judge(rollout, new Date(now()));
       if (change === null) return;
       const result = await traffic.updateRollout(rollout.functionName, rollout.id, rollout.revision, change);
