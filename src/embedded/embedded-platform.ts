@@ -196,7 +196,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     defaultSandboxLimits.pids,
   );
   const backends = await openBackends({ ...options, sealer });
-  const { pool, queue, metadata, blobStore } = backends;
+  const { pool, queue, metadata, traffic, blobStore } = backends;
   let runtime: SandboxRuntime;
   try {
     runtime = await createRuntime(options.sandbox, workDir, logger, nodeCgroupLimits(budget));
@@ -230,6 +230,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     pool,
     queue,
     metadata,
+    traffic,
     blobStore,
     agents,
     queueWaitMs: options.queueWaitMs,
