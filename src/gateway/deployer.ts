@@ -102,14 +102,21 @@ export class Deployer {
       throw err;
     }
 
-    const result = await metadata.deployVersion({
-      functionName: name,
-      codeSha256,
-      codeSizeBytes: code.byteLength,
-      contentHash,
-      config,
-      promote: options.promote ?? true,
-    });
+    let result;
+    try {
+      result = await metadata.deployVersion({
+        functionName: name,
+        codeSha256,
+        codeSizeBytes: code.byteLength,
+        contentHash,
+        config,
+        promote: options.promote ?? true,
+      });
+    } catch (err) {
+      // Refused (a rollout runs, a secret went meanwhile): the blob stored for it goes, unless a version uses it.
+      if (stored) await this.#dropCode(codeSha256, code);
+      throw err;
+    }
     // A concurrent rejected deploy of the same code may have deleted the blob after this one found it: put it back.
     if (!(await blobStore.exists(key))) await blobStore.put(key, code);
     this.#changed(name);
