@@ -35,7 +35,7 @@ export interface SecretRecord {
   updatedAt: Date;
 }
 
-/** A secret as listed: with the functions whose current version uses it (sorted by name). */
+/** A secret as listed: with the functions (sorted by name) that have a version naming it which an alias points at. */
 export interface SecretListing extends SecretRecord {
   usedBy: string[];
 }

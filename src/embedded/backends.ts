@@ -10,6 +10,8 @@ import { RedisProvisionQueue } from '../adapters/redis/redis-provision-queue.js'
 import { openS3BlobStore } from '../adapters/s3/s3-blob-store.js';
 import type { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { SealedMetadataStore } from '../adapters/sealed/sealed-metadata-store.js';
+import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
+import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -17,6 +19,7 @@ import type { BlobStore } from '../core/ports/blob-store.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
+import type { TrafficStore } from '../core/ports/traffic-store.js';
 
 /** Where the ports live. Each one left out keeps its embedded default. URLs may carry credentials. */
 export interface BackendUrls {
@@ -55,6 +58,8 @@ export interface Backends {
   readonly pool: Pool;
   readonly queue: ProvisionQueue;
   readonly metadata: MetadataStore;
+  /** Aliases and rollouts, on the metadata database (closed with it). */
+  readonly traffic: TrafficStore;
   readonly blobStore: BlobStore;
   describe(): BackendSummary;
   /** Closes every backend once (idempotent); the caller has stopped using them. */
@@ -95,7 +100,8 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
   return {
     pool: pool.value.value.pool,
     queue: pool.value.value.queue,
-    metadata: metadata.value.value,
+    metadata: metadata.value.value.metadata,
+    traffic: metadata.value.value.traffic,
     blobStore: blobs.value.value,
     describe: () => ({ ...summary }),
     close() {
@@ -133,13 +139,23 @@ async function openPoolAndQueue(options: BackendOptions): Promise<Opened<{ pool:
   return { value: { pool, queue }, summary: `Redis at ${displayUrl}`, close: () => closeBoth(pool, queue) };
 }
 
-async function openMetadata(options: BackendOptions): Promise<Opened<MetadataStore>> {
+/** The metadata store, sealed, and the traffic store on the same database. */
+interface MetadataStores {
+  metadata: MetadataStore;
+  traffic: TrafficStore;
+}
+
+function storesOver(store: SqlMetadataStore, sealer: EnvSealer): MetadataStores {
+  return { metadata: new SealedMetadataStore(store, sealer), traffic: new SqlTrafficStore(store.shared()) };
+}
+
+async function openMetadata(options: BackendOptions): Promise<Opened<MetadataStores>> {
   const { dbUrl } = options;
   if (dbUrl === undefined) {
     const path = join(options.dataDir, 'savassan.db');
     const store = await openSqliteMetadataStore(path, { durability: options.durability, logger: options.logger });
     return {
-      value: new SealedMetadataStore(store, options.sealer),
+      value: storesOver(store, options.sealer),
       summary: `SQLite at ${path}`,
       close: () => store.close(),
     };
@@ -151,7 +167,7 @@ async function openMetadata(options: BackendOptions): Promise<Opened<MetadataSto
     journalDir: options.durability === 'process' ? join(options.dataDir, 'journal') : undefined,
     logger: options.logger,
   };
-  let store: MetadataStore;
+  let store: SqlMetadataStore;
   let engine: string;
   if (scheme === 'postgres:' || scheme === 'postgresql:') {
     engine = 'PostgreSQL';
@@ -166,7 +182,7 @@ async function openMetadata(options: BackendOptions): Promise<Opened<MetadataSto
     );
   }
   return {
-    value: new SealedMetadataStore(store, options.sealer),
+    value: storesOver(store, options.sealer),
     summary: `${engine} at ${displayUrl(dbUrl)}`,
     close: () => store.close(),
   };

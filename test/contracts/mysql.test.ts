@@ -5,7 +5,13 @@ import { isPlatformError } from '../../src/core/errors.js';
 import { startMariadbServer } from '../kit/mariadb-server.js';
 import { sharedServer } from '../kit/sql-server-common.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
-import { queryAfterMigration, serverStoreFixture, sqlServerStoreCases } from './sql-server-store.cases.js';
+import {
+  queryAfterMigration,
+  serverStoreFixture,
+  serverTrafficFixture,
+  sqlServerStoreCases,
+} from './sql-server-store.cases.js';
+import { trafficStoreContract } from './traffic-store.contract.js';
 
 // One MariaDB server for this file, a fresh database per test.
 const server = sharedServer(startMariadbServer);
@@ -15,6 +21,11 @@ metadataStoreContract('MariaDB', serverStoreFixture(server, openMysqlMetadataSto
 metadataStoreContract(
   'MariaDB, records journalled',
   serverStoreFixture(server, openMysqlMetadataStore, { journal: true }),
+);
+
+trafficStoreContract(
+  'MariaDB, records journalled',
+  serverTrafficFixture(server, openMysqlMetadataStore, { journal: true }),
 );
 
 sqlServerStoreCases('MySQL', server, openMysqlMetadataStore);
@@ -30,9 +41,11 @@ describe('MySQL metadata store specifics', () => {
     assert.deepEqual(
       tables.map((table) => [table.table_name, table.engine, table.table_collation, table.server_charset]).sort(),
       [
+        ['aliases', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['function_versions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['functions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['rollouts', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['secrets', 'InnoDB', 'utf8mb4_bin', 'latin1'],
       ],
     );

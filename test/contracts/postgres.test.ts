@@ -4,7 +4,13 @@ import { openPostgresMetadataStore } from '../../src/adapters/postgres/postgres-
 import { startPostgresServer } from '../kit/postgres-server.js';
 import { sharedServer } from '../kit/sql-server-common.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
-import { queryAfterMigration, serverStoreFixture, sqlServerStoreCases } from './sql-server-store.cases.js';
+import {
+  queryAfterMigration,
+  serverStoreFixture,
+  serverTrafficFixture,
+  sqlServerStoreCases,
+} from './sql-server-store.cases.js';
+import { trafficStoreContract } from './traffic-store.contract.js';
 
 // One PostgreSQL server for this file, a fresh database per test.
 const server = sharedServer(startPostgresServer);
@@ -14,6 +20,11 @@ metadataStoreContract('PostgreSQL', serverStoreFixture(server, openPostgresMetad
 metadataStoreContract(
   'PostgreSQL, records journalled',
   serverStoreFixture(server, openPostgresMetadataStore, { journal: true }),
+);
+
+trafficStoreContract(
+  'PostgreSQL, records journalled',
+  serverTrafficFixture(server, openPostgresMetadataStore, { journal: true }),
 );
 
 sqlServerStoreCases('PostgreSQL', server, openPostgresMetadataStore);
@@ -26,7 +37,7 @@ describe('PostgreSQL metadata store specifics', () => {
       `select table_name, column_name, collation_name from information_schema.columns
        where table_schema = 'public' and data_type = 'character varying' and table_name not like 'savassan_%'`,
     );
-    assert.equal(columns.length, 14, 'every varchar column of the four tables');
+    assert.equal(columns.length, 23, 'every varchar column of the six tables');
     assert.deepEqual(
       columns.filter((column) => column.collation_name !== 'C'),
       [],

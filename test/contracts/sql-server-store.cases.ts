@@ -10,6 +10,8 @@ import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { migrations } from '../../src/adapters/sql/migrations.js';
 import { classifySqlError } from '../../src/adapters/sql/sql-metadata-store.js';
+import type { SqlMetadataStore } from '../../src/adapters/sql/sql-metadata-store.js';
+import { SqlTrafficStore } from '../../src/adapters/sql/sql-traffic-store.js';
 import type { ServerMetadataStoreOptions } from '../../src/adapters/sql/server-metadata-store.js';
 import { isPlatformError } from '../../src/core/errors.js';
 import { compileFunctionConfig } from '../../src/core/function-config.js';
@@ -20,6 +22,7 @@ import { repoRoot } from '../helpers/server-process.js';
 import { freeLoopbackPort } from '../kit/free-port.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
 import type { MetadataStoreFixture } from './metadata-store.contract.js';
+import type { TrafficStoreFixture } from './traffic-store.contract.js';
 import { invocationRecord } from '../helpers/records.js';
 
 /** `openPostgresMetadataStore` or `openMysqlMetadataStore`. */
@@ -48,6 +51,35 @@ export function serverStoreFixture(
         if (journalDir !== undefined) await rm(journalDir, { recursive: true, force: true });
       },
       acknowledgesFromJournal: options.journal === true,
+    };
+  };
+}
+
+/**
+ * The traffic store contract's fixture on a server: a fresh database per test, dropped by `cleanup`; with `journal`,
+ * invocation records are acknowledged from a journal in a fresh directory, removed by `cleanup`.
+ */
+export function serverTrafficFixture(
+  server: () => Promise<SqlTestServer>,
+  open: (url: string, options?: ServerMetadataStoreOptions) => Promise<SqlMetadataStore>,
+  options: { journal?: boolean } = {},
+): () => Promise<TrafficStoreFixture> {
+  return async () => {
+    const sqlServer = await server();
+    const database = await sqlServer.createDatabase();
+    const url = sqlServer.url(database);
+    const journalDir = options.journal === true ? await mkdtemp(join(tmpdir(), 'savassan-journal-')) : undefined;
+    const opened = async () => {
+      const metadata = await open(url, { journalDir });
+      return { metadata, traffic: new SqlTrafficStore(metadata.shared()) };
+    };
+    return {
+      ...(await opened()),
+      reopen: opened,
+      cleanup: async () => {
+        await sqlServer.dropDatabase(database);
+        if (journalDir !== undefined) await rm(journalDir, { recursive: true, force: true });
+      },
     };
   };
 }

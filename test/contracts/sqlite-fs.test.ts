@@ -15,6 +15,8 @@ import type { MetadataStore } from '../../src/core/ports/metadata-store.js';
 import type { InvocationRecord } from '../../src/core/types.js';
 import { blobStoreContract } from './blob-store.contract.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
+import { trafficStoreContract } from './traffic-store.contract.js';
+import { SqlTrafficStore } from '../../src/adapters/sql/sql-traffic-store.js';
 import { invocationRecord } from '../helpers/records.js';
 
 const tempDirs = new Set<string>();
@@ -72,6 +74,32 @@ metadataStoreContract('SQLite :memory:', async () => ({
   store: await openSqliteMetadataStore(':memory:'),
   cleanup: () => Promise.resolve(),
 }));
+
+trafficStoreContract('SQLite file', async () => {
+  const dir = await tempDir('sqlite-traffic');
+  const path = join(dir, 'metadata.db');
+  const opened = async () => {
+    const metadata = await openSqliteMetadataStore(path);
+    return { metadata, traffic: new SqlTrafficStore(metadata.shared()) };
+  };
+  return { ...(await opened()), reopen: opened, cleanup: () => removeTempDir(dir) };
+});
+
+trafficStoreContract('SQLite file, environments sealed', async () => {
+  const dir = await tempDir('sqlite-traffic-sealed');
+  const path = join(dir, 'metadata.db');
+  const sealer = EnvSealer.fromSecret('contract-suite-token');
+  const opened = async () => {
+    const store = await openSqliteMetadataStore(path);
+    return { metadata: new SealedMetadataStore(store, sealer), traffic: new SqlTrafficStore(store.shared()) };
+  };
+  return { ...(await opened()), reopen: opened, cleanup: () => removeTempDir(dir) };
+});
+
+trafficStoreContract('SQLite :memory:', async () => {
+  const metadata = await openSqliteMetadataStore(':memory:');
+  return { metadata, traffic: new SqlTrafficStore(metadata.shared()), cleanup: () => Promise.resolve() };
+});
 
 blobStoreContract('FsBlobStore', async () => {
   const dir = await tempDir('blobs');

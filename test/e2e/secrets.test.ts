@@ -182,7 +182,10 @@ describe('secrets', () => {
   it('refuses to delete a secret a function uses (409), and a deploy naming a missing secret (400)', async () => {
     const rm = await cli(['secret', 'rm', 'API_TOKEN']);
     assert.equal(rm.code, 1);
-    assert.match(rm.stderr, /^\[CONFLICT\] secret API_TOKEN is used by the current version of billing/);
+    assert.match(
+      rm.stderr,
+      /^\[CONFLICT\] secret API_TOKEN is used by billing: a version its aliases point at names it/,
+    );
     const rmJson = await cli(['secret', 'rm', 'API_TOKEN', '--json']);
     const { error } = JSON.parse(rmJson.stdout) as { error: { code: string; usedBy: string[] } };
     assert.deepEqual([error.code, error.usedBy], ['CONFLICT', ['billing']]);

@@ -7,8 +7,10 @@ import { after, describe, it } from 'node:test';
 import { Kysely, sql } from 'kysely';
 import { openSqliteMetadataStore } from '../sqlite/sqlite-metadata-store.js';
 import { WorkerSqliteDialect } from '../sqlite/worker-sqlite-dialect.js';
+import { defaultRolloutSettings } from '../../core/traffic-rules.js';
 import { createMigrator } from './migrations.js';
 import type { Database } from './schema.js';
+import { SqlTrafficStore } from './sql-traffic-store.js';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
@@ -80,6 +82,41 @@ describe('migrations', () => {
       );
       assert.equal((await store.setCurrentVersion('alpha', 1)).currentVersion, 1);
       assert.equal(await store.deleteSecret('TOKEN'), true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('0004 gives each existing function its live alias, all traffic on its current version', async () => {
+    const store = await openSqliteMetadataStore(await initialDatabase(), { durability: 'full' });
+    const traffic = new SqlTrafficStore(store.shared());
+    try {
+      assert.deepEqual(
+        (await traffic.listAliases('alpha')).map((alias) => [alias.name, alias.weights, alias.stickyHeader]),
+        [['live', [{ version: 2, weight: 1 }], null]],
+      );
+      const bravo = await traffic.getAlias('bravo', 'live');
+      assert.deepEqual(bravo?.weights, [{ version: 1, weight: 1 }]);
+      assert.deepEqual([bravo?.createdAt.getTime(), bravo?.updatedAt.getTime()], [1, 1], "the function's times");
+      assert.deepEqual(await traffic.listRollouts('alpha'), []);
+
+      // Traffic moves as on any function: a rollout back to version 1, then live at 100% on it.
+      const rollout = await traffic.startRollout({
+        functionName: 'alpha',
+        alias: 'live',
+        version: 1,
+        settings: { ...defaultRolloutSettings },
+      });
+      assert.equal(rollout.baseline, 2);
+      await traffic.updateRollout('alpha', rollout.id, rollout.revision, {
+        state: 'aborted',
+        stepIndex: 0,
+        stepStartedAt: rollout.stepStartedAt,
+        events: [],
+        weights: [{ version: 2, weight: 1 }],
+      });
+      assert.equal((await store.setCurrentVersion('alpha', 1)).currentVersion, 1);
+      assert.deepEqual((await traffic.getAlias('alpha', 'live'))?.weights, [{ version: 1, weight: 1 }]);
     } finally {
       await store.close();
     }

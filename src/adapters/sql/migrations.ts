@@ -121,6 +121,85 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.dropTable('secrets').execute();
     },
   },
+
+  /**
+   * Traffic: aliases (named, weighted pointers to versions) and rollouts. Every existing function gets its `live`
+   * alias, all of its traffic on its current version.
+   */
+  '0004_traffic': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      const { varchar, text, table } = textTypes(db);
+      await db.schema
+        .createTable('aliases')
+        .$call(table)
+        .addColumn('function_name', varchar(columnLengths.functionName), (col) => col.notNull())
+        .addColumn('name', varchar(columnLengths.aliasName), (col) => col.notNull())
+        .addColumn('weights', text, (col) => col.notNull())
+        .addColumn('sticky_header', varchar(columnLengths.stickyHeader))
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('updated_at', 'bigint', (col) => col.notNull())
+        .addPrimaryKeyConstraint('aliases_pk', ['function_name', 'name'])
+        .addForeignKeyConstraint('aliases_function_fk', ['function_name'], 'functions', ['name'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .execute();
+
+      await db.schema
+        .createTable('rollouts')
+        .$call(table)
+        .addColumn('id', varchar(columnLengths.rolloutId), (col) => col.primaryKey())
+        .addColumn('function_name', varchar(columnLengths.functionName), (col) => col.notNull())
+        .addColumn('incarnation', varchar(columnLengths.incarnation), (col) => col.notNull())
+        .addColumn('alias', varchar(columnLengths.aliasName), (col) => col.notNull())
+        .addColumn('version', 'integer', (col) => col.notNull())
+        .addColumn('baseline', 'integer', (col) => col.notNull())
+        .addColumn('state', varchar(columnLengths.kind), (col) => col.notNull())
+        .addColumn('step_index', 'integer', (col) => col.notNull())
+        .addColumn('settings', text, (col) => col.notNull())
+        .addColumn('step_started_at', 'bigint', (col) => col.notNull())
+        .addColumn('revision', 'integer', (col) => col.notNull())
+        .addColumn('history', text, (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('updated_at', 'bigint', (col) => col.notNull())
+        .addColumn('ended_at', 'bigint')
+        .addColumn('running_function', varchar(columnLengths.functionName))
+        .addForeignKeyConstraint('rollouts_function_fk', ['function_name'], 'functions', ['name'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .execute();
+      await db.schema
+        .createIndex('rollouts_function_created_idx')
+        .on('rollouts')
+        .columns(['function_name', 'created_at'])
+        .execute();
+      // At most one running rollout per function, whatever races: NULLs (ended rollouts) never collide.
+      await db.schema.createIndex('rollouts_running_idx').on('rollouts').column('running_function').unique().execute();
+
+      const typed = db as unknown as Kysely<Database>;
+      const functions = await typed
+        .selectFrom('functions')
+        .select(['name', 'current_version', 'created_at', 'updated_at'])
+        .execute();
+      for (const fn of functions) {
+        await typed
+          .insertInto('aliases')
+          .values({
+            function_name: fn.name,
+            name: 'live',
+            weights: JSON.stringify([{ version: Number(fn.current_version), weight: 1 }]),
+            sticky_header: null,
+            created_at: Number(fn.created_at),
+            updated_at: Number(fn.updated_at),
+          })
+          .execute();
+      }
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('rollouts').execute();
+      await db.schema.dropTable('aliases').execute();
+    },
+  },
 };
 
 /** A fresh function incarnation: 16 random hex digits. */

@@ -75,17 +75,64 @@ export interface SecretsTable {
   updated_at: EpochMillisColumn;
 }
 
+export interface AliasesTable {
+  /** References `functions.name`. Primary key with `name`. */
+  function_name: string;
+  /** The alias name (`aliasNamePattern`). */
+  name: string;
+  /** `VersionWeight[]` as JSON, sorted by version: `[{"version":1,"weight":0.9},{"version":2,"weight":0.1}]`. */
+  weights: string;
+  /** A lowercase HTTP header name, or null. */
+  sticky_header: string | null;
+  created_at: EpochMillisColumn;
+  updated_at: EpochMillisColumn;
+}
+
+export interface RolloutsTable {
+  /** Random; primary key. */
+  id: string;
+  /** References `functions.name`. */
+  function_name: string;
+  /** The function's incarnation when the rollout started. */
+  incarnation: string;
+  alias: string;
+  /** The canary. */
+  version: number;
+  baseline: number;
+  /** `RolloutState`. */
+  state: string;
+  step_index: number;
+  /** `RolloutSettings` as JSON. */
+  settings: string;
+  step_started_at: EpochMillisColumn;
+  revision: number;
+  /** `RolloutEvent[]` as JSON, times as ISO strings. */
+  history: string;
+  created_at: EpochMillisColumn;
+  updated_at: EpochMillisColumn;
+  ended_at: ColumnType<BigIntValue | null, number | null, number | null>;
+  /**
+   * `function_name` while the rollout runs, null once it has ended: a unique column (NULLs never collide), so two
+   * running rollouts of one function cannot both commit on any engine.
+   */
+  running_function: string | null;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
   invocations: InvocationsTable;
   secrets: SecretsTable;
+  aliases: AliasesTable;
+  rollouts: RolloutsTable;
 }
 
 export type FunctionRow = Selectable<FunctionsTable>;
 export type FunctionVersionRow = Selectable<FunctionVersionsTable>;
 export type InvocationRow = Selectable<InvocationsTable>;
 export type SecretRow = Selectable<SecretsTable>;
+export type AliasRow = Selectable<AliasesTable>;
+export type RolloutRow = Selectable<RolloutsTable>;
 
 /** Column sizes shared by the migrations and the adapter's checks. */
 export const columnLengths = {
@@ -101,4 +148,7 @@ export const columnLengths = {
   secretName: 128,
   /** Characters of a stored secret value: a sealed 4 KiB value takes about 5.5 KiB. */
   secretValue: 16_384,
+  aliasName: 64,
+  stickyHeader: 100,
+  rolloutId: 64,
 } as const;

@@ -7,6 +7,7 @@ import { validateFunctionName } from '../../core/function-config.js';
 import type { FunctionConfig } from '../../core/function-config.js';
 import { validateSecretName } from '../../core/secrets.js';
 import type { InvocationQuery, MetadataStore, NewVersion } from '../../core/ports/metadata-store.js';
+import { liveAlias } from '../../core/types.js';
 import type {
   FunctionRecord,
   FunctionVersion,
@@ -28,6 +29,7 @@ import type {
   InvocationsTable,
   SecretRow,
 } from './schema.js';
+import { deleteTrafficOf, refuseWhileRolloutRuns, versionsInService, writeAliasWeights } from './traffic-rows.js';
 
 export interface SqlMetadataStoreOptions {
   /** Most invocation records written in one group-commit transaction. Default 256. */
@@ -108,6 +110,17 @@ const journalCommitDelayMs = 50;
 
 type DbExecutor = Kysely<Database> | Transaction<Database>;
 
+/** What a store over the same database (`SqlTrafficStore`) shares with a `SqlMetadataStore`. */
+export interface SqlStoreAccess {
+  readonly db: Kysely<Database>;
+  /** Runs one operation as the metadata store's own: refused once it is closed, awaited by its close, errors mapped. */
+  run<T>(action: string, operation: () => Promise<T>): Promise<T>;
+  /** Runs a write transaction, again when it lost a race, then makes it durable (the store's durability barrier). */
+  write<T>(body: (trx: Transaction<Database>) => Promise<T>): Promise<T>;
+  /** Resolves once every invocation record acknowledged so far is committed. */
+  recordsVisible(): Promise<void>;
+}
+
 interface PendingInvocation {
   row: Insertable<InvocationsTable>;
   resolve: () => void;
@@ -170,6 +183,20 @@ export class SqlMetadataStore implements MetadataStore {
     this.#logger = options.logger ?? silentLogger;
   }
 
+  /** For a store over the same database, which lives and closes with this one (`SqlTrafficStore`). */
+  shared(): SqlStoreAccess {
+    return {
+      db: this.#db,
+      run: (action, operation) => this.#run(action, operation),
+      write: async (body) => {
+        const result = await this.#retrying(() => this.#db.transaction().execute(body));
+        await this.#barrier();
+        return result;
+      },
+      recordsVisible: () => this.#recordsVisible(),
+    };
+  }
+
   migrate(): Promise<void> {
     return this.#run('migrate the metadata database', async () => {
       const { error, results } = await createMigrator(this.#db).migrateToLatest();
@@ -218,6 +245,7 @@ export class SqlMetadataStore implements MetadataStore {
           await lockFunction(trx, name);
           // Invocations are not foreign keys (records can arrive after a delete), so clear them either way.
           await trx.deleteFrom('invocations').where('function_name', '=', name).execute();
+          await deleteTrafficOf(trx, name);
           await trx.deleteFrom('function_versions').where('function_name', '=', name).execute();
           const result = await trx.deleteFrom('functions').where('name', '=', name).executeTakeFirst();
           return result.numDeletedRows > 0n;
@@ -277,12 +305,9 @@ export class SqlMetadataStore implements MetadataStore {
             );
           }
           await requireSecrets(trx, name, configFromJson(target.config).secrets);
+          await refuseWhileRolloutRuns(trx, name, `make version ${version} of function ${name} current`);
           const now = Date.now();
-          await trx
-            .updateTable('functions')
-            .set({ current_version: version, updated_at: now })
-            .where('name', '=', name)
-            .execute();
+          await writeAliasWeights(trx, name, liveAlias, [{ version, weight: 1 }], now);
           return functionFromRow({ ...fn, current_version: version, updated_at: now });
         }),
       ).then(async (fn) => {
@@ -433,7 +458,7 @@ export class SqlMetadataStore implements MetadataStore {
           if (users.length > 0) {
             throw new PlatformError(
               'CONFLICT',
-              `secret ${name} is used by the current version of ${users.join(', ')}: deploy ${users.length === 1 ? 'it' : 'them'} without it (or delete ${users.length === 1 ? 'it' : 'them'}) first`,
+              `secret ${name} is used by ${users.join(', ')}: ${users.length === 1 ? 'a version its aliases point at names' : 'versions their aliases point at name'} it; move that traffic to versions without it (or delete ${users.length === 1 ? 'the function' : 'the functions'}) first`,
               { details: { usedBy: users } },
             );
           }
@@ -797,11 +822,13 @@ async function deployIn(
   input: NewVersion,
 ): Promise<{ function: FunctionRecord; version: FunctionVersion; created: boolean }> {
   const name = input.functionName;
+  const promote = input.promote ?? true;
   await lockFunction(trx, name);
   const fn = await trx.selectFrom('functions').selectAll().where('name', '=', name).executeTakeFirst();
   await requireSecrets(trx, name, input.config.secrets);
   const now = Date.now();
   let version = 1;
+  let currentVersion = 1;
   let createdAt = now;
   let incarnation: string;
   if (fn === undefined) {
@@ -819,11 +846,13 @@ async function deployIn(
     }
     version = (await latestVersion(trx, name)) + 1;
     createdAt = intFromDb(fn.created_at, 'functions.created_at');
-    await trx
-      .updateTable('functions')
-      .set({ current_version: version, updated_at: now })
-      .where('name', '=', name)
-      .execute();
+    if (promote) {
+      await refuseWhileRolloutRuns(trx, name, `make version ${version} of function ${name} current`);
+      currentVersion = version;
+    } else {
+      currentVersion = Number(fn.current_version);
+      await trx.updateTable('functions').set({ updated_at: now }).where('name', '=', name).execute();
+    }
   }
   const row = {
     function_name: name,
@@ -836,8 +865,16 @@ async function deployIn(
     created_at: now,
   };
   await trx.insertInto('function_versions').values(row).execute();
+  // A new function's first version goes live whatever `promote` says: `live` always names a version.
+  if (currentVersion === version) await writeAliasWeights(trx, name, liveAlias, [{ version, weight: 1 }], now);
   return {
-    function: functionFromRow({ name, incarnation, current_version: version, created_at: createdAt, updated_at: now }),
+    function: functionFromRow({
+      name,
+      incarnation,
+      current_version: currentVersion,
+      created_at: createdAt,
+      updated_at: now,
+    }),
     version: versionFromRow(row),
     created: true,
   };
@@ -848,7 +885,7 @@ async function deployIn(
  * queue on PostgreSQL and MySQL, and SQLite takes its write lock up front instead of upgrading a read lock
  * (which fails with SQLITE_BUSY without waiting).
  */
-async function lockFunction(trx: Transaction<Database>, name: string): Promise<void> {
+export async function lockFunction(trx: Transaction<Database>, name: string): Promise<void> {
   await trx
     .updateTable('functions')
     .set((eb) => ({ current_version: eb.ref('current_version') }))
@@ -861,7 +898,7 @@ async function lockFunction(trx: Transaction<Database>, name: string): Promise<v
  * each existing one's write lock (a no-op update, in name order): `deleteSecret` of one of them then waits for this
  * transaction and sees the version that names it.
  */
-async function requireSecrets(
+export async function requireSecrets(
   trx: Transaction<Database>,
   functionName: string,
   secrets: Record<string, string>,
@@ -885,30 +922,32 @@ async function requireSecrets(
   }
 }
 
-/** Secret name → the functions (sorted) whose current version names it. */
+/**
+ * Secret name → the functions (sorted) with a version that names it and that an alias points at (or a running
+ * rollout may move traffic back to).
+ */
 async function secretUsers(db: DbExecutor): Promise<Map<string, string[]>> {
+  const aliased = await versionsInService(db);
   const rows = await db
-    .selectFrom('functions as f')
-    .innerJoin('function_versions as v', (join) =>
-      join.onRef('v.function_name', '=', 'f.name').onRef('v.version', '=', 'f.current_version'),
-    )
-    .select(['f.name', 'v.config'])
+    .selectFrom('function_versions')
+    .select(['function_name', 'version', 'config'])
     // Only configs that name a secret (JSON.stringify writes no spaces); each one is parsed below.
-    .where('v.config', 'like', '%"secrets":{"%')
-    .orderBy('f.name')
+    .where('config', 'like', '%"secrets":{"%')
+    .orderBy('function_name')
     .execute();
-  const users = new Map<string, string[]>();
+  const users = new Map<string, Set<string>>();
   for (const row of rows) {
-    for (const secret of new Set(Object.values(configFromJson(row.config).secrets))) {
-      const list = users.get(secret) ?? [];
-      list.push(row.name);
-      users.set(secret, list);
+    if (aliased.get(row.function_name)?.has(Number(row.version)) !== true) continue;
+    for (const secret of Object.values(configFromJson(row.config).secrets)) {
+      const set = users.get(secret) ?? new Set<string>();
+      set.add(row.function_name);
+      users.set(secret, set);
     }
   }
-  return users;
+  return new Map([...users].map(([secret, names]) => [secret, [...names].sort()]));
 }
 
-function selectVersion(db: DbExecutor, name: string, version: number): Promise<FunctionVersionRow | undefined> {
+export function selectVersion(db: DbExecutor, name: string, version: number): Promise<FunctionVersionRow | undefined> {
   return db
     .selectFrom('function_versions')
     .selectAll()
@@ -918,7 +957,7 @@ function selectVersion(db: DbExecutor, name: string, version: number): Promise<F
 }
 
 /** Highest version number of a function, 0 when it has none. */
-async function latestVersion(db: DbExecutor, name: string): Promise<number> {
+export async function latestVersion(db: DbExecutor, name: string): Promise<number> {
   const row = await db
     .selectFrom('function_versions')
     .select('version')
@@ -942,7 +981,7 @@ export function functionFromRow(row: FunctionRow): FunctionRecord {
 }
 
 /** A stored config; versions stored before a setting existed get its default. */
-function configFromJson(json: string): FunctionConfig {
+export function configFromJson(json: string): FunctionConfig {
   const stored = JSON.parse(json) as Omit<FunctionConfig, 'network' | 'allowNet' | 'secrets'> & {
     network?: boolean;
     allowNet?: string[];
@@ -1080,7 +1119,7 @@ function truncate(text: string, max: number): string {
 }
 
 /** A BIGINT as the driver returned it, as a number. */
-function intFromDb(value: BigIntValue, column: string): number {
+export function intFromDb(value: BigIntValue, column: string): number {
   const n = typeof value === 'number' ? value : Number(value);
   if (!Number.isSafeInteger(n)) {
     throw new PlatformError('INTERNAL', `column ${column} holds ${String(value)}, which is not a safe integer`);
@@ -1088,7 +1127,7 @@ function intFromDb(value: BigIntValue, column: string): number {
   return n;
 }
 
-function millisFromDate(date: Date, field: string): number {
+export function millisFromDate(date: Date, field: string): number {
   const ms = date instanceof Date ? date.getTime() : Number.NaN;
   if (!Number.isFinite(ms)) throw new PlatformError('BAD_REQUEST', `${field} must be a valid date`);
   return ms;
@@ -1102,7 +1141,7 @@ function compileLimit(limit: number | undefined): number {
   return Math.min(limit, invocationListLimits.max);
 }
 
-function isVersionNumber(version: number): boolean {
+export function isVersionNumber(version: number): boolean {
   return Number.isSafeInteger(version) && version >= 1 && version <= 2_147_483_647;
 }
 

@@ -61,13 +61,16 @@ export interface MetadataStore {
    * which. The value is stored as given: a store that must not hold it in clear is wrapped (`SealedMetadataStore`).
    */
   putSecret(name: string, value: string): Promise<{ secret: SecretRecord; created: boolean }>;
-  /** Every secret, by name, without values, each with the functions whose current version uses it. */
+  /**
+   * Every secret, by name, without values, each with the functions (sorted) that have a version naming it which an
+   * alias points at (the current version among them).
+   */
   listSecrets(): Promise<SecretListing[]>;
   /** The values of the named secrets that exist, by name (for a sandbox's environment: never log them). */
   secretValues(names: readonly string[]): Promise<Map<string, string>>;
   /**
-   * Delete a secret. Returns false if it did not exist; throws CONFLICT naming the functions while a function's
-   * current version uses it (older versions may name it: they cannot be made current again until it exists).
+   * Delete a secret. Returns false if it did not exist; throws CONFLICT naming the functions (`details.usedBy`) while
+   * a version an alias points at names it (other versions may: no alias can point at them again until it exists).
    */
   deleteSecret(name: string): Promise<boolean>;
   close(): Promise<void>;

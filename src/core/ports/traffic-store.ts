@@ -41,7 +41,8 @@ export interface ServedVersions {
  * Aliases and rollouts: how each function's traffic is split between its immutable versions. Writes are durable
  * when the promise resolves. Invariants, held atomically with `MetadataStore`'s writes:
  * - every function has a `live` alias; each alias names existing versions, with weights > 0 summing to 1 (±0.001);
- * - no version an alias names uses a secret that does not exist (`MetadataStore.deleteSecret` refuses such a secret);
+ * - no version an alias names, nor a running rollout's baseline or canary, uses a secret that does not exist
+ *   (`MetadataStore.deleteSecret` refuses such a secret);
  * - at most one rollout per function is `running`; while one runs, its alias changes only through it.
  */
 export interface TrafficStore {
