@@ -1,7 +1,8 @@
 import { PlatformError } from '../core/errors.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { TrafficStore } from '../core/ports/traffic-store.js';
-import { TrafficSplit, isVersionQualifier, stickyPoint, validateAliasName } from '../core/traffic.js';
+import { TrafficSplit, isVersionQualifier, stickyPoint } from '../core/traffic.js';
+import { validateAliasName } from '../core/traffic-rules.js';
 import type { FunctionVersion } from '../core/types.js';
 import { liveAlias } from '../core/types.js';
 

@@ -6,7 +6,8 @@ import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { TrafficStore } from '../core/ports/traffic-store.js';
 import type { RolloutSettingsInput, StepFigures } from '../core/rollouts.js';
 import { compileRolloutSettings, endRollout, noFigures } from '../core/rollouts.js';
-import { validateAliasName, validateStickyHeader, weightsFromRecord } from '../core/traffic.js';
+import { weightsFromRecord } from '../core/traffic.js';
+import { validateAliasName, validateStickyHeader } from '../core/traffic-rules.js';
 import type { Alias, FunctionRecord, Rollout, VersionFigures } from '../core/types.js';
 import { liveAlias } from '../core/types.js';
 import type { FunctionResolver } from './function-resolver.js';
@@ -54,10 +55,7 @@ export class Traffic {
     validateFunctionName(name);
     validateAliasName(alias);
     const weights = weightsFromRecord(request.weights);
-    const stickyHeader =
-      request.stickyHeader === undefined || request.stickyHeader === null
-        ? null
-        : validateStickyHeader(request.stickyHeader);
+    const stickyHeader = validateStickyHeader(request.stickyHeader);
     const result = await this.#options.traffic.putAlias(name, alias, { weights, stickyHeader });
     this.#changed(name);
     this.#logger.info({ name, alias, weights, stickyHeader }, result.created ? 'alias created' : 'alias changed');

@@ -337,10 +337,38 @@ describe('traffic end to end', () => {
     const alias = (name: string) => `/v1/functions/strict/aliases/${name}`;
     const rollouts = '/v1/functions/strict/rollouts';
     const cases: [string, string, unknown, number, string, RegExp][] = [
-      ['PUT', alias('beta'), { weights: { '1': 0.9, '2': 0.2 } }, 400, 'BAD_REQUEST', /sum to 1\.1/],
-      ['PUT', alias('beta'), { weights: { '1': 1.1, '2': -0.1 } }, 400, 'BAD_REQUEST', /version 1 has weight 1\.1/],
-      ['PUT', alias('beta'), { weights: { '1': 1, '2': -0.1 } }, 400, 'BAD_REQUEST', /version 2 has weight -0\.1/],
-      ['PUT', alias('beta'), { weights: { '1': 1, '2': 0 } }, 400, 'BAD_REQUEST', /version 2 has weight 0/],
+      [
+        'PUT',
+        alias('beta'),
+        { weights: { '1': 0.9, '2': 0.2 } },
+        400,
+        'BAD_REQUEST',
+        /must sum to 1 \(±0\.001\), got 1\.1/,
+      ],
+      [
+        'PUT',
+        alias('beta'),
+        { weights: { '1': 1.1, '2': -0.1 } },
+        400,
+        'BAD_REQUEST',
+        /the weight of version 1 must be a number > 0 and <= 1, got 1\.1/,
+      ],
+      [
+        'PUT',
+        alias('beta'),
+        { weights: { '1': 1, '2': -0.1 } },
+        400,
+        'BAD_REQUEST',
+        /the weight of version 2 must be a number > 0 and <= 1, got -0\.1/,
+      ],
+      [
+        'PUT',
+        alias('beta'),
+        { weights: { '1': 1, '2': 0 } },
+        400,
+        'BAD_REQUEST',
+        /the weight of version 2 must be a number > 0 and <= 1, got 0/,
+      ],
       ['PUT', alias('beta'), { weights: {} }, 400, 'BAD_REQUEST', /at least one version/],
       ['PUT', alias('beta'), { weights: { one: 1 } }, 400, 'BAD_REQUEST', /"one" is not a version number/],
       ['PUT', alias('beta'), { weights: { '1': '1' } }, 400, 'BAD_REQUEST', /weights/],
@@ -358,7 +386,7 @@ describe('traffic end to end', () => {
       ['POST', rollouts, { version: 9 }, 404, 'NOT_FOUND', /version 9/],
       ['POST', rollouts, { version: 2, alias: 'nope' }, 404, 'NOT_FOUND', /nope/],
       ['POST', '/v1/functions/none/rollouts', { version: 2 }, 404, 'NOT_FOUND', /none/],
-      ['POST', rollouts, { version: 2, steps: [50, 10, 100] }, 400, 'BAD_REQUEST', /steps must be strictly increasing/],
+      ['POST', rollouts, { version: 2, steps: [50, 10, 100] }, 400, 'BAD_REQUEST', /steps must increase strictly/],
       ['POST', rollouts, { version: 2, steps: [10, 50] }, 400, 'BAD_REQUEST', /steps must end at 100/],
       ['POST', rollouts, { version: 2, steps: [] }, 400, 'BAD_REQUEST', /steps/],
       ['POST', rollouts, { version: 2, steps: [0, 100] }, 400, 'BAD_REQUEST', /steps/],
@@ -431,7 +459,7 @@ describe('traffic end to end', () => {
     assert.match(badPair.stderr, /^\[BAD_REQUEST\] expected VERSION=WEIGHT \(like 2=0\.1\), got 1:0\.5$/m);
     const badSum = await cli('alias', 'set', 'clif', 'beta', '1=0.5', '2=0.6');
     assert.equal(badSum.code, 1);
-    assert.match(badSum.stderr, /^\[BAD_REQUEST\] weights sum to 1\.1/m);
+    assert.match(badSum.stderr, /^\[BAD_REQUEST\] weights must sum to 1 \(±0\.001\), got 1\.1/m);
     const rm = await cli('alias', 'rm', 'clif', 'beta');
     assert.equal(rm.code, 0, rm.stderr);
     assert.match(rm.stdout, /deleted alias beta of clif/);
@@ -474,7 +502,7 @@ describe('traffic end to end', () => {
     );
     const promote = await cli('rollout', 'promote', 'clif');
     assert.equal(promote.code, 0, promote.stderr);
-    assert.match(promote.stdout, /promoted at 20%, version 2 over 1; weights 2=1/);
+    assert.match(promote.stdout, /promoted at 100%, version 2 over 1; weights 2=1/);
     const none = await cli('rollout', 'abort', 'clif');
     assert.equal(none.code, 1);
     assert.match(

@@ -6,7 +6,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Static } from 'typebox';
 import { isPlatformError } from '../../../core/errors.js';
-import { currentStep, defaultRolloutSettings, rolloutLimits } from '../../../core/rollouts.js';
+import { currentStep } from '../../../core/rollouts.js';
+import { defaultRolloutSettings, rolloutSettingLimits } from '../../../core/traffic-rules.js';
 import { weightsToRecord } from '../../../core/traffic.js';
 import type { Rollout, VersionFigures } from '../../../core/types.js';
 import type { Traffic } from '../../traffic.js';
@@ -16,8 +17,8 @@ import { WeightsView } from './aliases.js';
 const FunctionParams = Type.Object({ name: Type.String({ maxLength: 200 }) });
 const RolloutParams = Type.Object({ name: Type.String({ maxLength: 200 }), id: Type.String({ maxLength: 100 }) });
 
-const limit = (field: keyof typeof rolloutLimits, what: string) => {
-  const { min, max } = rolloutLimits[field];
+const limit = (field: keyof typeof rolloutSettingLimits, what: string) => {
+  const { min, max } = rolloutSettingLimits[field];
   return Type.Optional(
     Type.Number({ description: `${what}: from ${min} to ${max} (default ${defaultRolloutSettings[field]})` }),
   );
@@ -35,7 +36,7 @@ const RolloutBody = Type.Object(
           `one 100 (default ${defaultRolloutSettings.steps.join(', ')})`,
       }),
     ),
-    intervalSeconds: limit('intervalSeconds', 'How long each step lasts before it is judged (whole seconds)'),
+    intervalSeconds: limit('intervalSeconds', 'How long each step lasts before it is judged, in seconds'),
     maxErrorRate: limit(
       'maxErrorRate',
       "How far the canary's error rate may exceed the baseline's (0.01: one point), by a one-sided 95% test",
@@ -44,7 +45,7 @@ const RolloutBody = Type.Object(
     minRequests: limit('minRequests', 'Invocations of the canary (and the baseline) in a step before it is judged'),
     rollbackWindowSeconds: limit(
       'rollbackWindowSeconds',
-      "How long the baseline's warm instances are kept after promotion (whole seconds)",
+      "How long the baseline's warm instances are kept after promotion, in seconds",
     ),
   },
   { additionalProperties: false },
