@@ -99,12 +99,15 @@ describe('a strict, fully described HTTP API', () => {
   });
 
   it('refuses a query parameter a route does not take, naming each, on every route', async () => {
-    const pathOf = (template: string) => template.replace('{name}', 'probe').replace('{id}', invocationId);
+    const pathOf = (template: string) =>
+      template.replace('{name}', 'probe').replace('{id}', invocationId).replace('{alias}', 'beta');
     const bodies: Record<string, string> = {
       'PUT /v1/functions/{name}': JSON.stringify({ code: zip }),
       'PUT /v1/functions/{name}/current': JSON.stringify({ version: 1 }),
       'POST /v1/functions/{name}/invoke': '{}',
       'PUT /v1/secrets/{name}': JSON.stringify({ value: 'not-stored' }),
+      'PUT /v1/functions/{name}/aliases/{alias}': JSON.stringify({ weights: { '1': 1 } }),
+      'POST /v1/functions/{name}/rollouts': JSON.stringify({ version: 1 }),
     };
     for (const [template, methods] of Object.entries(openapi.paths)) {
       for (const [method, operation] of Object.entries(methods)) {
