@@ -25,9 +25,9 @@ async function eventOf(opts: { data?: string; file?: string }): Promise<string> 
   return text;
 }
 
-/** `version 2`, or `version 2 of alias beta`. */
+/** `version 2`, or `version 2 of alias beta` (an alias other than live chose it). */
 function ran(facts: InvocationFacts): string {
-  return `version ${facts.version}${facts.alias === null ? '' : ` of alias ${facts.alias}`}`;
+  return `version ${facts.version}${facts.alias === null || facts.alias === 'live' ? '' : ` of alias ${facts.alias}`}`;
 }
 
 /** An invocation's answer as `invoke --json` prints it: the facts, then the result or the error. */

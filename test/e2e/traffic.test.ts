@@ -445,6 +445,8 @@ describe('traffic end to end', () => {
     const viaAlias = await cli('invoke', 'clif', '--qualifier', 'beta', '--json');
     const facts = JSON.parse(viaAlias.stdout) as { alias: string; version: number };
     assert.equal(facts.alias, 'beta');
+    const verbose = await cli('invoke', 'clif', '--qualifier', 'beta', '-v');
+    assert.match(verbose.stderr, /\((cold|warm), version [12] of alias beta\)/);
     const ls = await cli('alias', 'ls', 'clif');
     assert.match(ls.stdout, /^ALIAS\s+WEIGHTS\s+STICKY HEADER/m);
     assert.match(ls.stdout, /^beta\s+1=0\.9 2=0\.1\s+x-user-id/m);
