@@ -25,6 +25,11 @@ async function eventOf(opts: { data?: string; file?: string }): Promise<string> 
   return text;
 }
 
+/** `version 2`, or `version 2 of alias beta` (an alias other than live chose it). */
+function ran(facts: InvocationFacts): string {
+  return `version ${facts.version}${facts.alias === null || facts.alias === 'live' ? '' : ` of alias ${facts.alias}`}`;
+}
+
 /** An invocation's answer as `invoke --json` prints it: the facts, then the result or the error. */
 function invocationJson(facts: InvocationFacts | null, outcome: { result: unknown } | { error: unknown }) {
   return { ...facts, ...outcome };
@@ -37,34 +42,44 @@ export function addClientCommands(program: Command): void {
     .argument('<name>', 'function name')
     .option('-d, --data <json>', 'the event, as JSON (default {})')
     .option('-f, --file <path>', 'read the event from a file; - reads standard input')
+    .option('-q, --qualifier <qualifier>', 'a version number or an alias to invoke (default live)')
     .option('-v, --verbose', 'print the invocation id, start and version, and a REPORT line, on stderr')
-    .option('--json', 'print {invocationId, start, version, durationMs, initMs, peakMemoryBytes, memoryMB, result}')
+    .option(
+      '--json',
+      'print {invocationId, start, version, alias, durationMs, initMs, peakMemoryBytes, memoryMB, result}',
+    )
     .addHelpText(
       'after',
-      `\nExamples:\n  savassan invoke hello --data '{"name":"Ada"}'\n  echo '{"name":"Ada"}' | savassan invoke hello -f - -v`,
+      `\nExamples:\n  savassan invoke hello --data '{"name":"Ada"}'\n  echo '{"name":"Ada"}' | savassan invoke hello -f - -v` +
+        '\n  savassan invoke hello --qualifier 2\n  savassan invoke hello --qualifier beta',
     )
-    .action(async (name: string, opts: { data?: string; file?: string; verbose?: boolean; json?: boolean }) => {
-      const event = await eventOf(opts);
-      let answer;
-      try {
-        answer = await client().invoke(name, event);
-      } catch (err) {
-        const facts = err instanceof ApiError ? invocationFacts(err.headers) : null;
-        if (facts !== null && opts.verbose === true) {
-          info(`invocation ${facts.invocationId} failed (${facts.start}, version ${facts.version})`);
-          info(report(facts));
+    .action(
+      async (
+        name: string,
+        opts: { data?: string; file?: string; qualifier?: string; verbose?: boolean; json?: boolean },
+      ) => {
+        const event = await eventOf(opts);
+        let answer;
+        try {
+          answer = await client().invoke(name, event, { qualifier: opts.qualifier });
+        } catch (err) {
+          const facts = err instanceof ApiError ? invocationFacts(err.headers) : null;
+          if (facts !== null && opts.verbose === true) {
+            info(`invocation ${facts.invocationId} failed (${facts.start}, ${ran(facts)})`);
+            info(report(facts));
+          }
+          throw err;
         }
-        throw err;
-      }
-      if (opts.verbose === true) {
-        info(`invocation ${answer.invocationId} (${answer.start}, version ${answer.version})`);
-        info(report(answer));
-      }
-      if (opts.json === true) {
-        const { payload, ...facts } = answer;
-        printJson(invocationJson(facts, { result: JSON.parse(payload) as unknown }));
-      } else out(answer.payload);
-    });
+        if (opts.verbose === true) {
+          info(`invocation ${answer.invocationId} (${answer.start}, ${ran(answer)})`);
+          info(report(answer));
+        }
+        if (opts.json === true) {
+          const { payload, ...facts } = answer;
+          printJson(invocationJson(facts, { result: JSON.parse(payload) as unknown }));
+        } else out(answer.payload);
+      },
+    );
 
   program
     .command('logs')
@@ -165,9 +180,12 @@ export function addClientCommands(program: Command): void {
 
   program
     .command('versions')
-    .description("list a function's versions, or make an older one current with --use")
+    .description(
+      "list a function's versions with their share of live's traffic and their figures over the last 5 minutes, " +
+        'or make one current with --use',
+    )
     .argument('<name>', 'function name')
-    .option('--use <version>', 'make this version current (roll back or forward)', integer)
+    .option('--use <version>', 'make this version current: live at 100% on it (roll back or forward)', integer)
     .option('--json', 'print {versions: [...]}, or with --use the function as GET /v1/functions/NAME answers')
     .addHelpText('after', '\nExamples:\n  savassan versions hello\n  savassan versions hello --use 1')
     .action(async (name: string, opts: { use?: number; json?: boolean }) => {
@@ -180,10 +198,14 @@ export function addClientCommands(program: Command): void {
       const answer = await client().listVersions(name);
       if (opts.json === true) return printJson(answer);
       table([
-        ['VERSION', 'CURRENT', 'CODE', 'SIZE', 'CREATED'],
+        ['VERSION', 'CURRENT', 'TRAFFIC', 'INVOCATIONS', 'ERRORS', 'P99', 'CODE', 'SIZE', 'CREATED'],
         ...answer.versions.map((v) => [
           String(v.version),
           v.current ? '*' : '',
+          `${Number((v.traffic * 100).toFixed(1))}%`,
+          String(v.stats.invocations),
+          String(v.stats.errors),
+          v.stats.p99Ms === null ? '-' : `${Number(v.stats.p99Ms.toFixed(1))}ms`,
           v.codeSha256.slice(0, 12),
           String(v.codeSizeBytes),
           v.createdAt,

@@ -2,11 +2,14 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { ApiError, SavassanClient } from '../client/client.js';
+import { PlatformError } from '../core/errors.js';
 import { deployPatch, readDeployConfig } from '../client/deploy-config.js';
 import type { CurrentMaps, DeployFlags } from '../client/deploy-config.js';
 import { changeLines } from './change-lines.js';
 import { readEnvFile } from './env-file.js';
+import { canarySteps } from '../core/rollouts.js';
 import { info, integer, out, printJson, repeated } from './output.js';
+import { rolloutLine } from './rollout-commands.js';
 
 function keyValue(value: string, previous: Record<string, string> = {}): Record<string, string> {
   const eq = value.indexOf('=');
@@ -63,7 +66,21 @@ export function addDeployCommand(program: Command): void {
       'with --network, an IPv4 CIDR the function may reach although private ranges are denied (repeatable)',
       repeated,
     )
-    .option('--json', 'print {created, function, version, changes} as PUT /v1/functions/NAME answers')
+    .option('--no-promote', 'create the version without moving traffic to it (alias set or rollout start does later)')
+    .option(
+      '--canary <percent>',
+      'create the version without traffic, then start a rollout at this share followed by the default steps above it',
+      integer,
+    )
+    .option(
+      '--rollback-window <seconds>',
+      "with --canary: keep the baseline's warm instances this long after promotion (default 600)",
+      integer,
+    )
+    .option(
+      '--json',
+      'print {created, function, version, changes} as PUT /v1/functions/NAME answers (with --canary, and rollout)',
+    )
     .addHelpText(
       'after',
       "\nA setting not given keeps the current version's value (the defaults above are a new function's).\n" +
@@ -71,10 +88,19 @@ export function addDeployCommand(program: Command): void {
         'then --env-from and --env add variables and --unset-env removes them. A .savassanignore in the\n' +
         'directory lists files to leave out of the bundle (gitignore-style patterns).\n' +
         '\nExamples:\n  savassan deploy hello ./examples/hello\n  savassan deploy api ./api --timeout 10 --memory 512 --env-from api.env --network' +
-        '\n  savassan deploy api ./api --unset-env DEBUG',
+        '\n  savassan deploy api ./api --unset-env DEBUG' +
+        '\n  savassan deploy api ./api --canary 5   # 5%, then 10, 50, 100 if each step holds',
     )
     .action(async (name: string, path: string, opts: Record<string, unknown>) => {
       const client = new SavassanClient();
+      const canary = opts.canary as number | undefined;
+      const rollbackWindow = opts.rollbackWindow as number | undefined;
+      // Checked before anything is packed or sent.
+      const steps = canary === undefined ? undefined : canarySteps(canary);
+      if (rollbackWindow !== undefined && canary === undefined) {
+        throw new PlatformError('BAD_REQUEST', '--rollback-window goes with --canary (or rollout start)');
+      }
+      const promote = opts.promote !== false && canary === undefined;
       const flags: DeployFlags = {
         settings: {
           handler: opts.handler as string | undefined,
@@ -98,10 +124,24 @@ export function addDeployCommand(program: Command): void {
       const file = await readDeployConfig(path, opts.config as string | undefined);
       const { patch, notSet } = await deployPatch(file, flags, () => currentMaps(client, name));
       for (const key of notSet) info(`--unset-env ${key}: ${name} has no such variable`);
-      const answer = await client.deploy(name, bundle, patch);
-      if (opts.json === true) return printJson(answer);
-      if (!answer.created) return out(`${name} is unchanged: version ${answer.version.version} is current`);
-      out(`deployed ${name} version ${answer.version.version} (code ${answer.version.codeSha256.slice(0, 12)})`);
-      for (const line of changeLines(answer.changes)) out(`  ${line}`);
+      const answer = await client.deploy(name, bundle, patch, { promote });
+      const version = answer.version.version;
+      if (steps === undefined || !answer.created) {
+        if (opts.json === true) return printJson(answer);
+        if (!answer.created) return out(`${name} is unchanged: version ${version} is current`);
+      }
+      if (opts.json !== true) {
+        const traffic = answer.function.currentVersion === version ? '' : ', without traffic';
+        out(`deployed ${name} version ${version} (code ${answer.version.codeSha256.slice(0, 12)}${traffic})`);
+        for (const line of changeLines(answer.changes)) out(`  ${line}`);
+      }
+      if (steps === undefined || !answer.created) return;
+      const rollout = await client.startRollout(name, {
+        version,
+        steps,
+        ...(rollbackWindow === undefined ? {} : { rollbackWindowSeconds: rollbackWindow }),
+      });
+      if (opts.json === true) return printJson({ ...answer, rollout });
+      out(rolloutLine(rollout));
     });
 }

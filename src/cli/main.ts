@@ -3,10 +3,12 @@
 import { Command } from 'commander';
 import { ApiError } from '../client/client.js';
 import { PlatformError } from '../core/errors.js';
+import { addAliasCommands } from './alias-commands.js';
 import { addClientCommands } from './client-commands.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDeployCommand } from './deploy-command.js';
 import { info, printJson } from './output.js';
+import { addRolloutCommands } from './rollout-commands.js';
 import { addSecretCommands } from './secret-commands.js';
 import { addStartCommand } from './start-command.js';
 
@@ -24,6 +26,8 @@ export function buildProgram(): Command {
   addDeployCommand(program);
   addClientCommands(program);
   addSecretCommands(program);
+  addAliasCommands(program);
+  addRolloutCommands(program);
   return program;
 }
 

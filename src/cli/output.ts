@@ -26,6 +26,24 @@ export function integer(value: string): number {
   return n;
 }
 
+/** A number (decimal or integer) of an option. */
+export function decimal(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`not a number: ${value}`);
+  return n;
+}
+
+/** A comma-separated list of integers (`10,50,100`). */
+export function integerList(value: string): number[] {
+  return value.split(',').map((part) => {
+    try {
+      return integer(part);
+    } catch {
+      throw new InvalidArgumentError(`expected integers separated by commas (like 10,50,100), got ${value}`);
+    }
+  });
+}
+
 /** A repeatable option's values, in order. */
 export function repeated(value: string, previous: string[] = []): string[] {
   return [...previous, value];

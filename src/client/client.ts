@@ -65,6 +65,8 @@ export interface InvocationFacts {
   invocationId: string;
   start: 'cold' | 'warm';
   version: number;
+  /** The alias that chose the version; null when a version number was invoked. */
+  alias: string | null;
   durationMs: number;
   initMs: number | null;
   peakMemoryBytes: number | null;
@@ -88,6 +90,7 @@ export function invocationFacts(headers: AnswerHeaders): InvocationFacts | null 
     invocationId: id,
     start: headers.get('x-savassan-start') === 'cold' ? 'cold' : 'warm',
     version: number('x-savassan-version') ?? 0,
+    alias: headers.get('x-savassan-alias'),
     durationMs: number('x-savassan-duration-ms') ?? 0,
     initMs: number('x-savassan-init-ms'),
     peakMemoryBytes: number('x-savassan-memory-used'),
@@ -143,12 +146,12 @@ export class SavassanClient {
    * then neither loads the Fetch API (~30 ms) nor waits for fetch's kept-alive socket before it can exit. Connections
    * are kept alive for the next request; an idle one does not keep the process running.
    */
-  async send(method: string, path: string, body?: string): Promise<Answer> {
+  async send(method: string, path: string, body?: string, extraHeaders: Record<string, string> = {}): Promise<Answer> {
     const url = new URL(`${this.url}${path}`);
     const { Agent, request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
     this.#agent ??= new Agent({ keepAlive: true });
     const agent = this.#agent;
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...extraHeaders };
     if (body !== undefined) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(Buffer.byteLength(body));
@@ -188,16 +191,35 @@ export class SavassanClient {
     return JSON.parse(answer.text) as T;
   }
 
-  /** Deploy a new version: settings left out keep the current version's values, `null` restores a default. */
-  deploy(name: string, zip: Uint8Array, config: FunctionConfigPatch = {}): Promise<DeployAnswer> {
-    return this.json('PUT', `/v1/functions/${encodeURIComponent(name)}`, {
+  /**
+   * Deploy a new version: settings left out keep the current version's values, `null` restores a default. It gets
+   * all of the `live` alias's traffic unless `promote` is false (then an alias or a rollout moves traffic to it).
+   */
+  deploy(
+    name: string,
+    zip: Uint8Array,
+    config: FunctionConfigPatch = {},
+    options: { promote?: boolean } = {},
+  ): Promise<DeployAnswer> {
+    const query = options.promote === false ? '?promote=false' : '';
+    return this.json('PUT', `/v1/functions/${encodeURIComponent(name)}${query}`, {
       code: Buffer.from(zip).toString('base64'),
       ...config,
     });
   }
 
-  /** Invoke synchronously. `event` is sent as JSON; pass a string to send JSON text as is. */
-  async invoke(name: string, event: unknown = {}): Promise<InvokeResponse> {
+  /**
+   * Invoke synchronously. `event` is sent as JSON; pass a string to send JSON text as is. `qualifier` names a version
+   * or an alias (default `live`); `headers` go with the request (an alias's sticky header).
+   *
+   * @example
+   * await client.invoke('shop', { item: 1 }, { qualifier: 'beta', headers: { 'x-user-id': 'u-42' } });
+   */
+  async invoke(
+    name: string,
+    event: unknown = {},
+    options: { qualifier?: string | undefined; headers?: Record<string, string> } = {},
+  ): Promise<InvokeResponse> {
     const body = typeof event === 'string' ? event : JSON.stringify(event);
     // The server refuses a larger event from its length and closes the connection, which fetch reports as a
     // write error rather than the 413: say it here instead.
@@ -211,7 +233,9 @@ export class SavassanClient {
         noHeaders,
       );
     }
-    const response = await this.send('POST', `/v1/functions/${encodeURIComponent(name)}/invoke`, body);
+    const query = options.qualifier === undefined ? '' : `?qualifier=${encodeURIComponent(options.qualifier)}`;
+    const path = `/v1/functions/${encodeURIComponent(name)}/invoke${query}`;
+    const response = await this.send('POST', path, body, options.headers);
     const facts = invocationFacts(response.headers);
     if (facts === null) throw new PlatformError('INTERNAL', 'the answer names no invocation');
     return { payload: response.text, ...facts };
@@ -229,12 +253,72 @@ export class SavassanClient {
     return this.json('DELETE', `/v1/functions/${encodeURIComponent(name)}`);
   }
 
-  listVersions(name: string): Promise<{ versions: VersionAnswer[] }> {
+  /** Versions, each with its share of `live` and its figures over the last 5 minutes. */
+  listVersions(name: string): Promise<{ versions: VersionListAnswer[] }> {
     return this.json('GET', `/v1/functions/${encodeURIComponent(name)}/versions`);
   }
 
   setCurrentVersion(name: string, version: number): Promise<FunctionAnswer> {
     return this.json('PUT', `/v1/functions/${encodeURIComponent(name)}/current`, { version });
+  }
+
+  /**
+   * Create an alias or replace it; `created` says which (201 or 200). `weights`: version → share, summing to 1.
+   *
+   * @example
+   * await client.putAlias('shop', 'beta', { '1': 0.9, '2': 0.1 }, 'x-user-id');
+   */
+  async putAlias(
+    name: string,
+    alias: string,
+    weights: Record<string, number>,
+    stickyHeader?: string | null,
+  ): Promise<{ created: boolean; alias: AliasAnswer }> {
+    const body = JSON.stringify({ weights, ...(stickyHeader === undefined ? {} : { stickyHeader }) });
+    const answer = await this.send('PUT', `${functionPath(name)}/aliases/${encodeURIComponent(alias)}`, body);
+    return { created: answer.status === 201, alias: JSON.parse(answer.text) as AliasAnswer };
+  }
+
+  listAliases(name: string): Promise<{ aliases: AliasAnswer[] }> {
+    return this.json('GET', `${functionPath(name)}/aliases`);
+  }
+
+  getAlias(name: string, alias: string): Promise<AliasAnswer> {
+    return this.json('GET', `${functionPath(name)}/aliases/${encodeURIComponent(alias)}`);
+  }
+
+  /** Delete an alias; CONFLICT (409) for `live` and for an alias a running rollout moves. */
+  deleteAlias(name: string, alias: string): Promise<void> {
+    return this.json('DELETE', `${functionPath(name)}/aliases/${encodeURIComponent(alias)}`);
+  }
+
+  /**
+   * Start a rollout of `version` on an alias (default `live`); settings left out get their defaults.
+   *
+   * @example
+   * await client.startRollout('shop', { version: 3, steps: [10, 50, 100], intervalSeconds: 30 });
+   */
+  startRollout(name: string, request: RolloutRequest): Promise<RolloutAnswer> {
+    return this.json('POST', `${functionPath(name)}/rollouts`, request);
+  }
+
+  /** Newest first. */
+  listRollouts(name: string): Promise<{ rollouts: RolloutAnswer[] }> {
+    return this.json('GET', `${functionPath(name)}/rollouts`);
+  }
+
+  getRollout(name: string, id: string): Promise<RolloutAnswer> {
+    return this.json('GET', `${functionPath(name)}/rollouts/${encodeURIComponent(id)}`);
+  }
+
+  /** Give the canary all of the alias's traffic now; CONFLICT (409) when the rollout is not running. */
+  promoteRollout(name: string, id: string): Promise<RolloutAnswer> {
+    return this.json('POST', `${functionPath(name)}/rollouts/${encodeURIComponent(id)}/promote`);
+  }
+
+  /** Give the baseline all of the alias's traffic back now; CONFLICT (409) when the rollout is not running. */
+  abortRollout(name: string, id: string): Promise<RolloutAnswer> {
+    return this.json('POST', `${functionPath(name)}/rollouts/${encodeURIComponent(id)}/abort`);
   }
 
   getInvocation(id: string): Promise<InvocationAnswer> {
@@ -280,6 +364,10 @@ export class SavassanClient {
   }
 }
 
+function functionPath(name: string): string {
+  return `/v1/functions/${encodeURIComponent(name)}`;
+}
+
 export interface SecretAnswer {
   name: string;
   createdAt: string;
@@ -309,6 +397,68 @@ export interface VersionAnswer {
   contentHash: string;
   config: FunctionConfig;
   createdAt: string;
+}
+
+export interface VersionListAnswer extends VersionAnswer {
+  /** Its share of the `live` alias's traffic (0 to 1). */
+  traffic: number;
+  /** Over the last 5 minutes. */
+  stats: { invocations: number; errors: number; p99Ms: number | null };
+}
+
+export interface AliasAnswer {
+  name: string;
+  functionName: string;
+  /** Version → share of the traffic. */
+  weights: Record<string, number>;
+  stickyHeader: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface RolloutRequest {
+  version: number;
+  alias?: string;
+  steps?: number[];
+  intervalSeconds?: number;
+  maxErrorRate?: number;
+  maxP99Ratio?: number;
+  minRequests?: number;
+  rollbackWindowSeconds?: number;
+}
+
+export interface RolloutFiguresAnswer {
+  requests: number;
+  errors: number;
+  p99Ms: number | null;
+}
+
+export interface RolloutAnswer {
+  id: string;
+  functionName: string;
+  alias: string;
+  version: number;
+  baseline: number;
+  state: 'running' | 'promoted' | 'rolled_back' | 'aborted';
+  /** The canary's share (percent) at the step under way. */
+  step: number;
+  stepIndex: number;
+  steps: number[];
+  stepStartedAt: string;
+  /** The alias's weights now. */
+  weights: Record<string, number>;
+  settings: Required<Omit<RolloutRequest, 'version' | 'alias'>>;
+  history: {
+    at: string;
+    step: number;
+    canary: RolloutFiguresAnswer;
+    baseline: RolloutFiguresAnswer;
+    decision: 'started' | 'advanced' | 'promoted' | 'rolled_back' | 'aborted';
+    reason: string;
+  }[];
+  createdAt: string;
+  updatedAt: string;
+  endedAt: string | null;
 }
 
 export interface DeployAnswer {

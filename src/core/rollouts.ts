@@ -1,73 +1,29 @@
-// Rollouts, the pure part: their settings (defaults and bounds), the weights of each step, and the changes that end
-// one (promote, abort, roll back). The API validates with it; the control plane's driver applies the same changes.
+// Rollouts, the pure part: settings as asked for, defaulted and checked (the rules are in traffic-rules.ts), a
+// canary's steps, and the changes that end one (promote, abort, roll back). The API uses it; the control plane's
+// driver applies the same changes.
 import { PlatformError } from './errors.js';
 import type { RolloutChange } from './ports/traffic-store.js';
-import type { Rollout, RolloutEvent, RolloutSettings, VersionFigures, VersionWeight } from './types.js';
+import { defaultRolloutSettings, validateRolloutSettings } from './traffic-rules.js';
+import type { Rollout, RolloutEvent, RolloutSettings, VersionFigures } from './types.js';
 
-/** What a rollout does when a setting is left out. */
-export const defaultRolloutSettings: Readonly<RolloutSettings> = Object.freeze({
-  steps: Object.freeze([10, 50, 100]) as number[],
-  intervalSeconds: 30,
-  maxErrorRate: 0.01,
-  maxP99Ratio: 1.5,
-  minRequests: 100,
-  rollbackWindowSeconds: 600,
-});
-
-/** The bounds of each setting (inclusive). */
-export const rolloutLimits = {
-  intervalSeconds: { min: 1, max: 86_400, integer: true },
-  maxErrorRate: { min: 0, max: 1, integer: false },
-  maxP99Ratio: { min: 1, max: 100, integer: false },
-  minRequests: { min: 1, max: 1_000_000, integer: true },
-  rollbackWindowSeconds: { min: 0, max: 86_400, integer: true },
-} as const;
+export { defaultRolloutSettings, noFigures, stepWeights } from './traffic-rules.js';
 
 /** A rollout's settings as asked for: any left out get their defaults. */
 export type RolloutSettingsInput = { [K in keyof RolloutSettings]?: RolloutSettings[K] | undefined };
 
 /**
- * Settings checked and defaulted. Throws BAD_REQUEST naming the field: steps must be strictly increasing whole
- * percents from 1 to 100 ending at 100; the others within `rolloutLimits`.
+ * Settings defaulted and checked (`validateRolloutSettings`): BAD_REQUEST naming the field when steps are not strictly
+ * increasing whole percents ending at 100, or a number is out of `rolloutSettingLimits`.
  */
 export function compileRolloutSettings(input: RolloutSettingsInput): RolloutSettings {
-  const steps = input.steps ?? defaultRolloutSettings.steps;
-  validateSteps(steps);
-  const number = (field: keyof typeof rolloutLimits): number => {
-    const value = input[field] ?? defaultRolloutSettings[field];
-    const { min, max, integer } = rolloutLimits[field];
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-      throw new PlatformError('BAD_REQUEST', `${field} must be from ${min} to ${max}, got ${String(value)}`);
-    }
-    if (integer && !Number.isInteger(value)) {
-      throw new PlatformError('BAD_REQUEST', `${field} must be a whole number, got ${value}`);
-    }
-    return value;
-  };
-  return {
-    steps: [...steps],
-    intervalSeconds: number('intervalSeconds'),
-    maxErrorRate: number('maxErrorRate'),
-    maxP99Ratio: number('maxP99Ratio'),
-    minRequests: number('minRequests'),
-    rollbackWindowSeconds: number('rollbackWindowSeconds'),
-  };
-}
-
-function validateSteps(steps: readonly unknown[]): void {
-  if (!Array.isArray(steps) || steps.length === 0) {
-    throw new PlatformError('BAD_REQUEST', 'steps must name at least one step (a percent), the last one 100');
-  }
-  const shown = JSON.stringify(steps.slice(0, 20));
-  let previous = 0;
-  for (const step of steps) {
-    if (typeof step !== 'number' || !Number.isInteger(step) || step < 1 || step > 100) {
-      throw new PlatformError('BAD_REQUEST', `steps must be whole percents from 1 to 100, got ${shown}`);
-    }
-    if (step <= previous) throw new PlatformError('BAD_REQUEST', `steps must be strictly increasing, got ${shown}`);
-    previous = step;
-  }
-  if (previous !== 100) throw new PlatformError('BAD_REQUEST', `steps must end at 100, got ${shown}`);
+  return validateRolloutSettings({
+    steps: input.steps ?? defaultRolloutSettings.steps,
+    intervalSeconds: input.intervalSeconds ?? defaultRolloutSettings.intervalSeconds,
+    maxErrorRate: input.maxErrorRate ?? defaultRolloutSettings.maxErrorRate,
+    maxP99Ratio: input.maxP99Ratio ?? defaultRolloutSettings.maxP99Ratio,
+    minRequests: input.minRequests ?? defaultRolloutSettings.minRequests,
+    rollbackWindowSeconds: input.rollbackWindowSeconds ?? defaultRolloutSettings.rollbackWindowSeconds,
+  });
 }
 
 /**
@@ -81,23 +37,10 @@ export function canarySteps(percent: number): number[] {
   return [percent, ...defaultRolloutSettings.steps.filter((step) => step > percent)];
 }
 
-/** The alias's weights at a step: the canary at `percent`, the baseline the rest (nothing at 100). */
-export function stepWeights(baseline: number, canary: number, percent: number): VersionWeight[] {
-  if (percent >= 100) return [{ version: canary, weight: 1 }];
-  const weights = [
-    { version: baseline, weight: (100 - percent) / 100 },
-    { version: canary, weight: percent / 100 },
-  ];
-  return weights.sort((a, b) => a.version - b.version);
-}
-
 /** The canary's share (percent) at the step under way. */
 export function currentStep(rollout: Pick<Rollout, 'settings' | 'stepIndex'>): number {
   return rollout.settings.steps[rollout.stepIndex] ?? 100;
 }
-
-/** Figures of a version with no invocations. */
-export const noFigures: Readonly<VersionFigures> = Object.freeze({ requests: 0, errors: 0, p99Ms: null });
 
 /** The canary's and the baseline's figures over the step under way. */
 export interface StepFigures {

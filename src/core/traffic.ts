@@ -1,87 +1,18 @@
-// How an alias's traffic is split between versions: the rules an alias must follow, and the choice of a version for
-// one invocation. Pure: the gateway, the stores and the control plane share it.
+// How an alias's traffic is split between versions: the choice of a version for one invocation, and the weights as
+// the API writes them. Pure. What an alias must satisfy is in traffic-rules.ts (the store checks it).
 import { PlatformError } from './errors.js';
+import { validateWeights } from './traffic-rules.js';
 import type { VersionWeight } from './types.js';
 
-/** An alias name: a lowercase letter, then up to 62 lowercase letters, digits or dashes. */
-const aliasNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
 /** A qualifier of digits only names a version. */
 const versionPattern = /^[0-9]+$/;
-/** An HTTP header name (RFC 9110 token), lowercase. */
-const headerNamePattern = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
-
-/** How far an alias's weights may sum from 1. */
-export const weightTolerance = 0.001;
-/** Longest sticky header name. */
-export const maxStickyHeaderLength = 100;
 
 /** Whether a qualifier names a version (all digits) rather than an alias. */
 export function isVersionQualifier(qualifier: string): boolean {
   return versionPattern.test(qualifier);
 }
 
-/**
- * An alias name: `^[a-z][a-z0-9-]{0,62}$` (so never all digits: a qualifier of digits is a version number). Throws
- * BAD_REQUEST naming it otherwise.
- */
-export function validateAliasName(name: unknown): string {
-  if (typeof name !== 'string' || !aliasNamePattern.test(name)) {
-    const shown = typeof name === 'string' ? JSON.stringify(name.slice(0, 100)) : String(name);
-    throw new PlatformError(
-      'BAD_REQUEST',
-      `invalid alias name ${shown}: use 1-63 lowercase letters, digits or dashes, starting with a letter`,
-    );
-  }
-  return name;
-}
-
-/** A sticky header: a lowercase HTTP header name of at most 100 characters. Throws BAD_REQUEST otherwise. */
-export function validateStickyHeader(header: unknown): string {
-  if (typeof header !== 'string' || header.length > maxStickyHeaderLength || !headerNamePattern.test(header)) {
-    const shown = typeof header === 'string' ? JSON.stringify(header.slice(0, 120)) : String(header);
-    throw new PlatformError(
-      'BAD_REQUEST',
-      `invalid stickyHeader ${shown}: use a lowercase HTTP header name of at most ${maxStickyHeaderLength} characters, like x-user-id`,
-    );
-  }
-  return header;
-}
-
-/**
- * An alias's weights, checked and sorted by version: at least one, each version a positive integer named once, each
- * weight a number > 0 and <= 1, the sum 1 ± 0.001. Throws BAD_REQUEST naming the problem. Whether the versions exist
- * is the store's to check.
- */
-export function validateWeights(weights: readonly VersionWeight[]): VersionWeight[] {
-  if (weights.length === 0) throw new PlatformError('BAD_REQUEST', 'weights must name at least one version');
-  const seen = new Set<number>();
-  let sum = 0;
-  for (const { version, weight } of weights) {
-    if (!Number.isSafeInteger(version) || version < 1) {
-      throw new PlatformError('BAD_REQUEST', `weights: ${String(version)} is not a version number (1, 2, ...)`);
-    }
-    if (seen.has(version)) throw new PlatformError('BAD_REQUEST', `weights: version ${version} is named twice`);
-    seen.add(version);
-    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0 || weight > 1) {
-      throw new PlatformError(
-        'BAD_REQUEST',
-        `weights: version ${version} has weight ${String(weight)}; each weight must be above 0 and at most 1`,
-      );
-    }
-    sum += weight;
-  }
-  if (Math.abs(sum - 1) > weightTolerance) {
-    throw new PlatformError(
-      'BAD_REQUEST',
-      `weights sum to ${Number(sum.toFixed(6))}; they must sum to 1 (± ${weightTolerance})`,
-    );
-  }
-  return weights.map(({ version, weight }) => ({ version, weight })).sort((a, b) => a.version - b.version);
-}
-
-/**
- * Weights as the API writes them, `{"1": 0.9, "2": 0.1}` (version → weight), checked as `validateWeights` does.
- */
+/** Weights as the API writes them, `{"1": 0.9, "2": 0.1}` (version → weight), checked (`validateWeights`). */
 export function weightsFromRecord(record: Readonly<Record<string, unknown>>): VersionWeight[] {
   const weights = Object.entries(record).map(([key, weight]) => {
     if (!isVersionQualifier(key) || key.length > 15 || Number(key) < 1) {
@@ -100,17 +31,6 @@ export function weightsToRecord(weights: readonly VersionWeight[]): Record<strin
   const record: Record<string, number> = {};
   for (const { version, weight } of weights) record[String(version)] = weight;
   return record;
-}
-
-/** The version with the largest weight; the newest on a tie (an alias's `FunctionRecord.currentVersion` for `live`). */
-export function primaryVersion(weights: readonly VersionWeight[]): number {
-  let best: VersionWeight | undefined;
-  for (const w of weights) {
-    if (best === undefined || w.weight > best.weight || (w.weight === best.weight && w.version > best.version))
-      best = w;
-  }
-  if (best === undefined) throw new PlatformError('INTERNAL', 'an alias without versions');
-  return best.version;
 }
 
 /** A version's share of the weights (0 when it has none). */

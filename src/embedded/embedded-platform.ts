@@ -236,6 +236,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     pool,
     queue,
     metadata,
+    traffic,
     blobStore,
     agents,
     queueWaitMs: options.queueWaitMs,

@@ -52,9 +52,15 @@ export class Deployer {
 
   /**
    * Deploy `code` with the current version's settings, changed by `patch` (a field left out is kept, `null` restores
-   * its default; a new function starts from the defaults).
+   * its default; a new function starts from the defaults). The new version gets all of the `live` alias's traffic
+   * unless `promote` is false (a new function's first version gets it all the same).
    */
-  async deploy(name: string, code: Uint8Array, patch: FunctionConfigPatch): Promise<DeployResult> {
+  async deploy(
+    name: string,
+    code: Uint8Array,
+    patch: FunctionConfigPatch,
+    options: { promote?: boolean } = {},
+  ): Promise<DeployResult> {
     validateFunctionName(name);
     const { metadata } = this.options;
     const fn = await metadata.getFunction(name);
@@ -96,17 +102,28 @@ export class Deployer {
       throw err;
     }
 
-    const result = await metadata.deployVersion({
-      functionName: name,
-      codeSha256,
-      codeSizeBytes: code.byteLength,
-      contentHash,
-      config,
-    });
+    let result;
+    try {
+      result = await metadata.deployVersion({
+        functionName: name,
+        codeSha256,
+        codeSizeBytes: code.byteLength,
+        contentHash,
+        config,
+        promote: options.promote ?? true,
+      });
+    } catch (err) {
+      // Refused (a rollout runs, a secret went meanwhile): the blob stored for it goes, unless a version uses it.
+      if (stored) await this.#dropCode(codeSha256, code);
+      throw err;
+    }
     // A concurrent rejected deploy of the same code may have deleted the blob after this one found it: put it back.
     if (!(await blobStore.exists(key))) await blobStore.put(key, code);
     this.#changed(name);
-    this.#logger.info({ name, version: result.version.version, created: result.created }, 'deployed');
+    this.#logger.info(
+      { name, version: result.version.version, created: result.created, promoted: options.promote ?? true },
+      'deployed',
+    );
     const changes = result.created && previous !== null ? versionChanges(previous, result.version) : [];
     return { ...result, changes };
   }

@@ -6,6 +6,7 @@ import type { BlobStore } from '../core/ports/blob-store.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
+import type { TrafficStore } from '../core/ports/traffic-store.js';
 import { Deployer } from './deployer.js';
 import { FunctionResolver } from './function-resolver.js';
 import { createGatewayServer, type NodeView } from './http/server.js';
@@ -14,11 +15,14 @@ import { Invoker } from './invoker.js';
 import { GatewayMetrics } from './metrics.js';
 import { createReadinessCheck } from './readiness.js';
 import { Secrets } from './secrets.js';
+import { Traffic } from './traffic.js';
 
 export interface GatewayOptions {
   pool: Pool;
   queue: ProvisionQueue;
   metadata: MetadataStore;
+  /** Aliases and rollouts, on the metadata store's database. */
+  traffic: TrafficStore;
   blobStore: BlobStore;
   agents: AgentDirectory;
   /** How long an invocation waits for an instance before 429. */
@@ -26,7 +30,7 @@ export interface GatewayOptions {
   apiKeys: readonly string[];
   /** What `GET /v1/nodes` lists. */
   nodes: () => Promise<NodeView[]>;
-  /** After a deploy, a version change or a delete (embedded mode reconciles at once). */
+  /** After a deploy, a version or alias change, a rollout's start or end, or a delete (embedded mode reconciles). */
   onChange?: (() => void) | undefined;
   gatewayId?: string | undefined;
   /** See `DeployerOptions.keyedHash`. */
@@ -59,7 +63,7 @@ export interface Gateway {
 /** The Gateway role on its ports: invoke path, deploys and the HTTP API, the same in embedded and cluster mode. */
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const { pool, queue, metadata, blobStore, agents, logger } = options;
-  const resolver = new FunctionResolver(metadata);
+  const resolver = new FunctionResolver(metadata, options.traffic);
   const deployer = new Deployer({
     metadata,
     blobStore,
@@ -71,6 +75,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     onChange: options.onChange ?? (() => {}),
   });
   const secrets = new Secrets({ metadata, pool, agents, logger, onChange: options.onChange });
+  const traffic = new Traffic({
+    metadata,
+    traffic: options.traffic,
+    resolver,
+    logger,
+    onChange: options.onChange,
+  });
   const invoker = new Invoker({
     pool,
     queue,
@@ -87,6 +98,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     invoker,
     deployer,
     secrets,
+    traffic,
     metadata,
     blobStore,
     metrics,
@@ -108,6 +120,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     metrics,
     ready: () => ready,
-    answerInvoke: (name, event, gone, url) => invokeAndAnswer({ invoker, metrics, logger }, name, event, gone, url),
+    answerInvoke: (name, event, gone, url, route) =>
+      invokeAndAnswer({ invoker, metrics, logger }, name, event, gone, url, route),
   };
 }

@@ -9,7 +9,7 @@ import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import type { FunctionVersion, InstanceRef, InvocationRecord, InvocationStatus, StartKind } from '../core/types.js';
 import { copyInstance, poolKey } from '../core/types.js';
-import type { FunctionResolver } from './function-resolver.js';
+import type { FunctionResolver, HeaderValue } from './function-resolver.js';
 
 export interface InvokerOptions {
   pool: Pool;
@@ -34,10 +34,20 @@ export interface CallerGone {
   removeEventListener(type: 'abort', listener: () => void): void;
 }
 
+/** Which version an invocation runs: a qualifier, and the request's headers (an alias may be sticky on one). */
+export interface InvokeRoute {
+  /** A version number or an alias name; default `live`. */
+  readonly qualifier?: string | undefined;
+  /** The request's header values, read only when the alias is sticky on a header. */
+  readonly header?: HeaderValue | undefined;
+}
+
 export interface InvocationResult {
   invocationId: string;
   functionName: string;
   version: number;
+  /** The alias that chose the version; null when the request named a version. */
+  alias: string | null;
   start: StartKind;
   initMs: number | null;
   /** The version's memory limit (MB), for the caller's report next to the peak the outcome holds. */
@@ -64,8 +74,13 @@ export class Invoker {
     this.#logger = (options.logger ?? silentLogger).child({ role: 'gateway' });
   }
 
-  async invoke(functionName: string, eventJson: Uint8Array, signal?: CallerGone): Promise<InvocationResult> {
-    const version = await this.options.resolver.current(functionName);
+  async invoke(
+    functionName: string,
+    eventJson: Uint8Array,
+    signal?: CallerGone,
+    route?: InvokeRoute,
+  ): Promise<InvocationResult> {
+    const { version, alias } = await this.options.resolver.resolve(functionName, route?.qualifier, route?.header);
     const invocationId = timeOrderedUuid();
     let ghosts = 0;
     for (let attempt = 1; ; attempt++) {
@@ -117,6 +132,7 @@ export class Invoker {
         invocationId,
         functionName,
         version: version.version,
+        alias,
         start,
         initMs,
         memoryMB: version.config.memoryMB,

@@ -3,11 +3,17 @@ import { describe, it } from 'node:test';
 import type { InvocationResult } from './invoker.js';
 import { GatewayMetrics } from './metrics.js';
 
-function result(functionName: string, status: InvocationResult['outcome']['status'], start: 'cold' | 'warm') {
+function result(
+  functionName: string,
+  status: InvocationResult['outcome']['status'],
+  start: 'cold' | 'warm',
+  version = 1,
+) {
   return {
     invocationId: 'id',
     functionName,
-    version: 1,
+    version,
+    alias: 'live',
     start,
     initMs: null,
     memoryMB: 256,
@@ -29,9 +35,9 @@ describe('GatewayMetrics', () => {
     metrics.observe(result('b', 'error', 'warm'), 0.003);
     metrics.rejected('TOO_MANY_REQUESTS');
     let text = await metrics.render();
-    assert.equal(sample(text, 'savassan_invocations_total{function="a",status="success",start="cold"}'), 1);
-    assert.equal(sample(text, 'savassan_invocations_total{function="a",status="success",start="warm"}'), 3);
-    assert.equal(sample(text, 'savassan_invocations_total{function="b",status="error",start="warm"}'), 1);
+    assert.equal(sample(text, 'savassan_invocations_total{function="a",version="1",status="success",start="cold"}'), 1);
+    assert.equal(sample(text, 'savassan_invocations_total{function="a",version="1",status="success",start="warm"}'), 3);
+    assert.equal(sample(text, 'savassan_invocations_total{function="b",version="1",status="error",start="warm"}'), 1);
     assert.equal(sample(text, 'savassan_invocations_rejected_total{code="TOO_MANY_REQUESTS"}'), 1);
     assert.equal(sample(text, 'savassan_invocation_seconds_count{start="warm"}'), 4);
     assert.equal(sample(text, 'savassan_invocation_seconds_bucket{le="0.001",start="warm"}'), 3);
@@ -39,15 +45,29 @@ describe('GatewayMetrics', () => {
 
     metrics.observe(result('a', 'success', 'warm'), 0.0004);
     text = await metrics.render();
-    assert.equal(sample(text, 'savassan_invocations_total{function="a",status="success",start="warm"}'), 4);
+    assert.equal(sample(text, 'savassan_invocations_total{function="a",version="1",status="success",start="warm"}'), 4);
     assert.equal(sample(text, 'savassan_invocation_seconds_count{start="warm"}'), 5);
+  });
+
+  it('counts the invocations of each version apart', async () => {
+    const metrics = new GatewayMetrics();
+    for (let i = 0; i < 9; i++) metrics.observe(result('a', 'success', 'warm', 1), 0.001);
+    metrics.observe(result('a', 'success', 'warm', 2), 0.001);
+    metrics.observe(result('a', 'error', 'warm', 2), 0.001);
+    const text = await metrics.render();
+    assert.equal(sample(text, 'savassan_invocations_total{function="a",version="1",status="success",start="warm"}'), 9);
+    assert.equal(sample(text, 'savassan_invocations_total{function="a",version="2",status="success",start="warm"}'), 1);
+    assert.equal(sample(text, 'savassan_invocations_total{function="a",version="2",status="error",start="warm"}'), 1);
   });
 
   it('keeps counting exactly when many invocations come between scrapes', async () => {
     const metrics = new GatewayMetrics();
     for (let i = 0; i < 10_000; i++) metrics.observe(result('a', 'success', 'warm'), 0.0002);
     const text = await metrics.render();
-    assert.equal(sample(text, 'savassan_invocations_total{function="a",status="success",start="warm"}'), 10_000);
+    assert.equal(
+      sample(text, 'savassan_invocations_total{function="a",version="1",status="success",start="warm"}'),
+      10_000,
+    );
     assert.equal(sample(text, 'savassan_invocation_seconds_count{start="warm"}'), 10_000);
   });
 });

@@ -7,6 +7,7 @@ const maxPending = 4096;
 
 interface InvocationLabels {
   function: string;
+  version: string;
   status: string;
   start: StartKind;
 }
@@ -16,8 +17,8 @@ export class GatewayMetrics {
   readonly #registry = new Registry();
   readonly #invocations = new Counter({
     name: 'savassan_invocations_total',
-    help: 'Invocations by function, status and start kind',
-    labelNames: ['function', 'status', 'start'] as const,
+    help: 'Invocations by function, version, status and start kind',
+    labelNames: ['function', 'version', 'status', 'start'] as const,
     registers: [this.#registry],
   });
   readonly #rejected = new Counter({
@@ -35,7 +36,7 @@ export class GatewayMetrics {
     registers: [this.#registry],
   });
 
-  /** Invocations counted since the last flush, by status, start kind and function. */
+  /** Invocations counted since the last flush, by status, start kind, version and function. */
   readonly #pendingCounts = new Map<string, { labels: InvocationLabels; count: number }>();
   /** Durations (seconds) observed since the last flush, by start kind. */
   readonly #pendingSeconds: Record<StartKind, number[]> = { cold: [], warm: [] };
@@ -54,12 +55,13 @@ export class GatewayMetrics {
    * at concurrency 1, against ~0.6 µs in a hot loop. A scrape sees every invocation counted so far.
    */
   observe(result: InvocationResult, seconds: number): void {
-    const { functionName, start } = result;
+    const { functionName, start, version } = result;
     const { status } = result.outcome;
-    const key = `${status} ${start} ${functionName}`;
+    const key = `${status} ${start} ${version} ${functionName}`;
     const pending = this.#pendingCounts.get(key);
     if (pending === undefined) {
-      this.#pendingCounts.set(key, { labels: { function: functionName, status, start }, count: 1 });
+      const labels = { function: functionName, version: String(version), status, start };
+      this.#pendingCounts.set(key, { labels, count: 1 });
     } else {
       pending.count += 1;
     }

@@ -57,20 +57,26 @@ export class Secrets {
     this.#logger.info({ name }, 'secret deleted');
   }
 
-  /** Stops the idle sandboxes of the current versions that use `name`; a failure leaves them to idle out. */
+  /**
+   * Stops the idle sandboxes of every version that names `name`, of the functions an alias of which serves such a
+   * version (a canary's too, not only the current one); a failure leaves them to idle out.
+   */
   async #restartUsersOf(name: string): Promise<void> {
     const { metadata, pool, agents } = this.#options;
     try {
       const usedBy = (await metadata.listSecrets()).find((secret) => secret.name === name)?.usedBy ?? [];
       for (const functionName of usedBy) {
-        const fn = await metadata.getFunction(functionName);
-        if (fn === null) continue;
-        const idle = await pool.drain(
-          poolKey({ functionName, incarnation: fn.incarnation, version: fn.currentVersion }),
+        const versions = (await metadata.listVersions(functionName)).filter((v) =>
+          Object.values(v.config.secrets).includes(name),
         );
-        await Promise.allSettled(
-          idle.map((instance) => agents.get(instance.nodeId)?.destroySandbox(instance.instanceId) ?? Promise.resolve()),
-        );
+        for (const version of versions) {
+          const idle = await pool.drain(poolKey(version));
+          await Promise.allSettled(
+            idle.map(
+              (instance) => agents.get(instance.nodeId)?.destroySandbox(instance.instanceId) ?? Promise.resolve(),
+            ),
+          );
+        }
         this.#options.onChange?.(functionName);
       }
     } catch (err) {

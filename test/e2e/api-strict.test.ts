@@ -99,12 +99,15 @@ describe('a strict, fully described HTTP API', () => {
   });
 
   it('refuses a query parameter a route does not take, naming each, on every route', async () => {
-    const pathOf = (template: string) => template.replace('{name}', 'probe').replace('{id}', invocationId);
+    const pathOf = (template: string) =>
+      template.replace('{name}', 'probe').replace('{id}', invocationId).replace('{alias}', 'beta');
     const bodies: Record<string, string> = {
       'PUT /v1/functions/{name}': JSON.stringify({ code: zip }),
       'PUT /v1/functions/{name}/current': JSON.stringify({ version: 1 }),
       'POST /v1/functions/{name}/invoke': '{}',
       'PUT /v1/secrets/{name}': JSON.stringify({ value: 'not-stored' }),
+      'PUT /v1/functions/{name}/aliases/{alias}': JSON.stringify({ weights: { '1': 1 } }),
+      'POST /v1/functions/{name}/rollouts': JSON.stringify({ version: 1 }),
     };
     for (const [template, methods] of Object.entries(openapi.paths)) {
       for (const [method, operation] of Object.entries(methods)) {
@@ -129,7 +132,7 @@ describe('a strict, fully described HTTP API', () => {
     assert.equal((await server.client.getFunction('probe')).currentVersion, 1);
   });
 
-  it('says that asynchronous invocation and qualifiers do not exist yet', async () => {
+  it('says that asynchronous invocation does not exist yet, and how to name a version or an alias', async () => {
     const async = await call('POST', '/v1/functions/probe/invoke?async=1', '{}');
     assert.equal(async.status, 400);
     assert.match(
@@ -137,18 +140,17 @@ describe('a strict, fully described HTTP API', () => {
       /^unknown query parameter async .*asynchronous invocation does not exist yet/,
     );
     assert.equal(async.headers.get('x-savassan-invocation-id'), null, 'nothing ran');
-    for (const [method, path] of [
-      ['POST', '/v1/functions/probe/invoke'],
-      ['GET', '/v1/functions/probe'],
+    for (const [method, path, parameter, hint] of [
+      ['POST', '/v1/functions/probe/invoke', 'version', /to invoke version N, use \?qualifier=N/],
+      ['POST', '/v1/functions/probe/invoke', 'alias', /to invoke through an alias, use \?qualifier=ALIAS/],
+      ['GET', '/v1/functions/probe', 'version', /GET \/v1\/functions\/probe\/versions lists the versions/],
+      ['GET', '/v1/functions/probe', 'qualifier', /GET \/v1\/functions\/probe\/aliases lists the aliases/],
     ] as const) {
-      for (const parameter of ['version', 'qualifier']) {
-        const answer = await call(method, `${path}?${parameter}=1`, method === 'POST' ? '{}' : undefined);
-        assert.equal(answer.status, 400);
-        const { message, parameters } = error(answer.text);
-        assert.deepEqual(parameters, [parameter]);
-        assert.match(message, /invoking a version or alias by qualifier does not exist yet/);
-        assert.match(message, /`savassan versions probe --use N`/);
-      }
+      const answer = await call(method, `${path}?${parameter}=1`, method === 'POST' ? '{}' : undefined);
+      assert.equal(answer.status, 400);
+      const { message, parameters } = error(answer.text);
+      assert.deepEqual(parameters, [parameter]);
+      assert.match(message, hint);
     }
   });
 

@@ -169,7 +169,7 @@ describe('a gateway with three event loops', () => {
           body: '{"a":',
           headers: { 'content-type': 'application/json' },
         },
-        { method: 'POST', path: '/v1/functions/echo/invoke?qualifier=1', body: '{}' },
+        { method: 'POST', path: '/v1/functions/echo/invoke?async=1', body: '{}' },
         { method: 'GET', path: '/v1/functions/echo/logs?follow=1', until: 'echo: invoked with' },
       ],
     });
@@ -197,6 +197,32 @@ describe('a gateway with three event loops', () => {
     assert.match((JSON.parse(badEvent!.body) as { error: { message: string } }).error.message, /not valid JSON/);
     assert.equal(badQuery!.status, 400);
     assert.equal((JSON.parse(badQuery!.body) as { error: { code: string } }).error.code, 'BAD_REQUEST');
+  });
+
+  it("picks a sticky alias's version from the request's header in the lanes as in the main loop", async () => {
+    const echo = await readBundle(join(fixtures, 'echo'));
+    await client.deploy('sticky', echo, { env: { V: '1' } });
+    await client.deploy('sticky', echo, { env: { V: '2' } }, { promote: false });
+    await client.putAlias('sticky', 'live', { '1': 0.5, '2': 0.5 }, 'x-user-id');
+    const keys = Array.from({ length: 40 }, (_, i) => `user-${i}`);
+    const before = await laneInvocations(platform.url);
+    const hits = await fromLanes(platform.url, {
+      requests: keys.map((key) => ({
+        method: 'POST',
+        path: '/v1/functions/sticky/invoke',
+        body: '{}',
+        headers: { 'content-type': 'application/json', 'x-user-id': key },
+      })),
+    });
+    const after = await laneInvocations(platform.url);
+    assert.equal(sum(after) - sum(before), keys.length, 'the lanes took every request');
+    for (const [i, hit] of hits.entries()) {
+      assert.equal(hit.status, 200, hit.body);
+      assert.equal(hit.headers!['x-savassan-alias'], 'live');
+      const again = await client.invoke('sticky', {}, { headers: { 'x-user-id': keys[i]! } });
+      assert.equal(Number(hit.headers!['x-savassan-version']), again.version, `${keys[i]} keeps its version`);
+    }
+    assert.equal(new Set(hits.map((hit) => hit.headers!['x-savassan-version'])).size, 2, 'both versions serve');
   });
 });
 

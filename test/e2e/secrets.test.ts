@@ -14,6 +14,7 @@ import type { ServerProcess } from '../helpers/server-process.js';
 const probe = join(repoRoot, 'test', 'fixtures', 'e2e', 'probe');
 const firstValue = 'sv-e2e-first-value-7f3a9c';
 const secondValue = 'sv-e2e-second-value-b81d04';
+const thirdValue = 'sv-e2e-third-value-3c9e51';
 const typedValue = 'sv-e2e-typed-value-52e1aa';
 
 interface ProbeResult {
@@ -179,6 +180,21 @@ describe('secrets', () => {
     assert.notEqual(after.pid, before.pid);
   });
 
+  it('gives every version that serves, not only the current one, the new value', async () => {
+    const canary = await cli(['deploy', 'billing', probe, '--env', 'CANARY=1', '--no-promote']);
+    assert.equal(canary.code, 0, canary.stderr);
+    const version = /version (\d+)/.exec(canary.stdout)?.[1] ?? '';
+    assert.equal((await cli(['alias', 'set', 'billing', 'canary', `${version}=1`])).code, 0);
+    const before = JSON.parse((await cli(['invoke', 'billing', '--qualifier', 'canary'])).stdout) as ProbeResult;
+    assert.equal(before.env.TOKEN, secondValue);
+    assert.equal((await cli(['secret', 'set', 'API_TOKEN'], thirdValue)).code, 0);
+    // The canary's idle sandbox, holding the old value, was stopped too.
+    const after = JSON.parse((await cli(['invoke', 'billing', '--qualifier', 'canary'])).stdout) as ProbeResult;
+    assert.equal(after.env.TOKEN, thirdValue);
+    assert.notEqual(after.pid, before.pid);
+    assert.equal((await cli(['alias', 'rm', 'billing', 'canary'])).code, 0);
+  });
+
   it('refuses to delete a secret a function uses (409), and a deploy naming a missing secret (400)', async () => {
     const rm = await cli(['secret', 'rm', 'API_TOKEN']);
     assert.equal(rm.code, 1);
@@ -266,7 +282,7 @@ describe('secrets', () => {
     await server.stop();
     const output = server.output();
     assert.match(output, /secret (created|updated)/, 'debug logs were on');
-    for (const value of [firstValue, secondValue, typedValue]) {
+    for (const value of [firstValue, secondValue, thirdValue, typedValue]) {
       assert.ok(!output.includes(value), `the server output holds ${value}`);
     }
     const files = await filesUnder(server.dataDir);
@@ -275,7 +291,7 @@ describe('secrets', () => {
       'the SQLite database is in the data dir',
     );
     for (const file of files) {
-      for (const value of [firstValue, secondValue]) {
+      for (const value of [firstValue, secondValue, thirdValue]) {
         assert.ok(!file.text.includes(value), `${file.path} holds a secret value in clear`);
       }
     }

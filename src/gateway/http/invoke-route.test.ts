@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { maxEventBytes } from '../../core/function-config.js';
 import { apiKeyCheck } from './api-keys.js';
-import { fastPathName } from './invoke-route.js';
+import { fastPathName, requestHeaders } from './invoke-route.js';
 
 const plain = { method: 'POST', url: '/v1/functions/echo/invoke', headers: { 'content-length': '2' } };
 
@@ -27,6 +27,7 @@ describe('fastPathName', () => {
       { ...plain, method: 'GET' },
       { ...plain, method: 'PUT' },
       { ...plain, url: '/v1/functions/echo/invoke?x=1' },
+      { ...plain, url: '/v1/functions/echo/invoke?qualifier=2' },
       { ...plain, url: '/v1/functions/ech%6f/invoke' },
       { ...plain, url: '/v1/functions//invoke' },
       { ...plain, url: '/v1/functions/a/b/invoke' },
@@ -50,5 +51,14 @@ describe('fastPathName', () => {
     assert.equal(fastPathName(withHeaders({ 'x-api-key': 'k-1' }), keys, true), 'echo');
     assert.equal(fastPathName(plain, keys, true), null);
     assert.equal(fastPathName(withHeaders({ authorization: 'Bearer k-3' }), keys, true), null);
+  });
+});
+
+describe('requestHeaders', () => {
+  it("reads a request's header by its lowercase name, repeated values joined", () => {
+    const header = requestHeaders({ 'x-user-id': 'u-1', 'set-cookie': ['a=1', 'b=2'] });
+    assert.equal(header('x-user-id'), 'u-1');
+    assert.equal(header('set-cookie'), 'a=1, b=2');
+    assert.equal(header('x-missing'), undefined);
   });
 });

@@ -4,14 +4,16 @@
 // handling (routing, the content-type parser, hooks, the reply) cost ~20 µs per invocation, a tenth of a warm
 // no-op's latency. Both run the invocation and build its answer with the same function here (`invokeAndAnswer`),
 // so they cannot drift apart; anything unusual (a key that does not match, no or too large a Content-Length, a
-// malformed Content-Type, an encoded or over-long name, a query string, a server that is draining) is left to
-// Fastify, whose answers (401, 413, 400, 414, 503) stay the only ones.
+// malformed Content-Type, an encoded or over-long name, a query string (`?qualifier=`), a server that is draining) is
+// left to Fastify, whose answers (401, 413, 400, 414, 503) stay the only ones. Both read a sticky alias's header from
+// the request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PlatformError } from '../../core/errors.js';
 import type { ErrorCode } from '../../core/errors.js';
 import { maxEventBytes } from '../../core/function-config.js';
 import type { Logger } from '../../core/logger.js';
-import type { CallerGone, InvocationResult, Invoker } from '../invoker.js';
+import type { HeaderValue } from '../function-resolver.js';
+import type { CallerGone, InvocationResult, InvokeRoute, Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { ApiKeyCheck } from './api-keys.js';
 
@@ -68,6 +70,7 @@ export function invocationAnswer(result: InvocationResult): Answer {
   answer.headers['x-savassan-invocation-id'] = result.invocationId;
   answer.headers['x-savassan-start'] = result.start;
   answer.headers['x-savassan-version'] = String(result.version);
+  if (result.alias !== null) answer.headers['x-savassan-alias'] = result.alias;
   // The facts of a REPORT line (`savassan invoke -v`), without a second request for the invocation's record.
   answer.headers['x-savassan-duration-ms'] = outcome.durationMs.toFixed(3);
   if (result.initMs !== null) answer.headers['x-savassan-init-ms'] = String(result.initMs);
@@ -155,11 +158,12 @@ export async function invokeAndAnswer(
   event: Uint8Array,
   gone: CallerGone,
   url: string | undefined,
+  route?: InvokeRoute,
 ): Promise<Answer> {
   const started = performance.now();
   let result: InvocationResult;
   try {
-    result = await invoker.invoke(name, event, gone);
+    result = await invoker.invoke(name, event, gone, route);
   } catch (err) {
     const error = PlatformError.from(err);
     metrics.rejected(error.code);
@@ -176,7 +180,16 @@ export type AnswerInvoke = (
   event: Uint8Array,
   gone: CallerGone,
   url: string | undefined,
+  route: InvokeRoute,
 ) => Promise<Answer>;
+
+/** A request's header values, as a sticky alias reads them (repeated headers joined as Node joins them). */
+export function requestHeaders(headers: IncomingMessage['headers']): HeaderValue {
+  return (name) => {
+    const value = headers[name];
+    return Array.isArray(value) ? value.join(', ') : value;
+  };
+}
 
 export interface InvokeFastPathOptions {
   answer: AnswerInvoke;
@@ -227,7 +240,7 @@ export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMe
         send(res, answer);
         return;
       }
-      answerInvoke(name, event, callerGone(res), req.url)
+      answerInvoke(name, event, callerGone(res), req.url, { header: requestHeaders(req.headers) })
         .then((answer) => send(res, answer))
         // Nothing here is known to throw; if it ever does, the process must not die of an unhandled rejection.
         .catch((err: unknown) => {

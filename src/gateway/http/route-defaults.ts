@@ -10,15 +10,14 @@ const notYet: Record<string, Record<string, (name: string) => string>> = {
   'POST /v1/functions/:name/invoke': {
     async: () =>
       'asynchronous invocation does not exist yet; invoke without ?async and the call answers with the result',
-    version: qualifier,
-    qualifier,
+    version: () => 'to invoke version N, use ?qualifier=N',
+    alias: () => 'to invoke through an alias, use ?qualifier=ALIAS',
   },
-  'GET /v1/functions/:name': { version: qualifier, qualifier },
+  'GET /v1/functions/:name': {
+    version: (name) => `GET /v1/functions/${name}/versions lists the versions`,
+    qualifier: (name) => `GET /v1/functions/${name}/aliases lists the aliases; the answer shows the current version`,
+  },
 };
-
-function qualifier(name: string): string {
-  return `invoking a version or alias by qualifier does not exist yet; use \`savassan versions ${name} --use N\` to make version N current`;
-}
 
 /**
  * An `onRoute` hook that completes each route's schema:

@@ -55,6 +55,35 @@ export const DeployBody = Type.Object(
   },
 );
 
+/** `PUT /v1/functions/{name}?promote=false`: create the version without moving traffic to it. */
+export const DeployQuery = Type.Object(
+  {
+    promote: Type.Optional(
+      Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')], {
+        description:
+          'false: create the version without traffic (an alias or a rollout moves traffic to it later); a new ' +
+          "function's first version gets the traffic all the same. Default true",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** `POST /v1/functions/{name}/invoke?qualifier=Q`. */
+export const InvokeQuery = Type.Object(
+  {
+    qualifier: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 100,
+        description: 'A version number (digits) or an alias name; default live',
+        examples: ['3', 'beta'],
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const SetCurrentBody = Type.Object({ version: Type.Integer({ minimum: 1 }) }, { additionalProperties: false });
 
 /** The query string of a route that takes no parameters: any parameter is a 400 naming it. */
@@ -168,6 +197,24 @@ export const VersionView = Type.Object(
     createdAt: Type.String({ format: 'date-time' }),
   },
   { description: 'One immutable version of a function' },
+);
+
+export const VersionListView = Type.Object(
+  {
+    ...VersionView.properties,
+    traffic: Type.Number({ description: "The version's share of the live alias's traffic (0 to 1)" }),
+    stats: Type.Object(
+      {
+        invocations: Type.Integer(),
+        errors: Type.Integer({
+          description: 'Invocations that failed: error, timeout, crash, out of memory, init error',
+        }),
+        p99Ms: Type.Union([Type.Number(), Type.Null()], { description: 'Null without invocations' }),
+      },
+      { description: 'Over the last 5 minutes' },
+    ),
+  },
+  { description: 'One immutable version of a function, its traffic and its recent figures' },
 );
 
 const VersionChangeView = Type.Union([

@@ -13,34 +13,40 @@ import { reportLine } from '../../core/report.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { MetadataStore } from '../../core/ports/metadata-store.js';
 import type { InvocationRecord } from '../../core/types.js';
+import { liveAlias } from '../../core/types.js';
 import type { Deployer } from '../deployer.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { Secrets } from '../secrets.js';
+import type { Traffic } from '../traffic.js';
 import { apiKeyCheck, apiKeyHook } from './api-keys.js';
 import { clientErrorHandler, createGatewayHttpServer, defaultRequestTimeoutMs } from './node-server.js';
-import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath } from './invoke-route.js';
+import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath, requestHeaders } from './invoke-route.js';
 import { routeDefaults, unknownQueryError } from './route-defaults.js';
+import { aliasRoutes } from './routes/aliases.js';
+import { rolloutRoutes } from './routes/rollouts.js';
 import { secretRoutes } from './routes/secrets.js';
 import {
   ApiIndex,
   DeployAnswer,
   DeployBody,
+  DeployQuery,
   ErrorBody,
   FunctionNameParams,
   FunctionView,
   InvocationParams,
   InvocationView,
+  InvokeQuery,
   LimitQuery,
   LogsQuery,
   NodeView,
   SetCurrentBody,
-  VersionView,
+  VersionListView,
   errorResponse,
   queryCount,
   textResponse,
 } from './schemas.js';
-import { functionView, invocationView, versionView } from './views.js';
+import { functionView, invocationView, versionListView, versionView } from './views.js';
 
 export type { NodeView } from './schemas.js';
 export { defaultRequestTimeoutMs };
@@ -49,6 +55,7 @@ export interface GatewayServerOptions {
   invoker: Invoker;
   deployer: Deployer;
   secrets: Secrets;
+  traffic: Traffic;
   metadata: MetadataStore;
   blobStore: BlobStore;
   metrics: GatewayMetrics;
@@ -74,6 +81,8 @@ const maxDeployBodyBytes = 70 * 1024 * 1024;
 const logShipWaitMs = 3000;
 /** Logs read ahead of the one being sent, in `GET /v1/functions/:name/logs`: its memory is this many logs. */
 const logReadAhead = 4;
+/** The window of the per-version figures `GET /v1/functions/:name/versions` shows. */
+const versionFiguresWindowMs = 5 * 60 * 1000;
 
 const fastifyCodeMap: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
@@ -108,7 +117,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   const apiKeys = options.apiKeys ?? [];
   const answering = { invoker, metrics, logger: options.logger };
   const fastPath = invokeFastPath({
-    answer: (name, event, gone, url) => invokeAndAnswer(answering, name, event, gone, url),
+    answer: (name, event, gone, url, route) => invokeAndAnswer(answering, name, event, gone, url, route),
     logger: options.logger,
     ready: options.ready,
     apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
@@ -268,19 +277,23 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       bodyLimit: maxDeployBodyBytes,
       schema: {
         summary:
-          'Deploy a function: creates a new immutable version and makes it current. Settings left out keep the ' +
-          "current version's values; null restores a default. The answer lists what changed from the version " +
-          'that was current (`changes`; only the keys of env, never its values)',
+          'Deploy a function: creates a new immutable version and makes it current (the `live` alias at 100% on ' +
+          'it), unless promote=false: then the version is created without traffic, for an alias or a rollout to ' +
+          "move traffic to it. Settings left out keep the current version's values; null restores a default. The " +
+          'answer lists what changed from the version that was current (`changes`; only the keys of env, never ' +
+          'its values)',
         params: FunctionNameParams,
+        querystring: DeployQuery,
         body: DeployBody,
         response: {
           200: { ...DeployAnswer, description: 'The same code and config were deployed before: that version' },
-          201: { ...DeployAnswer, description: 'A new version, now current' },
+          201: { ...DeployAnswer, description: 'A new version: current, unless promote=false' },
           400: errorResponse(
             'BAD_REQUEST, INVALID_NAME, INVALID_CONFIG, INVALID_BUNDLE (the bundle failed to load; the previous ' +
               'version keeps serving)',
           ),
           413: errorResponse('PAYLOAD_TOO_LARGE: the bundle is over 50 MiB'),
+          409: errorResponse('CONFLICT: a rollout of the function is running (deploy with promote=false)'),
           429: errorResponse('TOO_MANY_REQUESTS: no node has room to try the bundle; retry after the delay'),
         },
       },
@@ -288,7 +301,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     async (request, reply) => {
       const { code, ...config } = request.body;
       const bytes = Buffer.from(code, 'base64');
-      const result = await deployer.deploy(request.params.name, bytes, config);
+      const promote = request.query.promote !== 'false' && request.query.promote !== '0';
+      const result = await deployer.deploy(request.params.name, bytes, config, { promote });
       return reply.code(result.created ? 201 : 200).send({
         created: result.created,
         function: functionView(result.function, result.version),
@@ -397,18 +411,27 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     '/v1/functions/:name/versions',
     {
       schema: {
-        summary: 'List versions',
+        summary:
+          "List versions, each with its share of the `live` alias's traffic and its figures over the last 5 minutes",
         params: FunctionNameParams,
         response: {
-          200: Type.Object({ versions: Type.Array(VersionView) }),
+          200: Type.Object({ versions: Type.Array(VersionListView) }),
           404: errorResponse('NOT_FOUND: no function of that name'),
         },
       },
     },
     async (request) => {
       const fn = await getFunction(request.params.name);
-      const versions = await metadata.listVersions(fn.name);
-      return { versions: versions.map((v) => versionView(v, fn.currentVersion)) };
+      const [versions, live, figures] = await Promise.all([
+        metadata.listVersions(fn.name),
+        options.traffic.getAlias(fn.name, liveAlias),
+        options.traffic.versionFigures(fn.name, new Date(Date.now() - versionFiguresWindowMs)),
+      ]);
+      return {
+        versions: versions.map((v) =>
+          versionListView(v, fn.currentVersion, live?.weights ?? [], figures.get(v.version)),
+        ),
+      };
     },
   );
 
@@ -416,13 +439,14 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     '/v1/functions/:name/current',
     {
       schema: {
-        summary: 'Point the function at an existing version (roll back or forward)',
+        summary: 'Point the function at an existing version (roll back or forward): the `live` alias at 100% on it',
         params: FunctionNameParams,
         body: SetCurrentBody,
         response: {
           200: FunctionView,
           400: errorResponse('BAD_REQUEST, INVALID_NAME'),
           404: errorResponse('NOT_FOUND: no function of that name, or no such version'),
+          409: errorResponse('CONFLICT: a rollout of the function is running (promote or abort it first)'),
         },
       },
     },
@@ -618,6 +642,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   );
 
   await app.register(secretRoutes(options.secrets));
+  await app.register(aliasRoutes(options.traffic));
+  await app.register(rolloutRoutes(options.traffic));
 
   await app.register((plugin, _opts, registered) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
@@ -635,16 +661,23 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       '/v1/functions/:name/invoke',
       {
         schema: {
-          summary: 'Invoke a function synchronously; the body is the event (JSON)',
+          summary:
+            'Invoke a function synchronously; the body is the event (JSON). Runs the version the qualifier names, ' +
+            "or one the alias picks by its weights (by the hash of the alias's sticky header where the request has " +
+            'it)',
           params: FunctionNameParams,
+          querystring: InvokeQuery,
           body: Type.Unknown(),
           response: {
             200: Type.Unknown({
               description: "The handler's result, as JSON",
               headers: invocationHeaders,
             }),
-            400: errorResponse('BAD_REQUEST: the event is not JSON, or a query parameter'),
-            404: errorResponse('NOT_FOUND: no function of that name'),
+            400: errorResponse(
+              'BAD_REQUEST: the event is not JSON, a query parameter, or a qualifier that is neither a version ' +
+                'number nor an alias name',
+            ),
+            404: errorResponse('NOT_FOUND: no function of that name, or no such version or alias'),
             413: errorResponse('PAYLOAD_TOO_LARGE: the event is over 6 MiB'),
             429: errorResponse(
               'TOO_MANY_REQUESTS: max instances reached, the provisioning queue full or no node with room; ' +
@@ -666,6 +699,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
           (request.body as Buffer | undefined) ?? eventOf(undefined),
           callerGone(reply.raw),
           request.url,
+          { qualifier: request.query.qualifier, header: requestHeaders(request.headers) },
         );
         // The answer is JSON already (sent as it is, whatever its status), as on the fast path.
         const { body } = answer;
@@ -687,6 +721,10 @@ const invocationHeaders = {
   'x-savassan-invocation-id': { type: 'string', description: 'The id of the invocation record' },
   'x-savassan-start': { type: 'string', enum: ['cold', 'warm'], description: 'Whether a sandbox was started for it' },
   'x-savassan-version': { type: 'string', description: 'The version that ran' },
+  'x-savassan-alias': {
+    type: 'string',
+    description: 'The alias that chose the version (absent for a version qualifier)',
+  },
 };
 
 /** Resolves when `stream` can take more (it drained) or will take nothing more (it closed). */

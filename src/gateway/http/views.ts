@@ -1,7 +1,14 @@
 import type { Static } from 'typebox';
 import { reportLine } from '../../core/report.js';
-import type { FunctionRecord, FunctionVersion, InvocationRecord } from '../../core/types.js';
-import type { FunctionView, InvocationView, VersionView } from './schemas.js';
+import { shareOf } from '../../core/traffic.js';
+import type {
+  FunctionRecord,
+  FunctionVersion,
+  InvocationRecord,
+  VersionFigures,
+  VersionWeight,
+} from '../../core/types.js';
+import type { FunctionView, InvocationView, VersionListView, VersionView } from './schemas.js';
 
 /** Domain → JSON views for the HTTP API, in one place; their schemas are in schemas.ts. */
 export function functionView(fn: FunctionRecord, current: FunctionVersion | null): Static<typeof FunctionView> {
@@ -25,6 +32,20 @@ export function versionView(v: FunctionVersion, currentVersion: number): Static<
     contentHash: v.contentHash,
     config: v.config,
     createdAt: v.createdAt.toISOString(),
+  };
+}
+
+/** A version as `GET /v1/functions/:name/versions` lists it: its share of `live` and its recent figures. */
+export function versionListView(
+  v: FunctionVersion,
+  currentVersion: number,
+  live: readonly VersionWeight[],
+  figures: VersionFigures | undefined,
+): Static<typeof VersionListView> {
+  return {
+    ...versionView(v, currentVersion),
+    traffic: shareOf(live, v.version),
+    stats: { invocations: figures?.requests ?? 0, errors: figures?.errors ?? 0, p99Ms: figures?.p99Ms ?? null },
   };
 }
 

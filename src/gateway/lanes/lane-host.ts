@@ -73,6 +73,8 @@ class LaneCaller implements CallerGone {
 /** One lane: its worker thread and the invocations it passed on that are still running. */
 class Lane {
   readonly callers = new Map<number, LaneCaller>();
+  /** Headers asked of the lane for its invocations (a sticky alias), by invocation id. */
+  readonly headers = new Map<number, (value: string | undefined) => void>();
   closed: Promise<void> | null = null;
   exited = false;
 
@@ -115,14 +117,25 @@ export async function startLanes(options: LaneHostOptions): Promise<LaneHost> {
         invocations[lane.number] = (invocations[lane.number] ?? 0) + 1;
         const caller = new LaneCaller();
         lane.callers.set(message.id, caller);
-        void options.answerInvoke(message.name, message.event, caller, message.url).then((answer) => {
-          lane.callers.delete(message.id);
-          lane.post({ kind: 'answer', id: message.id, ...answer });
+        const { id } = message;
+        const header = (name: string): Promise<string | undefined> =>
+          new Promise((resolve) => {
+            if (lane.exited) return resolve(undefined);
+            lane.headers.set(id, resolve);
+            lane.post({ kind: 'header', id, name });
+          });
+        void options.answerInvoke(message.name, message.event, caller, message.url, { header }).then((answer) => {
+          lane.callers.delete(id);
+          lane.post({ kind: 'answer', id, ...answer });
         });
         return;
       }
       case 'gone':
         lane.callers.get(message.id)?.abort();
+        return;
+      case 'header':
+        lane.headers.get(message.id)?.(message.value);
+        lane.headers.delete(message.id);
         return;
       case 'failed':
         logger.error({ lane: lane.number, reason: message.message }, 'an event loop of the gateway failed');
@@ -163,6 +176,8 @@ export async function startLanes(options: LaneHostOptions): Promise<LaneHost> {
         lane.exited = true;
         // Its clients are gone with it: stop waiting for instances on their behalf.
         for (const caller of lane.callers.values()) caller.abort();
+        for (const answer of lane.headers.values()) answer(undefined);
+        lane.headers.clear();
         if (!started) reject(new Error(`the event loop exited with code ${code} while starting`));
         else if (!closing) {
           logger.error({ lane: number, code }, 'an event loop of the gateway exited; starting it again');

@@ -22,12 +22,19 @@ export type LaneMessage =
   | { kind: 'invoke'; id: number; name: string; event: Uint8Array; url: string | undefined }
   /** The client of invocation `id` went away before its answer. */
   | { kind: 'gone'; id: number }
+  /** The value of a header of invocation `id`'s request, as asked by a `header` message. */
+  | { kind: 'header'; id: number; value: string | undefined }
   /** Drained after `close`: every connection of the lane is closed. */
   | { kind: 'closed' };
 
 /** Main → lane. */
 export type HostMessage =
   | { kind: 'answer'; id: number; status: number; headers: Record<string, string>; body: string | Uint8Array }
+  /**
+   * Asks for a header of invocation `id`'s request: its alias picks a version by that header's value. Asked rather
+   * than sent with every invocation, which would copy all headers between threads for the few sticky aliases.
+   */
+  | { kind: 'header'; id: number; name: string }
   | { kind: 'ready'; ready: boolean }
   /** Stop accepting, finish what is in flight, close every connection, then say `closed`. */
   | { kind: 'close' };

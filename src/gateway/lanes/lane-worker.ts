@@ -9,7 +9,7 @@ import { Agent, request, type IncomingHttpHeaders, type IncomingMessage, type Se
 import type { Server as NetServer } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PlatformError } from '../../core/errors.js';
-import type { CallerGone } from '../invoker.js';
+import type { CallerGone, InvokeRoute } from '../invoker.js';
 import { apiKeyCheck } from '../http/api-keys.js';
 import { errorAnswer, invokeFastPath, type Answer } from '../http/invoke-route.js';
 import { clientErrorHandler, createGatewayHttpServer } from '../http/node-server.js';
@@ -21,21 +21,34 @@ const settings = workerData as LaneSettings;
 let ready = settings.ready;
 const post = (message: LaneMessage): void => port.postMessage(message);
 
-/** Invocations sent to the main loop, by id, waiting for their answers. */
-const pending = new Map<number, (answer: Answer) => void>();
+/** Invocations sent to the main loop, by id, waiting for their answers, with their requests' routes. */
+const pending = new Map<number, { settle: (answer: Answer) => void; route: InvokeRoute }>();
 let nextId = 1;
 
-function answerFromMain(name: string, event: Uint8Array, gone: CallerGone, url: string | undefined): Promise<Answer> {
+function answerFromMain(
+  name: string,
+  event: Uint8Array,
+  gone: CallerGone,
+  url: string | undefined,
+  route: InvokeRoute,
+): Promise<Answer> {
   const id = nextId++;
   const onGone = (): void => post({ kind: 'gone', id });
   gone.addEventListener('abort', onGone, { once: true });
   return new Promise<Answer>((resolve) => {
-    pending.set(id, (answer) => {
+    const settle = (answer: Answer): void => {
       gone.removeEventListener('abort', onGone);
       resolve(answer);
-    });
+    };
+    pending.set(id, { settle, route });
     post({ kind: 'invoke', id, name, event, url });
   });
+}
+
+/** Answers the main loop's question for a header of a pending invocation's request. */
+async function sendHeader(id: number, name: string): Promise<void> {
+  const value = await pending.get(id)?.route.header?.(name);
+  post({ kind: 'header', id, value });
 }
 
 const fastPath = invokeFastPath({
@@ -160,11 +173,14 @@ function duplicateListener(fd: number): Promise<NetServer> {
 port.on('message', (message: HostMessage) => {
   switch (message.kind) {
     case 'answer': {
-      const settle = pending.get(message.id);
+      const invocation = pending.get(message.id);
       pending.delete(message.id);
-      settle?.({ status: message.status, headers: message.headers, body: message.body });
+      invocation?.settle({ status: message.status, headers: message.headers, body: message.body });
       return;
     }
+    case 'header':
+      void sendHeader(message.id, message.name);
+      return;
     case 'ready':
       ready = message.ready;
       return;
