@@ -20,7 +20,8 @@ import { redisServerAvailable, redisServerBinary, startRedisServer } from '../te
 import type { RedisServer } from '../test/kit/redis-server.js';
 import { startS3Server, type S3Server } from '../test/kit/s3-server.js';
 import type { SqlTestServer } from '../test/kit/sql-server-common.js';
-import { load, mean, round, summarise, warmUntilSteady } from './load.js';
+import { load, mean, round, sandboxCount, summarise, warmUntilSteady } from './load.js';
+import { measureRollbackPropagation } from './rollback.js';
 
 const CONCURRENCY = 32;
 /** The single agent holds a sandbox for every request in flight. */
@@ -118,12 +119,15 @@ interface SharedServers {
 }
 
 interface RunningCluster {
+  /** The first gateway's base URL, and its client. */
   url: string;
   client: SavassanClient;
+  /** Every gateway's base URL. */
+  gatewayUrls: string[];
 }
 
 /**
- * Starts `agentCount` agents, a manager and a gateway on 127.0.0.1, on the etcd prefix, Redis database, PostgreSQL
+ * Starts `agentCount` agents, a manager and `gatewayCount` gateways on 127.0.0.1, on the etcd prefix, Redis database, PostgreSQL
  * database and S3 bucket of `name`; resolves once the gateway lists every agent. `started` receives every process
  * as it is spawned, so the caller can stop them even if this fails half-way.
  */
@@ -135,6 +139,7 @@ async function startCluster(
   servers: SharedServers,
   root: string,
   started: RoleProcess[],
+  gatewayCount = 1,
 ): Promise<RunningCluster> {
   const database = await servers.postgres.createDatabase();
   const env = {
@@ -167,18 +172,23 @@ async function startCluster(
     env,
   );
   started.push(manager);
-  const gateway = startRole(
-    `${name} gateway`,
-    'gateway',
-    [...['--port', '0', '--queue-wait', '30', '--data-dir', join(root, name, 'gateway')], ...common],
-    env,
-  );
-  started.push(gateway);
+  const gateways = Array.from({ length: gatewayCount }, (_, i) => {
+    const gatewayDir = join(root, name, i === 0 ? 'gateway' : `gateway-${i}`);
+    const gateway = startRole(
+      `${name} gateway ${i}`,
+      'gateway',
+      [...['--port', '0', '--queue-wait', '30', '--data-dir', gatewayDir], ...common],
+      env,
+    );
+    started.push(gateway);
+    return gateway;
+  });
   const [listening] = await Promise.all([
-    gateway.waitFor(/listening on (http:\/\/\S+)/),
+    Promise.all(gateways.map((gateway) => gateway.waitFor(/listening on (http:\/\/\S+)/))),
     manager.waitFor(/is running/),
   ]);
-  const url = listening[1] ?? '';
+  const gatewayUrls = listening.map((match) => match[1] ?? '');
+  const url = gatewayUrls[0] ?? '';
   const client = new SavassanClient({ url });
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
@@ -187,7 +197,7 @@ async function startCluster(
     if (Date.now() > deadline) throw new Error(`the ${name} gateway lists ${listed} of ${agentCount} agents`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return { url, client };
+  return { url, client, gatewayUrls };
 }
 
 /** One thing measured, with what it collected over the rounds. */
@@ -210,7 +220,7 @@ const inTurn = <T>(r: number, a: T, b: T): T[] => (r % 2 === 0 ? [a, b] : [b, a]
  */
 export async function measureCluster(
   noop: Uint8Array,
-  counts: { warmRequests: number; throughputRequests: number },
+  counts: { warmRequests: number; throughputRequests: number; rollbackTrials: number },
 ): Promise<Record<string, unknown>> {
   if (!etcdAvailable()) return { skipped: `${etcdBinary} is not installed` };
   if (!redisServerAvailable()) return { skipped: `${redisServerBinary} is not installed` };
@@ -242,7 +252,8 @@ export async function measureCluster(
     const embeddedArgs = ['--sandbox', 'process', '--no-stem-cells', '--no-examples', '--queue-wait', '30'];
     const starting = [
       startCluster('three', 3, THREE_NODE_CAPACITY, 0, servers, root, roles),
-      startCluster('one', 1, ONE_NODE_CAPACITY, 1, servers, root, roles),
+      // Two gateways: the rollback section measures how fast both stop sending a failed canary traffic.
+      startCluster('one', 1, ONE_NODE_CAPACITY, 1, servers, root, roles, 2),
       owned(startServer([...embeddedArgs, '--log-level', 'error']), (server) => server.cleanup()),
     ] as const;
     await Promise.allSettled(starting);
@@ -292,6 +303,20 @@ export async function measureCluster(
       }
     }
 
+    // c. A failed canary's rollback, from the leader's decision to no canary traffic on either gateway. The
+    // CPU-light function's sandboxes fill the single node: they go first.
+    await one.client.deleteFunction('cpu-light');
+    for (let wait = 0; wait < 100 && (await sandboxCount(one.client)) > 0; wait++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const rollback = await measureRollbackPropagation({
+      client: one.client,
+      gatewayUrls: one.gatewayUrls,
+      healthy: noop,
+      failing: await readBundle(join(repoRoot, 'bench', 'functions', 'fails')),
+      trials: counts.rollbackTrials,
+    });
+
     const perNode = Object.fromEntries(
       (await three.client.listNodes()).nodes.map((node) => [node.nodeId, node.sandboxes] as const).sort(),
     );
@@ -313,6 +338,7 @@ export async function measureCluster(
         threeNodeSandboxesPerNode: perNode,
         errors: { threeNode: throughput.three.errors, oneNode: throughput.one.errors },
       },
+      rollback,
       warmOverhead: {
         function: 'noop',
         concurrency: 1,

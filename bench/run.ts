@@ -402,7 +402,11 @@ async function main(): Promise<void> {
   };
 
   // 10. Cluster: 3 agents against 1 for a CPU-light function, and the gateway + gRPC path against embedded.
-  results.cluster = await measureCluster(noopBundle, { warmRequests, throughputRequests: sectionThroughputRequests });
+  results.cluster = await measureCluster(noopBundle, {
+    warmRequests,
+    throughputRequests: sectionThroughputRequests,
+    rollbackTrials: quick ? 2 : 8,
+  });
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${run.date.replace(/[:.]/g, '-')}.json`);
