@@ -124,12 +124,37 @@ describe('baselineReference', () => {
     reason: '',
   });
 
+  const at = (stepIndex: number, history: RolloutEvent[]) => ({ history, settings, stepIndex });
+
   it('is the baseline now while it has traffic, else its figures at the last step it had some', () => {
     const history = [event(10, figures(900, 1)), event(50, figures(400, 2))];
-    assert.deepEqual(baselineReference({ history }, figures(5, 0)), { figures: figures(5, 0), note: null });
-    const at100 = baselineReference({ history }, figures(0, 0));
+    assert.deepEqual(baselineReference(at(1, history), figures(5, 0)), { figures: figures(5, 0), note: null });
+    const idle = baselineReference(at(1, history), figures(0, 0));
+    assert.deepEqual(idle.figures, figures(400, 2));
+    assert.match(idle.note ?? '', /had no traffic in this step: compared with its figures at the 50% step/);
+    const at100 = baselineReference(at(2, history), figures(0, 0));
     assert.deepEqual(at100.figures, figures(400, 2));
     assert.match(at100.note ?? '', /at the 50% step/);
-    assert.deepEqual(baselineReference({ history: [] }, figures(0, 0)), { figures: figures(0, 0), note: null });
+    assert.deepEqual(baselineReference(at(0, []), figures(0, 0)), { figures: figures(0, 0), note: null });
+  });
+
+  it("at 100% is the baseline's last step with traffic, even with a few calls of it in this step", () => {
+    // Calls routed just before the alias moved to 100%, or to the baseline's version number, still count in the
+    // step: a handful of them must not stand in for the baseline (0 errors in 8 calls bounds nothing).
+    const history = [event(10, figures(900, 1)), event(50, figures(400, 2))];
+    const stragglers = baselineReference(at(2, history), figures(8, 0));
+    assert.deepEqual(stragglers.figures, figures(400, 2));
+    assert.match(stragglers.note ?? '', /no share of the traffic at 100%: compared with its figures at the 50% step/);
+    // So a canary that fails one call in five at 100% is rolled back, as it would be at any other step.
+    const canary = figures(500, 100);
+    assert.equal(judgeStep({ canary, baseline: stragglers.figures, elapsedMs: over }, settings).kind, 'fail');
+    // A rollout of one step (straight to 100%) has nothing earlier: the baseline's figures in the step are all there is.
+    assert.deepEqual(
+      baselineReference({ history: [], settings: { ...settings, steps: [100] }, stepIndex: 0 }, figures(8, 0)),
+      {
+        figures: figures(8, 0),
+        note: null,
+      },
+    );
   });
 });

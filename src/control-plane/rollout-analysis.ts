@@ -1,4 +1,5 @@
 // The statistics a rollout step is judged by: pure, no I/O.
+import { currentStep } from '../core/rollouts.js';
 import type { Rollout, RolloutSettings, VersionFigures } from '../core/types.js';
 
 /** z of a one-sided 95% confidence bound. */
@@ -106,20 +107,21 @@ export function judgeStep(figures: StepObservation, settings: RolloutSettings): 
 
 /**
  * What the canary is compared with at the current step: the baseline's figures over the same time, or, at a step
- * where the baseline has no traffic (the canary at 100%), its figures at the last step judged with traffic on it.
- * `note` says so for the history.
+ * where the baseline has no traffic, its figures at the last step judged with traffic on it. At 100% the alias gives
+ * the baseline nothing, so its own figures in the step are never the reference: the few calls it still ran (routed
+ * just before the alias moved, or made to its version number) would stand in for it, and a handful of calls without
+ * errors bounds the baseline's error rate so loosely that a failing canary would pass. `note` says so for the history.
  */
 export function baselineReference(
-  rollout: Pick<Rollout, 'history'>,
+  rollout: Pick<Rollout, 'history' | 'settings' | 'stepIndex'>,
   baselineNow: VersionFigures,
 ): { figures: VersionFigures; note: string | null } {
-  if (baselineNow.requests > 0) return { figures: baselineNow, note: null };
+  const shared = currentStep(rollout) < 100;
+  if (shared && baselineNow.requests > 0) return { figures: baselineNow, note: null };
   const earlier = rollout.history.findLast((event) => event.baseline.requests > 0);
   if (earlier === undefined) return { figures: baselineNow, note: null };
-  return {
-    figures: earlier.baseline,
-    note: `the baseline had no traffic in this step: compared with its figures at the ${earlier.step}% step`,
-  };
+  const why = shared ? 'the baseline had no traffic in this step' : 'the baseline has no share of the traffic at 100%';
+  return { figures: earlier.baseline, note: `${why}: compared with its figures at the ${earlier.step}% step` };
 }
 
 function percent(rate: number): string {
