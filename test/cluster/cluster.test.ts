@@ -1,7 +1,8 @@
 // A real cluster on one machine: 3 agent hosts in network namespaces (ip netns + veth), etcd, Redis, PostgreSQL
 // and S3 (s3rver), 2 managers and 2 gateways, each its own `savassan` process. Invocations spread across the
-// nodes; SIGKILL of an agent under load loses no acknowledged record, the node leaves within its lease TTL and
-// errors stop; an etcd restart is survived.
+// nodes; a rollout goes on where it stood after SIGKILL of the leading manager, both gateways following its weights,
+// and a rolled-back canary runs through neither gateway; SIGKILL of an agent under load loses no acknowledged
+// record, the node leaves within its lease TTL and errors stop; an etcd restart is survived.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -21,6 +22,7 @@ import { startRedisServer, redisServerAvailable, type RedisServer } from '../kit
 import { startS3Server, type S3Server } from '../kit/s3-server.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
 import { eventually, runCli } from '../helpers/server-process.js';
+import { assertNearShare, countBy, pool } from '../helpers/traffic.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(repoRoot, 'bin', 'savassan.js');
@@ -88,10 +90,22 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
   const others: Proc[] = [];
   const gateways: SavassanClient[] = [];
   const gatewayUrls: string[] = [];
-  /** How gateways are started: environment, common flags, and the metadata database's name. */
-  let gatewayEnv: NodeJS.ProcessEnv;
+  /** How managers and gateways are started: environment, common flags, and the metadata database's name. */
+  let roleEnv: NodeJS.ProcessEnv;
   let commonArgs: string[];
   let database: string;
+
+  /** Starts manager `i` (`manager-i`); manager 1 announces itself in JSON. */
+  const startManager = (i: number): Proc => {
+    const args = [cli, 'manager', '--id', `manager-${i}`, '--data-dir', join(root, `manager-${i}`)];
+    if (i === 1) args.push('--json');
+    return track(`manager ${i}`, spawn(process.execPath, [...args, ...commonArgs], { env: roleEnv }));
+  };
+  /** The id of the manager that leads the control plane: the oldest key of etcd's election under `leader/`. */
+  const leaderId = async (): Promise<string> => {
+    const args = ['get', '/savassan/leader/', '--prefix', '--sort-by=CREATE', '--order=ASCEND', '--print-value-only'];
+    return (await etcd.ctl(args)).split('\n')[0]?.trim() ?? '';
+  };
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'sv-cluster-'));
@@ -116,7 +130,7 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
       SAVASSAN_REDIS_URL: redis.url,
     };
     const common = ['--etcd', etcd.endpoints.join(','), '--log-level', 'warn'];
-    gatewayEnv = env;
+    roleEnv = env;
     commonArgs = common;
     for (const [i, host] of network.hosts.entries()) {
       const args = [cli, 'agent', '--node-id', `node-${i}`, '--listen', `${host.ip}:7070`, '--capacity', '8'];
@@ -133,11 +147,7 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
       announced.map(([line]) => (JSON.parse(line) as { id: string; address: string }).id),
       ['node-0', 'node-1', 'node-2'],
     );
-    for (const i of [0, 1]) {
-      const args = [cli, 'manager', '--id', `manager-${i}`, '--data-dir', join(root, `manager-${i}`)];
-      if (i === 1) args.push('--json');
-      others.push(track(`manager ${i}`, spawn(process.execPath, [...args, ...common], { env })));
-    }
+    for (const i of [0, 1]) others.push(startManager(i));
     for (const i of [0, 1]) {
       const args = [cli, 'gateway', '--port', '0', '--data-dir', join(root, `gateway-${i}`), ...common];
       if (i === 1) args.push('--json');
@@ -223,6 +233,152 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     }
   });
 
+  describe('a rollout', () => {
+    const name = 'canary';
+    /**
+     * The code of version `version` (each its own, or a deploy changes nothing): it answers after 20 ms, so that the
+     * host's jitter stays far under the p99 ratio's limit, or fails.
+     */
+    const versionCode = (version: number, fails = false): Uint8Array =>
+      zipSync({
+        'index.js': strToU8(`exports.handler = async () => {
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  ${fails ? "throw new Error('broken canary');" : `return { version: ${version} };`}
+};`),
+      });
+    /** One invocation through gateway `gateway` (0 or 1): its status and the version that ran. */
+    const hit = async (gateway: number, qualifier?: string) => {
+      const query = qualifier === undefined ? '' : `?qualifier=${qualifier}`;
+      const response = await fetch(`${gatewayUrls[gateway]}/v1/functions/${name}/invoke${query}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      const text = await response.text();
+      return { gateway, status: response.status, version: Number(response.headers.get('x-savassan-version')), text };
+    };
+    type Hit = Awaited<ReturnType<typeof hit>>;
+    /** `n` invocations, half through each gateway, 8 at a time. */
+    const spread = (n: number, qualifier?: string): Promise<Hit[]> => pool(n, 8, (i) => hit(i % 2, qualifier));
+    const succeeded = (hits: Hit[], what: string): void =>
+      assert.deepEqual(
+        hits.filter((h) => h.status !== 200).map((h) => `${h.status} ${h.text}`),
+        [],
+        `${what}: every invocation succeeds`,
+      );
+    /** Through each gateway, the canary (version 2) ran its share of the invocations, the baseline the rest. */
+    const assertFollows = (hits: Hit[], share: number, what: string): void => {
+      succeeded(hits, what);
+      assert.deepEqual([...countBy(hits, (h) => h.version).keys()].sort(), [1, 2], what);
+      for (const gateway of [0, 1]) {
+        const through = hits.filter((h) => h.gateway === gateway);
+        const canary = through.filter((h) => h.version === 2).length;
+        assertNearShare(canary, through.length, share, `${what}, canary through gateway ${gateway}`);
+      }
+    };
+    /** Longer than a gateway's resolution cache (1 s): what a gateway cached before the last change has expired. */
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 1100));
+
+    // Its instances would take the room that the tests below need on two nodes.
+    after(() => gateways[0]!.deleteFunction(name).catch(() => undefined));
+
+    it('goes on after SIGKILL of the leading manager: the other one resumes it, both gateways follow', async () => {
+      // The driver leaves a step only with minRequests canary invocations since the step began: the samples below
+      // (at most 107 and 127 on the canary, at 5 standard deviations) hold their step, invocations of version 2 by
+      // number move it on.
+      const minRequests = 150;
+      await gateways[0]!.deploy(name, versionCode(1), { minInstances: 2, maxInstances: 4 });
+      await gateways[0]!.deploy(name, versionCode(2), {}, { promote: false });
+      const started = await gateways[0]!.startRollout(name, {
+        version: 2,
+        steps: [30, 60, 100],
+        intervalSeconds: 2,
+        minRequests,
+        maxP99Ratio: 100,
+        rollbackWindowSeconds: 0,
+      });
+      assert.deepEqual([started.state, started.baseline, started.weights], ['running', 1, { '1': 0.7, '2': 0.3 }]);
+      const rollout = () => gateways[1]!.getRollout(name, started.id);
+      /** Waits until the rollout leaves step `stepIndex` (or ends). */
+      const past = (stepIndex: number) =>
+        eventually(rollout, (r) => r.stepIndex > stepIndex || r.state !== 'running', 30_000);
+
+      assertFollows(await spread(240), 0.3, 'at the 30% step');
+      succeeded(await spread(minRequests, '2'), 'version 2 by number');
+      const second = await past(0);
+      assert.deepEqual([second.state, second.stepIndex, second.weights], ['running', 1, { '1': 0.4, '2': 0.6 }]);
+
+      // The leader dies without a word: its election key outlives it by the leader TTL, then the other one leads.
+      const leader = await leaderId();
+      const [, leading = ''] = /^manager-([01])$/.exec(leader) ?? [];
+      assert.notEqual(leading, '', `the leader is ${leader}`);
+      const survivor = `manager-${1 - Number(leading)}`;
+      await others[Number(leading)]!.stop('SIGKILL');
+
+      await settle();
+      assertFollows(await spread(160), 0.6, 'at the 60% step, the leader dead');
+      succeeded(await spread(minRequests, '2'), 'version 2 by number');
+      const last = await past(1);
+      assert.deepEqual([last.state, last.stepIndex, last.weights], ['running', 2, { '2': 1 }]);
+      assert.equal(await leaderId(), survivor, 'the other manager leads');
+
+      await settle();
+      const at100 = await spread(minRequests);
+      succeeded(at100, 'at the 100% step');
+      assert.deepEqual([...countBy(at100, (h) => h.version).keys()], [2], 'at the 100% step');
+      const promoted = await past(2);
+      assert.deepEqual([promoted.state, promoted.weights], ['promoted', { '2': 1 }]);
+      // Where the dead leader left it: no step judged twice, none skipped.
+      assert.deepEqual(
+        promoted.history.map((event) => `${event.decision} ${event.step}`),
+        ['started 30', 'advanced 30', 'advanced 60', 'promoted 100'],
+      );
+      await settle();
+      const later = await spread(60);
+      succeeded(later, 'after the promotion');
+      assert.deepEqual([...countBy(later, (h) => h.version).keys()], [2], 'after the promotion');
+
+      // Back to two managers for the tests below; the restarted one campaigns behind the leader.
+      const restarted = startManager(Number(leading));
+      others.push(restarted);
+      await restarted.waitFor(/is running|^\{"role":"manager"/m);
+    });
+
+    it('rolled back by the leader, its canary runs through neither gateway', async () => {
+      await gateways[1]!.deploy(name, versionCode(3, true), {}, { promote: false });
+      const started = await gateways[1]!.startRollout(name, {
+        version: 3,
+        steps: [30, 100],
+        intervalSeconds: 3600,
+        minRequests: 20,
+        maxP99Ratio: 100,
+      });
+      assert.equal(started.baseline, 2);
+      // Started through gateway 1: gateway 0 sees the change once what it cached of the function expires.
+      await settle();
+      // Load through both gateways until the canary's failures get it rolled back.
+      const during: Hit[] = [];
+      let rollout = started;
+      for (let round = 0; round < 50 && rollout.state === 'running'; round++) {
+        during.push(...(await spread(60)));
+        rollout = await gateways[0]!.getRollout(name, started.id);
+      }
+      assert.equal(rollout.state, 'rolled_back', JSON.stringify(rollout.history));
+      assert.deepEqual(rollout.weights, { '2': 1 });
+      assert.match(rollout.history.at(-1)?.reason ?? '', /^canary error rate/);
+      for (const gateway of [0, 1]) {
+        const canary = during.filter((h) => h.gateway === gateway && h.version === 3);
+        assert.ok(canary.length > 0, `gateway ${gateway} ran the canary during the rollout`);
+        assert.ok(canary.every((h) => h.status !== 200));
+      }
+
+      await settle();
+      const later = await spread(100);
+      succeeded(later, 'after the rollback');
+      assert.deepEqual([...countBy(later, (h) => h.version).keys()], [2], 'after the rollback');
+    });
+  });
+
   it('survives SIGKILL of an agent under load: no acknowledged record lost, the node leaves, errors stop', async () => {
     const acknowledged: { id: string; by: SavassanClient }[] = [];
     const failures: { at: number; message: string }[] = [];
@@ -295,7 +451,7 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
       await session.close();
     }
     const args = [cli, 'gateway', '--port', '0', '--data-dir', join(root, 'gateway-0'), ...commonArgs];
-    const restarted = track('gateway 0, restarted', spawn(process.execPath, args, { env: gatewayEnv }));
+    const restarted = track('gateway 0, restarted', spawn(process.execPath, args, { env: roleEnv }));
     others.push(restarted);
     const [, url = ''] = await restarted.waitFor(/listening on (http:\/\/\S+)/);
     // Committed before the gateway listens: both gateways read them.

@@ -10,6 +10,7 @@ import { strToU8, zipSync } from 'fflate';
 import type { RolloutAnswer } from '../../src/client/client.js';
 import { apiError, runCli, startServer } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
+import { assertNearShare, countBy, pool } from '../helpers/traffic.js';
 
 /** A bundle whose handler answers its tag: each tag deploys as a new version. */
 function bundle(tag: string): Uint8Array {
@@ -22,35 +23,6 @@ interface Hit {
   alias: string | null;
   tag: string | undefined;
   text: string;
-}
-
-/** Runs `tasks` with at most `concurrency` at once; resolves with their results in order. */
-async function pool<T>(count: number, concurrency: number, task: (i: number) => Promise<T>): Promise<T[]> {
-  const results = new Array<T>(count);
-  let next = 0;
-  const worker = async () => {
-    while (next < count) {
-      const i = next++;
-      results[i] = await task(i);
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return results;
-}
-
-/** Within 5 standard deviations of a binomial count's mean (a false failure about once in 1.7 million runs). */
-function assertNearShare(count: number, n: number, share: number, what: string): void {
-  const sigma = Math.sqrt(n * share * (1 - share));
-  assert.ok(
-    Math.abs(count - n * share) <= 5 * sigma,
-    `${what}: ${count} of ${n}, expected ${n * share} ± ${(5 * sigma).toFixed(1)}`,
-  );
-}
-
-function countBy<T>(items: readonly T[], key: (item: T) => unknown): Map<unknown, number> {
-  const counts = new Map<unknown, number>();
-  for (const item of items) counts.set(key(item), (counts.get(key(item)) ?? 0) + 1);
-  return counts;
 }
 
 describe('traffic end to end', () => {
