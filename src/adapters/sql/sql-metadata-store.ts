@@ -972,8 +972,8 @@ export function functionFromRow(row: FunctionRow): FunctionRecord {
     name: row.name,
     incarnation: row.incarnation,
     currentVersion: Number(row.current_version),
-    createdAt: new Date(intFromDb(row.created_at, 'functions.created_at')),
-    updatedAt: new Date(intFromDb(row.updated_at, 'functions.updated_at')),
+    createdAt: dateFromDb(row.created_at, 'functions.created_at'),
+    updatedAt: dateFromDb(row.updated_at, 'functions.updated_at'),
   };
 }
 
@@ -995,8 +995,8 @@ export function configFromJson(json: string): FunctionConfig {
 function secretFromRow(row: Pick<SecretRow, 'name' | 'created_at' | 'updated_at'>): SecretRecord {
   return {
     name: row.name,
-    createdAt: new Date(intFromDb(row.created_at, 'secrets.created_at')),
-    updatedAt: new Date(intFromDb(row.updated_at, 'secrets.updated_at')),
+    createdAt: dateFromDb(row.created_at, 'secrets.created_at'),
+    updatedAt: dateFromDb(row.updated_at, 'secrets.updated_at'),
   };
 }
 
@@ -1009,7 +1009,7 @@ export function versionFromRow(row: FunctionVersionRow): FunctionVersion {
     codeSizeBytes: intFromDb(row.code_size_bytes, 'function_versions.code_size_bytes'),
     contentHash: row.content_hash,
     config: configFromJson(row.config),
-    createdAt: new Date(intFromDb(row.created_at, 'function_versions.created_at')),
+    createdAt: dateFromDb(row.created_at, 'function_versions.created_at'),
   };
 }
 
@@ -1028,7 +1028,7 @@ export function invocationFromRow(row: InvocationRow): InvocationRecord {
     logKey: row.log_key,
     nodeId: row.node_id,
     instanceId: row.instance_id,
-    createdAt: new Date(intFromDb(row.created_at, 'invocations.created_at')),
+    createdAt: dateFromDb(row.created_at, 'invocations.created_at'),
   };
 }
 
@@ -1122,6 +1122,11 @@ export function intFromDb(value: BigIntValue, column: string): number {
     throw new PlatformError('INTERNAL', `column ${column} holds ${String(value)}, which is not a safe integer`);
   }
   return n;
+}
+
+/** A timestamp column (epoch milliseconds) as a Date. */
+export function dateFromDb(value: BigIntValue, column: string): Date {
+  return new Date(intFromDb(value, column));
 }
 
 export function millisFromDate(date: Date, field: string): number {

@@ -27,6 +27,7 @@ import type { AliasRow, BigIntValue, Database, DbExecutor, RolloutRow, RolloutsT
 import type { SqlStoreAccess } from './sql-metadata-store.js';
 import {
   configFromJson,
+  dateFromDb,
   existingFunction,
   intFromDb,
   isVersionNumber,
@@ -510,8 +511,8 @@ export function aliasFromRow(row: AliasRow): Alias {
     name: row.name,
     weights: weightsFromJson(row.weights),
     stickyHeader: row.sticky_header,
-    createdAt: new Date(intFromDb(row.created_at, 'aliases.created_at')),
-    updatedAt: new Date(intFromDb(row.updated_at, 'aliases.updated_at')),
+    createdAt: dateFromDb(row.created_at, 'aliases.created_at'),
+    updatedAt: dateFromDb(row.updated_at, 'aliases.updated_at'),
   };
 }
 
@@ -526,11 +527,11 @@ export function rolloutFromRow(row: RolloutRow): Rollout {
     state: row.state as RolloutState,
     stepIndex: Number(row.step_index),
     settings: JSON.parse(row.settings) as RolloutSettings,
-    stepStartedAt: new Date(intFromDb(row.step_started_at, 'rollouts.step_started_at')),
+    stepStartedAt: dateFromDb(row.step_started_at, 'rollouts.step_started_at'),
     revision: Number(row.revision),
     history: historyFromJson(row.history),
-    createdAt: new Date(intFromDb(row.created_at, 'rollouts.created_at')),
-    updatedAt: new Date(intFromDb(row.updated_at, 'rollouts.updated_at')),
-    endedAt: row.ended_at === null ? null : new Date(intFromDb(row.ended_at, 'rollouts.ended_at')),
+    createdAt: dateFromDb(row.created_at, 'rollouts.created_at'),
+    updatedAt: dateFromDb(row.updated_at, 'rollouts.updated_at'),
+    endedAt: row.ended_at === null ? null : dateFromDb(row.ended_at, 'rollouts.ended_at'),
   };
 }
