@@ -6,61 +6,49 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MemoryCluster } from '../adapters/memory/memory-cluster.js';
-import { MemoryPool } from '../adapters/memory/memory-pool.js';
+import type { MemoryPool } from '../adapters/memory/memory-pool.js';
 import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
 import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
-import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
-import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
-import { compileFunctionConfig } from '../core/function-config.js';
+import type { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
 import { SingleAgentDirectory } from '../core/ports/agent-directory.js';
 import type { RoutingTable } from '../core/ports/cluster.js';
 import type { TrafficStore } from '../core/ports/traffic-store.js';
 import { compileRolloutSettings, endRollout, noFigures, stepWeights } from '../core/rollouts.js';
 import type { InvocationStatus, Rollout } from '../core/types.js';
 import { Manager } from '../manager/manager.js';
-import { FakeAgent } from '../../test/helpers/fakes.js';
+import type { FakeAgent } from '../../test/helpers/fakes.js';
+import { openPlaneFixture } from '../../test/helpers/plane-fixture.js';
+import type { PlaneFixture } from '../../test/helpers/plane-fixture.js';
 import { invocationRecord } from '../../test/helpers/records.js';
 import { ControlPlane, type ControlPlaneClusterOptions } from './control-plane.js';
 
 const hour = 3_600_000;
 
 describe('ControlPlane rollouts', () => {
+  let fixture: PlaneFixture;
   let metadata: SqlMetadataStore;
   let traffic: SqlTrafficStore;
   let pool: MemoryPool;
   let agent: FakeAgent;
-  let clock: number;
   let fn: string;
+  let clock: number;
   /** Functions whose traffic the control plane reported moved, in order. */
   let changed: string[];
   const planes: ControlPlane[] = [];
   const managers: Manager[] = [];
 
   beforeEach(async () => {
-    metadata = await openSqliteMetadataStore(':memory:');
-    traffic = new SqlTrafficStore(metadata.shared());
-    pool = new MemoryPool();
-    agent = new FakeAgent();
     changed = [];
     clock = Date.now();
-    fn = `fn-${randomUUID().slice(0, 8)}`;
-    for (const promote of [true, false]) {
-      await metadata.deployVersion({
-        functionName: fn,
-        codeSha256: 'a'.repeat(64),
-        codeSizeBytes: 1,
-        contentHash: randomUUID(),
-        config: compileFunctionConfig({}),
-        promote,
-      });
-    }
+    fixture = await openPlaneFixture();
+    ({ metadata, traffic, pool, agent, fn } = fixture);
+    await fixture.deploy(fn, {}, false); // version 2, without traffic
   });
 
   afterEach(async () => {
     for (const plane of planes.splice(0)) await plane.stop();
     for (const manager of managers.splice(0)) await manager.stop();
-    await pool.close();
-    await metadata.close();
+    await fixture.close();
   });
 
   /**

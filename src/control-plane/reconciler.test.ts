@@ -1,68 +1,41 @@
 // The Reconciler with a real Manager, the real memory pool and an in-memory SQLite store; the Agent is a fake that
 // implements the port, since these tests are about what the reconcile does with what an Agent reports.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { MemoryPool } from '../adapters/memory/memory-pool.js';
+import type { MemoryPool } from '../adapters/memory/memory-pool.js';
 import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
-import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
-import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
-import { compileFunctionConfig } from '../core/function-config.js';
+import type { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
 import type { Logger } from '../core/logger.js';
 import { SingleAgentDirectory } from '../core/ports/agent-directory.js';
 import { endRollout, noFigures } from '../core/rollouts.js';
 import { compileRolloutSettings } from '../core/rollouts.js';
 import type { Rollout } from '../core/types.js';
-import { poolKey } from '../core/types.js';
 import { Manager } from '../manager/manager.js';
-import { FakeAgent, recordingLogger } from '../../test/helpers/fakes.js';
+import type { FakeAgent } from '../../test/helpers/fakes.js';
+import { recordingLogger } from '../../test/helpers/fakes.js';
+import { openPlaneFixture } from '../../test/helpers/plane-fixture.js';
+import type { PlaneFixture } from '../../test/helpers/plane-fixture.js';
 import { Reconciler } from './reconciler.js';
 
 const intervalMs = 1000;
 
 describe('Reconciler', () => {
+  let fixture: PlaneFixture;
   let metadata: SqlMetadataStore;
   let traffic: SqlTrafficStore;
   let pool: MemoryPool;
   let agent: FakeAgent;
-  let clock: number;
   let fn: string;
-  /** Incarnation of each deployed function name. */
-  let incarnations: Map<string, string>;
-
-  const deploy = async (name: string, config = {}, promote = true) => {
-    const deployed = await metadata.deployVersion({
-      functionName: name,
-      codeSha256: 'a'.repeat(64),
-      codeSizeBytes: 1,
-      contentHash: randomUUID(),
-      config: compileFunctionConfig(config),
-      promote,
-    });
-    incarnations.set(name, deployed.function.incarnation);
-    return deployed;
-  };
-  const incarnationOf = (name: string): string => incarnations.get(name) ?? '';
-  const keyOf = (name: string, version: number): string =>
-    poolKey({ functionName: name, incarnation: incarnationOf(name), version });
+  let clock: number;
 
   beforeEach(async () => {
-    metadata = await openSqliteMetadataStore(':memory:');
-    traffic = new SqlTrafficStore(metadata.shared());
-    pool = new MemoryPool();
-    agent = new FakeAgent();
-    incarnations = new Map();
-    agent.incarnationOf = incarnationOf;
     clock = Date.now();
-    fn = `fn-${randomUUID().slice(0, 8)}`;
-    await deploy(fn);
+    fixture = await openPlaneFixture();
+    ({ metadata, traffic, pool, agent, fn } = fixture);
   });
 
-  afterEach(async () => {
-    await pool.close();
-    await metadata.close();
-  });
+  afterEach(() => fixture.close());
 
   /** A Manager that provisions (started by the test when it needs the queue served) and a Reconciler over it. */
   const plane = (options: { logger?: Logger } = {}) => {
@@ -98,10 +71,10 @@ describe('Reconciler', () => {
 
   describe('replacements', () => {
     it('asks for a replacement when a lease expires while requests wait at max instances', async () => {
-      await deploy('single', { maxInstances: 1 });
+      await fixture.deploy('single', { maxInstances: 1 });
       const m = plane();
       m.start();
-      const key = keyOf('single', 1);
+      const key = fixture.keyOf('single', 1);
       try {
         // The only instance is checked out by a gateway that then dies: its lease runs out.
         await pool.push(agent.ref(agent.add('single', 1, 'busy', 1)));
@@ -122,7 +95,7 @@ describe('Reconciler', () => {
     it('puts back idle sandboxes the pool lost, once they have been idle for a reconcile interval', async () => {
       const logger = recordingLogger();
       const m = plane({ logger });
-      const key = keyOf(fn, 1);
+      const key = fixture.keyOf(fn, 1);
       const held = agent.add(fn, 1, 'idle', 3);
       const lost = agent.add(fn, 1, 'idle', 2);
       const busy = agent.add(fn, 1, 'busy', 1);
@@ -149,7 +122,7 @@ describe('Reconciler', () => {
 
     it('puts back lost sandboxes while the metadata store is down', async () => {
       const m = plane();
-      const key = keyOf(fn, 1);
+      const key = fixture.keyOf(fn, 1);
       const lost = agent.add(fn, 1, 'idle', 2);
       await metadata.close(); // every call now fails with UNAVAILABLE, as with the database down
       await m.reconcile();
@@ -161,7 +134,7 @@ describe('Reconciler', () => {
 
     it('waits again when a sandbox served an invocation between two passes', async () => {
       const m = plane();
-      const key = keyOf(fn, 1);
+      const key = fixture.keyOf(fn, 1);
       const sandbox = agent.add(fn, 1, 'idle', 1);
       await m.reconcile();
       clock += intervalMs / 2;
@@ -178,7 +151,7 @@ describe('Reconciler', () => {
 
     it('retires a restored sandbox of a version that is no longer current in the same pass', async () => {
       const m = plane();
-      await deploy(fn); // version 2 is current now
+      await fixture.deploy(fn); // version 2 is current now
       const old = agent.add(fn, 1, 'idle', 4);
       await m.reconcile();
       clock += intervalMs;
@@ -196,13 +169,13 @@ describe('Reconciler', () => {
       const rebuilt = () => logger.lines.filter((l) => l.msg.startsWith('pool rebuilt from the agent'));
       // A deleted function whose idle sandbox is still on the agent, its pool key retired as the deleting gateway
       // retires it; and a version no longer current, whose idle sandbox the pool does not hold.
-      await deploy('doomed');
+      await fixture.deploy('doomed');
       const doomed = agent.add('doomed', 1, 'idle', 1);
       const old = agent.add(fn, 1, 'idle', 1);
-      await deploy(fn); // version 2 is current now
+      await fixture.deploy(fn); // version 2 is current now
       await m.reconcile();
       assert.equal(await metadata.deleteFunction('doomed'), true);
-      await pool.retire(keyOf('doomed', 1));
+      await pool.retire(fixture.keyOf('doomed', 1));
       clock += intervalMs;
       await m.reconcile();
       assert.deepEqual(agent.destroyed.sort(), [doomed.instanceId, old.instanceId].sort());
@@ -217,7 +190,10 @@ describe('Reconciler', () => {
         rebuilt().map((l) => [l.level, l.msg]),
         [['warn', 'pool rebuilt from the agent: 1 idle sandbox(es) the pool had lost are back in it']],
       );
-      assert.equal((await pool.checkout(keyOf(fn, 2), { holder: 'gw', leaseMs: 60_000 }))?.instanceId, lost.instanceId);
+      assert.equal(
+        (await pool.checkout(fixture.keyOf(fn, 2), { holder: 'gw', leaseMs: 60_000 }))?.instanceId,
+        lost.instanceId,
+      );
       await m.stop();
     });
   });
@@ -225,20 +201,20 @@ describe('Reconciler', () => {
   describe('deleted functions', () => {
     it('destroys idle sandboxes of a deleted function and never pools them for its re-created successor', async () => {
       const m = plane();
-      const oldKey = keyOf(fn, 1);
+      const oldKey = fixture.keyOf(fn, 1);
       const pooled = agent.add(fn, 1, 'idle', 1);
       await pool.push(agent.ref(pooled));
       const lost = agent.add(fn, 1, 'idle', 2); // idle on the agent, not in the pool
       const busy = agent.add(fn, 1, 'busy', 1); // still running an invocation
       assert.equal(await metadata.deleteFunction(fn), true);
-      await deploy(fn); // re-created: version 1 again, another incarnation
-      assert.notEqual(keyOf(fn, 1), oldKey);
+      await fixture.deploy(fn); // re-created: version 1 again, another incarnation
+      assert.notEqual(fixture.keyOf(fn, 1), oldKey);
 
       await m.reconcile();
       assert.deepEqual(agent.destroyed.sort(), [pooled.instanceId, lost.instanceId].sort());
       clock += 10 * intervalMs;
       await m.reconcile();
-      assert.deepEqual(await pool.stats(keyOf(fn, 1)), { idle: 0, checkedOut: 0, waiters: 0 });
+      assert.deepEqual(await pool.stats(fixture.keyOf(fn, 1)), { idle: 0, checkedOut: 0, waiters: 0 });
       // The busy one comes back after its invocation: the old key is retired, so it is refused.
       busy.state = 'idle';
       assert.equal(await pool.push(agent.ref(busy)), false);
@@ -262,7 +238,7 @@ describe('Reconciler', () => {
   describe('versions in service', () => {
     /** A new version of `fn`, rolled out over the current one (`live` at 90/10). */
     const rollOut = async (config = {}): Promise<Rollout> => {
-      const { version } = await deploy(fn, config, false);
+      const { version } = await fixture.deploy(fn, config, false);
       return traffic.startRollout({
         functionName: fn,
         alias: 'live',
@@ -282,7 +258,7 @@ describe('Reconciler', () => {
     };
 
     it("keeps a running rollout's canary warm and keeps min instances of every version with traffic", async () => {
-      await deploy(fn, { minInstances: 1 }); // version 2, current
+      await fixture.deploy(fn, { minInstances: 1 }); // version 2, current
       await rollOut({ minInstances: 1 }); // version 3, its canary
       const m = plane();
       await m.reconcile();
@@ -307,7 +283,7 @@ describe('Reconciler', () => {
 
       // Again, promoted this time: the baseline has no traffic, but keeps its warm instance (idle for ages, not
       // reaped) until the rollback window is over.
-      await pool.drain(keyOf(fn, 1));
+      await pool.drain(fixture.keyOf(fn, 1));
       agent.sandboxes.clear();
       const again = await traffic.startRollout({
         functionName: fn,
@@ -320,7 +296,7 @@ describe('Reconciler', () => {
       clock = Date.now() + 599_000;
       await m.reconcile();
       assert.deepEqual(agent.destroyed, []);
-      assert.equal((await pool.stats(keyOf(fn, 1))).idle, 1);
+      assert.equal((await pool.stats(fixture.keyOf(fn, 1))).idle, 1);
       clock = Date.now() + 601_000;
       await m.reconcile();
       assert.deepEqual(agent.destroyed, [kept], 'retired once the rollback window is over');

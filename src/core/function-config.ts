@@ -1,3 +1,4 @@
+import { validateDnsLabel } from './dns-label.js';
 import { PlatformError } from './errors.js';
 import { validateSecretName } from './secrets.js';
 
@@ -56,7 +57,6 @@ export const maxEventBytes = 6 * 1024 * 1024;
 export const runtimes = ['nodejs20', 'nodejs24'] as const;
 export const defaultRuntime = 'nodejs20';
 
-const namePattern = /^[a-z][a-z0-9-]{0,62}$/;
 const handlerPattern = /^[A-Za-z0-9_\-/]+(?:\.[A-Za-z0-9_-]+)*\.[A-Za-z_$][A-Za-z0-9_$]*$/;
 const envKeyPattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const reservedEnvPrefixes = ['SAVASSAN_', 'AWS_LAMBDA_'];
@@ -174,13 +174,7 @@ function validateNodeOptions(text: string): void {
 
 /** Function names: lowercase letters, digits and dashes, starting with a letter, at most 63 characters. */
 export function validateFunctionName(name: unknown): string {
-  if (typeof name !== 'string' || !namePattern.test(name)) {
-    throw new PlatformError(
-      'INVALID_NAME',
-      `invalid function name ${JSON.stringify(name)}: use 1-63 lowercase letters, digits or dashes, starting with a letter`,
-    );
-  }
-  return name;
+  return validateDnsLabel(name, 'function', 'INVALID_NAME');
 }
 
 function intInRange(field: keyof typeof functionLimits, value: unknown): number {

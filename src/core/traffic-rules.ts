@@ -1,3 +1,4 @@
+import { isDnsLabel, validateDnsLabel } from './dns-label.js';
 import { PlatformError } from './errors.js';
 import type { InvocationStatus, RolloutSettings, VersionFigures, VersionWeight } from './types.js';
 
@@ -5,9 +6,6 @@ import type { InvocationStatus, RolloutSettings, VersionFigures, VersionWeight }
  * What aliases and rollouts must satisfy, checked by the store (and by any edge that wants to answer early): each
  * check throws BAD_REQUEST naming the value and what is allowed.
  */
-
-/** An alias name: lowercase letters, digits and dashes, starting with a letter (so never all digits: a version). */
-export const aliasNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
 
 /** How far an alias's weights may sum from 1. */
 export const weightSumTolerance = 0.001;
@@ -43,15 +41,14 @@ export const rolloutSettingLimits = {
 /** Figures of a version that was not invoked. */
 export const noFigures: Readonly<VersionFigures> = Object.freeze({ requests: 0, errors: 0, p99Ms: null });
 
+/** Whether `name` is a valid alias name: a DNS label (`isDnsLabel`), like a function name. */
+export function isAliasName(name: unknown): name is string {
+  return isDnsLabel(name);
+}
+
 /** Returns `name` if it is a valid alias name; BAD_REQUEST otherwise. */
 export function validateAliasName(name: unknown): string {
-  if (typeof name !== 'string' || !aliasNamePattern.test(name)) {
-    throw new PlatformError(
-      'BAD_REQUEST',
-      `invalid alias name ${JSON.stringify(name)}: use 1-63 lowercase letters, digits or dashes, starting with a letter`,
-    );
-  }
-  return name;
+  return validateDnsLabel(name, 'alias', 'BAD_REQUEST');
 }
 
 /**

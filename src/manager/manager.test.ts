@@ -1,69 +1,46 @@
 // The Manager against the real memory pool and queue and an in-memory SQLite store; the Agent is a fake that
 // implements the port, since these tests are about what the Manager does with what an Agent reports.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MemoryPool } from '../adapters/memory/memory-pool.js';
+import type { MemoryPool } from '../adapters/memory/memory-pool.js';
 import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
-import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
-import { compileFunctionConfig } from '../core/function-config.js';
 import type { Logger } from '../core/logger.js';
 import type { SandboxSpec } from '../core/ports/agent-api.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import type { ProvisionRequest } from '../core/types.js';
 import { poolKey } from '../core/types.js';
 import { SingleAgentDirectory } from '../core/ports/agent-directory.js';
-import { FakeAgent, FlakyQueue, recordingLogger } from '../../test/helpers/fakes.js';
+import type { FakeAgent } from '../../test/helpers/fakes.js';
+import { FlakyQueue, recordingLogger } from '../../test/helpers/fakes.js';
+import { openPlaneFixture } from '../../test/helpers/plane-fixture.js';
+import type { PlaneFixture } from '../../test/helpers/plane-fixture.js';
 import { Manager } from './manager.js';
 
 describe('Manager', () => {
+  let fixture: PlaneFixture;
   let metadata: SqlMetadataStore;
   let pool: MemoryPool;
   let agent: FakeAgent;
-  let clock: number;
   let fn: string;
-  /** Incarnation of each deployed function name. */
-  let incarnations: Map<string, string>;
+  let clock: number;
 
-  const deploy = async (name: string, config = {}) => {
-    const deployed = await metadata.deployVersion({
-      functionName: name,
-      codeSha256: 'a'.repeat(64),
-      codeSizeBytes: 1,
-      contentHash: randomUUID(),
-      config: compileFunctionConfig(config),
-    });
-    incarnations.set(name, deployed.function.incarnation);
-    return deployed;
-  };
-  const incarnationOf = (name: string): string => incarnations.get(name) ?? '';
-  const keyOf = (name: string, version: number): string =>
-    poolKey({ functionName: name, incarnation: incarnationOf(name), version });
   const demand = (name: string, version = 1): ProvisionRequest => ({
     functionName: name,
-    incarnation: incarnationOf(name),
+    incarnation: fixture.incarnationOf(name),
     version,
     reason: 'demand',
     requestedAt: clock,
   });
 
   beforeEach(async () => {
-    metadata = await openSqliteMetadataStore(':memory:');
-    pool = new MemoryPool();
-    agent = new FakeAgent();
-    incarnations = new Map();
-    agent.incarnationOf = incarnationOf;
     clock = Date.now();
-    fn = `fn-${randomUUID().slice(0, 8)}`;
-    await deploy(fn);
+    fixture = await openPlaneFixture();
+    ({ metadata, pool, agent, fn } = fixture);
   });
 
-  afterEach(async () => {
-    await pool.close();
-    await metadata.close();
-  });
+  afterEach(() => fixture.close());
 
   const manager = (options: { queue?: ProvisionQueue; logger?: Logger } = {}) =>
     new Manager({
@@ -80,16 +57,16 @@ describe('Manager', () => {
     it('tells every waiter of a failing function, though their requests were coalesced while the slot was busy', async () => {
       const queue = new MemoryProvisionQueue({ capacity: 10 });
       const m = manager({ queue });
-      await deploy('slow');
+      await fixture.deploy('slow');
       agent.slow.add('slow');
       agent.failing.add(fn);
       const lease = { holder: 'gw', leaseMs: 60_000 };
       m.start();
       try {
-        const slowWait = pool.wait(keyOf('slow', 1), { ...lease, timeoutMs: 5_000 });
+        const slowWait = pool.wait(fixture.keyOf('slow', 1), { ...lease, timeoutMs: 5_000 });
         await queue.push(demand('slow'));
         await sleep(100); // the only creation slot is busy with 'slow'
-        const waits = [1, 2, 3].map(() => pool.wait(keyOf(fn, 1), { ...lease, timeoutMs: 3_000 }));
+        const waits = [1, 2, 3].map(() => pool.wait(fixture.keyOf(fn, 1), { ...lease, timeoutMs: 3_000 }));
         for (let i = 0; i < 3; i++) {
           await queue.push(demand(fn));
         }
@@ -108,14 +85,14 @@ describe('Manager', () => {
   describe('secrets', () => {
     it("reads the secrets' values for each sandbox it creates, and fails the waiter of a version whose secret is gone", async () => {
       await metadata.putSecret('API_TOKEN', 'first');
-      await deploy('keyed', { env: { PLAIN: 'p' }, secrets: { TOKEN: 'API_TOKEN' } });
+      await fixture.deploy('keyed', { env: { PLAIN: 'p' }, secrets: { TOKEN: 'API_TOKEN' } });
       const queue = new MemoryProvisionQueue({ capacity: 10 });
       const m = manager({ queue });
       const lease = { holder: 'gw', leaseMs: 60_000, timeoutMs: 3_000 };
       m.start();
       try {
         const created = async (): Promise<SandboxSpec | undefined> => {
-          const waiting = pool.wait(keyOf('keyed', 1), lease);
+          const waiting = pool.wait(fixture.keyOf('keyed', 1), lease);
           await queue.push(demand('keyed'));
           assert.equal((await waiting)?.kind, 'instance');
           return agent.specs.at(-1);
@@ -127,9 +104,9 @@ describe('Manager', () => {
         assert.deepEqual((await created())?.secretEnv, { TOKEN: 'second' });
 
         // Version 1 still names the secret, version 2 (current) does not: the secret may go, version 1 cannot start.
-        await deploy('keyed', {});
+        await fixture.deploy('keyed', {});
         assert.equal(await metadata.deleteSecret('API_TOKEN'), true);
-        const waiting = pool.wait(keyOf('keyed', 1), lease);
+        const waiting = pool.wait(fixture.keyOf('keyed', 1), lease);
         await queue.push(demand('keyed', 1));
         const item = await waiting;
         assert.ok(item?.kind === 'failure', 'the waiter is told at once');
@@ -147,7 +124,7 @@ describe('Manager', () => {
       const m = manager({ queue });
       const stale = demand(fn);
       assert.equal(await metadata.deleteFunction(fn), true);
-      await deploy(fn);
+      await fixture.deploy(fn);
       m.start();
       try {
         const waiting = pool.wait(poolKey(stale), { holder: 'gw', leaseMs: 60_000, timeoutMs: 5_000 });
@@ -166,7 +143,7 @@ describe('Manager', () => {
       agent.slow.add(fn);
       m.start();
       try {
-        const key = keyOf(fn, 1);
+        const key = fixture.keyOf(fn, 1);
         void pool.wait(key, { holder: 'gw', leaseMs: 60_000, timeoutMs: 2_000 });
         await queue.push(demand(fn));
         while (m.inFlight(key) === 0) await sleep(10); // the creation is under way
@@ -193,7 +170,7 @@ describe('Manager', () => {
       while (queue.pops < 3) await sleep(20);
       queue.down = false;
 
-      const key = keyOf(fn, 1);
+      const key = fixture.keyOf(fn, 1);
       const waiting = pool.wait(key, { holder: 'gw', leaseMs: 60_000, timeoutMs: 5_000 });
       await queue.push(demand(fn));
       const item = await waiting;
@@ -213,7 +190,7 @@ describe('Manager', () => {
       const queue = new MemoryProvisionQueue({ capacity: 10 });
       const m = manager({ queue });
       m.start();
-      const key = keyOf(fn, 1);
+      const key = fixture.keyOf(fn, 1);
       await metadata.close(); // every call now fails with UNAVAILABLE, as with the database down
       const waiting = pool.wait(key, { holder: 'gw', leaseMs: 60_000, timeoutMs: 5_000 });
       await queue.push(demand(fn));

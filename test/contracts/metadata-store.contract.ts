@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isPlatformError } from '../../src/core/errors.js';
-import type { ErrorCode } from '../../src/core/errors.js';
 import type { FunctionConfig } from '../../src/core/function-config.js';
 import type { MetadataStore, NewVersion } from '../../src/core/ports/metadata-store.js';
 import type { InvocationRecord } from '../../src/core/types.js';
+import { assertRejectsWith } from '../helpers/assertions.js';
 import { invocationRecord } from '../helpers/records.js';
+import { functionConfig, newVersion } from '../helpers/versions.js';
+import { withReopenable } from './reopenable.js';
 
 /** What an adapter's test gives the contract: a fresh, migrated, empty store. */
 export interface MetadataStoreFixture {
@@ -40,22 +42,12 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
     ) => Promise<void>,
   ): Promise<void> {
     const fixture = await open();
-    const opened: MetadataStore[] = [fixture.store];
-    const reopenFixture = fixture.reopen;
-    const reopen =
-      reopenFixture === undefined
-        ? undefined
-        : async (): Promise<MetadataStore> => {
-            const store = await reopenFixture();
-            opened.push(store);
-            return store;
-          };
-    try {
-      await body(fixture.store, reopen, fixture);
-    } finally {
-      for (const store of opened) await store.close();
-      await fixture.cleanup();
-    }
+    await withReopenable(
+      fixture,
+      fixture.store,
+      (store) => store.close(),
+      (reopen) => body(fixture.store, reopen, fixture),
+    );
   }
 
   describe(`MetadataStore contract: ${name}`, () => {
@@ -148,8 +140,8 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
     it('lists versions in ascending order with their config exactly as deployed', async () => {
       await withStore(async (store) => {
         const configs: FunctionConfig[] = [
-          config(),
-          config({
+          functionConfig(),
+          functionConfig({
             handler: 'src/app.main',
             env: {
               GREETING: 'héllo wörld 世界 🎉',
@@ -164,7 +156,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
             minInstances: 3,
             idleSeconds: 86400,
           }),
-          config({ env: {} }),
+          functionConfig({ env: {} }),
         ];
         const deployed: NewVersion[] = [];
         for (const [i, cfg] of configs.entries()) {
@@ -531,7 +523,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
     it('a version naming a missing secret is refused; setCurrentVersion to one whose secret is gone too', async () => {
       await withStore(async (store) => {
         const uses = (contentHash: string, secrets: Record<string, string>) =>
-          newVersion('alpha', contentHash, { config: config({ secrets }) });
+          newVersion('alpha', contentHash, { config: functionConfig({ secrets }) });
         await assertRejectsWith(
           store.deployVersion(uses('h1', { TOKEN: 'MISSING', OTHER: 'ALSO_MISSING' })),
           'INVALID_CONFIG',
@@ -557,7 +549,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
         await store.putSecret('SHARED', 's');
         await store.putSecret('SPARE', 's');
         const uses = (name: string, contentHash: string, secrets: Record<string, string>) =>
-          newVersion(name, contentHash, { config: config({ secrets }) });
+          newVersion(name, contentHash, { config: functionConfig({ secrets }) });
         await store.deployVersion(uses('bravo', 'b1', { A: 'SHARED', B: 'SHARED' }));
         await store.deployVersion(uses('alpha', 'a1', { X: 'SHARED' }));
         await store.deployVersion(uses('charlie', 'c1', {}));
@@ -595,7 +587,9 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
           const secret = `RACE_${round}`;
           await store.putSecret(secret, 'v');
           const [deployed, deleted] = await Promise.allSettled([
-            store.deployVersion(newVersion('alpha', `h${round}`, { config: config({ secrets: { V: secret } }) })),
+            store.deployVersion(
+              newVersion('alpha', `h${round}`, { config: functionConfig({ secrets: { V: secret } }) }),
+            ),
             store.deleteSecret(secret),
           ]);
           if (deployed.status === 'fulfilled') {
@@ -643,40 +637,12 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
   });
 }
 
-function config(overrides: Partial<FunctionConfig> = {}): FunctionConfig {
-  return {
-    handler: 'index.handler',
-    runtime: 'nodejs20',
-    env: { MODE: 'test' },
-    timeoutSeconds: 30,
-    memoryMB: 256,
-    maxInstances: 10,
-    minInstances: 0,
-    idleSeconds: 300,
-    network: false,
-    allowNet: [],
-    secrets: {},
-    ...overrides,
-  };
-}
-
 /**
  * Deploys the functions that records name: a store that shares its database with other processes commits the
  * journalled records of existing functions only (a record always names one that was invoked).
  */
 async function deployFunctions(store: MetadataStore, ...names: string[]): Promise<void> {
   for (const name of names) await store.deployVersion(newVersion(name, 'records'));
-}
-
-function newVersion(functionName: string, contentHash: string, overrides: Partial<NewVersion> = {}): NewVersion {
-  return {
-    functionName,
-    codeSha256: `${contentHash}-code`.padEnd(64, '0'),
-    codeSizeBytes: 1234,
-    contentHash,
-    config: config(),
-    ...overrides,
-  };
 }
 
 function invocation(overrides: Partial<InvocationRecord> = {}): InvocationRecord {
@@ -686,18 +652,4 @@ function invocation(overrides: Partial<InvocationRecord> = {}): InvocationRecord
 function assertRecent(date: Date, since: number): void {
   assert.ok(date instanceof Date, 'a Date');
   assert.ok(date.getTime() >= since - 1000 && date.getTime() <= Date.now() + 1000, `${date.toISOString()} is now`);
-}
-
-async function assertRejectsWith(
-  promise: Promise<unknown>,
-  code: ErrorCode,
-  message?: RegExp,
-  what = 'the call',
-): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(isPlatformError(err), `${what}: expected a PlatformError, got ${String(err)}`);
-    assert.equal(err.code, code, `${what}: ${err.message}`);
-    if (message !== undefined) assert.match(err.message, message);
-    return true;
-  });
 }

@@ -38,20 +38,9 @@ export function serverStoreFixture(
   options: { journal?: boolean } = {},
 ): () => Promise<MetadataStoreFixture> {
   return async () => {
-    const sqlServer = await server();
-    const database = await sqlServer.createDatabase();
-    const url = sqlServer.url(database);
-    const journalDir = options.journal === true ? await mkdtemp(join(tmpdir(), 'savassan-journal-')) : undefined;
+    const { url, journalDir, cleanup } = await freshDatabase(server, options.journal === true);
     const opened = () => open(url, { journalDir });
-    return {
-      store: await opened(),
-      reopen: opened,
-      cleanup: async () => {
-        await sqlServer.dropDatabase(database);
-        if (journalDir !== undefined) await rm(journalDir, { recursive: true, force: true });
-      },
-      acknowledgesFromJournal: options.journal === true,
-    };
+    return { store: await opened(), reopen: opened, cleanup, acknowledgesFromJournal: options.journal === true };
   };
 }
 
@@ -65,22 +54,30 @@ export function serverTrafficFixture(
   options: { journal?: boolean } = {},
 ): () => Promise<TrafficStoreFixture> {
   return async () => {
-    const sqlServer = await server();
-    const database = await sqlServer.createDatabase();
-    const url = sqlServer.url(database);
-    const journalDir = options.journal === true ? await mkdtemp(join(tmpdir(), 'savassan-journal-')) : undefined;
+    const { url, journalDir, cleanup } = await freshDatabase(server, options.journal === true);
     const opened = async () => {
       const metadata = await open(url, { journalDir });
       return { metadata, traffic: new SqlTrafficStore(metadata.shared()) };
     };
-    return {
-      ...(await opened()),
-      reopen: opened,
-      cleanup: async () => {
-        await sqlServer.dropDatabase(database);
-        if (journalDir !== undefined) await rm(journalDir, { recursive: true, force: true });
-      },
-    };
+    return { ...(await opened()), reopen: opened, cleanup };
+  };
+}
+
+/** A fresh database on the server and, with `journal`, a fresh journal directory; `cleanup` removes both. */
+async function freshDatabase(
+  server: () => Promise<SqlTestServer>,
+  journal: boolean,
+): Promise<{ url: string; journalDir: string | undefined; cleanup: () => Promise<void> }> {
+  const sqlServer = await server();
+  const database = await sqlServer.createDatabase();
+  const journalDir = journal ? await mkdtemp(join(tmpdir(), 'savassan-journal-')) : undefined;
+  return {
+    url: sqlServer.url(database),
+    journalDir,
+    cleanup: async () => {
+      await sqlServer.dropDatabase(database);
+      if (journalDir !== undefined) await rm(journalDir, { recursive: true, force: true });
+    },
   };
 }
 

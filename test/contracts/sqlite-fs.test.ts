@@ -18,6 +18,7 @@ import { metadataStoreContract } from './metadata-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 import { SqlTrafficStore } from '../../src/adapters/sql/sql-traffic-store.js';
 import { invocationRecord } from '../helpers/records.js';
+import { newVersion } from '../helpers/versions.js';
 
 const tempDirs = new Set<string>();
 
@@ -179,25 +180,7 @@ describe('SQLite metadata store specifics', () => {
     const path = join(dir, 'metadata.db');
     try {
       const store = await openSqliteMetadataStore(path);
-      await store.deployVersion({
-        functionName: 'alpha',
-        codeSha256: 'a'.repeat(64),
-        codeSizeBytes: 1,
-        contentHash: 'h1',
-        config: {
-          handler: 'index.handler',
-          runtime: 'nodejs20',
-          env: {},
-          timeoutSeconds: 30,
-          memoryMB: 256,
-          maxInstances: 10,
-          minInstances: 0,
-          idleSeconds: 300,
-          network: false,
-          allowNet: [],
-          secrets: {},
-        },
-      });
+      await store.deployVersion(newVersion('alpha', 'h1'));
       await store.close();
 
       const raw = new BetterSqlite3(path, { readonly: true });

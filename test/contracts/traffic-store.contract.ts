@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isPlatformError } from '../../src/core/errors.js';
 import type { ErrorCode } from '../../src/core/errors.js';
-import type { FunctionConfig } from '../../src/core/function-config.js';
-import type { MetadataStore, NewVersion } from '../../src/core/ports/metadata-store.js';
+import type { MetadataStore } from '../../src/core/ports/metadata-store.js';
 import type { AliasInput, NewRollout, TrafficStore } from '../../src/core/ports/traffic-store.js';
 import { defaultRolloutSettings } from '../../src/core/traffic-rules.js';
 import type { InvocationStatus, RolloutEvent, RolloutSettings, VersionWeight } from '../../src/core/types.js';
+import { assertRejectsWith } from '../helpers/assertions.js';
 import { invocationRecord } from '../helpers/records.js';
+import { functionConfig, newVersion } from '../helpers/versions.js';
+import { withReopenable } from './reopenable.js';
 
 /** The two stores over one fresh, migrated, empty database. */
 export interface TrafficStores {
@@ -34,26 +36,17 @@ export interface TrafficStoreFixture extends TrafficStores {
  * });
  */
 export function trafficStoreContract(name: string, open: () => Promise<TrafficStoreFixture>): void {
+  /** Run a test against a fresh fixture; every store it opens, reopened ones included, is closed afterwards. */
   async function withStores(
     body: (stores: TrafficStores, reopen: (() => Promise<TrafficStores>) | undefined) => Promise<void>,
   ): Promise<void> {
     const fixture = await open();
-    const opened: MetadataStore[] = [fixture.metadata];
-    const reopenFixture = fixture.reopen;
-    const reopen =
-      reopenFixture === undefined
-        ? undefined
-        : async (): Promise<TrafficStores> => {
-            const stores = await reopenFixture();
-            opened.push(stores.metadata);
-            return stores;
-          };
-    try {
-      await body(fixture, reopen);
-    } finally {
-      for (const store of opened) await store.close();
-      await fixture.cleanup();
-    }
+    await withReopenable<TrafficStores>(
+      fixture,
+      fixture,
+      (stores) => stores.metadata.close(),
+      (reopen) => body(fixture, reopen),
+    );
   }
 
   describe(`TrafficStore contract: ${name}`, () => {
@@ -689,7 +682,7 @@ export function trafficStoreContract(name: string, open: () => Promise<TrafficSt
         await metadata.putSecret('TOKEN', 't');
         await metadata.deployVersion(newVersion('alpha', 'h1'));
         await metadata.deployVersion({
-          ...newVersion('alpha', 'h2', { config: config({ secrets: { T: 'TOKEN' } }) }),
+          ...newVersion('alpha', 'h2', { config: functionConfig({ secrets: { T: 'TOKEN' } }) }),
           promote: false,
         });
         assert.deepEqual(await usersOf(metadata, 'TOKEN'), [], 'no alias names version 2');
@@ -730,7 +723,9 @@ export function trafficStoreContract(name: string, open: () => Promise<TrafficSt
     it("a running rollout holds its baseline's secrets while a 100% step leaves it out: abort always works", async () => {
       await withStores(async ({ metadata, traffic }) => {
         await metadata.putSecret('OLD_TOKEN', 't');
-        await metadata.deployVersion(newVersion('alpha', 'h1', { config: config({ secrets: { T: 'OLD_TOKEN' } }) }));
+        await metadata.deployVersion(
+          newVersion('alpha', 'h1', { config: functionConfig({ secrets: { T: 'OLD_TOKEN' } }) }),
+        );
         await metadata.deployVersion({ ...newVersion('alpha', 'h2'), promote: false });
         const rollout = await traffic.startRollout(newRollout('alpha', 2, { ...defaultRolloutSettings, steps: [100] }));
         assert.deepEqual(await weightsOf(traffic, 'alpha', 'live'), [{ version: 2, weight: 1 }]);
@@ -756,7 +751,7 @@ export function trafficStoreContract(name: string, open: () => Promise<TrafficSt
           const secret = `RACE_${round}`;
           await metadata.putSecret(secret, 'v');
           const { version } = await metadata.deployVersion({
-            ...newVersion('alpha', `h${round + 1}`, { config: config({ secrets: { V: secret } }) }),
+            ...newVersion('alpha', `h${round + 1}`, { config: functionConfig({ secrets: { V: secret } }) }),
             promote: false,
           });
           const [aliased, deleted] = await Promise.allSettled([
@@ -842,46 +837,4 @@ async function deployVersions(metadata: MetadataStore, name: string, count: numb
   let deployed = await metadata.deployVersion(newVersion(name, 'h1'));
   for (let i = 2; i <= count; i++) deployed = await metadata.deployVersion(newVersion(name, `h${i}`));
   return deployed.function;
-}
-
-function config(overrides: Partial<FunctionConfig> = {}): FunctionConfig {
-  return {
-    handler: 'index.handler',
-    runtime: 'nodejs20',
-    env: { MODE: 'test' },
-    timeoutSeconds: 30,
-    memoryMB: 256,
-    maxInstances: 10,
-    minInstances: 0,
-    idleSeconds: 300,
-    network: false,
-    allowNet: [],
-    secrets: {},
-    ...overrides,
-  };
-}
-
-function newVersion(functionName: string, contentHash: string, overrides: Partial<NewVersion> = {}): NewVersion {
-  return {
-    functionName,
-    codeSha256: `${contentHash}-code`.padEnd(64, '0'),
-    codeSizeBytes: 1234,
-    contentHash,
-    config: config(),
-    ...overrides,
-  };
-}
-
-async function assertRejectsWith(
-  promise: Promise<unknown>,
-  code: ErrorCode,
-  message?: RegExp,
-  what = 'the call',
-): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(isPlatformError(err), `${what}: expected a PlatformError, got ${String(err)}`);
-    assert.equal(err.code, code, `${what}: ${err.message}`);
-    if (message !== undefined) assert.match(err.message, message, what);
-    return true;
-  });
 }

@@ -1,4 +1,4 @@
-import type { ColumnType, Selectable } from 'kysely';
+import type { ColumnType, Kysely, Selectable, Transaction } from 'kysely';
 
 /**
  * The metadata tables as Kysely sees them, shared by the SQLite, PostgreSQL and MySQL adapters.
@@ -78,7 +78,7 @@ export interface SecretsTable {
 export interface AliasesTable {
   /** References `functions.name`. Primary key with `name`. */
   function_name: string;
-  /** The alias name (`aliasNamePattern`). */
+  /** The alias name (`isAliasName`). */
   name: string;
   /** `VersionWeight[]` as JSON, sorted by version: `[{"version":1,"weight":0.9},{"version":2,"weight":0.1}]`. */
   weights: string;
@@ -126,6 +126,9 @@ export interface Database {
   aliases: AliasesTable;
   rollouts: RolloutsTable;
 }
+
+/** Where a query runs: the database, or a transaction on it. */
+export type DbExecutor = Kysely<Database> | Transaction<Database>;
 
 export type FunctionRow = Selectable<FunctionsTable>;
 export type FunctionVersionRow = Selectable<FunctionVersionsTable>;

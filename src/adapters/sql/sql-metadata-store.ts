@@ -23,6 +23,7 @@ import { columnLengths } from './schema.js';
 import type {
   BigIntValue,
   Database,
+  DbExecutor,
   FunctionRow,
   FunctionVersionRow,
   InvocationRow,
@@ -108,8 +109,6 @@ const maxWriteAttempts = 5;
  */
 const journalCommitDelayMs = 50;
 
-type DbExecutor = Kysely<Database> | Transaction<Database>;
-
 /** What a store over the same database (`SqlTrafficStore`) shares with a `SqlMetadataStore`. */
 export interface SqlStoreAccess {
   readonly db: Kysely<Database>;
@@ -188,11 +187,7 @@ export class SqlMetadataStore implements MetadataStore {
     return {
       db: this.#db,
       run: (action, operation) => this.#run(action, operation),
-      write: async (body) => {
-        const result = await this.#retrying(() => this.#db.transaction().execute(body));
-        await this.#barrier();
-        return result;
-      },
+      write: (body) => this.#write(body),
       recordsVisible: () => this.#recordsVisible(),
     };
   }
@@ -214,9 +209,7 @@ export class SqlMetadataStore implements MetadataStore {
       // Fast path for an unchanged redeploy: one consistent read, no transaction, nothing written.
       const current = await this.#currentOf(input.functionName);
       if (current !== null && current.version.contentHash === input.contentHash) return { ...current, created: false };
-      const result = await this.#retrying(() => this.#db.transaction().execute((trx) => deployIn(trx, input)));
-      await this.#barrier();
-      return result;
+      return this.#write((trx) => deployIn(trx, input));
     });
   }
 
@@ -291,28 +284,22 @@ export class SqlMetadataStore implements MetadataStore {
 
   setCurrentVersion(name: string, version: number): Promise<FunctionRecord> {
     return this.#run(`set the current version of function ${name}`, () =>
-      this.#retrying(() =>
-        this.#db.transaction().execute(async (trx) => {
-          await lockFunction(trx, name);
-          const fn = await trx.selectFrom('functions').selectAll().where('name', '=', name).executeTakeFirst();
-          if (fn === undefined) throw new PlatformError('NOT_FOUND', `function ${name} does not exist`);
-          const target = isVersionNumber(version) ? await selectVersion(trx, name, version) : undefined;
-          if (target === undefined) {
-            const latest = await latestVersion(trx, name);
-            throw new PlatformError(
-              'NOT_FOUND',
-              `function ${name} has no version ${String(version)} (versions are 1 to ${latest})`,
-            );
-          }
-          await requireSecrets(trx, name, configFromJson(target.config).secrets);
-          await refuseWhileRolloutRuns(trx, name, `make version ${version} of function ${name} current`);
-          const now = Date.now();
-          await writeAliasWeights(trx, name, liveAlias, [{ version, weight: 1 }], now);
-          return functionFromRow({ ...fn, current_version: version, updated_at: now });
-        }),
-      ).then(async (fn) => {
-        await this.#barrier();
-        return fn;
+      this.#write(async (trx) => {
+        await lockFunction(trx, name);
+        const fn = await existingFunction(trx, name);
+        const target = isVersionNumber(version) ? await selectVersion(trx, name, version) : undefined;
+        if (target === undefined) {
+          const latest = await latestVersion(trx, name);
+          throw new PlatformError(
+            'NOT_FOUND',
+            `function ${name} has no version ${String(version)} (versions are 1 to ${latest})`,
+          );
+        }
+        await requireSecrets(trx, name, configFromJson(target.config).secrets);
+        await refuseWhileRolloutRuns(trx, name, `make version ${version} of function ${name} current`);
+        const now = Date.now();
+        await writeAliasWeights(trx, name, liveAlias, [{ version, weight: 1 }], now);
+        return functionFromRow({ ...fn, current_version: version, updated_at: now });
       }),
     );
   }
@@ -401,29 +388,25 @@ export class SqlMetadataStore implements MetadataStore {
           `a stored secret value is 1 to ${columnLengths.secretValue} characters (secret ${name})`,
         );
       }
-      const result = await this.#retrying(() =>
-        this.#db.transaction().execute(async (trx) => {
-          const now = Date.now();
-          const updated = await trx
-            .updateTable('secrets')
-            .set({ value, updated_at: now })
+      return this.#write(async (trx) => {
+        const now = Date.now();
+        const updated = await trx
+          .updateTable('secrets')
+          .set({ value, updated_at: now })
+          .where('name', '=', name)
+          .executeTakeFirst();
+        if (updated.numUpdatedRows > 0n) {
+          const row = await trx
+            .selectFrom('secrets')
+            .select(['name', 'created_at', 'updated_at'])
             .where('name', '=', name)
-            .executeTakeFirst();
-          if (updated.numUpdatedRows > 0n) {
-            const row = await trx
-              .selectFrom('secrets')
-              .select(['name', 'created_at', 'updated_at'])
-              .where('name', '=', name)
-              .executeTakeFirstOrThrow();
-            return { secret: secretFromRow(row), created: false };
-          }
-          // A concurrent first put makes this a unique violation; the retry then updates the row it wrote.
-          await trx.insertInto('secrets').values({ name, value, created_at: now, updated_at: now }).execute();
-          return { secret: secretFromRow({ name, created_at: now, updated_at: now }), created: true };
-        }),
-      );
-      await this.#barrier();
-      return result;
+            .executeTakeFirstOrThrow();
+          return { secret: secretFromRow(row), created: false };
+        }
+        // A concurrent first put makes this a unique violation; the retry then updates the row it wrote.
+        await trx.insertInto('secrets').values({ name, value, created_at: now, updated_at: now }).execute();
+        return { secret: secretFromRow({ name, created_at: now, updated_at: now }), created: true };
+      });
     });
   }
 
@@ -523,6 +506,13 @@ export class SqlMetadataStore implements MetadataStore {
         await sleep(attempt * 10 + Math.random() * 10);
       }
     }
+  }
+
+  /** Run a write transaction, again when it lost a race, then make it durable (the durability barrier). */
+  async #write<T>(body: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    const result = await this.#retrying(() => this.#db.transaction().execute(body));
+    await this.#barrier();
+    return result;
   }
 
   /** The function and its current version, read in one statement so they are consistent. */
@@ -893,6 +883,13 @@ export async function lockFunction(trx: Transaction<Database>, name: string): Pr
     .execute();
 }
 
+/** The function's row; NOT_FOUND when there is none. */
+export async function existingFunction(db: DbExecutor, name: string): Promise<FunctionRow> {
+  const row = await db.selectFrom('functions').selectAll().where('name', '=', name).executeTakeFirst();
+  if (row === undefined) throw new PlatformError('NOT_FOUND', `function ${name} does not exist`);
+  return row;
+}
+
 /**
  * Throws INVALID_CONFIG naming the secrets of `secrets` (variable → secret name) that do not exist, after taking
  * each existing one's write lock (a no-op update, in name order): `deleteSecret` of one of them then waits for this
@@ -975,8 +972,8 @@ export function functionFromRow(row: FunctionRow): FunctionRecord {
     name: row.name,
     incarnation: row.incarnation,
     currentVersion: Number(row.current_version),
-    createdAt: new Date(intFromDb(row.created_at, 'functions.created_at')),
-    updatedAt: new Date(intFromDb(row.updated_at, 'functions.updated_at')),
+    createdAt: dateFromDb(row.created_at, 'functions.created_at'),
+    updatedAt: dateFromDb(row.updated_at, 'functions.updated_at'),
   };
 }
 
@@ -998,8 +995,8 @@ export function configFromJson(json: string): FunctionConfig {
 function secretFromRow(row: Pick<SecretRow, 'name' | 'created_at' | 'updated_at'>): SecretRecord {
   return {
     name: row.name,
-    createdAt: new Date(intFromDb(row.created_at, 'secrets.created_at')),
-    updatedAt: new Date(intFromDb(row.updated_at, 'secrets.updated_at')),
+    createdAt: dateFromDb(row.created_at, 'secrets.created_at'),
+    updatedAt: dateFromDb(row.updated_at, 'secrets.updated_at'),
   };
 }
 
@@ -1012,7 +1009,7 @@ export function versionFromRow(row: FunctionVersionRow): FunctionVersion {
     codeSizeBytes: intFromDb(row.code_size_bytes, 'function_versions.code_size_bytes'),
     contentHash: row.content_hash,
     config: configFromJson(row.config),
-    createdAt: new Date(intFromDb(row.created_at, 'function_versions.created_at')),
+    createdAt: dateFromDb(row.created_at, 'function_versions.created_at'),
   };
 }
 
@@ -1031,7 +1028,7 @@ export function invocationFromRow(row: InvocationRow): InvocationRecord {
     logKey: row.log_key,
     nodeId: row.node_id,
     instanceId: row.instance_id,
-    createdAt: new Date(intFromDb(row.created_at, 'invocations.created_at')),
+    createdAt: dateFromDb(row.created_at, 'invocations.created_at'),
   };
 }
 
@@ -1125,6 +1122,11 @@ export function intFromDb(value: BigIntValue, column: string): number {
     throw new PlatformError('INTERNAL', `column ${column} holds ${String(value)}, which is not a safe integer`);
   }
   return n;
+}
+
+/** A timestamp column (epoch milliseconds) as a Date. */
+export function dateFromDb(value: BigIntValue, column: string): Date {
+  return new Date(intFromDb(value, column));
 }
 
 export function millisFromDate(date: Date, field: string): number {

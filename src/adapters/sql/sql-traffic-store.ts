@@ -10,7 +10,7 @@ import type {
   TrafficStore,
 } from '../../core/ports/traffic-store.js';
 import {
-  aliasNamePattern,
+  isAliasName,
   noFigures,
   primaryVersion,
   rolloutErrorStatuses,
@@ -23,10 +23,12 @@ import {
 } from '../../core/traffic-rules.js';
 import { liveAlias } from '../../core/types.js';
 import type { Alias, Rollout, RolloutEvent, RolloutSettings, RolloutState, VersionFigures } from '../../core/types.js';
-import type { AliasRow, BigIntValue, Database, FunctionRow, RolloutRow, RolloutsTable } from './schema.js';
+import type { AliasRow, BigIntValue, Database, DbExecutor, RolloutRow, RolloutsTable } from './schema.js';
 import type { SqlStoreAccess } from './sql-metadata-store.js';
 import {
   configFromJson,
+  dateFromDb,
+  existingFunction,
   intFromDb,
   isVersionNumber,
   latestVersion,
@@ -64,13 +66,8 @@ export class SqlTrafficStore implements TrafficStore {
 
   getAlias(functionName: string, alias: string): Promise<Alias | null> {
     return this.#access.run(`read alias ${alias} of function ${functionName}`, async () => {
-      if (typeof alias !== 'string' || !aliasNamePattern.test(alias)) return null;
-      const row = await this.#access.db
-        .selectFrom('aliases')
-        .selectAll()
-        .where('function_name', '=', functionName)
-        .where('name', '=', alias)
-        .executeTakeFirst();
+      if (!isAliasName(alias)) return null;
+      const row = await selectAlias(this.#access.db, functionName, alias);
       return row === undefined ? null : aliasFromRow(row);
     });
   }
@@ -94,7 +91,7 @@ export class SqlTrafficStore implements TrafficStore {
       const stickyHeader = validateStickyHeader(input.stickyHeader);
       return this.#access.write(async (trx) => {
         await lockFunction(trx, functionName);
-        await functionRow(trx, functionName);
+        await existingFunction(trx, functionName);
         await requireUsableVersions(
           trx,
           functionName,
@@ -102,7 +99,9 @@ export class SqlTrafficStore implements TrafficStore {
         );
         await refuseWhileRolloutRuns(trx, functionName, `change alias ${alias} of function ${functionName}`, alias);
         const created = await writeAliasWeights(trx, functionName, alias, weights, Date.now(), stickyHeader);
-        return { alias: aliasFromRow(await aliasRow(trx, functionName, alias)), created };
+        // Written just above, in this transaction.
+        const row = await selectAlias(trx, functionName, alias);
+        return { alias: aliasFromRow(row!), created };
       });
     });
   }
@@ -115,7 +114,7 @@ export class SqlTrafficStore implements TrafficStore {
           `alias ${liveAlias} cannot be deleted: every function has one (point it at other versions instead)`,
         );
       }
-      if (typeof alias !== 'string' || !aliasNamePattern.test(alias)) return false;
+      if (!isAliasName(alias)) return false;
       return this.#access.write(async (trx) => {
         await lockFunction(trx, functionName);
         await refuseWhileRolloutRuns(trx, functionName, `delete alias ${alias} of function ${functionName}`, alias);
@@ -139,13 +138,8 @@ export class SqlTrafficStore implements TrafficStore {
       const settings = validateRolloutSettings(input.settings);
       return this.#access.write(async (trx) => {
         await lockFunction(trx, functionName);
-        const fn = await functionRow(trx, functionName);
-        const current = await trx
-          .selectFrom('aliases')
-          .selectAll()
-          .where('function_name', '=', functionName)
-          .where('name', '=', alias)
-          .executeTakeFirst();
+        const fn = await existingFunction(trx, functionName);
+        const current = await selectAlias(trx, functionName, alias);
         if (current === undefined) {
           throw new PlatformError('NOT_FOUND', `function ${functionName} has no alias ${alias}`);
         }
@@ -215,12 +209,7 @@ export class SqlTrafficStore implements TrafficStore {
 
   getRollout(functionName: string, id: string): Promise<Rollout | null> {
     return this.#access.run(`read rollout ${id} of function ${functionName}`, async () => {
-      const row = await this.#access.db
-        .selectFrom('rollouts')
-        .selectAll()
-        .where('function_name', '=', functionName)
-        .where('id', '=', id)
-        .executeTakeFirst();
+      const row = await selectRollout(this.#access.db, functionName, id);
       return row === undefined ? null : rolloutFromRow(row);
     });
   }
@@ -265,12 +254,7 @@ export class SqlTrafficStore implements TrafficStore {
       const events = change.events.map(checkedEvent);
       return this.#access.write(async (trx) => {
         await lockFunction(trx, functionName);
-        const row = await trx
-          .selectFrom('rollouts')
-          .selectAll()
-          .where('function_name', '=', functionName)
-          .where('id', '=', id)
-          .executeTakeFirst();
+        const row = await selectRollout(trx, functionName, id);
         if (row === undefined) return { applied: false, rollout: null };
         if (Number(row.revision) !== expectedRevision) return { applied: false, rollout: rolloutFromRow(row) };
         const rollout = rolloutFromRow(row);
@@ -422,19 +406,22 @@ function ascending(a: number, b: number): number {
   return a - b;
 }
 
-async function functionRow(trx: Transaction<Database>, name: string): Promise<FunctionRow> {
-  const row = await trx.selectFrom('functions').selectAll().where('name', '=', name).executeTakeFirst();
-  if (row === undefined) throw new PlatformError('NOT_FOUND', `function ${name} does not exist`);
-  return row;
-}
-
-async function aliasRow(trx: Transaction<Database>, functionName: string, alias: string): Promise<AliasRow> {
-  return trx
+function selectAlias(db: DbExecutor, functionName: string, alias: string): Promise<AliasRow | undefined> {
+  return db
     .selectFrom('aliases')
     .selectAll()
     .where('function_name', '=', functionName)
     .where('name', '=', alias)
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
+}
+
+function selectRollout(db: DbExecutor, functionName: string, id: string): Promise<RolloutRow | undefined> {
+  return db
+    .selectFrom('rollouts')
+    .selectAll()
+    .where('function_name', '=', functionName)
+    .where('id', '=', id)
+    .executeTakeFirst();
 }
 
 async function aliasVersionsOf(
@@ -442,12 +429,7 @@ async function aliasVersionsOf(
   functionName: string,
   alias: string,
 ): Promise<number[] | undefined> {
-  const row = await trx
-    .selectFrom('aliases')
-    .select('weights')
-    .where('function_name', '=', functionName)
-    .where('name', '=', alias)
-    .executeTakeFirst();
+  const row = await selectAlias(trx, functionName, alias);
   return row === undefined ? undefined : weightsFromJson(row.weights).map((entry) => entry.version);
 }
 
@@ -529,8 +511,8 @@ export function aliasFromRow(row: AliasRow): Alias {
     name: row.name,
     weights: weightsFromJson(row.weights),
     stickyHeader: row.sticky_header,
-    createdAt: new Date(intFromDb(row.created_at, 'aliases.created_at')),
-    updatedAt: new Date(intFromDb(row.updated_at, 'aliases.updated_at')),
+    createdAt: dateFromDb(row.created_at, 'aliases.created_at'),
+    updatedAt: dateFromDb(row.updated_at, 'aliases.updated_at'),
   };
 }
 
@@ -545,11 +527,11 @@ export function rolloutFromRow(row: RolloutRow): Rollout {
     state: row.state as RolloutState,
     stepIndex: Number(row.step_index),
     settings: JSON.parse(row.settings) as RolloutSettings,
-    stepStartedAt: new Date(intFromDb(row.step_started_at, 'rollouts.step_started_at')),
+    stepStartedAt: dateFromDb(row.step_started_at, 'rollouts.step_started_at'),
     revision: Number(row.revision),
     history: historyFromJson(row.history),
-    createdAt: new Date(intFromDb(row.created_at, 'rollouts.created_at')),
-    updatedAt: new Date(intFromDb(row.updated_at, 'rollouts.updated_at')),
-    endedAt: row.ended_at === null ? null : new Date(intFromDb(row.ended_at, 'rollouts.ended_at')),
+    createdAt: dateFromDb(row.created_at, 'rollouts.created_at'),
+    updatedAt: dateFromDb(row.updated_at, 'rollouts.updated_at'),
+    endedAt: row.ended_at === null ? null : dateFromDb(row.ended_at, 'rollouts.ended_at'),
   };
 }

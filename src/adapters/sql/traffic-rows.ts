@@ -1,17 +1,15 @@
-import type { Kysely, Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
 import { primaryVersion } from '../../core/traffic-rules.js';
 import { liveAlias } from '../../core/types.js';
 import type { VersionWeight } from '../../core/types.js';
-import type { Database, RolloutRow } from './schema.js';
+import type { Database, DbExecutor, RolloutRow } from './schema.js';
 
 /**
  * Alias and rollout rows as both SQL stores write them: the metadata store moves `live` on deploys and version
  * changes, the traffic store everywhere else. Every write here runs inside a transaction that holds the function
  * row's lock (`lockFunction`).
  */
-
-type DbExecutor = Kysely<Database> | Transaction<Database>;
 
 export function weightsToJson(weights: readonly VersionWeight[]): string {
   return JSON.stringify(weights.map(({ version, weight }) => ({ version, weight })));
