@@ -32,7 +32,7 @@ export interface ServedVersions {
   serving: number[];
   /**
    * Versions with no traffic whose warm instances are kept anyway: a running rollout's, and the baseline of one
-   * promoted less than its rollback window ago. Not provisioned; not drained.
+   * promoted less than its rollback window ago. Not provisioned; not drained, but reaped after their `idleSeconds`.
    */
   retained: number[];
 }
