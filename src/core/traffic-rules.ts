@@ -18,6 +18,12 @@ export const maxAliasVersions = 1000;
 /** Longest sticky header name. */
 export const maxStickyHeaderLength = 100;
 
+/**
+ * Most invocations per version that a p99 is taken from: the most recent ones of the window. Counts of requests and
+ * errors cover the whole window.
+ */
+export const p99SampleSize = 10_000;
+
 /** Invocation statuses a rollout counts as errors of the version that ran. */
 export const rolloutErrorStatuses: readonly InvocationStatus[] = ['error', 'timeout', 'crash', 'oom', 'init-error'];
 

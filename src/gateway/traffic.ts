@@ -163,7 +163,10 @@ export class Traffic {
 
   /** The canary's and the baseline's figures since the step under way began (for the history entry). */
   async #stepFigures(rollout: Rollout): Promise<StepFigures> {
-    const figures = await this.#options.traffic.versionFigures(rollout.functionName, rollout.stepStartedAt);
+    const figures = await this.#options.traffic.versionFigures(rollout.functionName, rollout.stepStartedAt, [
+      rollout.version,
+      rollout.baseline,
+    ]);
     return {
       canary: figures.get(rollout.version) ?? { ...noFigures },
       baseline: figures.get(rollout.baseline) ?? { ...noFigures },

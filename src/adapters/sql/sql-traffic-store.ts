@@ -12,6 +12,7 @@ import type {
 import {
   aliasNamePattern,
   noFigures,
+  p99SampleSize,
   primaryVersion,
   rolloutErrorStatuses,
   rolloutSettingLimits,
@@ -330,39 +331,69 @@ export class SqlTrafficStore implements TrafficStore {
     });
   }
 
-  versionFigures(functionName: string, since: Date): Promise<Map<number, VersionFigures>> {
+  versionFigures(
+    functionName: string,
+    since: Date,
+    versions?: readonly number[],
+  ): Promise<Map<number, VersionFigures>> {
     return this.#access.run(`read the figures of function ${functionName}`, async () => {
       const from = millisFromDate(since, 'since');
-      await this.#access.recordsVisible();
-      // Throttled calls never ran the version: they say nothing of it. p99 is the duration at rank ceil(0.99 n) in
-      // ascending order: the row whose rank r has (r - 1) * 100 < 99 n <= r * 100, in integer arithmetic that every
-      // engine computes alike.
-      const result = await sql<{
-        version: BigIntValue;
-        requests: BigIntValue;
-        errors: BigIntValue | null;
-        p99: number | string | null;
-      }>`select version, count(*) as requests,
-          sum(case when status in (${sql.join([...rolloutErrorStatuses])}) then 1 else 0 end) as errors,
-          max(case when rn * 100 >= n * 99 and (rn - 1) * 100 < n * 99 then duration_ms end) as p99
-        from (
-          select version, status, duration_ms,
-            row_number() over (partition by version order by duration_ms) as rn,
-            count(*) over (partition by version) as n
-          from invocations
-          where function_name = ${functionName} and created_at >= ${from} and status <> ${'throttled'}
-        ) ranked
-        group by version`.execute(this.#access.db);
       const figures = new Map<number, VersionFigures>();
-      for (const row of result.rows) {
-        figures.set(Number(row.version), {
+      const wanted = versions === undefined ? undefined : [...new Set(versions)];
+      if (wanted?.length === 0) return figures;
+      await this.#access.recordsVisible();
+      const db = this.#access.db;
+      // Throttled calls never ran the version: they say nothing of it. Counted by aggregate over the
+      // (function_name, created_at) or (function_name, version, created_at) index: no row is sorted.
+      let counts = db
+        .selectFrom('invocations')
+        .select((eb) => [
+          'version',
+          eb.fn.countAll<BigIntValue>().as('requests'),
+          sql<BigIntValue | null>`sum(case when status in (${sql.join([...rolloutErrorStatuses])}) then 1 else 0 end)`.as(
+            'errors',
+          ),
+        ])
+        .where('function_name', '=', functionName)
+        .where('created_at', '>=', from)
+        .where('status', '<>', 'throttled');
+      // A list too long for one statement's parameters is applied below instead.
+      if (wanted !== undefined && wanted.length <= versionsPerQuery) counts = counts.where('version', 'in', wanted);
+      const only = wanted === undefined ? undefined : new Set(wanted);
+      for (const row of await counts.groupBy('version').execute()) {
+        const version = Number(row.version);
+        if (only !== undefined && !only.has(version)) continue;
+        const p99Ms = await this.#recentP99(functionName, version, from);
+        figures.set(version, {
           requests: Number(row.requests),
           errors: row.errors === null ? 0 : Number(row.errors),
-          p99Ms: row.p99 === null ? null : Number(row.p99),
+          p99Ms,
         });
       }
       return figures;
     });
+  }
+
+  /**
+   * The p99 duration of a version's most recent `p99SampleSize` invocations at or after `from`, read newest first
+   * through the (function_name, version, created_at) index. p99 is the duration at rank ceil(0.99 n) in ascending
+   * order: the row whose rank r has (r - 1) * 100 < 99 n <= r * 100, in integer arithmetic every engine computes alike.
+   */
+  async #recentP99(functionName: string, version: number, from: number): Promise<number | null> {
+    const result = await sql<{ p99: number | string | null }>`select
+        max(case when rn * 100 >= n * 99 and (rn - 1) * 100 < n * 99 then duration_ms end) as p99
+      from (
+        select duration_ms, row_number() over (order by duration_ms) as rn, count(*) over () as n
+        from (
+          select duration_ms from invocations
+          where function_name = ${functionName} and version = ${version} and created_at >= ${from}
+            and status <> ${'throttled'}
+          order by created_at desc
+          limit ${sql.lit(p99SampleSize)}
+        ) recent
+      ) ranked`.execute(this.#access.db);
+    const p99 = result.rows[0]?.p99;
+    return p99 === null || p99 === undefined ? null : Number(p99);
   }
 
   servedVersions(now: Date): Promise<Map<string, ServedVersions>> {

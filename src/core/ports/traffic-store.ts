@@ -78,8 +78,13 @@ export interface TrafficStore {
     change: RolloutChange,
   ): Promise<{ applied: boolean; rollout: Rollout | null }>;
 
-  /** Per version of the function: its invocations recorded at or after `since`. */
-  versionFigures(functionName: string, since: Date): Promise<Map<number, VersionFigures>>;
+  /**
+   * Per version of the function (of `versions` only, when given): its invocations recorded at or after `since`,
+   * throttled calls left out. `requests` and `errors` count every invocation of the window; `p99Ms` is the p99 of the
+   * most recent `p99SampleSize` (10,000) of them, so that a call reads a bounded number of rows per version however
+   * busy the function is.
+   */
+  versionFigures(functionName: string, since: Date, versions?: readonly number[]): Promise<Map<number, VersionFigures>>;
   /** Per function name: the versions to keep warm (see `ServedVersions`), as of `now`. */
   servedVersions(now: Date): Promise<Map<string, ServedVersions>>;
 }

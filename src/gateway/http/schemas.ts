@@ -209,7 +209,9 @@ export const VersionListView = Type.Object(
         errors: Type.Integer({
           description: 'Invocations that failed: error, timeout, crash, out of memory, init error',
         }),
-        p99Ms: Type.Union([Type.Number(), Type.Null()], { description: 'Null without invocations' }),
+        p99Ms: Type.Union([Type.Number(), Type.Null()], {
+          description: 'Of the most recent 10,000 invocations of the window at most; null without invocations',
+        }),
       },
       { description: 'Over the last 5 minutes' },
     ),
