@@ -15,6 +15,12 @@ export const weightSumTolerance = 0.001;
 /** Most versions one alias may name. */
 export const maxAliasVersions = 1000;
 
+/** Most aliases one function may have, `live` among them. */
+export const maxAliasesPerFunction = 100;
+
+/** Most rollouts one listing returns (the newest). */
+export const maxRolloutsListed = 100;
+
 /** Longest sticky header name. */
 export const maxStickyHeaderLength = 100;
 

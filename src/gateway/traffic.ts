@@ -106,10 +106,10 @@ export class Traffic {
     return rollout;
   }
 
-  /** Newest first. */
-  async listRollouts(name: string): Promise<Rollout[]> {
+  /** The newest `limit` (default and at most 100), newest first. */
+  async listRollouts(name: string, limit?: number): Promise<Rollout[]> {
     await this.requireFunction(name);
-    return this.#options.traffic.listRollouts(name);
+    return this.#options.traffic.listRollouts(name, limit);
   }
 
   async getRollout(name: string, id: string): Promise<Rollout> {

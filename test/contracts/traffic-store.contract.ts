@@ -218,6 +218,21 @@ export function trafficStoreContract(name: string, open: () => Promise<TrafficSt
       });
     });
 
+    it('a function has at most 100 aliases, live among them: the 101st is refused naming the limit', async () => {
+      await withStores(async ({ metadata, traffic }) => {
+        await deployVersions(metadata, 'alpha', 1);
+        const one = input([{ version: 1, weight: 1 }]);
+        for (let i = 1; i < 100; i++) await traffic.putAlias('alpha', `a${i}`, one);
+        assert.equal((await traffic.listAliases('alpha')).length, 100);
+        await assertRejectsWith(traffic.putAlias('alpha', 'one-more', one), 'CONFLICT', /100 aliases, the most/);
+        assert.equal(await traffic.getAlias('alpha', 'one-more'), null, 'nothing changed');
+        // Existing ones still change; after a delete there is room again.
+        assert.equal((await traffic.putAlias('alpha', 'a1', input([{ version: 1, weight: 1 }], 'x-k'))).created, false);
+        assert.equal(await traffic.deleteAlias('alpha', 'a2'), true);
+        assert.equal((await traffic.putAlias('alpha', 'one-more', one)).created, true);
+      });
+    });
+
     it('deletes aliases, but never live', async () => {
       await withStores(async ({ metadata, traffic }) => {
         await deployVersions(metadata, 'alpha', 1);
@@ -534,6 +549,35 @@ export function trafficStoreContract(name: string, open: () => Promise<TrafficSt
           ],
         );
         assert.deepEqual(await traffic.listRollouts('charlie'), []);
+      });
+    });
+
+    it('lists at most the newest 100 rollouts, or the newest `limit`', async () => {
+      await withStores(async ({ metadata, traffic }) => {
+        await deployVersions(metadata, 'alpha', 2);
+        const ids: string[] = [];
+        for (let round = 0; round < 101; round++) {
+          const rollout = await traffic.startRollout(newRollout('alpha', 1));
+          ids.unshift(rollout.id);
+          await traffic.updateRollout('alpha', rollout.id, rollout.revision, {
+            state: 'aborted',
+            stepIndex: 0,
+            stepStartedAt: rollout.stepStartedAt,
+            events: [],
+            weights: [{ version: 2, weight: 1 }],
+          });
+        }
+        assert.deepEqual(
+          (await traffic.listRollouts('alpha')).map((rollout) => rollout.id),
+          ids.slice(0, 100),
+        );
+        assert.deepEqual(
+          (await traffic.listRollouts('alpha', 3)).map((rollout) => rollout.id),
+          ids.slice(0, 3),
+        );
+        for (const limit of [0, 101, 1.5]) {
+          await assertRejectsWith(traffic.listRollouts('alpha', limit), 'BAD_REQUEST', /limit/, `limit ${limit}`);
+        }
       });
     });
 

@@ -11,6 +11,8 @@ import type {
 } from '../../core/ports/traffic-store.js';
 import {
   aliasNamePattern,
+  maxAliasesPerFunction,
+  maxRolloutsListed,
   noFigures,
   p99SampleSize,
   primaryVersion,
@@ -102,6 +104,7 @@ export class SqlTrafficStore implements TrafficStore {
           weights.map((entry) => entry.version),
         );
         await refuseWhileRolloutRuns(trx, functionName, `change alias ${alias} of function ${functionName}`, alias);
+        await refuseAliasOverLimit(trx, functionName, alias);
         const created = await writeAliasWeights(trx, functionName, alias, weights, Date.now(), stickyHeader);
         return { alias: aliasFromRow(await aliasRow(trx, functionName, alias)), created };
       });
@@ -226,14 +229,18 @@ export class SqlTrafficStore implements TrafficStore {
     });
   }
 
-  listRollouts(functionName: string): Promise<Rollout[]> {
+  listRollouts(functionName: string, limit: number = maxRolloutsListed): Promise<Rollout[]> {
     return this.#access.run(`list rollouts of function ${functionName}`, async () => {
+      if (!Number.isSafeInteger(limit) || limit < 1 || limit > maxRolloutsListed) {
+        throw new PlatformError('BAD_REQUEST', `limit must be a whole number from 1 to ${maxRolloutsListed}`);
+      }
       const rows = await this.#access.db
         .selectFrom('rollouts')
         .selectAll()
         .where('function_name', '=', functionName)
         .orderBy('created_at', 'desc')
         .orderBy('id', 'desc')
+        .limit(limit)
         .execute();
       return rows.map(rolloutFromRow);
     });
@@ -583,4 +590,20 @@ export function rolloutFromRow(row: RolloutRow): Rollout {
     updatedAt: new Date(intFromDb(row.updated_at, 'rollouts.updated_at')),
     endedAt: row.ended_at === null ? null : new Date(intFromDb(row.ended_at, 'rollouts.ended_at')),
   };
+}
+
+/** Throws CONFLICT naming the limit when `alias` is new and the function has `maxAliasesPerFunction` already. */
+async function refuseAliasOverLimit(trx: Transaction<Database>, functionName: string, alias: string): Promise<void> {
+  const rows = await trx
+    .selectFrom('aliases')
+    .select('name')
+    .where('function_name', '=', functionName)
+    .limit(maxAliasesPerFunction + 1)
+    .execute();
+  if (rows.length < maxAliasesPerFunction || rows.some((row) => row.name === alias)) return;
+  throw new PlatformError(
+    'CONFLICT',
+    `function ${functionName} has ${maxAliasesPerFunction} aliases, the most a function may have: delete one first`,
+    { details: { maxAliases: maxAliasesPerFunction } },
+  );
 }

@@ -52,7 +52,8 @@ export interface TrafficStore {
   /**
    * Create or replace an alias. Throws NOT_FOUND for an unknown function or version, BAD_REQUEST for weights that
    * are negative, zero or do not sum to 1 or a bad alias name or header, INVALID_CONFIG when a version names a
-   * missing secret, CONFLICT while a rollout of the function runs on that alias. Setting `live` moves
+   * missing secret, CONFLICT while a rollout of the function runs on that alias or when creating one more alias than
+   * `maxAliasesPerFunction` (100). Setting `live` moves
    * `FunctionRecord.currentVersion` to its primary version in the same transaction.
    */
   putAlias(functionName: string, alias: string, input: AliasInput): Promise<{ alias: Alias; created: boolean }>;
@@ -66,8 +67,8 @@ export interface TrafficStore {
    */
   startRollout(input: NewRollout): Promise<Rollout>;
   getRollout(functionName: string, id: string): Promise<Rollout | null>;
-  /** Newest first. */
-  listRollouts(functionName: string): Promise<Rollout[]>;
+  /** The newest `limit` (default and at most `maxRolloutsListed`, 100), newest first. */
+  listRollouts(functionName: string, limit?: number): Promise<Rollout[]>;
   /** Every running rollout, of every function (the leader drives them). */
   runningRollouts(): Promise<Rollout[]>;
   /** Apply `change` if the rollout's revision is still `expectedRevision`; returns the rollout as it is after. */

@@ -93,7 +93,7 @@ export const NoQuery = Type.Object({}, { additionalProperties: false });
  * A count in a query string. Query strings arrive as text and no type is coerced (a body's `"256"` is not a
  * number either): the text itself must be a plain decimal number; `queryCount` reads it and checks the range.
  */
-const QueryCount = Type.String({ pattern: '^[0-9]{1,7}$', description: 'a whole number' });
+export const QueryCount = Type.String({ pattern: '^[0-9]{1,7}$', description: 'a whole number' });
 
 /** The value of a `QueryCount`: its range checked, a 400 naming the field otherwise. */
 export function queryCount(value: string | undefined, field: string, fallback: number, max: number): number {
