@@ -188,6 +188,9 @@ describe('traffic end to end', () => {
     assert.deepEqual([live.version, live.alias], [1, 'live']);
     const byClient = await api().invoke('qual', {}, { qualifier: 'beta' });
     assert.deepEqual([byClient.version, byClient.alias], [2, 'beta']);
+    // Leading zeros are ignored: 02 is version 2.
+    const padded = await invoke('qual', '?qualifier=0002');
+    assert.deepEqual([padded.status, padded.version, padded.tag, padded.alias], [200, 2, 'qual-2', null]);
 
     for (const [query, status, message] of [
       ['?qualifier=9', 404, /^function qual has no version 9$/],
@@ -205,6 +208,19 @@ describe('traffic end to end', () => {
     // The alias is gone for invokes the moment it is deleted.
     await api().deleteAlias('qual', 'beta');
     assert.equal((await invoke('qual', '?qualifier=beta')).status, 404);
+  });
+
+  it("removes a deleted function's per-version series from /metrics", async () => {
+    await deployVersions('counted', 2);
+    await invoke('counted', '?qualifier=1');
+    await invoke('counted', '?qualifier=2');
+    await invoke('qual');
+    const metrics = async () => (await fetch(`${server.url}/metrics`)).text();
+    assert.match(await metrics(), /savassan_invocations_total\{function="counted",version="2"/);
+    assert.equal((await call('DELETE', '/v1/functions/counted')).status, 204);
+    const after = await metrics();
+    assert.doesNotMatch(after, /function="counted"/);
+    assert.match(after, /savassan_invocations_total\{function="qual"/, 'other functions keep theirs');
   });
 
   it('creates a version without traffic with ?promote=false', async () => {

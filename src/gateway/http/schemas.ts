@@ -76,7 +76,8 @@ export const InvokeQuery = Type.Object(
       Type.String({
         minLength: 1,
         maxLength: 100,
-        description: 'A version number (digits) or an alias name; default live',
+        description:
+          'A version number (digits; leading zeros are ignored: 01 is version 1) or an alias name; default live',
         examples: ['3', 'beta'],
       }),
     ),

@@ -403,6 +403,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     },
     async (request, reply) => {
       await deployer.remove(request.params.name);
+      metrics.forgetFunction(request.params.name);
       return reply.code(204).send(null);
     },
   );
