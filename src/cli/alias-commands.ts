@@ -50,7 +50,7 @@ export function addAliasCommands(program: Command): void {
     .description('create an alias or replace its weights: VERSION=WEIGHT pairs summing to 1')
     .argument('<name>', 'function name')
     .argument('<alias>', 'alias name: lowercase letters, digits and dashes, starting with a letter (live: the default)')
-    .argument('<weights...>', 'VERSION=WEIGHT pairs, like 1=0.9 2=0.1 (any number of versions)')
+    .argument('<weights...>', 'VERSION=WEIGHT pairs, like 1=0.9 2=0.1 (up to 1000 versions)')
     .option('--sticky-header <header>', 'pick the version by the hash of this request header (one user, one version)')
     .option('--json', 'print {created, alias} with the alias as GET /v1/functions/NAME/aliases/ALIAS answers')
     .addHelpText(

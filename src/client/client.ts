@@ -302,9 +302,10 @@ export class SavassanClient {
     return this.json('POST', `${functionPath(name)}/rollouts`, request);
   }
 
-  /** Newest first. */
-  listRollouts(name: string): Promise<{ rollouts: RolloutAnswer[] }> {
-    return this.json('GET', `${functionPath(name)}/rollouts`);
+  /** The newest `limit` rollouts (default and at most 100), newest first. */
+  listRollouts(name: string, options: { limit?: number } = {}): Promise<{ rollouts: RolloutAnswer[] }> {
+    const query = options.limit === undefined ? '' : `?limit=${options.limit}`;
+    return this.json('GET', `${functionPath(name)}/rollouts${query}`);
   }
 
   getRollout(name: string, id: string): Promise<RolloutAnswer> {

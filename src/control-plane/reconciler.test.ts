@@ -281,8 +281,8 @@ describe('Reconciler', () => {
       assert.deepEqual(agent.destroyed, [canary], 'the rolled-back canary is drained; the baseline serves again');
       agent.destroyed.length = 0;
 
-      // Again, promoted this time: the baseline has no traffic, but keeps its warm instance (idle for ages, not
-      // reaped) until the rollback window is over.
+      // Again, promoted this time: the baseline has no traffic, but keeps its warm instance while the rollback window
+      // lasts (and the instance is idle for less than the version's idleSeconds, 300 s).
       await pool.drain(fixture.keyOf(fn, 1));
       agent.sandboxes.clear();
       const again = await traffic.startRollout({
@@ -293,7 +293,7 @@ describe('Reconciler', () => {
       });
       const kept = await pooled(1);
       await end(again, 'promoted');
-      clock = Date.now() + 599_000;
+      clock = Date.now() + 299_000;
       await m.reconcile();
       assert.deepEqual(agent.destroyed, []);
       assert.equal((await pool.stats(fixture.keyOf(fn, 1))).idle, 1);
@@ -301,6 +301,47 @@ describe('Reconciler', () => {
       await m.reconcile();
       assert.deepEqual(agent.destroyed, [kept], 'retired once the rollback window is over');
       assert.notEqual(baseline, kept);
+      await m.stop();
+    });
+
+    it("reaps a retained baseline's instances idle past its idleSeconds, keeps no min instances for it", async () => {
+      await fixture.deploy(fn, { minInstances: 1, idleSeconds: 60 }); // version 2, current
+      const rollout = await rollOut(); // version 3
+      await end(rollout, 'promoted');
+      const m = plane();
+      await m.reconcile();
+      assert.deepEqual(
+        agent.specs.map((spec) => spec.version),
+        [],
+        'no min instance for a version without traffic',
+      );
+      const idle = await pooled(2);
+      clock = Date.now() + 30_000;
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed, [], 'idle for less than its idleSeconds');
+      clock = Date.now() + 61_000;
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed, [idle], 'reaped within the rollback window: it is idle past its idleSeconds');
+      assert.deepEqual(
+        agent.specs.map((spec) => spec.version),
+        [],
+        'and not replaced',
+      );
+      await m.stop();
+    });
+
+    it('retires a retained baseline with a long idleSeconds once the rollback window is over', async () => {
+      await fixture.deploy(fn, { idleSeconds: 3600 }); // version 2, current
+      const rollout = await rollOut(); // version 3, rollback window 600 s
+      await end(rollout, 'promoted');
+      const kept = await pooled(2);
+      const m = plane();
+      clock = Date.now() + 599_000;
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed, []);
+      clock = Date.now() + 601_000;
+      await m.reconcile();
+      assert.deepEqual(agent.destroyed, [kept]);
       await m.stop();
     });
   });

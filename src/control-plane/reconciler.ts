@@ -47,8 +47,9 @@ interface IdleSighting {
  * (one an alias gives traffic) warm, reaps idle instances past their idle time, drains the idle instances of versions
  * neither serving nor retained (see `ServedVersions`: a running rollout's two versions, the baseline of one promoted
  * within its rollback window), reclaims expired leases (and asks for replacements) and rebuilds the pool from the
- * Agents' idle sandboxes when the pool lost them (Redis restarted empty). Retained versions keep their warm instances
- * without reaping, so that going back to them costs no cold start. A failing pass (a backend down) is retried by the
+ * Agents' idle sandboxes when the pool lost them (Redis restarted empty). Retained versions keep their warm instances,
+ * so that going back to them costs no cold start, until these idle past the version's `idleSeconds` (no min instances
+ * are kept for them): a sandbox is never kept indefinitely, with the secret values it started with. A failing pass (a backend down) is retried by the
  * next one and logged once per outage.
  */
 export class Reconciler {
@@ -159,8 +160,7 @@ export class Reconciler {
         destroy(await pool.retire(key));
         continue;
       }
-      if (retained(id) && !serving(id)) continue; // kept warm as it is, for a rollback
-      if (!serving(id)) {
+      if (!serving(id) && !retained(id)) {
         // A version no alias serves and no rollout keeps: retire its idle instances now (an alias may bring it back).
         destroy(await pool.drain(key));
         continue;
@@ -168,7 +168,8 @@ export class Reconciler {
       const version = await versionOf(fn, id.version);
       if (version === null) continue;
       const idleBefore = now() - version.config.idleSeconds * 1000;
-      destroy(await pool.reapIdle(key, idleBefore, version.config.minInstances));
+      // A retained version (kept for a rollback, without traffic) keeps no min instances: its warm ones idle out.
+      destroy(await pool.reapIdle(key, idleBefore, serving(id) ? version.config.minInstances : 0));
     }
     await Promise.allSettled(
       [...toDestroy.values()].map(

@@ -94,7 +94,10 @@ export class RolloutDriver {
 
   /** The change a rollout's figures call for now, or null to wait. */
   async #judge(rollout: Rollout, at: Date): Promise<RolloutChange | null> {
-    const figures = await this.#options.traffic.versionFigures(rollout.functionName, rollout.stepStartedAt);
+    const figures = await this.#options.traffic.versionFigures(rollout.functionName, rollout.stepStartedAt, [
+      rollout.version,
+      rollout.baseline,
+    ]);
     const step: StepFigures = {
       canary: figures.get(rollout.version) ?? noFigures,
       baseline: figures.get(rollout.baseline) ?? noFigures,

@@ -13,8 +13,20 @@ export const weightSumTolerance = 0.001;
 /** Most versions one alias may name. */
 export const maxAliasVersions = 1000;
 
+/** Most aliases one function may have, `live` among them. */
+export const maxAliasesPerFunction = 100;
+
+/** Most rollouts one listing returns (the newest). */
+export const maxRolloutsListed = 100;
+
 /** Longest sticky header name. */
 export const maxStickyHeaderLength = 100;
+
+/**
+ * Most invocations per version that a p99 is taken from: the most recent ones of the window. Counts of requests and
+ * errors cover the whole window.
+ */
+export const p99SampleSize = 10_000;
 
 /** Invocation statuses a rollout counts as errors of the version that ran. */
 export const rolloutErrorStatuses: readonly InvocationStatus[] = ['error', 'timeout', 'crash', 'oom', 'init-error'];

@@ -32,11 +32,23 @@ interface Target {
  * picks one per invocation by weight: by the hash of its sticky header's value when the request has it, at random
  * otherwise (`TrafficSplit`). Deploys, alias changes and deletes through this gateway invalidate at once (and the
  * control plane's pushes, through `invalidate`); other gateways see a change within `ttlMs`.
+ *
+ * The cache holds what was read in the last `ttlMs` only: expired entries are swept at most once per `ttlMs`, a
+ * version qualifier is cached under its number (`01` and `1` are one entry), and only existing versions and aliases
+ * are cached, so neither deleted functions nor made-up qualifiers make it grow.
  */
 export class FunctionResolver {
   readonly #cache = new Map<string, Map<string, Target>>();
-  /** Bumped by each invalidation of a function: a load that started before one is not cached. */
-  readonly #generations = new Map<string, number>();
+  /** Bumped by each invalidation; a load remembers it when it starts. */
+  #epoch = 0;
+  /**
+   * Function name → the epoch of its last invalidation, while a load that started before it may still be under way
+   * (such a load is not cached). Empty whenever no load is under way.
+   */
+  readonly #invalidated = new Map<string, number>();
+  /** The start epochs of the loads under way, with how many started at each. */
+  readonly #loading = new Map<number, number>();
+  #sweptAt = 0;
 
   constructor(
     private readonly metadata: MetadataStore,
@@ -49,6 +61,8 @@ export class FunctionResolver {
    * is neither a version number nor an alias name.
    */
   async resolve(name: string, qualifier: string = liveAlias, header?: HeaderValue): Promise<Resolved> {
+    // A version number's leading zeros are ignored: `01` is version 1, cached once.
+    if (isVersionQualifier(qualifier) && qualifier.startsWith('0')) qualifier = qualifier.replace(/^0+(?=.)/, '');
     const hit = this.#cache.get(name)?.get(qualifier);
     const target = hit !== undefined && hit.expiresAt > Date.now() ? hit : await this.#load(name, qualifier);
     const { split, resolved } = target;
@@ -61,23 +75,58 @@ export class FunctionResolver {
     return resolved[split.indexAt(point ?? Math.random())] as Resolved;
   }
 
-  /** Forget what is cached of a function: its versions or aliases changed. */
+  /** Forget what is cached of a function: its versions or aliases changed (or it was deleted). */
   invalidate(name: string): void {
     this.#cache.delete(name);
-    this.#generations.set(name, (this.#generations.get(name) ?? 0) + 1);
+    // Only a load under way can have read what was true before: with none, there is nothing to remember.
+    if (this.#loading.size > 0) this.#invalidated.set(name, ++this.#epoch);
+  }
+
+  /** How much the cache holds: cached targets, and invalidations remembered for loads under way. */
+  cacheSize(): { targets: number; invalidations: number } {
+    let targets = 0;
+    for (const cached of this.#cache.values()) targets += cached.size;
+    return { targets, invalidations: this.#invalidated.size };
   }
 
   async #load(name: string, qualifier: string): Promise<Target> {
-    const generation = this.#generations.get(name) ?? 0;
-    const target = isVersionQualifier(qualifier)
-      ? await this.#loadVersion(name, qualifier)
-      : await this.#loadAlias(name, qualifier);
-    if ((this.#generations.get(name) ?? 0) === generation) {
-      let targets = this.#cache.get(name);
-      if (targets === undefined) this.#cache.set(name, (targets = new Map<string, Target>()));
-      targets.set(qualifier, target);
+    this.#sweep();
+    const started = this.#epoch;
+    this.#loading.set(started, (this.#loading.get(started) ?? 0) + 1);
+    try {
+      const target = isVersionQualifier(qualifier)
+        ? await this.#loadVersion(name, qualifier)
+        : await this.#loadAlias(name, qualifier);
+      if ((this.#invalidated.get(name) ?? -1) <= started) {
+        let targets = this.#cache.get(name);
+        if (targets === undefined) this.#cache.set(name, (targets = new Map<string, Target>()));
+        targets.set(qualifier, target);
+      }
+      return target;
+    } finally {
+      const left = (this.#loading.get(started) ?? 1) - 1;
+      if (left > 0) this.#loading.set(started, left);
+      else this.#loading.delete(started);
+      if (this.#loading.size === 0) this.#invalidated.clear();
     }
-    return target;
+  }
+
+  /**
+   * At most once per `ttlMs`: drop expired targets, and the invalidations older than every load under way (no load
+   * can be told apart by them any more).
+   */
+  #sweep(): void {
+    const now = Date.now();
+    if (now < this.#sweptAt + this.ttlMs) return;
+    this.#sweptAt = now;
+    for (const [name, targets] of this.#cache) {
+      for (const [qualifier, target] of targets) if (target.expiresAt <= now) targets.delete(qualifier);
+      if (targets.size === 0) this.#cache.delete(name);
+    }
+    if (this.#loading.size === 0) return;
+    let oldest = Infinity;
+    for (const started of this.#loading.keys()) oldest = Math.min(oldest, started);
+    for (const [name, epoch] of this.#invalidated) if (epoch <= oldest) this.#invalidated.delete(name);
   }
 
   async #loadVersion(name: string, qualifier: string): Promise<Target> {

@@ -231,6 +231,8 @@ export class Invoker {
       if (item.error.code === 'TOO_MANY_REQUESTS') {
         throw new PlatformError('TOO_MANY_REQUESTS', item.error.message, { details: { retryAfterSeconds: 1 } });
       }
+      // The version names a secret deleted since (only a version no alias serves can): it starts no sandbox.
+      if (item.error.code === 'INVALID_CONFIG') throw new PlatformError('INVALID_CONFIG', item.error.message);
       throw new PlatformError('FUNCTION_INIT_ERROR', item.error.message, {
         details: { errorType: item.error.name, stack: item.error.stack },
       });

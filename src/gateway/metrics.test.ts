@@ -70,4 +70,31 @@ describe('GatewayMetrics', () => {
     );
     assert.equal(sample(text, 'savassan_invocation_seconds_count{start="warm"}'), 10_000);
   });
+
+  it("removes every series of a deleted function, counted or still pending, and keeps the others'", async () => {
+    const metrics = new GatewayMetrics();
+    metrics.observe(result('gone', 'success', 'warm', 1), 0.001);
+    metrics.observe(result('gone', 'error', 'cold', 2), 0.001);
+    metrics.observe(result('kept', 'success', 'warm', 1), 0.001);
+    let text = await metrics.render();
+    assert.equal(
+      sample(text, 'savassan_invocations_total{function="gone",version="2",status="error",start="cold"}'),
+      1,
+    );
+    metrics.observe(result('gone', 'success', 'warm', 3), 0.001); // pending: not scraped yet
+    metrics.forgetFunction('gone');
+    text = await metrics.render();
+    assert.doesNotMatch(text, /function="gone"/);
+    assert.equal(
+      sample(text, 'savassan_invocations_total{function="kept",version="1",status="success",start="warm"}'),
+      1,
+    );
+    // Created again, it counts from zero.
+    metrics.observe(result('gone', 'success', 'warm', 1), 0.001);
+    text = await metrics.render();
+    assert.equal(
+      sample(text, 'savassan_invocations_total{function="gone",version="1",status="success",start="warm"}'),
+      1,
+    );
+  });
 });

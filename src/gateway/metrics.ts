@@ -38,6 +38,8 @@ export class GatewayMetrics {
 
   /** Invocations counted since the last flush, by status, start kind, version and function. */
   readonly #pendingCounts = new Map<string, { labels: InvocationLabels; count: number }>();
+  /** The invocation series handed to prom-client, by function and key: a deleted function's are removed with it. */
+  readonly #series = new Map<string, Map<string, InvocationLabels>>();
   /** Durations (seconds) observed since the last flush, by start kind. */
   readonly #pendingSeconds: Record<StartKind, number[]> = { cold: [], warm: [] };
 
@@ -97,13 +99,27 @@ export class GatewayMetrics {
     this.#rejected.inc({ code });
   }
 
+  /** Remove the invocation series of a deleted function (every version's), so deleted functions do not pile up. */
+  forgetFunction(functionName: string): void {
+    for (const [key, pending] of this.#pendingCounts) {
+      if (pending.labels.function === functionName) this.#pendingCounts.delete(key);
+    }
+    for (const labels of this.#series.get(functionName)?.values() ?? []) this.#invocations.remove(labels);
+    this.#series.delete(functionName);
+  }
+
   render(): Promise<string> {
     this.#flush();
     return this.#registry.metrics();
   }
 
   #flush(): void {
-    for (const { labels, count } of this.#pendingCounts.values()) this.#invocations.inc(labels, count);
+    for (const [key, { labels, count }] of this.#pendingCounts) {
+      this.#invocations.inc(labels, count);
+      let series = this.#series.get(labels.function);
+      if (series === undefined) this.#series.set(labels.function, (series = new Map<string, InvocationLabels>()));
+      series.set(key, labels);
+    }
     this.#pendingCounts.clear();
     for (const start of ['cold', 'warm'] as const) {
       const histogram = this.#duration.labels({ start });

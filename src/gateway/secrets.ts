@@ -6,7 +6,7 @@ import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import { validateSecretName, validateSecretValue } from '../core/secrets.js';
 import type { SecretListing, SecretRecord } from '../core/types.js';
-import { poolKey } from '../core/types.js';
+import { parsePoolKey } from '../core/types.js';
 
 export interface SecretsOptions {
   metadata: MetadataStore;
@@ -32,15 +32,16 @@ export class Secrets {
 
   /**
    * Create a secret or give it a new value. Sandboxes started from now on get the new value: the idle sandboxes of
-   * the functions using it are stopped (new ones start on demand); a busy one keeps the old value until it is
-   * reaped, as an idle one after the function's `idleSeconds`.
+   * every version that names it are stopped (new ones start on demand), whether an alias serves the version or not;
+   * a busy one keeps the old value until it is reaped, as an idle one after the function's `idleSeconds`.
    */
   async put(name: string, value: string): Promise<{ secret: SecretRecord; created: boolean }> {
     validateSecretName(name);
     validateSecretValue(value);
     const result = await this.#options.metadata.putSecret(name, value);
     this.#logger.info({ name, created: result.created }, result.created ? 'secret created' : 'secret updated');
-    if (!result.created) await this.#restartUsersOf(name);
+    // A created one too: sandboxes may still hold the value of a deleted secret of that name.
+    await this.#stopIdleUsersOf(name);
     return result;
   }
 
@@ -48,37 +49,40 @@ export class Secrets {
     return this.#options.metadata.listSecrets();
   }
 
-  /** Delete a secret: NOT_FOUND when there is none, CONFLICT while a function's current version uses it. */
+  /**
+   * Delete a secret: NOT_FOUND when there is none, CONFLICT while a version an alias serves (or a running rollout's)
+   * names it. Versions that name it without serving (a promoted rollout's baseline, any version invoked by number)
+   * lose their idle sandboxes, and cannot start new ones until the secret exists again.
+   */
   async remove(name: string): Promise<void> {
     validateSecretName(name);
     if (!(await this.#options.metadata.deleteSecret(name))) {
       throw new PlatformError('NOT_FOUND', `secret ${name} not found`);
     }
     this.#logger.info({ name }, 'secret deleted');
+    await this.#stopIdleUsersOf(name);
   }
 
   /**
-   * Stops the idle sandboxes of every version that names `name`, of the functions an alias of which serves such a
-   * version (a canary's too, not only the current one); a failure leaves them to idle out.
+   * Stops the idle sandboxes of every version that names `name` and has instances in the pool (served, retained
+   * for a rollback, or invoked by number); a failure leaves them to idle out.
    */
-  async #restartUsersOf(name: string): Promise<void> {
+  async #stopIdleUsersOf(name: string): Promise<void> {
     const { metadata, pool, agents } = this.#options;
     try {
-      const usedBy = (await metadata.listSecrets()).find((secret) => secret.name === name)?.usedBy ?? [];
-      for (const functionName of usedBy) {
-        const versions = (await metadata.listVersions(functionName)).filter((v) =>
-          Object.values(v.config.secrets).includes(name),
+      const changed = new Set<string>();
+      for (const key of await pool.keys()) {
+        const id = parsePoolKey(key);
+        if (id === null || id.version === 0) continue;
+        const version = await metadata.getVersion(id.functionName, id.version);
+        if (version?.incarnation !== id.incarnation || !Object.values(version.config.secrets).includes(name)) continue;
+        const idle = await pool.drain(key);
+        await Promise.allSettled(
+          idle.map((instance) => agents.get(instance.nodeId)?.destroySandbox(instance.instanceId) ?? Promise.resolve()),
         );
-        for (const version of versions) {
-          const idle = await pool.drain(poolKey(version));
-          await Promise.allSettled(
-            idle.map(
-              (instance) => agents.get(instance.nodeId)?.destroySandbox(instance.instanceId) ?? Promise.resolve(),
-            ),
-          );
-        }
-        this.#options.onChange?.(functionName);
+        changed.add(id.functionName);
       }
+      for (const functionName of changed) this.#options.onChange?.(functionName);
     } catch (err) {
       this.#logger.warn({ err, name }, 'cannot stop the idle sandboxes that hold the old value of a secret');
     }

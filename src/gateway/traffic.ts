@@ -106,10 +106,10 @@ export class Traffic {
     return rollout;
   }
 
-  /** Newest first. */
-  async listRollouts(name: string): Promise<Rollout[]> {
+  /** The newest `limit` (default and at most 100), newest first. */
+  async listRollouts(name: string, limit?: number): Promise<Rollout[]> {
     await this.requireFunction(name);
-    return this.#options.traffic.listRollouts(name);
+    return this.#options.traffic.listRollouts(name, limit);
   }
 
   async getRollout(name: string, id: string): Promise<Rollout> {
@@ -163,7 +163,10 @@ export class Traffic {
 
   /** The canary's and the baseline's figures since the step under way began (for the history entry). */
   async #stepFigures(rollout: Rollout): Promise<StepFigures> {
-    const figures = await this.#options.traffic.versionFigures(rollout.functionName, rollout.stepStartedAt);
+    const figures = await this.#options.traffic.versionFigures(rollout.functionName, rollout.stepStartedAt, [
+      rollout.version,
+      rollout.baseline,
+    ]);
     return {
       canary: figures.get(rollout.version) ?? { ...noFigures },
       baseline: figures.get(rollout.baseline) ?? { ...noFigures },

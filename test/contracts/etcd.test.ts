@@ -17,6 +17,9 @@ import type { EtcdServer } from '../kit/etcd-server.js';
 import { freeLoopbackPort } from '../kit/free-port.js';
 import { makeTestCertificates, opensslAvailable } from '../kit/test-certificates.js';
 import { clusterContract } from './cluster.contract.js';
+import { RoutingPublisher } from '../../src/control-plane/routing-publisher.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { pushRoutingTable, serveRouting } from '../../src/gateway/grpc-routing.js';
 
 /** A key prefix no other test uses; the test's cleanup deletes its keys. */
 const uniquePrefix = (): string => `/savassan-test-${randomUUID().slice(0, 8)}`;
@@ -203,6 +206,71 @@ if (!etcdAvailable()) {
         await leader.lost;
         await (await next).resign();
       } finally {
+        await cleanup();
+        await server.ctl(['del', '--prefix', `${prefix}/`]);
+      }
+    });
+
+    it('drops the invalid entries of a stored routing table, so that the next write and every push go on', async () => {
+      const { prefix, open, cleanup } = opened();
+      const token = 'routing-test-token';
+      const pushed: RoutingTable[] = [];
+      const gateway = await serveRouting({
+        address: '127.0.0.1:0',
+        gatewayId: 'gw-1',
+        token,
+        onTable: (table) => {
+          pushed.push(table);
+        },
+      });
+      try {
+        const cluster = await open();
+        // Written by hand (or by a broken writer): revisions that int64 cannot encode, an agent that is no address.
+        const stored = {
+          version: 5,
+          agents: { 'node-a': '10.0.0.1:7001', 'node-b': 7 },
+          updatedAt: 1_700_000_000_000,
+          traffic: { good: 4, negative: -1, fraction: 1.5, huge: 1e300, text: 'x', none: null, unsafe: 2 ** 53 },
+        };
+        await server.ctl(['put', `${prefix}/routing`, JSON.stringify(stored)]);
+        const clean = {
+          version: 5,
+          agents: { 'node-a': '10.0.0.1:7001' },
+          updatedAt: 1_700_000_000_000,
+          traffic: { good: 4 },
+        };
+        assert.deepEqual(await cluster.routing.get(), clean);
+        const watched: RoutingTable[] = [];
+        await cluster.routing.watch((table) => watched.push(table));
+        assert.deepEqual(watched, [clean]);
+
+        const publisher = new RoutingPublisher({
+          routing: cluster.routing,
+          isLeader: () => true,
+          nodes: () => [{ nodeId: 'node-a', agentAddress: '10.0.0.1:7001' }],
+          push: (to, table) => pushRoutingTable(to, token, table),
+          logger: silentLogger,
+        });
+        publisher.publishTraffic(['shop']);
+        await publisher.settled();
+        publisher.gatewayJoined({ gatewayId: 'gw-1', address: gateway.address });
+        await until(
+          () => pushed.some((table) => table.version === 6),
+          () => `pushed: ${JSON.stringify(pushed)}`,
+        );
+        assert.deepEqual(pushed.at(-1)?.traffic, { good: 4, shop: 6 });
+        assert.deepEqual(JSON.parse((await server.ctl(['get', `${prefix}/routing`, '--print-value-only'])).trim()), {
+          version: 6,
+          agents: { 'node-a': '10.0.0.1:7001' },
+          updatedAt: pushed.at(-1)?.updatedAt,
+          traffic: { good: 4, shop: 6 },
+        });
+
+        // A value that is no table at all is refused, not half read.
+        await server.ctl(['put', `${prefix}/routing`, JSON.stringify({ version: -1, agents: {} })]);
+        await assert.rejects(cluster.routing.get(), code('INTERNAL'));
+      } finally {
+        await gateway.close();
         await cleanup();
         await server.ctl(['del', '--prefix', `${prefix}/`]);
       }

@@ -31,6 +31,21 @@ trafficStoreContract(
 sqlServerStoreCases('MySQL', server, openMysqlMetadataStore);
 
 describe('MySQL metadata store specifics', () => {
+  it("indexes invocations by function, version and time, for a version's figures", async () => {
+    const columns = await queryAfterMigration(
+      server,
+      openMysqlMetadataStore,
+      `select column_name as name from information_schema.statistics
+       where table_schema = database() and table_name = 'invocations'
+         and index_name = 'invocations_function_version_created_idx'
+       order by seq_in_index`,
+    );
+    assert.deepEqual(
+      columns.map((column) => column.name),
+      ['function_name', 'version', 'created_at'],
+    );
+  });
+
   it('creates InnoDB tables in utf8mb4 with binary collation on a latin1 server', async () => {
     const tables = await queryAfterMigration(
       server,

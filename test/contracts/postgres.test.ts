@@ -30,6 +30,17 @@ trafficStoreContract(
 sqlServerStoreCases('PostgreSQL', server, openPostgresMetadataStore);
 
 describe('PostgreSQL metadata store specifics', () => {
+  it("indexes invocations by function, version and time, for a version's figures", async () => {
+    const indexes = await queryAfterMigration(
+      server,
+      openPostgresMetadataStore,
+      `select indexdef from pg_indexes where tablename = 'invocations'
+       and indexname = 'invocations_function_version_created_idx'`,
+    );
+    assert.equal(indexes.length, 1);
+    assert.match(String(indexes[0]?.indexdef), /\(function_name, version, created_at\)$/);
+  });
+
   it('text columns collate "C", whatever the database default, so sorting matches SQLite', async () => {
     const columns = await queryAfterMigration(
       server,

@@ -211,6 +211,21 @@ export function trafficStoreContract(name: string, open: () => Promise<TrafficSt
       });
     });
 
+    it('a function has at most 100 aliases, live among them: the 101st is refused naming the limit', async () => {
+      await withStores(async ({ metadata, traffic }) => {
+        await deployVersions(metadata, 'alpha', 1);
+        const one = input([{ version: 1, weight: 1 }]);
+        for (let i = 1; i < 100; i++) await traffic.putAlias('alpha', `a${i}`, one);
+        assert.equal((await traffic.listAliases('alpha')).length, 100);
+        await assertRejectsWith(traffic.putAlias('alpha', 'one-more', one), 'CONFLICT', /100 aliases, the most/);
+        assert.equal(await traffic.getAlias('alpha', 'one-more'), null, 'nothing changed');
+        // Existing ones still change; after a delete there is room again.
+        assert.equal((await traffic.putAlias('alpha', 'a1', input([{ version: 1, weight: 1 }], 'x-k'))).created, false);
+        assert.equal(await traffic.deleteAlias('alpha', 'a2'), true);
+        assert.equal((await traffic.putAlias('alpha', 'one-more', one)).created, true);
+      });
+    });
+
     it('deletes aliases, but never live', async () => {
       await withStores(async ({ metadata, traffic }) => {
         await deployVersions(metadata, 'alpha', 1);
@@ -530,6 +545,35 @@ export function trafficStoreContract(name: string, open: () => Promise<TrafficSt
       });
     });
 
+    it('lists at most the newest 100 rollouts, or the newest `limit`', async () => {
+      await withStores(async ({ metadata, traffic }) => {
+        await deployVersions(metadata, 'alpha', 2);
+        const ids: string[] = [];
+        for (let round = 0; round < 101; round++) {
+          const rollout = await traffic.startRollout(newRollout('alpha', 1));
+          ids.unshift(rollout.id);
+          await traffic.updateRollout('alpha', rollout.id, rollout.revision, {
+            state: 'aborted',
+            stepIndex: 0,
+            stepStartedAt: rollout.stepStartedAt,
+            events: [],
+            weights: [{ version: 2, weight: 1 }],
+          });
+        }
+        assert.deepEqual(
+          (await traffic.listRollouts('alpha')).map((rollout) => rollout.id),
+          ids.slice(0, 100),
+        );
+        assert.deepEqual(
+          (await traffic.listRollouts('alpha', 3)).map((rollout) => rollout.id),
+          ids.slice(0, 3),
+        );
+        for (const limit of [0, 101, 1.5]) {
+          await assertRejectsWith(traffic.listRollouts('alpha', limit), 'BAD_REQUEST', /limit/, `limit ${limit}`);
+        }
+      });
+    });
+
     it('versionFigures counts requests, errors and p99 per version since a time', async () => {
       await withStores(async ({ metadata, traffic }) => {
         await deployVersions(metadata, 'alpha', 3);
@@ -587,6 +631,55 @@ export function trafficStoreContract(name: string, open: () => Promise<TrafficSt
         assert.deepEqual([...later], [[3, { requests: 50, errors: 0, p99Ms: 100 }]]);
         assert.equal((await traffic.versionFigures('alpha', new Date(t0 + 10_000))).size, 0);
         assert.equal((await traffic.versionFigures('nobody', new Date(0))).size, 0);
+
+        // Only the versions asked for (one without calls has no figures).
+        const asked = await traffic.versionFigures('alpha', new Date(t0 + 1000), [3, 1, 4]);
+        assert.deepEqual(
+          [...asked].sort(([a], [b]) => a - b),
+          [
+            [1, { requests: 200, errors: 20, p99Ms: 198 }],
+            [3, { requests: 100, errors: 0, p99Ms: 99 }],
+          ],
+        );
+        assert.equal((await traffic.versionFigures('alpha', new Date(t0), [])).size, 0);
+      });
+    });
+
+    it('versionFigures counts every call of the window but takes the p99 from the most recent 10,000', async () => {
+      await withStores(async ({ metadata, traffic }) => {
+        await deployVersions(metadata, 'alpha', 2);
+        const t0 = 1_700_000_000_000;
+        const records = [];
+        // 200 slow calls (5 s), then 10,000 fast ones (1 ms): over all 10,200 the p99 would be 5000 ms.
+        for (let i = 0; i < 200; i++) {
+          records.push(
+            invocationRecord({ id: `slow-${i}`, version: 1, durationMs: 5000, createdAt: new Date(t0 + i) }),
+          );
+        }
+        for (let i = 0; i < 10_000; i++) {
+          records.push(
+            invocationRecord({
+              id: `fast-${i}`,
+              version: 1,
+              durationMs: 1,
+              status: i < 100 ? 'error' : 'success',
+              createdAt: new Date(t0 + 1000 + i),
+            }),
+          );
+        }
+        records.push(invocationRecord({ id: 'v2', version: 2, durationMs: 3, createdAt: new Date(t0) }));
+        await Promise.all(records.map((record) => metadata.recordInvocation(record)));
+        const figures = await traffic.versionFigures('alpha', new Date(t0));
+        assert.deepEqual(
+          [...figures].sort(([a], [b]) => a - b),
+          [
+            [1, { requests: 10_200, errors: 100, p99Ms: 1 }],
+            [2, { requests: 1, errors: 0, p99Ms: 3 }],
+          ],
+        );
+        // A window holding fewer than 10,000 calls takes them all.
+        const recent = await traffic.versionFigures('alpha', new Date(t0 + 1000 + 9_899), [1]);
+        assert.deepEqual([...recent], [[1, { requests: 101, errors: 0, p99Ms: 1 }]]);
       });
     });
 

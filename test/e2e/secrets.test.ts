@@ -298,6 +298,69 @@ describe('secrets', () => {
   });
 });
 
+describe('secrets of versions no alias serves', () => {
+  let server: ServerProcess;
+  const cli = (args: string[], stdin?: string) => runCli(server.url, args, {}, stdin);
+  /** Invokes a version of `kept` by number: the status, and the probe's answer when it ran. */
+  const invokeVersion = async (version: number): Promise<{ status: number; text: string; result?: ProbeResult }> => {
+    const response = await fetch(`${server.url}/v1/functions/kept/invoke?qualifier=${version}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    const text = await response.text();
+    return response.status === 200
+      ? { status: 200, text, result: JSON.parse(text) as ProbeResult }
+      : { status: response.status, text };
+  };
+
+  before(async () => {
+    server = await startServer(['--no-examples']);
+  });
+  after(async () => {
+    await server.cleanup();
+  });
+
+  it("stops a promoted rollout's baseline on a new value or a delete; without the secret it starts no sandbox", async () => {
+    const { client } = server;
+    assert.equal((await cli(['secret', 'set', 'KEPT_TOKEN'], firstValue)).code, 0);
+    assert.equal((await cli(['deploy', 'kept', probe, '--secret', 'TOKEN=KEPT_TOKEN'])).code, 0);
+    await client.deploy(
+      'kept',
+      await readBundle(probe),
+      { secrets: null, env: { GREETING: 'v2' } },
+      { promote: false },
+    );
+    const warm = await invokeVersion(1);
+    assert.equal(warm.result?.env.TOKEN, firstValue);
+    // Version 2 takes all the traffic; version 1 is kept warm for a day's rollback window, serving nothing.
+    const rollout = await client.startRollout('kept', { version: 2, rollbackWindowSeconds: 86400 });
+    assert.equal((await client.promoteRollout('kept', rollout.id)).state, 'promoted');
+    const stillWarm = await invokeVersion(1);
+    assert.equal(stillWarm.result?.pid, warm.result?.pid, 'the retained baseline answers warm');
+
+    // A new value reaches the retained baseline too: its idle sandbox with the old value was stopped.
+    assert.equal((await cli(['secret', 'set', 'KEPT_TOKEN'], secondValue)).code, 0);
+    const renewed = await invokeVersion(1);
+    assert.equal(renewed.result?.env.TOKEN, secondValue);
+    assert.notEqual(renewed.result?.pid, warm.result?.pid);
+
+    // No alias serves a version naming it: the delete is allowed, and leaves no sandbox holding the value.
+    const gone = await fetch(`${server.url}/v1/secrets/KEPT_TOKEN`, { method: 'DELETE' });
+    assert.equal(gone.status, 204);
+    const refused = await invokeVersion(1);
+    assert.equal(refused.status, 400, refused.text);
+    assert.match(refused.text, /INVALID_CONFIG/);
+    assert.match(refused.text, /function kept uses a secret that does not exist: KEPT_TOKEN/);
+    assert.ok(!refused.text.includes(secondValue));
+    assert.equal((await invokeVersion(2)).status, 200, 'the version serving traffic runs on');
+
+    // Set again: the version starts sandboxes with the value it names now.
+    assert.equal((await cli(['secret', 'set', 'KEPT_TOKEN'], thirdValue)).code, 0);
+    assert.equal((await invokeVersion(1)).result?.env.TOKEN, thirdValue);
+  });
+});
+
 describe('SAVASSAN_SECRET_KEY', () => {
   const key = 'a1'.repeat(32);
 

@@ -160,6 +160,9 @@ describe('traffic end to end', () => {
     assert.deepEqual([live.version, live.alias], [1, 'live']);
     const byClient = await api().invoke('qual', {}, { qualifier: 'beta' });
     assert.deepEqual([byClient.version, byClient.alias], [2, 'beta']);
+    // Leading zeros are ignored: 02 is version 2.
+    const padded = await invoke('qual', '?qualifier=0002');
+    assert.deepEqual([padded.status, padded.version, padded.tag, padded.alias], [200, 2, 'qual-2', null]);
 
     for (const [query, status, message] of [
       ['?qualifier=9', 404, /^function qual has no version 9$/],
@@ -177,6 +180,19 @@ describe('traffic end to end', () => {
     // The alias is gone for invokes the moment it is deleted.
     await api().deleteAlias('qual', 'beta');
     assert.equal((await invoke('qual', '?qualifier=beta')).status, 404);
+  });
+
+  it("removes a deleted function's per-version series from /metrics", async () => {
+    await deployVersions('counted', 2);
+    await invoke('counted', '?qualifier=1');
+    await invoke('counted', '?qualifier=2');
+    await invoke('qual');
+    const metrics = async () => (await fetch(`${server.url}/metrics`)).text();
+    assert.match(await metrics(), /savassan_invocations_total\{function="counted",version="2"/);
+    assert.equal((await call('DELETE', '/v1/functions/counted')).status, 204);
+    const after = await metrics();
+    assert.doesNotMatch(after, /function="counted"/);
+    assert.match(after, /savassan_invocations_total\{function="qual"/, 'other functions keep theirs');
   });
 
   it('creates a version without traffic with ?promote=false', async () => {
@@ -342,7 +358,18 @@ describe('traffic end to end', () => {
         /the weight of version 2 must be a number > 0 and <= 1, got 0/,
       ],
       ['PUT', alias('beta'), { weights: {} }, 400, 'BAD_REQUEST', /at least one version/],
-      ['PUT', alias('beta'), { weights: { one: 1 } }, 400, 'BAD_REQUEST', /"one" is not a version number/],
+      ['PUT', alias('beta'), { weights: { one: 1 } }, 400, 'BAD_REQUEST', /weights/],
+      ['PUT', alias('beta'), { weights: { '12345678901': 1 } }, 400, 'BAD_REQUEST', /weights/],
+      [
+        'PUT',
+        alias('beta'),
+        { weights: Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [String(i + 1), 1 / 1001])) },
+        400,
+        'BAD_REQUEST',
+        /weights must NOT have more than 1000 properties/,
+      ],
+      ['GET', `${rollouts}?limit=101`, undefined, 400, 'BAD_REQUEST', /limit must be from 1 to 100/],
+      ['GET', `${rollouts}?limit=0`, undefined, 400, 'BAD_REQUEST', /limit/],
       ['PUT', alias('beta'), { weights: { '1': '1' } }, 400, 'BAD_REQUEST', /weights/],
       ['PUT', alias('beta'), { weights: { '1': 0.5, '7': 0.5 } }, 404, 'NOT_FOUND', /version 7/],
       ['PUT', alias('beta'), { weights: { '1': 1 }, stickyHeader: 'X User' }, 400, 'BAD_REQUEST', /stickyHeader/],
@@ -391,6 +418,18 @@ describe('traffic end to end', () => {
     assert.match(secondOnBeta.rawMessage, /running/);
     assert.deepEqual(await state(), during);
     await api().abortRollout('strict', first.id);
+    const second = await api().startRollout('strict', { version: 2, intervalSeconds: 86_400 });
+    await api().abortRollout('strict', second.id);
+    const newest = await call('GET', `${rollouts}?limit=1`);
+    assert.equal(newest.status, 200);
+    assert.deepEqual(
+      (newest.body.rollouts as RolloutAnswer[]).map((r) => r.id),
+      [second.id],
+    );
+    assert.deepEqual(
+      (await api().listRollouts('strict', { limit: 2 })).rollouts.map((r) => r.id),
+      [second.id, first.id],
+    );
   });
 
   it('drives aliases, qualifiers, deploys and rollouts from the CLI', async () => {

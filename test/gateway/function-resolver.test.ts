@@ -139,5 +139,34 @@ describe('FunctionResolver', () => {
     release?.();
     assert.equal((await reading).version.version, 1, 'the read under way answers what it read');
     assert.equal((await resolver.resolve('racing')).version.version, 2, 'but did not stay in the cache');
+    assert.equal(resolver.cacheSize().invalidations, 0, 'with no read under way, no invalidation is remembered');
+  });
+
+  it('remembers no invalidation when no read is under way: deleted functions leave nothing behind', async () => {
+    const resolver = new FunctionResolver(metadata, traffic, 60_000);
+    await resolver.resolve('shop');
+    for (let i = 0; i < 1000; i++) resolver.invalidate(`deleted-${i}`);
+    resolver.invalidate('shop');
+    assert.deepEqual(resolver.cacheSize(), { targets: 0, invalidations: 0 });
+  });
+
+  it('caches a version once however its number is spelled: leading zeros are ignored', async () => {
+    const resolver = new FunctionResolver(metadata, traffic, 60_000);
+    for (const spelling of ['2', '02', '002', '0000000002']) {
+      const two = await resolver.resolve('shop', spelling);
+      assert.deepEqual([two.version.version, two.alias], [2, null], spelling);
+    }
+    assert.deepEqual(resolver.cacheSize(), { targets: 1, invalidations: 0 });
+    await assert.rejects(
+      resolver.resolve('shop', '000'),
+      (err: unknown) => isPlatformError(err, 'NOT_FOUND') && /has no version 0$/.test(err.rawMessage),
+    );
+  });
+
+  it('keeps no expired entry: each read sweeps what is older than its time to live', async () => {
+    const resolver = new FunctionResolver(metadata, traffic, 0);
+    for (const qualifier of ['1', '2', '3', 'live']) await resolver.resolve('shop', qualifier);
+    await resolver.resolve('cached');
+    assert.deepEqual(resolver.cacheSize(), { targets: 1, invalidations: 0 }, 'only the last read, expired already');
   });
 });

@@ -2,6 +2,7 @@ import type { Etcd3, IKeyValue, Lease, Namespace } from 'etcd3';
 
 import { checkCandidateId, checkNodeInfo, checkRoutingPut, checkTtlSeconds } from '../../core/cluster-checks.js';
 import { PlatformError } from '../../core/errors.js';
+import { routingTableFromStored } from '../../core/routing-table.js';
 import type { Logger } from '../../core/logger.js';
 import type {
   Cluster,
@@ -340,24 +341,28 @@ export class EtcdCluster implements Cluster {
     return this.#track(watch);
   }
 
+  /**
+   * The stored table, checked (`routingTableFromStored`): bad entries are dropped with a warning, so that the next
+   * write and every push encode; a value that is no table at all is INTERNAL.
+   */
   #routingFromKv(kv: IKeyValue): RoutingTable {
-    let table: unknown;
+    let parsed: unknown;
     try {
-      table = JSON.parse(kv.value.toString());
+      parsed = JSON.parse(kv.value.toString());
     } catch {
-      table = undefined;
+      parsed = undefined;
     }
-    const candidate = table as Partial<RoutingTable> | undefined;
-    if (
-      typeof candidate !== 'object' ||
-      candidate === null ||
-      !Number.isInteger(candidate.version) ||
-      typeof candidate.agents !== 'object' ||
-      candidate.agents === null
-    ) {
+    const stored = routingTableFromStored(parsed);
+    if (stored === null) {
       throw new PlatformError('INTERNAL', `${this.#options.prefix}/${ROUTING_KEY} in etcd is not a routing table`);
     }
-    return candidate as RoutingTable;
+    if (stored.dropped.length > 0) {
+      this.#logger.warn(
+        { dropped: stored.dropped.slice(0, 20), count: stored.dropped.length },
+        `ignoring ${stored.dropped.length} invalid entries of ${this.#options.prefix}/${ROUTING_KEY} in etcd`,
+      );
+    }
+    return stored.table;
   }
 
   /** Waits until no election key created before `revision` is left (etcd's election recipe: a queue by creation). */

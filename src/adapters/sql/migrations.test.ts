@@ -87,6 +87,27 @@ describe('migrations', () => {
     }
   });
 
+  it("0004 indexes invocations by function, version and time: a version's recent calls are read through it", async () => {
+    const path = await initialDatabase();
+    const db = new Kysely<Database>({ dialect: new WorkerSqliteDialect({ path }) });
+    try {
+      const { error } = await createMigrator(db).migrateToLatest();
+      assert.equal(error, undefined);
+      const plan = await sql<{ detail: string }>`explain query plan
+        select duration_ms from invocations
+        where function_name = ${'alpha'} and version = ${1} and created_at >= ${0} and status <> ${'throttled'}
+        order by created_at desc limit 10000`.execute(db);
+      assert.deepEqual(
+        plan.rows.map((row) => row.detail),
+        [
+          'SEARCH invocations USING INDEX invocations_function_version_created_idx (function_name=? AND version=? AND created_at>?)',
+        ],
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
+
   it('0004 gives each existing function its live alias, all traffic on its current version', async () => {
     const store = await openSqliteMetadataStore(await initialDatabase(), { durability: 'full' });
     const traffic = new SqlTrafficStore(store.shared());

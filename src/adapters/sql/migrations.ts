@@ -174,6 +174,12 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .execute();
       // At most one running rollout per function, whatever races: NULLs (ended rollouts) never collide.
       await db.schema.createIndex('rollouts_running_idx').on('rollouts').column('running_function').unique().execute();
+      // A version's figures (rollouts, `versions`): its most recent invocations in a window, read newest first.
+      await db.schema
+        .createIndex('invocations_function_version_created_idx')
+        .on('invocations')
+        .columns(['function_name', 'version', 'created_at'])
+        .execute();
 
       const typed = db as unknown as Kysely<Database>;
       const functions = await typed
@@ -196,6 +202,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
     },
 
     async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropIndex('invocations_function_version_created_idx').on('invocations').execute();
       await db.schema.dropTable('rollouts').execute();
       await db.schema.dropTable('aliases').execute();
     },

@@ -11,7 +11,10 @@ import type {
 } from '../../core/ports/traffic-store.js';
 import {
   isAliasName,
+  maxAliasesPerFunction,
+  maxRolloutsListed,
   noFigures,
+  p99SampleSize,
   primaryVersion,
   rolloutErrorStatuses,
   rolloutSettingLimits,
@@ -98,6 +101,7 @@ export class SqlTrafficStore implements TrafficStore {
           weights.map((entry) => entry.version),
         );
         await refuseWhileRolloutRuns(trx, functionName, `change alias ${alias} of function ${functionName}`, alias);
+        await refuseAliasOverLimit(trx, functionName, alias);
         const created = await writeAliasWeights(trx, functionName, alias, weights, Date.now(), stickyHeader);
         // Written just above, in this transaction.
         const row = await selectAlias(trx, functionName, alias);
@@ -214,14 +218,18 @@ export class SqlTrafficStore implements TrafficStore {
     });
   }
 
-  listRollouts(functionName: string): Promise<Rollout[]> {
+  listRollouts(functionName: string, limit: number = maxRolloutsListed): Promise<Rollout[]> {
     return this.#access.run(`list rollouts of function ${functionName}`, async () => {
+      if (!Number.isSafeInteger(limit) || limit < 1 || limit > maxRolloutsListed) {
+        throw new PlatformError('BAD_REQUEST', `limit must be a whole number from 1 to ${maxRolloutsListed}`);
+      }
       const rows = await this.#access.db
         .selectFrom('rollouts')
         .selectAll()
         .where('function_name', '=', functionName)
         .orderBy('created_at', 'desc')
         .orderBy('id', 'desc')
+        .limit(limit)
         .execute();
       return rows.map(rolloutFromRow);
     });
@@ -314,39 +322,69 @@ export class SqlTrafficStore implements TrafficStore {
     });
   }
 
-  versionFigures(functionName: string, since: Date): Promise<Map<number, VersionFigures>> {
+  versionFigures(
+    functionName: string,
+    since: Date,
+    versions?: readonly number[],
+  ): Promise<Map<number, VersionFigures>> {
     return this.#access.run(`read the figures of function ${functionName}`, async () => {
       const from = millisFromDate(since, 'since');
-      await this.#access.recordsVisible();
-      // Throttled calls never ran the version: they say nothing of it. p99 is the duration at rank ceil(0.99 n) in
-      // ascending order: the row whose rank r has (r - 1) * 100 < 99 n <= r * 100, in integer arithmetic that every
-      // engine computes alike.
-      const result = await sql<{
-        version: BigIntValue;
-        requests: BigIntValue;
-        errors: BigIntValue | null;
-        p99: number | string | null;
-      }>`select version, count(*) as requests,
-          sum(case when status in (${sql.join([...rolloutErrorStatuses])}) then 1 else 0 end) as errors,
-          max(case when rn * 100 >= n * 99 and (rn - 1) * 100 < n * 99 then duration_ms end) as p99
-        from (
-          select version, status, duration_ms,
-            row_number() over (partition by version order by duration_ms) as rn,
-            count(*) over (partition by version) as n
-          from invocations
-          where function_name = ${functionName} and created_at >= ${from} and status <> ${'throttled'}
-        ) ranked
-        group by version`.execute(this.#access.db);
       const figures = new Map<number, VersionFigures>();
-      for (const row of result.rows) {
-        figures.set(Number(row.version), {
+      const wanted = versions === undefined ? undefined : [...new Set(versions)];
+      if (wanted?.length === 0) return figures;
+      await this.#access.recordsVisible();
+      const db = this.#access.db;
+      // Throttled calls never ran the version: they say nothing of it. Counted by aggregate over the
+      // (function_name, created_at) or (function_name, version, created_at) index: no row is sorted.
+      let counts = db
+        .selectFrom('invocations')
+        .select((eb) => [
+          'version',
+          eb.fn.countAll<BigIntValue>().as('requests'),
+          sql<BigIntValue | null>`sum(case when status in (${sql.join([...rolloutErrorStatuses])}) then 1 else 0 end)`.as(
+            'errors',
+          ),
+        ])
+        .where('function_name', '=', functionName)
+        .where('created_at', '>=', from)
+        .where('status', '<>', 'throttled');
+      // A list too long for one statement's parameters is applied below instead.
+      if (wanted !== undefined && wanted.length <= versionsPerQuery) counts = counts.where('version', 'in', wanted);
+      const only = wanted === undefined ? undefined : new Set(wanted);
+      for (const row of await counts.groupBy('version').execute()) {
+        const version = Number(row.version);
+        if (only !== undefined && !only.has(version)) continue;
+        const p99Ms = await this.#recentP99(functionName, version, from);
+        figures.set(version, {
           requests: Number(row.requests),
           errors: row.errors === null ? 0 : Number(row.errors),
-          p99Ms: row.p99 === null ? null : Number(row.p99),
+          p99Ms,
         });
       }
       return figures;
     });
+  }
+
+  /**
+   * The p99 duration of a version's most recent `p99SampleSize` invocations at or after `from`, read newest first
+   * through the (function_name, version, created_at) index. p99 is the duration at rank ceil(0.99 n) in ascending
+   * order: the row whose rank r has (r - 1) * 100 < 99 n <= r * 100, in integer arithmetic every engine computes alike.
+   */
+  async #recentP99(functionName: string, version: number, from: number): Promise<number | null> {
+    const result = await sql<{ p99: number | string | null }>`select
+        max(case when rn * 100 >= n * 99 and (rn - 1) * 100 < n * 99 then duration_ms end) as p99
+      from (
+        select duration_ms, row_number() over (order by duration_ms) as rn, count(*) over () as n
+        from (
+          select duration_ms from invocations
+          where function_name = ${functionName} and version = ${version} and created_at >= ${from}
+            and status <> ${'throttled'}
+          order by created_at desc
+          limit ${sql.lit(p99SampleSize)}
+        ) recent
+      ) ranked`.execute(this.#access.db);
+    const p99 = result.rows[0]?.p99;
+    return p99 === null || p99 === undefined ? null : Number(p99);
   }
 
   servedVersions(now: Date): Promise<Map<string, ServedVersions>> {
@@ -534,4 +572,20 @@ export function rolloutFromRow(row: RolloutRow): Rollout {
     updatedAt: dateFromDb(row.updated_at, 'rollouts.updated_at'),
     endedAt: row.ended_at === null ? null : dateFromDb(row.ended_at, 'rollouts.ended_at'),
   };
+}
+
+/** Throws CONFLICT naming the limit when `alias` is new and the function has `maxAliasesPerFunction` already. */
+async function refuseAliasOverLimit(trx: Transaction<Database>, functionName: string, alias: string): Promise<void> {
+  const rows = await trx
+    .selectFrom('aliases')
+    .select('name')
+    .where('function_name', '=', functionName)
+    .limit(maxAliasesPerFunction + 1)
+    .execute();
+  if (rows.length < maxAliasesPerFunction || rows.some((row) => row.name === alias)) return;
+  throw new PlatformError(
+    'CONFLICT',
+    `function ${functionName} has ${maxAliasesPerFunction} aliases, the most a function may have: delete one first`,
+    { details: { maxAliases: maxAliasesPerFunction } },
+  );
 }

@@ -32,7 +32,7 @@ export interface ServedVersions {
   serving: number[];
   /**
    * Versions with no traffic whose warm instances are kept anyway: a running rollout's, and the baseline of one
-   * promoted less than its rollback window ago. Not provisioned; not drained.
+   * promoted less than its rollback window ago. Not provisioned; not drained, but reaped after their `idleSeconds`.
    */
   retained: number[];
 }
@@ -52,7 +52,8 @@ export interface TrafficStore {
   /**
    * Create or replace an alias. Throws NOT_FOUND for an unknown function or version, BAD_REQUEST for weights that
    * are negative, zero or do not sum to 1 or a bad alias name or header, INVALID_CONFIG when a version names a
-   * missing secret, CONFLICT while a rollout of the function runs on that alias. Setting `live` moves
+   * missing secret, CONFLICT while a rollout of the function runs on that alias or when creating one more alias than
+   * `maxAliasesPerFunction` (100). Setting `live` moves
    * `FunctionRecord.currentVersion` to its primary version in the same transaction.
    */
   putAlias(functionName: string, alias: string, input: AliasInput): Promise<{ alias: Alias; created: boolean }>;
@@ -66,8 +67,8 @@ export interface TrafficStore {
    */
   startRollout(input: NewRollout): Promise<Rollout>;
   getRollout(functionName: string, id: string): Promise<Rollout | null>;
-  /** Newest first. */
-  listRollouts(functionName: string): Promise<Rollout[]>;
+  /** The newest `limit` (default and at most `maxRolloutsListed`, 100), newest first. */
+  listRollouts(functionName: string, limit?: number): Promise<Rollout[]>;
   /** Every running rollout, of every function (the leader drives them). */
   runningRollouts(): Promise<Rollout[]>;
   /** Apply `change` if the rollout's revision is still `expectedRevision`; returns the rollout as it is after. */
@@ -78,8 +79,13 @@ export interface TrafficStore {
     change: RolloutChange,
   ): Promise<{ applied: boolean; rollout: Rollout | null }>;
 
-  /** Per version of the function: its invocations recorded at or after `since`. */
-  versionFigures(functionName: string, since: Date): Promise<Map<number, VersionFigures>>;
+  /**
+   * Per version of the function (of `versions` only, when given): its invocations recorded at or after `since`,
+   * throttled calls left out. `requests` and `errors` count every invocation of the window; `p99Ms` is the p99 of the
+   * most recent `p99SampleSize` (10,000) of them, so that a call reads a bounded number of rows per version however
+   * busy the function is.
+   */
+  versionFigures(functionName: string, since: Date, versions?: readonly number[]): Promise<Map<number, VersionFigures>>;
   /** Per function name: the versions to keep warm (see `ServedVersions`), as of `now`. */
   servedVersions(now: Date): Promise<Map<string, ServedVersions>>;
 }

@@ -76,7 +76,8 @@ export const InvokeQuery = Type.Object(
       Type.String({
         minLength: 1,
         maxLength: 100,
-        description: 'A version number (digits) or an alias name; default live',
+        description:
+          'A version number (digits; leading zeros are ignored: 01 is version 1) or an alias name; default live',
         examples: ['3', 'beta'],
       }),
     ),
@@ -93,7 +94,7 @@ export const NoQuery = Type.Object({}, { additionalProperties: false });
  * A count in a query string. Query strings arrive as text and no type is coerced (a body's `"256"` is not a
  * number either): the text itself must be a plain decimal number; `queryCount` reads it and checks the range.
  */
-const QueryCount = Type.String({ pattern: '^[0-9]{1,7}$', description: 'a whole number' });
+export const QueryCount = Type.String({ pattern: '^[0-9]{1,7}$', description: 'a whole number' });
 
 /** The value of a `QueryCount`: its range checked, a 400 naming the field otherwise. */
 export function queryCount(value: string | undefined, field: string, fallback: number, max: number): number {
@@ -209,7 +210,9 @@ export const VersionListView = Type.Object(
         errors: Type.Integer({
           description: 'Invocations that failed: error, timeout, crash, out of memory, init error',
         }),
-        p99Ms: Type.Union([Type.Number(), Type.Null()], { description: 'Null without invocations' }),
+        p99Ms: Type.Union([Type.Number(), Type.Null()], {
+          description: 'Of the most recent 10,000 invocations of the window at most; null without invocations',
+        }),
       },
       { description: 'Over the last 5 minutes' },
     ),

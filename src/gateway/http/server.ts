@@ -403,6 +403,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     },
     async (request, reply) => {
       await deployer.remove(request.params.name);
+      metrics.forgetFunction(request.params.name);
       return reply.code(204).send(null);
     },
   );
@@ -675,7 +676,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
             }),
             400: errorResponse(
               'BAD_REQUEST: the event is not JSON, a query parameter, or a qualifier that is neither a version ' +
-                'number nor an alias name',
+                'number nor an alias name; INVALID_CONFIG: the version names a secret that no longer exists',
             ),
             404: errorResponse('NOT_FOUND: no function of that name, or no such version or alias'),
             413: errorResponse('PAYLOAD_TOO_LARGE: the event is over 6 MiB'),

@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Static } from 'typebox';
 import { weightsToRecord } from '../../../core/traffic.js';
+import { maxAliasesPerFunction, maxAliasVersions } from '../../../core/traffic-rules.js';
 import type { Alias } from '../../../core/types.js';
 import type { Traffic } from '../../traffic.js';
 import { errorResponse } from '../schemas.js';
@@ -26,11 +27,13 @@ export const WeightsView = Type.Record(Type.String({ pattern: '^[0-9]+$' }), Typ
 
 const AliasBody = Type.Object(
   {
-    weights: Type.Record(Type.String(), Type.Number(), {
+    weights: Type.Record(Type.String({ pattern: '^[0-9]{1,10}$' }), Type.Number(), {
       description:
         'version number → its share of the traffic: each above 0, summing to 1 (± 0.001); the versions must exist; ' +
-        'any number of versions',
+        `up to ${maxAliasVersions} versions`,
       examples: [{ '1': 0.9, '2': 0.1 }],
+      maxProperties: maxAliasVersions,
+      additionalProperties: false,
     }),
     stickyHeader: Type.Optional(
       Type.Union([Type.String({ maxLength: 200 }), Type.Null()], {
@@ -100,7 +103,9 @@ export function aliasRoutes(traffic: Traffic): FastifyPluginAsync {
                 'header; INVALID_NAME; INVALID_CONFIG: a version names a secret that no longer exists. Nothing changed',
             ),
             404: errorResponse('NOT_FOUND: no function of that name, or no such version'),
-            409: errorResponse('CONFLICT: a rollout of the function is moving this alias'),
+            409: errorResponse(
+              `CONFLICT: a rollout of the function is moving this alias, or the function has ${maxAliasesPerFunction} aliases already (the most it may have)`,
+            ),
           },
         },
       },

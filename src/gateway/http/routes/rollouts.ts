@@ -7,11 +7,11 @@ import { Type } from 'typebox';
 import type { Static } from 'typebox';
 import { isPlatformError } from '../../../core/errors.js';
 import { currentStep } from '../../../core/rollouts.js';
-import { defaultRolloutSettings, rolloutSettingLimits } from '../../../core/traffic-rules.js';
+import { defaultRolloutSettings, maxRolloutsListed, rolloutSettingLimits } from '../../../core/traffic-rules.js';
 import { weightsToRecord } from '../../../core/traffic.js';
 import type { Rollout, VersionFigures } from '../../../core/types.js';
 import type { Traffic } from '../../traffic.js';
-import { errorResponse } from '../schemas.js';
+import { errorResponse, QueryCount, queryCount } from '../schemas.js';
 import { WeightsView } from './aliases.js';
 
 const FunctionParams = Type.Object({ name: Type.String({ maxLength: 200 }) });
@@ -55,7 +55,9 @@ const FiguresView = Type.Object(
   {
     requests: Type.Integer(),
     errors: Type.Integer({ description: 'Invocations that failed: error, timeout, crash, out of memory, init error' }),
-    p99Ms: Type.Union([Type.Number(), Type.Null()], { description: 'Null without invocations' }),
+    p99Ms: Type.Union([Type.Number(), Type.Null()], {
+      description: 'Of the most recent 10,000 invocations of the step at most; null without invocations',
+    }),
   },
   { additionalProperties: false },
 );
@@ -146,7 +148,7 @@ function rolloutView(rollout: Rollout, weights: Record<string, number>): Rollout
  * @example
  * // POST /v1/functions/shop/rollouts {"version": 3, "steps": [10, 50, 100], "intervalSeconds": 30}
  * //   → 201 {"id": "…", "state": "running", "version": 3, "baseline": 2, "step": 10, "weights": {"2": 0.9, "3": 0.1}, …}
- * // GET /v1/functions/shop/rollouts → {"rollouts": [newest first]}
+ * // GET /v1/functions/shop/rollouts?limit=10 → {"rollouts": [the 10 newest, newest first]} (default and at most 100)
  * // POST /v1/functions/shop/rollouts/ID/abort → {"state": "aborted", "weights": {"2": 1}, …}
  * await app.register(rolloutRoutes(traffic));
  */
@@ -213,17 +215,26 @@ export function rolloutRoutes(traffic: Traffic): FastifyPluginAsync {
       '/v1/functions/:name/rollouts',
       {
         schema: {
-          summary: "A function's rollouts, newest first",
+          summary: `A function's newest rollouts, newest first: \`limit\` of them (default and at most ${maxRolloutsListed})`,
           params: FunctionParams,
+          querystring: Type.Object(
+            { limit: Type.Optional(QueryCount) },
+            {
+              additionalProperties: false,
+              description: `limit: how many, newest first (default and at most ${maxRolloutsListed})`,
+            },
+          ),
           response: {
             200: Type.Object({ rollouts: Type.Array(RolloutView) }, { additionalProperties: false }),
+            400: errorResponse('BAD_REQUEST: an unknown query parameter, or a limit out of range'),
             404: errorResponse('NOT_FOUND: no function of that name'),
           },
         },
       },
-      async (request) => ({
-        rollouts: await views(request.params.name, await traffic.listRollouts(request.params.name)),
-      }),
+      async (request) => {
+        const limit = queryCount(request.query.limit, 'limit', maxRolloutsListed, maxRolloutsListed);
+        return { rollouts: await views(request.params.name, await traffic.listRollouts(request.params.name, limit)) };
+      },
     );
 
     app.get(

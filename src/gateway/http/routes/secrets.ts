@@ -125,7 +125,7 @@ export function secretRoutes(secrets: Secrets): FastifyPluginAsync {
       '/v1/secrets/:name',
       {
         schema: {
-          summary: 'Delete a secret; 409 CONFLICT while the current version of a function uses it',
+          summary: 'Delete a secret; 409 CONFLICT while a version an alias serves (or a running rollout) names it',
           params: SecretNameParams,
           response: {
             204: Type.Null({ description: 'Deleted' }),
