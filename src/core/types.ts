@@ -192,7 +192,7 @@ export interface RolloutSettings {
   rollbackWindowSeconds: number;
 }
 
-/** What a version did over a window: invocations, those that failed (error, timeout, crash, OOM), p99 duration. */
+/** What a version did over a window: invocations, those that failed (error, timeout, crash, OOM), warm p99 duration. */
 export interface VersionFigures {
   requests: number;
   errors: number;

@@ -366,7 +366,9 @@ export class SqlTrafficStore implements TrafficStore {
   }
 
   /**
-   * The p99 duration of a version's most recent `p99SampleSize` invocations at or after `from`, read newest first
+   * The p99 duration of a version's most recent `p99SampleSize` warm invocations at or after `from` (a new version's
+   * first calls on each of its sandboxes run cold code: counted, they would fail every canary that scales out), read
+   * newest first
    * through the (function_name, version, created_at) index. p99 is the duration at rank ceil(0.99 n) in ascending
    * order: the row whose rank r has (r - 1) * 100 < 99 n <= r * 100, in integer arithmetic every engine computes alike.
    */
@@ -378,7 +380,7 @@ export class SqlTrafficStore implements TrafficStore {
         from (
           select duration_ms from invocations
           where function_name = ${functionName} and version = ${version} and created_at >= ${from}
-            and status <> ${'throttled'}
+            and status <> ${'throttled'} and start_kind = ${'warm'}
           order by created_at desc
           limit ${sql.lit(p99SampleSize)}
         ) recent

@@ -82,8 +82,9 @@ export interface TrafficStore {
   /**
    * Per version of the function (of `versions` only, when given): its invocations recorded at or after `since`,
    * throttled calls left out. `requests` and `errors` count every invocation of the window; `p99Ms` is the p99 of the
-   * most recent `p99SampleSize` (10,000) of them, so that a call reads a bounded number of rows per version however
-   * busy the function is.
+   * most recent `p99SampleSize` (10,000) warm ones (a sandbox's first call runs cold code, and a canary has more of
+   * them than the baseline it is compared with), so that a call reads a bounded number of rows per version however
+   * busy the function is; null without warm invocations.
    */
   versionFigures(functionName: string, since: Date, versions?: readonly number[]): Promise<Map<number, VersionFigures>>;
   /** Per function name: the versions to keep warm (see `ServedVersions`), as of `now`. */

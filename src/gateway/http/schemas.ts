@@ -211,7 +211,8 @@ export const VersionListView = Type.Object(
           description: 'Invocations that failed: error, timeout, crash, out of memory, init error',
         }),
         p99Ms: Type.Union([Type.Number(), Type.Null()], {
-          description: 'Of the most recent 10,000 invocations of the window at most; null without invocations',
+          description:
+            'Of the most recent 10,000 warm invocations of the window at most; null without warm invocations',
         }),
       },
       { description: 'Over the last 5 minutes' },

@@ -56,7 +56,7 @@ const FiguresView = Type.Object(
     requests: Type.Integer(),
     errors: Type.Integer({ description: 'Invocations that failed: error, timeout, crash, out of memory, init error' }),
     p99Ms: Type.Union([Type.Number(), Type.Null()], {
-      description: 'Of the most recent 10,000 invocations of the step at most; null without invocations',
+      description: 'Of the most recent 10,000 warm invocations of the step at most; null without warm invocations',
     }),
   },
   { additionalProperties: false },
