@@ -303,6 +303,13 @@ async function main(): Promise<void> {
         { scale: payloadScale },
       ),
     };
+    // Traffic: invoking through an alias that splits between two versions, against a plain invoke.
+    results.aliasInvoke = {
+      ...(await measureAliasInvoke({ url: bwrapServer?.url ?? server.url, requests: warmRequests })),
+      sandbox: bwrapServer === null ? 'process' : 'bwrap',
+      target: 'alias p50 ≤ 1.05× plain',
+    };
+
     // The bwrap server and workerd are done; the cold-start and burst figures below are the process server's.
     await Promise.all([bwrapServer?.cleanup(), workerd.stop(), echoFloor.stop()]);
     // 4. Cold start: deploy a fresh function, then its first invoke.
@@ -349,14 +356,7 @@ async function main(): Promise<void> {
       target: 'all succeed, at most 10 sandboxes',
     };
 
-    // 6. Traffic: invoking through an alias that splits between two versions, against a plain invoke.
-    results.aliasInvoke = {
-      ...(await measureAliasInvoke({ url: bwrapServer?.url ?? server.url, requests: warmRequests })),
-      sandbox: bwrapServer === null ? 'process' : 'bwrap',
-      target: 'alias p50 ≤ 1.05× plain',
-    };
-
-    // 7. Event loops: throughput at concurrency 64 with 1, 2, 4... event loops serving the port (as many as there
+    // 6. Event loops: throughput at concurrency 64 with 1, 2, 4... event loops serving the port (as many as there
     // are cores for), on bwrap where it runs, beside the bare server.
     results.eventLoops = {
       sandbox: bwrapSkipped === null ? 'bwrap' : 'process',
@@ -376,7 +376,7 @@ async function main(): Promise<void> {
     await Promise.all(stops.map((stop) => stop()));
   }
 
-  // 8. Cold start on the isolating bwrap sandbox, with and without stem cells, against a bare node spawn.
+  // 7. Cold start on the isolating bwrap sandbox, with and without stem cells, against a bare node spawn.
   if (existsSync('/usr/bin/bwrap')) {
     const noop = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
     results.sandboxColdStart = await measureSandboxColdStarts(noop, coldRuns, summarise, async (url) => {
@@ -391,7 +391,7 @@ async function main(): Promise<void> {
     results.freezing = await measureFreezing({ warmRequests, idleRuns: quick ? 5 : 20 });
   }
 
-  // 9. Backends: warm invoke with the pool in Redis against the in-memory pool, and pool operations/s.
+  // 8. Backends: warm invoke with the pool in Redis against the in-memory pool, and pool operations/s.
   const noopBundle = await readBundle(join(repoRoot, 'bench', 'functions', 'noop'));
   results.backends = {
     redisPoolOverhead: await measureRedisPoolOverhead(noopBundle, {
@@ -401,7 +401,7 @@ async function main(): Promise<void> {
     poolOps: await measurePoolOps({ ops: poolOps }),
   };
 
-  // 10. Cluster: 3 agents against 1 for a CPU-light function, and the gateway + gRPC path against embedded.
+  // 9. Cluster: 3 agents against 1 for a CPU-light function, and the gateway + gRPC path against embedded.
   results.cluster = await measureCluster(noopBundle, {
     warmRequests,
     throughputRequests: sectionThroughputRequests,

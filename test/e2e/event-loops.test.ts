@@ -224,6 +224,35 @@ describe('a gateway with three event loops', () => {
     }
     assert.equal(new Set(hits.map((hit) => hit.headers!['x-savassan-version'])).size, 2, 'both versions serve');
   });
+
+  it('runs the version or alias the URL names in the lanes as in the main loop', async () => {
+    const echo = await readBundle(join(fixtures, 'echo'));
+    await client.deploy('qualified', echo, { env: { V: '1' } });
+    await client.deploy('qualified', echo, { env: { V: '2' } }, { promote: false });
+    await client.putAlias('qualified', 'beta', { '2': 1 });
+    const paths = ['', '?qualifier=1', '?qualifier=2', '?qualifier=beta', '?qualifier=nope'];
+    const before = await laneInvocations(platform.url);
+    const hits = await fromLanes(platform.url, {
+      requests: paths.map((query) => ({
+        method: 'POST',
+        path: `/v1/functions/qualified/invoke${query}`,
+        body: '{}',
+        headers: { 'content-type': 'application/json' },
+      })),
+    });
+    const after = await laneInvocations(platform.url);
+    assert.equal(sum(after) - sum(before), paths.length, 'the lanes took every request');
+    assert.deepEqual(
+      hits.map((hit) => [hit.status, hit.headers!['x-savassan-version'], hit.headers!['x-savassan-alias']]),
+      [
+        [200, '1', 'live'],
+        [200, '1', undefined],
+        [200, '2', undefined],
+        [200, '2', 'beta'],
+        [404, undefined, undefined],
+      ],
+    );
+  });
 });
 
 describe('a gateway with one lane', () => {

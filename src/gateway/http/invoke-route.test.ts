@@ -2,11 +2,19 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { maxEventBytes } from '../../core/function-config.js';
 import { apiKeyCheck } from './api-keys.js';
-import { fastPathName, requestHeaders } from './invoke-route.js';
+import { fastPathTarget, requestHeaders } from './invoke-route.js';
+
+/** The function the fast path takes a request for, null where it leaves it to Fastify (no qualifier expected). */
+const fastPathName = (...args: Parameters<typeof fastPathTarget>): string | null => {
+  const target = fastPathTarget(...args);
+  if (target === null) return null;
+  assert.equal(target.qualifier, undefined);
+  return target.name;
+};
 
 const plain = { method: 'POST', url: '/v1/functions/echo/invoke', headers: { 'content-length': '2' } };
 
-describe('fastPathName', () => {
+describe('fastPathTarget', () => {
   it('takes a plain invoke request', () => {
     assert.equal(fastPathName(plain, null, true), 'echo');
     assert.equal(fastPathName({ ...plain, headers: { 'content-length': '0' } }, null, true), 'echo');
@@ -22,12 +30,32 @@ describe('fastPathName', () => {
     }
   });
 
+  it('takes a plain qualifier: a version number or an alias name as they are written', () => {
+    for (const qualifier of ['2', '007', 'beta', 'live', 'Bad-Alias', 'a'.repeat(100)]) {
+      assert.deepEqual(
+        fastPathTarget({ ...plain, url: `/v1/functions/echo/invoke?qualifier=${qualifier}` }, null, true),
+        {
+          name: 'echo',
+          qualifier,
+        },
+      );
+    }
+  });
+
   it('leaves to Fastify every other request', () => {
     const others = [
       { ...plain, method: 'GET' },
       { ...plain, method: 'PUT' },
       { ...plain, url: '/v1/functions/echo/invoke?x=1' },
-      { ...plain, url: '/v1/functions/echo/invoke?qualifier=2' },
+      { ...plain, url: '/v1/functions/echo/invoke?qualifier=' },
+      { ...plain, url: '/v1/functions/echo/invoke?qualifier=a%62' },
+      { ...plain, url: '/v1/functions/echo/invoke?qualifier=2&x=1' },
+      { ...plain, url: '/v1/functions/echo/invoke?qualifier=2&qualifier=3' },
+      { ...plain, url: '/v1/functions/echo/invoke?x=1&qualifier=2' },
+      { ...plain, url: '/v1/functions/echo/invoke?qualifier=beta#x' },
+      { ...plain, url: `/v1/functions/echo/invoke?qualifier=${'a'.repeat(101)}` },
+      { ...plain, url: '/v1/functions/echo?qualifier=2' },
+      { ...plain, url: '/v1/functions/echo/invoke/?qualifier=2' },
       { ...plain, url: '/v1/functions/ech%6f/invoke' },
       { ...plain, url: '/v1/functions//invoke' },
       { ...plain, url: '/v1/functions/a/b/invoke' },

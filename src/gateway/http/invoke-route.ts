@@ -4,9 +4,9 @@
 // handling (routing, the content-type parser, hooks, the reply) cost ~20 µs per invocation, a tenth of a warm
 // no-op's latency. Both run the invocation and build its answer with the same function here (`invokeAndAnswer`),
 // so they cannot drift apart; anything unusual (a key that does not match, no or too large a Content-Length, a
-// malformed Content-Type, an encoded or over-long name, a query string (`?qualifier=`), a server that is draining) is
-// left to Fastify, whose answers (401, 413, 400, 414, 503) stay the only ones. Both read a sticky alias's header from
-// the request.
+// malformed Content-Type, an encoded or over-long name, any query string but a plain `?qualifier=`, a server that is
+// draining) is left to Fastify, whose answers (401, 413, 400, 414, 503) stay the only ones. Both read a sticky alias's
+// header from the request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PlatformError } from '../../core/errors.js';
 import type { ErrorCode } from '../../core/errors.js';
@@ -202,6 +202,12 @@ export interface InvokeFastPathOptions {
 
 const prefix = '/v1/functions/';
 const suffix = '/invoke';
+const qualifierQuery = '?qualifier=';
+/**
+ * A qualifier the fast path takes as it stands in the URL: letters, digits and dashes (a version number or an alias
+ * name as they are made), nothing that decoding could change; the resolver judges it as it judges Fastify's.
+ */
+const plainQualifier = /^[A-Za-z0-9-]{1,100}$/;
 /** Longest function name in a path the fast path takes: Fastify's router refuses longer path parameters (414). */
 const maxNameLength = 100;
 /** A media type Fastify's parser takes as one (type/subtype, parameters after `;`); others are left to it (400). */
@@ -209,7 +215,7 @@ const plainMediaType = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-
 
 /**
  * Returns a request listener that answers plain invoke requests and returns false for everything else (the caller
- * passes those to Fastify). It takes a request only when nothing about it needs Fastify (`fastPathName`). While
+ * passes those to Fastify). It takes a request only when nothing about it needs Fastify (`fastPathTarget`). While
  * the server is not ready (draining), each answer closes its connection.
  */
 export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
@@ -223,7 +229,7 @@ export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMe
     res.end(answer.body);
   };
 
-  const serve = (req: IncomingMessage, res: ServerResponse, name: string): void => {
+  const serve = (req: IncomingMessage, res: ServerResponse, { name, qualifier }: FastPathTarget): void => {
     // The body stays bytes: it goes to the sandbox as it arrived.
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -240,7 +246,7 @@ export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMe
         send(res, answer);
         return;
       }
-      answerInvoke(name, event, callerGone(res), req.url, { header: requestHeaders(req.headers) })
+      answerInvoke(name, event, callerGone(res), req.url, { qualifier, header: requestHeaders(req.headers) })
         .then((answer) => send(res, answer))
         // Nothing here is known to throw; if it ever does, the process must not die of an unhandled rejection.
         .catch((err: unknown) => {
@@ -251,26 +257,41 @@ export function invokeFastPath(options: InvokeFastPathOptions): (req: IncomingMe
   };
 
   return (req, res) => {
-    const name = fastPathName(req, apiKeys, ready());
-    if (name === null) return false;
-    serve(req, res, name);
+    const target = fastPathTarget(req, apiKeys, ready());
+    if (target === null) return false;
+    serve(req, res, target);
     return true;
   };
 }
 
+/** What a request the fast path takes invokes: the function, and the qualifier its URL names (none: `live`). */
+export interface FastPathTarget {
+  name: string;
+  qualifier: string | undefined;
+}
+
 /**
- * The function a request invokes, if the fast path may take it: `POST` to exactly `/v1/functions/<name>/invoke`
- * (no query, a name of at most 100 characters that needs no decoding), a Content-Length within the event limit, no
- * Content-Type or a well-formed one, the server ready, and a valid API key where keys are required. Null: the
- * request is Fastify's.
+ * What a request invokes, if the fast path may take it: `POST` to exactly `/v1/functions/<name>/invoke` (a name of at
+ * most 100 characters that needs no decoding), with no query or only `?qualifier=` a plain version number or alias
+ * name, a Content-Length within the event limit, no Content-Type or a well-formed one, the server ready, and a valid
+ * API key where keys are required. Null: the request is Fastify's.
  */
-export function fastPathName(
+export function fastPathTarget(
   req: Pick<IncomingMessage, 'method' | 'url' | 'headers'>,
   apiKeys: ApiKeyCheck | null,
   ready: boolean,
-): string | null {
-  const url = req.url;
-  if (req.method !== 'POST' || url === undefined || !url.startsWith(prefix) || !url.endsWith(suffix)) return null;
+): FastPathTarget | null {
+  if (req.method !== 'POST' || req.url === undefined || !req.url.startsWith(prefix)) return null;
+  let url = req.url;
+  let qualifier: string | undefined;
+  const query = url.indexOf('?');
+  if (query !== -1) {
+    if (!url.startsWith(qualifierQuery, query)) return null;
+    qualifier = url.slice(query + qualifierQuery.length);
+    if (!plainQualifier.test(qualifier)) return null;
+    url = url.slice(0, query);
+  }
+  if (!url.endsWith(suffix)) return null;
   const name = url.slice(prefix.length, url.length - suffix.length);
   if (name === '' || name.length > maxNameLength || /[/?%#]/.test(name)) return null;
   const length = Number(req.headers['content-length']);
@@ -278,5 +299,5 @@ export function fastPathName(
   const type = req.headers['content-type'];
   if (type !== undefined && !plainMediaType.test(type)) return null;
   if (apiKeys !== null && !apiKeys(req.headers).valid) return null;
-  return name;
+  return { name, qualifier };
 }

@@ -124,10 +124,12 @@ export async function startLanes(options: LaneHostOptions): Promise<LaneHost> {
             lane.headers.set(id, resolve);
             lane.post({ kind: 'header', id, name });
           });
-        void options.answerInvoke(message.name, message.event, caller, message.url, { header }).then((answer) => {
-          lane.callers.delete(id);
-          lane.post({ kind: 'answer', id, ...answer });
-        });
+        void options
+          .answerInvoke(message.name, message.event, caller, message.url, { qualifier: message.qualifier, header })
+          .then((answer) => {
+            lane.callers.delete(id);
+            lane.post({ kind: 'answer', id, ...answer });
+          });
         return;
       }
       case 'gone':

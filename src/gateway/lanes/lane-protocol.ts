@@ -19,7 +19,15 @@ export type LaneMessage =
   | { kind: 'listening' }
   | { kind: 'failed'; message: string }
   /** Run an invocation; answered by an `answer` of the same id. */
-  | { kind: 'invoke'; id: number; name: string; event: Uint8Array; url: string | undefined }
+  | {
+      kind: 'invoke';
+      id: number;
+      name: string;
+      event: Uint8Array;
+      url: string | undefined;
+      /** The version or alias the request's URL names (none: `live`). */
+      qualifier: string | undefined;
+    }
   /** The client of invocation `id` went away before its answer. */
   | { kind: 'gone'; id: number }
   /** The value of a header of invocation `id`'s request, as asked by a `header` message. */

@@ -41,7 +41,7 @@ function answerFromMain(
       resolve(answer);
     };
     pending.set(id, { settle, route });
-    post({ kind: 'invoke', id, name, event, url });
+    post({ kind: 'invoke', id, name, event, url, qualifier: route.qualifier });
   });
 }
 
