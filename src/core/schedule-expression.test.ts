@@ -190,10 +190,32 @@ describe('parseSchedule: time zones and daylight saving', () => {
       '2027-11-07T05:30:00.000Z',
       '2027-11-08T06:30:00.000Z',
     ]);
-    // Asked from inside the repeated hour, the next fire is after it, not a second 01:xx.
-    assert.deepEqual(fires('*/30 * * * *', '2027-11-07T06:10:00Z', 2, 'America/New_York'), [
+    // Asked from inside the repeated hour, a fixed-hour schedule does not fire a second 01:30.
+    assert.deepEqual(fires('30 1 * * *', '2027-11-07T06:10:00Z', 1, 'America/New_York'), ['2027-11-08T06:30:00.000Z']);
+  });
+
+  it('keeps a schedule that runs every hour following the clock through the repeated hour', () => {
+    assert.deepEqual(fires('*/30 * * * *', '2027-11-07T04:50:00Z', 6, 'America/New_York'), [
+      '2027-11-07T05:00:00.000Z', // 01:00 EDT
+      '2027-11-07T05:30:00.000Z', // 01:30 EDT
+      '2027-11-07T06:00:00.000Z', // 01:00 EST
+      '2027-11-07T06:30:00.000Z', // 01:30 EST
       '2027-11-07T07:00:00.000Z', // 02:00 EST
       '2027-11-07T07:30:00.000Z',
+    ]);
+    assert.deepEqual(fires('*/30 * * * *', '2027-11-07T06:10:00Z', 2, 'America/New_York'), [
+      '2027-11-07T06:30:00.000Z',
+      '2027-11-07T07:00:00.000Z',
+    ]);
+    // A day field still applies: the repeated hour is on Sunday 2027-11-07, and this runs on Mondays only.
+    assert.deepEqual(fires('0 * * * 1', '2027-11-07T05:30:00Z', 1, 'America/New_York'), ['2027-11-08T05:00:00.000Z']);
+    // Lord Howe Island falls back by 30 minutes (02:00 +11 -> 01:30 +10:30) on 2027-04-04.
+    assert.deepEqual(fires('*/15 * * * *', '2027-04-03T14:20:00Z', 5, 'Australia/Lord_Howe'), [
+      '2027-04-03T14:30:00.000Z', // 01:30 +11
+      '2027-04-03T14:45:00.000Z', // 01:45 +11
+      '2027-04-03T15:00:00.000Z', // 01:30 +10:30
+      '2027-04-03T15:15:00.000Z', // 01:45 +10:30
+      '2027-04-03T15:30:00.000Z', // 02:00 +10:30
     ]);
   });
 

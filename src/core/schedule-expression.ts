@@ -23,9 +23,9 @@ import { PlatformError } from './errors.js';
  * match the local wall-clock time. Daylight-saving rules, applied deterministically:
  * - a local time that does not exist (skipped by a spring-forward) fires once, at the first existing minute after
  *   the gap (02:30 on a New York spring-forward night fires at 03:00 EDT; all matches inside one gap fire once);
- * - a local time that occurs twice (a fall-back) fires once, at its first occurrence. A schedule never fires again
- *   during the repeated hour, so `*\/5 * * * *` in America/New_York pauses for the repeated hour; use UTC or a rate
- *   for strict intervals.
+ * - a local time that occurs twice (a fall-back) fires once, at its first occurrence; except that a cron schedule
+ *   whose hour field allows every hour follows the clock through the repeated hour and fires in both passes
+ *   (`*\/5 * * * *` keeps firing every 5 minutes, `30 1 * * *` fires once).
  */
 export interface Schedule {
   readonly kind: 'cron' | 'rate' | 'at';
@@ -538,6 +538,7 @@ function nextWallMatch(spec: CronSpec, from: number): number | null {
 
 function cronSchedule(expression: string, spec: CronSpec, timeZone: string): Schedule {
   if (!spec.possible()) throw bad(`cron expression ${JSON.stringify(expression)} never fires: no month has that day`);
+  const everyHour = spec.hours.length === 24;
   return {
     kind: 'cron',
     expression,
@@ -546,17 +547,66 @@ function cronSchedule(expression: string, spec: CronSpec, timeZone: string): Sch
       const t = after.getTime();
       if (!Number.isFinite(t)) throw bad('next(): not a valid date');
       let from = Math.floor(wallAt(timeZone, t) / minuteMs) * minuteMs + minuteMs;
+      let first: number | null = null;
       // Wall times map to instants monotonically (first occurrence, gap end); a few wall matches in a repeated hour
       // can map before `after`, so skip those.
       for (let guard = 0; guard < 10_000; guard++) {
         const wall = nextWallMatch(spec, from);
-        if (wall === null) return null;
+        if (wall === null) break;
         const at = instantOf(timeZone, wall);
-        if (at > t) return new Date(at);
+        if (at > t) {
+          first = at;
+          break;
+        }
         from = wall + minuteMs;
       }
-      return null;
+      if (everyHour && timeZone !== 'UTC') {
+        const repeat = nextInRepeatedHour(spec, timeZone, t);
+        if (repeat !== null && (first === null || repeat < first)) return new Date(repeat);
+      }
+      return first === null ? null : new Date(first);
     },
     describe: () => `cron ${expression} in ${timeZone}`,
   };
+}
+
+/** Longest fall-back handled when a schedule that runs every hour fires again in the repeated hour. */
+const maxOverlapMs = 3 * 3_600_000;
+
+/** Whether the local wall time `wall` (a naive UTC timestamp on a minute) matches the spec. */
+function wallMatches(spec: CronSpec, wall: number): boolean {
+  const d = new Date(wall);
+  const year = d.getUTCFullYear();
+  const month = d.getUTCMonth() + 1;
+  return (
+    (spec.years === null || spec.years.includes(year)) &&
+    spec.months.includes(month) &&
+    spec.dayMatches(year, month, d.getUTCDate()) &&
+    spec.hours.includes(d.getUTCHours()) &&
+    spec.minutes.includes(d.getUTCMinutes())
+  );
+}
+
+/**
+ * For a schedule that runs every hour: the first instant after `t` inside the second pass of a fall-back's repeated
+ * hour (near `t`) whose wall time matches, or null. Such a schedule follows the clock through the repeated hour.
+ */
+function nextInRepeatedHour(spec: CronSpec, timeZone: string, t: number): number | null {
+  const early = offsetAt(timeZone, t - maxOverlapMs);
+  const late = offsetAt(timeZone, t + maxOverlapMs);
+  if (late >= early) return null;
+  // The transition: the first instant on the later (smaller) offset.
+  let lo = t - maxOverlapMs;
+  let hi = t + maxOverlapMs;
+  while (hi - lo > 1000) {
+    const mid = Math.floor((lo + hi) / 2000) * 1000;
+    if (mid <= lo) break;
+    if (offsetAt(timeZone, mid) === late) hi = mid;
+    else lo = mid;
+  }
+  const end = hi + (early - late);
+  for (let s = Math.max(hi, Math.floor(t / minuteMs) * minuteMs + minuteMs); s < end; s += minuteMs) {
+    if (wallMatches(spec, s + late)) return s;
+  }
+  return null;
 }
