@@ -155,6 +155,12 @@ describe('parseSchedule: time zones and daylight saving', () => {
     ]);
     assert.equal(parseSchedule('0 9 * * *', 'Asia/Seoul').timeZone, 'Asia/Seoul');
     assert.equal(parseSchedule('0 9 * * *').timeZone, 'UTC');
+    assert.equal(parseSchedule('0 9 * * *', 'asia/seoul').timeZone, 'Asia/Seoul');
+    assert.equal(parseSchedule('0 9 * * *', 'Etc/UTC').timeZone, 'UTC');
+    assert.deepEqual(fires('0 9 * * *', '2027-03-13T00:00:00Z', 2, 'US/Eastern'), [
+      '2027-03-13T14:00:00.000Z',
+      '2027-03-14T13:00:00.000Z',
+    ]);
   });
 
   it('follows the zone across a DST change (America/New_York)', () => {
@@ -217,6 +223,64 @@ describe('parseSchedule: time zones and daylight saving', () => {
       '2027-04-03T15:15:00.000Z', // 01:45 +10:30
       '2027-04-03T15:30:00.000Z', // 02:00 +10:30
     ]);
+  });
+
+  it('agrees with a minute-by-minute reference of the rules around DST changes', () => {
+    // Reference: at each minute the clock passes some local wall minutes; the schedule fires if one of them matches.
+    // When the clock goes back it passes none until it is past the highest wall time again, except that a schedule running every hour fires on the repeated ones.
+    const formats = new Map<string, Intl.DateTimeFormat>();
+    const wallOf = (t: number, zone: string): number => {
+      let f = formats.get(zone);
+      if (f === undefined) {
+        const options = {
+          year: 'numeric',
+          month: 'numeric',
+          day: 'numeric',
+          hour: 'numeric',
+          minute: 'numeric',
+        } as const;
+        f = new Intl.DateTimeFormat('en-US', { timeZone: zone, hourCycle: 'h23', ...options });
+        formats.set(zone, f);
+      }
+      const p = Object.fromEntries(f.formatToParts(t).map((x) => [x.type, Number(x.value)])) as Record<string, number>;
+      return Date.UTC(p['year']!, p['month']! - 1, p['day'], p['hour'], p['minute']);
+    };
+    const matches = (expr: string, w: Date): boolean => {
+      // The expressions below use only *, */n and single numbers in minute and hour; any day.
+      const [mi, h] = expr.split(' ') as [string, string];
+      const ok = (f: string, v: number) =>
+        f === '*' || (f.startsWith('*/') ? v % Number(f.slice(2)) === 0 : Number(f) === v);
+      return ok(mi, w.getUTCMinutes()) && ok(h, w.getUTCHours());
+    };
+    const cases: [string, string, string][] = [
+      ['America/New_York', '2027-03-13T12:00:00Z', '2027-03-15T12:00:00Z'],
+      ['America/New_York', '2027-11-06T12:00:00Z', '2027-11-08T12:00:00Z'],
+      ['Australia/Lord_Howe', '2027-04-02T12:00:00Z', '2027-04-04T12:00:00Z'],
+      ['Australia/Lord_Howe', '2027-10-02T12:00:00Z', '2027-10-04T12:00:00Z'],
+      ['Europe/Berlin', '2027-03-27T12:00:00Z', '2027-03-29T12:00:00Z'],
+    ];
+    for (const expr of ['*/7 * * * *', '30 2 * * *', '0 1 * * *', '45 1 * * *', '*/20 2 * * *', '15 * * * *']) {
+      for (const [zone, from, to] of cases) {
+        const start = Date.parse(from);
+        const end = Date.parse(to);
+        const expected: string[] = [];
+        let high = wallOf(start, zone);
+        for (let t = start + 60_000; t <= end; t += 60_000) {
+          const now = wallOf(t, zone);
+          let fire = false;
+          if (now > high) for (let w = high + 60_000; w <= now; w += 60_000) fire ||= matches(expr, new Date(w));
+          else fire = expr.split(' ')[1] === '*' && matches(expr, new Date(now));
+          high = Math.max(high, now);
+          if (fire) expected.push(new Date(t).toISOString());
+        }
+        const actual: string[] = [];
+        const schedule = parseSchedule(expr, zone);
+        for (let n = schedule.next(new Date(start)); n !== null && n.getTime() <= end; n = schedule.next(n)) {
+          actual.push(n.toISOString());
+        }
+        assert.deepEqual(actual, expected, `${expr} in ${zone} from ${from}`);
+      }
+    }
   });
 
   it('applies the zone to one-time expressions, with the same gap rule', () => {
@@ -357,6 +421,7 @@ describe('parseSchedule: rates', () => {
     rejects('0 seconds', /rate amount must be at least 1/);
     rejects('rate(-5 minutes)', /rate amount "-5" is not a positive whole number/);
     rejects('-5 minutes', /rate amount "-5" is not a positive whole number/);
+    rejects('1.5 hours', /rate amount "1.5" is not a positive whole number/);
     rejects('rate(1.5 hours)', /rate amount "1.5" is not a positive whole number/);
     rejects('rate(5)', /rate "5" has no unit/);
     rejects('30', /rate "30" has no unit/);
@@ -366,6 +431,19 @@ describe('parseSchedule: rates', () => {
     rejects('rate()', /malformed rate/);
     rejects('rate(5 minutes extra)', /malformed rate/);
     rejects('rate(99999 days)', /over 10 years/);
+  });
+});
+
+describe('Schedule.describe', () => {
+  it('says what the schedule does', () => {
+    assert.equal(parseSchedule('rate(1 second)').describe(), 'every 1 second');
+    assert.equal(parseSchedule('30 seconds').describe(), 'every 30 seconds');
+    assert.equal(parseSchedule(' */5 * * * * ', 'Asia/Seoul').describe(), 'cron */5 * * * * in Asia/Seoul');
+    assert.equal(
+      parseSchedule('at(2027-01-01T09:00:00)', 'Asia/Seoul').describe(),
+      'once at 2027-01-01T09:00:00 Asia/Seoul',
+    );
+    assert.equal(parseSchedule(' */5 * * * * ').expression, '*/5 * * * *');
   });
 });
 

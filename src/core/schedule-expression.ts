@@ -31,7 +31,7 @@ export interface Schedule {
   readonly kind: 'cron' | 'rate' | 'at';
   /** The expression as given (trimmed). */
   readonly expression: string;
-  /** The IANA zone cron and one-time expressions are read in. */
+  /** The IANA zone cron and one-time expressions are read in, in its canonical spelling (`asia/seoul` -> `Asia/Seoul`). */
   readonly timeZone: string;
   /** The first fire time strictly after `after`, or null when there is none (a one-time schedule that has passed). */
   next(after: Date): Date | null;
@@ -59,7 +59,7 @@ export function parseSchedule(expression: string, timeZone = 'UTC', options: Par
   const zone = validateTimeZone(timeZone);
   let m: RegExpExecArray | null;
   if ((m = /^rate\((.*)\)$/is.exec(expr))) return rateSchedule(expr, m[1]!.trim(), zone, options.anchor);
-  if (/^-?\d+(\s+[a-z]+)?$/i.test(expr)) return rateSchedule(expr, expr, zone, options.anchor);
+  if (/^-?[\d.]+(\s+[a-z]+)?$/i.test(expr)) return rateSchedule(expr, expr, zone, options.anchor);
   if ((m = /^at\((.*)\)$/is.exec(expr))) return atSchedule(expr, m[1]!.trim(), zone);
   if (/^\d{4}-\d{2}-\d{2}T/.test(expr)) return atSchedule(expr, expr, zone);
   if ((m = /^cron\((.*)\)$/is.exec(expr))) return cronSchedule(expr, parseEventBridgeCron(m[1]!.trim()), zone);
@@ -74,12 +74,14 @@ const formatters = new Map<string, Intl.DateTimeFormat>();
 
 function validateTimeZone(timeZone: unknown): string {
   if (typeof timeZone !== 'string' || timeZone.trim() === '') throw bad('time zone is empty');
+  let canonical: string;
   try {
-    formatterFor(timeZone);
+    canonical = formatterFor(timeZone).resolvedOptions().timeZone;
   } catch {
     throw bad(`unknown time zone ${JSON.stringify(timeZone)}: use an IANA name such as "Asia/Seoul" or "UTC"`);
   }
-  return timeZone;
+  formatterFor(canonical);
+  return canonical;
 }
 
 function formatterFor(timeZone: string): Intl.DateTimeFormat {
