@@ -119,6 +119,22 @@ describe('parseSchedule: standard cron', () => {
     assert.ok(ms < 5000, `40 leap-day searches took ${ms} ms`);
   });
 
+  it('finds rare EventBridge days years ahead, and null when the years run out', () => {
+    // A fifth Friday in February needs a leap year whose February starts on a Friday.
+    assert.deepEqual(fires('cron(0 0 ? 2 6#5 *)', '2026-12-06T00:00:00Z', 1), ['2036-02-29T00:00:00.000Z']);
+    assert.deepEqual(fires('cron(0 0 ? 2 6#5 2030-2035)', '2026-12-06T00:00:00Z', 1), []);
+    // Vixie OR: the 31st never comes in February or April, but their Fridays do.
+    assert.deepEqual(fires('0 0 31 2,4 5', '2026-12-06T00:00:00Z', 1), ['2027-02-05T00:00:00.000Z']);
+  });
+
+  it('crosses the year boundary in the local zone', () => {
+    assert.deepEqual(fires('0 0 1 1 *', '2026-12-06T00:00:00Z', 2, 'Asia/Seoul'), [
+      '2026-12-31T15:00:00.000Z',
+      '2027-12-31T15:00:00.000Z',
+    ]);
+    assert.deepEqual(fires('0 0 1 1 *', '2026-12-06T00:00:00Z', 1, 'America/New_York'), ['2027-01-01T05:00:00.000Z']);
+  });
+
   it('stops at the end of the supported range instead of searching forever', () => {
     assert.equal(parseSchedule('0 0 29 2 *').next(new Date('2196-03-01T00:00:00Z')), null);
   });
