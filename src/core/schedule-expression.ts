@@ -19,6 +19,9 @@ import { PlatformError } from './errors.js';
  *   `anchor` being an option of `parseSchedule` (the schedule's creation time; default the Unix epoch).
  * - One-time `at(2027-01-01T09:00:00)` or bare `2027-01-01T09:00[:ss]`, a local time without offset.
  *
+ * A cron expression no date can match (`0 0 30 2 *`) is refused; fire times are computed up to the year 2199 (then
+ * `next` returns null). The search advances field by field, so a rare schedule (`0 0 29 2 *`) costs microseconds.
+ *
  * The time zone (an IANA name, default `UTC`) applies to cron and one-time expressions, not to rates. Cron fields
  * match the local wall-clock time. Daylight-saving rules, applied deterministically:
  * - a local time that does not exist (skipped by a spring-forward) fires once, at the first existing minute after
