@@ -20,7 +20,7 @@ import { PlatformError } from './errors.js';
  * - One-time `at(2027-01-01T09:00:00)` or bare `2027-01-01T09:00[:ss]`, a local time without offset.
  *
  * A cron expression no date can match (`0 0 30 2 *`) is refused; fire times are computed up to the year 2199 (then
- * `next` returns null). The search advances field by field, so a rare schedule (`0 0 29 2 *`) costs microseconds.
+ * `next` returns null). The search advances field by field, so even a rare schedule (`0 0 29 2 *` across the 2100 gap) takes well under a millisecond.
  *
  * The time zone (an IANA name, default `UTC`) applies to cron and one-time expressions, not to rates. Cron fields
  * match the local wall-clock time. Daylight-saving rules, applied deterministically:
