@@ -10,8 +10,8 @@ import { PlatformError } from './errors.js';
  *   a day matches if either field does; otherwise both must match. Macros `@yearly`, `@annually`, `@monthly`,
  *   `@weekly`, `@daily`, `@midnight`, `@hourly`.
  * - EventBridge `cron(minute hour day-of-month month day-of-week year)`: as above, but day-of-week is 1-7 with
- *   1 = Sunday (or SUN-SAT), year is 1970-2199, and exactly one of the day fields must be `?`. Extras, each alone in its
- *   field: day-of-month `L` (last day), `LW` (last weekday, Mon-Fri), `nW` (the weekday nearest day n, within the
+ *   1 = Sunday (or SUN-SAT), year is 1970-2199, and exactly one of the day fields must be `?`. Extras, each alone in
+ *   its field: day-of-month `L` (last day), `LW` (last weekday, Mon-Fri), `nW` (the weekday nearest day n, within the
  *   month); day-of-week `L` (Saturday), `nL` (the last day n of the month), `n#k` (the k-th day n of the month, k 1-5).
  *   Not supported (refused): `L-n` offsets, and these tokens inside lists or ranges.
  * - `rate(N unit)` with unit `second(s)`, `minute(s)`, `hour(s)` or `day(s)` (singular exactly when N is 1), N a
@@ -20,7 +20,8 @@ import { PlatformError } from './errors.js';
  * - One-time `at(2027-01-01T09:00:00)` or bare `2027-01-01T09:00[:ss]`, a local time without offset.
  *
  * A cron expression no date can match (`0 0 30 2 *`) is refused; fire times are computed up to the year 2199 (then
- * `next` returns null). The search advances field by field, so even a rare schedule (`0 0 29 2 *` across the 2100 gap) takes well under a millisecond.
+ * `next` returns null). The search advances field by field, so even a rare schedule (`0 0 29 2 *` across the 2100
+ * gap) takes well under a millisecond.
  *
  * The time zone (an IANA name, default `UTC`) applies to cron and one-time expressions, not to rates. Cron fields
  * match the local wall-clock time. Daylight-saving rules, applied deterministically:
@@ -34,7 +35,7 @@ export interface Schedule {
   readonly kind: 'cron' | 'rate' | 'at';
   /** The expression as given (trimmed). */
   readonly expression: string;
-  /** The IANA zone cron and one-time expressions are read in, in its canonical spelling (`asia/seoul` -> `Asia/Seoul`). */
+  /** The IANA zone cron and one-time expressions are read in, spelled canonically (`asia/seoul` -> `Asia/Seoul`). */
   readonly timeZone: string;
   /** The first fire time strictly after `after`, or null when there is none (a one-time schedule that has passed). */
   next(after: Date): Date | null;
