@@ -162,6 +162,33 @@ export function invocationQueueContract(
       });
     });
 
+    it('concurrent receivers never hold the same event at once', async () => {
+      await withQueue(async (queue) => {
+        const ids = new Set<string>();
+        for (let i = 0; i < 24; i += 1) ids.add((await queue.enqueue({ functionName: 'alpha', payload: `${i}` })).id);
+        const batches = await Promise.all(
+          Array.from({ length: 4 }, () => queue.receive({ max: 10, visibilityMs: 30_000 })),
+        );
+        const received = batches.flat().map((d) => d.id);
+        assert.equal(new Set(received).size, received.length, 'no event delivered twice');
+        const rest = await queue.receive({ max: 100, visibilityMs: 30_000 });
+        assert.deepEqual(new Set([...received, ...rest.map((d) => d.id)]), ids);
+      });
+    });
+
+    it('concurrent enqueues with one idempotency key queue one event', async () => {
+      await withQueue(async (queue) => {
+        const results = await Promise.all(
+          Array.from({ length: 6 }, (_, i) =>
+            queue.enqueue({ functionName: 'alpha', payload: `${i}`, idempotencyKey: 'same' }),
+          ),
+        );
+        assert.equal(new Set(results.map((r) => r.id)).size, 1);
+        assert.equal(results.filter((r) => !r.duplicate).length, 1);
+        assert.equal((await queue.stats('alpha')).queued, 1);
+      });
+    });
+
     it('retry records the attempt and delivers again no earlier than the time given', async () => {
       await withQueue(async (queue, clock) => {
         const { id } = await queue.enqueue({ functionName: 'alpha', payload: 'x' });

@@ -86,16 +86,22 @@ export class SqlInvocationQueue implements InvocationQueue {
       const { dueAt, idempotencyKey } = validateEnqueue(input, now);
       const { functionName } = input;
       return this.#access.write(async (trx) => {
+        // The key's row, if any: a fresh one whose event still exists makes this a duplicate; a stale one is replaced.
+        let stale: { invocation_id: string; created_at: number } | undefined;
         if (idempotencyKey !== null) {
           const known = await trx
             .selectFrom('invocation_idempotency_keys as k')
-            .innerJoin('queued_invocations as q', 'q.id', 'k.invocation_id')
-            .select(['k.invocation_id', 'k.created_at'])
+            .leftJoin('queued_invocations as q', 'q.id', 'k.invocation_id')
+            .select(['k.invocation_id', 'k.created_at', 'q.id'])
             .where('k.function_name', '=', functionName)
             .where('k.idempotency_key', '=', idempotencyKey)
             .executeTakeFirst();
-          if (known !== undefined && intFromDb(known.created_at, 'created_at') > now - idempotencyWindowMs) {
-            return { id: known.invocation_id, duplicate: true };
+          if (known !== undefined) {
+            const createdAt = intFromDb(known.created_at, 'created_at');
+            if (known.id !== null && createdAt > now - idempotencyWindowMs) {
+              return { id: known.invocation_id, duplicate: true };
+            }
+            stale = { invocation_id: known.invocation_id, created_at: createdAt };
           }
         }
         const { count } = await trx
@@ -126,11 +132,17 @@ export class SqlInvocationQueue implements InvocationQueue {
           })
           .execute();
         if (idempotencyKey !== null) {
-          await trx
-            .deleteFrom('invocation_idempotency_keys')
-            .where('function_name', '=', functionName)
-            .where('idempotency_key', '=', idempotencyKey)
-            .execute();
+          // Only the stale row this transaction read: a key another enqueue has just taken stays, and this insert
+          // then fails on the primary key, which the store retries; the retry finds the key and returns its event.
+          if (stale !== undefined) {
+            await trx
+              .deleteFrom('invocation_idempotency_keys')
+              .where('function_name', '=', functionName)
+              .where('idempotency_key', '=', idempotencyKey)
+              .where('invocation_id', '=', stale.invocation_id)
+              .where('created_at', '=', stale.created_at)
+              .execute();
+          }
           await trx
             .insertInto('invocation_idempotency_keys')
             .values({
