@@ -59,6 +59,8 @@ export class MemoryInvocationQueue implements InvocationQueue {
   readonly capacityPerFunction: number;
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
+  /** Current receipts → their running entries. */
+  readonly #byReceipt = new Map<string, Entry>();
   /** `functionName\0key` → the event it names and when the key was first used. */
   readonly #keys = new Map<string, { id: string; at: number }>();
   #seq = 0;
@@ -124,7 +126,9 @@ export class MemoryInvocationQueue implements InvocationQueue {
       entry.state = 'running';
       entry.dueAt = now + options.visibilityMs;
       entry.deliveryCount += 1;
+      if (entry.receipt !== null) this.#byReceipt.delete(entry.receipt);
       entry.receipt = randomUUID();
+      this.#byReceipt.set(entry.receipt, entry);
       return {
         id: entry.id,
         functionName: entry.functionName,
@@ -235,16 +239,14 @@ export class MemoryInvocationQueue implements InvocationQueue {
     this.#assertOpen();
     if (attempt !== null) validateAttempt(attempt);
     const now = this.#now();
-    for (const entry of this.#entries.values()) {
-      if (entry.receipt !== receipt) continue;
-      // A delivery whose visibility has expired may already be someone else's: its receipt is no longer current.
-      if (entry.state !== 'running' || entry.dueAt <= now) return false;
-      if (attempt !== null) entry.attempts.push(copyAttempt(attempt));
-      entry.receipt = null;
-      change(entry);
-      return true;
-    }
-    return false;
+    const entry = this.#byReceipt.get(receipt);
+    // A delivery whose visibility has expired may already be someone else's: its receipt is no longer current.
+    if (entry === undefined || entry.state !== 'running' || entry.dueAt <= now) return false;
+    if (attempt !== null) entry.attempts.push(copyAttempt(attempt));
+    this.#byReceipt.delete(receipt);
+    entry.receipt = null;
+    change(entry);
+    return true;
   }
 
   #view(entry: Entry): QueuedInvocation {
