@@ -95,6 +95,7 @@ export function invocationQueueContract(
         assert.equal(done.state, 'succeeded');
         assert.deepEqual(done.attempts, [attempt(start)]);
         assert.equal(done.deliveryCount, 1);
+        assert.equal(done.dueAt, null, 'an ended event is due no more');
         clock.now += 3_600_000;
         assert.deepEqual(await queue.receive({ max: 10, visibilityMs: 30_000 }), []);
         assert.equal(await queue.get('0190a0a0-0000-7000-8000-000000000000'), null);
@@ -140,7 +141,7 @@ export function invocationQueueContract(
         const now = await queue.enqueue({ functionName: 'alpha', payload: 'now' });
         const other = await queue.enqueue({ functionName: 'bravo', payload: 'other' });
         assert.equal((await queue.get(late.id))?.state, 'queued');
-        assert.equal((await queue.get(late.id))?.dueAt.getTime(), start + 2000);
+        assert.equal((await queue.get(late.id))?.dueAt?.getTime(), start + 2000);
 
         const alphaOnly = await queue.receive({ max: 10, visibilityMs: 60_000, functionName: 'alpha' });
         assert.deepEqual(
@@ -197,7 +198,7 @@ export function invocationQueueContract(
         assert.equal(await queue.retry(first!.receipt, failed, new Date(start + 60_000)), true);
         const waiting = await queue.get(id);
         assert.equal(waiting?.state, 'queued');
-        assert.equal(waiting?.dueAt.getTime(), start + 60_000);
+        assert.equal(waiting?.dueAt?.getTime(), start + 60_000);
         assert.deepEqual(waiting?.attempts, [failed]);
 
         clock.now = start + 59_999;
@@ -324,6 +325,8 @@ export function invocationQueueContract(
         const redriven = await queue.get(ids[0]!);
         assert.equal(redriven?.state, 'queued');
         assert.equal(redriven?.deadLetterReason, null);
+        assert.equal(redriven?.dueAt?.getTime(), clock.now);
+        assert.equal(listed[1]?.dueAt, null);
         assert.equal(redriven?.attempts.length, 1, 'attempts kept');
         const [again] = await queue.receive({ max: 10, visibilityMs: 30_000 });
         assert.equal(again?.id, ids[0]);

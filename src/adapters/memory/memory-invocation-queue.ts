@@ -256,7 +256,7 @@ export class MemoryInvocationQueue implements InvocationQueue {
       state: stateAt(entry, this.#now()),
       payload: entry.payload,
       enqueuedAt: new Date(entry.enqueuedAt),
-      dueAt: new Date(entry.dueAt),
+      dueAt: entry.state === 'queued' || entry.state === 'running' ? new Date(entry.dueAt) : null,
       deliveryCount: entry.deliveryCount,
       attempts: entry.attempts.map(copyAttempt),
       idempotencyKey: entry.idempotencyKey,

@@ -220,7 +220,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .addColumn('payload', text, (col) => col.notNull())
         .addColumn('state', varchar(columnLengths.kind), (col) => col.notNull())
         .addColumn('enqueued_at', 'bigint', (col) => col.notNull())
-        .addColumn('due_at', 'bigint', (col) => col.notNull())
+        .addColumn('due_at', 'bigint')
         .addColumn('delivery_count', 'integer', (col) => col.notNull())
         .addColumn('receipt', varchar(columnLengths.receipt))
         .addColumn('attempts', text, (col) => col.notNull())
@@ -228,16 +228,17 @@ export const migrations: Readonly<Record<string, Migration>> = {
         .addColumn('dead_letter_reason', text)
         .addColumn('dead_lettered_at', 'bigint')
         .execute();
-      // Receiving: what is due, across functions or for one; capacity and depth counts per function.
+      // Receiving: what is due, in order, across functions or for one (ended events have no `due_at`); the capacity
+      // and depth counts of a function.
       await db.schema
         .createIndex('queued_invocations_due_idx')
         .on('queued_invocations')
-        .columns(['state', 'due_at'])
+        .columns(['due_at', 'id'])
         .execute();
       await db.schema
         .createIndex('queued_invocations_function_idx')
         .on('queued_invocations')
-        .columns(['function_name', 'state', 'due_at'])
+        .columns(['function_name', 'due_at', 'id'])
         .execute();
       await db.schema
         .createIndex('queued_invocations_dead_letters_idx')

@@ -127,8 +127,11 @@ export interface QueuedInvocationsTable {
   /** `queued`, `running`, `succeeded`, `failed` or `dead_lettered`; `running` past `due_at` is waiting again. */
   state: string;
   enqueued_at: EpochMillisColumn;
-  /** When a queued event is due; when a running one's visibility timeout ends. */
-  due_at: EpochMillisColumn;
+  /**
+   * When a queued event is due; when a running one's visibility timeout ends; null once the event has ended, so
+   * receiving scans the index on it in order and stops after the batch.
+   */
+  due_at: ColumnType<BigIntValue | null, number | null, number | null>;
   delivery_count: number;
   /** The current delivery's receipt while running, else null (unique: NULLs never collide). */
   receipt: string | null;

@@ -59,7 +59,8 @@ interface StoredAttempt {
  * connections, lifecycle (the database closes with the metadata store; `close()` here only stops this queue),
  * retries and durability barrier, so an accepted event is as durable as a deploy.
  *
- * A delivery is a row in state `running` whose `due_at` is its visibility expiry: receiving takes the rows due in
+ * A delivery is a row in state `running` whose `due_at` is its visibility expiry, and an ended event has no `due_at`:
+ * receiving reads the index on `due_at` in order up to the batch size, whatever the backlog. It takes the rows due in
  * `queued` or `running` with one index range, and each row is claimed with an update conditioned on it still being
  * due, so two receivers on a server database never both claim it.
  *
@@ -108,7 +109,7 @@ export class SqlInvocationQueue implements InvocationQueue {
           .selectFrom('queued_invocations')
           .select((eb) => eb.fn.countAll().as('count'))
           .where('function_name', '=', functionName)
-          .where('state', 'in', waitingStates)
+          .where('due_at', 'is not', null)
           .executeTakeFirstOrThrow();
         if (intFromDb(count, 'count') >= this.capacityPerFunction) {
           throw queueFullError(functionName, this.capacityPerFunction);
@@ -163,11 +164,7 @@ export class SqlInvocationQueue implements InvocationQueue {
       validateReceive(options);
       const now = this.#now();
       return this.#access.write(async (trx) => {
-        let query = trx
-          .selectFrom('queued_invocations')
-          .selectAll()
-          .where('state', 'in', waitingStates)
-          .where('due_at', '<=', now);
+        let query = trx.selectFrom('queued_invocations').selectAll().where('due_at', '<=', now);
         if (options.functionName !== undefined) query = query.where('function_name', '=', options.functionName);
         const rows = await query.orderBy('due_at').orderBy('id').limit(options.max).execute();
         const deliveries: InvocationDelivery[] = [];
@@ -198,11 +195,11 @@ export class SqlInvocationQueue implements InvocationQueue {
   }
 
   complete(receipt: string, attempt: InvocationAttempt): Promise<boolean> {
-    return this.#settle('complete', receipt, attempt, () => ({ state: 'succeeded' }));
+    return this.#settle('complete', receipt, attempt, () => ({ state: 'succeeded', due_at: null }));
   }
 
   fail(receipt: string, attempt: InvocationAttempt): Promise<boolean> {
-    return this.#settle('fail', receipt, attempt, () => ({ state: 'failed' }));
+    return this.#settle('fail', receipt, attempt, () => ({ state: 'failed', due_at: null }));
   }
 
   retry(receipt: string, attempt: InvocationAttempt, notBefore: Date): Promise<boolean> {
@@ -215,6 +212,7 @@ export class SqlInvocationQueue implements InvocationQueue {
   deadLetter(receipt: string, attempt: InvocationAttempt | null, reason: string): Promise<boolean> {
     return this.#settle('dead-letter', receipt, attempt, (now) => ({
       state: 'dead_lettered',
+      due_at: null,
       dead_letter_reason: reason,
       dead_lettered_at: now,
     }));
@@ -341,7 +339,7 @@ export class SqlInvocationQueue implements InvocationQueue {
           .where('receipt', '=', receipt)
           .executeTakeFirst();
         // A delivery whose visibility has expired may already be someone else's: its receipt is no longer current.
-        if (row === undefined || row.state !== 'running' || intFromDb(row.due_at, 'due_at') <= now) return false;
+        if (row?.state !== 'running' || row.due_at === null || intFromDb(row.due_at, 'due_at') <= now) return false;
         const attempts = JSON.parse(row.attempts) as StoredAttempt[];
         if (attempt !== null) attempts.push(storedAttempt(attempt));
         const result = await trx
@@ -383,15 +381,16 @@ function queuedFromRow(row: QueuedInvocationRow, now: number): QueuedInvocation 
   if (!states.has(row.state)) {
     throw new PlatformError('INTERNAL', `queued invocation ${row.id} is in an unknown state ${row.state}`);
   }
-  const dueAt = intFromDb(row.due_at, 'due_at');
-  const state = row.state === 'running' && dueAt <= now ? 'queued' : (row.state as QueuedInvocationState);
+  const dueAt = row.due_at === null ? null : intFromDb(row.due_at, 'due_at');
+  const state =
+    row.state === 'running' && dueAt !== null && dueAt <= now ? 'queued' : (row.state as QueuedInvocationState);
   return {
     id: row.id,
     functionName: row.function_name,
     state,
     payload: row.payload,
     enqueuedAt: dateFromDb(row.enqueued_at, 'enqueued_at'),
-    dueAt: new Date(dueAt),
+    dueAt: dueAt === null ? null : new Date(dueAt),
     deliveryCount: row.delivery_count,
     attempts: attemptsFromJson(row.attempts),
     idempotencyKey: row.idempotency_key,

@@ -56,8 +56,8 @@ export interface QueuedInvocation {
   state: QueuedInvocationState;
   payload: string;
   enqueuedAt: Date;
-  /** When the event is next due (or was last due, once it has ended). */
-  dueAt: Date;
+  /** When the event is due again: its due time while queued, its visibility expiry while running; null once ended. */
+  dueAt: Date | null;
   deliveryCount: number;
   /** Every attempt recorded, oldest first. */
   attempts: InvocationAttempt[];
