@@ -1,7 +1,9 @@
+import { MemoryInvocationQueue } from '../../src/adapters/memory/memory-invocation-queue.js';
 import { MemoryPool } from '../../src/adapters/memory/memory-pool.js';
 import { MemoryProvisionQueue } from '../../src/adapters/memory/memory-provision-queue.js';
 import { poolContract } from './pool.contract.js';
 import { provisionQueueContract } from './provision-queue.contract.js';
+import { invocationQueueContract } from './invocation-queue.contract.js';
 
 poolContract('MemoryPool', () => {
   const pool = new MemoryPool();
@@ -12,3 +14,7 @@ provisionQueueContract('MemoryProvisionQueue', (capacity) => {
   const queue = new MemoryProvisionQueue({ capacity });
   return Promise.resolve({ queue, cleanup: () => queue.close() });
 });
+
+invocationQueueContract('MemoryInvocationQueue', (settings) =>
+  Promise.resolve({ queue: new MemoryInvocationQueue(settings), cleanup: () => Promise.resolve() }),
+);

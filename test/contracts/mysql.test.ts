@@ -7,10 +7,12 @@ import { sharedServer } from '../kit/sql-server-common.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
 import {
   queryAfterMigration,
+  serverQueueFixture,
   serverStoreFixture,
   serverTrafficFixture,
   sqlServerStoreCases,
 } from './sql-server-store.cases.js';
+import { invocationQueueContract } from './invocation-queue.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 
 // One MariaDB server for this file, a fresh database per test.
@@ -22,6 +24,8 @@ metadataStoreContract(
   'MariaDB, records journalled',
   serverStoreFixture(server, openMysqlMetadataStore, { journal: true }),
 );
+
+invocationQueueContract('MariaDB', serverQueueFixture(server, openMysqlMetadataStore));
 
 trafficStoreContract(
   'MariaDB, records journalled',
@@ -59,7 +63,9 @@ describe('MySQL metadata store specifics', () => {
         ['aliases', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['function_versions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['functions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['invocation_idempotency_keys', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['queued_invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['rollouts', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['secrets', 'InnoDB', 'utf8mb4_bin', 'latin1'],
       ],

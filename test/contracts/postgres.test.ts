@@ -6,10 +6,12 @@ import { sharedServer } from '../kit/sql-server-common.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
 import {
   queryAfterMigration,
+  serverQueueFixture,
   serverStoreFixture,
   serverTrafficFixture,
   sqlServerStoreCases,
 } from './sql-server-store.cases.js';
+import { invocationQueueContract } from './invocation-queue.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 
 // One PostgreSQL server for this file, a fresh database per test.
@@ -21,6 +23,8 @@ metadataStoreContract(
   'PostgreSQL, records journalled',
   serverStoreFixture(server, openPostgresMetadataStore, { journal: true }),
 );
+
+invocationQueueContract('PostgreSQL', serverQueueFixture(server, openPostgresMetadataStore));
 
 trafficStoreContract(
   'PostgreSQL, records journalled',
@@ -48,7 +52,7 @@ describe('PostgreSQL metadata store specifics', () => {
       `select table_name, column_name, collation_name from information_schema.columns
        where table_schema = 'public' and data_type = 'character varying' and table_name not like 'savassan_%'`,
     );
-    assert.equal(columns.length, 23, 'every varchar column of the six tables');
+    assert.equal(columns.length, 31, 'every varchar column of the eight tables');
     assert.deepEqual(
       columns.filter((column) => column.collation_name !== 'C'),
       [],

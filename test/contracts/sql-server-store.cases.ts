@@ -12,6 +12,8 @@ import { migrations } from '../../src/adapters/sql/migrations.js';
 import { classifySqlError } from '../../src/adapters/sql/sql-metadata-store.js';
 import type { SqlMetadataStore } from '../../src/adapters/sql/sql-metadata-store.js';
 import { SqlTrafficStore } from '../../src/adapters/sql/sql-traffic-store.js';
+import { SqlInvocationQueue } from '../../src/adapters/sql/sql-invocation-queue.js';
+import type { InvocationQueueFixture, InvocationQueueSettings } from './invocation-queue.contract.js';
 import type { ServerMetadataStoreOptions } from '../../src/adapters/sql/server-metadata-store.js';
 import { isPlatformError } from '../../src/core/errors.js';
 import { compileFunctionConfig } from '../../src/core/function-config.js';
@@ -58,6 +60,21 @@ export function serverTrafficFixture(
     const opened = async () => {
       const metadata = await open(url, { journalDir });
       return { metadata, traffic: new SqlTrafficStore(metadata.shared()) };
+    };
+    return { ...(await opened()), reopen: opened, cleanup };
+  };
+}
+
+/** The invocation queue contract's fixture on a server: a fresh database per test, dropped by `cleanup`. */
+export function serverQueueFixture(
+  server: () => Promise<SqlTestServer>,
+  open: (url: string, options?: ServerMetadataStoreOptions) => Promise<SqlMetadataStore>,
+): (settings: InvocationQueueSettings) => Promise<InvocationQueueFixture> {
+  return async (settings) => {
+    const { url, cleanup } = await freshDatabase(server, false);
+    const opened = async () => {
+      const metadata = await open(url);
+      return { queue: new SqlInvocationQueue(metadata.shared(), settings), close: () => metadata.close() };
     };
     return { ...(await opened()), reopen: opened, cleanup };
   };

@@ -17,6 +17,8 @@ import { blobStoreContract } from './blob-store.contract.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 import { SqlTrafficStore } from '../../src/adapters/sql/sql-traffic-store.js';
+import { SqlInvocationQueue } from '../../src/adapters/sql/sql-invocation-queue.js';
+import { invocationQueueContract } from './invocation-queue.contract.js';
 import { invocationRecord } from '../helpers/records.js';
 import { newVersion } from '../helpers/versions.js';
 
@@ -100,6 +102,25 @@ trafficStoreContract('SQLite file, environments sealed', async () => {
 trafficStoreContract('SQLite :memory:', async () => {
   const metadata = await openSqliteMetadataStore(':memory:');
   return { metadata, traffic: new SqlTrafficStore(metadata.shared()), cleanup: () => Promise.resolve() };
+});
+
+invocationQueueContract('SQLite file', async (settings) => {
+  const dir = await tempDir('sqlite-queue');
+  const path = join(dir, 'metadata.db');
+  const opened = async () => {
+    const metadata = await openSqliteMetadataStore(path);
+    return { queue: new SqlInvocationQueue(metadata.shared(), settings), close: () => metadata.close() };
+  };
+  return { ...(await opened()), reopen: opened, cleanup: () => removeTempDir(dir) };
+});
+
+invocationQueueContract('SQLite :memory:', async (settings) => {
+  const metadata = await openSqliteMetadataStore(':memory:');
+  return {
+    queue: new SqlInvocationQueue(metadata.shared(), settings),
+    close: () => metadata.close(),
+    cleanup: () => Promise.resolve(),
+  };
 });
 
 blobStoreContract('FsBlobStore', async () => {

@@ -142,4 +142,27 @@ describe('migrations', () => {
       await store.close();
     }
   });
+
+  it('0005 indexes queued invocations by due time: receiving reads a batch in order, without sorting the backlog', async () => {
+    const db = new Kysely<Database>({ dialect: new WorkerSqliteDialect({ path: ':memory:' }) });
+    try {
+      const { error } = await createMigrator(db).migrateToLatest();
+      assert.equal(error, undefined);
+      const plan = async (query: ReturnType<typeof sql>) =>
+        (await sql<{ detail: string }>`explain query plan ${query}`.execute(db)).rows.map((row) => row.detail);
+      assert.deepEqual(
+        await plan(sql`select * from queued_invocations where due_at <= ${5} order by due_at, id limit 10`),
+        ['SEARCH queued_invocations USING INDEX queued_invocations_due_idx (due_at<?)'],
+      );
+      assert.deepEqual(
+        await plan(
+          sql`select * from queued_invocations where due_at <= ${5} and function_name = ${'a'}
+            order by due_at, id limit 10`,
+        ),
+        ['SEARCH queued_invocations USING INDEX queued_invocations_function_idx (function_name=? AND due_at<?)'],
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
 });

@@ -207,6 +207,67 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.dropTable('aliases').execute();
     },
   },
+
+  /** The queue of asynchronous invocations (`SqlInvocationQueue`) and its idempotency keys. */
+  '0005_invocation_queue': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      const { varchar, text, table } = textTypes(db);
+      await db.schema
+        .createTable('queued_invocations')
+        .$call(table)
+        .addColumn('id', varchar(columnLengths.invocationId), (col) => col.primaryKey())
+        .addColumn('function_name', varchar(columnLengths.functionName), (col) => col.notNull())
+        .addColumn('payload', text, (col) => col.notNull())
+        .addColumn('state', varchar(columnLengths.kind), (col) => col.notNull())
+        .addColumn('enqueued_at', 'bigint', (col) => col.notNull())
+        .addColumn('due_at', 'bigint')
+        .addColumn('delivery_count', 'integer', (col) => col.notNull())
+        .addColumn('receipt', varchar(columnLengths.receipt))
+        .addColumn('attempts', text, (col) => col.notNull())
+        .addColumn('idempotency_key', varchar(columnLengths.idempotencyKey))
+        .addColumn('dead_letter_reason', text)
+        .addColumn('dead_lettered_at', 'bigint')
+        .execute();
+      // Receiving: what is due, in order, across functions or for one (ended events have no `due_at`); the capacity
+      // and depth counts of a function.
+      await db.schema
+        .createIndex('queued_invocations_due_idx')
+        .on('queued_invocations')
+        .columns(['due_at', 'id'])
+        .execute();
+      await db.schema
+        .createIndex('queued_invocations_function_idx')
+        .on('queued_invocations')
+        .columns(['function_name', 'due_at', 'id'])
+        .execute();
+      await db.schema
+        .createIndex('queued_invocations_dead_letters_idx')
+        .on('queued_invocations')
+        .columns(['function_name', 'dead_lettered_at'])
+        .execute();
+      await db.schema
+        .createIndex('queued_invocations_receipt_idx')
+        .on('queued_invocations')
+        .column('receipt')
+        .unique()
+        .execute();
+
+      await db.schema
+        .createTable('invocation_idempotency_keys')
+        .$call(table)
+        .addColumn('function_name', varchar(columnLengths.functionName), (col) => col.notNull())
+        .addColumn('idempotency_key', varchar(columnLengths.idempotencyKey), (col) => col.notNull())
+        .addColumn('invocation_id', varchar(columnLengths.invocationId), (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addPrimaryKeyConstraint('invocation_idempotency_keys_pk', ['function_name', 'idempotency_key'])
+        .execute();
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('invocation_idempotency_keys').execute();
+      await db.schema.dropTable('queued_invocations').execute();
+    },
+  },
 };
 
 /** A fresh function incarnation: 16 random hex digits. */

@@ -118,6 +118,39 @@ export interface RolloutsTable {
   running_function: string | null;
 }
 
+export interface QueuedInvocationsTable {
+  /** `timeOrderedUuid`; primary key. */
+  id: string;
+  /** Not a foreign key: the queue holds events of functions whatever the metadata store says of them. */
+  function_name: string;
+  payload: string;
+  /** `queued`, `running`, `succeeded`, `failed` or `dead_lettered`; `running` past `due_at` is waiting again. */
+  state: string;
+  enqueued_at: EpochMillisColumn;
+  /**
+   * When a queued event is due; when a running one's visibility timeout ends; null once the event has ended, so
+   * receiving scans the index on it in order and stops after the batch.
+   */
+  due_at: ColumnType<BigIntValue | null, number | null, number | null>;
+  delivery_count: number;
+  /** The current delivery's receipt while running, else null (unique: NULLs never collide). */
+  receipt: string | null;
+  /** `InvocationAttempt[]` as JSON, times as epoch ms. */
+  attempts: string;
+  idempotency_key: string | null;
+  dead_letter_reason: string | null;
+  dead_lettered_at: ColumnType<BigIntValue | null, number | null, number | null>;
+}
+
+export interface InvocationIdempotencyKeysTable {
+  /** Primary key with `idempotency_key`. */
+  function_name: string;
+  idempotency_key: string;
+  /** The event the key first queued. */
+  invocation_id: string;
+  created_at: EpochMillisColumn;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
@@ -125,6 +158,8 @@ export interface Database {
   secrets: SecretsTable;
   aliases: AliasesTable;
   rollouts: RolloutsTable;
+  queued_invocations: QueuedInvocationsTable;
+  invocation_idempotency_keys: InvocationIdempotencyKeysTable;
 }
 
 /** Where a query runs: the database, or a transaction on it. */
@@ -136,6 +171,7 @@ export type InvocationRow = Selectable<InvocationsTable>;
 export type SecretRow = Selectable<SecretsTable>;
 export type AliasRow = Selectable<AliasesTable>;
 export type RolloutRow = Selectable<RolloutsTable>;
+export type QueuedInvocationRow = Selectable<QueuedInvocationsTable>;
 
 /** Column sizes shared by the migrations and the adapter's checks. */
 export const columnLengths = {
@@ -154,4 +190,6 @@ export const columnLengths = {
   aliasName: 64,
   stickyHeader: 100,
   rolloutId: 64,
+  receipt: 64,
+  idempotencyKey: 255,
 } as const;

@@ -1,0 +1,400 @@
+import { randomUUID } from 'node:crypto';
+import type { Updateable } from 'kysely';
+import { PlatformError } from '../../core/errors.js';
+import { timeOrderedUuid } from '../../core/ids.js';
+import {
+  deadLetterLimit,
+  defaultQueueCapacityPerFunction,
+  queueFullError,
+  validateAttempt,
+  validateCapacity,
+  validateEnqueue,
+  validateQueuedFunctionName,
+  validateReceive,
+  validTime,
+} from '../../core/invocation-queue-rules.js';
+import { idempotencyWindowMs } from '../../core/ports/invocation-queue.js';
+import type {
+  EnqueueResult,
+  InvocationAttempt,
+  InvocationDelivery,
+  InvocationEnqueue,
+  InvocationQueue,
+  InvocationQueueStats,
+  QueuedInvocation,
+  QueuedInvocationState,
+  ReceiveOptions,
+} from '../../core/ports/invocation-queue.js';
+import type { InvocationStatus } from '../../core/types.js';
+import type { DbExecutor, QueuedInvocationRow, QueuedInvocationsTable } from './schema.js';
+import type { SqlStoreAccess } from './sql-metadata-store.js';
+import { dateFromDb, intFromDb } from './sql-metadata-store.js';
+
+export interface SqlInvocationQueueOptions {
+  /** Events queued or running per function; `enqueue` beyond it fails with TOO_MANY_REQUESTS. Default 10 000. */
+  capacityPerFunction?: number;
+  /** The clock, epoch ms. Default `Date.now`. */
+  now?: () => number;
+}
+
+const waitingStates = ['queued', 'running'] as const;
+const states: ReadonlySet<string> = new Set<QueuedInvocationState>([
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'dead_lettered',
+]);
+
+/** An attempt as stored in the `attempts` JSON column. */
+interface StoredAttempt {
+  startedAt: number;
+  status: InvocationStatus;
+  durationMs: number;
+  error: string | null;
+}
+
+/**
+ * `InvocationQueue` over the database of a `SqlMetadataStore` (SQLite, PostgreSQL or MySQL): it shares that store's
+ * connections, lifecycle (the database closes with the metadata store; `close()` here only stops this queue),
+ * retries and durability barrier, so an accepted event is as durable as a deploy.
+ *
+ * A delivery is a row in state `running` whose `due_at` is its visibility expiry, and an ended event has no `due_at`:
+ * receiving reads the index on `due_at` in order up to the batch size, whatever the backlog. It takes the rows due in
+ * `queued` or `running` with one index range, and each row is claimed with an update conditioned on it still being
+ * due, so two receivers on a server database never both claim it.
+ *
+ * @example
+ * const metadata = await openSqliteMetadataStore(path);
+ * const queue = new SqlInvocationQueue(metadata.shared());
+ * const { id } = await queue.enqueue({ functionName: 'billing', payload: '{"order":42}' });
+ */
+export class SqlInvocationQueue implements InvocationQueue {
+  readonly capacityPerFunction: number;
+  readonly #access: SqlStoreAccess;
+  readonly #now: () => number;
+  #closed = false;
+
+  constructor(access: SqlStoreAccess, options: SqlInvocationQueueOptions = {}) {
+    this.#access = access;
+    this.capacityPerFunction = validateCapacity(options.capacityPerFunction ?? defaultQueueCapacityPerFunction);
+    this.#now = options.now ?? Date.now;
+  }
+
+  enqueue(input: InvocationEnqueue): Promise<EnqueueResult> {
+    return this.#run(`queue an event for function ${String(input.functionName)}`, async () => {
+      const now = this.#now();
+      const { dueAt, idempotencyKey } = validateEnqueue(input, now);
+      const { functionName } = input;
+      return this.#access.write(async (trx) => {
+        // The key's row, if any: a fresh one whose event still exists makes this a duplicate; a stale one is replaced.
+        let stale: { invocation_id: string; created_at: number } | undefined;
+        if (idempotencyKey !== null) {
+          const known = await trx
+            .selectFrom('invocation_idempotency_keys as k')
+            .leftJoin('queued_invocations as q', 'q.id', 'k.invocation_id')
+            .select(['k.invocation_id', 'k.created_at', 'q.id'])
+            .where('k.function_name', '=', functionName)
+            .where('k.idempotency_key', '=', idempotencyKey)
+            .executeTakeFirst();
+          if (known !== undefined) {
+            const createdAt = intFromDb(known.created_at, 'created_at');
+            if (known.id !== null && createdAt > now - idempotencyWindowMs) {
+              return { id: known.invocation_id, duplicate: true };
+            }
+            stale = { invocation_id: known.invocation_id, created_at: createdAt };
+          }
+        }
+        const { count } = await trx
+          .selectFrom('queued_invocations')
+          .select((eb) => eb.fn.countAll().as('count'))
+          .where('function_name', '=', functionName)
+          .where('due_at', 'is not', null)
+          .executeTakeFirstOrThrow();
+        if (intFromDb(count, 'count') >= this.capacityPerFunction) {
+          throw queueFullError(functionName, this.capacityPerFunction);
+        }
+        const id = timeOrderedUuid(now);
+        await trx
+          .insertInto('queued_invocations')
+          .values({
+            id,
+            function_name: functionName,
+            payload: input.payload,
+            state: 'queued',
+            enqueued_at: now,
+            due_at: dueAt,
+            delivery_count: 0,
+            receipt: null,
+            attempts: '[]',
+            idempotency_key: idempotencyKey,
+            dead_letter_reason: null,
+            dead_lettered_at: null,
+          })
+          .execute();
+        if (idempotencyKey !== null) {
+          // Only the stale row this transaction read: a key another enqueue has just taken stays, and this insert
+          // then fails on the primary key, which the store retries; the retry finds the key and returns its event.
+          if (stale !== undefined) {
+            await trx
+              .deleteFrom('invocation_idempotency_keys')
+              .where('function_name', '=', functionName)
+              .where('idempotency_key', '=', idempotencyKey)
+              .where('invocation_id', '=', stale.invocation_id)
+              .where('created_at', '=', stale.created_at)
+              .execute();
+          }
+          await trx
+            .insertInto('invocation_idempotency_keys')
+            .values({
+              function_name: functionName,
+              idempotency_key: idempotencyKey,
+              invocation_id: id,
+              created_at: now,
+            })
+            .execute();
+        }
+        return { id, duplicate: false };
+      });
+    });
+  }
+
+  receive(options: ReceiveOptions): Promise<InvocationDelivery[]> {
+    return this.#run('receive queued events', async () => {
+      validateReceive(options);
+      const now = this.#now();
+      return this.#access.write(async (trx) => {
+        let query = trx.selectFrom('queued_invocations').selectAll().where('due_at', '<=', now);
+        if (options.functionName !== undefined) query = query.where('function_name', '=', options.functionName);
+        const rows = await query.orderBy('due_at').orderBy('id').limit(options.max).execute();
+        const deliveries: InvocationDelivery[] = [];
+        for (const row of rows) {
+          const receipt = randomUUID();
+          const deliveryCount = row.delivery_count + 1;
+          const claimed = await trx
+            .updateTable('queued_invocations')
+            .set({ state: 'running', due_at: now + options.visibilityMs, delivery_count: deliveryCount, receipt })
+            .where('id', '=', row.id)
+            .where('state', 'in', waitingStates)
+            .where('due_at', '<=', now)
+            .executeTakeFirst();
+          if (claimed.numUpdatedRows === 0n) continue;
+          deliveries.push({
+            id: row.id,
+            functionName: row.function_name,
+            payload: row.payload,
+            enqueuedAt: dateFromDb(row.enqueued_at, 'enqueued_at'),
+            receipt,
+            deliveryCount,
+            attempts: attemptsFromJson(row.attempts),
+          });
+        }
+        return deliveries;
+      });
+    });
+  }
+
+  complete(receipt: string, attempt: InvocationAttempt): Promise<boolean> {
+    return this.#settle('complete', receipt, attempt, () => ({ state: 'succeeded', due_at: null }));
+  }
+
+  fail(receipt: string, attempt: InvocationAttempt): Promise<boolean> {
+    return this.#settle('fail', receipt, attempt, () => ({ state: 'failed', due_at: null }));
+  }
+
+  retry(receipt: string, attempt: InvocationAttempt, notBefore: Date): Promise<boolean> {
+    return this.#settle('retry', receipt, attempt, () => ({
+      state: 'queued',
+      due_at: validTime(notBefore, 'the retry time'),
+    }));
+  }
+
+  deadLetter(receipt: string, attempt: InvocationAttempt | null, reason: string): Promise<boolean> {
+    return this.#settle('dead-letter', receipt, attempt, (now) => ({
+      state: 'dead_lettered',
+      due_at: null,
+      dead_letter_reason: reason,
+      dead_lettered_at: now,
+    }));
+  }
+
+  get(id: string): Promise<QueuedInvocation | null> {
+    return this.#run(`read queued invocation ${id}`, async () => {
+      const row = await this.#access.db
+        .selectFrom('queued_invocations')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
+      return row === undefined ? null : queuedFromRow(row, this.#now());
+    });
+  }
+
+  listDeadLetters(functionName: string, limit?: number): Promise<QueuedInvocation[]> {
+    return this.#run(`list dead letters of function ${functionName}`, async () => {
+      validateQueuedFunctionName(functionName);
+      const count = deadLetterLimit(limit);
+      const rows = await this.#access.db
+        .selectFrom('queued_invocations')
+        .selectAll()
+        .where('function_name', '=', functionName)
+        .where('state', '=', 'dead_lettered')
+        .orderBy('dead_lettered_at', 'desc')
+        .orderBy('id', 'desc')
+        .limit(count)
+        .execute();
+      const now = this.#now();
+      return rows.map((row) => queuedFromRow(row, now));
+    });
+  }
+
+  redrive(functionName: string, id: string): Promise<boolean> {
+    return this.#run(`redrive dead letter ${id} of function ${functionName}`, async () => {
+      validateQueuedFunctionName(functionName);
+      const now = this.#now();
+      const result = await this.#access.write((trx) =>
+        trx
+          .updateTable('queued_invocations')
+          .set({ state: 'queued', due_at: now, dead_letter_reason: null, dead_lettered_at: null })
+          .where('id', '=', id)
+          .where('function_name', '=', functionName)
+          .where('state', '=', 'dead_lettered')
+          .executeTakeFirst(),
+      );
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  purgeDeadLetters(functionName: string): Promise<number> {
+    return this.#run(`purge dead letters of function ${functionName}`, async () => {
+      validateQueuedFunctionName(functionName);
+      const result = await this.#access.write((trx) =>
+        trx
+          .deleteFrom('queued_invocations')
+          .where('function_name', '=', functionName)
+          .where('state', '=', 'dead_lettered')
+          .executeTakeFirst(),
+      );
+      return Number(result.numDeletedRows);
+    });
+  }
+
+  stats(functionName: string): Promise<InvocationQueueStats> {
+    return this.#run(`read queue depth of function ${functionName}`, async () => {
+      validateQueuedFunctionName(functionName);
+      const now = this.#now();
+      const rows = await this.#access.db
+        .selectFrom('queued_invocations')
+        .select((eb) => [
+          'state',
+          eb.fn.countAll().as('count'),
+          eb.fn.min('enqueued_at').as('oldest'),
+          // A running event past its visibility expiry is waiting again.
+          eb.fn.sum(eb.case().when('due_at', '<=', now).then(1).else(0).end()).as('expired'),
+        ])
+        .where('function_name', '=', functionName)
+        .where('state', 'in', [...waitingStates, 'dead_lettered'])
+        .groupBy('state')
+        .execute();
+      const stats: InvocationQueueStats = { queued: 0, running: 0, deadLettered: 0, oldestEnqueuedAt: null };
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const row of rows) {
+        const count = intFromDb(row.count, 'count');
+        if (row.state === 'dead_lettered') {
+          stats.deadLettered = count;
+          continue;
+        }
+        if (row.state === 'queued') stats.queued += count;
+        else {
+          const expired = row.expired === null ? 0 : intFromDb(row.expired, 'expired');
+          stats.running += count - expired;
+          stats.queued += expired;
+        }
+        if (row.oldest !== null) oldest = Math.min(oldest, intFromDb(row.oldest, 'enqueued_at'));
+      }
+      if (oldest !== Number.POSITIVE_INFINITY) stats.oldestEnqueuedAt = new Date(oldest);
+      return stats;
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+
+  /** Settle the delivery `receipt` names, if it is still current: record `attempt` and apply `change`. */
+  #settle(
+    verb: string,
+    receipt: string,
+    attempt: InvocationAttempt | null,
+    change: (now: number) => Updateable<QueuedInvocationsTable>,
+  ): Promise<boolean> {
+    return this.#run(`${verb} a queued invocation`, async () => {
+      if (attempt !== null) validateAttempt(attempt);
+      const now = this.#now();
+      const values = change(now);
+      return this.#access.write(async (trx: DbExecutor) => {
+        const row = await trx
+          .selectFrom('queued_invocations')
+          .select(['id', 'attempts', 'state', 'due_at'])
+          .where('receipt', '=', receipt)
+          .executeTakeFirst();
+        // A delivery whose visibility has expired may already be someone else's: its receipt is no longer current.
+        if (row?.state !== 'running' || row.due_at === null || intFromDb(row.due_at, 'due_at') <= now) return false;
+        const attempts = JSON.parse(row.attempts) as StoredAttempt[];
+        if (attempt !== null) attempts.push(storedAttempt(attempt));
+        const result = await trx
+          .updateTable('queued_invocations')
+          .set({ ...values, receipt: null, attempts: JSON.stringify(attempts) })
+          .where('id', '=', row.id)
+          .where('receipt', '=', receipt)
+          .executeTakeFirst();
+        return result.numUpdatedRows > 0n;
+      });
+    });
+  }
+
+  #run<T>(action: string, operation: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new PlatformError('UNAVAILABLE', 'the invocation queue is closed'));
+    return this.#access.run(action, operation);
+  }
+}
+
+function storedAttempt(attempt: InvocationAttempt): StoredAttempt {
+  return {
+    startedAt: attempt.startedAt.getTime(),
+    status: attempt.status,
+    durationMs: attempt.durationMs,
+    error: attempt.error,
+  };
+}
+
+function attemptsFromJson(json: string): InvocationAttempt[] {
+  return (JSON.parse(json) as StoredAttempt[]).map((stored) => ({
+    startedAt: new Date(stored.startedAt),
+    status: stored.status,
+    durationMs: stored.durationMs,
+    error: stored.error,
+  }));
+}
+
+function queuedFromRow(row: QueuedInvocationRow, now: number): QueuedInvocation {
+  if (!states.has(row.state)) {
+    throw new PlatformError('INTERNAL', `queued invocation ${row.id} is in an unknown state ${row.state}`);
+  }
+  const dueAt = row.due_at === null ? null : intFromDb(row.due_at, 'due_at');
+  const state =
+    row.state === 'running' && dueAt !== null && dueAt <= now ? 'queued' : (row.state as QueuedInvocationState);
+  return {
+    id: row.id,
+    functionName: row.function_name,
+    state,
+    payload: row.payload,
+    enqueuedAt: dateFromDb(row.enqueued_at, 'enqueued_at'),
+    dueAt: dueAt === null ? null : new Date(dueAt),
+    deliveryCount: row.delivery_count,
+    attempts: attemptsFromJson(row.attempts),
+    idempotencyKey: row.idempotency_key,
+    deadLetterReason: row.dead_letter_reason,
+    deadLetteredAt: row.dead_lettered_at === null ? null : dateFromDb(row.dead_lettered_at, 'dead_lettered_at'),
+  };
+}
