@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { RolloutChange, TrafficStore } from '../core/ports/traffic-store.js';
-import { currentStep, endRollout, noFigures, stepWeights, type StepFigures } from '../core/rollouts.js';
+import { currentStep, endRollout, type StepFigures } from '../core/rollouts.js';
+import { noFigures, stepWeights } from '../core/traffic-rules.js';
 import type { Rollout } from '../core/types.js';
 import { baselineReference, judgeStep } from './rollout-analysis.js';
 import { LeaderPass } from './leader-pass.js';

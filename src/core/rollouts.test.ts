@@ -1,14 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isPlatformError } from './errors.js';
-import {
-  canarySteps,
-  compileRolloutSettings,
-  currentStep,
-  defaultRolloutSettings,
-  endRollout,
-  noFigures,
-} from './rollouts.js';
+import { canarySteps, compileRolloutSettings, currentStep, endRollout } from './rollouts.js';
+import { defaultRolloutSettings, noFigures } from './traffic-rules.js';
 import type { Rollout } from './types.js';
 
 const badRequest = (message: RegExp) => (err: unknown) =>

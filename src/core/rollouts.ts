@@ -6,8 +6,6 @@ import type { RolloutChange } from './ports/traffic-store.js';
 import { defaultRolloutSettings, validateRolloutSettings } from './traffic-rules.js';
 import type { Rollout, RolloutEvent, RolloutSettings, VersionFigures } from './types.js';
 
-export { defaultRolloutSettings, noFigures, stepWeights } from './traffic-rules.js';
-
 /** A rollout's settings as asked for: any left out get their defaults. */
 export type RolloutSettingsInput = { [K in keyof RolloutSettings]?: RolloutSettings[K] | undefined };
 

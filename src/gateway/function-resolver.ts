@@ -62,14 +62,16 @@ export class FunctionResolver {
    */
   async resolve(name: string, qualifier: string = liveAlias, header?: HeaderValue): Promise<Resolved> {
     // A version number's leading zeros are ignored: `01` is version 1, cached once.
-    if (isVersionQualifier(qualifier) && qualifier.startsWith('0')) qualifier = qualifier.replace(/^0+(?=.)/, '');
+    if (qualifier.startsWith('0') && isVersionQualifier(qualifier)) qualifier = qualifier.replace(/^0+(?=.)/, '');
     const hit = this.#cache.get(name)?.get(qualifier);
     const target = hit !== undefined && hit.expiresAt > Date.now() ? hit : await this.#load(name, qualifier);
     const { split, resolved } = target;
     if (split === null) return resolved[0] as Resolved;
     let point: number | undefined;
     if (target.stickyHeader !== null && header !== undefined) {
-      const value = await header(target.stickyHeader);
+      // The HTTP paths read the header at once; only a lane's reader answers later, over its message port.
+      const read = header(target.stickyHeader);
+      const value = typeof read === 'object' ? await read : read;
       if (value !== undefined && value !== '') point = stickyPoint(name, target.alias ?? '', value);
     }
     return resolved[split.indexAt(point ?? Math.random())] as Resolved;
