@@ -33,7 +33,13 @@ function closeOpened(opened: OpenedQueue): Promise<void> {
 const start = Date.UTC(2027, 0, 1, 9, 0, 0);
 
 function attempt(at: number, status: InvocationAttempt['status'] = 'success', error: string | null = null) {
-  return { startedAt: new Date(at), status, durationMs: 12.5, error };
+  return {
+    startedAt: new Date(at),
+    status,
+    durationMs: 12.5,
+    error,
+    invocationId: status === 'throttled' ? null : `inv-${at}`,
+  };
 }
 
 /**

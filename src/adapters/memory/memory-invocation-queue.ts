@@ -281,5 +281,6 @@ function copyAttempt(attempt: InvocationAttempt): InvocationAttempt {
     status: attempt.status,
     durationMs: attempt.durationMs,
     error: attempt.error,
+    invocationId: attempt.invocationId,
   };
 }

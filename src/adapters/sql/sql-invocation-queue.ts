@@ -15,6 +15,7 @@ import {
 } from '../../core/invocation-queue-rules.js';
 import { idempotencyWindowMs } from '../../core/ports/invocation-queue.js';
 import type {
+  AttemptStatus,
   EnqueueResult,
   InvocationAttempt,
   InvocationDelivery,
@@ -25,7 +26,6 @@ import type {
   QueuedInvocationState,
   ReceiveOptions,
 } from '../../core/ports/invocation-queue.js';
-import type { InvocationStatus } from '../../core/types.js';
 import type { DbExecutor, QueuedInvocationRow, QueuedInvocationsTable } from './schema.js';
 import type { SqlStoreAccess } from './sql-metadata-store.js';
 import { dateFromDb, intFromDb } from './sql-metadata-store.js';
@@ -49,9 +49,10 @@ const states: ReadonlySet<string> = new Set<QueuedInvocationState>([
 /** An attempt as stored in the `attempts` JSON column. */
 interface StoredAttempt {
   startedAt: number;
-  status: InvocationStatus;
+  status: AttemptStatus;
   durationMs: number;
   error: string | null;
+  invocationId?: string | null;
 }
 
 /**
@@ -365,6 +366,7 @@ function storedAttempt(attempt: InvocationAttempt): StoredAttempt {
     status: attempt.status,
     durationMs: attempt.durationMs,
     error: attempt.error,
+    invocationId: attempt.invocationId,
   };
 }
 
@@ -374,6 +376,7 @@ function attemptsFromJson(json: string): InvocationAttempt[] {
     status: stored.status,
     durationMs: stored.durationMs,
     error: stored.error,
+    invocationId: stored.invocationId ?? null,
   }));
 }
 

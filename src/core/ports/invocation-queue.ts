@@ -3,15 +3,22 @@ import type { InvocationStatus } from '../types.js';
 /** Where a queued invocation stands. */
 export type QueuedInvocationState = 'queued' | 'running' | 'succeeded' | 'failed' | 'dead_lettered';
 
+/**
+ * How an attempt ended: as the invocation ended when it ran, `throttled` when the platform refused it for capacity
+ * (429), `platform_error` when the platform failed to run it (a node or backend down, a version gone).
+ */
+export type AttemptStatus = InvocationStatus | 'platform_error';
+
 /** One delivery of an event to its function, as the dispatcher saw it end. */
 export interface InvocationAttempt {
   /** When the attempt started. */
   startedAt: Date;
-  /** How the invocation ended. */
-  status: InvocationStatus;
+  status: AttemptStatus;
   durationMs: number;
   /** What went wrong, or null. */
   error: string | null;
+  /** The invocation record the attempt made (its logs), or null when it did not run. */
+  invocationId: string | null;
 }
 
 /** An event to queue. */
