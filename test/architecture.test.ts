@@ -1,5 +1,5 @@
-// Keeps dependencies pointing one way: core <- adapters / sandbox <- agent, manager, gateway, control-plane <- embedded,
-// cluster <- cli. The control plane reaches the roles only through what the composition roots hand it (the Manager's
+// Keeps dependencies pointing one way: core <- adapters / sandbox <- agent, manager, events <- gateway, control-plane <-
+// embedded, cluster <- cli. The control plane reaches the roles only through what the composition roots hand it (the Manager's
 // provisioning, a push to the gateways), so it imports neither them nor adapters.
 // Generated gRPC code (src/gen, from proto/) and its hand-written glue (src/grpc) sit at the adapter level: only the
 // roles' gRPC edges import them, never core.
@@ -24,18 +24,47 @@ const rules: { area: string; mayImport: string[]; packages: boolean; testsMayImp
   { area: 'grpc', mayImport: ['core', 'gen', 'grpc'], packages: true },
   { area: 'agent', mayImport: ['core', 'sandbox', 'gen', 'grpc', 'agent'], packages: true },
   { area: 'manager', mayImport: ['core', 'manager'], packages: true },
-  { area: 'gateway', mayImport: ['core', 'gen', 'grpc', 'gateway'], packages: true },
-  { area: 'control-plane', mayImport: ['core', 'control-plane'], packages: true, testsMayImport: ['manager'] },
+  // Asynchronous invocations, schedules' and queues' events: on core's ports, handed the invoke path as a function.
+  { area: 'events', mayImport: ['core', 'events'], packages: true },
+  { area: 'gateway', mayImport: ['core', 'gen', 'grpc', 'events', 'gateway'], packages: true },
+  {
+    area: 'control-plane',
+    mayImport: ['core', 'events', 'control-plane'],
+    packages: true,
+    testsMayImport: ['manager'],
+  },
   { area: 'client', mayImport: ['core', 'client'], packages: true },
   {
     area: 'embedded',
-    mayImport: ['core', 'adapters', 'sandbox', 'agent', 'manager', 'gateway', 'control-plane', 'client', 'embedded'],
+    mayImport: [
+      'core',
+      'adapters',
+      'sandbox',
+      'agent',
+      'manager',
+      'events',
+      'gateway',
+      'control-plane',
+      'client',
+      'embedded',
+    ],
     packages: true,
   },
   // Cluster processes (gateway, manager, agent as separate processes) wire the same roles as embedded mode.
   {
     area: 'cluster',
-    mayImport: ['core', 'adapters', 'sandbox', 'agent', 'manager', 'gateway', 'control-plane', 'embedded', 'cluster'],
+    mayImport: [
+      'core',
+      'adapters',
+      'sandbox',
+      'agent',
+      'manager',
+      'events',
+      'gateway',
+      'control-plane',
+      'embedded',
+      'cluster',
+    ],
     packages: true,
   },
   { area: 'cli', mayImport: ['core', 'client', 'embedded', 'cluster', 'cli'], packages: true },

@@ -66,7 +66,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     closers.add(() => backends.close());
     const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());
-    const { pool, queue, metadata, traffic, blobStore } = backends;
+    const { pool, queue, metadata, traffic, invocations, blobStore } = backends;
     // The leader pushes its routing table here; a node it no longer routes to is not dispatched to, even before
     // this gateway's own membership watch sees it leave.
     let routing: RoutingTable | null = null;
@@ -113,6 +113,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       queue,
       metadata,
       traffic,
+      invocations,
       keyedHash: (text: string) => sealer.keyedHash(text),
       blobStore,
       agents,

@@ -11,11 +11,13 @@ import { openS3BlobStore } from '../adapters/s3/s3-blob-store.js';
 import type { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { SealedMetadataStore } from '../adapters/sealed/sealed-metadata-store.js';
 import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
+import { SqlInvocationQueue } from '../adapters/sql/sql-invocation-queue.js';
 import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
+import type { InvocationQueue } from '../core/ports/invocation-queue.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
@@ -60,6 +62,8 @@ export interface Backends {
   readonly metadata: MetadataStore;
   /** Aliases and rollouts, on the metadata database (closed with it). */
   readonly traffic: TrafficStore;
+  /** Asynchronous invocations waiting, running and dead-lettered, on the metadata database (closed with it). */
+  readonly invocations: InvocationQueue;
   readonly blobStore: BlobStore;
   describe(): BackendSummary;
   /** Closes every backend once (idempotent); the caller has stopped using them. */
@@ -102,6 +106,7 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
     queue: pool.value.value.queue,
     metadata: metadata.value.value.metadata,
     traffic: metadata.value.value.traffic,
+    invocations: metadata.value.value.invocations,
     blobStore: blobs.value.value,
     describe: () => ({ ...summary }),
     close() {
@@ -139,14 +144,20 @@ async function openPoolAndQueue(options: BackendOptions): Promise<Opened<{ pool:
   return { value: { pool, queue }, summary: `Redis at ${displayUrl}`, close: () => closeBoth(pool, queue) };
 }
 
-/** The metadata store, sealed, and the traffic store on the same database. */
+/** The metadata store, sealed, and the stores on the same database. */
 interface MetadataStores {
   metadata: MetadataStore;
   traffic: TrafficStore;
+  invocations: InvocationQueue;
 }
 
 function storesOver(store: SqlMetadataStore, sealer: EnvSealer): MetadataStores {
-  return { metadata: new SealedMetadataStore(store, sealer), traffic: new SqlTrafficStore(store.shared()) };
+  const shared = store.shared();
+  return {
+    metadata: new SealedMetadataStore(store, sealer),
+    traffic: new SqlTrafficStore(shared),
+    invocations: new SqlInvocationQueue(shared),
+  };
 }
 
 async function openMetadata(options: BackendOptions): Promise<Opened<MetadataStores>> {

@@ -197,7 +197,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     defaultSandboxLimits.pids,
   );
   const backends = await openBackends({ ...options, sealer });
-  const { pool, queue, metadata, traffic, blobStore } = backends;
+  const { pool, queue, metadata, traffic, invocations, blobStore } = backends;
   let runtime: SandboxRuntime;
   try {
     runtime = await createRuntime(options.sandbox, workDir, logger, nodeCgroupLimits(budget));
@@ -237,6 +237,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     queue,
     metadata,
     traffic,
+    invocations,
     blobStore,
     agents,
     queueWaitMs: options.queueWaitMs,

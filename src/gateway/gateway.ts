@@ -3,10 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../core/logger.js';
 import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
+import type { InvocationQueue } from '../core/ports/invocation-queue.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import type { TrafficStore } from '../core/ports/traffic-store.js';
+import { AsyncInvocations } from '../events/async-invocations.js';
 import { Deployer } from './deployer.js';
 import { FunctionResolver } from './function-resolver.js';
 import { createGatewayServer, type NodeView } from './http/server.js';
@@ -23,6 +25,10 @@ export interface GatewayOptions {
   metadata: MetadataStore;
   /** Aliases and rollouts, on the metadata store's database. */
   traffic: TrafficStore;
+  /** Asynchronous invocations: accepted here, run by a dispatcher (`events/`). */
+  invocations: InvocationQueue;
+  /** An asynchronous invocation was queued for this function (a dispatcher in this process may run it at once). */
+  onQueued?: ((functionName: string) => void) | undefined;
   blobStore: BlobStore;
   agents: AgentDirectory;
   /** How long an invocation waits for an instance before 429. */
@@ -58,6 +64,10 @@ export interface Gateway {
    * the extra event loops that serve the route (`LaneHost`).
    */
   readonly answerInvoke: AnswerInvoke;
+  /** The invoke path itself: what a dispatcher of asynchronous invocations runs each event through. */
+  readonly invoker: Invoker;
+  /** Accepts asynchronous invocations (checked, then queued). */
+  readonly asyncInvocations: AsyncInvocations;
 }
 
 /** The Gateway role on its ports: invoke path, deploys and the HTTP API, the same in embedded and cluster mode. */
@@ -92,6 +102,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     queueWaitMs: options.queueWaitMs,
     logger,
   });
+  const asyncInvocations = new AsyncInvocations({
+    queue: options.invocations,
+    check: async (name, qualifier) => {
+      await resolver.resolve(name, qualifier);
+    },
+    onQueued: options.onQueued,
+  });
   let ready = false;
   const metrics = new GatewayMetrics();
   const server = await createGatewayServer({
@@ -102,6 +119,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     metadata,
     blobStore,
     metrics,
+    invocations: options.invocations,
+    asyncInvocations,
     apiKeys: options.apiKeys,
     logger,
     ready: () => ready,
@@ -120,6 +139,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     metrics,
     ready: () => ready,
+    invoker,
+    asyncInvocations,
     answerInvoke: (name, event, gone, url, route) =>
       invokeAndAnswer({ invoker, metrics, logger }, name, event, gone, url, route),
   };

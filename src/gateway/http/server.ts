@@ -11,9 +11,11 @@ import { maxEventBytes } from '../../core/function-config.js';
 import type { Logger } from '../../core/logger.js';
 import { reportLine } from '../../core/report.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
+import type { InvocationQueue } from '../../core/ports/invocation-queue.js';
 import type { MetadataStore } from '../../core/ports/metadata-store.js';
 import type { InvocationRecord } from '../../core/types.js';
 import { liveAlias } from '../../core/types.js';
+import type { AsyncInvocations } from '../../events/async-invocations.js';
 import type { Deployer } from '../deployer.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -59,6 +61,10 @@ export interface GatewayServerOptions {
   metadata: MetadataStore;
   blobStore: BlobStore;
   metrics: GatewayMetrics;
+  /** Asynchronous invocations: their states and dead letters. */
+  invocations: InvocationQueue;
+  /** Accepts asynchronous invocations (`invoke?async=1`). */
+  asyncInvocations: AsyncInvocations;
   nodes: () => Promise<NodeView[]>;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
