@@ -9,6 +9,7 @@ import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import type { TrafficStore } from '../core/ports/traffic-store.js';
 import { AsyncInvocations } from '../events/async-invocations.js';
+import type { RunInvocation } from '../events/run-invocation.js';
 import { Deployer } from './deployer.js';
 import { FunctionResolver } from './function-resolver.js';
 import { createGatewayServer, type NodeView } from './http/server.js';
@@ -64,8 +65,8 @@ export interface Gateway {
    * the extra event loops that serve the route (`LaneHost`).
    */
   readonly answerInvoke: AnswerInvoke;
-  /** The invoke path itself: what a dispatcher of asynchronous invocations runs each event through. */
-  readonly invoker: Invoker;
+  /** The invoke path, for what runs events through it (asynchronous invocations, queue triggers). */
+  readonly run: RunInvocation;
   /** Accepts asynchronous invocations (checked, then queued). */
   readonly asyncInvocations: AsyncInvocations;
 }
@@ -139,7 +140,15 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     metrics,
     ready: () => ready,
-    invoker,
+    run: async (name, event, qualifier) => {
+      const result = await invoker.invoke(name, event, undefined, { qualifier });
+      return {
+        invocationId: result.invocationId,
+        functionName: result.functionName,
+        version: result.version,
+        outcome: result.outcome,
+      };
+    },
     asyncInvocations,
     answerInvoke: (name, event, gone, url, route) =>
       invokeAndAnswer({ invoker, metrics, logger }, name, event, gone, url, route),
