@@ -8,7 +8,7 @@ import type { CurrentMaps, DeployFlags } from '../client/deploy-config.js';
 import { changeLines } from './change-lines.js';
 import { readEnvFile } from './env-file.js';
 import { canarySteps } from '../core/rollouts.js';
-import { info, integer, out, printJson, repeated } from './output.js';
+import { durationSeconds, info, integer, out, printJson, repeated } from './output.js';
 import { rolloutLine } from './rollout-commands.js';
 
 function keyValue(value: string, previous: Record<string, string> = {}): Record<string, string> {
@@ -35,6 +35,12 @@ async function currentMaps(client: SavassanClient, name: string): Promise<Curren
     if (err instanceof ApiError && err.status === 404) return { env: {}, secrets: {} };
     throw err;
   }
+}
+
+/** `--on-success X` → X, `--no-on-success` → null (none), neither → undefined (kept). */
+function destinationFlag(value: unknown): string | null | undefined {
+  if (value === false) return null;
+  return typeof value === 'string' ? value : undefined;
 }
 
 export function addDeployCommand(program: Command): void {
@@ -66,6 +72,33 @@ export function addDeployCommand(program: Command): void {
       'with --network, an IPv4 CIDR the function may reach although private ranges are denied (repeatable)',
       repeated,
     )
+    .option('--retries <n>', 'asynchronous invocations: retries of a function error, 0 to 2 (default 2)', integer)
+    .option(
+      '--max-event-age <duration>',
+      'asynchronous invocations: not run or retried once this old, 60s to 6h (default 6h)',
+      durationSeconds,
+    )
+    .option(
+      '--retry-delay <seconds>',
+      'asynchronous invocations: delay before the first retry of a function error, then doubled (default 60)',
+      integer,
+    )
+    .option(
+      '--async-concurrency <n>',
+      'asynchronous invocations run at once by each dispatcher (default 10)',
+      integer,
+    )
+    .option(
+      '--on-success <destination>',
+      'asynchronous invocations that succeed: their record goes to a function, queue:NAME or an http(s) URL',
+    )
+    .option('--no-on-success', 'no destination for asynchronous invocations that succeed')
+    .option(
+      '--on-failure <destination>',
+      'asynchronous invocations that fail for good: their record goes to a function, queue:NAME or an http(s) URL ' +
+        '(default: the dead letters, see dlq)',
+    )
+    .option('--no-on-failure', 'failed asynchronous invocations go to the dead letters again')
     .option('--no-promote', 'create the version without moving traffic to it (alias set or rollout start does later)')
     .option(
       '--canary <percent>',
@@ -112,6 +145,12 @@ export function addDeployCommand(program: Command): void {
           idleSeconds: opts.idle as number | undefined,
           network: opts.network as boolean | undefined,
           allowNet: opts.allowNet as string[] | undefined,
+          retries: opts.retries as number | undefined,
+          maxEventAgeSeconds: opts.maxEventAge as number | undefined,
+          retryDelaySeconds: opts.retryDelay as number | undefined,
+          asyncConcurrency: opts.asyncConcurrency as number | undefined,
+          onSuccess: destinationFlag(opts.onSuccess),
+          onFailure: destinationFlag(opts.onFailure),
         },
         setEnv:
           (await deployEnv(opts.envFrom as string | undefined, opts.env as Record<string, string> | undefined)) ?? {},

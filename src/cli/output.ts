@@ -26,6 +26,17 @@ export function integer(value: string): number {
   return n;
 }
 
+const durationUnits: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600 };
+
+/** A duration option in whole seconds: `90`, `90s`, `15m` or `6h`. */
+export function durationSeconds(value: string): number {
+  const match = /^\s*(\d+)\s*([smh]?)\s*$/.exec(value);
+  if (match === null) {
+    throw new InvalidArgumentError(`expected a duration like 90, 90s, 15m or 6h, got ${value}`);
+  }
+  return Number(match[1]) * (durationUnits[match[2] ?? ''] ?? 1);
+}
+
 /** A number (decimal or integer) of an option. */
 export function decimal(value: string): number {
   const n = Number(value);

@@ -40,6 +40,12 @@ const fields: Record<string, [Check, string]> = {
   idleSeconds: [integer, 'an integer'],
   network: [boolean, 'true or false'],
   allowNet: [strings, 'an array of IPv4 CIDRs'],
+  retries: [integer, 'an integer'],
+  maxEventAgeSeconds: [integer, 'an integer'],
+  retryDelaySeconds: [integer, 'an integer'],
+  asyncConcurrency: [integer, 'an integer'],
+  onSuccess: [string, 'a function name, queue:NAME or an http(s) URL'],
+  onFailure: [string, 'a function name, queue:NAME or an http(s) URL'],
 };
 
 /** The fields a `savassan.json` may hold (besides `$schema`), in the order of the deploy options. */
@@ -53,6 +59,11 @@ const didYouMean: Record<string, string> = {
   'max-instances': 'maxInstances',
   'min-instances': 'minInstances',
   'allow-net': 'allowNet',
+  'max-event-age': 'maxEventAgeSeconds',
+  'retry-delay': 'retryDelaySeconds',
+  'async-concurrency': 'asyncConcurrency',
+  'on-success': 'onSuccess',
+  'on-failure': 'onFailure',
   environment: 'env',
 };
 

@@ -12,7 +12,7 @@ export function isDnsLabel(name: unknown): name is string {
 }
 
 /** Returns `name` if it is a DNS label; otherwise throws `code`, saying what a `kind` name looks like. */
-export function validateDnsLabel(name: unknown, kind: 'function' | 'alias', code: ErrorCode): string {
+export function validateDnsLabel(name: unknown, kind: 'function' | 'alias' | 'queue', code: ErrorCode): string {
   if (!isDnsLabel(name)) {
     throw new PlatformError(
       code,

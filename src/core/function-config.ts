@@ -17,6 +17,18 @@ export interface FunctionConfigInput {
   allowNet?: string[] | undefined;
   /** Environment variables whose values are secrets: variable name → secret name (see `savassan secret set`). */
   secrets?: Record<string, string> | undefined;
+  /** Asynchronous invocations: retries of a function error (0 to 2). */
+  retries?: number | undefined;
+  /** Asynchronous invocations: how long an event may wait and be retried, in seconds (60 to 21600). */
+  maxEventAgeSeconds?: number | undefined;
+  /** Asynchronous invocations: the delay before the first retry of a function error, then doubled (seconds). */
+  retryDelaySeconds?: number | undefined;
+  /** Asynchronous invocations run at once, at most, per dispatcher. */
+  asyncConcurrency?: number | undefined;
+  /** Where an asynchronous invocation's record goes when it succeeds: see `parseDestination`. Null: nowhere. */
+  onSuccess?: string | null | undefined;
+  /** Where an asynchronous invocation's record goes when it fails for good (instead of the dead letters). */
+  onFailure?: string | null | undefined;
 }
 
 /** Validated, defaulted configuration of one function version. Immutable once deployed. */
@@ -38,7 +50,28 @@ export interface FunctionConfig {
    * are stored with the version; each sandbox gets the secrets' values when it starts (`SandboxSpec.secretEnv`).
    */
   secrets: Record<string, string>;
+  /** Retries of an asynchronous invocation whose function failed (error, timeout, crash, out of memory). */
+  retries: number;
+  /** An asynchronous invocation older than this (seconds since it was accepted) is not run or retried any more. */
+  maxEventAgeSeconds: number;
+  /** Delay before the first retry of a function error (seconds; doubled for the next, with jitter). */
+  retryDelaySeconds: number;
+  /** Asynchronous invocations of the function one dispatcher runs at once. */
+  asyncConcurrency: number;
+  /** Destination of the records of asynchronous invocations that succeeded, or null. */
+  onSuccess: string | null;
+  /** Destination of the records of asynchronous invocations that failed for good, or null (dead letters). */
+  onFailure: string | null;
 }
+
+/** The settings of asynchronous invocations: the dispatcher's, never a sandbox's. */
+export type AsyncSettings = Pick<
+  FunctionConfig,
+  'retries' | 'maxEventAgeSeconds' | 'retryDelaySeconds' | 'asyncConcurrency' | 'onSuccess' | 'onFailure'
+>;
+
+/** What a sandbox is created with: a version's settings less those of asynchronous invocations. */
+export type SandboxConfig = Omit<FunctionConfig, keyof AsyncSettings>;
 
 export const functionLimits = {
   timeoutSeconds: { min: 1, max: 900, default: 30 },
@@ -46,6 +79,10 @@ export const functionLimits = {
   maxInstances: { min: 1, max: 1000, default: 10 },
   minInstances: { min: 0, max: 100, default: 0 },
   idleSeconds: { min: 1, max: 86400, default: 300 },
+  retries: { min: 0, max: 2, default: 2 },
+  maxEventAgeSeconds: { min: 60, max: 21600, default: 21600 },
+  retryDelaySeconds: { min: 1, max: 3600, default: 60 },
+  asyncConcurrency: { min: 1, max: 1000, default: 10 },
   envBytes: 4096,
   allowNet: 32,
   secrets: 64,
@@ -249,7 +286,62 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
     network,
     allowNet,
     secrets,
+    retries: intInRange('retries', input.retries),
+    maxEventAgeSeconds: intInRange('maxEventAgeSeconds', input.maxEventAgeSeconds),
+    retryDelaySeconds: intInRange('retryDelaySeconds', input.retryDelaySeconds),
+    asyncConcurrency: intInRange('asyncConcurrency', input.asyncConcurrency),
+    onSuccess: compileDestination('onSuccess', input.onSuccess),
+    onFailure: compileDestination('onFailure', input.onFailure),
   };
+}
+
+/** Where the record of an asynchronous invocation goes: another function, a webhook, or a queue. */
+export type Destination =
+  | { kind: 'function'; name: string }
+  | { kind: 'webhook'; url: URL }
+  | { kind: 'queue'; name: string };
+
+/**
+ * A destination as given: `https://…` or `http://…` (a webhook, POSTed the record), `queue:NAME` (a queue), or a
+ * function name (optionally `function:NAME`). A webhook URL may not hold credentials (they would be shown with the
+ * function's settings): put a token in its path or query if it needs one.
+ */
+export function parseDestination(text: string): Destination {
+  if (/^https?:\/\//i.test(text)) {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new PlatformError('INVALID_CONFIG', `destination ${JSON.stringify(text)} is not a valid URL`);
+    }
+    if (url.username !== '' || url.password !== '') {
+      throw new PlatformError('INVALID_CONFIG', 'a destination URL may not hold a user name or password');
+    }
+    return { kind: 'webhook', url };
+  }
+  if (text.startsWith('queue:')) {
+    return { kind: 'queue', name: validateDnsLabel(text.slice('queue:'.length), 'queue', 'INVALID_CONFIG') };
+  }
+  const name = text.startsWith('function:') ? text.slice('function:'.length) : text;
+  return { kind: 'function', name: validateDnsLabel(name, 'function', 'INVALID_CONFIG') };
+}
+
+const maxDestinationLength = 2048;
+
+function compileDestination(field: 'onSuccess' | 'onFailure', input: unknown): string | null {
+  if (input === undefined || input === null) return null;
+  if (typeof input !== 'string' || input.length === 0 || input.length > maxDestinationLength) {
+    throw new PlatformError(
+      'INVALID_CONFIG',
+      `${field} must be a function name, queue:NAME or an http(s) URL of at most ${maxDestinationLength} characters`,
+    );
+  }
+  try {
+    parseDestination(input);
+  } catch (err) {
+    throw new PlatformError('INVALID_CONFIG', `${field}: ${(err as PlatformError).rawMessage}`);
+  }
+  return input;
 }
 
 function validEnvKey(key: string, what: string): void {

@@ -1,7 +1,7 @@
 // The one place where the Agent's domain types (src/core) and its generated gRPC messages (src/gen) meet. Both the
 // server (src/agent/grpc-server.ts) and the client (src/gateway/grpc-agent-client.ts) convert through here.
 import { PlatformError } from '../core/errors.js';
-import type { FunctionConfig } from '../core/function-config.js';
+import type { SandboxConfig } from '../core/function-config.js';
 import type {
   InvokeOutcome,
   InvokeRequest,
@@ -62,7 +62,7 @@ const logStream = enumMapping<SandboxLogLine['stream'], pb.LogStream>('log strea
   ['stderr', pb.LogStream.LOG_STREAM_STDERR],
 ]);
 
-function configToProto(config: FunctionConfig): pb.FunctionConfig {
+function configToProto(config: SandboxConfig): pb.FunctionConfig {
   return {
     handler: config.handler,
     runtime: config.runtime,
@@ -78,7 +78,7 @@ function configToProto(config: FunctionConfig): pb.FunctionConfig {
   };
 }
 
-function configFromProto(config: pb.FunctionConfig): FunctionConfig {
+function configFromProto(config: pb.FunctionConfig): SandboxConfig {
   return {
     handler: config.handler,
     runtime: config.runtime,

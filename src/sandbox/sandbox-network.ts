@@ -5,28 +5,14 @@ import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Enforcement } from '../core/ports/sandbox-runtime.js';
 import { ipv4Cidr, type Ipv4Cidr } from '../core/function-config.js';
+import { deniedIpv4Ranges } from '../core/net-ranges.js';
 import { isProcessAlive } from './process-alive.js';
 
 /** The default range networked sandboxes take their addresses from: a /31 each. */
 const defaultSandboxSubnet = '10.254.0.0/16';
 
-/**
- * Where a networked sandbox may never connect unless its function allows a CIDR with `--allow-net`: every
- * private, shared, loopback, link-local (cloud metadata), reserved, multicast and broadcast range.
- */
-const deniedRanges = [
-  '0.0.0.0/8',
-  '10.0.0.0/8',
-  '100.64.0.0/10',
-  '127.0.0.0/8',
-  '169.254.0.0/16',
-  '172.16.0.0/12',
-  '192.0.0.0/24',
-  '192.168.0.0/16',
-  '198.18.0.0/15',
-  '224.0.0.0/4',
-  '240.0.0.0/4',
-];
+/** Where a networked sandbox may never connect unless its function allows a CIDR with `--allow-net`. */
+const deniedRanges = deniedIpv4Ranges;
 
 const netnsDir = '/run/netns';
 /** Named namespaces: `savassan-<agent pid>-<n>`; the pid says whether its owner still runs. */

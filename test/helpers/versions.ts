@@ -15,6 +15,12 @@ export function functionConfig(overrides: Partial<FunctionConfig> = {}): Functio
     network: false,
     allowNet: [],
     secrets: {},
+    retries: 2,
+    maxEventAgeSeconds: 21600,
+    retryDelaySeconds: 60,
+    asyncConcurrency: 10,
+    onSuccess: null,
+    onFailure: null,
     ...overrides,
   };
 }

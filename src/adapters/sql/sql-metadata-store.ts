@@ -3,8 +3,8 @@ import type { CompiledQuery, Insertable, Kysely, Transaction } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import { silentLogger } from '../../core/logger.js';
-import { validateFunctionName } from '../../core/function-config.js';
-import type { FunctionConfig } from '../../core/function-config.js';
+import { functionLimits, validateFunctionName } from '../../core/function-config.js';
+import type { AsyncSettings, FunctionConfig } from '../../core/function-config.js';
 import { validateSecretName } from '../../core/secrets.js';
 import type { InvocationQuery, MetadataStore, NewVersion } from '../../core/ports/metadata-store.js';
 import { liveAlias } from '../../core/types.js';
@@ -979,16 +979,20 @@ export function functionFromRow(row: FunctionRow): FunctionRecord {
 
 /** A stored config; versions stored before a setting existed get its default. */
 export function configFromJson(json: string): FunctionConfig {
-  const stored = JSON.parse(json) as Omit<FunctionConfig, 'network' | 'allowNet' | 'secrets'> & {
-    network?: boolean;
-    allowNet?: string[];
-    secrets?: Record<string, string>;
-  };
+  const stored = JSON.parse(json) as Partial<FunctionConfig> &
+    Omit<FunctionConfig, 'network' | 'allowNet' | 'secrets' | keyof AsyncSettings>;
   return {
     ...stored,
     network: stored.network ?? false,
     allowNet: stored.allowNet ?? [],
     secrets: stored.secrets ?? {},
+    // Versions stored before asynchronous invocations had settings run with the defaults.
+    retries: stored.retries ?? functionLimits.retries.default,
+    maxEventAgeSeconds: stored.maxEventAgeSeconds ?? functionLimits.maxEventAgeSeconds.default,
+    retryDelaySeconds: stored.retryDelaySeconds ?? functionLimits.retryDelaySeconds.default,
+    asyncConcurrency: stored.asyncConcurrency ?? functionLimits.asyncConcurrency.default,
+    onSuccess: stored.onSuccess ?? null,
+    onFailure: stored.onFailure ?? null,
   };
 }
 

@@ -1,4 +1,4 @@
-import type { FunctionConfig } from '../function-config.js';
+import type { SandboxConfig } from '../function-config.js';
 import type { InstanceRef, SerializedError } from '../types.js';
 
 /** What the Agent needs to create a sandbox for one function version. */
@@ -8,7 +8,7 @@ export interface SandboxSpec {
   incarnation: string;
   version: number;
   codeSha256: string;
-  config: FunctionConfig;
+  config: SandboxConfig;
   /**
    * The values of the secrets `config.secrets` names, by variable, read from the metadata store when the sandbox is
    * created (never stored with the version): the sandbox's environment is `config.env` plus these. Never log them.

@@ -9,6 +9,13 @@ import type { InvocationRecord } from '../../core/types.js';
 
 export const FunctionNameParams = Type.Object({ name: Type.String({ maxLength: 200 }) });
 
+function destinationDescription(which: string): string {
+  return (
+    `where the records of asynchronous invocations that ${which} go: a function name, queue:NAME, or an ` +
+    'http(s) URL POSTed the record'
+  );
+}
+
 /** A deploy setting: left out, the current version's value is kept; `null` restores the default. */
 function setting<T extends TSchema>(schema: T) {
   return Type.Optional(Type.Union([schema, Type.Null()]));
@@ -44,6 +51,32 @@ export const DeployBody = Type.Object(
         description:
           'environment variables whose values are secrets: {"VARIABLE": "SECRET_NAME"}; each secret must exist ' +
           '(PUT /v1/secrets/{name}); sandboxes get its value when they start. Replaces the current ones',
+      }),
+    ),
+    retries: setting(
+      Type.Integer({ description: 'asynchronous invocations: retries of a function error, 0 to 2 (default 2)' }),
+    ),
+    maxEventAgeSeconds: setting(
+      Type.Integer({
+        description:
+          'asynchronous invocations: an event older than this is not run or retried any more, 60 to 21600 ' +
+          '(default 21600, 6 hours)',
+      }),
+    ),
+    retryDelaySeconds: setting(
+      Type.Integer({
+        description:
+          'asynchronous invocations: the delay before the first retry of a function error, doubled for the next, ' +
+          'with jitter; 1 to 3600 (default 60)',
+      }),
+    ),
+    asyncConcurrency: setting(
+      Type.Integer({ description: 'asynchronous invocations one dispatcher runs at once, 1 to 1000 (default 10)' }),
+    ),
+    onSuccess: setting(Type.String({ description: destinationDescription('succeeded') })),
+    onFailure: setting(
+      Type.String({
+        description: `${destinationDescription('failed for good')}; without one they go to the dead letters`,
       }),
     ),
   },
@@ -172,6 +205,12 @@ export const FunctionConfigView = Type.Object({
   idleSeconds: Type.Integer(),
   network: Type.Boolean(),
   allowNet: Type.Array(Type.String()),
+  retries: Type.Integer(),
+  maxEventAgeSeconds: Type.Integer(),
+  retryDelaySeconds: Type.Integer(),
+  asyncConcurrency: Type.Integer(),
+  onSuccess: Type.Union([Type.String(), Type.Null()]),
+  onFailure: Type.Union([Type.String(), Type.Null()]),
 });
 
 export const FunctionView = Type.Object(
