@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { RedisInvocationQueue } from '../../src/adapters/redis/redis-invocation-queue.js';
 import { RedisPool } from '../../src/adapters/redis/redis-pool.js';
 import type { RedisPoolOptions } from '../../src/adapters/redis/redis-pool.js';
 import { RedisProvisionQueue } from '../../src/adapters/redis/redis-provision-queue.js';
@@ -12,6 +13,7 @@ import { poolKey } from '../../src/core/types.js';
 import type { InstanceRef, ProvisionRequest } from '../../src/core/types.js';
 import { redisServerAvailable, redisServerBinary, startRedisServer } from '../kit/redis-server.js';
 import type { RedisServer } from '../kit/redis-server.js';
+import { invocationQueueContract } from './invocation-queue.contract.js';
 import { poolContract } from './pool.contract.js';
 import { provisionQueueContract } from './provision-queue.contract.js';
 
@@ -111,6 +113,18 @@ if (!redisServerAvailable()) {
       await server.deleteKeys(keyPrefix);
     };
     return Promise.resolve({ queue, cleanup });
+  });
+
+  invocationQueueContract('RedisInvocationQueue', (settings) => {
+    const keyPrefix = uniquePrefix();
+    const opened = () => Promise.resolve({ queue: new RedisInvocationQueue({ url: server.url, keyPrefix, ...settings }) });
+    return Promise.resolve({
+      queue: new RedisInvocationQueue({ url: server.url, keyPrefix, ...settings }),
+      reopen: opened,
+      cleanup: async () => {
+        await server.deleteKeys(keyPrefix);
+      },
+    });
   });
 
   describe('Redis adapters', () => {
