@@ -276,4 +276,25 @@ return {
 }
 `,
   ),
+
+  /** ARGV: consumer, then function names. Removes the consumer from those streams' group where it holds nothing. */
+  leave: script(
+    'leave',
+    `
+local consumer = ARGV[3]
+for i = 4, #ARGV do
+  local stream = k('stream', ARGV[i])
+  if redis.call('EXISTS', stream) == 1 then
+    for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', stream, GROUP)) do
+      local fields = {}
+      for j = 1, #c, 2 do fields[c[j]] = c[j + 1] end
+      if fields['name'] == consumer and fields['pending'] == 0 then
+        redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, consumer)
+      end
+    end
+  end
+end
+return 0
+`,
+  ),
 } satisfies Record<string, LuaSource>;

@@ -56,6 +56,7 @@ const scripts = {
   listDeadLetters: new LuaScript(invocationQueueScripts.listDeadLetters),
   purgeDeadLetters: new LuaScript(invocationQueueScripts.purgeDeadLetters),
   stats: new LuaScript(invocationQueueScripts.stats),
+  leave: new LuaScript(invocationQueueScripts.leave),
 };
 
 const states: ReadonlySet<string> = new Set<QueuedInvocationState>([
@@ -104,13 +105,18 @@ export class RedisInvocationQueue implements InvocationQueue {
   readonly #consumer = `consumer-${randomUUID()}`;
   readonly #endedRetentionMs: number;
   readonly #now: () => number;
+  /** Functions whose stream group knows this consumer (it received from them). */
+  readonly #joined = new Set<string>();
   #closed = false;
 
   constructor(options: RedisInvocationQueueOptions) {
     this.capacityPerFunction = validateCapacity(options.capacityPerFunction ?? defaultQueueCapacityPerFunction);
     const retention = options.endedRetentionMs ?? DEFAULT_ENDED_RETENTION_MS;
     if (!Number.isInteger(retention) || retention < 1) {
-      throw new PlatformError('BAD_REQUEST', `the retention of ended events must be a positive integer, got ${retention}`);
+      throw new PlatformError(
+        'BAD_REQUEST',
+        `the retention of ended events must be a positive integer, got ${retention}`,
+      );
     }
     this.#endedRetentionMs = retention;
     const compiled = compileRedisConnectionOptions(options);
@@ -149,6 +155,7 @@ export class RedisInvocationQueue implements InvocationQueue {
     ])) as (string | number)[];
     const deliveries: InvocationDelivery[] = [];
     for (let i = 0; i < reply.length; i += 7) {
+      this.#joined.add(String(reply[i + 1]));
       deliveries.push({
         id: String(reply[i]),
         functionName: String(reply[i + 1]),
@@ -230,10 +237,19 @@ export class RedisInvocationQueue implements InvocationQueue {
     };
   }
 
-  /** Closes the connection; deliveries this consumer holds are taken over by others once their visibility ends. */
+  /**
+   * Leaves the consumer group where this consumer holds no delivery, and closes the connection. Deliveries it still
+   * holds are taken over by other consumers once their visibility ends (so is the consumer of a process that died:
+   * it stays in the group, holding nothing).
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    try {
+      if (this.#joined.size > 0) await this.#run(scripts.leave, this.#now(), [this.#consumer, ...this.#joined]);
+    } catch {
+      // Redis is unreachable: the consumer stays in the group, holding nothing once its deliveries are taken over.
+    }
     await this.#redis.close();
   }
 
@@ -287,7 +303,8 @@ function attemptsFromJson(json: string): InvocationAttempt[] {
 
 function queuedFromHash(id: string, fields: Record<string, string>, now: number): QueuedInvocation {
   const stored = fields['state'] ?? '';
-  if (!states.has(stored)) throw new PlatformError('INTERNAL', `queued invocation ${id} is in an unknown state ${stored}`);
+  if (!states.has(stored))
+    throw new PlatformError('INTERNAL', `queued invocation ${id} is in an unknown state ${stored}`);
   const dueAt = fields['due'] === undefined ? null : Number(fields['due']);
   const state = stored === 'running' && dueAt !== null && dueAt <= now ? 'queued' : (stored as QueuedInvocationState);
   const deadLetteredAt = fields['dla'];
