@@ -368,10 +368,13 @@ if (!redisServerAvailable()) {
       const waiting = pool.wait(key, { ...lease, timeoutMs: 5_000 });
       await waiters(pool, key, 1);
       const pops = [queue.pop(5_000), queue.pop(5_000)];
+      const invocations = new RedisInvocationQueue({ url: server.url, keyPrefix });
+      await invocations.enqueue({ functionName: 'close-fn', payload: 'x' });
+      assert.equal((await invocations.receive({ max: 1, visibilityMs: 60_000 })).length, 1);
       await sleep(50);
-      assert.ok((await server.clientCount()) >= baseline + 4);
+      assert.ok((await server.clientCount()) >= baseline + 5);
 
-      await Promise.all([pool.close(), queue.close()]);
+      await Promise.all([pool.close(), queue.close(), invocations.close()]);
       assert.equal(await waiting, null);
       assert.deepEqual(await Promise.all(pops), [null, null]);
       const deadline = Date.now() + 2_000;
