@@ -3,15 +3,21 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { Redis } from 'ioredis';
+
+import { RedisInvocationQueue } from '../../src/adapters/redis/redis-invocation-queue.js';
 import { RedisPool } from '../../src/adapters/redis/redis-pool.js';
 import type { RedisPoolOptions } from '../../src/adapters/redis/redis-pool.js';
 import { RedisProvisionQueue } from '../../src/adapters/redis/redis-provision-queue.js';
 import { isPlatformError } from '../../src/core/errors.js';
+import { idempotencyWindowMs } from '../../src/core/ports/invocation-queue.js';
+import type { InvocationAttempt } from '../../src/core/ports/invocation-queue.js';
 import type { Pool, PoolItem } from '../../src/core/ports/pool.js';
 import { poolKey } from '../../src/core/types.js';
 import type { InstanceRef, ProvisionRequest } from '../../src/core/types.js';
 import { redisServerAvailable, redisServerBinary, startRedisServer } from '../kit/redis-server.js';
 import type { RedisServer } from '../kit/redis-server.js';
+import { invocationQueueContract } from './invocation-queue.contract.js';
 import { poolContract } from './pool.contract.js';
 import { provisionQueueContract } from './provision-queue.contract.js';
 
@@ -51,6 +57,10 @@ function instanceOf(item: PoolItem | null): InstanceRef {
   assert.ok(item, 'expected an item, got null');
   assert.equal(item.kind, 'instance');
   return item.instance;
+}
+
+function attemptAt(at: number): InvocationAttempt {
+  return { startedAt: new Date(at), status: 'success', durationMs: 1, error: null, invocationId: `inv-${at}` };
 }
 
 const unavailable = (err: unknown): boolean => isPlatformError(err, 'UNAVAILABLE');
@@ -111,6 +121,13 @@ if (!redisServerAvailable()) {
       await server.deleteKeys(keyPrefix);
     };
     return Promise.resolve({ queue, cleanup });
+  });
+
+  invocationQueueContract('RedisInvocationQueue', async (settings) => {
+    const keyPrefix = uniquePrefix();
+    const opened = () =>
+      Promise.resolve({ queue: new RedisInvocationQueue({ url: server.url, keyPrefix, ...settings }) });
+    return { ...(await opened()), reopen: opened, cleanup: () => server.deleteKeys(keyPrefix).then(() => undefined) };
   });
 
   describe('Redis adapters', () => {
@@ -258,6 +275,90 @@ if (!redisServerAvailable()) {
       }
     });
 
+    it('invocation queue: a second consumer takes over the delivery of one that died, once its visibility ends', async () => {
+      const keyPrefix = uniquePrefix();
+      const clock = { now: Date.UTC(2027, 0, 1) };
+      const settings = { url: server.url, keyPrefix, now: () => clock.now };
+      const [dying, survivor] = [new RedisInvocationQueue(settings), new RedisInvocationQueue(settings)];
+      const admin = new Redis(server.url);
+      const stream = `${keyPrefix}iq:stream:alpha`;
+      try {
+        const { id } = await survivor.enqueue({ functionName: 'alpha', payload: 'x' });
+        assert.equal(await admin.xlen(stream), 1, 'a due event is a stream entry');
+        const [first] = await dying.receive({ max: 1, visibilityMs: 10_000 });
+        assert.equal(first?.id, id);
+        await dying.close();
+        assert.deepEqual(await survivor.receive({ max: 1, visibilityMs: 10_000 }), []);
+        /** Each pending entry's consumer (XPENDING's extended form: id, consumer, idle time, deliveries). */
+        const pendingConsumers = async (): Promise<string[]> =>
+          ((await admin.xpending(stream, 'dispatchers', '-', '+', 10)) as [string, string][]).map(([, c]) => c);
+        const before = await pendingConsumers();
+        assert.equal(before.length, 1);
+
+        clock.now += 10_000;
+        const [second] = await survivor.receive({ max: 1, visibilityMs: 10_000 });
+        assert.equal(second?.id, id);
+        assert.equal(second.deliveryCount, 2);
+        assert.notEqual(second.receipt, first.receipt);
+        const after = await pendingConsumers();
+        assert.equal(after.length, 1);
+        assert.notEqual(after[0], before[0], 'the entry moved to the surviving consumer');
+
+        assert.equal(await survivor.complete(second.receipt, attemptAt(clock.now)), true);
+        assert.deepEqual(await pendingConsumers(), []);
+        assert.equal(await admin.xlen(stream), 0, 'a settled entry is acknowledged and deleted');
+        await survivor.close();
+        const consumers = (await admin.xinfo('CONSUMERS', stream, 'dispatchers')) as unknown[][];
+        assert.deepEqual(
+          consumers.map((fields) => fields[1]),
+          before,
+          'a closing consumer holding nothing leaves the group; one that died stays, holding nothing',
+        );
+      } finally {
+        await Promise.all([dying.close(), survivor.close()]);
+        admin.disconnect();
+        await server.deleteKeys(keyPrefix);
+      }
+    });
+
+    it('invocation queue: delayed events wait outside the stream; ended events expire, dead letters stay', async () => {
+      const keyPrefix = uniquePrefix();
+      const clock = { now: Date.UTC(2027, 0, 1) };
+      const queue = new RedisInvocationQueue({
+        url: server.url,
+        keyPrefix,
+        now: () => clock.now,
+        endedRetentionMs: 60_000,
+      });
+      const admin = new Redis(server.url);
+      try {
+        const later = await queue.enqueue({ functionName: 'alpha', payload: 'later', delayMs: 5_000 });
+        const keyed = await queue.enqueue({ functionName: 'alpha', payload: 'now', idempotencyKey: 'k' });
+        assert.equal(await admin.xlen(`${keyPrefix}iq:stream:alpha`), 1, 'only the due event is in the stream');
+        assert.equal(await admin.zscore(`${keyPrefix}iq:waiting:alpha`, later.id), String(clock.now + 5_000));
+        const keyTtl = await admin.pttl(`${keyPrefix}iq:key:5:alpha:k`);
+        assert.ok(keyTtl > 0 && keyTtl <= idempotencyWindowMs, `idempotency key TTL ${keyTtl}`);
+
+        clock.now += 5_000;
+        const deliveries = await queue.receive({ max: 10, visibilityMs: 1_000 });
+        assert.deepEqual(
+          deliveries.map((d) => d.id),
+          [keyed.id, later.id],
+        );
+        assert.equal(await admin.zcard(`${keyPrefix}iq:waiting:alpha`), 0);
+        assert.equal(await queue.complete(deliveries[0]!.receipt, attemptAt(clock.now)), true);
+        assert.equal(await queue.deadLetter(deliveries[1]!.receipt, null, 'test'), true);
+        const ttl = await admin.pttl(`${keyPrefix}iq:event:${keyed.id}`);
+        assert.ok(ttl > 0 && ttl <= 60_000, `an ended event expires (TTL ${ttl})`);
+        assert.equal(await admin.pttl(`${keyPrefix}iq:event:${later.id}`), -1, 'a dead letter does not');
+        assert.ok((await server.keys()).filter((k) => k.includes(':iq:')).every((k) => k.startsWith(keyPrefix)));
+      } finally {
+        await queue.close();
+        admin.disconnect();
+        await server.deleteKeys(keyPrefix);
+      }
+    });
+
     it('closes every connection it opened, waiter and blocking-pop connections included', async () => {
       const keyPrefix = uniquePrefix();
       const baseline = await server.clientCount();
@@ -267,10 +368,13 @@ if (!redisServerAvailable()) {
       const waiting = pool.wait(key, { ...lease, timeoutMs: 5_000 });
       await waiters(pool, key, 1);
       const pops = [queue.pop(5_000), queue.pop(5_000)];
+      const invocations = new RedisInvocationQueue({ url: server.url, keyPrefix });
+      await invocations.enqueue({ functionName: 'close-fn', payload: 'x' });
+      assert.equal((await invocations.receive({ max: 1, visibilityMs: 60_000 })).length, 1);
       await sleep(50);
-      assert.ok((await server.clientCount()) >= baseline + 4);
+      assert.ok((await server.clientCount()) >= baseline + 5);
 
-      await Promise.all([pool.close(), queue.close()]);
+      await Promise.all([pool.close(), queue.close(), invocations.close()]);
       assert.equal(await waiting, null);
       assert.deepEqual(await Promise.all(pops), [null, null]);
       const deadline = Date.now() + 2_000;

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { isPlatformError } from '../../core/errors.js';
 import { poolKey } from '../../core/types.js';
 import { redisFailure } from './redis-connection.js';
+import { RedisInvocationQueue } from './redis-invocation-queue.js';
 import { RedisPool } from './redis-pool.js';
 import { RedisProvisionQueue } from './redis-provision-queue.js';
 
@@ -30,7 +31,7 @@ async function hangingUpServer(): Promise<{ port: number; connections: () => num
 
 const lease = { holder: 'gw', leaseMs: 1_000 };
 
-describe('RedisPool and RedisProvisionQueue without a server', () => {
+describe('RedisPool and the Redis queues without a server', () => {
   it('refuse invalid options when constructed', () => {
     const badRequest = (err: unknown): boolean => isPlatformError(err, 'BAD_REQUEST');
     assert.throws(() => new RedisPool({ url: 'not a url' }), badRequest);
@@ -39,6 +40,10 @@ describe('RedisPool and RedisProvisionQueue without a server', () => {
     assert.throws(() => new RedisPool({ url: 'redis://127.0.0.1:6379', waiterGraceMs: -1 }), badRequest);
     assert.throws(() => new RedisPool({ url: 'redis://127.0.0.1:6379', commandTimeoutMs: 0 }), badRequest);
     assert.throws(() => new RedisProvisionQueue({ url: 'redis://127.0.0.1:6379', capacity: 0 }), badRequest);
+    const url = 'redis://127.0.0.1:6379';
+    assert.throws(() => new RedisInvocationQueue({ url, capacityPerFunction: 0 }), badRequest);
+    assert.throws(() => new RedisInvocationQueue({ url, endedRetentionMs: 0 }), badRequest);
+    assert.throws(() => new RedisInvocationQueue({ url, keyPrefix: '' }), badRequest);
   });
 
   it('connect on first use only, and close without ever connecting', async () => {
@@ -46,9 +51,14 @@ describe('RedisPool and RedisProvisionQueue without a server', () => {
     const url = `redis://127.0.0.1:${server.port}/0`;
     const pool = new RedisPool({ url });
     const queue = new RedisProvisionQueue({ url });
+    const invocations = new RedisInvocationQueue({ url });
     await pool.close();
     await queue.close();
+    await invocations.close();
     await assert.rejects(pool.checkout(poolKey({ functionName: 'fn', incarnation: 'i1', version: 1 }), lease), (err) =>
+      isPlatformError(err, 'UNAVAILABLE'),
+    );
+    await assert.rejects(invocations.receive({ max: 1, visibilityMs: 1_000 }), (err) =>
       isPlatformError(err, 'UNAVAILABLE'),
     );
     await server.close();
@@ -61,6 +71,7 @@ describe('RedisPool and RedisProvisionQueue without a server', () => {
     const url = `redis://admin:s3cret-pw@127.0.0.1:${port}/2`;
     const pool = new RedisPool({ url });
     const queue = new RedisProvisionQueue({ url });
+    const invocations = new RedisInvocationQueue({ url });
     const expected = (err: unknown): boolean => {
       assert.ok(isPlatformError(err, 'UNAVAILABLE'), String(err));
       assert.ok(err.message.includes(`Redis at redis://127.0.0.1:${port}/2 is unavailable`), err.message);
@@ -82,9 +93,11 @@ describe('RedisPool and RedisProvisionQueue without a server', () => {
         expected,
       );
       await assert.rejects(queue.pop(5_000), expected);
+      await assert.rejects(invocations.enqueue({ functionName: 'fn', payload: '{}' }), expected);
+      await assert.rejects(invocations.receive({ max: 1, visibilityMs: 1_000 }), expected);
       assert.ok(Date.now() - started < 4_000, `took ${Date.now() - started} ms`);
     } finally {
-      await Promise.all([pool.close(), queue.close()]);
+      await Promise.all([pool.close(), queue.close(), invocations.close()]);
       await server.close();
     }
   });
