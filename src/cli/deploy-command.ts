@@ -83,11 +83,7 @@ export function addDeployCommand(program: Command): void {
       'asynchronous invocations: delay before the first retry of a function error, then doubled (default 60)',
       integer,
     )
-    .option(
-      '--async-concurrency <n>',
-      'asynchronous invocations run at once by each dispatcher (default 10)',
-      integer,
-    )
+    .option('--async-concurrency <n>', 'asynchronous invocations run at once by each dispatcher (default 10)', integer)
     .option(
       '--on-success <destination>',
       'asynchronous invocations that succeed: their record goes to a function, queue:NAME or an http(s) URL',

@@ -6,6 +6,7 @@ import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { unisolatedWarning } from '../sandbox/runtimes.js';
+import { createAsyncDispatcher } from '../events/async-dispatch.js';
 import { createGateway } from '../gateway/gateway.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
@@ -108,7 +109,9 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     });
     closers.add(() => members.close());
     const agents = new RoutedDirectory(members, () => routing);
-    const { server, setReady, resolver } = await createGateway({
+    /** Set once the dispatcher exists: runs what was just queued here. */
+    let wake: (functionName: string) => void = () => {};
+    const { server, setReady, resolver, run, asyncInvocations } = await createGateway({
       pool,
       queue,
       metadata,
@@ -118,6 +121,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       blobStore,
       agents,
       queueWaitMs: options.queueWaitMs,
+      onQueued: (name) => wake(name),
       apiKeys,
       gatewayId: options.gatewayId,
       logger,
@@ -149,12 +153,25 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
         ]),
     });
     invalidate = (name) => resolver.invalidate(name);
+    // Every gateway dispatches: each event is received by one of them at a time (the queue's visibility).
+    const dispatcher = createAsyncDispatcher({
+      queue: invocations,
+      metadata,
+      run,
+      asyncInvocations,
+      logger,
+      tuning: { visibilityGraceMs: options.queueWaitMs + 5000 },
+    });
+    wake = (name) => dispatcher.wake(name);
     closers.add(async () => {
       setReady(false);
+      // What is running finishes first; the server then waits for its requests.
+      await dispatcher.stop();
       await server.close();
     });
     const url = await server.listen({ host: options.host, port: options.port });
     setReady(true);
+    dispatcher.start();
     logger.info({ url, backends: backends.describe() }, 'gateway started');
     return { url, close: () => closers.close() };
   } catch (err) {

@@ -297,9 +297,7 @@ export function compileFunctionConfig(input: FunctionConfigInput): FunctionConfi
 
 /** Where the record of an asynchronous invocation goes: another function, a webhook, or a queue. */
 export type Destination =
-  | { kind: 'function'; name: string }
-  | { kind: 'webhook'; url: URL }
-  | { kind: 'queue'; name: string };
+  { kind: 'function'; name: string } | { kind: 'webhook'; url: URL } | { kind: 'queue'; name: string };
 
 /**
  * A destination as given: `https://…` or `http://…` (a webhook, POSTed the record), `queue:NAME` (a queue), or a

@@ -5,6 +5,7 @@ import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.
 import { openMysqlMetadataStore } from '../adapters/mysql/mysql-metadata-store.js';
 import { openPostgresMetadataStore } from '../adapters/postgres/postgres-metadata-store.js';
 import { redisDisplayUrl } from '../adapters/redis/redis-connection.js';
+import { RedisInvocationQueue } from '../adapters/redis/redis-invocation-queue.js';
 import { RedisPool } from '../adapters/redis/redis-pool.js';
 import { RedisProvisionQueue } from '../adapters/redis/redis-provision-queue.js';
 import { openS3BlobStore } from '../adapters/s3/s3-blob-store.js';
@@ -50,7 +51,7 @@ export interface BackendOptions extends BackendUrls {
 
 /** What backs each port, in words and without credentials: for the start banner and logs. */
 export interface BackendSummary {
-  /** Pool and provisioning queue. */
+  /** Pool, provisioning queue and (on Redis) the asynchronous invocations' queue. */
   pool: string;
   metadata: string;
   blobs: string;
@@ -62,7 +63,7 @@ export interface Backends {
   readonly metadata: MetadataStore;
   /** Aliases and rollouts, on the metadata database (closed with it). */
   readonly traffic: TrafficStore;
-  /** Asynchronous invocations waiting, running and dead-lettered, on the metadata database (closed with it). */
+  /** Asynchronous invocations waiting, running and dead-lettered: on Redis where it is given, else the metadata database. */
   readonly invocations: InvocationQueue;
   readonly blobStore: BlobStore;
   describe(): BackendSummary;
@@ -106,7 +107,7 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
     queue: pool.value.value.queue,
     metadata: metadata.value.value.metadata,
     traffic: metadata.value.value.traffic,
-    invocations: metadata.value.value.invocations,
+    invocations: pool.value.value.invocations ?? metadata.value.value.invocations,
     blobStore: blobs.value.value,
     describe: () => ({ ...summary }),
     close() {
@@ -121,27 +122,44 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
   };
 }
 
-async function openPoolAndQueue(options: BackendOptions): Promise<Opened<{ pool: Pool; queue: ProvisionQueue }>> {
+/** The pool and provisioning queue, and on Redis the asynchronous invocations' queue too. */
+interface PoolAndQueues {
+  pool: Pool;
+  queue: ProvisionQueue;
+  /** Null: on the metadata database. */
+  invocations: InvocationQueue | null;
+}
+
+async function openPoolAndQueue(options: BackendOptions): Promise<Opened<PoolAndQueues>> {
   const { redisUrl, queueCapacity, logger } = options;
   if (redisUrl === undefined) {
     const pool = new MemoryPool();
     const queue = new MemoryProvisionQueue({ capacity: queueCapacity });
-    return { value: { pool, queue }, summary: 'memory (this process)', close: () => closeBoth(pool, queue) };
+    return {
+      value: { pool, queue, invocations: null },
+      summary: 'memory (this process)',
+      close: () => closeAll(pool, queue),
+    };
   }
   const displayUrl = redisDisplayUrl(redisUrl);
   const pool = new RedisPool({ url: redisUrl, logger });
   const queue = new RedisProvisionQueue({ url: redisUrl, capacity: queueCapacity, logger });
+  const invocations = new RedisInvocationQueue({ url: redisUrl, logger });
   try {
     // The constructors do no I/O: make each connect now, so an unreachable Redis fails the start.
-    await Promise.all([pool.keys(), queue.size()]);
+    await Promise.all([pool.keys(), queue.size(), invocations.stats('savassan')]);
   } catch (err) {
-    await closeBoth(pool, queue);
+    await closeAll(pool, queue, invocations);
     // The adapter says `Redis at URL is unavailable (keys): why`; the start only needs the why.
     const message = err instanceof PlatformError ? err.rawMessage : String(err);
     const reason = message.replace(/^Redis at \S+ is unavailable \([^)]*\): /, '');
     throw new PlatformError('UNAVAILABLE', `Redis at ${displayUrl} is unreachable: ${reason}`, { cause: err });
   }
-  return { value: { pool, queue }, summary: `Redis at ${displayUrl}`, close: () => closeBoth(pool, queue) };
+  return {
+    value: { pool, queue, invocations },
+    summary: `Redis at ${displayUrl}`,
+    close: () => closeAll(pool, queue, invocations),
+  };
 }
 
 /** The metadata store, sealed, and the stores on the same database. */
@@ -226,8 +244,8 @@ async function openBlobs(options: Pick<BackendOptions, 'dataDir' | 's3Url'>): Pr
   };
 }
 
-async function closeBoth(pool: Pool, queue: ProvisionQueue): Promise<void> {
-  await Promise.all([pool.close(), queue.close()]);
+async function closeAll(...backends: { close(): Promise<void> }[]): Promise<void> {
+  await Promise.all(backends.map((backend) => backend.close()));
 }
 
 /** The protocol of a URL, with its colon; the URL itself is never echoed (it may hold a password). */

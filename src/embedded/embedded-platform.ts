@@ -16,6 +16,7 @@ import type { Deployer } from '../gateway/deployer.js';
 import { createGateway } from '../gateway/gateway.js';
 import { defaultEventLoops, maxEventLoops, startLanes, type LaneHost } from '../gateway/lanes/lane-host.js';
 import { ControlPlane } from '../control-plane/control-plane.js';
+import { createAsyncDispatcher } from '../events/async-dispatch.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
 import { EnvSealer } from '../adapters/sealed/env-sealer.js';
@@ -232,7 +233,9 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     logger,
   });
   let ready = false;
-  const { deployer, server, setReady, answerInvoke, metrics, resolver } = await createGateway({
+  /** Set once the dispatcher exists: runs what was just queued. */
+  let wake: (functionName: string) => void = () => {};
+  const { deployer, server, setReady, answerInvoke, metrics, resolver, run, asyncInvocations } = await createGateway({
     pool,
     queue,
     metadata,
@@ -241,6 +244,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     blobStore,
     agents,
     queueWaitMs: options.queueWaitMs,
+    onQueued: (name) => wake(name),
     requestTimeoutMs: options.requestTimeoutMs,
     apiKeys: options.apiKeys,
     keyedHash: (text) => sealer.keyedHash(text),
@@ -261,6 +265,15 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     ],
   });
   invalidate = (functionName) => resolver.invalidate(functionName);
+  const dispatcher = createAsyncDispatcher({
+    queue: invocations,
+    metadata,
+    run,
+    asyncInvocations,
+    logger,
+    tuning: { visibilityGraceMs: options.queueWaitMs + 5000 },
+  });
+  wake = (name) => dispatcher.wake(name);
   let lanes: LaneHost | null = null;
   const markReady = (value: boolean): void => {
     ready = value;
@@ -312,6 +325,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   }
   metrics.watchEventLoops(lanes?.eventLoops ?? 1, () => lanes?.invocations() ?? []);
   markReady(true);
+  dispatcher.start();
   void controlPlane.reconcile();
   logger.info(
     { address, dataDir, sandbox: runtime.kind, eventLoops: options.eventLoops, backends: backends.describe() },
@@ -332,6 +346,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
         markReady(false);
         // The lanes first: what they have in flight runs on this loop's invoker and API.
         await lanes?.close();
+        await dispatcher.stop(); // waits for the asynchronous invocations running
         await server.close(); // waits for in-flight requests (invocations) to finish
         await stopRoles();
         logger.info({}, 'savassan stopped');

@@ -88,11 +88,11 @@ export class Destinations {
         const allowed = addresses.find((entry) => mayConnect(entry.address, source.allowNet));
         if (allowed === undefined) {
           const refused = new PlatformError(
-            'FORBIDDEN',
+            'INVALID_CONFIG',
             `webhook ${url.host} resolves to ${addresses.map((a) => a.address).join(', ')}, which the function may ` +
               'not reach (a private address needs --allow-net)',
           );
-          return callback(refused as NodeJS.ErrnoException, '', 0);
+          return callback(refused, '', 0);
         }
         if (options.all === true) callback(null, [allowed]);
         else callback(null, allowed.address, allowed.family);

@@ -122,6 +122,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     metrics,
     invocations: options.invocations,
     asyncInvocations,
+    onRedrive: options.onQueued,
     apiKeys: options.apiKeys,
     logger,
     ready: () => ready,

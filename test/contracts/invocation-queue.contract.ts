@@ -88,6 +88,7 @@ export function invocationQueueContract(
         assert.equal(delivery.functionName, 'alpha');
         assert.equal(delivery.payload, '{"n":1}');
         assert.equal(delivery.deliveryCount, 1);
+        assert.equal(delivery.redrivenAt, null);
         assert.equal(delivery.enqueuedAt.getTime(), start);
         assert.deepEqual(delivery.attempts, []);
         assert.equal((await queue.get(id))?.state, 'running');
@@ -334,9 +335,12 @@ export function invocationQueueContract(
         assert.equal(redriven?.dueAt?.getTime(), clock.now);
         assert.equal(listed[1]?.dueAt, null);
         assert.equal(redriven?.attempts.length, 1, 'attempts kept');
+        assert.equal(redriven?.redrivenAt?.getTime(), clock.now, 'its retries and age count from the redrive');
+        assert.equal(listed[1]?.redrivenAt, null, 'never redriven');
         const [again] = await queue.receive({ max: 10, visibilityMs: 30_000 });
         assert.equal(again?.id, ids[0]);
         assert.equal(again?.deliveryCount, 2);
+        assert.equal(again?.redrivenAt?.getTime(), clock.now, 'a delivery says when the event was redriven');
 
         assert.equal(await queue.purgeDeadLetters('alpha'), 2);
         assert.deepEqual(await queue.listDeadLetters('alpha'), []);

@@ -49,6 +49,7 @@ interface Entry {
   idempotencyKey: string | null;
   deadLetterReason: string | null;
   deadLetteredAt: number | null;
+  redrivenAt: number | null;
 }
 
 /**
@@ -104,6 +105,7 @@ export class MemoryInvocationQueue implements InvocationQueue {
       idempotencyKey,
       deadLetterReason: null,
       deadLetteredAt: null,
+      redrivenAt: null,
     });
     if (keyName !== null) this.#keys.set(keyName, { id, at: now });
     return { id, duplicate: false };
@@ -137,6 +139,7 @@ export class MemoryInvocationQueue implements InvocationQueue {
         receipt: entry.receipt,
         deliveryCount: entry.deliveryCount,
         attempts: entry.attempts.map(copyAttempt),
+        redrivenAt: entry.redrivenAt === null ? null : new Date(entry.redrivenAt),
       };
     });
   }
@@ -197,6 +200,7 @@ export class MemoryInvocationQueue implements InvocationQueue {
     entry.seq = this.#seq++;
     entry.deadLetterReason = null;
     entry.deadLetteredAt = null;
+    entry.redrivenAt = entry.dueAt;
     return true;
   }
 
@@ -262,6 +266,7 @@ export class MemoryInvocationQueue implements InvocationQueue {
       idempotencyKey: entry.idempotencyKey,
       deadLetterReason: entry.deadLetterReason,
       deadLetteredAt: entry.deadLetteredAt === null ? null : new Date(entry.deadLetteredAt),
+      redrivenAt: entry.redrivenAt === null ? null : new Date(entry.redrivenAt),
     };
   }
 

@@ -171,8 +171,8 @@ for _, c in ipairs(chosen) do
     local receipt = c.id .. '.' .. dc .. '.' .. nonce
     redis.call('HSET', h, 'state', 'running', 'due', expiry, 'receipt', receipt)
     redis.call('ZADD', k('running', c.fn), expiry, c.id)
-    local f = redis.call('HMGET', h, 'payload', 'enq', 'attempts')
-    for _, v in ipairs({c.id, c.fn, f[1], f[2], receipt, dc, f[3]}) do out[#out + 1] = v end
+    local f = redis.call('HMGET', h, 'payload', 'enq', 'attempts', 'rda')
+    for _, v in ipairs({c.id, c.fn, f[1], f[2], receipt, dc, f[3], f[4] or ''}) do out[#out + 1] = v end
   end
 end
 return out
@@ -229,6 +229,7 @@ local h = k('event', id)
 if redis.call('HGET', h, 'state') ~= 'dead_lettered' then return 0 end
 redis.call('ZREM', k('dead', fn), id)
 redis.call('HDEL', h, 'dlr', 'dla')
+redis.call('HSET', h, 'rda', now)
 redis.call('ZADD', k('live', fn), redis.call('HGET', h, 'enq'), id)
 requeue(id, fn, now)
 return 1

@@ -154,7 +154,7 @@ export class RedisInvocationQueue implements InvocationQueue {
       randomUUID(),
     ])) as (string | number)[];
     const deliveries: InvocationDelivery[] = [];
-    for (let i = 0; i < reply.length; i += 7) {
+    for (let i = 0; i < reply.length; i += 8) {
       this.#joined.add(String(reply[i + 1]));
       deliveries.push({
         id: String(reply[i]),
@@ -164,6 +164,7 @@ export class RedisInvocationQueue implements InvocationQueue {
         receipt: String(reply[i + 4]),
         deliveryCount: Number(reply[i + 5]),
         attempts: attemptsFromJson(String(reply[i + 6])),
+        redrivenAt: reply[i + 7] === '' ? null : new Date(Number(reply[i + 7])),
       });
     }
     return deliveries;
@@ -320,5 +321,6 @@ function queuedFromHash(id: string, fields: Record<string, string>, now: number)
     idempotencyKey: fields['ikey'] ?? null,
     deadLetterReason: fields['dlr'] ?? null,
     deadLetteredAt: deadLetteredAt === undefined ? null : new Date(Number(deadLetteredAt)),
+    redrivenAt: fields['rda'] === undefined ? null : new Date(Number(fields['rda'])),
   };
 }

@@ -268,6 +268,17 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.dropTable('queued_invocations').execute();
     },
   },
+
+  /** When a queued invocation was last redriven from the dead letters: its retries and age count from then. */
+  '0008_redriven_at': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('queued_invocations').addColumn('redriven_at', 'bigint').execute();
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('queued_invocations').dropColumn('redriven_at').execute();
+    },
+  },
 };
 
 /** A fresh function incarnation: 16 random hex digits. */

@@ -137,6 +137,8 @@ export interface QueuedInvocationsTable {
   receipt: string | null;
   /** `InvocationAttempt[]` as JSON, times as epoch ms. */
   attempts: string;
+  /** When it was last redriven from the dead letters (migration 0008); null if never. */
+  redriven_at: ColumnType<BigIntValue | null, number | null, number | null>;
   idempotency_key: string | null;
   dead_letter_reason: string | null;
   dead_lettered_at: ColumnType<BigIntValue | null, number | null, number | null>;

@@ -131,6 +131,7 @@ export class SqlInvocationQueue implements InvocationQueue {
             idempotency_key: idempotencyKey,
             dead_letter_reason: null,
             dead_lettered_at: null,
+            redriven_at: null,
           })
           .execute();
         if (idempotencyKey !== null) {
@@ -188,6 +189,7 @@ export class SqlInvocationQueue implements InvocationQueue {
             receipt,
             deliveryCount,
             attempts: attemptsFromJson(row.attempts),
+            redrivenAt: row.redriven_at === null ? null : dateFromDb(row.redriven_at, 'redriven_at'),
           });
         }
         return deliveries;
@@ -255,7 +257,7 @@ export class SqlInvocationQueue implements InvocationQueue {
       const result = await this.#access.write((trx) =>
         trx
           .updateTable('queued_invocations')
-          .set({ state: 'queued', due_at: now, dead_letter_reason: null, dead_lettered_at: null })
+          .set({ state: 'queued', due_at: now, dead_letter_reason: null, dead_lettered_at: null, redriven_at: now })
           .where('id', '=', id)
           .where('function_name', '=', functionName)
           .where('state', '=', 'dead_lettered')
@@ -399,5 +401,6 @@ function queuedFromRow(row: QueuedInvocationRow, now: number): QueuedInvocation 
     idempotencyKey: row.idempotency_key,
     deadLetterReason: row.dead_letter_reason,
     deadLetteredAt: row.dead_lettered_at === null ? null : dateFromDb(row.dead_lettered_at, 'dead_lettered_at'),
+    redrivenAt: row.redriven_at === null ? null : dateFromDb(row.redriven_at, 'redriven_at'),
   };
 }

@@ -54,6 +54,8 @@ export interface InvocationDelivery {
   deliveryCount: number;
   /** The attempts recorded so far (`retry`), oldest first. */
   attempts: InvocationAttempt[];
+  /** When the event was last redriven from the dead letters; null if never. Its retries and age count from here. */
+  redrivenAt: Date | null;
 }
 
 /** A queued invocation as `get` and `listDeadLetters` show it. */
@@ -73,6 +75,8 @@ export interface QueuedInvocation {
   deadLetterReason: string | null;
   /** When it was dead-lettered, while it is. */
   deadLetteredAt: Date | null;
+  /** When it was last redriven; null if never. */
+  redrivenAt: Date | null;
 }
 
 /** A function's queue depth. */
@@ -138,7 +142,10 @@ export interface InvocationQueue {
   get(id: string): Promise<QueuedInvocation | null>;
   /** A function's dead letters, most recently dead-lettered first; at most `limit` (default 100, at most 1000). */
   listDeadLetters(functionName: string, limit?: number): Promise<QueuedInvocation[]>;
-  /** Queue a dead letter again, due now, attempts kept. False when `id` is not a dead letter of the function. */
+  /**
+   * Queue a dead letter again, due now, attempts kept, `redrivenAt` now. False when `id` is not a dead letter of the
+   * function.
+   */
   redrive(functionName: string, id: string): Promise<boolean>;
   /** Delete a function's dead letters; returns how many. */
   purgeDeadLetters(functionName: string): Promise<number>;

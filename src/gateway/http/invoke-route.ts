@@ -273,8 +273,9 @@ export interface FastPathTarget {
 /**
  * What a request invokes, if the fast path may take it: `POST` to exactly `/v1/functions/<name>/invoke` (a name of at
  * most 100 characters that needs no decoding), with no query or only `?qualifier=` a plain version number or alias
- * name, a Content-Length within the event limit, no Content-Type or a well-formed one, the server ready, and a valid
- * API key where keys are required. Null: the request is Fastify's.
+ * name, a Content-Length within the event limit, no Content-Type or a well-formed one, no invocation type header
+ * (asynchronous invocations are Fastify's), the server ready, and a valid API key where keys are required. Null: the
+ * request is Fastify's.
  */
 export function fastPathTarget(
   req: Pick<IncomingMessage, 'method' | 'url' | 'headers'>,
@@ -298,6 +299,8 @@ export function fastPathTarget(
   if (!(length >= 0 && length <= maxEventBytes) || !ready) return null;
   const type = req.headers['content-type'];
   if (type !== undefined && !plainMediaType.test(type)) return null;
+  // An asynchronous invocation (or an invalid type) is Fastify's.
+  if (req.headers['x-savassan-invocation-type'] !== undefined) return null;
   if (apiKeys !== null && !apiKeys(req.headers).valid) return null;
   return { name, qualifier };
 }

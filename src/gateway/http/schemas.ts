@@ -114,6 +114,13 @@ export const InvokeQuery = Type.Object(
         examples: ['3', 'beta'],
       }),
     ),
+    async: Type.Optional(
+      Type.Union([Type.Literal('1'), Type.Literal('true'), Type.Literal('0'), Type.Literal('false')], {
+        description:
+          '1: invoke asynchronously (as the header x-savassan-invocation-type: event does): 202 with the ' +
+          'invocation id once the event is queued durably',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -26,6 +26,7 @@ import { clientErrorHandler, createGatewayHttpServer, defaultRequestTimeoutMs } 
 import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath, requestHeaders } from './invoke-route.js';
 import { routeDefaults, unknownQueryError } from './route-defaults.js';
 import { aliasRoutes } from './routes/aliases.js';
+import { AsyncInvocationView, asyncInvocationView, deadLetterRoutes } from './routes/dead-letters.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { secretRoutes } from './routes/secrets.js';
 import {
@@ -65,6 +66,8 @@ export interface GatewayServerOptions {
   invocations: InvocationQueue;
   /** Accepts asynchronous invocations (`invoke?async=1`). */
   asyncInvocations: AsyncInvocations;
+  /** A dead letter was redriven: a dispatcher in this process may run it at once. */
+  onRedrive?: ((functionName: string) => void) | undefined;
   nodes: () => Promise<NodeView[]>;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
@@ -614,15 +617,22 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     '/v1/invocations/:id',
     {
       schema: {
-        summary: 'Get an invocation record',
+        summary:
+          'Get an invocation: the record of a synchronous one (or of one attempt of an asynchronous one), or an ' +
+          'asynchronous invocation with its state and every attempt',
         params: InvocationParams,
-        response: { 200: InvocationView, 404: errorResponse('NOT_FOUND: no invocation of that id') },
+        response: {
+          200: Type.Union([InvocationView, AsyncInvocationView]),
+          404: errorResponse('NOT_FOUND: no invocation of that id'),
+        },
       },
     },
     async (request) => {
       const record = await metadata.getInvocation(request.params.id);
-      if (record === null) throw new PlatformError('NOT_FOUND', `invocation ${request.params.id} not found`);
-      return invocationView(record, await memoryLimits(record.functionName)(record.version));
+      if (record !== null) return invocationView(record, await memoryLimits(record.functionName)(record.version));
+      const queued = await options.invocations.get(request.params.id);
+      if (queued === null) throw new PlatformError('NOT_FOUND', `invocation ${request.params.id} not found`);
+      return asyncInvocationView(queued);
     },
   );
 
@@ -651,6 +661,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   await app.register(secretRoutes(options.secrets));
   await app.register(aliasRoutes(options.traffic));
   await app.register(rolloutRoutes(options.traffic));
+  await app.register(deadLetterRoutes(options.invocations, metadata, options.onRedrive ?? (() => {})));
 
   await app.register((plugin, _opts, registered) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
@@ -680,12 +691,25 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
               description: "The handler's result, as JSON",
               headers: invocationHeaders,
             }),
+            202: Type.Object(
+              {
+                invocationId: Type.String(),
+                duplicate: Type.Boolean({
+                  description: 'true: an event with the same idempotency-key was queued within 24 h; this is its id',
+                }),
+              },
+              {
+                description:
+                  'Asynchronous (async=1 or x-savassan-invocation-type: event): the event is queued durably; ' +
+                  'GET /v1/invocations/{invocationId} follows it. An idempotency-key header dedupes within 24 h',
+              },
+            ),
             400: errorResponse(
               'BAD_REQUEST: the event is not JSON, a query parameter, or a qualifier that is neither a version ' +
                 'number nor an alias name; INVALID_CONFIG: the version names a secret that no longer exists',
             ),
             404: errorResponse('NOT_FOUND: no function of that name, or no such version or alias'),
-            413: errorResponse('PAYLOAD_TOO_LARGE: the event is over 6 MiB'),
+            413: errorResponse('PAYLOAD_TOO_LARGE: the event is over 6 MiB (1 MiB when asynchronous)'),
             429: errorResponse(
               'TOO_MANY_REQUESTS: max instances reached, the provisioning queue full or no node with room; ' +
                 'retry after the delay (Retry-After)',
@@ -699,6 +723,19 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         },
       },
       async (request, reply) => {
+        if (invocationType(request.query.async, request.headers['x-savassan-invocation-type']) === 'event') {
+          const event = (request.body as Buffer | undefined) ?? eventOf(undefined);
+          const key = request.headers['idempotency-key'];
+          if (Array.isArray(key)) throw new PlatformError('BAD_REQUEST', 'give one idempotency-key header');
+          const queued = await options.asyncInvocations.submit(request.params.name, event.toString('utf8'), {
+            qualifier: request.query.qualifier,
+            idempotencyKey: key,
+          });
+          return (reply as FastifyReply)
+            .code(202)
+            .header('x-savassan-invocation-id', queued.id)
+            .send({ invocationId: queued.id, duplicate: queued.duplicate });
+        }
         const answer = await invokeAndAnswer(
           answering,
           request.params.name,
@@ -721,6 +758,30 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   });
 
   return app;
+}
+
+/**
+ * `sync` or `event`, from `?async=` and the `x-savassan-invocation-type` header (`event`, or `request-response` /
+ * `RequestResponse` for the default); BAD_REQUEST for another type or when the two disagree.
+ */
+function invocationType(query: string | undefined, header: string | string[] | undefined): 'sync' | 'event' {
+  const fromQuery = query === undefined ? undefined : query === '1' || query === 'true' ? 'event' : 'sync';
+  let fromHeader: 'sync' | 'event' | undefined;
+  if (header !== undefined) {
+    const value = (Array.isArray(header) ? header.join(',') : header).trim().toLowerCase();
+    if (value === 'event') fromHeader = 'event';
+    else if (value === 'request-response' || value === 'requestresponse') fromHeader = 'sync';
+    else {
+      throw new PlatformError(
+        'BAD_REQUEST',
+        `x-savassan-invocation-type must be event or request-response, got ${JSON.stringify(value)}`,
+      );
+    }
+  }
+  if (fromQuery !== undefined && fromHeader !== undefined && fromQuery !== fromHeader) {
+    throw new PlatformError('BAD_REQUEST', 'async= and x-savassan-invocation-type ask for different invocation types');
+  }
+  return fromHeader ?? fromQuery ?? 'sync';
 }
 
 /** The headers of an invocation's answer, failures included (but for those refused before it ran). */
