@@ -7,6 +7,7 @@ import { reportLine } from '../core/report.js';
 import { ApiError, SavassanClient, invocationFacts } from '../client/client.js';
 import type { InvocationFacts } from '../client/client.js';
 import { info, integer, out, printJson, table } from './output.js';
+import { printAsyncInvocation } from './dlq-commands.js';
 
 const client = () => new SavassanClient();
 
@@ -44,6 +45,8 @@ export function addClientCommands(program: Command): void {
     .option('-f, --file <path>', 'read the event from a file; - reads standard input')
     .option('-q, --qualifier <qualifier>', 'a version number or an alias to invoke (default live)')
     .option('-v, --verbose', 'print the invocation id, start and version, and a REPORT line, on stderr')
+    .option('--async', 'queue the event and print its invocation id (follow it with invocation NAME ID)')
+    .option('--idempotency-key <key>', 'with --async: the same key within 24 h gives back the first invocation id')
     .option(
       '--json',
       'print {invocationId, start, version, alias, durationMs, initMs, peakMemoryBytes, memoryMB, result}',
@@ -51,14 +54,34 @@ export function addClientCommands(program: Command): void {
     .addHelpText(
       'after',
       `\nExamples:\n  savassan invoke hello --data '{"name":"Ada"}'\n  echo '{"name":"Ada"}' | savassan invoke hello -f - -v` +
-        '\n  savassan invoke hello --qualifier 2\n  savassan invoke hello --qualifier beta',
+        '\n  savassan invoke hello --qualifier 2\n  savassan invoke hello --qualifier beta' +
+        '\n  savassan invoke billing --async --data \'{"order":42}\' --idempotency-key order-42',
     )
     .action(
       async (
         name: string,
-        opts: { data?: string; file?: string; qualifier?: string; verbose?: boolean; json?: boolean },
+        opts: {
+          data?: string;
+          file?: string;
+          qualifier?: string;
+          verbose?: boolean;
+          json?: boolean;
+          async?: boolean;
+          idempotencyKey?: string;
+        },
       ) => {
         const event = await eventOf(opts);
+        if (opts.async === true) {
+          const queued = await client().invokeAsync(name, event, {
+            qualifier: opts.qualifier,
+            idempotencyKey: opts.idempotencyKey,
+          });
+          if (opts.json === true) return printJson(queued);
+          return out(queued.invocationId);
+        }
+        if (opts.idempotencyKey !== undefined) {
+          throw new PlatformError('BAD_REQUEST', '--idempotency-key goes with --async');
+        }
         let answer;
         try {
           answer = await client().invoke(name, event, { qualifier: opts.qualifier });
@@ -217,13 +240,18 @@ export function addClientCommands(program: Command): void {
     .command('invocation')
     .description('look at one invocation')
     .command('show')
-    .description('show what is known of an invocation: function, version, status, timings, memory, error')
+    .description(
+      'show what is known of an invocation: function, version, status, timings, memory, error; or an asynchronous ' +
+        "one's state and attempts",
+    )
     .addHelpText('after', '\nExamples:\n  savassan invocation show 0b1e6f1c-7c1a-4f7e-9d62-3f8f2a9c1d20 --json')
-    .argument('<id>', 'invocation id (invoke -v prints it)')
+    .argument('<id>', 'invocation id (invoke -v and invoke --async print it)')
     .option('--json', 'print the record as GET /v1/invocations/ID answers')
     .action(async (id: string, opts: { json?: boolean }) => {
-      const invocation = await client().getInvocation(id);
-      if (opts.json === true) return printJson(invocation);
+      const answer = await client().getAsyncInvocation(id);
+      if (opts.json === true) return printJson(answer);
+      if ('invocationType' in answer) return printAsyncInvocation(answer);
+      const invocation = answer;
       table([
         ['id', invocation.id],
         ['function', `${invocation.functionName} version ${invocation.version}`],

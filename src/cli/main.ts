@@ -5,6 +5,7 @@ import { ApiError } from '../client/client.js';
 import { PlatformError } from '../core/errors.js';
 import { addAliasCommands } from './alias-commands.js';
 import { addClientCommands } from './client-commands.js';
+import { addDlqCommands } from './dlq-commands.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDeployCommand } from './deploy-command.js';
 import { info, printJson } from './output.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   addClientCommands(program);
   addSecretCommands(program);
   addAliasCommands(program);
+  addDlqCommands(program);
   addRolloutCommands(program);
   return program;
 }

@@ -241,6 +241,51 @@ export class SavassanClient {
     return { payload: response.text, ...facts };
   }
 
+  /**
+   * Invoke asynchronously: resolves once the event is queued durably, with its id (`getAsyncInvocation` follows it).
+   * `idempotencyKey`: the same key for the same function within 24 h gives back the first event's id.
+   *
+   * @example
+   * const { invocationId } = await client.invokeAsync('billing', { order: 42 }, { idempotencyKey: 'order-42' });
+   */
+  async invokeAsync(
+    name: string,
+    event: unknown = {},
+    options: { qualifier?: string | undefined; idempotencyKey?: string | undefined } = {},
+  ): Promise<{ invocationId: string; duplicate: boolean }> {
+    const body = typeof event === 'string' ? event : JSON.stringify(event);
+    const query = options.qualifier === undefined ? '' : `&qualifier=${encodeURIComponent(options.qualifier)}`;
+    const headers = options.idempotencyKey === undefined ? undefined : { 'idempotency-key': options.idempotencyKey };
+    const answer = await this.send('POST', `${functionPath(name)}/invoke?async=1${query}`, body, headers);
+    return JSON.parse(answer.text) as { invocationId: string; duplicate: boolean };
+  }
+
+  /**
+   * What `GET /v1/invocations/{id}` shows: an asynchronous invocation (`invocationType: 'event'`: its state and every
+   * attempt), or the record of one that ran.
+   */
+  getAsyncInvocation(id: string): Promise<AsyncInvocationAnswer | InvocationAnswer> {
+    return this.json('GET', `/v1/invocations/${encodeURIComponent(id)}`);
+  }
+
+  listDeadLetters(name: string, limit?: number): Promise<{ deadLetters: AsyncInvocationAnswer[] }> {
+    return this.json('GET', `${functionPath(name)}/dead-letters${limit === undefined ? '' : `?limit=${limit}`}`);
+  }
+
+  getDeadLetter(name: string, id: string): Promise<AsyncInvocationAnswer> {
+    return this.json('GET', `${functionPath(name)}/dead-letters/${encodeURIComponent(id)}`);
+  }
+
+  /** Queue a dead letter again, due now. */
+  redriveDeadLetter(name: string, id: string): Promise<AsyncInvocationAnswer> {
+    return this.json('POST', `${functionPath(name)}/dead-letters/${encodeURIComponent(id)}/redrive`);
+  }
+
+  /** Delete a function's dead letters; returns how many. */
+  purgeDeadLetters(name: string): Promise<{ purged: number }> {
+    return this.json('DELETE', `${functionPath(name)}/dead-letters`);
+  }
+
   listFunctions(): Promise<{ functions: FunctionAnswer[] }> {
     return this.json('GET', '/v1/functions');
   }
@@ -322,6 +367,7 @@ export class SavassanClient {
     return this.json('POST', `${functionPath(name)}/rollouts/${encodeURIComponent(id)}/abort`);
   }
 
+  /** The record of an invocation that ran (`getAsyncInvocation` for an asynchronous invocation's id). */
   getInvocation(id: string): Promise<InvocationAnswer> {
     return this.json('GET', `/v1/invocations/${encodeURIComponent(id)}`);
   }
@@ -468,6 +514,30 @@ export interface DeployAnswer {
   version: VersionAnswer;
   /** What differs from the version that was current before (empty for a new function or an unchanged deploy). */
   changes: VersionChange[];
+}
+
+/** An asynchronous invocation as the API shows it. */
+export interface AsyncInvocationAnswer {
+  invocationId: string;
+  invocationType: 'event';
+  functionName: string;
+  state: 'queued' | 'running' | 'succeeded' | 'failed' | 'dead_lettered';
+  qualifier: string | null;
+  source: string | null;
+  event: unknown;
+  enqueuedAt: string;
+  nextAttemptAt: string | null;
+  deliveryCount: number;
+  attempts: {
+    startedAt: string;
+    status: string;
+    durationMs: number;
+    error: string | null;
+    invocationId: string | null;
+  }[];
+  idempotencyKey: string | null;
+  deadLetterReason: string | null;
+  deadLetteredAt: string | null;
 }
 
 export interface InvocationAnswer {
