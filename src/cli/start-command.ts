@@ -20,6 +20,7 @@ interface StartOptions {
   apiKeyFile: string | undefined;
   sandbox: SandboxKind | undefined;
   queueWait: number;
+  asyncQueueCapacity: number;
   requestTimeout: number;
   durability: 'process' | 'full';
   examples: boolean;
@@ -53,6 +54,12 @@ export function addStartCommand(program: Command): void {
       ]),
     )
     .option('--queue-wait <seconds>', 'how long an invocation waits for a free instance before 429', integer, 10)
+    .option(
+      '--async-queue-capacity <n>',
+      'asynchronous invocations queued or running per function before 429',
+      integer,
+      10_000,
+    )
     .option(
       '--request-timeout <seconds>',
       'how long a client may take to send a whole request (headers and body) before 408',
@@ -106,6 +113,7 @@ async function start(opts: StartOptions): Promise<void> {
     apiKeys: apiKeysFrom(opts),
     sandbox: opts.sandbox,
     queueWaitMs: opts.queueWait * 1000,
+    asyncQueueCapacity: opts.asyncQueueCapacity,
     requestTimeoutMs: opts.requestTimeout * 1000,
     durability: opts.durability,
     stemCells: opts.stemCells,

@@ -38,6 +38,8 @@ export interface BackendOptions extends BackendUrls {
   /** Home of the embedded defaults: `savassan.db` (SQLite) and `blobs/`. */
   dataDir: string;
   queueCapacity: number;
+  /** Asynchronous invocations queued or running per function (default 10 000). */
+  asyncQueueCapacity?: number | undefined;
   /**
    * When invocation records are acknowledged. `process`: once appended to a journal in the data dir (SQLite: beside
    * the database; PostgreSQL and MySQL: `{dataDir}/journal`), committed in batches right after. `full`: once
@@ -144,7 +146,11 @@ async function openPoolAndQueue(options: BackendOptions): Promise<Opened<PoolAnd
   const displayUrl = redisDisplayUrl(redisUrl);
   const pool = new RedisPool({ url: redisUrl, logger });
   const queue = new RedisProvisionQueue({ url: redisUrl, capacity: queueCapacity, logger });
-  const invocations = new RedisInvocationQueue({ url: redisUrl, logger });
+  const invocations = new RedisInvocationQueue({
+    url: redisUrl,
+    logger,
+    capacityPerFunction: options.asyncQueueCapacity,
+  });
   try {
     // The constructors do no I/O: make each connect now, so an unreachable Redis fails the start.
     await Promise.all([pool.keys(), queue.size(), invocations.stats('savassan')]);
@@ -169,12 +175,12 @@ interface MetadataStores {
   invocations: InvocationQueue;
 }
 
-function storesOver(store: SqlMetadataStore, sealer: EnvSealer): MetadataStores {
+function storesOver(store: SqlMetadataStore, options: BackendOptions): MetadataStores {
   const shared = store.shared();
   return {
-    metadata: new SealedMetadataStore(store, sealer),
+    metadata: new SealedMetadataStore(store, options.sealer),
     traffic: new SqlTrafficStore(shared),
-    invocations: new SqlInvocationQueue(shared),
+    invocations: new SqlInvocationQueue(shared, { capacityPerFunction: options.asyncQueueCapacity }),
   };
 }
 
@@ -184,7 +190,7 @@ async function openMetadata(options: BackendOptions): Promise<Opened<MetadataSto
     const path = join(options.dataDir, 'savassan.db');
     const store = await openSqliteMetadataStore(path, { durability: options.durability, logger: options.logger });
     return {
-      value: storesOver(store, options.sealer),
+      value: storesOver(store, options),
       summary: `SQLite at ${path}`,
       close: () => store.close(),
     };
@@ -211,7 +217,7 @@ async function openMetadata(options: BackendOptions): Promise<Opened<MetadataSto
     );
   }
   return {
-    value: storesOver(store, options.sealer),
+    value: storesOver(store, options),
     summary: `${engine} at ${displayUrl(dbUrl)}`,
     close: () => store.close(),
   };

@@ -16,6 +16,7 @@ import type { Deployer } from '../gateway/deployer.js';
 import { createGateway } from '../gateway/gateway.js';
 import { defaultEventLoops, maxEventLoops, startLanes, type LaneHost } from '../gateway/lanes/lane-host.js';
 import { ControlPlane } from '../control-plane/control-plane.js';
+import { defaultQueueCapacityPerFunction } from '../core/invocation-queue-rules.js';
 import { createAsyncDispatcher } from '../events/async-dispatch.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
@@ -37,6 +38,8 @@ export interface EmbeddedOptions extends BackendUrls {
   requestTimeoutMs?: number;
   /** Capacity of the provisioning queue. */
   queueCapacity?: number;
+  /** Asynchronous invocations queued or running per function before 429 (default 10 000). */
+  asyncQueueCapacity?: number;
   managerConcurrency?: number;
   reconcileIntervalMs?: number;
   /** Metadata durability: `process` (default) or `full` (fsync every commit); see `openSqliteMetadataStore`. */
@@ -75,6 +78,7 @@ export interface CompiledEmbeddedOptions {
   queueWaitMs: number;
   requestTimeoutMs: number;
   queueCapacity: number;
+  asyncQueueCapacity: number;
   managerConcurrency: number;
   reconcileIntervalMs: number;
   durability: 'process' | 'full';
@@ -122,6 +126,7 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     queueWaitMs: positive('queueWaitMs', options.queueWaitMs ?? 10_000),
     requestTimeoutMs: positive('requestTimeoutMs', options.requestTimeoutMs ?? defaultRequestTimeoutMs),
     queueCapacity: positive('queueCapacity', options.queueCapacity ?? 1000),
+    asyncQueueCapacity: positive('asyncQueueCapacity', options.asyncQueueCapacity ?? defaultQueueCapacityPerFunction),
     managerConcurrency: positive('managerConcurrency', options.managerConcurrency ?? 4),
     reconcileIntervalMs: positive('reconcileIntervalMs', options.reconcileIntervalMs ?? 1000),
     durability,

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup } from 'node:dns';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 import { PlatformError } from '../core/errors.js';
 import { parseDestination } from '../core/function-config.js';
 import { mayConnect } from '../core/net-ranges.js';
@@ -82,18 +82,16 @@ export class Destinations {
 
   #post(url: URL, body: string, source: { eventId: string; allowNet: readonly string[] }): Promise<void> {
     const timeoutMs = this.#options.webhookTimeoutMs ?? 10_000;
+    // An address in the URL is connected to without a lookup: judge it here.
+    const literal = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (isIP(literal) !== 0 && !mayConnect(literal, source.allowNet)) {
+      return Promise.reject(refusedAddress(url, [literal]));
+    }
     const checkedLookup: LookupFunction = (hostname, options, callback) => {
       dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
         if (err !== null) return callback(err, '', 0);
         const allowed = addresses.find((entry) => mayConnect(entry.address, source.allowNet));
-        if (allowed === undefined) {
-          const refused = new PlatformError(
-            'INVALID_CONFIG',
-            `webhook ${url.host} resolves to ${addresses.map((a) => a.address).join(', ')}, which the function may ` +
-              'not reach (a private address needs --allow-net)',
-          );
-          return callback(refused, '', 0);
-        }
+        if (allowed === undefined) return callback(refusedAddress(url, addresses.map((a) => a.address)), '', 0);
         if (options.all === true) callback(null, [allowed]);
         else callback(null, allowed.address, allowed.family);
       });
@@ -104,7 +102,6 @@ export class Destinations {
         url,
         {
           method: 'POST',
-          // An IP literal is not looked up: check it here.
           lookup: checkedLookup,
           headers: {
             'content-type': 'application/json',
@@ -132,4 +129,12 @@ export class Destinations {
       req.end(body);
     });
   }
+}
+
+function refusedAddress(url: URL, addresses: string[]): PlatformError {
+  return new PlatformError(
+    'INVALID_CONFIG',
+    `webhook ${url.host} is at ${addresses.join(', ')}, which the function may not reach (a private address ` +
+      'needs --allow-net)',
+  );
 }
