@@ -12,6 +12,7 @@ import type { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { SealedMetadataStore } from '../adapters/sealed/sealed-metadata-store.js';
 import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
 import { SqlInvocationQueue } from '../adapters/sql/sql-invocation-queue.js';
+import { SqlScheduleStore } from '../adapters/sql/sql-schedule-store.js';
 import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import { PlatformError } from '../core/errors.js';
@@ -21,6 +22,7 @@ import type { InvocationQueue } from '../core/ports/invocation-queue.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
+import type { ScheduleStore } from '../core/ports/schedule-store.js';
 import type { TrafficStore } from '../core/ports/traffic-store.js';
 
 /** Where the ports live. Each one left out keeps its embedded default. URLs may carry credentials. */
@@ -64,6 +66,8 @@ export interface Backends {
   readonly traffic: TrafficStore;
   /** Asynchronous invocations waiting, running and dead-lettered, on the metadata database (closed with it). */
   readonly invocations: InvocationQueue;
+  /** Schedules, on the metadata database (closed with it). */
+  readonly schedules: ScheduleStore;
   readonly blobStore: BlobStore;
   describe(): BackendSummary;
   /** Closes every backend once (idempotent); the caller has stopped using them. */
@@ -107,6 +111,7 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
     metadata: metadata.value.value.metadata,
     traffic: metadata.value.value.traffic,
     invocations: metadata.value.value.invocations,
+    schedules: metadata.value.value.schedules,
     blobStore: blobs.value.value,
     describe: () => ({ ...summary }),
     close() {
@@ -149,6 +154,7 @@ interface MetadataStores {
   metadata: MetadataStore;
   traffic: TrafficStore;
   invocations: InvocationQueue;
+  schedules: ScheduleStore;
 }
 
 function storesOver(store: SqlMetadataStore, sealer: EnvSealer): MetadataStores {
@@ -157,6 +163,7 @@ function storesOver(store: SqlMetadataStore, sealer: EnvSealer): MetadataStores 
     metadata: new SealedMetadataStore(store, sealer),
     traffic: new SqlTrafficStore(shared),
     invocations: new SqlInvocationQueue(shared),
+    schedules: new SqlScheduleStore(shared),
   };
 }
 

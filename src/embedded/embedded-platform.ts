@@ -16,6 +16,8 @@ import type { Deployer } from '../gateway/deployer.js';
 import { createGateway } from '../gateway/gateway.js';
 import { defaultEventLoops, maxEventLoops, startLanes, type LaneHost } from '../gateway/lanes/lane-host.js';
 import { ControlPlane } from '../control-plane/control-plane.js';
+import { functionMustExist } from '../events/function-must-exist.js';
+import { AsyncInvocations } from '../events/async-invocations.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
 import { EnvSealer } from '../adapters/sealed/env-sealer.js';
@@ -227,6 +229,10 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     traffic,
     agents,
     provisioning: manager,
+    schedules: {
+      schedules: backends.schedules,
+      asyncInvocations: new AsyncInvocations({ queue: invocations, check: functionMustExist(metadata) }),
+    },
     reconcileIntervalMs: options.reconcileIntervalMs,
     onTrafficChange: (functionName) => invalidate(functionName),
     logger,
