@@ -9,6 +9,7 @@ import { addClusterCommands } from './cluster-commands.js';
 import { addDeployCommand } from './deploy-command.js';
 import { info, printJson } from './output.js';
 import { addRolloutCommands } from './rollout-commands.js';
+import { addScheduleCommands } from './schedule-commands.js';
 import { addSecretCommands } from './secret-commands.js';
 import { addStartCommand } from './start-command.js';
 
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   addSecretCommands(program);
   addAliasCommands(program);
   addRolloutCommands(program);
+  addScheduleCommands(program);
   return program;
 }
 

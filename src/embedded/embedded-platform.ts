@@ -244,6 +244,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     metadata,
     traffic,
     invocations,
+    schedules: backends.schedules,
     blobStore,
     agents,
     queueWaitMs: options.queueWaitMs,

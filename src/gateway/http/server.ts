@@ -13,6 +13,7 @@ import { reportLine } from '../../core/report.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { InvocationQueue } from '../../core/ports/invocation-queue.js';
 import type { MetadataStore } from '../../core/ports/metadata-store.js';
+import type { ScheduleStore } from '../../core/ports/schedule-store.js';
 import type { InvocationRecord } from '../../core/types.js';
 import { liveAlias } from '../../core/types.js';
 import type { AsyncInvocations } from '../../events/async-invocations.js';
@@ -27,6 +28,7 @@ import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath, requ
 import { routeDefaults, unknownQueryError } from './route-defaults.js';
 import { aliasRoutes } from './routes/aliases.js';
 import { rolloutRoutes } from './routes/rollouts.js';
+import { scheduleRoutes } from './routes/schedules.js';
 import { secretRoutes } from './routes/secrets.js';
 import {
   ApiIndex,
@@ -65,6 +67,8 @@ export interface GatewayServerOptions {
   invocations: InvocationQueue;
   /** Accepts asynchronous invocations (`invoke?async=1`). */
   asyncInvocations: AsyncInvocations;
+  /** Schedules, which the control-plane leader fires. */
+  schedules: ScheduleStore;
   nodes: () => Promise<NodeView[]>;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
@@ -651,6 +655,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   await app.register(secretRoutes(options.secrets));
   await app.register(aliasRoutes(options.traffic));
   await app.register(rolloutRoutes(options.traffic));
+  await app.register(scheduleRoutes({ schedules: options.schedules, metadata }));
 
   await app.register((plugin, _opts, registered) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
