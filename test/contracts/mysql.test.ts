@@ -71,6 +71,7 @@ describe('MySQL metadata store specifics', () => {
         ['invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['queued_invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['rollouts', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['schedules', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['secrets', 'InnoDB', 'utf8mb4_bin', 'latin1'],
       ],
     );
