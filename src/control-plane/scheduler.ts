@@ -46,6 +46,8 @@ export class Scheduler {
   readonly #pass: LeaderPass;
   /** Per schedule, the fire time whose submit failed: tried again however late, not taken for a missed tick. */
   readonly #retrying = new Map<string, number>();
+  /** Schedules whose function was missing at their last tick: warned once, until one of their ticks fires. */
+  readonly #orphaned = new Set<string>();
 
   constructor(options: SchedulerOptions) {
     this.#options = {
@@ -130,10 +132,11 @@ export class Scheduler {
       });
     } catch (err) {
       if (isPlatformError(err, 'NOT_FOUND')) {
-        logger.warn(
-          { schedule: record.name, functionName: record.functionName, fireAt: firedAt.toISOString() },
-          `schedule ${record.name}: function ${record.functionName} does not exist: tick skipped`,
-        );
+        const fields = { schedule: record.name, functionName: record.functionName, fireAt: firedAt.toISOString() };
+        const line = `schedule ${record.name}: function ${record.functionName} does not exist: tick skipped`;
+        if (this.#orphaned.has(record.name)) logger.debug(fields, line);
+        else logger.warn(fields, line);
+        this.#orphaned.add(record.name);
         return this.#advance(record, expected, next, null, 'skipped');
       }
       if (this.#retrying.get(record.name) !== fireAt) {
@@ -146,6 +149,7 @@ export class Scheduler {
       this.#retrying.set(record.name, fireAt);
       return 'failed';
     }
+    this.#orphaned.delete(record.name);
     return this.#advance(record, expected, next, firedAt, 'fired');
   }
 
