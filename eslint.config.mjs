@@ -50,8 +50,8 @@ export default tseslint.config(
     },
   },
   {
-    // The control plane imports only core (and itself): the composition roots hand it the Manager's provisioning and
-    // the push to the gateways. test/architecture.test.ts holds the whole layering.
+    // The control plane imports only core and events (and itself): the composition roots hand it the Manager's
+    // provisioning, the push to the gateways and the submission of asynchronous invocations. test/architecture.test.ts holds the whole layering.
     files: ['src/control-plane/**/*.ts'],
     ignores: ['src/control-plane/**/*.test.ts'],
     rules: {
@@ -61,8 +61,8 @@ export default tseslint.config(
           paths: [{ name: 'child_process', message: 'use node:child_process' }],
           patterns: [
             {
-              group: ['../*', '!../core', '!../core/**'],
-              message: 'src/control-plane imports only src/core; the composition roots hand it the rest',
+              group: ['../*', '!../core', '!../core/**', '!../events', '!../events/**'],
+              message: 'src/control-plane imports only src/core and src/events; the composition roots hand it the rest',
             },
           ],
         },

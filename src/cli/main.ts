@@ -10,6 +10,7 @@ import { addClusterCommands } from './cluster-commands.js';
 import { addDeployCommand } from './deploy-command.js';
 import { info, printJson } from './output.js';
 import { addRolloutCommands } from './rollout-commands.js';
+import { addScheduleCommands } from './schedule-commands.js';
 import { addSecretCommands } from './secret-commands.js';
 import { addStartCommand } from './start-command.js';
 
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   addAliasCommands(program);
   addDlqCommands(program);
   addRolloutCommands(program);
+  addScheduleCommands(program);
   return program;
 }
 

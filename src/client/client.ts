@@ -368,6 +368,40 @@ export class SavassanClient {
   }
 
   /** The record of an invocation that ran (`getAsyncInvocation` for an asynchronous invocation's id). */
+  /**
+   * Create a schedule: the function is invoked asynchronously with `event` at each tick of one of `cron`, `rate`
+   * or `at`. CONFLICT (409) when the name is taken, NOT_FOUND (404) for an unknown function.
+   *
+   * @example
+   * await client.createSchedule({ name: 'nightly', functionName: 'report', cron: '0 3 * * *', timezone: 'Asia/Seoul' });
+   */
+  createSchedule(request: ScheduleRequest): Promise<ScheduleAnswer> {
+    return this.json('POST', '/v1/schedules', request);
+  }
+
+  /** Every schedule, by name, with its next fire time. */
+  listSchedules(): Promise<{ schedules: ScheduleAnswer[] }> {
+    return this.json('GET', '/v1/schedules');
+  }
+
+  getSchedule(name: string): Promise<ScheduleAnswer> {
+    return this.json('GET', `/v1/schedules/${encodeURIComponent(name)}`);
+  }
+
+  deleteSchedule(name: string): Promise<void> {
+    return this.json('DELETE', `/v1/schedules/${encodeURIComponent(name)}`);
+  }
+
+  /** No tick fires until `resumeSchedule`. */
+  pauseSchedule(name: string): Promise<ScheduleAnswer> {
+    return this.json('POST', `/v1/schedules/${encodeURIComponent(name)}/pause`);
+  }
+
+  /** Fires again from the next tick after now. */
+  resumeSchedule(name: string): Promise<ScheduleAnswer> {
+    return this.json('POST', `/v1/schedules/${encodeURIComponent(name)}/resume`);
+  }
+
   getInvocation(id: string): Promise<InvocationAnswer> {
     return this.json('GET', `/v1/invocations/${encodeURIComponent(id)}`);
   }
@@ -461,6 +495,35 @@ export interface AliasAnswer {
   stickyHeader: string | null;
   createdAt: string;
   updatedAt: string;
+}
+
+/** A schedule as `POST /v1/schedules` takes it: exactly one of `cron`, `rate` and `at`. */
+export interface ScheduleRequest {
+  name: string;
+  functionName: string;
+  cron?: string;
+  rate?: string;
+  at?: string;
+  timezone?: string;
+  event?: unknown;
+  retries?: number;
+  maxEventAgeSeconds?: number;
+  missed?: 'fire' | 'skip';
+}
+
+export interface ScheduleAnswer {
+  name: string;
+  functionName: string;
+  expression: string;
+  timezone: string;
+  event: unknown;
+  state: 'active' | 'paused';
+  missed: 'fire' | 'skip';
+  retries: number | null;
+  maxEventAgeSeconds: number | null;
+  nextFireAt: string | null;
+  lastFiredAt: string | null;
+  createdAt: string;
 }
 
 export interface RolloutRequest {

@@ -117,6 +117,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       metadata,
       traffic,
       invocations,
+      schedules: backends.schedules,
       keyedHash: (text: string) => sealer.keyedHash(text),
       blobStore,
       agents,

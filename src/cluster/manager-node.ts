@@ -3,6 +3,8 @@ import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { InstanceRef } from '../core/types.js';
 import { ControlPlane } from '../control-plane/control-plane.js';
+import { functionMustExist } from '../events/function-must-exist.js';
+import { AsyncInvocations } from '../events/async-invocations.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { pushRoutingTable } from '../gateway/grpc-routing.js';
 import { Manager } from '../manager/manager.js';
@@ -96,6 +98,13 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
       traffic: backends.traffic,
       agents: directory,
       provisioning: manager,
+      schedules: {
+        schedules: backends.schedules,
+        asyncInvocations: new AsyncInvocations({
+          queue: backends.invocations,
+          check: functionMustExist(backends.metadata),
+        }),
+      },
       cluster: {
         cluster,
         candidateId: managerId,

@@ -6,6 +6,11 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { MemoryCluster } from '../adapters/memory/memory-cluster.js';
+import { MemoryInvocationQueue } from '../adapters/memory/memory-invocation-queue.js';
+import { SqlScheduleStore } from '../adapters/sql/sql-schedule-store.js';
+import { compileScheduleInput } from '../core/schedule-rules.js';
+import { AsyncInvocations } from '../events/async-invocations.js';
+import { functionMustExist } from '../events/function-must-exist.js';
 import type { MemoryPool } from '../adapters/memory/memory-pool.js';
 import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
 import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
@@ -21,7 +26,7 @@ import type { FakeAgent } from '../../test/helpers/fakes.js';
 import { openPlaneFixture } from '../../test/helpers/plane-fixture.js';
 import type { PlaneFixture } from '../../test/helpers/plane-fixture.js';
 import { invocationRecord } from '../../test/helpers/records.js';
-import { ControlPlane, type ControlPlaneClusterOptions } from './control-plane.js';
+import { ControlPlane, type ControlPlaneClusterOptions, type ControlPlaneOptions } from './control-plane.js';
 
 const hour = 3_600_000;
 
@@ -56,7 +61,13 @@ describe('ControlPlane rollouts', () => {
    * A started control plane whose loops never fire on their own (the test drives each tick); in embedded mode
    * unless `cluster` is given.
    */
-  const controlPlane = (options: { cluster?: ControlPlaneClusterOptions; traffic?: TrafficStore } = {}) => {
+  const controlPlane = (
+    options: {
+      cluster?: ControlPlaneClusterOptions;
+      traffic?: TrafficStore;
+      schedules?: ControlPlaneOptions['schedules'];
+    } = {},
+  ) => {
     const agents = new SingleAgentDirectory(agent);
     const queue = new MemoryProvisionQueue({ capacity: 10 });
     const manager = new Manager({ queue, pool, metadata, agents, concurrency: 1, now: () => clock });
@@ -70,6 +81,8 @@ describe('ControlPlane rollouts', () => {
       cluster: options.cluster,
       reconcileIntervalMs: hour,
       rolloutTickMs: hour,
+      schedules: options.schedules,
+      scheduleTickMs: hour,
       onTrafficChange: (name) => changed.push(name),
       now: () => clock,
     });
@@ -294,6 +307,57 @@ describe('ControlPlane rollouts', () => {
       assert.deepEqual(table.agents, { 'node-test': '10.0.0.1:7070' });
     } finally {
       for (const plane of planes.splice(0)) await plane.stop();
+      await peer.close();
+      await cluster.close();
+    }
+  });
+  it('fires schedules on the leader only; a new leader goes on with the next tick', async () => {
+    const cluster = new MemoryCluster({ leaderTtlSeconds: 1 });
+    const peer = cluster.peer();
+    const queue = new MemoryInvocationQueue({ now: () => clock });
+    const store = new SqlScheduleStore(metadata.shared());
+    const schedules = {
+      schedules: store,
+      asyncInvocations: new AsyncInvocations({ queue, check: functionMustExist(metadata) }),
+    };
+    const clusterOptions = (of: MemoryCluster, candidateId: string): ControlPlaneClusterOptions => ({
+      cluster: of,
+      candidateId,
+      nodes: () => [],
+      push: () => Promise.resolve(),
+    });
+    const keys = async () =>
+      Promise.all(
+        (await queue.receive({ max: 100, visibilityMs: hour })).map(
+          async (d) => (await queue.get(d.id))?.idempotencyKey,
+        ),
+      );
+    /** A pass of `plane`'s own that began before the clock moved (on taking the lead) ends first. */
+    const fireNow = async (plane: ControlPlane) => {
+      await plane.fireSchedules();
+      await plane.fireSchedules();
+    };
+    try {
+      const created = clock;
+      await store.create(compileScheduleInput({ name: 'beat', functionName: fn, rate: '1 minute' }, new Date(created)));
+      const first = controlPlane({ cluster: clusterOptions(cluster, 'manager-a'), schedules });
+      await until(() => first.leading);
+      const second = controlPlane({ cluster: clusterOptions(peer, 'manager-b'), schedules });
+
+      clock = created + 60_000;
+      await fireNow(second);
+      assert.deepEqual(await keys(), [], 'a Manager that does not lead fires nothing');
+      await fireNow(first);
+      assert.deepEqual(await keys(), [`schedule:beat:${new Date(created + 60_000).toISOString()}`]);
+
+      await first.stop();
+      await until(() => second.leading);
+      clock = created + 120_000;
+      await fireNow(second);
+      assert.deepEqual(await keys(), [`schedule:beat:${new Date(created + 120_000).toISOString()}`]);
+    } finally {
+      for (const plane of planes.splice(0)) await plane.stop();
+      await queue.close();
       await peer.close();
       await cluster.close();
     }

@@ -8,6 +8,7 @@ import { Leadership } from './leadership.js';
 import { Reconciler, type Provisioning } from './reconciler.js';
 import { RolloutDriver } from './rollout-driver.js';
 import { RoutingPublisher, type GatewayAddress, type RoutedNode } from './routing-publisher.js';
+import { Scheduler, type SchedulerOptions } from './scheduler.js';
 
 /** Cluster mode: the election and the routing table the leader publishes. */
 export interface ControlPlaneClusterOptions {
@@ -28,6 +29,10 @@ export interface ControlPlaneOptions {
   agents: AgentDirectory;
   /** The Manager, which provisions what the reconcile asks for. */
   provisioning: Provisioning;
+  /** The schedules the leader fires, and where their events go. Absent: no schedules fire. */
+  schedules?: Pick<SchedulerOptions, 'schedules' | 'asyncInvocations'> | undefined;
+  /** How often due schedules are looked for while leading. Default 200 ms. */
+  scheduleTickMs?: number | undefined;
   /** Absent: this process always leads (embedded mode). */
   cluster?: ControlPlaneClusterOptions | undefined;
   /** How often the reconcile runs while leading. Default 1 s. */
@@ -47,13 +52,15 @@ export interface ControlPlaneOptions {
  * The control plane: in a cluster one Manager leads it (elected through the cluster store, again after a loss);
  * in embedded mode the single process always leads. While leading it reconciles the warm pool (`Reconciler`),
  * drives the running rollouts (`RolloutDriver`, which resumes them from the store after a change of leader) and
- * keeps the routing table written and pushed to the gateways (`RoutingPublisher`); otherwise it does nothing.
+ * keeps the routing table written and pushed to the gateways (`RoutingPublisher`) and fires the schedules
+ * (`Scheduler`); otherwise it does nothing.
  */
 export class ControlPlane {
   readonly #leadership: Leadership | null;
   readonly #publisher: RoutingPublisher | null;
   readonly #reconciler: Reconciler;
   readonly #rollouts: RolloutDriver;
+  readonly #scheduler: Scheduler | null;
   #started = false;
   #stopped = false;
 
@@ -102,6 +109,16 @@ export class ControlPlane {
       ...(options.rolloutTickMs === undefined ? {} : { tickMs: options.rolloutTickMs }),
       ...(options.now === undefined ? {} : { now: options.now }),
     });
+    this.#scheduler =
+      options.schedules === undefined
+        ? null
+        : new Scheduler({
+            ...options.schedules,
+            isLeader,
+            logger,
+            ...(options.scheduleTickMs === undefined ? {} : { tickMs: options.scheduleTickMs }),
+            ...(options.now === undefined ? {} : { now: options.now }),
+          });
   }
 
   /** Whether this process leads the control plane now (always in embedded mode, until stopped). */
@@ -116,6 +133,7 @@ export class ControlPlane {
     this.#started = true;
     this.#reconciler.start();
     this.#rollouts.start();
+    this.#scheduler?.start();
     if (this.#leadership === null) this.#onLead();
     else this.#leadership.start();
   }
@@ -126,7 +144,7 @@ export class ControlPlane {
     this.#stopped = true;
     // The lead first, so that another candidate takes over while the work under way ends here.
     await this.#leadership?.stop();
-    await Promise.all([this.#reconciler.stop(), this.#rollouts.stop()]);
+    await Promise.all([this.#reconciler.stop(), this.#rollouts.stop(), this.#scheduler?.stop()]);
     await this.#publisher?.settled();
   }
 
@@ -138,6 +156,11 @@ export class ControlPlane {
   /** Judge the running rollouts now, if leading. Never rejects. */
   driveRollouts(): Promise<void> {
     return this.#rollouts.tick();
+  }
+
+  /** Fire the due schedules now, if leading. Never rejects. */
+  fireSchedules(): Promise<void> {
+    return this.#scheduler?.tick() ?? Promise.resolve();
   }
 
   /** The Agents changed: the leader writes and pushes a new routing table. */
@@ -158,5 +181,6 @@ export class ControlPlane {
     this.#publisher?.publishNodes();
     // A new leader goes on with the rollouts where the last one left them, without waiting for a tick.
     void this.#rollouts.tick();
+    void this.#scheduler?.tick();
   }
 }

@@ -13,6 +13,7 @@ import type { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { SealedMetadataStore } from '../adapters/sealed/sealed-metadata-store.js';
 import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
 import { SqlInvocationQueue } from '../adapters/sql/sql-invocation-queue.js';
+import { SqlScheduleStore } from '../adapters/sql/sql-schedule-store.js';
 import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import { PlatformError } from '../core/errors.js';
@@ -22,6 +23,7 @@ import type { InvocationQueue } from '../core/ports/invocation-queue.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
+import type { ScheduleStore } from '../core/ports/schedule-store.js';
 import type { TrafficStore } from '../core/ports/traffic-store.js';
 
 /** Where the ports live. Each one left out keeps its embedded default. URLs may carry credentials. */
@@ -67,6 +69,8 @@ export interface Backends {
   readonly traffic: TrafficStore;
   /** Asynchronous invocations waiting, running and dead-lettered: on Redis where it is given, else the metadata database. */
   readonly invocations: InvocationQueue;
+  /** Schedules, on the metadata database (closed with it). */
+  readonly schedules: ScheduleStore;
   readonly blobStore: BlobStore;
   describe(): BackendSummary;
   /** Closes every backend once (idempotent); the caller has stopped using them. */
@@ -110,6 +114,7 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
     metadata: metadata.value.value.metadata,
     traffic: metadata.value.value.traffic,
     invocations: pool.value.value.invocations ?? metadata.value.value.invocations,
+    schedules: metadata.value.value.schedules,
     blobStore: blobs.value.value,
     describe: () => ({ ...summary }),
     close() {
@@ -173,6 +178,7 @@ interface MetadataStores {
   metadata: MetadataStore;
   traffic: TrafficStore;
   invocations: InvocationQueue;
+  schedules: ScheduleStore;
 }
 
 function storesOver(store: SqlMetadataStore, options: BackendOptions): MetadataStores {
@@ -181,6 +187,7 @@ function storesOver(store: SqlMetadataStore, options: BackendOptions): MetadataS
     metadata: new SealedMetadataStore(store, options.sealer),
     traffic: new SqlTrafficStore(shared),
     invocations: new SqlInvocationQueue(shared, { capacityPerFunction: options.asyncQueueCapacity }),
+    schedules: new SqlScheduleStore(shared),
   };
 }
 

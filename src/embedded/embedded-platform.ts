@@ -18,6 +18,8 @@ import { defaultEventLoops, maxEventLoops, startLanes, type LaneHost } from '../
 import { ControlPlane } from '../control-plane/control-plane.js';
 import { defaultQueueCapacityPerFunction } from '../core/invocation-queue-rules.js';
 import { createAsyncDispatcher } from '../events/async-dispatch.js';
+import { functionMustExist } from '../events/function-must-exist.js';
+import { AsyncInvocations } from '../events/async-invocations.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
 import { EnvSealer } from '../adapters/sealed/env-sealer.js';
@@ -226,6 +228,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   const manager = new Manager({ queue, pool, metadata, agents, logger, concurrency: options.managerConcurrency });
   /** Set once the gateway exists: drops its cached resolution of a function whose traffic a rollout moved. */
   let invalidate: (functionName: string) => void = () => {};
+  /** Set once the dispatcher exists: runs what was just queued. */
+  let wake: (functionName: string) => void = () => {};
   // The single process always leads the control plane.
   const controlPlane = new ControlPlane({
     pool,
@@ -233,19 +237,26 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     traffic,
     agents,
     provisioning: manager,
+    schedules: {
+      schedules: backends.schedules,
+      asyncInvocations: new AsyncInvocations({
+        queue: invocations,
+        check: functionMustExist(metadata),
+        onQueued: (name) => wake(name),
+      }),
+    },
     reconcileIntervalMs: options.reconcileIntervalMs,
     onTrafficChange: (functionName) => invalidate(functionName),
     logger,
   });
   let ready = false;
-  /** Set once the dispatcher exists: runs what was just queued. */
-  let wake: (functionName: string) => void = () => {};
   const { deployer, server, setReady, answerInvoke, metrics, resolver, run, asyncInvocations } = await createGateway({
     pool,
     queue,
     metadata,
     traffic,
     invocations,
+    schedules: backends.schedules,
     blobStore,
     agents,
     queueWaitMs: options.queueWaitMs,

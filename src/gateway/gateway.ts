@@ -7,6 +7,7 @@ import type { InvocationQueue } from '../core/ports/invocation-queue.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
+import type { ScheduleStore } from '../core/ports/schedule-store.js';
 import type { TrafficStore } from '../core/ports/traffic-store.js';
 import { AsyncInvocations } from '../events/async-invocations.js';
 import type { RunInvocation } from '../events/run-invocation.js';
@@ -28,6 +29,8 @@ export interface GatewayOptions {
   traffic: TrafficStore;
   /** Asynchronous invocations: accepted here, run by a dispatcher (`events/`). */
   invocations: InvocationQueue;
+  /** Schedules, on the metadata store's database (the API; the control-plane leader fires them). */
+  schedules: ScheduleStore;
   /** An asynchronous invocation was queued for this function (a dispatcher in this process may run it at once). */
   onQueued?: ((functionName: string) => void) | undefined;
   blobStore: BlobStore;
@@ -123,6 +126,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     invocations: options.invocations,
     asyncInvocations,
     onRedrive: options.onQueued,
+    schedules: options.schedules,
     apiKeys: options.apiKeys,
     logger,
     ready: () => ready,

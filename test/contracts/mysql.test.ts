@@ -8,12 +8,14 @@ import { metadataStoreContract } from './metadata-store.contract.js';
 import {
   queryAfterMigration,
   serverQueueFixture,
+  serverScheduleFixture,
   serverStoreFixture,
   serverTrafficFixture,
   sqlServerStoreCases,
 } from './sql-server-store.cases.js';
 import { invocationQueueContract } from './invocation-queue.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
+import { scheduleStoreContract } from './schedule-store.contract.js';
 
 // One MariaDB server for this file, a fresh database per test.
 const server = sharedServer(startMariadbServer);
@@ -26,6 +28,8 @@ metadataStoreContract(
 );
 
 invocationQueueContract('MariaDB', serverQueueFixture(server, openMysqlMetadataStore));
+
+scheduleStoreContract('MariaDB', serverScheduleFixture(server, openMysqlMetadataStore));
 
 trafficStoreContract(
   'MariaDB, records journalled',
@@ -67,6 +71,7 @@ describe('MySQL metadata store specifics', () => {
         ['invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['queued_invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['rollouts', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['schedules', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['secrets', 'InnoDB', 'utf8mb4_bin', 'latin1'],
       ],
     );

@@ -7,12 +7,14 @@ import { metadataStoreContract } from './metadata-store.contract.js';
 import {
   queryAfterMigration,
   serverQueueFixture,
+  serverScheduleFixture,
   serverStoreFixture,
   serverTrafficFixture,
   sqlServerStoreCases,
 } from './sql-server-store.cases.js';
 import { invocationQueueContract } from './invocation-queue.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
+import { scheduleStoreContract } from './schedule-store.contract.js';
 
 // One PostgreSQL server for this file, a fresh database per test.
 const server = sharedServer(startPostgresServer);
@@ -25,6 +27,8 @@ metadataStoreContract(
 );
 
 invocationQueueContract('PostgreSQL', serverQueueFixture(server, openPostgresMetadataStore));
+
+scheduleStoreContract('PostgreSQL', serverScheduleFixture(server, openPostgresMetadataStore));
 
 trafficStoreContract(
   'PostgreSQL, records journalled',

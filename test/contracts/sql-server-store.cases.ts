@@ -13,6 +13,8 @@ import { classifySqlError } from '../../src/adapters/sql/sql-metadata-store.js';
 import type { SqlMetadataStore } from '../../src/adapters/sql/sql-metadata-store.js';
 import { SqlTrafficStore } from '../../src/adapters/sql/sql-traffic-store.js';
 import { SqlInvocationQueue } from '../../src/adapters/sql/sql-invocation-queue.js';
+import { SqlScheduleStore } from '../../src/adapters/sql/sql-schedule-store.js';
+import type { ScheduleStoreFixture } from './schedule-store.contract.js';
 import type { InvocationQueueFixture, InvocationQueueSettings } from './invocation-queue.contract.js';
 import type { ServerMetadataStoreOptions } from '../../src/adapters/sql/server-metadata-store.js';
 import { isPlatformError } from '../../src/core/errors.js';
@@ -75,6 +77,21 @@ export function serverQueueFixture(
     const opened = async () => {
       const metadata = await open(url);
       return { queue: new SqlInvocationQueue(metadata.shared(), settings), close: () => metadata.close() };
+    };
+    return { ...(await opened()), reopen: opened, cleanup };
+  };
+}
+
+/** The schedule store contract's fixture on a server: a fresh database per test, dropped by `cleanup`. */
+export function serverScheduleFixture(
+  server: () => Promise<SqlTestServer>,
+  open: (url: string, options?: ServerMetadataStoreOptions) => Promise<SqlMetadataStore>,
+): () => Promise<ScheduleStoreFixture> {
+  return async () => {
+    const { url, cleanup } = await freshDatabase(server, false);
+    const opened = async () => {
+      const metadata = await open(url);
+      return { schedules: new SqlScheduleStore(metadata.shared()), close: () => metadata.close() };
     };
     return { ...(await opened()), reopen: opened, cleanup };
   };

@@ -19,6 +19,8 @@ import { trafficStoreContract } from './traffic-store.contract.js';
 import { SqlTrafficStore } from '../../src/adapters/sql/sql-traffic-store.js';
 import { SqlInvocationQueue } from '../../src/adapters/sql/sql-invocation-queue.js';
 import { invocationQueueContract } from './invocation-queue.contract.js';
+import { SqlScheduleStore } from '../../src/adapters/sql/sql-schedule-store.js';
+import { scheduleStoreContract } from './schedule-store.contract.js';
 import { invocationRecord } from '../helpers/records.js';
 import { newVersion } from '../helpers/versions.js';
 
@@ -118,6 +120,25 @@ invocationQueueContract('SQLite :memory:', async (settings) => {
   const metadata = await openSqliteMetadataStore(':memory:');
   return {
     queue: new SqlInvocationQueue(metadata.shared(), settings),
+    close: () => metadata.close(),
+    cleanup: () => Promise.resolve(),
+  };
+});
+
+scheduleStoreContract('SQLite file', async () => {
+  const dir = await tempDir('sqlite-schedules');
+  const path = join(dir, 'metadata.db');
+  const opened = async () => {
+    const metadata = await openSqliteMetadataStore(path);
+    return { schedules: new SqlScheduleStore(metadata.shared()), close: () => metadata.close() };
+  };
+  return { ...(await opened()), reopen: opened, cleanup: () => removeTempDir(dir) };
+});
+
+scheduleStoreContract('SQLite :memory:', async () => {
+  const metadata = await openSqliteMetadataStore(':memory:');
+  return {
+    schedules: new SqlScheduleStore(metadata.shared()),
     close: () => metadata.close(),
     cleanup: () => Promise.resolve(),
   };

@@ -108,6 +108,7 @@ describe('a strict, fully described HTTP API', () => {
       'PUT /v1/secrets/{name}': JSON.stringify({ value: 'not-stored' }),
       'PUT /v1/functions/{name}/aliases/{alias}': JSON.stringify({ weights: { '1': 1 } }),
       'POST /v1/functions/{name}/rollouts': JSON.stringify({ version: 1 }),
+      'POST /v1/schedules': JSON.stringify({ name: 'probe-schedule', functionName: 'probe', rate: 'rate(1 hour)' }),
     };
     for (const [template, methods] of Object.entries(openapi.paths)) {
       for (const [method, operation] of Object.entries(methods)) {

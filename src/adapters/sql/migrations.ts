@@ -269,6 +269,41 @@ export const migrations: Readonly<Record<string, Migration>> = {
     },
   },
 
+  /** Schedules (`SqlScheduleStore`): functions invoked asynchronously by cron, rate or one-time expressions. */
+  '0006_schedules': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      const { varchar, text, table } = textTypes(db);
+      await db.schema
+        .createTable('schedules')
+        .$call(table)
+        .addColumn('name', varchar(columnLengths.scheduleName), (col) => col.primaryKey())
+        // Not a foreign key: a schedule outlives its function, whose ticks the leader then skips.
+        .addColumn('function_name', varchar(columnLengths.functionName), (col) => col.notNull())
+        .addColumn('expression', varchar(columnLengths.scheduleExpression), (col) => col.notNull())
+        .addColumn('timezone', varchar(columnLengths.timezone), (col) => col.notNull())
+        .addColumn('event', text, (col) => col.notNull())
+        .addColumn('state', varchar(columnLengths.kind), (col) => col.notNull())
+        .addColumn('missed', varchar(columnLengths.kind), (col) => col.notNull())
+        .addColumn('retries', 'integer')
+        .addColumn('max_event_age_seconds', 'integer')
+        .addColumn('next_fire_at', 'bigint')
+        .addColumn('last_fired_at', 'bigint')
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('updated_at', 'bigint', (col) => col.notNull())
+        .execute();
+      // The leader's pass: what is due, most overdue first (paused schedules have no `next_fire_at`).
+      await db.schema
+        .createIndex('schedules_next_fire_idx')
+        .on('schedules')
+        .columns(['next_fire_at', 'name'])
+        .execute();
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('schedules').execute();
+    },
+  },
+
   /** When a queued invocation was last redriven from the dead letters: its retries and age count from then. */
   '0008_redriven_at': {
     async up(db: Kysely<unknown>): Promise<void> {

@@ -153,6 +153,28 @@ export interface InvocationIdempotencyKeysTable {
   created_at: EpochMillisColumn;
 }
 
+export interface SchedulesTable {
+  /** Primary key. */
+  name: string;
+  /** Not a foreign key: a schedule outlives its function. */
+  function_name: string;
+  expression: string;
+  timezone: string;
+  /** The event as JSON text. */
+  event: string;
+  /** `ScheduleState`. */
+  state: string;
+  /** `MissedTicks`. */
+  missed: string;
+  retries: number | null;
+  max_event_age_seconds: number | null;
+  /** Null while paused and once a one-time schedule has fired. */
+  next_fire_at: ColumnType<BigIntValue | null, number | null, number | null>;
+  last_fired_at: ColumnType<BigIntValue | null, number | null, number | null>;
+  created_at: EpochMillisColumn;
+  updated_at: EpochMillisColumn;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
@@ -162,6 +184,7 @@ export interface Database {
   rollouts: RolloutsTable;
   queued_invocations: QueuedInvocationsTable;
   invocation_idempotency_keys: InvocationIdempotencyKeysTable;
+  schedules: SchedulesTable;
 }
 
 /** Where a query runs: the database, or a transaction on it. */
@@ -174,6 +197,7 @@ export type SecretRow = Selectable<SecretsTable>;
 export type AliasRow = Selectable<AliasesTable>;
 export type RolloutRow = Selectable<RolloutsTable>;
 export type QueuedInvocationRow = Selectable<QueuedInvocationsTable>;
+export type ScheduleRow = Selectable<SchedulesTable>;
 
 /** Column sizes shared by the migrations and the adapter's checks. */
 export const columnLengths = {
@@ -194,4 +218,7 @@ export const columnLengths = {
   rolloutId: 64,
   receipt: 64,
   idempotencyKey: 255,
+  scheduleName: 64,
+  scheduleExpression: 256,
+  timezone: 64,
 } as const;

@@ -13,6 +13,7 @@ import { reportLine } from '../../core/report.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { InvocationQueue } from '../../core/ports/invocation-queue.js';
 import type { MetadataStore } from '../../core/ports/metadata-store.js';
+import type { ScheduleStore } from '../../core/ports/schedule-store.js';
 import type { InvocationRecord } from '../../core/types.js';
 import { liveAlias } from '../../core/types.js';
 import type { AsyncInvocations } from '../../events/async-invocations.js';
@@ -28,6 +29,7 @@ import { routeDefaults, unknownQueryError } from './route-defaults.js';
 import { aliasRoutes } from './routes/aliases.js';
 import { AsyncInvocationView, asyncInvocationView, deadLetterRoutes } from './routes/dead-letters.js';
 import { rolloutRoutes } from './routes/rollouts.js';
+import { scheduleRoutes } from './routes/schedules.js';
 import { secretRoutes } from './routes/secrets.js';
 import {
   ApiIndex,
@@ -68,6 +70,8 @@ export interface GatewayServerOptions {
   asyncInvocations: AsyncInvocations;
   /** A dead letter was redriven: a dispatcher in this process may run it at once. */
   onRedrive?: ((functionName: string) => void) | undefined;
+  /** Schedules, which the control-plane leader fires. */
+  schedules: ScheduleStore;
   nodes: () => Promise<NodeView[]>;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
@@ -662,6 +666,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   await app.register(aliasRoutes(options.traffic));
   await app.register(rolloutRoutes(options.traffic));
   await app.register(deadLetterRoutes(options.invocations, metadata, options.onRedrive ?? (() => {})));
+  await app.register(scheduleRoutes({ schedules: options.schedules, metadata }));
 
   await app.register((plugin, _opts, registered) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
