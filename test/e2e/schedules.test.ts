@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import BetterSqlite3 from 'better-sqlite3';
 import { strToU8, zipSync } from 'fflate';
 import type { ScheduleAnswer } from '../../src/client/client.js';
-import { runCli, startServer } from '../helpers/server-process.js';
+import { eventually, runCli, startServer } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 
 const bundle = zipSync({ 'index.js': strToU8('exports.handler = async (event) => event;') });
@@ -207,7 +207,7 @@ describe('schedules end to end', () => {
       rate: 'rate(1 second)',
       event: { beat: 1 },
     });
-    // Poll the queue until three ticks are there (no dispatcher runs them: they stay queued).
+    // Poll the queue until three ticks are there (each stays in the queue once it has run).
     let queued = queuedBy('echo', 'tick');
     for (const deadline = Date.now() + 60_000; queued.length < 3 && Date.now() < deadline;) {
       await sleep(200);
@@ -232,5 +232,23 @@ describe('schedules end to end', () => {
     const lastTwo = times.slice(-2).map((time) => new Date(time).toISOString());
     assert.ok(lastTwo.includes(after.lastFiredAt ?? ''), `${after.lastFiredAt} in ${lastTwo.join(', ')}`);
     await server.client.deleteSchedule('tick');
+  });
+
+  it('runs a rate(1 second) schedule: over 5 seconds it fires 5 ± 1 times, each run once', async () => {
+    await server.client.deploy('beat', bundle);
+    const created = await server.client.createSchedule({ name: 'beat', functionName: 'beat', rate: 'rate(1 second)' });
+    const start = Date.parse(created.createdAt);
+    await sleep(Math.max(0, start + 5000 - Date.now()));
+    await server.client.pauseSchedule('beat');
+    const queued = queuedBy('beat', 'beat');
+    assert.ok(queued.length >= 4 && queued.length <= 6, `fired ${queued.length} times in 5 s`);
+    // Every tick runs, once.
+    const runs = await eventually(
+      () => server.client.listInvocations('beat', 100),
+      (answer) => answer.invocations.length >= queued.length,
+    );
+    assert.equal(runs.invocations.length, queued.length);
+    assert.ok(runs.invocations.every((record) => record.status === 'success'));
+    await server.client.deleteSchedule('beat');
   });
 });
