@@ -19,7 +19,30 @@ it('defaults every setting', () => {
     network: false,
     allowNet: [],
     secrets: {},
+    retries: 2,
+    maxEventAgeSeconds: 21600,
+    retryDelaySeconds: 60,
+    asyncConcurrency: 10,
+    onSuccess: null,
+    onFailure: null,
   });
+});
+
+it('takes destinations as a function, queue:NAME or an http(s) URL without credentials', () => {
+  assert.equal(compileFunctionConfig({ onSuccess: 'audit' }).onSuccess, 'audit');
+  assert.equal(compileFunctionConfig({ onFailure: 'queue:failed' }).onFailure, 'queue:failed');
+  assert.equal(
+    compileFunctionConfig({ onFailure: 'https://ops.example/hook?t=1' }).onFailure,
+    'https://ops.example/hook?t=1',
+  );
+  rejects(
+    () => compileFunctionConfig({ onFailure: 'https://u:p@ops.example/' }),
+    /INVALID_CONFIG.*user name or password/,
+  );
+  rejects(() => compileFunctionConfig({ onSuccess: 'Not A Name' }), /INVALID_CONFIG.*onSuccess: invalid function name/);
+  rejects(() => compileFunctionConfig({ onSuccess: 'queue:' }), /INVALID_CONFIG.*invalid queue name/);
+  rejects(() => compileFunctionConfig({ retries: 3 }), /retries must be an integer from 0 to 2/);
+  rejects(() => compileFunctionConfig({ maxEventAgeSeconds: 59 }), /maxEventAgeSeconds must be an integer from 60/);
 });
 
 it('takes secrets as variable → secret name, sorted, never a variable that env sets too', () => {

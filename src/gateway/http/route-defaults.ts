@@ -5,11 +5,9 @@ import { PlatformError } from '../../core/errors.js';
 import { publicRoutes } from './api-keys.js';
 import { NoQuery, errorResponse } from './schemas.js';
 
-/** Query parameters clients may expect from other platforms, with what to do instead, by route. */
+/** Query parameters clients may expect from other platforms, with what to use instead, by route. */
 const notYet: Record<string, Record<string, (name: string) => string>> = {
   'POST /v1/functions/:name/invoke': {
-    async: () =>
-      'asynchronous invocation does not exist yet; invoke without ?async and the call answers with the result',
     version: () => 'to invoke version N, use ?qualifier=N',
     alias: () => 'to invoke through an alias, use ?qualifier=ALIAS',
   },
