@@ -301,8 +301,8 @@ export type Destination =
 
 /**
  * A destination as given: `https://…` or `http://…` (a webhook, POSTed the record), `queue:NAME` (a queue), or a
- * function name (optionally `function:NAME`). A webhook URL may not hold credentials (they would be shown with the
- * function's settings): put a token in its path or query if it needs one.
+ * function name (optionally `function:NAME`). A webhook URL is shown with the function's settings, so it may not hold
+ * a user name or password.
  */
 export function parseDestination(text: string): Destination {
   if (/^https?:\/\//i.test(text)) {

@@ -13,6 +13,8 @@ export interface AsyncEventOptions {
   maxEventAgeSeconds?: number | undefined;
   /** What queued it, for the records: `api`, `schedule:NAME`, `destination:FUNCTION`. */
   source?: string | undefined;
+  /** How many destination hops led to it (0 or absent: queued by a caller or a schedule). */
+  depth?: number | undefined;
 }
 
 /** An asynchronous invocation's payload, decoded: the event's JSON text and its options. */
@@ -30,6 +32,7 @@ export function encodeAsyncEvent(eventJson: string, options: AsyncEventOptions =
   if (options.retries !== undefined) fields.push(`"retries":${options.retries}`);
   if (options.maxEventAgeSeconds !== undefined) fields.push(`"maxEventAgeSeconds":${options.maxEventAgeSeconds}`);
   if (options.source !== undefined) fields.push(`"source":${JSON.stringify(options.source)}`);
+  if (options.depth !== undefined) fields.push(`"depth":${options.depth}`);
   fields.push(`"event":${eventJson}`);
   return `{${fields.join(',')}}`;
 }
@@ -55,5 +58,6 @@ export function decodeAsyncEvent(payload: string): AsyncEvent {
     retries: count('retries'),
     maxEventAgeSeconds: count('maxEventAgeSeconds'),
     source: text('source'),
+    depth: count('depth'),
   };
 }

@@ -25,6 +25,12 @@ export interface DestinationRecord {
   responsePayload: unknown;
 }
 
+/**
+ * Destination functions invoked one after another (A's record to B, B's to C...) stop here, as Lambda stops a
+ * recursive loop: a chain that comes back to where it started would otherwise run forever.
+ */
+export const maxDestinationDepth = 16;
+
 /** The ARN a function's records name it by (the partition and account are placeholders, as in local emulators). */
 export function functionArn(functionName: string, version?: number | string): string {
   const base = `arn:aws:lambda:local:000000000000:function:${functionName}`;
@@ -58,15 +64,22 @@ export class Destinations {
   async deliver(
     destination: string,
     record: DestinationRecord,
-    source: { functionName: string; eventId: string; allowNet: readonly string[] },
+    source: { functionName: string; eventId: string; allowNet: readonly string[]; depth: number },
   ): Promise<void> {
     const target = parseDestination(destination);
     const body = JSON.stringify(record);
     switch (target.kind) {
       case 'function':
+        if (source.depth + 1 > maxDestinationDepth) {
+          throw new PlatformError(
+            'CONFLICT',
+            `${maxDestinationDepth} destination functions in a row: a loop? (${source.functionName} → ${target.name})`,
+          );
+        }
         await this.#options.submit(target.name, body, {
           source: `destination:${source.functionName}`,
           idempotencyKey: `destination:${source.eventId}:${record.requestContext.condition}`,
+          depth: source.depth + 1,
         });
         return;
       case 'queue':
@@ -91,7 +104,15 @@ export class Destinations {
       dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
         if (err !== null) return callback(err, '', 0);
         const allowed = addresses.find((entry) => mayConnect(entry.address, source.allowNet));
-        if (allowed === undefined) return callback(refusedAddress(url, addresses.map((a) => a.address)), '', 0);
+        if (allowed === undefined)
+          return callback(
+            refusedAddress(
+              url,
+              addresses.map((a) => a.address),
+            ),
+            '',
+            0,
+          );
         if (options.all === true) callback(null, [allowed]);
         else callback(null, allowed.address, allowed.family);
       });

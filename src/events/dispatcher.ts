@@ -207,7 +207,7 @@ export class Dispatcher {
       ...(event.retries === undefined ? {} : { retries: event.retries }),
       ...(event.maxEventAgeSeconds === undefined ? {} : { maxEventAgeSeconds: event.maxEventAgeSeconds }),
     };
-    const context = { delivery, eventJson: event.eventJson, settings };
+    const context = { delivery, eventJson: event.eventJson, settings, depth: event.depth ?? 0 };
     const startedAt = this.#now();
     const maxAgeMs = settings.maxEventAgeSeconds * 1000;
     if (startedAt - bornAt(delivery) > maxAgeMs) {
@@ -365,6 +365,7 @@ export class Dispatcher {
       functionName: delivery.functionName,
       eventId: delivery.id,
       allowNet: settings.allowNet,
+      depth: context.depth,
     });
   }
 
@@ -392,4 +393,6 @@ interface Context {
   delivery: InvocationDelivery;
   eventJson: string;
   settings: DispatchSettings;
+  /** Destination hops that led to this event. */
+  depth: number;
 }
