@@ -7,12 +7,16 @@ import { sharedServer } from '../kit/sql-server-common.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
 import {
   queryAfterMigration,
+  serverMessageQueuesFixture,
   serverQueueFixture,
+  serverTriggerFixture,
   serverStoreFixture,
   serverTrafficFixture,
   sqlServerStoreCases,
 } from './sql-server-store.cases.js';
 import { invocationQueueContract } from './invocation-queue.contract.js';
+import { messageQueuesContract } from './message-queues.contract.js';
+import { triggerStoreContract } from './trigger-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 
 // One MariaDB server for this file, a fresh database per test.
@@ -26,6 +30,10 @@ metadataStoreContract(
 );
 
 invocationQueueContract('MariaDB', serverQueueFixture(server, openMysqlMetadataStore));
+
+messageQueuesContract('MariaDB', serverMessageQueuesFixture(server, openMysqlMetadataStore));
+
+triggerStoreContract('MariaDB', serverTriggerFixture(server, openMysqlMetadataStore));
 
 trafficStoreContract(
   'MariaDB, records journalled',
@@ -65,6 +73,9 @@ describe('MySQL metadata store specifics', () => {
         ['functions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['invocation_idempotency_keys', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['message_queues', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['queue_messages', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['queue_triggers', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['queued_invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['rollouts', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['secrets', 'InnoDB', 'utf8mb4_bin', 'latin1'],

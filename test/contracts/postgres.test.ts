@@ -6,12 +6,16 @@ import { sharedServer } from '../kit/sql-server-common.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
 import {
   queryAfterMigration,
+  serverMessageQueuesFixture,
   serverQueueFixture,
+  serverTriggerFixture,
   serverStoreFixture,
   serverTrafficFixture,
   sqlServerStoreCases,
 } from './sql-server-store.cases.js';
 import { invocationQueueContract } from './invocation-queue.contract.js';
+import { messageQueuesContract } from './message-queues.contract.js';
+import { triggerStoreContract } from './trigger-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 
 // One PostgreSQL server for this file, a fresh database per test.
@@ -25,6 +29,10 @@ metadataStoreContract(
 );
 
 invocationQueueContract('PostgreSQL', serverQueueFixture(server, openPostgresMetadataStore));
+
+messageQueuesContract('PostgreSQL', serverMessageQueuesFixture(server, openPostgresMetadataStore));
+
+triggerStoreContract('PostgreSQL', serverTriggerFixture(server, openPostgresMetadataStore));
 
 trafficStoreContract(
   'PostgreSQL, records journalled',
@@ -52,7 +60,7 @@ describe('PostgreSQL metadata store specifics', () => {
       `select table_name, column_name, collation_name from information_schema.columns
        where table_schema = 'public' and data_type = 'character varying' and table_name not like 'savassan_%'`,
     );
-    assert.equal(columns.length, 31, 'every varchar column of the eight tables');
+    assert.equal(columns.length, 39, 'every varchar column of the eleven tables');
     assert.deepEqual(
       columns.filter((column) => column.collation_name !== 'C'),
       [],
