@@ -8,6 +8,7 @@ import { addClientCommands } from './client-commands.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDeployCommand } from './deploy-command.js';
 import { info, printJson } from './output.js';
+import { addQueueCommands } from './queue-commands.js';
 import { addRolloutCommands } from './rollout-commands.js';
 import { addSecretCommands } from './secret-commands.js';
 import { addStartCommand } from './start-command.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   addSecretCommands(program);
   addAliasCommands(program);
   addRolloutCommands(program);
+  addQueueCommands(program);
   return program;
 }
 

@@ -7,6 +7,7 @@ import type { RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { unisolatedWarning } from '../sandbox/runtimes.js';
 import { createGateway } from '../gateway/gateway.js';
+import { TriggerRunner, timeoutFromMetadata } from '../events/trigger-runner.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
@@ -66,7 +67,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     closers.add(() => backends.close());
     const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());
-    const { pool, queue, metadata, traffic, invocations, blobStore } = backends;
+    const { pool, queue, metadata, traffic, invocations, messageQueues, triggers, blobStore } = backends;
     // The leader pushes its routing table here; a node it no longer routes to is not dispatched to, even before
     // this gateway's own membership watch sees it leave.
     let routing: RoutingTable | null = null;
@@ -108,12 +109,14 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     });
     closers.add(() => members.close());
     const agents = new RoutedDirectory(members, () => routing);
-    const { server, setReady, resolver } = await createGateway({
+    const { server, setReady, resolver, run } = await createGateway({
       pool,
       queue,
       metadata,
       traffic,
       invocations,
+      messageQueues,
+      triggers,
       keyedHash: (text: string) => sealer.keyedHash(text),
       blobStore,
       agents,
@@ -155,6 +158,16 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     });
     const url = await server.listen({ host: options.host, port: options.port });
     setReady(true);
+    const triggerRunner = new TriggerRunner({
+      triggers,
+      queues: messageQueues,
+      run,
+      functionTimeoutSeconds: timeoutFromMetadata(metadata),
+      logger,
+    });
+    triggerRunner.start();
+    // Closed first (closers run in reverse): its batches in flight finish while the invoke path and backends are up.
+    closers.add(() => triggerRunner.stop());
     logger.info({ url, backends: backends.describe() }, 'gateway started');
     return { url, close: () => closers.close() };
   } catch (err) {

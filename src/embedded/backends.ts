@@ -13,11 +13,15 @@ import { SealedMetadataStore } from '../adapters/sealed/sealed-metadata-store.js
 import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
 import { SqlInvocationQueue } from '../adapters/sql/sql-invocation-queue.js';
 import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
+import { SqlMessageQueues } from '../adapters/sql/sql-message-queues.js';
+import { SqlTriggerStore } from '../adapters/sql/sql-trigger-store.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
 import type { InvocationQueue } from '../core/ports/invocation-queue.js';
+import type { MessageQueues } from '../core/ports/message-queue.js';
+import type { TriggerStore } from '../core/ports/trigger-store.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
@@ -64,6 +68,10 @@ export interface Backends {
   readonly traffic: TrafficStore;
   /** Asynchronous invocations waiting, running and dead-lettered, on the metadata database (closed with it). */
   readonly invocations: InvocationQueue;
+  /** Named message queues, on the metadata database (closed with it). */
+  readonly messageQueues: MessageQueues;
+  /** Queue triggers, on the metadata database (closed with it). */
+  readonly triggers: TriggerStore;
   readonly blobStore: BlobStore;
   describe(): BackendSummary;
   /** Closes every backend once (idempotent); the caller has stopped using them. */
@@ -107,6 +115,8 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
     metadata: metadata.value.value.metadata,
     traffic: metadata.value.value.traffic,
     invocations: metadata.value.value.invocations,
+    messageQueues: metadata.value.value.messageQueues,
+    triggers: metadata.value.value.triggers,
     blobStore: blobs.value.value,
     describe: () => ({ ...summary }),
     close() {
@@ -149,6 +159,8 @@ interface MetadataStores {
   metadata: MetadataStore;
   traffic: TrafficStore;
   invocations: InvocationQueue;
+  messageQueues: MessageQueues;
+  triggers: TriggerStore;
 }
 
 function storesOver(store: SqlMetadataStore, sealer: EnvSealer): MetadataStores {
@@ -157,6 +169,8 @@ function storesOver(store: SqlMetadataStore, sealer: EnvSealer): MetadataStores 
     metadata: new SealedMetadataStore(store, sealer),
     traffic: new SqlTrafficStore(shared),
     invocations: new SqlInvocationQueue(shared),
+    messageQueues: new SqlMessageQueues(shared),
+    triggers: new SqlTriggerStore(shared),
   };
 }
 

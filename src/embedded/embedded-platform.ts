@@ -16,6 +16,7 @@ import type { Deployer } from '../gateway/deployer.js';
 import { createGateway } from '../gateway/gateway.js';
 import { defaultEventLoops, maxEventLoops, startLanes, type LaneHost } from '../gateway/lanes/lane-host.js';
 import { ControlPlane } from '../control-plane/control-plane.js';
+import { TriggerRunner, timeoutFromMetadata } from '../events/trigger-runner.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
 import { EnvSealer } from '../adapters/sealed/env-sealer.js';
@@ -197,7 +198,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     defaultSandboxLimits.pids,
   );
   const backends = await openBackends({ ...options, sealer });
-  const { pool, queue, metadata, traffic, invocations, blobStore } = backends;
+  const { pool, queue, metadata, traffic, invocations, messageQueues, triggers, blobStore } = backends;
   let runtime: SandboxRuntime;
   try {
     runtime = await createRuntime(options.sandbox, workDir, logger, nodeCgroupLimits(budget));
@@ -232,12 +233,14 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     logger,
   });
   let ready = false;
-  const { deployer, server, setReady, answerInvoke, metrics, resolver } = await createGateway({
+  const { deployer, server, setReady, answerInvoke, metrics, resolver, run } = await createGateway({
     pool,
     queue,
     metadata,
     traffic,
     invocations,
+    messageQueues,
+    triggers,
     blobStore,
     agents,
     queueWaitMs: options.queueWaitMs,
@@ -261,6 +264,13 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     ],
   });
   invalidate = (functionName) => resolver.invalidate(functionName);
+  const triggerRunner = new TriggerRunner({
+    triggers,
+    queues: messageQueues,
+    run,
+    functionTimeoutSeconds: timeoutFromMetadata(metadata),
+    logger,
+  });
   let lanes: LaneHost | null = null;
   const markReady = (value: boolean): void => {
     ready = value;
@@ -273,6 +283,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   let address: string;
   /** Everything under the HTTP server, stopped in order (after the server, which waits for what is in flight). */
   const stopRoles = async (): Promise<void> => {
+    await triggerRunner.stop();
     await controlPlane.stop();
     await manager.stop();
     await agent.close();
@@ -312,6 +323,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   }
   metrics.watchEventLoops(lanes?.eventLoops ?? 1, () => lanes?.invocations() ?? []);
   markReady(true);
+  triggerRunner.start();
   void controlPlane.reconcile();
   logger.info(
     { address, dataDir, sandbox: runtime.kind, eventLoops: options.eventLoops, backends: backends.describe() },
@@ -330,6 +342,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     close() {
       closing ??= (async () => {
         markReady(false);
+        // Queue batches in flight finish while the invoke path is whole; nothing new is received.
+        await triggerRunner.stop();
         // The lanes first: what they have in flight runs on this loop's invoker and API.
         await lanes?.close();
         await server.close(); // waits for in-flight requests (invocations) to finish

@@ -16,6 +16,8 @@ import type { MetadataStore } from '../../core/ports/metadata-store.js';
 import type { InvocationRecord } from '../../core/types.js';
 import { liveAlias } from '../../core/types.js';
 import type { AsyncInvocations } from '../../events/async-invocations.js';
+import type { MessageQueues } from '../../core/ports/message-queue.js';
+import type { TriggerStore } from '../../core/ports/trigger-store.js';
 import type { Deployer } from '../deployer.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -26,6 +28,8 @@ import { clientErrorHandler, createGatewayHttpServer, defaultRequestTimeoutMs } 
 import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath, requestHeaders } from './invoke-route.js';
 import { routeDefaults, unknownQueryError } from './route-defaults.js';
 import { aliasRoutes } from './routes/aliases.js';
+import { queueRoutes } from './routes/queues.js';
+import { triggerRoutes } from './routes/triggers.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { secretRoutes } from './routes/secrets.js';
 import {
@@ -65,6 +69,10 @@ export interface GatewayServerOptions {
   invocations: InvocationQueue;
   /** Accepts asynchronous invocations (`invoke?async=1`). */
   asyncInvocations: AsyncInvocations;
+  /** Named message queues (`/v1/queues`). */
+  messageQueues: MessageQueues;
+  /** Queue triggers (`/v1/triggers`). */
+  triggers: TriggerStore;
   nodes: () => Promise<NodeView[]>;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
@@ -651,6 +659,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   await app.register(secretRoutes(options.secrets));
   await app.register(aliasRoutes(options.traffic));
   await app.register(rolloutRoutes(options.traffic));
+  await app.register(queueRoutes(options.messageQueues));
+  await app.register(triggerRoutes(options.triggers));
 
   await app.register((plugin, _opts, registered) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
