@@ -116,7 +116,7 @@ export function addQueueCommands(program: Command): void {
 
   trigger
     .command('add')
-    .description('run FUNCTION with batches of the queue’s messages')
+    .description('run FUNCTION with batches of the messages of a queue')
     .argument('<function>', 'function name')
     .requiredOption('--queue <queue>', 'the queue to read')
     .option('--batch-size <n>', 'messages per invocation at most (1 to 100, default 10)', integer)

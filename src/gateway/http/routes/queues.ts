@@ -144,7 +144,7 @@ export function queueRoutes(queues: MessageQueues): FastifyPluginAsync {
           body: SendBody,
           response: {
             201: Type.Object(
-              { messageIds: Type.Array(Type.String(), { description: 'The messages’ ids, in the order given' }) },
+              { messageIds: Type.Array(Type.String(), { description: 'The ids of the messages, in the order given' }) },
               { additionalProperties: false },
             ),
             400: errorResponse(

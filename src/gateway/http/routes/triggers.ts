@@ -78,7 +78,7 @@ export function triggerRoutes(triggers: TriggerStore): FastifyPluginAsync {
       {
         schema: {
           summary:
-            'Run a function with batches of a queue’s messages (an SQS-shaped event). Picked up within a second or two',
+            "Run a function with batches of a queue's messages (an SQS-shaped event). Picked up within a second or two",
           body: TriggerBody,
           response: {
             201: TriggerView,
