@@ -149,6 +149,18 @@ export class SqlMessageQueues implements MessageQueues {
       validateMessageReceive(options);
       validateQueueName(queue);
       const now = this.#now();
+      // An empty poll (the common case of an idle trigger) reads the index only: no write transaction, no barrier.
+      const visible = await this.#access.db
+        .selectFrom('queue_messages')
+        .select('id')
+        .where('queue_name', '=', queue)
+        .where('visible_at', '<=', now)
+        .limit(1)
+        .executeTakeFirst();
+      if (visible === undefined) {
+        await requireQueue(this.#access.db, queue);
+        return [];
+      }
       return this.#access.write(async (trx) => {
         await requireQueue(trx, queue);
         const rows = await trx
