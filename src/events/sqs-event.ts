@@ -60,7 +60,7 @@ export function failedItems(resultJson: Uint8Array | undefined, batchIds: Readon
     return new Set();
   }
   if (typeof result !== 'object' || result === null || !('batchItemFailures' in result)) return new Set();
-  const failures = (result).batchItemFailures;
+  const failures = result.batchItemFailures;
   if (failures === null || failures === undefined) return new Set();
   if (!Array.isArray(failures)) return 'all';
   const failed = new Set<string>();
