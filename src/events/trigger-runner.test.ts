@@ -222,6 +222,26 @@ describe('TriggerRunner', () => {
     });
   });
 
+  it("splits batches whose event would be over an invocation's 6 MiB, and loses no message doing so", async () => {
+    const { queues, triggers, calls, runner } = setup(() => Promise.resolve(ran(null)));
+    await queues.createQueue('q');
+    const big = 'z'.repeat(256 * 1024);
+    const ids = await queues.send(
+      'q',
+      Array.from({ length: 40 }, () => big),
+    );
+    triggers.add({ functionName: 'fn', queue: 'q', batchSize: 100 });
+    runner.start();
+    try {
+      await until('drained', async () => (await queues.stats('q')).depth + (await queues.stats('q')).inFlight === 0);
+    } finally {
+      await runner.stop();
+    }
+    assert.ok(calls.length >= 2, `${calls.length} batches`);
+    for (const call of calls) assert.ok(call.bodies.length * big.length < 6 * 1024 * 1024, `${call.bodies.length}`);
+    assert.deepEqual(calls.flatMap((call) => call.ids).sort(), [...ids].sort());
+  });
+
   it('starts a trigger added and stops one removed on its next read of the list', async () => {
     const { queues, triggers, runner } = setup(() => Promise.resolve(ran(null)));
     await queues.createQueue('q');

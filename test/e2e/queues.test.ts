@@ -124,18 +124,23 @@ describe('queues end to end', () => {
       messages: [{ body: 'x'.repeat(256 * 1024) }, ...Array.from({ length: 99 }, (_, i) => ({ body: `m${i}` }))],
     });
     assert.equal(full.status, 201);
+    // A request larger than an invocation's event (6 MiB): 30 bodies of 256 KiB.
+    const large = await post('/v1/queues/inbox/messages', {
+      messages: Array.from({ length: 30 }, () => ({ body: 'y'.repeat(256 * 1024) })),
+    });
+    assert.equal(large.status, 201);
     assert.deepEqual(await api().getQueue('inbox'), {
       name: 'inbox',
-      depth: 101,
+      depth: 131,
       inFlight: 0,
       oldestAgeSeconds: (await api().getQueue('inbox')).oldestAgeSeconds,
     });
     const listed = await cli('queue', 'ls');
     assert.equal(listed.code, 0, listed.stderr);
-    assert.match(listed.stdout, /^inbox\s+101\s+0\s+\d+s$/m);
+    assert.match(listed.stdout, /^inbox\s+131\s+0\s+\d+s$/m);
     const purged = await cli('queue', 'purge', 'inbox');
     assert.equal(purged.code, 0, purged.stderr);
-    assert.match(purged.stdout, /purged 101 messages from inbox/);
+    assert.match(purged.stdout, /purged 131 messages from inbox/);
     assert.deepEqual(await api().getQueue('inbox'), { name: 'inbox', depth: 0, inFlight: 0, oldestAgeSeconds: null });
     assert.equal((await apiError(api().getQueue('nowhere'))).status, 404);
   });
