@@ -9,6 +9,7 @@ import { addDlqCommands } from './dlq-commands.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDeployCommand } from './deploy-command.js';
 import { info, printJson } from './output.js';
+import { addQueueCommands } from './queue-commands.js';
 import { addRolloutCommands } from './rollout-commands.js';
 import { addScheduleCommands } from './schedule-commands.js';
 import { addSecretCommands } from './secret-commands.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   addDlqCommands(program);
   addRolloutCommands(program);
   addScheduleCommands(program);
+  addQueueCommands(program);
   return program;
 }
 

@@ -443,6 +443,98 @@ export class SavassanClient {
   deleteSecret(name: string): Promise<void> {
     return this.json('DELETE', `/v1/secrets/${encodeURIComponent(name)}`);
   }
+
+  /**
+   * Create a queue (idempotent); `created` says whether it is new (201) or existed (200).
+   *
+   * @example
+   * await client.createQueue('orders');
+   * await client.sendMessages('orders', ['{"order":42}']);
+   */
+  async createQueue(name: string): Promise<{ created: boolean; queue: { name: string; createdAt: string } }> {
+    const answer = await this.send('PUT', queuePath(name));
+    return { created: answer.status === 201, queue: JSON.parse(answer.text) as { name: string; createdAt: string } };
+  }
+
+  /** Every queue with its figures. */
+  listQueues(): Promise<{ queues: QueueAnswer[] }> {
+    return this.json('GET', '/v1/queues');
+  }
+
+  /** A queue's figures; NOT_FOUND (404) when it does not exist. */
+  getQueue(name: string): Promise<QueueAnswer> {
+    return this.json('GET', queuePath(name));
+  }
+
+  /** Send 1 to 100 messages, all or none; their ids in order. */
+  sendMessages(name: string, bodies: readonly string[]): Promise<{ messageIds: string[] }> {
+    const body = bodies.length === 1 ? { body: bodies[0] } : { messages: bodies.map((text) => ({ body: text })) };
+    return this.json('POST', `${queuePath(name)}/messages`, body);
+  }
+
+  /** Delete every message of a queue; how many. */
+  purgeQueue(name: string): Promise<{ purged: number }> {
+    return this.json('DELETE', `${queuePath(name)}/messages`);
+  }
+
+  /** Delete a queue and its messages; CONFLICT (409) while a trigger uses it. */
+  deleteQueue(name: string): Promise<void> {
+    return this.json('DELETE', queuePath(name));
+  }
+
+  /**
+   * Run a function with batches of a queue's messages; settings left out get their defaults.
+   *
+   * @example
+   * await client.createTrigger({ functionName: 'billing', queue: 'orders', batchSize: 10, deadLetterQueue: 'dlq' });
+   */
+  createTrigger(request: TriggerRequest): Promise<TriggerAnswer> {
+    return this.json('POST', '/v1/triggers', request);
+  }
+
+  listTriggers(): Promise<{ triggers: TriggerAnswer[] }> {
+    return this.json('GET', '/v1/triggers');
+  }
+
+  deleteTrigger(id: string): Promise<void> {
+    return this.json('DELETE', `/v1/triggers/${encodeURIComponent(id)}`);
+  }
+}
+
+function queuePath(name: string): string {
+  return `/v1/queues/${encodeURIComponent(name)}`;
+}
+
+export interface QueueAnswer {
+  name: string;
+  /** Messages waiting to be received. */
+  depth: number;
+  /** Messages received, not yet acknowledged or released. */
+  inFlight: number;
+  /** Age of the oldest message; null when the queue is empty. */
+  oldestAgeSeconds: number | null;
+}
+
+export interface TriggerRequest {
+  functionName: string;
+  queue: string;
+  batchSize?: number;
+  windowSeconds?: number;
+  maxConcurrency?: number;
+  maxReceives?: number;
+  deadLetterQueue?: string | null;
+}
+
+export interface TriggerAnswer {
+  id: string;
+  functionName: string;
+  queue: string;
+  batchSize: number;
+  windowSeconds: number;
+  maxConcurrency: number;
+  maxReceives: number;
+  deadLetterQueue: string | null;
+  createdAt: string;
 }
 
 function functionPath(name: string): string {

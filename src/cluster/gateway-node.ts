@@ -8,6 +8,7 @@ import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { unisolatedWarning } from '../sandbox/runtimes.js';
 import { createAsyncDispatcher } from '../events/async-dispatch.js';
 import { createGateway } from '../gateway/gateway.js';
+import { TriggerRunner, timeoutFromMetadata } from '../events/trigger-runner.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
@@ -67,7 +68,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     closers.add(() => backends.close());
     const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());
-    const { pool, queue, metadata, traffic, invocations, blobStore } = backends;
+    const { pool, queue, metadata, traffic, invocations, messageQueues, triggers, blobStore } = backends;
     // The leader pushes its routing table here; a node it no longer routes to is not dispatched to, even before
     // this gateway's own membership watch sees it leave.
     let routing: RoutingTable | null = null;
@@ -118,6 +119,8 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       traffic,
       invocations,
       schedules: backends.schedules,
+      messageQueues,
+      triggers,
       keyedHash: (text: string) => sealer.keyedHash(text),
       blobStore,
       agents,
@@ -173,6 +176,16 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     const url = await server.listen({ host: options.host, port: options.port });
     setReady(true);
     dispatcher.start();
+    const triggerRunner = new TriggerRunner({
+      triggers,
+      queues: messageQueues,
+      run,
+      functionTimeoutSeconds: timeoutFromMetadata(metadata),
+      logger,
+    });
+    triggerRunner.start();
+    // Closed first (closers run in reverse): its batches in flight finish while the invoke path and backends are up.
+    closers.add(() => triggerRunner.stop());
     logger.info({ url, backends: backends.describe() }, 'gateway started');
     return { url, close: () => closers.close() };
   } catch (err) {

@@ -15,11 +15,15 @@ import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
 import { SqlInvocationQueue } from '../adapters/sql/sql-invocation-queue.js';
 import { SqlScheduleStore } from '../adapters/sql/sql-schedule-store.js';
 import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
+import { SqlMessageQueues } from '../adapters/sql/sql-message-queues.js';
+import { SqlTriggerStore } from '../adapters/sql/sql-trigger-store.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
 import type { InvocationQueue } from '../core/ports/invocation-queue.js';
+import type { MessageQueues } from '../core/ports/message-queue.js';
+import type { TriggerStore } from '../core/ports/trigger-store.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
@@ -71,6 +75,10 @@ export interface Backends {
   readonly invocations: InvocationQueue;
   /** Schedules, on the metadata database (closed with it). */
   readonly schedules: ScheduleStore;
+  /** Named message queues, on the metadata database (closed with it). */
+  readonly messageQueues: MessageQueues;
+  /** Queue triggers, on the metadata database (closed with it). */
+  readonly triggers: TriggerStore;
   readonly blobStore: BlobStore;
   describe(): BackendSummary;
   /** Closes every backend once (idempotent); the caller has stopped using them. */
@@ -115,6 +123,8 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
     traffic: metadata.value.value.traffic,
     invocations: pool.value.value.invocations ?? metadata.value.value.invocations,
     schedules: metadata.value.value.schedules,
+    messageQueues: metadata.value.value.messageQueues,
+    triggers: metadata.value.value.triggers,
     blobStore: blobs.value.value,
     describe: () => ({ ...summary }),
     close() {
@@ -179,6 +189,8 @@ interface MetadataStores {
   traffic: TrafficStore;
   invocations: InvocationQueue;
   schedules: ScheduleStore;
+  messageQueues: MessageQueues;
+  triggers: TriggerStore;
 }
 
 function storesOver(store: SqlMetadataStore, options: BackendOptions): MetadataStores {
@@ -188,6 +200,8 @@ function storesOver(store: SqlMetadataStore, options: BackendOptions): MetadataS
     traffic: new SqlTrafficStore(shared),
     invocations: new SqlInvocationQueue(shared, { capacityPerFunction: options.asyncQueueCapacity }),
     schedules: new SqlScheduleStore(shared),
+    messageQueues: new SqlMessageQueues(shared),
+    triggers: new SqlTriggerStore(shared),
   };
 }
 

@@ -20,6 +20,7 @@ import { defaultQueueCapacityPerFunction } from '../core/invocation-queue-rules.
 import { createAsyncDispatcher } from '../events/async-dispatch.js';
 import { functionMustExist } from '../events/function-must-exist.js';
 import { AsyncInvocations } from '../events/async-invocations.js';
+import { TriggerRunner, timeoutFromMetadata } from '../events/trigger-runner.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
 import { EnvSealer } from '../adapters/sealed/env-sealer.js';
@@ -205,7 +206,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     defaultSandboxLimits.pids,
   );
   const backends = await openBackends({ ...options, sealer });
-  const { pool, queue, metadata, traffic, invocations, blobStore } = backends;
+  const { pool, queue, metadata, traffic, invocations, messageQueues, triggers, blobStore } = backends;
   let runtime: SandboxRuntime;
   try {
     runtime = await createRuntime(options.sandbox, workDir, logger, nodeCgroupLimits(budget));
@@ -257,6 +258,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     traffic,
     invocations,
     schedules: backends.schedules,
+    messageQueues,
+    triggers,
     blobStore,
     agents,
     queueWaitMs: options.queueWaitMs,
@@ -290,6 +293,13 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     tuning: { visibilityGraceMs: options.queueWaitMs + 5000 },
   });
   wake = (name) => dispatcher.wake(name);
+  const triggerRunner = new TriggerRunner({
+    triggers,
+    queues: messageQueues,
+    run,
+    functionTimeoutSeconds: timeoutFromMetadata(metadata),
+    logger,
+  });
   let lanes: LaneHost | null = null;
   const markReady = (value: boolean): void => {
     ready = value;
@@ -302,6 +312,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   let address: string;
   /** Everything under the HTTP server, stopped in order (after the server, which waits for what is in flight). */
   const stopRoles = async (): Promise<void> => {
+    await triggerRunner.stop();
+    await dispatcher.stop();
     await controlPlane.stop();
     await manager.stop();
     await agent.close();
@@ -342,6 +354,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   metrics.watchEventLoops(lanes?.eventLoops ?? 1, () => lanes?.invocations() ?? []);
   markReady(true);
   dispatcher.start();
+  triggerRunner.start();
   void controlPlane.reconcile();
   logger.info(
     { address, dataDir, sandbox: runtime.kind, eventLoops: options.eventLoops, backends: backends.describe() },
@@ -360,6 +373,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     close() {
       closing ??= (async () => {
         markReady(false);
+        // Queue batches in flight finish while the invoke path is whole; nothing new is received.
+        await triggerRunner.stop();
         // The lanes first: what they have in flight runs on this loop's invoker and API.
         await lanes?.close();
         await dispatcher.stop(); // waits for the asynchronous invocations running

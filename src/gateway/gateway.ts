@@ -4,6 +4,8 @@ import type { Logger } from '../core/logger.js';
 import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
 import type { InvocationQueue } from '../core/ports/invocation-queue.js';
+import type { MessageQueues } from '../core/ports/message-queue.js';
+import type { TriggerStore } from '../core/ports/trigger-store.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
@@ -31,6 +33,10 @@ export interface GatewayOptions {
   invocations: InvocationQueue;
   /** Schedules, on the metadata store's database (the API; the control-plane leader fires them). */
   schedules: ScheduleStore;
+  /** Named message queues, on the metadata store's database. */
+  messageQueues: MessageQueues;
+  /** Queue triggers, on the metadata store's database (run by a `TriggerRunner`). */
+  triggers: TriggerStore;
   /** An asynchronous invocation was queued for this function (a dispatcher in this process may run it at once). */
   onQueued?: ((functionName: string) => void) | undefined;
   blobStore: BlobStore;
@@ -127,6 +133,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     asyncInvocations,
     onRedrive: options.onQueued,
     schedules: options.schedules,
+    messageQueues: options.messageQueues,
+    triggers: options.triggers,
     apiKeys: options.apiKeys,
     logger,
     ready: () => ready,

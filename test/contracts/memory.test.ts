@@ -1,9 +1,11 @@
+import { MemoryMessageQueues } from '../../src/adapters/memory/memory-message-queues.js';
 import { MemoryInvocationQueue } from '../../src/adapters/memory/memory-invocation-queue.js';
 import { MemoryPool } from '../../src/adapters/memory/memory-pool.js';
 import { MemoryProvisionQueue } from '../../src/adapters/memory/memory-provision-queue.js';
 import { poolContract } from './pool.contract.js';
 import { provisionQueueContract } from './provision-queue.contract.js';
 import { invocationQueueContract } from './invocation-queue.contract.js';
+import { messageQueuesContract } from './message-queues.contract.js';
 
 poolContract('MemoryPool', () => {
   const pool = new MemoryPool();
@@ -17,4 +19,8 @@ provisionQueueContract('MemoryProvisionQueue', (capacity) => {
 
 invocationQueueContract('MemoryInvocationQueue', (settings) =>
   Promise.resolve({ queue: new MemoryInvocationQueue(settings), cleanup: () => Promise.resolve() }),
+);
+
+messageQueuesContract('MemoryMessageQueues', ({ now }) =>
+  Promise.resolve({ queues: new MemoryMessageQueues({ now }), cleanup: () => Promise.resolve() }),
 );

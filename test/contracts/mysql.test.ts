@@ -7,13 +7,17 @@ import { sharedServer } from '../kit/sql-server-common.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
 import {
   queryAfterMigration,
+  serverMessageQueuesFixture,
   serverQueueFixture,
   serverScheduleFixture,
+  serverTriggerFixture,
   serverStoreFixture,
   serverTrafficFixture,
   sqlServerStoreCases,
 } from './sql-server-store.cases.js';
 import { invocationQueueContract } from './invocation-queue.contract.js';
+import { messageQueuesContract } from './message-queues.contract.js';
+import { triggerStoreContract } from './trigger-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
 
@@ -30,6 +34,9 @@ metadataStoreContract(
 invocationQueueContract('MariaDB', serverQueueFixture(server, openMysqlMetadataStore));
 
 scheduleStoreContract('MariaDB', serverScheduleFixture(server, openMysqlMetadataStore));
+messageQueuesContract('MariaDB', serverMessageQueuesFixture(server, openMysqlMetadataStore));
+
+triggerStoreContract('MariaDB', serverTriggerFixture(server, openMysqlMetadataStore));
 
 trafficStoreContract(
   'MariaDB, records journalled',
@@ -69,6 +76,9 @@ describe('MySQL metadata store specifics', () => {
         ['functions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['invocation_idempotency_keys', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['message_queues', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['queue_messages', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['queue_triggers', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['queued_invocations', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['rollouts', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['schedules', 'InnoDB', 'utf8mb4_bin', 'latin1'],

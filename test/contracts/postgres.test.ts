@@ -6,13 +6,17 @@ import { sharedServer } from '../kit/sql-server-common.js';
 import { metadataStoreContract } from './metadata-store.contract.js';
 import {
   queryAfterMigration,
+  serverMessageQueuesFixture,
   serverQueueFixture,
   serverScheduleFixture,
+  serverTriggerFixture,
   serverStoreFixture,
   serverTrafficFixture,
   sqlServerStoreCases,
 } from './sql-server-store.cases.js';
 import { invocationQueueContract } from './invocation-queue.contract.js';
+import { messageQueuesContract } from './message-queues.contract.js';
+import { triggerStoreContract } from './trigger-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
 
@@ -29,6 +33,9 @@ metadataStoreContract(
 invocationQueueContract('PostgreSQL', serverQueueFixture(server, openPostgresMetadataStore));
 
 scheduleStoreContract('PostgreSQL', serverScheduleFixture(server, openPostgresMetadataStore));
+messageQueuesContract('PostgreSQL', serverMessageQueuesFixture(server, openPostgresMetadataStore));
+
+triggerStoreContract('PostgreSQL', serverTriggerFixture(server, openPostgresMetadataStore));
 
 trafficStoreContract(
   'PostgreSQL, records journalled',
@@ -56,7 +63,7 @@ describe('PostgreSQL metadata store specifics', () => {
       `select table_name, column_name, collation_name from information_schema.columns
        where table_schema = 'public' and data_type = 'character varying' and table_name not like 'savassan_%'`,
     );
-    assert.equal(columns.length, 31, 'every varchar column of the eight tables');
+    assert.equal(columns.length, 39, 'every varchar column of the eleven tables');
     assert.deepEqual(
       columns.filter((column) => column.collation_name !== 'C'),
       [],

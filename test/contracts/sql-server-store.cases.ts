@@ -16,6 +16,10 @@ import { SqlInvocationQueue } from '../../src/adapters/sql/sql-invocation-queue.
 import { SqlScheduleStore } from '../../src/adapters/sql/sql-schedule-store.js';
 import type { ScheduleStoreFixture } from './schedule-store.contract.js';
 import type { InvocationQueueFixture, InvocationQueueSettings } from './invocation-queue.contract.js';
+import { SqlMessageQueues } from '../../src/adapters/sql/sql-message-queues.js';
+import { SqlTriggerStore } from '../../src/adapters/sql/sql-trigger-store.js';
+import type { MessageQueuesFixture } from './message-queues.contract.js';
+import type { TriggerStores } from './trigger-store.contract.js';
 import type { ServerMetadataStoreOptions } from '../../src/adapters/sql/server-metadata-store.js';
 import { isPlatformError } from '../../src/core/errors.js';
 import { compileFunctionConfig } from '../../src/core/function-config.js';
@@ -94,6 +98,38 @@ export function serverScheduleFixture(
       return { schedules: new SqlScheduleStore(metadata.shared()), close: () => metadata.close() };
     };
     return { ...(await opened()), reopen: opened, cleanup };
+  };
+}
+
+/** The message queues contract's fixture on a server: a fresh database per test, dropped by `cleanup`. */
+export function serverMessageQueuesFixture(
+  server: () => Promise<SqlTestServer>,
+  open: (url: string, options?: ServerMetadataStoreOptions) => Promise<SqlMetadataStore>,
+): (settings: { now: () => number }) => Promise<MessageQueuesFixture> {
+  return async ({ now }) => {
+    const { url, cleanup } = await freshDatabase(server, false);
+    const opened = async () => {
+      const metadata = await open(url);
+      return { queues: new SqlMessageQueues(metadata.shared(), { now }), close: () => metadata.close() };
+    };
+    return { ...(await opened()), reopen: opened, cleanup };
+  };
+}
+
+/** The trigger store contract's stores on a server: a fresh database per test, dropped by `cleanup`. */
+export function serverTriggerFixture(
+  server: () => Promise<SqlTestServer>,
+  open: (url: string, options?: ServerMetadataStoreOptions) => Promise<SqlMetadataStore>,
+): () => Promise<TriggerStores> {
+  return async () => {
+    const { url, cleanup } = await freshDatabase(server, false);
+    const metadata = await open(url);
+    return {
+      metadata,
+      queues: new SqlMessageQueues(metadata.shared()),
+      triggers: new SqlTriggerStore(metadata.shared()),
+      cleanup,
+    };
   };
 }
 

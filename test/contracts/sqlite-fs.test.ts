@@ -21,6 +21,10 @@ import { SqlInvocationQueue } from '../../src/adapters/sql/sql-invocation-queue.
 import { invocationQueueContract } from './invocation-queue.contract.js';
 import { SqlScheduleStore } from '../../src/adapters/sql/sql-schedule-store.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
+import { SqlMessageQueues } from '../../src/adapters/sql/sql-message-queues.js';
+import { SqlTriggerStore } from '../../src/adapters/sql/sql-trigger-store.js';
+import { messageQueuesContract } from './message-queues.contract.js';
+import { triggerStoreContract } from './trigger-store.contract.js';
 import { invocationRecord } from '../helpers/records.js';
 import { newVersion } from '../helpers/versions.js';
 
@@ -104,6 +108,36 @@ trafficStoreContract('SQLite file, environments sealed', async () => {
 trafficStoreContract('SQLite :memory:', async () => {
   const metadata = await openSqliteMetadataStore(':memory:');
   return { metadata, traffic: new SqlTrafficStore(metadata.shared()), cleanup: () => Promise.resolve() };
+});
+
+messageQueuesContract('SQLite file', async ({ now }) => {
+  const dir = await tempDir('sqlite-messages');
+  const path = join(dir, 'metadata.db');
+  const opened = async () => {
+    const metadata = await openSqliteMetadataStore(path);
+    return { queues: new SqlMessageQueues(metadata.shared(), { now }), close: () => metadata.close() };
+  };
+  return { ...(await opened()), reopen: opened, cleanup: () => removeTempDir(dir) };
+});
+
+messageQueuesContract('SQLite :memory:', async ({ now }) => {
+  const metadata = await openSqliteMetadataStore(':memory:');
+  return {
+    queues: new SqlMessageQueues(metadata.shared(), { now }),
+    close: () => metadata.close(),
+    cleanup: () => Promise.resolve(),
+  };
+});
+
+triggerStoreContract('SQLite file', async () => {
+  const dir = await tempDir('sqlite-triggers');
+  const metadata = await openSqliteMetadataStore(join(dir, 'metadata.db'));
+  return {
+    metadata,
+    queues: new SqlMessageQueues(metadata.shared()),
+    triggers: new SqlTriggerStore(metadata.shared()),
+    cleanup: () => removeTempDir(dir),
+  };
 });
 
 invocationQueueContract('SQLite file', async (settings) => {

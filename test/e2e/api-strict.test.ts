@@ -100,7 +100,11 @@ describe('a strict, fully described HTTP API', () => {
 
   it('refuses a query parameter a route does not take, naming each, on every route', async () => {
     const pathOf = (template: string) =>
-      template.replace('{name}', 'probe').replace('{id}', invocationId).replace('{alias}', 'beta');
+      template
+        .replace('{name}', 'probe')
+        .replace('{id}', invocationId)
+        .replace('{alias}', 'beta')
+        .replace('{queue}', 'probe-queue');
     const bodies: Record<string, string> = {
       'PUT /v1/functions/{name}': JSON.stringify({ code: zip }),
       'PUT /v1/functions/{name}/current': JSON.stringify({ version: 1 }),
@@ -109,6 +113,8 @@ describe('a strict, fully described HTTP API', () => {
       'PUT /v1/functions/{name}/aliases/{alias}': JSON.stringify({ weights: { '1': 1 } }),
       'POST /v1/functions/{name}/rollouts': JSON.stringify({ version: 1 }),
       'POST /v1/schedules': JSON.stringify({ name: 'probe-schedule', functionName: 'probe', rate: 'rate(1 hour)' }),
+      'POST /v1/queues/{queue}/messages': JSON.stringify({ body: 'not-sent' }),
+      'POST /v1/triggers': JSON.stringify({ functionName: 'probe', queue: 'probe-queue' }),
     };
     for (const [template, methods] of Object.entries(openapi.paths)) {
       for (const [method, operation] of Object.entries(methods)) {

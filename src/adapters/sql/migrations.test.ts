@@ -165,4 +165,22 @@ describe('migrations', () => {
       await db.destroy();
     }
   });
+  it("0007 indexes a queue's messages by visibility: receiving reads a batch in order, without sorting the backlog", async () => {
+    const db = new Kysely<Database>({ dialect: new WorkerSqliteDialect({ path: ':memory:' }) });
+    try {
+      const { error } = await createMigrator(db).migrateToLatest();
+      assert.equal(error, undefined);
+      const plan = async (query: ReturnType<typeof sql>) =>
+        (await sql<{ detail: string }>`explain query plan ${query}`.execute(db)).rows.map((row) => row.detail);
+      assert.deepEqual(
+        await plan(
+          sql`select * from queue_messages where queue_name = ${'q'} and visible_at <= ${5}
+            order by visible_at, id limit 10`,
+        ),
+        ['SEARCH queue_messages USING INDEX queue_messages_visible_idx (queue_name=? AND visible_at<?)'],
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
 });

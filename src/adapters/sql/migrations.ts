@@ -304,6 +304,82 @@ export const migrations: Readonly<Record<string, Migration>> = {
     },
   },
 
+  /** Named message queues, their messages (`SqlMessageQueues`) and the triggers that run functions on them. */
+  '0007_message_queues': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      const { varchar, text, table } = textTypes(db);
+      await db.schema
+        .createTable('message_queues')
+        .$call(table)
+        .addColumn('name', varchar(columnLengths.queueName), (col) => col.primaryKey())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .execute();
+      await db.schema
+        .createTable('queue_messages')
+        .$call(table)
+        .addColumn('id', varchar(columnLengths.messageId), (col) => col.primaryKey())
+        .addColumn('queue_name', varchar(columnLengths.queueName), (col) => col.notNull())
+        .addColumn('body', text, (col) => col.notNull())
+        .addColumn('sent_at', 'bigint', (col) => col.notNull())
+        .addColumn('visible_at', 'bigint', (col) => col.notNull())
+        .addColumn('receive_count', 'integer', (col) => col.notNull())
+        .addColumn('first_received_at', 'bigint')
+        .addColumn('receipt', varchar(columnLengths.receipt))
+        .addForeignKeyConstraint('queue_messages_queue_fk', ['queue_name'], 'message_queues', ['name'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .execute();
+      // Receiving reads a queue's visible messages in order up to the batch size, whatever the backlog.
+      await db.schema
+        .createIndex('queue_messages_visible_idx')
+        .on('queue_messages')
+        .columns(['queue_name', 'visible_at', 'id'])
+        .execute();
+      await db.schema
+        .createIndex('queue_messages_receipt_idx')
+        .on('queue_messages')
+        .column('receipt')
+        .unique()
+        .execute();
+
+      await db.schema
+        .createTable('queue_triggers')
+        .$call(table)
+        .addColumn('id', varchar(columnLengths.triggerId), (col) => col.primaryKey())
+        .addColumn('function_name', varchar(columnLengths.functionName), (col) => col.notNull())
+        .addColumn('queue_name', varchar(columnLengths.queueName), (col) => col.notNull())
+        .addColumn('batch_size', 'integer', (col) => col.notNull())
+        .addColumn('window_seconds', 'integer', (col) => col.notNull())
+        .addColumn('max_concurrency', 'integer', (col) => col.notNull())
+        .addColumn('max_receives', 'integer', (col) => col.notNull())
+        .addColumn('dead_letter_queue', varchar(columnLengths.queueName))
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addForeignKeyConstraint('queue_triggers_function_fk', ['function_name'], 'functions', ['name'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .execute();
+      // One trigger per function and queue; a queue's triggers are found when it is deleted.
+      await db.schema
+        .createIndex('queue_triggers_function_queue_idx')
+        .on('queue_triggers')
+        .columns(['function_name', 'queue_name'])
+        .unique()
+        .execute();
+      await db.schema.createIndex('queue_triggers_queue_idx').on('queue_triggers').column('queue_name').execute();
+      await db.schema
+        .createIndex('queue_triggers_dead_letter_idx')
+        .on('queue_triggers')
+        .column('dead_letter_queue')
+        .execute();
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('queue_triggers').execute();
+      await db.schema.dropTable('queue_messages').execute();
+      await db.schema.dropTable('message_queues').execute();
+    },
+  },
+
   /** When a queued invocation was last redriven from the dead letters: its retries and age count from then. */
   '0008_redriven_at': {
     async up(db: Kysely<unknown>): Promise<void> {

@@ -175,6 +175,41 @@ export interface SchedulesTable {
   updated_at: EpochMillisColumn;
 }
 
+export interface MessageQueuesTable {
+  /** Primary key; letters, digits, dashes and underscores. */
+  name: string;
+  created_at: EpochMillisColumn;
+}
+
+export interface QueueMessagesTable {
+  /** `timeOrderedUuid`; primary key. */
+  id: string;
+  /** References `message_queues.name`: a queue's messages go with it. */
+  queue_name: string;
+  body: string;
+  sent_at: EpochMillisColumn;
+  /** Visible (receivable) from this time on: its send time, or the end of its visibility timeout once received. */
+  visible_at: EpochMillisColumn;
+  receive_count: number;
+  first_received_at: ColumnType<BigIntValue | null, number | null, number | null>;
+  /** The current receive's receipt, or null. */
+  receipt: string | null;
+}
+
+export interface QueueTriggersTable {
+  /** 16 hex digits; primary key. */
+  id: string;
+  /** References `functions.name`: a trigger goes with its function. */
+  function_name: string;
+  queue_name: string;
+  batch_size: number;
+  window_seconds: number;
+  max_concurrency: number;
+  max_receives: number;
+  dead_letter_queue: string | null;
+  created_at: EpochMillisColumn;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
@@ -185,6 +220,9 @@ export interface Database {
   queued_invocations: QueuedInvocationsTable;
   invocation_idempotency_keys: InvocationIdempotencyKeysTable;
   schedules: SchedulesTable;
+  message_queues: MessageQueuesTable;
+  queue_messages: QueueMessagesTable;
+  queue_triggers: QueueTriggersTable;
 }
 
 /** Where a query runs: the database, or a transaction on it. */
@@ -198,6 +236,8 @@ export type AliasRow = Selectable<AliasesTable>;
 export type RolloutRow = Selectable<RolloutsTable>;
 export type QueuedInvocationRow = Selectable<QueuedInvocationsTable>;
 export type ScheduleRow = Selectable<SchedulesTable>;
+export type QueueMessageRow = Selectable<QueueMessagesTable>;
+export type QueueTriggerRow = Selectable<QueueTriggersTable>;
 
 /** Column sizes shared by the migrations and the adapter's checks. */
 export const columnLengths = {
@@ -221,4 +261,7 @@ export const columnLengths = {
   scheduleName: 64,
   scheduleExpression: 256,
   timezone: 64,
+  queueName: 80,
+  messageId: 64,
+  triggerId: 32,
 } as const;

@@ -17,6 +17,8 @@ import type { ScheduleStore } from '../../core/ports/schedule-store.js';
 import type { InvocationRecord } from '../../core/types.js';
 import { liveAlias } from '../../core/types.js';
 import type { AsyncInvocations } from '../../events/async-invocations.js';
+import type { MessageQueues } from '../../core/ports/message-queue.js';
+import type { TriggerStore } from '../../core/ports/trigger-store.js';
 import type { Deployer } from '../deployer.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -28,6 +30,8 @@ import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath, requ
 import { routeDefaults, unknownQueryError } from './route-defaults.js';
 import { aliasRoutes } from './routes/aliases.js';
 import { AsyncInvocationView, asyncInvocationView, deadLetterRoutes } from './routes/dead-letters.js';
+import { queueRoutes } from './routes/queues.js';
+import { triggerRoutes } from './routes/triggers.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { secretRoutes } from './routes/secrets.js';
@@ -72,6 +76,10 @@ export interface GatewayServerOptions {
   onRedrive?: ((functionName: string) => void) | undefined;
   /** Schedules, which the control-plane leader fires. */
   schedules: ScheduleStore;
+  /** Named message queues (`/v1/queues`). */
+  messageQueues: MessageQueues;
+  /** Queue triggers (`/v1/triggers`). */
+  triggers: TriggerStore;
   nodes: () => Promise<NodeView[]>;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
@@ -667,6 +675,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   await app.register(rolloutRoutes(options.traffic));
   await app.register(deadLetterRoutes(options.invocations, metadata, options.onRedrive ?? (() => {})));
   await app.register(scheduleRoutes({ schedules: options.schedules, metadata }));
+  await app.register(queueRoutes(options.messageQueues));
+  await app.register(triggerRoutes(options.triggers));
 
   await app.register((plugin, _opts, registered) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
