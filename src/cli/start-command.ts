@@ -21,6 +21,7 @@ interface StartOptions {
   sandbox: SandboxKind | undefined;
   queueWait: number;
   asyncQueueCapacity: number;
+  allowLoopbackWebhooks?: boolean;
   requestTimeout: number;
   durability: 'process' | 'full';
   examples: boolean;
@@ -54,6 +55,10 @@ export function addStartCommand(program: Command): void {
       ]),
     )
     .option('--queue-wait <seconds>', 'how long an invocation waits for a free instance before 429', integer, 10)
+    .option(
+      '--allow-loopback-webhooks',
+      "let webhook destinations reach this host's loopback where a function's --allow-net lists it",
+    )
     .option(
       '--async-queue-capacity <n>',
       'asynchronous invocations queued or running per function before 429',
@@ -114,6 +119,7 @@ async function start(opts: StartOptions): Promise<void> {
     sandbox: opts.sandbox,
     queueWaitMs: opts.queueWait * 1000,
     asyncQueueCapacity: opts.asyncQueueCapacity,
+    allowLoopbackWebhooks: opts.allowLoopbackWebhooks === true,
     requestTimeoutMs: opts.requestTimeout * 1000,
     durability: opts.durability,
     stemCells: opts.stemCells,

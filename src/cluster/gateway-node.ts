@@ -163,6 +163,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       metadata,
       run,
       asyncInvocations,
+      sendToQueue: (name, body) => messageQueues.send(name, [body]),
       logger,
       tuning: { visibilityGraceMs: options.queueWaitMs + 5000 },
     });

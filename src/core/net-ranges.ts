@@ -1,5 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
-import { ipv4Cidr } from './function-config.js';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 
 /**
  * What the platform never reaches on a function's behalf unless its function allows a CIDR with `--allow-net`:
@@ -20,32 +19,52 @@ export const deniedIpv4Ranges: readonly string[] = [
   '240.0.0.0/4',
 ];
 
-function ipv4Number(address: string): number {
-  return address.split('.').reduce((n, part) => ((n << 8) | Number(part)) >>> 0, 0);
+/**
+ * IPv6 ranges the platform never reaches for a function: loopback, unspecified, IPv4-compatible and the forms that
+ * embed an IPv4 address (NAT64, 6to4), link-local, site-local, unique-local and multicast. (IPv4-mapped addresses are
+ * judged as the IPv4 address they map.)
+ */
+const deniedIpv6Ranges: readonly [string, number][] = [
+  ['::', 96],
+  ['64:ff9b::', 96],
+  ['2002::', 16],
+  ['fe80::', 10],
+  ['fec0::', 10],
+  ['fc00::', 7],
+  ['ff00::', 8],
+];
+
+/** Never reached for a function, whatever its `allowNet`: the host itself. */
+const hostRanges: readonly string[] = ['0.0.0.0/8', '127.0.0.0/8'];
+
+function blockList(ipv4: readonly string[], ipv6: readonly [string, number][] = []): BlockList {
+  const list = new BlockList();
+  for (const cidr of ipv4) {
+    const [base = '', prefix = '32'] = cidr.split('/');
+    list.addSubnet(base, Number(prefix), 'ipv4');
+  }
+  for (const [base, prefix] of ipv6) list.addSubnet(base, prefix, 'ipv6');
+  return list;
 }
 
-function inCidr(address: number, cidr: string): boolean {
-  const parsed = ipv4Cidr(cidr);
-  if (parsed === null) return false;
-  const mask = parsed.prefix === 0 ? 0 : (0xffffffff << (32 - parsed.prefix)) >>> 0;
-  return (address & mask) >>> 0 === parsed.base;
-}
+const denied = blockList(deniedIpv4Ranges, deniedIpv6Ranges);
+const host = blockList(hostRanges, [['::1', 128]]);
 
 /**
- * Whether the platform may connect to `address` for a function whose `allowNet` is given: a public address, or a
- * denied one the function allows. IPv6: loopback, unspecified, link-local, unique-local and multicast addresses are
- * refused (`allowNet` holds IPv4 only); an IPv4-mapped address is judged as its IPv4 address.
+ * Whether the platform may connect to `address` on behalf of a function whose `allowNet` is given (a webhook
+ * destination): a public address, or a denied one the function allows, but never the host's own loopback or
+ * unspecified addresses (a sandbox's loopback is its own; the platform's is the host's) unless the operator allows it
+ * (`hostLoopback`; `allowNet` must still list it). An IPv4-mapped IPv6 address is judged as the IPv4 address it maps,
+ * in any of its spellings.
  */
-export function mayConnect(address: string, allowNet: readonly string[]): boolean {
-  if (isIPv6(address)) {
-    const lower = address.toLowerCase();
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-    if (mapped !== null) return mayConnect(mapped[1]!, allowNet);
-    if (lower === '::1' || lower === '::') return false;
-    return !/^(fe[89ab]|f[cd]|ff)/.test(lower);
-  }
-  if (!isIPv4(address)) return false;
-  const n = ipv4Number(address);
-  if (!deniedIpv4Ranges.some((cidr) => inCidr(n, cidr))) return true;
-  return allowNet.some((cidr) => inCidr(n, cidr));
+export function mayConnect(
+  address: string,
+  allowNet: readonly string[],
+  options: { hostLoopback?: boolean } = {},
+): boolean {
+  const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : null;
+  if (family === null) return false;
+  if (host.check(address, family) && options.hostLoopback !== true) return false;
+  if (!denied.check(address, family)) return true;
+  return allowNet.length > 0 && blockList(allowNet).check(address, family);
 }

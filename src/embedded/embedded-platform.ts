@@ -43,6 +43,8 @@ export interface EmbeddedOptions extends BackendUrls {
   queueCapacity?: number;
   /** Asynchronous invocations queued or running per function before 429 (default 10 000). */
   asyncQueueCapacity?: number;
+  /** Webhook destinations may reach this host's loopback where a function's allowNet lists it (default false). */
+  allowLoopbackWebhooks?: boolean;
   managerConcurrency?: number;
   reconcileIntervalMs?: number;
   /** Metadata durability: `process` (default) or `full` (fsync every commit); see `openSqliteMetadataStore`. */
@@ -82,6 +84,7 @@ export interface CompiledEmbeddedOptions {
   requestTimeoutMs: number;
   queueCapacity: number;
   asyncQueueCapacity: number;
+  allowLoopbackWebhooks: boolean;
   managerConcurrency: number;
   reconcileIntervalMs: number;
   durability: 'process' | 'full';
@@ -130,6 +133,7 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     requestTimeoutMs: positive('requestTimeoutMs', options.requestTimeoutMs ?? defaultRequestTimeoutMs),
     queueCapacity: positive('queueCapacity', options.queueCapacity ?? 1000),
     asyncQueueCapacity: positive('asyncQueueCapacity', options.asyncQueueCapacity ?? defaultQueueCapacityPerFunction),
+    allowLoopbackWebhooks: options.allowLoopbackWebhooks ?? false,
     managerConcurrency: positive('managerConcurrency', options.managerConcurrency ?? 4),
     reconcileIntervalMs: positive('reconcileIntervalMs', options.reconcileIntervalMs ?? 1000),
     durability,
@@ -289,7 +293,9 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     metadata,
     run,
     asyncInvocations,
+    sendToQueue: (name, body) => messageQueues.send(name, [body]),
     logger,
+    allowLoopbackWebhooks: options.allowLoopbackWebhooks,
     tuning: { visibilityGraceMs: options.queueWaitMs + 5000 },
   });
   wake = (name) => dispatcher.wake(name);

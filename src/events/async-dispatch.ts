@@ -18,6 +18,8 @@ export interface AsyncDispatchOptions {
   /** Sends destination records to named queues, where queues exist. */
   sendToQueue?: ((queue: string, body: string) => Promise<unknown>) | undefined;
   logger: Logger;
+  /** Webhooks may reach the host's loopback where a function's allowNet lists it (see `DestinationsOptions`). */
+  allowLoopbackWebhooks?: boolean | undefined;
   /** Tuning for tests: see `DispatcherOptions`. */
   tuning?: Pick<DispatcherOptions, 'idlePollMs' | 'visibilityGraceMs' | 'backoffMs'> | undefined;
 }
@@ -52,6 +54,7 @@ export function createAsyncDispatcher(options: AsyncDispatchOptions): Dispatcher
     destinations: new Destinations({
       submit: (name, eventJson, submitOptions) => options.asyncInvocations.submit(name, eventJson, submitOptions),
       sendToQueue: options.sendToQueue,
+      allowHostLoopback: options.allowLoopbackWebhooks,
     }),
     logger: options.logger,
     ...options.tuning,

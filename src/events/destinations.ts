@@ -44,6 +44,11 @@ export interface DestinationsOptions {
   sendToQueue?: ((queue: string, body: string) => Promise<unknown>) | undefined;
   /** How long a webhook may take to answer (default 10 s). */
   webhookTimeoutMs?: number | undefined;
+  /**
+   * The operator lets webhooks reach the host's own loopback addresses, where a function's `allowNet` lists them
+   * (`start --allow-loopback-webhooks`). Default false: never.
+   */
+  allowHostLoopback?: boolean | undefined;
 }
 
 /**
@@ -97,13 +102,14 @@ export class Destinations {
     const timeoutMs = this.#options.webhookTimeoutMs ?? 10_000;
     // An address in the URL is connected to without a lookup: judge it here.
     const literal = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    if (isIP(literal) !== 0 && !mayConnect(literal, source.allowNet)) {
+    const judge = { hostLoopback: this.#options.allowHostLoopback === true };
+    if (isIP(literal) !== 0 && !mayConnect(literal, source.allowNet, judge)) {
       return Promise.reject(refusedAddress(url, [literal]));
     }
     const checkedLookup: LookupFunction = (hostname, options, callback) => {
       dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
         if (err !== null) return callback(err, '', 0);
-        const allowed = addresses.find((entry) => mayConnect(entry.address, source.allowNet));
+        const allowed = addresses.find((entry) => mayConnect(entry.address, source.allowNet, judge));
         if (allowed === undefined)
           return callback(
             refusedAddress(
@@ -124,29 +130,34 @@ export class Destinations {
         {
           method: 'POST',
           lookup: checkedLookup,
+          // A fresh connection each time: a pooled one was checked for another function's allowNet.
+          agent: false,
           headers: {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
             'user-agent': 'savassan-destination',
             'x-savassan-invocation-id': source.eventId,
           },
-          timeout: timeoutMs,
         },
         (res) => {
-          res.resume();
+          // The status is the answer: the body is not read (an endless one would hold the connection).
+          res.destroy();
+          clearTimeout(deadline);
           const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300) resolve();
           else reject(new PlatformError('UNAVAILABLE', `webhook ${url.host} answered ${status}`));
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on('error', (err) =>
+      // The whole exchange, not each idle gap: a server that trickles its answer does not hold a dispatcher slot.
+      const deadline = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      req.on('error', (err) => {
+        clearTimeout(deadline);
         reject(
           err instanceof PlatformError
             ? err
             : new PlatformError('UNAVAILABLE', `webhook ${url.host} failed: ${err.message}`, { cause: err }),
-        ),
-      );
+        );
+      });
       req.end(body);
     });
   }

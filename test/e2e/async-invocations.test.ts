@@ -37,7 +37,14 @@ describe('asynchronous invocations end to end', () => {
   const api = () => server.client;
 
   before(async () => {
-    server = await startServer(['--no-examples', '--async-queue-capacity', '3', '--queue-wait', '2']);
+    server = await startServer([
+      '--no-examples',
+      '--async-queue-capacity',
+      '3',
+      '--queue-wait',
+      '2',
+      '--allow-loopback-webhooks',
+    ]);
     webhook = createServer((req, res) => {
       let text = '';
       req.on('data', (chunk: Buffer) => (text += chunk.toString()));
