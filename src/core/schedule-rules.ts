@@ -6,6 +6,8 @@ import { validateFunctionName } from './function-config.js';
 
 /** The largest event a schedule may carry, as JSON: 256 KiB. */
 export const maxScheduleEventBytes = 256 * 1024;
+/** Schedules a platform holds at most: each is work the leader does every pass, forever. */
+export const maxSchedules = 1000;
 /** The longest expression and time zone name stored. */
 export const maxExpressionLength = 256;
 export const maxTimezoneLength = 64;

@@ -9,6 +9,7 @@ import type {
   ScheduleStore,
 } from '../../core/ports/schedule-store.js';
 import { maxDueSchedules } from '../../core/ports/schedule-store.js';
+import { maxSchedules } from '../../core/schedule-rules.js';
 import type { ScheduleRow, SchedulesTable } from './schema.js';
 import type { SqlStoreAccess } from './sql-metadata-store.js';
 import { dateFromDb, intFromDb, millisFromDate } from './sql-metadata-store.js';
@@ -31,8 +32,12 @@ const missedValues: ReadonlySet<string> = new Set<MissedTicks>(['fire', 'skip'])
 export class SqlScheduleStore implements ScheduleStore {
   readonly #access: SqlStoreAccess;
 
-  constructor(access: SqlStoreAccess) {
+  readonly #maxSchedules: number;
+
+  /** `maxSchedules`: how many schedules `create` allows in all (default `maxSchedules`, 1000). */
+  constructor(access: SqlStoreAccess, options: { maxSchedules?: number } = {}) {
     this.#access = access;
+    this.#maxSchedules = options.maxSchedules ?? maxSchedules;
   }
 
   create(input: NewSchedule): Promise<ScheduleRecord> {
@@ -45,6 +50,16 @@ export class SqlScheduleStore implements ScheduleStore {
           .executeTakeFirst();
         if (existing !== undefined) {
           throw new PlatformError('CONFLICT', `schedule ${input.name} exists already: delete it first, or pick a name`);
+        }
+        const { count } = await trx
+          .selectFrom('schedules')
+          .select((eb) => eb.fn.countAll().as('count'))
+          .executeTakeFirstOrThrow();
+        if (intFromDb(count, 'count') >= this.#maxSchedules) {
+          throw new PlatformError(
+            'TOO_MANY_REQUESTS',
+            `there are ${this.#maxSchedules} schedules already, the most a platform holds: delete one first`,
+          );
         }
         const now = Date.now();
         // A race with another create of the name fails on the primary key; the retry finds it and says CONFLICT.

@@ -142,6 +142,7 @@ export function scheduleRoutes(options: ScheduleRoutesOptions): FastifyPluginAsy
             ),
             404: errorResponse('NOT_FOUND: no function of that name'),
             409: errorResponse('CONFLICT: a schedule of that name exists'),
+            429: errorResponse('TOO_MANY_REQUESTS: the platform holds 1000 schedules already'),
             413: errorResponse('PAYLOAD_TOO_LARGE: the event is over 256 KiB as JSON'),
           },
         },
