@@ -16,6 +16,7 @@ import { bwrapSkipReason, startBwrapServer } from './bwrap-server.js';
 import { measureCliStartup } from './cli-startup.js';
 import { measureCluster } from './cluster.js';
 import { eventLoopCounts, measureEventLoops } from './event-loops.js';
+import { eventsOptions, measureEvents } from './events.js';
 import { measureAliasInvoke } from './traffic.js';
 import { withCpuPerRequest } from './process-cpu.js';
 import { measureSandboxColdStarts } from './cold-start.js';
@@ -390,6 +391,10 @@ async function main(): Promise<void> {
     throughputRequests: sectionThroughputRequests,
     rollbackTrials: quick ? 2 : 8,
   });
+
+  // 10. Events: asynchronous invocations and schedules on a server of their own (bwrap where it runs): the rate of
+  // 202s beside the rate of 200s, events/s end to end at two asyncConcurrency settings, a schedule's firing delay.
+  results.events = await measureEvents(eventsOptions(quick));
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${run.date.replace(/[:.]/g, '-')}.json`);
