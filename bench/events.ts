@@ -99,7 +99,10 @@ async function whenSettled(
   }
 }
 
-/** When an attempt ended (epoch ms). */
+/**
+ * When an attempt ended (epoch ms): its start (when the dispatcher took the event) plus its run in the sandbox. A wait
+ * for a free instance between the two is not counted, so the end can be early by that wait.
+ */
 const attemptEnd = (attempt: AsyncInvocationAnswer['attempts'][number]) =>
   Date.parse(attempt.startedAt) + attempt.durationMs;
 
@@ -220,7 +223,7 @@ async function measureEndToEnd(client: SavassanClient, url: string, options: Eve
     runs: runs[side],
   });
   return {
-    note: `${options.events} no-op events per run submitted at concurrency 32 as fast as accepted; seconds: from the first 202 to the end of the last attempt (the server's attempt startedAt + durationMs); observedSeconds: until the bench had read every event settled; max instances ${functionLimits.maxInstances.default} (the default) on both`,
+    note: `${options.events} no-op events per run submitted at concurrency 32 as fast as accepted; seconds: from the first 202 to the latest attempt end the server recorded (the dispatcher's startedAt + durationMs, the run in the sandbox); observedSeconds: until the bench had read every event settled; max instances ${functionLimits.maxInstances.default} (the default) on both`,
     defaultConcurrency: figures('default'),
     highConcurrency: figures('high'),
   };
