@@ -5,7 +5,7 @@ import { Agent } from 'node:http';
 import { parentPort, workerData } from 'node:worker_threads';
 import { post } from './http-post.mjs';
 
-const { url, total, concurrency, firstN, body } = workerData;
+const { url, total, concurrency, firstN, body, okStatus } = workerData;
 
 parentPort.once('message', async () => {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
@@ -19,7 +19,7 @@ parentPort.once('message', async () => {
       while (next < total) {
         const n = next++;
         const hit = await post(agent, target, body ?? `{"n":${firstN + n}}`);
-        if (hit.status !== 200) errors++;
+        if (hit.status !== okStatus) errors++;
         latencies[n] = hit.ms;
       }
     }),

@@ -48,11 +48,12 @@ function threadsFrom(setting: string | undefined): number {
 
 /**
  * Fires `total` requests with `concurrency` in flight; returns latencies and wall time. Each request's body is
- * `body`, or `{"n":<its number>}` without it.
+ * `body`, or `{"n":<its number>}` without it. An answer other than `okStatus` (200 unless given; 202 for an
+ * asynchronous invoke) counts as an error.
  */
-export async function load(url: string, total: number, concurrency: number, body?: string) {
+export async function load(url: string, total: number, concurrency: number, body?: string, okStatus = 200) {
   const threads = Math.min(loadThreads, concurrency);
-  if (threads > 1) return loadFromThreads(url, total, concurrency, threads, body);
+  if (threads > 1) return loadFromThreads(url, total, concurrency, threads, body, okStatus);
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const target = new URL(url);
   const latencies: number[] = [];
@@ -64,7 +65,7 @@ export async function load(url: string, total: number, concurrency: number, body
       while (next < total) {
         const n = next++;
         const hit = await post(agent, target, body ?? `{"n":${n}}`);
-        if (hit.status !== 200) errors++;
+        if (hit.status !== okStatus) errors++;
         latencies.push(hit.ms);
       }
     }),
@@ -88,12 +89,13 @@ async function loadFromThreads(
   concurrency: number,
   threads: number,
   body: string | undefined,
+  okStatus: number,
 ) {
   const workers = Array.from({ length: threads }, (_, i) => {
     const share = (of: number) => Math.floor(of / threads) + (i < of % threads ? 1 : 0);
     const firstN = Math.floor(total / threads) * i + Math.min(i, total % threads);
     return new Worker(new URL('./load-worker.mjs', import.meta.url), {
-      workerData: { url, total: share(total), concurrency: share(concurrency), firstN, body },
+      workerData: { url, total: share(total), concurrency: share(concurrency), firstN, body, okStatus },
     });
   });
   try {

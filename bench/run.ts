@@ -5,17 +5,18 @@ import { spawnSync } from 'node:child_process';
 import { Agent } from 'node:http';
 import { availableParallelism, cpus, totalmem, release } from 'node:os';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { readBundle } from '../src/client/bundle.js';
 import { SavassanClient } from '../src/client/client.js';
 import { functionLimits } from '../src/core/function-config.js';
-import { repoRoot, startServer, type ServerProcess } from '../test/helpers/server-process.js';
+import { repoRoot, startServer } from '../test/helpers/server-process.js';
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
+import { bwrapSkipReason, startBwrapServer } from './bwrap-server.js';
 import { measureCliStartup } from './cli-startup.js';
 import { measureCluster } from './cluster.js';
 import { eventLoopCounts, measureEventLoops } from './event-loops.js';
+import { eventsOptions, measureEvents } from './events.js';
 import { measureAliasInvoke } from './traffic.js';
 import { withCpuPerRequest } from './process-cpu.js';
 import { measureSandboxColdStarts } from './cold-start.js';
@@ -53,23 +54,6 @@ const defaultMaxInstances = functionLimits.maxInstances.default;
 const warmUpSizes = quick ? { requests: 2000, total: 8000 } : { requests: 20_000, total: 200_000 };
 /** Scale of the payload-size section's request counts (bench/payload.ts). */
 const payloadScale = quick ? 0.1 : 1;
-
-/** Why the warm-path figures on bwrap cannot be measured here, or null where they can. */
-function bwrapSkipReason(): string | null {
-  if (!existsSync('/usr/bin/bwrap')) return '/usr/bin/bwrap is not installed';
-  if (process.getuid?.() !== 0) return 'the bench does not run as root (bwrap sandboxes run as sandbox users)';
-  return null;
-}
-
-/** A `savassan start --sandbox bwrap` server; its data dir is one that sandbox users can pass through. */
-async function startBwrapServer(extraArgs: string[] = []): Promise<ServerProcess> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'sv-bench-bwrap-'));
-  await chmod(dataDir, 0o711);
-  return startServer(
-    ['--no-examples', '--queue-wait', '30', '--log-level', 'error', '--sandbox', 'bwrap', ...extraArgs],
-    dataDir,
-  );
-}
 
 async function main(): Promise<void> {
   const run = {
@@ -407,6 +391,10 @@ async function main(): Promise<void> {
     throughputRequests: sectionThroughputRequests,
     rollbackTrials: quick ? 2 : 8,
   });
+
+  // 10. Events: asynchronous invocations and schedules on a server of their own (bwrap where it runs): the rate of
+  // 202s beside the rate of 200s, events/s end to end at two asyncConcurrency settings, a schedule's firing delay.
+  results.events = await measureEvents(eventsOptions(quick));
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${run.date.replace(/[:.]/g, '-')}.json`);
