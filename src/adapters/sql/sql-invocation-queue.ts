@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Updateable } from 'kysely';
+import type { Transaction, Updateable } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
 import { timeOrderedUuid } from '../../core/ids.js';
 import {
@@ -26,7 +26,7 @@ import type {
   QueuedInvocationState,
   ReceiveOptions,
 } from '../../core/ports/invocation-queue.js';
-import type { DbExecutor, QueuedInvocationRow, QueuedInvocationsTable } from './schema.js';
+import type { Database, DbExecutor, QueuedInvocationRow, QueuedInvocationsTable } from './schema.js';
 import type { SqlStoreAccess } from './sql-metadata-store.js';
 import { dateFromDb, intFromDb } from './sql-metadata-store.js';
 
@@ -38,6 +38,18 @@ export interface SqlInvocationQueueOptions {
 }
 
 const waitingStates = ['queued', 'running'] as const;
+/** Enqueues written in one transaction, at most. */
+const maxEnqueueBatch = 256;
+
+/** An enqueue validated and waiting for the next batch. */
+interface PendingEnqueue {
+  input: InvocationEnqueue;
+  now: number;
+  dueAt: number;
+  idempotencyKey: string | null;
+  resolve: (result: EnqueueResult) => void;
+  reject: (err: unknown) => void;
+}
 const states: ReadonlySet<string> = new Set<QueuedInvocationState>([
   'queued',
   'running',
@@ -60,6 +72,9 @@ interface StoredAttempt {
  * connections, lifecycle (the database closes with the metadata store; `close()` here only stops this queue),
  * retries and durability barrier, so an accepted event is as durable as a deploy.
  *
+ * Enqueues are written in batches: those made while a batch is being written go together in the next transaction,
+ * so under load the events accepted in one turn of the event loop cost one commit.
+ *
  * A delivery is a row in state `running` whose `due_at` is its visibility expiry, and an ended event has no `due_at`:
  * receiving reads the index on `due_at` in order up to the batch size, whatever the backlog. It takes the rows due in
  * `queued` or `running` with one index range, and each row is claimed with an update conditioned on it still being
@@ -75,6 +90,8 @@ export class SqlInvocationQueue implements InvocationQueue {
   readonly #access: SqlStoreAccess;
   readonly #now: () => number;
   #closed = false;
+  readonly #pending: PendingEnqueue[] = [];
+  #flushing = false;
 
   constructor(access: SqlStoreAccess, options: SqlInvocationQueueOptions = {}) {
     this.#access = access;
@@ -83,82 +100,136 @@ export class SqlInvocationQueue implements InvocationQueue {
   }
 
   enqueue(input: InvocationEnqueue): Promise<EnqueueResult> {
-    return this.#run(`queue an event for function ${String(input.functionName)}`, async () => {
-      const now = this.#now();
-      const { dueAt, idempotencyKey } = validateEnqueue(input, now);
-      const { functionName } = input;
-      return this.#access.write(async (trx) => {
-        // The key's row, if any: a fresh one whose event still exists makes this a duplicate; a stale one is replaced.
-        let stale: { invocation_id: string; created_at: number } | undefined;
-        if (idempotencyKey !== null) {
-          const known = await trx
-            .selectFrom('invocation_idempotency_keys as k')
-            .leftJoin('queued_invocations as q', 'q.id', 'k.invocation_id')
-            .select(['k.invocation_id', 'k.created_at', 'q.id'])
-            .where('k.function_name', '=', functionName)
-            .where('k.idempotency_key', '=', idempotencyKey)
-            .executeTakeFirst();
-          if (known !== undefined) {
-            const createdAt = intFromDb(known.created_at, 'created_at');
-            if (known.id !== null && createdAt > now - idempotencyWindowMs) {
-              return { id: known.invocation_id, duplicate: true };
-            }
-            stale = { invocation_id: known.invocation_id, created_at: createdAt };
-          }
-        }
-        const { count } = await trx
-          .selectFrom('queued_invocations')
-          .select((eb) => eb.fn.countAll().as('count'))
-          .where('function_name', '=', functionName)
-          .where('due_at', 'is not', null)
-          .executeTakeFirstOrThrow();
-        if (intFromDb(count, 'count') >= this.capacityPerFunction) {
-          throw queueFullError(functionName, this.capacityPerFunction);
-        }
-        const id = timeOrderedUuid(now);
-        await trx
-          .insertInto('queued_invocations')
-          .values({
-            id,
-            function_name: functionName,
-            payload: input.payload,
-            state: 'queued',
-            enqueued_at: now,
-            due_at: dueAt,
-            delivery_count: 0,
-            receipt: null,
-            attempts: '[]',
-            idempotency_key: idempotencyKey,
-            dead_letter_reason: null,
-            dead_lettered_at: null,
-            redriven_at: null,
-          })
-          .execute();
-        if (idempotencyKey !== null) {
-          // Only the stale row this transaction read: a key another enqueue has just taken stays, and this insert
-          // then fails on the primary key, which the store retries; the retry finds the key and returns its event.
-          if (stale !== undefined) {
-            await trx
-              .deleteFrom('invocation_idempotency_keys')
-              .where('function_name', '=', functionName)
-              .where('idempotency_key', '=', idempotencyKey)
-              .where('invocation_id', '=', stale.invocation_id)
-              .where('created_at', '=', stale.created_at)
-              .execute();
-          }
-          await trx
-            .insertInto('invocation_idempotency_keys')
-            .values({
-              function_name: functionName,
-              idempotency_key: idempotencyKey,
-              invocation_id: id,
-              created_at: now,
-            })
-            .execute();
-        }
-        return { id, duplicate: false };
-      });
+    if (this.#closed) return Promise.reject(new PlatformError('UNAVAILABLE', 'the invocation queue is closed'));
+    const now = this.#now();
+    let checked: { dueAt: number; idempotencyKey: string | null };
+    try {
+      checked = validateEnqueue(input, now);
+    } catch (err) {
+      return Promise.reject(PlatformError.from(err, 'BAD_REQUEST'));
+    }
+    return new Promise<EnqueueResult>((resolve, reject) => {
+      this.#pending.push({ input, now, ...checked, resolve, reject });
+      if (this.#pending.length === 1 && !this.#flushing) queueMicrotask(() => void this.#flush());
     });
+  }
+
+  /**
+   * Writes the enqueues waiting, in one transaction: under load, the events accepted in one turn of the event loop
+   * cost one commit, not one each. Each enqueue succeeds or fails (its queue full) on its own.
+   */
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    while (this.#pending.length > 0) {
+      const batch = this.#pending.splice(0, maxEnqueueBatch);
+      try {
+        const outcomes = await this.#access.run(`queue ${batch.length} events`, () =>
+          this.#access.write(async (trx) => {
+            const counts = new Map<string, number>();
+            const results: (EnqueueResult | PlatformError)[] = [];
+            for (const item of batch) {
+              try {
+                results.push(await this.#enqueueIn(trx, item, counts));
+              } catch (err) {
+                // A full queue fails that enqueue alone; anything else fails the batch (and is retried whole).
+                if (!(err instanceof PlatformError) || err.code !== 'TOO_MANY_REQUESTS') throw err;
+                results.push(err);
+              }
+            }
+            return results;
+          }),
+        );
+        outcomes.forEach((outcome, i) => {
+          const item = batch[i]!;
+          if (outcome instanceof PlatformError) item.reject(outcome);
+          else item.resolve(outcome);
+        });
+      } catch (err) {
+        for (const item of batch) item.reject(err);
+      }
+    }
+    this.#flushing = false;
+  }
+
+  async #enqueueIn(
+    trx: Transaction<Database>,
+    item: PendingEnqueue,
+    counts: Map<string, number>,
+  ): Promise<EnqueueResult> {
+    const { input, now, dueAt, idempotencyKey } = item;
+    const { functionName } = input;
+    // The key's row, if any: a fresh one whose event still exists makes this a duplicate; a stale one is replaced.
+    let stale: { invocation_id: string; created_at: number } | undefined;
+    if (idempotencyKey !== null) {
+      const known = await trx
+        .selectFrom('invocation_idempotency_keys as k')
+        .leftJoin('queued_invocations as q', 'q.id', 'k.invocation_id')
+        .select(['k.invocation_id', 'k.created_at', 'q.id'])
+        .where('k.function_name', '=', functionName)
+        .where('k.idempotency_key', '=', idempotencyKey)
+        .executeTakeFirst();
+      if (known !== undefined) {
+        const createdAt = intFromDb(known.created_at, 'created_at');
+        if (known.id !== null && createdAt > now - idempotencyWindowMs) {
+          return { id: known.invocation_id, duplicate: true };
+        }
+        stale = { invocation_id: known.invocation_id, created_at: createdAt };
+      }
+    }
+    let count = counts.get(functionName);
+    if (count === undefined) {
+      const row = await trx
+        .selectFrom('queued_invocations')
+        .select((eb) => eb.fn.countAll().as('count'))
+        .where('function_name', '=', functionName)
+        .where('due_at', 'is not', null)
+        .executeTakeFirstOrThrow();
+      count = intFromDb(row.count, 'count');
+    }
+    if (count >= this.capacityPerFunction) throw queueFullError(functionName, this.capacityPerFunction);
+    counts.set(functionName, count + 1);
+    const id = timeOrderedUuid(now);
+    await trx
+      .insertInto('queued_invocations')
+      .values({
+        id,
+        function_name: functionName,
+        payload: input.payload,
+        state: 'queued',
+        enqueued_at: now,
+        due_at: dueAt,
+        delivery_count: 0,
+        receipt: null,
+        attempts: '[]',
+        idempotency_key: idempotencyKey,
+        dead_letter_reason: null,
+        dead_lettered_at: null,
+        redriven_at: null,
+      })
+      .execute();
+    if (idempotencyKey !== null) {
+      // Only the stale row this transaction read: a key another enqueue has just taken stays, and this insert
+      // then fails on the primary key, which the store retries; the retry finds the key and returns its event.
+      if (stale !== undefined) {
+        await trx
+          .deleteFrom('invocation_idempotency_keys')
+          .where('function_name', '=', functionName)
+          .where('idempotency_key', '=', idempotencyKey)
+          .where('invocation_id', '=', stale.invocation_id)
+          .where('created_at', '=', stale.created_at)
+          .execute();
+      }
+      await trx
+        .insertInto('invocation_idempotency_keys')
+        .values({
+          function_name: functionName,
+          idempotency_key: idempotencyKey,
+          invocation_id: id,
+          created_at: now,
+        })
+        .execute();
+    }
+    return { id, duplicate: false };
   }
 
   receive(options: ReceiveOptions): Promise<InvocationDelivery[]> {
