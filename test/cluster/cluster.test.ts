@@ -2,7 +2,8 @@
 // and S3 (s3rver), 2 managers and 2 gateways, each its own `savassan` process. Invocations spread across the
 // nodes; a rollout goes on where it stood after SIGKILL of the leading manager, both gateways following its weights,
 // and a rolled-back canary runs through neither gateway; SIGKILL of an agent under load loses no acknowledged
-// record, the node leaves within its lease TTL and errors stop; an etcd restart is survived.
+// record, the node leaves within its lease TTL and errors stop; an etcd restart is survived; asynchronous events
+// queued on Redis through a gateway SIGKILLed while they run are finished by another gateway's dispatcher.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -14,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { strToU8, zipSync } from 'fflate';
 import { readBundle } from '../../src/client/bundle.js';
-import { SavassanClient } from '../../src/client/client.js';
+import { SavassanClient, type AsyncInvocationAnswer } from '../../src/client/client.js';
 import { createTestNetwork, netnsUnavailable, type TestNetwork } from '../kit/netns.js';
 import { startEtcdServer, etcdBinary, type EtcdServer } from '../kit/etcd-server.js';
 import { startPostgresServer } from '../kit/postgres-server.js';
@@ -458,5 +459,57 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     for (const client of [new SavassanClient({ url }), gateways[1]!]) {
       for (const id of ids) assert.equal((await client.getInvocation(id)).id, id);
     }
+  });
+
+  it('finishes the events of a gateway killed with SIGKILL while they run: another gateway dispatches them', async (t) => {
+    // A third gateway, `--queue-wait 1`: what its dispatcher receives is hidden for the function's timeout plus 6 s.
+    const dataDir = join(root, 'gateway-2');
+    const args = [cli, 'gateway', '--port', '0', '--queue-wait', '1', '--data-dir', dataDir, ...commonArgs];
+    const doomed = track('gateway 2', spawn(process.execPath, args, { env: roleEnv }));
+    others.push(doomed);
+    const [, url = ''] = await doomed.waitFor(/listening on (http:\/\/\S+)/);
+    const through = new SavassanClient({ url });
+    const steady = zipSync({
+      'index.js': strToU8('exports.handler = async () => { await new Promise((r) => setTimeout(r, 300)); return 1; };'),
+    });
+    await through.deploy('steady', steady, { timeoutSeconds: 1, asyncConcurrency: 2, maxInstances: 4 });
+    const answersOf = (client: SavassanClient) =>
+      Promise.all(ids.map((id) => client.getAsyncInvocation(id) as Promise<AsyncInvocationAnswer>));
+    const ids: string[] = [];
+    // Queued on Redis (the cluster's invocation queue); each submit wakes this gateway's dispatcher first.
+    for (let i = 0; i < 30; i++) ids.push((await through.invokeAsync('steady', { i })).invocationId);
+    await eventually(
+      () => answersOf(through),
+      (answers) => answers.some((a) => a.state === 'running'),
+      10_000,
+    );
+    await doomed.stop('SIGKILL');
+
+    const settled = await eventually(
+      () => answersOf(gateways[1]!),
+      (answers) => answers.every((a) => a.state !== 'queued' && a.state !== 'running'),
+      60_000,
+    );
+    const unfinished = settled.filter((a) => a.state !== 'succeeded').map((a) => `${a.invocationId} ${a.state}`);
+    assert.deepEqual(unfinished, [], 'every accepted event succeeds');
+    const redelivered = settled.filter((a) => a.deliveryCount > 1).length;
+    assert.ok(redelivered >= 1, 'an event running on the killed gateway was delivered again');
+
+    // Started again, the killed gateway commits the records its journal holds: every success names one.
+    const restarted = track('gateway 2, restarted', spawn(process.execPath, args, { env: roleEnv }));
+    others.push(restarted);
+    await restarted.waitFor(/listening on/);
+    for (const answer of settled) {
+      const id = answer.attempts.at(-1)?.invocationId ?? '';
+      assert.equal((await gateways[1]!.getInvocation(id)).status, 'success', answer.invocationId);
+    }
+    const records = (await gateways[1]!.listInvocations('steady', 1000)).invocations.length;
+    const extraAttempts = settled.reduce((sum, a) => sum + a.attempts.length - 1, 0);
+    t.diagnostic(
+      `${ids.length} events; ${redelivered} delivered again, ${extraAttempts} attempts beyond one, ` +
+        `${records - ids.length} invocation records beyond one per event`,
+    );
+    await restarted.stop();
+    await gateways[1]!.deleteFunction('steady');
   });
 });
