@@ -3,7 +3,8 @@
 // nodes; a rollout goes on where it stood after SIGKILL of the leading manager, both gateways following its weights,
 // and a rolled-back canary runs through neither gateway; SIGKILL of an agent under load loses no acknowledged
 // record, the node leaves within its lease TTL and errors stop; an etcd restart is survived; asynchronous events
-// queued on Redis through a gateway SIGKILLed while they run are finished by another gateway's dispatcher.
+// queued on Redis through a gateway SIGKILLed while they run are finished by another gateway's dispatcher; a
+// schedule fires on, each tick once, after SIGKILL of the leading manager.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -13,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { strToU8, zipSync } from 'fflate';
 import { readBundle } from '../../src/client/bundle.js';
 import { SavassanClient, type AsyncInvocationAnswer } from '../../src/client/client.js';
@@ -511,5 +513,68 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     );
     await restarted.stop();
     await gateways[1]!.deleteFunction('steady');
+  });
+
+  it('fires a rate(1 second) schedule on after SIGKILL of the leading manager, each tick once', async (t) => {
+    await gateways[1]!.deploy('ticker', zipSync({ 'index.js': strToU8('exports.handler = async () => 1;') }));
+    const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    // Each tick's submit leaves its idempotency key `schedule:NAME:TICK` on Redis, naming the event it queued.
+    const prefix = 'savassan:iq:key:6:ticker:schedule:every-second:';
+    const ticks = async (): Promise<Map<number, string>> => {
+      const keys = await redis.keys(prefix);
+      const events = keys.length === 0 ? [] : await admin.mget(...keys);
+      return new Map(keys.map((key, i) => [Date.parse(key.slice(prefix.length)), events[i] ?? '']));
+    };
+    const tickerEvents = async (): Promise<number> => {
+      const keys = await redis.keys('savassan:iq:event:');
+      return (await Promise.all(keys.map((key) => admin.hget(key, 'fn')))).filter((fn) => fn === 'ticker').length;
+    };
+    try {
+      await gateways[1]!.createSchedule({ name: 'every-second', functionName: 'ticker', rate: 'rate(1 second)' });
+      await eventually(ticks, (fired) => fired.size >= 3, 15_000);
+      const leader = await leaderId();
+      const running = (proc: Proc) => proc.child.exitCode === null && proc.child.signalCode === null;
+      const leading = others.find((proc) => proc.name === leader.replace('-', ' ') && running(proc));
+      assert.ok(leading !== undefined, `the leader ${leader} runs`);
+      await leading.stop('SIGKILL');
+      const killedAt = Date.now();
+      const successor = await eventually(leaderId, (id) => id !== '' && id !== leader, 30_000);
+      assert.notEqual(successor, leader, 'the other manager leads');
+      const ledAt = Date.now();
+      const fired = await eventually(ticks, (all) => [...all.keys()].filter((at) => at > ledAt).length >= 3, 30_000);
+      assert.ok([...fired.keys()].filter((at) => at > ledAt).length >= 3, 'ticks go on under the new leader');
+
+      await gateways[1]!.deleteSchedule('every-second');
+      // No tick queued twice: as many events of the function as ticks, each tick its own.
+      const [last, events] = await eventually(
+        async () => [await ticks(), await tickerEvents()] as const,
+        ([all, count]) => all.size === count,
+        10_000,
+      );
+      assert.equal(events, last.size, 'one event per tick');
+      assert.equal(new Set(last.values()).size, last.size, 'each tick names its own event');
+      const settled = await eventually(
+        () =>
+          Promise.all(
+            [...last.values()].map((id) => gateways[1]!.getAsyncInvocation(id) as Promise<AsyncInvocationAnswer>),
+          ),
+        (answers) => answers.every((a) => a.state === 'succeeded'),
+        30_000,
+      );
+      assert.deepEqual(
+        new Set(settled.map((a) => `${a.state} ${a.source}`)),
+        new Set(['succeeded schedule:every-second']),
+      );
+      const times = [...last.keys()].sort((a, b) => a - b);
+      // Missed while no manager led: only the latest missed tick fires (and perhaps one the new leader fired on time
+      // before it was seen leading), not one per missed second.
+      const gap = times.filter((at) => at > killedAt && at <= ledAt).length;
+      assert.ok(gap <= 2, `${gap} ticks fired for the time between the kill and the new leader`);
+      t.diagnostic(
+        `${times.length} ticks; ${gap} fired for the ${Math.round((ledAt - killedAt) / 1000)} s between the kill and the new leader`,
+      );
+    } finally {
+      admin.disconnect();
+    }
   });
 });
