@@ -110,6 +110,17 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     return (await etcd.ctl(args)).split('\n')[0]?.trim() ?? '';
   };
 
+  /**
+   * Deploys once a node has room to try the function: the instances of a function deleted by the test before leave
+   * their nodes a moment after.
+   */
+  const deployWhenRoom = (gateway: SavassanClient, ...args: Parameters<SavassanClient['deploy']>) =>
+    eventually(
+      () => gateway.deploy(...args),
+      () => true,
+      20_000,
+    );
+
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'sv-cluster-'));
     await chmod(root, 0o711);
@@ -474,7 +485,7 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     const steady = zipSync({
       'index.js': strToU8('exports.handler = async () => { await new Promise((r) => setTimeout(r, 300)); return 1; };'),
     });
-    await through.deploy('steady', steady, { timeoutSeconds: 1, asyncConcurrency: 2, maxInstances: 4 });
+    await deployWhenRoom(through, 'steady', steady, { timeoutSeconds: 1, asyncConcurrency: 2, maxInstances: 4 });
     const answersOf = (client: SavassanClient) =>
       Promise.all(ids.map((id) => client.getAsyncInvocation(id) as Promise<AsyncInvocationAnswer>));
     const ids: string[] = [];
@@ -506,9 +517,10 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
       assert.equal((await gateways[1]!.getInvocation(id)).status, 'success', answer.invocationId);
     }
     const records = (await gateways[1]!.listInvocations('steady', 1000)).invocations.length;
+    const earlier = settled.flatMap((a) => a.attempts.slice(0, -1).map((attempt) => attempt.status));
     const extraAttempts = settled.reduce((sum, a) => sum + a.attempts.length - 1, 0);
     t.diagnostic(
-      `${ids.length} events; ${redelivered} delivered again, ${extraAttempts} attempts beyond one, ` +
+      `${ids.length} events; ${redelivered} delivered again, ${extraAttempts} attempts beyond one (${earlier.join(', ') || 'none'}), ` +
         `${records - ids.length} invocation records beyond one per event`,
     );
     await restarted.stop();
@@ -516,7 +528,8 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
   });
 
   it('fires a rate(1 second) schedule on after SIGKILL of the leading manager, each tick once', async (t) => {
-    await gateways[1]!.deploy('ticker', zipSync({ 'index.js': strToU8('exports.handler = async () => 1;') }));
+    const ticker = zipSync({ 'index.js': strToU8('exports.handler = async () => 1;') });
+    await deployWhenRoom(gateways[1]!, 'ticker', ticker, {});
     const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
     // Each tick's submit leaves its idempotency key `schedule:NAME:TICK` on Redis, naming the event it queued.
     const prefix = 'savassan:iq:key:6:ticker:schedule:every-second:';

@@ -79,12 +79,13 @@ it('runs every accepted event after a SIGKILL of the server: running, queued and
     assert.equal((await second.client.getInvocation(last.invocationId!)).status, 'success');
   }
   const redelivered = answers.filter((a) => a.deliveryCount > 1).length;
+  const earlier = answers.flatMap((a) => a.attempts.slice(0, -1).map((attempt) => attempt.status));
   const extraAttempts = answers.reduce((sum, a) => sum + a.attempts.length - 1, 0);
   const records = (await second.client.listInvocations('steady', 1000)).invocations.length;
   assert.ok(records >= accepted.length, `${records} invocation records for ${accepted.length} events`);
   assert.ok(redelivered >= 1, 'an event running at the kill was delivered again');
   t.diagnostic(
     `${accepted.length} events accepted (${acceptedLate.length} while the kill came); ${redelivered} delivered again, ` +
-      `${extraAttempts} attempts beyond one, ${records - accepted.length} invocation records beyond one per event`,
+      `${extraAttempts} attempts beyond one (${earlier.join(', ') || 'none'}), ${records - accepted.length} invocation records beyond one per event`,
   );
 });
