@@ -490,7 +490,7 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
       Promise.all(ids.map((id) => client.getAsyncInvocation(id) as Promise<AsyncInvocationAnswer>));
     const ids: string[] = [];
     // Queued on Redis (the cluster's invocation queue); each submit wakes this gateway's dispatcher first.
-    for (let i = 0; i < 30; i++) ids.push((await through.invokeAsync('steady', { i })).invocationId);
+    for (let i = 0; i < 24; i++) ids.push((await through.invokeAsync('steady', { i })).invocationId);
     await eventually(
       () => answersOf(through),
       (answers) => answers.some((a) => a.state === 'running'),
@@ -505,7 +505,8 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     );
     const unfinished = settled.filter((a) => a.state !== 'succeeded').map((a) => `${a.invocationId} ${a.state}`);
     assert.deepEqual(unfinished, [], 'every accepted event succeeds');
-    const redelivered = settled.filter((a) => a.deliveryCount > 1).length;
+    // A delivery that left no attempt died with the gateway; the event was delivered again.
+    const redelivered = settled.filter((a) => a.deliveryCount > a.attempts.length).length;
     assert.ok(redelivered >= 1, 'an event running on the killed gateway was delivered again');
 
     // Started again, the killed gateway commits the records its journal holds: every success names one.
