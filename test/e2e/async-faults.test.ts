@@ -33,7 +33,7 @@ it('runs every accepted event after a SIGKILL of the server: running, queued and
   await first.client.deploy('steady', steady, { timeoutSeconds: 2, asyncConcurrency: 2 });
   const accepted: string[] = [];
   for (let i = 0; i < 40; i++) accepted.push((await first.client.invokeAsync('steady', { i })).invocationId);
-  // Some events run (two at a time: at most four have settled) while the rest wait.
+  // Some events run (two at a time) while the rest wait.
   const states = async () => (await answersOf(first, accepted)).map((a) => a.state);
   const seen = await eventually(states, (s) => s.includes('running'), 10_000);
   assert.ok(seen.includes('running') && seen.includes('queued'), `states before the kill: ${seen.join(' ')}`);
