@@ -2,7 +2,9 @@
 // and S3 (s3rver), 2 managers and 2 gateways, each its own `savassan` process. Invocations spread across the
 // nodes; a rollout goes on where it stood after SIGKILL of the leading manager, both gateways following its weights,
 // and a rolled-back canary runs through neither gateway; SIGKILL of an agent under load loses no acknowledged
-// record, the node leaves within its lease TTL and errors stop; an etcd restart is survived.
+// record, the node leaves within its lease TTL and errors stop; an etcd restart is survived; asynchronous events
+// queued on Redis through a gateway SIGKILLed while they run are finished by another gateway's dispatcher; a
+// schedule fires on, each tick once, after SIGKILL of the leading manager.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -12,9 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { strToU8, zipSync } from 'fflate';
 import { readBundle } from '../../src/client/bundle.js';
-import { SavassanClient } from '../../src/client/client.js';
+import { SavassanClient, type AsyncInvocationAnswer } from '../../src/client/client.js';
 import { createTestNetwork, netnsUnavailable, type TestNetwork } from '../kit/netns.js';
 import { startEtcdServer, etcdBinary, type EtcdServer } from '../kit/etcd-server.js';
 import { startPostgresServer } from '../kit/postgres-server.js';
@@ -106,6 +109,17 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     const args = ['get', '/savassan/leader/', '--prefix', '--sort-by=CREATE', '--order=ASCEND', '--print-value-only'];
     return (await etcd.ctl(args)).split('\n')[0]?.trim() ?? '';
   };
+
+  /**
+   * Deploys once a node has room to try the function: the instances of a function deleted by the test before leave
+   * their nodes a moment after.
+   */
+  const deployWhenRoom = (gateway: SavassanClient, ...args: Parameters<SavassanClient['deploy']>) =>
+    eventually(
+      () => gateway.deploy(...args),
+      () => true,
+      20_000,
+    );
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'sv-cluster-'));
@@ -457,6 +471,124 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     // Committed before the gateway listens: both gateways read them.
     for (const client of [new SavassanClient({ url }), gateways[1]!]) {
       for (const id of ids) assert.equal((await client.getInvocation(id)).id, id);
+    }
+  });
+
+  it('finishes the events of a gateway killed with SIGKILL while they run: another gateway dispatches them', async (t) => {
+    // A third gateway, `--queue-wait 1`: what its dispatcher receives is hidden for the function's timeout plus 6 s.
+    const dataDir = join(root, 'gateway-2');
+    const args = [cli, 'gateway', '--port', '0', '--queue-wait', '1', '--data-dir', dataDir, ...commonArgs];
+    const doomed = track('gateway 2', spawn(process.execPath, args, { env: roleEnv }));
+    others.push(doomed);
+    const [, url = ''] = await doomed.waitFor(/listening on (http:\/\/\S+)/);
+    const through = new SavassanClient({ url });
+    const steady = zipSync({
+      'index.js': strToU8('exports.handler = async () => { await new Promise((r) => setTimeout(r, 300)); return 1; };'),
+    });
+    await deployWhenRoom(through, 'steady', steady, { timeoutSeconds: 1, asyncConcurrency: 2, maxInstances: 4 });
+    const answersOf = (client: SavassanClient) =>
+      Promise.all(ids.map((id) => client.getAsyncInvocation(id) as Promise<AsyncInvocationAnswer>));
+    const ids: string[] = [];
+    // Queued on Redis (the cluster's invocation queue); each submit wakes this gateway's dispatcher first.
+    for (let i = 0; i < 24; i++) ids.push((await through.invokeAsync('steady', { i })).invocationId);
+    await eventually(
+      () => answersOf(through),
+      (answers) => answers.some((a) => a.state === 'running'),
+      10_000,
+    );
+    await doomed.stop('SIGKILL');
+
+    const settled = await eventually(
+      () => answersOf(gateways[1]!),
+      (answers) => answers.every((a) => a.state !== 'queued' && a.state !== 'running'),
+      60_000,
+    );
+    const unfinished = settled.filter((a) => a.state !== 'succeeded').map((a) => `${a.invocationId} ${a.state}`);
+    assert.deepEqual(unfinished, [], 'every accepted event succeeds');
+    // A delivery that left no attempt died with the gateway; the event was delivered again.
+    const redelivered = settled.filter((a) => a.deliveryCount > a.attempts.length).length;
+    assert.ok(redelivered >= 1, 'an event running on the killed gateway was delivered again');
+
+    // Started again, the killed gateway commits the records its journal holds: every success names one.
+    const restarted = track('gateway 2, restarted', spawn(process.execPath, args, { env: roleEnv }));
+    others.push(restarted);
+    await restarted.waitFor(/listening on/);
+    for (const answer of settled) {
+      const id = answer.attempts.at(-1)?.invocationId ?? '';
+      assert.equal((await gateways[1]!.getInvocation(id)).status, 'success', answer.invocationId);
+    }
+    const records = (await gateways[1]!.listInvocations('steady', 1000)).invocations.length;
+    const earlier = settled.flatMap((a) => a.attempts.slice(0, -1).map((attempt) => attempt.status));
+    const extraAttempts = settled.reduce((sum, a) => sum + a.attempts.length - 1, 0);
+    t.diagnostic(
+      `${ids.length} events; ${redelivered} delivered again, ${extraAttempts} attempts beyond one (${earlier.join(', ') || 'none'}), ` +
+        `${records - ids.length} invocation records beyond one per event`,
+    );
+    await restarted.stop();
+    await gateways[1]!.deleteFunction('steady');
+  });
+
+  it('fires a rate(1 second) schedule on after SIGKILL of the leading manager, each tick once', async (t) => {
+    const ticker = zipSync({ 'index.js': strToU8('exports.handler = async () => 1;') });
+    await deployWhenRoom(gateways[1]!, 'ticker', ticker, {});
+    const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    // Each tick's submit leaves its idempotency key `schedule:NAME:TICK` on Redis, naming the event it queued.
+    const prefix = 'savassan:iq:key:6:ticker:schedule:every-second:';
+    const ticks = async (): Promise<Map<number, string>> => {
+      const keys = await redis.keys(prefix);
+      const events = keys.length === 0 ? [] : await admin.mget(...keys);
+      return new Map(keys.map((key, i) => [Date.parse(key.slice(prefix.length)), events[i] ?? '']));
+    };
+    const tickerEvents = async (): Promise<number> => {
+      const keys = await redis.keys('savassan:iq:event:');
+      return (await Promise.all(keys.map((key) => admin.hget(key, 'fn')))).filter((fn) => fn === 'ticker').length;
+    };
+    try {
+      await gateways[1]!.createSchedule({ name: 'every-second', functionName: 'ticker', rate: 'rate(1 second)' });
+      await eventually(ticks, (fired) => fired.size >= 3, 15_000);
+      const leader = await leaderId();
+      const running = (proc: Proc) => proc.child.exitCode === null && proc.child.signalCode === null;
+      const leading = others.find((proc) => proc.name === leader.replace('-', ' ') && running(proc));
+      assert.ok(leading !== undefined, `the leader ${leader} runs`);
+      await leading.stop('SIGKILL');
+      const killedAt = Date.now();
+      const successor = await eventually(leaderId, (id) => id !== '' && id !== leader, 30_000);
+      assert.notEqual(successor, leader, 'the other manager leads');
+      const ledAt = Date.now();
+      const fired = await eventually(ticks, (all) => [...all.keys()].filter((at) => at > ledAt).length >= 3, 30_000);
+      assert.ok([...fired.keys()].filter((at) => at > ledAt).length >= 3, 'ticks go on under the new leader');
+
+      await gateways[1]!.deleteSchedule('every-second');
+      // No tick queued twice: as many events of the function as ticks, each tick its own.
+      const [last, events] = await eventually(
+        async () => [await ticks(), await tickerEvents()] as const,
+        ([all, count]) => all.size === count,
+        10_000,
+      );
+      assert.equal(events, last.size, 'one event per tick');
+      assert.equal(new Set(last.values()).size, last.size, 'each tick names its own event');
+      const settled = await eventually(
+        () =>
+          Promise.all(
+            [...last.values()].map((id) => gateways[1]!.getAsyncInvocation(id) as Promise<AsyncInvocationAnswer>),
+          ),
+        (answers) => answers.every((a) => a.state === 'succeeded'),
+        30_000,
+      );
+      assert.deepEqual(
+        new Set(settled.map((a) => `${a.state} ${a.source}`)),
+        new Set(['succeeded schedule:every-second']),
+      );
+      const times = [...last.keys()].sort((a, b) => a - b);
+      // Missed while no manager led: only the latest missed tick fires (and perhaps one the new leader fired on time
+      // before it was seen leading), not one per missed second.
+      const gap = times.filter((at) => at > killedAt && at <= ledAt).length;
+      assert.ok(gap <= 2, `${gap} ticks fired for the time between the kill and the new leader`);
+      t.diagnostic(
+        `${times.length} ticks; ${gap} fired for the ${Math.round((ledAt - killedAt) / 1000)} s between the kill and the new leader`,
+      );
+    } finally {
+      admin.disconnect();
     }
   });
 });
