@@ -38,7 +38,7 @@ export function addDlqCommands(program: Command): void {
     .command('ls')
     .description('list dead letters, most recent first')
     .argument('<name>', 'function name')
-    .option('-n, --limit <n>', 'how many (default 100, at most 1000)', integer)
+    .option('-n, --limit <n>', 'how many (default and at most 100)', integer)
     .option('--json', 'print {deadLetters} as GET /v1/functions/NAME/dead-letters answers')
     .action(async (name: string, opts: { limit?: number; json?: boolean }) => {
       const answer = await client().listDeadLetters(name, opts.limit);
@@ -73,16 +73,29 @@ export function addDlqCommands(program: Command): void {
     .description('queue dead letters again (retries and event age start again)')
     .argument('<name>', 'function name')
     .argument('[ids...]', 'the invocation ids')
-    .option('--all', 'every dead letter of the function (up to 1000)')
+    .option('--all', 'every dead letter of the function (those there when it starts, up to 1000)')
     .action(async (name: string, ids: string[], opts: { all?: boolean }) => {
       const api = client();
-      const targets =
-        opts.all === true ? (await api.listDeadLetters(name, 1000)).deadLetters.map((d) => d.invocationId) : ids;
-      if (targets.length === 0) return out(opts.all === true ? `${name} has no dead letters` : 'name ids, or --all');
-      for (const id of targets) {
-        await api.redriveDeadLetter(name, id);
-        out(`redriven ${id}`);
+      if (opts.all !== true) {
+        if (ids.length === 0) return out('name the ids to redrive, or --all');
+        for (const id of ids) {
+          await api.redriveDeadLetter(name, id);
+          out(`redriven ${id}`);
+        }
+        return;
       }
+      // A page at a time (redriven ones leave the list); one that fails again at once is not taken twice.
+      const done = new Set<string>();
+      for (let page = 0; page < 10; page++) {
+        const fresh = (await api.listDeadLetters(name, 100)).deadLetters.filter((d) => !done.has(d.invocationId));
+        if (fresh.length === 0) break;
+        for (const { invocationId } of fresh) {
+          await api.redriveDeadLetter(name, invocationId);
+          done.add(invocationId);
+          out(`redriven ${invocationId}`);
+        }
+      }
+      if (done.size === 0) out(`${name} has no dead letters`);
     });
 
   dlq

@@ -199,6 +199,22 @@ describe('asynchronous invocations end to end', () => {
     const ids = [(await api().invokeAsync('doomed', { a: 1 })).invocationId];
     ids.push((await api().invokeAsync('doomed', { a: 2 })).invocationId);
     for (const id of ids) assert.equal((await settled(id)).state, 'dead_lettered');
+    const tooMany = await fetch(`${server.url}/v1/functions/doomed/dead-letters?limit=101`);
+    assert.equal(tooMany.status, 400, 'an answer lists at most 100');
+    // --all takes each once, though each fails again at once.
+    const all = await runCli(server.url, ['dlq', 'redrive', 'doomed', '--all']);
+    assert.equal(all.stdout.trim().split('\n').length, 2, all.stdout);
+    for (const id of ids) {
+      assert.equal(
+        (
+          await eventually(
+            () => state(id),
+            (s) => s.state === 'dead_lettered' && s.attempts.length === 2,
+          )
+        ).attempts.length,
+        2,
+      );
+    }
     const purged = await runCli(server.url, ['dlq', 'purge', 'doomed']);
     assert.match(purged.stdout, /purged 2 dead letters/);
     assert.equal((await api().listDeadLetters('doomed')).deadLetters.length, 0);

@@ -7,7 +7,6 @@ import type { Static } from 'typebox';
 import { PlatformError } from '../../../core/errors.js';
 import type { MetadataStore } from '../../../core/ports/metadata-store.js';
 import type { InvocationQueue, QueuedInvocation } from '../../../core/ports/invocation-queue.js';
-import { maxDeadLettersListed } from '../../../core/ports/invocation-queue.js';
 import { decodeAsyncEvent } from '../../../events/async-event.js';
 import { errorResponse, LimitQuery, queryCount } from '../schemas.js';
 
@@ -81,6 +80,8 @@ export function asyncInvocationView(queued: QueuedInvocation): Static<typeof Asy
 }
 
 const FunctionParams = Type.Object({ name: Type.String({ maxLength: 200 }) });
+/** Dead letters one answer lists at most: each holds its event (up to 1 MiB). */
+export const deadLettersPerAnswer = 100;
 const DeadLetterParams = Type.Object({ name: Type.String({ maxLength: 200 }), id: Type.String({ maxLength: 100 }) });
 
 /** `/v1/functions/{name}/dead-letters`: asynchronous invocations that failed for good with no on-failure destination. */
@@ -108,7 +109,7 @@ export function deadLetterRoutes(
       '/v1/functions/:name/dead-letters',
       {
         schema: {
-          summary: 'Dead letters of a function, most recently dead-lettered first',
+          summary: 'Dead letters of a function, most recently dead-lettered first; at most 100 (limit, default 100)',
           params: FunctionParams,
           querystring: LimitQuery,
           response: {
@@ -119,7 +120,7 @@ export function deadLetterRoutes(
         },
       },
       async (request) => {
-        const limit = queryCount(request.query.limit, 'limit', 100, maxDeadLettersListed);
+        const limit = queryCount(request.query.limit, 'limit', deadLettersPerAnswer, deadLettersPerAnswer);
         await requireFunction(request.params.name);
         const letters = await queue.listDeadLetters(request.params.name, limit);
         return { deadLetters: letters.map(asyncInvocationView) };
