@@ -38,16 +38,13 @@ export interface SqlInvocationQueueOptions {
 }
 
 const waitingStates = ['queued', 'running'] as const;
-/** Enqueues written in one transaction, at most. */
-const maxEnqueueBatch = 256;
+/** Writes (enqueues, settles) in one transaction, at most. */
+const maxWriteBatch = 256;
 
-/** An enqueue validated and waiting for the next batch. */
-interface PendingEnqueue {
-  input: InvocationEnqueue;
-  now: number;
-  dueAt: number;
-  idempotencyKey: string | null;
-  resolve: (result: EnqueueResult) => void;
+/** A write waiting for the next batch. */
+interface PendingWrite {
+  write: (trx: Transaction<Database>, counts: Map<string, number>) => Promise<unknown>;
+  resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
 const states: ReadonlySet<string> = new Set<QueuedInvocationState>([
@@ -90,7 +87,7 @@ export class SqlInvocationQueue implements InvocationQueue {
   readonly #access: SqlStoreAccess;
   readonly #now: () => number;
   #closed = false;
-  readonly #pending: PendingEnqueue[] = [];
+  readonly #pending: PendingWrite[] = [];
   #flushing = false;
 
   constructor(access: SqlStoreAccess, options: SqlInvocationQueueOptions = {}) {
@@ -108,30 +105,37 @@ export class SqlInvocationQueue implements InvocationQueue {
     } catch (err) {
       return Promise.reject(PlatformError.from(err, 'BAD_REQUEST'));
     }
-    return new Promise<EnqueueResult>((resolve, reject) => {
-      this.#pending.push({ input, now, ...checked, resolve, reject });
+    return this.#batched((trx, counts) => this.#enqueueIn(trx, input, now, checked, counts));
+  }
+
+  /**
+   * Runs `write` in the next batch: the writes made while a batch is being written go together in one transaction,
+   * so under load the events accepted (or settled) in one turn of the event loop cost one commit, not one each. Each
+   * write succeeds or fails on its own when its queue is full (TOO_MANY_REQUESTS); any other failure fails the batch,
+   * which the store retries whole. `counts` carries each function's count of events queued or running through the
+   * batch.
+   */
+  #batched<T>(write: (trx: Transaction<Database>, counts: Map<string, number>) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new PlatformError('UNAVAILABLE', 'the invocation queue is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({ write, resolve: resolve as (value: unknown) => void, reject });
       if (this.#pending.length === 1 && !this.#flushing) queueMicrotask(() => void this.#flush());
     });
   }
 
-  /**
-   * Writes the enqueues waiting, in one transaction: under load, the events accepted in one turn of the event loop
-   * cost one commit, not one each. Each enqueue succeeds or fails (its queue full) on its own.
-   */
   async #flush(): Promise<void> {
     this.#flushing = true;
     while (this.#pending.length > 0) {
-      const batch = this.#pending.splice(0, maxEnqueueBatch);
+      const batch = this.#pending.splice(0, maxWriteBatch);
       try {
-        const outcomes = await this.#access.run(`queue ${batch.length} events`, () =>
+        const outcomes = await this.#access.run(`write ${batch.length} queued invocations`, () =>
           this.#access.write(async (trx) => {
             const counts = new Map<string, number>();
-            const results: (EnqueueResult | PlatformError)[] = [];
+            const results: ({ value: unknown } | PlatformError)[] = [];
             for (const item of batch) {
               try {
-                results.push(await this.#enqueueIn(trx, item, counts));
+                results.push({ value: await item.write(trx, counts) });
               } catch (err) {
-                // A full queue fails that enqueue alone; anything else fails the batch (and is retried whole).
                 if (!(err instanceof PlatformError) || err.code !== 'TOO_MANY_REQUESTS') throw err;
                 results.push(err);
               }
@@ -142,7 +146,7 @@ export class SqlInvocationQueue implements InvocationQueue {
         outcomes.forEach((outcome, i) => {
           const item = batch[i]!;
           if (outcome instanceof PlatformError) item.reject(outcome);
-          else item.resolve(outcome);
+          else item.resolve(outcome.value);
         });
       } catch (err) {
         for (const item of batch) item.reject(err);
@@ -153,10 +157,11 @@ export class SqlInvocationQueue implements InvocationQueue {
 
   async #enqueueIn(
     trx: Transaction<Database>,
-    item: PendingEnqueue,
+    input: InvocationEnqueue,
+    now: number,
+    { dueAt, idempotencyKey }: { dueAt: number; idempotencyKey: string | null },
     counts: Map<string, number>,
   ): Promise<EnqueueResult> {
-    const { input, now, dueAt, idempotencyKey } = item;
     const { functionName } = input;
     // The key's row, if any: a fresh one whose event still exists makes this a duplicate; a stale one is replaced.
     let stale: { invocation_id: string; created_at: number } | undefined;
@@ -269,22 +274,22 @@ export class SqlInvocationQueue implements InvocationQueue {
   }
 
   complete(receipt: string, attempt: InvocationAttempt): Promise<boolean> {
-    return this.#settle('complete', receipt, attempt, () => ({ state: 'succeeded', due_at: null }));
+    return this.#settle(receipt, attempt, () => ({ state: 'succeeded', due_at: null }));
   }
 
   fail(receipt: string, attempt: InvocationAttempt): Promise<boolean> {
-    return this.#settle('fail', receipt, attempt, () => ({ state: 'failed', due_at: null }));
+    return this.#settle(receipt, attempt, () => ({ state: 'failed', due_at: null }));
   }
 
   retry(receipt: string, attempt: InvocationAttempt, notBefore: Date): Promise<boolean> {
-    return this.#settle('retry', receipt, attempt, () => ({
+    return this.#settle(receipt, attempt, () => ({
       state: 'queued',
       due_at: validTime(notBefore, 'the retry time'),
     }));
   }
 
   deadLetter(receipt: string, attempt: InvocationAttempt | null, reason: string): Promise<boolean> {
-    return this.#settle('dead-letter', receipt, attempt, (now) => ({
+    return this.#settle(receipt, attempt, (now) => ({
       state: 'dead_lettered',
       due_at: null,
       dead_letter_reason: reason,
@@ -397,33 +402,35 @@ export class SqlInvocationQueue implements InvocationQueue {
 
   /** Settle the delivery `receipt` names, if it is still current: record `attempt` and apply `change`. */
   #settle(
-    verb: string,
     receipt: string,
     attempt: InvocationAttempt | null,
     change: (now: number) => Updateable<QueuedInvocationsTable>,
   ): Promise<boolean> {
-    return this.#run(`${verb} a queued invocation`, async () => {
+    const now = this.#now();
+    let values: Updateable<QueuedInvocationsTable>;
+    try {
       if (attempt !== null) validateAttempt(attempt);
-      const now = this.#now();
-      const values = change(now);
-      return this.#access.write(async (trx: DbExecutor) => {
-        const row = await trx
-          .selectFrom('queued_invocations')
-          .select(['id', 'attempts', 'state', 'due_at'])
-          .where('receipt', '=', receipt)
-          .executeTakeFirst();
-        // A delivery whose visibility has expired may already be someone else's: its receipt is no longer current.
-        if (row?.state !== 'running' || row.due_at === null || intFromDb(row.due_at, 'due_at') <= now) return false;
-        const attempts = JSON.parse(row.attempts) as StoredAttempt[];
-        if (attempt !== null) attempts.push(storedAttempt(attempt));
-        const result = await trx
-          .updateTable('queued_invocations')
-          .set({ ...values, receipt: null, attempts: JSON.stringify(attempts) })
-          .where('id', '=', row.id)
-          .where('receipt', '=', receipt)
-          .executeTakeFirst();
-        return result.numUpdatedRows > 0n;
-      });
+      values = change(now);
+    } catch (err) {
+      return Promise.reject(PlatformError.from(err, 'BAD_REQUEST'));
+    }
+    return this.#batched(async (trx: DbExecutor) => {
+      const row = await trx
+        .selectFrom('queued_invocations')
+        .select(['id', 'attempts', 'state', 'due_at'])
+        .where('receipt', '=', receipt)
+        .executeTakeFirst();
+      // A delivery whose visibility has expired may already be someone else's: its receipt is no longer current.
+      if (row?.state !== 'running' || row.due_at === null || intFromDb(row.due_at, 'due_at') <= now) return false;
+      const attempts = JSON.parse(row.attempts) as StoredAttempt[];
+      if (attempt !== null) attempts.push(storedAttempt(attempt));
+      const result = await trx
+        .updateTable('queued_invocations')
+        .set({ ...values, receipt: null, attempts: JSON.stringify(attempts) })
+        .where('id', '=', row.id)
+        .where('receipt', '=', receipt)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
     });
   }
 
