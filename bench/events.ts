@@ -1,4 +1,4 @@
-// Events: what asynchronous invocations and schedules give a user, on one server (bwrap where it runs):
+// Events: what asynchronous invocations, schedules and queue triggers give a user, on one server (bwrap where it runs):
 // - the rate of 202s at concurrency 32 for the no-op, beside the rate of 200s of a plain invoke of the same function,
 //   in interleaved rounds (the queue drained between rounds, so that neither side shares the machine with the other);
 // - events/s end to end: N events submitted as fast as they are accepted, from the first 202 until the last one has
