@@ -1,9 +1,11 @@
-// Events: what asynchronous invocations and schedules give a user, on one server (bwrap where it runs):
+// Events: what asynchronous invocations, schedules and queue triggers give a user, on one server (bwrap where it runs):
 // - the rate of 202s at concurrency 32 for the no-op, beside the rate of 200s of a plain invoke of the same function,
 //   in interleaved rounds (the queue drained between rounds, so that neither side shares the machine with the other);
 // - events/s end to end: N events submitted as fast as they are accepted, from the first 202 until the last one has
 //   run, at the default `asyncConcurrency` and at 64;
-// - a `rate(1 second)` schedule's firing delay: each run's attempt start against its tick's time.
+// - a `rate(1 second)` schedule's firing delay: each run's attempt start against its tick's time;
+// - a queue trigger's throughput: a queue filled beforehand, drained in batches of 10 at `maxConcurrency` 4 (the
+//   default) and at 16, messages/s and batches/s from the trigger's creation until the queue holds none.
 // Run alone: `npm run build && node --import tsx bench/events.ts` (BENCH_QUICK=1 for a short run); it writes
 // bench/results/<date>-events.json.
 import { Agent } from 'node:http';
@@ -15,6 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { readBundle } from '../src/client/bundle.js';
 import { SavassanClient, type AsyncInvocationAnswer } from '../src/client/client.js';
 import { functionLimits } from '../src/core/function-config.js';
+import { triggerSettingLimits } from '../src/core/message-queue-rules.js';
 import { repoRoot, startServer, type ServerProcess } from '../test/helpers/server-process.js';
 import { bwrapSkipReason, startBwrapServer } from './bwrap-server.js';
 import { load, loadThreads, post, round, summarise, warmUntilSteady } from './load.js';
@@ -28,11 +31,18 @@ export interface EventsOptions {
   endToEndRuns: number;
   /** How long the schedule fires (ms). */
   scheduleMs: number;
+  /** Messages in the queue when each trigger run starts. */
+  queueMessages: number;
+  /** Trigger runs per `maxConcurrency` setting, alternating between the settings. */
+  triggerRuns: number;
 }
 
 const acceptRounds = 4;
 const defaultAsyncConcurrency = functionLimits.asyncConcurrency.default;
 const highAsyncConcurrency = 64;
+const triggerBatchSize = 10;
+const defaultTriggerConcurrency = triggerSettingLimits.maxConcurrency.default;
+const highTriggerConcurrency = 16;
 /** Concurrency of the bench's own reads of invocation states (not part of any figure). */
 const readConcurrency = 8;
 
@@ -275,6 +285,91 @@ async function measureScheduleDelay(client: SavassanClient, durationMs: number) 
   }
 }
 
+/**
+ * Fills a new queue with `messages` messages (100 a request, the most one takes), then creates a trigger on it and
+ * reads the queue every 100 ms until it holds none, waiting or in flight.
+ */
+async function runTrigger(
+  client: SavassanClient,
+  functionName: string,
+  queue: string,
+  messages: number,
+  maxConcurrency: number,
+) {
+  await client.createQueue(queue);
+  for (let sent = 0; sent < messages; sent += 100) {
+    const count = Math.min(100, messages - sent);
+    await client.sendMessages(
+      queue,
+      Array.from({ length: count }, (_, i) => `{"n":${sent + i}}`),
+    );
+  }
+  const start = Date.now();
+  const trigger = await client.createTrigger({
+    functionName,
+    queue,
+    batchSize: triggerBatchSize,
+    windowSeconds: 1,
+    maxConcurrency,
+  });
+  const deadline = start + 300_000;
+  for (;;) {
+    const { depth, inFlight } = await client.getQueue(queue);
+    if (depth === 0 && inFlight === 0) break;
+    if (Date.now() > deadline) throw new Error(`queue ${queue} still holds ${depth} + ${inFlight} in flight`);
+    await sleep(100);
+  }
+  const seconds = (Date.now() - start) / 1000;
+  await client.deleteTrigger(trigger.id);
+  await client.deleteQueue(queue);
+  // Each batch is one invocation record, written before its messages are acknowledged; the list holds the newest
+  // 1000, more than a run's batches at the sizes used here.
+  const createdAt = Date.parse(trigger.createdAt);
+  const batches = (await client.listInvocations(functionName, 1000)).invocations.filter(
+    (record) => Date.parse(record.createdAt) >= createdAt,
+  );
+  return {
+    messages,
+    batches: batches.length,
+    failedBatches: batches.filter((record) => record.status !== 'success').length,
+    seconds: round(seconds, 2),
+    messagesPerSecond: round(messages / seconds, 0),
+    batchesPerSecond: round(batches.length / seconds, 0),
+    firstBatchSeconds: round((Math.min(...batches.map((record) => Date.parse(record.createdAt))) - start) / 1000, 2),
+  };
+}
+
+/** 4. A queue trigger's throughput at the default `maxConcurrency` and at 16, runs alternating. */
+async function measureTrigger(client: SavassanClient, url: string, options: EventsOptions) {
+  const functionName = 'events-trigger';
+  await client.deploy(functionName, await readBundle(join(repoRoot, 'bench', 'functions', 'noop')));
+  const settings = { default: defaultTriggerConcurrency, high: highTriggerConcurrency };
+  type Run = Awaited<ReturnType<typeof runTrigger>>;
+  const runs: Record<keyof typeof settings, Run[]> = { default: [], high: [] };
+  try {
+    await warmUntilSteady(client, `${url}/v1/functions/${functionName}/invoke`);
+    for (let r = 0; r < options.triggerRuns; r++) {
+      for (const side of ['default', 'high'] as const) {
+        const queue = `events-trigger-${side}-${r}`;
+        runs[side].push(await runTrigger(client, functionName, queue, options.queueMessages, settings[side]));
+      }
+    }
+  } finally {
+    await client.deleteFunction(functionName);
+  }
+  const figures = (side: keyof typeof settings) => ({
+    maxConcurrency: settings[side],
+    messagesPerSecond: median(runs[side].map((run) => run.messagesPerSecond)),
+    batchesPerSecond: median(runs[side].map((run) => run.batchesPerSecond)),
+    runs: runs[side],
+  });
+  return {
+    note: `${options.queueMessages} messages sent to a new queue beforehand (100 a request), then a trigger created on it (batchSize ${triggerBatchSize}, windowSeconds 1, the default) for the warm no-op; seconds: from the trigger's creation request until a read of the queue (every 100 ms) found depth 0 and inFlight 0, so it includes the runner's pick-up of the new trigger (it reads the trigger list every second); batches: the function's invocation records since the trigger's creation; firstBatchSeconds: until the first one's record; max instances ${functionLimits.maxInstances.default} (the default) on both`,
+    defaultConcurrency: figures('default'),
+    highConcurrency: figures('high'),
+  };
+}
+
 /** The events section on a server of its own: bwrap where it runs, else the process sandbox. */
 export async function measureEvents(options: EventsOptions) {
   const bwrapSkipped = bwrapSkipReason();
@@ -295,6 +390,7 @@ export async function measureEvents(options: EventsOptions) {
       acceptRate,
       endToEnd: await measureEndToEnd(client, server.url, options),
       scheduleDelay: await measureScheduleDelay(client, options.scheduleMs),
+      queueTrigger: await measureTrigger(client, server.url, options),
     };
   } finally {
     await server.cleanup();
@@ -304,8 +400,15 @@ export async function measureEvents(options: EventsOptions) {
 /** The section's sizes: the full run's, or the quick run's. */
 export function eventsOptions(quick: boolean): EventsOptions {
   return quick
-    ? { acceptRequests: 2000, events: 500, endToEndRuns: 1, scheduleMs: 5000 }
-    : { acceptRequests: 16_000, events: 2000, endToEndRuns: 3, scheduleMs: 20_000 };
+    ? { acceptRequests: 2000, events: 500, endToEndRuns: 1, scheduleMs: 5000, queueMessages: 1000, triggerRuns: 1 }
+    : {
+        acceptRequests: 16_000,
+        events: 2000,
+        endToEndRuns: 3,
+        scheduleMs: 20_000,
+        queueMessages: 5000,
+        triggerRuns: 3,
+      };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -393,7 +393,8 @@ async function main(): Promise<void> {
   });
 
   // 10. Events: asynchronous invocations and schedules on a server of their own (bwrap where it runs): the rate of
-  // 202s beside the rate of 200s, events/s end to end at two asyncConcurrency settings, a schedule's firing delay.
+  // 202s beside the rate of 200s, events/s end to end at two asyncConcurrency settings, a schedule's firing delay, a
+  // queue trigger's messages/s at two maxConcurrency settings.
   results.events = await measureEvents(eventsOptions(quick));
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
