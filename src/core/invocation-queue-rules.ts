@@ -1,6 +1,11 @@
 import { PlatformError } from './errors.js';
 import type { InvocationAttempt, InvocationEnqueue, ReceiveOptions } from './ports/invocation-queue.js';
-import { defaultDeadLettersListed, maxDeadLettersListed, maxReceiveBatch } from './ports/invocation-queue.js';
+import {
+  defaultDeadLettersListed,
+  defaultEndedRetentionMs,
+  maxDeadLettersListed,
+  maxReceiveBatch,
+} from './ports/invocation-queue.js';
 
 /** Longest idempotency key, in characters. */
 export const maxIdempotencyKeyLength = 255;
@@ -72,6 +77,18 @@ export function validateCapacity(capacity: number): number {
     throw new PlatformError('BAD_REQUEST', `queue capacity per function must be a positive integer, got ${capacity}`);
   }
   return capacity;
+}
+
+/** The `endedRetentionMs` option checked and defaulted: a positive integer of ms. */
+export function validateEndedRetention(retentionMs: number | undefined): number {
+  const retention = retentionMs ?? defaultEndedRetentionMs;
+  if (!Number.isInteger(retention) || retention < 1) {
+    throw new PlatformError(
+      'BAD_REQUEST',
+      `the retention of ended events must be a positive integer, got ${retention}`,
+    );
+  }
+  return retention;
 }
 
 /** The error `enqueue` fails with when the function's queue is full. */

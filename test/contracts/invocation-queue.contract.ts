@@ -1,15 +1,30 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { InvocationAttempt, InvocationQueue } from '../../src/core/ports/invocation-queue.js';
-import { idempotencyWindowMs } from '../../src/core/ports/invocation-queue.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  defaultEndedRetentionMs,
+  idempotencyWindowMs,
+  retentionSweepIntervalMs,
+} from '../../src/core/ports/invocation-queue.js';
 import { assertRejectsWith } from '../helpers/assertions.js';
 import { withReopenable } from './reopenable.js';
 
-/** How a fixture opens its queue: with this capacity per function and this clock (epoch ms). */
+/** How a fixture opens its queue: with this capacity per function, retention of ended events and clock (epoch ms). */
 export interface InvocationQueueSettings {
   capacityPerFunction: number;
+  endedRetentionMs: number;
   now: () => number;
 }
+
+/**
+ * How an adapter lets ended events go after `endedRetentionMs`:
+ * - `queue-clock`: it sweeps from `receive` by the queue's clock (`now`), so the contract moves that clock past the
+ *   retention and receives;
+ * - `own-clock`: its store expires them by its own clock (Redis key TTLs), so the contract opens the queue with a
+ *   retention of a few milliseconds and waits, real time, until the event is gone.
+ */
+export type EndedExpiry = 'queue-clock' | 'own-clock';
 
 /** A queue as a fixture opens it. */
 export interface OpenedQueue {
@@ -54,6 +69,7 @@ function attempt(at: number, status: InvocationAttempt['status'] = 'success', er
 export function invocationQueueContract(
   name: string,
   open: (settings: InvocationQueueSettings) => Promise<InvocationQueueFixture>,
+  endedExpiry: EndedExpiry = 'queue-clock',
 ): void {
   async function withQueue(
     body: (
@@ -63,9 +79,10 @@ export function invocationQueueContract(
       closeFirst: () => Promise<void>,
     ) => Promise<void>,
     capacityPerFunction = 100,
+    endedRetentionMs = defaultEndedRetentionMs,
   ): Promise<void> {
     const clock = { now: start };
-    const fixture = await open({ capacityPerFunction, now: () => clock.now });
+    const fixture = await open({ capacityPerFunction, endedRetentionMs, now: () => clock.now });
     await withReopenable<OpenedQueue>(fixture, fixture, closeOpened, (reopen) =>
       body(fixture.queue, clock, reopen === undefined ? undefined : async () => (await reopen()).queue, () =>
         closeOpened(fixture),
@@ -288,6 +305,80 @@ export function invocationQueueContract(
           duplicate: true,
         });
       });
+    });
+
+    it('keeps an ended event readable for endedRetentionMs after it ended, then deletes it; never a dead letter or a waiting event', async () => {
+      const retention = 3 * idempotencyWindowMs;
+      const far = 10 * retention;
+      // Settled at `ended`: one succeeded, one failed, one dead-lettered; one still running, one queued for later.
+      const settle = async (queue: InvocationQueue, ended: number) => {
+        const ids = {
+          succeeded: (await queue.enqueue({ functionName: 'alpha', payload: 's', idempotencyKey: 'ok' })).id,
+          failed: (await queue.enqueue({ functionName: 'alpha', payload: 'f' })).id,
+          dead: (await queue.enqueue({ functionName: 'alpha', payload: 'd' })).id,
+          running: (await queue.enqueue({ functionName: 'alpha', payload: 'r' })).id,
+          later: (await queue.enqueue({ functionName: 'alpha', payload: 'l', delayMs: far })).id,
+        };
+        const deliveries = await queue.receive({ max: 10, visibilityMs: far });
+        const receipt = (id: string) => deliveries.find((d) => d.id === id)!.receipt;
+        assert.equal(deliveries.length, 4);
+        assert.equal(await queue.complete(receipt(ids.succeeded), attempt(ended)), true);
+        assert.equal(await queue.fail(receipt(ids.failed), attempt(ended, 'error', 'boom')), true);
+        assert.equal(await queue.deadLetter(receipt(ids.dead), null, 'too old'), true);
+        return ids;
+      };
+      const assertKept = async (queue: InvocationQueue, ids: Awaited<ReturnType<typeof settle>>) => {
+        assert.equal((await queue.get(ids.dead))?.state, 'dead_lettered', 'a dead letter is never swept');
+        assert.deepEqual(
+          (await queue.listDeadLetters('alpha')).map((d) => d.id),
+          [ids.dead],
+        );
+        assert.equal((await queue.get(ids.running))?.state, 'running');
+        assert.equal((await queue.get(ids.later))?.state, 'queued');
+        const { queued, running, deadLettered } = await queue.stats('alpha');
+        assert.deepEqual({ queued, running, deadLettered }, { queued: 1, running: 1, deadLettered: 1 });
+      };
+
+      if (endedExpiry === 'own-clock') {
+        await withQueue(
+          async (queue) => {
+            const ids = await settle(queue, start);
+            // The store's clock runs on its own: wait until both ended events are gone, giving up after seconds.
+            for (let polls = 0; ; polls += 1) {
+              if ((await queue.get(ids.succeeded)) === null && (await queue.get(ids.failed)) === null) break;
+              assert.ok(polls < 1000, 'ended events expire after endedRetentionMs');
+              await sleep(10);
+            }
+            await queue.receive({ max: 10, visibilityMs: 30_000 });
+            await assertKept(queue, ids);
+          },
+          100,
+          5,
+        );
+        return;
+      }
+
+      await withQueue(
+        async (queue, clock) => {
+          const ids = await settle(queue, start);
+          const ended = start;
+
+          clock.now = ended + retention;
+          await queue.receive({ max: 10, visibilityMs: 30_000 });
+          assert.equal((await queue.get(ids.succeeded))?.state, 'succeeded', 'kept for the whole retention');
+          assert.equal((await queue.get(ids.failed))?.state, 'failed');
+
+          clock.now = ended + retention + retentionSweepIntervalMs + 1;
+          await queue.receive({ max: 10, visibilityMs: 30_000 });
+          assert.equal(await queue.get(ids.succeeded), null, 'gone after the retention');
+          assert.equal(await queue.get(ids.failed), null);
+          await assertKept(queue, ids);
+          const again = await queue.enqueue({ functionName: 'alpha', payload: 's2', idempotencyKey: 'ok' });
+          assert.equal(again.duplicate, false, 'a key past its window no longer dedupes');
+        },
+        100,
+        retention,
+      );
     });
 
     it('dead letters: listed newest first and bounded, redriven to be delivered again, purged per function', async () => {

@@ -123,12 +123,16 @@ if (!redisServerAvailable()) {
     return Promise.resolve({ queue, cleanup });
   });
 
-  invocationQueueContract('RedisInvocationQueue', async (settings) => {
-    const keyPrefix = uniquePrefix();
-    const opened = () =>
-      Promise.resolve({ queue: new RedisInvocationQueue({ url: server.url, keyPrefix, ...settings }) });
-    return { ...(await opened()), reopen: opened, cleanup: () => server.deleteKeys(keyPrefix).then(() => undefined) };
-  });
+  invocationQueueContract(
+    'RedisInvocationQueue',
+    async (settings) => {
+      const keyPrefix = uniquePrefix();
+      const opened = () =>
+        Promise.resolve({ queue: new RedisInvocationQueue({ url: server.url, keyPrefix, ...settings }) });
+      return { ...(await opened()), reopen: opened, cleanup: () => server.deleteKeys(keyPrefix).then(() => undefined) };
+    },
+    'own-clock',
+  );
 
   describe('Redis adapters', () => {
     /** Pools opened by a test, closed with their keys deleted by `cleanup`. */

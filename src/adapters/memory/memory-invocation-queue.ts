@@ -9,12 +9,13 @@ import {
   queueFullError,
   validateAttempt,
   validateCapacity,
+  validateEndedRetention,
   validateEnqueue,
   validateQueuedFunctionName,
   validateReceive,
   validTime,
 } from '../../core/invocation-queue-rules.js';
-import { idempotencyWindowMs } from '../../core/ports/invocation-queue.js';
+import { idempotencyWindowMs, retentionSweepIntervalMs } from '../../core/ports/invocation-queue.js';
 import type {
   EnqueueResult,
   InvocationAttempt,
@@ -29,6 +30,8 @@ import type {
 export interface MemoryInvocationQueueOptions {
   /** Events queued or running per function; `enqueue` beyond it fails with TOO_MANY_REQUESTS. Default 10 000. */
   capacityPerFunction?: number;
+  /** How long a succeeded or failed event stays readable with `get` after it ended (ms). Default 7 days. */
+  endedRetentionMs?: number;
   /** The clock, epoch ms. Default `Date.now`. */
   now?: () => number;
 }
@@ -50,15 +53,21 @@ interface Entry {
   deadLetterReason: string | null;
   deadLetteredAt: number | null;
   redrivenAt: number | null;
+  /** When it succeeded or failed; null otherwise. */
+  endedAt: number | null;
 }
 
 /**
  * In-process InvocationQueue for tests and single-process use: nothing survives the process. Method bodies are
- * synchronous, so each call sees and leaves a consistent queue.
+ * synchronous, so each call sees and leaves a consistent queue. `receive` sweeps ended events older than
+ * `endedRetentionMs` and expired idempotency keys, at most once every `retentionSweepIntervalMs`.
  */
 export class MemoryInvocationQueue implements InvocationQueue {
   readonly capacityPerFunction: number;
   readonly #now: () => number;
+  readonly #endedRetentionMs: number;
+  /** When `receive` last swept, by the queue's clock. */
+  #sweptAt = Number.NEGATIVE_INFINITY;
   readonly #entries = new Map<string, Entry>();
   /** Current receipts → their running entries. */
   readonly #byReceipt = new Map<string, Entry>();
@@ -69,6 +78,7 @@ export class MemoryInvocationQueue implements InvocationQueue {
 
   constructor(options: MemoryInvocationQueueOptions = {}) {
     this.capacityPerFunction = validateCapacity(options.capacityPerFunction ?? defaultQueueCapacityPerFunction);
+    this.#endedRetentionMs = validateEndedRetention(options.endedRetentionMs);
     this.#now = options.now ?? Date.now;
   }
 
@@ -106,6 +116,7 @@ export class MemoryInvocationQueue implements InvocationQueue {
       deadLetterReason: null,
       deadLetteredAt: null,
       redrivenAt: null,
+      endedAt: null,
     });
     if (keyName !== null) this.#keys.set(keyName, { id, at: now });
     return { id, duplicate: false };
@@ -115,6 +126,7 @@ export class MemoryInvocationQueue implements InvocationQueue {
     this.#assertOpen();
     validateReceive(options);
     const now = this.#now();
+    if (now - this.#sweptAt >= retentionSweepIntervalMs) this.#sweep(now);
     const due = [...this.#entries.values()]
       .filter(
         (entry) =>
@@ -147,12 +159,14 @@ export class MemoryInvocationQueue implements InvocationQueue {
   async complete(receipt: string, attempt: InvocationAttempt): Promise<boolean> {
     return this.#settle(receipt, attempt, (entry) => {
       entry.state = 'succeeded';
+      entry.endedAt = this.#now();
     });
   }
 
   async fail(receipt: string, attempt: InvocationAttempt): Promise<boolean> {
     return this.#settle(receipt, attempt, (entry) => {
       entry.state = 'failed';
+      entry.endedAt = this.#now();
     });
   }
 
@@ -237,6 +251,17 @@ export class MemoryInvocationQueue implements InvocationQueue {
 
   async close(): Promise<void> {
     this.#closed = true;
+  }
+
+  /** Deletes the ended events past their retention and the idempotency keys past their window. */
+  #sweep(now: number): void {
+    this.#sweptAt = now;
+    for (const entry of [...this.#entries.values()]) {
+      if (entry.endedAt !== null && entry.endedAt < now - this.#endedRetentionMs) this.#entries.delete(entry.id);
+    }
+    for (const [name, key] of [...this.#keys]) {
+      if (key.at <= now - idempotencyWindowMs) this.#keys.delete(name);
+    }
   }
 
   #settle(receipt: string, attempt: InvocationAttempt | null, change: (entry: Entry) => void): boolean {

@@ -8,6 +8,7 @@ import {
   queueFullError,
   validateAttempt,
   validateCapacity,
+  validateEndedRetention,
   validateEnqueue,
   validateQueuedFunctionName,
   validateReceive,
@@ -37,7 +38,10 @@ export interface RedisInvocationQueueOptions extends RedisConnectionOptions {
    * process sharing the queue must use the same value: each enforces its own when it enqueues.
    */
   capacityPerFunction?: number;
-  /** How long a succeeded or failed event stays readable with `get` (ms, Redis's clock). Default 7 days. */
+  /**
+   * How long a succeeded or failed event stays readable with `get` after it ended (ms): its key expires then, by
+   * Redis's clock. Default 7 days.
+   */
   endedRetentionMs?: number;
   /**
    * The clock, epoch ms: due times, visibility expiry and the idempotency window. Default `Date.now`. Processes
@@ -45,8 +49,6 @@ export interface RedisInvocationQueueOptions extends RedisConnectionOptions {
    */
   now?: () => number;
 }
-
-const DEFAULT_ENDED_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 
 const scripts = {
   enqueue: new LuaScript(invocationQueueScripts.enqueue),
@@ -111,14 +113,7 @@ export class RedisInvocationQueue implements InvocationQueue {
 
   constructor(options: RedisInvocationQueueOptions) {
     this.capacityPerFunction = validateCapacity(options.capacityPerFunction ?? defaultQueueCapacityPerFunction);
-    const retention = options.endedRetentionMs ?? DEFAULT_ENDED_RETENTION_MS;
-    if (!Number.isInteger(retention) || retention < 1) {
-      throw new PlatformError(
-        'BAD_REQUEST',
-        `the retention of ended events must be a positive integer, got ${retention}`,
-      );
-    }
-    this.#endedRetentionMs = retention;
+    this.#endedRetentionMs = validateEndedRetention(options.endedRetentionMs);
     const compiled = compileRedisConnectionOptions(options);
     this.#redis = new RedisConnection(compiled);
     this.#prefix = compiled.keyPrefix;

@@ -183,4 +183,41 @@ describe('migrations', () => {
       await db.destroy();
     }
   });
+
+  it('0009 gives events ended before it an end time of the upgrade, and indexes what retention deletes by', async () => {
+    const db = new Kysely<Database>({ dialect: new WorkerSqliteDialect({ path: ':memory:' }) });
+    try {
+      assert.equal((await createMigrator(db).migrateTo('0008_redriven_at')).error, undefined);
+      for (const state of ['queued', 'running', 'succeeded', 'failed', 'dead_lettered']) {
+        await sql`insert into queued_invocations
+          (id, function_name, payload, state, enqueued_at, due_at, delivery_count, attempts)
+          values (${state}, 'alpha', 'x', ${state}, 1, null, 1, '[]')`.execute(db);
+      }
+      const before = Date.now();
+      assert.equal((await createMigrator(db).migrateToLatest()).error, undefined);
+      const rows = await db.selectFrom('queued_invocations').select(['id', 'ended_at']).orderBy('id').execute();
+      const endedAt = new Map(rows.map((row) => [row.id, row.ended_at === null ? null : Number(row.ended_at)]));
+      assert.equal(endedAt.get('queued'), null);
+      assert.equal(endedAt.get('running'), null);
+      assert.equal(endedAt.get('dead_lettered'), null, 'a dead letter is never swept');
+      assert.ok(endedAt.get('succeeded')! >= before, 'kept a full retention from the upgrade');
+      assert.ok(endedAt.get('failed')! >= before);
+
+      const plan = async (query: ReturnType<typeof sql>) =>
+        (await sql<{ detail: string }>`explain query plan ${query}`.execute(db)).rows.map((row) => row.detail);
+      assert.deepEqual(
+        await plan(sql`select id from queued_invocations where ended_at < ${5} order by ended_at limit 500`),
+        ['SEARCH queued_invocations USING INDEX queued_invocations_ended_idx (ended_at<?)'],
+      );
+      assert.deepEqual(
+        await plan(
+          sql`select function_name, idempotency_key from invocation_idempotency_keys where created_at <= ${5}
+            order by created_at limit 500`,
+        ),
+        ['SEARCH invocation_idempotency_keys USING INDEX invocation_idempotency_keys_created_idx (created_at<?)'],
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
 });

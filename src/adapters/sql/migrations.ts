@@ -390,6 +390,31 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.alterTable('queued_invocations').dropColumn('redriven_at').execute();
     },
   },
+
+  /**
+   * When a queued invocation succeeded or failed, so retention can delete it later; and an index on when each
+   * idempotency key was made, to delete those past their window. Events that ended before this migration count as
+   * ending now: each is kept its full retention.
+   */
+  '0009_ended_at': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('queued_invocations').addColumn('ended_at', 'bigint').execute();
+      await sql`update queued_invocations set ended_at = ${Date.now()}
+        where state in ('succeeded', 'failed')`.execute(db);
+      await db.schema.createIndex('queued_invocations_ended_idx').on('queued_invocations').column('ended_at').execute();
+      await db.schema
+        .createIndex('invocation_idempotency_keys_created_idx')
+        .on('invocation_idempotency_keys')
+        .column('created_at')
+        .execute();
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropIndex('invocation_idempotency_keys_created_idx').on('invocation_idempotency_keys').execute();
+      await db.schema.dropIndex('queued_invocations_ended_idx').on('queued_invocations').execute();
+      await db.schema.alterTable('queued_invocations').dropColumn('ended_at').execute();
+    },
+  },
 };
 
 /** A fresh function incarnation: 16 random hex digits. */

@@ -142,6 +142,11 @@ export interface QueuedInvocationsTable {
   idempotency_key: string | null;
   dead_letter_reason: string | null;
   dead_lettered_at: ColumnType<BigIntValue | null, number | null, number | null>;
+  /**
+   * When it succeeded or failed (migration 0009); null otherwise, dead letters included. Retention deletes the rows
+   * ended longer than `endedRetentionMs` ago by the index on it.
+   */
+  ended_at: ColumnType<BigIntValue | null, number | null, number | null>;
 }
 
 export interface InvocationIdempotencyKeysTable {
@@ -150,6 +155,7 @@ export interface InvocationIdempotencyKeysTable {
   idempotency_key: string;
   /** The event the key first queued. */
   invocation_id: string;
+  /** When the key was first used; indexed (migration 0009) to delete keys past the idempotency window. */
   created_at: EpochMillisColumn;
 }
 

@@ -8,12 +8,13 @@ import {
   queueFullError,
   validateAttempt,
   validateCapacity,
+  validateEndedRetention,
   validateEnqueue,
   validateQueuedFunctionName,
   validateReceive,
   validTime,
 } from '../../core/invocation-queue-rules.js';
-import { idempotencyWindowMs } from '../../core/ports/invocation-queue.js';
+import { idempotencyWindowMs, retentionSweepIntervalMs } from '../../core/ports/invocation-queue.js';
 import type {
   AttemptStatus,
   EnqueueResult,
@@ -33,6 +34,8 @@ import { dateFromDb, intFromDb } from './sql-metadata-store.js';
 export interface SqlInvocationQueueOptions {
   /** Events queued or running per function; `enqueue` beyond it fails with TOO_MANY_REQUESTS. Default 10 000. */
   capacityPerFunction?: number;
+  /** How long a succeeded or failed event stays readable with `get` after it ended (ms). Default 7 days. */
+  endedRetentionMs?: number;
   /** The clock, epoch ms. Default `Date.now`. */
   now?: () => number;
 }
@@ -40,6 +43,8 @@ export interface SqlInvocationQueueOptions {
 const waitingStates = ['queued', 'running'] as const;
 /** Writes (enqueues, settles) in one transaction, at most. */
 const maxWriteBatch = 256;
+/** Rows of each kind (ended events, idempotency keys) one sweep deletes, at most: a sweep holds the write lock briefly. */
+const sweepChunk = 500;
 
 /** A write waiting for the next batch. */
 interface PendingWrite {
@@ -77,6 +82,10 @@ interface StoredAttempt {
  * `queued` or `running` with one index range, and each row is claimed with an update conditioned on it still being
  * due, so two receivers on a server database never both claim it.
  *
+ * Retention: `receive` sweeps, at most once every `retentionSweepIntervalMs` of the queue's clock, the events that
+ * ended (`ended_at`) longer than `endedRetentionMs` ago and the idempotency keys past their window, up to
+ * `sweepChunk` rows of each in one short transaction; a sweep that filled a chunk goes on at the next `receive`.
+ *
  * @example
  * const metadata = await openSqliteMetadataStore(path);
  * const queue = new SqlInvocationQueue(metadata.shared());
@@ -86,6 +95,9 @@ export class SqlInvocationQueue implements InvocationQueue {
   readonly capacityPerFunction: number;
   readonly #access: SqlStoreAccess;
   readonly #now: () => number;
+  readonly #endedRetentionMs: number;
+  /** When `receive` last finished a sweep, by the queue's clock. */
+  #sweptAt = Number.NEGATIVE_INFINITY;
   #closed = false;
   readonly #pending: PendingWrite[] = [];
   #flushing = false;
@@ -93,6 +105,7 @@ export class SqlInvocationQueue implements InvocationQueue {
   constructor(access: SqlStoreAccess, options: SqlInvocationQueueOptions = {}) {
     this.#access = access;
     this.capacityPerFunction = validateCapacity(options.capacityPerFunction ?? defaultQueueCapacityPerFunction);
+    this.#endedRetentionMs = validateEndedRetention(options.endedRetentionMs);
     this.#now = options.now ?? Date.now;
   }
 
@@ -210,6 +223,7 @@ export class SqlInvocationQueue implements InvocationQueue {
         dead_letter_reason: null,
         dead_lettered_at: null,
         redriven_at: null,
+        ended_at: null,
       })
       .execute();
     if (idempotencyKey !== null) {
@@ -241,6 +255,7 @@ export class SqlInvocationQueue implements InvocationQueue {
     return this.#run('receive queued events', async () => {
       validateReceive(options);
       const now = this.#now();
+      if (now - this.#sweptAt >= retentionSweepIntervalMs) await this.#sweep(now);
       return this.#access.write(async (trx) => {
         let query = trx.selectFrom('queued_invocations').selectAll().where('due_at', '<=', now);
         if (options.functionName !== undefined) query = query.where('function_name', '=', options.functionName);
@@ -274,11 +289,11 @@ export class SqlInvocationQueue implements InvocationQueue {
   }
 
   complete(receipt: string, attempt: InvocationAttempt): Promise<boolean> {
-    return this.#settle(receipt, attempt, () => ({ state: 'succeeded', due_at: null }));
+    return this.#settle(receipt, attempt, (now) => ({ state: 'succeeded', due_at: null, ended_at: now }));
   }
 
   fail(receipt: string, attempt: InvocationAttempt): Promise<boolean> {
-    return this.#settle(receipt, attempt, () => ({ state: 'failed', due_at: null }));
+    return this.#settle(receipt, attempt, (now) => ({ state: 'failed', due_at: null, ended_at: now }));
   }
 
   retry(receipt: string, attempt: InvocationAttempt, notBefore: Date): Promise<boolean> {
@@ -398,6 +413,55 @@ export class SqlInvocationQueue implements InvocationQueue {
   close(): Promise<void> {
     this.#closed = true;
     return Promise.resolve();
+  }
+
+  /**
+   * Deletes up to `sweepChunk` events ended longer than the retention ago and as many idempotency keys past their
+   * window. Only a sweep that filled neither chunk waits the interval before the next one.
+   */
+  async #sweep(now: number): Promise<void> {
+    const full = await this.#access.write(async (trx) => {
+      const ended = await trx
+        .selectFrom('queued_invocations')
+        .select('id')
+        .where('ended_at', '<', now - this.#endedRetentionMs)
+        .orderBy('ended_at')
+        .limit(sweepChunk)
+        .execute();
+      if (ended.length > 0) {
+        await trx
+          .deleteFrom('queued_invocations')
+          .where(
+            'id',
+            'in',
+            ended.map((row) => row.id),
+          )
+          .where('state', 'in', ['succeeded', 'failed'])
+          .execute();
+      }
+      const keys = await trx
+        .selectFrom('invocation_idempotency_keys')
+        .select(['function_name', 'idempotency_key'])
+        .where('created_at', '<=', now - idempotencyWindowMs)
+        .orderBy('created_at')
+        .limit(sweepChunk)
+        .execute();
+      if (keys.length > 0) {
+        await trx
+          .deleteFrom('invocation_idempotency_keys')
+          .where('created_at', '<=', now - idempotencyWindowMs)
+          .where((eb) =>
+            eb(
+              eb.refTuple('function_name', 'idempotency_key'),
+              'in',
+              keys.map((key) => eb.tuple(key.function_name, key.idempotency_key)),
+            ),
+          )
+          .execute();
+      }
+      return ended.length === sweepChunk || keys.length === sweepChunk;
+    });
+    if (!full) this.#sweptAt = now;
   }
 
   /** Settle the delivery `receipt` names, if it is still current: record `attempt` and apply `change`. */

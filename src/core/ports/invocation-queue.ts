@@ -102,6 +102,13 @@ export interface ReceiveOptions {
 
 /** How long an idempotency key is remembered: 24 hours. */
 export const idempotencyWindowMs = 24 * 60 * 60 * 1000;
+/** How long a succeeded or failed event stays readable with `get` by default (adapters' `endedRetentionMs`): 7 days. */
+export const defaultEndedRetentionMs = 7 * 24 * 60 * 60 * 1000;
+/**
+ * How often at most an adapter that sweeps (SQL, memory) deletes what the retention rule lets go: once a minute of
+ * its clock, from `receive`. A sweep that found more than it may delete at once goes on at the next `receive`.
+ */
+export const retentionSweepIntervalMs = 60_000;
 /** Dead letters `listDeadLetters` returns by default, and at most. */
 export const defaultDeadLettersListed = 100;
 export const maxDeadLettersListed = 1000;
@@ -124,6 +131,15 @@ export const maxReceiveBatch = 1000;
  * Invalid input fails with BAD_REQUEST: an empty function name, a negative delay, an invalid time, `max` or
  * `visibilityMs` out of range. Settling with a receipt that is no longer current (the event was redelivered or
  * already settled, or its visibility timeout has passed) returns false and changes nothing.
+ *
+ * Retention: what ends is not kept forever.
+ * - An ended event (`succeeded` or `failed`) stays readable with `get` for at least `endedRetentionMs` (an adapter
+ *   option, default 7 days) after it ended, and is deleted some time after: the SQL and memory adapters sweep from
+ *   `receive`, at most once every `retentionSweepIntervalMs` of the queue's clock and in bounded chunks; Redis expires
+ *   the event's key by its own clock.
+ * - Dead letters are never deleted by retention (only `purgeDeadLetters` deletes them); neither are queued or running
+ *   events.
+ * - An idempotency key is forgotten after `idempotencyWindowMs` (24 hours), and also once its event is deleted.
  */
 export interface InvocationQueue {
   readonly capacityPerFunction: number;
