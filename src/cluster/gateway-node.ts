@@ -6,9 +6,8 @@ import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { unisolatedWarning } from '../sandbox/runtimes.js';
-import { createAsyncDispatcher } from '../events/async-dispatch.js';
+import { createEventRunners } from '../events/async-dispatch.js';
 import { createGateway } from '../gateway/gateway.js';
-import { TriggerRunner, timeoutFromMetadata } from '../events/trigger-runner.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
@@ -110,7 +109,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     });
     closers.add(() => members.close());
     const agents = new RoutedDirectory(members, () => routing);
-    /** Set once the dispatcher exists: runs what was just queued here. */
+    /** Set once the event runners exist: runs what was just queued here. */
     let wake: (functionName: string) => void = () => {};
     const { server, setReady, resolver, run, asyncInvocations } = await createGateway({
       pool,
@@ -157,36 +156,27 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
         ]),
     });
     invalidate = (name) => resolver.invalidate(name);
-    // Every gateway dispatches: each event is received by one of them at a time (the queue's visibility).
-    const dispatcher = createAsyncDispatcher({
-      queue: invocations,
+    // Every gateway runs events: each is received by one of them at a time (the queues' visibility).
+    const events = createEventRunners({
+      invocations,
+      messageQueues,
+      triggers,
       metadata,
       run,
       asyncInvocations,
-      sendToQueue: (name, body) => messageQueues.send(name, [body]),
+      queueWaitMs: options.queueWaitMs,
       logger,
-      tuning: { visibilityGraceMs: options.queueWaitMs + 5000 },
     });
-    wake = (name) => dispatcher.wake(name);
+    wake = (name) => events.wake(name);
     closers.add(async () => {
       setReady(false);
-      // What is running finishes first; the server then waits for its requests.
-      await dispatcher.stop();
+      // What is running finishes first, while the invoke path and backends are up; then the server's requests.
+      await events.stop();
       await server.close();
     });
     const url = await server.listen({ host: options.host, port: options.port });
     setReady(true);
-    dispatcher.start();
-    const triggerRunner = new TriggerRunner({
-      triggers,
-      queues: messageQueues,
-      run,
-      functionTimeoutSeconds: timeoutFromMetadata(metadata),
-      logger,
-    });
-    triggerRunner.start();
-    // Closed first (closers run in reverse): its batches in flight finish while the invoke path and backends are up.
-    closers.add(() => triggerRunner.stop());
+    events.start();
     logger.info({ url, backends: backends.describe() }, 'gateway started');
     return { url, close: () => closers.close() };
   } catch (err) {

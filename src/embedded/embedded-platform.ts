@@ -17,10 +17,9 @@ import { createGateway } from '../gateway/gateway.js';
 import { defaultEventLoops, maxEventLoops, startLanes, type LaneHost } from '../gateway/lanes/lane-host.js';
 import { ControlPlane } from '../control-plane/control-plane.js';
 import { defaultQueueCapacityPerFunction } from '../core/invocation-queue-rules.js';
-import { createAsyncDispatcher } from '../events/async-dispatch.js';
+import { createEventRunners } from '../events/async-dispatch.js';
 import { functionMustExist } from '../events/function-must-exist.js';
 import { AsyncInvocations } from '../events/async-invocations.js';
-import { TriggerRunner, timeoutFromMetadata } from '../events/trigger-runner.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
 import { EnvSealer } from '../adapters/sealed/env-sealer.js';
@@ -233,7 +232,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   const manager = new Manager({ queue, pool, metadata, agents, logger, concurrency: options.managerConcurrency });
   /** Set once the gateway exists: drops its cached resolution of a function whose traffic a rollout moved. */
   let invalidate: (functionName: string) => void = () => {};
-  /** Set once the dispatcher exists: runs what was just queued. */
+  /** Set once the event runners exist: runs what was just queued. */
   let wake: (functionName: string) => void = () => {};
   // The single process always leads the control plane.
   const controlPlane = new ControlPlane({
@@ -288,24 +287,18 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     ],
   });
   invalidate = (functionName) => resolver.invalidate(functionName);
-  const dispatcher = createAsyncDispatcher({
-    queue: invocations,
+  const events = createEventRunners({
+    invocations,
+    messageQueues,
+    triggers,
     metadata,
     run,
     asyncInvocations,
-    sendToQueue: (name, body) => messageQueues.send(name, [body]),
-    logger,
+    queueWaitMs: options.queueWaitMs,
     allowLoopbackWebhooks: options.allowLoopbackWebhooks,
-    tuning: { visibilityGraceMs: options.queueWaitMs + 5000 },
-  });
-  wake = (name) => dispatcher.wake(name);
-  const triggerRunner = new TriggerRunner({
-    triggers,
-    queues: messageQueues,
-    run,
-    functionTimeoutSeconds: timeoutFromMetadata(metadata),
     logger,
   });
+  wake = (name) => events.wake(name);
   let lanes: LaneHost | null = null;
   const markReady = (value: boolean): void => {
     ready = value;
@@ -318,8 +311,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   let address: string;
   /** Everything under the HTTP server, stopped in order (after the server, which waits for what is in flight). */
   const stopRoles = async (): Promise<void> => {
-    await triggerRunner.stop();
-    await dispatcher.stop();
+    await events.stop();
     await controlPlane.stop();
     await manager.stop();
     await agent.close();
@@ -359,8 +351,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   }
   metrics.watchEventLoops(lanes?.eventLoops ?? 1, () => lanes?.invocations() ?? []);
   markReady(true);
-  dispatcher.start();
-  triggerRunner.start();
+  events.start();
   void controlPlane.reconcile();
   logger.info(
     { address, dataDir, sandbox: runtime.kind, eventLoops: options.eventLoops, backends: backends.describe() },
@@ -379,11 +370,10 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     close() {
       closing ??= (async () => {
         markReady(false);
-        // Queue batches in flight finish while the invoke path is whole; nothing new is received.
-        await triggerRunner.stop();
+        // Queue batches and asynchronous invocations in flight finish while the invoke path is whole.
+        await events.stop();
         // The lanes first: what they have in flight runs on this loop's invoker and API.
         await lanes?.close();
-        await dispatcher.stop(); // waits for the asynchronous invocations running
         await server.close(); // waits for in-flight requests (invocations) to finish
         await stopRoles();
         logger.info({}, 'savassan stopped');

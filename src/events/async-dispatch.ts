@@ -1,10 +1,13 @@
 import type { Logger } from '../core/logger.js';
 import type { InvocationQueue } from '../core/ports/invocation-queue.js';
+import type { MessageQueues } from '../core/ports/message-queue.js';
+import type { TriggerStore } from '../core/ports/trigger-store.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { AsyncInvocations } from './async-invocations.js';
 import { Destinations } from './destinations.js';
 import { type DispatchSettings, Dispatcher, type DispatcherOptions } from './dispatcher.js';
 import type { RunInvocation } from './run-invocation.js';
+import { TriggerRunner, timeoutFromMetadata } from './trigger-runner.js';
 
 /** How long a function's settings are kept between reads (ms). */
 const settingsCacheMs = 1000;
@@ -59,4 +62,54 @@ export function createAsyncDispatcher(options: AsyncDispatchOptions): Dispatcher
     logger: options.logger,
     ...options.tuning,
   });
+}
+
+export interface EventRunnersOptions extends Omit<AsyncDispatchOptions, 'queue' | 'sendToQueue' | 'tuning'> {
+  invocations: InvocationQueue;
+  messageQueues: MessageQueues;
+  triggers: TriggerStore;
+  /** How long an invocation waits for an instance: part of how long a delivery stays hidden. */
+  queueWaitMs: number;
+}
+
+/** What runs events in a process that serves invocations: the dispatcher and the queue triggers' runner. */
+export interface EventRunners {
+  /** Events for this function may be due now (queued or redriven here). */
+  wake(functionName: string): void;
+  start(): void;
+  /** Stops taking work and waits for what runs: the triggers' batches, then the asynchronous invocations. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The dispatcher of asynchronous invocations (destination records can go to the message queues) and the queue
+ * triggers' runner, as every composition root runs them: the embedded process and each cluster gateway.
+ */
+export function createEventRunners(options: EventRunnersOptions): EventRunners {
+  const { invocations, messageQueues, triggers, queueWaitMs, ...dispatch } = options;
+  const dispatcher = createAsyncDispatcher({
+    ...dispatch,
+    queue: invocations,
+    sendToQueue: (name, body) => messageQueues.send(name, [body]),
+    // A delivery may wait for an instance before it runs.
+    tuning: { visibilityGraceMs: queueWaitMs + 5000 },
+  });
+  const runner = new TriggerRunner({
+    triggers,
+    queues: messageQueues,
+    run: options.run,
+    functionTimeoutSeconds: timeoutFromMetadata(options.metadata),
+    logger: options.logger,
+  });
+  return {
+    wake: (name) => dispatcher.wake(name),
+    start() {
+      dispatcher.start();
+      runner.start();
+    },
+    async stop() {
+      await runner.stop();
+      await dispatcher.stop();
+    },
+  };
 }
