@@ -98,6 +98,7 @@ describe('Scheduler', () => {
         retries: 0,
         maxEventAgeSeconds: undefined,
         source: 'schedule:every-minute',
+        depth: undefined,
         key: `schedule:every-minute:${fireTime}`,
       },
     ]);

@@ -240,6 +240,17 @@ describe('asynchronous invocations end to end', () => {
     assert.deepEqual(record.responsePayload, { ok: true, echo: { hello: 'world' } });
     assert.equal(letters.deadLetters[0]!.source, 'destination:source');
 
+    // A queue destination gets the record as a message.
+    await api().createQueue('records');
+    await api().deploy('queued', succeeds, { onSuccess: 'queue:records' });
+    const toQueue = await api().invokeAsync('queued', { to: 'queue' });
+    assert.equal((await settled(toQueue.invocationId)).state, 'succeeded');
+    const depth = await eventually(
+      () => api().getQueue('records'),
+      (q) => q.depth === 1,
+    );
+    assert.equal(depth.depth, 1);
+
     // A webhook on loopback is reached only where the function's allowNet lists it.
     await api().deploy('hooked', fails, {
       retries: 0,

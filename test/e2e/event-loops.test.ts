@@ -169,6 +169,7 @@ describe('a gateway with three event loops', () => {
           body: '{"a":',
           headers: { 'content-type': 'application/json' },
         },
+        { method: 'POST', path: '/v1/functions/echo/invoke?async=maybe', body: '{}' },
         { method: 'POST', path: '/v1/functions/echo/invoke?async=1', body: '{}' },
         { method: 'GET', path: '/v1/functions/echo/logs?follow=1', until: 'echo: invoked with' },
       ],
@@ -180,7 +181,8 @@ describe('a gateway with three event loops', () => {
       await fetch(`${platform.url}/v1/functions/echo/invoke`, { method: 'POST', body: '{}' }).then((r) => r.text());
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    const [list, one, missing, badEvent, badQuery, stream] = await answers;
+    const [list, one, missing, badEvent, badQuery, queued, stream] = await answers;
+    assert.equal(queued!.status, 202, 'an asynchronous invocation through a lane');
     assert.equal(stream!.status, 200);
     assert.match(stream!.headers!['content-type']!, /text\/event-stream/);
     assert.match(stream!.body, /event: invocation/);
