@@ -201,6 +201,20 @@ export function scheduleRoutes(options: ScheduleRoutesOptions): FastifyPluginAsy
       },
     );
 
+    /** The schedule in `state` (as it is, if it is there already), with the next fire time `next` gives. */
+    const moveTo = async (
+      name: string,
+      state: 'active' | 'paused',
+      next: (record: ScheduleRecord) => Date | null,
+    ): Promise<ScheduleRecord> => {
+      const record = await schedules.get(name);
+      if (record === null) throw notFound(name);
+      if (record.state === state) return record;
+      const moved = await schedules.setState(name, state, next(record));
+      if (moved === null) throw notFound(name);
+      return moved;
+    };
+
     app.post(
       '/v1/schedules/:name/pause',
       {
@@ -210,15 +224,7 @@ export function scheduleRoutes(options: ScheduleRoutesOptions): FastifyPluginAsy
           response: { 200: ScheduleView, 404: errorResponse('NOT_FOUND: no schedule of that name') },
         },
       },
-      async (request) => {
-        const name = request.params.name;
-        const record = await schedules.get(name);
-        if (record === null) throw notFound(name);
-        if (record.state === 'paused') return scheduleView(record);
-        const paused = await schedules.setState(name, 'paused', null);
-        if (paused === null) throw notFound(name);
-        return scheduleView(paused);
-      },
+      async (request) => scheduleView(await moveTo(request.params.name, 'paused', () => null)),
     );
 
     app.post(
@@ -232,15 +238,8 @@ export function scheduleRoutes(options: ScheduleRoutesOptions): FastifyPluginAsy
           response: { 200: ScheduleView, 404: errorResponse('NOT_FOUND: no schedule of that name') },
         },
       },
-      async (request) => {
-        const name = request.params.name;
-        const record = await schedules.get(name);
-        if (record === null) throw notFound(name);
-        if (record.state === 'active') return scheduleView(record);
-        const resumed = await schedules.setState(name, 'active', scheduleOf(record).next(new Date(now())));
-        if (resumed === null) throw notFound(name);
-        return scheduleView(resumed);
-      },
+      async (request) =>
+        scheduleView(await moveTo(request.params.name, 'active', (record) => scheduleOf(record).next(new Date(now())))),
     );
     return Promise.resolve();
   };
