@@ -3,8 +3,8 @@
 //
 // Which requests must be signed: where the gateway has API keys, every request to a Lambda route; the keys that can
 // sign are those written `ACCESS_KEY_ID:SECRET` (see `accessKeysFrom` in api-keys.ts), so
-// `savassan start --api-key AKIDEXAMPLE:wJalrXUtnFEMI` lets an AWS SDK or the AWS CLI configured with that access
-// key id and secret call the API. Without keys (loopback only) any signature, or none, is accepted. The `onRequest`
+// `SAVASSAN_API_KEY=AKIDEXAMPLE:wJalrXUtnFEMI savassan start` lets an AWS SDK or the AWS CLI configured with that
+// access key id and secret call the API. Without keys (loopback only) any signature, or none, is accepted. The `onRequest`
 // API key hook leaves the Lambda routes to this check (`isSignedRoute`).
 //
 // The contract with the Lambda routes: their plugin parses every body as a Buffer (a catch-all content type parser
