@@ -1,6 +1,12 @@
 // API keys on the Gateway's HTTP API, shared by `savassan start` and the cluster-mode gateway: which
 // hosts may go without a key, how the keys given on the command line or in the environment are read, and the
 // Fastify hook that checks them.
+//
+// A key is a bearer token (`Authorization: Bearer KEY` or `x-api-key: KEY`). A key written
+// `ACCESS_KEY_ID:SECRET`, the id made of letters and digits (`AKIDEXAMPLE:wJalrXUtnFEMI`), is also an AWS access
+// key pair: the Lambda API (`/2015-03-31/...`) takes only requests signed with AWS Signature Version 4 by such a
+// pair (sigv4.ts), and leaves bearer tokens aside. The whole `ACCESS_KEY_ID:SECRET` still works as a bearer token on
+// the rest of the API.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
@@ -12,6 +18,40 @@ import { PlatformError } from '../../core/errors.js';
  * only says where those are.
  */
 export const publicRoutes: ReadonlySet<string> = new Set(['/', '/healthz', '/readyz', '/v1/openapi.json']);
+
+/** Where the Lambda API's routes live: they check SigV4 signatures themselves (`sigV4PreHandler`), not bearer keys. */
+export const signedRoutePrefix = '/2015-03-31/';
+
+/** Whether a route (its pattern, as Fastify names it) checks its own credentials: the Lambda API's. */
+export function isSignedRoute(route: string): boolean {
+  return route.startsWith(signedRoutePrefix);
+}
+
+/** An access key pair written as one key: `ACCESS_KEY_ID:SECRET`, the id of letters and digits. */
+const accessKeyPair = /^([A-Za-z0-9]{1,128}):(.+)$/;
+
+/**
+ * The AWS access key pairs among `keys`, secret by access key id: each key `ACCESS_KEY_ID:SECRET` whose id is made
+ * of letters and digits (1 to 128, as AWS's are); other keys are bearer tokens only. Throws `INVALID_CONFIG` when
+ * one id is given two secrets.
+ *
+ * @example
+ * accessKeysFrom(['AKIDEXAMPLE:wJalrXUtnFEMI', 'plain-key']); // Map { 'AKIDEXAMPLE' => 'wJalrXUtnFEMI' }
+ */
+export function accessKeysFrom(keys: readonly string[]): Map<string, string> {
+  const pairs = new Map<string, string>();
+  for (const key of keys) {
+    const match = accessKeyPair.exec(key);
+    if (match === null) continue;
+    const [, id, secret] = match as unknown as [string, string, string];
+    const known = pairs.get(id);
+    if (known !== undefined && known !== secret) {
+      throw new PlatformError('INVALID_CONFIG', `the access key id ${id} is given two different secrets`);
+    }
+    pairs.set(id, secret);
+  }
+  return pairs;
+}
 
 /**
  * Whether `host` (an address to listen on) is reachable only from this machine: `localhost`, 127.0.0.0/8, `::1`
@@ -36,7 +76,8 @@ export function isLoopbackHost(host: string): boolean {
 
 /**
  * The API keys a gateway listening on `host` enforces, from `--api-key` values and `SAVASSAN_API_KEY` (each may hold
- * several keys separated by commas; blanks are ignored). Throws `INVALID_CONFIG` when `host` is not a loopback
+ * several keys separated by commas; blanks are ignored); a key `ACCESS_KEY_ID:SECRET` is also an AWS access key pair
+ * (`accessKeysFrom`). Throws `INVALID_CONFIG` when `host` is not a loopback
  * address and there is no key: the API would be open to the network. An empty answer means no authentication.
  *
  * @example
@@ -59,6 +100,7 @@ export function requireApiKeys(host: string, values: readonly string[]): string[
       throw new PlatformError('INVALID_CONFIG', 'an API key may hold only visible ASCII characters (no spaces)');
     }
   }
+  accessKeysFrom(keys);
   if (keys.length === 0 && !isLoopbackHost(host)) {
     throw new PlatformError(
       'INVALID_CONFIG',
@@ -110,8 +152,9 @@ export function apiKeyCheck(keys: readonly string[]): ApiKeyCheck {
 /**
  * A Fastify `onRequest` hook that answers 401 `UNAUTHORIZED` (with `WWW-Authenticate: Bearer`) to any request
  * outside `publicRoutes` that does not present one of `keys` as `Authorization: Bearer <key>` or `x-api-key: <key>`.
- * Unknown routes are refused too, so a caller without a key learns nothing about which routes exist. `keys` must
- * not be empty (no keys: do not add the hook).
+ * Unknown routes are refused too, so a caller without a key learns nothing about which routes exist. The Lambda
+ * API's routes (`isSignedRoute`) are left to their SigV4 check. `keys` must not be empty (no keys: do not add the
+ * hook).
  *
  * @example
  * app.addHook('onRequest', apiKeyHook(['k1']));
@@ -120,7 +163,7 @@ export function apiKeyHook(keys: readonly string[]): onRequestHookHandler {
   const check = apiKeyCheck(keys);
   return (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     const route = request.routeOptions.url;
-    if (route !== undefined && publicRoutes.has(route)) {
+    if (route !== undefined && (publicRoutes.has(route) || isSignedRoute(route))) {
       done();
       return;
     }

@@ -2,7 +2,7 @@
 // can give. Done once, in an `onRoute` hook, so that a new route cannot forget either.
 import type { FastifyRequest, onRouteHookHandler } from 'fastify';
 import { PlatformError } from '../../core/errors.js';
-import { publicRoutes } from './api-keys.js';
+import { isSignedRoute, publicRoutes } from './api-keys.js';
 import { NoQuery, errorResponse } from './schemas.js';
 
 /** Query parameters clients may expect from other platforms, with what to use instead, by route. */
@@ -23,7 +23,8 @@ const notYet: Record<string, Record<string, (name: string) => string>> = {
  *   route's declared query schemas say `additionalProperties: false` themselves), so a misspelt or unsupported
  *   parameter is a 400 naming it (`unknownQueryError`), not silently ignored;
  * - its responses gain the errors every route can answer, unless it describes them itself: 400 (a query
- *   parameter), 401 (without a valid API key, where keys are required and the route is not public), 413 (a route
+ *   parameter), 401 (without a valid API key, where keys are required and the route is neither public nor one of
+ *   the Lambda API's, which answer 403 for a refused signature), 413 (a route
  *   that takes a body), 500 and 503 (a backend does not answer, or the server is shutting down).
  */
 export function routeDefaults(options: { apiKeysRequired: boolean }): onRouteHookHandler {
@@ -32,7 +33,7 @@ export function routeDefaults(options: { apiKeysRequired: boolean }): onRouteHoo
     schema.querystring ??= NoQuery;
     const common: Record<number, unknown> = {
       400: errorResponse('BAD_REQUEST: an unknown query parameter, or a value of the wrong type'),
-      ...(options.apiKeysRequired && !publicRoutes.has(route.url)
+      ...(options.apiKeysRequired && !publicRoutes.has(route.url) && !isSignedRoute(route.url)
         ? { 401: errorResponse('UNAUTHORIZED: no API key, or one that is not valid') }
         : {}),
       ...(schema.body === undefined ? {} : { 413: errorResponse('PAYLOAD_TOO_LARGE: the body is over the limit') }),

@@ -92,7 +92,9 @@ export interface GatewayServerOptions {
   requestTimeoutMs?: number;
   /**
    * Keys a request must present (`Authorization: Bearer <key>` or `x-api-key`) on every route but `/`, `/healthz`,
-   * `/readyz` and `/v1/openapi.json`; empty or absent: no authentication. See `requireApiKeys` for reading them.
+   * `/readyz`, `/v1/openapi.json` and the Lambda API's, which take SigV4 signatures by the keys written
+   * `ACCESS_KEY_ID:SECRET` (`sigV4PreHandler`); empty or absent: no authentication. See `requireApiKeys` for reading
+   * them.
    */
   apiKeys?: readonly string[];
   logger?: Logger;
