@@ -10,7 +10,7 @@ import type {
 } from '../core/ports/invocation-queue.js';
 import { decodeAsyncEvent } from './async-event.js';
 import type { DestinationCondition, DestinationRecord, Destinations } from './destinations.js';
-import { functionArn } from './destinations.js';
+import { functionArn } from '../core/lambda-arn.js';
 import type { RanInvocation, RunInvocation } from './run-invocation.js';
 
 /** What the dispatcher needs of a function: its asynchronous settings, its timeout, what its webhooks may reach. */
