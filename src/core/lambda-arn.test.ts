@@ -10,11 +10,11 @@ describe('Lambda ARNs', () => {
     assert.equal(functionArn('shop', 3, scope), 'arn:aws:lambda:eu-west-2:123456789012:function:shop:3');
     assert.throws(
       () => compileLambdaArnScope({ region: 'moon' }),
-      (err) => isPlatformError(err, 'BAD_REQUEST'),
+      (err) => isPlatformError(err, 'INVALID_CONFIG'),
     );
     assert.throws(
       () => compileLambdaArnScope({ accountId: '12' }),
-      (err) => isPlatformError(err, 'BAD_REQUEST'),
+      (err) => isPlatformError(err, 'INVALID_CONFIG'),
     );
   });
 

@@ -12,14 +12,14 @@ export const defaultLambdaArnScope: LambdaArnScope = { region: 'us-east-1', acco
 const regionPattern = /^[a-z]{2}(-[a-z]+)+-\d+$/;
 const accountPattern = /^\d{12}$/;
 
-/** Checks a region and account id once, at the edge (BAD_REQUEST naming the bad one). */
+/** Checks a region and account id once, at the edge (INVALID_CONFIG naming the bad one). */
 export function compileLambdaArnScope(input: Partial<LambdaArnScope> = {}): LambdaArnScope {
   const region = input.region ?? defaultLambdaArnScope.region;
   const accountId = input.accountId ?? defaultLambdaArnScope.accountId;
   if (!regionPattern.test(region))
-    throw new PlatformError('BAD_REQUEST', `region must look like us-east-1, got ${JSON.stringify(region)}`);
+    throw new PlatformError('INVALID_CONFIG', `region must look like us-east-1, got ${JSON.stringify(region)}`);
   if (!accountPattern.test(accountId))
-    throw new PlatformError('BAD_REQUEST', `account id must be 12 digits, got ${JSON.stringify(accountId)}`);
+    throw new PlatformError('INVALID_CONFIG', `account id must be 12 digits, got ${JSON.stringify(accountId)}`);
   return { region, accountId };
 }
 

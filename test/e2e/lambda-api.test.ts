@@ -330,3 +330,53 @@ describe('the Lambda API with the AWS SDK', () => {
     assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'NOT_FOUND');
   });
 });
+
+describe('the Lambda API of a server with its own region and account', () => {
+  let server: ServerProcess;
+  let lambda: LambdaClient;
+
+  before(async () => {
+    server = await startServer([
+      '--no-examples',
+      '--region',
+      'eu-west-2',
+      '--account-id',
+      '123456789012',
+      '--queue-wait',
+      '1',
+    ]);
+    lambda = new LambdaClient({
+      endpoint: server.url,
+      region: 'eu-west-2',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+      maxAttempts: 1,
+    });
+  });
+
+  after(async () => {
+    lambda?.destroy();
+    await server?.cleanup();
+  });
+
+  it('names them in ARNs, and throttles with Retry-After', async () => {
+    const slow = bundle(
+      'exports.handler = async (e) => { await new Promise((r) => setTimeout(r, e.ms ?? 0)); return 1; };',
+    );
+    await server.client.deploy('single', slow, { maxInstances: 1 });
+    const config = await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: 'single' }));
+    assert.equal(config.FunctionArn, 'arn:aws:lambda:eu-west-2:123456789012:function:single:$LATEST');
+
+    await lambda.send(new InvokeCommand({ FunctionName: 'single' }));
+    const busy = lambda.send(new InvokeCommand({ FunctionName: 'single', Payload: strToU8('{"ms":4000}') }));
+    await eventually(
+      async () => (await server.client.listNodes()).nodes[0]?.sandboxes ?? 0,
+      (n) => n >= 1,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const throttled = await sdkError(lambda.send(new InvokeCommand({ FunctionName: 'single' })));
+    assert.equal(throttled.name, 'TooManyRequestsException');
+    assert.equal(throttled.$metadata.httpStatusCode, 429);
+    assert.ok(Number(throttled.$response?.headers['retry-after']) >= 1);
+    assert.equal((await busy).StatusCode, 200);
+  });
+});
