@@ -90,7 +90,7 @@ describe('the Lambda API with the AWS SDK', () => {
       }),
     );
     assert.equal(created.$metadata.httpStatusCode, 201);
-    assert.equal(created.FunctionArn, `${arnPrefix}shop:$LATEST`);
+    assert.equal(created.FunctionArn, `${arnPrefix}shop`);
     assert.equal(created.Version, '$LATEST');
     assert.equal(created.Runtime, 'nodejs20.x');
     assert.equal(created.Timeout, 5);
@@ -264,6 +264,26 @@ describe('the Lambda API with the AWS SDK', () => {
     assert.equal(got.DestinationConfig?.OnSuccess?.Destination, undefined);
   });
 
+  it('answers a timed-out invocation as a function error, with its log', async () => {
+    const sleepy = bundle(
+      'exports.handler = async () => { console.log("going to sleep"); await new Promise((r) => setTimeout(r, 5000)); };',
+    );
+    await lambda.send(
+      new CreateFunctionCommand({
+        FunctionName: 'sleepy',
+        Role: 'r',
+        Handler: 'index.handler',
+        Timeout: 1,
+        Code: { ZipFile: sleepy },
+      }),
+    );
+    const out = await lambda.send(new InvokeCommand({ FunctionName: 'sleepy', LogType: 'Tail' }));
+    assert.equal(out.StatusCode, 200);
+    assert.equal(out.FunctionError, 'Unhandled');
+    assert.equal((decode(out.Payload) as { errorType: string }).errorType, 'Sandbox.Timedout');
+    assert.match(Buffer.from(out.LogResult ?? '', 'base64').toString('utf8'), /going to sleep/);
+  });
+
   it('answers errors as the SDK expects them', async () => {
     const missing = await sdkError(lambda.send(new InvokeCommand({ FunctionName: 'nope' })));
     assert.equal(missing.name, 'ResourceNotFoundException');
@@ -316,6 +336,11 @@ describe('the Lambda API with the AWS SDK', () => {
     assert.equal(exists.name, 'ResourceConflictException');
     assert.equal(exists.$metadata.httpStatusCode, 409);
 
+    const unsupported = await fetch(`${server.url}/2015-03-31/functions/page-b/policy`);
+    assert.equal(unsupported.status, 404);
+    assert.equal(unsupported.headers.get('x-amzn-errortype'), 'ResourceNotFoundException');
+    assert.equal(((await unsupported.json()) as { Type: string }).Type, 'User');
+
     const badArn = await sdkError(lambda.send(new InvokeCommand({ FunctionName: 'arn:aws:s3:::bucket' })));
     assert.equal(badArn.name, 'InvalidParameterValueException');
   });
@@ -364,7 +389,7 @@ describe('the Lambda API of a server with its own region and account', () => {
     );
     await server.client.deploy('single', slow, { maxInstances: 1 });
     const config = await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: 'single' }));
-    assert.equal(config.FunctionArn, 'arn:aws:lambda:eu-west-2:123456789012:function:single:$LATEST');
+    assert.equal(config.FunctionArn, 'arn:aws:lambda:eu-west-2:123456789012:function:single');
 
     await lambda.send(new InvokeCommand({ FunctionName: 'single' }));
     const busy = lambda.send(new InvokeCommand({ FunctionName: 'single', Payload: strToU8('{"ms":4000}') }));

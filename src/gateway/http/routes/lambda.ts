@@ -90,7 +90,8 @@ export function lambdaRoutes(options: LambdaRoutesOptions): FastifyPluginAsync {
     const { config } = version;
     return {
       FunctionName: version.functionName,
-      FunctionArn: arn(version.functionName, shownAs),
+      // As Lambda names them: `$LATEST` by the unqualified ARN, a version by its qualified one.
+      FunctionArn: shownAs === latest ? arn(version.functionName) : arn(version.functionName, shownAs),
       Runtime: lambdaRuntimeOf[config.runtime] ?? config.runtime,
       Role: `arn:aws:iam::${scope.accountId}:role/savassan`,
       Handler: config.handler,
@@ -432,6 +433,16 @@ export function lambdaRoutes(options: LambdaRoutesOptions): FastifyPluginAsync {
         return send(reply, 200, eventInvokeConfig(await versionOf(name, qualifier)));
       },
     );
+    // Operations of the Lambda API not served here (layers, permissions, tags...) answer in Lambda's dialect too.
+    for (const prefix of ['/2015-03-31/*', '/2019-09-25/*']) {
+      plugin.all(prefix, { schema: hidden() }, (request) => {
+        throw new LambdaException(
+          'ResourceNotFoundException',
+          404,
+          `Savassan does not implement ${request.method} ${request.url.split('?')[0] ?? ''}`,
+        );
+      });
+    }
     return Promise.resolve();
   };
 }
