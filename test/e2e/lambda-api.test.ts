@@ -8,6 +8,7 @@ import {
   CreateFunctionCommand,
   DeleteAliasCommand,
   DeleteFunctionCommand,
+  DeleteFunctionEventInvokeConfigCommand,
   GetAliasCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
@@ -22,6 +23,7 @@ import {
   UpdateAliasCommand,
   UpdateFunctionCodeCommand,
   UpdateFunctionConfigurationCommand,
+  UpdateFunctionEventInvokeConfigCommand,
 } from '@aws-sdk/client-lambda';
 import { strToU8, zipSync } from 'fflate';
 import { eventually, startServer } from '../helpers/server-process.js';
@@ -262,6 +264,23 @@ describe('the Lambda API with the AWS SDK', () => {
     assert.equal(got.MaximumEventAgeInSeconds, 120);
     assert.equal(got.DestinationConfig?.OnFailure?.Destination, `${arnPrefix}page-a`);
     assert.equal(got.DestinationConfig?.OnSuccess?.Destination, undefined);
+
+    // Update keeps what it does not name; Delete restores the defaults.
+    const updated = await lambda.send(
+      new UpdateFunctionEventInvokeConfigCommand({ FunctionName: 'async-fn', MaximumRetryAttempts: 1 }),
+    );
+    assert.equal(updated.MaximumRetryAttempts, 1);
+    assert.equal(updated.MaximumEventAgeInSeconds, 120);
+    assert.equal(updated.DestinationConfig?.OnFailure?.Destination, `${arnPrefix}page-a`);
+    await lambda.send(new DeleteFunctionEventInvokeConfigCommand({ FunctionName: 'async-fn' }));
+    const defaults = await lambda.send(new GetFunctionEventInvokeConfigCommand({ FunctionName: 'async-fn' }));
+    assert.equal(defaults.MaximumRetryAttempts, 2);
+    assert.equal(defaults.DestinationConfig?.OnFailure?.Destination, undefined);
+
+    // Every version of every function: each function's $LATEST, then its versions.
+    const all = await lambda.send(new ListFunctionsCommand({ FunctionVersion: 'ALL' }));
+    const ofAsync = (all.Functions ?? []).filter((f) => f.FunctionName === 'async-fn').map((f) => f.Version);
+    assert.deepEqual(ofAsync, ['$LATEST', '1', '2', '3', '4']);
   });
 
   it('answers a timed-out invocation as a function error, with its log', async () => {
@@ -340,6 +359,11 @@ describe('the Lambda API with the AWS SDK', () => {
     assert.equal(unsupported.status, 404);
     assert.equal(unsupported.headers.get('x-amzn-errortype'), 'ResourceNotFoundException');
     assert.equal(((await unsupported.json()) as { Type: string }).Type, 'User');
+
+    const dryRunUpdate = await sdkError(
+      lambda.send(new UpdateFunctionCodeCommand({ FunctionName: 'page-b', ZipFile: v1, DryRun: true })),
+    );
+    assert.equal(dryRunUpdate.name, 'InvalidParameterValueException');
 
     const badArn = await sdkError(lambda.send(new InvokeCommand({ FunctionName: 'arn:aws:s3:::bucket' })));
     assert.equal(badArn.name, 'InvalidParameterValueException');

@@ -266,14 +266,21 @@ export function lambdaRoutes(options: LambdaRoutesOptions): FastifyPluginAsync {
     plugin.get('/2015-03-31/functions', { schema: hidden() }, async (request, reply) => {
       const query = request.query as Record<string, string | undefined>;
       const functions = (await metadata.listFunctions()).sort((a, b) => (a.name < b.name ? -1 : 1));
-      const page = paginate(functions, query, (fn) => fn.name);
-      const items = await Promise.all(
-        page.items.map(async (fn) => {
-          const version = await metadata.getVersion(fn.name, fn.currentVersion);
-          return version === null ? null : configuration(version, latest);
-        }),
-      );
-      return send(reply, 200, { Functions: items.filter((c) => c !== null), ...page.next });
+      if (query['FunctionVersion'] !== undefined && query['FunctionVersion'] !== 'ALL') {
+        throw invalid('FunctionVersion must be ALL');
+      }
+      const configurations: Json[] = [];
+      for (const fn of functions) {
+        const current = await metadata.getVersion(fn.name, fn.currentVersion);
+        if (current !== null) configurations.push(configuration(current, latest));
+        // ALL: each function's versions after its $LATEST.
+        if (query['FunctionVersion'] === 'ALL') {
+          const versions = (await metadata.listVersions(fn.name)).sort((a, b) => a.version - b.version);
+          configurations.push(...versions.map((v) => configuration(v, v.version)));
+        }
+      }
+      const page = paginate(configurations, query, (c) => String(c['FunctionArn']));
+      return send(reply, 200, { Functions: page.items, ...page.next });
     });
 
     plugin.get('/2015-03-31/functions/:FunctionName', { schema: hidden() }, async (request, reply) => {
@@ -303,6 +310,7 @@ export function lambdaRoutes(options: LambdaRoutesOptions): FastifyPluginAsync {
       const { name, qualifier } = target(request);
       if (qualifier !== undefined) throw invalid('UpdateFunctionCode takes no qualifier');
       const body = jsonBody(request);
+      if (body['DryRun'] === true) throw invalid('DryRun is not supported: a deploy always loads the code for real');
       await requireFunction(name);
       const result = await deployer.deploy(name, zipFile(body), {});
       return send(
@@ -401,29 +409,43 @@ export function lambdaRoutes(options: LambdaRoutesOptions): FastifyPluginAsync {
       };
     };
 
-    plugin.put(
-      '/2019-09-25/functions/:FunctionName/event-invoke-config',
-      { schema: hidden() },
-      async (request, reply) => {
-        const { name, qualifier } = target(request);
-        if (qualifier !== undefined && qualifier !== latest) throw invalid('only $LATEST has an event invoke config');
-        const body = jsonBody(request);
-        const destinations = (body['DestinationConfig'] ?? {}) as Json;
-        const destinationOf = (field: string): string | null => {
-          const value = (destinations[field] as Json | undefined)?.['Destination'];
-          if (value === undefined || value === null) return null;
-          if (typeof value !== 'string') throw invalid(`DestinationConfig.${field}.Destination must be a string`);
-          return savassanDestination(value);
-        };
-        const version = await redeploy(name, {
-          retries: optionalNumber(body, 'MaximumRetryAttempts') ?? null,
-          maxEventAgeSeconds: optionalNumber(body, 'MaximumEventAgeInSeconds') ?? null,
-          onSuccess: destinationOf('OnSuccess'),
-          onFailure: destinationOf('OnFailure'),
-        });
-        return send(reply, 200, eventInvokeConfig(version));
-      },
+    /**
+     * Put (`replace`: a field left out returns to its default) or Update (a field left out is kept) the event invoke
+     * config: the function's asynchronous settings, deployed as a new current version.
+     */
+    const setEventInvokeConfig = async (request: FastifyRequest, replace: boolean): Promise<Json> => {
+      const { name, qualifier } = target(request);
+      if (qualifier !== undefined && qualifier !== latest) throw invalid('only $LATEST has an event invoke config');
+      const body = jsonBody(request);
+      const unset = replace ? null : undefined;
+      const destinations = (body['DestinationConfig'] ?? {}) as Json;
+      const destinationOf = (field: string): string | null | undefined => {
+        if (!replace && body['DestinationConfig'] === undefined) return undefined;
+        const value = (destinations[field] as Json | undefined)?.['Destination'];
+        if (value === undefined || value === null) return null;
+        if (typeof value !== 'string') throw invalid(`DestinationConfig.${field}.Destination must be a string`);
+        return savassanDestination(value);
+      };
+      const version = await redeploy(name, {
+        retries: optionalNumber(body, 'MaximumRetryAttempts') ?? unset,
+        maxEventAgeSeconds: optionalNumber(body, 'MaximumEventAgeInSeconds') ?? unset,
+        onSuccess: destinationOf('OnSuccess'),
+        onFailure: destinationOf('OnFailure'),
+      });
+      return eventInvokeConfig(version);
+    };
+    const eventInvokeConfigPath = '/2019-09-25/functions/:FunctionName/event-invoke-config';
+    plugin.put(eventInvokeConfigPath, { schema: hidden() }, async (request, reply) =>
+      send(reply, 200, await setEventInvokeConfig(request, true)),
     );
+    plugin.post(eventInvokeConfigPath, { schema: hidden() }, async (request, reply) =>
+      send(reply, 200, await setEventInvokeConfig(request, false)),
+    );
+    plugin.delete(eventInvokeConfigPath, { schema: hidden() }, async (request, reply) => {
+      const { name } = target(request);
+      await redeploy(name, { retries: null, maxEventAgeSeconds: null, onSuccess: null, onFailure: null });
+      return send(reply, 204, null);
+    });
 
     plugin.get(
       '/2019-09-25/functions/:FunctionName/event-invoke-config',
