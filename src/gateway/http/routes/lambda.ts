@@ -269,15 +269,20 @@ export function lambdaRoutes(options: LambdaRoutesOptions): FastifyPluginAsync {
       if (query['FunctionVersion'] !== undefined && query['FunctionVersion'] !== 'ALL') {
         throw invalid('FunctionVersion must be ALL');
       }
+      if (query['FunctionVersion'] === undefined) {
+        // One configuration per function: only the page's versions are read.
+        const page = paginate(functions, query, (fn) => arn(fn.name));
+        const versions = await Promise.all(page.items.map((fn) => metadata.getVersion(fn.name, fn.currentVersion)));
+        const items = versions.flatMap((v) => (v === null ? [] : [configuration(v, latest)]));
+        return send(reply, 200, { Functions: items, ...page.next });
+      }
+      // ALL: each function's $LATEST, then its versions.
       const configurations: Json[] = [];
       for (const fn of functions) {
         const current = await metadata.getVersion(fn.name, fn.currentVersion);
         if (current !== null) configurations.push(configuration(current, latest));
-        // ALL: each function's versions after its $LATEST.
-        if (query['FunctionVersion'] === 'ALL') {
-          const versions = (await metadata.listVersions(fn.name)).sort((a, b) => a.version - b.version);
-          configurations.push(...versions.map((v) => configuration(v, v.version)));
-        }
+        const versions = (await metadata.listVersions(fn.name)).sort((a, b) => a.version - b.version);
+        configurations.push(...versions.map((v) => configuration(v, v.version)));
       }
       const page = paginate(configurations, query, (c) => String(c['FunctionArn']));
       return send(reply, 200, { Functions: page.items, ...page.next });
