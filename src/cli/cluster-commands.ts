@@ -302,7 +302,9 @@ export function addClusterCommands(program: Command): void {
           .option('--port <port>', 'port to listen on', integer, 8080),
       )
         .option('--queue-wait <seconds>', 'how long an invocation waits for an instance before 429', integer, 10)
-        .option('--routing-listen <address>', 'where the leader pushes the routing table (host:port)', '127.0.0.1:0'),
+        .option('--routing-listen <address>', 'where the leader pushes the routing table (host:port)', '127.0.0.1:0')
+        .option('--region <region>', 'the region Lambda API ARNs name (default us-east-1)')
+        .option('--account-id <id>', 'the 12-digit account id Lambda API ARNs name (default 000000000000)'),
     ),
   ).action(
     async (
@@ -314,6 +316,8 @@ export function addClusterCommands(program: Command): void {
           apiKeyFile: string | undefined;
           queueWait: number;
           routingListen: string;
+          region: string | undefined;
+          accountId: string | undefined;
         },
     ) => {
       const { startGatewayNode } = await import('../cluster/gateway-node.js');
@@ -326,6 +330,10 @@ export function addClusterCommands(program: Command): void {
         apiKeys: apiKeysFrom(opts),
         queueWaitMs: opts.queueWait * 1000,
         routingListen: opts.routingListen,
+        lambdaArnScope: {
+          ...(opts.region === undefined ? {} : { region: opts.region }),
+          ...(opts.accountId === undefined ? {} : { accountId: opts.accountId }),
+        },
       });
       announce(opts, `Savassan gateway is listening on ${node.url}`, {
         role: 'gateway',

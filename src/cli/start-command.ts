@@ -23,6 +23,8 @@ interface StartOptions {
   asyncQueueCapacity: number;
   allowLoopbackWebhooks?: boolean;
   requestTimeout: number;
+  region: string | undefined;
+  accountId: string | undefined;
   durability: 'process' | 'full';
   examples: boolean;
   stemCells: boolean;
@@ -71,6 +73,8 @@ export function addStartCommand(program: Command): void {
       integer,
       60,
     )
+    .option('--region <region>', 'the region Lambda API ARNs name (default us-east-1)')
+    .option('--account-id <id>', 'the 12-digit account id Lambda API ARNs name (default 000000000000)')
     .addOption(
       new Option('--durability <mode>', 'process: records survive a crash of this process; full: fsync every commit')
         .choices(['process', 'full'])
@@ -121,6 +125,8 @@ async function start(opts: StartOptions): Promise<void> {
     asyncQueueCapacity: opts.asyncQueueCapacity,
     allowLoopbackWebhooks: opts.allowLoopbackWebhooks === true,
     requestTimeoutMs: opts.requestTimeout * 1000,
+    ...(opts.region === undefined ? {} : { region: opts.region }),
+    ...(opts.accountId === undefined ? {} : { accountId: opts.accountId }),
     durability: opts.durability,
     stemCells: opts.stemCells,
     nodeMemoryMB: opts.nodeMemory,

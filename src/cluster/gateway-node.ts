@@ -6,6 +6,8 @@ import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { unisolatedWarning } from '../sandbox/runtimes.js';
+import { compileLambdaArnScope } from '../core/lambda-arn.js';
+import type { LambdaArnScope } from '../core/lambda-arn.js';
 import { createEventRunners } from '../events/async-dispatch.js';
 import { createGateway } from '../gateway/gateway.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
@@ -33,6 +35,8 @@ export interface GatewayNodeOptions extends BackendUrls {
   queueCapacity: number;
   /** Where this gateway takes the leader's routing pushes: `host:port` (port 0 picks one). */
   routingListen?: string | undefined;
+  /** The region and account id of the Lambda API's ARNs (default `us-east-1`, `000000000000`). */
+  lambdaArnScope?: Partial<LambdaArnScope> | undefined;
   logger: Logger;
 }
 
@@ -49,6 +53,7 @@ export interface GatewayNode {
 export async function startGatewayNode(options: GatewayNodeOptions): Promise<GatewayNode> {
   const { logger } = options;
   const apiKeys = requireApiKeys(options.host, options.apiKeys);
+  const lambdaArnScope = compileLambdaArnScope(options.lambdaArnScope);
   requireSharedBackends('gateway', options);
   if (options.s3Url === undefined) {
     throw new PlatformError(
@@ -126,6 +131,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       queueWaitMs: options.queueWaitMs,
       onQueued: (name) => wake(name),
       apiKeys,
+      lambdaArnScope,
       gatewayId: options.gatewayId,
       logger,
       nodes: () =>
@@ -165,6 +171,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       run,
       asyncInvocations,
       queueWaitMs: options.queueWaitMs,
+      lambdaArnScope,
       logger,
     });
     wake = (name) => events.wake(name);

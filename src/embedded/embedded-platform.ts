@@ -18,6 +18,8 @@ import { defaultEventLoops, maxEventLoops, startLanes, type LaneHost } from '../
 import { ControlPlane } from '../control-plane/control-plane.js';
 import { defaultQueueCapacityPerFunction } from '../core/invocation-queue-rules.js';
 import { createEventRunners } from '../events/async-dispatch.js';
+import { compileLambdaArnScope } from '../core/lambda-arn.js';
+import type { LambdaArnScope } from '../core/lambda-arn.js';
 import { functionMustExist } from '../events/function-must-exist.js';
 import { AsyncInvocations } from '../events/async-invocations.js';
 import { Manager } from '../manager/manager.js';
@@ -40,6 +42,10 @@ export interface EmbeddedOptions extends BackendUrls {
   requestTimeoutMs?: number;
   /** Capacity of the provisioning queue. */
   queueCapacity?: number;
+  /** The region Lambda ARNs name (`--region`; default `us-east-1`). */
+  region?: string;
+  /** The account id Lambda ARNs name (`--account-id`, 12 digits; default `000000000000`). */
+  accountId?: string;
   /** Asynchronous invocations queued or running per function before 429 (default 10 000). */
   asyncQueueCapacity?: number;
   /** Webhook destinations may reach this host's loopback where a function's allowNet lists it (default false). */
@@ -82,6 +88,7 @@ export interface CompiledEmbeddedOptions {
   queueWaitMs: number;
   requestTimeoutMs: number;
   queueCapacity: number;
+  lambdaArnScope: LambdaArnScope;
   asyncQueueCapacity: number;
   allowLoopbackWebhooks: boolean;
   managerConcurrency: number;
@@ -131,6 +138,7 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     queueWaitMs: positive('queueWaitMs', options.queueWaitMs ?? 10_000),
     requestTimeoutMs: positive('requestTimeoutMs', options.requestTimeoutMs ?? defaultRequestTimeoutMs),
     queueCapacity: positive('queueCapacity', options.queueCapacity ?? 1000),
+    lambdaArnScope: compileLambdaArnScope({ region: options.region, accountId: options.accountId }),
     asyncQueueCapacity: positive('asyncQueueCapacity', options.asyncQueueCapacity ?? defaultQueueCapacityPerFunction),
     allowLoopbackWebhooks: options.allowLoopbackWebhooks ?? false,
     managerConcurrency: positive('managerConcurrency', options.managerConcurrency ?? 4),
@@ -268,6 +276,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     queueWaitMs: options.queueWaitMs,
     onQueued: (name) => wake(name),
     requestTimeoutMs: options.requestTimeoutMs,
+    lambdaArnScope: options.lambdaArnScope,
     apiKeys: options.apiKeys,
     keyedHash: (text) => sealer.keyedHash(text),
     logger,
@@ -296,6 +305,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     asyncInvocations,
     queueWaitMs: options.queueWaitMs,
     allowLoopbackWebhooks: options.allowLoopbackWebhooks,
+    lambdaArnScope: options.lambdaArnScope,
     logger,
   });
   wake = (name) => events.wake(name);

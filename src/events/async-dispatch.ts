@@ -1,4 +1,5 @@
 import type { Logger } from '../core/logger.js';
+import type { LambdaArnScope } from '../core/lambda-arn.js';
 import type { InvocationQueue } from '../core/ports/invocation-queue.js';
 import type { MessageQueues } from '../core/ports/message-queue.js';
 import type { TriggerStore } from '../core/ports/trigger-store.js';
@@ -23,6 +24,8 @@ export interface AsyncDispatchOptions {
   logger: Logger;
   /** Webhooks may reach the host's loopback where a function's allowNet lists it (see `DestinationsOptions`). */
   allowLoopbackWebhooks?: boolean | undefined;
+  /** The region and account id of the function ARNs in destination records. */
+  lambdaArnScope?: LambdaArnScope | undefined;
   /** Tuning for tests: see `DispatcherOptions`. */
   tuning?: Pick<DispatcherOptions, 'idlePollMs' | 'visibilityGraceMs' | 'backoffMs'> | undefined;
 }
@@ -60,6 +63,7 @@ export function createAsyncDispatcher(options: AsyncDispatchOptions): Dispatcher
       allowHostLoopback: options.allowLoopbackWebhooks,
     }),
     logger: options.logger,
+    lambdaArnScope: options.lambdaArnScope,
     ...options.tuning,
   });
 }

@@ -31,12 +31,6 @@ export interface DestinationRecord {
  */
 export const maxDestinationDepth = 16;
 
-/** The ARN a function's records name it by (the partition and account are placeholders, as in local emulators). */
-export function functionArn(functionName: string, version?: number | string): string {
-  const base = `arn:aws:lambda:local:000000000000:function:${functionName}`;
-  return version === undefined ? base : `${base}:${version}`;
-}
-
 export interface DestinationsOptions {
   /** Queues an asynchronous invocation of a destination function. */
   submit: (functionName: string, eventJson: string, options: SubmitOptions) => Promise<unknown>;

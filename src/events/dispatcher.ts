@@ -10,7 +10,8 @@ import type {
 } from '../core/ports/invocation-queue.js';
 import { decodeAsyncEvent } from './async-event.js';
 import type { DestinationCondition, DestinationRecord, Destinations } from './destinations.js';
-import { functionArn } from './destinations.js';
+import { functionArn } from '../core/lambda-arn.js';
+import type { LambdaArnScope } from '../core/lambda-arn.js';
 import type { RanInvocation, RunInvocation } from './run-invocation.js';
 
 /** What the dispatcher needs of a function: its asynchronous settings, its timeout, what its webhooks may reach. */
@@ -28,6 +29,8 @@ export interface DispatcherOptions {
   /** The settings of a function's current version; null when the function is gone. */
   settings: (functionName: string) => Promise<DispatchSettings | null>;
   destinations: Destinations;
+  /** The region and account id of the function ARNs in destination records (default `us-east-1`, `000000000000`). */
+  lambdaArnScope?: LambdaArnScope | undefined;
   /** How often a function with nothing due is looked at again, at most (ms, default 1000). */
   idlePollMs?: number | undefined;
   /** A delivery stays hidden for the function's timeout plus this (ms, default 30 s) before it is delivered again. */
@@ -341,7 +344,7 @@ export class Dispatcher {
       timestamp: new Date(this.#now()).toISOString(),
       requestContext: {
         requestId: delivery.id,
-        functionArn: functionArn(delivery.functionName, ran?.version),
+        functionArn: functionArn(delivery.functionName, ran?.version, this.#options.lambdaArnScope),
         condition,
         approximateInvokeCount: invokeCount,
       },

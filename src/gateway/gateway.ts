@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import type { LambdaArnScope } from '../core/lambda-arn.js';
 import type { Logger } from '../core/logger.js';
 import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
@@ -51,6 +52,8 @@ export interface GatewayOptions {
   gatewayId?: string | undefined;
   /** See `DeployerOptions.keyedHash`. */
   keyedHash?: ((text: string) => string) | undefined;
+  /** The region and account id of the Lambda API's ARNs (default `us-east-1`, `000000000000`). */
+  lambdaArnScope?: Partial<LambdaArnScope> | undefined;
   /** How long a client may take to send a whole request (default 60 s; see `GatewayServerOptions`). */
   requestTimeoutMs?: number | undefined;
   logger: Logger;
@@ -126,6 +129,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     deployer,
     secrets,
     traffic,
+    resolver,
+    lambdaArnScope: options.lambdaArnScope,
     metadata,
     blobStore,
     metrics,

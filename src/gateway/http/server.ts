@@ -20,6 +20,9 @@ import type { AsyncInvocations } from '../../events/async-invocations.js';
 import type { MessageQueues } from '../../core/ports/message-queue.js';
 import type { TriggerStore } from '../../core/ports/trigger-store.js';
 import type { Deployer } from '../deployer.js';
+import type { FunctionResolver } from '../function-resolver.js';
+import { compileLambdaArnScope } from '../../core/lambda-arn.js';
+import type { LambdaArnScope } from '../../core/lambda-arn.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { Secrets } from '../secrets.js';
@@ -29,6 +32,7 @@ import { clientErrorHandler, createGatewayHttpServer, defaultRequestTimeoutMs } 
 import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath, requestHeaders } from './invoke-route.js';
 import { routeDefaults, unknownQueryError } from './route-defaults.js';
 import { aliasRoutes } from './routes/aliases.js';
+import { lambdaRoutes } from './routes/lambda.js';
 import { AsyncInvocationView, asyncInvocationView, deadLetterRoutes } from './routes/dead-letters.js';
 import { queueRoutes } from './routes/queues.js';
 import { triggerRoutes } from './routes/triggers.js';
@@ -65,6 +69,10 @@ export interface GatewayServerOptions {
   deployer: Deployer;
   secrets: Secrets;
   traffic: Traffic;
+  /** Resolves qualifiers (the Lambda API's DryRun invocations). */
+  resolver: FunctionResolver;
+  /** The region and account id of the Lambda API's ARNs (default `us-east-1`, `000000000000`). */
+  lambdaArnScope?: Partial<LambdaArnScope> | undefined;
   metadata: MetadataStore;
   blobStore: BlobStore;
   metrics: GatewayMetrics;
@@ -679,6 +687,19 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   await app.register(scheduleRoutes({ schedules: options.schedules, metadata }));
   await app.register(queueRoutes(options.messageQueues));
   await app.register(triggerRoutes(options.triggers));
+  await app.register(
+    lambdaRoutes({
+      invoker,
+      deployer,
+      traffic: options.traffic,
+      resolver: options.resolver,
+      metadata,
+      blobStore,
+      metrics,
+      asyncInvocations: options.asyncInvocations,
+      scope: compileLambdaArnScope(options.lambdaArnScope),
+    }),
+  );
 
   await app.register((plugin, _opts, registered) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
