@@ -26,6 +26,7 @@ import {
   UpdateFunctionEventInvokeConfigCommand,
 } from '@aws-sdk/client-lambda';
 import { strToU8, zipSync } from 'fflate';
+import { SavassanClient } from '../../src/client/client.js';
 import { eventually, startServer } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 
@@ -427,5 +428,51 @@ describe('the Lambda API of a server with its own region and account', () => {
     assert.equal(throttled.$metadata.httpStatusCode, 429);
     assert.ok(Number(throttled.$response?.headers['retry-after']) >= 1);
     assert.equal((await busy).StatusCode, 200);
+  });
+});
+
+describe('the Lambda API where the platform has API keys', () => {
+  let server: ServerProcess;
+  const client = (secretAccessKey: string, accessKeyId = 'AKIDTEST') =>
+    new LambdaClient({
+      endpoint: server.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId, secretAccessKey },
+      maxAttempts: 1,
+    });
+
+  before(async () => {
+    server = await startServer(['--no-examples'], undefined, { SAVASSAN_API_KEY: 'AKIDTEST:right-secret,plain-key' });
+    const admin = new SavassanClient({ url: server.url, apiKey: 'plain-key' });
+    await admin.deploy('signed', zipSync({ 'index.js': strToU8('exports.handler = async () => "signed";') }));
+  });
+  after(async () => {
+    await server?.cleanup();
+  });
+
+  it('takes requests signed with an access key pair of the API keys, and refuses others', async () => {
+    const good = await client('right-secret').send(new InvokeCommand({ FunctionName: 'signed' }));
+    assert.equal(good.StatusCode, 200);
+    assert.equal(Buffer.from(good.Payload!).toString(), '"signed"');
+    const refusal = async (lambda: LambdaClient) => {
+      try {
+        await lambda.send(new InvokeCommand({ FunctionName: 'signed' }));
+      } catch (err) {
+        return err as { name: string; $metadata: { httpStatusCode?: number } };
+      }
+      throw new Error('a request with a bad signature was taken');
+    };
+    const wrong = await refusal(client('wrong-secret'));
+    assert.equal(wrong.name, 'InvalidSignatureException');
+    assert.equal(wrong.$metadata.httpStatusCode, 403);
+    const unknown = await refusal(client('right-secret', 'AKIDOTHER'));
+    assert.equal(unknown.name, 'UnrecognizedClientException');
+    // A bearer key is for /v1: the Lambda API wants a signature.
+    const bearer = await fetch(`${server.url}/2015-03-31/functions/signed/invocations`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer plain-key' },
+      body: '{}',
+    });
+    assert.equal(bearer.status, 403);
   });
 });

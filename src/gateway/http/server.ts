@@ -698,6 +698,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       metrics,
       asyncInvocations: options.asyncInvocations,
       scope: compileLambdaArnScope(options.lambdaArnScope),
+      apiKeys,
     }),
   );
 

@@ -23,6 +23,7 @@ import type { InvocationResult, Invoker } from '../../invoker.js';
 import type { GatewayMetrics } from '../../metrics.js';
 import type { Traffic } from '../../traffic.js';
 import { callerGone, requestHeaders } from '../invoke-route.js';
+import { sigV4PreHandler } from '../sigv4.js';
 import { LambdaException, lambdaErrorAnswer } from './lambda-errors.js';
 
 export interface LambdaRoutesOptions {
@@ -35,6 +36,8 @@ export interface LambdaRoutesOptions {
   metrics: GatewayMetrics;
   asyncInvocations: AsyncInvocations;
   scope: LambdaArnScope;
+  /** The platform's API keys: where there are any, requests must be signed with an access key pair among them. */
+  apiKeys: readonly string[];
 }
 
 const latest = '$LATEST';
@@ -167,6 +170,8 @@ export function lambdaRoutes(options: LambdaRoutesOptions): FastifyPluginAsync {
     plugin.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxCodeRequestBytes }, (_request, body, done) => {
       done(null, body);
     });
+    // Where the platform has API keys, every request carries a valid AWS Signature Version 4 (sigv4.ts).
+    plugin.addHook('preHandler', sigV4PreHandler(options.apiKeys));
     // Left out of `/v1/openapi.json` (Lambda's own model describes these routes); query parameters are read by hand.
     const hidden = () => ({ hide: true, querystring: { type: 'object', additionalProperties: true } });
 
