@@ -36,6 +36,7 @@ interface StartOptions {
   json: boolean | undefined;
   secretKeyFile: string | undefined;
   eventLoops: number | undefined;
+  urlDomain: string | undefined;
 }
 
 export function addStartCommand(program: Command): void {
@@ -75,6 +76,10 @@ export function addStartCommand(program: Command): void {
       new Option('--durability <mode>', 'process: records survive a crash of this process; full: fsync every commit')
         .choices(['process', 'full'])
         .default('process'),
+    )
+    .option(
+      '--url-domain <domain>',
+      'serve function URLs on {name}.DOMAIN as well as on /fn/{name}/ (point *.DOMAIN at this server)',
     )
     .option('--no-examples', 'do not deploy the example functions on first start')
     .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts')
@@ -116,6 +121,7 @@ async function start(opts: StartOptions): Promise<void> {
     host: opts.host,
     port: opts.port,
     apiKeys: apiKeysFrom(opts),
+    urlDomain: opts.urlDomain,
     sandbox: opts.sandbox,
     queueWaitMs: opts.queueWait * 1000,
     asyncQueueCapacity: opts.asyncQueueCapacity,

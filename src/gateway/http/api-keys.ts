@@ -13,6 +13,9 @@ import { PlatformError } from '../../core/errors.js';
  */
 export const publicRoutes: ReadonlySet<string> = new Set(['/', '/healthz', '/readyz', '/v1/openapi.json']);
 
+/** The routes that serve function URLs: each checks a key itself, where its URL's `auth` asks for one. */
+export const functionUrlRoutePaths: ReadonlySet<string> = new Set(['/fn/:name', '/fn/:name/*']);
+
 /**
  * Whether `host` (an address to listen on) is reachable only from this machine: `localhost`, 127.0.0.0/8, `::1`
  * (also as an IPv4-mapped or bracketed address). Other names count as reachable from elsewhere.
@@ -109,7 +112,7 @@ export function apiKeyCheck(keys: readonly string[]): ApiKeyCheck {
 
 /**
  * A Fastify `onRequest` hook that answers 401 `UNAUTHORIZED` (with `WWW-Authenticate: Bearer`) to any request
- * outside `publicRoutes` that does not present one of `keys` as `Authorization: Bearer <key>` or `x-api-key: <key>`.
+ * outside `publicRoutes` and `functionUrlRoutePaths` that does not present one of `keys` as `Authorization: Bearer <key>` or `x-api-key: <key>`.
  * Unknown routes are refused too, so a caller without a key learns nothing about which routes exist. `keys` must
  * not be empty (no keys: do not add the hook).
  *
@@ -120,7 +123,7 @@ export function apiKeyHook(keys: readonly string[]): onRequestHookHandler {
   const check = apiKeyCheck(keys);
   return (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     const route = request.routeOptions.url;
-    if (route !== undefined && publicRoutes.has(route)) {
+    if (route !== undefined && (publicRoutes.has(route) || functionUrlRoutePaths.has(route))) {
       done();
       return;
     }

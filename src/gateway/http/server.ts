@@ -19,6 +19,7 @@ import { liveAlias } from '../../core/types.js';
 import type { AsyncInvocations } from '../../events/async-invocations.js';
 import type { MessageQueues } from '../../core/ports/message-queue.js';
 import type { TriggerStore } from '../../core/ports/trigger-store.js';
+import type { FunctionUrlStore } from '../../core/ports/function-url-store.js';
 import type { Deployer } from '../deployer.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -32,6 +33,7 @@ import { aliasRoutes } from './routes/aliases.js';
 import { AsyncInvocationView, asyncInvocationView, deadLetterRoutes } from './routes/dead-letters.js';
 import { queueRoutes } from './routes/queues.js';
 import { triggerRoutes } from './routes/triggers.js';
+import { functionUrlRoutes } from './routes/function-urls.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { secretRoutes } from './routes/secrets.js';
@@ -80,6 +82,13 @@ export interface GatewayServerOptions {
   messageQueues: MessageQueues;
   /** Queue triggers (`/v1/triggers`). */
   triggers: TriggerStore;
+  /** Function URLs (`/v1/functions/:name/url`, served at `/fn/:name/...`). */
+  functionUrls: FunctionUrlStore;
+  /**
+   * Where set, a request whose `Host` is `{name}.{urlDomain}` (any port) goes to function `name`'s URL, as if it were
+   * for `/fn/{name}/...`.
+   */
+  urlDomain?: string | undefined;
   nodes: () => Promise<NodeView[]>;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
@@ -144,12 +153,17 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
   });
   const requestTimeoutMs = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
+  const urlHost = functionUrlHost(options.urlDomain);
   const app = Fastify({
     // Plain invoke requests are answered before Fastify sees them (invoke-route.ts); the rest is Fastify's. Both
     // read bodies under the server's request timeout (headers and body, then 408); once a request has arrived in
     // full, an invocation may take as long as its function's timeout.
     serverFactory: (handler) =>
       createGatewayHttpServer(requestTimeoutMs, (req, res) => {
+        if (urlHost !== null) {
+          const name = urlHost(req.headers.host);
+          if (name !== null) req.url = `/fn/${name}${req.url?.startsWith('/') === true ? '' : '/'}${req.url ?? ''}`;
+        }
         if (!fastPath(req, res)) handler(req, res);
       }),
     clientErrorHandler,
@@ -677,6 +691,15 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   await app.register(scheduleRoutes({ schedules: options.schedules, metadata }));
   await app.register(queueRoutes(options.messageQueues));
   await app.register(triggerRoutes(options.triggers));
+  await app.register(
+    functionUrlRoutes({
+      urls: options.functionUrls,
+      invoker,
+      metrics,
+      apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
+      urlDomain: options.urlDomain ?? null,
+    }),
+  );
 
   await app.register((plugin, _opts, registered) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
@@ -773,6 +796,25 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   });
 
   return app;
+}
+
+/**
+ * The function a `Host` header names under `domain` (`web.fn.example:8080` → `web` for `fn.example`), or null; null
+ * (no function) for every host without a domain.
+ */
+function functionUrlHost(domain: string | undefined): ((host: string | undefined) => string | null) | null {
+  if (domain === undefined || domain === '') return null;
+  const suffix = `.${domain.toLowerCase().replace(/\.$/, '')}`;
+  return (host) => {
+    if (host === undefined) return null;
+    const name = host
+      .toLowerCase()
+      .replace(/:[0-9]+$/, '')
+      .replace(/\.$/, '');
+    if (!name.endsWith(suffix)) return null;
+    const label = name.slice(0, -suffix.length);
+    return /^[a-z0-9][a-z0-9_-]*$/.test(label) ? label : null;
+  };
 }
 
 /**
