@@ -346,6 +346,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
         answerInvoke,
         ready: false,
         apiKeys: options.apiKeys,
+        urlDomain: options.urlDomain,
         requestTimeoutMs: options.requestTimeoutMs,
         logger,
       });

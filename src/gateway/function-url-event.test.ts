@@ -5,6 +5,7 @@ import {
   corsPreflight,
   functionUrlAnswer,
   functionUrlEvent,
+  functionUrlHost,
   isPreflight,
   isTextContentType,
 } from './function-url-event.js';
@@ -195,5 +196,20 @@ describe('CORS', () => {
     assert.deepEqual(corsHeaders({ ...cors, allowOrigins: ['*'] }, 'https://b.example'), {
       'access-control-allow-origin': '*',
     });
+  });
+});
+
+describe('functionUrlHost', () => {
+  it('names the function of a host under the URL domain, with or without a port', () => {
+    const host = functionUrlHost('FN.example.');
+    assert.ok(host !== null);
+    assert.equal(host('web.fn.example'), 'web');
+    assert.equal(host('Web.FN.example:8080'), 'web');
+    assert.equal(host('fn.example'), null);
+    assert.equal(host('a.b.fn.example'), null);
+    assert.equal(host('web.other.example'), null);
+    assert.equal(host(undefined), null);
+    assert.equal(functionUrlHost(undefined), null);
+    assert.equal(functionUrlHost(''), null);
   });
 });

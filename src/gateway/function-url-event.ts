@@ -296,3 +296,25 @@ export function corsPreflight(
     },
   };
 }
+
+/**
+ * The function a `Host` header names under `domain` (`web.fn.example:8080` → `web` for `fn.example`), or null; null
+ * (no function) for every host without a domain.
+ *
+ * @example
+ * functionUrlHost('fn.example')?.('web.fn.example:8080'); // 'web'
+ */
+export function functionUrlHost(domain: string | undefined): ((host: string | undefined) => string | null) | null {
+  if (domain === undefined || domain === '') return null;
+  const suffix = `.${domain.toLowerCase().replace(/\.$/, '')}`;
+  return (host) => {
+    if (host === undefined) return null;
+    const name = host
+      .toLowerCase()
+      .replace(/:[0-9]+$/, '')
+      .replace(/\.$/, '');
+    if (!name.endsWith(suffix)) return null;
+    const label = name.slice(0, -suffix.length);
+    return /^[a-z][a-z0-9-]*$/.test(label) ? label : null;
+  };
+}

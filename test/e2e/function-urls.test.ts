@@ -39,15 +39,17 @@ function rawRequest(
   url: string,
   path: string,
   headers: Record<string, string>,
+  method = 'GET',
+  body = '',
 ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(`${url}${path}`, { headers }, (res) => {
+    const req = request(`${url}${path}`, { headers, method, agent: false }, (res) => {
       let body = '';
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
     });
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
 
@@ -58,7 +60,9 @@ describe('function URLs end to end', () => {
     fetch(`${server.url}/fn/web${path}`, { redirect: 'manual', ...init });
 
   before(async () => {
-    server = await startServer(['--no-examples', '--url-domain', 'fn.test'], undefined, { SAVASSAN_API_KEY: key });
+    server = await startServer(['--no-examples', '--url-domain', 'fn.test', '--event-loops', '2'], undefined, {
+      SAVASSAN_API_KEY: key,
+    });
     api = new SavassanClient({ url: server.url, apiKey: key });
     await api.deploy('web', bundleWithPackages({ 'index.js': app }, ['express', 'serverless-http']), {
       timeoutSeconds: 30,
@@ -161,6 +165,23 @@ describe('function URLs end to end', () => {
     assert.deepEqual(JSON.parse(answer.body), { hello: 'host', query: { y: '2' }, path: '/hello/host' });
     const other = await rawRequest(server.url, '/', { host: 'ghost.fn.test' });
     assert.equal(other.status, 404);
+    // On the URL's host every path is the function's, the invoke route's and the API's too (on every event loop).
+    for (let i = 0; i < 8; i++) {
+      const invokePath = await rawRequest(
+        server.url,
+        '/v1/functions/web/invoke',
+        {
+          host: 'web.fn.test',
+          authorization: `Bearer ${key}`,
+          'content-type': 'application/json',
+          'content-length': '2',
+        },
+        'POST',
+        '{}',
+      );
+      assert.equal(invokePath.status, 404);
+      assert.match(invokePath.body, /Cannot POST \/v1\/functions\/web\/invoke/);
+    }
   });
 
   it('answers other JSON values as 200 JSON, and a function error as 502 JSON without its stack', async () => {

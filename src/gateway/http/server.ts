@@ -34,6 +34,7 @@ import { AsyncInvocationView, asyncInvocationView, deadLetterRoutes } from './ro
 import { queueRoutes } from './routes/queues.js';
 import { triggerRoutes } from './routes/triggers.js';
 import { functionUrlRoutes } from './routes/function-urls.js';
+import { functionUrlHost } from '../function-url-event.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { secretRoutes } from './routes/secrets.js';
@@ -796,25 +797,6 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   });
 
   return app;
-}
-
-/**
- * The function a `Host` header names under `domain` (`web.fn.example:8080` → `web` for `fn.example`), or null; null
- * (no function) for every host without a domain.
- */
-function functionUrlHost(domain: string | undefined): ((host: string | undefined) => string | null) | null {
-  if (domain === undefined || domain === '') return null;
-  const suffix = `.${domain.toLowerCase().replace(/\.$/, '')}`;
-  return (host) => {
-    if (host === undefined) return null;
-    const name = host
-      .toLowerCase()
-      .replace(/:[0-9]+$/, '')
-      .replace(/\.$/, '');
-    if (!name.endsWith(suffix)) return null;
-    const label = name.slice(0, -suffix.length);
-    return /^[a-z0-9][a-z0-9_-]*$/.test(label) ? label : null;
-  };
 }
 
 /**

@@ -10,6 +10,8 @@ export interface LaneSettings {
   /** The main loop's private socket for requests other than plain invocations. */
   apiSocket: string;
   apiKeys: readonly string[];
+  /** Requests for `{name}.{urlDomain}` are function URLs: passed to the main loop whatever their path. */
+  urlDomain: string | undefined;
   requestTimeoutMs: number;
   ready: boolean;
 }

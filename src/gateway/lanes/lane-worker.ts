@@ -10,6 +10,7 @@ import type { Server as NetServer } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PlatformError } from '../../core/errors.js';
 import type { CallerGone, InvokeRoute } from '../invoker.js';
+import { functionUrlHost } from '../function-url-event.js';
 import { apiKeyCheck } from '../http/api-keys.js';
 import { errorAnswer, invokeFastPath, type Answer } from '../http/invoke-route.js';
 import { clientErrorHandler, createGatewayHttpServer } from '../http/node-server.js';
@@ -140,8 +141,12 @@ function passToMain(req: IncomingMessage, res: ServerResponse): void {
   req.pipe(upstream);
 }
 
+const urlHost = functionUrlHost(settings.urlDomain);
+
 const server = createGatewayHttpServer(settings.requestTimeoutMs, (req, res) => {
-  if (!fastPath(req, res)) passToMain(req, res);
+  // A function URL's host: its path is the function's, never the invoke route's.
+  if (urlHost !== null && urlHost(req.headers.host) !== null) passToMain(req, res);
+  else if (!fastPath(req, res)) passToMain(req, res);
 });
 server.on('clientError', clientErrorHandler);
 
