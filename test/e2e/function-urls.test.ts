@@ -200,6 +200,24 @@ describe('function URLs end to end', () => {
     assert.equal('stack' in body.error, false);
   });
 
+  it("gives the client's address as sourceIp on every event loop, whatever header a client sends", async () => {
+    await api.deploy(
+      'whoami',
+      zipSync({
+        'index.js': strToU8(
+          'exports.handler = async (e) => ({ ip: e.requestContext.http.sourceIp, headers: e.headers });',
+        ),
+      }),
+    );
+    await api.putFunctionUrl('whoami', { auth: 'none' });
+    for (let i = 0; i < 8; i++) {
+      const answer = await rawRequest(server.url, '/fn/whoami/', { 'x-savassan-client-address': '203.0.113.9' });
+      const { ip, headers } = JSON.parse(answer.body) as { ip: string; headers: Record<string, string> };
+      assert.match(ip, /^(::ffff:)?127\.0\.0\.1$/);
+      assert.equal(headers['x-savassan-client-address'], undefined);
+    }
+  });
+
   it('answers CORS preflights and adds CORS headers where the URL has CORS', async () => {
     const noCors = await fn('/method', {
       method: 'OPTIONS',
@@ -257,7 +275,7 @@ describe('function URLs end to end', () => {
     const names = (JSON.parse(listed.stdout) as { urls: { functionName: string; cors: unknown }[] }).urls.map(
       (url) => url.functionName,
     );
-    assert.deepEqual(names, ['broken', 'plain', 'web']);
+    assert.deepEqual(names, ['broken', 'plain', 'web', 'whoami']);
     const table = await runCli(server.url, ['url', 'ls'], env);
     assert.match(table.stdout, /^FUNCTION\s+AUTH\s+CORS ORIGINS\s+PATH\s+HOST/);
     const removed = await runCli(server.url, ['url', 'rm', 'plain'], env);

@@ -14,6 +14,7 @@ import { functionUrlHost } from '../function-url-event.js';
 import { apiKeyCheck } from '../http/api-keys.js';
 import { errorAnswer, invokeFastPath, type Answer } from '../http/invoke-route.js';
 import { clientErrorHandler, createGatewayHttpServer } from '../http/node-server.js';
+import { clientAddressHeader } from './lane-protocol.js';
 import type { HostMessage, LaneMessage, LaneSettings } from './lane-protocol.js';
 
 const port = parentPort;
@@ -93,6 +94,7 @@ function endToEnd(headers: IncomingHttpHeaders): IncomingHttpHeaders {
  */
 function upstreamHeaders(req: IncomingMessage): IncomingHttpHeaders {
   const headers = endToEnd(req.headers);
+  headers[clientAddressHeader] = req.socket.remoteAddress ?? '';
   if (req.headers['transfer-encoding'] !== undefined) {
     delete headers['content-length'];
     headers['transfer-encoding'] = 'chunked';

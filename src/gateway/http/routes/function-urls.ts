@@ -17,6 +17,7 @@ import {
   isPreflight,
 } from '../../function-url-event.js';
 import type { InvocationResult, Invoker } from '../../invoker.js';
+import { clientAddressHeader } from '../../lanes/lane-protocol.js';
 import type { GatewayMetrics } from '../../metrics.js';
 import type { ApiKeyCheck } from '../api-keys.js';
 import { callerGone, requestHeaders } from '../invoke-route.js';
@@ -252,13 +253,23 @@ async function serveFunctionUrl(
     }
   }
   const now = Date.now();
+  // A request a lane passed on arrives on the main loop's Unix socket (no remote address), with its client's address.
+  const rawHeaders: string[] = [];
+  let lanesClient: string | undefined;
+  for (let i = 0; i + 1 < request.raw.rawHeaders.length; i += 2) {
+    const name = request.raw.rawHeaders[i] ?? '';
+    const value = request.raw.rawHeaders[i + 1] ?? '';
+    if (name.toLowerCase() === clientAddressHeader) lanesClient = value;
+    else rawHeaders.push(name, value);
+  }
+  const viaLane = request.raw.socket.remoteAddress === undefined;
   const event = functionUrlEvent(
     {
       method: request.method,
       ...functionPath(request.raw.url ?? request.url),
-      rawHeaders: request.raw.rawHeaders,
+      rawHeaders,
       body: (request.body as Buffer | undefined) ?? Buffer.alloc(0),
-      sourceIp: request.ip,
+      sourceIp: (viaLane ? lanesClient : request.raw.socket.remoteAddress) ?? '',
       protocol: `HTTP/${request.raw.httpVersion}`,
     },
     { requestId: randomUUID(), functionName: name, accountId, now },
