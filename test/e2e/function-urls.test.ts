@@ -136,6 +136,14 @@ describe('function URLs end to end', () => {
     });
     assert.equal(upload.status, 200);
     assert.deepEqual([...new Uint8Array(await upload.arrayBuffer())], [255, 200, 2, 1, 0]);
+    // 5 MiB is 6.7 MiB as base64: over what an event may hold.
+    const tooLarge = await fn('/upload', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(5 * 1024 * 1024),
+    });
+    assert.equal(tooLarge.status, 413);
+    assert.equal(((await tooLarge.json()) as { error: { code: string } }).error.code, 'PAYLOAD_TOO_LARGE');
     const pixel = await fn('/pixel');
     assert.equal(pixel.headers.get('content-type'), 'image/png');
     assert.deepEqual([...new Uint8Array(await pixel.arrayBuffer())], [137, 80, 78, 71, 0, 255, 1]);

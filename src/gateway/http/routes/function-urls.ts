@@ -274,10 +274,18 @@ async function serveFunctionUrl(
     },
     { requestId: randomUUID(), functionName: name, accountId, now },
   );
+  const eventJson = Buffer.from(JSON.stringify(event));
+  if (eventJson.length > maxEventBytes) {
+    // A binary body grows by a third as base64: the event must still fit what an invocation takes.
+    throw new PlatformError(
+      'PAYLOAD_TOO_LARGE',
+      `the request makes an event of ${eventJson.length} bytes, over ${maxEventBytes} (binary bodies count as base64)`,
+    );
+  }
   const started = performance.now();
   let result: InvocationResult;
   try {
-    result = await options.invoker.invoke(name, Buffer.from(JSON.stringify(event)), callerGone(reply.raw), {
+    result = await options.invoker.invoke(name, eventJson, callerGone(reply.raw), {
       qualifier: undefined,
       header: requestHeaders(request.headers),
     });
