@@ -14,6 +14,7 @@ import { addRolloutCommands } from './rollout-commands.js';
 import { addScheduleCommands } from './schedule-commands.js';
 import { addSecretCommands } from './secret-commands.js';
 import { addStartCommand } from './start-command.js';
+import { addUrlCommands } from './url-commands.js';
 
 export function buildProgram(): Command {
   const program = new Command('savassan')
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   addRolloutCommands(program);
   addScheduleCommands(program);
   addQueueCommands(program);
+  addUrlCommands(program);
   return program;
 }
 

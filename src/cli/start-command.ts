@@ -38,6 +38,7 @@ interface StartOptions {
   json: boolean | undefined;
   secretKeyFile: string | undefined;
   eventLoops: number | undefined;
+  urlDomain: string | undefined;
 }
 
 export function addStartCommand(program: Command): void {
@@ -80,6 +81,10 @@ export function addStartCommand(program: Command): void {
         .choices(['process', 'full'])
         .default('process'),
     )
+    .option(
+      '--url-domain <domain>',
+      'serve function URLs on {name}.DOMAIN as well as on /fn/{name}/ (point *.DOMAIN at this server)',
+    )
     .option('--no-examples', 'do not deploy the example functions on first start')
     .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts')
     .option(
@@ -120,6 +125,7 @@ async function start(opts: StartOptions): Promise<void> {
     host: opts.host,
     port: opts.port,
     apiKeys: apiKeysFrom(opts),
+    urlDomain: opts.urlDomain,
     sandbox: opts.sandbox,
     queueWaitMs: opts.queueWait * 1000,
     asyncQueueCapacity: opts.asyncQueueCapacity,

@@ -499,6 +499,29 @@ export class SavassanClient {
   deleteTrigger(id: string): Promise<void> {
     return this.json('DELETE', `/v1/triggers/${encodeURIComponent(id)}`);
   }
+
+  /**
+   * Give a function a URL, or replace its settings: `/fn/{name}/...` then serves it as a Lambda function URL.
+   *
+   * @example
+   * await client.putFunctionUrl('web', { auth: 'none', cors: { allowOrigins: ['https://app.example'] } });
+   */
+  putFunctionUrl(name: string, request: FunctionUrlRequest = {}): Promise<FunctionUrlAnswer> {
+    return this.json('PUT', `${functionPath(name)}/url`, request);
+  }
+
+  getFunctionUrl(name: string): Promise<FunctionUrlAnswer> {
+    return this.json('GET', `${functionPath(name)}/url`);
+  }
+
+  listFunctionUrls(): Promise<{ urls: FunctionUrlAnswer[] }> {
+    return this.json('GET', '/v1/urls');
+  }
+
+  /** NOT_FOUND (404) when the function has no URL. */
+  deleteFunctionUrl(name: string): Promise<void> {
+    return this.json('DELETE', `${functionPath(name)}/url`);
+  }
 }
 
 function queuePath(name: string): string {
@@ -523,6 +546,23 @@ export interface TriggerRequest {
   maxConcurrency?: number;
   maxReceives?: number;
   deadLetterQueue?: string | null;
+}
+
+export interface FunctionUrlRequest {
+  /** key (default): callers present an API key; none: public. */
+  auth?: 'none' | 'key';
+  cors?: { allowOrigins: string[]; allowMethods?: string[]; allowHeaders?: string[] } | null;
+}
+
+export interface FunctionUrlAnswer {
+  functionName: string;
+  auth: 'none' | 'key';
+  cors: { allowOrigins: string[]; allowMethods: string[]; allowHeaders: string[] } | null;
+  /** `/fn/{name}/` */
+  path: string;
+  /** `{name}.{url domain}`, null where the server has no URL domain. */
+  host: string | null;
+  createdAt: string;
 }
 
 export interface TriggerAnswer {

@@ -72,7 +72,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     closers.add(() => backends.close());
     const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());
-    const { pool, queue, metadata, traffic, invocations, messageQueues, triggers, blobStore } = backends;
+    const { pool, queue, metadata, traffic, invocations, messageQueues, triggers, functionUrls, blobStore } = backends;
     // The leader pushes its routing table here; a node it no longer routes to is not dispatched to, even before
     // this gateway's own membership watch sees it leave.
     let routing: RoutingTable | null = null;
@@ -125,6 +125,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       schedules: backends.schedules,
       messageQueues,
       triggers,
+      functionUrls,
       keyedHash: (text: string) => sealer.keyedHash(text),
       blobStore,
       agents,

@@ -17,6 +17,7 @@ import { SqlScheduleStore } from '../adapters/sql/sql-schedule-store.js';
 import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
 import { SqlMessageQueues } from '../adapters/sql/sql-message-queues.js';
 import { SqlTriggerStore } from '../adapters/sql/sql-trigger-store.js';
+import { SqlFunctionUrlStore } from '../adapters/sql/sql-function-url-store.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -24,6 +25,7 @@ import type { BlobStore } from '../core/ports/blob-store.js';
 import type { InvocationQueue } from '../core/ports/invocation-queue.js';
 import type { MessageQueues } from '../core/ports/message-queue.js';
 import type { TriggerStore } from '../core/ports/trigger-store.js';
+import type { FunctionUrlStore } from '../core/ports/function-url-store.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
@@ -79,6 +81,8 @@ export interface Backends {
   readonly messageQueues: MessageQueues;
   /** Queue triggers, on the metadata database (closed with it). */
   readonly triggers: TriggerStore;
+  /** Function URL configs, on the metadata database (closed with it). */
+  readonly functionUrls: FunctionUrlStore;
   readonly blobStore: BlobStore;
   describe(): BackendSummary;
   /** Closes every backend once (idempotent); the caller has stopped using them. */
@@ -125,6 +129,7 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
     schedules: metadata.value.value.schedules,
     messageQueues: metadata.value.value.messageQueues,
     triggers: metadata.value.value.triggers,
+    functionUrls: metadata.value.value.functionUrls,
     blobStore: blobs.value.value,
     describe: () => ({ ...summary }),
     close() {
@@ -191,6 +196,7 @@ interface MetadataStores {
   schedules: ScheduleStore;
   messageQueues: MessageQueues;
   triggers: TriggerStore;
+  functionUrls: FunctionUrlStore;
 }
 
 function storesOver(store: SqlMetadataStore, options: BackendOptions): MetadataStores {
@@ -202,6 +208,7 @@ function storesOver(store: SqlMetadataStore, options: BackendOptions): MetadataS
     schedules: new SqlScheduleStore(shared),
     messageQueues: new SqlMessageQueues(shared),
     triggers: new SqlTriggerStore(shared),
+    functionUrls: new SqlFunctionUrlStore(shared),
   };
 }
 

@@ -77,6 +77,8 @@ export interface EmbeddedOptions extends BackendUrls {
    * a loopback address; on loopback, given keys are enforced too. See `requireApiKeys`.
    */
   apiKeys?: readonly string[];
+  /** Where set, a request for host `{name}.{urlDomain}` goes to function `name`'s URL (`--url-domain`). */
+  urlDomain?: string | undefined;
   logger?: Logger;
 }
 
@@ -101,6 +103,7 @@ export interface CompiledEmbeddedOptions {
   eventLoops: number;
   /** Empty: no authentication (loopback only). */
   apiKeys: string[];
+  urlDomain: string | undefined;
   logger: Logger;
   /** Real backends; undefined keeps the embedded default (memory pool and queue, SQLite, filesystem blobs). */
   redisUrl: string | undefined;
@@ -150,6 +153,7 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     freezeIdleMs: compileFreezeIdleMs(options.freezeIdleMs),
     eventLoops: compileEventLoops(options.eventLoops),
     apiKeys: requireApiKeys(host, options.apiKeys ?? []),
+    urlDomain: compileUrlDomain(options.urlDomain),
     logger: options.logger ?? silentLogger,
     // An empty value (an environment variable set to '') means the default, as if it were not given.
     redisUrl: options.redisUrl || undefined,
@@ -217,7 +221,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     defaultSandboxLimits.pids,
   );
   const backends = await openBackends({ ...options, sealer });
-  const { pool, queue, metadata, traffic, invocations, messageQueues, triggers, blobStore } = backends;
+  const { pool, queue, metadata, traffic, invocations, messageQueues, triggers, functionUrls, blobStore } = backends;
   let runtime: SandboxRuntime;
   try {
     runtime = await createRuntime(options.sandbox, workDir, logger, nodeCgroupLimits(budget));
@@ -271,6 +275,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     schedules: backends.schedules,
     messageQueues,
     triggers,
+    functionUrls,
+    urlDomain: options.urlDomain,
     blobStore,
     agents,
     queueWaitMs: options.queueWaitMs,
@@ -350,6 +356,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
         answerInvoke,
         ready: false,
         apiKeys: options.apiKeys,
+        urlDomain: options.urlDomain,
         requestTimeoutMs: options.requestTimeoutMs,
         logger,
       });
@@ -391,4 +398,14 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
       return closing;
     },
   };
+}
+
+/** A URL domain as `--url-domain` gives it: a DNS name, lowercased, without a trailing dot; '' means none. */
+function compileUrlDomain(domain: string | undefined): string | undefined {
+  if (domain === undefined || domain === '') return undefined;
+  const name = domain.trim().toLowerCase().replace(/\.$/, '');
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(name) || name.length > 253) {
+    throw new PlatformError('INVALID_CONFIG', `--url-domain must be a DNS name like fn.example.com, got ${domain}`);
+  }
+  return name;
 }

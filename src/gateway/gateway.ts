@@ -7,6 +7,7 @@ import type { BlobStore } from '../core/ports/blob-store.js';
 import type { InvocationQueue } from '../core/ports/invocation-queue.js';
 import type { MessageQueues } from '../core/ports/message-queue.js';
 import type { TriggerStore } from '../core/ports/trigger-store.js';
+import type { FunctionUrlStore } from '../core/ports/function-url-store.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
@@ -38,6 +39,10 @@ export interface GatewayOptions {
   messageQueues: MessageQueues;
   /** Queue triggers, on the metadata store's database (run by a `TriggerRunner`). */
   triggers: TriggerStore;
+  /** Function URL configs, on the metadata store's database. */
+  functionUrls: FunctionUrlStore;
+  /** Where set, `{name}.{urlDomain}` serves function `name`'s URL. */
+  urlDomain?: string | undefined;
   /** An asynchronous invocation was queued for this function (a dispatcher in this process may run it at once). */
   onQueued?: ((functionName: string) => void) | undefined;
   blobStore: BlobStore;
@@ -140,6 +145,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     schedules: options.schedules,
     messageQueues: options.messageQueues,
     triggers: options.triggers,
+    functionUrls: options.functionUrls,
+    urlDomain: options.urlDomain,
     apiKeys: options.apiKeys,
     logger,
     ready: () => ready,

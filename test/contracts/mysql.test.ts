@@ -11,6 +11,7 @@ import {
   serverQueueFixture,
   serverScheduleFixture,
   serverTriggerFixture,
+  serverFunctionUrlFixture,
   serverStoreFixture,
   serverTrafficFixture,
   sqlServerStoreCases,
@@ -18,6 +19,7 @@ import {
 import { invocationQueueContract } from './invocation-queue.contract.js';
 import { messageQueuesContract } from './message-queues.contract.js';
 import { triggerStoreContract } from './trigger-store.contract.js';
+import { functionUrlStoreContract } from './function-url-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
 
@@ -37,6 +39,7 @@ scheduleStoreContract('MariaDB', serverScheduleFixture(server, openMysqlMetadata
 messageQueuesContract('MariaDB', serverMessageQueuesFixture(server, openMysqlMetadataStore));
 
 triggerStoreContract('MariaDB', serverTriggerFixture(server, openMysqlMetadataStore));
+functionUrlStoreContract('MariaDB', serverFunctionUrlFixture(server, openMysqlMetadataStore));
 
 trafficStoreContract(
   'MariaDB, records journalled',
@@ -72,6 +75,7 @@ describe('MySQL metadata store specifics', () => {
       tables.map((table) => [table.table_name, table.engine, table.table_collation, table.server_charset]).sort(),
       [
         ['aliases', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['function_urls', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['function_versions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['functions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['invocation_idempotency_keys', 'InnoDB', 'utf8mb4_bin', 'latin1'],

@@ -10,6 +10,7 @@ import {
   serverQueueFixture,
   serverScheduleFixture,
   serverTriggerFixture,
+  serverFunctionUrlFixture,
   serverStoreFixture,
   serverTrafficFixture,
   sqlServerStoreCases,
@@ -17,6 +18,7 @@ import {
 import { invocationQueueContract } from './invocation-queue.contract.js';
 import { messageQueuesContract } from './message-queues.contract.js';
 import { triggerStoreContract } from './trigger-store.contract.js';
+import { functionUrlStoreContract } from './function-url-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
 
@@ -36,6 +38,7 @@ scheduleStoreContract('PostgreSQL', serverScheduleFixture(server, openPostgresMe
 messageQueuesContract('PostgreSQL', serverMessageQueuesFixture(server, openPostgresMetadataStore));
 
 triggerStoreContract('PostgreSQL', serverTriggerFixture(server, openPostgresMetadataStore));
+functionUrlStoreContract('PostgreSQL', serverFunctionUrlFixture(server, openPostgresMetadataStore));
 
 trafficStoreContract(
   'PostgreSQL, records journalled',
@@ -63,7 +66,7 @@ describe('PostgreSQL metadata store specifics', () => {
       `select table_name, column_name, collation_name from information_schema.columns
        where table_schema = 'public' and data_type = 'character varying' and table_name not like 'savassan_%'`,
     );
-    assert.equal(columns.length, 45, 'every varchar column of the tables');
+    assert.equal(columns.length, 47, 'every varchar column of the tables');
     assert.deepEqual(
       columns.filter((column) => column.collation_name !== 'C'),
       [],

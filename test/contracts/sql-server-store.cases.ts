@@ -20,6 +20,8 @@ import { SqlMessageQueues } from '../../src/adapters/sql/sql-message-queues.js';
 import { SqlTriggerStore } from '../../src/adapters/sql/sql-trigger-store.js';
 import type { MessageQueuesFixture } from './message-queues.contract.js';
 import type { TriggerStores } from './trigger-store.contract.js';
+import { SqlFunctionUrlStore } from '../../src/adapters/sql/sql-function-url-store.js';
+import type { FunctionUrlStores } from './function-url-store.contract.js';
 import type { ServerMetadataStoreOptions } from '../../src/adapters/sql/server-metadata-store.js';
 import { isPlatformError } from '../../src/core/errors.js';
 import { compileFunctionConfig } from '../../src/core/function-config.js';
@@ -130,6 +132,17 @@ export function serverTriggerFixture(
       triggers: new SqlTriggerStore(metadata.shared()),
       cleanup,
     };
+  };
+}
+
+export function serverFunctionUrlFixture(
+  server: () => Promise<SqlTestServer>,
+  open: (url: string, options?: ServerMetadataStoreOptions) => Promise<SqlMetadataStore>,
+): () => Promise<FunctionUrlStores> {
+  return async () => {
+    const { url, cleanup } = await freshDatabase(server, false);
+    const metadata = await open(url);
+    return { metadata, urls: new SqlFunctionUrlStore(metadata.shared()), cleanup };
   };
 }
 

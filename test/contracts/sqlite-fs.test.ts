@@ -25,6 +25,8 @@ import { SqlMessageQueues } from '../../src/adapters/sql/sql-message-queues.js';
 import { SqlTriggerStore } from '../../src/adapters/sql/sql-trigger-store.js';
 import { messageQueuesContract } from './message-queues.contract.js';
 import { triggerStoreContract } from './trigger-store.contract.js';
+import { SqlFunctionUrlStore } from '../../src/adapters/sql/sql-function-url-store.js';
+import { functionUrlStoreContract } from './function-url-store.contract.js';
 import { invocationRecord } from '../helpers/records.js';
 import { newVersion } from '../helpers/versions.js';
 
@@ -138,6 +140,12 @@ triggerStoreContract('SQLite file', async () => {
     triggers: new SqlTriggerStore(metadata.shared()),
     cleanup: () => removeTempDir(dir),
   };
+});
+
+functionUrlStoreContract('SQLite file', async () => {
+  const dir = await tempDir('sqlite-urls');
+  const metadata = await openSqliteMetadataStore(join(dir, 'metadata.db'));
+  return { metadata, urls: new SqlFunctionUrlStore(metadata.shared()), cleanup: () => removeTempDir(dir) };
 });
 
 invocationQueueContract('SQLite file', async (settings) => {

@@ -115,6 +115,7 @@ describe('a strict, fully described HTTP API', () => {
       'POST /v1/schedules': JSON.stringify({ name: 'probe-schedule', functionName: 'probe', rate: 'rate(1 hour)' }),
       'POST /v1/queues/{queue}/messages': JSON.stringify({ body: 'not-sent' }),
       'POST /v1/triggers': JSON.stringify({ functionName: 'probe', queue: 'probe-queue' }),
+      'PUT /v1/functions/{name}/url': JSON.stringify({ auth: 'none' }),
     };
     for (const [template, methods] of Object.entries(openapi.paths)) {
       for (const [method, operation] of Object.entries(methods)) {

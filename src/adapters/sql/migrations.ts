@@ -415,6 +415,28 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.alterTable('queued_invocations').dropColumn('ended_at').execute();
     },
   },
+
+  /** Function URLs (`SqlFunctionUrlStore`): a config per function, which goes with it. */
+  '0010_function_urls': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      const { varchar, text, table } = textTypes(db);
+      await db.schema
+        .createTable('function_urls')
+        .$call(table)
+        .addColumn('function_name', varchar(columnLengths.functionName), (col) => col.primaryKey())
+        .addColumn('auth', varchar(columnLengths.urlAuth), (col) => col.notNull())
+        .addColumn('cors', text)
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addForeignKeyConstraint('function_urls_function_fk', ['function_name'], 'functions', ['name'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .execute();
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('function_urls').execute();
+    },
+  },
 };
 
 /** A fresh function incarnation: 16 random hex digits. */

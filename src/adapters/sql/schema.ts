@@ -216,6 +216,16 @@ export interface QueueTriggersTable {
   created_at: EpochMillisColumn;
 }
 
+export interface FunctionUrlsTable {
+  /** References `functions.name`: a function's URL goes with it; primary key. */
+  function_name: string;
+  /** `none` or `key`. */
+  auth: string;
+  /** The CORS rules as JSON (`FunctionUrlCors`), or null. */
+  cors: string | null;
+  created_at: EpochMillisColumn;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
@@ -229,6 +239,7 @@ export interface Database {
   message_queues: MessageQueuesTable;
   queue_messages: QueueMessagesTable;
   queue_triggers: QueueTriggersTable;
+  function_urls: FunctionUrlsTable;
 }
 
 /** Where a query runs: the database, or a transaction on it. */
@@ -244,6 +255,7 @@ export type QueuedInvocationRow = Selectable<QueuedInvocationsTable>;
 export type ScheduleRow = Selectable<SchedulesTable>;
 export type QueueMessageRow = Selectable<QueueMessagesTable>;
 export type QueueTriggerRow = Selectable<QueueTriggersTable>;
+export type FunctionUrlRow = Selectable<FunctionUrlsTable>;
 
 /** Column sizes shared by the migrations and the adapter's checks. */
 export const columnLengths = {
@@ -270,4 +282,5 @@ export const columnLengths = {
   queueName: 80,
   messageId: 64,
   triggerId: 32,
+  urlAuth: 8,
 } as const;

@@ -52,6 +52,8 @@ export function accessKeysFrom(keys: readonly string[]): Map<string, string> {
   }
   return pairs;
 }
+/** The routes that serve function URLs: each checks a key itself, where its URL's `auth` asks for one. */
+export const functionUrlRoutePaths: ReadonlySet<string> = new Set(['/fn/:name', '/fn/:name/*']);
 
 /**
  * Whether `host` (an address to listen on) is reachable only from this machine: `localhost`, 127.0.0.0/8, `::1`
@@ -151,10 +153,10 @@ export function apiKeyCheck(keys: readonly string[]): ApiKeyCheck {
 
 /**
  * A Fastify `onRequest` hook that answers 401 `UNAUTHORIZED` (with `WWW-Authenticate: Bearer`) to any request
- * outside `publicRoutes` that does not present one of `keys` as `Authorization: Bearer <key>` or `x-api-key: <key>`.
- * Unknown routes are refused too, so a caller without a key learns nothing about which routes exist. The Lambda
- * API's routes (`isSignedRoute`) are left to their SigV4 check. `keys` must not be empty (no keys: do not add the
- * hook).
+ * outside `publicRoutes` and `functionUrlRoutePaths` that does not present one of `keys` as `Authorization: Bearer <key>`
+ * or `x-api-key: <key>`. Unknown routes are refused too, so a caller without a key learns nothing about which routes
+ * exist. The Lambda API's routes (`isSignedRoute`) are left to their SigV4 check, function URLs to their own. `keys`
+ * must not be empty (no keys: do not add the hook).
  *
  * @example
  * app.addHook('onRequest', apiKeyHook(['k1']));
@@ -163,7 +165,7 @@ export function apiKeyHook(keys: readonly string[]): onRequestHookHandler {
   const check = apiKeyCheck(keys);
   return (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     const route = request.routeOptions.url;
-    if (route !== undefined && (publicRoutes.has(route) || isSignedRoute(route))) {
+    if (route !== undefined && (publicRoutes.has(route) || isSignedRoute(route) || functionUrlRoutePaths.has(route))) {
       done();
       return;
     }

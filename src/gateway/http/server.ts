@@ -19,6 +19,7 @@ import { liveAlias } from '../../core/types.js';
 import type { AsyncInvocations } from '../../events/async-invocations.js';
 import type { MessageQueues } from '../../core/ports/message-queue.js';
 import type { TriggerStore } from '../../core/ports/trigger-store.js';
+import type { FunctionUrlStore } from '../../core/ports/function-url-store.js';
 import type { Deployer } from '../deployer.js';
 import type { FunctionResolver } from '../function-resolver.js';
 import { compileLambdaArnScope } from '../../core/lambda-arn.js';
@@ -36,6 +37,8 @@ import { lambdaRoutes } from './routes/lambda.js';
 import { AsyncInvocationView, asyncInvocationView, deadLetterRoutes } from './routes/dead-letters.js';
 import { queueRoutes } from './routes/queues.js';
 import { triggerRoutes } from './routes/triggers.js';
+import { functionUrlRoutes } from './routes/function-urls.js';
+import { functionUrlHost } from '../function-url-event.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { secretRoutes } from './routes/secrets.js';
@@ -88,6 +91,13 @@ export interface GatewayServerOptions {
   messageQueues: MessageQueues;
   /** Queue triggers (`/v1/triggers`). */
   triggers: TriggerStore;
+  /** Function URLs (`/v1/functions/:name/url`, served at `/fn/:name/...`). */
+  functionUrls: FunctionUrlStore;
+  /**
+   * Where set, a request whose `Host` is `{name}.{urlDomain}` (any port) goes to function `name`'s URL, as if it were
+   * for `/fn/{name}/...`.
+   */
+  urlDomain?: string | undefined;
   nodes: () => Promise<NodeView[]>;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
@@ -154,12 +164,17 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
   });
   const requestTimeoutMs = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
+  const urlHost = functionUrlHost(options.urlDomain);
   const app = Fastify({
     // Plain invoke requests are answered before Fastify sees them (invoke-route.ts); the rest is Fastify's. Both
     // read bodies under the server's request timeout (headers and body, then 408); once a request has arrived in
     // full, an invocation may take as long as its function's timeout.
     serverFactory: (handler) =>
       createGatewayHttpServer(requestTimeoutMs, (req, res) => {
+        if (urlHost !== null) {
+          const name = urlHost(req.headers.host);
+          if (name !== null) req.url = `/fn/${name}${req.url?.startsWith('/') === true ? '' : '/'}${req.url ?? ''}`;
+        }
         if (!fastPath(req, res)) handler(req, res);
       }),
     clientErrorHandler,
@@ -699,6 +714,15 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       asyncInvocations: options.asyncInvocations,
       scope: compileLambdaArnScope(options.lambdaArnScope),
       apiKeys,
+    }),
+  );
+  await app.register(
+    functionUrlRoutes({
+      urls: options.functionUrls,
+      invoker,
+      metrics,
+      apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
+      urlDomain: options.urlDomain ?? null,
     }),
   );
 

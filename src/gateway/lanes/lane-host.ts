@@ -35,6 +35,8 @@ export interface LaneHostOptions {
   answerInvoke: AnswerInvoke;
   ready: boolean;
   apiKeys: readonly string[];
+  /** See `LaneSettings.urlDomain`. */
+  urlDomain?: string | undefined;
   requestTimeoutMs: number;
   logger: Logger;
 }
@@ -154,6 +156,7 @@ export async function startLanes(options: LaneHostOptions): Promise<LaneHost> {
       listenFd,
       apiSocket,
       apiKeys: options.apiKeys,
+      urlDomain: options.urlDomain,
       requestTimeoutMs: options.requestTimeoutMs,
       ready,
     };

@@ -1,6 +1,13 @@
 // Messages between the gateway's main event loop and its lanes (worker threads that serve the invoke route on the
 // same listening socket). Both ends are this process's own code, so they are typed, not validated.
 
+/**
+ * The header in which a lane passes its client's address to the main loop with a request (the main loop's own
+ * socket is a Unix socket, without one). The main loop trusts it only on that socket; a lane replaces any a client
+ * sent.
+ */
+export const clientAddressHeader = 'x-savassan-client-address';
+
 /** What a lane is started with (its `workerData`). The API keys stay in this process's memory. */
 export interface LaneSettings {
   /** 1, 2...: the main event loop is lane 0. */
@@ -10,6 +17,8 @@ export interface LaneSettings {
   /** The main loop's private socket for requests other than plain invocations. */
   apiSocket: string;
   apiKeys: readonly string[];
+  /** Requests for `{name}.{urlDomain}` are function URLs: passed to the main loop whatever their path. */
+  urlDomain: string | undefined;
   requestTimeoutMs: number;
   ready: boolean;
 }

@@ -10,9 +10,11 @@ import type { Server as NetServer } from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PlatformError } from '../../core/errors.js';
 import type { CallerGone, InvokeRoute } from '../invoker.js';
+import { functionUrlHost } from '../function-url-event.js';
 import { apiKeyCheck } from '../http/api-keys.js';
 import { errorAnswer, invokeFastPath, type Answer } from '../http/invoke-route.js';
 import { clientErrorHandler, createGatewayHttpServer } from '../http/node-server.js';
+import { clientAddressHeader } from './lane-protocol.js';
 import type { HostMessage, LaneMessage, LaneSettings } from './lane-protocol.js';
 
 const port = parentPort;
@@ -92,6 +94,7 @@ function endToEnd(headers: IncomingHttpHeaders): IncomingHttpHeaders {
  */
 function upstreamHeaders(req: IncomingMessage): IncomingHttpHeaders {
   const headers = endToEnd(req.headers);
+  headers[clientAddressHeader] = req.socket.remoteAddress ?? '';
   if (req.headers['transfer-encoding'] !== undefined) {
     delete headers['content-length'];
     headers['transfer-encoding'] = 'chunked';
@@ -140,8 +143,12 @@ function passToMain(req: IncomingMessage, res: ServerResponse): void {
   req.pipe(upstream);
 }
 
+const urlHost = functionUrlHost(settings.urlDomain);
+
 const server = createGatewayHttpServer(settings.requestTimeoutMs, (req, res) => {
-  if (!fastPath(req, res)) passToMain(req, res);
+  // A function URL's host: its path is the function's, never the invoke route's.
+  if (urlHost !== null && urlHost(req.headers.host) !== null) passToMain(req, res);
+  else if (!fastPath(req, res)) passToMain(req, res);
 });
 server.on('clientError', clientErrorHandler);
 
