@@ -9,18 +9,16 @@
 // Run alone: `npm run build && node --import tsx bench/events.ts` (BENCH_QUICK=1 for a short run); it writes
 // bench/results/<date>-events.json.
 import { Agent } from 'node:http';
-import { cpus, release, totalmem } from 'node:os';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import { readBundle } from '../src/client/bundle.js';
 import { SavassanClient, type AsyncInvocationAnswer } from '../src/client/client.js';
 import { functionLimits } from '../src/core/function-config.js';
 import { triggerSettingLimits } from '../src/core/message-queue-rules.js';
 import { repoRoot, startServer, type ServerProcess } from '../test/helpers/server-process.js';
 import { bwrapSkipReason, startBwrapServer } from './bwrap-server.js';
-import { load, loadThreads, post, round, summarise, warmUntilSteady } from './load.js';
+import { runSectionAlone, runsAlone } from './section-alone.js';
+import { load, post, round, summarise, warmUntilSteady } from './load.js';
 
 export interface EventsOptions {
   /** Requests per side over all rounds of the accept-rate comparison. */
@@ -411,23 +409,6 @@ export function eventsOptions(quick: boolean): EventsOptions {
       };
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const quick = process.env.BENCH_QUICK === '1';
-  const date = new Date().toISOString();
-  const results = {
-    date,
-    machine: {
-      cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}`,
-      memoryGiB: round(totalmem() / 2 ** 30, 1),
-      kernel: release(),
-      node: process.version,
-      loadThreads,
-    },
-    quick,
-    events: await measureEvents(eventsOptions(quick)),
-  };
-  await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
-  const file = join(repoRoot, 'bench', 'results', `${date.replace(/[:.]/g, '-')}-events.json`);
-  await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
-  process.stdout.write(`${JSON.stringify(results, null, 2)}\nwritten to ${file}\n`);
+if (runsAlone(import.meta.url)) {
+  await runSectionAlone('events', (quick) => measureEvents(eventsOptions(quick)));
 }

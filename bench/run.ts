@@ -17,6 +17,7 @@ import { measureCliStartup } from './cli-startup.js';
 import { measureCluster } from './cluster.js';
 import { eventLoopCounts, measureEventLoops } from './event-loops.js';
 import { eventsOptions, measureEvents } from './events.js';
+import { measureLambdaApi } from './lambda.js';
 import { measureAliasInvoke } from './traffic.js';
 import { withCpuPerRequest } from './process-cpu.js';
 import { measureSandboxColdStarts } from './cold-start.js';
@@ -292,6 +293,12 @@ async function main(): Promise<void> {
       ...(await measureAliasInvoke({ url: bwrapServer?.url ?? server.url, requests: warmRequests })),
       sandbox: bwrapServer === null ? 'process' : 'bwrap',
       target: 'alias p50 ≤ 1.05× plain',
+    };
+    // The Lambda API and function URLs against the native invoke route.
+    results.lambdaApi = {
+      ...(await measureLambdaApi({ url: bwrapServer?.url ?? server.url, requests: warmRequests })),
+      sandbox: bwrapServer === null ? 'process' : 'bwrap',
+      target: 'Lambda API Invoke p50 ≤ 1.1× the native route',
     };
 
     // The bwrap server and workerd are done; the cold-start and burst figures below are the process server's.
