@@ -467,6 +467,7 @@ export class Agent implements AgentApi {
         invocationId: request.invocationId,
         event: request.eventJson,
         deadline: Date.now() + request.timeoutMs,
+        clientContext: request.clientContext,
       });
     });
     const durationMs = round(performance.now() - started);

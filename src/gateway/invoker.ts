@@ -40,6 +40,8 @@ export interface InvokeRoute {
   readonly qualifier?: string | undefined;
   /** The request's header values, read only when the alias is sticky on a header. */
   readonly header?: HeaderValue | undefined;
+  /** The caller's client context, JSON text (the Lambda API's `X-Amz-Client-Context`, decoded). */
+  readonly clientContext?: string | undefined;
 }
 
 export interface InvocationResult {
@@ -100,6 +102,7 @@ export class Invoker {
           invocationId,
           eventJson,
           timeoutMs: version.config.timeoutSeconds * 1000,
+          clientContext: route?.clientContext,
         });
       } catch (err) {
         await this.#discard(agent, instance);

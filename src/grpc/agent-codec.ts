@@ -159,12 +159,13 @@ export function invokeRequestToProto(instanceId: string, request: InvokeRequest)
     eventJson: bufferOf(request.eventJson),
     // uint32 on the wire; the Agent wants a positive whole number of milliseconds.
     timeoutMs: Math.max(0, Math.ceil(request.timeoutMs)),
+    ...(request.clientContext === undefined ? {} : { clientContext: request.clientContext }),
   };
 }
 
 export function invokeRequestFromProto(request: pb.InvokeRequest): { instanceId: string; request: InvokeRequest } {
-  const { instanceId, invocationId, eventJson, timeoutMs } = request;
-  return { instanceId, request: { invocationId, eventJson, timeoutMs } };
+  const { instanceId, invocationId, eventJson, timeoutMs, clientContext } = request;
+  return { instanceId, request: { invocationId, eventJson, timeoutMs, clientContext } };
 }
 
 function errorToProto(error: SerializedError): pb.SerializedError {

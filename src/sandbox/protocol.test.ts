@@ -37,6 +37,7 @@ const invoke: HostMessage = {
   invocationId: 'inv',
   event: Buffer.from('{"a":"\\n", "é": "✓"}'),
   deadline: 1e12,
+  clientContext: '{"custom":{"cart":3}}',
 };
 
 const guestMessages: GuestMessage[] = [

@@ -58,6 +58,8 @@ export interface InvokeMessage {
   event: Uint8Array;
   /** When the invocation times out, in ms since the epoch. */
   deadline: number;
+  /** The caller's client context as JSON text (the Lambda API's `X-Amz-Client-Context`), if it gave one. */
+  clientContext?: string | undefined;
 }
 
 export type HostMessage = InitMessage | InvokeMessage;
@@ -531,6 +533,7 @@ export function parseHostMessage(frame: Frame): HostMessage {
         invocationId: r.nonEmptyString('invocationId'),
         event: frame.body,
         deadline: r.number('deadline', 0),
+        clientContext: r.optionalString('clientContext'),
       };
   }
 }

@@ -445,6 +445,10 @@ describe('the Lambda API where the platform has API keys', () => {
     server = await startServer(['--no-examples'], undefined, { SAVASSAN_API_KEY: 'AKIDTEST:right-secret,plain-key' });
     const admin = new SavassanClient({ url: server.url, apiKey: 'plain-key' });
     await admin.deploy('signed', zipSync({ 'index.js': strToU8('exports.handler = async () => "signed";') }));
+    await admin.deploy(
+      'contextual',
+      zipSync({ 'index.js': strToU8('exports.handler = async (e, context) => context.clientContext ?? null;') }),
+    );
   });
   after(async () => {
     await server?.cleanup();
@@ -474,5 +478,25 @@ describe('the Lambda API where the platform has API keys', () => {
       body: '{}',
     });
     assert.equal(bearer.status, 403);
+  });
+
+  it('hands X-Amz-Client-Context to the handler as context.clientContext, and refuses a malformed one', async () => {
+    const lambda = client('right-secret');
+    const clientContext = { client: { app_title: 'shop' }, custom: { cart: 3 } };
+    const ran = await lambda.send(
+      new InvokeCommand({
+        FunctionName: 'contextual',
+        ClientContext: Buffer.from(JSON.stringify(clientContext)).toString('base64'),
+      }),
+    );
+    assert.deepEqual(JSON.parse(Buffer.from(ran.Payload!).toString()), clientContext);
+    const without = await lambda.send(new InvokeCommand({ FunctionName: 'contextual' }));
+    assert.equal(Buffer.from(without.Payload!).toString(), 'null');
+    try {
+      await lambda.send(new InvokeCommand({ FunctionName: 'contextual', ClientContext: 'not base64 JSON!' }));
+      assert.fail('a malformed client context was taken');
+    } catch (err) {
+      assert.equal((err as { name: string }).name, 'InvalidParameterValueException');
+    }
   });
 });

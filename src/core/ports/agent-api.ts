@@ -25,6 +25,8 @@ export interface InvokeRequest {
   eventJson: Uint8Array;
   /** The function timeout; the Agent kills the sandbox when it passes (the one place it is enforced). */
   timeoutMs: number;
+  /** The caller's client context, JSON text: the handler's `context.clientContext`. */
+  clientContext?: string | undefined;
 }
 
 export type InvokeStatus = 'success' | 'error' | 'timeout' | 'crash' | 'oom';

@@ -42,6 +42,8 @@ interface ContextConstants {
 
 interface LambdaContext extends ContextConstants {
   awsRequestId: string;
+  /** The caller's client context (Lambda's `X-Amz-Client-Context`), or undefined. */
+  clientContext: unknown;
   callbackWaitsForEmptyEventLoop: boolean;
   getRemainingTimeInMillis(): number;
   done(error?: unknown, result?: unknown): void;
@@ -510,6 +512,7 @@ function buildContext(
   // Written out rather than spread from `constants`: a spread in an object literal copies through V8's slow path.
   return {
     awsRequestId: message.invocationId,
+    clientContext: message.clientContext === undefined ? undefined : (JSON.parse(message.clientContext) as unknown),
     functionName: constants.functionName,
     functionVersion: constants.functionVersion,
     memoryLimitInMB: constants.memoryLimitInMB,

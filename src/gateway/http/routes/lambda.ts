@@ -57,6 +57,34 @@ const lambdaRuntimeOf: Record<string, string> = { nodejs20: 'nodejs20.x', nodejs
 
 type Json = Record<string, unknown>;
 
+/** Lambda's limit on `X-Amz-Client-Context`, base64 as sent. */
+const maxClientContextBytes = 3583;
+
+/**
+ * `X-Amz-Client-Context` as the handler gets it: base64 of a JSON object, decoded to its JSON text; undefined when
+ * absent. InvalidParameterValueException (400) when it is too long, not base64 or not a JSON object.
+ */
+export function clientContextOf(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  if (header.length > maxClientContextBytes) {
+    throw new PlatformError('BAD_REQUEST', `X-Amz-Client-Context may be at most ${maxClientContextBytes} bytes`);
+  }
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(header)) {
+    throw new PlatformError('BAD_REQUEST', 'X-Amz-Client-Context must be base64');
+  }
+  const text = Buffer.from(header, 'base64').toString('utf8');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new PlatformError('BAD_REQUEST', 'X-Amz-Client-Context must be the base64 of a JSON object');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new PlatformError('BAD_REQUEST', 'X-Amz-Client-Context must be the base64 of a JSON object');
+  }
+  return text;
+}
+
 /**
  * The Lambda API routes, for `app.register`.
  *
@@ -177,13 +205,16 @@ export function lambdaRoutes(options: LambdaRoutesOptions): FastifyPluginAsync {
 
     plugin.post(
       '/2015-03-31/functions/:FunctionName/invocations',
-      { schema: hidden(), bodyLimit: maxEventBytes },
+      // A little over the limit is read whole and refused with a 413 the SDK can read (an answer before the body
+      // is read closes the connection under the client's upload).
+      { schema: hidden(), bodyLimit: maxEventBytes + 2 * 1024 * 1024 },
       async (request, reply) => {
         const { name, qualifier } = target(request);
         const payload = invocationPayload(request.body);
         const type = headerOf(request, 'x-amz-invocation-type') ?? 'RequestResponse';
         const logType = headerOf(request, 'x-amz-log-type') ?? 'None';
         if (logType !== 'None' && logType !== 'Tail') throw invalid(`X-Amz-Log-Type must be None or Tail`);
+        const clientContext = clientContextOf(headerOf(request, 'x-amz-client-context'));
         const savassanQualifier = qualifier === undefined || qualifier === latest ? undefined : qualifier;
         if (type === 'DryRun') {
           await resolver.resolve(name, savassanQualifier);
@@ -205,6 +236,7 @@ export function lambdaRoutes(options: LambdaRoutesOptions): FastifyPluginAsync {
           result = await invoker.invoke(name, payload, callerGone(reply.raw), {
             qualifier: savassanQualifier,
             header: requestHeaders(request.headers),
+            clientContext,
           });
         } catch (err) {
           const error = PlatformError.from(err);
@@ -508,6 +540,12 @@ function send(reply: FastifyReply, status: number, body: Json | Buffer | null, h
 /** An invocation's payload: the bytes as they came, which must be JSON (an empty payload is `{}`). */
 function invocationPayload(body: unknown): Buffer {
   const bytes = Buffer.isBuffer(body) ? body : Buffer.alloc(0);
+  if (bytes.byteLength > maxEventBytes) {
+    throw new PlatformError(
+      'PAYLOAD_TOO_LARGE',
+      `Request must be smaller than ${maxEventBytes} bytes for the InvokeFunction operation`,
+    );
+  }
   if (bytes.toString('utf8').trim() === '') return Buffer.from('{}');
   try {
     JSON.parse(bytes.toString('utf8'));

@@ -182,6 +182,8 @@ export interface InvokeRequest {
   eventJson: Buffer;
   /** The function timeout: the Agent kills the sandbox when it passes. */
   timeoutMs: number;
+  /** The caller's client context, JSON text: the handler's context.clientContext. */
+  clientContext?: string | undefined;
 }
 
 /** One invocation on the InvokeStream. */
@@ -1597,7 +1599,7 @@ export const CreateSandboxResponse: MessageFns<CreateSandboxResponse> = {
 };
 
 function createBaseInvokeRequest(): InvokeRequest {
-  return { instanceId: "", invocationId: "", eventJson: Buffer.alloc(0), timeoutMs: 0 };
+  return { instanceId: "", invocationId: "", eventJson: Buffer.alloc(0), timeoutMs: 0, clientContext: undefined };
 }
 
 export const InvokeRequest: MessageFns<InvokeRequest> = {
@@ -1613,6 +1615,9 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     }
     if (message.timeoutMs !== 0) {
       writer.uint32(32).uint32(message.timeoutMs);
+    }
+    if (message.clientContext !== undefined) {
+      writer.uint32(42).string(message.clientContext);
     }
     return writer;
   },
@@ -1662,6 +1667,14 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
             message.timeoutMs = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.clientContext = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1683,6 +1696,7 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     message.invocationId = object.invocationId ?? "";
     message.eventJson = object.eventJson ?? Buffer.alloc(0);
     message.timeoutMs = object.timeoutMs ?? 0;
+    message.clientContext = object.clientContext ?? undefined;
     return message;
   },
 };
