@@ -139,6 +139,15 @@ describe('functionUrlAnswer', () => {
     assert.equal(mapped.body.toString(), '<p>moved</p>');
   });
 
+  it("drops framing headers from a function's answer: the platform frames it", () => {
+    const mapped = answer({
+      statusCode: 200,
+      headers: { 'Transfer-Encoding': 'chunked', 'Content-Length': '1', Connection: 'close', 'X-Kept': '1' },
+      body: 'ok',
+    });
+    assert.deepEqual(mapped.headers, { 'content-type': 'application/json', 'x-kept': '1' });
+  });
+
   it('decodes a base64 body, and defaults the content type to JSON', () => {
     const bytes = Buffer.from([0, 255, 1, 128]);
     const mapped = answer({ statusCode: 200, body: bytes.toString('base64'), isBase64Encoded: true });

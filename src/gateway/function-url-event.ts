@@ -197,6 +197,18 @@ function jsonAnswer(value: unknown): FunctionUrlAnswer {
  * functionUrlAnswer(Buffer.from('{"statusCode":302,"headers":{"Location":"/x"}}')).status; // 302
  * functionUrlAnswer(Buffer.from('[1,2]')).body.toString(); // '[1,2]'
  */
+/** Headers that say how the answer is framed or the connection kept: the platform's, never the function's. */
+const framingHeaders: ReadonlySet<string> = new Set([
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-connection',
+]);
+
 export function functionUrlAnswer(payloadJson: Uint8Array | null): FunctionUrlAnswer {
   const value: unknown = payloadJson === null ? null : JSON.parse(Buffer.from(payloadJson).toString('utf8'));
   if (!isRecord(value) || typeof value.statusCode !== 'number') return jsonAnswer(value);
@@ -207,6 +219,8 @@ export function functionUrlAnswer(payloadJson: Uint8Array | null): FunctionUrlAn
   const addHeader = (name: string, raw: unknown): void => {
     if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') return;
     const key = name.toLowerCase();
+    // The answer's framing is the platform's: a function setting it could confuse a proxy in front.
+    if (framingHeaders.has(key)) return;
     const text = String(raw);
     if (key === 'set-cookie') cookies.push(text);
     else headers[key] = key in headers ? `${headers[key]},${text}` : text;

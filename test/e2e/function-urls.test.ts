@@ -29,6 +29,8 @@ app.get('/cookies', (req, res) => {
 app.get('/go', (req, res) => res.redirect(302, '/hello/redirected'));
 app.get('/pixel', (req, res) => res.type('image/png').send(Buffer.from([137, 80, 78, 71, 0, 255, 1])));
 app.all('/method', (req, res) => res.json({ method: req.method, agent: req.get('user-agent') }));
+app.get('/credentials', (req, res) =>
+  res.json({ authorization: req.get('authorization') ?? null, apiKey: req.get('x-api-key') ?? null }));
 module.exports.handler = serverless(app, { binary: ['image/*', 'application/octet-stream'] });
 `;
 
@@ -268,6 +270,9 @@ describe('function URLs end to end', () => {
     assert.equal((await fn('/hello/k', { headers: { 'x-api-key': 'wrong' } })).status, 401);
     const withKey = await fn('/hello/k', { headers: { authorization: `Bearer ${key}` } });
     assert.equal(withKey.status, 200);
+    // The platform's key is checked, never handed to the function.
+    const seen = await fn('/credentials', { headers: { authorization: `Bearer ${key}`, 'x-api-key': key } });
+    assert.deepEqual(await seen.json(), { authorization: null, apiKey: null });
     await api.putFunctionUrl('web', { auth: 'none' });
     assert.equal((await fn('/hello/k')).status, 200);
     // The API itself still needs a key.

@@ -153,6 +153,15 @@ describe('verifySigV4', () => {
     }
   });
 
+  it('refuses x-amz-* and content-type headers the signature does not cover (a replay cannot add them)', async () => {
+    const request = await signed(list);
+    for (const added of [{ 'x-amz-log-type': 'Tail' }, { 'x-amz-client-context': 'e30=' }, { 'content-type': 'x/y' }]) {
+      const result = verifySigV4({ ...request, headers: { ...request.headers, ...added } });
+      assert.equal(!result.ok && result.code, 'InvalidSignatureException', JSON.stringify(added));
+      assert.match(!result.ok ? result.message : '', /is present but not signed/);
+    }
+  });
+
   it('accepts the query in any order and encoding that decodes the same', async () => {
     const request = await signed(list);
     const [path, query = ''] = request.path.split('?');

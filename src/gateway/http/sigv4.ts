@@ -66,7 +66,9 @@ const algorithm = 'AWS4-HMAC-SHA256';
 const signatureMismatch =
   'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.';
 
-function refuse(code: SigV4ErrorCode, message: string): SigV4Result {
+type SigV4Refusal = Extract<SigV4Result, { ok: false }>;
+
+function refuse(code: SigV4ErrorCode, message: string): SigV4Refusal {
   return { ok: false, status: 403, code, message };
 }
 
@@ -79,12 +81,25 @@ function refuse(code: SigV4ErrorCode, message: string): SigV4Result {
  * if (!result.ok) reply.code(result.status).header('x-amzn-errortype', result.code).send({ message: result.message });
  */
 export function verifySigV4(request: SigV4Request): SigV4Result {
+  const checked = checkSigV4Headers(request);
+  if (!('secret' in checked)) return checked;
+  return verifyWithSecret(request, checked.parsed, checked.secret);
+}
+
+/**
+ * What can be checked of a signed request before its body is read: the Authorization header's form, the signed
+ * headers (every `x-amz-*` header and `Content-Type` present must be signed, so a captured request cannot be replayed
+ * with headers added), the date and its skew, and the access key. The secret, when it all holds.
+ */
+export function checkSigV4Headers(
+  request: Omit<SigV4Request, 'body'>,
+): { parsed: ParsedAuthorization; secret: string } | SigV4Refusal {
   const service = request.service ?? 'lambda';
   const authorization = headerValue(request.headers, 'authorization');
   if (authorization === undefined) return refuse('MissingAuthenticationTokenException', 'Missing Authentication Token');
   const parsed = parseAuthorization(authorization);
   if (typeof parsed === 'string') return refuse('IncompleteSignatureException', parsed);
-  const { accessKeyId, date, region, scopeService, signedHeaders, signature } = parsed;
+  const { accessKeyId, date, scopeService, signedHeaders } = parsed;
   if (scopeService !== service) {
     return refuse(
       'InvalidSignatureException',
@@ -123,11 +138,27 @@ export function verifySigV4(request: SigV4Request): SigV4Result {
       `Signature not yet current: ${amzDate} is still later than ${amzFormat(request.now + maxClockSkewMs)} (${amzFormat(request.now)} + 15 min.)`,
     );
   }
+  for (const name of Object.keys(request.headers)) {
+    const lower = name.toLowerCase();
+    if ((lower.startsWith('x-amz-') || lower === 'content-type') && !signedHeaders.includes(lower)) {
+      return refuse('InvalidSignatureException', `the header '${lower}' is present but not signed`);
+    }
+  }
   const secret = request.secretFor(accessKeyId);
   if (secret === undefined) {
     return refuse('UnrecognizedClientException', 'The security token included in the request is invalid.');
   }
+  return { parsed, secret };
+}
 
+function verifyWithSecret(
+  request: SigV4Request,
+  { accessKeyId, date, region, signedHeaders, signature }: ParsedAuthorization,
+  secret: string,
+): SigV4Result {
+  const service = request.service ?? 'lambda';
+  // Present: the header checks required it.
+  const amzDate = headerValue(request.headers, 'x-amz-date') ?? '';
   const bodyHash = createHash('sha256').update(request.body).digest('hex');
   const declared = headerValue(request.headers, 'x-amz-content-sha256');
   if (declared !== undefined && declared !== bodyHash) {
@@ -326,6 +357,32 @@ export function sigV4ErrorAnswer(result: Extract<SigV4Result, { ok: false }>): {
  * @example
  * lambdaApi.addHook('preHandler', sigV4PreHandler(options.apiKeys ?? []));
  */
+/**
+ * An `onRequest` hook for the signed routes: refuses, before the body is read, a request whose signature cannot hold
+ * whatever the body (no or a malformed Authorization, unsigned `x-amz-*` headers, a skewed date, an unknown key), so
+ * unsigned callers cannot make the gateway buffer bodies. `sigV4PreHandler` checks the rest once the body is in.
+ */
+export function sigV4OnRequest(
+  apiKeys: readonly string[],
+  options: { now?: () => number } = {},
+): (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined> {
+  const accessKeys = accessKeysFrom(apiKeys);
+  const now = options.now ?? Date.now;
+  return async (request, reply) => {
+    if (apiKeys.length === 0) return undefined;
+    const checked = checkSigV4Headers({
+      method: request.method,
+      path: request.raw.url ?? request.url,
+      headers: request.headers,
+      now: now(),
+      secretFor: (id) => accessKeys.get(id),
+    });
+    if ('secret' in checked) return undefined;
+    const answer = sigV4ErrorAnswer(checked);
+    return reply.code(answer.status).headers(answer.headers).send(answer.body);
+  };
+}
+
 export function sigV4PreHandler(
   apiKeys: readonly string[],
   options: { now?: () => number } = {},

@@ -3,7 +3,7 @@
 // place: one invocation per instance, FIFO waiters, max instances), and gives them the API over a private socket.
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { Server as HttpServer } from 'node:http';
-import { createServer, type Server as NetServer } from 'node:net';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -94,6 +94,9 @@ class Lane {
  * Starts `options.lanes` lanes on the listening socket of `options.server`. Throws `UNAVAILABLE` when one cannot
  * start (the lanes started are stopped first).
  */
+/** The connections the lanes pass requests on: what they say of their clients (their address) is trusted. */
+export const laneSockets = new WeakSet<Socket>();
+
 export async function startLanes(options: LaneHostOptions): Promise<LaneHost> {
   const { server, logger } = options;
   const listenFd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -103,7 +106,10 @@ export async function startLanes(options: LaneHostOptions): Promise<LaneHost> {
   // The API for the lanes: a Unix socket in a directory only this user can enter, fed to the main loop's server.
   const socketDir = await mkdtemp(join(tmpdir(), 'savassan-lanes-'));
   const apiSocket = join(socketDir, 'api.sock');
-  const api: NetServer = createServer((socket) => server.emit('connection', socket));
+  const api: NetServer = createServer((socket) => {
+    laneSockets.add(socket);
+    server.emit('connection', socket);
+  });
   await new Promise<void>((resolve, reject) => {
     api.once('error', reject);
     api.listen(apiSocket, () => resolve());

@@ -22,6 +22,7 @@ import type { GatewayMetrics } from '../../metrics.js';
 import type { ApiKeyCheck } from '../api-keys.js';
 import { callerGone, requestHeaders } from '../invoke-route.js';
 import { FunctionNameParams, errorResponse } from '../schemas.js';
+import { laneSockets } from '../../lanes/lane-host.js';
 
 /** The account id function URL events carry. */
 const accountId = '000000000000';
@@ -259,10 +260,14 @@ async function serveFunctionUrl(
   for (let i = 0; i + 1 < request.raw.rawHeaders.length; i += 2) {
     const name = request.raw.rawHeaders[i] ?? '';
     const value = request.raw.rawHeaders[i + 1] ?? '';
-    if (name.toLowerCase() === clientAddressHeader) lanesClient = value;
+    const lower = name.toLowerCase();
+    if (lower === clientAddressHeader) lanesClient = value;
+    // The platform's key is not the function's business: a key URL's function never sees it.
+    else if (config.auth === 'key' && (lower === 'authorization' || lower === 'x-api-key')) continue;
     else rawHeaders.push(name, value);
   }
-  const viaLane = request.raw.socket.remoteAddress === undefined;
+  // Only a lane's connection may say who its client is; anyone else's claim is ignored.
+  const viaLane = laneSockets.has(request.raw.socket);
   const event = functionUrlEvent(
     {
       method: request.method,

@@ -23,7 +23,7 @@ import type { InvocationResult, Invoker } from '../../invoker.js';
 import type { GatewayMetrics } from '../../metrics.js';
 import type { Traffic } from '../../traffic.js';
 import { callerGone, requestHeaders } from '../invoke-route.js';
-import { sigV4PreHandler } from '../sigv4.js';
+import { sigV4OnRequest, sigV4PreHandler } from '../sigv4.js';
 import { LambdaException, lambdaErrorAnswer } from './lambda-errors.js';
 
 export interface LambdaRoutesOptions {
@@ -198,7 +198,9 @@ export function lambdaRoutes(options: LambdaRoutesOptions): FastifyPluginAsync {
     plugin.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: maxCodeRequestBytes }, (_request, body, done) => {
       done(null, body);
     });
-    // Where the platform has API keys, every request carries a valid AWS Signature Version 4 (sigv4.ts).
+    // Where the platform has API keys, every request carries a valid AWS Signature Version 4 (sigv4.ts): what can be
+    // judged from the headers before the body is read, the rest once it is.
+    plugin.addHook('onRequest', sigV4OnRequest(options.apiKeys));
     plugin.addHook('preHandler', sigV4PreHandler(options.apiKeys));
     // Left out of `/v1/openapi.json` (Lambda's own model describes these routes); query parameters are read by hand.
     const hidden = () => ({ hide: true, querystring: { type: 'object', additionalProperties: true } });
