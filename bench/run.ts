@@ -3,7 +3,7 @@
 // generator (keep-alive http.Agent), so it needs nothing installed beyond the project.
 import { spawnSync } from 'node:child_process';
 import { Agent } from 'node:http';
-import { availableParallelism, cpus, totalmem, release } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -18,6 +18,7 @@ import { measureCluster } from './cluster.js';
 import { eventLoopCounts, measureEventLoops } from './event-loops.js';
 import { eventsOptions, measureEvents } from './events.js';
 import { measureLambdaApi } from './lambda.js';
+import { machineFacts } from './section-alone.js';
 import { measureAliasInvoke } from './traffic.js';
 import { withCpuPerRequest } from './process-cpu.js';
 import { measureSandboxColdStarts } from './cold-start.js';
@@ -27,7 +28,6 @@ import { startWorkerd } from './workerd.js';
 import { latestRunPointer, withLatestRunPointer, type BenchRun } from './latest-run-pointer.js';
 import {
   load,
-  loadThreads,
   mean,
   post,
   round,
@@ -59,13 +59,7 @@ const payloadScale = quick ? 0.1 : 1;
 async function main(): Promise<void> {
   const run = {
     date: new Date().toISOString(),
-    machine: {
-      cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}`,
-      memoryGiB: round(totalmem() / 2 ** 30, 1),
-      kernel: release(),
-      node: process.version,
-      loadThreads,
-    },
+    machine: machineFacts(),
     quick,
   } satisfies BenchRun;
   const results: Record<string, unknown> = { ...run };

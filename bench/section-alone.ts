@@ -12,19 +12,24 @@ export function runsAlone(url: string): boolean {
   return url === pathToFileURL(process.argv[1] ?? '').href;
 }
 
+/** The machine a run measured, as every result file names it. */
+export function machineFacts() {
+  return {
+    cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}`,
+    memoryGiB: round(totalmem() / 2 ** 30, 1),
+    kernel: release(),
+    node: process.version,
+    loadThreads,
+  };
+}
+
 /** Measures one section (`BENCH_QUICK=1`: its quick sizes) and writes its result file. */
 export async function runSectionAlone(name: string, measure: (quick: boolean) => Promise<unknown>): Promise<void> {
   const quick = process.env.BENCH_QUICK === '1';
   const date = new Date().toISOString();
   const results = {
     date,
-    machine: {
-      cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}`,
-      memoryGiB: round(totalmem() / 2 ** 30, 1),
-      kernel: release(),
-      node: process.version,
-      loadThreads,
-    },
+    machine: machineFacts(),
     quick,
     [name]: await measure(quick),
   };
