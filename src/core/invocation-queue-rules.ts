@@ -1,5 +1,5 @@
 import { PlatformError } from './errors.js';
-import type { InvocationAttempt, InvocationEnqueue, ReceiveOptions } from './ports/invocation-queue.js';
+import type { AttemptStatus, InvocationAttempt, InvocationEnqueue, ReceiveOptions } from './ports/invocation-queue.js';
 import {
   defaultDeadLettersListed,
   defaultEndedRetentionMs,
@@ -104,4 +104,34 @@ export function validTime(value: Date, what: string): number {
   const ms = value instanceof Date ? value.getTime() : Number.NaN;
   if (!Number.isFinite(ms) || ms < 0) throw new PlatformError('BAD_REQUEST', `${what} is not a valid time`);
   return ms;
+}
+
+/** An attempt as the adapters store it in an event's `attempts` JSON (times as epoch ms). */
+export interface StoredAttempt {
+  startedAt: number;
+  status: AttemptStatus;
+  durationMs: number;
+  error: string | null;
+  /** Absent in attempts stored before attempts named their record. */
+  invocationId?: string | null;
+}
+
+export function storedAttempt(attempt: InvocationAttempt): StoredAttempt {
+  return {
+    startedAt: attempt.startedAt.getTime(),
+    status: attempt.status,
+    durationMs: attempt.durationMs,
+    error: attempt.error,
+    invocationId: attempt.invocationId,
+  };
+}
+
+export function attemptsFromJson(json: string): InvocationAttempt[] {
+  return (JSON.parse(json) as StoredAttempt[]).map((stored) => ({
+    startedAt: new Date(stored.startedAt),
+    status: stored.status,
+    durationMs: stored.durationMs,
+    error: stored.error,
+    invocationId: stored.invocationId ?? null,
+  }));
 }

@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { PlatformError } from '../../core/errors.js';
 import { timeOrderedUuid } from '../../core/ids.js';
 import {
+  attemptsFromJson,
+  storedAttempt,
   deadLetterLimit,
   defaultQueueCapacityPerFunction,
   queueFullError,
@@ -16,7 +18,6 @@ import {
 } from '../../core/invocation-queue-rules.js';
 import { idempotencyWindowMs } from '../../core/ports/invocation-queue.js';
 import type {
-  AttemptStatus,
   EnqueueResult,
   InvocationAttempt,
   InvocationDelivery,
@@ -68,15 +69,6 @@ const states: ReadonlySet<string> = new Set<QueuedInvocationState>([
   'failed',
   'dead_lettered',
 ]);
-
-/** An attempt as stored in an event's `attempts` JSON. */
-interface StoredAttempt {
-  startedAt: number;
-  status: AttemptStatus;
-  durationMs: number;
-  error: string | null;
-  invocationId: string | null;
-}
 
 type SettleOutcome = 'succeeded' | 'failed' | 'retry' | 'dead_lettered';
 
@@ -275,26 +267,6 @@ export class RedisInvocationQueue implements InvocationQueue {
   #assertOpen(): void {
     if (this.#closed) throw new PlatformError('UNAVAILABLE', 'Redis invocation queue is closed');
   }
-}
-
-function storedAttempt(attempt: InvocationAttempt): StoredAttempt {
-  return {
-    startedAt: attempt.startedAt.getTime(),
-    status: attempt.status,
-    durationMs: attempt.durationMs,
-    error: attempt.error,
-    invocationId: attempt.invocationId,
-  };
-}
-
-function attemptsFromJson(json: string): InvocationAttempt[] {
-  return (JSON.parse(json) as StoredAttempt[]).map((stored) => ({
-    startedAt: new Date(stored.startedAt),
-    status: stored.status,
-    durationMs: stored.durationMs,
-    error: stored.error,
-    invocationId: stored.invocationId ?? null,
-  }));
 }
 
 function queuedFromHash(id: string, fields: Record<string, string>, now: number): QueuedInvocation {

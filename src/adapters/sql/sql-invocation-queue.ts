@@ -3,6 +3,9 @@ import type { Transaction, Updateable } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
 import { timeOrderedUuid } from '../../core/ids.js';
 import {
+  attemptsFromJson,
+  type StoredAttempt,
+  storedAttempt,
   deadLetterLimit,
   defaultQueueCapacityPerFunction,
   queueFullError,
@@ -16,7 +19,6 @@ import {
 } from '../../core/invocation-queue-rules.js';
 import { idempotencyWindowMs, retentionSweepIntervalMs } from '../../core/ports/invocation-queue.js';
 import type {
-  AttemptStatus,
   EnqueueResult,
   InvocationAttempt,
   InvocationDelivery,
@@ -59,15 +61,6 @@ const states: ReadonlySet<string> = new Set<QueuedInvocationState>([
   'failed',
   'dead_lettered',
 ]);
-
-/** An attempt as stored in the `attempts` JSON column. */
-interface StoredAttempt {
-  startedAt: number;
-  status: AttemptStatus;
-  durationMs: number;
-  error: string | null;
-  invocationId?: string | null;
-}
 
 /**
  * `InvocationQueue` over the database of a `SqlMetadataStore` (SQLite, PostgreSQL or MySQL): it shares that store's
@@ -502,26 +495,6 @@ export class SqlInvocationQueue implements InvocationQueue {
     if (this.#closed) return Promise.reject(new PlatformError('UNAVAILABLE', 'the invocation queue is closed'));
     return this.#access.run(action, operation);
   }
-}
-
-function storedAttempt(attempt: InvocationAttempt): StoredAttempt {
-  return {
-    startedAt: attempt.startedAt.getTime(),
-    status: attempt.status,
-    durationMs: attempt.durationMs,
-    error: attempt.error,
-    invocationId: attempt.invocationId,
-  };
-}
-
-function attemptsFromJson(json: string): InvocationAttempt[] {
-  return (JSON.parse(json) as StoredAttempt[]).map((stored) => ({
-    startedAt: new Date(stored.startedAt),
-    status: stored.status,
-    durationMs: stored.durationMs,
-    error: stored.error,
-    invocationId: stored.invocationId ?? null,
-  }));
 }
 
 function queuedFromRow(row: QueuedInvocationRow, now: number): QueuedInvocation {
