@@ -60,6 +60,32 @@ describe('GatewayMetrics', () => {
     assert.equal(sample(text, 'savassan_invocations_total{function="a",version="2",status="error",start="warm"}'), 1);
   });
 
+  it('counts errors, function durations and cold-start init times by function and version', async () => {
+    const metrics = new GatewayMetrics();
+    metrics.observe({ ...result('a', 'success', 'cold', 1), initMs: 120 }, 0.2);
+    metrics.observe(result('a', 'timeout', 'warm', 1), 1);
+    metrics.observe(result('a', 'error', 'warm', 2), 0.001);
+    metrics.observe(result('a', 'error', 'warm', 2), 0.001);
+    const text = await metrics.render();
+    assert.equal(sample(text, 'savassan_invocation_errors_total{function="a",version="1",status="timeout"}'), 1);
+    assert.equal(sample(text, 'savassan_invocation_errors_total{function="a",version="2",status="error"}'), 2);
+    assert.doesNotMatch(text, /savassan_invocation_errors_total\{[^}]*status="success"/);
+    assert.equal(sample(text, 'savassan_invocation_duration_seconds_count{function="a",version="1",start="cold"}'), 1);
+    assert.equal(sample(text, 'savassan_invocation_duration_seconds_count{function="a",version="2",start="warm"}'), 2);
+    assert.equal(sample(text, 'savassan_invocation_init_duration_seconds_count{function="a",version="1"}'), 1);
+    assert.equal(
+      sample(text, 'savassan_invocation_init_duration_seconds_bucket{le="0.1",function="a",version="1"}'),
+      0,
+    );
+    assert.equal(
+      sample(text, 'savassan_invocation_init_duration_seconds_bucket{le="0.25",function="a",version="1"}'),
+      1,
+    );
+    assert.equal(sample(text, 'savassan_invocation_init_duration_seconds_count{function="a",version="2"}'), null);
+    metrics.forgetFunction('a');
+    assert.doesNotMatch(await metrics.render(), /function="a"/);
+  });
+
   it('keeps counting exactly when many invocations come between scrapes', async () => {
     const metrics = new GatewayMetrics();
     for (let i = 0; i < 10_000; i++) metrics.observe(result('a', 'success', 'warm'), 0.0002);
