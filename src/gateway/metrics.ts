@@ -47,16 +47,24 @@ export interface PlatformFigures {
   metadata: Pick<MetadataStore, 'listFunctions'>;
 }
 
+/** Backend reads of the scrape under way (`watchPlatform`), which the backend error counter waits for. */
+type ScrapeReads = Set<Promise<unknown>>;
+
 /**
  * `read`, shared by the callers that come while it runs: the gauges of one scrape collect at the same time and read
- * a backend once between them.
+ * a backend once between them. Each run is in `reads` until it settles.
  */
-function sharedRead<T>(read: () => Promise<T>): () => Promise<T> {
+function sharedRead<T>(reads: ScrapeReads, read: () => Promise<T>): () => Promise<T> {
   let running: Promise<T> | null = null;
   return () => {
-    running ??= read().finally(() => {
-      running = null;
-    });
+    if (running === null) {
+      const run = read().finally(() => {
+        running = null;
+        reads.delete(run);
+      });
+      running = run;
+      reads.add(run);
+    }
     return running;
   };
 }
@@ -101,11 +109,18 @@ export class GatewayMetrics {
     "How long a cold start's sandbox took to load the function, by function and version",
     [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
   );
+  readonly #scrapeReads: ScrapeReads = new Set();
   readonly #backendErrors = new Counter({
     name: 'savassan_backend_errors_total',
     help: 'Failed reads of a backend by the gateway (readiness probes, the figures of a scrape), by backend and operation',
     labelNames: ['backend', 'operation'] as const,
     registers: [this.#registry],
+    // The registry collects every metric at once: the reads of this scrape start in the same turn, and the failures
+    // they count are printed in this scrape once they have settled.
+    collect: async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      await Promise.allSettled(this.#scrapeReads);
+    },
   });
 
   /** Invocations counted since the last flush, by status, start kind, version and function. */
@@ -213,7 +228,7 @@ export class GatewayMetrics {
       });
     };
 
-    const pools = sharedRead(async () => {
+    const pools = sharedRead(this.#scrapeReads, async () => {
       let keys: string[];
       try {
         keys = (await figures.pool.keys()).slice(0, maxScrapedKeys);
@@ -268,7 +283,7 @@ export class GatewayMetrics {
       },
     );
 
-    const nodes = sharedRead(async () => {
+    const nodes = sharedRead(this.#scrapeReads, async () => {
       try {
         return await figures.nodes();
       } catch {
@@ -296,7 +311,7 @@ export class GatewayMetrics {
       },
     );
 
-    const asyncQueues = sharedRead(async () => {
+    const asyncQueues = sharedRead(this.#scrapeReads, async () => {
       let names: string[];
       try {
         names = (await figures.metadata.listFunctions()).map((fn) => fn.name).slice(0, maxScrapedKeys);
@@ -330,7 +345,7 @@ export class GatewayMetrics {
       },
     );
 
-    const messageQueues = sharedRead(async () => {
+    const messageQueues = sharedRead(this.#scrapeReads, async () => {
       try {
         return (await figures.messageQueues.listStats()).slice(0, maxScrapedKeys);
       } catch {
