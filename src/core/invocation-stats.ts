@@ -14,6 +14,8 @@ export const statsLimits = {
   minutes: { min: 1, max: 1440, default: 60 },
   stepSeconds: { min: 10, max: 3600, default: 60 },
   maxPoints: 360,
+  /** Most (function, version, bucket) rows one stats query reads: past it, the query is refused, not buffered. */
+  maxBuckets: 100_000,
 } as const;
 
 /** What `MetadataStore.invocationStats` is asked: records with `since <= createdAt < until`. */
@@ -23,6 +25,8 @@ export interface InvocationStatsQuery {
   until: Date;
   /** Bucket width; a bucket starts at `createdAt - createdAt % stepMs` (epoch milliseconds). */
   stepMs: number;
+  /** More (function, version, bucket) rows than this: BAD_REQUEST (default `statsLimits.maxBuckets`). */
+  maxBuckets?: number;
 }
 
 /** The invocations of one function version in one time bucket. */

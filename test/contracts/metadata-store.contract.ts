@@ -520,6 +520,8 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
           'hour buckets hold the same invocations',
         );
         assert.deepEqual(await store.invocationStats({ ...query, functionName: 'nobody' }), []);
+        await assertRejectsWith(store.invocationStats({ ...query, maxBuckets: 3 }), 'BAD_REQUEST');
+        assert.equal((await store.invocationStats({ ...query, maxBuckets: 4 })).length, 4, 'four rows: not refused');
       });
     });
 

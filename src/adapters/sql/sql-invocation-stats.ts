@@ -1,11 +1,8 @@
 import { sql } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
-import { statsDurationBoundsMs } from '../../core/invocation-stats.js';
+import { statsDurationBoundsMs, statsLimits } from '../../core/invocation-stats.js';
 import type { InvocationStatsBucket, InvocationStatsQuery } from '../../core/invocation-stats.js';
 import type { BigIntValue, DbExecutor } from './schema.js';
-
-/** Most buckets one query may produce: a window past it is refused rather than read. */
-const maxBuckets = 100_000;
 
 /**
  * Counts invocation records per function, version and time bucket in one aggregate over the `created_at` (or
@@ -23,9 +20,7 @@ export async function sqlInvocationStats(
     throw new PlatformError('BAD_REQUEST', 'invocation stats need whole-millisecond times and a positive step');
   }
   if (until <= since) return [];
-  if ((until - since) / stepMs > maxBuckets) {
-    throw new PlatformError('BAD_REQUEST', `invocation stats over more than ${maxBuckets} buckets`);
-  }
+  const maxBuckets = query.maxBuckets ?? statsLimits.maxBuckets;
   const step = sql.lit(stepMs);
   const bucket = sql<BigIntValue>`created_at - created_at % ${step}`;
   const le = statsDurationBoundsMs.map((bound, i) =>
@@ -45,10 +40,16 @@ export async function sqlInvocationStats(
     .where('created_at', '>=', since)
     .where('created_at', '<', until);
   if (query.functionName !== undefined) select = select.where('function_name', '=', query.functionName);
-  const rows = (await select.groupBy(['function_name', 'version', bucket]).execute()) as unknown as Record<
-    string,
-    unknown
-  >[];
+  const rows = (await select
+    .groupBy(['function_name', 'version', bucket])
+    .limit(maxBuckets + 1)
+    .execute()) as unknown as Record<string, unknown>[];
+  if (rows.length > maxBuckets) {
+    throw new PlatformError(
+      'BAD_REQUEST',
+      `invocation stats over more than ${maxBuckets} function versions and time buckets: use a larger step, a shorter window or one function`,
+    );
+  }
   return rows.map((row) => ({
     functionName: String(row['function_name']),
     version: Number(row['version']),
