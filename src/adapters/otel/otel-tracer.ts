@@ -1,0 +1,130 @@
+// The Tracer port on the OpenTelemetry SDK: a tracer provider of its own (never registered as the process's global
+// one: several servers can share a process), a batch span processor, and OTLP over HTTP (JSON) or the console.
+// Loaded only when tracing is configured (see `createTracer`).
+import {
+  ROOT_CONTEXT,
+  SpanKind as OtelSpanKind,
+  SpanStatusCode,
+  isSpanContextValid,
+  trace,
+  type Context,
+  type Span,
+  type Tracer as ApiTracer,
+} from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { envDetector, detectResources, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type Sampler,
+} from '@opentelemetry/sdk-trace-base';
+import type { SpanOptions, TraceSpan, Tracer } from '../../core/ports/tracer.js';
+import type { TracingOptions } from './tracing-options.js';
+
+const kinds = {
+  server: OtelSpanKind.SERVER,
+  client: OtelSpanKind.CLIENT,
+  internal: OtelSpanKind.INTERNAL,
+} as const;
+
+const propagator = new W3CTraceContextPropagator();
+const getter = {
+  get: (carrier: { traceparent: string }, key: string) => (key === 'traceparent' ? carrier.traceparent : undefined),
+  keys: () => ['traceparent'],
+};
+
+class OtelSpan implements TraceSpan {
+  #traceparent: string | null = null;
+  #ended = false;
+
+  constructor(readonly span: Span) {}
+
+  get traceparent(): string {
+    if (this.#traceparent === null) {
+      const context = this.span.spanContext();
+      this.#traceparent = isSpanContextValid(context)
+        ? `00-${context.traceId}-${context.spanId}-${(context.traceFlags & 0xff).toString(16).padStart(2, '0')}`
+        : '';
+    }
+    return this.#traceparent;
+  }
+
+  setAttribute(key: string, value: string | number | boolean): void {
+    this.span.setAttribute(key, value);
+  }
+
+  fail(message: string): void {
+    this.span.setStatus({ code: SpanStatusCode.ERROR, message });
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.span.end();
+  }
+}
+
+function samplerOf(options: TracingOptions): Sampler {
+  switch (options.sampler) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return new TraceIdRatioBasedSampler(options.ratio);
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.ratio) });
+  }
+}
+
+export class OtelTracer implements Tracer {
+  readonly enabled = true;
+  readonly #provider: BasicTracerProvider;
+  readonly #tracer: ApiTracer;
+  #shutdown: Promise<void> | null = null;
+
+  constructor(options: TracingOptions) {
+    const resource = detectResources({ detectors: [envDetector] }).merge(
+      resourceFromAttributes({ 'service.name': options.serviceName }),
+    );
+    // The endpoint, headers and timeouts come from the OTEL_EXPORTER_OTLP_* variables, read by the exporter.
+    const exporter = options.exporter === 'console' ? new ConsoleSpanExporter() : new OTLPTraceExporter();
+    this.#provider = new BasicTracerProvider({
+      resource,
+      sampler: samplerOf(options),
+      spanProcessors: [new BatchSpanProcessor(exporter)],
+    });
+    this.#tracer = this.#provider.getTracer('savassan');
+  }
+
+  startSpan(name: string, options: SpanOptions): TraceSpan {
+    const span = this.#tracer.startSpan(
+      name,
+      { kind: kinds[options.kind], attributes: options.attributes },
+      parentContext(options.parent),
+    );
+    return new OtelSpan(span);
+  }
+
+  shutdown(): Promise<void> {
+    this.#shutdown ??= this.#provider.shutdown();
+    return this.#shutdown;
+  }
+}
+
+function parentContext(parent: SpanOptions['parent']): Context {
+  if (parent === undefined || parent === '') return ROOT_CONTEXT;
+  if (typeof parent === 'string') return propagator.extract(ROOT_CONTEXT, { traceparent: parent }, getter);
+  if (parent instanceof OtelSpan) return trace.setSpan(ROOT_CONTEXT, parent.span);
+  return parent.traceparent === '' ? ROOT_CONTEXT : parentContext(parent.traceparent);
+}
