@@ -165,7 +165,8 @@ export function invokeRequestToProto(instanceId: string, request: InvokeRequest)
     // uint32 on the wire; the Agent wants a positive whole number of milliseconds.
     timeoutMs: Math.max(0, Math.ceil(request.timeoutMs)),
     ...(request.clientContext === undefined ? {} : { clientContext: request.clientContext }),
-    ...(request.traceparent === undefined ? {} : { traceparent: request.traceparent }),
+    // Set as it is: the encoder leaves an undefined optional field out, and no object is spread on each call.
+    traceparent: request.traceparent,
   };
 }
 
