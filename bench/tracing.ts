@@ -1,6 +1,7 @@
 // Traces on the warm path: the no-op at concurrency 1 (p50) and at 32 (answers/s) on three servers side by side in
-// interleaved rounds, tracing off, on with every trace sampled, and on with 1% sampled (`parentbased_traceidratio`),
-// the two traced ones exporting OTLP/HTTP to a receiver in this process that counts and discards what it gets.
+// interleaved rounds (order rotated each round), tracing off, on with every trace sampled, and on with 1% sampled
+// (`parentbased_traceidratio`), the two traced ones exporting OTLP/HTTP to a receiver in this process that counts
+// and discards what it gets.
 // Run alone: `npm run build && node --import tsx bench/tracing.ts` (BENCH_QUICK=1 for a short run).
 import { chmod, mkdtemp } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -81,17 +82,25 @@ export async function measureTracing(options: { warmRequests: number; throughput
       await load(side.url, 500, 1);
       await load(side.url, 2000, 32);
     }
-    const rounds = 5;
+    // Concurrency 1 first, then 32, each in rounds that interleave the sides, the order rotated every round so
+    // that no side always follows another's load (or the traced sides' exports of it).
+    const rounds = 10;
     const latencies = new Map(sides.map((side) => [side.name, [] as number[]]));
     const rps = new Map(sides.map((side) => [side.name, [] as number[]]));
     const errors = new Map(sides.map((side) => [side.name, 0]));
+    const rotated = (r: number): Side[] => sides.map((_, i) => sides[(i + r) % sides.length] as Side);
     for (let r = 0; r < rounds; r++) {
-      for (const side of sides) {
+      for (const side of rotated(r)) {
         const one = await load(side.url, options.warmRequests / rounds, 1);
         latencies.get(side.name)?.push(...one.latencies);
+        errors.set(side.name, (errors.get(side.name) ?? 0) + one.errors);
+      }
+    }
+    for (let r = 0; r < rounds; r++) {
+      for (const side of rotated(r)) {
         const many = await load(side.url, options.throughputRequests / rounds, 32);
         rps.get(side.name)?.push(many.rps);
-        errors.set(side.name, (errors.get(side.name) ?? 0) + one.errors + many.errors);
+        errors.set(side.name, (errors.get(side.name) ?? 0) + many.errors);
       }
     }
     const offP50 = summarise(latencies.get('off') ?? []).p50;

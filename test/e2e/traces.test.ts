@@ -2,6 +2,7 @@
 // receiver (README "Traces"); the function receives the handler-run span's context and its own span joins.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { readBundle } from '../../src/client/bundle.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
@@ -24,6 +25,24 @@ const kind = { internal: 1, server: 2, client: 3 } as const;
 /** The span of `trace` named `name` whose parent is `parent`, once exported. */
 function child(receiver: OtlpReceiver, parent: ReceivedSpan, name: string): Promise<ReceivedSpan> {
   return receiver.waitFor((s) => s.traceId === parent.traceId && s.parentSpanId === parent.spanId && s.name === name);
+}
+
+/** A POST of `{}` on a connection of its own (no keep-alive agent). */
+function postOnNewConnection(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'POST', agent: false, headers: { ...headers, 'content-length': '2' } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end('{}');
+  });
 }
 
 describe('traces', () => {
@@ -123,6 +142,50 @@ describe('traces', () => {
     const agent = await child(receiver, call, 'invoke traced');
     const run = await child(receiver, agent, 'handler run');
     for (const span of [http, call, agent, run]) assert.equal(span.statusCode, 2, `${span.name} is an error`);
+  });
+});
+
+describe('traces with several event loops', () => {
+  let receiver: OtlpReceiver;
+  let server: ServerProcess;
+
+  before(async () => {
+    receiver = await startOtlpReceiver();
+    server = await startServer(['--event-loops', '2'], undefined, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_BSP_SCHEDULE_DELAY: '20',
+    });
+    await server.client.deploy('traced', await readBundle(fixture));
+  });
+
+  after(async () => {
+    await server?.cleanup();
+    await receiver?.close();
+  });
+
+  it("continues the caller's trace whichever loop took the connection", async () => {
+    const laneInvocations = async (): Promise<number> => {
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      return Number(/^savassan_lane_invocations_total\{[^}]*\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+    };
+    // Each request opens a connection of its own, which either loop may accept: go on until both took some.
+    let sent = 0;
+    let byLane = 0;
+    while (sent < 64 && (byLane === 0 || byLane === sent)) {
+      const callerTrace = randomBytes(16).toString('hex');
+      const callerSpan = randomBytes(8).toString('hex');
+      const answer = await postOnNewConnection(`${server.url}/v1/functions/traced/invoke`, {
+        traceparent: `00-${callerTrace}-${callerSpan}-01`,
+      });
+      assert.equal(answer.status, 200);
+      const seen = JSON.parse(answer.body) as Seen;
+      assert.equal(seen.traceparent?.split('-')[1], callerTrace);
+      const http = await receiver.waitFor((s) => s.traceId === callerTrace && s.name.startsWith('POST'));
+      assert.equal(http.parentSpanId, callerSpan);
+      sent += 1;
+      byLane = await laneInvocations();
+    }
+    assert.ok(byLane > 0 && byLane < sent, `${byLane} of ${sent} requests were taken by the worker thread's loop`);
   });
 });
 
