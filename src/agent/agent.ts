@@ -481,8 +481,9 @@ export class Agent implements AgentApi {
     };
     active.log.takeFrom(sandbox.pendingLog);
     sandbox.active = active;
+    // Under a span the sampler left out, no handler-run span: the function gets that span's context.
     const run =
-      span === null
+      span === null || !span.recording
         ? null
         : this.tracer.startSpan('handler run', {
             kind: 'internal',
@@ -512,20 +513,20 @@ export class Agent implements AgentApi {
         event: request.eventJson,
         deadline: Date.now() + request.timeoutMs,
         clientContext: request.clientContext,
-        traceparent: run?.traceparent,
+        traceparent: run === null ? span?.traceparent : run.traceparent,
       });
     });
     const durationMs = round(performance.now() - started);
     sandbox.active = null;
 
     const outcome = await this.outcomeOf(sandbox, spec, event, request, durationMs, active.log);
-    if (run !== null && span !== null) {
+    if (span !== null) {
       if (outcome.status !== 'success') {
         const failure = `${outcome.status}${outcome.error === undefined ? '' : `: ${outcome.error.name}`}`;
-        run.fail(failure);
+        run?.fail(failure);
         span.fail(failure);
       }
-      run.end();
+      run?.end();
       span.end();
     }
     sandbox.replaceStemCell?.();

@@ -94,7 +94,8 @@ export class Invoker {
     const invocationId = timeOrderedUuid();
     let ghosts = 0;
     for (let attempt = 1; ; attempt++) {
-      const trace = route?.trace;
+      // A span the sampler left out gets no children here: its context goes on to the Agent as it is.
+      const trace = route?.trace?.recording === true ? route.trace : undefined;
       const { instance, start } =
         trace === undefined ? await this.#acquire(version, signal) : await this.#tracedAcquire(version, signal, trace);
       const agent = this.options.agents.get(instance.nodeId);
@@ -128,7 +129,7 @@ export class Invoker {
           eventJson,
           timeoutMs: version.config.timeoutSeconds * 1000,
           clientContext: route?.clientContext,
-          traceparent: span?.traceparent,
+          traceparent: span === undefined ? route?.trace?.traceparent : span.traceparent,
         });
         if (span !== undefined && outcome.status !== 'success') span.fail(`the invocation ended: ${outcome.status}`);
       } catch (err) {

@@ -127,6 +127,28 @@ describe('traces', () => {
     assert.equal(receiver.spans.filter((s) => s.traceId === traceId && s.name === 'cold start wait').length, 0);
   });
 
+  it("passes an unsampled caller's context on to the function and exports nothing of it", async () => {
+    const callerTrace = randomBytes(16).toString('hex');
+    const callerSpan = randomBytes(8).toString('hex');
+    const response = await server.client.invoke(
+      'traced',
+      {},
+      { headers: { traceparent: `00-${callerTrace}-${callerSpan}-00` } },
+    );
+    const seen = JSON.parse(response.payload) as Seen;
+    assert.match(seen.traceparent ?? '', new RegExp(`^00-${callerTrace}-[0-9a-f]{16}-00$`));
+    assert.match(seen.xRayTraceId ?? '', /;Sampled=0$/);
+    // Spans are exported in the order they end: once a later invocation's are in, the unsampled one's would be.
+    const later = await server.client.invoke('traced', {});
+    const laterTrace = (JSON.parse(later.payload) as Seen).traceparent?.split('-')[1];
+    await receiver.waitFor((s) => s.traceId === laterTrace && s.name === 'handler run');
+    await receiver.waitFor((s) => s.traceId === laterTrace && s.name.startsWith('POST'));
+    assert.deepEqual(
+      receiver.spans.filter((s) => s.traceId === callerTrace),
+      [],
+    );
+  });
+
   it('marks the spans of a failed invocation as errors', async () => {
     const answer = await fetch(`${server.url}/v1/functions/traced/invoke`, {
       method: 'POST',

@@ -43,7 +43,11 @@ class OtelSpan implements TraceSpan {
   #traceparent: string | null = null;
   #ended = false;
 
-  constructor(readonly span: Span) {}
+  readonly recording: boolean;
+
+  constructor(readonly span: Span) {
+    this.recording = span.isRecording();
+  }
 
   get traceparent(): string {
     if (this.#traceparent === null) {

@@ -32,6 +32,11 @@ export interface TraceSpan {
    * when the span has no valid context (the no-op tracer's).
    */
   readonly traceparent: string;
+  /**
+   * False for a span the sampler left out (nothing of it is exported): callers may skip making children of it and
+   * pass its `traceparent` on instead, which keeps the trace id (and the not-sampled flag) for the next hops.
+   */
+  readonly recording: boolean;
   setAttribute(key: string, value: string | number | boolean): void;
   /** Marks the span failed (status error), with a short description; never secrets or payloads. */
   fail(message: string): void;
@@ -41,6 +46,7 @@ export interface TraceSpan {
 
 const noopSpan: TraceSpan = {
   traceparent: '',
+  recording: false,
   setAttribute: () => {},
   fail: () => {},
   end: () => {},
