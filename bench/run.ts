@@ -400,7 +400,11 @@ async function main(): Promise<void> {
   results.events = await measureEvents(eventsOptions(quick));
 
   // 11. Traces: the warm path with tracing off, on at 100% and at 1%, exporting to a receiver that discards.
-  results.tracing = await measureTracing({ warmRequests, throughputRequests: sectionThroughputRequests });
+  results.tracing = await measureTracing({
+    warmRequests,
+    throughputRequests: sectionThroughputRequests,
+    spanIterations: quick ? 2000 : 20000,
+  });
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${run.date.replace(/[:.]/g, '-')}.json`);

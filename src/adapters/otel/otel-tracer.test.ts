@@ -42,6 +42,17 @@ describe('OtelTracer', () => {
     assert.equal(parts(child.traceparent).flags, '00');
   });
 
+  it('passes an unsampled parent on as it is under a parent-based sampler', () => {
+    const unsampled = `00-${traceId}-${spanId}-00`;
+    const span = followParent.startSpan('s', { kind: 'server', parent: unsampled });
+    assert.equal(span.recording, false);
+    assert.equal(span.traceparent, unsampled);
+    assert.equal(followParent.startSpan('c', { kind: 'internal', parent: span }).traceparent, unsampled);
+    // Not a valid context (all-zero trace id): a new trace, as the W3C rules say.
+    const zero = followParent.startSpan('z', { kind: 'server', parent: `00-${'0'.repeat(32)}-${spanId}-00` });
+    assert.notEqual(parts(zero.traceparent).trace, '0'.repeat(32));
+  });
+
   it('starts a new trace for a missing or malformed parent', () => {
     for (const parent of [undefined, '', 'garbage', `01-${traceId}`]) {
       const { trace } = parts(none.startSpan('s', { kind: 'server', parent }).traceparent);

@@ -74,6 +74,22 @@ class OtelSpan implements TraceSpan {
   }
 }
 
+/**
+ * A span a parent-based sampler is sure to leave out (its parent is not sampled): nothing is made, and its context is
+ * the parent's, passed on as it is. Saves the parent's extraction and a span's ids on every unsampled invocation.
+ */
+class PassedOnSpan implements TraceSpan {
+  readonly recording = false;
+
+  constructor(readonly traceparent: string) {}
+
+  setAttribute(): void {}
+  fail(): void {}
+  end(): void {}
+}
+
+const unsampledTraceparent = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f][02468ace]$/;
+
 function samplerOf(options: TracingOptions): Sampler {
   switch (options.sampler) {
     case 'always_on':
@@ -95,6 +111,8 @@ export class OtelTracer implements Tracer {
   readonly enabled = true;
   readonly #provider: BasicTracerProvider;
   readonly #tracer: ApiTracer;
+  /** Whether the sampler follows a parent's decision (the `parentbased_*` ones). */
+  readonly #followsParent: boolean;
   #shutdown: Promise<void> | null = null;
 
   constructor(options: TracingOptions) {
@@ -109,9 +127,18 @@ export class OtelTracer implements Tracer {
       spanProcessors: [new BatchSpanProcessor(exporter)],
     });
     this.#tracer = this.#provider.getTracer('savassan');
+    this.#followsParent = options.sampler.startsWith('parentbased_');
   }
 
   startSpan(name: string, options: SpanOptions): TraceSpan {
+    const { parent } = options;
+    if (this.#followsParent && parent !== undefined) {
+      if (
+        typeof parent === 'string' ? unsampledTraceparent.test(parent) : !parent.recording && parent.traceparent !== ''
+      ) {
+        return new PassedOnSpan(typeof parent === 'string' ? parent : parent.traceparent);
+      }
+    }
     const span = this.#tracer.startSpan(
       name,
       { kind: kinds[options.kind], attributes: options.attributes },
