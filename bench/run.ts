@@ -20,6 +20,7 @@ import { eventsOptions, measureEvents } from './events.js';
 import { measureLambdaApi } from './lambda.js';
 import { machineFacts } from './section-alone.js';
 import { measureAliasInvoke } from './traffic.js';
+import { measureTracing } from './tracing.js';
 import { withCpuPerRequest } from './process-cpu.js';
 import { measureSandboxColdStarts } from './cold-start.js';
 import { measureFreezing } from './freeze.js';
@@ -397,6 +398,13 @@ async function main(): Promise<void> {
   // 202s beside the rate of 200s, events/s end to end at two asyncConcurrency settings, a schedule's firing delay, a
   // queue trigger's messages/s at two maxConcurrency settings.
   results.events = await measureEvents(eventsOptions(quick));
+
+  // 11. Traces: the warm path with tracing off, on at 100% and at 1%, exporting to a receiver that discards.
+  results.tracing = await measureTracing({
+    warmRequests,
+    throughputRequests: sectionThroughputRequests,
+    spanIterations: quick ? 2000 : 20000,
+  });
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${run.date.replace(/[:.]/g, '-')}.json`);

@@ -16,6 +16,7 @@ import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
 import { requireSharedBackends } from './manager-node.js';
 import { Closers } from './closers.js';
+import { createTracer } from '../adapters/otel/tracing.js';
 import { MembershipDirectory } from './membership-directory.js';
 
 const unverifiedWarning =
@@ -64,6 +65,9 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
   }
   const closers = new Closers(logger);
   try {
+    // First, and closed last: a bad tracing variable stops the start; the last spans are exported at the end.
+    const tracer = await createTracer(process.env, 'savassan-gateway');
+    closers.add(() => tracer.shutdown());
     const sealer = EnvSealer.fromSecret(options.token);
     const backends = await openBackends({
       ...options,
@@ -137,6 +141,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       lambdaArnScope,
       gatewayId: options.gatewayId,
       logger,
+      tracer,
       nodes: () =>
         Promise.resolve([
           ...members.nodes().map((node) => ({

@@ -21,6 +21,8 @@ import { createGatewayServer, type NodeView } from './http/server.js';
 import { type AnswerInvoke, invokeAndAnswer } from './http/invoke-route.js';
 import { Invoker } from './invoker.js';
 import { GatewayMetrics } from './metrics.js';
+import type { Tracer } from '../core/ports/tracer.js';
+import { noopTracer } from '../core/ports/tracer.js';
 import { createReadinessCheck } from './readiness.js';
 import { Secrets } from './secrets.js';
 import { Traffic } from './traffic.js';
@@ -65,6 +67,8 @@ export interface GatewayOptions {
   /** How long a client may take to send a whole request (default 60 s; see `GatewayServerOptions`). */
   requestTimeoutMs?: number | undefined;
   logger: Logger;
+  /** Traces of the invoke path (default: off). */
+  tracer?: Tracer | undefined;
 }
 
 export interface Gateway {
@@ -94,6 +98,7 @@ export interface Gateway {
 /** The Gateway role on its ports: invoke path, deploys and the HTTP API, the same in embedded and cluster mode. */
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const { pool, queue, metadata, blobStore, agents, logger } = options;
+  const tracer = options.tracer ?? noopTracer;
   const resolver = new FunctionResolver(metadata, options.traffic);
   const deployer = new Deployer({
     metadata,
@@ -122,6 +127,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     gatewayId: options.gatewayId ?? `gateway-${randomUUID()}`,
     queueWaitMs: options.queueWaitMs,
     logger,
+    tracer,
   });
   const asyncInvocations = new AsyncInvocations({
     queue: options.invocations,
@@ -141,6 +147,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   });
   const server = await createGatewayServer({
     invoker,
+    tracer,
     deployer,
     secrets,
     traffic,
@@ -193,6 +200,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     asyncInvocations,
     answerInvoke: (name, event, gone, url, route) =>
-      invokeAndAnswer({ invoker, metrics, logger }, name, event, gone, url, route),
+      invokeAndAnswer({ invoker, metrics, logger, tracer }, name, event, gone, url, route),
   };
 }

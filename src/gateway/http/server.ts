@@ -26,6 +26,7 @@ import { compileLambdaArnScope } from '../../core/lambda-arn.js';
 import type { LambdaArnScope } from '../../core/lambda-arn.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
+import type { Tracer } from '../../core/ports/tracer.js';
 import type { Secrets } from '../secrets.js';
 import type { Traffic } from '../traffic.js';
 import { apiKeyCheck, apiKeyHook } from './api-keys.js';
@@ -72,6 +73,8 @@ export { defaultRequestTimeoutMs };
 
 export interface GatewayServerOptions {
   invoker: Invoker;
+  /** Traces of the invoke route (default: off). */
+  tracer?: Tracer | undefined;
   deployer: Deployer;
   secrets: Secrets;
   traffic: Traffic;
@@ -161,7 +164,7 @@ function toPlatformError(err: unknown): PlatformError {
 export async function createGatewayServer(options: GatewayServerOptions): Promise<FastifyInstance> {
   const { invoker, deployer, metadata, blobStore, metrics } = options;
   const apiKeys = options.apiKeys ?? [];
-  const answering = { invoker, metrics, logger: options.logger };
+  const answering = { invoker, metrics, logger: options.logger, tracer: options.tracer };
   const fastPath = invokeFastPath({
     answer: (name, event, gone, url, route) => invokeAndAnswer(answering, name, event, gone, url, route),
     logger: options.logger,

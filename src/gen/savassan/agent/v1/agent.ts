@@ -97,6 +97,8 @@ export interface SandboxSpec {
    * sandbox's environment is config.env plus these. Never logged.
    */
   secretEnv: { [key: string]: string };
+  /** The W3C traceparent of the Manager's provisioning span, when tracing is on: the Agent's sandbox init span joins it. */
+  traceparent?: string | undefined;
 }
 
 export interface SandboxSpec_SecretEnvEntry {
@@ -183,7 +185,11 @@ export interface InvokeRequest {
   /** The function timeout: the Agent kills the sandbox when it passes. */
   timeoutMs: number;
   /** The caller's client context, JSON text: the handler's context.clientContext. */
-  clientContext?: string | undefined;
+  clientContext?:
+    | string
+    | undefined;
+  /** The W3C traceparent of the gateway's span for this call, when tracing is on: the Agent's spans continue it. */
+  traceparent?: string | undefined;
 }
 
 /** One invocation on the InvokeStream. */
@@ -605,7 +611,15 @@ export const FunctionConfig_SecretsEntry: MessageFns<FunctionConfig_SecretsEntry
 };
 
 function createBaseSandboxSpec(): SandboxSpec {
-  return { functionName: "", version: 0, codeSha256: "", config: undefined, incarnation: "", secretEnv: {} };
+  return {
+    functionName: "",
+    version: 0,
+    codeSha256: "",
+    config: undefined,
+    incarnation: "",
+    secretEnv: {},
+    traceparent: undefined,
+  };
 }
 
 export const SandboxSpec: MessageFns<SandboxSpec> = {
@@ -628,6 +642,9 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
     globalThis.Object.entries(message.secretEnv).forEach(([key, value]: [string, string]) => {
       SandboxSpec_SecretEnvEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
     });
+    if (message.traceparent !== undefined) {
+      writer.uint32(58).string(message.traceparent);
+    }
     return writer;
   },
 
@@ -695,6 +712,14 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
             }
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -728,6 +753,7 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
       },
       {},
     );
+    message.traceparent = object.traceparent ?? undefined;
     return message;
   },
 };
@@ -1599,7 +1625,14 @@ export const CreateSandboxResponse: MessageFns<CreateSandboxResponse> = {
 };
 
 function createBaseInvokeRequest(): InvokeRequest {
-  return { instanceId: "", invocationId: "", eventJson: Buffer.alloc(0), timeoutMs: 0, clientContext: undefined };
+  return {
+    instanceId: "",
+    invocationId: "",
+    eventJson: Buffer.alloc(0),
+    timeoutMs: 0,
+    clientContext: undefined,
+    traceparent: undefined,
+  };
 }
 
 export const InvokeRequest: MessageFns<InvokeRequest> = {
@@ -1618,6 +1651,9 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     }
     if (message.clientContext !== undefined) {
       writer.uint32(42).string(message.clientContext);
+    }
+    if (message.traceparent !== undefined) {
+      writer.uint32(50).string(message.traceparent);
     }
     return writer;
   },
@@ -1675,6 +1711,14 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
             message.clientContext = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1697,6 +1741,7 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     message.eventJson = object.eventJson ?? Buffer.alloc(0);
     message.timeoutMs = object.timeoutMs ?? 0;
     message.clientContext = object.clientContext ?? undefined;
+    message.traceparent = object.traceparent ?? undefined;
     return message;
   },
 };
