@@ -1000,6 +1000,7 @@ export class Agent implements AgentApi {
           instanceId,
           functionName: spec?.functionName ?? null,
           invocationId: current?.invocationId ?? null,
+          version: spec?.version ?? null,
           stream: message.stream,
           text: message.text,
           time: Date.now(),
