@@ -540,20 +540,28 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     '/v1/functions/:name/logs',
     {
       schema: {
-        summary: 'Logs of recent invocations (oldest first); follow=1 streams new ones as server-sent events',
+        summary:
+          'Logs of recent invocations (oldest first); follow=1 sends them, then each new line live, as server-sent ' +
+          'events',
         params: FunctionNameParams,
         querystring: LogsQuery,
         response: {
           200: {
             description:
-              'Each log after a line `--- <createdAt> <invocationId> <status>`; with follow=1, server-sent events ' +
-              '`invocation` whose data is `{ invocationId, createdAt, status, log }`, the recent ones first',
+              'Each log after a line `--- <createdAt> <invocationId> <status>`; with follow=1, server-sent events: ' +
+              '`invocation` for each recent one (`{ invocationId, createdAt, status, log, report }`), then `line` ' +
+              'for each line written from then on (`{ functionName, invocationId, version, stream, line, time }`, ' +
+              'only those of `invocationId` where given), and `dropped` (`{ reason, missed }`) before the stream ' +
+              'ends for a client that did not keep up',
             content: {
               'text/plain': { schema: Type.String() },
               'text/event-stream': { schema: Type.String() },
             },
           },
-          400: errorResponse('BAD_REQUEST: an unknown query parameter, or a limit or follow out of range'),
+          400: errorResponse(
+            'BAD_REQUEST: an unknown query parameter, a limit or follow out of range, or an invocationId that is ' +
+              'not an id or comes without follow=1',
+          ),
           404: errorResponse('NOT_FOUND: no function of that name'),
         },
       },
