@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { PlatformError } from '../core/errors.js';
 import type { SandboxLogLine } from '../core/ports/agent-api.js';
 import { LiveLogHub, truncatedMarker } from './live-logs.js';
 import type { DroppedNotice, LiveLogLine, LogFeed, LogSink } from './live-logs.js';
@@ -170,6 +171,19 @@ describe('LiveLogHub', () => {
     feed.write(`${line}\n`);
     assert.equal(slow.frames.length, handed, 'nothing more reaches a dropped subscriber');
     assert.equal(hub.subscriberCount, 1);
+    await hub.close();
+  });
+
+  it('refuses a subscriber past its limit until one leaves', async () => {
+    const hub = new LiveLogHub({ feed: new TestFeed(), maxSubscribers: 1 });
+    hub.assertRoom();
+    const first = subscribe(hub, new TestSink());
+    assert.throws(
+      () => hub.assertRoom(),
+      (err: unknown) => err instanceof PlatformError && err.code === 'TOO_MANY_REQUESTS',
+    );
+    first.close();
+    hub.assertRoom();
     await hub.close();
   });
 

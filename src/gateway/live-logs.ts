@@ -1,6 +1,7 @@
 // The Gateway's live log hub: the output of every Agent's sandboxes, split into lines and handed to the clients that
 // follow a function (`GET /v1/functions/:name/logs/ws`, `logs?follow=1`). The Agents are followed only while
 // someone listens; an invocation never waits on a client, and a client that falls behind is dropped with a notice.
+import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { silentLogger } from '../core/logger.js';
 import type { SandboxLogLine } from '../core/ports/agent-api.js';
@@ -73,6 +74,8 @@ export interface LogSubscription {
 
 export interface LiveLogHubOptions {
   feed: LogFeed;
+  /** Clients that may follow logs at once on this gateway (default 1000): each may hold `maxQueueBytes`. */
+  maxSubscribers?: number | undefined;
   /** Bytes of frames a subscriber may have waiting before it is dropped (default 1 MiB). */
   maxQueueBytes?: number | undefined;
   /** Bytes handed to a subscriber's socket that it has not taken yet, before the hub holds frames back (64 KiB). */
@@ -174,6 +177,7 @@ export class LiveLogHub {
   private readonly subscribers = new Map<string, Set<Subscriber>>();
   private readonly partials = new Map<string, Partial>();
   private readonly maxQueueBytes: number;
+  private readonly maxSubscribers: number;
   private readonly highWater: number;
   private readonly maxLineChars: number;
   private readonly flushDelayMs: number;
@@ -186,6 +190,7 @@ export class LiveLogHub {
 
   constructor(private readonly options: LiveLogHubOptions) {
     this.maxQueueBytes = options.maxQueueBytes ?? 1024 * 1024;
+    this.maxSubscribers = options.maxSubscribers ?? 1000;
     this.highWater = options.socketHighWaterBytes ?? 64 * 1024;
     this.maxLineChars = options.maxLineChars ?? 16 * 1024;
     this.flushDelayMs = options.flushDelayMs ?? 200;
@@ -230,6 +235,20 @@ export class LiveLogHub {
     this.linger = undefined;
     if (this.feed === null) void this.ready();
     return subscriber;
+  }
+
+  /**
+   * Throws `TOO_MANY_REQUESTS` when as many clients as the hub takes follow logs already: check before answering one
+   * (the memory of the hub is bounded by its subscribers' queues).
+   */
+  assertRoom(): void {
+    if (this.count >= this.maxSubscribers) {
+      throw new PlatformError(
+        'TOO_MANY_REQUESTS',
+        `${this.maxSubscribers} clients follow logs on this gateway already; retry later`,
+        { details: { retryAfterSeconds: 5 } },
+      );
+    }
   }
 
   /** How many clients follow logs now. */

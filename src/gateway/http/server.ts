@@ -563,6 +563,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
               'not an id or comes without follow=1',
           ),
           404: errorResponse('NOT_FOUND: no function of that name'),
+          429: errorResponse('TOO_MANY_REQUESTS: with follow=1, as many clients as the gateway takes follow logs'),
         },
       },
     },
@@ -625,6 +626,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         return reply.type('text/plain; charset=utf-8').send(body);
       }
       // The Agents are followed before the answer starts: lines written from then on are in the stream.
+      options.liveLogs.assertRoom();
       await options.liveLogs.ready();
       reply.hijack();
       const raw = reply.raw;

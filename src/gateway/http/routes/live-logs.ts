@@ -60,12 +60,14 @@ export function liveLogRoutes(options: LiveLogRoutesOptions): FastifyPluginAsync
           101: Type.Null({ description: 'Switching to the WebSocket protocol' }),
           400: errorResponse('BAD_REQUEST: not a WebSocket upgrade, an unknown query parameter or a bad invocationId'),
           404: errorResponse('NOT_FOUND: no function of that name'),
+          429: errorResponse('TOO_MANY_REQUESTS: as many clients as the gateway takes follow logs; retry later'),
         },
       },
       // Before the upgrade: an unknown function is a 404 answer, and the Agents are followed once the socket opens.
       preHandler: async (request) => {
         const fn = await metadata.getFunction(request.params.name);
         if (fn === null) throw new PlatformError('NOT_FOUND', `function ${request.params.name} not found`);
+        hub.assertRoom();
         await hub.ready();
       },
       handler: () => {
