@@ -2,6 +2,7 @@
 // (`logs/ws`), server-sent events (`logs?follow=1`) and the CLI (`savassan logs -f`).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { request, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readBundle } from '../../src/client/bundle.js';
@@ -179,6 +180,31 @@ describe('live logs', () => {
       await sse.cancel();
       await socket.close();
     }
+  });
+
+  it('ends the server-sent event stream of a client that stops reading with a dropped event', async () => {
+    const { hostname, port } = new URL(server.url);
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request({ host: hostname, port, path: '/v1/functions/talker/logs?follow=1&limit=1' }, resolve);
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(res.statusCode, 200);
+    res.pause();
+    const invocations = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => server.client.invoke('talker', { tag: `p${i}`, lines: 6000, size: 1000 })),
+    );
+    assert.equal(invocations.length, 4, 'every invocation completed while the client did not read');
+    let text = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => (text += chunk));
+    const ended = new Promise((resolve) => res.once('end', resolve));
+    res.resume();
+    await ended;
+    const last = text.trimEnd().split('\n\n').at(-1) ?? '';
+    assert.match(last, /^event: dropped\ndata: /);
+    const notice = JSON.parse(last.split('data: ')[1]!) as { missed: number };
+    assert.ok(notice.missed > 0);
   });
 
   it('prints lines live with savassan logs -f', async () => {
