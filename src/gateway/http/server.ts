@@ -673,7 +673,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
           if (request.query.invocationId !== undefined && r.id !== request.query.invocationId) continue;
           // One log at a time, each only once the client has taken the last: a client that stops reading holds
           // one rendered log (at most the 1 MiB log cap, escaped) and the socket's buffer, not the whole backlog.
-          if (!raw.write(`event: invocation\ndata: ${JSON.stringify(await render(r))}\n\n`)) await drained(raw);
+          const event = `event: invocation\ndata: ${JSON.stringify(await render(r))}\n\n`;
+          // The stream may have ended meanwhile (the client was dropped, or the server is closing).
+          if (raw.writableEnded || raw.destroyed) break;
+          if (!raw.write(event)) await drained(raw);
         }
       } finally {
         const lines = held ?? [];
