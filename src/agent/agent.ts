@@ -1055,6 +1055,7 @@ export class Agent implements AgentApi {
           instanceId,
           functionName: spec?.functionName ?? null,
           invocationId: current?.invocationId ?? null,
+          version: spec?.version ?? null,
           stream: message.stream,
           text: message.text,
           time: Date.now(),

@@ -10,6 +10,8 @@ import { compileLambdaArnScope } from '../core/lambda-arn.js';
 import type { LambdaArnScope } from '../core/lambda-arn.js';
 import { createEventRunners } from '../events/async-dispatch.js';
 import { createGateway } from '../gateway/gateway.js';
+import { clusterLogFeed } from '../gateway/cluster-log-feed.js';
+import type { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
 import { createClusterView } from '../gateway/cluster-view.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
@@ -112,13 +114,28 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       10,
     );
     closers.add(() => registration.deregister());
+    // The clients the membership dialed, by node: the live log feed follows each Agent's output through its own.
+    const dial = agentDialer(options.token, logger);
+    const clients = new Map<string, GrpcAgentClient>();
+    let membershipChanged: () => void = () => {};
     const members = await MembershipDirectory.open({
       membership: cluster.membership,
-      connect: agentDialer(options.token, logger),
+      connect: (node) => {
+        const client = dial(node);
+        clients.set(node.nodeId, client);
+        return client;
+      },
+      onLeave: (nodeId) => clients.delete(nodeId),
+      onChange: () => membershipChanged(),
       logger,
     });
     closers.add(() => members.close());
     const agents = new RoutedDirectory(members, () => routing);
+    const logFeed = clusterLogFeed({
+      agents: () => agents.all().flatMap((agent) => clients.get(agent.nodeId) ?? []),
+      logger,
+    });
+    membershipChanged = () => logFeed.refresh();
     /** Set once the event runners exist: runs what was just queued here. */
     let wake: (functionName: string) => void = () => {};
     const { server, setReady, resolver, run, asyncInvocations } = await createGateway({
@@ -135,6 +152,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       keyedHash: (text: string) => sealer.keyedHash(text),
       blobStore,
       agents,
+      logFeed,
       queueWaitMs: options.queueWaitMs,
       onQueued: (name) => wake(name),
       apiKeys,

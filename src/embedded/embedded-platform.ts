@@ -14,6 +14,7 @@ import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { defaultRequestTimeoutMs } from '../gateway/http/server.js';
 import type { Deployer } from '../gateway/deployer.js';
 import { createGateway } from '../gateway/gateway.js';
+import { agentLogFeed } from '../gateway/live-logs.js';
 import { defaultEventLoops, maxEventLoops, startLanes, type LaneHost } from '../gateway/lanes/lane-host.js';
 import { ControlPlane } from '../control-plane/control-plane.js';
 import { defaultQueueCapacityPerFunction } from '../core/invocation-queue-rules.js';
@@ -297,6 +298,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     urlDomain: options.urlDomain,
     blobStore,
     agents,
+    logFeed: agentLogFeed(agent),
     queueWaitMs: options.queueWaitMs,
     onQueued: (name) => wake(name),
     requestTimeoutMs: options.requestTimeoutMs,

@@ -18,6 +18,7 @@ import type { RunInvocation } from '../events/run-invocation.js';
 import { Deployer } from './deployer.js';
 import { FunctionResolver } from './function-resolver.js';
 import { createGatewayServer, type NodeView } from './http/server.js';
+import { LiveLogHub, type LogFeed } from './live-logs.js';
 import { type AnswerInvoke, invokeAndAnswer } from './http/invoke-route.js';
 import { Invoker } from './invoker.js';
 import { GatewayMetrics } from './metrics.js';
@@ -50,6 +51,8 @@ export interface GatewayOptions {
   onQueued?: ((functionName: string) => void) | undefined;
   blobStore: BlobStore;
   agents: AgentDirectory;
+  /** The Agents' live output, for the live log routes (followed only while a client listens). */
+  logFeed: LogFeed;
   /** How long an invocation waits for an instance before 429. */
   queueWaitMs: number;
   apiKeys: readonly string[];
@@ -145,6 +148,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     messageQueues: options.messageQueues,
     metadata,
   });
+  const liveLogs = new LiveLogHub({ feed: options.logFeed, logger });
   const server = await createGatewayServer({
     invoker,
     tracer,
@@ -177,6 +181,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     nodes: options.nodes,
     cluster: options.cluster,
+    liveLogs,
   });
   // Answers go out before their instances are back in the pool: let those returns land before the pool closes.
   server.addHook('onClose', () => invoker.settle());

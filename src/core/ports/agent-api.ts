@@ -73,6 +73,8 @@ export interface SandboxLogLine {
   functionName: string | null;
   /** Null for output outside an invocation (module load, or after a result). */
   invocationId: string | null;
+  /** The function version the sandbox runs; null while it is a generic stem cell. */
+  version: number | null;
   stream: 'stdout' | 'stderr';
   text: string;
   /** When the Agent received it (ms since epoch). */

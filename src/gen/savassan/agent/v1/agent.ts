@@ -244,6 +244,8 @@ export interface StreamLogsResponse {
   timeMs: number;
   /** Chunks of this stream dropped just before this one because the reader did not keep up. */
   droppedBefore: number;
+  /** The function version the sandbox runs; absent for a generic sandbox not yet bound to a function. */
+  version?: number | undefined;
 }
 
 export interface GetNodeInfoRequest {
@@ -2170,6 +2172,7 @@ function createBaseStreamLogsResponse(): StreamLogsResponse {
     text: "",
     timeMs: 0,
     droppedBefore: 0,
+    version: undefined,
   };
 }
 
@@ -2195,6 +2198,9 @@ export const StreamLogsResponse: MessageFns<StreamLogsResponse> = {
     }
     if (message.droppedBefore !== 0) {
       writer.uint32(56).uint32(message.droppedBefore);
+    }
+    if (message.version !== undefined) {
+      writer.uint32(64).uint32(message.version);
     }
     return writer;
   },
@@ -2268,6 +2274,14 @@ export const StreamLogsResponse: MessageFns<StreamLogsResponse> = {
             message.droppedBefore = reader.uint32();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.version = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2292,6 +2306,7 @@ export const StreamLogsResponse: MessageFns<StreamLogsResponse> = {
     message.text = object.text ?? "";
     message.timeMs = object.timeMs ?? 0;
     message.droppedBefore = object.droppedBefore ?? 0;
+    message.version = object.version ?? undefined;
     return message;
   },
 };
