@@ -749,6 +749,8 @@ export interface InvocationAnswer {
   nodeId: string | null;
   instanceId: string | null;
   createdAt: string;
+  /** The trace that recorded it, when tracing is on and sampled it. */
+  traceId: string | null;
   /** The version's memory limit (MB); null when the version is gone. */
   memoryMB: number | null;
   /** The invocation's REPORT line (duration, init, memory, start). */

@@ -127,6 +127,8 @@ export interface InvocationRecord {
   nodeId: string | null;
   instanceId: string | null;
   createdAt: Date;
+  /** The trace that recorded it (32 hex digits), when tracing is on and sampled it; absent or null otherwise. */
+  traceId?: string | null;
 }
 
 /** A request for the Manager to create a sandbox for a function version. */

@@ -161,7 +161,10 @@ export class Invoker {
       // calls again at once still finds the instance idle. Until the return lands, the instance is leased, as while
       // it ran: it serves nobody else, and counts against max instances.
       this.#background(this.#giveBack(agent, instance, outcome));
-      await this.options.metadata.recordInvocation(record(invocationId, version, instance, start, initMs, outcome));
+      const recorded = record(invocationId, version, instance, start, initMs, outcome);
+      // A sampled trace's id (`00-<trace id>-<span id>-<flags>`), so the record leads to its trace.
+      if (trace !== undefined) recorded.traceId = trace.traceparent.slice(3, 35);
+      await this.options.metadata.recordInvocation(recorded);
       return {
         invocationId,
         functionName,

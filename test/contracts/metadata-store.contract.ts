@@ -319,6 +319,7 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
           nodeId: 'node-1',
           instanceId: 'inst-1',
           createdAt: new Date(1_700_000_000_123),
+          traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
         });
         const sparse = invocation({
           id: 'inv-sparse',
@@ -345,6 +346,17 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
         assert.deepEqual(await store.getInvocation('inv-sparse'), sparse);
         assert.deepEqual(await store.getInvocation('inv-min-error'), minimalError);
         assert.equal(await store.getInvocation('nope'), null);
+      });
+    });
+
+    it('recordInvocation refuses a trace id that is not 32 hex digits, and stores nothing', async () => {
+      await withStore(async (store) => {
+        for (const traceId of ['xyz', '4BF92F3577B34DA6A3CE929D0E0E4736', '0'.repeat(32), 'a'.repeat(33)]) {
+          await assert.rejects(store.recordInvocation(invocation({ id: `inv-${traceId}`, traceId })), (err) =>
+            isPlatformError(err, 'BAD_REQUEST'),
+          );
+          assert.equal(await store.getInvocation(`inv-${traceId}`), null);
+        }
       });
     });
 

@@ -108,6 +108,8 @@ describe('traces', () => {
     assert.equal(seen.exported, 200);
     const own = await child(receiver, run, 'function work');
     assert.equal(own.service, 'traced-function');
+    // The record leads to the trace.
+    assert.equal((await server.client.getInvocation(response.invocationId)).traceId, callerTrace);
     for (const span of [http, checkout, wait, provision, init, call, agent, run]) {
       assert.equal(span.statusCode, 0, `${span.name} is not an error`);
       assert.equal(span.service, 'savassan');
@@ -138,6 +140,7 @@ describe('traces', () => {
     const seen = JSON.parse(response.payload) as Seen;
     assert.match(seen.traceparent ?? '', new RegExp(`^00-${callerTrace}-[0-9a-f]{16}-00$`));
     assert.match(seen.xRayTraceId ?? '', /;Sampled=0$/);
+    assert.equal((await server.client.getInvocation(response.invocationId)).traceId, null);
     // Spans are exported in the order they end: once a later invocation's are in, the unsampled one's would be.
     const later = await server.client.invoke('traced', {});
     const laterTrace = (JSON.parse(later.payload) as Seen).traceparent?.split('-')[1];

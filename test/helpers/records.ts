@@ -16,6 +16,7 @@ export function invocationRecord(overrides: Partial<InvocationRecord> = {}): Inv
     nodeId: 'node-1',
     instanceId: 'inst-1',
     createdAt: new Date(1_700_000_000_000),
+    traceId: null,
     ...overrides,
   };
 }

@@ -437,6 +437,18 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.dropTable('function_urls').execute();
     },
   },
+
+  /** The trace id of an invocation that tracing sampled, so a record leads to its trace. */
+  '0011_invocation_trace_id': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      const { varchar } = textTypes(db);
+      await db.schema.alterTable('invocations').addColumn('trace_id', varchar(columnLengths.traceId)).execute();
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('invocations').dropColumn('trace_id').execute();
+    },
+  },
 };
 
 /** A fresh function incarnation: 16 random hex digits. */

@@ -64,6 +64,8 @@ export interface InvocationsTable {
   node_id: string | null;
   instance_id: string | null;
   created_at: EpochMillisColumn;
+  /** Added later: optional on insert. */
+  trace_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface SecretsTable {
@@ -264,6 +266,7 @@ export const columnLengths = {
   sha256: 64,
   contentHash: 128,
   invocationId: 128,
+  traceId: 32,
   kind: 16,
   logKey: 1024,
   nodeId: 255,

@@ -1042,8 +1042,12 @@ export function invocationFromRow(row: InvocationRow): InvocationRecord {
     nodeId: row.node_id,
     instanceId: row.instance_id,
     createdAt: dateFromDb(row.created_at, 'invocations.created_at'),
+    traceId: row.trace_id ?? null,
   };
 }
+
+/** A W3C trace id: 32 lowercase hex digits, not all zero. */
+const traceIdPattern = /^(?!0{32})[0-9a-f]{32}$/;
 
 /** Upper bounds of a record's numbers: a week in ms, 1 TiB (the guest protocol's own bound on peak memory). */
 const maxRecordedMs = 7 * 24 * 3600 * 1000;
@@ -1078,6 +1082,8 @@ export function invocationToRow(record: InvocationRecord): Insertable<Invocation
     const value: unknown = record[field];
     if (value !== null && typeof value !== 'string') throw invalid(field, value, 'null or a string');
   }
+  const traceId = record.traceId ?? null;
+  if (traceId !== null && !traceIdPattern.test(traceId)) throw invalid('traceId', traceId, 'null or 32 hex digits');
   if (record.initMs !== null && !isBoundedNumber(record.initMs, maxRecordedMs)) {
     throw invalid('initMs', record.initMs, `null or a number from 0 to ${maxRecordedMs}`);
   }
@@ -1093,13 +1099,13 @@ export function invocationToRow(record: InvocationRecord): Insertable<Invocation
     init_ms: record.initMs,
     duration_ms: record.durationMs,
     // BIGINT: PostgreSQL rejects a fractional value outright.
-    // BIGINT: PostgreSQL rejects a fractional value outright.
     peak_memory_bytes: record.peakMemoryBytes === null ? null : Math.round(record.peakMemoryBytes),
     error: record.error === null ? null : errorToJson(record.error),
     log_key: record.logKey,
     node_id: record.nodeId,
     instance_id: record.instanceId,
     created_at: millisFromDate(record.createdAt, 'createdAt'),
+    trace_id: traceId,
   };
 }
 

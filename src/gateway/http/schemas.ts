@@ -322,6 +322,9 @@ export const InvocationView = Type.Object(
     nodeId: Nullable(Type.String()),
     instanceId: Nullable(Type.String()),
     createdAt: Type.String({ format: 'date-time' }),
+    traceId: Nullable(
+      Type.String({ description: 'The trace that recorded the invocation, when tracing is on and sampled it' }),
+    ),
     memoryMB: Nullable(Type.Integer({ description: "The version's memory limit; null when the version is gone" })),
     report: Type.String({ description: 'The REPORT line: duration, init, memory used of the limit, start' }),
   },

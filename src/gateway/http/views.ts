@@ -51,5 +51,6 @@ export function versionListView(
 
 /** An invocation's record, with its version's memory limit (null: the version is gone) and its REPORT line. */
 export function invocationView(r: InvocationRecord, memoryMB: number | null): Static<typeof InvocationView> {
-  return { ...r, createdAt: r.createdAt.toISOString(), memoryMB, report: reportLine({ ...r, memoryMB }) };
+  const { traceId = null } = r;
+  return { ...r, createdAt: r.createdAt.toISOString(), traceId, memoryMB, report: reportLine({ ...r, memoryMB }) };
 }
