@@ -106,7 +106,7 @@ export async function getText(path: string, options: RequestOptions = {}): Promi
 
 /** Whether the API asks for a key: `/v1/functions` answers 401 without one. */
 export async function keysRequired(): Promise<boolean> {
-  const response = await fetch('/v1/functions?limit=1', { method: 'GET' }).catch(() => null);
+  const response = await fetch('/v1/functions', { method: 'GET' }).catch(() => null);
   if (response === null) return false;
   return response.status === 401;
 }

@@ -66,7 +66,7 @@ function Login(props: { message: string | null; onIn: () => void }) {
     }
     setBusy(true);
     try {
-      await request('/v1/functions?limit=1', { key: trimmed });
+      await request('/v1/functions', { key: trimmed });
       setKey(trimmed);
       props.onIn();
     } catch (err) {
