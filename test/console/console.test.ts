@@ -12,16 +12,7 @@ import { readBundle } from '../../src/client/bundle.js';
 import { SavassanClient } from '../../src/client/client.js';
 import { repoRoot, startServer } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
-
-export const chromiumPath = '/usr/bin/chromium';
-export const chromiumArgs = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+import { chromiumArgs, chromiumPath } from './chromium.js';
 
 const key = 'console-test-key';
 const screenshots = process.env['SAVASSAN_CONSOLE_SCREENSHOTS'];
