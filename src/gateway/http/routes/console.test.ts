@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
-import { acceptsHtml, consoleRoutes } from './console.js';
+import { gunzipSync } from 'node:zlib';
+import { acceptsHtml, consoleRoutes, takesGzip } from './console.js';
 
 let dir = '';
 let app: FastifyInstance;
@@ -46,6 +47,25 @@ describe('console routes', () => {
     assert.equal(script.body, 'console.log(1);');
     const style = await app.inject('/console/assets/index-abc123.css');
     assert.equal(style.headers['content-type'], 'text/css; charset=utf-8');
+  });
+
+  it('sends text gzipped to a client that takes it', async () => {
+    const script = await app.inject({
+      url: '/console/assets/index-abc123.js',
+      headers: { 'accept-encoding': 'br, gzip;q=0.8' },
+    });
+    assert.equal(script.headers['content-encoding'], 'gzip');
+    assert.equal(script.headers.vary, 'accept-encoding');
+    assert.equal(gunzipSync(script.rawPayload).toString(), 'console.log(1);');
+    const plain = await app.inject({
+      url: '/console/assets/index-abc123.js',
+      headers: { 'accept-encoding': 'gzip;q=0' },
+    });
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.equal(plain.body, 'console.log(1);');
+    assert.equal(takesGzip('gzip, deflate'), true);
+    assert.equal(takesGzip('identity'), false);
+    assert.equal(takesGzip(undefined), false);
   });
 
   it('answers index.html for client routes and 404 for a missing file', async () => {

@@ -2,10 +2,12 @@
 // served from there as static files. Public routes: the files hold no data; the app asks for an API key itself and
 // sends it on every API call. Client routes (any path under /console/ that names no file) answer index.html.
 import { createReadStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import { extname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 
@@ -28,6 +30,14 @@ const contentTypes: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
   '.map': 'application/json; charset=utf-8',
 };
+
+/** Types sent gzipped to a client that takes gzip: text compresses to a third or less. */
+const compressible = /^(text\/|application\/json|image\/svg\+xml)/;
+/** Gzipped copies kept in memory, in all: the build is a few hundred KiB; past this, files are sent as they are. */
+const maxGzipCacheBytes = 16 * 1024 * 1024;
+/** A file over this is never gzipped in memory (the build has none). */
+const maxGzipFileBytes = 4 * 1024 * 1024;
+const gzipAsync = promisify(gzip);
 
 /** Files under assets/ carry a content hash in their names (Vite): a new build gives new names. */
 const immutable = 'public, max-age=31536000, immutable';
@@ -82,22 +92,54 @@ export function consoleRoutes(options: ConsoleRouteOptions = {}): FastifyPluginA
       }
     };
 
-    const send = async (reply: FastifyReply, file: string, size: number, cache: string) => {
+    /** Gzipped files by path, with the modification time and size they were read at (a rebuild replaces them). */
+    const gzipped = new Map<string, { mtimeMs: number; size: number; body: Buffer }>();
+    let gzippedBytes = 0;
+    const gzippedCopy = async (file: string, mtimeMs: number, size: number): Promise<Buffer | null> => {
+      const known = gzipped.get(file);
+      if (known !== undefined && known.mtimeMs === mtimeMs && known.size === size) return known.body;
+      if (size > maxGzipFileBytes) return null;
+      const body = await gzipAsync(await readFile(file));
+      if (known !== undefined) gzippedBytes -= known.body.length;
+      if (gzippedBytes + body.length > maxGzipCacheBytes) {
+        gzipped.clear();
+        gzippedBytes = 0;
+      }
+      gzipped.set(file, { mtimeMs, size, body });
+      gzippedBytes += body.length;
+      return body;
+    };
+
+    const send = async (
+      request: FastifyRequest,
+      reply: FastifyReply,
+      file: string,
+      info: { size: number; mtimeMs: number },
+      cache: string,
+    ) => {
       const type = contentTypes[extname(file).toLowerCase()] ?? 'application/octet-stream';
       void reply
         .code(200)
         .header('content-type', type)
-        .header('content-length', size)
         .header('cache-control', cache)
         .header('x-content-type-options', 'nosniff')
         .header('referrer-policy', 'no-referrer');
       if (type.startsWith('text/html')) {
         void reply.header('content-security-policy', contentSecurityPolicy).header('x-frame-options', 'DENY');
       }
-      return reply.send(createReadStream(file));
+      if (compressible.test(type)) {
+        void reply.header('vary', 'accept-encoding');
+        if (takesGzip(request.headers['accept-encoding'])) {
+          const body = await gzippedCopy(file, info.mtimeMs, info.size);
+          if (body !== null) {
+            return reply.header('content-encoding', 'gzip').header('content-length', body.length).send(body);
+          }
+        }
+      }
+      return reply.header('content-length', info.size).send(createReadStream(file));
     };
 
-    const serve = async (path: string, reply: FastifyReply) => {
+    const serve = async (path: string, request: FastifyRequest, reply: FastifyReply) => {
       const base = await buildRoot();
       if (base === null) {
         return reply
@@ -124,7 +166,7 @@ export function consoleRoutes(options: ConsoleRouteOptions = {}): FastifyPluginA
           const info = await stat(real);
           if (real.startsWith(base + sep) && info.isFile()) {
             const hashed = segments[0] === 'assets';
-            return await send(reply, real, info.size, hashed ? immutable : 'no-cache');
+            return await send(request, reply, real, info, hashed ? immutable : 'no-cache');
           }
         } catch {
           // Not a file of the build: a client route, or a missing file.
@@ -134,15 +176,14 @@ export function consoleRoutes(options: ConsoleRouteOptions = {}): FastifyPluginA
           return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
         }
       }
-      const info = await stat(index);
-      return send(reply, index, info.size, 'no-cache');
+      return send(request, reply, index, await stat(index), 'no-cache');
     };
 
     const schema = { hide: true, querystring: AnyQuery };
     app.get('/console', { schema }, (_request, reply) => reply.redirect(consolePath, 302));
-    app.get('/console/', { schema }, (_request, reply) => serve('', reply));
+    app.get('/console/', { schema }, (request, reply) => serve('', request, reply));
     app.get('/console/*', { schema: { ...schema, params: PathParams } }, (request, reply) =>
-      serve(request.params['*'], reply),
+      serve(request.params['*'], request, reply),
     );
     return Promise.resolve();
   };
@@ -151,4 +192,15 @@ export function consoleRoutes(options: ConsoleRouteOptions = {}): FastifyPluginA
 /** Whether a request prefers a page to JSON: its `Accept` names `text/html` (browsers' navigations do). */
 export function acceptsHtml(accept: string | undefined): boolean {
   return accept !== undefined && /(^|,)\s*text\/html\s*(;|,|$)/i.test(accept);
+}
+
+/** Whether an `Accept-Encoding` takes gzip (named, without `q=0`). */
+export function takesGzip(acceptEncoding: string | undefined): boolean {
+  if (acceptEncoding === undefined) return false;
+  return acceptEncoding.split(',').some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    if (coding?.trim() !== 'gzip') return false;
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    return q === undefined || Number(q.slice(2)) > 0;
+  });
 }
