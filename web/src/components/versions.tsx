@@ -1,6 +1,6 @@
 // Versions, aliases with a traffic editor (each version's share of an alias's traffic), and rollouts: a running
 // one's progress and the decisions taken at each step.
-import { useId, useState } from 'react';
+import { useEffect, useId, useState } from 'react';
 import type { FormEvent } from 'react';
 import type { AliasView, RolloutView, VersionView } from '../api';
 import { enc, request } from '../api';
@@ -63,7 +63,7 @@ export function Versions(props: { name: string }) {
         )}
         {(aliases.data?.aliases ?? []).map((alias) => (
           <TrafficEditor
-            key={`${alias.name}@${alias.updatedAt}`}
+            key={alias.name}
             fn={props.name}
             alias={alias}
             versions={numbers}
@@ -94,6 +94,13 @@ function TrafficEditor(props: { fn: string; alias: AliasView; versions: number[]
   const [adding, setAdding] = useState('');
   const [message, setMessage] = useState<{ error: boolean; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
+  // Saved here or elsewhere: the form shows the alias as it is now.
+  const updatedAt = props.alias.updatedAt;
+  const weights = props.alias.weights;
+  useEffect(() => {
+    setShares(Object.fromEntries(Object.entries(weights).map(([v, w]) => [v, String(Math.round(w * 1000) / 10)])));
+    // Only a new save resets the form: the weights object itself is new on every load.
+  }, [updatedAt]);
 
   const entries = Object.entries(shares);
   const total = entries.reduce((sum, [, value]) => sum + (Number(value) || 0), 0);
@@ -247,7 +254,7 @@ function Rollouts(props: { name: string; rollouts: RolloutView[]; error: string 
       )}
       {props.rollouts.length === 0 && (
         <p className="muted">
-          No rollouts. Start one with <code>savassan rollout {props.name} VERSION</code>.
+          No rollouts. Start one with <code>savassan rollout start {props.name} VERSION</code>.
         </p>
       )}
       <p role="status">{message}</p>
