@@ -165,3 +165,26 @@ describe('web console in a browser', { skip: existsSync(chromiumPath) ? false : 
     await page.getByLabel('API key').waitFor();
   });
 });
+
+describe('web console without API keys', { skip: existsSync(chromiumPath) ? false : `no ${chromiumPath}` }, () => {
+  let server: ServerProcess;
+  let browser: Browser;
+
+  before(async () => {
+    server = await startServer(['--no-examples']);
+    browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.cleanup();
+  });
+
+  it('opens on the functions without a sign-in form', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(10_000);
+    await page.goto(`${server.url}/console/`);
+    await page.getByRole('heading', { name: 'Functions' }).waitFor();
+    assert.equal(await page.getByLabel('API key').count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Sign out' }).count(), 0);
+  });
+});
