@@ -222,10 +222,11 @@ export interface NodeView {
   sandboxRuntime: string;
   isolating: boolean;
   sandboxes: number;
-  capacity: number;
-  agentAddress: string;
-  routed: boolean;
-  enforcement: Record<string, unknown>;
+  /** Cluster mode only. */
+  capacity?: number;
+  agentAddress?: string;
+  routed?: boolean;
+  enforcement: Record<string, { mechanism?: string; enforced?: boolean; note?: string }>;
   stemCells: { idle: number; starting: number; memoryBytes?: number | null };
   budget: { memoryMB: number; pids: number; usedMemoryMB: number; usedPids: number };
   warnings: string[];

@@ -68,8 +68,8 @@ export function LineChart(props: {
 }) {
   const width = 560;
   const height = props.height ?? 140;
-  const left = 44;
-  const bottom = 18;
+  const left = 52;
+  const bottom = 22;
   const all = props.series.flatMap((s) => s.values.filter((v): v is number => v !== null));
   const max = Math.max(0, ...all);
   const plotW = width - left - 6;
@@ -90,14 +90,12 @@ export function LineChart(props: {
       <svg
         viewBox={`0 0 ${width} ${height}`}
         width="100%"
-        height={height}
-        preserveAspectRatio="none"
         role="img"
         aria-label={`${props.title}. ${summary || 'no data'}`}
       >
         <line x1={left} y1={6} x2={left} y2={6 + plotH} className="axis" />
         <line x1={left} y1={6 + plotH} x2={left + plotW} y2={6 + plotH} className="axis" />
-        <text x={left - 4} y={12} textAnchor="end" className="tick">
+        <text x={left - 4} y={16} textAnchor="end" className="tick">
           {formatNumber(max)}
         </text>
         <text x={left - 4} y={6 + plotH} textAnchor="end" className="tick">

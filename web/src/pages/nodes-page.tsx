@@ -3,13 +3,6 @@
 import type { ClusterView, NodeView } from '../api';
 import { useApi } from '../hooks';
 
-function enforcement(value: Record<string, unknown>): string {
-  const on = Object.entries(value)
-    .filter(([, v]) => v === true || (typeof v === 'string' && v !== '') || typeof v === 'number')
-    .map(([k, v]) => (v === true ? k : `${k}: ${String(v)}`));
-  return on.length === 0 ? 'none' : on.join(', ');
-}
-
 export function NodesPage() {
   const nodes = useApi<{ nodes: NodeView[] }>('/v1/nodes', 10_000);
   const cluster = useApi<ClusterView>('/v1/cluster', 10_000);
@@ -51,8 +44,14 @@ export function NodesPage() {
               <div>
                 <dt>Sandboxes</dt>
                 <dd>
-                  {node.sandboxes} of {node.capacity}
-                  <progress max={Math.max(1, node.capacity)} value={node.sandboxes} aria-label="Sandboxes in use" />
+                  {node.capacity === undefined ? (
+                    node.sandboxes
+                  ) : (
+                    <>
+                      {node.sandboxes} of {node.capacity}
+                      <progress max={Math.max(1, node.capacity)} value={node.sandboxes} aria-label="Sandboxes in use" />
+                    </>
+                  )}
                 </dd>
               </div>
               <div>
@@ -80,21 +79,42 @@ export function NodesPage() {
                   {node.budget.usedPids} of {node.budget.pids}
                 </dd>
               </div>
-              <div>
-                <dt>Enforcement</dt>
-                <dd>{enforcement(node.enforcement)}</dd>
-              </div>
-              <div>
-                <dt>Routed</dt>
-                <dd>{node.routed ? 'yes' : 'no'}</dd>
-              </div>
-              <div>
-                <dt>Agent</dt>
-                <dd>
-                  <code>{node.agentAddress}</code>
-                </dd>
-              </div>
+              {node.routed !== undefined && (
+                <div>
+                  <dt>Routed</dt>
+                  <dd>{node.routed ? 'yes' : 'no'}</dd>
+                </div>
+              )}
+              {node.agentAddress !== undefined && (
+                <div>
+                  <dt>Agent</dt>
+                  <dd>
+                    <code>{node.agentAddress}</code>
+                  </dd>
+                </div>
+              )}
             </dl>
+            <table className="compact enforcement">
+              <caption>Enforcement</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Limit</th>
+                  <th scope="col">Mechanism</th>
+                  <th scope="col">Enforced</th>
+                </tr>
+              </thead>
+              <tbody>
+                {Object.entries(node.enforcement).map(([aspect, rule]) => (
+                  <tr key={aspect} title={rule.note}>
+                    <th scope="row">{aspect}</th>
+                    <td>{rule.mechanism ?? '–'}</td>
+                    <td className={rule.enforced === true ? 'ok' : 'warning'}>
+                      {rule.enforced === true ? 'yes' : 'no'}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
             {node.warnings.length > 0 && (
               <ul className="warning">
                 {node.warnings.map((w) => (
