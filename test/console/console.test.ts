@@ -149,9 +149,12 @@ describe('web console in a browser', { skip: existsSync(chromiumPath) ? false : 
     await shoot('versions');
   });
 
-  it('shows the nodes and the cluster', async () => {
-    await open('#/nodes');
+  it('shows the nodes and the cluster, moving the focus to the page it opens', async () => {
+    await open('#/functions');
+    await page.getByRole('heading', { name: 'Functions' }).waitFor();
+    await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Nodes' }).press('Enter');
     await page.getByRole('heading', { name: 'Nodes' }).waitFor();
+    assert.equal(await page.evaluate<unknown>('document.activeElement?.id'), 'main');
     await page.locator('.card').first().waitFor();
     await page.getByTestId('cluster-mode').getByText('embedded').waitFor();
     await shoot('nodes');
