@@ -200,7 +200,9 @@ export interface InvocationView {
   nodeId: string | null;
   createdAt: string;
   report: string;
+  /** Where tracing records it: the trace's id, or the W3C `traceparent` it is read from. */
   traceId?: string | null;
+  traceparent?: string | null;
 }
 
 export interface DeadLetterView {

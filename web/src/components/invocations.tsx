@@ -8,6 +8,13 @@ function memory(bytes: number | null): string {
   return bytes === null ? '–' : `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
+/** The trace id of an invocation, where the record carries one (as such or in a `traceparent`). */
+function traceIdOf(inv: InvocationView): string | null {
+  if (typeof inv.traceId === 'string' && inv.traceId !== '') return inv.traceId;
+  const parent = typeof inv.traceparent === 'string' ? /^[0-9a-f]{2}-([0-9a-f]{32})-/.exec(inv.traceparent) : null;
+  return parent?.[1] ?? null;
+}
+
 function ms(value: number | null): string {
   return value === null ? '–' : `${value.toFixed(1)} ms`;
 }
@@ -127,11 +134,11 @@ export function InvocationDetail(props: { name: string; id: string }) {
             <dt>At</dt>
             <dd>{new Date(inv.createdAt).toLocaleString()}</dd>
           </div>
-          {typeof inv.traceId === 'string' && (
+          {traceIdOf(inv) !== null && (
             <div>
               <dt>Trace id</dt>
               <dd>
-                <code>{inv.traceId}</code>
+                <code>{traceIdOf(inv)}</code>
               </dd>
             </div>
           )}
