@@ -25,6 +25,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** A function's failure: the invocation it ended. */
+    readonly invocationId: string | null = null,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -58,9 +60,14 @@ function headers(extra: Record<string, string> = {}, key = currentKey()): Record
 async function errorOf(response: Response): Promise<ApiError> {
   const text = await response.text().catch(() => '');
   try {
-    const body = JSON.parse(text) as { error?: { code?: string; message?: string } };
+    const body = JSON.parse(text) as { error?: { code?: string; message?: string; invocationId?: string } };
     if (body.error !== undefined) {
-      return new ApiError(response.status, body.error.code ?? 'ERROR', body.error.message ?? response.statusText);
+      return new ApiError(
+        response.status,
+        body.error.code ?? 'ERROR',
+        body.error.message ?? response.statusText,
+        typeof body.error.invocationId === 'string' ? body.error.invocationId : null,
+      );
     }
   } catch {
     // Not JSON: the text itself says what went wrong.
@@ -294,7 +301,7 @@ export async function invoke(name: string, event: string, qualifier?: string): P
       return {
         status: err.status,
         body: `${err.code}: ${err.message}`,
-        invocationId: null,
+        invocationId: err.invocationId,
         version: null,
         start: null,
         durationMs: null,
