@@ -19,6 +19,8 @@ function path(values: (number | null)[], width: number, height: number, max: num
     const x = (i * step).toFixed(1);
     const y = (height - 1 - (max > 0 ? (value / max) * (height - 2) : 0)).toFixed(1);
     d += `${pen ? 'L' : 'M'}${x} ${y}`;
+    // A point with no neighbour to join draws as a dot (a round cap on a tiny segment).
+    if (!pen && (values[i + 1] ?? null) === null) d += 'h0.5';
     pen = true;
   });
   return d;
@@ -48,7 +50,9 @@ export function Sparkline(props: {
         d={path(props.values, width, height, max)}
         fill="none"
         stroke={props.colour ?? '#2563eb'}
-        strokeWidth="1.5"
+        strokeWidth="2"
+        strokeLinecap="round"
+        strokeLinejoin="round"
       />
     </svg>
   );
@@ -118,7 +122,9 @@ export function LineChart(props: {
               d={path(s.values, plotW, plotH, max)}
               fill="none"
               stroke={seriesColour(i)}
-              strokeWidth="1.5"
+              strokeWidth="2"
+              strokeLinecap="round"
+              strokeLinejoin="round"
               vectorEffect="non-scaling-stroke"
             />
           ))}
