@@ -11,6 +11,7 @@ import type { LambdaArnScope } from '../core/lambda-arn.js';
 import { createEventRunners } from '../events/async-dispatch.js';
 import { createGateway } from '../gateway/gateway.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
+import { createClusterView } from '../gateway/cluster-view.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
 import { requireSharedBackends } from './manager-node.js';
@@ -117,6 +118,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     /** Set once the event runners exist: runs what was just queued here. */
     let wake: (functionName: string) => void = () => {};
     const { server, setReady, resolver, run, asyncInvocations } = await createGateway({
+      cluster: createClusterView('cluster', { leader: () => cluster.leader(), routing: () => routing, metadata }),
       pool,
       queue,
       metadata,

@@ -24,6 +24,7 @@ import { GatewayMetrics } from './metrics.js';
 import { createReadinessCheck } from './readiness.js';
 import { Secrets } from './secrets.js';
 import { Traffic } from './traffic.js';
+import type { ClusterView } from './cluster-view.js';
 
 export interface GatewayOptions {
   pool: Pool;
@@ -52,6 +53,8 @@ export interface GatewayOptions {
   apiKeys: readonly string[];
   /** What `GET /v1/nodes` lists. */
   nodes: () => Promise<NodeView[]>;
+  /** What `GET /v1/cluster` answers (default: embedded mode). */
+  cluster?: (() => Promise<ClusterView>) | undefined;
   /** After a deploy, a version or alias change, a rollout's start or end, or a delete (embedded mode reconciles). */
   onChange?: (() => void) | undefined;
   gatewayId?: string | undefined;
@@ -129,6 +132,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   });
   let ready = false;
   const metrics = new GatewayMetrics();
+  metrics.watchPlatform({
+    pool,
+    nodes: options.nodes,
+    invocations: options.invocations,
+    messageQueues: options.messageQueues,
+    metadata,
+  });
   const server = await createGatewayServer({
     invoker,
     deployer,
@@ -150,9 +160,16 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     apiKeys: options.apiKeys,
     logger,
     ready: () => ready,
-    backendsDown: createReadinessCheck({ metadata, pool, blobStore, logger }),
+    backendsDown: createReadinessCheck({
+      metadata,
+      pool,
+      blobStore,
+      logger,
+      onDown: (backend) => metrics.backendError(backend, 'readiness probe'),
+    }),
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     nodes: options.nodes,
+    cluster: options.cluster,
   });
   // Answers go out before their instances are back in the pool: let those returns land before the pool closes.
   server.addHook('onClose', () => invoker.settle());

@@ -15,6 +15,8 @@ export interface ReadinessOptions {
   /** A check that has not answered by then counts as down (default 2 s). */
   timeoutMs?: number;
   logger?: Logger | undefined;
+  /** Called with each backend a check finds down (counted in the metrics). */
+  onDown?: ((backend: BackendName) => void) | undefined;
 }
 
 /**
@@ -44,6 +46,7 @@ export function createReadinessCheck(options: ReadinessOptions): () => Promise<B
       return null;
     } catch (err) {
       logger?.warn({ err, backend: name }, 'readiness check failed');
+      options.onDown?.(name);
       return name;
     } finally {
       clearTimeout(timer);

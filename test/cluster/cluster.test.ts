@@ -206,6 +206,27 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     for (const id of ['node-0', 'node-1', 'node-2']) assert.match(cliOut.stdout, new RegExp(id));
   });
 
+  it('GET /v1/cluster names the leader, since when, and the routing table each gateway holds', async () => {
+    const leader = await leaderId();
+    for (const gateway of gateways) {
+      const view = await eventually(
+        () =>
+          gateway.json<{
+            mode: string;
+            leader: { id: string; since: string | null } | null;
+            routing: { version: number; nodes: string[]; entries: unknown[] } | null;
+          }>('GET', '/v1/cluster'),
+        (answer) => answer.routing !== null && answer.routing.nodes.length === 3,
+        10_000,
+      );
+      assert.equal(view.mode, 'cluster');
+      assert.equal(view.leader?.id, leader);
+      assert.ok(view.leader.since !== null && Date.parse(view.leader.since) <= Date.now(), 'elected before now');
+      assert.deepEqual(view.routing?.nodes, ['node-0', 'node-1', 'node-2']);
+      assert.ok((view.routing?.version ?? 0) > 0);
+    }
+  });
+
   it('deploys through one gateway, invokes through both, and spreads sandboxes across the nodes', async () => {
     // Nine instances kept warm on nodes that take 8 each: however the load below meets them, two nodes hold them.
     await gateways[0]!.deploy('echo', await readBundle(echo), { maxInstances: 9, minInstances: 9 });

@@ -267,6 +267,22 @@ export function clusterContract(name: string, makeFixture: MakeClusterFixture): 
         await again.resign();
       });
 
+      it('tells every client who leads and since when', async () => {
+        const other = await fixture.open();
+        assert.equal(await other.leader(), null);
+        const before = Date.now();
+        const leaderA = await cluster.campaign('manager-a');
+        const electedB = other.campaign('manager-b');
+        const seen = await other.leader();
+        assert.equal(seen?.id, 'manager-a');
+        assert.ok(seen.since instanceof Date && seen.since.getTime() >= before - 1000, 'elected now');
+        await leaderA.resign();
+        const leaderB = await electedB;
+        assert.equal((await cluster.leader())?.id, 'manager-b');
+        await leaderB.resign();
+        assert.equal(await cluster.leader(), null);
+      });
+
       it('elects the next candidate within the leader TTL when the leader dies', async () => {
         const doomed = await fixture.open();
         await doomed.campaign('manager-dead');

@@ -179,12 +179,18 @@ if (!etcdAvailable()) {
         const keys = (await server.ctl(['get', `${prefix}/`, '--prefix', '--keys-only']))
           .split('\n')
           .filter((line) => line.length > 0);
-        assert.equal(keys.length, 3, keys.join('\n'));
-        assert.match(keys[0] ?? '', new RegExp(`^${prefix}/leader/\\d+$`));
-        assert.deepEqual(keys.slice(1), [`${prefix}/nodes/node-1`, `${prefix}/routing`]);
+        assert.equal(keys.length, 4, keys.join('\n'));
+        const [since = '', leader = ''] = keys;
+        assert.match(since, new RegExp(`^${prefix}/leader-since/\\d+$`));
+        assert.match(leader, new RegExp(`^${prefix}/leader/\\d+$`));
+        assert.equal(since.split('/').pop(), leader.split('/').pop(), "on the leader's lease");
+        assert.deepEqual(keys.slice(2), [`${prefix}/nodes/node-1`, `${prefix}/routing`]);
         const value = async (key: string): Promise<string> =>
           (await server.ctl(['get', key, '--print-value-only'])).trim();
-        assert.equal(await value(keys[0] ?? ''), 'manager-1');
+        assert.equal(await value(leader), 'manager-1');
+        const recorded = JSON.parse(await value(since)) as { id: string; since: number };
+        assert.equal(recorded.id, 'manager-1');
+        assert.ok(Number.isSafeInteger(recorded.since) && recorded.since <= Date.now());
         assert.deepEqual(JSON.parse(await value(`${prefix}/nodes/node-1`)), node('node-1'));
         assert.deepEqual(JSON.parse(await value(`${prefix}/routing`)), table(1));
         await cluster.close();

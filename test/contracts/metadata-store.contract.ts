@@ -4,6 +4,8 @@ import { isPlatformError } from '../../src/core/errors.js';
 import type { FunctionConfig } from '../../src/core/function-config.js';
 import type { MetadataStore, NewVersion } from '../../src/core/ports/metadata-store.js';
 import type { InvocationRecord } from '../../src/core/types.js';
+import { statsDurationBoundsMs } from '../../src/core/invocation-stats.js';
+import type { InvocationStatsBucket } from '../../src/core/invocation-stats.js';
 import { assertRejectsWith } from '../helpers/assertions.js';
 import { invocationRecord } from '../helpers/records.js';
 import { functionConfig, newVersion } from '../helpers/versions.js';
@@ -431,6 +433,95 @@ export function metadataStoreContract(name: string, open: () => Promise<Metadata
         assert.equal(await store.getInvocation('bad-duration'), null);
         assert.equal(await store.getInvocation('bad-peak'), null);
         assert.ok((await store.listInvocations({})).length > 0, 'listing still works');
+      });
+    });
+
+    it('invocation stats count per function, version and time bucket, with errors and a duration histogram', async () => {
+      await withStore(async (store) => {
+        await deployFunctions(store, 'alpha', 'beta');
+        const t = 1_700_000_040_000; // a whole minute
+        const records: [string, number, number, number, InvocationRecord['status']][] = [
+          // function, version, offset ms, duration ms, status
+          ['alpha', 1, 1_000, 3, 'success'],
+          ['alpha', 1, 2_000, 40, 'error'],
+          ['alpha', 1, 61_000, 700, 'timeout'],
+          ['alpha', 2, 5_000, 0.5, 'success'],
+          ['beta', 1, 10_000, 20_000, 'success'],
+          ['alpha', 1, -1, 1, 'success'], // before the window
+          ['alpha', 1, 120_000, 1, 'success'], // at its end: outside
+        ];
+        await Promise.all(
+          records.map(([functionName, version, offset, durationMs, status], i) =>
+            store.recordInvocation(
+              invocationRecord({
+                id: `stats-${i}`,
+                functionName,
+                version,
+                durationMs,
+                status,
+                createdAt: new Date(t + offset),
+              }),
+            ),
+          ),
+        );
+        const query = { since: new Date(t), until: new Date(t + 120_000), stepMs: 60_000 };
+        const key = (b: InvocationStatsBucket): string => `${b.functionName}@${b.version}@${b.start - t}`;
+        const sorted = (buckets: InvocationStatsBucket[]): InvocationStatsBucket[] =>
+          [...buckets].sort((a, b) => key(a).localeCompare(key(b)));
+        /** Cumulative counts that reach `count` at bound index `from`. */
+        const le = (parts: [number, number][]): number[] =>
+          statsDurationBoundsMs.map((_b, i) => parts.reduce((sum, [from, count]) => sum + (i >= from ? count : 0), 0));
+        assert.deepEqual(sorted(await store.invocationStats(query)), [
+          {
+            functionName: 'alpha',
+            version: 1,
+            start: t,
+            invocations: 2,
+            errors: 1,
+            le: le([
+              [2, 1],
+              [5, 1],
+            ]),
+            maxDurationMs: 40,
+          },
+          {
+            functionName: 'alpha',
+            version: 1,
+            start: t + 60_000,
+            invocations: 1,
+            errors: 1,
+            le: le([[9, 1]]),
+            maxDurationMs: 700,
+          },
+          {
+            functionName: 'alpha',
+            version: 2,
+            start: t,
+            invocations: 1,
+            errors: 0,
+            le: le([[0, 1]]),
+            maxDurationMs: 0.5,
+          },
+          {
+            functionName: 'beta',
+            version: 1,
+            start: t,
+            invocations: 1,
+            errors: 0,
+            le: le([[13, 1]]),
+            maxDurationMs: 20_000,
+          },
+        ]);
+        assert.deepEqual((await store.invocationStats({ ...query, functionName: 'beta' })).map(key), ['beta@1@0']);
+        const wide = await store.invocationStats({ ...query, stepMs: 3_600_000 });
+        assert.equal(
+          wide.reduce((sum, b) => sum + b.invocations, 0),
+          5,
+          'hour buckets hold the same invocations',
+        );
+        assert.deepEqual(await store.invocationStats({ ...query, functionName: 'nobody' }), []);
+        await assertRejectsWith(store.invocationStats({ ...query, maxBuckets: 3 }), 'BAD_REQUEST');
+        assert.equal((await store.invocationStats({ ...query, maxBuckets: 4 })).length, 4, 'four rows: not refused');
       });
     });
 

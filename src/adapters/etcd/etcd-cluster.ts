@@ -10,6 +10,7 @@ import type {
   MembershipWatcher,
   NodeInfo,
   NodeRegistration,
+  LeaderInfo,
   NodeRegistry,
   RoutingTable,
   RoutingTableStore,
@@ -24,6 +25,8 @@ export type { EtcdClusterOptions } from './etcd-connection.js';
 /** Keys under the prefix; docs/etcd-keys.md describes them. */
 const ROUTING_KEY = 'routing';
 const LEADER_PREFIX = 'leader/';
+/** `leader-since/{leaseId}` → `{ id, since }` (epoch ms), written by a candidate once elected, on its lease. */
+const LEADER_SINCE_PREFIX = 'leader-since/';
 /** close() does not wait longer than this for etcd to confirm a revoke (the lease expires by itself anyway). */
 const REVOKE_TIMEOUT_MS = 2_000;
 
@@ -139,6 +142,11 @@ export class EtcdCluster implements Cluster {
       const own = (await this.#ns.get(key).exec()).kvs[0];
       if (own?.create_revision !== revision) throw new Error('the election key vanished while waiting');
       campaign.signal.throwIfAborted();
+      await this.#ns
+        .put(`${LEADER_SINCE_PREFIX}${leaseId}`)
+        .value(JSON.stringify({ id: candidateId, since: Date.now() }))
+        .lease(leaseId)
+        .exec();
       return await this.#leadership(lease, key, silence);
     } catch (err) {
       silence.stop();
@@ -150,6 +158,22 @@ export class EtcdCluster implements Cluster {
     } finally {
       lease.off('lost', onLost);
       this.#campaigns.delete(campaign);
+    }
+  }
+
+  async leader(): Promise<LeaderInfo | null> {
+    this.#ifOpen();
+    try {
+      const head = (await this.#ns.getAll().prefix(LEADER_PREFIX).sort('Create', 'Ascend').limit(1).exec()).kvs[0];
+      if (head === undefined) return null;
+      const id = head.value.toString();
+      // The key may come back with the namespace in front: the lease id is its last segment either way.
+      const leaseId = head.key.toString().split('/').pop() ?? '';
+      const recorded = await this.#ns.get(`${LEADER_SINCE_PREFIX}${leaseId}`).string();
+      const since = recorded === null ? null : sinceOf(recorded, id);
+      return { id, since };
+    } catch (err) {
+      throw this.#failure(err, 'read the leader');
     }
   }
 
@@ -520,4 +544,14 @@ interface KeepaliveWatchdog {
 
 function closedError(): PlatformError {
   return new PlatformError('UNAVAILABLE', 'cluster client is closed');
+}
+
+/** The election time a `leader-since` value records for `id`; null when it is not one. */
+function sinceOf(recorded: string, id: string): Date | null {
+  try {
+    const parsed = JSON.parse(recorded) as { id?: unknown; since?: unknown };
+    return parsed.id === id && typeof parsed.since === 'number' ? new Date(parsed.since) : null;
+  } catch {
+    return null;
+  }
 }

@@ -8,6 +8,7 @@ import type {
   MembershipWatcher,
   NodeInfo,
   NodeRegistration,
+  LeaderInfo,
   NodeRegistry,
   RoutingTable,
   RoutingTableStore,
@@ -68,6 +69,9 @@ interface Candidate {
   lease: MemoryLease;
   /** Called once, when the candidate reaches the head of the queue. */
   elect: () => void;
+  id: string;
+  /** Set when elected. */
+  since?: Date;
 }
 
 /**
@@ -122,9 +126,17 @@ class MemoryClusterStore {
     for (const listener of this.routingListeners) this.deliver(listener, clone(table));
   }
 
-  campaign(lease: MemoryLease, elect: () => void): void {
-    this.candidates.push({ lease, elect });
-    if (this.candidates.length === 1) elect();
+  campaign(lease: MemoryLease, id: string, elect: () => void): void {
+    const candidate: Candidate = {
+      lease,
+      id,
+      elect: () => {
+        candidate.since = new Date();
+        elect();
+      },
+    };
+    this.candidates.push(candidate);
+    if (this.candidates.length === 1) candidate.elect();
   }
 
   /** Calls `listener(value)` after every delivery already queued; a listener that throws is logged. */
@@ -215,7 +227,7 @@ export class MemoryCluster implements Cluster {
           reject(err);
         };
         this.#pending.add(cancel);
-        this.#store.campaign(lease, () => {
+        this.#store.campaign(lease, candidateId, () => {
           this.#pending.delete(cancel);
           resolve();
         });
@@ -231,6 +243,13 @@ export class MemoryCluster implements Cluster {
         return Promise.resolve();
       },
     };
+  }
+
+  leader(): Promise<LeaderInfo | null> {
+    return this.#call(() => {
+      const head = this.#store.candidates[0];
+      return head === undefined ? null : { id: head.id, since: head.since ?? null };
+    });
   }
 
   /**

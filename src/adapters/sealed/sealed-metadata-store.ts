@@ -78,6 +78,10 @@ export class SealedMetadataStore implements MetadataStore {
     return this.#inner.listInvocations(...args);
   }
 
+  invocationStats(...args: Parameters<MetadataStore['invocationStats']>): ReturnType<MetadataStore['invocationStats']> {
+    return this.#inner.invocationStats(...args);
+  }
+
   async putSecret(name: string, value: string): ReturnType<MetadataStore['putSecret']> {
     // The bounds are the value's own: sealed, it is longer than any plain value may be.
     validateSecretValue(value);

@@ -18,7 +18,9 @@ import type {
   SerializedError,
   StartKind,
 } from '../../core/types.js';
+import type { InvocationStatsBucket, InvocationStatsQuery } from '../../core/invocation-stats.js';
 import { createMigrator, newIncarnation } from './migrations.js';
+import { sqlInvocationStats } from './sql-invocation-stats.js';
 import { columnLengths } from './schema.js';
 import type {
   BigIntValue,
@@ -376,6 +378,13 @@ export class SqlMetadataStore implements MetadataStore {
       }
       const rows = await select.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
       return rows.map(invocationFromRow);
+    });
+  }
+
+  invocationStats(query: InvocationStatsQuery): Promise<InvocationStatsBucket[]> {
+    return this.#run('read invocation stats', async () => {
+      await this.#recordsVisible();
+      return sqlInvocationStats(this.#db, query);
     });
   }
 

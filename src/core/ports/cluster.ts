@@ -71,6 +71,13 @@ export interface RoutingTableStore {
   watch(listener: (table: RoutingTable) => void): Promise<{ close(): Promise<void> }>;
 }
 
+/** The candidate that leads now. */
+export interface LeaderInfo {
+  id: string;
+  /** When it was elected; null in the moment between its election and this being recorded. */
+  since: Date | null;
+}
+
 /** The cluster port: membership, routing and leadership, on etcd or in memory for a single node. */
 export interface Cluster {
   readonly registry: NodeRegistry;
@@ -81,5 +88,7 @@ export interface Cluster {
    * campaigned). `resign` gives it up; `lost` resolves if it ends otherwise (the lease expired or could not be kept).
    */
   campaign(candidateId: string): Promise<{ resign(): Promise<void>; readonly lost: Promise<void> }>;
+  /** The candidate that leads now, as any client of the cluster sees it; null while nobody does. */
+  leader(): Promise<LeaderInfo | null>;
   close(): Promise<void>;
 }

@@ -1,4 +1,5 @@
 import type { FunctionConfig } from '../function-config.js';
+import type { InvocationStatsBucket, InvocationStatsQuery } from '../invocation-stats.js';
 import type { FunctionRecord, FunctionVersion, InvocationRecord, SecretListing, SecretRecord } from '../types.js';
 
 export interface NewVersion {
@@ -56,6 +57,12 @@ export interface MetadataStore {
   getInvocation(id: string): Promise<InvocationRecord | null>;
   /** Newest first. */
   listInvocations(query: InvocationQuery): Promise<InvocationRecord[]>;
+  /**
+   * The invocation records with `since <= createdAt < until` (of one function, or all), counted per function, version
+   * and time bucket (`createdAt - createdAt % stepMs`), with errors and the `statsDurationBoundsMs` histogram; only
+   * buckets that had invocations, in no particular order.
+   */
+  invocationStats(query: InvocationStatsQuery): Promise<InvocationStatsBucket[]>;
   /**
    * Create a secret or replace its value (validated: `validateSecretName`, `validateSecretValue`); `created` says
    * which. The value is stored as given: a store that must not hold it in clear is wrapped (`SealedMetadataStore`).

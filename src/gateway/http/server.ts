@@ -38,6 +38,9 @@ import { lambdaRoutes } from './routes/lambda.js';
 import { AsyncInvocationView, asyncInvocationView, deadLetterRoutes } from './routes/dead-letters.js';
 import { queueRoutes } from './routes/queues.js';
 import { triggerRoutes } from './routes/triggers.js';
+import { statsRoutes } from './routes/stats.js';
+import { createClusterView } from '../cluster-view.js';
+import type { ClusterView } from '../cluster-view.js';
 import { functionUrlRoutes } from './routes/function-urls.js';
 import { functionUrlHost } from '../function-url-event.js';
 import { rolloutRoutes } from './routes/rollouts.js';
@@ -100,6 +103,8 @@ export interface GatewayServerOptions {
    */
   urlDomain?: string | undefined;
   nodes: () => Promise<NodeView[]>;
+  /** What `GET /v1/cluster` answers (default: embedded mode, no leader, no routing table). */
+  cluster?: (() => Promise<ClusterView>) | undefined;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
   /** The backends that do not answer right now (`createReadinessCheck`); any: /readyz answers 503 naming them. */
@@ -709,6 +714,9 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   await app.register(scheduleRoutes({ schedules: options.schedules, metadata }));
   await app.register(queueRoutes(options.messageQueues));
   await app.register(triggerRoutes(options.triggers));
+  await app.register(
+    statsRoutes({ metadata, cluster: options.cluster ?? createClusterView('embedded', { metadata }) }),
+  );
   await app.register(
     lambdaRoutes({
       invoker,
