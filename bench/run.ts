@@ -21,6 +21,7 @@ import { eventsOptions, measureEvents } from './events.js';
 import { measureLambdaApi } from './lambda.js';
 import { machineFacts } from './section-alone.js';
 import { measureAliasInvoke } from './traffic.js';
+import { measureTracing } from './tracing.js';
 import { withCpuPerRequest } from './process-cpu.js';
 import { measureSandboxColdStarts } from './cold-start.js';
 import { measureFreezing } from './freeze.js';
@@ -399,7 +400,14 @@ async function main(): Promise<void> {
   // queue trigger's messages/s at two maxConcurrency settings.
   results.events = await measureEvents(eventsOptions(quick));
 
-  // 11. The web console: the gzipped size of what its page loads, and the Functions page's load time with 200
+  // 11. Traces: the warm path with tracing off, on at 100% and at 1%, exporting to a receiver that discards.
+  results.tracing = await measureTracing({
+    warmRequests,
+    throughputRequests: sectionThroughputRequests,
+    spanIterations: quick ? 2000 : 20000,
+  });
+
+  // 12. The web console: the gzipped size of what its page loads, and the Functions page's load time with 200
   // functions in headless Chromium.
   results.console = await measureConsole(quick);
 

@@ -38,6 +38,8 @@ import { LogBuffer } from './log-buffer.js';
 import type { NodeBudget } from './node-budget.js';
 import { StemCells, defaultStemCellOptions, type StemCellOptions, type StemCellStats } from './stem-cells.js';
 import { defaultFreezeIdleMs } from '../core/node-defaults.js';
+import type { Tracer } from '../core/ports/tracer.js';
+import { noopTracer } from '../core/ports/tracer.js';
 
 export interface AgentOptions {
   nodeId: string;
@@ -67,6 +69,8 @@ export interface AgentOptions {
   freezeIdleMs?: number | false | undefined;
   /** Pre-started generic sandboxes for fast cold starts; off unless given. */
   stemCells?: Partial<StemCellOptions> | false | undefined;
+  /** Spans of invocations and sandbox creations whose requests carry a `traceparent` (default: off). */
+  tracer?: Tracer | undefined;
 }
 
 export const defaultSandboxLimits: Omit<SandboxLimits, 'memoryMB'> = {
@@ -261,6 +265,7 @@ export class Agent implements AgentApi {
   private readonly codeRoot: string;
   private readonly sandboxRoot: string;
   private readonly logger: Logger;
+  private readonly tracer: Tracer;
   private readonly logCapBytes: number;
   private readonly initTimeoutMs: number;
   private readonly limits: Omit<SandboxLimits, 'memoryMB'>;
@@ -291,6 +296,7 @@ export class Agent implements AgentApi {
     this.codeRoot = join(workDir, 'code');
     this.sandboxRoot = join(workDir, 'sandboxes');
     this.logger = (options.logger ?? silentLogger).child({ component: 'agent', nodeId: options.nodeId });
+    this.tracer = options.tracer ?? noopTracer;
     this.logCapBytes = options.logCapBytes ?? 1024 * 1024;
     this.initTimeoutMs = options.initTimeoutMs ?? 10_000;
     this.limits = { ...defaultSandboxLimits, ...options.limits };
@@ -356,13 +362,29 @@ export class Agent implements AgentApi {
       chargedMB = spec.config.memoryMB;
     }
     this.codeUsers.set(spec.codeSha256, (this.codeUsers.get(spec.codeSha256) ?? 0) + 1);
+    const span =
+      spec.traceparent === undefined || !this.tracer.enabled
+        ? null
+        : this.tracer.startSpan('sandbox init', {
+            kind: 'server',
+            parent: spec.traceparent,
+            attributes: {
+              'faas.name': spec.functionName,
+              'faas.version': String(spec.version),
+              'savassan.node.id': this.nodeId,
+            },
+          });
     // A creation that fails has cleaned up after itself when it rejects (a rejected deploy leaves nothing).
     const creation = this.create(spec, chargedMB).then(
       (ref) => {
+        span?.setAttribute('savassan.instance.id', ref.instanceId);
+        span?.end();
         void this.releaseCode(spec.codeSha256, null);
         return ref;
       },
       async (err: unknown) => {
+        span?.fail(PlatformError.from(err).code);
+        span?.end();
         await this.releaseCode(spec.codeSha256, err);
         throw err;
       },
@@ -435,6 +457,20 @@ export class Agent implements AgentApi {
     }
 
     const { spec } = sandbox;
+    const span =
+      request.traceparent === undefined || !this.tracer.enabled
+        ? null
+        : this.tracer.startSpan(`invoke ${spec.functionName}`, {
+            kind: 'server',
+            parent: request.traceparent,
+            attributes: {
+              'faas.name': spec.functionName,
+              'faas.version': String(spec.version),
+              'faas.invocation_id': request.invocationId,
+              'faas.instance': instanceId,
+              'savassan.node.id': this.nodeId,
+            },
+          });
     sandbox.state = 'busy';
     // Before the clock starts: thawing is not the function's time.
     if (sandbox.frozen !== null) await this.thawForUse(sandbox);
@@ -445,6 +481,15 @@ export class Agent implements AgentApi {
     };
     active.log.takeFrom(sandbox.pendingLog);
     sandbox.active = active;
+    // Under a span the sampler left out, no handler-run span: the function gets that span's context.
+    const run =
+      span === null || !span.recording
+        ? null
+        : this.tracer.startSpan('handler run', {
+            kind: 'internal',
+            parent: span,
+            attributes: { 'faas.invocation_id': request.invocationId },
+          });
     const started = performance.now();
     const event = await new Promise<SandboxEvent>((resolve) => {
       const timer = setTimeout(() => settle({ kind: 'timeout' }), request.timeoutMs);
@@ -468,12 +513,22 @@ export class Agent implements AgentApi {
         event: request.eventJson,
         deadline: Date.now() + request.timeoutMs,
         clientContext: request.clientContext,
+        traceparent: run === null ? span?.traceparent : run.traceparent,
       });
     });
     const durationMs = round(performance.now() - started);
     sandbox.active = null;
 
     const outcome = await this.outcomeOf(sandbox, spec, event, request, durationMs, active.log);
+    if (span !== null) {
+      if (outcome.status !== 'success') {
+        const failure = `${outcome.status}${outcome.error === undefined ? '' : `: ${outcome.error.name}`}`;
+        run?.fail(failure);
+        span.fail(failure);
+      }
+      run?.end();
+      span.end();
+    }
     sandbox.replaceStemCell?.();
     outcome.logKey = this.uploadLog(spec.functionName, request.invocationId, active.log);
     if (!outcome.reusable) {
@@ -1000,6 +1055,7 @@ export class Agent implements AgentApi {
           instanceId,
           functionName: spec?.functionName ?? null,
           invocationId: current?.invocationId ?? null,
+          version: spec?.version ?? null,
           stream: message.stream,
           text: message.text,
           time: Date.now(),

@@ -110,9 +110,20 @@ export function addClientCommands(program: Command): void {
     .argument('<name>', 'function name')
     .option('-i, --invocation <id>', 'only this invocation (of this function)')
     .option('-n, --limit <n>', 'how many recent invocations', integer, 20)
-    .option('-f, --follow', 'keep printing new invocations as they finish')
-    .option('--json', 'print one JSON object per invocation and line: {invocationId, createdAt, status, log, report}')
-    .addHelpText('after', '\nExamples:\n  savassan logs hello -n 5\n  savassan logs hello --follow')
+    .option(
+      '-f, --follow',
+      'then print lines live as the function writes them, each after the start of its invocation id ' +
+        "(stderr lines to stderr); with --invocation, only that invocation's lines",
+    )
+    .option(
+      '--json',
+      'print one JSON object per invocation and line: {invocationId, createdAt, status, log, report}; with ' +
+        '--follow, live lines as {functionName, invocationId, version, stream, line, time}',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  savassan logs hello -n 5\n  savassan logs hello --follow\n  savassan logs hello -f -i INVOCATION_ID',
+    )
     .action(async (name: string, opts: { invocation?: string; limit: number; follow?: boolean; json?: boolean }) => {
       const api = client();
       const print = (entry: {
@@ -127,7 +138,7 @@ export function addClientCommands(program: Command): void {
           : process.stdout.write(
               `--- ${entry.createdAt} ${entry.invocationId} ${entry.status}\n${entry.log}${entry.report}\n`,
             );
-      if (opts.invocation !== undefined) {
+      if (opts.invocation !== undefined && opts.follow !== true) {
         const invocation = await api.getInvocation(opts.invocation);
         if (invocation.functionName !== name) {
           throw new PlatformError(
@@ -147,8 +158,30 @@ export function addClientCommands(program: Command): void {
           print({ ...invocation, invocationId: invocation.id, log: await api.invocationLog(invocation.id) });
         return;
       }
-      const path = `/v1/functions/${encodeURIComponent(name)}/logs?follow=1&limit=${opts.limit}`;
+      const only = opts.invocation === undefined ? '' : `&invocationId=${encodeURIComponent(opts.invocation)}`;
+      const path = `/v1/functions/${encodeURIComponent(name)}/logs?follow=1&limit=${opts.limit}${only}`;
       const response = await api.request('GET', path);
+      const printEvent = (event: string, data: string): void => {
+        if (event === 'invocation') {
+          print(JSON.parse(data) as Parameters<typeof print>[0]);
+          return;
+        }
+        if (event === 'dropped') {
+          const { missed } = JSON.parse(data) as { missed: number };
+          info(`the server stopped the stream: this client did not keep up (${missed} lines missed)`);
+          process.exitCode = 1;
+          return;
+        }
+        if (event !== 'line') return;
+        if (opts.json === true) {
+          out(data);
+          return;
+        }
+        const line = JSON.parse(data) as { invocationId: string | null; stream: 'stdout' | 'stderr'; line: string };
+        // The start of the invocation id tells concurrent invocations apart; `-` is output outside any (its load).
+        const text = `${line.invocationId?.slice(0, 8) ?? '-'.padEnd(8)} ${line.line}\n`;
+        (line.stream === 'stderr' ? process.stderr : process.stdout).write(text);
+      };
       const decoder = new TextDecoder();
       let buffer = '';
       for await (const chunk of response.body ?? []) {
@@ -157,8 +190,10 @@ export function addClientCommands(program: Command): void {
         while ((end = buffer.indexOf('\n\n')) >= 0) {
           const frame = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
-          const data = frame.split('\n').find((l) => l.startsWith('data: '));
-          if (data !== undefined) print(JSON.parse(data.slice(6)) as Parameters<typeof print>[0]);
+          const lines = frame.split('\n');
+          const event = lines.find((l) => l.startsWith('event: '))?.slice(7) ?? 'message';
+          const data = lines.find((l) => l.startsWith('data: '));
+          if (data !== undefined) printEvent(event, data.slice(6));
         }
       }
     });

@@ -10,6 +10,7 @@ import type { SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { openBlobStore } from '../embedded/backends.js';
 import { createRuntime, type SandboxKind } from '../sandbox/runtimes.js';
 import { Closers } from './closers.js';
+import { createTracer } from '../adapters/otel/tracing.js';
 import { openNodesCluster, type EtcdSecurity } from './connections.js';
 
 export type { SandboxKind };
@@ -75,6 +76,9 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
   const capacity = Math.min(options.capacity, Math.floor(budget.pids / defaultSandboxLimits.pids));
   const closers = new Closers(logger);
   try {
+    // First, and closed last: a bad tracing variable stops the start; the last spans are exported at the end.
+    const tracer = await createTracer(process.env, 'savassan-agent');
+    closers.add(() => tracer.shutdown());
     const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());
     const { blobStore } = await openBlobStore({ dataDir, s3Url: options.s3Url });
@@ -91,6 +95,7 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
       stemCells: defaultStemCells(options.stemCells),
       budget,
       freezeIdleMs: options.freezeIdleMs,
+      tracer,
     });
     closers.add(() => agent.close());
     const startedAt = Date.now();

@@ -28,6 +28,6 @@ export function openGatewaysCluster(settings: EtcdSettings, logger: Logger): Pro
 }
 
 /** How gateways and managers dial a node's Agent: gRPC with the cluster token. */
-export function agentDialer(token: string, logger: Logger): (node: NodeInfo) => RemoteAgent {
+export function agentDialer(token: string, logger: Logger): (node: NodeInfo) => GrpcAgentClient & RemoteAgent {
   return (node) => new GrpcAgentClient({ nodeId: node.nodeId, address: node.agentAddress, token, logger });
 }

@@ -10,12 +10,15 @@ import { compileLambdaArnScope } from '../core/lambda-arn.js';
 import type { LambdaArnScope } from '../core/lambda-arn.js';
 import { createEventRunners } from '../events/async-dispatch.js';
 import { createGateway } from '../gateway/gateway.js';
+import { clusterLogFeed } from '../gateway/cluster-log-feed.js';
+import type { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
 import { createClusterView } from '../gateway/cluster-view.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
 import { requireSharedBackends } from './manager-node.js';
 import { Closers } from './closers.js';
+import { createTracer } from '../adapters/otel/tracing.js';
 import { MembershipDirectory } from './membership-directory.js';
 
 const unverifiedWarning =
@@ -64,6 +67,9 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
   }
   const closers = new Closers(logger);
   try {
+    // First, and closed last: a bad tracing variable stops the start; the last spans are exported at the end.
+    const tracer = await createTracer(process.env, 'savassan-gateway');
+    closers.add(() => tracer.shutdown());
     const sealer = EnvSealer.fromSecret(options.token);
     const backends = await openBackends({
       ...options,
@@ -108,13 +114,28 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       10,
     );
     closers.add(() => registration.deregister());
+    // The clients the membership dialed, by node: the live log feed follows each Agent's output through its own.
+    const dial = agentDialer(options.token, logger);
+    const clients = new Map<string, GrpcAgentClient>();
+    let membershipChanged: () => void = () => {};
     const members = await MembershipDirectory.open({
       membership: cluster.membership,
-      connect: agentDialer(options.token, logger),
+      connect: (node) => {
+        const client = dial(node);
+        clients.set(node.nodeId, client);
+        return client;
+      },
+      onLeave: (nodeId) => clients.delete(nodeId),
+      onChange: () => membershipChanged(),
       logger,
     });
     closers.add(() => members.close());
     const agents = new RoutedDirectory(members, () => routing);
+    const logFeed = clusterLogFeed({
+      agents: () => agents.all().flatMap((agent) => clients.get(agent.nodeId) ?? []),
+      logger,
+    });
+    membershipChanged = () => logFeed.refresh();
     /** Set once the event runners exist: runs what was just queued here. */
     let wake: (functionName: string) => void = () => {};
     const { server, setReady, resolver, run, asyncInvocations } = await createGateway({
@@ -131,12 +152,14 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       keyedHash: (text: string) => sealer.keyedHash(text),
       blobStore,
       agents,
+      logFeed,
       queueWaitMs: options.queueWaitMs,
       onQueued: (name) => wake(name),
       apiKeys,
       lambdaArnScope,
       gatewayId: options.gatewayId,
       logger,
+      tracer,
       nodes: () =>
         Promise.resolve([
           ...members.nodes().map((node) => ({

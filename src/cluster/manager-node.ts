@@ -9,6 +9,7 @@ import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { pushRoutingTable } from '../gateway/grpc-routing.js';
 import { Manager } from '../manager/manager.js';
 import { Closers } from './closers.js';
+import { createTracer } from '../adapters/otel/tracing.js';
 import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
 import { MembershipDirectory } from './membership-directory.js';
 
@@ -52,6 +53,9 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
   requireSharedBackends('manager', options);
   const closers = new Closers(logger);
   try {
+    // First, and closed last: a bad tracing variable stops the start; the last spans are exported at the end.
+    const tracer = await createTracer(process.env, 'savassan-manager');
+    closers.add(() => tracer.shutdown());
     const backends = await openBackends({
       ...options,
       durability: 'process',
@@ -90,6 +94,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
       agents: directory,
       logger,
       concurrency: options.concurrency,
+      tracer,
     });
     replaceFor = (instances) => manager.replaceFor(instances);
     const controlPlane = new ControlPlane({

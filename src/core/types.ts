@@ -136,6 +136,8 @@ export interface ProvisionRequest {
   version: number;
   reason: 'demand' | 'min-instances';
   requestedAt: number;
+  /** The W3C `traceparent` of the request that waits for the sandbox, when tracing is on: the Manager's span joins it. */
+  traceparent?: string | undefined;
 }
 
 /** Blob keys, in one place. */

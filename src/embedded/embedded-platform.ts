@@ -14,6 +14,7 @@ import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { defaultRequestTimeoutMs } from '../gateway/http/server.js';
 import type { Deployer } from '../gateway/deployer.js';
 import { createGateway } from '../gateway/gateway.js';
+import { agentLogFeed } from '../gateway/live-logs.js';
 import { defaultEventLoops, maxEventLoops, startLanes, type LaneHost } from '../gateway/lanes/lane-host.js';
 import { ControlPlane } from '../control-plane/control-plane.js';
 import { defaultQueueCapacityPerFunction } from '../core/invocation-queue-rules.js';
@@ -25,6 +26,8 @@ import { AsyncInvocations } from '../events/async-invocations.js';
 import { Manager } from '../manager/manager.js';
 import { createRuntime, runtimeWarnings, type SandboxKind } from '../sandbox/runtimes.js';
 import { EnvSealer } from '../adapters/sealed/env-sealer.js';
+import { createTracer } from '../adapters/otel/tracing.js';
+import type { Tracer } from '../core/ports/tracer.js';
 import { openBackends } from './backends.js';
 import type { BackendSummary, BackendUrls } from './backends.js';
 
@@ -32,6 +35,11 @@ export { runtimeWarnings, type SandboxKind };
 export { defaultFreezeIdleMs } from '../agent/agent.js';
 
 export interface EmbeddedOptions extends BackendUrls {
+  /**
+   * Traces of the invoke path. Default: from OpenTelemetry's standard variables in the process's environment (off
+   * unless they configure an exporter; README "Traces").
+   */
+  tracer?: Tracer | undefined;
   dataDir?: string;
   host?: string;
   port?: number;
@@ -207,6 +215,8 @@ export interface EmbeddedPlatform {
 export async function startEmbedded(input: EmbeddedOptions = {}): Promise<EmbeddedPlatform> {
   const options = compileEmbeddedOptions(input);
   const { dataDir, logger } = options;
+  // First: a bad tracing variable stops the start before anything is opened.
+  const tracer = input.tracer ?? (await createTracer(process.env, 'savassan'));
   // Private: the database, code, logs and sandbox directories are nobody else's business (sandboxes reach their
   // own code through binds made as root, see bwrap-runtime.ts).
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -239,9 +249,18 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     stemCells: defaultStemCells(options.stemCells),
     budget,
     freezeIdleMs: options.freezeIdleMs,
+    tracer,
   });
   const agents = new SingleAgentDirectory(agent);
-  const manager = new Manager({ queue, pool, metadata, agents, logger, concurrency: options.managerConcurrency });
+  const manager = new Manager({
+    queue,
+    pool,
+    metadata,
+    agents,
+    logger,
+    concurrency: options.managerConcurrency,
+    tracer,
+  });
   /** Set once the gateway exists: drops its cached resolution of a function whose traffic a rollout moved. */
   let invalidate: (functionName: string) => void = () => {};
   /** Set once the event runners exist: runs what was just queued. */
@@ -279,6 +298,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     urlDomain: options.urlDomain,
     blobStore,
     agents,
+    logFeed: agentLogFeed(agent),
     queueWaitMs: options.queueWaitMs,
     onQueued: (name) => wake(name),
     requestTimeoutMs: options.requestTimeoutMs,
@@ -286,6 +306,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     apiKeys: options.apiKeys,
     keyedHash: (text) => sealer.keyedHash(text),
     logger,
+    tracer,
     onChange: () => void controlPlane.reconcile(),
     nodes: async () => [
       {
@@ -333,6 +354,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     await agent.close();
     await runtime.close();
     await backends.close();
+    // Last: the spans of what stopped above are exported before the process ends.
+    await tracer.shutdown().catch((err: unknown) => logger.warn({ err }, 'exporting the last spans failed'));
   };
   try {
     address = await server.listen({ host: options.host, port: options.port });

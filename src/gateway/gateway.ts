@@ -18,9 +18,12 @@ import type { RunInvocation } from '../events/run-invocation.js';
 import { Deployer } from './deployer.js';
 import { FunctionResolver } from './function-resolver.js';
 import { createGatewayServer, type NodeView } from './http/server.js';
+import { LiveLogHub, type LogFeed } from './live-logs.js';
 import { type AnswerInvoke, invokeAndAnswer } from './http/invoke-route.js';
 import { Invoker } from './invoker.js';
 import { GatewayMetrics } from './metrics.js';
+import type { Tracer } from '../core/ports/tracer.js';
+import { noopTracer } from '../core/ports/tracer.js';
 import { createReadinessCheck } from './readiness.js';
 import { Secrets } from './secrets.js';
 import { Traffic } from './traffic.js';
@@ -48,6 +51,8 @@ export interface GatewayOptions {
   onQueued?: ((functionName: string) => void) | undefined;
   blobStore: BlobStore;
   agents: AgentDirectory;
+  /** The Agents' live output, for the live log routes (followed only while a client listens). */
+  logFeed: LogFeed;
   /** How long an invocation waits for an instance before 429. */
   queueWaitMs: number;
   apiKeys: readonly string[];
@@ -65,6 +70,8 @@ export interface GatewayOptions {
   /** How long a client may take to send a whole request (default 60 s; see `GatewayServerOptions`). */
   requestTimeoutMs?: number | undefined;
   logger: Logger;
+  /** Traces of the invoke path (default: off). */
+  tracer?: Tracer | undefined;
 }
 
 export interface Gateway {
@@ -94,6 +101,7 @@ export interface Gateway {
 /** The Gateway role on its ports: invoke path, deploys and the HTTP API, the same in embedded and cluster mode. */
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const { pool, queue, metadata, blobStore, agents, logger } = options;
+  const tracer = options.tracer ?? noopTracer;
   const resolver = new FunctionResolver(metadata, options.traffic);
   const deployer = new Deployer({
     metadata,
@@ -122,6 +130,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     gatewayId: options.gatewayId ?? `gateway-${randomUUID()}`,
     queueWaitMs: options.queueWaitMs,
     logger,
+    tracer,
   });
   const asyncInvocations = new AsyncInvocations({
     queue: options.invocations,
@@ -139,8 +148,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     messageQueues: options.messageQueues,
     metadata,
   });
+  const liveLogs = new LiveLogHub({ feed: options.logFeed, logger });
   const server = await createGatewayServer({
     invoker,
+    tracer,
     deployer,
     secrets,
     traffic,
@@ -170,6 +181,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     nodes: options.nodes,
     cluster: options.cluster,
+    liveLogs,
   });
   // Answers go out before their instances are back in the pool: let those returns land before the pool closes.
   server.addHook('onClose', () => invoker.settle());
@@ -193,6 +205,6 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     },
     asyncInvocations,
     answerInvoke: (name, event, gone, url, route) =>
-      invokeAndAnswer({ invoker, metrics, logger }, name, event, gone, url, route),
+      invokeAndAnswer({ invoker, metrics, logger, tracer }, name, event, gone, url, route),
   };
 }

@@ -7,6 +7,8 @@ import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
+import type { TraceSpan, Tracer } from '../core/ports/tracer.js';
+import { noopTracer } from '../core/ports/tracer.js';
 import type { FunctionVersion, InstanceRef, InvocationRecord, InvocationStatus, StartKind } from '../core/types.js';
 import { copyInstance, poolKey } from '../core/types.js';
 import type { FunctionResolver, HeaderValue } from './function-resolver.js';
@@ -22,6 +24,8 @@ export interface InvokerOptions {
   /** How long a request waits for an instance before 429. */
   queueWaitMs: number;
   logger?: Logger;
+  /** Spans of the invoke path, for invocations whose route carries a parent span (`InvokeRoute.trace`). */
+  tracer?: Tracer;
 }
 
 /**
@@ -42,6 +46,8 @@ export interface InvokeRoute {
   readonly header?: HeaderValue | undefined;
   /** The caller's client context, JSON text (the Lambda API's `X-Amz-Client-Context`, decoded). */
   readonly clientContext?: string | undefined;
+  /** The span the invocation's spans are children of; set only when tracing is on. */
+  readonly trace?: TraceSpan | undefined;
 }
 
 export interface InvocationResult {
@@ -69,11 +75,13 @@ const maxDispatchAttempts = 3;
  */
 export class Invoker {
   readonly #logger: Logger;
+  readonly #tracer: Tracer;
   /** Instance returns still under way after their answers went out; `settle()` waits for them. */
   readonly #returning = new Set<Promise<void>>();
 
   constructor(private readonly options: InvokerOptions) {
     this.#logger = (options.logger ?? silentLogger).child({ role: 'gateway' });
+    this.#tracer = options.tracer ?? noopTracer;
   }
 
   async invoke(
@@ -86,7 +94,10 @@ export class Invoker {
     const invocationId = timeOrderedUuid();
     let ghosts = 0;
     for (let attempt = 1; ; attempt++) {
-      const { instance, start } = await this.#acquire(version, signal);
+      // A span the sampler left out gets no children here: its context goes on to the Agent as it is.
+      const trace = route?.trace?.recording === true ? route.trace : undefined;
+      const { instance, start } =
+        trace === undefined ? await this.#acquire(version, signal) : await this.#tracedAcquire(version, signal, trace);
       const agent = this.options.agents.get(instance.nodeId);
       if (agent === null) {
         // The instance's node left the cluster and the purge has not reached it yet: forget it and take another.
@@ -97,14 +108,33 @@ export class Invoker {
         throw new PlatformError('UNAVAILABLE', `node ${instance.nodeId} left the cluster`);
       }
       let outcome: InvokeOutcome;
+      const span =
+        trace === undefined
+          ? undefined
+          : this.#tracer.startSpan(`invoke ${functionName}`, {
+              kind: 'client',
+              parent: trace,
+              attributes: {
+                'faas.invoked_name': functionName,
+                'faas.invocation_id': invocationId,
+                'faas.coldstart': start === 'cold',
+                'savassan.function.version': version.version,
+                'savassan.node.id': instance.nodeId,
+                'savassan.instance.id': instance.instanceId,
+              },
+            });
       try {
         outcome = await agent.invoke(instance.instanceId, {
           invocationId,
           eventJson,
           timeoutMs: version.config.timeoutSeconds * 1000,
           clientContext: route?.clientContext,
+          traceparent: span === undefined ? route?.trace?.traceparent : span.traceparent,
         });
+        if (span !== undefined && outcome.status !== 'success') span.fail(`the invocation ended: ${outcome.status}`);
       } catch (err) {
+        span?.fail(PlatformError.from(err).code);
+        span?.end();
         await this.#discard(agent, instance);
         // Retried only when the invocation never reached the sandbox: a node lost mid-invocation may have run it.
         if (
@@ -124,6 +154,7 @@ export class Invoker {
         }
         throw err;
       }
+      span?.end();
       const initMs = start === 'cold' ? instance.initMs : null;
       // The answer does not wait for the instance's return: it never fails (see #giveBack), and this gateway's next
       // checkout goes to the pool after it (a Redis pool runs a connection's commands in order), so a client that
@@ -157,13 +188,64 @@ export class Invoker {
     void returning.then(() => this.#returning.delete(returning));
   }
 
-  async #acquire(version: FunctionVersion, signal?: CallerGone): Promise<{ instance: InstanceRef; start: StartKind }> {
-    const { pool, queue, gatewayId, queueWaitMs } = this.options;
+  /** `#acquire` within a span; a cold start's wait gets a child span, whose context goes with the provisioning request. */
+  async #tracedAcquire(
+    version: FunctionVersion,
+    signal: CallerGone | undefined,
+    trace: TraceSpan,
+  ): Promise<{ instance: InstanceRef; start: StartKind }> {
+    const span = this.#tracer.startSpan('pool checkout', {
+      kind: 'internal',
+      parent: trace,
+      attributes: { 'faas.invoked_name': version.functionName, 'savassan.function.version': version.version },
+    });
+    try {
+      const acquired = await this.#acquire(version, signal, span);
+      span.setAttribute('faas.coldstart', acquired.start === 'cold');
+      return acquired;
+    } catch (err) {
+      span.fail(PlatformError.from(err).code);
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  async #acquire(
+    version: FunctionVersion,
+    signal?: CallerGone,
+    trace?: TraceSpan,
+  ): Promise<{ instance: InstanceRef; start: StartKind }> {
+    const { gatewayId } = this.options;
     const key = poolKey(version);
     const lease = { holder: gatewayId, leaseMs: version.config.timeoutSeconds * 1000 + 60_000 };
-    const warm = await pool.checkout(key, lease);
+    const warm = await this.options.pool.checkout(key, lease);
     // An idle instance means no init in this request's path, even if it never served before (min instances).
     if (warm !== null) return { instance: warm, start: 'warm' };
+    if (trace === undefined) return this.#wait(version, key, lease, signal, undefined);
+    const span = this.#tracer.startSpan('cold start wait', { kind: 'internal', parent: trace });
+    try {
+      return await this.#wait(version, key, lease, signal, span.traceparent);
+    } catch (err) {
+      span.fail(PlatformError.from(err).code);
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  /**
+   * No idle instance: wait on the pool for one, and ask the Manager for a sandbox. `traceparent`: the waiting span's,
+   * for the Manager's provisioning span.
+   */
+  async #wait(
+    version: FunctionVersion,
+    key: string,
+    lease: { holder: string; leaseMs: number },
+    signal: CallerGone | undefined,
+    traceparent: string | undefined,
+  ): Promise<{ instance: InstanceRef; start: StartKind }> {
+    const { pool, queue, queueWaitMs } = this.options;
 
     // The client may have gone while the checkout ran (its 'close' would not fire again).
     if (signal?.aborted === true)
@@ -202,6 +284,7 @@ export class Invoker {
             version: version.version,
             reason: 'demand',
             requestedAt: Date.now(),
+            ...(traceparent === undefined ? {} : { traceparent }),
           }));
       } catch (err) {
         const kept = await late();

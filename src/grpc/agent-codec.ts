@@ -102,11 +102,15 @@ export function sandboxSpecToProto(spec: SandboxSpec): pb.SandboxSpec {
     config: configToProto(spec.config),
     incarnation: spec.incarnation,
     secretEnv: { ...spec.secretEnv },
+    ...(spec.traceparent === undefined ? {} : { traceparent: spec.traceparent }),
   };
 }
 
 export function sandboxSpecFromProto(spec: pb.SandboxSpec | undefined): SandboxSpec {
-  const { functionName, incarnation, version, codeSha256, config, secretEnv } = required(spec, 'a sandbox spec');
+  const { functionName, incarnation, version, codeSha256, config, secretEnv, traceparent } = required(
+    spec,
+    'a sandbox spec',
+  );
   return {
     functionName,
     incarnation,
@@ -114,6 +118,7 @@ export function sandboxSpecFromProto(spec: pb.SandboxSpec | undefined): SandboxS
     codeSha256,
     config: configFromProto(required(config, 'a function config')),
     ...(Object.keys(secretEnv).length === 0 ? {} : { secretEnv: { ...secretEnv } }),
+    ...(traceparent === undefined ? {} : { traceparent }),
   };
 }
 
@@ -160,12 +165,14 @@ export function invokeRequestToProto(instanceId: string, request: InvokeRequest)
     // uint32 on the wire; the Agent wants a positive whole number of milliseconds.
     timeoutMs: Math.max(0, Math.ceil(request.timeoutMs)),
     ...(request.clientContext === undefined ? {} : { clientContext: request.clientContext }),
+    // Set as it is: the encoder leaves an undefined optional field out, and no object is spread on each call.
+    traceparent: request.traceparent,
   };
 }
 
 export function invokeRequestFromProto(request: pb.InvokeRequest): { instanceId: string; request: InvokeRequest } {
-  const { instanceId, invocationId, eventJson, timeoutMs, clientContext } = request;
-  return { instanceId, request: { invocationId, eventJson, timeoutMs, clientContext } };
+  const { instanceId, invocationId, eventJson, timeoutMs, clientContext, traceparent } = request;
+  return { instanceId, request: { invocationId, eventJson, timeoutMs, clientContext, traceparent } };
 }
 
 function errorToProto(error: SerializedError): pb.SerializedError {
@@ -293,6 +300,7 @@ export function logLineToProto(line: SandboxLogLine, droppedBefore: number): pb.
     instanceId: line.instanceId,
     functionName: line.functionName ?? undefined,
     invocationId: line.invocationId ?? undefined,
+    version: line.version ?? undefined,
     stream: logStream.toProto(line.stream),
     text: line.text,
     timeMs: line.time,
@@ -305,6 +313,7 @@ export function logLineFromProto(line: pb.StreamLogsResponse): StreamedLogLine {
     instanceId: line.instanceId,
     functionName: line.functionName ?? null,
     invocationId: line.invocationId ?? null,
+    version: line.version ?? null,
     stream: logStream.fromProto(line.stream),
     text: line.text,
     time: line.timeMs,

@@ -8,6 +8,8 @@ import { countInstances, type AgentDirectory } from '../core/ports/agent-directo
 import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
+import type { Tracer } from '../core/ports/tracer.js';
+import { noopTracer } from '../core/ports/tracer.js';
 import type { FunctionVersion, InstanceRef, ProvisionRequest, SerializedError } from '../core/types.js';
 import { secretEnvOf } from '../core/secrets.js';
 import { poolKey } from '../core/types.js';
@@ -22,6 +24,8 @@ export interface ManagerOptions {
   /** Sandboxes created at once; the Manager provisions at its own pace (ADR-001 §3). */
   concurrency?: number;
   now?: () => number;
+  /** Spans of provisionings whose requests carry a `traceparent` (default: off). */
+  tracer?: Tracer;
 }
 
 /** Pauses of a worker whose queue pop failed (a backend outage): doubling from the first to the last. */
@@ -57,6 +61,7 @@ export class Manager {
     this.#options = {
       concurrency: 4,
       now: Date.now,
+      tracer: noopTracer,
       ...options,
       logger: (options.logger ?? silentLogger).child({ role: 'manager' }),
     };
@@ -200,14 +205,34 @@ export class Manager {
     // Counted as on its way from the start, so that creations deciding at the same time see each other (the checks
     // below await the pool, the store and the Agents) and cannot together pass max instances.
     this.#inFlight.set(key, this.inFlight(key) + 1);
+    const { tracer } = this.#options;
+    const span =
+      request.traceparent === undefined || !tracer.enabled
+        ? null
+        : tracer.startSpan('provision', {
+            kind: 'server',
+            parent: request.traceparent,
+            attributes: { 'faas.name': request.functionName, 'faas.version': String(request.version) },
+          });
     try {
-      return await this.#provisionReserved(request, key);
+      const outcome = await this.#provisionReserved(request, key, span?.traceparent);
+      span?.setAttribute('savassan.provision.outcome', outcome);
+      if (outcome === 'failed') span?.fail('provisioning failed');
+      return outcome;
+    } catch (err) {
+      span?.fail(PlatformError.from(err).code);
+      throw err;
     } finally {
+      span?.end();
       this.#inFlight.set(key, this.inFlight(key) - 1);
     }
   }
 
-  async #provisionReserved(request: ProvisionRequest, key: string): Promise<'created' | 'failed' | 'skipped'> {
+  async #provisionReserved(
+    request: ProvisionRequest,
+    key: string,
+    traceparent: string | undefined,
+  ): Promise<'created' | 'failed' | 'skipped'> {
     const { pool, metadata, agents, logger } = this.#options;
     /** Sandboxes on their way other than this one. */
     const others = (): number => this.inFlight(key) - 1;
@@ -246,6 +271,7 @@ export class Manager {
       codeSha256: version.codeSha256,
       config: version.config,
       secretEnv,
+      ...(traceparent === undefined ? {} : { traceparent }),
     };
     try {
       instance = await this.#createSomewhere(spec);

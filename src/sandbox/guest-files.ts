@@ -19,7 +19,12 @@ export function heapLimitMB(memoryMB: number, cgroupLimited: boolean): number {
 export const guestShimPath = join('sandbox', 'guest', 'shim.js');
 
 /** The compiled modules the guest runs: the shim and what it imports. */
-const guestModules = [guestShimPath, join('sandbox', 'guest', 'network-hint.js'), join('sandbox', 'protocol.js')];
+const guestModules = [
+  guestShimPath,
+  join('sandbox', 'guest', 'network-hint.js'),
+  join('sandbox', 'guest', 'trace-context.js'),
+  join('sandbox', 'protocol.js'),
+];
 
 /**
  * Copies the compiled guest shim and the modules it imports into `dir` with a package.json marking them as ES

@@ -38,6 +38,7 @@ const invoke: HostMessage = {
   event: Buffer.from('{"a":"\\n", "é": "✓"}'),
   deadline: 1e12,
   clientContext: '{"custom":{"cart":3}}',
+  traceparent: '00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01',
 };
 
 const guestMessages: GuestMessage[] = [

@@ -60,6 +60,11 @@ export interface InvokeMessage {
   deadline: number;
   /** The caller's client context as JSON text (the Lambda API's `X-Amz-Client-Context`), if it gave one. */
   clientContext?: string | undefined;
+  /**
+   * The W3C `traceparent` of the Agent's handler-run span, when tracing is on: the handler's `context.traceparent`,
+   * `TRACEPARENT` and `_X_AMZN_TRACE_ID`.
+   */
+  traceparent?: string | undefined;
 }
 
 export type HostMessage = InitMessage | InvokeMessage;
@@ -534,6 +539,7 @@ export function parseHostMessage(frame: Frame): HostMessage {
         event: frame.body,
         deadline: r.number('deadline', 0),
         clientContext: r.optionalString('clientContext'),
+        traceparent: r.optionalString('traceparent'),
       };
   }
 }

@@ -51,7 +51,11 @@ export function provisionQueueContract(name: string, makeQueue: MakeProvisionQue
 
     it('is first-in first-out and keeps every field', async () => {
       const queue = await open();
-      const pushed = [request(1), { ...request(2, 4), reason: 'min-instances' as const }, request(3)];
+      const pushed = [
+        request(1),
+        { ...request(2, 4), reason: 'min-instances' as const },
+        { ...request(3), traceparent: '00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01' },
+      ];
       for (const r of pushed) assert.equal(await queue.push(r), true);
       assert.equal(await queue.size(), 3);
       for (const r of pushed) assert.deepEqual(await queue.pop(0), r);

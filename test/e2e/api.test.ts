@@ -131,30 +131,31 @@ describe('HTTP API end to end', () => {
     assert.deepEqual(body.event, {});
   });
 
-  it('streams new invocation logs with follow=1 (server-sent events)', async () => {
+  it('streams the recent logs, then new lines as they are written, with follow=1 (server-sent events)', async () => {
     const abort = new AbortController();
     const response = await fetch(`${server.url}/v1/functions/probe/logs?follow=1&limit=1`, { signal: abort.signal });
     assert.equal(response.headers.get('content-type'), 'text/event-stream');
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     const decoder = new TextDecoder();
     let text = '';
-    const nextEvent = async (): Promise<{ invocationId: string; log: string }> => {
+    const nextEvent = async <T>(type: string): Promise<T> => {
       for (;;) {
-        const match = /event: invocation\ndata: (.*)\n\n/.exec(text);
+        const match = new RegExp(`event: ${type}\ndata: (.*)\n\n`).exec(text);
         if (match !== null) {
           text = text.slice(match.index + match[0].length);
-          return JSON.parse(match[1]!) as { invocationId: string; log: string };
+          return JSON.parse(match[1]!) as T;
         }
         const { value, done } = await reader.read();
         assert.ok(!done, 'the stream ended');
         text += decoder.decode(value, { stream: true });
       }
     };
-    await nextEvent(); // the most recent invocation, replayed first
+    await nextEvent('invocation'); // the most recent invocation, replayed first
     const { invocationId } = await invoke<Probe>('probe', { followed: true });
-    const followed = await nextEvent();
-    assert.equal(followed.invocationId, invocationId);
-    assert.match(followed.log, new RegExp(`probe ${invocationId}`));
+    const line = await nextEvent<{ invocationId: string; line: string; functionName: string }>('line');
+    assert.equal(line.invocationId, invocationId);
+    assert.equal(line.functionName, 'probe');
+    assert.match(line.line, new RegExp(`^probe ${invocationId}`));
     abort.abort();
   });
 

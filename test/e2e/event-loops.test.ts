@@ -157,6 +157,25 @@ describe('a gateway with three event loops', () => {
     assert.equal(new Set(results.map((result) => result.served)).size, 30);
   });
 
+  it('passes a live log WebSocket that a lane accepted to the main loop', async () => {
+    const answers = fromLanes(platform.url, {
+      websocket: { path: '/v1/functions/echo/logs/ws', until: 'echo: invoked with' },
+    });
+    // The socket shows a line once echo runs after it opened: invoke it until then.
+    let settled = false;
+    void answers.finally(() => (settled = true)).catch(() => {});
+    while (!settled) {
+      await fetch(`${platform.url}/v1/functions/echo/invoke`, { method: 'POST', body: '{}' }).then((r) => r.text());
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const [socket] = await answers;
+    assert.equal(socket!.status, 101, JSON.stringify(socket));
+    const line = JSON.parse(socket!.body.split('\n').at(-1)!) as { type: string; functionName: string; line: string };
+    assert.equal(line.type, 'line');
+    assert.equal(line.functionName, 'echo');
+    assert.match(line.line, /^echo: invoked with/);
+  });
+
   it('gives the lanes the whole API: routes, errors, streams', async () => {
     const answers = fromLanes(platform.url, {
       requests: [

@@ -718,6 +718,7 @@ describe('Agent over gRPC', () => {
     assert.equal(invoked.instanceId, echo.instanceId);
     assert.equal(invoked.functionName, 'echo');
     assert.equal(invoked.invocationId, invocationId);
+    assert.equal(invoked.version, spec.version, 'the version the sandbox runs');
     assert.equal(invoked.droppedBefore, 0);
     assert.ok(Math.abs(invoked.time - Date.now()) < 5000);
     assert.ok(lines.some((line) => line.stream === 'stderr' && line.text === 'echo: to stderr 42\n'));

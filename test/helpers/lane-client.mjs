@@ -2,8 +2,10 @@
 // only its other event loops accept the connections). Usage: node lane-client.mjs <base-url> <plan-json>; the plan
 // is {requests: [{method, path, body?, headers?, until?}], sequential?} (each request on its own connection, all at
 // once or one after another; `until`: read a streamed answer until this text appears, then close) or {load: {path, body, total, concurrency}} (keep-alive
-// connections). Prints "started" once it begins, then one JSON line with the results.
+// connections) or {websocket: {path, until}} (a WebSocket, read until a frame holds this text). Prints "started" once
+// it begins, then one JSON line with the results.
 import { Agent, request } from 'node:http';
+import { WebSocket } from 'ws';
 
 const [base, planText] = process.argv.slice(2);
 const plan = JSON.parse(planText);
@@ -27,8 +29,27 @@ function send(options, body, until) {
   });
 }
 
+function websocket({ path, until }) {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(new URL(path, base.replace(/^http/, 'ws')));
+    const frames = [];
+    ws.on('message', (data) => {
+      frames.push(data.toString('utf8'));
+      if (frames.at(-1).includes(until)) {
+        ws.terminate();
+        resolve({ status: 101, body: frames.join('\n') });
+      }
+    });
+    ws.on('unexpected-response', (_req, res) => resolve({ status: res.statusCode, body: '' }));
+    ws.on('error', (err) => resolve({ status: 0, error: err.message, body: '' }));
+    ws.on('close', (code) => resolve({ status: 0, error: `closed ${code}`, body: frames.join('\n') }));
+  });
+}
+
 console.log('started');
-if (plan.requests !== undefined) {
+if (plan.websocket !== undefined) {
+  console.log(JSON.stringify([await websocket(plan.websocket)]));
+} else if (plan.requests !== undefined) {
   const one = (r) => send({ method: r.method, path: r.path, headers: r.headers ?? {}, agent: false }, r.body, r.until);
   const results = [];
   if (plan.sequential === true) for (const r of plan.requests) results.push(await one(r));

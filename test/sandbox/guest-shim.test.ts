@@ -44,6 +44,12 @@ describe('guest shim', () => {
     await mkdir(join(root, 'scratch'));
     await writeFile(join(root, 'code', 'index.js'), 'exports.handler = async (event) => event;\n');
     await writeFile(
+      join(root, 'code', 'trace.js'),
+      'exports.handler = async (event, context) => ({ traceparent: context.traceparent ?? null, ' +
+        "xRay: context.xRayTraceId ?? null, fields: ['traceparent', 'xRayTraceId'].filter((k) => k in context), " +
+        'env: process.env.TRACEPARENT ?? null, envXRay: process.env._X_AMZN_TRACE_ID ?? null });\n',
+    );
+    await writeFile(
       join(root, 'code', 'loud.js'),
       "exports.handler = async () => { throw new Error('x'.repeat(200000)); };\n",
     );
@@ -145,6 +151,37 @@ describe('guest shim', () => {
       result.type === 'result' && Buffer.from(result.payload).toString(),
       '{"text":"héllo ✓ 🎉","n":[1,2.5]}',
     );
+    proc.channel.end();
+    assert.equal((await proc.exited).code, 0);
+  });
+
+  it('gives each invocation its own trace context, and none to one without a traceparent', async () => {
+    const { proc, next } = await launch();
+    await initialise(proc, next, 'trace');
+    const invoke = async (id: string, traceparent?: string): Promise<unknown> => {
+      const message = {
+        type: 'invoke' as const,
+        id,
+        invocationId: id,
+        event: Buffer.from('{}'),
+        deadline: Date.now() + 3000,
+      };
+      for (const part of encodeMessage(traceparent === undefined ? message : { ...message, traceparent }))
+        proc.channel.write(part);
+      const answer = await next();
+      assert.equal(answer.type, 'result');
+      return answer.type === 'result' ? JSON.parse(Buffer.from(answer.payload).toString()) : null;
+    };
+    const traceparent = '00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01';
+    const xRay = 'Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1';
+    const traced = { traceparent, xRay, fields: ['traceparent', 'xRayTraceId'], env: traceparent, envXRay: xRay };
+    const none = { traceparent: null, xRay: null, fields: [], env: null, envXRay: null };
+    assert.deepEqual(await invoke('r2', traceparent), traced);
+    // The variables of the previous invocation do not leak into one that has no trace context.
+    assert.deepEqual(await invoke('r3'), none);
+    // Nor does a value that is not a valid traceparent reach the handler.
+    assert.deepEqual(await invoke('r4', 'not-a-traceparent'), none);
+    assert.deepEqual(await invoke('r5', traceparent), traced);
     proc.channel.end();
     assert.equal((await proc.exited).code, 0);
   });

@@ -32,6 +32,7 @@ export function serializedRequest(request: ProvisionRequest): ProvisionRequest {
     version: request.version,
     reason: request.reason,
     requestedAt: request.requestedAt,
+    ...(request.traceparent === undefined ? {} : { traceparent: request.traceparent }),
   };
 }
 
@@ -55,7 +56,7 @@ export function deliveryFromJson(json: string): Delivery {
 export function requestFromJson(json: string): ProvisionRequest {
   const value = parse(json, 'provisioning request');
   if (!isRecord(value)) throw malformed('provisioning request');
-  const { functionName, incarnation, version, reason, requestedAt } = value;
+  const { functionName, incarnation, version, reason, requestedAt, traceparent } = value;
   if (
     isString(functionName) &&
     isString(incarnation) &&
@@ -63,7 +64,9 @@ export function requestFromJson(json: string): ProvisionRequest {
     isNumber(requestedAt) &&
     (reason === 'demand' || reason === 'min-instances')
   ) {
-    return { functionName, incarnation, version, reason, requestedAt };
+    // A trace context that is not a short string is dropped, not fatal: it only links spans.
+    const trace = isString(traceparent) && traceparent.length <= 64 ? { traceparent } : {};
+    return { functionName, incarnation, version, reason, requestedAt, ...trace };
   }
   throw malformed('provisioning request');
 }

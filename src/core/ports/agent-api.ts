@@ -14,6 +14,8 @@ export interface SandboxSpec {
    * created (never stored with the version): the sandbox's environment is `config.env` plus these. Never log them.
    */
   secretEnv?: Readonly<Record<string, string>> | undefined;
+  /** The W3C `traceparent` of the Manager's provisioning span, when tracing is on: the sandbox init span joins it. */
+  traceparent?: string | undefined;
 }
 
 export interface InvokeRequest {
@@ -27,6 +29,11 @@ export interface InvokeRequest {
   timeoutMs: number;
   /** The caller's client context, JSON text: the handler's `context.clientContext`. */
   clientContext?: string | undefined;
+  /**
+   * The W3C `traceparent` of the gateway's span for this call, when tracing is on: the Agent's spans continue it, and
+   * the handler receives the context of its handler-run span.
+   */
+  traceparent?: string | undefined;
 }
 
 export type InvokeStatus = 'success' | 'error' | 'timeout' | 'crash' | 'oom';
@@ -66,6 +73,8 @@ export interface SandboxLogLine {
   functionName: string | null;
   /** Null for output outside an invocation (module load, or after a result). */
   invocationId: string | null;
+  /** The function version the sandbox runs; null while it is a generic stem cell. */
+  version: number | null;
   stream: 'stdout' | 'stderr';
   text: string;
   /** When the Agent received it (ms since epoch). */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import Fastify from 'fastify';
 import { isPlatformError } from '../../core/errors.js';
-import { apiKeyHook, isLoopbackHost, requireApiKeys } from './api-keys.js';
+import { apiKeyCheck, apiKeyHook, isLoopbackHost, requireApiKeys } from './api-keys.js';
 
 describe('isLoopbackHost', () => {
   it('tells loopback addresses from the rest', () => {
@@ -88,5 +88,20 @@ describe('apiKeyHook', () => {
 
   it('needs at least one key', () => {
     assert.throws(() => apiKeyHook([]), /at least one key/);
+  });
+});
+
+describe('apiKeyCheck with a WebSocket subprotocol', () => {
+  const check = apiKeyCheck(['k1']);
+
+  it('takes bearer.KEY from the subprotocol list only where asked to', () => {
+    const headers = { 'sec-websocket-protocol': 'savassan.logs.v1, bearer.k1' };
+    assert.deepEqual(check(headers, true), { presented: 1, valid: true });
+    assert.deepEqual(check(headers), { presented: 0, valid: false }, 'other routes ignore the subprotocol');
+    assert.deepEqual(check({ 'sec-websocket-protocol': 'savassan.logs.v1, bearer.k2' }, true), {
+      presented: 1,
+      valid: false,
+    });
+    assert.deepEqual(check({ 'sec-websocket-protocol': 'savassan.logs.v1' }, true), { presented: 0, valid: false });
   });
 });

@@ -124,9 +124,29 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text).digest();
 }
 
-/** The credentials a request presents: the token of `Authorization: Bearer <key>`, and `x-api-key`. */
-function presentedKeys(headers: IncomingHttpHeaders): string[] {
+/** The WebSocket subprotocol of the live log stream, which the server answers with. */
+export const logsSubprotocol = 'savassan.logs.v1';
+
+/** How a browser's WebSocket carries its key, in the subprotocol list: `['savassan.logs.v1', 'bearer.' + KEY]`. */
+export const bearerSubprotocolPrefix = 'bearer.';
+
+/**
+ * The WebSocket routes that take a key in the subprotocol list (browsers cannot set headers on a WebSocket); never
+ * in the query string, which ends up in access logs and browser history.
+ */
+export const subprotocolKeyRoutes: ReadonlySet<string> = new Set(['/v1/functions/:name/logs/ws']);
+
+/**
+ * The credentials a request presents: the token of `Authorization: Bearer <key>`, and `x-api-key`; with
+ * `subprotocol`, each `bearer.<key>` of `Sec-WebSocket-Protocol` too.
+ */
+function presentedKeys(headers: IncomingHttpHeaders, subprotocol = false): string[] {
   const presented: string[] = [];
+  const protocols = subprotocol ? headers['sec-websocket-protocol'] : undefined;
+  for (const protocol of protocols === undefined ? [] : protocols.split(',')) {
+    const name = protocol.trim();
+    if (name.startsWith(bearerSubprotocolPrefix)) presented.push(name.slice(bearerSubprotocolPrefix.length));
+  }
   const authorization = headers.authorization;
   const bearer = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   if (bearer?.[1] !== undefined) presented.push(bearer[1]);
@@ -142,7 +162,11 @@ function presentedKeys(headers: IncomingHttpHeaders): string[] {
  * SHA-256 digests in constant time, against every key, so neither a key's length nor which key matched shows in
  * the timing. `keys` must not be empty.
  */
-export type ApiKeyCheck = (headers: IncomingHttpHeaders) => { presented: number; valid: boolean };
+export type ApiKeyCheck = (
+  headers: IncomingHttpHeaders,
+  /** Take `bearer.<key>` subprotocols as keys (`subprotocolKeyRoutes`). */
+  subprotocol?: boolean,
+) => { presented: number; valid: boolean };
 
 export function apiKeyCheck(keys: readonly string[]): ApiKeyCheck {
   if (keys.length === 0) throw new PlatformError('INVALID_CONFIG', 'an API key check needs at least one key');
@@ -153,8 +177,8 @@ export function apiKeyCheck(keys: readonly string[]): ApiKeyCheck {
     for (const key of expected) found = timingSafeEqual(candidate, key) || found;
     return found;
   };
-  return (headers) => {
-    const presented = presentedKeys(headers);
+  return (headers, subprotocol) => {
+    const presented = presentedKeys(headers, subprotocol);
     return { presented: presented.length, valid: presented.some(matches) };
   };
 }
@@ -177,7 +201,7 @@ export function apiKeyHook(keys: readonly string[]): onRequestHookHandler {
       done();
       return;
     }
-    const { presented, valid } = check(request.headers);
+    const { presented, valid } = check(request.headers, route !== undefined && subprotocolKeyRoutes.has(route));
     if (valid) {
       done();
       return;

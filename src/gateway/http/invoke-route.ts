@@ -12,6 +12,7 @@ import { PlatformError } from '../../core/errors.js';
 import type { ErrorCode } from '../../core/errors.js';
 import { maxEventBytes } from '../../core/function-config.js';
 import type { Logger } from '../../core/logger.js';
+import type { TraceSpan, Tracer } from '../../core/ports/tracer.js';
 import type { HeaderValue } from '../function-resolver.js';
 import type { CallerGone, InvocationResult, InvokeRoute, Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -146,13 +147,66 @@ export interface Answering {
   invoker: Invoker;
   metrics: GatewayMetrics;
   logger?: Logger | undefined;
+  /** Traces: when enabled, each invocation gets a server span continuing the request's `traceparent`. */
+  tracer?: Tracer | undefined;
 }
 
 /**
  * Runs the invocation and builds its answer, counted in the metrics. A platform error (404, 429, 503...) becomes
  * its answer too, logged when it is the platform's own 5xx; this never rejects for those.
  */
-export async function invokeAndAnswer(
+export function invokeAndAnswer(
+  answering: Answering,
+  name: string,
+  event: Uint8Array,
+  gone: CallerGone,
+  url: string | undefined,
+  route?: InvokeRoute,
+): Promise<Answer> {
+  // Not async itself: with tracing off, the invocation costs no promise more than it did before traces existed.
+  const { tracer } = answering;
+  return tracer !== undefined && tracer.enabled
+    ? tracedInvokeAndAnswer(answering, tracer, name, event, gone, url, route)
+    : untracedInvokeAndAnswer(answering, name, event, gone, url, route);
+}
+
+/** `invokeAndAnswer` within an HTTP server span, which continues the request's `traceparent` header. */
+async function tracedInvokeAndAnswer(
+  answering: Answering,
+  tracer: Tracer,
+  name: string,
+  event: Uint8Array,
+  gone: CallerGone,
+  url: string | undefined,
+  route: InvokeRoute | undefined,
+): Promise<Answer> {
+  // A lane's request answers this from its own event loop (a promise); the main loop's, at once.
+  const parent = await route?.header?.('traceparent');
+  const span: TraceSpan = tracer.startSpan(`POST ${invokeRoutePattern}`, {
+    kind: 'server',
+    parent,
+    attributes: {
+      'http.request.method': 'POST',
+      'http.route': invokeRoutePattern,
+      'url.path': (url ?? '').split('?', 1)[0] ?? '',
+      'faas.invoked_name': name,
+    },
+  });
+  try {
+    const answer = await untracedInvokeAndAnswer(answering, name, event, gone, url, { ...route, trace: span });
+    span.setAttribute('http.response.status_code', answer.status);
+    const invocationId = answer.headers['x-savassan-invocation-id'];
+    if (invocationId !== undefined) span.setAttribute('faas.invocation_id', invocationId);
+    if (answer.status >= 500) span.fail(`HTTP ${answer.status}`);
+    return answer;
+  } finally {
+    span.end();
+  }
+}
+
+const invokeRoutePattern = '/v1/functions/{name}/invoke';
+
+async function untracedInvokeAndAnswer(
   { invoker, metrics, logger }: Answering,
   name: string,
   event: Uint8Array,

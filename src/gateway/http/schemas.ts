@@ -151,12 +151,18 @@ export const LimitQuery = Type.Object(
   { additionalProperties: false, description: 'limit: how many, newest first (default 50, at most 1000)' },
 );
 
+/** An invocation id as the platform makes them (a UUID). */
+export const invocationIdPattern = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+
 export const LogsQuery = Type.Object(
   {
     follow: Type.Optional(
       Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')]),
     ),
     limit: Type.Optional(QueryCount),
+    invocationId: Type.Optional(
+      Type.String({ pattern: invocationIdPattern, description: "With follow=1: only this invocation's lines" }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -26,6 +26,7 @@ import { compileLambdaArnScope } from '../../core/lambda-arn.js';
 import type { LambdaArnScope } from '../../core/lambda-arn.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
+import type { Tracer } from '../../core/ports/tracer.js';
 import type { Secrets } from '../secrets.js';
 import type { Traffic } from '../traffic.js';
 import { apiKeyCheck, apiKeyHook } from './api-keys.js';
@@ -46,6 +47,8 @@ import { functionUrlHost } from '../function-url-event.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { secretRoutes } from './routes/secrets.js';
+import { liveLogRoutes } from './routes/live-logs.js';
+import type { LiveLogHub } from '../live-logs.js';
 import {
   ApiIndex,
   DeployAnswer,
@@ -73,6 +76,8 @@ export { defaultRequestTimeoutMs };
 
 export interface GatewayServerOptions {
   invoker: Invoker;
+  /** Traces of the invoke route (default: off). */
+  tracer?: Tracer | undefined;
   deployer: Deployer;
   secrets: Secrets;
   traffic: Traffic;
@@ -105,6 +110,8 @@ export interface GatewayServerOptions {
   nodes: () => Promise<NodeView[]>;
   /** What `GET /v1/cluster` answers (default: embedded mode, no leader, no routing table). */
   cluster?: (() => Promise<ClusterView>) | undefined;
+  /** The functions' output, live (`logs/ws`, `logs?follow=1`). */
+  liveLogs: LiveLogHub;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
   /** The backends that do not answer right now (`createReadinessCheck`); any: /readyz answers 503 naming them. */
@@ -162,7 +169,7 @@ function toPlatformError(err: unknown): PlatformError {
 export async function createGatewayServer(options: GatewayServerOptions): Promise<FastifyInstance> {
   const { invoker, deployer, metadata, blobStore, metrics } = options;
   const apiKeys = options.apiKeys ?? [];
-  const answering = { invoker, metrics, logger: options.logger };
+  const answering = { invoker, metrics, logger: options.logger, tracer: options.tracer };
   const fastPath = invokeFastPath({
     answer: (name, event, gone, url, route) => invokeAndAnswer(answering, name, event, gone, url, route),
     logger: options.logger,
@@ -206,6 +213,12 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   app.addHook('onSend', (_request, reply, payload, done) => {
     if (!options.ready()) void reply.header('connection', 'close');
     done(null, payload);
+  });
+  // An upgrade request answered over HTTP (401, 404, 400 before a WebSocket opens) leaves a socket the HTTP server
+  // no longer tracks: close it, or it stays open and holds the server's close.
+  app.addHook('onResponse', (request, _reply, done) => {
+    if ((request.raw as { upgrade?: boolean }).upgrade === true) request.raw.socket.destroy();
+    done();
   });
   if (apiKeys.length > 0) app.addHook('onRequest', apiKeyHook(apiKeys));
   app.addSchema(ErrorBody);
@@ -397,7 +410,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
-  /** The log whole, for a `follow` event (one JSON object each; the Agent caps a log at 1 MiB). */
+  /** The log whole, for a recent `invocation` event of `follow` (the Agent caps a log at 1 MiB). */
   const readLog = async ({ logKey, createdAt }: InvocationRecord): Promise<Buffer | null> =>
     logKey === null ? Buffer.alloc(0) : awaitLog(logKey, createdAt, (key) => blobStore.get(key));
   /** The log as a stream from the blob store (bounded memory whatever its size). */
@@ -406,9 +419,9 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
 
   // Open `logs?follow=1` streams: they never end by themselves, so closing the server ends them (or it would wait).
   const followers = new Set<ServerResponse>();
-  app.addHook('preClose', (done) => {
+  app.addHook('preClose', async () => {
     for (const raw of followers) raw.end();
-    done();
+    await options.liveLogs.close();
   });
 
   /** The memory limit of each version a request's records name, read once per version (null: the version is gone). */
@@ -541,21 +554,30 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     '/v1/functions/:name/logs',
     {
       schema: {
-        summary: 'Logs of recent invocations (oldest first); follow=1 streams new ones as server-sent events',
+        summary:
+          'Logs of recent invocations (oldest first); follow=1 sends them, then each new line live, as server-sent ' +
+          'events',
         params: FunctionNameParams,
         querystring: LogsQuery,
         response: {
           200: {
             description:
-              'Each log after a line `--- <createdAt> <invocationId> <status>`; with follow=1, server-sent events ' +
-              '`invocation` whose data is `{ invocationId, createdAt, status, log }`, the recent ones first',
+              'Each log after a line `--- <createdAt> <invocationId> <status>`; with follow=1, server-sent events: ' +
+              '`invocation` for each recent one (`{ invocationId, createdAt, status, log, report }`), then `line` ' +
+              'for each line written from then on (`{ functionName, invocationId, version, stream, line, time }`, ' +
+              'only those of `invocationId` where given), and `dropped` (`{ reason, missed }`) before the stream ' +
+              'ends for a client that did not keep up',
             content: {
               'text/plain': { schema: Type.String() },
               'text/event-stream': { schema: Type.String() },
             },
           },
-          400: errorResponse('BAD_REQUEST: an unknown query parameter, or a limit or follow out of range'),
+          400: errorResponse(
+            'BAD_REQUEST: an unknown query parameter, a limit or follow out of range, or an invocationId that is ' +
+              'not an id or comes without follow=1',
+          ),
           404: errorResponse('NOT_FOUND: no function of that name'),
+          429: errorResponse('TOO_MANY_REQUESTS: with follow=1, as many clients as the gateway takes follow logs'),
         },
       },
     },
@@ -563,6 +585,12 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       const limit = queryCount(request.query.limit, 'limit', 20, 1000);
       const fn = await getFunction(request.params.name);
       const follow = request.query.follow === '1' || request.query.follow === 'true';
+      if (request.query.invocationId !== undefined && !follow) {
+        throw new PlatformError(
+          'BAD_REQUEST',
+          'invocationId goes with follow=1; GET /v1/invocations/{id}/logs reads the log of one invocation',
+        );
+      }
       const recent = (await metadata.listInvocations({ functionName: fn.name, limit })).reverse();
       const memoryOf = memoryLimits(fn.name);
       const report = async (r: InvocationRecord) => reportLine({ ...r, memoryMB: await memoryOf(r.version) });
@@ -611,6 +639,9 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         const body = Readable.from(text(), { objectMode: false, highWaterMark: 64 * 1024 });
         return reply.type('text/plain; charset=utf-8').send(body);
       }
+      // The Agents are followed before the answer starts: lines written from then on are in the stream.
+      options.liveLogs.assertRoom();
+      await options.liveLogs.ready();
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, {
@@ -618,46 +649,54 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         'cache-control': 'no-cache',
         connection: 'keep-alive',
       });
-      // Ids already sent, by creation time: polls overlap by 1 ms, so only ids that recent are kept.
-      const seen = new Map<string, number>();
-      let after = new Date(0);
-      const emit = async (records: typeof recent) => {
-        for (const r of records) {
-          if (raw.writableEnded) return; // the server is closing
-          if (seen.has(r.id)) continue;
-          seen.set(r.id, r.createdAt.getTime());
-          if (r.createdAt > after) {
-            after = r.createdAt;
-            for (const [id, at] of seen) if (at < after.getTime() - 1) seen.delete(id);
-          }
+      // Lines arriving while the recent logs are written wait here (the hub counts them against the client's queue
+      // bound, so a client that does not take the recent logs is dropped rather than held in memory).
+      let held: Array<[string, () => void]> | null = [];
+      const write = (frame: string, written: () => void): void => {
+        if (held !== null) held.push([frame, written]);
+        else if (raw.writableEnded || raw.destroyed) written();
+        else raw.write(frame, () => written());
+      };
+      const subscription = options.liveLogs.subscribe({
+        functionName: fn.name,
+        invocationId: request.query.invocationId,
+        format: (line) => `event: line\ndata: ${JSON.stringify(line)}\n\n`,
+        sink: {
+          write,
+          drop: (notice) => {
+            held = null;
+            if (!raw.writableEnded) raw.end(`event: dropped\ndata: ${JSON.stringify(notice)}\n\n`);
+          },
+          end: () => raw.end(),
+        },
+      });
+      followers.add(raw);
+      const keepAlive = setInterval(() => {
+        if (!raw.writableEnded && raw.writableLength === 0) raw.write(': keep-alive\n\n');
+      }, 15_000);
+      raw.on('close', () => {
+        clearInterval(keepAlive);
+        subscription.close();
+        followers.delete(raw);
+        for (const [, written] of held ?? []) written();
+        held = null;
+      });
+      try {
+        for (const r of recent) {
+          if (raw.writableEnded || raw.destroyed) break;
+          if (request.query.invocationId !== undefined && r.id !== request.query.invocationId) continue;
           // One log at a time, each only once the client has taken the last: a client that stops reading holds
           // one rendered log (at most the 1 MiB log cap, escaped) and the socket's buffer, not the whole backlog.
-          if (!raw.write(`event: invocation\ndata: ${JSON.stringify(await render(r))}\n\n`)) await drained(raw);
+          const event = `event: invocation\ndata: ${JSON.stringify(await render(r))}\n\n`;
+          // The stream may have ended meanwhile (the client was dropped, or the server is closing).
+          if (raw.writableEnded || raw.destroyed) break;
+          if (!raw.write(event)) await drained(raw);
         }
-      };
-      followers.add(raw);
-      await emit(recent);
-      // A poll starts only when the previous one has been written out: a slow client slows the polls down.
-      let polling = false;
-      const timer = setInterval(() => {
-        if (polling) return;
-        polling = true;
-        void (async () => {
-          const next = await metadata.listInvocations({
-            functionName: fn.name,
-            limit: 100,
-            afterCreatedAt: new Date(after.getTime() - 1),
-          });
-          await emit(next.reverse());
-          if (!raw.writableEnded) raw.write(': keep-alive\n\n');
-        })()
-          .catch(() => raw.end())
-          .finally(() => (polling = false));
-      }, 500);
-      raw.on('close', () => {
-        clearInterval(timer);
-        followers.delete(raw);
-      });
+      } finally {
+        const lines = held ?? [];
+        held = null;
+        for (const [frame, written] of lines) write(frame, written);
+      }
     },
   );
 
@@ -707,6 +746,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   );
 
   await app.register(consoleRoutes());
+  await app.register(liveLogRoutes({ hub: options.liveLogs, metadata }));
   await app.register(secretRoutes(options.secrets));
   await app.register(aliasRoutes(options.traffic));
   await app.register(rolloutRoutes(options.traffic));

@@ -6,7 +6,8 @@
 // socket, so the API is the same whichever loop accepted a connection.
 import { spawn } from 'node:child_process';
 import { Agent, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Server as NetServer } from 'node:net';
+import { connect, type Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PlatformError } from '../../core/errors.js';
 import type { CallerGone, InvokeRoute } from '../invoker.js';
@@ -151,6 +152,36 @@ const server = createGatewayHttpServer(settings.requestTimeoutMs, (req, res) => 
   else if (!fastPath(req, res)) passToMain(req, res);
 });
 server.on('clientError', clientErrorHandler);
+
+/** Headers an upgrade is not passed on with: the client address is the lane's to say, and an upgrade has no body. */
+const notTunnelled = new Set([clientAddressHeader, 'content-length', 'transfer-encoding']);
+
+/**
+ * A WebSocket upgrade (the live log stream) goes to the main loop's Fastify as it came, with the client's address,
+ * on a connection of its own; from then on bytes pass both ways untouched, until either side closes.
+ */
+function tunnelToMain(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const upstream = connect(settings.apiSocket);
+  const lines = [`${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1`];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    if (!notTunnelled.has(name.toLowerCase())) lines.push(`${name}: ${req.rawHeaders[i + 1]!}`);
+  }
+  lines.push(`${clientAddressHeader}: ${req.socket.remoteAddress ?? ''}`);
+  upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+  if (head.length > 0) upstream.write(head);
+  const close = (): void => {
+    socket.destroy();
+    upstream.destroy();
+  };
+  upstream.on('error', close);
+  socket.on('error', close);
+  upstream.on('close', close);
+  socket.on('close', close);
+  socket.pipe(upstream);
+  upstream.pipe(socket);
+}
+server.on('upgrade', tunnelToMain);
 
 /**
  * A duplicate of the listening socket, owned by this thread: a short-lived child process receives the descriptor and

@@ -26,6 +26,7 @@ import {
   type WireError,
 } from '../protocol.js';
 import { withOfflineHint } from './network-hint.js';
+import { traceContextOf } from './trace-context.js';
 
 type Handler = (event: unknown, context: LambdaContext, callback: Callback) => unknown;
 type Callback = (error?: unknown, result?: unknown) => void;
@@ -44,6 +45,10 @@ interface LambdaContext extends ContextConstants {
   awsRequestId: string;
   /** The caller's client context (Lambda's `X-Amz-Client-Context`), or undefined. */
   clientContext: unknown;
+  /** When tracing is on: the W3C `traceparent` whose parent is the Agent's handler-run span (README "Traces"). */
+  traceparent?: string;
+  /** When tracing is on: the same context in AWS X-Ray's form, as `_X_AMZN_TRACE_ID` holds it. */
+  xRayTraceId?: string;
   callbackWaitsForEmptyEventLoop: boolean;
   getRemainingTimeInMillis(): number;
   done(error?: unknown, result?: unknown): void;
@@ -540,6 +545,28 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
+/** Whether the trace variables hold a previous invocation's context (cleared when the next one has none). */
+let traceEnvSet = false;
+
+/**
+ * The invocation's trace context, in the context and in the environment (`TRACEPARENT` as OpenTelemetry's
+ * environment carrier names it, `_X_AMZN_TRACE_ID` as Lambda's): a sandbox serves one invocation at a time.
+ */
+function setTraceContext(context: LambdaContext, traceparent: string | undefined): void {
+  const trace = traceparent === undefined ? null : traceContextOf(traceparent);
+  if (trace === null) {
+    delete process.env['TRACEPARENT'];
+    delete process.env['_X_AMZN_TRACE_ID'];
+    traceEnvSet = false;
+    return;
+  }
+  context.traceparent = trace.traceparent;
+  context.xRayTraceId = trace.xrayTraceId;
+  process.env['TRACEPARENT'] = trace.traceparent;
+  process.env['_X_AMZN_TRACE_ID'] = trace.xrayTraceId;
+  traceEnvSet = true;
+}
+
 function handleInvoke(message: InvokeMessage): void {
   const invocation: Invocation = { id: message.id, settled: false, startedAt: performance.now() };
   const reject = (name: string, text: string): void =>
@@ -559,6 +586,7 @@ function handleInvoke(message: InvokeMessage): void {
   const complete = (error: unknown, result: unknown): void =>
     finish(invocation, error === null || error === undefined ? { ok: true, value: result } : { ok: false, error });
   const context = buildContext(message, loaded.constants, complete);
+  if (message.traceparent !== undefined || traceEnvSet) setTraceContext(context, message.traceparent);
   const { handler } = loaded;
   let returned: unknown;
   try {

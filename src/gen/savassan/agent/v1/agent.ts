@@ -97,6 +97,8 @@ export interface SandboxSpec {
    * sandbox's environment is config.env plus these. Never logged.
    */
   secretEnv: { [key: string]: string };
+  /** The W3C traceparent of the Manager's provisioning span, when tracing is on: the Agent's sandbox init span joins it. */
+  traceparent?: string | undefined;
 }
 
 export interface SandboxSpec_SecretEnvEntry {
@@ -183,7 +185,11 @@ export interface InvokeRequest {
   /** The function timeout: the Agent kills the sandbox when it passes. */
   timeoutMs: number;
   /** The caller's client context, JSON text: the handler's context.clientContext. */
-  clientContext?: string | undefined;
+  clientContext?:
+    | string
+    | undefined;
+  /** The W3C traceparent of the gateway's span for this call, when tracing is on: the Agent's spans continue it. */
+  traceparent?: string | undefined;
 }
 
 /** One invocation on the InvokeStream. */
@@ -238,6 +244,8 @@ export interface StreamLogsResponse {
   timeMs: number;
   /** Chunks of this stream dropped just before this one because the reader did not keep up. */
   droppedBefore: number;
+  /** The function version the sandbox runs; absent for a generic sandbox not yet bound to a function. */
+  version?: number | undefined;
 }
 
 export interface GetNodeInfoRequest {
@@ -605,7 +613,15 @@ export const FunctionConfig_SecretsEntry: MessageFns<FunctionConfig_SecretsEntry
 };
 
 function createBaseSandboxSpec(): SandboxSpec {
-  return { functionName: "", version: 0, codeSha256: "", config: undefined, incarnation: "", secretEnv: {} };
+  return {
+    functionName: "",
+    version: 0,
+    codeSha256: "",
+    config: undefined,
+    incarnation: "",
+    secretEnv: {},
+    traceparent: undefined,
+  };
 }
 
 export const SandboxSpec: MessageFns<SandboxSpec> = {
@@ -628,6 +644,9 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
     globalThis.Object.entries(message.secretEnv).forEach(([key, value]: [string, string]) => {
       SandboxSpec_SecretEnvEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
     });
+    if (message.traceparent !== undefined) {
+      writer.uint32(58).string(message.traceparent);
+    }
     return writer;
   },
 
@@ -695,6 +714,14 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
             }
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -728,6 +755,7 @@ export const SandboxSpec: MessageFns<SandboxSpec> = {
       },
       {},
     );
+    message.traceparent = object.traceparent ?? undefined;
     return message;
   },
 };
@@ -1599,7 +1627,14 @@ export const CreateSandboxResponse: MessageFns<CreateSandboxResponse> = {
 };
 
 function createBaseInvokeRequest(): InvokeRequest {
-  return { instanceId: "", invocationId: "", eventJson: Buffer.alloc(0), timeoutMs: 0, clientContext: undefined };
+  return {
+    instanceId: "",
+    invocationId: "",
+    eventJson: Buffer.alloc(0),
+    timeoutMs: 0,
+    clientContext: undefined,
+    traceparent: undefined,
+  };
 }
 
 export const InvokeRequest: MessageFns<InvokeRequest> = {
@@ -1618,6 +1653,9 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     }
     if (message.clientContext !== undefined) {
       writer.uint32(42).string(message.clientContext);
+    }
+    if (message.traceparent !== undefined) {
+      writer.uint32(50).string(message.traceparent);
     }
     return writer;
   },
@@ -1675,6 +1713,14 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
             message.clientContext = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1697,6 +1743,7 @@ export const InvokeRequest: MessageFns<InvokeRequest> = {
     message.eventJson = object.eventJson ?? Buffer.alloc(0);
     message.timeoutMs = object.timeoutMs ?? 0;
     message.clientContext = object.clientContext ?? undefined;
+    message.traceparent = object.traceparent ?? undefined;
     return message;
   },
 };
@@ -2125,6 +2172,7 @@ function createBaseStreamLogsResponse(): StreamLogsResponse {
     text: "",
     timeMs: 0,
     droppedBefore: 0,
+    version: undefined,
   };
 }
 
@@ -2150,6 +2198,9 @@ export const StreamLogsResponse: MessageFns<StreamLogsResponse> = {
     }
     if (message.droppedBefore !== 0) {
       writer.uint32(56).uint32(message.droppedBefore);
+    }
+    if (message.version !== undefined) {
+      writer.uint32(64).uint32(message.version);
     }
     return writer;
   },
@@ -2223,6 +2274,14 @@ export const StreamLogsResponse: MessageFns<StreamLogsResponse> = {
             message.droppedBefore = reader.uint32();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.version = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2247,6 +2306,7 @@ export const StreamLogsResponse: MessageFns<StreamLogsResponse> = {
     message.text = object.text ?? "";
     message.timeMs = object.timeMs ?? 0;
     message.droppedBefore = object.droppedBefore ?? 0;
+    message.version = object.version ?? undefined;
     return message;
   },
 };
