@@ -7,8 +7,9 @@ export function seriesColour(index: number): string {
   return palette[index % palette.length] ?? '#2563eb';
 }
 
-function path(values: (number | null)[], width: number, height: number, max: number): string {
-  const step = values.length > 1 ? width / (values.length - 1) : width;
+/** The SVG path of `values` in a box of `width` × `height`, `pad` inside its edges so a dot on an edge shows whole. */
+function path(values: (number | null)[], width: number, height: number, max: number, pad = 2): string {
+  const step = values.length > 1 ? (width - 2 * pad) / (values.length - 1) : 0;
   let d = '';
   let pen = false;
   values.forEach((value, i) => {
@@ -16,8 +17,8 @@ function path(values: (number | null)[], width: number, height: number, max: num
       pen = false;
       return;
     }
-    const x = (i * step).toFixed(1);
-    const y = (height - 1 - (max > 0 ? (value / max) * (height - 2) : 0)).toFixed(1);
+    const x = (pad + i * step).toFixed(1);
+    const y = (height - pad - (max > 0 ? (value / max) * (height - 2 * pad) : 0)).toFixed(1);
     d += `${pen ? 'L' : 'M'}${x} ${y}`;
     // A point with no neighbour to join draws as a dot (a round cap on a tiny segment).
     if (!pen && (values[i + 1] ?? null) === null) d += 'h0.5';
