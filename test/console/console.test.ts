@@ -15,6 +15,8 @@ import type { ServerProcess } from '../helpers/server-process.js';
 import { chromiumArgs, chromiumPath } from './chromium.js';
 
 const key = 'console-test-key';
+/** A key a WebSocket subprotocol cannot carry (`:` is not a token character): the log tail reads the SSE stream. */
+const pairKey = 'AKIDCONSOLE:s3cret';
 const screenshots = process.env['SAVASSAN_CONSOLE_SCREENSHOTS'];
 const hello = join(repoRoot, 'examples', 'hello');
 
@@ -35,7 +37,7 @@ describe('web console in a browser', { skip: existsSync(chromiumPath) ? false : 
   };
 
   before(async () => {
-    server = await startServer(['--no-examples'], undefined, { SAVASSAN_API_KEY: key });
+    server = await startServer(['--no-examples'], undefined, { SAVASSAN_API_KEY: `${key},${pairKey}` });
     client = new SavassanClient({ url: server.url, apiKey: key });
     browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
     page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
@@ -158,6 +160,17 @@ describe('web console in a browser', { skip: existsSync(chromiumPath) ? false : 
     await page.locator('.card').first().waitFor();
     await page.getByTestId('cluster-mode').getByText('embedded').waitFor();
     await shoot('nodes');
+  });
+
+  it('tails the logs over server-sent events with a key a subprotocol cannot carry', async () => {
+    await page.evaluate(`sessionStorage.setItem('savassan.apiKey', ${JSON.stringify(pairKey)})`);
+    const sse = page.waitForRequest((request) => request.url().includes('/v1/functions/hello/logs?follow=1'));
+    await open('#/functions/hello/logs');
+    await sse;
+    await page.getByRole('status').filter({ hasText: 'live' }).waitFor();
+    const name = `sse-${Date.now()}`;
+    await client.invoke('hello', { name });
+    await page.getByRole('log').getByText(`greeting ${name}`).waitFor({ timeout: 1000 });
   });
 
   it('returns to the login form when the key stops working', async () => {
