@@ -162,6 +162,27 @@ describe('web console in a browser', { skip: existsSync(chromiumPath) ? false : 
     await shoot('nodes');
   });
 
+  it('redrives a dead letter', async () => {
+    await client.deploy('doomed', await readBundle(join(repoRoot, 'test', 'fixtures', 'e2e', 'throws')), {
+      retries: 0,
+    });
+    const { invocationId } = await client.invokeAsync('doomed', { order: 1 });
+    await open('#/functions/doomed/dead-letters');
+    const redrive = page.getByRole('button', { name: `Redrive ${invocationId}` });
+    // The event fails once and is dead-lettered in the background: refresh until the console lists it.
+    for (let tries = 0; (await redrive.count()) === 0; tries++) {
+      assert.ok(tries < 60, 'the dead letter was never listed');
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      await page.waitForTimeout(250);
+    }
+    await shoot('dead-letters');
+    await redrive.click();
+    await page
+      .getByRole('status')
+      .filter({ hasText: `Redriven: ${invocationId} is queued again.` })
+      .waitFor();
+  });
+
   it('tails the logs over server-sent events with a key a subprotocol cannot carry', async () => {
     await page.evaluate(`sessionStorage.setItem('savassan.apiKey', ${JSON.stringify(pairKey)})`);
     const sse = page.waitForRequest((request) => request.url().includes('/v1/functions/hello/logs?follow=1'));
