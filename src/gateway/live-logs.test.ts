@@ -187,6 +187,51 @@ describe('LiveLogHub', () => {
     await hub.close();
   });
 
+  it('holds no more subscribers than its limit, however many passed assertRoom before subscribing', async () => {
+    const hub = new LiveLogHub({ feed: new TestFeed(), maxSubscribers: 1 });
+    hub.assertRoom();
+    hub.assertRoom();
+    const first = new TestSink();
+    const second = new TestSink();
+    subscribe(hub, first);
+    subscribe(hub, second);
+    assert.equal(hub.subscriberCount, 1);
+    assert.equal(first.dropped, null);
+    assert.equal(second.dropped?.missed, 0);
+    await hub.close();
+  });
+
+  it('cuts a long line that arrives whole within one chunk', async () => {
+    const feed = new TestFeed();
+    const hub = new LiveLogHub({ feed, maxLineChars: 8 });
+    const sink = new TestSink();
+    subscribe(hub, sink);
+    await hub.ready();
+    feed.write('0123456789abcdef\nshort\n');
+    assert.deepEqual(
+      sink.lines().map((l) => l.line),
+      [`01234567${truncatedMarker}`, 'short'],
+    );
+    await hub.close();
+  });
+
+  it("never joins one function's partial line with another function's output of the same instance id", async () => {
+    const feed = new TestFeed();
+    const hub = new LiveLogHub({ feed });
+    const mine = new TestSink();
+    subscribe(hub, mine);
+    subscribe(hub, new TestSink(), undefined, 'other');
+    await hub.ready();
+    feed.write('mine, no newline');
+    feed.write('secret of another tenant\n', { functionName: 'other' });
+    feed.write('\n');
+    assert.deepEqual(
+      mine.lines().map((l) => [l.functionName, l.line]),
+      [['fn', 'mine, no newline']],
+    );
+    await hub.close();
+  });
+
   it('follows the Agents only while someone listens (and a linger after)', async () => {
     const feed = new TestFeed();
     const hub = new LiveLogHub({ feed, lingerMs: 10 });

@@ -224,6 +224,12 @@ export class LiveLogHub {
       subscriber.end();
       return subscriber;
     }
+    // Clients that passed `assertRoom` together (it is checked before an await) may still be one too many.
+    if (this.count >= this.maxSubscribers) {
+      subscriber.close();
+      options.sink.drop({ type: 'dropped', reason: 'as many clients as the gateway takes follow logs', missed: 0 });
+      return subscriber;
+    }
     let set = this.subscribers.get(options.functionName);
     if (set === undefined) {
       set = new Set();
@@ -294,7 +300,8 @@ export class LiveLogHub {
   private onChunk(chunk: SandboxLogLine): void {
     const { functionName } = chunk;
     if (functionName === null) return;
-    const key = `${chunk.instanceId}\n${chunk.stream}`;
+    // The function is part of the key: output of one function never joins a line of another's.
+    const key = `${functionName}\n${chunk.instanceId}\n${chunk.stream}`;
     let partial = this.partials.get(key);
     if (partial !== undefined && (partial.invocationId !== chunk.invocationId || partial.version !== chunk.version)) {
       this.flush(key);
@@ -321,7 +328,7 @@ export class LiveLogHub {
     text = text.slice(start);
     if (partial.skipping) text = '';
     else if (text.length > this.maxLineChars) {
-      this.emit(partial, text.slice(0, this.maxLineChars) + truncatedMarker, chunk.time);
+      this.emit(partial, text.slice(0, this.maxLineChars + 1), chunk.time); // cut and marked there
       partial.skipping = true;
       text = '';
     }
@@ -347,15 +354,16 @@ export class LiveLogHub {
     if (partial.text !== '') this.emit(partial, partial.text, partial.time);
   }
 
-  private emit(partial: Partial, text: string, time: number): void {
+  private emit(partial: Partial, whole: string, time: number): void {
     const set = this.subscribers.get(partial.functionName);
     if (set === undefined) return;
+    const text = whole.endsWith('\r') ? whole.slice(0, -1) : whole;
     const line: LiveLogLine = {
       functionName: partial.functionName,
       invocationId: partial.invocationId,
       version: partial.version,
       stream: partial.stream,
-      line: text.endsWith('\r') ? text.slice(0, -1) : text,
+      line: text.length > this.maxLineChars ? text.slice(0, this.maxLineChars) + truncatedMarker : text,
       time: new Date(time).toISOString(),
     };
     for (const subscriber of [...set]) if (subscriber.matches(line)) subscriber.push(line);

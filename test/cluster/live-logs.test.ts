@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { readBundle } from '../../src/client/bundle.js';
-import { SavassanClient } from '../../src/client/client.js';
+import type { SavassanClient } from '../../src/client/client.js';
 import { startAgentNode, type AgentNode } from '../../src/cluster/agent-node.js';
-import { startGatewayNode, type GatewayNode } from '../../src/cluster/gateway-node.js';
-import { startManagerNode, type ManagerNode } from '../../src/cluster/manager-node.js';
+import type { GatewayNode } from '../../src/cluster/gateway-node.js';
+import type { ManagerNode } from '../../src/cluster/manager-node.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { etcdBinary, startEtcdServer, type EtcdServer } from '../kit/etcd-server.js';
 import { startPostgresServer } from '../kit/postgres-server.js';
@@ -23,6 +23,7 @@ import { startS3Server, type S3Server } from '../kit/s3-server.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
 import { eventually } from '../helpers/server-process.js';
 import { lineNumbers, openLogSocket } from '../helpers/live-logs.js';
+import { startControlNodes } from '../helpers/control-nodes.js';
 
 const talker = fileURLToPath(new URL('../fixtures/e2e/talker', import.meta.url));
 const prefix = '/live-logs-test';
@@ -79,23 +80,7 @@ describe('live logs in a cluster', { skip: skipReason() }, () => {
       queueCapacity: 100,
       logger: silentLogger,
     };
-    manager = await startManagerNode({
-      ...backends,
-      managerId: 'manager-0',
-      dataDir: join(root, 'manager'),
-      concurrency: 2,
-      reconcileIntervalMs: 200,
-    });
-    gateway = await startGatewayNode({
-      ...backends,
-      gatewayId: 'gateway-0',
-      dataDir: join(root, 'gateway'),
-      host: '127.0.0.1',
-      port: 0,
-      apiKeys: [],
-      queueWaitMs: 10_000,
-    });
-    client = new SavassanClient({ url: gateway.url });
+    ({ manager, gateway, client } = await startControlNodes(backends, root));
     await client.deploy('talker', await readBundle(talker));
   });
 

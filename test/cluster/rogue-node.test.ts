@@ -13,10 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { Server, ServerCredentials, status, type Metadata, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { readBundle } from '../../src/client/bundle.js';
-import { SavassanClient } from '../../src/client/client.js';
+import type { SavassanClient } from '../../src/client/client.js';
 import { startAgentNode, type AgentNode } from '../../src/cluster/agent-node.js';
-import { startGatewayNode, type GatewayNode } from '../../src/cluster/gateway-node.js';
-import { startManagerNode, type ManagerNode } from '../../src/cluster/manager-node.js';
+import type { GatewayNode } from '../../src/cluster/gateway-node.js';
+import type { ManagerNode } from '../../src/cluster/manager-node.js';
 import type { Logger } from '../../src/core/logger.js';
 import type { NodeInfo } from '../../src/core/ports/cluster.js';
 import { AgentService } from '../../src/gen/savassan/agent/v1/agent.js';
@@ -28,6 +28,7 @@ import { startS3Server, type S3Server } from '../kit/s3-server.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
 import { eventually } from '../helpers/server-process.js';
 import { startTcpRelay, type TcpRelay } from '../kit/tcp-relay.js';
+import { startControlNodes } from '../helpers/control-nodes.js';
 
 const probe = fileURLToPath(new URL('../fixtures/e2e/probe', import.meta.url));
 const prefix = '/rogue-test';
@@ -158,23 +159,7 @@ describe('rogue entries in etcd', { skip: skipReason() }, () => {
       queueCapacity: 100,
       logger: recordingLogger(warnings),
     };
-    manager = await startManagerNode({
-      ...backends,
-      managerId: 'manager-0',
-      dataDir: join(root, 'manager'),
-      concurrency: 2,
-      reconcileIntervalMs: 200,
-    });
-    gateway = await startGatewayNode({
-      ...backends,
-      gatewayId: 'gateway-0',
-      dataDir: join(root, 'gateway'),
-      host: '127.0.0.1',
-      port: 0,
-      apiKeys: [],
-      queueWaitMs: 10_000,
-    });
-    client = new SavassanClient({ url: gateway.url });
+    ({ manager, gateway, client } = await startControlNodes(backends, root));
   });
 
   after(async () => {

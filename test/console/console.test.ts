@@ -224,4 +224,16 @@ describe('web console without API keys', { skip: existsSync(chromiumPath) ? fals
     assert.equal(await page.getByLabel('API key').count(), 0);
     assert.equal(await page.getByRole('button', { name: 'Sign out' }).count(), 0);
   });
+
+  it('tails the logs of a function from this machine', async () => {
+    const client = new SavassanClient({ url: server.url });
+    await client.deploy('hello', await readBundle(hello));
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(10_000);
+    await page.goto(`${server.url}/console/#/functions/hello/logs`);
+    await page.getByRole('status').filter({ hasText: 'live' }).waitFor();
+    const name = `keyless-${Date.now()}`;
+    await client.invoke('hello', { name });
+    await page.getByRole('log').getByText(`greeting ${name}`).waitFor({ timeout: 1000 });
+  });
 });

@@ -257,6 +257,20 @@ describe('live logs', () => {
     const plain = await fetch(`${server.url}/v1/functions/talker/logs/ws`);
     assert.equal(plain.status, 400);
   });
+
+  it('without API keys, refuses a WebSocket from a web page of a site that is not on this machine', async () => {
+    const path = '/v1/functions/talker/logs/ws';
+    for (const origin of ['https://attacker.example', 'null', 'http://127.0.0.1.attacker.example']) {
+      assert.deepEqual(await refusedUpgrade(server.url, path, { headers: { origin } }), {
+        status: 401,
+        code: 'UNAUTHORIZED',
+      });
+    }
+    for (const origin of [server.url, 'http://localhost:5173']) {
+      const socket = await openLogSocket(server.url, 'talker', { ws: { headers: { origin } } });
+      await socket.close();
+    }
+  });
 });
 
 describe('live logs with API keys', () => {

@@ -1,15 +1,9 @@
 import { WebSocket } from 'ws';
 import type { ClientOptions } from 'ws';
+import type { LiveLogLine } from '../../src/gateway/live-logs.js';
 
-export interface LineFrame {
-  type: 'line';
-  functionName: string;
-  invocationId: string | null;
-  version: number | null;
-  stream: 'stdout' | 'stderr';
-  line: string;
-  time: string;
-}
+/** A `line` frame of the WebSocket route: the hub's line, typed. */
+export type LineFrame = { type: 'line' } & LiveLogLine;
 
 export interface DroppedFrame {
   type: 'dropped';

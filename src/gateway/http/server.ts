@@ -746,7 +746,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   );
 
   await app.register(consoleRoutes());
-  await app.register(liveLogRoutes({ hub: options.liveLogs, metadata }));
+  await app.register(liveLogRoutes({ hub: options.liveLogs, metadata, keyless: apiKeys.length === 0 }));
   await app.register(secretRoutes(options.secrets));
   await app.register(aliasRoutes(options.traffic));
   await app.register(rolloutRoutes(options.traffic));

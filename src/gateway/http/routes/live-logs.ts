@@ -9,7 +9,7 @@ import type { WebSocket } from 'ws';
 import { PlatformError } from '../../../core/errors.js';
 import type { MetadataStore } from '../../../core/ports/metadata-store.js';
 import type { LiveLogHub, LiveLogLine } from '../../live-logs.js';
-import { logsSubprotocol } from '../api-keys.js';
+import { isLoopbackHost, logsSubprotocol } from '../api-keys.js';
 import { FunctionNameParams, errorResponse, invocationIdPattern } from '../schemas.js';
 
 export const LiveLogsQuery = Type.Object(
@@ -32,6 +32,21 @@ export function lineFrame(line: LiveLogLine): string {
 export interface LiveLogRoutesOptions {
   hub: LiveLogHub;
   metadata: MetadataStore;
+  /**
+   * The gateway takes no API key (it listens on loopback only). A web page of any site can open a WebSocket to
+   * localhost, with no key to stop it and no CORS check on what it reads: then only pages served from this machine
+   * (an `Origin` on a loopback host) or clients that send no `Origin` (not browsers) may follow logs.
+   */
+  keyless?: boolean | undefined;
+}
+
+/** Whether `origin` (an `Origin` header) names a page served from this machine. */
+export function isLoopbackOrigin(origin: string): boolean {
+  try {
+    return isLoopbackHost(new URL(origin).hostname);
+  } catch {
+    return false; // "null" (a sandboxed frame, a file), or not a URL
+  }
 }
 
 export function liveLogRoutes(options: LiveLogRoutesOptions): FastifyPluginAsync {
@@ -58,6 +73,9 @@ export function liveLogRoutes(options: LiveLogRoutesOptions): FastifyPluginAsync
         querystring: LiveLogsQuery,
         response: {
           101: Type.Null({ description: 'Switching to the WebSocket protocol' }),
+          401: errorResponse(
+            'UNAUTHORIZED: no valid API key, or (on a gateway without keys) a web page of another machine asking',
+          ),
           400: errorResponse('BAD_REQUEST: not a WebSocket upgrade, an unknown query parameter or a bad invocationId'),
           404: errorResponse('NOT_FOUND: no function of that name'),
           429: errorResponse('TOO_MANY_REQUESTS: as many clients as the gateway takes follow logs; retry later'),
@@ -65,6 +83,13 @@ export function liveLogRoutes(options: LiveLogRoutesOptions): FastifyPluginAsync
       },
       // Before the upgrade: an unknown function is a 404 answer, and the Agents are followed once the socket opens.
       preHandler: async (request) => {
+        const origin = request.headers.origin;
+        if (options.keyless === true && origin !== undefined && !isLoopbackOrigin(origin)) {
+          throw new PlatformError(
+            'UNAUTHORIZED',
+            'this gateway takes no API key: a WebSocket from a web page may only come from a page on this machine',
+          );
+        }
         const fn = await metadata.getFunction(request.params.name);
         if (fn === null) throw new PlatformError('NOT_FOUND', `function ${request.params.name} not found`);
         hub.assertRoom();

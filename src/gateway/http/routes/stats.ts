@@ -123,6 +123,13 @@ function range(window: StatsWindow): { since: Date; until: Date; stepMs: number 
   return { since: new Date(window.from), until: new Date(window.to), stepMs: window.stepMs };
 }
 
+type Merged = ReturnType<typeof mergeBuckets>;
+
+/** Counts, errors and p99 of merged buckets, as every stats view shows them. */
+function figures(merged: Merged): { invocations: number; errors: number; p99Ms: number | null } {
+  return { invocations: merged.invocations, errors: merged.errors, p99Ms: quantileMs(merged, 0.99) };
+}
+
 function groupBy<K>(buckets: readonly InvocationStatsBucket[], key: (b: InvocationStatsBucket) => K) {
   const groups = new Map<K, InvocationStatsBucket[]>();
   for (const bucket of buckets) {
@@ -145,17 +152,12 @@ export async function functionsStats(metadata: MetadataStore, window: StatsWindo
       .sort()
       .map((name) => {
         const own = byFunction.get(name) ?? [];
-        const total = mergeBuckets(own);
         return {
           name,
-          invocations: total.invocations,
-          errors: total.errors,
-          p99Ms: quantileMs(total, 0.99),
+          ...figures(mergeBuckets(own)),
           series: denseSeries(window, own, (start, point) => ({
             start: new Date(start).toISOString(),
-            invocations: point.invocations,
-            errors: point.errors,
-            p99Ms: quantileMs(point, 0.99),
+            ...figures(point),
           })),
         };
       }),
@@ -177,19 +179,13 @@ export async function functionStats(
       .sort((a, b) => b - a)
       .map((version) => {
         const own = byVersion.get(version) ?? [];
-        const total = mergeBuckets(own);
+        const withMedian = (merged: Merged) => ({ ...figures(merged), p50Ms: quantileMs(merged, 0.5) });
         return {
           version,
-          invocations: total.invocations,
-          errors: total.errors,
-          p50Ms: quantileMs(total, 0.5),
-          p99Ms: quantileMs(total, 0.99),
+          ...withMedian(mergeBuckets(own)),
           series: denseSeries(window, own, (start, point) => ({
             start: new Date(start).toISOString(),
-            invocations: point.invocations,
-            errors: point.errors,
-            p50Ms: quantileMs(point, 0.5),
-            p99Ms: quantileMs(point, 0.99),
+            ...withMedian(point),
           })),
         };
       }),
