@@ -7,6 +7,7 @@ export default tseslint.config(
   {
     ignores: [
       'dist/**',
+      'web/dist/**',
       'node_modules/**',
       '.savassan/**',
       '.savassan-test-*/**',

@@ -14,6 +14,7 @@ import { repoRoot, startServer } from '../test/helpers/server-process.js';
 import { measurePoolOps, measureRedisPoolOverhead } from './backends.js';
 import { bwrapSkipReason, startBwrapServer } from './bwrap-server.js';
 import { measureCliStartup } from './cli-startup.js';
+import { measureConsole } from './console.js';
 import { measureCluster } from './cluster.js';
 import { eventLoopCounts, measureEventLoops } from './event-loops.js';
 import { eventsOptions, measureEvents } from './events.js';
@@ -405,6 +406,10 @@ async function main(): Promise<void> {
     throughputRequests: sectionThroughputRequests,
     spanIterations: quick ? 2000 : 20000,
   });
+
+  // 12. The web console: the gzipped size of what its page loads, and the Functions page's load time with 200
+  // functions in headless Chromium.
+  results.console = await measureConsole(quick);
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${run.date.replace(/[:.]/g, '-')}.json`);

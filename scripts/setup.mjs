@@ -34,6 +34,8 @@ const packages = {
     // TLS certificates for the etcd tests; the seccomp test calls the kernel through python3's ctypes.
     openssl: '/usr/bin/openssl',
     python3: '/usr/bin/python3',
+    // The web console's browser tests drive it through playwright-core.
+    chromium: '/usr/bin/chromium',
   },
 };
 

@@ -185,9 +185,10 @@ async function start(opts: StartOptions): Promise<void> {
   );
   out(`Backends: pool and queue in ${backends.pool}; metadata in ${backends.metadata}; blobs in ${backends.blobs}`);
   if (deployed.length > 0) out(`Deployed the examples: ${deployed.join(', ')}`);
+  out(`Console: ${platform.url}/console/`);
   if (keys > 0)
     out(
-      `API keys: ${keys} key${keys === 1 ? '' : 's'}, required on every route but /, /healthz, /readyz, /v1/openapi.json`,
+      `API keys: ${keys} key${keys === 1 ? '' : 's'}, required on every route but /, /healthz, /readyz, /v1/openapi.json and /console/`,
     );
   const header = keys > 0 ? ` -H 'Authorization: Bearer <key>'` : '';
   const env = `${keys > 0 ? 'SAVASSAN_API_KEY=<key> ' : ''}SAVASSAN_URL=${platform.url}`;

@@ -14,10 +14,18 @@ import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify
 import { PlatformError } from '../../core/errors.js';
 
 /**
- * Routes answered without a key: probes of load balancers and orchestrators, the API's description, and `/`, which
- * only says where those are.
+ * Routes answered without a key: probes of load balancers and orchestrators, the API's description, `/`, which
+ * only says where those are, and the web console's static files (the app asks for a key and sends it itself).
  */
-export const publicRoutes: ReadonlySet<string> = new Set(['/', '/healthz', '/readyz', '/v1/openapi.json']);
+export const publicRoutes: ReadonlySet<string> = new Set([
+  '/',
+  '/healthz',
+  '/readyz',
+  '/v1/openapi.json',
+  '/console',
+  '/console/',
+  '/console/*',
+]);
 
 /** Where the Lambda API's routes live: they check SigV4 signatures themselves (`sigV4PreHandler`), not bearer keys. */
 export const signedRoutePrefix = '/2015-03-31/';

@@ -34,6 +34,7 @@ import { clientErrorHandler, createGatewayHttpServer, defaultRequestTimeoutMs } 
 import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath, requestHeaders } from './invoke-route.js';
 import { routeDefaults, unknownQueryError } from './route-defaults.js';
 import { aliasRoutes } from './routes/aliases.js';
+import { acceptsHtml, consolePath, consoleRoutes } from './routes/console.js';
 import { lambdaRoutes } from './routes/lambda.js';
 import { AsyncInvocationView, asyncInvocationView, deadLetterRoutes } from './routes/dead-letters.js';
 import { queueRoutes } from './routes/queues.js';
@@ -261,12 +262,17 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     '/',
     {
       schema: {
-        summary: 'Where the API is described and probed; public (no API key), as /healthz and the description are',
+        summary:
+          'Where the API is described and probed; public (no API key), as /healthz and the description are. A ' +
+          'browser (`Accept: text/html`) is sent to the web console at /console/ instead',
         security: [],
-        response: { 200: ApiIndex },
+        response: { 200: ApiIndex, 302: { description: 'To the web console, /console/' } },
       },
     },
-    () => ({ name: 'savassan' as const, api: '/v1/openapi.json', health: '/healthz', ready: '/readyz' }),
+    (request, reply) =>
+      acceptsHtml(request.headers.accept)
+        ? reply.redirect(consolePath, 302)
+        : { name: 'savassan' as const, api: '/v1/openapi.json', health: '/healthz', ready: '/readyz' },
   );
   app.get(
     '/v1/openapi.json',
@@ -739,6 +745,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     },
   );
 
+  await app.register(consoleRoutes());
   await app.register(liveLogRoutes({ hub: options.liveLogs, metadata, keyless: apiKeys.length === 0 }));
   await app.register(secretRoutes(options.secrets));
   await app.register(aliasRoutes(options.traffic));
