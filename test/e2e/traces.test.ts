@@ -168,6 +168,45 @@ describe('traces', () => {
     const run = await child(receiver, agent, 'handler run');
     for (const span of [http, call, agent, run]) assert.equal(span.statusCode, 2, `${span.name} is an error`);
   });
+
+  it("traces the Lambda API's Invoke and function URLs the same way, continuing the caller", async () => {
+    const created = await fetch(`${server.url}/v1/functions/traced/url`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ auth: 'none' }),
+    });
+    assert.ok(created.ok, await created.text());
+    const doors = [
+      {
+        url: `${server.url}/2015-03-31/functions/traced/invocations`,
+        span: 'POST /2015-03-31/functions/{FunctionName}/invocations',
+      },
+      { url: `${server.url}/fn/traced/some/path`, span: 'POST /fn/{name}/*' },
+    ];
+    for (const door of doors) {
+      const callerTrace = randomBytes(16).toString('hex');
+      const callerSpan = randomBytes(8).toString('hex');
+      const answer = await fetch(door.url, {
+        method: 'POST',
+        headers: { traceparent: `00-${callerTrace}-${callerSpan}-01`, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      assert.equal(answer.status, 200, await answer.clone().text());
+      const http = await receiver.waitFor(
+        (s) => s.traceId === callerTrace && s.kind === kind.server && s.name === door.span,
+      );
+      assert.equal(http.parentSpanId, callerSpan, door.span);
+      const call = await child(receiver, http, 'invoke traced');
+      const agent = await child(receiver, call, 'invoke traced');
+      const run = await child(receiver, agent, 'handler run');
+      assert.equal(http.attributes['faas.invoked_name'], 'traced');
+      assert.equal(typeof http.attributes['faas.invocation_id'], 'string');
+      // The record of the invocation names the caller's trace.
+      const record = await server.client.getInvocation(String(http.attributes['faas.invocation_id']));
+      assert.equal(record.traceId, callerTrace);
+      assert.equal(run.statusCode, 0);
+    }
+  });
 });
 
 describe('traces with several event loops', () => {

@@ -17,6 +17,7 @@ import type { HeaderValue } from '../function-resolver.js';
 import type { CallerGone, InvocationResult, InvokeRoute, Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { ApiKeyCheck } from './api-keys.js';
+import { startInvokeSpan } from './invoke-span.js';
 
 /** An answer of the invoke route: status, headers (without the length) and body (JSON text or its bytes). */
 export interface Answer {
@@ -181,16 +182,12 @@ async function tracedInvokeAndAnswer(
   route: InvokeRoute | undefined,
 ): Promise<Answer> {
   // A lane's request answers this from its own event loop (a promise); the main loop's, at once.
-  const parent = await route?.header?.('traceparent');
-  const span: TraceSpan = tracer.startSpan(`POST ${invokeRoutePattern}`, {
-    kind: 'server',
-    parent,
-    attributes: {
-      'http.request.method': 'POST',
-      'http.route': invokeRoutePattern,
-      'url.path': (url ?? '').split('?', 1)[0] ?? '',
-      'faas.invoked_name': name,
-    },
+  const span: TraceSpan = startInvokeSpan(tracer, {
+    method: 'POST',
+    route: invokeRoutePattern,
+    path: (url ?? '').split('?', 1)[0] ?? '',
+    functionName: name,
+    traceparent: await route?.header?.('traceparent'),
   });
   try {
     const answer = await untracedInvokeAndAnswer(answering, name, event, gone, url, { ...route, trace: span });

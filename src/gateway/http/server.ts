@@ -769,6 +769,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       asyncInvocations: options.asyncInvocations,
       scope: compileLambdaArnScope(options.lambdaArnScope),
       apiKeys,
+      tracer: options.tracer,
     }),
   );
   await app.register(
@@ -778,6 +779,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       metrics,
       apiKeys: apiKeys.length > 0 ? apiKeyCheck(apiKeys) : null,
       urlDomain: options.urlDomain ?? null,
+      tracer: options.tracer,
     }),
   );
 

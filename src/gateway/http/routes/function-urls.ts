@@ -23,6 +23,8 @@ import type { ApiKeyCheck } from '../api-keys.js';
 import { callerGone, requestHeaders } from '../invoke-route.js';
 import { FunctionNameParams, errorResponse } from '../schemas.js';
 import { laneSockets } from '../../lanes/lane-host.js';
+import type { Tracer } from '../../../core/ports/tracer.js';
+import { invokeWithinSpan } from '../invoke-span.js';
 
 /** The account id function URL events carry. */
 const accountId = '000000000000';
@@ -84,6 +86,8 @@ export interface FunctionUrlRoutesOptions {
   apiKeys: ApiKeyCheck | null;
   /** `{name}.{urlDomain}` serves function `name` (the server rewrites such requests to `/fn/{name}/...`). */
   urlDomain: string | null;
+  /** Traces: when on, each request gets a server span continuing its `traceparent`. */
+  tracer?: Tracer | undefined;
 }
 
 /**
@@ -290,10 +294,20 @@ async function serveFunctionUrl(
   const started = performance.now();
   let result: InvocationResult;
   try {
-    result = await options.invoker.invoke(name, eventJson, callerGone(reply.raw), {
-      qualifier: undefined,
-      header: requestHeaders(request.headers),
-    });
+    const span = {
+      method: request.method,
+      route: '/fn/{name}/*',
+      path: (request.raw.url ?? '').split('?', 1)[0] ?? '',
+      functionName: name,
+      traceparent: request.headers.traceparent,
+    };
+    result = await invokeWithinSpan(options.tracer, span, (trace) =>
+      options.invoker.invoke(name, eventJson, callerGone(reply.raw), {
+        qualifier: undefined,
+        header: requestHeaders(request.headers),
+        trace,
+      }),
+    );
   } catch (err) {
     const error = PlatformError.from(err);
     options.metrics.rejected(error.code);

@@ -25,6 +25,8 @@ import type { Traffic } from '../../traffic.js';
 import { callerGone, requestHeaders } from '../invoke-route.js';
 import { sigV4OnRequest, sigV4PreHandler } from '../sigv4.js';
 import { LambdaException, lambdaErrorAnswer } from './lambda-errors.js';
+import type { Tracer } from '../../../core/ports/tracer.js';
+import { invokeWithinSpan } from '../invoke-span.js';
 
 export interface LambdaRoutesOptions {
   invoker: Invoker;
@@ -38,6 +40,8 @@ export interface LambdaRoutesOptions {
   scope: LambdaArnScope;
   /** The platform's API keys: where there are any, requests must be signed with an access key pair among them. */
   apiKeys: readonly string[];
+  /** Traces: when on, each Invoke gets a server span continuing the request's `traceparent`. */
+  tracer?: Tracer | undefined;
 }
 
 const latest = '$LATEST';
@@ -235,11 +239,21 @@ export function lambdaRoutes(options: LambdaRoutesOptions): FastifyPluginAsync {
         const started = performance.now();
         let result: InvocationResult;
         try {
-          result = await invoker.invoke(name, payload, callerGone(reply.raw), {
-            qualifier: savassanQualifier,
-            header: requestHeaders(request.headers),
-            clientContext,
-          });
+          const span = {
+            method: 'POST',
+            route: '/2015-03-31/functions/{FunctionName}/invocations',
+            path: (request.raw.url ?? '').split('?', 1)[0] ?? '',
+            functionName: name,
+            traceparent: request.headers.traceparent,
+          };
+          result = await invokeWithinSpan(options.tracer, span, (trace) =>
+            invoker.invoke(name, payload, callerGone(reply.raw), {
+              qualifier: savassanQualifier,
+              header: requestHeaders(request.headers),
+              clientContext,
+              trace,
+            }),
+          );
         } catch (err) {
           const error = PlatformError.from(err);
           metrics.rejected(error.code);
