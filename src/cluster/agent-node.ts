@@ -109,6 +109,7 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
       isolating: runtime.isolating,
       codeCached: await agent.cachedCode(),
       startedAt,
+      enforcement: { ...runtime.capabilities, freezing: agent.freezing() },
     });
     const server = await serveAgent(agent, {
       address: options.listen,

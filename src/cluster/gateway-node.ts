@@ -20,6 +20,7 @@ import { requireSharedBackends } from './manager-node.js';
 import { Closers } from './closers.js';
 import { createTracer } from '../adapters/otel/tracing.js';
 import { MembershipDirectory } from './membership-directory.js';
+import { enforcementClaims } from '../core/cluster-checks.js';
 
 const unverifiedWarning =
   'listed in etcd but did not prove it holds the cluster token: never called, placed on or routed to';
@@ -170,6 +171,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
             sandboxes: node.sandboxes,
             capacity: node.capacity,
             agentAddress: node.agentAddress,
+            enforcement: enforcementClaims(node.enforcement),
             routed: routing === null ? undefined : node.nodeId in routing.agents,
             warnings: node.isolating ? [] : [unisolatedWarning],
           })),

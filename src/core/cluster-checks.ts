@@ -1,5 +1,6 @@
 import { PlatformError } from './errors.js';
 import type { NodeInfo, RoutingTable } from './ports/cluster.js';
+import type { Enforcement } from './ports/sandbox-runtime.js';
 
 /** The longest node or candidate id, in characters. */
 export const maxClusterIdLength = 200;
@@ -14,6 +15,31 @@ const idPattern = /^[^\s/\p{Cc}]+$/u;
 export function checkNodeInfo(info: NodeInfo): void {
   checkClusterId(info.nodeId, 'node id');
   if (typeof info.agentAddress !== 'string') throw new PlatformError('BAD_REQUEST', 'agentAddress must be a string');
+}
+
+/** Bounds of a node's enforcement report, as read from its (untrusted) registry entry. */
+const enforcementBounds = { limits: 32, nameChars: 32, textChars: 300 } as const;
+
+/**
+ * The well-formed part of the enforcement report a registry entry claims: at most 32 limits named by identifiers, each
+ * with a mechanism and a note of at most 300 characters and a boolean; anything else in it is left out. It is what the
+ * node says, shown as such: nothing decides on it.
+ */
+export function enforcementClaims(claimed: unknown): Record<string, Enforcement> | undefined {
+  if (typeof claimed !== 'object' || claimed === null || Array.isArray(claimed)) return undefined;
+  const kept: Record<string, Enforcement> = {};
+  let count = 0;
+  for (const [limit, value] of Object.entries(claimed as Record<string, unknown>)) {
+    if (count === enforcementBounds.limits) break;
+    if (!/^[A-Za-z][A-Za-z0-9]*$/.test(limit) || limit.length > enforcementBounds.nameChars) continue;
+    if (typeof value !== 'object' || value === null) continue;
+    const { mechanism, enforced, note } = value as Record<string, unknown>;
+    if (typeof mechanism !== 'string' || typeof note !== 'string' || typeof enforced !== 'boolean') continue;
+    if (mechanism.length > enforcementBounds.textChars || note.length > enforcementBounds.textChars) continue;
+    kept[limit] = { mechanism, enforced, note };
+    count += 1;
+  }
+  return count === 0 ? undefined : kept;
 }
 
 /** A lease TTL: a whole number of seconds, at least 1 (etcd's own minimum). */

@@ -192,6 +192,12 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
       10_000,
     );
     assert.deepEqual(nodes.map((n) => n.nodeId).sort(), ['node-0', 'node-1', 'node-2']);
+    // Each node reports what its sandbox runtime enforces (here `process`: memory by V8's heap limit, no filesystem).
+    for (const node of nodes) {
+      assert.equal(node.enforcement?.['filesystem']?.enforced, false, node.nodeId);
+      assert.equal(typeof node.enforcement?.['memory']?.mechanism, 'string', node.nodeId);
+      assert.equal(typeof node.enforcement?.['freezing']?.enforced, 'boolean', node.nodeId);
+    }
     // The leader pushed its routing table to both gateways (they registered under gateways/ in etcd).
     for (const gateway of gateways) {
       const routed = await eventually(

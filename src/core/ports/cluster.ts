@@ -1,3 +1,5 @@
+import type { Enforcement } from './sandbox-runtime.js';
+
 /** What an Agent says about its node, kept in the registry while the node lives. */
 export interface NodeInfo {
   nodeId: string;
@@ -14,6 +16,11 @@ export interface NodeInfo {
   codeCached: string[];
   /** Epoch ms of registration. */
   startedAt: number;
+  /**
+   * What the node's sandbox runtime enforces, limit by limit (as `GET /v1/nodes` shows it). Read from etcd, so only
+   * through `enforcementClaims`, which keeps what is well formed and bounded.
+   */
+  enforcement?: Readonly<Record<string, Enforcement>> | undefined;
 }
 
 /** Registers this node on a lease kept alive in the background; the entry vanishes when the lease expires. */

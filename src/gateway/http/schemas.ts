@@ -357,7 +357,8 @@ export const NodeView = Type.Object({
   ),
   enforcement: Type.Optional(
     Type.Record(Type.String(), EnforcementView, {
-      description: 'What the sandbox runtime enforces on this node, mechanism by mechanism (embedded mode)',
+      description:
+        'What the sandbox runtime enforces on this node, mechanism by mechanism (in cluster mode, as the node reports it)',
     }),
   ),
   stemCells: Type.Optional(
