@@ -66,7 +66,7 @@ process.once('exit', () => {
  */
 export async function startEtcdServer(options: { host?: string; tls?: EtcdTlsFiles } = {}): Promise<EtcdServer> {
   const host = options.host ?? '127.0.0.1';
-  const dir = await mkdtemp(join(tmpdir(), 'savassan-etcd-'));
+  const dir = await mkdtemp(join(tmpdir(), 'sv-kit-etcd-'));
   directories.add(dir);
   let lastError: unknown;
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {

@@ -50,7 +50,7 @@ export function redisServerAvailable(): boolean {
 
 /** Starts redis-server on a free loopback port with `--save '' --appendonly no` in a temp dir. */
 export async function startRedisServer(): Promise<RedisServer> {
-  const dir = await mkdtemp(join(tmpdir(), 'savassan-redis-'));
+  const dir = await mkdtemp(join(tmpdir(), 'sv-kit-redis-'));
   let lastError: unknown;
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
     const port = await freeLoopbackPort();

@@ -40,7 +40,7 @@ export interface S3Server {
  */
 export async function startS3Server(options: { host?: string } = {}): Promise<S3Server> {
   const host = options.host ?? '127.0.0.1';
-  const directory = await mkdtemp(join(tmpdir(), 'savassan-s3rver-'));
+  const directory = await mkdtemp(join(tmpdir(), 'sv-kit-s3rver-'));
   let running: S3rver | undefined;
   let port = 0;
   try {

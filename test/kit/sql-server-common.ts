@@ -87,7 +87,7 @@ const outputLimit = 64 * 1024;
 /** Start a server of `spec`'s engine on a free loopback port, in a fresh temporary directory. */
 export async function startSqlTestServer(spec: EngineSpec): Promise<SqlTestServer> {
   const owner = await serviceAccount(spec.accounts);
-  const dir = await mkdtemp(join(tmpdir(), `savassan-${spec.engine.toLowerCase()}-`));
+  const dir = await mkdtemp(join(tmpdir(), `sv-kit-${spec.engine.toLowerCase()}-`));
   const server = new TestServer(spec, dir, owner, randomBytes(12).toString('hex'));
   try {
     if (owner !== undefined) await chown(dir, owner.uid, owner.gid);

@@ -58,6 +58,8 @@ const fs = require('node:fs');
 const net = require('node:net');
 const { dataDir, tmp, serverPid, secret, files, watchMs } = JSON.parse(fs.readFileSync(0, 'utf8'));
 const report = { sockets: [], connected: [], readable: [], leaks: [], cmdlines: 0, sawServer: false, treeSize: 0 };
+// The platform's own paths: the data dir, and its directories in the temporary directory (the test kit's database
+// servers, started by other test files meanwhile, keep theirs under sv-kit-*).
 const suspicious = (path) => path.startsWith(dataDir + '/') || path.startsWith(tmp + '/savassan-');
 const tried = new Set();
 function scanSockets() {
