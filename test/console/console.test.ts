@@ -48,11 +48,13 @@ describe('web console in a browser', { skip: existsSync(chromiumPath) ? false : 
     await server?.cleanup();
   });
 
-  it('sends a browser from / to /console/, and API clients still get the JSON index', async () => {
-    const html = await fetch(`${server.url}/`, { headers: { accept: 'text/html' }, redirect: 'manual' });
-    assert.equal(html.status, 302);
-    assert.equal(html.headers.get('location'), '/console/');
-    const json = await fetch(`${server.url}/`);
+  it('sends / to /console/, and API clients asking for JSON get the JSON index', async () => {
+    for (const accept of ['text/html', '*/*']) {
+      const html = await fetch(`${server.url}/`, { headers: { accept }, redirect: 'manual' });
+      assert.equal(html.status, 302);
+      assert.equal(html.headers.get('location'), '/console/');
+    }
+    const json = await fetch(`${server.url}/`, { headers: { accept: 'application/json' } });
     assert.equal(json.status, 200);
     assert.equal(((await json.json()) as { name: string }).name, 'savassan');
   });

@@ -31,7 +31,8 @@ describe('a strict, fully described HTTP API', () => {
   const call = async (method: string, path: string, body?: string) => {
     const response = await fetch(`${server.url}${path}`, {
       method,
-      ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
+      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body }),
     });
     return { status: response.status, headers: response.headers, text: await response.text() };
   };

@@ -34,7 +34,7 @@ import { clientErrorHandler, createGatewayHttpServer, defaultRequestTimeoutMs } 
 import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath, requestHeaders } from './invoke-route.js';
 import { routeDefaults, unknownQueryError } from './route-defaults.js';
 import { aliasRoutes } from './routes/aliases.js';
-import { acceptsHtml, consolePath, consoleRoutes } from './routes/console.js';
+import { asksForJson, consolePath, consoleRoutes } from './routes/console.js';
 import { lambdaRoutes } from './routes/lambda.js';
 import { AsyncInvocationView, asyncInvocationView, deadLetterRoutes } from './routes/dead-letters.js';
 import { queueRoutes } from './routes/queues.js';
@@ -263,16 +263,16 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     {
       schema: {
         summary:
-          'Where the API is described and probed; public (no API key), as /healthz and the description are. A ' +
-          'browser (`Accept: text/html`) is sent to the web console at /console/ instead',
+          'Sends to the web console at /console/; a request that asks for JSON (`Accept: application/json`) gets ' +
+          'where the API is described and probed instead. Public (no API key), as /healthz and the description are',
         security: [],
         response: { 200: ApiIndex, 302: { description: 'To the web console, /console/' } },
       },
     },
     (request, reply) =>
-      acceptsHtml(request.headers.accept)
-        ? reply.redirect(consolePath, 302)
-        : { name: 'savassan' as const, api: '/v1/openapi.json', health: '/healthz', ready: '/readyz' },
+      asksForJson(request.headers.accept)
+        ? { name: 'savassan' as const, api: '/v1/openapi.json', health: '/healthz', ready: '/readyz' }
+        : reply.redirect(consolePath, 302),
   );
   app.get(
     '/v1/openapi.json',

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { gunzipSync } from 'node:zlib';
-import { acceptsHtml, consoleRoutes, takesGzip } from './console.js';
+import { asksForJson, consoleRoutes, takesGzip } from './console.js';
 
 let dir = '';
 let app: FastifyInstance;
@@ -103,11 +103,12 @@ describe('console routes', () => {
     await bare.close();
   });
 
-  it('tells a browser navigation from an API call', () => {
-    assert.equal(acceptsHtml('text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'), true);
-    assert.equal(acceptsHtml('application/json'), false);
-    assert.equal(acceptsHtml('*/*'), false);
-    assert.equal(acceptsHtml(undefined), false);
-    assert.equal(acceptsHtml('text/htmlx'), false);
+  it('tells an API call asking for JSON from everything else', () => {
+    assert.equal(asksForJson('text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'), false);
+    assert.equal(asksForJson('application/json'), true);
+    assert.equal(asksForJson('text/plain, application/json;q=0.9'), true);
+    assert.equal(asksForJson('*/*'), false);
+    assert.equal(asksForJson(undefined), false);
+    assert.equal(asksForJson('application/jsonx'), false);
   });
 });

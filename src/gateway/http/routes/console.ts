@@ -189,9 +189,9 @@ export function consoleRoutes(options: ConsoleRouteOptions = {}): FastifyPluginA
   };
 }
 
-/** Whether a request prefers a page to JSON: its `Accept` names `text/html` (browsers' navigations do). */
-export function acceptsHtml(accept: string | undefined): boolean {
-  return accept !== undefined && /(^|,)\s*text\/html\s*(;|,|$)/i.test(accept);
+/** Whether a request asks for JSON by name (`Accept: application/json`), as API clients do; browsers never do. */
+export function asksForJson(accept: string | undefined): boolean {
+  return accept !== undefined && /(^|,)\s*application\/json\s*(;|,|$)/i.test(accept);
 }
 
 /** Whether an `Accept-Encoding` takes gzip (named, without `q=0`). */
