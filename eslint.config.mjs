@@ -51,7 +51,7 @@ export default tseslint.config(
     },
   },
   {
-    // The control plane imports only core and events (and itself): the composition roots hand it the Manager's
+    // The control plane imports only core, events and workflows (and itself): the composition roots hand it the Manager's
     // provisioning, the push to the gateways and the submission of asynchronous invocations. test/architecture.test.ts holds the whole layering.
     files: ['src/control-plane/**/*.ts'],
     ignores: ['src/control-plane/**/*.test.ts'],
@@ -62,8 +62,17 @@ export default tseslint.config(
           paths: [{ name: 'child_process', message: 'use node:child_process' }],
           patterns: [
             {
-              group: ['../*', '!../core', '!../core/**', '!../events', '!../events/**'],
-              message: 'src/control-plane imports only src/core and src/events; the composition roots hand it the rest',
+              group: [
+                '../*',
+                '!../core',
+                '!../core/**',
+                '!../events',
+                '!../events/**',
+                '!../workflows',
+                '!../workflows/**',
+              ],
+              message:
+                'src/control-plane imports only src/core, src/events and src/workflows; the composition roots hand it the rest',
             },
           ],
         },

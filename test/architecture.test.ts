@@ -26,10 +26,12 @@ const rules: { area: string; mayImport: string[]; packages: boolean; testsMayImp
   { area: 'manager', mayImport: ['core', 'manager'], packages: true },
   // Asynchronous invocations, schedules' and queues' events: on core's ports, handed the invoke path as a function.
   { area: 'events', mayImport: ['core', 'events'], packages: true },
-  { area: 'gateway', mayImport: ['core', 'gen', 'grpc', 'events', 'gateway'], packages: true },
+  // Workflows: the durable engine and the built-in execution backend, on core's ports; events run their nodes.
+  { area: 'workflows', mayImport: ['core', 'events', 'workflows'], packages: true },
+  { area: 'gateway', mayImport: ['core', 'gen', 'grpc', 'events', 'workflows', 'gateway'], packages: true },
   {
     area: 'control-plane',
-    mayImport: ['core', 'events', 'control-plane'],
+    mayImport: ['core', 'events', 'workflows', 'control-plane'],
     packages: true,
     testsMayImport: ['manager'],
   },
@@ -43,6 +45,7 @@ const rules: { area: string; mayImport: string[]; packages: boolean; testsMayImp
       'agent',
       'manager',
       'events',
+      'workflows',
       'gateway',
       'control-plane',
       'client',
@@ -60,6 +63,7 @@ const rules: { area: string; mayImport: string[]; packages: boolean; testsMayImp
       'agent',
       'manager',
       'events',
+      'workflows',
       'gateway',
       'control-plane',
       'embedded',
