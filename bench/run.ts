@@ -18,6 +18,7 @@ import { measureConsole } from './console.js';
 import { measureCluster } from './cluster.js';
 import { eventLoopCounts, measureEventLoops } from './event-loops.js';
 import { eventsOptions, measureEvents } from './events.js';
+import { measureWorkflows, workflowsOptions } from './workflows.js';
 import { measureLambdaApi } from './lambda.js';
 import { machineFacts } from './section-alone.js';
 import { measureAliasInvoke } from './traffic.js';
@@ -410,6 +411,10 @@ async function main(): Promise<void> {
   // 12. The web console: the gzipped size of what its page loads, and the Functions page's load time with 200
   // functions in headless Chromium.
   results.console = await measureConsole(quick);
+
+  // 13. Workflows: the engine's overhead per node on a 100-node chain of no-op functions, beside the same calls made
+  // one after another by a client, and a 1,000-wide fan-out's duration and the server's peak memory.
+  results.workflows = await measureWorkflows(workflowsOptions(quick));
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${run.date.replace(/[:.]/g, '-')}.json`);
