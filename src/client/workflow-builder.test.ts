@@ -108,5 +108,8 @@ describe('workflow builder', () => {
     assert.throws(() => wf.input('x').get('a.b'), /bad key "a.b"/);
     assert.throws(() => wf.input('x').get(-1), /bad index -1/);
     assert.deepEqual(workflow().toJSON(), { nodes: {} });
+    const each = workflow({ inputs: { l: 'array' } });
+    each.map('m', { over: each.input('l'), function: 'f', input: { all: each.input('l') } });
+    assert.deepEqual(each.toJSON().nodes, { m: { map: '$.inputs.l', function: 'f', input: { all: '$.inputs.l' } } });
   });
 });

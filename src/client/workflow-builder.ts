@@ -128,12 +128,12 @@ export interface NodeOptions {
   description?: string;
 }
 
-/** A map node: `over` a list reference, `input` built from the element and its index. */
+/** A map node: `over` a list reference; `input` as a template or built from the element and its index. */
 export interface MapOptions extends NodeOptions {
   over: Ref<unknown>;
   function: string;
   qualifier?: string;
-  input?: (element: { item: Ref<unknown>; index: Ref<number> }) => Template;
+  input?: Template | ((element: { item: Ref<unknown>; index: Ref<number> }) => Template);
   concurrency?: number;
 }
 
@@ -201,7 +201,8 @@ export class WorkflowBuilder<I extends Record<string, WorkflowInputSpec>> {
   /** Adds a map node: runs `function` once per element of `over`; its output is the list of outputs. */
   map(id: string, options: MapOptions): NodeHandle {
     const { over, input, ...rest } = options;
-    const template = input?.({ item: new Ref('$.item'), index: new Ref<number>('$.index') });
+    const template =
+      typeof input === 'function' ? input({ item: new Ref('$.item'), index: new Ref<number>('$.index') }) : input;
     return this.#add(id, {
       map: over.toJSON(),
       ...rest,

@@ -206,7 +206,7 @@ function jsonEquals(a: unknown, b: unknown): boolean {
 
 /** The text a spec is stored as: JSON with every object's keys sorted, no spaces. */
 export function canonicalSpecText(json: unknown): string {
-  return JSON.stringify(sortKeys(json));
+  return JSON.stringify(sortKeys(json)) ?? 'null';
 }
 
 function sortKeys(value: unknown): unknown {
