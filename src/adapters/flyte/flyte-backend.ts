@@ -13,7 +13,8 @@ import type {
   NodeExecutionView,
 } from '../../core/ports/execution-backend.js';
 import type { ExecutionError, ExecutionKey, NodePhase } from '../../core/ports/workflow-store.js';
-import type { CompiledWorkflow, WorkflowSpec, WorkflowValueType } from '../../core/workflow-spec.js';
+import { compileWorkflow } from '../../core/workflow-compile.js';
+import type { WorkflowValueType } from '../../core/workflow-spec.js';
 import { FlyteAdminClient, seg, type FlyteAdminClientOptions } from './flyte-admin-client.js';
 import type {
   ExecutionCreateRequestJson,
@@ -36,8 +37,6 @@ import { jsonFromLiteral, jsonFromLiteralMap, literalForInput } from './flyte-li
 import { flyteRegistration, outputVar, unpinnedChildren } from './flyte-workflow.js';
 
 export interface FlyteBackendOptions extends FlyteAdminClientOptions {
-  /** Checks and compiles a deployed spec (the same compiler the built-in engine uses). */
-  compile: (spec: WorkflowSpec) => CompiledWorkflow;
   /** The Flyte project workflows are registered in (default `savassan`). */
   project?: string | undefined;
   /** The Flyte domains workflows are registered in (default `["development"]`). */
@@ -57,28 +56,26 @@ export function createFlyteBackend(options: FlyteBackendOptions): FlyteBackend {
 export class FlyteBackend implements ExecutionBackend {
   readonly kind = 'flyte';
   readonly client: FlyteAdminClient;
-  readonly #compile: (spec: WorkflowSpec) => CompiledWorkflow;
   readonly #project: string;
   readonly #domains: readonly string[];
 
   constructor(options: FlyteBackendOptions) {
     this.client = new FlyteAdminClient(options);
-    this.#compile = options.compile;
     this.#project = options.project ?? 'savassan';
     this.#domains = options.domains ?? ['development'];
     if (this.#domains.length === 0) throw new PlatformError('BAD_REQUEST', 'the Flyte backend needs a domain');
   }
 
   async register(name: string, version: number, spec: string): Promise<void> {
-    let parsed: WorkflowSpec;
+    let parsed: unknown;
     try {
-      parsed = JSON.parse(spec) as WorkflowSpec;
+      parsed = JSON.parse(spec);
     } catch (err) {
       throw new PlatformError('BAD_REQUEST', `workflow ${name} version ${version}: the spec is not JSON`, {
         cause: err,
       });
     }
-    const compiled = this.#compile(parsed);
+    const compiled = compileWorkflow(parsed);
     for (const domain of this.#domains) {
       const childVersions = new Map<string, string>();
       for (const child of unpinnedChildren(compiled)) {

@@ -13,6 +13,7 @@
  * is refused.
  */
 import { PlatformError } from '../../core/errors.js';
+import { isReferenceText, parseReference } from '../../core/workflow-compile.js';
 import type { CompiledNode, CompiledWorkflow } from '../../core/workflow-spec.js';
 import type {
   BindingDataJson,
@@ -39,32 +40,6 @@ export const itemVar = 'item';
 
 const anyJson: VariableJson = { type: { simple: 'STRUCT' } };
 
-type Reference =
-  | { kind: 'input'; name: string; path: (string | number)[] }
-  | { kind: 'node'; node: string; path: (string | number)[] }
-  | { kind: 'item'; path: (string | number)[] }
-  | { kind: 'index' };
-
-/** A `$.` reference, parsed; null for any other value. */
-export function parseReference(value: unknown): Reference | null {
-  if (typeof value !== 'string' || !value.startsWith('$.')) return null;
-  const head = /^\$\.(inputs\.([^.[\]]+)|nodes\.([^.[\]]+)\.output|item|index)/.exec(value);
-  if (head === null) throw new PlatformError('BAD_REQUEST', `${value} is not a reference`);
-  const path: (string | number)[] = [];
-  let rest = value.slice(head[0].length);
-  while (rest.length > 0) {
-    const step = /^(?:\.([^.[\]]+)|\[(\d+)\])/.exec(rest);
-    if (step === null) throw new PlatformError('BAD_REQUEST', `${value} is not a reference`);
-    path.push(step[1] ?? Number(step[2]));
-    rest = rest.slice(step[0].length);
-  }
-  if (head[2] !== undefined) return { kind: 'input', name: head[2], path };
-  if (head[3] !== undefined) return { kind: 'node', node: head[3], path };
-  if (head[1] === 'item') return { kind: 'item', path };
-  if (path.length > 0) throw new PlatformError('BAD_REQUEST', `${value}: $.index has no fields`);
-  return { kind: 'index' };
-}
-
 function attrPath(path: (string | number)[]): PromiseAttributeJson[] | undefined {
   if (path.length === 0) return undefined;
   return path.map((step) => (typeof step === 'number' ? { int_value: step } : { string_value: step }));
@@ -82,7 +57,7 @@ function isLiteralEscape(value: unknown): value is { $literal: unknown } {
 
 function holdsReference(value: unknown): boolean {
   if (isLiteralEscape(value)) return false;
-  if (typeof value === 'string') return value.startsWith('$.');
+  if (typeof value === 'string') return isReferenceText(value);
   if (Array.isArray(value)) return value.some(holdsReference);
   if (value !== null && typeof value === 'object') return Object.values(value).some(holdsReference);
   return false;
@@ -108,16 +83,16 @@ export function bindingFor(template: unknown, where: string, inMap: boolean): Bi
     for (const [key, value] of Object.entries(template)) bindings[key] = bindingFor(value, `${where}.${key}`, inMap);
     return { map: { bindings } };
   }
+  if (!isReferenceText(template)) return literalBinding(template);
   const ref = parseReference(template);
-  if (ref === null) return literalBinding(template);
-  switch (ref.kind) {
-    case 'input':
+  switch (ref.root) {
+    case 'inputs':
       return { promise: { node_id: startNodeId, var: ref.name, attr_path: attrPath(ref.path) } };
-    case 'node':
-      return { promise: { node_id: ref.node, var: outputVar, attr_path: attrPath(ref.path) } };
+    case 'nodes':
+      return { promise: { node_id: ref.name, var: outputVar, attr_path: attrPath(ref.path) } };
     case 'item':
     case 'index':
-      if (!inMap) throw new PlatformError('BAD_REQUEST', `${where}: ${String(template)} is only valid in a map node`);
+      if (!inMap) throw new PlatformError('BAD_REQUEST', `${where}: ${template} is only valid in a map node`);
       return literalBinding(template);
   }
 }
