@@ -1,7 +1,8 @@
 // A FlyteAdmin-shaped REST server for tests: a real node:http server on loopback that keeps registered tasks,
 // workflows, launch plans and executions in memory, checks requests as FlyteAdmin does (ids and resource types,
 // entities that must exist, required inputs, names in use), and answers with the gateway's JSON (snake_case, enums by
-// name, int64 as strings, gRPC-coded errors). Executions advance one phase each time they are read (QUEUED → RUNNING →
+// name, int64 as strings, unset messages and timestamps as null as FlyteAdmin's `EmitUnpopulated` gateway writes them,
+// gRPC-coded errors `{code, message, details}`). Executions advance one phase each time they are read (QUEUED → RUNNING →
 // the end), and run for real: each `savassan-function` task calls the test's function of that name on its bound input,
 // with the node's retries; array nodes call it per element; workflow nodes run the child launch plan.
 import { randomBytes } from 'node:crypto';
@@ -154,6 +155,68 @@ function duration(from: string, to: Date): string {
 function executionName(): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
   return 'a' + [...randomBytes(19)].map((b) => alphabet[b % alphabet.length]).join('');
+}
+
+/** An execution as the gateway writes it: unset messages and timestamps as null. */
+function executionOut(execution: ExecutionJson): object {
+  const metadata = execution.spec?.metadata ?? {};
+  const closure = execution.closure ?? {};
+  return {
+    id: { ...execution.id, org: '' },
+    spec: {
+      ...execution.spec,
+      metadata: {
+        mode: metadata.mode ?? 'MANUAL',
+        principal: '',
+        nesting: 0,
+        scheduled_at: null,
+        parent_node_execution: metadata.parent_node_execution ?? null,
+        reference_execution: metadata.reference_execution ?? null,
+        system_metadata: null,
+        artifact_ids: [],
+      },
+      labels: null,
+      annotations: null,
+      security_context: null,
+    },
+    closure: {
+      ...closure,
+      computed_inputs: null,
+      phase: closure.phase ?? 'UNDEFINED',
+      started_at: closure.started_at ?? null,
+      duration: closure.duration ?? null,
+      created_at: closure.created_at ?? null,
+      updated_at: closure.updated_at ?? null,
+      notifications: [],
+      workflow_id: null,
+      state_change_details: null,
+    },
+  };
+}
+
+function nodeExecutionOut(node: NodeExecutionJson): object {
+  const closure = node.closure ?? {};
+  return {
+    ...node,
+    input_uri: '',
+    closure: {
+      ...closure,
+      started_at: closure.started_at ?? null,
+      duration: closure.duration ?? null,
+      created_at: closure.created_at ?? null,
+      updated_at: closure.updated_at ?? null,
+      deck_uri: '',
+      dynamic_job_spec_uri: '',
+    },
+    metadata: {
+      retry_group: '',
+      is_parent_node: false,
+      spec_node_id: '',
+      is_dynamic: false,
+      is_array: false,
+      ...node.metadata,
+    },
+  };
 }
 
 export async function startFakeFlyteAdmin(
@@ -644,7 +707,7 @@ export async function startFakeFlyteAdmin(
     if (method === 'GET' && kind === 'executions' && rest.length === 3) {
       const e = exec();
       advance(e);
-      return e.execution;
+      return executionOut(e.execution);
     }
     if (method === 'GET' && kind === 'executions' && rest.length === 2) return listExecutions(rest, query);
     if (method === 'DELETE' && kind === 'executions' && rest.length === 3) return terminate(rest, body);
@@ -654,7 +717,12 @@ export async function startFakeFlyteAdmin(
         domain: decodeURIComponent(rest[2]!),
         name: decodeURIComponent(rest[3]!),
       });
-      return { full_inputs: { literals: e.inputs }, ...(e.outputs ? { full_outputs: { literals: e.outputs } } : {}) };
+      return {
+        outputs: null,
+        inputs: null,
+        full_inputs: { literals: e.inputs },
+        full_outputs: e.outputs ? { literals: e.outputs } : null,
+      };
     }
     if (method === 'GET' && kind === 'node_executions' && rest.length === 3) {
       const e = exec();
@@ -662,7 +730,7 @@ export async function startFakeFlyteAdmin(
       const offset = query.get('token') ? Number(query.get('token')) : 0;
       const all = e.nodes.map((n) => n.node);
       return {
-        node_executions: all.slice(offset, offset + limit),
+        node_executions: all.slice(offset, offset + limit).map(nodeExecutionOut),
         token: offset + limit < all.length ? String(offset + limit) : '',
       };
     }
@@ -670,7 +738,18 @@ export async function startFakeFlyteAdmin(
       const e = exec();
       const node = e.nodes.find((n) => n.node.id.node_id === decodeURIComponent(rest[3]!));
       if (!node) throw notFound(`missing entity of type node execution ${rest.join('/')}`);
-      return { task_executions: node.attempts, token: '' };
+      return {
+        task_executions: node.attempts.map((a) => ({
+          ...a,
+          closure: {
+            ...a.closure,
+            started_at: a.closure?.started_at ?? null,
+            duration: a.closure?.duration ?? null,
+            logs: [],
+          },
+        })),
+        token: '',
+      };
     }
     throw new GrpcError(404, 5, 'Not Found');
   }
@@ -688,7 +767,7 @@ export async function startFakeFlyteAdmin(
       try {
         body = text === '' ? undefined : JSON.parse(text);
       } catch {
-        send(400, { error: 'invalid character', code: 3, message: 'invalid character in request body', details: [] });
+        send(400, { code: 3, message: 'invalid character in request body', details: [] });
         return;
       }
       requests.push({
@@ -705,7 +784,7 @@ export async function startFakeFlyteAdmin(
         return;
       }
       if (options.token !== undefined && req.headers.authorization !== `Bearer ${options.token}`) {
-        send(401, { error: 'unauthenticated', code: 16, message: 'token not valid', details: [] });
+        send(401, { code: 16, message: 'token not valid', details: [] });
         return;
       }
       try {
@@ -719,9 +798,8 @@ export async function startFakeFlyteAdmin(
           ),
         );
       } catch (err) {
-        if (err instanceof GrpcError)
-          send(err.status, { error: err.message, code: err.grpc, message: err.message, details: [] });
-        else send(500, { error: String(err), code: 13, message: String(err), details: [] });
+        if (err instanceof GrpcError) send(err.status, { code: err.grpc, message: err.message, details: [] });
+        else send(500, { code: 13, message: String(err), details: [] });
       }
     });
   });

@@ -140,6 +140,20 @@ describe('FlyteBackend against a FlyteAdmin-shaped server', () => {
     assert.deepEqual(await backend.data(key), { inputs: { x: 3 }, outputs: { result: 7 } });
   });
 
+  it('leaves out what FlyteAdmin sends as null: an unset start, no reference or parent execution', async () => {
+    flyte.hold(true);
+    try {
+      const key = await backend.launch({ project, domain, workflow: 'calc', inputs: { x: 2 } });
+      const view = await backend.get(key);
+      assert.equal(view.closure.phase, 'QUEUED');
+      assert.equal('started_at' in view.closure, false);
+      assert.deepEqual(view.spec.metadata, { mode: 'MANUAL' });
+      assert.deepEqual(await backend.data(key), { inputs: { x: 2 }, outputs: null });
+    } finally {
+      flyte.hold(false);
+    }
+  });
+
   it('names an execution when asked to launch without a name', async () => {
     const key = await backend.launch({ project, domain, workflow: 'calc', inputs: { x: 0 } });
     assert.match(key.name, /^[a-z][a-z0-9]{19}$/);

@@ -21,7 +21,6 @@ import type {
   ExecutionCreateResponseJson,
   ExecutionDataJson,
   ExecutionErrorJson,
-  ExecutionIdJson,
   ExecutionJson,
   ExecutionListJson,
   LaunchPlanJson,
@@ -152,7 +151,7 @@ export class FlyteBackend implements ExecutionBackend {
     } while (token !== undefined && nodes.length < maxNodeExecutions);
     const own = nodes.filter((node) => node.id.node_id !== 'start-node' && node.id.node_id !== 'end-node');
     const attempts = new Map<string, TaskExecutionJson[]>();
-    const tasks = own.filter((node) => node.closure?.workflow_node_metadata === undefined);
+    const tasks = own.filter((node) => node.closure?.workflow_node_metadata == null);
     for (let i = 0; i < tasks.length; i += attemptLookups) {
       await Promise.all(
         tasks.slice(i, i + attemptLookups).map(async (node) => {
@@ -167,11 +166,11 @@ export class FlyteBackend implements ExecutionBackend {
     const data = await this.client.get<ExecutionDataJson>(`/api/v1/data/executions/${keyPath(key)}`);
     const outputs = data.full_outputs?.literals;
     let output: unknown = null;
-    if (outputs !== undefined && Object.keys(outputs).length > 0) {
+    if (outputs != null && Object.keys(outputs).length > 0) {
       const single = outputs[outputVar];
-      output = single !== undefined ? jsonFromLiteral(single) : jsonFromLiteralMap(data.full_outputs);
+      output = single != null ? jsonFromLiteral(single) : jsonFromLiteralMap(outputs);
     }
-    return { inputs: jsonFromLiteralMap(data.full_inputs), outputs: output };
+    return { inputs: jsonFromLiteralMap(data.full_inputs?.literals), outputs: output };
   }
 
   async terminate(key: ExecutionKey, cause: string): Promise<void> {
@@ -249,8 +248,8 @@ function keyPath(key: ExecutionKey): string {
 }
 
 function executionKey(response: ExecutionCreateResponseJson): ExecutionKey {
-  const id: ExecutionIdJson | undefined = response.id;
-  if (id === undefined || typeof id.name !== 'string' || id.name === '') {
+  const id = response.id;
+  if (id == null || typeof id.name !== 'string' || id.name === '') {
     throw new PlatformError('UNAVAILABLE', 'FlyteAdmin created an execution but sent no id');
   }
   return { project: id.project, domain: id.domain, name: id.name };
@@ -294,8 +293,8 @@ function launchLiterals(launchPlan: LaunchPlanJson, inputs: Record<string, unkno
 
 const epoch = new Date(0).toISOString();
 
-function executionError(error: ExecutionErrorJson | undefined): ExecutionError | undefined {
-  if (error === undefined) return undefined;
+function executionError(error: ExecutionErrorJson | null | undefined): ExecutionError | undefined {
+  if (error == null) return undefined;
   return {
     code: error.code ?? 'UNKNOWN',
     message: error.message ?? '',
@@ -304,7 +303,7 @@ function executionError(error: ExecutionErrorJson | undefined): ExecutionError |
 }
 
 function executionView(execution: ExecutionJson): ExecutionView {
-  const closure = execution.closure ?? {};
+  const closure: NonNullable<ExecutionJson['closure']> = execution.closure ?? {};
   const lp = execution.spec?.launch_plan;
   const metadata = execution.spec?.metadata ?? {};
   const mode = metadata.mode;
@@ -320,15 +319,13 @@ function executionView(execution: ExecutionJson): ExecutionView {
       },
       metadata: {
         mode: mode === 'RELAUNCH' || mode === 'CHILD_WORKFLOW' || mode === 'RECOVERED' ? mode : 'MANUAL',
-        ...(metadata.reference_execution !== undefined ? { reference_execution: metadata.reference_execution } : {}),
-        ...(metadata.parent_node_execution !== undefined
-          ? { parent_node_execution: metadata.parent_node_execution }
-          : {}),
+        ...(metadata.reference_execution != null ? { reference_execution: metadata.reference_execution } : {}),
+        ...(metadata.parent_node_execution != null ? { parent_node_execution: metadata.parent_node_execution } : {}),
       },
     },
     closure: {
       phase: closure.phase ?? 'UNDEFINED',
-      ...(closure.started_at !== undefined ? { started_at: closure.started_at } : {}),
+      ...(closure.started_at != null ? { started_at: closure.started_at } : {}),
       duration: closure.duration ?? '0s',
       created_at: closure.created_at ?? closure.started_at ?? epoch,
       updated_at: closure.updated_at ?? closure.created_at ?? epoch,
@@ -336,7 +333,7 @@ function executionView(execution: ExecutionJson): ExecutionView {
   };
   const error = executionError(closure.error);
   if (error !== undefined) view.closure.error = error;
-  if (closure.abort_metadata !== undefined) {
+  if (closure.abort_metadata != null) {
     view.closure.abort_metadata = {
       cause: closure.abort_metadata.cause ?? '',
       principal: closure.abort_metadata.principal ?? '',
@@ -364,7 +361,7 @@ function taskPhase(phase: TaskPhaseName | undefined): NodePhase {
 }
 
 function nodeExecutionView(node: NodeExecutionJson, tasks: TaskExecutionJson[]): NodeExecutionView {
-  const closure = node.closure ?? {};
+  const closure: NonNullable<NodeExecutionJson['closure']> = node.closure ?? {};
   const phase = closure.phase === 'DYNAMIC_RUNNING' ? 'RUNNING' : (closure.phase ?? 'UNDEFINED');
   const view: NodeExecutionView = {
     id: { node_id: node.id.node_id, execution_id: node.id.execution_id },
@@ -374,7 +371,7 @@ function nodeExecutionView(node: NodeExecutionJson, tasks: TaskExecutionJson[]):
     },
     closure: {
       phase,
-      ...(closure.started_at !== undefined ? { started_at: closure.started_at } : {}),
+      ...(closure.started_at != null ? { started_at: closure.started_at } : {}),
       duration: closure.duration ?? '0s',
       created_at: closure.created_at ?? closure.started_at ?? epoch,
       updated_at: closure.updated_at ?? closure.created_at ?? epoch,
@@ -398,6 +395,6 @@ function nodeExecutionView(node: NodeExecutionJson, tasks: TaskExecutionJson[]):
   const error = executionError(closure.error);
   if (error !== undefined) view.closure.error = error;
   const child = closure.workflow_node_metadata?.execution_id;
-  if (child !== undefined) view.closure.workflow_node_metadata = { execution_id: child };
+  if (child != null) view.closure.workflow_node_metadata = { execution_id: child };
   return view;
 }

@@ -1,8 +1,9 @@
 /**
- * FlyteAdmin's REST messages as its gateway writes them: protobuf's JSON mapping with the proto field names
- * (snake_case), enums by name, int64 as strings, Durations as `"1.5s"`, Timestamps in RFC 3339. Only the fields this
- * adapter reads or writes are spelt out; the `Checks` at the end make the build fail if one of them is not a field of
- * the `@flyteorg/flyteidl` message it stands for.
+ * FlyteAdmin's REST messages as its gateway writes them for `application/json`: protobuf's JSON mapping with the proto
+ * field names (snake_case), enums by name, int64 as strings, Durations as `"1.5s"`, Timestamps in RFC 3339, and every
+ * unset field emitted (`null` for a message or timestamp that is not set; an unset oneof member is left out). Only the
+ * fields this adapter reads or writes are spelt out; the `Checks` at the end make the build fail if one of them is not
+ * a field of the `@flyteorg/flyteidl` message it stands for.
  */
 import type { flyteidl } from '@flyteorg/flyteidl/gen/pb-js/flyteidl.js';
 
@@ -69,7 +70,7 @@ export interface LiteralJson {
 }
 
 export interface LiteralMapJson {
-  literals?: Record<string, LiteralJson>;
+  literals?: Record<string, LiteralJson> | null;
 }
 
 export interface LiteralTypeJson {
@@ -182,18 +183,18 @@ export interface LaunchPlanCreateRequestJson {
 
 export interface LaunchPlanJson {
   id: IdentifierJson;
-  spec?: LaunchPlanSpecJson;
+  spec?: LaunchPlanSpecJson | null;
   closure?: {
     state?: LaunchPlanStateName;
-    expected_inputs?: { parameters?: Record<string, ParameterJson> };
-  };
+    expected_inputs?: { parameters?: Record<string, ParameterJson> | null } | null;
+  } | null;
 }
 
 export interface ExecutionMetadataJson {
   mode?: ExecutionModeName;
   principal?: string;
-  reference_execution?: ExecutionIdJson;
-  parent_node_execution?: NodeExecutionIdJson;
+  reference_execution?: ExecutionIdJson | null;
+  parent_node_execution?: NodeExecutionIdJson | null;
 }
 
 export interface ExecutionCreateRequestJson {
@@ -212,13 +213,13 @@ export interface ExecutionErrorJson {
 
 export interface ExecutionJson {
   id: ExecutionIdJson;
-  spec?: { launch_plan?: IdentifierJson; metadata?: ExecutionMetadataJson };
+  spec?: { launch_plan?: IdentifierJson | null; metadata?: ExecutionMetadataJson | null } | null;
   closure?: {
     phase?: WorkflowPhaseName;
-    started_at?: string;
-    duration?: string;
-    created_at?: string;
-    updated_at?: string;
+    started_at?: string | null;
+    duration?: string | null;
+    created_at?: string | null;
+    updated_at?: string | null;
     error?: ExecutionErrorJson;
     abort_metadata?: { cause?: string; principal?: string };
   };
@@ -231,15 +232,15 @@ export interface ExecutionListJson {
 
 export interface NodeExecutionJson {
   id: NodeExecutionIdJson;
-  metadata?: { retry_group?: string; is_parent_node?: boolean; spec_node_id?: string; is_array?: boolean };
+  metadata?: { retry_group?: string; is_parent_node?: boolean; spec_node_id?: string; is_array?: boolean } | null;
   closure?: {
     phase?: NodePhaseName;
-    started_at?: string;
-    duration?: string;
-    created_at?: string;
-    updated_at?: string;
+    started_at?: string | null;
+    duration?: string | null;
+    created_at?: string | null;
+    updated_at?: string | null;
     error?: ExecutionErrorJson;
-    workflow_node_metadata?: { execution_id?: ExecutionIdJson };
+    workflow_node_metadata?: { execution_id?: ExecutionIdJson | null };
     task_node_metadata?: { cache_status?: CacheStatusName };
   };
 }
@@ -253,10 +254,10 @@ export interface TaskExecutionJson {
   id: { node_execution_id: NodeExecutionIdJson; retry_attempt?: number };
   closure?: {
     phase?: TaskPhaseName;
-    started_at?: string;
-    duration?: string;
+    started_at?: string | null;
+    duration?: string | null;
     error?: ExecutionErrorJson;
-  };
+  } | null;
 }
 
 export interface TaskExecutionListJson {
@@ -265,12 +266,12 @@ export interface TaskExecutionListJson {
 }
 
 export interface ExecutionDataJson {
-  full_inputs?: LiteralMapJson;
-  full_outputs?: LiteralMapJson;
+  full_inputs?: LiteralMapJson | null;
+  full_outputs?: LiteralMapJson | null;
 }
 
 export interface ExecutionCreateResponseJson {
-  id?: ExecutionIdJson;
+  id?: ExecutionIdJson | null;
 }
 
 /** The error body FlyteAdmin's gateway sends: `code` is the gRPC status code. */

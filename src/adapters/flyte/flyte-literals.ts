@@ -81,15 +81,15 @@ function describe(value: unknown): string {
 
 /** A Flyte literal as plain JSON (a shape this adapter cannot read, such as a blob, is an UNAVAILABLE). */
 export function jsonFromLiteral(literal: LiteralJson): unknown {
-  if (literal.collection !== undefined) return (literal.collection.literals ?? []).map(jsonFromLiteral);
-  if (literal.map !== undefined) return jsonFromLiteralMap(literal.map);
+  if (literal.collection != null) return (literal.collection.literals ?? []).map(jsonFromLiteral);
+  if (literal.map != null) return jsonFromLiteralMap(literal.map.literals);
   const scalar = literal.scalar;
-  if (scalar === undefined) return null;
-  if (scalar.none_type !== undefined) return null;
-  if (scalar.generic !== undefined) return scalar.generic;
-  if (scalar.union !== undefined) return jsonFromLiteral(scalar.union.value);
+  if (scalar == null) return null;
+  if (scalar.none_type != null) return null;
+  if (scalar.generic != null) return scalar.generic;
+  if (scalar.union != null) return jsonFromLiteral(scalar.union.value);
   const primitive = scalar.primitive;
-  if (primitive !== undefined) {
+  if (primitive != null) {
     if (primitive.integer !== undefined) {
       const n = Number(primitive.integer);
       return Number.isSafeInteger(n) ? n : primitive.integer;
@@ -106,8 +106,8 @@ export function jsonFromLiteral(literal: LiteralJson): unknown {
   );
 }
 
-export function jsonFromLiteralMap(map: LiteralMapJson | undefined): Record<string, unknown> {
+export function jsonFromLiteralMap(literals: LiteralMapJson['literals'] | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, literal] of Object.entries(map?.literals ?? {})) out[key] = jsonFromLiteral(literal);
+  for (const [key, literal] of Object.entries(literals ?? {})) out[key] = jsonFromLiteral(literal);
   return out;
 }
