@@ -14,7 +14,12 @@ import {
   specHash,
   type WorkflowScope,
 } from './workflow-compile.js';
-import { maxWorkflowNodes, type CompiledWorkflow, type WorkflowCondition } from './workflow-spec.js';
+import {
+  maxWorkflowNodes,
+  maxWorkflowSpecBytes,
+  type CompiledWorkflow,
+  type WorkflowCondition,
+} from './workflow-spec.js';
 
 const example = {
   inputs: { x: 'number' },
@@ -291,6 +296,10 @@ describe('compileWorkflow', () => {
     for (let i = 0; i < maxWorkflowNodes; i++)
       nodes[`n${i}`] = { function: 'f', input: i > 0 ? `$.nodes.n${i - 1}.output` : null };
     assert.equal(compileWorkflow(spec(nodes)).order.length, maxWorkflowNodes);
+    rejects(
+      () => compileWorkflow(spec({ a: { function: 'f', input: 'x'.repeat(maxWorkflowSpecBytes) } })),
+      `the spec is ${maxWorkflowSpecBytes + 43} bytes of JSON, over ${maxWorkflowSpecBytes}`,
+    );
     nodes['extra'] = { function: 'f' };
     rejects(
       () => compileWorkflow(spec(nodes)),

@@ -7,6 +7,7 @@ import { isDnsLabel } from './dns-label.js';
 import { PlatformError } from './errors.js';
 import {
   maxWorkflowNodes,
+  maxWorkflowSpecBytes,
   type CompiledNode,
   type CompiledWorkflow,
   type WorkflowCondition,
@@ -205,7 +206,7 @@ function jsonEquals(a: unknown, b: unknown): boolean {
 
 /** The text a spec is stored as: JSON with every object's keys sorted, no spaces. */
 export function canonicalSpecText(json: unknown): string {
-  return JSON.stringify(sortKeys(json));
+  return JSON.stringify(sortKeys(json)) ?? 'null';
 }
 
 function sortKeys(value: unknown): unknown {
@@ -613,6 +614,8 @@ function findCycle(nodes: Record<string, CompiledNode>, left: string[]): string[
  */
 export function compileWorkflow(json: unknown): CompiledWorkflow {
   if (!isPlainObject(json)) throw bad('a workflow spec is a JSON object');
+  const bytes = new TextEncoder().encode(JSON.stringify(json)).length;
+  if (bytes > maxWorkflowSpecBytes) throw bad(`the spec is ${bytes} bytes of JSON, over ${maxWorkflowSpecBytes}`);
   rejectUnknown('', json, specFields);
   if (json['description'] !== undefined && typeof json['description'] !== 'string') {
     throw bad('description: a string');
