@@ -46,6 +46,12 @@ export class FlyteAdminClient {
     this.#token = options.token === '' ? undefined : options.token;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#maxResponseBytes = options.maxResponseBytes ?? 8 * 1024 * 1024;
+    if (!Number.isInteger(this.#timeoutMs) || this.#timeoutMs < 1 || this.#timeoutMs > 600_000) {
+      throw new PlatformError('BAD_REQUEST', `the Flyte timeout must be 1-600000 ms, got ${this.#timeoutMs}`);
+    }
+    if (!Number.isInteger(this.#maxResponseBytes) || this.#maxResponseBytes < 1) {
+      throw new PlatformError('BAD_REQUEST', `the Flyte response bound must be a positive byte count`);
+    }
   }
 
   get<T>(path: string, query?: Record<string, string | undefined>): Promise<T> {
