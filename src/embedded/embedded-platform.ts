@@ -35,6 +35,7 @@ import { StoreNodeSink } from '../workflows/node-sink.js';
 import { pinFunctionVersion } from '../workflows/pin-function.js';
 import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
 import type { WorkflowEngine } from '../workflows/engine.js';
+import type { WorkflowStore } from '../core/ports/workflow-store.js';
 import type { BackendSummary, BackendUrls } from './backends.js';
 
 export { runtimeWarnings, type SandboxKind };
@@ -210,7 +211,12 @@ export interface EmbeddedPlatform {
   readonly backends: BackendSummary;
   readonly server: FastifyInstance;
   /** Workflows: deploys, the execution backend, and the engine that runs executions in this process. */
-  readonly workflows: { deployer: WorkflowDeployer; backend: BuiltinExecutionBackend; engine: WorkflowEngine };
+  readonly workflows: {
+    deployer: WorkflowDeployer;
+    backend: BuiltinExecutionBackend;
+    engine: WorkflowEngine;
+    store: WorkflowStore;
+  };
   /** Stop taking requests, drain in-flight invocations, destroy every sandbox. Idempotent. */
   close(): Promise<void>;
 }
@@ -442,7 +448,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     runtime,
     backends: backends.describe(),
     server,
-    workflows: { deployer: workflowDeployer, backend: workflowBackend, engine },
+    workflows: { deployer: workflowDeployer, backend: workflowBackend, engine, store: backends.workflows },
     close() {
       closing ??= (async () => {
         markReady(false);
