@@ -177,6 +177,11 @@ export class WorkflowEngine {
     this.#kick(id);
   }
 
+  /** A node row as this engine last saw it, if it runs the execution now. */
+  peek(key: ExecutionKey, nodeKey: string): NodeExecutionRecord | undefined {
+    return this.#lives.get(executionId(key))?.rows.get(nodeKey);
+  }
+
   /** Resolves once no step is under way (for tests and shutdown). */
   async idle(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
@@ -308,13 +313,11 @@ export class WorkflowEngine {
       record = started;
     }
     if (record.phase === 'ABORTING') {
-      await this.#abortAll(live, 'the execution was aborted');
-      await this.#end(live, { phase: 'ABORTED' });
+      if (await this.#abortAll(live, 'the execution was aborted')) await this.#end(live, { phase: 'ABORTED' });
       return;
     }
     if (record.phase === 'FAILING') {
-      await this.#abortAll(live, 'another node failed');
-      await this.#end(live, { phase: 'FAILED' });
+      if (await this.#abortAll(live, 'another node failed')) await this.#end(live, { phase: 'FAILED' });
       return;
     }
     if (record.phase === 'SUCCEEDING') {
@@ -347,8 +350,7 @@ export class WorkflowEngine {
       };
       const failing = await this.#updateExecution(live, { phase: 'FAILING', error });
       if (failing === null) return;
-      await this.#abortAll(live, 'another node failed');
-      await this.#end(live, { phase: 'FAILED' });
+      if (await this.#abortAll(live, 'another node failed')) await this.#end(live, { phase: 'FAILED' });
       return;
     }
     if (active) return;
@@ -395,21 +397,27 @@ export class WorkflowEngine {
     return updated;
   }
 
-  /** Abort every node still under way (and the children of sub-workflow nodes). */
-  async #abortAll(live: Live, why: string): Promise<void> {
+  /**
+   * Abort every node still under way (and the children of sub-workflow nodes). False when a row moved on meanwhile
+   * (the step runs again, from the store).
+   */
+  async #abortAll(live: Live, why: string): Promise<boolean> {
     const now = new Date(this.#now());
+    let all = true;
     for (const row of [...live.rows.values()]) {
       if (terminalNodePhases.has(row.phase)) continue;
       if (row.child !== null) await this.#abortChild(row.child, why);
       const attempts = row.attempts.map((a) =>
         a.phase === 'RUNNING' ? { ...a, phase: 'ABORTED' as const, endedAt: now } : a,
       );
-      await this.#putRow(
+      const written = await this.#putRow(
         live,
         { ...row, phase: 'ABORTED', attempts, claimedBy: null, deadline: null, notBefore: null, endedAt: now },
         row.revision,
       );
+      if (written === null) all = false;
     }
+    return all;
   }
 
   async #abortChild(child: ExecutionKey, why: string): Promise<void> {
@@ -865,11 +873,13 @@ export class WorkflowEngine {
       const attempts = other.attempts.map((a) =>
         a.phase === 'RUNNING' ? { ...a, phase: 'ABORTED' as const, endedAt: now } : a,
       );
-      await this.#putRow(
+      const written = await this.#putRow(
         live,
         { ...other, phase: 'ABORTED', attempts, claimedBy: null, deadline: null, endedAt: now },
         other.revision,
       );
+      // A row moved on meanwhile: the step runs again, from the store.
+      if (written === null) return 'active';
     }
     const error: ExecutionError = {
       code: element.error?.code ?? 'FAILED',
