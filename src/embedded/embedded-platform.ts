@@ -279,10 +279,16 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   let invalidate: (functionName: string) => void = () => {};
   /** Set once the event runners exist: runs what was just queued. */
   let wake: (functionName: string) => void = () => {};
-  /** Queues schedules' events and workflow node attempts (from the control plane's leader loops). */
+  /** Queues schedules' events (the control plane's leader fires them). */
   const leaderInvocations = new AsyncInvocations({
     queue: invocations,
     check: functionMustExist(metadata),
+    onQueued: (name) => wake(name),
+  });
+  // Node attempts: the engine pinned a version that exists; a function deleted since fails the attempt as it runs.
+  const workflowInvocations = new AsyncInvocations({
+    queue: invocations,
+    check: () => Promise.resolve(),
     onQueued: (name) => wake(name),
   });
   // Attempts claimed under another boot id ran in a process that stopped: the engine gives them up at once.
@@ -298,9 +304,10 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     workflows: {
       store: backends.workflows,
       blobStore,
-      submit: (name, eventJson, submitOptions) => leaderInvocations.submit(name, eventJson, submitOptions),
+      submit: (name, eventJson, submitOptions) => workflowInvocations.submit(name, eventJson, submitOptions),
       pinFunction: pinFunctionVersion(metadata, traffic),
       bootId,
+      preclaim: true,
     },
     reconcileIntervalMs: options.reconcileIntervalMs,
     onTrafficChange: (functionName) => invalidate(functionName),

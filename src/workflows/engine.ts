@@ -48,6 +48,12 @@ export interface WorkflowEngineOptions {
    * under another boot id was running in a process that stopped: it is given up at once.
    */
   bootId?: string | undefined;
+  /**
+   * Embedded: attempts are written claimed by `bootId` already (the dispatcher runs in this process, see
+   * `StoreNodeSink`), which saves the dispatcher's claim write. Attempts of nodes with a timeout are claimed as usual
+   * (the claim sets the deadline).
+   */
+  preclaim?: boolean | undefined;
   now?: (() => number) | undefined;
   logger?: Logger | undefined;
 }
@@ -676,7 +682,9 @@ export class WorkflowEngine {
         attempts,
         notBefore: null,
         deadline: null,
-        claimedBy: null,
+        // Embedded: claimed for this process's dispatcher at once, which then runs it without a write of its own.
+        claimedBy:
+          this.#options.preclaim === true && node.timeoutSeconds === null ? (this.#options.bootId ?? null) : null,
         startedAt: row.startedAt ?? now,
         updatedAt: now,
       },
@@ -776,7 +784,8 @@ export class WorkflowEngine {
         return 'active';
       }
       if (row.deadline !== null) this.#wakeAt(live, row.deadline.getTime());
-      if (row.claimedBy === null && !live.submitted.has(`${row.key}#${current.attempt}`)) {
+      const mine = row.claimedBy === null || row.claimedBy === bootId;
+      if (mine && !live.submitted.has(`${row.key}#${current.attempt}`)) {
         await this.#submit(live, node, row, await loadJson(this.#blobs, row.input ?? { inline: 'null' }));
       }
       return 'active';
