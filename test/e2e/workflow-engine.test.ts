@@ -432,4 +432,86 @@ describe('the workflow engine (embedded)', () => {
     const execution = await platform.workflows.store.getExecution(key);
     assert.ok(execution?.outputs !== null && execution?.outputs !== undefined && 'blobKey' in execution.outputs);
   });
+  it('deploys versions, validates, lists and deletes workflows', async () => {
+    const spec = { nodes: { a: { function: 'fn', input: { n: 1 } } } };
+    const first = await platform.workflows.deployer.deploy('versioned', spec);
+    assert.equal(first.created, true);
+    assert.equal(first.record.version, 1);
+    const same = await platform.workflows.deployer.deploy('versioned', {
+      nodes: { a: { input: { n: 1 }, function: 'fn' } },
+    });
+    assert.equal(same.created, false);
+    assert.equal(same.record.version, 1);
+    const second = await platform.workflows.deployer.deploy('versioned', { nodes: { b: { function: 'fn' } } });
+    assert.equal(second.record.version, 2);
+    assert.deepEqual(
+      (await platform.workflows.deployer.versions('versioned')).map((v) => v.version),
+      [2, 1],
+    );
+    assert.equal((await platform.workflows.deployer.get('versioned', 1)).version, 1);
+    assert.deepEqual(await platform.workflows.deployer.validate('versioned', spec), {
+      valid: true,
+      nodeCount: 1,
+      order: ['a'],
+    });
+    await assert.rejects(
+      platform.workflows.deployer.deploy('broken', { nodes: { a: { function: 'nosuchfn' } } }),
+      /BAD_REQUEST.*node a.*nosuchfn/,
+    );
+    await assert.rejects(platform.workflows.deployer.deploy('Bad Name', spec), /BAD_REQUEST/);
+    assert.ok((await platform.workflows.deployer.list()).some((w) => w.name === 'versioned' && w.latestVersion === 2));
+    // An execution of version 1, launched by number.
+    const key = await platform.workflows.backend.launch({
+      project,
+      domain,
+      workflow: 'versioned',
+      version: 1,
+      inputs: {},
+    });
+    assert.equal((await ended(key)).spec.launch_plan.version, '1');
+    await platform.workflows.deployer.delete('versioned');
+    await assert.rejects(platform.workflows.deployer.get('versioned'), /NOT_FOUND/);
+    await assert.rejects(platform.workflows.deployer.delete('versioned'), /NOT_FOUND/);
+    await assert.rejects(
+      platform.workflows.backend.launch({ project, domain, workflow: 'versioned', inputs: {} }),
+      /NOT_FOUND/,
+    );
+  });
+
+  it('launches under a given name once, checks inputs, lists executions page by page', async () => {
+    await deploy('named', { inputs: { x: 'number' }, nodes: { a: { function: 'fn', input: { n: '$.inputs.x' } } } });
+    const backend = platform.workflows.backend;
+    await assert.rejects(
+      backend.launch({ project, domain: 'other', workflow: 'named', inputs: { x: 'no' } }),
+      /BAD_REQUEST.*x/,
+    );
+    await assert.rejects(backend.launch({ project, domain: 'other', workflow: 'named', inputs: {} }), /BAD_REQUEST.*x/);
+    const named = await backend.launch({
+      project,
+      domain: 'other',
+      name: 'first-run',
+      workflow: 'named',
+      inputs: { x: 1 },
+    });
+    assert.deepEqual(named, { project, domain: 'other', name: 'first-run' });
+    await assert.rejects(
+      backend.launch({ project, domain: 'other', name: 'first-run', workflow: 'named', inputs: { x: 1 } }),
+      /CONFLICT/,
+    );
+    const generated = await backend.launch({ project, domain: 'other', workflow: 'named', inputs: { x: 2 } });
+    assert.match(generated.name, /^[a-z][a-z0-9]{19}$/);
+    const third = await backend.launch({ project, domain: 'other', workflow: 'named', inputs: { x: 3 } });
+    for (const key of [named, generated, third]) await ended(key);
+    assert.deepEqual((await backend.data(third)).inputs, { x: 3 });
+    const seen: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await backend.list(project, 'other', { limit: 2, token, workflow: 'named' });
+      assert.ok(page.executions.length <= 2);
+      seen.push(...page.executions.map((e) => e.id.name));
+      token = page.token || undefined;
+    } while (token !== undefined);
+    assert.deepEqual(seen.sort(), [named.name, generated.name, third.name].sort());
+    await assert.rejects(backend.get({ project, domain: 'other', name: 'nope' }), /NOT_FOUND/);
+  });
 });
