@@ -471,13 +471,13 @@ export class WorkflowEngine {
       for (const dep of node.dependsOn) {
         const state = states.get(dep);
         if (state === 'failed' || state === 'blocked') return 'pending';
-        if (state === 'skipped') return this.#skip(live, node, `node ${dep} was skipped`);
+        if (state === 'skipped') return this.#skip(live, node);
         if (state !== 'done') waiting = true;
       }
       if (waiting) return 'pending';
       if (node.when !== null) {
         const scope = await this.#scope(live, node.when, null);
-        if (!evaluateCondition(node.when, scope)) return this.#skip(live, node, 'its condition was false');
+        if (!evaluateCondition(node.when, scope)) return this.#skip(live, node);
       }
       if (node.kind === 'function') {
         starts.push(() => this.#startNode(live, node));
@@ -489,7 +489,7 @@ export class WorkflowEngine {
     return this.#advanceAttempts(live, node, row);
   }
 
-  async #skip(live: Live, node: CompiledNode, _why: string): Promise<NodeState> {
+  async #skip(live: Live, node: CompiledNode): Promise<NodeState> {
     const now = new Date(this.#now());
     const written = await this.#putRow(
       live,
