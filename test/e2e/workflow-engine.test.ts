@@ -251,8 +251,11 @@ describe('the workflow engine (embedded)', () => {
   });
 
   it('times an attempt out after the node timeout and retries it; the node ends TIMED_OUT', async () => {
+    const log = file('slow');
     await deploy('slow', {
-      nodes: { a: { function: 'fn', input: { sleepMs: 4000 }, timeoutSeconds: 1, retries: 1, retryDelaySeconds: 0 } },
+      nodes: {
+        a: { function: 'fn', input: { sleepMs: 3000, log }, timeoutSeconds: 1, retries: 1, retryDelaySeconds: 0 },
+      },
     });
     const key = await run('slow');
     const view = await ended(key);
@@ -263,6 +266,39 @@ describe('the workflow engine (embedded)', () => {
       a.attempts.map((x) => x.phase),
       ['TIMED_OUT', 'TIMED_OUT'],
     );
+    // Both runs went on to their end and were reported late: the reports changed nothing.
+    while ((await lines(log)).length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
+    await platform.workflows.engine.idle();
+    const after = (await nodes(key)).get('a')!;
+    assert.equal(after.closure.phase, 'TIMED_OUT');
+    assert.deepEqual(after.attempts, a.attempts);
+    assert.equal((await platform.workflows.backend.get(key)).closure.phase, 'FAILED');
+  });
+
+  it('fails a map node when an element fails after its retries; the elements under way are aborted', async () => {
+    await deploy('badmap', {
+      inputs: { xs: 'array' },
+      nodes: {
+        m: {
+          map: '$.inputs.xs',
+          function: 'fn',
+          concurrency: 3,
+          retries: 1,
+          retryDelaySeconds: 0,
+          input: '$.item',
+        },
+      },
+    });
+    const key = await run('badmap', { xs: [{ n: 1 }, { fail: 'element 1 broke' }, { sleepMs: 5000 }, { n: 4 }] });
+    const view = await ended(key);
+    assert.equal(view.closure.phase, 'FAILED');
+    assert.match(view.closure.error?.message ?? '', /node m failed: element 1: .*element 1 broke/);
+    const rows = await nodes(key);
+    assert.equal(rows.get('m')?.closure.phase, 'FAILED');
+    assert.equal(rows.get('m[0]')?.closure.phase, 'SUCCEEDED');
+    assert.equal(rows.get('m[1]')?.closure.phase, 'FAILED');
+    assert.equal(rows.get('m[1]')?.attempts.length, 2);
+    assert.equal(rows.get('m[2]')?.closure.phase, 'ABORTED');
   });
 
   it('reuses a cached output for the same function version and input, without an invocation', async () => {
