@@ -33,7 +33,7 @@ export interface WorkflowRoutesOptions {
 const WorkflowParams = Type.Object({
   name: Type.String({
     maxLength: 200,
-    description: 'lowercase letters, digits and dashes, starting with a letter, at most 63 characters',
+    description: '1-63 lowercase letters, digits, dashes and underscores, starting with a letter or digit',
   }),
 });
 
