@@ -335,6 +335,11 @@ export function executionRoutes(options: ExecutionRoutesOptions): FastifyPluginA
     app.delete(
       '/api/v1/executions/:project/:domain/:name',
       {
+        // The body is optional (FlyteAdmin's clients send one, curl -X DELETE does not).
+        preValidation: (request, _reply, done) => {
+          request.body ??= {};
+          done();
+        },
         schema: {
           summary: 'Terminate an execution: its running nodes are aborted; it ends ABORTED',
           params: Key,
