@@ -26,6 +26,8 @@ import type { LambdaArnScope } from '../../core/lambda-arn.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { Tracer } from '../../core/ports/tracer.js';
+import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
+import type { WorkflowDeployer } from '../../workflows/workflow-deployer.js';
 import type { Secrets } from '../secrets.js';
 import type { Traffic } from '../traffic.js';
 import { apiKeyCheck, apiKeyHook } from './api-keys.js';
@@ -78,6 +80,12 @@ import { functionView, invocationView, versionListView, versionView } from './vi
 export type { NodeView } from './schemas.js';
 export { defaultRequestTimeoutMs };
 
+/** What the workflow routes serve. */
+export interface GatewayWorkflows {
+  deployer: WorkflowDeployer;
+  backend: ExecutionBackend;
+}
+
 export interface GatewayServerOptions {
   invoker: Invoker;
   /** Traces of the invoke route (default: off). */
@@ -121,6 +129,8 @@ export interface GatewayServerOptions {
   workflows?: { deployer: WorkflowDeployerPort; backend: ExecutionBackend } | undefined;
   /** The functions' output, live (`logs/ws`, `logs?follow=1`). */
   liveLogs: LiveLogHub;
+  /** Workflows: their deploys and the backend their executions run on (absent: no workflow routes). */
+  workflows?: GatewayWorkflows | undefined;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
   /** The backends that do not answer right now (`createReadinessCheck`); any: /readyz answers 503 naming them. */
