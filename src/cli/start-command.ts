@@ -148,36 +148,16 @@ async function start(opts: StartOptions): Promise<void> {
     nodePids: opts.nodePids,
     freezeIdleMs: opts.freezeIdle,
     eventLoops: opts.eventLoops,
+    grpcPort: opts.grpcPort,
     redisUrl: opts.redis,
     dbUrl: opts.db,
     s3Url: opts.s3,
     secretKey,
     logger,
   });
-  // The gRPC ExecutionService runs workflows on the platform's execution backend, with the HTTP API's keys.
-  let grpc: { address: string; close(): Promise<void> } | null = null;
-  if (opts.grpcPort !== undefined) {
-    const { serveExecutionService } = await import('../gateway/grpc-executions.js');
-    try {
-      grpc = await serveExecutionService({
-        address: `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.grpcPort}`,
-        backend: platform.workflows.backend,
-        deployer: platform.workflows.deployer,
-        apiKeys: platform.options.apiKeys,
-        logger,
-      });
-    } catch (err) {
-      await platform.close();
-      throw err;
-    }
-  }
-  const grpcAddress = grpc?.address ?? null;
   // A second signal stops at once: sandboxes exit when their Agent's channel closes (bwrap ones also die with
   // this process).
-  untilSignal('draining in-flight invocations and stopping sandboxes', async () => {
-    await grpc?.close();
-    await platform.close();
-  });
+  untilSignal('draining in-flight invocations and stopping sandboxes', () => platform.close());
   const warnings = platform.runtime.isolating
     ? runtimeWarnings(platform.runtime)
     : [
@@ -206,7 +186,7 @@ async function start(opts: StartOptions): Promise<void> {
         backends,
         examples: deployed,
         apiKeys: keys,
-        ...(grpcAddress === null ? {} : { grpc: grpcAddress }),
+        ...(platform.grpcAddress === null ? {} : { grpc: platform.grpcAddress }),
       }),
     );
     return;
@@ -215,7 +195,7 @@ async function start(opts: StartOptions): Promise<void> {
     `Savassan is listening on ${platform.url} (data in ${platform.options.dataDir}, sandbox: ${platform.runtime.kind})`,
   );
   out(`Backends: pool and queue in ${backends.pool}; metadata in ${backends.metadata}; blobs in ${backends.blobs}`);
-  if (grpcAddress !== null) out(`gRPC ExecutionService on ${grpcAddress}`);
+  if (platform.grpcAddress !== null) out(`gRPC ExecutionService on ${platform.grpcAddress}`);
   if (deployed.length > 0) out(`Deployed the examples: ${deployed.join(', ')}`);
   out(`Console: ${platform.url}/console/`);
   if (keys > 0)

@@ -20,6 +20,9 @@ import { serveGrpc, type GrpcServerHandle } from '../grpc/grpc-transport.js';
 import { apiKeyCheck } from './http/api-keys.js';
 import type { WorkflowDeployerPort } from './http/routes/workflows.js';
 
+/** The bound ExecutionService: its address, and `close()`. */
+export type ExecutionServiceHandle = GrpcServerHandle;
+
 export interface ExecutionServiceOptions {
   /** `host:port` (port 0 picks one) or `unix:/path`. */
   address: string;
@@ -80,7 +83,7 @@ function headersOf(metadata: Metadata): IncomingHttpHeaders {
  * // a client: new ExecutionServiceClient(handle.address, credentials.createInsecure())
  * //   .executeWorkflow({ workflowId: 'pipeline', inputsJson: '{"x": 3}', ... }, bearerMetadata('k1'), cb)
  */
-export async function serveExecutionService(options: ExecutionServiceOptions): Promise<GrpcServerHandle> {
+export async function serveExecutionService(options: ExecutionServiceOptions): Promise<ExecutionServiceHandle> {
   const { backend, deployer } = options;
   const logger = (options.logger ?? silentLogger).child({ component: 'execution-grpc' });
   const check = options.apiKeys.length === 0 ? null : apiKeyCheck(options.apiKeys);
