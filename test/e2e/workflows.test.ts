@@ -151,16 +151,25 @@ describe('workflows end to end', () => {
             b: { function: 'inc', input: '$.nodes.a.output' },
           },
         },
-        /cycle/,
+        /nodes a -> b -> a form a cycle/,
       ],
-      [{ nodes: { a: { function: 'no-such-function' } } }, /node a.*no-such-function/],
+      [
+        { nodes: { a: { function: 'no-such-function' } } },
+        /node a: function: function no-such-function does not exist/,
+      ],
       [
         { nodes: { b: { function: 'inc', input: { n: '$.nodes.zz.output.n' } } } },
-        /node b: input\.n: .*unknown node zz/,
+        /node b: input\.n: \$\.nodes\.zz\.output\.n refers to an unknown node zz/,
       ],
-      [{ nodes: { b: { function: 'inc', input: { n: '$.inputs.nope' } } } }, /node b: input\.n.*nope/],
-      [{ inputs: { x: 'number' }, nodes: { m: { map: '$.inputs.x', function: 'inc' } } }, /node m: map/],
-      [{ nodes: { a: { function: 'inc', colour: 'red' } } }, /node a.*colour/],
+      [
+        { nodes: { b: { function: 'inc', input: { n: '$.inputs.nope' } } } },
+        /node b: input\.n: \$\.inputs\.nope refers to an unknown input nope/,
+      ],
+      [
+        { inputs: { x: 'number' }, nodes: { m: { map: '$.inputs.x', function: 'inc' } } },
+        /node m: map: \$\.inputs\.x maps over input x, declared number, not array/,
+      ],
+      [{ nodes: { a: { function: 'inc', colour: 'red' } } }, /node a: unknown field colour/],
     ];
     for (const [spec, message] of cases) {
       for (const path of ['/v1/workflows/bad', '/v1/workflows/bad/validate']) {
