@@ -101,11 +101,13 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
       tracer,
     });
     replaceFor = (instances) => manager.replaceFor(instances);
-    /** Queues schedules' events and workflow node attempts. */
+    /** Queues schedules' events. */
     const leaderInvocations = new AsyncInvocations({
       queue: backends.invocations,
       check: functionMustExist(backends.metadata),
     });
+    // Node attempts: the engine pinned a version that exists; a function deleted since fails the attempt as it runs.
+    const workflowInvocations = new AsyncInvocations({ queue: backends.invocations, check: () => Promise.resolve() });
     const controlPlane = new ControlPlane({
       pool,
       metadata: backends.metadata,
@@ -117,7 +119,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
       workflows: {
         store: backends.workflows,
         blobStore: backends.blobStore,
-        submit: (name, eventJson, submitOptions) => leaderInvocations.submit(name, eventJson, submitOptions),
+        submit: (name, eventJson, submitOptions) => workflowInvocations.submit(name, eventJson, submitOptions),
         pinFunction: pinFunctionVersion(backends.metadata, backends.traffic),
         pollMs: workflowPollMs,
       },

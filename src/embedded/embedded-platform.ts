@@ -36,6 +36,7 @@ import { StoreNodeSink } from '../workflows/node-sink.js';
 import { pinFunctionVersion } from '../workflows/pin-function.js';
 import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
 import type { WorkflowEngine } from '../workflows/engine.js';
+import type { WorkflowStore } from '../core/ports/workflow-store.js';
 import type { BackendSummary, BackendUrls } from './backends.js';
 
 export { runtimeWarnings, type SandboxKind };
@@ -218,7 +219,12 @@ export interface EmbeddedPlatform {
   readonly backends: BackendSummary;
   readonly server: FastifyInstance;
   /** Workflows: deploys, the execution backend, and the engine that runs executions in this process. */
-  readonly workflows: { deployer: WorkflowDeployer; backend: BuiltinExecutionBackend; engine: WorkflowEngine };
+  readonly workflows: {
+    deployer: WorkflowDeployer;
+    backend: BuiltinExecutionBackend;
+    engine: WorkflowEngine;
+    store: WorkflowStore;
+  };
   /** Where the gRPC ExecutionService listens (`host:port`), or null without `grpcPort`. */
   readonly grpcAddress: string | null;
   /** Stop taking requests, drain in-flight invocations, destroy every sandbox. Idempotent. */
@@ -283,10 +289,16 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   let invalidate: (functionName: string) => void = () => {};
   /** Set once the event runners exist: runs what was just queued. */
   let wake: (functionName: string) => void = () => {};
-  /** Queues schedules' events and workflow node attempts (from the control plane's leader loops). */
+  /** Queues schedules' events (the control plane's leader fires them). */
   const leaderInvocations = new AsyncInvocations({
     queue: invocations,
     check: functionMustExist(metadata),
+    onQueued: (name) => wake(name),
+  });
+  // Node attempts: the engine pinned a version that exists; a function deleted since fails the attempt as it runs.
+  const workflowInvocations = new AsyncInvocations({
+    queue: invocations,
+    check: () => Promise.resolve(),
     onQueued: (name) => wake(name),
   });
   // Attempts claimed under another boot id ran in a process that stopped: the engine gives them up at once.
@@ -302,9 +314,10 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     workflows: {
       store: backends.workflows,
       blobStore,
-      submit: (name, eventJson, submitOptions) => leaderInvocations.submit(name, eventJson, submitOptions),
+      submit: (name, eventJson, submitOptions) => workflowInvocations.submit(name, eventJson, submitOptions),
       pinFunction: pinFunctionVersion(metadata, traffic),
       bootId,
+      preclaim: true,
     },
     reconcileIntervalMs: options.reconcileIntervalMs,
     onTrafficChange: (functionName) => invalidate(functionName),
@@ -325,6 +338,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     store: backends.workflows,
     blobStore,
     processId: bootId,
+    peek: (key, nodeKey) => engine.peek(key, nodeKey),
     onChange: (row) => engine.nodeChanged(row),
   });
   let ready = false;
@@ -469,7 +483,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     runtime,
     backends: backends.describe(),
     server,
-    workflows: { deployer: workflowDeployer, backend: workflowBackend, engine },
+    workflows: { deployer: workflowDeployer, backend: workflowBackend, engine, store: backends.workflows },
     grpcAddress: grpc?.address ?? null,
     close() {
       closing ??= (async () => {

@@ -1,5 +1,5 @@
 import type { BlobStore } from '../core/ports/blob-store.js';
-import type { NodeExecutionRecord, WorkflowStore } from '../core/ports/workflow-store.js';
+import type { ExecutionKey, NodeExecutionRecord, WorkflowStore } from '../core/ports/workflow-store.js';
 import type { WorkflowNodeOutcome, WorkflowNodeRef, WorkflowNodeSink } from '../events/workflow-node-sink.js';
 import { nodeOutputBlobKey, storeJson } from './values.js';
 
@@ -13,9 +13,18 @@ export interface StoreNodeSinkOptions {
    * the node sets no timeout of its own (ms, default 30 s).
    */
   claimGraceMs?: number | undefined;
+  /**
+   * The row as the engine in this process last saw it (embedded mode), tried before reading the store: a stale one
+   * only loses its compare-and-set, and the row is read then.
+   */
+  peek?: ((key: ExecutionKey, nodeKey: string) => NodeExecutionRecord | undefined) | undefined;
   /** A row was written here: the engine in this process takes it at once (embedded mode). */
   onChange?: ((row: NodeExecutionRecord) => void) | undefined;
   now?: (() => number) | undefined;
+}
+
+function attemptId(ref: WorkflowNodeRef): string {
+  return `${ref.project}/${ref.domain}/${ref.name}/${ref.node}#${ref.attempt}`;
 }
 
 /** Compare-and-set tries before a write gives up (another writer keeps moving the row on). */
@@ -23,12 +32,15 @@ const maxTries = 5;
 
 /**
  * The dispatcher's side of node attempts, over the workflow store: a claim is a compare-and-set of the node row
- * (the attempt still current and RUNNING, nobody's yet), a report writes the attempt's end (and on success the
+ * (the attempt still current and RUNNING, nobody's yet; or written claimed for this process by the engine beside
+ * it, in embedded mode, and not taken here yet), a report writes the attempt's end (and on success the
  * node's output and end; on failure the engine decides on a retry).
  */
 export class StoreNodeSink implements WorkflowNodeSink {
   readonly #options: StoreNodeSinkOptions;
   readonly #now: () => number;
+  /** Attempts this process took and has not reported: another delivery of the same event is refused. */
+  readonly #started = new Set<string>();
 
   constructor(options: StoreNodeSinkOptions) {
     this.#options = options;
@@ -36,25 +48,37 @@ export class StoreNodeSink implements WorkflowNodeSink {
   }
 
   async claim(ref: WorkflowNodeRef, functionTimeoutSeconds: number): Promise<boolean> {
+    const id = attemptId(ref);
+    if (this.#started.has(id)) return false;
     const timeoutMs =
       ref.timeoutSeconds !== undefined
         ? ref.timeoutSeconds * 1000
         : functionTimeoutSeconds * 1000 + (this.#options.claimGraceMs ?? 30_000);
-    const written = await this.#update(ref, (row) =>
-      row.claimedBy !== null
-        ? null
-        : { ...row, claimedBy: this.#options.processId, deadline: new Date(this.#now() + timeoutMs) },
-    );
-    return written !== null;
+    let preclaimed = false;
+    const written = await this.#update(ref, (row) => {
+      if (row.claimedBy === this.#options.processId) {
+        // Written claimed for this process by the engine beside it: nothing to write.
+        preclaimed = true;
+        return null;
+      }
+      if (row.claimedBy !== null) return null;
+      return { ...row, claimedBy: this.#options.processId, deadline: new Date(this.#now() + timeoutMs) };
+    });
+    // Checked again after the await: another delivery of the same event may have taken it meanwhile.
+    if ((written === null && !preclaimed) || this.#started.has(id)) return false;
+    this.#started.add(id);
+    return true;
   }
 
   async release(ref: WorkflowNodeRef): Promise<void> {
+    this.#started.delete(attemptId(ref));
     await this.#update(ref, (row) =>
       row.claimedBy !== this.#options.processId ? null : { ...row, claimedBy: null, deadline: null },
     );
   }
 
   async report(ref: WorkflowNodeRef, outcome: WorkflowNodeOutcome): Promise<void> {
+    this.#started.delete(attemptId(ref));
     let output = null;
     if (outcome.status === 'succeeded') {
       const json = Buffer.from(outcome.outputJson).toString('utf8');
@@ -97,7 +121,9 @@ export class StoreNodeSink implements WorkflowNodeSink {
   ): Promise<NodeExecutionRecord | null> {
     const key = { project: ref.project, domain: ref.domain, name: ref.name };
     for (let i = 0; i < maxTries; i += 1) {
-      const row = await this.#options.store.getNode(key, ref.node);
+      const row =
+        (i === 0 ? this.#options.peek?.(key, ref.node) : undefined) ??
+        (await this.#options.store.getNode(key, ref.node));
       if (row === null || row.phase !== 'RUNNING') return null;
       const current = row.attempts.at(-1);
       if (current === undefined || current.attempt !== ref.attempt || current.phase !== 'RUNNING') return null;
