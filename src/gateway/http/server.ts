@@ -228,7 +228,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
         title: 'Savassan API',
         version: '1',
         description:
-          'Deploy and invoke functions. Errors are `{ "error": { "code", "message", ... } }`; codes: ' +
+          'Deploy and invoke functions. Errors are `{ "error": { "code", "message", ... } }` (under /api/v1, the ' +
+          'Flyte-shaped workflow execution API, `{ "code", "message", "kind" }`); codes: ' +
           Object.keys(errorCodes).join(', ') +
           '. Besides the answers each operation lists, any request that does not arrive in full within the ' +
           "server's request timeout gets 408 REQUEST_TIMEOUT, and one with too large headers 431 BAD_REQUEST.",
