@@ -29,6 +29,7 @@ import { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { createTracer } from '../adapters/otel/tracing.js';
 import type { Tracer } from '../core/ports/tracer.js';
 import { openBackends } from './backends.js';
+import { serveExecutionService, type ExecutionServiceHandle } from '../gateway/grpc-executions.js';
 import { randomUUID } from 'node:crypto';
 import { BuiltinExecutionBackend } from '../workflows/builtin-backend.js';
 import { StoreNodeSink } from '../workflows/node-sink.js';
@@ -94,6 +95,11 @@ export interface EmbeddedOptions extends BackendUrls {
   apiKeys?: readonly string[];
   /** Where set, a request for host `{name}.{urlDomain}` goes to function `name`'s URL (`--url-domain`). */
   urlDomain?: string | undefined;
+  /**
+   * Where set, the gRPC ExecutionService (workflow executions, proto/savassan/v1/execution.proto) listens on `host`
+   * at this port (0 picks one), with the HTTP API's keys (`--grpc-port`).
+   */
+  grpcPort?: number | undefined;
   logger?: Logger;
 }
 
@@ -119,6 +125,7 @@ export interface CompiledEmbeddedOptions {
   /** Empty: no authentication (loopback only). */
   apiKeys: string[];
   urlDomain: string | undefined;
+  grpcPort: number | undefined;
   logger: Logger;
   /** Real backends; undefined keeps the embedded default (memory pool and queue, SQLite, filesystem blobs). */
   redisUrl: string | undefined;
@@ -169,6 +176,7 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     eventLoops: compileEventLoops(options.eventLoops),
     apiKeys: requireApiKeys(host, options.apiKeys ?? []),
     urlDomain: compileUrlDomain(options.urlDomain),
+    grpcPort: compileGrpcPort(options.grpcPort),
     logger: options.logger ?? silentLogger,
     // An empty value (an environment variable set to '') means the default, as if it were not given.
     redisUrl: options.redisUrl || undefined,
@@ -217,6 +225,8 @@ export interface EmbeddedPlatform {
     engine: WorkflowEngine;
     store: WorkflowStore;
   };
+  /** Where the gRPC ExecutionService listens (`host:port`), or null without `grpcPort`. */
+  readonly grpcAddress: string | null;
   /** Stop taking requests, drain in-flight invocations, destroy every sandbox. Idempotent. */
   close(): Promise<void>;
 }
@@ -438,6 +448,23 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
       throw err;
     }
   }
+  let grpc: ExecutionServiceHandle | null = null;
+  if (options.grpcPort !== undefined) {
+    try {
+      grpc = await serveExecutionService({
+        address: `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.grpcPort}`,
+        backend: workflowBackend,
+        deployer: workflowDeployer,
+        apiKeys: options.apiKeys,
+        logger,
+      });
+    } catch (err) {
+      await lanes?.close();
+      await server.close();
+      await stopRoles();
+      throw err;
+    }
+  }
   metrics.watchEventLoops(lanes?.eventLoops ?? 1, () => lanes?.invocations() ?? []);
   markReady(true);
   events.start();
@@ -457,9 +484,11 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     backends: backends.describe(),
     server,
     workflows: { deployer: workflowDeployer, backend: workflowBackend, engine, store: backends.workflows },
+    grpcAddress: grpc?.address ?? null,
     close() {
       closing ??= (async () => {
         markReady(false);
+        await grpc?.close();
         // Queue batches and asynchronous invocations in flight finish while the invoke path is whole.
         await events.stop();
         // The lanes first: what they have in flight runs on this loop's invoker and API.
@@ -471,6 +500,14 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
       return closing;
     },
   };
+}
+
+function compileGrpcPort(port: number | undefined): number | undefined {
+  if (port === undefined) return undefined;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new PlatformError('INVALID_CONFIG', `--grpc-port must be a port from 0 to 65535, got ${port}`);
+  }
+  return port;
 }
 
 /** A URL domain as `--url-domain` gives it: a DNS name, lowercased, without a trailing dot; '' means none. */
