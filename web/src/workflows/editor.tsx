@@ -32,6 +32,7 @@ type Meta = Omit<WorkflowSpec, 'nodes'>;
 type Message = { kind: 'error' | 'ok'; text: string; link?: string } | null;
 
 const dragType = 'application/x-savassan-function';
+const fitOptions = { maxZoom: 1 };
 
 function flowNode(id: string, spec: WorkflowNodeSpec, position: Point): SpecFlowNode {
   return {
@@ -232,7 +233,7 @@ function EditorCanvas(props: {
   const autoLayout = useCallback(() => {
     const positions = layout(Object.keys(specNodes), specEdges);
     setNodes((current) => current.map((n) => ({ ...n, position: positions[n.id] ?? n.position })));
-    window.requestAnimationFrame(() => void flow.fitView({ duration: 200 }));
+    window.requestAnimationFrame(() => void flow.fitView({ ...fitOptions, duration: 200 }));
   }, [specNodes, specEdges, flow]);
 
   const load = useCallback(
@@ -243,7 +244,7 @@ function EditorCanvas(props: {
       setSpecNodes(nextNodes);
       setNodes(Object.entries(nextNodes).map(([id, spec]) => flowNode(id, spec, positions[id] ?? { x: 0, y: 0 })));
       setSelected(null);
-      window.requestAnimationFrame(() => void flow.fitView());
+      window.requestAnimationFrame(() => void flow.fitView(fitOptions));
     },
     [flow],
   );
@@ -394,7 +395,9 @@ function EditorCanvas(props: {
             onConnect={onConnect}
             onPaneClick={() => setSelected(null)}
             onlyRenderVisibleElements
-            fitView
+            // An empty canvas stays at 100%: fitting the first node dropped on it would zoom in on it.
+            fitView={Object.keys(props.initial.spec.nodes).length > 0}
+            fitViewOptions={fitOptions}
             minZoom={0.05}
             deleteKeyCode={['Delete', 'Backspace']}
           >

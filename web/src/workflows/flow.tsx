@@ -9,6 +9,7 @@ import type { SpecEdge, WorkflowNodeSpec, WorkflowSpec } from './graph';
 import { edgesOf, layout } from './graph';
 import { phaseClass, phaseColours } from './wf-api';
 
+const fitOptions = { maxZoom: 1 };
 export const nodeWidth = 190;
 export const nodeHeight = 58;
 
@@ -147,6 +148,7 @@ export function FlowView(props: {
         nodesConnectable={false}
         onlyRenderVisibleElements
         fitView
+        fitViewOptions={fitOptions}
         minZoom={0.05}
       >
         <Background />

@@ -2,11 +2,12 @@
 // one the previous one's output, and the workflow's output is the last one's.
 import { useEffect, useId, useMemo, useState } from 'react';
 import type { FunctionView } from '../api';
-import { useApi } from '../hooks';
+import { href, useApi } from '../hooks';
 import type { Draft } from './editor';
 import type { Pipeline, WorkflowSpec } from './graph';
 import { nodeIdFor, specOfPipeline } from './graph';
 import { JsonField } from './json-field';
+import { deploySpec, validateSpec } from './wf-api';
 
 export function Wizard(props: {
   initial: Draft;
@@ -21,6 +22,8 @@ export function Wizard(props: {
   const [pipeline, setPipeline] = useState<Pipeline>(props.pipeline);
   const [inputs, setInputs] = useState<WorkflowSpec['inputs']>(props.initial.spec.inputs ?? { x: 'number' });
   const [choice, setChoice] = useState('');
+  const [message, setMessage] = useState<{ kind: 'ok' | 'error'; text: string; link?: string } | null>(null);
+  const [busy, setBusy] = useState(false);
   const pickId = useId();
   const { nodes: _nodes, output: _output, inputs: _inputs, ...rest } = props.initial.spec;
   const [base] = useState(rest);
@@ -28,6 +31,32 @@ export function Wizard(props: {
   const onChange = props.onChange;
   useEffect(() => onChange({ name, spec }), [name, spec, onChange]);
 
+  const callApi = async (what: 'validate' | 'deploy') => {
+    if (name.trim() === '') {
+      setMessage({ kind: 'error', text: 'Name the workflow first.' });
+      return;
+    }
+    setBusy(true);
+    try {
+      if (what === 'validate') {
+        const result = await validateSpec(name, spec);
+        setMessage({ kind: 'ok', text: `Valid: ${result.nodeCount} nodes, in order ${result.order.join(' → ')}.` });
+      } else {
+        const result = await deploySpec(name, spec);
+        setMessage({
+          kind: 'ok',
+          text: result.created
+            ? `Deployed ${result.name} v${result.version}.`
+            : `${result.name} v${result.version} is unchanged.`,
+          link: href('workflows', result.name),
+        });
+      }
+    } catch (err) {
+      setMessage({ kind: 'error', text: err instanceof Error ? err.message : String(err) });
+    } finally {
+      setBusy(false);
+    }
+  };
   const add = (fn: string) => {
     if (fn === '') return;
     const id = nodeIdFor(
@@ -60,14 +89,33 @@ export function Wizard(props: {
             aria-label="Workflow name"
           />
         </label>
+        <button type="button" disabled={busy} onClick={() => void callApi('validate')}>
+          Validate
+        </button>
+        <button type="button" disabled={busy} onClick={() => void callApi('deploy')}>
+          Deploy
+        </button>
         {props.switcher}
       </div>
+      <p
+        className={message?.kind === 'error' ? 'error' : 'ok'}
+        role={message?.kind === 'error' ? 'alert' : 'status'}
+        data-testid="editor-message"
+      >
+        {message?.text}
+        {message?.link !== undefined && (
+          <>
+            {' '}
+            <a href={message.link}>Open it</a>
+          </>
+        )}
+      </p>
       <JsonField
         label="Inputs (name → type)"
         value={inputs}
         optional
         onChange={(v) => setInputs(v as WorkflowSpec['inputs'])}
-        rows={2}
+        rows={3}
         hint='e.g. {"x": "number"}'
       />
       <h2>Steps</h2>
@@ -108,7 +156,7 @@ export function Wizard(props: {
                 label="First step's input"
                 value={pipeline.firstInput}
                 onChange={(firstInput) => setPipeline({ ...pipeline, firstInput })}
-                rows={2}
+                rows={3}
               />
             )}
           </li>
