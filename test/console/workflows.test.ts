@@ -127,13 +127,12 @@ describe('workflows in the web console', { skip: existsSync(chromiumPath) ? fals
     await page.getByRole('heading', { name: /^Execution / }).waitFor();
     await page.getByTestId('execution-phase').getByText('SUCCEEDED').waitFor({ timeout: 60_000 });
     for (const id of ['double', 'inc', 'inc-2']) {
-      const box = page.locator(`.wf-node[data-node="${id}"]`);
       await page.locator(`.wf-node[data-node="${id}"][data-phase="SUCCEEDED"]`).waitFor();
-      // Green, as the Flyte console shows a succeeded node.
-      assert.equal(
-        await box.evaluate((el) => getComputedStyle(el as never as { style: object } & Element).backgroundColor),
-        'rgb(220, 252, 231)',
+      // Green, as the Flyte console shows a succeeded node (the page's own script, as text: no DOM types here).
+      const colour = await page.evaluate<string>(
+        `getComputedStyle(document.querySelector('.wf-node[data-node="${id}"]')).backgroundColor`,
       );
+      assert.equal(colour, 'rgb(220, 252, 231)');
     }
     assert.deepEqual(JSON.parse(await page.getByTestId('execution-outputs').innerText()), { n: 12 });
     assert.equal(await page.locator('[data-timeline-node]').count(), 3);
