@@ -151,7 +151,10 @@ function EditorCanvas(props: {
     (changes: NodeChange<SpecFlowNode>[]) => {
       const removed = changes.flatMap((c) => (c.type === 'remove' ? [c.id] : []));
       for (const change of changes) {
-        if (change.type === 'select' && change.selected) setSelected(change.id);
+        if (change.type === 'select') {
+          const { id, selected: on } = change;
+          setSelected((current) => (on ? id : current === id ? null : current));
+        }
       }
       const rest = changes.filter((c) => c.type !== 'remove');
       if (rest.length > 0) setNodes((current) => applyNodeChanges(rest, current));
