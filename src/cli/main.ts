@@ -15,6 +15,7 @@ import { addScheduleCommands } from './schedule-commands.js';
 import { addSecretCommands } from './secret-commands.js';
 import { addStartCommand } from './start-command.js';
 import { addUrlCommands } from './url-commands.js';
+import { addWorkflowCommands } from './workflow-commands.js';
 
 export function buildProgram(): Command {
   const program = new Command('savassan')
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   addScheduleCommands(program);
   addQueueCommands(program);
   addUrlCommands(program);
+  addWorkflowCommands(program);
   return program;
 }
 

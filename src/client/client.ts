@@ -3,6 +3,11 @@ import { PlatformError } from '../core/errors.js';
 import { maxEventBytes } from '../core/function-config.js';
 import type { FunctionConfig } from '../core/function-config.js';
 import type { FunctionConfigPatch, VersionChange } from '../core/function-config-patch.js';
+import type { ExecutionPage, ExecutionView, NodeExecutionView } from '../core/ports/execution-backend.js';
+import type { ExecutionKey } from '../core/ports/workflow-store.js';
+import type { WorkflowSpec } from '../core/workflow-spec.js';
+
+export type { ExecutionKey, ExecutionPage, ExecutionView, NodeExecutionView, WorkflowSpec };
 
 /** The headers of an answer, as far as callers read them (the Fetch API's `Headers` satisfies it too). */
 export interface AnswerHeaders {
@@ -17,6 +22,14 @@ export interface Answer {
 }
 
 const noHeaders: AnswerHeaders = { get: () => null };
+
+/** The project and domain of executions when none is given (CLI, console, client). */
+export const defaultProject = 'savassan';
+export const defaultDomain = 'development';
+
+function executionPath(id: ExecutionKey): string {
+  return [id.project, id.domain, id.name].map(encodeURIComponent).join('/');
+}
 
 function headersOf(raw: IncomingHttpHeaders): AnswerHeaders {
   return {
@@ -35,7 +48,8 @@ function apiError(status: number, text: string, headers: AnswerHeaders): ApiErro
   } catch {
     // not JSON
   }
-  const error = (parsed.error ?? {}) as Record<string, unknown>;
+  // `{ error: { code, message } }`, or under /api/v1 (the Flyte-shaped API) `{ code, message, kind }`.
+  const error = (parsed.error ?? (typeof parsed.code === 'string' ? parsed : {})) as Record<string, unknown>;
   return new ApiError(
     status,
     typeof error.code === 'string' ? error.code : `HTTP_${status}`,
@@ -400,6 +414,104 @@ export class SavassanClient {
   /** Fires again from the next tick after now. */
   resumeSchedule(name: string): Promise<ScheduleAnswer> {
     return this.json('POST', `/v1/schedules/${encodeURIComponent(name)}/resume`);
+  }
+
+  /**
+   * Deploy a workflow spec as the next version of `name` (the same spec as the latest: that version, `created`
+   * false). BAD_REQUEST (400) names the node and the JSON path of a fault in the spec.
+   *
+   * @example
+   * await client.deployWorkflow('pipeline', {
+   *   inputs: { x: 'number' },
+   *   nodes: { a: { function: 'double', input: { n: '$.inputs.x' } } },
+   *   output: '$.nodes.a.output',
+   * });
+   */
+  deployWorkflow(name: string, spec: WorkflowSpec | Record<string, unknown>): Promise<WorkflowDeployAnswer> {
+    return this.json('PUT', `/v1/workflows/${encodeURIComponent(name)}`, spec);
+  }
+
+  /** Every workflow, by name, with its latest version. */
+  listWorkflows(): Promise<{ workflows: WorkflowSummaryAnswer[] }> {
+    return this.json('GET', '/v1/workflows');
+  }
+
+  /** A workflow's latest version (or `version`), with the list of its versions. */
+  getWorkflow(name: string, version?: number): Promise<WorkflowAnswer> {
+    const query = version === undefined ? '' : `?version=${version}`;
+    return this.json('GET', `/v1/workflows/${encodeURIComponent(name)}${query}`);
+  }
+
+  /** Delete a workflow and all its versions (its executions stay). */
+  deleteWorkflow(name: string): Promise<void> {
+    return this.json('DELETE', `/v1/workflows/${encodeURIComponent(name)}`);
+  }
+
+  /**
+   * Launch an execution (`POST /api/v1/executions`): `inputs` plain JSON or a Flyte literal map. Project `savassan`
+   * and domain `development` unless given.
+   *
+   * @example
+   * const { id } = await client.launchExecution({ workflow: 'pipeline', inputs: { x: 3 } });
+   * const execution = await client.getExecution(id);
+   */
+  launchExecution(request: LaunchExecutionRequest): Promise<{ id: ExecutionKey }> {
+    return this.json('POST', '/api/v1/executions', {
+      project: request.project ?? defaultProject,
+      domain: request.domain ?? defaultDomain,
+      ...(request.name === undefined ? {} : { name: request.name }),
+      spec: {
+        launch_plan: {
+          name: request.workflow,
+          ...(request.version === undefined ? {} : { version: String(request.version) }),
+        },
+      },
+      inputs: request.inputs ?? {},
+    });
+  }
+
+  getExecution(id: ExecutionKey): Promise<ExecutionView> {
+    return this.json('GET', `/api/v1/executions/${executionPath(id)}`);
+  }
+
+  /** A page of a project's and domain's executions, newest first; pass `token` of a page for the next. */
+  listExecutions(
+    options: { project?: string; domain?: string; limit?: number; token?: string; workflow?: string } = {},
+  ): Promise<ExecutionPage> {
+    const query = new URLSearchParams();
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    if (options.token !== undefined && options.token !== '') query.set('token', options.token);
+    if (options.workflow !== undefined) query.set('workflow', options.workflow);
+    const path = `${encodeURIComponent(options.project ?? defaultProject)}/${encodeURIComponent(options.domain ?? defaultDomain)}`;
+    const tail = query.size === 0 ? '' : `?${query.toString()}`;
+    return this.json('GET', `/api/v1/executions/${path}${tail}`);
+  }
+
+  /** An execution's nodes (a map node's elements each as one of their own), with attempts and invocations. */
+  async nodeExecutions(id: ExecutionKey): Promise<NodeExecutionView[]> {
+    return (
+      await this.json<{ node_executions: NodeExecutionView[] }>('GET', `/api/v1/node_executions/${executionPath(id)}`)
+    ).node_executions;
+  }
+
+  /** An execution's inputs, and its outputs once it succeeded (null before). */
+  executionData(id: ExecutionKey): Promise<{ inputs: Record<string, unknown>; outputs: unknown }> {
+    return this.json('GET', `/api/v1/data/executions/${executionPath(id)}`);
+  }
+
+  /** Abort a running execution; CONFLICT (409) when it has ended. */
+  async terminateExecution(id: ExecutionKey, cause?: string): Promise<void> {
+    await this.json('DELETE', `/api/v1/executions/${executionPath(id)}`, cause === undefined ? {} : { cause });
+  }
+
+  /** A new execution of the same workflow version with the same inputs. */
+  relaunchExecution(id: ExecutionKey, name?: string): Promise<{ id: ExecutionKey }> {
+    return this.json('POST', '/api/v1/executions/relaunch', { id, ...(name === undefined ? {} : { name }) });
+  }
+
+  /** A new execution that keeps the outputs of the nodes of `id` that succeeded and runs the rest. */
+  recoverExecution(id: ExecutionKey, name?: string): Promise<{ id: ExecutionKey }> {
+    return this.json('POST', '/api/v1/executions/recover', { id, ...(name === undefined ? {} : { name }) });
   }
 
   getInvocation(id: string): Promise<InvocationAnswer> {
@@ -773,4 +885,45 @@ export interface NodeAnswer {
   /** Embedded mode: the node's memory (MB) and pid budgets for all sandboxes, and how much of each is in use. */
   budget?: { memoryMB: number; pids: number; usedMemoryMB: number; usedPids: number };
   warnings: string[];
+}
+
+/** What `launchExecution` sends. */
+export interface LaunchExecutionRequest {
+  workflow: string;
+  /** Default: the latest. */
+  version?: number;
+  /** Default `savassan`. */
+  project?: string;
+  /** Default `development`. */
+  domain?: string;
+  /** Default: a generated name. */
+  name?: string;
+  /** Plain JSON by name, or a Flyte literal map `{"literals": {...}}`. */
+  inputs?: Record<string, unknown>;
+}
+
+export interface WorkflowDeployAnswer {
+  name: string;
+  version: number;
+  created: boolean;
+  createdAt: string;
+  spec: WorkflowSpec;
+}
+
+export interface WorkflowSummaryAnswer {
+  name: string;
+  latestVersion: number;
+  description: string | null;
+  nodeCount: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface WorkflowAnswer {
+  name: string;
+  version: number;
+  createdAt: string;
+  spec: WorkflowSpec;
+  /** Newest first. */
+  versions: { version: number; createdAt: string }[];
 }

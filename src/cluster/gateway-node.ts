@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -8,6 +9,9 @@ import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import { unisolatedWarning } from '../sandbox/runtimes.js';
 import { compileLambdaArnScope } from '../core/lambda-arn.js';
 import type { LambdaArnScope } from '../core/lambda-arn.js';
+import { BuiltinExecutionBackend } from '../workflows/builtin-backend.js';
+import { StoreNodeSink } from '../workflows/node-sink.js';
+import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
 import { createEventRunners } from '../events/async-dispatch.js';
 import { createGateway } from '../gateway/gateway.js';
 import { clusterLogFeed } from '../gateway/cluster-log-feed.js';
@@ -139,6 +143,19 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     membershipChanged = () => logFeed.refresh();
     /** Set once the event runners exist: runs what was just queued here. */
     let wake: (functionName: string) => void = () => {};
+    // Workflow executions run on the control-plane leader (it polls the store); this gateway launches them, serves
+    // their API, and claims and reports the node attempts its dispatcher runs.
+    const workflowBackend = new BuiltinExecutionBackend({ store: backends.workflows, blobStore });
+    const workflowDeployer = new WorkflowDeployer({
+      store: backends.workflows,
+      backend: workflowBackend,
+      functionExists: async (name) => (await metadata.getFunction(name)) !== null,
+    });
+    const workflowSink = new StoreNodeSink({
+      store: backends.workflows,
+      blobStore,
+      processId: `${options.gatewayId}:${randomUUID()}`,
+    });
     const { server, setReady, resolver, run, asyncInvocations } = await createGateway({
       cluster: createClusterView('cluster', { leader: () => cluster.leader(), routing: () => routing, metadata }),
       pool,
@@ -161,6 +178,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       gatewayId: options.gatewayId,
       logger,
       tracer,
+      workflows: { deployer: workflowDeployer, backend: workflowBackend },
       nodes: () =>
         Promise.resolve([
           ...members.nodes().map((node) => ({
@@ -200,6 +218,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       asyncInvocations,
       queueWaitMs: options.queueWaitMs,
       lambdaArnScope,
+      workflowSink,
       logger,
     });
     wake = (name) => events.wake(name);

@@ -2,6 +2,7 @@ import { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { InstanceRef } from '../core/types.js';
+import { pinFunctionVersion } from '../workflows/pin-function.js';
 import { ControlPlane } from '../control-plane/control-plane.js';
 import { functionMustExist } from '../events/function-must-exist.js';
 import { AsyncInvocations } from '../events/async-invocations.js';
@@ -32,6 +33,9 @@ export interface ManagerNode {
   isLeader(): boolean;
   close(): Promise<void>;
 }
+
+/** How often the leader reads the active workflow executions (ms). */
+const workflowPollMs = 500;
 
 /** Cluster mode needs shared backends; say which one is missing rather than fall back to a private one. */
 export function requireSharedBackends(role: string, urls: BackendUrls): void {
@@ -97,18 +101,25 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
       tracer,
     });
     replaceFor = (instances) => manager.replaceFor(instances);
+    /** Queues schedules' events and workflow node attempts. */
+    const leaderInvocations = new AsyncInvocations({
+      queue: backends.invocations,
+      check: functionMustExist(backends.metadata),
+    });
     const controlPlane = new ControlPlane({
       pool,
       metadata: backends.metadata,
       traffic: backends.traffic,
       agents: directory,
       provisioning: manager,
-      schedules: {
-        schedules: backends.schedules,
-        asyncInvocations: new AsyncInvocations({
-          queue: backends.invocations,
-          check: functionMustExist(backends.metadata),
-        }),
+      schedules: { schedules: backends.schedules, asyncInvocations: leaderInvocations },
+      // The leader polls the executions: node attempts are claimed and reported by the gateways' dispatchers.
+      workflows: {
+        store: backends.workflows,
+        blobStore: backends.blobStore,
+        submit: (name, eventJson, submitOptions) => leaderInvocations.submit(name, eventJson, submitOptions),
+        pinFunction: pinFunctionVersion(backends.metadata, backends.traffic),
+        pollMs: workflowPollMs,
       },
       cluster: {
         cluster,

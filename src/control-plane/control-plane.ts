@@ -9,6 +9,7 @@ import { Reconciler, type Provisioning } from './reconciler.js';
 import { RolloutDriver } from './rollout-driver.js';
 import { RoutingPublisher, type GatewayAddress, type RoutedNode } from './routing-publisher.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
+import { WorkflowEngine, type WorkflowEngineOptions } from '../workflows/engine.js';
 
 /** Cluster mode: the election and the routing table the leader publishes. */
 export interface ControlPlaneClusterOptions {
@@ -31,6 +32,8 @@ export interface ControlPlaneOptions {
   provisioning: Provisioning;
   /** The schedules the leader fires, and where their events go. Absent: no schedules fire. */
   schedules?: Pick<SchedulerOptions, 'schedules' | 'asyncInvocations'> | undefined;
+  /** The workflow engine's stores and invoke path: the leader runs the workflow executions. Absent: none run. */
+  workflows?: Omit<WorkflowEngineOptions, 'isLeader' | 'logger' | 'now'> | undefined;
   /** How often due schedules are looked for while leading. Default 200 ms. */
   scheduleTickMs?: number | undefined;
   /** Absent: this process always leads (embedded mode). */
@@ -52,8 +55,8 @@ export interface ControlPlaneOptions {
  * The control plane: in a cluster one Manager leads it (elected through the cluster store, again after a loss);
  * in embedded mode the single process always leads. While leading it reconciles the warm pool (`Reconciler`),
  * drives the running rollouts (`RolloutDriver`, which resumes them from the store after a change of leader) and
- * keeps the routing table written and pushed to the gateways (`RoutingPublisher`) and fires the schedules
- * (`Scheduler`); otherwise it does nothing.
+ * keeps the routing table written and pushed to the gateways (`RoutingPublisher`), fires the schedules
+ * (`Scheduler`) and runs the workflow executions (`WorkflowEngine`); otherwise it does nothing.
  */
 export class ControlPlane {
   readonly #leadership: Leadership | null;
@@ -61,6 +64,7 @@ export class ControlPlane {
   readonly #reconciler: Reconciler;
   readonly #rollouts: RolloutDriver;
   readonly #scheduler: Scheduler | null;
+  readonly #workflows: WorkflowEngine | null;
   #started = false;
   #stopped = false;
 
@@ -119,6 +123,20 @@ export class ControlPlane {
             ...(options.scheduleTickMs === undefined ? {} : { tickMs: options.scheduleTickMs }),
             ...(options.now === undefined ? {} : { now: options.now }),
           });
+    this.#workflows =
+      options.workflows === undefined
+        ? null
+        : new WorkflowEngine({
+            ...options.workflows,
+            isLeader,
+            logger,
+            ...(options.now === undefined ? {} : { now: options.now }),
+          });
+  }
+
+  /** The workflow engine (it steps executions only while this process leads), or null without `workflows`. */
+  get workflowEngine(): WorkflowEngine | null {
+    return this.#workflows;
   }
 
   /** Whether this process leads the control plane now (always in embedded mode, until stopped). */
@@ -134,6 +152,7 @@ export class ControlPlane {
     this.#reconciler.start();
     this.#rollouts.start();
     this.#scheduler?.start();
+    this.#workflows?.start();
     if (this.#leadership === null) this.#onLead();
     else this.#leadership.start();
   }
@@ -144,7 +163,12 @@ export class ControlPlane {
     this.#stopped = true;
     // The lead first, so that another candidate takes over while the work under way ends here.
     await this.#leadership?.stop();
-    await Promise.all([this.#reconciler.stop(), this.#rollouts.stop(), this.#scheduler?.stop()]);
+    await Promise.all([
+      this.#reconciler.stop(),
+      this.#rollouts.stop(),
+      this.#scheduler?.stop(),
+      this.#workflows?.stop(),
+    ]);
     await this.#publisher?.settled();
   }
 
@@ -182,5 +206,6 @@ export class ControlPlane {
     // A new leader goes on with the rollouts where the last one left them, without waiting for a tick.
     void this.#rollouts.tick();
     void this.#scheduler?.tick();
+    void this.#workflows?.pass();
   }
 }

@@ -14,6 +14,7 @@ import { SealedMetadataStore } from '../adapters/sealed/sealed-metadata-store.js
 import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
 import { SqlInvocationQueue } from '../adapters/sql/sql-invocation-queue.js';
 import { SqlScheduleStore } from '../adapters/sql/sql-schedule-store.js';
+import { SqlWorkflowStore } from '../adapters/sql/sql-workflow-store.js';
 import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
 import { SqlMessageQueues } from '../adapters/sql/sql-message-queues.js';
 import { SqlTriggerStore } from '../adapters/sql/sql-trigger-store.js';
@@ -30,6 +31,7 @@ import type { MetadataStore } from '../core/ports/metadata-store.js';
 import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import type { ScheduleStore } from '../core/ports/schedule-store.js';
+import type { WorkflowStore } from '../core/ports/workflow-store.js';
 import type { TrafficStore } from '../core/ports/traffic-store.js';
 
 /** Where the ports live. Each one left out keeps its embedded default. URLs may carry credentials. */
@@ -83,6 +85,8 @@ export interface Backends {
   readonly triggers: TriggerStore;
   /** Function URL configs, on the metadata database (closed with it). */
   readonly functionUrls: FunctionUrlStore;
+  /** Workflows, their executions, node executions and output cache, on the metadata database (closed with it). */
+  readonly workflows: WorkflowStore;
   readonly blobStore: BlobStore;
   describe(): BackendSummary;
   /** Closes every backend once (idempotent); the caller has stopped using them. */
@@ -130,6 +134,7 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
     messageQueues: metadata.value.value.messageQueues,
     triggers: metadata.value.value.triggers,
     functionUrls: metadata.value.value.functionUrls,
+    workflows: metadata.value.value.workflows,
     blobStore: blobs.value.value,
     describe: () => ({ ...summary }),
     close() {
@@ -197,6 +202,7 @@ interface MetadataStores {
   messageQueues: MessageQueues;
   triggers: TriggerStore;
   functionUrls: FunctionUrlStore;
+  workflows: WorkflowStore;
 }
 
 function storesOver(store: SqlMetadataStore, options: BackendOptions): MetadataStores {
@@ -209,6 +215,7 @@ function storesOver(store: SqlMetadataStore, options: BackendOptions): MetadataS
     messageQueues: new SqlMessageQueues(shared),
     triggers: new SqlTriggerStore(shared),
     functionUrls: new SqlFunctionUrlStore(shared),
+    workflows: new SqlWorkflowStore(shared),
   };
 }
 

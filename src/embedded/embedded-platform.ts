@@ -29,6 +29,13 @@ import { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { createTracer } from '../adapters/otel/tracing.js';
 import type { Tracer } from '../core/ports/tracer.js';
 import { openBackends } from './backends.js';
+import { randomUUID } from 'node:crypto';
+import { BuiltinExecutionBackend } from '../workflows/builtin-backend.js';
+import { StoreNodeSink } from '../workflows/node-sink.js';
+import { pinFunctionVersion } from '../workflows/pin-function.js';
+import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
+import type { WorkflowEngine } from '../workflows/engine.js';
+import type { WorkflowStore } from '../core/ports/workflow-store.js';
 import type { BackendSummary, BackendUrls } from './backends.js';
 
 export { runtimeWarnings, type SandboxKind };
@@ -203,6 +210,13 @@ export interface EmbeddedPlatform {
   /** What backs the pool, queue, metadata and blobs, without credentials. */
   readonly backends: BackendSummary;
   readonly server: FastifyInstance;
+  /** Workflows: deploys, the execution backend, and the engine that runs executions in this process. */
+  readonly workflows: {
+    deployer: WorkflowDeployer;
+    backend: BuiltinExecutionBackend;
+    engine: WorkflowEngine;
+    store: WorkflowStore;
+  };
   /** Stop taking requests, drain in-flight invocations, destroy every sandbox. Idempotent. */
   close(): Promise<void>;
 }
@@ -265,6 +279,14 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   let invalidate: (functionName: string) => void = () => {};
   /** Set once the event runners exist: runs what was just queued. */
   let wake: (functionName: string) => void = () => {};
+  /** Queues schedules' events and workflow node attempts (from the control plane's leader loops). */
+  const leaderInvocations = new AsyncInvocations({
+    queue: invocations,
+    check: functionMustExist(metadata),
+    onQueued: (name) => wake(name),
+  });
+  // Attempts claimed under another boot id ran in a process that stopped: the engine gives them up at once.
+  const bootId = randomUUID();
   // The single process always leads the control plane.
   const controlPlane = new ControlPlane({
     pool,
@@ -272,17 +294,34 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     traffic,
     agents,
     provisioning: manager,
-    schedules: {
-      schedules: backends.schedules,
-      asyncInvocations: new AsyncInvocations({
-        queue: invocations,
-        check: functionMustExist(metadata),
-        onQueued: (name) => wake(name),
-      }),
+    schedules: { schedules: backends.schedules, asyncInvocations: leaderInvocations },
+    workflows: {
+      store: backends.workflows,
+      blobStore,
+      submit: (name, eventJson, submitOptions) => leaderInvocations.submit(name, eventJson, submitOptions),
+      pinFunction: pinFunctionVersion(metadata, traffic),
+      bootId,
     },
     reconcileIntervalMs: options.reconcileIntervalMs,
     onTrafficChange: (functionName) => invalidate(functionName),
     logger,
+  });
+  const engine = controlPlane.workflowEngine!;
+  const workflowBackend = new BuiltinExecutionBackend({
+    store: backends.workflows,
+    blobStore,
+    wake: (key) => engine.wake(key),
+  });
+  const workflowDeployer = new WorkflowDeployer({
+    store: backends.workflows,
+    backend: workflowBackend,
+    functionExists: async (name) => (await metadata.getFunction(name)) !== null,
+  });
+  const workflowSink = new StoreNodeSink({
+    store: backends.workflows,
+    blobStore,
+    processId: bootId,
+    onChange: (row) => engine.nodeChanged(row),
   });
   let ready = false;
   const { deployer, server, setReady, answerInvoke, metrics, resolver, run, asyncInvocations } = await createGateway({
@@ -307,6 +346,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     keyedHash: (text) => sealer.keyedHash(text),
     logger,
     tracer,
+    workflows: { deployer: workflowDeployer, backend: workflowBackend },
     onChange: () => void controlPlane.reconcile(),
     nodes: async () => [
       {
@@ -333,6 +373,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     queueWaitMs: options.queueWaitMs,
     allowLoopbackWebhooks: options.allowLoopbackWebhooks,
     lambdaArnScope: options.lambdaArnScope,
+    workflowSink,
     logger,
   });
   wake = (name) => events.wake(name);
@@ -407,6 +448,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     runtime,
     backends: backends.describe(),
     server,
+    workflows: { deployer: workflowDeployer, backend: workflowBackend, engine, store: backends.workflows },
     close() {
       closing ??= (async () => {
         markReady(false);

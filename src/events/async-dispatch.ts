@@ -9,6 +9,7 @@ import { Destinations } from './destinations.js';
 import { type DispatchSettings, Dispatcher, type DispatcherOptions } from './dispatcher.js';
 import type { RunInvocation } from './run-invocation.js';
 import { TriggerRunner, timeoutFromMetadata } from './trigger-runner.js';
+import type { WorkflowNodeSink } from './workflow-node-sink.js';
 
 /** How long a function's settings are kept between reads (ms). */
 const settingsCacheMs = 1000;
@@ -26,6 +27,8 @@ export interface AsyncDispatchOptions {
   allowLoopbackWebhooks?: boolean | undefined;
   /** The region and account id of the function ARNs in destination records. */
   lambdaArnScope?: LambdaArnScope | undefined;
+  /** Where workflow node attempts are claimed and reported (see `WorkflowNodeSink`). */
+  workflowSink?: WorkflowNodeSink | undefined;
   /** Tuning for tests: see `DispatcherOptions`. */
   tuning?: Pick<DispatcherOptions, 'idlePollMs' | 'visibilityGraceMs' | 'backoffMs'> | undefined;
 }
@@ -64,6 +67,7 @@ export function createAsyncDispatcher(options: AsyncDispatchOptions): Dispatcher
     }),
     logger: options.logger,
     lambdaArnScope: options.lambdaArnScope,
+    workflowSink: options.workflowSink,
     ...options.tuning,
   });
 }

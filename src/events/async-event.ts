@@ -1,4 +1,5 @@
 import { PlatformError } from '../core/errors.js';
+import type { WorkflowNodeRef } from './workflow-node-sink.js';
 
 /** Largest event an asynchronous invocation takes (the body of `invoke?async=1`, a schedule's event). */
 export const maxAsyncEventBytes = 1024 * 1024;
@@ -15,6 +16,8 @@ export interface AsyncEventOptions {
   source?: string | undefined;
   /** How many destination hops led to it (0 or absent: queued by a caller or a schedule). */
   depth?: number | undefined;
+  /** The workflow node attempt this event runs (see `WorkflowNodeSink`), or absent. */
+  workflow?: WorkflowNodeRef | undefined;
 }
 
 /** An asynchronous invocation's payload, decoded: the event's JSON text and its options. */
@@ -33,6 +36,7 @@ export function encodeAsyncEvent(eventJson: string, options: AsyncEventOptions =
   if (options.maxEventAgeSeconds !== undefined) fields.push(`"maxEventAgeSeconds":${options.maxEventAgeSeconds}`);
   if (options.source !== undefined) fields.push(`"source":${JSON.stringify(options.source)}`);
   if (options.depth !== undefined) fields.push(`"depth":${options.depth}`);
+  if (options.workflow !== undefined) fields.push(`"workflow":${JSON.stringify(options.workflow)}`);
   fields.push(`"event":${eventJson}`);
   return `{${fields.join(',')}}`;
 }
@@ -59,5 +63,30 @@ export function decodeAsyncEvent(payload: string): AsyncEvent {
     maxEventAgeSeconds: count('maxEventAgeSeconds'),
     source: text('source'),
     depth: count('depth'),
+    workflow: workflowRef(envelope['workflow']),
+  };
+}
+
+function workflowRef(value: unknown): WorkflowNodeRef | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const ref = value as Record<string, unknown>;
+  const { project, domain, name, node, attempt, timeoutSeconds } = ref;
+  if (
+    typeof project !== 'string' ||
+    typeof domain !== 'string' ||
+    typeof name !== 'string' ||
+    typeof node !== 'string' ||
+    typeof attempt !== 'number' ||
+    !Number.isInteger(attempt)
+  ) {
+    return undefined;
+  }
+  return {
+    project,
+    domain,
+    name,
+    node,
+    attempt,
+    ...(typeof timeoutSeconds === 'number' ? { timeoutSeconds } : {}),
   };
 }

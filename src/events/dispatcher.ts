@@ -13,6 +13,7 @@ import type { DestinationCondition, DestinationRecord, Destinations } from './de
 import { functionArn } from '../core/lambda-arn.js';
 import type { LambdaArnScope } from '../core/lambda-arn.js';
 import type { RanInvocation, RunInvocation } from './run-invocation.js';
+import type { WorkflowNodeRef, WorkflowNodeSink } from './workflow-node-sink.js';
 
 /** What the dispatcher needs of a function: its asynchronous settings, its timeout, what its webhooks may reach. */
 export interface DispatchSettings extends AsyncSettings {
@@ -41,11 +42,24 @@ export interface DispatcherOptions {
   /** Jitter in [0, 1) (default Math.random). */
   random?: (() => number) | undefined;
   logger?: Logger | undefined;
+  /**
+   * Where events of workflow node attempts (the envelope's `workflow` field) are claimed before they run and
+   * reported after. Absent: such events are completed without running.
+   */
+  workflowSink?: WorkflowNodeSink | undefined;
 }
 
 /** Attempt statuses that are the function's failures (retried `retries` times), not the platform's. */
 const functionFailures: ReadonlySet<AttemptStatus> = new Set(['error', 'timeout', 'crash', 'oom', 'init-error']);
 const maxBackoffMs = 5 * 60 * 1000;
+/** The error code a workflow node attempt's failure is reported with, by the attempt's status. */
+const failureCodes: Partial<Record<AttemptStatus, string>> = {
+  error: 'FUNCTION_ERROR',
+  timeout: 'FUNCTION_TIMEOUT',
+  crash: 'FUNCTION_CRASHED',
+  oom: 'FUNCTION_OUT_OF_MEMORY',
+  'init-error': 'FUNCTION_INIT_ERROR',
+};
 /** How often the list of functions is read again (ms). */
 const functionsRefreshMs = 2000;
 
@@ -205,6 +219,10 @@ export class Dispatcher {
 
   async #handle(delivery: InvocationDelivery, functionSettings: DispatchSettings): Promise<void> {
     const event = decodeAsyncEvent(delivery.payload);
+    if (event.workflow !== undefined) {
+      await this.#handleWorkflowNode(delivery, functionSettings, event.workflow, event.eventJson, event.qualifier);
+      return;
+    }
     const settings: DispatchSettings = {
       ...functionSettings,
       ...(event.retries === undefined ? {} : { retries: event.retries }),
@@ -250,6 +268,100 @@ export class Dispatcher {
     }
     const base = settings.retryDelaySeconds * 1000 * 2 ** (functionErrors - 1);
     await this.#retry(context, attempt, base * (0.8 + 0.4 * this.#random()), ran);
+  }
+
+  /**
+   * A workflow node attempt: runs only once claimed, and only once (another delivery of the same event finds it
+   * claimed); its outcome goes to the sink, which decides what follows. No destinations, no retries of function
+   * errors (the engine retries with a new attempt); a throttle or a platform error gives the claim back and the event
+   * is retried with the queue's backoff.
+   */
+  async #handleWorkflowNode(
+    delivery: InvocationDelivery,
+    settings: DispatchSettings,
+    ref: WorkflowNodeRef,
+    eventJson: string,
+    qualifier: string | undefined,
+  ): Promise<void> {
+    const sink = this.#options.workflowSink;
+    const startedAt = this.#now();
+    const skipped = (why: string): InvocationAttempt => ({
+      startedAt: new Date(startedAt),
+      status: 'platform_error',
+      durationMs: 0,
+      error: why,
+      invocationId: null,
+    });
+    if (sink === undefined || !(await sink.claim(ref, settings.timeoutSeconds))) {
+      const settled = await this.#options.queue.complete(
+        delivery.receipt,
+        skipped('not run: the workflow node attempt ended, or runs elsewhere'),
+      );
+      if (!settled) this.#stale(delivery);
+      return;
+    }
+    if (startedAt - bornAt(delivery) > settings.maxEventAgeSeconds * 1000) {
+      const why = `the event is older than the maximum event age (${settings.maxEventAgeSeconds} s)`;
+      await sink.report(ref, {
+        status: 'failed',
+        invocationId: null,
+        code: 'UNAVAILABLE',
+        message: why,
+        kind: 'SYSTEM',
+      });
+      const settled = await this.#options.queue.deadLetter(delivery.receipt, null, why);
+      if (!settled) this.#stale(delivery);
+      return;
+    }
+    let ran: RanInvocation;
+    try {
+      ran = await this.#options.run(delivery.functionName, Buffer.from(eventJson), qualifier);
+    } catch (err) {
+      const error = PlatformError.from(err);
+      if (error.code === 'NOT_FOUND' || error.code === 'BAD_REQUEST' || error.code === 'INVALID_CONFIG') {
+        await sink.report(ref, {
+          status: 'failed',
+          invocationId: null,
+          code: error.code,
+          message: error.rawMessage,
+          kind: 'USER',
+        });
+      } else {
+        await sink.release(ref);
+      }
+      await this.#refused({ delivery, eventJson, settings, depth: 0 }, startedAt, error);
+      return;
+    }
+    const { outcome } = ran;
+    const attempt: InvocationAttempt = {
+      startedAt: new Date(startedAt),
+      status: outcome.status,
+      durationMs: outcome.durationMs,
+      error: outcome.error === undefined ? null : `${outcome.error.name}: ${outcome.error.message}`,
+      invocationId: ran.invocationId,
+    };
+    await sink.report(
+      ref,
+      outcome.status === 'success'
+        ? {
+            status: 'succeeded',
+            invocationId: ran.invocationId,
+            functionVersion: ran.version,
+            outputJson: outcome.payloadJson ?? Buffer.from('null'),
+          }
+        : {
+            status: 'failed',
+            invocationId: ran.invocationId,
+            code: failureCodes[outcome.status] ?? 'FUNCTION_ERROR',
+            message: outcome.error === undefined ? outcome.status : `${outcome.error.name}: ${outcome.error.message}`,
+            kind: 'USER',
+          },
+    );
+    const settled =
+      outcome.status === 'success'
+        ? await this.#options.queue.complete(delivery.receipt, attempt)
+        : await this.#options.queue.fail(delivery.receipt, attempt);
+    if (!settled) this.#stale(delivery);
   }
 
   /** The invoke path refused the event (it did not run). */

@@ -17,7 +17,7 @@ import { AsyncInvocations } from '../events/async-invocations.js';
 import type { RunInvocation } from '../events/run-invocation.js';
 import { Deployer } from './deployer.js';
 import { FunctionResolver } from './function-resolver.js';
-import { createGatewayServer, type NodeView } from './http/server.js';
+import { createGatewayServer, type GatewayWorkflows, type NodeView } from './http/server.js';
 import { LiveLogHub, type LogFeed } from './live-logs.js';
 import { type AnswerInvoke, invokeAndAnswer } from './http/invoke-route.js';
 import { Invoker } from './invoker.js';
@@ -72,6 +72,8 @@ export interface GatewayOptions {
   logger: Logger;
   /** Traces of the invoke path (default: off). */
   tracer?: Tracer | undefined;
+  /** Workflow deploys and executions, served by the API (absent: no workflow routes). */
+  workflows?: GatewayWorkflows | undefined;
 }
 
 export interface Gateway {
@@ -182,6 +184,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     nodes: options.nodes,
     cluster: options.cluster,
     liveLogs,
+    workflows: options.workflows,
   });
   // Answers go out before their instances are back in the pool: let those returns land before the pool closes.
   server.addHook('onClose', () => invoker.settle());

@@ -10,6 +10,7 @@ import {
   serverMessageQueuesFixture,
   serverQueueFixture,
   serverScheduleFixture,
+  serverWorkflowFixture,
   serverTriggerFixture,
   serverFunctionUrlFixture,
   serverStoreFixture,
@@ -22,6 +23,7 @@ import { triggerStoreContract } from './trigger-store.contract.js';
 import { functionUrlStoreContract } from './function-url-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
+import { workflowStoreContract } from './workflow-store.contract.js';
 
 // One MariaDB server for this file, a fresh database per test.
 const server = sharedServer(startMariadbServer);
@@ -36,6 +38,7 @@ metadataStoreContract(
 invocationQueueContract('MariaDB', serverQueueFixture(server, openMysqlMetadataStore));
 
 scheduleStoreContract('MariaDB', serverScheduleFixture(server, openMysqlMetadataStore));
+workflowStoreContract('MariaDB', serverWorkflowFixture(server, openMysqlMetadataStore));
 messageQueuesContract('MariaDB', serverMessageQueuesFixture(server, openMysqlMetadataStore));
 
 triggerStoreContract('MariaDB', serverTriggerFixture(server, openMysqlMetadataStore));
@@ -87,6 +90,10 @@ describe('MySQL metadata store specifics', () => {
         ['rollouts', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['schedules', 'InnoDB', 'utf8mb4_bin', 'latin1'],
         ['secrets', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['workflow_cache', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['workflow_executions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['workflow_nodes', 'InnoDB', 'utf8mb4_bin', 'latin1'],
+        ['workflow_versions', 'InnoDB', 'utf8mb4_bin', 'latin1'],
       ],
     );
   });

@@ -9,6 +9,7 @@ import {
   serverMessageQueuesFixture,
   serverQueueFixture,
   serverScheduleFixture,
+  serverWorkflowFixture,
   serverTriggerFixture,
   serverFunctionUrlFixture,
   serverStoreFixture,
@@ -21,6 +22,7 @@ import { triggerStoreContract } from './trigger-store.contract.js';
 import { functionUrlStoreContract } from './function-url-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
+import { workflowStoreContract } from './workflow-store.contract.js';
 
 // One PostgreSQL server for this file, a fresh database per test.
 const server = sharedServer(startPostgresServer);
@@ -35,6 +37,7 @@ metadataStoreContract(
 invocationQueueContract('PostgreSQL', serverQueueFixture(server, openPostgresMetadataStore));
 
 scheduleStoreContract('PostgreSQL', serverScheduleFixture(server, openPostgresMetadataStore));
+workflowStoreContract('PostgreSQL', serverWorkflowFixture(server, openPostgresMetadataStore));
 messageQueuesContract('PostgreSQL', serverMessageQueuesFixture(server, openPostgresMetadataStore));
 
 triggerStoreContract('PostgreSQL', serverTriggerFixture(server, openPostgresMetadataStore));
@@ -66,7 +69,7 @@ describe('PostgreSQL metadata store specifics', () => {
       `select table_name, column_name, collation_name from information_schema.columns
        where table_schema = 'public' and data_type = 'character varying' and table_name not like 'savassan_%'`,
     );
-    assert.equal(columns.length, 48, 'every varchar column of the tables');
+    assert.equal(columns.length, 63, 'every varchar column of the tables');
     assert.deepEqual(
       columns.filter((column) => column.collation_name !== 'C'),
       [],

@@ -15,6 +15,8 @@ import { SqlTrafficStore } from '../../src/adapters/sql/sql-traffic-store.js';
 import { SqlInvocationQueue } from '../../src/adapters/sql/sql-invocation-queue.js';
 import { SqlScheduleStore } from '../../src/adapters/sql/sql-schedule-store.js';
 import type { ScheduleStoreFixture } from './schedule-store.contract.js';
+import { SqlWorkflowStore } from '../../src/adapters/sql/sql-workflow-store.js';
+import type { WorkflowStoreFixture } from './workflow-store.contract.js';
 import type { InvocationQueueFixture, InvocationQueueSettings } from './invocation-queue.contract.js';
 import { SqlMessageQueues } from '../../src/adapters/sql/sql-message-queues.js';
 import { SqlTriggerStore } from '../../src/adapters/sql/sql-trigger-store.js';
@@ -98,6 +100,21 @@ export function serverScheduleFixture(
     const opened = async () => {
       const metadata = await open(url);
       return { schedules: new SqlScheduleStore(metadata.shared()), close: () => metadata.close() };
+    };
+    return { ...(await opened()), reopen: opened, cleanup };
+  };
+}
+
+/** The workflow store contract's fixture on a server: a fresh database per test, dropped by `cleanup`. */
+export function serverWorkflowFixture(
+  server: () => Promise<SqlTestServer>,
+  open: (url: string, options?: ServerMetadataStoreOptions) => Promise<SqlMetadataStore>,
+): () => Promise<WorkflowStoreFixture> {
+  return async () => {
+    const { url, cleanup } = await freshDatabase(server, false);
+    const opened = async () => {
+      const metadata = await open(url);
+      return { workflows: new SqlWorkflowStore(metadata.shared()), close: () => metadata.close() };
     };
     return { ...(await opened()), reopen: opened, cleanup };
   };

@@ -21,6 +21,8 @@ import { SqlInvocationQueue } from '../../src/adapters/sql/sql-invocation-queue.
 import { invocationQueueContract } from './invocation-queue.contract.js';
 import { SqlScheduleStore } from '../../src/adapters/sql/sql-schedule-store.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
+import { SqlWorkflowStore } from '../../src/adapters/sql/sql-workflow-store.js';
+import { workflowStoreContract } from './workflow-store.contract.js';
 import { SqlMessageQueues } from '../../src/adapters/sql/sql-message-queues.js';
 import { SqlTriggerStore } from '../../src/adapters/sql/sql-trigger-store.js';
 import { messageQueuesContract } from './message-queues.contract.js';
@@ -181,6 +183,25 @@ scheduleStoreContract('SQLite :memory:', async () => {
   const metadata = await openSqliteMetadataStore(':memory:');
   return {
     schedules: new SqlScheduleStore(metadata.shared()),
+    close: () => metadata.close(),
+    cleanup: () => Promise.resolve(),
+  };
+});
+
+workflowStoreContract('SQLite file', async () => {
+  const dir = await tempDir('sqlite-workflows');
+  const path = join(dir, 'metadata.db');
+  const opened = async () => {
+    const metadata = await openSqliteMetadataStore(path);
+    return { workflows: new SqlWorkflowStore(metadata.shared()), close: () => metadata.close() };
+  };
+  return { ...(await opened()), reopen: opened, cleanup: () => removeTempDir(dir) };
+});
+
+workflowStoreContract('SQLite :memory:', async () => {
+  const metadata = await openSqliteMetadataStore(':memory:');
+  return {
+    workflows: new SqlWorkflowStore(metadata.shared()),
     close: () => metadata.close(),
     cleanup: () => Promise.resolve(),
   };

@@ -220,4 +220,34 @@ describe('migrations', () => {
       await db.destroy();
     }
   });
+  it('0012 indexes executions by phase and by project, domain and time: the engine and listing read no terminal or other rows', async () => {
+    const db = new Kysely<Database>({ dialect: new WorkerSqliteDialect({ path: ':memory:' }) });
+    try {
+      const { error } = await createMigrator(db).migrateToLatest();
+      assert.equal(error, undefined);
+      const plan = async (query: ReturnType<typeof sql>) =>
+        (await sql<{ detail: string }>`explain query plan ${query}`.execute(db)).rows.map((row) => row.detail);
+      assert.deepEqual(
+        await plan(
+          sql`select * from workflow_executions where phase in (${'QUEUED'}, ${'RUNNING'})
+            order by created_at, project, domain, name limit 10`,
+        ),
+        [
+          'SEARCH workflow_executions USING INDEX workflow_executions_phase_idx (phase=?)',
+          'USE TEMP B-TREE FOR ORDER BY',
+        ],
+      );
+      // A page after a token, newest first: read in index order, no sort.
+      assert.deepEqual(
+        await plan(
+          sql`select * from workflow_executions where project = ${'p'} and domain = ${'d'}
+            and (created_at < ${5} or (created_at = ${5} and name < ${'n'}))
+            order by created_at desc, name desc limit 10`,
+        ),
+        ['SEARCH workflow_executions USING INDEX workflow_executions_created_idx (project=? AND domain=?)'],
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
 });

@@ -449,6 +449,105 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.alterTable('invocations').dropColumn('trace_id').execute();
     },
   },
+  /**
+   * Workflows (`SqlWorkflowStore`): their versions, executions, node executions and the node output cache. Values,
+   * errors, attempts and origins are JSON in text columns.
+   */
+  '0012_workflows': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      const { varchar, text, table } = textTypes(db);
+      const keyPart = varchar(columnLengths.executionKeyPart);
+      await db.schema
+        .createTable('workflow_versions')
+        .$call(table)
+        .addColumn('name', varchar(columnLengths.workflowName), (col) => col.notNull())
+        .addColumn('version', 'integer', (col) => col.notNull())
+        .addColumn('spec', text, (col) => col.notNull())
+        .addColumn('spec_hash', varchar(columnLengths.sha256), (col) => col.notNull())
+        .addColumn('description', text)
+        .addColumn('node_count', 'integer', (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addPrimaryKeyConstraint('workflow_versions_pk', ['name', 'version'])
+        .execute();
+
+      await db.schema
+        .createTable('workflow_executions')
+        .$call(table)
+        .addColumn('project', keyPart, (col) => col.notNull())
+        .addColumn('domain', keyPart, (col) => col.notNull())
+        .addColumn('name', keyPart, (col) => col.notNull())
+        // Not a foreign key: executions stay when their workflow is deleted.
+        .addColumn('workflow_name', varchar(columnLengths.workflowName), (col) => col.notNull())
+        .addColumn('workflow_version', 'integer', (col) => col.notNull())
+        .addColumn('inputs', text, (col) => col.notNull())
+        .addColumn('outputs', text)
+        .addColumn('phase', varchar(columnLengths.kind), (col) => col.notNull())
+        .addColumn('error', text)
+        .addColumn('origin', text, (col) => col.notNull())
+        .addColumn('abort_cause', text)
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('started_at', 'bigint')
+        .addColumn('ended_at', 'bigint')
+        .addColumn('updated_at', 'bigint', (col) => col.notNull())
+        .addColumn('revision', 'integer', (col) => col.notNull())
+        .addPrimaryKeyConstraint('workflow_executions_pk', ['project', 'domain', 'name'])
+        .execute();
+      // The engine's pass over what is not over yet, oldest first; listing a project's and domain's, newest first.
+      await db.schema
+        .createIndex('workflow_executions_phase_idx')
+        .on('workflow_executions')
+        .columns(['phase', 'created_at'])
+        .execute();
+      await db.schema
+        .createIndex('workflow_executions_created_idx')
+        .on('workflow_executions')
+        .columns(['project', 'domain', 'created_at', 'name'])
+        .execute();
+
+      await db.schema
+        .createTable('workflow_nodes')
+        .$call(table)
+        .addColumn('project', keyPart, (col) => col.notNull())
+        .addColumn('domain', keyPart, (col) => col.notNull())
+        .addColumn('name', keyPart, (col) => col.notNull())
+        .addColumn('node_key', varchar(columnLengths.workflowNodeKey), (col) => col.notNull())
+        .addColumn('node_id', varchar(columnLengths.workflowNodeId), (col) => col.notNull())
+        .addColumn('item', 'integer')
+        .addColumn('phase', varchar(columnLengths.kind), (col) => col.notNull())
+        .addColumn('input', text)
+        .addColumn('output', text)
+        .addColumn('error', text)
+        .addColumn('attempts', text, (col) => col.notNull())
+        .addColumn('function_version', 'integer')
+        .addColumn('cache_hit', 'integer', (col) => col.notNull())
+        .addColumn('child', text)
+        .addColumn('not_before', 'bigint')
+        .addColumn('deadline', 'bigint')
+        .addColumn('claimed_by', varchar(columnLengths.instanceId))
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('started_at', 'bigint')
+        .addColumn('ended_at', 'bigint')
+        .addColumn('updated_at', 'bigint', (col) => col.notNull())
+        .addColumn('revision', 'integer', (col) => col.notNull())
+        .addPrimaryKeyConstraint('workflow_nodes_pk', ['project', 'domain', 'name', 'node_key'])
+        .execute();
+
+      await db.schema
+        .createTable('workflow_cache')
+        .$call(table)
+        .addColumn('cache_key', varchar(columnLengths.workflowCacheKey), (col) => col.primaryKey())
+        .addColumn('output', text, (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .execute();
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('workflow_cache').execute();
+      await db.schema.dropTable('workflow_nodes').execute();
+      await db.schema.dropTable('workflow_executions').execute();
+      await db.schema.dropTable('workflow_versions').execute();
+    },
+  },
 };
 
 /** A fresh function incarnation: 16 random hex digits. */

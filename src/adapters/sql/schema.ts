@@ -228,6 +228,90 @@ export interface FunctionUrlsTable {
   created_at: EpochMillisColumn;
 }
 
+export interface WorkflowVersionsTable {
+  /** The workflow's name; primary key with `version`. */
+  name: string;
+  version: number;
+  /** The spec as deployed, JSON text. */
+  spec: string;
+  /** sha256 hex of `spec`. */
+  spec_hash: string;
+  /** The spec's `description`, kept apart so listing reads no spec. */
+  description: string | null;
+  node_count: number;
+  created_at: EpochMillisColumn;
+}
+
+/** A nullable epoch-milliseconds column. */
+type NullableMillisColumn = ColumnType<BigIntValue | null, number | null, number | null>;
+
+export interface WorkflowExecutionsTable {
+  /** Primary key: project, domain, name. */
+  project: string;
+  domain: string;
+  name: string;
+  /** Not a foreign key: executions outlive their workflow's versions. */
+  workflow_name: string;
+  workflow_version: number;
+  /** `StoredValue` as JSON. */
+  inputs: string;
+  /** `StoredValue` as JSON, or null. */
+  outputs: string | null;
+  /** `ExecutionPhase`. */
+  phase: string;
+  /** `ExecutionError` as JSON, or null. */
+  error: string | null;
+  /** `ExecutionOrigin` as JSON. */
+  origin: string;
+  abort_cause: string | null;
+  created_at: EpochMillisColumn;
+  started_at: NullableMillisColumn;
+  ended_at: NullableMillisColumn;
+  updated_at: EpochMillisColumn;
+  revision: number;
+}
+
+export interface WorkflowNodesTable {
+  /** Of the execution; primary key with `node_key`. */
+  project: string;
+  domain: string;
+  name: string;
+  /** `nodeId`, or `nodeId[index]` for a map element. */
+  node_key: string;
+  node_id: string;
+  item: number | null;
+  /** `NodePhase`. */
+  phase: string;
+  /** `StoredValue` as JSON, or null. */
+  input: string | null;
+  output: string | null;
+  /** `ExecutionError` as JSON, or null. */
+  error: string | null;
+  /** `NodeAttempt[]` as JSON, dates as epoch milliseconds. */
+  attempts: string;
+  function_version: number | null;
+  /** 1 when the output came from the cache, else 0. */
+  cache_hit: number;
+  /** The child execution's `ExecutionKey` as JSON, or null. */
+  child: string | null;
+  not_before: NullableMillisColumn;
+  deadline: NullableMillisColumn;
+  claimed_by: string | null;
+  created_at: EpochMillisColumn;
+  started_at: NullableMillisColumn;
+  ended_at: NullableMillisColumn;
+  updated_at: EpochMillisColumn;
+  revision: number;
+}
+
+export interface WorkflowCacheTable {
+  /** `FUNCTION:VERSION:sha256(input)`; primary key. */
+  cache_key: string;
+  /** `StoredValue` as JSON. */
+  output: string;
+  created_at: EpochMillisColumn;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
@@ -242,6 +326,10 @@ export interface Database {
   queue_messages: QueueMessagesTable;
   queue_triggers: QueueTriggersTable;
   function_urls: FunctionUrlsTable;
+  workflow_versions: WorkflowVersionsTable;
+  workflow_executions: WorkflowExecutionsTable;
+  workflow_nodes: WorkflowNodesTable;
+  workflow_cache: WorkflowCacheTable;
 }
 
 /** Where a query runs: the database, or a transaction on it. */
@@ -258,6 +346,9 @@ export type ScheduleRow = Selectable<SchedulesTable>;
 export type QueueMessageRow = Selectable<QueueMessagesTable>;
 export type QueueTriggerRow = Selectable<QueueTriggersTable>;
 export type FunctionUrlRow = Selectable<FunctionUrlsTable>;
+export type WorkflowVersionRow = Selectable<WorkflowVersionsTable>;
+export type WorkflowExecutionRow = Selectable<WorkflowExecutionsTable>;
+export type WorkflowNodeRow = Selectable<WorkflowNodesTable>;
 
 /** Column sizes shared by the migrations and the adapter's checks. */
 export const columnLengths = {
@@ -286,4 +377,14 @@ export const columnLengths = {
   messageId: 64,
   triggerId: 32,
   urlAuth: 8,
+  workflowName: 64,
+  /** An execution's project, domain and name (DNS labels). */
+  executionKeyPart: 64,
+  /** A node id (at most 63 characters), or `nodeId[index]`. */
+  workflowNodeKey: 96,
+  workflowNodeId: 64,
+  /** `FUNCTION:VERSION:sha256`: at most 64 + 1 + 10 + 1 + 64 characters. */
+  workflowCacheKey: 192,
+  /** A long text of the workflow tables (a spec, a stored value, attempts): MySQL's mediumtext holds 16 MiB. */
+  workflowText: 4_194_304,
 } as const;

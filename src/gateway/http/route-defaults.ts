@@ -1,9 +1,13 @@
 // What every route of the HTTP API gets without declaring it: a strict query string and the error answers any route
 // can give. Done once, in an `onRoute` hook, so that a new route cannot forget either.
-import type { FastifyRequest, onRouteHookHandler } from 'fastify';
+import type { FastifyError, FastifyRequest, onRouteHookHandler } from 'fastify';
 import { PlatformError } from '../../core/errors.js';
+import type { ErrorCode } from '../../core/errors.js';
 import { isSignedRoute, publicRoutes } from './api-keys.js';
-import { NoQuery, errorResponse } from './schemas.js';
+import { NoQuery, errorResponse as platformErrorResponse, flyteErrorResponse } from './schemas.js';
+
+/** Where the Flyte-shaped API lives: its errors are `{code, message, kind}`. */
+export const flyteApiPrefix = '/api/v1/';
 
 /** Query parameters clients may expect from other platforms, with what to use instead, by route. */
 const notYet: Record<string, Record<string, (name: string) => string>> = {
@@ -25,12 +29,14 @@ const notYet: Record<string, Record<string, (name: string) => string>> = {
  * - its responses gain the errors every route can answer, unless it describes them itself: 400 (a query
  *   parameter), 401 (without a valid API key, where keys are required and the route is neither public nor one of
  *   the Lambda API's, which answer 403 for a refused signature), 413 (a route
- *   that takes a body), 500 and 503 (a backend does not answer, or the server is shutting down).
+ *   that takes a body), 500 and 503 (a backend does not answer, or the server is shutting down); under `/api/v1`
+ *   (the Flyte-shaped API) in its own error shape.
  */
 export function routeDefaults(options: { apiKeysRequired: boolean }): onRouteHookHandler {
   return (route) => {
     const schema = (route.schema ??= {});
     schema.querystring ??= NoQuery;
+    const errorResponse = route.url.startsWith(flyteApiPrefix) ? flyteErrorResponse : platformErrorResponse;
     const common: Record<number, unknown> = {
       400: errorResponse('BAD_REQUEST: an unknown query parameter, or a value of the wrong type'),
       ...(options.apiKeysRequired && !publicRoutes.has(route.url) && !isSignedRoute(route.url)
@@ -65,4 +71,27 @@ export function unknownQueryError(request: FastifyRequest): PlatformError | null
     `unknown query parameter${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')} (${path} ${takes})` +
     (hints.size === 0 ? '' : `: ${[...hints].join('. ')}`);
   return new PlatformError('BAD_REQUEST', message, { details: { parameters: unknown } });
+}
+
+const fastifyCodeMap: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'BAD_REQUEST',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',
+  FST_ERR_VALIDATION: 'BAD_REQUEST',
+};
+
+/** Any error a route or Fastify throws, as a platform error (Fastify's own by their codes and statuses). */
+export function toPlatformError(err: unknown): PlatformError {
+  if (err instanceof PlatformError) return err;
+  const fe = err as Partial<FastifyError>;
+  const mapped = typeof fe.code === 'string' ? fastifyCodeMap[fe.code] : undefined;
+  if (mapped !== undefined) return new PlatformError(mapped, fe.message ?? 'bad request', { cause: err });
+  if (fe.validation !== undefined)
+    return new PlatformError('BAD_REQUEST', fe.message ?? 'invalid request', { cause: err });
+  if (typeof fe.statusCode === 'number' && fe.statusCode === 413)
+    return new PlatformError('PAYLOAD_TOO_LARGE', fe.message ?? 'too large');
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500)
+    return new PlatformError('BAD_REQUEST', fe.message ?? 'bad request', { cause: err });
+  return PlatformError.from(err);
 }

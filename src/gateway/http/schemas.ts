@@ -202,6 +202,26 @@ export function errorResponse(description: string): TSchema {
   return Type.Ref(errorSchemaId, { description });
 }
 
+/** The `$id` of the error schema of the Flyte-shaped API under `/api/v1` (`FlyteErrorBody`). */
+export const flyteErrorSchemaId = 'FlyteError';
+
+/** Every error answer under `/api/v1`: `{ "code", "message", "kind" }`, as FlyteAdmin's clients read errors. */
+export const FlyteErrorBody = Type.Object(
+  {
+    code: Type.String({ enum: Object.keys(errorCodes), description: 'One of the codes of the catalogue' }),
+    message: Type.String(),
+    kind: Type.Union([Type.Literal('USER'), Type.Literal('SYSTEM')], {
+      description: "USER: the request's fault (4xx); SYSTEM: the platform's (5xx)",
+    }),
+  },
+  { $id: flyteErrorSchemaId, description: 'An error of the Flyte-shaped API' },
+);
+
+/** A response of the Flyte-shaped API's error schema, described for one route and status. */
+export function flyteErrorResponse(description: string): TSchema {
+  return Type.Ref(flyteErrorSchemaId, { description });
+}
+
 export const FunctionConfigView = Type.Object({
   handler: Type.String(),
   runtime: Type.String(),

@@ -6,7 +6,6 @@ import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { PlatformError, errorCodes } from '../../core/errors.js';
-import type { ErrorCode } from '../../core/errors.js';
 import { maxEventBytes } from '../../core/function-config.js';
 import type { Logger } from '../../core/logger.js';
 import { reportLine } from '../../core/report.js';
@@ -27,12 +26,14 @@ import type { LambdaArnScope } from '../../core/lambda-arn.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { Tracer } from '../../core/ports/tracer.js';
+import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
+import type { WorkflowDeployer } from '../../workflows/workflow-deployer.js';
 import type { Secrets } from '../secrets.js';
 import type { Traffic } from '../traffic.js';
 import { apiKeyCheck, apiKeyHook } from './api-keys.js';
 import { clientErrorHandler, createGatewayHttpServer, defaultRequestTimeoutMs } from './node-server.js';
 import { callerGone, errorAnswer, eventOf, invokeAndAnswer, invokeFastPath, requestHeaders } from './invoke-route.js';
-import { routeDefaults, unknownQueryError } from './route-defaults.js';
+import { routeDefaults, toPlatformError, unknownQueryError } from './route-defaults.js';
 import { aliasRoutes } from './routes/aliases.js';
 import { asksForJson, consolePath, consoleRoutes } from './routes/console.js';
 import { lambdaRoutes } from './routes/lambda.js';
@@ -48,6 +49,10 @@ import { rolloutRoutes } from './routes/rollouts.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { secretRoutes } from './routes/secrets.js';
 import { liveLogRoutes } from './routes/live-logs.js';
+import { workflowRoutes } from './routes/workflows.js';
+import type { WorkflowDeployerPort } from './routes/workflows.js';
+import { executionRoutes } from './routes/executions.js';
+import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
 import type { LiveLogHub } from '../live-logs.js';
 import {
   ApiIndex,
@@ -55,6 +60,7 @@ import {
   DeployBody,
   DeployQuery,
   ErrorBody,
+  FlyteErrorBody,
   FunctionNameParams,
   FunctionView,
   InvocationParams,
@@ -73,6 +79,12 @@ import { functionView, invocationView, versionListView, versionView } from './vi
 
 export type { NodeView } from './schemas.js';
 export { defaultRequestTimeoutMs };
+
+/** What the workflow routes serve. */
+export interface GatewayWorkflows {
+  deployer: WorkflowDeployer;
+  backend: ExecutionBackend;
+}
 
 export interface GatewayServerOptions {
   invoker: Invoker;
@@ -110,8 +122,15 @@ export interface GatewayServerOptions {
   nodes: () => Promise<NodeView[]>;
   /** What `GET /v1/cluster` answers (default: embedded mode, no leader, no routing table). */
   cluster?: (() => Promise<ClusterView>) | undefined;
+  /**
+   * Workflows: deployed at `/v1/workflows`, run through the Flyte-shaped `/api/v1/executions` on `backend`. Absent:
+   * neither is served.
+   */
+  workflows?: { deployer: WorkflowDeployerPort; backend: ExecutionBackend } | undefined;
   /** The functions' output, live (`logs/ws`, `logs?follow=1`). */
   liveLogs: LiveLogHub;
+  /** Workflows: their deploys and the backend their executions run on (absent: no workflow routes). */
+  workflows?: GatewayWorkflows | undefined;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
   /** The backends that do not answer right now (`createReadinessCheck`); any: /readyz answers 503 naming them. */
@@ -138,31 +157,9 @@ const logReadAhead = 4;
 /** The window of the per-version figures `GET /v1/functions/:name/versions` shows. */
 const versionFiguresWindowMs = 5 * 60 * 1000;
 
-const fastifyCodeMap: Record<string, ErrorCode> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'BAD_REQUEST',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'BAD_REQUEST',
-  FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',
-  FST_ERR_VALIDATION: 'BAD_REQUEST',
-};
-
 export function sendError(reply: FastifyReply, err: PlatformError): FastifyReply {
   const answer = errorAnswer(err);
   return reply.code(answer.status).headers(answer.headers).send(answer.body);
-}
-
-function toPlatformError(err: unknown): PlatformError {
-  if (err instanceof PlatformError) return err;
-  const fe = err as Partial<FastifyError>;
-  const mapped = typeof fe.code === 'string' ? fastifyCodeMap[fe.code] : undefined;
-  if (mapped !== undefined) return new PlatformError(mapped, fe.message ?? 'bad request', { cause: err });
-  if (fe.validation !== undefined)
-    return new PlatformError('BAD_REQUEST', fe.message ?? 'invalid request', { cause: err });
-  if (typeof fe.statusCode === 'number' && fe.statusCode === 413)
-    return new PlatformError('PAYLOAD_TOO_LARGE', fe.message ?? 'too large');
-  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500)
-    return new PlatformError('BAD_REQUEST', fe.message ?? 'bad request', { cause: err });
-  return PlatformError.from(err);
 }
 
 /** Builds the Gateway's HTTP API v1 (architecture §5). Listening is the caller's job. */
@@ -222,6 +219,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   });
   if (apiKeys.length > 0) app.addHook('onRequest', apiKeyHook(apiKeys));
   app.addSchema(ErrorBody);
+  app.addSchema(FlyteErrorBody);
   app.addHook('onRoute', routeDefaults({ apiKeysRequired: apiKeys.length > 0 }));
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new PlatformError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)),
@@ -754,6 +752,10 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   await app.register(scheduleRoutes({ schedules: options.schedules, metadata }));
   await app.register(queueRoutes(options.messageQueues));
   await app.register(triggerRoutes(options.triggers));
+  if (options.workflows !== undefined) {
+    await app.register(workflowRoutes({ deployer: options.workflows.deployer }));
+    await app.register(executionRoutes({ backend: options.workflows.backend }));
+  }
   await app.register(
     statsRoutes({ metadata, cluster: options.cluster ?? createClusterView('embedded', { metadata }) }),
   );
