@@ -144,6 +144,7 @@ describe('workflows in the web console', { skip: existsSync(chromiumPath) ? fals
 
     await open('#/workflows');
     await page.locator('tr[data-workflow="pipeline"] a.phase-succeeded').waitFor();
+    await shoot('workflows');
   });
 
   it('round-trips a spec through import and export', async () => {
