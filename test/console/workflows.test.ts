@@ -147,6 +147,45 @@ describe('workflows in the web console', { skip: existsSync(chromiumPath) ? fals
     await shoot('workflows');
   });
 
+  it('shows a running node live, terminates the execution, relaunches and recovers it', async () => {
+    await server.client.deploy('sleepy', await readBundle(join(repoRoot, 'test', 'fixtures', 'e2e', 'sleepy')), {
+      timeoutSeconds: 120,
+    });
+    await server.client.deployWorkflow('slow', {
+      inputs: { ms: 'number' },
+      nodes: {
+        first: { function: 'double', input: { n: 1 } },
+        nap: { function: 'sleepy', input: { ms: '$.inputs.ms', after: '$.nodes.first.output.n' } },
+      },
+    });
+    // Long enough to be seen running and terminated; short, since an aborted node's invocation still runs to its end
+    // and the server's stop waits for it.
+    const { id } = await server.client.launchExecution({ workflow: 'slow', inputs: { ms: 15_000 } });
+    await open(`#/executions/${id.project}/${id.domain}/${id.name}`);
+    await page.locator('.wf-node[data-node="nap"][data-phase="RUNNING"]').waitFor({ timeout: 60_000 });
+    await page.locator('.wf-node[data-node="first"][data-phase="SUCCEEDED"]').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Recover' }).isDisabled(), true);
+
+    await page.getByRole('button', { name: 'Terminate' }).click();
+    await page.getByTestId('execution-phase').getByText('ABORTED').waitFor({ timeout: 60_000 });
+    await page.getByText('terminated from the console').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Terminate' }).isDisabled(), true);
+
+    // Recover: a new execution that takes the succeeded node's output and runs the rest.
+    await page.getByRole('button', { name: 'Recover' }).click();
+    await page.getByText(`RECOVERED of ${id.name}`).waitFor();
+    await page.locator('.wf-node[data-node="first"][data-phase="RECOVERED"]').waitFor({ timeout: 60_000 });
+    await page.locator('.wf-node[data-node="nap"][data-phase="RUNNING"]').waitFor({ timeout: 60_000 });
+    await page.getByRole('button', { name: 'Terminate' }).click();
+    await page.getByTestId('execution-phase').getByText('ABORTED').waitFor({ timeout: 60_000 });
+
+    await page.getByRole('button', { name: 'Relaunch' }).click();
+    await page.getByText(/^RELAUNCH of /).waitFor();
+    await page.locator('.wf-node[data-node="first"][data-phase="SUCCEEDED"]').waitFor({ timeout: 60_000 });
+    await page.getByRole('button', { name: 'Terminate' }).click();
+    await page.getByTestId('execution-phase').getByText('ABORTED').waitFor({ timeout: 60_000 });
+  });
+
   it('round-trips a spec through import and export', async () => {
     const spec: WorkflowSpec = {
       description: 'a diamond',
