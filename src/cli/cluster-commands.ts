@@ -103,7 +103,11 @@ function withCommon(command: Command): Command {
 }
 
 /** The line a role prints once it runs: for a person, or with `--json` for a supervisor script. */
-function announce(opts: { json?: boolean }, line: string, facts: { role: string; id: string; address: string | null }) {
+function announce(
+  opts: { json?: boolean },
+  line: string,
+  facts: { role: string; id: string; address: string | null; grpc?: string },
+) {
   process.stdout.write(opts.json === true ? `${JSON.stringify(facts)}\n` : `${line}\n`);
 }
 
@@ -303,6 +307,11 @@ export function addClusterCommands(program: Command): void {
       )
         .option('--queue-wait <seconds>', 'how long an invocation waits for an instance before 429', integer, 10)
         .option('--routing-listen <address>', 'where the leader pushes the routing table (host:port)', '127.0.0.1:0')
+        .option(
+          '--grpc-port <port>',
+          'also serve the gRPC ExecutionService (workflow executions) on --host at this port (0 picks one)',
+          integer,
+        )
         .option('--region <region>', 'the region Lambda API ARNs name (default us-east-1)')
         .option('--account-id <id>', 'the 12-digit account id Lambda API ARNs name (default 000000000000)'),
     ),
@@ -316,6 +325,7 @@ export function addClusterCommands(program: Command): void {
           apiKeyFile: string | undefined;
           queueWait: number;
           routingListen: string;
+          grpcPort: number | undefined;
           region: string | undefined;
           accountId: string | undefined;
         },
@@ -330,16 +340,23 @@ export function addClusterCommands(program: Command): void {
         apiKeys: apiKeysFrom(opts),
         queueWaitMs: opts.queueWait * 1000,
         routingListen: opts.routingListen,
+        grpcPort: opts.grpcPort,
         lambdaArnScope: {
           ...(opts.region === undefined ? {} : { region: opts.region }),
           ...(opts.accountId === undefined ? {} : { accountId: opts.accountId }),
         },
       });
-      announce(opts, `Savassan gateway is listening on ${node.url}`, {
-        role: 'gateway',
-        id: gatewayId,
-        address: node.url,
-      });
+      announce(
+        opts,
+        `Savassan gateway is listening on ${node.url}` +
+          (node.grpcAddress === null ? '' : `; gRPC ExecutionService on ${node.grpcAddress}`),
+        {
+          role: 'gateway',
+          id: gatewayId,
+          address: node.url,
+          ...(node.grpcAddress === null ? {} : { grpc: node.grpcAddress }),
+        },
+      );
       untilSignal('stopping the gateway', () => node.close());
     },
   );

@@ -39,6 +39,7 @@ interface StartOptions {
   secretKeyFile: string | undefined;
   eventLoops: number | undefined;
   urlDomain: string | undefined;
+  grpcPort: number | undefined;
 }
 
 export function addStartCommand(program: Command): void {
@@ -85,6 +86,11 @@ export function addStartCommand(program: Command): void {
       '--url-domain <domain>',
       'serve function URLs on {name}.DOMAIN as well as on /fn/{name}/ (point *.DOMAIN at this server)',
     )
+    .option(
+      '--grpc-port <port>',
+      'also serve the gRPC ExecutionService (workflow executions, proto/savassan/v1/execution.proto) on --host at this port (0 picks one)',
+      integer,
+    )
     .option('--no-examples', 'do not deploy the example functions on first start')
     .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts')
     .option(
@@ -100,7 +106,10 @@ export function addStartCommand(program: Command): void {
       ).env('SAVASSAN_SECRET_KEY_FILE'),
     )
     .option('--log-level <level>', 'server log level (debug, info, warn, error)', 'info')
-    .option('--json', 'print one JSON line once serving: {url, dataDir, sandbox, backends, examples, apiKeys}')
+    .option(
+      '--json',
+      'print one JSON line once serving: {url, dataDir, sandbox, backends, examples, apiKeys, grpc (with --grpc-port)}',
+    )
     .addHelpText(
       'after',
       '\nEnvironment: SAVASSAN_SECRET_KEY (32 bytes as 64 hex digits or base64), or --secret-key-file, is the key\n' +
@@ -145,9 +154,30 @@ async function start(opts: StartOptions): Promise<void> {
     secretKey,
     logger,
   });
+  // The gRPC ExecutionService runs workflows on the platform's execution backend, with the HTTP API's keys.
+  let grpc: { address: string; close(): Promise<void> } | null = null;
+  if (opts.grpcPort !== undefined) {
+    const { serveExecutionService } = await import('../gateway/grpc-executions.js');
+    try {
+      grpc = await serveExecutionService({
+        address: `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.grpcPort}`,
+        backend: platform.workflows.backend,
+        deployer: platform.workflows.deployer,
+        apiKeys: platform.options.apiKeys,
+        logger,
+      });
+    } catch (err) {
+      await platform.close();
+      throw err;
+    }
+  }
+  const grpcAddress = grpc?.address ?? null;
   // A second signal stops at once: sandboxes exit when their Agent's channel closes (bwrap ones also die with
   // this process).
-  untilSignal('draining in-flight invocations and stopping sandboxes', () => platform.close());
+  untilSignal('draining in-flight invocations and stopping sandboxes', async () => {
+    await grpc?.close();
+    await platform.close();
+  });
   const warnings = platform.runtime.isolating
     ? runtimeWarnings(platform.runtime)
     : [
@@ -176,6 +206,7 @@ async function start(opts: StartOptions): Promise<void> {
         backends,
         examples: deployed,
         apiKeys: keys,
+        ...(grpcAddress === null ? {} : { grpc: grpcAddress }),
       }),
     );
     return;
@@ -184,6 +215,7 @@ async function start(opts: StartOptions): Promise<void> {
     `Savassan is listening on ${platform.url} (data in ${platform.options.dataDir}, sandbox: ${platform.runtime.kind})`,
   );
   out(`Backends: pool and queue in ${backends.pool}; metadata in ${backends.metadata}; blobs in ${backends.blobs}`);
+  if (grpcAddress !== null) out(`gRPC ExecutionService on ${grpcAddress}`);
   if (deployed.length > 0) out(`Deployed the examples: ${deployed.join(', ')}`);
   out(`Console: ${platform.url}/console/`);
   if (keys > 0)

@@ -16,6 +16,7 @@ import { createEventRunners } from '../events/async-dispatch.js';
 import { createGateway } from '../gateway/gateway.js';
 import { clusterLogFeed } from '../gateway/cluster-log-feed.js';
 import type { GrpcAgentClient } from '../gateway/grpc-agent-client.js';
+import { serveExecutionService } from '../gateway/grpc-executions.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
 import { createClusterView } from '../gateway/cluster-view.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
@@ -44,6 +45,8 @@ export interface GatewayNodeOptions extends BackendUrls {
   queueCapacity: number;
   /** Where this gateway takes the leader's routing pushes: `host:port` (port 0 picks one). */
   routingListen?: string | undefined;
+  /** Where set, the gRPC ExecutionService (workflow executions) listens on `host` at this port (0 picks one). */
+  grpcPort?: number | undefined;
   /** The region and account id of the Lambda API's ARNs (default `us-east-1`, `000000000000`). */
   lambdaArnScope?: Partial<LambdaArnScope> | undefined;
   logger: Logger;
@@ -51,6 +54,8 @@ export interface GatewayNodeOptions extends BackendUrls {
 
 export interface GatewayNode {
   readonly url: string;
+  /** Where the gRPC ExecutionService listens (`host:port`), or null without `grpcPort`. */
+  readonly grpcAddress: string | null;
   close(): Promise<void>;
 }
 
@@ -229,10 +234,22 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       await server.close();
     });
     const url = await server.listen({ host: options.host, port: options.port });
+    let grpcAddress: string | null = null;
+    if (options.grpcPort !== undefined) {
+      const grpc = await serveExecutionService({
+        address: `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.grpcPort}`,
+        backend: workflowBackend,
+        deployer: workflowDeployer,
+        apiKeys,
+        logger,
+      });
+      closers.add(() => grpc.close());
+      grpcAddress = grpc.address;
+    }
     setReady(true);
     events.start();
-    logger.info({ url, backends: backends.describe() }, 'gateway started');
-    return { url, close: () => closers.close() };
+    logger.info({ url, grpcAddress, backends: backends.describe() }, 'gateway started');
+    return { url, grpcAddress, close: () => closers.close() };
   } catch (err) {
     await closers.close();
     throw err;

@@ -321,6 +321,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     store: backends.workflows,
     blobStore,
     processId: bootId,
+    peek: (key, nodeKey) => engine.peek(key, nodeKey),
     onChange: (row) => engine.nodeChanged(row),
   });
   let ready = false;

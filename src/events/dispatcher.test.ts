@@ -7,6 +7,7 @@ import { encodeAsyncEvent } from './async-event.js';
 import { Destinations } from './destinations.js';
 import { type DispatchSettings, Dispatcher } from './dispatcher.js';
 import type { RanInvocation, RunInvocation } from './run-invocation.js';
+import type { WorkflowNodeOutcome, WorkflowNodeSink } from './workflow-node-sink.js';
 
 const settings: DispatchSettings = {
   retries: 2,
@@ -159,5 +160,136 @@ describe('Dispatcher', () => {
     await dispatcher.stop();
     assert.equal(event.state, 'dead_lettered');
     assert.equal(event.attempts.length, 1);
+  });
+});
+
+describe('Dispatcher, workflow node attempts', () => {
+  const ref = { project: 'p', domain: 'd', name: 'e1', node: 'a', attempt: 1 };
+  const workflowPayload = encodeAsyncEvent('{"n":1}', { retries: 0, workflow: ref });
+
+  /** A sink that records what the dispatcher asked; `grant` says whether claims succeed. */
+  function recordingSink(grant: boolean) {
+    const calls: string[] = [];
+    const outcomes: WorkflowNodeOutcome[] = [];
+    const sink: WorkflowNodeSink = {
+      claim: (claimed, timeoutSeconds) => {
+        assert.deepEqual(claimed, ref);
+        calls.push(`claim:${timeoutSeconds}`);
+        return Promise.resolve(grant);
+      },
+      release: () => {
+        calls.push('release');
+        return Promise.resolve();
+      },
+      report: (_ref, outcome) => {
+        calls.push(`report:${outcome.status}`);
+        outcomes.push(outcome);
+        return Promise.resolve();
+      },
+    };
+    return { sink, calls, outcomes };
+  }
+
+  function dispatcherWith(sink: WorkflowNodeSink, run: RunInvocation) {
+    const queue = new MemoryInvocationQueue();
+    const dispatcher = new Dispatcher({
+      queue,
+      run,
+      functions: () => Promise.resolve(['fn']),
+      settings: () => Promise.resolve({ ...settings, onSuccess: 'elsewhere', onFailure: 'elsewhere' }),
+      destinations: new Destinations({
+        submit: () => Promise.reject(new Error('workflow attempts send no destination records')),
+      }),
+      idlePollMs: 20,
+      backoffMs: 10,
+      random: () => 0.5,
+      workflowSink: sink,
+    });
+    const ended = async (id: string): Promise<QueuedInvocation> => {
+      for (;;) {
+        const event = await queue.get(id);
+        if (event !== null && event.state !== 'queued' && event.state !== 'running') return event;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    return { queue, dispatcher, ended };
+  }
+
+  it('claims before running and reports the output after; no destination', async () => {
+    const { sink, calls, outcomes } = recordingSink(true);
+    let runs = 0;
+    const { queue, dispatcher, ended } = dispatcherWith(sink, () => {
+      runs += 1;
+      return Promise.resolve(ran());
+    });
+    const { id } = await queue.enqueue({ functionName: 'fn', payload: workflowPayload });
+    dispatcher.start();
+    const event = await ended(id);
+    await dispatcher.stop();
+    assert.equal(event.state, 'succeeded');
+    assert.equal(runs, 1);
+    assert.deepEqual(calls, ['claim:5', 'report:succeeded']);
+    const outcome = outcomes[0]!;
+    assert.equal(outcome.status, 'succeeded');
+    assert.equal(outcome.status === 'succeeded' && Buffer.from(outcome.outputJson).toString(), '{"ok":true}');
+  });
+
+  it('does not run an attempt it cannot claim', async () => {
+    const { sink, calls } = recordingSink(false);
+    let runs = 0;
+    const { queue, dispatcher, ended } = dispatcherWith(sink, () => {
+      runs += 1;
+      return Promise.resolve(ran());
+    });
+    const { id } = await queue.enqueue({ functionName: 'fn', payload: workflowPayload });
+    dispatcher.start();
+    const event = await ended(id);
+    await dispatcher.stop();
+    assert.equal(runs, 0);
+    assert.deepEqual(calls, ['claim:5']);
+    assert.notEqual(event.state, 'dead');
+  });
+
+  it('reports a function error once, without retrying it (the engine retries with a new attempt)', async () => {
+    const { sink, calls, outcomes } = recordingSink(true);
+    let runs = 0;
+    const { queue, dispatcher, ended } = dispatcherWith(sink, () => {
+      runs += 1;
+      return Promise.resolve(ran('error'));
+    });
+    const { id } = await queue.enqueue({ functionName: 'fn', payload: workflowPayload });
+    dispatcher.start();
+    const event = await ended(id);
+    await dispatcher.stop();
+    assert.equal(runs, 1);
+    assert.equal(event.state, 'failed');
+    assert.deepEqual(calls, ['claim:5', 'report:failed']);
+    assert.deepEqual(outcomes[0], {
+      status: 'failed',
+      invocationId: (outcomes[0] as { invocationId: string }).invocationId,
+      code: 'FUNCTION_ERROR',
+      message: 'Error: boom',
+      kind: 'USER',
+    });
+  });
+
+  it('gives a throttled attempt back and runs it later, after the backoff', async () => {
+    const { sink, calls } = recordingSink(true);
+    let runs = 0;
+    const { queue, dispatcher, ended } = dispatcherWith(sink, () => {
+      runs += 1;
+      if (runs === 1) return Promise.reject(new PlatformError('TOO_MANY_REQUESTS', 'max instances reached'));
+      return Promise.resolve(ran());
+    });
+    const { id } = await queue.enqueue({ functionName: 'fn', payload: workflowPayload });
+    dispatcher.start();
+    const event = await ended(id);
+    await dispatcher.stop();
+    assert.equal(event.state, 'succeeded');
+    assert.deepEqual(calls, ['claim:5', 'release', 'claim:5', 'report:succeeded']);
+    assert.deepEqual(
+      event.attempts.map((a) => a.status),
+      ['throttled', 'success'],
+    );
   });
 });

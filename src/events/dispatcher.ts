@@ -95,6 +95,7 @@ export class Dispatcher {
   #functions: string[] = [];
   #functionsReadAt = 0;
   #timer: NodeJS.Timeout | null = null;
+  #immediate: NodeJS.Immediate | null = null;
   #polling = false;
   #pollAgain = false;
   #stopped = true;
@@ -129,6 +130,8 @@ export class Dispatcher {
     this.#stopped = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
+    if (this.#immediate !== null) clearImmediate(this.#immediate);
+    this.#immediate = null;
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 
@@ -138,7 +141,17 @@ export class Dispatcher {
       if (delayMs === 0) this.#pollAgain = true;
       return;
     }
+    if (this.#immediate !== null) return;
     if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (delayMs <= 0) {
+      // At once, without a timer's minimum delay of 1 ms (a workflow's next node waits on this).
+      this.#immediate = setImmediate(() => {
+        this.#immediate = null;
+        void this.#poll();
+      });
+      return;
+    }
     this.#timer = setTimeout(() => {
       this.#timer = null;
       void this.#poll();

@@ -56,6 +56,8 @@ export interface WorkflowEngineOptions {
 export const lostAttemptCode = 'LOST';
 /** Most executions one pass reads. */
 const passLimit = 1000;
+/** Node starts one step runs at once. */
+const startConcurrency = 32;
 /** A retry of a submit the queue refused for now (ms). */
 const resubmitMs = 1000;
 
@@ -175,6 +177,11 @@ export class WorkflowEngine {
     const live = this.#lives.get(id);
     if (live !== undefined) this.#merge(live, row);
     this.#kick(id);
+  }
+
+  /** A node row as this engine last saw it, if it runs the execution now. */
+  peek(key: ExecutionKey, nodeKey: string): NodeExecutionRecord | undefined {
+    return this.#lives.get(executionId(key))?.rows.get(nodeKey);
   }
 
   /** Resolves once no step is under way (for tests and shutdown). */
@@ -308,13 +315,11 @@ export class WorkflowEngine {
       record = started;
     }
     if (record.phase === 'ABORTING') {
-      await this.#abortAll(live, 'the execution was aborted');
-      await this.#end(live, { phase: 'ABORTED' });
+      if (await this.#abortAll(live, 'the execution was aborted')) await this.#end(live, { phase: 'ABORTED' });
       return;
     }
     if (record.phase === 'FAILING') {
-      await this.#abortAll(live, 'another node failed');
-      await this.#end(live, { phase: 'FAILED' });
+      if (await this.#abortAll(live, 'another node failed')) await this.#end(live, { phase: 'FAILED' });
       return;
     }
     if (record.phase === 'SUCCEEDING') {
@@ -324,9 +329,11 @@ export class WorkflowEngine {
     const states = new Map<string, NodeState>();
     let failure: { node: string; error: ExecutionError | null } | null = null;
     let active = false;
+    /** Starts of ready function nodes, run together after the walk (a wide fan-out starts at once). */
+    const starts: (() => Promise<NodeState>)[] = [];
     for (const nodeId of live.compiled.order) {
       const node = live.compiled.nodes[nodeId]!;
-      let state = await this.#advance(live, node, states);
+      let state = await this.#advance(live, node, states, starts);
       if (live.reload) {
         // A compare-and-set lost to a writer elsewhere: step again from what the store holds.
         return this.#again(live);
@@ -339,6 +346,11 @@ export class WorkflowEngine {
       if (state === 'pending') state = 'blocked';
       states.set(nodeId, state);
     }
+    if (starts.length > 0 && (failure === null || live.compiled.failurePolicy === 'finishRunnable')) {
+      const started = await runLimited(starts, startConcurrency);
+      // A node ended as it started (a cache hit, a missing version) or a write lost: step again.
+      if (live.reload || started.some((state) => state !== 'active')) return this.#again(live);
+    }
     if (failure !== null && (live.compiled.failurePolicy === 'failFast' || !active)) {
       const error: ExecutionError = {
         code: failure.error?.code ?? 'FAILED',
@@ -347,8 +359,7 @@ export class WorkflowEngine {
       };
       const failing = await this.#updateExecution(live, { phase: 'FAILING', error });
       if (failing === null) return;
-      await this.#abortAll(live, 'another node failed');
-      await this.#end(live, { phase: 'FAILED' });
+      if (await this.#abortAll(live, 'another node failed')) await this.#end(live, { phase: 'FAILED' });
       return;
     }
     if (active) return;
@@ -395,21 +406,27 @@ export class WorkflowEngine {
     return updated;
   }
 
-  /** Abort every node still under way (and the children of sub-workflow nodes). */
-  async #abortAll(live: Live, why: string): Promise<void> {
+  /**
+   * Abort every node still under way (and the children of sub-workflow nodes). False when a row moved on meanwhile
+   * (the step runs again, from the store).
+   */
+  async #abortAll(live: Live, why: string): Promise<boolean> {
     const now = new Date(this.#now());
+    let all = true;
     for (const row of [...live.rows.values()]) {
       if (terminalNodePhases.has(row.phase)) continue;
       if (row.child !== null) await this.#abortChild(row.child, why);
       const attempts = row.attempts.map((a) =>
         a.phase === 'RUNNING' ? { ...a, phase: 'ABORTED' as const, endedAt: now } : a,
       );
-      await this.#putRow(
+      const written = await this.#putRow(
         live,
         { ...row, phase: 'ABORTED', attempts, claimedBy: null, deadline: null, notBefore: null, endedAt: now },
         row.revision,
       );
+      if (written === null) all = false;
     }
+    return all;
   }
 
   async #abortChild(child: ExecutionKey, why: string): Promise<void> {
@@ -429,7 +446,12 @@ export class WorkflowEngine {
   // ---- nodes ----
 
   /** Step one node; what it is after. */
-  async #advance(live: Live, node: CompiledNode, states: Map<string, NodeState>): Promise<NodeState> {
+  async #advance(
+    live: Live,
+    node: CompiledNode,
+    states: Map<string, NodeState>,
+    starts: (() => Promise<NodeState>)[],
+  ): Promise<NodeState> {
     const row = live.rows.get(node.id);
     if (row !== undefined && terminalNodePhases.has(row.phase)) {
       if (row.phase === 'SUCCEEDED' || row.phase === 'RECOVERED') {
@@ -450,6 +472,10 @@ export class WorkflowEngine {
       if (node.when !== null) {
         const scope = await this.#scope(live, node.when, null);
         if (!evaluateCondition(node.when, scope)) return this.#skip(live, node, 'its condition was false');
+      }
+      if (node.kind === 'function') {
+        starts.push(() => this.#startNode(live, node));
+        return 'active';
       }
       return this.#startNode(live, node);
     }
@@ -828,16 +854,15 @@ export class WorkflowEngine {
       if (live.reload) return 'active';
       if (state === 'failed') return this.#failMap(live, node, row, live.rows.get(element.key)!);
     }
-    for (const element of fresh) {
-      if (running >= concurrency) break;
-      running += 1;
-      const state = await this.#advanceAttempts(live, node, element);
-      if (live.reload) return 'active';
-      if (state === 'done') {
-        running -= 1;
-        succeeded += 1;
-      }
-    }
+    const room = Math.max(0, concurrency - running);
+    const started = await runLimited(
+      fresh.slice(0, room).map((element) => () => this.#advanceAttempts(live, node, element)),
+      startConcurrency,
+    );
+    if (live.reload) return 'active';
+    // Elements that ended as they started (cache hits, a missing version): step again to fill their places.
+    if (started.some((state) => state !== 'active')) this.#again(live);
+    succeeded += started.filter((state) => state === 'done').length;
     if (succeeded < list.length) return 'active';
     const outputs: string[] = [];
     for (let index = 0; index < list.length; index += 1) {
@@ -865,11 +890,13 @@ export class WorkflowEngine {
       const attempts = other.attempts.map((a) =>
         a.phase === 'RUNNING' ? { ...a, phase: 'ABORTED' as const, endedAt: now } : a,
       );
-      await this.#putRow(
+      const written = await this.#putRow(
         live,
         { ...other, phase: 'ABORTED', attempts, claimedBy: null, deadline: null, endedAt: now },
         other.revision,
       );
+      // A row moved on meanwhile: the step runs again, from the store.
+      if (written === null) return 'active';
     }
     const error: ExecutionError = {
       code: element.error?.code ?? 'FAILED',
@@ -1014,6 +1041,21 @@ export class WorkflowEngine {
     this.#again(live);
     return null;
   }
+}
+
+/** Runs `tasks`, at most `limit` at once; their results in order. */
+async function runLimited<T>(tasks: (() => Promise<T>)[], limit: number): Promise<T[]> {
+  const results: T[] = new Array<T>(tasks.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length) {
+      const index = next;
+      next += 1;
+      results[index] = await tasks[index]!();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  return results;
 }
 
 /** The node ids a template, condition or map reference refers to. */

@@ -1,5 +1,5 @@
 import type { BlobStore } from '../core/ports/blob-store.js';
-import type { NodeExecutionRecord, WorkflowStore } from '../core/ports/workflow-store.js';
+import type { ExecutionKey, NodeExecutionRecord, WorkflowStore } from '../core/ports/workflow-store.js';
 import type { WorkflowNodeOutcome, WorkflowNodeRef, WorkflowNodeSink } from '../events/workflow-node-sink.js';
 import { nodeOutputBlobKey, storeJson } from './values.js';
 
@@ -13,6 +13,11 @@ export interface StoreNodeSinkOptions {
    * the node sets no timeout of its own (ms, default 30 s).
    */
   claimGraceMs?: number | undefined;
+  /**
+   * The row as the engine in this process last saw it (embedded mode), tried before reading the store: a stale one
+   * only loses its compare-and-set, and the row is read then.
+   */
+  peek?: ((key: ExecutionKey, nodeKey: string) => NodeExecutionRecord | undefined) | undefined;
   /** A row was written here: the engine in this process takes it at once (embedded mode). */
   onChange?: ((row: NodeExecutionRecord) => void) | undefined;
   now?: (() => number) | undefined;
@@ -97,7 +102,9 @@ export class StoreNodeSink implements WorkflowNodeSink {
   ): Promise<NodeExecutionRecord | null> {
     const key = { project: ref.project, domain: ref.domain, name: ref.name };
     for (let i = 0; i < maxTries; i += 1) {
-      const row = await this.#options.store.getNode(key, ref.node);
+      const row =
+        (i === 0 ? this.#options.peek?.(key, ref.node) : undefined) ??
+        (await this.#options.store.getNode(key, ref.node));
       if (row === null || row.phase !== 'RUNNING') return null;
       const current = row.attempts.at(-1);
       if (current === undefined || current.attempt !== ref.attempt || current.phase !== 'RUNNING') return null;

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { strToU8, zipSync } from 'fflate';
+import { Metadata, credentials } from '@grpc/grpc-js';
 import { readBundle } from '../../src/client/bundle.js';
 import { SavassanClient, type AsyncInvocationAnswer } from '../../src/client/client.js';
 import { createTestNetwork, netnsUnavailable, type TestNetwork } from '../kit/netns.js';
@@ -24,6 +25,13 @@ import { startPostgresServer } from '../kit/postgres-server.js';
 import { startRedisServer, redisServerAvailable, type RedisServer } from '../kit/redis-server.js';
 import { startS3Server, type S3Server } from '../kit/s3-server.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
+import {
+  ExecutionServiceClient,
+  ExecutionStatus,
+  type ExecuteWorkflowRequest,
+  type ExecuteWorkflowResponse,
+} from '../../src/gen/savassan/v1/execution.js';
+import { callUnary } from '../../src/grpc/grpc-transport.js';
 import { eventually, runCli } from '../helpers/server-process.js';
 import { assertNearShare, countBy, pool } from '../helpers/traffic.js';
 
@@ -93,6 +101,8 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
   const others: Proc[] = [];
   const gateways: SavassanClient[] = [];
   const gatewayUrls: string[] = [];
+  /** Where gateway 0 serves the gRPC ExecutionService. */
+  let grpcAddress = '';
   /** How managers and gateways are started: environment, common flags, and the metadata database's name. */
   let roleEnv: NodeJS.ProcessEnv;
   let commonArgs: string[];
@@ -165,14 +175,20 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     for (const i of [0, 1]) {
       const args = [cli, 'gateway', '--port', '0', '--data-dir', join(root, `gateway-${i}`), ...common];
       if (i === 1) args.push('--json');
+      else args.push('--grpc-port', '0');
       const gateway = track(`gateway ${i}`, spawn(process.execPath, args, { env }));
       others.push(gateway);
-      const [, url = ''] =
-        i === 1
-          ? await gateway.waitFor(/^\{"role":"gateway","id":"[^"]+","address":"(http:\/\/[^"]+)"\}$/m)
-          : await gateway.waitFor(/listening on (http:\/\/\S+)/);
-      gatewayUrls.push(url);
-      gateways.push(new SavassanClient({ url }));
+      if (i === 0) {
+        const [, url = '', grpc = ''] = await gateway.waitFor(
+          /listening on (http:\/\/[^\s;]+); gRPC ExecutionService on (\S+)/,
+        );
+        gatewayUrls.push(url);
+        grpcAddress = grpc;
+      } else {
+        const [, url = ''] = await gateway.waitFor(/^\{"role":"gateway","id":"[^"]+","address":"(http:\/\/[^"]+)"\}$/m);
+        gatewayUrls.push(url);
+      }
+      gateways.push(new SavassanClient({ url: gatewayUrls[i] ?? '' }));
     }
     await others[0]!.waitFor(/is running/);
     await others[1]!.waitFor(/^\{"role":"manager","id":"manager-1","address":null\}$/m);
@@ -248,6 +264,42 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     const records = await Promise.all(results.map((r, i) => gateways[i % 2]!.getInvocation(r.invocationId)));
     const nodes = new Set(records.map((record) => record.nodeId));
     assert.ok(nodes.size >= 2, `sandboxes ran on ${[...nodes].join(', ')}`);
+  });
+
+  it("runs a workflow launched over one gateway's gRPC ExecutionService on the leading manager", async () => {
+    await deployWhenRoom(
+      gateways[1]!,
+      'wf-inc',
+      zipSync({ 'index.js': strToU8('exports.handler = async (e) => ({ n: e.n + 1 });') }),
+    );
+    const grpc = new ExecutionServiceClient(grpcAddress, credentials.createInsecure());
+    try {
+      const spec = { inputs: { x: 'number' }, nodes: { a: { function: 'wf-inc', input: { n: '$.inputs.x' } } } };
+      const answer = await callUnary<ExecuteWorkflowRequest, ExecuteWorkflowResponse>(
+        grpc.executeWorkflow.bind(grpc),
+        {
+          workflowId: 'cluster-flow',
+          flyteWorkflowDefinitionJson: JSON.stringify({ ...spec, output: '$.nodes.a.output.n' }),
+          project: '',
+          domain: '',
+          inputsJson: '{"x": 1}',
+          executionName: 'cluster-run',
+        },
+        new Metadata(),
+        { peer: `gateway 0 at ${grpcAddress}`, method: 'ExecuteWorkflow', deadlineMs: 10_000 },
+      );
+      assert.equal(answer.status, ExecutionStatus.EXECUTION_STATUS_SUBMITTED, answer.message);
+      const id = { project: 'savassan', domain: 'development', name: 'cluster-run' };
+      const view = await eventually(
+        () => gateways[1]!.getExecution(id),
+        (v) => v.closure.phase === 'SUCCEEDED' || v.closure.phase === 'FAILED',
+        60_000,
+      );
+      assert.equal(view.closure.phase, 'SUCCEEDED', JSON.stringify(view));
+      assert.equal((await gateways[0]!.executionData(id)).outputs, 2);
+    } finally {
+      grpc.close();
+    }
   });
 
   it('never serves a function deleted during an invocation to its re-created successor', async () => {

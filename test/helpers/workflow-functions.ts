@@ -5,6 +5,7 @@ import { readBundle } from '../../src/client/bundle.js';
 /**
  * One function for workflow tests, steered by its event:
  * - `n`, `mul`, `add`: returns `{ n: n * mul + add }` (defaults 0, 1, 0), with `tag` and `item` echoed;
+ * - `startLog`: appends `{ tag, start }` as a JSON line to that file as soon as it runs;
  * - `sleepMs`: sleeps first;
  * - `barrier` `{ file, count }`: appends a line to `file`, then waits until it has `count` lines (throws after 20 s):
  *   proves that `count` runs were under way at once;
@@ -19,6 +20,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 export const handler = async (event) => {
   const e = event ?? {};
   const start = Date.now();
+  if (e.startLog) appendFileSync(e.startLog, JSON.stringify({ tag: e.tag ?? null, start }) + '\\n');
   if (e.counter) {
     let count = 0;
     try { count = Number(readFileSync(e.counter, 'utf8')); } catch {}

@@ -26,7 +26,6 @@ import type { LambdaArnScope } from '../../core/lambda-arn.js';
 import type { Invoker } from '../invoker.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { Tracer } from '../../core/ports/tracer.js';
-import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
 import type { WorkflowDeployer } from '../../workflows/workflow-deployer.js';
 import type { Secrets } from '../secrets.js';
 import type { Traffic } from '../traffic.js';
@@ -50,7 +49,6 @@ import { scheduleRoutes } from './routes/schedules.js';
 import { secretRoutes } from './routes/secrets.js';
 import { liveLogRoutes } from './routes/live-logs.js';
 import { workflowRoutes } from './routes/workflows.js';
-import type { WorkflowDeployerPort } from './routes/workflows.js';
 import { executionRoutes } from './routes/executions.js';
 import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
 import type { LiveLogHub } from '../live-logs.js';
@@ -122,14 +120,12 @@ export interface GatewayServerOptions {
   nodes: () => Promise<NodeView[]>;
   /** What `GET /v1/cluster` answers (default: embedded mode, no leader, no routing table). */
   cluster?: (() => Promise<ClusterView>) | undefined;
+  /** The functions' output, live (`logs/ws`, `logs?follow=1`). */
+  liveLogs: LiveLogHub;
   /**
    * Workflows: deployed at `/v1/workflows`, run through the Flyte-shaped `/api/v1/executions` on `backend`. Absent:
    * neither is served.
    */
-  workflows?: { deployer: WorkflowDeployerPort; backend: ExecutionBackend } | undefined;
-  /** The functions' output, live (`logs/ws`, `logs?follow=1`). */
-  liveLogs: LiveLogHub;
-  /** Workflows: their deploys and the backend their executions run on (absent: no workflow routes). */
   workflows?: GatewayWorkflows | undefined;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
