@@ -60,7 +60,15 @@ function headers(extra: Record<string, string> = {}, key = currentKey()): Record
 async function errorOf(response: Response): Promise<ApiError> {
   const text = await response.text().catch(() => '');
   try {
-    const body = JSON.parse(text) as { error?: { code?: string; message?: string; invocationId?: string } };
+    const body = JSON.parse(text) as {
+      error?: { code?: string; message?: string; invocationId?: string };
+      code?: string;
+      message?: string;
+    };
+    // The Flyte-shaped API (/api/v1) answers `{"code","message","kind"}`.
+    if (body.error === undefined && typeof body.message === 'string') {
+      return new ApiError(response.status, body.code ?? 'ERROR', body.message);
+    }
     if (body.error !== undefined) {
       return new ApiError(
         response.status,

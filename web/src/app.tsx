@@ -1,11 +1,14 @@
 // The console's shell: the login form where the API asks for a key, the navigation, and the page of the route.
-import { useEffect, useRef, useState } from 'react';
+import { Suspense, lazy, useEffect, useRef, useState } from 'react';
 import type { FormEvent } from 'react';
 import { ApiError, currentKey, keysRequired, onUnauthorized, request, setKey } from './api';
 import { href, useRoute } from './hooks';
 import { FunctionPage } from './pages/function-page';
 import { FunctionsPage } from './pages/functions-page';
 import { NodesPage } from './pages/nodes-page';
+
+// The workflow pages carry the graph library: loaded on first visit, so the functions pages do not pay for it.
+const WorkflowSection = lazy(() => import('./workflows/section'));
 
 type Auth = { state: 'checking' } | { state: 'login'; message: string | null } | { state: 'in'; keys: boolean };
 
@@ -127,6 +130,18 @@ function Shell(props: { keys: boolean; onSignOut: () => void }) {
     page = <FunctionPage name={rest[0]} tab={rest[1] ?? 'overview'} detail={rest[2]} />;
   else if (section === 'functions') page = <FunctionsPage />;
   else if (section === 'nodes') page = <NodesPage />;
+  else if (section === 'workflows' || section === 'executions')
+    page = (
+      <Suspense
+        fallback={
+          <p className="loading" role="status">
+            Loading…
+          </p>
+        }
+      >
+        <WorkflowSection route={route} />
+      </Suspense>
+    );
   else
     page = (
       <p role="alert">
@@ -151,6 +166,12 @@ function Shell(props: { keys: boolean; onSignOut: () => void }) {
         <nav aria-label="Sections">
           <a href={href('functions')} aria-current={section === 'functions' ? 'page' : undefined}>
             Functions
+          </a>
+          <a
+            href={href('workflows')}
+            aria-current={section === 'workflows' || section === 'executions' ? 'page' : undefined}
+          >
+            Workflows
           </a>
           <a href={href('nodes')} aria-current={section === 'nodes' ? 'page' : undefined}>
             Nodes
