@@ -293,10 +293,12 @@ describe('workflows end to end', () => {
       token = page.token;
     }
     assert.deepEqual(seen, [...names].reverse());
-    const all = await client.listExecutions({ limit: 500 });
+    const all = await client.listExecutions({ limit: 1000 });
     assert.ok(all.executions.some((e) => e.id.name === 'plain-one'));
     const badLimit = await call('GET', '/api/v1/executions/savassan/development?limit=0');
     assert.equal(badLimit.status, 400);
+    const overLimit = await call('GET', '/api/v1/executions/savassan/development?limit=1001');
+    assert.equal(overLimit.status, 400);
   });
 
   it('terminates a running execution (ABORTED), refuses a second terminate, and relaunches it', async () => {

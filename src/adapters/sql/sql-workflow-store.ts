@@ -223,8 +223,12 @@ export class SqlWorkflowStore implements WorkflowStore {
 
   listExecutions(filter: ExecutionFilter): Promise<ExecutionRecord[]> {
     return this.#access.run(`list the executions of ${String(filter.project)}/${String(filter.domain)}`, async () => {
-      if (!Number.isSafeInteger(filter.limit) || filter.limit < 1 || filter.limit > maxExecutionsPerRead) {
-        throw new PlatformError('BAD_REQUEST', `limit must be 1-${maxExecutionsPerRead}, got ${String(filter.limit)}`);
+      // One more than a page: a caller reads a full page and one row to know whether another page follows.
+      if (!Number.isSafeInteger(filter.limit) || filter.limit < 1 || filter.limit > maxExecutionsPerRead + 1) {
+        throw new PlatformError(
+          'BAD_REQUEST',
+          `limit must be 1-${maxExecutionsPerRead + 1}, got ${String(filter.limit)}`,
+        );
       }
       const { limit } = filter;
       if (

@@ -169,7 +169,7 @@ export interface ExecutionFilter {
   phase?: ExecutionPhase | undefined;
   /** Only executions created before this (the page token of the previous page). */
   createdBefore?: { createdAt: Date; name: string } | undefined;
-  /** 1-1000. */
+  /** 1-1001: a page of at most 1000, and one more row to know whether another page follows. */
   limit: number;
 }
 
