@@ -34,6 +34,7 @@ import { randomUUID } from 'node:crypto';
 import { BuiltinExecutionBackend } from '../workflows/builtin-backend.js';
 import { StoreNodeSink } from '../workflows/node-sink.js';
 import { pinFunctionVersion } from '../workflows/pin-function.js';
+import { WorkflowNodeRunner } from '../events/workflow-node-runner.js';
 import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
 import type { WorkflowEngine } from '../workflows/engine.js';
 import type { WorkflowStore } from '../core/ports/workflow-store.js';
@@ -295,12 +296,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     check: functionMustExist(metadata),
     onQueued: (name) => wake(name),
   });
-  // Node attempts: the engine pinned a version that exists; a function deleted since fails the attempt as it runs.
-  const workflowInvocations = new AsyncInvocations({
-    queue: invocations,
-    check: () => Promise.resolve(),
-    onQueued: (name) => wake(name),
-  });
+  /** Set once the invoke path exists: runs workflow node attempts in this process. */
+  let nodeRunner: WorkflowNodeRunner | null = null;
   // Attempts claimed under another boot id ran in a process that stopped: the engine gives them up at once.
   const bootId = randomUUID();
   // The single process always leads the control plane.
@@ -314,7 +311,11 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     workflows: {
       store: backends.workflows,
       blobStore,
-      submit: (name, eventJson, submitOptions) => workflowInvocations.submit(name, eventJson, submitOptions),
+      // In one process the node row is the attempt's durable record: attempts run on the invoke path directly.
+      submit: (name, eventJson, submitOptions) =>
+        nodeRunner === null
+          ? Promise.reject(new PlatformError('UNAVAILABLE', 'the platform is starting'))
+          : nodeRunner.submit(name, eventJson, submitOptions),
       pinFunction: pinFunctionVersion(metadata, traffic),
       bootId,
       preclaim: true,
@@ -391,10 +392,11 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     queueWaitMs: options.queueWaitMs,
     allowLoopbackWebhooks: options.allowLoopbackWebhooks,
     lambdaArnScope: options.lambdaArnScope,
-    workflowSink,
     logger,
   });
   wake = (name) => events.wake(name);
+  const runner = new WorkflowNodeRunner({ run, sink: workflowSink, logger });
+  nodeRunner = runner;
   let lanes: LaneHost | null = null;
   const markReady = (value: boolean): void => {
     ready = value;
@@ -409,6 +411,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   const stopRoles = async (): Promise<void> => {
     await events.stop();
     await controlPlane.stop();
+    await runner.stop();
     await manager.stop();
     await agent.close();
     await runtime.close();

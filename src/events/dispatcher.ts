@@ -13,7 +13,7 @@ import type { DestinationCondition, DestinationRecord, Destinations } from './de
 import { functionArn } from '../core/lambda-arn.js';
 import type { LambdaArnScope } from '../core/lambda-arn.js';
 import type { RanInvocation, RunInvocation } from './run-invocation.js';
-import type { WorkflowNodeRef, WorkflowNodeSink } from './workflow-node-sink.js';
+import { nodeOutcomeOf, refusedForGood, type WorkflowNodeRef, type WorkflowNodeSink } from './workflow-node-sink.js';
 
 /** What the dispatcher needs of a function: its asynchronous settings, its timeout, what its webhooks may reach. */
 export interface DispatchSettings extends AsyncSettings {
@@ -52,14 +52,6 @@ export interface DispatcherOptions {
 /** Attempt statuses that are the function's failures (retried `retries` times), not the platform's. */
 const functionFailures: ReadonlySet<AttemptStatus> = new Set(['error', 'timeout', 'crash', 'oom', 'init-error']);
 const maxBackoffMs = 5 * 60 * 1000;
-/** The error code a workflow node attempt's failure is reported with, by the attempt's status. */
-const failureCodes: Partial<Record<AttemptStatus, string>> = {
-  error: 'FUNCTION_ERROR',
-  timeout: 'FUNCTION_TIMEOUT',
-  crash: 'FUNCTION_CRASHED',
-  oom: 'FUNCTION_OUT_OF_MEMORY',
-  'init-error': 'FUNCTION_INIT_ERROR',
-};
 /** How often the list of functions is read again (ms). */
 const functionsRefreshMs = 2000;
 
@@ -331,7 +323,7 @@ export class Dispatcher {
       ran = await this.#options.run(delivery.functionName, Buffer.from(eventJson), qualifier);
     } catch (err) {
       const error = PlatformError.from(err);
-      if (error.code === 'NOT_FOUND' || error.code === 'BAD_REQUEST' || error.code === 'INVALID_CONFIG') {
+      if (refusedForGood(error.code)) {
         await sink.report(ref, {
           status: 'failed',
           invocationId: null,
@@ -353,23 +345,7 @@ export class Dispatcher {
       error: outcome.error === undefined ? null : `${outcome.error.name}: ${outcome.error.message}`,
       invocationId: ran.invocationId,
     };
-    await sink.report(
-      ref,
-      outcome.status === 'success'
-        ? {
-            status: 'succeeded',
-            invocationId: ran.invocationId,
-            functionVersion: ran.version,
-            outputJson: outcome.payloadJson ?? Buffer.from('null'),
-          }
-        : {
-            status: 'failed',
-            invocationId: ran.invocationId,
-            code: failureCodes[outcome.status] ?? 'FUNCTION_ERROR',
-            message: outcome.error === undefined ? outcome.status : `${outcome.error.name}: ${outcome.error.message}`,
-            kind: 'USER',
-          },
-    );
+    await sink.report(ref, nodeOutcomeOf(ran));
     const settled =
       outcome.status === 'success'
         ? await this.#options.queue.complete(delivery.receipt, attempt)

@@ -1,3 +1,6 @@
+import type { AttemptStatus } from '../core/ports/invocation-queue.js';
+import type { RanInvocation } from './run-invocation.js';
+
 /**
  * The workflow node attempt an asynchronous invocation runs: the async envelope's `workflow` field. The engine
  * queues one event per attempt; the dispatcher asks the `WorkflowNodeSink` before and after running it.
@@ -43,4 +46,37 @@ export interface WorkflowNodeSink {
   release(ref: WorkflowNodeRef): Promise<void>;
   /** The claimed attempt ran (or could not run, for good): record its outcome. Ignored when no longer current. */
   report(ref: WorkflowNodeRef, outcome: WorkflowNodeOutcome): Promise<void>;
+}
+
+/** The error code a workflow node attempt's failure is reported with, by the attempt's status. */
+const failureCodes: Partial<Record<AttemptStatus, string>> = {
+  error: 'FUNCTION_ERROR',
+  timeout: 'FUNCTION_TIMEOUT',
+  crash: 'FUNCTION_CRASHED',
+  oom: 'FUNCTION_OUT_OF_MEMORY',
+  'init-error': 'FUNCTION_INIT_ERROR',
+};
+
+/** How an invocation that ran ends a node attempt: its output, or the function's failure (kind USER). */
+export function nodeOutcomeOf(ran: RanInvocation): WorkflowNodeOutcome {
+  const { outcome } = ran;
+  return outcome.status === 'success'
+    ? {
+        status: 'succeeded',
+        invocationId: ran.invocationId,
+        functionVersion: ran.version,
+        outputJson: outcome.payloadJson ?? Buffer.from('null'),
+      }
+    : {
+        status: 'failed',
+        invocationId: ran.invocationId,
+        code: failureCodes[outcome.status] ?? 'FUNCTION_ERROR',
+        message: outcome.error === undefined ? outcome.status : `${outcome.error.name}: ${outcome.error.message}`,
+        kind: 'USER',
+      };
+}
+
+/** Invoke-path refusals that running the attempt again will not change: the function, version or settings are gone. */
+export function refusedForGood(code: string): boolean {
+  return code === 'NOT_FOUND' || code === 'BAD_REQUEST' || code === 'INVALID_CONFIG';
 }

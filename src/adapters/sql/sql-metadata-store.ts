@@ -116,8 +116,13 @@ export interface SqlStoreAccess {
   readonly db: Kysely<Database>;
   /** Runs one operation as the metadata store's own: refused once it is closed, awaited by its close, errors mapped. */
   run<T>(action: string, operation: () => Promise<T>): Promise<T>;
-  /** Runs a write transaction, again when it lost a race, then makes it durable (the store's durability barrier). */
-  write<T>(body: (trx: Transaction<Database>) => Promise<T>): Promise<T>;
+  /**
+   * Runs a write transaction, again when it lost a race, then makes it durable (the store's durability barrier).
+   * `flush: false` leaves out the barrier: the transaction is committed (a crash of the process keeps it) but, with
+   * SQLite's `process` durability, reaches the disk at the next barrier or checkpoint; for the hot writes whose loss
+   * in a crash of the machine the caller recovers from (a workflow node's transitions).
+   */
+  write<T>(body: (trx: Transaction<Database>) => Promise<T>, options?: { flush?: boolean }): Promise<T>;
   /** Resolves once every invocation record acknowledged so far is committed. */
   recordsVisible(): Promise<void>;
 }
@@ -189,7 +194,7 @@ export class SqlMetadataStore implements MetadataStore {
     return {
       db: this.#db,
       run: (action, operation) => this.#run(action, operation),
-      write: (body) => this.#write(body),
+      write: (body, options) => this.#write(body, options?.flush ?? true),
       recordsVisible: () => this.#recordsVisible(),
     };
   }
@@ -518,9 +523,9 @@ export class SqlMetadataStore implements MetadataStore {
   }
 
   /** Run a write transaction, again when it lost a race, then make it durable (the durability barrier). */
-  async #write<T>(body: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  async #write<T>(body: (trx: Transaction<Database>) => Promise<T>, flush = true): Promise<T> {
     const result = await this.#retrying(() => this.#db.transaction().execute(body));
-    await this.#barrier();
+    if (flush) await this.#barrier();
     return result;
   }
 

@@ -56,6 +56,13 @@ const nodePhases: ReadonlySet<string> = new Set<NodePhase>([
 ]);
 
 /** Most executions one `listExecutions` or `activeExecutions` call returns. */
+/**
+ * Node rows and cached outputs are written without the durability barrier: committed (a crash of the process keeps
+ * them), flushed to disk with the next barrier or checkpoint. What a crash of the machine loses of them is recovered
+ * by the engine from the execution's state: an attempt the store no longer shows as ended runs again as a new attempt.
+ */
+const hot = { flush: false } as const;
+
 export const maxExecutionsPerRead = 1000;
 
 /** Node rows per INSERT statement: 22 columns each keeps bound parameters under SQLite's historical limit of 999. */
@@ -346,7 +353,7 @@ export class SqlWorkflowStore implements WorkflowStore {
           // A race with another insert of the row fails on the primary key; the retry finds it.
           await trx.insertInto('workflow_nodes').values(row).execute();
           return nodeFromRow(row);
-        });
+        }, hot);
       }
       if (!isPositiveInteger(expectedRevision)) return null;
       if (expectedRevision >= maxInteger) {
@@ -367,7 +374,7 @@ export class SqlWorkflowStore implements WorkflowStore {
         if (result.numUpdatedRows === 0n) return null;
         const after = await selectNode(trx, record.execution, record.key);
         return after === undefined ? null : nodeFromRow(after);
-      });
+      }, hot);
     });
   }
 
@@ -387,7 +394,7 @@ export class SqlWorkflowStore implements WorkflowStore {
         for (let start = 0; start < fresh.length; start += nodesPerInsert) {
           await insertMissingNodes(trx, fresh.slice(start, start + nodesPerInsert));
         }
-      });
+      }, hot);
     });
   }
 
@@ -420,7 +427,7 @@ export class SqlWorkflowStore implements WorkflowStore {
             .values({ cache_key: key, output: json, created_at: this.#now() })
             .execute();
         }
-      });
+      }, hot);
     });
   }
 }
