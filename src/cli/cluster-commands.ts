@@ -11,6 +11,7 @@ import { apiKeysFrom, readNamedFile, readSecretFile, refuseSecretArgs, withApiKe
 import { untilSignal } from './signals.js';
 import { integer } from './output.js';
 import { loggerOf } from './server-log.js';
+import { withWorkflowBackend, workflowBackendFrom, type WorkflowBackendFlags } from './workflow-backend-options.js';
 
 interface CommonOptions {
   json: boolean | undefined;
@@ -292,33 +293,36 @@ export function addClusterCommands(program: Command): void {
     untilSignal('stopping the manager', () => node.close());
   });
 
-  withBackends(
-    withCommon(
-      withApiKeyOptions(
-        program
-          .command('gateway')
-          .description('run a gateway of a cluster: the HTTP API, calling agents over gRPC')
-          .addHelpText(
-            'after',
-            '\nExamples:\n  savassan gateway --token-file /etc/savassan/token --api-key-file /etc/savassan/api-keys --host 0.0.0.0',
-          )
-          .option('--host <host>', 'address to listen on', '127.0.0.1')
-          .option('--port <port>', 'port to listen on', integer, 8080),
-      )
-        .option('--queue-wait <seconds>', 'how long an invocation waits for an instance before 429', integer, 10)
-        .option('--routing-listen <address>', 'where the leader pushes the routing table (host:port)', '127.0.0.1:0')
-        .option(
-          '--grpc-port <port>',
-          'also serve the gRPC ExecutionService (workflow executions) on --host at this port (0 picks one)',
-          integer,
+  withWorkflowBackend(
+    withBackends(
+      withCommon(
+        withApiKeyOptions(
+          program
+            .command('gateway')
+            .description('run a gateway of a cluster: the HTTP API, calling agents over gRPC')
+            .addHelpText(
+              'after',
+              '\nExamples:\n  savassan gateway --token-file /etc/savassan/token --api-key-file /etc/savassan/api-keys --host 0.0.0.0',
+            )
+            .option('--host <host>', 'address to listen on', '127.0.0.1')
+            .option('--port <port>', 'port to listen on', integer, 8080),
         )
-        .option('--region <region>', 'the region Lambda API ARNs name (default us-east-1)')
-        .option('--account-id <id>', 'the 12-digit account id Lambda API ARNs name (default 000000000000)'),
+          .option('--queue-wait <seconds>', 'how long an invocation waits for an instance before 429', integer, 10)
+          .option('--routing-listen <address>', 'where the leader pushes the routing table (host:port)', '127.0.0.1:0')
+          .option(
+            '--grpc-port <port>',
+            'also serve the gRPC ExecutionService (workflow executions) on --host at this port (0 picks one)',
+            integer,
+          )
+          .option('--region <region>', 'the region Lambda API ARNs name (default us-east-1)')
+          .option('--account-id <id>', 'the 12-digit account id Lambda API ARNs name (default 000000000000)'),
+      ),
     ),
   ).action(
     async (
       opts: CommonOptions &
-        BackendOptions & {
+        BackendOptions &
+        WorkflowBackendFlags & {
           host: string;
           port: number;
           apiKey: string[] | undefined;
@@ -341,6 +345,7 @@ export function addClusterCommands(program: Command): void {
         queueWaitMs: opts.queueWait * 1000,
         routingListen: opts.routingListen,
         grpcPort: opts.grpcPort,
+        workflowBackend: workflowBackendFrom(opts),
         lambdaArnScope: {
           ...(opts.region === undefined ? {} : { region: opts.region }),
           ...(opts.accountId === undefined ? {} : { accountId: opts.accountId }),

@@ -9,10 +9,11 @@ import { info, integer, out } from './output.js';
 import { apiKeysFrom, readSecretFile, refuseSecretArgs, withApiKeyOptions } from './secret-args.js';
 import { loggerOf } from './server-log.js';
 import { untilSignal } from './signals.js';
+import { withWorkflowBackend, workflowBackendFrom, type WorkflowBackendFlags } from './workflow-backend-options.js';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-interface StartOptions {
+interface StartOptions extends WorkflowBackendFlags {
   dataDir: string;
   host: string;
   port: number;
@@ -98,7 +99,7 @@ export function addStartCommand(program: Command): void {
       'event loops serving the HTTP port (worker threads beside the main one); default: 1 below 8 cores, else a quarter of the cores (at most 16)',
       integer,
     );
-  withBackends(command)
+  withWorkflowBackend(withBackends(command))
     .addOption(
       new Option(
         '--secret-key-file <file>',
@@ -108,13 +109,13 @@ export function addStartCommand(program: Command): void {
     .option('--log-level <level>', 'server log level (debug, info, warn, error)', 'info')
     .option(
       '--json',
-      'print one JSON line once serving: {url, dataDir, sandbox, backends, examples, apiKeys, grpc (with --grpc-port)}',
+      'print one JSON line once serving: {url, dataDir, sandbox, backends, workflowBackend, examples, apiKeys, grpc (with --grpc-port)}',
     )
     .addHelpText(
       'after',
       '\nEnvironment: SAVASSAN_SECRET_KEY (32 bytes as 64 hex digits or base64), or --secret-key-file, is the key\n' +
         'that seals function environments and secrets in the metadata store; without it the key lives in\n' +
-        'DATA_DIR/secret.key.\n' +
+        'DATA_DIR/secret.key. SAVASSAN_FLYTE_TOKEN is the bearer token sent to FlyteAdmin with --workflow-backend flyte.\n' +
         '\nExamples:\n  savassan start\n  SAVASSAN_API_KEY=$(openssl rand -hex 16) savassan start --host 0.0.0.0 --sandbox bwrap',
     )
     .action(start);
@@ -129,6 +130,7 @@ async function start(opts: StartOptions): Promise<void> {
     opts.secretKeyFile === undefined ? fromEnvironment : readSecretFile(opts.secretKeyFile, 'secret key').trim();
   const logger = await loggerOf(opts.logLevel);
   const { runtimeWarnings, startEmbedded } = await import('../embedded/embedded-platform.js');
+  const { describeWorkflowBackend } = await import('../embedded/workflow-backend.js');
   const platform = await startEmbedded({
     dataDir: opts.dataDir,
     host: opts.host,
@@ -149,6 +151,7 @@ async function start(opts: StartOptions): Promise<void> {
     freezeIdleMs: opts.freezeIdle,
     eventLoops: opts.eventLoops,
     grpcPort: opts.grpcPort,
+    workflowBackend: workflowBackendFrom(opts),
     redisUrl: opts.redis,
     dbUrl: opts.db,
     s3Url: opts.s3,
@@ -184,6 +187,7 @@ async function start(opts: StartOptions): Promise<void> {
         sandbox: platform.runtime.kind,
         isolating: platform.runtime.isolating,
         backends,
+        workflowBackend: describeWorkflowBackend(platform.options.workflowBackend),
         examples: deployed,
         apiKeys: keys,
         ...(platform.grpcAddress === null ? {} : { grpc: platform.grpcAddress }),
@@ -195,6 +199,9 @@ async function start(opts: StartOptions): Promise<void> {
     `Savassan is listening on ${platform.url} (data in ${platform.options.dataDir}, sandbox: ${platform.runtime.kind})`,
   );
   out(`Backends: pool and queue in ${backends.pool}; metadata in ${backends.metadata}; blobs in ${backends.blobs}`);
+  if (platform.options.workflowBackend.kind !== 'builtin') {
+    out(`Workflow executions run on ${describeWorkflowBackend(platform.options.workflowBackend)}`);
+  }
   if (platform.grpcAddress !== null) out(`gRPC ExecutionService on ${platform.grpcAddress}`);
   if (deployed.length > 0) out(`Deployed the examples: ${deployed.join(', ')}`);
   out(`Console: ${platform.url}/console/`);

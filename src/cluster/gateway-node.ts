@@ -6,6 +6,12 @@ import type { AgentApi, SandboxSpec } from '../core/ports/agent-api.js';
 import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
+import {
+  compileWorkflowBackendOptions,
+  createWorkflowBackend,
+  describeWorkflowBackend,
+  type WorkflowBackendOptions,
+} from '../embedded/workflow-backend.js';
 import { unisolatedWarning } from '../sandbox/runtimes.js';
 import { compileLambdaArnScope } from '../core/lambda-arn.js';
 import type { LambdaArnScope } from '../core/lambda-arn.js';
@@ -49,6 +55,8 @@ export interface GatewayNodeOptions extends BackendUrls {
   grpcPort?: number | undefined;
   /** The region and account id of the Lambda API's ARNs (default `us-east-1`, `000000000000`). */
   lambdaArnScope?: Partial<LambdaArnScope> | undefined;
+  /** Where workflow executions run: the built-in engine on the control-plane leader (default), or a FlyteAdmin. */
+  workflowBackend?: WorkflowBackendOptions | undefined;
   logger: Logger;
 }
 
@@ -68,6 +76,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
   const { logger } = options;
   const apiKeys = requireApiKeys(options.host, options.apiKeys);
   const lambdaArnScope = compileLambdaArnScope(options.lambdaArnScope);
+  const workflowBackendConfig = compileWorkflowBackendOptions(options.workflowBackend);
   requireSharedBackends('gateway', options);
   if (options.s3Url === undefined) {
     throw new PlatformError(
@@ -148,9 +157,12 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     membershipChanged = () => logFeed.refresh();
     /** Set once the event runners exist: runs what was just queued here. */
     let wake: (functionName: string) => void = () => {};
-    // Workflow executions run on the control-plane leader (it polls the store); this gateway launches them, serves
-    // their API, and claims and reports the node attempts its dispatcher runs.
-    const workflowBackend = new BuiltinExecutionBackend({ store: backends.workflows, blobStore });
+    // Built-in: workflow executions run on the control-plane leader (it polls the store); this gateway launches them,
+    // serves their API, and claims and reports the node attempts its dispatcher runs.
+    const workflowBackend = createWorkflowBackend(
+      workflowBackendConfig,
+      () => new BuiltinExecutionBackend({ store: backends.workflows, blobStore }),
+    );
     const workflowDeployer = new WorkflowDeployer({
       store: backends.workflows,
       backend: workflowBackend,
@@ -248,7 +260,15 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     }
     setReady(true);
     events.start();
-    logger.info({ url, grpcAddress, backends: backends.describe() }, 'gateway started');
+    logger.info(
+      {
+        url,
+        grpcAddress,
+        backends: backends.describe(),
+        workflowBackend: describeWorkflowBackend(workflowBackendConfig),
+      },
+      'gateway started',
+    );
     return { url, grpcAddress, close: () => closers.close() };
   } catch (err) {
     await closers.close();

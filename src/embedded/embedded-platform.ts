@@ -38,6 +38,14 @@ import { WorkflowNodeRunner } from '../events/workflow-node-runner.js';
 import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
 import type { WorkflowEngine } from '../workflows/engine.js';
 import type { WorkflowStore } from '../core/ports/workflow-store.js';
+import type { ExecutionBackend } from '../core/ports/execution-backend.js';
+import {
+  compileWorkflowBackendOptions,
+  createWorkflowBackend,
+  describeWorkflowBackend,
+  type CompiledWorkflowBackend,
+  type WorkflowBackendOptions,
+} from './workflow-backend.js';
 import type { BackendSummary, BackendUrls } from './backends.js';
 
 export { runtimeWarnings, type SandboxKind };
@@ -101,6 +109,11 @@ export interface EmbeddedOptions extends BackendUrls {
    * at this port (0 picks one), with the HTTP API's keys (`--grpc-port`).
    */
   grpcPort?: number | undefined;
+  /**
+   * Where workflow executions run (`--workflow-backend`, `--flyte-url`, ...): the built-in engine in this process
+   * (default), or a FlyteAdmin. See `compileWorkflowBackendOptions`.
+   */
+  workflowBackend?: WorkflowBackendOptions | undefined;
   logger?: Logger;
 }
 
@@ -127,6 +140,7 @@ export interface CompiledEmbeddedOptions {
   apiKeys: string[];
   urlDomain: string | undefined;
   grpcPort: number | undefined;
+  workflowBackend: CompiledWorkflowBackend;
   logger: Logger;
   /** Real backends; undefined keeps the embedded default (memory pool and queue, SQLite, filesystem blobs). */
   redisUrl: string | undefined;
@@ -178,6 +192,7 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     apiKeys: requireApiKeys(host, options.apiKeys ?? []),
     urlDomain: compileUrlDomain(options.urlDomain),
     grpcPort: compileGrpcPort(options.grpcPort),
+    workflowBackend: compileWorkflowBackendOptions(options.workflowBackend),
     logger: options.logger ?? silentLogger,
     // An empty value (an environment variable set to '') means the default, as if it were not given.
     redisUrl: options.redisUrl || undefined,
@@ -222,7 +237,8 @@ export interface EmbeddedPlatform {
   /** Workflows: deploys, the execution backend, and the engine that runs executions in this process. */
   readonly workflows: {
     deployer: WorkflowDeployer;
-    backend: BuiltinExecutionBackend;
+    backend: ExecutionBackend;
+    /** The built-in engine; with another backend it has no executions to run. */
     engine: WorkflowEngine;
     store: WorkflowStore;
   };
@@ -325,11 +341,10 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     logger,
   });
   const engine = controlPlane.workflowEngine!;
-  const workflowBackend = new BuiltinExecutionBackend({
-    store: backends.workflows,
-    blobStore,
-    wake: (key) => engine.wake(key),
-  });
+  const workflowBackend = createWorkflowBackend(
+    options.workflowBackend,
+    () => new BuiltinExecutionBackend({ store: backends.workflows, blobStore, wake: (key) => engine.wake(key) }),
+  );
   const workflowDeployer = new WorkflowDeployer({
     store: backends.workflows,
     backend: workflowBackend,
@@ -473,7 +488,14 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   events.start();
   void controlPlane.reconcile();
   logger.info(
-    { address, dataDir, sandbox: runtime.kind, eventLoops: options.eventLoops, backends: backends.describe() },
+    {
+      address,
+      dataDir,
+      sandbox: runtime.kind,
+      eventLoops: options.eventLoops,
+      backends: backends.describe(),
+      workflowBackend: describeWorkflowBackend(options.workflowBackend),
+    },
     'savassan started',
   );
 
