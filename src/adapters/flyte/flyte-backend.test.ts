@@ -6,7 +6,7 @@ import { PlatformError, type ErrorCode } from '../../core/errors.js';
 import type { ExecutionView } from '../../core/ports/execution-backend.js';
 import type { ExecutionKey } from '../../core/ports/workflow-store.js';
 import { startFakeFlyteAdmin, type FakeFlyteAdmin } from '../../../test/helpers/fake-flyteadmin.js';
-import { createFlyteBackend, flyteBackendFromConfig, type FlyteBackend } from './flyte-backend.js';
+import { createFlyteBackend, type FlyteBackend } from './flyte-backend.js';
 
 const project = 'savassan';
 const domain = 'development';
@@ -435,23 +435,10 @@ describe('FlyteBackend connection', () => {
     }
   });
 
-  it('refuses a Flyte URL that is not http or https, a missing URL, and bounds out of range', () => {
+  it('refuses a Flyte URL that is not http or https, and bounds out of range', () => {
     assert.throws(() => createFlyteBackend({ url: 'ftp://flyte' }), /must be http or https/);
     assert.throws(() => createFlyteBackend({ url: 'not a url' }), /is not a URL/);
-    assert.throws(() => flyteBackendFromConfig({}, {}), /needs --flyte-url/);
     assert.throws(() => createFlyteBackend({ url: 'http://flyte', timeoutMs: 0 }), /timeout must be 1-600000 ms/);
     assert.throws(() => createFlyteBackend({ url: 'http://flyte', maxResponseBytes: -1 }), /response bound/);
-  });
-
-  it('takes the token from SAVASSAN_FLYTE_TOKEN when selected by configuration', async () => {
-    const flyte = await startFakeFlyteAdmin({ functions, token: 'from-env' });
-    try {
-      const backend = flyteBackendFromConfig({ url: flyte.url }, { SAVASSAN_FLYTE_TOKEN: 'from-env' });
-      assert.equal(backend.kind, 'flyte');
-      await backend.register('calc', 1, JSON.stringify(calc));
-      assert.ok(flyte.requests.every((r) => r.headers.authorization === 'Bearer from-env'));
-    } finally {
-      await flyte.close();
-    }
   });
 });

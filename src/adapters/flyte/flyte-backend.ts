@@ -52,26 +52,6 @@ export function createFlyteBackend(options: FlyteBackendOptions): FlyteBackend {
   return new FlyteBackend(options);
 }
 
-/** The environment variable holding FlyteAdmin's bearer token (never a command-line argument). */
-export const flyteTokenEnv = 'SAVASSAN_FLYTE_TOKEN';
-
-/**
- * The backend `savassan start --workflow-backend flyte --flyte-url URL` selects: the URL from the option, the token
- * from `SAVASSAN_FLYTE_TOKEN`.
- *
- * @example
- * const backend = flyteBackendFromConfig({ url: 'http://flyteadmin.flyte:80' }, process.env);
- */
-export function flyteBackendFromConfig(
-  config: Omit<FlyteBackendOptions, 'token' | 'url'> & { url?: string | undefined },
-  env: Readonly<Record<string, string | undefined>>,
-): FlyteBackend {
-  if (config.url === undefined || config.url === '') {
-    throw new PlatformError('BAD_REQUEST', "the flyte workflow backend needs --flyte-url (FlyteAdmin's HTTP address)");
-  }
-  return createFlyteBackend({ ...config, url: config.url, token: env[flyteTokenEnv] });
-}
-
 export class FlyteBackend implements ExecutionBackend {
   readonly kind = 'flyte';
   readonly client: FlyteAdminClient;
