@@ -56,6 +56,7 @@ export function decodeAsyncEvent(payload: string): AsyncEvent {
   const text = (key: string): string | undefined => (typeof envelope[key] === 'string' ? envelope[key] : undefined);
   const count = (key: string): number | undefined =>
     typeof envelope[key] === 'number' && Number.isInteger(envelope[key]) ? envelope[key] : undefined;
+  const workflow = workflowRef(envelope['workflow']);
   return {
     eventJson: JSON.stringify(envelope['event']),
     qualifier: text('qualifier'),
@@ -63,7 +64,8 @@ export function decodeAsyncEvent(payload: string): AsyncEvent {
     maxEventAgeSeconds: count('maxEventAgeSeconds'),
     source: text('source'),
     depth: count('depth'),
-    workflow: workflowRef(envelope['workflow']),
+    // Present only on a workflow node attempt's event.
+    ...(workflow === undefined ? {} : { workflow }),
   };
 }
 
