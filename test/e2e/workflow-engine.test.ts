@@ -289,7 +289,9 @@ describe('the workflow engine (embedded)', () => {
         },
       },
     });
-    const key = await run('badmap', { xs: [{ n: 1 }, { fail: 'element 1 broke' }, { sleepMs: 5000 }, { n: 4 }] });
+    const key = await run('badmap', {
+      xs: [{ n: 1 }, { fail: 'element 1 broke', sleepMs: 300 }, { sleepMs: 5000 }, { n: 4 }],
+    });
     const view = await ended(key);
     assert.equal(view.closure.phase, 'FAILED');
     assert.match(view.closure.error?.message ?? '', /node m failed: element 1: .*element 1 broke/);
