@@ -1,7 +1,13 @@
 import { PlatformError } from '../core/errors.js';
 import type { ExecutionBackend } from '../core/ports/execution-backend.js';
 import type { WorkflowStore, WorkflowSummary, WorkflowVersionRecord } from '../core/ports/workflow-store.js';
-import { canonicalSpecText, checkTargets, compileWorkflow, specHash } from '../core/workflow-compile.js';
+import {
+  canonicalSpecText,
+  checkJsonDepth,
+  checkTargets,
+  compileWorkflow,
+  specHash,
+} from '../core/workflow-compile.js';
 import { maxWorkflowSpecBytes, type CompiledWorkflow } from '../core/workflow-spec.js';
 
 export interface WorkflowDeployerOptions {
@@ -82,6 +88,7 @@ export class WorkflowDeployer {
         `a workflow name is 1-63 lowercase letters, digits, dashes and underscores, starting with a letter or digit, got ${JSON.stringify(name)}`,
       );
     }
+    checkJsonDepth('the spec', json);
     const bytes = Buffer.byteLength(JSON.stringify(json) ?? '');
     if (bytes > maxWorkflowSpecBytes) {
       throw new PlatformError('PAYLOAD_TOO_LARGE', `a workflow spec may be at most ${maxWorkflowSpecBytes} bytes`);
