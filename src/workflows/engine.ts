@@ -60,6 +60,8 @@ export interface WorkflowEngineOptions {
 
 /** An error code for attempts lost with the process running them; such attempts do not count against `retries`. */
 export const lostAttemptCode = 'LOST';
+/** Attempts of one node (or element) lost with the process running them before the node fails. */
+export const maxLostAttempts = 3;
 /** Most executions one pass reads. */
 const passLimit = 1000;
 /** Node starts one step runs at once. */
@@ -799,6 +801,20 @@ export class WorkflowEngine {
       (a) => (a.phase === 'FAILED' || a.phase === 'TIMED_OUT') && a.error?.code !== lostAttemptCode,
     ).length;
     const ended = new Date(now);
+    const lostCount = row.attempts.filter((a) => a.phase === 'FAILED' && a.error?.code === lostAttemptCode).length;
+    if (current.error?.code === lostAttemptCode && lostCount >= maxLostAttempts) {
+      const error: ExecutionError = {
+        code: lostAttemptCode,
+        message: `lost ${lostCount} times: the process running each attempt stopped`,
+        kind: 'SYSTEM',
+      };
+      const written = await this.#putRow(
+        live,
+        { ...row, phase: 'FAILED', error, claimedBy: null, deadline: null, endedAt: ended, updatedAt: ended },
+        row.revision,
+      );
+      return written === null ? 'active' : 'failed';
+    }
     if (counted > node.retries || current.phase === 'ABORTED') {
       const phase = current.phase === 'TIMED_OUT' ? 'TIMED_OUT' : current.phase === 'ABORTED' ? 'ABORTED' : 'FAILED';
       const written = await this.#putRow(

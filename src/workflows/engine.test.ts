@@ -1,0 +1,138 @@
+// The workflow engine over a real SQLite workflow store and a file blob store. The function runs are played by the
+// test's `submit` (what the dispatcher would do with the queued attempt), so a process that dies holding an attempt,
+// a function that vanishes, or a wide fan-out can be set up exactly.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
+import { SqlWorkflowStore } from '../adapters/sql/sql-workflow-store.js';
+import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
+import {
+  terminalExecutionPhases,
+  type ExecutionKey,
+  type ExecutionRecord,
+  type NodeExecutionRecord,
+  type WorkflowStore,
+} from '../core/ports/workflow-store.js';
+import { canonicalSpecText, compileWorkflow, specHash } from '../core/workflow-compile.js';
+import type { SubmitOptions } from '../events/async-invocations.js';
+import type { WorkflowNodeRef } from '../events/workflow-node-sink.js';
+import { BuiltinExecutionBackend } from './builtin-backend.js';
+import { WorkflowEngine, type WorkflowEngineOptions } from './engine.js';
+import { StoreNodeSink } from './node-sink.js';
+
+type Submit = (functionName: string, eventJson: string, options: SubmitOptions) => Promise<unknown>;
+
+interface Rig {
+  store: WorkflowStore;
+  blobs: FsBlobStore;
+  engine: WorkflowEngine;
+  backend: BuiltinExecutionBackend;
+  sink: StoreNodeSink;
+}
+
+describe('WorkflowEngine over a SQLite store', () => {
+  let dir: string;
+  let closeMetadata: () => Promise<void>;
+  let store: WorkflowStore;
+  const engines: WorkflowEngine[] = [];
+  let seq = 0;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'savassan-engine-unit-'));
+    const metadata = await openSqliteMetadataStore(':memory:');
+    closeMetadata = () => metadata.close();
+    store = new SqlWorkflowStore(metadata.shared());
+  });
+
+  after(async () => {
+    for (const engine of engines) await engine.stop();
+    await closeMetadata();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** An engine (boot id `me`) whose attempts go to `submit`; by default each runs and returns its input. */
+  function rig(submit?: (rig: Rig) => Submit, options: Partial<WorkflowEngineOptions> = {}): Rig {
+    const blobs = new FsBlobStore(join(dir, 'blobs'));
+    const self = {} as Rig;
+    const sink = new StoreNodeSink({
+      store,
+      blobStore: blobs,
+      processId: 'me',
+      onChange: (row) => engine.nodeChanged(row),
+    });
+    const run: Submit = async (_fn, eventJson, submitted) => {
+      const ref = submitted.workflow!;
+      if (!(await sink.claim(ref, 30))) return;
+      await sink.report(ref, {
+        status: 'succeeded',
+        invocationId: `inv-${ref.node}-${ref.attempt}`,
+        functionVersion: 1,
+        outputJson: Buffer.from(eventJson),
+      });
+    };
+    const engine = new WorkflowEngine({
+      store,
+      blobStore: blobs,
+      submit: (fn, json, opts) => (submit === undefined ? run : submit(self))(fn, json, opts),
+      pinFunction: () => Promise.resolve({ version: 1, timeoutSeconds: 30 }),
+      isLeader: () => true,
+      pollMs: 20,
+      bootId: 'me',
+      ...options,
+    });
+    const backend = new BuiltinExecutionBackend({ store, blobStore: blobs, wake: (key) => engine.wake(key) });
+    Object.assign(self, { store, blobs, engine, backend, sink });
+    engines.push(engine);
+    engine.start();
+    return self;
+  }
+
+  async function deploy(spec: unknown): Promise<string> {
+    const name = `wf${(seq += 1)}`;
+    const compiled = compileWorkflow(spec);
+    await store.putWorkflow(name, canonicalSpecText(compiled.spec), specHash(compiled.spec));
+    return name;
+  }
+
+  async function ended(key: ExecutionKey): Promise<ExecutionRecord> {
+    for (;;) {
+      const record = await store.getExecution(key);
+      if (record !== null && terminalExecutionPhases.has(record.phase)) return record;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  async function row(key: ExecutionKey, node: string): Promise<NodeExecutionRecord> {
+    const found = await store.getNode(key, node);
+    assert.ok(found !== null, `node ${node}`);
+    return found;
+  }
+
+  it('fails a node whose attempts were lost three times, instead of starting it again for ever', async () => {
+    // Every attempt is claimed by a process that then dies (its boot id is not this engine's).
+    const r = rig((self) => async (_fn, _json, submitted) => {
+      const ref = submitted.workflow as WorkflowNodeRef;
+      const key = { project: ref.project, domain: ref.domain, name: ref.name };
+      const current = await self.store.getNode(key, ref.node);
+      if (current === null) return;
+      const { revision, ...record } = current;
+      await self.store.putNode({ ...record, claimedBy: 'a-process-that-died' }, revision);
+    });
+    const name = await deploy({ nodes: { a: { function: 'fn', retries: 5 } } });
+    const key = await r.backend.launch({ project: 'p', domain: 'd', workflow: name, inputs: {} });
+    const record = await ended(key);
+    assert.equal(record.phase, 'FAILED');
+    const a = await row(key, 'a');
+    assert.equal(a.phase, 'FAILED');
+    assert.equal(a.attempts.length, 3);
+    assert.ok(a.attempts.every((attempt) => attempt.error?.code === 'LOST'));
+    assert.deepEqual(a.error, {
+      code: 'LOST',
+      message: 'lost 3 times: the process running each attempt stopped',
+      kind: 'SYSTEM',
+    });
+  });
+});
