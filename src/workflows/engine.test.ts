@@ -136,3 +136,113 @@ describe('WorkflowEngine over a SQLite store', () => {
     });
   });
 });
+
+describe('StoreNodeSink: each attempt runs at most once', () => {
+  let dir: string;
+  let closeMetadata: () => Promise<void>;
+  let store: WorkflowStore;
+  let blobs: FsBlobStore;
+  let seq = 0;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'savassan-sink-unit-'));
+    const metadata = await openSqliteMetadataStore(':memory:');
+    closeMetadata = () => metadata.close();
+    store = new SqlWorkflowStore(metadata.shared());
+    blobs = new FsBlobStore(join(dir, 'blobs'));
+  });
+
+  after(async () => {
+    await closeMetadata();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A node row with attempt 1 RUNNING, claimed by `claimedBy` without a deadline (as the engine preclaims). */
+  async function running(claimedBy: string | null): Promise<WorkflowNodeRef> {
+    const key = { project: 'p', domain: 'd', name: `x${(seq += 1)}` };
+    const now = new Date();
+    await store.createExecution({
+      ...key,
+      workflowName: 'w',
+      workflowVersion: 1,
+      inputs: { inline: '{}' },
+      outputs: null,
+      phase: 'RUNNING',
+      error: null,
+      origin: { kind: 'launch' },
+      abortCause: null,
+      createdAt: now,
+      startedAt: now,
+      endedAt: null,
+      updatedAt: now,
+    });
+    await store.putNode(
+      {
+        execution: key,
+        key: 'a',
+        nodeId: 'a',
+        item: null,
+        phase: 'RUNNING',
+        input: { inline: '{}' },
+        output: null,
+        error: null,
+        attempts: [{ attempt: 1, startedAt: now, endedAt: null, phase: 'RUNNING', invocationId: null, error: null }],
+        functionVersion: 1,
+        cacheHit: false,
+        child: null,
+        notBefore: null,
+        deadline: null,
+        claimedBy,
+        createdAt: now,
+        startedAt: now,
+        endedAt: null,
+        updatedAt: now,
+      },
+      null,
+    );
+    return { ...key, node: 'a', attempt: 1 };
+  }
+
+  const succeeded = {
+    status: 'succeeded' as const,
+    invocationId: 'inv',
+    functionVersion: 1,
+    outputJson: Buffer.from('{"ok":true}'),
+  };
+
+  it('in a cluster, never takes a row already claimed by its own process', async () => {
+    const sink = new StoreNodeSink({ store, blobStore: blobs, processId: 'me' });
+    assert.equal(await sink.claim(await running('me'), 30), false);
+    const ref = await running(null);
+    assert.equal(await sink.claim(ref, 30), true);
+    const claimed = await store.getNode(ref, 'a');
+    assert.equal(claimed?.claimedBy, 'me');
+    assert.ok(claimed?.deadline !== null);
+    assert.equal(await sink.claim(ref, 30), false);
+  });
+
+  it('refuses another delivery while the report of the attempt is being written', async () => {
+    const sink = new StoreNodeSink({ store, blobStore: blobs, processId: 'me' });
+    const ref = await running(null);
+    assert.equal(await sink.claim(ref, 30), true);
+    const reported = sink.report(ref, succeeded);
+    const again = sink.claim(ref, 30);
+    await reported;
+    assert.equal(await again, false);
+    assert.equal((await store.getNode(ref, 'a'))?.phase, 'SUCCEEDED');
+    assert.equal(await sink.claim(ref, 30), false);
+  });
+
+  it("in embedded mode, takes the engine's preclaim once, and a claim it took itself never again", async () => {
+    const sink = new StoreNodeSink({ store, blobStore: blobs, processId: 'me', preclaimed: true });
+    const ref = await running('me');
+    assert.equal(await sink.claim(ref, 30), true);
+    assert.equal(await sink.claim(ref, 30), false);
+    await sink.report(ref, succeeded);
+    assert.equal(await sink.claim(ref, 30), false);
+    const timed = await running(null);
+    assert.equal(await sink.claim({ ...timed, timeoutSeconds: 5 }, 30), true);
+    const other = new StoreNodeSink({ store, blobStore: blobs, processId: 'me', preclaimed: true });
+    assert.equal(await other.claim({ ...timed, timeoutSeconds: 5 }, 30), false);
+  });
+});
