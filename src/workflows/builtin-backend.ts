@@ -18,6 +18,7 @@ import {
 } from '../core/ports/workflow-store.js';
 import { checkLaunchInputs, compileWorkflow } from '../core/workflow-compile.js';
 import type { CompiledWorkflow } from '../core/workflow-spec.js';
+import { childNamePattern } from './engine.js';
 import { loadValue, storeJson, valueBlobKey } from './values.js';
 
 export interface BuiltinBackendOptions {
@@ -221,6 +222,12 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
       throw new PlatformError(
         'BAD_REQUEST',
         `an execution name is 1-63 lowercase letters, digits and dashes, starting with a letter, got ${JSON.stringify(name)}`,
+      );
+    }
+    if (childNamePattern.test(name)) {
+      throw new PlatformError(
+        'BAD_REQUEST',
+        `execution names of "c" and 19 hex digits are kept for sub-workflow executions, got ${JSON.stringify(name)}`,
       );
     }
     return name;

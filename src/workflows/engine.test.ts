@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
 import { SqlWorkflowStore } from '../adapters/sql/sql-workflow-store.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
@@ -20,7 +20,8 @@ import { canonicalSpecText, compileWorkflow, specHash } from '../core/workflow-c
 import type { SubmitOptions } from '../events/async-invocations.js';
 import type { WorkflowNodeRef } from '../events/workflow-node-sink.js';
 import { BuiltinExecutionBackend } from './builtin-backend.js';
-import { WorkflowEngine, type WorkflowEngineOptions } from './engine.js';
+import { childName, WorkflowEngine, type WorkflowEngineOptions } from './engine.js';
+import { loadValue } from './values.js';
 import { StoreNodeSink } from './node-sink.js';
 
 type Submit = (functionName: string, eventJson: string, options: SubmitOptions) => Promise<unknown>;
@@ -47,8 +48,12 @@ describe('WorkflowEngine over a SQLite store', () => {
     store = new SqlWorkflowStore(metadata.shared());
   });
 
+  // Each test's engine steps every active execution in the store: it stops with its test.
+  afterEach(async () => {
+    for (const engine of engines.splice(0)) await engine.stop();
+  });
+
   after(async () => {
-    for (const engine of engines) await engine.stop();
     await closeMetadata();
     await rm(dir, { recursive: true, force: true });
   });
@@ -110,6 +115,51 @@ describe('WorkflowEngine over a SQLite store', () => {
     assert.ok(found !== null, `node ${node}`);
     return found;
   }
+
+  it("takes an existing execution with a child name as the child only when it is that node's child", async () => {
+    const r = rig();
+    const child = await deploy({
+      inputs: { x: 'number' },
+      nodes: { d: { function: 'fn', input: { n: '$.inputs.x' } } },
+      output: '$.nodes.d.output.n',
+    });
+    const other = await deploy({
+      nodes: { o: { function: 'fn', input: { stolen: true } } },
+      output: '$.nodes.o.output',
+    });
+    const parent = await deploy({
+      nodes: { sub: { workflow: child, input: { x: 7 }, retries: 1 } },
+      output: '$.nodes.sub.output',
+    });
+    const key = { project: 'p', domain: 'd', name: 'parent-of-squatted' };
+    // An execution that took the name the first attempt's child would get.
+    const squatter = await r.backend.launch({ project: 'p', domain: 'd', workflow: other, inputs: {} });
+    const taken = childName(key, 'sub', 1);
+    const now = new Date();
+    const source = (await store.getExecution(squatter))!;
+    const { revision: _revision, ...copy } = source;
+    await store.createExecution({ ...copy, name: taken, phase: 'QUEUED', createdAt: now, updatedAt: now });
+    r.engine.wake({ ...key, name: taken });
+    await r.backend.launch({ ...key, workflow: parent, inputs: {} });
+    const record = await ended(key);
+    assert.equal(record.phase, 'SUCCEEDED', JSON.stringify(record));
+    assert.equal(await loadValue(r.blobs, record.outputs), 7);
+    const sub = await row(key, 'sub');
+    assert.equal(sub.attempts.length, 2);
+    assert.equal(sub.attempts[0]?.error?.code, 'CONFLICT');
+    assert.equal(sub.attempts[0]?.error?.kind, 'SYSTEM');
+    assert.equal(sub.child?.name, childName(key, 'sub', 2));
+    await assert.rejects(
+      r.backend.launch({
+        project: 'p',
+        domain: 'd',
+        name: childName(key, 'sub', 3),
+        workflow: child,
+        inputs: { x: 1 },
+      }),
+      (err: Error) => /kept for sub-workflow executions/.test(err.message),
+    );
+  });
 
   it('fails a node whose attempts were lost three times, instead of starting it again for ever', async () => {
     // Every attempt is claimed by a process that then dies (its boot id is not this engine's).

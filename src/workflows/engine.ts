@@ -1014,6 +1014,16 @@ export class WorkflowEngine {
       });
     } catch (err) {
       if (!(err instanceof PlatformError && err.code === 'CONFLICT')) throw err;
+      // Created before (a step that stopped after it), or another execution has the name: only the first is the child.
+      const existing = await this.#store.getExecution(child);
+      if (existing === null || !isChildOf(existing, live.key, node.id)) {
+        await this.#endAttempt(live, row, 'FAILED', {
+          code: 'CONFLICT',
+          message: `the child execution name ${child.name} is taken by another execution`,
+          kind: 'SYSTEM',
+        });
+        return;
+      }
     }
     this.wake(child);
   }
@@ -1099,6 +1109,20 @@ function referencedNodes(template: unknown): Set<string> {
   walk(template);
   return found;
 }
+
+function isChildOf(record: ExecutionRecord, parent: ExecutionKey, nodeId: string): boolean {
+  const { origin } = record;
+  return (
+    origin.kind === 'child' &&
+    origin.node === nodeId &&
+    origin.parent.project === parent.project &&
+    origin.parent.domain === parent.domain &&
+    origin.parent.name === parent.name
+  );
+}
+
+/** Names of the form `childName` gives, which launches may not take. */
+export const childNamePattern = /^c[0-9a-f]{19}$/;
 
 /** A child execution's name: short, a DNS label, the same for the same parent, node and attempt. */
 export function childName(parent: ExecutionKey, nodeId: string, attempt: number): string {
