@@ -6,6 +6,7 @@ import type { BlobStore } from '../core/ports/blob-store.js';
 import {
   terminalExecutionPhases,
   terminalNodePhases,
+  type ActiveExecutionsCursor,
   type ExecutionError,
   type ExecutionKey,
   type ExecutionRecord,
@@ -43,6 +44,8 @@ export interface WorkflowEngineOptions {
   isLeader: () => boolean;
   /** How often every active execution is read again from the store (ms, default 1000). */
   pollMs?: number | undefined;
+  /** Active executions one read of a pass takes; a pass reads page after page (default 1000). */
+  activePageSize?: number | undefined;
   /**
    * Embedded mode: this process's boot id, the `claimedBy` of every attempt its dispatcher runs. An attempt claimed
    * under another boot id was running in a process that stopped: it is given up at once.
@@ -62,7 +65,7 @@ export interface WorkflowEngineOptions {
 export const lostAttemptCode = 'LOST';
 /** Attempts of one node (or element) lost with the process running them before the node fails. */
 export const maxLostAttempts = 3;
-/** Most executions one pass reads. */
+/** Executions one read of a pass takes (a pass reads page after page). */
 const passLimit = 1000;
 /** Node starts one step runs at once. */
 const startConcurrency = 32;
@@ -155,12 +158,20 @@ export class WorkflowEngine {
     if (this.#stopped || !this.#options.isLeader()) return Promise.resolve();
     this.#passing ??= (async () => {
       try {
-        const active = await this.#store.activeExecutions(passLimit);
-        for (const record of active) {
-          const id = executionId(record);
-          const live = this.#lives.get(id);
-          if (live !== undefined) live.reload = true;
-          this.#kick(id);
+        // Every active execution, page by page: old long-running ones never keep newer ones from being stepped.
+        const pageSize = this.#options.activePageSize ?? passLimit;
+        let after: ActiveExecutionsCursor | undefined;
+        for (;;) {
+          const active = await this.#store.activeExecutions(pageSize, after);
+          for (const record of active) {
+            const id = executionId(record);
+            const live = this.#lives.get(id);
+            if (live !== undefined) live.reload = true;
+            this.#kick(id);
+          }
+          const last = active.at(-1);
+          if (active.length < pageSize || last === undefined || this.#stopped || !this.#options.isLeader()) break;
+          after = { project: last.project, domain: last.domain, name: last.name, createdAt: last.createdAt };
         }
       } catch (err) {
         this.#logger.warn({ err }, 'reading the active workflow executions failed');
