@@ -149,6 +149,7 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
 
   async relaunch(key: ExecutionKey, name?: string): Promise<ExecutionKey> {
     const source = await this.#record(key);
+    await this.#versionExists(source);
     const inputs = JSON.stringify(await loadValue(this.#blobs, source.inputs));
     return this.#create(
       { project: key.project, domain: key.domain, name: this.#name(name) },
@@ -161,6 +162,7 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
 
   async recover(key: ExecutionKey, name?: string): Promise<ExecutionKey> {
     const source = await this.#record(key);
+    await this.#versionExists(source);
     const target = { project: key.project, domain: key.domain, name: this.#name(name) };
     if ((await this.#store.getExecution(target)) !== null) {
       throw new PlatformError('CONFLICT', `execution ${target.name} already exists`);
@@ -180,9 +182,17 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
         createdAt: now,
         updatedAt: now,
       }));
-    if (recovered.length > 0) await this.#store.insertNodes(recovered);
     const inputs = JSON.stringify(await loadValue(this.#blobs, source.inputs));
-    return this.#create(target, source.workflowName, source.workflowVersion, inputs, { kind: 'recover', from: key });
+    // The execution and the rows it takes over are written together: a launch of the same name meanwhile gets a
+    // CONFLICT, never these rows.
+    return this.#create(
+      target,
+      source.workflowName,
+      source.workflowVersion,
+      inputs,
+      { kind: 'recover', from: key },
+      recovered,
+    );
   }
 
   async #create(
@@ -191,23 +201,27 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
     workflowVersion: number,
     inputsJson: string,
     origin: ExecutionOrigin,
+    nodes: Omit<NodeExecutionRecord, 'revision'>[] = [],
   ): Promise<ExecutionKey> {
     const now = new Date(this.#now());
-    await this.#store.createExecution({
-      ...key,
-      workflowName,
-      workflowVersion,
-      inputs: await storeJson(this.#blobs, inputsJson, valueBlobKey(key, 'inputs')),
-      outputs: null,
-      phase: 'QUEUED',
-      error: null,
-      origin,
-      abortCause: null,
-      createdAt: now,
-      startedAt: null,
-      endedAt: null,
-      updatedAt: now,
-    });
+    await this.#store.createExecution(
+      {
+        ...key,
+        workflowName,
+        workflowVersion,
+        inputs: await storeJson(this.#blobs, inputsJson, valueBlobKey(key, 'inputs')),
+        outputs: null,
+        phase: 'QUEUED',
+        error: null,
+        origin,
+        abortCause: null,
+        createdAt: now,
+        startedAt: null,
+        endedAt: null,
+        updatedAt: now,
+      },
+      nodes,
+    );
     this.#options.wake?.(key);
     return key;
   }
@@ -231,6 +245,16 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
       );
     }
     return name;
+  }
+
+  /** NOT_FOUND when the execution's workflow version was deleted since it ran. */
+  async #versionExists(source: ExecutionRecord): Promise<void> {
+    if ((await this.#store.getWorkflow(source.workflowName, source.workflowVersion)) === null) {
+      throw new PlatformError(
+        'NOT_FOUND',
+        `workflow ${source.workflowName} version ${source.workflowVersion} not found: it was deleted`,
+      );
+    }
   }
 
   async #record(key: ExecutionKey): Promise<ExecutionRecord> {

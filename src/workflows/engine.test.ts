@@ -32,6 +32,8 @@ interface Rig {
   engine: WorkflowEngine;
   backend: BuiltinExecutionBackend;
   sink: StoreNodeSink;
+  /** What the dispatcher does with an attempt: runs it, its output its input. */
+  run: Submit;
 }
 
 describe('WorkflowEngine over a SQLite store', () => {
@@ -89,7 +91,7 @@ describe('WorkflowEngine over a SQLite store', () => {
       ...options,
     });
     const backend = new BuiltinExecutionBackend({ store, blobStore: blobs, wake: (key) => engine.wake(key) });
-    Object.assign(self, { store, blobs, engine, backend, sink });
+    Object.assign(self, { store, blobs, engine, backend, sink, run });
     engines.push(engine);
     engine.start();
     return self;
@@ -159,6 +161,65 @@ describe('WorkflowEngine over a SQLite store', () => {
       }),
       (err: Error) => /kept for sub-workflow executions/.test(err.message),
     );
+  });
+
+  it('steps every active execution, page after page: old stuck ones do not starve a newer one', async () => {
+    const r = rig((self) => (fn, json, opts) => (fn === 'stuck' ? Promise.resolve() : self.run(fn, json, opts)), {
+      activePageSize: 2,
+    });
+    const stuck = await deploy({ nodes: { s: { function: 'stuck' } } });
+    const quick = await deploy({ nodes: { q: { function: 'fn', input: { v: 1 } } }, output: '$.nodes.q.output.v' });
+    // Launched where no engine hears of it (a cluster's API node): only the leader's pass finds it.
+    const unheard = new BuiltinExecutionBackend({ store, blobStore: r.blobs });
+    const stuckKeys: ExecutionKey[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      stuckKeys.push(await unheard.launch({ project: 'p', domain: 'd', workflow: stuck, inputs: {} }));
+    }
+    const key = await unheard.launch({ project: 'p', domain: 'd', workflow: quick, inputs: {} });
+    const record = await ended(key);
+    assert.equal(record.phase, 'SUCCEEDED');
+    for (const stuckKey of stuckKeys) await r.backend.terminate(stuckKey, 'test over');
+    for (const stuckKey of stuckKeys) assert.equal((await ended(stuckKey)).phase, 'ABORTED');
+  });
+
+  it('recovers into a new execution together with its rows: a launch of that name meanwhile never gets them', async () => {
+    const r = rig((self) => (fn, json, opts) => (fn === 'fails' ? Promise.resolve() : self.run(fn, json, opts)));
+    const name = await deploy({
+      nodes: { a: { function: 'fn', input: { v: 1 } }, b: { function: 'fn', input: '$.nodes.a.output' } },
+      output: '$.nodes.b.output.v',
+    });
+    const source = await r.backend.launch({ project: 'p', domain: 'd', workflow: name, inputs: {} });
+    assert.equal((await ended(source)).phase, 'SUCCEEDED');
+    const target = { project: 'p', domain: 'd', name: 'recovered-raced' };
+    // A launch of the same name lands between recover's check of the name and its create.
+    const racing = new BuiltinExecutionBackend({
+      store: new Proxy(store, {
+        get(target_, prop, receiver) {
+          if (prop !== 'createExecution') {
+            const value = Reflect.get(target_, prop, receiver) as unknown;
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target_) : value;
+          }
+          return async (...args: Parameters<WorkflowStore['createExecution']>) => {
+            await r.backend.launch({ ...target, workflow: name, inputs: {} });
+            return store.createExecution(...args);
+          };
+        },
+      }),
+      blobStore: r.blobs,
+    });
+    await assert.rejects(racing.recover(source, target.name), (err: Error) => /exists already/.test(err.message));
+    assert.equal((await ended(target)).phase, 'SUCCEEDED');
+    const rows = await store.listNodes(target);
+    assert.deepEqual(
+      rows.map((n) => [n.key, n.phase]),
+      [
+        ['a', 'SUCCEEDED'],
+        ['b', 'SUCCEEDED'],
+      ],
+    );
+    await store.deleteWorkflow(name);
+    await assert.rejects(r.backend.recover(source, 'recovered-gone'), (err: Error) => /not found/.test(err.message));
+    await assert.rejects(r.backend.relaunch(source, 'relaunched-gone'), (err: Error) => /not found/.test(err.message));
   });
 
   it('fails a node whose attempts were lost three times, instead of starting it again for ever', async () => {
