@@ -23,6 +23,7 @@ import { BuiltinExecutionBackend } from './builtin-backend.js';
 import { childName, WorkflowEngine, type WorkflowEngineOptions } from './engine.js';
 import { loadValue } from './values.js';
 import { StoreNodeSink } from './node-sink.js';
+import { WorkflowDeployer } from './workflow-deployer.js';
 
 type Submit = (functionName: string, eventJson: string, options: SubmitOptions) => Promise<unknown>;
 
@@ -220,6 +221,42 @@ describe('WorkflowEngine over a SQLite store', () => {
     await store.deleteWorkflow(name);
     await assert.rejects(r.backend.recover(source, 'recovered-gone'), (err: Error) => /not found/.test(err.message));
     await assert.rejects(r.backend.relaunch(source, 'relaunched-gone'), (err: Error) => /not found/.test(err.message));
+  });
+
+  it('ends an execution whose workflow version is gone: FAILED (NOT_FOUND, SYSTEM), or ABORTED when aborting', async () => {
+    const stuckOnly =
+      (self: Rig): Submit =>
+      (fn, json, opts) =>
+        fn === 'stuck' ? Promise.resolve() : self.run(fn, json, opts);
+    const first = rig(stuckOnly);
+    const name = await deploy({ nodes: { s: { function: 'stuck' } } });
+    const deployer = new WorkflowDeployer({
+      store,
+      backend: first.backend,
+      functionExists: () => Promise.resolve(true),
+    });
+    const failing = await first.backend.launch({ project: 'p', domain: 'd', workflow: name, inputs: {} });
+    const aborting = await first.backend.launch({ project: 'p', domain: 'd', workflow: name, inputs: {} });
+    for (const key of [failing, aborting]) {
+      while ((await store.getNode(key, 's'))?.phase !== 'RUNNING') await new Promise((r) => setTimeout(r, 10));
+    }
+    await assert.rejects(deployer.delete(name), (err: Error) => /in use by the unfinished execution/.test(err.message));
+    // The leader changes while the workflow goes (deleted in the store, as an older deploy could).
+    await first.engine.stop();
+    await store.deleteWorkflow(name);
+    await first.backend.terminate(aborting, 'stop it');
+    const second = rig(stuckOnly);
+    const failed = await ended(failing);
+    assert.equal(failed.phase, 'FAILED');
+    assert.deepEqual(failed.error, {
+      code: 'NOT_FOUND',
+      message: `workflow ${name} version 1 not found`,
+      kind: 'SYSTEM',
+    });
+    assert.equal((await row(failing, 's')).phase, 'ABORTED');
+    assert.equal((await ended(aborting)).phase, 'ABORTED');
+    assert.equal((await row(aborting, 's')).phase, 'ABORTED');
+    await second.engine.idle();
   });
 
   it('fails a node whose attempts were lost three times, instead of starting it again for ever', async () => {

@@ -78,6 +78,8 @@ interface Live {
   key: ExecutionKey;
   record: ExecutionRecord;
   compiled: CompiledWorkflow;
+  /** Why the execution's spec cannot be had (its workflow version was deleted), or null. */
+  missing: string | null;
   inputs: Record<string, unknown>;
   rows: Map<string, NodeExecutionRecord>;
   /** Parsed outputs of ended nodes and elements, by row key (loaded on demand). */
@@ -268,13 +270,24 @@ export class WorkflowEngine {
     }
     const rows = await this.#store.listNodes(key);
     if (live === undefined) {
-      const compiled = await this.compiled(record.workflowName, record.workflowVersion);
-      const inputs = (await loadValue(this.#blobs, record.inputs)) as Record<string, unknown>;
+      let compiled: CompiledWorkflow;
+      let missing: string | null = null;
+      let inputs: Record<string, unknown> = {};
+      try {
+        compiled = await this.compiled(record.workflowName, record.workflowVersion);
+        inputs = (await loadValue(this.#blobs, record.inputs)) as Record<string, unknown>;
+      } catch (err) {
+        if (!(err instanceof PlatformError && err.code === 'NOT_FOUND')) throw err;
+        // The workflow version was deleted under the execution: it cannot go on, only end.
+        missing = err.rawMessage;
+        compiled = { spec: { nodes: {} }, inputs: {}, nodes: {}, order: [], output: null, failurePolicy: 'failFast' };
+      }
       live = {
         id,
         key,
         record,
         compiled,
+        missing,
         inputs,
         rows: new Map(),
         outputs: new Map(),
@@ -328,6 +341,18 @@ export class WorkflowEngine {
     const live = await this.#load(id);
     if (live === null) return;
     let { record } = live;
+    if (live.missing !== null) {
+      // Without its spec the execution ends: what runs is aborted; ABORTED when it was being aborted, else FAILED.
+      const aborting = record.phase === 'ABORTING';
+      if (!aborting && record.phase !== 'FAILING') {
+        const error: ExecutionError = { code: 'NOT_FOUND', message: live.missing, kind: 'SYSTEM' };
+        if ((await this.#updateExecution(live, { phase: 'FAILING', error })) === null) return;
+      }
+      if (await this.#abortAll(live, aborting ? 'the execution was aborted' : live.missing)) {
+        await this.#end(live, { phase: aborting ? 'ABORTED' : 'FAILED' });
+      }
+      return;
+    }
     if (record.phase === 'QUEUED' || record.phase === 'UNDEFINED') {
       const started = await this.#updateExecution(live, { phase: 'RUNNING', startedAt: new Date(this.#now()) });
       if (started === null) return;

@@ -1,6 +1,11 @@
 import { PlatformError } from '../core/errors.js';
 import type { ExecutionBackend } from '../core/ports/execution-backend.js';
-import type { WorkflowStore, WorkflowSummary, WorkflowVersionRecord } from '../core/ports/workflow-store.js';
+import type {
+  ActiveExecutionsCursor,
+  WorkflowStore,
+  WorkflowSummary,
+  WorkflowVersionRecord,
+} from '../core/ports/workflow-store.js';
 import {
   canonicalSpecText,
   checkJsonDepth,
@@ -18,6 +23,8 @@ export interface WorkflowDeployerOptions {
 }
 
 const namePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** Active executions read at once while looking for those a deleted workflow would strand. */
+const activePage = 1000;
 
 /** What `deploy` did. */
 export interface DeployedWorkflow {
@@ -74,9 +81,27 @@ export class WorkflowDeployer {
     return versions;
   }
 
-  /** Every version goes (executions stay); NOT_FOUND when there was none. */
+  /**
+   * Every version goes (ended executions stay); NOT_FOUND when there was none, CONFLICT while an unfinished execution
+   * runs one of its versions (terminate it, or wait for its end).
+   */
   async delete(name: string): Promise<void> {
-    if (!(await this.#options.store.deleteWorkflow(name))) {
+    const { store } = this.#options;
+    let after: ActiveExecutionsCursor | undefined;
+    for (;;) {
+      const page = await store.activeExecutions(activePage, after);
+      const using = page.find((execution) => execution.workflowName === name);
+      if (using !== undefined) {
+        throw new PlatformError(
+          'CONFLICT',
+          `workflow ${name} is in use by the unfinished execution ${using.project}/${using.domain}/${using.name}: terminate it or wait for its end`,
+        );
+      }
+      const last = page.at(-1);
+      if (page.length < activePage || last === undefined) break;
+      after = { project: last.project, domain: last.domain, name: last.name, createdAt: last.createdAt };
+    }
+    if (!(await store.deleteWorkflow(name))) {
       throw new PlatformError('NOT_FOUND', `workflow ${name} not found`);
     }
   }
