@@ -259,6 +259,25 @@ describe('WorkflowEngine over a SQLite store', () => {
     await second.engine.idle();
   });
 
+  it('gives up a queued attempt nobody claims in time: NOT_FOUND (USER) when its function version is gone', async () => {
+    let gone = false;
+    const pinFunction = (_fn: string, qualifier: string) =>
+      Promise.resolve(gone && qualifier === '1' ? null : { version: 1, timeoutSeconds: 0 });
+    // The queue never delivers: the function was deleted while its attempts waited.
+    const r = rig(() => () => Promise.resolve(), { pinFunction, queueGraceMs: 30 });
+    const name = await deploy({ nodes: { a: { function: 'fn', retries: 3 } } });
+    const lostKey = await r.backend.launch({ project: 'p', domain: 'd', workflow: name, inputs: {} });
+    const lostRecord = await ended(lostKey);
+    assert.equal(lostRecord.phase, 'FAILED');
+    assert.equal((await row(lostKey, 'a')).error?.code, 'LOST');
+    gone = true;
+    const goneKey = await r.backend.launch({ project: 'p', domain: 'd', workflow: name, inputs: {} });
+    assert.equal((await ended(goneKey)).phase, 'FAILED');
+    const a = await row(goneKey, 'a');
+    assert.equal(a.attempts.length, 1);
+    assert.deepEqual(a.error, { code: 'NOT_FOUND', message: 'function fn version 1 is gone', kind: 'USER' });
+  });
+
   it('fails a node whose attempts were lost three times, instead of starting it again for ever', async () => {
     // Every attempt is claimed by a process that then dies (its boot id is not this engine's).
     const r = rig((self) => async (_fn, _json, submitted) => {

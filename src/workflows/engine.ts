@@ -57,6 +57,12 @@ export interface WorkflowEngineOptions {
    * (the claim sets the deadline).
    */
   preclaim?: boolean | undefined;
+  /**
+   * Without `preclaim` (a cluster): how long past the function's timeout a queued attempt may wait for the dispatcher
+   * to claim it before the engine gives it up (ms, default 10 minutes). One whose function version is gone then fails
+   * NOT_FOUND.
+   */
+  queueGraceMs?: number | undefined;
   now?: (() => number) | undefined;
   logger?: Logger | undefined;
 }
@@ -680,10 +686,12 @@ export class WorkflowEngine {
     const input = row.input ?? (await storeJson(this.#blobs, inputJson, valueBlobKey(live.key, `${row.key}.input`)));
     if (node.kind === 'workflow') return this.#startChild(live, node, { ...row, input }, revision, inputJson);
     let version = row.functionVersion;
+    let timeoutSeconds: number | null = null;
     if (version === null) {
       const pinned = await this.#pin(live, node);
       if (pinned === null) return this.#startFailed(live, node, { ...row, input });
       version = pinned.version;
+      timeoutSeconds = pinned.timeoutSeconds;
     }
     if (node.cache && attempt === 1) {
       const hit = await this.#store.getCached(cacheKey(node.target, version, inputJson));
@@ -710,6 +718,14 @@ export class WorkflowEngine {
       ...row.attempts,
       { attempt, startedAt: now, endedAt: null, phase: 'RUNNING', invocationId: null, error: null },
     ];
+    // Queued (a cluster): the dispatcher's claim sets the attempt's own deadline; until then it may wait this long.
+    let deadline: Date | null = null;
+    if (this.#options.preclaim !== true) {
+      if (timeoutSeconds === null) {
+        timeoutSeconds = (await this.#options.pinFunction(node.target, String(version)))?.timeoutSeconds ?? 0;
+      }
+      deadline = new Date(now.getTime() + timeoutSeconds * 1000 + (this.#options.queueGraceMs ?? 600_000));
+    }
     const written = await this.#putRow(
       live,
       {
@@ -719,7 +735,7 @@ export class WorkflowEngine {
         functionVersion: version,
         attempts,
         notBefore: null,
-        deadline: null,
+        deadline,
         // Embedded: claimed for this process's dispatcher at once, which then runs it without a write of its own.
         claimedBy:
           this.#options.preclaim === true && node.timeoutSeconds === null ? (this.#options.bootId ?? null) : null,
@@ -805,6 +821,23 @@ export class WorkflowEngine {
       const { bootId } = this.#options;
       const lost = row.claimedBy !== null && bootId !== undefined && row.claimedBy !== bootId;
       const pastDeadline = row.deadline !== null && row.deadline.getTime() <= now;
+      if (pastDeadline && row.claimedBy === null && this.#options.preclaim !== true) {
+        // Queued and never claimed in time: its function version may be gone (the queue then never runs it).
+        const exists = await this.#options.pinFunction(node.target, String(row.functionVersion));
+        await this.#endAttempt(
+          live,
+          row,
+          'FAILED',
+          exists === null
+            ? {
+                code: 'NOT_FOUND',
+                message: `function ${node.target} version ${row.functionVersion} is gone`,
+                kind: 'USER',
+              }
+            : { code: lostAttemptCode, message: 'lost: it was not claimed from the queue in time', kind: 'SYSTEM' },
+        );
+        return 'active';
+      }
       if (lost || (pastDeadline && node.timeoutSeconds === null)) {
         await this.#endAttempt(live, row, 'FAILED', {
           code: lostAttemptCode,
@@ -851,7 +884,8 @@ export class WorkflowEngine {
       );
       return written === null ? 'active' : 'failed';
     }
-    if (counted > node.retries || current.phase === 'ABORTED') {
+    // A function version that is gone stays gone: no retry.
+    if (counted > node.retries || current.phase === 'ABORTED' || current.error?.code === 'NOT_FOUND') {
       const phase = current.phase === 'TIMED_OUT' ? 'TIMED_OUT' : current.phase === 'ABORTED' ? 'ABORTED' : 'FAILED';
       const written = await this.#putRow(
         live,
