@@ -278,6 +278,58 @@ describe('WorkflowEngine over a SQLite store', () => {
     assert.deepEqual(a.error, { code: 'NOT_FOUND', message: 'function fn version 1 is gone', kind: 'USER' });
   });
 
+  it('bounds fan-out: a map list over 10,000 elements, a combined map output over the limit', async () => {
+    const r = rig(undefined, { maxMapOutputBytes: 1000 });
+    const name = await deploy({
+      inputs: { xs: 'array' },
+      nodes: { m: { map: '$.inputs.xs', function: 'fn', input: { v: '$.item' }, concurrency: 50 } },
+      output: '$.nodes.m.output',
+    });
+    const wide = await r.backend.launch({
+      project: 'p',
+      domain: 'd',
+      workflow: name,
+      inputs: { xs: Array.from({ length: 10_001 }, (_, i) => i) },
+    });
+    assert.equal((await ended(wide)).phase, 'FAILED');
+    assert.deepEqual((await row(wide, 'm')).error, {
+      code: 'BAD_REQUEST',
+      message: 'map: $.inputs.xs has 10001 elements, over the limit of 10000',
+      kind: 'USER',
+    });
+    assert.equal((await store.listNodes(wide)).length, 1);
+    const big = await r.backend.launch({
+      project: 'p',
+      domain: 'd',
+      workflow: name,
+      inputs: { xs: Array.from({ length: 10 }, () => 'x'.repeat(200)) },
+    });
+    assert.equal((await ended(big)).phase, 'FAILED');
+    const m = await row(big, 'm');
+    assert.equal(m.error?.code, 'PAYLOAD_TOO_LARGE');
+    assert.equal(m.error?.kind, 'USER');
+    assert.match(m.error?.message ?? '', /over the limit of 1000/);
+    const small = await r.backend.launch({ project: 'p', domain: 'd', workflow: name, inputs: { xs: [1, 2] } });
+    assert.equal((await ended(small)).phase, 'SUCCEEDED');
+  });
+
+  it('fails a sub-workflow node nested deeper than 8, naming the chain (a workflow that runs itself)', async () => {
+    const r = rig();
+    const name = `wf${(seq += 1)}`;
+    // Deployed past the deploy-time checks, as racing deploys (A -> B, then B -> A) can leave it.
+    const compiled = compileWorkflow({ nodes: { s: { workflow: name } } });
+    await store.putWorkflow(name, canonicalSpecText(compiled.spec), specHash(compiled.spec));
+    const key = await r.backend.launch({ project: 'p', domain: 'd', workflow: name, inputs: {} });
+    const record = await ended(key);
+    assert.equal(record.phase, 'FAILED');
+    assert.equal(record.error?.code, 'BAD_REQUEST');
+    assert.equal(record.error?.kind, 'USER');
+    assert.ok(
+      record.error?.message.includes(`sub-workflows nest at most 8 deep: ${Array(9).fill(name).join(' -> ')}`),
+      record.error?.message,
+    );
+  });
+
   it('fails a node whose attempts were lost three times, instead of starting it again for ever', async () => {
     // Every attempt is claimed by a process that then dies (its boot id is not this engine's).
     const r = rig((self) => async (_fn, _json, submitted) => {

@@ -63,12 +63,20 @@ export interface WorkflowEngineOptions {
    * NOT_FOUND.
    */
   queueGraceMs?: number | undefined;
+  /** Most bytes of JSON a map node's combined output may take (default `maxMapOutputBytes`). */
+  maxMapOutputBytes?: number | undefined;
   now?: (() => number) | undefined;
   logger?: Logger | undefined;
 }
 
 /** An error code for attempts lost with the process running them; such attempts do not count against `retries`. */
 export const lostAttemptCode = 'LOST';
+/** Most elements a map node's list may have. */
+export const maxMapElements = 10_000;
+/** Most bytes of JSON a map node's combined output may take. */
+export const maxMapOutputBytes = 64 * 1024 * 1024;
+/** How deeply sub-workflow executions may nest (an execution launched directly is depth 1). */
+export const maxWorkflowDepth = 8;
 /** Attempts of one node (or element) lost with the process running them before the node fails. */
 export const maxLostAttempts = 3;
 /** Executions one read of a pass takes (a pass reads page after page). */
@@ -611,6 +619,15 @@ export class WorkflowEngine {
         const written = await this.#putRow(live, { ...row, phase: 'FAILED', error, endedAt: now }, null);
         return written === null ? 'active' : 'failed';
       }
+      if (list.length > maxMapElements) {
+        const error: ExecutionError = {
+          code: 'BAD_REQUEST',
+          message: `map: ${node.map!.ref} has ${list.length} elements, over the limit of ${maxMapElements}`,
+          kind: 'USER',
+        };
+        const written = await this.#putRow(live, { ...row, phase: 'FAILED', error, endedAt: now }, null);
+        return written === null ? 'active' : 'failed';
+      }
       const pinned = await this.#pin(live, node);
       if (pinned === null) return this.#startFailed(live, node, row);
       const input = await storeJson(this.#blobs, JSON.stringify(list), valueBlobKey(live.key, `${node.id}.list`));
@@ -884,8 +901,9 @@ export class WorkflowEngine {
       );
       return written === null ? 'active' : 'failed';
     }
-    // A function version that is gone stays gone: no retry.
-    if (counted > node.retries || current.phase === 'ABORTED' || current.error?.code === 'NOT_FOUND') {
+    // A function version that is gone stays gone, a refused input stays refused: no retry.
+    const final = current.error?.code === 'NOT_FOUND' || current.error?.code === 'BAD_REQUEST';
+    if (counted > node.retries || current.phase === 'ABORTED' || final) {
       const phase = current.phase === 'TIMED_OUT' ? 'TIMED_OUT' : current.phase === 'ABORTED' ? 'ABORTED' : 'FAILED';
       const written = await this.#putRow(
         live,
@@ -959,6 +977,27 @@ export class WorkflowEngine {
     if (started.some((state) => state !== 'active')) this.#again(live);
     succeeded += started.filter((state) => state === 'done').length;
     if (succeeded < list.length) return 'active';
+    // The combined output's size from the elements' sizes, before any of it is read.
+    let total = list.length + 1;
+    for (let index = 0; index < list.length; index += 1) {
+      const stored = live.rows.get(`${node.id}[${index}]`)!.output;
+      total += stored === null ? 4 : 'inline' in stored ? Buffer.byteLength(stored.inline) : stored.bytes;
+    }
+    const limit = this.#options.maxMapOutputBytes ?? maxMapOutputBytes;
+    if (total > limit) {
+      const now = new Date(this.#now());
+      const error: ExecutionError = {
+        code: 'PAYLOAD_TOO_LARGE',
+        message: `map: the outputs of its ${list.length} elements take ${total} bytes together, over the limit of ${limit}`,
+        kind: 'USER',
+      };
+      const written = await this.#putRow(
+        live,
+        { ...row, phase: 'FAILED', error, endedAt: now, updatedAt: now },
+        row.revision,
+      );
+      return written === null ? 'active' : 'failed';
+    }
     const outputs: string[] = [];
     for (let index = 0; index < list.length; index += 1) {
       outputs.push(await loadJson(this.#blobs, live.rows.get(`${node.id}[${index}]`)!.output ?? { inline: 'null' }));
@@ -1056,6 +1095,16 @@ export class WorkflowEngine {
       }
       version = latest.version;
     }
+    // Nesting is bounded at run time too: deploys racing each other can make workflows that call each other.
+    const chain = await this.#ancestry(live);
+    if (chain.length >= maxWorkflowDepth) {
+      await this.#endAttempt(live, row, 'FAILED', {
+        code: 'BAD_REQUEST',
+        message: `sub-workflows nest at most ${maxWorkflowDepth} deep: ${[...chain, node.target].join(' -> ')}`,
+        kind: 'USER',
+      });
+      return;
+    }
     let inputs: Record<string, unknown>;
     try {
       const compiled = await this.compiled(node.target, version);
@@ -1096,6 +1145,19 @@ export class WorkflowEngine {
       }
     }
     this.wake(child);
+  }
+
+  /** The workflow names from the outermost execution down to this one (its parents read from the store). */
+  async #ancestry(live: Live): Promise<string[]> {
+    const names = [live.record.workflowName];
+    let origin = live.record.origin;
+    while (origin.kind === 'child' && names.length <= maxWorkflowDepth) {
+      const parent = await this.#store.getExecution(origin.parent);
+      if (parent === null) break;
+      names.unshift(parent.workflowName);
+      origin = parent.origin;
+    }
+    return names;
   }
 
   async #advanceChild(live: Live, node: CompiledNode, row: NodeExecutionRecord): Promise<NodeState> {
