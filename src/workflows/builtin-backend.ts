@@ -6,6 +6,7 @@ import type {
   ExecutionPage,
   ExecutionView,
   LaunchRequest,
+  NodeExecutionPage,
   NodeExecutionView,
 } from '../core/ports/execution-backend.js';
 import {
@@ -107,16 +108,35 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
   }
 
   async nodeExecutions(key: ExecutionKey): Promise<NodeExecutionView[]> {
+    return this.#nodeViews(key, 0, Infinity);
+  }
+
+  async nodeExecutionPage(
+    key: ExecutionKey,
+    page: { limit: number; token?: string | undefined },
+  ): Promise<NodeExecutionPage> {
+    const offset = page.token === undefined || page.token === '' ? 0 : decodeOffset(page.token);
+    const views = await this.#nodeViews(key, offset, page.limit + 1);
+    const more = views.length > page.limit;
+    return {
+      node_executions: views.slice(0, page.limit),
+      token: more ? Buffer.from(JSON.stringify({ o: offset + page.limit })).toString('base64url') : '',
+    };
+  }
+
+  /** The node views in run order, `count` of them from `offset` (views are built for those only). */
+  async #nodeViews(key: ExecutionKey, offset: number, count: number): Promise<NodeExecutionView[]> {
     const record = await this.#record(key);
-    const rows = await this.#store.listNodes(key);
+    const all = await this.#store.listNodes(key);
     const compiled = await this.#compiled(record.workflowName, record.workflowVersion).catch(() => null);
     const rank = new Map(compiled?.order.map((id, i) => [id, i]) ?? []);
-    rows.sort(
+    all.sort(
       (a, b) =>
         (rank.get(a.nodeId) ?? Infinity) - (rank.get(b.nodeId) ?? Infinity) ||
         a.nodeId.localeCompare(b.nodeId) ||
         (a.item ?? -1) - (b.item ?? -1),
     );
+    const rows = all.slice(offset, offset + count);
     return rows.map((row) => nodeView(row, compiled, this.#now()));
   }
 
@@ -297,6 +317,16 @@ function checkKeyParts(project: string, domain: string): void {
 
 function encodeToken(record: ExecutionRecord): string {
   return Buffer.from(JSON.stringify({ t: record.createdAt.getTime(), n: record.name })).toString('base64url');
+}
+
+function decodeOffset(token: string): number {
+  try {
+    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { o: unknown };
+    if (typeof parsed.o === 'number' && Number.isSafeInteger(parsed.o) && parsed.o >= 0) return parsed.o;
+  } catch {
+    // reported below
+  }
+  throw new PlatformError('BAD_REQUEST', 'the page token is not one a previous page gave');
 }
 
 function decodeToken(token: string): { createdAt: Date; name: string } {
