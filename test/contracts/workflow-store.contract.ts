@@ -549,7 +549,7 @@ export function workflowStoreContract(name: string, open: () => Promise<Workflow
           badRequest,
         );
         await assert.rejects(
-          workflows.listExecutions({ project: 'savassan', domain: 'development', limit: 1001 }),
+          workflows.listExecutions({ project: 'savassan', domain: 'development', limit: 1002 }),
           badRequest,
         );
         await assert.rejects(workflows.activeExecutions(0), badRequest);
