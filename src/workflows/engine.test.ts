@@ -350,7 +350,7 @@ describe('WorkflowEngine over a SQLite store', () => {
     assert.ok(a.attempts.every((attempt) => attempt.error?.code === 'LOST'));
     assert.deepEqual(a.error, {
       code: 'LOST',
-      message: 'lost 3 times: the process running each attempt stopped',
+      message: 'lost 3 times (the last: lost: the process running it stopped)',
       kind: 'SYSTEM',
     });
   });

@@ -891,7 +891,7 @@ export class WorkflowEngine {
     if (current.error?.code === lostAttemptCode && lostCount >= maxLostAttempts) {
       const error: ExecutionError = {
         code: lostAttemptCode,
-        message: `lost ${lostCount} times: the process running each attempt stopped`,
+        message: `lost ${lostCount} times (the last: ${current.error.message})`,
         kind: 'SYSTEM',
       };
       const written = await this.#putRow(
