@@ -28,6 +28,7 @@ interface ExecutionAnswer {
 }
 interface NodeAnswer {
   node_executions: { id: { node_id: string }; invocation_ids: string[] }[];
+  token?: string;
 }
 
 /** Protobuf JSON duration (`"1.250s"`) in ms. */
@@ -72,7 +73,14 @@ async function runWorkflow(
   if (execution.closure.phase !== 'SUCCEEDED') {
     throw new Error(`${workflow} ended ${execution.closure.phase}: ${execution.closure.error?.message ?? ''}`);
   }
-  const { node_executions: nodes } = await api<NodeAnswer>(`${url}/api/v1/node_executions/${path}`);
+  const nodes: NodeAnswer['node_executions'] = [];
+  let token = '';
+  do {
+    const query = token === '' ? '' : `?token=${encodeURIComponent(token)}`;
+    const page = await api<NodeAnswer>(`${url}/api/v1/node_executions/${path}${query}`);
+    nodes.push(...page.node_executions);
+    token = page.token ?? '';
+  } while (token !== '');
   const ids = nodes.flatMap((node) => node.invocation_ids);
   let functionMs = 0;
   for (let i = 0; i < ids.length; i += 16) {

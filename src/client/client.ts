@@ -488,10 +488,20 @@ export class SavassanClient {
   }
 
   /** An execution's nodes (a map node's elements each as one of their own), with attempts and invocations. */
+  /** Every node of an execution, page after page. */
   async nodeExecutions(id: ExecutionKey): Promise<NodeExecutionView[]> {
-    return (
-      await this.json<{ node_executions: NodeExecutionView[] }>('GET', `/api/v1/node_executions/${executionPath(id)}`)
-    ).node_executions;
+    const nodes: NodeExecutionView[] = [];
+    let token = '';
+    do {
+      const query = token === '' ? '' : `?token=${encodeURIComponent(token)}`;
+      const page = await this.json<{ node_executions: NodeExecutionView[]; token?: string }>(
+        'GET',
+        `/api/v1/node_executions/${executionPath(id)}${query}`,
+      );
+      nodes.push(...page.node_executions);
+      token = page.token ?? '';
+    } while (token !== '');
+    return nodes;
   }
 
   /** An execution's inputs, and its outputs once it succeeded (null before). */

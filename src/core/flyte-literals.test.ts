@@ -12,6 +12,20 @@ import {
 
 const p = (primitive: Record<string, unknown>) => ({ scalar: { primitive } });
 
+describe('launchInputsToJson nesting', () => {
+  it('refuses a literal map nested thousands deep with BAD_REQUEST, not a stack overflow', () => {
+    let literal: unknown = p({ integer: '1' });
+    for (let i = 0; i < 3000; i++) literal = { collection: { literals: [literal] } };
+    assert.throws(
+      () => launchInputsToJson({ literals: { x: literal } }),
+      (err: unknown) => isPlatformError(err, 'BAD_REQUEST') && /nest more than 64 levels deep/.test(err.message),
+    );
+    let shallow: unknown = p({ integer: '1' });
+    for (let i = 0; i < 5; i++) shallow = { collection: { literals: [shallow] } };
+    assert.deepEqual(launchInputsToJson({ literals: { x: shallow } }), { x: [[[[[1]]]]] });
+  });
+});
+
 describe('literalToJson', () => {
   it('reads every primitive, in both protobuf JSON spellings', () => {
     assert.equal(literalToJson(p({ integer: '42' })), 42);

@@ -15,6 +15,8 @@
 // Written (`literalFromJson`): integers as `integer` (a string, as protobuf JSON writes int64), other numbers as
 // `float_value`, strings as `string_value`, booleans, null as `none_type`, arrays as collections, objects as maps.
 import { PlatformError } from './errors.js';
+import { checkJsonDepth } from './workflow-compile.js';
+import { maxJsonDepth } from './workflow-spec.js';
 
 /** One Flyte literal in protobuf JSON (snake_case as written; camelCase accepted on reading). */
 export type FlyteLiteral =
@@ -161,13 +163,23 @@ export function literalMapToJson(map: unknown, path = 'inputs'): Record<string, 
   );
 }
 
+function checkedDepth<T>(inputs: T): T {
+  try {
+    checkJsonDepth('inputs', { literals: inputs }, maxJsonDepth * 4);
+  } catch {
+    throw bad('inputs', `literals nest more than ${maxJsonDepth} levels deep`);
+  }
+  return inputs;
+}
+
 /**
  * Inputs as given to a launch, plain JSON or a literal map, as a plain JSON object; BAD_REQUEST when they are
  * neither an object nor a literal map.
  */
 export function launchInputsToJson(inputs: unknown): Record<string, unknown> {
   if (inputs === undefined || inputs === null) return {};
-  if (isLiteralMap(inputs)) return literalMapToJson(inputs);
+  // A literal wraps each value in a few objects: the plain value's own depth is checked at launch.
+  if (isLiteralMap(inputs)) return literalMapToJson(checkedDepth(inputs));
   if (!isObject(inputs)) throw bad('inputs', 'must be an object of named inputs or a Flyte literal map');
   return inputs;
 }

@@ -15,6 +15,7 @@ import {
   type WorkflowScope,
 } from './workflow-compile.js';
 import {
+  maxJsonDepth,
   maxWorkflowNodes,
   maxWorkflowSpecBytes,
   type CompiledWorkflow,
@@ -304,6 +305,33 @@ describe('compileWorkflow', () => {
     rejects(
       () => compileWorkflow(spec(nodes)),
       `nodes: at most ${maxWorkflowNodes} nodes, got ${maxWorkflowNodes + 1}`,
+    );
+  });
+});
+
+describe('nesting depth', () => {
+  /** `levels` arrays nested in each other around 1. */
+  function nested(levels: number): unknown {
+    let value: unknown = 1;
+    for (let i = 0; i < levels; i++) value = [value];
+    return value;
+  }
+
+  it('refuses a spec nested deeper than maxJsonDepth with BAD_REQUEST, however deep', () => {
+    const deep = (levels: number): unknown => spec({ a: { function: 'f', input: { v: nested(levels) } } });
+    compileWorkflow(deep(maxJsonDepth - 4));
+    const message = `the spec: arrays and objects nest more than ${maxJsonDepth} levels deep`;
+    rejects(() => compileWorkflow(deep(maxJsonDepth)), message);
+    rejects(() => compileWorkflow(deep(3000)), message);
+    rejects(() => compileWorkflow(deep(200_000)), message);
+  });
+
+  it('refuses launch inputs nested deeper than maxJsonDepth', () => {
+    const compiled = compileWorkflow(spec({ a: { function: 'f' } }, { inputs: { x: 'array' } }));
+    assert.deepEqual(checkLaunchInputs(compiled, { x: [nested(10)] }), { x: [nested(10)] });
+    rejects(
+      () => checkLaunchInputs(compiled, { x: nested(3000) }),
+      `inputs: arrays and objects nest more than ${maxJsonDepth} levels deep`,
     );
   });
 });

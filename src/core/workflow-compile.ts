@@ -8,6 +8,7 @@ import { PlatformError } from './errors.js';
 import {
   maxWorkflowNodes,
   maxWorkflowSpecBytes,
+  maxJsonDepth,
   type CompiledNode,
   type CompiledWorkflow,
   type WorkflowCondition,
@@ -608,12 +609,29 @@ function findCycle(nodes: Record<string, CompiledNode>, left: string[]): string[
 }
 
 /**
+ * BAD_REQUEST when arrays and objects in `value` nest deeper than `maxJsonDepth` (checked without recursion, so
+ * before anything walks the value recursively or stringifies it).
+ */
+export function checkJsonDepth(what: string, value: unknown, limit = maxJsonDepth): void {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth > limit) throw bad(`${what}: arrays and objects nest more than ${limit} levels deep`);
+    for (const child of Array.isArray(current) ? current : Object.values(current)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+}
+
+/**
  * Checks a spec strictly and compiles it: defaults applied, edges found from the references, a topological order.
  * Throws BAD_REQUEST naming the node and the JSON path of the first fault, e.g.
  * `node b: input.n: $.nodes.zz.output.n refers to an unknown node zz` or `nodes a -> b -> a form a cycle`.
  */
 export function compileWorkflow(json: unknown): CompiledWorkflow {
   if (!isPlainObject(json)) throw bad('a workflow spec is a JSON object');
+  checkJsonDepth('the spec', json);
   const bytes = new TextEncoder().encode(JSON.stringify(json)).length;
   if (bytes > maxWorkflowSpecBytes) throw bad(`the spec is ${bytes} bytes of JSON, over ${maxWorkflowSpecBytes}`);
   rejectUnknown('', json, specFields);
@@ -668,6 +686,7 @@ export function compileWorkflow(json: unknown): CompiledWorkflow {
 export function checkLaunchInputs(compiled: CompiledWorkflow, inputs: unknown): Record<string, unknown> {
   const given = inputs === undefined || inputs === null ? {} : inputs;
   if (!isPlainObject(given)) throw bad('inputs: a JSON object of input names to values');
+  checkJsonDepth('inputs', given);
   const unknown = Object.keys(given).filter((name) => !Object.hasOwn(compiled.inputs, name));
   if (unknown.length > 0) {
     throw bad(`unknown ${unknown.length === 1 ? 'input' : 'inputs'} ${unknown.join(', ')}`);

@@ -101,6 +101,8 @@ export interface WorkflowSpec {
 export const maxWorkflowNodes = 2000;
 /** Largest spec accepted, as JSON bytes. */
 export const maxWorkflowSpecBytes = 1024 * 1024;
+/** How deeply arrays and objects may nest in a spec or in launch inputs. */
+export const maxJsonDepth = 64;
 /** Outputs larger than this (JSON bytes) are kept in the blob store, with a reference in the metadata store. */
 export const inlineOutputBytes = 256 * 1024;
 

@@ -354,6 +354,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     store: backends.workflows,
     blobStore,
     processId: bootId,
+    // The engine beside it writes attempts claimed for this process already.
+    preclaimed: true,
     peek: (key, nodeKey) => engine.peek(key, nodeKey),
     onChange: (row) => engine.nodeChanged(row),
   });

@@ -6,6 +6,7 @@ import type {
   ExecutionPage,
   ExecutionView,
   LaunchRequest,
+  NodeExecutionPage,
   NodeExecutionView,
 } from '../core/ports/execution-backend.js';
 import {
@@ -18,6 +19,7 @@ import {
 } from '../core/ports/workflow-store.js';
 import { checkLaunchInputs, compileWorkflow } from '../core/workflow-compile.js';
 import type { CompiledWorkflow } from '../core/workflow-spec.js';
+import { childNamePattern } from './engine.js';
 import { loadValue, storeJson, valueBlobKey } from './values.js';
 
 export interface BuiltinBackendOptions {
@@ -106,16 +108,35 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
   }
 
   async nodeExecutions(key: ExecutionKey): Promise<NodeExecutionView[]> {
+    return this.#nodeViews(key, 0, Infinity);
+  }
+
+  async nodeExecutionPage(
+    key: ExecutionKey,
+    page: { limit: number; token?: string | undefined },
+  ): Promise<NodeExecutionPage> {
+    const offset = page.token === undefined || page.token === '' ? 0 : decodeOffset(page.token);
+    const views = await this.#nodeViews(key, offset, page.limit + 1);
+    const more = views.length > page.limit;
+    return {
+      node_executions: views.slice(0, page.limit),
+      token: more ? Buffer.from(JSON.stringify({ o: offset + page.limit })).toString('base64url') : '',
+    };
+  }
+
+  /** The node views in run order, `count` of them from `offset` (views are built for those only). */
+  async #nodeViews(key: ExecutionKey, offset: number, count: number): Promise<NodeExecutionView[]> {
     const record = await this.#record(key);
-    const rows = await this.#store.listNodes(key);
+    const all = await this.#store.listNodes(key);
     const compiled = await this.#compiled(record.workflowName, record.workflowVersion).catch(() => null);
     const rank = new Map(compiled?.order.map((id, i) => [id, i]) ?? []);
-    rows.sort(
+    all.sort(
       (a, b) =>
         (rank.get(a.nodeId) ?? Infinity) - (rank.get(b.nodeId) ?? Infinity) ||
         a.nodeId.localeCompare(b.nodeId) ||
         (a.item ?? -1) - (b.item ?? -1),
     );
+    const rows = all.slice(offset, offset + count);
     return rows.map((row) => nodeView(row, compiled, this.#now()));
   }
 
@@ -148,6 +169,7 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
 
   async relaunch(key: ExecutionKey, name?: string): Promise<ExecutionKey> {
     const source = await this.#record(key);
+    await this.#versionExists(source);
     const inputs = JSON.stringify(await loadValue(this.#blobs, source.inputs));
     return this.#create(
       { project: key.project, domain: key.domain, name: this.#name(name) },
@@ -160,6 +182,7 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
 
   async recover(key: ExecutionKey, name?: string): Promise<ExecutionKey> {
     const source = await this.#record(key);
+    await this.#versionExists(source);
     const target = { project: key.project, domain: key.domain, name: this.#name(name) };
     if ((await this.#store.getExecution(target)) !== null) {
       throw new PlatformError('CONFLICT', `execution ${target.name} already exists`);
@@ -179,9 +202,17 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
         createdAt: now,
         updatedAt: now,
       }));
-    if (recovered.length > 0) await this.#store.insertNodes(recovered);
     const inputs = JSON.stringify(await loadValue(this.#blobs, source.inputs));
-    return this.#create(target, source.workflowName, source.workflowVersion, inputs, { kind: 'recover', from: key });
+    // The execution and the rows it takes over are written together: a launch of the same name meanwhile gets a
+    // CONFLICT, never these rows.
+    return this.#create(
+      target,
+      source.workflowName,
+      source.workflowVersion,
+      inputs,
+      { kind: 'recover', from: key },
+      recovered,
+    );
   }
 
   async #create(
@@ -190,23 +221,27 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
     workflowVersion: number,
     inputsJson: string,
     origin: ExecutionOrigin,
+    nodes: Omit<NodeExecutionRecord, 'revision'>[] = [],
   ): Promise<ExecutionKey> {
     const now = new Date(this.#now());
-    await this.#store.createExecution({
-      ...key,
-      workflowName,
-      workflowVersion,
-      inputs: await storeJson(this.#blobs, inputsJson, valueBlobKey(key, 'inputs')),
-      outputs: null,
-      phase: 'QUEUED',
-      error: null,
-      origin,
-      abortCause: null,
-      createdAt: now,
-      startedAt: null,
-      endedAt: null,
-      updatedAt: now,
-    });
+    await this.#store.createExecution(
+      {
+        ...key,
+        workflowName,
+        workflowVersion,
+        inputs: await storeJson(this.#blobs, inputsJson, valueBlobKey(key, 'inputs')),
+        outputs: null,
+        phase: 'QUEUED',
+        error: null,
+        origin,
+        abortCause: null,
+        createdAt: now,
+        startedAt: null,
+        endedAt: null,
+        updatedAt: now,
+      },
+      nodes,
+    );
     this.#options.wake?.(key);
     return key;
   }
@@ -223,7 +258,23 @@ export class BuiltinExecutionBackend implements ExecutionBackend {
         `an execution name is 1-63 lowercase letters, digits and dashes, starting with a letter, got ${JSON.stringify(name)}`,
       );
     }
+    if (childNamePattern.test(name)) {
+      throw new PlatformError(
+        'BAD_REQUEST',
+        `execution names of "c" and 19 hex digits are kept for sub-workflow executions, got ${JSON.stringify(name)}`,
+      );
+    }
     return name;
+  }
+
+  /** NOT_FOUND when the execution's workflow version was deleted since it ran. */
+  async #versionExists(source: ExecutionRecord): Promise<void> {
+    if ((await this.#store.getWorkflow(source.workflowName, source.workflowVersion)) === null) {
+      throw new PlatformError(
+        'NOT_FOUND',
+        `workflow ${source.workflowName} version ${source.workflowVersion} not found: it was deleted`,
+      );
+    }
   }
 
   async #record(key: ExecutionKey): Promise<ExecutionRecord> {
@@ -266,6 +317,16 @@ function checkKeyParts(project: string, domain: string): void {
 
 function encodeToken(record: ExecutionRecord): string {
   return Buffer.from(JSON.stringify({ t: record.createdAt.getTime(), n: record.name })).toString('base64url');
+}
+
+function decodeOffset(token: string): number {
+  try {
+    const parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { o: unknown };
+    if (typeof parsed.o === 'number' && Number.isSafeInteger(parsed.o) && parsed.o >= 0) return parsed.o;
+  } catch {
+    // reported below
+  }
+  throw new PlatformError('BAD_REQUEST', 'the page token is not one a previous page gave');
 }
 
 function decodeToken(token: string): { createdAt: Date; name: string } {

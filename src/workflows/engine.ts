@@ -6,6 +6,7 @@ import type { BlobStore } from '../core/ports/blob-store.js';
 import {
   terminalExecutionPhases,
   terminalNodePhases,
+  type ActiveExecutionsCursor,
   type ExecutionError,
   type ExecutionKey,
   type ExecutionRecord,
@@ -43,6 +44,8 @@ export interface WorkflowEngineOptions {
   isLeader: () => boolean;
   /** How often every active execution is read again from the store (ms, default 1000). */
   pollMs?: number | undefined;
+  /** Active executions one read of a pass takes; a pass reads page after page (default 1000). */
+  activePageSize?: number | undefined;
   /**
    * Embedded mode: this process's boot id, the `claimedBy` of every attempt its dispatcher runs. An attempt claimed
    * under another boot id was running in a process that stopped: it is given up at once.
@@ -54,13 +57,29 @@ export interface WorkflowEngineOptions {
    * (the claim sets the deadline).
    */
   preclaim?: boolean | undefined;
+  /**
+   * Without `preclaim` (a cluster): how long past the function's timeout a queued attempt may wait for the dispatcher
+   * to claim it before the engine gives it up (ms, default 10 minutes). One whose function version is gone then fails
+   * NOT_FOUND.
+   */
+  queueGraceMs?: number | undefined;
+  /** Most bytes of JSON a map node's combined output may take (default `maxMapOutputBytes`). */
+  maxMapOutputBytes?: number | undefined;
   now?: (() => number) | undefined;
   logger?: Logger | undefined;
 }
 
 /** An error code for attempts lost with the process running them; such attempts do not count against `retries`. */
 export const lostAttemptCode = 'LOST';
-/** Most executions one pass reads. */
+/** Most elements a map node's list may have. */
+export const maxMapElements = 10_000;
+/** Most bytes of JSON a map node's combined output may take. */
+export const maxMapOutputBytes = 64 * 1024 * 1024;
+/** How deeply sub-workflow executions may nest (an execution launched directly is depth 1). */
+export const maxWorkflowDepth = 8;
+/** Attempts of one node (or element) lost with the process running them before the node fails. */
+export const maxLostAttempts = 3;
+/** Executions one read of a pass takes (a pass reads page after page). */
 const passLimit = 1000;
 /** Node starts one step runs at once. */
 const startConcurrency = 32;
@@ -73,6 +92,8 @@ interface Live {
   key: ExecutionKey;
   record: ExecutionRecord;
   compiled: CompiledWorkflow;
+  /** Why the execution's spec cannot be had (its workflow version was deleted), or null. */
+  missing: string | null;
   inputs: Record<string, unknown>;
   rows: Map<string, NodeExecutionRecord>;
   /** Parsed outputs of ended nodes and elements, by row key (loaded on demand). */
@@ -153,12 +174,20 @@ export class WorkflowEngine {
     if (this.#stopped || !this.#options.isLeader()) return Promise.resolve();
     this.#passing ??= (async () => {
       try {
-        const active = await this.#store.activeExecutions(passLimit);
-        for (const record of active) {
-          const id = executionId(record);
-          const live = this.#lives.get(id);
-          if (live !== undefined) live.reload = true;
-          this.#kick(id);
+        // Every active execution, page by page: old long-running ones never keep newer ones from being stepped.
+        const pageSize = this.#options.activePageSize ?? passLimit;
+        let after: ActiveExecutionsCursor | undefined;
+        for (;;) {
+          const active = await this.#store.activeExecutions(pageSize, after);
+          for (const record of active) {
+            const id = executionId(record);
+            const live = this.#lives.get(id);
+            if (live !== undefined) live.reload = true;
+            this.#kick(id);
+          }
+          const last = active.at(-1);
+          if (active.length < pageSize || last === undefined || this.#stopped || !this.#options.isLeader()) break;
+          after = { project: last.project, domain: last.domain, name: last.name, createdAt: last.createdAt };
         }
       } catch (err) {
         this.#logger.warn({ err }, 'reading the active workflow executions failed');
@@ -255,13 +284,24 @@ export class WorkflowEngine {
     }
     const rows = await this.#store.listNodes(key);
     if (live === undefined) {
-      const compiled = await this.compiled(record.workflowName, record.workflowVersion);
-      const inputs = (await loadValue(this.#blobs, record.inputs)) as Record<string, unknown>;
+      let compiled: CompiledWorkflow;
+      let missing: string | null = null;
+      let inputs: Record<string, unknown> = {};
+      try {
+        compiled = await this.compiled(record.workflowName, record.workflowVersion);
+        inputs = (await loadValue(this.#blobs, record.inputs)) as Record<string, unknown>;
+      } catch (err) {
+        if (!(err instanceof PlatformError && err.code === 'NOT_FOUND')) throw err;
+        // The workflow version was deleted under the execution: it cannot go on, only end.
+        missing = err.rawMessage;
+        compiled = { spec: { nodes: {} }, inputs: {}, nodes: {}, order: [], output: null, failurePolicy: 'failFast' };
+      }
       live = {
         id,
         key,
         record,
         compiled,
+        missing,
         inputs,
         rows: new Map(),
         outputs: new Map(),
@@ -315,6 +355,18 @@ export class WorkflowEngine {
     const live = await this.#load(id);
     if (live === null) return;
     let { record } = live;
+    if (live.missing !== null) {
+      // Without its spec the execution ends: what runs is aborted; ABORTED when it was being aborted, else FAILED.
+      const aborting = record.phase === 'ABORTING';
+      if (!aborting && record.phase !== 'FAILING') {
+        const error: ExecutionError = { code: 'NOT_FOUND', message: live.missing, kind: 'SYSTEM' };
+        if ((await this.#updateExecution(live, { phase: 'FAILING', error })) === null) return;
+      }
+      if (await this.#abortAll(live, aborting ? 'the execution was aborted' : live.missing)) {
+        await this.#end(live, { phase: aborting ? 'ABORTED' : 'FAILED' });
+      }
+      return;
+    }
     if (record.phase === 'QUEUED' || record.phase === 'UNDEFINED') {
       const started = await this.#updateExecution(live, { phase: 'RUNNING', startedAt: new Date(this.#now()) });
       if (started === null) return;
@@ -567,6 +619,15 @@ export class WorkflowEngine {
         const written = await this.#putRow(live, { ...row, phase: 'FAILED', error, endedAt: now }, null);
         return written === null ? 'active' : 'failed';
       }
+      if (list.length > maxMapElements) {
+        const error: ExecutionError = {
+          code: 'BAD_REQUEST',
+          message: `map: ${node.map!.ref} has ${list.length} elements, over the limit of ${maxMapElements}`,
+          kind: 'USER',
+        };
+        const written = await this.#putRow(live, { ...row, phase: 'FAILED', error, endedAt: now }, null);
+        return written === null ? 'active' : 'failed';
+      }
       const pinned = await this.#pin(live, node);
       if (pinned === null) return this.#startFailed(live, node, row);
       const input = await storeJson(this.#blobs, JSON.stringify(list), valueBlobKey(live.key, `${node.id}.list`));
@@ -642,10 +703,12 @@ export class WorkflowEngine {
     const input = row.input ?? (await storeJson(this.#blobs, inputJson, valueBlobKey(live.key, `${row.key}.input`)));
     if (node.kind === 'workflow') return this.#startChild(live, node, { ...row, input }, revision, inputJson);
     let version = row.functionVersion;
+    let timeoutSeconds: number | null = null;
     if (version === null) {
       const pinned = await this.#pin(live, node);
       if (pinned === null) return this.#startFailed(live, node, { ...row, input });
       version = pinned.version;
+      timeoutSeconds = pinned.timeoutSeconds;
     }
     if (node.cache && attempt === 1) {
       const hit = await this.#store.getCached(cacheKey(node.target, version, inputJson));
@@ -672,6 +735,14 @@ export class WorkflowEngine {
       ...row.attempts,
       { attempt, startedAt: now, endedAt: null, phase: 'RUNNING', invocationId: null, error: null },
     ];
+    // Queued (a cluster): the dispatcher's claim sets the attempt's own deadline; until then it may wait this long.
+    let deadline: Date | null = null;
+    if (this.#options.preclaim !== true) {
+      if (timeoutSeconds === null) {
+        timeoutSeconds = (await this.#options.pinFunction(node.target, String(version)))?.timeoutSeconds ?? 0;
+      }
+      deadline = new Date(now.getTime() + timeoutSeconds * 1000 + (this.#options.queueGraceMs ?? 600_000));
+    }
     const written = await this.#putRow(
       live,
       {
@@ -681,7 +752,7 @@ export class WorkflowEngine {
         functionVersion: version,
         attempts,
         notBefore: null,
-        deadline: null,
+        deadline,
         // Embedded: claimed for this process's dispatcher at once, which then runs it without a write of its own.
         claimedBy:
           this.#options.preclaim === true && node.timeoutSeconds === null ? (this.#options.bootId ?? null) : null,
@@ -767,6 +838,23 @@ export class WorkflowEngine {
       const { bootId } = this.#options;
       const lost = row.claimedBy !== null && bootId !== undefined && row.claimedBy !== bootId;
       const pastDeadline = row.deadline !== null && row.deadline.getTime() <= now;
+      if (pastDeadline && row.claimedBy === null && this.#options.preclaim !== true) {
+        // Queued and never claimed in time: its function version may be gone (the queue then never runs it).
+        const exists = await this.#options.pinFunction(node.target, String(row.functionVersion));
+        await this.#endAttempt(
+          live,
+          row,
+          'FAILED',
+          exists === null
+            ? {
+                code: 'NOT_FOUND',
+                message: `function ${node.target} version ${row.functionVersion} is gone`,
+                kind: 'USER',
+              }
+            : { code: lostAttemptCode, message: 'lost: it was not claimed from the queue in time', kind: 'SYSTEM' },
+        );
+        return 'active';
+      }
       if (lost || (pastDeadline && node.timeoutSeconds === null)) {
         await this.#endAttempt(live, row, 'FAILED', {
           code: lostAttemptCode,
@@ -799,7 +887,23 @@ export class WorkflowEngine {
       (a) => (a.phase === 'FAILED' || a.phase === 'TIMED_OUT') && a.error?.code !== lostAttemptCode,
     ).length;
     const ended = new Date(now);
-    if (counted > node.retries || current.phase === 'ABORTED') {
+    const lostCount = row.attempts.filter((a) => a.phase === 'FAILED' && a.error?.code === lostAttemptCode).length;
+    if (current.error?.code === lostAttemptCode && lostCount >= maxLostAttempts) {
+      const error: ExecutionError = {
+        code: lostAttemptCode,
+        message: `lost ${lostCount} times (the last: ${current.error.message})`,
+        kind: 'SYSTEM',
+      };
+      const written = await this.#putRow(
+        live,
+        { ...row, phase: 'FAILED', error, claimedBy: null, deadline: null, endedAt: ended, updatedAt: ended },
+        row.revision,
+      );
+      return written === null ? 'active' : 'failed';
+    }
+    // A function version that is gone stays gone, a refused input stays refused: no retry.
+    const final = current.error?.code === 'NOT_FOUND' || current.error?.code === 'BAD_REQUEST';
+    if (counted > node.retries || current.phase === 'ABORTED' || final) {
       const phase = current.phase === 'TIMED_OUT' ? 'TIMED_OUT' : current.phase === 'ABORTED' ? 'ABORTED' : 'FAILED';
       const written = await this.#putRow(
         live,
@@ -873,6 +977,27 @@ export class WorkflowEngine {
     if (started.some((state) => state !== 'active')) this.#again(live);
     succeeded += started.filter((state) => state === 'done').length;
     if (succeeded < list.length) return 'active';
+    // The combined output's size from the elements' sizes, before any of it is read.
+    let total = list.length + 1;
+    for (let index = 0; index < list.length; index += 1) {
+      const stored = live.rows.get(`${node.id}[${index}]`)!.output;
+      total += stored === null ? 4 : 'inline' in stored ? Buffer.byteLength(stored.inline) : stored.bytes;
+    }
+    const limit = this.#options.maxMapOutputBytes ?? maxMapOutputBytes;
+    if (total > limit) {
+      const now = new Date(this.#now());
+      const error: ExecutionError = {
+        code: 'PAYLOAD_TOO_LARGE',
+        message: `map: the outputs of its ${list.length} elements take ${total} bytes together, over the limit of ${limit}`,
+        kind: 'USER',
+      };
+      const written = await this.#putRow(
+        live,
+        { ...row, phase: 'FAILED', error, endedAt: now, updatedAt: now },
+        row.revision,
+      );
+      return written === null ? 'active' : 'failed';
+    }
     const outputs: string[] = [];
     for (let index = 0; index < list.length; index += 1) {
       outputs.push(await loadJson(this.#blobs, live.rows.get(`${node.id}[${index}]`)!.output ?? { inline: 'null' }));
@@ -970,6 +1095,16 @@ export class WorkflowEngine {
       }
       version = latest.version;
     }
+    // Nesting is bounded at run time too: deploys racing each other can make workflows that call each other.
+    const chain = await this.#ancestry(live);
+    if (chain.length >= maxWorkflowDepth) {
+      await this.#endAttempt(live, row, 'FAILED', {
+        code: 'BAD_REQUEST',
+        message: `sub-workflows nest at most ${maxWorkflowDepth} deep: ${[...chain, node.target].join(' -> ')}`,
+        kind: 'USER',
+      });
+      return;
+    }
     let inputs: Record<string, unknown>;
     try {
       const compiled = await this.compiled(node.target, version);
@@ -998,8 +1133,31 @@ export class WorkflowEngine {
       });
     } catch (err) {
       if (!(err instanceof PlatformError && err.code === 'CONFLICT')) throw err;
+      // Created before (a step that stopped after it), or another execution has the name: only the first is the child.
+      const existing = await this.#store.getExecution(child);
+      if (existing === null || !isChildOf(existing, live.key, node.id)) {
+        await this.#endAttempt(live, row, 'FAILED', {
+          code: 'CONFLICT',
+          message: `the child execution name ${child.name} is taken by another execution`,
+          kind: 'SYSTEM',
+        });
+        return;
+      }
     }
     this.wake(child);
+  }
+
+  /** The workflow names from the outermost execution down to this one (its parents read from the store). */
+  async #ancestry(live: Live): Promise<string[]> {
+    const names = [live.record.workflowName];
+    let origin = live.record.origin;
+    while (origin.kind === 'child' && names.length <= maxWorkflowDepth) {
+      const parent = await this.#store.getExecution(origin.parent);
+      if (parent === null) break;
+      names.unshift(parent.workflowName);
+      origin = parent.origin;
+    }
+    return names;
   }
 
   async #advanceChild(live: Live, node: CompiledNode, row: NodeExecutionRecord): Promise<NodeState> {
@@ -1083,6 +1241,20 @@ function referencedNodes(template: unknown): Set<string> {
   walk(template);
   return found;
 }
+
+function isChildOf(record: ExecutionRecord, parent: ExecutionKey, nodeId: string): boolean {
+  const { origin } = record;
+  return (
+    origin.kind === 'child' &&
+    origin.node === nodeId &&
+    origin.parent.project === parent.project &&
+    origin.parent.domain === parent.domain &&
+    origin.parent.name === parent.name
+  );
+}
+
+/** Names of the form `childName` gives, which launches may not take. */
+export const childNamePattern = /^c[0-9a-f]{19}$/;
 
 /** A child execution's name: short, a DNS label, the same for the same parent, node and attempt. */
 export function childName(parent: ExecutionKey, nodeId: string, attempt: number): string {

@@ -14,6 +14,12 @@ export interface StoreNodeSinkOptions {
    */
   claimGraceMs?: number | undefined;
   /**
+   * Embedded mode: the engine in this process writes attempts claimed for this process already (`claimedBy` this
+   * process, no deadline), and such a row is taken once without a write. Otherwise (a cluster) a row claimed by
+   * this process was taken by an earlier delivery here and is never taken again.
+   */
+  preclaimed?: boolean | undefined;
+  /**
    * The row as the engine in this process last saw it (embedded mode), tried before reading the store: a stale one
    * only loses its compare-and-set, and the row is read then.
    */
@@ -55,19 +61,23 @@ export class StoreNodeSink implements WorkflowNodeSink {
         ? ref.timeoutSeconds * 1000
         : functionTimeoutSeconds * 1000 + (this.#options.claimGraceMs ?? 30_000);
     let preclaimed = false;
-    const written = await this.#update(ref, (row) => {
-      if (row.claimedBy === this.#options.processId) {
-        // Written claimed for this process by the engine beside it: nothing to write.
-        preclaimed = true;
-        return null;
-      }
-      if (row.claimedBy !== null) return null;
-      return { ...row, claimedBy: this.#options.processId, deadline: new Date(this.#now() + timeoutMs) };
-    });
-    // Checked again after the await: another delivery of the same event may have taken it meanwhile.
-    if ((written === null && !preclaimed) || this.#started.has(id)) return false;
+    // Taken before the write: another delivery of the same event in this process is refused meanwhile.
     this.#started.add(id);
-    return true;
+    let written = null;
+    try {
+      written = await this.#update(ref, (row) => {
+        if (row.claimedBy === this.#options.processId) {
+          // Written claimed for this process by the engine beside it (no deadline: a claim taken here sets one).
+          if (this.#options.preclaimed === true && row.deadline === null) preclaimed = true;
+          return null;
+        }
+        if (row.claimedBy !== null) return null;
+        return { ...row, claimedBy: this.#options.processId, deadline: new Date(this.#now() + timeoutMs) };
+      });
+    } finally {
+      if (written === null && !preclaimed) this.#started.delete(id);
+    }
+    return written !== null || preclaimed;
   }
 
   async release(ref: WorkflowNodeRef): Promise<void> {
@@ -78,13 +88,13 @@ export class StoreNodeSink implements WorkflowNodeSink {
   }
 
   async report(ref: WorkflowNodeRef, outcome: WorkflowNodeOutcome): Promise<void> {
-    this.#started.delete(attemptId(ref));
+    // The attempt stays taken here until its end is written: a delivery meanwhile must not run it again.
     let output = null;
     if (outcome.status === 'succeeded') {
       const json = Buffer.from(outcome.outputJson).toString('utf8');
       output = await storeJson(this.#options.blobStore, json, nodeOutputBlobKey(ref, ref.node, ref.attempt));
     }
-    await this.#update(ref, (row) => {
+    const written = await this.#update(ref, (row) => {
       if (row.claimedBy !== null && row.claimedBy !== this.#options.processId) return null;
       const now = new Date(this.#now());
       const last = row.attempts.length - 1;
@@ -109,6 +119,20 @@ export class StoreNodeSink implements WorkflowNodeSink {
       );
       return { ...row, attempts, error, claimedBy: null, deadline: null };
     });
+    // Written, or the attempt is no longer current (ended or superseded): either way it is never claimed again. A
+    // write that kept losing leaves it taken here (the engine gives it up after its deadline).
+    if (written === null && (await this.#current(ref))) return;
+    this.#started.delete(attemptId(ref));
+  }
+
+  /** Whether `ref` is still its node's current, running attempt. */
+  async #current(ref: WorkflowNodeRef): Promise<boolean> {
+    const row = await this.#options.store.getNode(
+      { project: ref.project, domain: ref.domain, name: ref.name },
+      ref.node,
+    );
+    const current = row?.attempts.at(-1);
+    return row?.phase === 'RUNNING' && current?.attempt === ref.attempt && current.phase === 'RUNNING';
   }
 
   /**

@@ -1,7 +1,18 @@
 import { PlatformError } from '../core/errors.js';
 import type { ExecutionBackend } from '../core/ports/execution-backend.js';
-import type { WorkflowStore, WorkflowSummary, WorkflowVersionRecord } from '../core/ports/workflow-store.js';
-import { canonicalSpecText, checkTargets, compileWorkflow, specHash } from '../core/workflow-compile.js';
+import type {
+  ActiveExecutionsCursor,
+  WorkflowStore,
+  WorkflowSummary,
+  WorkflowVersionRecord,
+} from '../core/ports/workflow-store.js';
+import {
+  canonicalSpecText,
+  checkJsonDepth,
+  checkTargets,
+  compileWorkflow,
+  specHash,
+} from '../core/workflow-compile.js';
 import { maxWorkflowSpecBytes, type CompiledWorkflow } from '../core/workflow-spec.js';
 
 export interface WorkflowDeployerOptions {
@@ -12,6 +23,8 @@ export interface WorkflowDeployerOptions {
 }
 
 const namePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** Active executions read at once while looking for those a deleted workflow would strand. */
+const activePage = 1000;
 
 /** What `deploy` did. */
 export interface DeployedWorkflow {
@@ -68,9 +81,27 @@ export class WorkflowDeployer {
     return versions;
   }
 
-  /** Every version goes (executions stay); NOT_FOUND when there was none. */
+  /**
+   * Every version goes (ended executions stay); NOT_FOUND when there was none, CONFLICT while an unfinished execution
+   * runs one of its versions (terminate it, or wait for its end).
+   */
   async delete(name: string): Promise<void> {
-    if (!(await this.#options.store.deleteWorkflow(name))) {
+    const { store } = this.#options;
+    let after: ActiveExecutionsCursor | undefined;
+    for (;;) {
+      const page = await store.activeExecutions(activePage, after);
+      const using = page.find((execution) => execution.workflowName === name);
+      if (using !== undefined) {
+        throw new PlatformError(
+          'CONFLICT',
+          `workflow ${name} is in use by the unfinished execution ${using.project}/${using.domain}/${using.name}: terminate it or wait for its end`,
+        );
+      }
+      const last = page.at(-1);
+      if (page.length < activePage || last === undefined) break;
+      after = { project: last.project, domain: last.domain, name: last.name, createdAt: last.createdAt };
+    }
+    if (!(await store.deleteWorkflow(name))) {
       throw new PlatformError('NOT_FOUND', `workflow ${name} not found`);
     }
   }
@@ -82,6 +113,7 @@ export class WorkflowDeployer {
         `a workflow name is 1-63 lowercase letters, digits, dashes and underscores, starting with a letter or digit, got ${JSON.stringify(name)}`,
       );
     }
+    checkJsonDepth('the spec', json);
     const bytes = Buffer.byteLength(JSON.stringify(json) ?? '');
     if (bytes > maxWorkflowSpecBytes) {
       throw new PlatformError('PAYLOAD_TOO_LARGE', `a workflow spec may be at most ${maxWorkflowSpecBytes} bytes`);

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { isPlatformError } from '../../src/core/errors.js';
 import type {
+  ActiveExecutionsCursor,
   ExecutionKey,
   ExecutionPhase,
   ExecutionRecord,
@@ -352,6 +353,54 @@ export function workflowStoreContract(name: string, open: () => Promise<Workflow
         const running = active.find((e) => e.phase === 'RUNNING')!;
         await workflows.updateExecution(running, running.revision, { phase: 'SUCCEEDED' });
         assert.equal((await workflows.activeExecutions(100)).length, 5);
+      });
+    });
+
+    it('activeExecutions pages on with a cursor: every active execution once, ties on createdAt by key', async () => {
+      await withStore(async ({ workflows }) => {
+        const made: string[] = [];
+        for (let i = 0; i < 7; i += 1) {
+          // Three share a creation time: the key orders them.
+          const name = `p-${i}`;
+          await workflows.createExecution(
+            execution(name, { phase: i === 3 ? 'FAILED' : 'RUNNING', createdAt: at(i < 3 ? 1 : i) }),
+          );
+          if (i !== 3) made.push(name);
+        }
+        const seen: string[] = [];
+        let after: ActiveExecutionsCursor | undefined;
+        for (;;) {
+          const page = await workflows.activeExecutions(2, after);
+          seen.push(...page.map((e) => e.name));
+          if (page.length < 2) break;
+          const last = page.at(-1)!;
+          after = { project: last.project, domain: last.domain, name: last.name, createdAt: last.createdAt };
+        }
+        assert.deepEqual(seen, made);
+      });
+    });
+
+    it('createExecution with node rows writes both at once; a CONFLICT writes neither', async () => {
+      await withStore(async ({ workflows }) => {
+        const key = { project: 'savassan', domain: 'development', name: 'with-rows' };
+        const rows = ['a', 'b'].map((id) => node(id, { execution: key }));
+        const created = await workflows.createExecution(execution('with-rows'), rows);
+        assert.equal(created.revision, 1);
+        assert.deepEqual(
+          (await workflows.listNodes(key)).map((n) => [n.key, n.revision]),
+          [
+            ['a', 1],
+            ['b', 1],
+          ],
+        );
+        await assert.rejects(
+          workflows.createExecution(execution('with-rows'), [node('c', { execution: key })]),
+          (err) => isPlatformError(err, 'CONFLICT'),
+        );
+        assert.deepEqual(
+          (await workflows.listNodes(key)).map((n) => n.key),
+          ['a', 'b'],
+        );
       });
     });
 

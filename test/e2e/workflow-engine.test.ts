@@ -516,6 +516,19 @@ describe('the workflow engine (embedded)', () => {
     );
   });
 
+  it('fails a node whose function was deleted NOT_FOUND (USER), without retrying it', async () => {
+    await client.deploy('vanishing', await workflowFunctionBundle(join(dataDir, 'vanishing')), { timeoutSeconds: 30 });
+    await deploy('vanish', { nodes: { a: { function: 'vanishing', input: { n: 1 }, retries: 3 } } });
+    await client.deleteFunction('vanishing');
+    const key = await run('vanish');
+    const view = await ended(key);
+    assert.equal(view.closure.phase, 'FAILED', JSON.stringify(view));
+    assert.equal(view.closure.error?.code, 'NOT_FOUND');
+    assert.equal(view.closure.error?.kind, 'USER');
+    const a = (await nodes(key)).get('a')!;
+    assert.ok(a.attempts.length <= 1, JSON.stringify(a));
+  });
+
   it('launches under a given name once, checks inputs, lists executions page by page', async () => {
     await deploy('named', { inputs: { x: 'number' }, nodes: { a: { function: 'fn', input: { n: '$.inputs.x' } } } });
     const backend = platform.workflows.backend;

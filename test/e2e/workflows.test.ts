@@ -226,6 +226,52 @@ describe('workflows end to end', () => {
     assert.deepEqual((await client.executionData(literalId)).outputs, { result: 21 });
   });
 
+  it('pages node executions with ?limit= and token; refuses a limit over 10000 and a token no page gave', async () => {
+    const path = '/api/v1/node_executions/savassan/development/plain-one';
+    const first = await call('GET', `${path}?limit=1`);
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const firstNodes = first.body.node_executions as { id: { node_id: string } }[];
+    assert.deepEqual(
+      firstNodes.map((n) => n.id.node_id),
+      ['a'],
+    );
+    assert.ok(typeof first.body.token === 'string' && first.body.token !== '');
+    const second = await call('GET', `${path}?limit=1&token=${encodeURIComponent(first.body.token)}`);
+    assert.deepEqual(
+      (second.body.node_executions as { id: { node_id: string } }[]).map((n) => n.id.node_id),
+      ['b'],
+    );
+    assert.equal(second.body.token, '');
+    assert.equal((await call('GET', path)).body.token, '');
+    assert.equal((await call('GET', `${path}?limit=10001`)).status, 400);
+    assert.equal((await call('GET', `${path}?token=not-a-token`)).status, 400);
+    assert.equal(
+      (await client.nodeExecutions({ project: 'savassan', domain: 'development', name: 'plain-one' })).length,
+      2,
+    );
+  });
+
+  it('refuses a spec nested thousands deep with 400, and a workflow delete while an execution runs it with 409', async () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 3000; i += 1) deep = [deep];
+    const nested = await call('PUT', '/v1/workflows/deep', {
+      nodes: { a: { function: 'double', input: { n: deep } } },
+    });
+    assert.equal(nested.status, 400, JSON.stringify(nested.body));
+    assert.match(errorOf(nested).message, /nest more than 64 levels deep/);
+
+    assert.equal((await call('PUT', '/v1/workflows/held', { nodes: { s: { function: 'slow' } } })).status, 201);
+    const launched = await launch('held', {}, { name: 'holds-held' });
+    assert.equal(launched.status, 200, JSON.stringify(launched.body));
+    const refused = await call('DELETE', '/v1/workflows/held');
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.match(errorOf(refused).message, /in use by the unfinished execution savassan\/development\/holds-held/);
+    const id = { project: 'savassan', domain: 'development', name: 'holds-held' };
+    assert.equal((await call('DELETE', '/api/v1/executions/savassan/development/holds-held')).status, 200);
+    assert.equal((await ended(id)).closure.phase, 'ABORTED');
+    assert.equal((await call('DELETE', '/v1/workflows/held')).status, 204);
+  });
+
   it('refuses bad launches with {code, message, kind} errors', async () => {
     const wrongType = await launch('pipeline', { x: 'three' });
     assert.equal(wrongType.status, 400);

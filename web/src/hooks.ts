@@ -36,8 +36,15 @@ export interface Loaded<T> {
   reload: () => void;
 }
 
-/** GETs `path` (null: nothing yet), again on `reload()` and every `refreshMs` when given. */
-export function useApi<T>(path: string | null, refreshMs?: number): Loaded<T> {
+/**
+ * GETs `path` (null: nothing yet), again on `reload()` and every `refreshMs` when given. `load` reads it another way
+ * (e.g. page after page); it must be a stable function.
+ */
+export function useApi<T>(
+  path: string | null,
+  refreshMs?: number,
+  load: (path: string, options: { signal: AbortSignal }) => Promise<T> = getJson<T>,
+): Loaded<T> {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(path !== null);
@@ -52,7 +59,7 @@ export function useApi<T>(path: string | null, refreshMs?: number): Loaded<T> {
     }
     const abort = new AbortController();
     setLoading(true);
-    getJson<T>(path, { signal: abort.signal }).then(
+    load(path, { signal: abort.signal }).then(
       (value) => {
         setData(value);
         setError(null);
@@ -65,7 +72,7 @@ export function useApi<T>(path: string | null, refreshMs?: number): Loaded<T> {
       },
     );
     return () => abort.abort();
-  }, [path, tick]);
+  }, [path, tick, load]);
   useEffect(() => {
     if (refreshMs === undefined || path === null) return;
     const timer = setInterval(reload, refreshMs);

@@ -26,9 +26,16 @@ const grpcCodes = {
   UNAUTHENTICATED: 16,
 } as const;
 
+/** Text as it may appear in a message or log: the `user:password@` of any URL in it left out. */
+export function redactUrl(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/?#@\s]*@/gi, '$1');
+}
+
 export class FlyteAdminClient {
+  /** FlyteAdmin's address, without credentials (those go in an `Authorization: Basic` header). */
   readonly url: string;
   readonly #token: string | undefined;
+  readonly #basic: string | undefined;
   readonly #timeoutMs: number;
   readonly #maxResponseBytes: number;
 
@@ -37,10 +44,17 @@ export class FlyteAdminClient {
     try {
       parsed = new URL(options.url);
     } catch {
-      throw new PlatformError('BAD_REQUEST', `the Flyte URL ${options.url} is not a URL`);
+      throw new PlatformError('BAD_REQUEST', `the Flyte URL ${redactUrl(options.url)} is not a URL`);
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-      throw new PlatformError('BAD_REQUEST', `the Flyte URL ${options.url} must be http or https`);
+      throw new PlatformError('BAD_REQUEST', `the Flyte URL ${redactUrl(options.url)} must be http or https`);
+    }
+    if (parsed.username !== '' || parsed.password !== '') {
+      const user = decodeURIComponent(parsed.username);
+      const password = decodeURIComponent(parsed.password);
+      this.#basic = Buffer.from(`${user}:${password}`).toString('base64');
+      parsed.username = '';
+      parsed.password = '';
     }
     this.url = parsed.href.replace(/\/+$/, '');
     this.#token = options.token === '' ? undefined : options.token;
@@ -81,6 +95,7 @@ export class FlyteAdminClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.#token !== undefined) headers['authorization'] = `Bearer ${this.#token}`;
+    else if (this.#basic !== undefined) headers['authorization'] = `Basic ${this.#basic}`;
     const what = `FlyteAdmin ${method} ${url.pathname}`;
     let response: Response;
     let text: string;
@@ -90,6 +105,8 @@ export class FlyteAdminClient {
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.#timeoutMs),
+        // A redirect could carry the token to another host: FlyteAdmin's API does not redirect.
+        redirect: 'error',
       });
       text = await this.#readBody(response, what);
     } catch (err) {
@@ -99,7 +116,7 @@ export class FlyteAdminClient {
         'UNAVAILABLE',
         timedOut
           ? `${what}: no answer within ${this.#timeoutMs} ms`
-          : `${what}: cannot reach ${this.url}: ${describeCause(err)}`,
+          : `${what}: cannot reach ${this.url}: ${redactUrl(describeCause(err))}`,
         { cause: err },
       );
     }

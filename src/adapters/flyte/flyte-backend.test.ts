@@ -435,6 +435,55 @@ describe('FlyteBackend connection', () => {
     }
   });
 
+  it('does not follow redirects: the token never goes to another address', async () => {
+    const elsewhere = await startFakeFlyteAdmin({ functions, token: 's3cret' });
+    const redirecting = createServer((req, res) => {
+      res.writeHead(307, { location: `${elsewhere.url}${req.url ?? '/'}` });
+      res.end();
+    });
+    await new Promise<void>((resolve) => redirecting.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(redirecting.address() as AddressInfo).port}`;
+      await rejectsWith(
+        createFlyteBackend({ url, token: 's3cret' }).register('calc', 1, JSON.stringify(calc)),
+        'UNAVAILABLE',
+        /cannot reach/,
+      );
+      assert.equal(elsewhere.requests.length, 0);
+    } finally {
+      await new Promise<void>((resolve) => redirecting.close(() => resolve()));
+      await elsewhere.close();
+    }
+  });
+
+  it('keeps credentials in the URL out of every message, and sends them as basic authentication', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const backend = createFlyteBackend({ url: `http://admin:hunter2@127.0.0.1:${port}` });
+    const err = await backend.get({ project, domain, name: 'x' }).then(
+      () => assert.fail('expected a rejection'),
+      (e: unknown) => e as PlatformError,
+    );
+    assert.equal(err.code, 'UNAVAILABLE');
+    assert.doesNotMatch(`${err.message} ${String(err.stack)}`, /hunter2|admin:/);
+    assert.match(err.message, /cannot reach http:\/\/127\.0\.0\.1:/);
+    assert.throws(
+      () => createFlyteBackend({ url: 'ftp://admin:hunter2@flyte' }),
+      (e: Error) => /must be http or https/.test(e.message) && !e.message.includes('hunter2'),
+    );
+    const flyte = await startFakeFlyteAdmin({ functions });
+    try {
+      const withCredentials = flyte.url.replace('http://', 'http://admin:hunter2@');
+      await createFlyteBackend({ url: withCredentials }).register('calc', 1, JSON.stringify(calc));
+      const expected = `Basic ${Buffer.from('admin:hunter2').toString('base64')}`;
+      assert.equal(flyte.requests.at(-1)?.headers.authorization, expected);
+    } finally {
+      await flyte.close();
+    }
+  });
+
   it('refuses a Flyte URL that is not http or https, and bounds out of range', () => {
     assert.throws(() => createFlyteBackend({ url: 'ftp://flyte' }), /must be http or https/);
     assert.throws(() => createFlyteBackend({ url: 'not a url' }), /is not a URL/);

@@ -1,6 +1,7 @@
 import type { Insertable, Transaction, Updateable } from 'kysely';
 import { PlatformError } from '../../core/errors.js';
 import type {
+  ActiveExecutionsCursor,
   ExecutionError,
   ExecutionFilter,
   ExecutionKey,
@@ -206,15 +207,27 @@ export class SqlWorkflowStore implements WorkflowStore {
     });
   }
 
-  createExecution(record: Omit<ExecutionRecord, 'revision'>): Promise<ExecutionRecord> {
+  createExecution(
+    record: Omit<ExecutionRecord, 'revision'>,
+    nodes: Omit<NodeExecutionRecord, 'revision'>[] = [],
+  ): Promise<ExecutionRecord> {
     return this.#access.run(`create execution ${describeKey(record)}`, async () => {
       const row = executionToRow({ ...record, revision: 1 });
+      const nodeRows = nodes.map((node) => {
+        if (!sameKey(node.execution, record)) {
+          throw new PlatformError('BAD_REQUEST', `node ${String(node.key)} belongs to another execution`);
+        }
+        return nodeToRow({ ...node, revision: 1 });
+      });
       return this.#access.write(async (trx) => {
         if ((await selectExecution(trx, record)) !== undefined) {
           throw new PlatformError('CONFLICT', `execution ${describeKey(record)} exists already: pick another name`);
         }
         // A race with another create of the key fails on the primary key; the retry finds it and says CONFLICT.
         await trx.insertInto('workflow_executions').values(row).execute();
+        for (let start = 0; start < nodeRows.length; start += nodesPerInsert) {
+          await insertMissingNodes(trx, nodeRows.slice(start, start + nodesPerInsert));
+        }
         return executionFromRow(row);
       });
     });
@@ -268,16 +281,38 @@ export class SqlWorkflowStore implements WorkflowStore {
     });
   }
 
-  activeExecutions(limit: number): Promise<ExecutionRecord[]> {
+  activeExecutions(limit: number, after?: ActiveExecutionsCursor): Promise<ExecutionRecord[]> {
     return this.#access.run('read the active executions', async () => {
-      const rows = await this.#access.db
+      let query = this.#access.db
         .selectFrom('workflow_executions')
         .selectAll()
         .where(
           'phase',
           'in',
           [...executionPhases].filter((phase) => !terminalExecutionPhases.has(phase as ExecutionPhase)),
-        )
+        );
+      if (after !== undefined) {
+        const at = millisFromDate(after.createdAt, 'after.createdAt');
+        const { project, domain, name } = after;
+        if (typeof project !== 'string' || typeof domain !== 'string' || typeof name !== 'string') {
+          throw new PlatformError('BAD_REQUEST', 'after: an execution key and its createdAt');
+        }
+        // (created_at, project, domain, name) > after's, spelled out (row values compare differently across engines).
+        query = query.where((eb) =>
+          eb.or([
+            eb('created_at', '>', at),
+            eb.and([eb('created_at', '=', at), eb('project', '>', project)]),
+            eb.and([eb('created_at', '=', at), eb('project', '=', project), eb('domain', '>', domain)]),
+            eb.and([
+              eb('created_at', '=', at),
+              eb('project', '=', project),
+              eb('domain', '=', domain),
+              eb('name', '>', name),
+            ]),
+          ]),
+        );
+      }
+      const rows = await query
         .orderBy('created_at')
         .orderBy('project')
         .orderBy('domain')
@@ -852,4 +887,8 @@ function readLimit(limit: number): number {
 function describeKey(key: ExecutionKey): string {
   if (typeof key !== 'object' || key === null) return String(key);
   return `${String(key.project)}/${String(key.domain)}/${String(key.name)}`;
+}
+
+function sameKey(a: ExecutionKey, b: ExecutionKey): boolean {
+  return typeof a === 'object' && a !== null && a.project === b.project && a.domain === b.domain && a.name === b.name;
 }

@@ -75,6 +75,16 @@ export interface NodeExecutionView {
 }
 
 /** A page of executions, newest first; `token` fetches the next (empty: no more). */
+/** A page of node executions; `token` is empty on the last page. */
+export interface NodeExecutionPage {
+  node_executions: NodeExecutionView[];
+  token: string;
+}
+
+/** The page size `GET /api/v1/node_executions/...` gives by default, and the most it gives. */
+export const nodeExecutionPageDefault = 1000;
+export const nodeExecutionPageMax = 10_000;
+
 export interface ExecutionPage {
   executions: ExecutionView[];
   token: string;
@@ -98,7 +108,10 @@ export interface ExecutionBackend {
     domain: string,
     options: { limit: number; token?: string | undefined; workflow?: string | undefined },
   ): Promise<ExecutionPage>;
+  /** Every node of the execution, in run order. */
   nodeExecutions(key: ExecutionKey): Promise<NodeExecutionView[]>;
+  /** A page of them: at most `limit`, from `token` (the previous page's; empty or absent: the first). */
+  nodeExecutionPage(key: ExecutionKey, page: { limit: number; token?: string | undefined }): Promise<NodeExecutionPage>;
   /** The execution's inputs, and its outputs once it succeeded (null before). */
   data(key: ExecutionKey): Promise<{ inputs: Record<string, unknown>; outputs: unknown }>;
   /** Abort a running execution (its running nodes are aborted): phase ABORTING, then ABORTED. */

@@ -179,6 +179,9 @@ export interface ExecutionFilter {
  * after a crash. Updates are compare-and-sets on `revision`: of two writers (a leader and a dispatcher, or two
  * leaders overlapping at a handover) only one moves a record on.
  */
+/** Where a page of `activeExecutions` ended: its last execution. */
+export type ActiveExecutionsCursor = ExecutionKey & { createdAt: Date };
+
 export interface WorkflowStore {
   /**
    * Store `spec` as the next version of `name`, unless the latest version has the same `specHash`: then that version
@@ -198,12 +201,22 @@ export interface WorkflowStore {
   /** Delete every version (executions stay). False when there was none. */
   deleteWorkflow(name: string): Promise<boolean>;
 
-  /** CONFLICT when an execution with that key exists. `revision` is set to 1. */
-  createExecution(record: Omit<ExecutionRecord, 'revision'>): Promise<ExecutionRecord>;
+  /**
+   * CONFLICT when an execution with that key exists. `revision` is set to 1. `nodes` (the execution's first node
+   * rows, e.g. those a recovery takes over) are inserted in the same transaction: no reader sees the execution
+   * without them.
+   */
+  createExecution(
+    record: Omit<ExecutionRecord, 'revision'>,
+    nodes?: Omit<NodeExecutionRecord, 'revision'>[],
+  ): Promise<ExecutionRecord>;
   getExecution(key: ExecutionKey): Promise<ExecutionRecord | null>;
   listExecutions(filter: ExecutionFilter): Promise<ExecutionRecord[]>;
-  /** Executions not in a terminal phase, oldest first, at most `limit`. */
-  activeExecutions(limit: number): Promise<ExecutionRecord[]>;
+  /**
+   * Executions not in a terminal phase, oldest first (by creation time, then key), at most `limit`; with `after`
+   * (the last one of the page before), those after it.
+   */
+  activeExecutions(limit: number, after?: ActiveExecutionsCursor): Promise<ExecutionRecord[]>;
   /**
    * Apply `change` if the execution's revision is still `expectedRevision`: the record after (revision bumped), or
    * null when it moved on (or does not exist).

@@ -10,6 +10,7 @@ import {
   dataPath,
   executionPath,
   formatSeconds,
+  getAllNodeExecutions,
   nodeExecutionsPath,
   phaseClass,
   phaseColours,
@@ -23,7 +24,7 @@ export function ExecutionPage(props: { id: ExecutionKey }) {
   const [ended, setEnded] = useState(false);
   const poll = ended ? undefined : 1000;
   const execution = useApi<ExecutionView>(executionPath(key), poll);
-  const nodes = useApi<{ node_executions: NodeExecutionView[] }>(nodeExecutionsPath(key), poll);
+  const nodes = useApi<{ node_executions: NodeExecutionView[] }>(nodeExecutionsPath(key), poll, getAllNodeExecutions);
   const data = useApi<{ inputs: Record<string, unknown>; outputs: unknown }>(
     dataPath(key),
     poll === undefined ? undefined : 3000,

@@ -52,6 +52,23 @@ export const executionPath = (key: ExecutionKey) =>
   `/api/v1/executions/${enc(key.project)}/${enc(key.domain)}/${enc(key.name)}`;
 export const nodeExecutionsPath = (key: ExecutionKey) =>
   `/api/v1/node_executions/${enc(key.project)}/${enc(key.domain)}/${enc(key.name)}`;
+/** Every node execution at `path`, following the pages' tokens. */
+export async function getAllNodeExecutions(
+  path: string,
+  options: { signal: AbortSignal },
+): Promise<{ node_executions: NodeExecutionView[] }> {
+  const all: NodeExecutionView[] = [];
+  let token = '';
+  do {
+    const page = await getJson<{ node_executions: NodeExecutionView[]; token?: string }>(
+      token === '' ? path : `${path}?token=${enc(token)}`,
+      options,
+    );
+    all.push(...page.node_executions);
+    token = page.token ?? '';
+  } while (token !== '');
+  return { node_executions: all };
+}
 export const dataPath = (key: ExecutionKey) =>
   `/api/v1/data/executions/${enc(key.project)}/${enc(key.domain)}/${enc(key.name)}`;
 export const executionsPath = (workflow?: string, limit = 50) =>

@@ -6,7 +6,11 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { PlatformError } from '../../../core/errors.js';
 import { launchInputsToJson } from '../../../core/flyte-literals.js';
-import type { ExecutionBackend } from '../../../core/ports/execution-backend.js';
+import {
+  nodeExecutionPageDefault,
+  nodeExecutionPageMax,
+  type ExecutionBackend,
+} from '../../../core/ports/execution-backend.js';
 import { maxEventBytes } from '../../../core/function-config.js';
 import { toPlatformError, unknownQueryError } from '../route-defaults.js';
 import { QueryCount, flyteErrorResponse, queryCount } from '../schemas.js';
@@ -204,6 +208,17 @@ const ListQuery = Type.Object(
   { additionalProperties: false, description: 'limit: how many, newest first (default 50, at most 1000)' },
 );
 
+const NodeListQuery = Type.Object(
+  {
+    limit: Type.Optional(QueryCount),
+    token: Type.Optional(Type.String({ maxLength: 200, description: 'the previous page\'s "token"' })),
+  },
+  {
+    additionalProperties: false,
+    description: `limit: how many, in run order (default ${nodeExecutionPageDefault}, at most ${nodeExecutionPageMax})`,
+  },
+);
+
 const TerminateBody = Type.Object(
   { cause: Type.Optional(Type.String({ maxLength: 1000, description: 'why (kept as the abort cause)' })) },
   { additionalProperties: true },
@@ -365,10 +380,22 @@ export function executionRoutes(options: ExecutionRoutesOptions): FastifyPluginA
             "An execution's nodes: phase, attempts and their invocations (a map node's elements each as a node " +
             'of their own, with parent_node_id)',
           params: Key,
-          response: { 200: Type.Object({ node_executions: Type.Array(NodeExecutionView) }), 404: notFound },
+          querystring: NodeListQuery,
+          response: {
+            200: Type.Object({
+              node_executions: Type.Array(NodeExecutionView),
+              token: Type.String({ description: 'Pass as ?token= for the next page; empty: no more' }),
+            }),
+            400: flyteErrorResponse('BAD_REQUEST: a limit out of range or a token no page gave'),
+            404: notFound,
+          },
         },
       },
-      async (request) => ({ node_executions: await backend.nodeExecutions(request.params) }),
+      async (request) =>
+        backend.nodeExecutionPage(request.params, {
+          limit: queryCount(request.query.limit, 'limit', nodeExecutionPageDefault, nodeExecutionPageMax),
+          token: request.query.token,
+        }),
     );
 
     app.get(

@@ -199,11 +199,12 @@ export function workflowRoutes(options: WorkflowRoutesOptions): FastifyPluginAsy
       '/v1/workflows/:name',
       {
         schema: {
-          summary: 'Delete a workflow and every version; its executions stay',
+          summary: 'Delete a workflow and every version; its ended executions stay',
           params: WorkflowParams,
           response: {
             204: Type.Null({ description: 'Deleted' }),
             404: errorResponse('NOT_FOUND: no workflow of that name'),
+            409: errorResponse('CONFLICT: an unfinished execution runs a version of it'),
           },
         },
       },
