@@ -16,7 +16,7 @@ import type {
   WorkflowSummary,
   WorkflowVersionRecord,
 } from '../../core/ports/workflow-store.js';
-import { terminalExecutionPhases } from '../../core/ports/workflow-store.js';
+import { executionPhaseNames, nodePhaseNames, terminalExecutionPhases } from '../../core/ports/workflow-store.js';
 import type {
   Database,
   WorkflowExecutionRow,
@@ -30,31 +30,8 @@ import { columnLengths } from './schema.js';
 import type { SqlStoreAccess } from './sql-metadata-store.js';
 import { dateFromDb, intFromDb, millisFromDate } from './sql-metadata-store.js';
 
-const executionPhases: ReadonlySet<string> = new Set<ExecutionPhase>([
-  'UNDEFINED',
-  'QUEUED',
-  'RUNNING',
-  'SUCCEEDING',
-  'SUCCEEDED',
-  'FAILING',
-  'FAILED',
-  'ABORTED',
-  'TIMED_OUT',
-  'ABORTING',
-]);
-
-const nodePhases: ReadonlySet<string> = new Set<NodePhase>([
-  'UNDEFINED',
-  'QUEUED',
-  'RUNNING',
-  'SUCCEEDED',
-  'FAILING',
-  'FAILED',
-  'ABORTED',
-  'SKIPPED',
-  'TIMED_OUT',
-  'RECOVERED',
-]);
+const executionPhases: ReadonlySet<string> = new Set<ExecutionPhase>(executionPhaseNames);
+const nodePhases: ReadonlySet<string> = new Set<NodePhase>(nodePhaseNames);
 
 /** Most executions one `listExecutions` or `activeExecutions` call returns. */
 /**

@@ -1,28 +1,34 @@
 /** Flyte's workflow-execution phases (FlyteAdmin `WorkflowExecution.Phase`), as the API spells them. */
-export type ExecutionPhase =
-  | 'UNDEFINED'
-  | 'QUEUED'
-  | 'RUNNING'
-  | 'SUCCEEDING'
-  | 'SUCCEEDED'
-  | 'FAILING'
-  | 'FAILED'
-  | 'ABORTED'
-  | 'TIMED_OUT'
-  | 'ABORTING';
+export const executionPhaseNames = [
+  'UNDEFINED',
+  'QUEUED',
+  'RUNNING',
+  'SUCCEEDING',
+  'SUCCEEDED',
+  'FAILING',
+  'FAILED',
+  'ABORTED',
+  'TIMED_OUT',
+  'ABORTING',
+] as const;
+
+export type ExecutionPhase = (typeof executionPhaseNames)[number];
 
 /** Flyte's node-execution phases (FlyteAdmin `NodeExecution.Phase`) that the engine uses. */
-export type NodePhase =
-  | 'UNDEFINED'
-  | 'QUEUED'
-  | 'RUNNING'
-  | 'SUCCEEDED'
-  | 'FAILING'
-  | 'FAILED'
-  | 'ABORTED'
-  | 'SKIPPED'
-  | 'TIMED_OUT'
-  | 'RECOVERED';
+export const nodePhaseNames = [
+  'UNDEFINED',
+  'QUEUED',
+  'RUNNING',
+  'SUCCEEDED',
+  'FAILING',
+  'FAILED',
+  'ABORTED',
+  'SKIPPED',
+  'TIMED_OUT',
+  'RECOVERED',
+] as const;
+
+export type NodePhase = (typeof nodePhaseNames)[number];
 
 /** Phases an execution never leaves. */
 export const terminalExecutionPhases: ReadonlySet<ExecutionPhase> = new Set([

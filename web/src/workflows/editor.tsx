@@ -15,13 +15,13 @@ import type { Connection, Edge, EdgeChange, NodeChange } from '@xyflow/react';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import type { DragEvent } from 'react';
 import type { FunctionView } from '../api';
-import { href, useApi } from '../hooks';
+import { useApi } from '../hooks';
 import type { SpecFlowNode } from './flow';
 import { flowEdge, inputFields, nodeHeight, nodeTypes, nodeWidth } from './flow';
 import type { Point, WorkflowNodeSpec, WorkflowSpec } from './graph';
 import { cycleThrough, edgesOf, layout, nodeIdFor, outputRef, withoutReferencesTo } from './graph';
 import { JsonField } from './json-field';
-import { deploySpec, validateSpec } from './wf-api';
+import { useDeployActions } from './deploy-actions';
 
 export interface Draft {
   name: string;
@@ -29,7 +29,6 @@ export interface Draft {
 }
 
 type Meta = Omit<WorkflowSpec, 'nodes'>;
-type Message = { kind: 'error' | 'ok'; text: string; link?: string } | null;
 
 const dragType = 'application/x-savassan-function';
 const fitOptions = { maxZoom: 1 };
@@ -89,9 +88,8 @@ function EditorCanvas(props: {
   });
   const [selected, setSelected] = useState<string | null>(null);
   const [selectedEdge, setSelectedEdge] = useState<string | null>(null);
-  const [message, setMessage] = useState<Message>(null);
+  const { message, setMessage, busy, callApi } = useDeployActions();
   const [field, setField] = useState('');
-  const [busy, setBusy] = useState(false);
   const [transfer, setTransfer] = useState<'closed' | 'export' | 'import'>('closed');
   const functions = useApi<{ functions: FunctionView[] }>('/v1/functions');
 
@@ -252,33 +250,6 @@ function EditorCanvas(props: {
     [flow],
   );
 
-  const callApi = async (what: 'validate' | 'deploy') => {
-    if (name.trim() === '') {
-      setMessage({ kind: 'error', text: 'Name the workflow first.' });
-      return;
-    }
-    setBusy(true);
-    try {
-      if (what === 'validate') {
-        const result = await validateSpec(name, spec);
-        setMessage({ kind: 'ok', text: `Valid: ${result.nodeCount} nodes, in order ${result.order.join(' → ')}.` });
-      } else {
-        const result = await deploySpec(name, spec);
-        setMessage({
-          kind: 'ok',
-          text: result.created
-            ? `Deployed ${result.name} v${result.version}.`
-            : `${result.name} v${result.version} is unchanged.`,
-          link: href('workflows', result.name),
-        });
-      }
-    } catch (err) {
-      setMessage({ kind: 'error', text: err instanceof Error ? err.message : String(err) });
-    } finally {
-      setBusy(false);
-    }
-  };
-
   const onDrop = (event: DragEvent) => {
     event.preventDefault();
     const fn = event.dataTransfer.getData(dragType) || event.dataTransfer.getData('text/plain');
@@ -305,10 +276,10 @@ function EditorCanvas(props: {
         <button type="button" onClick={autoLayout}>
           Auto-layout
         </button>
-        <button type="button" disabled={busy} onClick={() => void callApi('validate')}>
+        <button type="button" disabled={busy} onClick={() => void callApi('validate', name, spec)}>
           Validate
         </button>
-        <button type="button" className="primary" disabled={busy} onClick={() => void callApi('deploy')}>
+        <button type="button" className="primary" disabled={busy} onClick={() => void callApi('deploy', name, spec)}>
           Deploy
         </button>
         <button type="button" onClick={() => setTransfer(transfer === 'export' ? 'closed' : 'export')}>

@@ -2,12 +2,12 @@
 // one the previous one's output, and the workflow's output is the last one's.
 import { useEffect, useId, useMemo, useState } from 'react';
 import type { FunctionView } from '../api';
-import { href, useApi } from '../hooks';
+import { useApi } from '../hooks';
 import type { Draft } from './editor';
 import type { Pipeline, WorkflowSpec } from './graph';
 import { nodeIdFor, specOfPipeline } from './graph';
 import { JsonField } from './json-field';
-import { deploySpec, validateSpec } from './wf-api';
+import { useDeployActions } from './deploy-actions';
 
 export function Wizard(props: {
   initial: Draft;
@@ -22,8 +22,7 @@ export function Wizard(props: {
   const [pipeline, setPipeline] = useState<Pipeline>(props.pipeline);
   const [inputs, setInputs] = useState<WorkflowSpec['inputs']>(props.initial.spec.inputs ?? { x: 'number' });
   const [choice, setChoice] = useState('');
-  const [message, setMessage] = useState<{ kind: 'ok' | 'error'; text: string; link?: string } | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { message, busy, callApi } = useDeployActions();
   const pickId = useId();
   const { nodes: _nodes, output: _output, inputs: _inputs, ...rest } = props.initial.spec;
   const [base] = useState(rest);
@@ -31,32 +30,6 @@ export function Wizard(props: {
   const onChange = props.onChange;
   useEffect(() => onChange({ name, spec }), [name, spec, onChange]);
 
-  const callApi = async (what: 'validate' | 'deploy') => {
-    if (name.trim() === '') {
-      setMessage({ kind: 'error', text: 'Name the workflow first.' });
-      return;
-    }
-    setBusy(true);
-    try {
-      if (what === 'validate') {
-        const result = await validateSpec(name, spec);
-        setMessage({ kind: 'ok', text: `Valid: ${result.nodeCount} nodes, in order ${result.order.join(' → ')}.` });
-      } else {
-        const result = await deploySpec(name, spec);
-        setMessage({
-          kind: 'ok',
-          text: result.created
-            ? `Deployed ${result.name} v${result.version}.`
-            : `${result.name} v${result.version} is unchanged.`,
-          link: href('workflows', result.name),
-        });
-      }
-    } catch (err) {
-      setMessage({ kind: 'error', text: err instanceof Error ? err.message : String(err) });
-    } finally {
-      setBusy(false);
-    }
-  };
   const add = (fn: string) => {
     if (fn === '') return;
     const id = nodeIdFor(
@@ -89,10 +62,10 @@ export function Wizard(props: {
             aria-label="Workflow name"
           />
         </label>
-        <button type="button" disabled={busy} onClick={() => void callApi('validate')}>
+        <button type="button" disabled={busy} onClick={() => void callApi('validate', name, spec)}>
           Validate
         </button>
-        <button type="button" disabled={busy} onClick={() => void callApi('deploy')}>
+        <button type="button" disabled={busy} onClick={() => void callApi('deploy', name, spec)}>
           Deploy
         </button>
         {props.switcher}

@@ -14,6 +14,7 @@ import {
 import { maxEventBytes } from '../../../core/function-config.js';
 import { toPlatformError, unknownQueryError } from '../route-defaults.js';
 import { QueryCount, flyteErrorResponse, queryCount } from '../schemas.js';
+import { executionPhaseNames, nodePhaseNames } from '../../../core/ports/workflow-store.js';
 
 export interface ExecutionRoutesOptions {
   backend: ExecutionBackend;
@@ -52,34 +53,8 @@ const ErrorView = Type.Object({
   kind: Type.Union([Type.Literal('USER'), Type.Literal('SYSTEM')]),
 });
 
-const ExecutionPhaseView = Type.String({
-  enum: [
-    'UNDEFINED',
-    'QUEUED',
-    'RUNNING',
-    'SUCCEEDING',
-    'SUCCEEDED',
-    'FAILING',
-    'FAILED',
-    'ABORTED',
-    'TIMED_OUT',
-    'ABORTING',
-  ],
-});
-const NodePhaseView = Type.String({
-  enum: [
-    'UNDEFINED',
-    'QUEUED',
-    'RUNNING',
-    'SUCCEEDED',
-    'FAILING',
-    'FAILED',
-    'ABORTED',
-    'SKIPPED',
-    'TIMED_OUT',
-    'RECOVERED',
-  ],
-});
+const ExecutionPhaseView = Type.String({ enum: [...executionPhaseNames] });
+const NodePhaseView = Type.String({ enum: [...nodePhaseNames] });
 const Duration = Type.String({ description: 'a protobuf JSON duration, e.g. "1.250s"' });
 const Time = Type.String({ format: 'date-time' });
 
