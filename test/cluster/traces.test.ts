@@ -4,9 +4,8 @@
 // crosses gRPC in the invoke request), the provisioning request carries it from the gateway's cold-start wait to
 // the manager, and the manager's span to the Agent's sandbox init.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,55 +14,19 @@ import { after, before, describe, it } from 'node:test';
 import { readBundle } from '../../src/client/bundle.js';
 import { SavassanClient } from '../../src/client/client.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
-import { etcdBinary, startEtcdServer, type EtcdServer } from '../kit/etcd-server.js';
+import { startEtcdServer, type EtcdServer } from '../kit/etcd-server.js';
 import { startPostgresServer } from '../kit/postgres-server.js';
-import { redisServerAvailable, startRedisServer, type RedisServer } from '../kit/redis-server.js';
+import { startRedisServer, type RedisServer } from '../kit/redis-server.js';
 import { startS3Server, type S3Server } from '../kit/s3-server.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
 import { eventually } from '../helpers/server-process.js';
+import { clusterSkipReason, track, type Proc } from '../helpers/cluster-processes.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(repoRoot, 'bin', 'savassan.js');
 const traced = join(repoRoot, 'test', 'fixtures', 'functions', 'traced');
 
-function skipReason(): string | false {
-  if (!existsSync(etcdBinary)) return 'etcd is not installed';
-  if (!redisServerAvailable()) return 'redis-server is not installed';
-  if (!existsSync('/usr/lib/postgresql')) return 'PostgreSQL is not installed';
-  return false;
-}
-
-interface Proc {
-  child: ChildProcess;
-  waitFor: (pattern: RegExp) => Promise<RegExpExecArray>;
-  stop: () => Promise<void>;
-}
-
-function track(name: string, child: ChildProcess): Proc {
-  let output = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return {
-    child,
-    waitFor: (pattern) =>
-      new Promise((resolve, reject) => {
-        const check = (): void => {
-          const match = pattern.exec(output);
-          if (match !== null) resolve(match);
-        };
-        child.stdout?.on('data', check);
-        void exited.then(() => reject(new Error(`${name} exited:\n${output}`)));
-        check();
-      }),
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-describe('traces across a gateway, a manager and an Agent', { skip: skipReason() }, () => {
+describe('traces across a gateway, a manager and an Agent', { skip: clusterSkipReason() }, () => {
   let receiver: OtlpReceiver;
   let etcd: EtcdServer;
   let redis: RedisServer;
