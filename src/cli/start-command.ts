@@ -92,7 +92,7 @@ export function addStartCommand(program: Command): void {
       'also serve the gRPC ExecutionService (workflow executions, proto/savassan/v1/execution.proto) on --host at this port (0 picks one)',
       integer,
     )
-    .option('--no-examples', 'do not deploy the example functions on first start')
+    .option('--no-examples', 'do not deploy the example functions and workflow on first start')
     .option('--no-stem-cells', 'do not keep pre-started sandboxes for fast cold starts')
     .option(
       '--event-loops <n>',
@@ -170,7 +170,13 @@ async function start(opts: StartOptions): Promise<void> {
   let deployed: string[] = [];
   if (opts.examples) {
     const { deployExamples } = await import('../embedded/examples.js');
-    deployed = await deployExamples(platform.deployer, platform.metadata, join(packageRoot, 'examples'), logger);
+    deployed = await deployExamples(
+      platform.deployer,
+      platform.workflows.deployer,
+      platform.metadata,
+      join(packageRoot, 'examples'),
+      logger,
+    );
   }
   const keys = platform.options.apiKeys.length;
   if (keys === 0) {
@@ -215,6 +221,9 @@ async function start(opts: StartOptions): Promise<void> {
   if ((await platform.metadata.getFunction('hello')) !== null) {
     out(`  curl -s${header} -X POST ${platform.url}/v1/functions/hello/invoke -d '{"name":"Ada"}'`);
     out(`  ${env} npx savassan invoke hello --data '{"name":"Ada"}'`);
+    if (deployed.includes('workflow greeting')) {
+      out(`  ${env} npx savassan workflow run greeting --input name=Ada --wait`);
+    }
   } else {
     out(`  curl -s${header} ${platform.url}/v1/functions`);
     out(`  ${env} npx savassan deploy hello ${join(packageRoot, 'examples', 'hello')}`);

@@ -20,7 +20,8 @@ describe('CLI end to end', () => {
   });
 
   it('deploys the examples on first start and says what to try', async () => {
-    assert.match(server.output(), /Deployed the examples: echo, hello/);
+    assert.match(server.output(), /Deployed the examples: echo, hello, workflow greeting/);
+    assert.match(server.output(), /npx savassan workflow run greeting --input name=Ada --wait/);
     assert.match(server.output(), /Try:/);
     assert.match(server.output(), /WARNING: --sandbox process/);
     const ls = await cli('ls');
@@ -33,6 +34,10 @@ describe('CLI end to end', () => {
     assert.match(hello.stderr, /\(cold, version 1\)/);
     const echo = await cli('invoke', 'echo', '-d', '[1,2]');
     assert.equal((JSON.parse(echo.stdout) as { greeting: string; event: unknown }).greeting, 'hi from savassan.json');
+    const run = await cli('workflow', 'run', 'greeting', '--input', 'name=Ada', '--wait');
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /SUCCEEDED/);
+    assert.match(run.stdout, /Hello, Ada!/);
   });
 
   it('deploys with flags, invokes cold then warm, shows logs and versions, rolls back', async () => {
