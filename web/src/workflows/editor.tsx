@@ -21,7 +21,7 @@ import { flowEdge, inputFields, nodeHeight, nodeTypes, nodeWidth } from './flow'
 import type { Point, WorkflowNodeSpec, WorkflowSpec } from './graph';
 import { cycleThrough, edgesOf, layout, nodeIdFor, outputRef, withoutReferencesTo } from './graph';
 import { JsonField } from './json-field';
-import { useDeployActions } from './deploy-actions';
+import { MessageLine, useDeployActions } from './deploy-actions';
 
 export interface Draft {
   name: string;
@@ -300,19 +300,7 @@ function EditorCanvas(props: {
         </label>
         {props.switcher}
       </div>
-      <p
-        className={message?.kind === 'error' ? 'error' : 'ok'}
-        role={message?.kind === 'error' ? 'alert' : 'status'}
-        data-testid="editor-message"
-      >
-        {message?.text}
-        {message?.link !== undefined && (
-          <>
-            {' '}
-            <a href={message.link}>Open it</a>
-          </>
-        )}
-      </p>
+      <MessageLine message={message} />
       {transfer !== 'closed' && (
         <Transfer
           mode={transfer}

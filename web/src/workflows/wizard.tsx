@@ -7,7 +7,7 @@ import type { Draft } from './editor';
 import type { Pipeline, WorkflowSpec } from './graph';
 import { nodeIdFor, specOfPipeline } from './graph';
 import { JsonField } from './json-field';
-import { useDeployActions } from './deploy-actions';
+import { MessageLine, useDeployActions } from './deploy-actions';
 
 export function Wizard(props: {
   initial: Draft;
@@ -70,19 +70,7 @@ export function Wizard(props: {
         </button>
         {props.switcher}
       </div>
-      <p
-        className={message?.kind === 'error' ? 'error' : 'ok'}
-        role={message?.kind === 'error' ? 'alert' : 'status'}
-        data-testid="editor-message"
-      >
-        {message?.text}
-        {message?.link !== undefined && (
-          <>
-            {' '}
-            <a href={message.link}>Open it</a>
-          </>
-        )}
-      </p>
+      <MessageLine message={message} />
       <JsonField
         label="Inputs (name → type)"
         value={inputs}

@@ -38,3 +38,22 @@ export function useDeployActions() {
   };
   return { message, setMessage, busy, callApi };
 }
+
+/** The message line under the buttons: an alert for an error, a status otherwise, with a link to what was deployed. */
+export function MessageLine({ message }: { message: Message }) {
+  return (
+    <p
+      className={message?.kind === 'error' ? 'error' : 'ok'}
+      role={message?.kind === 'error' ? 'alert' : 'status'}
+      data-testid="editor-message"
+    >
+      {message?.text}
+      {message?.link !== undefined && (
+        <>
+          {' '}
+          <a href={message.link}>Open it</a>
+        </>
+      )}
+    </p>
+  );
+}
