@@ -4,8 +4,6 @@ import { isPlatformError } from './errors.js';
 import {
   isLiteralMap,
   launchInputsToJson,
-  literalFromJson,
-  literalMapFromJson,
   literalMapToJson,
   literalToJson,
 } from './flyte-literals.js';
@@ -110,16 +108,5 @@ describe('literal maps', () => {
       () => literalMapToJson({ literals: { n: p({ integer: 'x' }) } }),
       (err) => isPlatformError(err, 'BAD_REQUEST') && /inputs\.n\.scalar\.primitive/.test(err.message),
     );
-  });
-
-  it('writes plain JSON as literals and reads them back as they were', () => {
-    assert.deepEqual(literalFromJson(3), p({ integer: '3' }));
-    assert.deepEqual(literalFromJson(0.5), p({ float_value: 0.5 }));
-    assert.deepEqual(literalFromJson('s'), p({ string_value: 's' }));
-    assert.deepEqual(literalFromJson(true), p({ boolean: true }));
-    assert.deepEqual(literalFromJson(null), { scalar: { none_type: {} } });
-    const value = { n: 1, f: 1.25, s: 'x', b: false, z: null, list: [1, 'two', [3]], obj: { deep: { er: [] } } };
-    assert.deepEqual(literalMapToJson(literalMapFromJson(value)), value);
-    assert.equal(isLiteralMap(literalMapFromJson(value)), true);
   });
 });

@@ -1,5 +1,5 @@
-// Flyte literals (flyteidl `core.Literal`, `core.LiteralMap`) as their protobuf JSON spells them, to plain JSON and
-// back. A launch may give its inputs either way; the engine works on plain JSON.
+// Flyte literals (flyteidl `core.Literal`, `core.LiteralMap`) as their protobuf JSON spells them, read as plain JSON.
+// A launch may give its inputs either way; the engine works on plain JSON.
 //
 // Read (both protobuf JSON spellings, snake_case and camelCase, are accepted):
 //   {"scalar": {"primitive": {"integer": "3"}}}              → 3 (an int64 may come as a string or a number)
@@ -12,8 +12,6 @@
 //   {"scalar": {"none_type": {}}}                            → null
 //   {"collection": {"literals": [L, ...]}}                   → [...]
 //   {"map": {"literals": {"k": L, ...}}}                     → {"k": ...}
-// Written (`literalFromJson`): integers as `integer` (a string, as protobuf JSON writes int64), other numbers as
-// `float_value`, strings as `string_value`, booleans, null as `none_type`, arrays as collections, objects as maps.
 import { PlatformError } from './errors.js';
 import { checkJsonDepth } from './workflow-compile.js';
 import { maxJsonDepth } from './workflow-spec.js';
@@ -182,32 +180,4 @@ export function launchInputsToJson(inputs: unknown): Record<string, unknown> {
   if (isLiteralMap(inputs)) return literalMapToJson(checkedDepth(inputs));
   if (!isObject(inputs)) throw bad('inputs', 'must be an object of named inputs or a Flyte literal map');
   return inputs;
-}
-
-/**
- * Plain JSON as a Flyte literal (the reverse of `literalToJson`, up to the spellings it accepts).
- *
- * @example
- * literalFromJson(3); // { scalar: { primitive: { integer: '3' } } }
- * literalFromJson({ a: [true] }); // { map: { literals: { a: { collection: { literals: [...] } } } } }
- */
-export function literalFromJson(value: unknown): FlyteLiteral {
-  if (value === null || value === undefined) return { scalar: { none_type: {} } };
-  if (typeof value === 'number') {
-    return Number.isSafeInteger(value)
-      ? { scalar: { primitive: { integer: String(value) } } }
-      : { scalar: { primitive: { float_value: value } } };
-  }
-  if (typeof value === 'string') return { scalar: { primitive: { string_value: value } } };
-  if (typeof value === 'boolean') return { scalar: { primitive: { boolean: value } } };
-  if (Array.isArray(value)) return { collection: { literals: value.map(literalFromJson) } };
-  if (isObject(value)) {
-    return { map: { literals: Object.fromEntries(Object.entries(value).map(([k, v]) => [k, literalFromJson(v)])) } };
-  }
-  throw new PlatformError('BAD_REQUEST', `${typeof value} has no Flyte literal`);
-}
-
-/** A plain JSON object as a Flyte literal map. */
-export function literalMapFromJson(values: Record<string, unknown>): FlyteLiteralMap {
-  return { literals: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, literalFromJson(v)])) };
 }

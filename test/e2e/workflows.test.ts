@@ -11,7 +11,6 @@ import { credentials } from '@grpc/grpc-js';
 import { strToU8, zipSync } from 'fflate';
 import { SavassanClient } from '../../src/client/client.js';
 import type { ExecutionKey, ExecutionView } from '../../src/client/client.js';
-import { literalMapFromJson } from '../../src/core/flyte-literals.js';
 import { terminalExecutionPhases } from '../../src/core/ports/workflow-store.js';
 import {
   ExecutionServiceClient,
@@ -214,9 +213,13 @@ describe('workflows end to end', () => {
     const log = await client.invocationLog(list[0]?.invocation_ids[0] ?? '');
     assert.match(log, /doubling 3/);
 
-    const literal = await launch('pipeline', literalMapFromJson({ x: 10 }), {
-      spec: { launch_plan: { name: 'pipeline', version: '1', project: 'savassan', resource_type: 'LAUNCH_PLAN' } },
-    });
+    const literal = await launch(
+      'pipeline',
+      { literals: { x: { scalar: { primitive: { integer: '10' } } } } },
+      {
+        spec: { launch_plan: { name: 'pipeline', version: '1', project: 'savassan', resource_type: 'LAUNCH_PLAN' } },
+      },
+    );
     assert.equal(literal.status, 200, JSON.stringify(literal.body));
     const literalId = (literal.body as { id: ExecutionKey }).id;
     assert.match(literalId.name, /^[a-z][a-z0-9]{19}$/);
@@ -553,7 +556,7 @@ describe('workflows end to end', () => {
       const defined = await execute({
         workflowId: 'grpc-defined',
         flyteWorkflowDefinitionJson: JSON.stringify(spec),
-        inputsJson: JSON.stringify(literalMapFromJson({ x: 41 })),
+        inputsJson: JSON.stringify({ literals: { x: { scalar: { primitive: { integer: '41' } } } } }),
       });
       assert.equal(defined.status, ExecutionStatus.EXECUTION_STATUS_SUBMITTED, defined.message);
       assert.equal(defined.workflowVersion, 1);
