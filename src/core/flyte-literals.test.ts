@@ -1,12 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isPlatformError } from './errors.js';
-import {
-  isLiteralMap,
-  launchInputsToJson,
-  literalMapToJson,
-  literalToJson,
-} from './flyte-literals.js';
+import { isLiteralMap, launchInputsToJson, literalMapToJson, literalToJson } from './flyte-literals.js';
 
 const p = (primitive: Record<string, unknown>) => ({ scalar: { primitive } });
 

@@ -13,7 +13,13 @@ import type { DestinationCondition, DestinationRecord, Destinations } from './de
 import { functionArn } from '../core/lambda-arn.js';
 import type { LambdaArnScope } from '../core/lambda-arn.js';
 import type { RanInvocation, RunInvocation } from './run-invocation.js';
-import { nodeOutcomeOf, refusedForGood, type WorkflowNodeRef, type WorkflowNodeSink } from './workflow-node-sink.js';
+import {
+  nodeOutcomeOf,
+  refusalOutcome,
+  refusedForGood,
+  type WorkflowNodeRef,
+  type WorkflowNodeSink,
+} from './workflow-node-sink.js';
 
 /** What the dispatcher needs of a function: its asynchronous settings, its timeout, what its webhooks may reach. */
 export interface DispatchSettings extends AsyncSettings {
@@ -324,13 +330,7 @@ export class Dispatcher {
     } catch (err) {
       const error = PlatformError.from(err);
       if (refusedForGood(error.code)) {
-        await sink.report(ref, {
-          status: 'failed',
-          invocationId: null,
-          code: error.code,
-          message: error.rawMessage,
-          kind: 'USER',
-        });
+        await sink.report(ref, refusalOutcome(error));
       } else {
         await sink.release(ref);
       }

@@ -2,7 +2,13 @@ import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { SubmitOptions } from './async-invocations.js';
 import type { RunInvocation } from './run-invocation.js';
-import { nodeOutcomeOf, refusedForGood, type WorkflowNodeRef, type WorkflowNodeSink } from './workflow-node-sink.js';
+import {
+  nodeOutcomeOf,
+  refusalOutcome,
+  refusedForGood,
+  type WorkflowNodeRef,
+  type WorkflowNodeSink,
+} from './workflow-node-sink.js';
 
 export interface WorkflowNodeRunnerOptions {
   /** The normal invoke path. */
@@ -85,13 +91,7 @@ export class WorkflowNodeRunner {
     } catch (err) {
       const error = PlatformError.from(err);
       if (refusedForGood(error.code)) {
-        await sink.report(ref, {
-          status: 'failed',
-          invocationId: null,
-          code: error.code,
-          message: error.rawMessage,
-          kind: 'USER',
-        });
+        await sink.report(ref, refusalOutcome(error));
         return;
       }
       if (this.#stopped) return;

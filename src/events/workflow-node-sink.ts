@@ -76,6 +76,11 @@ export function nodeOutcomeOf(ran: RanInvocation): WorkflowNodeOutcome {
       };
 }
 
+/** How an attempt the invoke path refused for good ends: nothing ran, the caller's function or settings are at fault. */
+export function refusalOutcome(error: { code: string; rawMessage: string }): WorkflowNodeOutcome {
+  return { status: 'failed', invocationId: null, code: error.code, message: error.rawMessage, kind: 'USER' };
+}
+
 /** Invoke-path refusals that running the attempt again will not change: the function, version or settings are gone. */
 export function refusedForGood(code: string): boolean {
   return code === 'NOT_FOUND' || code === 'BAD_REQUEST' || code === 'INVALID_CONFIG';

@@ -2,6 +2,7 @@
 // (/api/v1), with the shapes of their answers taken from the platform's own types.
 import type { ExecutionView, NodeExecutionView } from '../../../src/core/ports/execution-backend.js';
 import type { ExecutionKey, ExecutionPhase, NodePhase } from '../../../src/core/ports/workflow-store.js';
+import { terminalExecutionPhases } from '../../../src/core/ports/workflow-store.js';
 import type { WorkflowSpec } from '../../../src/core/workflow-spec.js';
 import { enc, getJson } from '../api';
 
@@ -31,7 +32,8 @@ export interface WorkflowDetail {
   version: number;
   createdAt: string;
   spec: WorkflowSpec;
-  versions: (WorkflowVersionSummary | number)[];
+  /** Newest first. */
+  versions: WorkflowVersionSummary[];
 }
 
 export interface DeployResult {
@@ -82,12 +84,12 @@ export async function launch(workflow: string, inputs: Record<string, unknown>, 
   });
 }
 
-export const terminalExecution = new Set<string>(['SUCCEEDED', 'FAILED', 'ABORTED', 'TIMED_OUT']);
-export const terminalNode = new Set<string>(['SUCCEEDED', 'FAILED', 'ABORTED', 'SKIPPED', 'TIMED_OUT', 'RECOVERED']);
+/** The phases an execution never leaves. */
+export const terminalExecution: ReadonlySet<string> = terminalExecutionPhases;
 
-/** The versions a workflow answer lists, as numbers (the API may list numbers or records). */
+/** The version numbers a workflow answer lists, newest first. */
 export function versionNumbers(detail: WorkflowDetail): number[] {
-  return detail.versions.map((v) => (typeof v === 'number' ? v : v.version)).sort((a, b) => b - a);
+  return detail.versions.map((v) => v.version);
 }
 
 /** Seconds in a protobuf JSON duration (`"1.250s"`). */

@@ -36,14 +36,10 @@ export function WorkflowPage(props: { name: string; version?: number }) {
           {wf.data.spec.description ? <p>{wf.data.spec.description}</p> : null}
           <nav className="versions-bar" aria-label="Versions">
             Versions:{' '}
-            {versionNumbers(wf.data).map((v) => (
+            {versionNumbers(wf.data).map((v, i) => (
               <a
                 key={v}
-                href={
-                  v === versionNumbers(wf.data as WorkflowDetail)[0]
-                    ? href('workflows', props.name)
-                    : href('workflows', props.name, 'v', String(v))
-                }
+                href={i === 0 ? href('workflows', props.name) : href('workflows', props.name, 'v', String(v))}
                 aria-current={v === wf.data?.version ? 'page' : undefined}
               >
                 v{v}
