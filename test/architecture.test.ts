@@ -28,7 +28,13 @@ const rules: { area: string; mayImport: string[]; packages: boolean; testsMayImp
   { area: 'events', mayImport: ['core', 'events'], packages: true },
   // Workflows: the durable engine and the built-in execution backend, on core's ports; events run their nodes.
   { area: 'workflows', mayImport: ['core', 'events', 'workflows'], packages: true },
-  { area: 'gateway', mayImport: ['core', 'gen', 'grpc', 'events', 'workflows', 'gateway'], packages: true },
+  // The intelligence layer: the plan chain, the curator and the fine-tune pipeline, on core's ports.
+  { area: 'intelligence', mayImport: ['core', 'events', 'workflows', 'intelligence'], packages: true },
+  {
+    area: 'gateway',
+    mayImport: ['core', 'gen', 'grpc', 'events', 'workflows', 'intelligence', 'gateway'],
+    packages: true,
+  },
   {
     area: 'control-plane',
     mayImport: ['core', 'events', 'workflows', 'control-plane'],
@@ -46,6 +52,7 @@ const rules: { area: string; mayImport: string[]; packages: boolean; testsMayImp
       'manager',
       'events',
       'workflows',
+      'intelligence',
       'gateway',
       'control-plane',
       'client',
@@ -64,6 +71,7 @@ const rules: { area: string; mayImport: string[]; packages: boolean; testsMayImp
       'manager',
       'events',
       'workflows',
+      'intelligence',
       'gateway',
       'control-plane',
       'embedded',
