@@ -50,6 +50,7 @@ import { secretRoutes } from './routes/secrets.js';
 import { liveLogRoutes } from './routes/live-logs.js';
 import { workflowRoutes } from './routes/workflows.js';
 import { executionRoutes } from './routes/executions.js';
+import type { IntelligenceServices } from '../../intelligence/services.js';
 import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
 import type { LiveLogHub } from '../live-logs.js';
 import {
@@ -127,6 +128,8 @@ export interface GatewayServerOptions {
    * neither is served.
    */
   workflows?: GatewayWorkflows | undefined;
+  /** Plans, curations and fine-tune runs (`/v1/plans`, `/v1/datasets`, `/v1/curations`, `/v1/intelligence/runs`). */
+  intelligence?: IntelligenceServices | undefined;
   /** False while starting or draining: /readyz answers 503. */
   ready: () => boolean;
   /** The backends that do not answer right now (`createReadinessCheck`); any: /readyz answers 503 naming them. */
@@ -752,6 +755,9 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   if (options.workflows !== undefined) {
     await app.register(workflowRoutes({ deployer: options.workflows.deployer }));
     await app.register(executionRoutes({ backend: options.workflows.backend }));
+  }
+  if (options.intelligence !== undefined) {
+    // One route plugin per group: plans, datasets and curations, runs.
   }
   await app.register(
     statsRoutes({ metadata, cluster: options.cluster ?? createClusterView('embedded', { metadata }) }),
