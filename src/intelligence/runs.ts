@@ -12,14 +12,7 @@ import { maxPromptChars } from '../core/plan.js';
 import { loadValue } from '../workflows/values.js';
 import { defaultTrainer } from './fine-tune-tasks.js';
 import { newId } from './ids.js';
-import type {
-  CurationService,
-  PlanService,
-  RunService,
-  RunStatus,
-  RunView,
-  StartRunRequest,
-} from './services.js';
+import type { CurationService, PlanService, RunService, RunStatus, RunView, StartRunRequest } from './services.js';
 
 /** The workflow a run executes (deployed at start from `examples/workflows/fine-tune.json`). */
 export const fineTuneWorkflow = 'fine-tune';
@@ -123,9 +116,13 @@ export class FineTuneRuns implements RunService {
     } catch (err) {
       const error = PlatformError.from(err);
       if (error.code === 'NOT_FOUND') {
-        throw new PlatformError('UNAVAILABLE', `the ${fineTuneWorkflow} workflow is not deployed: ${error.rawMessage}`, {
-          cause: err,
-        });
+        throw new PlatformError(
+          'UNAVAILABLE',
+          `the ${fineTuneWorkflow} workflow is not deployed: ${error.rawMessage}`,
+          {
+            cause: err,
+          },
+        );
       }
       throw error;
     }
@@ -195,7 +192,8 @@ export class FineTuneRuns implements RunService {
       return { ...view, status: 'FAILED', error: { code: 'NOT_FOUND', message: 'the run has no execution' } };
     }
     const phaseOf = new Map(nodes.map((n) => [n.id.node_id, n]));
-    const planOutput = phaseOf.get('plan')?.closure.phase === 'SUCCEEDED' ? await nodeOutput(record.execution, 'plan') : null;
+    const planOutput =
+      phaseOf.get('plan')?.closure.phase === 'SUCCEEDED' ? await nodeOutput(record.execution, 'plan') : null;
     view.planId = text(field(planOutput, 'planId'));
     if (view.planId !== null) view.plan = (await this.#options.plans.getPlan(view.planId))?.plan ?? null;
     const curateOutput =

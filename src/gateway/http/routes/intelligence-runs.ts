@@ -15,7 +15,7 @@ const maxRunBodyBytes = 256 * 1024;
 
 const StartBody = Type.Object(
   {
-    prompt: Type.String({ description: 'What to fine-tune, in the user\'s words' }),
+    prompt: Type.String({ description: "What to fine-tune, in the user's words" }),
     rawDataUri: Type.Optional(Type.String({ description: "s3://BUCKET/PREFIX in the platform's bucket" })),
     datasetId: Type.Optional(Type.String({ description: 'An uploaded dataset (`POST /v1/datasets/{id}/images`)' })),
     userId: Type.Optional(Type.String()),
@@ -41,7 +41,10 @@ const RunAnswer = Type.Object(
     error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
     createdAt: Type.String({ format: 'date-time' }),
   },
-  { description: 'A run: PLANNING, CURATING, AWAITING_FEEDBACK, TRAINING, EVALUATING, then SUCCEEDED, FAILED or ABORTED' },
+  {
+    description:
+      'A run: PLANNING, CURATING, AWAITING_FEEDBACK, TRAINING, EVALUATING, then SUCCEEDED, FAILED or ABORTED',
+  },
 );
 
 const RunParams = Type.Object({ id: Type.String({ maxLength: 200 }) });
@@ -129,5 +132,6 @@ export function intelligenceRunRoutes(runs: RunService): FastifyPluginAsync {
         return view;
       },
     );
+    return Promise.resolve();
   };
 }
