@@ -1,8 +1,9 @@
 // The `fine-tune` workflow (examples/workflows/fine-tune.json) on the real engine over a SQLite workflow store and
 // a file blob store: its built-in tasks run in-process through the node sink, the train node runs the real trainer
 // example's module, and runs are read back through the run service. The plan service is the real one (rule-based,
-// or a scripted model for a failing plan); the curation service here is a small in-test one that follows the
-// curator's contract (statuses, revisions, `waitForChange`, the manifest), playing the user's images as vectors.
+// or a scripted model for a failing plan) on the memory intelligence store; the curation service here is a small
+// in-test one that follows the curator's contract (statuses, revisions, `waitForChange`, the manifest), playing the
+// user's images as vectors.
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -11,16 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
+import { MemoryIntelligenceStore } from '../adapters/memory/memory-intelligence-store.js';
 import { SqlWorkflowStore } from '../adapters/sql/sql-workflow-store.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import type { CurationManifest } from '../core/curation.js';
 import { PlatformError, isPlatformError } from '../core/errors.js';
-import type {
-  CurationRecord,
-  IntelligenceRunRecord,
-  IntelligenceStore,
-  PlanRecord,
-} from '../core/ports/intelligence-store.js';
+import type { CurationRecord, IntelligenceStore } from '../core/ports/intelligence-store.js';
 import type { StoredVector, VectorStore } from '../core/ports/vector-store.js';
 import type { WorkflowStore } from '../core/ports/workflow-store.js';
 import { BuiltinExecutionBackend } from '../workflows/builtin-backend.js';
@@ -39,58 +36,6 @@ const repoRoot = join(import.meta.dirname, '..', '..');
 const trainer = createRequire(import.meta.url)('../../examples/fine-tune-trainer/index.js') as {
   handler(event: unknown): Promise<unknown>;
 };
-
-/** Plans and runs in memory (the other records are the curation service's own here). */
-class TestIntelligenceStore implements IntelligenceStore {
-  readonly plans = new Map<string, PlanRecord>();
-  readonly runs = new Map<string, IntelligenceRunRecord>();
-  putPlan(record: PlanRecord) {
-    const known = [...this.plans.values()].find((p) => p.requestId === record.requestId);
-    if (known !== undefined) return Promise.resolve({ record: known, created: false });
-    this.plans.set(record.id, record);
-    return Promise.resolve({ record, created: true });
-  }
-  getPlan(id: string) {
-    return Promise.resolve(this.plans.get(id) ?? null);
-  }
-  getPlanByRequest(requestId: string) {
-    return Promise.resolve([...this.plans.values()].find((p) => p.requestId === requestId) ?? null);
-  }
-  listPlans() {
-    return Promise.resolve([...this.plans.values()]);
-  }
-  putDatasetImage(): never {
-    throw new Error('not used here');
-  }
-  listDatasetImages(): never {
-    throw new Error('not used here');
-  }
-  getDatasetImage(): never {
-    throw new Error('not used here');
-  }
-  putCuration(): never {
-    throw new Error('not used here');
-  }
-  getCuration(): never {
-    throw new Error('not used here');
-  }
-  listActiveCurations(): never {
-    throw new Error('not used here');
-  }
-  putRun(record: IntelligenceRunRecord) {
-    if (this.runs.has(record.id)) return Promise.reject(new PlatformError('CONFLICT', `run ${record.id} exists`));
-    this.runs.set(record.id, record);
-    return Promise.resolve();
-  }
-  getRun(id: string) {
-    return Promise.resolve(this.runs.get(id) ?? null);
-  }
-  listRuns(query: { limit: number }) {
-    return Promise.resolve(
-      [...this.runs.values()].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()).slice(0, query.limit),
-    );
-  }
-}
 
 /** Vectors in memory, exact. */
 class TestVectors implements VectorStore {
@@ -308,7 +253,7 @@ describe('the fine-tune workflow on the engine', () => {
     options: { plans?: (store: IntelligenceStore) => PlanService; maxTrainingSetBytes?: number } = {},
   ) {
     const blobs = new FsBlobStore(join(dir, `blobs-${newId('run')}`));
-    const intelligence = new TestIntelligenceStore();
+    const intelligence = new MemoryIntelligenceStore();
     const vectors = new TestVectors();
     const curations = new TestCurations(vectors, blobs);
     const plans = options.plans?.(intelligence) ?? createPlanService({ store: intelligence, llm: null });
