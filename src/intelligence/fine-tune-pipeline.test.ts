@@ -9,7 +9,7 @@ import { fineTuneRig, followRun } from '../../test/helpers/fine-tune-rig.js';
 import { ScriptedLlm } from '../../test/helpers/scripted-llm.js';
 import { trainingSetOf } from './fine-tune-tasks.js';
 import { createPlanService } from './plan/plan-service.js';
-import type { FineTuneRuns } from './runs.js';
+import type { RunService } from './services.js';
 
 describe('the fine-tune workflow on the engine', () => {
   const stops: (() => Promise<void>)[] = [];
@@ -98,7 +98,7 @@ describe('the fine-tune workflow on the engine', () => {
 
   it('refuses a run with a bad source or an unknown trainer, and unknown tasks at deploy', async () => {
     const { runs, deployer } = await rig();
-    const refused = async (request: Parameters<FineTuneRuns['start']>[0], pattern: RegExp) =>
+    const refused = async (request: Parameters<RunService['start']>[0], pattern: RegExp) =>
       assert.rejects(runs.start(request), (err: unknown) => {
         assert.ok(isPlatformError(err, 'BAD_REQUEST'), String(err));
         assert.match(err.rawMessage, pattern);

@@ -17,13 +17,14 @@ import type { CurationManifest } from '../../src/core/curation.js';
 import { PlatformError } from '../../src/core/errors.js';
 import type { CurationRecord, IntelligenceStore } from '../../src/core/ports/intelligence-store.js';
 import type { StoredVector, VectorStore } from '../../src/core/ports/vector-store.js';
-import { builtinTaskNames, fineTuneTasks } from '../../src/intelligence/fine-tune-tasks.js';
+import { builtinTaskNames } from '../../src/intelligence/fine-tune-tasks.js';
 import { newId } from '../../src/intelligence/ids.js';
 import { createPlanService } from '../../src/intelligence/plan/plan-service.js';
-import { FineTuneRuns, storeNodeOutputs } from '../../src/intelligence/runs.js';
+import { createFineTunePipeline } from '../../src/intelligence/runs.js';
 import type {
   CurationService,
   PlanService,
+  RunService,
   RunView,
   StartCurationRequest,
   Verdict,
@@ -243,16 +244,6 @@ export async function fineTuneRig(
   const trained: string[] = [];
   let sink: StoreNodeSink | null = null;
   const tasks = new BuiltinTaskRunner({ names: builtinTaskNames, sink: () => sink! });
-  tasks.provide(
-    fineTuneTasks({
-      plans,
-      curations,
-      vectors,
-      blobStore: blobs,
-      bucket: 'savassan',
-      maxTrainingSetBytes: options.maxTrainingSetBytes,
-    }),
-  );
   const engine = new WorkflowEngine({
     store,
     blobStore: blobs,
@@ -299,14 +290,18 @@ export async function fineTuneRig(
   });
   const spec = JSON.parse(await readFile(join(repoRoot, 'examples', 'workflows', 'fine-tune.json'), 'utf8')) as unknown;
   await deployer.deploy('fine-tune', spec);
-  const runs = new FineTuneRuns({
+  const runs = createFineTunePipeline({
     store: intelligence,
-    backend,
     plans,
     curations,
-    nodeOutput: storeNodeOutputs(store, blobs),
-    functionExists: (name) => Promise.resolve(name === 'fine-tune-trainer'),
+    vectors,
+    blobStore: blobs,
     bucket: 'savassan',
+    backend,
+    workflowStore: store,
+    functionExists: (name) => Promise.resolve(name === 'fine-tune-trainer'),
+    tasks,
+    maxTrainingSetBytes: options.maxTrainingSetBytes,
   });
   engine.start();
   /** Stops the engine and the tasks and removes what the rig wrote. */
@@ -320,12 +315,7 @@ export async function fineTuneRig(
 }
 
 /** Reads the run until `until` holds (every status seen on the way is kept). */
-export async function followRun(
-  runs: FineTuneRuns,
-  id: string,
-  until: (view: RunView) => boolean,
-  seen: string[] = [],
-) {
+export async function followRun(runs: RunService, id: string, until: (view: RunView) => boolean, seen: string[] = []) {
   for (;;) {
     const view = await runs.get(id);
     assert.ok(view !== null);
