@@ -5,9 +5,15 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { CurationManifest } from '../core/curation.js';
 import { isPlatformError } from '../core/errors.js';
-import { fineTuneRig, followRun } from '../../test/helpers/fine-tune-rig.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
+import { MemoryIntelligenceStore } from '../adapters/memory/memory-intelligence-store.js';
+import { silentLogger } from '../core/logger.js';
+import { fineTuneRig, followRun, TestCurations, TestVectors } from '../../test/helpers/fine-tune-rig.js';
 import { ScriptedLlm } from '../../test/helpers/scripted-llm.js';
-import { trainingSetOf } from './fine-tune-tasks.js';
+import { fineTuneTasks, trainingSetOf } from './fine-tune-tasks.js';
 import { createPlanService } from './plan/plan-service.js';
 import type { RunService } from './services.js';
 
@@ -130,6 +136,34 @@ describe('the fine-tune workflow on the engine', () => {
     const output = done.output as Record<string, unknown>;
     assert.equal(output['trainingSetTruncated'], true);
     assert.ok((output['trainingExamples'] as number) < 24);
+  });
+});
+
+describe('the curate task', () => {
+  it('follows the job it started when its attempt runs again, instead of starting another', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savassan-curate-task-'));
+    const blobs = new FsBlobStore(dir);
+    const vectors = new TestVectors();
+    const curations = new TestCurations(vectors, blobs);
+    const plans = createPlanService({ store: new MemoryIntelligenceStore(), llm: null });
+    const curate = fineTuneTasks({ plans, curations, vectors, blobStore: blobs, bucket: 'savassan' }).find(
+      (task) => task.name === 'savassan.curate',
+    );
+    assert.ok(curate?.kind === 'run');
+    const ref = { project: 'savassan', domain: 'development', name: 'run-x', node: 'curate', attempt: 1 };
+    const input = { projectId: 'p', datasetId: 'slow' };
+    for (const attempt of [1, 2]) {
+      // The process stops mid-wait (the signal), and the attempt runs again.
+      const controller = new AbortController();
+      const running = curate.run(input, { ref: { ...ref, attempt }, signal: controller.signal, logger: silentLogger });
+      while ((await curations.get(curations.started[0] ?? ''))?.status !== 'EMBEDDING') {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      controller.abort(new Error('stopping'));
+      await assert.rejects(running, /stopping/);
+    }
+    assert.equal(curations.started.length, 1);
+    await rm(dir, { recursive: true, force: true });
   });
 });
 

@@ -68,13 +68,15 @@ export class TestVectors implements VectorStore {
 
 /**
  * A curation service as the curator's contract describes it, over vectors made here: dataset `dogs` has two clusters
- * of 12 images (`a…` near one direction, `b…` near another); `broken` fails (nothing could be embedded). Feedback
+ * of 12 images (`a…` near one direction, `b…` near another); `slow` stays EMBEDDING; any other fails (nothing could be embedded). Feedback
  * labels each image with its cluster's verdict (the images given one are `accepted`/`rejected`, the rest of their
  * cluster `neighbour-…`).
  */
 export class TestCurations implements CurationService {
   readonly embedder = 'test-v1';
   readonly #jobs = new Map<string, CurationRecord>();
+  /** Jobs started, in order. */
+  readonly started: string[] = [];
   readonly #changes = new EventEmitter();
   constructor(
     private readonly vectors: TestVectors,
@@ -111,11 +113,14 @@ export class TestCurations implements CurationService {
       revision: 1,
     };
     this.#jobs.set(record.id, record);
+    this.started.push(record.id);
     setImmediate(() => void this.#embed(record.id, 'datasetId' in request.source ? request.source.datasetId : ''));
     return Promise.resolve(record);
   }
   async #embed(id: string, datasetId: string): Promise<void> {
     this.#write(id, { status: 'EMBEDDING' });
+    // `slow`: embeds for ever.
+    if (datasetId === 'slow') return;
     if (datasetId !== 'dogs') {
       this.#write(id, { status: 'FAILED', failure: 'nothing could be embedded: 0 of 3 files are images' });
       return;
