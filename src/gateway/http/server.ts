@@ -50,6 +50,7 @@ import { secretRoutes } from './routes/secrets.js';
 import { liveLogRoutes } from './routes/live-logs.js';
 import { workflowRoutes } from './routes/workflows.js';
 import { executionRoutes } from './routes/executions.js';
+import { planRoutes } from './routes/plans.js';
 import type { IntelligenceServices } from '../../intelligence/services.js';
 import { intelligenceRunRoutes } from './routes/intelligence-runs.js';
 import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
@@ -759,6 +760,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   }
   if (options.intelligence !== undefined) {
     // One route plugin per group: plans, datasets and curations, runs.
+    await app.register(planRoutes({ plans: options.intelligence.plans }));
     await app.register(intelligenceRunRoutes(options.intelligence.runs));
   }
   await app.register(
