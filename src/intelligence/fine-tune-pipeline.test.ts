@@ -6,6 +6,7 @@ import { afterEach, describe, it } from 'node:test';
 import type { CurationManifest } from '../core/curation.js';
 import { isPlatformError } from '../core/errors.js';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
@@ -13,6 +14,7 @@ import { MemoryIntelligenceStore } from '../adapters/memory/memory-intelligence-
 import { silentLogger } from '../core/logger.js';
 import { fineTuneRig, followRun, TestCurations, TestVectors } from '../../test/helpers/fine-tune-rig.js';
 import { ScriptedLlm } from '../../test/helpers/scripted-llm.js';
+import { syntheticImages } from '../../test/helpers/synthetic-images.js';
 import { fineTuneTasks, trainingSetOf } from './fine-tune-tasks.js';
 import { createPlanService } from './plan/plan-service.js';
 import type { RunService } from './services.js';
@@ -83,6 +85,39 @@ describe('the fine-tune workflow on the engine', () => {
     };
     assert.equal(model.weights.length, 8);
     assert.equal((await runs.list({ limit: 10 }))[0]?.id, started.id);
+  });
+
+  it('runs with the real curator on synthetic images: uploads, feedback, a probe that tells the clusters apart', async () => {
+    const { runs, curations, blobs } = await rig({ curator: 'real' });
+    const images = await syntheticImages({ clusters: 2, perCluster: 6, duplicates: 0, outliers: 0, broken: false });
+    for (const image of images) {
+      await curations.addDatasetImage('shapes', image.name, Readable.from([image.bytes]), image.bytes.length);
+    }
+    const clusterOf = new Map(
+      (await curations.listDatasetImages('shapes')).map((record) => [
+        record.imageId,
+        images.find((image) => image.name === record.name)?.cluster,
+      ]),
+    );
+    const started = await runs.start({ prompt: 'LoRA of red discs', source: { datasetId: 'shapes' } });
+    const waiting = await followRun(runs, started.id, (v) => v.status === 'AWAITING_FEEDBACK');
+    const job = await curations.get(waiting.curationId!);
+    assert.ok(job !== null && job.imagesForFeedback.length >= 2);
+    // The user wants the red discs (synthetic cluster 0), not the blue squares.
+    const feedback = job.imagesForFeedback.map((image) => ({
+      imageId: image.imageId,
+      accepted: clusterOf.get(image.imageId) === 0,
+    }));
+    assert.ok(feedback.some((v) => v.accepted) && feedback.some((v) => !v.accepted), JSON.stringify(feedback));
+    await curations.submitFeedback(job.id, feedback, true);
+    const done = await followRun(runs, started.id, (v) => v.status === 'SUCCEEDED');
+    const output = done.output as { accuracy: number; trainingExamples: number; reportUri: string };
+    assert.equal(output.accuracy, 1);
+    assert.ok(output.trainingExamples >= 2);
+    const report = JSON.parse((await blobs.get(`models/${started.id}/report.json`))!.toString('utf8')) as {
+      curatedDatasetUri: string;
+    };
+    assert.equal(report.curatedDatasetUri, done.curatedDatasetUri);
   });
 
   it('fails the run with the plan problems when the plan cannot be made', async () => {

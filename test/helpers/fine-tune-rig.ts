@@ -10,6 +10,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
+import { createPixelEmbedder } from '../../src/adapters/images/pixel-embedder.js';
+import { MemoryVectorStore } from '../../src/adapters/memory/memory-vector-store.js';
 import { MemoryIntelligenceStore } from '../../src/adapters/memory/memory-intelligence-store.js';
 import { SqlWorkflowStore } from '../../src/adapters/sql/sql-workflow-store.js';
 import { openSqliteMetadataStore } from '../../src/adapters/sqlite/sqlite-metadata-store.js';
@@ -19,6 +21,7 @@ import type { CurationRecord, IntelligenceStore } from '../../src/core/ports/int
 import type { StoredVector, VectorStore } from '../../src/core/ports/vector-store.js';
 import { builtinTaskNames } from '../../src/intelligence/fine-tune-tasks.js';
 import { newId } from '../../src/intelligence/ids.js';
+import { createCurationService } from '../../src/intelligence/curate/curation-jobs.js';
 import { createPlanService } from '../../src/intelligence/plan/plan-service.js';
 import { createFineTunePipeline } from '../../src/intelligence/runs.js';
 import type {
@@ -234,17 +237,33 @@ export class TestCurations implements CurationService {
   }
 }
 
-/** Engine, tasks, sink, deployer and run service as embedded mode composes them; `stop` when done. */
+/**
+ * Engine, tasks, sink, deployer and run service as embedded mode composes them; `stop` when done. `curator: 'real'`:
+ * the real curator (`CurationJobs` with the pixel embedder and the memory vector store) instead of `TestCurations`.
+ */
 export async function fineTuneRig(
-  options: { plans?: (store: IntelligenceStore) => PlanService; maxTrainingSetBytes?: number } = {},
+  options: {
+    plans?: (store: IntelligenceStore) => PlanService;
+    maxTrainingSetBytes?: number;
+    curator?: 'test' | 'real';
+  } = {},
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'savassan-fine-tune-'));
   const metadata = await openSqliteMetadataStore(':memory:');
   const store = new SqlWorkflowStore(metadata.shared());
   const blobs = new FsBlobStore(join(dir, 'blobs'));
   const intelligence = new MemoryIntelligenceStore();
-  const vectors = new TestVectors();
-  const curations = new TestCurations(vectors, blobs);
+  let vectors: VectorStore;
+  let curations: CurationService & { close?: () => Promise<void> };
+  if (options.curator === 'real') {
+    const embedder = createPixelEmbedder();
+    vectors = new MemoryVectorStore(embedder.dimensions);
+    curations = createCurationService({ store: intelligence, blobs, bucket: 'savassan', embedder, vectors });
+  } else {
+    const testVectors = new TestVectors();
+    vectors = testVectors;
+    curations = new TestCurations(testVectors, blobs);
+  }
   const plans = options.plans?.(intelligence) ?? createPlanService({ store: intelligence, llm: null });
   const trained: string[] = [];
   let sink: StoreNodeSink | null = null;
@@ -313,6 +332,7 @@ export async function fineTuneRig(
   const stop = async (): Promise<void> => {
     await tasks.stop();
     await engine.stop();
+    await curations.close?.();
     await metadata.close();
     await rm(dir, { recursive: true, force: true });
   };
