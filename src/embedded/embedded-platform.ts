@@ -38,6 +38,8 @@ import { WorkflowNodeRunner } from '../events/workflow-node-runner.js';
 import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
 import { builtinTaskNames } from '../intelligence/fine-tune-tasks.js';
 import { BuiltinTaskRunner } from '../intelligence/tasks.js';
+import { createIntelligence, type Intelligence } from './intelligence.js';
+import { intelligenceFactories } from './intelligence-factories.js';
 import type { WorkflowEngine } from '../workflows/engine.js';
 import type { WorkflowStore } from '../core/ports/workflow-store.js';
 import type { ExecutionBackend } from '../core/ports/execution-backend.js';
@@ -389,6 +391,27 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     peek: (key, nodeKey) => engine.peek(key, nodeKey),
     onChange: (row) => engine.nodeChanged(row),
   });
+  let intelligence: Intelligence;
+  try {
+    intelligence = await createIntelligence({
+      options: options.intelligence,
+      store: backends.intelligence,
+      blobStore,
+      logger,
+      factories: intelligenceFactories({
+        dataDir,
+        bucket: backends.blobBucket,
+        backend: workflowBackend,
+        workflowStore: backends.workflows,
+        functionExists: async (name) => (await metadata.getFunction(name)) !== null,
+        tasks: builtinTasks,
+      }),
+    });
+  } catch (err) {
+    await runtime.close();
+    await backends.close();
+    throw err;
+  }
   let ready = false;
   const { deployer, server, setReady, answerInvoke, metrics, resolver, run, asyncInvocations } = await createGateway({
     pool,
@@ -413,6 +436,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     logger,
     tracer,
     workflows: { deployer: workflowDeployer, backend: workflowBackend },
+    intelligence,
     onChange: () => void controlPlane.reconcile(),
     nodes: async () => [
       {
@@ -458,6 +482,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   const stopRoles = async (): Promise<void> => {
     await events.stop();
     await builtinTasks.stop();
+    await intelligence.close();
     await controlPlane.stop();
     await runner.stop();
     await manager.stop();
@@ -506,6 +531,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
         address: `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.grpcPort}`,
         backend: workflowBackend,
         deployer: workflowDeployer,
+        intelligence,
         apiKeys: options.apiKeys,
         logger,
       });
@@ -519,6 +545,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   metrics.watchEventLoops(lanes?.eventLoops ?? 1, () => lanes?.invocations() ?? []);
   markReady(true);
   events.start();
+  // Curation jobs a previous process left active go on.
+  intelligence.start().catch((err: unknown) => logger.error({ err }, 'resuming curation jobs failed'));
   void controlPlane.reconcile();
   logger.info(
     {

@@ -80,7 +80,7 @@ function factories(events: string[], failAt?: string): IntelligenceFactories {
           events.push('resume curator');
           return Promise.resolve();
         },
-        stop: () => {
+        close: () => {
           events.push('close curator');
           return Promise.resolve();
         },

@@ -19,7 +19,7 @@ export interface CuratorRuntime extends CurationService {
   /** Pick up the jobs a previous process left active (`IntelligenceStore.listActiveCurations`). */
   resume(): Promise<void>;
   /** Stop taking jobs and wait for the running batches (their state is in the store). */
-  stop(): Promise<void>;
+  close(): Promise<void>;
 }
 
 /** How each part is made (the adapters and services as their modules export them). */
@@ -37,7 +37,13 @@ export interface IntelligenceFactories {
     vectors: VectorStore;
     logger: Logger;
   }): CuratorRuntime;
-  runs(parts: { store: IntelligenceStore; plans: PlanService; curations: CurationService }): RunService;
+  runs(parts: {
+    store: IntelligenceStore;
+    plans: PlanService;
+    curations: CurationService;
+    vectors: VectorStore;
+    blobStore: BlobStore;
+  }): RunService;
 }
 
 export interface CreateIntelligenceOptions {
@@ -86,8 +92,8 @@ export async function createIntelligence(input: CreateIntelligenceOptions): Prom
     opened.push(vectors);
     plans = factories.plans({ store, llm, logger });
     curator = factories.curations({ store, blobStore, embedder, vectors, logger });
-    opened.push({ close: () => curator.stop() });
-    runs = factories.runs({ store, plans, curations: curator });
+    opened.push(curator);
+    runs = factories.runs({ store, plans, curations: curator, vectors, blobStore });
   } catch (err) {
     await closeOpened();
     throw err;

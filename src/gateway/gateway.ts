@@ -1,3 +1,4 @@
+import type { IntelligenceServices } from '../intelligence/services.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { LambdaArnScope } from '../core/lambda-arn.js';
@@ -74,6 +75,8 @@ export interface GatewayOptions {
   tracer?: Tracer | undefined;
   /** Workflow deploys and executions, served by the API (absent: no workflow routes). */
   workflows?: GatewayWorkflows | undefined;
+  /** Plans, curations and fine-tune runs. */
+  intelligence?: IntelligenceServices | undefined;
 }
 
 export interface Gateway {
@@ -185,6 +188,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     cluster: options.cluster,
     liveLogs,
     workflows: options.workflows,
+    intelligence: options.intelligence,
   });
   // Answers go out before their instances are back in the pool: let those returns land before the pool closes.
   server.addHook('onClose', () => invoker.settle());
