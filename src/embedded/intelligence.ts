@@ -48,7 +48,15 @@ export interface IntelligenceFactories {
     vectors: VectorStore;
     logger: Logger;
   }): CuratorRuntime;
-  runs(parts: { store: IntelligenceStore; plans: PlanService; curations: CurationService }): RunService;
+  /** The fine-tune runs (`createFineTunePipeline` with the engine's parts). */
+  runs(parts: {
+    store: IntelligenceStore;
+    plans: PlanService;
+    curations: CurationService;
+    vectors: VectorStore;
+    blobStore: BlobStore;
+    bucket: string;
+  }): RunService;
 }
 
 export interface CreateIntelligenceOptions {
@@ -100,7 +108,7 @@ export async function createIntelligence(input: CreateIntelligenceOptions): Prom
     plans = factories.plans({ store, llm, logger });
     curator = factories.curations({ store, blobStore, bucket, embedder, vectors, logger });
     opened.push(curator);
-    runs = factories.runs({ store, plans, curations: curator });
+    runs = factories.runs({ store, plans, curations: curator, vectors, blobStore, bucket });
   } catch (err) {
     await closeOpened();
     throw err;
@@ -125,7 +133,10 @@ export async function createIntelligence(input: CreateIntelligenceOptions): Prom
  * what is configured is loaded. `runs` is the fine-tune pipeline's, which needs the workflow engine.
  *
  * @example
- * const factories = platformIntelligenceFactories({ dataDir, runs: (parts) => new FineTuneRuns({ ...parts, ... }) });
+ * const factories = platformIntelligenceFactories({
+ *   dataDir,
+ *   runs: (parts) => createFineTunePipeline({ ...parts, backend, workflowStore, functionExists, tasks }),
+ * });
  */
 export function platformIntelligenceFactories(settings: {
   /** Where PGlite keeps the vectors (`<dataDir>/vectors`); absent: in memory. */

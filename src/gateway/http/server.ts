@@ -53,6 +53,7 @@ import { executionRoutes } from './routes/executions.js';
 import { planRoutes } from './routes/plans.js';
 import { curationRoutes } from './routes/curations.js';
 import type { IntelligenceServices } from '../../intelligence/services.js';
+import { intelligenceRunRoutes } from './routes/intelligence-runs.js';
 import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
 import type { LiveLogHub } from '../live-logs.js';
 import {
@@ -762,6 +763,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     // One route plugin per group: plans, datasets and curations, runs.
     await app.register(planRoutes({ plans: options.intelligence.plans }));
     await app.register(curationRoutes({ curations: options.intelligence.curations }));
+    await app.register(intelligenceRunRoutes(options.intelligence.runs));
   }
   await app.register(
     statsRoutes({ metadata, cluster: options.cluster ?? createClusterView('embedded', { metadata }) }),
