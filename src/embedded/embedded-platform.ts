@@ -38,8 +38,8 @@ import { WorkflowNodeRunner } from '../events/workflow-node-runner.js';
 import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
 import { builtinTaskNames } from '../intelligence/fine-tune-tasks.js';
 import { BuiltinTaskRunner } from '../intelligence/tasks.js';
-import { createIntelligence, type Intelligence } from './intelligence.js';
-import { intelligenceFactories } from './intelligence-factories.js';
+import { createIntelligence, platformIntelligenceFactories, type Intelligence } from './intelligence.js';
+import { createFineTunePipeline } from '../intelligence/runs.js';
 import type { WorkflowEngine } from '../workflows/engine.js';
 import type { WorkflowStore } from '../core/ports/workflow-store.js';
 import type { ExecutionBackend } from '../core/ports/execution-backend.js';
@@ -398,13 +398,17 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
       store: backends.intelligence,
       blobStore,
       logger,
-      factories: intelligenceFactories({
+      bucket: backends.blobBucket,
+      factories: platformIntelligenceFactories({
         dataDir,
-        bucket: backends.blobBucket,
-        backend: workflowBackend,
-        workflowStore: backends.workflows,
-        functionExists: async (name) => (await metadata.getFunction(name)) !== null,
-        tasks: builtinTasks,
+        runs: (parts) =>
+          createFineTunePipeline({
+            ...parts,
+            backend: workflowBackend,
+            workflowStore: backends.workflows,
+            functionExists: async (name) => (await metadata.getFunction(name)) !== null,
+            tasks: builtinTasks,
+          }),
       }),
     });
   } catch (err) {
