@@ -533,6 +533,32 @@ describe('checkTargets', () => {
     );
   });
 
+  it('accepts the built-in tasks the platform runs and refuses other dotted names clearly', async () => {
+    const withTasks = { ...lookups, builtinTasks: new Set(['savassan.plan', 'savassan.curate']) };
+    await checkTargets(
+      compileWorkflow(spec({ p: { function: 'savassan.plan' }, a: { function: 'f', input: '$.nodes.p.output' } })),
+      withTasks,
+      'parent',
+    );
+    await assert.rejects(
+      checkTargets(compileWorkflow(spec({ p: { function: 'savassan.nope' } })), withTasks, 'parent'),
+      (err: unknown) => {
+        assert.ok(isPlatformError(err, 'BAD_REQUEST'), String(err));
+        assert.equal(
+          err.rawMessage,
+          'node p: function: savassan.nope is not a built-in task (built-in tasks: savassan.curate, savassan.plan; function names have no dot)',
+        );
+        return true;
+      },
+    );
+    await rejectsAsync(
+      spec({ p: { function: 'savassan.plan' } }),
+      'node p: function: savassan.plan is not a built-in task (this platform runs none; function names have no dot)',
+    );
+    assert.throws(() => compileWorkflow(spec({ p: { function: 'savassan..plan' } })), /invalid function name/);
+    assert.throws(() => compileWorkflow(spec({ p: { function: '.plan' } })), /invalid function name/);
+  });
+
   it('rejects a chain of sub-workflows that comes back to the workflow', async () => {
     await rejectsAsync(spec({ a: { workflow: 'parent' } }), 'node a: workflow: workflow parent runs itself');
     await rejectsAsync(

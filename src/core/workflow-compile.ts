@@ -21,6 +21,16 @@ import {
 const idPattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** A version number, `$LATEST` or an alias. */
 const qualifierPattern = /^(?:\$LATEST|[1-9][0-9]{0,15}|[a-z][a-z0-9-]{0,62})$/;
+/**
+ * A built-in task's name: lowercase words joined by dots (`savassan.plan`). Function names never hold a dot, so a
+ * node's `function` with one names a task the platform runs in its own process; deploy checks that the task exists.
+ */
+const builtinTaskPattern = /^[a-z][a-z0-9-]{0,62}(?:\.[a-z][a-z0-9-]{0,62}){1,3}$/;
+
+/** Whether a node's `function` names a built-in task (it has a dot) rather than a deployed function. */
+export function isBuiltinTaskName(name: string): boolean {
+  return builtinTaskPattern.test(name);
+}
 const valueTypes: readonly WorkflowValueType[] = ['string', 'number', 'integer', 'boolean', 'object', 'array', 'any'];
 const numericOperators = ['greaterThan', 'greaterThanOrEquals', 'lessThan', 'lessThanOrEquals'] as const;
 const leafOperators = ['equals', 'notEquals', ...numericOperators, 'exists', 'truthy'] as const;
@@ -504,7 +514,9 @@ function compileNode(id: string, value: unknown, nodes: Record<string, unknown>,
   } else {
     if (!Object.hasOwn(value, 'function')) throw bad(`${prefix}a node has function, map and function, or workflow`);
     target = value['function'] as string;
-    if (!isDnsLabel(target)) throw bad(`${prefix}function: invalid function name ${JSON.stringify(target)}`);
+    if (!isDnsLabel(target) && !(typeof target === 'string' && isBuiltinTaskName(target))) {
+      throw bad(`${prefix}function: invalid function name ${JSON.stringify(target)}`);
+    }
     if (value['qualifier'] !== undefined) {
       const q = value['qualifier'];
       if (typeof q !== 'string' || !qualifierPattern.test(q)) {
@@ -713,6 +725,8 @@ export function checkLaunchInputs(compiled: CompiledWorkflow, inputs: unknown): 
 /** What a deploy looks up to check a workflow's targets. */
 export interface WorkflowTargetLookups {
   functionExists(name: string): Promise<boolean>;
+  /** The built-in tasks a node may name (`savassan.plan`...); none when absent. */
+  builtinTasks?: ReadonlySet<string> | undefined;
   /** A deployed workflow's version (null: the latest), compiled; null when there is none. */
   workflow(name: string, version: number | null): Promise<CompiledWorkflow | null>;
 }
@@ -732,6 +746,13 @@ export async function checkTargets(
   for (const id of compiled.order) {
     const node = compiled.nodes[id] as CompiledNode;
     const prefix = `node ${id}: `;
+    if (node.kind !== 'workflow' && isBuiltinTaskName(node.target)) {
+      if (lookups.builtinTasks?.has(node.target) === true) continue;
+      const known = [...(lookups.builtinTasks ?? [])].sort();
+      throw bad(
+        `${prefix}function: ${node.target} is not a built-in task (${known.length === 0 ? 'this platform runs none' : `built-in tasks: ${known.join(', ')}`}; function names have no dot)`,
+      );
+    }
     if (node.kind !== 'workflow') {
       let exists = functions.get(node.target);
       if (exists === undefined) {

@@ -36,6 +36,8 @@ import { StoreNodeSink } from '../workflows/node-sink.js';
 import { pinFunctionVersion } from '../workflows/pin-function.js';
 import { WorkflowNodeRunner } from '../events/workflow-node-runner.js';
 import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
+import { builtinTaskNames } from '../intelligence/fine-tune-tasks.js';
+import { BuiltinTaskRunner } from '../intelligence/tasks.js';
 import type { WorkflowEngine } from '../workflows/engine.js';
 import type { WorkflowStore } from '../core/ports/workflow-store.js';
 import type { ExecutionBackend } from '../core/ports/execution-backend.js';
@@ -242,6 +244,11 @@ export interface EmbeddedPlatform {
     engine: WorkflowEngine;
     store: WorkflowStore;
   };
+  /**
+   * Built-in workflow tasks (`savassan.plan`...): their names are accepted at deploy from the start; the
+   * intelligence services provide their implementations (`provide(fineTuneTasks(...))`).
+   */
+  readonly builtinTasks: BuiltinTaskRunner;
   /** Where the gRPC ExecutionService listens (`host:port`), or null without `grpcPort`. */
   readonly grpcAddress: string | null;
   /** Stop taking requests, drain in-flight invocations, destroy every sandbox. Idempotent. */
@@ -314,6 +321,17 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   });
   /** Set once the invoke path exists: runs workflow node attempts in this process. */
   let nodeRunner: WorkflowNodeRunner | null = null;
+  // Built-in tasks (`savassan.plan`...) run in this process through the node sink; their implementations come with
+  // the intelligence services (`builtinTasks.provide`), their names are known from the start (deploys check them).
+  let workflowSink: StoreNodeSink | null = null;
+  const builtinTasks = new BuiltinTaskRunner({
+    names: builtinTaskNames,
+    sink: () => {
+      if (workflowSink === null) throw new PlatformError('UNAVAILABLE', 'the platform is starting');
+      return workflowSink;
+    },
+    logger,
+  });
   // Attempts claimed under another boot id ran in a process that stopped: the engine gives them up at once.
   const bootId = randomUUID();
   // The single process always leads the control plane.
@@ -327,12 +345,14 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     workflows: {
       store: backends.workflows,
       blobStore,
-      // In one process the node row is the attempt's durable record: attempts run on the invoke path directly.
-      submit: (name, eventJson, submitOptions) =>
-        nodeRunner === null
-          ? Promise.reject(new PlatformError('UNAVAILABLE', 'the platform is starting'))
-          : nodeRunner.submit(name, eventJson, submitOptions),
-      pinFunction: pinFunctionVersion(metadata, traffic),
+      ...builtinTasks.wrap({
+        // In one process the node row is the attempt's durable record: attempts run on the invoke path directly.
+        submit: (name, eventJson, submitOptions) =>
+          nodeRunner === null
+            ? Promise.reject(new PlatformError('UNAVAILABLE', 'the platform is starting'))
+            : nodeRunner.submit(name, eventJson, submitOptions),
+        pinFunction: pinFunctionVersion(metadata, traffic),
+      }),
       bootId,
       preclaim: true,
     },
@@ -349,8 +369,9 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     store: backends.workflows,
     backend: workflowBackend,
     functionExists: async (name) => (await metadata.getFunction(name)) !== null,
+    builtinTasks: builtinTaskNames,
   });
-  const workflowSink = new StoreNodeSink({
+  workflowSink = new StoreNodeSink({
     store: backends.workflows,
     blobStore,
     processId: bootId,
@@ -427,6 +448,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   /** Everything under the HTTP server, stopped in order (after the server, which waits for what is in flight). */
   const stopRoles = async (): Promise<void> => {
     await events.stop();
+    await builtinTasks.stop();
     await controlPlane.stop();
     await runner.stop();
     await manager.stop();
@@ -511,6 +533,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     backends: backends.describe(),
     server,
     workflows: { deployer: workflowDeployer, backend: workflowBackend, engine, store: backends.workflows },
+    builtinTasks,
     grpcAddress: grpc?.address ?? null,
     close() {
       closing ??= (async () => {

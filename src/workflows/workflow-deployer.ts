@@ -20,6 +20,8 @@ export interface WorkflowDeployerOptions {
   backend: ExecutionBackend;
   /** Whether a function exists (a node's target). */
   functionExists: (name: string) => Promise<boolean>;
+  /** Built-in tasks nodes may name besides functions (`savassan.plan`...); none when absent. */
+  builtinTasks?: ReadonlySet<string> | undefined;
 }
 
 const namePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -124,6 +126,7 @@ export class WorkflowDeployer {
       compiled,
       {
         functionExists: this.#options.functionExists,
+        builtinTasks: this.#options.builtinTasks,
         workflow: async (child, version) => {
           const record = await store.getWorkflow(child, version ?? undefined);
           return record === null ? null : compileWorkflow(JSON.parse(record.spec) as unknown);

@@ -20,7 +20,10 @@ describe('CLI end to end', () => {
   });
 
   it('deploys the examples on first start and says what to try', async () => {
-    assert.match(server.output(), /Deployed the examples: echo, hello, workflow greeting/);
+    assert.match(
+      server.output(),
+      /Deployed the examples: echo, fine-tune-trainer, hello, workflow fine-tune, workflow greeting/,
+    );
     assert.match(server.output(), /npx savassan workflow run greeting --input name=Ada --wait/);
     assert.match(server.output(), /Try:/);
     assert.match(server.output(), /WARNING: --sandbox process/);

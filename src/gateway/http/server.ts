@@ -53,6 +53,7 @@ import { websocketSupport } from './websocket.js';
 import { workflowRoutes } from './routes/workflows.js';
 import { executionRoutes } from './routes/executions.js';
 import type { IntelligenceServices } from '../../intelligence/services.js';
+import { intelligenceRunRoutes } from './routes/intelligence-runs.js';
 import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
 import type { LiveLogHub } from '../live-logs.js';
 import {
@@ -761,6 +762,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   }
   if (options.intelligence !== undefined) {
     // One route plugin per group: plans, datasets and curations, runs.
+    await app.register(intelligenceRunRoutes(options.intelligence.runs));
     const backend = options.workflows?.backend;
     await app.register(
       intelligenceLiveRoutes({
