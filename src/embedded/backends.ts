@@ -15,6 +15,7 @@ import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
 import { SqlInvocationQueue } from '../adapters/sql/sql-invocation-queue.js';
 import { SqlScheduleStore } from '../adapters/sql/sql-schedule-store.js';
 import { SqlWorkflowStore } from '../adapters/sql/sql-workflow-store.js';
+import { SqlIntelligenceStore } from '../adapters/sql/sql-intelligence-store.js';
 import { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
 import { SqlMessageQueues } from '../adapters/sql/sql-message-queues.js';
 import { SqlTriggerStore } from '../adapters/sql/sql-trigger-store.js';
@@ -32,6 +33,7 @@ import type { Pool } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
 import type { ScheduleStore } from '../core/ports/schedule-store.js';
 import type { WorkflowStore } from '../core/ports/workflow-store.js';
+import type { IntelligenceStore } from '../core/ports/intelligence-store.js';
 import type { TrafficStore } from '../core/ports/traffic-store.js';
 
 /** Where the ports live. Each one left out keeps its embedded default. URLs may carry credentials. */
@@ -87,6 +89,8 @@ export interface Backends {
   readonly functionUrls: FunctionUrlStore;
   /** Workflows, their executions, node executions and output cache, on the metadata database (closed with it). */
   readonly workflows: WorkflowStore;
+  /** Plan logs, dataset images, curation jobs and fine-tuning runs, on the metadata database (closed with it). */
+  readonly intelligence: IntelligenceStore;
   readonly blobStore: BlobStore;
   describe(): BackendSummary;
   /** Closes every backend once (idempotent); the caller has stopped using them. */
@@ -135,6 +139,7 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
     triggers: metadata.value.value.triggers,
     functionUrls: metadata.value.value.functionUrls,
     workflows: metadata.value.value.workflows,
+    intelligence: metadata.value.value.intelligence,
     blobStore: blobs.value.value,
     describe: () => ({ ...summary }),
     close() {
@@ -203,6 +208,7 @@ interface MetadataStores {
   triggers: TriggerStore;
   functionUrls: FunctionUrlStore;
   workflows: WorkflowStore;
+  intelligence: IntelligenceStore;
 }
 
 function storesOver(store: SqlMetadataStore, options: BackendOptions): MetadataStores {
@@ -216,6 +222,7 @@ function storesOver(store: SqlMetadataStore, options: BackendOptions): MetadataS
     triggers: new SqlTriggerStore(shared),
     functionUrls: new SqlFunctionUrlStore(shared),
     workflows: new SqlWorkflowStore(shared),
+    intelligence: new SqlIntelligenceStore(shared),
   };
 }
 

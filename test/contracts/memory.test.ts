@@ -2,7 +2,9 @@ import { MemoryMessageQueues } from '../../src/adapters/memory/memory-message-qu
 import { MemoryInvocationQueue } from '../../src/adapters/memory/memory-invocation-queue.js';
 import { MemoryPool } from '../../src/adapters/memory/memory-pool.js';
 import { MemoryProvisionQueue } from '../../src/adapters/memory/memory-provision-queue.js';
+import { MemoryIntelligenceStore } from '../../src/adapters/memory/memory-intelligence-store.js';
 import { poolContract } from './pool.contract.js';
+import { intelligenceStoreContract } from './intelligence-store.contract.js';
 import { provisionQueueContract } from './provision-queue.contract.js';
 import { invocationQueueContract } from './invocation-queue.contract.js';
 import { messageQueuesContract } from './message-queues.contract.js';
@@ -23,4 +25,12 @@ invocationQueueContract('MemoryInvocationQueue', (settings) =>
 
 messageQueuesContract('MemoryMessageQueues', ({ now }) =>
   Promise.resolve({ queues: new MemoryMessageQueues({ now }), cleanup: () => Promise.resolve() }),
+);
+
+intelligenceStoreContract('MemoryIntelligenceStore', () =>
+  Promise.resolve({
+    intelligence: new MemoryIntelligenceStore(),
+    close: () => Promise.resolve(),
+    cleanup: () => Promise.resolve(),
+  }),
 );

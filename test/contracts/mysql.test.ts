@@ -11,6 +11,7 @@ import {
   serverQueueFixture,
   serverScheduleFixture,
   serverWorkflowFixture,
+  serverIntelligenceFixture,
   serverTriggerFixture,
   serverFunctionUrlFixture,
   serverStoreFixture,
@@ -24,6 +25,7 @@ import { functionUrlStoreContract } from './function-url-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
 import { workflowStoreContract } from './workflow-store.contract.js';
+import { intelligenceStoreContract } from './intelligence-store.contract.js';
 
 // One MariaDB server for this file, a fresh database per test.
 const server = sharedServer(startMariadbServer);
@@ -39,6 +41,7 @@ invocationQueueContract('MariaDB', serverQueueFixture(server, openMysqlMetadataS
 
 scheduleStoreContract('MariaDB', serverScheduleFixture(server, openMysqlMetadataStore));
 workflowStoreContract('MariaDB', serverWorkflowFixture(server, openMysqlMetadataStore));
+intelligenceStoreContract('MariaDB', serverIntelligenceFixture(server, openMysqlMetadataStore));
 messageQueuesContract('MariaDB', serverMessageQueuesFixture(server, openMysqlMetadataStore));
 
 triggerStoreContract('MariaDB', serverTriggerFixture(server, openMysqlMetadataStore));

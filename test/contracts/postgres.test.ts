@@ -10,6 +10,7 @@ import {
   serverQueueFixture,
   serverScheduleFixture,
   serverWorkflowFixture,
+  serverIntelligenceFixture,
   serverTriggerFixture,
   serverFunctionUrlFixture,
   serverStoreFixture,
@@ -23,6 +24,7 @@ import { functionUrlStoreContract } from './function-url-store.contract.js';
 import { trafficStoreContract } from './traffic-store.contract.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
 import { workflowStoreContract } from './workflow-store.contract.js';
+import { intelligenceStoreContract } from './intelligence-store.contract.js';
 
 // One PostgreSQL server for this file, a fresh database per test.
 const server = sharedServer(startPostgresServer);
@@ -38,6 +40,7 @@ invocationQueueContract('PostgreSQL', serverQueueFixture(server, openPostgresMet
 
 scheduleStoreContract('PostgreSQL', serverScheduleFixture(server, openPostgresMetadataStore));
 workflowStoreContract('PostgreSQL', serverWorkflowFixture(server, openPostgresMetadataStore));
+intelligenceStoreContract('PostgreSQL', serverIntelligenceFixture(server, openPostgresMetadataStore));
 messageQueuesContract('PostgreSQL', serverMessageQueuesFixture(server, openPostgresMetadataStore));
 
 triggerStoreContract('PostgreSQL', serverTriggerFixture(server, openPostgresMetadataStore));

@@ -16,6 +16,8 @@ import { SqlInvocationQueue } from '../../src/adapters/sql/sql-invocation-queue.
 import { SqlScheduleStore } from '../../src/adapters/sql/sql-schedule-store.js';
 import type { ScheduleStoreFixture } from './schedule-store.contract.js';
 import { SqlWorkflowStore } from '../../src/adapters/sql/sql-workflow-store.js';
+import { SqlIntelligenceStore } from '../../src/adapters/sql/sql-intelligence-store.js';
+import type { IntelligenceStoreFixture } from './intelligence-store.contract.js';
 import type { WorkflowStoreFixture } from './workflow-store.contract.js';
 import type { InvocationQueueFixture, InvocationQueueSettings } from './invocation-queue.contract.js';
 import { SqlMessageQueues } from '../../src/adapters/sql/sql-message-queues.js';
@@ -115,6 +117,21 @@ export function serverWorkflowFixture(
     const opened = async () => {
       const metadata = await open(url);
       return { workflows: new SqlWorkflowStore(metadata.shared()), close: () => metadata.close() };
+    };
+    return { ...(await opened()), reopen: opened, cleanup };
+  };
+}
+
+/** The intelligence store contract's fixture on a server: a fresh database per test, dropped by `cleanup`. */
+export function serverIntelligenceFixture(
+  server: () => Promise<SqlTestServer>,
+  open: (url: string, options?: ServerMetadataStoreOptions) => Promise<SqlMetadataStore>,
+): () => Promise<IntelligenceStoreFixture> {
+  return async () => {
+    const { url, cleanup } = await freshDatabase(server, false);
+    const opened = async () => {
+      const metadata = await open(url);
+      return { intelligence: new SqlIntelligenceStore(metadata.shared()), close: () => metadata.close() };
     };
     return { ...(await opened()), reopen: opened, cleanup };
   };

@@ -23,6 +23,8 @@ import { SqlScheduleStore } from '../../src/adapters/sql/sql-schedule-store.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
 import { SqlWorkflowStore } from '../../src/adapters/sql/sql-workflow-store.js';
 import { workflowStoreContract } from './workflow-store.contract.js';
+import { SqlIntelligenceStore } from '../../src/adapters/sql/sql-intelligence-store.js';
+import { intelligenceStoreContract } from './intelligence-store.contract.js';
 import { SqlMessageQueues } from '../../src/adapters/sql/sql-message-queues.js';
 import { SqlTriggerStore } from '../../src/adapters/sql/sql-trigger-store.js';
 import { messageQueuesContract } from './message-queues.contract.js';
@@ -202,6 +204,25 @@ workflowStoreContract('SQLite :memory:', async () => {
   const metadata = await openSqliteMetadataStore(':memory:');
   return {
     workflows: new SqlWorkflowStore(metadata.shared()),
+    close: () => metadata.close(),
+    cleanup: () => Promise.resolve(),
+  };
+});
+
+intelligenceStoreContract('SQLite file', async () => {
+  const dir = await tempDir('sqlite-intelligence');
+  const path = join(dir, 'metadata.db');
+  const opened = async () => {
+    const metadata = await openSqliteMetadataStore(path);
+    return { intelligence: new SqlIntelligenceStore(metadata.shared()), close: () => metadata.close() };
+  };
+  return { ...(await opened()), reopen: opened, cleanup: () => removeTempDir(dir) };
+});
+
+intelligenceStoreContract('SQLite :memory:', async () => {
+  const metadata = await openSqliteMetadataStore(':memory:');
+  return {
+    intelligence: new SqlIntelligenceStore(metadata.shared()),
     close: () => metadata.close(),
     cleanup: () => Promise.resolve(),
   };

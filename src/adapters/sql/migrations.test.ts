@@ -250,4 +250,40 @@ describe('migrations', () => {
       await db.destroy();
     }
   });
+
+  it('0013 reads plans and runs newest first in index order, and active curations by status', async () => {
+    const db = new Kysely<Database>({ dialect: new WorkerSqliteDialect({ path: ':memory:' }) });
+    try {
+      const { error } = await createMigrator(db).migrateToLatest();
+      assert.equal(error, undefined);
+      const plan = async (query: ReturnType<typeof sql>) =>
+        (await sql<{ detail: string }>`explain query plan ${query}`.execute(db)).rows.map((row) => row.detail);
+      assert.deepEqual(
+        await plan(
+          sql`select * from khaydarin_logs where user_id = ${'u'} and received_at < ${5}
+            order by received_at desc, id desc limit 10`,
+        ),
+        ['SEARCH khaydarin_logs USING INDEX idx_khaydarin_logs_user_id (user_id=? AND received_at<?)'],
+      );
+      assert.deepEqual(await plan(sql`select * from khaydarin_logs order by received_at desc, id desc limit 10`), [
+        'SCAN khaydarin_logs USING INDEX idx_khaydarin_logs_received_at',
+      ]);
+      assert.deepEqual(
+        await plan(
+          sql`select * from intelligence_runs where created_at < ${5} order by created_at desc, id desc limit 10`,
+        ),
+        ['SEARCH intelligence_runs USING INDEX intelligence_runs_created_idx (created_at<?)'],
+      );
+      assert.deepEqual(
+        (
+          await plan(
+            sql`select * from curations where status in (${'PENDING'}, ${'EMBEDDING'}) order by created_at, id`,
+          )
+        )[0],
+        'SEARCH curations USING INDEX curations_status_idx (status=?)',
+      );
+    } finally {
+      await db.destroy();
+    }
+  });
 });

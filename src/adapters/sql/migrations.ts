@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Migrator, MysqlAdapter, PostgresAdapter, sql } from 'kysely';
 import type { ColumnDataType, CreateTableBuilder, Expression, Kysely, Migration, MigrationProvider } from 'kysely';
+import { intelligenceLimits } from '../../core/intelligence-store-rules.js';
 import { columnLengths } from './schema.js';
 import type { Database } from './schema.js';
 
@@ -546,6 +547,109 @@ export const migrations: Readonly<Record<string, Migration>> = {
       await db.schema.dropTable('workflow_nodes').execute();
       await db.schema.dropTable('workflow_executions').execute();
       await db.schema.dropTable('workflow_versions').execute();
+    },
+  },
+
+  /**
+   * The intelligence layer: the prompt-to-plan log (the seed's `khaydarin_logs`, plus planner, attempts, problems and
+   * warnings), uploaded dataset images, curation jobs and fine-tuning runs. JSON documents are text, as elsewhere.
+   */
+  '0013_intelligence': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      const { varchar, text, table } = textTypes(db);
+      const id = varchar(intelligenceLimits.id);
+      await db.schema
+        .createTable('khaydarin_logs')
+        .$call(table)
+        .addColumn('id', id, (col) => col.primaryKey())
+        .addColumn('request_id', varchar(intelligenceLimits.requestId), (col) => col.notNull())
+        .addColumn('user_id', varchar(intelligenceLimits.userId), (col) => col.notNull())
+        .addColumn('received_at', 'bigint', (col) => col.notNull())
+        .addColumn('user_prompt', text, (col) => col.notNull())
+        .addColumn('llm_prompt', text)
+        .addColumn('llm_raw_response', text)
+        .addColumn('structured_plan', text)
+        .addColumn('status', varchar(intelligenceLimits.status), (col) => col.notNull())
+        .addColumn('processing_time_ms', 'integer', (col) => col.notNull())
+        .addColumn('planner', text, (col) => col.notNull())
+        .addColumn('attempts', 'integer', (col) => col.notNull())
+        .addColumn('problems', text, (col) => col.notNull())
+        .addColumn('warnings', text, (col) => col.notNull())
+        .addUniqueConstraint('khaydarin_logs_request_id_key', ['request_id'])
+        .execute();
+      // A user's requests and everyone's, newest first (id breaks ties), read in index order.
+      await db.schema
+        .createIndex('idx_khaydarin_logs_user_id')
+        .on('khaydarin_logs')
+        .columns(['user_id', 'received_at', 'id'])
+        .execute();
+      await db.schema
+        .createIndex('idx_khaydarin_logs_received_at')
+        .on('khaydarin_logs')
+        .columns(['received_at', 'id'])
+        .execute();
+
+      await db.schema
+        .createTable('dataset_images')
+        .$call(table)
+        .addColumn('dataset_id', id, (col) => col.notNull())
+        .addColumn('name', varchar(intelligenceLimits.imageName), (col) => col.notNull())
+        .addColumn('image_id', id, (col) => col.notNull())
+        .addColumn('blob_key', text, (col) => col.notNull())
+        .addColumn('bytes', 'bigint', (col) => col.notNull())
+        .addColumn('sha256', varchar(intelligenceLimits.sha256), (col) => col.notNull())
+        .addColumn('content_type', text, (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addPrimaryKeyConstraint('dataset_images_pk', ['dataset_id', 'name'])
+        .addUniqueConstraint('dataset_images_image_key', ['dataset_id', 'image_id'])
+        .execute();
+
+      await db.schema
+        .createTable('curations')
+        .$call(table)
+        .addColumn('id', id, (col) => col.primaryKey())
+        .addColumn('project_id', varchar(intelligenceLimits.projectId), (col) => col.notNull())
+        .addColumn('source', text, (col) => col.notNull())
+        .addColumn('status', varchar(intelligenceLimits.status), (col) => col.notNull())
+        .addColumn('progress', text, (col) => col.notNull())
+        .addColumn('images_for_feedback', text, (col) => col.notNull())
+        .addColumn('feedback', text, (col) => col.notNull())
+        .addColumn('curated_dataset_id', id)
+        .addColumn('curated_dataset_uri', text)
+        .addColumn('errors', text, (col) => col.notNull())
+        .addColumn('failure', text)
+        .addColumn('embedder', text, (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .addColumn('updated_at', 'bigint', (col) => col.notNull())
+        .addColumn('revision', 'integer', (col) => col.notNull())
+        .execute();
+      // The jobs to resume at start: those not over, oldest first.
+      await db.schema.createIndex('curations_status_idx').on('curations').columns(['status', 'created_at']).execute();
+
+      await db.schema
+        .createTable('intelligence_runs')
+        .$call(table)
+        .addColumn('id', id, (col) => col.primaryKey())
+        .addColumn('prompt', text, (col) => col.notNull())
+        .addColumn('user_id', varchar(intelligenceLimits.userId), (col) => col.notNull())
+        .addColumn('source', text, (col) => col.notNull())
+        .addColumn('project', varchar(intelligenceLimits.executionKeyPart), (col) => col.notNull())
+        .addColumn('domain', varchar(intelligenceLimits.executionKeyPart), (col) => col.notNull())
+        .addColumn('execution_name', varchar(intelligenceLimits.executionKeyPart), (col) => col.notNull())
+        .addColumn('created_at', 'bigint', (col) => col.notNull())
+        .execute();
+      await db.schema
+        .createIndex('intelligence_runs_created_idx')
+        .on('intelligence_runs')
+        .columns(['created_at', 'id'])
+        .execute();
+    },
+
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('intelligence_runs').execute();
+      await db.schema.dropTable('curations').execute();
+      await db.schema.dropTable('dataset_images').execute();
+      await db.schema.dropTable('khaydarin_logs').execute();
     },
   },
 };

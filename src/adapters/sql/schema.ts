@@ -312,6 +312,83 @@ export interface WorkflowCacheTable {
   created_at: EpochMillisColumn;
 }
 
+/** A prompt-to-plan request and how it ended (the seed's table, plus what the chain tried). */
+export interface KhaydarinLogsTable {
+  /** `plan-…`; primary key. */
+  id: string;
+  /** Unique: the idempotency key. */
+  request_id: string;
+  user_id: string;
+  received_at: EpochMillisColumn;
+  user_prompt: string;
+  llm_prompt: string | null;
+  llm_raw_response: string | null;
+  /** `FineTunePlan` as JSON, or null. */
+  structured_plan: string | null;
+  /** `PlanStatus`. */
+  status: string;
+  processing_time_ms: number;
+  planner: string;
+  attempts: number;
+  /** `PlanProblem[]` as JSON. */
+  problems: string;
+  /** `string[]` as JSON. */
+  warnings: string;
+}
+
+export interface DatasetImagesTable {
+  /** Primary key with `name`. */
+  dataset_id: string;
+  name: string;
+  /** Unique within the dataset. */
+  image_id: string;
+  /** `key` is a keyword in MySQL. */
+  blob_key: string;
+  bytes: BigIntColumn;
+  sha256: string;
+  content_type: string;
+  created_at: EpochMillisColumn;
+}
+
+export interface CurationsTable {
+  /** `cur-…`; primary key. */
+  id: string;
+  project_id: string;
+  /** `CurationSource` as JSON. */
+  source: string;
+  /** `CurationStatus`. */
+  status: string;
+  /** `CurationProgress` as JSON. */
+  progress: string;
+  /** `ImageForFeedback[]` as JSON. */
+  images_for_feedback: string;
+  /** Verdicts by image id as JSON. */
+  feedback: string;
+  curated_dataset_id: string | null;
+  curated_dataset_uri: string | null;
+  /** `CurationFileError[]` as JSON. */
+  errors: string;
+  failure: string | null;
+  embedder: string;
+  created_at: EpochMillisColumn;
+  updated_at: EpochMillisColumn;
+  revision: number;
+}
+
+export interface IntelligenceRunsTable {
+  /** `run-…`; primary key. */
+  id: string;
+  prompt: string;
+  user_id: string;
+  /** `CurationSource` as JSON. */
+  source: string;
+  /** The `fine-tune` execution's key. */
+  project: string;
+  domain: string;
+  execution_name: string;
+  created_at: EpochMillisColumn;
+}
+
 export interface Database {
   functions: FunctionsTable;
   function_versions: FunctionVersionsTable;
@@ -330,6 +407,10 @@ export interface Database {
   workflow_executions: WorkflowExecutionsTable;
   workflow_nodes: WorkflowNodesTable;
   workflow_cache: WorkflowCacheTable;
+  khaydarin_logs: KhaydarinLogsTable;
+  dataset_images: DatasetImagesTable;
+  curations: CurationsTable;
+  intelligence_runs: IntelligenceRunsTable;
 }
 
 /** Where a query runs: the database, or a transaction on it. */
@@ -349,6 +430,10 @@ export type FunctionUrlRow = Selectable<FunctionUrlsTable>;
 export type WorkflowVersionRow = Selectable<WorkflowVersionsTable>;
 export type WorkflowExecutionRow = Selectable<WorkflowExecutionsTable>;
 export type WorkflowNodeRow = Selectable<WorkflowNodesTable>;
+export type KhaydarinLogRow = Selectable<KhaydarinLogsTable>;
+export type DatasetImageRow = Selectable<DatasetImagesTable>;
+export type CurationRow = Selectable<CurationsTable>;
+export type IntelligenceRunRow = Selectable<IntelligenceRunsTable>;
 
 /** Column sizes shared by the migrations and the adapter's checks. */
 export const columnLengths = {
