@@ -130,7 +130,7 @@ describe(
       await page.getByTestId('run-status').getByText('SUCCEEDED').waitFor({ timeout: 180_000 });
       const report = page.getByTestId('run-report');
       await report.waitFor();
-      await report.getByText('Held-out accuracy').waitFor();
+      await report.getByText('Training accuracy').waitFor();
       await report.getByText('Model').first().waitFor();
       assert.ok((await page.locator('.run-step-done').count()) >= 6, 'every step done');
       // The trainer's output came over the socket.

@@ -393,6 +393,7 @@ const reportFields: [string, string][] = [
 ];
 
 function show(value: unknown): string {
+  if (value === null) return '—';
   if (typeof value === 'number') return Number.isInteger(value) ? String(value) : value.toFixed(3);
   if (typeof value === 'string') return value;
   return JSON.stringify(value);
@@ -400,7 +401,7 @@ function show(value: unknown): string {
 
 function Report(props: { run: RunView }) {
   const output = (props.run.output ?? {}) as Record<string, unknown>;
-  const known = reportFields.filter(([field]) => output[field] !== undefined && output[field] !== null);
+  const known = reportFields.filter(([field]) => output[field] !== undefined);
   return (
     <section aria-labelledby="report-title" className="report" data-testid="run-report">
       <h3 id="report-title">Report</h3>
