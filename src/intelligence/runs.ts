@@ -8,10 +8,10 @@ import type { BlobStore } from '../core/ports/blob-store.js';
 import type { ExecutionBackend, NodeExecutionView } from '../core/ports/execution-backend.js';
 import type { IntelligenceRunRecord, IntelligenceStore } from '../core/ports/intelligence-store.js';
 import type { ExecutionKey, WorkflowStore } from '../core/ports/workflow-store.js';
-import { maxPromptChars } from '../core/plan.js';
 import { loadValue } from '../workflows/values.js';
 import { defaultTrainer } from './fine-tune-tasks.js';
 import { newId } from './ids.js';
+import { checkPlanRequest } from './plan/plan-service.js';
 import type { CurationService, PlanService, RunService, RunStatus, RunView, StartRunRequest } from './services.js';
 
 /** The workflow a run executes (deployed at start from `examples/workflows/fine-tune.json`). */
@@ -29,7 +29,6 @@ const nodeStatuses: readonly [string, RunStatus][] = [
   ['evaluate', 'EVALUATING'],
 ];
 
-const userIdPattern = /^[A-Za-z0-9._:@/-]{1,255}$/;
 const datasetIdPattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export interface RunServiceOptions {
@@ -80,15 +79,8 @@ export class FineTuneRuns implements RunService {
   }
 
   async start(request: StartRunRequest): Promise<RunView> {
-    const { prompt } = request;
-    if (typeof prompt !== 'string' || prompt.trim() === '') throw bad('prompt must be a non-empty string');
-    if (prompt.length > maxPromptChars) {
-      throw new PlatformError('PAYLOAD_TOO_LARGE', `prompt may be at most ${maxPromptChars} characters`);
-    }
-    const userId = request.userId ?? 'anonymous';
-    if (typeof userId !== 'string' || !userIdPattern.test(userId)) {
-      throw bad('userId must be 1-255 characters of letters, digits and ._:@/-');
-    }
+    // The plan service's own checks: a prompt it would refuse never starts a run.
+    const { prompt, userId } = checkPlanRequest({ prompt: request.prompt, userId: request.userId });
     const trainer = request.trainer ?? defaultTrainer;
     if (typeof trainer !== 'string' || !isDnsLabel(trainer)) {
       throw bad(`trainer must be a function name, got ${JSON.stringify(trainer)}`);
