@@ -5,11 +5,19 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type { CurationManifest } from '../core/curation.js';
 import { isPlatformError } from '../core/errors.js';
-import { fineTuneRig, followRun } from '../../test/helpers/fine-tune-rig.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
+import { MemoryIntelligenceStore } from '../adapters/memory/memory-intelligence-store.js';
+import { silentLogger } from '../core/logger.js';
+import { fineTuneRig, followRun, TestCurations, TestVectors } from '../../test/helpers/fine-tune-rig.js';
 import { ScriptedLlm } from '../../test/helpers/scripted-llm.js';
-import { trainingSetOf } from './fine-tune-tasks.js';
+import { syntheticImages } from '../../test/helpers/synthetic-images.js';
+import { fineTuneTasks, trainingSetOf } from './fine-tune-tasks.js';
 import { createPlanService } from './plan/plan-service.js';
-import type { FineTuneRuns } from './runs.js';
+import type { RunService } from './services.js';
 
 describe('the fine-tune workflow on the engine', () => {
   const stops: (() => Promise<void>)[] = [];
@@ -79,6 +87,39 @@ describe('the fine-tune workflow on the engine', () => {
     assert.equal((await runs.list({ limit: 10 }))[0]?.id, started.id);
   });
 
+  it('runs with the real curator on synthetic images: uploads, feedback, a probe that tells the clusters apart', async () => {
+    const { runs, curations, blobs } = await rig({ curator: 'real' });
+    const images = await syntheticImages({ clusters: 2, perCluster: 6, duplicates: 0, outliers: 0, broken: false });
+    for (const image of images) {
+      await curations.addDatasetImage('shapes', image.name, Readable.from([image.bytes]), image.bytes.length);
+    }
+    const clusterOf = new Map(
+      (await curations.listDatasetImages('shapes')).map((record) => [
+        record.imageId,
+        images.find((image) => image.name === record.name)?.cluster,
+      ]),
+    );
+    const started = await runs.start({ prompt: 'LoRA of red discs', source: { datasetId: 'shapes' } });
+    const waiting = await followRun(runs, started.id, (v) => v.status === 'AWAITING_FEEDBACK');
+    const job = await curations.get(waiting.curationId!);
+    assert.ok(job !== null && job.imagesForFeedback.length >= 2);
+    // The user wants the red discs (synthetic cluster 0), not the blue squares.
+    const feedback = job.imagesForFeedback.map((image) => ({
+      imageId: image.imageId,
+      accepted: clusterOf.get(image.imageId) === 0,
+    }));
+    assert.ok(feedback.some((v) => v.accepted) && feedback.some((v) => !v.accepted), JSON.stringify(feedback));
+    await curations.submitFeedback(job.id, feedback, true);
+    const done = await followRun(runs, started.id, (v) => v.status === 'SUCCEEDED');
+    const output = done.output as { accuracy: number; trainingExamples: number; reportUri: string };
+    assert.equal(output.accuracy, 1);
+    assert.ok(output.trainingExamples >= 2);
+    const report = JSON.parse((await blobs.get(`models/${started.id}/report.json`))!.toString('utf8')) as {
+      curatedDatasetUri: string;
+    };
+    assert.equal(report.curatedDatasetUri, done.curatedDatasetUri);
+  });
+
   it('fails the run with the plan problems when the plan cannot be made', async () => {
     const llm = new ScriptedLlm(['not json at all']);
     const { runs } = await rig({ plans: (store) => createPlanService({ store, llm }) });
@@ -98,7 +139,7 @@ describe('the fine-tune workflow on the engine', () => {
 
   it('refuses a run with a bad source or an unknown trainer, and unknown tasks at deploy', async () => {
     const { runs, deployer } = await rig();
-    const refused = async (request: Parameters<FineTuneRuns['start']>[0], pattern: RegExp) =>
+    const refused = async (request: Parameters<RunService['start']>[0], pattern: RegExp) =>
       assert.rejects(runs.start(request), (err: unknown) => {
         assert.ok(isPlatformError(err, 'BAD_REQUEST'), String(err));
         assert.match(err.rawMessage, pattern);
@@ -130,6 +171,34 @@ describe('the fine-tune workflow on the engine', () => {
     const output = done.output as Record<string, unknown>;
     assert.equal(output['trainingSetTruncated'], true);
     assert.ok((output['trainingExamples'] as number) < 24);
+  });
+});
+
+describe('the curate task', () => {
+  it('follows the job it started when its attempt runs again, instead of starting another', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savassan-curate-task-'));
+    const blobs = new FsBlobStore(dir);
+    const vectors = new TestVectors();
+    const curations = new TestCurations(vectors, blobs);
+    const plans = createPlanService({ store: new MemoryIntelligenceStore(), llm: null });
+    const curate = fineTuneTasks({ plans, curations, vectors, blobStore: blobs, bucket: 'savassan' }).find(
+      (task) => task.name === 'savassan.curate',
+    );
+    assert.ok(curate?.kind === 'run');
+    const ref = { project: 'savassan', domain: 'development', name: 'run-x', node: 'curate', attempt: 1 };
+    const input = { projectId: 'p', datasetId: 'slow' };
+    for (const attempt of [1, 2]) {
+      // The process stops mid-wait (the signal), and the attempt runs again.
+      const controller = new AbortController();
+      const running = curate.run(input, { ref: { ...ref, attempt }, signal: controller.signal, logger: silentLogger });
+      while ((await curations.get(curations.started[0] ?? ''))?.status !== 'EMBEDDING') {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      controller.abort(new Error('stopping'));
+      await assert.rejects(running, /stopping/);
+    }
+    assert.equal(curations.started.length, 1);
+    await rm(dir, { recursive: true, force: true });
   });
 });
 

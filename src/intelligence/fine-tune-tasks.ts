@@ -10,6 +10,7 @@ import { maxEventBytes } from '../core/function-config.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
 import type { CurationRecord } from '../core/ports/intelligence-store.js';
 import type { VectorStore } from '../core/ports/vector-store.js';
+import { executionBlobPrefix } from '../workflows/values.js';
 import type { CurationService, PlanService } from './services.js';
 import type { BuiltinTask, BuiltinTaskContext } from './tasks.js';
 
@@ -258,11 +259,21 @@ export function fineTuneTasks(options: FineTuneTaskOptions): BuiltinTask[] {
           throw bad(`${curateTask}: exactly one of rawDataUri and datasetId`);
         }
         const source: CurationSource = rawDataUri !== undefined ? { rawDataUri } : { datasetId: datasetId! };
-        const started = await curations.start({ projectId, source });
-        context.logger.info({ curation: started.id }, 'curation started');
+        // The job this node started is noted beside the execution's values: an attempt run again (its process
+        // stopped mid-wait) follows that job instead of starting another.
+        const noteKey = `${executionBlobPrefix(context.ref)}/${context.ref.node}.curation.json`;
+        const noted = await blobStore.get(noteKey);
+        let curationId =
+          noted === null ? null : (JSON.parse(noted.toString('utf8')) as { curationId: string }).curationId;
+        if (curationId === null || (await curations.get(curationId)) === null) {
+          const started = await curations.start({ projectId, source });
+          curationId = started.id;
+          await blobStore.put(noteKey, JSON.stringify({ curationId }));
+          context.logger.info({ curation: curationId }, 'curation started');
+        }
         const record = await followCuration(
           curations,
-          started.id,
+          curationId,
           (r) => r.status === 'AWAITING_FEEDBACK' || r.status === 'COMPLETED',
           context,
         );

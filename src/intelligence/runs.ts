@@ -9,9 +9,11 @@ import type { ExecutionBackend, NodeExecutionView } from '../core/ports/executio
 import type { IntelligenceRunRecord, IntelligenceStore } from '../core/ports/intelligence-store.js';
 import type { ExecutionKey, WorkflowStore } from '../core/ports/workflow-store.js';
 import { loadValue } from '../workflows/values.js';
-import { defaultTrainer } from './fine-tune-tasks.js';
+import type { VectorStore } from '../core/ports/vector-store.js';
+import { defaultTrainer, fineTuneTasks } from './fine-tune-tasks.js';
 import { newId } from './ids.js';
 import { checkPlanRequest } from './plan/plan-service.js';
+import type { BuiltinTaskRunner } from './tasks.js';
 import type { CurationService, PlanService, RunService, RunStatus, RunView, StartRunRequest } from './services.js';
 
 /** The workflow a run executes (deployed at start from `examples/workflows/fine-tune.json`). */
@@ -216,4 +218,54 @@ export class FineTuneRuns implements RunService {
     }
     return view;
   }
+}
+
+export interface FineTunePipelineOptions {
+  store: IntelligenceStore;
+  plans: PlanService;
+  curations: CurationService;
+  /** The curator's vector store (the training set's embeddings). */
+  vectors: VectorStore;
+  blobStore: BlobStore;
+  /** The blob store's bucket as `s3://` URIs name it. */
+  bucket: string;
+  /** Where runs' executions are launched and read. */
+  backend: ExecutionBackend;
+  /** The built-in engine's store: the plan and curate nodes' outputs are read from it. */
+  workflowStore: Pick<WorkflowStore, 'getNode'>;
+  functionExists: (name: string) => Promise<boolean>;
+  /** The engine's task runner: the fine-tune tasks are provided to it. */
+  tasks: BuiltinTaskRunner;
+  /** Cap on the training set's JSON (default `maxTrainingSetBytes`). */
+  maxTrainingSetBytes?: number | undefined;
+}
+
+/**
+ * The fine-tune pipeline for a composition root: provides the workflow's tasks to the engine's runner and gives the
+ * run service (`IntelligenceServices.runs`).
+ *
+ * @example
+ * const runs = createFineTunePipeline({ store, plans, curations, vectors, blobStore, bucket, backend,
+ *   workflowStore, functionExists, tasks: platform.builtinTasks });
+ */
+export function createFineTunePipeline(options: FineTunePipelineOptions): RunService {
+  options.tasks.provide(
+    fineTuneTasks({
+      plans: options.plans,
+      curations: options.curations,
+      vectors: options.vectors,
+      blobStore: options.blobStore,
+      bucket: options.bucket,
+      maxTrainingSetBytes: options.maxTrainingSetBytes,
+    }),
+  );
+  return new FineTuneRuns({
+    store: options.store,
+    backend: options.backend,
+    plans: options.plans,
+    curations: options.curations,
+    nodeOutput: storeNodeOutputs(options.workflowStore, options.blobStore),
+    functionExists: options.functionExists,
+    bucket: options.bucket,
+  });
 }

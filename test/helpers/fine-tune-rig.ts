@@ -10,6 +10,8 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
+import { createPixelEmbedder } from '../../src/adapters/images/pixel-embedder.js';
+import { MemoryVectorStore } from '../../src/adapters/memory/memory-vector-store.js';
 import { MemoryIntelligenceStore } from '../../src/adapters/memory/memory-intelligence-store.js';
 import { SqlWorkflowStore } from '../../src/adapters/sql/sql-workflow-store.js';
 import { openSqliteMetadataStore } from '../../src/adapters/sqlite/sqlite-metadata-store.js';
@@ -17,13 +19,15 @@ import type { CurationManifest } from '../../src/core/curation.js';
 import { PlatformError } from '../../src/core/errors.js';
 import type { CurationRecord, IntelligenceStore } from '../../src/core/ports/intelligence-store.js';
 import type { StoredVector, VectorStore } from '../../src/core/ports/vector-store.js';
-import { builtinTaskNames, fineTuneTasks } from '../../src/intelligence/fine-tune-tasks.js';
+import { builtinTaskNames } from '../../src/intelligence/fine-tune-tasks.js';
 import { newId } from '../../src/intelligence/ids.js';
+import { createCurationService } from '../../src/intelligence/curate/curation-jobs.js';
 import { createPlanService } from '../../src/intelligence/plan/plan-service.js';
-import { FineTuneRuns, storeNodeOutputs } from '../../src/intelligence/runs.js';
+import { createFineTunePipeline } from '../../src/intelligence/runs.js';
 import type {
   CurationService,
   PlanService,
+  RunService,
   RunView,
   StartCurationRequest,
   Verdict,
@@ -67,13 +71,15 @@ export class TestVectors implements VectorStore {
 
 /**
  * A curation service as the curator's contract describes it, over vectors made here: dataset `dogs` has two clusters
- * of 12 images (`a…` near one direction, `b…` near another); `broken` fails (nothing could be embedded). Feedback
+ * of 12 images (`a…` near one direction, `b…` near another); `slow` stays EMBEDDING; any other fails (nothing could be embedded). Feedback
  * labels each image with its cluster's verdict (the images given one are `accepted`/`rejected`, the rest of their
  * cluster `neighbour-…`).
  */
 export class TestCurations implements CurationService {
   readonly embedder = 'test-v1';
   readonly #jobs = new Map<string, CurationRecord>();
+  /** Jobs started, in order. */
+  readonly started: string[] = [];
   readonly #changes = new EventEmitter();
   constructor(
     private readonly vectors: TestVectors,
@@ -110,11 +116,14 @@ export class TestCurations implements CurationService {
       revision: 1,
     };
     this.#jobs.set(record.id, record);
+    this.started.push(record.id);
     setImmediate(() => void this.#embed(record.id, 'datasetId' in request.source ? request.source.datasetId : ''));
     return Promise.resolve(record);
   }
   async #embed(id: string, datasetId: string): Promise<void> {
     this.#write(id, { status: 'EMBEDDING' });
+    // `slow`: embeds for ever.
+    if (datasetId === 'slow') return;
     if (datasetId !== 'dogs') {
       this.#write(id, { status: 'FAILED', failure: 'nothing could be embedded: 0 of 3 files are images' });
       return;
@@ -228,31 +237,37 @@ export class TestCurations implements CurationService {
   }
 }
 
-/** Engine, tasks, sink, deployer and run service as embedded mode composes them; `stop` when done. */
+/**
+ * Engine, tasks, sink, deployer and run service as embedded mode composes them; `stop` when done. `curator: 'real'`:
+ * the real curator (`CurationJobs` with the pixel embedder and the memory vector store) instead of `TestCurations`.
+ */
 export async function fineTuneRig(
-  options: { plans?: (store: IntelligenceStore) => PlanService; maxTrainingSetBytes?: number } = {},
+  options: {
+    plans?: (store: IntelligenceStore) => PlanService;
+    maxTrainingSetBytes?: number;
+    curator?: 'test' | 'real';
+  } = {},
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'savassan-fine-tune-'));
   const metadata = await openSqliteMetadataStore(':memory:');
   const store = new SqlWorkflowStore(metadata.shared());
   const blobs = new FsBlobStore(join(dir, 'blobs'));
   const intelligence = new MemoryIntelligenceStore();
-  const vectors = new TestVectors();
-  const curations = new TestCurations(vectors, blobs);
+  let vectors: VectorStore;
+  let curations: CurationService & { close?: () => Promise<void> };
+  if (options.curator === 'real') {
+    const embedder = createPixelEmbedder();
+    vectors = new MemoryVectorStore(embedder.dimensions);
+    curations = createCurationService({ store: intelligence, blobs, bucket: 'savassan', embedder, vectors });
+  } else {
+    const testVectors = new TestVectors();
+    vectors = testVectors;
+    curations = new TestCurations(testVectors, blobs);
+  }
   const plans = options.plans?.(intelligence) ?? createPlanService({ store: intelligence, llm: null });
   const trained: string[] = [];
   let sink: StoreNodeSink | null = null;
   const tasks = new BuiltinTaskRunner({ names: builtinTaskNames, sink: () => sink! });
-  tasks.provide(
-    fineTuneTasks({
-      plans,
-      curations,
-      vectors,
-      blobStore: blobs,
-      bucket: 'savassan',
-      maxTrainingSetBytes: options.maxTrainingSetBytes,
-    }),
-  );
   const engine = new WorkflowEngine({
     store,
     blobStore: blobs,
@@ -299,20 +314,25 @@ export async function fineTuneRig(
   });
   const spec = JSON.parse(await readFile(join(repoRoot, 'examples', 'workflows', 'fine-tune.json'), 'utf8')) as unknown;
   await deployer.deploy('fine-tune', spec);
-  const runs = new FineTuneRuns({
+  const runs = createFineTunePipeline({
     store: intelligence,
-    backend,
     plans,
     curations,
-    nodeOutput: storeNodeOutputs(store, blobs),
-    functionExists: (name) => Promise.resolve(name === 'fine-tune-trainer'),
+    vectors,
+    blobStore: blobs,
     bucket: 'savassan',
+    backend,
+    workflowStore: store,
+    functionExists: (name) => Promise.resolve(name === 'fine-tune-trainer'),
+    tasks,
+    maxTrainingSetBytes: options.maxTrainingSetBytes,
   });
   engine.start();
   /** Stops the engine and the tasks and removes what the rig wrote. */
   const stop = async (): Promise<void> => {
     await tasks.stop();
     await engine.stop();
+    await curations.close?.();
     await metadata.close();
     await rm(dir, { recursive: true, force: true });
   };
@@ -320,12 +340,7 @@ export async function fineTuneRig(
 }
 
 /** Reads the run until `until` holds (every status seen on the way is kept). */
-export async function followRun(
-  runs: FineTuneRuns,
-  id: string,
-  until: (view: RunView) => boolean,
-  seen: string[] = [],
-) {
+export async function followRun(runs: RunService, id: string, until: (view: RunView) => boolean, seen: string[] = []) {
   for (;;) {
     const view = await runs.get(id);
     assert.ok(view !== null);

@@ -101,7 +101,8 @@ export async function createLlamaCppLlm(options: LlamaCppLlmOptions): Promise<Ll
     const { history, prompt } = historyOf(request.messages);
     const timeout = AbortSignal.timeout(timeoutMs);
     const signal = request.signal === undefined ? timeout : AbortSignal.any([timeout, request.signal]);
-    await sequence.clearHistory();
+    // The sequence keeps what it evaluated: the chat adapts it to the new prompt, so the shared prefix (the system
+    // message with the schema, and a repair's earlier turns) is not evaluated again.
     const session = new lib.LlamaChatSession({ contextSequence: sequence, autoDisposeSequence: false });
     try {
       session.setChatHistory(history);

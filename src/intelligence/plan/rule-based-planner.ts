@@ -73,8 +73,8 @@ function styleOf(prompt: string): string | null {
 
 function subjectOf(prompt: string): string | null {
   const patterns = [
-    /\b((?:my|our|his|her|their)\s+[^.,;!?\n]{1,120}?)(?=\s+(?:in\s+(?:the\s+)?style|using|with|on|at|from|for)\b|[.,;!?\n]|$)/i,
-    /\b(?:of|on|about)\s+((?:a|an|the)\s+[^.,;!?\n]{1,120}?)(?=\s+(?:in\s+(?:the\s+)?style|using|with|on|at|from|for)\b|[.,;!?\n]|$)/i,
+    /\b((?:my|our|his|her|their)\s+[^.,;!?\n]{1,120}?)(?=\s+(?:in|using|with|on|at|from|for|as|wearing)\b|[.,;!?\n]|$)/i,
+    /\b(?:of|on|about)\s+((?:a|an|the)\s+[^.,;!?\n]{1,120}?)(?=\s+(?:in|using|with|on|at|from|for|as|wearing)\b|[.,;!?\n]|$)/i,
     /\bsubject\s*[:=]\s*([^.,;!?\n]{1,200})/i,
   ];
   for (const pattern of patterns) {
