@@ -16,7 +16,7 @@ export interface LlmOptions {
   /** `--llm-model`: the model name the server knows. */
   llmModel?: string | undefined;
   /** From the environment (`SAVASSAN_LLM_API_KEY`), never a flag. */
-  apiKey?: string | undefined;
+  llmApiKey?: string | undefined;
   /** `--llm-model-path`: a GGUF file. */
   llmModelPath?: string | undefined;
   /** `--llm-threads`: CPU threads of the local model (default: half the cores, at least 1). */
@@ -51,33 +51,33 @@ export type CompiledLlmOptions =
 
 const defaultThreads = (): number => Math.max(1, Math.floor(availableParallelism() / 2));
 
-/** Checks and defaults the flags: BAD_REQUEST naming the flag at fault. */
+/** Checks and defaults the flags: INVALID_CONFIG naming the flag at fault. */
 export function compileLlmOptions(options: LlmOptions): CompiledLlmOptions {
   const kind = options.llm ?? 'rule-based';
   if (!(llmKinds as readonly string[]).includes(kind)) {
-    throw new PlatformError('BAD_REQUEST', `--llm must be one of ${llmKinds.join(', ')}, got ${kind}`);
+    throw new PlatformError('INVALID_CONFIG', `--llm must be one of ${llmKinds.join(', ')}, got ${kind}`);
   }
   const timeoutMs = options.timeoutMs;
   if (kind === 'openai') {
     if (options.llmUrl === undefined || options.llmUrl === '') {
-      throw new PlatformError('BAD_REQUEST', '--llm openai needs --llm-url (e.g. http://127.0.0.1:8000/v1)');
+      throw new PlatformError('INVALID_CONFIG', '--llm openai needs --llm-url (e.g. http://127.0.0.1:8000/v1)');
     }
     let url: URL;
     try {
       url = new URL(options.llmUrl);
     } catch {
-      throw new PlatformError('BAD_REQUEST', `--llm-url is not a URL: ${options.llmUrl}`);
+      throw new PlatformError('INVALID_CONFIG', `--llm-url is not a URL: ${options.llmUrl}`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new PlatformError('BAD_REQUEST', `--llm-url must be http or https, got ${url.protocol}`);
+      throw new PlatformError('INVALID_CONFIG', `--llm-url must be http or https, got ${url.protocol}`);
     }
     if (url.username !== '' || url.password !== '') {
-      throw new PlatformError('BAD_REQUEST', '--llm-url must not hold credentials; set SAVASSAN_LLM_API_KEY');
+      throw new PlatformError('INVALID_CONFIG', '--llm-url must not hold credentials; set SAVASSAN_LLM_API_KEY');
     }
     if (options.llmModel === undefined || options.llmModel === '') {
-      throw new PlatformError('BAD_REQUEST', '--llm openai needs --llm-model (the model name the server knows)');
+      throw new PlatformError('INVALID_CONFIG', '--llm openai needs --llm-model (the model name the server knows)');
     }
-    const apiKey = options.apiKey === undefined || options.apiKey === '' ? undefined : options.apiKey;
+    const apiKey = options.llmApiKey === undefined || options.llmApiKey === '' ? undefined : options.llmApiKey;
     return {
       kind,
       url: url.href.replace(/\/+$/, ''),
@@ -88,11 +88,11 @@ export function compileLlmOptions(options: LlmOptions): CompiledLlmOptions {
   }
   if (kind === 'llama-cpp') {
     if (options.llmModelPath === undefined || options.llmModelPath === '') {
-      throw new PlatformError('BAD_REQUEST', '--llm llama-cpp needs --llm-model-path FILE.gguf');
+      throw new PlatformError('INVALID_CONFIG', '--llm llama-cpp needs --llm-model-path FILE.gguf');
     }
     const threads = options.llmThreads ?? defaultThreads();
     if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
-      throw new PlatformError('BAD_REQUEST', `--llm-threads must be an integer from 1 to 256, got ${threads}`);
+      throw new PlatformError('INVALID_CONFIG', `--llm-threads must be an integer from 1 to 256, got ${threads}`);
     }
     return {
       kind,

@@ -11,8 +11,13 @@ import { createOpenAiLlm } from '../../adapters/openai/openai-llm.js';
 import { startChatCompletionsServer } from '../../../test/helpers/chat-completions-server.js';
 import type { ChatCompletionsServer } from '../../../test/helpers/chat-completions-server.js';
 import { ScriptedLlm, validPlan } from '../../../test/helpers/scripted-llm.js';
-import { createPlanTestStore } from '../../../test/helpers/plan-test-store.js';
+import { MemoryIntelligenceStore } from '../../adapters/memory/memory-intelligence-store.js';
 import { isId } from '../ids.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openSqliteMetadataStore } from '../../adapters/sqlite/sqlite-metadata-store.js';
+import { SqlIntelligenceStore } from '../../adapters/sql/sql-intelligence-store.js';
 import { createPlanService } from './plan-service.js';
 
 /** Every record a service returns: a plan only with SUCCESS, and then a valid one. */
@@ -29,7 +34,7 @@ describe('the plan service', () => {
   let store: IntelligenceStore;
   let server: ChatCompletionsServer;
   before(async () => {
-    store = createPlanTestStore();
+    store = new MemoryIntelligenceStore();
     server = await startChatCompletionsServer();
   });
   after(() => server.close());
@@ -158,7 +163,7 @@ describe('the plan service', () => {
   });
 
   it('lists plans newest first, by user, paged by receivedAt', async () => {
-    const local = createPlanTestStore();
+    const local = new MemoryIntelligenceStore();
     let t = Date.parse('2026-01-01T00:00:00Z');
     const plans = createPlanService({ store: local, llm: null, now: () => new Date((t += 1000)) });
     const a = (await plans.createPlan({ prompt: 'a', userId: 'u1' })).record;
@@ -176,5 +181,44 @@ describe('the plan service', () => {
       (await plans.listPlans({ limit: 10, before: c.receivedAt })).map((r) => r.id),
       [b.id, a.id],
     );
+  });
+
+  it('with the SQL store (SQLite): every outcome stored and read back as answered; racing requestIds agree', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sv-plans-'));
+    const metadata = await openSqliteMetadataStore(join(dir, 'metadata.db'));
+    try {
+      const sql = new SqlIntelligenceStore(metadata.shared());
+      const llm = new ScriptedLlm([JSON.stringify(validPlan)]);
+      const records: PlanRecord[] = [];
+      records.push(
+        (await createPlanService({ store: sql, llm: null }).createPlan({ prompt: 'LoRA of my dog' })).record,
+      );
+      records.push((await createPlanService({ store: sql, llm }).createPlan({ prompt: 'x', userId: 'u@x' })).record);
+      records.push(
+        (await createPlanService({ store: sql, llm: new ScriptedLlm(['no']) }).createPlan({ prompt: 'x' })).record,
+      );
+      records.push(
+        (await createPlanService({ store: sql, llm: new ScriptedLlm([new Error('down')]) }).createPlan({ prompt: 'x' }))
+          .record,
+      );
+      assert.deepEqual(
+        records.map((r) => r.status),
+        ['SUCCESS', 'SUCCESS', 'PARSING_ERROR', 'LLM_ERROR'],
+      );
+      for (const record of records) {
+        assert.deepEqual(await sql.getPlan(record.id), record);
+        assertNothingUnvalidated(record);
+      }
+      const plans = createPlanService({ store: sql, llm: new ScriptedLlm([JSON.stringify(validPlan)]) });
+      const [a, b] = await Promise.all([
+        plans.createPlan({ prompt: 'one', requestId: 'race' }),
+        plans.createPlan({ prompt: 'two', requestId: 'race' }),
+      ]);
+      assert.deepEqual(a.record, b.record);
+      assert.deepEqual([a.created, b.created].sort(), [false, true]);
+    } finally {
+      await metadata.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

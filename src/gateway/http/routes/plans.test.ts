@@ -12,7 +12,7 @@ import { createPlanService } from '../../../intelligence/plan/plan-service.js';
 import { createOpenAiLlm } from '../../../adapters/openai/openai-llm.js';
 import { startChatCompletionsServer } from '../../../../test/helpers/chat-completions-server.js';
 import type { ChatCompletionsServer } from '../../../../test/helpers/chat-completions-server.js';
-import { createPlanTestStore } from '../../../../test/helpers/plan-test-store.js';
+import { MemoryIntelligenceStore } from '../../../adapters/memory/memory-intelligence-store.js';
 import { validPlan } from '../../../../test/helpers/scripted-llm.js';
 import { errorAnswer } from '../invoke-route.js';
 import { toPlatformError } from '../route-defaults.js';
@@ -54,9 +54,12 @@ describe('the plan routes', () => {
   let server: ChatCompletionsServer;
   before(async () => {
     server = await startChatCompletionsServer();
-    rules = await appFor(createPlanService({ store: createPlanTestStore(), llm: null }));
+    rules = await appFor(createPlanService({ store: new MemoryIntelligenceStore(), llm: null }));
     model = await appFor(
-      createPlanService({ store: createPlanTestStore(), llm: createOpenAiLlm({ url: server.url, model: 'm' }) }),
+      createPlanService({
+        store: new MemoryIntelligenceStore(),
+        llm: createOpenAiLlm({ url: server.url, model: 'm' }),
+      }),
     );
   });
   after(async () => {
@@ -156,7 +159,7 @@ describe('the plan routes', () => {
   });
 
   it('GET /v1/plans lists newest first, by user, in pages', async () => {
-    const app = await appFor(createPlanService({ store: createPlanTestStore(), llm: null }));
+    const app = await appFor(createPlanService({ store: new MemoryIntelligenceStore(), llm: null }));
     try {
       const ids: string[] = [];
       for (const prompt of ['one', 'two', 'three']) {

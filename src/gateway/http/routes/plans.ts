@@ -6,7 +6,7 @@ import { Type } from 'typebox';
 import type { Static } from 'typebox';
 import { PlatformError } from '../../../core/errors.js';
 import { maxPromptChars, planJsonSchema, planStatusNames } from '../../../core/plan.js';
-import type { FineTunePlan } from '../../../core/plan.js';
+import type { FineTunePlan, PlanStatus } from '../../../core/plan.js';
 import type { PlanRecord } from '../../../core/ports/intelligence-store.js';
 import type { PlanService } from '../../../intelligence/services.js';
 import { QueryCount, errorResponse, queryCount } from '../schemas.js';
@@ -42,10 +42,11 @@ const PlanView = Type.Object({
   id: Type.String({ description: '`plan-` and 26 lowercase base32 characters' }),
   requestId: Type.String(),
   userId: Type.String(),
-  status: Type.Union(
-    planStatusNames.map((s) => Type.Literal(s)),
-    { description: 'SUCCESS, LLM_ERROR (the model call failed) or PARSING_ERROR (no valid plan after the repairs)' },
-  ),
+  status: Type.Unsafe<PlanStatus>({
+    type: 'string',
+    enum: [...planStatusNames],
+    description: 'SUCCESS, LLM_ERROR (the model call failed) or PARSING_ERROR (no valid plan after the repairs)',
+  }),
   plan: Type.Union([Plan, Type.Null()], { description: 'Set only with SUCCESS' }),
   planner: Type.String({ description: '`rule-based`, `openai-compatible:MODEL` or `llama-cpp:FILE`' }),
   attempts: Type.Integer({ description: 'Model calls made (1 + repairs); 0 for the rule-based planner' }),
