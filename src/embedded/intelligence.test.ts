@@ -68,6 +68,7 @@ function factories(events: string[], failAt?: string): IntelligenceFactories {
       events.push('open curator');
       return {
         embedder: 'test',
+        bucket: 'savassan',
         addDatasetImage: unused,
         listDatasetImages: (datasetId) => store.listDatasetImages(datasetId),
         start: unused,

@@ -92,6 +92,7 @@ function curationService(store: SqlIntelligenceStore): CurationService {
   const unsupported = () => Promise.reject(new PlatformError('INTERNAL', 'not part of this test'));
   return {
     embedder: 'pixels-v1',
+    bucket: 'savassan',
     addDatasetImage: unsupported,
     listDatasetImages: (datasetId) => store.listDatasetImages(datasetId),
     async start(request) {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
+import { PlatformError } from '../../src/core/errors.js';
 import { createPgliteVectorStore, pgliteVectorStoreOn } from '../../src/adapters/pglite/pglite-vector-store.js';
 import { vectorStoreContract } from './vector-store.contract.js';
 import { dropVectorTables } from './vector-store-fixtures.js';
@@ -43,5 +44,28 @@ it('the PGlite store opens its database in <dataDir>/vectors on first use and ke
     }
   } finally {
     await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+it('the pgvector store refuses non-finite and all-zero vectors (pgvector has no cosine distance for them)', async () => {
+  const store = pgliteVectorStoreOn(await database(), { dimensions: 2 });
+  try {
+    for (const vector of [
+      [Number.NaN, 1],
+      [Infinity, 0],
+      [0, 0],
+    ]) {
+      await assert.rejects(
+        store.upsert('non-finite', [{ id: 'x', uri: 's3://savassan/x.png', vector: Float32Array.from(vector) }]),
+        (err: unknown) => err instanceof PlatformError && err.code === 'BAD_REQUEST',
+      );
+      await assert.rejects(
+        store.search('non-finite', Float32Array.from(vector), 1),
+        (err: unknown) => err instanceof PlatformError && err.code === 'BAD_REQUEST',
+      );
+    }
+    assert.equal(await store.count('non-finite'), 0);
+  } finally {
+    await store.close();
   }
 });

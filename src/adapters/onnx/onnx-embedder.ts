@@ -4,7 +4,7 @@ import { basename } from 'node:path';
 import { PlatformError } from '../../core/errors.js';
 import type { EmbedResult, Embedder } from '../../core/ports/embedder.js';
 import { exposeTensor } from './onnx-model-patch.js';
-import { decodeRgb } from './rgb-pixels.js';
+import { decodeRgb, loadSharp } from '../images/image-decode.js';
 
 /** Options of `createOnnxEmbedder`. */
 export interface OnnxEmbedderOptions {
@@ -98,7 +98,7 @@ type OrtTensorConstructor = new (type: 'float32', data: Float32Array, dims: read
 
 /**
  * Load an ONNX image model with ONNX Runtime (CPU) and return an `Embedder` over it. Images are decoded and resized
- * with sharp (bounded: at most 50 megapixels), normalised per channel, run in batches; each output row is
+ * with sharp to cover the input square (bounded: at most 50 megapixels), normalised per channel, run in batches; each output row is
  * L2-normalised. An image that cannot be decoded gets an `error` of its own; the others are embedded.
  *
  * @example
@@ -198,6 +198,7 @@ export class OnnxEmbedder implements Embedder {
 
   async embed(images: readonly Uint8Array[]): Promise<EmbedResult[]> {
     if (this.closed) throw new PlatformError('UNAVAILABLE', 'the ONNX embedder is closed');
+    await loadSharp(); // a missing sharp fails the call (the backend), not each image
     const results: EmbedResult[] = [];
     for (let start = 0; start < images.length; start += this.batch) {
       results.push(...(await this.embedBatch(images.slice(start, start + this.batch))));
@@ -216,9 +217,13 @@ export class OnnxEmbedder implements Embedder {
     const plane = inputSize * inputSize;
     const decoded = await Promise.all(
       images.map((image) =>
-        decodeRgb(image, inputSize).then(
-          (pixels) => ({ pixels }),
-          (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }),
+        decodeRgb(image, { width: inputSize, height: inputSize, fit: 'cover' }).then(
+          (rgb) => ({ pixels: rgb.data }),
+          (err: unknown) => {
+            // A file that is not a decodable image is its own error; anything else fails the call.
+            if (err instanceof PlatformError && err.code === 'BAD_REQUEST') return { error: err.rawMessage };
+            throw err;
+          },
         ),
       ),
     );

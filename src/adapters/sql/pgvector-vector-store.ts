@@ -178,10 +178,9 @@ export class PgvectorVectorStore implements VectorStore {
 
   async search(collection: string, query: Float32Array, k: number): Promise<VectorMatch[]> {
     this.check(query, 'query vector');
-    if (!Number.isInteger(k) || k < 0) {
-      throw new PlatformError('BAD_REQUEST', `k must be a non-negative integer, not ${String(k)}`);
+    if (!Number.isInteger(k) || k < 1) {
+      throw new PlatformError('BAD_REQUEST', `k must be a positive integer, not ${String(k)}`);
     }
-    if (k === 0) return [];
     const session = await this.session();
     const { table } = this.options;
     const literal = vectorLiteral(query);
@@ -265,9 +264,13 @@ export class PgvectorVectorStore implements VectorStore {
       const length = vector instanceof Float32Array ? `${vector.length} entries` : 'not a Float32Array';
       throw new PlatformError('BAD_REQUEST', `${what} must have ${this.dimensions} dimensions, it has ${length}`);
     }
+    let zero = true;
     for (const value of vector) {
       if (!Number.isFinite(value)) throw new PlatformError('BAD_REQUEST', `${what} has a non-finite entry`);
+      if (value !== 0) zero = false;
     }
+    // pgvector's cosine distance to a zero vector is NaN, which would sort anywhere.
+    if (zero) throw new PlatformError('BAD_REQUEST', `${what} is all zeros: it has no direction to compare`);
   }
 }
 

@@ -53,6 +53,7 @@ import { websocketSupport } from './websocket.js';
 import { workflowRoutes } from './routes/workflows.js';
 import { executionRoutes } from './routes/executions.js';
 import { planRoutes } from './routes/plans.js';
+import { curationRoutes } from './routes/curations.js';
 import type { IntelligenceServices } from '../../intelligence/services.js';
 import { intelligenceRunRoutes } from './routes/intelligence-runs.js';
 import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
@@ -764,6 +765,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   if (options.intelligence !== undefined) {
     // One route plugin per group: plans, datasets and curations, runs.
     await app.register(planRoutes({ plans: options.intelligence.plans }));
+    await app.register(curationRoutes({ curations: options.intelligence.curations }));
     await app.register(intelligenceRunRoutes(options.intelligence.runs));
     const backend = options.workflows?.backend;
     await app.register(
