@@ -51,6 +51,7 @@ import { liveLogRoutes } from './routes/live-logs.js';
 import { workflowRoutes } from './routes/workflows.js';
 import { executionRoutes } from './routes/executions.js';
 import { planRoutes } from './routes/plans.js';
+import { curationRoutes } from './routes/curations.js';
 import type { IntelligenceServices } from '../../intelligence/services.js';
 import { intelligenceRunRoutes } from './routes/intelligence-runs.js';
 import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
@@ -761,6 +762,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   if (options.intelligence !== undefined) {
     // One route plugin per group: plans, datasets and curations, runs.
     await app.register(planRoutes({ plans: options.intelligence.plans }));
+    await app.register(curationRoutes({ curations: options.intelligence.curations }));
     await app.register(intelligenceRunRoutes(options.intelligence.runs));
   }
   await app.register(
