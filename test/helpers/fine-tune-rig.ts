@@ -77,6 +77,7 @@ export class TestVectors implements VectorStore {
  */
 export class TestCurations implements CurationService {
   readonly embedder = 'test-v1';
+  readonly bucket = 'savassan';
   readonly #jobs = new Map<string, CurationRecord>();
   /** Jobs started, in order. */
   readonly started: string[] = [];
