@@ -37,7 +37,14 @@ export interface IntelligenceFactories {
     vectors: VectorStore;
     logger: Logger;
   }): CuratorRuntime;
-  runs(parts: { store: IntelligenceStore; plans: PlanService; curations: CurationService }): RunService;
+  /** The fine-tune runs (`createFineTunePipeline`, which also gives the engine's runner the pipeline's tasks). */
+  runs(parts: {
+    store: IntelligenceStore;
+    plans: PlanService;
+    curations: CurationService;
+    vectors: VectorStore;
+    blobStore: BlobStore;
+  }): RunService;
 }
 
 export interface CreateIntelligenceOptions {
@@ -87,7 +94,7 @@ export async function createIntelligence(input: CreateIntelligenceOptions): Prom
     plans = factories.plans({ store, llm, logger });
     curator = factories.curations({ store, blobStore, embedder, vectors, logger });
     opened.push({ close: () => curator.stop() });
-    runs = factories.runs({ store, plans, curations: curator });
+    runs = factories.runs({ store, plans, curations: curator, vectors, blobStore });
   } catch (err) {
     await closeOpened();
     throw err;

@@ -28,6 +28,7 @@ import { createReadinessCheck } from './readiness.js';
 import { Secrets } from './secrets.js';
 import { Traffic } from './traffic.js';
 import type { ClusterView } from './cluster-view.js';
+import type { IntelligenceServices } from '../intelligence/services.js';
 
 export interface GatewayOptions {
   pool: Pool;
@@ -74,6 +75,8 @@ export interface GatewayOptions {
   tracer?: Tracer | undefined;
   /** Workflow deploys and executions, served by the API (absent: no workflow routes). */
   workflows?: GatewayWorkflows | undefined;
+  /** Plans, curations and fine-tune runs, served by the API (absent: no intelligence routes). */
+  intelligence?: IntelligenceServices | undefined;
 }
 
 export interface Gateway {
@@ -185,6 +188,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     cluster: options.cluster,
     liveLogs,
     workflows: options.workflows,
+    intelligence: options.intelligence,
   });
   // Answers go out before their instances are back in the pool: let those returns land before the pool closes.
   server.addHook('onClose', () => invoker.settle());
