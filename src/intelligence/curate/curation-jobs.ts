@@ -439,7 +439,7 @@ export class CurationJobs implements CurationService {
       });
       return;
     }
-    const sample = sampleForFeedback(items, this.#options.sampling);
+    const sample = await sampleForFeedback(items, this.#options.sampling);
     const uris = new Map(files.map((file) => [file.imageId, this.#uri(file.key)]));
     await this.#write(record, {
       status: 'AWAITING_FEEDBACK',
@@ -506,7 +506,7 @@ export class CurationJobs implements CurationService {
     feedback: Record<string, boolean>,
     datasetId: string,
   ): Promise<CurationManifest> {
-    const sample = sampleForFeedback(items, this.#options.sampling);
+    const sample = await sampleForFeedback(items, this.#options.sampling);
     const verdicts = new Map(Object.entries(feedback));
     const labels = refine(sample.kept, verdicts, this.#options.refine);
     const byId = new Map(items.map((item) => [item.id, item]));
