@@ -9,6 +9,7 @@ import { addDlqCommands } from './dlq-commands.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDeployCommand } from './deploy-command.js';
 import { info, printJson } from './output.js';
+import { addPlanCommands } from './plan-commands.js';
 import { addQueueCommands } from './queue-commands.js';
 import { addRolloutCommands } from './rollout-commands.js';
 import { addScheduleCommands } from './schedule-commands.js';
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   addQueueCommands(program);
   addUrlCommands(program);
   addWorkflowCommands(program);
+  addPlanCommands(program);
   return program;
 }
 

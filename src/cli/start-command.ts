@@ -10,10 +10,11 @@ import { apiKeysFrom, readSecretFile, refuseSecretArgs, withApiKeyOptions } from
 import { loggerOf } from './server-log.js';
 import { untilSignal } from './signals.js';
 import { withWorkflowBackend, workflowBackendFrom, type WorkflowBackendFlags } from './workflow-backend-options.js';
+import { intelligenceFrom, withIntelligence, type IntelligenceFlags } from './intelligence-options.js';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-interface StartOptions extends WorkflowBackendFlags {
+interface StartOptions extends WorkflowBackendFlags, IntelligenceFlags {
   dataDir: string;
   host: string;
   port: number;
@@ -99,7 +100,7 @@ export function addStartCommand(program: Command): void {
       'event loops serving the HTTP port (worker threads beside the main one); default: 1 below 8 cores, else a quarter of the cores (at most 16)',
       integer,
     );
-  withWorkflowBackend(withBackends(command))
+  withIntelligence(withWorkflowBackend(withBackends(command)))
     .addOption(
       new Option(
         '--secret-key-file <file>',
@@ -152,6 +153,7 @@ async function start(opts: StartOptions): Promise<void> {
     eventLoops: opts.eventLoops,
     grpcPort: opts.grpcPort,
     workflowBackend: workflowBackendFrom(opts),
+    intelligence: intelligenceFrom(opts),
     redisUrl: opts.redis,
     dbUrl: opts.db,
     s3Url: opts.s3,

@@ -5,6 +5,7 @@ import type { FunctionConfig } from '../core/function-config.js';
 import type { FunctionConfigPatch, VersionChange } from '../core/function-config-patch.js';
 import type { ExecutionPage, ExecutionView, NodeExecutionView } from '../core/ports/execution-backend.js';
 import type { ExecutionKey } from '../core/ports/workflow-store.js';
+import type { FineTunePlan, PlanProblem, PlanStatus } from '../core/plan.js';
 import type { WorkflowSpec } from '../core/workflow-spec.js';
 
 export type { ExecutionKey, ExecutionPage, ExecutionView, NodeExecutionView, WorkflowSpec };
@@ -524,6 +525,33 @@ export class SavassanClient {
     return this.json('POST', '/api/v1/executions/recover', { id, ...(name === undefined ? {} : { name }) });
   }
 
+  /**
+   * Turn a prompt into a fine-tuning plan (`POST /v1/plans`). `created` is false when `requestId` was known: the
+   * stored record is answered and nothing ran. The plan is set only when `status` is SUCCESS.
+   *
+   * @example
+   * const { plan } = await client.createPlan({ prompt: 'LoRA of my dog Fluffy in watercolor style', requestId: 'r-1' });
+   * if (plan.status === 'SUCCESS') console.log(plan.plan?.hyperparameters);
+   */
+  async createPlan(request: PlanRequestBody): Promise<{ created: boolean; plan: PlanAnswer }> {
+    const answer = await this.send('POST', '/v1/plans', JSON.stringify(request));
+    return { created: answer.status === 201, plan: JSON.parse(answer.text) as PlanAnswer };
+  }
+
+  /** A plan request and how it ended (`GET /v1/plans/{id}`); NOT_FOUND when there is none. */
+  getPlan(id: string): Promise<PlanAnswer> {
+    return this.json('GET', `/v1/plans/${encodeURIComponent(id)}`);
+  }
+
+  /** Plan requests, newest first; pass a page's `next` as `before` for the next page. */
+  listPlans(options: { userId?: string; limit?: number; before?: string } = {}): Promise<PlanPageAnswer> {
+    const query = new URLSearchParams();
+    if (options.userId !== undefined) query.set('userId', options.userId);
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    if (options.before !== undefined) query.set('before', options.before);
+    return this.json('GET', `/v1/plans${query.size === 0 ? '' : `?${query.toString()}`}`);
+  }
+
   getInvocation(id: string): Promise<InvocationAnswer> {
     return this.json('GET', `/v1/invocations/${encodeURIComponent(id)}`);
   }
@@ -936,4 +964,37 @@ export interface WorkflowAnswer {
   spec: WorkflowSpec;
   /** Newest first. */
   versions: { version: number; createdAt: string }[];
+}
+
+export interface PlanRequestBody {
+  prompt: string;
+  /** Default `anonymous`. */
+  userId?: string;
+  /** Idempotency key: a known one answers the stored record. */
+  requestId?: string;
+}
+
+/** A plan request as `/v1/plans` answers it. */
+export interface PlanAnswer {
+  id: string;
+  requestId: string;
+  userId: string;
+  status: PlanStatus;
+  /** Set only with SUCCESS, and then valid. */
+  plan: FineTunePlan | null;
+  planner: string;
+  attempts: number;
+  processingMs: number;
+  receivedAt: string;
+  problems: PlanProblem[];
+  warnings: string[];
+  prompt: string;
+  llmPrompt: string | null;
+  llmRawResponse: string | null;
+}
+
+export interface PlanPageAnswer {
+  plans: PlanAnswer[];
+  /** The `before` of the next page; null: no more. */
+  next: string | null;
 }

@@ -206,9 +206,15 @@ export function checkExpectedRevision(revision: number | null): number | null {
   return revision;
 }
 
+/**
+ * Key characters no engine stores alike: NUL (PostgreSQL refuses it), lone surrogates, and a trailing space (MySQL's
+ * binary collation pads, so `a` and `a ` would be one key there and two elsewhere).
+ */
+const badKey = /[\0\uD800-\uDFFF]| $/u;
+
 /** Whether `value` could be a stored key of at most `max` characters (reads of other keys find nothing). */
 export function couldBeKey(value: unknown, max: number): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= max && !/[\0\uD800-\uDFFF]/u.test(value);
+  return typeof value === 'string' && value.length > 0 && value.length <= max && !badKey.test(value);
 }
 
 /** Order of two keys as every engine sorts the binary-collated columns: by Unicode code point. */
@@ -249,7 +255,7 @@ function checkNonEmpty(value: unknown, max: number, field: string): string {
 /** A key column's value: non-empty, bounded, and free of what no engine stores alike. */
 function checkKey(value: unknown, max: number, field: string): string {
   const text = checkNonEmpty(value, max, field);
-  if (/[\0\uD800-\uDFFF]/u.test(text)) throw bad(`${field} holds a NUL or an unpaired surrogate`);
+  if (badKey.test(text)) throw bad(`${field} holds a NUL or an unpaired surrogate, or ends in a space`);
   return text;
 }
 

@@ -46,6 +46,11 @@ import {
   type CompiledWorkflowBackend,
   type WorkflowBackendOptions,
 } from './workflow-backend.js';
+import {
+  compileIntelligenceOptions,
+  type CompiledIntelligenceOptions,
+  type IntelligenceOptions,
+} from './intelligence-options.js';
 import type { BackendSummary, BackendUrls } from './backends.js';
 
 export { runtimeWarnings, type SandboxKind };
@@ -114,6 +119,8 @@ export interface EmbeddedOptions extends BackendUrls {
    * (default), or a FlyteAdmin. See `compileWorkflowBackendOptions`.
    */
   workflowBackend?: WorkflowBackendOptions | undefined;
+  /** The planner, the curator's embedder and the vector store (`--llm`, `--embedder`, ...). */
+  intelligence?: IntelligenceOptions | undefined;
   logger?: Logger;
 }
 
@@ -141,6 +148,7 @@ export interface CompiledEmbeddedOptions {
   urlDomain: string | undefined;
   grpcPort: number | undefined;
   workflowBackend: CompiledWorkflowBackend;
+  intelligence: CompiledIntelligenceOptions;
   logger: Logger;
   /** Real backends; undefined keeps the embedded default (memory pool and queue, SQLite, filesystem blobs). */
   redisUrl: string | undefined;
@@ -193,6 +201,7 @@ export function compileEmbeddedOptions(options: EmbeddedOptions): CompiledEmbedd
     urlDomain: compileUrlDomain(options.urlDomain),
     grpcPort: compileGrpcPort(options.grpcPort),
     workflowBackend: compileWorkflowBackendOptions(options.workflowBackend),
+    intelligence: compileIntelligenceOptions(options.intelligence),
     logger: options.logger ?? silentLogger,
     // An empty value (an environment variable set to '') means the default, as if it were not given.
     redisUrl: options.redisUrl || undefined,

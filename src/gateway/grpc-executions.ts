@@ -1,6 +1,7 @@
 // The gateway's gRPC `savassan.v1.ExecutionService` (proto/savassan/v1/execution.proto): launch, follow and
 // terminate workflow executions, on the same execution backend and workflow deployer as the HTTP API, with the
-// same API keys.
+// same API keys. Where the platform has intelligence services, the same server serves them too
+// (proto/savassan/v1/intelligence.proto, `grpc-intelligence.ts`).
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Metadata, StatusObject, handleUnaryCall } from '@grpc/grpc-js';
 import { PlatformError } from '../core/errors.js';
@@ -17,7 +18,9 @@ import {
 } from '../gen/savassan/v1/execution.js';
 import { grpcStatusFromError } from '../grpc/grpc-errors.js';
 import { serveGrpc, type GrpcServerHandle } from '../grpc/grpc-transport.js';
+import type { IntelligenceServices } from '../intelligence/services.js';
 import { apiKeyCheck } from './http/api-keys.js';
+import { addIntelligenceServices } from './grpc-intelligence.js';
 import type { WorkflowDeployerPort } from './http/routes/workflows.js';
 
 /** The bound ExecutionService: its address, and `close()`. */
@@ -28,6 +31,8 @@ export interface ExecutionServiceOptions {
   address: string;
   backend: ExecutionBackend;
   deployer: WorkflowDeployerPort;
+  /** Plans and curations: `IntelligenceService`, `KhaydarinService` and `DataCuratorService` on the same server. */
+  intelligence?: IntelligenceServices | undefined;
   /** Keys a call must present as metadata `authorization: Bearer <key>` (or `x-api-key`); empty: none needed. */
   apiKeys: readonly string[];
   logger?: Logger | undefined;
@@ -208,7 +213,13 @@ export async function serveExecutionService(options: ExecutionServiceOptions): P
       return {};
     }),
   };
-  return serveGrpc(options.address, (server) => server.addService(ExecutionServiceService, service), {
-    graceMs: options.graceMs,
-  });
+  const { intelligence } = options;
+  return serveGrpc(
+    options.address,
+    (server) => {
+      server.addService(ExecutionServiceService, service);
+      if (intelligence !== undefined) addIntelligenceServices(server, intelligence, unary);
+    },
+    { graceMs: options.graceMs },
+  );
 }

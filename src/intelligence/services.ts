@@ -39,6 +39,8 @@ export interface Verdict {
 export interface CurationService {
   /** The embedder's id. */
   readonly embedder: string;
+  /** The bucket its `s3://` URIs name (the blob store's: the S3 store's bucket, `savassan` otherwise). */
+  readonly bucket: string;
   /** Store an uploaded image (`length` bytes of `body`); `replaced`: an image of that name existed. */
   addDatasetImage(
     datasetId: string,

@@ -198,6 +198,11 @@ export function intelligenceStoreContract(name: string, open: () => Promise<Inte
         await assert.rejects(intelligence.putPlan(plan('plan-x', { status: 'DONE' as never })), code('BAD_REQUEST'));
         await assert.rejects(intelligence.putPlan(plan('plan-x', { userId: 'u'.repeat(256) })), code('BAD_REQUEST'));
         await assert.rejects(intelligence.putPlan(plan('plan-x', { requestId: '' })), code('BAD_REQUEST'));
+        // Keys every engine keeps alike: MySQL would take `req ` for `req`.
+        await intelligence.putPlan(plan('plan-y', { requestId: 'req' }));
+        await assert.rejects(intelligence.putPlan(plan('plan-x', { requestId: 'req ' })), code('BAD_REQUEST'));
+        await assert.rejects(intelligence.putPlan(plan('plan-x', { requestId: 'r\u0000' })), code('BAD_REQUEST'));
+        assert.equal(await intelligence.getPlanByRequest('req '), null);
         await assert.rejects(intelligence.putPlan(plan('plan-x', { processingMs: -1 })), code('BAD_REQUEST'));
         await assert.rejects(
           intelligence.putPlan(plan('plan-x', { receivedAt: new Date(Number.NaN) })),

@@ -50,6 +50,8 @@ import { secretRoutes } from './routes/secrets.js';
 import { liveLogRoutes } from './routes/live-logs.js';
 import { workflowRoutes } from './routes/workflows.js';
 import { executionRoutes } from './routes/executions.js';
+import { planRoutes } from './routes/plans.js';
+import { curationRoutes } from './routes/curations.js';
 import type { IntelligenceServices } from '../../intelligence/services.js';
 import type { ExecutionBackend } from '../../core/ports/execution-backend.js';
 import type { LiveLogHub } from '../live-logs.js';
@@ -758,6 +760,8 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   }
   if (options.intelligence !== undefined) {
     // One route plugin per group: plans, datasets and curations, runs.
+    await app.register(planRoutes({ plans: options.intelligence.plans }));
+    await app.register(curationRoutes({ curations: options.intelligence.curations }));
   }
   await app.register(
     statsRoutes({ metadata, cluster: options.cluster ?? createClusterView('embedded', { metadata }) }),

@@ -68,6 +68,7 @@ interface JobFile {
  */
 export class CurationJobs implements CurationService {
   readonly embedder: string;
+  readonly bucket: string;
   readonly #options: Required<Omit<CurationJobsOptions, 'sampling' | 'refine' | 'logger'>> & {
     sampling: SamplingOptions;
     refine: RefineOptions;
@@ -92,6 +93,7 @@ export class CurationJobs implements CurationService {
       );
     }
     this.embedder = options.embedder.id;
+    this.bucket = options.bucket;
     this.#logger = (options.logger ?? silentLogger).child({ component: 'curator' });
     this.#options = {
       store: options.store,
