@@ -227,8 +227,8 @@ export interface FineTunePipelineOptions {
   /** The curator's vector store (the training set's embeddings). */
   vectors: VectorStore;
   blobStore: BlobStore;
-  /** The blob store's bucket as `s3://` URIs name it. */
-  bucket: string;
+  /** The blob store's bucket as `s3://` URIs name it (default: the curator's). */
+  bucket?: string | undefined;
   /** Where runs' executions are launched and read. */
   backend: ExecutionBackend;
   /** The built-in engine's store: the plan and curate nodes' outputs are read from it. */
@@ -245,17 +245,18 @@ export interface FineTunePipelineOptions {
  * run service (`IntelligenceServices.runs`).
  *
  * @example
- * const runs = createFineTunePipeline({ store, plans, curations, vectors, blobStore, bucket, backend,
+ * const runs = createFineTunePipeline({ store, plans, curations, vectors, blobStore, backend,
  *   workflowStore, functionExists, tasks: platform.builtinTasks });
  */
 export function createFineTunePipeline(options: FineTunePipelineOptions): RunService {
+  const bucket = options.bucket ?? options.curations.bucket;
   options.tasks.provide(
     fineTuneTasks({
       plans: options.plans,
       curations: options.curations,
       vectors: options.vectors,
       blobStore: options.blobStore,
-      bucket: options.bucket,
+      bucket,
       maxTrainingSetBytes: options.maxTrainingSetBytes,
     }),
   );
@@ -266,6 +267,6 @@ export function createFineTunePipeline(options: FineTunePipelineOptions): RunSer
     curations: options.curations,
     nodeOutput: storeNodeOutputs(options.workflowStore, options.blobStore),
     functionExists: options.functionExists,
-    bucket: options.bucket,
+    bucket,
   });
 }

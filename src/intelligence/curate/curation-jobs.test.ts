@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 
+import { existsSync } from 'node:fs';
 import { FsBlobStore } from '../../adapters/fs/fs-blob-store.js';
+import { createOnnxEmbedder } from '../../adapters/onnx/onnx-embedder.js';
+import { createPgliteVectorStore } from '../../adapters/pglite/pglite-vector-store.js';
 import { PixelEmbedder } from '../../adapters/images/pixel-embedder.js';
 import { MemoryIntelligenceStore } from '../../adapters/memory/memory-intelligence-store.js';
 import { MemoryVectorStore } from '../../adapters/memory/memory-vector-store.js';
@@ -65,6 +68,38 @@ async function follow(
     if (statuses.at(-1) !== record.status) statuses.push(record.status);
   }
   return { statuses, record };
+}
+
+const modelPath = join(import.meta.dirname, '../../../../shared/models/mobilenetv2-12-int8.onnx');
+
+/** Run a dataset job to AWAITING_FEEDBACK, accept the first image offered, complete it: the manifest. */
+async function curateOnce(
+  name: string,
+  overrides: { embedder: Embedder; vectors: VectorStore },
+): Promise<{ record: CurationRecord; manifest: CurationManifest }> {
+  const { jobs, blobs } = rig(name, new MemoryIntelligenceStore(), overrides);
+  await upload(jobs, 'shapes', images);
+  const { record } = await follow(
+    jobs,
+    await jobs.start({ projectId: 'p', source: { datasetId: 'shapes' } }),
+    'AWAITING_FEEDBACK',
+  );
+  assert.equal(record.status, 'AWAITING_FEEDBACK', record.failure ?? '');
+  assert.equal(record.progress.failed, 3);
+  assert.equal(record.progress.embedded, images.length - 3);
+  const done = await jobs.submitFeedback(
+    record.id,
+    [{ imageId: record.imagesForFeedback[0]!.imageId, accepted: true }],
+    true,
+  );
+  assert.equal(done.status, 'COMPLETED');
+  const manifest = JSON.parse(
+    (await blobs.get(`curated/${done.curatedDatasetId}/manifest.json`))!.toString(),
+  ) as CurationManifest;
+  await jobs.close();
+  await overrides.vectors.close();
+  await overrides.embedder.close();
+  return { record, manifest };
 }
 
 const isCode = (code: string) => (err: unknown) => err instanceof PlatformError && err.code === code;
@@ -238,7 +273,7 @@ describe('curation jobs', () => {
     await jobs.close();
   });
 
-  it('resumes active jobs from the SQLite store after a restart, reusing the vectors already stored', async () => {
+  it('resumes active jobs from the SQLite store after a restart, with the vectors stored or embedding them again', async () => {
     const metadata = await openSqliteMetadataStore(join(dir, 'metadata.db'));
     const store = new SqlIntelligenceStore(metadata.shared());
     const first = rig('resume', store);
@@ -263,13 +298,52 @@ describe('curation jobs', () => {
     const { record } = await follow(second, stopped, 'AWAITING_FEEDBACK');
     assert.equal(record.status, 'AWAITING_FEEDBACK');
     assert.equal(record.progress.embedded + record.progress.failed, images.length);
-    const done = await second.submitFeedback(
+    await second.close();
+
+    // Restarted again with an empty vector store (a memory one): the images are embedded again for the feedback.
+    const third = new CurationJobs({
+      store,
+      blobs: first.blobs,
+      bucket: 'savassan',
+      embedder: first.embedder,
+      vectors: new MemoryVectorStore(first.embedder.dimensions),
+      pollMs: 50,
+    });
+    await third.resume();
+    assert.ok((await third.openImage(record.id, record.imagesForFeedback[0]!.imageId)) !== null);
+    const done = await third.submitFeedback(
       record.id,
       [{ imageId: record.imagesForFeedback[0]!.imageId, accepted: true }],
       true,
     );
     assert.equal(done.status, 'COMPLETED');
-    await second.close();
+    await third.close();
     await metadata.close();
   });
+
+  it('runs on the PGlite vector store (the default one)', async () => {
+    const embedder = new PixelEmbedder();
+    const { record, manifest } = await curateOnce('pglite', {
+      embedder,
+      vectors: createPgliteVectorStore({ dimensions: embedder.dimensions }),
+    });
+    assert.equal(record.progress.duplicates, images.filter((i) => i.kind === 'duplicate').length);
+    assert.equal(manifest.dimensions, 256);
+    assert.equal(manifest.images.length + manifest.excluded.length, images.length - 3);
+  });
+
+  it(
+    'runs with the ONNX embedder (mobilenetv2 features)',
+    { skip: existsSync(modelPath) ? false : `no test model at ${modelPath}` },
+    async () => {
+      const embedder = await createOnnxEmbedder({ modelPath, outputTensor: '464', threads: 1, batch: 4 });
+      const { manifest } = await curateOnce('onnx', {
+        embedder,
+        vectors: new MemoryVectorStore(embedder.dimensions),
+      });
+      assert.equal(manifest.embedder, 'onnx:mobilenetv2-12-int8.onnx#464');
+      assert.equal(manifest.dimensions, 1280);
+      assert.equal(manifest.images.length + manifest.excluded.length, images.length - 3);
+    },
+  );
 });
