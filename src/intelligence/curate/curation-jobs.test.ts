@@ -213,6 +213,13 @@ describe('curation jobs', () => {
     assert.equal(record.progress.total, images.length);
     assert.ok(record.errors.some((e) => e.file === 'broken-garbled.png'));
     assert.ok(record.imagesForFeedback.every((i) => i.uri.startsWith('s3://savassan/incoming/set-1/')));
+    const first = record.imagesForFeedback[0]!;
+    const opened = await jobs.openImage(record.id, first.imageId);
+    assert.ok(opened !== null);
+    assert.deepEqual(
+      Buffer.concat(await opened.body.toArray()),
+      await blobs.get(first.uri.slice('s3://savassan/'.length)),
+    );
 
     await assert.rejects(
       jobs.start({ projectId: 'p', source: { rawDataUri: 's3://elsewhere/x/' } }),

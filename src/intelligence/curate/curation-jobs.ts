@@ -257,13 +257,12 @@ export class CurationJobs implements CurationService {
     id: string,
     imageId: string,
   ): Promise<{ body: Readable; contentType: string; length: number } | null> {
-    await this.#restoring.get(id);
     const record = await this.#options.store.getCuration(id);
     if (record === null) return null;
-    const stored = (await this.#options.vectors.list(id)).find((vector) => vector.id === imageId);
-    if (stored === undefined) return null;
-    const bytes = await this.#options.blobs.get(this.#keyOfUri(stored.uri));
-    if (bytes === null) return null;
+    const key = await this.#keyOf(record, imageId);
+    if (key === null) return null;
+    const bytes = await this.#read(key);
+    if (typeof bytes === 'string') return null; // gone, or too large to be one of the job's images
     return {
       body: Readable.from([bytes]),
       contentType: sniffImageType(bytes)?.contentType ?? 'application/octet-stream',
@@ -594,6 +593,15 @@ export class CurationJobs implements CurationService {
     const prefix = this.#prefixOf(source.rawDataUri);
     const keys = await this.#options.blobs.list(prefix);
     return keys.map((key) => ({ imageId: rawImageId(record.id, key), name: key.slice(prefix.length), key }));
+  }
+
+  /** Where a job's image is (without reading its vectors): the upload's key, or the raw key that hashes to it. */
+  async #keyOf(record: CurationRecord, imageId: string): Promise<string | null> {
+    const source = record.source;
+    if ('datasetId' in source) {
+      return (await this.#options.store.getDatasetImage(source.datasetId, imageId))?.key ?? null;
+    }
+    return (await this.#files(record)).find((file) => file.imageId === imageId)?.key ?? null;
   }
 
   #checkSource(source: CurationSource): CurationSource {
