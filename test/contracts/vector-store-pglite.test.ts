@@ -7,7 +7,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PlatformError } from '../../src/core/errors.js';
 import { createPgliteVectorStore, pgliteVectorStoreOn } from '../../src/adapters/pglite/pglite-vector-store.js';
-import { vectorStoreContract } from './vector-store.contract.js';
+import { randomUnit, seededRandom, vectorStoreContract } from './vector-store.contract.js';
 import { dropVectorTables } from './vector-store-fixtures.js';
 
 // One in-memory PGlite for the file (opening one is the slow part); each test's store starts from no tables.
@@ -65,6 +65,34 @@ it('the pgvector store refuses non-finite and all-zero vectors (pgvector has no 
       );
     }
     assert.equal(await store.count('non-finite'), 0);
+  } finally {
+    await store.close();
+  }
+});
+
+it('the pgvector store searches a large collection through the HNSW index and a small one exactly', async () => {
+  const db = await database();
+  await dropVectorTables((text) => db.query(text).then((result) => result.rows as Record<string, unknown>[]));
+  const store = pgliteVectorStoreOn(db, { dimensions: 16 });
+  try {
+    const random = seededRandom(3);
+    const vectors = (count: number) =>
+      Array.from({ length: count }, (_, i) => ({
+        id: `img-${i}`,
+        uri: `s3://savassan/${i}.png`,
+        vector: randomUnit(16, random),
+      }));
+    await store.upsert('large', vectors(2000));
+    await store.upsert('small', vectors(20));
+    const plan = async (collection: string): Promise<string> => {
+      const rows = await db.query<{ 'QUERY PLAN': string }>(
+        `explain select id from image_embeddings_16 where project_id = $1 order by embedding <=> $2::vector limit 10`,
+        [collection, `[${[...randomUnit(16, random)].join(',')}]`],
+      );
+      return rows.rows.map((row) => row['QUERY PLAN']).join('\n');
+    };
+    assert.match(await plan('large'), /Index Scan using image_embeddings_16_hnsw/);
+    assert.doesNotMatch(await plan('small'), /hnsw/);
   } finally {
     await store.close();
   }

@@ -63,15 +63,14 @@ export function createPostgresVectorStore(url: string, options: PostgresVectorSt
     poolEnded = true;
     await pool.end();
   };
-  return new PgvectorVectorStore(compiled, async () => {
-    try {
+  return new PgvectorVectorStore(
+    compiled,
+    async () => {
       await withClient(pool, address, (client) => ensureExtension(client, address, url));
-    } catch (err) {
-      await endPool();
-      throw err;
-    }
-    return poolSession(pool, address, endPool);
-  });
+      return poolSession(pool, address, endPool);
+    },
+    endPool,
+  );
 }
 
 async function ensureExtension(client: PoolClient, address: ServerAddress, url: string): Promise<void> {

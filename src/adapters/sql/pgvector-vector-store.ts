@@ -111,6 +111,9 @@ export function parseVectorLiteral(text: string): Float32Array {
   return Float32Array.from(JSON.parse(text) as number[]);
 }
 
+/** Statistics are gathered again after this many rows were written. */
+const analyzeAfterRows = 1000;
+
 interface VectorRow extends Record<string, unknown> {
   id: string;
   image_uri: string;
@@ -135,14 +138,26 @@ export class PgvectorVectorStore implements VectorStore {
   readonly dimensions: number;
   private readonly options: CompiledPgvectorOptions;
   private readonly connect: () => Promise<PgvectorSession>;
+  private readonly dispose: () => Promise<void>;
   private opening: Promise<PgvectorSession> | undefined;
   private closed = false;
+  /** Rows written since the table's statistics were last gathered. */
+  private changedSinceAnalyze = 0;
 
-  /** `connect` opens the session and runs `pgvectorSessionSettings` on every connection it will use. */
-  constructor(options: CompiledPgvectorOptions, connect: () => Promise<PgvectorSession>) {
+  /**
+   * `connect` opens the session and runs `pgvectorSessionSettings` on every connection it will use; it may be called
+   * again after it failed. `dispose`, called once at close whether a session was opened or not, frees what
+   * `connect` shares between tries (a pool).
+   */
+  constructor(
+    options: CompiledPgvectorOptions,
+    connect: () => Promise<PgvectorSession>,
+    dispose: () => Promise<void> = () => Promise.resolve(),
+  ) {
     this.options = options;
     this.dimensions = options.dimensions;
     this.connect = connect;
+    this.dispose = dispose;
   }
 
   /** Open the session and create the schema now rather than on first use. Idempotent. */
@@ -174,6 +189,8 @@ export class PgvectorVectorStore implements VectorStore {
         );
       }
     });
+    this.changedSinceAnalyze += unique.length;
+    if (this.changedSinceAnalyze >= analyzeAfterRows) await this.analyze(session);
   }
 
   async search(collection: string, query: Float32Array, k: number): Promise<VectorMatch[]> {
@@ -226,6 +243,7 @@ export class PgvectorVectorStore implements VectorStore {
   async deleteCollection(collection: string): Promise<void> {
     const session = await this.session();
     await session.query(`delete from ${this.options.table} where project_id = $1`, [collection]);
+    await this.analyze(session);
   }
 
   async close(): Promise<void> {
@@ -233,26 +251,42 @@ export class PgvectorVectorStore implements VectorStore {
     this.closed = true;
     const opening = this.opening;
     const session = await opening?.catch(() => undefined);
-    await session?.close();
+    try {
+      await session?.close();
+    } finally {
+      await this.dispose();
+    }
+  }
+
+  /**
+   * Gather the table's statistics. The planner takes the HNSW index for a collection it knows to be large and an
+   * exact scan of a small one; with no statistics (PGlite runs no autovacuum) it would scan a large collection
+   * exactly.
+   */
+  private async analyze(session: PgvectorSession): Promise<void> {
+    this.changedSinceAnalyze = 0;
+    await session.exec(`analyze ${this.options.table}`);
   }
 
   private session(): Promise<PgvectorSession> {
     if (this.closed) return Promise.reject(new PlatformError('UNAVAILABLE', 'the vector store is closed'));
     if (this.opening === undefined) {
-      const opening = this.connect().then(async (session) => {
+      let opening = this.connect().then(async (session) => {
         try {
           await session.transaction(async (tx) => {
             await tx.exec(pgvectorSchema(this.options.table, this.options.dimensions));
           });
-          return session;
+          return guarded(session);
         } catch (err) {
           await session.close().catch(() => undefined);
           throw err;
         }
       });
-      // A failed open is not kept: the next call tries again (a server that was down may be back).
-      opening.catch(() => {
+      opening = opening.catch((err: unknown) => {
+        // A failed open is not kept: the next call tries again (a server that was down may be back).
         if (this.opening === opening) this.opening = undefined;
+        if (err instanceof PlatformError) throw err;
+        throw new PlatformError('UNAVAILABLE', `cannot open the vector store: ${errorMessage(err)}`, { cause: err });
       });
       this.opening = opening;
     }
@@ -272,6 +306,25 @@ export class PgvectorVectorStore implements VectorStore {
     // pgvector's cosine distance to a zero vector is NaN, which would sort anywhere.
     if (zero) throw new PlatformError('BAD_REQUEST', `${what} is all zeros: it has no direction to compare`);
   }
+}
+
+/** The session with its driver's errors as PlatformErrors (INTERNAL: a statement the store wrote failed). */
+function guarded(session: PgvectorSession): PgvectorSession {
+  const rethrow = (err: unknown): never => {
+    if (err instanceof PlatformError) throw err;
+    throw new PlatformError('INTERNAL', `vector store statement failed: ${errorMessage(err)}`, { cause: err });
+  };
+  return {
+    query: <R extends Record<string, unknown>>(text: string, params?: readonly unknown[]) =>
+      session.query<R>(text, params).catch(rethrow),
+    exec: (text) => session.exec(text).catch(rethrow),
+    transaction: (work) => session.transaction((tx) => work(guarded(tx))).catch(rethrow),
+    close: () => session.close(),
+  };
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function compareIds(a: string, b: string): number {
