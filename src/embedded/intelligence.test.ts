@@ -1,9 +1,10 @@
 // The composition's lifecycle: parts opened in order, closed in reverse, and a part that fails to open closes the
 // ones before it. The parts are small implementations of their ports that record what happens to them.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
 import { MemoryIntelligenceStore } from '../adapters/memory/memory-intelligence-store.js';
@@ -13,7 +14,13 @@ import type { Embedder } from '../core/ports/embedder.js';
 import type { Llm } from '../core/ports/llm.js';
 import type { VectorStore } from '../core/ports/vector-store.js';
 import type { PlanService, RunService } from '../intelligence/services.js';
-import { createIntelligence, type CuratorRuntime, type IntelligenceFactories } from './intelligence.js';
+import { syntheticImages } from '../../test/helpers/synthetic-images.js';
+import {
+  createIntelligence,
+  platformIntelligenceFactories,
+  type CuratorRuntime,
+  type IntelligenceFactories,
+} from './intelligence.js';
 import { compileIntelligenceOptions } from './intelligence-options.js';
 
 const dirs: string[] = [];
@@ -64,11 +71,11 @@ function factories(events: string[], failAt?: string): IntelligenceFactories {
       getPlan: (id) => store.getPlan(id),
       listPlans: (query) => store.listPlans(query),
     }),
-    curations: ({ store }): CuratorRuntime => {
+    curations: ({ store, bucket }): CuratorRuntime => {
       events.push('open curator');
       return {
         embedder: 'test',
-        bucket: 'savassan',
+        bucket,
         addDatasetImage: unused,
         listDatasetImages: (datasetId) => store.listDatasetImages(datasetId),
         start: unused,
@@ -80,7 +87,7 @@ function factories(events: string[], failAt?: string): IntelligenceFactories {
           events.push('resume curator');
           return Promise.resolve();
         },
-        stop: () => {
+        close: () => {
           events.push('close curator');
           return Promise.resolve();
         },
@@ -106,6 +113,7 @@ describe('createIntelligence', () => {
       options: compileIntelligenceOptions({ llm: 'openai', llmUrl: 'http://127.0.0.1:1/v1', llmModel: 'm' }),
       store: new MemoryIntelligenceStore(),
       blobStore: await blobStore(),
+      bucket: 'savassan',
       logger: silentLogger,
       factories: factories(events),
     });
@@ -132,6 +140,7 @@ describe('createIntelligence', () => {
       options: compileIntelligenceOptions({}),
       store: new MemoryIntelligenceStore(),
       blobStore: await blobStore(),
+      bucket: 'savassan',
       logger: silentLogger,
       factories: factories(events),
     });
@@ -157,6 +166,7 @@ describe('createIntelligence', () => {
           options: compileIntelligenceOptions({}),
           store: new MemoryIntelligenceStore(),
           blobStore: await blobStore(),
+          bucket: 'savassan',
           logger: silentLogger,
           factories: factories(events, failAt),
         }),
@@ -167,6 +177,50 @@ describe('createIntelligence', () => {
         [...closed],
         failAt,
       );
+    }
+  });
+
+  it('the platform factories: the rule-based planner, the pixels embedder and PGlite under the data directory', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'sv-intelligence-data-'));
+    dirs.push(dataDir);
+    const store = new MemoryIntelligenceStore();
+    const intelligence = await createIntelligence({
+      options: compileIntelligenceOptions({}),
+      store,
+      blobStore: new FsBlobStore(join(dataDir, 'blobs')),
+      bucket: 'savassan',
+      logger: silentLogger,
+      factories: platformIntelligenceFactories({
+        dataDir,
+        runs: () => ({ start: unused, get: () => Promise.resolve(null), list: () => Promise.resolve([]) }),
+      }),
+    });
+    try {
+      await intelligence.start();
+      assert.equal(intelligence.plans.planner, 'rule-based');
+      const { record } = await intelligence.plans.createPlan({ prompt: 'A LoRA of my dog Fluffy in watercolour' });
+      assert.equal(record.status, 'SUCCESS');
+      assert.deepEqual(await store.getPlan(record.id), record);
+
+      assert.equal(intelligence.curations.embedder, 'pixels-v1');
+      for (const image of await syntheticImages({ clusters: 2, perCluster: 3, broken: false, outliers: 0 })) {
+        await intelligence.curations.addDatasetImage(
+          'shapes',
+          image.name,
+          Readable.from([image.bytes]),
+          image.bytes.length,
+        );
+      }
+      let job = await intelligence.curations.start({ projectId: 'p', source: { datasetId: 'shapes' } });
+      while (job.status !== 'AWAITING_FEEDBACK' && job.status !== 'FAILED') {
+        const next = await intelligence.curations.waitForChange(job.id, job.revision, AbortSignal.timeout(120_000));
+        assert.ok(next !== null, 'the job stopped changing');
+        job = next;
+      }
+      assert.equal(job.status, 'AWAITING_FEEDBACK', job.failure ?? '');
+      assert.ok((await readdir(join(dataDir, 'vectors'))).length > 0, 'the vectors are under the data directory');
+    } finally {
+      await intelligence.close();
     }
   });
 });

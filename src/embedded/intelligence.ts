@@ -5,12 +5,21 @@
  * `node-llama-cpp`, PGlite) is imported only when configured; the services are built over the metadata database's
  * `IntelligenceStore`.
  */
+import { createPixelEmbedder } from '../adapters/images/pixel-embedder.js';
+import { createLlamaCppLlm } from '../adapters/llama-cpp/llama-cpp-llm.js';
+import { createOnnxEmbedder } from '../adapters/onnx/onnx-embedder.js';
+import { createOpenAiLlm } from '../adapters/openai/openai-llm.js';
+import { createPgliteVectorStore } from '../adapters/pglite/pglite-vector-store.js';
+import { openPostgresVectorStore } from '../adapters/postgres/pgvector-vector-store.js';
 import type { Logger } from '../core/logger.js';
 import type { BlobStore } from '../core/ports/blob-store.js';
 import type { Embedder } from '../core/ports/embedder.js';
 import type { IntelligenceStore } from '../core/ports/intelligence-store.js';
 import type { Llm } from '../core/ports/llm.js';
 import type { VectorStore } from '../core/ports/vector-store.js';
+import { CurationJobs } from '../intelligence/curate/curation-jobs.js';
+import { createLlm } from '../intelligence/plan/create-llm.js';
+import { createPlanService } from '../intelligence/plan/plan-service.js';
 import type { CurationService, IntelligenceServices, PlanService, RunService } from '../intelligence/services.js';
 import type { CompiledIntelligenceOptions } from './intelligence-options.js';
 
@@ -19,7 +28,7 @@ export interface CuratorRuntime extends CurationService {
   /** Pick up the jobs a previous process left active (`IntelligenceStore.listActiveCurations`). */
   resume(): Promise<void>;
   /** Stop taking jobs and wait for the running batches (their state is in the store). */
-  stop(): Promise<void>;
+  close(): Promise<void>;
 }
 
 /** How each part is made (the adapters and services as their modules export them). */
@@ -33,6 +42,8 @@ export interface IntelligenceFactories {
   curations(parts: {
     store: IntelligenceStore;
     blobStore: BlobStore;
+    /** The blob store's bucket, as `s3://` URIs name it. */
+    bucket: string;
     embedder: Embedder;
     vectors: VectorStore;
     logger: Logger;
@@ -52,6 +63,8 @@ export interface CreateIntelligenceOptions {
   /** The metadata database's intelligence store (`Backends.intelligence`). */
   store: IntelligenceStore;
   blobStore: BlobStore;
+  /** The blob store's bucket (the S3 store's; `savassan` for the file and memory stores). */
+  bucket: string;
   logger: Logger;
   factories: IntelligenceFactories;
 }
@@ -74,7 +87,7 @@ export interface Intelligence extends IntelligenceServices {
  * await intelligence.start();
  */
 export async function createIntelligence(input: CreateIntelligenceOptions): Promise<Intelligence> {
-  const { options, store, blobStore, factories } = input;
+  const { options, store, blobStore, bucket, factories } = input;
   const logger = input.logger.child({ component: 'intelligence' });
   const opened: { close(): Promise<void> }[] = [];
   const closeOpened = async (): Promise<void> => {
@@ -92,8 +105,8 @@ export async function createIntelligence(input: CreateIntelligenceOptions): Prom
     const vectors = await factories.vectorStore(options, embedder.dimensions, logger);
     opened.push(vectors);
     plans = factories.plans({ store, llm, logger });
-    curator = factories.curations({ store, blobStore, embedder, vectors, logger });
-    opened.push({ close: () => curator.stop() });
+    curator = factories.curations({ store, blobStore, bucket, embedder, vectors, logger });
+    opened.push(curator);
     runs = factories.runs({ store, plans, curations: curator, vectors, blobStore });
   } catch (err) {
     await closeOpened();
@@ -109,5 +122,46 @@ export async function createIntelligence(input: CreateIntelligenceOptions): Prom
       closing ??= closeOpened();
       return closing;
     },
+  };
+}
+
+/**
+ * The platform's parts: the model `--llm` names (none for the rule-based planner), the embedder of `--embedder`, the
+ * vector store of `--vector-store` (PGlite under `<dataDir>/vectors`, opened on first use, or a PostgreSQL server
+ * checked now), the plan service and the curator. The heavy packages load inside the adapters' factories, so only
+ * what is configured is loaded. `runs` is the fine-tune pipeline's, which needs the workflow engine.
+ *
+ * @example
+ * const factories = platformIntelligenceFactories({
+ *   dataDir,
+ *   runs: (parts) => createFineTunePipeline({ ...parts, backend, workflowStore, functionExists, tasks: builtinTasks }),
+ * });
+ */
+export function platformIntelligenceFactories(settings: {
+  /** Where PGlite keeps the vectors (`<dataDir>/vectors`); absent: in memory. */
+  dataDir?: string | undefined;
+  runs: IntelligenceFactories['runs'];
+}): IntelligenceFactories {
+  return {
+    llm: (options) => createLlm(options, { openai: createOpenAiLlm, llamaCpp: createLlamaCppLlm }),
+    embedder: async (options) =>
+      options.embedder === 'onnx'
+        ? createOnnxEmbedder({
+            modelPath: options.embeddingModel!,
+            ...(options.embeddingInputSize === undefined ? {} : { inputSize: options.embeddingInputSize }),
+            ...(options.embeddingOutput === undefined ? {} : { outputTensor: options.embeddingOutput }),
+          })
+        : createPixelEmbedder(),
+    vectorStore: async (options, dimensions) =>
+      options.vectorStore === 'postgres'
+        ? openPostgresVectorStore(options.vectorStoreUrl!, { dimensions })
+        : createPgliteVectorStore({
+            dimensions,
+            ...(settings.dataDir === undefined ? {} : { dataDir: settings.dataDir }),
+          }),
+    plans: ({ store, llm, logger }) => createPlanService({ store, llm, logger }),
+    curations: ({ store, blobStore, bucket, embedder, vectors, logger }) =>
+      new CurationJobs({ store, blobs: blobStore, bucket, embedder, vectors, logger }),
+    runs: settings.runs,
   };
 }

@@ -1,19 +1,24 @@
 // The intelligence services over gRPC: a real @grpc/grpc-js client against the server `--grpc-port` opens, beside
-// ExecutionService, on a real SQLite store. The plan and curation services here are small implementations of their
-// interfaces over that store (what the gRPC layer calls); the chain and the curator have their own tests.
+// ExecutionService, with the real plan service (its model a small `Llm` that answers by the prompt's words) and the
+// real curator (pixels embedder, exact vector store, file blob store) on a SQLite intelligence store.
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Metadata, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
+import { PixelEmbedder } from '../adapters/images/pixel-embedder.js';
+import { MemoryVectorStore } from '../adapters/memory/memory-vector-store.js';
 import { SqlIntelligenceStore } from '../adapters/sql/sql-intelligence-store.js';
 import { SqlWorkflowStore } from '../adapters/sql/sql-workflow-store.js';
 import { openSqliteMetadataStore } from '../adapters/sqlite/sqlite-metadata-store.js';
 import type { CurationRecord } from '../core/ports/intelligence-store.js';
+import type { Llm, LlmRequest, LlmResponse } from '../core/ports/llm.js';
 import { PlatformError } from '../core/errors.js';
-import { maxPromptChars, type FineTunePlan } from '../core/plan.js';
+import { maxPromptChars } from '../core/plan.js';
+import { validatePlan } from '../core/plan-validate.js';
 import {
   type CurateDataResponse,
   type GetCurationStatusResponse,
@@ -30,127 +35,31 @@ import {
 import { ExecutionServiceClient, ExecutionStatus, type ExecuteWorkflowResponse } from '../gen/savassan/v1/execution.js';
 import { errorCodeKey } from '../grpc/grpc-errors.js';
 import { bearerMetadata } from '../grpc/grpc-transport.js';
-import { newId } from '../intelligence/ids.js';
-import type { CurationService, IntelligenceServices, PlanService, RunService } from '../intelligence/services.js';
+import { CurationJobs } from '../intelligence/curate/curation-jobs.js';
+import { createPlanService } from '../intelligence/plan/plan-service.js';
+import type { IntelligenceServices, RunService } from '../intelligence/services.js';
 import { BuiltinExecutionBackend } from '../workflows/builtin-backend.js';
 import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
+import { syntheticImages } from '../../test/helpers/synthetic-images.js';
+import { validPlan } from '../../test/helpers/scripted-llm.js';
 import { serveExecutionService, type ExecutionServiceHandle } from './grpc-executions.js';
 
-const plan: FineTunePlan = {
-  base_model: 'stable-diffusion-v1-5',
-  tuning_type: 'lora',
-  subject_description: "the user's dog Fluffy",
-  style_description: 'watercolour',
-  dataset: { min_images: 10, recommended_images: 20, resolution: 512, needs_captions: false },
-  hyperparameters: { learning_rate: 0.0001, train_steps: 1000, batch_size: 1, lora_rank: 8, lora_alpha: 8 },
-};
-
-/** Plans over the store: a prompt naming a dog gets the plan, any other a PARSING_ERROR; prompts checked first. */
-function planService(store: SqlIntelligenceStore): PlanService & { readonly calls: number } {
-  let calls = 0;
-  return {
-    planner: 'test',
-    get calls() {
-      return calls;
-    },
-    async createPlan(request) {
-      if (request.prompt.trim() === '') throw new PlatformError('BAD_REQUEST', 'prompt must not be empty');
-      if (request.prompt.length > maxPromptChars) {
-        throw new PlatformError('PAYLOAD_TOO_LARGE', `prompt is over ${maxPromptChars} characters`);
-      }
-      if (request.requestId !== undefined) {
-        const known = await store.getPlanByRequest(request.requestId);
-        if (known !== null) return { record: known, created: false };
-      }
-      calls++;
-      const id = newId('plan');
-      const ok = /dog/i.test(request.prompt);
-      return store.putPlan({
-        id,
-        requestId: request.requestId ?? id,
-        userId: request.userId ?? 'anonymous',
-        receivedAt: new Date(),
-        userPrompt: request.prompt,
-        llmPrompt: null,
-        llmRawResponse: null,
-        plan: ok ? plan : null,
-        status: ok ? 'SUCCESS' : 'PARSING_ERROR',
-        processingMs: 1,
-        planner: 'test',
-        attempts: ok ? 1 : 3,
-        problems: ok ? [] : [{ path: '$.tuning_type', message: 'must be one of lora, dreambooth, full' }],
-        warnings: ok ? ['resolution: defaulted to 512'] : [],
-      });
-    },
-    getPlan: (id) => store.getPlan(id),
-    listPlans: (query) => store.listPlans(query),
-  };
-}
-
-/** Jobs written PENDING to the store (nothing embeds them: the test moves them on through the store). */
-function curationService(store: SqlIntelligenceStore): CurationService {
-  const unsupported = () => Promise.reject(new PlatformError('INTERNAL', 'not part of this test'));
-  return {
-    embedder: 'pixels-v1',
-    bucket: 'savassan',
-    addDatasetImage: unsupported,
-    listDatasetImages: (datasetId) => store.listDatasetImages(datasetId),
-    async start(request) {
-      if (!/^[A-Za-z0-9._-]{1,128}$/.test(request.projectId)) {
-        throw new PlatformError('BAD_REQUEST', 'projectId must be 1-128 of [A-Za-z0-9._-]');
-      }
-      if ('rawDataUri' in request.source && !request.source.rawDataUri.startsWith('s3://savassan/')) {
-        throw new PlatformError('BAD_REQUEST', 'rawDataUri must be in bucket savassan');
-      }
-      const now = new Date();
-      const job = await store.putCuration(
-        {
-          id: newId('cur'),
-          projectId: request.projectId,
-          source: request.source,
-          status: 'PENDING',
-          progress: { total: 0, embedded: 0, failed: 0, duplicates: 0 },
-          imagesForFeedback: [],
-          feedback: {},
-          curatedDatasetId: null,
-          curatedDatasetUri: null,
-          errors: [],
-          failure: null,
-          embedder: 'pixels-v1',
-          createdAt: now,
-          updatedAt: now,
-        },
-        null,
-      );
-      return job!;
-    },
-    get: (id) => store.getCuration(id),
-    async submitFeedback(id, feedback, complete) {
-      const job = await store.getCuration(id);
-      if (job === null) throw new PlatformError('NOT_FOUND', `curation ${id} not found`);
-      if (job.status !== 'AWAITING_FEEDBACK') throw new PlatformError('CONFLICT', `curation ${id} is ${job.status}`);
-      const offered = new Set(job.imagesForFeedback.map((image) => image.imageId));
-      const unknown = feedback.find((verdict) => !offered.has(verdict.imageId));
-      if (unknown !== undefined) throw new PlatformError('BAD_REQUEST', `unknown image ${unknown.imageId}`);
-      const verdicts = { ...job.feedback };
-      for (const verdict of feedback) verdicts[verdict.imageId] = verdict.accepted;
-      const { revision, ...rest } = job;
-      const written = await store.putCuration(
-        {
-          ...rest,
-          feedback: verdicts,
-          ...(complete
-            ? { status: 'COMPLETED', curatedDatasetId: 'ds-one', curatedDatasetUri: 's3://savassan/curated/ds-one/' }
-            : {}),
-        },
-        revision,
-      );
-      if (written === null) throw new PlatformError('CONFLICT', 'the job changed meanwhile');
-      return written;
-    },
-    openImage: () => Promise.resolve(null),
-    waitForChange: () => Promise.resolve(null),
-  };
+/** A model that answers by the user's words: `offline` fails, `babble` answers no JSON, anything else a valid plan. */
+class WordsLlm implements Llm {
+  readonly kind = 'words';
+  readonly model = 'test';
+  readonly constrained = false;
+  calls = 0;
+  complete(request: LlmRequest): Promise<LlmResponse> {
+    this.calls++;
+    const asked = request.messages.map((message) => message.content).join('\n');
+    if (asked.includes('offline')) return Promise.reject(new PlatformError('UNAVAILABLE', 'the model is offline'));
+    const text = asked.includes('babble') ? 'Sure! Here is a plan: train it well.' : JSON.stringify(validPlan);
+    return Promise.resolve({ text, model: this.model });
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 const runs: RunService = {
@@ -178,10 +87,12 @@ function failedWith(grpcStatus: status, code: string): (err: unknown) => boolean
 
 describe('gRPC intelligence services', () => {
   let dir: string;
-  let close: () => Promise<void>;
+  let closeStores: () => Promise<void>;
   let handle: ExecutionServiceHandle;
   let store: SqlIntelligenceStore;
-  let plans: PlanService & { readonly calls: number };
+  let blobs: FsBlobStore;
+  let llm: WordsLlm;
+  let jobs: CurationJobs;
   let khaydarin: KhaydarinServiceClient;
   let intelligence: IntelligenceServiceClient;
   let curator: DataCuratorServiceClient;
@@ -193,10 +104,21 @@ describe('gRPC intelligence services', () => {
     const metadata = await openSqliteMetadataStore(join(dir, 'metadata.db'));
     const workflows = new SqlWorkflowStore(metadata.shared());
     store = new SqlIntelligenceStore(metadata.shared());
-    const backend = new BuiltinExecutionBackend({ store: workflows, blobStore: new FsBlobStore(join(dir, 'blobs')) });
+    blobs = new FsBlobStore(join(dir, 'blobs'));
+    const backend = new BuiltinExecutionBackend({ store: workflows, blobStore: blobs });
     const deployer = new WorkflowDeployer({ store: workflows, backend, functionExists: () => Promise.resolve(false) });
-    plans = planService(store);
-    const services: IntelligenceServices = { plans, curations: curationService(store), runs };
+    llm = new WordsLlm();
+    const embedder = new PixelEmbedder();
+    jobs = new CurationJobs({
+      store,
+      blobs,
+      bucket: 'savassan',
+      embedder,
+      vectors: new MemoryVectorStore(embedder.dimensions),
+      batchSize: 5,
+      pollMs: 50,
+    });
+    const services: IntelligenceServices = { plans: createPlanService({ store, llm }), curations: jobs, runs };
     handle = await serveExecutionService({
       address: '127.0.0.1:0',
       backend,
@@ -209,15 +131,30 @@ describe('gRPC intelligence services', () => {
     intelligence = new IntelligenceServiceClient(handle.address, credentials.createInsecure());
     curator = new DataCuratorServiceClient(handle.address, credentials.createInsecure());
     executions = new ExecutionServiceClient(handle.address, credentials.createInsecure());
-    close = () => metadata.close();
+    closeStores = async () => {
+      await jobs.close();
+      await embedder.close();
+      await metadata.close();
+    };
   });
 
   after(async () => {
     for (const client of [khaydarin, intelligence, curator, executions]) client.close();
     await handle.close();
-    await close();
+    await closeStores();
     await rm(dir, { recursive: true, force: true });
   });
+
+  /** The job once it stops at `until` or ends, followed through the curator's change feed. */
+  async function settled(id: string, until: CurationRecord['status']): Promise<CurationRecord> {
+    let record = (await jobs.get(id))!;
+    while (record.status !== until && record.status !== 'COMPLETED' && record.status !== 'FAILED') {
+      const next = await jobs.waitForChange(id, record.revision, AbortSignal.timeout(120_000));
+      assert.ok(next !== null, 'the job stopped changing');
+      record = next;
+    }
+    return record;
+  }
 
   it('KhaydarinService.ProcessPrompt: the plan as a Struct with id and status; a known request id answers again', async () => {
     const first = await call<KhaydarinServiceProcessPromptResponse>((done) =>
@@ -230,28 +167,37 @@ describe('gRPC intelligence services', () => {
     assert.match(first.id, /^plan-[a-z2-7]{26}$/);
     assert.equal(first.status, PlanStatus.PLAN_STATUS_SUCCESS);
     assert.equal(first.created, true);
-    assert.deepEqual(first.structuredPlan, plan);
-    assert.deepEqual(first.warnings, ['resolution: defaulted to 512']);
-    assert.equal(first.planner, 'test');
+    assert.equal(first.planner, 'words:test');
     assert.deepEqual(first.problems, []);
+    // The Struct carries the validated plan (its numbers as doubles: the same values).
+    assert.deepEqual(validatePlan(first.structuredPlan).plan, validPlan);
     const stored = await store.getPlan(first.id);
     assert.equal(stored?.userId, 'alice');
     assert.equal(stored?.requestId, 'req-1');
+    assert.deepEqual(stored?.plan, first.structuredPlan);
 
-    const calls = plans.calls;
+    const calls = llm.calls;
     const again = await call<KhaydarinServiceProcessPromptResponse>((done) =>
       khaydarin.processPrompt({ requestId: 'req-1', userId: 'alice', userPrompt: 'something else' }, key, done),
     );
     assert.deepEqual(again, { ...first, created: false });
-    assert.equal(plans.calls, calls, 'nothing re-ran');
+    assert.equal(llm.calls, calls, 'nothing re-ran');
 
-    const failed = await call<KhaydarinServiceProcessPromptResponse>((done) =>
-      khaydarin.processPrompt({ requestId: '', userId: '', userPrompt: 'hm' }, key, done),
+    const babble = await call<KhaydarinServiceProcessPromptResponse>((done) =>
+      khaydarin.processPrompt({ requestId: '', userId: '', userPrompt: 'babble about my dog' }, key, done),
     );
-    assert.equal(failed.status, PlanStatus.PLAN_STATUS_PARSING_ERROR);
-    assert.equal(failed.structuredPlan, undefined);
-    assert.deepEqual(failed.problems, [{ path: '$.tuning_type', message: 'must be one of lora, dreambooth, full' }]);
-    assert.equal((await store.getPlan(failed.id))?.userId, 'anonymous');
+    assert.equal(babble.status, PlanStatus.PLAN_STATUS_PARSING_ERROR);
+    assert.equal(babble.structuredPlan, undefined);
+    assert.ok(babble.problems.length > 0);
+    assert.equal((await store.getPlan(babble.id))?.userId, 'anonymous');
+    assert.equal((await store.getPlan(babble.id))?.attempts, 3);
+
+    const offline = await call<KhaydarinServiceProcessPromptResponse>((done) =>
+      khaydarin.processPrompt({ requestId: '', userId: '', userPrompt: 'offline dog' }, key, done),
+    );
+    assert.equal(offline.status, PlanStatus.PLAN_STATUS_LLM_ERROR);
+    assert.equal(offline.structuredPlan, undefined);
+    assert.match(offline.problems.map((problem) => problem.message).join(), /offline/);
   });
 
   it('IntelligenceService.ProcessPrompt: the plan as JSON, the session id as the idempotency key', async () => {
@@ -263,22 +209,29 @@ describe('gRPC intelligence services', () => {
       ),
     );
     assert.equal(answer.status, PlanStatus.PLAN_STATUS_SUCCESS);
-    assert.deepEqual(JSON.parse(answer.structuredPlanJson), plan);
+    assert.deepEqual(JSON.parse(answer.structuredPlanJson), validPlan);
     assert.equal(answer.message, '');
     assert.equal((await store.getPlanByRequest('session-7'))?.id, answer.workflowId);
 
     const failed = await call<ProcessPromptResponse>((done) =>
-      intelligence.processPrompt({ sessionId: '', userId: '', naturalLanguagePrompt: 'paint something' }, key, done),
+      intelligence.processPrompt({ sessionId: '', userId: '', naturalLanguagePrompt: 'babble' }, key, done),
     );
     assert.equal(failed.status, PlanStatus.PLAN_STATUS_PARSING_ERROR);
     assert.equal(failed.structuredPlanJson, '');
-    assert.equal(failed.message, '$.tuning_type: must be one of lora, dreambooth, full');
+    const record = await store.getPlan(failed.workflowId);
+    assert.equal(failed.message, record!.problems.map((problem) => `${problem.path}: ${problem.message}`).join('; '));
   });
 
   it('refused prompts and missing keys end the call with the mapped status and the PlatformError code', async () => {
     await assert.rejects(
       call<KhaydarinServiceProcessPromptResponse>((done) =>
         khaydarin.processPrompt({ requestId: '', userId: '', userPrompt: '   ' }, key, done),
+      ),
+      failedWith(status.INVALID_ARGUMENT, 'BAD_REQUEST'),
+    );
+    await assert.rejects(
+      call<KhaydarinServiceProcessPromptResponse>((done) =>
+        khaydarin.processPrompt({ requestId: 'bad id!', userId: '', userPrompt: 'my dog' }, key, done),
       ),
       failedWith(status.INVALID_ARGUMENT, 'BAD_REQUEST'),
     );
@@ -306,16 +259,20 @@ describe('gRPC intelligence services', () => {
     );
   });
 
-  it('IntelligenceService.CurateData starts a job: its id now, the curated dataset once it completes', async () => {
+  it('IntelligenceService.CurateData starts a job over an s3:// prefix: its id now, the dataset once it completes', async () => {
+    for (const image of await syntheticImages({ clusters: 2, perCluster: 3, broken: false, outliers: 0 })) {
+      await blobs.put(`uploads/shapes/${image.name}`, image.bytes);
+    }
     const started = await call<CurateDataResponse>((done) =>
-      intelligence.curateData({ projectId: 'fluffy', rawDataUri: 's3://savassan/uploads/dogs/' }, key, done),
+      intelligence.curateData({ projectId: 'fluffy', rawDataUri: 's3://savassan/uploads/shapes/' }, key, done),
     );
     assert.match(started.curationJobId, /^cur-[a-z2-7]{26}$/);
     assert.equal(started.curatedDatasetId, '');
     assert.equal(started.curatedDataUri, '');
-    assert.deepEqual((await store.getCuration(started.curationJobId))?.source, {
-      rawDataUri: 's3://savassan/uploads/dogs/',
-    });
+    const awaiting = await settled(started.curationJobId, 'AWAITING_FEEDBACK');
+    assert.equal(awaiting.status, 'AWAITING_FEEDBACK');
+    assert.deepEqual(awaiting.source, { rawDataUri: 's3://savassan/uploads/shapes/' });
+
     await assert.rejects(
       call<CurateDataResponse>((done) => intelligence.curateData({ projectId: 'fluffy', rawDataUri: '' }, key, done)),
       failedWith(status.INVALID_ARGUMENT, 'BAD_REQUEST'),
@@ -328,7 +285,11 @@ describe('gRPC intelligence services', () => {
     );
   });
 
-  it('DataCuratorService: start, status through the job, feedback only while awaiting it, then COMPLETED', async () => {
+  it('DataCuratorService: start over a dataset, follow the job, feedback only while it awaits it, then COMPLETED', async () => {
+    const images = await syntheticImages({ perCluster: 4 });
+    for (const image of images) {
+      await jobs.addDatasetImage('dogs', image.name, Readable.from([image.bytes]), image.bytes.length);
+    }
     await assert.rejects(
       call<StartCurationResponse>((done) =>
         curator.startCuration({ projectId: 'p', rawDataUri: '', datasetId: '' }, key, done),
@@ -337,88 +298,85 @@ describe('gRPC intelligence services', () => {
     );
     await assert.rejects(
       call<StartCurationResponse>((done) =>
-        curator.startCuration({ projectId: 'p', rawDataUri: 's3://savassan/a/', datasetId: 'd' }, key, done),
+        curator.startCuration({ projectId: 'p', rawDataUri: 's3://savassan/a/', datasetId: 'dogs' }, key, done),
       ),
       failedWith(status.INVALID_ARGUMENT, 'BAD_REQUEST'),
     );
     const { curationJobId } = await call<StartCurationResponse>((done) =>
       curator.startCuration({ projectId: 'fluffy', rawDataUri: '', datasetId: 'dogs' }, key, done),
     );
-    const pending = await call<GetCurationStatusResponse>((done) =>
-      curator.getCurationStatus({ curationJobId }, key, done),
-    );
-    assert.equal(pending.status, JobStatus.JOB_STATUS_PENDING);
-    assert.equal(pending.projectId, 'fluffy');
-    assert.equal(pending.curatedDatasetUri, '');
-    assert.deepEqual(pending.progress, { total: 0, embedded: 0, failed: 0, duplicates: 0 });
-
-    await assert.rejects(
-      call<SubmitFeedbackResponse>((done) =>
-        curator.submitFeedback({ curationJobId, feedback: [], complete: undefined }, key, done),
-      ),
-      failedWith(status.FAILED_PRECONDITION, 'CONFLICT'),
-    );
     await assert.rejects(
       call<GetCurationStatusResponse>((done) => curator.getCurationStatus({ curationJobId: 'cur-missing' }, key, done)),
       failedWith(status.NOT_FOUND, 'NOT_FOUND'),
     );
 
-    // The job embeds and offers a sample (as the curator writes it).
-    const job = (await store.getCuration(curationJobId))!;
-    const { revision, ...rest } = job;
-    const awaiting: Omit<CurationRecord, 'revision'> = {
-      ...rest,
-      status: 'AWAITING_FEEDBACK',
-      progress: { total: 5, embedded: 4, failed: 1, duplicates: 0 },
-      imagesForFeedback: [
-        { imageId: 'img-a', uri: 's3://savassan/datasets/dogs/raw/a.png', reason: 'cluster', cluster: 0 },
-        { imageId: 'img-b', uri: 's3://savassan/datasets/dogs/raw/b.png', reason: 'outlier', cluster: 1 },
-      ],
-      errors: [{ file: 'c.png', message: 'not an image' }],
-    };
-    assert.ok(await store.putCuration(awaiting, revision));
+    const job = await settled(curationJobId, 'AWAITING_FEEDBACK');
+    assert.equal(job.status, 'AWAITING_FEEDBACK');
     const offered = await call<GetCurationStatusResponse>((done) =>
       curator.getCurationStatus({ curationJobId }, key, done),
     );
     assert.equal(offered.status, JobStatus.JOB_STATUS_AWAITING_FEEDBACK);
-    assert.deepEqual(offered.imagesForFeedback, [
-      { imageId: 'img-a', imageUri: 's3://savassan/datasets/dogs/raw/a.png', reason: 'cluster', cluster: 0 },
-      { imageId: 'img-b', imageUri: 's3://savassan/datasets/dogs/raw/b.png', reason: 'outlier', cluster: 1 },
-    ]);
-    assert.deepEqual(offered.progress, { total: 5, embedded: 4, failed: 1, duplicates: 0 });
-    assert.deepEqual(offered.errors, [{ file: 'c.png', message: 'not an image' }]);
+    assert.equal(offered.projectId, 'fluffy');
+    assert.equal(offered.curatedDatasetUri, '');
+    assert.deepEqual(
+      offered.imagesForFeedback,
+      job.imagesForFeedback.map((image) => ({
+        imageId: image.imageId,
+        imageUri: image.uri,
+        reason: image.reason,
+        cluster: image.cluster,
+      })),
+    );
+    assert.ok(offered.imagesForFeedback.length > 0);
+    assert.deepEqual(offered.progress, job.progress);
+    assert.ok(offered.errors.length > 0, 'the broken files are reported');
+    assert.deepEqual(offered.errors, job.errors);
     assert.equal(offered.embedder, 'pixels-v1');
 
+    const [first, second] = offered.imagesForFeedback;
+    assert.ok(first !== undefined && second !== undefined);
     await assert.rejects(
       call<SubmitFeedbackResponse>((done) =>
-        curator.submitFeedback({ curationJobId, feedback: [{ imageId: 'img-z', accepted: true }] }, key, done),
+        curator.submitFeedback({ curationJobId, feedback: [{ imageId: 'img-unknown', accepted: true }] }, key, done),
       ),
       failedWith(status.INVALID_ARGUMENT, 'BAD_REQUEST'),
     );
     const recorded = await call<SubmitFeedbackResponse>((done) =>
       curator.submitFeedback(
-        { curationJobId, feedback: [{ imageId: 'img-a', accepted: true }], complete: false },
+        { curationJobId, feedback: [{ imageId: first.imageId, accepted: true }], complete: false },
         key,
         done,
       ),
     );
     assert.deepEqual(recorded, { acknowledged: true, status: JobStatus.JOB_STATUS_AWAITING_FEEDBACK });
-    assert.deepEqual(
-      (await call<GetCurationStatusResponse>((done) => curator.getCurationStatus({ curationJobId }, key, done)))
-        .feedback,
-      [{ imageId: 'img-a', accepted: true }],
-    );
-
-    const done = await call<SubmitFeedbackResponse>((done) =>
-      curator.submitFeedback({ curationJobId, feedback: [{ imageId: 'img-b', accepted: false }] }, key, done),
-    );
-    assert.deepEqual(done, { acknowledged: true, status: JobStatus.JOB_STATUS_COMPLETED });
-    const completed = await call<GetCurationStatusResponse>((done) =>
+    const withVerdict = await call<GetCurationStatusResponse>((done) =>
       curator.getCurationStatus({ curationJobId }, key, done),
     );
+    assert.deepEqual(withVerdict.feedback, [{ imageId: first.imageId, accepted: true }]);
+
+    const done = await call<SubmitFeedbackResponse>((callback) =>
+      curator.submitFeedback(
+        { curationJobId, feedback: [{ imageId: second.imageId, accepted: false }] },
+        key,
+        callback,
+      ),
+    );
+    assert.deepEqual(done, { acknowledged: true, status: JobStatus.JOB_STATUS_COMPLETED });
+    const completed = await call<GetCurationStatusResponse>((callback) =>
+      curator.getCurationStatus({ curationJobId }, key, callback),
+    );
     assert.equal(completed.status, JobStatus.JOB_STATUS_COMPLETED);
-    assert.equal(completed.curatedDatasetId, 'ds-one');
-    assert.equal(completed.curatedDatasetUri, 's3://savassan/curated/ds-one/');
+    assert.match(completed.curatedDatasetId, /^ds-[a-z2-7]{26}$/);
+    assert.equal(completed.curatedDatasetUri, `s3://savassan/curated/${completed.curatedDatasetId}/`);
+    assert.ok(await blobs.exists(`curated/${completed.curatedDatasetId}/manifest.json`));
+
+    // Over: feedback is refused.
+    await assert.rejects(
+      call<SubmitFeedbackResponse>((callback) =>
+        curator.submitFeedback({ curationJobId, feedback: [] }, key, callback),
+      ),
+      failedWith(status.FAILED_PRECONDITION, 'CONFLICT'),
+    );
   });
 
   it('ExecutionService answers on the same server', async () => {
