@@ -92,6 +92,8 @@ export interface Backends {
   /** Plan logs, dataset images, curation jobs and fine-tuning runs, on the metadata database (closed with it). */
   readonly intelligence: IntelligenceStore;
   readonly blobStore: BlobStore;
+  /** The bucket `s3://` URIs of the blob store name: the S3 store's, `savassan` for the file store. */
+  readonly blobBucket: string;
   describe(): BackendSummary;
   /** Closes every backend once (idempotent); the caller has stopped using them. */
   close(): Promise<void>;
@@ -101,6 +103,8 @@ interface Opened<T> {
   value: T;
   summary: string;
   close: () => Promise<void>;
+  /** A blob store's bucket, where it has one. */
+  bucket?: string;
 }
 
 /**
@@ -141,6 +145,7 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
     workflows: metadata.value.value.workflows,
     intelligence: metadata.value.value.intelligence,
     blobStore: blobs.value.value,
+    blobBucket: blobs.value.bucket ?? 'savassan',
     describe: () => ({ ...summary }),
     close() {
       // Pool and queue first: the metadata store may still be writing the last invocation records.
@@ -287,6 +292,7 @@ async function openBlobs(options: Pick<BackendOptions, 'dataDir' | 's3Url'>): Pr
   const prefix = store.keyPrefix === '' ? '' : `, key prefix ${store.keyPrefix}`;
   return {
     value: store,
+    bucket: store.bucket,
     summary: `S3 at ${store.endpoint} (bucket ${store.bucket}${prefix})`,
     close: () => store.close(),
   };

@@ -38,6 +38,8 @@ import { WorkflowNodeRunner } from '../events/workflow-node-runner.js';
 import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
 import { builtinTaskNames } from '../intelligence/fine-tune-tasks.js';
 import { BuiltinTaskRunner } from '../intelligence/tasks.js';
+import { createFineTunePipeline } from '../intelligence/runs.js';
+import { createIntelligence, platformIntelligenceFactories, type Intelligence } from './intelligence.js';
 import type { WorkflowEngine } from '../workflows/engine.js';
 import type { WorkflowStore } from '../core/ports/workflow-store.js';
 import type { ExecutionBackend } from '../core/ports/execution-backend.js';
@@ -389,6 +391,34 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     peek: (key, nodeKey) => engine.peek(key, nodeKey),
     onChange: (row) => engine.nodeChanged(row),
   });
+  // The intelligence layer: plans, curations, and fine-tune runs whose tasks this process's engine runs.
+  let intelligence: Intelligence;
+  try {
+    intelligence = await createIntelligence({
+      options: options.intelligence,
+      store: backends.intelligence,
+      blobStore,
+      bucket: backends.blobBucket,
+      logger,
+      factories: platformIntelligenceFactories({
+        dataDir,
+        runs: (parts) =>
+          createFineTunePipeline({
+            ...parts,
+            bucket: backends.blobBucket,
+            backend: workflowBackend,
+            workflowStore: backends.workflows,
+            functionExists: async (name) => (await metadata.getFunction(name)) !== null,
+            tasks: builtinTasks,
+          }),
+      }),
+    });
+  } catch (err) {
+    await agent.close();
+    await runtime.close();
+    await backends.close();
+    throw err;
+  }
   let ready = false;
   const { deployer, server, setReady, answerInvoke, metrics, resolver, run, asyncInvocations } = await createGateway({
     pool,
@@ -413,6 +443,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     logger,
     tracer,
     workflows: { deployer: workflowDeployer, backend: workflowBackend },
+    intelligence,
     onChange: () => void controlPlane.reconcile(),
     nodes: async () => [
       {
@@ -460,6 +491,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     await builtinTasks.stop();
     await controlPlane.stop();
     await runner.stop();
+    await intelligence.close();
     await manager.stop();
     await agent.close();
     await runtime.close();
@@ -520,6 +552,8 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   markReady(true);
   events.start();
   void controlPlane.reconcile();
+  // Curation jobs a previous process left active go on.
+  await intelligence.start().catch((err: unknown) => logger.warn({ err }, 'resuming the active curation jobs failed'));
   logger.info(
     {
       address,
