@@ -58,7 +58,8 @@ export function addPlanCommands(program: Command): void {
     .addHelpText('after', '\nExamples:\n  savassan plan get plan-abcdefghijklmnopqrstuvwxyz')
     .action(async (id: string, opts: { json?: boolean }) => {
       const answer = await client().getPlan(id);
-      if (opts.json === true) printJson(answer);
+      // `plan` itself takes --json too, and commander gives a flag both know to the parent.
+      if (opts.json === true || plan.opts<{ json?: boolean }>().json === true) printJson(answer);
       else printPlan(answer, false);
       setExit(answer);
     });

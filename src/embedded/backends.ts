@@ -92,7 +92,7 @@ export interface Backends {
   /** Plan logs, dataset images, curation jobs and fine-tuning runs, on the metadata database (closed with it). */
   readonly intelligence: IntelligenceStore;
   readonly blobStore: BlobStore;
-  /** The bucket `s3://` URIs of the blob store name: the S3 store's, `savassan` for the file store. */
+  /** The bucket `s3://` URIs of blobs name: the S3 store's bucket, or `savassan` for the filesystem store. */
   readonly blobBucket: string;
   describe(): BackendSummary;
   /** Closes every backend once (idempotent); the caller has stopped using them. */
@@ -103,9 +103,10 @@ interface Opened<T> {
   value: T;
   summary: string;
   close: () => Promise<void>;
-  /** A blob store's bucket, where it has one. */
-  bucket?: string;
 }
+
+/** The bucket name `s3://` URIs give the filesystem blob store. */
+export const fsBlobBucket = 'savassan';
 
 /**
  * Opens the backends that `options` name, each checked to answer (and, for databases, migrated), with the embedded
@@ -145,7 +146,7 @@ export async function openBackends(options: BackendOptions): Promise<Backends> {
     workflows: metadata.value.value.workflows,
     intelligence: metadata.value.value.intelligence,
     blobStore: blobs.value.value,
-    blobBucket: blobs.value.bucket ?? 'savassan',
+    blobBucket: blobs.value.bucket,
     describe: () => ({ ...summary }),
     close() {
       // Pool and queue first: the metadata store may still be writing the last invocation records.
@@ -282,11 +283,13 @@ export async function openBlobStore(
   }
 }
 
-async function openBlobs(options: Pick<BackendOptions, 'dataDir' | 's3Url'>): Promise<Opened<BlobStore>> {
+async function openBlobs(
+  options: Pick<BackendOptions, 'dataDir' | 's3Url'>,
+): Promise<Opened<BlobStore> & { bucket: string }> {
   if (options.s3Url === undefined) {
     const root = join(options.dataDir, 'blobs');
     const store = new FsBlobStore(root);
-    return { value: store, summary: `the filesystem at ${root}`, close: () => store.close() };
+    return { value: store, bucket: fsBlobBucket, summary: `the filesystem at ${root}`, close: () => store.close() };
   }
   const store = await openS3BlobStore(options.s3Url);
   const prefix = store.keyPrefix === '' ? '' : `, key prefix ${store.keyPrefix}`;

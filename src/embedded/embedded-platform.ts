@@ -38,8 +38,8 @@ import { WorkflowNodeRunner } from '../events/workflow-node-runner.js';
 import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
 import { builtinTaskNames } from '../intelligence/fine-tune-tasks.js';
 import { BuiltinTaskRunner } from '../intelligence/tasks.js';
-import { createFineTunePipeline } from '../intelligence/runs.js';
 import { createIntelligence, platformIntelligenceFactories, type Intelligence } from './intelligence.js';
+import { createFineTunePipeline } from '../intelligence/runs.js';
 import type { WorkflowEngine } from '../workflows/engine.js';
 import type { WorkflowStore } from '../core/ports/workflow-store.js';
 import type { ExecutionBackend } from '../core/ports/execution-backend.js';
@@ -391,21 +391,19 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     peek: (key, nodeKey) => engine.peek(key, nodeKey),
     onChange: (row) => engine.nodeChanged(row),
   });
-  // The intelligence layer: plans, curations, and fine-tune runs whose tasks this process's engine runs.
   let intelligence: Intelligence;
   try {
     intelligence = await createIntelligence({
       options: options.intelligence,
       store: backends.intelligence,
       blobStore,
-      bucket: backends.blobBucket,
       logger,
+      bucket: backends.blobBucket,
       factories: platformIntelligenceFactories({
         dataDir,
         runs: (parts) =>
           createFineTunePipeline({
             ...parts,
-            bucket: backends.blobBucket,
             backend: workflowBackend,
             workflowStore: backends.workflows,
             functionExists: async (name) => (await metadata.getFunction(name)) !== null,
@@ -414,7 +412,6 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
       }),
     });
   } catch (err) {
-    await agent.close();
     await runtime.close();
     await backends.close();
     throw err;
@@ -489,9 +486,9 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   const stopRoles = async (): Promise<void> => {
     await events.stop();
     await builtinTasks.stop();
+    await intelligence.close();
     await controlPlane.stop();
     await runner.stop();
-    await intelligence.close();
     await manager.stop();
     await agent.close();
     await runtime.close();
@@ -538,6 +535,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
         address: `${options.host.includes(':') ? `[${options.host}]` : options.host}:${options.grpcPort}`,
         backend: workflowBackend,
         deployer: workflowDeployer,
+        intelligence,
         apiKeys: options.apiKeys,
         logger,
       });
@@ -551,9 +549,9 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   metrics.watchEventLoops(lanes?.eventLoops ?? 1, () => lanes?.invocations() ?? []);
   markReady(true);
   events.start();
-  void controlPlane.reconcile();
   // Curation jobs a previous process left active go on.
-  await intelligence.start().catch((err: unknown) => logger.warn({ err }, 'resuming the active curation jobs failed'));
+  intelligence.start().catch((err: unknown) => logger.error({ err }, 'resuming curation jobs failed'));
+  void controlPlane.reconcile();
   logger.info(
     {
       address,

@@ -48,13 +48,14 @@ export interface IntelligenceFactories {
     vectors: VectorStore;
     logger: Logger;
   }): CuratorRuntime;
-  /** The fine-tune runs (`createFineTunePipeline`, which also gives the engine's runner the pipeline's tasks). */
+  /** The fine-tune runs (`createFineTunePipeline` with the engine's parts). */
   runs(parts: {
     store: IntelligenceStore;
     plans: PlanService;
     curations: CurationService;
     vectors: VectorStore;
     blobStore: BlobStore;
+    bucket: string;
   }): RunService;
 }
 
@@ -107,7 +108,7 @@ export async function createIntelligence(input: CreateIntelligenceOptions): Prom
     plans = factories.plans({ store, llm, logger });
     curator = factories.curations({ store, blobStore, bucket, embedder, vectors, logger });
     opened.push(curator);
-    runs = factories.runs({ store, plans, curations: curator, vectors, blobStore });
+    runs = factories.runs({ store, plans, curations: curator, vectors, blobStore, bucket });
   } catch (err) {
     await closeOpened();
     throw err;
@@ -134,7 +135,7 @@ export async function createIntelligence(input: CreateIntelligenceOptions): Prom
  * @example
  * const factories = platformIntelligenceFactories({
  *   dataDir,
- *   runs: (parts) => createFineTunePipeline({ ...parts, backend, workflowStore, functionExists, tasks: builtinTasks }),
+ *   runs: (parts) => createFineTunePipeline({ ...parts, backend, workflowStore, functionExists, tasks }),
  * });
  */
 export function platformIntelligenceFactories(settings: {

@@ -48,6 +48,26 @@ describe('the llama.cpp adapter with stories260K', { skip }, () => {
     for (const answer of answers) assert.equal(typeof JSON.parse(answer.text), 'object');
   });
 
+  it('a call past its timeout is REQUEST_TIMEOUT; after a cancelled call the next is answered', async () => {
+    const hasty = await createLlamaCppLlm({ modelPath, threads: 1, timeoutMs: 1 });
+    try {
+      await assert.rejects(
+        hasty.complete(request('a long story about a dog')),
+        (err) => isPlatformError(err, 'REQUEST_TIMEOUT') && /did not answer within 1 ms/.test(err.message),
+      );
+    } finally {
+      await hasty.close();
+    }
+    // A cancelled call on the shared adapter leaves it answering the next one.
+    const cancel = new AbortController();
+    cancel.abort();
+    await assert.rejects(llm.complete({ ...request('a dog'), signal: cancel.signal }), (err) =>
+      isPlatformError(err, 'UNAVAILABLE'),
+    );
+    const answer = await llm.complete(request('a dog'));
+    assert.equal(typeof JSON.parse(answer.text), 'object');
+  });
+
   it('refuses calls after close; close again is a no-op', async () => {
     const other = await createLlamaCppLlm({ modelPath, threads: 1 });
     await other.close();

@@ -119,6 +119,13 @@ describe('the rule-based planner', () => {
     assert.ok(warnings.some((w) => w.startsWith('hyperparameters:')));
   });
 
+  it('takes a named medium as the style without the word "style"', () => {
+    const style = (prompt: string) => planFromRules(prompt).plan.style_description;
+    assert.equal(style('fine-tune Stable Diffusion on photos of my dog Fluffy, in watercolour'), 'watercolour');
+    assert.equal(style('my cat as pixel art'), 'pixel art');
+    assert.equal(style('photos of my car in the rain'), null);
+  });
+
   it('names every default it takes, and its plan always validates', () => {
     const { plan, warnings } = planFromRules('something nice');
     assert.equal(plan.tuning_type, 'lora');

@@ -56,12 +56,40 @@ function baseModelOf(prompt: string): { name: string; resolution: number } | nul
   return knownModels.find((m) => m.pattern.test(prompt)) ?? null;
 }
 
+/** Media and genres the planner recognises as a style without the word "style". */
+const knownStyles = [
+  'watercolou?rs?',
+  'oil paintings?',
+  'oils',
+  'pencil (?:sketch|drawing)e?s?',
+  'charcoal',
+  'sketch(?:es)?',
+  'ink',
+  'pastels?',
+  'anime',
+  'manga',
+  'pixel art',
+  'cartoons?',
+  'comics?',
+  'line art',
+  'ukiyo-e',
+  'impressionis[mt]',
+  'cubis[mt]',
+  'art nouveau',
+  'art deco',
+  'low poly',
+  'claymation',
+  'stained glass',
+];
+
 function styleOf(prompt: string): string | null {
   const patterns = [
     /\bin\s+(?:the\s+)?style\s+of\s+([^.,;!?\n]{1,200})/i,
     /\bin\s+(?:an?\s+)?([^.,;!?\n]{1,80}?)\s+style\b/i,
     /\b([A-Za-z][A-Za-z -]{0,60}?)[\s-]style\b/i,
     /\bstyle\s*[:=]\s*([^.,;!?\n]{1,200})/i,
+    // A named medium or genre without the word "style": "in watercolour", "as pixel art".
+    new RegExp(`\\b(?:in|as)\\s+(?:an?\\s+)?(${knownStyles.join('|')})\\b`, 'i'),
   ];
   for (const pattern of patterns) {
     const match = pattern.exec(prompt);
