@@ -1,4 +1,3 @@
-import type { IntelligenceServices } from '../intelligence/services.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { LambdaArnScope } from '../core/lambda-arn.js';
@@ -29,6 +28,7 @@ import { createReadinessCheck } from './readiness.js';
 import { Secrets } from './secrets.js';
 import { Traffic } from './traffic.js';
 import type { ClusterView } from './cluster-view.js';
+import type { IntelligenceServices } from '../intelligence/services.js';
 
 export interface GatewayOptions {
   pool: Pool;
@@ -75,7 +75,7 @@ export interface GatewayOptions {
   tracer?: Tracer | undefined;
   /** Workflow deploys and executions, served by the API (absent: no workflow routes). */
   workflows?: GatewayWorkflows | undefined;
-  /** Plans, curations and fine-tune runs. */
+  /** Plans, curations and fine-tune runs, served by the API (absent: no intelligence routes). */
   intelligence?: IntelligenceServices | undefined;
 }
 

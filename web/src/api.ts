@@ -88,6 +88,8 @@ export interface RequestOptions {
   body?: unknown;
   /** The body as text, sent as is (an invoke's event). */
   rawBody?: string;
+  /** The body as bytes, sent as is (an uploaded image). */
+  blobBody?: Blob;
   signal?: AbortSignal;
   /** Try this key instead of the current one (the login form). */
   key?: string;
@@ -95,10 +97,16 @@ export interface RequestOptions {
 
 export async function request(path: string, options: RequestOptions = {}): Promise<Response> {
   const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+  const contentType: Record<string, string> =
+    options.blobBody !== undefined
+      ? { 'content-type': 'application/octet-stream' }
+      : body === undefined
+        ? {}
+        : { 'content-type': 'application/json' };
   const response = await fetch(path, {
     method: options.method ?? 'GET',
-    headers: headers(body === undefined ? {} : { 'content-type': 'application/json' }, options.key ?? currentKey()),
-    body,
+    headers: headers(contentType, options.key ?? currentKey()),
+    body: options.blobBody ?? body,
     signal: options.signal,
   });
   if (!response.ok) {

@@ -9,6 +9,8 @@ import { NodesPage } from './pages/nodes-page';
 
 // The workflow pages carry the graph library: loaded on first visit, so the functions pages do not pay for it.
 const WorkflowSection = lazy(() => import('./workflows/section'));
+// The fine-tune wizard carries the plan's validator and its own pages: loaded on first visit too.
+const IntelligenceSection = lazy(() => import('./intelligence/section'));
 
 type Auth = { state: 'checking' } | { state: 'login'; message: string | null } | { state: 'in'; keys: boolean };
 
@@ -142,6 +144,18 @@ function Shell(props: { keys: boolean; onSignOut: () => void }) {
         <WorkflowSection route={route} />
       </Suspense>
     );
+  else if (section === 'fine-tune')
+    page = (
+      <Suspense
+        fallback={
+          <p className="loading" role="status">
+            Loading…
+          </p>
+        }
+      >
+        <IntelligenceSection route={route} />
+      </Suspense>
+    );
   else
     page = (
       <p role="alert">
@@ -172,6 +186,9 @@ function Shell(props: { keys: boolean; onSignOut: () => void }) {
             aria-current={section === 'workflows' || section === 'executions' ? 'page' : undefined}
           >
             Workflows
+          </a>
+          <a href={href('fine-tune')} aria-current={section === 'fine-tune' ? 'page' : undefined}>
+            Fine-tune
           </a>
           <a href={href('nodes')} aria-current={section === 'nodes' ? 'page' : undefined}>
             Nodes

@@ -81,5 +81,6 @@ function describeDecodeError(err: unknown): string {
 
 function firstLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
-  return message.split('\n')[0]!.trim();
+  // libvips ends some first lines with a colon before its details on the next lines.
+  return message.split('\n')[0]!.trim().replace(/:$/, '');
 }

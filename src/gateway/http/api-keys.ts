@@ -127,14 +127,26 @@ function digest(text: string): Buffer {
 /** The WebSocket subprotocol of the live log stream, which the server answers with. */
 export const logsSubprotocol = 'savassan.logs.v1';
 
-/** How a browser's WebSocket carries its key, in the subprotocol list: `['savassan.logs.v1', 'bearer.' + KEY]`. */
+/** The WebSocket subprotocol of a fine-tune run's live view (`/v1/intelligence/runs/{id}/ws`). */
+export const runsSubprotocol = 'savassan.runs.v1';
+
+/** The subprotocols the gateway's WebSockets answer with (a `bearer.<key>` one is never echoed). */
+export const websocketSubprotocols: readonly string[] = [logsSubprotocol, runsSubprotocol];
+
+/**
+ * How a browser's WebSocket carries its key, in the subprotocol list: `['savassan.logs.v1', 'bearer.' + KEY]` (or
+ * `savassan.runs.v1` for a run's live view).
+ */
 export const bearerSubprotocolPrefix = 'bearer.';
 
 /**
  * The WebSocket routes that take a key in the subprotocol list (browsers cannot set headers on a WebSocket); never
  * in the query string, which ends up in access logs and browser history.
  */
-export const subprotocolKeyRoutes: ReadonlySet<string> = new Set(['/v1/functions/:name/logs/ws']);
+export const subprotocolKeyRoutes: ReadonlySet<string> = new Set([
+  '/v1/functions/:name/logs/ws',
+  '/v1/intelligence/runs/:id/ws',
+]);
 
 /**
  * The credentials a request presents: the token of `Authorization: Bearer <key>`, and `x-api-key`; with

@@ -48,6 +48,8 @@ import { rolloutRoutes } from './routes/rollouts.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { secretRoutes } from './routes/secrets.js';
 import { liveLogRoutes } from './routes/live-logs.js';
+import { intelligenceLiveRoutes } from './routes/intelligence-live.js';
+import { websocketSupport } from './websocket.js';
 import { workflowRoutes } from './routes/workflows.js';
 import { executionRoutes } from './routes/executions.js';
 import { planRoutes } from './routes/plans.js';
@@ -747,6 +749,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
   );
 
   await app.register(consoleRoutes());
+  await websocketSupport(app);
   await app.register(liveLogRoutes({ hub: options.liveLogs, metadata, keyless: apiKeys.length === 0 }));
   await app.register(secretRoutes(options.secrets));
   await app.register(aliasRoutes(options.traffic));
@@ -764,6 +767,22 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
     await app.register(planRoutes({ plans: options.intelligence.plans }));
     await app.register(curationRoutes({ curations: options.intelligence.curations }));
     await app.register(intelligenceRunRoutes(options.intelligence.runs));
+    const backend = options.workflows?.backend;
+    await app.register(
+      intelligenceLiveRoutes({
+        runs: options.intelligence.runs,
+        hub: options.liveLogs,
+        keyless: apiKeys.length === 0,
+        logger: options.logger,
+        trainerOf:
+          backend === undefined
+            ? undefined
+            : async (run) => {
+                const { inputs } = await backend.data(run.execution);
+                return typeof inputs['trainer'] === 'string' && inputs['trainer'] !== '' ? inputs['trainer'] : null;
+              },
+      }),
+    );
   }
   await app.register(
     statsRoutes({ metadata, cluster: options.cluster ?? createClusterView('embedded', { metadata }) }),

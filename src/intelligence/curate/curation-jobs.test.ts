@@ -213,6 +213,13 @@ describe('curation jobs', () => {
     assert.equal(record.progress.total, images.length);
     assert.ok(record.errors.some((e) => e.file === 'broken-garbled.png'));
     assert.ok(record.imagesForFeedback.every((i) => i.uri.startsWith('s3://savassan/incoming/set-1/')));
+    const first = record.imagesForFeedback[0]!;
+    const opened = await jobs.openImage(record.id, first.imageId);
+    assert.ok(opened !== null);
+    assert.deepEqual(
+      Buffer.concat(await opened.body.toArray()),
+      await blobs.get(first.uri.slice('s3://savassan/'.length)),
+    );
 
     await assert.rejects(
       jobs.start({ projectId: 'p', source: { rawDataUri: 's3://elsewhere/x/' } }),
@@ -273,7 +280,7 @@ describe('curation jobs', () => {
     await jobs.close();
   });
 
-  it('resumes active jobs from the SQLite store after a restart, reusing the vectors already stored', async () => {
+  it('resumes active jobs from the SQLite store after a restart, with the vectors stored or embedding them again', async () => {
     const metadata = await openSqliteMetadataStore(join(dir, 'metadata.db'));
     const store = new SqlIntelligenceStore(metadata.shared());
     const first = rig('resume', store);
@@ -298,13 +305,26 @@ describe('curation jobs', () => {
     const { record } = await follow(second, stopped, 'AWAITING_FEEDBACK');
     assert.equal(record.status, 'AWAITING_FEEDBACK');
     assert.equal(record.progress.embedded + record.progress.failed, images.length);
-    const done = await second.submitFeedback(
+    await second.close();
+
+    // Restarted again with an empty vector store (a memory one): the images are embedded again for the feedback.
+    const third = new CurationJobs({
+      store,
+      blobs: first.blobs,
+      bucket: 'savassan',
+      embedder: first.embedder,
+      vectors: new MemoryVectorStore(first.embedder.dimensions),
+      pollMs: 50,
+    });
+    await third.resume();
+    assert.ok((await third.openImage(record.id, record.imagesForFeedback[0]!.imageId)) !== null);
+    const done = await third.submitFeedback(
       record.id,
       [{ imageId: record.imagesForFeedback[0]!.imageId, accepted: true }],
       true,
     );
     assert.equal(done.status, 'COMPLETED');
-    await second.close();
+    await third.close();
     await metadata.close();
   });
 

@@ -77,6 +77,8 @@ export class CurationJobs implements CurationService {
   readonly #changes = new EventEmitter();
   /** Jobs running or waiting to run, by id. */
   readonly #running = new Map<string, Promise<void>>();
+  /** Vectors being embedded again for jobs awaiting feedback whose vectors the store lost (a memory store). */
+  readonly #restoring = new Map<string, Promise<void>>();
   /** Feedback being applied, by job id: one at a time per job. */
   readonly #feedback = new Map<string, Promise<unknown>>();
   #slots: number;
@@ -206,10 +208,35 @@ export class CurationJobs implements CurationService {
     return this.#options.store.getCuration(id);
   }
 
-  /** Pick up the jobs a stopped process left: embedding ones run again, skipping what the vector store holds. */
+  /**
+   * Pick up the jobs a stopped process left: embedding ones run again, skipping what the vector store holds; jobs
+   * awaiting feedback whose vectors are gone (a vector store in memory) have their images embedded again.
+   */
   async resume(): Promise<void> {
     for (const record of await this.#options.store.listActiveCurations()) {
-      if (record.status === 'PENDING' || record.status === 'EMBEDDING') this.#schedule(record.id);
+      if (record.status === 'PENDING' || record.status === 'EMBEDDING') {
+        this.#schedule(record.id);
+      } else if (
+        record.status === 'AWAITING_FEEDBACK' &&
+        record.embedder === this.embedder &&
+        record.progress.embedded > 0 &&
+        (await this.#options.vectors.count(record.id)) === 0 &&
+        !this.#restoring.has(record.id)
+      ) {
+        const restore = this.#restore(record).catch((err: unknown) => {
+          this.#logger.warn({ err, curationId: record.id }, 'cannot embed the images of a curation again');
+        });
+        this.#restoring.set(record.id, restore);
+      }
+    }
+  }
+
+  /** Embed a job's files again into the vector store (the record is left as it is). */
+  async #restore(record: CurationRecord): Promise<void> {
+    const failed = new Set(record.errors.map((error) => error.file));
+    const files = (await this.#files(record)).filter((file) => !failed.has(file.name));
+    for (let at = 0; at < files.length && !this.#closed; at += this.#options.batchSize) {
+      await this.#embedBatch(record.id, files.slice(at, at + this.#options.batchSize));
     }
   }
 
@@ -232,10 +259,10 @@ export class CurationJobs implements CurationService {
   ): Promise<{ body: Readable; contentType: string; length: number } | null> {
     const record = await this.#options.store.getCuration(id);
     if (record === null) return null;
-    const stored = (await this.#options.vectors.list(id)).find((vector) => vector.id === imageId);
-    if (stored === undefined) return null;
-    const bytes = await this.#options.blobs.get(this.#keyOfUri(stored.uri));
-    if (bytes === null) return null;
+    const key = await this.#keyOf(record, imageId);
+    if (key === null) return null;
+    const bytes = await this.#read(key);
+    if (typeof bytes === 'string') return null; // gone, or too large to be one of the job's images
     return {
       body: Readable.from([bytes]),
       contentType: sniffImageType(bytes)?.contentType ?? 'application/octet-stream',
@@ -269,7 +296,7 @@ export class CurationJobs implements CurationService {
     this.#closed = true;
     this.#abort.abort();
     for (const release of this.#queue.splice(0)) release();
-    await Promise.allSettled([...this.#running.values(), ...this.#feedback.values()]);
+    await Promise.allSettled([...this.#running.values(), ...this.#feedback.values(), ...this.#restoring.values()]);
   }
 
   // --- the job -------------------------------------------------------------------------------------------------
@@ -411,7 +438,7 @@ export class CurationJobs implements CurationService {
       });
       return;
     }
-    const sample = sampleForFeedback(items, this.#options.sampling);
+    const sample = await sampleForFeedback(items, this.#options.sampling);
     const uris = new Map(files.map((file) => [file.imageId, this.#uri(file.key)]));
     await this.#write(record, {
       status: 'AWAITING_FEEDBACK',
@@ -430,6 +457,7 @@ export class CurationJobs implements CurationService {
   }
 
   async #applyFeedback(id: string, verdicts: readonly Verdict[], complete: boolean): Promise<CurationRecord> {
+    await this.#restoring.get(id);
     const record = await this.#options.store.getCuration(id);
     if (record === null) throw new PlatformError('NOT_FOUND', `curation ${id} does not exist`);
     if (record.status !== 'AWAITING_FEEDBACK') {
@@ -437,6 +465,9 @@ export class CurationJobs implements CurationService {
         'CONFLICT',
         `curation ${id} is ${record.status}: feedback is taken only while it is AWAITING_FEEDBACK`,
       );
+    }
+    if (record.embedder !== this.embedder) {
+      throw new PlatformError('CONFLICT', embedderMismatch(record.embedder, this.embedder));
     }
     const items = await this.#items(record);
     const known = new Set(items.map((item) => item.id));
@@ -474,7 +505,7 @@ export class CurationJobs implements CurationService {
     feedback: Record<string, boolean>,
     datasetId: string,
   ): Promise<CurationManifest> {
-    const sample = sampleForFeedback(items, this.#options.sampling);
+    const sample = await sampleForFeedback(items, this.#options.sampling);
     const verdicts = new Map(Object.entries(feedback));
     const labels = refine(sample.kept, verdicts, this.#options.refine);
     const byId = new Map(items.map((item) => [item.id, item]));
@@ -562,6 +593,15 @@ export class CurationJobs implements CurationService {
     const prefix = this.#prefixOf(source.rawDataUri);
     const keys = await this.#options.blobs.list(prefix);
     return keys.map((key) => ({ imageId: rawImageId(record.id, key), name: key.slice(prefix.length), key }));
+  }
+
+  /** Where a job's image is (without reading its vectors): the upload's key, or the raw key that hashes to it. */
+  async #keyOf(record: CurationRecord, imageId: string): Promise<string | null> {
+    const source = record.source;
+    if ('datasetId' in source) {
+      return (await this.#options.store.getDatasetImage(source.datasetId, imageId))?.key ?? null;
+    }
+    return (await this.#files(record)).find((file) => file.imageId === imageId)?.key ?? null;
   }
 
   #checkSource(source: CurationSource): CurationSource {

@@ -24,8 +24,8 @@ before(async () => {
 const imageOf = (id: string): SyntheticImage => images.find((i) => `id-${i.name}` === id)!;
 
 describe('sampling', () => {
-  it('removes near-duplicates (re-encoded, shifted by a pixel), keeping the first by name', () => {
-    const { kept, duplicates } = removeNearDuplicates([...items].reverse());
+  it('removes near-duplicates (re-encoded, shifted by a pixel), keeping the first by name', async () => {
+    const { kept, duplicates } = await removeNearDuplicates([...items].reverse());
     assert.deepEqual(
       duplicates.map((d) => [d.name, d.of]).sort(),
       images
@@ -44,8 +44,8 @@ describe('sampling', () => {
     assert.deepEqual([0, 1, 2, 8, 18, 50, 288, 10_000].map(clusterCount), [1, 1, 1, 2, 3, 5, 12, 12]);
   });
 
-  it('finds the clusters, offers every cluster, outliers and uncertain images, at most 24, deterministically', () => {
-    const sample = sampleForFeedback(items);
+  it('finds the clusters, offers every cluster, outliers and uncertain images, at most 24, deterministically', async () => {
+    const sample = await sampleForFeedback(items);
     const k = sample.clustering.centroids.length;
     assert.equal(k, clusterCount(items.length - sample.duplicates.length));
     // Each synthetic cluster lands whole in one k-means cluster.
@@ -65,11 +65,11 @@ describe('sampling', () => {
     assert.equal(imageOf(sample.feedback.find((f) => f.reason === 'outlier')!.imageId).kind, 'outlier');
     assert.equal(new Set(sample.feedback.map((f) => f.imageId)).size, sample.feedback.length);
     for (const f of sample.feedback) assert.equal(sample.clusterOf.get(f.imageId), f.cluster);
-    assert.deepEqual(sampleForFeedback(items), sample);
-    assert.deepEqual(sampleForFeedback([...items].reverse()).feedback, sample.feedback);
+    assert.deepEqual(await sampleForFeedback(items), sample);
+    assert.deepEqual((await sampleForFeedback([...items].reverse())).feedback, sample.feedback);
   });
 
-  it('caps the sample and still represents every cluster', () => {
+  it('caps the sample and still represents every cluster', async () => {
     const many: SampleItem[] = [];
     for (let i = 0; i < 400; i++) {
       const vector = new Float32Array(16);
@@ -78,23 +78,23 @@ describe('sampling', () => {
       const length = Math.hypot(...vector);
       many.push({ id: `v${i}`, name: `v${String(i).padStart(3, '0')}`, vector: vector.map((x) => x / length) });
     }
-    const sample = sampleForFeedback(many, { duplicateDistance: 0 });
+    const sample = await sampleForFeedback(many, { duplicateDistance: 0 });
     assert.equal(sample.clustering.centroids.length, 12);
     assert.equal(sample.feedback.length, 24);
     assert.equal(new Set(sample.feedback.filter((f) => f.reason === 'cluster').map((f) => f.cluster)).size, 12);
   });
 
-  it('handles one image and none', () => {
-    assert.deepEqual(sampleForFeedback([]).feedback, []);
-    const one = sampleForFeedback(items.slice(0, 1));
+  it('handles one image and none', async () => {
+    assert.deepEqual((await sampleForFeedback([])).feedback, []);
+    const one = await sampleForFeedback(items.slice(0, 1));
     assert.deepEqual(one.feedback, [{ imageId: items[0]!.id, reason: 'cluster', cluster: 0 }]);
-    assert.deepEqual(kMeans([], 3, 1), { assignments: [], centroids: [] });
+    assert.deepEqual(await kMeans([], 3, 1), { assignments: [], centroids: [] });
   });
 });
 
 describe('refinement', () => {
-  it('accepted pull near neighbours in, rejected push theirs out, the nearer verdict wins, the rest are kept', () => {
-    const { kept } = removeNearDuplicates(items);
+  it('accepted pull near neighbours in, rejected push theirs out, the nearer verdict wins, the rest are kept', async () => {
+    const { kept } = await removeNearDuplicates(items);
     const c0 = kept.filter((i) => imageOf(i.id).cluster === 0);
     const c1 = kept.filter((i) => imageOf(i.id).cluster === 1);
     const labels = refine(

@@ -49,10 +49,31 @@ export interface Sample {
 
 /** Cosine distance of two unit vectors. */
 export function distance(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  for (let i = 0; i < a.length; i++) dot += a[i]! * b[i]!;
-  return 1 - dot;
+  // Four sums: about twice as fast as one in V8, and this is the inner loop of everything here.
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  const n = a.length;
+  const whole = n - (n % 4);
+  let i = 0;
+  for (; i < whole; i += 4) {
+    s0 += a[i]! * b[i]!;
+    s1 += a[i + 1]! * b[i + 1]!;
+    s2 += a[i + 2]! * b[i + 2]!;
+    s3 += a[i + 3]! * b[i + 3]!;
+  }
+  for (; i < n; i++) s0 += a[i]! * b[i]!;
+  return 1 - (s0 + s1 + s2 + s3);
 }
+
+/**
+ * Lets other work of the process run (timers, requests) during long computations: the sampling of a large job
+ * takes seconds of CPU in the platform's own process.
+ */
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** Pairwise distances computed between two yields. */
+const workPerYield = 50_000;
 
 const byName = (a: SampleItem, b: SampleItem): number =>
   a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
@@ -61,13 +82,19 @@ const byName = (a: SampleItem, b: SampleItem): number =>
  * Drop near-duplicates: images are taken in name order and one nearer than `threshold` to an image already kept is
  * a duplicate of it (of the nearest such). Exact: each image is compared with every image kept before it.
  */
-export function removeNearDuplicates(
+export async function removeNearDuplicates(
   items: readonly SampleItem[],
   threshold: number = defaultSampling.duplicateDistance,
-): { kept: SampleItem[]; duplicates: Duplicate[] } {
+): Promise<{ kept: SampleItem[]; duplicates: Duplicate[] }> {
   const kept: SampleItem[] = [];
   const duplicates: Duplicate[] = [];
+  let work = 0;
   for (const item of [...items].sort(byName)) {
+    work += kept.length;
+    if (work >= workPerYield) {
+      work = 0;
+      await yieldToEventLoop();
+    }
     let nearest: SampleItem | null = null;
     let nearestDistance = threshold;
     for (const other of kept) {
@@ -94,17 +121,17 @@ export function clusterCount(n: number): number {
  * empty takes the image farthest from its centroid. `restarts` seedings are tried and the tightest result kept
  * (least total distance to the centroids), which makes a poor first seeding matter less.
  */
-export function kMeans(
+export async function kMeans(
   vectors: readonly Float32Array[],
   k: number,
   seed: number,
   options: { maxIterations?: number; restarts?: number } = {},
-): Clustering {
+): Promise<Clustering> {
   const random = mulberry32(seed);
   let best: Clustering | null = null;
   let bestCost = Infinity;
-  for (let attempt = 0; attempt < (options.restarts ?? 4); attempt++) {
-    const result = lloyd(vectors, k, random, options.maxIterations ?? 50);
+  for (let attempt = 0; attempt < (options.restarts ?? 3); attempt++) {
+    const result = await lloyd(vectors, k, random, options.maxIterations ?? 40);
     let cost = 0;
     for (let i = 0; i < vectors.length; i++) cost += distance(vectors[i]!, result.centroids[result.assignments[i]!]!);
     if (cost < bestCost - 1e-9 || best === null) [best, bestCost] = [result, cost];
@@ -112,7 +139,12 @@ export function kMeans(
   return best!;
 }
 
-function lloyd(vectors: readonly Float32Array[], k: number, random: () => number, maxIterations: number): Clustering {
+async function lloyd(
+  vectors: readonly Float32Array[],
+  k: number,
+  random: () => number,
+  maxIterations: number,
+): Promise<Clustering> {
   const n = vectors.length;
   if (n === 0) return { assignments: [], centroids: [] };
   k = Math.max(1, Math.min(k, n));
@@ -139,6 +171,7 @@ function lloyd(vectors: readonly Float32Array[], k: number, random: () => number
   }
   const assignments = new Array<number>(n).fill(-1);
   for (let iteration = 0; iteration < maxIterations; iteration++) {
+    if (n * k >= workPerYield / 10) await yieldToEventLoop();
     let moved = false;
     for (let i = 0; i < n; i++) {
       const best = nearestCentroid(vectors[i]!, centroids).index;
@@ -202,11 +235,11 @@ export function nearestCentroid(
  * the smallest margin between their two nearest centroids (`uncertain`, as many), at most `maxFeedback` in all with
  * every cluster represented. No image is offered twice.
  */
-export function sampleForFeedback(items: readonly SampleItem[], options: SamplingOptions = {}): Sample {
+export async function sampleForFeedback(items: readonly SampleItem[], options: SamplingOptions = {}): Promise<Sample> {
   const settings = { ...defaultSampling, ...options };
-  const { kept, duplicates } = removeNearDuplicates(items, settings.duplicateDistance);
+  const { kept, duplicates } = await removeNearDuplicates(items, settings.duplicateDistance);
   const vectors = kept.map((item) => item.vector);
-  const clustering = kMeans(vectors, clusterCount(kept.length), settings.seed);
+  const clustering = await kMeans(vectors, clusterCount(kept.length), settings.seed);
   const clusterOf = new Map(kept.map((item, i) => [item.id, clustering.assignments[i]!]));
   const feedback: Omit<ImageForFeedback, 'uri'>[] = [];
   const chosen = new Set<string>();

@@ -38,6 +38,7 @@ describe('console routes', () => {
     assert.equal(index.headers['content-type'], 'text/html; charset=utf-8');
     assert.equal(index.headers['cache-control'], 'no-cache');
     assert.match(String(index.headers['content-security-policy']), /default-src 'self'/);
+    assert.match(String(index.headers['content-security-policy']), /img-src 'self' data: blob:;/);
     assert.equal(index.body, '<!doctype html><title>console</title>');
 
     const script = await app.inject('/console/assets/index-abc123.js');

@@ -43,14 +43,15 @@ const gzipAsync = promisify(gzip);
 const immutable = 'public, max-age=31536000, immutable';
 
 /**
- * What the page may do: its own scripts and styles only, API calls and the log WebSocket to this origin only, never
- * framed. `'self'` covers same-origin `ws:`/`wss:` in current browsers; older ones need them named.
+ * What the page may do: its own scripts and styles only, API calls and the WebSockets to this origin only, never
+ * framed. `'self'` covers same-origin `ws:`/`wss:` in current browsers; older ones need them named. Images may be
+ * `blob:` URLs: a curation's images are fetched with the key and shown from the page's own memory.
  */
 const contentSecurityPolicy = [
   "default-src 'self'",
   "script-src 'self'",
   "style-src 'self'",
-  "img-src 'self' data:",
+  "img-src 'self' data: blob:",
   "connect-src 'self'",
   "base-uri 'none'",
   "form-action 'self'",

@@ -1,7 +1,6 @@
 // `GET /v1/functions/{name}/logs/ws`: a function's output, line by line as its sandboxes write it, over a
 // WebSocket. Authenticated as every /v1 route (`Authorization: Bearer KEY`), or, for browsers, which cannot set
 // headers on a WebSocket, by the subprotocol list `['savassan.logs.v1', 'bearer.' + KEY]`.
-import fastifyWebsocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import { Type } from 'typebox';
@@ -9,7 +8,7 @@ import type { WebSocket } from 'ws';
 import { PlatformError } from '../../../core/errors.js';
 import type { MetadataStore } from '../../../core/ports/metadata-store.js';
 import type { LiveLogHub, LiveLogLine } from '../../live-logs.js';
-import { isLoopbackHost, logsSubprotocol } from '../api-keys.js';
+import { isLoopbackHost } from '../api-keys.js';
 import { FunctionNameParams, errorResponse, invocationIdPattern } from '../schemas.js';
 
 export const LiveLogsQuery = Type.Object(
@@ -51,15 +50,8 @@ export function isLoopbackOrigin(origin: string): boolean {
 
 export function liveLogRoutes(options: LiveLogRoutesOptions): FastifyPluginAsync {
   const { hub, metadata } = options;
-  return async (plugin) => {
-    await plugin.register(fastifyWebsocket, {
-      options: {
-        // Frames from the client are ignored: they need not be large.
-        maxPayload: 4096,
-        // The key a browser sends as `bearer.KEY` is never echoed: the answer names only the logs protocol.
-        handleProtocols: (protocols) => (protocols.has(logsSubprotocol) ? logsSubprotocol : false),
-      },
-    });
+  // The WebSocket support is registered once, for every route, by the server (`websocketSupport`).
+  return (plugin) => {
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
     scope.route({
       method: 'GET',
@@ -121,5 +113,6 @@ export function liveLogRoutes(options: LiveLogRoutesOptions): FastifyPluginAsync
         socket.on('message', () => {});
       },
     });
+    return Promise.resolve();
   };
 }
