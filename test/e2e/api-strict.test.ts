@@ -107,6 +107,8 @@ describe('a strict, fully described HTTP API', () => {
     const pathOf = (template: string) =>
       template
         .replace('{name}', 'probe')
+        // A run's id has its own shape (the live route checks it).
+        .replace('/v1/intelligence/runs/{id}', `/v1/intelligence/runs/run-${'a'.repeat(26)}`)
         .replace('{id}', invocationId)
         .replace('{alias}', 'beta')
         .replace('{queue}', 'probe-queue')
