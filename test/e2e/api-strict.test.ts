@@ -107,6 +107,8 @@ describe('a strict, fully described HTTP API', () => {
     const pathOf = (template: string) =>
       template
         .replace('{name}', 'probe')
+        // A run's id has its own shape (the live route checks it).
+        .replace('/v1/intelligence/runs/{id}', `/v1/intelligence/runs/run-${'a'.repeat(26)}`)
         .replace('{id}', invocationId)
         .replace('{alias}', 'beta')
         .replace('{queue}', 'probe-queue')
@@ -136,6 +138,10 @@ describe('a strict, fully described HTTP API', () => {
       'POST /api/v1/executions/recover': JSON.stringify({
         id: { project: 'savassan', domain: 'development', name: 'probe' },
       }),
+      'POST /v1/plans': JSON.stringify({ prompt: 'not planned' }),
+      'POST /v1/curations': JSON.stringify({ projectId: 'probe', datasetId: 'probe' }),
+      'POST /v1/curations/{id}/feedback': JSON.stringify({ feedback: [] }),
+      'POST /v1/intelligence/runs': JSON.stringify({ prompt: 'not run', datasetId: 'probe' }),
     };
     for (const [template, methods] of Object.entries(openapi.paths)) {
       for (const [method, operation] of Object.entries(methods)) {
