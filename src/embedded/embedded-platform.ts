@@ -39,7 +39,8 @@ import { WorkflowDeployer } from '../workflows/workflow-deployer.js';
 import { builtinTaskNames } from '../intelligence/fine-tune-tasks.js';
 import { BuiltinTaskRunner } from '../intelligence/tasks.js';
 import { createIntelligence, platformIntelligenceFactories, type Intelligence } from './intelligence.js';
-import { createFineTunePipeline } from '../intelligence/runs.js';
+import { createFineTunePipeline, fineTuneWorkflow } from '../intelligence/runs.js';
+import { fineTuneSpec } from '../intelligence/fine-tune-workflow.js';
 import type { WorkflowEngine } from '../workflows/engine.js';
 import type { WorkflowStore } from '../core/ports/workflow-store.js';
 import type { ExecutionBackend } from '../core/ports/execution-backend.js';
@@ -415,6 +416,12 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     await runtime.close();
     await backends.close();
     throw err;
+  }
+  // The fine-tune template is part of the platform: deployed when no workflow of that name exists.
+  if ((await backends.workflows.getWorkflow(fineTuneWorkflow)) === null) {
+    await workflowDeployer.deploy(fineTuneWorkflow, fineTuneSpec).catch((err: unknown) => {
+      logger.error({ err }, 'deploying the fine-tune workflow failed');
+    });
   }
   let ready = false;
   const { deployer, server, setReady, answerInvoke, metrics, resolver, run, asyncInvocations } = await createGateway({

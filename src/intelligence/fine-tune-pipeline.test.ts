@@ -1,4 +1,4 @@
-// The `fine-tune` workflow (examples/workflows/fine-tune.json) on the real engine, as test/helpers/fine-tune-rig.ts
+// The `fine-tune` workflow (src/intelligence/fine-tune-workflow.ts) on the real engine, as test/helpers/fine-tune-rig.ts
 // composes it: plan (the real plan service, rule-based or a scripted model), curate and feedback (a curation service
 // that follows the curator's contract), train (the real trainer example), evaluate; runs read back as run views.
 import assert from 'node:assert/strict';

@@ -16,7 +16,7 @@ import { checkPlanRequest } from './plan/plan-service.js';
 import type { BuiltinTaskRunner } from './tasks.js';
 import type { CurationService, PlanService, RunService, RunStatus, RunView, StartRunRequest } from './services.js';
 
-/** The workflow a run executes (deployed at start from `examples/workflows/fine-tune.json`). */
+/** The workflow a run executes (`fineTuneSpec`, deployed at start when absent). */
 export const fineTuneWorkflow = 'fine-tune';
 /** Where runs' executions live: the execution API's defaults. */
 export const runProject = 'savassan';
@@ -87,7 +87,13 @@ export class FineTuneRuns implements RunService {
     if (typeof trainer !== 'string' || !isDnsLabel(trainer)) {
       throw bad(`trainer must be a function name, got ${JSON.stringify(trainer)}`);
     }
-    if (!(await this.#options.functionExists(trainer))) throw bad(`trainer: function ${trainer} does not exist`);
+    if (!(await this.#options.functionExists(trainer)))
+      throw bad(
+        `trainer: function ${trainer} does not exist` +
+          (trainer === defaultTrainer
+            ? ' (deploy the CPU trainer with: savassan deploy fine-tune-trainer examples/fine-tune-trainer)'
+            : ''),
+      );
     const source = this.#source(request.source);
     const id = newId('run');
     const execution = { project: runProject, domain: runDomain, name: id };

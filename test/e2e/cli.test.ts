@@ -20,10 +20,7 @@ describe('CLI end to end', () => {
   });
 
   it('deploys the examples on first start and says what to try', async () => {
-    assert.match(
-      server.output(),
-      /Deployed the examples: echo, fine-tune-trainer, hello, workflow fine-tune, workflow greeting/,
-    );
+    assert.match(server.output(), /Deployed the examples: echo, fine-tune-trainer, hello, workflow greeting/);
     assert.match(server.output(), /npx savassan workflow run greeting --input name=Ada --wait/);
     assert.match(server.output(), /Try:/);
     assert.match(server.output(), /WARNING: --sandbox process/);
@@ -31,6 +28,9 @@ describe('CLI end to end', () => {
     assert.equal(ls.code, 0, ls.stderr);
     assert.match(ls.stdout, /^NAME\s+VERSION/m);
     assert.match(ls.stdout, /^hello\s+1\s+index\.handler/m);
+    // The fine-tune template is the platform's own, deployed with or without the examples.
+    const workflows = await cli('workflow', 'ls');
+    assert.match(workflows.stdout, /^fine-tune\s+1\s+5\s/m);
     const hello = await cli('invoke', 'hello', '--data', '{"name":"Ada"}', '--verbose');
     assert.equal(hello.code, 0, hello.stderr);
     assert.equal((JSON.parse(hello.stdout) as { message: string }).message, 'Hello, Ada!');

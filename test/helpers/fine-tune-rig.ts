@@ -5,7 +5,7 @@
 // contract (statuses, revisions, `waitForChange`, the manifest), playing the user's images as vectors.
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,8 +37,8 @@ import { BuiltinExecutionBackend } from '../../src/workflows/builtin-backend.js'
 import { WorkflowEngine } from '../../src/workflows/engine.js';
 import { StoreNodeSink } from '../../src/workflows/node-sink.js';
 import { WorkflowDeployer } from '../../src/workflows/workflow-deployer.js';
+import { fineTuneSpec } from '../../src/intelligence/fine-tune-workflow.js';
 
-const repoRoot = join(import.meta.dirname, '..', '..');
 const trainer = createRequire(import.meta.url)('../../examples/fine-tune-trainer/index.js') as {
   handler(event: unknown): Promise<unknown>;
 };
@@ -313,8 +313,7 @@ export async function fineTuneRig(
     functionExists: (name) => Promise.resolve(name === 'fine-tune-trainer'),
     builtinTasks: builtinTaskNames,
   });
-  const spec = JSON.parse(await readFile(join(repoRoot, 'examples', 'workflows', 'fine-tune.json'), 'utf8')) as unknown;
-  await deployer.deploy('fine-tune', spec);
+  await deployer.deploy('fine-tune', fineTuneSpec);
   const runs = createFineTunePipeline({
     store: intelligence,
     plans,
