@@ -8,6 +8,7 @@ import { addClientCommands } from './client-commands.js';
 import { addDlqCommands } from './dlq-commands.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDeployCommand } from './deploy-command.js';
+import { addIntelligenceCommands } from './intelligence-commands.js';
 import { info, printJson } from './output.js';
 import { addPlanCommands } from './plan-commands.js';
 import { addQueueCommands } from './queue-commands.js';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   addUrlCommands(program);
   addWorkflowCommands(program);
   addPlanCommands(program);
+  addIntelligenceCommands(program);
   return program;
 }
 

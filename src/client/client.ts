@@ -6,6 +6,7 @@ import type { FunctionConfigPatch, VersionChange } from '../core/function-config
 import type { ExecutionPage, ExecutionView, NodeExecutionView } from '../core/ports/execution-backend.js';
 import type { ExecutionKey } from '../core/ports/workflow-store.js';
 import type { FineTunePlan, PlanProblem, PlanStatus } from '../core/plan.js';
+import type { CurationFileError, CurationProgress, CurationStatus, ImageForFeedback } from '../core/curation.js';
 import type { WorkflowSpec } from '../core/workflow-spec.js';
 
 export type { ExecutionKey, ExecutionPage, ExecutionView, NodeExecutionView, WorkflowSpec };
@@ -162,16 +163,27 @@ export class SavassanClient {
    * are kept alive for the next request; an idle one does not keep the process running.
    */
   async send(method: string, path: string, body?: string, extraHeaders: Record<string, string> = {}): Promise<Answer> {
-    const url = new URL(`${this.url}${path}`);
-    const { Agent, request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
-    this.#agent ??= new Agent({ keepAlive: true });
-    const agent = this.#agent;
     const headers: Record<string, string> = { ...extraHeaders };
     if (body !== undefined) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(Buffer.byteLength(body));
     }
+    return this.#exchange(method, path, { headers, body });
+  }
+
+  /** One request over `node:http(s)`: the body is text, bytes or a stream piped as it is read. */
+  async #exchange(
+    method: string,
+    path: string,
+    options: { headers: Record<string, string>; body?: string | Uint8Array | NodeJS.ReadableStream | undefined },
+  ): Promise<Answer> {
+    const url = new URL(`${this.url}${path}`);
+    const { Agent, request } = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+    this.#agent ??= new Agent({ keepAlive: true });
+    const agent = this.#agent;
+    const headers: Record<string, string> = { ...options.headers };
     if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
+    const { body } = options;
     const answer = await new Promise<Answer>((resolve, reject) => {
       const req = request(url, { method, headers, agent }, (res) => {
         const chunks: Buffer[] = [];
@@ -186,7 +198,15 @@ export class SavassanClient {
         );
       });
       req.on('error', (err) => reject(this.#unreachable(err)));
-      req.end(body);
+      if (body === undefined || typeof body === 'string' || body instanceof Uint8Array) {
+        req.end(body);
+      } else {
+        body.on('error', (err: Error) => {
+          req.destroy();
+          reject(err);
+        });
+        body.pipe(req);
+      }
     });
     if (answer.status >= 400) throw apiError(answer.status, answer.text, answer.headers);
     return answer;
@@ -536,6 +556,100 @@ export class SavassanClient {
   async createPlan(request: PlanRequestBody): Promise<{ created: boolean; plan: PlanAnswer }> {
     const answer = await this.send('POST', '/v1/plans', JSON.stringify(request));
     return { created: answer.status === 201, plan: JSON.parse(answer.text) as PlanAnswer };
+  }
+
+  /**
+   * Upload one image into a dataset (`POST /v1/datasets/{datasetId}/images?name=NAME`; the dataset exists from its
+   * first image). `file`: the bytes, or `{ path }` to stream a file from disk. `created` is false when an image of
+   * that name was replaced. Not decoded here: a curation job reports a file it cannot read.
+   *
+   * @example
+   * const { image } = await client.uploadDatasetImage('cats', 'tabby.jpg', { path: './photos/tabby.jpg' });
+   */
+  async uploadDatasetImage(
+    datasetId: string,
+    name: string,
+    file: Uint8Array | { path: string },
+  ): Promise<{ created: boolean; image: DatasetImageAnswer }> {
+    const path = `/v1/datasets/${encodeURIComponent(datasetId)}/images?name=${encodeURIComponent(name)}`;
+    let body: Uint8Array | NodeJS.ReadableStream;
+    let length: number;
+    if (file instanceof Uint8Array) {
+      body = file;
+      length = file.byteLength;
+    } else {
+      const { createReadStream } = await import('node:fs');
+      const { stat } = await import('node:fs/promises');
+      const info = await stat(file.path);
+      if (!info.isFile()) throw new PlatformError('BAD_REQUEST', `${file.path} is not a file`);
+      length = info.size;
+      body = createReadStream(file.path);
+    }
+    const answer = await this.#exchange('POST', path, {
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
+      body,
+    });
+    return { created: answer.status === 201, image: JSON.parse(answer.text) as DatasetImageAnswer };
+  }
+
+  /** A dataset's images (`GET /v1/datasets/{datasetId}/images`); none for a dataset nothing was uploaded to. */
+  listDatasetImages(datasetId: string): Promise<{ images: DatasetImageAnswer[] }> {
+    return this.json('GET', `/v1/datasets/${encodeURIComponent(datasetId)}/images`);
+  }
+
+  /**
+   * Start a curation job (`POST /v1/curations`) over an uploaded dataset or an `s3://` prefix of the platform's
+   * bucket: embed, sample images for feedback, then wait for verdicts.
+   *
+   * @example
+   * const { id } = await client.startCuration({ projectId: 'cats', datasetId: 'cats' });
+   */
+  startCuration(request: CurationRequestBody): Promise<{ id: string; status: 'PENDING' }> {
+    return this.json('POST', '/v1/curations', request);
+  }
+
+  /** A curation job: status, progress, images for feedback, verdicts, curated dataset (`GET /v1/curations/{id}`). */
+  getCuration(id: string): Promise<CurationAnswer> {
+    return this.json('GET', `/v1/curations/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * Verdicts on the images of a job AWAITING_FEEDBACK (`POST /v1/curations/{id}/feedback`). With `complete` (the
+   * default) the job refines them, writes the curated dataset and is COMPLETED; `false` only records them.
+   *
+   * @example
+   * await client.submitCurationFeedback('cur-…', [{ imageId: 'img-…', accepted: true }]);
+   */
+  submitCurationFeedback(
+    id: string,
+    feedback: { imageId: string; accepted: boolean }[],
+    complete = true,
+  ): Promise<CurationAnswer> {
+    return this.json('POST', `/v1/curations/${encodeURIComponent(id)}/feedback`, { feedback, complete });
+  }
+
+  /**
+   * Start a prompt-to-model run (`POST /v1/intelligence/runs`): an execution of the `fine-tune` workflow (plan →
+   * curate → feedback → train → evaluate).
+   *
+   * @example
+   * const run = await client.startRun({ prompt: 'LoRA of my dog Fluffy in watercolour', datasetId: 'fluffy' });
+   */
+  startRun(request: RunRequestBody): Promise<RunAnswer> {
+    return this.json('POST', '/v1/intelligence/runs', request);
+  }
+
+  /** A run: status, plan, curation, output (`GET /v1/intelligence/runs/{id}`); NOT_FOUND when there is none. */
+  getRun(id: string): Promise<RunAnswer> {
+    return this.json('GET', `/v1/intelligence/runs/${encodeURIComponent(id)}`);
+  }
+
+  /** Runs, newest first; `before`: runs created before this time. */
+  listRuns(options: { limit?: number; before?: string } = {}): Promise<{ runs: RunAnswer[] }> {
+    const query = new URLSearchParams();
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    if (options.before !== undefined) query.set('before', options.before);
+    return this.json('GET', `/v1/intelligence/runs${query.size === 0 ? '' : `?${query.toString()}`}`);
   }
 
   /** A plan request and how it ended (`GET /v1/plans/{id}`); NOT_FOUND when there is none. */
@@ -997,4 +1111,80 @@ export interface PlanPageAnswer {
   plans: PlanAnswer[];
   /** The `before` of the next page; null: no more. */
   next: string | null;
+}
+
+/** An image of a dataset, as `/v1/datasets/{datasetId}/images` answers it. */
+export interface DatasetImageAnswer {
+  datasetId: string;
+  /** New on every upload. */
+  imageId: string;
+  name: string;
+  /** `s3://BUCKET/datasets/{datasetId}/raw/{name}`. */
+  uri: string;
+  bytes: number;
+  /** Hex SHA-256 of the bytes. */
+  sha256: string;
+  /** From the magic bytes; `application/octet-stream` when not an image. */
+  contentType: string;
+  createdAt: string;
+}
+
+/** `POST /v1/curations`: exactly one of `rawDataUri` and `datasetId`. */
+export interface CurationRequestBody {
+  projectId: string;
+  /** `s3://BUCKET/PREFIX` of the platform's own bucket. */
+  rawDataUri?: string;
+  datasetId?: string;
+}
+
+/** A curation job as `/v1/curations/{id}` answers it. */
+export interface CurationAnswer {
+  id: string;
+  projectId: string;
+  status: CurationStatus;
+  progress: CurationProgress;
+  imagesForFeedback: ImageForFeedback[];
+  feedback: { imageId: string; accepted: boolean }[];
+  curatedDatasetId: string | null;
+  /** `s3://BUCKET/curated/{datasetId}/` once COMPLETED. */
+  curatedDatasetUri: string | null;
+  errors: CurationFileError[];
+  /** With FAILED: why. */
+  failure: string | null;
+  embedder: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** `POST /v1/intelligence/runs`: exactly one of `rawDataUri` and `datasetId`. */
+export interface RunRequestBody {
+  prompt: string;
+  rawDataUri?: string;
+  datasetId?: string;
+  userId?: string;
+  /** The training function (default `fine-tune-trainer`). */
+  trainer?: string;
+}
+
+/** A run's states: PLANNING, CURATING, AWAITING_FEEDBACK, TRAINING, EVALUATING, then one of the last three. */
+export type RunStatus =
+  'PLANNING' | 'CURATING' | 'AWAITING_FEEDBACK' | 'TRAINING' | 'EVALUATING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED';
+
+/** A prompt-to-model run as `/v1/intelligence/runs` answers it. */
+export interface RunAnswer {
+  id: string;
+  status: RunStatus;
+  prompt: string;
+  userId: string;
+  execution: ExecutionKey;
+  planId: string | null;
+  /** Once planned. */
+  plan: FineTunePlan | null;
+  /** Once curated: its feedback is `POST /v1/curations/{id}/feedback`. */
+  curationId: string | null;
+  curatedDatasetUri: string | null;
+  /** The evaluate step's output once SUCCEEDED. */
+  output: unknown;
+  error: { code: string; message: string } | null;
+  createdAt: string;
 }
