@@ -19,6 +19,8 @@ import type { Embedder } from '../src/core/ports/embedder.js';
 import type { StoredVector } from '../src/core/ports/vector-store.js';
 import { syntheticImages } from '../test/helpers/synthetic-images.js';
 import { round, summarise } from './load.js';
+import { benchPlans } from './plans.js';
+import { runSectionAlone, runsAlone } from './section-alone.js';
 
 const repoRoot = resolve(import.meta.dirname, '..');
 const modelDir = resolve(repoRoot, '../shared/models');
@@ -266,10 +268,19 @@ function unit(vector: Float32Array): Float32Array {
   return vector.map((value) => value * scale);
 }
 
-// `npx tsx bench/intelligence.ts` prints both sections as JSON.
-if (process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(import.meta.filename)) {
-  const embeddings = await benchEmbeddings();
-  console.log(JSON.stringify({ embeddings }, null, 2));
-  const search = await benchVectorSearch();
-  console.log(JSON.stringify({ vectorSearch: search }, null, 2));
+/**
+ * The intelligence section of `npm run bench`: embedding throughput, vector search at 10k and 100k vectors (10k only
+ * when `quick`), and plan latency per planner.
+ */
+export async function measureIntelligence(quick: boolean) {
+  return {
+    embeddings: await benchEmbeddings({ images: quick ? 32 : 64 }),
+    vectorSearch: await benchVectorSearch(quick ? { sizes: [10_000], queries: 100 } : {}),
+    plans: await benchPlans(quick ? { requests: 100, llamaRequests: 2 } : {}),
+  };
+}
+
+// Alone: `node --import tsx bench/intelligence.ts` (BENCH_QUICK=1 for the quick sizes).
+if (runsAlone(import.meta.url)) {
+  await runSectionAlone('intelligence', measureIntelligence);
 }

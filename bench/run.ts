@@ -19,6 +19,7 @@ import { measureCluster } from './cluster.js';
 import { eventLoopCounts, measureEventLoops } from './event-loops.js';
 import { eventsOptions, measureEvents } from './events.js';
 import { measureWorkflows, workflowsOptions } from './workflows.js';
+import { measureIntelligence } from './intelligence.js';
 import { measureLambdaApi } from './lambda.js';
 import { machineFacts } from './section-alone.js';
 import { measureAliasInvoke } from './traffic.js';
@@ -415,6 +416,10 @@ async function main(): Promise<void> {
   // 13. Workflows: the engine's overhead per node on a 100-node chain of no-op functions, beside the same calls made
   // one after another by a client, and a 1,000-wide fan-out's duration and the server's peak memory.
   results.workflows = await measureWorkflows(workflowsOptions(quick));
+
+  // 14. The intelligence layer: embedding throughput per embedder, vector search (HNSW against exact scans and the
+  // in-memory brute force, recall@10) at 10k and 100k vectors, and plan latency per planner.
+  results.intelligence = await measureIntelligence(quick);
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${run.date.replace(/[:.]/g, '-')}.json`);
