@@ -4,6 +4,7 @@
  * (`--vector-store`). Secrets (the LLM's API key, a vector-store URL with a password) come from the environment only.
  */
 import { PlatformError } from '../core/errors.js';
+import { compileLlmOptions } from '../intelligence/plan/create-llm.js';
 
 export type LlmKind = 'rule-based' | 'openai' | 'llama-cpp';
 export type EmbedderKind = 'pixels' | 'onnx';
@@ -64,23 +65,8 @@ export function compileIntelligenceOptions(options: IntelligenceOptions = {}): C
   if (llm !== 'llama-cpp') {
     only({ '--llm-model-path': options.llmModelPath, '--llm-threads': options.llmThreads }, 'llama-cpp', '--llm');
   }
-  if (llm === 'openai') {
-    if ((options.llmUrl ?? '') === '') invalid('--llm openai needs --llm-url URL (e.g. http://127.0.0.1:8000/v1)');
-    let protocol = '';
-    try {
-      protocol = new URL(options.llmUrl!).protocol;
-    } catch {
-      invalid(`--llm-url ${options.llmUrl} is not a URL`);
-    }
-    if (protocol !== 'http:' && protocol !== 'https:') invalid('--llm-url must be an http or https URL');
-    if ((options.llmModel ?? '') === '') invalid('--llm openai needs --llm-model NAME (the model the server serves)');
-  }
-  if (llm === 'llama-cpp' && (options.llmModelPath ?? '') === '') {
-    invalid('--llm llama-cpp needs --llm-model-path FILE.gguf');
-  }
-  if (options.llmThreads !== undefined && (!Number.isInteger(options.llmThreads) || options.llmThreads < 1)) {
-    invalid('--llm-threads must be a whole number of at least 1');
-  }
+  // The planner's own checks (URL, model, threads...), run once here so that a bad flag stops the start.
+  compileLlmOptions(options);
   if (embedder !== 'onnx') {
     only(
       {
