@@ -25,10 +25,13 @@ const key = 'k-live-test';
 /** Runs whose state the test sets (the port, without the workflow engine behind it). */
 class TestRuns implements RunService {
   readonly views = new Map<string, RunView>();
+  /** Reads, by run id. */
+  readonly reads = new Map<string, number>();
   start(_request: StartRunRequest): Promise<RunView> {
     throw new Error('not used');
   }
   get(id: string): Promise<RunView | null> {
+    this.reads.set(id, (this.reads.get(id) ?? 0) + 1);
     const view = this.views.get(id);
     return Promise.resolve(view === undefined ? null : structuredClone(view));
   }
@@ -235,5 +238,35 @@ describe('GET /v1/intelligence/runs/{id}/ws', () => {
     });
     assert.deepEqual(await refusedUpgrade(url, `${path(runId)}?key=${key}`, {}), { status: 401, code: 'UNAUTHORIZED' });
     assert.equal((await refusedUpgrade(url, path('not-a-run'), bearer)).status, 400);
+  });
+
+  it('reads a run once per poll for all its sockets, and takes at most 20 sockets a run', async () => {
+    const id = 'run-cccccccccccccccccccccccccc';
+    runs.set(id, { status: 'CURATING' });
+    const auth = { authorization: `Bearer ${key}` };
+    const sockets = await Promise.all(Array.from({ length: 20 }, () => openRunSocket(url, id, [], auth)));
+    await Promise.all(sockets.map((socket) => socket.until((frames) => statuses(frames).includes('CURATING'))));
+    const path = `/v1/intelligence/runs/${id}/ws`;
+    assert.deepEqual(await refusedUpgrade(url, path, { protocols: [runsSubprotocol, `bearer.${key}`] }), {
+      status: 429,
+      code: 'TOO_MANY_REQUESTS',
+    });
+    // Ten changes, each seen by every socket: the reads are those of one reader (a read or two per change), not
+    // twenty readers' (at least twenty per change).
+    const before = runs.reads.get(id) ?? 0;
+    for (let step = 1; step <= 10; step++) {
+      runs.set(id, { progress: step } as Partial<RunView>);
+      await Promise.all(
+        sockets.map((socket) =>
+          socket.until((frames) =>
+            frames.some((f) => f.type === 'run' && (f.run as { progress?: number }).progress === step),
+          ),
+        ),
+      );
+    }
+    const reads = (runs.reads.get(id) ?? 0) - before;
+    assert.ok(reads < 20 * 10, `${reads} reads for 10 changes seen by 20 sockets`);
+    runs.set(id, { status: 'SUCCEEDED' });
+    await Promise.all(sockets.map((socket) => socket.closed));
   });
 });

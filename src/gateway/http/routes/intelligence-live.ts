@@ -13,7 +13,7 @@ import { silentLogger } from '../../../core/logger.js';
 import type { RunService, RunStatus, RunView } from '../../../intelligence/services.js';
 import type { LiveLogHub, LiveLogLine } from '../../live-logs.js';
 import { errorResponse } from '../schemas.js';
-import { droppedCloseCode, isLoopbackOrigin } from './live-logs.js';
+import { droppedCloseCode, notAnUpgrade, refuseForeignPage } from './live-logs.js';
 
 /** The states a run never leaves: the socket closes after the view that shows one. */
 export const terminalRunStatuses: ReadonlySet<RunStatus> = new Set(['SUCCEEDED', 'FAILED', 'ABORTED']);
@@ -34,8 +34,10 @@ export interface IntelligenceLiveRoutesOptions {
   hub: LiveLogHub;
   /** The function that trains `run` (its execution's `trainer` input); default `fine-tune-trainer`. */
   trainerOf?: ((run: RunView) => Promise<string | null>) | undefined;
-  /** How often a run is read for changes (default 300 ms). */
+  /** How often a run is read for changes (default 300 ms), once for all the sockets following it. */
   pollMs?: number | undefined;
+  /** Sockets one run may have open at once (default 20); more are refused with 429. */
+  maxSocketsPerRun?: number | undefined;
   /** The gateway takes no API key: only pages served from this machine may open the socket (as `logs/ws`). */
   keyless?: boolean | undefined;
   logger?: Logger | undefined;
@@ -45,7 +47,9 @@ export function intelligenceLiveRoutes(options: IntelligenceLiveRoutesOptions): 
   const { runs, hub } = options;
   const pollMs = options.pollMs ?? 300;
   const logger = options.logger ?? silentLogger;
+  const watches = new RunWatches(runs, pollMs, options.maxSocketsPerRun ?? 20, logger);
   return (plugin) => {
+    plugin.addHook('onClose', () => watches.close());
     const scope = plugin.withTypeProvider<TypeBoxTypeProvider>();
     scope.route({
       method: 'GET',
@@ -63,42 +67,103 @@ export function intelligenceLiveRoutes(options: IntelligenceLiveRoutesOptions): 
             'UNAUTHORIZED: no valid API key, or (on a gateway without keys) a web page of another machine asking',
           ),
           404: errorResponse('NOT_FOUND: no run of that id'),
-          429: errorResponse('TOO_MANY_REQUESTS: as many clients as the gateway takes follow logs; retry later'),
+          429: errorResponse(
+            'TOO_MANY_REQUESTS: as many clients as the gateway takes follow logs, or this run has as many sockets as it takes; retry later',
+          ),
         },
       },
       // Before the upgrade: an unknown run is a 404 answer, and the Agents are followed once the socket opens.
       preHandler: async (request) => {
-        const origin = request.headers.origin;
-        if (options.keyless === true && origin !== undefined && !isLoopbackOrigin(origin)) {
-          throw new PlatformError(
-            'UNAUTHORIZED',
-            'this gateway takes no API key: a WebSocket from a web page may only come from a page on this machine',
-          );
-        }
+        refuseForeignPage(options.keyless, request.headers.origin);
         const run = await runs.get(request.params.id);
         if (run === null) throw new PlatformError('NOT_FOUND', `run ${request.params.id} not found`);
+        watches.assertRoom(request.params.id);
         hub.assertRoom();
         await hub.ready();
       },
-      handler: () => {
-        throw new PlatformError('BAD_REQUEST', 'this route takes a WebSocket upgrade (GET with Upgrade: websocket)');
-      },
+      handler: notAnUpgrade,
       wsHandler: (socket: WebSocket, request) => {
-        followRun(socket, request.params.id, { ...options, pollMs, logger });
+        followRun(socket, request.params.id, watches, { ...options, logger });
       },
     });
     return Promise.resolve();
   };
 }
 
+/** A run's view as read, or the read's failure (the socket stays open: the next read may answer). */
+type RunRead = { run: RunView | null } | { error: unknown };
+
+/**
+ * One reader per followed run: every `pollMs` the run is read once, whatever the number of sockets following it, and
+ * each read goes to all of them; the reader stops when the last socket leaves.
+ */
+class RunWatches {
+  readonly #watches = new Map<string, { listeners: Set<(read: RunRead) => void>; timer: NodeJS.Timeout | null }>();
+
+  constructor(
+    private readonly runs: RunService,
+    private readonly pollMs: number,
+    private readonly maxPerRun: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** TOO_MANY_REQUESTS when the run has as many sockets as it takes. */
+  assertRoom(id: string): void {
+    if ((this.#watches.get(id)?.listeners.size ?? 0) >= this.maxPerRun) {
+      throw new PlatformError('TOO_MANY_REQUESTS', `run ${id} has ${this.maxPerRun} sockets open; retry later`);
+    }
+  }
+
+  /** Reads reach `listener` (the first at once) until the returned function is called. */
+  watch(id: string, listener: (read: RunRead) => void): () => void {
+    let watch = this.#watches.get(id);
+    if (watch === undefined) {
+      watch = { listeners: new Set(), timer: null };
+      this.#watches.set(id, watch);
+      const current = watch;
+      const read = async (): Promise<void> => {
+        let result: RunRead;
+        try {
+          result = { run: await this.runs.get(id) };
+        } catch (err) {
+          this.logger.warn({ err, runId: id }, 'reading a run for its live view failed');
+          result = { error: err };
+        }
+        for (const each of [...current.listeners]) each(result);
+        if (this.#watches.get(id) === current && current.listeners.size > 0) {
+          current.timer = setTimeout(() => void read(), this.pollMs);
+        }
+      };
+      watch.listeners.add(listener);
+      void read();
+    } else {
+      watch.listeners.add(listener);
+    }
+    const joined = watch;
+    return () => {
+      joined.listeners.delete(listener);
+      if (joined.listeners.size === 0 && this.#watches.get(id) === joined) {
+        if (joined.timer !== null) clearTimeout(joined.timer);
+        this.#watches.delete(id);
+      }
+    };
+  }
+
+  close(): void {
+    for (const watch of this.#watches.values()) if (watch.timer !== null) clearTimeout(watch.timer);
+    this.#watches.clear();
+  }
+}
+
 function followRun(
   socket: WebSocket,
   id: string,
-  options: IntelligenceLiveRoutesOptions & { pollMs: number; logger: Logger },
+  watches: RunWatches,
+  options: IntelligenceLiveRoutesOptions & { logger: Logger },
 ): void {
   let closed = false;
-  let timer: NodeJS.Timeout | undefined;
   let subscription: { close(): void } | null = null;
+  let unwatch: (() => void) | null = null;
   let last = '';
   const send = (frame: RunFrame | string, written?: () => void): void => {
     if (closed || socket.readyState !== socket.OPEN) {
@@ -107,24 +172,23 @@ function followRun(
     }
     socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame), () => written?.());
   };
+  const stop = (): void => {
+    closed = true;
+    unwatch?.();
+    subscription?.close();
+  };
   const finish = (code: number, reason: string): void => {
     if (closed) return;
-    closed = true;
-    clearTimeout(timer);
-    subscription?.close();
+    stop();
     if (socket.readyState === socket.OPEN) socket.close(code, reason);
   };
-  socket.on('close', () => {
-    closed = true;
-    clearTimeout(timer);
-    subscription?.close();
-  });
+  socket.on('close', stop);
   // Frames from the client carry nothing.
   socket.on('message', () => {});
 
   const follow = async (run: RunView): Promise<void> => {
     const trainer = (await options.trainerOf?.(run).catch(() => null)) ?? defaultTrainer;
-    if (closed) return;
+    if (closed || subscription !== null) return;
     subscription = options.hub.subscribe({
       functionName: trainer,
       format: (line) => JSON.stringify({ type: 'log', line } satisfies RunFrame),
@@ -139,17 +203,9 @@ function followRun(
     });
   };
 
-  const poll = async (): Promise<void> => {
-    let run: RunView | null;
-    try {
-      run = await options.runs.get(id);
-    } catch (err) {
-      // A store that does not answer now may answer at the next read: the socket stays open.
-      options.logger.warn({ err, runId: id }, 'reading a run for its live view failed');
-      if (!closed) timer = setTimeout(() => void poll(), options.pollMs);
-      return;
-    }
-    if (closed) return;
+  unwatch = watches.watch(id, (read) => {
+    if (closed || 'error' in read) return;
+    const { run } = read;
     if (run === null) {
       finish(1011, `run ${id} is gone`);
       return;
@@ -159,12 +215,11 @@ function followRun(
       last = text;
       send({ type: 'run', run });
     }
-    if (subscription === null && !terminalRunStatuses.has(run.status)) await follow(run);
     if (terminalRunStatuses.has(run.status)) {
       finish(1000, `the run ended: ${run.status}`);
       return;
     }
-    if (!closed) timer = setTimeout(() => void poll(), options.pollMs);
-  };
-  void poll();
+    if (subscription === null) void follow(run);
+  });
+  if (closed) unwatch();
 }

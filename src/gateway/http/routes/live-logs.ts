@@ -40,6 +40,24 @@ export interface LiveLogRoutesOptions {
 }
 
 /** Whether `origin` (an `Origin` header) names a page served from this machine. */
+/**
+ * On a gateway without API keys, a WebSocket from a web page may only come from a page on this machine (a browser
+ * sends Origin; other clients need not): UNAUTHORIZED otherwise.
+ */
+export function refuseForeignPage(keyless: boolean | undefined, origin: string | undefined): void {
+  if (keyless === true && origin !== undefined && !isLoopbackOrigin(origin)) {
+    throw new PlatformError(
+      'UNAUTHORIZED',
+      'this gateway takes no API key: a WebSocket from a web page may only come from a page on this machine',
+    );
+  }
+}
+
+/** The plain-HTTP handler of a WebSocket route. */
+export function notAnUpgrade(): never {
+  throw new PlatformError('BAD_REQUEST', 'this route takes a WebSocket upgrade (GET with Upgrade: websocket)');
+}
+
 export function isLoopbackOrigin(origin: string): boolean {
   try {
     return isLoopbackHost(new URL(origin).hostname);
@@ -75,21 +93,13 @@ export function liveLogRoutes(options: LiveLogRoutesOptions): FastifyPluginAsync
       },
       // Before the upgrade: an unknown function is a 404 answer, and the Agents are followed once the socket opens.
       preHandler: async (request) => {
-        const origin = request.headers.origin;
-        if (options.keyless === true && origin !== undefined && !isLoopbackOrigin(origin)) {
-          throw new PlatformError(
-            'UNAUTHORIZED',
-            'this gateway takes no API key: a WebSocket from a web page may only come from a page on this machine',
-          );
-        }
+        refuseForeignPage(options.keyless, request.headers.origin);
         const fn = await metadata.getFunction(request.params.name);
         if (fn === null) throw new PlatformError('NOT_FOUND', `function ${request.params.name} not found`);
         hub.assertRoom();
         await hub.ready();
       },
-      handler: () => {
-        throw new PlatformError('BAD_REQUEST', 'this route takes a WebSocket upgrade (GET with Upgrade: websocket)');
-      },
+      handler: notAnUpgrade,
       wsHandler: (socket: WebSocket, request) => {
         const subscription = hub.subscribe({
           functionName: request.params.name,
