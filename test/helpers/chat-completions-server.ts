@@ -106,8 +106,13 @@ export async function startChatCompletionsServer(initial: ChatBehaviour[] = []):
           stream.written += part.length;
           if (!res.write(part)) {
             await new Promise<void>((resolve) => {
-              res.once('drain', resolve);
-              res.once('close', resolve);
+              const done = (): void => {
+                res.off('drain', done);
+                res.off('close', done);
+                resolve();
+              };
+              res.on('drain', done);
+              res.on('close', done);
             });
           }
         }
