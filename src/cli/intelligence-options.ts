@@ -1,7 +1,8 @@
 // The intelligence layer's flags for `savassan start` and `savassan gateway`: the planner behind /v1/plans, the
 // curator's embedder and vector store. The LLM's key and a vector-store URL holding a password come from the
 // environment (SAVASSAN_LLM_API_KEY, SAVASSAN_VECTOR_STORE_URL), read once and dropped from it so that nothing the
-// process starts inherits them.
+// process starts inherits them; `--vector-store-url` or `--llm-url` carrying a password or a secret in its query is
+// refused (src/cli/secret-args.ts).
 import { Option, type Command } from 'commander';
 import type { EmbedderKind, IntelligenceOptions, LlmKind, VectorStoreKind } from '../embedded/intelligence-options.js';
 

@@ -7,11 +7,15 @@ import { Command } from 'commander';
 import { isPlatformError } from '../core/errors.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { readSecretFile, refuseSecretArgs } from './secret-args.js';
+import { addStartCommand } from './start-command.js';
 
-/** Parses `args` with the cluster commands; resolves with the error the preAction check threw. */
+/** Parses `args` with the cluster and start commands; resolves with the error the preAction check threw. */
 async function refusal(args: string[], env: Record<string, string> = {}): Promise<string> {
   const program = new Command().exitOverride();
   addClusterCommands(program);
+  addStartCommand(program);
+  // Should the check let a secret through, the refusal fails without starting a platform.
+  program.commands.find((command) => command.name() === 'start')?.action(() => undefined);
   const saved = { ...process.env };
   Object.assign(process.env, env);
   try {
@@ -41,6 +45,38 @@ describe('secrets on the command line', () => {
       ['--s3', 'http://key:hunter2@127.0.0.1:9000/bucket', 'SAVASSAN_S3_URL'],
     ] as const) {
       const message = await refusal(['manager', flag, url]);
+      assert.equal(
+        message,
+        `${flag} with a password in the URL would be visible to every local user in ps: set ${env} instead`,
+      );
+      assert.doesNotMatch(message, /hunter2/);
+    }
+  });
+
+  it('refuses the intelligence URLs with a password or a secret in the query', async () => {
+    for (const [args, flag, env] of [
+      [
+        ['--vector-store', 'postgres', '--vector-store-url', 'postgres://u:hunter2@127.0.0.1/vectors'],
+        '--vector-store-url',
+        'SAVASSAN_VECTOR_STORE_URL',
+      ],
+      [
+        ['--vector-store', 'postgres', '--vector-store-url', 'postgres://u@127.0.0.1/vectors?password=hunter2'],
+        '--vector-store-url',
+        'SAVASSAN_VECTOR_STORE_URL',
+      ],
+      [
+        ['--llm', 'openai', '--llm-model', 'm', '--llm-url', 'http://u:hunter2@127.0.0.1:8000/v1'],
+        '--llm-url',
+        'SAVASSAN_LLM_API_KEY',
+      ],
+      [
+        ['--llm', 'openai', '--llm-model', 'm', '--llm-url', 'http://127.0.0.1:8000/v1?api-key=hunter2'],
+        '--llm-url',
+        'SAVASSAN_LLM_API_KEY',
+      ],
+    ] as const) {
+      const message = await refusal(['start', ...args]);
       assert.equal(
         message,
         `${flag} with a password in the URL would be visible to every local user in ps: set ${env} instead`,

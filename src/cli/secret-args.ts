@@ -11,6 +11,8 @@ const secretOptions: Record<string, { flag: string; instead: string; whole: bool
   redis: { flag: '--redis', instead: 'set SAVASSAN_REDIS_URL', whole: false },
   db: { flag: '--db', instead: 'set SAVASSAN_DB_URL', whole: false },
   s3: { flag: '--s3', instead: 'set SAVASSAN_S3_URL', whole: false },
+  vectorStoreUrl: { flag: '--vector-store-url', instead: 'set SAVASSAN_VECTOR_STORE_URL', whole: false },
+  llmUrl: { flag: '--llm-url', instead: 'set SAVASSAN_LLM_API_KEY', whole: false },
 };
 
 /** Whether a URL carries a password (`scheme://user:PASSWORD@host`) or a secret in its query. */
@@ -28,7 +30,8 @@ function urlCarriesSecret(value: string): boolean {
 
 /**
  * Throws INVALID_CONFIG, in one line, when a secret came from `command`'s arguments rather than the environment or
- * a file: `--token` or `--api-key` with any value, `--redis`, `--db` or `--s3` with a URL that carries a password.
+ * a file: `--token` or `--api-key` with any value; `--redis`, `--db`, `--s3`, `--vector-store-url` or `--llm-url` with
+ * a URL that carries a password or a secret in its query.
  * Options the command does not have are ignored. Call it first in an action (or in a `preAction` hook).
  *
  * @example

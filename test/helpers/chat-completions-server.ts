@@ -13,7 +13,17 @@ export type ChatBehaviour =
   /** 400 naming response_format when the request asks for json_schema; else answers `content`. */
   | { kind: 'no-json-schema'; content: string }
   /** A 200 whose body is this text as is. */
-  | { kind: 'raw'; body: string };
+  | { kind: 'raw'; body: string }
+  /** `bytes` bytes of `x` with this status, streamed in 64 KiB writes that wait for the client to take them. */
+  | { kind: 'huge'; status: number; bytes: number };
+
+/** How far a `huge` body went: bytes written, and whether it ended (all sent) or closed first (the client left). */
+export interface HugeStream {
+  written: number;
+  ended: boolean;
+  /** Resolves once the response is over either way. */
+  over: Promise<void>;
+}
 
 export interface ChatRequestSeen {
   authorization: string | undefined;
@@ -30,6 +40,8 @@ export interface ChatCompletionsServer {
   /** The base URL to configure, `http://127.0.0.1:PORT/v1`. */
   url: string;
   requests: ChatRequestSeen[];
+  /** Every `huge` body served, in order. */
+  streams: HugeStream[];
   /** The behaviour for each next request (the last one repeats). */
   script(behaviours: ChatBehaviour[]): void;
   close(): Promise<void>;
@@ -56,6 +68,7 @@ export async function startChatCompletionsServer(initial: ChatBehaviour[] = []):
   let behaviours = initial;
   let served = 0;
   const requests: ChatRequestSeen[] = [];
+  const streams: HugeStream[] = [];
   const timers = new Set<NodeJS.Timeout>();
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -77,6 +90,38 @@ export async function startChatCompletionsServer(initial: ChatBehaviour[] = []):
       case 'raw':
         res.writeHead(200, json).end(behaviour.body);
         return;
+      case 'huge': {
+        const chunk = Buffer.alloc(64 * 1024, 'x');
+        let resolveOver = (): void => undefined;
+        const stream: HugeStream = {
+          written: 0,
+          ended: false,
+          over: new Promise<void>((resolve) => (resolveOver = resolve)),
+        };
+        streams.push(stream);
+        res.on('close', resolveOver);
+        res.writeHead(behaviour.status, json);
+        while (stream.written < behaviour.bytes && !res.destroyed) {
+          const part = chunk.subarray(0, Math.min(chunk.length, behaviour.bytes - stream.written));
+          stream.written += part.length;
+          if (!res.write(part)) {
+            await new Promise<void>((resolve) => {
+              const done = (): void => {
+                res.off('drain', done);
+                res.off('close', done);
+                resolve();
+              };
+              res.on('drain', done);
+              res.on('close', done);
+            });
+          }
+        }
+        if (!res.destroyed) {
+          stream.ended = true;
+          res.end();
+        }
+        return;
+      }
       case 'status':
         res.writeHead(behaviour.status, { ...json, ...behaviour.headers }).end(behaviour.body);
         return;
@@ -112,6 +157,7 @@ export async function startChatCompletionsServer(initial: ChatBehaviour[] = []):
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests,
+    streams,
     script(next) {
       behaviours = next;
       served = 0;

@@ -111,6 +111,26 @@ describe('the OpenAI-compatible adapter', () => {
     assert.match((await rejection(llm.complete(request))).message, /not a chat completion/);
   });
 
+  it('an answer over 256 KiB is UNAVAILABLE, and the read stops there (error bodies too)', async () => {
+    const llm = createOpenAiLlm({ url: server.url, model: 'm' });
+    const bytes = 64 * 1024 * 1024;
+    server.script([{ kind: 'huge', status: 200, bytes }]);
+    const err = await rejection(llm.complete(request));
+    assert.equal(err.code, 'UNAVAILABLE');
+    assert.match(err.message, /the model server's answer is over 256 KiB/);
+    const answer = server.streams.at(-1);
+    await answer?.over;
+    assert.equal(answer?.ended, false, 'the server sent the whole body: the client read it all');
+    assert.ok((answer?.written ?? bytes) < bytes);
+
+    server.script([{ kind: 'huge', status: 500, bytes }]);
+    const failed = await rejection(llm.complete(request));
+    assert.match(failed.message, /the model server failed \(500\): x{300}…$/);
+    const error = server.streams.at(-1);
+    await error?.over;
+    assert.equal(error?.ended, false, 'the server sent the whole error body: the client read it all');
+  });
+
   it('a server slower than the timeout is REQUEST_TIMEOUT', async () => {
     server.script([{ kind: 'slow', ms: 30_000, content: '{}' }]);
     const llm = createOpenAiLlm({ url: server.url, model: 'm', timeoutMs: 200 });
@@ -130,6 +150,17 @@ describe('the OpenAI-compatible adapter', () => {
       err.message,
       new RegExp(`cannot reach the model server at http://127.0.0.1:${port}/v1/chat/completions`),
     );
+  });
+
+  it('names the endpoint by origin and path only: no query, no credentials', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const url = `http://user:pw-secret@127.0.0.1:${port}/v1?api-key=sk-in-query#frag`;
+    const err = await rejection(createOpenAiLlm({ url, model: 'm' }).complete(request));
+    assert.match(err.message, new RegExp(`at http://127.0.0.1:${port}/v1/chat/completions: `));
+    assert.doesNotMatch(err.message, /sk-in-query|pw-secret|frag/);
   });
 
   it('does not follow a redirect (the key would go along)', async () => {

@@ -1,7 +1,8 @@
 // An OpenAI-compatible chat-completions server (OpenAI, vLLM, llama.cpp's server, Ollama, LiteLLM…) as the `Llm` port,
 // over `fetch`. The plan's schema goes as a `json_schema` response format; a server that refuses that with a 400
 // naming the response format is asked for `json_object` from then on. Redirects are not followed (a redirect could
-// carry the key elsewhere); the key goes only in the Authorization header and never into an error or a log.
+// carry the key elsewhere); the key goes only in the Authorization header and never into an error or a log. An
+// answer is read as a stream and refused past `maxAnswerBytes` (`max_tokens` is only a request to the server).
 import { PlatformError } from '../../core/errors.js';
 import type { Llm, LlmRequest, LlmResponse } from '../../core/ports/llm.js';
 
@@ -18,6 +19,8 @@ export interface OpenAiLlmOptions {
 const defaultTimeoutMs = 60_000;
 /** The most of a server's error body quoted in an error message. */
 const quotedChars = 300;
+/** The most of a server's answer (a completion or an error body) read. */
+export const maxAnswerBytes = 256 * 1024;
 
 interface ChatCompletion {
   model?: unknown;
@@ -27,22 +30,28 @@ interface ChatCompletion {
 
 /**
  * The adapter. Errors: UNAVAILABLE (unreachable, a redirect, 401/403, 429, 5xx, another 4xx, an answer that is not a
- * chat completion: the message says which), REQUEST_TIMEOUT past `timeoutMs`.
+ * chat completion, an answer over 256 KiB: the message says which), REQUEST_TIMEOUT past `timeoutMs`. Messages name
+ * the endpoint by origin and path only.
  *
  * @example
  * const llm = createOpenAiLlm({ url: 'http://127.0.0.1:8000/v1', model: 'qwen2.5-7b-instruct', apiKey });
  * const { text } = await llm.complete({ messages: [{ role: 'user', content: 'hi' }] });
  */
 export function createOpenAiLlm(options: OpenAiLlmOptions): Llm {
-  const endpoint = `${options.url.replace(/\/+$/, '')}/chat/completions`;
+  const base = new URL(options.url);
+  base.pathname = `${base.pathname.replace(/\/+$/, '')}/chat/completions`;
+  const endpoint = base.href;
+  /** The endpoint as messages show it: no query, fragment or credentials. */
+  const shown = `${base.origin}${base.pathname}`;
   const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
   const apiKey = options.apiKey === undefined || options.apiKey === '' ? undefined : options.apiKey;
   let schemaFormat = true;
   let closed = false;
 
-  /** Text from the server, safe to quote: the key blanked, trimmed. */
+  /** Text from the server or `fetch`, safe to quote: the key blanked, the endpoint shown without its query, trimmed. */
   const quote = (text: string): string => {
-    const safe = apiKey === undefined ? text : text.split(apiKey).join('***');
+    const bare = text.split(endpoint).join(shown);
+    const safe = apiKey === undefined ? bare : bare.split(apiKey).join('***');
     const flat = safe.replace(/\s+/g, ' ').trim();
     return flat.length > quotedChars ? `${flat.slice(0, quotedChars)}…` : flat;
   };
@@ -83,18 +92,47 @@ export function createOpenAiLlm(options: OpenAiLlmOptions): Llm {
     if (err instanceof PlatformError) return err;
     const e = err as Error;
     if (e.name === 'TimeoutError' || (e.name === 'AbortError' && caller?.aborted !== true)) {
-      return new PlatformError(
-        'REQUEST_TIMEOUT',
-        `the model server at ${endpoint} did not answer within ${timeoutMs} ms`,
-      );
+      return new PlatformError('REQUEST_TIMEOUT', `the model server at ${shown} did not answer within ${timeoutMs} ms`);
     }
     if (e.name === 'AbortError') return new PlatformError('UNAVAILABLE', 'the model call was cancelled');
     const reason = e.cause instanceof Error ? e.cause.message : e.message;
-    return new PlatformError('UNAVAILABLE', `cannot reach the model server at ${endpoint}: ${quote(reason)}`);
+    return new PlatformError('UNAVAILABLE', `cannot reach the model server at ${shown}: ${quote(reason)}`);
   }
 
+  /**
+   * The body as text, read up to `maxAnswerBytes`: past that the read is aborted and, with `truncate`, what was read
+   * is returned (an error body, only quoted), else UNAVAILABLE.
+   */
+  async function bodyText(response: Response, truncate: boolean): Promise<string> {
+    if (response.body === null) return '';
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (size + value.byteLength > maxAnswerBytes) {
+        await reader.cancel().catch(() => undefined);
+        if (!truncate) {
+          throw new PlatformError(
+            'UNAVAILABLE',
+            `the model server's answer is over ${maxAnswerBytes / 1024} KiB; it was not read`,
+          );
+        }
+        chunks.push(value.subarray(0, maxAnswerBytes - size));
+        break;
+      }
+      chunks.push(value);
+      size += value.byteLength;
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  /** An error body, read up to the cap, or '' when it cannot be read. */
+  const errorText = (response: Response): Promise<string> => bodyText(response, true).catch(() => '');
+
   async function answer(response: Response): Promise<LlmResponse> {
-    const text = await response.text();
+    const text = await bodyText(response, false);
     let parsed: ChatCompletion;
     try {
       parsed = JSON.parse(text) as ChatCompletion;
@@ -148,13 +186,13 @@ export function createOpenAiLlm(options: OpenAiLlmOptions): Llm {
       try {
         let response = await post(request, format);
         if (response.status === 400 && format === 'json_schema') {
-          const text = await response.text();
+          const text = await errorText(response);
           if (!/response_format|json_schema/i.test(text)) throw refusal(400, text);
           // The server takes no JSON-schema response format: ask for a JSON object, now and from now on.
           schemaFormat = false;
           response = await post(request, 'json_object');
         }
-        if (response.status >= 300) throw refusal(response.status, await response.text().catch(() => ''));
+        if (response.status >= 300) throw refusal(response.status, await errorText(response));
         return await answer(response);
       } catch (err) {
         throw failure(err, request.signal);

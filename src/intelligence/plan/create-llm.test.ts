@@ -26,6 +26,9 @@ describe('createLlm', () => {
     refused({ llm: 'openai', llmModel: 'm' }, /needs --llm-url/);
     refused({ llm: 'openai', llmUrl: 'ftp://x', llmModel: 'm' }, /http or https/);
     refused({ llm: 'openai', llmUrl: 'http://user:pw@x/v1', llmModel: 'm' }, /must not hold credentials/);
+    for (const query of ['?api-key=sk-1', '?key=sk-1', '?token=sk-1', '?api-version=1', '#sk-1']) {
+      refused({ llm: 'openai', llmUrl: `http://x/v1${query}`, llmModel: 'm' }, /must not hold a query string/);
+    }
     refused({ llm: 'openai', llmUrl: 'http://x/v1' }, /needs --llm-model/);
     refused({ llm: 'llama-cpp' }, /needs --llm-model-path/);
     refused({ llm: 'llama-cpp', llmModelPath: 'm.gguf', llmThreads: 0 }, /--llm-threads/);

@@ -74,6 +74,13 @@ export function compileLlmOptions(options: LlmOptions): CompiledLlmOptions {
     if (url.username !== '' || url.password !== '') {
       throw new PlatformError('INVALID_CONFIG', '--llm-url must not hold credentials; set SAVASSAN_LLM_API_KEY');
     }
+    if (url.search !== '' || url.hash !== '') {
+      // A key in the query (`?api-key=`, `?token=`) would be echoed in errors and plan problems.
+      throw new PlatformError(
+        'INVALID_CONFIG',
+        '--llm-url must not hold a query string or a fragment (a key there would be echoed); set SAVASSAN_LLM_API_KEY',
+      );
+    }
     if (options.llmModel === undefined || options.llmModel === '') {
       throw new PlatformError('INVALID_CONFIG', '--llm openai needs --llm-model (the model name the server knows)');
     }

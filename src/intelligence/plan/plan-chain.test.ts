@@ -3,7 +3,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PlatformError } from '../../core/errors.js';
-import { extractJsonObject, parsePlanAnswer } from './output-parser.js';
+import {
+  extractJsonObject,
+  maxKeptAnswerChars,
+  maxParsedChars,
+  parsePlanAnswer,
+  scanFirstObject,
+} from './output-parser.js';
 import { runPlanChain } from './plan-chain.js';
 import { planFromRules } from './rule-based-planner.js';
 import { validatePlan } from '../../core/plan-validate.js';
@@ -46,6 +52,28 @@ describe('the output parser', () => {
     assert.equal(extractJsonObject('} {"a": 1}'), '{"a": 1}');
   });
 
+  it('takes the earliest object that closes when an outer one never does', () => {
+    assert.equal(extractJsonObject('{ {"a": 1} and more'), '{"a": 1}');
+    assert.equal(extractJsonObject('{"x": {"a": 1}, {"b": 2}'), '{"a": 1}');
+    assert.equal(extractJsonObject('{ { {"a": 1} } {'), '{ {"a": 1} }');
+    assert.equal(extractJsonObject('{ {"a": "{"} {"b": 1}'), '{"a": "{"}');
+  });
+
+  it('scans an answer once: a megabyte of braces is one pass, and no object', () => {
+    const braces = '{'.repeat(1_000_000);
+    assert.deepEqual(scanFirstObject(braces), { json: null, scanned: braces.length });
+    assert.deepEqual(scanFirstObject(`${braces}}`), { json: '{}', scanned: braces.length + 1 });
+    assert.deepEqual(scanFirstObject(`${'{"}": '.repeat(100_000)}1`), { json: null, scanned: 600_001 });
+    assert.equal(extractJsonObject(braces), null);
+    assert.equal(extractJsonObject('```\n'.repeat(100_000) + braces), null);
+    assert.deepEqual(parsePlanAnswer(braces).problems, [
+      { path: '$', message: 'the answer holds no JSON object' },
+      { path: '$', message: `the answer is 1000000 characters; only its first ${maxParsedChars} were parsed` },
+    ]);
+    // A plan at the start of a long answer still parses.
+    assert.deepEqual(parsePlanAnswer(`${JSON.stringify(validPlan)}${' '.repeat(1_000_000)}`).plan, validPlan);
+  });
+
   it('validates what it extracts: problems for no object, bad JSON, a schema fault', () => {
     assert.deepEqual(parsePlanAnswer(`Plan:\n\`\`\`json\n${JSON.stringify(validPlan)}\n\`\`\``), {
       plan: validPlan,
@@ -84,6 +112,21 @@ describe('the repair loop', () => {
     assert.equal(llm.requests.length, 3);
     assert.equal(result.llmRawResponse, 'OK');
     assert.deepEqual(result.problems, [{ path: '$', message: 'the answer holds no JSON object' }]);
+  });
+
+  it('keeps at most 64 KiB of a long answer, in the result and in the repair it sends', async () => {
+    const long = 'x'.repeat(200_000);
+    const llm = new ScriptedLlm([long]);
+    const result = await runPlanChain(llm, 'x');
+    assert.equal(result.status, 'PARSING_ERROR');
+    const kept = `${long.slice(0, maxKeptAnswerChars)}…[truncated: 200000 characters in all]`;
+    assert.equal(result.llmRawResponse, kept);
+    assert.deepEqual(result.problems, [
+      { path: '$', message: 'the answer holds no JSON object' },
+      { path: '$', message: `the answer is 200000 characters; only its first ${maxParsedChars} were parsed` },
+    ]);
+    assert.deepEqual(llm.requests[1]?.messages[2], { role: 'assistant', content: kept });
+    assert.ok(result.llmPrompt.length < 3 * maxKeptAnswerChars);
   });
 
   it('ends with LLM_ERROR when a model call fails, first or in a repair', async () => {

@@ -4,7 +4,7 @@ import { PlatformError } from '../../core/errors.js';
 import { planJsonSchema } from '../../core/plan.js';
 import type { FineTunePlan, PlanProblem, PlanStatus } from '../../core/plan.js';
 import type { Llm, LlmMessage } from '../../core/ports/llm.js';
-import { parsePlanAnswer } from './output-parser.js';
+import { keptAnswer, parsePlanAnswer } from './output-parser.js';
 import { messagesText, planMessages, repairMessage } from './template.js';
 
 /** Repairs after the first answer: at most 3 model calls in all. */
@@ -21,7 +21,7 @@ export interface ChainResult {
   attempts: number;
   /** The last call's messages as one text. */
   llmPrompt: string;
-  /** The last answer (null when no call answered). */
+  /** The last answer, at most 64 KiB of it (`keptAnswer`); null when no call answered. */
   llmRawResponse: string | null;
   problems: PlanProblem[];
 }
@@ -37,10 +37,12 @@ export async function runPlanChain(
 ): Promise<ChainResult> {
   const repairs = options.maxRepairs ?? maxRepairs;
   const messages: LlmMessage[] = planMessages(userPrompt);
+  /** The last answer as kept: bounded. */
   let raw: string | null = null;
   let problems: PlanProblem[] = [];
   for (let attempt = 1; attempt <= repairs + 1; attempt++) {
     const llmPrompt = messagesText(messages);
+    let text: string;
     try {
       const answer = await llm.complete({
         messages: [...messages],
@@ -49,7 +51,8 @@ export async function runPlanChain(
         temperature: 0,
         signal: options.signal,
       });
-      raw = answer.text;
+      text = answer.text;
+      raw = keptAnswer(text);
     } catch (err) {
       const error = PlatformError.from(err, 'UNAVAILABLE');
       return {
@@ -61,7 +64,7 @@ export async function runPlanChain(
         problems: [{ path: '$', message: error.message }],
       };
     }
-    const parsed = parsePlanAnswer(raw);
+    const parsed = parsePlanAnswer(text);
     if (parsed.plan !== null) {
       return { status: 'SUCCESS', plan: parsed.plan, attempts: attempt, llmPrompt, llmRawResponse: raw, problems: [] };
     }
