@@ -122,7 +122,15 @@ export interface VectorSearchBench {
  * within `budgetMs` (default 15 minutes).
  */
 export async function benchVectorSearch(
-  options: { sizes?: number[]; dimensions?: number; queries?: number; exactQueries?: number; budgetMs?: number } = {},
+  options: {
+    sizes?: number[];
+    dimensions?: number;
+    queries?: number;
+    exactQueries?: number;
+    budgetMs?: number;
+    /** Called with each size's figures as they are ready (a long run shows progress). */
+    onSize?: (figures: VectorSearchFigures) => void;
+  } = {},
 ): Promise<VectorSearchBench> {
   const sizes = options.sizes ?? [10_000, 100_000];
   const dimensions = options.dimensions ?? 512;
@@ -143,7 +151,9 @@ export async function benchVectorSearch(
       continue;
     }
     const sizeStarted = performance.now();
-    results.push(await searchAtSize(size, dimensions, queries, exactQueries));
+    const figures = await searchAtSize(size, dimensions, queries, exactQueries);
+    results.push(figures);
+    options.onSize?.(figures);
     msPerVector = (performance.now() - sizeStarted) / size;
   }
   return {
@@ -270,6 +280,6 @@ function unit(vector: Float32Array): Float32Array {
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(import.meta.filename)) {
   const embeddings = await benchEmbeddings();
   console.log(JSON.stringify({ embeddings }, null, 2));
-  const search = await benchVectorSearch();
+  const search = await benchVectorSearch({ onSize: (figures) => console.log(JSON.stringify(figures)) });
   console.log(JSON.stringify({ vectorSearch: search }, null, 2));
 }
