@@ -124,7 +124,15 @@ export interface VectorSearchBench {
  * within `budgetMs` (default 15 minutes).
  */
 export async function benchVectorSearch(
-  options: { sizes?: number[]; dimensions?: number; queries?: number; exactQueries?: number; budgetMs?: number } = {},
+  options: {
+    sizes?: number[];
+    dimensions?: number;
+    queries?: number;
+    exactQueries?: number;
+    budgetMs?: number;
+    /** Called with each size's figures as they are ready (a long run shows progress). */
+    onSize?: (figures: VectorSearchFigures) => void;
+  } = {},
 ): Promise<VectorSearchBench> {
   const sizes = options.sizes ?? [10_000, 100_000];
   const dimensions = options.dimensions ?? 512;
@@ -145,7 +153,9 @@ export async function benchVectorSearch(
       continue;
     }
     const sizeStarted = performance.now();
-    results.push(await searchAtSize(size, dimensions, queries, exactQueries));
+    const figures = await searchAtSize(size, dimensions, queries, exactQueries);
+    results.push(figures);
+    options.onSize?.(figures);
     msPerVector = (performance.now() - sizeStarted) / size;
   }
   return {
@@ -275,7 +285,11 @@ function unit(vector: Float32Array): Float32Array {
 export async function measureIntelligence(quick: boolean) {
   return {
     embeddings: await benchEmbeddings({ images: quick ? 32 : 64 }),
-    vectorSearch: await benchVectorSearch(quick ? { sizes: [10_000], queries: 100 } : {}),
+    vectorSearch: await benchVectorSearch({
+      ...(quick ? { sizes: [10_000], queries: 100 } : { budgetMs: 40 * 60_000 }),
+      // Each size's figures as they are ready: the 100k one takes minutes.
+      onSize: (figures) => process.stderr.write(`${JSON.stringify(figures)}\n`),
+    }),
     plans: await benchPlans(quick ? { requests: 100, llamaRequests: 2 } : {}),
   };
 }
