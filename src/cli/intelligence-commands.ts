@@ -377,6 +377,7 @@ function addFinetuneCommands(program: Command): void {
     .option('--dataset <id>', 'an uploaded dataset (savassan dataset upload)')
     .option('--raw-data-uri <uri>', "s3://BUCKET/PREFIX in the platform's own bucket")
     .option('--trainer <name>', 'the training function (default fine-tune-trainer)')
+    .option('--plan-id <id>', 'a stored SUCCESS plan to use instead of planning from the prompt (e.g. an edited one)')
     .option('--user <id>', 'who asks (default anonymous)')
     .option('--wait', 'follow the run until it awaits feedback (then print what to run) or ends')
     .option('--json', 'print the run as POST /v1/intelligence/runs answers it (with --wait: its last view)')
@@ -387,7 +388,8 @@ function addFinetuneCommands(program: Command): void {
         'run FAILED or was ABORTED.\n' +
         '\nExamples:\n' +
         '  savassan finetune run "LoRA of my dog Fluffy in watercolor style" --dataset fluffy --wait\n' +
-        '  savassan finetune run "dreambooth of my cat" --raw-data-uri s3://savassan/imports/cat/ --trainer my-trainer',
+        '  savassan finetune run "dreambooth of my cat" --raw-data-uri s3://savassan/imports/cat/ --trainer my-trainer\n' +
+        '  savassan finetune run "LoRA of my dog Fluffy" --dataset fluffy --plan-id plan-abcdefghijklmnopqrstuvwxyz',
     )
     .action(
       async (
@@ -396,6 +398,7 @@ function addFinetuneCommands(program: Command): void {
           dataset?: string;
           rawDataUri?: string;
           trainer?: string;
+          planId?: string;
           user?: string;
           wait?: boolean;
           json?: boolean;
@@ -423,6 +426,7 @@ function addFinetuneCommands(program: Command): void {
           ...(opts.dataset === undefined ? {} : { datasetId: opts.dataset }),
           ...(opts.rawDataUri === undefined ? {} : { rawDataUri: opts.rawDataUri }),
           ...(opts.trainer === undefined ? {} : { trainer: opts.trainer }),
+          ...(opts.planId === undefined ? {} : { planId: opts.planId }),
           ...(opts.user === undefined ? {} : { userId: opts.user }),
         });
         if (opts.wait !== true) {

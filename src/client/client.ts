@@ -1086,6 +1086,8 @@ export interface PlanRequestBody {
   userId?: string;
   /** Idempotency key: a known one answers the stored record. */
   requestId?: string;
+  /** A plan the user wrote or edited: validated (400 listing its problems) and stored; no planner runs. */
+  plan?: PlanAnswer['plan'];
 }
 
 /** A plan request as `/v1/plans` answers it. */
@@ -1164,6 +1166,8 @@ export interface RunRequestBody {
   userId?: string;
   /** The training function (default `fine-tune-trainer`). */
   trainer?: string;
+  /** A stored SUCCESS plan (`createPlan` with `plan`, e.g. an edited one): the run uses it instead of planning. */
+  planId?: string;
 }
 
 /** A run's states: PLANNING, CURATING, AWAITING_FEEDBACK, TRAINING, EVALUATING, then one of the last three. */

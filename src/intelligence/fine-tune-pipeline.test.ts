@@ -13,7 +13,7 @@ import { FsBlobStore } from '../adapters/fs/fs-blob-store.js';
 import { MemoryIntelligenceStore } from '../adapters/memory/memory-intelligence-store.js';
 import { silentLogger } from '../core/logger.js';
 import { fineTuneRig, followRun, TestCurations, TestVectors } from '../../test/helpers/fine-tune-rig.js';
-import { ScriptedLlm } from '../../test/helpers/scripted-llm.js';
+import { ScriptedLlm, validPlan } from '../../test/helpers/scripted-llm.js';
 import { syntheticImages } from '../../test/helpers/synthetic-images.js';
 import { fineTuneTasks, trainingSetOf } from './fine-tune-tasks.js';
 import { createPlanService } from './plan/plan-service.js';
@@ -130,6 +130,49 @@ describe('the fine-tune workflow on the engine', () => {
     assert.equal(failed.curationId, null);
   });
 
+  it('runs with an edited plan: the plan node answers it and the trainer gets it; a failed plan is refused', async () => {
+    const llm = new ScriptedLlm(['not json at all']);
+    const { runs, plans, curations, trained, planOutput } = await rig({
+      plans: (store) => createPlanService({ store, llm }),
+    });
+    const edited = { ...validPlan, hyperparameters: { ...validPlan.hyperparameters, train_steps: 999 } };
+    const { record } = await plans.createPlan({ prompt: 'LoRA of my dog', plan: edited });
+    const started = await runs.start({ prompt: 'LoRA of my dog', source: { datasetId: 'dogs' }, planId: record.id });
+    const waiting = await followRun(runs, started.id, (v) => v.status === 'AWAITING_FEEDBACK');
+    assert.equal(waiting.planId, record.id);
+    assert.deepEqual(waiting.plan, edited);
+    assert.deepEqual(await planOutput(started.id), {
+      planId: record.id,
+      plan: edited,
+      planner: 'user',
+      warnings: [],
+    });
+    await curations.submitFeedback(
+      waiting.curationId!,
+      [
+        { imageId: 'img-a00', accepted: true },
+        { imageId: 'img-b00', accepted: false },
+      ],
+      true,
+    );
+    const done = await followRun(runs, started.id, (v) => v.status === 'SUCCEEDED');
+    assert.equal((done.output as { planId: string }).planId, record.id);
+    assert.deepEqual((JSON.parse(trained[0]!) as { plan: unknown }).plan, edited);
+    // The model was never asked: the run planned nothing.
+    assert.equal(llm.requests.length, 0);
+
+    const failed = await plans.createPlan({ prompt: 'something' });
+    assert.equal(failed.record.status, 'PARSING_ERROR');
+    await assert.rejects(
+      runs.start({ prompt: 'something', source: { datasetId: 'dogs' }, planId: failed.record.id }),
+      (err: unknown) => {
+        assert.ok(isPlatformError(err, 'BAD_REQUEST'), String(err));
+        assert.match(err.rawMessage, /ended PARSING_ERROR; only a SUCCESS plan can run/);
+        return true;
+      },
+    );
+  });
+
   it('fails the run when the curation fails, saying why', async () => {
     const { runs } = await rig();
     const started = await runs.start({ prompt: 'LoRA of my cat', source: { datasetId: 'broken' } });
@@ -149,6 +192,8 @@ describe('the fine-tune workflow on the engine', () => {
     await refused({ prompt: 'x', source: { rawDataUri: 's3://elsewhere/x' } }, /bucket: s3:\/\/savassan\/PREFIX/);
     await refused({ prompt: 'x', source: {} as never }, /exactly one of rawDataUri and datasetId/);
     await refused({ prompt: 'x', source: { datasetId: 'dogs' }, trainer: 'nope' }, /function nope does not exist/);
+    await refused({ prompt: 'x', source: { datasetId: 'empty' } }, /dataset empty has no images: upload some first/);
+    await refused({ prompt: 'x', source: { datasetId: 'dogs' }, planId: 'plan-nope' }, /planId: no plan plan-nope/);
     await assert.rejects(
       deployer.deploy('bad', { nodes: { a: { function: 'savassan.nope' } } }),
       /node a: function: savassan.nope is not a built-in task \(built-in tasks: savassan.await-feedback, savassan.curate, savassan.evaluate, savassan.plan, savassan.train;/,

@@ -228,12 +228,20 @@ export function fineTuneTasks(options: FineTuneTaskOptions): BuiltinTask[] {
         const prompt = requiredString(planTask, input, 'prompt');
         const userId = optionalString(planTask, input, 'userId');
         const runId = optionalString(planTask, input, 'runId');
-        // The run's id as the request id: the same run asks once (a repeat of the attempt replays the record).
-        const { record } = await plans.createPlan({
-          prompt,
-          userId,
-          requestId: runId === undefined ? undefined : `${runId}:plan`,
-        });
+        const planId = optionalString(planTask, input, 'planId');
+        let record;
+        if (planId !== undefined) {
+          // A plan stored before the run (the user's edit): used as it is, nothing planned.
+          record = await plans.getPlan(planId);
+          if (record === null) throw bad(`${planTask}: plan ${planId} does not exist`);
+        } else {
+          // The run's id as the request id: the same run asks once (a repeat of the attempt replays the record).
+          ({ record } = await plans.createPlan({
+            prompt,
+            userId,
+            requestId: runId === undefined ? undefined : `${runId}:plan`,
+          }));
+        }
         if (record.status !== 'SUCCESS' || record.plan === null) {
           const problems = record.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
           throw bad(`plan ${record.id} ended ${record.status}${problems === '' ? '' : `: ${problems}`}`);

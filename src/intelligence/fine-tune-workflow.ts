@@ -40,6 +40,11 @@ export const fineTuneSpec: WorkflowSpec = {
       type: 'string',
       description: "The run: the plan's request id and the model's folder",
     },
+    plan_id: {
+      type: 'string',
+      default: '',
+      description: 'A stored SUCCESS plan to use instead of planning from the prompt (e.g. one the user edited)',
+    },
   },
   nodes: {
     plan: {
@@ -48,6 +53,7 @@ export const fineTuneSpec: WorkflowSpec = {
         prompt: '$.inputs.prompt',
         userId: '$.inputs.user_id',
         runId: '$.inputs.run_id',
+        planId: '$.inputs.plan_id',
       },
       timeoutSeconds: 600,
     },

@@ -37,7 +37,7 @@ export interface RunServiceOptions {
   store: IntelligenceStore;
   backend: ExecutionBackend;
   plans: Pick<PlanService, 'getPlan'>;
-  curations: Pick<CurationService, 'get'>;
+  curations: Pick<CurationService, 'get' | 'listDatasetImages'>;
   /** A node's output (null until it succeeded): `storeNodeOutputs` over the built-in engine's store. */
   nodeOutput: (key: ExecutionKey, nodeId: string) => Promise<unknown>;
   /** Whether a function exists (the trainer). */
@@ -95,6 +95,11 @@ export class FineTuneRuns implements RunService {
             : ''),
       );
     const source = this.#source(request.source);
+    if ('datasetId' in source && (await this.#options.curations.listDatasetImages(source.datasetId)).length === 0) {
+      // As `POST /v1/curations` answers: refused now rather than failing at the curate step.
+      throw bad(`dataset ${source.datasetId} has no images: upload some first`);
+    }
+    const planId = await this.#plan(request.planId);
     const id = newId('run');
     const execution = { project: runProject, domain: runDomain, name: id };
     const record: IntelligenceRunRecord = { id, prompt, userId, source, execution, createdAt: this.#now() };
@@ -111,6 +116,8 @@ export class FineTuneRuns implements RunService {
           project_id: id,
           trainer,
           run_id: id,
+          // Only when given: a fine-tune workflow deployed before the input existed still runs plain runs.
+          ...(planId === undefined ? {} : { plan_id: planId }),
         },
       });
     } catch (err) {
@@ -137,6 +144,18 @@ export class FineTuneRuns implements RunService {
   async list(query: { limit: number; before?: Date | undefined }): Promise<RunView[]> {
     const records = await this.#options.store.listRuns(query);
     return Promise.all(records.map((record) => this.#view(record)));
+  }
+
+  /** A run's `planId`: a stored SUCCESS plan (BAD_REQUEST naming why not). */
+  async #plan(planId: unknown): Promise<string | undefined> {
+    if (planId === undefined) return undefined;
+    if (typeof planId !== 'string' || planId === '') throw bad('planId must be a plan id');
+    const plan = await this.#options.plans.getPlan(planId);
+    if (plan === null) throw bad(`planId: no plan ${planId}`);
+    if (plan.status !== 'SUCCESS' || plan.plan === null) {
+      throw bad(`planId: plan ${planId} ended ${plan.status}; only a SUCCESS plan can run`);
+    }
+    return planId;
   }
 
   #source(source: StartRunRequest['source'] | undefined): StartRunRequest['source'] {

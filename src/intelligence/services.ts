@@ -13,13 +13,21 @@ export interface PlanRequest {
   prompt: string;
   userId?: string | undefined;
   requestId?: string | undefined;
+  /**
+   * A plan the user wrote or edited: no planner runs; it is validated (BAD_REQUEST listing the problems, nothing
+   * stored) and stored as a SUCCESS record of planner `user`.
+   */
+  plan?: unknown;
 }
 
 /** Khaydarin: prompt → validated plan, every request logged. */
 export interface PlanService {
   /** The active planner, as records name it: `rule-based`, `openai-compatible:MODEL`, `llama-cpp:FILE`. */
   readonly planner: string;
-  /** BAD_REQUEST / PAYLOAD_TOO_LARGE for a prompt refused before any model sees it (nothing logged then). */
+  /**
+   * BAD_REQUEST / PAYLOAD_TOO_LARGE for a prompt refused before any model sees it, or a given `plan` that fails
+   * validation (nothing logged then).
+   */
   createPlan(request: PlanRequest): Promise<{ record: PlanRecord; created: boolean }>;
   getPlan(id: string): Promise<PlanRecord | null>;
   listPlans(query: { userId?: string | undefined; limit: number; before?: Date | undefined }): Promise<PlanRecord[]>;
@@ -78,6 +86,8 @@ export interface StartRunRequest {
   userId?: string | undefined;
   /** The training function (default `fine-tune-trainer`). */
   trainer?: string | undefined;
+  /** A stored SUCCESS plan (e.g. one the user edited) the run uses instead of planning from the prompt. */
+  planId?: string | undefined;
 }
 
 /** A run as the API shows it: the record and where its execution is. */

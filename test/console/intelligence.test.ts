@@ -1,9 +1,10 @@
 // The fine-tune wizard in a real browser (headless Chromium through playwright-core) against a real `savassan start`
-// with its built-in fine-tune workflow and CPU trainer: describe the tuning, review the plan (a broken edit is refused
-// by the platform's validator), upload synthetic images (one dropped on the zone, the rest through the file picker),
-// start the run, accept and reject the images the curator picked, and follow the run over its WebSocket until it
-// succeeds and shows its report. The page at the feedback grid is saved as docs/console/fine-tune-wizard.png; with
-// SAVASSAN_CONSOLE_SCREENSHOTS=DIR set, the other steps are saved there too.
+// with its built-in fine-tune workflow and CPU trainer: describe the tuning, review and edit the plan (a broken edit is
+// refused by the platform's validator; the edited plan is saved and is the one the run follows), upload synthetic
+// images (one dropped on the zone, the rest through the file picker), start the run, accept and reject the images the
+// curator picked, and follow the run over its WebSocket until it succeeds and shows its report. The page at the
+// feedback grid is saved as docs/console/fine-tune-wizard.png; with SAVASSAN_CONSOLE_SCREENSHOTS=DIR set, the other
+// steps are saved there too.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -63,10 +64,12 @@ describe(
       await page.getByRole('button', { name: 'Check plan' }).click();
       await page.getByRole('alert').filter({ hasText: '$.hyperparameters.lora_alpha' }).waitFor();
       await page.getByLabel(/^LoRA alpha/).fill(String(rank));
+      // An edit the run must keep: the steps.
+      await page.getByLabel('Training steps').fill('1234');
       await page.getByRole('button', { name: 'Check plan' }).click();
       await page.getByText('The plan passes every rule.').waitFor();
       await shoot('fine-tune-plan');
-      await page.getByRole('button', { name: 'Next: images' }).click();
+      await page.getByRole('button', { name: 'Save the plan, next: images' }).click();
 
       // 3. The images: the first dropped on the zone, the rest through the file picker; one result line each.
       const [first, ...rest] = images;
@@ -95,9 +98,19 @@ describe(
       await page.getByRole('button', { name: /^Next: run/ }).click();
 
       // 4. The run: its page follows it live.
+      await page.getByText('(your edit)').waitFor();
       await page.getByRole('button', { name: 'Start the run' }).click();
       await page.getByRole('heading', { name: /^Run run-/ }).waitFor();
       assert.match(page.url(), /#\/fine-tune\/run-[a-z2-7]{26}$/);
+      // The run follows the edited plan (stored as the user's), not one planned again from the prompt.
+      const runId = /run-[a-z2-7]{26}$/.exec(page.url())![0];
+      const run = (await (await fetch(`${server.url}/v1/intelligence/runs/${runId}`)).json()) as {
+        planId: string;
+        plan: { hyperparameters: { train_steps: number } } | null;
+      };
+      assert.equal(run.plan?.hyperparameters.train_steps, 1234);
+      const plan = (await (await fetch(`${server.url}/v1/plans/${run.planId}`)).json()) as { planner: string };
+      assert.equal(plan.planner, 'user');
       await page.getByRole('link', { name: 'Open in workflow editor' }).first().waitFor();
 
       // The feedback grid: every picked image shown; the first cluster accepted, the others rejected.

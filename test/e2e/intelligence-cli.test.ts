@@ -70,19 +70,29 @@ describe('intelligence CLI end to end', () => {
       records.map((record) => [record.imageId, images.find((i) => i.name === record.name)?.cluster]),
     );
 
+    // A plan made beforehand (as one edited and saved would be): the run follows it, and a plan it does not know is
+    // refused.
+    const planned = await cli('plan', 'LoRA of the red discs in flat vector style', '--json');
+    assert.equal(planned.code, 0, planned.stderr);
+    const planId = (JSON.parse(planned.stdout) as { id: string }).id;
+    const unknownPlan = await cli('finetune', 'run', 'x', '--dataset', 'shapes', '--plan-id', 'plan-nope');
+    assert.equal(unknownPlan.code, 1);
+    assert.match(unknownPlan.stderr, /^\[BAD_REQUEST\] planId: no plan plan-nope/m);
     const started = await cli(
       'finetune',
       'run',
       'LoRA of the red discs in flat vector style',
       '--dataset',
       'shapes',
+      '--plan-id',
+      planId,
       '--user',
       'ada',
       '--wait',
     );
     assert.equal(started.code, 0, started.stderr);
     assert.match(started.stdout, /^run run-[a-z2-7]{26} AWAITING_FEEDBACK$/m);
-    assert.match(started.stdout, /^plan\s+plan-\S+ \(lora of /m);
+    assert.match(started.stdout, new RegExp(`^plan\\s+${planId} \\(lora of `, 'm'));
     const runId = /^run (run-\S+)/m.exec(started.stdout)?.[1] ?? '';
     const curationId = /^curation\s+(cur-\S+)$/m.exec(started.stdout)?.[1] ?? '';
     assert.notEqual(curationId, '', started.stdout);

@@ -8,11 +8,16 @@ import { after, before, describe, it } from 'node:test';
 import { syntheticImages, type SyntheticImage } from '../helpers/synthetic-images.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 
+interface Plan {
+  tuning_type: string;
+  hyperparameters: { train_steps: number } & Record<string, unknown>;
+}
+
 interface RunView {
   id: string;
   status: string;
   planId: string | null;
-  plan: { tuning_type: string } | null;
+  plan: Plan | null;
   curationId: string | null;
   curatedDatasetUri: string | null;
   output: Record<string, unknown> | null;
@@ -66,10 +71,26 @@ describe('the intelligence pipeline end to end', () => {
       listed.json.images.map((record) => [record.imageId, images.find((i) => i.name === record.name)?.cluster]),
     );
 
+    // The plan as the console's wizard makes it: planned from the prompt, edited by the user, stored as edited.
+    const prompt = 'LoRA of the red discs in flat vector style';
+    const planned = await call<{ plan: Plan }>('POST', '/v1/plans', { prompt });
+    assert.equal(planned.status, 201);
+    const edited: Plan = {
+      ...planned.json.plan,
+      hyperparameters: { ...planned.json.plan.hyperparameters, train_steps: 321 },
+    };
+    const saved = await call<{ id: string; planner: string; plan: Plan }>('POST', '/v1/plans', {
+      prompt,
+      plan: edited,
+    });
+    assert.equal(saved.status, 201, JSON.stringify(saved.json));
+    assert.equal(saved.json.planner, 'user');
+
     const started = await call<RunView>('POST', '/v1/intelligence/runs', {
-      prompt: 'LoRA of the red discs in flat vector style',
+      prompt,
       datasetId: 'shapes',
       userId: 'ada',
+      planId: saved.json.id,
     });
     assert.equal(started.status, 201, JSON.stringify(started.json));
     const run = started.json;
@@ -77,6 +98,8 @@ describe('the intelligence pipeline end to end', () => {
 
     const waiting = await follow(run.id, (r) => r.status === 'AWAITING_FEEDBACK');
     assert.equal(waiting.plan?.tuning_type, 'lora');
+    assert.equal(waiting.planId, saved.json.id);
+    assert.deepEqual(waiting.plan, edited);
     const curation = await call<{
       status: string;
       imagesForFeedback: { imageId: string }[];
@@ -105,8 +128,13 @@ describe('the intelligence pipeline end to end', () => {
       evaluation: { labelled: { accuracy: number; examples: number } };
       trainer: { trainAccuracy: number; examples: number };
       modelUri: string;
+      planId: string;
+      plan: Plan;
     };
     assert.equal(report.evaluation.labelled.accuracy, 1);
+    // The trained model's report names the edited plan.
+    assert.equal(report.planId, saved.json.id);
+    assert.equal(report.plan.hyperparameters.train_steps, 321);
     assert.ok(report.evaluation.labelled.examples >= 2);
     assert.equal(report.modelUri, `s3://savassan/models/${run.id}/model.json`);
     const model = JSON.parse(await readFile(join(blobs, 'models', run.id, 'model.json'), 'utf8')) as {
@@ -126,7 +154,7 @@ describe('the intelligence pipeline end to end', () => {
     assert.ok(listedRuns.json.runs.some((r) => r.id === run.id && r.status === 'SUCCEEDED'));
   });
 
-  it('refuses a run without a source or with an unknown trainer', async () => {
+  it('refuses a run without a source, on an empty dataset, with an unknown trainer or plan', async () => {
     const none = await call<{ error: { code: string } }>('POST', '/v1/intelligence/runs', { prompt: 'x' });
     assert.equal(none.status, 400);
     assert.equal(none.json.error.code, 'BAD_REQUEST');
@@ -137,6 +165,19 @@ describe('the intelligence pipeline end to end', () => {
     });
     assert.equal(trainer.status, 400);
     assert.match(trainer.json.error.message, /function nope does not exist/);
+    const empty = await call<{ error: { message: string } }>('POST', '/v1/intelligence/runs', {
+      prompt: 'x',
+      datasetId: 'nothing-here',
+    });
+    assert.equal(empty.status, 400);
+    assert.match(empty.json.error.message, /dataset nothing-here has no images/);
+    const unknownPlan = await call<{ error: { message: string } }>('POST', '/v1/intelligence/runs', {
+      prompt: 'x',
+      datasetId: 'shapes',
+      planId: 'plan-nope',
+    });
+    assert.equal(unknownPlan.status, 400);
+    assert.match(unknownPlan.json.error.message, /no plan plan-nope/);
     const missing = await call<{ error: { code: string } }>('GET', '/v1/intelligence/runs/run-nope');
     assert.equal(missing.status, 404);
   });

@@ -17,13 +17,13 @@ import { SqlWorkflowStore } from '../../src/adapters/sql/sql-workflow-store.js';
 import { openSqliteMetadataStore } from '../../src/adapters/sqlite/sqlite-metadata-store.js';
 import type { CurationManifest } from '../../src/core/curation.js';
 import { PlatformError } from '../../src/core/errors.js';
-import type { CurationRecord, IntelligenceStore } from '../../src/core/ports/intelligence-store.js';
+import type { CurationRecord, DatasetImageRecord, IntelligenceStore } from '../../src/core/ports/intelligence-store.js';
 import type { StoredVector, VectorStore } from '../../src/core/ports/vector-store.js';
 import { builtinTaskNames } from '../../src/intelligence/fine-tune-tasks.js';
 import { newId } from '../../src/intelligence/ids.js';
 import { createCurationService } from '../../src/intelligence/curate/curation-jobs.js';
 import { createPlanService } from '../../src/intelligence/plan/plan-service.js';
-import { createFineTunePipeline } from '../../src/intelligence/runs.js';
+import { createFineTunePipeline, storeNodeOutputs } from '../../src/intelligence/runs.js';
 import type {
   CurationService,
   PlanService,
@@ -91,8 +91,21 @@ export class TestCurations implements CurationService {
   addDatasetImage(): never {
     throw new Error('not used here');
   }
-  listDatasetImages(): never {
-    throw new Error('not used here');
+  /** `dogs`, `slow` and `broken` hold images (as far as a run's start checks); any other dataset is empty. */
+  listDatasetImages(datasetId: string): Promise<DatasetImageRecord[]> {
+    if (!['dogs', 'slow', 'broken'].includes(datasetId)) return Promise.resolve([]);
+    return Promise.resolve(
+      [0, 1, 2].map((i) => ({
+        datasetId,
+        imageId: `img-${datasetId}${i}`,
+        name: `${i}.png`,
+        key: `datasets/${datasetId}/raw/${i}.png`,
+        bytes: 1,
+        sha256: '0'.repeat(64),
+        contentType: 'image/png',
+        createdAt: new Date(0),
+      })),
+    );
   }
   openImage(): never {
     throw new Error('not used here');
@@ -336,7 +349,11 @@ export async function fineTuneRig(
     await metadata.close();
     await rm(dir, { recursive: true, force: true });
   };
-  return { runs, curations, blobs, deployer, trained, intelligence, stop };
+  const nodeOutput = storeNodeOutputs(store, blobs);
+  /** The plan node's output in a run (null until it succeeded). */
+  const planOutput = (runId: string): Promise<unknown> =>
+    nodeOutput({ project: 'savassan', domain: 'development', name: runId }, 'plan');
+  return { runs, plans, curations, blobs, deployer, trained, intelligence, planOutput, stop };
 }
 
 /** Reads the run until `until` holds (every status seen on the way is kept). */

@@ -77,6 +77,39 @@ describe('the plan service', () => {
     assert.deepEqual(await plans.getPlan(record.id), record);
   });
 
+  it('a given plan: no planner runs; stored as SUCCESS of planner user, or refused with its problems', async () => {
+    const llm = new ScriptedLlm([JSON.stringify(validPlan)]);
+    const plans = createPlanService({ store: new MemoryIntelligenceStore(), llm });
+    const edited = { ...validPlan, hyperparameters: { ...validPlan.hyperparameters, train_steps: 1234 } };
+    const { record, created } = await plans.createPlan({ prompt: 'my dog', plan: edited, userId: 'ada' });
+    assert.equal(created, true);
+    assert.equal(record.status, 'SUCCESS');
+    assert.equal(record.planner, 'user');
+    assert.equal(record.attempts, 0);
+    assert.deepEqual(record.warnings, []);
+    assert.deepEqual(record.problems, []);
+    assert.deepEqual(record.plan, edited);
+    assert.equal(record.userPrompt, 'my dog');
+    assert.equal(llm.requests.length, 0);
+    assert.deepEqual(await plans.getPlan(record.id), record);
+
+    const broken = {
+      ...edited,
+      dataset: { ...edited.dataset, resolution: 1 },
+      hyperparameters: { ...edited.hyperparameters, batch_size: 0 },
+    };
+    await assert.rejects(plans.createPlan({ prompt: 'my dog', plan: broken, requestId: 'edit-1' }), (err) => {
+      assert.ok(isPlatformError(err, 'BAD_REQUEST'), String(err));
+      assert.match(err.rawMessage, /\$\.hyperparameters\.batch_size: /);
+      assert.match(err.rawMessage, /\$\.dataset\.resolution: /);
+      return true;
+    });
+    await assert.rejects(plans.createPlan({ prompt: 'my dog', plan: 'nope' }), /BAD_REQUEST.*\$: /);
+    assert.equal(await plans.createPlan({ prompt: ' ', plan: edited }).catch(() => 'refused'), 'refused');
+    assert.equal((await plans.listPlans({ limit: 10 })).length, 1);
+    assert.equal(llm.requests.length, 0);
+  });
+
   it('a known requestId answers the stored record and runs nothing', async () => {
     const llm = new ScriptedLlm([JSON.stringify(validPlan)]);
     const plans = createPlanService({ store, llm });

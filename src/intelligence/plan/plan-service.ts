@@ -12,6 +12,9 @@ import type { PlanRequest, PlanService } from '../services.js';
 import { runPlanChain } from './plan-chain.js';
 import { planFromRules } from './rule-based-planner.js';
 
+/** The planner records name for a plan the user gave (`POST /v1/plans` with `plan`). */
+export const userPlanner = 'user';
+
 /** requestId and userId: 1-255 of these characters. */
 export const planKeyPattern = /^[A-Za-z0-9._:@/-]{1,255}$/;
 
@@ -97,6 +100,26 @@ export function createPlanService(options: PlanServiceOptions): PlanService {
     };
   }
 
+  /** A plan the user gave: stored as it is when it passes validation, refused (nothing stored) when not. */
+  function givenPlan(
+    value: unknown,
+  ): Pick<PlanRecord, 'plan' | 'status' | 'attempts' | 'problems' | 'warnings' | 'llmPrompt' | 'llmRawResponse'> {
+    const checked = validatePlan(value);
+    if (checked.plan === null) {
+      const problems = checked.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
+      throw new PlatformError('BAD_REQUEST', `plan is not valid: ${problems}`);
+    }
+    return {
+      plan: checked.plan,
+      status: 'SUCCESS',
+      attempts: 0,
+      problems: [],
+      warnings: [],
+      llmPrompt: null,
+      llmRawResponse: null,
+    };
+  }
+
   return {
     planner,
 
@@ -112,7 +135,7 @@ export function createPlanService(options: PlanServiceOptions): PlanService {
       const id = newId('plan');
       const receivedAt = now();
       const started = performance.now();
-      const outcome = await plan(checked.prompt);
+      const outcome = request.plan === undefined ? await plan(checked.prompt) : givenPlan(request.plan);
       const record: PlanRecord = {
         id,
         requestId: checked.requestId ?? id,
@@ -124,7 +147,7 @@ export function createPlanService(options: PlanServiceOptions): PlanService {
         plan: outcome.status === 'SUCCESS' ? outcome.plan : null,
         // Whole milliseconds, as the seed's `processing_time_ms` column keeps them.
         processingMs: Math.round(performance.now() - started),
-        planner,
+        planner: request.plan === undefined ? planner : userPlanner,
       };
       const stored = await store.putPlan(record);
       logger.info(
@@ -133,7 +156,7 @@ export function createPlanService(options: PlanServiceOptions): PlanService {
           requestId: stored.record.requestId,
           userId: stored.record.userId,
           status: record.status,
-          planner,
+          planner: record.planner,
           attempts: record.attempts,
           processingMs: record.processingMs,
           promptChars: record.userPrompt.length,

@@ -92,7 +92,9 @@ export const datasetIdPattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** Image names as the upload path takes them. */
 export const imageNamePattern = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 
-export const createPlan = (prompt: string) => getJson<PlanView>('/v1/plans', { method: 'POST', body: { prompt } });
+/** Plans from the prompt; with `plan` (the user's edit), stores that plan (validated) instead. */
+export const createPlan = (prompt: string, plan?: FineTunePlan) =>
+  getJson<PlanView>('/v1/plans', { method: 'POST', body: plan === undefined ? { prompt } : { prompt, plan } });
 
 /** A file name the upload path takes: characters outside its set become `-`, a leading dot `_`, cut at 128. */
 export function uploadName(name: string): string {
@@ -106,8 +108,9 @@ export const uploadImage = (datasetId: string, name: string, file: Blob) =>
     blobBody: file,
   });
 
-export const startRun = (prompt: string, datasetId: string) =>
-  getJson<RunView>('/v1/intelligence/runs', { method: 'POST', body: { prompt, datasetId } });
+/** Starts a run of the stored plan `planId` (the one the user reviewed) on the dataset. */
+export const startRun = (prompt: string, datasetId: string, planId: string) =>
+  getJson<RunView>('/v1/intelligence/runs', { method: 'POST', body: { prompt, datasetId, planId } });
 
 export const runPath = (id: string) => `/v1/intelligence/runs/${enc(id)}`;
 export const curationPath = (id: string) => `/v1/curations/${enc(id)}`;

@@ -1,5 +1,6 @@
 // The fine-tune wizard: 1 describe what to tune (a prompt → `POST /v1/plans`), 2 review and edit the plan (checked
-// with the platform's validator), 3 upload the images, 4 start the run and follow it (feedback, training, report).
+// with the platform's validator; an edited plan is stored with `POST /v1/plans {prompt, plan}`), 3 upload the images,
+// 4 start the run with the reviewed plan's id and follow it (feedback, training, report).
 // The run is an execution of the `fine-tune` workflow: its page links to the graph for those who want the detail.
 import { useState } from 'react';
 import type { FormEvent } from 'react';
@@ -30,6 +31,8 @@ export function WizardPage() {
   const [plan, setPlan] = useState<FineTunePlan | null>(null);
   const [problems, setProblems] = useState<PlanProblem[]>([]);
   const [checked, setChecked] = useState<boolean | null>(null);
+  /** The stored plan the run will use: the planner's, or the user's edit once saved; null: edited, not saved yet. */
+  const [planId, setPlanId] = useState<string | null>(null);
   const [datasetId, setDatasetId] = useState(newDatasetId);
   const [uploaded, setUploaded] = useState(0);
   const [busy, setBusy] = useState(false);
@@ -49,6 +52,7 @@ export function WizardPage() {
       setPlan(view.plan);
       setProblems(view.problems);
       setChecked(null);
+      setPlanId(view.status === 'SUCCESS' ? view.id : null);
       setStep(1);
     } catch (err) {
       setMessage({ kind: 'error', text: err instanceof Error ? err.message : String(err) });
@@ -65,11 +69,32 @@ export function WizardPage() {
     return found.length === 0;
   };
 
-  const start = async () => {
+  /** Checks the plan and, when it was edited, stores the edit; then on to the images. */
+  const next = async () => {
+    if (plan === null || !check()) return;
+    if (planId !== null) {
+      setStep(2);
+      return;
+    }
     setBusy(true);
     setMessage(null);
     try {
-      const run = await startRun(prompt, datasetId);
+      const saved = await createPlan(prompt, plan);
+      setPlanId(saved.id);
+      setStep(2);
+    } catch (err) {
+      setMessage({ kind: 'error', text: err instanceof Error ? err.message : String(err) });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const start = async () => {
+    if (planId === null) return;
+    setBusy(true);
+    setMessage(null);
+    try {
+      const run = await startRun(prompt, datasetId, planId);
       window.location.hash = href('fine-tune', run.id);
     } catch (err) {
       setMessage({ kind: 'error', text: err instanceof Error ? err.message : String(err) });
@@ -144,18 +169,15 @@ export function WizardPage() {
             <PlanForm
               plan={plan}
               problems={problems}
-              onChange={(next) => {
-                setPlan(next);
+              onChange={(edited) => {
+                setPlan(edited);
                 setChecked(null);
+                setPlanId(null);
               }}
             />
           ) : (
             <p>No plan came back: change the prompt and plan again.</p>
           )}
-          <p className="muted">
-            The run plans from the prompt again, so a changed prompt is what changes the run; this form is where the
-            plan is read and checked against the platform&apos;s rules.
-          </p>
           {checked === true && (
             <p className="ok" role="status">
               The plan passes every rule.
@@ -168,15 +190,8 @@ export function WizardPage() {
             <button type="button" disabled={plan === null} onClick={() => check()}>
               Check plan
             </button>
-            <button
-              type="button"
-              className="primary"
-              disabled={plan === null}
-              onClick={() => {
-                if (check()) setStep(2);
-              }}
-            >
-              Next: images
+            <button type="button" className="primary" disabled={plan === null || busy} onClick={() => void next()}>
+              {planId === null && plan !== null ? 'Save the plan, next: images' : 'Next: images'}
             </button>
           </div>
         </div>
@@ -218,14 +233,15 @@ export function WizardPage() {
       {step === 3 && (
         <div className="wizard-panel">
           <p>
-            The run plans, embeds and samples the {uploaded} images of <code>{datasetId}</code>, then asks for your
-            verdict on a few of them before it trains.
+            The run follows the plan <code>{planId}</code>
+            {planView !== null && planId !== planView.id ? ' (your edit)' : ''}, embeds and samples the {uploaded}{' '}
+            images of <code>{datasetId}</code>, then asks for your verdict on a few of them before it trains.
           </p>
           <div className="row">
             <button type="button" onClick={() => setStep(2)}>
               Back
             </button>
-            <button type="button" className="primary" disabled={busy} onClick={() => void start()}>
+            <button type="button" className="primary" disabled={busy || planId === null} onClick={() => void start()}>
               {busy ? 'Starting…' : 'Start the run'}
             </button>
           </div>

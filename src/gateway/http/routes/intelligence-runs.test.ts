@@ -4,12 +4,20 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { maxPromptChars } from '../../../core/plan.js';
+import type { FineTunePlan } from '../../../core/plan.js';
 import type { RunView } from '../../../intelligence/services.js';
 import { fineTuneRig } from '../../../../test/helpers/fine-tune-rig.js';
+import { validPlan } from '../../../../test/helpers/scripted-llm.js';
 import { sendError } from '../server.js';
 import { toPlatformError } from '../route-defaults.js';
 import { ErrorBody } from '../schemas.js';
 import { intelligenceRunRoutes } from './intelligence-runs.js';
+
+/** A plan as a user edits it: steps and rank the rule-based planner would not choose for the prompt. */
+const editedPlan: FineTunePlan = {
+  ...validPlan,
+  hyperparameters: { ...validPlan.hyperparameters, train_steps: 4321, lora_rank: 32 },
+};
 
 describe('/v1/intelligence/runs', () => {
   let rig: Awaited<ReturnType<typeof fineTuneRig>>;
@@ -86,6 +94,30 @@ describe('/v1/intelligence/runs', () => {
     assert.ok(list.json<{ runs: RunView[] }>().runs.some((r) => r.id === run.id));
   });
 
+  it('runs with a stored plan (planId): the plan node answers that plan, the run shows it', async () => {
+    const { record } = await rig.plans.createPlan({ prompt: 'my dog Fluffy', plan: editedPlan });
+    const started = await app.inject({
+      method: 'POST',
+      url: '/v1/intelligence/runs',
+      payload: { prompt: 'my dog Fluffy', datasetId: 'dogs', planId: record.id },
+    });
+    assert.equal(started.statusCode, 201, started.body);
+    let view = await get(started.json<RunView>().id);
+    while (view.status !== 'AWAITING_FEEDBACK') {
+      assert.ok(!['FAILED', 'ABORTED', 'SUCCEEDED'].includes(view.status), JSON.stringify(view.error));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      view = await get(view.id);
+    }
+    assert.equal(view.planId, record.id);
+    assert.deepEqual(view.plan, editedPlan);
+    assert.deepEqual(await rig.planOutput(view.id), {
+      planId: record.id,
+      plan: editedPlan,
+      planner: 'user',
+      warnings: [],
+    });
+  });
+
   it('answers 400, 404 and 413 as the other /v1 routes do', async () => {
     const refused = async (payload: unknown, status: number, code: string, message: RegExp) => {
       const answer = await app.inject({ method: 'POST', url: '/v1/intelligence/runs', payload: payload as object });
@@ -100,6 +132,30 @@ describe('/v1/intelligence/runs', () => {
     await refused({ prompt: 'x', datasetId: 'dogs', trainer: 'nope' }, 400, 'BAD_REQUEST', /function nope/);
     await refused({ prompt: 'x', datasetId: 'dogs', extra: 1 }, 400, 'BAD_REQUEST', /extra|additional/);
     await refused({ prompt: 'x'.repeat(maxPromptChars + 1), datasetId: 'dogs' }, 413, 'PAYLOAD_TOO_LARGE', /prompt/);
+    await refused({ prompt: 'x', datasetId: 'empty' }, 400, 'BAD_REQUEST', /dataset empty has no images/);
+    await refused({ prompt: 'x', datasetId: 'dogs', planId: 'plan-nope' }, 400, 'BAD_REQUEST', /no plan plan-nope/);
+    const failed = await rig.intelligence.putPlan({
+      id: 'plan-failed',
+      requestId: 'plan-failed',
+      userId: 'ada',
+      receivedAt: new Date(),
+      userPrompt: 'x',
+      plan: null,
+      status: 'PARSING_ERROR',
+      attempts: 3,
+      problems: [{ path: '$', message: 'not JSON' }],
+      warnings: [],
+      llmPrompt: null,
+      llmRawResponse: 'nope',
+      processingMs: 1,
+      planner: 'scripted:script',
+    });
+    await refused(
+      { prompt: 'x', datasetId: 'dogs', planId: failed.record.id },
+      400,
+      'BAD_REQUEST',
+      /plan plan-failed ended PARSING_ERROR; only a SUCCESS plan can run/,
+    );
     const missing = await app.inject({ url: '/v1/intelligence/runs/run-nope' });
     assert.equal(missing.statusCode, 404);
     assert.equal(missing.json<{ error: { code: string } }>().error.code, 'NOT_FOUND');

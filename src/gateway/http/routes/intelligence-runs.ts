@@ -20,6 +20,14 @@ const StartBody = Type.Object(
     datasetId: Type.Optional(Type.String({ description: 'An uploaded dataset (`POST /v1/datasets/{id}/images`)' })),
     userId: Type.Optional(Type.String()),
     trainer: Type.Optional(Type.String({ description: 'The training function (default fine-tune-trainer)' })),
+    planId: Type.Optional(
+      Type.String({
+        maxLength: 200,
+        description:
+          'A stored SUCCESS plan (`POST /v1/plans`, e.g. with an edited `plan`): the run uses it instead of planning ' +
+          'from the prompt',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'Exactly one of rawDataUri and datasetId' },
 );
@@ -62,6 +70,7 @@ const ListQuery = Type.Object(
  *
  * @example
  * // POST /v1/intelligence/runs {"prompt": "my dog Fluffy as a watercolour", "datasetId": "fluffy"} → 201 run view
+ * // POST /v1/intelligence/runs {"prompt": "…", "datasetId": "fluffy", "planId": "plan-…"} → 201, that plan used
  * // GET /v1/intelligence/runs/run-… → the run view (AWAITING_FEEDBACK with its curationId, ...)
  * await app.register(intelligenceRunRoutes(services.runs));
  */
@@ -78,14 +87,17 @@ export function intelligenceRunRoutes(runs: RunService): FastifyPluginAsync {
           body: StartBody,
           response: {
             201: RunAnswer,
-            400: errorResponse('BAD_REQUEST: no prompt, not exactly one source, an unknown trainer'),
+            400: errorResponse(
+              'BAD_REQUEST: no prompt, not exactly one source, a dataset with no images, an unknown trainer, a ' +
+                'planId that is unknown or not a SUCCESS plan',
+            ),
             413: errorResponse('PAYLOAD_TOO_LARGE: the prompt is too long'),
             503: errorResponse('UNAVAILABLE: the fine-tune workflow is not deployed'),
           },
         },
       },
       async (request, reply) => {
-        const { prompt, rawDataUri, datasetId, userId, trainer } = request.body;
+        const { prompt, rawDataUri, datasetId, userId, trainer, planId } = request.body;
         const source =
           rawDataUri !== undefined && datasetId === undefined
             ? { rawDataUri }
@@ -93,7 +105,7 @@ export function intelligenceRunRoutes(runs: RunService): FastifyPluginAsync {
               ? { datasetId }
               : null;
         if (source === null) throw new PlatformError('BAD_REQUEST', 'give exactly one of rawDataUri and datasetId');
-        const view = await runs.start({ prompt, source, userId, trainer });
+        const view = await runs.start({ prompt, source, userId, trainer, planId });
         return reply.code(201).send(view);
       },
     );

@@ -29,6 +29,14 @@ const PlanBody = Type.Object(
         description: 'Idempotency key: a request with a known one answers the stored record (200) and runs nothing',
       }),
     ),
+    plan: Type.Optional(
+      Type.Unknown({
+        description:
+          'A plan the user wrote or edited (FineTunePlan): no planner runs; it is validated (400 listing the ' +
+          'problems with their JSON paths, nothing stored) and stored with status SUCCESS, planner `user`. The ' +
+          'prompt is still required: it is what the plan is for',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -48,8 +56,12 @@ const PlanView = Type.Object({
     description: 'SUCCESS, LLM_ERROR (the model call failed) or PARSING_ERROR (no valid plan after the repairs)',
   }),
   plan: Type.Union([Plan, Type.Null()], { description: 'Set only with SUCCESS' }),
-  planner: Type.String({ description: '`rule-based`, `openai-compatible:MODEL` or `llama-cpp:FILE`' }),
-  attempts: Type.Integer({ description: 'Model calls made (1 + repairs); 0 for the rule-based planner' }),
+  planner: Type.String({
+    description: '`rule-based`, `openai-compatible:MODEL`, `llama-cpp:FILE`, or `user` (a plan given in the request)',
+  }),
+  attempts: Type.Integer({
+    description: 'Model calls made (1 + repairs); 0 for the rule-based planner and a given plan',
+  }),
   processingMs: Type.Number(),
   receivedAt: Type.String({ format: 'date-time' }),
   problems: Type.Array(
@@ -107,6 +119,7 @@ const ListQuery = Type.Object(
  * // POST /v1/plans {"prompt": "LoRA of my dog Fluffy in watercolor style", "requestId": "r-1"}
  * //   → 201 {"id": "plan-…", "status": "SUCCESS", "plan": {"tuning_type": "lora", …}, "warnings": [...], …}
  * //   the same requestId again → 200 and the same record
+ * // POST /v1/plans {"prompt": "…", "plan": {…, "train_steps": 1200}} → 201 {"planner": "user", "plan": {…}, …}
  * // GET /v1/plans/plan-… → the same view; GET /v1/plans?userId=ada&limit=20 → {"plans": [...], "next": "…" | null}
  * await app.register(planRoutes({ plans }));
  */
@@ -122,12 +135,15 @@ export function planRoutes(options: { plans: PlanService }): FastifyPluginAsync 
         schema: {
           summary:
             'Turn a prompt into a fine-tuning plan: the planner answers, the answer is validated (and repaired by the ' +
-            'model up to twice), and the request is stored whatever its end',
+            'model up to twice), and the request is stored whatever its end. With `plan`, that plan (validated) is ' +
+            'stored instead and no planner runs',
           body: PlanBody,
           response: {
             200: { ...PlanView, description: 'The requestId is known: its stored record; nothing ran' },
             201: { ...PlanView, description: 'A new request; its status says how it ended' },
-            400: errorResponse('BAD_REQUEST: an empty prompt, or a malformed userId or requestId'),
+            400: errorResponse(
+              'BAD_REQUEST: an empty prompt, a malformed userId or requestId, or a given plan that is not valid',
+            ),
             413: errorResponse(`PAYLOAD_TOO_LARGE: a prompt over ${maxPromptChars} characters or a body over 64 KiB`),
           },
         },
