@@ -36,7 +36,7 @@ const goneMessage = 'the file is gone';
 /** Bytes read to tell an image's format (`sniffImageType` reads 32). */
 const sniffBytes = 32;
 /** Jobs whose servable images `openImage` keeps in memory (the most recently used). */
-const maxCachedImageMaps = 64;
+const maxCachedImageMaps = 16;
 
 export interface CurationJobsOptions {
   store: IntelligenceStore;
