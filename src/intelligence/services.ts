@@ -62,8 +62,11 @@ export interface CurationService {
   get(id: string): Promise<CurationRecord | null>;
   /** CONFLICT unless AWAITING_FEEDBACK; BAD_REQUEST for an unknown image (nothing applied). */
   submitFeedback(id: string, feedback: readonly Verdict[], complete: boolean): Promise<CurationRecord>;
-  /** An image of the job (for the console), or null. */
-  openImage(id: string, imageId: string): Promise<{ body: Readable; contentType: string; length: number } | null>;
+  /**
+   * One of the job's embedded images (offered for feedback, or in its curated dataset), streamed, for the console;
+   * null when the job has no such image or its bytes are not an image's.
+   */
+  openImage(id: string, imageId: string): Promise<{ body: Readable; contentType: string } | null>;
   /** Resolves with the job once its revision is past `revision` (or at once if it is), or null at `signal`. */
   waitForChange(id: string, revision: number, signal: AbortSignal): Promise<CurationRecord | null>;
 }

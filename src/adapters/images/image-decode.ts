@@ -1,8 +1,40 @@
 import type SharpDefault from 'sharp';
 import { PlatformError } from '../../core/errors.js';
 
-/** Images over this many pixels are refused before they are decoded (sharp's `limitInputPixels`). */
-export const maxImagePixels = 50_000_000;
+/**
+ * Images over this many pixels are refused before they are decoded (sharp's `limitInputPixels`). Turning an image
+ * upright by its EXIF orientation decodes it whole: at 25 MP that is up to about 100 MB (RGBA) per decode.
+ */
+export const maxImagePixels = 25_000_000;
+/** Decodes running at once in this process; more wait their turn (each may hold `maxImagePixels` pixels). */
+export const maxConcurrentDecodes = 2;
+
+let decodeSlots = maxConcurrentDecodes;
+const decodeQueue: (() => void)[] = [];
+const load = { running: 0, waiting: 0, peakRunning: 0, peakWaiting: 0 };
+
+/** Decodes running and waiting now, and the most of each at once since the process started. */
+export function decodeLoad(): Readonly<typeof load> {
+  return { ...load };
+}
+
+async function withDecodeSlot<T>(work: () => Promise<T>): Promise<T> {
+  if (decodeSlots > 0) decodeSlots--;
+  else {
+    load.peakWaiting = Math.max(load.peakWaiting, ++load.waiting);
+    await new Promise<void>((resolve) => decodeQueue.push(resolve));
+    load.waiting--;
+  }
+  load.peakRunning = Math.max(load.peakRunning, ++load.running);
+  try {
+    return await work();
+  } finally {
+    load.running--;
+    const next = decodeQueue.shift();
+    if (next !== undefined) next();
+    else decodeSlots++;
+  }
+}
 
 type Sharp = typeof SharpDefault;
 
@@ -47,22 +79,25 @@ export interface DecodeOptions {
 /**
  * Decode image file bytes (JPEG, PNG, WebP, GIF: its first frame, TIFF, AVIF) into sRGB pixels at a fixed size,
  * turned upright by their EXIF orientation, transparency flattened. A file that is not an image, is corrupt or has
- * more than `maxImagePixels` pixels is a BAD_REQUEST saying so (one line, fit for a per-file error).
+ * more than `maxImagePixels` pixels is a BAD_REQUEST saying so (one line, fit for a per-file error). At most
+ * `maxConcurrentDecodes` run at once in the process; the others wait.
  */
 export async function decodeRgb(bytes: Uint8Array, options: DecodeOptions): Promise<RgbImage> {
   const sharp = await loadSharp();
   try {
-    const { data, info } = await sharp(bytes, { limitInputPixels: maxImagePixels, failOn: 'error' })
-      .rotate()
-      .flatten({ background: options.background ?? '#ffffff' })
-      .toColourspace('srgb')
-      .resize(options.width, options.height, {
-        fit: options.fit ?? 'fill',
-        background: options.background ?? '#ffffff',
-      })
-      .removeAlpha()
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    const { data, info } = await withDecodeSlot(() =>
+      sharp(bytes, { limitInputPixels: maxImagePixels, failOn: 'error' })
+        .rotate()
+        .flatten({ background: options.background ?? '#ffffff' })
+        .toColourspace('srgb')
+        .resize(options.width, options.height, {
+          fit: options.fit ?? 'fill',
+          background: options.background ?? '#ffffff',
+        })
+        .removeAlpha()
+        .raw()
+        .toBuffer({ resolveWithObject: true }),
+    );
     if (info.channels !== 3 || data.length !== options.width * options.height * 3) {
       throw new Error(`decoded to ${info.channels} channels at ${info.width}x${info.height}`);
     }

@@ -98,7 +98,7 @@ type OrtTensorConstructor = new (type: 'float32', data: Float32Array, dims: read
 
 /**
  * Load an ONNX image model with ONNX Runtime (CPU) and return an `Embedder` over it. Images are decoded and resized
- * with sharp to cover the input square (bounded: at most 50 megapixels), normalised per channel, run in batches; each output row is
+ * with sharp to cover the input square (bounded: at most 25 megapixels), normalised per channel, run in batches; each output row is
  * L2-normalised. An image that cannot be decoded gets an `error` of its own; the others are embedded.
  *
  * @example

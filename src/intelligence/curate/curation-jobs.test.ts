@@ -1,6 +1,7 @@
 // The curator's jobs end to end on real components: the file blob store, the pixels embedder (sharp), the exact
 // vector store, and the memory and SQLite intelligence stores.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,6 +145,7 @@ describe('curation jobs', () => {
     const opened = await jobs.openImage(record.id, offered[0]!.imageId);
     assert.ok(opened !== null);
     assert.match(opened.contentType, /^image\/(png|jpeg)$/);
+    opened.body.destroy();
     assert.equal(await jobs.openImage(record.id, 'img-unknown'), null);
 
     // Verdicts: the red discs' medoid accepted, the blue squares' rejected.
@@ -265,18 +267,125 @@ describe('curation jobs', () => {
     await jobs.close();
   });
 
-  it('fails a job whose embedder fails as a whole (the backend), naming the cause', async () => {
+  it("fails a job whose backend fails as a whole, naming the part that failed but not the backend's message", async () => {
     const broken: Embedder = {
       id: 'pixels-v1',
       dimensions: 256,
-      embed: () => Promise.reject(new PlatformError('UNAVAILABLE', 'the model server is down')),
+      embed: () => Promise.reject(new PlatformError('UNAVAILABLE', 'the model server at 10.0.0.7:9000 is down')),
       close: () => Promise.resolve(),
     };
     const { jobs } = rig('broken', new MemoryIntelligenceStore(), { embedder: broken });
     await upload(jobs, 'one', images.slice(0, 2));
     const { record } = await follow(jobs, await jobs.start({ projectId: 'p', source: { datasetId: 'one' } }), 'FAILED');
     assert.equal(record.status, 'FAILED');
-    assert.match(record.failure!, /model server is down/);
+    assert.equal(record.failure, "the embedder failed (details in the server's log)");
+    await jobs.close();
+
+    // A vector store whose driver fails with a message naming its connection.
+    class FailingVectors extends MemoryVectorStore {
+      override upsert(): Promise<void> {
+        return Promise.reject(new Error('connect ECONNREFUSED postgres://curator:hunter2@db.internal:5432/vectors'));
+      }
+    }
+    const failing = rig('broken-vectors', new MemoryIntelligenceStore(), { vectors: new FailingVectors(256) });
+    await upload(failing.jobs, 'one', images.filter((i) => i.kind === 'base').slice(0, 2));
+    const stopped = await follow(
+      failing.jobs,
+      await failing.jobs.start({ projectId: 'p', source: { datasetId: 'one' } }),
+      'FAILED',
+    );
+    assert.equal(stopped.record.status, 'FAILED');
+    assert.equal(stopped.record.failure, "the vector store failed (details in the server's log)");
+    await failing.jobs.close();
+  });
+
+  it("refuses raw prefixes in or reaching into the platform's own areas, and reads the users' areas", async () => {
+    const { jobs, blobs } = rig('reserved');
+    await blobs.put('logs/fn-a/2026-12-07/inv-1.log', 'secret log line');
+    await blobs.put('code/abc.zip', 'PK');
+    for (const prefix of [
+      '',
+      'logs',
+      'logs/',
+      'logs/fn-a/',
+      'log',
+      'l',
+      'cod',
+      'code',
+      'code/x',
+      'workflow',
+      'workflows/p/d/',
+      'models',
+      'model',
+      'models/run-1/',
+      'c',
+    ]) {
+      await assert.rejects(
+        jobs.start({ projectId: 'p', source: { rawDataUri: `s3://savassan/${prefix}` } }),
+        isCode('BAD_REQUEST'),
+        prefix,
+      );
+    }
+    await upload(jobs, 'shapes', images.slice(0, 3));
+    for (const prefix of ['incoming', 'logsx/', 'codes/a', 'datasets/shapes/raw/', 'curated/', 'photos/2026']) {
+      const record = await jobs.start({ projectId: 'p', source: { rawDataUri: `s3://savassan/${prefix}` } });
+      assert.equal(record.status, 'PENDING', prefix);
+    }
+    await jobs.close();
+  });
+
+  it('serves only the images the job embedded and offered, as images, and leaves out files grown too large', async () => {
+    const { jobs, blobs } = rig('serving');
+    for (const image of images) await blobs.put(`in/${image.name}`, image.bytes);
+    const started = await jobs.start({ projectId: 'p', source: { rawDataUri: 's3://savassan/in/' } });
+    const { record } = await follow(jobs, started, 'AWAITING_FEEDBACK');
+    assert.equal(record.status, 'AWAITING_FEEDBACK', record.failure ?? '');
+    const imageIdOf = (key: string) => {
+      const digest = createHash('sha256').update(`${record.id}\0${key}`).digest();
+      let id = 'img-';
+      for (let i = 0; i < 26; i++) id += 'abcdefghijklmnopqrstuvwxyz234567'[digest[i]! & 31];
+      return id;
+    };
+    const offered = record.imagesForFeedback.map((i) => i.imageId);
+    assert.ok(offered.includes(imageIdOf(record.imagesForFeedback[0]!.uri.slice('s3://savassan/'.length))));
+    // Listed under the prefix but not an image the job embedded: not served.
+    assert.equal(await jobs.openImage(record.id, imageIdOf('in/readme.txt')), null);
+    assert.equal(await jobs.openImage(record.id, imageIdOf('in/broken-garbled.png')), null);
+    // Embedded but not offered for feedback: not served either.
+    const embedded = images.filter((i) => i.kind === 'base').map((i) => imageIdOf(`in/${i.name}`));
+    const notOffered = embedded.find((id) => !offered.includes(id));
+    assert.ok(notOffered !== undefined);
+    assert.equal(await jobs.openImage(record.id, notOffered), null);
+    // An offered file replaced by bytes that are not an image's: not served.
+    const [first, second, third] = record.imagesForFeedback;
+    await blobs.put(first!.uri.slice('s3://savassan/'.length), 'not an image any more');
+    assert.equal(await jobs.openImage(record.id, first!.imageId), null);
+    const opened = await jobs.openImage(record.id, second!.imageId);
+    assert.ok(opened !== null);
+    assert.match(opened.contentType, /^image\//);
+    assert.deepEqual(
+      Buffer.concat(await opened.body.toArray()),
+      await blobs.get(second!.uri.slice('s3://savassan/'.length)),
+    );
+
+    // A kept file now over the upload cap is left out of the dataset as a per-file error.
+    const bigKey = third!.uri.slice('s3://savassan/'.length);
+    const big = Buffer.alloc(maxImageBytes + 1);
+    (await blobs.get(bigKey))!.copy(big);
+    await blobs.put(bigKey, big);
+    const done = await jobs.submitFeedback(record.id, [{ imageId: third!.imageId, accepted: true }], true);
+    assert.equal(done.status, 'COMPLETED');
+    const bigName = bigKey.slice('in/'.length);
+    assert.match(done.errors.find((e) => e.file === bigName)?.message ?? '', /larger than/);
+    const manifest = JSON.parse(
+      (await blobs.get(`curated/${done.curatedDatasetId}/manifest.json`))!.toString(),
+    ) as CurationManifest;
+    assert.ok(!manifest.images.some((i) => i.imageId === third!.imageId));
+    assert.ok(manifest.images.length > 0);
+    // Once complete, the curated dataset's images are served too.
+    const curated = await jobs.openImage(done.id, manifest.images[0]!.imageId);
+    assert.ok(curated !== null);
+    curated.body.destroy();
     await jobs.close();
   });
 
@@ -317,7 +426,9 @@ describe('curation jobs', () => {
       pollMs: 50,
     });
     await third.resume();
-    assert.ok((await third.openImage(record.id, record.imagesForFeedback[0]!.imageId)) !== null);
+    const reopened = await third.openImage(record.id, record.imagesForFeedback[0]!.imageId);
+    assert.ok(reopened !== null);
+    reopened.body.destroy();
     const done = await third.submitFeedback(
       record.id,
       [{ imageId: record.imagesForFeedback[0]!.imageId, accepted: true }],

@@ -10,7 +10,7 @@ import { silentLogger } from '../../core/logger.js';
 import type { BlobStore } from '../../core/ports/blob-store.js';
 import type { Embedder } from '../../core/ports/embedder.js';
 import type { CurationRecord, DatasetImageRecord, IntelligenceStore } from '../../core/ports/intelligence-store.js';
-import type { VectorStore } from '../../core/ports/vector-store.js';
+import type { StoredVector, VectorStore } from '../../core/ports/vector-store.js';
 import { newId } from '../ids.js';
 import type { CurationService, StartCurationRequest, Verdict } from '../services.js';
 import { refine, type RefineOptions } from './refine.js';
@@ -23,10 +23,20 @@ export const datasetIdPattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** Upload names: 1-128 of `[A-Za-z0-9._-]`, not starting with a dot. */
 export const imageNamePattern = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 export const projectIdPattern = /^[A-Za-z0-9._-]{1,128}$/;
-/** Areas of the blob store that hold the platform's own data: never read as raw images. */
-const reservedPrefixes = ['code/', 'logs/', 'workflows/'];
+/**
+ * Top-level areas of the blob store that hold the platform's own data (function code, invocation logs, workflow
+ * values, fine-tuned models): a raw prefix may neither start in one nor be the beginning of one's name, since a
+ * listing matches partial segments (`logs` lists `logs/…`). `datasets/` and `curated/` hold the users' images.
+ */
+export const reservedAreas = ['code', 'logs', 'models', 'workflows'];
 /** Per-file errors kept on a job record (`progress.failed` counts them all). */
 const maxStoredErrors = 1000;
+/** What `#read` says of a key that no longer exists. */
+const goneMessage = 'the file is gone';
+/** Bytes read to tell an image's format (`sniffImageType` reads 32). */
+const sniffBytes = 32;
+/** Jobs whose servable images `openImage` keeps in memory (the most recently used). */
+const maxCachedImageMaps = 16;
 
 export interface CurationJobsOptions {
   store: IntelligenceStore;
@@ -81,6 +91,8 @@ export class CurationJobs implements CurationService {
   readonly #restoring = new Map<string, Promise<void>>();
   /** Feedback being applied, by job id: one at a time per job. */
   readonly #feedback = new Map<string, Promise<unknown>>();
+  /** The images `openImage` serves, by job id (image id → key), for the record revision they were read at. */
+  readonly #imageMaps = new Map<string, { revision: number; keys: Map<string, string> }>();
   #slots: number;
   readonly #queue: (() => void)[] = [];
   readonly #abort = new AbortController();
@@ -253,21 +265,81 @@ export class CurationJobs implements CurationService {
     }
   }
 
-  async openImage(
-    id: string,
-    imageId: string,
-  ): Promise<{ body: Readable; contentType: string; length: number } | null> {
+  /**
+   * One of the job's embedded images: one offered for feedback, or one of its curated dataset once COMPLETED.
+   * Streamed from the blob store; null when the job has no such image or its bytes do not start like an image.
+   */
+  async openImage(id: string, imageId: string): Promise<{ body: Readable; contentType: string } | null> {
     const record = await this.#options.store.getCuration(id);
     if (record === null) return null;
-    const key = await this.#keyOf(record, imageId);
-    if (key === null) return null;
-    const bytes = await this.#read(key);
-    if (typeof bytes === 'string') return null; // gone, or too large to be one of the job's images
-    return {
-      body: Readable.from([bytes]),
-      contentType: sniffImageType(bytes)?.contentType ?? 'application/octet-stream',
-      length: bytes.length,
-    };
+    const key = (await this.#servableImages(record)).get(imageId);
+    if (key === undefined) return null;
+    const opened = await this.#options.blobs.getStream(key);
+    if (opened === null) return null;
+    const stream: Readable = opened;
+    const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const head: Buffer[] = [];
+    let size = 0;
+    try {
+      while (size < sniffBytes) {
+        const next = await chunks.next();
+        if (next.done === true) break;
+        head.push(next.value);
+        size += next.value.length;
+      }
+    } catch (err) {
+      stream.destroy();
+      throw err;
+    }
+    const type = sniffImageType(Buffer.concat(head));
+    if (type === null || size > maxImageBytes) {
+      stream.destroy();
+      return null;
+    }
+    async function* rest(): AsyncGenerator<Buffer> {
+      yield* head;
+      for (;;) {
+        const next = await chunks.next();
+        if (next.done === true) return;
+        size += next.value.length;
+        if (size > maxImageBytes) throw new Error(`the image grew over ${maxImageBytes} bytes while served`);
+        yield next.value;
+      }
+    }
+    const body = Readable.from(rest());
+    // However the body ends (read out, failed, destroyed unread), the blob's stream is closed.
+    body.once('close', () => stream.destroy());
+    return { body, contentType: type.contentType };
+  }
+
+  /** Image id → key of the images `openImage` serves for `record`, kept for its revision (bounded, by recency). */
+  async #servableImages(record: CurationRecord): Promise<Map<string, string>> {
+    const cached = this.#imageMaps.get(record.id);
+    if (cached !== undefined && cached.revision === record.revision) {
+      this.#imageMaps.delete(record.id);
+      this.#imageMaps.set(record.id, cached);
+      return cached.keys;
+    }
+    const keys = new Map<string, string>();
+    for (const image of record.imagesForFeedback) {
+      const key = this.#keyOfOwnUri(image.uri);
+      if (key !== null) keys.set(image.imageId, key);
+    }
+    if (record.status === 'COMPLETED' && record.curatedDatasetId !== null) {
+      const manifest = await this.#options.blobs.get(`curated/${record.curatedDatasetId}/manifest.json`);
+      if (manifest !== null) {
+        for (const image of (JSON.parse(manifest.toString('utf8')) as CurationManifest).images) {
+          const key = this.#keyOfOwnUri(image.uri);
+          if (key !== null) keys.set(image.imageId, key);
+        }
+      }
+    }
+    this.#imageMaps.delete(record.id);
+    this.#imageMaps.set(record.id, { revision: record.revision, keys });
+    while (this.#imageMaps.size > maxCachedImageMaps) {
+      this.#imageMaps.delete(this.#imageMaps.keys().next().value!);
+    }
+    return keys;
   }
 
   async waitForChange(id: string, revision: number, signal: AbortSignal): Promise<CurationRecord | null> {
@@ -351,7 +423,8 @@ export class CurationJobs implements CurationService {
         });
         return;
       }
-      const held = new Set((await this.#options.vectors.list(id)).map((vector) => vector.id));
+      const stored = await part('the vector store', () => this.#options.vectors.list(id));
+      const held = new Set(stored.map((vector) => vector.id));
       const failedNames = new Set(record.errors.map((error) => error.file));
       const errors = [...record.errors];
       let failed = record.progress.failed;
@@ -381,8 +454,16 @@ export class CurationJobs implements CurationService {
       await this.#sample(record, files);
     } catch (err) {
       if (this.#closed) return;
-      const failure = err instanceof PlatformError ? err.message : `unexpected: ${String(err)}`;
-      this.#logger.warn({ err, curationId: id }, 'curation job failed');
+      // A backend's message may name hosts, paths or queries: the record (which API callers read) says only which
+      // part failed, the log has the details.
+      const failure =
+        err instanceof PartFailed
+          ? `${err.part} failed (details in the server's log)`
+          : err instanceof PlatformError && (err.code === 'BAD_REQUEST' || err.code === 'CONFLICT')
+            ? err.message
+            : "the job failed unexpectedly (details in the server's log)";
+      const detail = err instanceof PartFailed ? err.cause : err;
+      this.#logger.warn({ err: detail, curationId: id, failure }, 'curation job failed');
       const current = await this.#options.store.getCuration(id);
       if (current !== null && current.status === 'EMBEDDING') await this.#write(current, { status: 'FAILED', failure });
     }
@@ -396,26 +477,29 @@ export class CurationJobs implements CurationService {
     const errors: CurationFileError[] = [];
     const readable: { file: JobFile; bytes: Buffer }[] = [];
     for (const file of batch) {
-      const bytes = await this.#read(file.key);
+      const bytes = await part('reading the images', () => this.#read(file.key));
       if (typeof bytes === 'string') errors.push({ file: file.name, message: bytes });
       else readable.push({ file, bytes });
     }
-    const results = readable.length === 0 ? [] : await this.#options.embedder.embed(readable.map((r) => r.bytes));
-    const vectors = [];
+    const results =
+      readable.length === 0
+        ? []
+        : await part('the embedder', () => this.#options.embedder.embed(readable.map((r) => r.bytes)));
+    const vectors: StoredVector[] = [];
     for (const [i, { file }] of readable.entries()) {
       const result = results[i];
       if (result === undefined) errors.push({ file: file.name, message: 'the embedder returned no result' });
       else if ('error' in result) errors.push({ file: file.name, message: result.error });
       else vectors.push({ id: file.imageId, uri: this.#uri(file.key), vector: result.vector });
     }
-    if (vectors.length > 0) await this.#options.vectors.upsert(collection, vectors);
+    if (vectors.length > 0) await part('the vector store', () => this.#options.vectors.upsert(collection, vectors));
     return { embedded: vectors.map((v) => v.id), errors };
   }
 
   /** The file's bytes, or why they cannot be had (a string): gone, or over the size limit. */
   async #read(key: string): Promise<Buffer | string> {
     const stream = await this.#options.blobs.getStream(key);
-    if (stream === null) return 'the file is gone';
+    if (stream === null) return goneMessage;
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of stream as AsyncIterable<Buffer>) {
@@ -430,7 +514,7 @@ export class CurationJobs implements CurationService {
   }
 
   async #sample(record: CurationRecord, files: readonly JobFile[]): Promise<void> {
-    const items = await this.#items(record);
+    const items = await part('the vector store', () => this.#items(record));
     if (items.length === 0) {
       await this.#write(record, {
         status: 'FAILED',
@@ -484,10 +568,12 @@ export class CurationJobs implements CurationService {
       return written;
     }
     const datasetId = newId('ds');
-    const manifest = await this.#writeDataset(record, items, feedback, datasetId);
+    const { manifest, errors } = await this.#writeDataset(record, items, feedback, datasetId);
     const written = await this.#write(record, {
       status: 'COMPLETED',
       feedback,
+      errors: [...record.errors, ...errors].slice(0, maxStoredErrors),
+      progress: { ...record.progress, failed: record.progress.failed + errors.length },
       curatedDatasetId: datasetId,
       curatedDatasetUri: this.#uri(`curated/${datasetId}/`),
     });
@@ -504,7 +590,7 @@ export class CurationJobs implements CurationService {
     items: readonly (SampleItem & { key: string })[],
     feedback: Record<string, boolean>,
     datasetId: string,
-  ): Promise<CurationManifest> {
+  ): Promise<{ manifest: CurationManifest; errors: CurationFileError[] }> {
     const sample = await sampleForFeedback(items, this.#options.sampling);
     const verdicts = new Map(Object.entries(feedback));
     const labels = refine(sample.kept, verdicts, this.#options.refine);
@@ -525,13 +611,19 @@ export class CurationJobs implements CurationService {
       }
     }
     const prefix = `curated/${datasetId}/`;
+    const errors: CurationFileError[] = [];
     for (let at = 0; at < copies.length; at += this.#options.batchSize) {
       const batch = copies.slice(at, at + this.#options.batchSize);
       const copied = await Promise.all(
         batch.map(async ({ item, label }) => {
-          const bytes = await this.#options.blobs.get(item.key);
-          if (bytes === null) {
+          // Read with the upload cap: the file may have been replaced by a larger one since it was embedded.
+          const bytes = await this.#read(item.key);
+          if (bytes === goneMessage) {
             throw new PlatformError('CONFLICT', `file ${item.name} is gone from the blob store: it cannot be curated`);
+          }
+          if (typeof bytes === 'string') {
+            errors.push({ file: item.name, message: `${bytes}: left out of the curated dataset` });
+            return null;
           }
           const key = `${prefix}images/${item.id}${sniffImageType(bytes)?.extension ?? ''}`;
           await this.#options.blobs.put(key, bytes);
@@ -544,7 +636,7 @@ export class CurationJobs implements CurationService {
           };
         }),
       );
-      images.push(...copied);
+      for (const image of copied) if (image !== null) images.push(image);
     }
     const manifest: CurationManifest = {
       datasetId,
@@ -557,7 +649,7 @@ export class CurationJobs implements CurationService {
       excluded,
     };
     await this.#options.blobs.put(`${prefix}manifest.json`, JSON.stringify(manifest, null, 2));
-    return manifest;
+    return { manifest, errors };
   }
 
   // --- records, sources ----------------------------------------------------------------------------------------
@@ -587,21 +679,14 @@ export class CurationJobs implements CurationService {
   async #files(record: CurationRecord): Promise<JobFile[]> {
     const source = record.source;
     if ('datasetId' in source) {
-      const images = await this.#options.store.listDatasetImages(source.datasetId);
+      const images = await part('the intelligence store', () =>
+        this.#options.store.listDatasetImages(source.datasetId),
+      );
       return images.map((image) => ({ imageId: image.imageId, name: image.name, key: image.key }));
     }
     const prefix = this.#prefixOf(source.rawDataUri);
-    const keys = await this.#options.blobs.list(prefix);
+    const keys = await part('listing the files', () => this.#options.blobs.list(prefix));
     return keys.map((key) => ({ imageId: rawImageId(record.id, key), name: key.slice(prefix.length), key }));
-  }
-
-  /** Where a job's image is (without reading its vectors): the upload's key, or the raw key that hashes to it. */
-  async #keyOf(record: CurationRecord, imageId: string): Promise<string | null> {
-    const source = record.source;
-    if ('datasetId' in source) {
-      return (await this.#options.store.getDatasetImage(source.datasetId, imageId))?.key ?? null;
-    }
-    return (await this.#files(record)).find((file) => file.imageId === imageId)?.key ?? null;
   }
 
   #checkSource(source: CurationSource): CurationSource {
@@ -632,10 +717,15 @@ export class CurationJobs implements CurationService {
       );
     }
     const prefix = match[2]!;
-    if (prefix === '' || reservedPrefixes.some((reserved) => prefix.startsWith(reserved))) {
+    // The first segment, whole when a `/` follows it; else partial, and then it may not begin any reserved name.
+    const slash = prefix.indexOf('/');
+    const first = slash === -1 ? prefix : prefix.slice(0, slash);
+    if (slash === -1 ? reservedAreas.some((area) => area.startsWith(first)) : reservedAreas.includes(first)) {
       throw new PlatformError(
         'BAD_REQUEST',
-        `rawDataUri needs a prefix of your data, not the whole bucket nor the platform's own ${reservedPrefixes.join(', ')}`,
+        `rawDataUri needs a prefix of your data: not the whole bucket, nor the platform's own ` +
+          `${reservedAreas.map((area) => `${area}/`).join(', ')} nor a beginning of their names, ` +
+          `got ${JSON.stringify(prefix.slice(0, 200))}`,
       );
     }
     try {
@@ -654,6 +744,12 @@ export class CurationJobs implements CurationService {
 
   #uri(key: string): string {
     return `s3://${this.#options.bucket}/${key}`;
+  }
+
+  /** The key of an `s3://` URI of this platform's bucket, or null. */
+  #keyOfOwnUri(uri: string): string | null {
+    const base = `s3://${this.#options.bucket}/`;
+    return uri.startsWith(base) ? uri.slice(base.length) : null;
   }
 
   #keyOfUri(uri: string): string {
@@ -700,6 +796,25 @@ function rawImageId(curationId: string, key: string): string {
   let id = 'img-';
   for (let i = 0; i < 26; i++) id += base32[digest[i]! & 31];
   return id;
+}
+
+/** A backend call of a job failed: `part` names it for the job's record, `cause` holds the details for the log. */
+class PartFailed extends Error {
+  constructor(
+    readonly part: string,
+    cause: unknown,
+  ) {
+    super(`${part} failed`, { cause });
+  }
+}
+
+/** Run a backend call, its failure a PartFailed naming `name`. */
+async function part<T>(name: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw new PartFailed(name, err);
+  }
 }
 
 function embedderMismatch(recorded: string, current: string): string {

@@ -117,6 +117,11 @@ describe('curation routes', () => {
       { projectId: 'p' },
       { projectId: 'p', datasetId: 'shapes', rawDataUri: 's3://savassan/x/' },
       { projectId: 'p', rawDataUri: 's3://other-bucket/x/' },
+      // The platform's own areas, and beginnings of their names (a listing matches partial segments).
+      { projectId: 'p', rawDataUri: 's3://savassan/logs' },
+      { projectId: 'p', rawDataUri: 's3://savassan/cod' },
+      { projectId: 'p', rawDataUri: 's3://savassan/workflow' },
+      { projectId: 'p', rawDataUri: 's3://savassan/models/' },
       { projectId: 'p', datasetId: 'nobody' },
       { projectId: 'p p', datasetId: 'shapes' },
       { projectId: 'p', datasetId: 'shapes', extra: 1 },
@@ -162,6 +167,9 @@ describe('curation routes', () => {
     assert.match(String(image.headers['content-type']), /^image\/(png|jpeg)$/);
     assert.ok(images.some((i) => i.bytes.equals(image.rawPayload)));
     assert.equal((await call('GET', `/v1/curations/${id}/images/img-nope`)).status, 404);
+    // An upload of the dataset that is not an image the job embedded is not served.
+    const readme = (await jobs.listDatasetImages('shapes')).find((i) => i.name === 'readme.txt')!;
+    assert.equal((await call('GET', `/v1/curations/${id}/images/${readme.imageId}`)).status, 404);
     assert.equal((await call('GET', '/v1/curations/cur-nope')).status, 404);
     assert.equal((await call('GET', '/v1/curations/cur-nope/images/img-x')).status, 404);
 

@@ -314,7 +314,6 @@ export function curationRoutes(options: CurationRoutesOptions): FastifyPluginAsy
         if (image === null) throw new PlatformError('NOT_FOUND', `curation ${id} has no image ${imageId}`);
         return reply
           .header('content-type', image.contentType)
-          .header('content-length', image.length)
           .header('x-content-type-options', 'nosniff')
           .send(image.body);
       },
