@@ -200,6 +200,28 @@ describe('the fine-tune workflow on the engine', () => {
     );
   });
 
+  it("refuses a task a run id that is not its own execution's (no replay of another run's plan, no write over its model)", async () => {
+    const { deployer, backend, blobs } = await rig();
+    const trainingSet = { dimensions: 1, items: [{ imageId: 'img-a', label: 1, embedding: [1] }] };
+    await deployer.deploy('meddle', {
+      nodes: {
+        evaluate: {
+          function: 'savassan.evaluate',
+          input: { runId: 'run-someoneelsesrunaaaaaaaaaa', trainingSet, training: { model: {} } },
+        },
+      },
+    });
+    const key = await backend.launch({ project: 'savassan', domain: 'development', workflow: 'meddle', inputs: {} });
+    let view = await backend.get(key);
+    while (view.closure.phase !== 'FAILED' && view.closure.phase !== 'SUCCEEDED') {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      view = await backend.get(key);
+    }
+    assert.equal(view.closure.phase, 'FAILED');
+    assert.match(JSON.stringify(view.closure), /runId must be this execution's name/);
+    assert.deepEqual(await blobs.list('models/'), []);
+  });
+
   it('caps the training set under the event limit, both labels kept, and says so', async () => {
     const { runs, curations } = await rig({ maxTrainingSetBytes: 2000 });
     const started = await runs.start({ prompt: 'LoRA of my dog', source: { datasetId: 'dogs' } });

@@ -214,6 +214,17 @@ export function scoreProbe(
   return { examples: items.length, accuracy: items.length === 0 ? null : right / items.length, ...counts };
 }
 
+/**
+ * A run id a task was given, which must be its own execution's name (a run's execution is named after the run): a
+ * workflow of someone else's cannot replay another run's plan or write over its model.
+ */
+function ownRunId(task: string, runId: string | undefined, context: BuiltinTaskContext): string | undefined {
+  if (runId !== undefined && runId !== context.ref.name) {
+    throw bad(`${task}: runId must be this execution's name (${context.ref.name}), got ${runId}`);
+  }
+  return runId;
+}
+
 /** The tasks of the `fine-tune` workflow over the intelligence services. */
 export function fineTuneTasks(options: FineTuneTaskOptions): BuiltinTask[] {
   const { plans, curations, vectors, blobStore, bucket } = options;
@@ -223,11 +234,11 @@ export function fineTuneTasks(options: FineTuneTaskOptions): BuiltinTask[] {
       kind: 'run',
       name: planTask,
       timeoutSeconds: 600,
-      async run(raw) {
+      async run(raw, context) {
         const input = objectInput(planTask, raw);
         const prompt = requiredString(planTask, input, 'prompt');
         const userId = optionalString(planTask, input, 'userId');
-        const runId = optionalString(planTask, input, 'runId');
+        const runId = ownRunId(planTask, optionalString(planTask, input, 'runId'), context);
         const planId = optionalString(planTask, input, 'planId');
         let record;
         if (planId !== undefined) {
@@ -344,9 +355,9 @@ export function fineTuneTasks(options: FineTuneTaskOptions): BuiltinTask[] {
       kind: 'run',
       name: evaluateTask,
       timeoutSeconds: 600,
-      async run(raw) {
+      async run(raw, context) {
         const input = objectInput(evaluateTask, raw);
-        const runId = requiredString(evaluateTask, input, 'runId');
+        const runId = ownRunId(evaluateTask, requiredString(evaluateTask, input, 'runId'), context)!;
         if (!isDnsLabel(runId)) throw bad(`${evaluateTask}: runId must be a lowercase label`);
         const set = input['trainingSet'] as TrainingSet | undefined;
         if (typeof set !== 'object' || set === null || !Array.isArray(set.items)) {

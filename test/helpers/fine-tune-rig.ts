@@ -353,7 +353,7 @@ export async function fineTuneRig(
   /** The plan node's output in a run (null until it succeeded). */
   const planOutput = (runId: string): Promise<unknown> =>
     nodeOutput({ project: 'savassan', domain: 'development', name: runId }, 'plan');
-  return { runs, plans, curations, blobs, deployer, trained, intelligence, planOutput, stop };
+  return { runs, plans, curations, blobs, deployer, backend, trained, intelligence, planOutput, stop };
 }
 
 /** Reads the run until `until` holds (every status seen on the way is kept). */
