@@ -21,6 +21,7 @@ import { syntheticImages } from '../test/helpers/synthetic-images.js';
 import { round, summarise } from './load.js';
 import { benchPlans } from './plans.js';
 import { runSectionAlone, runsAlone } from './section-alone.js';
+import { seededRandom } from '../src/core/seeded-random.js';
 
 const repoRoot = resolve(import.meta.dirname, '..');
 const modelDir = resolve(repoRoot, '../shared/models');
@@ -171,7 +172,7 @@ async function searchAtSize(
   queryCount: number,
   exactQueries: number,
 ): Promise<VectorSearchFigures> {
-  const random = mulberry32(size);
+  const random = seededRandom(size);
   const centres = Array.from({ length: 200 }, () => gaussian(dimensions, random, 1));
   const sample = (): Float32Array => {
     const centre = centres[Math.floor(random() * centres.length)] as Float32Array;
@@ -248,17 +249,6 @@ async function searchAtSize(
     await memory.close();
     await db.close();
   }
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A Gaussian vector whose expected length is `length`. */

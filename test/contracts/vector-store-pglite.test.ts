@@ -7,7 +7,8 @@ import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PlatformError } from '../../src/core/errors.js';
 import { createPgliteVectorStore, pgliteVectorStoreOn } from '../../src/adapters/pglite/pglite-vector-store.js';
-import { randomUnit, seededRandom, vectorStoreContract } from './vector-store.contract.js';
+import { randomUnit, vectorStoreContract } from './vector-store.contract.js';
+import { seededRandom } from '../../src/core/seeded-random.js';
 import { dropVectorTables } from './vector-store-fixtures.js';
 
 // One in-memory PGlite for the file (opening one is the slow part); each test's store starts from no tables.

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PlatformError } from '../../src/core/errors.js';
 import type { StoredVector, VectorStore } from '../../src/core/ports/vector-store.js';
+import { seededRandom } from '../../src/core/seeded-random.js';
 
 /** A fresh, empty store of `dimensions`; `reopen` opens another over the same data where the data outlives it. */
 export type VectorStoreFixture = (dimensions: number) => Promise<{
@@ -222,18 +223,6 @@ export function vectorStoreContract(name: string, fixture: VectorStoreFixture): 
 
 function stored(id: string, vector: number[]): StoredVector {
   return { id, uri: `s3://savassan/${id}.png`, vector: Float32Array.from(vector) };
-}
-
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A random direction (normal entries by Box-Muller), L2-normalised. */

@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { seededRandom } from '../../src/core/seeded-random.js';
 
 /** One file of a synthetic image set, and what it is meant to be. */
 export interface SyntheticImage {
@@ -40,7 +41,7 @@ export async function syntheticImages(options: SyntheticImageOptions = {}): Prom
   const perCluster = options.perCluster ?? 8;
   const duplicates = options.duplicates ?? 2;
   const size = options.size ?? 96;
-  const random = mulberry32(options.seed ?? 1);
+  const random = seededRandom(options.seed ?? 1);
   const out: SyntheticImage[] = [];
   for (let cluster = 0; cluster < clusters; cluster++) {
     for (let i = 0; i < perCluster; i++) {
@@ -130,16 +131,4 @@ function clusterSvg(cluster: number, index: number, size: number, random: () => 
     }
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${s}" height="${s}" viewBox="0 0 ${s} ${s}">${body}</svg>`;
-}
-
-/** A small seeded PRNG: the same seed gives the same set. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

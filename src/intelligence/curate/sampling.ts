@@ -1,4 +1,5 @@
 import type { ImageForFeedback } from '../../core/curation.js';
+import { seededRandom } from '../../core/seeded-random.js';
 
 /** An embedded image as sampling sees it. */
 export interface SampleItem {
@@ -127,7 +128,7 @@ export async function kMeans(
   seed: number,
   options: { maxIterations?: number; restarts?: number } = {},
 ): Promise<Clustering> {
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   let best: Clustering | null = null;
   let bestCost = Infinity;
   for (let attempt = 0; attempt < (options.restarts ?? 3); attempt++) {
@@ -311,16 +312,4 @@ function unit(sum: Float64Array): Float32Array {
   if (length === 0) return out;
   for (let i = 0; i < sum.length; i++) out[i] = sum[i]! / length;
   return out;
-}
-
-/** A small seeded PRNG (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
