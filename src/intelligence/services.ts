@@ -83,6 +83,9 @@ export const runStatusNames = [
 ] as const;
 export type RunStatus = (typeof runStatusNames)[number];
 
+/** The states a run never leaves. */
+export const terminalRunStatuses: ReadonlySet<RunStatus> = new Set(['SUCCEEDED', 'FAILED', 'ABORTED']);
+
 export interface StartRunRequest {
   prompt: string;
   source: CurationSource;

@@ -46,33 +46,9 @@ export interface CurationView {
   embedder: string;
 }
 
-export const runStatuses = [
-  'PLANNING',
-  'CURATING',
-  'AWAITING_FEEDBACK',
-  'TRAINING',
-  'EVALUATING',
-  'SUCCEEDED',
-  'FAILED',
-  'ABORTED',
-] as const;
-export type RunStatus = (typeof runStatuses)[number];
-export const terminalRunStatuses: ReadonlySet<string> = new Set(['SUCCEEDED', 'FAILED', 'ABORTED']);
-
-export interface RunView {
-  id: string;
-  status: RunStatus;
-  prompt: string;
-  userId: string;
-  execution: { project: string; domain: string; name: string };
-  planId: string | null;
-  plan: FineTunePlan | null;
-  curationId: string | null;
-  curatedDatasetUri: string | null;
-  output: unknown;
-  error: { code: string; message: string } | null;
-  createdAt: string;
-}
+export { runStatusNames as runStatuses, terminalRunStatuses } from '../../../src/intelligence/services.js';
+export type { RunStatus, RunView } from '../../../src/intelligence/services.js';
+import type { RunView } from '../../../src/intelligence/services.js';
 
 /** A line of the trainer's output, as the run socket sends it. */
 export interface RunLogLine {

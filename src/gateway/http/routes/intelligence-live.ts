@@ -10,13 +10,11 @@ import type { WebSocket } from 'ws';
 import { PlatformError } from '../../../core/errors.js';
 import type { Logger } from '../../../core/logger.js';
 import { silentLogger } from '../../../core/logger.js';
-import type { RunService, RunStatus, RunView } from '../../../intelligence/services.js';
+import { terminalRunStatuses } from '../../../intelligence/services.js';
+import type { RunService, RunView } from '../../../intelligence/services.js';
 import type { LiveLogHub, LiveLogLine } from '../../live-logs.js';
 import { errorResponse } from '../schemas.js';
 import { droppedCloseCode, notAnUpgrade, refuseForeignPage } from './live-logs.js';
-
-/** The states a run never leaves: the socket closes after the view that shows one. */
-export const terminalRunStatuses: ReadonlySet<RunStatus> = new Set(['SUCCEEDED', 'FAILED', 'ABORTED']);
 
 /** The function a run trains with, when its execution does not name one. */
 export const defaultTrainer = 'fine-tune-trainer';
