@@ -110,7 +110,7 @@ export function addStartCommand(program: Command): void {
     .option('--log-level <level>', 'server log level (debug, info, warn, error)', 'info')
     .option(
       '--json',
-      'print one JSON line once serving: {url, dataDir, sandbox, backends, workflowBackend, examples, apiKeys, grpc (with --grpc-port)}',
+      'print one JSON line once serving: {url, dataDir, sandbox, backends, workflowBackend, intelligence, examples, apiKeys, grpc (with --grpc-port)}',
     )
     .addHelpText(
       'after',
@@ -132,6 +132,7 @@ async function start(opts: StartOptions): Promise<void> {
   const logger = await loggerOf(opts.logLevel);
   const { runtimeWarnings, startEmbedded } = await import('../embedded/embedded-platform.js');
   const { describeWorkflowBackend } = await import('../embedded/workflow-backend.js');
+  const { describeIntelligence } = await import('../embedded/intelligence-options.js');
   const platform = await startEmbedded({
     dataDir: opts.dataDir,
     host: opts.host,
@@ -196,6 +197,7 @@ async function start(opts: StartOptions): Promise<void> {
         isolating: platform.runtime.isolating,
         backends,
         workflowBackend: describeWorkflowBackend(platform.options.workflowBackend),
+        intelligence: describeIntelligence(platform.options.intelligence),
         examples: deployed,
         apiKeys: keys,
         ...(platform.grpcAddress === null ? {} : { grpc: platform.grpcAddress }),
@@ -210,6 +212,7 @@ async function start(opts: StartOptions): Promise<void> {
   if (platform.options.workflowBackend.kind !== 'builtin') {
     out(`Workflow executions run on ${describeWorkflowBackend(platform.options.workflowBackend)}`);
   }
+  out(`Intelligence: ${describeIntelligence(platform.options.intelligence)}`);
   if (platform.grpcAddress !== null) out(`gRPC ExecutionService on ${platform.grpcAddress}`);
   if (deployed.length > 0) out(`Deployed the examples: ${deployed.join(', ')}`);
   out(`Console: ${platform.url}/console/`);

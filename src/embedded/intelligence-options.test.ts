@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compileIntelligenceOptions } from './intelligence-options.js';
+import { compileIntelligenceOptions, describeIntelligence } from './intelligence-options.js';
 
 describe('intelligence options', () => {
   it('defaults to the rule-based planner, the pixels embedder and embedded PGlite', () => {
@@ -38,6 +38,21 @@ describe('intelligence options', () => {
     assert.throws(
       () => compileIntelligenceOptions({ embedder: 'onnx', embeddingModel: 'm.onnx', embeddingInputSize: 4 }),
       /--embedding-input-size/,
+    );
+  });
+
+  it('says what runs, naming a server by its origin only', () => {
+    assert.match(describeIntelligence(compileIntelligenceOptions()), /rule-based planner \(no model/);
+    const openai = compileIntelligenceOptions({
+      llm: 'openai',
+      llmUrl: 'https://llm.internal:8443/v1',
+      llmModel: 'qwen',
+      embedder: 'onnx',
+      embeddingModel: '/models/clip.onnx',
+    });
+    assert.equal(
+      describeIntelligence(openai),
+      'plans by the model qwen at https://llm.internal:8443 (OpenAI-compatible); images embedded by the ONNX model clip.onnx; vectors in PGlite under DATA_DIR/vectors',
     );
   });
 });

@@ -3,6 +3,7 @@
  * `/v1/plans` (`--llm`), which embedder the curator uses (`--embedder`) and where vectors are kept
  * (`--vector-store`). Secrets (the LLM's API key, a vector-store URL with a password) come from the environment only.
  */
+import { basename } from 'node:path';
 import { PlatformError } from '../core/errors.js';
 import { compileLlmOptions } from '../intelligence/plan/create-llm.js';
 
@@ -89,4 +90,27 @@ export function compileIntelligenceOptions(options: IntelligenceOptions = {}): C
     invalid('--vector-store postgres needs --vector-store-url postgres://… (or SAVASSAN_VECTOR_STORE_URL)');
   }
   return { ...options, llm, embedder, vectorStore };
+}
+
+/** What the intelligence layer runs on, in words (no secret: a URL is named by its origin only). */
+export function describeIntelligence(options: CompiledIntelligenceOptions): string {
+  const origin = (url: string): string => {
+    try {
+      return new URL(url).origin;
+    } catch {
+      return 'an unparsable URL';
+    }
+  };
+  const planner =
+    options.llm === 'openai'
+      ? `the model ${options.llmModel ?? ''} at ${origin(options.llmUrl ?? '')} (OpenAI-compatible)`
+      : options.llm === 'llama-cpp'
+        ? `the GGUF model ${basename(options.llmModelPath ?? '')} on the CPU`
+        : 'the rule-based planner (no model: patterns and named defaults)';
+  const embedder =
+    options.embedder === 'onnx'
+      ? `the ONNX model ${basename(options.embeddingModel ?? '')}`
+      : 'pixels-v1 (colour and layout, no model)';
+  const vectors = options.vectorStore === 'postgres' ? 'PostgreSQL with pgvector' : 'PGlite under DATA_DIR/vectors';
+  return `plans by ${planner}; images embedded by ${embedder}; vectors in ${vectors}`;
 }
