@@ -72,7 +72,7 @@ describe('PostgreSQL metadata store specifics', () => {
       `select table_name, column_name, collation_name from information_schema.columns
        where table_schema = 'public' and data_type = 'character varying' and table_name not like 'savassan_%'`,
     );
-    assert.equal(columns.length, 63, 'every varchar column of the tables');
+    assert.equal(columns.length, 80, 'every varchar column of the tables');
     assert.deepEqual(
       columns.filter((column) => column.collation_name !== 'C'),
       [],
