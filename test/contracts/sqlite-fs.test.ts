@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { repoRoot } from '../helpers/server-process.js';
 import { FsBlobStore } from '../../src/adapters/fs/fs-blob-store.js';
@@ -21,10 +20,6 @@ import { SqlInvocationQueue } from '../../src/adapters/sql/sql-invocation-queue.
 import { invocationQueueContract } from './invocation-queue.contract.js';
 import { SqlScheduleStore } from '../../src/adapters/sql/sql-schedule-store.js';
 import { scheduleStoreContract } from './schedule-store.contract.js';
-import { SqlWorkflowStore } from '../../src/adapters/sql/sql-workflow-store.js';
-import { workflowStoreContract } from './workflow-store.contract.js';
-import { SqlIntelligenceStore } from '../../src/adapters/sql/sql-intelligence-store.js';
-import { intelligenceStoreContract } from './intelligence-store.contract.js';
 import { SqlMessageQueues } from '../../src/adapters/sql/sql-message-queues.js';
 import { SqlTriggerStore } from '../../src/adapters/sql/sql-trigger-store.js';
 import { messageQueuesContract } from './message-queues.contract.js';
@@ -33,24 +28,9 @@ import { SqlFunctionUrlStore } from '../../src/adapters/sql/sql-function-url-sto
 import { functionUrlStoreContract } from './function-url-store.contract.js';
 import { invocationRecord } from '../helpers/records.js';
 import { newVersion } from '../helpers/versions.js';
+import { testTempDirs } from '../helpers/temp-dirs.js';
 
-const tempDirs = new Set<string>();
-
-async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `savassan-${prefix}-`));
-  tempDirs.add(dir);
-  return dir;
-}
-
-async function removeTempDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-  tempDirs.delete(dir);
-}
-
-// Anything a failed test left behind.
-after(async () => {
-  await Promise.all([...tempDirs].map(removeTempDir));
-});
+const { tempDir, removeTempDir } = testTempDirs();
 
 metadataStoreContract('SQLite file', async () => {
   const dir = await tempDir('sqlite');
@@ -185,44 +165,6 @@ scheduleStoreContract('SQLite :memory:', async () => {
   const metadata = await openSqliteMetadataStore(':memory:');
   return {
     schedules: new SqlScheduleStore(metadata.shared()),
-    close: () => metadata.close(),
-    cleanup: () => Promise.resolve(),
-  };
-});
-
-workflowStoreContract('SQLite file', async () => {
-  const dir = await tempDir('sqlite-workflows');
-  const path = join(dir, 'metadata.db');
-  const opened = async () => {
-    const metadata = await openSqliteMetadataStore(path);
-    return { workflows: new SqlWorkflowStore(metadata.shared()), close: () => metadata.close() };
-  };
-  return { ...(await opened()), reopen: opened, cleanup: () => removeTempDir(dir) };
-});
-
-workflowStoreContract('SQLite :memory:', async () => {
-  const metadata = await openSqliteMetadataStore(':memory:');
-  return {
-    workflows: new SqlWorkflowStore(metadata.shared()),
-    close: () => metadata.close(),
-    cleanup: () => Promise.resolve(),
-  };
-});
-
-intelligenceStoreContract('SQLite file', async () => {
-  const dir = await tempDir('sqlite-intelligence');
-  const path = join(dir, 'metadata.db');
-  const opened = async () => {
-    const metadata = await openSqliteMetadataStore(path);
-    return { intelligence: new SqlIntelligenceStore(metadata.shared()), close: () => metadata.close() };
-  };
-  return { ...(await opened()), reopen: opened, cleanup: () => removeTempDir(dir) };
-});
-
-intelligenceStoreContract('SQLite :memory:', async () => {
-  const metadata = await openSqliteMetadataStore(':memory:');
-  return {
-    intelligence: new SqlIntelligenceStore(metadata.shared()),
     close: () => metadata.close(),
     cleanup: () => Promise.resolve(),
   };
