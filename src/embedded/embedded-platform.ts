@@ -419,10 +419,15 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
   }
   // The fine-tune template is part of the platform: deployed when no workflow of that name exists. Its built-in tasks
   // run on the built-in engine only (a FlyteAdmin has no such tasks).
-  if (options.workflowBackend.kind === 'builtin' && (await backends.workflows.getWorkflow(fineTuneWorkflow)) === null) {
-    await workflowDeployer.deploy(fineTuneWorkflow, fineTuneSpec).catch((err: unknown) => {
-      logger.error({ err }, 'deploying the fine-tune workflow failed');
-    });
+  try {
+    if (
+      options.workflowBackend.kind === 'builtin' &&
+      (await backends.workflows.getWorkflow(fineTuneWorkflow)) === null
+    ) {
+      await workflowDeployer.deploy(fineTuneWorkflow, fineTuneSpec);
+    }
+  } catch (err) {
+    logger.error({ err }, 'deploying the fine-tune workflow failed');
   }
   let ready = false;
   const { deployer, server, setReady, answerInvoke, metrics, resolver, run, asyncInvocations } = await createGateway({

@@ -250,12 +250,16 @@ export function fineTuneTasks(options: FineTuneTaskOptions): BuiltinTask[] {
           ({ record } = await plans.createPlan({
             prompt,
             userId,
-            requestId: runId === undefined ? undefined : `${runId}:plan`,
+            // Per attempt: a rerun of the same attempt (after a crash) replays its record, a retry plans again.
+            requestId: runId === undefined ? undefined : `${runId}:plan:${context.ref.attempt}`,
           }));
         }
         if (record.status !== 'SUCCESS' || record.plan === null) {
           const problems = record.problems.map((p) => `${p.path}: ${p.message}`).join('; ');
-          throw bad(`plan ${record.id} ended ${record.status}${problems === '' ? '' : `: ${problems}`}`);
+          const message = `plan ${record.id} ended ${record.status}${problems === '' ? '' : `: ${problems}`}`;
+          // The model could not be asked: the platform's failure, which a retry may get past.
+          if (record.status === 'LLM_ERROR') throw new PlatformError('UNAVAILABLE', message);
+          throw bad(message);
         }
         return {
           planId: record.id,

@@ -56,6 +56,8 @@ export const fineTuneSpec: WorkflowSpec = {
         planId: '$.inputs.plan_id',
       },
       timeoutSeconds: 600,
+      retries: 2,
+      retryDelaySeconds: 5,
     },
     curate: {
       function: 'savassan.curate',

@@ -155,6 +155,8 @@ export class BuiltinTaskRunner {
   async #run(task: InProcessTask, eventJson: string, ref: WorkflowNodeRef): Promise<void> {
     const sink = this.#options.sink();
     if (!(await sink.claim(ref, task.timeoutSeconds))) return;
+    // Stopped during the claim: not run now (the attempt is given up as lost at the next start and run again then).
+    if (this.#stopped) return;
     const timeoutSeconds = ref.timeoutSeconds ?? task.timeoutSeconds;
     const controller = new AbortController();
     let timedOut = false;

@@ -297,6 +297,22 @@ describe('curation jobs', () => {
     assert.equal(stopped.record.status, 'FAILED');
     assert.equal(stopped.record.failure, "the vector store failed (details in the server's log)");
     await failing.jobs.close();
+
+    // A failure before the job's first write (reading the vectors kept so far) ends it too: never PENDING forever.
+    class UnreadableVectors extends MemoryVectorStore {
+      override list(): Promise<never> {
+        return Promise.reject(new Error('the vector store is down'));
+      }
+    }
+    const early = rig('broken-early', new MemoryIntelligenceStore(), { vectors: new UnreadableVectors(256) });
+    await upload(early.jobs, 'one', images.filter((i) => i.kind === 'base').slice(0, 2));
+    const ended = await follow(
+      early.jobs,
+      await early.jobs.start({ projectId: 'p', source: { datasetId: 'one' } }),
+      'FAILED',
+    );
+    assert.equal(ended.record.status, 'FAILED');
+    await early.jobs.close();
   });
 
   it("refuses raw prefixes in or reaching into the platform's own areas, and reads the users' areas", async () => {

@@ -18,6 +18,8 @@ import { sampleForFeedback, type SampleItem, type SamplingOptions } from './samp
 
 /** Largest image accepted, uploaded or read from a raw prefix. */
 export const maxImageBytes = 25 * 1024 * 1024;
+/** Verdicts one feedback call may carry. */
+export const maxVerdicts = 1000;
 /** Dataset ids chosen by users (the upload path). */
 export const datasetIdPattern = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** Upload names: 1-128 of `[A-Za-z0-9._-]`, not starting with a dot. */
@@ -254,6 +256,14 @@ export class CurationJobs implements CurationService {
 
   async submitFeedback(id: string, feedback: readonly Verdict[], complete: boolean): Promise<CurationRecord> {
     this.#assertOpen();
+    // Each verdict is spread over the whole collection when the job completes: bounded so that one call cannot hold
+    // the process's event loop for long.
+    if (feedback.length > maxVerdicts) {
+      throw new PlatformError(
+        'BAD_REQUEST',
+        `feedback: at most ${maxVerdicts} verdicts a call, got ${feedback.length}`,
+      );
+    }
     // One feedback call per job at a time, so that two completions never write two datasets.
     const previous = this.#feedback.get(id) ?? Promise.resolve();
     const next = previous.catch(() => undefined).then(() => this.#applyFeedback(id, feedback, complete));
@@ -465,7 +475,10 @@ export class CurationJobs implements CurationService {
       const detail = err instanceof PartFailed ? err.cause : err;
       this.#logger.warn({ err: detail, curationId: id, failure }, 'curation job failed');
       const current = await this.#options.store.getCuration(id);
-      if (current !== null && current.status === 'EMBEDDING') await this.#write(current, { status: 'FAILED', failure });
+      // PENDING too: a job can fail before its first write (listing its files, reading the vectors kept so far).
+      if (current !== null && (current.status === 'PENDING' || current.status === 'EMBEDDING')) {
+        await this.#write(current, { status: 'FAILED', failure });
+      }
     }
   }
 

@@ -8,6 +8,7 @@ import { curationStatusNames } from '../../../core/curation.js';
 import { PlatformError } from '../../../core/errors.js';
 import type { CurationRecord, DatasetImageRecord } from '../../../core/ports/intelligence-store.js';
 import type { CurationService } from '../../../intelligence/services.js';
+import { maxVerdicts } from '../../../intelligence/curate/curation-jobs.js';
 import { errorResponse } from '../schemas.js';
 
 export interface CurationRoutesOptions {
@@ -71,7 +72,7 @@ const FeedbackBody = Type.Object(
         { imageId: Type.String({ maxLength: 100 }), accepted: Type.Boolean() },
         { additionalProperties: false },
       ),
-      { maxItems: 10_000 },
+      { maxItems: maxVerdicts },
     ),
     complete: Type.Optional(
       Type.Boolean({

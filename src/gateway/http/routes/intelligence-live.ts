@@ -127,7 +127,13 @@ class RunWatches {
           this.logger.warn({ err, runId: id }, 'reading a run for its live view failed');
           result = { error: err };
         }
-        for (const each of [...current.listeners]) each(result);
+        for (const each of [...current.listeners]) {
+          try {
+            each(result);
+          } catch (err) {
+            this.logger.warn({ err, runId: id }, 'a run socket failed to take a view');
+          }
+        }
         if (this.#watches.get(id) === current && current.listeners.size > 0) {
           current.timer = setTimeout(() => void read(), this.pollMs);
         }
@@ -217,7 +223,9 @@ function followRun(
       finish(1000, `the run ended: ${run.status}`);
       return;
     }
-    if (subscription === null) void follow(run);
+    if (subscription === null) {
+      follow(run).catch((err: unknown) => options.logger.warn({ err, runId: id }, 'following a trainer failed'));
+    }
   });
   if (closed) unwatch();
 }
