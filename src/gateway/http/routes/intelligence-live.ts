@@ -10,14 +10,13 @@ import type { WebSocket } from 'ws';
 import { PlatformError } from '../../../core/errors.js';
 import type { Logger } from '../../../core/logger.js';
 import { silentLogger } from '../../../core/logger.js';
+import { defaultTrainer } from '../../../intelligence/fine-tune-tasks.js';
 import { terminalRunStatuses } from '../../../intelligence/services.js';
 import type { RunService, RunView } from '../../../intelligence/services.js';
 import type { LiveLogHub, LiveLogLine } from '../../live-logs.js';
 import { errorResponse } from '../schemas.js';
 import { droppedCloseCode, notAnUpgrade, refuseForeignPage } from './live-logs.js';
 
-/** The function a run trains with, when its execution does not name one. */
-export const defaultTrainer = 'fine-tune-trainer';
 
 /** A frame of the run socket. */
 export type RunFrame =
