@@ -82,16 +82,18 @@ const knownStyles = [
   'stained glass',
 ];
 
+/** Where a prompt names its style, tried in order. */
+const stylePatterns = [
+  /\bin\s+(?:the\s+)?style\s+of\s+([^.,;!?\n]{1,200})/i,
+  /\bin\s+(?:an?\s+)?([^.,;!?\n]{1,80}?)\s+style\b/i,
+  /\b([A-Za-z][A-Za-z -]{0,60}?)[\s-]style\b/i,
+  /\bstyle\s*[:=]\s*([^.,;!?\n]{1,200})/i,
+  // A named medium or genre without the word "style": "in watercolour", "as pixel art".
+  new RegExp(`\\b(?:in|as)\\s+(?:an?\\s+)?(${knownStyles.join('|')})\\b`, 'i'),
+];
+
 function styleOf(prompt: string): string | null {
-  const patterns = [
-    /\bin\s+(?:the\s+)?style\s+of\s+([^.,;!?\n]{1,200})/i,
-    /\bin\s+(?:an?\s+)?([^.,;!?\n]{1,80}?)\s+style\b/i,
-    /\b([A-Za-z][A-Za-z -]{0,60}?)[\s-]style\b/i,
-    /\bstyle\s*[:=]\s*([^.,;!?\n]{1,200})/i,
-    // A named medium or genre without the word "style": "in watercolour", "as pixel art".
-    new RegExp(`\\b(?:in|as)\\s+(?:an?\\s+)?(${knownStyles.join('|')})\\b`, 'i'),
-  ];
-  for (const pattern of patterns) {
+  for (const pattern of stylePatterns) {
     const match = pattern.exec(prompt);
     const found = match?.[1]?.trim();
     if (found !== undefined && found !== '') return text(found);
