@@ -17,7 +17,6 @@ import type { LiveLogHub, LiveLogLine } from '../../live-logs.js';
 import { errorResponse } from '../schemas.js';
 import { droppedCloseCode, notAnUpgrade, refuseForeignPage } from './live-logs.js';
 
-
 /** A frame of the run socket. */
 export type RunFrame =
   | { type: 'run'; run: RunView }
