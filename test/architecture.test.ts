@@ -41,6 +41,8 @@ const rules: { area: string; mayImport: string[]; packages: boolean; testsMayImp
     packages: true,
     testsMayImport: ['manager'],
   },
+  // The control-plane leader's wire: its gRPC service, the client, and the Pool and ProvisionQueue over them.
+  { area: 'leader', mayImport: ['core', 'gen', 'grpc', 'control-plane', 'leader'], packages: true },
   { area: 'client', mayImport: ['core', 'client'], packages: true },
   {
     area: 'embedded',
@@ -74,6 +76,7 @@ const rules: { area: string; mayImport: string[]; packages: boolean; testsMayImp
       'intelligence',
       'gateway',
       'control-plane',
+      'leader',
       'embedded',
       'cluster',
     ],

@@ -1,3 +1,4 @@
+import type { BuildInfo } from '../build-info.js';
 import type { Enforcement } from './sandbox-runtime.js';
 
 /** What an Agent says about its node, kept in the registry while the node lives. */
@@ -21,6 +22,15 @@ export interface NodeInfo {
    * through `enforcementClaims`, which keeps what is well formed and bounded.
    */
   enforcement?: Readonly<Record<string, Enforcement>> | undefined;
+  /** What the process runs (agents, gateways and managers announce it). Read from etcd: only through `buildInfoClaim`. */
+  build?: BuildInfo | undefined;
+  /** A gateway's HTTP API URL, for the control-plane view and load balancers. */
+  url?: string | undefined;
+  /**
+   * The arguments a manager or gateway was started with after its role (never secrets): an upgrade starts its
+   * replacement with them. Read from etcd: only through `launchArgsClaim`.
+   */
+  args?: string[] | undefined;
 }
 
 /** Registers this node on a lease kept alive in the background; the entry vanishes when the lease expires. */
@@ -85,6 +95,19 @@ export interface LeaderInfo {
   since: Date | null;
 }
 
+/** The control-plane lead as a candidate holds it. */
+export interface Lead {
+  /**
+   * The term it leads in: grows with every change of leader (an election or a takeover), so a message from an older
+   * term can be told from a newer one.
+   */
+  readonly term: number;
+  /** Give the lead up (the next candidate in campaign order leads). */
+  resign(): Promise<void>;
+  /** Resolves when the lead ends otherwise: the lease expired or could not be kept, or another candidate took over. */
+  readonly lost: Promise<void>;
+}
+
 /** The cluster port: membership, routing and leadership, on etcd or in memory for a single node. */
 export interface Cluster {
   readonly registry: NodeRegistry;
@@ -93,8 +116,16 @@ export interface Cluster {
   /**
    * Campaign for leadership under `leader`; resolves when this candidate leads (candidates are served in the order they
    * campaigned). `resign` gives it up; `lost` resolves if it ends otherwise (the lease expired or could not be kept).
+   * Aborting `signal` withdraws a campaign not yet elected (it rejects with the signal's reason).
    */
-  campaign(candidateId: string): Promise<{ resign(): Promise<void>; readonly lost: Promise<void> }>;
+  campaign(candidateId: string, options?: { signal?: AbortSignal | undefined }): Promise<Lead>;
+  /**
+   * Take the lead over from `fromId` with no moment without a leader: in one atomic step, and only while `fromId`
+   * leads, the lead passes to `candidateId` (in the place of `fromId` in the campaign order, with a new term). The
+   * old leader's lead is lost. CONFLICT when `fromId` does not lead now. A campaign of `candidateId` still waiting
+   * is the caller's to withdraw.
+   */
+  takeOver(candidateId: string, fromId: string): Promise<Lead>;
   /** The candidate that leads now, as any client of the cluster sees it; null while nobody does. */
   leader(): Promise<LeaderInfo | null>;
   close(): Promise<void>;

@@ -71,6 +71,14 @@ export interface ProveResponse {
   proof: Buffer;
 }
 
+export interface ShutdownRequest {
+  /** Why, for the log (`upgrade to 0.2.0 (build B)`). */
+  reason: string;
+}
+
+export interface ShutdownResponse {
+}
+
 function createBaseRoutingTable(): RoutingTable {
   return { version: 0, agents: {}, updatedAtMs: 0, traffic: {} };
 }
@@ -576,6 +584,104 @@ export const ProveResponse: MessageFns<ProveResponse> = {
   },
 };
 
+function createBaseShutdownRequest(): ShutdownRequest {
+  return { reason: "" };
+}
+
+export const ShutdownRequest: MessageFns<ShutdownRequest> = {
+  encode(message: ShutdownRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reason !== "") {
+      writer.uint32(10).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShutdownRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShutdownRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ShutdownRequest>, I>>(base?: I): ShutdownRequest {
+    return ShutdownRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShutdownRequest>, I>>(object: I): ShutdownRequest {
+    const message = createBaseShutdownRequest();
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseShutdownResponse(): ShutdownResponse {
+  return {};
+}
+
+export const ShutdownResponse: MessageFns<ShutdownResponse> = {
+  encode(_: ShutdownResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShutdownResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShutdownResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ShutdownResponse>, I>>(base?: I): ShutdownResponse {
+    return ShutdownResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShutdownResponse>, I>>(_: I): ShutdownResponse {
+    const message = createBaseShutdownResponse();
+    return message;
+  },
+};
+
 /**
  * Served by every Gateway: the control-plane leader pushes the routing table to it on each change (one etcd watch
  * at the leader, fan-out over gRPC). Calls carry `authorization: Bearer <cluster token>` as Agent calls do, and
@@ -611,6 +717,19 @@ export const RoutingService = {
     responseSerialize: (value: ProveResponse): Buffer => Buffer.from(ProveResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ProveResponse => ProveResponse.decode(value),
   },
+  /**
+   * Ask this gateway to leave (an upgrade retires it): it leaves the registry, stops being ready, lets the requests
+   * under way finish, and stops. Answered before it stops.
+   */
+  shutdown: {
+    path: "/savassan.gateway.v1.Routing/Shutdown" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ShutdownRequest): Buffer => Buffer.from(ShutdownRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ShutdownRequest => ShutdownRequest.decode(value),
+    responseSerialize: (value: ShutdownResponse): Buffer => Buffer.from(ShutdownResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ShutdownResponse => ShutdownResponse.decode(value),
+  },
 } as const;
 
 export interface RoutingServer extends UntypedServiceImplementation {
@@ -624,6 +743,11 @@ export interface RoutingServer extends UntypedServiceImplementation {
    * savassan.agent.v1.Agent.Prove does with the gateway's id and routing address.
    */
   prove: handleUnaryCall<ProveRequest, ProveResponse>;
+  /**
+   * Ask this gateway to leave (an upgrade retires it): it leaves the registry, stops being ready, lets the requests
+   * under way finish, and stops. Answered before it stops.
+   */
+  shutdown: handleUnaryCall<ShutdownRequest, ShutdownResponse>;
 }
 
 export interface RoutingClient extends Client {
@@ -664,6 +788,25 @@ export interface RoutingClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ProveResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Ask this gateway to leave (an upgrade retires it): it leaves the registry, stops being ready, lets the requests
+   * under way finish, and stops. Answered before it stops.
+   */
+  shutdown(
+    request: ShutdownRequest,
+    callback: (error: ServiceError | null, response: ShutdownResponse) => void,
+  ): ClientUnaryCall;
+  shutdown(
+    request: ShutdownRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ShutdownResponse) => void,
+  ): ClientUnaryCall;
+  shutdown(
+    request: ShutdownRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ShutdownResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,54 @@
+import type { BuildInfo } from '../core/build-info.js';
+import type { UpgradeStatus } from './control-state.js';
+
+/** A follower as the leader sees it. */
+export interface FollowerView {
+  id: string;
+  build: BuildInfo;
+  /** The last change it says it applied, and how many it is behind the leader. */
+  appliedSeq: number;
+  lag: number;
+  /** How long ago it last reported (ms). */
+  reportedMsAgo: number;
+  /** Since when it follows (ISO 8601). */
+  since: string;
+}
+
+/** A manager, gateway or agent of the cluster, with what it runs. */
+export interface MemberView {
+  id: string;
+  role: 'manager' | 'gateway' | 'agent';
+  /** Null when its entry announces no (well-formed) build. */
+  build: BuildInfo | null;
+  /** Managers: the control address; gateways: the HTTP URL (else the routing address); agents: the agent address. */
+  address: string;
+  leader: boolean;
+  follower: boolean;
+  /** Whether it speaks the leader's control protocol. */
+  compatible: boolean;
+}
+
+/** `GET /v1/control-plane` and `savassan leader status`. */
+export interface ControlPlaneView {
+  mode: 'cluster' | 'embedded';
+  /** Where the warm pool lives: `leader` (held by the leader), `redis`, or `memory` (embedded). */
+  pool: 'leader' | 'redis' | 'memory';
+  /** Null while no manager leads. */
+  leader: {
+    id: string;
+    since: string | null;
+    term: number;
+    build: BuildInfo | null;
+    /** The last change of its replicated state (`--pool leader`; 0 otherwise). */
+    seq: number;
+    /** Its message loop's delay over the last minute (ms): p50, p99 and the worst. */
+    loopDelayMs: { p50: number; p99: number; max: number } | null;
+  } | null;
+  /** How many followers the leader keeps, and those it has. */
+  followersWanted: number;
+  followers: FollowerView[];
+  members: MemberView[];
+  /** A handover under way, or the last one. */
+  handover: { state: 'running' | 'done' | 'failed'; from: string; to: string; at: string; pausedMs?: number | undefined; error?: string | undefined } | null;
+  upgrade: UpgradeStatus | null;
+}
