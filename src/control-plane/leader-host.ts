@@ -1,8 +1,8 @@
 import type { BuildInfo } from '../core/build-info.js';
 import type { Pool, PoolItem, WaitOptions } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
-import type { ControlPlaneView } from './control-plane-view.js';
-import type { ControlChange, ControlSnapshot, UpgradeStatus } from './control-state.js';
+import type { ControlPlaneView, UpgradeStatus } from '../core/control-plane-view.js';
+import type { ControlChange, ControlSnapshot } from './control-state.js';
 
 /** The pool as the leader holds it: the port, and waits that keep their place across a handover. */
 export interface HeldPool extends Pool {

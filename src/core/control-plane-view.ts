@@ -1,5 +1,28 @@
-import type { BuildInfo } from '../core/build-info.js';
-import type { UpgradeStatus } from './control-state.js';
+import type { BuildInfo } from './build-info.js';
+
+/**
+ * Where an upgrade stands. It is part of the replicated state, so the leader that takes over in the middle of an
+ * upgrade (the new build's) goes on with it.
+ */
+export interface UpgradeStatus {
+  /** Who asked, and what for: the target as given and the build it resolved to. */
+  target: string;
+  to: BuildInfo;
+  /** The builds being replaced. */
+  from: BuildInfo[];
+  state: 'running' | 'succeeded' | 'failed';
+  /** The step under way or, once failed, the step that failed (`start gateway 2 of 2`, `hand over to manager-x`). */
+  step: string;
+  /** Why it failed, when it did; the old generation keeps serving. */
+  error?: string | undefined;
+  /** Processes started for the new build, and old ones stopped, so far. */
+  started: string[];
+  retired: string[];
+  /** Old processes still to stop once the new build leads. */
+  toRetire: { id: string; role: 'manager' | 'gateway' }[];
+  startedAt: number;
+  updatedAt: number;
+}
 
 /** A follower as the leader sees it. */
 export interface FollowerView {
@@ -49,6 +72,22 @@ export interface ControlPlaneView {
   followers: FollowerView[];
   members: MemberView[];
   /** A handover under way, or the last one. */
-  handover: { state: 'running' | 'done' | 'failed'; from: string; to: string; at: string; pausedMs?: number | undefined; error?: string | undefined } | null;
+  handover: {
+    state: 'running' | 'done' | 'failed';
+    from: string;
+    to: string;
+    at: string;
+    pausedMs?: number | undefined;
+    error?: string | undefined;
+  } | null;
   upgrade: UpgradeStatus | null;
+}
+
+/** What the HTTP API asks of the control plane (the gateway's `GET /v1/control-plane` and its two actions). */
+export interface ControlPlaneApi {
+  view(): Promise<ControlPlaneView>;
+  /** Hand the lead over (to `to`, or the most up-to-date follower). */
+  handover(to: string | undefined): Promise<{ from: string; to: string; term: number; pausedMs: number }>;
+  /** Start replacing every manager and gateway with the build `to` names (a version or a path). */
+  upgrade(to: string): Promise<UpgradeStatus>;
 }
