@@ -37,10 +37,19 @@ export interface ManagerNode {
 /** How often the leader reads the active workflow executions (ms). */
 const workflowPollMs = 500;
 
+/**
+ * Where the cluster's warm pool and provisioning queue live: held by the control-plane leader (`leader`, no Redis
+ * needed) or in Redis.
+ */
+export type PoolMode = 'leader' | 'redis';
+
 /** Cluster mode needs shared backends; say which one is missing rather than fall back to a private one. */
-export function requireSharedBackends(role: string, urls: BackendUrls): void {
-  if (urls.redisUrl === undefined) {
-    throw new PlatformError('INVALID_CONFIG', `savassan ${role} needs Redis for the shared pool: pass --redis URL`);
+export function requireSharedBackends(role: string, urls: BackendUrls, pool: PoolMode = 'redis'): void {
+  if (pool === 'redis' && urls.redisUrl === undefined) {
+    throw new PlatformError(
+      'INVALID_CONFIG',
+      `savassan ${role} --pool redis needs Redis for the shared pool: pass --redis URL (or use --pool leader)`,
+    );
   }
   if (urls.dbUrl === undefined) {
     throw new PlatformError('INVALID_CONFIG', `savassan ${role} needs a shared database: pass --db postgres://…`);

@@ -60,6 +60,11 @@ export interface BackendOptions extends BackendUrls {
   durability: 'process' | 'full';
   /** Encrypts function environments (and keys content hashes) before they reach the metadata store. */
   sealer: EnvSealer;
+  /**
+   * A pool and provisioning queue held elsewhere (the control-plane leader's, over gRPC): used instead of Redis or
+   * memory. Closed with the backends. `summary` says where they are, for the start banner.
+   */
+  sharedPool?: { pool: Pool; queue: ProvisionQueue; summary: string } | undefined;
   logger: Logger;
 }
 
@@ -169,7 +174,20 @@ interface PoolAndQueues {
 }
 
 async function openPoolAndQueue(options: BackendOptions): Promise<Opened<PoolAndQueues>> {
-  const { redisUrl, queueCapacity, logger } = options;
+  const { redisUrl, queueCapacity, logger, sharedPool } = options;
+  if (sharedPool !== undefined) {
+    const { pool, queue } = sharedPool;
+    // Asynchronous invocations stay on Redis where it is given, else on the metadata database.
+    const invocations =
+      redisUrl === undefined
+        ? null
+        : new RedisInvocationQueue({ url: redisUrl, logger, capacityPerFunction: options.asyncQueueCapacity });
+    return {
+      value: { pool, queue, invocations },
+      summary: sharedPool.summary,
+      close: () => closeAll(pool, queue, ...(invocations === null ? [] : [invocations])),
+    };
+  }
   if (redisUrl === undefined) {
     const pool = new MemoryPool();
     const queue = new MemoryProvisionQueue({ capacity: queueCapacity });
