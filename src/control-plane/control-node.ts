@@ -251,7 +251,7 @@ export class ControlNode implements LeaderHost {
       // During an upgrade, managers of the new build follow beyond the usual number: one of them takes the lead.
       const upgrading = state.upgrade?.state === 'running' && build.build === state.upgrade.to.build;
       if (this.#followers.size >= wanted && !upgrading) {
-        throw new PlatformError('CONFLICT', `the leader has its ${wanted} follower(s)`);
+        throw new PlatformError('TOO_MANY_REQUESTS', `the leader has its ${wanted} follower(s)`);
       }
       const controller = new AbortController();
       const entry: FollowerEntry = { build, appliedSeq: 0, reportedAt: Date.now(), since: Date.now(), controller };
@@ -540,7 +540,7 @@ export class ControlNode implements LeaderHost {
         // A stream that broke is kept: if the leader crashed, this copy is what the next leader continues from.
         if (!controller.signal.aborted) {
           const error = PlatformError.from(err);
-          if (this.#replica === replica && error.code === 'CONFLICT') this.#replica = null;
+          if (this.#replica === replica && error.code === 'TOO_MANY_REQUESTS') this.#replica = null;
           else this.#logger.debug({ err: error }, 'following the leader failed');
         }
       } finally {
