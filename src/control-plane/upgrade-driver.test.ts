@@ -322,6 +322,51 @@ describe('UpgradeDriver', () => {
     assert.deepEqual(fleet.log, []);
   });
 
+  it('resume retires an old manager that already left the registry without asking it to leave', async () => {
+    const fleet = cluster();
+    fleet.members.delete('manager-2');
+    const sink = new MemorySink();
+    sink.status = {
+      target: 'B',
+      to: buildB,
+      from: [buildA],
+      state: 'running',
+      step: 'hand over to manager-new-1',
+      started: ['manager-new-1'],
+      retired: [],
+      toRetire: [
+        { id: 'manager-2', role: 'manager' },
+        { id: 'manager-1', role: 'manager' },
+      ],
+      startedAt: 1,
+      updatedAt: 1,
+    };
+    await driver(fleet, sink, { id: 'manager-new-1', build: buildB }).resume();
+    assert.deepEqual(fleet.log, ['retire manager-2', 'shutdown manager-1', 'retire manager-1']);
+    assert.equal(sink.status.state, 'succeeded');
+  });
+
+  it('resume on an old manager that is still to be retired fails the upgrade with what to do', async () => {
+    const fleet = cluster();
+    const sink = new MemorySink();
+    sink.status = {
+      target: 'B',
+      to: buildB,
+      from: [buildA],
+      state: 'running',
+      step: 'hand over to manager-new-1',
+      started: ['manager-new-1'],
+      retired: [],
+      toRetire: [{ id: 'manager-2', role: 'manager' }],
+      startedAt: 1,
+      updatedAt: 1,
+    };
+    await driver(fleet, sink, { id: 'manager-2', build: buildA }).resume();
+    assert.equal(sink.status.state, 'failed');
+    assert.match(sink.status.error ?? '', /savassan leader handover --to ID/);
+    assert.deepEqual(fleet.log, []);
+  });
+
   it('resume does nothing without a running upgrade', async () => {
     const fleet = cluster();
     const sink = new MemorySink();

@@ -82,10 +82,11 @@ export class LocalSupervisor implements Infrastructure {
    */
   async resolve(target: string): Promise<InstalledBuild> {
     const byPath = target.includes('/') || target.startsWith('.');
+    const shown = target.slice(0, 100);
     if (!byPath && !isBuildText(target)) {
       throw new PlatformError(
         'BAD_REQUEST',
-        `"${target.slice(0, 100)}" is neither a version (letters, digits and ._+-) nor a path to a build`,
+        `"${shown}" is neither a version (letters, digits and ._+-) nor a path to a build`,
       );
     }
     const dir = byPath ? resolvePath(target) : join(this.#buildsDir, target);
