@@ -284,6 +284,29 @@ describe('UpgradeDriver', () => {
     assert.ok(fleet.members.has('manager-1') && fleet.members.has('manager-2'));
   });
 
+  it('stops at a failed handover: the new managers are shut down and nothing is left to retire', async () => {
+    const fleet = cluster();
+    fleet.handoverTo = (id) => {
+      fleet.log.push(`handover ${id}`);
+      return Promise.reject(new PlatformError('UNAVAILABLE', `${id} did not take the lead`));
+    };
+    const sink = new MemorySink();
+    const upgrade = driver(fleet, sink);
+    await upgrade.start('B');
+    await upgrade.idle();
+    assert.equal(sink.status?.state, 'failed');
+    assert.equal(sink.status.step, 'hand over to manager-new-1');
+    assert.equal(sink.status.error, 'manager-new-1 did not take the lead');
+    assert.deepEqual(sink.status.toRetire, []);
+    assert.deepEqual(fleet.log.slice(-5), [
+      'handover manager-new-1',
+      'shutdown manager-new-1',
+      'retire manager-new-1',
+      'shutdown manager-new-2',
+      'retire manager-new-2',
+    ]);
+  });
+
   it('reports a launch the infrastructure refuses', async () => {
     const fleet = cluster();
     fleet.launch = () => Promise.reject(new PlatformError('UNAVAILABLE', 'gateway-new-1 exited with code 1'));

@@ -239,7 +239,12 @@ export class UpgradeDriver {
       // Recorded before the handover, so that the snapshot the successor starts from has it.
       status.toRetire = managers.map(({ id, role }) => ({ id, role }));
       this.#step(status, `hand over to ${successor.id}`);
-      await this.#fleet.handoverTo(successor.id);
+      try {
+        await this.#fleet.handoverTo(successor.id);
+      } catch (err) {
+        status.toRetire = []; // this leader keeps the lead: nothing is left to retire
+        throw err;
+      }
       this.#logger.info({ to: successor.id }, 'handed over to the new build; it retires the old managers');
     } catch (err) {
       await this.#fail(status, err, launchedInStep);
