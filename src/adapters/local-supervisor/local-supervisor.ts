@@ -54,6 +54,10 @@ const longestId = 200;
  * had their chance to leave by themselves. Only processes it launched (those with a pid file under `root`) are ever
  * signalled; the others stop themselves when asked to shut down.
  *
+ * Every new process runs on the host of the manager that launches it (the leader), with the arguments of the process
+ * it replaces: an address fixed there (a gateway's `--port`, a manager's `--listen`) must be free on this host, or
+ * the launch fails with the new process's log.
+ *
  * @example
  * const infrastructure = new LocalSupervisor({ buildsDir: '/opt/savassan', root: '/var/lib/savassan/procs', env: process.env });
  * const build = await infrastructure.resolve('0.2.0'); // /opt/savassan/0.2.0
