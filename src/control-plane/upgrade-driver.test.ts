@@ -115,6 +115,7 @@ function driver(fleet: MemoryCluster, sink: MemorySink, self = { id: 'manager-1'
     status: sink,
     self,
     newId: (role) => `${role}-new-${++counts[role]}`,
+    relaunchDelayMs: 1,
     now: () => 1000,
   });
 }
@@ -318,6 +319,32 @@ describe('UpgradeDriver', () => {
     assert.equal(sink.status.step, 'start gateway 1 of 2');
     assert.equal(sink.status.error, 'gateway-new-1 exited with code 1');
     assert.deepEqual(fleet.log, []);
+  });
+
+  it('launches a gateway on a fixed port again while the old one releases the port', async () => {
+    const fleet = cluster();
+    const launch = fleet.launch.bind(fleet);
+    let refusals = 2;
+    fleet.launch = (spec) => {
+      if (spec.like.id === 'gateway-2' && refusals-- > 0) {
+        fleet.log.push(`refuse ${spec.id}`);
+        return Promise.reject(new PlatformError('UNAVAILABLE', 'EADDRINUSE'));
+      }
+      return launch(spec);
+    };
+    const sink = new MemorySink();
+    const upgrade = driver(fleet, sink);
+    await upgrade.start('B');
+    await upgrade.idle();
+    assert.deepEqual(fleet.log.slice(4, 9), [
+      'shutdown gateway-2',
+      'retire gateway-2',
+      'refuse gateway-new-2',
+      'refuse gateway-new-3',
+      'launch gateway-new-4 like gateway-2',
+    ]);
+    assert.equal(sink.status?.state, 'running');
+    assert.deepEqual(sink.status.started, ['gateway-new-1', 'gateway-new-4', 'manager-new-1', 'manager-new-2']);
   });
 
   it('marks failed an upgrade whose leader was lost before the handover', async () => {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { describeBuild, sameBuild, type BuildInfo } from '../core/build-info.js';
 import type { UpgradeStatus } from '../core/control-plane-view.js';
@@ -35,6 +36,11 @@ export interface UpgradeDriverOptions {
   self: { id: string; build: BuildInfo };
   /** How long a new process may take to join (register, and for a manager catch up). Default 2 minutes. */
   joinTimeoutMs?: number;
+  /**
+   * A gateway on a fixed port is launched again after this pause when its first launch fails (the old one may still
+   * be releasing the port as it exits), up to 5 tries. Default 1 s.
+   */
+  relaunchDelayMs?: number;
   /** The id of a new process of `role` running `build`. Default: `<role>-<build id>-<8 hex digits>`. */
   newId?: (role: ControlProcess['role'], build: BuildInfo) => string;
   logger?: Logger;
@@ -42,6 +48,9 @@ export interface UpgradeDriverOptions {
 }
 
 type Role = ControlProcess['role'];
+
+/** Launches of a gateway on a fixed port, at most (see `relaunchDelayMs`). */
+const relaunchTries = 5;
 
 /**
  * Replaces every manager and gateway of the cluster with another build of the same control protocol, through the
@@ -63,6 +72,7 @@ export class UpgradeDriver {
   readonly #sink: UpgradeStatusSink;
   readonly #self: { id: string; build: BuildInfo };
   readonly #joinTimeoutMs: number;
+  readonly #relaunchDelayMs: number;
   readonly #newId: (role: Role, build: BuildInfo) => string;
   readonly #logger: Logger;
   readonly #now: () => number;
@@ -77,6 +87,7 @@ export class UpgradeDriver {
     this.#sink = options.status;
     this.#self = options.self;
     this.#joinTimeoutMs = options.joinTimeoutMs ?? 120_000;
+    this.#relaunchDelayMs = options.relaunchDelayMs ?? 1000;
     this.#newId = options.newId ?? defaultNewId;
     this.#logger = (options.logger ?? silentLogger).child({ component: 'upgrade' });
     this.#now = options.now ?? Date.now;
@@ -204,7 +215,7 @@ export class UpgradeDriver {
           await this.#stop(gateway, status);
         }
         this.#step(status, `start ${which}`);
-        const fresh = await this.#launch('gateway', build, gateway, status);
+        const fresh = await this.#launch('gateway', build, gateway, status, port === undefined ? 1 : relaunchTries);
         launchedInStep.push(fresh);
         this.#step(status, `wait for ${which} (${fresh.id}) to join`);
         await this.#fleet.waitJoined(fresh.id, build, this.#joinTimeoutMs);
@@ -285,13 +296,22 @@ export class UpgradeDriver {
     build: InstalledBuild,
     like: ControlProcess,
     status: UpgradeStatus,
+    tries = 1,
   ): Promise<ControlProcess> {
-    const id = this.#newId(role, build);
-    const launched = await this.#infrastructure.launch({ role, id, build, like });
-    status.started = [...status.started, launched.id];
-    this.#write(status);
-    this.#logger.info({ role, id: launched.id, like: like.id, where: launched.where }, 'new process launched');
-    return { id: launched.id, role, build: buildInfoOf(build), args: like.args };
+    for (let attempt = 1; ; attempt++) {
+      const id = this.#newId(role, build);
+      try {
+        const launched = await this.#infrastructure.launch({ role, id, build, like });
+        status.started = [...status.started, launched.id];
+        this.#write(status);
+        this.#logger.info({ role, id: launched.id, like: like.id, where: launched.where }, 'new process launched');
+        return { id: launched.id, role, build: buildInfoOf(build), args: like.args };
+      } catch (err) {
+        if (attempt >= tries) throw err;
+        this.#logger.warn({ role, id, attempt, err }, 'launch failed: trying again');
+        await sleep(this.#relaunchDelayMs);
+      }
+    }
   }
 
   /** Ask an old process to leave (when it is still registered), then make sure it is gone. */
