@@ -330,7 +330,12 @@ export class UpgradeDriver {
     this.#write(status);
     for (const fresh of launchedInStep) {
       try {
-        await this.#fleet.shutdown(fresh, `the upgrade failed: ${error}`);
+        // Bounded: a process that never joined may never answer, and the next upgrade waits for this one to end.
+        await withTimeout(
+          this.#fleet.shutdown(fresh, `the upgrade failed: ${error}`),
+          this.#joinTimeoutMs,
+          `${fresh.id} did not leave within ${this.#joinTimeoutMs} ms`,
+        );
       } catch (shutdownErr) {
         this.#logger.warn({ id: fresh.id, err: shutdownErr }, 'a new process of the failed step did not shut down');
       }
@@ -369,6 +374,20 @@ export function fixedPort(args: readonly string[]): number | undefined {
   }
   // The gateway's default port is fixed too.
   return 8080;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  const timeout = new AbortController();
+  try {
+    return await Promise.race([
+      promise,
+      sleep(ms, undefined, { signal: timeout.signal, ref: false }).then(() => {
+        throw new PlatformError('UNAVAILABLE', message);
+      }),
+    ]);
+  } finally {
+    timeout.abort();
+  }
 }
 
 function buildInfoOf(build: BuildInfo): BuildInfo {
