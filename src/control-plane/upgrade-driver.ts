@@ -63,8 +63,10 @@ const relaunchTries = 5;
  * retires it, then marks the upgrade succeeded.
  *
  * The status is written at every step to the replicated control state, so it survives the handover. When a step fails,
- * the upgrade stops as failed with the step and the reason; new processes started in that step are shut down, and the
- * old generation keeps serving: nothing done in earlier steps is undone.
+ * the upgrade stops as failed with the step and the reason; new processes started in that step are shut down (every
+ * new manager, when the managers' part fails: none of them has replaced anything yet), and the old generation keeps
+ * serving: nothing done in earlier steps is undone. A gateway on a fixed port whose replacement fails is not
+ * restarted: the cluster serves with one gateway fewer until it is started again.
  */
 export class UpgradeDriver {
   readonly #infrastructure: Infrastructure;
