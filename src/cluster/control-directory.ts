@@ -44,7 +44,7 @@ export class EtcdControlDirectory implements ControlDirectory {
   }
 
   peer(manager: Member): ManagerPeer {
-    return leaderPeer(this.client(manager.id, manager.address));
+    return leaderPeer(this.client(manager.id, manager.endpoint));
   }
 
   /** The client of one manager at one address (a new one when it moved). */
@@ -94,5 +94,12 @@ export function leaderPeer(client: LeaderClient): ManagerPeer {
 }
 
 function member(info: NodeInfo, role: Member['role'], address: string): Member {
-  return { id: info.nodeId, role, address, build: buildInfoClaim(info.build) ?? null };
+  return {
+    id: info.nodeId,
+    role,
+    address,
+    endpoint: info.agentAddress,
+    build: buildInfoClaim(info.build) ?? null,
+    args: info.args ?? [],
+  };
 }

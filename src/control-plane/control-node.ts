@@ -70,7 +70,11 @@ export interface Member {
   role: 'manager' | 'gateway' | 'agent';
   /** Managers: the control address; gateways: their URL (else routing address); agents: the agent address. */
   address: string;
+  /** Where its gRPC service listens: managers' Leader service, gateways' Routing service, agents' Agent service. */
+  endpoint: string;
   build: BuildInfo | null;
+  /** The arguments it was started with after its role (managers and gateways), for its replacement. */
+  args: string[];
 }
 
 /** The cluster's processes and the leader, from etcd, and a way to reach a manager. */
@@ -268,6 +272,13 @@ export class ControlNode implements LeaderHost {
         controller.signal.addEventListener('abort', end, { once: true });
       });
     });
+  }
+
+  /** How many changes the follower `id` is behind, or null when it does not follow this leader. */
+  followerLag(id: string): number | null {
+    const entry = this.#followers.get(id);
+    if (entry === undefined || this.#state === null) return null;
+    return Math.max(0, this.#state.seq - entry.appliedSeq);
   }
 
   reportApplied(followerId: string, appliedSeq: number): void {
@@ -493,7 +504,7 @@ export class ControlNode implements LeaderHost {
   async #leaderMember(): Promise<Member | null> {
     const leader = await this.#leader();
     if (leader === null) return null;
-    return { id: leader.id, role: 'manager', address: leader.address, build: null };
+    return { id: leader.id, role: 'manager', address: leader.address, endpoint: leader.address, build: null, args: [] };
   }
 
   /** The leading manager and its control address (cached for a second). */
@@ -524,7 +535,13 @@ export class ControlNode implements LeaderHost {
       const replica = this.#options.openReplica();
       const controller = new AbortController();
       this.#followAbort = controller;
-      const peer = this.#options.directory.peer({ ...leader, role: 'manager', build: null });
+      const peer = this.#options.directory.peer({
+        ...leader,
+        role: 'manager',
+        endpoint: leader.address,
+        build: null,
+        args: [],
+      });
       let reported = 0;
       const report = setInterval(() => {
         if (replica.appliedSeq === reported) return;
