@@ -202,7 +202,8 @@ export function controlPlaneRoutes(api: ControlPlaneApi): FastifyPluginAsync {
           summary:
             'Hand the lead to another manager: writes pause, the leader sends its state to the target, which takes ' +
             'the lead over in one etcd transaction, then the paused writes go on at the new leader',
-          body: HandoverBody,
+          // No body at all (Fastify validates it as null) is the same as `{}`.
+          body: Type.Union([HandoverBody, Type.Null()], { description: 'May be left out: `{}`' }),
           response: {
             200: { ...HandoverView, description: 'Done: `to` leads' },
             400: errorResponse('BAD_REQUEST: a malformed manager id, or an unknown field'),
