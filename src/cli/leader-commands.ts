@@ -11,7 +11,10 @@ const client = () => new SavassanClient();
 
 /** How often `upgrade` asks where the upgrade stands. */
 const upgradePollMs = 500;
-/** How long `upgrade` keeps asking while the server does not answer (its gateway may be one being replaced). */
+/**
+ * How long `upgrade` keeps asking while the server does not answer (its gateway may be one being replaced), or while
+ * the control plane shows no record of the upgrade (for a moment while the lead passes).
+ */
 const unreachableGiveUpMs = 120_000;
 
 /** `0.1.0 (B, protocol 1)`, or `-` for a member that announces no build. */
@@ -119,6 +122,7 @@ async function followUpgrade(
 ): Promise<UpgradeStatus> {
   let last = started;
   let unreachableSince: number | null = null;
+  let missingSince: number | null = null;
   for (;;) {
     if (last.state !== 'running') return last;
     await new Promise((resolve) => setTimeout(resolve, upgradePollMs));
@@ -143,10 +147,21 @@ async function followUpgrade(
     }
     const upgrade = view.upgrade;
     // Another upgrade's record (or none, for a moment while the lead passes) says nothing of this one.
-    if (upgrade === null || upgrade.startedAt !== started.startedAt) continue;
-    if (upgrade.step !== last.step || upgrade.state !== last.state) {
-      if (upgrade.state === 'running') say(`${upgrade.step}`);
+    if (upgrade === null || upgrade.startedAt !== started.startedAt) {
+      const now = Date.now();
+      missingSince ??= now;
+      if (now - missingSince > unreachableGiveUpMs) {
+        throw new PlatformError(
+          'UNAVAILABLE',
+          `the control plane has not shown this upgrade for ${unreachableGiveUpMs / 1000} s ` +
+            `(it shows ${upgrade === null ? 'none' : `one to ${upgrade.target}, ${upgrade.state}`}); ` +
+            'see "savassan leader status"',
+        );
+      }
+      continue;
     }
+    missingSince = null;
+    if (upgrade.state === 'running' && upgrade.step !== last.step) say(upgrade.step);
     last = upgrade;
   }
 }

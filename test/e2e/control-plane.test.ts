@@ -18,7 +18,7 @@ import { errorAnswer } from '../../src/gateway/http/invoke-route.js';
 import { routeDefaults, toPlatformError } from '../../src/gateway/http/route-defaults.js';
 import { controlPlaneRoutes } from '../../src/gateway/http/routes/control-plane.js';
 import { ErrorBody } from '../../src/gateway/http/schemas.js';
-import { ClusterControlPlane, failingTarget, upgradeSteps } from '../helpers/control-plane-fixture.js';
+import { ClusterControlPlane, failingTarget, flakyTarget, upgradeSteps } from '../helpers/control-plane-fixture.js';
 import { repoRoot, runCli } from '../helpers/server-process.js';
 
 const key = 'e2e-control-plane-key';
@@ -196,6 +196,13 @@ describe('savassan leader and upgrade against a cluster-shaped control plane', (
     assert.equal(end.error, 'gateway-new did not become ready in 30 s');
     // With --json the steps go to stderr, the result alone to stdout.
     assert.match(upgrade.stderr, /running, start manager 1 of 1/);
+  });
+
+  it('upgrade keeps asking through a server that answers 503 for a while', async () => {
+    const upgrade = await cli('upgrade', '--to', flakyTarget);
+    assert.equal(upgrade.code, 0, upgrade.stderr);
+    assert.match(upgrade.stderr, /does not answer \(it may be a gateway the upgrade replaces\); asking again/);
+    assert.match(upgrade.stdout, /: succeeded, done\n$/);
   });
 
   it('upgrade --no-wait returns once started', async () => {

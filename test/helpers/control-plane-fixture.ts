@@ -15,6 +15,9 @@ export const upgradeSteps = ['start manager 1 of 1', 'start gateway 1 of 1', 'ha
 /** An upgrade target this control plane fails, at its second step. */
 export const failingTarget = 'broken';
 
+/** An upgrade target during which the control plane answers 503 twice, as a gateway being replaced would. */
+export const flakyTarget = 'flaky';
+
 export class ClusterControlPlane implements ControlPlaneApi {
   /** What the routes asked, in order: `handover:ID`, `upgrade:TARGET`. */
   readonly calls: string[] = [];
@@ -25,7 +28,13 @@ export class ClusterControlPlane implements ControlPlaneApi {
   #handover: ControlPlaneView['handover'] = null;
   readonly #followers: Record<string, number> = { 'manager-a': 119, 'manager-b': 118, 'manager-c': 120 };
 
+  #unavailable = 0;
+
   view(): Promise<ControlPlaneView> {
+    if (this.#unavailable > 0) {
+      this.#unavailable -= 1;
+      return Promise.reject(new PlatformError('UNAVAILABLE', 'the server is shutting down'));
+    }
     this.#advanceUpgrade();
     const seq = 120;
     const managers = ['manager-a', 'manager-b', 'manager-c'];
@@ -105,6 +114,7 @@ export class ClusterControlPlane implements ControlPlaneApi {
       return Promise.reject(new PlatformError('CONFLICT', 'an upgrade is under way'));
     }
     this.#upgradeStep = 0;
+    this.#unavailable = to === flakyTarget ? 2 : 0;
     this.#upgrade = {
       target: to,
       to: buildB,
