@@ -196,6 +196,13 @@ describe('savassan leader and upgrade against a cluster-shaped control plane', (
     assert.equal(end.error, 'gateway-new did not become ready in 30 s');
     // With --json the steps go to stderr, the result alone to stdout.
     assert.match(upgrade.stderr, /running, start manager 1 of 1/);
+    const human = await cli('upgrade', '--to', failingTarget);
+    assert.equal(human.code, 1);
+    assert.equal(
+      human.stdout.trimEnd().split('\n').at(-1),
+      `upgrade to ${failingTarget}, 0.2.0 (build B, control protocol 1): failed, at ${upgradeSteps[1]}: ` +
+        'gateway-new did not become ready in 30 s',
+    );
   });
 
   it('upgrade keeps asking through a server that answers 503 for a while', async () => {
