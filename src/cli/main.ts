@@ -9,6 +9,7 @@ import { addDlqCommands } from './dlq-commands.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDeployCommand } from './deploy-command.js';
 import { addIntelligenceCommands } from './intelligence-commands.js';
+import { addLeaderCommands } from './leader-commands.js';
 import { info, printJson } from './output.js';
 import { addPlanCommands } from './plan-commands.js';
 import { addQueueCommands } from './queue-commands.js';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   addWorkflowCommands(program);
   addPlanCommands(program);
   addIntelligenceCommands(program);
+  addLeaderCommands(program);
   return program;
 }
 
