@@ -96,7 +96,8 @@ class LeaderLink {
         if (this.closing.signal.aborted) {
           throw new PlatformError('UNAVAILABLE', `cannot call ${method}: the ${this.what} is closed`, { cause: err });
         }
-        if (!retryable(err, options.safeToRepeat)) throw err;
+        // A leader that cannot be resolved (nobody leads) was never called.
+        if (!retryable(err, options.safeToRepeat || client === null)) throw err;
         if (client !== null) this.drop(client);
         if (Date.now() + backoffMs >= deadline || options.signal?.aborted === true) throw err;
         this.logger.debug({ err, method, backoffMs }, 'leader call failed: resolving the leader again');

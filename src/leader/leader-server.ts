@@ -97,6 +97,19 @@ export async function serveLeader(options: LeaderServerOptions): Promise<GrpcSer
   const signer = new ProofSigner(token, 'manager', managerId, () => options.advertise ?? bound, logger);
   /** Calls and streams under way: aborted when the server closes. */
   const open = new Set<AbortController>();
+  let closing = false;
+  /**
+   * A blocking call that ended empty because this server closes, not because its time was up: UNAVAILABLE, so the
+   * caller makes it again elsewhere (nothing was taken: an aborted waiter or pop holds nothing).
+   */
+  const unlessClosing = <T>(result: T | null, method: string): T | null => {
+    if (result === null && closing) {
+      throw new PlatformError('UNAVAILABLE', `manager ${managerId} is shutting down: ${method} ended early`, {
+        details: { notDelivered: true },
+      });
+    }
+    return result;
+  };
   const forwardClients = new Map<string, LeaderClient>();
 
   const forwardClient = (route: { leaderId: string; address: string }): LeaderClient => {
@@ -199,23 +212,29 @@ export async function serveLeader(options: LeaderServerOptions): Promise<GrpcSer
       'Wait',
       async ({ pool }, { key, holder, leaseMs, timeoutMs, waiterId }, context) =>
         poolItemToProto(
-          await pool.wait(key, {
-            holder,
-            leaseMs,
-            timeoutMs: timeLeft(timeoutMs, context),
-            signal: context.signal,
-            waiterId: waiterId === '' ? undefined : waiterId,
-          }),
+          unlessClosing(
+            await pool.wait(key, {
+              holder,
+              leaseMs,
+              timeoutMs: timeLeft(timeoutMs, context),
+              signal: context.signal,
+              waiterId: waiterId === '' ? undefined : waiterId,
+            }),
+            'Wait',
+          ),
         ),
       async (client, { key, holder, leaseMs, timeoutMs, waiterId }, context) =>
         poolItemToProto(
-          await client.wait(key, {
-            holder,
-            leaseMs,
-            timeoutMs: timeLeft(timeoutMs, context),
-            signal: context.signal,
-            waiterId: waiterId === '' ? undefined : waiterId,
-          }),
+          unlessClosing(
+            await client.wait(key, {
+              holder,
+              leaseMs,
+              timeoutMs: timeLeft(timeoutMs, context),
+              signal: context.signal,
+              waiterId: waiterId === '' ? undefined : waiterId,
+            }),
+            'Wait',
+          ),
         ),
     ),
     push: routed(
@@ -308,11 +327,11 @@ export async function serveLeader(options: LeaderServerOptions): Promise<GrpcSer
     dequeue: routed(
       'Dequeue',
       async ({ queue }, { timeoutMs }, context) => {
-        const request = await queue.pop(timeLeft(timeoutMs, context), context.signal);
+        const request = unlessClosing(await queue.pop(timeLeft(timeoutMs, context), context.signal), 'Dequeue');
         return request === null ? {} : { request: provisionRequestToProto(request) };
       },
       async (client, { timeoutMs }, context) => {
-        const request = await client.dequeue(timeLeft(timeoutMs, context), context.signal);
+        const request = unlessClosing(await client.dequeue(timeLeft(timeoutMs, context), context.signal), 'Dequeue');
         return request === null ? {} : { request: provisionRequestToProto(request) };
       },
     ),
@@ -400,6 +419,7 @@ export async function serveLeader(options: LeaderServerOptions): Promise<GrpcSer
   const handle = await serveGrpc(options.address, (server) => server.addService(LeaderService, service), {
     graceMs: options.graceMs,
     beforeClose: () => {
+      closing = true;
       // Waits, dequeues and follow streams end now rather than hold the server for the whole grace.
       for (const controller of open) controller.abort();
       for (const client of forwardClients.values()) client.closeWhenIdle();

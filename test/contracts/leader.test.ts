@@ -247,6 +247,27 @@ describe('Leader service: forwarding', () => {
     }
   });
 
+  it('makes a wait again at the next leader when the one it waits on shuts down', async () => {
+    const old = await startLeader('mgr-old');
+    const next = await startLeader('mgr-next');
+    const resolver = new TestResolver(next, old);
+    const pool = new LeaderPool({ resolver, token, logger: silentLogger });
+    try {
+      const waiting = pool.wait(key, { ...lease, timeoutMs: 10_000 });
+      await until(async () => (await old.pool.stats(key)).waiters === 1);
+      await old.server.close();
+      await until(async () => (await next.pool.stats(key)).waiters === 1);
+      const pushed = instance();
+      await next.pool.push(pushed);
+      const item = await waiting;
+      assert.equal(item?.kind === 'instance' ? item.instance.instanceId : null, pushed.instanceId);
+      assert.deepEqual(resolver.invalidated, ['mgr-old']);
+    } finally {
+      await pool.close();
+      await next.server.close();
+    }
+  });
+
   it('re-issues a wait whose leader went away with the same waiter id, within its timeout', async () => {
     const gone = await startLeader('mgr-gone');
     const goneAddress = gone.address;
