@@ -137,6 +137,7 @@ export async function serveLeader(options: LeaderServerOptions): Promise<GrpcSer
       const controller = new AbortController();
       open.add(controller);
       call.on('cancelled', () => controller.abort());
+      if (call.cancelled) controller.abort();
       const [forwardedBy] = call.metadata.get(forwardedByMetadataKey);
       let hinted = false;
       const context: CallContext = {
