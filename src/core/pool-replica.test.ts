@@ -45,13 +45,13 @@ describe('PoolReplica', () => {
     const random = seededRandom(20261207);
     const pick = <T>(items: readonly T[]): T | undefined => items[Math.floor(random() * items.length)];
     let now = 1_000_000;
-    let replica: PoolReplica | undefined;
+    const follower: { replica?: PoolReplica } = {};
     const changes: PoolChange[] = [];
     const pool = new MemoryPool({
       now: () => now,
       onChange: (change) => {
         changes.push(change);
-        replica?.apply(overTheWire(change));
+        follower.replica?.apply(overTheWire(change));
       },
     });
     const functions = ['a', 'b', 'c'];
@@ -67,7 +67,7 @@ describe('PoolReplica', () => {
     });
     let nextId = 0;
     const fresh = (): InstanceRef => {
-      const made1 = instance(`i${nextId++}`, pick(functions)!, pick(nodes)!);
+      const made1 = instance(`i${nextId++}`, pick(functions), pick(nodes));
       made.push(made1);
       return made1;
     };
@@ -77,12 +77,16 @@ describe('PoolReplica', () => {
     const takeItem = (item: PoolItem | null): void => take(item?.kind === 'instance' ? item.instance : null);
 
     for (let i = 0; i < 20; i++) await pool.push(fresh());
-    replica = new PoolReplica(pool.snapshot());
+    const replica = new PoolReplica(pool.snapshot());
+    follower.replica = replica;
 
     const operations: [number, () => Promise<unknown>][] = [
       [20, () => pool.push(fresh())],
       [15, async () => take(await pool.checkout(pick(keys)!, lease))],
-      [15, () => (held.size > 0 ? pool.push([...held.values()][Math.floor(random() * held.size)]!) : Promise.resolve())],
+      [
+        15,
+        () => (held.size > 0 ? pool.push([...held.values()][Math.floor(random() * held.size)]!) : Promise.resolve()),
+      ],
       [
         10,
         () => {
@@ -116,7 +120,10 @@ describe('PoolReplica', () => {
       assert.deepEqual(replica.snapshot(), withoutWaiters(pool.snapshot()), `after step ${step}`);
     }
     assert.ok(changes.length > 1_000);
-    assert.deepEqual(new Set(changes.map((change) => change.op)), new Set(['idle', 'take', 'lease', 'remove', 'renew', 'retire']));
+    assert.deepEqual(
+      new Set(changes.map((change) => change.op)),
+      new Set(['idle', 'take', 'lease', 'remove', 'renew', 'retire']),
+    );
   });
 
   it('throws CONFLICT for a change that does not fit its state', () => {
@@ -214,7 +221,7 @@ describe('MemoryPool waiters across a handover', () => {
   });
 
   it('drops a detached waiter no wait attached to by its deadline plus the grace, and pools its instance again', async () => {
-    let replica: PoolReplica | undefined;
+    const follower: { replica?: PoolReplica } = {};
     const deadline = Date.now() + 50;
     const waiter = { holder: 'gw', leaseMs: 10_000, deadline };
     const snapshot: PoolSnapshot = {
@@ -226,8 +233,9 @@ describe('MemoryPool waiters across a handover', () => {
         { id: 'never-served', key: poolKey(instance('x', 'other')), ...waiter },
       ],
     };
-    const pool = new MemoryPool({ snapshot, onChange: (change) => replica?.apply(overTheWire(change)) });
-    replica = new PoolReplica(pool.snapshot());
+    const pool = new MemoryPool({ snapshot, onChange: (change) => follower.replica?.apply(overTheWire(change)) });
+    const replica = new PoolReplica(pool.snapshot());
+    follower.replica = replica;
     await pool.push(instance('a'));
     assert.deepEqual(await pool.stats(key), { idle: 0, checkedOut: 1, waiters: 0 });
     assert.equal(pool.snapshot().waiters.length, 2);
@@ -261,13 +269,13 @@ describe('MemoryPool waiters across a handover', () => {
 describe('QueueReplica', () => {
   it('follows a MemoryProvisionQueue exactly', async () => {
     const random = seededRandom(7);
-    let replica: QueueReplica | undefined;
+    const follower: { replica?: QueueReplica } = {};
     const changes: QueueChange[] = [];
     const queue = new MemoryProvisionQueue({
       capacity: 20,
       onChange: (change) => {
         changes.push(change);
-        replica?.apply(overTheWire(change));
+        follower.replica?.apply(overTheWire(change));
       },
     });
     const request = (n: number): ProvisionRequest => ({
@@ -278,7 +286,8 @@ describe('QueueReplica', () => {
       requestedAt: n,
     });
     for (let n = 0; n < 5; n++) await queue.push(request(n));
-    replica = new QueueReplica(queue.snapshot());
+    const replica = new QueueReplica(queue.snapshot());
+    follower.replica = replica;
     const pops: Promise<unknown>[] = [];
     for (let n = 5; n < 3_000; n++) {
       const roll = random();
