@@ -220,6 +220,18 @@ describe('ReplicatedControlState', () => {
     assert.equal(early.appliedSeq, 2);
     assert.equal(late.appliedSeq, 2);
     assert.deepEqual(comparable(late.snapshot()), comparable(early.snapshot()));
+
+    // Numbering holds while the only subscriber leaves and another joins within one turn.
+    const leaving = state.subscribe(() => undefined, meta);
+    await state.pool.push(instance('c'));
+    leaving();
+    await state.pool.push(instance('d'));
+    const joining = new ControlReplica();
+    state.subscribe((event) => joining.apply(event), meta);
+    await state.pool.push(instance('e'));
+    await nextTurn();
+    assert.equal(joining.appliedSeq, 5);
+    assert.deepEqual(comparable(joining.snapshot()), comparable(state.snapshot(meta)));
     await state.close();
   });
 });
