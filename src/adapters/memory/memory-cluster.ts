@@ -255,6 +255,8 @@ export class MemoryCluster implements Cluster {
           this.#pending.delete(cancel);
           signal?.removeEventListener('abort', withdraw);
           if (release) this.#release(lease);
+          // A withdrawn campaign rejects with its signal's reason, whatever the caller chose it to be.
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
           reject(err);
         };
         const withdraw = (): void => cancel(signal?.reason, true);
