@@ -99,6 +99,11 @@ export class Leadership {
           await lead.resign();
           return;
         }
+        if (waiting.signal.aborted) {
+          // Elected just as a takeover withdrew it: the lead taken over is the one held.
+          await lead.resign();
+          continue;
+        }
         this.#hold(lead);
       } catch (err) {
         if (this.#stopped) return;
