@@ -1,6 +1,7 @@
 // `savassan gateway | manager | agent`: the cluster's roles as separate processes, configured by flags and the
 // matching environment variables (flags win).
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { defaultFreezeIdleMs } from '../core/node-defaults.js';
 import { PlatformError } from '../core/errors.js';
@@ -110,6 +111,26 @@ function announce(
   facts: { role: string; id: string; address: string | null; grpc?: string },
 ) {
   process.stdout.write(opts.json === true ? `${JSON.stringify(facts)}\n` : `${line}\n`);
+}
+
+/**
+ * The arguments a role was started with after its name (`process.argv` past `role`), with `--data-dir` resolved to
+ * an absolute path: what a replacement of this process is started with. Secret flags never get here
+ * (`refuseSecretArgs` refused them); secrets come from the environment and files.
+ *
+ * @example
+ * launchArgsOf(['node', 'savassan.js', 'gateway', '--port', '8080'], 'gateway', '/srv/sv') // ['--port', '8080', '--data-dir', '/srv/sv']
+ */
+export function launchArgsOf(argv: readonly string[], role: string, dataDir: string): string[] {
+  const at = argv.indexOf(role, 2);
+  const given = at === -1 ? [] : argv.slice(at + 1);
+  const args: string[] = [];
+  for (let i = 0; i < given.length; i++) {
+    const arg = given[i] as string;
+    if (arg === '--data-dir') i++;
+    else if (!arg.startsWith('--data-dir=')) args.push(arg);
+  }
+  return [...args, '--data-dir', resolve(dataDir)];
 }
 
 /** The backend options, one declaration each, for `start` and the cluster roles. */
@@ -304,6 +325,12 @@ export function addClusterCommands(program: Command): void {
               'after',
               '\nExamples:\n  savassan gateway --token-file /etc/savassan/token --api-key-file /etc/savassan/api-keys --host 0.0.0.0',
             )
+            .addOption(
+              new Option('--id <id>', "this gateway's id").default(
+                `gateway-${hostname()}-${process.pid}`,
+                'gateway-HOST-PID',
+              ),
+            )
             .option('--host <host>', 'address to listen on', '127.0.0.1')
             .option('--port <port>', 'port to listen on', integer, 8080),
         )
@@ -323,6 +350,7 @@ export function addClusterCommands(program: Command): void {
       opts: CommonOptions &
         BackendOptions &
         WorkflowBackendFlags & {
+          id: string;
           host: string;
           port: number;
           apiKey: string[] | undefined;
@@ -335,10 +363,11 @@ export function addClusterCommands(program: Command): void {
         },
     ) => {
       const { startGatewayNode } = await import('../cluster/gateway-node.js');
-      const gatewayId = `gateway-${hostname()}-${process.pid}`;
+      const gatewayId = opts.id;
       const node = await startGatewayNode({
         ...(await sharedSettings(opts)),
         gatewayId,
+        launchArgs: launchArgsOf(process.argv, 'gateway', opts.dataDir),
         host: opts.host,
         port: opts.port,
         apiKeys: apiKeysFrom(opts),

@@ -88,8 +88,6 @@ export function leaderPeer(client: LeaderClient): ManagerPeer {
     status: () => client.status(),
     handover: (toId) => client.handover(toId),
     upgrade: (target) => client.upgrade(target),
-    wait: (record, timeoutMs) =>
-      client.wait(record.key, { holder: record.holder, leaseMs: record.leaseMs, timeoutMs, waiterId: record.id }),
   };
 }
 

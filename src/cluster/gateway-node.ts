@@ -4,7 +4,7 @@ import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { AgentApi, SandboxSpec } from '../core/ports/agent-api.js';
 import type { AgentDirectory } from '../core/ports/agent-directory.js';
-import type { RoutingTable } from '../core/ports/cluster.js';
+import type { NodeInfo, RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import {
   compileWorkflowBackendOptions,
@@ -28,6 +28,7 @@ import { createClusterView } from '../gateway/cluster-view.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
 import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
 import { requireSharedBackends } from './manager-node.js';
+import { readBuildInfo } from './build.js';
 import { Closers } from './closers.js';
 import { createTracer } from '../adapters/otel/tracing.js';
 import { MembershipDirectory } from './membership-directory.js';
@@ -57,6 +58,11 @@ export interface GatewayNodeOptions extends BackendUrls {
   lambdaArnScope?: Partial<LambdaArnScope> | undefined;
   /** Where workflow executions run: the built-in engine on the control-plane leader (default), or a FlyteAdmin. */
   workflowBackend?: WorkflowBackendOptions | undefined;
+  /**
+   * The arguments the gateway was started with after its role (never secrets), announced in its etcd entry so that an
+   * upgrade can start its replacement alike.
+   */
+  launchArgs?: string[] | undefined;
   logger: Logger;
 }
 
@@ -119,19 +125,19 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     closers.add(() => routingServer.close());
     const gatewaysCluster = await openGatewaysCluster(options, logger);
     closers.add(() => gatewaysCluster.close());
-    const registration = await gatewaysCluster.registry.register(
-      {
-        nodeId: options.gatewayId,
-        agentAddress: routingServer.address,
-        capacity: 0,
-        sandboxes: 0,
-        sandboxRuntime: 'gateway',
-        isolating: false,
-        codeCached: [],
-        startedAt: Date.now(),
-      },
-      10,
-    );
+    const announced: NodeInfo = {
+      nodeId: options.gatewayId,
+      agentAddress: routingServer.address,
+      capacity: 0,
+      sandboxes: 0,
+      sandboxRuntime: 'gateway',
+      isolating: false,
+      codeCached: [],
+      startedAt: Date.now(),
+      build: await readBuildInfo(),
+      ...(options.launchArgs === undefined ? {} : { args: options.launchArgs }),
+    };
+    const registration = await gatewaysCluster.registry.register(announced, 10);
     closers.add(() => registration.deregister());
     // The clients the membership dialed, by node: the live log feed follows each Agent's output through its own.
     const dial = agentDialer(options.token, logger);
@@ -246,6 +252,8 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       await server.close();
     });
     const url = await server.listen({ host: options.host, port: options.port });
+    // The URL is known once listening: the entry announces it from now on.
+    await registration.update({ ...announced, url });
     let grpcAddress: string | null = null;
     if (options.grpcPort !== undefined) {
       const grpc = await serveExecutionService({

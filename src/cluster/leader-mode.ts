@@ -7,7 +7,7 @@ import type { TrafficStore } from '../core/ports/traffic-store.js';
 import type { ScheduleStore } from '../core/ports/schedule-store.js';
 import { ControlNode, type ControlLead, type HeldReplica, type HeldState } from '../control-plane/control-node.js';
 import type { ControlSnapshot } from '../control-plane/control-state.js';
-import { LoopDelay } from '../control-plane/loop-delay.js';
+import { LoopDelayMonitor } from '../control-plane/loop-delay.js';
 import { LeaderPool, LeaderProvisionQueue } from '../leader/leader-pool.js';
 import { serveLeader } from '../leader/leader-server.js';
 import type { GrpcServerHandle } from '../grpc/grpc-transport.js';
@@ -60,7 +60,7 @@ export interface ControlService {
   readonly node: ControlNode;
   readonly directory: EtcdControlDirectory;
   readonly server: GrpcServerHandle;
-  readonly loopDelay: LoopDelay;
+  readonly loopDelay: LoopDelayMonitor;
   close(): Promise<void>;
 }
 
@@ -74,7 +74,7 @@ export async function startControlService(options: ControlServiceOptions): Promi
     token: options.token,
     selfId: options.managerId,
   });
-  const loopDelay = new LoopDelay();
+  const loopDelay = new LoopDelayMonitor();
   loopDelay.start();
   const node = new ControlNode({
     id: options.managerId,

@@ -15,6 +15,8 @@ export class EtcdLeaderResolver {
   readonly #nodes: Cluster;
   readonly #managers: Cluster;
   #current: Promise<LeaderAddress> | null = null;
+  /** What `#current` resolved to, once it did. */
+  #resolved: LeaderAddress | null = null;
 
   constructor(nodes: Cluster, managers: Cluster) {
     this.#nodes = nodes;
@@ -23,27 +25,30 @@ export class EtcdLeaderResolver {
 
   /** The leader now; UNAVAILABLE while none leads or its entry is not there yet. */
   current(): Promise<LeaderAddress> {
-    this.#current ??= this.#resolve().catch((err: unknown) => {
-      this.#current = null;
-      throw err;
-    });
+    if (this.#current === null) {
+      const current = this.#resolve().then(
+        (leader) => {
+          if (this.#current === current) this.#resolved = leader;
+          return leader;
+        },
+        (err: unknown) => {
+          if (this.#current === current) this.#current = null;
+          throw err;
+        },
+      );
+      this.#current = current;
+    }
     return this.#current;
   }
 
-  /** Forget the answer (of `id` only, when given): the next `current` reads etcd again. */
-  invalidate(id?: string): void {
-    if (id === undefined) {
-      this.#current = null;
-      return;
-    }
-    const current = this.#current;
-    if (current === null) return;
-    void current.then(
-      (leader) => {
-        if (leader.id === id && this.#current === current) this.#current = null;
-      },
-      () => undefined,
-    );
+  /**
+   * Forget the answer: the next `current` reads etcd again. With `staleId` (the manager that turned out not to lead,
+   * or not to answer), only when the answer named it; a read under way is dropped too.
+   */
+  invalidate(staleId?: string): void {
+    if (staleId !== undefined && this.#resolved !== null && this.#resolved.id !== staleId) return;
+    this.#current = null;
+    this.#resolved = null;
   }
 
   async #resolve(): Promise<LeaderAddress> {
