@@ -92,7 +92,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
   const { logger, managerId } = options;
   const poolMode = options.pool ?? (options.redisUrl === undefined ? 'leader' : 'redis');
   requireSharedBackends('manager', options, poolMode);
-  const build = readBuildInfo();
+  const build = await readBuildInfo();
   const closers = new Closers(logger);
   try {
     // First, and closed last: a bad tracing variable stops the start; the last spans are exported at the end.

@@ -21,6 +21,11 @@ export interface ControlPlaneClusterOptions {
   nodes: () => RoutedNode[];
   /** Push a table to one gateway (over gRPC). */
   push: (gateway: GatewayAddress, table: RoutingTable) => Promise<unknown>;
+  /**
+   * Called each time this process starts leading, before the leader's loops run: the leader-held pool takes its state
+   * here (a handover's, or its copy as a follower).
+   */
+  onLead?: (() => void) | undefined;
   /** Called each time a lead of this process ends (lost, taken over by another, or given up by `stop`). */
   onLose?: (() => void) | undefined;
 }
@@ -63,6 +68,7 @@ export interface ControlPlaneOptions {
  */
 export class ControlPlane {
   readonly #leadership: Leadership | null;
+  readonly #clusterOnLead: (() => void) | undefined;
   readonly #publisher: RoutingPublisher | null;
   readonly #reconciler: Reconciler;
   readonly #rollouts: RolloutDriver;
@@ -72,6 +78,7 @@ export class ControlPlane {
   #stopped = false;
 
   constructor(options: ControlPlaneOptions) {
+    this.#clusterOnLead = options.cluster?.onLead;
     const logger = (options.logger ?? silentLogger).child({ role: 'control-plane' });
     const { cluster } = options;
     const isLeader = (): boolean => this.leading;
@@ -224,6 +231,7 @@ export class ControlPlane {
   }
 
   #onLead(): void {
+    this.#clusterOnLead?.();
     this.#publisher?.publishNodes();
     // A new leader goes on with the rollouts where the last one left them, without waiting for a tick.
     void this.#rollouts.tick();
