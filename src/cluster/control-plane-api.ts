@@ -55,7 +55,10 @@ export function clusterControlPlaneApi(options: {
     };
   };
   const needsLeaderPool = (what: string): never => {
-    throw new PlatformError('CONFLICT', `${what} needs the leader-held pool: start managers and gateways with --pool leader`);
+    throw new PlatformError(
+      'CONFLICT',
+      `${what} needs the leader-held pool: start managers and gateways with --pool leader`,
+    );
   };
   return {
     async view() {

@@ -456,8 +456,7 @@ export class ControlNode implements LeaderHost {
       .filter(([id]) => managers.some((m) => m.id === id))
       .sort(([, a], [, b]) => b.appliedSeq - a.appliedSeq);
     const best = ranked[0];
-    if (best === undefined)
-      throw new PlatformError('CONFLICT', 'the leader has no follower to hand over to');
+    if (best === undefined) throw new PlatformError('CONFLICT', 'the leader has no follower to hand over to');
     const member = managers.find((m) => m.id === best[0]);
     if (member === undefined) throw new PlatformError('NOT_FOUND', `follower ${best[0]} left the cluster`);
     return member;
