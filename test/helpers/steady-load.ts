@@ -222,7 +222,7 @@ export class GatewayFollower {
 
   constructor(seed: readonly string[], intervalMs = 200) {
     this.#urls = [...seed];
-    this.#timer = setInterval(() => void this.refresh(), intervalMs);
+    this.#timer = setInterval(() => void this.refresh(), intervalMs).unref();
   }
 
   /** The gateways now. */
