@@ -143,6 +143,7 @@ async function followUpgrade(
     } catch (err) {
       if (!unreachable(err)) throw err;
       const now = Date.now();
+      const first = unreachableSince === null;
       if (unreachableSince === null) unreachableSince = now;
       else if (now - unreachableSince > unreachableGiveUpMs) {
         throw new PlatformError(
@@ -154,11 +155,11 @@ async function followUpgrade(
       const next = known.find((url) => url !== api.url);
       if (next !== undefined) {
         known = [...known.filter((url) => url !== next), api.url];
-        info(`${api.url} does not answer (a gateway the upgrade replaces?); asking ${next}`);
+        info(`${api.url} does not answer (it may be a gateway the upgrade replaces); asking ${next}`);
         // Without the API key: these URLs come from the gateways' etcd entries, which prove nothing.
         api = new SavassanClient({ url: next, apiKey: '' });
-      } else {
-        info(`${api.url} does not answer (a gateway the upgrade replaces?); asking again`);
+      } else if (first) {
+        info(`${api.url} does not answer (it may be a gateway the upgrade replaces); asking again`);
       }
       continue;
     }
