@@ -111,9 +111,9 @@ function unreachable(err: unknown): boolean {
 }
 
 /**
- * Follows an upgrade until it succeeds or fails, printing each new step through `say`; gives the last status. Keeps
- * asking through a server that does not answer for up to two minutes: the gateway it talks to may be one the upgrade
- * replaces.
+ * Follows an upgrade until it succeeds or fails, printing each new step through `say`; gives the last status. The
+ * gateway it talks to may be one the upgrade replaces: once it stops answering, it asks another gateway the control
+ * plane listed, and keeps asking through one that does not answer for up to two minutes.
  */
 async function followUpgrade(
   api: SavassanClient,
@@ -123,23 +123,37 @@ async function followUpgrade(
   let last = started;
   let unreachableSince: number | null = null;
   let missingSince: number | null = null;
+  let through = api;
+  /** The cluster's gateways as the last answer listed them: where to ask once the one asked stops answering. */
+  let gateways: string[] = [];
   for (;;) {
     if (last.state !== 'running') return last;
     await new Promise((resolve) => setTimeout(resolve, upgradePollMs));
     let view: ControlPlaneView;
     try {
-      view = await api.controlPlane();
+      view = await through.controlPlane();
       unreachableSince = null;
+      gateways = view.members
+        .filter((member) => member.role === 'gateway' && /^https?:\/\//.test(member.address))
+        .map((member) => member.address.replace(/\/+$/, ''));
     } catch (err) {
       if (!unreachable(err)) throw err;
+      // The upgrade may have replaced the gateway asked: ask another one the cluster listed.
+      gateways = gateways.filter((url) => url !== through.url);
+      const other = gateways[0];
+      if (other !== undefined) {
+        info(`${through.url} does not answer (the upgrade may have replaced it); asking ${other}`);
+        through = new SavassanClient({ url: other });
+        continue;
+      }
       const now = Date.now();
       if (unreachableSince === null) {
         unreachableSince = now;
-        info(`${api.url} does not answer (it may be a gateway the upgrade replaces); asking again`);
+        info(`${through.url} does not answer (it may be a gateway the upgrade replaces); asking again`);
       } else if (now - unreachableSince > unreachableGiveUpMs) {
         throw new PlatformError(
           'UNAVAILABLE',
-          `${api.url} has not answered for ${unreachableGiveUpMs / 1000} s; the upgrade goes on without this ` +
+          `${through.url} has not answered for ${unreachableGiveUpMs / 1000} s; the upgrade goes on without this ` +
             'command: follow it with "savassan leader status" against another gateway (SAVASSAN_URL)',
         );
       }
