@@ -110,52 +110,53 @@ function unreachable(err: unknown): boolean {
   return err instanceof ApiError && (err.status === 502 || err.status === 503);
 }
 
+/** The gateways' HTTP URLs a view lists (what an upgrade may move the command to). */
+function gatewayUrls(view: ControlPlaneView): string[] {
+  return view.members.flatMap((m) => (m.role === 'gateway' && /^https?:\/\//.test(m.address) ? [m.address] : []));
+}
+
 /**
  * Follows an upgrade until it succeeds or fails, printing each new step through `say`; gives the last status. The
- * gateway it talks to may be one the upgrade replaces: once it stops answering, it asks another gateway the control
- * plane listed, and keeps asking through one that does not answer for up to two minutes.
+ * gateway it talks to may be one the upgrade replaces: when it stops answering, the command asks the other gateways
+ * the control plane listed (the new build's among them), and gives up after two minutes without an answer.
  */
 async function followUpgrade(
-  api: SavassanClient,
+  first: SavassanClient,
   started: UpgradeStatus,
   say: (line: string) => void,
 ): Promise<UpgradeStatus> {
+  let api = first;
+  /** Gateways to try when the current one does not answer, newest list first. */
+  let known: string[] = [];
   let last = started;
   let unreachableSince: number | null = null;
   let missingSince: number | null = null;
-  let through = api;
-  /** The cluster's gateways as the last answer listed them: where to ask once the one asked stops answering. */
-  let gateways: string[] = [];
   for (;;) {
     if (last.state !== 'running') return last;
     await new Promise((resolve) => setTimeout(resolve, upgradePollMs));
     let view: ControlPlaneView;
     try {
-      view = await through.controlPlane();
+      view = await api.controlPlane();
       unreachableSince = null;
-      gateways = view.members
-        .filter((member) => member.role === 'gateway' && /^https?:\/\//.test(member.address))
-        .map((member) => member.address.replace(/\/+$/, ''));
+      known = gatewayUrls(view);
     } catch (err) {
       if (!unreachable(err)) throw err;
-      // The upgrade may have replaced the gateway asked: ask another one the cluster listed.
-      gateways = gateways.filter((url) => url !== through.url);
-      const other = gateways[0];
-      if (other !== undefined) {
-        info(`${through.url} does not answer (the upgrade may have replaced it); asking ${other}`);
-        through = new SavassanClient({ url: other });
-        continue;
-      }
       const now = Date.now();
-      if (unreachableSince === null) {
-        unreachableSince = now;
-        info(`${through.url} does not answer (it may be a gateway the upgrade replaces); asking again`);
-      } else if (now - unreachableSince > unreachableGiveUpMs) {
+      if (unreachableSince === null) unreachableSince = now;
+      else if (now - unreachableSince > unreachableGiveUpMs) {
         throw new PlatformError(
           'UNAVAILABLE',
-          `${through.url} has not answered for ${unreachableGiveUpMs / 1000} s; the upgrade goes on without this ` +
-            'command: follow it with "savassan leader status" against another gateway (SAVASSAN_URL)',
+          `no gateway has answered for ${unreachableGiveUpMs / 1000} s; the upgrade goes on without this ` +
+            'command: follow it with "savassan leader status" against a gateway (SAVASSAN_URL)',
         );
+      }
+      const next = known.find((url) => url !== api.url);
+      if (next !== undefined) {
+        known = [...known.filter((url) => url !== next), api.url];
+        info(`${api.url} does not answer (a gateway the upgrade replaces?); asking ${next}`);
+        api = new SavassanClient({ url: next });
+      } else {
+        info(`${api.url} does not answer (a gateway the upgrade replaces?); asking again`);
       }
       continue;
     }

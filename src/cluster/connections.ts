@@ -10,7 +10,7 @@ export interface EtcdSettings {
   etcdPrefix?: string | undefined;
   /** etcd's user authentication and TLS, when etcd asks for them. */
   etcdSecurity?: EtcdSecurity | undefined;
-  /** How long a crashed leader keeps the lead (its election lease's TTL); the adapter's default when absent. */
+  /** The control-plane election's lease TTL in seconds (managers): a crashed leader is followed within it. */
   leaderTtlSeconds?: number | undefined;
 }
 
@@ -24,8 +24,8 @@ export function openNodesCluster(settings: EtcdSettings, logger: Logger): Promis
     endpoints: settings.etcdEndpoints,
     prefix: settings.etcdPrefix,
     logger,
-    ...security,
     ...(leaderTtlSeconds === undefined ? {} : { leaderTtlSeconds }),
+    ...security,
   });
 }
 

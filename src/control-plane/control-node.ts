@@ -288,6 +288,16 @@ export class ControlNode implements LeaderHost {
     try {
       const term = await this.#options.lead.takeOver(fromId);
       this.#logger.info({ fromId, fromTerm, term, seq: snapshot.seq }, 'took the lead over with the state handed');
+      // What this leader saw of it: the pause so far, from the snapshot to the lead taken (the old leader's answer
+      // adds the trip back).
+      const at = Date.now();
+      this.#handover = {
+        state: 'done',
+        from: fromId,
+        to: this.id,
+        at: new Date(at).toISOString(),
+        pausedMs: Math.max(0, at - snapshot.takenAt),
+      };
       // ControlPlane's onLead ran inside takeOver and took the handed state.
       if (this.#handed === state) this.onLead();
       return { term };

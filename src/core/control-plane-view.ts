@@ -71,12 +71,16 @@ export interface ControlPlaneView {
   followersWanted: number;
   followers: FollowerView[];
   members: MemberView[];
-  /** A handover under way, or the last one. */
+  /** A handover under way, or the last one, as the leader saw it (the one that handed over, or the one that took it). */
   handover: {
     state: 'running' | 'done' | 'failed';
     from: string;
     to: string;
     at: string;
+    /**
+     * How long pool and queue calls waited: on the manager that handed over, from stopping writes to the new
+     * leader's answer; on the one that took over, from the snapshot to the lead taken.
+     */
     pausedMs?: number | undefined;
     error?: string | undefined;
   } | null;
