@@ -135,12 +135,23 @@ describe(
       throw failure;
     };
 
-    /** The view once a manager leads with 2 followers: all the 3 managers take part. */
-    const settledView = async (): Promise<ControlPlaneView> => {
-      const view = await eventually(viewNow, (v) => v.leader !== null && v.followers.length === 2, 30_000);
-      assert.ok(view.leader !== null && view.followers.length === 2, `not settled: ${JSON.stringify(view)}`);
+    /**
+     * The view as the leader gives it, once `ok` holds (`what` says what was awaited, if it never does). While no
+     * leader answers, a gateway gives what etcd alone says: who leads, with term 0, no followers and no upgrade.
+     */
+    const leaderView = async (
+      what: string,
+      ok: (view: ControlPlaneView) => boolean = () => true,
+      timeoutMs = 30_000,
+    ): Promise<ControlPlaneView> => {
+      const served = (view: ControlPlaneView) => view.leader !== null && view.leader.term > 0 && ok(view);
+      const view = await eventually(viewNow, served, timeoutMs);
+      assert.ok(served(view), `${what}: not within ${timeoutMs} ms; the view: ${JSON.stringify(view)}`);
       return view;
     };
+
+    /** The view once a manager leads with 2 followers: all the 3 managers take part. */
+    const settledView = () => leaderView('a leader with 2 followers', (view) => view.followers.length === 2);
 
     const membersOf = (view: ControlPlaneView, role: MemberView['role']): MemberView[] =>
       view.members.filter((member) => member.role === role);
@@ -300,7 +311,7 @@ describe(
       const addresses = membersOf(view, 'gateway').map((m) => m.address);
       assert.deepEqual(addresses.sort(), [...announcedUrls].sort(), "gateways are listed by their API's URL");
       // The HTTP route gives what the CLI printed.
-      const http = await viewNow();
+      const http = await leaderView('the view');
       assert.deepEqual([http.leader?.id, http.leader?.term], [view.leader.id, view.leader.term]);
     });
 
@@ -311,7 +322,7 @@ describe(
       const handover = await cli(['leader', 'handover']);
       assert.equal(handover.code, 0, `${handover.stdout}${handover.stderr}`);
       await sleep(1000);
-      const after = await viewNow();
+      const after = await leaderView('another leader', (view) => view.leader?.id !== before.leader?.id, 10_000);
       const records = running.since(mark);
       assertSteady(records, 'during the handover');
       assert.ok(after.leader !== null && before.leader !== null);
@@ -339,7 +350,11 @@ describe(
       await within(doomed.stop('SIGTERM'), 30_000, `${leaderId} stopping on SIGTERM`);
       assert.equal(await doomed.exited, 0, doomed.output());
       await sleep(1000);
-      const left = await eventually(viewNow, (view) => !view.members.some((m) => m.id === leaderId), 15_000);
+      const left = await leaderView(
+        `another leader, ${leaderId} gone`,
+        (view) => view.leader?.id !== leaderId && !view.members.some((m) => m.id === leaderId),
+        15_000,
+      );
       const termRecords = running.since(termMark);
       assertSteady(termRecords, 'during the SIGTERM of the leader');
       assert.ok(left.leader !== null && leading.leader !== null);
@@ -417,7 +432,13 @@ describe(
           leading.followers.some((f) => f.id === successor.leader?.id),
           `${successor.leader.id} was a follower`,
         );
-        assert.ok(successor.leader.term > (leading.leader?.term ?? 0));
+        const served = await leaderView(`${successor.leader.id} answering as the leader`, (view) => {
+          return view.leader?.id === successor.leader?.id;
+        });
+        assert.ok(
+          (served.leader?.term ?? 0) > (leading.leader?.term ?? 0),
+          `term ${leading.leader?.term} → ${served.leader?.term}`,
+        );
         // Errors, if any, stop once the new leader leads.
         await sleep(2000);
         const quietFrom = Date.now();
@@ -471,10 +492,8 @@ describe(
       const refusedBefore = running.refused;
       const upgrade = await cli(['upgrade', '--to', buildB], 150_000);
       assert.equal(upgrade.code, 0, `${upgrade.stdout}${upgrade.stderr}`);
-      const after = await eventually(
-        viewNow,
-        (view) => view.members.every((m) => m.role === 'agent' || m.build?.build === 'B'),
-        30_000,
+      const after = await leaderView('every manager and gateway on build B', (view) =>
+        view.members.every((m) => m.role === 'agent' || m.build?.build === 'B'),
       );
       await sleep(1000);
       const records = running.since(mark);
@@ -527,7 +546,7 @@ describe(
       assert.match(said, /\b2\b/, 'names the build’s protocol');
       assert.match(said, /\b1\b/, 'names the cluster’s protocol');
 
-      const view = await viewNow();
+      const view = await leaderView('the view');
       assert.notEqual(view.upgrade?.state, 'running');
       assert.notEqual(view.upgrade?.to.build, 'A2', 'no upgrade to the refused build');
       assert.equal(view.leader?.id, before.leader?.id);
@@ -544,7 +563,7 @@ describe(
       assert.notEqual(code, 0, stranger.output());
       assert.match(stranger.output(), /protocol/i);
       // Its entry may linger until its lease expires: never as a compatible member, never following or leading.
-      const after = await viewNow();
+      const after = await leaderView('the view');
       const entry = after.members.find((m) => m.id === 'manager-protocol-2');
       assert.ok(entry === undefined || !entry.compatible, JSON.stringify(entry));
       assert.ok(!after.followers.some((f) => f.id === 'manager-protocol-2'), 'the stranger follows no one');
