@@ -150,8 +150,16 @@ describe(
       return view;
     };
 
+    /** Whether every follower the leader lists is a manager of the cluster (none that left lingers). */
+    const followersAreMembers = (view: ControlPlaneView): boolean =>
+      view.followers.every((f) => view.members.some((m) => m.role === 'manager' && m.id === f.id));
+
     /** The view once a manager leads with 2 followers: all the 3 managers take part. */
-    const settledView = () => leaderView('a leader with 2 followers', (view) => view.followers.length === 2);
+    const settledView = () =>
+      leaderView(
+        'a leader with 2 followers, each a manager of the cluster',
+        (view) => view.followers.length === 2 && followersAreMembers(view),
+      );
 
     const membersOf = (view: ControlPlaneView, role: MemberView['role']): MemberView[] =>
       view.members.filter((member) => member.role === role);
@@ -519,7 +527,11 @@ describe(
         assert.ok(proc !== undefined, member.id);
         assert.equal(await within(proc.exited, 30_000, `${member.id} leaving`), 0, proc.output());
       }
-      await settledView();
+      // The leader follows none of the managers that left.
+      await leaderView(
+        '2 followers, both new managers (no retired manager left among them)',
+        (view) => view.followers.length === 2 && followersAreMembers(view),
+      );
       // Reading them all would take longer than the upgrade: a few hundred, from its start to its end.
       const checked = sample(records, 300);
       const stored = await invocationRecords(checked);
