@@ -443,10 +443,13 @@ export class Agent implements AgentApi {
       throw new PlatformError('UNAVAILABLE', `sandbox ${instanceId} is gone`, { details: { notDelivered: true } });
     }
     if (sandbox.state !== 'idle') {
+      // The pool handed out an instance that is in use (a leader that crashed before its followers had its last
+      // checkout): nothing is sent, so the caller takes another instance.
       const doing = sandbox.active === null ? 'still starting' : `running invocation ${sandbox.active.invocationId}`;
       throw new PlatformError(
-        'INTERNAL',
+        'UNAVAILABLE',
         `sandbox ${instanceId} is ${doing}: a sandbox serves one invocation at a time`,
+        { details: { notDelivered: true, busy: true } },
       );
     }
     if (request.invocationId === '' || !(request.timeoutMs > 0)) {

@@ -118,7 +118,8 @@ function gatewayUrls(view: ControlPlaneView): string[] {
 /**
  * Follows an upgrade until it succeeds or fails, printing each new step through `say`; gives the last status. The
  * gateway it talks to may be one the upgrade replaces: when it stops answering, the command asks the other gateways
- * the control plane listed (the new build's among them), and gives up after two minutes without an answer.
+ * the control plane listed (the new build's among them), without the API key (their URLs come from etcd entries,
+ * which prove nothing: keyed gateways answer 401 and the command says so), and gives up after two minutes.
  */
 async function followUpgrade(
   first: SavassanClient,
@@ -154,7 +155,8 @@ async function followUpgrade(
       if (next !== undefined) {
         known = [...known.filter((url) => url !== next), api.url];
         info(`${api.url} does not answer (a gateway the upgrade replaces?); asking ${next}`);
-        api = new SavassanClient({ url: next });
+        // Without the API key: these URLs come from the gateways' etcd entries, which prove nothing.
+        api = new SavassanClient({ url: next, apiKey: '' });
       } else {
         info(`${api.url} does not answer (a gateway the upgrade replaces?); asking again`);
       }

@@ -231,6 +231,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
         dataDir: options.dataDir,
         token: options.token,
         build,
+        launchArgs: options.launchArgs ?? [],
         logger,
       });
       controlAddress = service.server.address;

@@ -8,10 +8,11 @@ import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Cluster } from '../core/ports/cluster.js';
 import type { ControlProcess } from '../core/ports/infrastructure.js';
-import type { ControlNode } from '../control-plane/control-node.js';
+import type { ControlNode, Member } from '../control-plane/control-node.js';
 import { UpgradeDriver, type Fleet } from '../control-plane/upgrade-driver.js';
-import { shutdownGateway } from '../gateway/grpc-routing.js';
+import { proveGateway, shutdownGateway } from '../gateway/grpc-routing.js';
 import type { EtcdControlDirectory } from './control-directory.js';
+import { launchableArgs } from './launch-args.js';
 
 /**
  * A process of another control protocol cannot join: refuse at start, naming both builds, rather than fail on its
@@ -49,6 +50,8 @@ export function createUpgrades(options: {
   dataDir: string;
   token: string;
   build: BuildInfo;
+  /** The leader's own arguments: where etcd is, the token file, the log level, for the processes it starts. */
+  launchArgs: readonly string[];
   logger: Logger;
 }): UpgradeDriver {
   const { node, directory, token, logger } = options;
@@ -66,12 +69,36 @@ export function createUpgrades(options: {
           namespace: settings.namespace,
           logger,
         });
-  const controlProcesses = async (): Promise<(ControlProcess & { endpoint: string })[]> =>
-    (await directory.members()).flatMap((member) =>
-      member.role === 'agent' || member.build === null
-        ? []
-        : [{ id: member.id, role: member.role, build: member.build, args: member.args, endpoint: member.endpoint }],
+  /**
+   * The managers and gateways an upgrade replaces: those whose entries prove to be theirs (the process at the entry's
+   * address answers Prove for its id with the cluster token), with only the arguments safe to copy (`launchableArgs`).
+   */
+  const controlProcesses = async (): Promise<(ControlProcess & { endpoint: string })[]> => {
+    const members = (await directory.members()).filter(
+      (member): member is Member & { role: 'manager' | 'gateway'; build: BuildInfo } =>
+        member.role !== 'agent' && member.build !== null,
     );
+    const proven = await Promise.all(
+      members.map((member) =>
+        (member.role === 'manager'
+          ? directory.client(member.id, member.endpoint).verify()
+          : proveGateway({ gatewayId: member.id, address: member.endpoint }, token)
+        ).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    return members
+      .filter((_, i) => proven[i] === true)
+      .map((member) => ({
+        id: member.id,
+        role: member.role,
+        build: member.build,
+        args: launchableArgs(member.role, member.args, options.launchArgs),
+        endpoint: member.endpoint,
+      }));
+  };
   const fleet: Fleet = {
     processes: controlProcesses,
     async waitJoined(id, build, timeoutMs) {

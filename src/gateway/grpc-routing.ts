@@ -163,6 +163,18 @@ export async function shutdownGateway(
   );
 }
 
+/**
+ * Check that the gateway at `address` holds the cluster token for this id and address (Prove, without the token).
+ * Rejects with a PlatformError when it does not.
+ */
+export async function proveGateway(
+  gateway: GatewayAddress,
+  token: string,
+  options: { deadlineMs?: number | undefined } = {},
+): Promise<void> {
+  await withVerifiedGateway(gateway, token, options.deadlineMs ?? 5000, () => Promise.resolve());
+}
+
 /** Run `body` on one short-lived connection to the gateway, once it proved its identity (Prove, without the token). */
 async function withVerifiedGateway<T>(
   gateway: GatewayAddress,

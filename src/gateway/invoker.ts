@@ -135,6 +135,12 @@ export class Invoker {
       } catch (err) {
         span?.fail(PlatformError.from(err).code);
         span?.end();
+        // In use by another invocation (the pool handed it out twice: a leader crashed before its followers had its
+        // last checkout): left alone, for its holder returns it; this invocation takes another.
+        if (isPlatformError(err, 'UNAVAILABLE') && err.details['busy'] === true && attempt < maxDispatchAttempts) {
+          this.#logger.warn({ instanceId: instance.instanceId }, 'the pool handed out a busy sandbox; taking another');
+          continue;
+        }
         await this.#discard(agent, instance);
         // Retried only when the invocation never reached the sandbox: a node lost mid-invocation may have run it.
         if (

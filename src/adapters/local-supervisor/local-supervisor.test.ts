@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -62,7 +62,8 @@ describe('LocalSupervisor', () => {
     await makeBuild(join(builds, 'stubborn'), '{"version":"0.2.0","build":"stubborn","protocol":1}', 'ignore-sigterm');
     await makeBuild(join(builds, 'crashing'), '{"version":"0.2.0","build":"crash","protocol":1}', 'crash');
     await makeBuild(join(builds, 'bogus'), 'this is not JSON');
-    await makeBuild(join(base, 'elsewhere'), '{"version":"0.3.0","build":"x","protocol":2}');
+    await makeBuild(join(builds, 'elsewhere'), '{"version":"0.3.0","build":"x","protocol":2}');
+    await makeBuild(join(base, 'outside'), '{"version":"0.3.0","build":"x","protocol":2}');
     supervisor = new LocalSupervisor({
       buildsDir: builds,
       root,
@@ -84,24 +85,47 @@ describe('LocalSupervisor', () => {
     });
   });
 
-  it('resolves a path, relative or absolute', async () => {
-    const build = await supervisor.resolve(join(base, 'elsewhere'));
-    assert.deepEqual(build, { version: '0.3.0', build: 'x', protocol: 2, location: join(base, 'elsewhere') });
-    const fromHere = relative(process.cwd(), join(base, 'elsewhere'));
+  it('resolves a path inside the builds directory, relative or absolute, and refuses one outside it', async () => {
+    const build = await supervisor.resolve(join(builds, 'elsewhere'));
+    assert.deepEqual(build, { version: '0.3.0', build: 'x', protocol: 2, location: join(builds, 'elsewhere') });
+    const fromHere = relative(process.cwd(), join(builds, 'elsewhere'));
     assert.equal(
       (await supervisor.resolve(fromHere.startsWith('.') ? fromHere : `./${fromHere}`)).location,
-      join(base, 'elsewhere'),
+      join(builds, 'elsewhere'),
+    );
+    await assert.rejects(
+      supervisor.resolve(join(base, 'outside')),
+      (err) => isPlatformError(err, 'BAD_REQUEST') && err.message.includes('only from the builds directory'),
+    );
+  });
+
+  it('refuses a build others may write, and gives the build no secret when it asks what it is', async () => {
+    await makeBuild(join(builds, 'open'), '{"version":"0.3.0","build":"x","protocol":2}');
+    await chmod(join(builds, 'open', 'bin'), 0o777);
+    await assert.rejects(
+      supervisor.resolve('open'),
+      (err) => isPlatformError(err, 'BAD_REQUEST') && err.message.includes('is not trusted'),
+    );
+    const leaky = join(builds, 'leaky');
+    await mkdir(join(leaky, 'bin'), { recursive: true });
+    await writeFile(
+      join(leaky, 'bin', 'savassan.js'),
+      'process.stderr.write(String(process.env.TEST_SECRET)); process.exit(1);\n',
+    );
+    await assert.rejects(
+      supervisor.resolve('leaky'),
+      (err) => isPlatformError(err, 'BAD_REQUEST') && !err.message.includes('from-the-environment'),
     );
   });
 
   it('answers NOT_FOUND for a version that is not installed and a path without a build', async () => {
     await assert.rejects(
       supervisor.resolve('9.9.9'),
-      (err) => isPlatformError(err, 'NOT_FOUND') && /version 9\.9\.9 is not installed/.test(err.message),
+      (err) => isPlatformError(err, 'NOT_FOUND') && /no build 9\.9\.9 in/.test(err.message),
     );
     await assert.rejects(
-      supervisor.resolve(base),
-      (err) => isPlatformError(err, 'NOT_FOUND') && err.message.includes('no Savassan build at'),
+      supervisor.resolve(join(builds, 'empty')),
+      (err) => isPlatformError(err, 'NOT_FOUND') && err.message.includes('no build empty in'),
     );
   });
 
@@ -182,14 +206,12 @@ describe('LocalSupervisor', () => {
     assert.match(await readFile(join(root, 'gateway-s.log'), 'utf8'), /ignoring SIGTERM/);
   });
 
-  it('fails a launch whose process exits at once, with the end of its log', async () => {
+  it('fails a launch whose process exits at once, naming its log', async () => {
     const build = await supervisor.resolve('crashing');
     await assert.rejects(
       supervisor.launch({ role: 'gateway', id: 'gateway-c', build, like: { ...oldManager, role: 'gateway' } }),
       (err) =>
-        isPlatformError(err, 'UNAVAILABLE') &&
-        err.message.includes('cannot listen: port taken') &&
-        err.message.includes('code 3'),
+        isPlatformError(err, 'UNAVAILABLE') && err.message.includes('gateway-c.log') && err.message.includes('code 3'),
     );
     assert.ok(!existsSync(join(root, 'gateway-c.pid')));
   });

@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { join, resolve as resolvePath } from 'node:path';
+import { lstat, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { buildInfoClaim, describeBuild, isBuildText } from '../../core/build-info.js';
@@ -41,8 +41,6 @@ const versionTimeoutMs = 20_000;
 const versionOutputBytes = 64 * 1024;
 /** A process that exits this soon after it was spawned did not start: launch fails with its log's tail. */
 const startupWatchMs = 500;
-/** How much of the log a failed start reports. */
-const logTailBytes = 4096;
 /** How often retire looks whether a process is gone. */
 const pollMs = 100;
 const longestId = 200;
@@ -81,8 +79,11 @@ export class LocalSupervisor implements Infrastructure {
   }
 
   /**
-   * The build `target` names: a path (it contains `/` or starts with `.`) to an installation directory, or a version
-   * installed under `buildsDir`. It is asked what it is (`savassan version --json`).
+   * The build `target` names: a version installed under `buildsDir` (`<buildsDir>/<version>/`), or the path of a
+   * build inside `buildsDir`. Only builds there are run, and only when the directory, `bin/` and `bin/savassan.js`
+   * belong to this user or root and nobody else may write them: `savassan upgrade` is an API call, and what it names
+   * runs with the leader's secrets. It is asked what it is (`savassan version --json`, with no secret in its
+   * environment).
    */
   async resolve(target: string): Promise<InstalledBuild> {
     const byPath = target.includes('/') || target.startsWith('.');
@@ -93,16 +94,22 @@ export class LocalSupervisor implements Infrastructure {
         `"${shown}" is neither a version (letters, digits and ._+-) nor a path to a build`,
       );
     }
-    const dir = byPath ? resolvePath(target) : join(this.#buildsDir, target);
+    const root = resolvePath(this.#buildsDir);
+    const dir = byPath ? resolvePath(target) : join(root, target);
+    if (!dir.startsWith(`${root}/`) || dir.slice(root.length + 1).includes('/')) {
+      throw new PlatformError(
+        'BAD_REQUEST',
+        `builds are run only from the builds directory ${root} (one directory per build, --builds-dir): ${shown} is not one`,
+      );
+    }
     const script = join(dir, 'bin', 'savassan.js');
     if (!(await isFile(script))) {
       throw new PlatformError(
         'NOT_FOUND',
-        byPath
-          ? `no Savassan build at ${dir}: ${script} does not exist`
-          : `version ${target} is not installed: ${script} does not exist (builds are installed in ${this.#buildsDir}/<version>/)`,
+        `no build ${basename(dir)} in ${root}: builds are installed as ${root}/<version>/ with bin/savassan.js`,
       );
     }
+    for (const path of [dir, join(dir, 'bin'), script]) await checkTrusted(path);
     const output = await this.#askVersion(script, dir);
     let claimed: unknown;
     try {
@@ -159,7 +166,7 @@ export class LocalSupervisor implements Infrastructure {
       await rm(pidPath, { force: true });
       throw new PlatformError(
         'UNAVAILABLE',
-        `${spec.role} ${spec.id} (${describeBuild(spec.build)}) exited with ${early} right after it started; the end of ${logPath}:\n${await tail(logPath)}`,
+        `${spec.role} ${spec.id} (${describeBuild(spec.build)}) exited with ${early} right after it started: see ${logPath}`,
       );
     }
     child.unref();
@@ -212,20 +219,19 @@ export class LocalSupervisor implements Infrastructure {
       execFile(
         this.#nodePath,
         [script, 'version', '--json'],
-        { timeout: versionTimeoutMs, maxBuffer: versionOutputBytes, env: this.#env, encoding: 'utf8' },
+        { timeout: versionTimeoutMs, maxBuffer: versionOutputBytes, env: versionEnv(this.#env), encoding: 'utf8' },
         (err, stdout, stderr) => {
           if (err === null) {
             resolveOutput(stdout);
             return;
           }
-          const why = stderr.trim().slice(-500) || err.message;
+          // What it printed stays in the log: a build is not trusted to write into API answers.
+          this.#logger.warn({ dir, err, stderr: stderr.trim().slice(-2000) }, 'savassan version failed for a build');
           rejectOutput(
             new PlatformError(
               'BAD_REQUEST',
-              `${dir} is not a usable Savassan build: "savassan version --json" failed: ${why}`,
-              {
-                cause: err,
-              },
+              `${dir} is not a usable Savassan build: "savassan version --json" failed (the leader's log has its output)`,
+              { cause: err },
             ),
           );
         },
@@ -311,11 +317,23 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-async function tail(path: string): Promise<string> {
-  try {
-    const text = await readFile(path, 'utf8');
-    return text.slice(-logTailBytes).trimEnd();
-  } catch {
-    return '(no log)';
+/** The environment `savassan version` runs with: where to find programs and Node's settings, no secret. */
+function versionEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const kept: NodeJS.ProcessEnv = {};
+  for (const name of ['PATH', 'HOME', 'LANG', 'TZ', 'NODE_OPTIONS'])
+    if (env[name] !== undefined) kept[name] = env[name];
+  return kept;
+}
+
+/** A build's files must belong to this user or root, and be writable by nobody else. */
+async function checkTrusted(path: string): Promise<void> {
+  const info = await lstat(path);
+  const me = process.getuid?.() ?? 0;
+  if (info.isSymbolicLink() || (info.uid !== me && info.uid !== 0) || (info.mode & 0o022) !== 0) {
+    throw new PlatformError(
+      'BAD_REQUEST',
+      `${path} is not trusted: a build's directory, bin/ and bin/savassan.js must be real files owned by this user ` +
+        'or root and writable by no one else',
+    );
   }
 }
