@@ -10,7 +10,9 @@ import type { ControlSnapshot } from '../control-plane/control-state.js';
 import { LoopDelayMonitor } from '../control-plane/loop-delay.js';
 import { LeaderPool, LeaderProvisionQueue } from '../leader/leader-pool.js';
 import { serveLeader } from '../leader/leader-server.js';
-import type { GrpcServerHandle } from '../grpc/grpc-transport.js';
+
+/** The Leader gRPC server as it runs. */
+type GrpcServerHandle = Awaited<ReturnType<typeof serveLeader>>;
 import { EtcdControlDirectory } from './control-directory.js';
 import { EtcdLeaderResolver } from './leader-resolver.js';
 import { openHeldReplica, openHeldState } from './held-state.js';
