@@ -36,9 +36,8 @@ import {
 import { requireSharedBackends, type PoolMode } from './manager-node.js';
 import { clusterControlPlaneApi } from './control-plane-api.js';
 import { EtcdControlDirectory } from './control-directory.js';
-import { leaderPoolClients } from './leader-mode.js';
+import { leaderPoolFor } from './leader-mode.js';
 import { EtcdLeaderResolver } from './leader-resolver.js';
-import { refuseIncompatibleLeader } from './upgrades.js';
 import { readBuildInfo } from './build.js';
 import { Closers } from './closers.js';
 import { createTracer } from '../adapters/otel/tracing.js';
@@ -122,17 +121,16 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     closers.add(() => cluster.close());
     const managersCluster = await openManagersCluster(options, logger);
     closers.add(() => managersCluster.close());
-    if (poolMode === 'leader') await refuseIncompatibleLeader(cluster, managersCluster, build, 'gateway');
-    const shared =
-      poolMode === 'leader'
-        ? leaderPoolClients({
-            nodes: cluster,
-            managers: managersCluster,
-            token: options.token,
-            queueCapacity: options.queueCapacity,
-            logger,
-          })
-        : undefined;
+    const shared = await leaderPoolFor({
+      pool: poolMode,
+      role: 'gateway',
+      build,
+      nodes: cluster,
+      managers: managersCluster,
+      token: options.token,
+      queueCapacity: options.queueCapacity,
+      logger,
+    });
     const backends = await openBackends({
       ...options,
       durability: 'process',

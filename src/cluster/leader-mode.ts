@@ -16,17 +16,26 @@ type GrpcServerHandle = Awaited<ReturnType<typeof serveLeader>>;
 import { EtcdControlDirectory } from './control-directory.js';
 import { EtcdLeaderResolver } from './leader-resolver.js';
 import { openHeldReplica, openHeldState } from './held-state.js';
+import { refuseIncompatibleLeader } from './upgrades.js';
 
-/** The pool and queue over the leader's Leader service, as `openBackends` takes them. */
-export function leaderPoolClients(options: {
+/**
+ * With `--pool leader`: refuses to join a leader of another control protocol, then gives the pool and queue over the
+ * leader's Leader service, as `openBackends` takes them (undefined with the Redis pool).
+ */
+export async function leaderPoolFor(options: {
+  pool: 'leader' | 'redis';
+  role: 'manager' | 'gateway';
+  build: BuildInfo;
   nodes: Cluster;
   managers: Cluster;
   token: string;
   queueCapacity: number;
   logger: Logger;
-  /** A manager's own id: the pool never forwards its calls in a loop. */
-  selfId?: string | undefined;
-}): { pool: LeaderPool; queue: LeaderProvisionQueue; summary: string; resolver: EtcdLeaderResolver } {
+}): Promise<
+  { pool: LeaderPool; queue: LeaderProvisionQueue; summary: string; resolver: EtcdLeaderResolver } | undefined
+> {
+  if (options.pool !== 'leader') return undefined;
+  await refuseIncompatibleLeader(options.nodes, options.managers, options.build, options.role);
   const resolver = new EtcdLeaderResolver(options.nodes, options.managers);
   const common = { resolver, token: options.token, logger: options.logger };
   return {

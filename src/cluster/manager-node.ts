@@ -19,8 +19,8 @@ import {
   type EtcdSecurity,
 } from './connections.js';
 import { readBuildInfo } from './build.js';
-import { leaderPoolClients, startControlService } from './leader-mode.js';
-import { createUpgrades, refuseIncompatibleLeader, type UpgradeSettings } from './upgrades.js';
+import { leaderPoolFor, startControlService } from './leader-mode.js';
+import { createUpgrades, type UpgradeSettings } from './upgrades.js';
 import { MembershipDirectory } from './membership-directory.js';
 
 export interface ManagerNodeOptions extends BackendUrls {
@@ -104,18 +104,16 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
     closers.add(() => gatewaysCluster.close());
     const managersCluster = await openManagersCluster(options, logger);
     closers.add(() => managersCluster.close());
-    if (poolMode === 'leader') await refuseIncompatibleLeader(cluster, managersCluster, build, 'manager');
-    const shared =
-      poolMode === 'leader'
-        ? leaderPoolClients({
-            nodes: cluster,
-            managers: managersCluster,
-            token: options.token,
-            queueCapacity: options.queueCapacity,
-            logger,
-            selfId: managerId,
-          })
-        : undefined;
+    const shared = await leaderPoolFor({
+      pool: poolMode,
+      role: 'manager',
+      build,
+      nodes: cluster,
+      managers: managersCluster,
+      token: options.token,
+      queueCapacity: options.queueCapacity,
+      logger,
+    });
     const backends = await openBackends({
       ...options,
       durability: 'process',

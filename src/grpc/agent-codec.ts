@@ -175,11 +175,11 @@ export function invokeRequestFromProto(request: pb.InvokeRequest): { instanceId:
   return { instanceId, request: { invocationId, eventJson, timeoutMs, clientContext, traceparent } };
 }
 
-function errorToProto(error: SerializedError): pb.SerializedError {
+export function errorToProto(error: SerializedError): pb.SerializedError {
   return { name: error.name, code: error.code, message: error.message, stack: error.stack };
 }
 
-function errorFromProto(error: pb.SerializedError): SerializedError {
+export function errorFromProto(error: pb.SerializedError): SerializedError {
   const out: SerializedError = { name: error.name, message: error.message };
   if (error.code !== undefined) out.code = error.code;
   if (error.stack !== undefined) out.stack = error.stack;

@@ -8,6 +8,11 @@ import type { InstanceRef, ProvisionRequest, SerializedError } from '../core/typ
 import type { ControlChange, ControlSnapshot } from '../control-plane/control-state.js';
 import type { FollowEvent } from '../control-plane/leader-host.js';
 import type * as pb from '../gen/savassan/leader/v1/leader.js';
+import type {
+  InstanceRef as InstanceRef_,
+  SerializedError as SerializedError_,
+} from '../gen/savassan/agent/v1/agent.js';
+import { errorFromProto, errorToProto, instanceRefFromProto, instanceRefToProto } from '../grpc/agent-codec.js';
 import { maxMessageBytes } from '../grpc/grpc-transport.js';
 
 /**
@@ -22,53 +27,17 @@ function required<T>(value: T | undefined, what: string): T {
   return value;
 }
 
-export function instanceToProto(ref: InstanceRef): pb.Instance {
-  return {
-    instanceId: ref.instanceId,
-    functionName: ref.functionName,
-    incarnation: ref.incarnation,
-    version: ref.version,
-    nodeId: ref.nodeId,
-    createdAtMs: ref.createdAt,
-    initMs: ref.initMs,
-    invocations: ref.invocations,
-    idleSinceMs: ref.idleSince,
-  };
+/** Instances and errors travel as the Agent service's messages (savassan.agent.v1), converted by its codec. */
+export const instanceToProto = instanceRefToProto;
+
+export function instanceFromProto(instance: InstanceRef_ | undefined): InstanceRef {
+  return instanceRefFromProto(required(instance, 'an instance'));
 }
 
-export function instanceFromProto(instance: pb.Instance | undefined): InstanceRef {
-  const { instanceId, functionName, incarnation, version, nodeId, createdAtMs, initMs, invocations, idleSinceMs } =
-    required(instance, 'an instance');
-  return {
-    instanceId,
-    functionName,
-    incarnation,
-    version,
-    nodeId,
-    createdAt: createdAtMs,
-    initMs,
-    invocations,
-    idleSince: idleSinceMs,
-  };
-}
+export const failureToProto = errorToProto;
 
-/**
- * A provisioning failure on the wire. The message has a code, a message and details; the error's `name` (and its
- * `stack`, when it has one) ride in the details, so a waiter gets back the very SerializedError that was pushed.
- */
-export function failureToProto(error: SerializedError): pb.ProvisionFailure {
-  const details = error.stack === undefined ? { name: error.name } : { name: error.name, stack: error.stack };
-  return { code: error.code ?? '', message: error.message, detailsJson: JSON.stringify(details) };
-}
-
-export function failureFromProto(failure: pb.ProvisionFailure | undefined): SerializedError {
-  const { code, message, detailsJson } = required(failure, 'a provisioning failure');
-  const details = parseJson<Record<string, unknown>>(detailsJson === '' ? '{}' : detailsJson, 'failure details');
-  const name = typeof details.name === 'string' ? details.name : 'Error';
-  const error: SerializedError = { name, message };
-  if (code !== '') error.code = code;
-  if (typeof details.stack === 'string') error.stack = details.stack;
-  return error;
+export function failureFromProto(failure: SerializedError_ | undefined): SerializedError {
+  return errorFromProto(required(failure, 'a provisioning failure'));
 }
 
 export function poolItemToProto(item: PoolItem | null): pb.WaitResponse {

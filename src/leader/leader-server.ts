@@ -4,12 +4,7 @@ import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { InstanceRef } from '../core/types.js';
 import type { FollowEvent, LeaderHost, PoolRoute } from '../control-plane/leader-host.js';
-import {
-  LeaderService,
-  type FollowResponse,
-  type InstancesResponse,
-  type LeaderServer,
-} from '../gen/savassan/leader/v1/leader.js';
+import { LeaderService, type FollowResponse, type LeaderServer } from '../gen/savassan/leader/v1/leader.js';
 import { CallGuard, serveGrpc, type GrpcServerHandle } from '../grpc/grpc-transport.js';
 import { ProofSigner } from '../grpc/peer-proof.js';
 import { StreamWriter } from '../grpc/stream-writer.js';
@@ -79,7 +74,7 @@ function timeLeft(requestedMs: number, context: CallContext): number {
   return Math.max(0, Math.min(requestedMs, maxBlockMs) - (Date.now() - context.receivedAt));
 }
 
-function instances(list: InstanceRef[]): InstancesResponse {
+function instances(list: InstanceRef[]): { instances: ReturnType<typeof instanceToProto>[] } {
   return { instances: list.map(instanceToProto) };
 }
 

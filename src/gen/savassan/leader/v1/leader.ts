@@ -20,23 +20,11 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { InstanceRef, SerializedError } from "../../agent/v1/agent.js";
 
 export const protobufPackage = "savassan.leader.v1";
 
 export const protobufFileName = "savassan/leader/v1/leader.proto";
-
-/** An instance in the pool (InstanceRef of src/core/types.ts). */
-export interface Instance {
-  instanceId: string;
-  functionName: string;
-  incarnation: string;
-  version: number;
-  nodeId: string;
-  createdAtMs: number;
-  initMs: number;
-  invocations: number;
-  idleSinceMs: number;
-}
 
 export interface CheckoutRequest {
   key: string;
@@ -46,7 +34,7 @@ export interface CheckoutRequest {
 
 export interface CheckoutResponse {
   /** Absent when the pool holds no idle instance of the key. */
-  instance?: Instance | undefined;
+  instance?: InstanceRef | undefined;
 }
 
 export interface WaitRequest {
@@ -61,22 +49,14 @@ export interface WaitRequest {
   waiterId: string;
 }
 
-/** A provisioning failure pushed to a waiter (SerializedError of src/core/types.ts). */
-export interface ProvisionFailure {
-  code: string;
-  message: string;
-  /** The error's details as JSON text (`{}` when it has none). */
-  detailsJson: string;
-}
-
 export interface WaitResponse {
   /** Neither set: the wait timed out. */
-  instance?: Instance | undefined;
-  failure?: ProvisionFailure | undefined;
+  instance?: InstanceRef | undefined;
+  failure?: SerializedError | undefined;
 }
 
 export interface PushRequest {
-  instance?: Instance | undefined;
+  instance?: InstanceRef | undefined;
 }
 
 export interface PushResponse {
@@ -85,16 +65,16 @@ export interface PushResponse {
 }
 
 export interface RestoreRequest {
-  instances: Instance[];
+  instances: InstanceRef[];
 }
 
 export interface RestoreResponse {
-  restored: Instance[];
+  restored: InstanceRef[];
 }
 
 export interface PushFailureRequest {
   key: string;
-  failure?: ProvisionFailure | undefined;
+  failure?: SerializedError | undefined;
 }
 
 export interface PushFailureResponse {
@@ -138,8 +118,24 @@ export interface ReclaimExpiredRequest {
   nowMs: number;
 }
 
-export interface InstancesResponse {
-  instances: Instance[];
+export interface ReapIdleResponse {
+  instances: InstanceRef[];
+}
+
+export interface DrainResponse {
+  instances: InstanceRef[];
+}
+
+export interface RetireKeyResponse {
+  instances: InstanceRef[];
+}
+
+export interface PurgeNodeResponse {
+  instances: InstanceRef[];
+}
+
+export interface ReclaimExpiredResponse {
+  instances: InstanceRef[];
 }
 
 export interface PoolStatsRequest {
@@ -303,167 +299,6 @@ export interface ProveResponse {
   proof: Buffer;
 }
 
-function createBaseInstance(): Instance {
-  return {
-    instanceId: "",
-    functionName: "",
-    incarnation: "",
-    version: 0,
-    nodeId: "",
-    createdAtMs: 0,
-    initMs: 0,
-    invocations: 0,
-    idleSinceMs: 0,
-  };
-}
-
-export const Instance: MessageFns<Instance> = {
-  encode(message: Instance, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.instanceId !== "") {
-      writer.uint32(10).string(message.instanceId);
-    }
-    if (message.functionName !== "") {
-      writer.uint32(18).string(message.functionName);
-    }
-    if (message.incarnation !== "") {
-      writer.uint32(26).string(message.incarnation);
-    }
-    if (message.version !== 0) {
-      writer.uint32(32).uint32(message.version);
-    }
-    if (message.nodeId !== "") {
-      writer.uint32(42).string(message.nodeId);
-    }
-    if (message.createdAtMs !== 0) {
-      writer.uint32(48).int64(message.createdAtMs);
-    }
-    if (message.initMs !== 0) {
-      writer.uint32(56).int64(message.initMs);
-    }
-    if (message.invocations !== 0) {
-      writer.uint32(64).int64(message.invocations);
-    }
-    if (message.idleSinceMs !== 0) {
-      writer.uint32(72).int64(message.idleSinceMs);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): Instance {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseInstance();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.instanceId = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.functionName = reader.string();
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.incarnation = reader.string();
-            continue;
-          }
-          case 4: {
-            if (tag !== 32) {
-              break;
-            }
-
-            message.version = reader.uint32();
-            continue;
-          }
-          case 5: {
-            if (tag !== 42) {
-              break;
-            }
-
-            message.nodeId = reader.string();
-            continue;
-          }
-          case 6: {
-            if (tag !== 48) {
-              break;
-            }
-
-            message.createdAtMs = longToNumber(reader.int64());
-            continue;
-          }
-          case 7: {
-            if (tag !== 56) {
-              break;
-            }
-
-            message.initMs = longToNumber(reader.int64());
-            continue;
-          }
-          case 8: {
-            if (tag !== 64) {
-              break;
-            }
-
-            message.invocations = longToNumber(reader.int64());
-            continue;
-          }
-          case 9: {
-            if (tag !== 72) {
-              break;
-            }
-
-            message.idleSinceMs = longToNumber(reader.int64());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<Instance>, I>>(base?: I): Instance {
-    return Instance.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<Instance>, I>>(object: I): Instance {
-    const message = createBaseInstance();
-    message.instanceId = object.instanceId ?? "";
-    message.functionName = object.functionName ?? "";
-    message.incarnation = object.incarnation ?? "";
-    message.version = object.version ?? 0;
-    message.nodeId = object.nodeId ?? "";
-    message.createdAtMs = object.createdAtMs ?? 0;
-    message.initMs = object.initMs ?? 0;
-    message.invocations = object.invocations ?? 0;
-    message.idleSinceMs = object.idleSinceMs ?? 0;
-    return message;
-  },
-};
-
 function createBaseCheckoutRequest(): CheckoutRequest {
   return { key: "", holder: "", leaseMs: 0 };
 }
@@ -550,7 +385,7 @@ function createBaseCheckoutResponse(): CheckoutResponse {
 export const CheckoutResponse: MessageFns<CheckoutResponse> = {
   encode(message: CheckoutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.instance !== undefined) {
-      Instance.encode(message.instance, writer.uint32(10).fork()).join();
+      InstanceRef.encode(message.instance, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -573,7 +408,7 @@ export const CheckoutResponse: MessageFns<CheckoutResponse> = {
               break;
             }
 
-            message.instance = Instance.decode(reader, reader.uint32());
+            message.instance = InstanceRef.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -594,7 +429,7 @@ export const CheckoutResponse: MessageFns<CheckoutResponse> = {
   fromPartial<I extends Exact<DeepPartial<CheckoutResponse>, I>>(object: I): CheckoutResponse {
     const message = createBaseCheckoutResponse();
     message.instance = (object.instance !== undefined && object.instance !== null)
-      ? Instance.fromPartial(object.instance)
+      ? InstanceRef.fromPartial(object.instance)
       : undefined;
     return message;
   },
@@ -703,85 +538,6 @@ export const WaitRequest: MessageFns<WaitRequest> = {
   },
 };
 
-function createBaseProvisionFailure(): ProvisionFailure {
-  return { code: "", message: "", detailsJson: "" };
-}
-
-export const ProvisionFailure: MessageFns<ProvisionFailure> = {
-  encode(message: ProvisionFailure, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.code !== "") {
-      writer.uint32(10).string(message.code);
-    }
-    if (message.message !== "") {
-      writer.uint32(18).string(message.message);
-    }
-    if (message.detailsJson !== "") {
-      writer.uint32(26).string(message.detailsJson);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): ProvisionFailure {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseProvisionFailure();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.code = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.message = reader.string();
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.detailsJson = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  create<I extends Exact<DeepPartial<ProvisionFailure>, I>>(base?: I): ProvisionFailure {
-    return ProvisionFailure.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ProvisionFailure>, I>>(object: I): ProvisionFailure {
-    const message = createBaseProvisionFailure();
-    message.code = object.code ?? "";
-    message.message = object.message ?? "";
-    message.detailsJson = object.detailsJson ?? "";
-    return message;
-  },
-};
-
 function createBaseWaitResponse(): WaitResponse {
   return { instance: undefined, failure: undefined };
 }
@@ -789,10 +545,10 @@ function createBaseWaitResponse(): WaitResponse {
 export const WaitResponse: MessageFns<WaitResponse> = {
   encode(message: WaitResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.instance !== undefined) {
-      Instance.encode(message.instance, writer.uint32(10).fork()).join();
+      InstanceRef.encode(message.instance, writer.uint32(10).fork()).join();
     }
     if (message.failure !== undefined) {
-      ProvisionFailure.encode(message.failure, writer.uint32(18).fork()).join();
+      SerializedError.encode(message.failure, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -815,7 +571,7 @@ export const WaitResponse: MessageFns<WaitResponse> = {
               break;
             }
 
-            message.instance = Instance.decode(reader, reader.uint32());
+            message.instance = InstanceRef.decode(reader, reader.uint32());
             continue;
           }
           case 2: {
@@ -823,7 +579,7 @@ export const WaitResponse: MessageFns<WaitResponse> = {
               break;
             }
 
-            message.failure = ProvisionFailure.decode(reader, reader.uint32());
+            message.failure = SerializedError.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -844,10 +600,10 @@ export const WaitResponse: MessageFns<WaitResponse> = {
   fromPartial<I extends Exact<DeepPartial<WaitResponse>, I>>(object: I): WaitResponse {
     const message = createBaseWaitResponse();
     message.instance = (object.instance !== undefined && object.instance !== null)
-      ? Instance.fromPartial(object.instance)
+      ? InstanceRef.fromPartial(object.instance)
       : undefined;
     message.failure = (object.failure !== undefined && object.failure !== null)
-      ? ProvisionFailure.fromPartial(object.failure)
+      ? SerializedError.fromPartial(object.failure)
       : undefined;
     return message;
   },
@@ -860,7 +616,7 @@ function createBasePushRequest(): PushRequest {
 export const PushRequest: MessageFns<PushRequest> = {
   encode(message: PushRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.instance !== undefined) {
-      Instance.encode(message.instance, writer.uint32(10).fork()).join();
+      InstanceRef.encode(message.instance, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -883,7 +639,7 @@ export const PushRequest: MessageFns<PushRequest> = {
               break;
             }
 
-            message.instance = Instance.decode(reader, reader.uint32());
+            message.instance = InstanceRef.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -904,7 +660,7 @@ export const PushRequest: MessageFns<PushRequest> = {
   fromPartial<I extends Exact<DeepPartial<PushRequest>, I>>(object: I): PushRequest {
     const message = createBasePushRequest();
     message.instance = (object.instance !== undefined && object.instance !== null)
-      ? Instance.fromPartial(object.instance)
+      ? InstanceRef.fromPartial(object.instance)
       : undefined;
     return message;
   },
@@ -972,7 +728,7 @@ function createBaseRestoreRequest(): RestoreRequest {
 export const RestoreRequest: MessageFns<RestoreRequest> = {
   encode(message: RestoreRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.instances) {
-      Instance.encode(v!, writer.uint32(10).fork()).join();
+      InstanceRef.encode(v!, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -995,7 +751,7 @@ export const RestoreRequest: MessageFns<RestoreRequest> = {
               break;
             }
 
-            message.instances.push(Instance.decode(reader, reader.uint32()));
+            message.instances.push(InstanceRef.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -1015,7 +771,7 @@ export const RestoreRequest: MessageFns<RestoreRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<RestoreRequest>, I>>(object: I): RestoreRequest {
     const message = createBaseRestoreRequest();
-    message.instances = object.instances?.map((e) => Instance.fromPartial(e)) || [];
+    message.instances = object.instances?.map((e) => InstanceRef.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1027,7 +783,7 @@ function createBaseRestoreResponse(): RestoreResponse {
 export const RestoreResponse: MessageFns<RestoreResponse> = {
   encode(message: RestoreResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.restored) {
-      Instance.encode(v!, writer.uint32(10).fork()).join();
+      InstanceRef.encode(v!, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -1050,7 +806,7 @@ export const RestoreResponse: MessageFns<RestoreResponse> = {
               break;
             }
 
-            message.restored.push(Instance.decode(reader, reader.uint32()));
+            message.restored.push(InstanceRef.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -1070,7 +826,7 @@ export const RestoreResponse: MessageFns<RestoreResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<RestoreResponse>, I>>(object: I): RestoreResponse {
     const message = createBaseRestoreResponse();
-    message.restored = object.restored?.map((e) => Instance.fromPartial(e)) || [];
+    message.restored = object.restored?.map((e) => InstanceRef.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1085,7 +841,7 @@ export const PushFailureRequest: MessageFns<PushFailureRequest> = {
       writer.uint32(10).string(message.key);
     }
     if (message.failure !== undefined) {
-      ProvisionFailure.encode(message.failure, writer.uint32(18).fork()).join();
+      SerializedError.encode(message.failure, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -1116,7 +872,7 @@ export const PushFailureRequest: MessageFns<PushFailureRequest> = {
               break;
             }
 
-            message.failure = ProvisionFailure.decode(reader, reader.uint32());
+            message.failure = SerializedError.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -1138,7 +894,7 @@ export const PushFailureRequest: MessageFns<PushFailureRequest> = {
     const message = createBasePushFailureRequest();
     message.key = object.key ?? "";
     message.failure = (object.failure !== undefined && object.failure !== null)
-      ? ProvisionFailure.fromPartial(object.failure)
+      ? SerializedError.fromPartial(object.failure)
       : undefined;
     return message;
   },
@@ -1706,19 +1462,19 @@ export const ReclaimExpiredRequest: MessageFns<ReclaimExpiredRequest> = {
   },
 };
 
-function createBaseInstancesResponse(): InstancesResponse {
+function createBaseReapIdleResponse(): ReapIdleResponse {
   return { instances: [] };
 }
 
-export const InstancesResponse: MessageFns<InstancesResponse> = {
-  encode(message: InstancesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const ReapIdleResponse: MessageFns<ReapIdleResponse> = {
+  encode(message: ReapIdleResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.instances) {
-      Instance.encode(v!, writer.uint32(10).fork()).join();
+      InstanceRef.encode(v!, writer.uint32(10).fork()).join();
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): InstancesResponse {
+  decode(input: BinaryReader | Uint8Array, length?: number): ReapIdleResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -1727,7 +1483,7 @@ export const InstancesResponse: MessageFns<InstancesResponse> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseInstancesResponse();
+      const message = createBaseReapIdleResponse();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -1736,7 +1492,7 @@ export const InstancesResponse: MessageFns<InstancesResponse> = {
               break;
             }
 
-            message.instances.push(Instance.decode(reader, reader.uint32()));
+            message.instances.push(InstanceRef.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -1751,12 +1507,232 @@ export const InstancesResponse: MessageFns<InstancesResponse> = {
     }
   },
 
-  create<I extends Exact<DeepPartial<InstancesResponse>, I>>(base?: I): InstancesResponse {
-    return InstancesResponse.fromPartial(base ?? ({} as any));
+  create<I extends Exact<DeepPartial<ReapIdleResponse>, I>>(base?: I): ReapIdleResponse {
+    return ReapIdleResponse.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<InstancesResponse>, I>>(object: I): InstancesResponse {
-    const message = createBaseInstancesResponse();
-    message.instances = object.instances?.map((e) => Instance.fromPartial(e)) || [];
+  fromPartial<I extends Exact<DeepPartial<ReapIdleResponse>, I>>(object: I): ReapIdleResponse {
+    const message = createBaseReapIdleResponse();
+    message.instances = object.instances?.map((e) => InstanceRef.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseDrainResponse(): DrainResponse {
+  return { instances: [] };
+}
+
+export const DrainResponse: MessageFns<DrainResponse> = {
+  encode(message: DrainResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.instances) {
+      InstanceRef.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DrainResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDrainResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instances.push(InstanceRef.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DrainResponse>, I>>(base?: I): DrainResponse {
+    return DrainResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DrainResponse>, I>>(object: I): DrainResponse {
+    const message = createBaseDrainResponse();
+    message.instances = object.instances?.map((e) => InstanceRef.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRetireKeyResponse(): RetireKeyResponse {
+  return { instances: [] };
+}
+
+export const RetireKeyResponse: MessageFns<RetireKeyResponse> = {
+  encode(message: RetireKeyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.instances) {
+      InstanceRef.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RetireKeyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetireKeyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instances.push(InstanceRef.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RetireKeyResponse>, I>>(base?: I): RetireKeyResponse {
+    return RetireKeyResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RetireKeyResponse>, I>>(object: I): RetireKeyResponse {
+    const message = createBaseRetireKeyResponse();
+    message.instances = object.instances?.map((e) => InstanceRef.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePurgeNodeResponse(): PurgeNodeResponse {
+  return { instances: [] };
+}
+
+export const PurgeNodeResponse: MessageFns<PurgeNodeResponse> = {
+  encode(message: PurgeNodeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.instances) {
+      InstanceRef.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PurgeNodeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePurgeNodeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instances.push(InstanceRef.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PurgeNodeResponse>, I>>(base?: I): PurgeNodeResponse {
+    return PurgeNodeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PurgeNodeResponse>, I>>(object: I): PurgeNodeResponse {
+    const message = createBasePurgeNodeResponse();
+    message.instances = object.instances?.map((e) => InstanceRef.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReclaimExpiredResponse(): ReclaimExpiredResponse {
+  return { instances: [] };
+}
+
+export const ReclaimExpiredResponse: MessageFns<ReclaimExpiredResponse> = {
+  encode(message: ReclaimExpiredResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.instances) {
+      InstanceRef.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReclaimExpiredResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReclaimExpiredResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instances.push(InstanceRef.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ReclaimExpiredResponse>, I>>(base?: I): ReclaimExpiredResponse {
+    return ReclaimExpiredResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReclaimExpiredResponse>, I>>(object: I): ReclaimExpiredResponse {
+    const message = createBaseReclaimExpiredResponse();
+    message.instances = object.instances?.map((e) => InstanceRef.fromPartial(e)) || [];
     return message;
   },
 };
@@ -3652,8 +3628,8 @@ export const LeaderService = {
     responseStream: false as const,
     requestSerialize: (value: ReapIdleRequest): Buffer => Buffer.from(ReapIdleRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): ReapIdleRequest => ReapIdleRequest.decode(value),
-    responseSerialize: (value: InstancesResponse): Buffer => Buffer.from(InstancesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): InstancesResponse => InstancesResponse.decode(value),
+    responseSerialize: (value: ReapIdleResponse): Buffer => Buffer.from(ReapIdleResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReapIdleResponse => ReapIdleResponse.decode(value),
   },
   drain: {
     path: "/savassan.leader.v1.Leader/Drain" as const,
@@ -3661,8 +3637,8 @@ export const LeaderService = {
     responseStream: false as const,
     requestSerialize: (value: DrainRequest): Buffer => Buffer.from(DrainRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): DrainRequest => DrainRequest.decode(value),
-    responseSerialize: (value: InstancesResponse): Buffer => Buffer.from(InstancesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): InstancesResponse => InstancesResponse.decode(value),
+    responseSerialize: (value: DrainResponse): Buffer => Buffer.from(DrainResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DrainResponse => DrainResponse.decode(value),
   },
   retireKey: {
     path: "/savassan.leader.v1.Leader/RetireKey" as const,
@@ -3670,8 +3646,8 @@ export const LeaderService = {
     responseStream: false as const,
     requestSerialize: (value: RetireKeyRequest): Buffer => Buffer.from(RetireKeyRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): RetireKeyRequest => RetireKeyRequest.decode(value),
-    responseSerialize: (value: InstancesResponse): Buffer => Buffer.from(InstancesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): InstancesResponse => InstancesResponse.decode(value),
+    responseSerialize: (value: RetireKeyResponse): Buffer => Buffer.from(RetireKeyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RetireKeyResponse => RetireKeyResponse.decode(value),
   },
   purgeNode: {
     path: "/savassan.leader.v1.Leader/PurgeNode" as const,
@@ -3679,8 +3655,8 @@ export const LeaderService = {
     responseStream: false as const,
     requestSerialize: (value: PurgeNodeRequest): Buffer => Buffer.from(PurgeNodeRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): PurgeNodeRequest => PurgeNodeRequest.decode(value),
-    responseSerialize: (value: InstancesResponse): Buffer => Buffer.from(InstancesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): InstancesResponse => InstancesResponse.decode(value),
+    responseSerialize: (value: PurgeNodeResponse): Buffer => Buffer.from(PurgeNodeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PurgeNodeResponse => PurgeNodeResponse.decode(value),
   },
   reclaimExpired: {
     path: "/savassan.leader.v1.Leader/ReclaimExpired" as const,
@@ -3689,8 +3665,9 @@ export const LeaderService = {
     requestSerialize: (value: ReclaimExpiredRequest): Buffer =>
       Buffer.from(ReclaimExpiredRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer): ReclaimExpiredRequest => ReclaimExpiredRequest.decode(value),
-    responseSerialize: (value: InstancesResponse): Buffer => Buffer.from(InstancesResponse.encode(value).finish()),
-    responseDeserialize: (value: Buffer): InstancesResponse => InstancesResponse.decode(value),
+    responseSerialize: (value: ReclaimExpiredResponse): Buffer =>
+      Buffer.from(ReclaimExpiredResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReclaimExpiredResponse => ReclaimExpiredResponse.decode(value),
   },
   poolStats: {
     path: "/savassan.leader.v1.Leader/PoolStats" as const,
@@ -3844,11 +3821,11 @@ export interface LeaderServer extends UntypedServiceImplementation {
   pushFailure: handleUnaryCall<PushFailureRequest, PushFailureResponse>;
   release: handleUnaryCall<ReleaseRequest, ReleaseResponse>;
   renew: handleUnaryCall<RenewRequest, RenewResponse>;
-  reapIdle: handleUnaryCall<ReapIdleRequest, InstancesResponse>;
-  drain: handleUnaryCall<DrainRequest, InstancesResponse>;
-  retireKey: handleUnaryCall<RetireKeyRequest, InstancesResponse>;
-  purgeNode: handleUnaryCall<PurgeNodeRequest, InstancesResponse>;
-  reclaimExpired: handleUnaryCall<ReclaimExpiredRequest, InstancesResponse>;
+  reapIdle: handleUnaryCall<ReapIdleRequest, ReapIdleResponse>;
+  drain: handleUnaryCall<DrainRequest, DrainResponse>;
+  retireKey: handleUnaryCall<RetireKeyRequest, RetireKeyResponse>;
+  purgeNode: handleUnaryCall<PurgeNodeRequest, PurgeNodeResponse>;
+  reclaimExpired: handleUnaryCall<ReclaimExpiredRequest, ReclaimExpiredResponse>;
   poolStats: handleUnaryCall<PoolStatsRequest, PoolStatsResponse>;
   poolKeys: handleUnaryCall<PoolKeysRequest, PoolKeysResponse>;
   /** Provisioning queue: enqueue (accepted = false when full), take the oldest (blocking up to `timeout_ms`), size. */
@@ -3989,78 +3966,78 @@ export interface LeaderClient extends Client {
   ): ClientUnaryCall;
   reapIdle(
     request: ReapIdleRequest,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: ReapIdleResponse) => void,
   ): ClientUnaryCall;
   reapIdle(
     request: ReapIdleRequest,
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: ReapIdleResponse) => void,
   ): ClientUnaryCall;
   reapIdle(
     request: ReapIdleRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: ReapIdleResponse) => void,
   ): ClientUnaryCall;
   drain(
     request: DrainRequest,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
-  ): ClientUnaryCall;
-  drain(
-    request: DrainRequest,
-    metadata: Metadata,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: DrainResponse) => void,
   ): ClientUnaryCall;
   drain(
     request: DrainRequest,
     metadata: Metadata,
+    callback: (error: ServiceError | null, response: DrainResponse) => void,
+  ): ClientUnaryCall;
+  drain(
+    request: DrainRequest,
+    metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: DrainResponse) => void,
   ): ClientUnaryCall;
   retireKey(
     request: RetireKeyRequest,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: RetireKeyResponse) => void,
   ): ClientUnaryCall;
   retireKey(
     request: RetireKeyRequest,
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: RetireKeyResponse) => void,
   ): ClientUnaryCall;
   retireKey(
     request: RetireKeyRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: RetireKeyResponse) => void,
   ): ClientUnaryCall;
   purgeNode(
     request: PurgeNodeRequest,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: PurgeNodeResponse) => void,
   ): ClientUnaryCall;
   purgeNode(
     request: PurgeNodeRequest,
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: PurgeNodeResponse) => void,
   ): ClientUnaryCall;
   purgeNode(
     request: PurgeNodeRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: PurgeNodeResponse) => void,
   ): ClientUnaryCall;
   reclaimExpired(
     request: ReclaimExpiredRequest,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: ReclaimExpiredResponse) => void,
   ): ClientUnaryCall;
   reclaimExpired(
     request: ReclaimExpiredRequest,
     metadata: Metadata,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: ReclaimExpiredResponse) => void,
   ): ClientUnaryCall;
   reclaimExpired(
     request: ReclaimExpiredRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: InstancesResponse) => void,
+    callback: (error: ServiceError | null, response: ReclaimExpiredResponse) => void,
   ): ClientUnaryCall;
   poolStats(
     request: PoolStatsRequest,
