@@ -40,3 +40,18 @@ it('drops what a forged etcd entry could use to redirect a secret or weaken a ch
     'warn',
   ]);
 });
+
+it("gives a manager the leader's builds directory, never one from the replaced process's entry", () => {
+  const own = ['--builds-dir', '/tmp/attacker-builds', '--concurrency', '4'];
+  const leaderArgs = ['--builds-dir', '/opt/savassan/builds', '--log-level', 'warn'];
+  assert.deepEqual(launchableArgs('manager', own, leaderArgs), [
+    '--concurrency',
+    '4',
+    '--builds-dir',
+    '/opt/savassan/builds',
+    '--log-level',
+    'warn',
+  ]);
+  // A gateway takes no builds directory.
+  assert.deepEqual(launchableArgs('gateway', [], leaderArgs), ['--log-level', 'warn']);
+});

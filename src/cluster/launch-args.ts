@@ -30,6 +30,8 @@ const fromLeader: ReadonlySet<string> = new Set([
   '--token-file',
   '--log-level',
 ]);
+/** The leader's own flags the managers it starts get too: where builds are installed, for the next upgrade. */
+const fromLeaderToManagers: ReadonlySet<string> = new Set(['--builds-dir']);
 /** A value a copied flag may have: no control characters, bounded. */
 const valuePattern = /^[^\p{Cc}]{0,300}$/u;
 
@@ -72,6 +74,8 @@ export function launchableArgs(
   const own = pairs(announced).filter(
     ([flag, value]) => switches.has(flag) || (copied[role].has(flag) && valuePattern.test(value ?? '')),
   );
-  const common = pairs(leaderArgs).filter(([flag]) => fromLeader.has(flag));
+  const common = pairs(leaderArgs).filter(
+    ([flag]) => fromLeader.has(flag) || (role === 'manager' && fromLeaderToManagers.has(flag)),
+  );
   return [...flatten(own), ...flatten(common)];
 }

@@ -242,6 +242,9 @@ export class ControlNode implements LeaderHost {
       );
     }
     return Promise.all([this.#wanted(), this.#meta()]).then(([wanted, meta]) => {
+      // Gone while they were read (a manager stopping as it began to follow): its abort has fired already, and an
+      // entry made now would be listed as a follower for ever.
+      if (signal.aborted) return;
       this.#followers.get(followerId)?.controller.abort();
       this.#followers.delete(followerId);
       // During an upgrade, managers of the new build follow beyond the usual number: one of them takes the lead.
