@@ -30,8 +30,13 @@ const fromLeader: ReadonlySet<string> = new Set([
   '--token-file',
   '--log-level',
 ]);
-/** The leader's own flags the managers it starts get too: where builds are installed, for the next upgrade. */
-const fromLeaderToManagers: ReadonlySet<string> = new Set(['--builds-dir']);
+/** The leader's own flags the managers it starts get too: where builds are installed and how processes start, for the next upgrade. */
+const fromLeaderToManagers: ReadonlySet<string> = new Set([
+  '--builds-dir',
+  '--infrastructure',
+  '--image',
+  '--namespace',
+]);
 /** A value a copied flag may have: no control characters, bounded. */
 const valuePattern = /^[^\p{Cc}]{0,300}$/u;
 
