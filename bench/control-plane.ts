@@ -8,25 +8,23 @@
 //    without a leader;
 // 4. a crash of the leading manager (SIGKILL): the time to the first invocation served after it and to a new leader.
 // Runs alone with `node --import tsx bench/control-plane.ts` (BENCH_QUICK=1 for the quick sizes).
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MemoryPool } from '../src/adapters/memory/memory-pool.js';
-import { MemoryProvisionQueue } from '../src/adapters/memory/memory-provision-queue.js';
 import { RedisPool } from '../src/adapters/redis/redis-pool.js';
 import { readBundle } from '../src/client/bundle.js';
 import type { ControlPlaneView } from '../src/core/control-plane-view.js';
 import type { Pool } from '../src/core/ports/pool.js';
 import { LeaderPool } from '../src/leader/leader-pool.js';
-import { serveLeader } from '../src/leader/leader-server.js';
-import { TestLeaderHost } from '../test/helpers/leader-host.js';
 import { repoRoot } from '../test/helpers/server-process.js';
 import { poolOpsRates } from './backends.js';
 import { bwrapSkipReason } from './bwrap-server.js';
 import { clusterSkipReason, inTurn, startCluster, withClusterServers, type RunningCluster } from './cluster.js';
 import { post } from './http-post.mjs';
-import { load, round, summarise } from './load.js';
+import { load, round, startBaseline, summarise } from './load.js';
 import { runSectionAlone, runsAlone } from './section-alone.js';
 
 /** The sizes of a run; the quick ones keep the section under about a minute and a half. */
@@ -62,7 +60,6 @@ const BURN_MS = 10_000;
 const LOOP_DELAY_WINDOW_MS = 60_000;
 const WAIT_TIMEOUT_MS = 30_000;
 const LEADER_ID = 'bench-leader';
-const TOKEN = 'bench-control-plane-token';
 
 /**
  * Section 17 of the bench: the self-managed control plane. Skipped where etcd, redis-server or PostgreSQL is not
@@ -127,23 +124,20 @@ export async function measureControlPlane(quick: boolean): Promise<Record<string
 }
 
 /**
- * Checkout + return operations/s of LeaderPool (gRPC to a real Leader server whose host serves a MemoryPool, as
- * the leader holds it) against RedisPool on a real redis-server, with the method of bench/backends.ts.
+ * Checkout + return operations/s of LeaderPool (gRPC to a real Leader server, in a process of its own, whose host
+ * serves a MemoryPool as the leader holds it) against RedisPool on a real redis-server, with the method of
+ * bench/backends.ts.
  */
 async function measureLeaderPoolOps(redisUrl: string, ops: number): Promise<Record<string, unknown>> {
-  const held = new MemoryPool();
-  const queue = new MemoryProvisionQueue();
-  const server = await serveLeader({
-    address: '127.0.0.1:0',
-    managerId: LEADER_ID,
-    token: TOKEN,
-    host: new TestLeaderHost(LEADER_ID, { kind: 'local', pool: held, queue }),
-  });
+  const token = randomUUID();
+  const leader = await startBaseline('leader-pool-server.ts', [LEADER_ID, token], ['--import', 'tsx']);
+  // It prints its gRPC address (host:port) where the baselines print a URL.
+  const address = leader.url;
   const pools: Pool[] = [];
   try {
     const leaderPool = new LeaderPool({
-      resolver: { current: () => Promise.resolve({ id: LEADER_ID, address: server.address }), invalidate: () => {} },
-      token: TOKEN,
+      resolver: { current: () => Promise.resolve({ id: LEADER_ID, address }), invalidate: () => {} },
+      token,
     });
     pools.push(leaderPool);
     const redisPool = new RedisPool({ url: redisUrl, keyPrefix: 'bench-control-plane:' });
@@ -151,24 +145,24 @@ async function measureLeaderPoolOps(redisUrl: string, ops: number): Promise<Reco
     const result: Record<string, unknown> = {
       opsPerRun: ops,
       note:
-        'one op = checkout + push of one instance, on the adapters: LeaderPool makes one gRPC call per op to a ' +
-        'Leader server in this process (peer proof and token as in a cluster) whose pool is a MemoryPool; ' +
-        'RedisPool runs one Lua script per op on redis-server; interleaved halves',
+        'one op = checkout + push of one instance, on the adapters: LeaderPool makes one gRPC call per pool call to a ' +
+        'Leader server in a process of its own (bench/leader-pool-server.ts: peer proof and token as in a cluster, ' +
+        'the pool a MemoryPool as the leader holds it); RedisPool runs one Lua script per call on redis-server; ' +
+        'interleaved halves',
     };
-    for (const [concurrency, { leader, redis }] of await poolOpsRates({ leader: leaderPool, redis: redisPool }, ops)) {
+    for (const [concurrency, rates] of await poolOpsRates({ leader: leaderPool, redis: redisPool }, ops)) {
       result[`concurrency${concurrency}`] = {
-        leaderPoolOpsPerSec: round(leader.opsPerSec, 0),
-        redisPoolOpsPerSec: round(redis.opsPerSec, 0),
-        leaderOverRedis: round(leader.opsPerSec / redis.opsPerSec, 2),
-        ops: { leader: leader.ops, redis: redis.ops },
-        emptyCheckouts: leader.empty + redis.empty,
+        leaderPoolOpsPerSec: round(rates.leader.opsPerSec, 0),
+        redisPoolOpsPerSec: round(rates.redis.opsPerSec, 0),
+        leaderOverRedis: round(rates.leader.opsPerSec / rates.redis.opsPerSec, 2),
+        ops: { leader: rates.leader.ops, redis: rates.redis.ops },
+        emptyCheckouts: rates.leader.empty + rates.redis.empty,
       };
     }
     return result;
   } finally {
     await Promise.allSettled(pools.map((pool) => pool.close()));
-    await server.close();
-    await Promise.allSettled([held.close(), queue.close()]);
+    await leader.stop();
   }
 }
 
@@ -254,8 +248,10 @@ async function measureLoopDelay(
   try {
     // The burners' sandboxes start first (cold), then the cores are held.
     await sleep(Math.min(2000, size.loadedMs / 4));
+    const cpuBefore = await cpuTimes();
     const loadedMs = await latenciesFor(noopUrl, loadedUntil - performance.now() - 1500);
     const loadedView = await controlPlane(cluster.url);
+    const cpuAfter = await cpuTimes();
     return {
       idle: { loopDelayMs: idleView.leader?.loopDelayMs ?? null, noopInvokeMs: summarise(idleMs) },
       loaded: {
@@ -263,6 +259,10 @@ async function measureLoopDelay(
         noopInvokeMs: summarise(loadedMs),
         burners,
         heldMs: size.loadedMs,
+        machineBusyPercent:
+          cpuBefore === null || cpuAfter === null
+            ? null
+            : round((1 - (cpuAfter.idle - cpuBefore.idle) / (cpuAfter.total - cpuBefore.total)) * 100, 1),
       },
       burnCalls,
       burnFailures,
@@ -275,7 +275,8 @@ async function measureLoopDelay(
           ? 'the cores were held longer than a window, so the loaded window holds only loaded time'
           : 'a quick run holds the cores for less than a window, so the loaded figures also cover the time before') +
         `; the idle ones cover the cluster's start and warm rounds. Loaded: ${burners} sandboxes (2 × cores) of a ` +
-        `function that spins ${BURN_MS / 1000} s, invoked again until the time is over; noopInvokeMs: the warm ` +
+        `function that spins ${BURN_MS / 1000} s, invoked again until the time is over (machineBusyPercent: all ` +
+        `cores, from /proc/stat, while the no-op was measured); noopInvokeMs: the warm ` +
         "no-op at concurrency 1 meanwhile (each invoke is a checkout and a return on the leader's pool)",
     };
   } finally {
@@ -568,6 +569,15 @@ async function waitFor(what: string, check: () => Promise<boolean>): Promise<voi
     if (Date.now() > deadline) throw new Error(`waited ${WAIT_TIMEOUT_MS / 1000} s for ${what}`);
     await sleep(50);
   }
+}
+
+/** The machine's CPU time so far (all cores, in clock ticks), and the idle part of it; null where /proc/stat is not. */
+async function cpuTimes(): Promise<{ total: number; idle: number } | null> {
+  const line = (await readFile('/proc/stat', 'utf8').catch(() => '')).split('\n')[0] ?? '';
+  if (!line.startsWith('cpu ')) return null;
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: idle and iowait are the idle part.
+  return { total: ticks.slice(0, 8).reduce((a, b) => a + b, 0), idle: (ticks[3] ?? 0) + (ticks[4] ?? 0) };
 }
 
 function median(xs: number[]): number {
