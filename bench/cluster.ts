@@ -142,7 +142,7 @@ export interface ClusterShape {
    */
   pool?: 'leader' | 'redis';
   /** More arguments for every manager (`--leader-ttl 2`). */
-  managerArgs?: string[];
+  managerArgs?: readonly string[];
   sandbox?: 'process' | 'bwrap';
 }
 
