@@ -1,6 +1,7 @@
 // `savassan gateway | manager | agent`: the cluster's roles as separate processes, configured by flags and the
 // matching environment variables (flags win).
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { defaultFreezeIdleMs } from '../core/node-defaults.js';
 import { PlatformError } from '../core/errors.js';
@@ -110,6 +111,26 @@ function announce(
   facts: { role: string; id: string; address: string | null; grpc?: string },
 ) {
   process.stdout.write(opts.json === true ? `${JSON.stringify(facts)}\n` : `${line}\n`);
+}
+
+/**
+ * The arguments a role was started with after its name (`process.argv` past `role`), with `--data-dir` resolved to
+ * an absolute path: what a replacement of this process is started with. Secret flags never get here
+ * (`refuseSecretArgs` refused them); secrets come from the environment and files.
+ *
+ * @example
+ * launchArgsOf(['node', 'savassan.js', 'gateway', '--port', '8080'], 'gateway', '/srv/sv') // ['--port', '8080', '--data-dir', '/srv/sv']
+ */
+export function launchArgsOf(argv: readonly string[], role: string, dataDir: string): string[] {
+  const at = argv.indexOf(role, 2);
+  const given = at === -1 ? [] : argv.slice(at + 1);
+  const args: string[] = [];
+  for (let i = 0; i < given.length; i++) {
+    const arg = given[i] as string;
+    if (arg === '--data-dir') i++;
+    else if (!arg.startsWith('--data-dir=')) args.push(arg);
+  }
+  return [...args, '--data-dir', resolve(dataDir)];
 }
 
 /** The backend options, one declaration each, for `start` and the cluster roles. */
@@ -275,23 +296,89 @@ export function addClusterCommands(program: Command): void {
             'manager-HOST-PID',
           ),
         )
-        .option('--concurrency <n>', 'sandboxes created at once', integer, 4),
+        .option('--concurrency <n>', 'sandboxes created at once', integer, 4)
+        .addOption(poolOption())
+        .addOption(
+          new Option('--listen <address>', "where this manager's Leader gRPC service listens (--pool leader)").default(
+            '127.0.0.1:0',
+          ),
+        )
+        .addOption(
+          new Option('--advertise <address>', 'address other processes dial, if not --listen').env(
+            'SAVASSAN_ADVERTISE',
+          ),
+        )
+        .addOption(
+          new Option('--followers <n>', 'followers the leader keeps (default: ⌈log₂ managers⌉, at least 1)').argParser(
+            integer,
+          ),
+        )
+        .option('--leader-ttl <seconds>', 'a crashed leader is followed within this long', integer, 10)
+        .addOption(
+          new Option('--infrastructure <kind>', 'how `savassan upgrade` starts new processes')
+            .choices(['local', 'kubernetes'])
+            .default('local'),
+        )
+        .addOption(
+          new Option('--builds-dir <dir>', 'where `savassan upgrade --to VERSION` finds installed builds').default(
+            defaultBuildsDir,
+          ),
+        )
+        .option('--image <repository>', 'with --infrastructure kubernetes: the image repository of the builds')
+        .option('--namespace <name>', "with --infrastructure kubernetes: the Deployments' namespace"),
     ),
-  ).action(async (opts: CommonOptions & BackendOptions & { id: string; concurrency: number }) => {
-    const { startManagerNode } = await import('../cluster/manager-node.js');
-    const node = await startManagerNode({
-      ...(await sharedSettings(opts)),
-      managerId: opts.id,
-      concurrency: opts.concurrency,
-      reconcileIntervalMs: 1000,
-    });
-    announce(opts, `Savassan manager ${node.managerId} is running`, {
-      role: 'manager',
-      id: node.managerId,
-      address: null,
-    });
-    untilSignal('stopping the manager', () => node.close());
-  });
+  ).action(
+    async (
+      opts: CommonOptions &
+        BackendOptions & {
+          id: string;
+          concurrency: number;
+          pool: 'leader' | 'redis' | undefined;
+          listen: string;
+          advertise: string | undefined;
+          followers: number | undefined;
+          leaderTtl: number;
+          infrastructure: 'local' | 'kubernetes';
+          buildsDir: string;
+          image: string | undefined;
+          namespace: string | undefined;
+        },
+    ) => {
+      const { startManagerNode } = await import('../cluster/manager-node.js');
+      if (opts.infrastructure === 'kubernetes' && opts.image === undefined) {
+        throw new PlatformError('INVALID_CONFIG', '--infrastructure kubernetes needs --image REPOSITORY');
+      }
+      let stop: (why: string) => void = () => {};
+      const node = await startManagerNode({
+        ...(await sharedSettings(opts)),
+        managerId: opts.id,
+        concurrency: opts.concurrency,
+        reconcileIntervalMs: 1000,
+        pool: opts.pool,
+        listen: opts.listen,
+        advertise: opts.advertise,
+        followers: opts.followers ?? 'auto',
+        leaderTtlSeconds: opts.leaderTtl,
+        upgrades:
+          opts.infrastructure === 'kubernetes'
+            ? { infrastructure: 'kubernetes', imageRepository: opts.image ?? '', namespace: opts.namespace }
+            : { infrastructure: 'local', buildsDir: resolve(opts.buildsDir) },
+        launchArgs: launchArgsOf(process.argv, 'manager', opts.dataDir),
+        onShutdown: (reason) => stop(`asked to leave (${reason})`),
+      });
+      announce(
+        opts,
+        `Savassan manager ${node.managerId} is running` +
+          (node.controlAddress === null ? '' : `; Leader service on ${node.controlAddress}`),
+        {
+          role: 'manager',
+          id: node.managerId,
+          address: node.controlAddress,
+        },
+      );
+      stop = untilSignal('stopping the manager', () => node.close());
+    },
+  );
 
   withWorkflowBackend(
     withBackends(
@@ -304,6 +391,12 @@ export function addClusterCommands(program: Command): void {
               'after',
               '\nExamples:\n  savassan gateway --token-file /etc/savassan/token --api-key-file /etc/savassan/api-keys --host 0.0.0.0',
             )
+            .addOption(
+              new Option('--id <id>', "this gateway's id").default(
+                `gateway-${hostname()}-${process.pid}`,
+                'gateway-HOST-PID',
+              ),
+            )
             .option('--host <host>', 'address to listen on', '127.0.0.1')
             .option('--port <port>', 'port to listen on', integer, 8080),
         )
@@ -315,7 +408,8 @@ export function addClusterCommands(program: Command): void {
             integer,
           )
           .option('--region <region>', 'the region Lambda API ARNs name (default us-east-1)')
-          .option('--account-id <id>', 'the 12-digit account id Lambda API ARNs name (default 000000000000)'),
+          .option('--account-id <id>', 'the 12-digit account id Lambda API ARNs name (default 000000000000)')
+          .addOption(poolOption()),
       ),
     ),
   ).action(
@@ -323,6 +417,7 @@ export function addClusterCommands(program: Command): void {
       opts: CommonOptions &
         BackendOptions &
         WorkflowBackendFlags & {
+          id: string;
           host: string;
           port: number;
           apiKey: string[] | undefined;
@@ -332,13 +427,18 @@ export function addClusterCommands(program: Command): void {
           grpcPort: number | undefined;
           region: string | undefined;
           accountId: string | undefined;
+          pool: 'leader' | 'redis' | undefined;
         },
     ) => {
       const { startGatewayNode } = await import('../cluster/gateway-node.js');
-      const gatewayId = `gateway-${hostname()}-${process.pid}`;
+      const gatewayId = opts.id;
+      let stop: (why: string) => void = () => {};
       const node = await startGatewayNode({
         ...(await sharedSettings(opts)),
         gatewayId,
+        pool: opts.pool,
+        onShutdown: (reason) => stop(`asked to leave (${reason})`),
+        launchArgs: launchArgsOf(process.argv, 'gateway', opts.dataDir),
         host: opts.host,
         port: opts.port,
         apiKeys: apiKeysFrom(opts),
@@ -362,7 +462,20 @@ export function addClusterCommands(program: Command): void {
           ...(node.grpcAddress === null ? {} : { grpc: node.grpcAddress }),
         },
       );
-      untilSignal('stopping the gateway', () => node.close());
+      stop = untilSignal('stopping the gateway', () => node.close());
     },
   );
+}
+
+/** Where `savassan upgrade --to VERSION` looks for installed builds by default (the cluster code keeps the same). */
+const defaultBuildsDir = '/opt/savassan/builds';
+
+/** `--pool`: where the cluster's warm pool lives (default: Redis when --redis is given, else the leader). */
+function poolOption(): Option {
+  return new Option(
+    '--pool <where>',
+    'where the warm pool and provisioning queue live: held by the control-plane leader (no Redis), or in Redis (default: redis with --redis, else leader)',
+  )
+    .choices(['leader', 'redis'])
+    .env('SAVASSAN_POOL');
 }

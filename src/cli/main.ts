@@ -9,7 +9,9 @@ import { addDlqCommands } from './dlq-commands.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { addDeployCommand } from './deploy-command.js';
 import { addIntelligenceCommands } from './intelligence-commands.js';
-import { info, printJson } from './output.js';
+import { addLeaderCommands } from './leader-commands.js';
+import { describeBuild } from '../core/build-info.js';
+import { info, out, printJson } from './output.js';
 import { addPlanCommands } from './plan-commands.js';
 import { addQueueCommands } from './queue-commands.js';
 import { addRolloutCommands } from './rollout-commands.js';
@@ -42,7 +44,23 @@ export function buildProgram(): Command {
   addWorkflowCommands(program);
   addPlanCommands(program);
   addIntelligenceCommands(program);
+  addLeaderCommands(program);
+  addVersionCommand(program);
   return program;
+}
+
+/** `savassan version [--json]`: the installation's version, build id and control protocol. */
+function addVersionCommand(program: Command): void {
+  program
+    .command('version')
+    .description('print the version, build id and control protocol of this installation')
+    .addHelpText('after', '\nExamples:\n  savassan version\n  savassan version --json')
+    .option('--json', 'print {"version","build","protocol"} as one JSON line')
+    .action(async (opts: { json?: boolean }) => {
+      const { readBuildInfo } = await import('../cluster/build.js');
+      const build = await readBuildInfo();
+      out(opts.json === true ? JSON.stringify(build) : `savassan ${describeBuild(build)}`);
+    });
 }
 
 /** Node's errors of the user's own files (`-f missing.json`) are theirs, not the platform's. */

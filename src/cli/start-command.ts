@@ -133,7 +133,9 @@ async function start(opts: StartOptions): Promise<void> {
   const { runtimeWarnings, startEmbedded } = await import('../embedded/embedded-platform.js');
   const { describeWorkflowBackend } = await import('../embedded/workflow-backend.js');
   const { describeIntelligence } = await import('../embedded/intelligence-options.js');
+  const { readBuildInfo } = await import('../cluster/build.js');
   const platform = await startEmbedded({
+    build: await readBuildInfo(),
     dataDir: opts.dataDir,
     host: opts.host,
     port: opts.port,

@@ -8,8 +8,19 @@ import type { ExecutionKey } from '../core/ports/workflow-store.js';
 import type { FineTunePlan, PlanProblem, PlanStatus } from '../core/plan.js';
 import type { CurationFileError, CurationProgress, CurationStatus, ImageForFeedback } from '../core/curation.js';
 import type { WorkflowSpec } from '../core/workflow-spec.js';
+import type { ControlPlaneView, FollowerView, MemberView, UpgradeStatus } from '../core/control-plane-view.js';
+import type { BuildInfo } from '../core/build-info.js';
 
 export type { ExecutionKey, ExecutionPage, ExecutionView, NodeExecutionView, WorkflowSpec };
+export type { BuildInfo, ControlPlaneView, FollowerView, MemberView, UpgradeStatus };
+
+/** `POST /v1/control-plane/handover`'s answer: who led, who leads now, its term, and how long writes waited. */
+export interface HandoverAnswer {
+  from: string;
+  to: string;
+  term: number;
+  pausedMs: number;
+}
 
 /** The headers of an answer, as far as callers read them (the Fetch API's `Headers` satisfies it too). */
 export interface AnswerHeaders {
@@ -785,6 +796,41 @@ export class SavassanClient {
   /** NOT_FOUND (404) when the function has no URL. */
   deleteFunctionUrl(name: string): Promise<void> {
     return this.json('DELETE', `${functionPath(name)}/url`);
+  }
+
+  /**
+   * The control plane: the leading manager (term, build, last change, event loop delay), its followers, every member
+   * with its build, and the last handover and upgrade (`upgrade.state` follows an upgrade).
+   *
+   * @example
+   * const { leader, followers } = await client.controlPlane();
+   * console.log(`${leader?.id} leads (term ${leader?.term}), ${followers.length} followers`);
+   */
+  controlPlane(): Promise<ControlPlaneView> {
+    return this.json('GET', '/v1/control-plane');
+  }
+
+  /**
+   * Hand the lead to the manager `to`, or to the follower with the most changes applied; resolves once the new
+   * leader leads. CONFLICT (409) without a follower to hand over to, and in embedded mode.
+   *
+   * @example
+   * const { from, to, term, pausedMs } = await client.handover();
+   */
+  handover(to?: string): Promise<HandoverAnswer> {
+    return this.json('POST', '/v1/control-plane/handover', to === undefined ? {} : { to });
+  }
+
+  /**
+   * Start upgrading every manager and gateway to the build `to` names (a version, or the path of an installed
+   * build); resolves at once with where it stands. `controlPlane().upgrade` follows it to `succeeded` or `failed`.
+   * CONFLICT (409) while another upgrade or a handover runs, and in embedded mode.
+   *
+   * @example
+   * await client.upgrade('/opt/savassan/0.2.0');
+   */
+  upgrade(to: string): Promise<UpgradeStatus> {
+    return this.json('POST', '/v1/control-plane/upgrade', { to });
   }
 }
 

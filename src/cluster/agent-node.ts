@@ -9,6 +9,7 @@ import type { NodeInfo, NodeRegistration } from '../core/ports/cluster.js';
 import type { SandboxRuntime } from '../core/ports/sandbox-runtime.js';
 import { openBlobStore } from '../embedded/backends.js';
 import { createRuntime, type SandboxKind } from '../sandbox/runtimes.js';
+import { readBuildInfo } from './build.js';
 import { Closers } from './closers.js';
 import { createTracer } from '../adapters/otel/tracing.js';
 import { openNodesCluster, type EtcdSecurity } from './connections.js';
@@ -99,6 +100,7 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
     });
     closers.add(() => agent.close());
     const startedAt = Date.now();
+    const build = await readBuildInfo();
     let address = options.advertise ?? '';
     const nodeInfo = async (): Promise<NodeInfo> => ({
       nodeId,
@@ -110,6 +112,7 @@ export async function startAgentNode(options: AgentNodeOptions): Promise<AgentNo
       codeCached: await agent.cachedCode(),
       startedAt,
       enforcement: { ...runtime.capabilities, freezing: agent.freezing() },
+      build,
     });
     const server = await serveAgent(agent, {
       address: options.listen,

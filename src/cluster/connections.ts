@@ -27,6 +27,15 @@ export function openGatewaysCluster(settings: EtcdSettings, logger: Logger): Pro
   return openEtcdCluster({ endpoints: settings.etcdEndpoints, prefix, logger, ...settings.etcdSecurity });
 }
 
+/**
+ * Where managers register (`{prefix}/managers/nodes/{id}`): beside the nodes, apart, in the same NodeInfo registry.
+ * A manager's entry carries its Leader gRPC address as `agentAddress`, `sandboxRuntime` 'manager' and capacity 0.
+ */
+export function openManagersCluster(settings: EtcdSettings, logger: Logger): Promise<EtcdCluster> {
+  const prefix = `${settings.etcdPrefix ?? '/savassan'}/managers`;
+  return openEtcdCluster({ endpoints: settings.etcdEndpoints, prefix, logger, ...settings.etcdSecurity });
+}
+
 /** How gateways and managers dial a node's Agent: gRPC with the cluster token. */
 export function agentDialer(token: string, logger: Logger): (node: NodeInfo) => GrpcAgentClient & RemoteAgent {
   return (node) => new GrpcAgentClient({ nodeId: node.nodeId, address: node.agentAddress, token, logger });

@@ -4,7 +4,7 @@ import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { AgentApi, SandboxSpec } from '../core/ports/agent-api.js';
 import type { AgentDirectory } from '../core/ports/agent-directory.js';
-import type { RoutingTable } from '../core/ports/cluster.js';
+import type { NodeInfo, RoutingTable } from '../core/ports/cluster.js';
 import { openBackends, type BackendUrls } from '../embedded/backends.js';
 import {
   compileWorkflowBackendOptions,
@@ -26,8 +26,20 @@ import { serveExecutionService } from '../gateway/grpc-executions.js';
 import { serveRouting } from '../gateway/grpc-routing.js';
 import { createClusterView } from '../gateway/cluster-view.js';
 import { requireApiKeys } from '../gateway/http/api-keys.js';
-import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
-import { requireSharedBackends } from './manager-node.js';
+import {
+  agentDialer,
+  openGatewaysCluster,
+  openManagersCluster,
+  openNodesCluster,
+  type EtcdSecurity,
+} from './connections.js';
+import { requireSharedBackends, type PoolMode } from './manager-node.js';
+import { clusterControlPlaneApi } from './control-plane-api.js';
+import { EtcdControlDirectory } from './control-directory.js';
+import { leaderPoolClients } from './leader-mode.js';
+import { EtcdLeaderResolver } from './leader-resolver.js';
+import { refuseIncompatibleLeader } from './upgrades.js';
+import { readBuildInfo } from './build.js';
 import { Closers } from './closers.js';
 import { createTracer } from '../adapters/otel/tracing.js';
 import { MembershipDirectory } from './membership-directory.js';
@@ -36,8 +48,17 @@ import { enforcementClaims } from '../core/cluster-checks.js';
 const unverifiedWarning =
   'listed in etcd but did not prove it holds the cluster token: never called, placed on or routed to';
 
+/** How long a gateway asked to leave keeps serving after it left the registry. */
+const defaultDrainMs = 1500;
+
 export interface GatewayNodeOptions extends BackendUrls {
   gatewayId: string;
+  /** Where the warm pool lives: held by the leader (default without Redis) or in Redis. */
+  pool?: PoolMode | undefined;
+  /** Asked to leave (an upgrade's Shutdown call): the caller stops the process as on SIGTERM, which drains first. */
+  onShutdown?: ((reason: string) => void) | undefined;
+  /** How long it keeps serving after leaving the registry when asked to leave. Default 1.5 s. */
+  drainMs?: number | undefined;
   dataDir: string;
   host: string;
   port: number;
@@ -57,6 +78,11 @@ export interface GatewayNodeOptions extends BackendUrls {
   lambdaArnScope?: Partial<LambdaArnScope> | undefined;
   /** Where workflow executions run: the built-in engine on the control-plane leader (default), or a FlyteAdmin. */
   workflowBackend?: WorkflowBackendOptions | undefined;
+  /**
+   * The arguments the gateway was started with after its role (never secrets), announced in its etcd entry so that an
+   * upgrade can start its replacement alike.
+   */
+  launchArgs?: string[] | undefined;
   logger: Logger;
 }
 
@@ -77,7 +103,8 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
   const apiKeys = requireApiKeys(options.host, options.apiKeys);
   const lambdaArnScope = compileLambdaArnScope(options.lambdaArnScope);
   const workflowBackendConfig = compileWorkflowBackendOptions(options.workflowBackend);
-  requireSharedBackends('gateway', options);
+  const poolMode = options.pool ?? (options.redisUrl === undefined ? 'leader' : 'redis');
+  requireSharedBackends('gateway', options, poolMode);
   if (options.s3Url === undefined) {
     throw new PlatformError(
       'INVALID_CONFIG',
@@ -90,15 +117,32 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     const tracer = await createTracer(process.env, 'savassan-gateway');
     closers.add(() => tracer.shutdown());
     const sealer = EnvSealer.fromSecret(options.token);
+    const build = await readBuildInfo();
+    const cluster = await openNodesCluster(options, logger);
+    closers.add(() => cluster.close());
+    const managersCluster = await openManagersCluster(options, logger);
+    closers.add(() => managersCluster.close());
+    if (poolMode === 'leader') await refuseIncompatibleLeader(cluster, managersCluster, build, 'gateway');
+    const shared =
+      poolMode === 'leader'
+        ? leaderPoolClients({
+            nodes: cluster,
+            managers: managersCluster,
+            token: options.token,
+            queueCapacity: options.queueCapacity,
+            logger,
+          })
+        : undefined;
     const backends = await openBackends({
       ...options,
       durability: 'process',
       sealer,
+      sharedPool: shared,
     });
     closers.add(() => backends.close());
-    const cluster = await openNodesCluster(options, logger);
-    closers.add(() => cluster.close());
     const { pool, queue, metadata, traffic, invocations, messageQueues, triggers, functionUrls, blobStore } = backends;
+    /** Set by a Shutdown call: the close drains first (see below). */
+    let shuttingDown = false;
     // The leader pushes its routing table here; a node it no longer routes to is not dispatched to, even before
     // this gateway's own membership watch sees it leave.
     let routing: RoutingTable | null = null;
@@ -114,25 +158,44 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       },
       // A rollout step moved these functions' traffic: resolve them afresh rather than wait for the cache to expire.
       onTrafficChange: (functionNames) => functionNames.forEach((name) => invalidate(name)),
+      // An upgrade retires this gateway: it leaves as on SIGTERM, after draining (see `drain` below).
+      onShutdown: (reason) => {
+        shuttingDown = true;
+        options.onShutdown?.(reason);
+      },
       logger,
     });
     closers.add(() => routingServer.close());
     const gatewaysCluster = await openGatewaysCluster(options, logger);
     closers.add(() => gatewaysCluster.close());
-    const registration = await gatewaysCluster.registry.register(
-      {
-        nodeId: options.gatewayId,
-        agentAddress: routingServer.address,
-        capacity: 0,
-        sandboxes: 0,
-        sandboxRuntime: 'gateway',
-        isolating: false,
-        codeCached: [],
-        startedAt: Date.now(),
-      },
-      10,
-    );
+    const controlDirectory = new EtcdControlDirectory({
+      nodes: cluster,
+      gateways: gatewaysCluster,
+      managers: managersCluster,
+      token: options.token,
+    });
+    closers.add(() => Promise.resolve(controlDirectory.close()));
+    const controlPlane = clusterControlPlaneApi({
+      pool: poolMode,
+      directory: controlDirectory,
+      resolver: shared?.resolver ?? new EtcdLeaderResolver(cluster, managersCluster),
+      build,
+    });
+    const announced: NodeInfo = {
+      nodeId: options.gatewayId,
+      agentAddress: routingServer.address,
+      capacity: 0,
+      sandboxes: 0,
+      sandboxRuntime: 'gateway',
+      isolating: false,
+      codeCached: [],
+      startedAt: Date.now(),
+      build,
+      ...(options.launchArgs === undefined ? {} : { args: options.launchArgs }),
+    };
+    const registration = await gatewaysCluster.registry.register(announced, 10);
     closers.add(() => registration.deregister());
+
     // The clients the membership dialed, by node: the live log feed follows each Agent's output through its own.
     const dial = agentDialer(options.token, logger);
     const clients = new Map<string, GrpcAgentClient>();
@@ -174,6 +237,7 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
       processId: `${options.gatewayId}:${randomUUID()}`,
     });
     const { server, setReady, resolver, run, asyncInvocations } = await createGateway({
+      controlPlane,
       cluster: createClusterView('cluster', { leader: () => cluster.leader(), routing: () => routing, metadata }),
       pool,
       queue,
@@ -240,12 +304,21 @@ export async function startGatewayNode(options: GatewayNodeOptions): Promise<Gat
     });
     wake = (name) => events.wake(name);
     closers.add(async () => {
+      if (shuttingDown) {
+        // Retired by an upgrade: leave the registry first, so that clients following it (and load balancers
+        // following readiness) stop sending here, and serve what still arrives for a moment.
+        await registration.deregister().catch(() => undefined);
+        setReady(false);
+        await new Promise((resolve) => setTimeout(resolve, options.drainMs ?? defaultDrainMs));
+      }
       setReady(false);
       // What is running finishes first, while the invoke path and backends are up; then the server's requests.
       await events.stop();
       await server.close();
     });
     const url = await server.listen({ host: options.host, port: options.port });
+    // The URL is known once listening: the entry announces it from now on.
+    await registration.update({ ...announced, url });
     let grpcAddress: string | null = null;
     if (options.grpcPort !== undefined) {
       const grpc = await serveExecutionService({

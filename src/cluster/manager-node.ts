@@ -11,11 +11,36 @@ import { pushRoutingTable } from '../gateway/grpc-routing.js';
 import { Manager } from '../manager/manager.js';
 import { Closers } from './closers.js';
 import { createTracer } from '../adapters/otel/tracing.js';
-import { agentDialer, openGatewaysCluster, openNodesCluster, type EtcdSecurity } from './connections.js';
+import {
+  agentDialer,
+  openGatewaysCluster,
+  openManagersCluster,
+  openNodesCluster,
+  type EtcdSecurity,
+} from './connections.js';
+import { readBuildInfo } from './build.js';
+import { leaderPoolClients, startControlService } from './leader-mode.js';
+import { createUpgrades, refuseIncompatibleLeader, type UpgradeSettings } from './upgrades.js';
 import { MembershipDirectory } from './membership-directory.js';
 
 export interface ManagerNodeOptions extends BackendUrls {
   managerId: string;
+  /** Where the warm pool lives: held by the leader (default without Redis) or in Redis. */
+  pool?: PoolMode | undefined;
+  /** Where this manager's Leader gRPC service listens (`host:port`, port 0 picks one). Default 127.0.0.1:0. */
+  listen?: string | undefined;
+  /** The address other processes dial, when not `listen`'s. */
+  advertise?: string | undefined;
+  /** Followers the leader keeps (`--pool leader`); `auto`: ⌈log₂(managers)⌉, at least 1. */
+  followers?: number | 'auto' | undefined;
+  /** The election's lease TTL in seconds: a crashed leader is followed within it. Default 10. */
+  leaderTtlSeconds?: number | undefined;
+  /** Where `savassan upgrade` finds builds named by version, and how it starts processes. */
+  upgrades?: UpgradeSettings | undefined;
+  /** The arguments this process was started with after its role: an upgrade starts its replacement with them. */
+  launchArgs?: string[] | undefined;
+  /** Asked to leave (the control plane's Shutdown): the caller stops the process as on SIGTERM. */
+  onShutdown?: ((reason: string) => void) | undefined;
   dataDir: string;
   token: string;
   etcdEndpoints: string[];
@@ -29,6 +54,8 @@ export interface ManagerNodeOptions extends BackendUrls {
 
 export interface ManagerNode {
   readonly managerId: string;
+  /** Where its Leader gRPC service listens (`--pool leader`), else null. */
+  readonly controlAddress: string | null;
   /** Whether this Manager is the control-plane leader now. */
   isLeader(): boolean;
   close(): Promise<void>;
@@ -63,22 +90,40 @@ export function requireSharedBackends(role: string, urls: BackendUrls, pool: Poo
  */
 export async function startManagerNode(options: ManagerNodeOptions): Promise<ManagerNode> {
   const { logger, managerId } = options;
-  requireSharedBackends('manager', options);
+  const poolMode = options.pool ?? (options.redisUrl === undefined ? 'leader' : 'redis');
+  requireSharedBackends('manager', options, poolMode);
+  const build = await readBuildInfo();
   const closers = new Closers(logger);
   try {
     // First, and closed last: a bad tracing variable stops the start; the last spans are exported at the end.
     const tracer = await createTracer(process.env, 'savassan-manager');
     closers.add(() => tracer.shutdown());
+    const clusterSettings = { ...options, leaderTtlSeconds: options.leaderTtlSeconds };
+    const cluster = await openNodesCluster(clusterSettings, logger);
+    closers.add(() => cluster.close());
+    const gatewaysCluster = await openGatewaysCluster(options, logger);
+    closers.add(() => gatewaysCluster.close());
+    const managersCluster = await openManagersCluster(options, logger);
+    closers.add(() => managersCluster.close());
+    if (poolMode === 'leader') await refuseIncompatibleLeader(cluster, managersCluster, build, 'manager');
+    const shared =
+      poolMode === 'leader'
+        ? leaderPoolClients({
+            nodes: cluster,
+            managers: managersCluster,
+            token: options.token,
+            queueCapacity: options.queueCapacity,
+            logger,
+            selfId: managerId,
+          })
+        : undefined;
     const backends = await openBackends({
       ...options,
       durability: 'process',
       sealer: EnvSealer.fromSecret(options.token),
+      sharedPool: shared,
     });
     closers.add(() => backends.close());
-    const cluster = await openNodesCluster(options, logger);
-    closers.add(() => cluster.close());
-    const gatewaysCluster = await openGatewaysCluster(options, logger);
-    closers.add(() => gatewaysCluster.close());
     const { pool } = backends;
     /** Set once the Manager exists: asks for replacements of what a node that left was running. */
     let replaceFor: (instances: InstanceRef[]) => void = () => {};
@@ -117,6 +162,8 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
     });
     // Node attempts: the engine pinned a version that exists; a function deleted since fails the attempt as it runs.
     const workflowInvocations = new AsyncInvocations({ queue: backends.invocations, check: () => Promise.resolve() });
+    /** Set once the control service exists: the lead moves the leader-held state with it. */
+    let leadChanged: { onLead: () => void; onLose: () => void } = { onLead: () => {}, onLose: () => {} };
     const controlPlane = new ControlPlane({
       pool,
       metadata: backends.metadata,
@@ -137,6 +184,8 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
         candidateId: managerId,
         nodes: () => directory.nodes(),
         push: (gateway, table) => pushRoutingTable(gateway, options.token, table),
+        onLead: () => leadChanged.onLead(),
+        onLose: () => leadChanged.onLose(),
       },
       reconcileIntervalMs: options.reconcileIntervalMs,
       logger,
@@ -147,13 +196,78 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
       else controlPlane.gatewayJoined({ gatewayId: event.node.nodeId, address: event.node.agentAddress });
     });
     closers.add(() => gatewayWatch.close());
-    manager.start();
-    closers.add(() => manager.stop());
-    controlPlane.start();
-    closers.add(() => controlPlane.stop());
-    logger.info({ managerId, backends: backends.describe() }, 'manager started');
+    let controlAddress: string | null = null;
+    if (poolMode === 'leader') {
+      const service = await startControlService({
+        managerId,
+        build,
+        token: options.token,
+        listen: options.listen ?? '127.0.0.1:0',
+        advertise: options.advertise,
+        followers: options.followers ?? 'auto',
+        queueCapacity: options.queueCapacity,
+        lead: {
+          get leading() {
+            return controlPlane.leading;
+          },
+          get term() {
+            return controlPlane.term;
+          },
+          takeOver: (fromId) => controlPlane.takeOver(fromId),
+        },
+        nodes: cluster,
+        gateways: gatewaysCluster,
+        managers: managersCluster,
+        traffic: backends.traffic,
+        schedules: backends.schedules,
+        routingVersion: async () => (await cluster.routing.get())?.version ?? 0,
+        onShutdown: (reason) => options.onShutdown?.(reason),
+        logger,
+      });
+      leadChanged = { onLead: () => service.node.onLead(), onLose: () => service.node.onLose() };
+      service.node.upgrades = createUpgrades({
+        settings: options.upgrades,
+        node: service.node,
+        directory: service.directory,
+        dataDir: options.dataDir,
+        token: options.token,
+        build,
+        logger,
+      });
+      controlAddress = service.server.address;
+      const registration = await managersCluster.registry.register(
+        {
+          nodeId: managerId,
+          agentAddress: options.advertise ?? service.server.address,
+          capacity: 0,
+          sandboxes: 0,
+          sandboxRuntime: 'manager',
+          isolating: false,
+          codeCached: [],
+          startedAt: Date.now(),
+          build,
+          args: options.launchArgs,
+        },
+        options.leaderTtlSeconds ?? 10,
+      );
+      closers.add(() => registration.deregister());
+      manager.start();
+      closers.add(() => manager.stop());
+      controlPlane.start();
+      closers.add(() => controlPlane.stop());
+      service.node.start();
+      // Closed first: a leader hands its state over before its loops stop and it resigns.
+      closers.add(() => service.close());
+    } else {
+      manager.start();
+      closers.add(() => manager.stop());
+      controlPlane.start();
+      closers.add(() => controlPlane.stop());
+    }
+    logger.info({ managerId, backends: backends.describe(), controlAddress }, 'manager started');
     return {
       managerId,
+      controlAddress,
       isLeader: () => controlPlane.leading,
       close: () => closers.close(),
     };

@@ -2,19 +2,10 @@ import { compatibleBuilds, describeBuild, type BuildInfo } from '../core/build-i
 import type { ControlPlaneView, FollowerView, MemberView, UpgradeStatus } from '../core/control-plane-view.js';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { PoolItem } from '../core/ports/pool.js';
 import type { ProvisionQueue } from '../core/ports/provision-queue.js';
-import type { PoolWaiterRecord } from '../core/pool-replica.js';
 import type { ControlSnapshot } from './control-state.js';
 import type { FollowEvent, HeldPool, LeaderHost, PoolRoute } from './leader-host.js';
-import type { LoopDelay } from './loop-delay.js';
-
-/** A waiter of the old leader's pool, handed to the new leader during a handover. */
-export interface ForwardedWaiter {
-  record: PoolWaiterRecord;
-  /** Ends the waiter's call with what the new leader answered. */
-  settle(item: PoolItem | null): void;
-}
+import type { LoopDelayMonitor } from './loop-delay.js';
 
 /** The pool and queue this manager holds while it leads, with their numbered change stream. */
 export interface HeldState {
@@ -23,16 +14,19 @@ export interface HeldState {
   /** The last change's sequence number. */
   readonly seq: number;
   readonly upgrade: UpgradeStatus | null;
-  /** A snapshot first, then every batch of changes; returns the unsubscribe. */
-  subscribe(listener: (event: FollowEvent) => void): () => void;
+  /** A snapshot first (described by `meta`), then every batch of changes; returns the unsubscribe. */
+  subscribe(listener: (event: FollowEvent) => void, meta: SnapshotMeta): () => void;
   /** The whole state (waiters included). */
   snapshot(meta: SnapshotMeta): ControlSnapshot;
   /** Writes wait (in `route()`) until `resume`. */
   pause(): void;
   resume(): void;
   setUpgrade(status: UpgradeStatus | null): void;
-  /** Take every blocked waiter out of the pool (a handover forwards them), and end blocked queue pops (null). */
-  takeWaiters(): ForwardedWaiter[];
+  /**
+   * The state went to `toId` (a handover): end every blocked wait and queue pop with UNAVAILABLE, so that their callers
+   * re-issue them there (a wait under its id, which keeps its place: the snapshot carried the waiters).
+   */
+  handOff(toId: string): void;
   close(): Promise<void>;
 }
 
@@ -60,8 +54,6 @@ export interface ManagerPeer {
   status(): Promise<ControlPlaneView>;
   handover(toId: string | undefined): Promise<{ fromId: string; toId: string; term: number; pausedMs: number }>;
   upgrade(target: string): Promise<UpgradeStatus>;
-  /** A wait forwarded in a handover: it keeps the place `waiterId` has in the snapshot the peer took over. */
-  wait(record: PoolWaiterRecord, timeoutMs: number): Promise<PoolItem | null>;
 }
 
 /** A manager, gateway or agent as its etcd entry shows it. */
@@ -70,7 +62,11 @@ export interface Member {
   role: 'manager' | 'gateway' | 'agent';
   /** Managers: the control address; gateways: their URL (else routing address); agents: the agent address. */
   address: string;
+  /** Where its gRPC service listens: managers' Leader service, gateways' Routing service, agents' Agent service. */
+  endpoint: string;
   build: BuildInfo | null;
+  /** The arguments it was started with after its role (managers and gateways), for its replacement. */
+  args: string[];
 }
 
 /** The cluster's processes and the leader, from etcd, and a way to reach a manager. */
@@ -116,7 +112,7 @@ export interface ControlNodeOptions {
   followers: number | 'auto';
   /** Set once the upgrade driver exists (it needs this node). */
   upgrades?: Upgrades | undefined;
-  loopDelay?: LoopDelay | undefined;
+  loopDelay?: LoopDelayMonitor | undefined;
   /** Leave the process (Shutdown): the caller closes everything. */
   onShutdown(reason: string): void;
   logger: Logger;
@@ -245,13 +241,13 @@ export class ControlNode implements LeaderHost {
         ),
       );
     }
-    return this.#wanted().then((wanted) => {
+    return Promise.all([this.#wanted(), this.#meta()]).then(([wanted, meta]) => {
       this.#followers.get(followerId)?.controller.abort();
       this.#followers.delete(followerId);
       // During an upgrade, managers of the new build follow beyond the usual number: one of them takes the lead.
       const upgrading = state.upgrade?.state === 'running' && build.build === state.upgrade.to.build;
       if (this.#followers.size >= wanted && !upgrading) {
-        throw new PlatformError('CONFLICT', `the leader has its ${wanted} follower(s)`);
+        throw new PlatformError('TOO_MANY_REQUESTS', `the leader has its ${wanted} follower(s)`);
       }
       const controller = new AbortController();
       const entry: FollowerEntry = { build, appliedSeq: 0, reportedAt: Date.now(), since: Date.now(), controller };
@@ -263,11 +259,18 @@ export class ControlNode implements LeaderHost {
           if (this.#followers.get(followerId) === entry) this.#followers.delete(followerId);
           resolve();
         };
-        const unsubscribe = state.subscribe(send);
+        const unsubscribe = state.subscribe(send, meta);
         signal.addEventListener('abort', end, { once: true });
         controller.signal.addEventListener('abort', end, { once: true });
       });
     });
+  }
+
+  /** How many changes the follower `id` is behind, or null when it does not follow this leader. */
+  followerLag(id: string): number | null {
+    const entry = this.#followers.get(id);
+    if (entry === undefined || this.#state === null) return null;
+    return Math.max(0, this.#state.seq - entry.appliedSeq);
   }
 
   reportApplied(followerId: string, appliedSeq: number): void {
@@ -318,11 +321,10 @@ export class ControlNode implements LeaderHost {
         .becomeLeader(this.id, this.#options.lead.term, snapshot);
       this.#forwardTo = { id: target.id, address: target.address };
       this.#leaderCache = null;
-      const waiters = state.takeWaiters();
+      state.handOff(target.id);
       const pausedMs = Date.now() - started;
       this.#handover = { ...this.#handover, state: 'done', pausedMs };
-      this.#logger.info({ to: target.id, term, pausedMs, waiters: waiters.length }, 'handed the lead over');
-      this.#forwardWaiters(target, waiters);
+      this.#logger.info({ to: target.id, term, pausedMs }, 'handed the lead over');
       this.onLose();
       return { fromId: this.id, toId: target.id, term, pausedMs };
     } catch (err) {
@@ -418,7 +420,7 @@ export class ControlNode implements LeaderHost {
               term: leader.id === this.id ? this.#options.lead.term : 0,
               build: leader.id === this.id ? leaderBuild : (members.find((m) => m.id === leader.id)?.build ?? null),
               seq: leader.id === this.id ? (state?.seq ?? 0) : 0,
-              loopDelayMs: leader.id === this.id ? (this.#options.loopDelay?.summary() ?? null) : null,
+              loopDelayMs: leader.id === this.id ? (this.#options.loopDelay?.figures() ?? null) : null,
             },
       followersWanted: wanted,
       followers,
@@ -454,8 +456,7 @@ export class ControlNode implements LeaderHost {
       .filter(([id]) => managers.some((m) => m.id === id))
       .sort(([, a], [, b]) => b.appliedSeq - a.appliedSeq);
     const best = ranked[0];
-    if (best === undefined)
-      throw new PlatformError('CONFLICT', 'the leader has no follower to hand over to');
+    if (best === undefined) throw new PlatformError('CONFLICT', 'the leader has no follower to hand over to');
     const member = managers.find((m) => m.id === best[0]);
     if (member === undefined) throw new PlatformError('NOT_FOUND', `follower ${best[0]} left the cluster`);
     return member;
@@ -468,32 +469,10 @@ export class ControlNode implements LeaderHost {
     return Math.max(1, Math.ceil(Math.log2(Math.max(1, managers))));
   }
 
-  /**
-   * The blocked waits of the old state go on at the new leader, each in the place the snapshot gave it there, with
-   * the time it had left; their callers never see the switch.
-   */
-  #forwardWaiters(target: Member, waiters: ForwardedWaiter[]): void {
-    const peer = this.#options.directory.peer(target);
-    for (const waiter of waiters) {
-      const left = waiter.record.deadline - Date.now();
-      if (left <= 0) {
-        waiter.settle(null);
-        continue;
-      }
-      peer.wait(waiter.record, left).then(
-        (item) => waiter.settle(item),
-        (err: unknown) => {
-          this.#logger.warn({ err, waiterId: waiter.record.id }, 'a wait forwarded to the new leader failed');
-          waiter.settle(null);
-        },
-      );
-    }
-  }
-
   async #leaderMember(): Promise<Member | null> {
     const leader = await this.#leader();
     if (leader === null) return null;
-    return { id: leader.id, role: 'manager', address: leader.address, build: null };
+    return { id: leader.id, role: 'manager', address: leader.address, endpoint: leader.address, build: null, args: [] };
   }
 
   /** The leading manager and its control address (cached for a second). */
@@ -524,7 +503,13 @@ export class ControlNode implements LeaderHost {
       const replica = this.#options.openReplica();
       const controller = new AbortController();
       this.#followAbort = controller;
-      const peer = this.#options.directory.peer({ ...leader, role: 'manager', build: null });
+      const peer = this.#options.directory.peer({
+        ...leader,
+        role: 'manager',
+        endpoint: leader.address,
+        build: null,
+        args: [],
+      });
       let reported = 0;
       const report = setInterval(() => {
         if (replica.appliedSeq === reported) return;
@@ -540,7 +525,7 @@ export class ControlNode implements LeaderHost {
         // A stream that broke is kept: if the leader crashed, this copy is what the next leader continues from.
         if (!controller.signal.aborted) {
           const error = PlatformError.from(err);
-          if (this.#replica === replica && error.code === 'CONFLICT') this.#replica = null;
+          if (this.#replica === replica && error.code === 'TOO_MANY_REQUESTS') this.#replica = null;
           else this.#logger.debug({ err: error }, 'following the leader failed');
         }
       } finally {

@@ -15,6 +15,7 @@ import type { MemoryPool } from '../adapters/memory/memory-pool.js';
 import { MemoryProvisionQueue } from '../adapters/memory/memory-provision-queue.js';
 import type { SqlMetadataStore } from '../adapters/sql/sql-metadata-store.js';
 import type { SqlTrafficStore } from '../adapters/sql/sql-traffic-store.js';
+import { isPlatformError } from '../core/errors.js';
 import { SingleAgentDirectory } from '../core/ports/agent-directory.js';
 import type { RoutingTable } from '../core/ports/cluster.js';
 import type { TrafficStore } from '../core/ports/traffic-store.js';
@@ -311,6 +312,40 @@ describe('ControlPlane rollouts', () => {
       await cluster.close();
     }
   });
+  it('takes the lead over from the leader with a higher term; the former leader stops leading', async () => {
+    const cluster = new MemoryCluster({ leaderTtlSeconds: 1 });
+    const peer = cluster.peer();
+    const lost: string[] = [];
+    const clusterOptions = (of: MemoryCluster, candidateId: string): ControlPlaneClusterOptions => ({
+      cluster: of,
+      candidateId,
+      nodes: () => [],
+      push: () => Promise.resolve(),
+      onLose: () => lost.push(candidateId),
+    });
+    try {
+      const first = controlPlane({ cluster: clusterOptions(cluster, 'manager-a') });
+      await until(() => first.leading);
+      const second = controlPlane({ cluster: clusterOptions(peer, 'manager-b') });
+      assert.equal(second.term, 0);
+      const firstTerm = first.term;
+      assert.ok(firstTerm > 0);
+      const term = await second.takeOver('manager-a');
+      assert.ok(term > firstTerm);
+      assert.equal(second.leading, true);
+      assert.equal(second.term, term);
+      await until(() => !first.leading);
+      assert.equal(first.term, 0);
+      assert.deepEqual(lost, ['manager-a']);
+      assert.equal((await cluster.leader())?.id, 'manager-b');
+      await assert.rejects(controlPlane().takeOver('manager-b'), (err) => isPlatformError(err, 'BAD_REQUEST'));
+    } finally {
+      for (const plane of planes.splice(0)) await plane.stop();
+      await peer.close();
+      await cluster.close();
+    }
+  });
+
   it('fires schedules on the leader only; a new leader goes on with the next tick', async () => {
     const cluster = new MemoryCluster({ leaderTtlSeconds: 1 });
     const peer = cluster.peer();

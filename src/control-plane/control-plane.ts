@@ -1,3 +1,4 @@
+import { PlatformError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { AgentDirectory } from '../core/ports/agent-directory.js';
 import type { Cluster, RoutingTable } from '../core/ports/cluster.js';
@@ -20,6 +21,13 @@ export interface ControlPlaneClusterOptions {
   nodes: () => RoutedNode[];
   /** Push a table to one gateway (over gRPC). */
   push: (gateway: GatewayAddress, table: RoutingTable) => Promise<unknown>;
+  /**
+   * Called each time this process starts leading, before the leader's loops run: the leader-held pool takes its state
+   * here (a handover's, or its copy as a follower).
+   */
+  onLead?: (() => void) | undefined;
+  /** Called each time a lead of this process ends (lost, taken over by another, or given up by `stop`). */
+  onLose?: (() => void) | undefined;
 }
 
 export interface ControlPlaneOptions {
@@ -60,6 +68,7 @@ export interface ControlPlaneOptions {
  */
 export class ControlPlane {
   readonly #leadership: Leadership | null;
+  readonly #clusterOnLead: (() => void) | undefined;
   readonly #publisher: RoutingPublisher | null;
   readonly #reconciler: Reconciler;
   readonly #rollouts: RolloutDriver;
@@ -69,6 +78,7 @@ export class ControlPlane {
   #stopped = false;
 
   constructor(options: ControlPlaneOptions) {
+    this.#clusterOnLead = options.cluster?.onLead;
     const logger = (options.logger ?? silentLogger).child({ role: 'control-plane' });
     const { cluster } = options;
     const isLeader = (): boolean => this.leading;
@@ -80,6 +90,7 @@ export class ControlPlane {
             candidateId: cluster.candidateId,
             logger,
             onLead: () => this.#onLead(),
+            ...(cluster.onLose === undefined ? {} : { onLose: cluster.onLose }),
           });
     this.#publisher =
       cluster === undefined
@@ -145,6 +156,24 @@ export class ControlPlane {
     return this.#leadership === null ? this.#started : this.#leadership.leading;
   }
 
+  /** The term this process leads in (see `Lead.term`); 0 while not leading, and always in embedded mode. */
+  get term(): number {
+    return this.#stopped || this.#leadership === null ? 0 : this.#leadership.term;
+  }
+
+  /**
+   * Take the lead over from `fromId`, the leader now, with no moment without a leader (a graceful handover); resolves
+   * with the new term. CONFLICT when `fromId` does not lead or this process leads already; BAD_REQUEST in embedded
+   * mode, where the single process always leads.
+   */
+  takeOver(fromId: string): Promise<number> {
+    if (this.#leadership === null) {
+      return Promise.reject(new PlatformError('BAD_REQUEST', 'embedded mode has no lead to take over'));
+    }
+    if (this.#stopped) return Promise.reject(new PlatformError('UNAVAILABLE', 'the control plane is stopped'));
+    return this.#leadership.takeOver(fromId);
+  }
+
   /** Campaign (cluster mode) and run the leader's loops while leading. */
   start(): void {
     if (this.#started || this.#stopped) return;
@@ -202,6 +231,7 @@ export class ControlPlane {
   }
 
   #onLead(): void {
+    this.#clusterOnLead?.();
     this.#publisher?.publishNodes();
     // A new leader goes on with the rollouts where the last one left them, without waiting for a tick.
     void this.#rollouts.tick();

@@ -42,6 +42,38 @@ export function enforcementClaims(claimed: unknown): Record<string, Enforcement>
   return count === 0 ? undefined : kept;
 }
 
+/** Bounds of the launch arguments a registry entry claims. */
+const launchArgsBounds = { count: 100, chars: 1000 } as const;
+
+/**
+ * The launch arguments a registry entry claims (what a manager or gateway was started with after its role): at most
+ * 100 strings of at most 1000 characters without control characters; anything else is no claim (undefined).
+ */
+export function launchArgsClaim(claimed: unknown): string[] | undefined {
+  if (!Array.isArray(claimed) || claimed.length > launchArgsBounds.count) return undefined;
+  const args: string[] = [];
+  for (const arg of claimed as unknown[]) {
+    if (typeof arg !== 'string' || arg.length > launchArgsBounds.chars || /\p{Cc}/u.test(arg)) return undefined;
+    args.push(arg);
+  }
+  return args;
+}
+
+/** The longest URL a registry entry may claim, in characters. */
+const maxUrlChars = 2048;
+
+/** The HTTP(S) URL a registry entry claims (a gateway's API), or undefined when it is not one. */
+export function nodeUrlClaim(claimed: unknown): string | undefined {
+  if (typeof claimed !== 'string' || claimed.length > maxUrlChars || /[\s\p{Cc}]/u.test(claimed)) return undefined;
+  let url: URL;
+  try {
+    url = new URL(claimed);
+  } catch {
+    return undefined;
+  }
+  return url.protocol === 'http:' || url.protocol === 'https:' ? claimed : undefined;
+}
+
 /** A lease TTL: a whole number of seconds, at least 1 (etcd's own minimum). */
 export function checkTtlSeconds(ttlSeconds: number, what: string): void {
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {

@@ -29,6 +29,8 @@ import { EnvSealer } from '../adapters/sealed/env-sealer.js';
 import { createTracer } from '../adapters/otel/tracing.js';
 import type { Tracer } from '../core/ports/tracer.js';
 import { openBackends } from './backends.js';
+import type { BuildInfo } from '../core/build-info.js';
+import { createEmbeddedControlPlane, embeddedBuildInfo } from './embedded-control-plane.js';
 import { serveExecutionService, type ExecutionServiceHandle } from '../gateway/grpc-executions.js';
 import { randomUUID } from 'node:crypto';
 import { BuiltinExecutionBackend } from '../workflows/builtin-backend.js';
@@ -119,6 +121,11 @@ export interface EmbeddedOptions extends BackendUrls {
    * at this port (0 picks one), with the HTTP API's keys (`--grpc-port`).
    */
   grpcPort?: number | undefined;
+  /**
+   * The build this process runs, as `GET /v1/control-plane` shows it (default: the package's version, build `dev`,
+   * this code's control protocol; see `embeddedBuildInfo`).
+   */
+  build?: BuildInfo | undefined;
   /**
    * Where workflow executions run (`--workflow-backend`, `--flyte-url`, ...): the built-in engine in this process
    * (default), or a FlyteAdmin. See `compileWorkflowBackendOptions`.
@@ -430,6 +437,10 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     logger.error({ err }, 'deploying the fine-tune workflow failed');
   }
   let ready = false;
+  const embeddedControlPlane = createEmbeddedControlPlane({
+    build: input.build ?? embeddedBuildInfo(),
+    pool: options.redisUrl === undefined ? 'memory' : 'redis',
+  });
   const { deployer, server, setReady, answerInvoke, metrics, resolver, run, asyncInvocations } = await createGateway({
     pool,
     queue,
@@ -455,6 +466,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     workflows: { deployer: workflowDeployer, backend: workflowBackend },
     intelligence,
     onChange: () => void controlPlane.reconcile(),
+    controlPlane: embeddedControlPlane,
     nodes: async () => [
       {
         nodeId,
@@ -501,6 +513,7 @@ export async function startEmbedded(input: EmbeddedOptions = {}): Promise<Embedd
     await builtinTasks.stop();
     await intelligence.close();
     await controlPlane.stop();
+    embeddedControlPlane.close();
     await runner.stop();
     await manager.stop();
     await agent.close();

@@ -28,6 +28,7 @@ import { createReadinessCheck } from './readiness.js';
 import { Secrets } from './secrets.js';
 import { Traffic } from './traffic.js';
 import type { ClusterView } from './cluster-view.js';
+import type { ControlPlaneApi } from '../core/control-plane-view.js';
 import type { IntelligenceServices } from '../intelligence/services.js';
 
 export interface GatewayOptions {
@@ -61,6 +62,11 @@ export interface GatewayOptions {
   nodes: () => Promise<NodeView[]>;
   /** What `GET /v1/cluster` answers (default: embedded mode). */
   cluster?: (() => Promise<ClusterView>) | undefined;
+  /**
+   * What `GET /v1/control-plane` answers and what its handover and upgrade do (default: one process leading itself,
+   * embedded mode's answer without build or loop delay).
+   */
+  controlPlane?: ControlPlaneApi | undefined;
   /** After a deploy, a version or alias change, a rollout's start or end, or a delete (embedded mode reconciles). */
   onChange?: (() => void) | undefined;
   gatewayId?: string | undefined;
@@ -186,6 +192,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
     nodes: options.nodes,
     cluster: options.cluster,
+    controlPlane: options.controlPlane,
     liveLogs,
     workflows: options.workflows,
     intelligence: options.intelligence,

@@ -58,6 +58,12 @@ export interface RoutingServerOptions {
    * (`trafficChanges`): the gateway drops what it cached about their versions. Not called when there are none.
    */
   onTrafficChange?: ((functionNames: string[]) => void) | undefined;
+  /**
+   * Called when the leader asks this gateway to leave (an upgrade retires it), on the tick after the call was
+   * answered: the gateway leaves the registry, stops being ready, lets the requests under way finish, and stops.
+   * Without it, Shutdown is refused (FAILED_PRECONDITION).
+   */
+  onShutdown?: ((reason: string) => void) | undefined;
   logger?: Logger | undefined;
   graceMs?: number | undefined;
 }
@@ -93,6 +99,16 @@ export async function serveRouting(options: RoutingServerOptions): Promise<GrpcS
       applying = result.catch(() => undefined);
       return result;
     }),
+    shutdown: guard.unary('Shutdown', (request) => {
+      const { onShutdown } = options;
+      if (onShutdown === undefined) {
+        throw new PlatformError('CONFLICT', `gateway ${options.gatewayId} cannot be asked to shut down`);
+      }
+      logger.info({ reason: request.reason }, 'asked to shut down');
+      // Answered first: the caller hears back before the gateway starts to leave.
+      setImmediate(() => onShutdown(request.reason));
+      return Promise.resolve({});
+    }),
     prove: guard.withoutToken('Prove', (request, peer) =>
       Promise.resolve({
         proof: signer.sign({ nonce: request.nonce, memberId: request.gatewayId, address: request.address }, peer),
@@ -123,25 +139,51 @@ export async function pushRoutingTable(
   table: RoutingTable,
   options: { deadlineMs?: number | undefined } = {},
 ): Promise<PushResult> {
+  return withVerifiedGateway(gateway, token, options.deadlineMs ?? 5000, (client, call) =>
+    callUnary(client.pushRoutingTable.bind(client), { table: tableToProto(table) }, bearerMetadata(token), {
+      ...call,
+      method: 'PushRoutingTable',
+    }),
+  );
+}
+
+/**
+ * Ask the gateway at `address` to leave (an upgrade retires it), once it has proved it holds the cluster token for
+ * this id and address. Resolves when the gateway answered, before it stops; rejects with a PlatformError
+ * (UNAVAILABLE when the gateway is not verified).
+ */
+export async function shutdownGateway(
+  gateway: GatewayAddress,
+  token: string,
+  reason: string,
+  options: { deadlineMs?: number | undefined } = {},
+): Promise<void> {
+  await withVerifiedGateway(gateway, token, options.deadlineMs ?? 5000, (client, call) =>
+    callUnary(client.shutdown.bind(client), { reason }, bearerMetadata(token), { ...call, method: 'Shutdown' }),
+  );
+}
+
+/** Run `body` on one short-lived connection to the gateway, once it proved its identity (Prove, without the token). */
+async function withVerifiedGateway<T>(
+  gateway: GatewayAddress,
+  token: string,
+  deadlineMs: number,
+  body: (client: RoutingClient, call: { peer: string; deadlineMs: number }) => Promise<T>,
+): Promise<T> {
   const { address } = gateway;
+  const peer = `gateway ${gateway.gatewayId} at ${address}`;
   const client = new RoutingClient(address, credentials.createInsecure(), grpcChannelOptions);
-  const deadlineMs = options.deadlineMs ?? 5000;
   try {
     await verifyPeer(token, 'gateway', newChallenge(gateway.gatewayId, address), async (challenge) => {
       const response = await callUnary(
         client.prove.bind(client),
         { nonce: challenge.nonce, gatewayId: challenge.memberId, address: challenge.address },
         new Metadata(),
-        { peer: `gateway ${gateway.gatewayId} at ${address}`, method: 'Prove', deadlineMs },
+        { peer, method: 'Prove', deadlineMs },
       );
       return response.proof;
     });
-    return await callUnary(
-      client.pushRoutingTable.bind(client),
-      { table: tableToProto(table) },
-      bearerMetadata(token),
-      { peer: `gateway ${gateway.gatewayId} at ${address}`, method: 'PushRoutingTable', deadlineMs },
-    );
+    return await body(client, { peer, deadlineMs });
   } finally {
     client.close();
   }

@@ -8,8 +8,11 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { PlatformError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 
-/** Who proves: an Agent (dialed by gateways and managers) or a gateway's routing server (dialed by the leader). */
-export type ProofRole = 'agent' | 'gateway';
+/**
+ * Who proves: an Agent (dialed by gateways and managers), a gateway's routing server (dialed by the leader), or a
+ * manager's Leader service (dialed by gateways and the other managers).
+ */
+export type ProofRole = 'agent' | 'gateway' | 'manager';
 
 /** What a caller asks a member to sign. */
 export interface ProofChallenge {

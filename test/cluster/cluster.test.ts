@@ -6,11 +6,7 @@
 // queued on Redis through a gateway SIGKILLed while they run are finished by another gateway's dispatcher; a
 // schedule fires on, each tick once, after SIGKILL of the leading manager.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -19,11 +15,8 @@ import { strToU8, zipSync } from 'fflate';
 import { Metadata, credentials } from '@grpc/grpc-js';
 import { readBundle } from '../../src/client/bundle.js';
 import { SavassanClient, type AsyncInvocationAnswer } from '../../src/client/client.js';
-import { createTestNetwork, netnsUnavailable, type TestNetwork } from '../kit/netns.js';
-import { startEtcdServer, etcdBinary, type EtcdServer } from '../kit/etcd-server.js';
-import { startPostgresServer } from '../kit/postgres-server.js';
-import { startRedisServer, redisServerAvailable, type RedisServer } from '../kit/redis-server.js';
-import { startS3Server, type S3Server } from '../kit/s3-server.js';
+import type { EtcdServer } from '../kit/etcd-server.js';
+import type { RedisServer } from '../kit/redis-server.js';
 import type { SqlTestServer } from '../kit/sql-server-common.js';
 import {
   ExecutionServiceClient,
@@ -32,6 +25,13 @@ import {
   type ExecuteWorkflowResponse,
 } from '../../src/gen/savassan/v1/execution.js';
 import { callUnary } from '../../src/grpc/grpc-transport.js';
+import { clusterSkipReason, track, type Proc } from '../helpers/cluster-processes.js';
+import {
+  electionLeader,
+  startClusterServices,
+  startNetnsAgents,
+  type ClusterServices,
+} from '../helpers/cluster-rig.js';
 import { eventually, runCli } from '../helpers/server-process.js';
 import { assertNearShare, countBy, pool } from '../helpers/traffic.js';
 
@@ -40,62 +40,11 @@ const cli = join(repoRoot, 'bin', 'savassan.js');
 const echo = join(repoRoot, 'test', 'fixtures', 'e2e', 'probe');
 const leaseTtlSeconds = 2;
 
-function skipReason(): string | false {
-  const netns = netnsUnavailable();
-  if (netns !== null) return netns;
-  if (!existsSync(etcdBinary)) return 'etcd is not installed';
-  if (!redisServerAvailable()) return 'redis-server is not installed';
-  if (!existsSync('/usr/lib/postgresql')) return 'PostgreSQL is not installed';
-  return false;
-}
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  output: () => string;
-  /** Resolves with the first match of `pattern` in stdout. */
-  waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpExecArray>;
-  stop: (signal?: NodeJS.Signals) => Promise<void>;
-}
-
-function track(name: string, child: ChildProcess): Proc {
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    name,
-    child,
-    output: () => output,
-    waitFor: (pattern, timeoutMs = 30_000) =>
-      new Promise((resolve, reject) => {
-        const deadline = setTimeout(() => reject(new Error(`${name} did not print ${pattern}:\n${output}`)), timeoutMs);
-        const check = (): void => {
-          const match = pattern.exec(output);
-          if (match === null) return;
-          clearTimeout(deadline);
-          resolve(match);
-        };
-        child.stdout?.on('data', check);
-        void exited.then(() => {
-          clearTimeout(deadline);
-          reject(new Error(`${name} exited:\n${output}`));
-        });
-        check();
-      }),
-    stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      await exited;
-    },
-  };
-}
-
-describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason() }, () => {
-  let network: TestNetwork;
+describe('a 3-node cluster with 2 gateways and 2 managers', { skip: clusterSkipReason({ netns: true }) }, () => {
+  let services: ClusterServices;
   let etcd: EtcdServer;
   let redis: RedisServer;
   let postgres: SqlTestServer;
-  let s3: S3Server;
   let root: string;
   const agents: Proc[] = [];
   const others: Proc[] = [];
@@ -115,10 +64,7 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     return track(`manager ${i}`, spawn(process.execPath, [...args, ...commonArgs], { env: roleEnv }));
   };
   /** The id of the manager that leads the control plane: the oldest key of etcd's election under `leader/`. */
-  const leaderId = async (): Promise<string> => {
-    const args = ['get', '/savassan/leader/', '--prefix', '--sort-by=CREATE', '--order=ASCEND', '--print-value-only'];
-    return (await etcd.ctl(args)).split('\n')[0]?.trim() ?? '';
-  };
+  const leaderId = (): Promise<string> => electionLeader(etcd);
 
   /**
    * Deploys once a node has room to try the function: the instances of a function deleted by the test before leave
@@ -132,45 +78,12 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
     );
 
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'sv-cluster-'));
-    await chmod(root, 0o711);
-    network = await createTestNetwork(3);
-    [etcd, redis, postgres, s3] = await Promise.all([
-      startEtcdServer({ host: network.bridgeIp }),
-      startRedisServer(),
-      startPostgresServer(),
-      startS3Server({ host: network.bridgeIp }),
-    ]);
-    const token = `token-${randomUUID()}`;
-    // Secrets come from the environment or files, never the arguments (visible to every local user in `ps`).
-    const tokenFile = join(root, 'cluster-token');
-    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
-    database = await postgres.createDatabase();
-    const env = {
-      ...process.env,
-      SAVASSAN_CLUSTER_TOKEN: token,
-      SAVASSAN_S3_URL: `${s3.url}/cluster?createBucket=true`,
-      SAVASSAN_DB_URL: postgres.url(database),
-      SAVASSAN_REDIS_URL: redis.url,
-    };
-    const common = ['--etcd', etcd.endpoints.join(','), '--log-level', 'warn'];
-    roleEnv = env;
-    commonArgs = common;
-    for (const [i, host] of network.hosts.entries()) {
-      const args = [cli, 'agent', '--node-id', `node-${i}`, '--listen', `${host.ip}:7070`, '--capacity', '8'];
-      args.push('--sandbox', 'process', '--no-stem-cells', '--lease-ttl', String(leaseTtlSeconds));
-      args.push('--data-dir', join(root, `agent-${i}`), '--token-file', tokenFile, '--json', ...common);
-      const agentEnv = { ...env, SAVASSAN_CLUSTER_TOKEN: '' };
-      agents.push(
-        track(`agent ${i}`, host.spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: agentEnv })),
-      );
-    }
-    // With --json, each role says once that it runs in one JSON line.
-    const announced = await Promise.all(agents.map((agent) => agent.waitFor(/^\{"role":"agent".*\}$/m)));
-    assert.deepEqual(
-      announced.map(([line]) => (JSON.parse(line) as { id: string; address: string }).id),
-      ['node-0', 'node-1', 'node-2'],
-    );
+    services = await startClusterServices({ prefix: 'sv-cluster', hosts: 3, redis: true, bucket: 'cluster' });
+    ({ etcd, postgres, root, database, env: roleEnv, common: commonArgs } = services);
+    redis = services.redis!;
+    const env = roleEnv;
+    const common = commonArgs;
+    await startNetnsAgents(services, agents, { cli, capacity: 8, leaseTtlSeconds });
     for (const i of [0, 1]) others.push(startManager(i));
     for (const i of [0, 1]) {
       const args = [cli, 'gateway', '--port', '0', '--data-dir', join(root, `gateway-${i}`), ...common];
@@ -196,9 +109,7 @@ describe('a 3-node cluster with 2 gateways and 2 managers', { skip: skipReason()
 
   after(async () => {
     await Promise.all([...others, ...agents].map((proc) => proc.stop()));
-    await Promise.allSettled([etcd?.stop(), redis?.close(), postgres?.stop(), s3?.stop()]);
-    await network?.destroy();
-    await rm(root, { recursive: true, force: true });
+    await services?.stop();
   });
 
   it('lists the three nodes with their capacity, through the API and the CLI', async () => {

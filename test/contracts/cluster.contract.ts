@@ -298,6 +298,124 @@ export function clusterContract(name: string, makeFixture: MakeClusterFixture): 
       it('refuses an empty candidate id with BAD_REQUEST', async () => {
         await assert.rejects(cluster.campaign(''), code('BAD_REQUEST'));
       });
+
+      it('takes the lead over with no moment without a leader; the old lead is lost and resigns to no effect', async () => {
+        const taker = await fixture.open();
+        const observer = await fixture.open();
+        const leadA = await cluster.campaign('manager-a');
+        const seen: (string | null)[] = [];
+        let polling = true;
+        const poll = (async () => {
+          while (polling) {
+            seen.push((await observer.leader())?.id ?? null);
+            await new Promise((resolve) => setImmediate(resolve)); // an in-memory read never yields to timers
+          }
+        })();
+        await until(() => seen.length >= 3);
+        const before = Date.now();
+        const leadB = await taker.takeOver('manager-b', 'manager-a');
+        await until(() => seen.includes('manager-b'));
+        polling = false;
+        await poll;
+        assert.ok(!seen.includes(null), `a moment without a leader: ${seen.join(',')}`);
+        const first = seen.indexOf('manager-b');
+        assert.deepEqual(new Set(seen.slice(0, first)), new Set(['manager-a']));
+        assert.deepEqual(new Set(seen.slice(first)), new Set(['manager-b']));
+
+        assert.equal(await resolvesWithin(leadA.lost, 5_000), true, "the old lead's lost resolves");
+        assert.equal(await resolvesWithin(leadB.lost, 0), false);
+        assert.ok(leadB.term > leadA.term, `term ${leadB.term} after ${leadA.term}`);
+        const now = await observer.leader();
+        assert.equal(now?.id, 'manager-b');
+        assert.ok(now.since instanceof Date && now.since.getTime() >= before - 1000, 'since the takeover');
+
+        await leadA.resign();
+        await sleep(QUIET_MS);
+        assert.equal((await observer.leader())?.id, 'manager-b', 'the old lead resigns to no effect');
+        assert.equal(await resolvesWithin(leadB.lost, 0), false);
+        await leadB.resign();
+        assert.equal(await observer.leader(), null);
+      });
+
+      it('gives a higher term with every election and takeover', async () => {
+        const [b, c] = [await fixture.open(), await fixture.open()];
+        const terms: number[] = [];
+        const leadA = await cluster.campaign('manager-a');
+        terms.push(leadA.term);
+        const leadB = await b.takeOver('manager-b', 'manager-a');
+        terms.push(leadB.term);
+        const leadC = await c.takeOver('manager-c', 'manager-b');
+        terms.push(leadC.term);
+        assert.equal(await resolvesWithin(leadB.lost, 5_000), true, 'a taker loses to the next taker');
+        await leadC.resign();
+        const again = await b.campaign('manager-b');
+        terms.push(again.term);
+        await again.resign();
+        for (const term of terms) assert.ok(Number.isSafeInteger(term) && term > 0, String(term));
+        for (let i = 1; i < terms.length; i++) assert.ok(terms[i]! > terms[i - 1]!, terms.join(' < '));
+      });
+
+      it('refuses a takeover from a candidate that does not lead with CONFLICT', async () => {
+        const taker = await fixture.open();
+        await assert.rejects(taker.takeOver('manager-b', 'manager-a'), code('CONFLICT'));
+        const leadA = await cluster.campaign('manager-a');
+        const waiting = cluster.campaign('manager-w');
+        await sleep(QUIET_MS / 3);
+        await assert.rejects(taker.takeOver('manager-b', 'manager-w'), code('CONFLICT'));
+        await assert.rejects(taker.takeOver('manager-b', 'manager-z'), code('CONFLICT'));
+        await assert.rejects(taker.takeOver('', 'manager-a'), code('BAD_REQUEST'));
+        assert.equal((await taker.leader())?.id, 'manager-a');
+        assert.equal(await resolvesWithin(leadA.lost, QUIET_MS), false);
+        await leadA.resign();
+        await (await waiting).resign();
+        assert.equal(await taker.leader(), null, 'the refused takeovers left nothing behind');
+      });
+
+      it('withdraws a waiting campaign when its signal aborts', async () => {
+        const other = await fixture.open();
+        const reason = new Error('withdrawn');
+        const already = new AbortController();
+        already.abort(reason);
+        await assert.rejects(other.campaign('manager-b', { signal: already.signal }), (err) => err === reason);
+
+        const leadA = await cluster.campaign('manager-a');
+        const withdrawn = new AbortController();
+        const waitingB = other.campaign('manager-b', { signal: withdrawn.signal });
+        await sleep(QUIET_MS / 3); // b campaigns before c
+        const waitingC = other.campaign('manager-c', { signal: new AbortController().signal });
+        assert.equal(await resolvesWithin(waitingB, QUIET_MS), false);
+        withdrawn.abort(reason);
+        await assert.rejects(waitingB, (err) => err === reason);
+        await leadA.resign();
+        const leadC = await waitingC;
+        assert.equal((await cluster.leader())?.id, 'manager-c');
+        await leadC.resign();
+        assert.equal(await cluster.leader(), null);
+      });
+
+      it('keeps the waiting candidates in their order after a takeover: the taker leads in the old place', async () => {
+        const [b, c, taker] = [await fixture.open(), await fixture.open(), await fixture.open()];
+        const leadA = await cluster.campaign('manager-a');
+        const electedB = b.campaign('manager-b');
+        await sleep(QUIET_MS / 3); // b campaigns before c
+        const electedC = c.campaign('manager-c');
+        await sleep(QUIET_MS / 3);
+        const leadT = await taker.takeOver('manager-t', 'manager-a');
+        assert.equal(await resolvesWithin(leadA.lost, 5_000), true);
+        assert.equal((await cluster.leader())?.id, 'manager-t');
+        assert.equal(await resolvesWithin(electedB, QUIET_MS), false);
+        assert.equal(await resolvesWithin(electedC, 0), false);
+
+        await leadT.resign();
+        const leadB = await electedB;
+        assert.ok(leadB.term > leadT.term, `term ${leadB.term} after the taker's ${leadT.term}`);
+        assert.equal((await cluster.leader())?.id, 'manager-b');
+        assert.equal(await resolvesWithin(electedC, QUIET_MS), false);
+        await leadB.resign();
+        const leadC = await electedC;
+        assert.equal((await cluster.leader())?.id, 'manager-c');
+        await leadC.resign();
+      });
     });
 
     describe('close', () => {

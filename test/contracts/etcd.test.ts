@@ -217,6 +217,42 @@ if (!etcdAvailable()) {
       }
     });
 
+    it("moves the election key and its leader-since record to the taker's lease, and the old lease goes", async () => {
+      const { prefix, open, cleanup } = opened();
+      try {
+        const [a, b] = [await open(), await open()];
+        const leadA = await a.campaign('manager-a');
+        const leaderKey =
+          (await server.ctl(['get', `${prefix}/leader/`, '--prefix', '--keys-only'])).split('\n')[0] ?? '';
+        const sinceKey = leaderKey.replace('/leader/', '/leader-since/');
+        const oldLease = await leaseOf(server, leaderKey);
+        const created = /"CreateRevision" : (\d+)/.exec(await server.ctl(['get', leaderKey, '-w', 'fields']))?.[1];
+        const leadB = await b.takeOver('manager-b', 'manager-a');
+        await leadA.lost;
+        const newLease = await leaseOf(server, leaderKey);
+        assert.notEqual(newLease, oldLease);
+        assert.equal(await leaseOf(server, sinceKey), newLease);
+        const fields = await server.ctl(['get', leaderKey, '-w', 'fields']);
+        assert.equal(/"CreateRevision" : (\d+)/.exec(fields)?.[1], created, 'the key keeps its place');
+        assert.match(fields, new RegExp(`"ModRevision" : ${leadB.term}\\b`), 'the term is the mod revision');
+        assert.equal((await server.ctl(['get', leaderKey, '--print-value-only'])).trim(), 'manager-b');
+        const revoked = async (): Promise<boolean> =>
+          /lease \w+ already expired|not found/i.test(
+            await server.ctl(['lease', 'timetolive', oldLease]).catch((err: unknown) => String(err)),
+          );
+        const deadline = Date.now() + 5_000;
+        while (!(await revoked())) {
+          assert.ok(Date.now() < deadline, 'the old lease was not revoked');
+          await sleep(50);
+        }
+        await leadB.resign();
+        assert.equal((await server.ctl(['get', `${prefix}/leader`, '--prefix', '--keys-only'])).trim(), '');
+      } finally {
+        await cleanup();
+        await server.ctl(['del', '--prefix', `${prefix}/`]);
+      }
+    });
+
     it('drops the invalid entries of a stored routing table, so that the next write and every push go on', async () => {
       const { prefix, open, cleanup } = opened();
       const token = 'routing-test-token';

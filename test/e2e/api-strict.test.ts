@@ -142,6 +142,7 @@ describe('a strict, fully described HTTP API', () => {
       'POST /v1/curations': JSON.stringify({ projectId: 'probe', datasetId: 'probe' }),
       'POST /v1/curations/{id}/feedback': JSON.stringify({ feedback: [] }),
       'POST /v1/intelligence/runs': JSON.stringify({ prompt: 'not run', datasetId: 'probe' }),
+      'POST /v1/control-plane/upgrade': JSON.stringify({ to: 'not-upgraded' }),
     };
     for (const [template, methods] of Object.entries(openapi.paths)) {
       for (const [method, operation] of Object.entries(methods)) {

@@ -31,7 +31,7 @@ import {
 } from '../../src/gen/savassan/agent/v1/agent.js';
 import { RoutingClient } from '../../src/gen/savassan/gateway/v1/routing.js';
 import { GrpcAgentClient, type StreamedLogLine } from '../../src/gateway/grpc-agent-client.js';
-import { pushRoutingTable, serveRouting } from '../../src/gateway/grpc-routing.js';
+import { pushRoutingTable, serveRouting, shutdownGateway } from '../../src/gateway/grpc-routing.js';
 import { agentServiceDefinition } from '../../src/grpc/agent-codec.js';
 import { bearerMetadata, serveGrpc, type GrpcServerHandle } from '../../src/grpc/grpc-transport.js';
 import { ProofSigner } from '../../src/grpc/peer-proof.js';
@@ -845,6 +845,55 @@ describe('routing push to gateways', () => {
         assert.match(err.rawMessage, /^gateway gw-1 at 127\.0\.0\.1:\d+ is not verified: .* is unreachable/),
       ),
     );
+  });
+
+  it('asks a verified gateway to shut down, answering before it leaves', async () => {
+    const reasons: string[] = [];
+    let left: () => void = () => {};
+    const leaving = new Promise<void>((resolve) => {
+      left = resolve;
+    });
+    const server = await serveRouting({
+      address: '127.0.0.1:0',
+      gatewayId: 'gw-1',
+      token,
+      onTable: () => {},
+      onShutdown: (reason) => {
+        reasons.push(reason);
+        left();
+      },
+    });
+    const plain = await serveRouting({ address: '127.0.0.1:0', gatewayId: 'gw-2', token, onTable: () => {} });
+    try {
+      const gateway = { gatewayId: 'gw-1', address: server.address };
+      await shutdownGateway(gateway, token, 'upgrade to 0.2.0 (build B)');
+      await leaving;
+      assert.deepEqual(reasons, ['upgrade to 0.2.0 (build B)']);
+
+      // Not verified: nothing is sent. Without the token: refused.
+      await assert.rejects(
+        shutdownGateway(gateway, 'wrong', 'stop'),
+        rejectsWith('UNAVAILABLE', (err) => assert.match(err.rawMessage, /proof does not match the cluster token/)),
+      );
+      const raw = new RoutingClient(server.address, credentials.createInsecure());
+      try {
+        const err = await new Promise<ServiceError | null>((resolve) =>
+          raw.shutdown({ reason: 'stop' }, bearerMetadata('wrong'), (e) => resolve(e)),
+        );
+        assert.equal(err?.code, status.UNAUTHENTICATED);
+      } finally {
+        raw.close();
+      }
+      // A gateway that was given no way to leave says so.
+      await assert.rejects(
+        shutdownGateway({ gatewayId: 'gw-2', address: plain.address }, token, 'stop'),
+        rejectsWith('CONFLICT', (err) => assert.match(err.rawMessage, /gw-2 cannot be asked to shut down/)),
+      );
+      assert.deepEqual(reasons, ['upgrade to 0.2.0 (build B)']);
+    } finally {
+      await plain.close();
+      await server.close();
+    }
   });
 
   it('tells the gateway which functions changed traffic since the table it applied last', async () => {

@@ -10,6 +10,7 @@ import type {
   MembershipWatcher,
   NodeInfo,
   NodeRegistration,
+  Lead,
   LeaderInfo,
   NodeRegistry,
   RoutingTable,
@@ -117,14 +118,17 @@ export class EtcdCluster implements Cluster {
     }
   }
 
-  async campaign(candidateId: string): Promise<{ resign(): Promise<void>; readonly lost: Promise<void> }> {
+  async campaign(candidateId: string, options: { signal?: AbortSignal | undefined } = {}): Promise<Lead> {
     this.#ifOpen();
     checkCandidateId(candidateId);
+    options.signal?.throwIfAborted();
     const ttlSeconds = this.#options.leaderTtlSeconds;
     const lease = this.#ns.lease(ttlSeconds);
     this.#leases.add(lease);
     const campaign = new AbortController();
     this.#campaigns.add(campaign);
+    const withdraw = (): void => campaign.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', withdraw, { once: true });
     const silence = this.#keepaliveWatchdog(lease, ttlSeconds);
     const onLost = (err: unknown): void => campaign.abort(this.#failure(err, 'campaign'));
     lease.on('lost', onLost);
@@ -141,23 +145,80 @@ export class EtcdCluster implements Cluster {
       await this.#waitForPredecessors(revision, campaign.signal);
       const own = (await this.#ns.get(key).exec()).kvs[0];
       if (own?.create_revision !== revision) throw new Error('the election key vanished while waiting');
+      if (own.value.toString() !== candidateId) throw new Error('another candidate took the lead over at once');
       campaign.signal.throwIfAborted();
-      await this.#ns
-        .put(`${LEADER_SINCE_PREFIX}${leaseId}`)
-        .value(JSON.stringify({ id: candidateId, since: Date.now() }))
-        .lease(leaseId)
-        .exec();
-      return await this.#leadership(lease, key, silence);
+      // Writing the key again gives it a mod revision above every earlier one: the term, which grows with every
+      // election and takeover. The compare fails if another candidate took the lead over in between.
+      const elected = await this.#ns
+        .if(key, 'Mod', '==', own.mod_revision)
+        .then(
+          this.#ns.put(key).value(candidateId).lease(leaseId),
+          this.#ns.put(`${LEADER_SINCE_PREFIX}${leaseId}`).value(sinceValue(candidateId)).lease(leaseId),
+        )
+        .commit();
+      if (!elected.succeeded) throw new Error('another candidate took the lead over at once');
+      return await this.#leadership(lease, key, candidateId, Number(elected.header.revision), silence);
     } catch (err) {
       silence.stop();
       if (!this.#closed) {
         this.#leases.delete(lease);
         void lease.revoke().catch(() => undefined);
       }
-      throw campaign.signal.aborted ? (campaign.signal.reason as PlatformError) : this.#failure(err, 'campaign');
+      throw campaign.signal.aborted ? campaign.signal.reason : this.#failure(err, 'campaign');
     } finally {
       lease.off('lost', onLost);
+      options.signal?.removeEventListener('abort', withdraw);
       this.#campaigns.delete(campaign);
+    }
+  }
+
+  /**
+   * Grants a lease of its own, then in one transaction moves the head election key (the lead) to it with the taker's
+   * id, on the condition that the key is still the one just read with `fromId` as its value: the key keeps its create
+   * revision (its place in the queue) and nobody ever sees no leader. The old leader sees its key's value change
+   * and lets its lease go.
+   */
+  async takeOver(candidateId: string, fromId: string): Promise<Lead> {
+    this.#ifOpen();
+    checkCandidateId(candidateId);
+    checkCandidateId(fromId);
+    const ttlSeconds = this.#options.leaderTtlSeconds;
+    const lease = this.#ns.lease(ttlSeconds);
+    this.#leases.add(lease);
+    const silence = this.#keepaliveWatchdog(lease, ttlSeconds);
+    try {
+      const leaseId = await lease.grant();
+      // The leader may write its key once more as its lead starts (the term): then read again.
+      for (let attempt = 1; ; attempt++) {
+        const head = (await this.#ns.getAll().prefix(LEADER_PREFIX).sort('Create', 'Ascend').limit(1).exec()).kvs[0];
+        const leading = head?.value.toString();
+        if (head === undefined || leading !== fromId) {
+          throw new PlatformError(
+            'CONFLICT',
+            `${fromId} does not lead the control plane (${leading === undefined ? 'nobody does' : `${leading} does`})`,
+          );
+        }
+        const key = head.key.toString();
+        const headLease = key.split('/').pop() ?? '';
+        const taken = await this.#ns
+          .if(key, 'Mod', '==', head.mod_revision)
+          .then(
+            this.#ns.put(key).value(candidateId).lease(leaseId),
+            this.#ns.put(`${LEADER_SINCE_PREFIX}${headLease}`).value(sinceValue(candidateId)).lease(leaseId),
+          )
+          .commit();
+        if (taken.succeeded) {
+          return await this.#leadership(lease, key, candidateId, Number(taken.header.revision), silence);
+        }
+        if (attempt === 3) throw new PlatformError('CONFLICT', `the lead of ${fromId} kept changing; try again`);
+      }
+    } catch (err) {
+      silence.stop();
+      if (!this.#closed) {
+        this.#leases.delete(lease);
+        void lease.revoke().catch(() => undefined);
+      }
+      throw this.#failure(err, `take the lead over from ${fromId}`);
     }
   }
 
@@ -438,15 +499,19 @@ export class EtcdCluster implements Cluster {
   }
 
   /**
-   * Leadership held through `lease` and `key`. It is lost when etcd3 gives the lease up, when no keepalive answer
-   * came for a whole TTL (the lease may have expired on etcd's side while we could not tell), or when the key is
-   * deleted; the lease is then revoked so a successor does not wait for it.
+   * The lead held through `lease` and `key` by `candidateId`. It is lost when etcd3 gives the lease up, when no
+   * keepalive answer came for a whole TTL (the lease may have expired on etcd's side while we could not tell), when
+   * the key is deleted, or when its value becomes another candidate's (a takeover moved it to the taker's lease). The
+   * lease is then revoked, so that a successor does not wait for it; after a takeover that deletes nothing, as the
+   * key and its `leader-since` record are on the taker's lease.
    */
   async #leadership(
     lease: Lease,
     key: string,
+    candidateId: string,
+    term: number,
     silence: KeepaliveWatchdog,
-  ): Promise<{ resign(): Promise<void>; readonly lost: Promise<void> }> {
+  ): Promise<Lead> {
     let ended = false;
     let resolveLost!: () => void;
     const lost = new Promise<void>((resolve) => {
@@ -463,9 +528,13 @@ export class EtcdCluster implements Cluster {
     const lose = (reason: string, err?: unknown): void => {
       if (ended || this.#closed) return;
       end();
-      this.#logger.warn({ err, key }, `leadership lost: ${reason}`);
+      this.#logger.warn({ err, key, candidateId }, `leadership lost: ${reason}`);
       void lease.revoke().catch(() => undefined);
       resolveLost();
+    };
+    const check = (kv: IKeyValue | undefined, deleted: boolean): void => {
+      if (kv === undefined || deleted) lose('the election key is gone');
+      else if (kv.value.toString() !== candidateId) lose(`${kv.value.toString()} took the lead over`);
     };
     const onLeaseLost = (err: unknown): void => lose('etcd3 gave the lease up', err);
     lease.on('lost', onLeaseLost);
@@ -474,8 +543,8 @@ export class EtcdCluster implements Cluster {
       this.#ns,
       { key },
       {
-        snapshot: (kvs) => kvs.length === 0 && lose('the election key is gone'),
-        change: ({ type }) => type === 'delete' && lose('the election key was deleted'),
+        snapshot: (kvs) => check(kvs[0], false),
+        change: ({ type, kv }) => check(kv, type === 'delete'),
       },
       this.#logger,
     );
@@ -487,6 +556,7 @@ export class EtcdCluster implements Cluster {
       throw err;
     }
     return {
+      term,
       lost,
       resign: async () => {
         if (ended || this.#closed) return;
@@ -544,6 +614,11 @@ interface KeepaliveWatchdog {
 
 function closedError(): PlatformError {
   return new PlatformError('UNAVAILABLE', 'cluster client is closed');
+}
+
+/** The `leader-since` value of a candidate elected (or taking over) now. */
+function sinceValue(candidateId: string): string {
+  return JSON.stringify({ id: candidateId, since: Date.now() });
 }
 
 /** The election time a `leader-since` value records for `id`; null when it is not one. */

@@ -67,6 +67,28 @@ describe('memberFromKv', () => {
     });
   });
 
+  it('keeps an entry whose build, url or args are not well formed, without them', () => {
+    const claims = {
+      build: { version: '0.1.0', build: 'b-1', protocol: 1 },
+      url: 'http://10.0.0.1:8080',
+      args: ['--port', '8080', '--data-dir', '/var/lib/savassan'],
+    };
+    const good = { ...info('a'), ...claims };
+    assert.deepEqual(memberFromKv(kv('nodes/a', JSON.stringify(good)), silentLogger)?.info, good);
+    const bad = {
+      ...info('a'),
+      build: { version: '0.1.0', build: 'has space', protocol: 1 },
+      url: 'javascript:alert(1)',
+      args: ['--ok', 'line\nbreak'],
+    };
+    assert.deepEqual(memberFromKv(kv('nodes/a', JSON.stringify(bad)), silentLogger)?.info, info('a'));
+    const mixed = { ...info('a'), build: claims.build, url: 42, args: 'not a list' };
+    assert.deepEqual(memberFromKv(kv('nodes/a', JSON.stringify(mixed)), silentLogger)?.info, {
+      ...info('a'),
+      build: claims.build,
+    });
+  });
+
   it('ignores an entry that is not JSON or names another node', () => {
     assert.equal(memberFromKv(kv('nodes/a', '{'), silentLogger), undefined);
     assert.equal(memberFromKv(kv('nodes/a', JSON.stringify(info('b'))), silentLogger), undefined);

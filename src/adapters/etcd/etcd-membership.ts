@@ -1,5 +1,7 @@
 import type { IKeyValue, Namespace } from 'etcd3';
 
+import { buildInfoClaim } from '../../core/build-info.js';
+import { launchArgsClaim, nodeUrlClaim } from '../../core/cluster-checks.js';
 import type { Logger } from '../../core/logger.js';
 import type { MembershipEvent, NodeInfo } from '../../core/ports/cluster.js';
 import { ResyncingWatch } from './etcd-watch.js';
@@ -30,7 +32,21 @@ export function memberFromKv(kv: IKeyValue, logger: Logger): MemberState | undef
     logger.warn({ key }, 'ignoring an etcd node entry that is not a NodeInfo for its key');
     return undefined;
   }
-  return { info: info as NodeInfo, createRevision: kv.create_revision, modRevision: kv.mod_revision };
+  return { info: claimsOf(info as NodeInfo), createRevision: kv.create_revision, modRevision: kv.mod_revision };
+}
+
+/**
+ * The entry with only the well-formed part of what it claims about its build, URL and launch arguments: a field that
+ * is not well formed is left out, and the entry kept.
+ */
+function claimsOf(info: NodeInfo): NodeInfo {
+  const { build, url, args, ...rest } = info;
+  const kept: NodeInfo = rest;
+  const checked = { build: buildInfoClaim(build), url: nodeUrlClaim(url), args: launchArgsClaim(args) };
+  if (checked.build !== undefined) kept.build = checked.build;
+  if (checked.url !== undefined) kept.url = checked.url;
+  if (checked.args !== undefined) kept.args = checked.args;
+  return kept;
 }
 
 /**

@@ -8,6 +8,7 @@ import type {
   MembershipWatcher,
   NodeInfo,
   NodeRegistration,
+  Lead,
   LeaderInfo,
   NodeRegistry,
   RoutingTable,
@@ -65,13 +66,18 @@ interface StoredNode {
   lease: MemoryLease;
 }
 
+/** A place in the election queue, held by a candidate (or, after a takeover, by the taker) on its lease. */
 interface Candidate {
   lease: MemoryLease;
   /** Called once, when the candidate reaches the head of the queue. */
   elect: () => void;
   id: string;
-  /** Set when elected. */
+  /** Set when elected (or taken over). */
   since?: Date;
+  /** Set when elected (or taken over). */
+  term?: number;
+  /** Called when a takeover gives the place to another holder. */
+  replaced: () => void;
 }
 
 /**
@@ -84,6 +90,8 @@ class MemoryClusterStore {
   routing: RoutingTable | null = null;
   /** Campaign order; the first one leads. */
   readonly candidates: Candidate[] = [];
+  /** The last term given: every election and takeover takes the next. */
+  term = 0;
   readonly membershipListeners = new Set<(event: MembershipEvent) => void>();
   readonly routingListeners = new Set<(table: RoutingTable) => void>();
   readonly #deliveries: (() => void)[] = [];
@@ -126,17 +134,35 @@ class MemoryClusterStore {
     for (const listener of this.routingListeners) this.deliver(listener, clone(table));
   }
 
-  campaign(lease: MemoryLease, id: string, elect: () => void): void {
+  campaign(lease: MemoryLease, id: string, elect: (term: number) => void, replaced: () => void): void {
     const candidate: Candidate = {
       lease,
       id,
       elect: () => {
         candidate.since = new Date();
-        elect();
+        candidate.term = ++this.term;
+        elect(candidate.term);
       },
+      replaced,
     };
     this.candidates.push(candidate);
     if (this.candidates.length === 1) candidate.elect();
+  }
+
+  /**
+   * The head of the queue passes from `fromId` to `id` on `lease`, in its place, with a new term; the old holder is
+   * told. CONFLICT when `fromId` does not lead.
+   */
+  takeOver(fromId: string, id: string, lease: MemoryLease, replaced: () => void): number {
+    const head = this.candidates[0];
+    if (head?.id !== fromId) {
+      const leading = head === undefined ? 'nobody does' : `${head.id} does`;
+      throw new PlatformError('CONFLICT', `${fromId} does not lead the control plane (${leading})`);
+    }
+    const previous = head.replaced;
+    Object.assign(head, { lease, id, since: new Date(), term: ++this.term, replaced });
+    previous();
+    return head.term ?? this.term;
   }
 
   /** Calls `listener(value)` after every delivery already queued; a listener that throws is logged. */
@@ -186,7 +212,7 @@ export class MemoryCluster implements Cluster {
   readonly #leases = new Map<MemoryLease, NodeJS.Timeout>();
   readonly #listeners = new Set<() => void>();
   /** Campaigns not yet elected: their rejection when this client closes. */
-  readonly #pending = new Set<(err: PlatformError, release: boolean) => void>();
+  readonly #pending = new Set<(err: unknown, release: boolean) => void>();
   #closed = false;
 
   constructor(options: MemoryClusterOptions = {}) {
@@ -217,32 +243,59 @@ export class MemoryCluster implements Cluster {
     }
   }
 
-  async campaign(candidateId: string): Promise<{ resign(): Promise<void>; readonly lost: Promise<void> }> {
+  async campaign(candidateId: string, options: { signal?: AbortSignal | undefined } = {}): Promise<Lead> {
+    const { signal } = options;
+    const hold = new LeadHold();
     const { lease, elected } = await this.#call(() => {
       checkCandidateId(candidateId);
+      signal?.throwIfAborted();
       const lease = this.#hold(this.#options.leaderTtlSeconds);
-      const elected = new Promise<void>((resolve, reject) => {
-        const cancel = (err: PlatformError, release: boolean): void => {
+      const elected = new Promise<number>((resolve, reject) => {
+        const cancel = (err: unknown, release: boolean): void => {
+          this.#pending.delete(cancel);
+          signal?.removeEventListener('abort', withdraw);
           if (release) this.#release(lease);
+          // A withdrawn campaign rejects with its signal's reason, whatever the caller chose it to be.
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
           reject(err);
         };
+        const withdraw = (): void => cancel(signal?.reason, true);
         this.#pending.add(cancel);
-        this.#store.campaign(lease, candidateId, () => {
-          this.#pending.delete(cancel);
-          resolve();
-        });
+        signal?.addEventListener('abort', withdraw, { once: true });
+        this.#store.campaign(
+          lease,
+          candidateId,
+          (term) => {
+            this.#pending.delete(cancel);
+            signal?.removeEventListener('abort', withdraw);
+            resolve(term);
+          },
+          () => hold.replaced(() => this.#release(lease)),
+        );
       });
       return { lease, elected };
     });
-    const lost = leaseLost(lease);
-    await elected;
-    return {
-      lost,
-      resign: () => {
+    hold.watch(lease);
+    const term = await elected;
+    return hold.lead(term, () => this.#release(lease));
+  }
+
+  takeOver(candidateId: string, fromId: string): Promise<Lead> {
+    return this.#call(() => {
+      checkCandidateId(candidateId);
+      checkCandidateId(fromId);
+      const hold = new LeadHold();
+      const lease = this.#hold(this.#options.leaderTtlSeconds);
+      let term: number;
+      try {
+        term = this.#store.takeOver(fromId, candidateId, lease, () => hold.replaced(() => this.#release(lease)));
+      } catch (err) {
         this.#release(lease);
-        return Promise.resolve();
-      },
-    };
+        throw err;
+      }
+      hold.watch(lease);
+      return hold.lead(term, () => this.#release(lease));
+    });
   }
 
   leader(): Promise<LeaderInfo | null> {
@@ -393,6 +446,49 @@ export class MemoryCluster implements Cluster {
       if (this.#closed) throw closedError();
       resolve(action());
     });
+  }
+}
+
+/**
+ * One candidate's hold of the lead: lost when its lease expires or a takeover gives its place to another (its lease,
+ * which then holds nothing, is let go); `resign` after that does nothing.
+ */
+class LeadHold {
+  #ended = false;
+  #resolveLost!: () => void;
+  readonly lost = new Promise<void>((resolve) => {
+    this.#resolveLost = resolve;
+  });
+
+  watch(lease: MemoryLease): void {
+    void leaseLost(lease).then(() => this.#lose());
+  }
+
+  /** A takeover moved the place away: the lead is lost and the lease, now empty, is released. */
+  replaced(release: () => void): void {
+    if (this.#ended) return;
+    this.#lose();
+    release();
+  }
+
+  lead(term: number, release: () => void): Lead {
+    return {
+      term,
+      lost: this.lost,
+      resign: () => {
+        if (!this.#ended) {
+          this.#ended = true;
+          release();
+        }
+        return Promise.resolve();
+      },
+    };
+  }
+
+  #lose(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#resolveLost();
   }
 }
 

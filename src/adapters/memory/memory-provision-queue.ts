@@ -1,24 +1,37 @@
 /* eslint-disable @typescript-eslint/require-await --
    The port is async; this adapter is synchronous inside, and `async` turns its throws into rejections. */
 import { PlatformError } from '../../core/errors.js';
+import { QueueReplica } from '../../core/pool-replica.js';
+import type { QueueChange, QueueSnapshot } from '../../core/pool-replica.js';
 import type { ProvisionQueue } from '../../core/ports/provision-queue.js';
 import type { ProvisionRequest } from '../../core/types.js';
 
 export interface MemoryProvisionQueueOptions {
   /** Most requests held at once; `push` returns false beyond it. Default 1000. */
   capacity?: number;
+  /**
+   * Told every change of the queue's state, synchronously and in order, before the method that made it returns. A
+   * request handed straight to a blocked consumer is not a change (it never sat in the queue); nor is `close`.
+   */
+  onChange?: ((change: QueueChange) => void) | undefined;
+  /** Start from this state (a handover, or a follower's copy). */
+  snapshot?: QueueSnapshot | undefined;
 }
 
 type Consumer = (request: ProvisionRequest | null) => void;
 
 /**
- * In-process ProvisionQueue for embedded mode. Method bodies are synchronous, so a request handed to a blocked
- * consumer leaves the consumer list in the same step: it is never lost, never delivered twice, and never handed to a
- * consumer that already timed out or was aborted.
+ * In-process ProvisionQueue for embedded mode and for the control-plane leader. Method bodies are synchronous, so a
+ * request handed to a blocked consumer leaves the consumer list in the same step: it is never lost, never delivered
+ * twice, and never handed to a consumer that already timed out or was aborted.
+ *
+ * Its requests live in a `QueueReplica` and change only through `#apply`, which changes them and reports the change
+ * in one step.
  */
 export class MemoryProvisionQueue implements ProvisionQueue {
   readonly capacity: number;
-  #items: ProvisionRequest[] = [];
+  readonly #onChange: ((change: QueueChange) => void) | undefined;
+  readonly #state: QueueReplica;
   /** Blocked `pop` calls, oldest first. */
   readonly #consumers: Consumer[] = [];
   #closed = false;
@@ -29,6 +42,8 @@ export class MemoryProvisionQueue implements ProvisionQueue {
       throw new PlatformError('BAD_REQUEST', `provision queue capacity must be a positive integer, got ${capacity}`);
     }
     this.capacity = capacity;
+    this.#onChange = options.onChange;
+    this.#state = new QueueReplica(options.snapshot);
   }
 
   async push(request: ProvisionRequest): Promise<boolean> {
@@ -39,16 +54,20 @@ export class MemoryProvisionQueue implements ProvisionQueue {
       consumer({ ...request });
       return true;
     }
-    if (this.#items.length >= this.capacity) return false;
-    this.#items.push({ ...request });
+    if (this.#state.size >= this.capacity) return false;
+    this.#apply({ op: 'enqueue', request: { ...request } });
     return true;
   }
 
   async pop(timeoutMs: number, signal?: AbortSignal): Promise<ProvisionRequest | null> {
     this.#assertOpen();
     if (signal?.aborted) return null;
-    const request = this.#items.shift();
-    if (request) return request;
+    const head = this.#state.head();
+    if (head) {
+      const request = { ...head };
+      this.#apply({ op: 'dequeue' });
+      return request;
+    }
     if (timeoutMs <= 0) return null;
 
     return new Promise<ProvisionRequest | null>((resolve) => {
@@ -72,14 +91,25 @@ export class MemoryProvisionQueue implements ProvisionQueue {
 
   async size(): Promise<number> {
     this.#assertOpen();
-    return this.#items.length;
+    return this.#state.size;
   }
 
+  /** The queued requests, oldest first. */
+  snapshot(): QueueSnapshot {
+    return this.#state.snapshot();
+  }
+
+  /** Ends blocked `pop` calls (they resolve null). Not a change of the state: nothing is reported to `onChange`. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#items = [];
     for (const consumer of this.#consumers.splice(0)) consumer(null);
+  }
+
+  /** Changes the state and reports the change, in one step. */
+  #apply(change: QueueChange): void {
+    this.#state.apply(change);
+    this.#onChange?.(change);
   }
 
   #assertOpen(): void {

@@ -40,6 +40,8 @@ import { AsyncInvocationView, asyncInvocationView, deadLetterRoutes } from './ro
 import { queueRoutes } from './routes/queues.js';
 import { triggerRoutes } from './routes/triggers.js';
 import { statsRoutes } from './routes/stats.js';
+import { controlPlaneRoutes, standaloneControlPlane } from './routes/control-plane.js';
+import type { ControlPlaneApi } from '../../core/control-plane-view.js';
 import { createClusterView } from '../cluster-view.js';
 import type { ClusterView } from '../cluster-view.js';
 import { functionUrlRoutes } from './routes/function-urls.js';
@@ -126,6 +128,8 @@ export interface GatewayServerOptions {
   nodes: () => Promise<NodeView[]>;
   /** What `GET /v1/cluster` answers (default: embedded mode, no leader, no routing table). */
   cluster?: (() => Promise<ClusterView>) | undefined;
+  /** What `/v1/control-plane` shows and does (default: one process leading itself, as in embedded mode). */
+  controlPlane?: ControlPlaneApi | undefined;
   /** The functions' output, live (`logs/ws`, `logs?follow=1`). */
   liveLogs: LiveLogHub;
   /**
@@ -784,6 +788,7 @@ export async function createGatewayServer(options: GatewayServerOptions): Promis
       }),
     );
   }
+  await app.register(controlPlaneRoutes(options.controlPlane ?? standaloneControlPlane()));
   await app.register(
     statsRoutes({ metadata, cluster: options.cluster ?? createClusterView('embedded', { metadata }) }),
   );
