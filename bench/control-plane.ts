@@ -44,7 +44,7 @@ function sizes(quick: boolean) {
 
 const WARM_ROUNDS = 5;
 /** Sandboxes per agent: the no-op functions, the steady-load function's few, the CPU burners. */
-const AGENT_CAPACITY = 16;
+const AGENT_CAPACITY = 24;
 const LEADER_TTL_SECONDS = 2;
 const HANDOVERS = 3;
 const STEADY_CONCURRENCY = 4;
@@ -99,12 +99,14 @@ export async function measureControlPlane(quick: boolean): Promise<Record<string
     await leaderCluster.addManager('cp-leader-manager-1');
     await waitFor('a follower of the leader', async () => (await controlPlane(leaderCluster.url)).followers.length > 0);
     await leaderCluster.client.deploy('steady', noop, { maxInstances: 8 });
+    // Deployed now, first invoked after the crash.
+    await leaderCluster.client.deploy('after-crash', noop, {});
     const steadyUrl = `${leaderCluster.url}/v1/functions/steady/invoke`;
     await load(steadyUrl, 200, STEADY_CONCURRENCY);
     const handover = await measureHandovers(leaderCluster, steadyUrl, size.calmMs);
 
     // 4. The leading manager killed under the same steady load.
-    const failover = await measureFailover(leaderCluster, steadyUrl, noop, size.calmMs);
+    const failover = await measureFailover(leaderCluster, steadyUrl, size.calmMs);
 
     return {
       sandbox,
@@ -282,6 +284,8 @@ async function measureLoopDelay(
   } finally {
     await Promise.all(burning);
     agent.destroy();
+    // Its sandboxes make room for the functions of the parts that follow.
+    await cluster.client.deleteFunction('cpu-burn');
   }
 }
 
@@ -379,10 +383,8 @@ async function measureHandovers(
 async function measureFailover(
   cluster: RunningCluster,
   invokeUrl: string,
-  noop: Uint8Array,
   calmMs: number,
 ): Promise<Record<string, unknown>> {
-  await cluster.client.deploy('after-crash', noop, {});
   const coldTarget = new URL(`${cluster.url}/v1/functions/after-crash/invoke`);
   const steady = steadyLoad(invokeUrl, STEADY_CONCURRENCY);
   try {
