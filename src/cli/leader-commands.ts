@@ -110,16 +110,24 @@ function unreachable(err: unknown): boolean {
   return err instanceof ApiError && (err.status === 502 || err.status === 503);
 }
 
+/** The gateways' HTTP URLs a view lists (what an upgrade may move the command to). */
+function gatewayUrls(view: ControlPlaneView): string[] {
+  return view.members.flatMap((m) => (m.role === 'gateway' && /^https?:\/\//.test(m.address) ? [m.address] : []));
+}
+
 /**
- * Follows an upgrade until it succeeds or fails, printing each new step through `say`; gives the last status. Keeps
- * asking through a server that does not answer for up to two minutes: the gateway it talks to may be one the upgrade
- * replaces.
+ * Follows an upgrade until it succeeds or fails, printing each new step through `say`; gives the last status. The
+ * gateway it talks to may be one the upgrade replaces: when it stops answering, the command asks the other gateways
+ * the control plane listed (the new build's among them), and gives up after two minutes without an answer.
  */
 async function followUpgrade(
-  api: SavassanClient,
+  first: SavassanClient,
   started: UpgradeStatus,
   say: (line: string) => void,
 ): Promise<UpgradeStatus> {
+  let api = first;
+  /** Gateways to try when the current one does not answer, newest list first. */
+  let known: string[] = [];
   let last = started;
   let unreachableSince: number | null = null;
   let missingSince: number | null = null;
@@ -130,18 +138,25 @@ async function followUpgrade(
     try {
       view = await api.controlPlane();
       unreachableSince = null;
+      known = gatewayUrls(view);
     } catch (err) {
       if (!unreachable(err)) throw err;
       const now = Date.now();
-      if (unreachableSince === null) {
-        unreachableSince = now;
-        info(`${api.url} does not answer (it may be a gateway the upgrade replaces); asking again`);
-      } else if (now - unreachableSince > unreachableGiveUpMs) {
+      if (unreachableSince === null) unreachableSince = now;
+      else if (now - unreachableSince > unreachableGiveUpMs) {
         throw new PlatformError(
           'UNAVAILABLE',
-          `${api.url} has not answered for ${unreachableGiveUpMs / 1000} s; the upgrade goes on without this ` +
-            'command: follow it with "savassan leader status" against another gateway (SAVASSAN_URL)',
+          `no gateway has answered for ${unreachableGiveUpMs / 1000} s; the upgrade goes on without this ` +
+            'command: follow it with "savassan leader status" against a gateway (SAVASSAN_URL)',
         );
+      }
+      const next = known.find((url) => url !== api.url);
+      if (next !== undefined) {
+        known = [...known.filter((url) => url !== next), api.url];
+        info(`${api.url} does not answer (a gateway the upgrade replaces?); asking ${next}`);
+        api = new SavassanClient({ url: next });
+      } else {
+        info(`${api.url} does not answer (a gateway the upgrade replaces?); asking again`);
       }
       continue;
     }

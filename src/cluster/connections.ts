@@ -10,6 +10,8 @@ export interface EtcdSettings {
   etcdPrefix?: string | undefined;
   /** etcd's user authentication and TLS, when etcd asks for them. */
   etcdSecurity?: EtcdSecurity | undefined;
+  /** The control-plane election's lease TTL in seconds (managers): a crashed leader is followed within it. */
+  leaderTtlSeconds?: number | undefined;
 }
 
 /** How a process authenticates to etcd. */
@@ -17,8 +19,14 @@ export type EtcdSecurity = Pick<EtcdClusterOptions, 'auth' | 'tls'>;
 
 /** The cluster of agent nodes (`{prefix}/nodes`, routing, leader). */
 export function openNodesCluster(settings: EtcdSettings, logger: Logger): Promise<EtcdCluster> {
-  const { etcdSecurity: security } = settings;
-  return openEtcdCluster({ endpoints: settings.etcdEndpoints, prefix: settings.etcdPrefix, logger, ...security });
+  const { etcdSecurity: security, leaderTtlSeconds } = settings;
+  return openEtcdCluster({
+    endpoints: settings.etcdEndpoints,
+    prefix: settings.etcdPrefix,
+    logger,
+    ...(leaderTtlSeconds === undefined ? {} : { leaderTtlSeconds }),
+    ...security,
+  });
 }
 
 /** Where gateways register (so the leader can push the routing table to them): beside the nodes, apart. */

@@ -98,8 +98,7 @@ export async function startManagerNode(options: ManagerNodeOptions): Promise<Man
     // First, and closed last: a bad tracing variable stops the start; the last spans are exported at the end.
     const tracer = await createTracer(process.env, 'savassan-manager');
     closers.add(() => tracer.shutdown());
-    const clusterSettings = { ...options, leaderTtlSeconds: options.leaderTtlSeconds };
-    const cluster = await openNodesCluster(clusterSettings, logger);
+    const cluster = await openNodesCluster(options, logger);
     closers.add(() => cluster.close());
     const gatewaysCluster = await openGatewaysCluster(options, logger);
     closers.add(() => gatewaysCluster.close());
