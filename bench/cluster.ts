@@ -126,6 +126,8 @@ export interface RunningCluster {
   gatewayUrls: string[];
   /** The managers by id, those started later included. */
   managers: Map<string, RoleProcess>;
+  /** When each manager said it runs (`performance.now()`). */
+  runningSince: Map<string, number>;
   /** Starts one more manager with the cluster's settings; resolves once it runs. */
   addManager(id: string): Promise<RoleProcess>;
   /** Stops this cluster's processes: gateways and managers first, then agents. */
@@ -207,9 +209,16 @@ export async function startCluster(
     managers.set(id, manager);
     return manager;
   };
-  const firstManagers = Array.from({ length: shape.managers ?? 1 }, (_, i) =>
-    startManager(i === 0 ? `${name}-manager` : `${name}-manager-${i}`),
-  );
+  const runningSince = new Map<string, number>();
+  const running = async (id: string, manager: RoleProcess): Promise<RoleProcess> => {
+    await manager.waitFor(/is running/);
+    runningSince.set(id, performance.now());
+    return manager;
+  };
+  const firstManagers = Array.from({ length: shape.managers ?? 1 }, (_, i) => {
+    const id = i === 0 ? `${name}-manager` : `${name}-manager-${i}`;
+    return running(id, startManager(id));
+  });
   const gateways = Array.from({ length: shape.gateways ?? 1 }, (_, i) => {
     const gatewayDir = join(root, name, i === 0 ? 'gateway' : `gateway-${i}`);
     return spawned(
@@ -223,7 +232,7 @@ export async function startCluster(
   });
   const [listening] = await Promise.all([
     Promise.all(gateways.map((gateway) => gateway.waitFor(/listening on (http:\/\/\S+)/))),
-    Promise.all(firstManagers.map((manager) => manager.waitFor(/is running/))),
+    Promise.all(firstManagers),
   ]);
   const gatewayUrls = listening.map((match) => match[1] ?? '');
   const url = gatewayUrls[0] ?? '';
@@ -240,11 +249,8 @@ export async function startCluster(
     client,
     gatewayUrls,
     managers,
-    addManager: async (id) => {
-      const manager = startManager(id);
-      await manager.waitFor(/is running/);
-      return manager;
-    },
+    runningSince,
+    addManager: (id) => running(id, startManager(id)),
     stop: () => stopRoles(mine),
   };
 }

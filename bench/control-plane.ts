@@ -34,9 +34,15 @@ function sizes(quick: boolean) {
     poolOps: quick ? 2000 : 10_000,
     /** Warm invocations at concurrency 1 per cluster, over the interleaved rounds. */
     warmRequests: quick ? 300 : 2000,
-    /** How long each side of the loop-delay comparison is measured (idle) and the cores are held (loaded). */
-    idleMs: quick ? 2000 : 4000,
-    loadedMs: quick ? 10_000 : LOOP_DELAY_WINDOW_MS + 5000,
+    /** How long each side of the loop-delay comparison is measured: idle, and with the cores held. */
+    idleMs: quick ? 2000 : 8000,
+    loadedMs: quick ? 8000 : 10_000,
+    /**
+     * Read each side's loop delay from a window of the leader's monitor that holds that side alone: wait for a window
+     * to start for the idle side, and hold the cores across the next window's start for the loaded one (up to two
+     * minutes; a quick run reads the windows under way instead).
+     */
+    alignWindows: !quick,
     /** Steady load before, between and after the handovers (ms). */
     calmMs: quick ? 1000 : 2000,
   };
@@ -53,11 +59,12 @@ const SWITCH_MARGIN_MS = 1000;
 const VIEW_POLL_MS = 10;
 /** Each CPU-burning invocation spins this long; the burners invoke again until the loaded time is over. */
 const BURN_MS = 10_000;
-/**
- * The window of the leader's loop-delay monitor (src/control-plane/loop-delay.ts: a minute by default): a full run
- * holds the cores for longer than it, so the window under way when the figures are read holds only loaded time.
- */
+/** The window of the leader's loop-delay monitor (src/control-plane/loop-delay.ts: a minute by default). */
 const LOOP_DELAY_WINDOW_MS = 60_000;
+/** How long before it says it runs a manager may have started its loop-delay monitor (the estimate's margin). */
+const WINDOW_MARGIN_MS = 4000;
+/** Time the burners' sandboxes get to start (cold) before the cores count as held. */
+const BURNERS_START_MS = 2500;
 const WAIT_TIMEOUT_MS = 30_000;
 const LEADER_ID = 'bench-leader';
 
@@ -99,7 +106,7 @@ export async function measureControlPlane(quick: boolean): Promise<Record<string
     await leaderCluster.addManager('cp-leader-manager-1');
     await waitFor('a follower of the leader', async () => (await controlPlane(leaderCluster.url)).followers.length > 0);
     await leaderCluster.client.deploy('steady', noop, { maxInstances: 8 });
-    // Deployed now, first invoked after the crash.
+    // Deployed now (its deploy trial's sandbox is not kept), first invoked after the crash.
     await leaderCluster.client.deploy('after-crash', noop, {});
     const steadyUrl = `${leaderCluster.url}/v1/functions/steady/invoke`;
     await load(steadyUrl, 200, STEADY_CONCURRENCY);
@@ -217,7 +224,8 @@ async function compareWarmInvoke(
 /**
  * The leader's loop delay as GET /v1/control-plane shows it, and the warm no-op p50 at concurrency 1 (every invoke
  * checks an instance out of the leader's pool and returns it): idle, then while 2 × cores sandboxes each spin a
- * core.
+ * core. The leader's monitor reports per window ({@link LOOP_DELAY_WINDOW_MS}, counted from the manager's start);
+ * with `alignWindows` each side is read from a window that holds only that side.
  */
 async function measureLoopDelay(
   cluster: RunningCluster,
@@ -225,21 +233,37 @@ async function measureLoopDelay(
   size: ReturnType<typeof sizes>,
 ): Promise<Record<string, unknown>> {
   const noopUrl = `${cluster.url}/v1/functions/noop/invoke`;
-  const idleMs = await latenciesFor(noopUrl, size.idleMs);
-  const idleView = await controlPlane(cluster.url);
-
   const burners = 2 * availableParallelism();
   await cluster.client.deploy('cpu-burn', burn, {
     maxInstances: burners,
     timeoutSeconds: Math.ceil(BURN_MS / 1000) + 30,
   });
+  const leaderId = (await controlPlane(cluster.url)).leader?.id;
+  const since = leaderId === undefined ? undefined : cluster.runningSince.get(leaderId);
+  const aligned = size.alignWindows && since !== undefined;
+  /**
+   * The first window start (as estimated: the manager said it runs up to {@link WINDOW_MARGIN_MS} after its monitor
+   * started, so the real one is at most that much earlier) at least that margin after `at`.
+   */
+  const windowStartAfter = (at: number): number =>
+    (since ?? 0) + Math.ceil((at + WINDOW_MARGIN_MS - (since ?? 0)) / LOOP_DELAY_WINDOW_MS) * LOOP_DELAY_WINDOW_MS;
+
+  // Idle: from a window's start (nothing but sleeping before it), the no-op invoked one call after another.
+  if (aligned) await sleepUntil(windowStartAfter(performance.now()) + 300);
+  const idleMs = await latenciesFor(noopUrl, size.idleMs);
+  const idleView = await controlPlane(cluster.url);
+
+  // Loaded: the burners start, the cores are held across the next window's start, read at its end of `loadedMs`.
+  const burnStart = performance.now();
+  const loadedFrom = aligned ? windowStartAfter(burnStart + BURNERS_START_MS) + 300 : burnStart + BURNERS_START_MS;
+  const readAt = loadedFrom + size.loadedMs;
+  const burnUntil = readAt + 1000;
   const burnTarget = new URL(`${cluster.url}/v1/functions/cpu-burn/invoke`);
   const agent = new Agent({ keepAlive: true, maxSockets: burners });
-  const loadedUntil = performance.now() + size.loadedMs;
   let burnCalls = 0;
   let burnFailures = 0;
   const burning = Array.from({ length: burners }, async () => {
-    for (let left = size.loadedMs; left > 500; left = loadedUntil - performance.now()) {
+    for (let left = burnUntil - burnStart; left > 500; left = burnUntil - performance.now()) {
       const hit = await post(agent, burnTarget, JSON.stringify({ ms: Math.min(BURN_MS, Math.round(left)) })).catch(
         () => null,
       );
@@ -248,19 +272,19 @@ async function measureLoopDelay(
     }
   });
   try {
-    // The burners' sandboxes start first (cold), then the cores are held.
-    await sleep(Math.min(2000, size.loadedMs / 4));
+    await sleepUntil(loadedFrom);
     const cpuBefore = await cpuTimes();
-    const loadedMs = await latenciesFor(noopUrl, loadedUntil - performance.now() - 1500);
+    const loadedMs = await latenciesFor(noopUrl, readAt - performance.now());
     const loadedView = await controlPlane(cluster.url);
     const cpuAfter = await cpuTimes();
+    await Promise.all(burning);
     return {
       idle: { loopDelayMs: idleView.leader?.loopDelayMs ?? null, noopInvokeMs: summarise(idleMs) },
       loaded: {
         loopDelayMs: loadedView.leader?.loopDelayMs ?? null,
         noopInvokeMs: summarise(loadedMs),
         burners,
-        heldMs: size.loadedMs,
+        heldMs: round(burnUntil - burnStart, 0),
         machineBusyPercent:
           cpuBefore === null || cpuAfter === null
             ? null
@@ -269,17 +293,20 @@ async function measureLoopDelay(
       burnCalls,
       burnFailures,
       leader: loadedView.leader?.id ?? null,
+      windowsAligned: aligned,
       target: 'loaded loop delay p99 < 10 ms',
       note:
-        `loopDelayMs: the leader's own figures (GET /v1/control-plane), over its monitor's window under way ` +
-        `(${LOOP_DELAY_WINDOW_MS / 1000} s): ` +
-        (size.loadedMs > LOOP_DELAY_WINDOW_MS
-          ? 'the cores were held longer than a window, so the loaded window holds only loaded time'
-          : 'a quick run holds the cores for less than a window, so the loaded figures also cover the time before') +
-        `; the idle ones cover the cluster's start and warm rounds. Loaded: ${burners} sandboxes (2 × cores) of a ` +
-        `function that spins ${BURN_MS / 1000} s, invoked again until the time is over (machineBusyPercent: all ` +
-        `cores, from /proc/stat, while the no-op was measured); noopInvokeMs: the warm ` +
-        "no-op at concurrency 1 meanwhile (each invoke is a checkout and a return on the leader's pool)",
+        "loopDelayMs: the leader's own figures (GET /v1/control-plane), of its monitor's window under way " +
+        `(${LOOP_DELAY_WINDOW_MS / 1000} s windows from the manager's start): ` +
+        (aligned
+          ? `each side read from a window that holds it alone (idle: about ${size.idleMs / 1000} s of no-op calls ` +
+            `from a window's start; loaded: the cores held from before a window's start to the reading ` +
+            `${size.loadedMs / 1000} s later)`
+          : "a quick run reads the windows under way, which also hold what ran before (the cluster's start, the " +
+            'warm rounds, the idle side)') +
+        `. Loaded: ${burners} sandboxes (2 × cores) of a function that spins ${BURN_MS / 1000} s, invoked again ` +
+        'until the time is over (machineBusyPercent: all cores, from /proc/stat, while the no-op was measured); ' +
+        "noopInvokeMs: the warm no-op at concurrency 1 (each invoke is a checkout and a return on the leader's pool)",
     };
   } finally {
     await Promise.all(burning);
@@ -449,8 +476,10 @@ async function measureFailover(
         `SIGKILL to the leading manager (leader TTL ${LEADER_TTL_SECONDS} s) while ${STEADY_CONCURRENCY} callers ` +
         'invoke a warm no-op function; toFirstWarmInvokeMs: from the kill to the end of the first invocation sent ' +
         'after it that succeeded (each needs a checkout from the pool); toFirstColdInvokeMs: the same for a ' +
-        'function deployed before the kill and first invoked after it (retried on failure, so it needs the ' +
-        'provisioning queue and a manager to start its sandbox); toNewLeaderInViewMs: until GET ' +
+        'function deployed before the kill with no sandbox yet, invoked after it one try after another (so it ' +
+        'needs the provisioning queue and a manager to start its sandbox; coldInvoke.start says whether the try ' +
+        'that succeeded started it or found the one an earlier, failed try had asked for); ' +
+        'toNewLeaderInViewMs: until GET ' +
         `/v1/control-plane (polled every ${VIEW_POLL_MS} ms) names another leader. Failures are reported, not a target`,
     };
   } finally {
@@ -488,6 +517,11 @@ function steadyLoad(url: string, concurrency: number): { calls: SteadyCall[]; st
       agent.destroy();
     },
   };
+}
+
+async function sleepUntil(at: number): Promise<void> {
+  const ms = at - performance.now();
+  if (ms > 0) await sleep(ms);
 }
 
 /** Latencies of `url` invoked one request after another for `ms`. */
