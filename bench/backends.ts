@@ -125,33 +125,19 @@ export async function measurePoolOps(counts: { ops: number }): Promise<Record<st
     pools.push(memoryPool);
     const redisPool = new RedisPool({ url: redis.url, keyPrefix: 'bench:' });
     pools.push(redisPool);
-    const now = Date.now();
-    for (const pool of pools) {
-      for (let i = 0; i < POOL_INSTANCES; i++) await pool.push(benchInstance(i, now));
-      // Warm-up: JIT, connection, Lua scripts loaded (EVALSHA from then on).
-      await checkoutReturnLoop(pool, Math.min(1000, counts.ops), 16);
-    }
-
+    const rates = await poolOpsRates({ memory: memoryPool, redis: redisPool }, counts.ops);
     const result: Record<string, unknown> = {
       instances: POOL_INSTANCES,
       opsPerRun: counts.ops,
       note: 'one op = checkout + push of one instance; RedisPool runs one Lua script per call',
     };
-    for (const concurrency of POOL_CONCURRENCIES) {
-      const runs = { memory: [] as LoopResult[], redis: [] as LoopResult[] };
-      for (let half = 0; half < 2; half++) {
-        runs.memory.push(await checkoutReturnLoop(memoryPool, Math.ceil(counts.ops / 2), concurrency));
-        runs.redis.push(await checkoutReturnLoop(redisPool, Math.ceil(counts.ops / 2), concurrency));
-      }
-      const rate = (xs: LoopResult[]) => xs.reduce((a, x) => a + x.ops, 0) / xs.reduce((a, x) => a + x.seconds, 0);
-      const memoryOps = rate(runs.memory);
-      const redisOps = rate(runs.redis);
+    for (const [concurrency, { memory, redis: onRedis }] of rates) {
       result[`concurrency${concurrency}`] = {
-        memoryPoolOpsPerSec: round(memoryOps, 0),
-        redisPoolOpsPerSec: round(redisOps, 0),
-        ratio: round(redisOps / memoryOps, 4),
-        redisOps: runs.redis.reduce((a, x) => a + x.ops, 0),
-        emptyCheckouts: [...runs.memory, ...runs.redis].reduce((a, x) => a + x.empty, 0),
+        memoryPoolOpsPerSec: round(memory.opsPerSec, 0),
+        redisPoolOpsPerSec: round(onRedis.opsPerSec, 0),
+        ratio: round(onRedis.opsPerSec / memory.opsPerSec, 4),
+        redisOps: onRedis.ops,
+        emptyCheckouts: memory.empty + onRedis.empty,
       };
     }
     return result;
@@ -159,6 +145,50 @@ export async function measurePoolOps(counts: { ops: number }): Promise<Record<st
     await Promise.allSettled(pools.map((pool) => pool.close()));
     await redis.close();
   }
+}
+
+/** One pool's checkout + return loops at one concurrency. */
+export interface PoolOpsRate {
+  opsPerSec: number;
+  ops: number;
+  /** Checkouts that found the pool empty. */
+  empty: number;
+}
+
+/**
+ * The method of {@link measurePoolOps} for any pools: {@link POOL_INSTANCES} instances pushed into each, a warm-up
+ * (JIT, connections, scripts), then at concurrency 1 and 16 each pool's checkout → push loops for `ops` operations,
+ * in two interleaved halves. Each pool gets its own instances; the pools must be empty under the bench's key.
+ */
+export async function poolOpsRates<Name extends string>(
+  pools: Record<Name, Pool>,
+  ops: number,
+): Promise<[concurrency: number, rates: Record<Name, PoolOpsRate>][]> {
+  const named = Object.entries(pools) as [Name, Pool][];
+  const now = Date.now();
+  for (const [, pool] of named) {
+    for (let i = 0; i < POOL_INSTANCES; i++) await pool.push(benchInstance(i, now));
+    // Warm-up: JIT, connection, Lua scripts loaded (EVALSHA from then on).
+    await checkoutReturnLoop(pool, Math.min(1000, ops), 16);
+  }
+  const rates: [number, Record<Name, PoolOpsRate>][] = [];
+  for (const concurrency of POOL_CONCURRENCIES) {
+    const runs = new Map<Name, LoopResult[]>(named.map(([name]) => [name, []]));
+    for (let half = 0; half < 2; half++) {
+      for (const [name, pool] of named)
+        runs.get(name)!.push(await checkoutReturnLoop(pool, Math.ceil(ops / 2), concurrency));
+    }
+    const rate = (xs: LoopResult[]): PoolOpsRate => ({
+      opsPerSec: xs.reduce((a, x) => a + x.ops, 0) / xs.reduce((a, x) => a + x.seconds, 0),
+      ops: xs.reduce((a, x) => a + x.ops, 0),
+      empty: xs.reduce((a, x) => a + x.empty, 0),
+    });
+    rates.push([
+      concurrency,
+      Object.fromEntries([...runs].map(([name, xs]) => [name, rate(xs)])) as Record<Name, PoolOpsRate>,
+    ]);
+  }
+  return rates;
 }
 
 interface LoopResult {

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBundle } from '../src/client/bundle.js';
@@ -47,7 +47,7 @@ const STOP_TIMEOUT_MS = 15_000;
 const OUTPUT_LIMIT = 64 * 1024;
 
 /** A `savassan` role process started by the bench. */
-interface RoleProcess {
+export interface RoleProcess {
   name: string;
   role: 'agent' | 'manager' | 'gateway';
   child: ChildProcess;
@@ -110,28 +110,56 @@ function startRole(name: string, role: RoleProcess['role'], args: string[], env:
   };
 }
 
-/** The servers both clusters share, each cluster on its own part of them. */
-interface SharedServers {
+/** The servers the bench's clusters share, each cluster on its own part of them. */
+export interface SharedServers {
   etcd: EtcdServer;
   redis: RedisServer;
   postgres: SqlTestServer;
   s3: S3Server;
 }
 
-interface RunningCluster {
+export interface RunningCluster {
   /** The first gateway's base URL, and its client. */
   url: string;
   client: SavassanClient;
   /** Every gateway's base URL. */
   gatewayUrls: string[];
+  /** The managers by id, those started later included. */
+  managers: Map<string, RoleProcess>;
+  /** When each manager said it runs (`performance.now()`). */
+  runningSince: Map<string, number>;
+  /** Starts one more manager with the cluster's settings; resolves once it runs. */
+  addManager(id: string): Promise<RoleProcess>;
+  /** Stops this cluster's processes: gateways and managers first, then agents. */
+  stop(): Promise<void>;
+}
+
+/** How a bench cluster differs from the plain one (1 manager, 1 gateway, process sandboxes, the pool in Redis). */
+export interface ClusterShape {
+  gateways?: number;
+  managers?: number;
+  /**
+   * Where the warm pool lives: `leader` starts the managers and gateways with `--pool leader` and gives the cluster
+   * no Redis at all; `redis` passes `--pool redis`. Unset: no `--pool` flag, the pool in Redis.
+   */
+  pool?: 'leader' | 'redis';
+  /** More arguments for every manager (`--leader-ttl 2`). */
+  managerArgs?: readonly string[];
+  sandbox?: 'process' | 'bwrap';
+}
+
+/** Stops `roles`: gateways and managers first, then agents (they deregister from etcd and destroy their sandboxes). */
+async function stopRoles(roles: RoleProcess[]): Promise<void> {
+  await Promise.allSettled(roles.filter((p) => p.role !== 'agent').map((p) => p.stop()));
+  await Promise.allSettled(roles.filter((p) => p.role === 'agent').map((p) => p.stop()));
 }
 
 /**
- * Starts `agentCount` agents, a manager and `gatewayCount` gateways on 127.0.0.1, on the etcd prefix, Redis database, PostgreSQL
- * database and S3 bucket of `name`; resolves once the gateway lists every agent. `started` receives every process
- * as it is spawned, so the caller can stop them even if this fails half-way.
+ * Starts `agentCount` agents, the managers and gateways of `shape` on 127.0.0.1, on the etcd prefix, Redis
+ * database, PostgreSQL database and S3 bucket of `name`; resolves once the gateway lists every agent. `started`
+ * receives every process as it is spawned, so the caller can stop them even if this fails half-way.
  */
-async function startCluster(
+export async function startCluster(
   name: string,
   agentCount: number,
   capacity: number,
@@ -139,53 +167,72 @@ async function startCluster(
   servers: SharedServers,
   root: string,
   started: RoleProcess[],
-  gatewayCount = 1,
+  shape: ClusterShape = {},
 ): Promise<RunningCluster> {
   const database = await servers.postgres.createDatabase();
   const env = {
     SAVASSAN_CLUSTER_TOKEN: `token-${randomUUID()}`,
     SAVASSAN_S3_URL: `${servers.s3.url}/${name}?createBucket=true`,
-    SAVASSAN_REDIS_URL: servers.redis.url.replace(/\/\d+$/, `/${redisDb}`),
+    ...(shape.pool === 'leader' ? {} : { SAVASSAN_REDIS_URL: servers.redis.url.replace(/\/\d+$/, `/${redisDb}`) }),
     SAVASSAN_DB_URL: servers.postgres.url(database),
   };
   const common = [
     ...['--log-level', 'error'],
     ...['--etcd', servers.etcd.endpoints.join(','), '--etcd-prefix', `/savassan-bench/${name}`],
   ];
+  const poolArgs = shape.pool === undefined ? [] : ['--pool', shape.pool];
+  const mine: RoleProcess[] = [];
+  const spawned = (role: RoleProcess): RoleProcess => {
+    started.push(role);
+    mine.push(role);
+    return role;
+  };
   const agents: RoleProcess[] = [];
   for (let i = 0; i < agentCount; i++) {
     const args = ['--node-id', `${name}-${i}`, '--listen', '127.0.0.1:0'];
-    args.push('--capacity', String(capacity), '--sandbox', 'process', '--no-stem-cells');
+    args.push('--capacity', String(capacity), '--sandbox', shape.sandbox ?? 'process', '--no-stem-cells');
     args.push('--data-dir', join(root, name, `agent-${i}`), ...common);
-    const agent = startRole(`${name} agent ${i}`, 'agent', args, env);
-    started.push(agent);
+    const agent = spawned(startRole(`${name} agent ${i}`, 'agent', args, env));
     agents.push(agent);
     // The first agent creates the bucket before the others start: concurrent creates race, and s3rver answers the
     // loser BucketAlreadyExists, which the S3 blob store does not take for success.
     if (i === 0) await agent.waitFor(/is serving on \S+/);
   }
   await Promise.all(agents.map((agent) => agent.waitFor(/is serving on \S+/)));
-  const manager = startRole(
-    `${name} manager`,
-    'manager',
-    [...['--id', `${name}-manager`, '--data-dir', join(root, name, 'manager')], ...common],
-    env,
-  );
-  started.push(manager);
-  const gateways = Array.from({ length: gatewayCount }, (_, i) => {
-    const gatewayDir = join(root, name, i === 0 ? 'gateway' : `gateway-${i}`);
-    const gateway = startRole(
-      `${name} gateway ${i}`,
-      'gateway',
-      [...['--port', '0', '--queue-wait', '30', '--data-dir', gatewayDir], ...common],
-      env,
+  const managers = new Map<string, RoleProcess>();
+  const startManager = (id: string): RoleProcess => {
+    const args = ['--id', id, '--data-dir', join(root, name, id.replace(`${name}-`, '')), ...poolArgs];
+    if (shape.pool === 'leader') args.push('--listen', '127.0.0.1:0');
+    const manager = spawned(
+      startRole(`${name} ${id}`, 'manager', [...args, ...(shape.managerArgs ?? []), ...common], env),
     );
-    started.push(gateway);
-    return gateway;
+    managers.set(id, manager);
+    return manager;
+  };
+  const runningSince = new Map<string, number>();
+  const running = async (id: string, manager: RoleProcess): Promise<RoleProcess> => {
+    await manager.waitFor(/is running/);
+    runningSince.set(id, performance.now());
+    return manager;
+  };
+  const firstManagers = Array.from({ length: shape.managers ?? 1 }, (_, i) => {
+    const id = i === 0 ? `${name}-manager` : `${name}-manager-${i}`;
+    return running(id, startManager(id));
+  });
+  const gateways = Array.from({ length: shape.gateways ?? 1 }, (_, i) => {
+    const gatewayDir = join(root, name, i === 0 ? 'gateway' : `gateway-${i}`);
+    return spawned(
+      startRole(
+        `${name} gateway ${i}`,
+        'gateway',
+        [...['--port', '0', '--queue-wait', '30', '--data-dir', gatewayDir], ...poolArgs, ...common],
+        env,
+      ),
+    );
   });
   const [listening] = await Promise.all([
     Promise.all(gateways.map((gateway) => gateway.waitFor(/listening on (http:\/\/\S+)/))),
-    manager.waitFor(/is running/),
+    Promise.all(firstManagers),
   ]);
   const gatewayUrls = listening.map((match) => match[1] ?? '');
   const url = gatewayUrls[0] ?? '';
@@ -197,43 +244,47 @@ async function startCluster(
     if (Date.now() > deadline) throw new Error(`the ${name} gateway lists ${listed} of ${agentCount} agents`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return { url, client, gatewayUrls };
+  return {
+    url,
+    client,
+    gatewayUrls,
+    managers,
+    runningSince,
+    addManager: (id) => running(id, startManager(id)),
+    stop: () => stopRoles(mine),
+  };
 }
 
-/** One thing measured, with what it collected over the rounds. */
-interface Side {
-  invokeUrl: string;
-  latencies: number[];
-  rps: number[];
-  errors: number;
+/** Why the cluster sections cannot run here (etcd, redis-server or PostgreSQL missing), or null where they can. */
+export function clusterSkipReason(): string | null {
+  if (!etcdAvailable()) return `${etcdBinary} is not installed`;
+  if (!redisServerAvailable()) return `${redisServerBinary} is not installed`;
+  if (!existsSync(join(postgresBinDir, 'postgres'))) return `PostgreSQL is not installed in ${postgresBinDir}`;
+  return null;
 }
 
-const side = (invokeUrl: string): Side => ({ invokeUrl, latencies: [], rps: [], errors: 0 });
-/** Alternates which side goes first, so that neither always runs right after the other. */
-const inTurn = <T>(r: number, a: T, b: T): T[] => (r % 2 === 0 ? [a, b] : [b, a]);
+/** What a cluster section gets from {@link withClusterServers}. */
+export interface ClusterBench {
+  servers: SharedServers;
+  /** A temporary directory for the processes' data (0711 where bwrap sandboxes must pass through it). */
+  root: string;
+  /** Every role process started: pass it to {@link startCluster}; all are stopped at the end. */
+  roles: RoleProcess[];
+  /** Registers what `starting` resolves to for cleanup, whatever else fails. */
+  owned: <T>(starting: Promise<T>, close: (value: T) => Promise<void>) => Promise<T>;
+}
 
 /**
- * Throughput of a CPU-light function (~1 ms of CPU) at concurrency 32 on a 3-agent cluster against a 1-agent one,
- * and warm p50/p99 of the no-op function at concurrency 1 through the 3-agent cluster's gateway against an embedded
- * `savassan start`. All sandboxes are `process` ones without stem cells. Skipped when etcd, redis-server or
- * PostgreSQL is not installed.
+ * Starts etcd, redis-server, PostgreSQL and s3rver from the test kits, runs `measure`, then stops every role process
+ * it started (gateways and managers, then agents), the servers, any sandbox left behind, and removes the data.
  */
-export async function measureCluster(
-  noop: Uint8Array,
-  counts: { warmRequests: number; throughputRequests: number; rollbackTrials: number },
-): Promise<Record<string, unknown>> {
-  if (!etcdAvailable()) return { skipped: `${etcdBinary} is not installed` };
-  if (!redisServerAvailable()) return { skipped: `${redisServerBinary} is not installed` };
-  if (!existsSync(join(postgresBinDir, 'postgres')))
-    return { skipped: `PostgreSQL is not installed in ${postgresBinDir}` };
-  const cpuLight = await readBundle(join(repoRoot, 'bench', 'functions', 'cpu-light'));
-
-  const startedAt = performance.now();
+export async function withClusterServers<T>(measure: (bench: ClusterBench) => Promise<T>): Promise<T> {
   const root = await mkdtemp(join(tmpdir(), 'sv-bench-cluster-'));
+  // Sandbox users of bwrap agents pass through it to their agent's data.
+  await chmod(root, 0o711);
   const roles: RoleProcess[] = [];
   const closers: (() => Promise<void>)[] = [];
   try {
-    /** Registers what `starting` resolves to for cleanup, whatever else fails. */
     const owned = <T>(starting: Promise<T>, close: (value: T) => Promise<void>): Promise<T> =>
       starting.then((value) => {
         closers.push(() => close(value));
@@ -248,12 +299,55 @@ export async function measureCluster(
     ] as const;
     await Promise.allSettled(startingServers);
     const [etcd, redis, postgres, s3] = await Promise.all(startingServers);
-    const servers: SharedServers = { etcd, redis, postgres, s3 };
+    return await measure({ servers: { etcd, redis, postgres, s3 }, root, roles, owned });
+  } finally {
+    await stopRoles(roles);
+    await Promise.allSettled(closers.reverse().map((close) => close()));
+    // An agent killed after the stop timeout leaves its sandboxes behind: they are ours, end them by pid.
+    for (const pid of await sandboxPids(root).catch(() => [] as number[])) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** One thing measured, with what it collected over the rounds. */
+interface Side {
+  invokeUrl: string;
+  latencies: number[];
+  rps: number[];
+  errors: number;
+}
+
+const side = (invokeUrl: string): Side => ({ invokeUrl, latencies: [], rps: [], errors: 0 });
+/** Alternates which side goes first, so that neither always runs right after the other. */
+export const inTurn = <T>(r: number, a: T, b: T): T[] => (r % 2 === 0 ? [a, b] : [b, a]);
+
+/**
+ * Throughput of a CPU-light function (~1 ms of CPU) at concurrency 32 on a 3-agent cluster against a 1-agent one,
+ * and warm p50/p99 of the no-op function at concurrency 1 through the 3-agent cluster's gateway against an embedded
+ * `savassan start`. All sandboxes are `process` ones without stem cells. Skipped when etcd, redis-server or
+ * PostgreSQL is not installed.
+ */
+export async function measureCluster(
+  noop: Uint8Array,
+  counts: { warmRequests: number; throughputRequests: number; rollbackTrials: number },
+): Promise<Record<string, unknown>> {
+  const skipped = clusterSkipReason();
+  if (skipped !== null) return { skipped };
+  const cpuLight = await readBundle(join(repoRoot, 'bench', 'functions', 'cpu-light'));
+
+  const startedAt = performance.now();
+  return withClusterServers(async ({ servers, root, roles, owned }) => {
     const embeddedArgs = ['--sandbox', 'process', '--no-stem-cells', '--no-examples', '--queue-wait', '30'];
     const starting = [
       startCluster('three', 3, THREE_NODE_CAPACITY, 0, servers, root, roles),
       // Two gateways: the rollback section measures how fast both stop sending a failed canary traffic.
-      startCluster('one', 1, ONE_NODE_CAPACITY, 1, servers, root, roles, 2),
+      startCluster('one', 1, ONE_NODE_CAPACITY, 1, servers, root, roles, { gateways: 2 }),
       owned(startServer([...embeddedArgs, '--log-level', 'error']), (server) => server.cleanup()),
     ] as const;
     await Promise.allSettled(starting);
@@ -355,20 +449,5 @@ export async function measureCluster(
         'more nodes costs, not scale-out; process sandboxes, no stem cells; cluster = 1 manager + 1 gateway, ' +
         'all on 127.0.0.1',
     };
-  } finally {
-    // Gateways and managers first, then agents (they deregister from etcd and destroy their sandboxes), then the
-    // embedded server and the shared servers.
-    await Promise.allSettled(roles.filter((p) => p.role !== 'agent').map((p) => p.stop()));
-    await Promise.allSettled(roles.filter((p) => p.role === 'agent').map((p) => p.stop()));
-    await Promise.allSettled(closers.reverse().map((close) => close()));
-    // An agent killed after the stop timeout leaves its sandboxes behind: they are ours, end them by pid.
-    for (const pid of await sandboxPids(root).catch(() => [] as number[])) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
-    }
-    await rm(root, { recursive: true, force: true });
-  }
+  });
 }

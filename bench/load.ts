@@ -170,9 +170,12 @@ export async function warmThroughput(url: string, options: { requests: number; t
   return { requests: options.total, roundRps };
 }
 
-/** Starts one of the bench's baseline servers (a script under bench/) and waits for its address. */
-export async function startBaseline(script: string, args: string[] = []) {
-  const child = spawn(process.execPath, [join(import.meta.dirname, script), ...args], {
+/**
+ * Starts one of the bench's baseline servers (a script under bench/) and waits for its address. `nodeArgs` go to
+ * node before the script (`['--import', 'tsx']` runs a TypeScript one).
+ */
+export async function startBaseline(script: string, args: string[] = [], nodeArgs: string[] = []) {
+  const child = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, script), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

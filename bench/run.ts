@@ -16,6 +16,7 @@ import { bwrapSkipReason, startBwrapServer } from './bwrap-server.js';
 import { measureCliStartup } from './cli-startup.js';
 import { measureConsole } from './console.js';
 import { measureCluster } from './cluster.js';
+import { measureControlPlane } from './control-plane.js';
 import { eventLoopCounts, measureEventLoops } from './event-loops.js';
 import { eventsOptions, measureEvents } from './events.js';
 import { measureWorkflows, workflowsOptions } from './workflows.js';
@@ -420,6 +421,10 @@ async function main(): Promise<void> {
   // 14. The intelligence layer: embedding throughput per embedder, vector search (HNSW against exact scans and the
   // in-memory brute force, recall@10) at 10k and 100k vectors, and plan latency per planner.
   results.intelligence = await measureIntelligence(quick);
+
+  // 17. The self-managed control plane: the leader-held pool against the Redis pool (adapter ops/s, warm p50 through
+  // a gateway), the leader's loop delay with every core busy, handovers under steady load, and a leader's crash.
+  results.controlPlane = await measureControlPlane(quick);
 
   await mkdir(join(repoRoot, 'bench', 'results'), { recursive: true });
   const file = join(repoRoot, 'bench', 'results', `${run.date.replace(/[:.]/g, '-')}.json`);
