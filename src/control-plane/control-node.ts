@@ -150,7 +150,7 @@ export class ControlNode implements LeaderHost {
   #replica: HeldReplica | null = null;
   readonly #followers = new Map<string, FollowerEntry>();
   /** Set after this manager handed the lead over: where calls go until the directory says otherwise. */
-  #forwardTo: { id: string; address: string } | null = null;
+  #forwardTo: { id: string; address: string; at: number } | null = null;
   /** While a handover runs: resolves when writes may go on (locally or forwarded). */
   #switching: Promise<void> | null = null;
   #handover: HandoverRecord | null = null;
@@ -212,11 +212,17 @@ export class ControlNode implements LeaderHost {
     this.#state = null;
     for (const follower of this.#followers.values()) follower.controller.abort();
     this.#followers.clear();
-    if (state !== null) void state.close();
+    if (state !== null) {
+      // Blocked waits end UNAVAILABLE rather than empty: their callers ask the next leader.
+      state.handOff(this.#forwardTo?.id ?? 'the next leader');
+      void state.close();
+    }
   }
 
   async route(): Promise<PoolRoute> {
     if (this.#switching !== null) await this.#switching;
+    // The successor just handed to, until etcd (read through #leader) can be trusted to name it or a later one.
+    if (this.#forwardTo !== null && Date.now() - this.#forwardTo.at > forwardToMs) this.#forwardTo = null;
     if (this.#forwardTo !== null)
       return { kind: 'forward', leaderId: this.#forwardTo.id, address: this.#forwardTo.address };
     if (this.#state !== null && this.#options.lead.leading) {
@@ -245,6 +251,10 @@ export class ControlNode implements LeaderHost {
       // Gone while they were read (a manager stopping as it began to follow): its abort has fired already, and an
       // entry made now would be listed as a follower for ever.
       if (signal.aborted) return;
+      // The lead ended meanwhile: this state streams nothing more.
+      if (this.#state !== state || !this.#options.lead.leading) {
+        throw new PlatformError('CONFLICT', `${this.id} does not lead the control plane`);
+      }
       this.#followers.get(followerId)?.controller.abort();
       this.#followers.delete(followerId);
       // During an upgrade, managers of the new build follow beyond the usual number: one of them takes the lead.
@@ -286,6 +296,7 @@ export class ControlNode implements LeaderHost {
   async becomeLeader(fromId: string, fromTerm: number, snapshot: ControlSnapshot): Promise<{ term: number }> {
     if (this.#stopped) throw new PlatformError('UNAVAILABLE', `${this.id} is stopping`);
     if (this.#options.lead.leading) throw new PlatformError('CONFLICT', `${this.id} leads already`);
+    if (this.#handed !== null) throw new PlatformError('CONFLICT', `a handover to ${this.id} is under way`);
     const state = this.#options.openState(snapshot);
     this.#handed = state;
     try {
@@ -321,18 +332,26 @@ export class ControlNode implements LeaderHost {
       return this.#options.directory.peer(leader).handover(toId);
     }
     if (this.#switching !== null) throw new PlatformError('CONFLICT', 'a handover is under way');
-    const target = await this.#target(toId);
-    const started = Date.now();
-    this.#handover = { state: 'running', from: this.id, to: target.id, at: new Date(started).toISOString() };
+    // Taken before anything is awaited: a second handover asked meanwhile is refused, never run beside this one.
     let release!: () => void;
     this.#switching = new Promise((resolve) => (release = resolve));
+    let target: Member;
+    try {
+      target = await this.#target(toId);
+    } catch (err) {
+      this.#switching = null;
+      release();
+      throw err;
+    }
+    const started = Date.now();
+    this.#handover = { state: 'running', from: this.id, to: target.id, at: new Date(started).toISOString() };
     state.pause();
     try {
       const snapshot = state.snapshot(await this.#meta());
       const { term } = await this.#options.directory
         .peer(target)
         .becomeLeader(this.id, this.#options.lead.term, snapshot);
-      this.#forwardTo = { id: target.id, address: target.address };
+      this.#forwardTo = { id: target.id, address: target.address, at: Date.now() };
       this.#leaderCache = null;
       state.handOff(target.id);
       const pausedMs = Date.now() - started;
@@ -380,6 +399,8 @@ export class ControlNode implements LeaderHost {
 
   /** Hand the lead over if leading (SIGTERM), then stop following. Never rejects. */
   async stop(): Promise<void> {
+    // A handover under way ends first (the successor's upgrade may ask this manager to leave as it takes over).
+    await this.#switching;
     if (this.#state !== null && this.#options.lead.leading) {
       try {
         await this.handover(undefined);
@@ -529,9 +550,13 @@ export class ControlNode implements LeaderHost {
         reported = replica.appliedSeq;
         peer.reportApplied(this.id, reported).catch(() => undefined);
       }, this.#options.reportMs ?? 200);
+      // The copy taken so far stays until this one holds a snapshot: a leader that just died leaves it to lead from.
+      const onEvent = (event: FollowEvent): void => {
+        replica.apply(event);
+        if (this.#replica !== replica && replica.appliedSeq >= 0) this.#replica = replica;
+      };
       try {
-        this.#replica = replica;
-        await peer.follow(this.id, this.build, (event) => replica.apply(event), controller.signal);
+        await peer.follow(this.id, this.build, onEvent, controller.signal);
         // The leader ended the stream: it stepped down, so this copy falls behind its successor's state.
         if (this.#replica === replica) this.#replica = null;
       } catch (err) {
@@ -549,6 +574,9 @@ export class ControlNode implements LeaderHost {
     }
   }
 }
+
+/** How long a manager that handed the lead over forwards to its successor before it asks etcd again. */
+const forwardToMs = 3000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
