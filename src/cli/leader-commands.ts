@@ -122,11 +122,11 @@ function gatewayUrls(view: ControlPlaneView): string[] {
  * which prove nothing: keyed gateways answer 401 and the command says so), and gives up after two minutes.
  */
 async function followUpgrade(
-  first: SavassanClient,
+  given: SavassanClient,
   started: UpgradeStatus,
   say: (line: string) => void,
 ): Promise<UpgradeStatus> {
-  let api = first;
+  let api = given;
   /** Gateways to try when the current one does not answer, newest list first. */
   let known: string[] = [];
   let last = started;
@@ -141,6 +141,13 @@ async function followUpgrade(
       unreachableSince = null;
       known = gatewayUrls(view);
     } catch (err) {
+      if (api !== given && err instanceof ApiError && err.status === 401) {
+        throw new PlatformError(
+          'UNAUTHORIZED',
+          `${api.url}, a gateway the control plane lists, wants an API key, which this command sends only to the ` +
+            'URL it was given: the upgrade goes on; follow it with "savassan leader status" (SAVASSAN_URL: a load balancer)',
+        );
+      }
       if (!unreachable(err)) throw err;
       const now = Date.now();
       const first = unreachableSince === null;
@@ -214,7 +221,10 @@ export function addLeaderCommands(program: Command): void {
   leader
     .command('handover')
     .description('hand the lead to another manager now, without losing a warm instance or a queued request')
-    .option('--to <id>', 'the manager to hand over to, one of the followers (default: the most up to date one)')
+    .option(
+      '--to <id>',
+      'the manager to hand over to, any manager of the same control protocol (default: the follower most up to date)',
+    )
     .option('--json', 'print {from, to, term, pausedMs}')
     .addHelpText(
       'after',
