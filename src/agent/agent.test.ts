@@ -453,10 +453,14 @@ describe('Agent with the process runtime', () => {
     await agent.destroySandbox(ref.instanceId);
   });
 
-  it('refuses a second invocation on a busy sandbox', async () => {
+  it('refuses a second invocation on a busy sandbox, as not delivered (the caller takes another instance)', async () => {
     const ref = await agent.createSandbox(await deploy('sleeper'));
     const running = invoke(ref.instanceId, { ms: 300 });
-    await assert.rejects(invoke(ref.instanceId, { ms: 1 }), (err: unknown) => isPlatformError(err, 'INTERNAL'));
+    await assert.rejects(
+      invoke(ref.instanceId, { ms: 1 }),
+      (err: unknown) =>
+        isPlatformError(err, 'UNAVAILABLE') && err.details['notDelivered'] === true && err.details['busy'] === true,
+    );
     assert.deepEqual(payload(await running), { slept: true });
     await agent.destroySandbox(ref.instanceId);
   });
