@@ -3,12 +3,12 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 
 import { isPlatformError } from '../../core/errors.js';
-import type { ControlProcess, InstalledBuild } from '../../core/ports/infrastructure.js';
+import type { ControlProcess } from '../../core/ports/infrastructure.js';
 import { LocalSupervisor, withOption } from './local-supervisor.js';
 
 /**
@@ -135,27 +135,6 @@ describe('LocalSupervisor', () => {
       supervisor.resolve('bogus'),
       (err) => isPlatformError(err, 'BAD_REQUEST') && err.message.includes('is not a Savassan build'),
     );
-  });
-
-  it('resolves this repository itself once it is built with the version command', async (t) => {
-    const repo = resolve(import.meta.dirname, '..', '..', '..');
-    if (!existsSync(join(repo, 'dist', 'cli', 'main.js'))) {
-      t.skip('dist/ is not built here');
-      return;
-    }
-    let build: InstalledBuild;
-    try {
-      build = await supervisor.resolve(repo);
-    } catch (err) {
-      if (isPlatformError(err, 'BAD_REQUEST')) {
-        t.skip(`this build has no usable "savassan version --json" yet: ${err.rawMessage.slice(0, 200)}`);
-        return;
-      }
-      throw err;
-    }
-    const pkg = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')) as { version: string };
-    assert.equal(build.version, pkg.version);
-    assert.equal(build.location, repo);
   });
 
   it('launches a detached process like the old one, with its own id, data directory, log and pid file, then retires it', async () => {
