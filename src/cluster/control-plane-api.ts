@@ -1,6 +1,7 @@
-import { compatibleBuilds, type BuildInfo } from '../core/build-info.js';
+import type { BuildInfo } from '../core/build-info.js';
 import type { ControlPlaneApi, ControlPlaneView } from '../core/control-plane-view.js';
 import { PlatformError } from '../core/errors.js';
+import { viewsOfMembers } from '../control-plane/control-node.js';
 import type { EtcdControlDirectory } from './control-directory.js';
 import type { EtcdLeaderResolver } from './leader-resolver.js';
 
@@ -41,15 +42,7 @@ export function clusterControlPlaneApi(options: {
             },
       followersWanted: 0,
       followers: [],
-      members: members.map((member) => ({
-        id: member.id,
-        role: member.role,
-        build: member.build,
-        address: member.address,
-        leader: member.role === 'manager' && member.id === leader?.id,
-        follower: false,
-        compatible: member.build !== null && compatibleBuilds(member.build, reference),
-      })),
+      members: viewsOfMembers(members, leader?.id, () => false, reference),
       handover: null,
       upgrade: null,
     };

@@ -353,7 +353,6 @@ export class ControlNode implements LeaderHost {
         .becomeLeader(this.id, this.#options.lead.term, snapshot);
       this.#forwardTo = { id: target.id, address: target.address, at: Date.now() };
       this.#leaderCache = null;
-      state.handOff(target.id);
       const pausedMs = Date.now() - started;
       this.#handover = { ...this.#handover, state: 'done', pausedMs };
       this.#logger.info({ to: target.id, term, pausedMs }, 'handed the lead over');
@@ -433,15 +432,7 @@ export class ControlNode implements LeaderHost {
       reportedMsAgo: now - entry.reportedAt,
       since: new Date(entry.since).toISOString(),
     }));
-    const memberViews: MemberView[] = members.map((member) => ({
-      id: member.id,
-      role: member.role,
-      build: member.build,
-      address: member.address,
-      leader: member.role === 'manager' && member.id === leader?.id,
-      follower: member.role === 'manager' && this.#followers.has(member.id),
-      compatible: member.build !== null && compatibleBuilds(member.build, this.build),
-    }));
+    const memberViews = viewsOfMembers(members, leader?.id, (id) => this.#followers.has(id), this.build);
     return {
       mode: 'cluster',
       pool: 'leader',
@@ -573,6 +564,27 @@ export class ControlNode implements LeaderHost {
       await sleep(retryMs);
     }
   }
+}
+
+/**
+ * The members as the view shows them: which manager leads (`leaderId`), which follow, and whether each speaks the
+ * control protocol of `reference` (the leader's build).
+ */
+export function viewsOfMembers(
+  members: readonly Member[],
+  leaderId: string | undefined,
+  follows: (id: string) => boolean,
+  reference: BuildInfo,
+): MemberView[] {
+  return members.map((member) => ({
+    id: member.id,
+    role: member.role,
+    build: member.build,
+    address: member.address,
+    leader: member.role === 'manager' && member.id === leaderId,
+    follower: member.role === 'manager' && follows(member.id),
+    compatible: member.build !== null && compatibleBuilds(member.build, reference),
+  }));
 }
 
 /** How long a manager that handed the lead over forwards to its successor before it asks etcd again. */
